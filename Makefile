@@ -1,0 +1,50 @@
+# LearningChain: two commands on a fresh Debian 12 machine.
+#   make test   installs what is missing and runs lint, types and the whole suite
+#   make demo   runs a local graph doing real work
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+export LC_TEST_POSTGRES_URL ?= postgresql+psycopg2://lc:lc@127.0.0.1:5432/lc_test
+
+.PHONY: test demo setup system venv base-image lint typecheck unit soak bench clean
+
+test: setup lint typecheck
+	$(VENV)/bin/pytest -q
+
+setup: system venv base-image
+
+system:
+	bash scripts/setup_system.sh
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev,ml]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+base-image: venv
+	@if [ -f sandbox/base_image.py ]; then $(VENV)/bin/learningchain sandbox base-image; fi
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(VENV)/bin/pytest -q -m "not docker and not postgres and not slow"
+
+soak: setup
+	$(VENV)/bin/pytest -q -m slow --runslow
+
+bench: venv
+	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+demo: setup
+	@if [ -f client/demo.py ]; then $(PY) -m client.demo; else echo "make demo: not yet (lands with the node issue, #6)"; fi
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

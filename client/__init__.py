@@ -1,0 +1,1 @@
+"""LearningChain client: node runner, worker loop, CLI, HTTP API."""

@@ -1,0 +1,1 @@
+"""LearningChain p2p: authenticated transport, gossip, block sync, blob transfer."""

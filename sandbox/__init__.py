@@ -1,0 +1,1 @@
+"""LearningChain sandbox: hardened Docker execution of untrusted training jobs."""

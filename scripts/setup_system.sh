@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs and starts what a fresh Debian 12 machine lacks for LearningChain:
+# the Docker engine, PostgreSQL (for the storage tests) and debootstrap (for
+# the offline base image). Idempotent: every step checks before it acts.
+set -euo pipefail
+
+need_pkgs=()
+command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need_pkgs+=(postgresql)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "setup: installing ${need_pkgs[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+# Docker engine: start dockerd in the background when nothing answers.
+if ! docker info >/dev/null 2>&1; then
+  if [ -z "${DOCKER_HOST:-}" ]; then
+    echo "setup: starting dockerd"
+    mkdir -p /var/log
+    nohup dockerd >/var/log/learningchain-dockerd.log 2>&1 &
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  fi
+  docker info >/dev/null 2>&1 || { echo "setup: Docker engine did not start (see /var/log/learningchain-dockerd.log)"; exit 1; }
+fi
+
+# PostgreSQL: a local cluster on 127.0.0.1 with a test role and database.
+if ! pg_lsclusters -h 2>/dev/null | grep -q online; then
+  echo "setup: starting PostgreSQL"
+  pg_lsclusters -h | grep -q . || pg_createcluster 15 main >/dev/null
+  pg_ctlcluster 15 main start
+fi
+su postgres -c "psql -tAc \"SELECT 1 FROM pg_roles WHERE rolname='lc'\"" | grep -q 1 \
+  || su postgres -c "psql -qc \"CREATE ROLE lc LOGIN PASSWORD 'lc' CREATEDB\""
+su postgres -c "psql -tAc \"SELECT 1 FROM pg_database WHERE datname='lc_test'\"" | grep -q 1 \
+  || su postgres -c "psql -qc \"CREATE DATABASE lc_test OWNER lc\""
+echo "setup: system ready"

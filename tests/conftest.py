@@ -1,0 +1,1 @@
+"""Shared fixtures. Every random choice comes from a logged seed."""
