@@ -1,0 +1,139 @@
+"""One authenticated connection: a bounded send queue, its writer, and frame receipt."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import WSMsgType, web
+
+from chain.types import Address
+from p2p.handshake import PeerIdentity
+from p2p.scoring import PeerScore, TokenBucket
+from p2p.wire import Message, encode_frame
+
+log = logging.getLogger(__name__)
+
+WebSocket = aiohttp.ClientWebSocketResponse | web.WebSocketResponse
+
+
+class ConnectionClosed(Exception):
+    """The WebSocket closed or failed while we waited on it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """What ``receive_frame`` got: bytes, or a reason the connection must end."""
+
+    data: bytes | None
+    oversized: bool = False
+    text: bool = False
+
+
+async def receive_frame(ws: WebSocket) -> Frame:
+    """The next data frame; ``ConnectionClosed`` when the connection is over."""
+    msg = await ws.receive()
+    if msg.type is WSMsgType.BINARY:
+        return Frame(bytes(msg.data))
+    if msg.type is WSMsgType.TEXT:
+        return Frame(None, text=True)
+    if msg.type is WSMsgType.ERROR:
+        exc = msg.data
+        if (
+            isinstance(exc, aiohttp.WebSocketError)
+            and exc.code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+        ):
+            return Frame(None, oversized=True)
+        raise ConnectionClosed(f"websocket error: {exc!r}")
+    raise ConnectionClosed(f"websocket {msg.type.name.lower()}")
+
+
+class PeerConnection:
+    """A peer after a successful handshake."""
+
+    def __init__(
+        self,
+        ws: WebSocket,
+        identity: PeerIdentity,
+        *,
+        outbound: bool,
+        remote_host: str,
+        dialer: Address,
+        queue_size: int,
+        rate_msgs: float,
+        rate_burst: float,
+        rate_bytes: float,
+    ) -> None:
+        self.ws = ws
+        self.identity = identity
+        self.outbound = outbound
+        self.remote_host = remote_host
+        self.dialer = dialer
+        """Address of the side that opened the connection (duplicate tie-break)."""
+        self.score = PeerScore()
+        self.msg_bucket = TokenBucket(rate_msgs, rate_burst)
+        self.byte_bucket = TokenBucket(rate_bytes, rate_bytes)
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(queue_size)
+        self.closed = asyncio.Event()
+
+    @property
+    def address(self) -> Address:
+        return self.identity.address
+
+    @property
+    def listen_endpoint(self) -> tuple[str, int] | None:
+        if self.identity.listen_port == 0:
+            return None
+        return (self.remote_host, self.identity.listen_port)
+
+    def __repr__(self) -> str:
+        direction = "out" if self.outbound else "in"
+        return f"<Peer {self.address.hex()[:8]} {direction} {self.remote_host}>"
+
+    async def send(self, message: Message) -> None:
+        """Queues a message, waiting while the queue is full (back-pressure)."""
+        await self.send_frame(encode_frame(message))
+
+    async def send_frame(self, frame: bytes) -> None:
+        if self.closed.is_set():
+            raise ConnectionClosed("peer closed")
+        await self._queue.put(frame)
+
+    def send_nowait(self, message: Message) -> bool:
+        return self.send_frame_nowait(encode_frame(message))
+
+    def send_frame_nowait(self, frame: bytes) -> bool:
+        """Queues without waiting; drops (returns False) when the peer cannot keep up."""
+        if self.closed.is_set():
+            return False
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    async def writer_loop(self) -> None:
+        """Sends queued frames in order until ``close``."""
+        try:
+            while True:
+                frame = await self._queue.get()
+                if frame is None or self.ws.closed:
+                    return
+                await self.ws.send_bytes(frame)
+        except (ConnectionError, aiohttp.ClientError, RuntimeError) as e:
+            log.debug("%r: send failed: %s", self, e)
+        finally:
+            self.closed.set()
+
+    async def close(self, timeout: float = 2.0) -> None:
+        self.closed.set()
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)
+        try:
+            async with asyncio.timeout(timeout):
+                await self.ws.close()
+        except (TimeoutError, ConnectionError, aiohttp.ClientError, RuntimeError):
+            pass

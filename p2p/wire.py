@@ -1,0 +1,375 @@
+"""Every message on the wire: frozen dataclasses, one canonical msgpack frame each.
+
+A frame is the canonical encoding of ``[tag, field1, field2, ...]`` [WIRE-FRAME.1].
+``decode_frame`` checks the frame size, the tag, the number of fields and every
+field's type and bounds before a message object exists [WIRE-FRAME.2]; anything
+else raises ``MalformedFrame``. The limits below are part of the protocol
+(protocol_spec/wire.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+from chain.encoding import decode, encode
+from chain.errors import DecodeError
+
+PROTOCOL_VERSION = 1
+DOMAIN = "learningchain/v1"
+
+MAX_FRAME_SIZE = 2 * 1024 * 1024
+"""[WIRE-FRAME.3] No frame may exceed 2 MiB; a larger one costs the sender its connection."""
+MAX_GOSSIP_DATA = 256 * 1024
+"""[WIRE-GOSSIP.6] A gossip payload is at most 256 KiB."""
+MAX_TOPIC_LEN = 32
+MAX_TOPICS = 16
+MAX_IDS = 256
+"""[WIRE-GOSSIP.7] An IHAVE or IWANT carries at most 256 message ids."""
+MAX_PEERS_ENTRIES = 32
+MAX_BLOCKS_PER_REQUEST = 128
+MAX_SYNC_ITEM = 1024 * 1024
+CHUNK_SIZE = 1024 * 1024
+"""[WIRE-BLOB.2] Blobs are cut into 1 MiB chunks; the last may be shorter."""
+MAX_MANIFEST_CHUNKS = 16384
+"""[WIRE-BLOB.3] A manifest lists at most 16384 chunks (16 GiB)."""
+MAX_BLOB_HAVE = 64
+MAX_REASON_LEN = 256
+MAX_AGENT_LEN = 64
+MAX_CHAIN_ID_LEN = 64
+MAX_U64 = 2**64 - 1
+
+
+class MalformedFrame(Exception):
+    """A frame that is not exactly one well-formed protocol message."""
+
+    def __init__(self, message: str, *, code: str = "malformed") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+Check = Callable[[Any], bool]
+
+
+def _bin(exact: int | None = None, max_len: int | None = None) -> Check:
+    def check(v: Any) -> bool:
+        if not isinstance(v, bytes):
+            return False
+        if exact is not None and len(v) != exact:
+            return False
+        return max_len is None or len(v) <= max_len
+
+    return check
+
+
+def _uint(max_value: int = MAX_U64) -> Check:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= max_value
+
+
+def _str(max_len: int) -> Check:
+    return lambda v: isinstance(v, str) and len(v.encode()) <= max_len
+
+
+def _list(item: Check, max_items: int) -> Check:
+    return lambda v: isinstance(v, list) and len(v) <= max_items and all(item(x) for x in v)
+
+
+def _tuple(*items: Check) -> Check:
+    return lambda v: (
+        isinstance(v, list)
+        and len(v) == len(items)
+        and all(c(x) for c, x in zip(items, v, strict=True))
+    )
+
+
+_HASH = _bin(exact=32)
+_TOPIC = _str(MAX_TOPIC_LEN)
+
+
+class Message:
+    """Base of all wire messages; subclasses are frozen slotted dataclasses."""
+
+    TAG: ClassVar[str]
+    SCHEMA: ClassVar[tuple[Check, ...]]
+
+    def to_fields(self) -> list[Any]:
+        return [getattr(self, f.name) for f in fields(self)]  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Hello(Message):
+    """[WIRE-HANDSHAKE.1] First frame each side sends."""
+
+    TAG: ClassVar[str] = "hello"
+    version: int
+    """Protocol version; must equal the receiver's ``PROTOCOL_VERSION``."""
+    chain_id: str
+    """The chain this node follows; must equal the receiver's."""
+    pubkey: bytes
+    """33-byte compressed secp256k1 node key."""
+    nonce: bytes
+    """32 fresh random bytes: the challenge the other side must sign."""
+    listen_port: int
+    """Port this node accepts connections on (0: does not listen)."""
+    topics: list[str]
+    """Gossip topics this node subscribes to."""
+    agent: str
+    """Free-form software name, for logs only."""
+    SCHEMA: ClassVar[tuple[Check, ...]] = (
+        _uint(),
+        _str(MAX_CHAIN_ID_LEN),
+        _bin(exact=33),
+        _bin(exact=32),
+        _uint(65535),
+        _list(_TOPIC, MAX_TOPICS),
+        _str(MAX_AGENT_LEN),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Auth(Message):
+    """[WIRE-HANDSHAKE.2] Proof of the node key over the other side's nonce."""
+
+    TAG: ClassVar[str] = "auth"
+    signature: bytes
+    """64-byte signature of ``handshake_digest`` (see p2p.handshake)."""
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_bin(exact=64),)
+
+
+@dataclass(frozen=True, slots=True)
+class Reject(Message):
+    """[WIRE-HANDSHAKE.4] Refusal with a reason the other side can log; then close."""
+
+    TAG: ClassVar[str] = "reject"
+    code: str
+    """Machine-readable reason: version, chain_id, not_admitted, bad_signature, ..."""
+    reason: str
+    """Human-readable explanation."""
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_str(32), _str(MAX_REASON_LEN))
+
+
+@dataclass(frozen=True, slots=True)
+class Publish(Message):
+    """[WIRE-GOSSIP.1] A full gossip message; its id is SHA-256(data)."""
+
+    TAG: ClassVar[str] = "pub"
+    topic: str
+    data: bytes
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_TOPIC, _bin(max_len=MAX_GOSSIP_DATA))
+
+
+@dataclass(frozen=True, slots=True)
+class IHave(Message):
+    """[WIRE-GOSSIP.3] Lazy announcement: ids of messages the sender holds."""
+
+    TAG: ClassVar[str] = "ihave"
+    topic: str
+    ids: list[bytes]
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_TOPIC, _list(_HASH, MAX_IDS))
+
+
+@dataclass(frozen=True, slots=True)
+class IWant(Message):
+    """[WIRE-GOSSIP.4] Request for full messages announced by IHAVE."""
+
+    TAG: ClassVar[str] = "iwant"
+    ids: list[bytes]
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_list(_HASH, MAX_IDS),)
+
+
+@dataclass(frozen=True, slots=True)
+class Graft(Message):
+    """[WIRE-GOSSIP.2] Ask to join the receiver's mesh for a topic."""
+
+    TAG: ClassVar[str] = "graft"
+    topic: str
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_TOPIC,)
+
+
+@dataclass(frozen=True, slots=True)
+class Prune(Message):
+    """[WIRE-GOSSIP.2] Leave (or refuse) the mesh for a topic."""
+
+    TAG: ClassVar[str] = "prune"
+    topic: str
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_TOPIC,)
+
+
+@dataclass(frozen=True, slots=True)
+class GetPeers(Message):
+    """[WIRE-PEX.1] Ask for addresses of other nodes."""
+
+    TAG: ClassVar[str] = "getpeers"
+    SCHEMA: ClassVar[tuple[Check, ...]] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Peers(Message):
+    """[WIRE-PEX.2] Up to 32 ``[address, host, port]`` entries."""
+
+    TAG: ClassVar[str] = "peers"
+    entries: list[list[Any]]
+    SCHEMA: ClassVar[tuple[Check, ...]] = (
+        _list(_tuple(_bin(exact=20), _str(255), _uint(65535)), MAX_PEERS_ENTRIES),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Status(Message):
+    """[WIRE-SYNC.1] The sender's latest block height; sent on connect and on every change."""
+
+    TAG: ClassVar[str] = "status"
+    height: int
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_uint(),)
+
+
+@dataclass(frozen=True, slots=True)
+class GetBlocks(Message):
+    """[WIRE-SYNC.2] Ask for ``count`` blocks from ``start`` (at most 128)."""
+
+    TAG: ClassVar[str] = "getblocks"
+    req_id: int
+    start: int
+    count: int
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_uint(), _uint(), _uint(MAX_BLOCKS_PER_REQUEST))
+
+
+@dataclass(frozen=True, slots=True)
+class Blocks(Message):
+    """[WIRE-SYNC.3] Consecutive ``[block, certificate]`` pairs starting at ``start``."""
+
+    TAG: ClassVar[str] = "blocks"
+    req_id: int
+    start: int
+    items: list[list[bytes]]
+    SCHEMA: ClassVar[tuple[Check, ...]] = (
+        _uint(),
+        _uint(),
+        _list(
+            _tuple(_bin(max_len=MAX_SYNC_ITEM), _bin(max_len=MAX_SYNC_ITEM)),
+            MAX_BLOCKS_PER_REQUEST,
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BlobHave(Message):
+    """[WIRE-BLOB.1] Announces blobs the sender can serve."""
+
+    TAG: ClassVar[str] = "blobhave"
+    hashes: list[bytes]
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_list(_HASH, MAX_BLOB_HAVE),)
+
+
+@dataclass(frozen=True, slots=True)
+class GetManifest(Message):
+    """[WIRE-BLOB.4] Ask for a blob's chunk manifest."""
+
+    TAG: ClassVar[str] = "getmanifest"
+    req_id: int
+    blob: bytes
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_uint(), _HASH)
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest(Message):
+    """[WIRE-BLOB.4] Size and the SHA-256 of every chunk of a blob."""
+
+    TAG: ClassVar[str] = "manifest"
+    req_id: int
+    blob: bytes
+    size: int
+    chunk_hashes: list[bytes]
+    SCHEMA: ClassVar[tuple[Check, ...]] = (
+        _uint(),
+        _HASH,
+        _uint(),
+        _list(_HASH, MAX_MANIFEST_CHUNKS),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GetChunk(Message):
+    """[WIRE-BLOB.5] Ask for chunk ``index`` of a blob."""
+
+    TAG: ClassVar[str] = "getchunk"
+    req_id: int
+    blob: bytes
+    index: int
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_uint(), _HASH, _uint(MAX_MANIFEST_CHUNKS))
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk(Message):
+    """[WIRE-BLOB.5] The bytes of one chunk."""
+
+    TAG: ClassVar[str] = "chunk"
+    req_id: int
+    data: bytes
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_uint(), _bin(max_len=CHUNK_SIZE))
+
+
+@dataclass(frozen=True, slots=True)
+class NotFound(Message):
+    """[WIRE-REQ.2] The responder cannot serve the request ``req_id``."""
+
+    TAG: ClassVar[str] = "notfound"
+    req_id: int
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_uint(),)
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.TAG: cls
+    for cls in (
+        Hello,
+        Auth,
+        Reject,
+        Publish,
+        IHave,
+        IWant,
+        Graft,
+        Prune,
+        GetPeers,
+        Peers,
+        Status,
+        GetBlocks,
+        Blocks,
+        BlobHave,
+        GetManifest,
+        Manifest,
+        GetChunk,
+        Chunk,
+        NotFound,
+    )
+}
+
+RESPONSE_TYPES = (Blocks, Manifest, Chunk, NotFound)
+"""[WIRE-REQ.1] Messages that answer a request and carry its ``req_id`` first."""
+
+
+def encode_frame(message: Message) -> bytes:
+    """[WIRE-FRAME.1] The canonical frame of one message."""
+    return encode([message.TAG, *message.to_fields()])
+
+
+def decode_frame(frame: bytes, *, max_size: int = MAX_FRAME_SIZE) -> Message:
+    """[WIRE-FRAME.2] Parses and checks one frame, raising ``MalformedFrame``."""
+    if len(frame) > max_size:
+        raise MalformedFrame(f"frame of {len(frame)} bytes exceeds {max_size}", code="oversized")
+    try:
+        value = decode(frame, max_size=max_size)
+    except DecodeError as e:
+        raise MalformedFrame(f"not canonical msgpack: {e}", code=e.code) from e
+    if not isinstance(value, list) or not value or not isinstance(value[0], str):
+        raise MalformedFrame("frame is not [tag, ...]")
+    cls = MESSAGE_TYPES.get(value[0])
+    if cls is None:
+        raise MalformedFrame(f"unknown message tag {value[0][:32]!r}", code="unknown_tag")
+    args = value[1:]
+    if len(args) != len(cls.SCHEMA):
+        raise MalformedFrame(f"{cls.TAG}: expected {len(cls.SCHEMA)} fields, got {len(args)}")
+    for i, (check, arg) in enumerate(zip(cls.SCHEMA, args, strict=True)):
+        if not check(arg):
+            raise MalformedFrame(f"{cls.TAG}: field {i} out of type or bounds", code="bad_field")
+    return cls(*args)
