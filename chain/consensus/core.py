@@ -1,0 +1,638 @@
+"""The sans-I/O consensus state machine [CONS-*]; see protocol_spec/consensus.md.
+
+One ``ConsensusCore`` per node. It owns the state of the current height and is
+changed only by three calls, each taking the current time ``now`` (ms):
+
+- ``start(now)``: begin (or resume after a restart) at the configured height;
+- ``on_message(message, now, peer)``: a Proposal, Vote or Decision arrived;
+- ``on_timeout(timeout, now)``: a timer the core asked for has fired.
+
+Each returns a list of actions for the driver, to be carried out in order:
+``PersistSigned`` (append to the WAL and fsync before going on [CONS-WAL.1]),
+``Broadcast``, ``SendCommitted``, ``ScheduleTimeout``, ``Commit``,
+``ReportEvidence``, ``PeerMisbehaved``. The core does no I/O: no sockets, no
+clock, no files. Signing is pure computation and happens inside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from chain.crypto import PrivateKey, verify
+from chain.types import Address, Hash32, Height, Round, TimeMs
+
+from .certificate import (
+    CommitCertificate,
+    Decision,
+    certificate_from_precommits,
+    verify_certificate,
+)
+from .errors import InvalidCertificate
+from .evidence import DuplicateVoteEvidence
+from .messages import PRECOMMIT, PREVOTE, Proposal, Vote, VoteKind, sign_proposal, sign_vote
+from .tally import RoundTally
+from .timeouts import Timeout, TimeoutConfig, TimeoutKind
+from .validators import Validator, ValidatorSet
+from .wal import SignedRecord
+
+
+class Application(Protocol):
+    """What the core needs from the ledger. Every method must be deterministic."""
+
+    def validators_at(self, height: Height) -> ValidatorSet:
+        """[CONS-VALSET.2] The set of ``height``; changes decided in block h apply at h + 2."""
+        ...
+
+    def propose(self, height: Height, round_: Round, time_ms: TimeMs) -> tuple[Hash32, bytes]:
+        """A new block for ``height`` embedding ``time_ms``: (its hash, its bytes)."""
+        ...
+
+    def validate(self, height: Height, block_hash: Hash32, block: bytes, time_ms: TimeMs) -> bool:
+        """True when ``block`` hashes to ``block_hash``, embeds ``time_ms`` and may be applied."""
+        ...
+
+
+# ------------------------------------------------------------------ actions
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    message: Proposal | Vote
+
+
+@dataclass(frozen=True, slots=True)
+class SendCommitted:
+    """Send ``peer`` the decisions (block + certificate) from ``from_height`` on, from storage."""
+
+    peer: bytes
+    from_height: Height
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTimeout:
+    timeout: Timeout
+    delay_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PersistSigned:
+    """[CONS-WAL.1] Append to the WAL and fsync before carrying out any later action."""
+
+    record: SignedRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """A decided block: apply it and store it with its certificate."""
+
+    decision: Decision
+
+
+@dataclass(frozen=True, slots=True)
+class ReportEvidence:
+    evidence: DuplicateVoteEvidence
+
+
+@dataclass(frozen=True, slots=True)
+class PeerMisbehaved:
+    peer: bytes | None
+    code: str
+
+
+Action = (
+    Broadcast
+    | SendCommitted
+    | ScheduleTimeout
+    | PersistSigned
+    | Commit
+    | ReportEvidence
+    | PeerMisbehaved
+)
+
+
+class Step(Enum):
+    NEW_HEIGHT = 0
+    PROPOSE = 1
+    PREVOTE = 2
+    PRECOMMIT = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusConfig:
+    chain_id: str
+    timeouts: TimeoutConfig = TimeoutConfig()
+    clock_precision_ms: int = 500
+    """[CONS-TIME.2] Bound on the clock difference between honest validators."""
+    message_delay_ms: int = 2000
+    """[CONS-TIME.2] Bound on a fresh proposal's delay to count as timely."""
+    round_lookahead: int = 64
+    """Messages of rounds beyond current + lookahead only count for [CONS-SKIP.1]."""
+    future_buffer: int = 256
+    """Messages of the next height kept until it starts."""
+    fast_sim_skip_signature_checks: bool = False
+    """ONLY for the simulator's bulk scenarios: trust every signature. Never in a node."""
+
+
+MAX_PROPOSALS_PER_ROUND = 2
+"""A proposal beyond the first per round is kept only up to this, or when vouched for."""
+
+
+class ConsensusCore:
+    """Tendermint-style consensus for one validator (or observer, with ``key=None``)."""
+
+    def __init__(
+        self,
+        config: ConsensusConfig,
+        app: Application,
+        key: PrivateKey | None,
+        height: Height,
+        last_block_time: TimeMs,
+        signed_history: Iterable[SignedRecord] = (),
+    ) -> None:
+        """``height`` is the first undecided height; ``signed_history`` is the WAL replay."""
+        self.config = config
+        self.app = app
+        self.key = key
+        self.address: Address | None = key.address if key is not None else None
+        self.signature_checks = 0
+        """Signatures verified so far (a benchmark figure)."""
+        self._history = [r for r in signed_history if r.message.height >= height]
+        self._catchup_sent: dict[bytes, tuple[int, int]] = {}
+        self._future: list[Proposal | Vote] = []
+        self._enter_height(height, last_block_time)
+
+    # ---------------------------------------------------------------- state
+
+    def _enter_height(self, height: Height, last_block_time: TimeMs) -> None:
+        self.height = height
+        self.round = Round(0)
+        self.step = Step.NEW_HEIGHT
+        self.last_block_time = last_block_time
+        self.vset: ValidatorSet = self.app.validators_at(height)
+        self.me: Validator | None = self.vset.get(self.address) if self.address else None
+        self.locked_round = Round(-1)
+        self.locked_hash: Hash32 | None = None
+        self.valid_round = Round(-1)
+        self.valid_value: tuple[Hash32, bytes, TimeMs] | None = None
+        self.proposals: dict[int, dict[Hash32, Proposal]] = {}
+        self.first_proposal: dict[int, Hash32] = {}
+        self.timely: dict[tuple[int, Hash32], bool] = {}
+        self.tallies: dict[tuple[VoteKind, int], RoundTally] = {}
+        self.max_round_seen: dict[Address, int] = {}
+        self.precommit_quorum: dict[int, Hash32] = {}
+        self.signed: dict[tuple[str, int], Proposal | Vote] = {}
+        self._validity: dict[tuple[Hash32, int], bool] = {}
+        self._done: set[tuple[str, int]] = set()
+        self._evidenced: set[tuple[Address, str, int]] = set()
+        self._extra_blocks: dict[Hash32, tuple[bytes, TimeMs]] = {}
+        for record in [r for r in self._history if r.message.height == height]:
+            self._restore(record)
+
+    def _restore(self, record: SignedRecord) -> None:
+        """[CONS-WAL.2] Re-adopt a message signed before a restart."""
+        msg = record.message
+        if isinstance(msg, Proposal):
+            self.signed[("proposal", msg.round)] = msg
+            self._store_proposal(msg, timely=True)
+        else:
+            self.signed[(msg.kind, msg.round)] = msg
+            if self.me is not None:
+                self._tally(msg.kind, msg.round).add(msg, self.me.power)
+            if (
+                msg.kind == PRECOMMIT
+                and msg.block_hash is not None
+                and msg.round > self.locked_round
+            ):
+                self.locked_round, self.locked_hash = msg.round, msg.block_hash
+                if record.block is not None and record.time_ms is not None:
+                    self.valid_round = msg.round
+                    self.valid_value = (msg.block_hash, record.block, record.time_ms)
+                    self._extra_blocks[msg.block_hash] = (record.block, record.time_ms)
+        self.round = Round(max(self.round, msg.round))
+
+    def _tally(self, kind: VoteKind, round_: int) -> RoundTally:
+        key = (kind, round_)
+        tally = self.tallies.get(key)
+        if tally is None:
+            tally = self.tallies[key] = RoundTally()
+        return tally
+
+    # ---------------------------------------------------------------- events
+
+    def start(self, now: int) -> list[Action]:
+        """Starts the current height; after a restart, resumes at the last signed round."""
+        out: list[Action] = []
+        self._schedule(out, TimeoutKind.REBROADCAST, Round(0))
+        self._start_round(self.round, now, out)
+        return out
+
+    def on_timeout(self, timeout: Timeout, now: int) -> list[Action]:
+        """[CONS-TIMEOUT.*] A scheduled timer fired; stale ones are ignored."""
+        out: list[Action] = []
+        if timeout.height != self.height:
+            return out
+        kind, r = timeout.kind, timeout.round
+        if kind is TimeoutKind.REBROADCAST:
+            self._rebroadcast(out)
+            self._schedule(out, TimeoutKind.REBROADCAST, Round(0))
+            return out
+        if kind is TimeoutKind.NEW_HEIGHT and self.step is Step.NEW_HEIGHT:
+            self._start_round(self.round, now, out)
+        elif r != self.round:
+            return out
+        elif kind is TimeoutKind.PROPOSE and self.step is Step.PROPOSE:
+            self._prevote(None, out)  # [CONS-TIMEOUT-PROPOSE.1]
+        elif kind is TimeoutKind.PREVOTE and self.step is Step.PREVOTE:
+            self._precommit(None, out)  # [CONS-TIMEOUT-PREVOTE.1]
+        elif kind is TimeoutKind.PRECOMMIT and self.step is not Step.NEW_HEIGHT:
+            self._start_round(Round(r + 1), now, out)  # [CONS-TIMEOUT-PRECOMMIT.1]
+            return out
+        self._progress(now, out)
+        return out
+
+    def on_message(
+        self, message: Proposal | Vote | Decision, now: int, peer: bytes | None = None
+    ) -> list[Action]:
+        out: list[Action] = []
+        if isinstance(message, Decision):
+            self._on_decision(message, now, peer, out)
+            return out
+        if message.height < self.height:
+            self._peer_lags(peer, message.height, now, out)
+            return out
+        if message.height > self.height:
+            if message.height == self.height + 1 and len(self._future) < self.config.future_buffer:
+                self._future.append(message)
+            return out
+        if isinstance(message, Proposal):
+            self._on_proposal(message, now, peer, out)
+        else:
+            self._on_vote(message, peer, out)
+        self._progress(now, out)
+        return out
+
+    # ---------------------------------------------------------------- input checks
+
+    def _check_signature(self, member: Validator, digest: bytes, signature: bytes) -> bool:
+        if self.config.fast_sim_skip_signature_checks:
+            return True
+        self.signature_checks += 1
+        return verify(member.public_key, digest, signature)
+
+    def _on_proposal(self, p: Proposal, now: int, peer: bytes | None, out: list[Action]) -> None:
+        """[CONS-PROPOSE.2] Accept a proposal from the round's proposer, correctly signed."""
+        proposer = self.vset.proposer(self.height, p.round)
+        if p.proposer != proposer.address:
+            out.append(PeerMisbehaved(peer, "wrong_proposer"))
+            return
+        known = self.proposals.get(p.round, {})
+        if p.block_hash in known:
+            return
+        if not self._check_signature(proposer, p.digest(self.config.chain_id), p.signature):
+            out.append(PeerMisbehaved(peer, "bad_signature"))
+            return
+        self._note_round(p.proposer, p.round)
+        if p.round > self.round + self.config.round_lookahead:
+            return
+        if known and len(known) >= MAX_PROPOSALS_PER_ROUND and not self._vouched(p.block_hash):
+            return
+        self._store_proposal(p, timely=self._is_timely(p, now))
+
+    def _store_proposal(self, p: Proposal, *, timely: bool) -> None:
+        self.proposals.setdefault(p.round, {})[p.block_hash] = p
+        self.first_proposal.setdefault(p.round, p.block_hash)
+        self.timely[(p.round, p.block_hash)] = timely
+
+    def _is_timely(self, p: Proposal, now: int) -> bool:
+        """[CONS-TIME.2] A fresh proposal's time is close to the receiver's clock."""
+        if p.pol_round >= 0:
+            return True
+        c = self.config
+        return (
+            now - c.clock_precision_ms - c.message_delay_ms
+            <= p.time_ms
+            <= (now + c.clock_precision_ms)
+        )
+
+    def _vouched(self, block_hash: Hash32) -> bool:
+        """Some honest validator saw this block: votes for it from more than f power."""
+        return any(self.vset.exceeds_faulty(t.power_for(block_hash)) for t in self.tallies.values())
+
+    def _on_vote(self, vote: Vote, peer: bytes | None, out: list[Action]) -> None:
+        member = self.vset.get(vote.validator)
+        if member is None:
+            out.append(PeerMisbehaved(peer, "unknown_validator"))
+            return
+        tally = self.tallies.get((vote.kind, vote.round))
+        if tally is not None and tally.votes.get(vote.validator) == vote:
+            return  # duplicate
+        if not self._check_signature(member, vote.digest(self.config.chain_id), vote.signature):
+            out.append(PeerMisbehaved(peer, "bad_signature"))
+            return
+        self._count_vote(vote, member, out)
+
+    def _count_vote(self, vote: Vote, member: Validator, out: list[Action]) -> None:
+        self._note_round(vote.validator, vote.round)
+        if vote.round > self.round + self.config.round_lookahead:
+            return
+        conflicting = self._tally(vote.kind, vote.round).add(vote, member.power)
+        if conflicting is not None:
+            slot = (vote.validator, vote.kind, int(vote.round))
+            if slot not in self._evidenced:  # [CONS-EVIDENCE.2]
+                self._evidenced.add(slot)
+                out.append(ReportEvidence(DuplicateVoteEvidence.of(conflicting, vote)))
+            return
+        if vote.kind == PRECOMMIT and vote.block_hash is not None:
+            tally = self.tallies[(PRECOMMIT, vote.round)]
+            if self.vset.is_quorum(tally.power_for(vote.block_hash)):
+                self.precommit_quorum.setdefault(vote.round, vote.block_hash)
+
+    def _note_round(self, validator: Address, round_: int) -> None:
+        if round_ > self.max_round_seen.get(validator, -1):
+            self.max_round_seen[validator] = round_
+
+    def _peer_lags(self, peer: bytes | None, height: int, now: int, out: list[Action]) -> None:
+        """[CONS-CATCHUP.1] A peer sends messages of a decided height: offer it the decisions."""
+        if peer is None:
+            return
+        last = self._catchup_sent.get(peer)
+        if (
+            last is not None
+            and last[0] == height
+            and now - last[1] < self.config.timeouts.rebroadcast_ms
+        ):
+            return
+        self._catchup_sent[peer] = (height, now)
+        out.append(SendCommitted(peer, Height(height)))
+
+    def _on_decision(self, d: Decision, now: int, peer: bytes | None, out: list[Action]) -> None:
+        """[CONS-CATCHUP.2] Commit a decided block of the current height from its certificate."""
+        if d.height != self.height or d.certificate.height != d.height:
+            return
+        if d.certificate.block_hash != d.block_hash:
+            out.append(PeerMisbehaved(peer, "certificate_mismatch"))
+            return
+        try:
+            verify_certificate(
+                d.certificate,
+                self.vset,
+                self.config.chain_id,
+                check_signatures=not self.config.fast_sim_skip_signature_checks,
+            )
+        except InvalidCertificate as e:
+            out.append(PeerMisbehaved(peer, e.code))
+            return
+        if not self.config.fast_sim_skip_signature_checks:
+            self.signature_checks += len(d.certificate.signatures)
+        if not self._valid(d.block_hash, d.block, d.time_ms):
+            out.append(PeerMisbehaved(peer, "invalid_decided_block"))
+            return
+        self._commit(d, now, out)
+
+    # ---------------------------------------------------------------- rules
+
+    def _valid(self, block_hash: Hash32, block: bytes, time_ms: TimeMs) -> bool:
+        """[CONS-VALID.1] Block time after the previous block's, and the application agrees."""
+        key = (block_hash, int(time_ms))
+        result = self._validity.get(key)
+        if result is None:
+            result = time_ms > self.last_block_time and self.app.validate(
+                self.height, block_hash, block, time_ms
+            )
+            self._validity[key] = result
+        return result
+
+    def _valid_proposal(self, p: Proposal) -> bool:
+        return self._valid(p.block_hash, p.block, p.time_ms)
+
+    def _progress(self, now: int, out: list[Action]) -> None:
+        """Applies every rule whose condition holds until none does."""
+        while True:
+            if self._try_commit(now, out):
+                return
+            fired = (
+                self._rule_prevote(out)
+                or self._rule_lock(out)
+                or self._rule_precommit_nil(out)
+                or self._rule_wait_timeouts(out)
+                or self._rule_skip_round(now, out)
+            )
+            if not fired:
+                return
+
+    def _rule_prevote(self, out: list[Action]) -> bool:
+        """[CONS-PREVOTE.1] / [CONS-PREVOTE.2] Prevote on the round's proposal."""
+        if self.step is not Step.PROPOSE or self.round not in self.first_proposal:
+            return False
+        p = self.proposals[self.round][self.first_proposal[self.round]]
+        if p.pol_round < 0:  # [CONS-PREVOTE.1] a fresh block
+            ok = (
+                self.timely[(p.round, p.block_hash)]
+                and self._valid_proposal(p)
+                and (self.locked_round < 0 or self.locked_hash == p.block_hash)
+            )
+        else:  # [CONS-PREVOTE.2] a re-proposal justified by a proof of lock in pol_round
+            pol = self.tallies.get((PREVOTE, p.pol_round))
+            if pol is None or not self.vset.is_quorum(pol.power_for(p.block_hash)):
+                return False  # wait for the proof of lock (or the propose timeout)
+            ok = self._valid_proposal(p) and (
+                self.locked_round <= p.pol_round or self.locked_hash == p.block_hash
+            )
+        self._prevote(p.block_hash if ok else None, out)
+        return True
+
+    def _rule_lock(self, out: list[Action]) -> bool:
+        """[CONS-LOCK.1] >2/3 prevotes for a valid proposal of this round: lock and precommit."""
+        if self.step not in (Step.PREVOTE, Step.PRECOMMIT) or ("lock", self.round) in self._done:
+            return False
+        tally = self.tallies.get((PREVOTE, self.round))
+        if tally is None:
+            return False
+        for block_hash, p in self.proposals.get(self.round, {}).items():
+            if self.vset.is_quorum(tally.power_for(block_hash)) and self._valid_proposal(p):
+                self._done.add(("lock", self.round))
+                self.valid_round = self.round
+                self.valid_value = (block_hash, p.block, p.time_ms)
+                if self.step is Step.PREVOTE:
+                    self.locked_round, self.locked_hash = self.round, block_hash
+                    self._precommit(block_hash, out)
+                return True
+        return False
+
+    def _rule_precommit_nil(self, out: list[Action]) -> bool:
+        """[CONS-PRECOMMIT-NIL.1] >2/3 prevotes for nil: precommit nil."""
+        if self.step is not Step.PREVOTE:
+            return False
+        tally = self.tallies.get((PREVOTE, self.round))
+        if tally is None or not self.vset.is_quorum(tally.power_for(None)):
+            return False
+        self._precommit(None, out)
+        return True
+
+    def _rule_wait_timeouts(self, out: list[Action]) -> bool:
+        """[CONS-PREVOTE-WAIT.1] / [CONS-PRECOMMIT-WAIT.1] >2/3 of any votes: start a timer."""
+        r = self.round
+        prevotes = self.tallies.get((PREVOTE, r))
+        if (
+            self.step is Step.PREVOTE
+            and ("prevote_wait", r) not in self._done
+            and prevotes is not None
+            and self.vset.is_quorum(prevotes.total_power)
+        ):
+            self._done.add(("prevote_wait", r))
+            self._schedule(out, TimeoutKind.PREVOTE, r)
+            return True
+        precommits = self.tallies.get((PRECOMMIT, r))
+        if (
+            self.step is not Step.NEW_HEIGHT
+            and ("precommit_wait", r) not in self._done
+            and precommits is not None
+            and self.vset.is_quorum(precommits.total_power)
+        ):
+            self._done.add(("precommit_wait", r))
+            self._schedule(out, TimeoutKind.PRECOMMIT, r)
+            return True
+        return False
+
+    def _rule_skip_round(self, now: int, out: list[Action]) -> bool:
+        """[CONS-SKIP.1] Messages of a higher round from more than f power: go there."""
+        if all(r <= self.round for r in self.max_round_seen.values()):
+            return False
+        ahead = sorted(
+            ((r, a) for a, r in self.max_round_seen.items() if r > self.round), reverse=True
+        )
+        power = 0
+        for r, address in ahead:
+            member = self.vset.get(address)
+            power += member.power if member is not None else 0
+            if self.vset.exceeds_faulty(power):
+                self._start_round(Round(r), now, out)
+                return True
+        return False
+
+    def _try_commit(self, now: int, out: list[Action]) -> bool:
+        """[CONS-COMMIT.1] >2/3 precommits for a block we hold and find valid: decide it."""
+        for r, block_hash in sorted(self.precommit_quorum.items()):
+            found = self._block_of(block_hash)
+            if found is None or not self._valid(block_hash, *found):
+                continue
+            cert = certificate_from_precommits(self.tallies[(PRECOMMIT, r)].votes_for(block_hash))
+            self._commit(Decision(self.height, block_hash, found[1], found[0], cert), now, out)
+            return True
+        return False
+
+    def _block_of(self, block_hash: Hash32) -> tuple[bytes, TimeMs] | None:
+        for by_hash in self.proposals.values():
+            p = by_hash.get(block_hash)
+            if p is not None:
+                return p.block, p.time_ms
+        return self._extra_blocks.get(block_hash)
+
+    # ---------------------------------------------------------------- transitions
+
+    def _commit(self, d: Decision, now: int, out: list[Action]) -> None:
+        out.append(Commit(d))
+        self._enter_height(Height(self.height + 1), d.time_ms)
+        self._schedule(out, TimeoutKind.REBROADCAST, Round(0))
+        if self.config.timeouts.commit_ms > 0:  # [CONS-TIMEOUT.2]
+            self._schedule(out, TimeoutKind.NEW_HEIGHT, Round(0))
+        else:
+            self._start_round(self.round, now, out)  # 0, or the round resumed from the WAL
+        future, self._future = self._future, []
+        for message in future:
+            out.extend(self.on_message(message, now))
+
+    def _start_round(self, round_: Round, now: int, out: list[Action]) -> None:
+        """[CONS-START.1] Enter ``round_``: propose if we are its proposer, else wait."""
+        self.round, self.step = round_, Step.PROPOSE
+        if self.me is not None and self.vset.proposer(self.height, round_) == self.me:
+            self._propose(now, out)
+        self._schedule(out, TimeoutKind.PROPOSE, round_)
+        self._progress(now, out)
+
+    def _propose(self, now: int, out: list[Action]) -> None:
+        """[CONS-PROPOSE.1] Re-propose the valid value if any, else ask the application."""
+        existing = self.signed.get(("proposal", self.round))
+        if isinstance(existing, Proposal):  # [CONS-WAL.2] never a second proposal
+            out.append(Broadcast(existing))
+            return
+        if self.valid_value is not None:
+            block_hash, block, time_ms = self.valid_value
+            pol_round = self.valid_round
+        else:
+            time_ms = TimeMs(max(now, self.last_block_time + 1))  # [CONS-TIME.1]
+            block_hash, block = self.app.propose(self.height, self.round, time_ms)
+            pol_round = Round(-1)
+        if self.key is None:  # pragma: no cover - self.me implies a key
+            return
+        p = sign_proposal(
+            self.key,
+            self.config.chain_id,
+            self.height,
+            self.round,
+            pol_round,
+            block_hash,
+            time_ms,
+            block,
+        )
+        self.signed[("proposal", self.round)] = p
+        out.append(PersistSigned(SignedRecord(p)))
+        out.append(Broadcast(p))
+        self._store_proposal(p, timely=True)
+
+    def _prevote(self, block_hash: Hash32 | None, out: list[Action]) -> None:
+        self._vote(PREVOTE, block_hash, out)
+        self.step = Step.PREVOTE
+
+    def _precommit(self, block_hash: Hash32 | None, out: list[Action]) -> None:
+        self._vote(PRECOMMIT, block_hash, out)
+        self.step = Step.PRECOMMIT
+
+    def _vote(self, kind: VoteKind, block_hash: Hash32 | None, out: list[Action]) -> None:
+        """[CONS-WAL.1] Sign (or re-use what was signed), persist, then broadcast."""
+        if self.me is None or self.key is None:
+            return
+        existing = self.signed.get((kind, self.round))
+        if isinstance(existing, Vote):  # [CONS-WAL.2] never two votes for one slot
+            out.append(Broadcast(existing))
+            return
+        vote = sign_vote(self.key, self.config.chain_id, kind, self.height, self.round, block_hash)
+        self.signed[(kind, self.round)] = vote
+        record = SignedRecord(vote)
+        if kind == PRECOMMIT and block_hash is not None:
+            found = self._block_of(block_hash)
+            if found is not None:
+                record = SignedRecord(vote, found[0], found[1])
+        out.append(PersistSigned(record))
+        out.append(Broadcast(vote))
+        self._count_vote(vote, self.me, out)
+
+    def _rebroadcast(self, out: list[Action]) -> None:
+        """[CONS-GOSSIP.1] Re-send own messages of the current round and its proposal."""
+        first = self.first_proposal.get(self.round)
+        if first is not None:
+            out.append(Broadcast(self.proposals[self.round][first]))
+        for kind in (PREVOTE, PRECOMMIT):
+            message = self.signed.get((kind, self.round))
+            if message is not None:
+                out.append(Broadcast(message))
+
+    def _schedule(self, out: list[Action], kind: TimeoutKind, round_: Round) -> None:
+        delay = self.config.timeouts.duration_ms(kind, round_)
+        out.append(ScheduleTimeout(Timeout(kind, self.height, round_), delay))
+
+    # ---------------------------------------------------------------- queries
+
+    def certificate_of(self, round_: Round, block_hash: Hash32) -> CommitCertificate | None:
+        tally = self.tallies.get((PRECOMMIT, round_))
+        if tally is None or not self.vset.is_quorum(tally.power_for(block_hash)):
+            return None
+        return certificate_from_precommits(tally.votes_for(block_hash))
+
+
+def restore_history(records: Sequence[SignedRecord], height: int) -> list[SignedRecord]:
+    """The WAL records still relevant when resuming at ``height``."""
+    return [r for r in records if r.message.height >= height]

@@ -1,0 +1,232 @@
+"""Consensus messages, their signed payloads and wire encodings [CONS-MSG.*].
+
+Every signed payload is SHA-256 over the canonical encoding of a list that
+starts with the domain and chain id [CONS-SIGN.1]:
+
+- proposal:  ``["learningchain/v1", chain_id, "proposal", height, round, pol_round,
+  block_hash, time_ms]``
+- prevote:   ``["learningchain/v1", chain_id, "prevote", height, round, block_hash | nil]``
+- precommit: ``["learningchain/v1", chain_id, "precommit", height, round, block_hash | nil]``
+
+Wire forms (canonical msgpack arrays, first element a tag) [CONS-MSG.1]:
+
+- ``["proposal", height, round, pol_round, block_hash, time_ms, block, proposer, sig]``
+- ``["prevote" | "precommit", height, round, block_hash | nil, validator, sig]``
+- ``["decision", height, block_hash, time_ms, block, certificate]`` (certificate as in
+  ``certificate.py``)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from chain.crypto import PrivateKey, sha256
+from chain.encoding import decode, encode
+from chain.errors import DecodeError
+from chain.types import (
+    ADDRESS_LEN,
+    HASH_LEN,
+    SIGNATURE_LEN,
+    Address,
+    Hash32,
+    Height,
+    Round,
+    Signature,
+    TimeMs,
+)
+
+from .errors import InvalidMessage
+from .validators import DOMAIN
+
+PREVOTE: Literal["prevote"] = "prevote"
+PRECOMMIT: Literal["precommit"] = "precommit"
+VoteKind = Literal["prevote", "precommit"]
+VOTE_KINDS: tuple[VoteKind, VoteKind] = (PREVOTE, PRECOMMIT)
+
+MAX_BLOCK_BYTES = 2 * 1024 * 1024
+"""[CONS-MSG.2] A proposal's block is at most 2 MiB."""
+MAX_MESSAGE_BYTES = MAX_BLOCK_BYTES + 256 * 1024
+MAX_HEIGHT = 2**62
+MAX_ROUND = 2**31
+MAX_TIME_MS = 2**62
+
+
+def proposal_digest(
+    chain_id: str,
+    height: int,
+    round_: int,
+    pol_round: int,
+    block_hash: bytes,
+    time_ms: int,
+) -> Hash32:
+    """[CONS-SIGN.1] The digest a proposer signs."""
+    return sha256(
+        encode([DOMAIN, chain_id, "proposal", height, round_, pol_round, block_hash, time_ms])
+    )
+
+
+def vote_digest(
+    chain_id: str, kind: str, height: int, round_: int, block_hash: bytes | None
+) -> Hash32:
+    """[CONS-SIGN.1] The digest a validator signs for a prevote or precommit."""
+    return sha256(encode([DOMAIN, chain_id, kind, height, round_, block_hash]))
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A proposer's signed offer of a block for (height, round) [CONS-PROPOSE.1]."""
+
+    height: Height
+    round: Round
+    pol_round: Round
+    """-1 for a fresh block; else the round whose >2/3 prevotes justify re-proposing it."""
+    block_hash: Hash32
+    time_ms: TimeMs
+    """The block time; the block itself embeds the same value [CONS-TIME.1]."""
+    block: bytes
+    """The opaque block, hashed and checked by the application."""
+    proposer: Address
+    signature: Signature
+
+    def digest(self, chain_id: str) -> Hash32:
+        return proposal_digest(
+            chain_id, self.height, self.round, self.pol_round, self.block_hash, self.time_ms
+        )
+
+    def to_wire(self) -> list[Any]:
+        return [
+            "proposal",
+            self.height,
+            self.round,
+            self.pol_round,
+            self.block_hash,
+            self.time_ms,
+            self.block,
+            self.proposer,
+            self.signature,
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """A prevote or precommit for a block hash, or for nil (``block_hash is None``)."""
+
+    kind: VoteKind
+    height: Height
+    round: Round
+    block_hash: Hash32 | None
+    validator: Address
+    signature: Signature
+
+    def digest(self, chain_id: str) -> Hash32:
+        return vote_digest(chain_id, self.kind, self.height, self.round, self.block_hash)
+
+    def to_wire(self) -> list[Any]:
+        return [self.kind, self.height, self.round, self.block_hash, self.validator, self.signature]
+
+
+def sign_proposal(
+    key: PrivateKey,
+    chain_id: str,
+    height: Height,
+    round_: Round,
+    pol_round: Round,
+    block_hash: Hash32,
+    time_ms: TimeMs,
+    block: bytes,
+) -> Proposal:
+    digest = proposal_digest(chain_id, height, round_, pol_round, block_hash, time_ms)
+    return Proposal(
+        height, round_, pol_round, block_hash, time_ms, block, key.address, key.sign(digest)
+    )
+
+
+def sign_vote(
+    key: PrivateKey,
+    chain_id: str,
+    kind: VoteKind,
+    height: Height,
+    round_: Round,
+    block_hash: Hash32 | None,
+) -> Vote:
+    digest = vote_digest(chain_id, kind, height, round_, block_hash)
+    return Vote(kind, height, round_, block_hash, key.address, key.sign(digest))
+
+
+# ---------------------------------------------------------------- wire decoding
+
+
+def _int(value: Any, name: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidMessage("bad_field", f"{name} must be an integer in [{low}, {high}]")
+    return value
+
+
+def _bytes(value: Any, name: str, length: int) -> bytes:
+    if not isinstance(value, bytes) or len(value) != length:
+        raise InvalidMessage("bad_field", f"{name} must be {length} bytes")
+    return value
+
+
+def proposal_from_wire(fields: list[Any]) -> Proposal:
+    if len(fields) != 9 or fields[0] != "proposal":
+        raise InvalidMessage("bad_shape", "proposal must have 9 fields")
+    height = _int(fields[1], "height", 1, MAX_HEIGHT)
+    round_ = _int(fields[2], "round", 0, MAX_ROUND)
+    pol_round = _int(fields[3], "pol_round", -1, MAX_ROUND)
+    if pol_round >= round_:
+        raise InvalidMessage("bad_pol_round", "pol_round must be -1 or below round")
+    block = fields[6]
+    if not isinstance(block, bytes) or len(block) > MAX_BLOCK_BYTES:
+        raise InvalidMessage("bad_field", f"block must be bytes of at most {MAX_BLOCK_BYTES}")
+    return Proposal(
+        Height(height),
+        Round(round_),
+        Round(pol_round),
+        Hash32(_bytes(fields[4], "block_hash", HASH_LEN)),
+        TimeMs(_int(fields[5], "time_ms", 0, MAX_TIME_MS)),
+        block,
+        Address(_bytes(fields[7], "proposer", ADDRESS_LEN)),
+        Signature(_bytes(fields[8], "signature", SIGNATURE_LEN)),
+    )
+
+
+def vote_from_wire(fields: list[Any]) -> Vote:
+    if len(fields) != 6 or fields[0] not in VOTE_KINDS:
+        raise InvalidMessage("bad_shape", "vote must have 6 fields and a vote kind")
+    kind: VoteKind = PREVOTE if fields[0] == PREVOTE else PRECOMMIT
+    block_hash = None if fields[3] is None else Hash32(_bytes(fields[3], "block_hash", HASH_LEN))
+    return Vote(
+        kind,
+        Height(_int(fields[1], "height", 1, MAX_HEIGHT)),
+        Round(_int(fields[2], "round", 0, MAX_ROUND)),
+        block_hash,
+        Address(_bytes(fields[4], "validator", ADDRESS_LEN)),
+        Signature(_bytes(fields[5], "signature", SIGNATURE_LEN)),
+    )
+
+
+def encode_message(message: Proposal | Vote | Any) -> bytes:
+    """Canonical bytes of a Proposal, Vote or Decision."""
+    return encode(message.to_wire())
+
+
+def decode_message(data: bytes) -> Any:
+    """Decodes a Proposal, Vote or Decision; raises ``InvalidMessage``/``DecodeError``."""
+    from .certificate import decision_from_wire  # cycle: certificate uses Vote
+
+    try:
+        fields = decode(data, max_size=MAX_MESSAGE_BYTES)
+    except DecodeError:
+        raise
+    if not isinstance(fields, list) or not fields:
+        raise InvalidMessage("bad_shape", "a consensus message is a non-empty array")
+    tag = fields[0]
+    if tag == "proposal":
+        return proposal_from_wire(fields)
+    if tag in VOTE_KINDS:
+        return vote_from_wire(fields)
+    if tag == "decision":
+        return decision_from_wire(fields)
+    raise InvalidMessage("unknown_tag", f"unknown consensus message tag {tag!r}")
