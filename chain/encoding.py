@@ -70,8 +70,6 @@ def decode(data: bytes, *, max_size: int = MAX_ENCODED_SIZE) -> Any:
             use_list=True,
             strict_map_key=True,
             ext_hook=_reject_ext,
-            max_buffer_size=max_size,
-            timestamp=0,
         )
     except DecodeError:
         raise

@@ -1,0 +1,164 @@
+"""Genesis from a file [GENESIS-*]: chain id, validators, members, balances, parameters.
+
+The file is JSON (addresses in their checksummed text form, public keys in
+hex). Credits exist from genesis only: the sum of the balances is the supply
+that every later height must conserve.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chain.crypto import address_from_pubkey, address_from_text, address_to_text
+from chain.encoding import encode
+from chain.errors import ChainError, InvalidGenesis
+from chain.records import Account, Params, Validator
+from chain.state import (
+    META_BURNED,
+    META_SUPPLY,
+    PARAMS_KEY,
+    Change,
+    State,
+    compute_state_root,
+    encode_record,
+)
+from chain.types import (
+    EMPTY_HASH,
+    MAX_AMOUNT,
+    Address,
+    Amount,
+    Hash32,
+    Height,
+    PublicKeyBytes,
+    TimeMs,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GenesisValidator:
+    pubkey: PublicKeyBytes
+    power: int
+    name: str = ""
+
+    @property
+    def address(self) -> Address:
+        return address_from_pubkey(self.pubkey)
+
+
+@dataclass(frozen=True, slots=True)
+class Genesis:
+    chain_id: str
+    genesis_time_ms: TimeMs
+    validators: tuple[GenesisValidator, ...]
+    members: tuple[Address, ...]
+    balances: tuple[tuple[Address, Amount], ...]
+    params: Params
+
+    @property
+    def hash(self) -> Hash32:
+        """The id of genesis; block 1's ``prev_hash``."""
+        wire = ["learningchain/v1", "genesis", self.chain_id, self.genesis_time_ms,
+                [[v.pubkey, v.power, v.name] for v in self.validators], list(self.members),
+                [[a, b] for a, b in self.balances], self.params.to_wire()]
+        return Hash32(hashlib.sha256(encode(wire)).digest())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "genesis_time_ms": self.genesis_time_ms,
+            "validators": [{"pubkey": v.pubkey.hex(), "power": v.power, "name": v.name}
+                           for v in self.validators],
+            "members": [address_to_text(m) for m in self.members],
+            "balances": {address_to_text(a): b for a, b in self.balances},
+            "params": dataclasses.asdict(self.params),
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> Genesis:
+        try:
+            return _parse(doc)
+        except InvalidGenesis:
+            raise
+        except (ChainError, KeyError, TypeError, ValueError) as e:
+            raise InvalidGenesis(f"invalid genesis: {e}") from e
+
+    @classmethod
+    def load(cls, path: Path) -> Genesis:
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError as e:
+            raise InvalidGenesis(f"no genesis file at {path}") from e
+        except (OSError, ValueError) as e:
+            raise InvalidGenesis(f"cannot read genesis file {path}: {e}") from e
+        return cls.from_json(doc)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+
+def _parse(doc: Any) -> Genesis:
+    if not isinstance(doc, dict):
+        raise InvalidGenesis("genesis must be a JSON object")
+    chain_id = doc["chain_id"]
+    if not isinstance(chain_id, str) or not 1 <= len(chain_id) <= 64:
+        raise InvalidGenesis("chain_id must be a string of 1..64 characters")
+    time_ms = doc["genesis_time_ms"]
+    if not isinstance(time_ms, int) or time_ms < 0:
+        raise InvalidGenesis("genesis_time_ms must be a non-negative integer")
+    validators = []
+    for v in doc["validators"]:
+        pubkey = PublicKeyBytes(bytes.fromhex(v["pubkey"]))
+        address_from_pubkey(pubkey)
+        power = v.get("power", 1)
+        if not isinstance(power, int) or not 1 <= power <= 1000:
+            raise InvalidGenesis("validator power must be an integer in 1..1000")
+        validators.append(GenesisValidator(pubkey, power, str(v.get("name", ""))))
+    if not validators:
+        raise InvalidGenesis("genesis needs at least one validator")
+    if len({v.address for v in validators}) != len(validators):
+        raise InvalidGenesis("duplicate validator")
+    members = sorted({address_from_text(m) for m in doc.get("members", [])}
+                     | {v.address for v in validators})
+    balances = []
+    for text, amount in sorted(doc.get("balances", {}).items()):
+        if not isinstance(amount, int) or not 0 <= amount <= MAX_AMOUNT:
+            raise InvalidGenesis(f"balance of {text} must be an integer in 0..2**63-1")
+        balances.append((address_from_text(text), Amount(amount)))
+    if sum(b for _, b in balances) > MAX_AMOUNT:
+        raise InvalidGenesis("total supply exceeds 2**63-1")
+    known = {f.name for f in dataclasses.fields(Params)}
+    overrides = doc.get("params", {})
+    unknown = set(overrides) - known
+    if unknown:
+        raise InvalidGenesis(f"unknown params: {sorted(unknown)}")
+    params = Params(**overrides)
+    return Genesis(chain_id, TimeMs(time_ms), tuple(validators), tuple(members),
+                   tuple(sorted(balances)), params)
+
+
+def genesis_state(genesis: Genesis) -> State:
+    """[GENESIS-STATE.1] The state at height 0, its root over every record."""
+    state = State(chain_id=genesis.chain_id)
+    t = state.tables
+    for v in genesis.validators:
+        t["validator"][v.address] = Validator(v.pubkey, v.power)
+    for m in genesis.members:
+        t["member"][m] = True
+    for address, amount in genesis.balances:
+        if amount:
+            t["account"][address] = Account(balance=amount)
+    t["params"][PARAMS_KEY] = genesis.params
+    t["meta"][META_SUPPLY] = sum(b for _, b in genesis.balances)
+    t["meta"][META_BURNED] = 0
+    changes = [Change(table, key, encode_record(table, t[table][key]))
+               for table in sorted(t) for key in sorted(t[table])]
+    state.state_root = compute_state_root(EMPTY_HASH, 0, changes)
+    state.height = Height(0)
+    state.block_hash = genesis.hash
+    state.time_ms = genesis.genesis_time_ms
+    return state

@@ -1,0 +1,326 @@
+"""The job lifecycle [JOB-*]: post, claim, reveal, hidden votes, verdict, payment.
+
+Each transaction handler checks every rule before it writes; the block
+``tick`` moves jobs through their windows by block time. See
+protocol_spec/ledger.md §Jobs for the rules and the reasons behind them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from chain.context import TxContext
+from chain.crypto import address_to_text
+from chain.errors import InvalidTransaction
+from chain.records import Account, Claim, Job, JobStatus, Outcome, Verdict, VoteRecord
+from chain.state import Overlay
+from chain.transactions import (
+    ClaimLoss,
+    PostJob,
+    RevealModel,
+    VoteCommit,
+    VoteReveal,
+    model_commitment,
+    vote_commitment,
+)
+from chain.types import Address, Amount, Hash32, Height, TimeMs
+
+
+def _reject(code: str, message: str) -> InvalidTransaction:
+    return InvalidTransaction(code, message)
+
+
+def _require_job(view: Overlay, job_id: Hash32) -> Job:
+    job = view.job(job_id)
+    if job is None:
+        raise _reject("unknown_job", f"no job {job_id.hex()}")
+    return job
+
+
+def _require_member(view: Overlay, address: Address, what: str) -> None:
+    if not view.is_member(address):
+        raise _reject("not_member", f"{address_to_text(address)} is not an admitted member; "
+                                    f"only members may {what}")
+
+
+# --- post ------------------------------------------------------------------------------
+
+def apply_post_job(view: Overlay, sender: Address, body: PostJob, ctx: TxContext) -> None:
+    """[JOB-POST.1] A member posts a job; its escrow leaves its balance in this block."""
+    _require_member(view, sender, "post jobs")
+    spec, params = body.spec, view.params
+    duration = spec.expiry_ms - ctx.time_ms
+    if duration < params.min_job_duration_ms:
+        raise _reject("expiry_too_soon", f"expiry must be at least {params.min_job_duration_ms} "
+                                         f"ms after the block time (is {duration} ms)")
+    if duration > params.max_job_duration_ms:
+        raise _reject("expiry_too_far", f"expiry at most {params.max_job_duration_ms} ms ahead")
+    v = spec.voting
+    if min(v.reveal_window_ms, v.commit_window_ms, v.vote_reveal_window_ms) < params.min_window_ms:
+        raise _reject("window_too_short", f"every window must be >= {params.min_window_ms} ms")
+    if v.quorum_permille < params.min_quorum_permille:
+        raise _reject("quorum_too_low", f"quorum must be >= {params.min_quorum_permille} permille")
+    if v.supermajority_permille < params.min_supermajority_permille:
+        raise _reject("supermajority_too_low",
+                      f"supermajority must be >= {params.min_supermajority_permille} permille")
+    if v.max_turns > params.max_turns:
+        raise _reject("too_many_turns", f"max_turns must be <= {params.max_turns}")
+    account = view.account(sender)
+    escrow = spec.escrow
+    if account.balance < escrow:
+        raise _reject("insufficient_balance",
+                      f"posting this job escrows {escrow} credits (bounty {spec.bounty} + "
+                      f"voter rewards); the balance is {account.balance}")
+    view.put_account(sender, replace(account, balance=Amount(account.balance - escrow)))
+    job = Job(job_id=ctx.tx_hash, submitter=sender, spec=spec, posted_height=ctx.height,
+              posted_time_ms=ctx.time_ms, status=JobStatus.OPEN, escrow=escrow)
+    view.put_job(job)
+    view.put("active_job", job.job_id, True)
+
+
+# --- claim -----------------------------------------------------------------------------
+
+def apply_claim(view: Overlay, sender: Address, body: ClaimLoss, ctx: TxContext) -> None:
+    """[JOB-CLAIM.1] Members claim while the job is open; one live claim each, improving."""
+    job = _require_job(view, body.job_id)
+    _require_member(view, sender, "claim")
+    if job.status != JobStatus.OPEN or ctx.time_ms >= job.spec.expiry_ms:
+        raise _reject("job_not_open", "claims are accepted only before the job's expiry")
+    if sender == job.submitter:
+        raise _reject("submitter_cannot_claim", "the submitter cannot claim its own job")
+    previous = job.claim_of(sender)
+    if previous is not None and not body.loss < previous.loss:
+        raise _reject("claim_not_improved", f"a new claim must beat this claimer's previous "
+                                            f"loss {previous.loss!r}")
+    if any(c.commitment == body.commitment and c.claimer != sender for c in job.claims):
+        raise _reject("duplicate_commitment", "this commitment was already claimed by another "
+                                              "address")
+    claim = Claim(sender, body.loss, body.commitment, ctx.height, ctx.index)
+    others = tuple(c for c in job.claims if c.claimer != sender)
+    view.put_job(replace(job, claims=(*others, claim)))
+
+
+# --- reveal ----------------------------------------------------------------------------
+
+def eligible_voters(view: Overlay, job: Job, claimer: Address) -> tuple[Address, ...]:
+    """[VOTE-ELIGIBLE.1] Members, not banned, not the submitter, not the judged claimer."""
+    out = []
+    for key in view.keys("member"):
+        address = Address(key)
+        if address in (job.submitter, claimer) or view.account(address).banned:
+            continue
+        out.append(address)
+    return tuple(sorted(out))
+
+
+def apply_reveal(view: Overlay, sender: Address, body: RevealModel, ctx: TxContext) -> None:
+    """[JOB-REVEAL.1] The claimer whose turn it is opens its commitment in the window."""
+    job = _require_job(view, body.job_id)
+    if job.status != JobStatus.REVEAL:
+        raise _reject("not_in_reveal_phase", f"job is {job.status}, not waiting for a reveal")
+    if sender != job.current:
+        raise _reject("not_your_turn", "only the claimer whose turn it is may reveal")
+    if ctx.time_ms >= job.phase_deadline_ms:
+        raise _reject("reveal_window_closed", "the reveal window has closed")
+    claim = job.claim_of(sender)
+    if claim is None:  # cannot happen: current always has a claim
+        raise _reject("no_claim", "no claim to reveal")
+    if model_commitment(job.job_id, sender, body.model_hash, body.salt) != claim.commitment:
+        raise _reject("commitment_mismatch", "model hash and salt do not open the commitment")
+    view.put_job(replace(
+        job, status=JobStatus.VOTE_COMMIT, model_hash=body.model_hash, votes=(),
+        eligible_voters=eligible_voters(view, job, sender),
+        phase_deadline_ms=TimeMs(ctx.time_ms + job.spec.voting.commit_window_ms)))
+
+
+# --- votes -----------------------------------------------------------------------------
+
+def _check_voter(view: Overlay, job: Job, voter: Address, claimer: Address) -> None:
+    if claimer != job.current:
+        raise _reject("wrong_claim", "votes are only taken on the claim whose turn it is")
+    if voter not in job.eligible_voters:
+        if not view.is_member(voter):
+            why = "not an admitted member"
+        elif voter == job.submitter:
+            why = "the submitter does not judge its own job"
+        elif voter == claimer:
+            why = "a claimer does not judge its own claim"
+        else:
+            why = "not eligible when the model was revealed"
+        raise _reject("not_eligible_voter", why)
+
+
+def apply_vote_commit(view: Overlay, sender: Address, body: VoteCommit, ctx: TxContext) -> None:
+    """[VOTE-COMMIT.2] Eligible voters commit to a hidden vote while the window is open."""
+    job = _require_job(view, body.job_id)
+    if job.status != JobStatus.VOTE_COMMIT or ctx.time_ms >= job.phase_deadline_ms:
+        raise _reject("not_in_vote_commit_phase", f"job is {job.status}, not taking votes")
+    _check_voter(view, job, sender, body.claimer)
+    if job.vote_of(sender) is not None:
+        raise _reject("already_voted", "this voter already committed a vote on this turn")
+    votes = (*job.votes, VoteRecord(sender, body.commitment))
+    job = replace(job, votes=votes)
+    if len(votes) == len(job.eligible_voters):  # everyone committed: open votes at once
+        job = _open_vote_reveal(job, ctx.time_ms)
+    view.put_job(job)
+
+
+def _open_vote_reveal(job: Job, now: TimeMs) -> Job:
+    return replace(job, status=JobStatus.VOTE_REVEAL,
+                   phase_deadline_ms=TimeMs(now + job.spec.voting.vote_reveal_window_ms))
+
+
+def vote_is_consistent(job: Job, valid: bool, measured_loss: float | None) -> bool:
+    """[VOTE-CONSISTENT.1] 'valid' means the measured loss is within tolerance of the claim."""
+    claim = job.claim_of(job.current) if job.current else None
+    if claim is None:
+        return False
+    expected = measured_loss is not None and measured_loss <= claim.loss + job.spec.loss_tolerance
+    return valid == expected
+
+
+def apply_vote_reveal(view: Overlay, sender: Address, body: VoteReveal, ctx: TxContext) -> None:
+    """[VOTE-REVEAL.1] A committed voter opens its vote; all opened: the verdict at once."""
+    job = _require_job(view, body.job_id)
+    if job.status != JobStatus.VOTE_REVEAL or ctx.time_ms >= job.phase_deadline_ms:
+        raise _reject("not_in_vote_reveal_phase", f"job is {job.status}, not opening votes")
+    _check_voter(view, job, sender, body.claimer)
+    record = job.vote_of(sender)
+    if record is None:
+        raise _reject("no_vote_commitment", "this voter committed no vote on this turn")
+    if record.revealed:
+        raise _reject("already_revealed", "this vote is already open")
+    expected = vote_commitment(job.job_id, body.claimer, sender, body.valid, body.measured_loss,
+                               body.salt)
+    if expected != record.commitment:
+        raise _reject("vote_commitment_mismatch", "the vote does not open its commitment")
+    if not vote_is_consistent(job, body.valid, body.measured_loss):
+        raise _reject("vote_inconsistent", "'valid' must equal: measured loss <= claimed loss "
+                                           "+ tolerance")
+    opened = replace(record, revealed=True, valid=body.valid, measured_loss=body.measured_loss)
+    job = replace(job, votes=tuple(opened if v.voter == sender else v for v in job.votes))
+    if all(v.revealed for v in job.votes):
+        job = decide(view, job, ctx.time_ms, ctx.height)
+    view.put_job(job)
+
+
+# --- turns, verdicts, settlement --------------------------------------------------------
+
+def start_turn(view: Overlay, job: Job, now: TimeMs) -> Job:
+    """[JOB-TURN.1] The best claim not yet tried, by a claimer not banned, gets a turn."""
+    if len(job.tried) < job.spec.voting.max_turns:
+        for claim in job.ranked_claims():
+            if claim.claimer in job.tried or view.account(claim.claimer).banned:
+                continue
+            return replace(job, status=JobStatus.REVEAL, current=claim.claimer, model_hash=None,
+                           votes=(), eligible_voters=(),
+                           phase_deadline_ms=TimeMs(now + job.spec.voting.reveal_window_ms))
+    return settle(view, job, JobStatus.REFUNDED)
+
+
+def _end_turn(job: Job, outcome: Outcome, now: TimeMs) -> Job:
+    if job.current is None:
+        raise ValueError("no turn in progress")
+    valid = sum(1 for v in job.votes if v.revealed and v.valid)
+    invalid = sum(1 for v in job.votes if v.revealed and not v.valid)
+    verdict = Verdict(job.current, outcome, valid, invalid, len(job.eligible_voters), now,
+                      job.model_hash)
+    return replace(job, verdicts=(*job.verdicts, verdict), tried=(*job.tried, job.current))
+
+
+def verdict_of(job: Job) -> Outcome:
+    """[VOTE-VERDICT.1] Quorum of eligible voters, then a supermajority of revealed votes."""
+    v = job.spec.voting
+    revealed = [r for r in job.votes if r.revealed]
+    eligible = len(job.eligible_voters)
+    if eligible == 0 or len(revealed) * 1000 < v.quorum_permille * eligible:
+        return Outcome.NO_QUORUM
+    invalid = sum(1 for r in revealed if not r.valid)
+    valid = len(revealed) - invalid
+    if invalid * 1000 >= v.supermajority_permille * len(revealed):
+        return Outcome.CHEAT
+    if valid * 1000 >= v.supermajority_permille * len(revealed):
+        return Outcome.VALID
+    return Outcome.INCONCLUSIVE
+
+
+def decide(view: Overlay, job: Job, now: TimeMs, height: Height) -> Job:
+    """Ends the vote: pay, or ban and pass the turn, or refund on too little evidence."""
+    if job.current is None or view.account(job.current).banned:
+        return start_turn(view, _end_turn(job, Outcome.FORFEIT, now), now)
+    outcome = verdict_of(job)
+    claimer = job.current
+    if outcome in (Outcome.VALID, Outcome.CHEAT):
+        job = _pay_voters(view, job, agreeing_valid=outcome == Outcome.VALID)
+    job = _end_turn(job, outcome, now)
+    if outcome == Outcome.VALID:
+        bounty = job.spec.bounty
+        account = view.account(claimer)
+        view.put_account(claimer, replace(account, balance=Amount(account.balance + bounty)))
+        job = replace(job, escrow=Amount(job.escrow - bounty), winner=claimer, paid=bounty)
+        return settle(view, job, JobStatus.PAID)
+    if outcome == Outcome.CHEAT:
+        ban(view, claimer, height)
+        return start_turn(view, job, now)
+    return settle(view, job, JobStatus.REFUNDED)  # no quorum / inconclusive: no evidence
+
+
+def _pay_voters(view: Overlay, job: Job, *, agreeing_valid: bool) -> Job:
+    """[VOTE-REWARD.1] The turn's voter reward, split evenly among voters who agreed."""
+    agreeing = [r.voter for r in job.votes if r.revealed and r.valid == agreeing_valid
+                and not view.account(r.voter).banned]
+    pool = job.spec.voting.voter_reward
+    if not agreeing or pool == 0:
+        return job
+    share = pool // len(agreeing)
+    for voter in agreeing:
+        account = view.account(voter)
+        view.put_account(voter, replace(account, balance=Amount(account.balance + share)))
+    return replace(job, escrow=Amount(job.escrow - share * len(agreeing)))
+
+
+def settle(view: Overlay, job: Job, status: JobStatus) -> Job:
+    """[JOB-SETTLE.1] What is left in escrow returns to the submitter (burned if banned)."""
+    rest = job.escrow
+    if rest:
+        account = view.account(job.submitter)
+        if account.banned:
+            view.add_burned(rest)
+        else:
+            refunded = replace(account, balance=Amount(account.balance + rest))
+            view.put_account(job.submitter, refunded)
+    view.delete("active_job", job.job_id)
+    return replace(job, status=status, escrow=Amount(0), current=None, phase_deadline_ms=TimeMs(0))
+
+
+def ban(view: Overlay, address: Address, height: Height) -> None:
+    """[JOB-BAN.1] A proven cheater is banned; all its credits are burned."""
+    from chain.governance import schedule_validator_removal
+
+    account = view.account(address)
+    view.add_burned(account.balance)
+    view.put_account(address, Account(balance=Amount(0), nonce=account.nonce, banned=True))
+    if address in view.validators():
+        schedule_validator_removal(view, address, height)
+
+
+def tick_job(view: Overlay, job: Job, now: TimeMs, height: Height) -> Job:
+    """[JOB-TICK.1] Moves a job along when a window has ended at this block's time."""
+    if job.status == JobStatus.OPEN and now >= job.spec.expiry_ms:
+        return start_turn(view, job, now)
+    if job.status == JobStatus.REVEAL and (
+        now >= job.phase_deadline_ms or (job.current and view.account(job.current).banned)
+    ):
+        return start_turn(view, _end_turn(job, Outcome.FORFEIT, now), now)
+    if job.status == JobStatus.VOTE_COMMIT and now >= job.phase_deadline_ms:
+        return _open_vote_reveal(job, now)
+    if job.status == JobStatus.VOTE_REVEAL and now >= job.phase_deadline_ms:
+        return decide(view, job, now, height)
+    return job
+
+
+def tick_jobs(view: Overlay, now: TimeMs, height: Height) -> None:
+    for job in list(view.iter_active_jobs()):
+        moved = tick_job(view, job, now, height)
+        if moved != job:
+            view.put_job(moved)

@@ -1,0 +1,218 @@
+"""The job specification a submitter posts [JOB-SPEC.*].
+
+A job kind is a tagged type (``kind``) so later kinds (hidden test sets,
+prediction requests, federated jobs) fit without changing the envelope; the
+entry points are a map so a kind can name more than train and evaluate.
+Every field is bounded, so a spec can never bloat a block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chain import fields as F
+from chain.errors import DecodeError
+from chain.types import Amount, Hash32, TimeMs
+
+JOB_KINDS = ("train/v1",)
+PARAM_KINDS = ("choice", "uniform", "log_uniform", "int")
+MAX_PARAMS = 16
+MAX_CHOICES = 32
+MAX_COMMAND_ARGS = 32
+MAX_ARG_LEN = 256
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceLimits:
+    """What one run of the job may use; workers compare this with their policy."""
+
+    memory_mb: int
+    """Memory limit of the container, no swap."""
+    cpu_millis: int
+    """CPU quota in thousandths of a core."""
+    time_s: int
+    """Wall-time limit of one train run."""
+    disk_mb: int
+    """Bound on scratch space plus output (the model)."""
+
+    def to_wire(self) -> list[Any]:
+        return [self.memory_mb, self.cpu_millis, self.time_s, self.disk_mb]
+
+    @classmethod
+    def from_wire(cls, v: Any) -> ResourceLimits:
+        a = F.array(v, "limits", 4)
+        return cls(
+            F.uint(a[0], "limits.memory_mb", 16, 1 << 20),
+            F.uint(a[1], "limits.cpu_millis", 100, 256_000),
+            F.uint(a[2], "limits.time_s", 1, 7 * 24 * 3600),
+            F.uint(a[3], "limits.disk_mb", 1, 1 << 20),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSpec:
+    """One hyperparameter the worker may vary: a choice list or a numeric range."""
+
+    name: str
+    kind: str
+    values: tuple[Any, ...]
+    """choice: the options; uniform/log_uniform/int: (low, high)."""
+
+    def to_wire(self) -> list[Any]:
+        return [self.name, self.kind, list(self.values)]
+
+    @classmethod
+    def from_wire(cls, v: Any) -> ParamSpec:
+        a = F.array(v, "param", 3)
+        name = F.text(a[0], "param.name", 64, 1)
+        kind = F.one_of(a[1], "param.kind", PARAM_KINDS)
+        raw = F.array(a[2], "param.values", max_len=MAX_CHOICES)
+        if kind == "choice":
+            if not raw:
+                raise DecodeError(f"param {name!r}: empty choice", code="bad_field")
+            for x in raw:
+                if isinstance(x, bool) or not isinstance(x, int | float | str):
+                    raise DecodeError(f"param {name!r}: choices are numbers or strings",
+                                      code="bad_field")
+                if isinstance(x, str):
+                    F.text(x, "param.choice", 64)
+        else:
+            if len(raw) != 2:
+                raise DecodeError(f"param {name!r}: range needs [low, high]", code="bad_field")
+            lo: float
+            hi: float
+            if kind == "int":
+                lo, hi = (F.uint(x, "param.range", -(2**31), 2**31) for x in raw)
+            else:
+                lo, hi = (F.finite_float(x, "param.range") for x in raw)
+                if kind == "log_uniform" and lo <= 0:
+                    raise DecodeError(f"param {name!r}: log range must be > 0", code="bad_field")
+            if not lo < hi:
+                raise DecodeError(f"param {name!r}: low must be < high", code="bad_field")
+        return cls(name, kind, tuple(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class VotingParams:
+    """How the winner is verified; bounded by the protocol parameters [JOB-VOTE-PARAMS.1]."""
+
+    reveal_window_ms: int
+    """Time the current winner has to reveal its model."""
+    commit_window_ms: int
+    """Time voters have to commit to their (hidden) vote."""
+    vote_reveal_window_ms: int
+    """Time voters have to open their commitment."""
+    quorum_permille: int
+    """Votes revealed / eligible voters needed for any verdict."""
+    supermajority_permille: int
+    """Share of revealed votes needed to call a claim valid or a cheat."""
+    voter_reward: Amount
+    """Paid per turn, split among voters who agree with the verdict."""
+    max_turns: int
+    """How many claims, best first, may be tried before the bounty returns."""
+
+    def to_wire(self) -> list[Any]:
+        return [self.reveal_window_ms, self.commit_window_ms, self.vote_reveal_window_ms,
+                self.quorum_permille, self.supermajority_permille, self.voter_reward,
+                self.max_turns]
+
+    @classmethod
+    def from_wire(cls, v: Any) -> VotingParams:
+        a = F.array(v, "voting", 7)
+        day = 24 * 3600 * 1000
+        return cls(
+            F.uint(a[0], "voting.reveal_window_ms", 1, day),
+            F.uint(a[1], "voting.commit_window_ms", 1, day),
+            F.uint(a[2], "voting.vote_reveal_window_ms", 1, day),
+            F.uint(a[3], "voting.quorum_permille", 1, 1000),
+            F.uint(a[4], "voting.supermajority_permille", 500, 1000),
+            F.amount(a[5], "voting.voter_reward", 0),
+            F.uint(a[6], "voting.max_turns", 1, 16),
+        )
+
+    @property
+    def turn_window_ms(self) -> int:
+        return self.reveal_window_ms + self.commit_window_ms + self.vote_reveal_window_ms
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """Everything a worker needs to run a job and every node needs to judge it."""
+
+    kind: str
+    image_digest: Hash32
+    """SHA-256 content address of the job image (the blob workers fetch and check)."""
+    image_ref: str
+    """Human-readable name of the image; informational only."""
+    entry_points: tuple[tuple[str, tuple[str, ...]], ...]
+    """Sorted (name, argv) pairs; ``train`` and ``evaluate`` for train/v1."""
+    limits: ResourceLimits
+    search_space: tuple[ParamSpec, ...]
+    bounty: Amount
+    expiry_ms: TimeMs
+    """Block time after which no claim is accepted and the first turn starts."""
+    loss_tolerance: float
+    """A claim is valid when measured loss <= claimed loss + tolerance."""
+    voting: VotingParams
+    description: str
+
+    def entry_point(self, name: str) -> tuple[str, ...]:
+        for key, argv in self.entry_points:
+            if key == name:
+                return argv
+        raise KeyError(name)
+
+    @property
+    def escrow(self) -> Amount:
+        """Bounty plus one voter reward per possible turn [JOB-POST-ESCROW.1]."""
+        return Amount(self.bounty + self.voting.voter_reward * self.voting.max_turns)
+
+    def to_wire(self) -> list[Any]:
+        return [
+            self.kind, self.image_digest, self.image_ref,
+            {k: list(v) for k, v in self.entry_points},
+            self.limits.to_wire(), [p.to_wire() for p in self.search_space],
+            self.bounty, self.expiry_ms, self.loss_tolerance, self.voting.to_wire(),
+            self.description,
+        ]
+
+    @classmethod
+    def from_wire(cls, v: Any) -> JobSpec:
+        a = F.array(v, "spec", 11)
+        kind = F.one_of(a[0], "spec.kind", JOB_KINDS)
+        eps = a[3]
+        if not isinstance(eps, dict) or len(eps) > 8:
+            raise DecodeError("bad field 'spec.entry_points': map of at most 8", code="bad_field")
+        entry_points = tuple(
+            (F.text(k, "entry_point", 32, 1),
+             F.text_list(eps[k], f"entry_points.{k}", MAX_COMMAND_ARGS, MAX_ARG_LEN))
+            for k in sorted(eps)
+        )
+        names = {k for k, _ in entry_points}
+        if not {"train", "evaluate"} <= names:
+            raise DecodeError("train/v1 jobs need 'train' and 'evaluate' entry points",
+                              code="bad_field")
+        if any(not argv for _, argv in entry_points):
+            raise DecodeError("entry point command is empty", code="bad_field")
+        params = tuple(
+            ParamSpec.from_wire(p) for p in F.array(a[5], "spec.search_space", max_len=MAX_PARAMS)
+        )
+        if len({p.name for p in params}) != len(params):
+            raise DecodeError("duplicate hyperparameter name", code="bad_field")
+        tolerance = F.finite_float(a[8], "spec.loss_tolerance")
+        if tolerance < 0:
+            raise DecodeError("loss tolerance must be >= 0", code="bad_field")
+        return cls(
+            kind=kind,
+            image_digest=F.hash32(a[1], "spec.image_digest"),
+            image_ref=F.text(a[2], "spec.image_ref", 256),
+            entry_points=entry_points,
+            limits=ResourceLimits.from_wire(a[4]),
+            search_space=params,
+            bounty=F.amount(a[6], "spec.bounty"),
+            expiry_ms=TimeMs(F.uint(a[7], "spec.expiry_ms")),
+            loss_tolerance=tolerance,
+            voting=VotingParams.from_wire(a[9]),
+            description=F.text(a[10], "spec.description", 1024),
+        )

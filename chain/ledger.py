@@ -1,0 +1,61 @@
+"""The ledger: committed state in memory, durable in storage, advanced one block at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from chain.blocks import Block
+from chain.errors import ChainError
+from chain.genesis import Genesis, genesis_state
+from chain.state import State
+from chain.storage import Storage, StorageError
+from chain.transactions import SignedTransaction
+from chain.transition import BlockOutput, SignatureCache, advance, apply_block, build_block
+from chain.types import EMPTY_HASH, Address, Hash32, TimeMs
+
+
+class GenesisMismatch(ChainError):
+    code = "genesis_mismatch"
+
+
+class Ledger:
+    """Owns the committed ``State`` and its ``Storage``; applies decided blocks."""
+
+    def __init__(self, storage: Storage, state: State, genesis: Genesis) -> None:
+        self.storage = storage
+        self.state = state
+        self.genesis = genesis
+        self.signatures = SignatureCache()
+
+    @classmethod
+    def open(cls, url: str, genesis: Genesis) -> Ledger:
+        """Opens (or initialises from genesis) the chain stored at ``url``."""
+        storage = Storage(url)
+        if storage.is_empty():
+            state = genesis_state(genesis)
+            storage.init_genesis(genesis.hash, state)
+        else:
+            if storage.meta("genesis_hash") != genesis.hash:
+                raise GenesisMismatch("the database holds a different chain than this genesis "
+                                      f"({storage.meta('chain_id')!r})")
+            state = storage.load_state()
+        return cls(storage, state, genesis)
+
+    def apply(self, block: Block, certificate: bytes | None = None) -> BlockOutput:
+        """Validate, execute, commit durably, then update memory; any failure changes nothing."""
+        output = apply_block(self.state, block, self.signatures)
+        self.storage.commit_block(block, output.changes, output.state_root, certificate)
+        advance(self.state, block, output)
+        return output
+
+    def propose(self, txs: Iterable[SignedTransaction], time_ms: TimeMs, proposer: Address,
+                last_commit_hash: Hash32 = EMPTY_HASH) -> Block:
+        block, _, _ = build_block(self.state, txs, time_ms, proposer, self.signatures,
+                                  last_commit_hash)
+        return block
+
+    def close(self) -> None:
+        self.storage.close()
+
+
+__all__ = ["GenesisMismatch", "Ledger", "StorageError"]

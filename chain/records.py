@@ -1,0 +1,268 @@
+"""State records: what the ledger remembers, each with a canonical wire form.
+
+Records are frozen; a rule that changes one writes a new record through the
+block's ``Overlay``. Their encodings feed the state root, so every field
+is part of consensus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from chain.jobspec import JobSpec
+from chain.types import Address, Amount, Hash32, Height, PublicKeyBytes, TimeMs
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    balance: Amount = Amount(0)
+    nonce: int = 0
+    """The nonce the next transaction from this account must carry [TX-NONCE.1]."""
+    banned: bool = False
+    """Banned accounts hold nothing and can send nothing [JOB-BAN.1]."""
+
+    def to_wire(self) -> list[Any]:
+        return [self.balance, self.nonce, self.banned]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> Account:
+        return cls(Amount(a[0]), a[1], a[2])
+
+
+@dataclass(frozen=True, slots=True)
+class Validator:
+    pubkey: PublicKeyBytes
+    power: int
+
+    def to_wire(self) -> list[Any]:
+        return [self.pubkey, self.power]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> Validator:
+        return cls(PublicKeyBytes(a[0]), a[1])
+
+
+class JobStatus(StrEnum):
+    OPEN = "open"
+    """Accepting claims until the expiry."""
+    REVEAL = "reveal"
+    """The current claimer must reveal its model."""
+    VOTE_COMMIT = "vote_commit"
+    """Eligible voters commit to hidden votes."""
+    VOTE_REVEAL = "vote_reveal"
+    """Voters open their votes."""
+    PAID = "paid"
+    """Settled: a verified winner was paid."""
+    REFUNDED = "refunded"
+    """Settled: no verified winner; the escrow went back to the submitter."""
+
+
+SETTLED = (JobStatus.PAID, JobStatus.REFUNDED)
+
+
+class Outcome(StrEnum):
+    VALID = "valid"
+    CHEAT = "cheat"
+    FORFEIT = "forfeit"
+    """The claimer did not reveal in time (or was banned meanwhile)."""
+    NO_QUORUM = "no_quorum"
+    INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    claimer: Address
+    loss: float
+    commitment: Hash32
+    height: Height
+    index: int
+    """Position of the claim transaction in its block: the tie-breaker after height."""
+
+    @property
+    def rank_key(self) -> tuple[float, int, int]:
+        """[JOB-RANK.1] Lower loss first, then the earlier claim."""
+        return (self.loss, self.height, self.index)
+
+    def to_wire(self) -> list[Any]:
+        return [self.claimer, self.loss, self.commitment, self.height, self.index]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> Claim:
+        return cls(Address(a[0]), a[1], Hash32(a[2]), Height(a[3]), a[4])
+
+
+@dataclass(frozen=True, slots=True)
+class VoteRecord:
+    voter: Address
+    commitment: Hash32
+    revealed: bool = False
+    valid: bool = False
+    measured_loss: float | None = None
+
+    def to_wire(self) -> list[Any]:
+        return [self.voter, self.commitment, self.revealed, self.valid, self.measured_loss]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> VoteRecord:
+        return cls(Address(a[0]), Hash32(a[1]), a[2], a[3], a[4])
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The end of one turn: whose claim, what happened, and how the votes fell."""
+
+    claimer: Address
+    outcome: Outcome
+    valid_votes: int
+    invalid_votes: int
+    eligible: int
+    time_ms: TimeMs
+    model_hash: Hash32 | None
+
+    def to_wire(self) -> list[Any]:
+        return [self.claimer, str(self.outcome), self.valid_votes, self.invalid_votes,
+                self.eligible, self.time_ms, self.model_hash]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> Verdict:
+        return cls(Address(a[0]), Outcome(a[1]), a[2], a[3], a[4], TimeMs(a[5]),
+                   None if a[6] is None else Hash32(a[6]))
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A posted job through its whole lifecycle (see protocol_spec/ledger.md §Jobs)."""
+
+    job_id: Hash32
+    submitter: Address
+    spec: JobSpec
+    posted_height: Height
+    posted_time_ms: TimeMs
+    status: JobStatus
+    escrow: Amount
+    """Credits still held for this job; zero once settled."""
+    claims: tuple[Claim, ...] = ()
+    """At most one live claim per claimer: its best [JOB-CLAIM-ONE.1]."""
+    tried: tuple[Address, ...] = ()
+    """Claimers whose turn has ended, in order."""
+    current: Address | None = None
+    """The claimer whose turn it is (reveal and vote phases)."""
+    phase_deadline_ms: TimeMs = TimeMs(0)
+    model_hash: Hash32 | None = None
+    """The current claimer's revealed model."""
+    eligible_voters: tuple[Address, ...] = ()
+    votes: tuple[VoteRecord, ...] = ()
+    verdicts: tuple[Verdict, ...] = ()
+    winner: Address | None = None
+    paid: Amount = Amount(0)
+    """What the winner received."""
+
+    def claim_of(self, claimer: Address) -> Claim | None:
+        for c in self.claims:
+            if c.claimer == claimer:
+                return c
+        return None
+
+    def ranked_claims(self) -> list[Claim]:
+        return sorted(self.claims, key=lambda c: c.rank_key)
+
+    def best_claim(self) -> Claim | None:
+        return min(self.claims, key=lambda c: c.rank_key, default=None)
+
+    def vote_of(self, voter: Address) -> VoteRecord | None:
+        for v in self.votes:
+            if v.voter == voter:
+                return v
+        return None
+
+    def to_wire(self) -> list[Any]:
+        return [
+            self.job_id, self.submitter, self.spec.to_wire(), self.posted_height,
+            self.posted_time_ms, str(self.status), self.escrow,
+            [c.to_wire() for c in self.claims], list(self.tried), self.current,
+            self.phase_deadline_ms, self.model_hash, list(self.eligible_voters),
+            [v.to_wire() for v in self.votes], [v.to_wire() for v in self.verdicts],
+            self.winner, self.paid,
+        ]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> Job:
+        return cls(
+            job_id=Hash32(a[0]), submitter=Address(a[1]), spec=JobSpec.from_wire(a[2]),
+            posted_height=Height(a[3]), posted_time_ms=TimeMs(a[4]), status=JobStatus(a[5]),
+            escrow=Amount(a[6]), claims=tuple(Claim.from_wire(c) for c in a[7]),
+            tried=tuple(Address(x) for x in a[8]),
+            current=None if a[9] is None else Address(a[9]),
+            phase_deadline_ms=TimeMs(a[10]),
+            model_hash=None if a[11] is None else Hash32(a[11]),
+            eligible_voters=tuple(Address(x) for x in a[12]),
+            votes=tuple(VoteRecord.from_wire(v) for v in a[13]),
+            verdicts=tuple(Verdict.from_wire(v) for v in a[14]),
+            winner=None if a[15] is None else Address(a[15]), paid=Amount(a[16]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A governance proposal waiting for more than two thirds of validator power."""
+
+    proposal_id: Hash32
+    proposer: Address
+    action: Any  # chain.transactions.GovernanceAction (kept loose to avoid an import cycle)
+    created_ms: TimeMs
+    approvals: tuple[Address, ...]
+
+    def to_wire(self) -> list[Any]:
+        return [self.proposal_id, self.proposer, self.action.to_wire(), self.created_ms,
+                list(self.approvals)]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> Proposal:
+        from chain.transactions import GovernanceAction
+
+        return cls(Hash32(a[0]), Address(a[1]), GovernanceAction.from_wire(a[2]),
+                   TimeMs(a[3]), tuple(Address(x) for x in a[4]))
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatorChange:
+    """A validator-set change approved by governance, effective at ``height``."""
+
+    kind: str
+    """``add`` or ``remove``."""
+    address: Address
+    pubkey: PublicKeyBytes | None
+    power: int
+
+    def to_wire(self) -> list[Any]:
+        return [self.kind, self.address, self.pubkey, self.power]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> ValidatorChange:
+        return cls(a[0], Address(a[1]), None if a[2] is None else PublicKeyBytes(a[2]), a[3])
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """Protocol parameters, fixed at genesis [PARAMS.*]; defaults defended in the spec."""
+
+    max_block_txs: int = 20_000
+    max_block_bytes: int = 16 * 1024 * 1024
+    min_job_duration_ms: int = 1_000
+    max_job_duration_ms: int = 30 * 24 * 3600 * 1000
+    min_window_ms: int = 1_000
+    max_turns: int = 5
+    min_quorum_permille: int = 500
+    min_supermajority_permille: int = 667
+    governance_window_ms: int = 7 * 24 * 3600 * 1000
+    validator_change_delay: int = 2
+    max_block_time_drift_ms: int = 10_000
+
+    def to_wire(self) -> list[Any]:
+        return [getattr(self, f) for f in self.__dataclass_fields__]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> Params:
+        return cls(*a)

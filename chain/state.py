@@ -1,0 +1,237 @@
+"""The ledger state as named tables of records, a block-scoped overlay, and the state root.
+
+``State`` is the committed state. A block is executed against an ``Overlay``
+that records every write and can roll back to a savepoint, so an invalid
+block (or a transaction the proposer drops) leaves the committed state
+untouched. The changes a block made, sorted, are what storage writes and
+what the state root hashes [STATE-ROOT.1]:
+
+    state_root(h) = SHA-256(encode(["learningchain/v1", "state-root",
+                                    state_root(h-1), h, sorted changes]))
+
+so the root commits to the whole state history, costs O(changes) per block,
+and two nodes that diverge disagree at the very next block.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from chain.encoding import decode, encode
+from chain.records import Account, Job, Params, Proposal, Validator, ValidatorChange
+from chain.types import EMPTY_HASH, Address, Amount, Hash32, Height, TimeMs
+
+
+def _codec(cls: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    return (lambda v: v.to_wire(), cls.from_wire)
+
+
+def _plain() -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    return (lambda v: v, lambda v: v)
+
+
+TABLE_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "account": _codec(Account),
+    "member": _plain(),
+    "validator": _codec(Validator),
+    "job": _codec(Job),
+    "active_job": _plain(),
+    "proposal": _codec(Proposal),
+    "valset_change": (
+        lambda v: [c.to_wire() for c in v],
+        lambda v: [ValidatorChange.from_wire(c) for c in v],
+    ),
+    "params": _codec(Params),
+    "meta": _plain(),
+}
+"""Every table of the state, with how its records become canonical values and back."""
+
+META_BURNED = b"burned"
+META_SUPPLY = b"supply"
+PARAMS_KEY = b""
+
+
+def encode_record(table: str, value: Any) -> bytes:
+    return encode(TABLE_CODECS[table][0](value))
+
+
+def decode_record(table: str, data: bytes) -> Any:
+    return TABLE_CODECS[table][1](decode(data))
+
+
+def height_key(height: int) -> bytes:
+    return height.to_bytes(8, "big")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One state write of a block: the new encoded record, or None for a deletion."""
+
+    table: str
+    key: bytes
+    value: bytes | None
+
+    def to_wire(self) -> list[Any]:
+        return [self.table, self.key, self.value]
+
+
+def compute_state_root(prev_root: bytes, height: int, changes: list[Change]) -> Hash32:
+    payload = encode(["learningchain/v1", "state-root", prev_root, height,
+                      [c.to_wire() for c in changes]])
+    return Hash32(hashlib.sha256(payload).digest())
+
+
+class StateReader:
+    """Read accessors shared by the committed state and a block's overlay."""
+
+    def get(self, table: str, key: bytes) -> Any:
+        raise NotImplementedError
+
+    def keys(self, table: str) -> list[bytes]:
+        raise NotImplementedError
+
+    def account(self, address: Address) -> Account:
+        return self.get("account", address) or Account()
+
+    def job(self, job_id: bytes) -> Job | None:
+        return self.get("job", job_id)  # type: ignore[no-any-return,unused-ignore]
+
+    def is_member(self, address: Address) -> bool:
+        return self.get("member", address) is not None
+
+    def validators(self) -> dict[Address, Validator]:
+        return {Address(k): self.get("validator", k) for k in sorted(self.keys("validator"))}
+
+    def proposal(self, proposal_id: bytes) -> Proposal | None:
+        return self.get("proposal", proposal_id)  # type: ignore[no-any-return,unused-ignore]
+
+    @property
+    def params(self) -> Params:
+        return self.get("params", PARAMS_KEY) or Params()
+
+    @property
+    def burned(self) -> Amount:
+        return Amount(self.get("meta", META_BURNED) or 0)
+
+    @property
+    def supply(self) -> Amount:
+        return Amount(self.get("meta", META_SUPPLY) or 0)
+
+
+@dataclass
+class State(StateReader):
+    """The committed state after block ``height``: what storage holds, in memory."""
+
+    chain_id: str
+    height: Height = Height(0)
+    block_hash: Hash32 = EMPTY_HASH
+    time_ms: TimeMs = TimeMs(0)
+    state_root: Hash32 = EMPTY_HASH
+    tables: dict[str, dict[bytes, Any]] = field(
+        default_factory=lambda: {t: {} for t in TABLE_CODECS})
+
+    def get(self, table: str, key: bytes) -> Any:
+        return self.tables[table].get(key)
+
+    def keys(self, table: str) -> list[bytes]:
+        return list(self.tables[table])
+
+    def merge(self, overlay: Overlay) -> None:
+        """Makes a block's writes part of the committed state (after storage committed)."""
+        for (table, key), value in overlay.writes.items():
+            if value is None:
+                self.tables[table].pop(key, None)
+            else:
+                self.tables[table][key] = value
+
+    def total_credits(self) -> int:
+        """Balances + escrow + burned; equals the genesis supply at every height [BANK.1]."""
+        balances = sum(a.balance for a in self.tables["account"].values())
+        escrow = sum(j.escrow for j in self.tables["job"].values())
+        return balances + escrow + self.burned
+
+    def digest(self) -> Hash32:
+        """SHA-256 over every record, sorted: to compare two nodes' states directly."""
+        h = hashlib.sha256()
+        for table in sorted(self.tables):
+            for key in sorted(self.tables[table]):
+                h.update(encode([table, key, encode_record(table, self.tables[table][key])]))
+        return Hash32(h.digest())
+
+
+_MISSING = object()
+
+
+class Overlay(StateReader):
+    """A block's writes over the committed state, with savepoints for rollback."""
+
+    def __init__(self, base: State) -> None:
+        self.base = base
+        self.writes: dict[tuple[str, bytes], Any] = {}
+        self._journal: list[tuple[tuple[str, bytes], Any]] = []
+
+    def get(self, table: str, key: bytes) -> Any:
+        value = self.writes.get((table, key), _MISSING)
+        if value is _MISSING:
+            return self.base.tables[table].get(key)
+        return value
+
+    def keys(self, table: str) -> list[bytes]:
+        present = set(self.base.tables[table])
+        for (t, k), v in self.writes.items():
+            if t == table:
+                if v is None:
+                    present.discard(k)
+                else:
+                    present.add(k)
+        return sorted(present)
+
+    def put(self, table: str, key: bytes, value: Any) -> None:
+        k = (table, key)
+        self._journal.append((k, self.writes.get(k, _MISSING)))
+        self.writes[k] = value
+
+    def delete(self, table: str, key: bytes) -> None:
+        self.put(table, key, None)
+
+    def savepoint(self) -> int:
+        return len(self._journal)
+
+    def rollback(self, savepoint: int) -> None:
+        while len(self._journal) > savepoint:
+            k, previous = self._journal.pop()
+            if previous is _MISSING:
+                del self.writes[k]
+            else:
+                self.writes[k] = previous
+
+    def changes(self) -> list[Change]:
+        """The net writes, sorted by (table, key), skipping deletes of absent keys."""
+        out = []
+        for (table, key) in sorted(self.writes):
+            value = self.writes[(table, key)]
+            if value is None:
+                if key in self.base.tables[table]:
+                    out.append(Change(table, key, None))
+            else:
+                out.append(Change(table, key, encode_record(table, value)))
+        return out
+
+    # Convenience writers used by the rules.
+    def put_account(self, address: Address, account: Account) -> None:
+        self.put("account", address, account)
+
+    def put_job(self, job: Job) -> None:
+        self.put("job", job.job_id, job)
+
+    def add_burned(self, amount: int) -> None:
+        self.put("meta", META_BURNED, self.burned + amount)
+
+    def iter_active_jobs(self) -> Iterator[Job]:
+        for key in self.keys("active_job"):
+            job = self.job(key)
+            if job is not None:
+                yield job

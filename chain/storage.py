@@ -1,0 +1,235 @@
+"""Durable storage on SQLAlchemy 2 Core [STORE-*]: SQLite (WAL) by default, PostgreSQL by URL.
+
+A block, its transaction index, its state changes and the new chain tip are
+written in ONE database transaction [STORE-ATOMIC.1], so a crash between
+blocks can never leave a half-applied block: on restart the node sees either
+the whole block or none of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from chain.blocks import Block
+from chain.encoding import decode, encode
+from chain.errors import ChainError
+from chain.state import Change, State, decode_record
+from chain.types import Hash32, Height, TimeMs
+
+metadata = sa.MetaData()
+
+meta_table = sa.Table(
+    "meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+)
+blocks_table = sa.Table(
+    "blocks", metadata,
+    sa.Column("height", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.LargeBinary(32), nullable=False, unique=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("certificate", sa.LargeBinary, nullable=True),
+)
+txs_table = sa.Table(
+    "txs", metadata,
+    sa.Column("hash", sa.LargeBinary(32), primary_key=True),
+    sa.Column("height", sa.BigInteger, nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+)
+state_table = sa.Table(
+    "state", metadata,
+    sa.Column("tbl", sa.String(32), primary_key=True),
+    sa.Column("key", sa.LargeBinary, primary_key=True),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+)
+
+
+class StorageError(ChainError):
+    code = "storage_error"
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{(data_dir / 'chain.sqlite3').resolve()}"
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")  # a committed block survives power loss
+            cur.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+    else:
+        raise StorageError(f"unsupported database {dialect!r} (use sqlite or postgresql)")
+    stmt = insert(state_table)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["tbl", "key"],
+                                            set_={"value": stmt.excluded.value}), rows)
+
+
+class Storage:
+    """The node's database. Only ``Ledger`` writes to it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine = _make_engine(url)
+            metadata.create_all(self.engine)
+        except sa.exc.SQLAlchemyError as e:
+            raise StorageError(f"cannot open database {_redact(url)}: {e.__class__.__name__}: "
+                               f"{str(e).splitlines()[0]}") from e
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> Storage:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return cls(sqlite_url(data_dir))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.SQLAlchemyError as e:
+            raise StorageError(f"database write failed, nothing was committed: "
+                               f"{str(e).splitlines()[0]}") from e
+
+    # --- writes -------------------------------------------------------------------------
+
+    def init_genesis(self, genesis_hash: Hash32, state: State) -> None:
+        rows = [{"tbl": t, "key": k, "value": _enc(t, v)}
+                for t, table in state.tables.items() for k, v in table.items()]
+        with self._write() as conn:
+            if conn.execute(sa.select(meta_table.c.key)).first() is not None:
+                raise StorageError("database already initialised")
+            _upsert(conn, rows)
+            self._put_meta(conn, state, genesis_hash=genesis_hash)
+
+    def commit_block(self, block: Block, changes: list[Change], state_root: Hash32,
+                     certificate: bytes | None = None) -> None:
+        """[STORE-ATOMIC.1] Block, index, state changes and tip in one transaction."""
+        upserts = [{"tbl": c.table, "key": c.key, "value": c.value}
+                   for c in changes if c.value is not None]
+        deletes = [{"t": c.table, "k": c.key} for c in changes if c.value is None]
+        h = block.header
+        with self._write() as conn:
+            tip = self._meta(conn, "height")
+            if tip is None or tip + 1 != h.height:
+                raise StorageError(f"block {h.height} does not follow stored tip {tip}")
+            conn.execute(blocks_table.insert(), [{"height": h.height, "hash": block.hash,
+                                                  "data": block.encode(),
+                                                  "certificate": certificate}])
+            if block.txs:
+                conn.execute(txs_table.insert(), [{"hash": tx.hash, "height": h.height, "idx": i}
+                                                  for i, tx in enumerate(block.txs)])
+            _upsert(conn, upserts)
+            if deletes:
+                match = ((state_table.c.tbl == sa.bindparam("t"))
+                         & (state_table.c.key == sa.bindparam("k")))
+                conn.execute(state_table.delete().where(match), deletes)
+            for key, value in (("height", h.height), ("block_hash", block.hash),
+                               ("time_ms", h.time_ms), ("state_root", state_root)):
+                conn.execute(meta_table.update().where(meta_table.c.key == key),
+                             {"value": encode(value)})
+
+    def put_certificate(self, height: int, certificate: bytes) -> None:
+        with self._write() as conn:
+            conn.execute(blocks_table.update().where(blocks_table.c.height == height),
+                         {"certificate": certificate})
+
+    def _put_meta(self, conn: Connection, state: State, genesis_hash: Hash32) -> None:
+        rows = {"chain_id": state.chain_id, "genesis_hash": genesis_hash,
+                "height": state.height, "block_hash": state.block_hash,
+                "time_ms": state.time_ms, "state_root": state.state_root}
+        conn.execute(meta_table.insert(), [{"key": k, "value": encode(v)} for k, v in rows.items()])
+
+    # --- reads --------------------------------------------------------------------------
+
+    def _meta(self, conn: Connection, key: str) -> Any:
+        row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == key)).first()
+        return None if row is None else decode(row[0])
+
+    def meta(self, key: str) -> Any:
+        with self.engine.connect() as conn:
+            return self._meta(conn, key)
+
+    def is_empty(self) -> bool:
+        return self.meta("height") is None
+
+    def load_state(self) -> State:
+        with self.engine.connect() as conn:
+            chain_id = self._meta(conn, "chain_id")
+            if chain_id is None:
+                raise StorageError("database holds no chain")
+            state = State(chain_id=chain_id, height=Height(self._meta(conn, "height")),
+                          block_hash=Hash32(self._meta(conn, "block_hash")),
+                          time_ms=TimeMs(self._meta(conn, "time_ms")),
+                          state_root=Hash32(self._meta(conn, "state_root")))
+            for tbl, key, value in conn.execute(sa.select(state_table)):
+                state.tables[tbl][bytes(key)] = decode_record(tbl, bytes(value))
+        return state
+
+    def height(self) -> int:
+        return int(self.meta("height") or 0)
+
+    def block_data(self, height: int) -> tuple[bytes, bytes | None] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(blocks_table.c.data, blocks_table.c.certificate)
+                               .where(blocks_table.c.height == height)).first()
+        if row is None:
+            return None
+        return bytes(row[0]), None if row[1] is None else bytes(row[1])
+
+    def block(self, height: int) -> Block | None:
+        found = self.block_data(height)
+        return None if found is None else Block.decode(found[0])
+
+    def blocks_range(self, start: int, count: int) -> list[tuple[bytes, bytes | None]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(blocks_table.c.data, blocks_table.c.certificate)
+                                .where(blocks_table.c.height >= start)
+                                .where(blocks_table.c.height < start + count)
+                                .order_by(blocks_table.c.height)).all()
+        return [(bytes(d), None if c is None else bytes(c)) for d, c in rows]
+
+    def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(txs_table.c.height, txs_table.c.idx)
+                               .where(txs_table.c.hash == tx_hash)).first()
+        return None if row is None else (int(row[0]), int(row[1]))
+
+
+def _enc(table: str, value: Any) -> bytes:
+    from chain.state import encode_record
+
+    return encode_record(table, value)
+
+
+def _redact(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<database url>"

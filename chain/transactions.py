@@ -1,0 +1,299 @@
+"""Transactions: the bodies, the signed envelope, canonical wire form [TX-*].
+
+Wire form of a signed transaction (canonical msgpack array):
+``[tag, sender_pubkey, nonce, body_fields, signature]``. The signature covers
+``SHA-256(encode(["learningchain/v1", chain_id, "tx", tag, sender_pubkey, nonce,
+body_fields]))`` so a transaction cannot be replayed on another chain or
+reinterpreted as another type [TX-SIG.1]. The transaction id is SHA-256 of
+the whole wire form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from chain import fields as F
+from chain.crypto import PrivateKey, address_from_pubkey, verify
+from chain.encoding import decode, encode
+from chain.errors import DecodeError
+from chain.jobspec import JobSpec
+from chain.types import Address, Amount, Hash32, PublicKeyBytes, Signature
+
+DOMAIN = "learningchain/v1"
+MAX_TX_SIZE = 16 * 1024
+"""[TX-SIZE.1] An encoded transaction larger than this is rejected."""
+MAX_NONCE = 2**63 - 1
+SALT_LEN = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """[TX-TRANSFER] Move credits to another address."""
+
+    TAG: ClassVar[str] = "transfer"
+    to: Address
+    amount: Amount
+
+    def to_wire(self) -> list[Any]:
+        return [self.to, self.amount]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> Transfer:
+        F.array(a, "transfer", 2)
+        return cls(F.address(a[0], "to"), F.amount(a[1], "amount"))
+
+
+@dataclass(frozen=True, slots=True)
+class PostJob:
+    """[TX-POST-JOB] Post a job; its escrow leaves the sender in the same block."""
+
+    TAG: ClassVar[str] = "post_job"
+    spec: JobSpec
+
+    def to_wire(self) -> list[Any]:
+        return [self.spec.to_wire()]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> PostJob:
+        F.array(a, "post_job", 1)
+        return cls(JobSpec.from_wire(a[0]))
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimLoss:
+    """[TX-CLAIM] Announce a loss with a commitment binding the model to the claimer."""
+
+    TAG: ClassVar[str] = "claim"
+    job_id: Hash32
+    loss: float
+    commitment: Hash32
+    """``model_commitment(job_id, claimer, model_hash, salt)``."""
+
+    def to_wire(self) -> list[Any]:
+        return [self.job_id, self.loss, self.commitment]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> ClaimLoss:
+        F.array(a, "claim", 3)
+        return cls(F.hash32(a[0], "job_id"), F.finite_float(a[1], "loss"),
+                   F.hash32(a[2], "commitment"))
+
+
+@dataclass(frozen=True, slots=True)
+class RevealModel:
+    """[TX-REVEAL] The claimer whose turn it is opens its commitment."""
+
+    TAG: ClassVar[str] = "reveal"
+    job_id: Hash32
+    model_hash: Hash32
+    salt: bytes
+
+    def to_wire(self) -> list[Any]:
+        return [self.job_id, self.model_hash, self.salt]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> RevealModel:
+        F.array(a, "reveal", 3)
+        return cls(F.hash32(a[0], "job_id"), F.hash32(a[1], "model_hash"),
+                   F.blob(a[2], "salt", SALT_LEN))
+
+
+@dataclass(frozen=True, slots=True)
+class VoteCommit:
+    """[TX-VOTE-COMMIT] A hidden vote on the current turn's claim (no copying possible)."""
+
+    TAG: ClassVar[str] = "vote_commit"
+    job_id: Hash32
+    claimer: Address
+    commitment: Hash32
+    """``vote_commitment(job_id, claimer, voter, valid, measured_loss, salt)``."""
+
+    def to_wire(self) -> list[Any]:
+        return [self.job_id, self.claimer, self.commitment]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> VoteCommit:
+        F.array(a, "vote_commit", 3)
+        return cls(F.hash32(a[0], "job_id"), F.address(a[1], "claimer"),
+                   F.hash32(a[2], "commitment"))
+
+
+@dataclass(frozen=True, slots=True)
+class VoteReveal:
+    """[TX-VOTE-REVEAL] Opens a vote: valid/invalid and the loss the voter measured."""
+
+    TAG: ClassVar[str] = "vote_reveal"
+    job_id: Hash32
+    claimer: Address
+    valid: bool
+    measured_loss: float | None
+    """None when the model could not be evaluated at all (then ``valid`` is False)."""
+    salt: bytes
+
+    def to_wire(self) -> list[Any]:
+        return [self.job_id, self.claimer, self.valid, self.measured_loss, self.salt]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> VoteReveal:
+        F.array(a, "vote_reveal", 5)
+        return cls(F.hash32(a[0], "job_id"), F.address(a[1], "claimer"),
+                   F.boolean(a[2], "valid"), F.optional_float(a[3], "measured_loss"),
+                   F.blob(a[4], "salt", SALT_LEN))
+
+
+GOV_ACTIONS = ("admit_member", "add_validator", "remove_validator")
+
+
+@dataclass(frozen=True, slots=True)
+class GovernanceAction:
+    """What a proposal does once more than two thirds of validator power approve."""
+
+    kind: str
+    target: bytes
+    """admit_member/remove_validator: an address; add_validator: a public key."""
+    power: int = 0
+    """add_validator only: the new validator's voting power."""
+
+    def to_wire(self) -> list[Any]:
+        return [self.kind, self.target, self.power]
+
+    @classmethod
+    def from_wire(cls, v: Any) -> GovernanceAction:
+        a = F.array(v, "action", 3)
+        kind = F.one_of(a[0], "action.kind", GOV_ACTIONS)
+        if kind == "add_validator":
+            return cls(kind, F.pubkey(a[1], "action.target"), F.uint(a[2], "power", 1, 1000))
+        return cls(kind, F.address(a[1], "action.target"), F.uint(a[2], "power", 0, 0))
+
+
+@dataclass(frozen=True, slots=True)
+class GovernancePropose:
+    """[TX-GOV-PROPOSE] A validator proposes an action; its own approval counts."""
+
+    TAG: ClassVar[str] = "gov_propose"
+    action: GovernanceAction
+
+    def to_wire(self) -> list[Any]:
+        return [self.action.to_wire()]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> GovernancePropose:
+        F.array(a, "gov_propose", 1)
+        return cls(GovernanceAction.from_wire(a[0]))
+
+
+@dataclass(frozen=True, slots=True)
+class GovernanceApprove:
+    """[TX-GOV-APPROVE] A validator approves a pending proposal."""
+
+    TAG: ClassVar[str] = "gov_approve"
+    proposal_id: Hash32
+
+    def to_wire(self) -> list[Any]:
+        return [self.proposal_id]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> GovernanceApprove:
+        F.array(a, "gov_approve", 1)
+        return cls(F.hash32(a[0], "proposal_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """[TX-EVIDENCE] Two conflicting signed consensus votes by one validator."""
+
+    TAG: ClassVar[str] = "evidence"
+    vote_a: bytes
+    vote_b: bytes
+
+    def to_wire(self) -> list[Any]:
+        return [self.vote_a, self.vote_b]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> Evidence:
+        F.array(a, "evidence", 2)
+        return cls(F.blob(a[0], "vote_a", max_len=1024), F.blob(a[1], "vote_b", max_len=1024))
+
+
+Body = (Transfer | PostJob | ClaimLoss | RevealModel | VoteCommit | VoteReveal
+        | GovernancePropose | GovernanceApprove | Evidence)
+BODY_TYPES: dict[str, Any] = {
+    t.TAG: t
+    for t in (Transfer, PostJob, ClaimLoss, RevealModel, VoteCommit, VoteReveal,
+              GovernancePropose, GovernanceApprove, Evidence)
+}
+
+
+def signing_digest(chain_id: str, tag: str, pubkey: bytes, nonce: int, body: list[Any]) -> Hash32:
+    payload = encode([DOMAIN, chain_id, "tx", tag, pubkey, nonce, body])
+    return Hash32(hashlib.sha256(payload).digest())
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTransaction:
+    """A body with its sender, nonce and signature; ``wire`` and ``hash`` are cached."""
+
+    body: Body
+    sender_pubkey: PublicKeyBytes
+    nonce: int
+    signature: Signature
+    wire: bytes = field(repr=False, compare=False)
+    hash: Hash32 = field(compare=False)
+    sender: Address = field(compare=False)
+
+    @classmethod
+    def create(cls, body: Body, sender_pubkey: PublicKeyBytes, nonce: int,
+               signature: Signature) -> SignedTransaction:
+        wire = encode([body.TAG, sender_pubkey, nonce, body.to_wire(), signature])
+        if len(wire) > MAX_TX_SIZE:
+            raise DecodeError(f"transaction of {len(wire)} bytes exceeds {MAX_TX_SIZE}",
+                              code="oversized")
+        return cls(body, sender_pubkey, nonce, signature, wire,
+                   Hash32(hashlib.sha256(wire).digest()), address_from_pubkey(sender_pubkey))
+
+    def digest(self, chain_id: str) -> Hash32:
+        return signing_digest(chain_id, self.body.TAG, self.sender_pubkey, self.nonce,
+                              self.body.to_wire())
+
+    def signature_valid(self, chain_id: str) -> bool:
+        return verify(self.sender_pubkey, self.digest(chain_id), self.signature)
+
+    @classmethod
+    def decode(cls, data: bytes) -> SignedTransaction:
+        """Parses the canonical wire form; every structural error is a ``DecodeError``."""
+        value = decode(data, max_size=MAX_TX_SIZE)
+        a = F.array(value, "transaction", 5)
+        tag = a[0]
+        body_type = BODY_TYPES.get(tag) if isinstance(tag, str) else None
+        if body_type is None:
+            raise DecodeError(f"unknown transaction type {tag!r}", code="unknown_type")
+        body = body_type.from_wire(F.array(a[3], "body"))
+        return cls(
+            body,
+            F.pubkey(a[1], "sender_pubkey"),
+            F.uint(a[2], "nonce", 0, MAX_NONCE),
+            F.signature(a[4], "signature"),
+            bytes(data),
+            Hash32(hashlib.sha256(data).digest()),
+            address_from_pubkey(a[1]),
+        )
+
+
+def sign_transaction(key: PrivateKey, chain_id: str, nonce: int, body: Body) -> SignedTransaction:
+    digest = signing_digest(chain_id, body.TAG, key.public_key, nonce, body.to_wire())
+    return SignedTransaction.create(body, key.public_key, nonce, key.sign(digest))
+
+
+def model_commitment(job_id: bytes, claimer: bytes, model_hash: bytes, salt: bytes) -> Hash32:
+    """[JOB-COMMIT.1] Binds a model to the job and the claimer: copying it helps no one."""
+    return Hash32(hashlib.sha256(
+        encode([DOMAIN, "model-commitment", job_id, claimer, model_hash, salt])).digest())
+
+
+def vote_commitment(job_id: bytes, claimer: bytes, voter: bytes, valid: bool,
+                    measured_loss: float | None, salt: bytes) -> Hash32:
+    """[VOTE-COMMIT.1] Binds a hidden vote to its voter so a vote cannot be copied."""
+    return Hash32(hashlib.sha256(encode(
+        [DOMAIN, "vote-commitment", job_id, claimer, voter, valid, measured_loss, salt])).digest())

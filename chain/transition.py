@@ -1,0 +1,223 @@
+"""The state transition: ``apply_block(state, block)`` as a sequence of named steps.
+
+    validate_header -> begin_block (windows that ended) -> each transaction
+    -> end_block (validator-set changes) -> compare the state root
+
+An invalid block raises ``InvalidBlock`` and leaves the committed state as it
+was; nothing touches ``State`` until the caller merges the returned overlay
+after storage committed it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from chain import governance, job_rules
+from chain.blocks import Block, BlockHeader, tx_root
+from chain.context import TxContext
+from chain.crypto import address_to_text
+from chain.errors import ChainError, InvalidBlock, InvalidTransaction
+from chain.state import Change, Overlay, State, compute_state_root
+from chain.transactions import (
+    ClaimLoss,
+    Evidence,
+    GovernanceApprove,
+    GovernancePropose,
+    PostJob,
+    RevealModel,
+    SignedTransaction,
+    Transfer,
+    VoteCommit,
+    VoteReveal,
+)
+from chain.types import EMPTY_HASH, Address, Amount, Hash32, Height, TimeMs
+
+
+class SignatureCache:
+    """Transaction ids whose signatures were already checked [TX-SIG-CACHE.1].
+
+    The mempool verifies at admission; a block re-verifies only what it has not
+    seen. Bounded, oldest first out.
+    """
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self.capacity = capacity
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+
+    def __contains__(self, tx_hash: bytes) -> bool:
+        return tx_hash in self._seen
+
+    def add(self, tx_hash: bytes) -> None:
+        self._seen[tx_hash] = None
+        if len(self._seen) > self.capacity:
+            self._seen.popitem(last=False)
+
+
+def check_signature(tx: SignedTransaction, chain_id: str, cache: SignatureCache | None) -> None:
+    if cache is not None and tx.hash in cache:
+        return
+    if not tx.signature_valid(chain_id):
+        raise InvalidTransaction("bad_signature", "signature does not verify for this chain")
+    if cache is not None:
+        cache.add(tx.hash)
+
+
+# --- transfers and evidence -----------------------------------------------------------------
+
+def apply_transfer(view: Overlay, sender: Address, body: Transfer, ctx: TxContext) -> None:
+    """[TX-TRANSFER.1] Credits move between two distinct, unbanned accounts."""
+    if body.to == sender:
+        raise InvalidTransaction("self_transfer", "sender and recipient are the same")
+    recipient = view.account(body.to)
+    if recipient.banned:
+        raise InvalidTransaction("recipient_banned", "credits cannot be sent to a banned address")
+    account = view.account(sender)
+    if account.balance < body.amount:
+        raise InvalidTransaction("insufficient_balance",
+                                 f"balance {account.balance} is less than {body.amount}")
+    view.put_account(sender, replace(account, balance=Amount(account.balance - body.amount)))
+    recipient = view.account(body.to)
+    view.put_account(body.to, replace(recipient, balance=Amount(recipient.balance + body.amount)))
+
+
+def apply_evidence(view: Overlay, sender: Address, body: Evidence, ctx: TxContext) -> None:
+    """[TX-EVIDENCE.1] Checked by the consensus module; recorded against the validator."""
+    import importlib
+
+    module = importlib.import_module("chain.consensus.evidence")
+    record = getattr(module, "record_evidence", None)
+    if record is None:
+        raise InvalidTransaction("evidence_unsupported", "evidence is not wired in yet")
+    record(view, body, ctx)
+
+
+Handler = Callable[[Overlay, Address, Any, TxContext], None]
+HANDLERS: dict[type, Handler] = {
+    Transfer: apply_transfer,
+    PostJob: job_rules.apply_post_job,
+    ClaimLoss: job_rules.apply_claim,
+    RevealModel: job_rules.apply_reveal,
+    VoteCommit: job_rules.apply_vote_commit,
+    VoteReveal: job_rules.apply_vote_reveal,
+    GovernancePropose: governance.apply_propose,
+    GovernanceApprove: governance.apply_approve,
+    Evidence: apply_evidence,
+}
+
+
+def apply_transaction(view: Overlay, tx: SignedTransaction, ctx: TxContext,
+                      cache: SignatureCache | None = None) -> None:
+    """[TX-APPLY.1] Signature, sender not banned, nonce, then the body's own rules."""
+    check_signature(tx, ctx.chain_id, cache)
+    account = view.account(tx.sender)
+    if account.banned:
+        raise InvalidTransaction("sender_banned",
+                                 f"{address_to_text(tx.sender)} is banned and can send nothing")
+    if tx.nonce != account.nonce:
+        raise InvalidTransaction("bad_nonce", f"expected nonce {account.nonce}, got {tx.nonce}")
+    view.put_account(tx.sender, replace(account, nonce=account.nonce + 1))
+    HANDLERS[type(tx.body)](view, tx.sender, tx.body, ctx)
+
+
+# --- blocks ------------------------------------------------------------------------------
+
+def begin_block(view: Overlay, height: Height, time_ms: TimeMs) -> None:
+    """[BLOCK-BEGIN.1] Windows that ended by this block's time are closed first."""
+    job_rules.tick_jobs(view, time_ms, height)
+    governance.tick_proposals(view, time_ms)
+
+
+def end_block(view: Overlay, height: Height) -> None:
+    governance.apply_validator_changes(view, height + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockOutput:
+    """What executing a block produced: the writes, the new root, for storage to commit."""
+
+    overlay: Overlay
+    changes: list[Change]
+    state_root: Hash32
+
+
+def validate_header(state: State, header: BlockHeader, tx_count: int) -> None:
+    if header.chain_id != state.chain_id:
+        raise InvalidBlock("wrong_chain", f"block for chain {header.chain_id!r}")
+    if header.height != state.height + 1:
+        raise InvalidBlock("wrong_height", f"expected height {state.height + 1}, "
+                                           f"got {header.height}")
+    if header.prev_hash != state.block_hash:
+        raise InvalidBlock("wrong_prev_hash", "block does not extend this chain")
+    if header.time_ms <= state.time_ms:
+        raise InvalidBlock("time_not_increasing", "block time must exceed the previous block's")
+    if header.proposer not in state.validators():
+        raise InvalidBlock("unknown_proposer", "proposer is not a validator")
+    if tx_count > state.params.max_block_txs:
+        raise InvalidBlock("too_many_txs", f"more than {state.params.max_block_txs} transactions")
+
+
+def execute(state: State, height: Height, time_ms: TimeMs, chain_id: str,
+            txs: Iterable[SignedTransaction], cache: SignatureCache | None = None,
+            *, drop_invalid: bool = False) -> tuple[BlockOutput, list[SignedTransaction],
+                                                      list[tuple[SignedTransaction, ChainError]]]:
+    """Runs a block's body; with ``drop_invalid`` (the proposer) bad transactions are skipped."""
+    view = Overlay(state)
+    begin_block(view, height, time_ms)
+    included: list[SignedTransaction] = []
+    dropped: list[tuple[SignedTransaction, ChainError]] = []
+    for tx in txs:
+        savepoint = view.savepoint()
+        ctx = TxContext(chain_id, height, time_ms, len(included), tx.hash)
+        try:
+            apply_transaction(view, tx, ctx, cache)
+        except InvalidTransaction as e:
+            if not drop_invalid:
+                raise InvalidBlock("invalid_transaction", f"tx {len(included)}: {e}",
+                                   tx_index=len(included)) from e
+            view.rollback(savepoint)
+            dropped.append((tx, e))
+            continue
+        included.append(tx)
+    end_block(view, height)
+    changes = view.changes()
+    root = compute_state_root(state.state_root, height, changes)
+    return BlockOutput(view, changes, root), included, dropped
+
+
+def apply_block(state: State, block: Block, cache: SignatureCache | None = None) -> BlockOutput:
+    """[BLOCK-APPLY.1] Validates and executes ``block``; raises ``InvalidBlock`` on any fault."""
+    header = block.header
+    validate_header(state, header, len(block.txs))
+    if tx_root(block.txs) != header.tx_root:
+        raise InvalidBlock("wrong_tx_root", "transaction root does not match the body")
+    output, _, _ = execute(state, header.height, header.time_ms, state.chain_id, block.txs, cache)
+    if output.state_root != header.state_root:
+        raise InvalidBlock("state_root_mismatch", "state after the block differs from the header")
+    return output
+
+
+def build_block(state: State, txs: Iterable[SignedTransaction], time_ms: TimeMs,
+                proposer: Address, cache: SignatureCache | None = None,
+                last_commit_hash: Hash32 = EMPTY_HASH,
+                ) -> tuple[Block, BlockOutput, list[tuple[SignedTransaction, ChainError]]]:
+    """The proposer's side: execute, drop what is invalid, and seal the header."""
+    height = Height(state.height + 1)
+    limit = state.params.max_block_txs
+    candidates = list(txs)[:limit]
+    output, included, dropped = execute(state, height, time_ms, state.chain_id, candidates,
+                                        cache, drop_invalid=True)
+    header = BlockHeader(state.chain_id, height, time_ms, state.block_hash, proposer,
+                         tx_root(included), output.state_root, last_commit_hash)
+    return Block(header, tuple(included)), output, dropped
+
+
+def advance(state: State, block: Block, output: BlockOutput) -> None:
+    """Makes an executed block the committed state in memory (after storage commit)."""
+    state.merge(output.overlay)
+    state.height = block.header.height
+    state.block_hash = block.hash
+    state.time_ms = block.header.time_ms
+    state.state_root = output.state_root
