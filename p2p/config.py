@@ -21,7 +21,7 @@ class GossipParams:
     """Target mesh degree per topic."""
     d_lo: int = 2
     """Below this many mesh peers the heartbeat grafts more."""
-    d_hi: int = 5
+    d_hi: int = 4
     """Above this many mesh peers the heartbeat prunes down to ``d``."""
     d_lazy: int = 3
     """Non-mesh peers that receive IHAVE announcements each heartbeat."""

@@ -1,0 +1,153 @@
+"""Content-addressed blob store on disk [WIRE-BLOB.*].
+
+A blob is named by the SHA-256 of its bytes. ``<root>/blobs/<hex>`` holds only
+complete, verified blobs: every write goes to a temporary file first, is
+hashed, flushed and renamed into place, so a crash or a bad peer never leaves
+a corrupt byte under a blob's name [WIRE-BLOB.7]. ``<root>/manifests/<hex>``
+caches each blob's chunk hashes; ``<root>/partial/<hex>`` holds downloads in
+progress (see ``p2p.blobs``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from chain.encoding import decode, encode
+from p2p.wire import CHUNK_SIZE
+
+
+class BlobError(Exception):
+    code = "blob_error"
+
+
+class BlobTooLarge(BlobError):
+    """[WIRE-BLOB.6] A blob over the configured bound is refused before any byte is stored."""
+
+    code = "blob_too_large"
+
+
+class BlobCorrupt(BlobError):
+    """The bytes do not hash to the blob's name."""
+
+    code = "blob_corrupt"
+
+
+class BlobUnavailable(BlobError):
+    """No peer could serve the blob."""
+
+    code = "blob_unavailable"
+
+
+def chunk_count(size: int) -> int:
+    return (size + CHUNK_SIZE - 1) // CHUNK_SIZE
+
+
+def _hash_file(path: Path) -> tuple[bytes, list[bytes]]:
+    """The blob hash and the per-chunk hashes of a file, in one pass."""
+    whole = hashlib.sha256()
+    chunks: list[bytes] = []
+    with path.open("rb") as f:
+        while data := f.read(CHUNK_SIZE):
+            whole.update(data)
+            chunks.append(hashlib.sha256(data).digest())
+    return whole.digest(), chunks
+
+
+class BlobStore:
+    """Blobs on disk under ``root``, at most ``max_blob_size`` bytes each."""
+
+    def __init__(self, root: Path, *, max_blob_size: int = 4 * 1024**3) -> None:
+        self.root = root
+        self.max_blob_size = max_blob_size
+        for sub in ("blobs", "manifests", "partial", "tmp"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        self._manifests: dict[bytes, tuple[int, list[bytes]]] = {}
+
+    def path(self, blob: bytes) -> Path:
+        return self.root / "blobs" / blob.hex()
+
+    def partial_path(self, blob: bytes) -> Path:
+        return self.root / "partial" / blob.hex()
+
+    def has(self, blob: bytes) -> bool:
+        return self.path(blob).is_file()
+
+    def blobs(self) -> list[bytes]:
+        """Stored blobs, newest first."""
+        files = sorted((self.root / "blobs").iterdir(), key=lambda p: -p.stat().st_mtime)
+        return [bytes.fromhex(p.name) for p in files if len(p.name) == 64]
+
+    def manifest(self, blob: bytes) -> tuple[int, list[bytes]] | None:
+        """``(size, chunk hashes)`` of a stored blob, or None."""
+        cached = self._manifests.get(blob)
+        if cached is not None:
+            return cached
+        if not self.has(blob):
+            return None
+        side = self.root / "manifests" / blob.hex()
+        try:
+            size, hashes = decode(side.read_bytes(), max_size=64 * 1024 * 1024)
+        except (OSError, ValueError, Exception):
+            _, hashes = _hash_file(self.path(blob))
+            size = self.path(blob).stat().st_size
+            side.write_bytes(encode([size, hashes]))
+        self._manifests[blob] = (int(size), list(hashes))
+        return self._manifests[blob]
+
+    def read_chunk(self, blob: bytes, index: int) -> bytes | None:
+        manifest = self.manifest(blob)
+        if manifest is None or not 0 <= index < len(manifest[1]):
+            return None
+        with self.path(blob).open("rb") as f:
+            f.seek(index * CHUNK_SIZE)
+            return f.read(CHUNK_SIZE)
+
+    def put_bytes(self, data: bytes) -> bytes:
+        """Stores ``data``; returns its name (SHA-256)."""
+        if len(data) > self.max_blob_size:
+            raise BlobTooLarge(f"{len(data)} bytes exceeds {self.max_blob_size}")
+        tmp = self.root / "tmp" / f"put-{os.getpid()}-{id(data)}"
+        tmp.write_bytes(data)
+        return self.adopt(tmp)
+
+    def put_file(self, source: Path, *, link: bool = False) -> bytes:
+        """Copies (or hard-links) a file into the store; returns its name."""
+        if source.stat().st_size > self.max_blob_size:
+            raise BlobTooLarge(f"{source} exceeds {self.max_blob_size} bytes")
+        tmp = self.root / "tmp" / f"put-{os.getpid()}-{source.name}"
+        tmp.unlink(missing_ok=True)
+        if link:
+            os.link(source, tmp)
+        else:
+            shutil.copyfile(source, tmp)
+        return self.adopt(tmp)
+
+    def adopt(self, tmp: Path, *, expected: bytes | None = None) -> bytes:
+        """[WIRE-BLOB.7] Hash a finished temp file, then rename it under its name (or delete it)."""
+        blob, hashes = _hash_file(tmp)
+        if expected is not None and blob != expected:
+            tmp.unlink(missing_ok=True)
+            raise BlobCorrupt(f"content hashes to {blob.hex()}, expected {expected.hex()}")
+        size = tmp.stat().st_size
+        with tmp.open("rb+") as f:
+            os.fsync(f.fileno())
+        (self.root / "manifests" / blob.hex()).write_bytes(encode([size, hashes]))
+        os.replace(tmp, self.path(blob))
+        self._manifests[blob] = (size, hashes)
+        return blob
+
+    def partial_chunks(self, blob: bytes, hashes: list[bytes], size: int) -> list[int]:
+        """[WIRE-BLOB.8] Indices of chunks already present and correct in a partial download."""
+        part = self.partial_path(blob)
+        if not part.is_file() or part.stat().st_size != size:
+            return []
+        present: list[int] = []
+        with part.open("rb") as f:
+            for index, expected in enumerate(hashes):
+                f.seek(index * CHUNK_SIZE)
+                if hashlib.sha256(f.read(CHUNK_SIZE)).digest() == expected:
+                    present.append(index)
+        return present

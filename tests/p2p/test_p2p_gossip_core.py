@@ -1,0 +1,182 @@
+"""Deterministic tests of the pure gossip core [WIRE-GOSSIP.*], including a simulated network."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict, deque
+
+from p2p.config import GossipParams
+from p2p.gossip_core import (
+    Forget,
+    GossipCore,
+    Receipt,
+    SendFull,
+    SendGraft,
+    SendIHave,
+    SendIWant,
+    SendPrune,
+    Verdict,
+)
+
+P = GossipParams()
+TOPICS = ("tx", "consensus")
+
+
+def core(seed: int = 1) -> GossipCore:
+    return GossipCore(P, TOPICS, random.Random(seed))
+
+
+def peer(i: int) -> bytes:
+    return bytes([i]) * 20
+
+
+def mid(i: int) -> bytes:
+    return bytes([i]) * 32
+
+
+def test_wire_gossip_2_add_peer_grafts_until_d() -> None:
+    c = core()
+    actions = [a for i in range(6) for a in c.add_peer(peer(i), TOPICS)]
+    grafts = [a for a in actions if isinstance(a, SendGraft) and a.topic == "tx"]
+    assert len(grafts) == P.d
+    assert len(c.mesh["tx"]) == P.d
+
+
+def test_wire_gossip_2_graft_refused_when_mesh_full() -> None:
+    c = core()
+    for i in range(P.d_hi):
+        c.add_peer(peer(i), TOPICS)
+        c.on_graft(peer(i), "tx")
+    c.add_peer(peer(99), TOPICS)
+    assert c.on_graft(peer(99), "tx") == [SendPrune(peer(99), "tx")]
+
+
+def test_wire_gossip_5_forward_once_excluding_source() -> None:
+    c = core()
+    for i in range(4):
+        c.add_peer(peer(i), TOPICS)
+    source = sorted(c.mesh["tx"])[0]
+    assert c.on_receive(source, "tx", mid(1), now=0.0) is Receipt.NEW
+    actions = c.on_validated(mid(1), Verdict.ACCEPT)
+    targets = {a.peer for a in actions if isinstance(a, SendFull)}
+    assert targets == c.mesh["tx"] - {source}
+    # A second copy from another peer is a duplicate and forwards nothing.
+    other = sorted(c.mesh["tx"])[1]
+    assert c.on_receive(other, "tx", mid(1), now=0.1) is Receipt.DUPLICATE
+    assert c.on_validated(mid(1), Verdict.ACCEPT) == []
+
+
+def test_wire_gossip_9_same_peer_repeating_a_message_is_flagged() -> None:
+    c = core()
+    c.add_peer(peer(1), TOPICS)
+    assert c.on_receive(peer(1), "tx", mid(1), 0.0) is Receipt.NEW
+    c.on_validated(mid(1), Verdict.ACCEPT)
+    assert c.on_receive(peer(1), "tx", mid(1), 0.0) is Receipt.REPEATED_BY_PEER
+
+
+def test_wire_gossip_8_rejected_message_is_not_forwarded_nor_reprocessed() -> None:
+    c = core()
+    for i in range(4):
+        c.add_peer(peer(i), TOPICS)
+    assert c.on_receive(peer(0), "tx", mid(7), 0.0) is Receipt.NEW
+    assert c.on_validated(mid(7), Verdict.REJECT) == [Forget(mid(7))]
+    assert c.on_receive(peer(1), "tx", mid(7), 0.0) is Receipt.DUPLICATE
+
+
+def test_wire_gossip_3_heartbeat_announces_to_non_mesh_peers_only() -> None:
+    c = core()
+    for i in range(8):
+        c.add_peer(peer(i), TOPICS)
+    c.publish("tx", mid(1), 0.0)
+    ihaves = [a for a in c.heartbeat(0.1) if isinstance(a, SendIHave)]
+    assert ihaves
+    assert all(a.peer not in c.mesh["tx"] and a.ids == (mid(1),) for a in ihaves)
+
+
+def test_wire_gossip_4_iwant_once_then_retry_another_announcer() -> None:
+    c = core()
+    for i in range(3):
+        c.add_peer(peer(i), TOPICS)
+    assert c.on_ihave(peer(0), "tx", [mid(5)], 0.0) == [SendIWant(peer(0), (mid(5),))]
+    assert c.on_ihave(peer(1), "tx", [mid(5)], 0.1) == []
+    retry = [a for a in c.heartbeat(P.iwant_timeout + 0.01) if isinstance(a, SendIWant)]
+    assert retry == [SendIWant(peer(1), (mid(5),))]
+
+
+def test_wire_gossip_4_iwant_served_a_bounded_number_of_times() -> None:
+    c = core()
+    c.add_peer(peer(1), TOPICS)
+    c.publish("tx", mid(1), 0.0)
+    served = [c.on_iwant(peer(1), [mid(1)]) for _ in range(P.max_iwant_serve + 2)]
+    assert sum(len(s) for s in served) == P.max_iwant_serve
+    assert c.on_iwant(peer(1), [mid(2)]) == []
+
+
+def test_wire_gossip_cache_expiry_forgets_payloads() -> None:
+    c = core()
+    c.add_peer(peer(1), TOPICS)
+    c.publish("tx", mid(1), 0.0)
+    forgotten = [a for t in range(P.history_length + 1) for a in c.heartbeat(t * 0.1) if isinstance(a, Forget)]
+    assert forgotten == [Forget(mid(1))]
+
+
+def simulate(n: int, degree: int, messages: int, seed: int) -> tuple[int, dict[int, int]]:
+    """Runs cores over a random graph with FIFO links; returns (nodes reached min, copies)."""
+    rng = random.Random(seed)
+    cores = [GossipCore(P, TOPICS, random.Random(rng.random())) for _ in range(n)]
+    links: set[tuple[int, int]] = set()
+    for i in range(n):
+        for j in rng.sample([x for x in range(n) if x != i], degree):
+            links.add((min(i, j), max(i, j)))
+    queue: deque[tuple[int, int, object]] = deque()
+
+    def run(src: int, actions: list) -> None:
+        for a in actions:
+            if not isinstance(a, Forget):
+                queue.append((src, a.peer[0], a))
+
+    for a, b in sorted(links):
+        run(a, cores[a].add_peer(peer(b), TOPICS))
+        run(b, cores[b].add_peer(peer(a), TOPICS))
+    copies: dict[int, int] = defaultdict(int)
+    reached: dict[int, set[int]] = defaultdict(set)
+    now = 0.0
+
+    def drain() -> None:
+        while queue:
+            src, dst, a = queue.popleft()
+            c = cores[dst]
+            if isinstance(a, SendGraft):
+                run(dst, c.on_graft(peer(src), a.topic))
+            elif isinstance(a, SendPrune):
+                c.on_prune(peer(src), a.topic)
+            elif isinstance(a, SendFull):
+                copies[a.msg_id[0]] += 1
+                if c.on_receive(peer(src), "tx", a.msg_id, now) is Receipt.NEW:
+                    reached[a.msg_id[0]].add(dst)
+                    run(dst, c.on_validated(a.msg_id, Verdict.ACCEPT))
+            elif isinstance(a, SendIHave):
+                run(dst, c.on_ihave(peer(src), a.topic, list(a.ids), now))
+            elif isinstance(a, SendIWant):
+                run(dst, c.on_iwant(peer(src), list(a.ids)))
+
+    drain()
+    for k in range(messages):
+        origin = rng.randrange(n)
+        reached[k].add(origin)
+        run(origin, cores[origin].publish("tx", mid(k), now))
+        drain()
+        for _ in range(3):
+            now += P.heartbeat
+            for i, c in enumerate(cores):
+                run(i, c.heartbeat(now))
+            drain()
+    return min(len(reached[k]) for k in range(messages)), copies
+
+
+def test_wire_gossip_sim_32_nodes_all_reached_with_few_copies() -> None:
+    n, messages = 32, 50
+    reached, copies = simulate(n, degree=4, messages=messages, seed=7)
+    assert reached == n
+    per_node = sum(copies.values()) / (messages * (n - 1))
+    assert per_node <= 3.0
