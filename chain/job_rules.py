@@ -92,9 +92,9 @@ def apply_claim(view: Overlay, sender: Address, body: ClaimLoss, ctx: TxContext)
     if previous is not None and not body.loss < previous.loss:
         raise _reject("claim_not_improved", f"a new claim must beat this claimer's previous "
                                             f"loss {previous.loss!r}")
-    if any(c.commitment == body.commitment and c.claimer != sender for c in job.claims):
-        raise _reject("duplicate_commitment", "this commitment was already claimed by another "
-                                              "address")
+    # A copied commitment is harmless: it binds the original claimer's address, so the
+    # copier can never open it and forfeits its turn [THREAT-COPY.1]. Rejecting copies
+    # would instead let a front-runner block the honest original.
     claim = Claim(sender, body.loss, body.commitment, ctx.height, ctx.index)
     others = tuple(c for c in job.claims if c.claimer != sender)
     view.put_job(replace(job, claims=(*others, claim)))
@@ -206,9 +206,17 @@ def apply_vote_reveal(view: Overlay, sender: Address, body: VoteReveal, ctx: TxC
 
 # --- turns, verdicts, settlement --------------------------------------------------------
 
+VOTED = (Outcome.VALID, Outcome.CHEAT, Outcome.NO_QUORUM, Outcome.INCONCLUSIVE)
+
+
 def start_turn(view: Overlay, job: Job, now: TimeMs) -> Job:
-    """[JOB-TURN.1] The best claim not yet tried, by a claimer not banned, gets a turn."""
-    if len(job.tried) < job.spec.voting.max_turns:
+    """[JOB-TURN.1] The best claim not yet tried, by a claimer not banned, gets a turn.
+
+    At most ``max_turns`` turns may reach a vote; forfeited turns do not count, so
+    claimers that cannot reveal (copiers) cannot exhaust the turns of honest ones.
+    Each claimer has one turn at most, so the number of turns stays bounded.
+    """
+    if sum(1 for v in job.verdicts if v.outcome in VOTED) < job.spec.voting.max_turns:
         for claim in job.ranked_claims():
             if claim.claimer in job.tried or view.account(claim.claimer).banned:
                 continue

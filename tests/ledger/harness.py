@@ -11,7 +11,7 @@ from chain.blocks import Block
 from chain.context import TxContext
 from chain.crypto import PrivateKey, address_to_text
 from chain.errors import InvalidTransaction
-from chain.genesis import Genesis, GenesisValidator, genesis_state
+from chain.genesis import Genesis, genesis_state
 from chain.jobspec import JobSpec, ParamSpec, ResourceLimits, VotingParams
 from chain.ledger import Ledger
 from chain.records import Params
@@ -158,7 +158,7 @@ class Chain:
 
     def vote_reveal(self, voter: str, job_id: bytes, claimer: str, valid: bool,
                     measured: float | None) -> SignedTransaction:
-        salt = self.salts[(job_id, f"vote:{voter}")]
+        salt = self.salts.get((job_id, f"vote:{voter}"), b"\x00" * 32)
         return self.tx(voter, VoteReveal(Hash32(job_id), self.addr(claimer), valid, measured, salt))
 
     def job(self, job_id: bytes) -> Any:
