@@ -3,7 +3,8 @@
 It speaks JSON lines: events on stdout (``ready``, ``deliver``, ``height``,
 ``caught_up``, ``progress``, ``fetched``), commands on stdin (``publish``,
 ``produce``, ``fetch``, ``stop``). Gossip on "tx" accepts anything except
-payloads starting with ``b"bad"``, which it rejects.
+``encode([pubkey, body, signature])`` payloads whose signature over
+SHA-256(body) verifies (``signed_tx``), and rejects everything else.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chain.crypto import PrivateKey
+from chain.crypto import PrivateKey, sha256, verify
+from chain.encoding import decode, encode
+from chain.errors import DecodeError
 from p2p.blobs import BlobService
 from p2p.blobstore import BlobError, BlobStore
 from p2p.config import GossipParams, P2PConfig
@@ -25,8 +28,27 @@ from p2p.gossip_core import Verdict
 from p2p.node import Node
 from p2p.sync import BlockSync
 from p2p.testchain import HashChain
+from p2p.wire import MAX_GOSSIP_DATA
 
 VALIDATOR_SEED = b"testnet-validator"
+
+
+def signed_tx(key: PrivateKey, body: bytes) -> bytes:
+    """A stand-in transaction: ``encode([pubkey, body, signature over SHA-256(body)])``."""
+    return encode([bytes(key.public_key), body, bytes(key.sign(sha256(body)))])
+
+
+def check_signed_tx(data: bytes) -> bool:
+    try:
+        value = decode(data, max_size=MAX_GOSSIP_DATA)
+    except DecodeError:
+        return False
+    if not (
+        isinstance(value, list) and len(value) == 3 and all(isinstance(v, bytes) for v in value)
+    ):
+        return False
+    pubkey, body, signature = value
+    return verify(pubkey, sha256(body), signature)
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -46,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--serve-blob", type=Path, default=None, help="file to hard-link and serve")
     p.add_argument("--max-blob", type=int, default=1 << 30)
     p.add_argument("--target-outbound", type=int, default=4)
+    p.add_argument("--handshake-timeout", type=float, default=5.0)
     p.add_argument("--log", default="WARNING")
     return p.parse_args(argv)
 
@@ -58,6 +81,8 @@ async def run(args: argparse.Namespace) -> None:
         port=args.port,
         bootstrap=tuple(args.bootstrap),
         target_outbound=args.target_outbound,
+        handshake_timeout=args.handshake_timeout,
+        http_header_timeout=args.handshake_timeout,
         gossip=GossipParams(),
     )
     node = Node(key, config)
@@ -69,7 +94,7 @@ async def run(args: argparse.Namespace) -> None:
     blobs: BlobService | None = None
 
     def validate(data: bytes, sender: object) -> Verdict:
-        if data.startswith(b"bad"):
+        if not check_signed_tx(data):
             return Verdict.REJECT
         emit("deliver", topic="tx", data=data.hex())
         return Verdict.ACCEPT

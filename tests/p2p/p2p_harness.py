@@ -36,7 +36,9 @@ async def start_node(stack: AsyncExitStack, name: str, **overrides: Any) -> Node
     return node
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, step: float = 0.02) -> None:
+async def wait_until(
+    predicate: Callable[[], bool], timeout: float = 20.0, step: float = 0.02
+) -> None:
     """Polls ``predicate`` until true; fails the test after ``timeout`` seconds."""
     async with asyncio.timeout(timeout):
         while not predicate():
@@ -57,9 +59,16 @@ class ProcNode:
     @classmethod
     async def spawn(cls, name: str, *args: str) -> ProcNode:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "p2p.testnode", "--seed", name, *args,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+            sys.executable,
+            "-m",
+            "p2p.testnode",
+            "--seed",
+            name,
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
         )
         node = cls(proc, name)
         node._reader = asyncio.create_task(node._read())
@@ -79,7 +88,9 @@ class ProcNode:
     def find(self, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
         return next((e for e in self.events if match(e)), None)
 
-    async def wait_event(self, match: Callable[[dict[str, Any]], bool], timeout: float = 30) -> dict[str, Any]:
+    async def wait_event(
+        self, match: Callable[[dict[str, Any]], bool], timeout: float = 30
+    ) -> dict[str, Any]:
         async with asyncio.timeout(timeout):
             while (found := self.find(match)) is None:
                 if self.proc.returncode is not None:

@@ -116,7 +116,12 @@ def test_wire_gossip_cache_expiry_forgets_payloads() -> None:
     c = core()
     c.add_peer(peer(1), TOPICS)
     c.publish("tx", mid(1), 0.0)
-    forgotten = [a for t in range(P.history_length + 1) for a in c.heartbeat(t * 0.1) if isinstance(a, Forget)]
+    forgotten = [
+        a
+        for t in range(P.history_length + 1)
+        for a in c.heartbeat(t * 0.1)
+        if isinstance(a, Forget)
+    ]
     assert forgotten == [Forget(mid(1))]
 
 

@@ -1,0 +1,71 @@
+"""Handshake rules on real sockets [WIRE-HANDSHAKE.*]."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+import aiohttp
+from p2p_harness import CHAIN_ID, key, start_node, wait_until
+from p2p_hostile import handshake, open_ws
+
+from chain.crypto import PrivateKey
+from p2p.handshake import handshake_digest
+
+
+def test_wire_handshake_2_digest_binds_chain_keys_and_nonces() -> None:
+    a, b = key("a").public_key, key("b").public_key
+    base = handshake_digest("c", a, b, b"\x01" * 32, b"\x02" * 32)
+    assert base != handshake_digest("d", a, b, b"\x01" * 32, b"\x02" * 32)
+    assert base != handshake_digest("c", b, a, b"\x01" * 32, b"\x02" * 32)
+    assert base != handshake_digest("c", a, b, b"\x03" * 32, b"\x02" * 32)
+
+
+async def test_wire_handshake_1_two_nodes_connect_and_know_each_other() -> None:
+    async with AsyncExitStack() as stack:
+        a = await start_node(stack, "a")
+        b = await start_node(stack, "b", bootstrap=(a.endpoint,))
+        await wait_until(lambda: a.address in b.peers and b.address in a.peers)
+        assert b.peers[a.address].outbound and not a.peers[b.address].outbound
+
+
+async def test_wire_handshake_4_refusals_carry_a_reason() -> None:
+    async with AsyncExitStack() as stack:
+        outsider = PrivateKey.from_seed(b"outsider")
+        victim = await start_node(stack, "victim", is_admitted=lambda a: a != outsider.address)
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        cases = {
+            "chain_id": dict(key=key("h1"), chain_id="another-chain"),
+            "version": dict(key=key("h2"), chain_id=CHAIN_ID, version=99),
+            "not_admitted": dict(key=outsider, chain_id=CHAIN_ID),
+        }
+        for code, kwargs in cases.items():
+            ws = await open_ws(session, victim.endpoint)
+            reject = await handshake(ws, **kwargs)  # type: ignore[arg-type]
+            assert reject is not None and reject.code == code, (code, reject)
+            await ws.close()
+        assert not victim.peers
+
+
+async def test_wire_handshake_3_stolen_public_key_is_refused_and_victim_not_banned() -> None:
+    async with AsyncExitStack() as stack:
+        victim = await start_node(stack, "victim")
+        honest = key("honest")
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        ws = await open_ws(session, victim.endpoint)
+        reject = await handshake(
+            ws, key("thief"), chain_id=CHAIN_ID, claim_pubkey=bytes(honest.public_key)
+        )
+        assert reject is not None and reject.code == "bad_signature"
+        assert not victim.peers and not victim.is_banned(honest.address)
+        # The real owner of the key still gets in.
+        peer = await start_node(stack, "honest", bootstrap=(victim.endpoint,))
+        await wait_until(lambda: peer.address in victim.peers)
+
+
+async def test_wire_handshake_6_shutdown_is_clean_and_idempotent() -> None:
+    async with AsyncExitStack() as stack:
+        a = await start_node(stack, "a")
+        b = await start_node(stack, "b", bootstrap=(a.endpoint,))
+        await wait_until(lambda: a.address in b.peers)
+    await a.stop()
+    assert not a.peers and not b.peers
