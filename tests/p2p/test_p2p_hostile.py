@@ -53,7 +53,8 @@ async def slow_websocket_frame(endpoint: str) -> bool:
     ws_key = base64.b64encode(os.urandom(16)).decode()
     writer.write(
         (
-            f"GET /p2p HTTP/1.1\r\nHost: {endpoint}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"GET /p2p HTTP/1.1\r\nHost: {endpoint}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {ws_key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         ).encode()
     )
