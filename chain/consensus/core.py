@@ -200,7 +200,7 @@ class ConsensusCore:
         else:
             self.signed[(msg.kind, msg.round)] = msg
             if self.me is not None:
-                self._tally(msg.kind, msg.round).add(msg, self.me.power)
+                self._tally(msg.kind, msg.round).add(msg, self.me.power, held=True)
             if (
                 msg.kind == PRECOMMIT
                 and msg.block_hash is not None
@@ -327,7 +327,7 @@ class ConsensusCore:
             out.append(PeerMisbehaved(peer, "unknown_validator"))
             return
         tally = self.tallies.get((vote.kind, vote.round))
-        if tally is not None and tally.votes.get(vote.validator) == vote:
+        if tally is not None and tally.has_voted(vote):
             return  # duplicate
         if not self._check_signature(member, vote.digest(self.config.chain_id), vote.signature):
             out.append(PeerMisbehaved(peer, "bad_signature"))
@@ -338,14 +338,14 @@ class ConsensusCore:
         self._note_round(vote.validator, vote.round)
         if vote.round > self.round + self.config.round_lookahead:
             return
-        conflicting = self._tally(vote.kind, vote.round).add(vote, member.power)
+        held = vote.block_hash is None or self._block_of(vote.block_hash) is not None
+        counted, conflicting = self._tally(vote.kind, vote.round).add(vote, member.power, held=held)
         if conflicting is not None:
             slot = (vote.validator, vote.kind, int(vote.round))
             if slot not in self._evidenced:  # [CONS-EVIDENCE.2]
                 self._evidenced.add(slot)
                 out.append(ReportEvidence(DuplicateVoteEvidence.of(conflicting, vote)))
-            return
-        if vote.kind == PRECOMMIT and vote.block_hash is not None:
+        if counted and vote.kind == PRECOMMIT and vote.block_hash is not None:
             tally = self.tallies[(PRECOMMIT, vote.round)]
             if self.vset.is_quorum(tally.power_for(vote.block_hash)):
                 self.precommit_quorum.setdefault(vote.round, vote.block_hash)
@@ -582,6 +582,8 @@ class ConsensusCore:
         out.append(PersistSigned(SignedRecord(p)))
         out.append(Broadcast(p))
         self._store_proposal(p, timely=True)
+        if pol_round >= 0:
+            self._broadcast_proof_of_lock(out)
 
     def _prevote(self, block_hash: Hash32 | None, out: list[Action]) -> None:
         self._vote(PREVOTE, block_hash, out)
@@ -611,14 +613,31 @@ class ConsensusCore:
         self._count_vote(vote, self.me, out)
 
     def _rebroadcast(self, out: list[Action]) -> None:
-        """[CONS-GOSSIP.1] Re-send own messages of the current round and its proposal."""
+        """[CONS-GOSSIP.1] Re-send own votes of this and the previous round, and the proposal.
+
+        Peers one round behind need our previous round's precommit to time out of it.
+        """
         first = self.first_proposal.get(self.round)
         if first is not None:
             out.append(Broadcast(self.proposals[self.round][first]))
-        for kind in (PREVOTE, PRECOMMIT):
-            message = self.signed.get((kind, self.round))
-            if message is not None:
-                out.append(Broadcast(message))
+        for round_ in (self.round - 1, self.round):
+            for kind in (PREVOTE, PRECOMMIT):
+                message = self.signed.get((kind, round_))
+                if message is not None:
+                    out.append(Broadcast(message))
+        self._broadcast_proof_of_lock(out)
+
+    def _broadcast_proof_of_lock(self, out: list[Action]) -> None:
+        """[CONS-GOSSIP.2] Relay the >2/3 prevotes that justify our valid value.
+
+        A re-proposal with pol_round >= 0 is only accepted by validators that
+        hold those prevotes [CONS-PREVOTE.2]; relaying them makes sure they do.
+        """
+        if self.valid_value is None or self.valid_round < 0:
+            return
+        tally = self.tallies.get((PREVOTE, self.valid_round))
+        if tally is not None:
+            out.extend(Broadcast(v) for v in tally.votes_for(self.valid_value[0]))
 
     def _schedule(self, out: list[Action], kind: TimeoutKind, round_: Round) -> None:
         delay = self.config.timeouts.duration_ms(kind, round_)
