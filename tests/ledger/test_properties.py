@@ -33,7 +33,7 @@ blocks = st.lists(st.lists(action, min_size=0, max_size=8), min_size=1, max_size
 
 def _drive(chain: Chain, plan: list[list[tuple[Any, ...]]]) -> list[bytes]:
     """Turns a plan into blocks via the proposer path (invalid transactions dropped)."""
-    from chain.transition import build_block
+    from chain.transition import advance, apply_block, build_block
 
     jobs: list[bytes] = []
     roots = []
@@ -65,14 +65,10 @@ def _drive(chain: Chain, plan: list[list[tuple[Any, ...]]]) -> list[bytes]:
                 dt = act[1]
             elif kind == "bad_nonce":
                 txs.append(chain.tx(act[1], Transfer(chain.addr("bob"), Amount(1)), nonce=10**6))
-        block, output, _ = build_block(chain.state, txs, chain.now + dt, chain.addr("v0"),
-                                       chain.cache)
+        block, _, _ = build_block(chain.state, txs, chain.now + dt, chain.addr("v0"),
+                                  chain.cache)
         chain._pending = []
-        chain.ledger.apply(block) if chain.ledger else None
-        if chain.ledger is None:
-            from chain.transition import advance, apply_block
-
-            advance(chain.state, block, apply_block(chain.state, block))
+        advance(chain.state, block, apply_block(chain.state, block))  # the validators' side
         chain.blocks.append(block)
         # [BANK.1] balances + escrow + burned == genesis supply, at every block.
         assert chain.state.total_credits() == chain.state.supply

@@ -1,0 +1,204 @@
+"""Keys, addresses, signatures, key files and canonical encoding [KEY-*] [ENC-*]."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import struct
+from pathlib import Path
+
+import ecdsa
+import msgpack
+import pytest
+from ecdsa.util import sigdecode_string
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chain.crypto import (
+    SECP256K1_ORDER,
+    PrivateKey,
+    address_from_text,
+    address_to_text,
+    is_low_s,
+    sha256,
+    verify,
+)
+from chain.encoding import decode, encode
+from chain.errors import DecodeError, InvalidAddress, KeyFileError
+from chain.keyfile import read_key_file, write_key_file
+
+
+def test_signature_verifies_under_independent_ecdsa() -> None:
+    key = PrivateKey.from_seed(b"vector")
+    digest = sha256(b"hello")
+    sig = key.sign(digest)
+    vk = ecdsa.VerifyingKey.from_string(key.public_key, curve=ecdsa.SECP256k1)
+    assert vk.verify_digest(sig, digest, sigdecode=sigdecode_string)
+    assert is_low_s(sig)
+
+
+def test_invalid_high_s_twin_is_rejected() -> None:
+    """[KEY-LOW-S.1] (r, n - s) is valid ECDSA but malleable: we refuse it."""
+    key = PrivateKey.from_seed(b"malleable")
+    digest = sha256(b"m")
+    sig = key.sign(digest)
+    r, s = sig[:32], int.from_bytes(sig[32:], "big")
+    twin = r + (SECP256K1_ORDER - s).to_bytes(32, "big")
+    vk = ecdsa.VerifyingKey.from_string(key.public_key, curve=ecdsa.SECP256k1)
+    assert vk.verify_digest(twin, digest, sigdecode=sigdecode_string)  # valid ECDSA...
+    assert not verify(key.public_key, digest, twin)  # ...refused here
+
+
+@pytest.mark.parametrize("bad", [b"", b"\x00" * 64, b"\xff" * 64, b"\x01" * 63])
+def test_invalid_signature_bytes(bad: bytes) -> None:
+    key = PrivateKey.from_seed(b"x")
+    assert not verify(key.public_key, sha256(b"m"), bad)
+
+
+def test_invalid_public_key_bytes() -> None:
+    assert not verify(b"\x02" + b"\xff" * 32, sha256(b"m"), b"\x01" * 64)
+
+
+def test_address_text_checksum_catches_typos() -> None:
+    text = address_to_text(PrivateKey.from_seed(b"addr").address)
+    assert address_from_text(text) == PrivateKey.from_seed(b"addr").address
+    for i in range(3, len(text)):
+        typo = text[:i] + ("0" if text[i] != "0" else "1") + text[i + 1:]
+        with pytest.raises(InvalidAddress):
+            address_from_text(typo)
+    with pytest.raises(InvalidAddress, match="start with"):
+        address_from_text("0x" + text[3:])
+    with pytest.raises(InvalidAddress, match="length"):
+        address_from_text(text[:-1])
+
+
+def test_key_file_round_trip_mode_0600(tmp_path: Path) -> None:
+    key = PrivateKey.generate()
+    path = tmp_path / "node.key"
+    write_key_file(path, key, "correct horse", scrypt_n=2**12)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert read_key_file(path, "correct horse") == key
+    with pytest.raises(KeyFileError, match="already exists"):
+        write_key_file(path, key, "x", scrypt_n=2**12)
+
+
+def test_key_file_wrong_passphrase_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "k"
+    write_key_file(path, PrivateKey.generate(), "right", scrypt_n=2**12)
+    with pytest.raises(KeyFileError) as e:
+        read_key_file(path, "wrong")
+    assert "\n" not in str(e.value) and "passphrase" in str(e.value)
+
+
+@pytest.mark.parametrize("corrupt", [
+    b"not json", b"{}", b'{"version": 1}', b"[1,2]",
+    b'{"version":1,"address":"x","kdf":{"name":"scrypt","n":3,"r":8,"p":1,"salt":"00"},'
+    b'"cipher":{"name":"aes-256-gcm","nonce":"00","ciphertext":"00"}}',
+])
+def test_key_file_corrupt_is_one_line(tmp_path: Path, corrupt: bytes) -> None:
+    path = tmp_path / "k"
+    path.write_bytes(corrupt)
+    with pytest.raises(KeyFileError) as e:
+        read_key_file(path, "pw")
+    assert "\n" not in str(e.value)
+
+
+def test_key_file_tampered_address_fails(tmp_path: Path) -> None:
+    path = tmp_path / "k"
+    write_key_file(path, PrivateKey.generate(), "pw", scrypt_n=2**12)
+    doc = json.loads(path.read_text())
+    doc["address"] = address_to_text(PrivateKey.generate().address)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(KeyFileError):
+        read_key_file(path, "pw")
+
+
+def test_key_file_missing(tmp_path: Path) -> None:
+    with pytest.raises(KeyFileError, match="no key file"):
+        read_key_file(tmp_path / "absent", "pw")
+
+
+# --- canonical encoding -----------------------------------------------------------
+
+values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
+    | st.binary(max_size=20),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=5),
+    max_leaves=20,
+)
+
+
+def _normal(v: object) -> object:
+    if isinstance(v, tuple | list):
+        return [_normal(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _normal(x) for k, x in v.items()}
+    return v
+
+
+@settings(max_examples=300, deadline=None)
+@given(values)
+def test_encoding_round_trips(value: object) -> None:
+    data = encode(value)
+    assert decode(data) == _normal(value)
+    assert encode(decode(data)) == data
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**31))
+def test_non_minimal_integer_rejected(n: int) -> None:
+    wide = b"\xcf" + struct.pack(">Q", n)  # uint64 form of a small number
+    if wide != encode(n):
+        with pytest.raises(DecodeError, match="non-canonical"):
+            decode(wide)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=6), st.integers(0, 9), min_size=2,
+                       max_size=6))
+def test_unsorted_map_rejected(d: dict[str, int]) -> None:
+    keys = sorted(d, key=lambda k: k.encode(), reverse=True)
+    raw = msgpack.packb({k: d[k] for k in keys})
+    with pytest.raises(DecodeError):
+        decode(raw)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.floats(width=32, allow_nan=False, allow_infinity=False))
+def test_float32_rejected(f: float) -> None:
+    with pytest.raises(DecodeError):
+        decode(msgpack.packb(f, use_single_float=True))
+
+
+@pytest.mark.parametrize(("raw", "code"), [
+    (b"\xc1", "malformed"),
+    (b"\x92\x01", "malformed"),
+    (b"\x01\x01", "trailing_bytes"),
+    (msgpack.packb(msgpack.ExtType(5, b"x")), "ext_type"),
+    (b"\xcb" + struct.pack(">d", float("nan")), "non_canonical"),
+    (b"\xd9\x01a", "non_canonical"),  # str8 for a 1-char string
+    (b"\x81\x01\x02", "malformed"),  # int map key
+    (b"\x82\xa1a\x01\xa1a\x02", "non_canonical"),  # duplicate key
+])
+def test_invalid_encodings(raw: bytes, code: str) -> None:
+    with pytest.raises(DecodeError) as e:
+        decode(raw)
+    assert e.value.code == code
+
+
+def test_oversized_rejected_before_parsing() -> None:
+    with pytest.raises(DecodeError) as e:
+        decode(encode(b"x" * 100), max_size=50)
+    assert e.value.code == "oversized"
+
+
+def test_random_garbage_never_crashes() -> None:
+    for _ in range(2_000):
+        blob = os.urandom(int.from_bytes(os.urandom(1), "big") % 40)
+        try:
+            decode(blob)
+        except DecodeError:
+            pass
