@@ -60,6 +60,8 @@ class BlobService:
         self.window = window
         """Chunk requests in flight per peer."""
         self.announcers: dict[bytes, set[Address]] = {}
+        self.chunks_from: dict[bytes, Counter[Address]] = {}
+        """Per fetched blob, how many verified chunks each peer supplied."""
         self._changed = asyncio.Event()
         node.on(BlobHave, self._on_have)
         node.on(GetManifest, self._on_get_manifest)
@@ -262,6 +264,7 @@ class _Transfer:
                     return
                 os.pwrite(fd, answer.data if isinstance(answer, Chunk) else b"", index * CHUNK_SIZE)
                 self.done.add(index)
+                self.service.chunks_from.setdefault(self.blob, Counter())[peer.address] += 1
                 self.received += self._chunk_len(index)
                 if self.progress is not None:
                     self.progress(self.received, self.size)

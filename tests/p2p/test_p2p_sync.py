@@ -1,0 +1,81 @@
+"""Block sync between in-process nodes on real sockets [WIRE-SYNC.*]."""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import AsyncExitStack
+
+from p2p_harness import CHAIN_ID, start_node, wait_until
+
+from chain.crypto import PrivateKey
+from p2p.sync import BlockSync
+from p2p.testchain import HashChain
+
+VALIDATOR = PrivateKey.from_seed(b"validator")
+
+
+class CountingChain(HashChain):
+    def __init__(self, served: Counter[str], name: str) -> None:
+        super().__init__(CHAIN_ID, {bytes(VALIDATOR.public_key)})
+        self.served = served
+        self.name = name
+
+    def get_blocks(self, start: int, count: int) -> list[tuple[bytes, bytes]]:
+        self.served[self.name] += 1
+        return super().get_blocks(start, count)
+
+
+def chain_of(
+    n: int, served: Counter[str], name: str, signer: PrivateKey = VALIDATOR
+) -> CountingChain:
+    chain = CountingChain(served, name)
+    chain.signers.add(bytes(signer.public_key))
+    for h in range(n):
+        chain.produce(signer, h.to_bytes(4, "big"))
+    if signer is not VALIDATOR:
+        chain.signers.discard(bytes(signer.public_key))
+    return chain
+
+
+async def test_wire_sync_5_catch_up_uses_several_peers_then_follows() -> None:
+    served: Counter[str] = Counter()
+    async with AsyncExitStack() as stack:
+        sources = []
+        for i in range(3):
+            node = await start_node(stack, f"src{i}")
+            chain = chain_of(600, served, f"src{i}")
+            sync = BlockSync(node, chain, batch=50)
+            sync.start()
+            sources.append((node, chain, sync))
+        late_chain = HashChain(CHAIN_ID, {bytes(VALIDATOR.public_key)})
+        late = await start_node(stack, "late", bootstrap=tuple(n.endpoint for n, _, _ in sources))
+        late_sync = BlockSync(late, late_chain, batch=50)
+        late_sync.start()
+        await wait_until(lambda: late_sync.caught_up.is_set(), timeout=30)
+        assert late_chain.height() == 600 and late_chain.tip == sources[0][1].tip
+        assert len(served) >= 2, served  # the load was spread
+
+        # Following: new blocks at the sources reach the late node.
+        for _node, chain, sync in sources:
+            chain.produce(VALIDATOR, b"next")
+            sync.notify_height()
+        await wait_until(lambda: late_chain.height() == 601, timeout=10)
+
+
+async def test_wire_sync_6_forged_blocks_cost_the_sender_and_are_fetched_elsewhere() -> None:
+    served: Counter[str] = Counter()
+    forger = PrivateKey.from_seed(b"forger")
+    async with AsyncExitStack() as stack:
+        honest = await start_node(stack, "honest")
+        BlockSync(honest, chain_of(300, served, "honest"), batch=50).start()
+        liar = await start_node(stack, "liar")
+        BlockSync(liar, chain_of(300, served, "liar", signer=forger), batch=50).start()
+        late_chain = HashChain(CHAIN_ID, {bytes(VALIDATOR.public_key)})
+        late = await start_node(stack, "late", bootstrap=(honest.endpoint, liar.endpoint))
+        late_sync = BlockSync(late, late_chain, batch=50)
+        late_sync.start()
+        await wait_until(lambda: late_chain.height() == 300, timeout=30)
+        await wait_until(late_sync.caught_up.is_set, timeout=10)
+        assert served["liar"] >= 1
+        liar_peer = late.peers.get(liar.address)
+        assert liar_peer is None or liar_peer.score.value < 0
