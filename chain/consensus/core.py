@@ -19,11 +19,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
 
 from chain.crypto import PrivateKey, verify
 from chain.types import Address, Hash32, Height, Round, TimeMs
 
+from .actions import (
+    Action,
+    Application,
+    Broadcast,
+    Commit,
+    PeerMisbehaved,
+    PersistSigned,
+    ReportEvidence,
+    ScheduleTimeout,
+    SendCommitted,
+)
 from .certificate import (
     CommitCertificate,
     Decision,
@@ -37,80 +47,6 @@ from .tally import RoundTally
 from .timeouts import Timeout, TimeoutConfig, TimeoutKind
 from .validators import Validator, ValidatorSet
 from .wal import SignedRecord
-
-
-class Application(Protocol):
-    """What the core needs from the ledger. Every method must be deterministic."""
-
-    def validators_at(self, height: Height) -> ValidatorSet:
-        """[CONS-VALSET.2] The set of ``height``; changes decided in block h apply at h + 2."""
-        ...
-
-    def propose(self, height: Height, round_: Round, time_ms: TimeMs) -> tuple[Hash32, bytes]:
-        """A new block for ``height`` embedding ``time_ms``: (its hash, its bytes)."""
-        ...
-
-    def validate(self, height: Height, block_hash: Hash32, block: bytes, time_ms: TimeMs) -> bool:
-        """True when ``block`` hashes to ``block_hash``, embeds ``time_ms`` and may be applied."""
-        ...
-
-
-# ------------------------------------------------------------------ actions
-
-
-@dataclass(frozen=True, slots=True)
-class Broadcast:
-    message: Proposal | Vote
-
-
-@dataclass(frozen=True, slots=True)
-class SendCommitted:
-    """Send ``peer`` the decisions (block + certificate) from ``from_height`` on, from storage."""
-
-    peer: bytes
-    from_height: Height
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleTimeout:
-    timeout: Timeout
-    delay_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class PersistSigned:
-    """[CONS-WAL.1] Append to the WAL and fsync before carrying out any later action."""
-
-    record: SignedRecord
-
-
-@dataclass(frozen=True, slots=True)
-class Commit:
-    """A decided block: apply it and store it with its certificate."""
-
-    decision: Decision
-
-
-@dataclass(frozen=True, slots=True)
-class ReportEvidence:
-    evidence: DuplicateVoteEvidence
-
-
-@dataclass(frozen=True, slots=True)
-class PeerMisbehaved:
-    peer: bytes | None
-    code: str
-
-
-Action = (
-    Broadcast
-    | SendCommitted
-    | ScheduleTimeout
-    | PersistSigned
-    | Commit
-    | ReportEvidence
-    | PeerMisbehaved
-)
 
 
 class Step(Enum):
@@ -276,11 +212,11 @@ class ConsensusCore:
 
     # ---------------------------------------------------------------- input checks
 
-    def _check_signature(self, member: Validator, digest: bytes, signature: bytes) -> bool:
+    def _check_signature(self, member: Validator, message: Proposal | Vote) -> bool:
         if self.config.fast_sim_skip_signature_checks:
             return True
         self.signature_checks += 1
-        return verify(member.public_key, digest, signature)
+        return verify(member.public_key, message.digest(self.config.chain_id), message.signature)
 
     def _on_proposal(self, p: Proposal, now: int, peer: bytes | None, out: list[Action]) -> None:
         """[CONS-PROPOSE.2] Accept a proposal from the round's proposer, correctly signed."""
@@ -291,7 +227,7 @@ class ConsensusCore:
         known = self.proposals.get(p.round, {})
         if p.block_hash in known:
             return
-        if not self._check_signature(proposer, p.digest(self.config.chain_id), p.signature):
+        if not self._check_signature(proposer, p):
             out.append(PeerMisbehaved(peer, "bad_signature"))
             return
         self._note_round(p.proposer, p.round)
@@ -329,7 +265,7 @@ class ConsensusCore:
         tally = self.tallies.get((vote.kind, vote.round))
         if tally is not None and tally.has_voted(vote):
             return  # duplicate
-        if not self._check_signature(member, vote.digest(self.config.chain_id), vote.signature):
+        if not self._check_signature(member, vote):
             out.append(PeerMisbehaved(peer, "bad_signature"))
             return
         self._count_vote(vote, member, out)

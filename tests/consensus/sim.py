@@ -178,7 +178,7 @@ class SimNode:
         self.incarnation = 0
         self.crash_pending = False
         self.wal: list[SignedRecord] = []
-        self.wal_set: set[bytes] = set()
+        self.wal_set: set[Any] = set()
         self.store: list[Decision] = []
         self.commit_times: list[int] = []
 
@@ -269,7 +269,7 @@ class SimNetwork:
         for action in actions:
             if isinstance(action, PersistSigned):
                 node.wal.append(action.record)
-                node.wal_set.add(encode(action.record.message.to_wire()))
+                node.wal_set.add(action.record.message)
                 self._note_signed(node, action.record.message)
             elif isinstance(action, Broadcast):
                 self._on_broadcast(node, action.message)
@@ -308,7 +308,7 @@ class SimNetwork:
     def _on_broadcast(self, node: SimNode, message: Proposal | Vote) -> None:
         signer = message.proposer if isinstance(message, Proposal) else message.validator
         if node.behaviour == "honest":
-            if signer == node.key.address and encode(message.to_wire()) not in node.wal_set:
+            if signer == node.key.address and message not in node.wal_set:
                 raise InvariantViolation(f"node {node.index} broadcast a signature not in its WAL")
             self._broadcast(node, message)
             return

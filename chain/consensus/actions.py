@@ -1,0 +1,94 @@
+"""What the core needs (``Application``) and what it asks the driver to do (actions).
+
+The driver carries out a step's actions in order and completes each before the
+next; in particular ``PersistSigned`` is durable (fsynced) before the following
+``Broadcast`` leaves [CONS-WAL.1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from chain.types import Hash32, Height, Round, TimeMs
+
+from .certificate import Decision
+from .evidence import DuplicateVoteEvidence
+from .messages import Proposal, Vote
+from .timeouts import Timeout
+from .validators import ValidatorSet
+from .wal import SignedRecord
+
+
+class Application(Protocol):
+    """What the core needs from the ledger. Every method must be deterministic."""
+
+    def validators_at(self, height: Height) -> ValidatorSet:
+        """[CONS-VALSET.2] The set of ``height``; changes decided in block h apply at h + 2."""
+        ...
+
+    def propose(self, height: Height, round_: Round, time_ms: TimeMs) -> tuple[Hash32, bytes]:
+        """A new block for ``height`` embedding ``time_ms``: (its hash, its bytes)."""
+        ...
+
+    def validate(self, height: Height, block_hash: Hash32, block: bytes, time_ms: TimeMs) -> bool:
+        """True when ``block`` hashes to ``block_hash``, embeds ``time_ms`` and may be applied."""
+        ...
+
+
+# ------------------------------------------------------------------ actions
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    message: Proposal | Vote
+
+
+@dataclass(frozen=True, slots=True)
+class SendCommitted:
+    """Send ``peer`` the decisions (block + certificate) from ``from_height`` on, from storage."""
+
+    peer: bytes
+    from_height: Height
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTimeout:
+    timeout: Timeout
+    delay_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PersistSigned:
+    """[CONS-WAL.1] Append to the WAL and fsync before carrying out any later action."""
+
+    record: SignedRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """A decided block: apply it and store it with its certificate."""
+
+    decision: Decision
+
+
+@dataclass(frozen=True, slots=True)
+class ReportEvidence:
+    evidence: DuplicateVoteEvidence
+
+
+@dataclass(frozen=True, slots=True)
+class PeerMisbehaved:
+    peer: bytes | None
+    code: str
+
+
+Action = (
+    Broadcast
+    | SendCommitted
+    | ScheduleTimeout
+    | PersistSigned
+    | Commit
+    | ReportEvidence
+    | PeerMisbehaved
+)

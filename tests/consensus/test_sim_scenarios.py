@@ -1,0 +1,55 @@
+"""Seeded Byzantine scenarios over the simulated network [CONS-SIM].
+
+CI runs seeds 0-499 for n=4 (f=1) and 0-119 for n=7 (f=2). Every seed whose
+number is a multiple of 10 runs with real signature checks in every core
+(``full``); all others use the named fast mode
+``fast_sim_skip_signature_checks`` (the invariant checker still verifies every
+commit certificate with real signatures in both modes).
+
+Re-run one failing seed alone:
+    pytest tests/consensus -k "n4 and seed_123"
+    LC_SEED=123 pytest tests/consensus/test_sim_scenarios.py
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.consensus.sim import random_scenario, run_seed
+
+N4_SEEDS = 500
+N7_SEEDS = 120
+FULL_SIGNATURE_EVERY = 10
+
+_only = os.environ.get("LC_SEED")
+
+
+def _seeds(count: int) -> list[int]:
+    return [int(_only)] if _only is not None else list(range(count))
+
+
+def _run(seed: int, n: int) -> None:
+    fast = seed % FULL_SIGNATURE_EVERY != 0
+    try:
+        run_seed(seed, n, fast=fast)
+    except Exception as e:
+        scenario = random_scenario(seed, n, fast=fast)
+        pytest.fail(
+            f"seed {seed} (n={n}) failed: {e}\n{scenario}\n"
+            f"re-run: LC_SEED={seed} pytest tests/consensus/test_sim_scenarios.py -k n{n}",
+            pytrace=True,
+        )
+
+
+@pytest.mark.parametrize("seed", _seeds(N4_SEEDS), ids=lambda s: f"seed_{s}")
+def test_sim_n4(seed: int) -> None:
+    """Agreement, certificates, WAL order, no double signing, liveness after GST (n=4)."""
+    _run(seed, 4)
+
+
+@pytest.mark.parametrize("seed", _seeds(N7_SEEDS), ids=lambda s: f"seed_{s}")
+def test_sim_n7(seed: int) -> None:
+    """The same invariants with n=7 and up to two faulty validators."""
+    _run(seed, 7)
