@@ -1,0 +1,150 @@
+"""The mempool [MEMPOOL-*]: valid pending transactions, bounded, in arrival order.
+
+Admission runs the transaction's real rules against the committed state plus
+the transactions already pending (an ``Overlay``), so only transactions that
+would apply in that order are kept, and so gossiped. Signatures are checked
+once here and remembered in the ledger's ``SignatureCache``. After each
+committed block the pool drops what was included and re-checks the rest.
+Pure logic: no I/O, time is passed in.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from enum import StrEnum
+
+from chain.context import TxContext
+from chain.errors import ChainError, DecodeError, InvalidTransaction
+from chain.state import Overlay, State
+from chain.transactions import SignedTransaction
+from chain.transition import SignatureCache, apply_transaction
+from chain.types import Address, Height, TimeMs
+
+
+class Admission(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    FULL = "full"
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    status: Admission
+    code: str = ""
+    message: str = ""
+    tx: SignedTransaction | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == Admission.ACCEPTED
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolLimits:
+    max_txs: int = 100_000
+    """[MEMPOOL-LIMIT.1] Transactions in the pool at most."""
+    max_bytes: int = 64 * 1024 * 1024
+    max_per_sender: int = 2_000
+    """[MEMPOOL-LIMIT.2] Pending transactions of one sender at most."""
+
+
+class Mempool:
+    def __init__(self, state: State, signatures: SignatureCache,
+                 limits: MempoolLimits | None = None) -> None:
+        self.state = state
+        self.signatures = signatures
+        self.limits = limits or MempoolLimits()
+        self._txs: OrderedDict[bytes, SignedTransaction] = OrderedDict()
+        self._per_sender: dict[Address, int] = {}
+        self._bytes = 0
+        self._view = Overlay(state)
+
+    def __len__(self) -> int:
+        return len(self._txs)
+
+    def __contains__(self, tx_hash: bytes) -> bool:
+        return tx_hash in self._txs
+
+    def add_bytes(self, data: bytes, now_ms: int) -> AddResult:
+        try:
+            tx = SignedTransaction.decode(data)
+        except DecodeError as e:
+            return AddResult(Admission.REJECTED, e.code, e.message)
+        return self.add(tx, now_ms)
+
+    def add(self, tx: SignedTransaction, now_ms: int) -> AddResult:
+        """[MEMPOOL-ADMIT.1] Accept a transaction that applies after everything pending."""
+        if tx.hash in self._txs:
+            return AddResult(Admission.DUPLICATE, "duplicate", "already pending", tx)
+        if len(self._txs) >= self.limits.max_txs or \
+                self._bytes + len(tx.wire) > self.limits.max_bytes:
+            return AddResult(Admission.FULL, "mempool_full", "the mempool is full; retry later")
+        if self._per_sender.get(tx.sender, 0) >= self.limits.max_per_sender:
+            return AddResult(Admission.FULL, "sender_limit",
+                             f"at most {self.limits.max_per_sender} pending per sender")
+        error = self._try_apply(tx, now_ms)
+        if error is not None:
+            return AddResult(Admission.REJECTED, error.code, error.message, tx)
+        self._txs[tx.hash] = tx
+        self._per_sender[tx.sender] = self._per_sender.get(tx.sender, 0) + 1
+        self._bytes += len(tx.wire)
+        return AddResult(Admission.ACCEPTED, tx=tx)
+
+    def _try_apply(self, tx: SignedTransaction, now_ms: int) -> ChainError | None:
+        time_ms = TimeMs(max(now_ms, self.state.time_ms + 1))
+        ctx = TxContext(self.state.chain_id, Height(self.state.height + 1), time_ms,
+                        len(self._txs), tx.hash)
+        savepoint = self._view.savepoint()
+        try:
+            apply_transaction(self._view, tx, ctx, self.signatures)
+        except InvalidTransaction as e:
+            self._view.rollback(savepoint)
+            return e
+        return None
+
+    def reap(self, max_txs: int) -> list[SignedTransaction]:
+        """The oldest pending transactions, for the next proposal."""
+        out: list[SignedTransaction] = []
+        for tx in self._txs.values():
+            if len(out) >= max_txs:
+                break
+            out.append(tx)
+        return out
+
+    def pending_nonce(self, address: Address) -> int:
+        """The nonce a new transaction from ``address`` should carry now."""
+        return self._view.account(address).nonce
+
+    def update(self, included: list[SignedTransaction], now_ms: int) -> list[SignedTransaction]:
+        """[MEMPOOL-RECHECK.1] After a block: drop included, re-check the rest, in order.
+
+        Returns the transactions that became invalid and were evicted.
+        """
+        for tx in included:
+            if tx.hash in self._txs:
+                self._forget(self._txs[tx.hash])
+        remaining = list(self._txs.values())
+        self._txs.clear()
+        self._per_sender.clear()
+        self._bytes = 0
+        self._view = Overlay(self.state)
+        evicted = []
+        for tx in remaining:
+            if self._try_apply(tx, now_ms) is None:
+                self._txs[tx.hash] = tx
+                self._per_sender[tx.sender] = self._per_sender.get(tx.sender, 0) + 1
+                self._bytes += len(tx.wire)
+            else:
+                evicted.append(tx)
+        return evicted
+
+    def _forget(self, tx: SignedTransaction) -> None:
+        del self._txs[tx.hash]
+        self._bytes -= len(tx.wire)
+        count = self._per_sender.get(tx.sender, 1) - 1
+        if count:
+            self._per_sender[tx.sender] = count
+        else:
+            self._per_sender.pop(tx.sender, None)
