@@ -1,0 +1,116 @@
+"""``learningchain sandbox ...`` and ``learningchain job ...`` commands.
+
+Both are plain click groups: the node issue adds ``job submit``/``status``
+to the same ``job`` group.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from sandbox.errors import SandboxError
+
+
+def _fail(e: SandboxError) -> None:
+    raise click.ClickException(str(e))
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.group()
+def sandbox() -> None:
+    """Docker sandbox for untrusted jobs: base image, cleanup."""
+
+
+@sandbox.command("base-image")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def base_image_cmd(as_json: bool) -> None:
+    """Build the offline base image (Debian + Python + torch); idempotent."""
+    from sandbox.base_image import ensure_base_image
+    from sandbox.engine import connect
+
+    try:
+        result = ensure_base_image(connect(), log=_progress)
+    except SandboxError as e:
+        _fail(e)
+        return
+    if as_json:
+        click.echo(json.dumps({"tag": result.tag, "image_id": result.image_id,
+                               "built": result.built, "seconds": round(result.seconds, 2)}))
+    else:
+        state = "built" if result.built else "already present"
+        click.echo(f"{result.tag} {result.image_id} ({state})")
+
+
+@sandbox.command("cleanup")
+@click.option("--node", "node_id", default=None, help="Only this node's containers.")
+def cleanup_cmd(node_id: str | None) -> None:
+    """Remove job containers left behind by a crash."""
+    from sandbox.cleanup import cleanup_containers
+    from sandbox.engine import connect
+
+    try:
+        removed = cleanup_containers(connect(), node_id)
+    except SandboxError as e:
+        _fail(e)
+        return
+    click.echo(f"removed {len(removed)} job container(s)")
+
+
+@click.group()
+def job() -> None:
+    """Training jobs: create from the template, build offline."""
+
+
+@job.command("init")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", default="digits-mlp", show_default=True, help="Job name.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def init_cmd(directory: Path, name: str, as_json: bool) -> None:
+    """Write a working template job (PyTorch, UCI digits) into DIRECTORY."""
+    from sandbox.job_template import init_job
+
+    try:
+        split = init_job(directory, name)
+    except SandboxError as e:
+        _fail(e)
+        return
+    if as_json:
+        click.echo(json.dumps({"dir": str(directory), "train": split.train,
+                               "valid": split.valid, "test": split.test}))
+    else:
+        click.echo(f"wrote job {name!r} to {directory}: {split.train} training, "
+                   f"{split.valid} validation, {split.test} held-out test rows")
+        click.echo(f"next: learningchain job build {directory}")
+
+
+@job.command("build")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--blob", "blob_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Also export the image to this file (docker save).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def build_cmd(directory: Path, blob_path: Path | None, as_json: bool) -> None:
+    """Build DIRECTORY's image offline (--network none) and print its digest."""
+    from sandbox.engine import connect
+    from sandbox.image_blob import export_image
+    from sandbox.job_template import build_job
+
+    try:
+        client = connect()
+        built = build_job(client, directory, log=_progress)
+        blob = export_image(client, built.image_id, blob_path) if blob_path else None
+    except SandboxError as e:
+        _fail(e)
+        return
+    if as_json:
+        out: dict[str, object] = {"image_id": built.image_id, "tag": built.tag}
+        if blob is not None:
+            out.update(blob=str(blob.path), blob_sha256=blob.sha256, blob_size=blob.size)
+        click.echo(json.dumps(out))
+    else:
+        click.echo(built.image_id)

@@ -1,0 +1,151 @@
+"""Job images as content-addressed blobs [JOB-IMAGE.2-4].
+
+Decision (see protocol_spec/job_contract.md [JOB-IMAGE.2]): a job is named
+by its **image id**, the SHA-256 of the image's config JSON. The config
+lists the SHA-256 of every layer (``rootfs.diff_ids``), and the engine
+checks each layer against it on load, so the id commits to the whole
+image content. The bytes of a ``docker save`` tar are *not* the address:
+the tar format, header times and compression vary between engine
+versions, so two honest exports of one image may differ. The tar's own
+SHA-256 is still reported, for the blob store's transfer checks.
+
+The functions work on file paths, so the p2p blob store can hand over a
+file it fetched and checked chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from sandbox.errors import ImageBlobError, ImageDigestMismatch
+
+IMAGE_ID_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ImageBlob:
+    """An exported image file."""
+
+    path: Path
+    image_id: str
+    """``sha256:<hex>`` of the image config: the job's digest."""
+    sha256: str
+    """Hex SHA-256 of the file's bytes: for transfer checks only."""
+    size: int
+
+
+def normalize_image_id(value: str | bytes) -> str:
+    """Accept ``sha256:<hex>``, bare hex, or 32 raw bytes (a chain ``Hash32``)."""
+    if isinstance(value, bytes):
+        if len(value) != 32:
+            raise ValueError(f"an image digest is 32 bytes, got {len(value)}")
+        return "sha256:" + value.hex()
+    text = value if value.startswith("sha256:") else "sha256:" + value
+    if not IMAGE_ID_RE.match(text):
+        raise ValueError(f"not an image id: {value!r}")
+    return text
+
+
+def digest_bytes(image_id: str) -> bytes:
+    """The 32 bytes a chain ``JobSpec.image_digest`` holds for ``image_id``."""
+    return bytes.fromhex(normalize_image_id(image_id).removeprefix("sha256:"))
+
+
+def export_image(client: docker.DockerClient, image_ref: str, dest: Path) -> ImageBlob:
+    """``docker save`` one image (by id, no tags) to ``dest``."""
+    try:
+        image = client.images.get(image_ref)
+        chunks = image.save(chunk_size=1024 * 1024, named=False)
+        digest = hashlib.sha256()
+        size = 0
+        partial = dest.with_name(dest.name + ".partial")
+        with open(partial, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+        os.replace(partial, dest)
+    except docker.errors.ImageNotFound as e:
+        raise ImageBlobError(f"no image {image_ref} to export") from e
+    except (docker.errors.DockerException, OSError) as e:
+        raise ImageBlobError(f"could not export {image_ref}: {e}") from e
+    found = blob_image_id(dest)
+    if found != image.id:
+        raise ImageBlobError(f"exported blob holds {found}, not {image.id}")
+    return ImageBlob(dest, found, digest.hexdigest(), size)
+
+
+def blob_image_id(path: Path) -> str:
+    """The image id inside a saved-image tar, computed from its config bytes.
+
+    Needs no engine, so a worker can refuse a wrong blob before loading it.
+    The blob must hold exactly one image.
+    """
+    try:
+        with tarfile.open(path, mode="r:") as archive:
+            manifest = json.loads(_member_bytes(archive, "manifest.json", MAX_MANIFEST_BYTES))
+            if not isinstance(manifest, list) or len(manifest) != 1 \
+                    or not isinstance(manifest[0], dict) or "Config" not in manifest[0]:
+                raise ImageBlobError(f"{path}: manifest.json must describe exactly one image")
+            config = _member_bytes(archive, str(manifest[0]["Config"]), MAX_CONFIG_BYTES)
+    except (tarfile.TarError, OSError, ValueError, KeyError) as e:
+        raise ImageBlobError(f"{path}: not a saved image: {e}") from e
+    return "sha256:" + hashlib.sha256(config).hexdigest()
+
+
+def load_image(client: docker.DockerClient, path: Path, expected: str | bytes) -> str:
+    """Load the blob at ``path`` if and only if it holds the image ``expected`` [JOB-IMAGE.3].
+
+    The id is checked twice: from the tar before loading (so a wrong blob
+    never reaches the engine), and as the engine reports it after loading
+    (so a tar that lies about itself is caught too; what it loaded is then
+    removed again). Returns the image id.
+    """
+    want = normalize_image_id(expected)
+    found = blob_image_id(path)
+    if found != want:
+        raise ImageDigestMismatch(want, found)
+    already = _has_image(client, want)
+    try:
+        with open(path, "rb") as data:
+            loaded = client.images.load(data)
+    except (docker.errors.DockerException, OSError) as e:
+        raise ImageBlobError(f"engine refused to load {path}: {e}") from e
+    ids = sorted({str(image.id) for image in loaded})
+    if ids != [want]:
+        for image_id in ids:
+            if image_id != want or not already:
+                with contextlib.suppress(docker.errors.DockerException):
+                    client.images.remove(image_id, force=True)
+        raise ImageDigestMismatch(want, ", ".join(ids) or "nothing")
+    return want
+
+
+def _has_image(client: docker.DockerClient, image_id: str) -> bool:
+    try:
+        client.images.get(image_id)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _member_bytes(archive: tarfile.TarFile, name: str, limit: int) -> bytes:
+    member = archive.getmember(name.lstrip("/"))
+    if not member.isreg() or member.size > limit:
+        raise ImageBlobError(f"{name} in image blob is not a regular file under {limit} bytes")
+    handle = archive.extractfile(member)
+    if handle is None:
+        raise ImageBlobError(f"{name} in image blob is unreadable")
+    return handle.read()

@@ -1,0 +1,155 @@
+"""The job file (``job.toml``) a submitter writes next to the job's code [JOB-FILE.*].
+
+Its fields mirror ``chain.jobspec.JobSpec`` (kind, entry points, limits,
+search space, bounty, expiry, loss tolerance) so the node can turn it into
+a posted job; the sandbox reads the limits and the search space from it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sandbox.errors import JobDirError
+from sandbox.limits import ResourceLimits, Scalar, TrainParams
+
+JOB_FILE = "job.toml"
+JOB_KINDS = ("train/v1",)
+PARAM_KINDS = ("choice", "uniform", "log_uniform", "int")
+
+
+@dataclass(frozen=True, slots=True)
+class ParamRange:
+    """One search-space dimension: a list of choices or a numeric range [JOB-FILE.3]."""
+
+    name: str
+    kind: str
+    values: tuple[Scalar, ...]
+    """choice: the options; uniform, log_uniform, int: (low, high), both included."""
+
+    def sample(self, rng: random.Random) -> Scalar:
+        if self.kind == "choice":
+            return rng.choice(self.values)
+        low, high = self.values
+        if self.kind == "int":
+            return rng.randint(int(low), int(high))
+        if self.kind == "log_uniform":
+            return math.exp(rng.uniform(math.log(float(low)), math.log(float(high))))
+        return rng.uniform(float(low), float(high))
+
+
+@dataclass(frozen=True, slots=True)
+class JobFile:
+    """A parsed and checked job.toml."""
+
+    kind: str
+    name: str
+    description: str
+    bounty: int
+    expiry_s: int
+    loss_tolerance: float
+    entry_points: tuple[tuple[str, tuple[str, ...]], ...]
+    limits: ResourceLimits
+    search_space: tuple[ParamRange, ...]
+
+    def entry_point(self, name: str) -> tuple[str, ...]:
+        for key, argv in self.entry_points:
+            if key == name:
+                return argv
+        raise KeyError(name)
+
+    def sample_params(self, seed: int) -> TrainParams:
+        """Draw one point of the search space from ``seed``: what a worker tries."""
+        rng = random.Random(seed)
+        return TrainParams(seed, {p.name: p.sample(rng) for p in self.search_space})
+
+
+def load_job_file(job_dir: Path) -> JobFile:
+    path = job_dir / JOB_FILE
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise JobDirError(f"{path}: no job file (run `learningchain job init`)") from e
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise JobDirError(f"{path}: not valid TOML: {e}") from e
+    try:
+        return parse_job(raw)
+    except (KeyError, TypeError, ValueError) as e:
+        raise JobDirError(f"{path}: {e}") from e
+
+
+def parse_job(raw: dict[str, Any]) -> JobFile:
+    kind = _field(raw, "kind", str)
+    if kind not in JOB_KINDS:
+        raise ValueError(f"kind must be one of {JOB_KINDS}, got {kind!r}")
+    entry_points = tuple(sorted(
+        (str(name), tuple(_str_list(argv, f"entry_points.{name}")))
+        for name, argv in _field(raw, "entry_points", dict).items()
+    ))
+    if not {"train", "evaluate"} <= {name for name, _ in entry_points}:
+        raise ValueError("entry_points needs train and evaluate")
+    lim = _field(raw, "limits", dict)
+    limits = ResourceLimits.from_job(
+        memory_mb=_positive_int(lim, "memory_mb"), cpu_millis=_positive_int(lim, "cpu_millis"),
+        time_s=_positive_int(lim, "time_s"), disk_mb=_positive_int(lim, "disk_mb"),
+        model_mb=_positive_int(lim, "model_mb") if "model_mb" in lim else None)
+    space = tuple(_param(p) for p in _field(raw, "search_space", list))
+    if len({p.name for p in space}) != len(space):
+        raise ValueError("search_space has a duplicate name")
+    tolerance = float(_field(raw, "loss_tolerance", int | float))
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise ValueError("loss_tolerance must be a finite number >= 0")
+    return JobFile(kind=kind, name=_field(raw, "name", str),
+                   description=str(raw.get("description", "")),
+                   bounty=_positive_int(raw, "bounty"), expiry_s=_positive_int(raw, "expiry_s"),
+                   loss_tolerance=tolerance, entry_points=entry_points, limits=limits,
+                   search_space=space)
+
+
+def _param(raw: Any) -> ParamRange:
+    if not isinstance(raw, dict):
+        raise ValueError("each search_space entry is a table")
+    name = _field(raw, "name", str)
+    kind = _field(raw, "kind", str)
+    if kind not in PARAM_KINDS:
+        raise ValueError(f"search_space {name!r}: kind must be one of {PARAM_KINDS}")
+    values = tuple(_field(raw, "values", list))
+    if any(isinstance(v, bool) or not isinstance(v, int | float | str) for v in values):
+        raise ValueError(f"search_space {name!r}: values are numbers or strings")
+    if kind == "choice":
+        if not values:
+            raise ValueError(f"search_space {name!r}: empty choice")
+    else:
+        if len(values) != 2 or not all(isinstance(v, int | float) for v in values):
+            raise ValueError(f"search_space {name!r}: a range is [low, high]")
+        if kind == "int" and not all(isinstance(v, int) for v in values):
+            raise ValueError(f"search_space {name!r}: int range needs int bounds")
+        if not values[0] < values[1] or (kind == "log_uniform" and float(values[0]) <= 0):
+            raise ValueError(f"search_space {name!r}: need 0 < low < high for log, low < high")
+    return ParamRange(name, kind, values)
+
+
+def _field(raw: dict[str, Any], key: str, kind: Any) -> Any:
+    if key not in raw:
+        raise ValueError(f"missing field {key!r}")
+    value = raw[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ValueError(f"field {key!r} has the wrong type")
+    return value
+
+
+def _positive_int(raw: dict[str, Any], key: str) -> int:
+    value = _field(raw, key, int)
+    if value <= 0:
+        raise ValueError(f"field {key!r} must be > 0")
+    return int(value)
+
+
+def _str_list(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{where} must be a non-empty list of strings")
+    return list(value)

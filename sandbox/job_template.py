@@ -1,0 +1,127 @@
+"""``job init`` and ``job build``: a working job from the template, built offline.
+
+The template trains a small PyTorch MLP on the UCI handwritten digits that
+ship inside scikit-learn. The data file is copied out of the installed
+package at init time, so the job image needs no scikit-learn and no
+network. The data is split once, by row index, into train, validation
+(both go into the image) and a held-out test split that stays outside the
+image, so a demo can score the winning model on data no worker saw.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import importlib.util
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import docker
+
+from sandbox.base_image import BASE_TAG, build_image, ensure_base_image
+from sandbox.errors import JobDirError, SandboxError
+from sandbox.job_file import load_job_file
+
+TEMPLATE_PACKAGE = "sandbox.templates.digits"
+IMAGE_FILE = "image.json"
+"""Written by ``job build``: the image id (the job's digest) and tag."""
+# (template file, file written in the job folder, mode)
+TEMPLATE_FILES = (
+    ("Dockerfile", "Dockerfile", 0o644),
+    ("dockerignore.txt", ".dockerignore", 0o644),
+    ("job.toml", "job.toml", 0o644),
+    ("README.md", "README.md", 0o644),
+    ("lcjob.py.tmpl", "lcjob.py", 0o644),
+    ("train.py.tmpl", "train", 0o755),
+    ("evaluate.py.tmpl", "evaluate", 0o755),
+)
+HOLDOUT_EVERY = 5
+"""Row i is held-out test data when i % 5 == 0, validation when i % 5 == 1, else training."""
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class DataSplit:
+    train: int
+    valid: int
+    test: int
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltJob:
+    image_id: str
+    """``sha256:<hex>``: the job's digest, checked by every worker that loads it [JOB-IMAGE.3]."""
+    tag: str
+
+
+def init_job(job_dir: Path, name: str = "digits-mlp") -> DataSplit:
+    """Write the template job into ``job_dir`` (created; must be empty if it exists)."""
+    if job_dir.exists() and (not job_dir.is_dir() or any(job_dir.iterdir())):
+        raise JobDirError(f"{job_dir} exists and is not an empty folder")
+    rows = _digits_rows()
+    job_dir.mkdir(parents=True, exist_ok=True)
+    job_dir.chmod(0o755)
+    template = resources.files(TEMPLATE_PACKAGE)
+    for source, target, mode in TEMPLATE_FILES:
+        text = template.joinpath(source).read_text(encoding="utf-8")
+        text = text.replace("{base_tag}", BASE_TAG).replace("{name}", name)
+        if target == "job.toml":
+            text = text.replace('name = "digits-mlp"', f"name = {json.dumps(name)}")
+        path = job_dir / target
+        path.write_text(text, encoding="utf-8")
+        path.chmod(mode)
+    splits: dict[str, list[list[str]]] = {"train": [], "valid": [], "test": []}
+    for i, row in enumerate(rows):
+        bucket = {0: "test", 1: "valid"}.get(i % HOLDOUT_EVERY, "train")
+        splits[bucket].append(row)
+    _write_csv(job_dir / "data" / "train.csv", splits["train"])
+    _write_csv(job_dir / "data" / "valid.csv", splits["valid"])
+    _write_csv(job_dir / "holdout" / "test.csv", splits["test"])
+    # The evaluate entry point reads eval.csv from its input folder when given one.
+    _write_csv(job_dir / "holdout" / "eval.csv", splits["test"])
+    return DataSplit(len(splits["train"]), len(splits["valid"]), len(splits["test"]))
+
+
+def build_job(client: docker.DockerClient, job_dir: Path, log: Log = print) -> BuiltJob:
+    """``docker build --network none`` the job folder; record and return its image id."""
+    job = load_job_file(job_dir)
+    if not (job_dir / "Dockerfile").is_file():
+        raise JobDirError(f"{job_dir}: no Dockerfile")
+    ensure_base_image(client, log=log)
+    tag = f"learningchain/job-{_tag_safe(job.name)}:latest"
+    image_id = build_image(client, job_dir, tag, log)
+    (job_dir / IMAGE_FILE).write_text(json.dumps({"image_id": image_id, "tag": tag}) + "\n")
+    return BuiltJob(image_id, tag)
+
+
+def _digits_rows() -> list[list[str]]:
+    """The 1797 digits rows (64 pixels 0..16, then the label) from the installed sklearn."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise SandboxError("scikit-learn is not installed; it ships the template's dataset")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
+    with gzip.open(path, "rt", newline="") as f:
+        rows = [row for row in csv.reader(f) if row]
+    if len(rows) != 1797 or any(len(r) != 65 for r in rows):
+        raise SandboxError(f"{path} is not the expected 1797x65 digits table")
+    return [[str(int(float(r[64])))] + [str(int(float(v))) for v in r[:64]] for r in rows]
+
+
+def _write_csv(path: Path, rows: list[list[str]]) -> None:
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["label", *[f"p{i}" for i in range(64)]])
+    writer.writerows(rows)
+    path.write_text(out.getvalue(), encoding="utf-8")
+    path.chmod(0o644)
+
+
+def _tag_safe(name: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name.lower()).strip("-.")
+    return safe or "job"

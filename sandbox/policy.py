@@ -1,0 +1,87 @@
+"""The hardening every job container gets [JOB-SANDBOX.1].
+
+One function builds the ``containers.create`` arguments, so the policy is
+in one place, has its own test, and no caller can forget a piece of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from docker.types import LogConfig, Mount, Ulimit
+
+from sandbox.limits import ResourceLimits
+
+JOB_USER = "65534:65534"
+"""nobody:nogroup. Never root, even inside the container's namespace."""
+HOLD_COMMAND = ("sleep", "infinity")
+"""PID 1 of a job container: it only holds the container (and its tmpfs) open
+while the runner execs the entry point and then copies /output out."""
+INPUT_MOUNT = "/input"
+MODEL_MOUNT = "/model"
+OUTPUT_DIR = "/output"
+SCRATCH_DIR = "/tmp"
+TMPFS_FLAGS = "rw,noexec,nosuid,nodev"
+DOCKER_LOG_LIMIT = {"max-size": "64k", "max-file": "1"}
+"""PID 1 prints nothing; this only bounds what the engine could ever keep on disk."""
+
+LABEL_MANAGED = "learningchain.managed"
+LABEL_JOB = "learningchain.job"
+LABEL_NODE = "learningchain.node"
+LABEL_ENTRY = "learningchain.entry"
+
+
+def labels_for(job: str, node: str, entry: str) -> dict[str, str]:
+    """Labels that let a node find its own leftover containers after a crash."""
+    return {LABEL_MANAGED: "1", LABEL_JOB: job, LABEL_NODE: node, LABEL_ENTRY: entry}
+
+
+def container_kwargs(
+    image: str,
+    limits: ResourceLimits,
+    labels: Mapping[str, str],
+    read_only_binds: Mapping[str, Path],
+) -> dict[str, Any]:
+    """Arguments for ``client.containers.create`` of one hardened job container.
+
+    ``read_only_binds`` maps container paths to host folders; they are the
+    only host paths the container sees, and it cannot write to any of them.
+    Output goes to a size-limited tmpfs that the runner copies out, so no
+    host disk is writable from inside.
+    """
+    mounts = [
+        Mount(target=target, source=str(source), type="bind", read_only=True)
+        for target, source in sorted(read_only_binds.items())
+    ]
+    return {
+        "image": image,
+        "command": list(HOLD_COMMAND),
+        "user": JOB_USER,
+        "working_dir": SCRATCH_DIR,
+        "hostname": "job",
+        "detach": True,
+        "labels": dict(labels),
+        # Isolation
+        "network_mode": "none",
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],  # default seccomp stays on
+        "ipc_mode": "private",
+        "mounts": mounts,
+        "tmpfs": {
+            SCRATCH_DIR: f"{TMPFS_FLAGS},size={limits.tmp_bytes},mode=1777",
+            OUTPUT_DIR: f"{TMPFS_FLAGS},size={limits.output_bytes},mode=0700,uid=65534,gid=65534",
+        },
+        "shm_size": 16 * 1024 * 1024,
+        # Resources
+        "mem_limit": limits.memory_bytes,
+        "memswap_limit": limits.memory_bytes,
+        "mem_swappiness": 0,
+        "nano_cpus": limits.nano_cpus,
+        "pids_limit": limits.pids,
+        "ulimits": [Ulimit(name="core", soft=0, hard=0),
+                    Ulimit(name="nofile", soft=1024, hard=1024)],
+        "log_config": LogConfig(type=LogConfig.types.JSON, config=DOCKER_LOG_LIMIT),
+    }

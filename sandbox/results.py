@@ -1,0 +1,85 @@
+"""What a run of a job produced: success, or a failure with a machine-readable reason."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+
+class FailureReason(StrEnum):
+    """Why a job run failed [JOB-EXIT.*]. The values are stable strings for the wire."""
+
+    TIMEOUT = "timeout"
+    """Ran past its wall-time limit and was killed."""
+    OOM = "oom"
+    """Killed by the kernel for exceeding its memory limit."""
+    LOG_TOO_LARGE = "log_too_large"
+    """Printed more than its log limit to stdout/stderr and was killed."""
+    OUTPUT_TOO_LARGE = "output_too_large"
+    """Filled its output folder."""
+    SCRATCH_FULL = "scratch_full"
+    """Filled its /tmp scratch space and failed."""
+    MODEL_TOO_LARGE = "model_too_large"
+    """Wrote a model file larger than the model limit."""
+    MODEL_MISSING = "model_missing"
+    """Train exited 0 without writing a regular model file."""
+    BAD_OUTPUT = "bad_output"
+    """The output holds something other than regular files and folders."""
+    BAD_PARAMS = "bad_params"
+    """Train rejected its parameters (exit 2)."""
+    INVALID_MODEL = "invalid_model"
+    """Evaluate could not use the model it was given (exit 3)."""
+    BAD_METRICS = "bad_metrics"
+    """Evaluate exited 0 without a valid finite loss in metrics.json."""
+    KILLED = "killed"
+    """Killed by a signal the runner did not send."""
+    NONZERO_EXIT = "nonzero_exit"
+    """Any other non-zero exit code."""
+    IMAGE_MISSING = "image_missing"
+    """The engine does not have the image."""
+    ENGINE_ERROR = "engine_error"
+    """The engine refused or failed an operation; the job itself may be fine."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """The outcome of one entry point run (train, or any other)."""
+
+    ok: bool
+    reason: FailureReason | None
+    """None exactly when ``ok``."""
+    exit_code: int | None
+    """Exit code of the entry point; None when it never finished."""
+    seconds: float
+    """Wall time of the entry point alone."""
+    logs: bytes
+    """Stdout and stderr, interleaved, cut at the log limit."""
+    output_dir: Path | None
+    """Host folder holding what the job wrote to /output."""
+    model_path: Path | None = None
+    """The model file, when train succeeded."""
+    output_bytes: int = 0
+    detail: str = ""
+    """One human-readable line on what happened."""
+
+    @property
+    def log_tail(self) -> str:
+        return self.logs[-2000:].decode("utf-8", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class EvalResult:
+    """The outcome of evaluating one model [JOB-EVAL.*]."""
+
+    ok: bool
+    reason: FailureReason | None
+    loss: float | None
+    """The loss the job reported; None unless ``ok``."""
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    """Every number in metrics.json (loss, accuracy, ...)."""
+    exit_code: int | None = None
+    seconds: float = 0.0
+    logs: bytes = b""
+    detail: str = ""
