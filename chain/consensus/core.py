@@ -473,10 +473,9 @@ class ConsensusCore:
         out.append(Commit(d))
         self._enter_height(Height(self.height + 1), d.time_ms)
         self._schedule(out, TimeoutKind.REBROADCAST, Round(0))
-        if self.config.timeouts.commit_ms > 0:  # [CONS-TIMEOUT.2]
-            self._schedule(out, TimeoutKind.NEW_HEIGHT, Round(0))
-        else:
-            self._start_round(self.round, now, out)  # 0, or the round resumed from the WAL
+        # [CONS-TIMEOUT.2] always through a timer (possibly of 0 ms), so that one
+        # validator alone commits one block per event instead of recursing.
+        self._schedule(out, TimeoutKind.NEW_HEIGHT, Round(0))
         future, self._future = self._future, []
         for message in future:
             out.extend(self.on_message(message, now))

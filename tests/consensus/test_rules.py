@@ -1,0 +1,390 @@
+"""One test per consensus rule of protocol_spec/consensus.md, on a single core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chain.consensus.certificate import Decision, certificate_from_precommits, verify_certificate
+from chain.consensus.core import (
+    Broadcast,
+    Commit,
+    PeerMisbehaved,
+    PersistSigned,
+    ReportEvidence,
+    ScheduleTimeout,
+    SendCommitted,
+    Step,
+)
+from chain.consensus.evidence import check_evidence
+from chain.consensus.messages import PRECOMMIT, PREVOTE, Vote
+from chain.consensus.timeouts import Timeout, TimeoutKind
+from chain.consensus.validators import ValidatorSet
+from chain.crypto import PrivateKey
+from chain.types import Height, Round
+from tests.consensus.helpers import (
+    CHAIN,
+    KEYS,
+    T0,
+    FixedApp,
+    block,
+    make_core,
+    non_proposer,
+    others,
+    proposal_for,
+    vote,
+    vset,
+)
+
+NOW = T0 + 1000
+
+
+def sent_votes(actions: list[Any], kind: str | None = None) -> list[Vote]:
+    return [
+        a.message
+        for a in actions
+        if isinstance(a, Broadcast)
+        and isinstance(a.message, Vote)
+        and (kind is None or a.message.kind == kind)
+    ]
+
+
+def started(me: PrivateKey | None = None, **kw: Any) -> tuple[Any, PrivateKey]:
+    me = me or non_proposer(1, 0)
+    core = make_core(me, **kw)
+    core.start(NOW)
+    return core, me
+
+
+def feed(core: Any, messages: list[Any], now: int = NOW) -> list[Any]:
+    out: list[Any] = []
+    for m in messages:
+        out.extend(core.on_message(m, now, b"peer"))
+    return out
+
+
+def polka(core: Any, round_: int, value: Any, kind: str = PREVOTE, skip: Any = None) -> list[Vote]:
+    """Votes of the three validators other than ``skip`` (default: the core itself)."""
+    voters = [k for k in KEYS if k.address != (skip or core.key).address][:3]
+    return [vote(k, kind, core.height, round_, value) for k in voters]  # type: ignore[arg-type]
+
+
+def test_cons_prevote_1_valid_timely_proposal_gets_prevote() -> None:
+    core, _ = started()
+    p = proposal_for(core, 0)
+    out = feed(core, [p])
+    assert [v.block_hash for v in sent_votes(out, PREVOTE)] == [p.block_hash]
+    assert core.step is Step.PREVOTE
+
+
+def test_cons_time_2_untimely_proposal_gets_nil_prevote() -> None:
+    core, _ = started()
+    late = proposal_for(core, 0, time_ms=NOW - 10_000)
+    assert [v.block_hash for v in sent_votes(feed(core, [late]), PREVOTE)] == [None]
+
+
+def test_cons_time_2_proposal_from_the_future_gets_nil_prevote() -> None:
+    core, _ = started()
+    ahead = proposal_for(core, 0, time_ms=NOW + 5_000)
+    assert [v.block_hash for v in sent_votes(feed(core, [ahead]), PREVOTE)] == [None]
+
+
+def test_cons_time_1_block_time_must_exceed_previous() -> None:
+    core, _ = started()
+    core.last_block_time = NOW + 100  # previous block later than this proposal's time
+    p = proposal_for(core, 0, time_ms=NOW)
+    assert [v.block_hash for v in sent_votes(feed(core, [p]), PREVOTE)] == [None]
+
+
+def test_cons_valid_1_invalid_block_gets_nil_prevote() -> None:
+    core, _ = started()
+    good = proposal_for(core, 0)
+    from chain.consensus.messages import sign_proposal
+    from tests.consensus.helpers import key_of
+
+    forged = sign_proposal(
+        key_of(good.proposer),
+        CHAIN,
+        good.height,
+        good.round,
+        good.pol_round,
+        good.block_hash,
+        good.time_ms,
+        good.block + b"x",
+    )
+    assert [v.block_hash for v in sent_votes(feed(core, [forged]), PREVOTE)] == [None]
+
+
+def test_cons_propose_2_wrong_proposer_is_rejected() -> None:
+    core, _ = started()
+    p = proposal_for(core, 0)
+    impostor = next(k for k in KEYS if k.address != p.proposer)
+    from chain.consensus.messages import sign_proposal
+
+    fake = sign_proposal(
+        impostor, CHAIN, p.height, p.round, p.pol_round, p.block_hash, p.time_ms, p.block
+    )
+    out = feed(core, [fake])
+    assert PeerMisbehaved(b"peer", "wrong_proposer") in out
+    assert sent_votes(out) == []
+
+
+def test_bad_vote_signature_is_rejected_and_reported() -> None:
+    core, me = started()
+    good = vote(others(me)[0], PREVOTE, 1, 0, None)
+    bad = Vote(good.kind, good.height, good.round, good.block_hash, good.validator, b"\x01" * 64)
+    out = feed(core, [bad])
+    assert PeerMisbehaved(b"peer", "bad_signature") in out
+    assert core.tallies.get((PREVOTE, 0)) is None
+
+
+def test_vote_from_non_validator_is_rejected() -> None:
+    core, _ = started()
+    stranger = PrivateKey.from_seed(b"stranger")
+    out = feed(core, [vote(stranger, PREVOTE, 1, 0, None)])
+    assert PeerMisbehaved(b"peer", "unknown_validator") in out
+
+
+def test_cons_lock_1_polka_locks_and_precommits() -> None:
+    core, _ = started()
+    p = proposal_for(core, 0)
+    out = feed(core, [p, *polka(core, 0, p.block_hash)])
+    assert [v.block_hash for v in sent_votes(out, PRECOMMIT)] == [p.block_hash]
+    assert (core.locked_round, core.locked_hash) == (0, p.block_hash)
+    assert core.valid_round == 0
+
+
+def test_cons_precommit_nil_1_nil_polka_precommits_nil() -> None:
+    core, _ = started()
+    out = feed(core, [proposal_for(core, 0), *polka(core, 0, None)])
+    assert [v.block_hash for v in sent_votes(out, PRECOMMIT)] == [None]
+    assert core.locked_round == -1
+
+
+def test_cons_timeout_propose_1_prevotes_nil() -> None:
+    core, _ = started()
+    out = core.on_timeout(Timeout(TimeoutKind.PROPOSE, Height(1), Round(0)), NOW + 2000)
+    assert [v.block_hash for v in sent_votes(out, PREVOTE)] == [None]
+
+
+def test_cons_prevote_wait_1_and_timeout_prevote_1() -> None:
+    core, me = started()
+    feed(core, [proposal_for(core, 0)])
+    a, b = others(me)[:2]
+    out = feed(core, [vote(a, PREVOTE, 1, 0, None), vote(b, PREVOTE, 1, 0, block(1, 0, NOW)[0])])
+    assert ScheduleTimeout(Timeout(TimeoutKind.PREVOTE, Height(1), Round(0)), 500) in out
+    out = core.on_timeout(Timeout(TimeoutKind.PREVOTE, Height(1), Round(0)), NOW + 600)
+    assert [v.block_hash for v in sent_votes(out, PRECOMMIT)] == [None]
+
+
+def test_cons_timeout_precommit_1_starts_next_round() -> None:
+    core, _ = started()
+    core.on_timeout(Timeout(TimeoutKind.PRECOMMIT, Height(1), Round(0)), NOW + 600)
+    assert core.round == 1 and core.step in (Step.PROPOSE, Step.PREVOTE)
+
+
+def test_stale_timeouts_are_ignored() -> None:
+    core, _ = started()
+    assert core.on_timeout(Timeout(TimeoutKind.PREVOTE, Height(1), Round(5)), NOW) == []
+    assert core.on_timeout(Timeout(TimeoutKind.PROPOSE, Height(7), Round(0)), NOW) == []
+
+
+def _locked_at_round_0(me: PrivateKey) -> tuple[Any, Any]:
+    core, _ = started(me)
+    p0 = proposal_for(core, 0)
+    feed(core, [p0, *polka(core, 0, p0.block_hash)])
+    assert core.locked_hash == p0.block_hash
+    return core, p0
+
+
+def _advance_to(core: Any, round_: int) -> None:
+    while core.round < round_:
+        core.on_timeout(Timeout(TimeoutKind.PRECOMMIT, core.height, core.round), NOW + 100)
+
+
+def _locked_core_waiting_in(round_: int) -> tuple[Any, Any]:
+    """A validator locked in round 0 that is not the proposer of ``round_``."""
+    for me in KEYS:
+        proposer = vset().proposer(Height(1), Round(round_)).address
+        proposer0 = vset().proposer(Height(1), Round(0)).address
+        if me.address not in (proposer, proposer0):
+            core, p0 = _locked_at_round_0(me)
+            _advance_to(core, round_)
+            return core, p0
+    raise AssertionError("no suitable validator")
+
+
+def test_cons_prevote_1_locked_validator_rejects_other_fresh_block() -> None:
+    core, _ = _locked_core_waiting_in(2)
+    other = proposal_for(core, 2, tag=b"other")
+    assert [v.block_hash for v in sent_votes(feed(core, [other]), PREVOTE)] == [None]
+
+
+def test_cons_prevote_2_unlock_on_newer_proof_of_lock() -> None:
+    core, p0 = _locked_core_waiting_in(3)
+    h1, b1 = block(1, 1, NOW + 50, b"newer")
+    proof = polka(core, 1, h1)  # >2/3 prevoted h1 in round 1 > locked round 0
+    re = proposal_for(core, 3, pol_round=1, value=(h1, b1), time_ms=NOW + 50)
+    out = feed(core, [*proof, re])
+    assert [v.block_hash for v in sent_votes(out, PREVOTE)] == [h1]
+
+
+def test_cons_prevote_2_stays_locked_on_older_proof_of_lock() -> None:
+    core, p0 = _locked_core_waiting_in(3)
+    core.locked_round = Round(2)  # pretend the lock is newer than the proof below
+    h1, b1 = block(1, 1, NOW + 50, b"older")
+    re = proposal_for(core, 3, pol_round=1, value=(h1, b1), time_ms=NOW + 50)
+    out = feed(core, [*polka(core, 1, h1), re])
+    assert [v.block_hash for v in sent_votes(out, PREVOTE)] == [None]
+
+
+def test_cons_prevote_2_waits_for_the_proof_of_lock() -> None:
+    core, _ = _locked_core_waiting_in(3)
+    h1, b1 = block(1, 1, NOW + 50, b"newer")
+    re = proposal_for(core, 3, pol_round=1, value=(h1, b1), time_ms=NOW + 50)
+    assert sent_votes(feed(core, [re]), PREVOTE) == []
+    assert [v.block_hash for v in sent_votes(feed(core, polka(core, 1, h1)), PREVOTE)] == [h1]
+
+
+def test_cons_propose_1_proposer_reproposes_its_valid_value() -> None:
+    for me in KEYS:
+        if vset().proposer(Height(1), Round(1)).address == me.address:
+            break
+    core = make_core(me)
+    core.start(NOW)
+    if core.round == 0 and core.vset.proposer(Height(1), Round(0)).address == me.address:
+        return  # proposer of both rounds; covered by the simulator
+    p0 = proposal_for(core, 0)
+    feed(core, [p0, *polka(core, 0, p0.block_hash)])
+    out = core.on_timeout(Timeout(TimeoutKind.PRECOMMIT, Height(1), Round(0)), NOW + 100)
+    proposals = [
+        a.message
+        for a in out
+        if isinstance(a, Broadcast) and a.message is not None and not isinstance(a.message, Vote)
+    ]
+    assert proposals and proposals[0].block_hash == p0.block_hash
+    assert proposals[0].pol_round == 0
+
+
+def test_cons_commit_1_commits_with_valid_certificate() -> None:
+    core, _ = started()
+    p = proposal_for(core, 0)
+    out = feed(core, [p, *polka(core, 0, p.block_hash), *polka(core, 0, p.block_hash, PRECOMMIT)])
+    commits = [a for a in out if isinstance(a, Commit)]
+    assert len(commits) == 1
+    d = commits[0].decision
+    assert (d.height, d.block_hash, d.block, d.time_ms) == (1, p.block_hash, p.block, p.time_ms)
+    verify_certificate(d.certificate, vset(), CHAIN)
+    assert core.height == 2 and core.last_block_time == p.time_ms
+
+
+def test_cons_commit_1_precommits_of_a_later_round_also_commit() -> None:
+    core, _ = started()
+    p = proposal_for(core, 0)
+    feed(core, [p])
+    out = feed(core, polka(core, 4, p.block_hash, PRECOMMIT))
+    assert [a.decision.certificate.round for a in out if isinstance(a, Commit)] == [4]
+
+
+def test_cons_skip_1_messages_from_more_than_f_move_the_round() -> None:
+    core, me = started()
+    a, b = others(me)[:2]
+    feed(core, [vote(a, PREVOTE, 1, 5, None)])
+    assert core.round == 0  # one validator of four is not more than f
+    feed(core, [vote(b, PRECOMMIT, 1, 7, None)])
+    assert core.round == 5
+
+
+def test_cons_evidence_2_conflicting_votes_are_reported() -> None:
+    core, me = started()
+    bad = others(me)[0]
+    v1 = vote(bad, PREVOTE, 1, 0, None)
+    v2 = vote(bad, PREVOTE, 1, 0, block(1, 0, NOW)[0])
+    out = feed(core, [v1, v2, v2])
+    evidence = [a.evidence for a in out if isinstance(a, ReportEvidence)]
+    assert len(evidence) == 1
+    assert check_evidence(evidence[0], vset(), CHAIN) == bad.address
+
+
+def test_cons_count_1_equivocator_counts_once_per_value() -> None:
+    core, me = started()
+    bad, a, b = others(me)
+    h = block(1, 0, NOW)[0]
+    feed(core, [vote(bad, PREVOTE, 1, 0, None), vote(bad, PREVOTE, 1, 0, h)])
+    tally = core.tallies[(PREVOTE, 0)]
+    assert tally.total_power == 1 and tally.power_for(None) == 1 and tally.power_for(h) == 1
+
+
+def test_cons_wal_1_signature_persisted_before_broadcast() -> None:
+    core, _ = started()
+    out = feed(core, [proposal_for(core, 0)])
+    kinds = [type(a) for a in out if isinstance(a, PersistSigned | Broadcast)]
+    assert kinds[:2] == [PersistSigned, Broadcast]
+    persisted = next(a for a in out if isinstance(a, PersistSigned)).record.message
+    assert persisted == sent_votes(out)[0]
+
+
+def test_cons_catchup_1_lagging_peer_is_offered_decisions() -> None:
+    core, _ = started()
+    core.height = Height(5)
+    out = core.on_message(vote(KEYS[0], PREVOTE, 3, 0, None), NOW, b"laggard")
+    assert out == [SendCommitted(b"laggard", Height(3))]
+    assert core.on_message(vote(KEYS[0], PRECOMMIT, 3, 0, None), NOW + 1, b"laggard") == []
+
+
+def test_cons_catchup_2_decision_commits_and_bad_certificate_is_refused() -> None:
+    core, _ = started()
+    p = proposal_for(core, 0)
+    cert = certificate_from_precommits(polka(core, 0, p.block_hash, PRECOMMIT))
+    d = Decision(Height(1), p.block_hash, p.time_ms, p.block, cert)
+    weak = certificate_from_precommits(polka(core, 0, p.block_hash, PRECOMMIT)[:2])
+    out = core.on_message(Decision(Height(1), p.block_hash, p.time_ms, p.block, weak), NOW, b"x")
+    assert PeerMisbehaved(b"x", "insufficient_power") in out and core.height == 1
+    out = core.on_message(d, NOW, b"x")
+    assert [a.decision for a in out if isinstance(a, Commit)] == [d]
+    assert core.height == 2
+
+
+def _fire_new_height(core: Any, now: int) -> list[Any]:
+    return core.on_timeout(Timeout(TimeoutKind.NEW_HEIGHT, core.height, Round(0)), now)
+
+
+def test_single_validator_commits_through_the_same_path() -> None:
+    solo = KEYS[0]
+    single = ValidatorSet.from_members([(solo.public_key, 1)])
+    core = make_core(solo, app=FixedApp(single))
+    out = core.start(NOW)
+    decisions = []
+    for step in range(1, 6):
+        decisions += [a.decision for a in out if isinstance(a, Commit)]
+        out = _fire_new_height(core, NOW + step)
+    assert [d.height for d in decisions] == [1, 2, 3, 4, 5]
+    for d in decisions:
+        verify_certificate(d.certificate, single, CHAIN)
+    times = [d.time_ms for d in decisions]
+    assert times == sorted(set(times))
+
+
+def test_cons_valset_2_core_uses_the_set_of_each_height() -> None:
+    solo = KEYS[0]
+    one = ValidatorSet.from_members([(solo.public_key, 1)])
+    two = ValidatorSet.from_members([(solo.public_key, 1), (KEYS[1].public_key, 5)])
+
+    class Changing(FixedApp):
+        def validators_at(self, height: Height) -> ValidatorSet:
+            return one if height < 3 else two
+
+    core = make_core(solo, app=Changing(one))
+    core.start(NOW)
+    _fire_new_height(core, NOW + 1)
+    _fire_new_height(core, NOW + 2)
+    assert core.height == 3  # heights 1 and 2 decided alone, then waits for the new member
+    assert core.vset == two
+    out = core.on_timeout(Timeout(TimeoutKind.PROPOSE, Height(3), core.round), NOW + 5000)
+    assert not any(isinstance(a, Commit) for a in out)
+
+
+def test_observer_without_key_never_signs() -> None:
+    core = make_core(None)
+    out = core.start(NOW)
+    out += feed(core, [proposal_for(core, 0)])
+    assert not any(isinstance(a, PersistSigned) for a in out) and sent_votes(out) == []
