@@ -46,6 +46,7 @@ TABLE_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     ),
     "params": _codec(Params),
     "meta": _plain(),
+    "evidence": _plain(),
 }
 """Every table of the state, with how its records become canonical values and back."""
 

@@ -20,6 +20,7 @@ from chain.blocks import Block, BlockHeader, tx_root
 from chain.context import TxContext
 from chain.crypto import address_to_text
 from chain.errors import ChainError, InvalidBlock, InvalidTransaction
+from chain.evidence_rules import apply_evidence
 from chain.state import Change, Overlay, State, compute_state_root
 from chain.transactions import (
     ClaimLoss,
@@ -81,17 +82,6 @@ def apply_transfer(view: Overlay, sender: Address, body: Transfer, ctx: TxContex
     view.put_account(sender, replace(account, balance=Amount(account.balance - body.amount)))
     recipient = view.account(body.to)
     view.put_account(body.to, replace(recipient, balance=Amount(recipient.balance + body.amount)))
-
-
-def apply_evidence(view: Overlay, sender: Address, body: Evidence, ctx: TxContext) -> None:
-    """[TX-EVIDENCE.1] Checked by the consensus module; recorded against the validator."""
-    import importlib
-
-    module = importlib.import_module("chain.consensus.evidence")
-    record = getattr(module, "record_evidence", None)
-    if record is None:
-        raise InvalidTransaction("evidence_unsupported", "evidence is not wired in yet")
-    record(view, body, ctx)
 
 
 Handler = Callable[[Overlay, Address, Any, TxContext], None]

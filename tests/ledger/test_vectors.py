@@ -80,8 +80,9 @@ def build_vectors() -> dict[str, Any]:
                  [1, [2]], {"b": 1, "a": 2}, None, True]
     return {
         "about": "LearningChain ledger test vectors; see protocol_spec/ledger.md",
-        "keys": [{"seed": s, "secret": _key(s).secret.hex(), "pubkey": _key(s).public_key.hex(),
-                  "address": _key(s).address.hex(), "address_text": address_to_text(_key(s).address)}
+        "keys": [{"seed": s, "secret": _key(s).secret.hex(),
+                  "pubkey": _key(s).public_key.hex(), "address": _key(s).address.hex(),
+                  "address_text": address_to_text(_key(s).address)}
                  for s in ("alice", "bob")],
         "encodings": [{"value": repr(v), "hex": encode(v).hex()} for v in encodings],
         "transactions": txs,
