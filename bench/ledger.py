@@ -15,13 +15,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import coincurve  # noqa: E402
+import coincurve
 
-from chain.crypto import PrivateKey, address_to_text, sha256  # noqa: E402
-from chain.genesis import Genesis, genesis_state  # noqa: E402
-from chain.transactions import Transfer, sign_transaction  # noqa: E402
-from chain.transition import SignatureCache, apply_block, build_block  # noqa: E402
-from chain.types import Amount  # noqa: E402
+from chain.crypto import PrivateKey, address_to_text, sha256
+from chain.genesis import Genesis, genesis_state
+from chain.transactions import Transfer, sign_transaction
+from chain.transition import SignatureCache, apply_block, build_block
+from chain.types import Amount
 
 N_TX = 10_000
 N_SENDERS = 1_000
