@@ -25,11 +25,11 @@ from contextlib import AsyncExitStack
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from chain.crypto import PrivateKey  # noqa: E402
-from p2p.config import GossipParams, P2PConfig  # noqa: E402
-from p2p.gossip import Gossip  # noqa: E402
-from p2p.gossip_core import Receipt, Verdict  # noqa: E402
-from p2p.node import Node  # noqa: E402
+from chain.crypto import PrivateKey
+from p2p.config import GossipParams, P2PConfig
+from p2p.gossip import Gossip
+from p2p.gossip_core import Receipt, Verdict
+from p2p.node import Node
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -1,0 +1,133 @@
+"""Blob bench: throughput between two nodes versus a raw loopback TCP copy of the same bytes.
+
+    .venv/bin/python bench/blobs.py [--mib 200]
+
+The serving node is a separate process (``python -m p2p.testnode``); this
+process fetches the blob through ``BlobService`` (chunks checked, written to a
+partial file, whole-file hash checked, renamed). The baseline is a plain
+TCP copy over 127.0.0.1 of the same file between a sender process and this
+process, written to disk. Last line: one JSON object. Target: ratio >= 0.3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from chain.crypto import PrivateKey  # noqa: E402
+from p2p.blobs import BlobService  # noqa: E402
+from p2p.blobstore import BlobStore  # noqa: E402
+from p2p.config import P2PConfig  # noqa: E402
+from p2p.node import Node  # noqa: E402
+
+SENDER = """
+import socket, sys
+path = sys.argv[1]
+srv = socket.create_server(("127.0.0.1", 0))
+print(srv.getsockname()[1], flush=True)
+conn, _ = srv.accept()
+with open(path, "rb") as f:
+    while data := f.read(1 << 20):
+        conn.sendall(data)
+conn.close()
+"""
+
+
+def make_file(path: Path, mib: int) -> bytes:
+    digest = hashlib.sha256()
+    with path.open("wb") as f:
+        for _ in range(mib):
+            block = os.urandom(1 << 20)
+            digest.update(block)
+            f.write(block)
+    return digest.digest()
+
+
+def raw_tcp_copy(source: Path, dest: Path) -> float:
+    """Seconds to copy ``source`` over loopback TCP into ``dest`` (sender in another process)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SENDER, str(source)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        start = time.perf_counter()
+        with socket.create_connection(("127.0.0.1", port)) as s, dest.open("wb") as out:
+            while n := s.recv_into(buf):
+                out.write(view[:n])
+        return time.perf_counter() - start
+    finally:
+        proc.wait(timeout=30)
+
+
+async def blob_fetch(source: Path, blob: bytes, work: Path) -> float:
+    """Seconds for ``BlobService.fetch`` of ``blob`` from a node process serving ``source``."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "p2p.testnode", "--seed", "bench-seed",
+        "--blob-dir", str(work / "seed"), "--serve-blob", str(source),
+        "--max-blob", str(1 << 34),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=REPO,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        ready = json.loads(await proc.stdout.readline())
+        async with AsyncExitStack() as stack:
+            cfg = P2PConfig(chain_id="lc-test", bootstrap=(f"127.0.0.1:{ready['port']}",))
+            node = await stack.enter_async_context(Node(PrivateKey.from_seed(b"bench-f"), cfg))
+            service = BlobService(node, BlobStore(work / "fetcher", max_blob_size=1 << 34))
+            async with asyncio.timeout(30):
+                while blob not in service.announcers:
+                    await asyncio.sleep(0.01)
+            start = time.perf_counter()
+            await service.fetch(blob)
+            return time.perf_counter() - start
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.write(b'{"cmd": "stop"}\n')
+        await proc.wait()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--mib", type=int, default=200)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="lc-bench-blobs-") as tmp:
+        work = Path(tmp)
+        source = work / "blob.bin"
+        blob = make_file(source, args.mib)
+        size = args.mib << 20
+        tcp_s = raw_tcp_copy(source, work / "tcp-copy.bin")
+        blob_s = asyncio.run(blob_fetch(source, blob, work))
+    tcp_mibs = size / tcp_s / (1 << 20)
+    blob_mibs = size / blob_s / (1 << 20)
+    ratio = blob_mibs / tcp_mibs
+    print(f"raw TCP copy: {tcp_mibs:.0f} MiB/s ({tcp_s:.2f}s)")
+    print(f"blob fetch:   {blob_mibs:.0f} MiB/s ({blob_s:.2f}s, chunks checked, file hashed)")
+    result = {
+        "bench": "blobs",
+        "mib": args.mib,
+        "blob_mib_per_s": round(blob_mibs, 1),
+        "raw_tcp_mib_per_s": round(tcp_mibs, 1),
+        "ratio": round(ratio, 3),
+        "pass": ratio >= 0.3,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
