@@ -10,7 +10,8 @@ Byzantine validators:
 - ``silent``: never sends anything;
 - ``equivocate``: as proposer sends two different blocks to two halves of the
   network, and splits its votes between them;
-- ``double_vote``: signs every vote twice, for two values, to two halves;
+- ``double_vote``: signs every vote twice, for two values: the first to all,
+  the second to a random half (which so holds the evidence);
 - ``phantom``: votes for random block hashes it never saw;
 - ``forger`` (full-signature mode only): also sends votes in other
   validators' names with bad signatures.
@@ -353,9 +354,9 @@ class SimNetwork:
         if isinstance(message, Proposal):
             self._broadcast(node, message)
             return
-        a, b = self._halves(node)
+        _, b = self._halves(node)
         other_value = None if message.block_hash is not None else sha256(b"x%d" % self.seq)
-        self._broadcast(node, message, a)
+        self._broadcast(node, message)
         self._broadcast(node, self._conflicting_vote(node, message, other_value), b)
 
     def _byz_phantom(self, node: SimNode, message: Proposal | Vote) -> None:

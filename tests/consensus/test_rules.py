@@ -220,7 +220,7 @@ def test_cons_prevote_1_locked_validator_rejects_other_fresh_block() -> None:
 
 
 def test_cons_prevote_2_unlock_on_newer_proof_of_lock() -> None:
-    core, p0 = _locked_core_waiting_in(3)
+    core, _ = _locked_core_waiting_in(3)
     h1, b1 = block(1, 1, NOW + 50, b"newer")
     proof = polka(core, 1, h1)  # >2/3 prevoted h1 in round 1 > locked round 0
     re = proposal_for(core, 3, pol_round=1, value=(h1, b1), time_ms=NOW + 50)
@@ -229,7 +229,7 @@ def test_cons_prevote_2_unlock_on_newer_proof_of_lock() -> None:
 
 
 def test_cons_prevote_2_stays_locked_on_older_proof_of_lock() -> None:
-    core, p0 = _locked_core_waiting_in(3)
+    core, _ = _locked_core_waiting_in(3)
     core.locked_round = Round(2)  # pretend the lock is newer than the proof below
     h1, b1 = block(1, 1, NOW + 50, b"older")
     re = proposal_for(core, 3, pol_round=1, value=(h1, b1), time_ms=NOW + 50)
@@ -307,7 +307,7 @@ def test_cons_evidence_2_conflicting_votes_are_reported() -> None:
 
 def test_cons_count_1_equivocator_counts_once_per_value() -> None:
     core, me = started()
-    bad, a, b = others(me)
+    bad = others(me)[0]
     h = block(1, 0, NOW)[0]
     feed(core, [vote(bad, PREVOTE, 1, 0, None), vote(bad, PREVOTE, 1, 0, h)])
     tally = core.tallies[(PREVOTE, 0)]

@@ -1,0 +1,122 @@
+"""[CONS-MSG.*] encodings, [CONS-SIGN.1] digests, [CONS-VALSET.1] and [CONS-PROPOSER.1]."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from chain.consensus.certificate import Decision, certificate_from_precommits
+from chain.consensus.errors import InvalidMessage
+from chain.consensus.messages import (
+    PRECOMMIT,
+    PREVOTE,
+    decode_message,
+    encode_message,
+    proposal_digest,
+    vote_digest,
+)
+from chain.consensus.validators import Validator, ValidatorSet
+from chain.crypto import sha256, verify
+from chain.encoding import encode
+from chain.errors import DecodeError
+from chain.types import Height, Round
+from tests.consensus.helpers import CHAIN, KEYS, block, make_core, proposal_for, vote, vset
+
+
+def test_cons_msg_1_roundtrip_of_every_message() -> None:
+    core = make_core(KEYS[0])
+    p = proposal_for(core, 0)
+    v = vote(KEYS[1], PREVOTE, 1, 0, None)
+    w = vote(KEYS[2], PRECOMMIT, 9, 3, p.block_hash)
+    cert = certificate_from_precommits(vote(k, PRECOMMIT, 1, 0, p.block_hash) for k in KEYS[:3])
+    d = Decision(Height(1), p.block_hash, p.time_ms, p.block, cert)
+    for m in (p, v, w, d):
+        assert decode_message(encode_message(m)) == m
+
+
+def test_cons_sign_1_digest_is_domain_separated() -> None:
+    h = sha256(b"x")
+    assert vote_digest(CHAIN, PREVOTE, 1, 0, h) == sha256(
+        encode(["learningchain/v1", CHAIN, "prevote", 1, 0, h])
+    )
+    assert vote_digest(CHAIN, PREVOTE, 1, 0, h) != vote_digest(CHAIN, PRECOMMIT, 1, 0, h)
+    assert vote_digest(CHAIN, PREVOTE, 1, 0, h) != vote_digest("other", PREVOTE, 1, 0, h)
+    assert proposal_digest(CHAIN, 1, 0, -1, h, 5) == sha256(
+        encode(["learningchain/v1", CHAIN, "proposal", 1, 0, -1, h, 5])
+    )
+    v = vote(KEYS[0], PREVOTE, 1, 0, h)
+    assert verify(KEYS[0].public_key, vote_digest(CHAIN, PREVOTE, 1, 0, h), v.signature)
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        ["prevote", 0, 0, None, b"a" * 20, b"s" * 64],  # height 0
+        ["prevote", 1, -1, None, b"a" * 20, b"s" * 64],  # negative round
+        ["prevote", 1, 0, b"short", b"a" * 20, b"s" * 64],  # bad hash
+        ["prevote", 1, 0, None, b"a" * 19, b"s" * 64],  # bad address
+        ["prevote", 1, 0, None, b"a" * 20, b"s" * 63],  # bad signature length
+        ["prevote", 1, 0, None, b"a" * 20],  # missing field
+        ["vote", 1, 0, None, b"a" * 20, b"s" * 64],  # unknown tag
+        ["prevote", True, 0, None, b"a" * 20, b"s" * 64],  # bool is not an int
+        ["proposal", 1, 2, 2, b"h" * 32, 5, b"", b"a" * 20, b"s" * 64],  # pol_round >= round
+        ["proposal", 1, 2, -2, b"h" * 32, 5, b"", b"a" * 20, b"s" * 64],  # pol_round < -1
+        ["decision", 1, b"h" * 32, 5, b"", [1, 0, b"h" * 32, [[b"a" * 20]]]],
+        [],
+    ],
+)
+def test_cons_msg_1_invalid_fields_are_rejected(wire: list[object]) -> None:
+    with pytest.raises(InvalidMessage):
+        decode_message(encode(wire))
+
+
+def test_cons_msg_1_non_canonical_bytes_are_rejected() -> None:
+    data = encode_message(vote(KEYS[1], PREVOTE, 1, 0, None))
+    with pytest.raises(DecodeError):
+        decode_message(data + b"\x00")
+    with pytest.raises(DecodeError):
+        decode_message(b"\x96\xa7prevote\xcd\x00\x01" + data[10:])  # non-minimal int
+
+
+def test_cons_valset_1_rejects_bad_sets() -> None:
+    v = vset()
+    with pytest.raises(ValueError):
+        ValidatorSet(())
+    with pytest.raises(ValueError):
+        ValidatorSet(tuple(reversed(v.validators)))
+    with pytest.raises(ValueError):
+        ValidatorSet((v.validators[0], v.validators[0]))
+    first = v.validators[0]
+    with pytest.raises(ValueError):
+        ValidatorSet((Validator(first.address, first.public_key, 0),))
+    with pytest.raises(ValueError):
+        ValidatorSet((Validator(v.validators[1].address, first.public_key, 1),))
+
+
+def test_cons_quorum_1_and_2() -> None:
+    v = vset()
+    assert not v.is_quorum(2) and v.is_quorum(3)
+    assert not v.exceeds_faulty(1) and v.exceeds_faulty(2)
+    assert v.power_of([KEYS[0].address, KEYS[0].address, b"x" * 20]) == 1
+
+
+def test_cons_proposer_1_deterministic_and_weighted() -> None:
+    v = vset((1, 2, 3, 4))
+    again = vset((1, 2, 3, 4))
+    picks = Counter(v.proposer(Height(h), Round(r)).power for h in range(1, 1001) for r in range(5))
+    assert [v.proposer(Height(h), Round(0)) for h in range(1, 50)] == [
+        again.proposer(Height(h), Round(0)) for h in range(1, 50)
+    ]
+    for power in (1, 2, 3, 4):  # 5000 draws: each share within 3 points of power/10
+        assert abs(picks[power] / 5000 - power / 10) < 0.03
+    assert len({v.proposer(Height(1), Round(r)).address for r in range(20)}) == 4
+
+
+def test_set_hash_commits_to_members_and_power() -> None:
+    assert vset().set_hash == vset().set_hash
+    assert vset().set_hash != vset((1, 1, 1, 2)).set_hash
+
+
+def test_block_helper_is_deterministic() -> None:
+    assert block(1, 0, 5) == block(1, 0, 5) and block(1, 0, 5) != block(1, 0, 6)
