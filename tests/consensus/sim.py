@@ -115,6 +115,7 @@ class Scenario:
     """Before this time: drops, long delays. After: delays <= delta, no drops."""
     delay_range: tuple[int, int] = (1, 50)
     delta: int = 50
+    """Upper bound of message delay after GST (ms); 0: no delay at all (the benchmark)."""
     p_drop: float = 0.0
     p_dup: float = 0.0
     skew: dict[int, int] = field(default_factory=dict)
@@ -255,7 +256,9 @@ class SimNetwork:
         copies = 2 if rng.random() < sc.p_dup else 1
         for _ in range(copies):
             hi = sc.delay_range[1] if chaos else sc.delta
-            self._push(now + rng.randint(1, max(1, hi)), 0, dst.index, src.peer_id, message)
+            self._push(
+                now + (rng.randint(1, hi) if hi > 0 else 0), 0, dst.index, src.peer_id, message
+            )
 
     def _broadcast(self, src: SimNode, message: Any, targets: list[SimNode] | None = None) -> None:
         for dst in targets if targets is not None else self.nodes:
