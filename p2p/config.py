@@ -37,6 +37,11 @@ class GossipParams:
     """Seconds before an unanswered IWANT is asked of another announcer."""
     max_iwant_serve: int = 3
     """How many times one message is served to the same peer by IWANT."""
+    max_message_size: tuple[tuple[str, int], ...] = (("tx", 64 * 1024), ("consensus", 3 * 1024**2))
+    """[WIRE-GOSSIP.6] Per-topic payload limits; larger messages are rejected unread."""
+
+    def size_limit(self, topic: str, default: int) -> int:
+        return dict(self.max_message_size).get(topic, default)
 
 
 @dataclass(frozen=True, slots=True)

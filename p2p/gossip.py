@@ -93,8 +93,9 @@ class Gossip:
 
     def publish(self, topic: str, data: bytes) -> bytes:
         """Sends our own (already validated) message; returns its id, SHA-256(data)."""
-        if len(data) > MAX_GOSSIP_DATA:
-            raise ValueError(f"gossip payload over {MAX_GOSSIP_DATA} bytes")
+        limit = self.params.size_limit(topic, MAX_GOSSIP_DATA)
+        if len(data) > limit:
+            raise ValueError(f"gossip payload over the {limit}-byte limit of {topic!r}")
         msg_id = bytes(sha256(data))
         self._payloads[msg_id] = _Payload(topic, encode_frame(Publish(topic, data)))
         self._execute(self.core.publish(topic, msg_id, self.node.now()))
@@ -109,6 +110,9 @@ class Gossip:
         self.core.remove_peer(peer.address)
 
     async def _on_publish(self, peer: PeerConnection, message: Publish) -> None:
+        if len(message.data) > self.params.size_limit(message.topic, MAX_GOSSIP_DATA):
+            self.node.penalize(peer, Offence.REJECTED_MESSAGE)
+            return
         msg_id = bytes(sha256(message.data))
         receipt = self.core.on_receive(peer.address, message.topic, msg_id, self.node.now())
         if self.on_receive is not None:

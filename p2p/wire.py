@@ -19,17 +19,19 @@ from chain.errors import DecodeError
 PROTOCOL_VERSION = 1
 DOMAIN = "learningchain/v1"
 
-MAX_FRAME_SIZE = 2 * 1024 * 1024
-"""[WIRE-FRAME.3] No frame may exceed 2 MiB; a larger one costs the sender its connection."""
-MAX_GOSSIP_DATA = 256 * 1024
-"""[WIRE-GOSSIP.6] A gossip payload is at most 256 KiB."""
+MAX_FRAME_SIZE = 4 * 1024 * 1024
+"""[WIRE-FRAME.3] No frame may exceed 4 MiB; a larger one costs the sender its connection."""
+_FIELD_ROOM = MAX_FRAME_SIZE - 1024
+MAX_GOSSIP_DATA = _FIELD_ROOM
+"""[WIRE-GOSSIP.6] A gossip payload fits one frame; topics set tighter limits (GossipParams)."""
 MAX_TOPIC_LEN = 32
 MAX_TOPICS = 16
 MAX_IDS = 256
 """[WIRE-GOSSIP.7] An IHAVE or IWANT carries at most 256 message ids."""
 MAX_PEERS_ENTRIES = 32
 MAX_BLOCKS_PER_REQUEST = 128
-MAX_SYNC_ITEM = 1024 * 1024
+MAX_SYNC_ITEM = _FIELD_ROOM
+"""[WIRE-SYNC.3] A block or certificate fits one frame (consensus caps blocks at 2 MiB)."""
 CHUNK_SIZE = 1024 * 1024
 """[WIRE-BLOB.2] Blobs are cut into 1 MiB chunks; the last may be shorter."""
 MAX_MANIFEST_CHUNKS = 16384

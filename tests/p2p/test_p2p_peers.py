@@ -1,0 +1,95 @@
+"""Peer management on real sockets: exchange, limits, reconnect, gossip scoring, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+
+from p2p_harness import config, key, start_node, wait_until
+
+from chain.crypto import PrivateKey
+from p2p.config import P2PConfig
+from p2p.gossip import Gossip
+from p2p.gossip_core import Verdict
+from p2p.node import Node
+
+
+async def test_wire_pex_2_peer_exchange_finds_nodes_not_in_config() -> None:
+    async with AsyncExitStack() as stack:
+        hub = await start_node(stack, "hub")
+        a = await start_node(stack, "a", bootstrap=(hub.endpoint,))
+        b = await start_node(stack, "b", bootstrap=(hub.endpoint,))
+        await wait_until(lambda: len(hub.peers) == 2)
+        await wait_until(lambda: b.address in a.peers or a.address in b.peers, timeout=20)
+
+
+async def test_wire_pex_3_reconnects_after_the_peer_restarts() -> None:
+    async with AsyncExitStack() as stack:
+        b_key = key("b")
+        b = Node(b_key, config())
+        await b.start()
+        port = b.listen_port
+        a = await start_node(stack, "a", bootstrap=(b.endpoint,), backoff_base=0.1, backoff_max=0.5)
+        await wait_until(lambda: b.address in a.peers)
+        await b.stop()
+        await wait_until(lambda: b.address not in a.peers)
+        b2 = Node(b_key, config(port=port))
+        await stack.enter_async_context(b2)
+        await wait_until(lambda: b2.address in a.peers, timeout=20)
+
+
+async def test_wire_peers_inbound_limit_is_enforced() -> None:
+    async with AsyncExitStack() as stack:
+        hub = await start_node(stack, "hub", max_inbound=1)
+        await start_node(stack, "a", bootstrap=(hub.endpoint,))
+        await wait_until(lambda: len(hub.peers) == 1)
+        await start_node(stack, "b", bootstrap=(hub.endpoint,))
+        await asyncio.sleep(1.0)
+        assert len(hub.peers) == 1
+
+
+async def test_wire_gossip_8_rejected_messages_stop_and_cost_the_sender() -> None:
+    async with AsyncExitStack() as stack:
+        nodes: list[Node] = []
+        gossips: list[Gossip] = []
+        delivered: dict[int, list[bytes]] = {0: [], 1: [], 2: []}
+        for i in range(3):
+            boot = (nodes[-1].endpoint,) if nodes else ()
+            node = await start_node(stack, f"g{i}", bootstrap=boot)
+            gossip = Gossip(node)
+
+            def validate(data: bytes, sender: object, i: int = i) -> Verdict:
+                if data.startswith(b"bad"):
+                    return Verdict.REJECT
+                delivered[i].append(data)
+                return Verdict.ACCEPT
+
+            gossip.subscribe("tx", validate)
+            gossip.start()
+            nodes.append(node)
+            gossips.append(gossip)
+        await wait_until(lambda: len(nodes[1].peers) == 2)
+        # Node 0 publishes without validating; node 1 rejects, charges node 0, forwards nothing.
+        gossips[0].publish("tx", b"bad message")
+        gossips[0].publish("tx", b"good message")
+        await wait_until(lambda: delivered[2] == [b"good message"])
+        assert delivered[1] == [b"good message"]
+        assert nodes[1].peers[nodes[0].address].score.value < 0
+
+
+async def test_wire_node_stop_leaves_no_task_behind() -> None:
+    before = set(asyncio.all_tasks())
+    async with AsyncExitStack() as stack:
+        a = await start_node(stack, "a")
+        b = await start_node(stack, "b", bootstrap=(a.endpoint,))
+        Gossip(a).start()
+        Gossip(b).start()
+        await wait_until(lambda: a.address in b.peers)
+    await asyncio.sleep(0)
+    assert set(asyncio.all_tasks()) - before == set()
+
+
+def test_wire_handshake_5_config_admission_callback_is_used() -> None:
+    outsider = PrivateKey.from_seed(b"x")
+    cfg = P2PConfig(chain_id="c", is_admitted=lambda a: a != outsider.address)
+    assert not cfg.is_admitted(outsider.address)

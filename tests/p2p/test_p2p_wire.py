@@ -1,0 +1,116 @@
+"""Frames [WIRE-FRAME.*], scores and bans [WIRE-SCORE.*], dial backoff [WIRE-PEX.3]."""
+
+from __future__ import annotations
+
+import random
+
+import msgpack
+import pytest
+
+from chain.encoding import encode
+from p2p.addrbook import AddressBook
+from p2p.scoring import BanList, Offence, PeerScore, TokenBucket
+from p2p.wire import (
+    MAX_FRAME_SIZE,
+    MAX_IDS,
+    MESSAGE_TYPES,
+    Blocks,
+    Chunk,
+    Hello,
+    IHave,
+    MalformedFrame,
+    Manifest,
+    Peers,
+    Publish,
+    Reject,
+    Status,
+    decode_frame,
+    encode_frame,
+)
+
+H = b"\x11" * 32
+SAMPLES = [
+    Hello(1, "lc-test", b"\x02" + b"\x01" * 32, H, 9000, ["tx"], "agent"),
+    Reject("chain_id", "wrong chain"),
+    Publish("tx", b"payload"),
+    IHave("tx", [H, H]),
+    Peers([[b"\x01" * 20, "127.0.0.1", 9000]]),
+    Status(7),
+    Blocks(3, 10, [[b"block", b"cert"]]),
+    Manifest(4, H, 5, [H]),
+    Chunk(5, b"data"),
+]
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda m: m.TAG)
+def test_wire_frame_1_round_trip(message: object) -> None:
+    frame = encode_frame(message)  # type: ignore[arg-type]
+    assert decode_frame(frame) == message
+
+
+def test_wire_frame_1_every_type_has_a_unique_tag() -> None:
+    assert len({cls.TAG for cls in MESSAGE_TYPES.values()}) == len(MESSAGE_TYPES)
+
+
+@pytest.mark.parametrize(
+    "frame, code",
+    [
+        (encode(["nope"]), "unknown_tag"),
+        (encode(["status"]), "malformed"),
+        (encode(["status", 1, 2]), "malformed"),
+        (encode(["status", -1]), "bad_field"),
+        (encode(["status", "7"]), "bad_field"),
+        (encode(["ihave", "tx", [b"short"]]), "bad_field"),
+        (encode(["ihave", "tx", [H] * (MAX_IDS + 1)]), "bad_field"),
+        (encode({"tag": "status"}), "malformed"),
+        (msgpack.packb(["status", 7]) + b"\x00", "trailing_bytes"),
+        (b"\xc1garbage", "malformed"),
+        (b"\x00" * (MAX_FRAME_SIZE + 1), "oversized"),
+    ],
+)
+def test_wire_frame_2_invalid_frames_raise_with_a_code(frame: bytes, code: str) -> None:
+    with pytest.raises(MalformedFrame) as info:
+        decode_frame(frame)
+    assert info.value.code == code
+
+
+def test_wire_frame_2_non_canonical_integer_is_refused() -> None:
+    frame = b"\x92\xa6status\xcd\x00\x07"  # 7 encoded as uint16
+    with pytest.raises(MalformedFrame):
+        decode_frame(frame)
+
+
+def test_wire_score_3_ban_after_threshold_and_recovery() -> None:
+    score = PeerScore()
+    for _ in range(4):
+        score.charge(Offence.INVALID_SIGNATURE, 0.0, 1.0)
+    assert score.value == -200
+    assert score.current(50.0, 1.0) == -150
+    assert score.current(1000.0, 1.0) == 0
+    bans = BanList()
+    bans.ban(b"a" * 20, now=0.0, seconds=10)  # type: ignore[arg-type]
+    assert bans.is_banned(b"a" * 20, 5.0)  # type: ignore[arg-type]
+    assert not bans.is_banned(b"a" * 20, 10.0)  # type: ignore[arg-type]
+
+
+def test_wire_score_4_token_bucket_limits_rate() -> None:
+    bucket = TokenBucket(rate=10, burst=20)
+    assert sum(bucket.take(1, 0.0) for _ in range(30)) == 20
+    assert sum(bucket.take(1, 1.0) for _ in range(30)) == 10
+
+
+def test_wire_pex_3_backoff_grows_and_resets() -> None:
+    book = AddressBook(backoff_base=1.0, backoff_max=8.0, rng=random.Random(1))
+    ep = ("127.0.0.1", 9000)
+    book.add(ep, bootstrap=True)
+    own = b"\x00" * 20
+    assert book.candidates(0.0, set(), own, set()) == [ep]  # type: ignore[arg-type]
+    delays = []
+    for _ in range(6):
+        book.failed(ep, 0.0)
+        delays.append(book.entries[ep].next_try)
+    assert delays == sorted(delays) or delays[-1] <= 8.0
+    assert max(delays) <= 8.0
+    assert book.candidates(0.0, set(), own, set()) == []  # type: ignore[arg-type]
+    book.succeeded(ep, b"\x01" * 20, 0.0)  # type: ignore[arg-type]
+    assert book.entries[ep].failures == 0
