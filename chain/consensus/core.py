@@ -16,7 +16,7 @@ clock, no files. Signing is pure computation and happens inside.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -494,7 +494,7 @@ class ConsensusCore:
         if isinstance(existing, Proposal):  # [CONS-WAL.2] never a second proposal
             out.append(Broadcast(existing))
             return
-        if self.valid_value is not None:
+        if self.valid_value is not None and self.valid_round < self.round:
             block_hash, block, time_ms = self.valid_value
             pol_round = self.valid_round
         else:
@@ -585,8 +585,3 @@ class ConsensusCore:
         if tally is None or not self.vset.is_quorum(tally.power_for(block_hash)):
             return None
         return certificate_from_precommits(tally.votes_for(block_hash))
-
-
-def restore_history(records: Sequence[SignedRecord], height: int) -> list[SignedRecord]:
-    """The WAL records still relevant when resuming at ``height``."""
-    return [r for r in records if r.message.height >= height]
