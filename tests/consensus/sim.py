@@ -27,6 +27,7 @@ import heapq
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from chain.consensus.certificate import Decision, verify_certificate
@@ -45,7 +46,7 @@ from chain.consensus.evidence import check_evidence
 from chain.consensus.messages import PRECOMMIT, PREVOTE, Proposal, Vote, sign_proposal, sign_vote
 from chain.consensus.timeouts import TimeoutConfig
 from chain.consensus.validators import ValidatorSet
-from chain.consensus.wal import SignedRecord
+from chain.consensus.wal import SignedRecord, WriteAheadLog
 from chain.crypto import PrivateKey, sha256
 from chain.encoding import decode, encode
 from chain.types import Hash32, Height, Round, TimeMs
@@ -123,6 +124,8 @@ class Scenario:
     """Voting power from ``power_change_height`` on (before: all 1)."""
     power_change_height: int = 0
     commit_ms: int = 0
+    wal_dir: str | None = None
+    """When set, each node keeps its WAL in a real fsynced file there (else in memory)."""
     new_blocks_after_gst: int = 3
     liveness_bound_ms: int = 120_000
 
@@ -180,6 +183,7 @@ class SimNode:
         self.incarnation = 0
         self.crash_pending = False
         self.wal: list[SignedRecord] = []
+        self.wal_file: WriteAheadLog | None = None
         self.wal_set: set[Any] = set()
         self.store: list[Decision] = []
         self.commit_times: list[int] = []
@@ -203,6 +207,8 @@ class SimNetwork:
         self.signed: dict[tuple[bytes, int, int, str], Any] = {}
         self.evidence: list[bytes] = []
         self.misbehaviour = 0
+        self.liveness_ms: int | None = None
+        """Simulated time from GST until every honest node had its new blocks."""
         self.deliveries = 0
         self.config = ConsensusConfig(
             chain_id=CHAIN_ID,
@@ -226,6 +232,12 @@ class SimNetwork:
         return vset
 
     def _boot(self, node: SimNode) -> None:
+        if self.sc.wal_dir is not None:  # replay the real file, as a restarted node does
+            if node.wal_file is not None:
+                node.wal_file.close()
+            node.wal_file, node.wal = WriteAheadLog.open(
+                Path(self.sc.wal_dir) / f"node{node.index}.wal"
+            )
         height = Height(len(node.store) + 1)
         last = node.store[-1].time_ms if node.store else GENESIS_TIME
         node.core = ConsensusCore(
@@ -273,6 +285,8 @@ class SimNetwork:
         for action in actions:
             if isinstance(action, PersistSigned):
                 node.wal.append(action.record)
+                if node.wal_file is not None:
+                    node.wal_file.append(action.record)
                 node.wal_set.add(action.record.message)
                 self._note_signed(node, action.record.message)
             elif isinstance(action, Broadcast):
@@ -418,6 +432,7 @@ class SimNetwork:
             if target is None and at >= gst:
                 target = max(len(x.store) for x in self.honest()) + sc.new_blocks_after_gst
             if target is not None and all(len(x.store) >= target for x in self.honest()):
+                self.liveness_ms = at - gst
                 break
             if at > deadline:
                 break
@@ -442,6 +457,9 @@ class SimNetwork:
                 if not node.alive:
                     node.crash_pending = False
                     self._boot(node)
+        for node in self.nodes:
+            if node.wal_file is not None:
+                node.wal_file.close()
         self.check(target)
 
     # ------------------------------------------------------------ invariants

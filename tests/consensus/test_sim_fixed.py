@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.consensus.sim import Scenario, SimNetwork
 
 
@@ -29,11 +31,13 @@ def test_sim_n4_forger_is_rejected_with_real_signatures() -> None:
     assert sim.misbehaviour > 0
 
 
-def test_sim_n7_two_crashes_restart_from_wal_mid_step() -> None:
-    sc = Scenario(seed=5, n=7, fast=False, crashes=[(0, 300, 2000), (3, 900, 1500)], p_dup=0.1)
+def test_sim_n7_two_crashes_restart_from_real_wal_files(tmp_path: Path) -> None:
+    crashes = [(0, 300, 2000), (3, 900, 1500), (0, 2500, 2600)]
+    sc = Scenario(seed=5, n=7, fast=False, crashes=crashes, p_dup=0.1, wal_dir=str(tmp_path))
     sim = SimNetwork(sc)
     sim.run()
-    assert sim.nodes[0].incarnation == 2 and sim.nodes[3].incarnation == 2
+    assert sim.nodes[0].incarnation == 3 and sim.nodes[3].incarnation == 2
+    assert (tmp_path / "node0.wal").stat().st_size > 0
 
 
 def test_sim_n4_equivocating_proposer_and_partition() -> None:
