@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 
 import pytest
@@ -120,3 +121,23 @@ def test_set_hash_commits_to_members_and_power() -> None:
 
 def test_block_helper_is_deterministic() -> None:
     assert block(1, 0, 5) == block(1, 0, 5) and block(1, 0, 5) != block(1, 0, 6)
+
+
+def test_cons_msg_1_random_input_never_crashes_the_decoder() -> None:
+    """Peer bytes either decode or raise a ChainError; never anything else."""
+    import random
+
+    from chain.errors import ChainError
+
+    rng = random.Random(11)
+    core = make_core(KEYS[0])
+    samples = [
+        encode_message(proposal_for(core, 0)),
+        encode_message(vote(KEYS[1], PREVOTE, 1, 0, None)),
+    ]
+    for _ in range(3000):
+        data = bytearray(rng.choice(samples))
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        with contextlib.suppress(ChainError):
+            decode_message(bytes(data))
