@@ -33,6 +33,8 @@ class FailureReason(StrEnum):
     """Evaluate could not use the model it was given (exit 3)."""
     BAD_METRICS = "bad_metrics"
     """Evaluate exited 0 without a valid finite loss in metrics.json."""
+    STRAY_PROCESSES = "stray_processes"
+    """The entry point exited but left processes running, which were killed."""
     KILLED = "killed"
     """Killed by a signal the runner did not send."""
     NONZERO_EXIT = "nonzero_exit"

@@ -43,6 +43,9 @@ METRICS_FILE = "metrics.json"
 EXIT_BAD_PARAMS = 2
 EXIT_INVALID_MODEL = 3
 KILL_GRACE_S = 10.0
+SIGKILL_EXIT = 128 + 9
+OOM_EVENT_WAIT_S = 0.3
+"""The engine's oom event can trail the killed process's exit by a moment."""
 POLL_S = 0.05
 FULL_FRACTION = 0.98
 """A tmpfs this full after a failed run is taken to be why it failed."""
@@ -59,6 +62,10 @@ class _Exec:
     logs: bytes
     log_overflow: bool
     timed_out: bool
+    started: float
+    """Epoch seconds at the exec's start, to ask the engine for events since."""
+    stray: bool
+    """The entry point exited but processes it left behind still held its output open."""
 
 
 class SandboxRunner:
@@ -204,9 +211,12 @@ class SandboxRunner:
         if done.timed_out:
             return _fail_like(base, FailureReason.TIMEOUT,
                               f"ran past its {limits.wall_time_s:g} s limit; killed")
-        if _oom_killed(container):
+        if done.exit_code in (None, SIGKILL_EXIT) and self._oom_killed(container, done.started):
             return _fail_like(base, FailureReason.OOM,
                               f"exceeded its {limits.memory_bytes} byte memory limit; killed")
+        if done.stray:
+            return _fail_like(base, FailureReason.STRAY_PROCESSES,
+                              "exited but left processes running; killed")
         if done.exit_code is None:
             return _fail_like(base, FailureReason.KILLED, "entry point did not report an exit")
         if done.exit_code != 0:
@@ -241,8 +251,10 @@ class SandboxRunner:
         exec_id = api.exec_create(container.id, list(argv), user=policy.JOB_USER,
                                   environment=dict(env), workdir=policy.SCRATCH_DIR)["Id"]
         started = time.monotonic()
+        wall_started = time.time()
         stream = api.exec_start(exec_id, stream=True)
-        reader = _CappedReader(stream, limits.log_bytes, on_overflow=lambda: _kill(container))
+        reader = _CappedReader(stream, limits.log_bytes,
+                               on_overflow=lambda: _kill_in_background(container))
         reader.start()
         deadline = started + limits.wall_time_s
         timed_out = False
@@ -252,16 +264,35 @@ class SandboxRunner:
                 timed_out = True
                 _kill(container)
                 break
-            if not api.exec_inspect(exec_id).get("Running", True):
+            if not _exec_state(api, exec_id)[0]:
                 reader.join(1.0)  # the last bytes of output are on their way
                 break
         seconds = time.monotonic() - started
+        stray = False
         if reader.is_alive():  # background children still hold stdout open
+            stray = not timed_out
             _kill(container)
             reader.join(KILL_GRACE_S)
-        info = api.exec_inspect(exec_id)
-        exit_code = None if info.get("Running") else info.get("ExitCode")
-        return _Exec(exit_code, seconds, reader.data(), reader.overflow, timed_out)
+        exit_code = _exec_state(api, exec_id)[1]
+        return _Exec(exit_code, seconds, reader.data(), reader.overflow, timed_out, wall_started,
+                     stray)
+
+    def _oom_killed(self, container: Any, since: float) -> bool:
+        """Did the kernel OOM-kill anything in the container since ``since`` (epoch s)?
+
+        ``State.OOMKilled`` only covers PID 1, and the entry point is an exec,
+        so the engine's ``oom`` event for the container is asked for as well.
+        """
+        try:
+            container.reload()
+            if container.attrs.get("State", {}).get("OOMKilled"):
+                return True
+            events = self.client.events(since=since - 1, until=time.time() + OOM_EVENT_WAIT_S,
+                                        filters={"container": container.id, "event": "oom"},
+                                        decode=True)
+            return any(True for _ in events)
+        except EngineErrors:
+            return False
 
     def _why_nonzero(self, container: Any, code: int, env: Mapping[str, str]
                      ) -> tuple[FailureReason, str]:
@@ -282,8 +313,10 @@ class SandboxRunner:
 class _CappedReader(threading.Thread):
     """Reads an exec's output stream, keeping at most ``cap`` bytes.
 
-    Past the cap it calls ``on_overflow`` (which kills the container) and
-    stops reading, so a job printing gigabytes costs the host one cap of memory.
+    Past the cap it calls ``on_overflow`` (which kills the container) once
+    and then discards: a job printing gigabytes costs the host one cap of
+    memory. It keeps draining until the stream ends, because an engine whose
+    output stream is not read cannot finish killing the container.
     """
 
     def __init__(self, stream: Iterator[bytes], cap: int, on_overflow: Any) -> None:
@@ -298,13 +331,14 @@ class _CappedReader(threading.Thread):
     def run(self) -> None:
         try:
             for chunk in self._stream:
+                if self.overflow:
+                    continue
                 room = self._cap - self._size
                 self._chunks.append(chunk[:room])
                 self._size += min(len(chunk), room)
                 if len(chunk) > room:
                     self.overflow = True
                     self._on_overflow()
-                    return
         except EngineErrors:
             return
 
@@ -333,6 +367,18 @@ def read_metrics(path: Path) -> tuple[dict[str, float] | None, str]:
     return metrics, ""
 
 
+def _exec_state(api: Any, exec_id: str) -> tuple[bool, int | None]:
+    """(running, exit code) of an exec; a killed container takes its execs with it."""
+    try:
+        info = api.exec_inspect(exec_id)
+    except docker.errors.NotFound:
+        return False, None
+    if info.get("Running"):
+        return True, None
+    code = info.get("ExitCode")
+    return False, code if isinstance(code, int) else None
+
+
 def _tmpfs_usage(client: docker.DockerClient, container: Any) -> dict[str, float]:
     """Fill fraction of /tmp and /output, asked of ``df`` inside the still-running container."""
     try:
@@ -350,17 +396,15 @@ def _tmpfs_usage(client: docker.DockerClient, container: Any) -> dict[str, float
     return usage
 
 
-def _oom_killed(container: Any) -> bool:
-    try:
-        container.reload()
-    except EngineErrors:
-        return False
-    return bool(container.attrs.get("State", {}).get("OOMKilled"))
 
 
 def _kill(container: Any) -> None:
     with contextlib.suppress(*EngineErrors):  # already dead
         container.kill()
+
+
+def _kill_in_background(container: Any) -> None:
+    threading.Thread(target=_kill, args=(container,), daemon=True).start()
 
 
 def _remove(container: Any) -> None:

@@ -1,0 +1,103 @@
+"""Fixtures for sandbox tests against the real Docker engine.
+
+A missing engine makes the docker tests FAIL (``EngineUnavailable``), never
+skip: a sandbox that was not tested is not known to contain anything.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from sandbox.base_image import BASE_TAG, ROOTFS_TAG, build_image, ensure_base_image
+from sandbox.cleanup import cleanup_containers
+from sandbox.engine import connect
+from sandbox.job_template import BuiltJob, build_job, init_job
+from sandbox.policy import LABEL_NODE
+from sandbox.runner import SandboxRunner
+from tests.sandbox.hostile_jobs import HOSTILE_SCRIPTS
+
+NODE_ID = f"pytest-{os.getpid()}"
+"""Label of every container these tests start, so leftovers are found and blamed."""
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    return connect()
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_client: docker.DockerClient) -> str:
+    return ensure_base_image(docker_client, log=_quiet).image_id
+
+
+@pytest.fixture(scope="session")
+def runner(docker_client: docker.DockerClient, base_image: str) -> SandboxRunner:
+    return SandboxRunner(docker_client, node_id=NODE_ID)
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_containers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """[JOB-SANDBOX.4] After every docker test, none of its containers may remain."""
+    yield
+    if request.node.get_closest_marker("docker") is None:
+        return
+    client = request.getfixturevalue("docker_client")
+    left = client.containers.list(all=True, filters={"label": f"{LABEL_NODE}={NODE_ID}"})
+    cleanup_containers(client, NODE_ID)
+    assert not left, f"containers left behind: {[c.name for c in left]}"
+
+
+@pytest.fixture(scope="session")
+def template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    job_dir = tmp_path_factory.mktemp("template") / "job"
+    init_job(job_dir, name="pytest-digits")
+    return job_dir
+
+
+@pytest.fixture(scope="session")
+def template_job(docker_client: docker.DockerClient, base_image: str,
+                 template_dir: Path) -> BuiltJob:
+    return build_job(docker_client, template_dir, log=_quiet)
+
+
+HOSTILE_TAG = "learningchain/test-hostile:latest"
+
+
+@pytest.fixture(scope="session")
+def hostile_image(docker_client: docker.DockerClient, base_image: str,
+                  tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One image FROM the base holding every hostile script and a setuid-root python."""
+    context = tmp_path_factory.mktemp("hostile")
+    (context / "hostile").mkdir()
+    for name, source in HOSTILE_SCRIPTS.items():
+        (context / "hostile" / f"{name}.py").write_text(textwrap.dedent(source))
+    (context / "Dockerfile").write_text(textwrap.dedent(f"""\
+        FROM {BASE_TAG}
+        USER 0:0
+        COPY hostile /job/hostile
+        RUN cp /usr/bin/python3.11 /job/suid-python && chmod 4755 /job/suid-python \\
+            && chmod -R a+rX /job
+        USER 65534:65534
+        """))
+    return build_image(docker_client, context, HOSTILE_TAG, _quiet)
+
+
+@pytest.fixture(scope="session")
+def small_image(docker_client: docker.DockerClient, base_image: str,
+                tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small image FROM the debootstrap rootfs: cheap to save and load as a blob."""
+    context = tmp_path_factory.mktemp("small")
+    (context / "hello.py").write_text("print('hello from a blob')\n")
+    (context / "Dockerfile").write_text(
+        f"FROM {ROOTFS_TAG}\nCOPY hello.py /job/hello.py\nUSER 65534:65534\n")
+    return build_image(docker_client, context, "learningchain/test-small:latest", _quiet)

@@ -1,0 +1,234 @@
+"""The hostile-job battery [JOB-SANDBOX.1-4]: each attack contained and reported.
+
+Every case runs a script from ``hostile_jobs.py`` in a real container with
+tiny limits, then checks the reported reason, that nothing escaped, the
+host side, and (autouse fixture) that no container is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.limits import MIB, ResourceLimits
+from sandbox.results import FailureReason, RunResult
+from sandbox.runner import SandboxRunner
+
+pytestmark = pytest.mark.docker
+
+TINY = ResourceLimits(memory_bytes=256 * MIB, nano_cpus=1_000_000_000, pids=32,
+                      wall_time_s=20.0, tmp_bytes=4 * MIB, output_bytes=4 * MIB,
+                      model_bytes=1 * MIB, log_bytes=64 * 1024)
+
+
+def run_hostile(runner: SandboxRunner, image: str, tmp_path: Path, script: str,
+                *args: str, limits: ResourceLimits = TINY,
+                input_dir: Path | None = None, argv0: str = "python3") -> RunResult:
+    return runner.run_entry(image, "train", [argv0, f"/job/hostile/{script}.py", *args], {},
+                            limits, tmp_path / "out", input_dir=input_dir, job_id=script)
+
+
+def assert_contained(result: RunResult, *reasons: FailureReason) -> None:
+    assert not result.ok, result
+    assert b"ESCAPED" not in result.logs, result.log_tail
+    assert result.reason in reasons, (result.reason, result.detail, result.log_tail)
+
+
+class _Listener:
+    """A TCP server on a host port of 127.0.0.1 that records any connection."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[_Listener]:
+    server = _Listener()
+    yield server
+    server.close()
+
+
+def test_network_dns_is_unreachable(runner: SandboxRunner, hostile_image: str,
+                                    tmp_path: Path) -> None:
+    result = run_hostile(runner, hostile_image, tmp_path, "dns")
+    assert_contained(result, FailureReason.NONZERO_EXIT)
+    assert b"dns blocked" in result.logs
+
+
+def test_network_tcp_to_host_port_on_loopback_is_unreachable(
+        runner: SandboxRunner, hostile_image: str, tmp_path: Path, listener: _Listener) -> None:
+    # The host really listens: a host process can connect; the job cannot.
+    socket.create_connection(("127.0.0.1", listener.port), timeout=2).close()
+    time.sleep(0.3)
+    before = listener.connections
+    assert before == 1
+    result = run_hostile(runner, hostile_image, tmp_path, "tcp_host", str(listener.port))
+    assert_contained(result, FailureReason.NONZERO_EXIT)
+    assert b"ConnectionRefusedError" in result.logs or b"Network is unreachable" in result.logs
+    time.sleep(0.3)
+    assert listener.connections == before
+
+
+def test_network_raw_sockets_are_refused(runner: SandboxRunner, hostile_image: str,
+                                         tmp_path: Path) -> None:
+    result = run_hostile(runner, hostile_image, tmp_path, "raw_socket")
+    assert_contained(result, FailureReason.NONZERO_EXIT)
+    assert result.logs.count(b"raw socket blocked") == 2
+
+
+def test_writes_outside_output_folder_fail_and_input_is_untouched(
+        runner: SandboxRunner, hostile_image: str, tmp_path: Path) -> None:
+    input_dir = tmp_path / "input"
+    input_dir.mkdir()
+    (input_dir / "data.txt").write_text("original")
+    os.chmod(input_dir, 0o777)  # even a world-writable host folder stays read-only inside
+    os.chmod(input_dir / "data.txt", 0o666)
+    result = run_hostile(runner, hostile_image, tmp_path, "write_outside", input_dir=input_dir)
+    assert_contained(result, FailureReason.NONZERO_EXIT)
+    assert result.logs.count(b"write blocked") == 6
+    assert sorted(p.name for p in input_dir.iterdir()) == ["data.txt"]
+    assert (input_dir / "data.txt").read_text() == "original"
+
+
+def test_host_files_are_invisible(runner: SandboxRunner, hostile_image: str,
+                                  tmp_path: Path) -> None:
+    token = f"host-secret-{secrets.token_hex(8)}"
+    secret = tmp_path / token
+    secret.write_text("secret")
+    os.chmod(secret, 0o644)
+    result = run_hostile(runner, hostile_image, tmp_path, "read_host", token)
+    assert_contained(result, FailureReason.NONZERO_EXIT)
+
+
+def test_fork_bomb_is_contained_and_host_can_still_fork(
+        runner: SandboxRunner, hostile_image: str, tmp_path: Path) -> None:
+    limits = ResourceLimits(memory_bytes=256 * MIB, nano_cpus=500_000_000, pids=32,
+                            wall_time_s=4.0, tmp_bytes=MIB, output_bytes=MIB,
+                            model_bytes=MIB, log_bytes=64 * 1024)
+    started = time.monotonic()
+    result = runner.run_entry(hostile_image, "train", ["bash", "-c", ":(){ :|:& };: ; sleep 60"],
+                              {}, limits, tmp_path / "out", job_id="fork_bomb")
+    assert_contained(result, FailureReason.TIMEOUT, FailureReason.STRAY_PROCESSES,
+                     FailureReason.LOG_TOO_LARGE)
+    assert time.monotonic() - started < limits.wall_time_s + 10
+    assert subprocess.run(["true"], check=False).returncode == 0
+
+
+def test_memory_bomb_is_killed_as_oom(runner: SandboxRunner, hostile_image: str,
+                                      tmp_path: Path) -> None:
+    limits = ResourceLimits(memory_bytes=96 * MIB, nano_cpus=1_000_000_000, pids=32,
+                            wall_time_s=20.0, tmp_bytes=MIB, output_bytes=MIB,
+                            model_bytes=MIB, log_bytes=64 * 1024)
+    result = run_hostile(runner, hostile_image, tmp_path, "memory_bomb", limits=limits)
+    assert_contained(result, FailureReason.OOM)
+
+
+def test_filling_tmp_hits_the_scratch_limit(runner: SandboxRunner, hostile_image: str,
+                                            tmp_path: Path) -> None:
+    result = run_hostile(runner, hostile_image, tmp_path, "fill_tmp")
+    assert_contained(result, FailureReason.SCRATCH_FULL)
+    assert b"No space left on device" in result.logs
+
+
+def test_filling_output_hits_the_output_limit(runner: SandboxRunner, hostile_image: str,
+                                              tmp_path: Path) -> None:
+    result = run_hostile(runner, hostile_image, tmp_path, "fill_output")
+    assert_contained(result, FailureReason.OUTPUT_TOO_LARGE)
+    assert not any((tmp_path / "out").iterdir())
+
+
+def test_running_past_the_time_limit_is_killed(runner: SandboxRunner, hostile_image: str,
+                                               tmp_path: Path) -> None:
+    limits = ResourceLimits(memory_bytes=128 * MIB, pids=32, wall_time_s=2.0, tmp_bytes=MIB,
+                            output_bytes=MIB, model_bytes=MIB)
+    started = time.monotonic()
+    result = run_hostile(runner, hostile_image, tmp_path, "sleep_forever", limits=limits)
+    elapsed = time.monotonic() - started
+    assert_contained(result, FailureReason.TIMEOUT)
+    assert 2.0 <= result.seconds < 4.0
+    assert elapsed < 8.0
+
+
+def test_printing_gigabytes_is_cut_at_the_log_limit(runner: SandboxRunner, hostile_image: str,
+                                                    tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = run_hostile(runner, hostile_image, tmp_path, "spew_stdout")
+    assert_contained(result, FailureReason.LOG_TOO_LARGE)
+    assert len(result.logs) == TINY.log_bytes
+    assert time.monotonic() - started < 10
+
+
+def test_model_larger_than_the_limit_is_refused(runner: SandboxRunner, hostile_image: str,
+                                                tmp_path: Path) -> None:
+    """[JOB-TRAIN.4] A model over ``model_bytes`` fails train even though /output had room."""
+    from sandbox.limits import TrainParams
+
+    result = runner.train(hostile_image, TrainParams(seed=1), TINY, None, tmp_path / "out",
+                          job_id="big_model",
+                          argv=["python3", "/job/hostile/big_model.py", str(2 * MIB)])
+    assert_contained(result, FailureReason.MODEL_TOO_LARGE)
+    assert result.model_path is None
+    assert not (tmp_path / "out" / "model.pt").exists()
+
+
+def test_setuid_binary_gains_nothing(runner: SandboxRunner, hostile_image: str,
+                                     tmp_path: Path) -> None:
+    result = run_hostile(runner, hostile_image, tmp_path, "setuid", argv0="/job/suid-python")
+    assert_contained(result, FailureReason.NONZERO_EXIT)
+    assert b"euid 65534" in result.logs
+
+
+def test_docker_socket_is_absent(runner: SandboxRunner, hostile_image: str,
+                                 tmp_path: Path) -> None:
+    result = run_hostile(runner, hostile_image, tmp_path, "docker_socket")
+    assert_contained(result, FailureReason.NONZERO_EXIT)
+    assert result.logs.count(b"no /") == 3
+
+
+def test_container_runs_hardened(runner: SandboxRunner, hostile_image: str,
+                                 tmp_path: Path) -> None:
+    """[JOB-SANDBOX.1] Seen from inside: nobody, no caps, no-new-privs, seccomp, no network."""
+    result = run_hostile(runner, hostile_image, tmp_path, "status")
+    assert result.ok, result
+    status = json.loads(result.logs.decode().strip().splitlines()[-1])
+    assert (status["uid"], status["gid"]) == (65534, 65534)
+    assert status["NoNewPrivs"] == "1"
+    assert status["Seccomp"] == "2"  # filter mode: the engine's default profile
+    assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0
+    assert status["ifaces"] == ["lo"]
+    mounts = {m[0]: m for m in status["mounts"]}
+    assert mounts["/"][2].startswith("ro")
+    for tmpfs in ("/tmp", "/output"):
+        assert mounts[tmpfs][1] == "tmpfs"
+        assert {"nosuid", "nodev", "noexec"} <= set(mounts[tmpfs][2].split(","))
