@@ -58,6 +58,8 @@ M = TypeVar("M", bound=Message)
 Handler = Callable[[PeerConnection, Any], Awaitable[None] | None]
 PeerCallback = Callable[[PeerConnection], Awaitable[None] | None]
 WS_PATH = "/p2p"
+_CLOSE_TIMEOUT = 1.0
+"""Seconds to wait for the other side's close frame."""
 _WS_OVERHEAD = 64
 """Room for the frame header so ``MAX_FRAME_SIZE`` bounds the payload itself."""
 
@@ -250,6 +252,7 @@ class Node:
                         heartbeat=self.config.heartbeat,
                         compress=0,
                         autoping=True,
+                        timeout=aiohttp.ClientWSTimeout(ws_close=_CLOSE_TIMEOUT),
                     )
                     identity = await self._handshake(ws)
             except (
@@ -262,7 +265,7 @@ class Node:
             ) as e:
                 log.info("dial %s:%s failed: %s", host, port, e)
                 if ws is not None:
-                    await ws.close()
+                    await _close_quickly(ws)
                 return
             ok = True
             self.book.succeeded(endpoint, identity.address, self.now())
@@ -286,6 +289,7 @@ class Node:
             heartbeat=self.config.heartbeat,
             compress=False,
             autoping=True,
+            timeout=_CLOSE_TIMEOUT,
             writer_limit=4 * 1024 * 1024,
         )
         self._pending_handshakes += 1
@@ -295,7 +299,7 @@ class Node:
                 identity = await self._handshake(ws)
         except (TimeoutError, OSError, ConnectionClosed, HandshakeError, MalformedFrame) as e:
             log.info("inbound handshake from %s failed: %s", request.remote, e)
-            await ws.close()
+            await _close_quickly(ws)
             return ws
         finally:
             self._pending_handshakes -= 1
@@ -491,6 +495,13 @@ class Node:
         frame = encode_frame(message)
         for peer in list(self.peers.values()):
             peer.send_frame_nowait(frame)
+
+
+async def _close_quickly(ws: WebSocket) -> None:
+    """Closes without waiting long for a misbehaving peer's close reply."""
+    with contextlib.suppress(TimeoutError, ConnectionError, aiohttp.ClientError, RuntimeError):
+        async with asyncio.timeout(_CLOSE_TIMEOUT):
+            await ws.close()
 
 
 async def _maybe_await(value: Awaitable[None] | None) -> None:
