@@ -58,7 +58,6 @@ class P2PConfig:
     """[WIRE-HANDSHAKE.5] Only addresses this accepts may complete a handshake."""
     topics: tuple[str, ...] = ("tx", "consensus")
     max_inbound: int = 32
-    max_outbound: int = 8
     target_outbound: int = 4
     max_pending_handshakes: int = 16
     handshake_timeout: float = 5.0
