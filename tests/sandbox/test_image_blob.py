@@ -1,0 +1,117 @@
+"""Job images as blobs: export, address, load, refuse a mismatch [JOB-IMAGE.2-4]."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import docker
+import docker.errors
+import pytest
+
+from sandbox.errors import ImageBlobError, ImageDigestMismatch
+from sandbox.image_blob import (
+    blob_image_id,
+    digest_bytes,
+    export_image,
+    load_image,
+    normalize_image_id,
+)
+from sandbox.limits import MIB, ResourceLimits
+from sandbox.runner import SandboxRunner
+
+SMALL_LIMITS = ResourceLimits(memory_bytes=128 * MIB, pids=16, wall_time_s=20, tmp_bytes=MIB,
+                              output_bytes=MIB, model_bytes=MIB)
+
+
+def _remove_image(client: docker.DockerClient, image_id: str) -> None:
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.remove(image_id, force=True)
+
+
+def _has(client: docker.DockerClient, image_id: str) -> bool:
+    try:
+        client.images.get(image_id)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _retag_config(blob: Path, dest: Path) -> None:
+    """Copy ``blob`` with its config JSON changed (an env var added): a different image."""
+    with tarfile.open(blob) as src, tarfile.open(dest, "w") as out:
+        manifest = json.loads(src.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        config_name = manifest[0]["Config"]
+        for member in src.getmembers():
+            data = src.extractfile(member) if member.isreg() else None
+            if member.name == config_name and data is not None:
+                config = json.loads(data.read())
+                config["config"]["Env"] = [*(config["config"].get("Env") or []), "EVIL=1"]
+                raw = json.dumps(config).encode()
+                member.size = len(raw)
+                out.addfile(member, io.BytesIO(raw))
+            else:
+                out.addfile(member, data)
+
+
+def test_image_id_forms_are_normalized() -> None:
+    hexid = "ab" * 32
+    assert normalize_image_id(hexid) == f"sha256:{hexid}"
+    assert normalize_image_id(f"sha256:{hexid}") == f"sha256:{hexid}"
+    assert normalize_image_id(bytes.fromhex(hexid)) == f"sha256:{hexid}"
+    assert digest_bytes(f"sha256:{hexid}") == bytes.fromhex(hexid)
+    with pytest.raises(ValueError):
+        normalize_image_id("sha256:xyz")
+    with pytest.raises(ValueError):
+        normalize_image_id(b"short")
+
+
+def test_a_file_that_is_not_an_image_is_refused(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"\0" * 2048)
+    with pytest.raises(ImageBlobError):
+        blob_image_id(junk)
+
+
+@pytest.mark.docker
+def test_job_image_2_export_load_and_run_round_trip(
+        docker_client: docker.DockerClient, small_image: str, runner: SandboxRunner,
+        tmp_path: Path) -> None:
+    blob = export_image(docker_client, small_image, tmp_path / "image.tar")
+    assert blob.image_id == small_image == blob_image_id(blob.path)
+    assert blob.size == blob.path.stat().st_size and len(blob.sha256) == 64
+    _remove_image(docker_client, small_image)
+    assert not _has(docker_client, small_image)
+    assert load_image(docker_client, blob.path, digest_bytes(small_image)) == small_image
+    result = runner.run_entry(small_image, "hello", ["python3", "/job/hello.py"], {},
+                              SMALL_LIMITS, tmp_path / "out")
+    assert result.ok, result
+    assert result.logs == b"hello from a blob\n"
+
+
+@pytest.mark.docker
+def test_job_image_3_blob_of_another_image_is_refused_before_loading(
+        docker_client: docker.DockerClient, small_image: str, base_image: str,
+        tmp_path: Path) -> None:
+    blob = export_image(docker_client, small_image, tmp_path / "image.tar")
+    _remove_image(docker_client, small_image)
+    with pytest.raises(ImageDigestMismatch) as refused:
+        load_image(docker_client, blob.path, base_image)
+    assert refused.value.expected == base_image and refused.value.found == small_image
+    assert "refused" in str(refused.value)
+    assert not _has(docker_client, small_image)  # nothing reached the engine
+    load_image(docker_client, blob.path, small_image)  # restore for later tests
+
+
+@pytest.mark.docker
+def test_job_image_3_tampered_blob_is_refused(
+        docker_client: docker.DockerClient, small_image: str, tmp_path: Path) -> None:
+    blob = export_image(docker_client, small_image, tmp_path / "image.tar")
+    tampered = tmp_path / "tampered.tar"
+    _retag_config(blob.path, tampered)
+    assert blob_image_id(tampered) != small_image
+    with pytest.raises(ImageDigestMismatch):
+        load_image(docker_client, tampered, small_image)
