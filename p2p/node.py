@@ -203,7 +203,7 @@ class Node:
         if value <= self.config.ban_threshold and not peer.closed.is_set():
             log.warning("%r: banned for %.0fs", peer, self.config.ban_seconds)
             self.bans.ban(peer.address, now, self.config.ban_seconds)
-            peer.closed.set()
+            peer.mark_closed()
             if self._tg is not None:
                 self.spawn(peer.close(), name="close-banned")
 

@@ -63,6 +63,7 @@ class PeerConnection:
         remote_host: str,
         dialer: Address,
         queue_size: int,
+        queue_bytes: int = 16 * 1024 * 1024,
         rate_msgs: float,
         rate_burst: float,
         rate_bytes: float,
@@ -77,6 +78,10 @@ class PeerConnection:
         self.msg_bucket = TokenBucket(rate_msgs, rate_burst)
         self.byte_bucket = TokenBucket(rate_bytes, rate_bytes)
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(queue_size)
+        self._queue_bytes_limit = queue_bytes
+        self._queued_bytes = 0
+        self._space = asyncio.Event()
+        self._space.set()
         self.closed = asyncio.Event()
 
     @property
@@ -98,21 +103,27 @@ class PeerConnection:
         await self.send_frame(encode_frame(message))
 
     async def send_frame(self, frame: bytes) -> None:
+        """Waits while the peer has more than ``queue_bytes`` unsent (it reads too slowly)."""
+        while self._queued_bytes >= self._queue_bytes_limit and not self.closed.is_set():
+            self._space.clear()
+            await self._space.wait()
         if self.closed.is_set():
             raise ConnectionClosed("peer closed")
         await self._queue.put(frame)
+        self._queued_bytes += len(frame)
 
     def send_nowait(self, message: Message) -> bool:
         return self.send_frame_nowait(encode_frame(message))
 
     def send_frame_nowait(self, frame: bytes) -> bool:
         """Queues without waiting; drops (returns False) when the peer cannot keep up."""
-        if self.closed.is_set():
+        if self.closed.is_set() or self._queued_bytes >= self._queue_bytes_limit:
             return False
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
             return False
+        self._queued_bytes += len(frame)
         return True
 
     async def writer_loop(self) -> None:
@@ -123,13 +134,22 @@ class PeerConnection:
                 if frame is None or self.ws.closed:
                     return
                 await self.ws.send_bytes(frame)
+                self._queued_bytes -= len(frame)
+                if self._queued_bytes < self._queue_bytes_limit:
+                    self._space.set()
         except (ConnectionError, aiohttp.ClientError, RuntimeError) as e:
             log.debug("%r: send failed: %s", self, e)
         finally:
             self.closed.set()
+            self._space.set()
+
+    def mark_closed(self) -> None:
+        """Stops all sending at once; ``close`` finishes the job."""
+        self.closed.set()
+        self._space.set()
 
     async def close(self, timeout: float = 2.0) -> None:
-        self.closed.set()
+        self.mark_closed()
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(None)
         try:

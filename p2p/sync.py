@@ -162,6 +162,7 @@ class BlockSync:
         finally:
             for task in in_flight:
                 task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
 
     def _schedule(
         self,
