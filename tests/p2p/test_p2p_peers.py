@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 
-from p2p_harness import config, key, start_node, wait_until
+import aiohttp
+from p2p_harness import CHAIN_ID, config, key, start_node, wait_until
+from p2p_hostile import handshake
 
 from chain.crypto import PrivateKey
 from p2p.config import P2PConfig
@@ -93,3 +95,20 @@ def test_wire_handshake_5_config_admission_callback_is_used() -> None:
     outsider = PrivateKey.from_seed(b"x")
     cfg = P2PConfig(chain_id="c", is_admitted=lambda a: a != outsider.address)
     assert not cfg.is_admitted(outsider.address)
+
+
+async def test_wire_handshake_6_admitted_peer_stalling_mid_frame_is_dropped() -> None:
+    """A peer that passed the handshake, then sends one byte a second, misses pings and is cut."""
+    async with AsyncExitStack() as stack:
+        victim = await start_node(stack, "victim", heartbeat=1.0)
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        ws = await session.ws_connect(f"http://{victim.endpoint}/p2p", autoping=False)
+        assert await handshake(ws, key("staller"), chain_id=CHAIN_ID) is None
+        await wait_until(lambda: key("staller").address in victim.peers)
+        transport = ws._response.connection.transport  # type: ignore[union-attr]
+        assert transport is not None
+        for byte in b"\x82\xfe\x10\x00":
+            transport.write(bytes([byte]))
+            await asyncio.sleep(1.0)
+        await wait_until(lambda: key("staller").address not in victim.peers, timeout=15)
+        await ws.close()
