@@ -1,0 +1,106 @@
+"""Sandbox overhead: the template's training in a container versus as a plain host process.
+
+Runs the same train script on the same data and parameters (one thread, as
+the template fixes) as a host process and in the hardened sandbox, and
+times an empty entry point (``true``) for the container's own cost. Each
+measurement is repeated and the best taken, since the machine is shared.
+
+    sandbox_s           entry point wall time inside the container
+    host_s              the same script as a host subprocess
+    ratio               sandbox_s / host_s                  target <= 1.10
+    start_teardown_s    create + start + exec + copy-out + remove of `true`
+                                                             target <= 1.5 s
+Last line: one JSON object with these figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sandbox.base_image import ensure_base_image
+from sandbox.engine import connect
+from sandbox.job_template import build_job, init_job
+from sandbox.limits import MIB, ResourceLimits, TrainParams
+from sandbox.runner import SandboxRunner
+
+REPEATS = 3
+PARAMS = TrainParams(seed=1, hyperparameters={"learning_rate": 0.005, "hidden_size": 128,
+                                              "epochs": 120})
+LIMITS = ResourceLimits(memory_bytes=1024 * MIB, nano_cpus=2_000_000_000, pids=64,
+                        wall_time_s=300.0, tmp_bytes=16 * MIB, output_bytes=16 * MIB,
+                        model_bytes=8 * MIB)
+
+
+def host_train(job_dir: Path, scratch: Path) -> float:
+    out = Path(tempfile.mkdtemp(dir=scratch))
+    env = {**os.environ, "LC_PARAMS": PARAMS.to_json(), "LC_OUTPUT": str(out),
+           "LC_JOB_DATA": str(job_dir / "data")}
+    started = time.monotonic()
+    subprocess.run([sys.executable, str(job_dir / "train")], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def sandbox_train(runner: SandboxRunner, image_id: str, scratch: Path) -> tuple[float, float]:
+    out = Path(tempfile.mkdtemp(dir=scratch)) / "out"
+    started = time.monotonic()
+    result = runner.train(image_id, PARAMS, LIMITS, None, out, job_id="bench")
+    total = time.monotonic() - started
+    if not result.ok:
+        raise SystemExit(f"sandbox train failed: {result.reason} {result.detail}")
+    return result.seconds, total
+
+
+def start_teardown(runner: SandboxRunner, image_id: str, scratch: Path) -> float:
+    out = Path(tempfile.mkdtemp(dir=scratch)) / "out"
+    started = time.monotonic()
+    result = runner.run_entry(image_id, "noop", ["true"], {}, LIMITS, out, job_id="bench")
+    elapsed = time.monotonic() - started
+    if not result.ok:
+        raise SystemExit(f"empty entry point failed: {result.reason} {result.detail}")
+    return elapsed
+
+
+def main() -> None:
+    client = connect()
+    base = ensure_base_image(client, log=lambda m: print(m, file=sys.stderr))
+    print(f"base image {base.tag} ({'built' if base.built else 'present'}, {base.seconds:.1f} s)")
+    runner = SandboxRunner(client, node_id="bench")
+    with tempfile.TemporaryDirectory(prefix="lc-bench-") as tmp:
+        scratch = Path(tmp)
+        job_dir = scratch / "job"
+        init_job(job_dir, name="bench-digits")
+        image_id = build_job(client, job_dir, log=lambda m: None).image_id
+        host, inside, total, empty = [], [], [], []
+        for i in range(REPEATS):
+            host.append(host_train(job_dir, scratch))
+            sandbox_s, sandbox_total = sandbox_train(runner, image_id, scratch)
+            inside.append(sandbox_s)
+            total.append(sandbox_total)
+            empty.append(start_teardown(runner, image_id, scratch))
+            print(f"run {i + 1}: host {host[-1]:.2f} s, sandbox {inside[-1]:.2f} s "
+                  f"(whole call {total[-1]:.2f} s), empty container {empty[-1]:.2f} s")
+    figures = {
+        "host_s": round(min(host), 3),
+        "sandbox_s": round(min(inside), 3),
+        "ratio": round(min(inside) / min(host), 3),
+        "sandbox_total_s": round(min(total), 3),
+        "start_teardown_s": round(min(empty), 3),
+        "start_teardown_median_s": round(statistics.median(empty), 3),
+        "repeats": REPEATS,
+    }
+    figures["targets_met"] = figures["ratio"] <= 1.10 and figures["start_teardown_s"] <= 1.5
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
