@@ -73,7 +73,7 @@ class ConsensusConfig:
 
 
 MAX_PROPOSALS_PER_ROUND = 2
-"""A proposal beyond the first per round is kept only up to this, or when vouched for."""
+"""Proposals kept per round (none extra for future rounds), unless vouched for by votes."""
 
 
 class ConsensusCore:
@@ -233,8 +233,9 @@ class ConsensusCore:
         self._note_round(p.proposer, p.round)
         if p.round > self.round + self.config.round_lookahead:
             return
-        if known and len(known) >= MAX_PROPOSALS_PER_ROUND and not self._vouched(p.block_hash):
-            return
+        extra_allowed = p.round <= self.round and len(known) < MAX_PROPOSALS_PER_ROUND
+        if known and not extra_allowed and not self._vouched(p.block_hash):
+            return  # bounds memory against an equivocating proposer
         self._store_proposal(p, timely=self._is_timely(p, now))
 
     def _store_proposal(self, p: Proposal, *, timely: bool) -> None:

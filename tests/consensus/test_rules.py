@@ -388,3 +388,13 @@ def test_observer_without_key_never_signs() -> None:
     out = core.start(NOW)
     out += feed(core, [proposal_for(core, 0)])
     assert not any(isinstance(a, PersistSigned) for a in out) and sent_votes(out) == []
+
+
+def test_signature_checks_are_on_unless_the_named_sim_mode_is_chosen() -> None:
+    from chain.consensus.core import ConsensusConfig
+
+    assert ConsensusConfig(chain_id="x").fast_sim_skip_signature_checks is False
+    core, me = started()
+    good = vote(others(me)[0], PREVOTE, 1, 0, None)
+    feed(core, [good])
+    assert core.signature_checks == 1
