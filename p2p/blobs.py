@@ -127,14 +127,14 @@ class BlobService:
                 f.truncate(size)
         transfer = _Transfer(self, blob, size, hashes, done, part, progress)
         await transfer.run(sources, patience)
-        try:
-            await asyncio.to_thread(self.store.adopt, part, expected=blob)
-        except BlobCorrupt:
+        if transfer.whole.digest() != blob:
+            part.unlink(missing_ok=True)
             for address in sources:
                 peer = self.node.peers.get(address)
                 if peer is not None:
                     self.node.penalize(peer, Offence.BAD_RESPONSE)
-            raise
+            raise BlobCorrupt(f"fetched bytes do not hash to {blob.hex()}; discarded")
+        await asyncio.to_thread(self.store.commit_verified, blob, part, size, hashes)
         self.announce(blob)
         return self.store.path(blob)
 
@@ -211,6 +211,12 @@ class _Transfer:
         self.progress = progress
         self.received = sum(self._chunk_len(i) for i in done)
         self.active: Counter[Address] = Counter()
+        self.whole = hashlib.sha256()
+        """SHA-256 of the verified prefix, advanced by ``_hash_prefix`` while chunks arrive."""
+        self.hashed = 0
+        self.chunk_done = asyncio.Event()
+        self.verified: asyncio.Queue[tuple[int, bytes, Address]] = asyncio.Queue(16)
+        """Checked chunks waiting for the writer (bounds memory to 16 chunks)."""
         self.excluded: set[Address] = set()
 
     def _chunk_len(self, index: int) -> int:
@@ -220,9 +226,11 @@ class _Transfer:
         if self.progress is not None:
             self.progress(self.received, self.size)
         loop = asyncio.get_running_loop()
-        fd = os.open(self.part, os.O_WRONLY)
+        fd = os.open(self.part, os.O_RDWR)
         try:
             async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._hash_prefix(fd))
+                tg.create_task(self._write_verified(fd))
                 idle_since = loop.time()
                 while len(self.done) < len(self.hashes):
                     announced = self.service.announcers.get(self.blob, set())
@@ -231,7 +239,7 @@ class _Transfer:
                         if peer is not None and self.missing:
                             self.active[address] += self.service.window
                             for _ in range(self.service.window):
-                                tg.create_task(self._worker(peer, fd))
+                                tg.create_task(self._worker(peer))
                     if self.active:
                         idle_since = loop.time()
                     elif loop.time() - idle_since > patience:
@@ -243,7 +251,29 @@ class _Transfer:
         finally:
             os.close(fd)
 
-    async def _worker(self, peer: PeerConnection, fd: int) -> None:
+    async def _hash_prefix(self, fd: int) -> None:
+        """[WIRE-BLOB.7] Hashes the file as its contiguous prefix completes, on another thread.
+
+        It reads back what was written, so the final check covers the bytes on
+        disk, and leaves only the tail to hash once the last chunk is in.
+        """
+        total = len(self.hashes)
+        while self.hashed < total:
+            if self.hashed not in self.done:
+                self.chunk_done.clear()
+                await self.chunk_done.wait()
+                continue
+            end = self.hashed
+            while end < total and end in self.done and end - self.hashed < 16:
+                end += 1
+            await asyncio.to_thread(self._hash_range, fd, self.hashed, end)
+            self.hashed = end
+
+    def _hash_range(self, fd: int, start: int, end: int) -> None:
+        for index in range(start, end):
+            self.whole.update(os.pread(fd, self._chunk_len(index), index * CHUNK_SIZE))
+
+    async def _worker(self, peer: PeerConnection) -> None:
         """Pulls chunks from one peer until none are missing or the peer fails."""
         try:
             while self.missing and peer.address not in self.excluded:
@@ -258,16 +288,15 @@ class _Transfer:
                     log.info("chunk %d from %r failed: %s", index, peer, e)
                     self.excluded.add(peer.address)
                     return
-                if not self._accept(peer, index, answer):
+                data = answer.data if isinstance(answer, Chunk) else None
+                if data is None or not self._check(index, data):
+                    if data is not None:
+                        self.node.penalize(peer, Offence.BAD_RESPONSE)
                     self.missing.appendleft(index)
                     self.excluded.add(peer.address)
+                    self.service._changed.set()
                     return
-                os.pwrite(fd, answer.data if isinstance(answer, Chunk) else b"", index * CHUNK_SIZE)
-                self.done.add(index)
-                self.service.chunks_from.setdefault(self.blob, Counter())[peer.address] += 1
-                self.received += self._chunk_len(index)
-                if self.progress is not None:
-                    self.progress(self.received, self.size)
+                await self.verified.put((index, data, peer.address))
             if len(self.done) == len(self.hashes):
                 self.service._changed.set()
         finally:
@@ -276,15 +305,22 @@ class _Transfer:
                 del self.active[peer.address]
                 self.service._changed.set()
 
-    def _accept(self, peer: PeerConnection, index: int, answer: object) -> bool:
-        """[WIRE-BLOB.5] A chunk must have the right length and hash."""
-        if not isinstance(answer, Chunk):
-            return False
-        data = answer.data
-        if (
-            len(data) != self._chunk_len(index)
-            or hashlib.sha256(data).digest() != self.hashes[index]
-        ):
-            self.node.penalize(peer, Offence.BAD_RESPONSE)
-            return False
-        return True
+    def _check(self, index: int, data: bytes) -> bool:
+        """[WIRE-BLOB.5] A chunk must have the manifest's length and hash."""
+        return (
+            len(data) == self._chunk_len(index)
+            and hashlib.sha256(data).digest() == self.hashes[index]
+        )
+
+    async def _write_verified(self, fd: int) -> None:
+        """Writes checked chunks on a worker thread, so fetching never waits for the disk."""
+        while len(self.done) < len(self.hashes):
+            index, data, source = await self.verified.get()
+            await asyncio.to_thread(os.pwrite, fd, data, index * CHUNK_SIZE)
+            self.done.add(index)
+            self.chunk_done.set()
+            self.service.chunks_from.setdefault(self.blob, Counter())[source] += 1
+            self.received += self._chunk_len(index)
+            if self.progress is not None:
+                self.progress(self.received, self.size)
+        self.service._changed.set()

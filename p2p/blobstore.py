@@ -139,6 +139,14 @@ class BlobStore:
         self._manifests[blob] = (size, hashes)
         return blob
 
+    def commit_verified(self, blob: bytes, part: Path, size: int, hashes: list[bytes]) -> None:
+        """[WIRE-BLOB.7] Flush and rename a download whose bytes were hashed to ``blob``."""
+        with part.open("rb+") as f:
+            os.fsync(f.fileno())
+        (self.root / "manifests" / blob.hex()).write_bytes(encode([size, hashes]))
+        os.replace(part, self.path(blob))
+        self._manifests[blob] = (size, list(hashes))
+
     def partial_chunks(self, blob: bytes, hashes: list[bytes], size: int) -> list[int]:
         """[WIRE-BLOB.8] Indices of chunks already present and correct in a partial download."""
         part = self.partial_path(blob)
