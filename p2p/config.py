@@ -79,4 +79,6 @@ class P2PConfig:
     rate_bytes_per_second: float = 512 * 1024 * 1024
     send_queue: int = 4096
     gossip: GossipParams = field(default_factory=GossipParams)
+    tune_allocator: bool = True
+    """Raise glibc's mmap/trim thresholds at start (see p2p.tuning); process-wide."""
     agent: str = "learningchain-py/0.1"

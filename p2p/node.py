@@ -37,6 +37,7 @@ from p2p.handshake import (
 )
 from p2p.peer import ConnectionClosed, PeerConnection, WebSocket, receive_frame
 from p2p.scoring import BanList, Offence
+from p2p.tuning import tune_allocator
 from p2p.wire import (
     MAX_FRAME_SIZE,
     MAX_PEERS_ENTRIES,
@@ -137,6 +138,8 @@ class Node:
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
+        if self.config.tune_allocator:
+            tune_allocator()
         app = web.Application()
         app.router.add_get(WS_PATH, self._accept)
         # [WIRE-HANDSHAKE.6] keepalive_timeout also bounds how long a fresh TCP
