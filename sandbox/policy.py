@@ -78,7 +78,6 @@ def container_kwargs(
         # Resources
         "mem_limit": limits.memory_bytes,
         "memswap_limit": limits.memory_bytes,
-        "mem_swappiness": 0,
         "nano_cpus": limits.nano_cpus,
         "pids_limit": limits.pids,
         "ulimits": [Ulimit(name="core", soft=0, hard=0),
