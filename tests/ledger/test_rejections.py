@@ -294,3 +294,36 @@ def test_banned_sender_can_send_nothing(chain: Chain) -> None:
 def test_voting_params_wire_round_trip() -> None:
     v = VotingParams(1000, 1000, 1000, 667, 667, Amount(3), 2)
     assert VotingParams.from_wire(v.to_wire()) == v
+
+
+def test_invalid_reveal_after_window(chain: Chain) -> None:
+    job_id = in_reveal(chain, {"alice": 0.2})
+    # Run alone (no block tick), past the deadline: the rule itself refuses.
+    assert chain.reject(chain.reveal("alice", job_id), at=chain.now + 5_000) \
+        == "reveal_window_closed"
+
+
+def test_invalid_vote_reveal_twice(chain: Chain) -> None:
+    job_id = in_reveal(chain, {"alice": 0.2})
+    chain.block(chain.reveal("alice", job_id))
+    chain.block(chain.vote_commit("bob", job_id, "alice", True, 0.2),
+                chain.vote_commit("carol", job_id, "alice", True, 0.2))
+    chain.block(dt=5_000)
+    chain.block(chain.vote_reveal("bob", job_id, "alice", True, 0.2))
+    assert chain.reject(chain.vote_reveal("bob", job_id, "alice", True, 0.2)) \
+        == "already_revealed"
+
+
+def test_invalid_governance_last_validator_and_banned_target() -> None:
+    chain = Chain(validators=1)
+    assert chain.reject(chain.tx("v0", GovernancePropose(
+        GovernanceAction("remove_validator", chain.addr("v0"))))) == "last_validator"
+    from tests.ledger.test_job_lifecycle import claims_then_expire
+
+    job_id = claims_then_expire(chain, {"alice": 0.01})
+    chain.block(chain.reveal("alice", job_id))
+    chain.vote_round(job_id, "alice", {v: (False, 0.9) for v in ("bob", "carol", "dave", "erin")})
+    assert chain.state.account(chain.addr("alice")).banned
+    new_key = PrivateKey.from_seed(b"alice")  # the banned key tries to come back as validator
+    assert chain.reject(chain.tx("v0", GovernancePropose(
+        GovernanceAction("add_validator", new_key.public_key, 1)))) == "target_banned"
