@@ -258,14 +258,18 @@ class SandboxRunner:
         reader.start()
         deadline = started + limits.wall_time_s
         timed_out = False
-        while reader.is_alive():
-            reader.join(POLL_S)
-            if time.monotonic() >= deadline and reader.is_alive():
-                timed_out = True
-                _kill(container)
-                break
+        # Wait for the process, not for its output: a job may close stdout and run on.
+        while True:
+            if reader.is_alive():
+                reader.join(POLL_S)
+            else:
+                time.sleep(POLL_S)
             if not _exec_state(api, exec_id)[0]:
                 reader.join(1.0)  # the last bytes of output are on their way
+                break
+            if time.monotonic() >= deadline:
+                timed_out = True
+                _kill(container)
                 break
         seconds = time.monotonic() - started
         stray = False

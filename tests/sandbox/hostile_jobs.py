@@ -95,6 +95,12 @@ HOSTILE_SCRIPTS: dict[str, str] = {
         import time
         time.sleep(3600)
     """,
+    "silent_sleeper": """
+        import os, time
+        os.close(1)
+        os.close(2)
+        time.sleep(3600)
+    """,
     "spew_stdout": """
         import os
         chunk = b"x" * (1 << 20)

@@ -180,6 +180,15 @@ def test_running_past_the_time_limit_is_killed(runner: SandboxRunner, hostile_im
     assert elapsed < 8.0
 
 
+def test_closing_stdout_does_not_escape_the_time_limit(runner: SandboxRunner, hostile_image: str,
+                                                       tmp_path: Path) -> None:
+    limits = ResourceLimits(memory_bytes=128 * MIB, pids=32, wall_time_s=2.0, tmp_bytes=MIB,
+                            output_bytes=MIB, model_bytes=MIB)
+    result = run_hostile(runner, hostile_image, tmp_path, "silent_sleeper", limits=limits)
+    assert_contained(result, FailureReason.TIMEOUT)
+    assert 2.0 <= result.seconds < 4.0
+
+
 def test_printing_gigabytes_is_cut_at_the_log_limit(runner: SandboxRunner, hostile_image: str,
                                                     tmp_path: Path) -> None:
     started = time.monotonic()
