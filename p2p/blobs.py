@@ -47,6 +47,9 @@ from p2p.wire import (
 
 log = logging.getLogger(__name__)
 
+_HASH_AHEAD = 32
+"""Chunks kept in memory while waiting for the hash prefix to reach them."""
+
 Progress = Callable[[int, int], None]
 """Called with (verified bytes so far, total bytes)."""
 
@@ -127,7 +130,7 @@ class BlobService:
                 f.truncate(size)
         transfer = _Transfer(self, blob, size, hashes, done, part, progress)
         await transfer.run(sources, patience)
-        if transfer.whole.digest() != blob:
+        if transfer.hashed != len(hashes) or transfer.whole.digest() != blob:
             part.unlink(missing_ok=True)
             for address in sources:
                 peer = self.node.peers.get(address)
@@ -212,9 +215,9 @@ class _Transfer:
         self.received = sum(self._chunk_len(i) for i in done)
         self.active: Counter[Address] = Counter()
         self.whole = hashlib.sha256()
-        """SHA-256 of the verified prefix, advanced by ``_hash_prefix`` while chunks arrive."""
+        """SHA-256 of the verified prefix, advanced as chunks are written."""
         self.hashed = 0
-        self.chunk_done = asyncio.Event()
+        self.ahead: dict[int, bytes] = {}
         self.verified: asyncio.Queue[tuple[int, bytes, Address]] = asyncio.Queue(16)
         """Checked chunks waiting for the writer (bounds memory to 16 chunks)."""
         self.excluded: set[Address] = set()
@@ -228,8 +231,8 @@ class _Transfer:
         loop = asyncio.get_running_loop()
         fd = os.open(self.part, os.O_RDWR)
         try:
+            self._drain_prefix(fd)  # chunks kept from an earlier attempt
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._hash_prefix(fd))
                 tg.create_task(self._write_verified(fd))
                 idle_since = loop.time()
                 while len(self.done) < len(self.hashes):
@@ -251,27 +254,27 @@ class _Transfer:
         finally:
             os.close(fd)
 
-    async def _hash_prefix(self, fd: int) -> None:
-        """[WIRE-BLOB.7] Hashes the file as its contiguous prefix completes, on another thread.
+    def _advance_hash(self, fd: int, index: int, data: bytes) -> None:
+        """[WIRE-BLOB.7] Extends the whole-blob hash over the contiguous verified prefix.
 
-        It reads back what was written, so the final check covers the bytes on
-        disk, and leaves only the tail to hash once the last chunk is in.
+        Chunks that arrive ahead of the prefix wait in memory (at most
+        ``_HASH_AHEAD`` of them) or are read back from the file later.
         """
-        total = len(self.hashes)
-        while self.hashed < total:
-            if self.hashed not in self.done:
-                self.chunk_done.clear()
-                await self.chunk_done.wait()
-                continue
-            end = self.hashed
-            while end < total and end in self.done and end - self.hashed < 16:
-                end += 1
-            await asyncio.to_thread(self._hash_range, fd, self.hashed, end)
-            self.hashed = end
+        if index != self.hashed:
+            if len(self.ahead) < _HASH_AHEAD:
+                self.ahead[index] = data
+            return
+        self.whole.update(data)
+        self.hashed += 1
+        self._drain_prefix(fd)
 
-    def _hash_range(self, fd: int, start: int, end: int) -> None:
-        for index in range(start, end):
-            self.whole.update(os.pread(fd, self._chunk_len(index), index * CHUNK_SIZE))
+    def _drain_prefix(self, fd: int) -> None:
+        while self.hashed in self.done:
+            nxt = self.ahead.pop(self.hashed, None)
+            if nxt is None:
+                nxt = os.pread(fd, self._chunk_len(self.hashed), self.hashed * CHUNK_SIZE)
+            self.whole.update(nxt)
+            self.hashed += 1
 
     async def _worker(self, peer: PeerConnection) -> None:
         """Pulls chunks from one peer until none are missing or the peer fails."""
@@ -313,12 +316,12 @@ class _Transfer:
         )
 
     async def _write_verified(self, fd: int) -> None:
-        """Writes checked chunks on a worker thread, so fetching never waits for the disk."""
+        """Writes checked chunks in arrival order and advances the whole-blob hash."""
         while len(self.done) < len(self.hashes):
             index, data, source = await self.verified.get()
-            await asyncio.to_thread(os.pwrite, fd, data, index * CHUNK_SIZE)
+            os.pwrite(fd, data, index * CHUNK_SIZE)
             self.done.add(index)
-            self.chunk_done.set()
+            self._advance_hash(fd, index, data)
             self.service.chunks_from.setdefault(self.blob, Counter())[source] += 1
             self.received += self._chunk_len(index)
             if self.progress is not None:
