@@ -25,6 +25,7 @@ from typing import Any
 import docker
 import docker.errors
 import requests.exceptions
+from docker.utils.socket import frames_iter
 
 from sandbox import policy
 from sandbox.engine import connect
@@ -252,7 +253,10 @@ class SandboxRunner:
                                   environment=dict(env), workdir=policy.SCRATCH_DIR)["Id"]
         started = time.monotonic()
         wall_started = time.time()
-        stream = api.exec_start(exec_id, stream=True)
+        sock = api.exec_start(exec_id, socket=True)
+        # A job may stay silent for longer than the client's HTTP timeout.
+        api._disable_socket_timeout(sock)
+        stream = (data for _kind, data in frames_iter(sock, tty=False))
         reader = _CappedReader(stream, limits.log_bytes,
                                on_overflow=lambda: _kill_in_background(container))
         reader.start()
@@ -278,6 +282,8 @@ class SandboxRunner:
             _kill(container)
             reader.join(KILL_GRACE_S)
         exit_code = _exec_state(api, exec_id)[1]
+        with contextlib.suppress(OSError):
+            sock.close()
         return _Exec(exit_code, seconds, reader.data(), reader.overflow, timed_out, wall_started,
                      stray)
 
