@@ -10,14 +10,11 @@ import pytest
 from sandbox.limits import MIB, ResourceLimits
 from sandbox.results import FailureReason
 from sandbox.runner import SandboxRunner
-from tests.sandbox.conftest import NODE_ID
 
 pytestmark = pytest.mark.docker
 
 LIMITS = ResourceLimits(memory_bytes=128 * MIB, pids=32, wall_time_s=20.0, tmp_bytes=MIB,
                         output_bytes=2 * MIB, model_bytes=MIB, log_bytes=64 * 1024)
-
-
 
 
 def test_job_sandbox_2_output_tree_is_copied_out(runner: SandboxRunner, hostile_image: str,
@@ -51,8 +48,8 @@ def test_job_exit_4_background_process_holding_output_is_stray(
 
 
 def test_silence_longer_than_the_client_timeout_is_fine(
-        hostile_image: str, tmp_path: Path) -> None:
-    quick = SandboxRunner(docker.from_env(timeout=2), node_id=NODE_ID)
+        runner: SandboxRunner, hostile_image: str, tmp_path: Path) -> None:
+    quick = SandboxRunner(docker.from_env(timeout=2), node_id=runner.node_id)
     result = quick.run_entry(hostile_image, "train",
                              ["sh", "-c", "sleep 4; echo done; echo ok > /output/f"], {},
                              LIMITS, tmp_path / "out")
