@@ -13,6 +13,7 @@ Byzantine validators:
 - ``double_vote``: signs every vote twice, for two values: the first to all,
   the second to a random half (which so holds the evidence);
 - ``phantom``: votes for random block hashes it never saw;
+- ``amnesia``: forgets its lock and prevotes every valid proposal;
 - ``forger`` (full-signature mode only): also sends votes in other
   validators' names with bad signatures.
 
@@ -63,7 +64,7 @@ SIM_TIMEOUTS = TimeoutConfig(
     commit_ms=0,
     rebroadcast_ms=500,
 )
-BEHAVIOURS = ("silent", "equivocate", "double_vote", "phantom", "forger")
+BEHAVIOURS = ("silent", "equivocate", "double_vote", "phantom", "amnesia", "forger")
 CATCHUP_BATCH = 32
 
 _KEYS: dict[tuple[int, int], PrivateKey] = {}
@@ -119,6 +120,9 @@ class Scenario:
     """Upper bound of message delay after GST (ms); 0: no delay at all (the benchmark)."""
     p_drop: float = 0.0
     p_dup: float = 0.0
+    slow_precommits_ms: int = 0
+    """Before GST, precommits get up to this much extra delay: a node may decide a block
+    while the others time out of the round, the case locking exists for."""
     skew: dict[int, int] = field(default_factory=dict)
     powers: dict[int, int] = field(default_factory=dict)
     """Voting power from ``power_change_height`` on (before: all 1)."""
@@ -148,7 +152,7 @@ def random_scenario(seed: int, n: int, *, fast: bool) -> Scenario:
     f = (n - 1) // 3
     sc = Scenario(seed=seed, n=n, fast=fast)
     faulty = rng.sample(range(n), rng.randint(0, f))
-    kinds = [*BEHAVIOURS[:4], "crash", "crash"] + (["forger"] if not fast else [])
+    kinds = [*BEHAVIOURS[:5], "crash", "crash"] + (["forger"] if not fast else [])
     for node in faulty:
         kind = rng.choice(kinds)
         if kind == "crash":
@@ -167,10 +171,19 @@ def random_scenario(seed: int, n: int, *, fast: bool) -> Scenario:
     sc.p_dup = rng.choice([0.0, 0.1])
     sc.skew = {i: rng.randint(-50, 50) for i in range(n)}
     sc.commit_ms = rng.choice([0, 0, 100])
+    sc.slow_precommits_ms = rng.choice([0, 0, 1500])
     if rng.random() < 0.3:  # [CONS-VALSET.2] power change; faulty keep power 1 so 3*f_power < total
         sc.power_change_height = rng.randint(2, 6)
         sc.powers = {i: 1 if i in sc.faulty else rng.randint(1, 3) for i in range(n)}
     return sc
+
+
+class AmnesiaCore(ConsensusCore):
+    """A Byzantine validator that forgets its lock: prevotes every valid proposal."""
+
+    def _rule_prevote(self, out: list[Any]) -> bool:
+        self.locked_round, self.locked_hash = Round(-1), None
+        return super()._rule_prevote(out)
 
 
 class SimNode:
@@ -241,7 +254,8 @@ class SimNetwork:
             )
         height = Height(len(node.store) + 1)
         last = node.store[-1].time_ms if node.store else GENESIS_TIME
-        node.core = ConsensusCore(
+        core_class = AmnesiaCore if node.behaviour == "amnesia" else ConsensusCore
+        node.core = core_class(
             self.config, SimApp(node.index, self.validators_at), node.key, height, last, node.wal
         )
         node.alive = True
@@ -269,9 +283,10 @@ class SimNetwork:
         copies = 2 if rng.random() < sc.p_dup else 1
         for _ in range(copies):
             hi = sc.delay_range[1] if chaos else sc.delta
-            self._push(
-                now + (rng.randint(1, hi) if hi > 0 else 0), 0, dst.index, src.peer_id, message
-            )
+            delay = rng.randint(1, hi) if hi > 0 else 0
+            if chaos and sc.slow_precommits_ms and getattr(message, "kind", None) == PRECOMMIT:
+                delay += rng.randint(0, sc.slow_precommits_ms)
+            self._push(now + delay, 0, dst.index, src.peer_id, message)
 
     def _broadcast(self, src: SimNode, message: Any, targets: list[SimNode] | None = None) -> None:
         for dst in targets if targets is not None else self.nodes:
@@ -342,6 +357,9 @@ class SimNetwork:
 
     def _byz_silent(self, node: SimNode, message: Any) -> None:
         return
+
+    def _byz_amnesia(self, node: SimNode, message: Any) -> None:
+        self._broadcast(node, message)
 
     def _conflicting_vote(self, node: SimNode, vote: Vote, value: Hash32 | None) -> Vote:
         return sign_vote(node.key, CHAIN_ID, vote.kind, vote.height, vote.round, value)
