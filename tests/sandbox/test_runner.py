@@ -76,3 +76,31 @@ def test_output_folder_must_be_empty(runner: SandboxRunner, hostile_image: str,
     (tmp_path / "out" / "old").write_text("x")
     with pytest.raises(ValueError, match="not empty"):
         runner.run_entry(hostile_image, "train", ["true"], {}, LIMITS, tmp_path / "out")
+
+
+def test_job_sandbox_1_engine_applies_every_limit(docker_client: docker.DockerClient,
+                                                  base_image: str, tmp_path: Path) -> None:
+    """The engine's own view of a job container, not just the arguments we passed."""
+    from sandbox import policy
+
+    (tmp_path / "in").mkdir()
+    kwargs = policy.container_kwargs(base_image, LIMITS, policy.labels_for("j", "test", "train"),
+                                     {policy.INPUT_MOUNT: tmp_path / "in"})
+    container = docker_client.containers.create(**kwargs)
+    try:
+        host = container.attrs["HostConfig"]
+        assert host["NetworkMode"] == "none"
+        assert host["ReadonlyRootfs"] is True
+        assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+        assert host["SecurityOpt"] == ["no-new-privileges:true"]
+        assert host["Privileged"] is False
+        assert host["Memory"] == host["MemorySwap"] == LIMITS.memory_bytes
+        assert host["PidsLimit"] == LIMITS.pids
+        assert host["NanoCpus"] == LIMITS.nano_cpus
+        assert host["LogConfig"]["Config"]["max-size"] == "64k"
+        assert set(host["Tmpfs"]) == {"/tmp", "/output"}
+        assert [(m["Target"], m["ReadOnly"]) for m in host["Mounts"]] == [("/input", True)]
+        assert not host.get("Binds") and not host.get("Devices")
+        assert container.attrs["Config"]["User"] == "65534:65534"
+    finally:
+        container.remove(force=True)
