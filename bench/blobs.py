@@ -117,8 +117,14 @@ def main() -> None:
         work = Path(tmp)
         source = work / "blob.bin"
         blob = make_file(source, args.mib)
-        # Alternate the two so machine noise (shared cores, page-cache writeback)
-        # hits both alike; each side's median is compared.
+        # One untimed warm-up round each (first-touch of page-cache memory is
+        # slow on this VM), then alternate the two so machine noise hits both
+        # alike; each side's median is compared.
+        warm = work / "warm"
+        raw_tcp_copy(source, work / "tcp-copy.bin")
+        (work / "tcp-copy.bin").unlink()
+        asyncio.run(blob_fetch(source, blob, warm))
+        shutil.rmtree(warm)
         for r in range(args.rounds):
             copy = work / "tcp-copy.bin"
             tcp_runs.append(raw_tcp_copy(source, copy))

@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import queue
 from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
@@ -215,6 +216,7 @@ class _Transfer:
         self.received = sum(self._chunk_len(i) for i in done)
         self.active: Counter[Address] = Counter()
         self.whole = hashlib.sha256()
+        self._hash_queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         """SHA-256 of the verified prefix, advanced as chunks are written."""
         self.hashed = 0
         self.ahead: dict[int, bytes] = {}
@@ -230,6 +232,7 @@ class _Transfer:
             self.progress(self.received, self.size)
         loop = asyncio.get_running_loop()
         fd = os.open(self.part, os.O_RDWR)
+        hasher = asyncio.create_task(asyncio.to_thread(self._hash_thread))
         try:
             self._drain_prefix(fd)  # chunks kept from an earlier attempt
             async with asyncio.TaskGroup() as tg:
@@ -252,7 +255,14 @@ class _Transfer:
                         async with asyncio.timeout(0.5):
                             await self.service._changed.wait()
         finally:
+            self._hash_queue.put(None)  # the thread always ends, even on error
+            await asyncio.shield(hasher)
             os.close(fd)
+
+    def _hash_thread(self) -> None:
+        """Feeds the whole-blob hash on its own thread so it overlaps with receiving."""
+        while (data := self._hash_queue.get()) is not None:
+            self.whole.update(data)
 
     def _advance_hash(self, fd: int, index: int, data: bytes) -> None:
         """[WIRE-BLOB.7] Extends the whole-blob hash over the contiguous verified prefix.
@@ -264,7 +274,7 @@ class _Transfer:
             if len(self.ahead) < _HASH_AHEAD:
                 self.ahead[index] = data
             return
-        self.whole.update(data)
+        self._hash_queue.put(data)
         self.hashed += 1
         self._drain_prefix(fd)
 
@@ -273,7 +283,7 @@ class _Transfer:
             nxt = self.ahead.pop(self.hashed, None)
             if nxt is None:
                 nxt = os.pread(fd, self._chunk_len(self.hashed), self.hashed * CHUNK_SIZE)
-            self.whole.update(nxt)
+            self._hash_queue.put(nxt)
             self.hashed += 1
 
     async def _worker(self, peer: PeerConnection) -> None:
