@@ -119,6 +119,7 @@ class ConsensusCore:
         self.tallies: dict[tuple[VoteKind, int], RoundTally] = {}
         self.max_round_seen: dict[Address, int] = {}
         self.precommit_quorum: dict[int, Hash32] = {}
+        self.prevote_quorum: dict[int, Hash32] = {}
         self.signed: dict[tuple[str, int], Proposal | Vote] = {}
         self._validity: dict[tuple[Hash32, int], bool] = {}
         self._done: set[tuple[str, int]] = set()
@@ -282,10 +283,11 @@ class ConsensusCore:
             if slot not in self._evidenced:  # [CONS-EVIDENCE.2]
                 self._evidenced.add(slot)
                 out.append(ReportEvidence(DuplicateVoteEvidence.of(conflicting, vote)))
-        if counted and vote.kind == PRECOMMIT and vote.block_hash is not None:
-            tally = self.tallies[(PRECOMMIT, vote.round)]
+        if counted and vote.block_hash is not None:
+            tally = self.tallies[(vote.kind, vote.round)]
             if self.vset.is_quorum(tally.power_for(vote.block_hash)):
-                self.precommit_quorum.setdefault(vote.round, vote.block_hash)
+                quorums = self.precommit_quorum if vote.kind == PRECOMMIT else self.prevote_quorum
+                quorums.setdefault(vote.round, vote.block_hash)
 
     def _note_round(self, validator: Address, round_: int) -> None:
         if round_ > self.max_round_seen.get(validator, -1):
@@ -353,6 +355,7 @@ class ConsensusCore:
             fired = (
                 self._rule_prevote(out)
                 or self._rule_lock(out)
+                or self._rule_valid_from_past_round()
                 or self._rule_precommit_nil(out)
                 or self._rule_wait_timeouts(out)
                 or self._rule_skip_round(now, out)
@@ -396,6 +399,23 @@ class ConsensusCore:
                 if self.step is Step.PREVOTE:
                     self.locked_round, self.locked_hash = self.round, block_hash
                     self._precommit(block_hash, out)
+                return True
+        return False
+
+    def _rule_valid_from_past_round(self) -> bool:
+        """[CONS-VALID-VALUE.1] A polka seen late, for a past round: adopt it as valid value.
+
+        Only changes what this node will propose (with that round as pol_round);
+        peers check the proof themselves, so safety is unaffected. It lets an
+        unlocked proposer free validators locked on that value.
+        """
+        for r, block_hash in self.prevote_quorum.items():
+            if not self.valid_round < r < self.round:
+                continue
+            found = self._block_of(block_hash)
+            if found is not None and self._valid(block_hash, *found):
+                self.valid_round = Round(r)
+                self.valid_value = (block_hash, found[0], found[1])
                 return True
         return False
 

@@ -5,11 +5,15 @@ twice; every power a positive integer. Quorum: a group of validators whose
 power ``p`` satisfies ``3 * p > 2 * total`` [CONS-QUORUM.1]; "more than f":
 ``3 * p > total`` [CONS-QUORUM.2].
 
-[CONS-PROPOSER.1] The proposer of (height, round) is chosen by weight from a
-hash: ``x = int(SHA-256(encode(["learningchain/v1", "proposer", set_hash,
-height, round]))[:8]) mod total``; the validator whose cumulative-power
-interval (in address order) contains ``x`` proposes. Stateless, so every node
-computes it from (set, height, round) alone, and proportional to power.
+[CONS-PROPOSER.1] Each height has a proposer order: a weighted draw without
+replacement from the set. With ``remaining`` the not yet drawn validators in
+address order, draw ``j`` (j = 0, 1, ...) takes ``x = int(SHA-256(encode(
+["learningchain/v1", "proposer", set_hash, height, j]))[:8]) mod power(remaining)``
+and picks the validator whose cumulative-power interval contains ``x``. The
+proposer of (height, round) is ``order[round mod n]``. So the first proposer
+of a height is chosen in proportion to power, and within any n consecutive
+rounds every validator proposes once (an honest proposer within f + 1 rounds).
+Stateless: every node computes it from (set, height, round) alone.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class ValidatorSet:
     set_hash: Hash32 = field(init=False)
     """SHA-256 over ``encode([DOMAIN, "validator_set", [[address, pubkey, power], ...]])``."""
     _by_address: dict[Address, Validator] = field(init=False, repr=False, compare=False)
+    _orders: dict[int, tuple[Validator, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.validators:
@@ -71,6 +76,7 @@ class ValidatorSet:
         members = [[v.address, v.public_key, v.power] for v in self.validators]
         object.__setattr__(self, "set_hash", sha256(encode([DOMAIN, "validator_set", members])))
         object.__setattr__(self, "_by_address", {v.address: v for v in self.validators})
+        object.__setattr__(self, "_orders", {})
 
     @classmethod
     def from_members(cls, members: Iterable[tuple[PublicKeyBytes, int]]) -> ValidatorSet:
@@ -100,12 +106,29 @@ class ValidatorSet:
         """[CONS-QUORUM.2] More than one third: at least one honest validator included."""
         return 3 * power > self.total_power
 
+    def proposer_order(self, height: Height) -> tuple[Validator, ...]:
+        """[CONS-PROPOSER.1] The weighted draw without replacement for ``height``."""
+        order = self._orders.get(height)
+        if order is not None:
+            return order
+        remaining = list(self.validators)
+        power = self.total_power
+        drawn: list[Validator] = []
+        for j in range(len(self.validators)):
+            seed = sha256(encode([DOMAIN, "proposer", self.set_hash, height, j]))
+            x = int.from_bytes(seed[:8], "big") % power
+            for i, v in enumerate(remaining):
+                if x < v.power:
+                    drawn.append(remaining.pop(i))
+                    power -= v.power
+                    break
+                x -= v.power
+        if len(self._orders) >= 64:
+            self._orders.clear()
+        order = self._orders[height] = tuple(drawn)
+        return order
+
     def proposer(self, height: Height, round_: Round) -> Validator:
-        """[CONS-PROPOSER.1] Weighted, hash-seeded choice for (height, round)."""
-        seed = sha256(encode([DOMAIN, "proposer", self.set_hash, height, round_]))
-        x = int.from_bytes(seed[:8], "big") % self.total_power
-        for v in self.validators:
-            if x < v.power:
-                return v
-            x -= v.power
-        raise AssertionError("unreachable: x < total_power")  # pragma: no cover
+        """[CONS-PROPOSER.1] ``proposer_order(height)[round mod n]``."""
+        order = self.proposer_order(height)
+        return order[round_ % len(order)]

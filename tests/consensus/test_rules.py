@@ -398,3 +398,15 @@ def test_signature_checks_are_on_unless_the_named_sim_mode_is_chosen() -> None:
     good = vote(others(me)[0], PREVOTE, 1, 0, None)
     feed(core, [good])
     assert core.signature_checks == 1
+
+
+def test_cons_valid_value_1_late_polka_of_past_round_becomes_valid_value_without_lock() -> None:
+    core, _ = started()
+    _advance_to(core, 1)
+    p1 = proposal_for(core, 1)
+    feed(core, [p1])
+    _advance_to(core, 3)
+    assert core.valid_round == -1
+    feed(core, polka(core, 1, p1.block_hash))
+    assert (core.valid_round, core.valid_value[0]) == (1, p1.block_hash)  # type: ignore[index]
+    assert core.locked_round == -1  # adopting a valid value never locks
