@@ -19,7 +19,7 @@ class GossipParams:
 
     d: int = 3
     """Target mesh degree per topic."""
-    d_lo: int = 2
+    d_lo: int = 3
     """Below this many mesh peers the heartbeat grafts more."""
     d_hi: int = 4
     """Above this many mesh peers the heartbeat prunes down to ``d``."""

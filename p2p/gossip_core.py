@@ -125,6 +125,7 @@ class GossipCore:
 
     def add_peer(self, peer: PeerId, topics: tuple[str, ...]) -> list[Action]:
         """A peer finished its handshake; graft it where our mesh is short."""
+        self.remove_peer(peer)  # a reconnecting peer starts from a clean slate
         self.peers[peer] = frozenset(topics) & self.topics
         actions: list[Action] = []
         for topic in sorted(self.peers[peer]):
@@ -139,10 +140,15 @@ class GossipCore:
             members.discard(peer)
 
     def on_graft(self, peer: PeerId, topic: str) -> list[Action]:
-        """[WIRE-GOSSIP.2] Accept into the mesh unless full (``d_hi``) or not subscribed."""
+        """[WIRE-GOSSIP.2] Accept into the mesh if subscribed and below the hard cap.
+
+        As in gossipsub v1.1 a graft is accepted even above ``d_hi``; the next
+        heartbeat prunes the excess. Refusing at ``d_hi`` instead starves late
+        joiners whose every neighbour is full.
+        """
         if peer not in self.peers:
             return []
-        if topic not in self.peers[peer] or len(self.mesh[topic]) >= self.params.d_hi:
+        if topic not in self.peers[peer] or len(self.mesh[topic]) >= 2 * self.params.d_hi:
             if topic in self.mesh:
                 self.mesh[topic].discard(peer)
             return [SendPrune(peer, topic)]

@@ -87,7 +87,6 @@ class Node:
         self._handlers: dict[type[Message], Handler] = {}
         self._on_connect: list[PeerCallback] = []
         self._on_disconnect: list[PeerCallback] = []
-        self._pending: dict[tuple[Address, int], asyncio.Future[Message]] = {}
         self._req_ids = itertools.count(1)
         self._pending_handshakes = 0
         self._dialing: set[Endpoint] = set()
@@ -177,9 +176,6 @@ class Node:
         with contextlib.suppress(asyncio.CancelledError):
             await main
         self._tg = None
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(RequestFailed("node stopped"))
         if self._runner is not None:
             await self._runner.cleanup()
         if self._session is not None:
@@ -354,16 +350,37 @@ class Node:
             raise HandshakeError("protocol", f"expected {kind.TAG}, got {message.TAG}")
         return message
 
-    def _register(self, peer: PeerConnection) -> bool:
-        """One connection per pair of nodes: the one dialled by the lower address wins."""
+    async def _register(self, peer: PeerConnection) -> bool:
+        """One connection per pair of nodes: the one dialled by the lower address wins.
+
+        A replaced connection is detached (services see it leave) before the
+        new one is announced, so no service mistakes the old one's end for the
+        new one's.
+        """
         existing = self.peers.get(peer.address)
         if existing is not None:
             if existing.dialer <= peer.dialer:
                 return False
+            await self._detach(existing)
             if self._tg is not None:
                 self.spawn(existing.close(), name="close-duplicate")
         self.peers[peer.address] = peer
         return True
+
+    async def _detach(self, peer: PeerConnection) -> None:
+        """Removes a registered connection once: fails its requests, tells the services."""
+        if self.peers.get(peer.address) is not peer:
+            return
+        del self.peers[peer.address]
+        for fut in peer.pending.values():
+            if not fut.done():
+                fut.set_exception(RequestFailed("peer disconnected"))
+        peer.pending.clear()
+        for cb in self._on_disconnect:
+            try:
+                await _maybe_await(cb(peer))
+            except Exception:
+                log.exception("disconnect callback failed for %r", peer)
 
     async def _serve(
         self, ws: WebSocket, identity: PeerIdentity, *, outbound: bool, remote_host: str
@@ -380,7 +397,7 @@ class Node:
             rate_burst=cfg.rate_burst,
             rate_bytes=cfg.rate_bytes_per_second,
         )
-        if not self._register(peer):
+        if not await self._register(peer):
             await peer.close()
             return
         if self._tg is None:
@@ -399,14 +416,7 @@ class Node:
         except Exception:
             log.exception("%r: handler failed", peer)
         finally:
-            if self.peers.get(peer.address) is peer:
-                del self.peers[peer.address]
-            for key, fut in list(self._pending.items()):
-                if key[0] == peer.address and not fut.done():
-                    fut.set_exception(RequestFailed("peer disconnected"))
-            for cb in self._on_disconnect:
-                with contextlib.suppress(Exception):
-                    await _maybe_await(cb(peer))
+            await self._detach(peer)
             await peer.close()
             writer.cancel()
             log.info("%r disconnected", peer)
@@ -437,7 +447,7 @@ class Node:
 
     async def _dispatch(self, peer: PeerConnection, message: Message) -> None:
         if isinstance(message, RESPONSE_TYPES):
-            fut = self._pending.pop((peer.address, message.req_id), None)
+            fut = peer.pending.pop(message.req_id, None)
             if fut is None or fut.done():
                 self.penalize(peer, Offence.UNSOLICITED)
             else:
@@ -461,9 +471,8 @@ class Node:
         req_id = getattr(message, "req_id", None)
         if not isinstance(req_id, int):
             raise TypeError("requests carry an integer req_id")
-        key = (peer.address, req_id)
         fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self._pending[key] = fut
+        peer.pending[req_id] = fut
         try:
             async with asyncio.timeout(timeout or self.config.request_timeout):
                 await peer.send(message)
@@ -473,7 +482,7 @@ class Node:
         except ConnectionClosed as e:
             raise RequestFailed(str(e)) from e
         finally:
-            self._pending.pop(key, None)
+            peer.pending.pop(req_id, None)
 
     # -- peer exchange -------------------------------------------------------
 

@@ -83,6 +83,8 @@ class PeerConnection:
         self._space = asyncio.Event()
         self._space.set()
         self.closed = asyncio.Event()
+        self.pending: dict[int, asyncio.Future[Message]] = {}
+        """Our requests on this connection awaiting a response, by ``req_id``."""
 
     @property
     def address(self) -> Address:

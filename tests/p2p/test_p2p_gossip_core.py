@@ -42,13 +42,32 @@ def test_wire_gossip_2_add_peer_grafts_until_d() -> None:
     assert len(c.mesh["tx"]) == P.d
 
 
-def test_wire_gossip_2_graft_refused_when_mesh_full() -> None:
+def test_wire_gossip_2_graft_above_d_hi_accepted_then_pruned_by_heartbeat() -> None:
     c = core()
-    for i in range(P.d_hi):
+    for i in range(P.d_hi + 2):
+        c.add_peer(peer(i), TOPICS)
+        assert c.on_graft(peer(i), "tx") == []
+    assert len(c.mesh["tx"]) == P.d_hi + 2
+    prunes = [a for a in c.heartbeat(0.1) if isinstance(a, SendPrune) and a.topic == "tx"]
+    assert len(prunes) == 2 + P.d_hi - P.d
+    assert len(c.mesh["tx"]) == P.d
+
+
+def test_wire_gossip_2_graft_refused_at_hard_cap() -> None:
+    c = core()
+    for i in range(2 * P.d_hi):
         c.add_peer(peer(i), TOPICS)
         c.on_graft(peer(i), "tx")
     c.add_peer(peer(99), TOPICS)
     assert c.on_graft(peer(99), "tx") == [SendPrune(peer(99), "tx")]
+
+
+def test_wire_gossip_2_reconnecting_peer_starts_clean() -> None:
+    c = core()
+    c.add_peer(peer(1), TOPICS)
+    c.on_prune(peer(1), "tx")
+    again = c.add_peer(peer(1), TOPICS)
+    assert SendGraft(peer(1), "tx") in again
 
 
 def test_wire_gossip_5_forward_once_excluding_source() -> None:
