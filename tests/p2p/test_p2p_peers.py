@@ -112,3 +112,30 @@ async def test_wire_handshake_6_admitted_peer_stalling_mid_frame_is_dropped() ->
             await asyncio.sleep(1.0)
         await wait_until(lambda: key("staller").address not in victim.peers, timeout=15)
         await ws.close()
+
+
+async def test_wire_peers_simultaneous_dials_leave_one_working_connection() -> None:
+    """Both sides dial each other at once; one connection survives and services see it."""
+    async with AsyncExitStack() as stack:
+        pairs = []
+        for i in range(4):
+            a = Node(key(f"sa{i}"), config())
+            b = Node(key(f"sb{i}"), config())
+            await stack.enter_async_context(a)
+            await stack.enter_async_context(b)
+            ga, gb = Gossip(a), Gossip(b)
+            got: list[bytes] = []
+            ga.subscribe("tx", lambda d, s: Verdict.ACCEPT)
+            gb.subscribe("tx", lambda d, s, got=got: (got.append(d), Verdict.ACCEPT)[1])
+            ga.start()
+            gb.start()
+            a.connect("127.0.0.1", b.listen_port)
+            b.connect("127.0.0.1", a.listen_port)
+            pairs.append((a, b, ga, gb, got))
+        for a, b, ga, gb, got in pairs:
+            await wait_until(lambda a=a, b=b: b.address in a.peers and a.address in b.peers)
+            await asyncio.sleep(0.3)  # let any duplicate be resolved
+            assert a.peers[b.address].dialer == b.peers[a.address].dialer
+            assert b.address in ga.core.peers and a.address in gb.core.peers
+            ga.publish("tx", b"hello %d" % id(a))
+            await wait_until(lambda got=got: len(got) == 1, timeout=5)
