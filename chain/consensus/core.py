@@ -17,7 +17,6 @@ clock, no files. Signing is pure computation and happens inside.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import Enum
 
 from chain.crypto import PrivateKey, verify
@@ -40,11 +39,12 @@ from .certificate import (
     certificate_from_precommits,
     verify_certificate,
 )
+from .config import ConsensusConfig
 from .errors import InvalidCertificate
 from .evidence import DuplicateVoteEvidence
 from .messages import PRECOMMIT, PREVOTE, Proposal, Vote, VoteKind, sign_proposal, sign_vote
 from .tally import RoundTally
-from .timeouts import Timeout, TimeoutConfig, TimeoutKind
+from .timeouts import Timeout, TimeoutKind
 from .validators import Validator, ValidatorSet
 from .wal import SignedRecord
 
@@ -54,22 +54,6 @@ class Step(Enum):
     PROPOSE = 1
     PREVOTE = 2
     PRECOMMIT = 3
-
-
-@dataclass(frozen=True, slots=True)
-class ConsensusConfig:
-    chain_id: str
-    timeouts: TimeoutConfig = TimeoutConfig()
-    clock_precision_ms: int = 500
-    """[CONS-TIME.2] Bound on the clock difference between honest validators."""
-    message_delay_ms: int = 2000
-    """[CONS-TIME.2] Bound on a fresh proposal's delay to count as timely."""
-    round_lookahead: int = 64
-    """Messages of rounds beyond current + lookahead only count for [CONS-SKIP.1]."""
-    future_buffer: int = 256
-    """Messages of the next height kept until it starts."""
-    fast_sim_skip_signature_checks: bool = False
-    """ONLY for the simulator's bulk scenarios: trust every signature. Never in a node."""
 
 
 MAX_PROPOSALS_PER_ROUND = 2
