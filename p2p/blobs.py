@@ -302,7 +302,7 @@ class _Transfer:
                     self.excluded.add(peer.address)
                     return
                 data = answer.data if isinstance(answer, Chunk) else None
-                if data is None or not self._check(index, data):
+                if data is None or not await asyncio.to_thread(self._check, index, data):
                     if data is not None:
                         self.node.penalize(peer, Offence.BAD_RESPONSE)
                     self.missing.appendleft(index)
