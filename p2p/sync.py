@@ -145,7 +145,10 @@ class BlockSync:
         try:
             while True:
                 target = self.target
-                while planned < target:
+                # Plan a bounded window ahead, so a peer claiming an absurd height
+                # costs nothing but its own failed requests.
+                window = self.batch * self.parallel * max(1, len(self.peer_heights))
+                while planned < target and planned - self.source.height() < window:
                     count = min(self.batch, target - planned)
                     todo.append(_Range(planned + 1, count))
                     planned += count
@@ -221,8 +224,12 @@ class BlockSync:
             return
         items = response.items[: rng.count]
         if response.start != rng.start or not items:
-            if response.start != rng.start:
-                self.node.penalize(peer, Offence.BAD_RESPONSE)
+            # Nothing (or the wrong range) from a peer that claimed these heights:
+            # charge it and stop believing its claim [WIRE-SYNC.6].
+            self.node.penalize(peer, Offence.BAD_RESPONSE)
+            claimed = self.peer_heights.get(peer.address)
+            if claimed is not None:
+                self.peer_heights[peer.address] = min(claimed, rng.start - 1)
             excluded.setdefault(rng.start, set()).add(peer.address)
             todo.append(rng)
             return

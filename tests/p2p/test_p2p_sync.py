@@ -79,3 +79,24 @@ async def test_wire_sync_6_forged_blocks_cost_the_sender_and_are_fetched_elsewhe
         assert served["liar"] >= 1
         liar_peer = late.peers.get(liar.address)
         assert liar_peer is None or liar_peer.score.value < 0
+
+
+async def test_wire_sync_6_peer_claiming_a_huge_height_is_charged_and_ignored() -> None:
+    served: Counter[str] = Counter()
+    async with AsyncExitStack() as stack:
+        honest = await start_node(stack, "honest")
+        BlockSync(honest, chain_of(120, served, "honest"), batch=50).start()
+        liar = await start_node(stack, "liar")
+
+        class Boaster(CountingChain):
+            def height(self) -> int:
+                return 10**15  # claims blocks it does not have
+
+        BlockSync(liar, Boaster(served, "liar"), batch=50).start()
+        late_chain = HashChain(CHAIN_ID, {bytes(VALIDATOR.public_key)})
+        late = await start_node(stack, "late", bootstrap=(honest.endpoint, liar.endpoint))
+        late_sync = BlockSync(late, late_chain, batch=50)
+        late_sync.start()
+        await wait_until(late_sync.caught_up.is_set, timeout=30)
+        assert late_chain.height() == 120
+        assert late_sync.peer_heights[liar.address] < 10**15
