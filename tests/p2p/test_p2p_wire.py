@@ -11,6 +11,7 @@ from chain.encoding import encode
 from p2p.addrbook import AddressBook
 from p2p.scoring import BanList, Offence, PeerScore, TokenBucket
 from p2p.wire import (
+    CHUNK_SIZE,
     MAX_FRAME_SIZE,
     MAX_IDS,
     MESSAGE_TYPES,
@@ -114,3 +115,55 @@ def test_wire_pex_3_backoff_grows_and_resets() -> None:
     assert book.candidates(0.0, set(), own, set()) == []  # type: ignore[arg-type]
     book.succeeded(ep, b"\x01" * 20, 0.0)  # type: ignore[arg-type]
     assert book.entries[ep].failures == 0
+
+
+def _general_decode(frame: bytes) -> object:
+    import p2p.wire as wire
+
+    saved = wire._FAST_CHUNK_MIN
+    wire._FAST_CHUNK_MIN = 1 << 40
+    try:
+        return decode_frame(frame)
+    except MalformedFrame as e:
+        return ("malformed", e.code)
+    finally:
+        wire._FAST_CHUNK_MIN = saved
+
+
+def _fast_decode(frame: bytes) -> object:
+    try:
+        return decode_frame(frame)
+    except MalformedFrame as e:
+        return ("malformed", e.code)
+
+
+BIG = CHUNK_SIZE + 1
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        encode_frame(Chunk(0, b"\x01" * 70_000)),
+        encode_frame(Chunk(200, b"\x02" * 100_000)),
+        encode_frame(Chunk(70_000, b"\x03" * (1 << 20))),
+        encode_frame(Chunk(2**40, b"\x04" * 65_536)),
+        # Non-canonical twins: non-minimal req_id, non-minimal bin header, trailing byte.
+        b"\x93\xa5chunk\xcd\x00\x07" + b"\xc6" + (70_000).to_bytes(4, "big") + b"\x05" * 70_000,
+        b"\x93\xa5chunk\x07" + b"\xc6" + (65_000).to_bytes(4, "big") + b"\x05" * 65_000,
+        b"\x93\xa5chunk\x07" + b"\xc6" + (70_000).to_bytes(4, "big") + b"\x05" * 70_001,
+        b"\x93\xa5chunk\x07"
+        + b"\xc6"
+        + (CHUNK_SIZE + 1).to_bytes(4, "big")
+        + b"\x05" * (CHUNK_SIZE + 1),
+        b"\x93\xa5chunk\xa1x" + b"\xc6" + (70_000).to_bytes(4, "big") + b"\x05" * 70_000,
+    ],
+)
+def test_wire_frame_2_chunk_fast_path_agrees_with_the_general_path(frame: bytes) -> None:
+    assert _fast_decode(frame) == _general_decode(frame)
+
+
+def test_wire_frame_2_chunk_fast_path_takes_canonical_chunks() -> None:
+    from p2p.wire import _decode_chunk_fast
+
+    frame = encode_frame(Chunk(70_000, b"\x03" * CHUNK_SIZE))
+    assert _decode_chunk_fast(frame) == Chunk(70_000, b"\x03" * CHUNK_SIZE)
