@@ -14,6 +14,8 @@ from p2p.config import P2PConfig
 from p2p.gossip import Gossip
 from p2p.gossip_core import Verdict
 from p2p.node import Node
+from p2p.sync import BlockSync
+from p2p.testchain import HashChain
 
 
 async def test_wire_pex_2_peer_exchange_finds_nodes_not_in_config() -> None:
@@ -86,6 +88,9 @@ async def test_wire_node_stop_leaves_no_task_behind() -> None:
         b = await start_node(stack, "b", bootstrap=(a.endpoint,))
         Gossip(a).start()
         Gossip(b).start()
+        chain = HashChain(CHAIN_ID, set())
+        BlockSync(a, chain).start()
+        BlockSync(b, HashChain(CHAIN_ID, set())).start()
         await wait_until(lambda: a.address in b.peers)
     await asyncio.sleep(0)
     assert set(asyncio.all_tasks()) - before == set()
