@@ -13,9 +13,8 @@ class Offence(enum.Enum):
 
     MALFORMED_FRAME = 25
     OVERSIZED_FRAME = 100
-    INVALID_SIGNATURE = 50
     REJECTED_MESSAGE = 20
-    """The topic validator rejected a gossip message (e.g. a bad transaction)."""
+    """The topic validator rejected a gossip message: invalid signature, malformed transaction."""
     DUPLICATE_FROM_SAME_PEER = 5
     """The same gossip message sent twice by one peer: honest nodes forward once."""
     FLOOD = 2

@@ -83,10 +83,10 @@ def test_wire_frame_2_non_canonical_integer_is_refused() -> None:
 
 def test_wire_score_3_ban_after_threshold_and_recovery() -> None:
     score = PeerScore()
-    for _ in range(4):
-        score.charge(Offence.INVALID_SIGNATURE, 0.0, 1.0)
-    assert score.value == -200
-    assert score.current(50.0, 1.0) == -150
+    for _ in range(5):
+        score.charge(Offence.REJECTED_MESSAGE, 0.0, 1.0)
+    assert score.value == -100
+    assert score.current(50.0, 1.0) == -50
     assert score.current(1000.0, 1.0) == 0
     bans = BanList()
     bans.ban(b"a" * 20, now=0.0, seconds=10)  # type: ignore[arg-type]
