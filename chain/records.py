@@ -249,7 +249,8 @@ class Params:
     """Protocol parameters, fixed at genesis [PARAMS.*]; defaults defended in the spec."""
 
     max_block_txs: int = 20_000
-    max_block_bytes: int = 16 * 1024 * 1024
+    max_block_bytes: int = 2 * 1024 * 1024
+    """Sum of the block's transaction sizes; within consensus's 2 MiB proposal cap."""
     min_job_duration_ms: int = 1_000
     max_job_duration_ms: int = 30 * 24 * 3600 * 1000
     min_window_ms: int = 1_000

@@ -149,6 +149,11 @@ def validate_header(state: State, header: BlockHeader, tx_count: int) -> None:
         raise InvalidBlock("too_many_txs", f"more than {state.params.max_block_txs} transactions")
 
 
+def body_size(txs: Iterable[SignedTransaction]) -> int:
+    """[BLOCK-SIZE.1] What ``max_block_bytes`` bounds: the sum of transaction sizes."""
+    return sum(len(tx.wire) for tx in txs)
+
+
 def execute(state: State, height: Height, time_ms: TimeMs, chain_id: str,
             txs: Iterable[SignedTransaction], cache: SignatureCache | None = None,
             *, drop_invalid: bool = False) -> tuple[BlockOutput, list[SignedTransaction],
@@ -181,6 +186,9 @@ def apply_block(state: State, block: Block, cache: SignatureCache | None = None)
     """[BLOCK-APPLY.1] Validates and executes ``block``; raises ``InvalidBlock`` on any fault."""
     header = block.header
     validate_header(state, header, len(block.txs))
+    if body_size(block.txs) > state.params.max_block_bytes:
+        raise InvalidBlock("block_too_large", f"transactions exceed "
+                                              f"{state.params.max_block_bytes} bytes")
     if tx_root(block.txs) != header.tx_root:
         raise InvalidBlock("wrong_tx_root", "transaction root does not match the body")
     output, _, _ = execute(state, header.height, header.time_ms, state.chain_id, block.txs, cache)
@@ -195,8 +203,14 @@ def build_block(state: State, txs: Iterable[SignedTransaction], time_ms: TimeMs,
                 ) -> tuple[Block, BlockOutput, list[tuple[SignedTransaction, ChainError]]]:
     """The proposer's side: execute, drop what is invalid, and seal the header."""
     height = Height(state.height + 1)
-    limit = state.params.max_block_txs
-    candidates = list(txs)[:limit]
+    candidates: list[SignedTransaction] = []
+    size = 0
+    for tx in txs:
+        if len(candidates) >= state.params.max_block_txs or \
+                size + len(tx.wire) > state.params.max_block_bytes:
+            break
+        candidates.append(tx)
+        size += len(tx.wire)
     output, included, dropped = execute(state, height, time_ms, state.chain_id, candidates,
                                         cache, drop_invalid=True)
     header = BlockHeader(state.chain_id, height, time_ms, state.block_hash, proposer,

@@ -327,3 +327,21 @@ def test_invalid_governance_last_validator_and_banned_target() -> None:
     new_key = PrivateKey.from_seed(b"alice")  # the banned key tries to come back as validator
     assert chain.reject(chain.tx("v0", GovernancePropose(
         GovernanceAction("add_validator", new_key.public_key, 1)))) == "target_banned"
+
+
+def test_block_size_bound_proposer_and_validator() -> None:
+    """[BLOCK-SIZE.1] The proposer stops at max_block_bytes; a larger block is invalid."""
+    import dataclasses as dc
+
+    from chain.blocks import Block, BlockHeader, tx_root
+    from chain.records import Params
+    from chain.transition import build_block
+
+    chain = Chain(params=Params(max_block_bytes=1_000))
+    txs = [chain.tx("alice", Transfer(chain.addr("bob"), Amount(1))) for _ in range(20)]
+    block, _, _ = build_block(chain.state, txs, chain.now + 1000, chain.addr("v0"))
+    assert 0 < len(block.txs) < 20 and sum(len(t.wire) for t in block.txs) <= 1_000
+    header: BlockHeader = dc.replace(block.header, tx_root=tx_root(txs))
+    with pytest.raises(InvalidBlock) as e:
+        apply_block(chain.state, Block(header, tuple(txs)))
+    assert e.value.code == "block_too_large"
