@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from chain.blocks import Block
 from chain.encoding import decode, encode
 from chain.errors import ChainError
-from chain.state import Change, State, decode_record
+from chain.state import Change, State, decode_record, encode_record
 from chain.types import Hash32, Height, TimeMs
 
 metadata = sa.MetaData()
@@ -120,7 +120,7 @@ class Storage:
     # --- writes -------------------------------------------------------------------------
 
     def init_genesis(self, genesis_hash: Hash32, state: State) -> None:
-        rows = [{"tbl": t, "key": k, "value": _enc(t, v)}
+        rows = [{"tbl": t, "key": k, "value": encode_record(t, v)}
                 for t, table in state.tables.items() for k, v in table.items()]
         with self._write() as conn:
             if conn.execute(sa.select(meta_table.c.key)).first() is not None:
@@ -220,12 +220,6 @@ class Storage:
             row = conn.execute(sa.select(txs_table.c.height, txs_table.c.idx)
                                .where(txs_table.c.hash == tx_hash)).first()
         return None if row is None else (int(row[0]), int(row[1]))
-
-
-def _enc(table: str, value: Any) -> bytes:
-    from chain.state import encode_record
-
-    return encode_record(table, value)
 
 
 def _redact(url: str) -> str:

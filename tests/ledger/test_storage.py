@@ -18,7 +18,7 @@ from chain.genesis import genesis_state
 from chain.ledger import GenesisMismatch, Ledger
 from chain.storage import Storage, StorageError, metadata, sqlite_url
 from chain.transactions import PostJob, Transfer
-from chain.transition import advance, apply_block
+from chain.transition import advance, apply_block, build_block
 from chain.types import Amount
 from tests.ledger.harness import Chain, job_spec, make_genesis
 
@@ -81,8 +81,8 @@ def test_failed_commit_leaves_no_half_block(db_url: str) -> None:
 
     sa.event.listen(engine, "before_cursor_execute", explode)
     tx = chain.tx("bob", Transfer(chain.addr("carol"), Amount(2)))
-    block, _, _ = __import__("chain.transition", fromlist=["build_block"]).build_block(
-        chain.state, [tx], chain.now + 1000, chain.addr("v0"), chain.cache)
+    block, _, _ = build_block(chain.state, [tx], chain.now + 1000, chain.addr("v0"),
+                              chain.cache)
     with pytest.raises((StorageError, RuntimeError)):
         chain.ledger.apply(block)
     sa.event.remove(engine, "before_cursor_execute", explode)
