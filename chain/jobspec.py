@@ -142,7 +142,9 @@ class JobSpec:
 
     kind: str
     image_digest: Hash32
-    """SHA-256 content address of the job image (the blob workers fetch and check)."""
+    """The image id (SHA-256 of the image config, [JOB-IMAGE.2]): what the engine checks."""
+    image_blob: Hash32
+    """Blob id (``chain.content``) of the saved-image tar that workers fetch by."""
     image_ref: str
     """Human-readable name of the image; informational only."""
     entry_points: tuple[tuple[str, tuple[str, ...]], ...]
@@ -170,7 +172,7 @@ class JobSpec:
 
     def to_wire(self) -> list[Any]:
         return [
-            self.kind, self.image_digest, self.image_ref,
+            self.kind, self.image_digest, self.image_blob, self.image_ref,
             {k: list(v) for k, v in self.entry_points},
             self.limits.to_wire(), [p.to_wire() for p in self.search_space],
             self.bounty, self.expiry_ms, self.loss_tolerance, self.voting.to_wire(),
@@ -179,9 +181,9 @@ class JobSpec:
 
     @classmethod
     def from_wire(cls, v: Any) -> JobSpec:
-        a = F.array(v, "spec", 11)
+        a = F.array(v, "spec", 12)
         kind = F.one_of(a[0], "spec.kind", JOB_KINDS)
-        eps = a[3]
+        eps = a[4]
         if not isinstance(eps, dict) or len(eps) > 8:
             raise DecodeError("bad field 'spec.entry_points': map of at most 8", code="bad_field")
         entry_points = tuple(
@@ -196,23 +198,24 @@ class JobSpec:
         if any(not argv for _, argv in entry_points):
             raise DecodeError("entry point command is empty", code="bad_field")
         params = tuple(
-            ParamSpec.from_wire(p) for p in F.array(a[5], "spec.search_space", max_len=MAX_PARAMS)
+            ParamSpec.from_wire(p) for p in F.array(a[6], "spec.search_space", max_len=MAX_PARAMS)
         )
         if len({p.name for p in params}) != len(params):
             raise DecodeError("duplicate hyperparameter name", code="bad_field")
-        tolerance = F.finite_float(a[8], "spec.loss_tolerance")
+        tolerance = F.finite_float(a[9], "spec.loss_tolerance")
         if tolerance < 0:
             raise DecodeError("loss tolerance must be >= 0", code="bad_field")
         return cls(
             kind=kind,
             image_digest=F.hash32(a[1], "spec.image_digest"),
-            image_ref=F.text(a[2], "spec.image_ref", 256),
+            image_blob=F.hash32(a[2], "spec.image_blob"),
+            image_ref=F.text(a[3], "spec.image_ref", 256),
             entry_points=entry_points,
-            limits=ResourceLimits.from_wire(a[4]),
+            limits=ResourceLimits.from_wire(a[5]),
             search_space=params,
-            bounty=F.amount(a[6], "spec.bounty"),
-            expiry_ms=TimeMs(F.uint(a[7], "spec.expiry_ms")),
+            bounty=F.amount(a[7], "spec.bounty"),
+            expiry_ms=TimeMs(F.uint(a[8], "spec.expiry_ms")),
             loss_tolerance=tolerance,
-            voting=VotingParams.from_wire(a[9]),
-            description=F.text(a[10], "spec.description", 1024),
+            voting=VotingParams.from_wire(a[10]),
+            description=F.text(a[11], "spec.description", 1024),
         )

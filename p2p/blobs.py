@@ -1,20 +1,21 @@
 """Blob transfer: serve stored blobs, fetch missing ones in checked chunks [WIRE-BLOB.*].
 
-Fetching ``blob`` (its SHA-256):
+Fetching ``blob`` (its chunk-list id, ``chain.content.blob_id``):
 
-1. Ask every peer that announced it (``BlobHave``; else every peer) for its
-   manifest: size and the SHA-256 of each 1 MiB chunk. A size over the
-   store's bound is refused before anything is written [WIRE-BLOB.6]. The
-   manifest most peers agree on is used; peers that sent another are not.
-2. Pull chunks from all those peers at once, a few requests in flight per
+1. Ask peers that announced it (``BlobHave``; else every peer) for its
+   manifest: size and the SHA-256 of each 1 MiB chunk. The manifest must
+   hash to ``blob`` [WIRE-BLOB.4], so one honest answer is enough and a lying
+   peer is caught at once. A size over the store's bound is refused before
+   anything is written [WIRE-BLOB.6].
+2. Pull chunks from all announcers at once, a few requests in flight per
    peer. Each chunk is checked against the manifest on arrival and written at
    its offset in ``partial/<hex>``; a bad chunk costs its sender score and
    that peer is dropped from this fetch [WIRE-BLOB.5].
 3. A peer that disconnects or stalls hands its chunks back to the others;
    peers that announce the blob later join in. A fetch that restarts first
    re-checks what the partial file already holds [WIRE-BLOB.8].
-4. When every chunk is in, the whole file must hash to ``blob``; only then is
-   it renamed into the store [WIRE-BLOB.7].
+4. When every chunk is in, the file is flushed and renamed into the store
+   [WIRE-BLOB.7]. Every byte was hashed exactly once, on arrival.
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ import contextlib
 import hashlib
 import logging
 import os
-import queue
+import threading
 from collections import Counter, deque
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
+from chain.content import blob_id, chunk_count
 from chain.types import Address
-from p2p.blobstore import BlobCorrupt, BlobStore, BlobTooLarge, BlobUnavailable, chunk_count
+from p2p.blobstore import BlobStore, BlobTooLarge, BlobUnavailable
 from p2p.node import Node, RequestFailed
 from p2p.peer import PeerConnection
 from p2p.scoring import Offence
@@ -44,12 +47,11 @@ from p2p.wire import (
     GetManifest,
     Manifest,
     NotFound,
+    chunk_frame_header,
 )
+from p2p.writeback import start_writeback
 
 log = logging.getLogger(__name__)
-
-_HASH_AHEAD = 32
-"""Chunks kept in memory while waiting for the hash prefix to reach them."""
 
 Progress = Callable[[int, int], None]
 """Called with (verified bytes so far, total bytes)."""
@@ -58,7 +60,7 @@ Progress = Callable[[int, int], None]
 class BlobService:
     """Serves the local store and fetches blobs from peers."""
 
-    def __init__(self, node: Node, store: BlobStore, *, window: int = 4) -> None:
+    def __init__(self, node: Node, store: BlobStore, *, window: int = 8) -> None:
         self.node = node
         self.store = store
         self.window = window
@@ -104,11 +106,13 @@ class BlobService:
         await peer.send(Manifest(message.req_id, message.blob, size, hashes))
 
     async def _on_get_chunk(self, peer: PeerConnection, message: GetChunk) -> None:
-        data = self.store.read_chunk(message.blob, message.index)
-        if data is None:
+        frame = self.store.read_chunk_frame(
+            message.blob, message.index, partial(chunk_frame_header, message.req_id)
+        )
+        if frame is None:
             await peer.send(NotFound(message.req_id))
             return
-        await peer.send(Chunk(message.req_id, data))
+        await peer.send_frame(frame)
 
     # -- fetching ----------------------------------------------------------
 
@@ -117,9 +121,8 @@ class BlobService:
     ) -> Path:
         """Fetches ``blob`` into the store and returns its path.
 
-        Raises ``BlobTooLarge``, ``BlobCorrupt`` (final hash mismatch; nothing
-        kept), or ``BlobUnavailable`` when no peer serves it for ``patience``
-        seconds.
+        Raises ``BlobTooLarge``, or ``BlobUnavailable`` when no peer serves it
+        (a correct manifest and every chunk) for ``patience`` seconds.
         """
         if self.store.has(blob):
             return self.store.path(blob)
@@ -131,13 +134,6 @@ class BlobService:
                 f.truncate(size)
         transfer = _Transfer(self, blob, size, hashes, done, part, progress)
         await transfer.run(sources, patience)
-        if transfer.hashed != len(hashes) or transfer.whole.digest() != blob:
-            part.unlink(missing_ok=True)
-            for address in sources:
-                peer = self.node.peers.get(address)
-                if peer is not None:
-                    self.node.penalize(peer, Offence.BAD_RESPONSE)
-            raise BlobCorrupt(f"fetched bytes do not hash to {blob.hex()}; discarded")
         await asyncio.to_thread(self.store.commit_verified, blob, part, size, hashes)
         self.announce(blob)
         return self.store.path(blob)
@@ -145,23 +141,16 @@ class BlobService:
     async def _agree_on_manifest(
         self, blob: bytes, patience: float
     ) -> tuple[int, list[bytes], set[Address]]:
-        """[WIRE-BLOB.4] The (size, chunk hashes) most responding peers agree on."""
+        """[WIRE-BLOB.4] The (size, chunk hashes) that hash to ``blob``, and who sent it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + patience
         while True:
             peers = self._candidates(blob)
             answers = await asyncio.gather(*(self._ask_manifest(p, blob) for p in peers))
-            votes: Counter[tuple[int, tuple[bytes, ...]]] = Counter()
-            voters: dict[tuple[int, tuple[bytes, ...]], set[Address]] = {}
-            for peer, answer in zip(peers, answers, strict=True):
-                if answer is None:
-                    continue
-                key = (answer.size, tuple(answer.chunk_hashes))
-                votes[key] += 1
-                voters.setdefault(key, set()).add(peer.address)
-            if votes:
-                (size, hashes), _ = votes.most_common(1)[0]
-                return size, list(hashes), voters[(size, hashes)]
+            good = [(p, a) for p, a in zip(peers, answers, strict=True) if a is not None]
+            if good:
+                first = good[0][1]
+                return first.size, list(first.chunk_hashes), {p.address for p, _ in good}
             if loop.time() >= deadline:
                 raise BlobUnavailable(f"no peer serves blob {blob.hex()}")
             self._changed.clear()
@@ -181,7 +170,8 @@ class BlobService:
             return None
         if not isinstance(answer, Manifest):
             return None
-        if answer.blob != blob or len(answer.chunk_hashes) != chunk_count(answer.size):
+        if (answer.blob != blob or len(answer.chunk_hashes) != chunk_count(answer.size)
+                or blob_id(answer.size, answer.chunk_hashes) != blob):
             self.node.penalize(peer, Offence.BAD_RESPONSE)
             return None
         if answer.size > self.store.max_blob_size or answer.size > MAX_MANIFEST_CHUNKS * CHUNK_SIZE:
@@ -215,13 +205,9 @@ class _Transfer:
         self.progress = progress
         self.received = sum(self._chunk_len(i) for i in done)
         self.active: Counter[Address] = Counter()
-        self.whole = hashlib.sha256()
-        self._hash_queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        """SHA-256 of the verified prefix, advanced as chunks are written."""
-        self.hashed = 0
-        self.ahead: dict[int, bytes] = {}
-        self.verified: asyncio.Queue[tuple[int, bytes, Address]] = asyncio.Queue(16)
-        """Checked chunks waiting for the writer (bounds memory to 16 chunks)."""
+        self.fd = -1
+        self._fd_lock = threading.Lock()
+        """Close waits for a write in flight: a cancelled fetch must not write to a reused fd."""
         self.excluded: set[Address] = set()
 
     def _chunk_len(self, index: int) -> int:
@@ -231,12 +217,9 @@ class _Transfer:
         if self.progress is not None:
             self.progress(self.received, self.size)
         loop = asyncio.get_running_loop()
-        fd = os.open(self.part, os.O_RDWR)
-        hasher = asyncio.create_task(asyncio.to_thread(self._hash_thread))
+        self.fd = os.open(self.part, os.O_RDWR)
         try:
-            self._drain_prefix(fd)  # chunks kept from an earlier attempt
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._write_verified(fd))
                 idle_since = loop.time()
                 while len(self.done) < len(self.hashes):
                     announced = self.service.announcers.get(self.blob, set())
@@ -255,36 +238,9 @@ class _Transfer:
                         async with asyncio.timeout(0.5):
                             await self.service._changed.wait()
         finally:
-            self._hash_queue.put(None)  # the thread always ends, even on error
-            await asyncio.shield(hasher)
-            os.close(fd)
-
-    def _hash_thread(self) -> None:
-        """Feeds the whole-blob hash on its own thread so it overlaps with receiving."""
-        while (data := self._hash_queue.get()) is not None:
-            self.whole.update(data)
-
-    def _advance_hash(self, fd: int, index: int, data: bytes) -> None:
-        """[WIRE-BLOB.7] Extends the whole-blob hash over the contiguous verified prefix.
-
-        Chunks that arrive ahead of the prefix wait in memory (at most
-        ``_HASH_AHEAD`` of them) or are read back from the file later.
-        """
-        if index != self.hashed:
-            if len(self.ahead) < _HASH_AHEAD:
-                self.ahead[index] = data
-            return
-        self._hash_queue.put(data)
-        self.hashed += 1
-        self._drain_prefix(fd)
-
-    def _drain_prefix(self, fd: int) -> None:
-        while self.hashed in self.done:
-            nxt = self.ahead.pop(self.hashed, None)
-            if nxt is None:
-                nxt = os.pread(fd, self._chunk_len(self.hashed), self.hashed * CHUNK_SIZE)
-            self._hash_queue.put(nxt)
-            self.hashed += 1
+            with self._fd_lock:
+                os.close(self.fd)
+                self.fd = -1
 
     async def _worker(self, peer: PeerConnection) -> None:
         """Pulls chunks from one peer until none are missing or the peer fails."""
@@ -302,38 +258,42 @@ class _Transfer:
                     self.excluded.add(peer.address)
                     return
                 data = answer.data if isinstance(answer, Chunk) else None
-                if data is None or not await asyncio.to_thread(self._check, index, data):
+                if data is None or not await asyncio.to_thread(self._check_and_write, index, data):
                     if data is not None:
                         self.node.penalize(peer, Offence.BAD_RESPONSE)
                     self.missing.appendleft(index)
                     self.excluded.add(peer.address)
                     self.service._changed.set()
                     return
-                await self.verified.put((index, data, peer.address))
-            if len(self.done) == len(self.hashes):
-                self.service._changed.set()
+                self._record(index, peer.address)
         finally:
             self.active[peer.address] -= 1
             if self.active[peer.address] <= 0:
                 del self.active[peer.address]
                 self.service._changed.set()
 
-    def _check(self, index: int, data: bytes) -> bool:
-        """[WIRE-BLOB.5] A chunk must have the manifest's length and hash."""
-        return (
-            len(data) == self._chunk_len(index)
-            and hashlib.sha256(data).digest() == self.hashes[index]
-        )
+    def _check_and_write(self, index: int, data: bytes | memoryview) -> bool:
+        """[WIRE-BLOB.5] Checks a chunk's length and hash, then writes it at its offset.
 
-    async def _write_verified(self, fd: int) -> None:
-        """Writes checked chunks in arrival order and advances the whole-blob hash."""
-        while len(self.done) < len(self.hashes):
-            index, data, source = await self.verified.get()
-            os.pwrite(fd, data, index * CHUNK_SIZE)
-            self.done.add(index)
-            self._advance_hash(fd, index, data)
-            self.service.chunks_from.setdefault(self.blob, Counter())[source] += 1
-            self.received += self._chunk_len(index)
-            if self.progress is not None:
-                self.progress(self.received, self.size)
-        self.service._changed.set()
+        Runs on a worker thread (hashlib and pwrite release the GIL), so the
+        event loop keeps receiving while chunks are hashed and written.
+        """
+        if len(data) != self._chunk_len(index):
+            return False
+        if hashlib.sha256(data).digest() != self.hashes[index]:
+            return False
+        with self._fd_lock:
+            if self.fd < 0:
+                return False
+            os.pwrite(self.fd, data, index * CHUNK_SIZE)
+            start_writeback(self.fd, index * CHUNK_SIZE, len(data))
+        return True
+
+    def _record(self, index: int, source: Address) -> None:
+        self.done.add(index)
+        self.service.chunks_from.setdefault(self.blob, Counter())[source] += 1
+        self.received += self._chunk_len(index)
+        if self.progress is not None:
+            self.progress(self.received, self.size)
+        if len(self.done) == len(self.hashes):
+            self.service._changed.set()

@@ -1,11 +1,11 @@
 """Content-addressed blob store on disk [WIRE-BLOB.*].
 
-A blob is named by the SHA-256 of its bytes. ``<root>/blobs/<hex>`` holds only
-complete, verified blobs: every write goes to a temporary file first, is
-hashed, flushed and renamed into place, so a crash or a bad peer never leaves
-a corrupt byte under a blob's name [WIRE-BLOB.7]. ``<root>/manifests/<hex>``
-caches each blob's chunk hashes; ``<root>/partial/<hex>`` holds downloads in
-progress (see ``p2p.blobs``).
+A blob is named by its chunk-list id (``chain.content.blob_id``).
+``<root>/blobs/<hex>`` holds only complete, verified blobs: every write goes
+to a temporary file first, is hashed, flushed and renamed into place, so a
+crash or a bad peer never leaves a corrupt byte under a blob's name
+[WIRE-BLOB.7]. ``<root>/manifests/<hex>`` caches each blob's chunk hashes;
+``<root>/partial/<hex>`` holds downloads in progress (see ``p2p.blobs``).
 """
 
 from __future__ import annotations
@@ -13,10 +13,16 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
+from chain.content import CHUNK_SIZE, blob_id, chunk_count, hash_file
 from chain.encoding import decode, encode
-from p2p.wire import CHUNK_SIZE
+
+__all__ = [
+    "BlobCorrupt", "BlobError", "BlobStore", "BlobTooLarge", "BlobUnavailable",
+    "blob_id", "chunk_count",
+]
 
 
 class BlobError(Exception):
@@ -30,7 +36,7 @@ class BlobTooLarge(BlobError):
 
 
 class BlobCorrupt(BlobError):
-    """The bytes do not hash to the blob's name."""
+    """The bytes (or a manifest) do not hash to the blob's name."""
 
     code = "blob_corrupt"
 
@@ -39,21 +45,6 @@ class BlobUnavailable(BlobError):
     """No peer could serve the blob."""
 
     code = "blob_unavailable"
-
-
-def chunk_count(size: int) -> int:
-    return (size + CHUNK_SIZE - 1) // CHUNK_SIZE
-
-
-def _hash_file(path: Path) -> tuple[bytes, list[bytes]]:
-    """The blob hash and the per-chunk hashes of a file, in one pass."""
-    whole = hashlib.sha256()
-    chunks: list[bytes] = []
-    with path.open("rb") as f:
-        while data := f.read(CHUNK_SIZE):
-            whole.update(data)
-            chunks.append(hashlib.sha256(data).digest())
-    return whole.digest(), chunks
 
 
 class BlobStore:
@@ -90,9 +81,10 @@ class BlobStore:
         side = self.root / "manifests" / blob.hex()
         try:
             size, hashes = decode(side.read_bytes(), max_size=64 * 1024 * 1024)
-        except (OSError, ValueError, Exception):
-            _, hashes = _hash_file(self.path(blob))
-            size = self.path(blob).stat().st_size
+            if blob_id(int(size), hashes) != blob:
+                raise ValueError("manifest does not match the blob id")
+        except (OSError, ValueError, TypeError, Exception):
+            _, size, hashes = hash_file(self.path(blob))
             side.write_bytes(encode([size, hashes]))
         self._manifests[blob] = (int(size), list(hashes))
         return self._manifests[blob]
@@ -105,8 +97,34 @@ class BlobStore:
             f.seek(index * CHUNK_SIZE)
             return f.read(CHUNK_SIZE)
 
+    def read_chunk_frame(
+        self, blob: bytes, index: int, header: Callable[[int], bytes]
+    ) -> bytearray | None:
+        """``header(length) + chunk`` in one buffer, the chunk read straight into it.
+
+        The serving path: one copy from the page cache instead of three.
+        """
+        manifest = self.manifest(blob)
+        if manifest is None or not 0 <= index < len(manifest[1]):
+            return None
+        size = manifest[0]
+        length = min(CHUNK_SIZE, size - index * CHUNK_SIZE)
+        head = header(length)
+        out = bytearray(len(head) + length)
+        out[: len(head)] = head
+        with self.path(blob).open("rb", buffering=0) as f:
+            f.seek(index * CHUNK_SIZE)
+            view = memoryview(out)[len(head) :]
+            got = 0
+            while got < length:
+                n = f.readinto(view[got:])
+                if not n:
+                    return None  # the file shrank under us: serve nothing rather than garbage
+                got += n
+        return out
+
     def put_bytes(self, data: bytes) -> bytes:
-        """Stores ``data``; returns its name (SHA-256)."""
+        """Stores ``data``; returns its name (``chain.content.blob_id``)."""
         if len(data) > self.max_blob_size:
             raise BlobTooLarge(f"{len(data)} bytes exceeds {self.max_blob_size}")
         tmp = self.root / "tmp" / f"put-{os.getpid()}-{id(data)}"
@@ -127,11 +145,10 @@ class BlobStore:
 
     def adopt(self, tmp: Path, *, expected: bytes | None = None) -> bytes:
         """[WIRE-BLOB.7] Hash a finished temp file, then rename it under its name (or delete it)."""
-        blob, hashes = _hash_file(tmp)
+        blob, size, hashes = hash_file(tmp)
         if expected is not None and blob != expected:
             tmp.unlink(missing_ok=True)
             raise BlobCorrupt(f"content hashes to {blob.hex()}, expected {expected.hex()}")
-        size = tmp.stat().st_size
         with tmp.open("rb+") as f:
             os.fsync(f.fileno())
         (self.root / "manifests" / blob.hex()).write_bytes(encode([size, hashes]))
@@ -140,7 +157,13 @@ class BlobStore:
         return blob
 
     def commit_verified(self, blob: bytes, part: Path, size: int, hashes: list[bytes]) -> None:
-        """[WIRE-BLOB.7] Flush and rename a download whose bytes were hashed to ``blob``."""
+        """[WIRE-BLOB.7] Flush and rename a download whose every chunk was checked.
+
+        ``hashes`` must hash to ``blob`` (checked when the manifest arrived), so
+        a file whose chunks all match them is the blob.
+        """
+        if blob_id(size, hashes) != blob:
+            raise BlobCorrupt(f"manifest does not hash to {blob.hex()}")
         with part.open("rb+") as f:
             os.fsync(f.fileno())
         (self.root / "manifests" / blob.hex()).write_bytes(encode([size, hashes]))

@@ -77,7 +77,7 @@ class PeerConnection:
         self.score = PeerScore()
         self.msg_bucket = TokenBucket(rate_msgs, rate_burst)
         self.byte_bucket = TokenBucket(rate_bytes, rate_bytes)
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[bytes | bytearray | None] = asyncio.Queue(queue_size)
         self._queue_bytes_limit = queue_bytes
         self._queued_bytes = 0
         self._space = asyncio.Event()
@@ -104,7 +104,7 @@ class PeerConnection:
         """Queues a message, waiting while the queue is full (back-pressure)."""
         await self.send_frame(encode_frame(message))
 
-    async def send_frame(self, frame: bytes) -> None:
+    async def send_frame(self, frame: bytes | bytearray) -> None:
         """Waits while the peer has more than ``queue_bytes`` unsent (it reads too slowly)."""
         while self._queued_bytes >= self._queue_bytes_limit and not self.closed.is_set():
             self._space.clear()
@@ -135,7 +135,7 @@ class PeerConnection:
                 frame = await self._queue.get()
                 if frame is None or self.ws.closed:
                     return
-                await self.ws.send_bytes(frame)
+                await self.ws.send_bytes(frame)  # type: ignore[arg-type]  # bytearray is fine
                 self._queued_bytes -= len(frame)
                 if self._queued_bytes < self._queue_bytes_limit:
                     self._space.set()

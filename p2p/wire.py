@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
+from chain.content import CHUNK_SIZE
 from chain.encoding import decode, encode
 from chain.errors import DecodeError
 
@@ -32,8 +33,6 @@ MAX_PEERS_ENTRIES = 32
 MAX_BLOCKS_PER_REQUEST = 128
 MAX_SYNC_ITEM = _FIELD_ROOM
 """[WIRE-SYNC.3] A block or certificate fits one frame (consensus caps blocks at 2 MiB)."""
-CHUNK_SIZE = 1024 * 1024
-"""[WIRE-BLOB.2] Blobs are cut into 1 MiB chunks; the last may be shorter."""
 MAX_MANIFEST_CHUNKS = 16384
 """[WIRE-BLOB.3] A manifest lists at most 16384 chunks (16 GiB)."""
 MAX_BLOB_HAVE = 64
@@ -308,7 +307,8 @@ class Chunk(Message):
 
     TAG: ClassVar[str] = "chunk"
     req_id: int
-    data: bytes
+    data: bytes | memoryview
+    """A memoryview into the received frame on the fast decode path (no copy)."""
     SCHEMA: ClassVar[tuple[Check, ...]] = (_uint(), _bin(max_len=CHUNK_SIZE))
 
 
@@ -398,7 +398,16 @@ def _decode_chunk_fast(frame: bytes) -> Chunk | None:
         or frame[start:data_start] != _bin_header(length)
     ):
         return None
-    return Chunk(req_id, frame[data_start:])
+    return Chunk(req_id, memoryview(frame)[data_start:])
+
+
+def chunk_frame_header(req_id: int, length: int) -> bytes:
+    """The bytes of ``encode_frame(Chunk(req_id, data))`` before ``data`` (``len(data) == length``).
+
+    Lets a server read a chunk from disk straight into its outgoing frame
+    instead of reading, then copying it once more in msgpack.
+    """
+    return _CHUNK_PREFIX + encode(req_id) + _bin_header(length)
 
 
 def encode_frame(message: Message) -> bytes:

@@ -110,7 +110,7 @@ def build_cmd(directory: Path, blob_path: Path | None, as_json: bool) -> None:
     if as_json:
         out: dict[str, object] = {"image_id": built.image_id, "tag": built.tag}
         if blob is not None:
-            out.update(blob=str(blob.path), blob_sha256=blob.sha256, blob_size=blob.size)
+            out.update(blob=str(blob.path), blob_id=blob.blob_id.hex(), blob_size=blob.size)
         click.echo(json.dumps(out))
     else:
         click.echo(built.image_id)

@@ -6,8 +6,9 @@ lists the SHA-256 of every layer (``rootfs.diff_ids``), and the engine
 checks each layer against it on load, so the id commits to the whole
 image content. The bytes of a ``docker save`` tar are *not* the address:
 the tar format, header times and compression vary between engine
-versions, so two honest exports of one image may differ. The tar's own
-SHA-256 is still reported, for the blob store's transfer checks.
+versions, so two honest exports of one image may differ. The tar's blob id
+(``chain.content.blob_id``) is what peers fetch it by; the posted job
+records it next to the image id (``JobSpec.image_blob``).
 
 The functions work on file paths, so the p2p blob store can hand over a
 file it fetched and checked chunk by chunk.
@@ -27,6 +28,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from chain.content import hash_file
 from sandbox.errors import ImageBlobError, ImageDigestMismatch
 
 IMAGE_ID_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -41,8 +43,8 @@ class ImageBlob:
     path: Path
     image_id: str
     """``sha256:<hex>`` of the image config: the job's digest."""
-    sha256: str
-    """Hex SHA-256 of the file's bytes: for transfer checks only."""
+    blob_id: bytes
+    """Blob id of the file's bytes (``chain.content``): what peers fetch it by."""
     size: int
 
 
@@ -68,15 +70,12 @@ def export_image(client: docker.DockerClient, image_ref: str, dest: Path) -> Ima
     try:
         image = client.images.get(image_ref)
         chunks = image.save(chunk_size=1024 * 1024, named=False)
-        digest = hashlib.sha256()
-        size = 0
         partial = dest.with_name(dest.name + ".partial")
         with open(partial, "wb") as out:
             for chunk in chunks:
                 out.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
         os.replace(partial, dest)
+        blob_id, size, _ = hash_file(dest)
     except docker.errors.ImageNotFound as e:
         raise ImageBlobError(f"no image {image_ref} to export") from e
     except (docker.errors.DockerException, OSError) as e:
@@ -84,7 +83,7 @@ def export_image(client: docker.DockerClient, image_ref: str, dest: Path) -> Ima
     found = blob_image_id(dest)
     if found != image.id:
         raise ImageBlobError(f"exported blob holds {found}, not {image.id}")
-    return ImageBlob(dest, found, digest.hexdigest(), size)
+    return ImageBlob(dest, found, blob_id, size)
 
 
 def blob_image_id(path: Path) -> str:

@@ -57,6 +57,7 @@ def job_spec(bounty: int = 100, expiry_ms: int = GENESIS_TIME + 10_000, *,
     return JobSpec(
         kind="train/v1",
         image_digest=Hash32(b"\x11" * 32),
+        image_blob=Hash32(b"\x12" * 32),
         image_ref="learningchain/job-template:latest",
         entry_points=(("evaluate", ("python", "/job/evaluate.py")),
                       ("train", ("python", "/job/train.py"))),

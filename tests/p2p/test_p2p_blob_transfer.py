@@ -10,25 +10,29 @@ from pathlib import Path
 
 from p2p_harness import ProcNode, start_node, wait_until
 
+from chain.content import CHUNK_SIZE, blob_id
 from p2p.blobs import BlobService
 from p2p.blobstore import BlobStore
 
 SIZE = 200 * 1024 * 1024
 
 
-def write_random_file(path: Path, size: int) -> bytes:
+def write_random_file(path: Path, size: int) -> tuple[bytes, bytes]:
+    """Writes ``size`` random bytes; returns (blob id, plain SHA-256), computed independently."""
     digest = hashlib.sha256()
+    chunk_hashes = []
     with path.open("wb") as f:
-        for _ in range(size // (8 << 20)):
-            block = os.urandom(8 << 20)
+        for _ in range(size // CHUNK_SIZE):
+            block = os.urandom(CHUNK_SIZE)
             digest.update(block)
+            chunk_hashes.append(hashlib.sha256(block).digest())
             f.write(block)
-    return digest.digest()
+    return blob_id(size, chunk_hashes), digest.digest()
 
 
 async def test_wire_blob_200mib_from_three_peers_one_killed_midway(tmp_path: Path) -> None:
     source = tmp_path / "blob.bin"
-    blob = await asyncio.to_thread(write_random_file, source, SIZE)
+    blob, sha256 = await asyncio.to_thread(write_random_file, source, SIZE)
     seeds: list[ProcNode] = []
     try:
         seeds = list(
@@ -68,7 +72,8 @@ async def test_wire_blob_200mib_from_three_peers_one_killed_midway(tmp_path: Pat
             supplied = service.chunks_from[blob]
             assert len(supplied) == 3 and supplied[victim_address] < SIZE // (1 << 20)
             assert (
-                await asyncio.to_thread(lambda: hashlib.sha256(path.read_bytes()).digest()) == blob
+                await asyncio.to_thread(lambda: hashlib.sha256(path.read_bytes()).digest())
+                == sha256
             )
             assert not service.store.partial_path(blob).exists()
     finally:

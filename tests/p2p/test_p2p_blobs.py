@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 from p2p_harness import start_node, wait_until
 
+from chain.content import blob_id_of_bytes
 from chain.encoding import encode
 from p2p.blobs import BlobService
-from p2p.blobstore import BlobCorrupt, BlobStore, BlobTooLarge, BlobUnavailable
+from p2p.blobstore import BlobStore, BlobTooLarge, BlobUnavailable
 from p2p.node import Node
 from p2p.wire import CHUNK_SIZE
 
 DATA = os.urandom(5 * CHUNK_SIZE + 1234)
-BLOB = hashlib.sha256(DATA).digest()
+BLOB = blob_id_of_bytes(DATA)
 
 
 def test_wire_blob_7_store_names_by_hash_and_refuses_oversize(tmp_path: Path) -> None:
@@ -71,7 +72,7 @@ async def test_wire_blob_5_corrupt_chunks_cost_the_sender_and_come_from_elsewher
         assert service.chunks_from[BLOB][bad.address] == 0
 
 
-async def test_wire_blob_7_lying_manifest_keeps_no_byte(tmp_path: Path) -> None:
+async def test_wire_blob_4_lying_manifest_is_refused_and_keeps_no_byte(tmp_path: Path) -> None:
     async with AsyncExitStack() as stack:
         liar = await start_node(stack, "liar")
         store = BlobStore(tmp_path / "liar")
@@ -86,8 +87,10 @@ async def test_wire_blob_7_lying_manifest_keeps_no_byte(tmp_path: Path) -> None:
         node = await start_node(stack, "fetcher", bootstrap=(liar.endpoint,))
         service = BlobService(node, BlobStore(tmp_path / "f"))
         await wait_until(lambda: bool(node.peers))
-        with pytest.raises(BlobCorrupt):
-            await service.fetch(BLOB)
+        with pytest.raises(BlobUnavailable):
+            await service.fetch(BLOB, patience=0.5)
+        liar_peer = node.peers.get(liar.address)
+        assert liar_peer is None or liar_peer.score.value < 0
         assert not service.store.has(BLOB)
         assert not service.store.partial_path(BLOB).exists()
 

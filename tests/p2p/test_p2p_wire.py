@@ -167,3 +167,29 @@ def test_wire_frame_2_chunk_fast_path_takes_canonical_chunks() -> None:
 
     frame = encode_frame(Chunk(70_000, b"\x03" * CHUNK_SIZE))
     assert _decode_chunk_fast(frame) == Chunk(70_000, b"\x03" * CHUNK_SIZE)
+
+
+@pytest.mark.parametrize("req_id", [0, 127, 128, 70_000, 2**40])
+@pytest.mark.parametrize("length", [1, 255, 256, 65_536, CHUNK_SIZE])
+def test_wire_blob_5_server_chunk_frame_is_canonical(req_id: int, length: int) -> None:
+    from p2p.wire import chunk_frame_header
+
+    data = bytes([length % 251]) * length
+    assert chunk_frame_header(req_id, length) + data == encode_frame(Chunk(req_id, data))
+
+
+def test_wire_blob_5_store_builds_chunk_frames_from_disk(tmp_path) -> None:
+    import os
+
+    from p2p.blobstore import BlobStore
+    from p2p.wire import chunk_frame_header
+
+    data = os.urandom(2 * CHUNK_SIZE + 17)
+    store = BlobStore(tmp_path)
+    blob = store.put_bytes(data)
+    for index in range(3):
+        frame = store.read_chunk_frame(blob, index, lambda n, i=index: chunk_frame_header(i, n))
+        piece = data[index * CHUNK_SIZE : (index + 1) * CHUNK_SIZE]
+        assert frame == encode_frame(Chunk(index, piece))
+        assert decode_frame(bytes(frame)) == Chunk(index, piece)
+    assert store.read_chunk_frame(blob, 3, lambda n: chunk_frame_header(0, n)) is None
