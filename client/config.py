@@ -1,0 +1,298 @@
+"""Node configuration: one TOML file, every field checked, one clear error.
+
+Relative paths are relative to the directory of the config file, so a node
+directory (config + key + genesis + data) can be moved as a whole. Example::
+
+    [node]
+    key_file = "node.key"            # scrypt+AES-GCM key file (keys new)
+    passphrase_file = "passphrase"   # or $LC_PASSPHRASE
+    genesis = "genesis.json"
+    data_dir = "data"
+    roles = ["validator", "worker"]  # any of validator, full, worker
+
+    [p2p]
+    host = "127.0.0.1"
+    port = 26601
+    bootstrap = ["127.0.0.1:26602"]
+
+    [api]
+    host = "127.0.0.1"
+    port = 8601
+
+    [storage]
+    url = ""                         # default: SQLite under data_dir
+
+    [consensus]
+    propose_ms = 1000                # base timeouts; the same on every node
+
+    [worker]
+    min_bounty = 1
+    min_time_left_s = 20
+    max_memory_mb = 2048
+    max_cpu_millis = 2000
+    max_time_s = 900
+    max_disk_mb = 2048
+    accept_submitters = []           # addresses (lc1…); empty = everyone
+    accept_images = []               # image ids; empty = any
+    max_attempts = 3                 # training runs per job
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from chain.errors import ChainError
+
+ROLES = ("validator", "full", "worker")
+PASSPHRASE_ENV = "LC_PASSPHRASE"
+
+
+class ConfigError(ChainError):
+    """A config file is missing, unreadable or holds a bad value."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerPolicy:
+    """Which jobs a worker takes and how much of this machine it gives each."""
+
+    min_bounty: int = 1
+    min_time_left_s: float = 20.0
+    """Skip jobs whose claim window closes sooner than this."""
+    max_memory_mb: int = 4096
+    max_cpu_millis: int = 2000
+    max_time_s: int = 1800
+    max_disk_mb: int = 4096
+    accept_submitters: tuple[str, ...] = ()
+    """``lc1…`` addresses; empty accepts everyone."""
+    accept_images: tuple[str, ...] = ()
+    """Image ids (``sha256:…``); empty accepts any image."""
+    max_attempts: int = 3
+    """Training runs per job (each with fresh hyperparameters) while time is left."""
+    verify: bool = True
+    """Re-evaluate revealed models and vote (when this node is an eligible voter)."""
+    cheat_loss_factor: float = 0.0
+    """DEMO/TEST ONLY: when > 0, claim ``factor * measured loss`` (a lie the vote must catch)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusTimeouts:
+    propose_ms: int = 1000
+    prevote_ms: int = 500
+    precommit_ms: int = 500
+    commit_ms: int = 200
+    """Pause after a commit before the next height (collects transactions)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    path: Path
+    """The config file itself."""
+    key_file: Path
+    genesis: Path
+    data_dir: Path
+    roles: tuple[str, ...] = ("full",)
+    passphrase_file: Path | None = None
+    p2p_host: str = "127.0.0.1"
+    p2p_port: int = 0
+    bootstrap: tuple[str, ...] = ()
+    api_host: str = "127.0.0.1"
+    api_port: int = 0
+    storage_url: str = ""
+    consensus: ConsensusTimeouts = field(default_factory=ConsensusTimeouts)
+    worker: WorkerPolicy = field(default_factory=WorkerPolicy)
+
+    @property
+    def is_validator(self) -> bool:
+        return "validator" in self.roles
+
+    @property
+    def is_worker(self) -> bool:
+        return "worker" in self.roles
+
+    def passphrase(self) -> str:
+        """From ``passphrase_file``, else $LC_PASSPHRASE; never from the command line."""
+        if self.passphrase_file is not None:
+            try:
+                return self.passphrase_file.read_text().rstrip("\n")
+            except OSError as e:
+                raise ConfigError(f"cannot read passphrase file {self.passphrase_file}: {e}") from e
+        value = os.environ.get(PASSPHRASE_ENV)
+        if value is None:
+            raise ConfigError(
+                f"{self.path}: no passphrase for {self.key_file}: set [node] passphrase_file "
+                f"or ${PASSPHRASE_ENV}"
+            )
+        return value
+
+    @classmethod
+    def load(cls, path: Path) -> NodeConfig:
+        try:
+            doc = tomllib.loads(path.read_text())
+        except FileNotFoundError as e:
+            raise ConfigError(f"no config file at {path}") from e
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read config {path}: {e}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from e
+        return cls.from_dict(doc, path)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], path: Path) -> NodeConfig:
+        base = path.parent
+        known = {"node", "p2p", "api", "storage", "consensus", "worker"}
+        unknown = set(doc) - known
+        if unknown:
+            raise ConfigError(
+                f"{path}: unknown section(s) {sorted(unknown)}; known: {sorted(known)}"
+            )
+        node = _section(doc, "node", path, {"key_file", "passphrase_file", "genesis", "data_dir",
+                                            "roles"})
+        p2p = _section(doc, "p2p", path, {"host", "port", "bootstrap"})
+        api = _section(doc, "api", path, {"host", "port"})
+        storage = _section(doc, "storage", path, {"url"})
+        roles = tuple(_get(node, "roles", list, path, "node", ["full"]))
+        bad = [r for r in roles if r not in ROLES]
+        if bad or not roles:
+            raise ConfigError(
+                f"{path}: [node] roles must be a non-empty subset of {ROLES}, got {roles}"
+            )
+        passphrase_file = _get(node, "passphrase_file", str, path, "node", None)
+        return cls(
+            path=path,
+            key_file=base / _get(node, "key_file", str, path, "node", "node.key"),
+            genesis=base / _get(node, "genesis", str, path, "node", "genesis.json"),
+            data_dir=base / _get(node, "data_dir", str, path, "node", "data"),
+            roles=roles,
+            passphrase_file=base / passphrase_file if passphrase_file else None,
+            p2p_host=_get(p2p, "host", str, path, "p2p", "127.0.0.1"),
+            p2p_port=_port(_get(p2p, "port", int, path, "p2p", 0), path, "p2p"),
+            bootstrap=tuple(
+                _endpoint(e, path) for e in _get(p2p, "bootstrap", list, path, "p2p", [])
+            ),
+            api_host=_get(api, "host", str, path, "api", "127.0.0.1"),
+            api_port=_port(_get(api, "port", int, path, "api", 0), path, "api"),
+            storage_url=_get(storage, "url", str, path, "storage", ""),
+            consensus=_record(ConsensusTimeouts, doc.get("consensus", {}), path, "consensus"),
+            worker=_record(WorkerPolicy, doc.get("worker", {}), path, "worker"),
+        )
+
+
+def _section(doc: dict[str, Any], name: str, path: Path, allowed: set[str]) -> dict[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: [{name}] must be a table")
+    unknown = set(value) - allowed
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) in [{name}]: {sorted(unknown)}; "
+                          f"known: {sorted(allowed)}")
+    return value
+
+
+def _get(table: dict[str, Any], key: str, kind: type, path: Path, section: str,
+         default: Any) -> Any:
+    if key not in table:
+        return default
+    value = table[key]
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
+        raise ConfigError(f"{path}: [{section}] {key} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _port(value: int, path: Path, section: str) -> int:
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"{path}: [{section}] port must be 0..65535, got {value}")
+    return value
+
+
+def _endpoint(value: Any, path: Path) -> str:
+    if not isinstance(value, str) or ":" not in value:
+        raise ConfigError(f"{path}: [p2p] bootstrap entries are 'host:port', got {value!r}")
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ConfigError(f"{path}: [p2p] bootstrap entry {value!r} is not 'host:port'")
+    return value
+
+
+def _record(cls: Any, table: Any, path: Path, section: str) -> Any:
+    """Builds a dataclass from a TOML table, checking names and types of every field."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{section}] must be a table")
+    by_name = {f.name: f for f in fields(cls)}
+    unknown = set(table) - set(by_name)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) in [{section}]: {sorted(unknown)}; "
+                          f"known: {sorted(by_name)}")
+    values: dict[str, Any] = {}
+    for name, raw in table.items():
+        default = getattr(cls(), name)
+        if isinstance(default, bool):
+            ok = isinstance(raw, bool)
+        elif isinstance(default, int):
+            ok = isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0
+        elif isinstance(default, float):
+            ok = isinstance(raw, int | float) and not isinstance(raw, bool) and raw >= 0
+            raw = float(raw)
+        elif isinstance(default, tuple):
+            ok = isinstance(raw, list) and all(isinstance(x, str) for x in raw)
+            raw = tuple(raw) if ok else raw
+        else:
+            ok = isinstance(raw, type(default))
+        if not ok:
+            raise ConfigError(f"{path}: [{section}] {name} = {raw!r} is not a valid "
+                              f"{type(default).__name__} (>= 0)")
+        values[name] = raw
+    return cls(**values)
+
+
+def render_config(
+    *,
+    key_file: str = "node.key",
+    passphrase_file: str | None = "passphrase",
+    genesis: str = "genesis.json",
+    data_dir: str = "data",
+    roles: tuple[str, ...] = ("full",),
+    p2p_port: int = 0,
+    bootstrap: tuple[str, ...] = (),
+    api_port: int = 0,
+    host: str = "127.0.0.1",
+    worker: dict[str, Any] | None = None,
+    consensus: dict[str, int] | None = None,
+) -> str:
+    """A config file's text (``network create`` and ``devnet up`` write these)."""
+
+    def toml_value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list | tuple):
+            return "[" + ", ".join(toml_value(x) for x in v) + "]"
+        raise TypeError(v)
+
+    lines = ["[node]", f"key_file = {toml_value(key_file)}"]
+    if passphrase_file:
+        lines.append(f"passphrase_file = {toml_value(passphrase_file)}")
+    lines += [
+        f"genesis = {toml_value(genesis)}",
+        f"data_dir = {toml_value(data_dir)}",
+        f"roles = {toml_value(list(roles))}",
+        "",
+        "[p2p]",
+        f"host = {toml_value(host)}",
+        f"port = {p2p_port}",
+        f"bootstrap = {toml_value(list(bootstrap))}",
+        "",
+        "[api]",
+        f"host = {toml_value(host)}",
+        f"port = {api_port}",
+    ]
+    for name, table in (("consensus", consensus), ("worker", worker)):
+        if table:
+            lines += ["", f"[{name}]"] + [f"{k} = {toml_value(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
