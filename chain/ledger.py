@@ -48,6 +48,19 @@ class Ledger:
         advance(self.state, block, output)
         return output
 
+    def commit_executed(self, block: Block, output: BlockOutput,
+                        certificate: bytes | None = None) -> None:
+        """Commits a block already executed against the current state (by ``apply_block``).
+
+        Consensus validates a proposal by executing it; committing that output
+        avoids executing the block twice. ``output`` must come from this state.
+        """
+        if block.header.height != self.state.height + 1 or \
+                block.header.prev_hash != self.state.block_hash:
+            raise ValueError("the executed block does not extend the committed state")
+        self.storage.commit_block(block, output.changes, output.state_root, certificate)
+        advance(self.state, block, output)
+
     def propose(self, txs: Iterable[SignedTransaction], time_ms: TimeMs, proposer: Address,
                 last_commit_hash: Hash32 = EMPTY_HASH) -> Block:
         block, _, _ = build_block(self.state, txs, time_ms, proposer, self.signatures,

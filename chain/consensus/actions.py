@@ -35,6 +35,16 @@ class Application(Protocol):
         """True when ``block`` hashes to ``block_hash``, embeds ``time_ms`` and may be applied."""
         ...
 
+    def decided(self, decision: Decision) -> None:
+        """The core decided ``decision``; called before it enters the next height.
+
+        A ledger applies the block here (durably), so that ``validators_at``
+        and ``validate`` of the next height, which the core calls at once, see
+        it. An exception means the node cannot go on; the driver stops it and
+        a restart resumes from storage and the WAL.
+        """
+        ...
+
 
 # ------------------------------------------------------------------ actions
 

@@ -475,6 +475,7 @@ class ConsensusCore:
     # ---------------------------------------------------------------- transitions
 
     def _commit(self, d: Decision, now: int, out: list[Action]) -> None:
+        self.app.decided(d)
         out.append(Commit(d))
         self._enter_height(Height(self.height + 1), d.time_ms)
         self._schedule(out, TimeoutKind.REBROADCAST, Round(0))

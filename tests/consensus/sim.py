@@ -94,6 +94,9 @@ class SimApp:
         block = encode([height, round_, time_ms, self.author, payload])
         return sha256(block), block
 
+    def decided(self, decision: Decision) -> None:
+        """The simulator records decisions from the ``Commit`` action instead."""
+
     def validate(self, height: Height, block_hash: Hash32, block: bytes, time_ms: TimeMs) -> bool:
         if sha256(block) != block_hash:
             return False

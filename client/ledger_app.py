@@ -1,0 +1,184 @@
+"""The ledger as consensus sees it (``Application``) and as block sync sees it (``BlockSource``).
+
+Both are thin: the rules live in ``chain``; this module maps consensus's
+questions onto the committed state. A proposal is validated by executing it
+on the committed state (pure, nothing merged); the executed output is kept,
+so the block that is decided is committed without executing it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from chain.blocks import Block
+from chain.consensus.certificate import Decision, decode_certificate, verify_certificate
+from chain.consensus.errors import InvalidCertificate
+from chain.consensus.validators import ValidatorSet
+from chain.errors import ChainError
+from chain.governance import apply_validator_changes
+from chain.ledger import Ledger
+from chain.mempool import Mempool
+from chain.state import Overlay
+from chain.transition import BlockOutput, apply_block, build_block
+from chain.types import Address, Hash32, Height, Round, TimeMs
+
+log = logging.getLogger("learningchain.node")
+
+MAX_PROPOSAL_TXS = 20_000
+
+
+class NodeHalted(Exception):
+    """The node cannot continue safely (e.g. storage failed while committing a decided block)."""
+
+
+@dataclass
+class _Executed:
+    block: Block
+    output: BlockOutput
+
+
+class LedgerApp:
+    """``chain.consensus.actions.Application`` over a ``Ledger`` and its ``Mempool``."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        mempool: Mempool,
+        proposer: Address,
+        *,
+        on_committed: Callable[[Block, bytes], None] | None = None,
+        on_synced: Callable[[], None] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.mempool = mempool
+        self.proposer = proposer
+        self.on_committed = on_committed
+        """Called after a block is durably committed (by consensus or by sync)."""
+        self.on_synced = on_synced
+        """Called after block sync (not consensus) committed a block."""
+        self._executed: dict[Hash32, _Executed] = {}
+        self._sets: dict[tuple[int, Hash32], ValidatorSet] = {}
+
+    # -- Application ---------------------------------------------------------
+
+    def validators_at(self, height: Height) -> ValidatorSet:
+        """[CONS-VALSET.2] Set of ``height`` from the committed state and scheduled changes.
+
+        The core asks for the committed height + 1 (the current set) and, right
+        after a decision it has not yet seen applied, + 2: changes decided in
+        block h take effect at h + 2, so both are known from state.
+        """
+        state = self.ledger.state
+        key = (int(height), state.block_hash)
+        cached = self._sets.get(key)
+        if cached is not None:
+            return cached
+        if height == state.height + 1:
+            members = state.validators()
+        elif height == state.height + 2:
+            view = Overlay(state)
+            apply_validator_changes(view, height)
+            members = view.validators()
+        else:
+            raise ValueError(f"validator set of height {height} unknown at height {state.height}")
+        vset = ValidatorSet.from_members((v.pubkey, v.power) for v in members.values())
+        self._sets = {key: vset}
+        return vset
+
+    def propose(self, height: Height, round_: Round, time_ms: TimeMs) -> tuple[Hash32, bytes]:
+        state = self.ledger.state
+        if height != state.height + 1:
+            raise NodeHalted(f"asked to propose height {height} at committed height {state.height}")
+        txs = self.mempool.reap(min(MAX_PROPOSAL_TXS, state.params.max_block_txs))
+        block, output, dropped = build_block(state, txs, time_ms, self.proposer,
+                                             self.ledger.signatures)
+        if dropped:
+            log.info("proposal h=%d r=%d dropped %d invalid pending txs", height, round_,
+                     len(dropped))
+        self._executed[block.hash] = _Executed(block, output)
+        return block.hash, block.encode()
+
+    def validate(self, height: Height, block_hash: Hash32, block: bytes, time_ms: TimeMs) -> bool:
+        state = self.ledger.state
+        if height != state.height + 1:
+            return False
+        if block_hash in self._executed:
+            header = self._executed[block_hash].block.header
+            return header.height == height and header.time_ms == time_ms
+        try:
+            decoded = Block.decode(block, max_size=state.params.max_block_bytes + 64 * 1024)
+        except ChainError as e:
+            log.info("proposal h=%d does not decode: %s", height, e)
+            return False
+        header = decoded.header
+        if decoded.hash != block_hash or header.height != height or header.time_ms != time_ms:
+            return False
+        if header.proposer not in state.validators():
+            return False
+        try:
+            output = apply_block(state, decoded, self.ledger.signatures)
+        except ChainError as e:
+            log.info("proposal h=%d is invalid: %s", height, e)
+            return False
+        self._executed[block_hash] = _Executed(decoded, output)
+        return True
+
+    def decided(self, decision: Decision) -> None:
+        """Commits the decided block durably before consensus moves on."""
+        state = self.ledger.state
+        if decision.height <= state.height:
+            return  # block sync got there first
+        if decision.height != state.height + 1:
+            raise NodeHalted(f"decided height {decision.height} skips past {state.height + 1}")
+        certificate = decision.certificate.encode()
+        executed = self._executed.get(decision.block_hash)
+        try:
+            if executed is None:
+                block = Block.decode(decision.block)
+                if block.hash != decision.block_hash:
+                    raise NodeHalted("decided block does not hash to its certificate")
+                self.ledger.apply(block, certificate)
+            else:
+                block = executed.block
+                self.ledger.commit_executed(block, executed.output, certificate)
+        except ChainError as e:
+            raise NodeHalted(f"cannot commit decided block {decision.height}: {e}") from e
+        self._executed.clear()
+        self._after_commit(block, certificate)
+
+    # -- BlockSource (p2p.sync) ----------------------------------------------
+
+    def height(self) -> int:
+        return int(self.ledger.state.height)
+
+    def get_blocks(self, start: int, count: int) -> list[tuple[bytes, bytes]]:
+        out = []
+        for data, cert in self.ledger.storage.blocks_range(start, count):
+            if cert is None:
+                break
+            out.append((data, cert))
+        return out
+
+    def apply(self, block: bytes, certificate: bytes) -> None:
+        """[WIRE-SYNC.5] Verify the certificate with the set of that height, then apply."""
+        state = self.ledger.state
+        height = Height(state.height + 1)
+        decoded = Block.decode(block)
+        cert = decode_certificate(certificate)
+        if cert.height != height or decoded.header.height != height:
+            raise InvalidCertificate("wrong_height", f"expected height {height}")
+        if cert.block_hash != decoded.hash:
+            raise InvalidCertificate("hash_mismatch", "certificate is for another block")
+        verify_certificate(cert, self.validators_at(height), state.chain_id)
+        self.ledger.apply(decoded, certificate)
+        self._executed.clear()
+        self._after_commit(decoded, certificate)
+        if self.on_synced is not None:
+            self.on_synced()
+
+    def _after_commit(self, block: Block, certificate: bytes) -> None:
+        self.mempool.update(list(block.txs), int(block.header.time_ms))
+        if self.on_committed is not None:
+            self.on_committed(block, certificate)
