@@ -19,6 +19,8 @@ def _register_subcommands() -> None:
         ("client.cli_keys", "keys"),
         ("sandbox.cli", "sandbox"),
         ("sandbox.cli", "job"),
+        ("client.cli_node", "node"),
+        ("client.cli_node", "devnet"),
     ]:
         try:
             module = importlib.import_module(module_name)
