@@ -36,6 +36,7 @@ class NodeHalted(Exception):
 @dataclass
 class _Executed:
     block: Block
+    data: bytes
     output: BlockOutput
 
 
@@ -97,16 +98,18 @@ class LedgerApp:
         if dropped:
             log.info("proposal h=%d r=%d dropped %d invalid pending txs", height, round_,
                      len(dropped))
-        self._executed[block.hash] = _Executed(block, output)
-        return block.hash, block.encode()
+        data = block.encode()
+        self._executed[block.hash] = _Executed(block, data, output)
+        return block.hash, data
 
     def validate(self, height: Height, block_hash: Hash32, block: bytes, time_ms: TimeMs) -> bool:
         state = self.ledger.state
         if height != state.height + 1:
             return False
-        if block_hash in self._executed:
-            header = self._executed[block_hash].block.header
-            return header.height == height and header.time_ms == time_ms
+        known = self._executed.get(block_hash)
+        if known is not None:  # executed before: same bytes are the same verdict
+            header = known.block.header
+            return known.data == block and header.height == height and header.time_ms == time_ms
         try:
             decoded = Block.decode(block, max_size=state.params.max_block_bytes + 64 * 1024)
         except ChainError as e:
@@ -122,7 +125,7 @@ class LedgerApp:
         except ChainError as e:
             log.info("proposal h=%d is invalid: %s", height, e)
             return False
-        self._executed[block_hash] = _Executed(decoded, output)
+        self._executed[block_hash] = _Executed(decoded, block, output)
         return True
 
     def decided(self, decision: Decision) -> None:

@@ -1,0 +1,196 @@
+"""Devnet bench: finalized transfers per second on a 4-validator graph of real processes.
+
+    .venv/bin/python bench/devnet.py [--seconds 30] [--senders 64]
+
+Starts 4 validator processes on 127.0.0.1 (``client.devnet``), then a
+separate load process that pre-signs transfers from many funded accounts
+and posts them in batches (``POST /api/v1/txs/batch``) round-robin to the
+nodes, as fast as they accept them, for ``--seconds``. This process follows
+node0's chain (``/api/v1/wait`` + ``/api/v1/blocks/{h}``) and times each
+transfer from its submit to the moment its block is committed. Also
+reported: peak RSS per node (VmHWM) and the bare signature-verify rate of
+this machine measured in the same run. Last line: one JSON object.
+Targets: >= 3,000 tx/s finalized, p50 submit->final <= 1.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from chain.crypto import PrivateKey, verify  # noqa: E402
+from client.devnet import down, load_pids, up  # noqa: E402
+
+LOADER = r'''
+import json, sys, time, urllib.request
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from chain.encoding import encode
+from chain.keyfile import read_key_file
+from chain.transactions import Transfer, sign_transaction
+from chain.types import Amount
+cfg = json.loads(sys.argv[2])
+keys = [read_key_file(Path(u["key_file"]), Path(u["passphrase_file"]).read_text().strip())
+        for u in cfg["users"]]
+per_sender = cfg["per_sender"]
+txs = []  # interleave senders so every batch spreads over many accounts
+for nonce in range(per_sender):
+    for i, key in enumerate(keys):
+        to = keys[(i + 1) % len(keys)].address
+        txs.append(sign_transaction(key, cfg["chain_id"], nonce, Transfer(to, Amount(1))))
+print(json.dumps({"ready": len(txs)}), flush=True)
+sys.stdin.readline()  # go
+urls = [f"{u}/api/v1/txs/batch" for u in cfg["apis"]]
+batch = cfg["batch"]
+deadline = time.monotonic() + cfg["seconds"]
+sent = {}
+pos = 0
+turn = 0
+rejected = 0
+while pos < len(txs) and time.monotonic() < deadline:
+    chunk = txs[pos:pos + batch]
+    body = encode([tx.wire for tx in chunk])
+    req = urllib.request.Request(urls[turn % len(urls)], data=body, method="POST",
+                                 headers={"Content-Type": "application/octet-stream"})
+    turn += 1
+    t = time.time()
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            result = json.loads(r.read())
+    except Exception as e:
+        time.sleep(0.05)
+        continue
+    full = [x for x in result.get("rejected", []) if x.get("code") == "full"]
+    if full:
+        # the pool is full: keep what was accepted, retry the rest later
+        first = min(x["index"] for x in full)
+        for tx in chunk[:first]:
+            sent[tx.hash.hex()] = t
+        pos += first
+        time.sleep(0.02)
+        continue
+    rejected += len(result.get("rejected", []))
+    for tx in chunk:
+        sent[tx.hash.hex()] = t
+    pos += len(chunk)
+print(json.dumps({"sent": sent, "rejected": rejected}), flush=True)
+'''
+
+
+def verify_rate(seconds: float = 1.0) -> float:
+    key = PrivateKey.from_seed(b"bench-verify")
+    digest = os.urandom(32)
+    sig = key.sign(digest)
+    n = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(200):
+            verify(key.public_key, digest, sig)
+        n += 200
+    return n / (time.perf_counter() - start)
+
+
+def get_json(url: str, timeout: float = 30.0) -> dict:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def peak_rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--senders", type=int, default=64)
+    p.add_argument("--batch", type=int, default=500)
+    p.add_argument("--rate-cap", type=int, default=6000, help="txs signed per second of load")
+    p.add_argument("--base-port", type=int, default=27400)
+    args = p.parse_args()
+    bare_verify = verify_rate()
+    with tempfile.TemporaryDirectory(prefix="lc-bench-devnet-") as tmp:
+        root = Path(tmp)
+        users = {f"u{i}": 10**12 for i in range(args.senders)}
+        layout = up(root, validators=4, workers=0, base_port=args.base_port, users=users,
+                    consensus={"commit_ms": 100}, log_level="warning")
+        try:
+            per_sender = min(1900, int(args.rate_cap * args.seconds / args.senders) + 1)
+            cfg = {
+                "chain_id": layout.chain_id, "per_sender": per_sender, "batch": args.batch,
+                "seconds": args.seconds, "apis": [n.api_url for n in layout.nodes],
+                "users": [{"key_file": str(u.key_file), "passphrase_file": str(u.passphrase_file)}
+                          for u in layout.users],
+            }
+            loader = subprocess.Popen(
+                [sys.executable, "-c", LOADER, str(REPO), json.dumps(cfg)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            )
+            assert loader.stdin is not None and loader.stdout is not None
+            ready = json.loads(loader.stdout.readline())
+            api = layout.nodes[0].api_url
+            height = get_json(f"{api}/api/v1/status")["height"]
+            committed: dict[str, float] = {}
+            loader.stdin.write("go\n")
+            loader.stdin.flush()
+            start = time.time()
+            end = start + args.seconds + 15
+            while time.time() < end:
+                try:
+                    get_json(f"{api}/api/v1/wait?height={height + 1}&timeout=2", timeout=5)
+                except OSError:
+                    continue
+                tip = get_json(f"{api}/api/v1/status")["height"]
+                now = time.time()
+                for h in range(height + 1, tip + 1):
+                    block = get_json(f"{api}/api/v1/blocks/{h}")
+                    for tx in block.get("txs", []):
+                        committed[tx["hash"]] = now
+                height = tip
+                if loader.poll() is not None and time.time() > start + args.seconds + 3:
+                    break
+            out, _ = loader.communicate(timeout=60)
+            result = json.loads(out.strip().splitlines()[-1])
+            sent: dict[str, float] = result["sent"]
+            pids = load_pids(root)
+            rss = {name: round(peak_rss_mib(pid), 1) for name, pid in pids.items()}
+        finally:
+            down(root)
+    latencies = sorted(committed[h] - t for h, t in sent.items() if h in committed)
+    final_times = sorted(committed[h] for h in sent if h in committed)
+    window = (final_times[-1] - start) if final_times else float("nan")
+    tps = len(final_times) / window if final_times else 0.0
+    p50 = statistics.median(latencies) if latencies else float("nan")
+    p99 = latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("nan")
+    print(f"signed {ready['ready']} transfers from {args.senders} accounts; "
+          f"sent {len(sent)}, finalized {len(final_times)} (rejected {result['rejected']})")
+    print(f"finalized {tps:.0f} tx/s over {window:.1f}s; submit->final p50 {p50:.3f}s "
+          f"p99 {p99:.3f}s; peak RSS MiB {rss}; bare verify {bare_verify:.0f}/s")
+    print(json.dumps({
+        "bench": "devnet", "validators": 4, "seconds": args.seconds,
+        "sent": len(sent), "finalized": len(final_times),
+        "finalized_tx_per_s": round(tps, 1),
+        "p50_submit_to_final_s": round(p50, 3), "p99_submit_to_final_s": round(p99, 3),
+        "peak_rss_mib": rss, "bare_verify_per_s": round(bare_verify),
+        "pass": tps >= 3000 and p50 <= 1.5,
+    }))
+
+
+if __name__ == "__main__":
+    main()
