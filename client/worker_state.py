@@ -1,0 +1,218 @@
+"""What a worker must not forget across a crash: its claims' secrets and its votes' salts.
+
+A claim commits to ``(model_hash, salt)``; without the model file and the
+salt the claimer cannot reveal, and forfeits. A committed vote without its
+salt cannot be opened. So both are written here **before** the transaction
+that depends on them is sent (write-ahead), and the worker resumes from this
+file after a restart.
+
+Layout under ``<data_dir>/worker/<lc1 address>/``::
+
+    state.json              this file's records (atomic: temp, fsync, rename, fsync dir)
+    models/<job>-<n>.pt     the model of each claim (fsynced before its claim is sent)
+    runs/                   scratch output of training runs (wiped at start)
+
+Floats are stored with JSON's shortest round-trip form, so a loss read back
+is the same double and re-derived commitments match bit for bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chain.crypto import address_to_text
+from chain.types import Address
+
+log = logging.getLogger("learningchain.worker")
+
+STATE_FILE = "state.json"
+STATE_VERSION = 1
+
+
+class WorkerStateError(Exception):
+    """The state file exists but cannot be used; the message says what to do."""
+
+
+@dataclass(slots=True)
+class ClaimSecret:
+    """One claim this worker sent (or is about to send) and what opens it."""
+
+    attempt: int
+    measured_loss: float
+    claimed_loss: float
+    model_file: str
+    """Relative to the worker folder."""
+    model_hash: str
+    """Hex blob id of the model file (``chain.content``)."""
+    salt: str
+    commitment: str
+
+
+@dataclass(slots=True)
+class JobProgress:
+    """This worker's own progress on one job."""
+
+    attempts: int = 0
+    """Training runs started (a run cut short by a crash counts: its seed is used)."""
+    best_measured: float | None = None
+    claims: list[ClaimSecret] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class VoteSecret:
+    """A vote this worker committed (or is about to) on one turn of one job."""
+
+    job_id: str
+    claimer: str
+    valid: bool
+    measured_loss: float | None
+    salt: str
+    commitment: str
+
+
+@dataclass(slots=True)
+class WorkerState:
+    address: str
+    jobs: dict[str, JobProgress] = field(default_factory=dict)
+    """By job id (hex)."""
+    votes: dict[str, VoteSecret] = field(default_factory=dict)
+    """By ``<job hex>:<claimer hex>``."""
+
+    def job(self, job_id: bytes) -> JobProgress:
+        return self.jobs.setdefault(job_id.hex(), JobProgress())
+
+    def find_job(self, job_id: bytes) -> JobProgress | None:
+        return self.jobs.get(job_id.hex())
+
+    def secret_for(self, job_id: bytes, commitment: bytes) -> ClaimSecret | None:
+        progress = self.jobs.get(job_id.hex())
+        if progress is None:
+            return None
+        for claim in progress.claims:
+            if claim.commitment == commitment.hex():
+                return claim
+        return None
+
+    def best_claim(self, job_id: bytes) -> ClaimSecret | None:
+        progress = self.jobs.get(job_id.hex())
+        if progress is None or not progress.claims:
+            return None
+        return min(progress.claims, key=lambda c: c.claimed_loss)
+
+    @staticmethod
+    def vote_key(job_id: bytes, claimer: bytes) -> str:
+        return f"{job_id.hex()}:{claimer.hex()}"
+
+    def vote(self, job_id: bytes, claimer: bytes) -> VoteSecret | None:
+        return self.votes.get(self.vote_key(job_id, claimer))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": STATE_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, doc: Any) -> WorkerState:
+        if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:
+            raise ValueError(f"not a version {STATE_VERSION} worker state")
+        jobs = {
+            key: JobProgress(value["attempts"], value["best_measured"],
+                             [ClaimSecret(**c) for c in value["claims"]])
+            for key, value in doc["jobs"].items()
+        }
+        votes = {key: VoteSecret(**value) for key, value in doc["votes"].items()}
+        return cls(doc["address"], jobs, votes)
+
+
+class WorkerStore:
+    """The worker's folder: its state file and its model files."""
+
+    def __init__(self, root: Path, address: Address) -> None:
+        self.address_text = address_to_text(address)
+        self.dir = root / self.address_text
+        self.models = self.dir / "models"
+        self.runs = self.dir / "runs"
+        self.path = self.dir / STATE_FILE
+        self.state = WorkerState(self.address_text)
+
+    def open(self) -> WorkerState:
+        """Create the folders, load the state (or start empty), wipe stale run scratch."""
+        for folder in (self.dir, self.models, self.runs):
+            folder.mkdir(parents=True, exist_ok=True)
+        for leftover in self.dir.glob(f".{STATE_FILE}.*.tmp"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()  # a write a crash interrupted: the rename never happened
+        _remove_tree_contents(self.runs)
+        if self.path.exists():
+            try:
+                state = WorkerState.from_json(json.loads(self.path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise WorkerStateError(
+                    f"worker state {self.path} is unreadable ({e}); move it away to start "
+                    f"afresh (claims and votes in it can then no longer be revealed)") from e
+            if state.address != self.address_text:
+                raise WorkerStateError(f"worker state {self.path} belongs to {state.address}, "
+                                       f"not {self.address_text}")
+            self.state = state
+        return self.state
+
+    def save(self) -> None:
+        """Atomically replace the state file: temp file, fsync, rename, fsync the folder."""
+        data = json.dumps(self.state.to_json(), indent=1, sort_keys=True).encode()
+        tmp = self.dir / f".{STATE_FILE}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        fsync_dir(self.dir)
+
+    def keep_model(self, source: Path, name: str) -> Path:
+        """Move a trained model into ``models/`` durably; returns its new path."""
+        dest = self.models / name
+        tmp = self.models / f".{name}.tmp"
+        with open(source, "rb") as src, open(tmp, "wb") as out:
+            while chunk := src.read(1024 * 1024):
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dest)
+        fsync_dir(self.models)
+        return dest
+
+    def model_path(self, secret: ClaimSecret) -> Path:
+        return self.dir / secret.model_file
+
+    def forget_job(self, job_id: bytes) -> None:
+        """Drop a settled job's records and model files (revealed models live in the blob store)."""
+        progress = self.state.jobs.pop(job_id.hex(), None)
+        if progress is not None:
+            for claim in progress.claims:
+                with contextlib.suppress(OSError):
+                    self.model_path(claim).unlink()
+        prefix = job_id.hex() + ":"
+        for key in [k for k in self.state.votes if k.startswith(prefix)]:
+            del self.state.votes[key]
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_tree_contents(folder: Path) -> None:
+    import shutil
+
+    for child in folder.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                child.unlink()

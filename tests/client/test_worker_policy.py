@@ -1,0 +1,199 @@
+"""Which jobs a worker takes, when it claims, how it votes: pure functions, no Docker."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from chain.crypto import address_to_text
+from chain.jobspec import ParamSpec, ResourceLimits
+from chain.records import Account, Claim, Job, JobStatus, VoteRecord
+from chain.types import Address, Amount, Hash32, Height, TimeMs
+from client.config import WorkerPolicy
+from client.worker_policy import (
+    Identity,
+    another_attempt,
+    claim_rank,
+    claimed_loss,
+    image_id_text,
+    job_score,
+    pick_job,
+    sample_params,
+    sandbox_limits,
+    seed_for,
+    should_vote,
+    skip_reason,
+    vote_valid,
+    worth_claiming,
+)
+from tests.ledger.harness import job_spec
+
+NOW = 1_700_000_000_000
+ME = Address(b"\x01" * 20)
+SUBMITTER = Address(b"\x02" * 20)
+OTHER = Address(b"\x03" * 20)
+POLICY = WorkerPolicy(min_bounty=10, min_time_left_s=20, max_memory_mb=1024,
+                      max_cpu_millis=2000, max_time_s=600, max_disk_mb=256, max_attempts=3)
+
+
+def member(address: Address = ME, banned: bool = False) -> Identity:
+    return Identity(address, True, Account(Amount(1_000), 0, banned))
+
+
+def open_job(job_id: bytes = b"\x0a" * 32, bounty: int = 100, expiry_in_ms: int = 60_000,
+             **spec_changes: object) -> Job:
+    spec = replace(job_spec(bounty=bounty, expiry_ms=NOW + expiry_in_ms), **spec_changes)
+    return Job(Hash32(job_id), SUBMITTER, spec, Height(1), TimeMs(NOW - 1_000), JobStatus.OPEN,
+               spec.escrow)
+
+
+def claim(claimer: Address, loss: float, height: int = 5) -> Claim:
+    return Claim(claimer, loss, Hash32(b"\x00" * 32), Height(height), 0)
+
+
+# -- selection --------------------------------------------------------------------------
+
+def test_an_acceptable_open_job_has_no_skip_reason() -> None:
+    assert skip_reason(open_job(), member(), POLICY, NOW) is None
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"bounty": Amount(9)}, "bounty 9 < min_bounty 10"),
+    ({"limits": ResourceLimits(2048, 1000, 60, 64)}, "memory_mb 2048 > policy max 1024"),
+    ({"limits": ResourceLimits(512, 4000, 60, 64)}, "cpu_millis 4000 > policy max 2000"),
+    ({"limits": ResourceLimits(512, 1000, 601, 64)}, "time_s 601 > policy max 600"),
+    ({"limits": ResourceLimits(512, 1000, 60, 257)}, "disk_mb 257 > policy max 256"),
+    ({"expiry_ms": TimeMs(NOW + 20_000)}, "claim window closes in 20.0 s"),
+])
+def test_a_job_beyond_the_policy_is_skipped_with_the_reason(change: dict[str, object],
+                                                            expected: str) -> None:
+    job = open_job(**change)
+    reason = skip_reason(job, member(), POLICY, NOW)
+    assert reason is not None and reason.startswith(expected)
+
+
+def test_own_job_non_member_banned_and_closed_jobs_are_skipped() -> None:
+    job = open_job()
+    assert skip_reason(replace(job, submitter=ME), member(), POLICY, NOW) == "our own job"
+    outsider = Identity(ME, False, Account())
+    assert "not an admitted member" in str(skip_reason(job, outsider, POLICY, NOW))
+    assert skip_reason(job, member(banned=True), POLICY, NOW) == "this key is banned"
+    assert skip_reason(replace(job, status=JobStatus.REVEAL), member(), POLICY,
+                       NOW) == "not open (reveal)"
+
+
+def test_accept_lists_filter_submitters_and_images() -> None:
+    job = open_job()
+    only_other = replace(POLICY, accept_submitters=(address_to_text(OTHER),))
+    assert skip_reason(job, member(), only_other, NOW) == "submitter not in accept_submitters"
+    only_this = replace(POLICY, accept_submitters=(address_to_text(SUBMITTER),))
+    assert skip_reason(job, member(), only_this, NOW) is None
+    images = replace(POLICY, accept_images=("sha256:" + "ab" * 32,))
+    assert "not in accept_images" in str(skip_reason(job, member(), images, NOW))
+    images = replace(POLICY, accept_images=(image_id_text(job.spec),))
+    assert skip_reason(job, member(), images, NOW) is None
+
+
+def test_pick_prefers_bounty_per_core_second_then_earlier_expiry() -> None:
+    cheap = open_job(b"\x01" * 32, bounty=100)  # 60 s x 1 core
+    rich = open_job(b"\x02" * 32, bounty=150)
+    heavy = open_job(b"\x03" * 32, bounty=150, limits=ResourceLimits(512, 2000, 60, 64))
+    assert job_score(rich.spec) > job_score(cheap.spec) > job_score(heavy.spec)
+    assert pick_job([cheap, heavy, rich]) is rich
+    soon = open_job(b"\x04" * 32, bounty=150, expiry_in_ms=30_000)
+    assert pick_job([rich, soon]) is soon
+    assert pick_job([]) is None
+
+
+# -- claims ------------------------------------------------------------------------------
+
+def test_claim_must_beat_our_own_and_rank_within_the_turns() -> None:
+    job = open_job()  # max_turns 3
+    assert worth_claiming(job, ME, 0.5, NOW) is None
+    ours = replace(job, claims=(claim(ME, 0.4),))
+    assert "does not beat our own claim 0.4" in str(worth_claiming(ours, ME, 0.4, NOW))
+    assert worth_claiming(ours, ME, 0.39, NOW) is None
+    assert "does not beat our own claim 0.3" in str(
+        worth_claiming(job, ME, 0.35, NOW, pending_loss=0.3))
+    crowded = replace(job, claims=tuple(claim(Address(bytes([9, i]) * 10), loss)
+                                        for i, loss in enumerate((0.1, 0.2, 0.3))))
+    assert claim_rank(crowded, ME, 0.25) == 2
+    assert worth_claiming(crowded, ME, 0.25, NOW) is None  # third: still gets a turn
+    assert claim_rank(crowded, ME, 0.3) == 3  # ties rank after the earlier claim
+    assert "3 better claims already" in str(worth_claiming(crowded, ME, 0.3, NOW))
+
+
+def test_no_claim_after_the_expiry() -> None:
+    job = open_job(expiry_in_ms=1_000)
+    assert worth_claiming(job, ME, 0.1, NOW + 1_000) == "the claim window has closed"
+    assert worth_claiming(replace(job, status=JobStatus.REVEAL), ME, 0.1,
+                          NOW) == "the claim window has closed"
+
+
+def test_another_attempt_needs_budget_time_and_room_to_improve() -> None:
+    job = open_job(expiry_in_ms=60_000)
+    assert another_attempt(job, 0, POLICY, NOW, None, None) is None
+    assert another_attempt(job, 3, POLICY, NOW, None, 0.2) == "all 3 attempts used"
+    assert "loss 0 reached" in str(another_attempt(job, 1, POLICY, NOW, 5_000, 0.0))
+    assert another_attempt(job, 1, POLICY, NOW, 30_000, 0.2) is None  # 45 s + 2 s < 60 s
+    assert "s left before the expiry" in str(another_attempt(job, 1, POLICY, NOW, 40_000, 0.2))
+    closed = replace(job, status=JobStatus.REVEAL)
+    assert another_attempt(closed, 0, POLICY, NOW, None, None) == "job is reveal"
+
+
+def test_cheat_factor_scales_the_claimed_loss_only_when_set() -> None:
+    assert claimed_loss(0.4, 0.0) == 0.4
+    assert claimed_loss(0.4, 0.5) == 0.2
+
+
+# -- attempts ----------------------------------------------------------------------------
+
+def test_seeds_are_fixed_per_job_claimer_and_attempt() -> None:
+    job_id = b"\x07" * 32
+    seeds = {seed_for(job_id, ME, n) for n in range(1, 50)}
+    assert len(seeds) == 49 and all(0 <= s < 2**63 for s in seeds)
+    assert seed_for(job_id, ME, 1) == seed_for(job_id, ME, 1)
+    assert seed_for(job_id, ME, 1) != seed_for(job_id, OTHER, 1)
+
+
+def test_sampled_params_stay_in_the_search_space_and_repeat_per_seed() -> None:
+    spec = replace(job_spec(), search_space=(
+        ParamSpec("lr", "log_uniform", (1e-4, 1e-1)), ParamSpec("hidden", "choice", (16, 32)),
+        ParamSpec("epochs", "int", (3, 6)), ParamSpec("dropout", "uniform", (0.0, 0.5))))
+    for seed in range(200):
+        params = sample_params(spec, seed)
+        hp = params.hyperparameters
+        assert params.seed == seed
+        assert 1e-4 <= float(hp["lr"]) <= 1e-1 and hp["hidden"] in (16, 32)
+        assert isinstance(hp["epochs"], int) and 3 <= hp["epochs"] <= 6
+        assert 0.0 <= float(hp["dropout"]) <= 0.5
+    assert sample_params(spec, 5) == sample_params(spec, 5)
+    assert sample_params(spec, 5) != sample_params(spec, 6)
+
+
+def test_sandbox_limits_follow_the_spec() -> None:
+    spec = replace(job_spec(), limits=ResourceLimits(512, 1500, 90, 64))
+    limits = sandbox_limits(spec)
+    assert limits.memory_bytes == 512 * 1024 * 1024
+    assert limits.nano_cpus == 1_500_000_000 and limits.wall_time_s == 90
+    assert limits.tmp_bytes + limits.output_bytes == 64 * 1024 * 1024
+
+
+# -- votes -------------------------------------------------------------------------------
+
+def test_vote_is_valid_exactly_within_the_tolerance() -> None:
+    assert vote_valid(0.30, 0.30, 0.01)
+    assert vote_valid(0.30, 0.305, 0.01)
+    assert not vote_valid(0.30, 0.3101, 0.01)
+    assert not vote_valid(0.30, None, 0.01)
+
+
+def test_should_vote_only_when_eligible_and_not_voted() -> None:
+    job = replace(open_job(), status=JobStatus.VOTE_COMMIT, current=OTHER,
+                  eligible_voters=(ME,))
+    assert should_vote(job, ME)
+    assert not should_vote(replace(job, eligible_voters=()), ME)
+    assert not should_vote(replace(job, votes=(VoteRecord(ME, Hash32(b"\x00" * 32)),)), ME)
+    assert not should_vote(replace(job, status=JobStatus.VOTE_REVEAL), ME)
+    assert not should_vote(replace(job, current=ME), ME)
