@@ -21,6 +21,14 @@ def _register_subcommands() -> None:
         ("sandbox.cli", "job"),
         ("client.cli_node", "node"),
         ("client.cli_node", "devnet"),
+        ("client.cli_chain", "balance"),
+        ("client.cli_chain", "transfer"),
+        ("client.cli_chain", "chain"),
+        ("client.cli_chain", "member"),
+        ("client.cli_chain", "validator"),
+        ("client.cli_chain", "governance"),
+        ("client.cli_network", "network"),
+        ("client.cli_job", "job"),
     ]:
         try:
             module = importlib.import_module(module_name)
