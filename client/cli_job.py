@@ -336,8 +336,6 @@ def job_events(old: dict[str, Any] | None, new: dict[str, Any]) -> list[dict[str
                            "height": c["height"]})
     for v in new["verdicts"][len(old["verdicts"]):]:
         events.append({"event": "verdict", **v})
-    if new["status"] != old["status"]:
-        events.append({"event": "status", "from": old["status"], "to": new["status"]})
     t_old, t_new = old["turn"], new["turn"]
     if t_new and (not t_old or t_old["number"] != t_new["number"]):
         events.append({"event": "turn", "number": t_new["number"], "claimer": t_new["claimer"],
@@ -353,6 +351,8 @@ def job_events(old: dict[str, Any] | None, new: dict[str, Any]) -> list[dict[str
             if t_new[name] and not (same_turn and t_old and t_old[name] == t_new[name]):
                 events.append({"event": name, "count": t_new[name],
                                "eligible": len(t_new["eligible_voters"])})
+    if new["status"] != old["status"]:
+        events.append({"event": "status", "from": old["status"], "to": new["status"]})
     if new["settled"] and not old["settled"]:
         events.append({"event": "settled", "status": new["status"], "winner": new["winner"],
                        "paid": new["paid"], "model_hash": new["winner_model_hash"]})

@@ -45,9 +45,11 @@ def run(args: list[str], node: ApiThread | None = None, code: int = 0) -> Result
     full = [*args, "--node", node.url] if node is not None else args
     result = CliRunner().invoke(cli, full, catch_exceptions=False)
     assert result.exit_code == code, (full, result.exit_code, result.output)
-    if code == 1:  # a user error: one clean line, never a traceback
-        assert result.output.startswith("Error: ") and "Traceback" not in result.output
-        assert result.output.count("\n") == 1, result.output
+    if code == 1:  # a user error: one clean last line, never a traceback
+        lines = result.output.strip().splitlines()
+        assert lines[-1].startswith("Error: ") and "Traceback" not in result.output
+        assert sum(line.startswith("Error") for line in lines) == 1, result.output
+        assert not result.stdout, result.stdout  # progress and errors go to stderr
     return result
 
 

@@ -1,0 +1,67 @@
+"""``job submit`` with a real Docker engine: build the folder, export, upload, post.
+
+Uses a small image on the debootstrap rootfs (as tests/sandbox's ``small_image``
+does) so export and upload stay cheap; a missing engine fails the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker.errors
+import pytest
+
+from chain.content import blob_id_of_file
+from client.api_client import ApiClient
+from sandbox.base_image import ROOTFS_TAG, ensure_base_image
+from sandbox.engine import connect
+from sandbox.image_blob import blob_image_id
+from tests.client.test_api_support import ApiThread
+from tests.client.test_cli_chain import key_file, run
+from tests.client.test_cli_job import job_dir
+
+TAG = "learningchain/job-pytest-cli-submit:latest"
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> Iterator[ApiThread]:
+    with ApiThread(tmp_path, validators=1, block_interval=0.1) as api:
+        yield api
+
+
+@pytest.mark.docker
+def test_submit_builds_exports_uploads_and_posts(chain: ApiThread, tmp_path: Path) -> None:
+    engine = connect()
+    ensure_base_image(engine, log=lambda _m: None)
+    folder = job_dir(tmp_path)
+    toml = (folder / "job.toml").read_text().replace('name = "digits-mlp"',
+                                                     'name = "pytest-cli-submit"')
+    (folder / "job.toml").write_text(toml)
+    (folder / "Dockerfile").write_text(
+        f"FROM {ROOTFS_TAG}\nCOPY job.toml /job/job.toml\nUSER 65534:65534\n")
+    submitter = key_file(tmp_path, chain.keys["submitter"], "submitter")
+    try:
+        first = run(["job", "submit", str(folder), "--bounty", "20", "--expires-in", "5m",
+                     *submitter, "--json"], chain)
+        posted = json.loads(first.stdout)
+        assert "building" in first.stderr
+        image_id = engine.images.get(TAG).id
+        assert posted["image_id"] == image_id
+        assert json.loads((folder / "image.json").read_text())["image_id"] == image_id
+        job = ApiClient(chain.url).job(posted["job_id"])
+        assert "sha256:" + job["spec"]["image_digest"] == image_id
+        assert job["spec"]["image_ref"] == TAG and job["spec"]["bounty"] == 20
+        stored = chain.in_loop(
+            lambda: chain.node.blob_path(bytes.fromhex(job["spec"]["image_blob"])))  # type: ignore[union-attr]
+        assert stored is not None and blob_image_id(stored) == image_id
+        assert blob_id_of_file(stored).hex() == job["spec"]["image_blob"]
+        # A second post reuses the recorded image instead of building again.
+        second = run(["job", "submit", str(folder), *submitter, "--json"], chain)
+        assert "using built image" in second.stderr and "building" not in second.stderr
+        assert json.loads(second.stdout)["image_id"] == image_id
+    finally:
+        with contextlib.suppress(docker.errors.DockerException):
+            engine.images.remove(TAG)
