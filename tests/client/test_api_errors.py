@@ -162,3 +162,29 @@ async def test_address_and_job_paths_accept_exactly_their_forms(tmp_path: Path) 
         doc = await expect_error(s, api, "GET", f"/accounts/{typo}", 400, "bad_address")
         assert "checksum" in doc["error"]["message"]
         await expect_error(s, api, "GET", f"/jobs/{UNKNOWN.upper()}", 404, "unknown_job")
+
+
+async def test_random_path_and_query_values_never_cause_a_500(tmp_path: Path) -> None:
+    """A seeded sweep of odd values through every parameter of every read route."""
+    import random
+    from urllib.parse import quote
+
+    rng = random.Random(1234)
+    odd = ["", "0", "-1", "1e9", "nan", "inf", " ", "%00", "é" * 64, "0x" + "a" * 62,
+           "A" * 64, "9" * 25, "lc1", "../../etc/passwd", "1.5", "true", "null", "[]"]
+    odd += ["".join(rng.choice("0123456789abcdefxyzé%/.-") for _ in range(rng.randint(1, 80)))
+            for _ in range(20)]
+    templates = ["/txs/{v}", "/jobs/{v}", "/jobs/{v}/leaderboard", "/accounts/{v}",
+                 "/blocks/{v}", "/blocks/{v}/raw", "/blobs/{v}", "/blocks?from={v}",
+                 "/blocks?limit={v}", "/blocks?order={v}", "/jobs?status={v}",
+                 "/jobs?limit={v}", "/jobs?submitter={v}", "/wait?height={v}&timeout=0",
+                 "/wait?height=0&timeout={v}"]
+    async with running_api(tmp_path) as api, aiohttp.ClientSession() as s:
+        for template in templates:
+            for value in odd:
+                url = api.url + template.format(v=quote(value, safe=""))
+                async with s.get(url) as resp:
+                    assert resp.status < 500, (url, resp.status, await resp.text())
+                    if resp.status >= 400:
+                        check_schema(await resp.json(), ERROR, DOC)
+        await still_healthy(s, api)

@@ -234,3 +234,36 @@ def test_schema_checker_catches_undocumented_and_missing_fields() -> None:
                 {"height": "1", "reached": True}):
         with pytest.raises(AssertionError):
             check_schema(bad, schema, DOC)
+
+
+def test_openapi_document_is_self_consistent() -> None:
+    """Path templates and path parameters agree; every $ref resolves; operation ids unique."""
+    import re
+
+    refs: list[str] = []
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                refs.append(node["$ref"])
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    collect(DOC)
+    schemas = DOC["components"]["schemas"]
+    assert refs and all(r.removeprefix("#/components/schemas/") in schemas for r in refs)
+    ids = []
+    for path, ops in DOC["paths"].items():
+        templated = set(re.findall(r"{(\w+)}", path))
+        for method, op in ops.items():
+            declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
+            assert declared == templated, (method, path)
+            assert all(p["required"] for p in op.get("parameters", []) if p["in"] == "path")
+            assert op["responses"] and op["summary"]
+            ids.append(op["operationId"])
+            if method == "post":
+                assert op["requestBody"]["content"]
+    assert len(ids) == len(set(ids))
