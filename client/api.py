@@ -11,6 +11,14 @@ The routes and their shapes are documented in ``client.openapi`` (served at
 field for field. The server reads the node only through ``NodeHandle`` and
 runs in the node's event loop, so it sees one consistent committed state per
 request.
+
+Other routes (the dashboard) go on ``ApiServer.app`` before ``start()``
+(aiohttp freezes the router then); a route under ``/api/`` must also be
+added to the OpenAPI document, or the completeness test fails.
+
+Whether a transaction is pending is read from the node's ``mempool``
+attribute when it has one (``SoloNode`` and ``LedgerNode`` do), else from
+the hashes submitted through this server.
 """
 
 from __future__ import annotations

@@ -10,14 +10,13 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from chain.crypto import PrivateKey, address_from_pubkey, address_from_text, address_to_text
+from chain.crypto import PrivateKey, address_from_pubkey, address_from_text
 from chain.errors import ChainError, InvalidAddress, KeyFileError
 from chain.keyfile import read_key_file
 from chain.transactions import Body, SignedTransaction
@@ -28,6 +27,7 @@ from client.cli_keys import PASSPHRASE_ENV, json_option, passphrase_option
 __all__ = ["json_option", "passphrase_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+KEY_ENV = "LC_KEY"
 
 node_option = click.option(
     "--node", "node_url", envvar=NODE_ENV, default=DEFAULT_NODE, show_default=True,
@@ -36,7 +36,8 @@ node_option = click.option(
 
 def key_option(required: bool = True, help: str = "Key file that signs (learningchain keys new)."
                ) -> Callable[[F], F]:
-    return click.option("--key", "key_path", required=required, metavar="PATH",
+    help = f"{help.rstrip('.')} (else ${KEY_ENV})."
+    return click.option("--key", "key_path", required=required, metavar="PATH", envvar=KEY_ENV,
                         type=click.Path(path_type=Path, dir_okay=False), help=help)
 
 
@@ -211,10 +212,3 @@ def span(seconds: float) -> str:
         return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
     return f"{seconds // 86_400}d {seconds % 86_400 // 3600}h"
 
-
-def self_address(key: PrivateKey) -> str:
-    return address_to_text(key.address)
-
-
-def now_s() -> float:
-    return time.monotonic()

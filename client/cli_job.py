@@ -47,10 +47,6 @@ from sandbox.job_file import JOB_FILE, JobFile, load_job_file
 
 __all__ = ["job"]
 
-DEFAULT_REVEAL_WINDOW_MS = 2 * 60_000
-DEFAULT_COMMIT_WINDOW_MS = 5 * 60_000
-"""Voters re-run the evaluation in this window, so it is the longest."""
-DEFAULT_VOTE_REVEAL_WINDOW_MS = 2 * 60_000
 DEFAULT_PERMILLE = 667
 DEFAULT_MAX_TURNS = 3
 
@@ -163,12 +159,13 @@ def _upload(client: ApiClient, path: Path, blob_id: bytes, quiet: bool) -> None:
               default=None, help="Post this saved image (job build --blob) instead of "
                                  "building and exporting.")
 @click.option("--rebuild", is_flag=True, help="Build the image even if one is recorded.")
-@click.option("--reveal-window", type=DURATION, default=DEFAULT_REVEAL_WINDOW_MS,
-              show_default="2m", help="Time the winner has to reveal its model.")
-@click.option("--commit-window", type=DURATION, default=DEFAULT_COMMIT_WINDOW_MS,
-              show_default="5m", help="Time voters have to evaluate and commit a vote.")
-@click.option("--vote-reveal-window", type=DURATION, default=DEFAULT_VOTE_REVEAL_WINDOW_MS,
-              show_default="2m", help="Time voters have to open their votes.")
+@click.option("--reveal-window", type=DURATION, default="2m",
+              show_default=True, help="Time the winner has to reveal its model.")
+@click.option("--commit-window", type=DURATION, default="5m",
+              show_default=True,
+              help="Time voters have to evaluate and commit a vote (the longest window).")
+@click.option("--vote-reveal-window", type=DURATION, default="2m",
+              show_default=True, help="Time voters have to open their votes.")
 @click.option("--quorum", type=click.IntRange(1, 1000), default=DEFAULT_PERMILLE,
               show_default=True, help="Revealed votes per eligible voter needed (permille).")
 @click.option("--supermajority", type=click.IntRange(500, 1000), default=DEFAULT_PERMILLE,
