@@ -71,7 +71,7 @@ while pos < len(txs) and time.monotonic() < deadline:
     except Exception as e:
         time.sleep(0.05)
         continue
-    full = [x for x in result.get("rejected", []) if x.get("code") == "full"]
+    full = [x for x in result.get("rejected", []) if x.get("status") == "full"]
     if full:
         # the pool is full: keep what was accepted, retry the rest later
         first = min(x["index"] for x in full)

@@ -36,6 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
+from chain.encoding import decode
 from chain.errors import DecodeError
 from chain.mempool import Admission
 from chain.records import SETTLED, JobStatus
@@ -66,6 +67,8 @@ API_PREFIX = "/api/v1"
 MAX_JSON_BODY = 4 * MAX_TX_SIZE
 """[API-LIMIT.1] Largest non-blob request body (a hex-encoded transaction in JSON fits)."""
 MAX_UPLOAD_BYTES = 4 * 1024**3
+MAX_TX_BATCH = 5_000
+MAX_TX_BATCH_BYTES = 4 * 1024 * 1024
 """[API-LIMIT.2] Default bound on one uploaded blob (the blob store's own bound)."""
 MAX_BLOCKS_PAGE = 100
 MAX_JOBS_PAGE = 500
@@ -156,6 +159,7 @@ class ApiServer:
             ("GET", "/blocks/{height}/raw", self.get_block_raw),
             ("GET", "/txs/{hash}", self.get_tx),
             ("POST", "/txs", self.post_tx),
+            ("POST", "/txs/batch", self.post_tx_batch),
             ("GET", "/accounts/{address}", self.get_account),
             ("GET", "/jobs", self.get_jobs),
             ("GET", "/jobs/{job_id}", self.get_job),
@@ -330,6 +334,50 @@ class ApiServer:
             self._recent.popitem(last=False)
         return web.json_response({"hash": tx.hash.hex(), "status": str(result.status)},
                                  status=202)
+
+    async def post_tx_batch(self, request: web.Request) -> web.Response:
+        """Admit many signed transactions at once (load generators, wallets with queues).
+
+        Body: canonical msgpack array of raw signed transactions, at most
+        ``MAX_TX_BATCH`` of them and ``MAX_TX_BATCH_BYTES`` in all. Each is
+        admitted in order, exactly as ``POST /txs`` would; the answer lists
+        the ones that were not, with the mempool's reason.
+        """
+        if request.content_type != "application/octet-stream":
+            raise ApiProblem(415, "unsupported_media_type",
+                             "send a msgpack array of raw transactions as application/octet-stream")
+        body = bytearray()
+        async for piece in request.content.iter_chunked(64 * 1024):
+            body += piece
+            if len(body) > MAX_TX_BATCH_BYTES:
+                raise ApiProblem(413, "too_large", f"batch over {MAX_TX_BATCH_BYTES} bytes")
+        try:
+            wires = decode(bytes(body), max_size=MAX_TX_BATCH_BYTES)
+        except DecodeError as e:
+            raise BadInput("bad_batch", f"not a msgpack array of transactions: {e}") from None
+        if not isinstance(wires, list) or not all(isinstance(w, bytes) for w in wires):
+            raise BadInput("bad_batch", "expected a msgpack array of byte strings")
+        if len(wires) > MAX_TX_BATCH:
+            raise BadInput("bad_batch", f"at most {MAX_TX_BATCH} transactions per batch")
+        accepted = duplicates = 0
+        rejected: list[dict[str, object]] = []
+        for index, wire in enumerate(wires):
+            try:
+                tx = SignedTransaction.decode(wire)
+            except DecodeError as e:
+                rejected.append({"index": index, "status": "rejected", "code": e.code,
+                                 "message": e.message})
+                continue
+            result = self.node.submit(tx)
+            if result.status == Admission.ACCEPTED:
+                accepted += 1
+            elif result.status == Admission.DUPLICATE:
+                duplicates += 1
+            else:
+                rejected.append({"index": index, "status": str(result.status),
+                                 "code": result.code, "message": result.message})
+        return web.json_response({"accepted": accepted, "duplicates": duplicates,
+                                  "rejected": rejected})
 
     async def _tx_bytes(self, request: web.Request) -> bytes:
         ctype = request.content_type

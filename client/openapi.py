@@ -122,6 +122,11 @@ SCHEMAS: dict[str, S] = {
              "block_hash": HEX32, "time_ms": TIME_MS, "tx": ref("Transaction")}),
         obj({"hash": HEX32, "status": {"const": "pending"}, "chain_height": INT}),
     ]},
+    "BatchResult": obj({
+        "accepted": INT, "duplicates": INT,
+        "rejected": array(obj({"index": INT, "status": {"enum": ["rejected", "full"]},
+                               "code": STRING, "message": STRING})),
+    }),
     "SubmitResult": obj({"hash": HEX32, "status": {"enum": ["accepted", "duplicate"]}}),
     "Account": obj({
         "address": ADDRESS, "balance": AMOUNT, "nonce": INT,
@@ -280,6 +285,12 @@ def _paths() -> dict[str, S]:
                 **OCTET,
                 "application/json": {"schema": obj({"tx": HEX})}}},
             tags=("chain",))},
+        "/txs/batch": {"post": _op(
+            "Submit transactions in a batch",
+            {"200": _json(ref("BatchResult"), "Each admitted in order; the others listed"),
+             "400": _error("Not a msgpack array of byte strings, or too many"),
+             "413": _error("Body too large"), "415": _error("Wrong content type")},
+            body={"required": True, "content": OCTET}, tags=("chain",))},
         "/txs/{hash}": {"get": _op(
             "Get transaction",
             {"200": _json(ref("TxStatus")), **BAD,

@@ -267,3 +267,27 @@ def test_openapi_document_is_self_consistent() -> None:
             if method == "post":
                 assert op["requestBody"]["content"]
     assert len(ids) == len(set(ids))
+
+
+async def test_batch_of_transactions_is_admitted_in_order_with_reasons(tmp_path: Path) -> None:
+    from chain.encoding import encode
+    from chain.transactions import sign_transaction
+
+    async with running_api(tmp_path) as api, aiohttp.ClientSession() as s:
+        alice, bob = api.keys["alice"], api.keys["bob"]
+        chain_id = api.genesis.chain_id
+        txs = [sign_transaction(alice, chain_id, n, Transfer(bob.address, Amount(1)))
+               for n in range(5)]
+        gap = sign_transaction(alice, chain_id, 9, Transfer(bob.address, Amount(1)))
+        body = encode([tx.wire for tx in txs] + [txs[0].wire, gap.wire, b"\x00junk"])
+        answer = await call(s, api, "POST", "/txs/batch", expect=200, data=body,
+                            headers={"Content-Type": "application/octet-stream"})
+        assert answer["accepted"] == 5 and answer["duplicates"] == 1
+        assert [(r["index"], r["code"]) for r in answer["rejected"]][0] == (6, "bad_nonce")
+        assert answer["rejected"][1]["index"] == 7
+        block = await api.node.commit_block()
+        assert [t.hash for t in block.txs] == [t.hash for t in txs]
+        for bad, code in ((b"\x01\x02", "bad_batch"), (encode([1, 2]), "bad_batch")):
+            problem = await call(s, api, "POST", "/txs/batch", "/txs/batch", expect=400,
+                                 data=bad, headers={"Content-Type": "application/octet-stream"})
+            assert problem["error"]["code"] == code
