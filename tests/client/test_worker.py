@@ -1,0 +1,373 @@
+"""The worker end to end: real ledger (SoloNode), real Docker sandbox, the template job.
+
+Each scenario posts the template digits job with short windows and lets
+real ``Worker``s run it: train, claim, reveal, verify, vote. Several
+workers with different member keys share one SoloNode (``Worker(key=...)``).
+The job image is built and exported once per session (as tests/sandbox do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import pytest
+
+from chain.crypto import PrivateKey
+from chain.jobspec import JobSpec, ParamSpec, ResourceLimits, VotingParams
+from chain.records import SETTLED, Job, JobStatus, Outcome
+from chain.transactions import PostJob, sign_transaction
+from chain.types import Amount, Hash32, TimeMs
+from client.config import WorkerPolicy
+from client.solo import SoloNode
+from client.worker import Worker
+from client.worker_sandbox import ImageCache, Threads, has_image
+from sandbox.base_image import ROOTFS_TAG, build_image, ensure_base_image
+from sandbox.engine import connect
+from sandbox.image_blob import digest_bytes, export_image
+from sandbox.job_file import load_job_file
+from sandbox.job_template import build_job, init_job
+from sandbox.policy import LABEL_MANAGED, LABEL_NODE
+from sandbox.runner import SandboxRunner
+from tests.ledger.harness import job_spec, make_genesis
+
+pytestmark = pytest.mark.docker
+
+NODE_PREFIX = f"pytest-worker-{os.getpid()}"
+"""Every container these tests start carries a node label starting with this."""
+BOUNTY = 100
+REWARD = 6
+TURNS = 3
+TRAINER = WorkerPolicy(min_bounty=1, min_time_left_s=5, max_memory_mb=2048, max_cpu_millis=2000,
+                       max_time_s=120, max_disk_mb=128, max_attempts=1)
+VERIFIER = WorkerPolicy(min_bounty=10**9, verify=True)
+"""Takes no job (no bounty is that high) but verifies every claim it is eligible for."""
+T = TypeVar("T")
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateImage:
+    image_id: str
+    tag: str
+    blob_path: Path
+    blob_id: bytes
+    entry_points: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    return connect()
+
+
+@pytest.fixture(scope="session")
+def template(docker_client: docker.DockerClient,
+             tmp_path_factory: pytest.TempPathFactory) -> TemplateImage:
+    """The template job built (cached layers: seconds) and saved to a blob file once."""
+    ensure_base_image(docker_client, log=_quiet)
+    job_dir = tmp_path_factory.mktemp("worker-template") / "job"
+    init_job(job_dir, name="pytest-worker-digits")
+    built = build_job(docker_client, job_dir, log=_quiet)
+    blob = export_image(docker_client, built.image_id,
+                        tmp_path_factory.mktemp("worker-blob") / "image.tar")
+    return TemplateImage(built.image_id, built.tag, blob.path, blob.blob_id,
+                         load_job_file(job_dir).entry_points)
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_containers(docker_client: docker.DockerClient) -> Iterator[None]:
+    """A stopped worker leaves none of its containers behind."""
+    yield
+    left = [c for c in docker_client.containers.list(all=True,
+                                                     filters={"label": f"{LABEL_MANAGED}=1"})
+            if str(c.labels.get(LABEL_NODE, "")).startswith(NODE_PREFIX)]
+    for container in left:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
+    assert not left, f"containers left behind: {[c.name for c in left]}"
+
+
+@pytest.fixture(autouse=True)
+def worker_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="learningchain.worker")
+
+
+def runner(client: docker.DockerClient, name: str) -> SandboxRunner:
+    return SandboxRunner(client, node_id=f"{NODE_PREFIX}-{name}")
+
+
+def template_spec(template: TemplateImage, now_ms: int, *, expiry_s: float,
+                  commit_window_ms: int = 20_000) -> JobSpec:
+    """The digits job with a small search space (3-6 epochs: a run takes seconds)."""
+    return JobSpec(
+        kind="train/v1",
+        image_digest=Hash32(digest_bytes(template.image_id)),
+        image_blob=Hash32(template.blob_id),
+        image_ref=template.tag,
+        entry_points=template.entry_points,
+        limits=ResourceLimits(memory_mb=1024, cpu_millis=1000, time_s=60, disk_mb=64),
+        search_space=(ParamSpec("learning_rate", "log_uniform", (0.005, 0.05)),
+                      ParamSpec("hidden_size", "choice", (32, 64)),
+                      ParamSpec("epochs", "int", (3, 6))),
+        bounty=Amount(BOUNTY),
+        expiry_ms=TimeMs(now_ms + int(expiry_s * 1000)),
+        loss_tolerance=1e-4,
+        voting=VotingParams(reveal_window_ms=10_000, commit_window_ms=commit_window_ms,
+                            vote_reveal_window_ms=10_000, quorum_permille=500,
+                            supermajority_permille=667, voter_reward=Amount(REWARD),
+                            max_turns=TURNS),
+        description="worker end-to-end test",
+    )
+
+
+def post_job(node: SoloNode, key: PrivateKey, spec: JobSpec) -> bytes:
+    tx = sign_transaction(key, node.chain_id, node.next_nonce(key.address), PostJob(spec))
+    result = node.submit(tx)
+    assert result.accepted, result
+    return tx.hash
+
+
+def job_of(node: SoloNode, job_id: bytes) -> Job:
+    job = node.state.job(job_id)
+    assert job is not None
+    return job
+
+
+async def wait_until(predicate: Callable[[], T | None], timeout_s: float, what: str,
+                     workers: list[Worker]) -> T:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; workers: "
+                                 f"{[w.summary() for w in workers]}")
+        await asyncio.sleep(0.1)
+
+
+def settled(node: SoloNode, job_id: bytes) -> Job | None:
+    job = node.state.job(job_id)
+    return job if job is not None and job.status in SETTLED else None
+
+
+@contextlib.asynccontextmanager
+async def running(*workers: Worker) -> Any:
+    started: list[Worker] = []
+    try:
+        for worker in workers:
+            await worker.start()
+            started.append(worker)
+        yield
+    finally:
+        for worker in started:
+            await worker.stop()
+
+
+async def test_honest_worker_claims_reveals_is_verified_and_paid(
+        tmp_path: Path, docker_client: docker.DockerClient, template: TemplateImage,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # members: submitter, alice and the validator v0 (validators are members): v0 is the voter
+    genesis, keys = make_genesis(members=("submitter", "alice"))
+    async with SoloNode(genesis, keys["v0"], tmp_path / "node") as node:
+        supply = node.state.total_credits()
+        assert node.put_blob_file(template.blob_path) == template.blob_id
+        job_id = post_job(node, keys["submitter"],
+                          template_spec(template, node.now_ms(), expiry_s=18))
+        alice = Worker(node, TRAINER, runner=runner(docker_client, "alice"), key=keys["alice"])
+        voter = Worker(node, VERIFIER, runner=runner(docker_client, "v0"))  # the node's own key
+        async with running(alice, voter):
+            job = await wait_until(lambda: settled(node, job_id), 120, "the job to settle",
+                                   [alice, voter])
+            await wait_until(lambda: "settled" in alice.summary()["sent"], 10,  # type: ignore[operator]
+                             "alice to see the settlement", [alice, voter])
+            summary = alice.summary()
+        state = node.state
+        assert job.status == JobStatus.PAID and job.winner == keys["alice"].address
+        assert job.paid == BOUNTY and job.escrow == 0
+        assert [(v.claimer, v.outcome) for v in job.verdicts] == [
+            (keys["alice"].address, Outcome.VALID)]
+        assert job.model_hash is not None and node.blob_path(job.model_hash) is not None
+        assert state.account(keys["alice"].address).balance == 1_000 + BOUNTY
+        assert state.account(keys["v0"].address).balance == 1_000 + REWARD
+        escrow = BOUNTY + REWARD * TURNS
+        assert state.account(keys["submitter"].address).balance == \
+            1_000 - escrow + (escrow - BOUNTY - REWARD)
+        assert state.total_credits() == supply
+    assert summary["sent"] == {"claim": 1, "reveal": 1, "settled": 1}
+    assert summary["jobs"] == {}  # settled jobs are forgotten
+    text = caplog.text
+    for line in ("picked: bounty 100", "attempt 1/1: params", "claim sent", "our turn: revealing",
+                 "measured loss", "vote commit sent", "vote reveal sent", "settled: paid",
+                 "(us), paid 100; our payout 100"):
+        assert line in text, line
+
+
+async def test_cheater_is_voted_out_and_banned_and_the_honest_runner_up_is_paid(
+        tmp_path: Path, docker_client: docker.DockerClient, template: TemplateImage,
+        caplog: pytest.LogCaptureFixture) -> None:
+    genesis, keys = make_genesis(members=("submitter", "alice", "dave"))
+    alice_a, voter_a, dave_a = (keys[n].address for n in ("alice", "v0", "dave"))
+    async with SoloNode(genesis, keys["v0"], tmp_path / "node") as node:
+        supply = node.state.total_credits()
+        node.put_blob_file(template.blob_path)
+        job_id = post_job(node, keys["submitter"],
+                          template_spec(template, node.now_ms(), expiry_s=25))
+        cheater = replace(TRAINER, cheat_loss_factor=0.01)
+        workers = [
+            Worker(node, TRAINER, runner=runner(docker_client, "alice"), key=keys["alice"]),
+            Worker(node, cheater, runner=runner(docker_client, "dave"), key=keys["dave"]),
+            Worker(node, VERIFIER, runner=runner(docker_client, "v0")),
+        ]
+        async with running(*workers):
+            job = await wait_until(lambda: settled(node, job_id), 150, "the job to settle",
+                                   workers)
+        state = node.state
+        # dave's lie ranked first, was revealed, measured by alice and v0, and judged a cheat
+        assert [(v.claimer, v.outcome, v.invalid_votes) for v in job.verdicts] == [
+            (dave_a, Outcome.CHEAT, 2), (alice_a, Outcome.VALID, 0)]
+        assert job.status == JobStatus.PAID and job.winner == alice_a
+        dave = state.account(dave_a)
+        assert dave.banned and dave.balance == 0 and state.burned == 1_000
+        # alice: bounty + half the cheat turn's reward; v0: half of it + the whole valid turn's
+        assert state.account(alice_a).balance == 1_000 + BOUNTY + REWARD // 2
+        assert state.account(voter_a).balance == 1_000 + REWARD // 2 + REWARD
+        escrow = BOUNTY + REWARD * TURNS
+        assert state.account(keys["submitter"].address).balance == \
+            1_000 - escrow + (escrow - BOUNTY - 2 * REWARD)
+        assert state.total_credits() == supply
+    text = caplog.text
+    assert "is CHEATING (demo/test only)" in text and "CHEATING (demo): claiming loss" in text
+    assert "INVALID" in text and "this key is now banned" in text
+
+
+async def test_restarted_workers_still_reveal_their_model_and_their_vote(
+        tmp_path: Path, docker_client: docker.DockerClient, template: TemplateImage,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # carol is eligible but runs no worker: v0's vote alone does not end the commit window
+    genesis, keys = make_genesis(members=("submitter", "alice", "carol"))
+    alice_a, voter_a = keys["alice"].address, keys["v0"].address
+    two_tries = replace(TRAINER, max_attempts=2)
+    alice_runner = runner(docker_client, "alice")
+    async with SoloNode(genesis, keys["v0"], tmp_path / "node") as node:
+        node.put_blob_file(template.blob_path)
+        job_id = post_job(node, keys["submitter"], template_spec(
+            template, node.now_ms(), expiry_s=30, commit_window_ms=8_000))
+        voter = Worker(node, VERIFIER, runner=runner(docker_client, "v0"))
+        await voter.start()
+        everyone = [voter]
+        try:
+            # 1. alice is stopped while her first attempt trains: its container is killed
+            alice = Worker(node, two_tries, runner=alice_runner, key=keys["alice"])
+            everyone.append(alice)
+            await alice.start()
+            await wait_until(lambda: _container_running(docker_client, alice_runner.node_id),
+                             60, "alice's training container", everyone)
+            await alice.stop()
+            assert not await asyncio.to_thread(_containers_of, docker_client,
+                                               alice_runner.node_id)
+            assert "stopping: killed job containers" in caplog.text
+            # 2. a new worker on the same folder uses attempt 2 (attempt 1's seed is spent)
+            alice = Worker(node, two_tries, runner=alice_runner, key=keys["alice"])
+            everyone.append(alice)
+            await alice.start()
+            claim = await wait_until(lambda: job_of(node, job_id).claim_of(alice_a), 60,
+                                     "alice's claim on chain", everyone)
+            await wait_until(lambda: alice.summary()["training"] is None, 30,
+                             "alice's training to end", everyone)
+            assert alice.summary()["jobs"][job_id.hex()] == {
+                "attempts": 2, "best_measured_loss": claim.loss, "claimed_loss": claim.loss,
+                "claims": 1}
+            await alice.stop()
+            # 3. a third start, after the claim: it reveals when the turn comes
+            alice = Worker(node, two_tries, runner=alice_runner, key=keys["alice"])
+            everyone.append(alice)
+            await alice.start()
+            await wait_until(lambda: job_of(node, job_id).vote_of(voter_a), 90,
+                             "the vote commitment of v0", everyone)
+            # 4. the voter (v0) is stopped after committing and restarted in the reveal phase
+            await voter.stop()
+            await wait_until(lambda: job_of(node, job_id).status == JobStatus.VOTE_REVEAL, 30,
+                             "the vote reveal phase", everyone)
+            vote = job_of(node, job_id).vote_of(voter_a)
+            assert vote is not None and not vote.revealed
+            voter = Worker(node, VERIFIER, runner=runner(docker_client, "v0"))
+            everyone.append(voter)
+            await voter.start()
+            job = await wait_until(lambda: settled(node, job_id), 30, "the job to settle",
+                                   everyone)
+        finally:
+            for worker in everyone:
+                await worker.stop()
+    assert job.status == JobStatus.PAID and job.winner == alice_a
+    verdict = job.verdicts[-1]
+    assert (verdict.outcome, verdict.valid_votes, verdict.eligible) == (Outcome.VALID, 1, 2)
+    assert "attempt 2/2: params" in caplog.text and "attempt 1/2: params" in caplog.text
+
+
+def _containers_of(client: docker.DockerClient, node_id: str) -> list[str]:
+    return [str(c.name) for c in client.containers.list(
+        all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_NODE}={node_id}"]})]
+
+
+def _container_running(client: docker.DockerClient, node_id: str) -> bool:
+    return bool(_containers_of(client, node_id))
+
+
+async def test_worker_refuses_a_mismatched_or_missing_image_blob(
+        tmp_path: Path, docker_client: docker.DockerClient, template: TemplateImage) -> None:
+    genesis, keys = make_genesis(members=("submitter", "alice"))
+    async with SoloNode(genesis, keys["v0"], tmp_path / "node") as node:
+        node.put_blob_file(template.blob_path)
+        spec = template_spec(template, node.now_ms(), expiry_s=60)
+        # the blob holds the template image, but the job names another image id
+        wrong = post_job(node, keys["submitter"],
+                         replace(spec, image_digest=Hash32(b"\x42" * 32)))
+        missing = post_job(node, keys["submitter"], replace(
+            spec, image_digest=Hash32(b"\x43" * 32), image_blob=Hash32(b"\x44" * 32)))
+        alice = Worker(node, TRAINER, runner=runner(docker_client, "alice"), key=keys["alice"])
+        async with running(alice):
+            refused = await wait_until(
+                lambda: len(alice.summary()["refused"]) == 2 and alice.summary()["refused"],
+                60, "both jobs refused", [alice])
+        assert isinstance(refused, dict)
+        assert "image digest mismatch: job names sha256:4242" in refused[wrong.hex()]
+        assert "could not be fetched" in refused[missing.hex()]
+        assert job_of(node, wrong).claims == () and alice.summary()["sent"] == {}
+
+
+async def test_an_image_missing_from_the_engine_is_fetched_and_loaded_from_its_blob(
+        tmp_path: Path, docker_client: docker.DockerClient, template: TemplateImage) -> None:
+    context = tmp_path / "image"
+    context.mkdir()
+    (context / "marker").write_text(uuid.uuid4().hex)  # a new image id every run
+    (context / "Dockerfile").write_text(f"FROM {ROOTFS_TAG}\nCOPY marker /job/marker\n")
+    image_id = build_image(docker_client, context, f"{NODE_PREFIX}-load:latest", _quiet)
+    try:
+        blob = export_image(docker_client, image_id, tmp_path / "image.tar")
+        docker_client.images.remove(image_id, force=True)
+        assert not has_image(docker_client, image_id)
+        genesis, keys = make_genesis()
+        async with SoloNode(genesis, keys["v0"], tmp_path / "node", block_interval=60) as node:
+            node.put_blob_file(blob.path)
+            spec = replace(job_spec(), image_digest=Hash32(digest_bytes(image_id)),
+                           image_blob=Hash32(blob.blob_id))
+            images = ImageCache(node, docker_client, Threads())
+            assert await images.ensure(spec, "load-test") == image_id
+        assert has_image(docker_client, image_id)
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            docker_client.images.remove(image_id, force=True)
