@@ -51,6 +51,7 @@ from client.config import WorkerPolicy
 from client.node_api import CommittedBlock, NodeHandle
 from client.worker_policy import (
     Identity,
+    Skip,
     another_attempt,
     claimed_loss,
     job_score,
@@ -80,6 +81,10 @@ log = logging.getLogger("learningchain.worker")
 
 RESEND_BLOCKS = 5
 """A transaction whose effect is not on chain this many blocks later is sent again."""
+IMAGE_RETRY_S = 30.0
+"""A job whose image blob could not be fetched is tried again after this long."""
+PRUNE_EVERY = 100
+"""Every this many blocks, notes about settled jobs are dropped from memory."""
 STOP_TIMEOUT_S = 30.0
 """How long ``stop`` waits for sandbox threads after killing their containers."""
 OUR_SIDE = (FailureReason.ENGINE_ERROR, FailureReason.IMAGE_MISSING)
@@ -121,9 +126,13 @@ class Worker:
         self._stopped = False
         self._sent: dict[_Action, int] = {}
         self._skipped: dict[bytes, str] = {}
+        """Code of the reason each job was last skipped for (logged when it changes)."""
+        self._skip_text: dict[bytes, str] = {}
         self._finished: dict[bytes, str] = {}
         """Jobs the training task is done with (why), not picked again."""
         self._refused: dict[bytes, str] = {}
+        self._refused_until: dict[bytes, float] = {}
+        """Refusals that may pass (the image blob was not reachable): monotonic time to retry."""
         self._abstained: dict[tuple[bytes, bytes], str] = {}
         self._verdicts_seen: dict[bytes, int] = {}
         self._last_attempt_ms: dict[bytes, float] = {}
@@ -174,13 +183,19 @@ class Worker:
 
     async def stop(self) -> None:
         """Cancel the tasks, kill this worker's containers, wait for the sandbox threads."""
+        if self._stopped:
+            return
         self._stopped = True
         tasks = [t for t in (self._main, self._training, self._verifying) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("worker task %s failed", task.get_name())
         if self._runner is not None:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + STOP_TIMEOUT_S
@@ -222,6 +237,8 @@ class Worker:
             job_id = bytes.fromhex(job_hex)
             if job_id not in seen and (job := state.job(job_id)) is not None:
                 active.append(job)
+        if state.height % PRUNE_EVERY == 0:
+            self._prune({job.job_id for job in active})
         for job in active:
             try:
                 self._follow(job, state.height)
@@ -242,6 +259,16 @@ class Worker:
             self._reveal_vote(job, height)
         elif job.status in SETTLED:
             self._settled(job)
+
+    def _prune(self, live: set[bytes]) -> None:
+        """Forget what was noted about jobs that are settled and no longer tracked."""
+        for table in (self._skipped, self._skip_text, self._finished, self._refused,
+                      self._refused_until, self._verdicts_seen, self._last_attempt_ms):
+            for job_id in [j for j in table if j not in live]:
+                del table[job_id]
+        self._sent = {a: h for a, h in self._sent.items() if a.job_id in live}
+        self._abstained = {k: v for k, v in self._abstained.items() if k[0] in live}
+        self._complained = {k for k in self._complained if k[1] in live}
 
     def _due(self, action: _Action, height: int) -> bool:
         sent = self._sent.get(action)
@@ -385,17 +412,21 @@ class Worker:
             log.info("job %s: verifying the claim of %s: loss %r, model %s", label,
                      address_to_text(claimer), claim.loss, job.model_hash.hex()[:16])
             try:
-                image_id = await self.images.ensure(spec, label)
-            except ImageUnavailable as e:
-                self._abstain(key, f"cannot evaluate without the job's image: {e}")
+                async with asyncio.timeout(self._seconds_until(job.phase_deadline_ms)):
+                    image_id = await self.images.ensure(spec, label)
+            except (ImageUnavailable, TimeoutError) as e:
+                why = str(e) or "not ready before the vote window closes"
+                self._abstain(key, f"cannot evaluate without the job's image: {why}")
                 return
             measured: float | None = None
             problem = ""
             self._verifying_now["phase"] = "fetching model"
             try:
-                model = await self.node.fetch_blob(job.model_hash)
-            except BlobError as e:
-                problem = f"model {job.model_hash.hex()[:16]} could not be fetched: {e}"
+                async with asyncio.timeout(self._seconds_until(job.phase_deadline_ms)):
+                    model = await self.node.fetch_blob(job.model_hash)
+            except (BlobError, TimeoutError) as e:
+                why = str(e) or "not before the vote window closes"
+                problem = f"model {job.model_hash.hex()[:16]} could not be fetched: {why}"
             else:
                 self._verifying_now["phase"] = "evaluating"
                 result = await self.threads.run(
@@ -463,22 +494,19 @@ class Worker:
         for job in jobs:
             if job.status != JobStatus.OPEN:
                 continue
-            reason = self._refused.get(job.job_id) or self._finished.get(job.job_id) \
-                or skip_reason(job, me, self.policy, now)
-            progress = self.store.state.find_job(job.job_id)
-            if reason is None and progress is not None \
-                    and progress.attempts >= self.policy.max_attempts:
-                reason = f"all {self.policy.max_attempts} attempts used"
+            reason = self._not_again(job.job_id) or skip_reason(job, me, self.policy, now)
             if reason is None:
                 candidates.append(job)
-            elif self._skipped.get(job.job_id) != reason:
-                self._skipped[job.job_id] = reason
-                log.info("job %s skipped: %s", short(job.job_id), reason)
+            elif self._skipped.get(job.job_id) != reason.code:
+                self._skipped[job.job_id] = reason.code
+                self._skip_text[job.job_id] = reason.text
+                log.info("job %s skipped: %s", short(job.job_id), reason.text)
         picked = pick_job(candidates)
         if picked is None:
             return
         job = picked
         self._skipped.pop(job.job_id, None)
+        self._skip_text.pop(job.job_id, None)
         log.info("job %s picked: bounty %d, %.3g credits per core-second, limits %s, expiry in "
                  "%.1f s", short(job.job_id), job.spec.bounty, job_score(job.spec),
                  job.spec.limits, (job.spec.expiry_ms - now) / 1000)
@@ -486,21 +514,50 @@ class Worker:
         self._training = asyncio.create_task(self._train(job.job_id),
                                              name=f"worker-train-{short(job.job_id)}")
 
+    def _seconds_until(self, time_ms: int) -> float:
+        return max(1.0, (time_ms - self.node.now_ms()) / 1000)
+
+    def _refuse(self, job_id: bytes, error: Exception) -> None:
+        """No image: for good when the blob is not the job's, else try again a bit later."""
+        if isinstance(error, ImageUnavailable) and error.permanent:
+            self._refused[job_id] = f"refused: {error}"
+            log.error("job %s refused: %s", short(job_id), error)
+            return
+        why = str(error) or "not ready before the expiry"
+        self._refused[job_id] = f"image not available: {why}; trying again in " \
+                                f"{IMAGE_RETRY_S:g} s"
+        self._refused_until[job_id] = time.monotonic() + IMAGE_RETRY_S
+        log.warning("job %s: %s", short(job_id), self._refused[job_id])
+
+    def _not_again(self, job_id: bytes) -> Skip | None:
+        """A job this worker already refused, finished or spent its attempts on."""
+        if job_id in self._refused:
+            until = self._refused_until.get(job_id)
+            if until is None or time.monotonic() < until:
+                return Skip("refused", self._refused[job_id])
+            del self._refused[job_id], self._refused_until[job_id]
+        if job_id in self._finished:
+            return Skip("finished", self._finished[job_id])
+        progress = self.store.state.find_job(job_id)
+        if progress is not None and progress.attempts >= self.policy.max_attempts:
+            return Skip("attempts", f"all {self.policy.max_attempts} attempts used")
+        return None
+
     async def _train(self, job_id: bytes) -> None:
         """Attempts on one job until the policy, the clock or the loss says stop."""
         label = short(job_id)
-        why = "done"
+        why: str | None = "done"
         try:
             job = self.node.state.job(job_id)
             if job is None:
                 return
             self._set_phase("preparing image")
             try:
-                image_id = await self.images.ensure(job.spec, label)
-            except ImageUnavailable as e:
-                why = f"refused: {e}"
-                self._refused[job_id] = why
-                log.error("job %s refused: %s", label, e)
+                async with asyncio.timeout(self._seconds_until(job.spec.expiry_ms)):
+                    image_id = await self.images.ensure(job.spec, label)
+            except (ImageUnavailable, TimeoutError) as e:
+                why = None
+                self._refuse(job_id, e)
                 return
             progress = self.store.state.job(job_id)
             while True:
@@ -523,7 +580,8 @@ class Worker:
             why = f"failed: {e}"
             log.exception("job %s: training failed; the worker goes on", label)
         finally:
-            self._finished[job_id] = why
+            if why is not None:
+                self._finished[job_id] = why
             self._training_now = None
             self._wake.set()
 
@@ -681,7 +739,7 @@ class Worker:
             "jobs": jobs,
             "pending_votes": len(self.store.state.votes),
             "sent": dict(self.counters),
-            "skipped": {k.hex(): v for k, v in list(self._skipped.items())[-20:]},
+            "skipped": {k.hex(): v for k, v in self._skip_text.items()},
             "refused": {k.hex(): v for k, v in self._refused.items()},
             "abstained": {f"{j.hex()}:{c.hex()}": v for (j, c), v in self._abstained.items()},
         }

@@ -57,35 +57,46 @@ def image_id_text(spec: JobSpec) -> str:
     return "sha256:" + spec.image_digest.hex()
 
 
-def skip_reason(job: Job, me: Identity, policy: WorkerPolicy, now_ms: int) -> str | None:
-    """Why this worker will not train ``job`` now; None when it may (one line, for the log)."""
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """Why a job is not taken: a stable ``code`` (to log each reason once) and a sentence."""
+
+    code: str
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def skip_reason(job: Job, me: Identity, policy: WorkerPolicy, now_ms: int) -> Skip | None:
+    """Why this worker will not train ``job`` now; None when it may."""
     spec, limits = job.spec, job.spec.limits
     if job.status != JobStatus.OPEN:
-        return f"not open ({job.status})"
+        return Skip("not_open", f"not open ({job.status})")
     if job.submitter == me.address:
-        return "our own job"
+        return Skip("own_job", "our own job")
     if not me.member:
-        return "this key is not an admitted member, so it may not claim"
+        return Skip("not_member", "this key is not an admitted member, so it may not claim")
     if me.account.banned:
-        return "this key is banned"
+        return Skip("banned", "this key is banned")
     if spec.kind != "train/v1":
-        return f"unknown job kind {spec.kind!r}"
+        return Skip("kind", f"unknown job kind {spec.kind!r}")
     if spec.bounty < policy.min_bounty:
-        return f"bounty {spec.bounty} < min_bounty {policy.min_bounty}"
+        return Skip("bounty", f"bounty {spec.bounty} < min_bounty {policy.min_bounty}")
     for name, have, most in (("memory_mb", limits.memory_mb, policy.max_memory_mb),
                              ("cpu_millis", limits.cpu_millis, policy.max_cpu_millis),
                              ("time_s", limits.time_s, policy.max_time_s),
                              ("disk_mb", limits.disk_mb, policy.max_disk_mb)):
         if have > most:
-            return f"{name} {have} > policy max {most}"
+            return Skip(name, f"{name} {have} > policy max {most}")
     left_s = (spec.expiry_ms - now_ms) / 1000
     if left_s <= policy.min_time_left_s:
-        return f"claim window closes in {left_s:.1f} s (policy min_time_left_s " \
-               f"{policy.min_time_left_s:g})"
+        return Skip("time_left", f"claim window closes in {left_s:.1f} s (policy "
+                                 f"min_time_left_s {policy.min_time_left_s:g})")
     if policy.accept_submitters and address_to_text(job.submitter) not in policy.accept_submitters:
-        return "submitter not in accept_submitters"
+        return Skip("submitter", "submitter not in accept_submitters")
     if policy.accept_images and image_id_text(spec) not in policy.accept_images:
-        return f"image {image_id_text(spec)} not in accept_images"
+        return Skip("image", f"image {image_id_text(spec)} not in accept_images")
     return None
 
 

@@ -22,7 +22,7 @@ from chain.jobspec import JobSpec
 from client.node_api import NodeHandle
 from client.worker_policy import image_id_text
 from p2p.blobstore import BlobError
-from sandbox.errors import ImageBlobError
+from sandbox.errors import ImageBlobError, ImageDigestMismatch
 from sandbox.image_blob import load_image
 from sandbox.policy import LABEL_JOB, LABEL_MANAGED, LABEL_NODE
 
@@ -36,6 +36,11 @@ PROGRESS_EVERY_S = 2.0
 
 class ImageUnavailable(Exception):
     """The job's image could not be had (blob missing, mismatched, engine refused)."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        """True when trying again cannot help (the blob is not the job's image)."""
 
 
 class Threads:
@@ -135,7 +140,8 @@ class ImageCache:
             try:
                 present = await self.threads.run(has_image, self.client, image_id)
             except EngineErrors as e:
-                raise ImageUnavailable(f"engine error looking for {image_id}: {e}") from e
+                raise ImageUnavailable(f"engine error looking for {image_id}: {e}",
+                                       permanent=False) from e
             if present:
                 log.info("job %s: image %s already in the engine", job_label, image_id[:19])
             else:
@@ -159,11 +165,13 @@ class ImageCache:
         try:
             path = await self.node.fetch_blob(blob, progress)
         except BlobError as e:
-            raise ImageUnavailable(f"image blob {blob.hex()[:16]} could not be fetched: "
-                                   f"{e}") from e
+            raise ImageUnavailable(f"image blob {blob.hex()[:16]} could not be fetched: {e}",
+                                   permanent=False) from e
         log.info("job %s: loading image %s into the engine", job_label, image_id[:19])
         try:
             await self.threads.run(load_image, self.client, path, image_id)
-        except ImageBlobError as e:  # ImageDigestMismatch included: the blob is not the job's
-            raise ImageUnavailable(str(e)) from e
+        except ImageDigestMismatch as e:  # the blob is not the job's image: it never will be
+            raise ImageUnavailable(str(e), permanent=True) from e
+        except ImageBlobError as e:
+            raise ImageUnavailable(str(e), permanent=False) from e
         log.info("job %s: image %s loaded", job_label, image_id[:19])

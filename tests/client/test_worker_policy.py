@@ -70,27 +70,37 @@ def test_a_job_beyond_the_policy_is_skipped_with_the_reason(change: dict[str, ob
                                                             expected: str) -> None:
     job = open_job(**change)
     reason = skip_reason(job, member(), POLICY, NOW)
-    assert reason is not None and reason.startswith(expected)
+    assert reason is not None and str(reason).startswith(expected)
 
 
 def test_own_job_non_member_banned_and_closed_jobs_are_skipped() -> None:
     job = open_job()
-    assert skip_reason(replace(job, submitter=ME), member(), POLICY, NOW) == "our own job"
+    assert str(skip_reason(replace(job, submitter=ME), member(), POLICY, NOW)) == "our own job"
     outsider = Identity(ME, False, Account())
     assert "not an admitted member" in str(skip_reason(job, outsider, POLICY, NOW))
-    assert skip_reason(job, member(banned=True), POLICY, NOW) == "this key is banned"
-    assert skip_reason(replace(job, status=JobStatus.REVEAL), member(), POLICY,
-                       NOW) == "not open (reveal)"
+    assert str(skip_reason(job, member(banned=True), POLICY, NOW)) == "this key is banned"
+    assert str(skip_reason(replace(job, status=JobStatus.REVEAL), member(), POLICY,
+                           NOW)) == "not open (reveal)"
+
+
+def test_a_skip_reason_keeps_its_code_while_its_numbers_change() -> None:
+    """The worker logs a skipped job again only when the kind of reason changes."""
+    first = skip_reason(open_job(expiry_in_ms=15_000), member(), POLICY, NOW)
+    later = skip_reason(open_job(expiry_in_ms=15_000), member(), POLICY, NOW + 500)
+    assert first is not None and later is not None
+    assert first.code == later.code == "time_left" and first.text != later.text
 
 
 def test_accept_lists_filter_submitters_and_images() -> None:
     job = open_job()
     only_other = replace(POLICY, accept_submitters=(address_to_text(OTHER),))
-    assert skip_reason(job, member(), only_other, NOW) == "submitter not in accept_submitters"
+    assert str(skip_reason(job, member(), only_other, NOW)) == \
+        "submitter not in accept_submitters"
     only_this = replace(POLICY, accept_submitters=(address_to_text(SUBMITTER),))
     assert skip_reason(job, member(), only_this, NOW) is None
     images = replace(POLICY, accept_images=("sha256:" + "ab" * 32,))
     assert "not in accept_images" in str(skip_reason(job, member(), images, NOW))
+
     images = replace(POLICY, accept_images=(image_id_text(job.spec),))
     assert skip_reason(job, member(), images, NOW) is None
 
