@@ -29,11 +29,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from chain.blocks import Block  # noqa: E402
 from chain.crypto import PrivateKey, verify  # noqa: E402
+from chain.encoding import decode  # noqa: E402
 from client.devnet import down, load_pids, up  # noqa: E402
 
 LOADER = r'''
-import json, sys, time, urllib.request
+import json, sys, threading, time, urllib.request
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from chain.encoding import encode
@@ -44,47 +46,55 @@ cfg = json.loads(sys.argv[2])
 keys = [read_key_file(Path(u["key_file"]), Path(u["passphrase_file"]).read_text().strip())
         for u in cfg["users"]]
 per_sender = cfg["per_sender"]
-txs = []  # interleave senders so every batch spreads over many accounts
+urls = [f"{u}/api/v1/txs/batch" for u in cfg["apis"]]
+# Each sender talks to one node (as a wallet does): its nonces arrive in order there.
+queues = [[] for _ in urls]
 for nonce in range(per_sender):
     for i, key in enumerate(keys):
         to = keys[(i + 1) % len(keys)].address
-        txs.append(sign_transaction(key, cfg["chain_id"], nonce, Transfer(to, Amount(1))))
-print(json.dumps({"ready": len(txs)}), flush=True)
+        queues[i % len(urls)].append(
+            sign_transaction(key, cfg["chain_id"], nonce, Transfer(to, Amount(1))))
+print(json.dumps({"ready": sum(len(q) for q in queues)}), flush=True)
 sys.stdin.readline()  # go
-urls = [f"{u}/api/v1/txs/batch" for u in cfg["apis"]]
 batch = cfg["batch"]
 deadline = time.monotonic() + cfg["seconds"]
 sent = {}
-pos = 0
-turn = 0
-rejected = 0
-while pos < len(txs) and time.monotonic() < deadline:
-    chunk = txs[pos:pos + batch]
-    body = encode([tx.wire for tx in chunk])
-    req = urllib.request.Request(urls[turn % len(urls)], data=body, method="POST",
-                                 headers={"Content-Type": "application/octet-stream"})
-    turn += 1
-    t = time.time()
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            result = json.loads(r.read())
-    except Exception as e:
-        time.sleep(0.05)
-        continue
-    full = [x for x in result.get("rejected", []) if x.get("status") == "full"]
-    if full:
-        # the pool is full: keep what was accepted, retry the rest later
-        first = min(x["index"] for x in full)
-        for tx in chunk[:first]:
-            sent[tx.hash.hex()] = t
-        pos += first
-        time.sleep(0.02)
-        continue
-    rejected += len(result.get("rejected", []))
-    for tx in chunk:
-        sent[tx.hash.hex()] = t
-    pos += len(chunk)
-print(json.dumps({"sent": sent, "rejected": rejected}), flush=True)
+rejected = [0]
+lock = threading.Lock()
+
+
+def feed(url, txs):
+    """One wallet-like feeder per node: batches in nonce order, backing off when full."""
+    pos = 0
+    while pos < len(txs) and time.monotonic() < deadline:
+        chunk = txs[pos:pos + batch]
+        req = urllib.request.Request(url, data=encode([tx.wire for tx in chunk]), method="POST",
+                                     headers={"Content-Type": "application/octet-stream"})
+        t = time.time()
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                result = json.loads(r.read())
+        except Exception:
+            time.sleep(0.05)
+            continue
+        full = [x["index"] for x in result.get("rejected", []) if x.get("status") == "full"]
+        take = min(full) if full else len(chunk)
+        with lock:
+            for tx in chunk[:take]:
+                sent[tx.hash.hex()] = t
+            if not full:
+                rejected[0] += len(result.get("rejected", []))
+        pos += take
+        if full:
+            time.sleep(0.02)
+
+
+threads = [threading.Thread(target=feed, args=(u, q)) for u, q in zip(urls, queues)]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join()
+print(json.dumps({"sent": sent, "rejected": rejected[0]}), flush=True)
 '''
 
 
@@ -104,6 +114,12 @@ def verify_rate(seconds: float = 1.0) -> float:
 def get_json(url: str, timeout: float = 30.0) -> dict:
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return json.loads(r.read())
+
+
+def raw_block(api: str, height: int) -> Block:
+    with urllib.request.urlopen(f"{api}/api/v1/blocks/{height}/raw", timeout=30) as r:
+        data, _certificate = decode(r.read(), max_size=64 * 1024 * 1024)
+    return Block.decode(data)
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -159,9 +175,8 @@ def main() -> None:
                 tip = get_json(f"{api}/api/v1/status")["height"]
                 now = time.time()
                 for h in range(height + 1, tip + 1):
-                    block = get_json(f"{api}/api/v1/blocks/{h}")
-                    for tx in block.get("txs", []):
-                        committed[tx["hash"]] = now
+                    for tx in raw_block(api, h).txs:  # decoded here, not on the node
+                        committed[tx.hash.hex()] = now
                 height = tip
                 if loader.poll() is not None and time.time() > start + args.seconds + 3:
                     break

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from chain import governance, job_rules
@@ -21,6 +21,7 @@ from chain.context import TxContext
 from chain.crypto import address_to_text
 from chain.errors import ChainError, InvalidBlock, InvalidTransaction
 from chain.evidence_rules import apply_evidence
+from chain.records import Account
 from chain.state import Change, Overlay, State, compute_state_root
 from chain.transactions import (
     ClaimLoss,
@@ -79,9 +80,12 @@ def apply_transfer(view: Overlay, sender: Address, body: Transfer, ctx: TxContex
     if account.balance < body.amount:
         raise InvalidTransaction("insufficient_balance",
                                  f"balance {account.balance} is less than {body.amount}")
-    view.put_account(sender, replace(account, balance=Amount(account.balance - body.amount)))
+    # Direct construction, not dataclasses.replace: this is the hottest path of execution.
+    view.put_account(sender, Account(Amount(account.balance - body.amount), account.nonce,
+                                     account.banned))
     recipient = view.account(body.to)
-    view.put_account(body.to, replace(recipient, balance=Amount(recipient.balance + body.amount)))
+    view.put_account(body.to, Account(Amount(recipient.balance + body.amount), recipient.nonce,
+                                      recipient.banned))
 
 
 Handler = Callable[[Overlay, Address, Any, TxContext], None]
@@ -108,7 +112,7 @@ def apply_transaction(view: Overlay, tx: SignedTransaction, ctx: TxContext,
                                  f"{address_to_text(tx.sender)} is banned and can send nothing")
     if tx.nonce != account.nonce:
         raise InvalidTransaction("bad_nonce", f"expected nonce {account.nonce}, got {tx.nonce}")
-    view.put_account(tx.sender, replace(account, nonce=account.nonce + 1))
+    view.put_account(tx.sender, Account(account.balance, account.nonce + 1, account.banned))
     HANDLERS[type(tx.body)](view, tx.sender, tx.body, ctx)
 
 

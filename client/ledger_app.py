@@ -26,7 +26,8 @@ from chain.types import Address, Hash32, Height, Round, TimeMs
 
 log = logging.getLogger("learningchain.node")
 
-MAX_PROPOSAL_TXS = 20_000
+MAX_PROPOSAL_TXS = 4_000
+"""Bounds the time one block takes to execute and validate on a small machine (~0.2 s)."""
 
 
 class NodeHalted(Exception):

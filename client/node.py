@@ -28,7 +28,7 @@ from chain.errors import ChainError, DecodeError
 from chain.genesis import Genesis
 from chain.keyfile import read_key_file
 from chain.ledger import Ledger
-from chain.mempool import AddResult, Admission, Mempool
+from chain.mempool import AddResult, Admission, Mempool, MempoolLimits
 from chain.state import State
 from chain.storage import sqlite_url
 from chain.transactions import Evidence, SignedTransaction, sign_transaction
@@ -52,6 +52,13 @@ TX_TOPIC = "tx"
 TX_BATCH_BYTES = 60 * 1024
 """[NODE-TX.1] New transactions are gossiped in batches: a msgpack list of tx wires."""
 TX_FLUSH_SECONDS = 0.02
+MEMPOOL_LIMITS = MempoolLimits(max_txs=8_000, max_bytes=8 * 1024 * 1024, max_per_sender=2_000)
+"""[NODE-MEMPOOL.1] About two blocks of work: beyond that, new transactions get 'full' (HTTP 503)
+and the sender retries, instead of the node falling behind consensus."""
+LOCAL_SUBMIT_LIMIT = 1_500
+"""[NODE-MEMPOOL.2] Transactions submitted here (API, worker) are refused with 'full' while this
+many are pending, leaving the rest of the pool for what peers gossip: a graph under load keeps
+its queue (and so the submit-to-final latency) short, and clients back off and retry."""
 _FATAL_TX_CODES = {"bad_signature", "decode_error", "bad_field", "non_canonical"}
 
 
@@ -66,7 +73,7 @@ class LedgerNode:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.roles = config.roles
         self.ledger = Ledger.open(config.storage_url or sqlite_url(self.data_dir), self.genesis)
-        self.mempool = Mempool(self.ledger.state, self.ledger.signatures)
+        self.mempool = Mempool(self.ledger.state, self.ledger.signatures, MEMPOOL_LIMITS)
         self.app = LedgerApp(self.ledger, self.mempool, self.key.address,
                              on_committed=self._on_committed, on_synced=self._on_synced)
         self.p2p = Node(self.key, P2PConfig(
@@ -313,6 +320,9 @@ class LedgerNode:
         return self.mempool.pending_nonce(address)
 
     def submit(self, tx: SignedTransaction) -> AddResult:
+        if len(self.mempool) >= LOCAL_SUBMIT_LIMIT and tx.hash not in self.mempool:
+            return AddResult(Admission.FULL, "mempool_full",
+                             f"{len(self.mempool)} transactions pending; retry shortly")
         result = self.mempool.add(tx, self.now_ms())
         if result.accepted:
             self._queue_tx(tx.wire)
