@@ -28,27 +28,16 @@ import logging
 import os
 import shutil
 import time
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 from chain.content import blob_id_of_file
 from chain.crypto import PrivateKey, address_to_text
-from chain.mempool import Admission
 from chain.records import SETTLED, Job, JobStatus, Outcome
-from chain.transactions import (
-    Body,
-    ClaimLoss,
-    RevealModel,
-    VoteCommit,
-    VoteReveal,
-    model_commitment,
-    sign_transaction,
-    vote_commitment,
-)
+from chain.transactions import ClaimLoss, RevealModel, model_commitment
 from chain.types import Address, Hash32
 from client.config import WorkerPolicy
 from client.node_api import CommittedBlock, NodeHandle
+from client.worker_outbox import Action, Outbox, short
 from client.worker_policy import (
     Identity,
     Skip,
@@ -59,9 +48,7 @@ from client.worker_policy import (
     sample_params,
     sandbox_limits,
     seed_for,
-    should_vote,
     skip_reason,
-    vote_valid,
     worth_claiming,
 )
 from client.worker_sandbox import (
@@ -71,7 +58,8 @@ from client.worker_sandbox import (
     container_label,
     remove_containers,
 )
-from client.worker_state import ClaimSecret, VoteSecret, WorkerStore
+from client.worker_state import ClaimSecret, WorkerStore
+from client.worker_votes import Verifier, seconds_until
 from p2p.blobstore import BlobError
 from sandbox.engine import connect
 from sandbox.results import FailureReason
@@ -79,29 +67,12 @@ from sandbox.runner import SandboxRunner
 
 log = logging.getLogger("learningchain.worker")
 
-RESEND_BLOCKS = 5
-"""A transaction whose effect is not on chain this many blocks later is sent again."""
 IMAGE_RETRY_S = 30.0
 """A job whose image blob could not be fetched is tried again after this long."""
 PRUNE_EVERY = 100
 """Every this many blocks, notes about settled jobs are dropped from memory."""
 STOP_TIMEOUT_S = 30.0
 """How long ``stop`` waits for sandbox threads after killing their containers."""
-OUR_SIDE = (FailureReason.ENGINE_ERROR, FailureReason.IMAGE_MISSING)
-"""Evaluation failures that say nothing about the model: the verifier abstains."""
-
-
-def short(value: bytes) -> str:
-    return value.hex()[:12]
-
-
-@dataclass(frozen=True, slots=True)
-class _Action:
-    """A transaction's purpose, so it is not sent again while it may still land."""
-
-    kind: str
-    job_id: bytes
-    detail: bytes = b""
 
 
 class Worker:
@@ -122,9 +93,9 @@ class Worker:
         self._wake = asyncio.Event()
         self._main: asyncio.Task[None] | None = None
         self._training: asyncio.Task[None] | None = None
-        self._verifying: asyncio.Task[None] | None = None
         self._stopped = False
-        self._sent: dict[_Action, int] = {}
+        self.outbox = Outbox(node, self.key)
+        self.verifier: Verifier | None = None
         self._skipped: dict[bytes, str] = {}
         """Code of the reason each job was last skipped for (logged when it changes)."""
         self._skip_text: dict[bytes, str] = {}
@@ -133,13 +104,10 @@ class Worker:
         self._refused: dict[bytes, str] = {}
         self._refused_until: dict[bytes, float] = {}
         """Refusals that may pass (the image blob was not reachable): monotonic time to retry."""
-        self._abstained: dict[tuple[bytes, bytes], str] = {}
         self._verdicts_seen: dict[bytes, int] = {}
         self._last_attempt_ms: dict[bytes, float] = {}
         self._complained: set[tuple[str, bytes]] = set()
         self._training_now: dict[str, object] | None = None
-        self._verifying_now: dict[str, object] | None = None
-        self.counters: Counter[str] = Counter()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -161,6 +129,8 @@ class Worker:
             client = await asyncio.to_thread(connect)
             self._runner = SandboxRunner(client, node_id=f"worker-{self.address.hex()[:12]}")
         self._images = ImageCache(self.node, self.runner.client, self.threads)
+        self.verifier = Verifier(self.node, self.policy, self.address, self.store, self.outbox,
+                                 self.threads, self.runner, self._images, self._wake.set)
         state = self.store.open()
         leftovers = await asyncio.to_thread(remove_containers, self.runner.client,
                                             self.runner.node_id, self.address)
@@ -186,7 +156,8 @@ class Worker:
         if self._stopped:
             return
         self._stopped = True
-        tasks = [t for t in (self._main, self._training, self._verifying) if t is not None]
+        verifying = self.verifier.task if self.verifier is not None else None
+        tasks = [t for t in (self._main, self._training, verifying) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -244,7 +215,8 @@ class Worker:
                 self._follow(job, state.height)
             except Exception:
                 log.exception("job %s: handling failed; the worker goes on", short(job.job_id))
-        self._maybe_verify(active, now)
+        if self.verifier is not None:
+            self.verifier.maybe_verify(active, now)
         self._maybe_train(active, now)
 
     def _follow(self, job: Job, height: int) -> None:
@@ -253,12 +225,10 @@ class Worker:
             self._resend_claim(job, height)
         elif job.status == JobStatus.REVEAL and job.current == self.address:
             self._reveal(job, height)
-        elif job.status == JobStatus.VOTE_COMMIT:
-            self._resend_vote_commit(job, height)
-        elif job.status == JobStatus.VOTE_REVEAL:
-            self._reveal_vote(job, height)
         elif job.status in SETTLED:
             self._settled(job)
+        elif self.verifier is not None:
+            self.verifier.follow(job, height)
 
     def _prune(self, live: set[bytes]) -> None:
         """Forget what was noted about jobs that are settled and no longer tracked."""
@@ -266,36 +236,10 @@ class Worker:
                       self._refused_until, self._verdicts_seen, self._last_attempt_ms):
             for job_id in [j for j in table if j not in live]:
                 del table[job_id]
-        self._sent = {a: h for a, h in self._sent.items() if a.job_id in live}
-        self._abstained = {k: v for k, v in self._abstained.items() if k[0] in live}
+        self.outbox.prune(live)
+        if self.verifier is not None:
+            self.verifier.prune(live)
         self._complained = {k for k in self._complained if k[1] in live}
-
-    def _due(self, action: _Action, height: int) -> bool:
-        sent = self._sent.get(action)
-        return sent is None or height - sent >= RESEND_BLOCKS
-
-    def _send(self, body: Body, what: str, job_id: bytes, action: _Action | None = None) -> bool:
-        """Sign with the next nonce and submit; a rejection is logged, never raised."""
-        label = short(job_id)
-        if action is not None:
-            self._sent[action] = self.node.height
-        try:
-            tx = sign_transaction(self.key, self.node.chain_id,
-                                  self.node.next_nonce(self.address), body)
-            result = self.node.submit(tx)
-        except Exception as e:
-            log.error("job %s: %s could not be sent: %s", label, what, e)
-            self.counters["rejected"] += 1
-            return False
-        if result.accepted or result.status == Admission.DUPLICATE:
-            self.counters[what] += 1
-            log.info("job %s: %s sent (tx %s)", label, what, short(tx.hash))
-            return True
-        self.counters["rejected"] += 1
-        code = result.code or str(result.status)
-        message = result.message.removeprefix(f"{code}: ")
-        log.warning("job %s: %s rejected: %s: %s", label, what, code, message)
-        return False
 
     # -- claims and reveals --------------------------------------------------------------
 
@@ -309,11 +253,11 @@ class Worker:
             return
         if self.node.now_ms() >= job.spec.expiry_ms:
             return
-        action = _Action("claim", job.job_id, bytes.fromhex(secret.commitment))
-        if self._due(action, height):
+        action = Action("claim", job.job_id, bytes.fromhex(secret.commitment))
+        if self.outbox.due(action, height):
             body = ClaimLoss(Hash32(job.job_id), secret.claimed_loss,
                              Hash32(bytes.fromhex(secret.commitment)))
-            self._send(body, "claim", job.job_id, action)
+            self.outbox.send(body, "claim", job.job_id, action)
 
     def _reveal(self, job: Job, height: int) -> None:
         """[JOB-REVEAL.1] Our turn: publish the model blob, open the commitment."""
@@ -327,14 +271,14 @@ class Worker:
                                 "commitment (state lost?); the turn will be forfeited",
                                 short(job.job_id))
             return
-        action = _Action("reveal", job.job_id)
-        if not self._due(action, height):
+        action = Action("reveal", job.job_id)
+        if not self.outbox.due(action, height):
             return
         path = self.store.model_path(secret)
         try:
             blob = self.node.put_blob_file(path)
         except (OSError, BlobError) as e:
-            self._sent[action] = height
+            self.outbox.note(action)
             log.error("job %s: cannot publish our model %s: %s", short(job.job_id), path, e)
             return
         if blob.hex() != secret.model_hash:
@@ -342,146 +286,9 @@ class Worker:
                       short(job.job_id), path, blob.hex()[:16], secret.model_hash[:16])
         log.info("job %s: our turn: revealing model %s (claimed loss %r)", short(job.job_id),
                  secret.model_hash[:16], secret.claimed_loss)
-        self._send(RevealModel(Hash32(job.job_id), Hash32(bytes.fromhex(secret.model_hash)),
-                               bytes.fromhex(secret.salt)), "reveal", job.job_id, action)
-
-    # -- votes ---------------------------------------------------------------------------
-
-    def _resend_vote_commit(self, job: Job, height: int) -> None:
-        if job.current is None or not should_vote(job, self.address):
-            return
-        secret = self.store.state.vote(job.job_id, job.current)
-        if secret is None or self.node.now_ms() >= job.phase_deadline_ms:
-            return
-        action = _Action("vote commit", job.job_id, job.current)
-        if self._due(action, height):
-            body = VoteCommit(Hash32(job.job_id), job.current,
-                              Hash32(bytes.fromhex(secret.commitment)))
-            self._send(body, "vote commit", job.job_id, action)
-
-    def _reveal_vote(self, job: Job, height: int) -> None:
-        """[VOTE-REVEAL.1] Open our committed vote on the current turn."""
-        if job.current is None:
-            return
-        record = job.vote_of(self.address)
-        secret = self.store.state.vote(job.job_id, job.current)
-        if record is None or record.revealed or secret is None:
-            return
-        if record.commitment.hex() != secret.commitment:
-            self._complain_once("vote", job.job_id,
-                                "job %s: our vote on chain does not match the saved one; "
-                                "it cannot be opened", short(job.job_id))
-            return
-        action = _Action("vote reveal", job.job_id, job.current)
-        if self._due(action, height):
-            body = VoteReveal(Hash32(job.job_id), job.current, secret.valid,
-                              secret.measured_loss, bytes.fromhex(secret.salt))
-            self._send(body, "vote reveal", job.job_id, action)
-
-    def _maybe_verify(self, jobs: list[Job], now: int) -> None:
-        if not self.policy.verify or (self._verifying is not None and not self._verifying.done()):
-            return
-        waiting = [
-            job for job in jobs
-            if job.current is not None and should_vote(job, self.address)
-            and self.store.state.vote(job.job_id, job.current) is None
-            and (job.job_id, job.current) not in self._abstained
-            and now < job.phase_deadline_ms
-        ]
-        if not waiting:
-            return
-        job = min(waiting, key=lambda j: (j.phase_deadline_ms, j.job_id))
-        if job.current is not None:
-            self._verifying = asyncio.create_task(self._verify(job.job_id, job.current),
-                                                  name=f"worker-verify-{short(job.job_id)}")
-
-    async def _verify(self, job_id: bytes, claimer: Address) -> None:
-        """Evaluate the revealed model in our sandbox and commit a hidden vote on it."""
-        label = short(job_id)
-        key = (job_id, claimer)
-        self._verifying_now = {"job": job_id.hex(), "claimer": address_to_text(claimer),
-                               "phase": "preparing"}
-        try:
-            job = self.node.state.job(job_id)
-            if job is None or job.current != claimer or not should_vote(job, self.address):
-                return
-            claim = job.claim_of(claimer)
-            if claim is None or job.model_hash is None:
-                return
-            spec = job.spec
-            log.info("job %s: verifying the claim of %s: loss %r, model %s", label,
-                     address_to_text(claimer), claim.loss, job.model_hash.hex()[:16])
-            try:
-                async with asyncio.timeout(self._seconds_until(job.phase_deadline_ms)):
-                    image_id = await self.images.ensure(spec, label)
-            except (ImageUnavailable, TimeoutError) as e:
-                why = str(e) or "not ready before the vote window closes"
-                self._abstain(key, f"cannot evaluate without the job's image: {why}")
-                return
-            measured: float | None = None
-            problem = ""
-            self._verifying_now["phase"] = "fetching model"
-            try:
-                async with asyncio.timeout(self._seconds_until(job.phase_deadline_ms)):
-                    model = await self.node.fetch_blob(job.model_hash)
-            except (BlobError, TimeoutError) as e:
-                why = str(e) or "not before the vote window closes"
-                problem = f"model {job.model_hash.hex()[:16]} could not be fetched: {why}"
-            else:
-                self._verifying_now["phase"] = "evaluating"
-                result = await self.threads.run(
-                    self.runner.evaluate, image_id, model, sandbox_limits(spec),
-                    job_id=container_label(job_id, self.address),
-                    argv=spec.entry_point("evaluate"))
-                if result.ok:
-                    measured = result.loss
-                elif result.reason in OUR_SIDE:
-                    self.images.forget(image_id)
-                    self._abstain(key, f"our sandbox failed ({result.reason}: {result.detail})")
-                    return
-                else:
-                    problem = f"model could not be evaluated: {result.reason}: {result.detail}"
-            valid = vote_valid(claim.loss, measured, spec.loss_tolerance)
-            if problem:
-                log.warning("job %s: %s; this counts as an invalid claim", label, problem)
-            else:
-                log.info("job %s: measured loss %r vs claimed %r + tolerance %g: %s", label,
-                         measured, claim.loss, spec.loss_tolerance,
-                         "VALID" if valid else "INVALID")
-            self._commit_vote(job_id, claimer, valid, measured)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            log.exception("job %s: verification failed", label)
-            self._abstain(key, f"verification failed: {e}")
-        finally:
-            self._verifying_now = None
-            self._wake.set()
-
-    def _commit_vote(self, job_id: bytes, claimer: Address, valid: bool,
-                     measured: float | None) -> None:
-        job = self.node.state.job(job_id)
-        if job is None or job.current != claimer or not should_vote(job, self.address) \
-                or self.node.now_ms() >= job.phase_deadline_ms:
-            log.warning("job %s: the vote window closed before our evaluation finished",
-                        short(job_id))
-            return
-        salt = os.urandom(32)
-        commitment = vote_commitment(job_id, claimer, self.address, valid, measured, salt)
-        key = self.store.state.vote_key(job_id, claimer)
-        self.store.state.votes[key] = VoteSecret(job_id.hex(), claimer.hex(), valid, measured,
-                                                 salt.hex(), commitment.hex())
-        self.store.save()  # write-ahead: the salt exists on disk before the commitment is sent
-        action = _Action("vote commit", job_id, claimer)
-        if not self._send(VoteCommit(Hash32(job_id), claimer, commitment), "vote commit",
-                          job_id, action):
-            del self.store.state.votes[key]
-            self.store.save()
-
-    def _abstain(self, key: tuple[bytes, bytes], why: str) -> None:
-        self._abstained[key] = why
-        log.warning("job %s: not voting on %s's claim: %s", short(key[0]),
-                    address_to_text(key[1]), why)
+        body = RevealModel(Hash32(job.job_id), Hash32(bytes.fromhex(secret.model_hash)),
+                           bytes.fromhex(secret.salt))
+        self.outbox.send(body, "reveal", job.job_id, action)
 
     # -- training ------------------------------------------------------------------------
 
@@ -513,9 +320,6 @@ class Worker:
         self._training_now = {"job": job.job_id.hex(), "phase": "starting", "attempt": 0}
         self._training = asyncio.create_task(self._train(job.job_id),
                                              name=f"worker-train-{short(job.job_id)}")
-
-    def _seconds_until(self, time_ms: int) -> float:
-        return max(1.0, (time_ms - self.node.now_ms()) / 1000)
 
     def _refuse(self, job_id: bytes, error: Exception) -> None:
         """No image: for good when the blob is not the job's, else try again a bit later."""
@@ -553,7 +357,7 @@ class Worker:
                 return
             self._set_phase("preparing image")
             try:
-                async with asyncio.timeout(self._seconds_until(job.spec.expiry_ms)):
+                async with asyncio.timeout(seconds_until(self.node, job.spec.expiry_ms)):
                     image_id = await self.images.ensure(job.spec, label)
             except (ImageUnavailable, TimeoutError) as e:
                 why = None
@@ -659,8 +463,9 @@ class Worker:
             log.warning("job %s: CHEATING (demo): claiming loss %r although we measured %r",
                         label, loss, measured)
         log.info("job %s: claiming loss %r (model %s)", label, loss, model_hash.hex()[:16])
-        action = _Action("claim", job_id, commitment)
-        if not self._send(ClaimLoss(Hash32(job_id), loss, commitment), "claim", job_id, action):
+        action = Action("claim", job_id, commitment)
+        body = ClaimLoss(Hash32(job_id), loss, commitment)
+        if not self.outbox.send(body, "claim", job_id, action):
             progress.claims.remove(secret)
             self.store.save()
             with contextlib.suppress(OSError):
@@ -707,7 +512,7 @@ class Worker:
                  short(job.job_id), job.status, winner,
                  " (us)" if job.winner == self.address else "", job.paid, payout,
                  self.node.state.account(self.address).balance)
-        self.counters["settled"] += 1
+        self.outbox.counters["settled"] += 1
         self.store.forget_job(job.job_id)
         self.store.save()
 
@@ -720,6 +525,7 @@ class Worker:
 
     def summary(self) -> dict[str, object]:
         """JSON-able progress for the node status and the API."""
+        verifier = self.verifier
         jobs: dict[str, object] = {}
         for job_hex, progress in self.store.state.jobs.items():
             best = min(progress.claims, key=lambda c: c.claimed_loss, default=None)
@@ -735,11 +541,12 @@ class Worker:
             "cheating": self.policy.cheat_loss_factor > 0,
             "verify": self.policy.verify,
             "training": dict(self._training_now) if self._training_now else None,
-            "verifying": dict(self._verifying_now) if self._verifying_now else None,
+            "verifying": dict(verifier.now) if verifier and verifier.now else None,
             "jobs": jobs,
             "pending_votes": len(self.store.state.votes),
-            "sent": dict(self.counters),
+            "sent": dict(self.outbox.counters),
             "skipped": {k.hex(): v for k, v in self._skip_text.items()},
             "refused": {k.hex(): v for k, v in self._refused.items()},
-            "abstained": {f"{j.hex()}:{c.hex()}": v for (j, c), v in self._abstained.items()},
+            "abstained": {f"{j.hex()}:{c.hex()}": v
+                          for (j, c), v in (verifier.abstained if verifier else {}).items()},
         }

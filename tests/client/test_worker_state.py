@@ -102,6 +102,6 @@ async def test_a_rejected_transaction_is_logged_with_its_code_not_raised(
     async with SoloNode(genesis, keys["v0"], tmp_path, block_interval=60) as node:
         worker = Worker(node, WorkerPolicy(), key=keys["alice"])
         body = ClaimLoss(Hash32(JOB), 0.5, Hash32(b"\x01" * 32))
-        assert worker._send(body, "claim", JOB) is False
+        assert worker.outbox.send(body, "claim", JOB) is False
     assert worker.summary()["sent"] == {"rejected": 1}
     assert f"job {JOB.hex()[:12]}: claim rejected: unknown_job: no job {JOB.hex()}" in caplog.text
