@@ -10,6 +10,7 @@ h+1 commits to it through ``last_commit_hash``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,7 +95,11 @@ class Block:
         return encode([self.header.to_wire(), [tx.wire for tx in self.txs]])
 
     @classmethod
-    def decode(cls, data: bytes, *, max_size: int = MAX_BLOCK_SIZE) -> Block:
+    def decode(cls, data: bytes, *, max_size: int = MAX_BLOCK_SIZE,
+               known: Callable[[bytes], SignedTransaction | None] | None = None) -> Block:
+        """Parses a block. ``known(tx_hash)`` may return an already-decoded transaction
+        with that hash (e.g. from the mempool): its wire bytes are the same by definition
+        of the hash, so it is reused instead of decoding them again."""
         value = decode(data, max_size=max_size)
         a = F.array(value, "block", 2)
         header = BlockHeader.from_wire(a[0])
@@ -103,7 +108,9 @@ class Block:
         for i, raw in enumerate(raw_txs):
             if not isinstance(raw, bytes):
                 raise DecodeError(f"tx {i} is not bin", code="bad_field")
-            txs.append(SignedTransaction.decode(raw))
+            reused = known(hashlib.sha256(raw).digest()) if known is not None else None
+            txs.append(reused if reused is not None and reused.wire == raw
+                       else SignedTransaction.decode(raw))
         return cls(header, tuple(txs))
 
 

@@ -64,6 +64,10 @@ class Mempool:
     def __len__(self) -> int:
         return len(self._txs)
 
+    def get(self, tx_hash: bytes) -> SignedTransaction | None:
+        """The pending transaction with this hash, if any."""
+        return self._txs.get(tx_hash)
+
     def __contains__(self, tx_hash: bytes) -> bool:
         return tx_hash in self._txs
 

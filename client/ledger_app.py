@@ -112,7 +112,8 @@ class LedgerApp:
             header = known.block.header
             return known.data == block and header.height == height and header.time_ms == time_ms
         try:
-            decoded = Block.decode(block, max_size=state.params.max_block_bytes + 64 * 1024)
+            decoded = Block.decode(block, max_size=state.params.max_block_bytes + 64 * 1024,
+                                   known=self.mempool.get)
         except ChainError as e:
             log.info("proposal h=%d does not decode: %s", height, e)
             return False

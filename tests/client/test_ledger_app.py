@@ -128,3 +128,17 @@ def test_decided_out_of_order_halts(tmp_path: Path) -> None:
     cert = decode_certificate(_certificate(keys, app.ledger.state.chain_id, 1, block_hash))
     with pytest.raises(NodeHalted):
         app.decided(Decision(Height(2), block_hash, TimeMs(GENESIS_TIME + 1000), data, cert))
+
+
+def test_block_decode_reuses_known_transactions_only_for_identical_bytes(tmp_path: Path) -> None:
+    app, keys = _app(tmp_path)
+    chain_id = app.ledger.state.chain_id
+    txs = [sign_transaction(keys["alice"], chain_id, n, Transfer(keys["bob"].address, Amount(1)))
+           for n in range(3)]
+    block = app.ledger.propose(txs, TimeMs(GENESIS_TIME + 1000), keys["v0"].address)
+    by_hash = {tx.hash: tx for tx in txs}
+    decoded = Block.decode(block.encode(), known=by_hash.get)
+    assert all(a is b for a, b in zip(decoded.txs, txs, strict=True))
+    impostor = {txs[0].hash: txs[1]}  # a lookup that lies is not trusted
+    again = Block.decode(block.encode(), known=impostor.get)
+    assert again.txs[0] == txs[0] and again.txs[0] is not txs[1]
