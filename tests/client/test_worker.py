@@ -25,7 +25,13 @@ import pytest
 from chain.crypto import PrivateKey
 from chain.jobspec import JobSpec, ParamSpec, ResourceLimits, VotingParams
 from chain.records import SETTLED, Job, JobStatus, Outcome
-from chain.transactions import PostJob, sign_transaction
+from chain.transactions import (
+    ClaimLoss,
+    PostJob,
+    RevealModel,
+    model_commitment,
+    sign_transaction,
+)
 from chain.types import Amount, Hash32, TimeMs
 from client.config import WorkerPolicy
 from client.solo import SoloNode
@@ -371,3 +377,52 @@ async def test_an_image_missing_from_the_engine_is_fetched_and_loaded_from_its_b
     finally:
         with contextlib.suppress(docker.errors.ImageNotFound):
             docker_client.images.remove(image_id, force=True)
+
+
+async def test_a_model_that_cannot_be_evaluated_or_fetched_is_voted_invalid(
+        tmp_path: Path, docker_client: docker.DockerClient, template: TemplateImage,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Claims made by hand: alice reveals garbage, bob a model nobody has; v0's worker judges."""
+    genesis, keys = make_genesis(members=("submitter", "alice", "bob"))
+    alice, bob = keys["alice"], keys["bob"]
+    async with SoloNode(genesis, keys["v0"], tmp_path / "node") as node:
+        node.put_blob_file(template.blob_path)
+        spec = template_spec(template, node.now_ms(), expiry_s=3, commit_window_ms=8_000)
+        spec = replace(spec, voting=replace(spec.voting, reveal_window_ms=5_000))
+        job_id = post_job(node, keys["submitter"], spec)
+        garbage = tmp_path / "garbage.pt"
+        garbage.write_bytes(b"not a model")
+        models = {alice.address: node.put_blob_file(garbage), bob.address: os.urandom(32)}
+        salts = {alice.address: os.urandom(32), bob.address: os.urandom(32)}
+        for key, loss in ((alice, 0.01), (bob, 0.02)):
+            commitment = model_commitment(job_id, key.address, models[key.address],
+                                          salts[key.address])
+            send(node, key, ClaimLoss(Hash32(job_id), loss, commitment))
+        verifier = Worker(node, VERIFIER, runner=runner(docker_client, "v0"))
+        async with running(verifier):
+            for key in (alice, bob):
+                await wait_until(turn_of(node, job_id, key.address), 60, "the claimer's turn",
+                                 [verifier])
+                send(node, key, RevealModel(Hash32(job_id), Hash32(models[key.address]),
+                                            salts[key.address]))
+            job = await wait_until(lambda: settled(node, job_id), 60, "the job to settle",
+                                   [verifier])
+    assert job.status == JobStatus.REFUNDED
+    assert [(v.claimer, v.outcome, v.invalid_votes) for v in job.verdicts] == [
+        (alice.address, Outcome.CHEAT, 1), (bob.address, Outcome.CHEAT, 1)]
+    assert node.state.account(alice.address).banned and node.state.account(bob.address).banned
+    assert "model could not be evaluated: invalid_model" in caplog.text
+    assert "could not be fetched" in caplog.text
+    assert caplog.text.count("this counts as an invalid claim") == 2
+
+
+def turn_of(node: SoloNode, job_id: bytes, claimer: bytes) -> Callable[[], bool]:
+    def check() -> bool:
+        job = node.state.job(job_id)
+        return job is not None and job.status == JobStatus.REVEAL and job.current == claimer
+    return check
+
+
+def send(node: SoloNode, key: PrivateKey, body: Any) -> None:
+    result = node.submit(sign_transaction(key, node.chain_id, node.next_nonce(key.address), body))
+    assert result.accepted, result
