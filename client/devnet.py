@@ -101,6 +101,7 @@ def up(
     worker_settings: dict[int, dict[str, Any]] | None = None,
     consensus: dict[str, int] | None = None,
     users: dict[str, int] | None = None,
+    node_balances: dict[int, int] | None = None,
     timeout: float = 60.0,
     log_level: str = "info",
 ) -> NetworkLayout:
@@ -110,7 +111,8 @@ def up(
     else:
         layout = create_network(root, validators=validators, workers=workers,
                                 base_port=base_port, worker_settings=worker_settings,
-                                consensus=consensus, users=users)
+                                consensus=consensus, users=users,
+                                node_balances=node_balances)
     running = {name: pid for name, pid in load_pids(root).items()
                if NodeProcess(_node(layout, name), pid).alive()}
     pids = dict(running)

@@ -102,6 +102,7 @@ def create_network(
     base_port: int = 26600,
     chain_id: str | None = None,
     validator_balance: int = 1_000,
+    node_balances: dict[int, int] | None = None,
     users: dict[str, int] | None = None,
     worker_settings: dict[int, dict[str, Any]] | None = None,
     consensus: dict[str, int] | None = None,
@@ -112,7 +113,7 @@ def create_network(
     The first ``workers`` validators also run the worker role. ``users`` maps
     a name to an initial balance (each gets a member key under ``users/``);
     ``worker_settings`` adds ``[worker]`` keys per node index (e.g. the demo's
-    cheater).
+    cheater); ``node_balances`` overrides ``validator_balance`` per node index.
     """
     if not 1 <= validators <= 64:
         raise ValueError("a network has 1..64 validators")
@@ -132,7 +133,8 @@ def create_network(
                        for i, k in enumerate(keys)],
         "members": [address_to_text(k.address) for k in (*keys, *user_keys.values())],
         "balances": {
-            **{address_to_text(k.address): validator_balance for k in keys},
+            **{address_to_text(k.address): (node_balances or {}).get(i, validator_balance)
+               for i, k in enumerate(keys)},
             **{address_to_text(user_keys[n].address): b for n, b in users.items() if b > 0},
         },
         "params": params or {},
