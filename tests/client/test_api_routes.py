@@ -283,7 +283,8 @@ async def test_batch_of_transactions_is_admitted_in_order_with_reasons(tmp_path:
         answer = await call(s, api, "POST", "/txs/batch", expect=200, data=body,
                             headers={"Content-Type": "application/octet-stream"})
         assert answer["accepted"] == 5 and answer["duplicates"] == 1
-        assert [(r["index"], r["code"]) for r in answer["rejected"]][0] == (6, "bad_nonce")
+        first = answer["rejected"][0]
+        assert (first["index"], first["code"]) == (6, "bad_nonce")
         assert answer["rejected"][1]["index"] == 7
         block = await api.node.commit_block()
         assert [t.hash for t in block.txs] == [t.hash for t in txs]
