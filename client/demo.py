@@ -92,7 +92,8 @@ def run_demo(root: Path, *, base_port: int = 26700, kill_node: bool = True,
     if root.exists():
         down(root)
         shutil.rmtree(root)
-    say("== 1. starting a local graph: 4 validators, 3 of them workers (node2 cheats)")
+    say("== 1. starting a local graph: 4 validators; node0-2 train (node2 cheats), "
+        "node3 only verifies")
     layout = up(
         root, validators=4, workers=4, base_port=base_port,
         worker_settings={CHEATER: {"cheat_loss_factor": 0.5},
