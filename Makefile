@@ -38,13 +38,13 @@ unit: venv
 	$(VENV)/bin/pytest -q -m "not docker and not postgres and not slow"
 
 soak: setup
-	$(VENV)/bin/pytest -q -m slow --runslow
+	LC_SOAK_N4=3000 LC_SOAK_N7=700 $(VENV)/bin/pytest -q tests/consensus/test_sim_scenarios.py
 
 bench: venv
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 demo: setup
-	@if [ -f client/demo.py ]; then $(PY) -m client.demo; else echo "make demo: not yet (lands with the node issue, #6)"; fi
+	$(PY) -m client.demo
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -19,8 +19,9 @@ import pytest
 
 from tests.consensus.sim import random_scenario, run_seed
 
-N4_SEEDS = 500
-N7_SEEDS = 120
+N4_SEEDS = int(os.environ.get("LC_SOAK_N4", "500"))
+N7_SEEDS = int(os.environ.get("LC_SOAK_N7", "120"))
+"""CI runs 500 + 120 seeds; ``make soak`` raises both (LC_SOAK_N4, LC_SOAK_N7)."""
 FULL_SIGNATURE_EVERY = 10
 
 _only = os.environ.get("LC_SEED")
