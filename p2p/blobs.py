@@ -223,11 +223,17 @@ class _Transfer:
                 idle_since = loop.time()
                 while len(self.done) < len(self.hashes):
                     announced = self.service.announcers.get(self.blob, set())
-                    for address in (sources | announced) - set(self.active) - self.excluded:
-                        peer = self.node.peers.get(address)
-                        if peer is not None and self.missing:
-                            self.active[address] += self.service.window
-                            for _ in range(self.service.window):
+                    joining = [
+                        peer for address in sorted((sources | announced) - set(self.active)
+                                                   - self.excluded)
+                        if (peer := self.node.peers.get(address)) is not None
+                    ]
+                    if joining and self.missing:
+                        for peer in joining:
+                            self.active[peer.address] += self.service.window
+                        # round-robin, so the first chunks are spread over every source
+                        for _ in range(self.service.window):
+                            for peer in joining:
                                 tg.create_task(self._worker(peer))
                     if self.active:
                         idle_since = loop.time()
