@@ -104,6 +104,8 @@ class LedgerNode:
         self.gossip.subscribe(CONSENSUS_TOPIC, self.driver.on_gossip)
         self.api: Any = None
         self.worker: Any = None
+        self.metrics: Any = None
+        """``client.metrics.NodeMetrics`` once the API runs (counters the node bumps)."""
         self._listeners: list[BlockListener] = []
         self._listener_queue: asyncio.Queue[CommittedBlock] | None = None
         self._tx_batch: list[bytes] = []
@@ -130,6 +132,7 @@ class LedgerNode:
             log.warning("HTTP API unavailable: %s", e)
         else:
             self.api = ApiServer(self, self.config.api_host, self.config.api_port)
+            self._install_web_extras(self.api.app)
             await self.api.start()
         if self.config.is_worker:
             from client.worker import Worker
@@ -138,6 +141,24 @@ class LedgerNode:
             await self.worker.start()
         log.info("node %s up: height %d, p2p %s, api %s, roles %s", self.address_text,
                  self.height, self.p2p.endpoint, self.api_endpoint, ",".join(self.roles))
+
+    def _install_web_extras(self, app: Any) -> None:
+        """The dashboard (``/``) and Prometheus metrics (``/metrics``) on the API's server.
+
+        Routes must be added before the server starts (aiohttp freezes the router).
+        """
+        try:
+            from client.metrics import install_metrics
+        except ModuleNotFoundError as e:
+            log.warning("metrics unavailable: %s", e)
+        else:
+            self.metrics = install_metrics(app, self)
+        try:
+            from client.dashboard import install_dashboard
+        except ModuleNotFoundError as e:
+            log.warning("dashboard unavailable: %s", e)
+        else:
+            install_dashboard(app, self)
 
     async def stop(self) -> None:
         if self.worker is not None:
