@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,6 +72,10 @@ class ConsensusDriver:
         self._timers: set[asyncio.TimerHandle] = set()
         self._pruned_at = 0
         self.commit_latencies_ms: list[float] = []
+        self.on_commit_latency: Callable[[float], None] | None = None
+        """Metrics hook: seconds from entering a height to deciding it, at each decision."""
+        self.stats: Counter[str] = Counter()
+        """Metrics: ``rounds_above_zero`` entered, ``timeout:<kind>`` that moved the core."""
         self._height_started = time.monotonic()
         self.halted: BaseException | None = None
 
@@ -132,17 +137,24 @@ class ConsensusDriver:
     def _on_timer(self, handle_box: list[asyncio.TimerHandle], timeout: Timeout) -> None:
         if handle_box:
             self._timers.discard(handle_box[0])
+        core = self.core
+        before = (core.height, core.round, core.step) if core is not None else None
         self._step(lambda core: core.on_timeout(timeout, self.now()))
+        if core is not None and (core.height, core.round, core.step) != before:
+            self.stats[f"timeout:{timeout.kind.value}"] += 1
 
     def _step(self, run: Callable[[ConsensusCore], list[Action]]) -> None:
         core = self.core
         if core is None or self.halted is not None:
             return
+        position = (core.height, core.round)
         try:
             actions = run(core)
         except NodeHalted as e:
             self._halt(e)
             return
+        if core.round > 0 and (core.height, core.round) != position:
+            self.stats["rounds_above_zero"] += 1
         if core is self.core:
             self._execute(actions)
 
@@ -186,6 +198,8 @@ class ConsensusDriver:
         height = int(action.decision.height)
         elapsed = (time.monotonic() - self._height_started) * 1000
         self.commit_latencies_ms.append(elapsed)
+        if self.on_commit_latency is not None:
+            self.on_commit_latency(elapsed / 1000)
         del self.commit_latencies_ms[:-1000]
         self._height_started = time.monotonic()
         if height - self._pruned_at >= WAL_PRUNE_EVERY:

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,8 @@ class LedgerNode:
         self.worker: Any = None
         self.metrics: Any = None
         """``client.metrics.NodeMetrics`` once the API runs (counters the node bumps)."""
+        self.admissions: Counter[tuple[str, str]] = Counter()
+        """Metrics: mempool admissions by (``local``/``gossip``, ``accepted`` or the code)."""
         self._listeners: list[BlockListener] = []
         self._listener_queue: asyncio.Queue[CommittedBlock] | None = None
         self._tx_batch: list[bytes] = []
@@ -138,6 +141,8 @@ class LedgerNode:
             from client.worker import Worker
 
             self.worker = Worker(self, self.config.worker)
+            if self.metrics is not None:
+                self.metrics.attach_worker(self.worker)
             await self.worker.start()
         log.info("node %s up: height %d, p2p %s, api %s, roles %s", self.address_text,
                  self.height, self.p2p.endpoint, self.api_endpoint, ",".join(self.roles))
@@ -210,6 +215,7 @@ class LedgerNode:
         accepted = 0
         for wire in wires:
             result = self.mempool.add_bytes(wire, now)
+            self.admissions["gossip", result.code or result.status.value] += 1
             if result.accepted:
                 accepted += 1
             elif result.status is Admission.REJECTED and result.code in _FATAL_TX_CODES:
@@ -342,9 +348,11 @@ class LedgerNode:
 
     def submit(self, tx: SignedTransaction) -> AddResult:
         if len(self.mempool) >= LOCAL_SUBMIT_LIMIT and tx.hash not in self.mempool:
+            self.admissions["local", "mempool_full"] += 1
             return AddResult(Admission.FULL, "mempool_full",
                              f"{len(self.mempool)} transactions pending; retry shortly")
         result = self.mempool.add(tx, self.now_ms())
+        self.admissions["local", result.code or result.status.value] += 1
         if result.accepted:
             self._queue_tx(tx.wire)
         return result

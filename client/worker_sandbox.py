@@ -48,10 +48,13 @@ class Threads:
 
     def __init__(self) -> None:
         self._running: set[asyncio.Task[Any]] = set()
+        self.on_result: Callable[[str, Any], None] | None = None
+        """Metrics hook: (name of the function, its result) for each call that returned."""
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``await asyncio.to_thread(fn, ...)``; a cancelled caller leaves the thread tracked."""
         task = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+        task.set_name(getattr(fn, "__name__", "call"))  # metrics: which calls are running
         self._running.add(task)
         task.add_done_callback(self._finished)
         return await asyncio.shield(task)
@@ -60,10 +63,16 @@ class Threads:
         self._running.discard(task)
         if not task.cancelled():
             task.exception()  # retrieved: a caller that was cancelled will not ask for it
+        if self.on_result is not None and not task.cancelled() and task.exception() is None:
+            self.on_result(task.get_name(), task.result())
 
     @property
     def running(self) -> int:
         return len(self._running)
+
+    def running_names(self) -> list[str]:
+        """Names of the functions running now (``train``, ``evaluate``, ...), for metrics."""
+        return [task.get_name() for task in self._running]
 
     async def wait(self, timeout_s: float) -> bool:
         """Wait for the running threads; False if some are still running after the timeout."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable
 
 from chain.crypto import address_to_text
@@ -64,6 +65,8 @@ class Verifier:
         self.now: dict[str, object] | None = None
         """What the verification in progress is doing (for the summary)."""
         self.abstained: dict[tuple[bytes, bytes], str] = {}
+        self.votes: Counter[tuple[str, bool]] = Counter()
+        """Metrics: votes sent by (``commit``/``reveal``, valid)."""
         self._complained: set[bytes] = set()
 
     def follow(self, job: Job, height: int) -> None:
@@ -107,7 +110,8 @@ class Verifier:
         if self.outbox.due(action, height):
             body = VoteReveal(Hash32(job.job_id), job.current, secret.valid,
                               secret.measured_loss, bytes.fromhex(secret.salt))
-            self.outbox.send(body, "vote reveal", job.job_id, action)
+            if self.outbox.send(body, "vote reveal", job.job_id, action):
+                self.votes["reveal", secret.valid] += 1
 
     def maybe_verify(self, jobs: list[Job], now: int) -> None:
         """Start verifying the claim whose vote window closes first, if none is in progress."""
@@ -209,6 +213,8 @@ class Verifier:
         if not self.outbox.send(body, "vote commit", job_id, action):
             del self.store.state.votes[key]
             self.store.save()
+            return
+        self.votes["commit", valid] += 1
 
     def _abstain(self, key: tuple[bytes, bytes], why: str) -> None:
         self.abstained[key] = why

@@ -68,6 +68,8 @@ class BlobService:
         self.announcers: dict[bytes, set[Address]] = {}
         self.chunks_from: dict[bytes, Counter[Address]] = {}
         """Per fetched blob, how many verified chunks each peer supplied."""
+        self.stats: Counter[str] = Counter()
+        """Metrics: fetches started/completed/``failed:<error>``, bytes fetched and served."""
         self._changed = asyncio.Event()
         node.on(BlobHave, self._on_have)
         node.on(GetManifest, self._on_get_manifest)
@@ -113,6 +115,8 @@ class BlobService:
             await peer.send(NotFound(message.req_id))
             return
         await peer.send_frame(frame)
+        self.stats["chunks_served"] += 1
+        self.stats["bytes_served"] += len(frame)
 
     # -- fetching ----------------------------------------------------------
 
@@ -126,6 +130,16 @@ class BlobService:
         """
         if self.store.has(blob):
             return self.store.path(blob)
+        self.stats["fetches_started"] += 1
+        try:
+            path = await self._fetch(blob, progress, patience)
+        except BaseException as e:
+            self.stats[f"failed:{type(e).__name__}"] += 1
+            raise
+        self.stats["fetches_completed"] += 1
+        return path
+
+    async def _fetch(self, blob: bytes, progress: Progress | None, patience: float) -> Path:
         size, hashes, sources = await self._agree_on_manifest(blob, patience)
         part = self.store.partial_path(blob)
         done = set(await asyncio.to_thread(self.store.partial_chunks, blob, hashes, size))
@@ -299,6 +313,7 @@ class _Transfer:
         self.done.add(index)
         self.service.chunks_from.setdefault(self.blob, Counter())[source] += 1
         self.received += self._chunk_len(index)
+        self.service.stats["bytes_fetched"] += self._chunk_len(index)
         if self.progress is not None:
             self.progress(self.received, self.size)
         if len(self.done) == len(self.hashes):

@@ -15,6 +15,7 @@ import itertools
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -96,6 +97,8 @@ class Node:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.listen_port = 0
+        self.stats: Counter[str] = Counter()
+        """Metrics: bytes/frames sent and received, ``bans``, ``penalty:<OFFENCE>``."""
         self.on(GetPeers, self._on_getpeers)
         self.on(Peers, self._on_peers)
         for host_port in config.bootstrap:
@@ -199,7 +202,9 @@ class Node:
         now = self.now()
         value = peer.score.charge(offence, now, self.config.score_decay_per_second)
         log.info("%r: %s (score %.0f)", peer, offence.name, value)
+        self.stats[f"penalty:{offence.name}"] += 1
         if value <= self.config.ban_threshold and not peer.closed.is_set():
+            self.stats["bans"] += 1
             log.warning("%r: banned for %.0fs", peer, self.config.ban_seconds)
             self.bans.ban(peer.address, now, self.config.ban_seconds)
             peer.mark_closed()
@@ -396,6 +401,7 @@ class Node:
             rate_msgs=cfg.rate_msgs_per_second,
             rate_burst=cfg.rate_burst,
             rate_bytes=cfg.rate_bytes_per_second,
+            stats=self.stats,
         )
         if not await self._register(peer):
             await peer.close()
@@ -425,6 +431,8 @@ class Node:
         """[WIRE-FRAME.*] Rate limit, size limit and decode every frame, then route it."""
         while not peer.closed.is_set():
             frame = await receive_frame(peer.ws)
+            self.stats["frames_received"] += 1
+            self.stats["bytes_received"] += len(frame.data or b"")
             if frame.oversized:
                 self.penalize(peer, Offence.OVERSIZED_FRAME)
                 return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 import aiohttp
@@ -67,8 +68,11 @@ class PeerConnection:
         rate_msgs: float,
         rate_burst: float,
         rate_bytes: float,
+        stats: Counter[str] | None = None,
     ) -> None:
         self.ws = ws
+        self.stats: Counter[str] = stats if stats is not None else Counter()
+        """Metrics: ``bytes_sent`` and ``frames_sent`` (the node's shared counter)."""
         self.identity = identity
         self.outbound = outbound
         self.remote_host = remote_host
@@ -136,6 +140,8 @@ class PeerConnection:
                 if frame is None or self.ws.closed:
                     return
                 await self.ws.send_bytes(frame)  # type: ignore[arg-type]  # bytearray is fine
+                self.stats["bytes_sent"] += len(frame)
+                self.stats["frames_sent"] += 1
                 self._queued_bytes -= len(frame)
                 if self._queued_bytes < self._queue_bytes_limit:
                     self._space.set()
