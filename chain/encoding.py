@@ -29,6 +29,8 @@ def _normalise(value: Any) -> Any:
     """Checks a value tree is encodable and returns it with map keys sorted."""
     if value is None or isinstance(value, bool | str | bytes):
         return value
+    if isinstance(value, memoryview | bytearray):  # zero-copy views (e.g. received chunks)
+        return bytes(value)
     if isinstance(value, int):
         if not INT_MIN <= value <= INT_MAX:
             raise DecodeError(f"integer out of range: {value}", code="int_range")
