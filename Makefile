@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export LC_TEST_POSTGRES_URL ?= postgresql+psycopg2://lc:lc@127.0.0.1:5432/lc_test
 
-.PHONY: test demo setup system venv base-image lint typecheck unit soak bench clean
+.PHONY: test demo setup system venv base-image lint typecheck unit soak fuzz bench clean
 
 test: setup lint typecheck
 	$(VENV)/bin/pytest -q
@@ -39,6 +39,9 @@ unit: venv
 
 soak: setup
 	LC_SOAK_N4=3000 LC_SOAK_N7=700 $(VENV)/bin/pytest -q tests/consensus/test_sim_scenarios.py
+
+fuzz: setup
+	LC_FUZZ_EXAMPLES=20000 LC_FUZZ_API_EXAMPLES=500 $(VENV)/bin/pytest -q tests/fuzz
 
 bench: venv
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
