@@ -1,0 +1,31 @@
+"""Fault injection on real node processes with a concurrent bank workload [issue 8].
+
+CI runs a bounded subset (``LC_FAULT_SEEDS``, default one seed of 40 s);
+``make faults`` runs the long version. Re-run one scenario:
+``LC_FAULT_SEEDS=7 pytest tests/reliability/test_faults.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.harness import run_scenario
+
+SEEDS = [int(s) for s in os.environ.get("LC_FAULT_SEEDS", "1").split(",")]
+SECONDS = float(os.environ.get("LC_FAULT_SECONDS", "40"))
+ARTIFACTS = Path(os.environ.get("LC_ARTIFACTS", "test-artifacts"))
+
+
+@pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed_{s}")
+def test_bank_workload_under_kills_and_pauses(seed: int, tmp_path: Path) -> None:
+    report = run_scenario(tmp_path / "graph", seed, seconds=SECONDS,
+                          base_port=27600 + (seed % 20) * 10)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / f"faults-seed-{seed}.json").write_text(json.dumps(report.to_json(), indent=2))
+    assert report.faults.get("kill9", 0) + report.faults.get("sigstop", 0) >= 3
+    assert report.acknowledged > 50 and report.committed_transfers >= report.acknowledged
+    assert report.recovery_s < 30
