@@ -186,6 +186,17 @@ SCHEMAS: dict[str, S] = {
                                "inconclusive"]},
             "winner": BOOL})),
     }, description="Claims ranked: lower loss first, then earlier height, then block position"),
+    "ClaimPoint": obj({"claimer": ADDRESS, "loss": NUMBER, "height": INT, "index": INT,
+                       "time_ms": TIME_MS, "tx_hash": HEX32},
+                      description="One accepted claim transaction: its block, position and time"),
+    "ClaimHistory": obj({
+        "job_id": HEX32,
+        "complete": {"type": "boolean",
+                     "description": "False when this node's index may miss older claims"},
+        "claims": array(ref("ClaimPoint")),
+        "best": array(ref("ClaimPoint")),
+    }, description="Every claim of a job in chain order (a claimer's earlier claims too), and "
+                   "the claims that lowered the best loss (served with the dashboard)"),
     "GovernanceAction": obj({
         "kind": {"enum": ["admit_member", "add_validator", "remove_validator"]},
         "target": {"type": "string", "description": "Address, or public key hex (add)"},
@@ -313,6 +324,9 @@ def _paths() -> dict[str, S]:
             params=[JOB_ID], tags=("jobs",))},
         "/jobs/{job_id}/leaderboard": {"get": _op(
             "Job leaderboard", {"200": _json(ref("Leaderboard")), **BAD, "404": NOT_FOUND},
+            params=[JOB_ID], tags=("jobs",))},
+        "/jobs/{job_id}/history": {"get": _op(
+            "Job claim history", {"200": _json(ref("ClaimHistory")), **BAD, "404": NOT_FOUND},
             params=[JOB_ID], tags=("jobs",))},
         "/validators": {"get": _op("List validators", {"200": _json(ref("Validators"))},
                                    tags=("governance",))},
