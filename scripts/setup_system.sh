@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs and starts what a fresh Debian 12 machine lacks for LearningChain:
-# the Docker engine, PostgreSQL (for the storage tests) and debootstrap (for
-# the offline base image). Idempotent: every step checks before it acts.
+# the Docker engine, PostgreSQL (for the storage tests), debootstrap (for
+# the offline base image) and Chromium (the dashboard's browser test drives
+# /usr/bin/chromium through Playwright; nothing is downloaded at test time).
+# Idempotent: every step checks before it acts.
 set -euo pipefail
 
 need_pkgs=()
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_pkgs+=(postgresql)
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
