@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export LC_TEST_POSTGRES_URL ?= postgresql+psycopg2://lc:lc@127.0.0.1:5432/lc_test
 
-.PHONY: test demo setup system venv base-image lint typecheck unit soak fuzz bench clean
+.PHONY: test demo setup system venv base-image lint typecheck unit soak fuzz faults bench clean
 
 test: setup lint typecheck
 	$(VENV)/bin/pytest -q
@@ -42,6 +42,9 @@ soak: setup
 
 fuzz: setup
 	LC_FUZZ_EXAMPLES=20000 LC_FUZZ_API_EXAMPLES=500 $(VENV)/bin/pytest -q tests/fuzz
+
+faults: setup
+	LC_FAULT_SEEDS=1,2,3,4,5,6,7,8,9,10 LC_FAULT_SECONDS=90 $(VENV)/bin/pytest -q tests/reliability
 
 bench: venv
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
