@@ -9,16 +9,19 @@ ledger accepted.
 Two sources fill the index, and they never overlap:
 
 * a block listener records every block committed after ``start_height``
-  (the chain height when the index was created);
-* ``backfill()`` scans the stored blocks up to ``start_height`` once, for
-  the jobs that already had claims then: for each, from its posted height
-  to its last claim's height (a claimer's live claim is its latest, so the
-  highest claim height of a job is the height of its last ``ClaimLoss``).
+  (the chain height when the index was attached);
+* ``backfill()``, a task started with the API server, scans the stored
+  blocks up to ``start_height`` once, for the jobs that had claims then:
+  for each, from its posted height to its last claim's height (a claimer's
+  live claim is its latest, so the highest claim height of a job is the
+  height of its last ``ClaimLoss``).
 
-Both are bounded: at most ``max_jobs`` jobs (oldest-touched dropped first),
-``max_points`` claims per job (beyond that only claims that lower the best
-loss are kept, so the best-loss line stays exact), and the backfill reads
-at most ``max_backfill_blocks`` blocks, newest first. Stored blocks are read
+Both are bounded: at most ``max_jobs`` jobs (oldest-touched dropped first;
+the backfill takes the most recently posted), ``max_points`` claims per job
+(beyond that only claims that lower the best loss are kept, so the
+best-loss line stays exact, up to twice as many), and the backfill reads at
+most ``max_backfill_blocks`` blocks, newest first, yielding to the event
+loop between slices. Stored blocks are read
 raw and only transactions whose wire form starts with the ``claim`` tag are
 decoded, so blocks full of transfers cost almost nothing.
 
@@ -161,10 +164,6 @@ class ClaimHistory:
         self.start_height = 0
         self._live_height = 0
         self._jobs: OrderedDict[bytes, _JobHistory] = OrderedDict()
-        self._ranges: dict[bytes, tuple[int, int]] = {}
-        """Per job with claims at ``start_height``: the heights its claims can be at."""
-        self._pending: set[bytes] = set()
-        """Jobs the backfill has still to cover (reported incomplete until it has)."""
         self._dropped: set[bytes] = set()
         """Jobs whose claims the index no longer holds in full (beyond ``max_jobs``)."""
         self._merged: OrderedDict[tuple[int, int], ClaimPoint | None] = OrderedDict()
@@ -174,17 +173,8 @@ class ClaimHistory:
     # -- filling ------------------------------------------------------------------------
 
     def attach(self) -> None:
-        """Listens from the current height on; jobs with older claims await ``backfill()``."""
+        """Listens from the current height on; older claims are ``backfill()``'s part."""
         self.start_height = self._live_height = self.node.height
-        state = self.node.state
-        jobs = [job for job in (state.job(key) for key in state.keys("job"))
-                if job is not None and job.claims]
-        jobs.sort(key=lambda j: j.posted_height, reverse=True)
-        for job in jobs[:self.max_jobs]:
-            last = min(max(c.height for c in job.claims), self.start_height)
-            self._ranges[job.job_id] = (int(job.posted_height), int(last))
-        self._pending = set(self._ranges)
-        self._dropped.update(job.job_id for job in jobs[self.max_jobs:])
         self.node.add_block_listener(self.on_block)
 
     def on_block(self, event: CommittedBlock) -> None:
@@ -199,34 +189,57 @@ class ClaimHistory:
         self._live_height = height
 
     async def backfill(self) -> None:
-        """Scans the stored blocks up to ``start_height`` for the claims of known jobs.
+        """Scans the stored blocks up to ``start_height`` for the claims of earlier jobs.
 
         Newest blocks first, at most ``max_backfill_blocks``; a job whose range
-        reaches below what was scanned stays incomplete.
+        reaches below what was scanned stays incomplete. Yields to the event loop
+        between slices, so the node keeps running meanwhile.
         """
         try:
+            ranges = await self._claim_ranges()
             budget = self.max_backfill_blocks
             lowest = self.start_height + 1
-            scanned = 0
-            for lo, hi in reversed(_merge_ranges(self._ranges.values())):
+            for lo, hi in reversed(_merge_ranges(ranges.values())):
                 for height in range(hi, lo - 1, -1):
                     if budget <= 0:
                         break
                     self._record_stored(height)
                     budget -= 1
                     lowest = height
-                    scanned += 1
-                    if scanned % BACKFILL_SLICE == 0:
+                    if budget % BACKFILL_SLICE == 0:
                         await asyncio.sleep(0)
-            for job_id, (lo, _hi) in self._ranges.items():
-                if lo < lowest:
-                    self._entry(job_id).complete = False
-                    log.info("claim history: job %s reaches below the scanned blocks",
-                             job_id.hex()[:16])
+            short = [job_id for job_id, (lo, _hi) in ranges.items() if lo < lowest]
+            for job_id in short:
+                self._entry(job_id).complete = False
+            if short:
+                log.info("claim history: %d jobs have claims below the %d blocks scanned",
+                         len(short), self.max_backfill_blocks)
         finally:
-            self._pending.clear()
-            self._ranges.clear()
             self.backfilled.set()
+
+    async def _claim_ranges(self) -> dict[bytes, tuple[int, int]]:
+        """Per job that had claims at ``start_height`` (newest ``max_jobs``): where they are.
+
+        A job's live claims are each claimer's latest, so the highest of their
+        heights is its last claim's. When a claimer has claimed again since
+        ``start_height``, its earlier claim may be anywhere up to it.
+        """
+        state = self.node.state
+        found = []
+        for i, key in enumerate(state.keys("job")):
+            job = state.job(key)
+            if job is not None and job.claims and job.posted_height <= self.start_height:
+                heights = [c.height for c in job.claims]
+                last = self.start_height if max(heights) > self.start_height else max(heights)
+                found.append((int(job.posted_height), job.job_id, int(last)))
+            if i % 256 == 255:
+                await asyncio.sleep(0)
+        found.sort(reverse=True)
+        for _posted, job_id, _last in found[self.max_jobs:]:
+            self._dropped.add(job_id)
+            if job_id in self._jobs:
+                self._jobs[job_id].complete = False
+        return {job_id: (posted, last) for posted, job_id, last in found[:self.max_jobs]}
 
     def _record_stored(self, height: int) -> None:
         data = self.node.block_with_certificate(height)
@@ -262,8 +275,10 @@ class ClaimHistory:
         entry = self._jobs.get(job.job_id)
         points = dict(entry.points) if entry is not None else {}
         # No entry: either no claim ever (claims are never removed from the record), or dropped.
-        complete = (entry.complete if entry is not None else not job.claims) \
-            and job.job_id not in self._pending
+        complete = entry.complete if entry is not None else not job.claims
+        if job.claims and job.posted_height <= self.start_height \
+                and not self.backfilled.is_set():
+            complete = False  # its earlier claims are still being read
         for claim in job.claims:
             key = (int(claim.height), claim.index)
             if key not in points:

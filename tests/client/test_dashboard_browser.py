@@ -239,6 +239,7 @@ def _watch_the_job(page: Any, drive: Driver, base_url: str, addr: dict[str, str]
     carol_row = page.locator(f"[data-testid=leaderboard-row][data-claimer='{addr['carol']}']")
     sync_api.expect(carol_row.get_by_test_id("banned")).to_be_visible()
     sync_api.expect(page.locator("[data-testid=loss-point].cheat")).to_have_count(1)
+    sync_api.expect(page.get_by_test_id("best-honest-line")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "job-cheat.png"), full_page=True)
 
     # Alice's turn: she reveals the real model and the members verify it.

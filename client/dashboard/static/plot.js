@@ -48,6 +48,30 @@
     return new Date(ms).toLocaleTimeString("en-GB", { hour12: false });
   }
 
+  /** The claims that lowered the best loss, in order. */
+  function bestSteps(claims) {
+    const out = [];
+    for (const c of claims) if (!out.length || c.loss < out[out.length - 1].loss) out.push(c);
+    return out;
+  }
+
+  /** A caption explaining the marks (HTML, below the plot). */
+  function legend(withCheaters) {
+    const item = (cls, text) => {
+      const span = document.createElement("span");
+      span.className = "legend-item";
+      const mark = document.createElement("i");
+      mark.className = cls;
+      span.append(mark, text);
+      return span;
+    };
+    const div = document.createElement("div");
+    div.className = "legend";
+    div.append(item("mark-dot", "a claim (colour: its claimer)"), item("mark-best", "best loss claimed so far"));
+    if (withCheaters) div.append(item("mark-cheat", "claimer found cheating"), item("mark-honest", "best loss without them"));
+    return div;
+  }
+
   /**
    * opts: claims [{claimer, loss, time_ms, height}], best [same], startMs, endMs, expiryMs,
    * cheaters (Set of addresses), colorOf(address) -> css colour, fmtLoss(x) -> text.
@@ -116,15 +140,20 @@
     }
 
     // The best loss so far: a step line from each improvement to the next, then to the end.
-    if (best.length) {
-      let d = `M ${px(best[0].time_ms).toFixed(1)} ${py(best[0].loss).toFixed(1)}`;
-      for (const b of best.slice(1)) d += ` H ${px(b.time_ms).toFixed(1)} V ${py(b.loss).toFixed(1)}`;
-      d += ` H ${px(x1).toFixed(1)}`;
-      root.append(el("path", { d, class: "best-line", "data-testid": "best-line" }));
+    const steps = (points) => {
+      let d = `M ${px(points[0].time_ms).toFixed(1)} ${py(points[0].loss).toFixed(1)}`;
+      for (const b of points.slice(1)) d += ` H ${px(b.time_ms).toFixed(1)} V ${py(b.loss).toFixed(1)}`;
+      return d + ` H ${px(x1).toFixed(1)}`;
+    };
+    const cheaters = opts.cheaters || new Set();
+    if (best.length) root.append(el("path", { d: steps(best), class: "best-line", "data-testid": "best-line" }));
+    // Once claimers are found cheating: the best loss of the others, dashed.
+    const honest = bestSteps(claims.filter((c) => !cheaters.has(c.claimer)));
+    if (cheaters.size && honest.length) {
+      root.append(el("path", { d: steps(honest), class: "best-honest", "data-testid": "best-honest-line" }));
     }
 
     const dots = el("g", { class: "points" });
-    const cheaters = opts.cheaters || new Set();
     for (const c of claims) {
       const cheat = cheaters.has(c.claimer);
       const g = el("g", { class: "point" + (cheat ? " cheat" : ""), "data-testid": "loss-point",
@@ -140,5 +169,5 @@
     return root;
   }
 
-  window.LcPlot = { lossPlot, niceTicks };
+  window.LcPlot = { lossPlot, legend, bestSteps, niceTicks };
 })();

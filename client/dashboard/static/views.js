@@ -57,7 +57,8 @@
     const b = tx.body;
     switch (b.type) {
       case "transfer": return [fmtInt(b.amount), " cr → ", addressLink(b.to)];
-      case "post_job": return ["job “", b.spec.description || b.spec.image_ref, "”, bounty ", fmtInt(b.spec.bounty)];
+      case "post_job": return ["job ", jobLink(tx.hash, "“" + (b.spec.description || b.spec.image_ref) + "”"),
+                               ", bounty ", fmtInt(b.spec.bounty)];
       case "claim": return ["loss ", fmtLoss(b.loss), " on ", jobLink(b.job_id)];
       case "reveal": return ["model ", hashText(b.model_hash), " for ", jobLink(b.job_id)];
       case "vote_commit": return ["hidden vote on ", addressLink(b.claimer), " (", jobLink(b.job_id), ")"];
@@ -113,7 +114,7 @@
     const status = await LC.loadNode();
     const [account, peers, validators, jobs, blocks, proposals] = await Promise.all([
       api("/accounts/" + status.address), api("/peers"), api("/validators"),
-      api("/jobs?status=active&limit=10"), api("/blocks?limit=8"), api("/proposals"),
+      api("/jobs?limit=8"), api("/blocks?limit=8"), api("/proposals"),
     ]);
     const worker = Object.entries(status.worker || {});
     return paintSwatches(h("div", { class: "page" },
@@ -147,7 +148,7 @@
         worker.length ? section("Worker", facts(worker.map(([k, v]) =>
           [k.replace(/_/g, " "), typeof v === "object" ? JSON.stringify(v) : String(v)]))) : null,
         proposals.proposals.length ? section("Governance proposals", proposalTable(proposals.proposals)) : null),
-      section(h("a", { href: "#/jobs" }, "Active jobs"), table(JOB_HEADERS, jobRows(jobs.jobs), { empty: "no active job" })),
+      section(h("a", { href: "#/jobs" }, `Recent jobs (${fmtInt(jobs.total)} in all)`), table(JOB_HEADERS, jobRows(jobs.jobs), { empty: "no job posted yet" })),
       section(h("a", { href: "#/blocks" }, "Recent blocks"),
         table(["Height", "Hash", "Time", "Proposer", "Txs"], blockRows(blocks.blocks)))));
   });
@@ -165,7 +166,13 @@
   route("/blocks", "blocks", async (_params, query) => {
     const from = query.get("from");
     const page = await api("/blocks?limit=20" + (from ? "&from=" + encodeURIComponent(from) : ""));
-    const withTxs = page.blocks.filter((b) => b.tx_count > 0).slice(0, 5);
+    let withTxs = page.blocks.filter((b) => b.tx_count > 0);
+    const oldest = page.blocks.length ? page.blocks[page.blocks.length - 1].height : 0;
+    if (withTxs.length < 5 && oldest > 1) { // busy graphs commit many empty blocks: look further back
+      const more = await api("/blocks?limit=100&from=" + (oldest - 1));
+      withTxs = withTxs.concat(more.blocks.filter((b) => b.tx_count > 0));
+    }
+    withTxs = withTxs.slice(0, 5);
     const details = await Promise.all(withTxs.map((b) => apiOrNull("/blocks/" + b.height)));
     const txs = details.filter(Boolean).flatMap((b) => txRows(b.txs.slice(0, 50), b.height));
     const first = page.blocks.length ? page.blocks[0].height : page.height;
@@ -176,7 +183,7 @@
     return h("div", { class: "page" },
       title("Blocks", h("span", { class: "muted" }, `tip ${fmtInt(page.height)}`)),
       section("Headers", table(["Height", "Hash", "Time", "Proposer", "Txs"], blockRows(page.blocks)), pager),
-      section("Transactions of the newest blocks above",
+      section("Latest transactions (the newest blocks that have some)",
         table(["Block", "Tx", "Type", "Sender", "What"], txs, { empty: "no transactions in these blocks" })));
   });
 
@@ -286,7 +293,8 @@
         ["Deadline", [countdown(t.deadline_ms, { testid: "turn-deadline", ended: "ended (next block moves on)" }), " · ", fmtTime(t.deadline_ms)]],
         ["Model", t.model_hash ? h("a", { href: "/api/v1/blobs/" + t.model_hash, download: "model-" + t.model_hash.slice(0, 12) + ".bin" }, short(t.model_hash, 10, 6))
                                : h("span", { class: "muted" }, "not revealed yet")],
-        ["Voters", `${t.votes_committed} committed, ${t.votes_revealed} revealed of ${t.eligible_voters.length} eligible`],
+        ["Voters", t.phase === "reveal" ? "fixed when the model is revealed: every member but the submitter and the claimer"
+                                        : `${t.votes_committed} committed, ${t.votes_revealed} revealed of ${t.eligible_voters.length} eligible`],
       ]),
       job.votes.length ? voteTable(job) : null));
   }
@@ -334,7 +342,7 @@
     return h("div", { class: "plot" }, window.LcPlot.lossPlot({
       claims: history.claims, best: history.best, startMs: job.posted_time_ms, endMs: end,
       expiryMs: job.expiry_ms, cheaters: cheats, colorOf, fmtLoss,
-    }));
+    }), history.claims.length ? window.LcPlot.legend(cheats.size > 0) : null);
   }
 
   function verdictTable(job, banned) {
