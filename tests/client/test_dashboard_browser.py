@@ -14,6 +14,8 @@ through Debian's ``/usr/bin/chromium`` (nothing is downloaded), watches:
   the verdict says ``cheat`` and she shows as banned;
 * alice's turn: she reveals the real model, the votes say valid, the page
   shows her as the winner with a download link that serves the model's bytes;
+* the accounts page shows carol banned; the blocks page lists the latest
+  transactions and opens a block; the graph page shows this node;
 * the page raised no JavaScript error and no Content Security Policy
   violation on the way.
 
@@ -168,6 +170,10 @@ def test_dashboard_follows_a_job_from_first_claim_to_verdict(tmp_path: Path) -> 
                 banned = page.locator(f"[data-testid=member-row][data-address='{addr['carol']}']")
                 banned.get_by_test_id("banned").wait_for()
                 page.screenshot(path=str(ARTIFACTS / "accounts.png"), full_page=True)
+                page.goto(node.api_url + "/#/blocks")
+                page.get_by_test_id("tx-row").first.get_by_role("link").first.click()
+                page.get_by_test_id("block-detail").wait_for()
+                page.get_by_test_id("tx-row").first.wait_for()
                 page.goto(node.api_url + "/#/")
                 page.get_by_test_id("node-address").wait_for()
                 assert page.get_by_test_id("node-address").inner_text() == node.address

@@ -246,7 +246,7 @@
     const job = await apiOrNull("/jobs/" + encodeURIComponent(id));
     if (!job) return h("p", { class: "error" }, "No job " + id);
     const [board, history, members] = await Promise.all([
-      api(`/jobs/${id}/leaderboard`), api(`/jobs/${id}/history`), api("/members")]);
+      api(`/jobs/${job.job_id}/leaderboard`), api(`/jobs/${job.job_id}/history`), api("/members")]);
     const banned = new Set(members.members.filter((m) => m.banned).map((m) => m.address));
     const cheats = new Set(job.verdicts.filter((v) => v.outcome === "cheat").map((v) => v.claimer));
     return paintSwatches(h("div", { class: "page", testid: "job-page", dataset: { jobId: job.job_id, status: job.status } },
@@ -257,7 +257,7 @@
       section("Leaderboard", leaderboard(board, banned)),
       section("Best loss over time", lossPlot(job, history, cheats),
         history.complete ? null : h("p", { class: "muted" }, "Older claims are not all indexed on this node; the plot shows those it has.")),
-      section(`Verdicts (${job.verdicts.length} of at most ${job.spec.voting.max_turns} voted turns)`,
+      section(`Verdicts (${job.turns_voted} of at most ${job.spec.voting.max_turns} turns voted; forfeits do not count)`,
         verdictTable(job, banned)),
       job.votes.length && job.settled ? section("Votes of the last turn", voteTable(job)) : null,
       specDetails(job)));
