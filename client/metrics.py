@@ -22,7 +22,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from client.metrics_collect import NodeCollector
@@ -142,6 +142,7 @@ class NodeMetrics:
 
 def install_metrics(app: web.Application, node: LedgerNode) -> NodeMetrics:
     """Adds ``GET /metrics`` to ``app`` and hooks the node's event sources; before the app runs."""
+    disable_created_metrics()  # process-wide: no ``*_created`` series next to every counter
     metrics = NodeMetrics(node)
     app.router.add_get(METRICS_PATH, metrics.handle)
     node.add_block_listener(metrics.on_block)
