@@ -19,7 +19,7 @@ and each metric's HELP text says what it means.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
@@ -31,6 +31,7 @@ from sandbox.results import EvalResult, FailureReason, RunResult
 
 if TYPE_CHECKING:
     from client.node import LedgerNode
+    from client.worker import Worker
 
 log = logging.getLogger("learningchain.metrics")
 
@@ -126,7 +127,7 @@ class NodeMetrics:
         self.runs_finished.labels(name, outcome).inc()
         self.run_seconds.labels(name).observe(max(0.0, float(result.seconds)))
 
-    def attach_worker(self, worker: Any) -> None:
+    def attach_worker(self, worker: Worker) -> None:
         """Called by the node once its worker exists (before it starts)."""
         worker.threads.on_result = self.on_sandbox_result
 
