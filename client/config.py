@@ -99,6 +99,7 @@ class NodeConfig:
     p2p_host: str = "127.0.0.1"
     p2p_port: int = 0
     bootstrap: tuple[str, ...] = ()
+    peer_exchange: bool = True
     api_host: str = "127.0.0.1"
     api_port: int = 0
     storage_url: str = ""
@@ -151,7 +152,7 @@ class NodeConfig:
             )
         node = _section(doc, "node", path, {"key_file", "passphrase_file", "genesis", "data_dir",
                                             "roles"})
-        p2p = _section(doc, "p2p", path, {"host", "port", "bootstrap"})
+        p2p = _section(doc, "p2p", path, {"host", "port", "bootstrap", "peer_exchange"})
         api = _section(doc, "api", path, {"host", "port"})
         storage = _section(doc, "storage", path, {"url"})
         roles = tuple(_get(node, "roles", list, path, "node", ["full"]))
@@ -173,6 +174,7 @@ class NodeConfig:
             bootstrap=tuple(
                 _endpoint(e, path) for e in _get(p2p, "bootstrap", list, path, "p2p", [])
             ),
+            peer_exchange=_get(p2p, "peer_exchange", bool, path, "p2p", True),
             api_host=_get(api, "host", str, path, "api", "127.0.0.1"),
             api_port=_port(_get(api, "port", int, path, "api", 0), path, "api"),
             storage_url=_get(storage, "url", str, path, "storage", ""),
@@ -257,6 +259,7 @@ def render_config(
     roles: tuple[str, ...] = ("full",),
     p2p_port: int = 0,
     bootstrap: tuple[str, ...] = (),
+    peer_exchange: bool = True,
     api_port: int = 0,
     host: str = "127.0.0.1",
     worker: dict[str, Any] | None = None,
@@ -287,6 +290,7 @@ def render_config(
         f"host = {toml_value(host)}",
         f"port = {p2p_port}",
         f"bootstrap = {toml_value(list(bootstrap))}",
+        f"peer_exchange = {toml_value(peer_exchange)}",
         "",
         "[api]",
         f"host = {toml_value(host)}",

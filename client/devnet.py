@@ -102,6 +102,8 @@ def up(
     consensus: dict[str, int] | None = None,
     users: dict[str, int] | None = None,
     node_balances: dict[int, int] | None = None,
+    bootstrap: dict[int, list[str]] | None = None,
+    peer_exchange: bool = True,
     timeout: float = 60.0,
     log_level: str = "info",
 ) -> NetworkLayout:
@@ -112,7 +114,8 @@ def up(
         layout = create_network(root, validators=validators, workers=workers,
                                 base_port=base_port, worker_settings=worker_settings,
                                 consensus=consensus, users=users,
-                                node_balances=node_balances)
+                                node_balances=node_balances, bootstrap=bootstrap,
+                                peer_exchange=peer_exchange)
     running = {name: pid for name, pid in load_pids(root).items()
                if NodeProcess(_node(layout, name), pid).alive()}
     pids = dict(running)

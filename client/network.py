@@ -107,6 +107,8 @@ def create_network(
     worker_settings: dict[int, dict[str, Any]] | None = None,
     consensus: dict[str, int] | None = None,
     params: dict[str, Any] | None = None,
+    bootstrap: dict[int, list[str]] | None = None,
+    peer_exchange: bool = True,
 ) -> NetworkLayout:
     """Writes a new graph under ``out`` (which must not hold one) and returns its layout.
 
@@ -154,7 +156,9 @@ def create_network(
         config.write_text(render_config(
             genesis="../genesis.json", roles=roles, p2p_port=p2p_ports[i],
             api_port=p2p_ports[i] + API_PORT_OFFSET,
-            bootstrap=tuple(f"127.0.0.1:{p}" for j, p in enumerate(p2p_ports) if j != i),
+            bootstrap=tuple((bootstrap or {}).get(
+                i, [f"127.0.0.1:{p}" for j, p in enumerate(p2p_ports) if j != i])),
+            peer_exchange=peer_exchange,
             worker=(worker_settings or {}).get(i), consensus=consensus,
         ))
         nodes.append(NodeLayout(f"node{i}", directory, config, address_to_text(key.address),

@@ -79,7 +79,8 @@ class LedgerNode:
                              on_committed=self._on_committed, on_synced=self._on_synced)
         self.p2p = Node(self.key, P2PConfig(
             chain_id=self.genesis.chain_id, host=config.p2p_host, port=config.p2p_port,
-            bootstrap=config.bootstrap, is_admitted=self._is_admitted,
+            bootstrap=config.bootstrap, peer_exchange=config.peer_exchange,
+            is_admitted=self._is_admitted,
             gossip=GossipParams(max_message_size=((TX_TOPIC, 64 * 1024),
                                                   (CONSENSUS_TOPIC, 3 * 1024**2))),
         ))

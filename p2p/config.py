@@ -57,6 +57,9 @@ class P2PConfig:
     is_admitted: Callable[[Address], bool] = admit_everyone
     """[WIRE-HANDSHAKE.5] Only addresses this accepts may complete a handshake."""
     topics: tuple[str, ...] = ("tx", "consensus")
+    peer_exchange: bool = True
+    """[WIRE-PEX.3] Dial peers learned from others. Off: dial only ``bootstrap`` (fixed
+    topologies, e.g. links through proxies in fault-injection tests)."""
     max_inbound: int = 32
     target_outbound: int = 4
     max_pending_handshakes: int = 16

@@ -410,7 +410,7 @@ class Node:
             return
         writer = self._tg.create_task(peer.writer_loop(), name=f"writer-{peer!r}")
         log.info("%r connected (%s)", peer, identity.agent)
-        if peer.listen_endpoint is not None:
+        if peer.listen_endpoint is not None and self.config.peer_exchange:
             self.book.add(peer.listen_endpoint, peer.address)
         try:
             for cb in self._on_connect:
@@ -506,6 +506,8 @@ class Node:
         peer.send_nowait(Peers(entries[:MAX_PEERS_ENTRIES]))
 
     def _on_peers(self, peer: PeerConnection, message: Peers) -> None:
+        if not self.config.peer_exchange:
+            return
         for address, host, port in message.entries:
             if address != self.address and port > 0:
                 self.book.add((host, port), Address(address))

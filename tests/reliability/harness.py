@@ -1,10 +1,12 @@
 """Fault injection on a real multi-process graph, with a bank workload and invariant checks.
 
-A scenario is chosen by seed and re-runnable by seed (``LC_FAULT_SEED``):
-4 validator processes on loopback; bank clients move credits between funded
-accounts through randomly chosen nodes while the fault thread kills nodes with
-SIGKILL and restarts them, or pauses them (SIGSTOP/SIGCONT), one at a time (a
-4-validator graph tolerates one fault). Afterwards every invariant is checked
+A scenario is chosen by seed and re-runnable by seed (``LC_FAULT_SEEDS``):
+4 validator processes on loopback, every p2p link through its own proxy
+(``netproxy.py``); bank clients move credits between funded accounts through
+randomly chosen nodes while the fault thread kills nodes with SIGKILL and
+restarts them, pauses them (SIGSTOP/SIGCONT), cuts links, partitions the
+graph (1|3, and 2|2 which leaves no quorum) and slows links, one fault at a
+time. Afterwards every invariant is checked
 against what the nodes store.
 """
 
@@ -31,6 +33,7 @@ from chain.types import Amount
 from client.api_client import ApiClient, ApiError
 from client.devnet import down, load_pids, start_node_process, up
 from client.network import NetworkLayout
+from tests.reliability.netproxy import ProxyMesh
 
 RECOVERY_BOUND_S = 30.0
 """Once faults stop, every node must commit new blocks within this many seconds."""
@@ -73,11 +76,18 @@ class ScenarioReport:
 class Graph:
     """The devnet under test: layout, pids, clients."""
 
-    def __init__(self, root: Path, *, base_port: int, accounts: int) -> None:
+    def __init__(self, root: Path, *, base_port: int, accounts: int, nodes: int = 4) -> None:
         users = {f"acct{i}": 1_000 for i in range(accounts)}
         self.root = root
-        self.layout: NetworkLayout = up(root, validators=4, workers=0, base_port=base_port,
-                                        users=users, consensus={"commit_ms": 150}, timeout=90)
+        self.size = nodes
+        # every p2p link goes through its own proxy, so links can be cut and slowed
+        self.mesh = ProxyMesh()
+        bootstrap = {i: [f"127.0.0.1:{self.mesh.add(i, j, base_port + j)}"
+                         for j in range(nodes) if j != i] for i in range(nodes)}
+        self.mesh.start()
+        self.layout: NetworkLayout = up(root, validators=nodes, workers=0, base_port=base_port,
+                                        users=users, consensus={"commit_ms": 150}, timeout=90,
+                                        bootstrap=bootstrap, peer_exchange=False)
         self.pids = load_pids(root)
         self.apis = {n.name: ApiClient(n.api_url, timeout=5) for n in self.layout.nodes}
         self.keys: dict[str, PrivateKey] = {
@@ -98,7 +108,10 @@ class Graph:
     def stop(self) -> dict[str, str]:
         for name in list(self.down):
             self.cont(name)
-        return down(self.root)
+        try:
+            return down(self.root)
+        finally:
+            self.mesh.stop()
 
     # -- faults ------------------------------------------------------------------------
 
@@ -138,14 +151,40 @@ def with_reap(pid: int) -> None:
 
 
 def run_faults(graph: Graph, rng: random.Random, until: float, log: FaultLog) -> None:
-    """One fault at a time: SIGKILL + restart, or SIGSTOP + SIGCONT, at random moments."""
+    """One fault at a time, at random moments: SIGKILL + restart, SIGSTOP + SIGCONT, a cut
+    link, a node partitioned from the rest, a 2|2 split (no quorum: the chain must stop and
+    resume), or a slow link."""
     names = [n.name for n in graph.layout.nodes]
+    n = graph.size
     while time.monotonic() < until:
         time.sleep(rng.uniform(1.0, 3.0))
         if time.monotonic() >= until:
             break
         name = rng.choice(names)
-        if rng.random() < 0.6:
+        roll = rng.random()
+        if roll < 0.15:
+            a, b = rng.sample(range(n), 2)
+            graph.mesh.cut(a, b)
+            log.add("cut_link", f"node{a}-node{b}")
+            time.sleep(rng.uniform(1.0, 4.0))
+            graph.mesh.heal(a, b)
+            log.add("heal", f"node{a}-node{b}")
+        elif roll < 0.3:
+            side = {rng.randrange(n)} if rng.random() < 0.5 else set(rng.sample(range(n), 2))
+            graph.mesh.partition(side, n)
+            log.add("partition_1_3" if len(side) == 1 else "partition_2_2",
+                    ",".join(f"node{i}" for i in sorted(side)))
+            time.sleep(rng.uniform(1.0, 4.0))
+            graph.mesh.heal_all()
+            log.add("heal", "all")
+        elif roll < 0.4:
+            a, b = rng.sample(range(n), 2)
+            graph.mesh.slow(a, b, rng.uniform(0.05, 0.3))
+            log.add("slow_link", f"node{a}-node{b}")
+            time.sleep(rng.uniform(2.0, 5.0))
+            graph.mesh.heal_all()
+            log.add("heal", "all")
+        elif roll < 0.7:
             graph.kill(name)
             log.add("kill9", name)
             time.sleep(rng.uniform(0.5, 3.0))

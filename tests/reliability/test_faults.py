@@ -21,11 +21,12 @@ ARTIFACTS = Path(os.environ.get("LC_ARTIFACTS", "test-artifacts"))
 
 
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed_{s}")
-def test_bank_workload_under_kills_and_pauses(seed: int, tmp_path: Path) -> None:
+def test_bank_workload_under_faults(seed: int, tmp_path: Path) -> None:
     report = run_scenario(tmp_path / "graph", seed, seconds=SECONDS,
                           base_port=27600 + (seed % 20) * 10)
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / f"faults-seed-{seed}.json").write_text(json.dumps(report.to_json(), indent=2))
-    assert report.faults.get("kill9", 0) + report.faults.get("sigstop", 0) >= 3
+    injected = sum(v for k, v in report.faults.items() if k not in ("heal", "restart", "sigcont"))
+    assert injected >= 3, report.faults
     assert report.acknowledged > 50 and report.committed_transfers >= report.acknowledged
     assert report.recovery_s < 30
