@@ -34,6 +34,7 @@ from chain.consensus.messages import Proposal, Vote, decode_message, encode_mess
 from chain.consensus.timeouts import Timeout
 from chain.consensus.wal import SignedRecord, WriteAheadLog
 from chain.crypto import PrivateKey
+from chain.encoding import decode, encode
 from chain.errors import DecodeError
 from chain.types import Height, TimeMs
 from client.ledger_app import LedgerApp, NodeHalted
@@ -42,6 +43,7 @@ from p2p.gossip_core import Verdict
 log = logging.getLogger("learningchain.consensus")
 
 CONSENSUS_TOPIC = "consensus"
+MAX_ENVELOPE_BYTES = 3 * 1024 * 1024
 WAL_PRUNE_EVERY = 64
 
 
@@ -78,6 +80,8 @@ class ConsensusDriver:
         """Metrics: ``rounds_above_zero`` entered, ``timeout:<kind>`` that moved the core."""
         self._height_started = time.monotonic()
         self.halted: BaseException | None = None
+        self._sent = int(time.time() * 1000) << 16
+        """Envelope sequence; starts from the clock so a restart does not reuse numbers."""
 
     @staticmethod
     def now() -> int:
@@ -122,7 +126,11 @@ class ConsensusDriver:
     def on_gossip(self, data: bytes, sender: bytes | None) -> Verdict:
         """Topic validator of ``consensus``: decode, hand to the core, forward if well-formed."""
         try:
-            message = decode_message(data)
+            envelope = decode(data, max_size=MAX_ENVELOPE_BYTES)
+            if not (isinstance(envelope, list) and len(envelope) == 2
+                    and isinstance(envelope[0], int) and isinstance(envelope[1], bytes)):
+                return Verdict.REJECT
+            message = decode_message(envelope[1])
         except (ConsensusError, DecodeError):
             return Verdict.REJECT
         if not isinstance(message, Proposal | Vote):
@@ -173,7 +181,7 @@ class ConsensusDriver:
             if isinstance(action, PersistSigned):
                 self._persist(action.record)
             elif isinstance(action, Broadcast):
-                self.publish(encode_message(action.message))
+                self.publish(self._envelope(action.message))
             elif isinstance(action, ScheduleTimeout):
                 box: list[asyncio.TimerHandle] = []
                 handle = loop.call_later(
@@ -189,6 +197,14 @@ class ConsensusDriver:
                 self.on_evidence(action.evidence)
             elif isinstance(action, PeerMisbehaved) and self.on_misbehaviour is not None:
                 self.on_misbehaviour(action.peer, action.code)
+
+    def _envelope(self, message: Proposal | Vote) -> bytes:
+        """[NODE-CONS.1] ``[send sequence, message]``: each (re)broadcast is a new gossip
+        message, so a rebroadcast reaches peers that missed the first copy instead of being
+        dropped by gossip de-duplication; the core counts a message once however often it
+        arrives."""
+        self._sent += 1
+        return encode([self._sent, encode_message(message)])
 
     def _persist(self, record: SignedRecord) -> None:
         self.wal.append(record)
