@@ -317,7 +317,7 @@
         ]),
         h("a", { class: "button", href: "/api/v1/blobs/" + modelHash, testid: "model-link",
                  download: "model-" + job.job_id.slice(0, 12) + ".bin" }, "Download the winning model"),
-        h("p", { class: "muted" }, "The file's SHA-256 content id is the model hash above, as verified by the vote.")));
+        h("p", { class: "muted" }, "The file's blob id (SHA-256 over its 1 MiB chunk hashes) is the model hash above, the model the vote verified.")));
     }
     return section("Outcome", h("p", { testid: "winner", class: "muted" },
       "Refunded: no claim was verified. What remained in escrow went back to the submitter."));
