@@ -164,7 +164,11 @@ class ConsensusDriver:
         if core.round > 0 and (core.height, core.round) != position:
             self.stats["rounds_above_zero"] += 1
         if core is self.core:
-            self._execute(actions)
+            try:
+                self._execute(actions)
+            except OSError as e:  # e.g. the disk is full: the WAL cannot be made durable
+                self._halt(NodeHalted(f"cannot write the consensus WAL: {e}; "
+                                      "nothing was signed past it, restart once fixed"))
 
     def _halt(self, error: BaseException) -> None:
         log.critical("consensus halted: %s", error)

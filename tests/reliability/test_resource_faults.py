@@ -1,0 +1,103 @@
+"""Resource faults on a real node process: the disk fills up while it commits.
+
+The node must say so and stop (exit code 3, a one-line reason in its log)
+rather than run on half-written; every transaction it acknowledged stays
+committed; once space is freed a restart recovers and the chain goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from chain.crypto import address_from_text
+from chain.keyfile import read_key_file
+from chain.transactions import Transfer
+from chain.types import Amount
+from client.api_client import ApiClient, ApiError
+from client.devnet import down, load_pids, start_node_process, up
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+
+
+def _exit_code(pid: int, timeout: float) -> int | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.1)
+    return None
+
+
+def test_disk_full_stops_the_node_cleanly_and_restart_recovers(tmp_path: Path) -> None:
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)], check=True)
+    root = mount / "net"
+    try:
+        layout = up(root, validators=1, workers=0, base_port=27900,
+                    users={"alice": 100_000, "bob": 0}, consensus={"commit_ms": 50})
+        node = layout.nodes[0]
+        api = ApiClient(node.api_url, timeout=5)
+        alice = next(u for u in layout.users if u.name == "alice")
+        bob = address_from_text(next(u for u in layout.users if u.name == "bob").address)
+        key = read_key_file(alice.key_file, alice.passphrase_file.read_text().strip())
+        acknowledged = []
+        for _ in range(5):
+            tx = api.sign(key, Transfer(bob, Amount(1)))
+            api.submit(tx)
+            api.wait_for_tx(tx.hash, timeout=20)
+            acknowledged.append(tx.hash)
+        # Fill the disk, then keep the node committing.
+        filler = mount / "filler"
+        with filler.open("wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * (1 << 20))
+                    f.flush()
+            except OSError:
+                pass
+        pid = load_pids(root)[node.name]
+        code = None
+        for _ in range(200):
+            try:
+                tx = api.sign(key, Transfer(bob, Amount(1)))
+                api.submit(tx)
+                info = api.wait_for_tx(tx.hash, timeout=2)
+                if info.get("status") == "committed":
+                    acknowledged.append(tx.hash)
+            except (ApiError, OSError):
+                pass
+            code = _exit_code(pid, 0.1)
+            if code is not None:
+                break
+        assert code == 3, f"node exit code {code}"
+        log = (node.directory / "node.log").read_text(errors="replace")
+        assert "halted" in log and ("full" in log or "No space" in log), log[-2000:]
+        # Free the space and restart: everything acknowledged is still there.
+        filler.unlink()
+        start_node_process(node)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                height = api.status()["height"]
+                break
+            except (ApiError, OSError):
+                time.sleep(0.3)
+        for tx_hash in acknowledged:
+            assert api.tx(tx_hash)["status"] == "committed"
+        tx = api.sign(key, Transfer(bob, Amount(1)))
+        api.submit(tx)
+        assert api.wait_for_tx(tx.hash, timeout=30)["height"] > height - 1
+        assert api.account(bob)["balance"] == len(acknowledged) + 1
+    finally:
+        down(root)
+        subprocess.run(["umount", "-l", str(mount)], check=False)
