@@ -30,7 +30,6 @@ from chain.genesis import Genesis
 from chain.keyfile import read_key_file
 from chain.ledger import Ledger
 from chain.mempool import AddResult, Admission, Mempool, MempoolLimits
-from chain.state import State
 from chain.storage import sqlite_url
 from chain.transactions import Evidence, SignedTransaction, sign_transaction
 from chain.types import Address
@@ -38,6 +37,7 @@ from client.config import NodeConfig
 from client.consensus_driver import CONSENSUS_TOPIC, ConsensusDriver
 from client.ledger_app import LedgerApp
 from client.node_api import BlockListener, CommittedBlock, NodeStatus, PeerInfo
+from client.stored_chain import StoredChainReads
 from p2p.blobs import BlobService
 from p2p.blobstore import BlobStore
 from p2p.config import GossipParams, P2PConfig
@@ -63,7 +63,7 @@ its queue (and so the submit-to-final latency) short, and clients back off and r
 _FATAL_TX_CODES = {"bad_signature", "decode_error", "bad_field", "non_canonical"}
 
 
-class LedgerNode:
+class LedgerNode(StoredChainReads):
     """A running node; ``async with LedgerNode(config) as node: await node.wait_stopped()``."""
 
     def __init__(self, config: NodeConfig, *, key: PrivateKey | None = None) -> None:
@@ -297,18 +297,6 @@ class LedgerNode:
     # -- NodeHandle --------------------------------------------------------------
 
     @property
-    def chain_id(self) -> str:
-        return self.genesis.chain_id
-
-    @property
-    def state(self) -> State:
-        return self.ledger.state
-
-    @property
-    def height(self) -> int:
-        return int(self.ledger.state.height)
-
-    @property
     def address_text(self) -> str:
         from chain.crypto import address_to_text
 
@@ -344,9 +332,6 @@ class LedgerNode:
             p2p_endpoint=self.p2p.endpoint, api_endpoint=self.api_endpoint, worker=worker,
         )
 
-    def next_nonce(self, address: Address) -> int:
-        return self.mempool.pending_nonce(address)
-
     def submit(self, tx: SignedTransaction) -> AddResult:
         if len(self.mempool) >= LOCAL_SUBMIT_LIMIT and tx.hash not in self.mempool:
             self.admissions["local", "mempool_full"] += 1
@@ -358,26 +343,8 @@ class LedgerNode:
             self._queue_tx(tx.wire)
         return result
 
-    def block(self, height: int) -> Block | None:
-        return self.ledger.storage.block(height)
-
-    def block_with_certificate(self, height: int) -> tuple[bytes, bytes | None] | None:
-        return self.ledger.storage.block_data(height)
-
-    def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
-        return self.ledger.storage.tx_location(tx_hash)
-
-    def add_block_listener(self, listener: BlockListener) -> None:
-        self._listeners.append(listener)
-
-    def blob_path(self, blob: bytes) -> Path | None:
-        return self.blob_store.path(blob) if self.blob_store.has(blob) else None
-
     def put_blob_file(self, path: Path) -> bytes:
-        try:
-            blob = self.blob_store.put_file(path, link=True)
-        except OSError:
-            blob = self.blob_store.put_file(path)
+        blob = self._store_blob_file(path)
         self.blobs.announce(blob)
         return blob
 

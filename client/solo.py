@@ -23,17 +23,17 @@ from chain.crypto import PrivateKey
 from chain.genesis import Genesis
 from chain.ledger import Ledger
 from chain.mempool import AddResult, Mempool
-from chain.state import State
 from chain.storage import sqlite_url
 from chain.transactions import SignedTransaction
-from chain.types import Address, TimeMs
+from chain.types import TimeMs
 from client.node_api import BlockListener, CommittedBlock, NodeStatus
+from client.stored_chain import StoredChainReads
 from p2p.blobstore import BlobStore, BlobUnavailable
 
 log = logging.getLogger(__name__)
 
 
-class SoloNode:
+class SoloNode(StoredChainReads):
     """Implements ``client.node_api.NodeHandle`` for one validator key, without peers."""
 
     def __init__(
@@ -51,7 +51,9 @@ class SoloNode:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.ledger = Ledger.open(sqlite_url(data_dir), genesis)
         self.mempool = Mempool(self.ledger.state, self.ledger.signatures)
-        self.blobs = BlobStore(data_dir / "blobs")
+        self.blob_store = BlobStore(data_dir / "blobs")
+        self.blobs = self.blob_store
+        """The store (this node has no blob service); kept under the name tests use."""
         self.block_interval = block_interval
         self._clock = clock or (lambda: int(time.time() * 1000))
         self._listeners: list[BlockListener] = []
@@ -100,18 +102,6 @@ class SoloNode:
 
     # -- NodeHandle ----------------------------------------------------------
 
-    @property
-    def chain_id(self) -> str:
-        return self.genesis.chain_id
-
-    @property
-    def state(self) -> State:
-        return self.ledger.state
-
-    @property
-    def height(self) -> int:
-        return self.ledger.state.height
-
     def now_ms(self) -> int:
         return self._clock()
 
@@ -125,32 +115,11 @@ class SoloNode:
             mempool_txs=len(self.mempool), peers=(), p2p_endpoint="", api_endpoint="",
         )
 
-    def next_nonce(self, address: Address) -> int:
-        return self.mempool.pending_nonce(address)
-
     def submit(self, tx: SignedTransaction) -> AddResult:
         return self.mempool.add(tx, self.now_ms())
 
-    def block(self, height: int) -> Block | None:
-        return self.ledger.storage.block(height)
-
-    def block_with_certificate(self, height: int) -> tuple[bytes, bytes | None] | None:
-        return self.ledger.storage.block_data(height)
-
-    def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
-        return self.ledger.storage.tx_location(tx_hash)
-
-    def add_block_listener(self, listener: BlockListener) -> None:
-        self._listeners.append(listener)
-
-    def blob_path(self, blob: bytes) -> Path | None:
-        return self.blobs.path(blob) if self.blobs.has(blob) else None
-
     def put_blob_file(self, path: Path) -> bytes:
-        try:
-            return self.blobs.put_file(path, link=True)
-        except OSError:
-            return self.blobs.put_file(path)
+        return self._store_blob_file(path)
 
     async def fetch_blob(
         self, blob: bytes, progress: Callable[[int, int], None] | None = None

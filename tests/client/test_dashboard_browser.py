@@ -58,10 +58,17 @@ CHROMIUM = Path(os.environ.get("LC_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
 UI_TIMEOUT_MS = 20_000
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (dev extra)")
-if not CHROMIUM.exists():
-    pytest.skip(f"no browser at {CHROMIUM} (scripts/setup_system.sh installs chromium)",
-                allow_module_level=True)
+if os.environ.get("CI"):  # CI installs both (dev extra, setup_system.sh): never skip there
+    import playwright.sync_api as sync_api
+
+    if not CHROMIUM.exists():
+        raise RuntimeError(f"no browser at {CHROMIUM}: scripts/setup_system.sh installs chromium")
+else:
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="pip install playwright (dev extra)")
+    if not CHROMIUM.exists():
+        pytest.skip(f"no browser at {CHROMIUM} (scripts/setup_system.sh installs chromium)",
+                    allow_module_level=True)
 
 
 def free_base_port() -> int:

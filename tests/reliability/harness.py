@@ -289,19 +289,11 @@ def _height(api: ApiClient) -> int:
         return -1
 
 
-def raw_blocks(api: ApiClient, upto: int) -> list[Block]:
-    out = []
-    for h in range(1, upto + 1):
-        data, _cert = decode(api.block_raw(h), max_size=64 * 1024 * 1024)
-        out.append(Block.decode(data))
-    return out
-
-
 def check_invariants(graph: Graph, bank: BankResult) -> tuple[int, int]:
     """Every invariant of the issue; returns (heights compared, committed transfers)."""
     apis = graph.apis
     common = min(int(api.status()["height"]) for api in apis.values())
-    chains = {name: raw_blocks(api, common) for name, api in apis.items()}
+    chains = {name: raw_blocks_range(api, 1, common) for name, api in apis.items()}
     reference = next(iter(chains.values()))
     # 1. identical blocks (hence identical state roots, which headers carry) at every height
     for name, blocks in chains.items():
