@@ -165,10 +165,13 @@ class NodeCollector(Collector):
             (((reason,), value) for reason, value in sorted(failed.items())))
         yield _counter("blob_fetched_bytes", "Verified blob bytes received from peers.",
                        stats["bytes_fetched"])
-        yield _counter("blob_served_bytes", "Bytes of blob chunk frames served to peers.",
+        yield _counter("blob_served_bytes",
+                       "Blob bytes served to peers (WebSocket chunk frames and bulk ranges).",
                        stats["bytes_served"])
-        yield _counter("blob_served_chunks", "Blob chunks served to peers.",
+        yield _counter("blob_served_chunks", "Blob chunks served to peers over WebSocket frames.",
                        stats["chunks_served"])
+        yield _counter("blob_served_bulk_ranges", "Bulk range requests served [WIRE-BLOB.9].",
+                       stats["bulk_streams_served"])
 
     def _jobs(self) -> Iterator[Metric]:
         state = self.node.state

@@ -7,10 +7,13 @@ Fetching ``blob`` (its chunk-list id, ``chain.content.blob_id``):
    hash to ``blob`` [WIRE-BLOB.4], so one honest answer is enough and a lying
    peer is caught at once. A size over the store's bound is refused before
    anything is written [WIRE-BLOB.6].
-2. Pull chunks from all announcers at once, a few requests in flight per
-   peer. Each chunk is checked against the manifest on arrival and written at
-   its offset in ``partial/<hex>``; a bad chunk costs its sender score and
-   that peer is dropped from this fetch [WIRE-BLOB.5].
+2. Pull chunks from all announcers at once. Each source is asked for a bulk
+   token [WIRE-BLOB.9]; with one, a couple of worker threads pull runs of
+   consecutive chunks over HTTP range requests (``p2p.bulk``), otherwise a
+   few ``getchunk`` requests stay in flight over the WebSocket. Each chunk is
+   checked against the manifest on arrival and written at its offset in
+   ``partial/<hex>``; a bad chunk costs its sender score and that peer is
+   dropped from this fetch [WIRE-BLOB.5].
 3. A peer that disconnects or stalls hands its chunks back to the others;
    peers that announce the blob later join in. A fetch that restarts first
    re-checks what the partial file already holds [WIRE-BLOB.8].
@@ -26,14 +29,29 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+
+from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 
 from chain.content import blob_id, chunk_count
 from chain.types import Address
 from p2p.blobstore import BlobStore, BlobTooLarge, BlobUnavailable
+from p2p.bulk import (
+    AUTH_SCHEME,
+    BULK_SERVICE,
+    RUN_CHUNKS,
+    BadChunk,
+    BulkError,
+    BulkGrants,
+    BulkStream,
+    Cancelled,
+)
 from p2p.node import Node, RequestFailed
 from p2p.peer import PeerConnection
 from p2p.scoring import Offence
@@ -42,7 +60,9 @@ from p2p.wire import (
     MAX_BLOB_HAVE,
     MAX_MANIFEST_CHUNKS,
     BlobHave,
+    BulkGrant,
     Chunk,
+    GetBulk,
     GetChunk,
     GetManifest,
     Manifest,
@@ -60,11 +80,26 @@ Progress = Callable[[int, int], None]
 class BlobService:
     """Serves the local store and fetches blobs from peers."""
 
-    def __init__(self, node: Node, store: BlobStore, *, window: int = 8) -> None:
+    def __init__(
+        self,
+        node: Node,
+        store: BlobStore,
+        *,
+        window: int = 8,
+        bulk: bool = True,
+        bulk_streams: int = 2,
+    ) -> None:
         self.node = node
         self.store = store
         self.window = window
-        """Chunk requests in flight per peer."""
+        """``getchunk`` requests in flight per peer (WebSocket path)."""
+        self.bulk = bulk
+        """Serve and use the bulk stream [WIRE-BLOB.9]; off, chunks travel only over WebSockets."""
+        self.bulk_streams = bulk_streams
+        """Concurrent range requests per source: two keep both cores hashing."""
+        self.grants = BulkGrants()
+        self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lc-bulk")
+        """Bulk stream threads, apart from the default executor so they never starve it."""
         self.announcers: dict[bytes, set[Address]] = {}
         self.chunks_from: dict[bytes, Counter[Address]] = {}
         """Per fetched blob, how many verified chunks each peer supplied."""
@@ -74,6 +109,8 @@ class BlobService:
         node.on(BlobHave, self._on_have)
         node.on(GetManifest, self._on_get_manifest)
         node.on(GetChunk, self._on_get_chunk)
+        node.on(GetBulk, self._on_get_bulk)
+        node.add_get_route(BULK_SERVICE, self._serve_bulk)
         node.on_connect(self._peer_up)
         node.on_disconnect(self._peer_down)
 
@@ -89,6 +126,7 @@ class BlobService:
             peer.send_nowait(BlobHave(have))
 
     def _peer_down(self, peer: PeerConnection) -> None:
+        self.grants.revoke_peer(peer.address)
         for holders in self.announcers.values():
             holders.discard(peer.address)
         self._changed.set()
@@ -117,6 +155,36 @@ class BlobService:
         await peer.send_frame(frame)
         self.stats["chunks_served"] += 1
         self.stats["bytes_served"] += len(frame)
+
+    async def _on_get_bulk(self, peer: PeerConnection, message: GetBulk) -> None:
+        """[WIRE-BLOB.9] A token for range requests, to peers we would serve chunks to."""
+        token = None
+        if self.bulk and self.store.has(message.blob):
+            token = self.grants.issue(peer.address, message.blob, time.monotonic())
+        await peer.send(
+            BulkGrant(message.req_id, token) if token is not None else NotFound(message.req_id)
+        )
+
+    async def _serve_bulk(self, request: web.Request) -> web.StreamResponse:
+        """[WIRE-BLOB.9] ``GET /p2p/blob/<hex>`` with a token: the bytes by ``sendfile``."""
+        scheme, _, token_hex = request.headers.get("Authorization", "").partition(" ")
+        try:
+            blob = bytes.fromhex(request.match_info["arg"])
+            token = bytes.fromhex(token_hex)
+        except ValueError:
+            raise web.HTTPBadRequest(text="blob id and token must be hex") from None
+        if scheme != AUTH_SCHEME or not self.grants.open_stream(token, blob, time.monotonic()):
+            raise web.HTTPForbidden(text="no live bulk token for this blob")
+        try:
+            if not self.store.has(blob):
+                raise web.HTTPNotFound(text="blob not stored")
+            response = _SentFileResponse(self.store.path(blob))
+            await response.prepare(request)
+            self.stats["bulk_streams_served"] += 1
+            self.stats["bytes_served"] += response.content_length or 0
+            return response
+        finally:
+            self.grants.close_stream(token, time.monotonic())
 
     # -- fetching ----------------------------------------------------------
 
@@ -219,10 +287,14 @@ class _Transfer:
         self.progress = progress
         self.received = sum(self._chunk_len(i) for i in done)
         self.active: Counter[Address] = Counter()
-        self.fd = -1
-        self._fd_lock = threading.Lock()
-        """Close waits for a write in flight: a cancelled fetch must not write to a reused fd."""
         self.excluded: set[Address] = set()
+        self.tokens: dict[Address, asyncio.Task[bytes | None]] = {}
+        self.cancelled = threading.Event()
+        """Set when the fetch ends: bulk threads stop at their next chunk."""
+        self.fd = -1
+        self._writers = 0
+        self._closing = threading.Condition()
+        """Close waits for writes in flight: a finished fetch must not write to a reused fd."""
 
     def _chunk_len(self, index: int) -> int:
         return min(CHUNK_SIZE, self.size - index * CHUNK_SIZE)
@@ -232,6 +304,7 @@ class _Transfer:
             self.progress(self.received, self.size)
         loop = asyncio.get_running_loop()
         self.fd = os.open(self.part, os.O_RDWR)
+        per_peer = self.service.bulk_streams if self.service.bulk else self.service.window
         try:
             async with asyncio.TaskGroup() as tg:
                 idle_since = loop.time()
@@ -244,9 +317,9 @@ class _Transfer:
                     ]
                     if joining and self.missing:
                         for peer in joining:
-                            self.active[peer.address] += self.service.window
+                            self.active[peer.address] += per_peer
                         # round-robin, so the first chunks are spread over every source
-                        for _ in range(self.service.window):
+                        for _ in range(per_peer):
                             for peer in joining:
                                 tg.create_task(self._worker(peer))
                     if self.active:
@@ -258,39 +331,120 @@ class _Transfer:
                         async with asyncio.timeout(0.5):
                             await self.service._changed.wait()
         finally:
-            with self._fd_lock:
+            self.cancelled.set()
+            for task in self.tokens.values():
+                task.cancel()
+            with self._closing:
+                self._closing.wait_for(lambda: self._writers == 0)
                 os.close(self.fd)
                 self.fd = -1
 
     async def _worker(self, peer: PeerConnection) -> None:
         """Pulls chunks from one peer until none are missing or the peer fails."""
         try:
-            while self.missing and peer.address not in self.excluded:
-                index = self.missing.popleft()
-                try:
-                    answer = await self.node.request(
-                        peer, GetChunk(self.node.next_req_id(), self.blob, index)
-                    )
-                except RequestFailed as e:
-                    self.missing.appendleft(index)
-                    self.service._changed.set()
-                    log.info("chunk %d from %r failed: %s", index, peer, e)
-                    self.excluded.add(peer.address)
+            if self.service.bulk:
+                if await self._bulk_loop(peer):
                     return
-                data = answer.data if isinstance(answer, Chunk) else None
-                if data is None or not await asyncio.to_thread(self._check_and_write, index, data):
-                    if data is not None:
-                        self.node.penalize(peer, Offence.BAD_RESPONSE)
-                    self.missing.appendleft(index)
-                    self.excluded.add(peer.address)
-                    self.service._changed.set()
-                    return
-                self._record(index, peer.address)
+                # no bulk stream with this peer: this worker's share of getchunk requests
+                share = max(1, self.service.window // self.service.bulk_streams)
+                await asyncio.gather(*(self._chunk_loop(peer) for _ in range(share)))
+            else:
+                await self._chunk_loop(peer)
         finally:
             self.active[peer.address] -= 1
             if self.active[peer.address] <= 0:
                 del self.active[peer.address]
                 self.service._changed.set()
+
+    async def _chunk_loop(self, peer: PeerConnection) -> None:
+        """[WIRE-BLOB.5] ``getchunk`` one at a time over the WebSocket."""
+        while self.missing and peer.address not in self.excluded:
+            index = self.missing.popleft()
+            try:
+                answer = await self.node.request(
+                    peer, GetChunk(self.node.next_req_id(), self.blob, index)
+                )
+            except RequestFailed as e:
+                self._give_back([index])
+                log.info("chunk %d from %r failed: %s", index, peer, e)
+                self.excluded.add(peer.address)
+                return
+            data = answer.data if isinstance(answer, Chunk) else None
+            if data is None or not await asyncio.to_thread(self._check_and_write, index, data):
+                if data is not None:
+                    self.node.penalize(peer, Offence.BAD_RESPONSE)
+                self._give_back([index])
+                self.excluded.add(peer.address)
+                return
+            self._record(index, peer.address)
+
+    async def _bulk_loop(self, peer: PeerConnection) -> bool:
+        """[WIRE-BLOB.9] Runs of chunks over the bulk stream; False: use getchunk instead."""
+        token = await self._token(peer)
+        endpoint = peer.reachable_endpoint
+        if token is None or endpoint is None:
+            return False
+        stream = BulkStream(
+            endpoint[0], endpoint[1], self.blob, token, self.size,
+            timeout=self.node.config.request_timeout,
+        )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        while self.missing and peer.address not in self.excluded:
+            run = self._claim_run()
+            verified: list[int] = []
+
+            def on_verified(index: int, verified: list[int] = verified) -> None:
+                verified.append(index)
+                if not self.cancelled.is_set():
+                    with contextlib.suppress(RuntimeError):  # the loop closed under us
+                        loop.call_soon_threadsafe(self._record, index, peer.address)
+
+            try:
+                await loop.run_in_executor(
+                    self.service.executor, stream.fetch_run, run[0], len(run),
+                    self._check_and_write, on_verified, self.cancelled,
+                )  # fmt: skip
+            except BadChunk as e:
+                log.info("bulk stream from %r: %s", peer, e)
+                self.node.penalize(peer, Offence.BAD_RESPONSE)
+                self.excluded.add(peer.address)
+                return True
+            except BulkError as e:
+                log.info("bulk stream from %r unusable, falling back to getchunk: %s", peer, e)
+                return False
+            except Cancelled:
+                return True
+            finally:
+                self._give_back([i for i in run if i not in set(verified)])
+        await loop.run_in_executor(self.service.executor, stream.close)
+        return True
+
+    async def _token(self, peer: PeerConnection) -> bytes | None:
+        """One bulk token per source and fetch, shared by that source's streams."""
+        task = self.tokens.get(peer.address)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._ask_token(peer))
+            self.tokens[peer.address] = task
+        return await asyncio.shield(task)
+
+    async def _ask_token(self, peer: PeerConnection) -> bytes | None:
+        try:
+            answer = await self.node.request(peer, GetBulk(self.node.next_req_id(), self.blob))
+        except RequestFailed:
+            return None
+        return answer.token if isinstance(answer, BulkGrant) else None
+
+    def _claim_run(self) -> list[int]:
+        """Up to ``RUN_CHUNKS`` consecutive missing chunks, from the front of the queue."""
+        run = [self.missing.popleft()]
+        while len(run) < RUN_CHUNKS and self.missing and self.missing[0] == run[-1] + 1:
+            run.append(self.missing.popleft())
+        return run
+
+    def _give_back(self, indices: list[int]) -> None:
+        if indices:
+            self.missing.extendleft(reversed(indices))
+            self.service._changed.set()
 
     def _check_and_write(self, index: int, data: bytes | memoryview) -> bool:
         """[WIRE-BLOB.5] Checks a chunk's length and hash, then writes it at its offset.
@@ -302,14 +456,23 @@ class _Transfer:
             return False
         if hashlib.sha256(data).digest() != self.hashes[index]:
             return False
-        with self._fd_lock:
+        with self._closing:
             if self.fd < 0:
                 return False
-            os.pwrite(self.fd, data, index * CHUNK_SIZE)
-            start_writeback(self.fd, index * CHUNK_SIZE, len(data))
-        return True
+            self._writers += 1
+        try:
+            offset = index * CHUNK_SIZE
+            _pwrite_all(self.fd, data, offset)
+            start_writeback(self.fd, offset, len(data))
+            return True
+        finally:
+            with self._closing:
+                self._writers -= 1
+                self._closing.notify_all()
 
     def _record(self, index: int, source: Address) -> None:
+        if index in self.done:
+            return
         self.done.add(index)
         self.service.chunks_from.setdefault(self.blob, Counter())[source] += 1
         self.received += self._chunk_len(index)
@@ -318,3 +481,24 @@ class _Transfer:
             self.progress(self.received, self.size)
         if len(self.done) == len(self.hashes):
             self.service._changed.set()
+
+
+class _SentFileResponse(web.FileResponse):
+    """A ``FileResponse`` the handler sends itself (to know when the stream ends);
+    aiohttp's second ``prepare`` after the handler returns is then a no-op."""
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self.prepared:
+            return None
+        return await super().prepare(request)
+
+
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        if written <= 0:
+            raise OSError(f"pwrite wrote {written} bytes")
+        view = view[written:]
+        offset += written
+

@@ -88,6 +88,7 @@ class Node:
         self._handlers: dict[type[Message], Handler] = {}
         self._on_connect: list[PeerCallback] = []
         self._on_disconnect: list[PeerCallback] = []
+        self._routes: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {}
         self._req_ids = itertools.count(1)
         self._pending_handshakes = 0
         self._dialing: set[Endpoint] = set()
@@ -112,6 +113,22 @@ class Node:
     ) -> None:
         """Routes every ``message_type`` frame from any peer to ``handler``."""
         self._handlers[message_type] = handler
+
+    def add_get_route(
+        self, service: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> None:
+        """Serves ``GET /p2p/<service>/<arg>`` on the p2p port (the bulk blob stream).
+
+        ``handler`` finds ``arg`` in ``request.match_info["arg"]``. May be called
+        before or after ``start``.
+        """
+        self._routes[service] = handler
+
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        handler = self._routes.get(request.match_info["service"])
+        if handler is None:
+            raise web.HTTPNotFound()
+        return await handler(request)
 
     def on_connect(self, callback: PeerCallback) -> None:
         self._on_connect.append(callback)
@@ -144,6 +161,7 @@ class Node:
             tune_allocator()
         app = web.Application()
         app.router.add_get(WS_PATH, self._accept)
+        app.router.add_get(WS_PATH + "/{service}/{arg}", self._route)
         # [WIRE-HANDSHAKE.6] keepalive_timeout also bounds how long a fresh TCP
         # connection may take to send its upgrade request (slowloris).
         self._runner = web.AppRunner(
@@ -274,7 +292,7 @@ class Node:
             ok = True
             self.book.succeeded(endpoint, identity.address, self.now())
             self._dialing.discard(endpoint)
-            await self._serve(ws, identity, outbound=True, remote_host=host)
+            await self._serve(ws, identity, outbound=True, remote_host=host, dialled_port=port)
             self.book.disconnected(endpoint, self.now())
         finally:
             self._dialing.discard(endpoint)
@@ -388,7 +406,13 @@ class Node:
                 log.exception("disconnect callback failed for %r", peer)
 
     async def _serve(
-        self, ws: WebSocket, identity: PeerIdentity, *, outbound: bool, remote_host: str
+        self,
+        ws: WebSocket,
+        identity: PeerIdentity,
+        *,
+        outbound: bool,
+        remote_host: str,
+        dialled_port: int | None = None,
     ) -> None:
         cfg = self.config
         peer = PeerConnection(
@@ -396,6 +420,7 @@ class Node:
             identity,
             outbound=outbound,
             remote_host=remote_host,
+            dialled_port=dialled_port,
             dialer=self.address if outbound else identity.address,
             queue_size=cfg.send_queue,
             rate_msgs=cfg.rate_msgs_per_second,

@@ -63,6 +63,7 @@ class PeerConnection:
         outbound: bool,
         remote_host: str,
         dialer: Address,
+        dialled_port: int | None = None,
         queue_size: int,
         queue_bytes: int = 16 * 1024 * 1024,
         rate_msgs: float,
@@ -76,6 +77,9 @@ class PeerConnection:
         self.identity = identity
         self.outbound = outbound
         self.remote_host = remote_host
+        self.dialled_port = dialled_port
+        """The port we dialled (outbound only): where this peer is reachable from here,
+        which differs from its announced ``listen_port`` behind a proxy."""
         self.dialer = dialer
         """Address of the side that opened the connection (duplicate tie-break)."""
         self.score = PeerScore()
@@ -99,6 +103,13 @@ class PeerConnection:
         if self.identity.listen_port == 0:
             return None
         return (self.remote_host, self.identity.listen_port)
+
+    @property
+    def reachable_endpoint(self) -> tuple[str, int] | None:
+        """Where to open another connection to this peer (the bulk stream)."""
+        if self.dialled_port is not None:
+            return (self.remote_host, self.dialled_port)
+        return self.listen_endpoint
 
     def __repr__(self) -> str:
         direction = "out" if self.outbound else "in"

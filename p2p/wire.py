@@ -313,6 +313,26 @@ class Chunk(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class GetBulk(Message):
+    """[WIRE-BLOB.9] Ask for a token to read ``blob`` over the bulk stream."""
+
+    TAG: ClassVar[str] = "getbulk"
+    req_id: int
+    blob: bytes
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_uint(), _HASH)
+
+
+@dataclass(frozen=True, slots=True)
+class BulkGrant(Message):
+    """[WIRE-BLOB.9] A token for HTTP range requests of one blob on the sender's port."""
+
+    TAG: ClassVar[str] = "bulkgrant"
+    req_id: int
+    token: bytes
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_uint(), _bin(exact=16))
+
+
+@dataclass(frozen=True, slots=True)
 class NotFound(Message):
     """[WIRE-REQ.2] The responder cannot serve the request ``req_id``."""
 
@@ -342,11 +362,13 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         Manifest,
         GetChunk,
         Chunk,
+        GetBulk,
+        BulkGrant,
         NotFound,
     )
 }
 
-RESPONSE_TYPES = (Blocks, Manifest, Chunk, NotFound)
+RESPONSE_TYPES = (Blocks, Manifest, Chunk, BulkGrant, NotFound)
 """[WIRE-REQ.1] Messages that answer a request and carry its ``req_id`` first."""
 
 
