@@ -229,3 +229,23 @@ async def test_cancelled_fetch_stops_its_threads_and_resumes_later(tmp_path: Pat
             await task
         assert not service.store.has(BLOB)
         assert (await service.fetch(BLOB)).read_bytes() == DATA
+
+
+async def test_hostile_range_headers_get_a_clear_answer_never_a_500(tmp_path: Path) -> None:
+    async with AsyncExitStack() as stack:
+        seed, _ = await seeded(stack, tmp_path, "seed")
+        node = await start_node(stack, "fetcher", bootstrap=(seed.endpoint,))
+        await wait_until(lambda: seed.address in node.peers)
+        answer = await node.request(node.peers[seed.address], GetBulk(node.next_req_id(), BLOB))
+        assert isinstance(answer, BulkGrant)
+        auth = f"LC-Bulk {answer.token.hex()}"
+        expected = {
+            "bytes=abc": 416, "bytes=5-1": 416, "bytes=0-1,5-6": 416, "items=0-5": 416,
+            "bytes=99999999999-": 416, "bytes=" + "9" * 5000: 416,
+            "bytes=0-99999999999": 206, "bytes=-5": 206,
+        }  # fmt: skip
+        for range_, status in expected.items():
+            got, body = await http_get(seed, BLOB.hex(), auth, range_)
+            assert got == status, range_
+            if range_ == "bytes=-5":
+                assert body == DATA[-5:]
