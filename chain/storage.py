@@ -54,13 +54,33 @@ class StorageError(ChainError):
     code = "storage_error"
 
 
+class StorageBusy(StorageError):
+    """Another connection holds the database lock; nothing was written, try again later."""
+
+    code = "storage_busy"
+
+
+BUSY_TIMEOUT_SECONDS = 2.0
+"""How long one SQLite statement waits for a lock held elsewhere. Writes run on
+the node's event loop, so this bounds how long a foreign lock can freeze it
+per attempt; consensus retries a deferred commit later [CONS-COMMIT.2]."""
+
+
+def _is_busy(error: sa.exc.SQLAlchemyError) -> bool:
+    text = str(getattr(error, "orig", error)).lower()
+    return isinstance(error, sa.exc.OperationalError) and (
+        "database is locked" in text or "database table is locked" in text
+        or "busy" in text or "lock timeout" in text
+    )
+
+
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'chain.sqlite3').resolve()}"
 
 
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -114,8 +134,9 @@ class Storage:
             with self.engine.begin() as conn:
                 yield conn
         except sa.exc.SQLAlchemyError as e:
-            raise StorageError(f"database write failed, nothing was committed: "
-                               f"{str(e).splitlines()[0]}") from e
+            kind = StorageBusy if _is_busy(e) else StorageError
+            raise kind(f"database write failed, nothing was committed: "
+                       f"{str(e).splitlines()[0]}") from e
 
     # --- writes -------------------------------------------------------------------------
 

@@ -231,6 +231,7 @@ class ApiServer:
             "time_ms": self.node.now_ms(),
             "genesis_hash": self.node.genesis.hash.hex(),
             "worker": _jsonable(s.worker),
+            "storage_problem": s.storage_problem,
         })
 
     async def get_peers(self, request: web.Request) -> web.Response:

@@ -113,6 +113,8 @@ def chain_status(node_url: str, as_json: bool) -> None:
         click.echo(f"node     {s['address']} ({', '.join(s['roles'])})")
         click.echo(f"peers    {s['peer_count']}; mempool {s['mempool_txs']} tx; "
                    f"caught up: {'yes' if s['caught_up'] else 'no'}")
+        if s.get("storage_problem"):
+            click.echo(f"STORAGE  {s['storage_problem']}")
 
     emit(s, as_json, text)
 

@@ -20,6 +20,7 @@ from chain.consensus.actions import (
     Action,
     Broadcast,
     Commit,
+    CommitStalled,
     PeerMisbehaved,
     PersistSigned,
     ReportEvidence,
@@ -41,6 +42,9 @@ from client.ledger_app import LedgerApp, NodeHalted
 from p2p.gossip_core import Verdict
 
 log = logging.getLogger("learningchain.consensus")
+_RETRY_FIRST = 0.25
+_RETRY_MAX = 4.0
+"""Seconds between attempts to store a deferred decision (doubling)."""
 
 CONSENSUS_TOPIC = "consensus"
 MAX_ENVELOPE_BYTES = 3 * 1024 * 1024
@@ -80,6 +84,10 @@ class ConsensusDriver:
         """Metrics: ``rounds_above_zero`` entered, ``timeout:<kind>`` that moved the core."""
         self._height_started = time.monotonic()
         self.halted: BaseException | None = None
+        self.commit_stalled: str | None = None
+        """[CONS-COMMIT.2] Why the decided block is not stored yet (e.g. a locked database)."""
+        self._stalled_since = 0.0
+        self._retry_delay = _RETRY_FIRST
         self._sent = int(time.time() * 1000) << 16
         """Envelope sequence; starts from the clock so a restart does not reuse numbers."""
 
@@ -195,6 +203,8 @@ class ConsensusDriver:
                 self._timers.add(handle)
             elif isinstance(action, Commit):
                 self._on_commit(action)
+            elif isinstance(action, CommitStalled):
+                self._on_commit_stalled(action)
             elif isinstance(action, SendCommitted):
                 pass  # block sync serves decided blocks to lagging peers
             elif isinstance(action, ReportEvidence) and self.on_evidence is not None:
@@ -214,8 +224,32 @@ class ConsensusDriver:
         self.wal.append(record)
         self._history.append(record)
 
+    def _on_commit_stalled(self, action: CommitStalled) -> None:
+        """[CONS-COMMIT.2] Say why, keep serving, and offer the decision again later."""
+        now = time.monotonic()
+        if self.commit_stalled is None:
+            self._stalled_since = now
+            self._retry_delay = _RETRY_FIRST
+            log.error("cannot store decided block %d yet: %s; retrying, the node keeps serving",
+                      action.height, action.reason)
+        elif action.reason != self.commit_stalled:
+            log.error("block %d still not stored after %.1f s: %s", action.height,
+                      now - self._stalled_since, action.reason)
+        self.commit_stalled = action.reason
+        self.stats["commit_deferred"] += 1
+        handle = asyncio.get_running_loop().call_later(self._retry_delay, self._retry_commit)
+        self._timers.add(handle)
+        self._retry_delay = min(_RETRY_MAX, self._retry_delay * 2)
+
+    def _retry_commit(self) -> None:
+        self._step(lambda core: core.retry_commit(self.now()))
+
     def _on_commit(self, action: Commit) -> None:
         height = int(action.decision.height)
+        if self.commit_stalled is not None:
+            log.warning("decided block %d stored after %.1f s of waiting", height,
+                        time.monotonic() - self._stalled_since)
+            self.commit_stalled = None
         elapsed = (time.monotonic() - self._height_started) * 1000
         self.commit_latencies_ms.append(elapsed)
         if self.on_commit_latency is not None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chain.blocks import Block
+from chain.consensus.actions import CommitDeferred
 from chain.consensus.certificate import Decision, decode_certificate, verify_certificate
 from chain.consensus.errors import InvalidCertificate
 from chain.consensus.validators import ValidatorSet
@@ -21,8 +22,10 @@ from chain.governance import apply_validator_changes
 from chain.ledger import Ledger
 from chain.mempool import Mempool
 from chain.state import Overlay
+from chain.storage import StorageBusy, StorageError
 from chain.transition import BlockOutput, apply_block, build_block
 from chain.types import Address, Hash32, Height, Round, TimeMs
+from p2p.sync import LocalApplyFailure
 
 log = logging.getLogger("learningchain.node")
 
@@ -148,6 +151,8 @@ class LedgerApp:
             else:
                 block = executed.block
                 self.ledger.commit_executed(block, executed.output, certificate)
+        except StorageBusy as e:
+            raise CommitDeferred(str(e)) from e  # [CONS-COMMIT.2] nothing changed; retried
         except ChainError as e:
             raise NodeHalted(f"cannot commit decided block {decision.height}: {e}") from e
         self._executed.clear()
@@ -177,7 +182,10 @@ class LedgerApp:
         if cert.block_hash != decoded.hash:
             raise InvalidCertificate("hash_mismatch", "certificate is for another block")
         verify_certificate(cert, self.validators_at(height), state.chain_id)
-        self.ledger.apply(decoded, certificate)
+        try:
+            self.ledger.apply(decoded, certificate)
+        except StorageError as e:  # our disk or database, not the peer's block
+            raise LocalApplyFailure(f"cannot store block {height}: {e}") from e
         self._executed.clear()
         self._after_commit(decoded, certificate)
         if self.on_synced is not None:

@@ -53,7 +53,8 @@ METRIC_NAMES = tuple("learningchain_" + name for name in (
     "node_info", "validators", "members", "sync_caught_up",
     # consensus
     "consensus_height", "consensus_round", "last_block_time_seconds", "last_block_age_seconds",
-    "consensus_halted", "consensus_rounds_above_zero", "consensus_timeouts",
+    "consensus_halted", "consensus_commit_stalled", "consensus_rounds_above_zero",
+    "consensus_timeouts",
     "consensus_commit_latency_seconds", "blocks_committed", "txs_committed",
     # mempool
     "mempool_txs", "mempool_bytes", "mempool_admitted", "mempool_rejected",

@@ -93,6 +93,9 @@ class NodeCollector(Collector):
                      max(0.0, time.time() - state.time_ms / 1000) if node.height else 0)
         yield _gauge("consensus_halted", "1 when consensus stopped (the node cannot go on).",
                      1 if driver.halted is not None else 0)
+        yield _gauge("consensus_commit_stalled",
+                     "1 while a decided block waits to be stored (e.g. database locked).",
+                     1 if driver.commit_stalled is not None else 0)
         stats = driver.stats
         yield _counter("consensus_rounds_above_zero",
                        "Rounds above 0 this node entered: a height needed more than one round.",

@@ -330,6 +330,7 @@ class LedgerNode(StoredChainReads):
             caught_up=self.sync.caught_up.is_set() or not self.p2p.peers,
             consensus_round=self.driver.round, mempool_txs=len(self.mempool), peers=peers,
             p2p_endpoint=self.p2p.endpoint, api_endpoint=self.api_endpoint, worker=worker,
+            storage_problem=self.driver.commit_stalled,
         )
 
     def submit(self, tx: SignedTransaction) -> AddResult:

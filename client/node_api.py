@@ -50,6 +50,9 @@ class NodeStatus:
     api_endpoint: str
     worker: dict[str, object] = field(default_factory=dict)
     """Worker progress summary (jobs running, attempts, claims) when the role is on."""
+    storage_problem: str | None = None
+    """Why a decided block cannot be stored right now (e.g. the database is locked by
+    another process); None when storage is fine [CONS-COMMIT.2]."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,7 +84,10 @@ SCHEMAS: dict[str, S] = {
         "mempool_txs": INT, "peer_count": INT, "p2p_endpoint": STRING,
         "api_endpoint": STRING, "time_ms": TIME_MS, "genesis_hash": HEX32,
         "worker": {"type": "object", "description": "Worker progress summary (free form)"},
-    }, description="The node's view of the chain, its identity and its worker"),
+        "storage_problem": nullable(STRING),
+    }, description="The node's view of the chain, its identity and its worker; "
+                   "storage_problem says why a decided block cannot be stored right now "
+                   "(e.g. the database is locked by another process), null when fine"),
     "Peer": obj({"address": ADDRESS, "endpoint": STRING, "outbound": BOOL, "score": NUMBER}),
     "Params": obj({
         "max_block_txs": INT, "max_block_bytes": INT, "min_job_duration_ms": INT,

@@ -49,6 +49,14 @@ class BlockSource(Protocol):
         ...
 
 
+class LocalApplyFailure(Exception):
+    """``BlockSource.apply`` could not store a block that may well be valid (e.g. the
+    database is locked or the disk is full): no peer is blamed; sync retries later."""
+
+
+_LOCAL_RETRY_SECONDS = 2.0
+
+
 @dataclass(frozen=True, slots=True)
 class _Range:
     start: int
@@ -122,7 +130,12 @@ class BlockSync:
         while True:
             self._wake.clear()
             if self.target > self.source.height():
-                await self._catch_up()
+                try:
+                    await self._catch_up()
+                except LocalApplyFailure as e:
+                    log.error("block sync paused: %s; retrying in %.0f s", e, _LOCAL_RETRY_SECONDS)
+                    await asyncio.sleep(_LOCAL_RETRY_SECONDS)
+                    continue
                 self.notify_height()
             level = self.peer_heights and self.source.height() >= self.target
             if level and not self.caught_up.is_set():
@@ -249,6 +262,8 @@ class BlockSync:
             for i, (block, cert) in enumerate(items):
                 try:
                     self.source.apply(block, cert)
+                except LocalApplyFailure:
+                    raise
                 except Exception as e:
                     log.warning("block %d from %r rejected: %s", nxt + i, peer, e)
                     self.node.penalize(peer, Offence.BAD_RESPONSE)

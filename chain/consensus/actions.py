@@ -40,10 +40,17 @@ class Application(Protocol):
 
         A ledger applies the block here (durably), so that ``validators_at``
         and ``validate`` of the next height, which the core calls at once, see
-        it. An exception means the node cannot go on; the driver stops it and
-        a restart resumes from storage and the WAL.
+        it. ``CommitDeferred`` means "not now, nothing was stored" (e.g. the
+        database is locked by another process): the core stays at the height
+        and the driver calls ``retry_commit`` later [CONS-COMMIT.2]. Any other
+        exception means the node cannot go on; the driver stops it and a
+        restart resumes from storage and the WAL.
         """
         ...
+
+
+class CommitDeferred(Exception):
+    """[CONS-COMMIT.2] The application could not store a decision yet and changed nothing."""
 
 
 # ------------------------------------------------------------------ actions
@@ -83,6 +90,14 @@ class Commit:
 
 
 @dataclass(frozen=True, slots=True)
+class CommitStalled:
+    """[CONS-COMMIT.2] ``decided`` was deferred: report ``reason``, call ``retry_commit`` later."""
+
+    height: Height
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReportEvidence:
     evidence: DuplicateVoteEvidence
 
@@ -99,6 +114,7 @@ Action = (
     | ScheduleTimeout
     | PersistSigned
     | Commit
+    | CommitStalled
     | ReportEvidence
     | PeerMisbehaved
 )

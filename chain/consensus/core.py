@@ -27,6 +27,8 @@ from .actions import (
     Application,
     Broadcast,
     Commit,
+    CommitDeferred,
+    CommitStalled,
     PeerMisbehaved,
     PersistSigned,
     ReportEvidence,
@@ -82,6 +84,8 @@ class ConsensusCore:
         self._history = [r for r in signed_history if r.message.height >= height]
         self._catchup_sent: dict[bytes, tuple[int, int]] = {}
         self._future: list[Proposal | Vote] = []
+        self._deferred: Decision | None = None
+        """[CONS-COMMIT.2] A decision the application could not store yet."""
         self._enter_height(height, last_block_time)
 
     # ---------------------------------------------------------------- state
@@ -160,6 +164,8 @@ class ConsensusCore:
             self._rebroadcast(out)
             self._schedule(out, TimeoutKind.REBROADCAST, Round(0))
             return out
+        if self._deferred is not None:
+            return out  # [CONS-COMMIT.2] decided: no new round while the commit waits
         if kind is TimeoutKind.NEW_HEIGHT and self.step is Step.NEW_HEIGHT:
             self._start_round(self.round, now, out)
         elif r != self.round:
@@ -474,8 +480,27 @@ class ConsensusCore:
 
     # ---------------------------------------------------------------- transitions
 
+    def retry_commit(self, now: int) -> list[Action]:
+        """[CONS-COMMIT.2] Offers a deferred decision to the application again."""
+        out: list[Action] = []
+        d, self._deferred = self._deferred, None
+        if d is not None and d.height == self.height:
+            self._commit(d, now, out)
+        return out
+
+    @property
+    def commit_deferred(self) -> bool:
+        return self._deferred is not None
+
     def _commit(self, d: Decision, now: int, out: list[Action]) -> None:
-        self.app.decided(d)
+        if self._deferred is not None:
+            return  # the same block (one per height); only retry_commit offers it again
+        try:
+            self.app.decided(d)
+        except CommitDeferred as e:
+            self._deferred = d
+            out.append(CommitStalled(d.height, str(e)))
+            return
         out.append(Commit(d))
         self._enter_height(Height(self.height + 1), d.time_ms)
         self._schedule(out, TimeoutKind.REBROADCAST, Round(0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chain.consensus.actions import CommitDeferred, CommitStalled
 from chain.consensus.certificate import Decision, certificate_from_precommits, verify_certificate
 from chain.consensus.core import (
     Broadcast,
@@ -283,6 +284,48 @@ def test_cons_commit_1_precommits_of_a_later_round_also_commit() -> None:
     feed(core, [p])
     out = feed(core, polka(core, 4, p.block_hash, PRECOMMIT))
     assert [a.decision.certificate.round for a in out if isinstance(a, Commit)] == [4]
+
+
+class DeferringApp(FixedApp):
+    """``decided`` raises ``CommitDeferred`` (storage busy) the first ``busy`` times."""
+
+    def __init__(self, busy: int) -> None:
+        super().__init__(vset())
+        self.busy = busy
+        self.calls = 0
+
+    def decided(self, decision: Decision) -> None:
+        self.calls += 1
+        if self.calls <= self.busy:
+            raise CommitDeferred("database is locked")
+
+
+def test_cons_commit_2_deferred_commit_waits_at_the_height_and_retries() -> None:
+    app = DeferringApp(busy=2)
+    core, me = started(app=app)
+    p = proposal_for(core, 0)
+    precommits = polka(core, 0, p.block_hash, PRECOMMIT)
+    out = feed(core, [p, *polka(core, 0, p.block_hash), *precommits])
+    assert [a.reason for a in out if isinstance(a, CommitStalled)] == ["database is locked"]
+    assert not [a for a in out if isinstance(a, Commit)]
+    assert sent_votes(out, PRECOMMIT), "the core's own precommit is still sent"
+    assert core.height == 1 and core.commit_deferred and app.calls == 1
+    # more votes and timeouts neither ask the application again nor start a round
+    late = others(me)[-1]
+    assert feed(core, [vote(late, PRECOMMIT, 1, 0, p.block_hash)]) == []
+    for kind in (TimeoutKind.PRECOMMIT, TimeoutKind.PROPOSE, TimeoutKind.PREVOTE):
+        assert core.on_timeout(Timeout(kind, Height(1), Round(0)), NOW + 5000) == []
+    assert core.round == 0 and app.calls == 1
+    rebroadcast = core.on_timeout(Timeout(TimeoutKind.REBROADCAST, Height(1), Round(0)), NOW)
+    assert sent_votes(rebroadcast), "peers still get our votes while we wait"
+    # the first retry is deferred again, the second commits the same block
+    again = core.retry_commit(NOW + 6000)
+    assert [type(a) for a in again] == [CommitStalled] and core.height == 1
+    done = core.retry_commit(NOW + 7000)
+    commits = [a for a in done if isinstance(a, Commit)]
+    assert [c.decision.block_hash for c in commits] == [p.block_hash]
+    assert core.height == 2 and not core.commit_deferred and app.calls == 3
+    assert core.retry_commit(NOW + 8000) == [], "nothing left to retry"
 
 
 def test_cons_skip_1_messages_from_more_than_f_move_the_round() -> None:

@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack
 from p2p_harness import CHAIN_ID, start_node, wait_until
 
 from chain.crypto import PrivateKey
-from p2p.sync import BlockSync
+from p2p.sync import BlockSync, LocalApplyFailure
 from p2p.testchain import HashChain
 
 VALIDATOR = PrivateKey.from_seed(b"validator")
@@ -100,3 +100,31 @@ async def test_wire_sync_6_peer_claiming_a_huge_height_is_charged_and_ignored() 
         await wait_until(late_sync.caught_up.is_set, timeout=30)
         assert late_chain.height() == 120
         assert late_sync.peer_heights[liar.address] < 10**15
+
+
+class BusyDiskChain(HashChain):
+    """Refuses to store block 120 the first two times, as a locked database would."""
+
+    def __init__(self) -> None:
+        super().__init__(CHAIN_ID, {bytes(VALIDATOR.public_key)})
+        self.refusals = 0
+
+    def apply(self, block: bytes, certificate: bytes) -> None:
+        if self.height() + 1 == 120 and self.refusals < 2:
+            self.refusals += 1
+            raise LocalApplyFailure("database is locked")
+        super().apply(block, certificate)
+
+
+async def test_wire_sync_local_storage_failure_blames_no_peer_and_retries() -> None:
+    served: Counter[str] = Counter()
+    async with AsyncExitStack() as stack:
+        honest = await start_node(stack, "honest")
+        BlockSync(honest, chain_of(300, served, "honest"), batch=50).start()
+        late_chain = BusyDiskChain()
+        late = await start_node(stack, "late", bootstrap=(honest.endpoint,))
+        BlockSync(late, late_chain, batch=50).start()
+        await wait_until(lambda: late_chain.height() == 300, timeout=30)
+        assert late_chain.refusals == 2
+        peer = late.peers[honest.address]
+        assert peer.score.value >= 0, "our own disk is not the peer's fault"

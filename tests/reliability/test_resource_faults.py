@@ -105,3 +105,68 @@ def test_disk_full_stops_the_node_cleanly_and_restart_recovers(tmp_path: Path) -
     finally:
         down(root)
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_locked_database_stalls_commits_reports_it_and_recovers(tmp_path: Path) -> None:
+    """Another process holds an exclusive lock on the node's SQLite file for a while.
+
+    The node must not exit or lose anything: it reports the lock (status, metrics,
+    log), keeps answering its API, keeps accepting transactions, and commits them
+    as soon as the lock is released [CONS-COMMIT.2].
+    """
+    import sqlite3
+    import urllib.request
+
+    root = tmp_path / "net"
+    layout = up(root, validators=1, workers=0, base_port=27950,
+                users={"alice": 100_000, "bob": 0}, consensus={"commit_ms": 50})
+    try:
+        node = layout.nodes[0]
+        pid = load_pids(root)[node.name]
+        api = ApiClient(node.api_url, timeout=10)
+        alice = next(u for u in layout.users if u.name == "alice")
+        bob = address_from_text(next(u for u in layout.users if u.name == "bob").address)
+        key = read_key_file(alice.key_file, alice.passphrase_file.read_text().strip())
+
+        def send() -> bytes:
+            tx = api.sign(key, Transfer(bob, Amount(1)))
+            api.submit(tx)
+            return tx.hash
+
+        before = [send() for _ in range(3)]
+        for tx_hash in before:
+            api.wait_for_tx(tx_hash, timeout=20)
+        (database,) = node.directory.rglob("chain.sqlite3")
+        locker = sqlite3.connect(database, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        try:
+            during = [send() for _ in range(3)]
+            deadline = time.monotonic() + 20
+            while api.status().get("storage_problem") is None:
+                assert time.monotonic() < deadline, "the node never reported the lock"
+                time.sleep(0.2)
+            status = api.status()
+            assert "locked" in status["storage_problem"], status
+            stalled_height = status["height"]
+            with urllib.request.urlopen(f"{node.api_url}/metrics", timeout=10) as response:
+                metrics = response.read().decode()
+            assert "learningchain_consensus_commit_stalled 1.0" in metrics
+            for tx_hash in during:
+                assert api.tx(tx_hash)["status"] == "pending"
+            time.sleep(3)  # hold the lock over several retries
+            assert _exit_code(pid, 0) is None, "the node must ride out a lock, not exit"
+            assert api.status()["height"] == stalled_height
+        finally:
+            locker.rollback()
+            locker.close()
+        for tx_hash in [*before, *during]:
+            assert api.wait_for_tx(tx_hash, timeout=30)["status"] == "committed"
+        assert api.status()["storage_problem"] is None
+        assert api.account(bob)["balance"] == 6
+        after = send()
+        assert api.wait_for_tx(after, timeout=30)["status"] == "committed"
+        assert _exit_code(pid, 0) is None
+        log = (node.directory / "node.log").read_text(errors="replace")
+        assert "cannot store decided block" in log and "stored after" in log, log[-3000:]
+    finally:
+        down(root)
