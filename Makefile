@@ -41,10 +41,10 @@ soak: setup
 	LC_SOAK_N4=3000 LC_SOAK_N7=700 $(VENV)/bin/pytest -q tests/consensus/test_sim_scenarios.py
 
 fuzz: setup
-	LC_FUZZ_EXAMPLES=20000 LC_FUZZ_API_EXAMPLES=500 $(VENV)/bin/pytest -q tests/fuzz
+	LC_FUZZ_EXAMPLES=20000 LC_FUZZ_API_EXAMPLES=500 LC_ATHERIS_RUNS=2000000 $(VENV)/bin/pytest -q tests/fuzz
 
 faults: setup
-	LC_FAULT_SEEDS=1,2,3,4,5,6,7,8,9,10 LC_FAULT_SECONDS=90 $(VENV)/bin/pytest -q tests/reliability
+	LC_FAULT_SEEDS=1,2,3,4,5,6,7,8,9,10 LC_FAULT_SECONDS=90 LC_CRASH_KILLS=60 $(VENV)/bin/pytest -q tests/reliability
 
 bench: venv
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

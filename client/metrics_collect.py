@@ -195,6 +195,9 @@ class NodeCollector(Collector):
                               "Sandbox runs of the worker in progress, by kind.",
                               labels=("kind",)),
             (((kind,), running[kind]) for kind in ("train", "evaluate")))
+        yield _gauge("worker_engine_unavailable",
+                     "1 while job work waits for a Docker engine that failed mid-run.",
+                     1 if worker is not None and worker.engine_problem is not None else 0)
         sent: Mapping[str, int] = worker.outbox.counters if worker else {}
         yield _counter("worker_claims_sent", "Loss claims the worker sent (resends included).",
                        sent.get("claim", 0))

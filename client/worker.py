@@ -72,6 +72,8 @@ IMAGE_RETRY_S = 30.0
 PRUNE_EVERY = 100
 """Every this many blocks, notes about settled jobs are dropped from memory."""
 STOP_TIMEOUT_S = 30.0
+ENGINE_POLL_S = 2.0
+"""Seconds between pings of a Docker engine that failed during a run."""
 """How long ``stop`` waits for sandbox threads after killing their containers."""
 
 
@@ -108,6 +110,8 @@ class Worker:
         self._last_attempt_ms: dict[bytes, float] = {}
         self._complained: set[tuple[str, bytes]] = set()
         self._training_now: dict[str, object] | None = None
+        self.engine_problem: str | None = None
+        """Why job work is paused: the Docker engine failed and does not answer yet."""
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -377,7 +381,14 @@ class Worker:
                     return
                 progress.attempts += 1
                 self.store.save()  # a crash mid-run does not repeat this seed
-                await self._attempt(job, progress.attempts, image_id)
+                engine_failure = await self._attempt(job, progress.attempts, image_id)
+                if engine_failure is not None:
+                    # the engine failed, not the job: this attempt (same seed) runs again
+                    progress.attempts -= 1
+                    self.store.save()
+                    if not await self._wait_for_engine(job, engine_failure):
+                        why = "expired while the Docker engine was unavailable"
+                        return
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -395,8 +406,38 @@ class Worker:
             if attempt is not None:
                 self._training_now["attempt"] = attempt
 
-    async def _attempt(self, job: Job, attempt: int, image_id: str) -> None:
-        """One training run: sample, train, evaluate, and claim when it is worth it."""
+    async def _wait_for_engine(self, job: Job, failure: str) -> bool:
+        """Pause job work until the Docker engine answers again; False if the job expired."""
+        label = short(job.job_id)
+        self.engine_problem = failure
+        self._set_phase("waiting for the Docker engine")
+        log.error("job %s paused: the Docker engine failed (%s); the attempt is given back "
+                  "and runs again once the engine answers", label, failure)
+        started = time.monotonic()
+        try:
+            while self.node.now_ms() < job.spec.expiry_ms:
+                try:
+                    await self.threads.run(self.runner.client.ping)
+                except Exception as e:  # docker raises a zoo of types for a dead socket
+                    self.engine_problem = f"{failure}; ping: {type(e).__name__}"
+                    await asyncio.sleep(ENGINE_POLL_S)
+                    continue
+                log.warning("the Docker engine answers again after %.0f s; job %s resumes",
+                            time.monotonic() - started, label)
+                # a restarted engine remembers the containers it had to stop
+                await asyncio.to_thread(remove_containers, self.runner.client,
+                                        self.runner.node_id, self.address)
+                return True
+            log.error("job %s expired while the Docker engine was unavailable", label)
+            return False
+        finally:
+            self.engine_problem = None
+
+    async def _attempt(self, job: Job, attempt: int, image_id: str) -> str | None:
+        """One training run: sample, train, evaluate, and claim when it is worth it.
+
+        Returns why, when the run failed because of the Docker engine rather than the job.
+        """
         label, spec = short(job.job_id), job.spec
         params = sample_params(spec, seed_for(job.job_id, self.address, attempt))
         limits = sandbox_limits(spec)
@@ -416,14 +457,18 @@ class Worker:
                             attempt, trained.reason, trained.detail, trained.log_tail[-500:])
                 if trained.reason == FailureReason.IMAGE_MISSING:
                     self.images.forget(image_id)
-                return
+                if trained.reason == FailureReason.ENGINE_ERROR:
+                    return f"training: {trained.detail}"
+                return None
             self._set_phase("evaluating", attempt)
             result = await self.threads.run(self.runner.evaluate, image_id, trained.model_path,
                                             limits, job_id=tag, argv=spec.entry_point("evaluate"))
             if not result.ok or result.loss is None:
                 log.warning("job %s: attempt %d: evaluating our model failed: %s: %s", label,
                             attempt, result.reason, result.detail)
-                return
+                if result.reason == FailureReason.ENGINE_ERROR:
+                    return f"evaluating: {result.detail}"
+                return None
             measured = result.loss
             progress = self.store.state.job(job.job_id)
             if progress.best_measured is None or measured < progress.best_measured:
@@ -432,6 +477,7 @@ class Worker:
                      attempt, dict(params.hyperparameters), measured, trained.seconds,
                      result.seconds)
             await self._claim(job.job_id, attempt, measured, trained.model_path)
+            return None
         finally:
             self._last_attempt_ms[job.job_id] = (time.monotonic() - started) * 1000
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -541,6 +587,7 @@ class Worker:
             "cheating": self.policy.cheat_loss_factor > 0,
             "verify": self.policy.verify,
             "training": dict(self._training_now) if self._training_now else None,
+            "engine_problem": self.engine_problem,
             "verifying": dict(verifier.now) if verifier and verifier.now else None,
             "jobs": jobs,
             "pending_votes": len(self.store.state.votes),

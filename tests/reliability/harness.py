@@ -27,9 +27,12 @@ from chain.blocks import Block
 from chain.consensus.wal import parse as parse_wal
 from chain.crypto import PrivateKey, address_from_text
 from chain.encoding import decode
+from chain.genesis import Genesis, genesis_state
 from chain.keyfile import read_key_file
+from chain.storage import Storage, sqlite_url
 from chain.transactions import Evidence, SignedTransaction, Transfer, sign_transaction
-from chain.types import Amount
+from chain.transition import advance, apply_block
+from chain.types import Amount, Hash32
 from client.api_client import ApiClient, ApiError
 from client.devnet import down, load_pids, start_node_process, up
 from client.network import NetworkLayout
@@ -56,6 +59,8 @@ class BankResult:
     """tx hash -> (from, to, amount) of every transfer a node reported committed."""
     submit_errors: int = 0
     resent: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+    """Set to end the clients before their deadline (the crash loop has no fixed length)."""
 
 
 @dataclass
@@ -206,7 +211,7 @@ def bank_client(graph: Graph, senders: list[str], rng: random.Random, until: flo
     nonces: dict[str, int] = {}
     for name in senders:
         nonces[name] = _account(graph, graph.keys[name].address)["nonce"]
-    while time.monotonic() < until:
+    while time.monotonic() < until and not result.stop.is_set():
         name = rng.choice(senders)
         to = rng.choice([n for n in everyone if n != name])
         amount = rng.randint(1, 20)
@@ -266,6 +271,55 @@ def _account(graph: Graph, address: bytes) -> dict[str, Any]:
 
 
 # -- invariants ----------------------------------------------------------------------------
+
+
+def run_crash_loop(graph: Graph, rng: random.Random, kills: int, log: FaultLog) -> None:
+    """[issue 8, crash safety] SIGKILL nodes while they commit, ``kills`` times, at random
+    moments; each restarts at once from its data dir and must commit again before the next."""
+    names = [n.name for n in graph.layout.nodes]
+    for _ in range(kills):
+        name = rng.choice(names)
+        api = graph.apis[name]
+        time.sleep(rng.uniform(0.2, 1.5))  # somewhere in the middle of a commit, or not
+        graph.kill(name)
+        log.add("kill9", name)
+        others = max(_height(a) for n, a in graph.apis.items() if n != name)
+        graph.restart(name)
+        log.add("restart", name)
+        deadline = time.monotonic() + RECOVERY_BOUND_S
+        while _height(api) <= others:
+            assert time.monotonic() < deadline, f"{name} did not rejoin after kill -9"
+            time.sleep(0.1)
+
+
+def check_storage(graph: Graph) -> int:
+    """After a graceful stop: each node's database equals a replay of its own blocks from
+    genesis (state digest and root), and every node stores the same blocks. Returns the
+    number of heights compared."""
+    genesis = Genesis.from_json(json.loads(graph.layout.genesis.read_text()))
+    tips: dict[str, list[Hash32]] = {}
+    for node in graph.layout.nodes:
+        storage = Storage(sqlite_url(node.directory / "data"))
+        try:
+            recovered = storage.load_state()
+            replay = genesis_state(genesis)
+            hashes = []
+            for h in range(1, storage.height() + 1):
+                block = storage.block(h)
+                assert block is not None, f"{node.name}: block {h} missing"
+                advance(replay, block, apply_block(replay, block))
+                hashes.append(block.hash)
+            assert recovered.state_root == replay.state_root, f"{node.name}: state root"
+            assert recovered.digest() == replay.digest(), f"{node.name}: state differs"
+            assert recovered.total_credits() == recovered.supply, f"{node.name}: credits"
+            tips[node.name] = hashes
+        finally:
+            storage.close()
+    common = min(len(h) for h in tips.values())
+    reference = next(iter(tips.values()))[:common]
+    for name, hashes in tips.items():
+        assert hashes[:common] == reference, f"{name} stores different blocks"
+    return common
 
 
 def wait_recovered(graph: Graph, bound: float = RECOVERY_BOUND_S) -> tuple[float, dict[str, int]]:
@@ -350,7 +404,11 @@ def raw_blocks_range(api: ApiClient, start: int, end: int) -> list[Block]:
 
 
 def run_scenario(root: Path, seed: int, *, seconds: float = 40.0, clients: int = 3,
-                 accounts: int = 12, base_port: int = 27600) -> ScenarioReport:
+                 accounts: int = 12, base_port: int = 27600,
+                 crash_kills: int | None = None) -> ScenarioReport:
+    """Faults for ``seconds`` (or, with ``crash_kills``, that many kill -9 during commits)
+    under the bank workload; then every invariant, and after a graceful stop the storage
+    check of every node."""
     rng = random.Random(seed)
     started = time.monotonic()
     graph = Graph(root, base_port=base_port, accounts=accounts)
@@ -358,7 +416,7 @@ def run_scenario(root: Path, seed: int, *, seconds: float = 40.0, clients: int =
     bank = BankResult()
     try:
         chain_id = graph.layout.chain_id
-        until = time.monotonic() + seconds
+        until = time.monotonic() + (seconds if crash_kills is None else 3600)
         names = sorted(graph.keys)
         threads = [threading.Thread(
             target=bank_client,
@@ -366,7 +424,11 @@ def run_scenario(root: Path, seed: int, *, seconds: float = 40.0, clients: int =
             name=f"bank-{i}") for i in range(clients)]
         for t in threads:
             t.start()
-        run_faults(graph, random.Random(rng.random()), until, log)
+        if crash_kills is None:
+            run_faults(graph, random.Random(rng.random()), until, log)
+        else:
+            run_crash_loop(graph, random.Random(rng.random()), crash_kills, log)
+            bank.stop.set()
         for t in threads:
             t.join(timeout=60)
         recovery, heights = wait_recovered(graph)
@@ -374,6 +436,8 @@ def run_scenario(root: Path, seed: int, *, seconds: float = 40.0, clients: int =
     finally:
         outcome = graph.stop()
     assert set(outcome.values()) <= {"stopped"}, outcome
+    stored = check_storage(graph)
+    assert stored >= checked
     return ScenarioReport(seed, round(time.monotonic() - started, 1), dict(log.counts()),
                           len(bank.acknowledged), transfers, heights, round(recovery, 2),
                           checked)
