@@ -70,7 +70,7 @@ def _is_busy(error: sa.exc.SQLAlchemyError) -> bool:
     text = str(getattr(error, "orig", error)).lower()
     return isinstance(error, sa.exc.OperationalError) and (
         "database is locked" in text or "database table is locked" in text
-        or "busy" in text or "lock timeout" in text
+        or "busy" in text or "lock timeout" in text or "could not obtain lock" in text
     )
 
 
