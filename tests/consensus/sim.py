@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chain.consensus.actions import CommitDeferred, CommitStalled
 from chain.consensus.certificate import Decision, verify_certificate
 from chain.consensus.core import (
     Broadcast,
@@ -66,6 +67,7 @@ SIM_TIMEOUTS = TimeoutConfig(
 )
 BEHAVIOURS = ("silent", "equivocate", "double_vote", "phantom", "amnesia", "forger")
 CATCHUP_BATCH = 32
+RETRY_COMMIT_MS = 250
 
 _KEYS: dict[tuple[int, int], PrivateKey] = {}
 
@@ -94,8 +96,13 @@ class SimApp:
         block = encode([height, round_, time_ms, self.author, payload])
         return sha256(block), block
 
+    busy: Callable[[], bool] = staticmethod(lambda: False)
+    """True while this node's storage is "locked": ``decided`` defers [CONS-COMMIT.2]."""
+
     def decided(self, decision: Decision) -> None:
         """The simulator records decisions from the ``Commit`` action instead."""
+        if self.busy():
+            raise CommitDeferred("storage busy (simulated)")
 
     def validate(self, height: Height, block_hash: Hash32, block: bytes, time_ms: TimeMs) -> bool:
         if sha256(block) != block_hash:
@@ -127,6 +134,9 @@ class Scenario:
     """Before GST, precommits get up to this much extra delay: a node may decide a block
     while the others time out of the round, the case locking exists for."""
     skew: dict[int, int] = field(default_factory=dict)
+    busy: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """node -> (from ms, until ms): its storage refuses commits ([CONS-COMMIT.2]); the node
+    stays honest, it only stalls and retries."""
     powers: dict[int, int] = field(default_factory=dict)
     """Voting power from ``power_change_height`` on (before: all 1)."""
     power_change_height: int = 0
@@ -147,6 +157,7 @@ class Scenario:
         if self.partition:
             times.append(self.partition[2])
         times.extend(c[2] for c in self.crashes)
+        times.extend(until for _, until in self.busy.values())
         return max(times)
 
 
@@ -178,6 +189,12 @@ def random_scenario(seed: int, n: int, *, fast: bool) -> Scenario:
     if rng.random() < 0.3:  # [CONS-VALSET.2] power change; faulty keep power 1 so 3*f_power < total
         sc.power_change_height = rng.randint(2, 6)
         sc.powers = {i: 1 if i in sc.faulty else rng.randint(1, 3) for i in range(n)}
+    # own generator, so adding this fault left every older seed's scenario unchanged
+    busy_rng = random.Random(seed * 7_919 + n)
+    if busy_rng.random() < 0.3:
+        for node in busy_rng.sample(range(n), busy_rng.randint(1, n)):
+            start = busy_rng.randint(0, 6000)
+            sc.busy[node] = (start, start + busy_rng.randint(100, 4000))
     return sc
 
 
@@ -224,6 +241,8 @@ class SimNetwork:
         self.signed: dict[tuple[bytes, int, int, str], Any] = {}
         self.evidence: list[bytes] = []
         self.misbehaviour = 0
+        self.stalls = 0
+        """Commits deferred by a busy store [CONS-COMMIT.2] (retried after RETRY_COMMIT_MS)."""
         self.liveness_ms: int | None = None
         """Simulated time from GST until every honest node had its new blocks."""
         self.deliveries = 0
@@ -258,9 +277,11 @@ class SimNetwork:
         height = Height(len(node.store) + 1)
         last = node.store[-1].time_ms if node.store else GENESIS_TIME
         core_class = AmnesiaCore if node.behaviour == "amnesia" else ConsensusCore
-        node.core = core_class(
-            self.config, SimApp(node.index, self.validators_at), node.key, height, last, node.wal
-        )
+        app = SimApp(node.index, self.validators_at)
+        window = self.sc.busy.get(node.index)
+        if window is not None:
+            app.busy = lambda: window[0] <= self.now < window[1]  # type: ignore[method-assign]
+        node.core = core_class(self.config, app, node.key, height, last, node.wal)
         node.alive = True
         node.incarnation += 1
         self._run(node, node.core.start(self._clock(node)))
@@ -316,6 +337,9 @@ class SimNetwork:
                 )
             elif isinstance(action, Commit):
                 self._on_commit(node, action.decision)
+            elif isinstance(action, CommitStalled):
+                self.stalls += 1
+                self._push(self.now + RETRY_COMMIT_MS, 4, node.index, node.incarnation)
             elif isinstance(action, SendCommitted):
                 batch = tuple(node.store[action.from_height - 1 :][:CATCHUP_BATCH])
                 peer = self.by_peer.get(action.peer)
@@ -473,6 +497,9 @@ class SimNetwork:
             elif kind == 2:  # crash: takes effect in the node's next step
                 if node.alive:
                     node.crash_pending = True
+            elif kind == 4:  # retry a deferred commit [CONS-COMMIT.2]
+                if node.alive and node.core is not None and b == node.incarnation:
+                    self._run(node, node.core.retry_commit(self._clock(node)))
             elif kind == 3:  # restart from the WAL and the block store
                 if node.alive and node.crash_pending:
                     node.alive, node.core = False, None
