@@ -72,9 +72,9 @@ IMAGE_RETRY_S = 30.0
 PRUNE_EVERY = 100
 """Every this many blocks, notes about settled jobs are dropped from memory."""
 STOP_TIMEOUT_S = 30.0
+"""How long ``stop`` waits for sandbox threads after killing their containers."""
 ENGINE_POLL_S = 2.0
 """Seconds between pings of a Docker engine that failed during a run."""
-"""How long ``stop`` waits for sandbox threads after killing their containers."""
 
 
 class Worker:
