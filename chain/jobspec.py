@@ -23,9 +23,23 @@ MAX_COMMAND_ARGS = 32
 MAX_ARG_LEN = 256
 
 
+DEFAULT_IMAGE_MB = 4096
+"""``image_mb`` of a ``ResourceLimits`` built without one (tests, old callers); on the wire
+every field is explicit."""
+DEFAULT_IMAGE_UNPACKED_MB = 8192
+"""``image_unpacked_mb`` of a ``ResourceLimits`` built without one."""
+MAX_MB = 1 << 20
+"""Largest size field: 1 TiB in MiB."""
+
+
 @dataclass(frozen=True, slots=True)
 class ResourceLimits:
-    """What one run of the job may use; workers compare this with their policy."""
+    """What one run of the job may use; workers compare this with their policy.
+
+    Every size the job declares is here and enforced [JOB-LIMITS.1], [JOB-IMAGE.5]:
+    the model bounds the model file, the image sizes bound the blob a worker
+    fetches and what its engine writes when loading it.
+    """
 
     memory_mb: int
     """Memory limit of the container, no swap."""
@@ -35,18 +49,33 @@ class ResourceLimits:
     """Wall-time limit of one train run."""
     disk_mb: int
     """Bound on scratch space plus output (the model)."""
+    model_mb: int = 0
+    """Largest model file, at most ``disk_mb``; 0 when constructed means ``disk_mb``."""
+    image_mb: int = DEFAULT_IMAGE_MB
+    """Size of the saved-image tar (the ``image_blob``), MiB rounded up."""
+    image_unpacked_mb: int = DEFAULT_IMAGE_UNPACKED_MB
+    """What the engine may write loading the image: the layers' unpacked size, MiB."""
+
+    def __post_init__(self) -> None:
+        if self.model_mb == 0:
+            object.__setattr__(self, "model_mb", self.disk_mb)
 
     def to_wire(self) -> list[Any]:
-        return [self.memory_mb, self.cpu_millis, self.time_s, self.disk_mb]
+        return [self.memory_mb, self.cpu_millis, self.time_s, self.disk_mb, self.model_mb,
+                self.image_mb, self.image_unpacked_mb]
 
     @classmethod
     def from_wire(cls, v: Any) -> ResourceLimits:
-        a = F.array(v, "limits", 4)
+        a = F.array(v, "limits", 7)
+        disk_mb = F.uint(a[3], "limits.disk_mb", 1, MAX_MB)
         return cls(
             F.uint(a[0], "limits.memory_mb", 16, 1 << 20),
             F.uint(a[1], "limits.cpu_millis", 100, 256_000),
             F.uint(a[2], "limits.time_s", 1, 7 * 24 * 3600),
-            F.uint(a[3], "limits.disk_mb", 1, 1 << 20),
+            disk_mb,
+            F.uint(a[4], "limits.model_mb", 1, disk_mb),
+            F.uint(a[5], "limits.image_mb", 1, MAX_MB),
+            F.uint(a[6], "limits.image_unpacked_mb", 1, MAX_MB),
         )
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import tarfile
@@ -30,6 +29,8 @@ import docker.errors
 
 from chain.content import hash_file
 from sandbox.errors import ImageBlobError, ImageDigestMismatch
+from sandbox.image_check import check_image_tar
+from sandbox.job_json import JobJsonError, JsonBounds, parse_json
 
 IMAGE_ID_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 MAX_MANIFEST_BYTES = 1024 * 1024
@@ -94,18 +95,27 @@ def blob_image_id(path: Path) -> str:
     """
     try:
         with tarfile.open(path, mode="r:") as archive:
-            manifest = json.loads(_member_bytes(archive, "manifest.json", MAX_MANIFEST_BYTES))
+            manifest = parse_json(_member_bytes(archive, "manifest.json", MAX_MANIFEST_BYTES),
+                                  JsonBounds(max_bytes=MAX_MANIFEST_BYTES))
             if not isinstance(manifest, list) or len(manifest) != 1 \
                     or not isinstance(manifest[0], dict) or "Config" not in manifest[0]:
                 raise ImageBlobError(f"{path}: manifest.json must describe exactly one image")
             config = _member_bytes(archive, str(manifest[0]["Config"]), MAX_CONFIG_BYTES)
-    except (tarfile.TarError, OSError, ValueError, KeyError) as e:
+    except (tarfile.TarError, OSError, ValueError, KeyError, JobJsonError) as e:
+        if isinstance(e, ImageBlobError):
+            raise
         raise ImageBlobError(f"{path}: not a saved image: {e}") from e
     return "sha256:" + hashlib.sha256(config).hexdigest()
 
 
-def load_image(client: docker.DockerClient, path: Path, expected: str | bytes) -> str:
+def load_image(client: docker.DockerClient, path: Path, expected: str | bytes, *,
+               image_mb: int | None = None, image_unpacked_mb: int | None = None) -> str:
     """Load the blob at ``path`` if and only if it holds the image ``expected`` [JOB-IMAGE.3].
+
+    With the job's declared ``image_mb`` and ``image_unpacked_mb`` the blob is
+    first checked against them, layers decompressed in a bounded stream
+    (``image_check.check_image_tar``, [JOB-IMAGE.5]): ``ImageTooLarge`` before
+    the engine sees a byte.
 
     The id is checked twice: from the tar before loading (so a wrong blob
     never reaches the engine), and as the engine reports it after loading
@@ -113,6 +123,10 @@ def load_image(client: docker.DockerClient, path: Path, expected: str | bytes) -
     removed again). Returns the image id.
     """
     want = normalize_image_id(expected)
+    if image_mb is not None or image_unpacked_mb is not None:
+        from chain.jobspec import MAX_MB
+
+        check_image_tar(path, image_mb or MAX_MB, image_unpacked_mb or MAX_MB)
     found = blob_image_id(path)
     if found != want:
         raise ImageDigestMismatch(want, found)

@@ -12,10 +12,14 @@ import random
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from chain.jobspec import ResourceLimits as SpecLimits
 from sandbox.errors import JobDirError
 from sandbox.limits import ResourceLimits, Scalar, TrainParams
+
+if TYPE_CHECKING:
+    from sandbox.image_check import ImageSizes
 
 JOB_FILE = "job.toml"
 JOB_KINDS = ("train/v1",)
@@ -43,6 +47,22 @@ class ParamRange:
 
 
 @dataclass(frozen=True, slots=True)
+class JobLimits:
+    """The ``[limits]`` table as declared, in the job file's units [JOB-FILE.1]."""
+
+    memory_mb: int
+    cpu_millis: int
+    time_s: int
+    disk_mb: int
+    model_mb: int
+    """Declared, or ``disk_mb`` when the file leaves it out; never more than ``disk_mb``."""
+    image_mb: int | None = None
+    """Optional in the file; ``job build`` measures it [JOB-IMAGE.5]."""
+    image_unpacked_mb: int | None = None
+    """Optional in the file; ``job build`` measures it [JOB-IMAGE.5]."""
+
+
+@dataclass(frozen=True, slots=True)
 class JobFile:
     """A parsed and checked job.toml."""
 
@@ -55,6 +75,28 @@ class JobFile:
     entry_points: tuple[tuple[str, tuple[str, ...]], ...]
     limits: ResourceLimits
     search_space: tuple[ParamRange, ...]
+    declared: JobLimits
+    """The limits as the file declares them; ``spec_limits`` puts them on chain."""
+
+    def spec_limits(self, image: ImageSizes) -> SpecLimits:
+        """The chain's ``JobSpec.limits`` of this job with its image measured [JOB-IMAGE.5].
+
+        Every limit of the file reaches the chain: ``model_mb`` included. The
+        image sizes are the measured ones unless the file declares larger
+        bounds; a declaration smaller than the image is an error (the job
+        would be refused by every worker).
+        """
+        d = self.declared
+        image_mb = max(image.image_mb, d.image_mb or 0)
+        unpacked_mb = max(image.image_unpacked_mb, d.image_unpacked_mb or 0)
+        if d.image_mb is not None and d.image_mb < image.image_mb:
+            raise ValueError(f"limits.image_mb {d.image_mb} < the image's {image.image_mb} MiB")
+        if d.image_unpacked_mb is not None and d.image_unpacked_mb < image.image_unpacked_mb:
+            raise ValueError(f"limits.image_unpacked_mb {d.image_unpacked_mb} < the image's "
+                             f"{image.image_unpacked_mb} MiB unpacked")
+        return SpecLimits(memory_mb=d.memory_mb, cpu_millis=d.cpu_millis, time_s=d.time_s,
+                          disk_mb=d.disk_mb, model_mb=d.model_mb, image_mb=image_mb,
+                          image_unpacked_mb=unpacked_mb)
 
     def entry_point(self, name: str) -> tuple[str, ...]:
         for key, argv in self.entry_points:
@@ -93,10 +135,21 @@ def parse_job(raw: dict[str, Any]) -> JobFile:
     if not {"train", "evaluate"} <= {name for name, _ in entry_points}:
         raise ValueError("entry_points needs train and evaluate")
     lim = _field(raw, "limits", dict)
-    limits = ResourceLimits.from_job(
+    unknown = set(lim) - set(JobLimits.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown limits {sorted(unknown)}")
+    disk_mb = _positive_int(lim, "disk_mb")
+    declared = JobLimits(
         memory_mb=_positive_int(lim, "memory_mb"), cpu_millis=_positive_int(lim, "cpu_millis"),
-        time_s=_positive_int(lim, "time_s"), disk_mb=_positive_int(lim, "disk_mb"),
-        model_mb=_positive_int(lim, "model_mb") if "model_mb" in lim else None)
+        time_s=_positive_int(lim, "time_s"), disk_mb=disk_mb,
+        model_mb=_positive_int(lim, "model_mb") if "model_mb" in lim else disk_mb,
+        image_mb=_positive_int(lim, "image_mb") if "image_mb" in lim else None,
+        image_unpacked_mb=(_positive_int(lim, "image_unpacked_mb")
+                           if "image_unpacked_mb" in lim else None))
+    if declared.model_mb > disk_mb:
+        raise ValueError(f"limits.model_mb {declared.model_mb} > disk_mb {disk_mb}")
+    limits = ResourceLimits.from_job(declared.memory_mb, declared.cpu_millis, declared.time_s,
+                                     disk_mb, declared.model_mb)
     space = tuple(_param(p) for p in _field(raw, "search_space", list))
     if len({p.name for p in space}) != len(space):
         raise ValueError("search_space has a duplicate name")
@@ -107,7 +160,7 @@ def parse_job(raw: dict[str, Any]) -> JobFile:
                    description=str(raw.get("description", "")),
                    bounty=_positive_int(raw, "bounty"), expiry_s=_positive_int(raw, "expiry_s"),
                    loss_tolerance=tolerance, entry_points=entry_points, limits=limits,
-                   search_space=space)
+                   search_space=space, declared=declared)
 
 
 def _param(raw: Any) -> ParamRange:

@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Protocol
 
 MIB = 1024 * 1024
 Scalar = int | float | str
@@ -67,6 +68,32 @@ class ResourceLimits:
             output_bytes=output,
             model_bytes=min(output, (model_mb or disk_mb) * MIB),
         )
+
+
+class DeclaredLimits(Protocol):
+    """The coarse limits a job declares (``chain.jobspec.ResourceLimits``)."""
+
+    @property
+    def memory_mb(self) -> int: ...
+    @property
+    def cpu_millis(self) -> int: ...
+    @property
+    def time_s(self) -> int: ...
+    @property
+    def disk_mb(self) -> int: ...
+    @property
+    def model_mb(self) -> int: ...
+
+
+def from_spec(declared: DeclaredLimits) -> ResourceLimits:
+    """Container limits from a job's *declared* limits only [JOB-LIMITS.1], [EVAL-ENV.6].
+
+    Every worker and voter maps one job to the same limits, whatever its own
+    settings: memory, CPU quota, time, disk and the model bound come from
+    the chain's ``JobSpec.limits`` and nothing else.
+    """
+    return ResourceLimits.from_job(declared.memory_mb, declared.cpu_millis, declared.time_s,
+                                   declared.disk_mb, declared.model_mb)
 
 
 def _frozen(mapping: Mapping[str, Scalar]) -> Mapping[str, Scalar]:

@@ -12,7 +12,9 @@ from typing import Any
 
 from docker.types import LogConfig, Mount, Ulimit
 
+from sandbox.eval_env import HOSTNAME
 from sandbox.limits import ResourceLimits
+from sandbox.seccomp import profile_text
 
 JOB_USER = "65534:65534"
 """nobody:nogroup. Never root, even inside the container's namespace."""
@@ -43,13 +45,17 @@ def container_kwargs(
     limits: ResourceLimits,
     labels: Mapping[str, str],
     read_only_binds: Mapping[str, Path],
+    *,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """Arguments for ``client.containers.create`` of one hardened job container.
 
     ``read_only_binds`` maps container paths to host folders; they are the
     only host paths the container sees, and it cannot write to any of them.
     Output goes to a size-limited tmpfs that the runner copies out, so no
-    host disk is writable from inside.
+    host disk is writable from inside. The hostname is fixed [EVAL-ENV.1]; the
+    container ``name`` is incidental [EVAL-ENV.8]. The seccomp profile is the
+    project's own [JOB-SECCOMP.*], never the engine's default.
     """
     mounts = [
         Mount(target=target, source=str(source), type="bind", read_only=True)
@@ -60,14 +66,15 @@ def container_kwargs(
         "command": list(HOLD_COMMAND),
         "user": JOB_USER,
         "working_dir": SCRATCH_DIR,
-        "hostname": "job",
+        "hostname": HOSTNAME,
+        **({"name": name} if name else {}),
         "detach": True,
         "labels": dict(labels),
         # Isolation
         "network_mode": "none",
         "read_only": True,
         "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges:true"],  # default seccomp stays on
+        "security_opt": ["no-new-privileges:true", f"seccomp={profile_text()}"],
         "ipc_mode": "private",
         "mounts": mounts,
         "tmpfs": {

@@ -39,10 +39,34 @@ class FailureReason(StrEnum):
     """Killed by a signal the runner did not send."""
     NONZERO_EXIT = "nonzero_exit"
     """Any other non-zero exit code."""
+    CONTAINER_FAILED = "container_failed"
+    """The job's container could not start or run its commands while the engine answered
+    and the container was still there (e.g. the image lacks ``sleep`` or ``tar``
+    [JOB-IMAGE.1]): the job's fault [JOB-EXIT.5]."""
     IMAGE_MISSING = "image_missing"
     """The engine does not have the image."""
     ENGINE_ERROR = "engine_error"
-    """The engine refused or failed an operation; the job itself may be fine."""
+    """The engine itself failed, confirmed by the engine: it did not answer a ping, or the
+    job's container was stopped or removed from outside [JOB-EXIT.5]. Not the job's fault."""
+    HOST_ERROR = "host_error"
+    """The host failed writing output within the job's declared bounds (its disk full,
+    an I/O error). Not the job's fault [JOB-EXIT.5]."""
+
+
+WORKER_FAULTS: frozenset[FailureReason] = frozenset({
+    FailureReason.IMAGE_MISSING, FailureReason.ENGINE_ERROR, FailureReason.HOST_ERROR,
+})
+"""[JOB-EXIT.5] Failures on the node's side: the attempt is not the job's to lose; a voter
+abstains. Every other reason is in ``JOB_FAULTS``."""
+
+JOB_FAULTS: frozenset[FailureReason] = frozenset(set(FailureReason) - WORKER_FAULTS)
+"""[JOB-EXIT.5] Failures caused by what the job's code or image did, wrote or printed:
+each uses up an attempt of the job, never triggers a retry as the engine's fault."""
+
+
+def is_job_fault(reason: FailureReason | None) -> bool:
+    """[JOB-EXIT.5] True when a failed run is the job's fault (``reason`` in ``JOB_FAULTS``)."""
+    return reason in JOB_FAULTS
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,33 +4,38 @@ One container per entry-point run. PID 1 only holds the container open;
 the entry point runs as a ``docker exec`` so that after it exits its
 /output tmpfs still exists and can be copied out, size-checked, before the
 container is removed. Everything the job can do wrong comes back as a
-``RunResult``/``EvalResult`` with a ``FailureReason``; no Docker exception
-leaks to the caller.
+``RunResult``/``EvalResult`` with a ``FailureReason``; no exception leaks to
+the caller, whatever the job wrote or printed [JOB-EXIT.2]. Which reasons
+are the job's fault and which the node's is ``results.JOB_FAULTS`` /
+``results.WORKER_FAULTS`` [JOB-EXIT.5]; ``engine_error`` only when the
+engine itself is confirmed failing.
+
+Evaluation runs in a fixed environment [EVAL-ENV.*] (``eval_env.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import shutil
+import secrets
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
-import requests.exceptions
 from docker.utils.socket import frames_iter
 
-from sandbox import policy
+from sandbox import container_ops as ops
+from sandbox import eval_env, policy
+from sandbox.container_ops import EngineErrors
 from sandbox.engine import connect
-from sandbox.limits import ResourceLimits, TrainParams
-from sandbox.output import OutputRejected, extract_output
+from sandbox.job_json import MAX_JSON_BYTES, JobJsonError, parse_metrics
+from sandbox.limits import MIB, ResourceLimits, TrainParams
+from sandbox.output import OutputHostError, OutputRejected, clear_folder, extract_output
 from sandbox.results import EvalResult, FailureReason, RunResult
 
 TRAIN_ARGV = ("/job/train",)
@@ -50,8 +55,15 @@ OOM_EVENT_WAIT_S = 0.3
 POLL_S = 0.05
 FULL_FRACTION = 0.98
 """A tmpfs this full after a failed run is taken to be why it failed."""
+WHOLE_OUTPUT = ("output",)
+"""What ``tar`` archives after train: all of /output [JOB-SANDBOX.2]."""
+SELF_TEST_LIMITS = ResourceLimits(memory_bytes=32 * MIB, nano_cpus=500_000_000, pids=8,
+                                  wall_time_s=10.0, tmp_bytes=MIB, output_bytes=MIB,
+                                  model_bytes=MIB, log_bytes=4096)
+"""Limits of the known-good container that confirms an engine failure [JOB-EXIT.5]."""
 
-EngineErrors = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+FileCaps = Mapping[str, tuple[int, FailureReason]]
+"""Per-file byte caps by name below /output, with the reason a larger file fails with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +84,12 @@ class _Exec:
 class SandboxRunner:
     """Runs job entry points for one node; every container carries the node's label."""
 
-    def __init__(self, client: docker.DockerClient | None = None, node_id: str = "local") -> None:
+    def __init__(self, client: docker.DockerClient | None = None, node_id: str = "local",
+                 self_test_image: str | None = None) -> None:
         self.client = client if client is not None else connect()
         self.node_id = node_id
+        self.self_test_image = self_test_image
+        """Known-good image for [JOB-EXIT.5]'s confirmation; default: the base image."""
 
     # -- the entry points of the job contract --------------------------------------------
 
@@ -92,23 +107,21 @@ class SandboxRunner:
         """Train once with ``params``; on success ``model_path`` is the checked model.
 
         [JOB-TRAIN.1-4]: parameters in ``LC_PARAMS``, model at /output/model.pt,
-        no larger than ``limits.model_bytes``.
+        no larger than ``limits.model_bytes``, refused from its tar header before
+        any byte of it is written on the host [JOB-OUT.4].
         """
         env = {"LC_PARAMS": params.to_json(), "LC_SEED": str(params.seed)}
         result = self.run_entry(image_id, "train", argv, env, limits, output_dir,
-                                input_dir=input_dir, job_id=job_id)
+                                input_dir=input_dir, job_id=job_id,
+                                file_caps={MODEL_FILE: (limits.model_bytes,
+                                                        FailureReason.MODEL_TOO_LARGE)})
         if not result.ok:
             return result
         model = output_dir / MODEL_FILE
         if not model.is_file() or model.is_symlink():
             return _fail_like(result, FailureReason.MODEL_MISSING,
                               f"train exited 0 but wrote no /output/{MODEL_FILE}")
-        size = model.stat().st_size
-        if size > limits.model_bytes:
-            model.unlink()
-            return _fail_like(result, FailureReason.MODEL_TOO_LARGE,
-                              f"model is {size} bytes, limit {limits.model_bytes}")
-        return _replace(result, model_path=model)
+        return replace(result, model_path=model)
 
     def evaluate(
         self,
@@ -119,8 +132,18 @@ class SandboxRunner:
         input_dir: Path | None = None,
         job_id: str = "",
         argv: Sequence[str] = EVALUATE_ARGV,
+        seed: int | None = None,
+        variant: int = 0,
     ) -> EvalResult:
-        """Evaluate the model at ``model_path``; the loss comes from metrics.json [JOB-EVAL.*]."""
+        """Evaluate the model at ``model_path`` in the fixed environment [EVAL-ENV.*].
+
+        ``limits`` must come from the job's declared limits only
+        (``ResourceLimits.from_spec``) [EVAL-ENV.6]. ``seed`` is handed to the
+        job as ``LC_SEED`` (default: ``eval_env.eval_seed(job_id)``) [EVAL-ENV.2].
+        ``variant`` > 0 varies what the contract does not fix (container name,
+        start time, staging paths) for a worker's self-check [EVAL-ENV.8].
+        The loss comes from metrics.json, parsed bounded [JOB-EVAL.2].
+        """
         size = model_path.stat().st_size if model_path.is_file() else -1
         if size < 0:
             return EvalResult(False, FailureReason.MODEL_MISSING, None,
@@ -128,17 +151,19 @@ class SandboxRunner:
         if size > limits.model_bytes:
             return EvalResult(False, FailureReason.MODEL_TOO_LARGE, None,
                               detail=f"model is {size} bytes, limit {limits.model_bytes}")
-        with tempfile.TemporaryDirectory(prefix="lc-eval-") as tmp:
-            model_dir = Path(tmp) / "model"
-            model_dir.mkdir(mode=0o755)
-            shutil.copyfile(model_path, model_dir / MODEL_FILE)
-            (model_dir / MODEL_FILE).chmod(0o644)
-            Path(tmp).chmod(0o755)
+        env = {"LC_MODEL": f"{policy.MODEL_MOUNT}/{MODEL_FILE}",
+               **eval_env.evaluation_env(eval_env.eval_seed(job_id) if seed is None else seed)}
+        with tempfile.TemporaryDirectory(prefix=f"lc-eval-{variant}-") as tmp:
+            model_dir = eval_env.stage_model(model_path, Path(tmp), MODEL_FILE)
             out = Path(tmp) / "out"
-            env = {"LC_MODEL": f"{policy.MODEL_MOUNT}/{MODEL_FILE}"}
             run = self.run_entry(image_id, "evaluate", argv, env, limits, out,
                                  input_dir=input_dir, job_id=job_id,
-                                 extra_binds={policy.MODEL_MOUNT: model_dir})
+                                 extra_binds={policy.MODEL_MOUNT: model_dir},
+                                 collect=(f"output/{METRICS_FILE}",),
+                                 output_cap=MAX_JSON_BYTES,
+                                 file_caps={METRICS_FILE: (MAX_JSON_BYTES,
+                                                           FailureReason.BAD_METRICS)},
+                                 variant=variant)
             if not run.ok:
                 return EvalResult(False, run.reason, None, exit_code=run.exit_code,
                                   seconds=run.seconds, logs=run.logs, detail=run.detail)
@@ -163,46 +188,72 @@ class SandboxRunner:
         input_dir: Path | None = None,
         job_id: str = "",
         extra_binds: Mapping[str, Path] | None = None,
+        collect: Sequence[str] = WHOLE_OUTPUT,
+        output_cap: int | None = None,
+        file_caps: FileCaps | None = None,
+        variant: int = 0,
     ) -> RunResult:
         """Run ``argv`` in a fresh hardened container and copy /output to ``output_dir``.
 
         ``output_dir`` is created if missing and must be empty. Any entry point
         of a job kind (train, evaluate, later predict...) goes through here.
+        ``collect`` names what is archived out of the container, ``output_cap``
+        (default ``limits.output_bytes``) and ``file_caps`` bound what the host
+        writes [JOB-OUT.4]. An input folder is mounted as a private, fixed copy
+        [EVAL-ENV.4].
         """
         output_dir.mkdir(parents=True, exist_ok=True)
         if any(output_dir.iterdir()):
             raise ValueError(f"output folder {output_dir} is not empty")
-        binds = dict(extra_binds or {})
-        if input_dir is not None:
-            binds[policy.INPUT_MOUNT] = input_dir.resolve()
-        full_env = {
-            "HOME": policy.SCRATCH_DIR,
-            "LC_ENTRY": entry,
-            "LC_OUTPUT": policy.OUTPUT_DIR,
-            "LC_CPUS": str(max(1, math.ceil(limits.nano_cpus / 1e9))),
-            **({"LC_INPUT": policy.INPUT_MOUNT} if input_dir is not None else {}),
-            **env,
-        }
+        if variant:
+            time.sleep(eval_env.VARIANT_DELAY_S * variant)  # [EVAL-ENV.8] a later start
+        with tempfile.TemporaryDirectory(prefix="lc-run-") as staging:
+            binds = dict(extra_binds or {})
+            if input_dir is not None:
+                binds[policy.INPUT_MOUNT] = eval_env.stage_input(input_dir, Path(staging))
+            full_env = eval_env.ordered_env({
+                "HOME": policy.SCRATCH_DIR,
+                "LC_ENTRY": entry,
+                "LC_OUTPUT": policy.OUTPUT_DIR,
+                "LC_CPUS": str(max(1, math.ceil(limits.nano_cpus / 1e9))),
+                **({"LC_INPUT": policy.INPUT_MOUNT} if input_dir is not None else {}),
+                **env,
+            })
+            caps = dict(file_caps or {})
+            cap = limits.output_bytes if output_cap is None else output_cap
+            return self._create_and_run(image_id, entry, argv, full_env, limits, output_dir,
+                                        binds, job_id, variant,
+                                        lambda c: self._collect(c, collect, output_dir, cap,
+                                                                caps))
+
+    def _create_and_run(self, image_id: str, entry: str, argv: Sequence[str],
+                        env: Mapping[str, str], limits: ResourceLimits, output_dir: Path,
+                        binds: Mapping[str, Path], job_id: str, variant: int,
+                        collect: Any) -> RunResult:
         kwargs = policy.container_kwargs(image_id, limits,
-                                         policy.labels_for(job_id, self.node_id, entry), binds)
+                                         policy.labels_for(job_id, self.node_id, entry), binds,
+                                         name=_container_name(entry, job_id, variant))
         try:
             container = self.client.containers.create(**kwargs)
         except docker.errors.ImageNotFound:
             return _early_failure(FailureReason.IMAGE_MISSING, output_dir,
                                   f"image {image_id} is not loaded in the engine")
-        except EngineErrors as e:
+        except EngineErrors as e:  # only our own arguments and the engine are involved
             return _early_failure(FailureReason.ENGINE_ERROR, output_dir,
                                   f"could not create container: {e}")
         try:
-            return self._run_in(container, argv, full_env, limits, output_dir)
+            try:
+                container.start()
+            except EngineErrors as e:
+                return self._blame(container, "start", e, output_dir)
+            return self._run_in(container, argv, env, limits, output_dir, collect)
         except EngineErrors as e:
-            return _early_failure(FailureReason.ENGINE_ERROR, output_dir, f"engine error: {e}")
+            return self._blame(container, "run", e, output_dir)
         finally:
-            _remove(container)
+            ops.remove(container)
 
     def _run_in(self, container: Any, argv: Sequence[str], env: Mapping[str, str],
-                limits: ResourceLimits, output_dir: Path) -> RunResult:
-        container.start()
+                limits: ResourceLimits, output_dir: Path, collect: Any) -> RunResult:
         done = self._exec(container, argv, env, limits)
         base = RunResult(ok=False, reason=None, exit_code=done.exit_code, seconds=done.seconds,
                          logs=done.logs, output_dir=output_dir)
@@ -222,43 +273,111 @@ class SandboxRunner:
             return _fail_like(base, FailureReason.KILLED, "entry point did not report an exit")
         if done.exit_code != 0:
             return _fail_like(base, *self._why_nonzero(container, done.exit_code, env))
+        reason, detail, total = collect(container)
+        if reason is not None:
+            return _fail_like(base, reason, detail)
+        return replace(base, ok=True, output_bytes=total, detail=detail)
+
+    def _collect(self, container: Any, paths: Sequence[str], output_dir: Path, cap: int,
+                 file_caps: Mapping[str, tuple[int, FailureReason]]
+                 ) -> tuple[FailureReason | None, str, int]:
+        """Copy ``paths`` out of the container within the caps [JOB-OUT.*]; classify failures."""
         try:
-            summary = extract_output(self._output_archive(container), output_dir,
-                                     limits.output_bytes)
+            summary = extract_output(self._output_archive(container, paths), output_dir, cap,
+                                     {name: limit for name, (limit, _) in file_caps.items()})
         except OutputRejected as e:
+            clear_folder(output_dir)
+            if e.reason == "file_too_large" and e.name in file_caps:
+                return file_caps[e.name][1], str(e), 0
             reason = (FailureReason.OUTPUT_TOO_LARGE if e.reason == "too_large"
                       else FailureReason.BAD_OUTPUT)
-            return _fail_like(base, reason, str(e))
-        return _replace(base, ok=True, output_bytes=summary.total_bytes,
-                        detail=f"exit 0, {summary.files} output files, {summary.total_bytes} bytes")
+            return reason, str(e), 0
+        except OutputHostError as e:
+            clear_folder(output_dir)
+            return FailureReason.HOST_ERROR, str(e), 0
+        return None, (f"exit 0, {summary.files} output files, "
+                      f"{summary.total_bytes} bytes"), summary.total_bytes
 
-    def _output_archive(self, container: Any) -> Iterator[bytes]:
-        """A tar stream of /output, made inside the container.
+    def _output_archive(self, container: Any, paths: Sequence[str]) -> Iterator[bytes]:
+        """A tar stream of ``paths`` (below /), made inside the container.
 
         The engine's own archive API cannot see into tmpfs mounts, so ``tar``
         runs in the container, as the job's user. Its bytes are as untrusted
-        as the rest of the job's output; ``extract_output`` caps and checks them.
+        as the rest of the job's output (the ``tar`` is the image's own);
+        ``extract_output`` caps and checks them.
         """
         api = self.client.api
-        exec_id = api.exec_create(container.id, ["tar", "-C", "/", "-cf", "-", "output"],
+        exec_id = api.exec_create(container.id, ["tar", "-C", "/", "-cf", "-", *paths],
                                   user=policy.JOB_USER)["Id"]
         for stdout, _stderr in api.exec_start(exec_id, stream=True, demux=True):
             if stdout:
                 yield stdout
 
+    # -- whose fault [JOB-EXIT.5] -------------------------------------------------------
+
+    def _blame(self, container: Any, stage: str, error: BaseException,
+               output_dir: Path) -> RunResult:
+        """An engine call failed during ``stage``: the engine's failure, or the job's?
+
+        ``engine_error`` only when confirmed: the engine does not answer a ping,
+        the container was stopped or removed from outside, or the engine cannot
+        run a known-good container with the same policy either. Otherwise the
+        job's image or code made its own container fail: ``container_failed``.
+        """
+        clear_folder(output_dir)
+        what = f"{stage}: {_short(error)}"
+        try:
+            self.client.ping()
+        except EngineErrors as e:
+            return _early_failure(FailureReason.ENGINE_ERROR, output_dir,
+                                  f"engine does not answer ({_short(e)}) after {what}")
+        if stage == "run" and not _still_running(container):
+            return _early_failure(FailureReason.ENGINE_ERROR, output_dir,
+                                  f"container was stopped or removed from outside; {what}")
+        problem = self._engine_self_test()
+        if problem:
+            return _early_failure(FailureReason.ENGINE_ERROR, output_dir,
+                                  f"engine cannot run a known-good container ({problem}); "
+                                  f"{what}")
+        return _early_failure(FailureReason.CONTAINER_FAILED, output_dir,
+                              f"the job's container failed while the engine works; {what}")
+
+    def _engine_self_test(self) -> str:
+        """Start and remove a known-good container under the same policy; '' when it works."""
+        from sandbox.base_image import BASE_TAG
+
+        image = self.self_test_image or BASE_TAG
+        kwargs = policy.container_kwargs(image, SELF_TEST_LIMITS,
+                                         policy.labels_for("", self.node_id, "self-test"), {},
+                                         name=_container_name("self-test", "", 0))
+        try:
+            container = self.client.containers.create(**kwargs)
+        except EngineErrors as e:
+            return f"create {image}: {_short(e)}"
+        try:
+            container.start()
+        except EngineErrors as e:
+            return f"start {image}: {_short(e)}"
+        finally:
+            ops.remove(container)
+        return ""
+
+    # -- one exec ------------------------------------------------------------------------
+
     def _exec(self, container: Any, argv: Sequence[str], env: Mapping[str, str],
               limits: ResourceLimits) -> _Exec:
         api = self.client.api
         exec_id = api.exec_create(container.id, list(argv), user=policy.JOB_USER,
-                                  environment=dict(env), workdir=policy.SCRATCH_DIR)["Id"]
+                                  environment=[f"{k}={v}" for k, v in env.items()],
+                                  workdir=policy.SCRATCH_DIR)["Id"]
         started = time.monotonic()
         wall_started = time.time()
         sock = api.exec_start(exec_id, socket=True)
         # A job may stay silent for longer than the client's HTTP timeout.
         api._disable_socket_timeout(sock)
         stream = (data for _kind, data in frames_iter(sock, tty=False))
-        reader = _CappedReader(stream, limits.log_bytes,
-                               on_overflow=lambda: _kill_in_background(container))
+        reader = ops.CappedReader(stream, limits.log_bytes,
+                                  on_overflow=lambda: ops.kill_in_background(container))
         reader.start()
         deadline = started + limits.wall_time_s
         timed_out = False
@@ -268,20 +387,20 @@ class SandboxRunner:
                 reader.join(POLL_S)
             else:
                 time.sleep(POLL_S)
-            if not _exec_state(api, exec_id)[0]:
+            if not ops.exec_state(api, exec_id)[0]:
                 reader.join(1.0)  # the last bytes of output are on their way
                 break
             if time.monotonic() >= deadline:
                 timed_out = True
-                _kill(container)
+                ops.kill(container)
                 break
         seconds = time.monotonic() - started
         stray = False
         if reader.is_alive():  # background children still hold stdout open
             stray = not timed_out
-            _kill(container)
+            ops.kill(container)
             reader.join(KILL_GRACE_S)
-        exit_code = _exec_state(api, exec_id)[1]
+        exit_code = ops.exec_state(api, exec_id)[1]
         with contextlib.suppress(OSError):
             sock.close()
         return _Exec(exit_code, seconds, reader.data(), reader.overflow, timed_out, wall_started,
@@ -310,7 +429,7 @@ class SandboxRunner:
             return FailureReason.BAD_PARAMS, "train rejected its parameters (exit 2)"
         if code == EXIT_INVALID_MODEL and env.get("LC_MODEL") is not None:
             return FailureReason.INVALID_MODEL, "evaluate rejected the model (exit 3)"
-        usage = _tmpfs_usage(self.client, container)
+        usage = ops.tmpfs_usage(self.client, container)
         if usage.get(policy.OUTPUT_DIR, 0.0) >= FULL_FRACTION:
             return FailureReason.OUTPUT_TOO_LARGE, f"filled its output folder (exit {code})"
         if usage.get(policy.SCRATCH_DIR, 0.0) >= FULL_FRACTION:
@@ -320,117 +439,45 @@ class SandboxRunner:
         return FailureReason.NONZERO_EXIT, f"exit {code}"
 
 
-class _CappedReader(threading.Thread):
-    """Reads an exec's output stream, keeping at most ``cap`` bytes.
-
-    Past the cap it calls ``on_overflow`` (which kills the container) once
-    and then discards: a job printing gigabytes costs the host one cap of
-    memory. It keeps draining until the stream ends, because an engine whose
-    output stream is not read cannot finish killing the container.
-    """
-
-    def __init__(self, stream: Iterator[bytes], cap: int, on_overflow: Any) -> None:
-        super().__init__(daemon=True)
-        self._stream = stream
-        self._cap = cap
-        self._on_overflow = on_overflow
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self.overflow = False
-
-    def run(self) -> None:
-        try:
-            for chunk in self._stream:
-                if self.overflow:
-                    continue
-                room = self._cap - self._size
-                self._chunks.append(chunk[:room])
-                self._size += min(len(chunk), room)
-                if len(chunk) > room:
-                    self.overflow = True
-                    self._on_overflow()
-        except EngineErrors:
-            return
-
-    def data(self) -> bytes:
-        return b"".join(self._chunks)
-
-
 def read_metrics(path: Path) -> tuple[dict[str, float] | None, str]:
-    """Parse metrics.json: a JSON object with a finite number ``loss`` [JOB-EVAL.2]."""
-    if not path.is_file() or path.is_symlink():
-        return None, f"evaluate wrote no {METRICS_FILE}"
-    if path.stat().st_size > 64 * 1024:
-        return None, f"{METRICS_FILE} is larger than 64 KiB"
+    """Parse metrics.json, bounded and total [JOB-EVAL.2], [JOB-JSON.*]; never raises.
+
+    Returns the metrics, or None and one line naming the rule broken.
+    """
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        return None, f"{METRICS_FILE} is not JSON: {e}"
-    if not isinstance(raw, dict):
-        return None, f"{METRICS_FILE} is not a JSON object"
-    metrics = {
-        str(k): float(v) for k, v in raw.items()
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-    }
-    if "loss" not in metrics:
-        return None, f"{METRICS_FILE} has no finite number 'loss'"
-    return metrics, ""
+        if not path.is_file() or path.is_symlink():
+            return None, f"evaluate wrote no {METRICS_FILE}"
+        with open(path, "rb") as f:
+            data = f.read(MAX_JSON_BYTES + 1)
+        return parse_metrics(data), ""
+    except JobJsonError as e:
+        return None, f"{METRICS_FILE}: {e}"
+    except OSError as e:
+        return None, f"{METRICS_FILE} unreadable: {e}"
 
 
-def _exec_state(api: Any, exec_id: str) -> tuple[bool, int | None]:
-    """(running, exit code) of an exec; a killed container takes its execs with it."""
+def _still_running(container: Any) -> bool:
     try:
-        info = api.exec_inspect(exec_id)
-    except docker.errors.NotFound:
-        return False, None
-    if info.get("Running"):
-        return True, None
-    code = info.get("ExitCode")
-    return False, code if isinstance(code, int) else None
-
-
-def _tmpfs_usage(client: docker.DockerClient, container: Any) -> dict[str, float]:
-    """Fill fraction of /tmp and /output, asked of ``df`` inside the still-running container."""
-    try:
-        exec_id = client.api.exec_create(
-            container.id, ["df", "-P", policy.SCRATCH_DIR, policy.OUTPUT_DIR],
-            user=policy.JOB_USER)["Id"]
-        text = client.api.exec_start(exec_id).decode("utf-8", "replace")
+        container.reload()
     except EngineErrors:
-        return {}
-    usage: dict[str, float] = {}
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) >= 6 and fields[1].isdigit() and int(fields[1]) > 0:
-            usage[fields[5]] = int(fields[2]) / int(fields[1])
-    return usage
+        return False
+    return bool(container.attrs.get("State", {}).get("Running"))
 
 
+def _container_name(entry: str, job_id: str, variant: int) -> str:
+    """A fresh name per run; names are incidental [EVAL-ENV.8], never seen by the job."""
+    safe = "".join(c if c.isalnum() else "-" for c in job_id[:16]) or "job"
+    entry_safe = "".join(c if c.isalnum() else "-" for c in entry[:16]) or "entry"
+    return f"lc-{entry_safe}-{safe}-v{variant}-{secrets.token_hex(6)}"
 
 
-def _kill(container: Any) -> None:
-    with contextlib.suppress(*EngineErrors):  # already dead
-        container.kill()
-
-
-def _kill_in_background(container: Any) -> None:
-    threading.Thread(target=_kill, args=(container,), daemon=True).start()
-
-
-def _remove(container: Any) -> None:
-    # On failure, cleanup_containers() finds it by its label at the node's next start.
-    with contextlib.suppress(*EngineErrors):
-        container.remove(force=True)
-
-
-def _replace(result: RunResult, **changes: Any) -> RunResult:
-    from dataclasses import replace
-
-    return replace(result, **changes)
+def _short(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= 300 else text[:300] + "..."
 
 
 def _fail_like(result: RunResult, reason: FailureReason, detail: str) -> RunResult:
-    return _replace(result, ok=False, reason=reason, detail=detail, model_path=None)
+    return replace(result, ok=False, reason=reason, detail=detail, model_path=None)
 
 
 def _early_failure(reason: FailureReason, output_dir: Path, detail: str) -> RunResult:

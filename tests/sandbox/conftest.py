@@ -101,3 +101,52 @@ def small_image(docker_client: docker.DockerClient, base_image: str,
     (context / "Dockerfile").write_text(
         f"FROM {ROOTFS_TAG}\nCOPY hello.py /job/hello.py\nUSER 65534:65534\n")
     return build_image(docker_client, context, "learningchain/test-small:latest", _quiet)
+
+
+FAKE_TAR = '''#!/usr/bin/python3
+"""A job image's own ``tar``: what the runner archives /output with is the image's."""
+import os, sys, tarfile, io
+mode = open("/tmp/tar-mode").read().strip() if os.path.exists("/tmp/tar-mode") else ""
+out = sys.stdout.buffer
+if mode == "garbage":
+    out.write(os.urandom(20000))
+elif mode == "huge":
+    info = tarfile.TarInfo("output/model.pt")
+    info.size = 64 * 1024 * 1024
+    out.write(info.tobuf(format=tarfile.GNU_FORMAT))
+    block = b"\\0" * (1 << 20)
+    for _ in range(64):
+        out.write(block)
+elif mode == "duplicate":
+    with tarfile.open(fileobj=out, mode="w|") as t:
+        for _ in range(2):
+            info = tarfile.TarInfo("output/model.pt")
+            info.size = 1
+            t.addfile(info, io.BytesIO(b"x"))
+elif mode == "empty":
+    pass
+else:
+    os.execv("/bin/tar", ["tar", *sys.argv[1:]])
+'''
+
+
+@pytest.fixture(scope="session")
+def fake_tar_image(docker_client: docker.DockerClient, base_image: str,
+                   tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small image whose ``tar`` lies when the job asks it to ([JOB-OUT.*], [JOB-EXIT.5])."""
+    context = tmp_path_factory.mktemp("faketar")
+    (context / "tar").write_text(FAKE_TAR)
+    (context / "Dockerfile").write_text(
+        f"FROM {ROOTFS_TAG}\nCOPY tar /usr/local/bin/tar\nUSER 0:0\n"
+        "RUN chmod 755 /usr/local/bin/tar\nUSER 65534:65534\n")
+    return build_image(docker_client, context, "learningchain/test-faketar:latest", _quiet)
+
+
+@pytest.fixture(scope="session")
+def nosleep_image(docker_client: docker.DockerClient, base_image: str,
+                  tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small image without ``sleep``: its container cannot start [JOB-IMAGE.1]."""
+    context = tmp_path_factory.mktemp("nosleep")
+    (context / "Dockerfile").write_text(
+        f"FROM {ROOTFS_TAG}\nUSER 0:0\nRUN rm -f /bin/sleep /usr/bin/sleep\nUSER 65534:65534\n")
+    return build_image(docker_client, context, "learningchain/test-nosleep:latest", _quiet)

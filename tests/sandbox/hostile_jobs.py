@@ -150,4 +150,129 @@ HOSTILE_SCRIPTS: dict[str, str] = {
             "mounts": [l.split()[1:4] for l in mounts.splitlines()],
         }))
     """,
+    # -- issue 13: output the host cannot take, metrics bombs, irreproducible evaluation --
+    "deep_output": """
+        import os, sys
+        depth, width = int(sys.argv[1]), int(sys.argv[2])
+        os.chdir("/output")
+        for i in range(depth):  # relative steps: inside, no single path is too long
+            name = (str(i % 10) * width)[:width]
+            os.mkdir(name)
+            os.chdir(name)
+        with open("leaf", "w") as f:
+            f.write("x")
+        with open("/output/model.pt", "wb") as f:
+            f.write(b"m")
+        print("path bytes", depth * (width + 1))
+    """,
+    "many_files": """
+        import sys
+        for i in range(int(sys.argv[1])):
+            open(f"/output/f{i}", "w").close()
+    """,
+    "fifo_output": """
+        import os
+        os.mkfifo("/output/model.pt")
+    """,
+    "tar_mode": """
+        import sys
+        with open("/tmp/tar-mode", "w") as f:
+            f.write(sys.argv[1])
+    """,
+    "metrics_bomb": """
+        import sys
+        kind = sys.argv[1]
+        text = {
+            "big_int": '{"loss": ' + "9" * 400 + '}',
+            "huge_float": '{"loss": 1e400}',
+            "nan": '{"loss": NaN}',
+            "neg_inf": '{"loss": -Infinity}',
+            "deep": '{"loss": 1, "x": ' + "[" * 100000 + "]" * 100000 + '}',
+            "duplicate": '{"loss": 0.1, "loss": 9.0}',
+            "bool": '{"loss": true}',
+            "good": '{"loss": 0.25, "accuracy": 0.5}',
+        }[kind]
+        with open("/output/metrics.json", "w") as f:
+            f.write(text)
+    """,
+    "eval_probe": """
+        import hashlib, json, os, socket
+        model = os.environ["LC_MODEL"]
+        seen = {
+            "model_mtime": os.stat(model).st_mtime, "model_atime": os.stat(model).st_atime,
+            "model_mode": oct(os.stat(model).st_mode),
+            "model_dir_mtime": os.stat("/model").st_mtime,
+            "hostname": socket.gethostname(), "uname": os.uname().nodename,
+            "env": list(os.environ.items()), "hash_of_str": hash("learningchain"),
+            "inputs": sorted((n, os.stat(f"{r}/{n}").st_mtime, oct(os.stat(f"{r}/{n}").st_mode))
+                             for r, _d, ns in os.walk("/input") for n in ns),
+            "input_dir_mtime": os.stat("/input").st_mtime if os.path.isdir("/input") else None,
+        }
+        print(json.dumps(seen))
+        digest = hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).digest()
+        loss = int.from_bytes(digest[:6], "big") / 2**48
+        with open("/output/metrics.json", "w") as f:
+            json.dump({"loss": loss}, f)
+    """,
+    "random_eval": """
+        import json, random
+        with open("/output/metrics.json", "w") as f:
+            json.dump({"loss": random.random()}, f)
+    """,
+    "clock_eval": """
+        import json, time
+        with open("/output/metrics.json", "w") as f:
+            json.dump({"loss": float(int(time.time()))}, f)
+    """,
+    "seccomp_probe": """
+        import ctypes, errno, json, os, socket
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        buf = ctypes.create_string_buffer(4096)
+        def call(nr, *args):
+            ctypes.set_errno(0)
+            r = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])
+            if r >= 0:
+                try:
+                    os.close(r)
+                except OSError:
+                    pass
+                return 0
+            return ctypes.get_errno()
+        addr = ctypes.addressof(buf)
+        syscalls = {  # x86_64 numbers
+            "io_uring_setup": (425, 1, addr), "io_uring_enter": (426, 0, 0, 0, 0, 0, 0),
+            "io_uring_register": (427, 0, 0, 0, 0), "userfaultfd": (323, 0),
+            "bpf": (321, 0, addr, 128), "perf_event_open": (298, addr, 0, -1, -1, 0),
+            "keyctl": (250, 0, 0), "add_key": (248, 0, 0, 0, 0, 0),
+            "request_key": (249, 0, 0, 0, 0), "ptrace": (101, 0, 0, 0, 0),
+            "process_vm_readv": (310, 1, 0, 0, 0, 0, 0), "kcmp": (312, 1, 1, 0, 0, 0),
+            "pidfd_getfd": (438, 0, 0, 0), "memfd_secret": (447, 0),
+            "name_to_handle_at": (303, -100, 0, 0, 0, 0), "unshare_user": (272, 0x10000000),
+            "socketcall": (102, 1, addr), "clone3": (435, addr, 88),
+            "getpid": (39,), "memfd_create": (319, addr, 0),
+        }
+        result = {name: call(*args) for name, args in syscalls.items()}
+        families = {"AF_VSOCK": (40, socket.SOCK_STREAM, 0), "AF_PACKET": (17, socket.SOCK_RAW, 0),
+                    "AF_ALG": (38, socket.SOCK_SEQPACKET, 0), "AF_KEY": (15, socket.SOCK_RAW, 2),
+                    "AF_NETLINK_AUDIT": (16, socket.SOCK_RAW, 9),
+                    "AF_NETLINK_UEVENT": (16, socket.SOCK_RAW, 15),
+                    "AF_BLUETOOTH": (31, socket.SOCK_RAW, 0), "AF_XDP": (44, socket.SOCK_RAW, 0),
+                    "AF_NETLINK_ROUTE": (16, socket.SOCK_RAW, 0),
+                    "AF_UNIX": (1, socket.SOCK_STREAM, 0), "AF_INET": (2, socket.SOCK_STREAM, 0),
+                    "AF_INET6": (10, socket.SOCK_DGRAM, 0)}
+        for name, (family, kind, proto) in families.items():
+            try:
+                socket.socket(family, kind, proto).close()
+                result[name] = 0
+            except OSError as e:
+                result[name] = e.errno
+        try:
+            a, b = socket.socketpair(socket.AF_UNIX)
+            a.close(); b.close()
+            result["socketpair_unix"] = 0
+        except OSError as e:
+            result["socketpair_unix"] = e.errno
+        print(json.dumps(result))
+    """,
 }

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import docker
 import pytest
 
+from sandbox.eval_env import HOSTNAME
 from sandbox.limits import MIB, ResourceLimits
 from sandbox.results import FailureReason
 from sandbox.runner import SandboxRunner
+from sandbox.seccomp import build_profile
 
 pytestmark = pytest.mark.docker
 
@@ -92,7 +95,10 @@ def test_job_sandbox_1_engine_applies_every_limit(docker_client: docker.DockerCl
         assert host["NetworkMode"] == "none"
         assert host["ReadonlyRootfs"] is True
         assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
-        assert host["SecurityOpt"] == ["no-new-privileges:true"]
+        assert host["SecurityOpt"][0] == "no-new-privileges:true"
+        assert len(host["SecurityOpt"]) == 2 and host["SecurityOpt"][1].startswith("seccomp=")
+        assert json.loads(host["SecurityOpt"][1].removeprefix("seccomp=")) == build_profile()
+        assert container.attrs["Config"]["Hostname"] == HOSTNAME
         assert host["Privileged"] is False
         assert host["Memory"] == host["MemorySwap"] == LIMITS.memory_bytes
         assert host["PidsLimit"] == LIMITS.pids

@@ -16,6 +16,7 @@ from sandbox.job_template import init_job
 from sandbox.limits import MIB, ResourceLimits, TrainParams
 from sandbox.output import OutputRejected, extract_output
 from sandbox.runner import read_metrics
+from sandbox.seccomp import build_profile, profile_text
 
 
 def test_job_limits_1_invalid_limits_are_rejected_with_value_error() -> None:
@@ -159,8 +160,11 @@ def test_job_sandbox_1_every_hardening_setting_is_in_the_policy() -> None:
     assert kwargs["network_mode"] == "none"
     assert kwargs["read_only"] is True
     assert kwargs["cap_drop"] == ["ALL"]
-    assert kwargs["security_opt"] == ["no-new-privileges:true"]
-    assert not any("seccomp" in opt for opt in kwargs["security_opt"])
+    assert kwargs["security_opt"][0] == "no-new-privileges:true"
+    # [JOB-SECCOMP.1] the project's own profile, never unconfined, never the engine's default
+    assert kwargs["security_opt"][1:] == [f"seccomp={profile_text()}"]
+    assert json.loads(profile_text()) == build_profile()
+    assert kwargs["hostname"] == "lc-job"
     assert kwargs["user"] == "65534:65534"
     assert kwargs["mem_limit"] == kwargs["memswap_limit"] == 64 * MIB
     assert kwargs["pids_limit"] == 20

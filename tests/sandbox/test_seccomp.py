@@ -1,0 +1,62 @@
+"""The project's own seccomp profile [JOB-SECCOMP.*] (issue 13 §6).
+
+The shipped file is what the generator makes; inside a real job container
+each denied system call and socket family is refused while what jobs need
+works (the template job still trains and evaluates: ``test_template.py``).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+
+import pytest
+
+from sandbox.limits import MIB, ResourceLimits
+from sandbox.results import RunResult
+from sandbox.runner import SandboxRunner
+from sandbox.seccomp import ALLOWED, DENIED, PROFILE_FILE, build_profile, render
+
+TINY = ResourceLimits(memory_bytes=256 * MIB, nano_cpus=1_000_000_000, pids=32,
+                      wall_time_s=30.0, tmp_bytes=4 * MIB, output_bytes=4 * MIB,
+                      model_bytes=1 * MIB, log_bytes=64 * 1024)
+DENIED_CALLS = ("io_uring_setup", "io_uring_enter", "io_uring_register", "userfaultfd", "bpf",
+                "perf_event_open", "keyctl", "add_key", "request_key", "ptrace",
+                "process_vm_readv", "kcmp", "pidfd_getfd", "memfd_secret", "name_to_handle_at",
+                "unshare_user", "socketcall")
+DENIED_FAMILIES = ("AF_VSOCK", "AF_PACKET", "AF_ALG", "AF_KEY", "AF_NETLINK_AUDIT",
+                   "AF_NETLINK_UEVENT", "AF_BLUETOOTH", "AF_XDP")
+ALLOWED_PROBES = ("getpid", "memfd_create", "AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK_ROUTE",
+                  "socketpair_unix")
+
+
+def test_job_seccomp_shipped_file_is_the_generated_profile() -> None:
+    assert PROFILE_FILE.read_text(encoding="utf-8") == render()
+    profile = build_profile()
+    assert profile["defaultAction"] == "SCMP_ACT_ERRNO" and profile["defaultErrnoRet"] == 1
+    assert not set(ALLOWED) & set(DENIED)
+    allowed = {name for rule in profile["syscalls"] if rule["action"] == "SCMP_ACT_ALLOW"
+               for name in rule["names"]}
+    assert not allowed & set(DENIED)
+    assert not any("caps" in rule.get(key, {}) for rule in profile["syscalls"]
+                   for key in ("includes", "excludes"))  # [JOB-SECCOMP.4]
+    sockets = [rule for rule in profile["syscalls"] if rule["names"] == ["socket"]]
+    assert all(rule["args"][0]["op"] == "SCMP_CMP_EQ" for rule in sockets)
+    assert sorted(rule["args"][0]["value"] for rule in sockets) == [1, 2, 10, 16]
+
+
+@pytest.mark.docker
+def test_job_seccomp_denied_calls_and_families_are_refused_inside_a_job(
+        runner: SandboxRunner, hostile_image: str, tmp_path: Path) -> None:
+    """Before: the engine's default (Docker 20.10 here) allowed AF_VSOCK and io_uring."""
+    result: RunResult = runner.run_entry(hostile_image, "train",
+                                         ["python3", "/job/hostile/seccomp_probe.py"], {}, TINY,
+                                         tmp_path / "out", job_id="seccomp")
+    assert result.ok, result
+    seen = json.loads(result.logs.decode().strip().splitlines()[-1])
+    refused = {name: errno.errorcode.get(seen[name], seen[name])
+               for name in (*DENIED_CALLS, *DENIED_FAMILIES) if seen[name] != errno.EPERM}
+    assert not refused, f"not refused by the profile (errno shown): {refused}"
+    assert seen["clone3"] == errno.ENOSYS  # libc falls back to clone [JOB-SECCOMP.4]
+    assert {name: seen[name] for name in ALLOWED_PROBES} == dict.fromkeys(ALLOWED_PROBES, 0)
