@@ -29,6 +29,8 @@ ARCHIVE_ROOT = "output"
 """``tar -C / -cf - output`` names every entry ``output/...``."""
 TAR_OVERHEAD_BYTES = 1024 * 1024
 """Slack for tar headers on top of the content cap when capping the archive stream."""
+ENTRY_OVERHEAD_BYTES = 3 * 1024
+"""Per allowed entry: a header, a pax header for a long name, padding."""
 MAX_ENTRIES = 4096
 """[JOB-OUT.3] At most this many files and folders in /output."""
 MAX_NAME_BYTES = 255
@@ -37,6 +39,10 @@ MAX_PATH_BYTES = 1024
 """[JOB-OUT.3] A whole relative path, UTF-8 encoded (far below PATH_MAX 4096)."""
 MAX_DEPTH = 32
 """[JOB-OUT.3] Folders nest at most this deep below /output."""
+MAX_META_BYTES = 64 * 1024
+"""[JOB-OUT.3] A pax or GNU long-name header is read into memory: at most this large."""
+_META_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
+               tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
 HOST_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ENOMEM})
 """Errors of the host's own storage: not caused by what the job wrote."""
 
@@ -63,6 +69,16 @@ class OutputSummary:
 
     files: int
     total_bytes: int
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """Refuses a metadata header (pax, GNU long name) too large to hold in memory."""
+
+    def _proc_member(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _META_TYPES and self.size > MAX_META_BYTES:
+            raise OutputRejected("bad_entry", f"tar metadata header of {self.size} bytes, more "
+                                 f"than {MAX_META_BYTES}")
+        return super()._proc_member(archive)  # type: ignore[misc]
 
 
 class _Stream:
@@ -99,9 +115,10 @@ def extract_output(chunks: Iterable[bytes], dest: Path, max_bytes: int,
     so the host never writes more than the caps [JOB-OUT.4]. Raises
     ``OutputRejected`` (the job's fault) or ``OutputHostError`` (the host's).
     """
-    stream = _Stream(chunks, max_bytes + TAR_OVERHEAD_BYTES)
+    stream = _Stream(chunks, max_bytes + TAR_OVERHEAD_BYTES + MAX_ENTRIES * ENTRY_OVERHEAD_BYTES)
     try:
-        with tarfile.open(fileobj=stream, mode="r|") as archive:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=stream, mode="r|",  # type: ignore[call-overload]
+                          tarinfo=_BoundedTarInfo) as archive:
             return _extract_members(archive, dest, max_bytes, dict(file_caps or {}))
     except (OutputRejected, OutputHostError):
         raise
