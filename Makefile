@@ -50,7 +50,7 @@ bench: venv
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 demo: setup
-	$(PY) -m client.demo
+	$(PY) -m client.devnet.demo
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/blobs.py [--mib 200]
 
-The serving node is a separate process (``python -m p2p.testnode``); this
+The serving node is a separate process (``python -m tests.framework.p2p_node``); this
 process fetches the blob through ``BlobService`` (chunks checked, written to a
 partial file, fsync, renamed; the manifest is checked against the blob id, so
 each byte is hashed once). The baseline is a plain
@@ -85,7 +85,7 @@ def raw_tcp_copy(source: Path, dest: Path) -> float:
 async def blob_fetch(source: Path, blob: bytes, work: Path) -> float:
     """Seconds for ``BlobService.fetch`` of ``blob`` from a node process serving ``source``."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "p2p.testnode", "--seed", "bench-seed",
+        sys.executable, "-m", "tests.framework.p2p_node", "--seed", "bench-seed",
         "--blob-dir", str(work / "seed"), "--serve-blob", str(source),
         "--max-blob", str(1 << 34),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=REPO,

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/devnet.py [--seconds 30] [--senders 64]
 
-Starts 4 validator processes on 127.0.0.1 (``client.devnet``), then a
+Starts 4 validator processes on 127.0.0.1 (``client.devnet.processes``), then a
 separate load process that pre-signs transfers from many funded accounts
 and posts them in batches (``POST /api/v1/txs/batch``) round-robin to the
 nodes, as fast as they accept them, for ``--seconds``. This process follows
@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from chain.blocks import Block  # noqa: E402
 from chain.crypto import PrivateKey, verify  # noqa: E402
 from chain.encoding import decode  # noqa: E402
-from client.devnet import down, load_pids, up  # noqa: E402
+from client.devnet.processes import down, load_pids, up  # noqa: E402
 
 LOADER = r'''
 import json, sys, threading, time, urllib.request

@@ -24,6 +24,7 @@ from chain.transactions import (
     vote_commitment,
 )
 from chain.types import Address, Amount, Hash32, Height, TimeMs
+from chain.verdict_rules import verdict_of, voter_votes
 
 
 def _reject(code: str, message: str) -> InvalidTransaction:
@@ -138,13 +139,13 @@ def apply_reveal(view: Overlay, sender: Address, body: RevealModel, ctx: TxConte
 def _check_voter(view: Overlay, job: Job, voter: Address, claimer: Address) -> None:
     if claimer != job.current:
         raise _reject("wrong_claim", "votes are only taken on the claim whose turn it is")
+    if voter == claimer:
+        return  # [VOTE-SELF.1] the claimer measures its own model; never counted or paid
     if voter not in job.eligible_voters:
         if not view.is_member(voter):
             why = "not an admitted member"
         elif voter == job.submitter:
             why = "the submitter does not judge its own job"
-        elif voter == claimer:
-            why = "a claimer does not judge its own claim"
         else:
             why = "not eligible when the model was revealed"
         raise _reject("not_eligible_voter", why)
@@ -160,7 +161,7 @@ def apply_vote_commit(view: Overlay, sender: Address, body: VoteCommit, ctx: TxC
         raise _reject("already_voted", "this voter already committed a vote on this turn")
     votes = (*job.votes, VoteRecord(sender, body.commitment))
     job = replace(job, votes=votes)
-    if len(votes) == len(job.eligible_voters):  # everyone committed: open votes at once
+    if len(votes) == len(job.eligible_voters) + 1:  # voters and claimer committed: open now
         job = _open_vote_reveal(job, ctx.time_ms)
     view.put_job(job)
 
@@ -206,7 +207,10 @@ def apply_vote_reveal(view: Overlay, sender: Address, body: VoteReveal, ctx: TxC
 
 # --- turns, verdicts, settlement --------------------------------------------------------
 
-VOTED = (Outcome.VALID, Outcome.CHEAT, Outcome.NO_QUORUM, Outcome.INCONCLUSIVE)
+VOTED = (Outcome.VALID, Outcome.CHEAT, Outcome.NO_QUORUM, Outcome.INCONCLUSIVE,
+         Outcome.INCONSISTENT)
+"""Turns that count against ``max_turns``; forfeits and withdrawals prove nothing against
+anyone and do not [JOB-TURN.1]."""
 
 
 def start_turn(view: Overlay, job: Job, now: TimeMs) -> Job:
@@ -223,59 +227,89 @@ def start_turn(view: Overlay, job: Job, now: TimeMs) -> Job:
             return replace(job, status=JobStatus.REVEAL, current=claim.claimer, model_hash=None,
                            votes=(), eligible_voters=(),
                            phase_deadline_ms=TimeMs(now + job.spec.voting.reveal_window_ms))
-    return settle(view, job, JobStatus.REFUNDED)
+    return _finish_without_valid_turn(view, job)
 
 
-def _end_turn(job: Job, outcome: Outcome, now: TimeMs) -> Job:
+def _finish_without_valid_turn(view: Overlay, job: Job) -> Job:
+    """[JOB-TURN.2] No turn left: the best withdrawn model that voters agreed on is paid;
+    without one, the escrow is refunded.
+
+    A withdrawn claim's model was revealed and measured alike by the voters and its
+    claimer; if the submitter could keep such models and its bounty, an evaluation that
+    changes after the claims (a time bomb) would buy models for nothing.
+    """
+    withdrawn = [(v.verified_loss, i, v) for i, v in enumerate(job.verdicts)
+                 if v.outcome == Outcome.WITHDRAWN and v.verified_loss is not None]
+    if not withdrawn:
+        return settle(view, job, JobStatus.REFUNDED)
+    best = min(withdrawn, key=lambda item: (item[0], item[1]))[2]
+    if view.account(best.claimer).banned:
+        return settle(view, job, JobStatus.REFUNDED)
+    return settle(view, _pay_bounty(view, job, best.claimer), JobStatus.PAID)
+
+
+def _pay_bounty(view: Overlay, job: Job, claimer: Address) -> Job:
+    """The bounty leaves escrow for ``claimer``, who becomes the job's winner."""
+    bounty = job.spec.bounty
+    account = view.account(claimer)
+    view.put_account(claimer, replace(account, balance=Amount(account.balance + bounty)))
+    return replace(job, escrow=Amount(job.escrow - bounty), winner=claimer, paid=bounty)
+
+
+def _end_turn(job: Job, outcome: Outcome, now: TimeMs,
+              verified_loss: float | None = None) -> Job:
     if job.current is None:
         raise ValueError("no turn in progress")
-    valid = sum(1 for v in job.votes if v.revealed and v.valid)
-    invalid = sum(1 for v in job.votes if v.revealed and not v.valid)
-    verdict = Verdict(job.current, outcome, valid, invalid, len(job.eligible_voters), now,
-                      job.model_hash)
+    votes = voter_votes(job)
+    valid = sum(1 for v in votes if v.valid)
+    verdict = Verdict(job.current, outcome, valid, len(votes) - valid,
+                      len(job.eligible_voters), now, job.model_hash, verified_loss)
     return replace(job, verdicts=(*job.verdicts, verdict), tried=(*job.tried, job.current))
 
 
-def verdict_of(job: Job) -> Outcome:
-    """[VOTE-VERDICT.1] Quorum of eligible voters, then a supermajority of revealed votes."""
-    v = job.spec.voting
-    revealed = [r for r in job.votes if r.revealed]
-    eligible = len(job.eligible_voters)
-    if eligible == 0 or len(revealed) * 1000 < v.quorum_permille * eligible:
-        return Outcome.NO_QUORUM
-    invalid = sum(1 for r in revealed if not r.valid)
-    valid = len(revealed) - invalid
-    if invalid * 1000 >= v.supermajority_permille * len(revealed):
-        return Outcome.CHEAT
-    if valid * 1000 >= v.supermajority_permille * len(revealed):
-        return Outcome.VALID
-    return Outcome.INCONCLUSIVE
-
-
 def decide(view: Overlay, job: Job, now: TimeMs, height: Height) -> Job:
-    """Ends the vote: pay, or ban and pass the turn, or refund on too little evidence."""
+    """Ends the vote [VOTE-VERDICT.2]: pay, ban and pass the turn, pass the turn on a
+    withdrawal, end a broken job, or refund on too little evidence."""
     if job.current is None or view.account(job.current).banned:
         return start_turn(view, _end_turn(job, Outcome.FORFEIT, now), now)
-    outcome = verdict_of(job)
+    outcome, verified_loss = verdict_of(job)
     claimer = job.current
-    if outcome in (Outcome.VALID, Outcome.CHEAT):
+    if outcome in (Outcome.VALID, Outcome.CHEAT, Outcome.WITHDRAWN):
         job = _pay_voters(view, job, agreeing_valid=outcome == Outcome.VALID)
-    job = _end_turn(job, outcome, now)
+    elif outcome == Outcome.INCONSISTENT:
+        job = _pay_voters(view, job, agreeing_valid=None)
+    job = _end_turn(job, outcome, now, verified_loss)
     if outcome == Outcome.VALID:
-        bounty = job.spec.bounty
-        account = view.account(claimer)
-        view.put_account(claimer, replace(account, balance=Amount(account.balance + bounty)))
-        job = replace(job, escrow=Amount(job.escrow - bounty), winner=claimer, paid=bounty)
-        return settle(view, job, JobStatus.PAID)
+        return settle(view, _pay_bounty(view, job, claimer), JobStatus.PAID)
     if outcome == Outcome.CHEAT:
         ban(view, claimer, height)
         return start_turn(view, job, now)
+    if outcome == Outcome.WITHDRAWN:
+        return start_turn(view, job, now)
+    if outcome == Outcome.INCONSISTENT:
+        return _end_broken_job(view, job, claimer)
     return settle(view, job, JobStatus.REFUNDED)  # no quorum / inconclusive: no evidence
 
 
-def _pay_voters(view: Overlay, job: Job, *, agreeing_valid: bool) -> Job:
-    """[VOTE-REWARD.1] The turn's voter reward, split evenly among voters who agreed."""
-    agreeing = [r.voter for r in job.votes if r.revealed and r.valid == agreeing_valid
+def _end_broken_job(view: Overlay, job: Job, claimer: Address) -> Job:
+    """[JOB-BROKEN.1] Voters who followed the contract measured one model differently:
+    the job, not the claimer, is at fault. Nobody is banned; the claimer whose model the
+    submitter now holds is paid the bounty; nothing returns to the submitter.
+    """
+    job = _pay_bounty(view, job, claimer)
+    if job.escrow:
+        view.add_burned(job.escrow)
+        job = replace(job, escrow=Amount(0))
+    view.delete("active_job", job.job_id)
+    return replace(job, status=JobStatus.BROKEN, current=None, phase_deadline_ms=TimeMs(0))
+
+
+def _pay_voters(view: Overlay, job: Job, *, agreeing_valid: bool | None) -> Job:
+    """[VOTE-REWARD.1] The turn's voter reward, split evenly among voters who agreed with
+    the verdict; on an inconsistent job among every voter that opened a vote. The
+    claimer's own vote is never paid."""
+    agreeing = [r.voter for r in voter_votes(job)
+                if (agreeing_valid is None or r.valid == agreeing_valid)
                 and not view.account(r.voter).banned]
     pool = job.spec.voting.voter_reward
     if not agreeing or pool == 0:

@@ -57,9 +57,11 @@ class JobStatus(StrEnum):
     """Settled: a verified winner was paid."""
     REFUNDED = "refunded"
     """Settled: no verified winner; the escrow went back to the submitter."""
+    BROKEN = "broken"
+    """Settled: voters who followed the contract disagreed [JOB-BROKEN.1]; no refund."""
 
 
-SETTLED = (JobStatus.PAID, JobStatus.REFUNDED)
+SETTLED = (JobStatus.PAID, JobStatus.REFUNDED, JobStatus.BROKEN)
 
 
 class Outcome(StrEnum):
@@ -69,6 +71,10 @@ class Outcome(StrEnum):
     """The claimer did not reveal in time (or was banned meanwhile)."""
     NO_QUORUM = "no_quorum"
     INCONCLUSIVE = "inconclusive"
+    WITHDRAWN = "withdrawn"
+    """Voters and the claimer itself measured that the model misses its claim [JOB-WITHDRAW.1]."""
+    INCONSISTENT = "inconsistent"
+    """Voters' measurements of one model disagree beyond the tolerance [JOB-BROKEN.1]."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,15 +126,17 @@ class Verdict:
     eligible: int
     time_ms: TimeMs
     model_hash: Hash32 | None
+    verified_loss: float | None = None
+    """The voters' agreed measurement [VOTE-AGREE.1]; None without a numeric agreement."""
 
     def to_wire(self) -> list[Any]:
         return [self.claimer, str(self.outcome), self.valid_votes, self.invalid_votes,
-                self.eligible, self.time_ms, self.model_hash]
+                self.eligible, self.time_ms, self.model_hash, self.verified_loss]
 
     @classmethod
     def from_wire(cls, a: list[Any]) -> Verdict:
         return cls(Address(a[0]), Outcome(a[1]), a[2], a[3], a[4], TimeMs(a[5]),
-                   None if a[6] is None else Hash32(a[6]))
+                   None if a[6] is None else Hash32(a[6]), a[7])
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
 """``python -m client …`` is the ``learningchain`` command (devnet starts nodes this way)."""
 
-from client.cli import main
+from client.cli.main import main
 
 main()

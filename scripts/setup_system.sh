@@ -18,12 +18,23 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
+# Daemons started here outlive this script: they must not inherit its open file
+# descriptors (a caller's `flock LOCK make test` would otherwise have dockerd and
+# PostgreSQL hold LOCK forever, and every later `flock LOCK ...` would wait for ever).
+close_inherited_fds() {
+  local fd
+  for fd in /proc/$BASHPID/fd/*; do
+    fd=${fd##*/}
+    if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+  done
+}
+
 # Docker engine: start dockerd in the background when nothing answers.
 if ! docker info >/dev/null 2>&1; then
   if [ -z "${DOCKER_HOST:-}" ]; then
     echo "setup: starting dockerd"
     mkdir -p /var/log
-    nohup dockerd >/var/log/learningchain-dockerd.log 2>&1 &
+    ( close_inherited_fds; exec nohup dockerd >/var/log/learningchain-dockerd.log 2>&1 ) &
     for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   fi
   docker info >/dev/null 2>&1 || { echo "setup: Docker engine did not start (see /var/log/learningchain-dockerd.log)"; exit 1; }
@@ -33,7 +44,7 @@ fi
 if ! pg_lsclusters -h 2>/dev/null | grep -q online; then
   echo "setup: starting PostgreSQL"
   pg_lsclusters -h | grep -q . || pg_createcluster 15 main >/dev/null
-  pg_ctlcluster 15 main start
+  ( close_inherited_fds; exec pg_ctlcluster 15 main start )
 fi
 su postgres -c "psql -tAc \"SELECT 1 FROM pg_roles WHERE rolname='lc'\"" | grep -q 1 \
   || su postgres -c "psql -qc \"CREATE ROLE lc LOGIN PASSWORD 'lc' CREATEDB\""

@@ -12,7 +12,7 @@ ENV = {**os.environ, "LC_PASSPHRASE": "pw"}
 
 
 def run(*args: str, env: dict[str, str] = ENV) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from client.cli import main; main()", *args],
+    return subprocess.run([sys.executable, "-c", "from client.cli.main import main; main()", *args],
                           capture_output=True, text=True, env=env, timeout=60)
 
 

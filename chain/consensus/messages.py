@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from chain.crypto import PrivateKey, sha256
-from chain.encoding import decode, encode
-from chain.errors import DecodeError
+from chain.encoding import encode
 from chain.types import (
     ADDRESS_LEN,
     HASH_LEN,
@@ -205,28 +204,3 @@ def vote_from_wire(fields: list[Any]) -> Vote:
         Address(_bytes(fields[4], "validator", ADDRESS_LEN)),
         Signature(_bytes(fields[5], "signature", SIGNATURE_LEN)),
     )
-
-
-def encode_message(message: Proposal | Vote | Any) -> bytes:
-    """Canonical bytes of a Proposal, Vote or Decision."""
-    return encode(message.to_wire())
-
-
-def decode_message(data: bytes) -> Any:
-    """Decodes a Proposal, Vote or Decision; raises ``InvalidMessage``/``DecodeError``."""
-    from .certificate import decision_from_wire  # cycle: certificate uses Vote
-
-    try:
-        fields = decode(data, max_size=MAX_MESSAGE_BYTES)
-    except DecodeError:
-        raise
-    if not isinstance(fields, list) or not fields:
-        raise InvalidMessage("bad_shape", "a consensus message is a non-empty array")
-    tag = fields[0]
-    if tag == "proposal":
-        return proposal_from_wire(fields)
-    if tag in VOTE_KINDS:
-        return vote_from_wire(fields)
-    if tag == "decision":
-        return decision_from_wire(fields)
-    raise InvalidMessage("unknown_tag", f"unknown consensus message tag {tag!r}")

@@ -14,8 +14,8 @@ from chain.crypto import address_to_text
 from chain.encoding import encode
 from chain.transactions import SignedTransaction, Transfer, sign_transaction
 from chain.types import Amount, Signature
-from client.api import MAX_JSON_BODY
-from client.openapi import openapi_document
+from client.api.openapi import openapi_document
+from client.api.server import MAX_JSON_BODY
 from tests.client.test_api_support import Api, check_schema, running_api
 
 DOC = openapi_document()

@@ -28,8 +28,8 @@ from chain.transactions import (
     sign_transaction,
 )
 from chain.types import Amount, Hash32
-from client.api import API_PREFIX
-from client.openapi import openapi_document
+from client.api.openapi import openapi_document
+from client.api.server import API_PREFIX
 from tests.client.test_api_support import (
     Api,
     check_schema,
@@ -69,7 +69,7 @@ async def test_openapi_document_lists_exactly_the_served_routes(tmp_path: Path) 
                 served.add((route.method, path.removeprefix(API_PREFIX)))
         documented = {(method.upper(), path)
                       for path, ops in DOC["paths"].items() for method in ops}
-        from client.dashboard import API_ROUTES as DASHBOARD_API_ROUTES
+        from client.observe.dashboard import API_ROUTES as DASHBOARD_API_ROUTES
 
         # the dashboard adds its routes on a node (tests/client/test_dashboard.py checks those)
         assert served | set(DASHBOARD_API_ROUTES) == documented

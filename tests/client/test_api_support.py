@@ -5,7 +5,7 @@
 * ``ApiThread``: the same in a background thread with its own loop and
   timed blocks, for driving the synchronous CLI with ``CliRunner``;
 * ``check_schema``: a small JSON Schema checker for the subset
-  ``client.openapi`` uses, so responses are checked against the document.
+  ``client.api.openapi`` uses, so responses are checked against the document.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 from chain.crypto import PrivateKey
 from chain.genesis import Genesis
 from chain.jobspec import JobSpec
-from client.api import ApiServer
-from client.solo import SoloNode
+from client.api.server import ApiServer
+from tests.framework.solo import SoloNode
 from tests.ledger.harness import job_spec, make_genesis
 
 T = TypeVar("T")
@@ -121,7 +121,7 @@ class ApiThread:
         return f"http://127.0.0.1:{self.server.port}"
 
 
-# --- a JSON Schema checker for the subset client.openapi uses --------------------------
+# --- a JSON Schema checker for the subset client.api.openapi uses --------------------------
 
 _TYPES: dict[str, Callable[[Any], bool]] = {
     "object": lambda v: isinstance(v, dict),

@@ -19,8 +19,8 @@ from click.testing import CliRunner, Result
 from chain.crypto import PrivateKey, address_to_text
 from chain.genesis import Genesis
 from chain.keyfile import read_key_file, write_key_file
-from client.cli import cli
-from client.config import NodeConfig
+from client.cli.main import cli
+from client.node.config import NodeConfig
 from tests.client.test_api_support import ApiThread
 
 PASS = "correct horse"

@@ -34,7 +34,7 @@ from chain.transactions import (
     vote_commitment,
 )
 from chain.types import Hash32
-from client.api_client import ApiClient
+from client.api.http_client import ApiClient
 from tests.client.test_api_support import ApiThread, future_spec
 from tests.client.test_cli_chain import key_file, run
 
@@ -174,6 +174,8 @@ def _drive_to_payment(api: ApiThread, client: ApiClient, job_id: str, model: Pat
     send(client, alice, RevealModel(job, Hash32(model_hash), salt))
     voters = wait_status("vote_commit")["turn"]["eligible_voters"]
     by_address = {address_to_text(k.address): k for k in api.keys.values()}
+    voters = [*voters, address_to_text(alice.address)]  # and alice's own vote [VOTE-SELF.1]
+    by_address[address_to_text(alice.address)] = alice
     salts = {v: os.urandom(32) for v in voters}
     for v in voters:
         key = by_address[v]

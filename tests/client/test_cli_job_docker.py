@@ -15,7 +15,7 @@ import docker.errors
 import pytest
 
 from chain.content import blob_id_of_file
-from client.api_client import ApiClient
+from client.api.http_client import ApiClient
 from sandbox.base_image import ROOTFS_TAG, ensure_base_image
 from sandbox.engine import connect
 from sandbox.image_blob import blob_image_id

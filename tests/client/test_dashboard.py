@@ -24,8 +24,9 @@ from chain.crypto import PrivateKey, address_to_text
 from chain.genesis import Genesis
 from chain.transactions import Body, ClaimLoss, PostJob, Transfer, sign_transaction
 from chain.types import Amount, Hash32
-from client.api import API_PREFIX, ApiServer
-from client.dashboard import (
+from client.api.openapi import openapi_document
+from client.api.server import API_PREFIX, ApiServer
+from client.observe.dashboard import (
     API_ROUTES,
     ASSETS,
     CONTENT_SECURITY_POLICY,
@@ -33,10 +34,14 @@ from client.dashboard import (
     Dashboard,
     install_dashboard,
 )
-from client.dashboard.history import CLAIM_PREFIX, ClaimHistory, claim_points, claim_points_raw
-from client.openapi import openapi_document
-from client.solo import SoloNode
+from client.observe.dashboard.history import (
+    CLAIM_PREFIX,
+    ClaimHistory,
+    claim_points,
+    claim_points_raw,
+)
 from tests.client.test_api_support import check_schema, future_spec, response_schema
+from tests.framework.solo import SoloNode
 from tests.ledger.harness import make_genesis
 
 DOC = openapi_document()

@@ -1,6 +1,6 @@
 """The dashboard in a real browser, watching a running devnet take a job to its verdict [DASH-*].
 
-A one-validator graph runs as its own process (``client.devnet.up``), so the
+A one-validator graph runs as its own process (``client.devnet.processes.up``), so the
 dashboard is the one ``LedgerNode`` installs on its API server. The test
 posts a job and drives its lifecycle with signed transactions (no Docker:
 the "models" are uploaded blobs), while Chromium, driven by Playwright
@@ -49,9 +49,9 @@ from chain.transactions import (
     vote_commitment,
 )
 from chain.types import Hash32
-from client.api_client import ApiClient
-from client.devnet import down, up
-from client.network import API_PORT_OFFSET, NetworkLayout
+from client.api.http_client import ApiClient
+from client.devnet.network import API_PORT_OFFSET, NetworkLayout
+from client.devnet.processes import down, up
 from tests.ledger.harness import job_spec
 
 CHROMIUM = Path(os.environ.get("LC_CHROMIUM", "/usr/bin/chromium"))
@@ -133,17 +133,19 @@ class Driver:
         raise AssertionError(f"job {job_id[:12]} never reached the expected state: {job}")
 
     def vote(self, job: Hash32, claimer: str, voters: list[str], valid: bool,
-             measured: float) -> None:
-        """Every voter commits a hidden vote, then (all committed) every voter opens it."""
+             measured: float, own: tuple[bool, float]) -> None:
+        """Every voter, and the claimer on its own claim ([VOTE-SELF.1], ``own``), commits a
+        hidden vote, then (all committed) every one opens it."""
         claimer_address = self.keys[claimer].address
-        salts = {v: os.urandom(32) for v in voters}
+        ballots = {**{v: (valid, measured) for v in voters}, claimer: own}
+        salts = {v: os.urandom(32) for v in ballots}
         sent = [self.send(v, VoteCommit(job, claimer_address, vote_commitment(
-            job, claimer_address, self.keys[v].address, valid, measured, salts[v])), wait=False)
-            for v in voters]
+            job, claimer_address, self.keys[v].address, ok, loss, salts[v])), wait=False)
+            for v, (ok, loss) in ballots.items()]
         for tx_hash in sent:
             self.client.wait_for_tx(tx_hash, timeout=30)
-        sent = [self.send(v, VoteReveal(job, claimer_address, valid, measured, salts[v]),
-                          wait=False) for v in voters]
+        sent = [self.send(v, VoteReveal(job, claimer_address, ok, loss, salts[v]),
+                          wait=False) for v, (ok, loss) in ballots.items()]
         for tx_hash in sent:
             self.client.wait_for_tx(tx_hash, timeout=30)
 
@@ -245,7 +247,7 @@ def _watch_the_job(page: Any, drive: Driver, base_url: str, addr: dict[str, str]
     drive.send("carol", RevealModel(job, Hash32(models["carol"][1]), salts["carol"]))
     voters = ["node0", "alice", "bob", "dave"]
     sync_api.expect(page.get_by_test_id("turn")).to_have_attribute("data-phase", "vote_commit")
-    drive.vote(job, "carol", voters, valid=False, measured=0.93)
+    drive.vote(job, "carol", voters, valid=False, measured=0.93, own=(True, 0.1))  # insists
     verdict = page.locator(f"[data-testid=verdict-row][data-claimer='{addr['carol']}']")
     sync_api.expect(verdict).to_have_attribute("data-outcome", "cheat")
     sync_api.expect(verdict.get_by_test_id("slashed")).to_contain_text("banned")
@@ -259,7 +261,8 @@ def _watch_the_job(page: Any, drive: Driver, base_url: str, addr: dict[str, str]
     drive.wait_job(job_id, lambda j: j["status"] == "reveal"
                    and j["turn"]["claimer"] == addr["alice"])
     drive.send("alice", RevealModel(job, Hash32(models["alice"][1]), salts["alice"]))
-    drive.vote(job, "alice", ["node0", "bob", "dave"], valid=True, measured=0.4)
+    drive.vote(job, "alice", ["node0", "bob", "dave"], valid=True, measured=0.4,
+               own=(True, 0.4))
     sync_api.expect(page.get_by_test_id("job-status")).to_have_text("paid")
     sync_api.expect(page.get_by_test_id("winner-address")).to_have_attribute(
         "title", addr["alice"])

@@ -11,8 +11,8 @@ from pathlib import Path
 from chain.keyfile import read_key_file
 from chain.transactions import Transfer
 from chain.types import Amount
-from client.api_client import ApiClient
-from client.devnet import down, load_pids, start_node_process, up
+from client.api.http_client import ApiClient
+from client.devnet.processes import down, load_pids, start_node_process, up
 
 
 def _wait(predicate, timeout: float = 30.0, step: float = 0.2):  # type: ignore[no-untyped-def]

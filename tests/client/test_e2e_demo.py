@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from client.demo import BOUNTY, CHEATER, run_demo
+from client.devnet.demo import BOUNTY, CHEATER, run_demo
 
 pytestmark = pytest.mark.docker
 

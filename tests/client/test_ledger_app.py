@@ -16,7 +16,7 @@ from chain.mempool import Mempool
 from chain.storage import sqlite_url
 from chain.transactions import GovernanceAction, GovernancePropose, Transfer, sign_transaction
 from chain.types import Amount, Height, Round, TimeMs
-from client.ledger_app import LedgerApp, NodeHalted
+from client.node.ledger_app import LedgerApp, NodeHalted
 from tests.ledger.harness import GENESIS_TIME, make_genesis
 
 

@@ -22,11 +22,11 @@ from chain.crypto import address_to_text
 from chain.keyfile import read_key_file
 from chain.transactions import Transfer, sign_transaction
 from chain.types import Address, Amount, Height, Round
-from client.config import NodeConfig, WorkerPolicy
-from client.metrics import METRIC_NAMES
-from client.network import NetworkLayout, create_network
-from client.node import LedgerNode
-from client.worker import Worker
+from client.devnet.network import NetworkLayout, create_network
+from client.node.config import NodeConfig, WorkerPolicy
+from client.node.ledger_node import LedgerNode
+from client.observe.metrics import METRIC_NAMES
+from client.worker.worker import Worker
 from p2p.blobstore import BlobUnavailable
 from p2p.scoring import Offence
 from sandbox.results import EvalResult, FailureReason, RunResult

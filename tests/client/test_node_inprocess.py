@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-import client.node as node_module
+import client.node.ledger_node as node_module
 from chain.keyfile import read_key_file
 from chain.mempool import Admission
 from chain.transactions import Transfer, sign_transaction
 from chain.types import Amount
-from client.config import NodeConfig
-from client.network import create_network
-from client.node import LedgerNode
+from client.devnet.network import create_network
+from client.node.config import NodeConfig
+from client.node.ledger_node import LedgerNode
 
 
 async def _until(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]

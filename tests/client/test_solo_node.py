@@ -6,7 +6,7 @@ from pathlib import Path
 
 from chain.transactions import Transfer, sign_transaction
 from chain.types import Amount
-from client.solo import SoloNode
+from tests.framework.solo import SoloNode
 from tests.ledger.harness import make_genesis
 
 

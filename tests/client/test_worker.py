@@ -36,10 +36,9 @@ from chain.transactions import (
     sign_transaction,
 )
 from chain.types import Amount, Hash32, TimeMs
-from client.config import WorkerPolicy
-from client.solo import SoloNode
-from client.worker import Worker
-from client.worker_sandbox import ImageCache, Threads, has_image
+from client.node.config import WorkerPolicy
+from client.worker.sandboxing import ImageCache, Threads, has_image
+from client.worker.worker import Worker
 from sandbox.base_image import ROOTFS_TAG, build_image, ensure_base_image
 from sandbox.engine import connect
 from sandbox.image_blob import digest_bytes, export_image
@@ -47,6 +46,7 @@ from sandbox.job_file import load_job_file
 from sandbox.job_template import build_job, init_job
 from sandbox.policy import LABEL_MANAGED, LABEL_NODE
 from sandbox.runner import SandboxRunner
+from tests.framework.solo import SoloNode
 from tests.ledger.harness import job_spec, make_genesis
 
 pytestmark = pytest.mark.docker

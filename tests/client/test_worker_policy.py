@@ -10,8 +10,8 @@ from chain.crypto import address_to_text
 from chain.jobspec import ParamSpec, ResourceLimits
 from chain.records import Account, Claim, Job, JobStatus, VoteRecord
 from chain.types import Address, Amount, Hash32, Height, TimeMs
-from client.config import WorkerPolicy
-from client.worker_policy import (
+from client.node.config import WorkerPolicy
+from client.worker.policy import (
     Identity,
     another_attempt,
     claim_rank,

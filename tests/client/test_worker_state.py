@@ -11,16 +11,16 @@ import pytest
 from chain.crypto import address_to_text
 from chain.transactions import ClaimLoss, model_commitment
 from chain.types import Address, Hash32
-from client.config import WorkerPolicy
-from client.solo import SoloNode
-from client.worker import Worker
-from client.worker_state import (
+from client.node.config import WorkerPolicy
+from client.worker.state import (
     ClaimSecret,
     VoteSecret,
     WorkerState,
     WorkerStateError,
     WorkerStore,
 )
+from client.worker.worker import Worker
+from tests.framework.solo import SoloNode
 from tests.ledger.harness import make_genesis
 
 ME = Address(b"\x05" * 20)

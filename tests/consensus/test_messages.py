@@ -8,15 +8,9 @@ from collections import Counter
 import pytest
 
 from chain.consensus.certificate import Decision, certificate_from_precommits
+from chain.consensus.codec import decode_message, encode_message
 from chain.consensus.errors import InvalidMessage
-from chain.consensus.messages import (
-    PRECOMMIT,
-    PREVOTE,
-    decode_message,
-    encode_message,
-    proposal_digest,
-    vote_digest,
-)
+from chain.consensus.messages import PRECOMMIT, PREVOTE, proposal_digest, vote_digest
 from chain.consensus.validators import Validator, ValidatorSet
 from chain.crypto import sha256, verify
 from chain.encoding import encode

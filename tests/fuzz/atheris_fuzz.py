@@ -23,8 +23,8 @@ import atheris
 with atheris.instrument_imports(include=["chain", "p2p"]):
     from chain.blocks import Block
     from chain.consensus.certificate import decode_certificate
+    from chain.consensus.codec import decode_message
     from chain.consensus.errors import ConsensusError
-    from chain.consensus.messages import decode_message
     from chain.encoding import decode, encode
     from chain.errors import DecodeError
     from chain.transactions import SignedTransaction

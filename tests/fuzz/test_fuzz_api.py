@@ -16,7 +16,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from client.openapi import openapi_document
+from client.api.openapi import openapi_document
 from tests.client.test_api_support import ApiThread
 
 EXAMPLES = int(os.environ.get("LC_FUZZ_API_EXAMPLES", "25"))

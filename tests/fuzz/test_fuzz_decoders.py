@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from chain.blocks import Block
 from chain.consensus.certificate import certificate_from_precommits, decode_certificate
+from chain.consensus.codec import decode_message
 from chain.consensus.errors import ConsensusError
-from chain.consensus.messages import PRECOMMIT, PREVOTE, decode_message, sign_proposal, sign_vote
+from chain.consensus.messages import PRECOMMIT, PREVOTE, sign_proposal, sign_vote
 from chain.crypto import PrivateKey
 from chain.encoding import decode, encode
 from chain.errors import ChainError, DecodeError

@@ -63,7 +63,7 @@ def test_cheating_winner_banned_slashed_and_runner_up_paid() -> None:
     supply = chain.state.supply
     job_id = claims_then_expire(chain, {"alice": 0.30, "dave": 0.01})
     chain.block(chain.reveal("dave", job_id))
-    chain.vote_round(job_id, "dave", {"alice": (False, 0.9), "bob": (False, 0.91),
+    chain.vote_round(job_id, "dave", {"alice": (False, 0.9), "bob": (False, 0.905),
                                       "carol": (False, 0.9), "erin": (False, None)})
     dave = chain.state.account(chain.addr("dave"))
     assert dave.banned and dave.balance == 0

@@ -99,8 +99,9 @@ def test_property_run_is_not_vacuous() -> None:
     plan = [[("post", "submitter", 50, 3_000)],
             [("claim", "alice", 0, 0.5), ("claim", "bob", 0, 0.4)],
             [("tick", 3_000)], [("reveal", "bob", 0)],
-            [("vote", n, 0, True) for n in ("alice", "carol", "dave", "erin", "v0", "mallory")],
-            [("vote", n, 0, True) for n in ("alice", "carol", "dave", "erin", "v0")]]
+            [("vote", n, 0, True)
+             for n in ("alice", "bob", "carol", "dave", "erin", "v0", "mallory")],
+            [("vote", n, 0, True) for n in ("alice", "bob", "carol", "dave", "erin", "v0")]]
     _drive(chain, plan)
     job = chain.state.job(chain.blocks[0].txs[0].hash)
     assert job is not None and job.status == "paid"

@@ -46,7 +46,7 @@ async def wait_until(
 
 
 class ProcNode:
-    """A ``python -m p2p.testnode`` process and the JSON events it printed."""
+    """A ``python -m tests.framework.p2p_node`` process and the JSON events it printed."""
 
     def __init__(self, proc: asyncio.subprocess.Process, name: str) -> None:
         self.proc = proc
@@ -61,7 +61,7 @@ class ProcNode:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "p2p.testnode",
+            "tests.framework.p2p_node",
             "--seed",
             name,
             *args,

@@ -13,8 +13,8 @@ import aiohttp
 from p2p_harness import CHAIN_ID, ProcNode, key
 from p2p_hostile import handshake, open_ws, recv
 
-from p2p.testnode import signed_tx
 from p2p.wire import MAX_FRAME_SIZE, Publish, encode_frame
+from tests.framework.p2p_node import signed_tx
 
 
 async def closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:

@@ -9,7 +9,7 @@ import asyncio
 
 from p2p_harness import ProcNode, key
 
-from p2p.testnode import signed_tx
+from tests.framework.p2p_node import signed_tx
 
 BLOCKS = 1000
 

@@ -15,7 +15,7 @@ from p2p.gossip import Gossip
 from p2p.gossip_core import Verdict
 from p2p.node import Node
 from p2p.sync import BlockSync
-from p2p.testchain import HashChain
+from tests.framework.hash_chain import HashChain
 
 
 async def test_wire_pex_2_peer_exchange_finds_nodes_not_in_config() -> None:

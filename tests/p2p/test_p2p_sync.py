@@ -9,7 +9,7 @@ from p2p_harness import CHAIN_ID, start_node, wait_until
 
 from chain.crypto import PrivateKey
 from p2p.sync import BlockSync, LocalApplyFailure
-from p2p.testchain import HashChain
+from tests.framework.hash_chain import HashChain
 
 VALIDATOR = PrivateKey.from_seed(b"validator")
 

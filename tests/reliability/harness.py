@@ -33,9 +33,9 @@ from chain.storage import Storage, sqlite_url
 from chain.transactions import Evidence, SignedTransaction, Transfer, sign_transaction
 from chain.transition import advance, apply_block
 from chain.types import Amount, Hash32
-from client.api_client import ApiClient, ApiError
-from client.devnet import down, load_pids, start_node_process, up
-from client.network import NetworkLayout
+from client.api.http_client import ApiClient, ApiError
+from client.devnet.network import NetworkLayout
+from client.devnet.processes import down, load_pids, start_node_process, up
 from tests.reliability.netproxy import ProxyMesh
 
 RECOVERY_BOUND_S = 30.0

@@ -18,8 +18,8 @@ from chain.crypto import address_from_text
 from chain.keyfile import read_key_file
 from chain.transactions import Transfer
 from chain.types import Amount
-from client.api_client import ApiClient, ApiError
-from client.devnet import down, load_pids, start_node_process, up
+from client.api.http_client import ApiClient, ApiError
+from client.devnet.processes import down, load_pids, start_node_process, up
 
 if os.geteuid() != 0:
     # CI runs as root (it installs Docker and PostgreSQL); there this test must run

@@ -12,7 +12,7 @@ import docker
 import pytest
 from click.testing import CliRunner
 
-from client.cli import cli
+from client.cli.main import cli
 from sandbox import policy
 from sandbox.cleanup import cleanup_containers
 from sandbox.engine import connect

@@ -1,0 +1,46 @@
+"""The one decoder of consensus gossip: proposals, votes and decisions by their tag.
+
+Apart from ``messages`` because a decision carries a certificate, and the
+certificate module builds on votes.
+"""
+
+from __future__ import annotations
+
+from chain.encoding import decode, encode
+from chain.errors import DecodeError
+
+from .certificate import Decision, decision_from_wire
+from .errors import InvalidMessage
+from .messages import (
+    MAX_MESSAGE_BYTES,
+    VOTE_KINDS,
+    Proposal,
+    Vote,
+    proposal_from_wire,
+    vote_from_wire,
+)
+
+ConsensusMessage = Proposal | Vote | Decision
+
+
+def encode_message(message: ConsensusMessage) -> bytes:
+    """Canonical bytes of a Proposal, Vote or Decision."""
+    return encode(message.to_wire())
+
+
+def decode_message(data: bytes) -> ConsensusMessage:
+    """Decodes a Proposal, Vote or Decision; raises ``InvalidMessage``/``DecodeError``."""
+    try:
+        fields = decode(data, max_size=MAX_MESSAGE_BYTES)
+    except DecodeError:
+        raise
+    if not isinstance(fields, list) or not fields:
+        raise InvalidMessage("bad_shape", "a consensus message is a non-empty array")
+    tag = fields[0]
+    if tag == "proposal":
+        return proposal_from_wire(fields)
+    if tag in VOTE_KINDS:
+        return vote_from_wire(fields)
+    if tag == "decision":
+        return decision_from_wire(fields)
+    raise InvalidMessage("unknown_tag", f"unknown consensus message tag {tag!r}")

@@ -1,0 +1,95 @@
+"""How the opened votes of one turn become a verdict [VOTE-AGREE.1] [VOTE-VERDICT.2].
+
+Pure arithmetic over the job record: no state is read or written here, so
+the same functions run in the ledger, the incentive simulation and the
+property tests. See protocol_spec/ledger.md §5 "Verdicts" for the reasons.
+
+The question a verdict answers is not only "did the claimer lie?" but first
+"does this job's evaluation reproduce at all?". Voters that follow the job
+contract on the same model bytes must measure the same loss within the
+job's tolerance; when they do not, the job is broken and nobody's claim can
+be judged by it [JOB-BROKEN.1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chain.records import Job, Outcome, VoteRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """The largest group of opened votes that measured the same thing [VOTE-AGREE.1]."""
+
+    size: int
+    """How many opened voter votes are in the group."""
+    verified_loss: float | None
+    """The group's lower median measured loss; None when the group is the 'no loss' votes."""
+
+
+def voter_votes(job: Job) -> list[VoteRecord]:
+    """Opened votes of eligible voters; the claimer's own vote [VOTE-SELF.1] is not one."""
+    return [v for v in job.votes if v.revealed and v.voter != job.current]
+
+
+def self_vote(job: Job) -> VoteRecord | None:
+    """The current claimer's opened measurement of its own model, if it sent one."""
+    if job.current is None:
+        return None
+    record = job.vote_of(job.current)
+    return record if record is not None and record.revealed else None
+
+
+def agreement(votes: list[VoteRecord], tolerance: float) -> Agreement:
+    """[VOTE-AGREE.1] The largest set of votes whose losses fit in an interval of width
+    ``tolerance``; votes without a loss (the model could not be evaluated) form one
+    group of their own. Ties go to the no-loss group, then to the lowest interval, so
+    every node picks the same group.
+    """
+    losses = sorted(v.measured_loss for v in votes if v.measured_loss is not None)
+    no_loss = len(votes) - len(losses)
+    best_size, best_start = 0, 0
+    end = 0
+    for start in range(len(losses)):
+        end = max(end, start)
+        while end + 1 < len(losses) and losses[end + 1] - losses[start] <= tolerance:
+            end += 1
+        if end - start + 1 > best_size:
+            best_size, best_start = end - start + 1, start
+    if no_loss >= best_size:
+        return Agreement(no_loss, None)
+    group = losses[best_start:best_start + best_size]
+    return Agreement(best_size, group[(best_size - 1) // 2])
+
+
+def verdict_of(job: Job) -> tuple[Outcome, float | None]:
+    """[VOTE-VERDICT.2] The outcome of the current turn and the agreed loss.
+
+    With E eligible voters, R opened voter votes (V valid, I invalid) and the
+    largest agreeing group A:
+    1. E = 0 or R < quorum × E: no quorum.
+    2. A < supermajority × R: the job's evaluation does not reproduce: inconsistent.
+    3. I ≥ supermajority × R: the claimer's own opened measurement says invalid too:
+       withdrawn; otherwise cheat.
+    4. V ≥ supermajority × R: valid.
+    5. otherwise inconclusive.
+    """
+    v = job.spec.voting
+    votes = voter_votes(job)
+    eligible, opened = len(job.eligible_voters), len(votes)
+    if eligible == 0 or opened * 1000 < v.quorum_permille * eligible:
+        return Outcome.NO_QUORUM, None
+    agreed = agreement(votes, job.spec.loss_tolerance)
+    if agreed.size * 1000 < v.supermajority_permille * opened:
+        return Outcome.INCONSISTENT, None
+    invalid = sum(1 for r in votes if not r.valid)
+    valid = opened - invalid
+    if invalid * 1000 >= v.supermajority_permille * opened:
+        own = self_vote(job)
+        if own is not None and not own.valid:
+            return Outcome.WITHDRAWN, agreed.verified_loss
+        return Outcome.CHEAT, agreed.verified_loss
+    if valid * 1000 >= v.supermajority_permille * opened:
+        return Outcome.VALID, agreed.verified_loss
+    return Outcome.INCONCLUSIVE, agreed.verified_loss

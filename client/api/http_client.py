@@ -1,0 +1,252 @@
+"""A small synchronous client of the node's HTTP API (what the CLI uses).
+
+Plain ``urllib``: one request per call, no event loop, no session to
+close. Every failure is an ``ApiError`` carrying the server's error code and
+message (or ``unreachable`` / ``bad_response`` when there is no usable
+answer), so a caller can print one line and exit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from chain.crypto import PrivateKey, address_to_text
+from chain.transactions import Body, SignedTransaction, sign_transaction
+
+DEFAULT_NODE = "http://127.0.0.1:8601"
+NODE_ENV = "LC_NODE"
+CHUNK = 1024 * 1024
+
+Json = dict[str, Any]
+Progress = Callable[[int, int], None]
+"""Called with (bytes done, bytes total) as a transfer goes on."""
+
+
+class ApiError(Exception):
+    """What the node said no with (or why no answer came)."""
+
+    def __init__(self, code: str, message: str, status: int = 0) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def default_node_url() -> str:
+    return os.environ.get(NODE_ENV) or DEFAULT_NODE
+
+
+class ApiClient:
+    """Typed calls to one node's ``/api/v1``; see ``client.api.openapi`` for every shape."""
+
+    def __init__(self, base_url: str | None = None, *, timeout: float = 30.0) -> None:
+        url = (base_url or default_node_url()).rstrip("/")
+        if "://" not in url:
+            url = "http://" + url
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ApiError("bad_url", f"not an http(s) node URL: {base_url!r}")
+        self.base_url = url
+        self.timeout = timeout
+        self._chain_id: str | None = None
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _url(self, path: str, query: dict[str, Any] | None = None) -> str:
+        url = f"{self.base_url}/api/v1{path}"
+        if query:
+            clean = {k: v for k, v in query.items() if v is not None}
+            if clean:
+                url += "?" + urllib.parse.urlencode(clean)
+        return url
+
+    def _open(self, request: urllib.request.Request, timeout: float | None = None) -> Any:
+        try:
+            return urllib.request.urlopen(request, timeout=timeout or self.timeout)
+        except urllib.error.HTTPError as e:
+            raise _api_error(e) from None
+        except urllib.error.URLError as e:
+            raise ApiError("unreachable",
+                           f"cannot reach the node at {self.base_url}: {e.reason}") from None
+        except (TimeoutError, ConnectionError, OSError) as e:
+            raise ApiError("unreachable",
+                           f"no answer from the node at {self.base_url}: {e}") from None
+
+    def request(self, method: str, path: str, *, query: dict[str, Any] | None = None,
+                data: bytes | None = None, content_type: str | None = None,
+                timeout: float | None = None) -> Any:
+        """One JSON request; returns the decoded body."""
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        req = urllib.request.Request(self._url(path, query), data=data, method=method,
+                                     headers=headers)
+        with self._open(req, timeout) as resp:
+            raw = resp.read()
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ApiError("bad_response", f"the node sent non-JSON for {path}") from None
+
+    def get(self, path: str, **query: Any) -> Any:
+        return self.request("GET", path, query=query)
+
+    # -- node and chain ------------------------------------------------------------------
+
+    def status(self) -> Json:
+        return dict(self.get("/status"))
+
+    def chain_id(self) -> str:
+        if self._chain_id is None:
+            self._chain_id = str(self.status()["chain_id"])
+        return self._chain_id
+
+    def peers(self) -> list[Json]:
+        return list(self.get("/peers"))
+
+    def params(self) -> Json:
+        return dict(self.get("/params"))
+
+    def blocks(self, start: int | None = None, limit: int = 20, order: str = "desc") -> Json:
+        return dict(self.get("/blocks", **{"from": start, "limit": limit, "order": order}))
+
+    def block(self, height: int) -> Json:
+        return dict(self.get(f"/blocks/{int(height)}"))
+
+    def block_raw(self, height: int) -> bytes:
+        req = urllib.request.Request(self._url(f"/blocks/{int(height)}/raw"))
+        with self._open(req) as resp:
+            return bytes(resp.read())
+
+    def tx(self, tx_hash: str | bytes) -> Json:
+        return dict(self.get(f"/txs/{_hex(tx_hash)}"))
+
+    def submit(self, tx: SignedTransaction | bytes) -> str:
+        """Posts a signed transaction; returns its hash (hex). Rejections raise ``ApiError``."""
+        wire = tx.wire if isinstance(tx, SignedTransaction) else bytes(tx)
+        doc = self.request("POST", "/txs", data=wire, content_type="application/octet-stream")
+        return str(doc["hash"])
+
+    def account(self, address: str | bytes) -> Json:
+        text = address if isinstance(address, str) else address_to_text(address)
+        return dict(self.get(f"/accounts/{urllib.parse.quote(text, safe='')}"))
+
+    def jobs(self, status: str | None = None, submitter: str | None = None,
+             limit: int = 100) -> Json:
+        return dict(self.get("/jobs", status=status, submitter=submitter, limit=limit))
+
+    def job(self, job_id: str | bytes) -> Json:
+        return dict(self.get(f"/jobs/{_hex(job_id)}"))
+
+    def leaderboard(self, job_id: str | bytes) -> Json:
+        return dict(self.get(f"/jobs/{_hex(job_id)}/leaderboard"))
+
+    def validators(self) -> Json:
+        return dict(self.get("/validators"))
+
+    def members(self) -> Json:
+        return dict(self.get("/members"))
+
+    def proposals(self) -> Json:
+        return dict(self.get("/proposals"))
+
+    def openapi(self) -> Json:
+        return dict(self.get("/openapi.json"))
+
+    def wait(self, height: int, timeout: float = 30.0) -> Json:
+        """Long poll: returns when the chain reaches ``height`` or ``timeout`` passes."""
+        return dict(self.request("GET", "/wait", query={"height": height, "timeout": timeout},
+                                 timeout=timeout + self.timeout))
+
+    # -- blobs -------------------------------------------------------------------------
+
+    def upload_blob(self, path: Path, progress: Progress | None = None) -> Json:
+        """Streams a file to the node's blob store; returns ``{"blob": hex, "size": n}``."""
+        size = path.stat().st_size
+
+        def chunks() -> Iterator[bytes]:
+            done = 0
+            with path.open("rb") as f:
+                while data := f.read(CHUNK):
+                    done += len(data)
+                    yield data
+                    if progress is not None:
+                        progress(done, size)
+
+        req = urllib.request.Request(
+            self._url("/blobs"), data=chunks(), method="POST",
+            headers={"Content-Type": "application/octet-stream",
+                     "Content-Length": str(size), "Accept": "application/json"})
+        with self._open(req, timeout=max(self.timeout, 300.0)) as resp:
+            return dict(json.loads(resp.read()))
+
+    def download_blob(self, blob: str | bytes, dest: Path,
+                      progress: Progress | None = None) -> int:
+        """Streams a blob into ``dest`` (written whole or not at all); returns its size."""
+        req = urllib.request.Request(self._url(f"/blobs/{_hex(blob)}"))
+        partial = dest.with_name(dest.name + ".partial")
+        done = 0
+        try:
+            with self._open(req, timeout=max(self.timeout, 300.0)) as resp, \
+                    partial.open("wb") as out:
+                total = int(resp.headers.get("Content-Length") or 0)
+                while data := resp.read(CHUNK):
+                    out.write(data)
+                    done += len(data)
+                    if progress is not None:
+                        progress(done, total)
+            os.replace(partial, dest)
+        finally:
+            partial.unlink(missing_ok=True)
+        return done
+
+    # -- helpers built on the calls ---------------------------------------------------------
+
+    def sign(self, key: PrivateKey, body: Body) -> SignedTransaction:
+        """Signs ``body`` for this chain with the key's next nonce (pending ones counted)."""
+        nonce = int(self.account(key.address)["next_nonce"])
+        return sign_transaction(key, self.chain_id(), nonce, body)
+
+    def wait_for_tx(self, tx_hash: str | bytes, timeout: float = 60.0) -> Json:
+        """Waits until a transaction is committed; returns its ``committed`` record.
+
+        Raises ``ApiError`` (``tx_dropped``) when the node no longer knows it and
+        (``tx_timeout``) when it is still pending after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                info = self.tx(tx_hash)
+            except ApiError as e:
+                if e.code == "unknown_tx":
+                    raise ApiError("tx_dropped", "the node dropped the transaction before it "
+                                                 "was included (re-check and resend)") from None
+                raise
+            if info.get("status") == "committed":
+                return info
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ApiError("tx_timeout", f"transaction {_hex(tx_hash)} still pending after "
+                                             f"{timeout:g} s")
+            self.wait(int(info.get("chain_height", 0)) + 1, timeout=min(left, 10.0))
+
+
+def _hex(value: str | bytes) -> str:
+    return value.hex() if isinstance(value, bytes) else urllib.parse.quote(value, safe="")
+
+
+def _api_error(e: urllib.error.HTTPError) -> ApiError:
+    try:
+        doc = json.loads(e.read())
+        err = doc["error"]
+        return ApiError(str(err["code"]), str(err["message"]), e.code)
+    except (ValueError, KeyError, TypeError, OSError):
+        return ApiError(f"http_{e.code}", f"the node answered {e.code} {e.reason}", e.code)

@@ -1,0 +1,589 @@
+"""The node's HTTP API [API-*]: JSON over aiohttp, read-only but for tx submit and blob upload.
+
+Served on 127.0.0.1 by default. Every response is JSON except raw blocks and
+blob downloads; every error is ``{"error": {"code", "message"}}`` with a 4xx
+status for bad input (a 500 means a bug here, never bad input). Bodies are
+bounded: ``MAX_JSON_BODY`` for transactions and JSON, ``max_upload_bytes``
+for blobs, which stream to a temporary file and never sit in memory.
+
+The routes and their shapes are documented in ``client.api.openapi`` (served at
+``/api/v1/openapi.json``); the tests check the two agree route for route and
+field for field. The server reads the node only through ``NodeHandle`` and
+runs in the node's event loop, so it sees one consistent committed state per
+request.
+
+Other routes (the dashboard) go on ``ApiServer.app`` before ``start()``
+(aiohttp freezes the router then); a route under ``/api/`` must also be
+added to the OpenAPI document, or the completeness test fails.
+
+Whether a transaction is pending is read from the node's ``mempool``
+attribute when it has one (``SoloNode`` and ``LedgerNode`` do), else from
+the hashes submitted through this server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from chain.encoding import decode
+from chain.errors import DecodeError
+from chain.mempool import Admission
+from chain.records import SETTLED
+from chain.transactions import SignedTransaction
+from client.api.json_forms import (
+    BadInput,
+    addr,
+    block_header_json,
+    block_json,
+    hx,
+    job_json,
+    job_summary_json,
+    leaderboard_json,
+    params_json,
+    parse_address,
+    parse_float,
+    parse_hash,
+    parse_int,
+    proposal_json,
+    tx_json,
+)
+from client.api.limits import (
+    API_PREFIX,
+    JOB_STATUS_FILTERS,
+    MAX_BLOCKS_PAGE,
+    MAX_JOBS_PAGE,
+    MAX_JSON_BODY,
+    MAX_TX_BATCH,
+    MAX_TX_BATCH_BYTES,
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOADS,
+    MAX_WAIT_S,
+    MAX_WAITERS,
+    RECENT_SUBMITS,
+    UPLOAD_CHUNK,
+)
+from client.api.openapi import openapi_document
+from client.node.handle import CommittedBlock, NodeHandle
+from p2p.blobstore import BlobError, BlobTooLarge
+
+log = logging.getLogger(__name__)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiProblem(Exception):
+    """A request the API refuses: HTTP status, stable code, one-line message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+               413: "too_large", 415: "unsupported_media_type"}
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """[API-ERR.1] Every failure becomes the JSON error shape; bad input is never a 500."""
+    try:
+        return await handler(request)
+    except ApiProblem as e:
+        return error_response(e.status, e.code, e.message)
+    except BadInput as e:
+        return error_response(400, e.code, e.message)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        code = _HTTP_CODES.get(e.status, "http_error")
+        message = e.text if e.text and e.status != 404 else e.reason
+        if e.status == 404:
+            message = f"no route {request.method} {request.path}"
+        return error_response(e.status, code, message or e.reason)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("API handler failed: %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal error (logged on the node)")
+
+
+class ApiServer:
+    """The node's HTTP API; construct with a ``NodeHandle``, then ``await start()``."""
+
+    def __init__(self, node: NodeHandle, host: str = "127.0.0.1", port: int = 0, *,
+                 max_upload_bytes: int = MAX_UPLOAD_BYTES,
+                 blob_fetch_timeout_s: float = 600.0) -> None:
+        self.node = node
+        self.host = host
+        self._requested_port = port
+        self.max_upload_bytes = max_upload_bytes
+        self.blob_fetch_timeout_s = blob_fetch_timeout_s
+        self.app = web.Application(client_max_size=MAX_JSON_BODY, middlewares=[_errors])
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+        self._block_event = asyncio.Event()
+        self._waiters = 0
+        self._uploads = 0
+        self._stopped = False
+        self._recent: OrderedDict[bytes, None] = OrderedDict()
+        self._listening = False
+        for method, path, handler in self.routes():
+            self.app.router.add_route(method, API_PREFIX + path, handler)
+
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        """Every route, relative to ``API_PREFIX`` (the OpenAPI document lists the same)."""
+        return [
+            ("GET", "/status", self.get_status),
+            ("GET", "/peers", self.get_peers),
+            ("GET", "/params", self.get_params),
+            ("GET", "/blocks", self.get_blocks),
+            ("GET", "/blocks/{height}", self.get_block),
+            ("GET", "/blocks/{height}/raw", self.get_block_raw),
+            ("GET", "/txs/{hash}", self.get_tx),
+            ("POST", "/txs", self.post_tx),
+            ("POST", "/txs/batch", self.post_tx_batch),
+            ("GET", "/accounts/{address}", self.get_account),
+            ("GET", "/jobs", self.get_jobs),
+            ("GET", "/jobs/{job_id}", self.get_job),
+            ("GET", "/jobs/{job_id}/leaderboard", self.get_leaderboard),
+            ("GET", "/validators", self.get_validators),
+            ("GET", "/members", self.get_members),
+            ("GET", "/proposals", self.get_proposals),
+            ("POST", "/blobs", self.post_blob),
+            ("GET", "/blobs/{blob}", self.get_blob),
+            ("GET", "/wait", self.get_wait),
+            ("GET", "/openapi.json", self.get_openapi),
+        ]
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self._port}"
+
+    async def start(self) -> None:
+        if not self._listening:
+            self.node.add_block_listener(self._on_block)
+            self._listening = True
+        self._stopped = False
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self._requested_port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self._port = sockets[0].getsockname()[1] if sockets else self._requested_port
+        log.info("API listening on %s", self.url)
+
+    async def stop(self) -> None:
+        self._stopped = True
+        self._block_event.set()  # long polls return at once
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _on_block(self, _event: CommittedBlock) -> None:
+        if self._stopped:
+            return
+        event, self._block_event = self._block_event, asyncio.Event()
+        event.set()
+
+    # -- node and chain ---------------------------------------------------------------
+
+    async def get_status(self, request: web.Request) -> web.Response:
+        s = self.node.status()
+        return web.json_response({
+            "chain_id": s.chain_id,
+            "address": addr(s.address),
+            "roles": list(s.roles),
+            "height": s.height,
+            "last_block_time_ms": s.last_block_time_ms,
+            "last_block_hash": hx(s.last_block_hash),
+            "state_root": hx(s.state_root),
+            "caught_up": s.caught_up,
+            "consensus_round": s.consensus_round,
+            "mempool_txs": s.mempool_txs,
+            "peer_count": len(s.peers),
+            "p2p_endpoint": s.p2p_endpoint,
+            "api_endpoint": s.api_endpoint or self.url,
+            "time_ms": self.node.now_ms(),
+            "genesis_hash": self.node.genesis.hash.hex(),
+            "worker": _jsonable(s.worker),
+            "storage_problem": s.storage_problem,
+        })
+
+    async def get_peers(self, request: web.Request) -> web.Response:
+        return web.json_response([
+            {"address": addr(p.address), "endpoint": p.endpoint, "outbound": p.outbound,
+             "score": p.score}
+            for p in self.node.status().peers
+        ])
+
+    async def get_params(self, request: web.Request) -> web.Response:
+        return web.json_response(params_json(self.node.state.params))
+
+    async def get_blocks(self, request: web.Request) -> web.Response:
+        """Block headers, newest first unless ``order=asc``; ``from`` is the first height."""
+        q = request.query
+        tip = self.node.height
+        order = q.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise BadInput("bad_order", "order must be 'asc' or 'desc'")
+        limit = parse_int(q.get("limit"), "limit", default=20, low=1, high=MAX_BLOCKS_PAGE)
+        if order == "desc":
+            start = min(parse_int(q.get("from"), "from", default=tip), tip)
+            heights = range(start, max(0, start - limit), -1)
+        else:
+            start = max(1, parse_int(q.get("from"), "from", default=1))
+            heights = range(start, min(tip, start + limit - 1) + 1)
+        out = []
+        for h in heights:
+            block = self.node.block(h)
+            if block is not None:
+                out.append(block_header_json(block))
+        return web.json_response({"height": tip, "blocks": out})
+
+    def _height(self, request: web.Request) -> int:
+        height = parse_int(request.match_info["height"], "height", low=1)
+        if height > self.node.height:
+            raise ApiProblem(404, "unknown_block",
+                             f"no block {height} yet (height is {self.node.height})")
+        return height
+
+    async def get_block(self, request: web.Request) -> web.Response:
+        height = self._height(request)
+        block = self.node.block(height)
+        if block is None:
+            raise ApiProblem(404, "unknown_block", f"block {height} is not stored here")
+        return web.json_response(block_json(block))
+
+    async def get_block_raw(self, request: web.Request) -> web.Response:
+        """Canonical msgpack ``[block_bytes, certificate_bytes_or_nil]`` for tooling."""
+        from chain.encoding import encode
+
+        height = self._height(request)
+        data = self.node.block_with_certificate(height)
+        if data is None:
+            raise ApiProblem(404, "unknown_block", f"block {height} is not stored here")
+        block_bytes, certificate = data
+        return web.Response(body=encode([block_bytes, certificate]),
+                            content_type="application/octet-stream")
+
+    # -- transactions ------------------------------------------------------------------
+
+    async def get_tx(self, request: web.Request) -> web.Response:
+        tx_hash = parse_hash(request.match_info["hash"], "hash")
+        location = self.node.tx_location(tx_hash)
+        if location is not None:
+            height, index = location
+            block = self.node.block(height)
+            if block is not None and index < len(block.txs):
+                return web.json_response({
+                    "hash": tx_hash.hex(), "status": "committed", "height": height,
+                    "index": index, "block_hash": block.hash.hex(),
+                    "time_ms": block.header.time_ms, "tx": tx_json(block.txs[index]),
+                })
+        if self._is_pending(tx_hash):
+            return web.json_response({"hash": tx_hash.hex(), "status": "pending",
+                                      "chain_height": self.node.height})
+        raise ApiProblem(404, "unknown_tx", f"no committed or pending transaction {tx_hash.hex()}")
+
+    def _is_pending(self, tx_hash: bytes) -> bool:
+        """In the node's mempool (when it shows one), else submitted here and not committed."""
+        mempool = getattr(self.node, "mempool", None)
+        if mempool is not None and hasattr(mempool, "__contains__"):
+            return tx_hash in mempool
+        return tx_hash in self._recent
+
+    async def post_tx(self, request: web.Request) -> web.Response:
+        """Admit a signed transaction: raw octet-stream bytes, or JSON ``{"tx": hex}``."""
+        raw = await self._tx_bytes(request)
+        try:
+            tx = SignedTransaction.decode(raw)
+        except DecodeError as e:
+            raise ApiProblem(400, e.code, f"not a valid transaction: {e.message}") from None
+        result = self.node.submit(tx)
+        if result.status == Admission.REJECTED:
+            raise ApiProblem(400, result.code, result.message)
+        if result.status == Admission.FULL:
+            status = 429 if result.code == "sender_limit" else 503
+            raise ApiProblem(status, result.code, result.message)
+        self._recent[tx.hash] = None
+        if len(self._recent) > RECENT_SUBMITS:
+            self._recent.popitem(last=False)
+        return web.json_response({"hash": tx.hash.hex(), "status": str(result.status)},
+                                 status=202)
+
+    async def post_tx_batch(self, request: web.Request) -> web.Response:
+        """Admit many signed transactions at once (load generators, wallets with queues).
+
+        Body: canonical msgpack array of raw signed transactions, at most
+        ``MAX_TX_BATCH`` of them and ``MAX_TX_BATCH_BYTES`` in all. Each is
+        admitted in order, exactly as ``POST /txs`` would; the answer lists
+        the ones that were not, with the mempool's reason.
+        """
+        if request.content_type != "application/octet-stream":
+            raise ApiProblem(415, "unsupported_media_type",
+                             "send a msgpack array of raw transactions as application/octet-stream")
+        body = bytearray()
+        async for piece in request.content.iter_chunked(64 * 1024):
+            body += piece
+            if len(body) > MAX_TX_BATCH_BYTES:
+                raise ApiProblem(413, "too_large", f"batch over {MAX_TX_BATCH_BYTES} bytes")
+        try:
+            wires = decode(bytes(body), max_size=MAX_TX_BATCH_BYTES)
+        except DecodeError as e:
+            raise BadInput("bad_batch", f"not a msgpack array of transactions: {e}") from None
+        if not isinstance(wires, list) or not all(isinstance(w, bytes) for w in wires):
+            raise BadInput("bad_batch", "expected a msgpack array of byte strings")
+        if len(wires) > MAX_TX_BATCH:
+            raise BadInput("bad_batch", f"at most {MAX_TX_BATCH} transactions per batch")
+        accepted = duplicates = 0
+        rejected: list[dict[str, object]] = []
+        for index, wire in enumerate(wires):
+            try:
+                tx = SignedTransaction.decode(wire)
+            except DecodeError as e:
+                rejected.append({"index": index, "status": "rejected", "code": e.code,
+                                 "message": e.message})
+                continue
+            result = self.node.submit(tx)
+            if result.status == Admission.ACCEPTED:
+                accepted += 1
+            elif result.status == Admission.DUPLICATE:
+                duplicates += 1
+            else:
+                rejected.append({"index": index, "status": str(result.status),
+                                 "code": result.code, "message": result.message})
+        return web.json_response({"accepted": accepted, "duplicates": duplicates,
+                                  "rejected": rejected})
+
+    async def _tx_bytes(self, request: web.Request) -> bytes:
+        ctype = request.content_type
+        if ctype == "application/json":
+            try:
+                doc = json.loads(await request.read())
+            except (ValueError, UnicodeDecodeError):
+                raise BadInput("bad_json", "request body is not JSON") from None
+            if not isinstance(doc, dict) or not isinstance(doc.get("tx"), str):
+                raise BadInput("bad_json", 'expected {"tx": "<hex of the signed transaction>"}')
+            try:
+                return bytes.fromhex(doc["tx"])
+            except ValueError:
+                raise BadInput("bad_hex", "'tx' is not hex") from None
+        if ctype == "application/octet-stream":
+            return await request.read()
+        raise ApiProblem(415, "unsupported_media_type",
+                         "send application/octet-stream (raw tx) or application/json")
+
+    # -- accounts and jobs ---------------------------------------------------------------
+
+    async def get_account(self, request: web.Request) -> web.Response:
+        address = parse_address(request.match_info["address"])
+        state = self.node.state
+        account = state.account(address)
+        validator = state.validators().get(address)
+        return web.json_response({
+            "address": addr(address),
+            "balance": account.balance,
+            "nonce": account.nonce,
+            "next_nonce": self.node.next_nonce(address),
+            "member": state.is_member(address),
+            "banned": account.banned,
+            "validator_power": validator.power if validator else 0,
+        })
+
+    async def get_jobs(self, request: web.Request) -> web.Response:
+        q = request.query
+        wanted = q.get("status", "all")
+        if wanted not in JOB_STATUS_FILTERS:
+            raise BadInput("bad_status", f"status must be one of {', '.join(JOB_STATUS_FILTERS)}")
+        limit = parse_int(q.get("limit"), "limit", default=100, low=1, high=MAX_JOBS_PAGE)
+        submitter = parse_address(q["submitter"]) if q.get("submitter") else None
+        state = self.node.state
+        jobs = []
+        for key in state.keys("job"):
+            job = state.job(key)
+            if job is None or (submitter is not None and job.submitter != submitter):
+                continue
+            if wanted == "all" or str(job.status) == wanted \
+                    or (wanted == "settled" and job.status in SETTLED) \
+                    or (wanted == "active" and job.status not in SETTLED):
+                jobs.append(job)
+        jobs.sort(key=lambda j: (j.posted_height, j.job_id), reverse=True)
+        return web.json_response({"jobs": [job_summary_json(j) for j in jobs[:limit]],
+                                  "total": len(jobs)})
+
+    def _job(self, request: web.Request) -> Any:
+        job_id = parse_hash(request.match_info["job_id"], "job_id")
+        job = self.node.state.job(job_id)
+        if job is None:
+            raise ApiProblem(404, "unknown_job", f"no job {job_id.hex()}")
+        return job
+
+    async def get_job(self, request: web.Request) -> web.Response:
+        return web.json_response(job_json(self._job(request)))
+
+    async def get_leaderboard(self, request: web.Request) -> web.Response:
+        job = self._job(request)
+        return web.json_response({"job_id": job.job_id.hex(), "status": str(job.status),
+                                  "claims": leaderboard_json(job)})
+
+    # -- governance ---------------------------------------------------------------------
+
+    async def get_validators(self, request: web.Request) -> web.Response:
+        from chain.records import ValidatorChange
+
+        state = self.node.state
+        validators = state.validators()
+        scheduled = []
+        for key in sorted(state.keys("valset_change")):
+            changes: list[ValidatorChange] = state.get("valset_change", key) or []
+            for c in changes:
+                scheduled.append({"height": int.from_bytes(key, "big"), "kind": c.kind,
+                                  "address": addr(c.address), "pubkey": hx(c.pubkey),
+                                  "power": c.power})
+        return web.json_response({
+            "validators": [{"address": addr(a), "pubkey": v.pubkey.hex(), "power": v.power}
+                           for a, v in validators.items()],
+            "total_power": sum(v.power for v in validators.values()),
+            "scheduled_changes": scheduled,
+        })
+
+    async def get_members(self, request: web.Request) -> web.Response:
+        state = self.node.state
+        validators = state.validators()
+        out = []
+        for key in sorted(state.keys("member")):
+            account = state.account(key)  # type: ignore[arg-type]
+            out.append({"address": addr(key), "balance": account.balance,
+                        "banned": account.banned, "validator": key in validators})
+        return web.json_response({"members": out})
+
+    async def get_proposals(self, request: web.Request) -> web.Response:
+        state = self.node.state
+        powers = {a: v.power for a, v in state.validators().items()}
+        proposals = [p for p in (state.proposal(k) for k in state.keys("proposal"))
+                     if p is not None]
+        proposals.sort(key=lambda p: (p.created_ms, p.proposal_id))
+        return web.json_response(
+            {"proposals": [proposal_json(p, powers, state.params) for p in proposals]})
+
+    # -- blobs --------------------------------------------------------------------------
+
+    async def post_blob(self, request: web.Request) -> web.Response:
+        """Streams the body to a temporary file (bounded), then adds it to the blob store."""
+        if request.content_type not in ("application/octet-stream", ""):
+            raise ApiProblem(415, "unsupported_media_type",
+                             "upload the blob as application/octet-stream")
+        declared = request.content_length
+        if declared is not None and declared > self.max_upload_bytes:
+            raise ApiProblem(413, "too_large",
+                             f"blob of {declared} bytes exceeds {self.max_upload_bytes}")
+        if self._uploads >= MAX_UPLOADS:
+            raise ApiProblem(503, "busy", "too many uploads at once; retry later")
+        self._uploads += 1
+        tmp_dir = Path(self.node.data_dir) / "api-uploads"
+        tmp = tmp_dir / f"upload-{os.getpid()}-{secrets.token_hex(8)}"
+        try:
+            size = await self._receive(request, tmp_dir, tmp)
+            if size == 0:
+                raise BadInput("empty_blob", "the upload is empty")
+            try:
+                blob = self.node.put_blob_file(tmp)
+            except BlobTooLarge as e:
+                raise ApiProblem(413, "too_large", str(e)) from None
+        finally:
+            self._uploads -= 1
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        return web.json_response({"blob": blob.hex(), "size": size}, status=201)
+
+    async def _receive(self, request: web.Request, tmp_dir: Path, tmp: Path) -> int:
+        await asyncio.to_thread(tmp_dir.mkdir, parents=True, exist_ok=True)
+        size = 0
+        with open(tmp, "wb") as f:
+            while True:
+                chunk = await request.content.read(UPLOAD_CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > self.max_upload_bytes:
+                    raise ApiProblem(413, "too_large",
+                                     f"blob exceeds {self.max_upload_bytes} bytes")
+                await asyncio.to_thread(f.write, chunk)
+        return size
+
+    async def get_blob(self, request: web.Request) -> web.StreamResponse:
+        blob = parse_hash(request.match_info["blob"], "blob")
+        path = self.node.blob_path(blob)
+        if path is None:
+            try:
+                async with asyncio.timeout(self.blob_fetch_timeout_s):
+                    path = await self.node.fetch_blob(blob)
+            except (BlobError, TimeoutError) as e:
+                raise ApiProblem(404, "blob_unavailable",
+                                 f"blob {blob.hex()} is not here and no peer served it"
+                                 f" ({type(e).__name__}: {e})") from None
+        return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
+
+    # -- long poll and the document ---------------------------------------------------------
+
+    async def get_wait(self, request: web.Request) -> web.Response:
+        """Returns once the chain reaches ``height`` or after ``timeout`` seconds."""
+        q = request.query
+        target = parse_int(q.get("height"), "height", low=0)
+        timeout = parse_float(q.get("timeout"), "timeout", default=30.0, low=0.0,
+                              high=MAX_WAIT_S)
+        if self.node.height < target and timeout > 0:
+            if self._waiters >= MAX_WAITERS:
+                raise ApiProblem(503, "busy", "too many waiting requests; retry later")
+            self._waiters += 1
+            try:
+                async with asyncio.timeout(timeout):
+                    while self.node.height < target and not self._stopped:
+                        await self._block_event.wait()
+            except TimeoutError:
+                pass
+            finally:
+                self._waiters -= 1
+        height = self.node.height
+        return web.json_response({"height": height, "reached": height >= target})
+
+    async def get_openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi_document())
+
+
+def _jsonable(value: Any) -> Any:
+    """The worker summary as JSON: bytes to hex, tuples to lists, unknowns to text."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    return str(value)

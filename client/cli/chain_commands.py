@@ -1,0 +1,368 @@
+"""Commands that read the chain or send plain transactions through a node's HTTP API.
+
+``balance``, ``transfer``, ``chain status|blocks|block|tx``, and governance:
+``member admit|list``, ``validator add|remove|list``, ``governance approve|list``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chain.crypto import address_to_text
+from chain.transactions import GovernanceAction, GovernanceApprove, GovernancePropose, Transfer
+from chain.types import Address, Amount, Hash32, PublicKeyBytes
+from client.cli.common import (
+    ADDRESS,
+    HASH32,
+    PUBKEY,
+    client_for,
+    emit,
+    json_option,
+    key_option,
+    load_key,
+    node_option,
+    passphrase_option,
+    send,
+    user_errors,
+    wait_option,
+    when,
+)
+
+# --- balance and transfer -----------------------------------------------------------------
+
+
+@click.command("balance")
+@click.argument("address", type=ADDRESS, required=False)
+@key_option(required=False, help="Show the balance of this key file's address.")
+@passphrase_option
+@node_option
+@json_option
+def balance(address: Address | None, key_path: Path | None, passphrase_file: Path | None,
+            node_url: str, as_json: bool) -> None:
+    """Show the balance (and nonce, membership) of ADDRESS or of --key's address."""
+    if address is None and key_path is None:
+        raise click.UsageError("give an ADDRESS or --key")
+    if address is None:
+        assert key_path is not None
+        address = load_key(key_path, passphrase_file).address
+    client = client_for(node_url)
+    with user_errors():
+        info = client.account(address)
+
+    def text() -> None:
+        flags = [f for f, on in (("member", info["member"]), ("banned", info["banned"]),
+                                 (f"validator power {info['validator_power']}",
+                                  info["validator_power"])) if on]
+        click.echo(f"{info['address']}  {info['balance']} credits")
+        click.echo(f"nonce {info['nonce']} (next {info['next_nonce']})"
+                   + ("; " + ", ".join(flags) if flags else "; not a member"))
+
+    emit(info, as_json, text)
+
+
+@click.command("transfer")
+@click.argument("to", type=ADDRESS)
+@click.argument("amount", type=click.IntRange(min=1, max=2**63 - 1))
+@key_option()
+@passphrase_option
+@node_option
+@wait_option()
+@json_option
+def transfer(to: Address, amount: int, key_path: Path, passphrase_file: Path | None,
+             node_url: str, wait: bool, as_json: bool) -> None:
+    """Send AMOUNT credits to the address TO, signed with --key."""
+    key = load_key(key_path, passphrase_file)
+    client = client_for(node_url)
+    tx, info = send(client, key, Transfer(to, Amount(amount)), wait=wait, what="transfer")
+    out: dict[str, Any] = {"hash": tx.hash.hex(), "from": address_to_text(key.address),
+                           "to": address_to_text(to), "amount": amount,
+                           "height": info["height"] if info else None}
+
+    def text() -> None:
+        where = f"in block {info['height']}" if info else "(pending)"
+        click.echo(f"sent {amount} credits to {address_to_text(to)} {where}")
+        click.echo(f"tx {tx.hash.hex()}")
+
+    emit(out, as_json, text)
+
+
+# --- chain ----------------------------------------------------------------------------------
+
+
+@click.group("chain")
+def chain() -> None:
+    """Read the chain through a node: status, blocks, transactions."""
+
+
+@chain.command("status")
+@node_option
+@json_option
+def chain_status(node_url: str, as_json: bool) -> None:
+    """The node's view: chain id, height, last block, peers, roles."""
+    client = client_for(node_url)
+    with user_errors():
+        s = client.status()
+
+    def text() -> None:
+        click.echo(f"chain    {s['chain_id']}")
+        last = when(s["last_block_time_ms"], s["time_ms"])
+        click.echo(f"height   {s['height']} (last block {last})")
+        click.echo(f"node     {s['address']} ({', '.join(s['roles'])})")
+        click.echo(f"peers    {s['peer_count']}; mempool {s['mempool_txs']} tx; "
+                   f"caught up: {'yes' if s['caught_up'] else 'no'}")
+        if s.get("storage_problem"):
+            click.echo(f"STORAGE  {s['storage_problem']}")
+
+    emit(s, as_json, text)
+
+
+@chain.command("blocks")
+@click.option("--from", "start", type=click.IntRange(min=0), default=None,
+              help="First height (default: the newest).")
+@click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True)
+@node_option
+@json_option
+def chain_blocks(start: int | None, limit: int, node_url: str, as_json: bool) -> None:
+    """The newest blocks (height, time, transactions, proposer)."""
+    client = client_for(node_url)
+    with user_errors():
+        doc = client.blocks(start, limit)
+        now = client.status()["time_ms"]
+
+    def text() -> None:
+        for b in doc["blocks"]:
+            click.echo(f"{b['height']:>8}  {b['hash'][:16]}  {b['tx_count']:>5} tx  "
+                       f"{when(b['time_ms'], now):>12}  {b['proposer']}")
+
+    emit(doc, as_json, text)
+
+
+@chain.command("block")
+@click.argument("height", type=click.IntRange(min=1))
+@node_option
+@json_option
+def chain_block(height: int, node_url: str, as_json: bool) -> None:
+    """One block: header and its transactions."""
+    client = client_for(node_url)
+    with user_errors():
+        b = client.block(height)
+
+    def text() -> None:
+        for k in ("height", "hash", "time_ms", "proposer", "prev_hash", "state_root"):
+            click.echo(f"{k:11} {b[k]}")
+        for t in b["txs"]:
+            click.echo(f"  {t['hash'][:16]}  {t['type']:12} from {t['sender']} "
+                       f"nonce {t['nonce']}")
+
+    emit(b, as_json, text)
+
+
+@chain.command("tx")
+@click.argument("tx_hash", metavar="HASH", type=HASH32)
+@node_option
+@json_option
+def chain_tx(tx_hash: bytes, node_url: str, as_json: bool) -> None:
+    """A transaction: committed (where, what) or pending."""
+    client = client_for(node_url)
+    with user_errors():
+        info = client.tx(tx_hash)
+
+    def text() -> None:
+        if info["status"] != "committed":
+            click.echo(f"{tx_hash.hex()} pending (chain at {info['chain_height']})")
+            return
+        t = info["tx"]
+        click.echo(f"{tx_hash.hex()} committed in block {info['height']} at {info['index']}")
+        click.echo(f"{t['type']} from {t['sender']} nonce {t['nonce']}")
+        for k, v in t["body"].items():
+            if k != "type":
+                click.echo(f"  {k}: {v}")
+
+    emit(info, as_json, text)
+
+
+# --- governance -------------------------------------------------------------------------
+
+
+def _propose(key_path: Path, passphrase_file: Path | None, node_url: str, wait: bool,
+             as_json: bool, action: GovernanceAction, what: str) -> None:
+    key = load_key(key_path, passphrase_file)
+    client = client_for(node_url)
+    tx, info = send(client, key, GovernancePropose(action), wait=wait, what="proposal")
+    _report_proposal(client, tx.hash.hex(), info is not None, as_json, what)
+
+
+def _report_proposal(client: Any, proposal_id: str, included: bool, as_json: bool,
+                     what: str) -> None:
+    """After inclusion: executed at once (enough power approved) or still pending."""
+    pending = None
+    if included:
+        with user_errors():
+            pending = next((p for p in client.proposals()["proposals"]
+                            if p["proposal_id"] == proposal_id), None)
+    state = "submitted" if not included else ("pending" if pending else "executed")
+    out = {"proposal_id": proposal_id, "state": state, "action": what,
+           "approved_power": pending["approved_power"] if pending else None,
+           "needed_power": pending["needed_power"] if pending else None}
+
+    def text() -> None:
+        if state == "executed":
+            click.echo(f"executed: {what}")
+        elif state == "pending":
+            click.echo(f"proposal {proposal_id} pending ({what}): approved power "
+                       f"{out['approved_power']} of {out['needed_power']} needed")
+            click.echo(f"other validators: learningchain governance approve {proposal_id}")
+        else:
+            click.echo(f"proposal {proposal_id} submitted ({what})")
+
+    emit(out, as_json, text)
+
+
+@click.group("member")
+def member() -> None:
+    """Graph membership: admitted members may post, claim and vote."""
+
+
+@member.command("admit")
+@click.argument("address", type=ADDRESS)
+@key_option(help="A validator's key file (only validators propose).")
+@passphrase_option
+@node_option
+@wait_option("the proposal")
+@json_option
+def member_admit(address: Address, key_path: Path, passphrase_file: Path | None, node_url: str,
+                 wait: bool, as_json: bool) -> None:
+    """Propose admitting ADDRESS as a member (executes once > 2/3 of power approve)."""
+    text = address_to_text(address)
+    _propose(key_path, passphrase_file, node_url, wait, as_json,
+             GovernanceAction("admit_member", address), f"admit {text}")
+
+
+@member.command("list")
+@node_option
+@json_option
+def member_list(node_url: str, as_json: bool) -> None:
+    """Every member with its balance."""
+    client = client_for(node_url)
+    with user_errors():
+        doc = client.members()
+
+    def text() -> None:
+        for m in doc["members"]:
+            tags = ", ".join(t for t, on in (("validator", m["validator"]),
+                                             ("banned", m["banned"])) if on)
+            click.echo(f"{m['address']}  {m['balance']:>12}" + (f"  ({tags})" if tags else ""))
+
+    emit(doc, as_json, text)
+
+
+@click.group("validator")
+def validator() -> None:
+    """The validator set: propose additions and removals, list it."""
+
+
+@validator.command("add")
+@click.argument("pubkey", type=PUBKEY)
+@click.option("--power", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="Voting power of the new validator.")
+@key_option(help="A validator's key file (only validators propose).")
+@passphrase_option
+@node_option
+@wait_option("the proposal")
+@json_option
+def validator_add(pubkey: PublicKeyBytes, power: int, key_path: Path,
+                  passphrase_file: Path | None, node_url: str, wait: bool,
+                  as_json: bool) -> None:
+    """Propose PUBKEY (hex, from `keys show`) as a validator with --power."""
+    _propose(key_path, passphrase_file, node_url, wait, as_json,
+             GovernanceAction("add_validator", pubkey, power),
+             f"add validator {pubkey.hex()} (power {power})")
+
+
+@validator.command("remove")
+@click.argument("address", type=ADDRESS)
+@key_option(help="A validator's key file (only validators propose).")
+@passphrase_option
+@node_option
+@wait_option("the proposal")
+@json_option
+def validator_remove(address: Address, key_path: Path, passphrase_file: Path | None,
+                     node_url: str, wait: bool, as_json: bool) -> None:
+    """Propose removing the validator ADDRESS."""
+    _propose(key_path, passphrase_file, node_url, wait, as_json,
+             GovernanceAction("remove_validator", address),
+             f"remove validator {address_to_text(address)}")
+
+
+@validator.command("list")
+@node_option
+@json_option
+def validator_list(node_url: str, as_json: bool) -> None:
+    """The validators, their power, and scheduled changes."""
+    client = client_for(node_url)
+    with user_errors():
+        doc = client.validators()
+
+    def text() -> None:
+        for v in doc["validators"]:
+            click.echo(f"{v['address']}  power {v['power']}  {v['pubkey']}")
+        click.echo(f"total power {doc['total_power']}")
+        for c in doc["scheduled_changes"]:
+            click.echo(f"at height {c['height']}: {c['kind']} {c['address']}")
+
+    emit(doc, as_json, text)
+
+
+@click.group("governance")
+def governance() -> None:
+    """Pending governance proposals: list and approve them."""
+
+
+@governance.command("approve")
+@click.argument("proposal_id", type=HASH32)
+@key_option(help="A validator's key file.")
+@passphrase_option
+@node_option
+@wait_option("the approval")
+@json_option
+def governance_approve(proposal_id: bytes, key_path: Path, passphrase_file: Path | None,
+                       node_url: str, wait: bool, as_json: bool) -> None:
+    """Approve the pending proposal PROPOSAL_ID (see `governance list`)."""
+    key = load_key(key_path, passphrase_file)
+    client = client_for(node_url)
+    with user_errors():
+        known = {p["proposal_id"]: p for p in client.proposals()["proposals"]}
+    if proposal_id.hex() not in known:
+        raise click.ClickException(f"no pending proposal {proposal_id.hex()} "
+                                   "(executed, expired, or never made)")
+    action = known[proposal_id.hex()]["action"]
+    _tx, info = send(client, key, GovernanceApprove(Hash32(proposal_id)), wait=wait,
+                     what="approval")
+    _report_proposal(client, proposal_id.hex(), info is not None, as_json,
+                     f"{action['kind']} {action['address']}")
+
+
+@governance.command("list")
+@node_option
+@json_option
+def governance_list(node_url: str, as_json: bool) -> None:
+    """Pending proposals with their approvals."""
+    client = client_for(node_url)
+    with user_errors():
+        doc = client.proposals()
+        now = client.status()["time_ms"]
+
+    def text() -> None:
+        if not doc["proposals"]:
+            click.echo("no pending proposals")
+        for p in doc["proposals"]:
+            a = p["action"]
+            click.echo(f"{p['proposal_id']}  {a['kind']} {a['address']}"
+                       + (f" power {a['power']}" if a["kind"] == "add_validator" else ""))
+            click.echo(f"    approved power {p['approved_power']}/{p['needed_power']} needed; "
+                       f"expires {when(p['expires_ms'], now)}")
+
+    emit(doc, as_json, text)

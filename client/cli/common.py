@@ -1,0 +1,214 @@
+"""What the CLI commands that talk to a node share: options, key loading, errors, output.
+
+Exit codes: 0 ok, 1 a user error (the node said no, a wrong passphrase, an
+unreachable node: one ``Error: …`` line, never a traceback), 2 a usage error
+(click's own: a missing or malformed argument).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from chain.crypto import PrivateKey, address_from_pubkey, address_from_text
+from chain.errors import ChainError, InvalidAddress, KeyFileError
+from chain.keyfile import read_key_file
+from chain.transactions import Body, SignedTransaction
+from chain.types import Address, PublicKeyBytes
+from client.api.http_client import DEFAULT_NODE, NODE_ENV, ApiClient, ApiError
+from client.cli.key_commands import PASSPHRASE_ENV, json_option, passphrase_option
+
+__all__ = ["json_option", "passphrase_option"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+KEY_ENV = "LC_KEY"
+
+node_option = click.option(
+    "--node", "node_url", envvar=NODE_ENV, default=DEFAULT_NODE, show_default=True,
+    metavar="URL", help=f"The node's HTTP API (else ${NODE_ENV}).")
+
+
+def key_option(required: bool = True, help: str = "Key file that signs (learningchain keys new)."
+               ) -> Callable[[F], F]:
+    help = f"{help.rstrip('.')} (else ${KEY_ENV})."
+    return click.option("--key", "key_path", required=required, metavar="PATH", envvar=KEY_ENV,
+                        type=click.Path(path_type=Path, dir_okay=False), help=help)
+
+
+def wait_option(what: str = "the transaction") -> Callable[[F], F]:
+    return click.option("--wait/--no-wait", default=True, show_default=True,
+                        help=f"Wait until {what} is in a block.")
+
+
+def load_key(key_path: Path, passphrase_file: Path | None) -> PrivateKey:
+    """Unlocks a key file; the passphrase from the file, else $LC_PASSPHRASE, else a prompt."""
+    if passphrase_file is not None:
+        try:
+            passphrase = passphrase_file.read_text().rstrip("\n")
+        except OSError as e:
+            raise click.ClickException(
+                f"cannot read passphrase file {passphrase_file}: {e.strerror}") from e
+    else:
+        import os
+
+        env = os.environ.get(PASSPHRASE_ENV)
+        passphrase = env if env is not None else str(
+            click.prompt(f"Passphrase for {key_path}", hide_input=True))
+    try:
+        return read_key_file(key_path, passphrase)
+    except KeyFileError as e:
+        raise click.ClickException(str(e)) from e
+
+
+def one_line(e: ApiError) -> str:
+    """``code: message`` without repeating a code the message already starts with."""
+    return e.message if e.message.startswith(e.code) else f"{e.code}: {e.message}"
+
+
+@contextlib.contextmanager
+def user_errors(prefix: str = "") -> Iterator[None]:
+    """Turns the errors a user can cause into one ``Error:`` line and exit code 1."""
+    try:
+        yield
+    except ApiError as e:
+        raise click.ClickException(prefix + one_line(e)) from None
+    except (ChainError, OSError) as e:
+        raise click.ClickException(prefix + str(e)) from None
+
+
+def client_for(node_url: str) -> ApiClient:
+    try:
+        return ApiClient(node_url)
+    except ApiError as e:
+        raise click.BadParameter(e.message, param_hint="--node") from None
+
+
+def emit(data: Any, as_json: bool, text: Callable[[], None]) -> None:
+    """One JSON document for scripts, else the human-readable lines."""
+    if as_json:
+        click.echo(json.dumps(data))
+    else:
+        text()
+
+
+def note(message: str) -> None:
+    """Progress for humans: on stderr, so ``--json`` output stays one clean document."""
+    click.echo(message, err=True)
+
+
+# -- parameter types --------------------------------------------------------------------
+
+class AddressType(click.ParamType):
+    name = "ADDRESS"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Address:
+        if isinstance(value, bytes):
+            return Address(value)
+        try:
+            return address_from_text(str(value))
+        except InvalidAddress as e:
+            self.fail(e.message, param, ctx)
+
+
+class HashType(click.ParamType):
+    """A 32-byte id (job, transaction, proposal, blob) as 64 hex characters."""
+
+    name = "HEX32"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> bytes:
+        text = str(value).strip().lower().removeprefix("0x")
+        if not re.fullmatch(r"[0-9a-f]{64}", text):
+            self.fail(f"expected 64 hex characters, got {value!r}", param, ctx)
+        return bytes.fromhex(text)
+
+
+class PubkeyType(click.ParamType):
+    name = "PUBKEY"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> PublicKeyBytes:
+        try:
+            raw = bytes.fromhex(str(value).strip().removeprefix("0x"))
+            address_from_pubkey(raw)
+        except (ValueError, InvalidAddress):
+            self.fail("expected a compressed secp256k1 public key: 66 hex characters "
+                      "(see learningchain keys show)", param, ctx)
+        return PublicKeyBytes(raw)
+
+
+_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+class DurationType(click.ParamType):
+    """``90s``, ``10m``, ``2h``, ``1d``, ``1500ms``; a bare number is seconds. Gives ms."""
+
+    name = "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", str(value))
+        if not match:
+            self.fail(f"expected a duration like 90s, 10m, 2h or 1d, got {value!r}", param, ctx)
+        ms = int(float(match.group(1)) * _UNITS_MS[match.group(2) or "s"])
+        if ms <= 0:
+            self.fail("a duration must be positive", param, ctx)
+        return ms
+
+
+ADDRESS = AddressType()
+HASH32 = HashType()
+PUBKEY = PubkeyType()
+DURATION = DurationType()
+
+
+# -- sending transactions -------------------------------------------------------------------
+
+def send(client: ApiClient, key: PrivateKey, body: Body, *, wait: bool,
+         what: str = "transaction", timeout: float = 60.0) -> tuple[SignedTransaction,
+                                                                    dict[str, Any] | None]:
+    """Signs with the next nonce, submits, and (``wait``) waits for the block.
+
+    A rejection becomes ``Error: <what> rejected: <code>: <reason>`` (exit 1).
+    """
+    with user_errors(f"{what} rejected: "):
+        tx = client.sign(key, body)
+        client.submit(tx)
+    if not wait:
+        return tx, None
+    with user_errors(f"{what} {tx.hash.hex()[:16]}…: "):
+        return tx, client.wait_for_tx(tx.hash, timeout=timeout)
+
+
+def short(address: str) -> str:
+    return address[:10] + "…" + address[-6:] if len(address) > 20 else address
+
+
+def when(ms: int | None, now_ms: int) -> str:
+    """``in 4m 10s`` / ``2m ago`` relative to the node's clock."""
+    if ms is None:
+        return "-"
+    delta = (ms - now_ms) / 1000
+    text = span(abs(delta))
+    return f"in {text}" if delta >= 0 else f"{text} ago"
+
+
+def span(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    if seconds < 86_400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86_400}d {seconds % 86_400 // 3600}h"
+

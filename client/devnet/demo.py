@@ -1,0 +1,285 @@
+"""``make demo``: a local graph doing real work, start to finish, in a few minutes.
+
+1. Start 4 validator processes on 127.0.0.1; nodes 0-2 also train (node 2
+   is configured to cheat: it claims half the loss it reached), node 3 only
+   verifies. The honest workers start with 0 credits.
+2. A worker with 0 credits tries to post a job: refused, with the reason.
+3. The submitter posts the template job (UCI digits, PyTorch MLP) with a
+   bounty, through the CLI (build offline, export, upload, post).
+4. The leaderboard is shown live; node 3 is killed with SIGKILL during the
+   claim window and restarted (it catches up and votes).
+5. Turns: the cheater's claim ranks first, its model is re-evaluated by every
+   other validator in its own sandbox, the vote says cheat: banned, slashed.
+   The honest best claim is verified and paid.
+6. The submitter fetches the model (hash checked against the chain) and
+   scores it on held-out digits no worker ever saw.
+7. Balances before and after, the job as seen by every node, then the graph
+   stops. ``run_demo`` returns all figures so the end-to-end test asserts them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from client.api.http_client import ApiClient, ApiError
+from client.cli.job_commands import event_text, job_events
+from client.devnet.network import NetworkLayout
+from client.devnet.processes import down, load_pids, start_node_process, up
+
+REPO = Path(__file__).resolve().parent.parent
+CHEATER = 2
+VERIFIER_ONLY = 3
+BOUNTY = 500
+
+
+@dataclass
+class DemoResult:
+    layout: NetworkLayout
+    job_id: str = ""
+    job: dict[str, Any] = field(default_factory=dict)
+    jobs_by_node: list[dict[str, Any]] = field(default_factory=list)
+    balances_before: dict[str, dict[str, Any]] = field(default_factory=dict)
+    balances_after: dict[str, dict[str, Any]] = field(default_factory=dict)
+    supply_before: int = 0
+    supply_after: int = 0
+    refused_post: str = ""
+    model_path: Path | None = None
+    model_blob_ok: bool = False
+    holdout_accuracy: float | None = None
+    holdout_loss: float | None = None
+    second_job_by_earner: str = ""
+    killed_and_rejoined: bool = False
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def cli(*args: str, check: bool = True,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Runs ``learningchain ARGS`` as a user would (captured; shown on failure)."""
+    proc = subprocess.run([sys.executable, "-m", "client", *args], cwd=REPO, text=True,
+                          capture_output=True, env={**os.environ, **(env or {})})
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"learningchain {' '.join(args)} failed ({proc.returncode}):\n"
+                           f"{proc.stdout}{proc.stderr}")
+    return proc
+
+
+def _accounts(api: ApiClient, layout: NetworkLayout) -> dict[str, dict[str, Any]]:
+    names = {n.address: n.name + (" (cheater)" if i == CHEATER else "")
+             for i, n in enumerate(layout.nodes)}
+    names.update({u.address: u.name for u in layout.users})
+    return {name: api.account(address) for address, name in names.items()}
+
+
+def _supply(accounts: dict[str, dict[str, Any]], jobs: list[dict[str, Any]]) -> int:
+    return sum(a["balance"] for a in accounts.values()) + sum(j["escrow"] for j in jobs)
+
+
+def run_demo(root: Path, *, base_port: int = 26700, kill_node: bool = True,
+             expires_in: str = "75s", window: str = "25s", timeout_s: float = 900.0,
+             keep_running: bool = False) -> DemoResult:
+    if root.exists():
+        down(root)
+        shutil.rmtree(root)
+    say("== 1. starting a local graph: 4 validators; node0-2 train (node2 cheats), "
+        "node3 only verifies")
+    layout = up(
+        root, validators=4, workers=4, base_port=base_port,
+        worker_settings={CHEATER: {"cheat_loss_factor": 0.5},
+                         VERIFIER_ONLY: {"max_attempts": 0}},
+        node_balances={0: 0, 1: 0, CHEATER: 1_000, VERIFIER_ONLY: 1_000},
+        users={"submitter": 5_000}, consensus={"commit_ms": 200}, timeout=90,
+    )
+    result = DemoResult(layout)
+    api = ApiClient(layout.nodes[0].api_url)
+    for n in layout.nodes:
+        role = "cheater" if n.name == f"node{CHEATER}" else (
+            "verifier" if n.name == f"node{VERIFIER_ONLY}" else "worker")
+        say(f"   {n.name} {role:8s} {n.api_url}  {n.address}")
+    submitter = next(u for u in layout.users if u.name == "submitter")
+    node_env = {"LC_NODE": layout.nodes[0].api_url}
+    try:
+        _run(root, layout, api, submitter, node_env, result, kill_node=kill_node,
+             expires_in=expires_in, window=window, timeout_s=timeout_s)
+    finally:
+        if not keep_running:
+            say("== stopping the graph")
+            for name, outcome in down(root).items():
+                say(f"   {name}: {outcome}")
+    return result
+
+
+def _run(root: Path, layout: NetworkLayout, api: ApiClient, submitter: Any,
+         node_env: dict[str, str], result: DemoResult, *, kill_node: bool, expires_in: str,
+         window: str, timeout_s: float) -> None:
+    job_dir = root / "digits-job"
+    poor = layout.nodes[0]
+    say("== 2. a worker with no credits tries to post a job")
+    cli("job", "init", str(job_dir))
+    refused = cli("job", "submit", str(job_dir), "--bounty", "10",
+                  "--key", str(poor.directory / "node.key"),
+                  "--passphrase-file", str(poor.directory / "passphrase"), check=False,
+                  env=node_env)
+    result.refused_post = (refused.stderr or refused.stdout).strip().splitlines()[-1]
+    say(f"   refused (exit {refused.returncode}): {result.refused_post}")
+
+    result.balances_before = _accounts(api, layout)
+    result.supply_before = _supply(result.balances_before, [])
+    say("== 3. the submitter posts the template job (offline build, export, upload, post)")
+    posted = cli("job", "submit", str(job_dir), "--bounty", str(BOUNTY),
+                 "--expires-in", expires_in, "--reveal-window", window,
+                 "--commit-window", window, "--vote-reveal-window", window,
+                 "--voter-reward", "10", "--key", str(submitter.key_file),
+                 "--passphrase-file", str(submitter.passphrase_file), "--json", env=node_env)
+    info = json.loads(posted.stdout)
+    result.job_id = info["job_id"]
+    say(f"   job {result.job_id} in block {info['height']}: bounty {info['bounty']}, "
+        f"escrow {info['escrow']}")
+
+    say("== 4. live: claims, turns, votes (node3 will be SIGKILLed and restarted)")
+    old: dict[str, Any] | None = None
+    deadline = time.monotonic() + timeout_s
+    killed_at: float | None = None
+    pids = load_pids(root)
+    victim = layout.nodes[VERIFIER_ONLY]
+    height = api.status()["height"]
+    while True:
+        job = api.job(result.job_id)
+        now = api.status()["time_ms"]
+        for event in job_events(old, job):
+            say(f"   {event_text(event, now)}")
+            if event["event"] == "claim":
+                _print_board(api, result.job_id)
+        if kill_node and killed_at is None and job["claims"] and job["status"] == "open":
+            os.kill(pids[victim.name], signal.SIGKILL)
+            killed_at = time.monotonic()
+            say(f"   !! {victim.name} killed with SIGKILL")
+        if killed_at is not None and not result.killed_and_rejoined and \
+                time.monotonic() - killed_at > 5:
+            pids[victim.name] = start_node_process(victim)
+            (root / "devnet.json").write_text(json.dumps({"pids": pids}, indent=2) + "\n")
+            result.killed_and_rejoined = _wait_caught_up(ApiClient(victim.api_url), api)
+            say(f"   !! {victim.name} restarted; caught up: {result.killed_and_rejoined}")
+        if job["settled"]:
+            break
+        old = job
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"job not settled after {timeout_s:.0f}s (status {job['status']})")
+        try:
+            height = int(api.wait(height + 1, timeout=5)["height"])
+        except ApiError:
+            time.sleep(1)
+    result.job = job
+
+    say("== 5. outcome")
+    for v in job["verdicts"]:
+        say(f"   turn of {v['claimer']}: {v['outcome']} ({v['valid_votes']} valid, "
+            f"{v['invalid_votes']} invalid of {v['eligible']} eligible)")
+    time.sleep(1.0)
+    result.jobs_by_node = [ApiClient(n.api_url).job(result.job_id) for n in layout.nodes]
+    same = all(_settlement(j) == _settlement(job) for j in result.jobs_by_node)
+    say(f"   every node settled the job the same way: {same}")
+
+    say("== 6. the submitter fetches the model and scores it on held-out data")
+    if job["status"] == "paid":
+        model = root / "model.bin"
+        cli("job", "fetch-model", result.job_id, "-o", str(model), "--json", env=node_env)
+        result.model_path = model
+        from chain.content import blob_id_of_file
+
+        result.model_blob_ok = blob_id_of_file(model).hex() == job["winner_model_hash"]
+        result.holdout_loss, result.holdout_accuracy = _score_holdout(job, job_dir, model)
+        say(f"   model {job['winner_model_hash'][:16]}… verified against the chain: "
+            f"{result.model_blob_ok}")
+        say(f"   held-out digits ({_holdout_rows(job_dir)} never seen by a worker): "
+            f"accuracy {result.holdout_accuracy:.3f}, loss {result.holdout_loss:.4f}")
+
+    result.balances_after = _accounts(api, layout)
+    result.supply_after = _supply(result.balances_after, [])
+    say("== 7. balances before -> after")
+    for name, before in result.balances_before.items():
+        after = result.balances_after[name]
+        flag = "  BANNED" if after["banned"] else ""
+        say(f"   {name:20s} {before['balance']:>7} -> {after['balance']:>7}{flag}")
+    say(f"   total credits {result.supply_before} -> {result.supply_after} "
+        f"(+ burned slashings; escrow now {job['escrow']})")
+
+    winner = job.get("winner")
+    earner = next((n for n in layout.nodes if n.address == winner), None)
+    if earner is not None and earner.name in ("node0", "node1"):
+        say(f"== 8. {earner.name} started with 0 credits and earned {job['paid']}: "
+            "now it can post a job")
+        second = cli("job", "submit", str(job_dir), "--bounty", "50", "--expires-in", "10m",
+                     "--key", str(earner.directory / "node.key"),
+                     "--passphrase-file", str(earner.directory / "passphrase"), "--json",
+                     env=node_env)
+        result.second_job_by_earner = json.loads(second.stdout)["job_id"]
+        say(f"   posted job {result.second_job_by_earner}")
+
+
+def _settlement(job: dict[str, Any]) -> tuple[Any, ...]:
+    return (job["status"], job["winner"], job["paid"], job["winner_model_hash"],
+            tuple((v["claimer"], v["outcome"]) for v in job["verdicts"]))
+
+
+def _print_board(api: ApiClient, job_id: str) -> None:
+    board = api.leaderboard(job_id)
+    for row in board["claims"]:
+        say(f"      #{row['rank']} {row['claimer'][:14]}…  loss {row['loss']:.5f}  "
+            f"{row['state']}")
+
+
+def _wait_caught_up(node: ApiClient, reference: ApiClient, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if node.status()["height"] >= reference.status()["height"] - 1:
+                return True
+        except (ApiError, OSError):
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def _holdout_rows(job_dir: Path) -> int:
+    return sum(1 for _ in (job_dir / "holdout" / "test.csv").open()) - 1
+
+
+def _score_holdout(job: dict[str, Any], job_dir: Path, model: Path) -> tuple[float, float]:
+    """Runs the job's own evaluate entry point on the held-out split, in the sandbox."""
+    from sandbox.limits import ResourceLimits
+    from sandbox.runner import SandboxRunner
+
+    image_id = json.loads((job_dir / "image.json").read_text())["image_id"]
+    lim = job["spec"]["limits"]
+    limits = ResourceLimits.from_job(lim["memory_mb"], lim["cpu_millis"], lim["time_s"],
+                                     lim["disk_mb"])
+    result = SandboxRunner().evaluate(image_id, model, limits, input_dir=job_dir / "holdout")
+    if not result.ok or result.loss is None:
+        raise RuntimeError(f"held-out evaluation failed: {result.reason} {result.detail}")
+    metrics = result.metrics
+    return float(result.loss), float(metrics.get("accuracy", float("nan")))
+
+
+def main() -> None:
+    root = REPO / ".demo"
+    started = time.monotonic()
+    result = run_demo(root)
+    say(f"== done in {time.monotonic() - started:.0f}s "
+        f"(graph files and logs in {root}; `learningchain devnet up --dir {root}` restarts it)")
+    sys.exit(0 if result.job.get("status") == "paid" else 1)
+
+
+if __name__ == "__main__":
+    main()

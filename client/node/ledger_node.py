@@ -1,0 +1,361 @@
+"""The node process: storage, mempool, p2p, consensus, blobs, HTTP API and worker, wired.
+
+``LedgerNode`` implements ``client.node.handle.NodeHandle``. Roles decide what
+runs: every node stores and follows the chain (full); a ``validator`` signs
+consensus messages with its key; a ``worker`` trains and verifies jobs.
+Restart resumes where it stopped: the ledger is in the database, signed
+consensus messages in the WAL, the worker's claims under ``data_dir/worker``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from chain.blocks import Block
+from chain.consensus.config import ConsensusConfig
+from chain.consensus.evidence import DuplicateVoteEvidence
+from chain.consensus.timeouts import TimeoutConfig
+from chain.crypto import PrivateKey
+from chain.encoding import decode, encode
+from chain.errors import ChainError, DecodeError
+from chain.genesis import Genesis
+from chain.keyfile import read_key_file
+from chain.ledger import Ledger
+from chain.mempool import AddResult, Admission, Mempool, MempoolLimits
+from chain.storage import sqlite_url
+from chain.transactions import Evidence, SignedTransaction, sign_transaction
+from chain.types import Address
+from client.api.server import ApiServer
+from client.node.config import NodeConfig
+from client.node.consensus_driver import CONSENSUS_TOPIC, ConsensusDriver
+from client.node.handle import BlockListener, CommittedBlock, NodeStatus, PeerInfo
+from client.node.ledger_app import LedgerApp
+from client.node.stored_chain import StoredChainReads
+from client.observe.dashboard import install_dashboard
+from client.observe.metrics import NodeMetrics, install_metrics
+from client.worker.worker import Worker
+from p2p.blobs import BlobService
+from p2p.blobstore import BlobStore
+from p2p.config import GossipParams, P2PConfig
+from p2p.gossip import Gossip
+from p2p.gossip_core import Verdict
+from p2p.node import Node
+from p2p.scoring import Offence
+from p2p.sync import BlockSync
+
+log = logging.getLogger("learningchain.node")
+
+TX_TOPIC = "tx"
+TX_BATCH_BYTES = 60 * 1024
+"""[NODE-TX.1] New transactions are gossiped in batches: a msgpack list of tx wires."""
+TX_FLUSH_SECONDS = 0.02
+MEMPOOL_LIMITS = MempoolLimits(max_txs=8_000, max_bytes=8 * 1024 * 1024, max_per_sender=2_000)
+"""[NODE-MEMPOOL.1] About two blocks of work: beyond that, new transactions get 'full' (HTTP 503)
+and the sender retries, instead of the node falling behind consensus."""
+LOCAL_SUBMIT_LIMIT = 1_500
+"""[NODE-MEMPOOL.2] Transactions submitted here (API, worker) are refused with 'full' while this
+many are pending, leaving the rest of the pool for what peers gossip: a graph under load keeps
+its queue (and so the submit-to-final latency) short, and clients back off and retry."""
+_FATAL_TX_CODES = {"bad_signature", "decode_error", "bad_field", "non_canonical"}
+
+
+class LedgerNode(StoredChainReads):
+    """A running node; ``async with LedgerNode(config) as node: await node.wait_stopped()``."""
+
+    def __init__(self, config: NodeConfig, *, key: PrivateKey | None = None) -> None:
+        self.config = config
+        self.genesis = Genesis.load(config.genesis)
+        self.key = key or read_key_file(config.key_file, config.passphrase())
+        self.data_dir = config.data_dir
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.roles = config.roles
+        self.ledger = Ledger.open(config.storage_url or sqlite_url(self.data_dir), self.genesis)
+        self.mempool = Mempool(self.ledger.state, self.ledger.signatures, MEMPOOL_LIMITS)
+        self.app = LedgerApp(self.ledger, self.mempool, self.key.address,
+                             on_committed=self._on_committed, on_synced=self._on_synced)
+        self.p2p = Node(self.key, P2PConfig(
+            chain_id=self.genesis.chain_id, host=config.p2p_host, port=config.p2p_port,
+            bootstrap=config.bootstrap, peer_exchange=config.peer_exchange,
+            is_admitted=self._is_admitted,
+            gossip=GossipParams(max_message_size=((TX_TOPIC, 64 * 1024),
+                                                  (CONSENSUS_TOPIC, 3 * 1024**2))),
+        ))
+        self.gossip = Gossip(self.p2p)
+        self.gossip.subscribe(TX_TOPIC, self._on_tx_gossip)
+        self.blob_store = BlobStore(self.data_dir / "blobs")
+        self.blobs = BlobService(self.p2p, self.blob_store)
+        self.sync = BlockSync(self.p2p, self.app)
+        timeouts = config.consensus
+        self.driver = ConsensusDriver(
+            self.app,
+            self.key if config.is_validator else None,
+            ConsensusConfig(self.genesis.chain_id, TimeoutConfig(
+                propose_base_ms=timeouts.propose_ms, prevote_base_ms=timeouts.prevote_ms,
+                precommit_base_ms=timeouts.precommit_ms, commit_ms=timeouts.commit_ms,
+            )),
+            self.data_dir / "consensus.wal",
+            self._publish_consensus,
+            on_evidence=self._on_evidence,
+            on_misbehaviour=self._on_misbehaviour,
+            on_halt=self._on_halt,
+        )
+        self.gossip.subscribe(CONSENSUS_TOPIC, self.driver.on_gossip)
+        self.api: ApiServer | None = None
+        self.worker: Worker | None = None
+        self.metrics: NodeMetrics | None = None
+        """Prometheus counters the node's parts bump, once the API runs."""
+        self.admissions: Counter[tuple[str, str]] = Counter()
+        """Metrics: mempool admissions by (``local``/``gossip``, ``accepted`` or the code)."""
+        self._listeners: list[BlockListener] = []
+        self._listener_queue: asyncio.Queue[CommittedBlock] | None = None
+        self._tx_batch: list[bytes] = []
+        self._tx_batch_bytes = 0
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._resync_pending = False
+        self._stopped: asyncio.Event | None = None
+        self.exit_error: BaseException | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._stopped = asyncio.Event()
+        self._listener_queue = asyncio.Queue()
+        await self.p2p.start()
+        self.gossip.start()
+        self.sync.start()
+        self.driver.start()
+        self._tasks.append(asyncio.create_task(self._deliver_blocks(), name="block-listeners"))
+        self.api = ApiServer(self, self.config.api_host, self.config.api_port)
+        # Routes must be added before the server starts (aiohttp freezes the router).
+        self.metrics = install_metrics(self.api.app, self)
+        install_dashboard(self.api.app, self)
+        await self.api.start()
+        if self.config.is_worker:
+            self.worker = Worker(self, self.config.worker)
+            self.metrics.attach_worker(self.worker)
+            await self.worker.start()
+        log.info("node %s up: height %d, p2p %s, api %s, roles %s", self.address_text,
+                 self.height, self.p2p.endpoint, self.api_endpoint, ",".join(self.roles))
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            with contextlib.suppress(Exception):
+                await self.worker.stop()
+        if self.api is not None:
+            with contextlib.suppress(Exception):
+                await self.api.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.driver.stop()
+        await self.p2p.stop()
+        self.ledger.close()
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def __aenter__(self) -> LedgerNode:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def wait_stopped(self) -> None:
+        assert self._stopped is not None
+        await self._stopped.wait()
+
+    def request_stop(self) -> None:
+        if self._stopped is not None and not self._stopped.is_set():
+            asyncio.get_running_loop().create_task(self.stop())
+
+    # -- p2p admission, gossip ---------------------------------------------------
+
+    def _is_admitted(self, address: Address) -> bool:
+        state = self.ledger.state
+        return state.is_member(address) or address in state.validators()
+
+    def _on_tx_gossip(self, data: bytes, sender: bytes | None) -> Verdict:
+        try:
+            wires = decode(data, max_size=64 * 1024)
+        except DecodeError:
+            return Verdict.REJECT
+        if not isinstance(wires, list) or not all(isinstance(w, bytes) for w in wires):
+            return Verdict.REJECT
+        now = self.now_ms()
+        accepted = 0
+        for wire in wires:
+            result = self.mempool.add_bytes(wire, now)
+            self.admissions["gossip", result.code or result.status.value] += 1
+            if result.accepted:
+                accepted += 1
+            elif result.status is Admission.REJECTED and result.code in _FATAL_TX_CODES:
+                return Verdict.REJECT
+        return Verdict.ACCEPT if accepted else Verdict.IGNORE
+
+    def _queue_tx(self, wire: bytes) -> None:
+        if self._tx_batch_bytes + len(wire) + 8 > TX_BATCH_BYTES:
+            self._flush_txs()
+        self._tx_batch.append(wire)
+        self._tx_batch_bytes += len(wire) + 8
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_later(
+                TX_FLUSH_SECONDS, self._flush_txs)
+
+    def _flush_txs(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._tx_batch:
+            batch, self._tx_batch, self._tx_batch_bytes = self._tx_batch, [], 0
+            self.gossip.publish(TX_TOPIC, encode(batch))
+
+    def _publish_consensus(self, data: bytes) -> None:
+        self.gossip.publish(CONSENSUS_TOPIC, data)
+
+    def _on_misbehaviour(self, peer: bytes | None, code: str) -> None:
+        conn = self.p2p.peers.get(peer) if peer is not None else None  # type: ignore[call-overload]
+        if conn is not None:
+            log.info("consensus: %r misbehaved (%s)", conn, code)
+            self.p2p.penalize(conn, Offence.REJECTED_MESSAGE)
+
+    def _on_evidence(self, evidence: DuplicateVoteEvidence) -> None:
+        """Equivocation seen: report it on chain so the offender is banned [TX-EVIDENCE]."""
+        body = Evidence(encode(evidence.vote_a.to_wire()), encode(evidence.vote_b.to_wire()))
+        tx = sign_transaction(self.key, self.chain_id, self.next_nonce(self.key.address), body)
+        result = self.submit(tx)
+        log.warning("equivocation by %s reported: %s", evidence.vote_a.validator.hex(),
+                    result.status)
+
+    def _on_halt(self, error: BaseException) -> None:
+        self.exit_error = error
+        self.request_stop()
+
+    # -- commits -----------------------------------------------------------------
+
+    def _on_committed(self, block: Block, certificate: bytes) -> None:
+        self.sync.notify_height()
+        if self._listener_queue is not None:
+            self._listener_queue.put_nowait(
+                CommittedBlock(block, certificate, int(block.header.time_ms)))
+        txs = len(block.txs)
+        if txs or block.header.height % 50 == 0:
+            log.info("committed height %d (%d txs, %d pending)", block.header.height, txs,
+                     len(self.mempool))
+
+    def _on_synced(self) -> None:
+        if not self._resync_pending:
+            self._resync_pending = True
+            asyncio.get_running_loop().call_soon(self._resync)
+
+    def _resync(self) -> None:
+        self._resync_pending = False
+        self.driver.resync()
+
+    async def _deliver_blocks(self) -> None:
+        assert self._listener_queue is not None
+        while True:
+            event = await self._listener_queue.get()
+            for listener in list(self._listeners):
+                try:
+                    result = listener(event)
+                    if asyncio.iscoroutine(result):
+                        await result
+                except Exception:
+                    log.exception("block listener failed at height %d", event.block.header.height)
+
+    # -- NodeHandle --------------------------------------------------------------
+
+    @property
+    def address_text(self) -> str:
+        from chain.crypto import address_to_text
+
+        return address_to_text(self.key.address)
+
+    @property
+    def api_endpoint(self) -> str:
+        return f"{self.config.api_host}:{self.api.port}" if self.api is not None else ""
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    def status(self) -> NodeStatus:
+        state = self.ledger.state
+        now = self.p2p.now()
+        peers = tuple(
+            PeerInfo(
+                address=conn.address,
+                endpoint=_endpoint_text(conn.listen_endpoint),
+                outbound=conn.outbound,
+                score=conn.score.current(now, self.p2p.config.score_decay_per_second),
+            )
+            for conn in self.p2p.peers.values()
+        )
+        worker = self.worker.summary() if self.worker is not None else {}
+        return NodeStatus(
+            chain_id=self.chain_id, address=self.key.address, roles=self.roles,
+            height=self.height, last_block_time_ms=int(state.time_ms),
+            last_block_hash=state.block_hash if self.height else None,
+            state_root=state.state_root if self.height else None,
+            caught_up=self.sync.caught_up.is_set() or not self.p2p.peers,
+            consensus_round=self.driver.round, mempool_txs=len(self.mempool), peers=peers,
+            p2p_endpoint=self.p2p.endpoint, api_endpoint=self.api_endpoint, worker=worker,
+            storage_problem=self.driver.commit_stalled,
+        )
+
+    def submit(self, tx: SignedTransaction) -> AddResult:
+        if len(self.mempool) >= LOCAL_SUBMIT_LIMIT and tx.hash not in self.mempool:
+            self.admissions["local", "mempool_full"] += 1
+            return AddResult(Admission.FULL, "mempool_full",
+                             f"{len(self.mempool)} transactions pending; retry shortly")
+        result = self.mempool.add(tx, self.now_ms())
+        self.admissions["local", result.code or result.status.value] += 1
+        if result.accepted:
+            self._queue_tx(tx.wire)
+        return result
+
+    def put_blob_file(self, path: Path) -> bytes:
+        blob = self._store_blob_file(path)
+        self.blobs.announce(blob)
+        return blob
+
+    async def fetch_blob(
+        self, blob: bytes, progress: Callable[[int, int], None] | None = None
+    ) -> Path:
+        return await self.blobs.fetch(blob, progress=progress)
+
+
+def _endpoint_text(endpoint: tuple[str, int] | None) -> str:
+    return f"{endpoint[0]}:{endpoint[1]}" if endpoint else ""
+
+
+async def run_node(config: NodeConfig, *, ready: Callable[[LedgerNode], None] | None = None) -> int:
+    """Runs a node until SIGTERM/SIGINT; returns the process exit code."""
+    import signal
+
+    try:
+        node = LedgerNode(config)
+    except ChainError as e:
+        log.error("%s", e)
+        return 1
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, node.request_stop)
+    await node.start()
+    if ready is not None:
+        ready(node)
+    await node.wait_stopped()
+    if node.exit_error is not None:
+        log.error("node stopped: %s", node.exit_error)
+        return 3
+    log.info("node stopped cleanly at height %d (pid %d)", node.height, os.getpid())
+    return 0
