@@ -138,6 +138,7 @@ class BlockOutput:
 
 
 def validate_header(state: State, header: BlockHeader, tx_count: int) -> None:
+    """[BLOCK-APPLY.1] The header's checks, in the spec's order; each has its own code."""
     if header.chain_id != state.chain_id:
         raise InvalidBlock("wrong_chain", f"block for chain {header.chain_id!r}")
     if header.height != state.height + 1:
@@ -151,6 +152,9 @@ def validate_header(state: State, header: BlockHeader, tx_count: int) -> None:
         raise InvalidBlock("unknown_proposer", "proposer is not a validator")
     if tx_count > state.params.max_block_txs:
         raise InvalidBlock("too_many_txs", f"more than {state.params.max_block_txs} transactions")
+    if header.last_commit_hash != EMPTY_HASH:
+        raise InvalidBlock("bad_last_commit_hash", "v1 blocks carry the empty hash as "
+                                                   "last_commit_hash [BLOCK-LAST-COMMIT.1]")
 
 
 def body_size(txs: Iterable[SignedTransaction]) -> int:
