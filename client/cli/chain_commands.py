@@ -18,12 +18,14 @@ from client.cli.common import (
     ADDRESS,
     HASH32,
     PUBKEY,
+    UserError,
     client_for,
     emit,
     json_option,
     key_option,
     load_key,
     node_option,
+    out,
     passphrase_option,
     send,
     user_errors,
@@ -56,8 +58,8 @@ def balance(address: Address | None, key_path: Path | None, passphrase_file: Pat
         flags = [f for f, on in (("member", info["member"]), ("banned", info["banned"]),
                                  (f"validator power {info['validator_power']}",
                                   info["validator_power"])) if on]
-        click.echo(f"{info['address']}  {info['balance']} credits")
-        click.echo(f"nonce {info['nonce']} (next {info['next_nonce']})"
+        out(f"{info['address']}  {info['balance']} credits")
+        out(f"nonce {info['nonce']} (next {info['next_nonce']})"
                    + ("; " + ", ".join(flags) if flags else "; not a member"))
 
     emit(info, as_json, text)
@@ -83,8 +85,8 @@ def transfer(to: Address, amount: int, key_path: Path, passphrase_file: Path | N
 
     def text() -> None:
         where = f"in block {info['height']}" if info else "(pending)"
-        click.echo(f"sent {amount} credits to {address_to_text(to)} {where}")
-        click.echo(f"tx {tx.hash.hex()}")
+        out(f"sent {amount} credits to {address_to_text(to)} {where}")
+        out(f"tx {tx.hash.hex()}")
 
     emit(out, as_json, text)
 
@@ -107,14 +109,14 @@ def chain_status(node_url: str, as_json: bool) -> None:
         s = client.status()
 
     def text() -> None:
-        click.echo(f"chain    {s['chain_id']}")
+        out(f"chain    {s['chain_id']}")
         last = when(s["last_block_time_ms"], s["time_ms"])
-        click.echo(f"height   {s['height']} (last block {last})")
-        click.echo(f"node     {s['address']} ({', '.join(s['roles'])})")
-        click.echo(f"peers    {s['peer_count']}; mempool {s['mempool_txs']} tx; "
+        out(f"height   {s['height']} (last block {last})")
+        out(f"node     {s['address']} ({', '.join(s['roles'])})")
+        out(f"peers    {s['peer_count']}; mempool {s['mempool_txs']} tx; "
                    f"caught up: {'yes' if s['caught_up'] else 'no'}")
         if s.get("storage_problem"):
-            click.echo(f"STORAGE  {s['storage_problem']}")
+            out(f"STORAGE  {s['storage_problem']}")
 
     emit(s, as_json, text)
 
@@ -134,7 +136,7 @@ def chain_blocks(start: int | None, limit: int, node_url: str, as_json: bool) ->
 
     def text() -> None:
         for b in doc["blocks"]:
-            click.echo(f"{b['height']:>8}  {b['hash'][:16]}  {b['tx_count']:>5} tx  "
+            out(f"{b['height']:>8}  {b['hash'][:16]}  {b['tx_count']:>5} tx  "
                        f"{when(b['time_ms'], now):>12}  {b['proposer']}")
 
     emit(doc, as_json, text)
@@ -152,9 +154,9 @@ def chain_block(height: int, node_url: str, as_json: bool) -> None:
 
     def text() -> None:
         for k in ("height", "hash", "time_ms", "proposer", "prev_hash", "state_root"):
-            click.echo(f"{k:11} {b[k]}")
+            out(f"{k:11} {b[k]}")
         for t in b["txs"]:
-            click.echo(f"  {t['hash'][:16]}  {t['type']:12} from {t['sender']} "
+            out(f"  {t['hash'][:16]}  {t['type']:12} from {t['sender']} "
                        f"nonce {t['nonce']}")
 
     emit(b, as_json, text)
@@ -172,14 +174,14 @@ def chain_tx(tx_hash: bytes, node_url: str, as_json: bool) -> None:
 
     def text() -> None:
         if info["status"] != "committed":
-            click.echo(f"{tx_hash.hex()} pending (chain at {info['chain_height']})")
+            out(f"{tx_hash.hex()} pending (chain at {info['chain_height']})")
             return
         t = info["tx"]
-        click.echo(f"{tx_hash.hex()} committed in block {info['height']} at {info['index']}")
-        click.echo(f"{t['type']} from {t['sender']} nonce {t['nonce']}")
+        out(f"{tx_hash.hex()} committed in block {info['height']} at {info['index']}")
+        out(f"{t['type']} from {t['sender']} nonce {t['nonce']}")
         for k, v in t["body"].items():
             if k != "type":
-                click.echo(f"  {k}: {v}")
+                out(f"  {k}: {v}")
 
     emit(info, as_json, text)
 
@@ -210,13 +212,13 @@ def _report_proposal(client: Any, proposal_id: str, included: bool, as_json: boo
 
     def text() -> None:
         if state == "executed":
-            click.echo(f"executed: {what}")
+            out(f"executed: {what}")
         elif state == "pending":
-            click.echo(f"proposal {proposal_id} pending ({what}): approved power "
+            out(f"proposal {proposal_id} pending ({what}): approved power "
                        f"{out['approved_power']} of {out['needed_power']} needed")
-            click.echo(f"other validators: learningchain governance approve {proposal_id}")
+            out(f"other validators: learningchain governance approve {proposal_id}")
         else:
-            click.echo(f"proposal {proposal_id} submitted ({what})")
+            out(f"proposal {proposal_id} submitted ({what})")
 
     emit(out, as_json, text)
 
@@ -254,7 +256,7 @@ def member_list(node_url: str, as_json: bool) -> None:
         for m in doc["members"]:
             tags = ", ".join(t for t, on in (("validator", m["validator"]),
                                              ("banned", m["banned"])) if on)
-            click.echo(f"{m['address']}  {m['balance']:>12}" + (f"  ({tags})" if tags else ""))
+            out(f"{m['address']}  {m['balance']:>12}" + (f"  ({tags})" if tags else ""))
 
     emit(doc, as_json, text)
 
@@ -308,10 +310,10 @@ def validator_list(node_url: str, as_json: bool) -> None:
 
     def text() -> None:
         for v in doc["validators"]:
-            click.echo(f"{v['address']}  power {v['power']}  {v['pubkey']}")
-        click.echo(f"total power {doc['total_power']}")
+            out(f"{v['address']}  power {v['power']}  {v['pubkey']}")
+        out(f"total power {doc['total_power']}")
         for c in doc["scheduled_changes"]:
-            click.echo(f"at height {c['height']}: {c['kind']} {c['address']}")
+            out(f"at height {c['height']}: {c['kind']} {c['address']}")
 
     emit(doc, as_json, text)
 
@@ -336,7 +338,7 @@ def governance_approve(proposal_id: bytes, key_path: Path, passphrase_file: Path
     with user_errors():
         known = {p["proposal_id"]: p for p in client.proposals()["proposals"]}
     if proposal_id.hex() not in known:
-        raise click.ClickException(f"no pending proposal {proposal_id.hex()} "
+        raise UserError(f"no pending proposal {proposal_id.hex()} "
                                    "(executed, expired, or never made)")
     action = known[proposal_id.hex()]["action"]
     _tx, info = send(client, key, GovernanceApprove(Hash32(proposal_id)), wait=wait,
@@ -357,12 +359,12 @@ def governance_list(node_url: str, as_json: bool) -> None:
 
     def text() -> None:
         if not doc["proposals"]:
-            click.echo("no pending proposals")
+            out("no pending proposals")
         for p in doc["proposals"]:
             a = p["action"]
-            click.echo(f"{p['proposal_id']}  {a['kind']} {a['address']}"
+            out(f"{p['proposal_id']}  {a['kind']} {a['address']}"
                        + (f" power {a['power']}" if a["kind"] == "add_validator" else ""))
-            click.echo(f"    approved power {p['approved_power']}/{p['needed_power']} needed; "
+            out(f"    approved power {p['approved_power']}/{p['needed_power']} needed; "
                        f"expires {when(p['expires_ms'], now)}")
 
     emit(doc, as_json, text)

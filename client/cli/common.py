@@ -3,6 +3,13 @@
 Exit codes: 0 ok, 1 a user error (the node said no, a wrong passphrase, an
 unreachable node: one ``Error: …`` line, never a traceback), 2 a usage error
 (click's own: a missing or malformed argument).
+
+Every line a command prints for humans goes through ``out`` / ``note`` and every
+error through ``UserError``: all three make untrusted text inert
+[TERM-INERT.1] (``client.cli.inert``), so nothing a job, a peer or the node
+chose reaches the terminal as a control sequence. ``--json`` output is
+``json.dumps`` with its default ``ensure_ascii``: every control and non-ASCII
+character is a ``\\uXXXX`` escape, so it stays one inert JSON document.
 """
 
 from __future__ import annotations
@@ -22,9 +29,10 @@ from chain.keyfile import read_key_file
 from chain.transactions import Body, SignedTransaction
 from chain.types import Address, PublicKeyBytes
 from client.api.http_client import DEFAULT_NODE, NODE_ENV, ApiClient, ApiError
+from client.cli.inert import inert, out
 from client.cli.key_commands import PASSPHRASE_ENV, json_option, passphrase_option
 
-__all__ = ["json_option", "passphrase_option"]
+__all__ = ["inert", "json_option", "out", "passphrase_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 KEY_ENV = "LC_KEY"
@@ -66,6 +74,13 @@ def load_key(key_path: Path, passphrase_file: Path | None) -> PrivateKey:
         raise click.ClickException(str(e)) from e
 
 
+class UserError(click.ClickException):
+    """``Error: <message>`` on stderr and exit code 1; the message made inert [TERM-INERT.1]."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(inert(message))
+
+
 def one_line(e: ApiError) -> str:
     """``code: message`` without repeating a code the message already starts with."""
     return e.message if e.message.startswith(e.code) else f"{e.code}: {e.message}"
@@ -77,9 +92,9 @@ def user_errors(prefix: str = "") -> Iterator[None]:
     try:
         yield
     except ApiError as e:
-        raise click.ClickException(prefix + one_line(e)) from None
+        raise UserError(prefix + one_line(e)) from None
     except (ChainError, OSError) as e:
-        raise click.ClickException(prefix + str(e)) from None
+        raise UserError(prefix + str(e)) from None
 
 
 def client_for(node_url: str) -> ApiClient:
@@ -92,14 +107,14 @@ def client_for(node_url: str) -> ApiClient:
 def emit(data: Any, as_json: bool, text: Callable[[], None]) -> None:
     """One JSON document for scripts, else the human-readable lines."""
     if as_json:
-        click.echo(json.dumps(data))
+        click.echo(json.dumps(data))  # ensure_ascii: every control character escaped
     else:
         text()
 
 
 def note(message: str) -> None:
     """Progress for humans: on stderr, so ``--json`` output stays one clean document."""
-    click.echo(message, err=True)
+    out(message, err=True)
 
 
 # -- parameter types --------------------------------------------------------------------

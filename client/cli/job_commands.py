@@ -27,6 +27,7 @@ from client.api.http_client import ApiClient, ApiError
 from client.cli.common import (
     DURATION,
     HASH32,
+    UserError,
     client_for,
     emit,
     json_option,
@@ -35,6 +36,7 @@ from client.cli.common import (
     node_option,
     note,
     one_line,
+    out,
     passphrase_option,
     send,
     short,
@@ -92,7 +94,7 @@ def _preflight(client: ApiClient, address: bytes, escrow: int) -> None:
         problems.append(f"insufficient_balance: posting this job escrows {escrow} credits; the "
                         f"balance of {account['address']} is {account['balance']}")
     if problems:
-        raise click.ClickException("cannot post the job: " + "; ".join(problems))
+        raise UserError("cannot post the job: " + "; ".join(problems))
 
 
 def _image(job_dir: Path, image_tar: Path | None, rebuild: bool,
@@ -142,7 +144,7 @@ def _upload(client: ApiClient, path: Path, blob_id: bytes, quiet: bool) -> None:
         with user_errors("upload failed: "):
             info = client.upload_blob(path, progress)
     if info["blob"] != blob_id.hex():
-        raise click.ClickException(f"the node stored blob {info['blob']}, expected "
+        raise UserError(f"the node stored blob {info['blob']}, expected "
                                    f"{blob_id.hex()} (corrupted upload?)")
 
 
@@ -190,7 +192,7 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
     try:
         job_file = load_job_file(job_dir)
     except SandboxError as e:
-        raise click.ClickException(str(e)) from e
+        raise UserError(str(e)) from e
     bounty = job_file.bounty if bounty is None else bounty
     expires_ms = job_file.expiry_s * 1000 if expires_in is None else expires_in
     reward = max(1, bounty // 20) if voter_reward is None else voter_reward
@@ -205,7 +207,7 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
                               image_ref=ref, bounty=bounty, expiry_ms=expiry_ms, voting=voting,
                               loss_tolerance=loss_tolerance, description=description)
         except (DecodeError, KeyError, TypeError) as e:
-            raise click.ClickException(f"{job_dir / JOB_FILE}: {e}") from e
+            raise UserError(f"{job_dir / JOB_FILE}: {e}") from e
 
     draft = spec_with(b"\0" * 32, b"\0" * 32, "", 0)
     _preflight(client, key.address, draft.escrow)
@@ -213,7 +215,7 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
         try:
             tar, image_id, blob_id, ref = _image(job_dir, image_tar, rebuild, Path(tmp))
         except SandboxError as e:
-            raise click.ClickException(str(e)) from e
+            raise UserError(str(e)) from e
         _upload(client, tar, blob_id, as_json)
     with user_errors():
         now = int(client.status()["time_ms"])
@@ -227,10 +229,10 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
 
     def text() -> None:
         state = f"in block {info['height']}" if info else "submitted (pending)"
-        click.echo(f"job {tx.hash.hex()} {state}")
-        click.echo(f"bounty {spec.bounty}, escrow {spec.escrow}, claims close "
+        out(f"job {tx.hash.hex()} {state}")
+        out(f"bounty {spec.bounty}, escrow {spec.escrow}, claims close "
                    f"{when(spec.expiry_ms, now)}")
-        click.echo(f"next: learningchain job watch {tx.hash.hex()}")
+        out(f"next: learningchain job watch {tx.hash.hex()}")
 
     emit(out, as_json, text)
 
@@ -256,7 +258,7 @@ def job_status(job_id: bytes, node_url: str, as_json: bool) -> None:
 
     def text() -> None:
         for line in describe_job(j, now):
-            click.echo(line)
+            out(line)
 
     emit(j, as_json, text)
 
@@ -309,12 +311,12 @@ def job_leaderboard(job_id: bytes, node_url: str, as_json: bool) -> None:
 
     def text() -> None:
         if not board["claims"]:
-            click.echo(f"no claims yet (job is {board['status']})")
+            out(f"no claims yet (job is {board['status']})")
             return
-        click.echo(f"{'rank':>4}  {'loss':>12}  {'height':>7}  {'state':10}  claimer")
+        out(f"{'rank':>4}  {'loss':>12}  {'height':>7}  {'state':10}  claimer")
         for r in board["claims"]:
             state = "winner" if r["winner"] else r["state"]
-            click.echo(f"{r['rank']:>4}  {r['loss']:>12.6g}  {r['height']:>7}  {state:10}  "
+            out(f"{r['rank']:>4}  {r['loss']:>12.6g}  {r['height']:>7}  {state:10}  "
                        f"{r['claimer']}")
 
     emit(board, as_json, text)
@@ -410,18 +412,18 @@ def job_watch(job_id: bytes, timeout: int | None, node_url: str, as_json: bool) 
         with user_errors():
             now = int(client.status()["time_ms"])
         for event in job_events(old, new):
-            click.echo(json.dumps(event) if as_json else event_text(event, now))
+            out(json.dumps(event) if as_json else event_text(event, now))
         if new["settled"]:
             return
         old = new
         left = 30.0 if deadline is None else deadline - time.monotonic()
         if left <= 0:
-            raise click.ClickException(f"gave up watching; the job is still {new['status']}")
+            raise UserError(f"gave up watching; the job is still {new['status']}")
         try:
             height = int(client.wait(height + 1, timeout=min(left, 30.0))["height"])
         except ApiError as e:
             if e.code != "busy":
-                raise click.ClickException(one_line(e)) from None
+                raise UserError(one_line(e)) from None
             time.sleep(1.0)
 
 
@@ -440,7 +442,7 @@ def job_fetch_model(job_id: bytes, output: Path, node_url: str, as_json: bool) -
     j = _get_job(client, job_id)
     model = j["winner_model_hash"]
     if not model:
-        raise click.ClickException(f"job has no verified winner (status {j['status']}); "
+        raise UserError(f"job has no verified winner (status {j['status']}); "
                                    "nothing to fetch")
     bar: Any = click.progressbar(length=1, label="downloading model", hidden=as_json,
                                  file=sys.stderr)
@@ -457,9 +459,9 @@ def job_fetch_model(job_id: bytes, output: Path, node_url: str, as_json: bool) -
     got = blob_id_of_file(output)
     if got.hex() != model:
         output.unlink(missing_ok=True)
-        raise click.ClickException(f"downloaded bytes hash to {got.hex()}, not the committed "
+        raise UserError(f"downloaded bytes hash to {got.hex()}, not the committed "
                                    f"model {model}; file removed")
     out = {"job_id": job_id.hex(), "model_hash": model, "size": size, "file": str(output),
            "winner": j["winner"]}
-    emit(out, as_json, lambda: click.echo(f"wrote {output} ({size} bytes), model {model} "
+    emit(out, as_json, lambda: out(f"wrote {output} ({size} bytes), model {model} "
                                           "verified"))

@@ -11,6 +11,7 @@ import click
 from chain.crypto import PrivateKey, address_to_text
 from chain.errors import KeyFileError
 from chain.keyfile import read_key_file, write_key_file
+from client.cli.inert import out
 
 PASSPHRASE_ENV = "LC_PASSPHRASE"
 
@@ -34,10 +35,10 @@ def _describe(key: PrivateKey, path: Path) -> dict[str, str]:
 
 def _emit(info: dict[str, str], as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(info))
+        out(json.dumps(info))
     else:
         for k, v in info.items():
-            click.echo(f"{k:11} {v}")
+            out(f"{k:11} {v}")
 
 
 passphrase_option = click.option(
@@ -109,4 +110,4 @@ def keys_export(path: Path, i_understand: bool, passphrase_file: Path | None) ->
         key = read_key_file(path, _passphrase(passphrase_file, confirm=False))
     except KeyFileError as e:
         raise click.ClickException(str(e)) from e
-    click.echo(key.secret.hex())
+    out(key.secret.hex())

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from client.cli.inert import out as say
 from client.devnet.network import API_PORT_OFFSET, create_network
 
 
@@ -55,19 +56,19 @@ def network_create(out: Path, validators: int, workers: int | None, chain_id: st
     except (FileExistsError, ValueError, OSError) as e:
         raise click.ClickException(str(e)) from e
     if as_json:
-        click.echo(json.dumps(layout.to_json()))
+        say(json.dumps(layout.to_json()))
         return
-    click.echo(f"network {layout.chain_id}: genesis {layout.genesis}")
+    say(f"network {layout.chain_id}: genesis {layout.genesis}")
     for n in layout.nodes:
-        click.echo(f"  {n.name}  {'+'.join(n.roles):16s} p2p {n.p2p_port}  api {n.api_url}  "
+        say(f"  {n.name}  {'+'.join(n.roles):16s} p2p {n.p2p_port}  api {n.api_url}  "
                    f"{n.address}")
     for u in layout.users:
-        click.echo(f"  user {u.name}: {u.address} ({u.balance} credits), key {u.key_file}, "
+        say(f"  user {u.name}: {u.address} ({u.balance} credits), key {u.key_file}, "
                    f"passphrase {u.passphrase_file}")
     first = layout.nodes[0]
-    click.echo("start each node:  learningchain node start --config <node>/config.toml")
-    click.echo(f"then:  export LC_NODE={first.api_url}")
+    say("start each node:  learningchain node start --config <node>/config.toml")
+    say(f"then:  export LC_NODE={first.api_url}")
     if layout.users:
         u = layout.users[0]
-        click.echo(f"       learningchain balance --key {u.key_file} "
+        say(f"       learningchain balance --key {u.key_file} "
                    f"--passphrase-file {u.passphrase_file}")

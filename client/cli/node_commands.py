@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from client.cli.inert import out
 from client.node.config import ConfigError, NodeConfig
 from client.observe.logs import LEVELS, setup_logging
 
@@ -65,13 +66,13 @@ def devnet_up(root: Path, validators: int, workers: int, base_port: int, timeout
     except (DevnetError, FileExistsError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     if as_json:
-        click.echo(json.dumps(layout.to_json()))
+        out(json.dumps(layout.to_json()))
         return
-    click.echo(f"devnet {layout.chain_id} up in {layout.root}")
+    out(f"devnet {layout.chain_id} up in {layout.root}")
     for n in layout.nodes:
-        click.echo(f"  {n.name}  {n.api_url}  {'+'.join(n.roles):18s} {n.address}")
+        out(f"  {n.name}  {n.api_url}  {'+'.join(n.roles):18s} {n.address}")
     for u in layout.users:
-        click.echo(f"  user {u.name}: key {u.key_file} (passphrase in {u.passphrase_file})")
+        out(f"  user {u.name}: key {u.key_file} (passphrase in {u.passphrase_file})")
 
 
 @devnet.command("down")
@@ -84,12 +85,12 @@ def devnet_down(root: Path, as_json: bool) -> None:
 
     outcome = down(root)
     if as_json:
-        click.echo(json.dumps(outcome))
+        out(json.dumps(outcome))
     elif not outcome:
-        click.echo("no devnet processes recorded")
+        out("no devnet processes recorded")
     else:
         for name, what in outcome.items():
-            click.echo(f"  {name}: {what}")
+            out(f"  {name}: {what}")
 
 
 @devnet.command("status")
@@ -104,9 +105,9 @@ def devnet_status(root: Path, as_json: bool) -> None:
         raise click.ClickException(f"no devnet in {root} (run `learningchain devnet up`)")
     rows = status(root)
     if as_json:
-        click.echo(json.dumps(rows))
+        out(json.dumps(rows))
         return
     for r in rows:
         state = "up" if r["running"] else "down"
-        click.echo(f"  {r['name']}  {state:4s} height {r['height']}  peers {r['peers']}  "
+        out(f"  {r['name']}  {state:4s} height {r['height']}  peers {r['peers']}  "
                    f"{r['api']}")
