@@ -1,7 +1,9 @@
-"""Typed readers for decoded msgpack fields: each raises ``DecodeError`` naming the field.
+"""Typed readers for decoded msgpack fields: the one field-check mechanism.
 
-Decoders of protocol objects are sequences of these calls, so a malformed
-peer message fails with e.g. ``bad field 'amount': expected int in [1, 2**63-1]``.
+Every decoder of peer input (transactions, blocks, job specs, consensus
+messages, p2p frames) is a sequence of these calls, so a malformed message
+fails with a ``FieldError`` that names the field, what was expected and what
+came: ``bad field 'amount': expected int in [1, 2**63-1], got -5``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from chain.errors import DecodeError
+from chain.errors import FieldError
 from chain.types import (
     ADDRESS_LEN,
     HASH_LEN,
@@ -25,23 +27,23 @@ from chain.types import (
 )
 
 
-def _bad(name: str, expected: str) -> DecodeError:
-    return DecodeError(f"bad field {name!r}: expected {expected}", code="bad_field")
+def _bad(name: str, expected: str, got: Any) -> FieldError:
+    return FieldError(name, expected, got)
 
 
 def array(value: Any, name: str, length: int | None = None, max_len: int = 1 << 16) -> list[Any]:
     if not isinstance(value, list):
-        raise _bad(name, "array")
+        raise _bad(name, "array", value)
     if length is not None and len(value) != length:
-        raise _bad(name, f"array of {length} items, got {len(value)}")
+        raise _bad(name, f"array of {length} items", f"{len(value)} items")
     if len(value) > max_len:
-        raise _bad(name, f"at most {max_len} items")
+        raise _bad(name, f"at most {max_len} items", f"{len(value)} items")
     return value
 
 
 def uint(value: Any, name: str, lo: int = 0, hi: int = 2**63 - 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise _bad(name, f"int in [{lo}, {hi}]")
+        raise _bad(name, f"int in [{lo}, {hi}]", value)
     return value
 
 
@@ -51,13 +53,13 @@ def amount(value: Any, name: str, lo: int = 1) -> Amount:
 
 def boolean(value: Any, name: str) -> bool:
     if not isinstance(value, bool):
-        raise _bad(name, "bool")
+        raise _bad(name, "bool", value)
     return value
 
 
 def finite_float(value: Any, name: str) -> float:
     if not isinstance(value, float) or not math.isfinite(value):
-        raise _bad(name, "finite float64")
+        raise _bad(name, "finite float64", value)
     return value
 
 
@@ -67,17 +69,17 @@ def optional_float(value: Any, name: str) -> float | None:
 
 def blob(value: Any, name: str, length: int | None = None, max_len: int = 1 << 16) -> bytes:
     if not isinstance(value, bytes):
-        raise _bad(name, "bin")
+        raise _bad(name, "bin", value)
     if length is not None and len(value) != length:
-        raise _bad(name, f"{length} bytes")
+        raise _bad(name, f"{length} bytes", value)
     if len(value) > max_len:
-        raise _bad(name, f"at most {max_len} bytes")
+        raise _bad(name, f"at most {max_len} bytes", value)
     return value
 
 
 def text(value: Any, name: str, max_len: int = 256, min_len: int = 0) -> str:
     if not isinstance(value, str) or not min_len <= len(value) <= max_len:
-        raise _bad(name, f"str of {min_len}..{max_len} chars")
+        raise _bad(name, f"str of {min_len}..{max_len} chars", value)
     return value
 
 
@@ -97,7 +99,7 @@ def hash32(value: Any, name: str) -> Hash32:
 def pubkey(value: Any, name: str) -> PublicKeyBytes:
     raw = blob(value, name, PUBKEY_LEN)
     if raw[0] not in (2, 3):
-        raise _bad(name, "compressed public key (0x02/0x03 prefix)")
+        raise _bad(name, "compressed public key (0x02/0x03 prefix)", raw[:1])
     return PublicKeyBytes(raw)
 
 
@@ -107,5 +109,5 @@ def signature(value: Any, name: str) -> Signature:
 
 def one_of(value: Any, name: str, allowed: Sequence[str]) -> str:
     if value not in allowed:
-        raise _bad(name, f"one of {list(allowed)}")
+        raise _bad(name, f"one of {list(allowed)}", value)
     return str(value)

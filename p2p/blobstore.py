@@ -18,6 +18,7 @@ from pathlib import Path
 
 from chain.content import CHUNK_SIZE, blob_id, chunk_count, hash_file
 from chain.encoding import decode, encode
+from p2p.errors import P2PError
 
 __all__ = [
     "BlobCorrupt", "BlobError", "BlobStore", "BlobTooLarge", "BlobUnavailable",
@@ -25,7 +26,7 @@ __all__ = [
 ]
 
 
-class BlobError(Exception):
+class BlobError(P2PError):
     code = "blob_error"
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from chain.content import CHUNK_SIZE
 from chain.types import Address
+from p2p.errors import P2PError
 
 BULK_SERVICE = "blob"
 BULK_PATH = "/p2p/blob/{blob}"
@@ -101,11 +102,11 @@ class BulkGrants:
             del self._grants[token]
 
 
-class BulkError(Exception):
+class BulkError(P2PError):
     """The bulk stream cannot be used with this peer (refused, unreachable, cut short)."""
 
 
-class BadChunk(Exception):
+class BadChunk(P2PError):
     """A chunk from the bulk stream did not match the manifest."""
 
     def __init__(self, index: int) -> None:
@@ -113,7 +114,7 @@ class BadChunk(Exception):
         self.index = index
 
 
-class Cancelled(Exception):
+class Cancelled(P2PError):
     """The fetch this stream belonged to has ended."""
 
 

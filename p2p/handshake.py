@@ -18,17 +18,17 @@ from chain.crypto import PrivateKey, address_from_pubkey, sha256, verify
 from chain.encoding import encode
 from chain.errors import InvalidAddress
 from chain.types import Address, Hash32
+from p2p.errors import P2PError
 from p2p.wire import DOMAIN, PROTOCOL_VERSION, Auth, Hello
 
 HANDSHAKE_TAG = "P2P_HANDSHAKE"
 
 
-class HandshakeError(Exception):
+class HandshakeError(P2PError):
     """A handshake that must not complete; ``code`` is sent to the other side."""
 
     def __init__(self, code: str, reason: str) -> None:
-        super().__init__(f"{code}: {reason}")
-        self.code = code
+        super().__init__(f"{code}: {reason}", code=code)
         self.reason = reason
 
 

@@ -26,6 +26,7 @@ from chain.crypto import PrivateKey
 from chain.types import Address
 from p2p.addrbook import AddressBook, Endpoint
 from p2p.config import P2PConfig
+from p2p.errors import P2PError
 from p2p.handshake import (
     HandshakeError,
     HandshakeRefused,
@@ -66,7 +67,7 @@ _WS_OVERHEAD = 64
 """Room for the frame header so ``MAX_FRAME_SIZE`` bounds the payload itself."""
 
 
-class RequestFailed(Exception):
+class RequestFailed(P2PError):
     """A request got no usable answer (timeout, disconnect, or NotFound)."""
 
 

@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 
 from chain.types import Address
+from p2p.errors import P2PError
 from p2p.handshake import PeerIdentity
 from p2p.scoring import PeerScore, TokenBucket
 from p2p.wire import Message, encode_frame
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 WebSocket = aiohttp.ClientWebSocketResponse | web.WebSocketResponse
 
 
-class ConnectionClosed(Exception):
+class ConnectionClosed(P2PError):
     """The WebSocket closed or failed while we waited on it."""
 
 

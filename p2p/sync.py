@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from chain.types import Address
+from p2p.errors import P2PError
 from p2p.node import Node, RequestFailed
 from p2p.peer import PeerConnection
 from p2p.scoring import Offence
@@ -49,7 +50,7 @@ class BlockSource(Protocol):
         ...
 
 
-class LocalApplyFailure(Exception):
+class LocalApplyFailure(P2PError):
     """``BlockSource.apply`` could not store a block that may well be valid (e.g. the
     database is locked or the disk is full): no peer is blamed; sync retries later."""
 

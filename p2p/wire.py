@@ -13,9 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
+from chain import fields as fields_
 from chain.content import CHUNK_SIZE
 from chain.encoding import decode, encode
-from chain.errors import DecodeError
+from chain.errors import DecodeError, FieldError
+from p2p.errors import P2PError
 
 PROTOCOL_VERSION = 1
 DOMAIN = "learningchain/v1"
@@ -42,46 +44,59 @@ MAX_CHAIN_ID_LEN = 64
 MAX_U64 = 2**64 - 1
 
 
-class MalformedFrame(Exception):
+class MalformedFrame(P2PError):
     """A frame that is not exactly one well-formed protocol message."""
 
     def __init__(self, message: str, *, code: str = "malformed") -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code)
 
 
-Check = Callable[[Any], bool]
+Check = Callable[[Any, str], None]
+"""Checks one field of a frame, raising ``chain.errors.FieldError`` (field, expected, got):
+the wire schemas are built from the same readers as every ledger decoder."""
 
 
 def _bin(exact: int | None = None, max_len: int | None = None) -> Check:
-    def check(v: Any) -> bool:
-        if not isinstance(v, bytes):
-            return False
-        if exact is not None and len(v) != exact:
-            return False
-        return max_len is None or len(v) <= max_len
+    limit = max_len if max_len is not None else MAX_FRAME_SIZE
+
+    def check(v: Any, name: str) -> None:
+        fields_.blob(v, name, exact, limit)
 
     return check
 
 
 def _uint(max_value: int = MAX_U64) -> Check:
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= max_value
+    def check(v: Any, name: str) -> None:
+        fields_.uint(v, name, 0, max_value)
+
+    return check
 
 
 def _str(max_len: int) -> Check:
-    return lambda v: isinstance(v, str) and len(v.encode()) <= max_len
+    """A UTF-8 string of at most ``max_len`` encoded bytes."""
+
+    def check(v: Any, name: str) -> None:
+        fields_.text(v, name, max_len)
+        if len(v.encode()) > max_len:
+            raise FieldError(name, f"str of at most {max_len} UTF-8 bytes", v)
+
+    return check
 
 
 def _list(item: Check, max_items: int) -> Check:
-    return lambda v: isinstance(v, list) and len(v) <= max_items and all(item(x) for x in v)
+    def check(v: Any, name: str) -> None:
+        for i, x in enumerate(fields_.array(v, name, max_len=max_items)):
+            item(x, f"{name}[{i}]")
+
+    return check
 
 
 def _tuple(*items: Check) -> Check:
-    return lambda v: (
-        isinstance(v, list)
-        and len(v) == len(items)
-        and all(c(x) for c, x in zip(items, v, strict=True))
-    )
+    def check(v: Any, name: str) -> None:
+        for i, (c, x) in enumerate(zip(items, fields_.array(v, name, len(items)), strict=True)):
+            c(x, f"{name}[{i}]")
+
+    return check
 
 
 _HASH = _bin(exact=32)
@@ -458,6 +473,8 @@ def decode_frame(frame: bytes, *, max_size: int = MAX_FRAME_SIZE) -> Message:
     if len(args) != len(cls.SCHEMA):
         raise MalformedFrame(f"{cls.TAG}: expected {len(cls.SCHEMA)} fields, got {len(args)}")
     for i, (check, arg) in enumerate(zip(cls.SCHEMA, args, strict=True)):
-        if not check(arg):
-            raise MalformedFrame(f"{cls.TAG}: field {i} out of type or bounds", code="bad_field")
+        try:
+            check(arg, f"{cls.TAG}[{i}]")
+        except FieldError as e:
+            raise MalformedFrame(str(e), code="bad_field") from e
     return cls(*args)

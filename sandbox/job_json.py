@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.errors import SandboxError
+
 MAX_JSON_BYTES = 64 * 1024
 """[JOB-JSON.1] A job's JSON file is at most 64 KiB."""
 MAX_DEPTH = 32
@@ -35,7 +37,7 @@ METRIC_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _EXCERPT = 48
 
 
-class JobJsonError(ValueError):
+class JobJsonError(SandboxError, ValueError):
     """A job's JSON broke a rule; ``rule`` names it, ``excerpt`` shows the bad bytes."""
 
     def __init__(self, rule: str, detail: str, excerpt: str = "") -> None:

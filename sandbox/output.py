@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from sandbox.errors import SandboxError
+
 ARCHIVE_ROOT = "output"
 """``tar -C / -cf - output`` names every entry ``output/...``."""
 TAR_OVERHEAD_BYTES = 1024 * 1024
@@ -47,7 +49,7 @@ HOST_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, err
 """Errors of the host's own storage: not caused by what the job wrote."""
 
 
-class OutputRejected(Exception):
+class OutputRejected(SandboxError):
     """The output broke a rule; ``reason`` is ``too_large``, ``bad_entry`` or ``file_too_large``.
 
     ``name`` is the offending entry (cut to 200 characters) when there is one.
@@ -59,7 +61,7 @@ class OutputRejected(Exception):
         self.name = name
 
 
-class OutputHostError(Exception):
+class OutputHostError(SandboxError):
     """The host failed writing output the rules allow (disk full, I/O error): not the job."""
 
 

@@ -145,3 +145,46 @@ def test_client_is_made_of_subpackages() -> None:
     flat = sorted(p.name for p in (ROOT / "client").glob("*.py")
                   if p.name not in ("__init__.py", "__main__.py"))
     assert flat == [], f"flat modules in client/: {flat}"
+
+
+ERROR_ROOTS = {"chain": "ChainError", "p2p": "P2PError", "sandbox": "SandboxError"}
+"""One error root per lower floor: callers catch one class and read its ``code``."""
+
+
+def exception_classes(top: str) -> dict[str, list[str]]:
+    """Every class in ``top`` whose name or bases look like an exception, with its bases."""
+    out: dict[str, list[str]] = {}
+    for name, path in shipped_modules().items():
+        if name.split(".")[0] != top:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                bases = [ast.unparse(b).rpartition(".")[2] for b in node.bases]
+                out[f"{name}.{node.name}"] = bases
+    return out
+
+
+def _reaches(cls: str, root: str, bases: dict[str, list[str]],
+             seen: frozenset[str] = frozenset()) -> bool:
+    if cls == root:
+        return True
+    if cls not in bases or cls in seen:
+        return False
+    return any(_reaches(b, root, bases, seen | {cls}) for b in bases[cls])
+
+
+def test_every_error_of_a_floor_derives_from_its_root() -> None:
+    """chain → ChainError, p2p → P2PError, sandbox → SandboxError (issue 14 §5)."""
+    bad = []
+    for top, root in ERROR_ROOTS.items():
+        classes = exception_classes(top)
+        short = {qual.rpartition(".")[2]: bases for qual, bases in classes.items()}
+
+        for qual, bases in classes.items():
+            if qual.rpartition(".")[2] == root:
+                continue
+            exceptionish = any(b in ("Exception", "ValueError", "RuntimeError", "OSError")
+                               or b.endswith(("Error", "Exception")) for b in bases)
+            if exceptionish and not _reaches(qual.rpartition(".")[2], root, short):
+                bad.append(f"{qual}({', '.join(bases)}) does not derive from {root}")
+    assert not bad, "\n".join(bad)

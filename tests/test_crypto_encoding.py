@@ -201,3 +201,36 @@ def test_random_garbage_never_crashes() -> None:
         blob = os.urandom(int.from_bytes(os.urandom(1), "big") % 40)
         with contextlib.suppress(DecodeError):
             decode(blob)
+
+
+def test_invalid_field_error_names_the_field_what_was_expected_and_what_came() -> None:
+    """[ENC-LIMIT.1] one field-check mechanism: the error carries field, expected, got."""
+    import pytest
+
+    from chain import fields
+    from chain.errors import DecodeError, FieldError
+
+    with pytest.raises(FieldError) as caught:
+        fields.uint(-5, "amount", 1, 10)
+    err = caught.value
+    assert (err.field, err.expected, err.got, err.code) == ("amount", "int in [1, 10]", "-5",
+                                                            "bad_field")
+    assert isinstance(err, DecodeError)
+    with pytest.raises(FieldError) as caught:
+        fields.blob(b"\x00" * 100, "sig", 64)
+    assert caught.value.got.startswith("100 bytes 0x0000")  # hostile bytes shown short
+    assert len(str(caught.value)) < 200
+
+
+def test_invalid_wire_frame_says_which_field_and_why() -> None:
+    """[WIRE-FRAME.2] p2p frames are checked by the same field readers as the ledger."""
+    import pytest
+
+    from chain.encoding import encode
+    from p2p.errors import P2PError
+    from p2p.wire import MalformedFrame, decode_frame
+
+    with pytest.raises(MalformedFrame) as caught:
+        decode_frame(encode(["getblocks", 1, 2, 10**6]))
+    assert caught.value.code == "bad_field" and isinstance(caught.value, P2PError)
+    assert "getblocks[2]" in str(caught.value) and "1000000" in str(caught.value)

@@ -13,6 +13,7 @@ from typing import Protocol
 from chain.types import Hash32, Height, Round, TimeMs
 
 from .certificate import Decision
+from .errors import ConsensusError
 from .evidence import DuplicateVoteEvidence
 from .messages import Proposal, Vote
 from .timeouts import Timeout
@@ -49,8 +50,10 @@ class Application(Protocol):
         ...
 
 
-class CommitDeferred(Exception):
+class CommitDeferred(ConsensusError):
     """[CONS-COMMIT.2] The application could not store a decision yet and changed nothing."""
+
+    code = "commit_deferred"
 
 
 # ------------------------------------------------------------------ actions
