@@ -25,7 +25,6 @@ from chain.state import (
     Change,
     State,
     compute_state_root,
-    encode_record,
 )
 from chain.types import (
     EMPTY_HASH,
@@ -59,13 +58,17 @@ class Genesis:
     balances: tuple[tuple[Address, Amount], ...]
     params: Params
 
+    def hashed_form(self) -> list[Any]:
+        """[GENESIS-HASH.1] What the genesis hash covers: validators in document order,
+        members (validators included) and balances sorted by raw address, every parameter."""
+        return ["learningchain/v1", "genesis", self.chain_id, self.genesis_time_ms,
+                [[v.pubkey, v.power, v.name] for v in self.validators], list(self.members),
+                [[a, b] for a, b in self.balances], self.params.to_wire()]
+
     @property
     def hash(self) -> Hash32:
         """The id of genesis; block 1's ``prev_hash``."""
-        wire = ["learningchain/v1", "genesis", self.chain_id, self.genesis_time_ms,
-                [[v.pubkey, v.power, v.name] for v in self.validators], list(self.members),
-                [[a, b] for a, b in self.balances], self.params.to_wire()]
-        return Hash32(hashlib.sha256(encode(wire)).digest())
+        return Hash32(hashlib.sha256(encode(self.hashed_form())).digest())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -141,8 +144,17 @@ def _parse(doc: Any) -> Genesis:
                    tuple(sorted(balances)), params)
 
 
+def genesis_records(genesis: Genesis) -> list[Change]:
+    """[GENESIS-STATE.1] The records of height 0, sorted by (table, key); root(0) hashes them."""
+    return genesis_state(genesis).records()
+
+
 def genesis_state(genesis: Genesis) -> State:
-    """[GENESIS-STATE.1] The state at height 0, its root over every record."""
+    """[GENESIS-STATE.1] The state at height 0, its root over every record.
+
+    Validators, members (validators included), accounts with a non-zero balance
+    (a zero balance creates no record), the parameters, and meta supply and burned.
+    """
     state = State(chain_id=genesis.chain_id)
     t = state.tables
     for v in genesis.validators:
@@ -155,9 +167,7 @@ def genesis_state(genesis: Genesis) -> State:
     t["params"][PARAMS_KEY] = genesis.params
     t["meta"][META_SUPPLY] = sum(b for _, b in genesis.balances)
     t["meta"][META_BURNED] = 0
-    changes = [Change(table, key, encode_record(table, t[table][key]))
-               for table in sorted(t) for key in sorted(t[table])]
-    state.state_root = compute_state_root(EMPTY_HASH, 0, changes)
+    state.state_root = compute_state_root(EMPTY_HASH, 0, state.records())
     state.height = Height(0)
     state.block_hash = genesis.hash
     state.time_ms = genesis.genesis_time_ms

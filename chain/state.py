@@ -154,6 +154,11 @@ class State(StateReader):
         escrow = sum(j.escrow for j in self.tables["job"].values())
         return balances + escrow + self.burned
 
+    def records(self) -> list[Change]:
+        """Every record as a change, sorted by (table, key): the genesis root hashes these."""
+        return [Change(table, key, encode_record(table, self.tables[table][key]))
+                for table in sorted(self.tables) for key in sorted(self.tables[table])]
+
     def digest(self) -> Hash32:
         """SHA-256 over every record, sorted: to compare two nodes' states directly."""
         h = hashlib.sha256()
