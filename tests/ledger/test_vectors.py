@@ -29,6 +29,7 @@ from chain.transactions import (
     GovernancePropose,
     PostJob,
     RevealModel,
+    SignedTransaction,
     Transfer,
     VoteCommit,
     VoteReveal,
@@ -52,26 +53,37 @@ def _spec() -> JobSpec:
 
 
 def build_vectors() -> dict[str, Any]:
-    alice, bob = _key("alice"), _key("bob")
-    job_id = Hash32(hashlib.sha256(b"job").digest())
-    model, salt = Hash32(hashlib.sha256(b"model").digest()), b"\x07" * 32
-    bodies = [
-        Transfer(bob.address, Amount(42)),
-        PostJob(_spec()),
-        ClaimLoss(job_id, 0.125, model_commitment(job_id, alice.address, model, salt)),
-        RevealModel(job_id, model, salt),
-        VoteCommit(job_id, alice.address,
-                   vote_commitment(job_id, alice.address, bob.address, True, 0.126, salt)),
-        VoteReveal(job_id, alice.address, True, 0.126, salt),
-        GovernancePropose(GovernanceAction("admit_member", bob.address)),
-        GovernanceApprove(Hash32(b"\x01" * 32)),
-    ]
-    txs = []
-    for nonce, body in enumerate(bodies):
-        tx = sign_transaction(alice, CHAIN_ID, nonce, body)
-        txs.append({"type": body.TAG, "nonce": nonce, "signer_seed": "alice",
+    """One story: alice posts a job, bob claims and reveals, carol votes on bob's claim.
+
+    Every transaction carries its signer (``signer_seed``) and that signer's nonce; the
+    job id is the posting transaction's id, the proposal id the proposing one's, and each
+    commitment is opened by the key that signs the transaction carrying it.
+    """
+    alice, bob, carol = _key("alice"), _key("bob"), _key("carol")
+    model, salt, vote_salt = Hash32(hashlib.sha256(b"model").digest()), b"\x07" * 32, b"\x08" * 32
+    nonces: dict[str, int] = {}
+    txs: list[dict[str, Any]] = []
+
+    def signed(seed: str, body: Any) -> Hash32:
+        nonce = nonces.get(seed, 0)
+        nonces[seed] = nonce + 1
+        tx = sign_transaction(_key(seed), CHAIN_ID, nonce, body)
+        txs.append({"type": body.TAG, "nonce": nonce, "signer_seed": seed,
                     "signing_digest": tx.digest(CHAIN_ID).hex(), "signature": tx.signature.hex(),
                     "wire": tx.wire.hex(), "tx_hash": tx.hash.hex()})
+        return tx.hash
+
+    signed("alice", Transfer(bob.address, Amount(42)))
+    job_id = signed("alice", PostJob(_spec()))
+    model_c = model_commitment(job_id, bob.address, model, salt)
+    signed("bob", ClaimLoss(job_id, 0.125, model_c))
+    signed("bob", RevealModel(job_id, model, salt))
+    vote_c = vote_commitment(job_id, bob.address, carol.address, True, 0.126, vote_salt)
+    signed("carol", VoteCommit(job_id, bob.address, vote_c))
+    signed("carol", VoteReveal(job_id, bob.address, True, 0.126, vote_salt))
+    proposal_id = signed("alice", GovernancePropose(GovernanceAction("admit_member",
+                                                                     carol.address)))
+    signed("bob", GovernanceApprove(proposal_id))
     header = BlockHeader(CHAIN_ID, Height(1), TimeMs(1_700_000_001_000), Hash32(b"\x02" * 32),
                          alice.address, merkle_root([bytes.fromhex(t["tx_hash"]) for t in txs]),
                          Hash32(b"\x03" * 32), Hash32(b"\x00" * 32))
@@ -83,15 +95,18 @@ def build_vectors() -> dict[str, Any]:
         "keys": [{"seed": s, "secret": _key(s).secret.hex(),
                   "pubkey": _key(s).public_key.hex(), "address": _key(s).address.hex(),
                   "address_text": address_to_text(_key(s).address)}
-                 for s in ("alice", "bob")],
+                 for s in ("alice", "bob", "carol")],
         "encodings": [{"value": repr(v), "hex": encode(v).hex()} for v in encodings],
         "transactions": txs,
         "merkle": [{"leaves": n, "root": merkle_root(
             [hashlib.sha256(bytes([i])).digest() for i in range(n)]).hex()} for n in range(0, 8)],
         "block_header": {"wire": header.encode().hex(), "hash": header.hash.hex()},
         "commitments": {
-            "model": model_commitment(job_id, alice.address, model, salt).hex(),
-            "vote": vote_commitment(job_id, alice.address, bob.address, True, 0.126, salt).hex(),
+            "model": {"job_id": job_id.hex(), "claimer": bob.address.hex(),
+                      "model_hash": model.hex(), "salt": salt.hex(), "commitment": model_c.hex()},
+            "vote": {"job_id": job_id.hex(), "claimer": bob.address.hex(),
+                     "voter": carol.address.hex(), "valid": True, "measured_loss": 0.126,
+                     "salt": vote_salt.hex(), "commitment": vote_c.hex()},
         },
         "genesis": {"doc": genesis.to_json(), "hash": genesis.hash.hex(),
                     "state_root": genesis_state(genesis).state_root.hex()},
@@ -99,6 +114,7 @@ def build_vectors() -> dict[str, Any]:
 
 
 def test_vectors_match_committed_file() -> None:
+    """[ENC-CANON.1] [TX-SIG.1] [BLOCK-MERKLE.1] [KEY-ADDR-TEXT.1] ledger.json, byte for byte."""
     vectors = build_vectors()
     text = json.dumps(vectors, indent=1, sort_keys=True) + "\n"
     if os.environ.get("LC_WRITE_VECTORS") == "1":
@@ -107,16 +123,19 @@ def test_vectors_match_committed_file() -> None:
 
 
 def test_vectors_verify_with_independent_ecdsa() -> None:
+    """[KEY-CURVE.1] [KEY-LOW-S.1] [KEY-ADDR.1] Keys and signatures under pure-Python ecdsa."""
     vectors = json.loads(VECTORS.read_text())
     for k in vectors["keys"]:
         sk = ecdsa.SigningKey.from_string(bytes.fromhex(k["secret"]), curve=ecdsa.SECP256k1)
         pub = sk.get_verifying_key().to_string("compressed")
         assert pub.hex() == k["pubkey"]
         assert hashlib.sha256(pub).digest()[:20].hex() == k["address"]
-    alice = vectors["keys"][0]
-    sk = ecdsa.SigningKey.from_string(bytes.fromhex(alice["secret"]), curve=ecdsa.SECP256k1)
-    vk = ecdsa.VerifyingKey.from_string(bytes.fromhex(alice["pubkey"]), curve=ecdsa.SECP256k1)
+    keys = {k["seed"]: k for k in vectors["keys"]}
     for tx in vectors["transactions"]:
+        signer = keys[tx["signer_seed"]]
+        sk = ecdsa.SigningKey.from_string(bytes.fromhex(signer["secret"]), curve=ecdsa.SECP256k1)
+        vk = ecdsa.VerifyingKey.from_string(bytes.fromhex(signer["pubkey"]),
+                                            curve=ecdsa.SECP256k1)
         digest, sig = bytes.fromhex(tx["signing_digest"]), bytes.fromhex(tx["signature"])
         assert vk.verify_digest(sig, digest, sigdecode=sigdecode_string)
         # RFC 6979 in ecdsa, normalised to low S, gives the very same bytes.
@@ -124,3 +143,28 @@ def test_vectors_verify_with_independent_ecdsa() -> None:
                                              sigencode=sigencode_string_canonize)
         assert again.hex() == tx["signature"]
         assert hashlib.sha256(bytes.fromhex(tx["wire"])).hexdigest() == tx["tx_hash"]
+
+
+def test_vector_commitments_are_opened_by_their_signers() -> None:
+    """[JOB-COMMIT.1] [VOTE-COMMIT.1] Each commitment binds the key that signs its transaction.
+
+    The model commitment binds bob, who signs the claim and the reveal; the vote
+    commitment binds carol, who signs the vote commit and reveal; the job id is the
+    posting transaction's id and the approved proposal id the proposing one's.
+    """
+    vectors = build_vectors()
+    keys = {k["seed"]: k for k in vectors["keys"]}
+    by_type = {t["type"]: t for t in vectors["transactions"]}
+    model, vote = vectors["commitments"]["model"], vectors["commitments"]["vote"]
+    assert model["claimer"] == keys[by_type["claim"]["signer_seed"]]["address"]
+    assert by_type["reveal"]["signer_seed"] == by_type["claim"]["signer_seed"]
+    assert vote["voter"] == keys[by_type["vote_commit"]["signer_seed"]]["address"]
+    assert by_type["vote_reveal"]["signer_seed"] == by_type["vote_commit"]["signer_seed"]
+    assert model["job_id"] == vote["job_id"] == by_type["post_job"]["tx_hash"]
+    expected = hashlib.sha256(encode([
+        "learningchain/v1", "vote-commitment", bytes.fromhex(vote["job_id"]),
+        bytes.fromhex(vote["claimer"]), bytes.fromhex(vote["voter"]), True, 0.126,
+        bytes.fromhex(vote["salt"])])).hexdigest()
+    assert vote["commitment"] == expected
+    approve = SignedTransaction.decode(bytes.fromhex(by_type["gov_approve"]["wire"]))
+    assert approve.body.proposal_id.hex() == by_type["gov_propose"]["tx_hash"]  # type: ignore[union-attr]
