@@ -35,6 +35,10 @@ directory (config + key + genesis + data) can be moved as a whole. Example::
     accept_submitters = []           # addresses (lc1…); empty = everyone
     accept_images = []               # image ids; empty = any
     max_attempts = 3                 # training runs per job
+    max_given_back = 3               # extra runs given back after an engine failure
+    max_image_mb = 4096              # largest image blob fetched
+    max_image_unpacked_mb = 8192     # largest unpacked image loaded
+    disk_budget_mb = 16384           # job images and blobs kept for settled jobs
 """
 
 from __future__ import annotations
@@ -72,6 +76,17 @@ class WorkerPolicy:
     """Image ids (``sha256:…``); empty accepts any image."""
     max_attempts: int = 3
     """Training runs per job (each with fresh hyperparameters) while time is left."""
+    max_given_back: int = 3
+    """[WORK-ATTEMPTS.1] Runs spoilt by this node's own engine or host (``WORKER_FAULTS``)
+    that are given back; a job is never run more than ``max_attempts + max_given_back``
+    times by this worker, whatever the cause, across restarts."""
+    max_image_mb: int = 4096
+    """[WORK-IMAGE.1] Largest image blob (declared ``image_mb``) this worker fetches."""
+    max_image_unpacked_mb: int = 8192
+    """[WORK-IMAGE.1] Largest declared ``image_unpacked_mb`` this worker loads."""
+    disk_budget_mb: int = 16384
+    """[WORK-GC.1] Images and blobs this worker loaded or fetched for jobs now settled are
+    removed, oldest first, while all it keeps exceeds this many MiB."""
     verify: bool = True
     """Re-evaluate revealed models and vote (when this node is an eligible voter)."""
     cheat_loss_factor: float = 0.0

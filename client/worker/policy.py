@@ -34,7 +34,7 @@ from chain.records import Account, Job, JobStatus
 from chain.types import Address
 from client.node.config import WorkerPolicy
 from sandbox.job_file import ParamRange
-from sandbox.limits import ResourceLimits, TrainParams
+from sandbox.limits import ResourceLimits, TrainParams, from_spec
 
 SEED_DOMAIN = b"learningchain/worker-seed/v1\x00"
 RETRY_MARGIN = 1.5
@@ -89,6 +89,9 @@ def skip_reason(job: Job, me: Identity, policy: WorkerPolicy, now_ms: int) -> Sk
                              ("disk_mb", limits.disk_mb, policy.max_disk_mb)):
         if have > most:
             return Skip(name, f"{name} {have} > policy max {most}")
+    image = image_too_large(spec, policy)
+    if image is not None:
+        return Skip("image_size", image)
     left_s = (spec.expiry_ms - now_ms) / 1000
     if left_s <= policy.min_time_left_s:
         return Skip("time_left", f"claim window closes in {left_s:.1f} s (policy "
@@ -97,6 +100,18 @@ def skip_reason(job: Job, me: Identity, policy: WorkerPolicy, now_ms: int) -> Sk
         return Skip("submitter", "submitter not in accept_submitters")
     if policy.accept_images and image_id_text(spec) not in policy.accept_images:
         return Skip("image", f"image {image_id_text(spec)} not in accept_images")
+    return None
+
+
+def image_too_large(spec: JobSpec, policy: WorkerPolicy) -> str | None:
+    """[WORK-IMAGE.1] Why the job's declared image sizes exceed this worker's policy; None
+    when they fit. Checked before anything is fetched, by trainers and voters alike."""
+    limits = spec.limits
+    for name, have, most in (("image_mb", limits.image_mb, policy.max_image_mb),
+                             ("image_unpacked_mb", limits.image_unpacked_mb,
+                              policy.max_image_unpacked_mb)):
+        if have > most:
+            return f"declared {name} {have} > policy max_{name} {most}"
     return None
 
 
@@ -143,13 +158,31 @@ def worth_claiming(job: Job, me: Address, loss: float, now_ms: int,
     return None
 
 
+def max_runs(policy: WorkerPolicy) -> int:
+    """[WORK-ATTEMPTS.1] The absolute bound on runs of one job by this worker."""
+    return policy.max_attempts + policy.max_given_back
+
+
+def runs_exhausted(attempts: int, runs: int, policy: WorkerPolicy) -> str | None:
+    """[WORK-ATTEMPTS.1] Why no run of this job may start any more, whatever the cause of
+    earlier failures; None while one may."""
+    if attempts >= policy.max_attempts:
+        return f"all {policy.max_attempts} attempts used"
+    if runs >= max_runs(policy):
+        return (f"{runs} runs started, the bound max_attempts + max_given_back = "
+                f"{max_runs(policy)} (runs spoilt by the engine included)")
+    return None
+
+
 def another_attempt(job: Job, attempts: int, policy: WorkerPolicy, now_ms: int,
-                    last_attempt_ms: float | None, best_loss: float | None) -> str | None:
+                    last_attempt_ms: float | None, best_loss: float | None,
+                    runs: int = 0) -> str | None:
     """None when one more training run is worth starting; else why the worker stops."""
     if job.status != JobStatus.OPEN:
         return f"job is {job.status}"
-    if attempts >= policy.max_attempts:
-        return f"all {policy.max_attempts} attempts used"
+    exhausted = runs_exhausted(attempts, runs, policy)
+    if exhausted is not None:
+        return exhausted
     if best_loss is not None and best_loss <= 0:
         return "loss 0 reached; nothing can beat it"
     left = job.spec.expiry_ms - now_ms
@@ -173,9 +206,9 @@ def sample_params(spec: JobSpec, seed: int) -> TrainParams:
 
 
 def sandbox_limits(spec: JobSpec) -> ResourceLimits:
-    """The container limits of one run of this job (the spec's coarse limits mapped)."""
-    lim = spec.limits
-    return ResourceLimits.from_job(lim.memory_mb, lim.cpu_millis, lim.time_s, lim.disk_mb)
+    """The container limits of one run of this job: from its declared limits only
+    [EVAL-ENV.6], the model bounded by the declared ``model_mb`` [JOB-LIMITS.1]."""
+    return from_spec(spec.limits)
 
 
 def claimed_loss(measured: float, cheat_loss_factor: float) -> float:
@@ -188,6 +221,25 @@ def claimed_loss(measured: float, cheat_loss_factor: float) -> float:
 def vote_valid(claimed: float, measured: float | None, tolerance: float) -> bool:
     """[VOTE-CONSISTENT.1] Valid exactly when the measured loss is within tolerance."""
     return measured is not None and measured <= claimed + tolerance
+
+
+def self_vote(claimed: float, measured: float | None, tolerance: float,
+              cheat_loss_factor: float) -> tuple[bool, float | None]:
+    """[VOTE-SELF.1] The claimer's vote on its own claim: (valid, measured loss).
+
+    Honest: what it measures now, judged like any vote [VOTE-CONSISTENT.1]. DEMO
+    cheat mode insists on its lie (valid, the claimed loss), so that the vote still
+    bans it [JOB-BAN.1].
+    """
+    if cheat_loss_factor > 0:
+        return True, claimed
+    return vote_valid(claimed, measured, tolerance), measured
+
+
+def should_self_vote(job: Job, me: Address) -> bool:
+    """[VOTE-SELF.1] Our own claim's turn is in VOTE_COMMIT and we have not voted on it."""
+    return (job.status == JobStatus.VOTE_COMMIT and job.current == me
+            and job.model_hash is not None and job.vote_of(me) is None)
 
 
 def should_vote(job: Job, me: Address) -> bool:

@@ -12,18 +12,24 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import docker
 import docker.errors
 import requests.exceptions
 
 from chain.jobspec import JobSpec
+from client.node.config import WorkerPolicy
 from client.node.handle import NodeHandle
-from client.worker.policy import image_id_text
+from client.worker.policy import image_id_text, image_too_large
 from p2p.blobstore import BlobError
 from sandbox.errors import ImageBlobError, ImageDigestMismatch
 from sandbox.image_blob import load_image
+from sandbox.image_check import MIB, ImageTooLarge
+
+if TYPE_CHECKING:
+    from client.worker.disk import DiskKeeper
 from sandbox.policy import LABEL_JOB, LABEL_MANAGED, LABEL_NODE
 
 log = logging.getLogger("learningchain.worker")
@@ -125,21 +131,39 @@ class ImageCache:
     already holds that id holds exactly the job's image and nothing is
     fetched. Otherwise the blob is fetched by ``spec.image_blob`` and loaded
     only if it holds ``spec.image_digest`` [JOB-IMAGE.3].
+
+    Sizes [WORK-IMAGE.1]: the job's declared ``image_mb`` and
+    ``image_unpacked_mb`` must fit this worker's policy before anything is
+    fetched; the fetch is cancelled as soon as the blob turns out larger than
+    ``image_mb``; and the blob's layers are measured against
+    ``image_unpacked_mb`` before the engine sees it [JOB-IMAGE.5]. Each of
+    these refusals is permanent: the job is never fetched again.
+    What this worker fetched or loaded itself is recorded for [WORK-GC.1].
     """
 
-    def __init__(self, node: NodeHandle, client: docker.DockerClient, threads: Threads) -> None:
+    def __init__(self, node: NodeHandle, client: docker.DockerClient, threads: Threads,
+                 policy: WorkerPolicy | None = None, disk: DiskKeeper | None = None) -> None:
         self.node = node
         self.client = client
         self.threads = threads
+        self.policy = policy if policy is not None else WorkerPolicy()
+        self.disk = disk
         self._locks: dict[str, asyncio.Lock] = {}
         self._ready: set[str] = set()
 
     def forget(self, image_id: str) -> None:
-        """The engine reported the image missing: look again next time."""
+        """The engine reported the image missing (or it was removed): look again next time."""
         self._ready.discard(image_id)
 
-    async def ensure(self, spec: JobSpec, job_label: str) -> str:
+    async def ensure(self, spec: JobSpec, job_label: str, job_id: bytes = b"") -> str:
         image_id = image_id_text(spec)
+        too_large = image_too_large(spec, self.policy)
+        if too_large is not None:
+            raise ImageUnavailable(f"image refused before fetching: {too_large}",
+                                   permanent=True)
+        if self.disk is not None and job_id:
+            self.disk.use(image_id, job_id)
+            self.disk.use(spec.image_blob.hex(), job_id)
         if image_id in self._ready:
             return image_id
         lock = self._locks.setdefault(image_id, asyncio.Lock())
@@ -154,16 +178,24 @@ class ImageCache:
             if present:
                 log.info("job %s: image %s already in the engine", job_label, image_id[:19])
             else:
-                await self._fetch_and_load(spec, image_id, job_label)
+                await self._fetch_and_load(spec, image_id, job_label, job_id)
             self._ready.add(image_id)
         return image_id
 
-    async def _fetch_and_load(self, spec: JobSpec, image_id: str, job_label: str) -> None:
+    async def _fetch(self, spec: JobSpec, job_label: str) -> Path:
+        """Fetch the image blob; cancelled as soon as its size exceeds ``image_mb``."""
         blob = spec.image_blob
-        log.info("job %s: fetching image blob %s", job_label, blob.hex()[:16])
+        limit = spec.limits.image_mb * MIB
         last = [0.0]
+        too_large: list[int] = []
+        task: asyncio.Task[Path] | None = None
 
         def progress(done: int, total: int) -> None:
+            if total > limit and not too_large:
+                too_large.append(total)
+                if task is not None:
+                    task.cancel()
+                return
             now = time.monotonic()
             if done >= total or now - last[0] >= PROGRESS_EVERY_S:
                 last[0] = now
@@ -171,16 +203,49 @@ class ImageCache:
                 log.info("job %s: image blob %s: %d / %d bytes (%.0f%%)", job_label,
                          blob.hex()[:16], done, total, pct)
 
+        task = asyncio.ensure_future(self.node.fetch_blob(blob, progress))
         try:
-            path = await self.node.fetch_blob(blob, progress)
+            path = await task
+        except asyncio.CancelledError:
+            if too_large and not _cancelling():
+                raise ImageUnavailable(
+                    f"image blob {blob.hex()[:16]} is {too_large[0]} bytes, more than the "
+                    f"declared image_mb {spec.limits.image_mb}; refused while fetching",
+                    permanent=True) from None
+            raise
+        if too_large or path.stat().st_size > limit:
+            raise ImageUnavailable(
+                f"image blob {blob.hex()[:16]} is {path.stat().st_size} bytes, more than the "
+                f"declared image_mb {spec.limits.image_mb}", permanent=True)
+        return path
+
+    async def _fetch_and_load(self, spec: JobSpec, image_id: str, job_label: str,
+                              job_id: bytes) -> None:
+        blob = spec.image_blob
+        had_blob = self.node.blob_path(blob) is not None
+        log.info("job %s: fetching image blob %s", job_label, blob.hex()[:16])
+        try:
+            path = await self._fetch(spec, job_label)
         except BlobError as e:
             raise ImageUnavailable(f"image blob {blob.hex()[:16]} could not be fetched: {e}",
                                    permanent=False) from e
+        if self.disk is not None and not had_blob:
+            self.disk.record("blob", blob.hex(), path.stat().st_size, job_id)
         log.info("job %s: loading image %s into the engine", job_label, image_id[:19])
         try:
-            await self.threads.run(load_image, self.client, path, image_id)
-        except ImageDigestMismatch as e:  # the blob is not the job's image: it never will be
+            await self.threads.run(load_image, self.client, path, image_id,
+                                   image_mb=spec.limits.image_mb,
+                                   image_unpacked_mb=spec.limits.image_unpacked_mb)
+        except (ImageDigestMismatch, ImageTooLarge) as e:  # never will be the job's image
             raise ImageUnavailable(str(e), permanent=True) from e
         except ImageBlobError as e:
             raise ImageUnavailable(str(e), permanent=False) from e
+        if self.disk is not None:
+            self.disk.record("image", image_id, spec.limits.image_unpacked_mb * MIB, job_id)
         log.info("job %s: image %s loaded", job_label, image_id[:19])
+
+
+def _cancelling() -> bool:
+    """True when the current task itself is being cancelled (not only the fetch)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -62,6 +62,24 @@ class JobProgress:
     """Training runs started (a run cut short by a crash counts: its seed is used)."""
     best_measured: float | None = None
     claims: list[ClaimSecret] = field(default_factory=list)
+    runs: int = 0
+    """[WORK-ATTEMPTS.1] Every training run started on this job, given-back ones included;
+    never decreases, so the absolute bound holds across restarts."""
+    inconsistent: str = ""
+    """[WORK-SELFCHECK.1] Why the job's evaluation was found not to reproduce (never
+    retried); empty while it has not been."""
+
+
+@dataclass(slots=True)
+class OwnedItem:
+    """[WORK-GC.1] An image this worker loaded or a blob it fetched: only these are removed."""
+
+    kind: str
+    """``image`` (an engine image id) or ``blob`` (a blob id, hex)."""
+    size_bytes: int
+    jobs: list[str] = field(default_factory=list)
+    """Job ids (hex) that used it; removable once all of them are settled."""
+    added_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -83,6 +101,10 @@ class WorkerState:
     """By job id (hex)."""
     votes: dict[str, VoteSecret] = field(default_factory=dict)
     """By ``<job hex>:<claimer hex>``."""
+    owned: dict[str, OwnedItem] = field(default_factory=dict)
+    """[WORK-GC.1] By image id or blob id (hex): what this worker put on this machine."""
+    settled: list[str] = field(default_factory=list)
+    """[WORK-GC.1] Job ids (hex) seen settled whose images or blobs are still owned."""
 
     def job(self, job_id: bytes) -> JobProgress:
         return self.jobs.setdefault(job_id.hex(), JobProgress())
@@ -121,11 +143,14 @@ class WorkerState:
             raise ValueError(f"not a version {STATE_VERSION} worker state")
         jobs = {
             key: JobProgress(value["attempts"], value["best_measured"],
-                             [ClaimSecret(**c) for c in value["claims"]])
+                             [ClaimSecret(**c) for c in value["claims"]],
+                             int(value.get("runs", value["attempts"])),
+                             str(value.get("inconsistent", "")))
             for key, value in doc["jobs"].items()
         }
         votes = {key: VoteSecret(**value) for key, value in doc["votes"].items()}
-        return cls(doc["address"], jobs, votes)
+        owned = {key: OwnedItem(**value) for key, value in doc.get("owned", {}).items()}
+        return cls(doc["address"], jobs, votes, owned, list(doc.get("settled", [])))
 
 
 class WorkerStore:

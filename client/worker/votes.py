@@ -4,9 +4,21 @@
 model is fetched by its blob id and evaluated with the job's own evaluate
 entry point in this worker's sandbox; the vote is *valid* exactly when the
 measured loss is within the job's tolerance of the claim
-[VOTE-CONSISTENT.1]. A model that cannot be fetched or evaluated counts as
-invalid. A failure on our side (no image, the engine failed) says nothing
-about the model, so then the verifier abstains rather than accuse.
+[VOTE-CONSISTENT.1]. A model that cannot be fetched, or whose evaluation
+fails for any reason in ``JOB_FAULTS`` (the model or the job: invalid model,
+bad metrics, a timeout, bad output...), is voted *invalid* with no measured
+loss. Only a failure on our side (``WORKER_FAULTS`` [JOB-EXIT.5]: the engine
+confirmed failing, the image missing, the host) says nothing about the model,
+and then the verifier abstains rather than accuse. Every evaluation uses the
+job's evaluation seed [EVAL-ENV.2] and its declared limits [EVAL-ENV.6], as the
+claimer's self-check did.
+
+[VOTE-SELF.1] When the turn is our own claim's, the worker measures its
+revealed model exactly as the voters do, in the same window, and votes on it:
+honestly ``valid = measured <= claimed + tolerance``, so a claim that no longer
+reproduces (a job whose evaluation changed after the expiry) is withdrawn, not
+punished [JOB-WITHDRAW.1]. The DEMO cheat mode insists on its lie (valid, the
+claimed loss) and so is still banned.
 
 The vote is committed hidden [VOTE-COMMIT.1/2] with a salt written to the
 worker state first, and opened in the reveal window [VOTE-REVEAL.1], by
@@ -28,17 +40,25 @@ from chain.types import Address, Hash32
 from client.node.config import WorkerPolicy
 from client.node.handle import NodeHandle
 from client.worker.outbox import Action, Outbox, short
-from client.worker.policy import sandbox_limits, should_vote, vote_valid
+from client.worker.policy import (
+    sandbox_limits,
+    self_vote,
+    should_self_vote,
+    should_vote,
+    vote_valid,
+)
 from client.worker.sandboxing import ImageCache, ImageUnavailable, Threads, container_label
 from client.worker.state import VoteSecret, WorkerStore
 from p2p.blobstore import BlobError
-from sandbox.results import FailureReason
+from sandbox.eval_env import eval_seed
+from sandbox.results import WORKER_FAULTS
 from sandbox.runner import SandboxRunner
 
 log = logging.getLogger("learningchain.worker")
 
-OUR_SIDE = (FailureReason.ENGINE_ERROR, FailureReason.IMAGE_MISSING)
-"""Evaluation failures that say nothing about the model: the verifier abstains."""
+OUR_SIDE = WORKER_FAULTS
+"""[JOB-EXIT.5] Evaluation failures that say nothing about the model: the verifier
+abstains. Every other failure is the model's or the job's: an invalid vote."""
 
 
 def seconds_until(node: NodeHandle, time_ms: int) -> float:
@@ -80,8 +100,12 @@ class Verifier:
         self.abstained = {k: v for k, v in self.abstained.items() if k[0] in live}
         self._complained &= live
 
+    def _may_vote(self, job: Job) -> bool:
+        """An eligible voter on another's claim, or the claimer on its own [VOTE-SELF.1]."""
+        return should_vote(job, self.address) or should_self_vote(job, self.address)
+
     def _resend_vote_commit(self, job: Job, height: int) -> None:
-        if job.current is None or not should_vote(job, self.address):
+        if job.current is None or not self._may_vote(job):
             return
         secret = self.store.state.vote(job.job_id, job.current)
         if secret is None or self.node.now_ms() >= job.phase_deadline_ms:
@@ -114,19 +138,24 @@ class Verifier:
                 self.votes["reveal", secret.valid] += 1
 
     def maybe_verify(self, jobs: list[Job], now: int) -> None:
-        """Start verifying the claim whose vote window closes first, if none is in progress."""
-        if not self.policy.verify or (self.task is not None and not self.task.done()):
+        """Start measuring the claim whose vote window closes first, if none is in progress:
+        our own claim's turn first [VOTE-SELF.1] (whatever ``verify`` says), then, when the
+        policy verifies, other claims we are an eligible voter on."""
+        if self.task is not None and not self.task.done():
             return
         waiting = [
             job for job in jobs
-            if job.current is not None and should_vote(job, self.address)
+            if job.current is not None
+            and (should_self_vote(job, self.address)
+                 or (self.policy.verify and should_vote(job, self.address)))
             and self.store.state.vote(job.job_id, job.current) is None
             and (job.job_id, job.current) not in self.abstained
             and now < job.phase_deadline_ms
         ]
         if not waiting:
             return
-        job = min(waiting, key=lambda j: (j.phase_deadline_ms, j.job_id))
+        job = min(waiting, key=lambda j: (j.current != self.address, j.phase_deadline_ms,
+                                          j.job_id))
         if job.current is not None:
             self.task = asyncio.create_task(self._verify(job.job_id, job.current),
                                             name=f"worker-verify-{short(job.job_id)}")
@@ -135,21 +164,24 @@ class Verifier:
         """Evaluate the revealed model in our sandbox and commit a hidden vote on it."""
         label = short(job_id)
         key = (job_id, claimer)
+        own = claimer == self.address
         self.now = {"job": job_id.hex(), "claimer": address_to_text(claimer),
-                    "phase": "preparing"}
+                    "phase": "preparing", "own_claim": own}
         try:
             job = self.node.state.job(job_id)
-            if job is None or job.current != claimer or not should_vote(job, self.address):
+            if job is None or job.current != claimer or not self._may_vote(job):
                 return
             claim = job.claim_of(claimer)
             if claim is None or job.model_hash is None:
                 return
             spec = job.spec
-            log.info("job %s: verifying the claim of %s: loss %r, model %s", label,
-                     address_to_text(claimer), claim.loss, job.model_hash.hex()[:16])
+            whose = "OUR OWN claim [VOTE-SELF.1]" if own else \
+                f"the claim of {address_to_text(claimer)}"
+            log.info("job %s: verifying %s: loss %r, model %s", label, whose, claim.loss,
+                     job.model_hash.hex()[:16])
             try:
                 async with asyncio.timeout(seconds_until(self.node, job.phase_deadline_ms)):
-                    image_id = await self.images.ensure(spec, label)
+                    image_id = await self.images.ensure(spec, label, job_id)
             except (ImageUnavailable, TimeoutError) as e:
                 why = str(e) or "not ready before the vote window closes"
                 self._abstain(key, f"cannot evaluate without the job's image: {why}")
@@ -158,8 +190,12 @@ class Verifier:
             problem = ""
             self.now["phase"] = "fetching model"
             try:
+                had_model = self.node.blob_path(job.model_hash) is not None
                 async with asyncio.timeout(seconds_until(self.node, job.phase_deadline_ms)):
                     model = await self.node.fetch_blob(job.model_hash)
+                if not had_model and self.images.disk is not None:
+                    self.images.disk.record("blob", job.model_hash.hex(),
+                                            model.stat().st_size, job_id)
             except (BlobError, TimeoutError) as e:
                 why = str(e) or "not before the vote window closes"
                 problem = f"model {job.model_hash.hex()[:16]} could not be fetched: {why}"
@@ -168,7 +204,7 @@ class Verifier:
                 result = await self.threads.run(
                     self.runner.evaluate, image_id, model, sandbox_limits(spec),
                     job_id=container_label(job_id, self.address),
-                    argv=spec.entry_point("evaluate"))
+                    argv=spec.entry_point("evaluate"), seed=eval_seed(job_id))
                 if result.ok:
                     measured = result.loss
                 elif result.reason in OUR_SIDE:
@@ -178,7 +214,10 @@ class Verifier:
                 else:
                     problem = f"model could not be evaluated: {result.reason}: {result.detail}"
             valid = vote_valid(claim.loss, measured, spec.loss_tolerance)
-            if problem:
+            if own:
+                valid, measured = self._own_vote(label, claim.loss, measured, spec.loss_tolerance,
+                                                 problem)
+            elif problem:
                 log.warning("job %s: %s; this counts as an invalid claim", label, problem)
             else:
                 log.info("job %s: measured loss %r vs claimed %r + tolerance %g: %s", label,
@@ -194,10 +233,26 @@ class Verifier:
             self.now = None
             self._wake()
 
+    def _own_vote(self, label: str, claimed: float, measured: float | None, tolerance: float,
+                  problem: str) -> tuple[bool, float | None]:
+        """[VOTE-SELF.1] Our vote on our own claim, and the log line that says it."""
+        cheat = self.policy.cheat_loss_factor
+        valid, said = self_vote(claimed, measured, tolerance, cheat)
+        if cheat > 0:
+            log.warning("job %s: CHEATING (demo): our own vote insists our claim %r is valid "
+                        "(we measured %r)", label, claimed, measured)
+        elif problem:
+            log.warning("job %s: our own model: %s; our own vote says invalid", label, problem)
+        else:
+            log.info("job %s: our own model measures %r now vs claimed %r + tolerance %g: "
+                     "our own vote says %s", label, measured, claimed, tolerance,
+                     "VALID" if valid else "INVALID (the claim no longer reproduces)")
+        return valid, said
+
     def _commit_vote(self, job_id: bytes, claimer: Address, valid: bool,
                      measured: float | None) -> None:
         job = self.node.state.job(job_id)
-        if job is None or job.current != claimer or not should_vote(job, self.address) \
+        if job is None or job.current != claimer or not self._may_vote(job) \
                 or self.node.now_ms() >= job.phase_deadline_ms:
             log.warning("job %s: the vote window closed before our evaluation finished",
                         short(job_id))

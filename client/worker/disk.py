@@ -1,0 +1,136 @@
+"""[WORK-GC.1] The worker's disk: job images and blobs of settled jobs, under a budget.
+
+A worker that trains or verifies many jobs would otherwise keep every job's
+image in its engine and every image and model blob in its blob store.
+This module records what the worker itself put on the machine (an image it
+loaded because the engine did not have it, a blob it fetched because the
+store did not have it) with the jobs that used it, in the worker's state
+file, so the record survives restarts. When the recorded total exceeds the
+policy's ``disk_budget_mb``, items whose every job is settled on chain are
+removed, oldest first, until the total fits. Nothing the worker did not
+load or fetch itself is ever removed: an image the operator had, a blob this
+node's user uploaded, the base image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from chain.records import SETTLED
+from client.node.config import WorkerPolicy
+from client.node.handle import NodeHandle
+from client.worker.state import OwnedItem, WorkerStore
+
+log = logging.getLogger("learningchain.worker")
+
+MIB = 1024 * 1024
+EngineErrors = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+
+
+class DiskKeeper:
+    """Records what the worker put on disk and removes it when its jobs are settled."""
+
+    def __init__(self, node: NodeHandle, client: docker.DockerClient, store: WorkerStore,
+                 policy: WorkerPolicy) -> None:
+        self.node = node
+        self.client = client
+        self.store = store
+        self.policy = policy
+        self.task: asyncio.Task[None] | None = None
+        self.removed: list[str] = []
+        """What was removed since start, ``kind:id`` (for the summary and tests)."""
+        self.on_removed_image: list[Any] = []
+        """Callbacks told of each removed image id (the image cache forgets it)."""
+        self._dirty = False
+
+    # -- recording -----------------------------------------------------------------------
+
+    def record(self, kind: str, key: str, size_bytes: int, job_id: bytes) -> None:
+        """The worker itself fetched (``blob``) or loaded (``image``) ``key`` for a job."""
+        owned = self.store.state.owned
+        item = owned.get(key)
+        if item is None:
+            item = owned[key] = OwnedItem(kind, int(size_bytes), [], self.node.now_ms())
+        if job_id and job_id.hex() not in item.jobs:
+            item.jobs.append(job_id.hex())
+        self.store.save()
+        self._dirty = True
+
+    def use(self, key: str, job_id: bytes) -> None:
+        """A job uses an item the worker owns already: it is kept until that job settles."""
+        item = self.store.state.owned.get(key)
+        if item is not None and job_id.hex() not in item.jobs:
+            item.jobs.append(job_id.hex())
+            self.store.save()
+
+    def job_settled(self, job_id: bytes) -> None:
+        """A job the worker followed is settled: its items may go when over budget."""
+        self._dirty = True
+
+    def total_bytes(self) -> int:
+        return sum(item.size_bytes for item in self.store.state.owned.values())
+
+    def summary(self) -> dict[str, object]:
+        return {"owned_bytes": self.total_bytes(), "owned": len(self.store.state.owned),
+                "budget_bytes": self.policy.disk_budget_mb * MIB,
+                "removed": list(self.removed[-20:])}
+
+    # -- collecting ----------------------------------------------------------------------
+
+    def removable(self) -> list[tuple[str, OwnedItem]]:
+        """Owned items whose every job is settled on chain, oldest first."""
+        state = self.node.state
+        out = []
+        for key, item in self.store.state.owned.items():
+            jobs = [state.job(bytes.fromhex(j)) for j in item.jobs]
+            if all(job is not None and job.status in SETTLED for job in jobs):
+                out.append((key, item))
+        return sorted(out, key=lambda pair: (pair[1].added_ms, pair[0]))
+
+    def maybe_collect(self) -> None:
+        """After a block: start a collection when something changed and none runs."""
+        if not self._dirty or (self.task is not None and not self.task.done()):
+            return
+        self._dirty = False
+        if self.total_bytes() <= self.policy.disk_budget_mb * MIB:
+            return
+        self.task = asyncio.create_task(self.collect(), name="worker-disk-gc")
+
+    async def collect(self) -> None:
+        """[WORK-GC.1] Remove settled jobs' items, oldest first, until within the budget."""
+        budget = self.policy.disk_budget_mb * MIB
+        for key, item in self.removable():
+            if self.total_bytes() <= budget:
+                break
+            if await asyncio.to_thread(self._remove, key, item):
+                del self.store.state.owned[key]
+                self.store.save()
+                self.removed.append(f"{item.kind}:{key}")
+                log.info("disk budget: removed %s %s (%d bytes) of settled jobs; %d of %d "
+                         "bytes kept", item.kind, key[:19], item.size_bytes,
+                         self.total_bytes(), budget)
+
+    def _remove(self, key: str, item: OwnedItem) -> bool:
+        if item.kind == "image":
+            try:
+                self.client.images.remove(key, noprune=False)
+            except docker.errors.ImageNotFound:
+                pass
+            except EngineErrors as e:  # in use by a container, engine down: try later
+                log.warning("disk budget: image %s not removed: %s", key[:19], e)
+                return False
+            for callback in self.on_removed_image:
+                callback(key)
+            return True
+        path = self.node.blob_path(bytes.fromhex(key))
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return True

@@ -1,0 +1,370 @@
+"""The worker's training task: pick a job, train, self-check, claim.
+
+One job at a time: fetch and load its image, train with sampled
+hyperparameters, evaluate the model twice in fresh evaluation containers
+[WORK-SELFCHECK.1], and claim the worse of the two losses when they agree.
+
+Whose fault a failed run is decides what it costs [JOB-EXIT.5]: a failure in
+``JOB_FAULTS`` (whatever the job wrote or printed) uses up one of the job's
+attempts; only a failure in ``WORKER_FAULTS`` (the engine confirmed down, the
+host) is given back. Either way a job is never run more than
+``max_attempts + max_given_back`` times by this worker, counted in the state
+file so a restart cannot reset it [WORK-ATTEMPTS.1].
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from chain.content import blob_id_of_file
+from chain.crypto import PrivateKey
+from chain.records import Job, JobStatus
+from chain.transactions import ClaimLoss, model_commitment
+from chain.types import Address, Hash32
+from client.node.config import WorkerPolicy
+from client.node.handle import NodeHandle
+from client.worker.outbox import Action, Outbox, short
+from client.worker.policy import (
+    Identity,
+    Skip,
+    another_attempt,
+    claimed_loss,
+    job_score,
+    max_runs,
+    pick_job,
+    runs_exhausted,
+    sample_params,
+    sandbox_limits,
+    seed_for,
+    skip_reason,
+    worth_claiming,
+)
+from client.worker.sandboxing import (
+    ImageCache,
+    ImageUnavailable,
+    Threads,
+    container_label,
+    remove_containers,
+)
+from client.worker.selfcheck import VARIANTS, CheckOutcome, SelfCheck, judge
+from client.worker.state import ClaimSecret, WorkerStore
+from client.worker.votes import seconds_until
+from sandbox.eval_env import eval_seed
+from sandbox.results import WORKER_FAULTS, FailureReason
+from sandbox.runner import SandboxRunner
+
+log = logging.getLogger("learningchain.worker")
+
+IMAGE_RETRY_S = 30.0
+"""A job whose image blob could not be fetched is tried again after this long."""
+ENGINE_POLL_S = 2.0
+"""Seconds between pings of a Docker engine that failed during a run."""
+
+
+class Trainer:
+    """The training task of one worker (see the module docstring)."""
+
+    def __init__(self, node: NodeHandle, policy: WorkerPolicy, key: PrivateKey,
+                 store: WorkerStore, outbox: Outbox, threads: Threads, runner: SandboxRunner,
+                 images: ImageCache, wake: Callable[[], None]) -> None:
+        self.node = node
+        self.policy = policy
+        self.key = key
+        self.address: Address = key.address
+        self.store = store
+        self.outbox = outbox
+        self.threads = threads
+        self.runner = runner
+        self.images = images
+        self._wake = wake
+        self.task: asyncio.Task[None] | None = None
+        self.now: dict[str, object] | None = None
+        """What the training in progress is doing (for the summary)."""
+        self.engine_problem: str | None = None
+        """Why job work is paused: the Docker engine failed and does not answer yet."""
+        self.skipped: dict[bytes, str] = {}
+        """Code of the reason each job was last skipped for (logged when it changes)."""
+        self.skip_text: dict[bytes, str] = {}
+        self.finished: dict[bytes, str] = {}
+        """Jobs the training task is done with (why), not picked again."""
+        self.refused: dict[bytes, str] = {}
+        self.refused_until: dict[bytes, float] = {}
+        """Refusals that may pass (the image blob was not reachable): monotonic time to retry."""
+        self.last_attempt_ms: dict[bytes, float] = {}
+        self.inconsistent_found = 0
+        """Metrics: jobs this worker found inconsistent [WORK-SELFCHECK.1] since it started."""
+
+    def tables(self) -> tuple[dict[bytes, object], ...]:
+        """Per-job notes, pruned by the worker once a job is no longer followed."""
+        return (self.skipped, self.skip_text, self.finished, self.refused,  # type: ignore[return-value]
+                self.refused_until, self.last_attempt_ms)
+
+    # -- picking -------------------------------------------------------------------------
+
+    def maybe_train(self, jobs: list[Job], now: int) -> None:
+        if self.task is not None and not self.task.done():
+            return
+        state = self.node.state
+        me = Identity(self.address, state.is_member(self.address), state.account(self.address))
+        candidates = []
+        for job in jobs:
+            if job.status != JobStatus.OPEN:
+                continue
+            reason = self.not_again(job.job_id) or skip_reason(job, me, self.policy, now)
+            if reason is None:
+                candidates.append(job)
+            elif self.skipped.get(job.job_id) != reason.code:
+                self.skipped[job.job_id] = reason.code
+                self.skip_text[job.job_id] = reason.text
+                log.info("job %s skipped: %s", short(job.job_id), reason.text)
+        picked = pick_job(candidates)
+        if picked is None:
+            return
+        job = picked
+        self.skipped.pop(job.job_id, None)
+        self.skip_text.pop(job.job_id, None)
+        log.info("job %s picked: bounty %d, %.3g credits per core-second, limits %s, expiry in "
+                 "%.1f s", short(job.job_id), job.spec.bounty, job_score(job.spec),
+                 job.spec.limits, (job.spec.expiry_ms - now) / 1000)
+        self.now = {"job": job.job_id.hex(), "phase": "starting", "attempt": 0}
+        self.task = asyncio.create_task(self._train(job.job_id),
+                                        name=f"worker-train-{short(job.job_id)}")
+
+    def _refuse(self, job_id: bytes, error: Exception) -> None:
+        """No image: for good when the blob is not the job's, else try again a bit later."""
+        if isinstance(error, ImageUnavailable) and error.permanent:
+            self.refused[job_id] = f"refused: {error}"
+            log.error("job %s refused: %s", short(job_id), error)
+            return
+        why = str(error) or "not ready before the expiry"
+        self.refused[job_id] = f"image not available: {why}; trying again in " \
+                               f"{IMAGE_RETRY_S:g} s"
+        self.refused_until[job_id] = time.monotonic() + IMAGE_RETRY_S
+        log.warning("job %s: %s", short(job_id), self.refused[job_id])
+
+    def not_again(self, job_id: bytes) -> Skip | None:
+        """A job this worker already refused, finished, found inconsistent, or spent its
+        runs on [WORK-ATTEMPTS.1] (from the state file: a restart does not reset it)."""
+        if job_id in self.refused:
+            until = self.refused_until.get(job_id)
+            if until is None or time.monotonic() < until:
+                return Skip("refused", self.refused[job_id])
+            del self.refused[job_id], self.refused_until[job_id]
+        if job_id in self.finished:
+            return Skip("finished", self.finished[job_id])
+        progress = self.store.state.find_job(job_id)
+        if progress is None:
+            return None
+        if progress.inconsistent:
+            return Skip("inconsistent", f"inconsistent job: {progress.inconsistent}")
+        exhausted = runs_exhausted(progress.attempts, progress.runs, self.policy)
+        return Skip("attempts", exhausted) if exhausted is not None else None
+
+    # -- one job -------------------------------------------------------------------------
+
+    async def _train(self, job_id: bytes) -> None:
+        """Attempts on one job until the policy, the bound, the clock or the loss says stop."""
+        label = short(job_id)
+        why: str | None = "done"
+        try:
+            job = self.node.state.job(job_id)
+            if job is None:
+                return
+            self._set_phase("preparing image")
+            try:
+                async with asyncio.timeout(seconds_until(self.node, job.spec.expiry_ms)):
+                    image_id = await self.images.ensure(job.spec, label, job_id)
+            except (ImageUnavailable, TimeoutError) as e:
+                why = None
+                self._refuse(job_id, e)
+                return
+            progress = self.store.state.job(job_id)
+            while True:
+                job = self.node.state.job(job_id)
+                if job is None:
+                    return
+                if progress.inconsistent:
+                    why = f"inconsistent job: {progress.inconsistent}"
+                    return
+                stop = another_attempt(job, progress.attempts, self.policy, self.node.now_ms(),
+                                       self.last_attempt_ms.get(job_id), progress.best_measured,
+                                       progress.runs)
+                if stop is not None:
+                    why = stop
+                    log.info("job %s: no more attempts: %s (best measured loss %r)", label, stop,
+                             progress.best_measured)
+                    return
+                progress.attempts += 1
+                progress.runs += 1
+                self.store.save()  # a crash mid-run repeats neither this seed nor this run
+                engine_failure = await self._attempt(job, progress.attempts, image_id)
+                if engine_failure is not None:
+                    # this node failed, not the job: the attempt (same seed) runs again, while
+                    # the absolute bound on runs [WORK-ATTEMPTS.1] allows
+                    progress.attempts -= 1
+                    self.store.save()
+                    if progress.runs >= max_runs(self.policy):
+                        why = (f"{progress.runs} runs, the bound of max_attempts + "
+                               f"max_given_back; last failure: {engine_failure}")
+                        log.error("job %s: given up: %s", label, why)
+                        return
+                    if not await self._wait_for_engine(job, engine_failure):
+                        why = "expired while the Docker engine was unavailable"
+                        return
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            why = f"failed: {e}"
+            log.exception("job %s: training failed; the worker goes on", label)
+        finally:
+            if why is not None:
+                self.finished[job_id] = why
+            self.now = None
+            self._wake()
+
+    def _set_phase(self, phase: str, attempt: int | None = None) -> None:
+        if self.now is not None:
+            self.now["phase"] = phase
+            if attempt is not None:
+                self.now["attempt"] = attempt
+
+    async def _wait_for_engine(self, job: Job, failure: str) -> bool:
+        """Pause job work until the Docker engine answers again; False if the job expired."""
+        label = short(job.job_id)
+        self.engine_problem = failure
+        self._set_phase("waiting for the Docker engine")
+        log.error("job %s paused: the Docker engine failed (%s); the attempt is given back "
+                  "and runs again once the engine answers", label, failure)
+        started = time.monotonic()
+        try:
+            while self.node.now_ms() < job.spec.expiry_ms:
+                try:
+                    await self.threads.run(self.runner.client.ping)
+                except Exception as e:  # docker raises a zoo of types for a dead socket
+                    self.engine_problem = f"{failure}; ping: {type(e).__name__}"
+                    await asyncio.sleep(ENGINE_POLL_S)
+                    continue
+                log.warning("the Docker engine answers again after %.0f s; job %s resumes",
+                            time.monotonic() - started, label)
+                # a restarted engine remembers the containers it had to stop
+                await asyncio.to_thread(remove_containers, self.runner.client,
+                                        self.runner.node_id, self.address)
+                return True
+            log.error("job %s expired while the Docker engine was unavailable", label)
+            return False
+        finally:
+            self.engine_problem = None
+
+    async def _attempt(self, job: Job, attempt: int, image_id: str) -> str | None:
+        """One training run: sample, train, self-check, and claim when it is worth it.
+
+        Returns why, when the run failed because of this node (``WORKER_FAULTS``) rather
+        than the job; a job's failure returns None and keeps the attempt used.
+        """
+        label, spec = short(job.job_id), job.spec
+        params = sample_params(spec, seed_for(job.job_id, self.address, attempt))
+        limits = sandbox_limits(spec)
+        tag = container_label(job.job_id, self.address)
+        run_dir = self.store.runs / f"{job.job_id.hex()[:16]}-{attempt}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        log.info("job %s: attempt %d/%d: params %s (seed %d)", label, attempt,
+                 self.policy.max_attempts, dict(params.hyperparameters), params.seed)
+        started = time.monotonic()
+        try:
+            self._set_phase("training", attempt)
+            trained = await self.threads.run(self.runner.train, image_id, params, limits, None,
+                                             run_dir / "train", job_id=tag,
+                                             argv=spec.entry_point("train"))
+            if not trained.ok or trained.model_path is None:
+                log.warning("job %s: attempt %d: training failed: %s: %s; log tail: %r", label,
+                            attempt, trained.reason, trained.detail, trained.log_tail[-500:])
+                if trained.reason == FailureReason.IMAGE_MISSING:
+                    self.images.forget(image_id)
+                if trained.reason in WORKER_FAULTS:
+                    return f"training: {trained.reason}: {trained.detail}"
+                return None  # the job's fault [JOB-EXIT.5]: the attempt is used up
+            self._set_phase("self-check", attempt)
+            check = await self._self_check(job, image_id, trained.model_path, tag)
+            if check.outcome == CheckOutcome.WORKER_FAULT:
+                log.warning("job %s: attempt %d: self-check: %s", label, attempt, check.why)
+                self.images.forget(image_id)
+                return f"self-check: {check.why}"
+            if check.outcome == CheckOutcome.INCONSISTENT or check.loss is None:
+                self._mark_inconsistent(job.job_id, check)
+                return None
+            measured = check.loss
+            progress = self.store.state.job(job.job_id)
+            if progress.best_measured is None or measured < progress.best_measured:
+                progress.best_measured = measured
+            log.info("job %s: attempt %d: %s -> loss %r (train %.1f s; self-check %s)", label,
+                     attempt, dict(params.hyperparameters), measured, trained.seconds, check.why)
+            await self._claim(job.job_id, attempt, measured, trained.model_path)
+            return None
+        finally:
+            self.last_attempt_ms[job.job_id] = (time.monotonic() - started) * 1000
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    async def _self_check(self, job: Job, image_id: str, model: Path, tag: str) -> SelfCheck:
+        """[WORK-SELFCHECK.1] Two fresh evaluation containers (plain, then variant), each
+        with the voters' environment and seed [EVAL-ENV.*]; stops at a worker fault."""
+        spec = job.spec
+        results = []
+        for variant in VARIANTS:
+            result = await self.threads.run(
+                self.runner.evaluate, image_id, model, sandbox_limits(spec), job_id=tag,
+                argv=spec.entry_point("evaluate"), seed=eval_seed(job.job_id), variant=variant)
+            results.append(result)
+            if not result.ok:
+                break  # a failed run decides the check; no second container needed
+        return judge(tuple(results), spec.loss_tolerance)
+
+    def _mark_inconsistent(self, job_id: bytes, check: SelfCheck) -> None:
+        """[WORK-SELFCHECK.1] No claim; the job is never run again by this worker."""
+        progress = self.store.state.job(job_id)
+        progress.inconsistent = check.why
+        self.store.save()
+        self.inconsistent_found += 1
+        log.error("job %s: INCONSISTENT, not claiming and not running it again: %s",
+                  short(job_id), check.why)
+
+    async def _claim(self, job_id: bytes, attempt: int, measured: float, model: Path) -> None:
+        """[JOB-CLAIM.1] Save the model and its salt, then announce the loss."""
+        label = short(job_id)
+        loss = claimed_loss(measured, self.policy.cheat_loss_factor)
+        job = self.node.state.job(job_id)
+        if job is None:
+            return
+        pending = self.store.state.best_claim(job_id)
+        why = worth_claiming(job, self.address, loss, self.node.now_ms(),
+                             pending.claimed_loss if pending else None)
+        if why is not None:
+            log.info("job %s: attempt %d: not claiming loss %r: %s", label, attempt, loss, why)
+            return
+        kept = await self.threads.run(self.store.keep_model, model,
+                                      f"{job_id.hex()[:16]}-{attempt}.pt")
+        model_hash = await self.threads.run(blob_id_of_file, kept)
+        salt = os.urandom(32)
+        commitment = model_commitment(job_id, self.address, model_hash, salt)
+        secret = ClaimSecret(attempt, measured, loss, str(kept.relative_to(self.store.dir)),
+                             model_hash.hex(), salt.hex(), commitment.hex())
+        progress = self.store.state.job(job_id)
+        progress.claims.append(secret)
+        self.store.save()  # write-ahead: we can open the commitment before anyone sees it
+        if self.policy.cheat_loss_factor > 0:
+            log.warning("job %s: CHEATING (demo): claiming loss %r although we measured %r",
+                        label, loss, measured)
+        log.info("job %s: claiming loss %r (model %s)", label, loss, model_hash.hex()[:16])
+        action = Action("claim", job_id, commitment)
+        body = ClaimLoss(Hash32(job_id), loss, commitment)
+        if not self.outbox.send(body, "claim", job_id, action):
+            progress.claims.remove(secret)
+            self.store.save()
+            with contextlib.suppress(OSError):
+                kept.unlink()
