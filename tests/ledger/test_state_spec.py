@@ -1,0 +1,190 @@
+"""protocol_spec/state.md against the code: record field lists, conventions, identifiers.
+
+The record lists of the chapter are parsed and compared with the dataclasses
+and their ``to_wire`` order, so a field added in the code and not in the
+spec (or the reverse) fails here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chain import jobspec, records
+from chain.crypto import PrivateKey
+from chain.genesis import genesis_records
+from chain.records import JobStatus, Outcome
+from chain.state import decode_record
+from chain.transactions import GovernanceAction, GovernanceApprove, GovernancePropose, PostJob
+from tests.ledger.harness import Chain, job_spec
+from tests.ledger.story import tell_story
+
+STATE_MD = Path(__file__).resolve().parents[2] / "protocol_spec" / "state.md"
+RECORD_LINE = re.compile(r"^\s*- `(\w+)` = `\[([^\]]*)\]`", re.MULTILINE)
+CLASSES: dict[str, Any] = {
+    "Account": records.Account, "Validator": records.Validator, "Job": records.Job,
+    "Claim": records.Claim, "VoteRecord": records.VoteRecord, "Verdict": records.Verdict,
+    "Proposal": records.Proposal, "ValidatorChange": records.ValidatorChange,
+    "Params": records.Params, "JobSpec": jobspec.JobSpec,
+    "ResourceLimits": jobspec.ResourceLimits, "ParamSpec": jobspec.ParamSpec,
+    "VotingParams": jobspec.VotingParams, "GovernanceAction": GovernanceAction,
+}
+
+
+def spec_field_lists() -> dict[str, list[str]]:
+    return {m.group(1): [f.strip() for f in m.group(2).split(",")]
+            for m in RECORD_LINE.finditer(STATE_MD.read_text())}
+
+
+def test_state_md_lists_every_record_with_the_code_fields_in_order() -> None:
+    """[STATE-RECORD.1] [JOB-SPEC-WIRE.1] Each record's fields in state.md equal the code's."""
+    listed = spec_field_lists()
+    assert set(listed) == set(CLASSES), "state.md lists other records than the code has"
+    for name, cls in CLASSES.items():
+        fields = [f.name for f in dataclasses.fields(cls) if f.init]
+        assert listed[name] == fields, f"{name}: state.md {listed[name]} vs code {fields}"
+
+
+def _wire(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return str(value.value)
+    if hasattr(value, "to_wire"):
+        return value.to_wire()
+    if isinstance(value, tuple):
+        return [_wire(v) for v in value]
+    return value
+
+
+def _instances() -> list[Any]:
+    story = tell_story()
+    out: list[Any] = []
+    changes = genesis_records(story.genesis) + [c for b in story.blocks for c in b.changes]
+    for change in changes:
+        if change.value is None or change.table in ("member", "active_job", "meta",
+                                                    "evidence"):
+            continue
+        record = decode_record(change.table, change.value)
+        out.extend(record if isinstance(record, list) else [record])
+    jobs = [r for r in out if isinstance(r, records.Job)]
+    for job in jobs:
+        out.extend((job.spec, job.spec.limits, job.spec.voting, *job.spec.search_space,
+                    *job.claims, *job.votes, *job.verdicts))
+    out.extend(p.action for p in out if isinstance(p, records.Proposal))
+    return out
+
+
+def test_record_wire_order_is_the_field_order() -> None:
+    """[STATE-RECORD.1] to_wire lists the fields in declaration order (entry points as a map)."""
+    seen = set()
+    for record in _instances():
+        expected = []
+        for f in dataclasses.fields(record):
+            value = getattr(record, f.name)
+            if f.name == "entry_points":
+                value = {k: list(v) for k, v in value}
+            expected.append(_wire(value))
+        assert record.to_wire() == expected, type(record).__name__
+        seen.add(type(record).__name__)
+    assert seen == set(CLASSES)
+
+
+def test_status_and_outcome_strings_are_documented_by_the_code() -> None:
+    """[STATE-RECORD.1] status and outcome travel as their string values."""
+    assert [str(s) for s in JobStatus] == [s.value for s in JobStatus]
+    assert all(isinstance(o.value, str) for o in Outcome)
+
+
+def test_proposal_id_is_the_proposing_transaction_id() -> None:
+    """[GOV-PROPOSAL-ID.1] The record's key and id are the gov_propose transaction's id."""
+    chain = Chain(validators=4)
+    propose = chain.tx("v0", GovernancePropose(
+        GovernanceAction("admit_member", chain.addr("mallory"))))
+    chain.block(propose)
+    proposal = chain.state.proposal(propose.hash)
+    assert proposal is not None and proposal.proposal_id == propose.hash
+    chain.block(chain.tx("v1", GovernanceApprove(propose.hash)))
+    approved = chain.state.proposal(propose.hash)
+    assert approved is not None and approved.approvals == (chain.addr("v0"), chain.addr("v1"))
+
+
+def test_single_validator_proposal_executes_at_once_and_is_never_stored() -> None:
+    """[GOV-PROPOSAL-ID.1] [GOV-THRESHOLD.1] One validator holds all power: no record."""
+    chain = Chain(validators=1)
+    propose = chain.tx("v0", GovernancePropose(
+        GovernanceAction("admit_member", chain.addr("mallory"))))
+    chain.block(propose)
+    assert chain.state.is_member(chain.addr("mallory"))
+    assert chain.state.proposal(propose.hash) is None
+
+
+def test_key_written_with_its_old_value_is_still_a_change() -> None:
+    """[STATE-CHANGES.1] A ban of an empty account writes meta burned unchanged (+0)."""
+    from chain.job_rules import ban
+    from chain.state import Overlay
+
+    chain = Chain(validators=1)
+    view = Overlay(chain.state)
+    ban(view, PrivateKey.from_seed(b"nobody").address, chain.state.height)
+    changed = {(c.table, c.key) for c in view.changes()}
+    assert ("meta", b"burned") in changed and chain.state.burned == 0
+
+
+def test_delete_of_an_absent_key_is_not_a_change() -> None:
+    """[STATE-CHANGES.1] Deleting what did not exist before the block writes nothing."""
+    from chain.state import Overlay
+
+    chain = Chain()
+    view = Overlay(chain.state)
+    view.put("active_job", b"\x01" * 32, True)
+    view.delete("active_job", b"\x01" * 32)
+    view.delete("proposal", b"\x02" * 32)
+    assert view.changes() == []
+
+
+@pytest.fixture
+def lonely_job() -> tuple[Chain, bytes]:
+    """v0 (the only validator) posts; alice is the only other member: no eligible voter."""
+    chain = Chain(validators=1, members=("alice",))
+    post = chain.tx("v0", PostJob(job_spec()))
+    chain.block(post)
+    chain.block(chain.claim("alice", post.hash, 0.2))
+    chain.block(at=chain.job(post.hash).spec.expiry_ms)
+    chain.block(chain.reveal("alice", post.hash))
+    return chain, post.hash
+
+
+def test_phase_with_no_eligible_voter_waits_for_its_windows(
+        lonely_job: tuple[Chain, bytes]) -> None:
+    """[JOB-PHASE-ENTRY.1] No eligible voter: VOTE_COMMIT and VOTE_REVEAL each last their
+    window; then no quorum and a refund. Nothing ends on entry."""
+    chain, job_id = lonely_job
+    job = chain.job(job_id)
+    assert job.status == JobStatus.VOTE_COMMIT and job.eligible_voters == ()
+    chain.block()  # inside the commit window: still waiting
+    assert chain.job(job_id).status == JobStatus.VOTE_COMMIT
+    chain.block(at=chain.job(job_id).phase_deadline_ms)
+    assert chain.job(job_id).status == JobStatus.VOTE_REVEAL  # no commitment: not decided
+    chain.block()
+    assert chain.job(job_id).status == JobStatus.VOTE_REVEAL
+    chain.block(at=chain.job(job_id).phase_deadline_ms)
+    job = chain.job(job_id)
+    assert job.status == JobStatus.REFUNDED
+    assert job.verdicts[-1].outcome == Outcome.NO_QUORUM
+
+
+def test_late_block_moves_a_job_one_window_and_restarts_the_clock() -> None:
+    """[JOB-PHASE-STEP.1] A block far past the expiry starts the reveal window from its time."""
+    chain = Chain()
+    post = chain.tx("submitter", PostJob(job_spec()))
+    chain.block(post)
+    chain.block(chain.claim("alice", post.hash, 0.2))
+    late = chain.job(post.hash).spec.expiry_ms + 60_000  # far past expiry + every window
+    chain.block(at=late)
+    job = chain.job(post.hash)
+    assert job.status == JobStatus.REVEAL
+    assert job.phase_deadline_ms == late + job.spec.voting.reveal_window_ms
