@@ -158,6 +158,14 @@ class ApiClient:
     def proposals(self) -> Json:
         return dict(self.get("/proposals"))
 
+    def genesis(self) -> Json:
+        """``{"hash", "genesis"}``: the genesis document the node runs [API-GENESIS.1]."""
+        return dict(self.get("/genesis"))
+
+    def supply(self) -> Json:
+        """Supply, balances, escrowed and burned at the committed height [API-SUPPLY.1]."""
+        return dict(self.get("/supply"))
+
     def openapi(self) -> Json:
         return dict(self.get("/openapi.json"))
 

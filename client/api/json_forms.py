@@ -133,7 +133,8 @@ def spec_json(spec: JobSpec) -> Json:
         "image_ref": spec.image_ref,
         "entry_points": {name: list(argv) for name, argv in spec.entry_points},
         "limits": {"memory_mb": lim.memory_mb, "cpu_millis": lim.cpu_millis,
-                   "time_s": lim.time_s, "disk_mb": lim.disk_mb},
+                   "time_s": lim.time_s, "disk_mb": lim.disk_mb, "model_mb": lim.model_mb,
+                   "image_mb": lim.image_mb, "image_unpacked_mb": lim.image_unpacked_mb},
         "search_space": [{"name": p.name, "kind": p.kind, "values": list(p.values)}
                          for p in spec.search_space],
         "bounty": spec.bounty,

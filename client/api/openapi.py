@@ -4,12 +4,32 @@ Written by hand, next to ``client.api.server`` and ``client.api.json_forms``: th
 check that every route the server registers is here and every route here is
 served, and validate real responses against these schemas (objects are
 closed with ``additionalProperties: false``, so an undocumented field fails).
+
+[API-DOC.2] Every schema states the protocol's own bounds (ledger.md, ``chain.fields``
+readers of ``chain.transactions`` and ``chain.jobspec``): a transfer ``amount`` and a
+``bounty`` are at least 1, balances and escrow at most 2**63-1, windows, permilles,
+turns, resource limits, text lengths and list sizes as the decoders bound them, and
+every enum (job status, verdict outcome, parameter kind, governance action) is the
+chain's own list. ``tests/client/test_api_schema_bounds.py`` checks them against
+the decoders.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from chain.jobspec import (
+    JOB_KINDS,
+    MAX_ARG_LEN,
+    MAX_CHOICES,
+    MAX_COMMAND_ARGS,
+    MAX_MB,
+    MAX_PARAMS,
+    PARAM_KINDS,
+)
+from chain.records import JobStatus, Outcome
+from chain.transactions import BODY_TYPES, GOV_ACTIONS, MAX_NONCE, MAX_TX_SIZE, SALT_LEN
+from chain.types import MAX_AMOUNT
 from client.api.limits import (
     API_PREFIX,
     JOB_STATUS_FILTERS,
@@ -24,12 +44,31 @@ HEX32: S = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 HEX: S = {"type": "string", "pattern": "^([0-9a-f]{2})*$"}
 ADDRESS: S = {"type": "string", "pattern": "^lc1[0-9a-f]{48}$",
               "description": "Checksummed address text: lc1 + hex(20 bytes) + hex(4-byte check)"}
+PUBKEY: S = {"type": "string", "pattern": "^0[23][0-9a-f]{64}$",
+             "description": "Compressed secp256k1 public key, 33 bytes as hex"}
+SALT: S = {"type": "string", "pattern": f"^[0-9a-f]{{{2 * SALT_LEN}}}$",
+           "description": f"{SALT_LEN} random bytes as hex"}
 INT: S = {"type": "integer"}
-AMOUNT: S = {"type": "integer", "minimum": 0, "description": "Credits (indivisible units)"}
-TIME_MS: S = {"type": "integer", "description": "Milliseconds since the Unix epoch"}
+COUNT: S = {"type": "integer", "minimum": 0}
+HEIGHT_INT: S = {"type": "integer", "minimum": 0, "description": "Block height (0 = genesis)"}
+AMOUNT: S = {"type": "integer", "minimum": 0, "maximum": MAX_AMOUNT,
+             "description": "Credits (indivisible units)"}
+POSITIVE_AMOUNT: S = {**AMOUNT, "minimum": 1, "description": "Credits, at least 1"}
+POWER: S = {"type": "integer", "minimum": 1, "maximum": 1000}
+TIME_MS: S = {"type": "integer", "minimum": 0, "description": "Milliseconds since the Unix epoch"}
+WINDOW_MS: S = {"type": "integer", "minimum": 1, "maximum": 24 * 3600 * 1000,
+                "description": "A window in milliseconds of block time"}
 NUMBER: S = {"type": "number"}
 STRING: S = {"type": "string"}
 BOOL: S = {"type": "boolean"}
+
+
+def text(max_length: int, min_length: int = 0) -> S:
+    return {"type": "string", "minLength": min_length, "maxLength": max_length}
+
+
+def bounded(low: int, high: int) -> S:
+    return {"type": "integer", "minimum": low, "maximum": high}
 
 
 def nullable(schema: S) -> S:
@@ -51,8 +90,11 @@ def obj(properties: dict[str, S], *, description: str = "",
     return out
 
 
-def array(items: S) -> S:
-    return {"type": "array", "items": items}
+def array(items: S, max_items: int | None = None) -> S:
+    out: S = {"type": "array", "items": items}
+    if max_items is not None:
+        out["maxItems"] = max_items
+    return out
 
 
 def _body(tag: str, fields: dict[str, S], description: str) -> S:
@@ -60,17 +102,17 @@ def _body(tag: str, fields: dict[str, S], description: str) -> S:
 
 
 _HEADER: dict[str, S] = {
-    "height": INT, "hash": HEX32, "chain_id": STRING, "version": INT, "time_ms": TIME_MS,
-    "prev_hash": HEX32, "proposer": ADDRESS, "tx_root": HEX32, "state_root": HEX32,
-    "last_commit_hash": HEX32, "tx_count": INT,
+    "height": HEIGHT_INT, "hash": HEX32, "chain_id": text(64, 1), "version": INT,
+    "time_ms": TIME_MS, "prev_hash": HEX32, "proposer": ADDRESS, "tx_root": HEX32,
+    "state_root": HEX32, "last_commit_hash": HEX32, "tx_count": COUNT,
 }
 _JOB_SUMMARY: dict[str, S] = {
     "job_id": HEX32, "submitter": ADDRESS,
-    "status": {"enum": ["open", "reveal", "vote_commit", "vote_reveal", "paid", "refunded",
-                        "broken"]},
-    "settled": BOOL, "description": STRING, "image_ref": STRING, "bounty": AMOUNT,
-    "escrow": AMOUNT, "posted_height": INT, "posted_time_ms": TIME_MS,
-    "expiry_ms": TIME_MS, "claim_count": INT, "best_loss": nullable(NUMBER),
+    "status": {"enum": [str(s) for s in JobStatus]},
+    "settled": BOOL, "description": text(1024), "image_ref": text(256),
+    "bounty": POSITIVE_AMOUNT, "escrow": AMOUNT, "posted_height": HEIGHT_INT,
+    "posted_time_ms": TIME_MS, "expiry_ms": TIME_MS, "claim_count": COUNT,
+    "best_loss": nullable(NUMBER),
     "winner": nullable(ADDRESS),
 }
 
@@ -102,81 +144,99 @@ SCHEMAS: dict[str, S] = {
     "Block": obj({**_HEADER, "tx_hashes": array(HEX32), "txs": array(ref("Transaction"))},
                  description="A block: header fields, transaction ids and decoded bodies"),
     "Transaction": obj({
-        "hash": HEX32, "type": STRING, "sender": ADDRESS, "sender_pubkey": HEX,
-        "nonce": INT, "size": INT, "body": ref("TxBody"),
+        "hash": HEX32, "type": {"enum": list(BODY_TYPES)}, "sender": ADDRESS,
+        "sender_pubkey": PUBKEY, "nonce": bounded(0, MAX_NONCE),
+        "size": bounded(1, MAX_TX_SIZE), "body": ref("TxBody"),
     }, description="A signed transaction, decoded"),
     "TxBody": {"oneOf": [
-        _body("transfer", {"to": ADDRESS, "amount": AMOUNT}, "Move credits"),
+        _body("transfer", {"to": ADDRESS, "amount": POSITIVE_AMOUNT},
+              "Move credits (amount ≥ 1, ledger.md §3)"),
         _body("post_job", {"spec": ref("JobSpec")}, "Post a job; its escrow leaves the sender"),
         _body("claim", {"job_id": HEX32, "loss": NUMBER, "commitment": HEX32},
               "Announce a loss with a commitment to the model"),
-        _body("reveal", {"job_id": HEX32, "model_hash": HEX32, "salt": HEX},
+        _body("reveal", {"job_id": HEX32, "model_hash": HEX32, "salt": SALT},
               "Open the model commitment"),
         _body("vote_commit", {"job_id": HEX32, "claimer": ADDRESS, "commitment": HEX32},
               "A hidden vote"),
         _body("vote_reveal", {"job_id": HEX32, "claimer": ADDRESS, "valid": BOOL,
-                              "measured_loss": nullable(NUMBER), "salt": HEX},
+                              "measured_loss": nullable(NUMBER), "salt": SALT},
               "Open a vote"),
         _body("gov_propose", {"action": ref("GovernanceAction")}, "Propose a governance action"),
         _body("gov_approve", {"proposal_id": HEX32}, "Approve a pending proposal"),
-        _body("evidence", {"vote_a": HEX, "vote_b": HEX}, "Two conflicting consensus votes"),
+        _body("evidence", {"vote_a": {**HEX, "maxLength": 2048},
+                           "vote_b": {**HEX, "maxLength": 2048}},
+              "Two conflicting consensus votes"),
     ]},
     "TxStatus": {"oneOf": [
-        obj({"hash": HEX32, "status": {"const": "committed"}, "height": INT, "index": INT,
+        obj({"hash": HEX32, "status": {"const": "committed"}, "height": HEIGHT_INT,
+             "index": COUNT,
              "block_hash": HEX32, "time_ms": TIME_MS, "tx": ref("Transaction")}),
-        obj({"hash": HEX32, "status": {"const": "pending"}, "chain_height": INT}),
+        obj({"hash": HEX32, "status": {"const": "pending"}, "chain_height": HEIGHT_INT}),
     ]},
     "BatchResult": obj({
-        "accepted": INT, "duplicates": INT,
-        "rejected": array(obj({"index": INT, "status": {"enum": ["rejected", "full"]},
+        "accepted": COUNT, "duplicates": COUNT,
+        "rejected": array(obj({"index": COUNT, "status": {"enum": ["rejected", "full"]},
                                "code": STRING, "message": STRING})),
     }),
     "SubmitResult": obj({"hash": HEX32, "status": {"enum": ["accepted", "duplicate"]}}),
     "Account": obj({
-        "address": ADDRESS, "balance": AMOUNT, "nonce": INT,
-        "next_nonce": {"type": "integer", "description": "Nonce for a new tx (counts pending)"},
-        "member": BOOL, "banned": BOOL, "validator_power": INT,
+        "address": ADDRESS, "balance": AMOUNT, "nonce": bounded(0, MAX_NONCE),
+        "next_nonce": {**bounded(0, MAX_NONCE),
+                       "description": "Nonce for a new tx (counts pending)"},
+        "member": BOOL, "banned": BOOL, "validator_power": bounded(0, 1000),
     }),
     "JobSpec": obj({
-        "kind": STRING, "image_digest": HEX32, "image_blob": HEX32, "image_ref": STRING,
-        "entry_points": {"type": "object", "additionalProperties": array(STRING)},
-        "limits": obj({"memory_mb": INT, "cpu_millis": INT, "time_s": INT, "disk_mb": INT}),
-        "search_space": array(obj({"name": STRING,
-                                   "kind": {"enum": ["choice", "uniform", "log_uniform", "int"]},
-                                   "values": array({"type": ["number", "string"]})})),
-        "bounty": AMOUNT, "escrow": AMOUNT, "expiry_ms": TIME_MS, "loss_tolerance": NUMBER,
+        "kind": {"enum": list(JOB_KINDS)}, "image_digest": HEX32, "image_blob": HEX32,
+        "image_ref": text(256),
+        "entry_points": {"type": "object", "maxProperties": 8,
+                         "required": ["train", "evaluate"],
+                         "additionalProperties": {**array(text(MAX_ARG_LEN), MAX_COMMAND_ARGS),
+                                                  "minItems": 1},
+                         "description": "Entry point name (1..32 characters) → argv"},
+        "limits": obj({
+            "memory_mb": bounded(16, 1 << 20), "cpu_millis": bounded(100, 256_000),
+            "time_s": bounded(1, 7 * 24 * 3600), "disk_mb": bounded(1, MAX_MB),
+            "model_mb": {**bounded(1, MAX_MB), "description": "At most disk_mb"},
+            "image_mb": bounded(1, MAX_MB), "image_unpacked_mb": bounded(1, MAX_MB)},
+            description="What one run may use [JOB-LIMITS.1], [JOB-IMAGE.5]"),
+        "search_space": array(obj({
+            "name": text(64, 1), "kind": {"enum": list(PARAM_KINDS)},
+            "values": array({"oneOf": [{"type": "number"}, text(64)]}, MAX_CHOICES)}),
+            MAX_PARAMS),
+        "bounty": POSITIVE_AMOUNT, "escrow": POSITIVE_AMOUNT, "expiry_ms": TIME_MS,
+        "loss_tolerance": {"type": "number", "minimum": 0},
         "voting": obj({
-            "reveal_window_ms": INT, "commit_window_ms": INT, "vote_reveal_window_ms": INT,
-            "quorum_permille": INT, "supermajority_permille": INT, "voter_reward": AMOUNT,
-            "max_turns": INT}),
-        "description": STRING,
+            "reveal_window_ms": WINDOW_MS, "commit_window_ms": WINDOW_MS,
+            "vote_reveal_window_ms": WINDOW_MS, "quorum_permille": bounded(1, 1000),
+            "supermajority_permille": bounded(500, 1000), "voter_reward": AMOUNT,
+            "max_turns": bounded(1, 16)}),
+        "description": text(1024),
     }),
-    "Claim": obj({"claimer": ADDRESS, "loss": NUMBER, "commitment": HEX32, "height": INT,
-                  "index": INT}),
+    "Claim": obj({"claimer": ADDRESS, "loss": NUMBER, "commitment": HEX32,
+                  "height": HEIGHT_INT, "index": COUNT}),
     "Vote": obj({"voter": ADDRESS, "commitment": HEX32, "revealed": BOOL,
                  "valid": nullable(BOOL), "measured_loss": nullable(NUMBER)}),
     "Verdict": obj({
         "claimer": ADDRESS,
-        "outcome": {"enum": ["valid", "cheat", "forfeit", "no_quorum", "inconclusive",
-                             "withdrawn", "inconsistent"]},
-        "valid_votes": INT, "invalid_votes": INT, "eligible": INT, "time_ms": TIME_MS,
+        "outcome": {"enum": [str(o) for o in Outcome]},
+        "valid_votes": COUNT, "invalid_votes": COUNT, "eligible": COUNT, "time_ms": TIME_MS,
         "model_hash": nullable(HEX32),
         "verified_loss": nullable(NUMBER)}),
     "JobSummary": obj(_JOB_SUMMARY),
-    "JobList": obj({"jobs": array(ref("JobSummary")), "total": INT}),
+    "JobList": obj({"jobs": array(ref("JobSummary"), MAX_JOBS_PAGE), "total": COUNT}),
     "Job": obj({
         **_JOB_SUMMARY,
         "spec": ref("JobSpec"),
         "claims": array(ref("Claim")),
         "tried": array(ADDRESS),
         "turn": nullable(obj({
-            "claimer": ADDRESS, "number": INT,
+            "claimer": ADDRESS, "number": bounded(1, 1 << 16),
             "phase": {"enum": ["reveal", "vote_commit", "vote_reveal"]},
             "deadline_ms": TIME_MS, "model_hash": nullable(HEX32),
-            "eligible_voters": array(ADDRESS), "votes_committed": INT,
-            "votes_revealed": INT})),
+            "eligible_voters": array(ADDRESS), "votes_committed": COUNT,
+            "votes_revealed": COUNT})),
         "phase_deadline_ms": nullable(TIME_MS),
-        "turns_voted": INT,
+        "turns_voted": COUNT,
         "model_hash": nullable(HEX32),
         "votes": array(ref("Vote")),
         "verdicts": array(ref("Verdict")),
@@ -184,15 +244,15 @@ SCHEMAS: dict[str, S] = {
         "winner_model_hash": nullable(HEX32),
     }, description="A job: spec, escrow, claims (ranked), current turn, votes, verdicts"),
     "Leaderboard": obj({
-        "job_id": HEX32, "status": STRING,
+        "job_id": HEX32, "status": {"enum": [str(s) for s in JobStatus]},
         "claims": array(obj({
-            "rank": INT, "claimer": ADDRESS, "loss": NUMBER, "commitment": HEX32,
-            "height": INT, "index": INT,
-            "state": {"enum": ["waiting", "current", "valid", "cheat", "forfeit", "no_quorum",
-                               "inconclusive", "withdrawn", "inconsistent"]},
+            "rank": bounded(1, 1 << 32), "claimer": ADDRESS, "loss": NUMBER,
+            "commitment": HEX32, "height": HEIGHT_INT, "index": COUNT,
+            "state": {"enum": ["waiting", "current", *(str(o) for o in Outcome)]},
             "winner": BOOL})),
     }, description="Claims ranked: lower loss first, then earlier height, then block position"),
-    "ClaimPoint": obj({"claimer": ADDRESS, "loss": NUMBER, "height": INT, "index": INT,
+    "ClaimPoint": obj({"claimer": ADDRESS, "loss": NUMBER, "height": HEIGHT_INT,
+                       "index": COUNT,
                        "time_ms": TIME_MS, "tx_hash": HEX32},
                       description="One accepted claim transaction: its block, position and time"),
     "ClaimHistory": obj({
@@ -204,26 +264,50 @@ SCHEMAS: dict[str, S] = {
     }, description="Every claim of a job in chain order (a claimer's earlier claims too), and "
                    "the claims that lowered the best loss (served with the dashboard)"),
     "GovernanceAction": obj({
-        "kind": {"enum": ["admit_member", "add_validator", "remove_validator"]},
-        "target": {"type": "string", "description": "Address, or public key hex (add)"},
-        "address": ADDRESS, "power": INT}),
+        "kind": {"enum": list(GOV_ACTIONS)},
+        "target": {"oneOf": [ADDRESS, PUBKEY], "description": "Address, or public key (add)"},
+        "address": ADDRESS, "power": {**bounded(0, 1000),
+                                      "description": "1..1000 for add_validator, else 0"}}),
     "Validators": obj({
-        "validators": array(obj({"address": ADDRESS, "pubkey": HEX, "power": INT})),
-        "total_power": INT,
+        "validators": array(obj({"address": ADDRESS, "pubkey": PUBKEY, "power": POWER})),
+        "total_power": COUNT,
         "scheduled_changes": array(obj({
-            "height": INT, "kind": {"enum": ["add", "remove"]}, "address": ADDRESS,
-            "pubkey": nullable(HEX), "power": INT})),
+            "height": HEIGHT_INT, "kind": {"enum": ["add", "remove"]}, "address": ADDRESS,
+            "pubkey": nullable(PUBKEY), "power": bounded(0, 1000)})),
     }),
     "Members": obj({"members": array(obj({"address": ADDRESS, "balance": AMOUNT,
                                           "banned": BOOL, "validator": BOOL}))}),
     "Proposals": obj({"proposals": array(obj({
         "proposal_id": HEX32, "proposer": ADDRESS, "action": ref("GovernanceAction"),
         "created_ms": TIME_MS, "expires_ms": TIME_MS, "approvals": array(ADDRESS),
-        "approved_power": INT, "total_power": INT,
-        "needed_power": {"type": "integer",
+        "approved_power": COUNT, "total_power": COUNT,
+        "needed_power": {"type": "integer", "minimum": 1,
                          "description": "Approving power needed (more than two thirds)"}}))}),
-    "BlobInfo": obj({"blob": HEX32, "size": INT}),
-    "WaitResult": obj({"height": INT, "reached": BOOL}),
+    "BlobInfo": obj({"blob": HEX32, "size": bounded(1, 1 << 62)}),
+    "WaitResult": obj({"height": HEIGHT_INT, "reached": BOOL}),
+    "Genesis": obj({
+        "hash": {**HEX32, "description": "SHA-256 of the canonical encoding of the document "
+                                          "(ledger.md §8); equals /status genesis_hash"},
+        "genesis": obj({
+            "chain_id": text(64, 1), "genesis_time_ms": TIME_MS,
+            "validators": array(obj({"pubkey": PUBKEY, "power": POWER, "name": STRING})),
+            "members": array(ADDRESS),
+            "balances": {"type": "object", "additionalProperties": AMOUNT,
+                         "description": "Address text → initial credits"},
+            "params": ref("Params")},
+            description="The genesis file as the node parsed it: "
+                        "Genesis.from_json(genesis).hash == hash"),
+    }, description="[API-GENESIS.1] The genesis document this node runs and its hash"),
+    "Supply": obj({
+        "height": HEIGHT_INT, "state_root": HEX32,
+        "supply": {**AMOUNT, "description": "Credits created at genesis (the only ones)"},
+        "balances": {**AMOUNT, "description": "Sum of every account balance"},
+        "escrowed": {**AMOUNT, "description": "Sum of every job's escrow"},
+        "burned": {**AMOUNT, "description": "Credits burned so far (slashing, settlements)"},
+        "accounts": COUNT, "jobs_holding_escrow": COUNT,
+        "conserved": {"type": "boolean",
+                      "description": "balances + escrowed + burned == supply [BANK.1]"},
+    }, description="[API-SUPPLY.1] Credit totals of the committed state at height"),
 }
 
 
@@ -362,6 +446,11 @@ def _paths() -> dict[str, S]:
                 _query("timeout", {"type": "number", "minimum": 0, "maximum": MAX_WAIT_S,
                                    "default": 30}, "Seconds to wait at most"),
             ], tags=("chain",))},
+        "/genesis": {"get": _op(
+            "Genesis document", {"200": _json(ref("Genesis"))}, tags=("chain",))},
+        "/supply": {"get": _op(
+            "Credit supply", {"200": _json(ref("Supply"), "Totals at the committed height")},
+            tags=("chain",))},
         "/openapi.json": {"get": _op(
             "OpenAPI document", {"200": _json({"type": "object"}, "This document")},
             tags=("node",))},

@@ -12,7 +12,9 @@ field for field. The server reads the node only through ``NodeHandle`` and
 runs in the node's event loop, so it sees one consistent committed state per
 request.
 
-Other routes (the dashboard) go on ``ApiServer.app`` before ``start()``
+The handlers over the committed state (accounts, governance, genesis,
+supply) live in ``client.api.state_routes``; ``routes()`` lists them with
+the rest. Other routes (the dashboard) go on ``ApiServer.app`` before ``start()``
 (aiohttp freezes the router then); a route under ``/api/`` must also be
 added to the OpenAPI document, or the completeness test fails.
 
@@ -55,7 +57,6 @@ from client.api.json_forms import (
     parse_float,
     parse_hash,
     parse_int,
-    proposal_json,
     tx_json,
 )
 from client.api.limits import (
@@ -74,6 +75,7 @@ from client.api.limits import (
     UPLOAD_CHUNK,
 )
 from client.api.openapi import openapi_document
+from client.api.state_routes import StateRoutes
 from client.node.handle import CommittedBlock, NodeHandle
 from p2p.blobstore import BlobError, BlobTooLarge
 
@@ -145,6 +147,7 @@ class ApiServer:
         self._stopped = False
         self._recent: OrderedDict[bytes, None] = OrderedDict()
         self._listening = False
+        self.state_routes = StateRoutes(node)
         for method, path, handler in self.routes():
             self.app.router.add_route(method, API_PREFIX + path, handler)
 
@@ -160,13 +163,10 @@ class ApiServer:
             ("GET", "/txs/{hash}", self.get_tx),
             ("POST", "/txs", self.post_tx),
             ("POST", "/txs/batch", self.post_tx_batch),
-            ("GET", "/accounts/{address}", self.get_account),
             ("GET", "/jobs", self.get_jobs),
             ("GET", "/jobs/{job_id}", self.get_job),
             ("GET", "/jobs/{job_id}/leaderboard", self.get_leaderboard),
-            ("GET", "/validators", self.get_validators),
-            ("GET", "/members", self.get_members),
-            ("GET", "/proposals", self.get_proposals),
+            *self.state_routes.routes(),  # accounts, governance, genesis, supply
             ("POST", "/blobs", self.post_blob),
             ("GET", "/blobs/{blob}", self.get_blob),
             ("GET", "/wait", self.get_wait),
@@ -400,21 +400,6 @@ class ApiServer:
 
     # -- accounts and jobs ---------------------------------------------------------------
 
-    async def get_account(self, request: web.Request) -> web.Response:
-        address = parse_address(request.match_info["address"])
-        state = self.node.state
-        account = state.account(address)
-        validator = state.validators().get(address)
-        return web.json_response({
-            "address": addr(address),
-            "balance": account.balance,
-            "nonce": account.nonce,
-            "next_nonce": self.node.next_nonce(address),
-            "member": state.is_member(address),
-            "banned": account.banned,
-            "validator_power": validator.power if validator else 0,
-        })
-
     async def get_jobs(self, request: web.Request) -> web.Response:
         q = request.query
         wanted = q.get("status", "all")
@@ -450,46 +435,6 @@ class ApiServer:
         job = self._job(request)
         return web.json_response({"job_id": job.job_id.hex(), "status": str(job.status),
                                   "claims": leaderboard_json(job)})
-
-    # -- governance ---------------------------------------------------------------------
-
-    async def get_validators(self, request: web.Request) -> web.Response:
-        from chain.records import ValidatorChange
-
-        state = self.node.state
-        validators = state.validators()
-        scheduled = []
-        for key in sorted(state.keys("valset_change")):
-            changes: list[ValidatorChange] = state.get("valset_change", key) or []
-            for c in changes:
-                scheduled.append({"height": int.from_bytes(key, "big"), "kind": c.kind,
-                                  "address": addr(c.address), "pubkey": hx(c.pubkey),
-                                  "power": c.power})
-        return web.json_response({
-            "validators": [{"address": addr(a), "pubkey": v.pubkey.hex(), "power": v.power}
-                           for a, v in validators.items()],
-            "total_power": sum(v.power for v in validators.values()),
-            "scheduled_changes": scheduled,
-        })
-
-    async def get_members(self, request: web.Request) -> web.Response:
-        state = self.node.state
-        validators = state.validators()
-        out = []
-        for key in sorted(state.keys("member")):
-            account = state.account(key)  # type: ignore[arg-type]
-            out.append({"address": addr(key), "balance": account.balance,
-                        "banned": account.banned, "validator": key in validators})
-        return web.json_response({"members": out})
-
-    async def get_proposals(self, request: web.Request) -> web.Response:
-        state = self.node.state
-        powers = {a: v.power for a, v in state.validators().items()}
-        proposals = [p for p in (state.proposal(k) for k in state.keys("proposal"))
-                     if p is not None]
-        proposals.sort(key=lambda p: (p.created_ms, p.proposal_id))
-        return web.json_response(
-            {"proposals": [proposal_json(p, powers, state.params) for p in proposals]})
 
     # -- blobs --------------------------------------------------------------------------
 

@@ -79,7 +79,7 @@ def transfer(to: Address, amount: int, key_path: Path, passphrase_file: Path | N
     key = load_key(key_path, passphrase_file)
     client = client_for(node_url)
     tx, info = send(client, key, Transfer(to, Amount(amount)), wait=wait, what="transfer")
-    out: dict[str, Any] = {"hash": tx.hash.hex(), "from": address_to_text(key.address),
+    result: dict[str, Any] = {"hash": tx.hash.hex(), "from": address_to_text(key.address),
                            "to": address_to_text(to), "amount": amount,
                            "height": info["height"] if info else None}
 
@@ -88,7 +88,7 @@ def transfer(to: Address, amount: int, key_path: Path, passphrase_file: Path | N
         out(f"sent {amount} credits to {address_to_text(to)} {where}")
         out(f"tx {tx.hash.hex()}")
 
-    emit(out, as_json, text)
+    emit(result, as_json, text)
 
 
 # --- chain ----------------------------------------------------------------------------------
@@ -206,7 +206,7 @@ def _report_proposal(client: Any, proposal_id: str, included: bool, as_json: boo
             pending = next((p for p in client.proposals()["proposals"]
                             if p["proposal_id"] == proposal_id), None)
     state = "submitted" if not included else ("pending" if pending else "executed")
-    out = {"proposal_id": proposal_id, "state": state, "action": what,
+    result = {"proposal_id": proposal_id, "state": state, "action": what,
            "approved_power": pending["approved_power"] if pending else None,
            "needed_power": pending["needed_power"] if pending else None}
 
@@ -215,12 +215,12 @@ def _report_proposal(client: Any, proposal_id: str, included: bool, as_json: boo
             out(f"executed: {what}")
         elif state == "pending":
             out(f"proposal {proposal_id} pending ({what}): approved power "
-                       f"{out['approved_power']} of {out['needed_power']} needed")
+                       f"{result['approved_power']} of {result['needed_power']} needed")
             out(f"other validators: learningchain governance approve {proposal_id}")
         else:
             out(f"proposal {proposal_id} submitted ({what})")
 
-    emit(out, as_json, text)
+    emit(result, as_json, text)
 
 
 @click.group("member")

@@ -223,7 +223,7 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
 
     spec = spec_with(digest_bytes(image_id), blob_id, ref, now + expires_ms)
     tx, info = send(client, key, PostJob(spec), wait=wait, what="job", timeout=120.0)
-    out = {"job_id": tx.hash.hex(), "image_id": image_id, "image_blob": blob_id.hex(),
+    result = {"job_id": tx.hash.hex(), "image_id": image_id, "image_blob": blob_id.hex(),
            "bounty": spec.bounty, "escrow": spec.escrow, "expiry_ms": spec.expiry_ms,
            "height": info["height"] if info else None}
 
@@ -234,7 +234,7 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
                    f"{when(spec.expiry_ms, now)}")
         out(f"next: learningchain job watch {tx.hash.hex()}")
 
-    emit(out, as_json, text)
+    emit(result, as_json, text)
 
 
 # --- status, leaderboard --------------------------------------------------------------------
@@ -461,7 +461,7 @@ def job_fetch_model(job_id: bytes, output: Path, node_url: str, as_json: bool) -
         output.unlink(missing_ok=True)
         raise UserError(f"downloaded bytes hash to {got.hex()}, not the committed "
                                    f"model {model}; file removed")
-    out = {"job_id": job_id.hex(), "model_hash": model, "size": size, "file": str(output),
+    result = {"job_id": job_id.hex(), "model_hash": model, "size": size, "file": str(output),
            "winner": j["winner"]}
-    emit(out, as_json, lambda: out(f"wrote {output} ({size} bytes), model {model} "
+    emit(result, as_json, lambda: out(f"wrote {output} ({size} bytes), model {model} "
                                           "verified"))

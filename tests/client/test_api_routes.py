@@ -138,6 +138,10 @@ async def test_every_route_answers_in_its_documented_shape(tmp_path: Path) -> No
         assert proposal["approved_power"] == 1 and proposal["needed_power"] == 2
         waited = await call(s, api, "GET", "/wait?height=1&timeout=1", "/wait")
         assert waited == {"height": 2, "reached": True}
+        genesis = await call(s, api, "GET", "/genesis")
+        assert genesis["hash"] == status["genesis_hash"] == api.genesis.hash.hex()
+        supply = await call(s, api, "GET", "/supply")
+        assert supply["conserved"] and supply["escrowed"] == 100 + 6 * 3
         uploaded = await call(s, api, "POST", "/blobs", expect=201, data=b"model bytes",
                               headers={"Content-Type": "application/octet-stream"})
         got = await call(s, api, "GET", f"/blobs/{uploaded['blob']}", "/blobs/{blob}")
@@ -295,3 +299,48 @@ async def test_batch_of_transactions_is_admitted_in_order_with_reasons(tmp_path:
             problem = await call(s, api, "POST", "/txs/batch", "/txs/batch", expect=400,
                                  data=bad, headers={"Content-Type": "application/octet-stream"})
             assert problem["error"]["code"] == code
+
+
+
+def genesis_supply(api: Api) -> int:
+    return sum(amount for _, amount in api.genesis.balances)
+
+
+async def test_api_genesis_1_document_recomputes_to_its_hash_and_block_1s_prev_hash(
+        tmp_path: Path) -> None:
+    """[API-GENESIS.1] The served document re-parses to the served hash, the chain's genesis."""
+    from chain.genesis import Genesis
+
+    async with running_api(tmp_path, validators=2) as api, aiohttp.ClientSession() as s:
+        block = await api.node.commit_block()
+        doc = await call(s, api, "GET", "/genesis")
+        assert Genesis.from_json(doc["genesis"]) == api.genesis
+        assert Genesis.from_json(doc["genesis"]).hash.hex() == doc["hash"]
+        assert block.header.prev_hash.hex() == doc["hash"]
+        assert sum(doc["genesis"]["balances"].values()) == genesis_supply(api)
+
+
+async def test_api_supply_1_totals_follow_transfers_and_escrow_at_each_height(
+        tmp_path: Path) -> None:
+    """[API-SUPPLY.1] balances + escrowed + burned == supply, read at the committed height.
+
+    (Burns through a real ban: ``tests/client/test_api_totals.py``.)
+    """
+    async with running_api(tmp_path) as api, aiohttp.ClientSession() as s:
+        node = api.node
+        start = await call(s, api, "GET", "/supply")
+        assert start["supply"] == genesis_supply(api) == start["balances"]
+        assert (start["escrowed"], start["burned"], start["height"]) == (0, 0, 0)
+        assert start["conserved"]
+        assert node.submit(signed(api, "alice", Transfer(api.keys["bob"].address,
+                                                          Amount(7)))).accepted
+        spec = future_spec(node.now_ms(), bounty=50)
+        assert node.submit(signed(api, "submitter", PostJob(spec))).accepted
+        pending = await call(s, api, "GET", "/supply")
+        assert pending == start, "pending transactions do not move the committed totals"
+        await node.commit_block()
+        after = await call(s, api, "GET", "/supply")
+        assert after["height"] == 1 and after["conserved"]
+        assert after["escrowed"] == spec.escrow and after["jobs_holding_escrow"] == 1
+        assert after["balances"] == start["supply"] - spec.escrow
+        assert after["state_root"] == node.state.state_root.hex()

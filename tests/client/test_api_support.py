@@ -133,7 +133,8 @@ _TYPES: dict[str, Callable[[Any], bool]] = {
     "null": lambda v: v is None,
 }
 _KNOWN = {"type", "properties", "required", "additionalProperties", "items", "enum", "const",
-          "oneOf", "$ref", "pattern", "minimum", "maximum", "description", "format", "default"}
+          "oneOf", "$ref", "pattern", "minimum", "maximum", "description", "format", "default",
+          "minLength", "maxLength", "minItems", "maxItems", "maxProperties"}
 
 
 def check_schema(value: Any, schema: dict[str, Any], doc: dict[str, Any],
@@ -169,7 +170,14 @@ def check_schema(value: Any, schema: dict[str, Any], doc: dict[str, Any],
         assert value >= schema["minimum"], f"{where}: {value} < {schema['minimum']}"
     if "maximum" in schema and isinstance(value, int | float):
         assert value <= schema["maximum"], f"{where}: {value} > {schema['maximum']}"
+    if isinstance(value, str):
+        assert schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value)), \
+            f"{where}: length {len(value)} outside the schema's bounds"
+    if isinstance(value, list):
+        assert schema.get("minItems", 0) <= len(value) <= schema.get("maxItems", len(value)), \
+            f"{where}: {len(value)} items outside the schema's bounds"
     if isinstance(value, dict):
+        assert len(value) <= schema.get("maxProperties", len(value)), f"{where}: too many keys"
         props = schema.get("properties", {})
         for key in schema.get("required", []):
             assert key in value, f"{where}: missing {key!r}"
