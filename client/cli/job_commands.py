@@ -12,7 +12,6 @@ import json
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import click
 
 from chain.content import blob_id_of_file
 from chain.errors import DecodeError
-from chain.jobspec import JobSpec, ParamSpec, ResourceLimits, VotingParams
+from chain.jobspec import JobSpec, ParamSpec, VotingParams
 from chain.transactions import PostJob
 from chain.types import Amount, Hash32, TimeMs
 from client.api.http_client import ApiClient, ApiError
@@ -45,6 +44,7 @@ from client.cli.common import (
 )
 from sandbox.cli import job
 from sandbox.errors import SandboxError
+from sandbox.image_check import ImageSizes, measure_image
 from sandbox.job_file import JOB_FILE, JobFile, load_job_file
 
 __all__ = ["job"]
@@ -58,18 +58,22 @@ DEFAULT_MAX_TURNS = 3
 
 def build_spec(job_dir: Path, job_file: JobFile, *, image_digest: bytes, image_blob: bytes,
                image_ref: str, bounty: int, expiry_ms: int, voting: VotingParams,
-               loss_tolerance: float | None = None, description: str | None = None) -> JobSpec:
-    """The ``JobSpec`` of a job folder, checked exactly as the chain will decode it."""
-    raw_limits = tomllib.loads((job_dir / JOB_FILE).read_text(encoding="utf-8"))["limits"]
+               loss_tolerance: float | None = None, description: str | None = None,
+               image: ImageSizes | None = None) -> JobSpec:
+    """The ``JobSpec`` of a job folder, checked exactly as the chain will decode it.
+
+    Every limit of job.toml reaches the chain [JOB-LIMITS.1] (``model_mb`` included),
+    with the image sizes measured from the saved image [JOB-IMAGE.5] (``image``;
+    1 MiB each for a draft made before the image exists).
+    """
+    sizes = image if image is not None else ImageSizes(0, 0)
     spec = JobSpec(
         kind=job_file.kind,
         image_digest=Hash32(image_digest),
         image_blob=Hash32(image_blob),
         image_ref=image_ref[:256],
         entry_points=job_file.entry_points,
-        limits=ResourceLimits(memory_mb=raw_limits["memory_mb"],
-                              cpu_millis=raw_limits["cpu_millis"],
-                              time_s=raw_limits["time_s"], disk_mb=raw_limits["disk_mb"]),
+        limits=job_file.spec_limits(sizes),
         search_space=tuple(ParamSpec(p.name, p.kind, tuple(p.values))
                            for p in job_file.search_space),
         bounty=Amount(bounty),
@@ -201,12 +205,14 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
     key = load_key(key_path, passphrase_file)
     client = client_for(node_url)
 
-    def spec_with(digest: bytes, blob: bytes, ref: str, expiry_ms: int) -> JobSpec:
+    def spec_with(digest: bytes, blob: bytes, ref: str, expiry_ms: int,
+                  image: ImageSizes | None = None) -> JobSpec:
         try:
             return build_spec(job_dir, job_file, image_digest=digest, image_blob=blob,
                               image_ref=ref, bounty=bounty, expiry_ms=expiry_ms, voting=voting,
-                              loss_tolerance=loss_tolerance, description=description)
-        except (DecodeError, KeyError, TypeError) as e:
+                              loss_tolerance=loss_tolerance, description=description,
+                              image=image)
+        except (DecodeError, KeyError, TypeError, ValueError) as e:
             raise UserError(f"{job_dir / JOB_FILE}: {e}") from e
 
     draft = spec_with(b"\0" * 32, b"\0" * 32, "", 0)
@@ -214,14 +220,16 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
     with tempfile.TemporaryDirectory(prefix="lc-submit-") as tmp:
         try:
             tar, image_id, blob_id, ref = _image(job_dir, image_tar, rebuild, Path(tmp))
+            sizes = measure_image(tar)
         except SandboxError as e:
             raise UserError(str(e)) from e
+        spec_with(b"\0" * 32, blob_id, ref, 0, sizes)  # a declared size too small: before upload
         _upload(client, tar, blob_id, as_json)
     with user_errors():
         now = int(client.status()["time_ms"])
     from sandbox.image_blob import digest_bytes
 
-    spec = spec_with(digest_bytes(image_id), blob_id, ref, now + expires_ms)
+    spec = spec_with(digest_bytes(image_id), blob_id, ref, now + expires_ms, sizes)
     tx, info = send(client, key, PostJob(spec), wait=wait, what="job", timeout=120.0)
     result = {"job_id": tx.hash.hex(), "image_id": image_id, "image_blob": blob_id.hex(),
            "bounty": spec.bounty, "escrow": spec.escrow, "expiry_ms": spec.expiry_ms,

@@ -117,8 +117,14 @@ def test_submit_uploads_the_image_and_posts_the_job(chain: ApiThread, tmp_path: 
     assert "sha256:" + spec["image_digest"] == image_id == posted["image_id"]
     assert spec["image_blob"] == blob_id_of_file(tar).hex()
     assert spec["entry_points"] == {"evaluate": ["/job/evaluate"], "train": ["/job/train"]}
+    # Every limit of job.toml reaches the chain [JOB-LIMITS.1] (the template declares model_mb
+    # 4), the image sizes measured from the saved image [JOB-IMAGE.5].
+    from sandbox.image_check import measure_image
+
+    sizes = measure_image(tar)
     assert spec["limits"] == {"memory_mb": 1024, "cpu_millis": 2000, "time_s": 120,
-                              "disk_mb": 64}
+                              "disk_mb": 64, "model_mb": 4, "image_mb": sizes.image_mb,
+                              "image_unpacked_mb": sizes.image_unpacked_mb}
     assert [p["name"] for p in spec["search_space"]] == ["learning_rate", "hidden_size",
                                                          "epochs"]
     assert 9 * 60_000 < spec["expiry_ms"] - job["posted_time_ms"] <= 10 * 60_000
