@@ -23,6 +23,7 @@ neither a griefing submitter nor a cheating worker gains").
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -76,7 +77,7 @@ def judge(runs: tuple[EvalResult, ...], tolerance: float) -> SelfCheck:
     for result in runs:
         if not result.ok and result.reason in WORKER_FAULTS:
             return SelfCheck(CheckOutcome.WORKER_FAULT, None, f"our sandbox failed: {text}")
-    losses = [r.loss for r in runs if r.ok and r.loss is not None]
+    losses = [r.loss for r in runs if r.ok and r.loss is not None and math.isfinite(r.loss)]
     if len(losses) != len(runs) or not losses:
         return SelfCheck(CheckOutcome.INCONSISTENT, None,
                          f"the job's evaluation failed on our model: {text}")

@@ -17,16 +17,23 @@ from client.worker.policy import (
     claim_rank,
     claimed_loss,
     image_id_text,
+    image_too_large,
     job_score,
+    max_runs,
     pick_job,
+    runs_exhausted,
     sample_params,
     sandbox_limits,
     seed_for,
+    self_vote,
+    should_self_vote,
     should_vote,
     skip_reason,
     vote_valid,
     worth_claiming,
 )
+from client.worker.selfcheck import CheckOutcome, judge
+from sandbox.results import EvalResult, FailureReason
 from tests.ledger.harness import job_spec
 
 NOW = 1_700_000_000_000
@@ -207,3 +214,83 @@ def test_should_vote_only_when_eligible_and_not_voted() -> None:
     assert not should_vote(replace(job, votes=(VoteRecord(ME, Hash32(b"\x00" * 32)),)), ME)
     assert not should_vote(replace(job, status=JobStatus.VOTE_REVEAL), ME)
     assert not should_vote(replace(job, current=ME), ME)
+
+
+# -- issue 13: self-check, own vote, bounded runs, sizes -------------------------------------
+
+def _ok(loss: float) -> EvalResult:
+    return EvalResult(True, None, loss)
+
+
+def _failed(reason: FailureReason) -> EvalResult:
+    return EvalResult(False, reason, None, detail="why")
+
+
+def test_work_selfcheck_1_agreeing_runs_claim_the_worse_loss() -> None:
+    check = judge((_ok(0.30), _ok(0.3005)), 1e-3)
+    assert check.outcome == CheckOutcome.AGREE and check.loss == 0.3005 and check.claimable
+
+
+def test_work_selfcheck_1_disagreeing_runs_are_inconsistent_and_say_why() -> None:
+    check = judge((_ok(0.5), _ok(5.0)), 1e-3)
+    assert check.outcome == CheckOutcome.INCONSISTENT and check.loss is None
+    assert "does not reproduce" in check.why and "0.5" in check.why and "5.0" in check.why
+    assert judge((_ok(0.5), _ok(float("nan"))), 1.0).outcome == CheckOutcome.INCONSISTENT
+
+
+@pytest.mark.parametrize("reason", sorted(set(FailureReason) - {
+    FailureReason.ENGINE_ERROR, FailureReason.IMAGE_MISSING, FailureReason.HOST_ERROR}))
+def test_work_selfcheck_1_a_jobs_failure_is_inconsistent(reason: FailureReason) -> None:
+    assert judge((_failed(reason),), 1e-3).outcome == CheckOutcome.INCONSISTENT
+    assert judge((_ok(0.2), _failed(reason)), 1e-3).outcome == CheckOutcome.INCONSISTENT
+
+
+@pytest.mark.parametrize("reason", [FailureReason.ENGINE_ERROR, FailureReason.IMAGE_MISSING,
+                                    FailureReason.HOST_ERROR])
+def test_work_selfcheck_1_our_own_failure_is_a_worker_fault(reason: FailureReason) -> None:
+    assert judge((_ok(0.2), _failed(reason)), 1e-3).outcome == CheckOutcome.WORKER_FAULT
+
+
+def test_vote_self_1_honest_claimer_votes_what_it_measures_cheat_insists() -> None:
+    assert self_vote(0.5, 0.5, 1e-3, 0.0) == (True, 0.5)
+    assert self_vote(0.5, 5.0, 1e-3, 0.0) == (False, 5.0)  # the time bomb: withdrawn
+    assert self_vote(0.5, None, 1e-3, 0.0) == (False, None)  # cannot evaluate: invalid
+    assert self_vote(0.25, 5.0, 1e-3, 0.5) == (True, 0.25)  # the demo liar insists
+
+
+def test_vote_self_1_only_on_our_own_turn_in_vote_commit() -> None:
+    job = replace(open_job(), status=JobStatus.VOTE_COMMIT, current=ME,
+                  model_hash=Hash32(b"\x05" * 32), eligible_voters=(OTHER,))
+    assert should_self_vote(job, ME) and not should_vote(job, ME)
+    assert not should_self_vote(replace(job, current=OTHER), ME)
+    assert not should_self_vote(replace(job, status=JobStatus.VOTE_REVEAL), ME)
+    assert not should_self_vote(replace(job, votes=(VoteRecord(ME, Hash32(b"\x00" * 32)),)), ME)
+
+
+def test_work_attempts_1_absolute_bound_whatever_the_cause() -> None:
+    policy = replace(POLICY, max_attempts=3, max_given_back=2)
+    assert max_runs(policy) == 5
+    assert runs_exhausted(2, 4, policy) is None
+    assert runs_exhausted(3, 3, policy) == "all 3 attempts used"
+    assert "5 runs started" in str(runs_exhausted(0, 5, policy))  # all given back
+    job = open_job()
+    assert "bound" in str(another_attempt(job, 1, policy, NOW, None, None, runs=5))
+
+
+def test_work_image_1_declared_image_sizes_bounded_by_the_policy() -> None:
+    policy = replace(POLICY, max_image_mb=100, max_image_unpacked_mb=300)
+    fits = ResourceLimits(512, 1000, 60, 64, image_mb=100, image_unpacked_mb=300)
+    assert image_too_large(replace(job_spec(), limits=fits), policy) is None
+    big = replace(job_spec(), limits=replace(fits, image_mb=101))
+    assert image_too_large(big, policy) == "declared image_mb 101 > policy max_image_mb 100"
+    bomb = replace(job_spec(), limits=replace(fits, image_unpacked_mb=2048))
+    assert "image_unpacked_mb 2048" in str(image_too_large(bomb, policy))
+    skip = skip_reason(open_job(limits=bomb.limits), member(), policy, NOW)
+    assert skip is not None and skip.code == "image_size"
+
+
+def test_job_limits_1_model_bound_is_the_declared_model_mb_not_the_disk() -> None:
+    """Issue 13 §5: a 40 MiB model passed a 4 MiB declaration (bounded by disk_mb)."""
+    spec = replace(job_spec(), limits=ResourceLimits(512, 1000, 60, 64, model_mb=4))
+    assert sandbox_limits(spec).model_bytes == 4 * 1024 * 1024
+    assert sandbox_limits(spec).model_bytes < 40 * 1024 * 1024
