@@ -165,8 +165,11 @@ class SandboxRunner:
                                                            FailureReason.BAD_METRICS)},
                                  variant=variant)
             if not run.ok:
+                detail = run.detail
+                if run.reason == FailureReason.BAD_METRICS:  # metrics.json over its cap
+                    detail = f"{METRICS_FILE}: [JOB-JSON.1] {detail}"
                 return EvalResult(False, run.reason, None, exit_code=run.exit_code,
-                                  seconds=run.seconds, logs=run.logs, detail=run.detail)
+                                  seconds=run.seconds, logs=run.logs, detail=detail)
             metrics, problem = read_metrics(out / METRICS_FILE)
         if metrics is None:
             return EvalResult(False, FailureReason.BAD_METRICS, None, exit_code=run.exit_code,

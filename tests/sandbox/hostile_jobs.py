@@ -187,7 +187,8 @@ HOSTILE_SCRIPTS: dict[str, str] = {
             "huge_float": '{"loss": 1e400}',
             "nan": '{"loss": NaN}',
             "neg_inf": '{"loss": -Infinity}',
-            "deep": '{"loss": 1, "x": ' + "[" * 100000 + "]" * 100000 + '}',
+            "deep": '{"loss": 1, "x": ' + "[" * 30000 + "]" * 30000 + '}',
+            "large": '{"loss": 1, "x": ' + "[" * 100000 + "]" * 100000 + '}',
             "duplicate": '{"loss": 0.1, "loss": 9.0}',
             "bool": '{"loss": true}',
             "good": '{"loss": 0.25, "accuracy": 0.5}',
@@ -249,7 +250,7 @@ HOSTILE_SCRIPTS: dict[str, str] = {
             "process_vm_readv": (310, 1, 0, 0, 0, 0, 0), "kcmp": (312, 1, 1, 0, 0, 0),
             "pidfd_getfd": (438, 0, 0, 0), "memfd_secret": (447, 0),
             "name_to_handle_at": (303, -100, 0, 0, 0, 0), "unshare_user": (272, 0x10000000),
-            "socketcall": (102, 1, addr), "clone3": (435, addr, 88),
+            "clone3": (435, addr, 88),
             "getpid": (39,), "memfd_create": (319, addr, 0),
         }
         result = {name: call(*args) for name, args in syscalls.items()}

@@ -242,7 +242,7 @@ def test_job_image_5_gzip_repacked_real_image_keeps_its_id_and_is_refused(
         _gzip_repack(saved.path, repacked)
         assert blob_image_id(repacked) == image  # the id does not see the compression
         small = repacked.stat().st_size
-        assert small * 20 < saved.size, (small, saved.size)
+        assert small * 4 < saved.size, (small, saved.size)  # 96 MiB of zeros + the rootfs
         declared_mb = max(1, small // MIB + 1)  # what a lying submitter declares
         with pytest.raises(ImageTooLarge, match="unpacked"):
             check_image_tar(repacked, declared_mb, declared_mb)
