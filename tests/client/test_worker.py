@@ -216,12 +216,15 @@ async def test_honest_worker_claims_reveals_is_verified_and_paid(
         assert state.account(keys["submitter"].address).balance == \
             1_000 - escrow + (escrow - BOUNTY - REWARD)
         assert state.total_credits() == supply
-    assert summary["sent"] == {"claim": 1, "reveal": 1, "settled": 1}
+    # [VOTE-SELF.1] alice votes on her own claim too (never counted or paid)
+    assert summary["sent"] == {"claim": 1, "reveal": 1, "vote commit": 1, "vote reveal": 1,
+                               "settled": 1}
     assert summary["jobs"] == {}  # settled jobs are forgotten
     text = caplog.text
-    for line in ("picked: bounty 100", "attempt 1/1: params", "claim sent", "our turn: revealing",
-                 "measured loss", "vote commit sent", "vote reveal sent", "settled: paid",
-                 "(us), paid 100; our payout 100"):
+    for line in ("picked: bounty 100", "attempt 1/1: params", "self-check run 1 (plain): loss",
+                 "claim sent", "our turn: revealing", "verifying OUR OWN claim",
+                 "our own vote says VALID", "measured loss", "vote commit sent",
+                 "vote reveal sent", "settled: paid", "(us), paid 100; our payout 100"):
         assert line in text, line
 
 
