@@ -75,6 +75,7 @@ def test_address_text_checksum_catches_typos() -> None:
 
 
 def test_key_file_round_trip_mode_0600(tmp_path: Path) -> None:
+    """[KEY-FILE.1]"""
     key = PrivateKey.generate()
     path = tmp_path / "node.key"
     write_key_file(path, key, "correct horse", scrypt_n=2**12)
@@ -85,6 +86,7 @@ def test_key_file_round_trip_mode_0600(tmp_path: Path) -> None:
 
 
 def test_key_file_wrong_passphrase_is_one_line(tmp_path: Path) -> None:
+    """[KEY-FILE.1]"""
     path = tmp_path / "k"
     write_key_file(path, PrivateKey.generate(), "right", scrypt_n=2**12)
     with pytest.raises(KeyFileError) as e:
@@ -98,6 +100,7 @@ def test_key_file_wrong_passphrase_is_one_line(tmp_path: Path) -> None:
     b'"cipher":{"name":"aes-256-gcm","nonce":"00","ciphertext":"00"}}',
 ])
 def test_key_file_corrupt_is_one_line(tmp_path: Path, corrupt: bytes) -> None:
+    """[KEY-FILE.1]"""
     path = tmp_path / "k"
     path.write_bytes(corrupt)
     with pytest.raises(KeyFileError) as e:
@@ -106,6 +109,7 @@ def test_key_file_corrupt_is_one_line(tmp_path: Path, corrupt: bytes) -> None:
 
 
 def test_key_file_tampered_address_fails(tmp_path: Path) -> None:
+    """[KEY-FILE.1]"""
     path = tmp_path / "k"
     write_key_file(path, PrivateKey.generate(), "pw", scrypt_n=2**12)
     doc = json.loads(path.read_text())
@@ -116,6 +120,7 @@ def test_key_file_tampered_address_fails(tmp_path: Path) -> None:
 
 
 def test_key_file_missing(tmp_path: Path) -> None:
+    """[KEY-FILE.1]"""
     with pytest.raises(KeyFileError, match="no key file"):
         read_key_file(tmp_path / "absent", "pw")
 

@@ -18,6 +18,7 @@ def _pair(chain: Chain, name: str, kind: str = PREVOTE) -> Evidence:
 
 
 def test_equivocating_validator_is_recorded_and_banned() -> None:
+    """[TX-EVIDENCE.1] [JOB-BAN.1] Recorded once; offender banned, burned, removed later."""
     chain = Chain(validators=4)
     chain.block()
     chain.block(chain.tx("alice", _pair(chain, "v3")))
@@ -31,6 +32,7 @@ def test_equivocating_validator_is_recorded_and_banned() -> None:
 
 
 def test_invalid_evidence_same_vote_twice_or_forged() -> None:
+    """[TX-EVIDENCE.1] [CONS-EVIDENCE.1] Same vote twice, wrong order, not a validator, garbage."""
     chain = Chain(validators=4)
     chain.block()
     pair = _pair(chain, "v1")

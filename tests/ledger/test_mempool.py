@@ -10,6 +10,7 @@ from tests.ledger.harness import Chain
 
 
 def test_admits_valid_chain_of_nonces_and_rejects_with_reason() -> None:
+    """[MEMPOOL-ADMIT.1] Admitted only when it applies after everything pending."""
     chain = Chain()
     pool = Mempool(chain.state, chain.cache)
     key = chain.keys["alice"]
@@ -27,6 +28,7 @@ def test_admits_valid_chain_of_nonces_and_rejects_with_reason() -> None:
 
 
 def test_limits_per_sender_and_total() -> None:
+    """[MEMPOOL-LIMIT.1] [MEMPOOL-LIMIT.2] The pool and each sender are bounded."""
     chain = Chain()
     pool = Mempool(chain.state, chain.cache, MempoolLimits(max_txs=3, max_per_sender=2))
     a, b = chain.keys["alice"], chain.keys["bob"]
@@ -43,6 +45,7 @@ def test_limits_per_sender_and_total() -> None:
 
 
 def test_update_after_block_drops_included_and_evicts_invalid() -> None:
+    """[MEMPOOL-RECHECK.1] After a block: included dropped, the rest re-checked."""
     chain = Chain()
     pool = Mempool(chain.state, chain.cache)
     key = chain.keys["alice"]

@@ -79,6 +79,7 @@ def _drive(chain: Chain, plan: list[list[tuple[Any, ...]]]) -> list[bytes]:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plan=blocks)
 def test_credits_conserved_and_replay_is_identical(plan: list[list[tuple[Any, ...]]]) -> None:
+    """[BANK.1] [STATE-ROOT.1] Credits conserved at every height; a replay gives the same roots."""
     chain = Chain()
     roots = _drive(chain, plan)
     with tempfile.TemporaryDirectory() as tmp:

@@ -46,6 +46,7 @@ def in_reveal(chain: Chain, claims: dict[str, float]) -> bytes:
 # --- envelope -------------------------------------------------------------------------
 
 def test_invalid_signature_wrong_chain(chain: Chain) -> None:
+    """[ENC-DOMAIN.1] [TX-SIG.1] The chain id is in the signed digest."""
     tx = sign_transaction(chain.keys["alice"], "other-chain", 0,
                           Transfer(chain.addr("bob"), Amount(1)))
     assert chain.reject(tx) == "bad_signature"
@@ -70,6 +71,7 @@ def test_invalid_nonce_gap(chain: Chain) -> None:
 
 
 def test_invalid_oversized_transaction(chain: Chain) -> None:
+    """[TX-SIZE.1] [ENC-LIMIT.1] Over 16 KiB or with trailing bytes: a decode error."""
     spec = dataclasses.replace(job_spec(), description="x" * 1024)
     big = SignedTransaction.create(PostJob(spec), chain.keys["alice"].public_key, 0,
                                    chain.keys["alice"].sign(b"\x00" * 32))
@@ -222,11 +224,13 @@ def test_invalid_vote_reveal_rules(chain: Chain) -> None:
 # --- governance -----------------------------------------------------------------------
 
 def test_invalid_governance_from_non_validator(chain: Chain) -> None:
+    """[GOV-PROPOSE.1] Only validators propose."""
     action = GovernanceAction("admit_member", chain.addr("mallory"))
     assert chain.reject(chain.tx("alice", GovernancePropose(action))) == "not_validator"
 
 
 def test_invalid_governance_actions() -> None:
+    """[GOV-PROPOSE.1] [GOV-APPROVE.1] Actions valid now; approvals name a pending proposal."""
     chain = Chain(validators=4)
     assert chain.reject(chain.tx("v0", GovernancePropose(
         GovernanceAction("admit_member", chain.addr("alice"))))) == "already_member"
