@@ -105,8 +105,18 @@ class ApiClient:
         return dict(self.get("/status"))
 
     def chain_id(self) -> str:
+        """The chain id transactions are signed for; refused unless 1..64 characters of UTF-8."""
         if self._chain_id is None:
-            self._chain_id = str(self.status()["chain_id"])
+            chain_id = self.status()["chain_id"]
+            try:
+                ok = isinstance(chain_id, str) and 1 <= len(chain_id) <= 64 \
+                    and bool(chain_id.encode("utf-8"))
+            except UnicodeEncodeError:
+                ok = False
+            if not ok:
+                raise ApiError("bad_response", f"the node's chain id is not valid: "
+                                               f"{str(chain_id)[:80]!r}")
+            self._chain_id = chain_id
         return self._chain_id
 
     def peers(self) -> list[Json]:
@@ -137,7 +147,7 @@ class ApiClient:
 
     def account(self, address: str | bytes) -> Json:
         text = address if isinstance(address, str) else address_to_text(address)
-        return dict(self.get(f"/accounts/{urllib.parse.quote(text, safe='')}"))
+        return dict(self.get(f"/accounts/{_hex(text)}"))
 
     def jobs(self, status: str | None = None, submitter: str | None = None,
              limit: int = 100) -> Json:
@@ -248,7 +258,9 @@ class ApiClient:
 
 
 def _hex(value: str | bytes) -> str:
-    return value.hex() if isinstance(value, bytes) else urllib.parse.quote(value, safe="")
+    """A path segment: bytes as hex, text percent-quoted (a lone surrogate cannot crash it)."""
+    return value.hex() if isinstance(value, bytes) else urllib.parse.quote(
+        value, safe="", errors="backslashreplace")
 
 
 def _api_error(e: urllib.error.HTTPError) -> ApiError:

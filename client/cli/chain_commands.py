@@ -1,6 +1,6 @@
 """Commands that read the chain or send plain transactions through a node's HTTP API.
 
-``balance``, ``transfer``, ``chain status|blocks|block|tx``, and governance:
+``balance``, ``transfer``, ``chain status|blocks|block|tx|supply|genesis``, and governance:
 ``member admit|list``, ``validator add|remove|list``, ``governance approve|list``.
 """
 
@@ -186,6 +186,67 @@ def chain_tx(tx_hash: bytes, node_url: str, as_json: bool) -> None:
     emit(info, as_json, text)
 
 
+@chain.command("supply")
+@node_option
+@json_option
+def chain_supply(node_url: str, as_json: bool) -> None:
+    """Credit totals: balances + escrowed + burned = supply, no replay [BANK.1]."""
+    client = client_for(node_url)
+    with user_errors():
+        t = client.supply()
+
+    def text() -> None:
+        out(f"height    {t['height']} (state root {t['state_root']})")
+        out(f"supply    {t['supply']:>20}  (created at genesis)")
+        out(f"balances  {t['balances']:>20}  ({t['accounts']} accounts)")
+        out(f"escrowed  {t['escrowed']:>20}  ({t['jobs_holding_escrow']} jobs)")
+        out(f"burned    {t['burned']:>20}")
+        verdict = "yes" if t["conserved"] else "NO: the node's state does not add up"
+        out(f"balances + escrowed + burned = supply: {verdict}")
+
+    emit(t, as_json, text)
+    if not t["conserved"]:
+        raise UserError(f"credits not conserved at height {t['height']}: "
+                        f"{t['balances']} + {t['escrowed']} + {t['burned']} != {t['supply']}")
+
+
+@chain.command("genesis")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the genesis document here (a genesis.json a new node can use).")
+@node_option
+@json_option
+def chain_genesis(output: Path | None, node_url: str, as_json: bool) -> None:
+    """The genesis the node runs, its hash recomputed here and checked [API-GENESIS.1]."""
+    from chain.errors import InvalidGenesis
+    from chain.genesis import Genesis
+
+    client = client_for(node_url)
+    with user_errors():
+        doc = client.genesis()
+    try:
+        genesis = Genesis.from_json(doc["genesis"])
+    except InvalidGenesis as e:
+        raise UserError(f"the node serves an invalid genesis: {e}") from None
+    if genesis.hash.hex() != doc["hash"]:
+        raise UserError(f"the node's genesis document hashes to {genesis.hash.hex()}, "
+                        f"not the {doc['hash']} it claims")
+    if output is not None:
+        with user_errors():
+            genesis.save(output)
+    supply = sum(amount for _, amount in genesis.balances)
+
+    def text() -> None:
+        out(f"chain     {genesis.chain_id}")
+        out(f"hash      {doc['hash']} (recomputed)")
+        out(f"time_ms   {genesis.genesis_time_ms}")
+        out(f"validators {len(genesis.validators)}, members {len(genesis.members)}, "
+            f"supply {supply}")
+        if output is not None:
+            out(f"wrote {output}")
+
+    emit(doc, as_json, text)
+
+
 # --- governance -------------------------------------------------------------------------
 
 
@@ -339,7 +400,7 @@ def governance_approve(proposal_id: bytes, key_path: Path, passphrase_file: Path
         known = {p["proposal_id"]: p for p in client.proposals()["proposals"]}
     if proposal_id.hex() not in known:
         raise UserError(f"no pending proposal {proposal_id.hex()} "
-                                   "(executed, expired, or never made)")
+                        "(executed, expired, or never made)")
     action = known[proposal_id.hex()]["action"]
     _tx, info = send(client, key, GovernanceApprove(Hash32(proposal_id)), wait=wait,
                      what="approval")

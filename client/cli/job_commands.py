@@ -9,6 +9,7 @@ the submitter's balance in the same block) and print the job id.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
 import time
@@ -149,7 +150,7 @@ def _upload(client: ApiClient, path: Path, blob_id: bytes, quiet: bool) -> None:
             info = client.upload_blob(path, progress)
     if info["blob"] != blob_id.hex():
         raise UserError(f"the node stored blob {info['blob']}, expected "
-                                   f"{blob_id.hex()} (corrupted upload?)")
+                        f"{blob_id.hex()} (corrupted upload?)")
 
 
 @job.command("submit")
@@ -451,7 +452,9 @@ def job_fetch_model(job_id: bytes, output: Path, node_url: str, as_json: bool) -
     model = j["winner_model_hash"]
     if not model:
         raise UserError(f"job has no verified winner (status {j['status']}); "
-                                   "nothing to fetch")
+                        "nothing to fetch")
+    if not isinstance(model, str) or not re.fullmatch(r"[0-9a-f]{64}", model):
+        raise UserError(f"the node's winner_model_hash is not a hash: {str(model)[:80]}")
     bar: Any = click.progressbar(length=1, label="downloading model", hidden=as_json,
                                  file=sys.stderr)
     last = [0]
@@ -468,7 +471,7 @@ def job_fetch_model(job_id: bytes, output: Path, node_url: str, as_json: bool) -
     if got.hex() != model:
         output.unlink(missing_ok=True)
         raise UserError(f"downloaded bytes hash to {got.hex()}, not the committed "
-                                   f"model {model}; file removed")
+                        f"model {model}; file removed")
     result = {"job_id": job_id.hex(), "model_hash": model, "size": size, "file": str(output),
            "winner": j["winner"]}
     emit(result, as_json, lambda: out(f"wrote {output} ({size} bytes), model {model} "
