@@ -1,1 +1,101 @@
-"""Shared fixtures. Every random choice comes from a logged seed."""
+"""Shared fixtures. Every random choice comes from a logged seed; the host engine is guarded.
+
+- ``lc_seed`` (autouse): each test case runs under one seed, ``LC_SEED`` or a fresh
+  one, printed with its output; a failure ends with the line that re-runs it
+  (``tests/framework/seed.py``).
+- The host's Docker engine is fingerprinted when the session starts and
+  compared when it ends (``tests/framework/host_engine.py``): a session that
+  stopped the machine's dockerd or touched its owner's containers fails, even
+  if every test passed.
+- ``private_dockerd``: a Docker engine of the test's own, holding the base image
+  (``tests/framework/dockerd.py``), for tests that stop an engine or need a node
+  with an engine of its own.
+- The header shows ``LC_TIMEOUT_FACTOR`` (``tests/framework/wait.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.framework import host_engine
+from tests.framework import seed as seeds
+from tests.framework.dockerd import PrivateDockerd
+from tests.framework.wait import TIMEOUT_FACTOR_ENV, timeout_factor
+
+SEED_KEY = pytest.StashKey[int]()
+HOST_KEY = pytest.StashKey[host_engine.HostEngine | None]()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [f"random seeds: one per test, re-run one with {seeds.SEED_ENV}=N "
+            f"(N printed with each failure); {TIMEOUT_FACTOR_ENV}={timeout_factor():g}"]
+
+
+@pytest.fixture(autouse=True)
+def lc_seed(request: pytest.FixtureRequest) -> Iterator[int]:
+    """This case's seed: every random choice of the test and its helpers derives from it.
+
+    Named ``lc_seed`` because several suites parametrize a ``seed`` of their own (fixed
+    scenario seeds, shown in the test id); those stay as they are."""
+    value = seeds.choose_seed()
+    request.node.stash[SEED_KEY] = value
+    print(f"seed: {seeds.rerun_hint(value, request.node.nodeid)}")
+    seeds.begin_case(value)
+    yield value
+    seeds.end_case()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Generator[None, object, object]:
+    report = yield
+    value = item.stash.get(SEED_KEY, None)
+    if value is not None and isinstance(report, pytest.TestReport) and report.failed:
+        report.sections.append(("random seed", f"re-run: {seeds.rerun_hint(value, item.nodeid)}"))
+    return report
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.stash[HOST_KEY] = host_engine.fingerprint()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    before = session.stash.get(HOST_KEY, None)
+    if before is None:
+        return
+    changed = host_engine.changes(before, host_engine.fingerprint())
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if changed:
+        if reporter is not None:
+            reporter.write_line("HOST DOCKER ENGINE TOUCHED: " + "; ".join(changed), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif reporter is not None:
+        reporter.write_line(f"host Docker engine untouched: {before.describe()}")
+
+
+@pytest.fixture
+def private_dockerd(tmp_path: Path) -> Iterator[PrivateDockerd]:
+    """A private engine with the base image loaded, removed completely after the test.
+
+    The base image comes from the host engine (built by ``make setup``) through a
+    cached ``docker save`` tar; the engine's log is kept as ``private-dockerd.log``.
+    """
+    from sandbox.base_image import BASE_TAG, ensure_base_image
+    from sandbox.engine import connect
+
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            raise RuntimeError("CI runs as root: a private dockerd must be tested there")
+        pytest.skip("a private dockerd needs root")
+    host = connect()
+    try:
+        ensure_base_image(host, log=lambda _m: None)
+        with PrivateDockerd(log_file=tmp_path / "private-dockerd.log") as engine:
+            engine.load_from_host(host, BASE_TAG)
+            yield engine
+    finally:
+        host.close()

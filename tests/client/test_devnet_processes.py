@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 from chain.keyfile import read_key_file
@@ -13,21 +12,13 @@ from chain.transactions import Transfer
 from chain.types import Amount
 from client.api.http_client import ApiClient
 from client.devnet.processes import down, load_pids, start_node_process, up
-
-
-def _wait(predicate, timeout: float = 30.0, step: float = 0.2):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"condition not met within {timeout}s")
+from tests.framework.ports import free_base_port
+from tests.framework.wait import wait_until
 
 
 def test_devnet_transfer_sigkill_rejoin_and_graceful_stop(tmp_path: Path) -> None:
     root = tmp_path / "net"
-    layout = up(root, validators=4, workers=0, base_port=27200,
+    layout = up(root, validators=4, workers=0, base_port=free_base_port(4),
                 users={"alice": 1_000, "bob": 0}, consensus={"commit_ms": 100})
     try:
         apis = [ApiClient(n.api_url) for n in layout.nodes]
@@ -38,7 +29,9 @@ def test_devnet_transfer_sigkill_rejoin_and_graceful_stop(tmp_path: Path) -> Non
         tx = apis[0].sign(key, Transfer(_addr(bob.address), Amount(25)))
         apis[0].submit(tx)
         apis[0].wait_for_tx(tx.hash, timeout=30)
-        located = [_wait(lambda api=api: _committed(api, tx.hash)) for api in apis]
+        located = [wait_until(lambda api=api: _committed(api, tx.hash),
+                              what=f"the transfer committed on {api.base_url}")
+                   for api in apis]
         assert len({(loc["height"], loc["index"]) for loc in located}) == 1
         assert all(api.account(bob.address)["balance"] == 25 for api in apis)
 
@@ -47,18 +40,18 @@ def test_devnet_transfer_sigkill_rejoin_and_graceful_stop(tmp_path: Path) -> Non
         victim = layout.nodes[3]
         os.kill(pids[victim.name], signal.SIGKILL)
         base = apis[0].status()["height"]
-        _wait(lambda: apis[0].status()["height"] >= base + 5)
+        wait_until(lambda: apis[0].status()["height"] >= base + 5, what="5 blocks without node3")
         tx2 = apis[1].sign(key, Transfer(_addr(bob.address), Amount(5)))
         apis[1].submit(tx2)
-        _wait(lambda: _committed(apis[0], tx2.hash))
+        wait_until(lambda: _committed(apis[0], tx2.hash), what="a transfer without node3")
 
         # Restart it from its data dir: it catches up and follows.
         pids[victim.name] = start_node_process(victim)
         (root / "devnet.json").write_text(
             __import__("json").dumps({"pids": pids}))
         target = apis[0].status()["height"]
-        _wait(lambda: (apis[3].status() if _up(apis[3]) else {}).get("height", 0) > target,
-              timeout=60)
+        wait_until(lambda: (apis[3].status() if _up(apis[3]) else {}).get("height", 0) > target,
+                   timeout=60, what=f"the restarted node3 to pass height {target}")
         common = min(api.status()["height"] for api in apis)
         roots = {api.block(common)["state_root"] for api in apis}
         hashes = {api.block(common)["hash"] for api in apis}

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import logging
+import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--target-outbound", type=int, default=4)
     p.add_argument("--handshake-timeout", type=float, default=5.0)
     p.add_argument("--log", default="WARNING")
+    p.add_argument("--rng-seed", type=int, default=None,
+                   help="seed of the node's random choices (the test's logged seed)")
     return p.parse_args(argv)
 
 
@@ -85,7 +88,7 @@ async def run(args: argparse.Namespace) -> None:
         http_header_timeout=args.handshake_timeout,
         gossip=GossipParams(),
     )
-    node = Node(key, config)
+    node = Node(key, config, rng=random.Random(args.rng_seed))
     chain = HashChain(args.chain_id, {bytes(validator.public_key)})
     for h in range(args.blocks):
         chain.produce(validator, h.to_bytes(8, "big"))

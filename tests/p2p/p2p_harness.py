@@ -16,6 +16,8 @@ from typing import Any
 from chain.crypto import PrivateKey
 from p2p.config import GossipParams, P2PConfig
 from p2p.node import Node
+from tests.framework import seed as seeds
+from tests.framework.wait import describe, wait_until_async
 
 CHAIN_ID = "lc-test"
 REPO = Path(__file__).resolve().parents[2]
@@ -31,18 +33,10 @@ def key(name: str) -> PrivateKey:
 
 
 async def start_node(stack: AsyncExitStack, name: str, **overrides: Any) -> Node:
-    node = Node(key(name), config(**overrides))
+    """An in-process node whose random choices (gossip peers, backoff) follow the test seed."""
+    node = Node(key(name), config(**overrides), rng=seeds.rng(f"node:{name}"))
     await stack.enter_async_context(node)
     return node
-
-
-async def wait_until(
-    predicate: Callable[[], bool], timeout: float = 20.0, step: float = 0.02
-) -> None:
-    """Polls ``predicate`` until true; fails the test after ``timeout`` seconds."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(step)
 
 
 class ProcNode:
@@ -64,6 +58,8 @@ class ProcNode:
             "tests.framework.p2p_node",
             "--seed",
             name,
+            "--rng-seed",
+            str(seeds.rng(f"process:{name}").getrandbits(32)),
             *args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -91,12 +87,13 @@ class ProcNode:
     async def wait_event(
         self, match: Callable[[dict[str, Any]], bool], timeout: float = 30
     ) -> dict[str, Any]:
-        async with asyncio.timeout(timeout):
-            while (found := self.find(match)) is None:
-                if self.proc.returncode is not None:
-                    raise RuntimeError(f"{self.name} exited with {self.proc.returncode}")
-                await asyncio.sleep(0.02)
-        return found
+        def found() -> dict[str, Any] | None:
+            if self.proc.returncode is not None and self.find(match) is None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}")
+            return self.find(match)
+
+        return await wait_until_async(found, timeout=timeout, step=0.02,
+                                      what=f"an event of {self.name}: {describe(match)}")
 
     def height(self) -> int:
         heights = [e["height"] for e in self.events if "height" in e]

@@ -8,11 +8,12 @@ import os
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from p2p_harness import ProcNode, start_node, wait_until
+from p2p_harness import ProcNode, start_node
 
 from chain.content import CHUNK_SIZE, blob_id
 from p2p.blobs import BlobService
 from p2p.blobstore import BlobStore
+from tests.framework.wait import wait_until_async
 
 SIZE = 200 * 1024 * 1024
 
@@ -52,7 +53,7 @@ async def test_wire_blob_200mib_from_three_peers_one_killed_midway(tmp_path: Pat
         async with AsyncExitStack() as stack:
             node = await start_node(stack, "fetcher", bootstrap=tuple(s.endpoint for s in seeds))
             service = BlobService(node, BlobStore(tmp_path / "fetcher", max_blob_size=SIZE))
-            await wait_until(lambda: len(service.announcers.get(blob, ())) == 3, timeout=30)
+            await wait_until_async(lambda: len(service.announcers.get(blob, ())) == 3, timeout=30)
 
             seen: list[int] = []
             killed_at: list[int] = []

@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
-from p2p_harness import start_node, wait_until
+from p2p_harness import start_node
 
 from chain.content import blob_id_of_bytes
 from chain.encoding import encode
@@ -16,6 +16,7 @@ from p2p.blobs import BlobService
 from p2p.blobstore import BlobStore, BlobTooLarge, BlobUnavailable
 from p2p.node import Node
 from p2p.wire import CHUNK_SIZE
+from tests.framework.wait import wait_until_async
 
 DATA = os.urandom(5 * CHUNK_SIZE + 1234)
 BLOB = blob_id_of_bytes(DATA)
@@ -45,7 +46,7 @@ async def test_wire_blob_6_oversized_blob_refused_before_writing(tmp_path: Path)
         seed, _ = await seeded(stack, tmp_path, "seed")
         node = await start_node(stack, "fetcher", bootstrap=(seed.endpoint,))
         service = BlobService(node, BlobStore(tmp_path / "f", max_blob_size=CHUNK_SIZE))
-        await wait_until(lambda: BLOB in service.announcers)
+        await wait_until_async(lambda: BLOB in service.announcers)
         with pytest.raises(BlobTooLarge):
             await service.fetch(BLOB)
         assert not any((tmp_path / "f" / "partial").iterdir())
@@ -64,7 +65,7 @@ async def test_wire_blob_5_corrupt_chunks_cost_the_sender_and_come_from_elsewher
         path.write_bytes(bytes(corrupted))  # manifest still claims the true hashes
         node = await start_node(stack, "fetcher", bootstrap=(good.endpoint, bad.endpoint))
         service = BlobService(node, BlobStore(tmp_path / "f"))
-        await wait_until(lambda: len(service.announcers.get(BLOB, ())) == 2)
+        await wait_until_async(lambda: len(service.announcers.get(BLOB, ())) == 2)
         out = await service.fetch(BLOB)
         assert out.read_bytes() == DATA
         bad_peer = node.peers.get(bad.address)
@@ -86,7 +87,7 @@ async def test_wire_blob_4_lying_manifest_is_refused_and_keeps_no_byte(tmp_path:
         BlobService(liar, store)
         node = await start_node(stack, "fetcher", bootstrap=(liar.endpoint,))
         service = BlobService(node, BlobStore(tmp_path / "f"))
-        await wait_until(lambda: bool(node.peers))
+        await wait_until_async(lambda: bool(node.peers))
         with pytest.raises(BlobUnavailable):
             await service.fetch(BLOB, patience=0.5)
         liar_peer = node.peers.get(liar.address)
@@ -104,7 +105,7 @@ async def test_wire_blob_8_fetch_resumes_from_a_partial_file(tmp_path: Path) -> 
         partial[: 3 * CHUNK_SIZE] = DATA[: 3 * CHUNK_SIZE]
         store.partial_path(BLOB).write_bytes(bytes(partial))
         service = BlobService(node, store)
-        await wait_until(lambda: BLOB in service.announcers)
+        await wait_until_async(lambda: BLOB in service.announcers)
         progress: list[int] = []
         out = await service.fetch(BLOB, progress=lambda done, total: progress.append(done))
         assert out.read_bytes() == DATA
@@ -117,6 +118,6 @@ async def test_wire_blob_unavailable_blob_times_out_cleanly(tmp_path: Path) -> N
         seed, _ = await seeded(stack, tmp_path, "seed")
         node = await start_node(stack, "fetcher", bootstrap=(seed.endpoint,))
         service = BlobService(node, BlobStore(tmp_path / "f"))
-        await wait_until(lambda: bool(node.peers))
+        await wait_until_async(lambda: bool(node.peers))
         with pytest.raises(BlobUnavailable):
             await service.fetch(b"\x01" * 32, patience=0.5)

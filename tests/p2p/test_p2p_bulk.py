@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from p2p_harness import start_node, wait_until
+from p2p_harness import start_node
 
 from chain.content import blob_id_of_bytes
 from chain.types import Address
@@ -19,6 +19,7 @@ from p2p.blobstore import BlobStore
 from p2p.bulk import MAX_STREAMS_PER_TOKEN, BulkGrants
 from p2p.node import Node
 from p2p.wire import CHUNK_SIZE, BulkGrant, GetBulk, NotFound
+from tests.framework.wait import wait_until_async
 
 DATA = os.urandom(40 * CHUNK_SIZE + 777)
 BLOB = blob_id_of_bytes(DATA)
@@ -94,7 +95,7 @@ async def test_fetch_uses_the_bulk_stream_not_websocket_chunks(tmp_path: Path) -
         seed, seed_service = await seeded(stack, tmp_path, "seed")
         node = await start_node(stack, "fetcher", bootstrap=(seed.endpoint,))
         service = BlobService(node, BlobStore(tmp_path / "f"))
-        await wait_until(lambda: BLOB in service.announcers)
+        await wait_until_async(lambda: BLOB in service.announcers)
         progress: list[int] = []
         out = await service.fetch(BLOB, progress=lambda done, total: progress.append(done))
         assert out.read_bytes() == DATA
@@ -121,7 +122,7 @@ async def test_bulk_route_serves_only_to_live_tokens_for_their_blob(tmp_path: Pa
     async with AsyncExitStack() as stack:
         seed, seed_service = await seeded(stack, tmp_path, "seed")
         node = await start_node(stack, "fetcher", bootstrap=(seed.endpoint,))
-        await wait_until(lambda: seed.address in node.peers)
+        await wait_until_async(lambda: seed.address in node.peers)
         peer = node.peers[seed.address]
         answer = await node.request(peer, GetBulk(node.next_req_id(), BLOB))
         assert isinstance(answer, BulkGrant)
@@ -143,7 +144,7 @@ async def test_bulk_route_serves_only_to_live_tokens_for_their_blob(tmp_path: Pa
         ):
             assert response.status == 404
         await peer.close()
-        await wait_until(lambda: len(seed_service.grants) == 0)
+        await wait_until_async(lambda: len(seed_service.grants) == 0)
         assert (await http_get(seed, BLOB.hex(), auth))[0] == 403, "revoked with the connection"
 
 
@@ -152,7 +153,7 @@ async def test_peer_without_bulk_is_fetched_from_over_websocket(tmp_path: Path) 
         seed, seed_service = await seeded(stack, tmp_path, "seed", bulk=False)
         node = await start_node(stack, "fetcher", bootstrap=(seed.endpoint,))
         service = BlobService(node, BlobStore(tmp_path / "f"))
-        await wait_until(lambda: BLOB in service.announcers)
+        await wait_until_async(lambda: BLOB in service.announcers)
         assert (await service.fetch(BLOB)).read_bytes() == DATA
         assert seed_service.stats["bulk_streams_served"] == 0
         assert seed_service.stats["chunks_served"] == 41
@@ -180,7 +181,7 @@ async def test_bulk_stream_cut_short_falls_back_and_keeps_no_bad_byte(tmp_path: 
         seed.add_get_route("blob", cut_short)
         node = await start_node(stack, "fetcher", bootstrap=(seed.endpoint,))
         service = BlobService(node, BlobStore(tmp_path / "f"))
-        await wait_until(lambda: BLOB in service.announcers)
+        await wait_until_async(lambda: BLOB in service.announcers)
         assert (await service.fetch(BLOB)).read_bytes() == DATA
         assert cut, "the bulk stream was tried"
         assert seed_service.stats["chunks_served"] > 0
@@ -203,7 +204,7 @@ async def test_wrong_bytes_on_the_bulk_stream_cost_the_sender(tmp_path: Path) ->
         bad.add_get_route("blob", garbage)
         node = await start_node(stack, "fetcher", bootstrap=(good.endpoint, bad.endpoint))
         service = BlobService(node, BlobStore(tmp_path / "f"))
-        await wait_until(lambda: len(service.announcers.get(BLOB, ())) == 2)
+        await wait_until_async(lambda: len(service.announcers.get(BLOB, ())) == 2)
         assert (await service.fetch(BLOB)).read_bytes() == DATA
         assert service.chunks_from[BLOB][bad.address] == 0
         bad_peer = node.peers.get(bad.address)
@@ -215,7 +216,7 @@ async def test_cancelled_fetch_stops_its_threads_and_resumes_later(tmp_path: Pat
         seed, _ = await seeded(stack, tmp_path, "seed")
         node = await start_node(stack, "fetcher", bootstrap=(seed.endpoint,))
         service = BlobService(node, BlobStore(tmp_path / "f"))
-        await wait_until(lambda: BLOB in service.announcers)
+        await wait_until_async(lambda: BLOB in service.announcers)
         started = asyncio.Event()
 
         def progress(done: int, total: int) -> None:
@@ -235,7 +236,7 @@ async def test_hostile_range_headers_get_a_clear_answer_never_a_500(tmp_path: Pa
     async with AsyncExitStack() as stack:
         seed, _ = await seeded(stack, tmp_path, "seed")
         node = await start_node(stack, "fetcher", bootstrap=(seed.endpoint,))
-        await wait_until(lambda: seed.address in node.peers)
+        await wait_until_async(lambda: seed.address in node.peers)
         answer = await node.request(node.peers[seed.address], GetBulk(node.next_req_id(), BLOB))
         assert isinstance(answer, BulkGrant)
         auth = f"LC-Bulk {answer.token.hex()}"

@@ -5,11 +5,12 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 import aiohttp
-from p2p_harness import CHAIN_ID, key, start_node, wait_until
+from p2p_harness import CHAIN_ID, key, start_node
 from p2p_hostile import handshake, open_ws
 
 from chain.crypto import PrivateKey
 from p2p.handshake import handshake_digest
+from tests.framework.wait import wait_until_async
 
 
 def test_wire_handshake_2_digest_binds_chain_keys_and_nonces() -> None:
@@ -24,7 +25,7 @@ async def test_wire_handshake_1_two_nodes_connect_and_know_each_other() -> None:
     async with AsyncExitStack() as stack:
         a = await start_node(stack, "a")
         b = await start_node(stack, "b", bootstrap=(a.endpoint,))
-        await wait_until(lambda: a.address in b.peers and b.address in a.peers)
+        await wait_until_async(lambda: a.address in b.peers and b.address in a.peers)
         assert b.peers[a.address].outbound and not a.peers[b.address].outbound
 
 
@@ -59,13 +60,13 @@ async def test_wire_handshake_3_stolen_public_key_is_refused_and_victim_not_bann
         assert not victim.peers and not victim.is_banned(honest.address)
         # The real owner of the key still gets in.
         peer = await start_node(stack, "honest", bootstrap=(victim.endpoint,))
-        await wait_until(lambda: peer.address in victim.peers)
+        await wait_until_async(lambda: peer.address in victim.peers)
 
 
 async def test_wire_handshake_6_shutdown_is_clean_and_idempotent() -> None:
     async with AsyncExitStack() as stack:
         a = await start_node(stack, "a")
         b = await start_node(stack, "b", bootstrap=(a.endpoint,))
-        await wait_until(lambda: a.address in b.peers)
+        await wait_until_async(lambda: a.address in b.peers)
     await a.stop()
     assert not a.peers and not b.peers

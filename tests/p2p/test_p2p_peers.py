@@ -6,7 +6,7 @@ import asyncio
 from contextlib import AsyncExitStack
 
 import aiohttp
-from p2p_harness import CHAIN_ID, config, key, start_node, wait_until
+from p2p_harness import CHAIN_ID, config, key, start_node
 from p2p_hostile import handshake
 
 from chain.crypto import PrivateKey
@@ -16,6 +16,7 @@ from p2p.gossip_core import Verdict
 from p2p.node import Node
 from p2p.sync import BlockSync
 from tests.framework.hash_chain import HashChain
+from tests.framework.wait import wait_until_async
 
 
 async def test_wire_pex_2_peer_exchange_finds_nodes_not_in_config() -> None:
@@ -23,8 +24,8 @@ async def test_wire_pex_2_peer_exchange_finds_nodes_not_in_config() -> None:
         hub = await start_node(stack, "hub")
         a = await start_node(stack, "a", bootstrap=(hub.endpoint,))
         b = await start_node(stack, "b", bootstrap=(hub.endpoint,))
-        await wait_until(lambda: len(hub.peers) == 2)
-        await wait_until(lambda: b.address in a.peers or a.address in b.peers, timeout=20)
+        await wait_until_async(lambda: len(hub.peers) == 2)
+        await wait_until_async(lambda: b.address in a.peers or a.address in b.peers, timeout=20)
 
 
 async def test_wire_pex_3_reconnects_after_the_peer_restarts() -> None:
@@ -34,19 +35,19 @@ async def test_wire_pex_3_reconnects_after_the_peer_restarts() -> None:
         await b.start()
         port = b.listen_port
         a = await start_node(stack, "a", bootstrap=(b.endpoint,), backoff_base=0.1, backoff_max=0.5)
-        await wait_until(lambda: b.address in a.peers)
+        await wait_until_async(lambda: b.address in a.peers)
         await b.stop()
-        await wait_until(lambda: b.address not in a.peers)
+        await wait_until_async(lambda: b.address not in a.peers)
         b2 = Node(b_key, config(port=port))
         await stack.enter_async_context(b2)
-        await wait_until(lambda: b2.address in a.peers, timeout=20)
+        await wait_until_async(lambda: b2.address in a.peers, timeout=20)
 
 
 async def test_wire_peers_inbound_limit_is_enforced() -> None:
     async with AsyncExitStack() as stack:
         hub = await start_node(stack, "hub", max_inbound=1)
         await start_node(stack, "a", bootstrap=(hub.endpoint,))
-        await wait_until(lambda: len(hub.peers) == 1)
+        await wait_until_async(lambda: len(hub.peers) == 1)
         await start_node(stack, "b", bootstrap=(hub.endpoint,))
         await asyncio.sleep(1.0)
         assert len(hub.peers) == 1
@@ -72,11 +73,11 @@ async def test_wire_gossip_8_rejected_messages_stop_and_cost_the_sender() -> Non
             gossip.start()
             nodes.append(node)
             gossips.append(gossip)
-        await wait_until(lambda: len(nodes[1].peers) == 2)
+        await wait_until_async(lambda: len(nodes[1].peers) == 2)
         # Node 0 publishes without validating; node 1 rejects, charges node 0, forwards nothing.
         gossips[0].publish("tx", b"bad message")
         gossips[0].publish("tx", b"good message")
-        await wait_until(lambda: delivered[2] == [b"good message"])
+        await wait_until_async(lambda: delivered[2] == [b"good message"])
         assert delivered[1] == [b"good message"]
         assert nodes[1].peers[nodes[0].address].score.value < 0
 
@@ -91,7 +92,7 @@ async def test_wire_node_stop_leaves_no_task_behind() -> None:
         chain = HashChain(CHAIN_ID, set())
         BlockSync(a, chain).start()
         BlockSync(b, HashChain(CHAIN_ID, set())).start()
-        await wait_until(lambda: a.address in b.peers)
+        await wait_until_async(lambda: a.address in b.peers)
     await asyncio.sleep(0)
     assert set(asyncio.all_tasks()) - before == set()
 
@@ -109,13 +110,13 @@ async def test_wire_handshake_6_admitted_peer_stalling_mid_frame_is_dropped() ->
         session = await stack.enter_async_context(aiohttp.ClientSession())
         ws = await session.ws_connect(f"http://{victim.endpoint}/p2p", autoping=False)
         assert await handshake(ws, key("staller"), chain_id=CHAIN_ID) is None
-        await wait_until(lambda: key("staller").address in victim.peers)
+        await wait_until_async(lambda: key("staller").address in victim.peers)
         transport = ws._response.connection.transport  # type: ignore[union-attr]
         assert transport is not None
         for byte in b"\x82\xfe\x10\x00":
             transport.write(bytes([byte]))
             await asyncio.sleep(1.0)
-        await wait_until(lambda: key("staller").address not in victim.peers, timeout=15)
+        await wait_until_async(lambda: key("staller").address not in victim.peers, timeout=15)
         await ws.close()
 
 
@@ -138,9 +139,9 @@ async def test_wire_peers_simultaneous_dials_leave_one_working_connection() -> N
             b.connect("127.0.0.1", a.listen_port)
             pairs.append((a, b, ga, gb, got))
         for a, b, ga, gb, got in pairs:
-            await wait_until(lambda a=a, b=b: b.address in a.peers and a.address in b.peers)
+            await wait_until_async(lambda a=a, b=b: b.address in a.peers and a.address in b.peers)
             await asyncio.sleep(0.3)  # let any duplicate be resolved
             assert a.peers[b.address].dialer == b.peers[a.address].dialer
             assert b.address in ga.core.peers and a.address in gb.core.peers
             ga.publish("tx", b"hello %d" % id(a))
-            await wait_until(lambda got=got: len(got) == 1, timeout=5)
+            await wait_until_async(lambda got=got: len(got) == 1, timeout=5)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from contextlib import AsyncExitStack
 
-from p2p_harness import CHAIN_ID, start_node, wait_until
+from p2p_harness import CHAIN_ID, start_node
 
 from chain.crypto import PrivateKey
 from p2p.sync import BlockSync, LocalApplyFailure
 from tests.framework.hash_chain import HashChain
+from tests.framework.wait import wait_until_async
 
 VALIDATOR = PrivateKey.from_seed(b"validator")
 
@@ -51,7 +52,7 @@ async def test_wire_sync_5_catch_up_uses_several_peers_then_follows() -> None:
         late = await start_node(stack, "late", bootstrap=tuple(n.endpoint for n, _, _ in sources))
         late_sync = BlockSync(late, late_chain, batch=50)
         late_sync.start()
-        await wait_until(lambda: late_sync.caught_up.is_set(), timeout=30)
+        await wait_until_async(lambda: late_sync.caught_up.is_set(), timeout=30)
         assert late_chain.height() == 600 and late_chain.tip == sources[0][1].tip
         assert len(served) >= 2, served  # the load was spread
 
@@ -59,7 +60,7 @@ async def test_wire_sync_5_catch_up_uses_several_peers_then_follows() -> None:
         for _node, chain, sync in sources:
             chain.produce(VALIDATOR, b"next")
             sync.notify_height()
-        await wait_until(lambda: late_chain.height() == 601, timeout=10)
+        await wait_until_async(lambda: late_chain.height() == 601, timeout=10)
 
 
 async def test_wire_sync_6_forged_blocks_cost_the_sender_and_are_fetched_elsewhere() -> None:
@@ -74,8 +75,8 @@ async def test_wire_sync_6_forged_blocks_cost_the_sender_and_are_fetched_elsewhe
         late = await start_node(stack, "late", bootstrap=(honest.endpoint, liar.endpoint))
         late_sync = BlockSync(late, late_chain, batch=50)
         late_sync.start()
-        await wait_until(lambda: late_chain.height() == 300, timeout=30)
-        await wait_until(late_sync.caught_up.is_set, timeout=10)
+        await wait_until_async(lambda: late_chain.height() == 300, timeout=30)
+        await wait_until_async(late_sync.caught_up.is_set, timeout=10)
         assert served["liar"] >= 1
         liar_peer = late.peers.get(liar.address)
         assert liar_peer is None or liar_peer.score.value < 0
@@ -97,7 +98,7 @@ async def test_wire_sync_6_peer_claiming_a_huge_height_is_charged_and_ignored() 
         late = await start_node(stack, "late", bootstrap=(honest.endpoint, liar.endpoint))
         late_sync = BlockSync(late, late_chain, batch=50)
         late_sync.start()
-        await wait_until(late_sync.caught_up.is_set, timeout=30)
+        await wait_until_async(late_sync.caught_up.is_set, timeout=30)
         assert late_chain.height() == 120
         assert late_sync.peer_heights[liar.address] < 10**15
 
@@ -124,7 +125,7 @@ async def test_wire_sync_local_storage_failure_blames_no_peer_and_retries() -> N
         late_chain = BusyDiskChain()
         late = await start_node(stack, "late", bootstrap=(honest.endpoint,))
         BlockSync(late, late_chain, batch=50).start()
-        await wait_until(lambda: late_chain.height() == 300, timeout=30)
+        await wait_until_async(lambda: late_chain.height() == 300, timeout=30)
         assert late_chain.refusals == 2
         peer = late.peers[honest.address]
         assert peer.score.value >= 0, "our own disk is not the peer's fault"

@@ -36,6 +36,8 @@ from chain.types import Amount, Hash32
 from client.api.http_client import ApiClient, ApiError
 from client.devnet.network import NetworkLayout
 from client.devnet.processes import down, load_pids, start_node_process, up
+from tests.framework.ports import free_base_port
+from tests.framework.wait import wait_until
 from tests.reliability.netproxy import ProxyMesh
 
 RECOVERY_BOUND_S = 30.0
@@ -81,8 +83,9 @@ class ScenarioReport:
 class Graph:
     """The devnet under test: layout, pids, clients."""
 
-    def __init__(self, root: Path, *, base_port: int, accounts: int, nodes: int = 4) -> None:
+    def __init__(self, root: Path, *, accounts: int, nodes: int = 4) -> None:
         users = {f"acct{i}": 1_000 for i in range(accounts)}
+        base_port = free_base_port(nodes)
         self.root = root
         self.size = nodes
         # every p2p link goes through its own proxy, so links can be cut and slowed
@@ -286,10 +289,12 @@ def run_crash_loop(graph: Graph, rng: random.Random, kills: int, log: FaultLog) 
         others = max(_height(a) for n, a in graph.apis.items() if n != name)
         graph.restart(name)
         log.add("restart", name)
-        deadline = time.monotonic() + RECOVERY_BOUND_S
-        while _height(api) <= others:
-            assert time.monotonic() < deadline, f"{name} did not rejoin after kill -9"
-            time.sleep(0.1)
+        _wait_rejoined(api, name, others)
+
+
+def _wait_rejoined(api: ApiClient, name: str, above: int) -> None:
+    wait_until(lambda: _height(api) > above, timeout=RECOVERY_BOUND_S, step=0.1,
+               what=f"{name} to rejoin after kill -9 (commit above height {above})")
 
 
 def check_storage(graph: Graph) -> int:
@@ -327,13 +332,15 @@ def wait_recovered(graph: Graph, bound: float = RECOVERY_BOUND_S) -> tuple[float
     moment faults stopped; fails beyond ``bound``."""
     start = time.monotonic()
     target = max(_height(api) for api in graph.apis.values()) + 2
-    heights: dict[str, int] = {}
-    while time.monotonic() - start < bound:
+
+    def all_past_target() -> dict[str, int] | None:
         heights = {name: _height(api) for name, api in graph.apis.items()}
-        if min(heights.values()) >= target:
-            return time.monotonic() - start, heights
-        time.sleep(0.25)
-    raise AssertionError(f"not every node committed past {target} within {bound}s: {heights}")
+        return heights if min(heights.values()) >= target else None
+
+    heights = wait_until(all_past_target, timeout=bound, step=0.25,
+                         what=f"every node to commit past height {target}",
+                         detail=lambda: {n: _height(a) for n, a in graph.apis.items()})
+    return time.monotonic() - start, heights
 
 
 def _height(api: ApiClient) -> int:
@@ -404,14 +411,13 @@ def raw_blocks_range(api: ApiClient, start: int, end: int) -> list[Block]:
 
 
 def run_scenario(root: Path, seed: int, *, seconds: float = 40.0, clients: int = 3,
-                 accounts: int = 12, base_port: int = 27600,
-                 crash_kills: int | None = None) -> ScenarioReport:
+                 accounts: int = 12, crash_kills: int | None = None) -> ScenarioReport:
     """Faults for ``seconds`` (or, with ``crash_kills``, that many kill -9 during commits)
     under the bank workload; then every invariant, and after a graceful stop the storage
     check of every node."""
     rng = random.Random(seed)
     started = time.monotonic()
-    graph = Graph(root, base_port=base_port, accounts=accounts)
+    graph = Graph(root, accounts=accounts)
     log = FaultLog()
     bank = BankResult()
     try:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 from dataclasses import dataclass, field
+
+from tests.framework.ports import free_port
 
 
 @dataclass
@@ -33,15 +34,9 @@ class ProxyMesh:
                                         name="netproxy")
         self._servers: list[asyncio.base_events.Server] = []
 
-    @staticmethod
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
-
     def add(self, src: int, dst: int, target_port: int) -> int:
         """A proxy for node ``src`` to reach ``dst``; returns the port ``src`` should dial."""
-        link = Link(self.free_port(), target_port)
+        link = Link(free_port(), target_port)
         self.links[(src, dst)] = link
         return link.listen_port
 

@@ -22,8 +22,7 @@ ARTIFACTS = Path(os.environ.get("LC_ARTIFACTS", "test-artifacts"))
 
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed_{s}")
 def test_bank_workload_under_faults(seed: int, tmp_path: Path) -> None:
-    report = run_scenario(tmp_path / "graph", seed, seconds=SECONDS,
-                          base_port=27600 + (seed % 20) * 10)
+    report = run_scenario(tmp_path / "graph", seed, seconds=SECONDS)
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / f"faults-seed-{seed}.json").write_text(json.dumps(report.to_json(), indent=2))
     injected = sum(v for k, v in report.faults.items() if k not in ("heal", "restart", "sigcont"))
@@ -40,8 +39,7 @@ def test_kill_9_during_commits_many_times_storage_stays_consistent(tmp_path: Pat
     under the bank workload; each restart recovers, every invariant holds, and each node's
     database equals a replay of its own blocks from genesis, the same blocks on every node."""
     seed = SEEDS[0]
-    report = run_scenario(tmp_path / "graph", seed, crash_kills=CRASH_KILLS,
-                          base_port=27400 + (seed % 10) * 10)
+    report = run_scenario(tmp_path / "graph", seed, crash_kills=CRASH_KILLS)
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / f"crash-loop-seed-{seed}.json").write_text(
         json.dumps(report.to_json(), indent=2))

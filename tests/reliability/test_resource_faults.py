@@ -11,6 +11,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,8 @@ from chain.transactions import Transfer
 from chain.types import Amount
 from client.api.http_client import ApiClient, ApiError
 from client.devnet.processes import down, load_pids, start_node_process, up
+from tests.framework.ports import free_base_port
+from tests.framework.wait import wait_until
 
 if os.geteuid() != 0:
     # CI runs as root (it installs Docker and PostgreSQL); there this test must run
@@ -41,13 +44,21 @@ def _exit_code(pid: int, timeout: float) -> int | None:
     return None
 
 
+def _status(api: ApiClient) -> dict[str, Any]:
+    """The node's status, or {} while its API does not answer."""
+    try:
+        return api.status()
+    except (ApiError, OSError):
+        return {}
+
+
 def test_disk_full_stops_the_node_cleanly_and_restart_recovers(tmp_path: Path) -> None:
     mount = tmp_path / "small"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)], check=True)
     root = mount / "net"
     try:
-        layout = up(root, validators=1, workers=0, base_port=27900,
+        layout = up(root, validators=1, workers=0, base_port=free_base_port(1),
                     users={"alice": 100_000, "bob": 0}, consensus={"commit_ms": 50})
         node = layout.nodes[0]
         api = ApiClient(node.api_url, timeout=5)
@@ -89,13 +100,8 @@ def test_disk_full_stops_the_node_cleanly_and_restart_recovers(tmp_path: Path) -
         # Free the space and restart: everything acknowledged is still there.
         filler.unlink()
         start_node_process(node)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                height = api.status()["height"]
-                break
-            except (ApiError, OSError):
-                time.sleep(0.3)
+        height = wait_until(lambda: _status(api), timeout=60, step=0.3,
+                            what="the restarted node's API")["height"]
         for tx_hash in acknowledged:
             assert api.tx(tx_hash)["status"] == "committed"
         tx = api.sign(key, Transfer(bob, Amount(1)))
@@ -118,7 +124,7 @@ def test_locked_database_stalls_commits_reports_it_and_recovers(tmp_path: Path) 
     import urllib.request
 
     root = tmp_path / "net"
-    layout = up(root, validators=1, workers=0, base_port=27950,
+    layout = up(root, validators=1, workers=0, base_port=free_base_port(1),
                 users={"alice": 100_000, "bob": 0}, consensus={"commit_ms": 50})
     try:
         node = layout.nodes[0]
@@ -141,11 +147,8 @@ def test_locked_database_stalls_commits_reports_it_and_recovers(tmp_path: Path) 
         locker.execute("BEGIN EXCLUSIVE")
         try:
             during = [send() for _ in range(3)]
-            deadline = time.monotonic() + 20
-            while api.status().get("storage_problem") is None:
-                assert time.monotonic() < deadline, "the node never reported the lock"
-                time.sleep(0.2)
-            status = api.status()
+            status = wait_until(lambda: s if (s := _status(api)).get("storage_problem") else None,
+                                timeout=20, step=0.2, what="the node to report the lock")
             assert "locked" in status["storage_problem"], status
             stalled_height = status["height"]
             with urllib.request.urlopen(f"{node.api_url}/metrics", timeout=10) as response:

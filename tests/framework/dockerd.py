@@ -1,0 +1,249 @@
+"""A private Docker engine a test starts, stops, restarts and removes, leaving the host's alone.
+
+Why: a test of "the engine stops mid-training" must stop *an* engine, and on a
+developer's machine that must never be theirs (``make test`` would stop every
+container they run). And a real graph has one engine per machine: a worker on
+an engine of its own has to fetch a job's image as a blob and load it, which a
+test with every node on one engine never exercises.
+
+The private engine shares nothing it could fight over with the host's:
+
+- its own API socket, ``--data-root`` (images, containers), ``--exec-root``
+  (its managed containerd and its sockets), ``--pidfile`` and an empty
+  ``--config-file`` (the host's /etc/docker/daemon.json does not apply);
+- no networking of its own: ``--bridge=none --iptables=false --ip6tables=false
+  --ip-forward=false --ip-masq=false`` (the sandbox runs jobs with network
+  ``none`` anyway), so it adds no bridge, no NAT rules, no sysctl;
+- its own containerd namespaces and cgroup parent, in case the machine runs a
+  system containerd that dockerd would otherwise share.
+
+``close()`` stops it (SIGTERM, then SIGKILL), kills what it left running under
+its directories (containerd, shims: found by their command line naming our
+root), unmounts what is still mounted below the root, removes the cgroups it
+created and the directory. It needs root, like dockerd itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from tests.framework.wait import scaled, wait_until
+
+DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
+CACHE_ENV = "LC_TEST_CACHE"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+class PrivateDockerdError(RuntimeError):
+    """The private engine did not start or stop; carries the tail of its log."""
+
+
+class PrivateDockerd:
+    """One dockerd process under a temporary root; ``with PrivateDockerd() as engine``."""
+
+    def __init__(self, *, log_file: Path | None = None) -> None:
+        # /tmp, not pytest's tmp_path: containerd's unix sockets live below the exec
+        # root and a socket path must stay under 108 bytes.
+        self.root = Path(tempfile.mkdtemp(prefix="lcd-", dir="/tmp"))
+        self.name = self.root.name
+        self.socket = self.root / "docker.sock"
+        self.pidfile = self.root / "dockerd.pid"
+        self.log_file = log_file or self.root / "dockerd.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._clients: list[docker.DockerClient] = []
+
+    @property
+    def host(self) -> str:
+        """The ``DOCKER_HOST`` of this engine, for a node process's environment."""
+        return f"unix://{self.socket}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def argv(self) -> list[str]:
+        config = self.root / "daemon.json"
+        config.write_text("{}\n")
+        return [
+            DOCKERD, f"--host={self.host}", f"--data-root={self.root / 'data'}",
+            f"--exec-root={self.root / 'exec'}", f"--pidfile={self.pidfile}",
+            f"--config-file={config}", "--bridge=none", "--iptables=false",
+            "--ip6tables=false", "--ip-forward=false", "--ip-masq=false",
+            f"--containerd-namespace={self.name}",
+            f"--containerd-plugins-namespace={self.name}-plugins",
+            f"--cgroup-parent=/{self.name}", "--shutdown-timeout=5", "--log-level=warn",
+        ]
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Starts dockerd (again, after ``stop``: same root, images kept) and waits for it."""
+        if self.pid is not None:
+            return
+        with open(self.log_file, "ab") as log:
+            # close_fds (the default) matters: dockerd must not inherit the flock
+            # of a caller's `flock LOCK pytest`, or the lock outlives the run.
+            self._proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, start_new_session=True)
+        wait_until(self._answers, timeout=timeout,
+                   what=f"the private dockerd {self.name} to answer", step=0.2,
+                   detail=self.log_tail)
+
+    def _answers(self) -> bool:
+        if self._proc is not None and self._proc.poll() is not None:
+            raise PrivateDockerdError(f"private dockerd exited with {self._proc.returncode}: "
+                                      f"{self.log_tail()}")
+        try:
+            # a new client each time: its constructor already asks the engine its version
+            client = docker.DockerClient(base_url=self.host, timeout=10)
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError):
+            return False
+        try:
+            return bool(client.ping())
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError):
+            return False
+        finally:
+            client.close()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM, as an init system stops an engine; SIGKILL if it does not go."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=scaled(timeout))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def client(self, timeout: int = 60) -> docker.DockerClient:
+        """A client for this engine (closed by ``close``)."""
+        client = docker.DockerClient(base_url=self.host, timeout=timeout)
+        self._clients.append(client)
+        return client
+
+    def close(self) -> None:
+        """Stops the engine and removes every trace of it: processes, mounts, cgroups, files."""
+        for client in self._clients:
+            with contextlib.suppress(Exception):
+                client.close()
+        self.stop()
+        self._kill_leftovers()
+        self._unmount_below_root()
+        self._remove_cgroups()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> PrivateDockerd:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- teardown helpers ------------------------------------------------------------------
+
+    def _kill_leftovers(self) -> None:
+        """containerd and shims outlive a SIGKILLed dockerd; ours name our root in argv."""
+        marker = str(self.root).encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            with contextlib.suppress(OSError):
+                if marker in (entry / "cmdline").read_bytes():
+                    os.kill(int(entry.name), signal.SIGKILL)
+
+    def _unmount_below_root(self) -> None:
+        prefix = str(self.root) + "/"
+        mounts = []
+        with contextlib.suppress(OSError):
+            for line in Path("/proc/self/mountinfo").read_text().splitlines():
+                point = line.split()[4].replace("\\040", " ")
+                if point.startswith(prefix):
+                    mounts.append(point)
+        for point in sorted(mounts, key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+
+    def _remove_cgroups(self) -> None:
+        """cgroupfs leaves the (empty) parent cgroup behind in every hierarchy."""
+        for parent in [*CGROUP_ROOT.glob(f"*/{self.name}"), CGROUP_ROOT / self.name]:
+            if not parent.is_dir():
+                continue
+            for child in sorted(parent.rglob("*"), key=lambda p: len(str(p)), reverse=True):
+                if child.is_dir():
+                    with contextlib.suppress(OSError):
+                        child.rmdir()
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except OSError:
+            return "(no dockerd log)"
+        return "dockerd log: " + " | ".join(text.strip().splitlines()[-lines:])
+
+    # -- images ----------------------------------------------------------------------------
+
+    def load_from_host(self, host: docker.DockerClient, ref: str) -> str:
+        """Copies image ``ref`` from ``host`` into this engine with its tags; returns its id.
+
+        The ``docker save`` tar is cached per image id (``cached_image_tar``), so the
+        gigabyte of the base image is read from the host engine once per machine, not
+        once per test. Reading an image does not change the host engine.
+        """
+        image = host.images.get(ref)
+        tar = cached_image_tar(host, ref)
+        client = self.client(timeout=600)
+        with open(tar, "rb") as data:
+            client.images.load(data)
+            loaded = client.images.get(image.id)
+            for tag in image.tags:
+                repository, _, version = tag.rpartition(":")
+                loaded.tag(repository, version)
+        return str(image.id)
+
+
+def cache_dir() -> Path:
+    """``LC_TEST_CACHE`` or ~/.cache/learningchain/tests: files tests may keep between runs."""
+    configured = os.environ.get(CACHE_ENV)
+    path = Path(configured) if configured else Path.home() / ".cache/learningchain/tests"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cached_image_tar(host: docker.DockerClient, ref: str) -> Path:
+    """``docker save`` of ``ref`` (with its tags), kept under ``cache_dir()`` by image id."""
+    image = host.images.get(ref)
+    key = hashlib.sha256(json.dumps([image.id, sorted(image.tags)]).encode()).hexdigest()[:16]
+    path = cache_dir() / f"image-{image.id.removeprefix('sha256:')[:16]}-{key}.tar"
+    if path.exists():
+        return path
+    partial = path.with_name(path.name + f".{os.getpid()}.partial")
+    with open(partial, "wb") as out:
+        for chunk in image.save(chunk_size=1 << 20, named=True):
+            out.write(chunk)
+    os.replace(partial, path)
+    return path

@@ -1,0 +1,95 @@
+"""The test framework's own rules: waits scale and say what failed, ports are free and
+never handed out twice, seeds re-run the same choices, the host engine check sees a change."""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+
+import pytest
+
+from tests.framework import host_engine, seed
+from tests.framework.ports import free_base_port, free_port, free_ports
+from tests.framework.wait import WaitTimeout, scaled, wait_until, wait_until_async
+
+
+def test_wait_until_returns_the_first_truthy_value() -> None:
+    values = iter([None, 0, "", "ready"])
+    assert wait_until(lambda: next(values), timeout=5, step=0) == "ready"
+
+
+def test_wait_until_names_what_it_waited_for_and_the_detail(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LC_TIMEOUT_FACTOR", "0.5")
+    started = time.monotonic()
+    with pytest.raises(WaitTimeout) as failure:
+        wait_until(lambda: False, timeout=0.4, what="the moon", detail=lambda: "still night")
+    assert time.monotonic() - started < 0.4  # 0.4 s x 0.5
+    assert "waiting for the moon (LC_TIMEOUT_FACTOR=0.5); still night" in str(failure.value)
+
+
+def test_wait_until_without_what_quotes_the_predicate() -> None:
+    with pytest.raises(WaitTimeout, match=r"1 \+ 1 == 3"):
+        wait_until(lambda: 1 + 1 == 3, timeout=0.05)
+
+
+def test_timeout_factor_scales_and_rejects_nonsense(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LC_TIMEOUT_FACTOR", "3")
+    assert scaled(10) == 30
+    monkeypatch.setenv("LC_TIMEOUT_FACTOR", "-1")
+    with pytest.raises(ValueError, match="must be positive"):
+        scaled(1)
+
+
+async def test_wait_until_async_lets_the_loop_run() -> None:
+    import asyncio
+
+    done = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.05, done.set)
+    assert await wait_until_async(done.is_set, timeout=5, what="the timer")
+
+
+def test_free_ports_are_bindable_and_never_repeated() -> None:
+    ports = [*free_ports(20), free_port()]
+    assert len(set(ports)) == len(ports)
+    for port in ports:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+
+
+def test_free_base_port_leaves_room_for_the_devnet_layout() -> None:
+    base = free_base_port(4)
+    for port in [base + i for i in range(4)] + [base + 100 + i for i in range(4)]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+    assert free_base_port(4) != base
+
+
+def test_every_case_has_a_seed_that_reproduces_its_choices(lc_seed: int) -> None:
+    assert seed.current_seed() == lc_seed
+    first = [random.random(), seed.rng("a").random(), seed.rng("b").random()]
+    seed.begin_case(lc_seed)
+    assert [random.random(), seed.rng("a").random(), seed.rng("b").random()] == first
+    assert first[1] != first[2]  # one generator per label
+
+
+def test_lc_seed_chooses_the_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LC_SEED", "0x2a")
+    assert seed.choose_seed() == 42
+    monkeypatch.delenv("LC_SEED")
+    assert 0 <= seed.choose_seed() < 2**32
+
+
+def test_host_engine_check_sees_a_restart_and_a_removed_container() -> None:
+    before = host_engine.HostEngine(host_engine.Process(100, 5),
+                                    {"c1": ("running", "t1"), "c2": ("exited", "t0")})
+    same = host_engine.HostEngine(host_engine.Process(100, 5),
+                                  {"c1": ("running", "t1"), "c2": ("exited", "t0"),
+                                   "new": ("running", "t9")})
+    assert host_engine.changes(before, same) == []
+    restarted = host_engine.HostEngine(host_engine.Process(100, 7), {"c1": ("running", "t2")})
+    found = host_engine.changes(before, restarted)
+    assert any("dockerd changed" in f for f in found)
+    assert any("c1 changed" in f for f in found) and any("c2 was removed" in f for f in found)
+    assert host_engine.changes(before, None) == ["the host dockerd (pid 100) is gone"]
