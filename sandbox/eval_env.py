@@ -39,8 +39,12 @@ def eval_seed(job_id: str | bytes) -> int:
     """[EVAL-ENV.2] The evaluation seed of a job: SHA-256(domain || job id), top 63 bits.
 
     The same for the claimer and every voter, different between jobs.
-    ``job_id`` is the 32-byte job id or its hex form.
+    ``job_id`` is the 32-byte job id or its 64-digit hex form (the same seed);
+    any other string (a test's label) is hashed as its UTF-8 bytes.
     """
+    if isinstance(job_id, str) and len(job_id) == 64 and all(
+            c in "0123456789abcdefABCDEF" for c in job_id):
+        job_id = bytes.fromhex(job_id)  # the hex form names the same 32 bytes
     raw = job_id if isinstance(job_id, bytes) else job_id.encode("utf-8")
     return int.from_bytes(hashlib.sha256(SEED_DOMAIN + raw).digest()[:8], "big") >> 1
 

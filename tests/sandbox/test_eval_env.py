@@ -19,6 +19,7 @@ from sandbox.eval_env import FIXED_TIME, HOSTNAME, THREAD_VARIABLES, eval_seed
 from sandbox.limits import MIB, ResourceLimits
 from sandbox.results import EvalResult
 from sandbox.runner import SandboxRunner
+from sandbox.self_check import SelfCheck, self_check
 
 LIMITS = ResourceLimits(memory_bytes=256 * MIB, nano_cpus=1_000_000_000, pids=32,
                         wall_time_s=60.0, tmp_bytes=4 * MIB, output_bytes=4 * MIB,
@@ -30,6 +31,7 @@ def test_eval_env_2_seed_is_fixed_by_the_job_id() -> None:
     assert eval_seed(JOB) == eval_seed(JOB)
     assert eval_seed(JOB) != eval_seed("cd" * 32)
     assert 0 <= eval_seed(bytes.fromhex(JOB)) < 2**63
+    assert eval_seed(bytes.fromhex(JOB)) == eval_seed(JOB) == eval_seed(JOB.upper())
 
 
 def _eval(runner: SandboxRunner, image: str, tmp: Path, script: str, variant: int,
@@ -62,6 +64,7 @@ def test_eval_env_evaluate_reading_file_times_hostname_and_env_is_reproducible(
                              inputs))
     first, second = results
     assert first.ok and second.ok, (first, second)
+    assert SelfCheck(first, second).reproducible
     seen = json.loads(first.logs.decode().strip().splitlines()[-1])
     assert first.loss == second.loss, (first.logs, second.logs)
     assert seen["model_mtime"] == seen["model_atime"] == seen["model_dir_mtime"] == FIXED_TIME
@@ -84,7 +87,8 @@ def test_eval_env_8_variant_runs_expose_an_evaluate_that_is_not_a_function_of_th
     and its variant: the worker's self-check sees two losses and does not claim."""
     model = tmp_path / "model.pt"
     model.write_bytes(b"m")
-    first = _eval(runner, hostile_image, tmp_path, script, 0, model)
-    second = _eval(runner, hostile_image, tmp_path, script, 1, model)
-    assert first.ok and second.ok, (first, second)
-    assert first.loss != second.loss
+    check = self_check(runner, hostile_image, model, LIMITS, job_id=JOB,
+                       argv=["python3", f"/job/hostile/{script}.py"])
+    assert check.first.ok and check.second.ok, check
+    assert check.first.loss != check.second.loss
+    assert not check.reproducible and "DISAGREE" in check.detail
