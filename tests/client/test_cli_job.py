@@ -13,7 +13,6 @@ import os
 import shutil
 import tarfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
@@ -37,6 +36,7 @@ from chain.types import Hash32
 from client.api.http_client import ApiClient
 from tests.client.test_api_support import ApiThread, future_spec
 from tests.client.test_cli_chain import key_file, run
+from tests.framework.wait import wait_until
 
 
 @pytest.fixture
@@ -168,13 +168,14 @@ def _drive_to_payment(api: ApiThread, client: ApiClient, job_id: str, model: Pat
                                                              salt)))
 
     def wait_status(status: str) -> dict[str, Any]:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        def reached() -> dict[str, Any] | None:
             info = client.job(job_id)
             if info["status"] == status:
                 return info
-            client.wait(int(client.status()["height"]) + 1, timeout=2)
-        raise AssertionError(f"job never reached {status}")
+            client.wait(int(client.status()["height"]) + 1, timeout=2)  # a block, not a sleep
+            return None
+
+        return wait_until(reached, timeout=30, step=0, what=f"the job to reach {status}")
 
     wait_status("reveal")
     send(client, alice, RevealModel(job, Hash32(model_hash), salt))

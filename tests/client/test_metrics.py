@@ -30,6 +30,7 @@ from client.worker.worker import Worker
 from p2p.blobstore import BlobUnavailable
 from p2p.scoring import Offence
 from sandbox.results import EvalResult, FailureReason, RunResult
+from tests.framework.wait import describe, wait_until_async
 
 Families = dict[str, list[Sample]]
 FAST = {"propose_ms": 300, "prevote_ms": 150, "precommit_ms": 150, "commit_ms": 50}
@@ -63,15 +64,12 @@ def value(families: Families, sample: str, **labels: str) -> float:
 async def wait_for(node: LedgerNode, check: Callable[[Families], bool],
                    timeout: float = 15.0) -> Families:
     """Scrapes until ``check`` holds; returns that scrape."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
+    async def scraped() -> Families | None:
         families = await scrape(node)
-        if check(families):
-            return families
-        if loop.time() > deadline:
-            raise AssertionError(f"metrics condition not met within {timeout}s")
-        await asyncio.sleep(0.1)
+        return families if check(families) else None
+
+    return await wait_until_async(scraped, timeout=timeout, step=0.1,
+                                  what=f"metrics: {describe(check)}")
 
 
 def gossiped(families: Families) -> float:

@@ -16,19 +16,15 @@ from chain.types import Amount
 from client.devnet.network import create_network
 from client.node.config import NodeConfig
 from client.node.ledger_node import LedgerNode
-
-
-async def _until(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.05)
+from tests.framework.ports import free_base_port
+from tests.framework.wait import wait_until_async
 
 
 async def test_validator_starting_late_still_gets_the_votes_it_missed(tmp_path: Path) -> None:
     """[NODE-CONS.1] Two validators (both needed for a quorum) started 300 ms apart: the
     first one's votes of height 1 were gossiped before the second connected, so only a
     rebroadcast that gossip does not de-duplicate lets height 1 be decided."""
-    layout = create_network(tmp_path, validators=2, workers=0, base_port=28100,
+    layout = create_network(tmp_path, validators=2, workers=0, base_port=free_base_port(2),
                             consensus={"commit_ms": 50})
     first = LedgerNode(NodeConfig.load(layout.nodes[0].config))
     second = LedgerNode(NodeConfig.load(layout.nodes[1].config))
@@ -37,7 +33,7 @@ async def test_validator_starting_late_still_gets_the_votes_it_missed(tmp_path: 
         await asyncio.sleep(0.3)
         await second.start()
         try:
-            await _until(lambda: min(first.height, second.height) >= 3, timeout=20)
+            await wait_until_async(lambda: min(first.height, second.height) >= 3, timeout=20)
         finally:
             await second.stop()
     finally:
@@ -48,7 +44,7 @@ async def test_local_submissions_are_refused_past_the_local_limit(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """[NODE-MEMPOOL.2] Past the local limit a client gets 'mempool_full' (and retries)."""
     monkeypatch.setattr(node_module, "LOCAL_SUBMIT_LIMIT", 2)
-    layout = create_network(tmp_path, validators=1, workers=0, base_port=28110,
+    layout = create_network(tmp_path, validators=1, workers=0, base_port=free_base_port(1),
                             users={"alice": 100, "bob": 0},
                             consensus={"commit_ms": 60_000, "propose_ms": 60_000})
     alice = next(u for u in layout.users if u.name == "alice")
@@ -57,7 +53,7 @@ async def test_local_submissions_are_refused_past_the_local_limit(
     node = LedgerNode(NodeConfig.load(layout.nodes[0].config))
     await node.start()
     try:
-        await _until(lambda: node.height >= 1, timeout=10)
+        await wait_until_async(lambda: node.height >= 1, timeout=10)
         from chain.crypto import address_from_text
 
         txs = [sign_transaction(key, layout.chain_id, n, Transfer(address_from_text(bob.address),

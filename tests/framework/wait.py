@@ -17,8 +17,8 @@ import asyncio
 import inspect
 import os
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar, cast
 
 T = TypeVar("T")
 
@@ -99,15 +99,19 @@ def wait_until(predicate: Callable[[], T | None], *, timeout: float = DEFAULT_TI
         time.sleep(step)
 
 
-async def wait_until_async(predicate: Callable[[], T | None], *,
+async def wait_until_async(predicate: Callable[[], T | Awaitable[T | None] | None], *,
                            timeout: float = DEFAULT_TIMEOUT_S, what: str | None = None,
                            step: float = DEFAULT_STEP_S,
                            detail: Callable[[], object] | None = None) -> T:
-    """``wait_until`` for coroutines: sleeps with ``asyncio.sleep`` so the loop runs on."""
+    """``wait_until`` for coroutines: sleeps with ``asyncio.sleep`` so the loop runs on.
+
+    The predicate may be a coroutine function (e.g. one that scrapes ``/metrics``)."""
     deadline = _Deadline(timeout, describe(predicate, what), detail)
     while True:
         value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
-            return value
+            return cast(T, value)
         deadline.check()
         await asyncio.sleep(step)
