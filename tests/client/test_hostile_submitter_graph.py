@@ -124,6 +124,9 @@ def wait_settled(api: ApiClient, job_id: str, timeout_s: float) -> dict[str, Any
 
 def test_issue_13_time_bomb_submitter_cannot_get_honest_workers_banned_liar_still_is(
         tmp_path: Path) -> None:
+    """[WORK-SELFCHECK.1] [WORK-VOTE.1] [VOTE-SELF.1] [JOB-WITHDRAW.1] [JOB-TURN.2]
+    [JOB-BAN.1] on real node processes: the honest claims end withdrawn and the best one
+    is paid, the liar is banned, credits add up."""
     root = tmp_path / "graph"
     quick = {"max_attempts": 1, "min_time_left_s": 5, "max_memory_mb": 1024,
              "max_disk_mb": 64, "max_time_s": 60}

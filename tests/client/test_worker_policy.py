@@ -294,3 +294,14 @@ def test_job_limits_1_model_bound_is_the_declared_model_mb_not_the_disk() -> Non
     spec = replace(job_spec(), limits=ResourceLimits(512, 1000, 60, 64, model_mb=4))
     assert sandbox_limits(spec).model_bytes == 4 * 1024 * 1024
     assert sandbox_limits(spec).model_bytes < 40 * 1024 * 1024
+
+
+def test_work_vote_1_voters_abstain_only_on_worker_faults() -> None:
+    """[WORK-VOTE.1] [JOB-EXIT.5] Any failure of the model or the job is an invalid vote
+    (measured nil); only this node's engine/host failures make a voter abstain."""
+    from client.worker.votes import OUR_SIDE
+    from sandbox.results import JOB_FAULTS, WORKER_FAULTS
+
+    assert OUR_SIDE == WORKER_FAULTS
+    assert FailureReason.BAD_METRICS in JOB_FAULTS and FailureReason.TIMEOUT in JOB_FAULTS
+    assert FailureReason.CONTAINER_FAILED not in OUR_SIDE
