@@ -91,6 +91,7 @@ def private_dockerd(tmp_path: Path) -> Iterator[PrivateDockerd]:
         if os.environ.get("CI"):
             raise RuntimeError("CI runs as root: a private dockerd must be tested there")
         pytest.skip("a private dockerd needs root")
+    PrivateDockerd.sweep_orphans()
     host = connect()
     try:
         ensure_base_image(host, log=lambda _m: None)

@@ -88,7 +88,10 @@ def _supply(accounts: dict[str, dict[str, Any]], jobs: list[dict[str, Any]]) -> 
 
 def run_demo(root: Path, *, base_port: int = 26700, kill_node: bool = True,
              expires_in: str = "75s", window: str = "25s", timeout_s: float = 900.0,
-             keep_running: bool = False) -> DemoResult:
+             keep_running: bool = False,
+             env_by_node: dict[int, dict[str, str]] | None = None) -> DemoResult:
+    """The demo; ``env_by_node`` (per node index, e.g. ``DOCKER_HOST``) lets a test give a node
+    an engine of its own; node 3, killed and restarted mid-job, is restarted without it."""
     if root.exists():
         down(root)
         shutil.rmtree(root)
@@ -100,6 +103,7 @@ def run_demo(root: Path, *, base_port: int = 26700, kill_node: bool = True,
                          VERIFIER_ONLY: {"max_attempts": 0}},
         node_balances={0: 0, 1: 0, CHEATER: 1_000, VERIFIER_ONLY: 1_000},
         users={"submitter": 5_000}, consensus={"commit_ms": 200}, timeout=90,
+        node_env=env_by_node,
     )
     result = DemoResult(layout)
     api = ApiClient(layout.nodes[0].api_url)

@@ -106,8 +106,12 @@ def up(
     peer_exchange: bool = True,
     timeout: float = 60.0,
     log_level: str = "info",
+    node_env: dict[int, dict[str, str]] | None = None,
 ) -> NetworkLayout:
-    """Creates (if needed) and starts the graph; returns when all nodes commit blocks."""
+    """Creates (if needed) and starts the graph; returns when all nodes commit blocks.
+
+    ``node_env`` adds environment variables per node index, e.g. ``DOCKER_HOST`` for a
+    node whose worker has a Docker engine of its own, as on a real graph."""
     if (root / "network.json").exists():
         layout = NetworkLayout.load(root)
     else:
@@ -119,9 +123,10 @@ def up(
     running = {name: pid for name, pid in load_pids(root).items()
                if NodeProcess(_node(layout, name), pid).alive()}
     pids = dict(running)
-    for node in layout.nodes:
+    for i, node in enumerate(layout.nodes):
         if node.name not in pids:
-            pids[node.name] = start_node_process(node, log_level=log_level)
+            pids[node.name] = start_node_process(node, log_level=log_level,
+                                                 env=(node_env or {}).get(i))
     _save_pids(root, pids)
     wait_until_committing(layout, pids, timeout=timeout)
     return layout

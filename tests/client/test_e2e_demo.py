@@ -4,6 +4,12 @@ The cheater is voted out, banned and slashed; the honest best claim is paid;
 escrow and payouts add up; a validator SIGKILLed during the job rejoins and
 every node settles the job identically; the fetched model hashes to the
 committed one; an identity with no credits cannot post until it has earned.
+
+Node 1 (an honest trainer) runs its worker on a private Docker engine, as a
+machine of its own would: the job's image is not there, so it travels to node 1
+as a blob over p2p and is loaded into that engine before node 1 trains and
+votes. The other nodes share the machine's engine, which holds the image the
+submitter built.
 """
 
 from __future__ import annotations
@@ -13,13 +19,29 @@ from pathlib import Path
 import pytest
 
 from client.devnet.demo import BOUNTY, CHEATER, run_demo
+from tests.framework.dockerd import PrivateDockerd
+from tests.framework.ports import free_base_port
 
 pytestmark = pytest.mark.docker
 
+OWN_ENGINE = 1
+"""The node whose worker has a Docker engine of its own."""
 
-def test_demo_story_end_to_end(tmp_path: Path) -> None:
-    result = run_demo(tmp_path / "demo", base_port=27500, timeout_s=600)
+
+def test_demo_story_end_to_end(tmp_path: Path, private_dockerd: PrivateDockerd) -> None:
+    engine = private_dockerd.client()
+    images_before = {image.id for image in engine.images.list()}
+    result = run_demo(tmp_path / "demo", base_port=free_base_port(4), timeout_s=600,
+                      env_by_node={OWN_ENGINE: {"DOCKER_HOST": private_dockerd.host}})
     layout, job = result.layout, result.job
+
+    # The job's image travelled to node 1 as a blob and was loaded into its own engine.
+    image_id = "sha256:" + job["spec"]["image_digest"]
+    assert image_id not in images_before
+    assert image_id in {image.id for image in engine.images.list()}
+    own_log = (layout.nodes[OWN_ENGINE].directory / "node.log").read_text(errors="replace")
+    assert f"loading image {image_id[:19]} into the engine" in own_log
+    assert "fetching image blob" in own_log
     cheater = layout.nodes[CHEATER].address
     honest = {layout.nodes[0].address, layout.nodes[1].address}
 

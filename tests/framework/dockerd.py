@@ -43,6 +43,10 @@ import requests.exceptions
 from tests.framework.wait import scaled, wait_until
 
 DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
+ROOT_PARENT = "/tmp"
+ROOT_PREFIX = "lcd-"
+OWNER_FILE = "owner.pid"
+"""The pid of the test process that made the root: a root whose owner died is an orphan."""
 CACHE_ENV = "LC_TEST_CACHE"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -54,10 +58,11 @@ class PrivateDockerdError(RuntimeError):
 class PrivateDockerd:
     """One dockerd process under a temporary root; ``with PrivateDockerd() as engine``."""
 
-    def __init__(self, *, log_file: Path | None = None) -> None:
+    def __init__(self, *, log_file: Path | None = None, root: Path | None = None) -> None:
         # /tmp, not pytest's tmp_path: containerd's unix sockets live below the exec
         # root and a socket path must stay under 108 bytes.
-        self.root = Path(tempfile.mkdtemp(prefix="lcd-", dir="/tmp"))
+        self.root = root or Path(tempfile.mkdtemp(prefix=ROOT_PREFIX, dir=ROOT_PARENT))
+        (self.root / OWNER_FILE).write_text(f"{os.getpid()}\n")
         self.name = self.root.name
         self.socket = self.root / "docker.sock"
         self.pidfile = self.root / "dockerd.pid"
@@ -146,10 +151,32 @@ class PrivateDockerd:
             with contextlib.suppress(Exception):
                 client.close()
         self.stop()
+        self._remove_traces()
+
+    def _remove_traces(self) -> None:
         self._kill_leftovers()
         self._unmount_below_root()
         self._remove_cgroups()
         shutil.rmtree(self.root, ignore_errors=True)
+
+    @classmethod
+    def sweep_orphans(cls) -> list[Path]:
+        """Removes private engines whose test process died (SIGKILL, a killed CI job) before
+        it could close them; engines of live test processes (other sessions) are left alone.
+        Returns the roots removed."""
+        removed = []
+        for root in Path(ROOT_PARENT).glob(f"{ROOT_PREFIX}*"):
+            try:
+                owner = int((root / OWNER_FILE).read_text())
+            except (OSError, ValueError):
+                continue
+            if Path(f"/proc/{owner}").exists():
+                continue
+            orphan = cls.__new__(cls)
+            orphan.root, orphan.name = root, root.name
+            orphan._remove_traces()
+            removed.append(root)
+        return removed
 
     def __enter__(self) -> PrivateDockerd:
         try:
@@ -187,10 +214,16 @@ class PrivateDockerd:
             subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
     def _remove_cgroups(self) -> None:
-        """cgroupfs leaves the (empty) parent cgroup behind in every hierarchy."""
-        for parent in [*CGROUP_ROOT.glob(f"*/{self.name}"), CGROUP_ROOT / self.name]:
-            if not parent.is_dir():
-                continue
+        """cgroupfs leaves the (empty) parent cgroup behind in every hierarchy. A container
+        whose shim was killed (an orphaned engine) still runs in it: those go first."""
+        parents = [p for p in [*CGROUP_ROOT.glob(f"*/{self.name}"), CGROUP_ROOT / self.name]
+                   if p.is_dir()]
+        for parent in parents:
+            for procs in parent.rglob("cgroup.procs"):
+                with contextlib.suppress(OSError, ValueError):
+                    for pid in procs.read_text().split():
+                        os.kill(int(pid), signal.SIGKILL)
+        for parent in parents:
             for child in sorted(parent.rglob("*"), key=lambda p: len(str(p)), reverse=True):
                 if child.is_dir():
                     with contextlib.suppress(OSError):
