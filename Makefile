@@ -1,6 +1,9 @@
 # LearningChain: two commands on a fresh Debian 12 machine.
 #   make test   installs what is missing and runs lint, types and the whole suite
 #   make demo   runs a local graph doing real work
+# Test runs: LC_TIMEOUT_FACTOR=3 stretches every wait on a slow machine; a failing case
+# prints LC_SEED=N, which re-runs its random choices. Tests never stop the machine's
+# dockerd: those that stop an engine start a private one (tests/framework/dockerd.py).
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python

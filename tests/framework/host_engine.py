@@ -78,15 +78,15 @@ def host_dockerd() -> Process | None:
 
 def _containers() -> dict[str, tuple[str, str]]:
     """The machine owner's containers: not those LearningChain runs (sandbox jobs of this or
-    another session), and not those created in the last minute (a build step of another
-    session on a shared machine lives seconds and would look "removed" at the end)."""
+    another session), not build steps, and not those created in the last minute: on a
+    shared machine another session's come and go and would look "removed" at the end."""
     import docker
 
     client = docker.DockerClient(base_url=HOST_SOCKET, timeout=30)
     try:
         out: dict[str, tuple[str, str]] = {}
         for c in client.api.containers(all=True):
-            if LABEL_MANAGED in (c.get("Labels") or {}) or \
+            if LABEL_MANAGED in (c.get("Labels") or {}) or _build_step(c) or \
                     time.time() - float(c.get("Created", 0)) < IN_FLIGHT_S:
                 continue
             with contextlib.suppress(docker.errors.NotFound):
@@ -95,6 +95,12 @@ def _containers() -> dict[str, tuple[str, str]]:
         return out
     finally:
         client.close()
+
+
+def _build_step(container: dict[str, Any]) -> bool:
+    """The classic builder runs each RUN step in a container of the previous step's bare
+    image id; people run containers of named images."""
+    return str(container.get("Image", "")).startswith("sha256:")
 
 
 def fingerprint() -> HostEngine | None:
