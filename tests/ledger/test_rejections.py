@@ -84,17 +84,6 @@ def test_invalid_oversized_transaction(chain: Chain) -> None:
     assert e.value.code == "oversized"
 
 
-def test_invalid_block_with_bad_transaction_leaves_state_untouched(chain: Chain) -> None:
-    good = chain.tx("alice", Transfer(chain.addr("bob"), Amount(5)))
-    block = chain.block(good)
-    root, height = chain.state.state_root, chain.state.height
-    bad = dataclasses.replace(block, txs=block.txs)  # replay the same block
-    with pytest.raises(InvalidBlock) as e:
-        apply_block(chain.state, bad)
-    assert e.value.code == "wrong_height"
-    assert (chain.state.state_root, chain.state.height) == (root, height)
-
-
 # --- transfers ------------------------------------------------------------------------
 
 def test_invalid_transfer_insufficient_balance(chain: Chain) -> None:
