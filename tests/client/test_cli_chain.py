@@ -196,3 +196,21 @@ def test_every_command_has_help() -> None:
         result = CliRunner().invoke(cli, [*path, "--help"])
         assert result.exit_code == 0, (path, result.output)
         assert "Usage:" in result.output
+
+
+def test_api_supply_1_and_api_genesis_1_through_the_cli(chain: ApiThread, tmp_path: Path) -> None:
+    """``chain supply`` adds the totals up; ``chain genesis -o`` writes a loadable genesis."""
+    run(["transfer", addr(chain, "bob"), "9", *key_file(tmp_path, chain.keys["alice"], "alice")],
+        chain)
+    text = run(["chain", "supply"], chain).stdout
+    assert "balances + escrowed + burned = supply: yes" in text
+    totals = json.loads(run(["chain", "supply", "--json"], chain).stdout)
+    supply = sum(amount for _, amount in chain.genesis.balances)
+    assert totals["supply"] == supply and totals["conserved"] and totals["height"] >= 1
+    assert totals["balances"] + totals["escrowed"] + totals["burned"] == supply
+    out = tmp_path / "genesis.json"
+    shown = run(["chain", "genesis", "-o", str(out)], chain).stdout
+    assert f"hash      {chain.genesis.hash.hex()} (recomputed)" in shown
+    assert Genesis.load(out).hash == chain.genesis.hash
+    doc = json.loads(run(["chain", "genesis", "--json"], chain).stdout)
+    assert doc["hash"] == chain.genesis.hash.hex()
