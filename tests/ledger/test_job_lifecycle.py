@@ -29,7 +29,7 @@ def assert_conserved(chain: Chain) -> None:
 
 
 def test_best_of_three_claims_verified_and_paid() -> None:
-    """(a) three claims; the best reveals, is voted valid, and is paid."""
+    """[JOB-POST-ESCROW.1] [VOTE-REWARD.1] [JOB-SETTLE.1] (a) three claims; the best reveals, is voted valid, and is paid."""
     chain = Chain()
     before = {n: chain.balance(n) for n in ("submitter", "alice", "bob", "carol", "dave")}
     job_id = claims_then_expire(chain, {"alice": 0.30, "bob": 0.20, "carol": 0.25})
@@ -118,6 +118,7 @@ def test_every_claim_cheats_bounty_returns_to_submitter() -> None:
 
 
 def test_no_claims_refund_at_expiry() -> None:
+    """[JOB-TICK.1] [JOB-SETTLE.1] Expiry with no claim: the escrow goes back."""
     chain = Chain()
     start = chain.balance("submitter")
     job_id = post(chain)

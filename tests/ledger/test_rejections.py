@@ -113,10 +113,12 @@ def test_fresh_key_without_credits_cannot_send(chain: Chain) -> None:
 # --- jobs -----------------------------------------------------------------------------
 
 def test_invalid_post_from_non_member(chain: Chain) -> None:
+    """[JOB-POST.1] Only admitted members post jobs."""
     assert chain.reject(chain.tx("mallory", PostJob(job_spec()))) == "not_member"
 
 
 def test_invalid_post_insufficient_balance(chain: Chain) -> None:
+    """[JOB-POST-ESCROW.1] The escrow must be affordable; nothing moves otherwise."""
     code = chain.reject(chain.tx("alice", PostJob(job_spec(bounty=5_000))))
     assert code == "insufficient_balance"
 
@@ -130,6 +132,7 @@ def test_invalid_post_insufficient_balance(chain: Chain) -> None:
     ({"max_turns": 9}, "too_many_turns"),
 ])
 def test_invalid_post_parameters(chain: Chain, kw: dict[str, int], code: str) -> None:
+    """[JOB-POST.1] Expiry, windows, quorum, supermajority and turns within the bounds."""
     assert chain.reject(chain.tx("alice", PostJob(job_spec(**kw)))) == code  # type: ignore[arg-type]
 
 
@@ -154,6 +157,7 @@ def test_invalid_claim_after_expiry(chain: Chain) -> None:
 
 
 def test_invalid_claim_not_improving_own(chain: Chain) -> None:
+    """[JOB-CLAIM-ONE.1] A claimer's new claim must beat and replaces its previous one."""
     job_id = open_job(chain)
     chain.block(chain.claim("alice", job_id, 0.2))
     assert chain.reject(chain.claim("alice", job_id, 0.2)) == "claim_not_improved"
@@ -162,6 +166,7 @@ def test_invalid_claim_not_improving_own(chain: Chain) -> None:
 
 
 def test_invalid_reveal_not_your_turn(chain: Chain) -> None:
+    """[JOB-REVEAL.1] Only the current claimer reveals."""
     job_id = in_reveal(chain, {"alice": 0.2, "bob": 0.1})
     assert chain.reject(chain.reveal("alice", job_id)) == "not_your_turn"
 
@@ -173,12 +178,14 @@ def test_invalid_reveal_while_open(chain: Chain) -> None:
 
 
 def test_invalid_reveal_wrong_model(chain: Chain) -> None:
+    """[JOB-REVEAL.1] The reveal must open the claim's commitment."""
     job_id = in_reveal(chain, {"alice": 0.2})
     tx = chain.tx("alice", RevealModel(Hash32(job_id), Hash32(b"\x99" * 32), b"\x00" * 32))
     assert chain.reject(tx) == "commitment_mismatch"
 
 
 def test_invalid_vote_outside_window_and_ineligible(chain: Chain) -> None:
+    """[VOTE-ELIGIBLE.1] [VOTE-COMMIT.2] Members only, not the submitter, in the window, once."""
     job_id = in_reveal(chain, {"alice": 0.2})
     early = chain.vote_commit("bob", job_id, "alice", True, 0.2)
     assert chain.reject(early) == "not_in_vote_commit_phase"
@@ -196,6 +203,8 @@ def test_invalid_vote_outside_window_and_ineligible(chain: Chain) -> None:
 
 
 def test_invalid_vote_reveal_rules(chain: Chain) -> None:
+    """[VOTE-REVEAL.1] [VOTE-CONSISTENT.1] Only committed votes open, matching their
+    commitment, and 'valid' must agree with the measured loss."""
     job_id = in_reveal(chain, {"alice": 0.2})
     chain.block(chain.reveal("alice", job_id))
     chain.block(chain.vote_commit("bob", job_id, "alice", True, 0.5),
@@ -288,6 +297,7 @@ def test_voting_params_wire_round_trip() -> None:
 
 
 def test_invalid_reveal_after_window(chain: Chain) -> None:
+    """[JOB-TICK.1] [JOB-REVEAL.1] The reveal window closes by block time."""
     job_id = in_reveal(chain, {"alice": 0.2})
     # Run alone (no block tick), past the deadline: the rule itself refuses.
     assert chain.reject(chain.reveal("alice", job_id), at=chain.now + 5_000) \
