@@ -29,7 +29,8 @@ def assert_conserved(chain: Chain) -> None:
 
 
 def test_best_of_three_claims_verified_and_paid() -> None:
-    """[JOB-POST-ESCROW.1] [VOTE-REWARD.1] [JOB-SETTLE.1] (a) three claims; the best reveals, is voted valid, and is paid."""
+    """(a) three claims; the best reveals, is voted valid, and is paid.
+    [JOB-POST-ESCROW.1] [VOTE-REWARD.1] [JOB-SETTLE.1]"""
     chain = Chain()
     before = {n: chain.balance(n) for n in ("submitter", "alice", "bob", "carol", "dave")}
     job_id = claims_then_expire(chain, {"alice": 0.30, "bob": 0.20, "carol": 0.25})
