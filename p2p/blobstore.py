@@ -10,6 +10,7 @@ crash or a bad peer never leaves a corrupt byte under a blob's name
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -90,13 +91,27 @@ class BlobStore:
         self._manifests[blob] = (int(size), list(hashes))
         return self._manifests[blob]
 
+    def remove(self, blob: bytes) -> bool:
+        """Deletes a stored blob and its manifest (the cached one too), so the store stops
+        serving it at once: a later request gets ``notfound``, never a half-gone file.
+        Returns whether the blob was there."""
+        self._manifests.pop(blob, None)
+        existed = self.has(blob)
+        for path in (self.path(blob), self.root / "manifests" / blob.hex()):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return existed
+
     def read_chunk(self, blob: bytes, index: int) -> bytes | None:
         manifest = self.manifest(blob)
         if manifest is None or not 0 <= index < len(manifest[1]):
             return None
-        with self.path(blob).open("rb") as f:
-            f.seek(index * CHUNK_SIZE)
-            return f.read(CHUNK_SIZE)
+        try:
+            with self.path(blob).open("rb") as f:
+                f.seek(index * CHUNK_SIZE)
+                return f.read(CHUNK_SIZE)
+        except FileNotFoundError:  # removed meanwhile (disk budget)
+            return None
 
     def read_chunk_frame(
         self, blob: bytes, index: int, header: Callable[[int], bytes]

@@ -120,6 +120,10 @@ class NodeHandle(Protocol):
         """Path of a complete local blob, or None."""
         ...
 
+    def remove_blob(self, blob: bytes) -> bool:
+        """Deletes a local blob so it is no longer stored or served; whether it was there."""
+        ...
+
     def put_blob_file(self, path: Path) -> bytes:
         """Adds a local file to the blob store (hard link when possible), announces it."""
         ...

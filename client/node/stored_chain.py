@@ -58,6 +58,9 @@ class StoredChainReads:
     def blob_path(self, blob: bytes) -> Path | None:
         return self.blob_store.path(blob) if self.blob_store.has(blob) else None
 
+    def remove_blob(self, blob: bytes) -> bool:
+        return self.blob_store.remove(blob)
+
     def _store_blob_file(self, path: Path) -> bytes:
         """Hard-links ``path`` into the blob store when it can (same file system), else copies."""
         try:

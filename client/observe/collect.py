@@ -193,6 +193,11 @@ class NodeCollector(Collector):
                               "Sandbox runs of the worker in progress, by kind.",
                               labels=("kind",)),
             (((kind,), running[kind]) for kind in ("train", "evaluate")))
+        trainer = worker.trainer if worker is not None else None
+        yield _counter("worker_jobs_inconsistent",
+                       "Jobs whose evaluation disagreed with itself in the worker's self-check "
+                       "[WORK-SELFCHECK.1] (never claimed), since the node started.",
+                       trainer.inconsistent_found if trainer is not None else 0)
         yield _gauge("worker_engine_unavailable",
                      "1 while job work waits for a Docker engine that failed mid-run.",
                      1 if worker is not None and worker.engine_problem is not None else 0)

@@ -15,7 +15,6 @@ node's user uploaded, the base image.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -129,8 +128,5 @@ class DiskKeeper:
             for callback in self.on_removed_image:
                 callback(key)
             return True
-        path = self.node.blob_path(bytes.fromhex(key))
-        if path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        self.node.remove_blob(bytes.fromhex(key))
         return True

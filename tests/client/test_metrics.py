@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import os
 import threading
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -185,6 +186,13 @@ async def test_metrics_worker_runs_are_counted_by_kind_and_outcome(tmp_path: Pat
         assert value(done, "learningchain_worker_claims_sent_total") == 1
         assert value(done, "learningchain_worker_votes_total",
                      step="commit", verdict="valid") == 0
+        assert value(done, "learningchain_worker_jobs_inconsistent_total") == 0
+        # [WORK-SELFCHECK.1] what the trainer counts when a self-check disagrees
+        worker.trainer = types.SimpleNamespace(inconsistent_found=2, engine_problem=None,
+                                               task=None)  # type: ignore[assignment]
+        counted = await scrape(node)
+        assert value(counted, "learningchain_worker_jobs_inconsistent_total") == 2
+        worker.trainer = None
     finally:
         node.worker = None  # never started: nothing of it to stop
         await node.stop()

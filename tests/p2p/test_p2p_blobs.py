@@ -121,3 +121,20 @@ async def test_wire_blob_unavailable_blob_times_out_cleanly(tmp_path: Path) -> N
         await wait_until_async(lambda: bool(node.peers))
         with pytest.raises(BlobUnavailable):
             await service.fetch(b"\x01" * 32, patience=0.5)
+
+
+async def test_wire_blob_removed_blob_is_no_longer_served(tmp_path: Path) -> None:
+    """A blob the seed removes (a worker's disk budget) is refused, not half-served: the
+    fetcher gets ``BlobUnavailable`` and the seed keeps running."""
+    async with AsyncExitStack() as stack:
+        seed, seed_service = await seeded(stack, tmp_path, "seed")
+        seed_store = seed_service.store
+        node = await start_node(stack, "fetcher", bootstrap=(seed.endpoint,))
+        service = BlobService(node, BlobStore(tmp_path / "f"))
+        await wait_until_async(lambda: bool(node.peers))
+        assert seed_store.remove(BLOB) and not seed_store.has(BLOB)
+        assert seed_store.manifest(BLOB) is None and seed_store.read_chunk(BLOB, 0) is None
+        assert not seed_store.remove(BLOB)
+        with pytest.raises(BlobUnavailable):
+            await service.fetch(BLOB, patience=0.5)
+        assert seed.peers  # the seed is still up and connected
