@@ -92,7 +92,10 @@ class Gossip:
         self.node.spawn(self._heartbeat_loop(), name="gossip-heartbeat")
 
     def publish(self, topic: str, data: bytes) -> bytes:
-        """Sends our own (already validated) message; returns its id, SHA-256(data)."""
+        """Sends our own (already validated) message; returns its id, SHA-256(data).
+
+        Publishing the same bytes again repeats them to peers that may have missed
+        them (``GossipCore.republish``, [WIRE-GOSSIP.10])."""
         limit = self.params.size_limit(topic, MAX_GOSSIP_DATA)
         if len(data) > limit:
             raise ValueError(f"gossip payload over the {limit}-byte limit of {topic!r}")

@@ -166,12 +166,39 @@ class GossipCore:
         self._seen_order.append((now + self.params.seen_ttl, msg_id))
 
     def publish(self, topic: str, msg_id: MsgId, now: float) -> list[Action]:
-        """Our own message: send it to the mesh (or ``d`` random peers when the mesh is empty)."""
-        if topic not in self.topics or msg_id in self.seen:
+        """Our own message: send it to the mesh (or ``d`` random peers when the mesh is empty).
+
+        The same message again is a repeat [WIRE-GOSSIP.10]: see ``republish``."""
+        if topic not in self.topics:
             return []
+        if msg_id in self.seen:
+            return self.republish(topic, msg_id, now)
         self._mark_seen(msg_id, now)
         self.cache[msg_id] = _Cached(topic)
         return self._forward(msg_id)
+
+    def republish(self, topic: str, msg_id: MsgId, now: float) -> list[Action]:
+        """[WIRE-GOSSIP.10] Our own message once more, for peers that may have missed it.
+
+        Only the node that sends its own message repeats it, and only with the same
+        bytes, hence the same id: a receiver that has it answers DUPLICATE and forwards
+        nothing; one that missed it takes it as new and forwards it once. No third
+        party can make it new again (the id is the hash of the signed payload). Sent
+        to every topic peer, but only once the first copy left every cache (ours and,
+        since caches have one length, the receivers'): a repeat inside a peer's cache
+        window would read as a flood [WIRE-GOSSIP.9]."""
+        first_seen = self.seen[msg_id] - self.params.seen_ttl
+        quiet = (self.params.history_length + 2) * self.params.heartbeat
+        if msg_id in self.cache or now - first_seen < quiet:
+            return []
+        self._mark_seen(msg_id, now)
+        cached = self.cache[msg_id] = _Cached(topic, accepted=True)
+        self._windows[0].append(msg_id)
+        actions: list[Action] = []
+        for peer in self._topic_peers(topic):
+            cached.holders.add(peer)
+            actions.append(SendFull(peer, msg_id))
+        return actions
 
     def on_receive(self, peer: PeerId, topic: str, msg_id: MsgId, now: float) -> Receipt:
         """[WIRE-GOSSIP.5] Classify a full message; only ``NEW`` goes to the validator."""

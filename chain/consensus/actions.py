@@ -65,14 +65,6 @@ class Broadcast:
 
 
 @dataclass(frozen=True, slots=True)
-class SendCommitted:
-    """Send ``peer`` the decisions (block + certificate) from ``from_height`` on, from storage."""
-
-    peer: bytes
-    from_height: Height
-
-
-@dataclass(frozen=True, slots=True)
 class ScheduleTimeout:
     timeout: Timeout
     delay_ms: int
@@ -113,7 +105,6 @@ class PeerMisbehaved:
 
 Action = (
     Broadcast
-    | SendCommitted
     | ScheduleTimeout
     | PersistSigned
     | Commit

@@ -32,10 +32,8 @@ from chain.types import (
 
 from .errors import InvalidCertificate, InvalidMessage
 from .messages import (
-    MAX_BLOCK_BYTES,
     MAX_HEIGHT,
     MAX_ROUND,
-    MAX_TIME_MS,
     PRECOMMIT,
     Vote,
     _bytes,
@@ -100,13 +98,10 @@ def verify_certificate(
     cert: CommitCertificate,
     validator_set: ValidatorSet,
     chain_id: str,
-    *,
-    check_signatures: bool = True,
 ) -> None:
     """[CONS-CERT.1] Raises ``InvalidCertificate`` unless ``cert`` proves a commit.
 
     ``validator_set`` must be the set of ``cert.height``. Pure; no I/O.
-    ``check_signatures=False`` exists only for the simulator's named fast mode.
     """
     if cert.block_hash is None or len(cert.block_hash) != HASH_LEN:
         raise InvalidCertificate("bad_block_hash", "a certificate certifies a 32-byte hash")
@@ -122,7 +117,7 @@ def verify_certificate(
         member = validator_set.get(address)
         if member is None:
             raise InvalidCertificate("unknown_signer", f"{address.hex()} is not a validator")
-        if check_signatures and not verify(member.public_key, digest, signature):
+        if not verify(member.public_key, digest, signature):
             raise InvalidCertificate("bad_signature", f"signature of {address.hex()} is invalid")
         power += member.power
     if not validator_set.is_quorum(power):
@@ -162,35 +157,12 @@ def decode_certificate(data: bytes) -> CommitCertificate:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """A decided block with its certificate: what a lagging node needs to catch up."""
+    """A decided block with its certificate, as the core hands it to ``Application.decided``.
+
+    Not a wire message: a lagging node catches up by block sync [CONS-CATCHUP.1]."""
 
     height: Height
     block_hash: Hash32
     time_ms: TimeMs
     block: bytes
     certificate: CommitCertificate
-
-    def to_wire(self) -> list[Any]:
-        return [
-            "decision",
-            self.height,
-            self.block_hash,
-            self.time_ms,
-            self.block,
-            self.certificate.to_wire(),
-        ]
-
-
-def decision_from_wire(fields: list[Any]) -> Decision:
-    if len(fields) != 6 or fields[0] != "decision":
-        raise InvalidMessage("bad_shape", "decision must have 6 fields")
-    block = fields[4]
-    if not isinstance(block, bytes) or len(block) > MAX_BLOCK_BYTES:
-        raise InvalidMessage("bad_field", "block must be bytes within the size limit")
-    return Decision(
-        Height(_int(fields[1], "height", 1, MAX_HEIGHT)),
-        Hash32(_bytes(fields[2], "block_hash", HASH_LEN)),
-        TimeMs(_int(fields[3], "time_ms", 0, MAX_TIME_MS)),
-        block,
-        certificate_from_wire(fields[5]),
-    )

@@ -1,15 +1,10 @@
-"""The one decoder of consensus gossip: proposals, votes and decisions by their tag.
-
-Apart from ``messages`` because a decision carries a certificate, and the
-certificate module builds on votes.
-"""
+"""The one decoder of consensus gossip: proposals and votes by their tag [CONS-MSG.1]."""
 
 from __future__ import annotations
 
 from chain.encoding import decode, encode
 from chain.errors import DecodeError
 
-from .certificate import Decision, decision_from_wire
 from .errors import InvalidMessage
 from .messages import (
     MAX_MESSAGE_BYTES,
@@ -20,16 +15,16 @@ from .messages import (
     vote_from_wire,
 )
 
-ConsensusMessage = Proposal | Vote | Decision
+ConsensusMessage = Proposal | Vote
 
 
 def encode_message(message: ConsensusMessage) -> bytes:
-    """Canonical bytes of a Proposal, Vote or Decision."""
+    """Canonical bytes of a Proposal or Vote."""
     return encode(message.to_wire())
 
 
 def decode_message(data: bytes) -> ConsensusMessage:
-    """Decodes a Proposal, Vote or Decision; raises ``InvalidMessage``/``DecodeError``."""
+    """Decodes a Proposal or Vote; raises ``InvalidMessage``/``DecodeError``."""
     try:
         fields = decode(data, max_size=MAX_MESSAGE_BYTES)
     except DecodeError:
@@ -41,6 +36,4 @@ def decode_message(data: bytes) -> ConsensusMessage:
         return proposal_from_wire(fields)
     if tag in VOTE_KINDS:
         return vote_from_wire(fields)
-    if tag == "decision":
-        return decision_from_wire(fields)
     raise InvalidMessage("unknown_tag", f"unknown consensus message tag {tag!r}")

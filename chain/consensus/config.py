@@ -19,5 +19,3 @@ class ConsensusConfig:
     """Messages of rounds beyond current + lookahead only count for [CONS-SKIP.1]."""
     future_buffer: int = 256
     """Messages of the next height kept until it starts."""
-    fast_sim_skip_signature_checks: bool = False
-    """ONLY for the simulator's bulk scenarios: trust every signature. Never in a node."""

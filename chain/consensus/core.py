@@ -4,23 +4,27 @@ One ``ConsensusCore`` per node. It owns the state of the current height and is
 changed only by three calls, each taking the current time ``now`` (ms):
 
 - ``start(now)``: begin (or resume after a restart) at the configured height;
-- ``on_message(message, now, peer)``: a Proposal, Vote or Decision arrived;
+- ``on_message(message, now, peer)``: a Proposal or Vote arrived;
 - ``on_timeout(timeout, now)``: a timer the core asked for has fired.
 
 Each returns a list of actions for the driver, to be carried out in order:
 ``PersistSigned`` (append to the WAL and fsync before going on [CONS-WAL.1]),
-``Broadcast``, ``SendCommitted``, ``ScheduleTimeout``, ``Commit``,
+``Broadcast``, ``ScheduleTimeout``, ``Commit``, ``CommitStalled``,
 ``ReportEvidence``, ``PeerMisbehaved``. The core does no I/O: no sockets, no
-clock, no files. Signing is pure computation and happens inside.
+clock, no files. Signing is pure computation and happens inside; signature
+*checks* go through an injected ``SignatureCheck`` (``chain.crypto.verify`` in
+a node; the simulator may inject a trusting one for its bulk scenarios, as it
+injects ``AmnesiaCore``). A lagging node catches up by block sync, not by
+consensus messages [CONS-CATCHUP.1].
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import Enum
 
 from chain.crypto import PrivateKey, verify
-from chain.types import Address, Hash32, Height, Round, TimeMs
+from chain.types import Address, Hash32, Height, PublicKeyBytes, Round, Signature, TimeMs
 
 from .actions import (
     Action,
@@ -33,16 +37,9 @@ from .actions import (
     PersistSigned,
     ReportEvidence,
     ScheduleTimeout,
-    SendCommitted,
 )
-from .certificate import (
-    CommitCertificate,
-    Decision,
-    certificate_from_precommits,
-    verify_certificate,
-)
+from .certificate import CommitCertificate, Decision, certificate_from_precommits
 from .config import ConsensusConfig
-from .errors import InvalidCertificate
 from .evidence import DuplicateVoteEvidence
 from .messages import PRECOMMIT, PREVOTE, Proposal, Vote, VoteKind, sign_proposal, sign_vote
 from .tally import RoundTally
@@ -61,6 +58,9 @@ class Step(Enum):
 MAX_PROPOSALS_PER_ROUND = 2
 """Proposals kept per round (none extra for future rounds), unless vouched for by votes."""
 
+SignatureCheck = Callable[[PublicKeyBytes, Hash32, Signature], bool]
+"""``(public key, digest, signature) -> valid``; ``chain.crypto.verify`` in every node."""
+
 
 class ConsensusCore:
     """Tendermint-style consensus for one validator (or observer, with ``key=None``)."""
@@ -73,16 +73,18 @@ class ConsensusCore:
         height: Height,
         last_block_time: TimeMs,
         signed_history: Iterable[SignedRecord] = (),
+        *,
+        check_signature: SignatureCheck = verify,
     ) -> None:
         """``height`` is the first undecided height; ``signed_history`` is the WAL replay."""
         self.config = config
+        self._check = check_signature
         self.app = app
         self.key = key
         self.address: Address | None = key.address if key is not None else None
         self.signature_checks = 0
         """Signatures verified so far (a benchmark figure)."""
         self._history = [r for r in signed_history if r.message.height >= height]
-        self._catchup_sent: dict[bytes, tuple[int, int]] = {}
         self._future: list[Proposal | Vote] = []
         self._deferred: Decision | None = None
         """[CONS-COMMIT.2] A decision the application could not store yet."""
@@ -181,35 +183,48 @@ class ConsensusCore:
         return out
 
     def on_message(
-        self, message: Proposal | Vote | Decision, now: int, peer: bytes | None = None
+        self,
+        message: Proposal | Vote,
+        now: int,
+        peer: bytes | None = None,
+        *,
+        verified: bool = False,
     ) -> list[Action]:
+        """A proposal or vote arrived. ``verified``: its signature was already checked
+        against the set of its height (the driver's gossip check [NODE-CONS.2])."""
         out: list[Action] = []
-        if isinstance(message, Decision):
-            self._on_decision(message, now, peer, out)
-            return out
         if message.height < self.height:
-            self._peer_lags(peer, message.height, now, out)
-            return out
+            return out  # decided: a lagging sender catches up by block sync [CONS-CATCHUP.1]
         if message.height > self.height:
             if message.height == self.height + 1 and len(self._future) < self.config.future_buffer:
                 self._future.append(message)
             return out
         if isinstance(message, Proposal):
-            self._on_proposal(message, now, peer, out)
+            self._on_proposal(message, now, peer, out, verified)
         else:
-            self._on_vote(message, peer, out)
+            self._on_vote(message, peer, out, verified)
         self._progress(now, out)
         return out
+
+    def has_counted(self, message: Proposal | Vote) -> bool:
+        """The core already holds this message (same signer, slot and value) [NODE-CONS.2]."""
+        if message.height != self.height:
+            return False
+        if isinstance(message, Proposal):
+            return message.block_hash in self.proposals.get(message.round, {})
+        tally = self.tallies.get((message.kind, message.round))
+        return tally is not None and tally.has_voted(message)
 
     # ---------------------------------------------------------------- input checks
 
     def _check_signature(self, member: Validator, message: Proposal | Vote) -> bool:
-        if self.config.fast_sim_skip_signature_checks:
-            return True
         self.signature_checks += 1
-        return verify(member.public_key, message.digest(self.config.chain_id), message.signature)
+        digest = message.digest(self.config.chain_id)
+        return self._check(member.public_key, digest, message.signature)
 
-    def _on_proposal(self, p: Proposal, now: int, peer: bytes | None, out: list[Action]) -> None:
+    def _on_proposal(
+        self, p: Proposal, now: int, peer: bytes | None, out: list[Action], verified: bool
+    ) -> None:
         """[CONS-PROPOSE.2] Accept a proposal from the round's proposer, correctly signed."""
         proposer = self.vset.proposer(self.height, p.round)
         if p.proposer != proposer.address:
@@ -218,7 +233,7 @@ class ConsensusCore:
         known = self.proposals.get(p.round, {})
         if p.block_hash in known:
             return
-        if not self._check_signature(proposer, p):
+        if not verified and not self._check_signature(proposer, p):
             out.append(PeerMisbehaved(peer, "bad_signature"))
             return
         self._note_round(p.proposer, p.round)
@@ -249,7 +264,7 @@ class ConsensusCore:
         """Some honest validator saw this block: votes for it from more than f power."""
         return any(self.vset.exceeds_faulty(t.power_for(block_hash)) for t in self.tallies.values())
 
-    def _on_vote(self, vote: Vote, peer: bytes | None, out: list[Action]) -> None:
+    def _on_vote(self, vote: Vote, peer: bytes | None, out: list[Action], verified: bool) -> None:
         member = self.vset.get(vote.validator)
         if member is None:
             out.append(PeerMisbehaved(peer, "unknown_validator"))
@@ -257,7 +272,7 @@ class ConsensusCore:
         tally = self.tallies.get((vote.kind, vote.round))
         if tally is not None and tally.has_voted(vote):
             return  # duplicate
-        if not self._check_signature(member, vote):
+        if not verified and not self._check_signature(member, vote):
             out.append(PeerMisbehaved(peer, "bad_signature"))
             return
         self._count_vote(vote, member, out)
@@ -282,44 +297,6 @@ class ConsensusCore:
     def _note_round(self, validator: Address, round_: int) -> None:
         if round_ > self.max_round_seen.get(validator, -1):
             self.max_round_seen[validator] = round_
-
-    def _peer_lags(self, peer: bytes | None, height: int, now: int, out: list[Action]) -> None:
-        """[CONS-CATCHUP.1] A peer sends messages of a decided height: offer it the decisions."""
-        if peer is None:
-            return
-        last = self._catchup_sent.get(peer)
-        if (
-            last is not None
-            and last[0] == height
-            and now - last[1] < self.config.timeouts.rebroadcast_ms
-        ):
-            return
-        self._catchup_sent[peer] = (height, now)
-        out.append(SendCommitted(peer, Height(height)))
-
-    def _on_decision(self, d: Decision, now: int, peer: bytes | None, out: list[Action]) -> None:
-        """[CONS-CATCHUP.2] Commit a decided block of the current height from its certificate."""
-        if d.height != self.height or d.certificate.height != d.height:
-            return
-        if d.certificate.block_hash != d.block_hash:
-            out.append(PeerMisbehaved(peer, "certificate_mismatch"))
-            return
-        try:
-            verify_certificate(
-                d.certificate,
-                self.vset,
-                self.config.chain_id,
-                check_signatures=not self.config.fast_sim_skip_signature_checks,
-            )
-        except InvalidCertificate as e:
-            out.append(PeerMisbehaved(peer, e.code))
-            return
-        if not self.config.fast_sim_skip_signature_checks:
-            self.signature_checks += len(d.certificate.signatures)
-        if not self._valid(d.block_hash, d.block, d.time_ms):
-            out.append(PeerMisbehaved(peer, "invalid_decided_block"))
-            return
-        self._commit(d, now, out)
 
     # ---------------------------------------------------------------- rules
 

@@ -12,8 +12,6 @@ Wire forms (canonical msgpack arrays, first element a tag) [CONS-MSG.1]:
 
 - ``["proposal", height, round, pol_round, block_hash, time_ms, block, proposer, sig]``
 - ``["prevote" | "precommit", height, round, block_hash | nil, validator, sig]``
-- ``["decision", height, block_hash, time_ms, block, certificate]`` (certificate as in
-  ``certificate.py``)
 """
 
 from __future__ import annotations

@@ -1,10 +1,27 @@
-"""Runs the sans-I/O consensus core on the node's event loop.
+"""Runs the sans-I/O consensus core: one owner, fed by a queue [NODE-CONS.3].
 
-The core decides; this driver only carries out its actions, in order, each
-finished before the next [CONS-WAL.1]: ``PersistSigned`` is appended to the
-WAL and fsynced before a following ``Broadcast`` leaves. Consensus messages
-travel on the gossip topic ``consensus``; lagging peers catch up through
-block sync (``p2p.sync``), which is why ``SendCommitted`` needs no work here.
+As CometBFT's ``receiveRoutine``, exactly one place touches the core:
+``drain()``, which takes events (peer messages, timer firings, a deferred
+commit's retry, blocks applied by block sync) from the inbox in order and
+carries out each step's actions, each finished before the next [CONS-WAL.1]:
+``PersistSigned`` is appended to the WAL and fsynced before a following
+``Broadcast`` leaves. In a node the owner is the task ``run()`` (started and
+cancelled by the node with its other tasks); the gossip read path only checks
+a message and queues it (``on_gossip``), so block validation and the commit's
+fsync never run inside it. The simulator (``tests/consensus/sim.py``) calls
+the same ``submit``/``drain`` on a virtual clock.
+
+Time and timers are injected (``Clock``, ``Scheduler``), the WAL too
+(``SignedLog``), so tests run this very driver without sleeping.
+
+Gossip check [NODE-CONS.2]: a consensus payload is one encoded proposal or
+vote, nothing else; its gossip id is SHA-256 of those bytes. The check
+answers ``REJECT`` (charge the sender) for a malformed message, a signer that
+is not a validator of the message's height (or not its proposer), a bad
+signature or a proposal whose block does not hash to its ``block_hash``;
+``IGNORE`` for a message of another height or one this node already holds
+(same signer, same signed content: ``content_id``); ``ACCEPT`` only for a valid
+new one, which is then queued for the core.
 """
 
 from __future__ import annotations
@@ -12,9 +29,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Protocol
 
 from chain.consensus.actions import (
     Action,
@@ -25,20 +43,20 @@ from chain.consensus.actions import (
     PersistSigned,
     ReportEvidence,
     ScheduleTimeout,
-    SendCommitted,
 )
 from chain.consensus.codec import decode_message, encode_message
 from chain.consensus.config import ConsensusConfig
-from chain.consensus.core import ConsensusCore
+from chain.consensus.core import ConsensusCore, SignatureCheck
 from chain.consensus.errors import ConsensusError
 from chain.consensus.evidence import DuplicateVoteEvidence
-from chain.consensus.messages import Proposal, Vote
+from chain.consensus.messages import MAX_MESSAGE_BYTES, Proposal, Vote
 from chain.consensus.timeouts import Timeout
-from chain.consensus.wal import SignedRecord, WriteAheadLog
-from chain.crypto import PrivateKey
-from chain.encoding import decode, encode
+from chain.consensus.validators import ValidatorSet
+from chain.consensus.wal import SignedRecord
+from chain.crypto import PrivateKey, sha256, verify
+from chain.encoding import encode
 from chain.errors import DecodeError
-from chain.types import Height, TimeMs
+from chain.types import Hash32, Height, TimeMs
 from client.node.ledger_app import LedgerApp, NodeHalted
 from p2p.gossip_core import Verdict
 
@@ -48,8 +66,94 @@ _RETRY_MAX = 4.0
 """Seconds between attempts to store a deferred decision (doubling)."""
 
 CONSENSUS_TOPIC = "consensus"
-MAX_ENVELOPE_BYTES = 3 * 1024 * 1024
+MAX_PAYLOAD_BYTES = MAX_MESSAGE_BYTES
 WAL_PRUNE_EVERY = 64
+
+
+# -- injected time, timers and log --------------------------------------------------
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int:
+        """Wall-clock milliseconds since the Unix epoch (block times, [CONS-TIME.2])."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (latencies)."""
+        ...
+
+
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Scheduler(Protocol):
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> TimerHandle:
+        """Runs ``callback`` once after ``delay_s`` seconds of the clock's time."""
+        ...
+
+
+class SignedLog(Protocol):
+    """The write-ahead log [CONS-WAL.1]: ``chain.consensus.wal.WriteAheadLog`` in a node."""
+
+    def append(self, record: SignedRecord) -> None: ...
+
+    def prune(self, keep_from_height: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SystemClock:
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class LoopScheduler:
+    """Timers on the running asyncio loop."""
+
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> TimerHandle:
+        return asyncio.get_running_loop().call_later(delay_s, callback)
+
+
+# -- events ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PeerMessage:
+    message: Proposal | Vote
+    peer: bytes | None
+    verified: bool
+    """Signature already checked against the set of the message's height."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    timeout: Timeout
+
+
+@dataclass(frozen=True, slots=True)
+class RetryCommit:
+    """[CONS-COMMIT.2] Offer the deferred decision to the application again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Synced:
+    """Block sync applied blocks the core did not decide [NODE-APP.4]."""
+
+
+Event = PeerMessage | TimerFired | RetryCommit | Synced
+
+
+def content_id(message: Proposal | Vote, chain_id: str) -> Hash32:
+    """[NODE-CONS.2] Who signed what: SHA-256 of (signer, signed digest).
+
+    Not the payload's hash: a validator can sign the same content many times
+    (ECDSA nonces), and only the first copy is news."""
+    signer = message.proposer if isinstance(message, Proposal) else message.validator
+    return sha256(encode([signer, message.digest(chain_id)]))
 
 
 class ConsensusDriver:
@@ -60,9 +164,14 @@ class ConsensusDriver:
         app: LedgerApp,
         key: PrivateKey | None,
         config: ConsensusConfig,
-        wal_path: Path,
+        wal: SignedLog,
+        history: list[SignedRecord],
         publish: Callable[[bytes], None],
         *,
+        clock: Clock | None = None,
+        scheduler: Scheduler | None = None,
+        check_signature: SignatureCheck = verify,
+        core_class: type[ConsensusCore] = ConsensusCore,
         on_evidence: Callable[[DuplicateVoteEvidence], None] | None = None,
         on_misbehaviour: Callable[[bytes | None, str], None] | None = None,
         on_halt: Callable[[BaseException], None] | None = None,
@@ -71,30 +180,39 @@ class ConsensusDriver:
         self.key = key
         self.config = config
         self.publish = publish
+        """Sends one consensus payload; the gossip layer re-sends a payload it already
+        sent to peers that may have missed it [WIRE-GOSSIP.10]."""
+        self.clock: Clock = clock or SystemClock()
+        self.scheduler: Scheduler = scheduler or LoopScheduler()
+        self.check_signature = check_signature
+        self.core_class = core_class
         self.on_evidence = on_evidence
         self.on_misbehaviour = on_misbehaviour
         self.on_halt = on_halt
-        self.wal, self._history = WriteAheadLog.open(wal_path)
+        self.wal = wal
+        self._history = history
         self.core: ConsensusCore | None = None
-        self._timers: set[asyncio.TimerHandle] = set()
+        self._timers: set[TimerHandle] = set()
+        self._inbox: deque[Event] = deque()
+        self._wake: asyncio.Event | None = None
+        self._known: dict[Hash32, int] = {}
+        """[NODE-CONS.2] Content ids of messages taken or sent, by height."""
         self._pruned_at = 0
         self.commit_latencies_ms: list[float] = []
         self.on_commit_latency: Callable[[float], None] | None = None
         """Metrics hook: seconds from entering a height to deciding it, at each decision."""
         self.stats: Counter[str] = Counter()
-        """Metrics: ``rounds_above_zero`` entered, ``timeout:<kind>`` that moved the core."""
-        self._height_started = time.monotonic()
+        """Metrics: ``rounds_above_zero`` entered, ``timeout:<kind>`` that moved the core,
+        ``gossip:<verdict>`` of the consensus topic."""
+        self._height_started = self.clock.monotonic()
         self.halted: BaseException | None = None
         self.commit_stalled: str | None = None
         """[CONS-COMMIT.2] Why the decided block is not stored yet (e.g. a locked database)."""
         self._stalled_since = 0.0
         self._retry_delay = _RETRY_FIRST
-        self._sent = int(time.time() * 1000) << 16
-        """Envelope sequence; starts from the clock so a restart does not reuse numbers."""
 
-    @staticmethod
-    def now() -> int:
-        return int(time.time() * 1000)
+    def now(self) -> int:
+        return self.clock.now_ms()
 
     @property
     def round(self) -> int:
@@ -103,25 +221,32 @@ class ConsensusDriver:
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> None:
-        """Starts (or restarts, after block sync moved the ledger) at the next undecided height."""
+        """Builds the core at the next undecided height and carries out its first step."""
         self._cancel_timers()
         height = Height(self.app.height() + 1)
         state = self.app.ledger.state
-        self.core = ConsensusCore(
-            self.config, self.app, self.key, height,
-            TimeMs(state.time_ms), signed_history=self._history,
+        self.core = self.core_class(
+            self.config, self.app, self.key, height, TimeMs(state.time_ms),
+            signed_history=self._history, check_signature=self.check_signature,
         )
-        self._height_started = time.monotonic()
-        self._execute(self.core.start(self.now()))
+        self._height_started = self.clock.monotonic()
+        self._known.clear()  # a new core holds nothing: what the old one buffered is gone
+        self._run_step(self.core, lambda core: core.start(self.now()))
 
-    def resync(self) -> None:
-        """Block sync applied blocks the core did not decide: rebuild it at the new height."""
-        if self.core is not None and self.core.height <= self.app.height():
-            log.info("consensus: jumping to height %d after sync", self.app.height() + 1)
-            self.start()
+    async def run(self) -> None:
+        """The owner task [NODE-CONS.3]: drains the inbox whenever an event arrives."""
+        self._wake = asyncio.Event()
+        try:
+            while True:
+                self.drain()
+                await self._wake.wait()
+                self._wake.clear()
+        finally:
+            self._wake = None
 
     def stop(self) -> None:
         self._cancel_timers()
+        self._inbox.clear()
         self.core = None
         self.wal.close()
 
@@ -130,39 +255,101 @@ class ConsensusDriver:
             handle.cancel()
         self._timers.clear()
 
-    # -- inputs ----------------------------------------------------------------
+    # -- inputs: queued, then drained by the owner -------------------------------
+
+    def submit(self, event: Event) -> None:
+        self._inbox.append(event)
+        if self._wake is not None:
+            self._wake.set()
+
+    def resync(self) -> None:
+        """Block sync applied blocks: the owner rebuilds the core at the new height."""
+        self.submit(Synced())
+
+    def drain(self) -> None:
+        """Handles every queued event, in order. The only code that touches the core."""
+        while self._inbox and self.halted is None:
+            self.dispatch(self._inbox.popleft())
+
+    def dispatch(self, event: Event) -> None:
+        core = self.core
+        if core is None:
+            return
+        if isinstance(event, PeerMessage):
+            self._run_step(core, lambda c: c.on_message(
+                event.message, self.now(), event.peer, verified=event.verified))
+        elif isinstance(event, TimerFired):
+            before = (core.height, core.round, core.step)
+            self._run_step(core, lambda c: c.on_timeout(event.timeout, self.now()))
+            if (core.height, core.round, core.step) != before:
+                self.stats[f"timeout:{event.timeout.kind.value}"] += 1
+        elif isinstance(event, RetryCommit):
+            self._run_step(core, lambda c: c.retry_commit(self.now()))
+        elif isinstance(event, Synced) and core.height <= self.app.height():
+            log.info("consensus: jumping to height %d after sync", self.app.height() + 1)
+            self.start()
 
     def on_gossip(self, data: bytes, sender: bytes | None) -> Verdict:
-        """Topic validator of ``consensus``: decode, hand to the core, forward if well-formed."""
+        """Topic validator of ``consensus`` [NODE-CONS.1/2]: check, queue, answer."""
         try:
-            envelope = decode(data, max_size=MAX_ENVELOPE_BYTES)
-            if not (isinstance(envelope, list) and len(envelope) == 2
-                    and isinstance(envelope[0], int) and isinstance(envelope[1], bytes)):
-                return Verdict.REJECT
-            message = decode_message(envelope[1])
+            message = decode_message(data) if len(data) <= MAX_PAYLOAD_BYTES else None
         except (ConsensusError, DecodeError):
-            return Verdict.REJECT
-        if not isinstance(message, Proposal | Vote):
-            return Verdict.REJECT
-        if self.core is None or self.halted is not None:
-            return Verdict.IGNORE
-        if message.height < self.core.height - 1:
-            return Verdict.IGNORE  # old news: do not spread it further
-        self._step(lambda core: core.on_message(message, self.now(), sender))
-        return Verdict.ACCEPT
+            message = None
+        verdict = Verdict.REJECT if message is None else self.receive(message, sender)
+        self.stats[f"gossip:{verdict.value}"] += 1
+        return verdict
 
-    def _on_timer(self, handle_box: list[asyncio.TimerHandle], timeout: Timeout) -> None:
-        if handle_box:
-            self._timers.discard(handle_box[0])
-        core = self.core
-        before = (core.height, core.round, core.step) if core is not None else None
-        self._step(lambda core: core.on_timeout(timeout, self.now()))
-        if core is not None and (core.height, core.round, core.step) != before:
-            self.stats[f"timeout:{timeout.kind.value}"] += 1
-
-    def _step(self, run: Callable[[ConsensusCore], list[Action]]) -> None:
+    def receive(self, message: Proposal | Vote, sender: bytes | None) -> Verdict:
+        """[NODE-CONS.2] Checks a peer's message without the core, queues it if valid and new."""
         core = self.core
         if core is None or self.halted is not None:
+            return Verdict.IGNORE
+        if not core.height <= message.height <= core.height + 1:
+            return Verdict.IGNORE  # decided or far ahead: block sync serves those heights
+        cid = content_id(message, self.config.chain_id)
+        if cid in self._known:
+            return Verdict.IGNORE
+        vset = self._set_of(message.height)
+        if vset is None:
+            return Verdict.IGNORE
+        if isinstance(message, Proposal):
+            member = vset.proposer(message.height, message.round)
+            if member.address != message.proposer:
+                return Verdict.REJECT
+        else:
+            found = vset.get(message.validator)
+            if found is None:
+                return Verdict.REJECT
+            member = found
+        digest = message.digest(self.config.chain_id)
+        if not self.check_signature(member.public_key, digest, message.signature):
+            return Verdict.REJECT
+        if isinstance(message, Proposal) and not self.app.block_matches(
+            message.block_hash, message.block
+        ):
+            return Verdict.REJECT
+        self._known[cid] = int(message.height)
+        if core.has_counted(message):
+            return Verdict.IGNORE
+        self.submit(PeerMessage(message, sender, verified=True))
+        return Verdict.ACCEPT
+
+    def _set_of(self, height: int) -> ValidatorSet | None:
+        try:
+            return self.app.validators_at(Height(height))
+        except ValueError:
+            return None
+
+    def _forget_known_below(self, height: int) -> None:
+        self._known = {c: h for c, h in self._known.items() if h >= height}
+
+    def _on_timer(self, handle_box: list[TimerHandle], timeout: Timeout) -> None:
+        if handle_box:
+            self._timers.discard(handle_box[0])
+        self.submit(TimerFired(timeout))
+
+    def _run_step(self, core: ConsensusCore, run: Callable[[ConsensusCore], list[Action]]) -> None:
+        if self.halted is not None:
             return
         position = (core.height, core.round)
         try:
@@ -178,6 +365,8 @@ class ConsensusDriver:
             except OSError as e:  # e.g. the disk is full: the WAL cannot be made durable
                 self._halt(NodeHalted(f"cannot write the consensus WAL: {e}; "
                                       "nothing was signed past it, restart once fixed"))
+        if self.core is not None and self.core.height != position[0]:
+            self._forget_known_below(self.core.height)
 
     def _halt(self, error: BaseException) -> None:
         log.critical("consensus halted: %s", error)
@@ -189,37 +378,35 @@ class ConsensusDriver:
     # -- actions ---------------------------------------------------------------
 
     def _execute(self, actions: list[Action]) -> None:
-        loop = asyncio.get_running_loop()
+        """Carries out one step's actions in order, each complete before the next [CONS-WAL.1]."""
         for action in actions:
             if isinstance(action, PersistSigned):
                 self._persist(action.record)
             elif isinstance(action, Broadcast):
-                self.publish(self._envelope(action.message))
+                self._send(action.message)
             elif isinstance(action, ScheduleTimeout):
-                box: list[asyncio.TimerHandle] = []
-                handle = loop.call_later(
-                    action.delay_ms / 1000, self._on_timer, box, action.timeout
-                )
-                box.append(handle)
-                self._timers.add(handle)
+                self._schedule(action)
             elif isinstance(action, Commit):
                 self._on_commit(action)
             elif isinstance(action, CommitStalled):
                 self._on_commit_stalled(action)
-            elif isinstance(action, SendCommitted):
-                pass  # block sync serves decided blocks to lagging peers
             elif isinstance(action, ReportEvidence) and self.on_evidence is not None:
                 self.on_evidence(action.evidence)
             elif isinstance(action, PeerMisbehaved) and self.on_misbehaviour is not None:
                 self.on_misbehaviour(action.peer, action.code)
 
-    def _envelope(self, message: Proposal | Vote) -> bytes:
-        """[NODE-CONS.1] ``[send sequence, message]``: each (re)broadcast is a new gossip
-        message, so a rebroadcast reaches peers that missed the first copy instead of being
-        dropped by gossip de-duplication; the core counts a message once however often it
-        arrives."""
-        self._sent += 1
-        return encode([self._sent, encode_message(message)])
+    def _send(self, message: Proposal | Vote) -> None:
+        """[NODE-CONS.1] The payload is the message itself; a repeat [CONS-GOSSIP.1] is the
+        same payload, which the gossip layer re-sends to peers [WIRE-GOSSIP.10]."""
+        self._known.setdefault(content_id(message, self.config.chain_id), int(message.height))
+        self.publish(encode_message(message))
+
+    def _schedule(self, action: ScheduleTimeout) -> None:
+        box: list[TimerHandle] = []
+        handle = self.scheduler.call_later(
+            action.delay_ms / 1000, lambda: self._on_timer(box, action.timeout))
+        box.append(handle)
+        self._timers.add(handle)
 
     def _persist(self, record: SignedRecord) -> None:
         self.wal.append(record)
@@ -227,7 +414,7 @@ class ConsensusDriver:
 
     def _on_commit_stalled(self, action: CommitStalled) -> None:
         """[CONS-COMMIT.2] Say why, keep serving, and offer the decision again later."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if self.commit_stalled is None:
             self._stalled_since = now
             self._retry_delay = _RETRY_FIRST
@@ -238,28 +425,24 @@ class ConsensusDriver:
                       now - self._stalled_since, action.reason)
         self.commit_stalled = action.reason
         self.stats["commit_deferred"] += 1
-        handle = asyncio.get_running_loop().call_later(self._retry_delay, self._retry_commit)
+        handle = self.scheduler.call_later(self._retry_delay, lambda: self.submit(RetryCommit()))
         self._timers.add(handle)
         self._retry_delay = min(_RETRY_MAX, self._retry_delay * 2)
 
-    def _retry_commit(self) -> None:
-        self._step(lambda core: core.retry_commit(self.now()))
-
     def _on_commit(self, action: Commit) -> None:
         height = int(action.decision.height)
+        now = self.clock.monotonic()
         if self.commit_stalled is not None:
             log.warning("decided block %d stored after %.1f s of waiting", height,
-                        time.monotonic() - self._stalled_since)
+                        now - self._stalled_since)
             self.commit_stalled = None
-        elapsed = (time.monotonic() - self._height_started) * 1000
+        elapsed = (now - self._height_started) * 1000
         self.commit_latencies_ms.append(elapsed)
         if self.on_commit_latency is not None:
             self.on_commit_latency(elapsed / 1000)
         del self.commit_latencies_ms[:-1000]
-        self._height_started = time.monotonic()
+        self._height_started = now
+        self._history = [r for r in self._history if r.message.height > height]
         if height - self._pruned_at >= WAL_PRUNE_EVERY:
             self.wal.prune(height + 1)
-            self._history = [r for r in self._history if r.message.height > height]
             self._pruned_at = height
-        else:
-            self._history = [r for r in self._history if r.message.height > height]

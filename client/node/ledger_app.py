@@ -133,6 +133,20 @@ class LedgerApp:
         self._executed[block_hash] = _Executed(decoded, block, output)
         return True
 
+    def block_matches(self, block_hash: Hash32, block: bytes) -> bool:
+        """[NODE-CONS.2] ``block`` decodes to a block whose hash is ``block_hash``.
+
+        The gossip check of a proposal: its signature covers ``block_hash``, not the
+        bytes, so without this a peer could attach other bytes to a signed proposal.
+        Structure and hashes only; execution is ``validate``, in the consensus task."""
+        if block_hash in self._executed:
+            return self._executed[block_hash].data == block
+        limit = self.ledger.state.params.max_block_bytes + 64 * 1024
+        try:
+            return Block.decode(block, max_size=limit, known=self.mempool.get).hash == block_hash
+        except ChainError:
+            return False
+
     def decided(self, decision: Decision) -> None:
         """Commits the decided block durably before consensus moves on."""
         state = self.ledger.state

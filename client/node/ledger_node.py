@@ -22,6 +22,7 @@ from chain.blocks import Block
 from chain.consensus.config import ConsensusConfig
 from chain.consensus.evidence import DuplicateVoteEvidence
 from chain.consensus.timeouts import TimeoutConfig
+from chain.consensus.wal import WriteAheadLog
 from chain.crypto import PrivateKey
 from chain.encoding import decode, encode
 from chain.errors import ChainError, DecodeError
@@ -93,6 +94,7 @@ class LedgerNode(StoredChainReads):
         self.blobs = BlobService(self.p2p, self.blob_store)
         self.sync = BlockSync(self.p2p, self.app)
         timeouts = config.consensus
+        wal, wal_history = WriteAheadLog.open(self.data_dir / "consensus.wal")
         self.driver = ConsensusDriver(
             self.app,
             self.key if config.is_validator else None,
@@ -100,7 +102,8 @@ class LedgerNode(StoredChainReads):
                 propose_base_ms=timeouts.propose_ms, prevote_base_ms=timeouts.prevote_ms,
                 precommit_base_ms=timeouts.precommit_ms, commit_ms=timeouts.commit_ms,
             )),
-            self.data_dir / "consensus.wal",
+            wal,
+            wal_history,
             self._publish_consensus,
             on_evidence=self._on_evidence,
             on_misbehaviour=self._on_misbehaviour,
@@ -132,6 +135,8 @@ class LedgerNode(StoredChainReads):
         self.gossip.start()
         self.sync.start()
         self.driver.start()
+        # [NODE-CONS.3] the one owner of consensus state; cancelled in stop() with the others
+        self._tasks.append(asyncio.create_task(self.driver.run(), name="consensus"))
         self._tasks.append(asyncio.create_task(self._deliver_blocks(), name="block-listeners"))
         self.api = ApiServer(self, self.config.api_host, self.config.api_port)
         # Routes must be added before the server starts (aiohttp freezes the router).

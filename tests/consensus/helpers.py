@@ -11,7 +11,7 @@ from chain.consensus.validators import ValidatorSet
 from chain.consensus.wal import SignedRecord
 from chain.crypto import PrivateKey
 from chain.types import Hash32, Height, Round, TimeMs
-from tests.consensus.sim import SimApp
+from tests.consensus.toy_app import SimApp
 
 CHAIN = "lc-unit"
 T0 = TimeMs(1_700_000_000_000)
@@ -40,11 +40,14 @@ def make_core(
     app: Any = None,
     height: int = 1,
     history: list[SignedRecord] | None = None,
+    check_signature: Any = None,
     **config: Any,
 ) -> ConsensusCore:
     timeouts = TimeoutConfig(commit_ms=0, rebroadcast_ms=1000)
     cfg = ConsensusConfig(chain_id=CHAIN, timeouts=timeouts, **config)
-    return ConsensusCore(cfg, app or FixedApp(vset()), me, Height(height), T0, history or [])
+    extra = {} if check_signature is None else {"check_signature": check_signature}
+    return ConsensusCore(cfg, app or FixedApp(vset()), me, Height(height), T0, history or [],
+                         **extra)
 
 
 def block(height: int, round_: int, time_ms: int, tag: bytes = b"") -> tuple[Hash32, bytes]:

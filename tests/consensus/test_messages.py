@@ -57,7 +57,7 @@ def test_cons_sign_1_digest_is_domain_separated() -> None:
         ["prevote", True, 0, None, b"a" * 20, b"s" * 64],  # bool is not an int
         ["proposal", 1, 2, 2, b"h" * 32, 5, b"", b"a" * 20, b"s" * 64],  # pol_round >= round
         ["proposal", 1, 2, -2, b"h" * 32, 5, b"", b"a" * 20, b"s" * 64],  # pol_round < -1
-        ["decision", 1, b"h" * 32, 5, b"", [1, 0, b"h" * 32, [[b"a" * 20]]]],
+        ["decision", 1, b"h" * 32, 5, b"", [1, 0, b"h" * 32, []]],  # not a message any more
         [],
     ],
 )

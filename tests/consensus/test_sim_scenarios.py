@@ -1,10 +1,14 @@
-"""Seeded Byzantine scenarios over the simulated network [CONS-SIM].
+"""Seeded Byzantine scenarios over the simulated network, through the real driver [CONS-SIM].
+
+Every simulated node runs the node's own ``ConsensusDriver`` (queue, dispatch,
+gossip check) over the real ``LedgerApp`` and ``chain.Ledger``; lagging nodes
+catch up by block sync only [CONS-CATCHUP.1].
 
 CI runs seeds 0-499 for n=4 (f=1) and 0-119 for n=7 (f=2). Every seed whose
-number is a multiple of 10 runs with real signature checks in every core
-(``full``); all others use the named fast mode
-``fast_sim_skip_signature_checks`` (the invariant checker still verifies every
-commit certificate with real signatures in both modes).
+number is a multiple of 10 runs with real signature checks everywhere; all
+others inject the simulator's trusting signature check into driver and core
+(``trust_every_signature``; block sync and the invariant checker still verify
+every certificate with real signatures).
 
 Re-run one failing seed alone:
     pytest tests/consensus -k "n4 and seed_123"
@@ -17,11 +21,12 @@ import os
 
 import pytest
 
-from tests.consensus.sim import random_scenario, run_seed
+from tests.consensus.sim import SimNetwork, lagging_scenario, random_scenario, run_seed
 
 N4_SEEDS = int(os.environ.get("LC_SOAK_N4", "500"))
 N7_SEEDS = int(os.environ.get("LC_SOAK_N7", "120"))
 """CI runs 500 + 120 seeds; ``make soak`` raises both (LC_SOAK_N4, LC_SOAK_N7)."""
+LAG_SEEDS = int(os.environ.get("LC_SOAK_LAG", "4"))
 FULL_SIGNATURE_EVERY = 10
 
 _only = os.environ.get("LC_SEED")
@@ -56,12 +61,28 @@ def test_sim_n7(seed: int) -> None:
     _run(seed, 7)
 
 
+@pytest.mark.parametrize("n", [4, 7])
+@pytest.mark.parametrize("seed", _seeds(LAG_SEEDS), ids=lambda s: f"seed_{s}")
+def test_sim_cons_catchup_1_node_more_than_50_heights_behind_syncs_while_consensus_runs(
+    seed: int, n: int
+) -> None:
+    """[CONS-CATCHUP.1] A node cut off while the others commit > 50 blocks catches up by
+    block sync (certificates verified by ``LedgerApp.apply``), its driver jumps to the new
+    height (``Synced``), and it then decides new blocks with the others."""
+    sc = lagging_scenario(seed, n, fast=seed % 2 == 1)
+    net = SimNetwork(sc)
+    net.run()
+    (laggard,) = sc.partition[0] if sc.partition else ()
+    assert net.nodes[laggard].synced_blocks > 50, net.nodes[laggard].synced_blocks
+    others = [x.height for x in net.nodes if x.index != laggard]
+    assert net.nodes[laggard].height >= min(others) - 1
+
+
 def test_sim_busy_storage_defers_commits_and_the_invariants_hold() -> None:
     """[CONS-COMMIT.2] In about 30 % of scenarios some nodes' storage refuses commits for
-    a while (a locked database); those nodes stall and retry. Make sure the seeds run
-    above really exercise it, and that half the graph busy at once still recovers."""
-    from tests.consensus.sim import SimNetwork
-
+    a while (a locked database); those nodes stall and retry through the driver's
+    ``RetryCommit``. The seeds above really exercise it, and half the graph busy at
+    once still recovers."""
     stalled = 0
     for seed in range(40):
         sc = random_scenario(seed, 4, fast=True)
