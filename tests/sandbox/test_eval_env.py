@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from client.worker.selfcheck import VARIANTS, CheckOutcome, judge
 from sandbox.eval_env import FIXED_TIME, HOSTNAME, THREAD_VARIABLES, eval_seed
 from sandbox.limits import MIB, ResourceLimits
 from sandbox.results import EvalResult
 from sandbox.runner import SandboxRunner
-from sandbox.self_check import SelfCheck, self_check
 
 LIMITS = ResourceLimits(memory_bytes=256 * MIB, nano_cpus=1_000_000_000, pids=32,
                         wall_time_s=60.0, tmp_bytes=4 * MIB, output_bytes=4 * MIB,
@@ -64,7 +64,7 @@ def test_eval_env_evaluate_reading_file_times_hostname_and_env_is_reproducible(
                              inputs))
     first, second = results
     assert first.ok and second.ok, (first, second)
-    assert SelfCheck(first, second).reproducible
+    assert judge((first, second), tolerance=0.0).claimable  # bit for bit [WORK-SELFCHECK.1]
     seen = json.loads(first.logs.decode().strip().splitlines()[-1])
     assert first.loss == second.loss, (first.logs, second.logs)
     assert seen["model_mtime"] == seen["model_atime"] == seen["model_dir_mtime"] == FIXED_TIME
@@ -87,8 +87,10 @@ def test_eval_env_8_variant_runs_expose_an_evaluate_that_is_not_a_function_of_th
     and its variant: the worker's self-check sees two losses and does not claim."""
     model = tmp_path / "model.pt"
     model.write_bytes(b"m")
-    check = self_check(runner, hostile_image, model, LIMITS, job_id=JOB,
-                       argv=["python3", f"/job/hostile/{script}.py"])
-    assert check.first.ok and check.second.ok, check
-    assert check.first.loss != check.second.loss
-    assert not check.reproducible and "DISAGREE" in check.detail
+    runs = tuple(runner.evaluate(hostile_image, model, LIMITS, job_id=JOB, variant=variant,
+                                 argv=["python3", f"/job/hostile/{script}.py"])
+                 for variant in VARIANTS)
+    assert all(r.ok for r in runs), runs
+    assert runs[0].loss != runs[1].loss
+    check = judge(runs, tolerance=1e-9)  # the worker's decision [WORK-SELFCHECK.1]
+    assert check.outcome == CheckOutcome.INCONSISTENT and not check.claimable
