@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,8 +49,10 @@ from chain.transactions import (
 )
 from chain.types import Hash32
 from client.api.http_client import ApiClient
-from client.devnet.network import API_PORT_OFFSET, NetworkLayout
+from client.devnet.network import NetworkLayout
 from client.devnet.processes import down, up
+from tests.framework.ports import free_base_port
+from tests.framework.wait import describe, wait_until
 from tests.ledger.harness import job_spec
 
 CHROMIUM = Path(os.environ.get("LC_CHROMIUM", "/usr/bin/chromium"))
@@ -71,26 +72,9 @@ else:
                     allow_module_level=True)
 
 
-def free_base_port() -> int:
-    """A p2p port whose API port (p2p + 100) is free too."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port + API_PORT_OFFSET > 65535:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + API_PORT_OFFSET))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port pair")
-
-
 @contextlib.contextmanager
 def devnet(root: Path) -> Iterator[NetworkLayout]:
-    layout = up(root, validators=1, workers=0, base_port=free_base_port(),
+    layout = up(root, validators=1, workers=0, base_port=free_base_port(1),
                 users={"submitter": 10_000, "alice": 100, "bob": 100, "carol": 100, "dave": 100},
                 timeout=60)
     try:
@@ -124,13 +108,16 @@ class Driver:
 
     def wait_job(self, job_id: str, check: Callable[[dict[str, Any]], bool],
                  timeout: float = 30.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def reached() -> dict[str, Any] | None:
             job = self.client.job(job_id)
             if check(job):
                 return job
-            self.client.wait(int(self.client.status()["height"]) + 1, timeout=2)
-        raise AssertionError(f"job {job_id[:12]} never reached the expected state: {job}")
+            self.client.wait(int(self.client.status()["height"]) + 1, timeout=2)  # a block
+            return None
+
+        return wait_until(reached, timeout=timeout, step=0,
+                          what=f"job {job_id[:12]}: {describe(check)}",
+                          detail=lambda: self.client.job(job_id))
 
     def vote(self, job: Hash32, claimer: str, voters: list[str], valid: bool,
              measured: float, own: tuple[bool, float]) -> None:
