@@ -22,11 +22,13 @@ def reference_blob_id(data: bytes) -> bytes:
 
 
 def test_empty_blob_has_a_fixed_id() -> None:
+    """[WIRE-BLOB.0] The empty blob: the domain and a zero size, no chunk hashes."""
     assert blob_id_of_bytes(b"") == hashlib.sha256(b"learningchain/blob/v1\x00" + bytes(8)).digest()
     assert chunk_count(0) == 0
 
 
 def test_vector_two_and_a_bit_chunks() -> None:
+    """[WIRE-BLOB.0] Against the hand-written definition, and a pinned id."""
     data = bytes(range(256)) * (2 * CHUNK_SIZE // 256) + b"tail"
     assert chunk_count(len(data)) == 3
     assert blob_id_of_bytes(data) == reference_blob_id(data)
@@ -48,6 +50,7 @@ def test_matches_reference_and_file_hashing(tmp_path_factory, tail: bytes, whole
 
 
 def test_size_is_bound_so_trailing_zero_chunks_change_the_id() -> None:
+    """[WIRE-BLOB.0] The 8-byte size is part of the id: one more zero byte, another id."""
     data = b"x" * 10
     assert blob_id_of_bytes(data) != blob_id_of_bytes(data + b"\x00")
     hashes = [hashlib.sha256(data).digest()]

@@ -91,6 +91,8 @@ async def seeded(
 
 
 async def test_fetch_uses_the_bulk_stream_not_websocket_chunks(tmp_path: Path) -> None:
+    """[WIRE-BLOB.9] A real fetch goes over range requests (no ``getchunk`` served), with
+    progress after each verified chunk."""
     async with AsyncExitStack() as stack:
         seed, seed_service = await seeded(stack, tmp_path, "seed")
         node = await start_node(stack, "fetcher", bootstrap=(seed.endpoint,))
@@ -119,6 +121,9 @@ async def http_get(
 
 
 async def test_bulk_route_serves_only_to_live_tokens_for_their_blob(tmp_path: Path) -> None:
+    """[WIRE-BLOB.9] Over HTTP: no token, a wrong one or another blob's gets 403, bad hex 400,
+    a granted token 206 with exactly the asked range; no grant for a blob the server lacks
+    (``notfound``); the token dies with the connection."""
     async with AsyncExitStack() as stack:
         seed, seed_service = await seeded(stack, tmp_path, "seed")
         node = await start_node(stack, "fetcher", bootstrap=(seed.endpoint,))
@@ -160,7 +165,8 @@ async def test_peer_without_bulk_is_fetched_from_over_websocket(tmp_path: Path) 
 
 
 async def test_bulk_stream_cut_short_falls_back_and_keeps_no_bad_byte(tmp_path: Path) -> None:
-    """A server whose range responses stop half way: the fetch finishes over getchunk."""
+    """[WIRE-BLOB.9] A server whose range responses stop half way: no offence, the fetch
+    finishes over getchunk."""
     async with AsyncExitStack() as stack:
         seed, seed_service = await seeded(stack, tmp_path, "seed")
         cut: list[int] = []
@@ -189,6 +195,8 @@ async def test_bulk_stream_cut_short_falls_back_and_keeps_no_bad_byte(tmp_path: 
 
 
 async def test_wrong_bytes_on_the_bulk_stream_cost_the_sender(tmp_path: Path) -> None:
+    """[WIRE-BLOB.9] A source serving wrong bytes on its stream supplies no chunk of the
+    fetch; the blob still arrives intact from the other source."""
     async with AsyncExitStack() as stack:
         good, _ = await seeded(stack, tmp_path, "good")
         bad, _ = await seeded(stack, tmp_path, "bad")

@@ -374,7 +374,8 @@ async def test_wire_pex_1_both_sides_ask_for_peers_after_the_handshake() -> None
 
 async def test_wire_req_1_2_answers_echo_the_req_id_and_unservable_ones_are_notfound(
         tmp_path: Path) -> None:
-    """Requests get their ``req_id`` back; what the node cannot serve is ``notfound`` with
+    """[WIRE-REQ.1/2] Requests get their ``req_id`` back; what the node cannot serve is
+    ``notfound`` with
     that id; a response to nothing is charged UNSOLICITED; the node's own request to us
     carries an id, our answer with another id is unsolicited and its request times out."""
     data = os.urandom(CHUNK_SIZE + 10)

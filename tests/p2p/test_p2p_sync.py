@@ -39,6 +39,8 @@ def chain_of(
 
 
 async def test_wire_sync_5_catch_up_uses_several_peers_then_follows() -> None:
+    """[WIRE-SYNC.7] A late node reaches the highest reported height (600), sets
+    ``caught_up``, and then keeps following: block 601, produced afterwards, reaches it."""
     served: Counter[str] = Counter()
     async with AsyncExitStack() as stack:
         sources = []
