@@ -71,12 +71,14 @@ def template_job(docker_client: docker.DockerClient, base_image: str,
 
 
 HOSTILE_TAG = "learningchain/test-hostile:latest"
+IMAGE_ENV = "HOME=/image-home LC_ENTRY=from-the-image LC_OUTPUT=/elsewhere IMAGE_ONLY=kept"
+"""The hostile image's own ``ENV``: the contract's variables override it [JOB-ENTRY.2]."""
 
 
 @pytest.fixture(scope="session")
 def hostile_image(docker_client: docker.DockerClient, base_image: str,
                   tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One image FROM the base holding every hostile script and a setuid-root python."""
+    """One image FROM the base holding every hostile script, a setuid-root python, an ``ENV``."""
     context = tmp_path_factory.mktemp("hostile")
     (context / "hostile").mkdir()
     for name, source in HOSTILE_SCRIPTS.items():
@@ -88,6 +90,7 @@ def hostile_image(docker_client: docker.DockerClient, base_image: str,
         RUN cp /usr/bin/python3.11 /job/suid-python && chmod 4755 /job/suid-python \\
             && chmod -R a+rX /job
         USER 65534:65534
+        ENV {IMAGE_ENV}
         """))
     return build_image(docker_client, context, HOSTILE_TAG, _quiet)
 

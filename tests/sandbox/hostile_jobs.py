@@ -276,4 +276,63 @@ HOSTILE_SCRIPTS: dict[str, str] = {
             result["socketpair_unix"] = e.errno
         print(json.dumps(result))
     """,
+    "container_id_eval": """
+        import json
+        # [EVAL-ENV.7] the container's id is incidental: /etc/hostname is mounted from its folder
+        line = next(l for l in open("/proc/self/mountinfo") if " /etc/hostname " in l)
+        cid = line.split("/containers/")[1].split("/")[0]
+        with open("/output/metrics.json", "w") as f:
+            json.dump({"loss": int(cid[:12], 16) / 2**48}, f)
+    """,
+    "time_bomb_eval": """
+        import json, sys, time
+        fires_at = float(sys.argv[1])  # [EVAL-ENV.9] honest until then
+        with open("/output/metrics.json", "w") as f:
+            json.dump({"loss": 0.25 if time.time() < fires_at else 0.75}, f)
+    """,
+    "entry_probe": """
+        import json, os, socket, sys
+        try:
+            open("/probe-root", "w")
+            root_writable = True
+        except OSError:
+            root_writable = False
+        seen = {
+            "argv": sys.argv, "uid": os.getuid(), "gid": os.getgid(), "cwd": os.getcwd(),
+            "env": dict(os.environ), "hostname": socket.gethostname(),
+            "root_writable": root_writable, "ifaces": sorted(os.listdir("/sys/class/net")),
+            "leftover": os.path.exists("/tmp/left-by-an-earlier-run"),
+            "input": sorted(os.listdir("/input")) if os.path.isdir("/input") else None,
+            "model": sorted(os.listdir("/model")) if os.path.isdir("/model") else None,
+            "tmp_bytes": os.statvfs("/tmp").f_blocks * os.statvfs("/tmp").f_frsize,
+            "output_bytes": os.statvfs("/output").f_blocks * os.statvfs("/output").f_frsize,
+        }
+        open("/tmp/left-by-an-earlier-run", "w").close()
+        print(json.dumps(seen))
+        if os.environ.get("LC_ENTRY") == "evaluate":
+            with open("/output/metrics.json", "w") as f:
+                json.dump({"loss": 0.5}, f)
+    """,
+    "quota_probe": """
+        import json, os
+        def read(*paths):
+            for path in paths:
+                try:
+                    return open(path).read().split()
+                except OSError:
+                    pass
+            return None
+        seen = {
+            "memory": read("/sys/fs/cgroup/memory.max",
+                           "/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+            "cpu": read("/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"),
+            "cpu_period": read("/sys/fs/cgroup/cpu/cpu.cfs_period_us"),
+            "pids": read("/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"),
+            "tmp_bytes": os.statvfs("/tmp").f_blocks * os.statvfs("/tmp").f_frsize,
+            "lc_cpus": os.environ["LC_CPUS"],
+        }
+        print(json.dumps(seen))
+        with open("/output/metrics.json", "w") as f:
+            json.dump({"loss": 0.5}, f)
+    """,
 }

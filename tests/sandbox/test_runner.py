@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
 
 from sandbox.eval_env import HOSTNAME
-from sandbox.limits import MIB, ResourceLimits
+from sandbox.limits import MIB, ResourceLimits, TrainParams
 from sandbox.results import FailureReason
 from sandbox.runner import SandboxRunner
 from sandbox.seccomp import build_profile
@@ -110,3 +112,90 @@ def test_job_sandbox_1_engine_applies_every_limit(docker_client: docker.DockerCl
         assert container.attrs["Config"]["User"] == "65534:65534"
     finally:
         container.remove(force=True)
+
+
+def _probe(result_logs: bytes) -> dict[str, Any]:
+    seen: dict[str, Any] = json.loads(result_logs.decode().strip().splitlines()[-1])
+    return seen
+
+
+def test_job_entry_1_the_argv_is_the_jobs_command_with_nothing_added(
+        runner: SandboxRunner, hostile_image: str, tmp_path: Path) -> None:
+    """[JOB-ENTRY.1] Train and evaluate run exactly the job's argv: no argument of the node's."""
+    argv = ["python3", "/job/hostile/entry_probe.py", "a b", "--flag", ""]
+    trained = runner.train(hostile_image, TrainParams(seed=5), LIMITS, None, tmp_path / "t",
+                           argv=[*argv[:2], "printf", *argv[2:]])
+    assert trained.reason == FailureReason.MODEL_MISSING  # ran, wrote no model
+    assert _probe(trained.logs)["argv"] == ["/job/hostile/entry_probe.py", "printf", "a b",
+                                            "--flag", ""]
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"m")
+    evaluated = runner.evaluate(hostile_image, model, LIMITS, argv=argv)
+    assert evaluated.ok, evaluated
+    assert _probe(evaluated.logs)["argv"] == argv[1:]
+
+
+def test_job_entry_2_every_entry_point_sees_the_contract_and_a_fresh_container(
+        runner: SandboxRunner, hostile_image: str, tmp_path: Path) -> None:
+    """[JOB-ENTRY.2] nobody, cwd and HOME /tmp, LC_* over the image's ENV, read-only root,
+    loopback only, ``/input`` and ``/model`` read-only; nothing persists between runs."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "eval.csv").write_text("1\n")
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"m")
+    argv = ["python3", "/job/hostile/entry_probe.py"]
+    train = runner.train(hostile_image, TrainParams(seed=5), LIMITS, tmp_path / "in",
+                         tmp_path / "out", argv=argv)
+    first = runner.evaluate(hostile_image, model, LIMITS, argv=argv, input_dir=tmp_path / "in")
+    again = runner.evaluate(hostile_image, model, LIMITS, argv=argv)
+    assert train.reason == FailureReason.MODEL_MISSING and first.ok and again.ok
+    seen = [_probe(r.logs) for r in (train, first, again)]
+    for entry, probe in zip(("train", "evaluate", "evaluate"), seen, strict=True):
+        env = probe["env"]
+        assert (probe["uid"], probe["gid"], probe["cwd"]) == (65534, 65534, "/tmp")
+        assert (env["HOME"], env["LC_ENTRY"], env["LC_OUTPUT"]) == ("/tmp", entry, "/output")
+        assert env["IMAGE_ONLY"] == "kept"  # the image's own ENV, overridden only by LC_*
+        assert env["LC_CPUS"] == str(-(-LIMITS.nano_cpus // 10**9))
+        assert probe["hostname"] == env["HOSTNAME"] == HOSTNAME
+        assert not probe["root_writable"] and probe["ifaces"] == ["lo"]
+        assert probe["tmp_bytes"] == LIMITS.tmp_bytes
+        assert probe["output_bytes"] == LIMITS.output_bytes
+        assert not probe["leftover"], f"{entry} saw a file an earlier run left in /tmp"
+        assert not {k for k in env if k.startswith("PYTEST") or k == "VIRTUAL_ENV"}
+    assert seen[0]["env"]["LC_INPUT"] == "/input" and seen[0]["input"] == ["eval.csv"]
+    assert seen[0]["model"] is None and "LC_MODEL" not in seen[0]["env"]
+    assert seen[1]["env"]["LC_MODEL"] == "/model/model.pt" and seen[1]["model"] == ["model.pt"]
+    assert "LC_INPUT" not in seen[2]["env"] and seen[2]["input"] is None
+
+
+def test_job_exit_3_stdout_and_stderr_are_one_stream_cut_one_byte_past_the_cap(
+        runner: SandboxRunner, hostile_image: str, tmp_path: Path) -> None:
+    """[JOB-EXIT.3] Exactly ``log_bytes`` over both streams is fine; one more byte kills."""
+    cap = 4096
+    limits = replace(LIMITS, log_bytes=cap)
+    half = "import os, sys, time; n = int(sys.argv[1]); os.write(1, b'o' * 2048); "
+    half += "time.sleep(0.3); os.write(2, b'e' * (n - 2048))"
+    fits = runner.run_entry(hostile_image, "train", ["python3", "-c", half, str(cap)], {},
+                            limits, tmp_path / "a")
+    assert fits.ok, fits
+    assert fits.logs == b"o" * 2048 + b"e" * 2048
+    over = runner.run_entry(hostile_image, "train",
+                            ["python3", "-c", half + "; time.sleep(30)", str(cap + 1)], {},
+                            limits, tmp_path / "b")
+    assert over.reason == FailureReason.LOG_TOO_LARGE, over
+    assert over.logs == fits.logs and over.seconds < 15
+
+
+def test_job_train_3_the_model_and_other_output_files_are_copied_out(
+        runner: SandboxRunner, hostile_image: str, tmp_path: Path) -> None:
+    """[JOB-TRAIN.3] /output/model.pt (a regular file) and the logs beside it come out;
+    a folder named model.pt is no model."""
+    result = runner.train(hostile_image, TrainParams(seed=1), LIMITS, None, tmp_path / "a",
+                          argv=["sh", "-c", "mkdir /output/curves && echo 0.5 > "
+                                "/output/curves/loss.txt && printf w > /output/model.pt"])
+    assert result.ok and result.model_path == tmp_path / "a" / "model.pt", result
+    assert result.model_path.read_bytes() == b"w"
+    assert (tmp_path / "a" / "curves" / "loss.txt").read_text() == "0.5\n"
+    folder = runner.train(hostile_image, TrainParams(seed=1), LIMITS, None, tmp_path / "b",
+                          argv=["sh", "-c", "mkdir /output/model.pt"])
+    assert folder.reason == FailureReason.MODEL_MISSING and folder.model_path is None
