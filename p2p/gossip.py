@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 Validator = Callable[[bytes, Address | None], Verdict | Awaitable[Verdict]]
 """Called with the payload and the peer it came from (None for our own)."""
 ReceiveHook = Callable[[str, bytes, Address, Receipt], None]
+ForwardHook = Callable[[str, bytes, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,8 @@ class Gossip:
         self._payloads: dict[bytes, _Payload] = {}
         self.on_receive: ReceiveHook | None = None
         """Observer of every full message received (benches count copies with it)."""
+        self.on_forward: ForwardHook | None = None
+        """Observer of every forward of a received message: (topic, payload, peers sent to)."""
         node.on(Publish, self._on_publish)
         node.on(IHave, self._on_ihave)
         node.on(IWant, self._on_iwant)
@@ -132,7 +135,11 @@ class Gossip:
         verdict = await self._validate(message.topic, message.data, peer.address)
         if verdict is Verdict.REJECT:
             self.node.penalize(peer, Offence.REJECTED_MESSAGE)
-        self._execute(self.core.on_validated(msg_id, verdict))
+        actions = self.core.on_validated(msg_id, verdict)
+        if self.on_forward is not None and verdict is Verdict.ACCEPT:
+            sent = sum(1 for a in actions if isinstance(a, SendFull))
+            self.on_forward(message.topic, message.data, sent)
+        self._execute(actions)
 
     async def _validate(self, topic: str, data: bytes, sender: Address) -> Verdict:
         validator = self._validators.get(topic)

@@ -190,6 +190,11 @@ class LedgerNode(StoredChainReads):
         return state.is_member(address) or address in state.validators()
 
     def _on_tx_gossip(self, data: bytes, sender: bytes | None) -> Verdict:
+        """[NODE-TX.1] ``REJECT`` if a transaction does not decode or is badly signed;
+        ``ACCEPT`` (forward the batch as it is) only when every transaction was new and
+        admitted; otherwise ``IGNORE``, and the new ones, if any, travel on in our own
+        next batch: a known batch re-wrapped around one new transaction is not
+        forwarded again, only that transaction is."""
         try:
             wires = decode(data, max_size=64 * 1024)
         except DecodeError:
@@ -197,15 +202,19 @@ class LedgerNode(StoredChainReads):
         if not isinstance(wires, list) or not all(isinstance(w, bytes) for w in wires):
             return Verdict.REJECT
         now = self.now_ms()
-        accepted = 0
+        admitted: list[bytes] = []
         for wire in wires:
             result = self.mempool.add_bytes(wire, now)
             self.admissions["gossip", result.code or result.status.value] += 1
             if result.accepted:
-                accepted += 1
+                admitted.append(wire)
             elif result.status is Admission.REJECTED and result.code in _FATAL_TX_CODES:
                 return Verdict.REJECT
-        return Verdict.ACCEPT if accepted else Verdict.IGNORE
+        if admitted and len(admitted) == len(wires):
+            return Verdict.ACCEPT
+        for wire in admitted:
+            self._queue_tx(wire)
+        return Verdict.IGNORE
 
     def _queue_tx(self, wire: bytes) -> None:
         if self._tx_batch_bytes + len(wire) + 8 > TX_BATCH_BYTES:
