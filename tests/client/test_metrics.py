@@ -105,6 +105,9 @@ def transfer(layout: NetworkLayout, node: LedgerNode, amount: int):  # type: ign
 
 async def test_metrics_single_node_scrape_lists_every_metric_and_counts_a_transfer(
         tmp_path: Path) -> None:
+    """[NODE-METRICS.1] ``GET /metrics`` over HTTP: text format 0.0.4 that the Prometheus
+    parser reads, exactly the names of ``METRIC_NAMES``, values read at scrape time that
+    move with a transfer, and the commit latency as a histogram."""
     layout = network(tmp_path, validators=1)
     node = local_node(layout, 0)
     await node.start()
