@@ -75,6 +75,8 @@ async def still_healthy(session: aiohttp.ClientSession, api: Api) -> None:
 ])
 async def test_bad_reads_get_clean_errors(tmp_path: Path, path: str, status: int,
                                           code: str) -> None:
+    """[API-ERR.1] Each bad read is a 4xx ``{"error": {"code", "message"}}`` (the Error
+    schema) with its stable code, never a 500, and the node goes on."""
     async with running_api(tmp_path) as api, aiohttp.ClientSession() as s:
         await api.node.commit_block()
         await expect_error(s, api, "GET", path, status, code)
@@ -82,12 +84,16 @@ async def test_bad_reads_get_clean_errors(tmp_path: Path, path: str, status: int
 
 
 async def test_wrong_method_is_a_json_405(tmp_path: Path) -> None:
+    """[API-ERR.1] A wrong method is a JSON 405 with a code, not aiohttp's text page."""
     async with running_api(tmp_path) as api, aiohttp.ClientSession() as s:
         await expect_error(s, api, "DELETE", "/status", 405, "method_not_allowed")
         await expect_error(s, api, "PUT", "/txs", 405, "method_not_allowed")
 
 
 async def test_bad_transactions_are_refused_with_the_reason(tmp_path: Path) -> None:
+    """[API-ERR.1] Undecodable, forged, wrong-chain, wrong-nonce and unaffordable
+    transactions get 400 with the decoder's or the ledger rule's code (``bad_nonce``,
+    ``insufficient_balance``), 413 ``too_large``, 415; none reaches the mempool."""
     async with running_api(tmp_path) as api, aiohttp.ClientSession() as s:
         alice, bob = api.keys["alice"], api.keys["bob"]
         octet = {"Content-Type": "application/octet-stream"}
@@ -134,6 +140,9 @@ async def test_bad_transactions_are_refused_with_the_reason(tmp_path: Path) -> N
 
 
 async def test_oversize_and_empty_blob_uploads_are_refused(tmp_path: Path) -> None:
+    """[API-LIMIT.2] With a 4 KiB bound, a larger upload is 413 whether it declares its
+    length or streams chunked (counted as it comes), no temp file is left, and an upload
+    of exactly the bound is stored."""
     async with running_api(tmp_path, max_upload_bytes=4096) as api, \
             aiohttp.ClientSession() as s:
         await expect_error(s, api, "POST", "/blobs", 413, "too_large", data=b"x" * 5000)

@@ -79,6 +79,9 @@ async def test_openapi_document_lists_exactly_the_served_routes(tmp_path: Path) 
 
 
 async def test_every_route_answers_in_its_documented_shape(tmp_path: Path) -> None:
+    """[API-JSON.1] Every route, over a chain with a transfer, a job with claims and a
+    pending proposal, answers JSON that matches its route's OpenAPI schema (closed objects),
+    with lowercase hex hashes, ``lc1…`` addresses and integer amounts."""
     async with running_api(tmp_path, validators=2) as api, aiohttp.ClientSession() as s:
         node, keys = api.node, api.keys
         # A transfer, a job with two claims, and a governance proposal still pending.

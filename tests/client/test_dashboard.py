@@ -169,6 +169,8 @@ async def test_the_page_and_its_assets_come_from_the_package(tmp_path: Path) -> 
 # --- the claim history route ---------------------------------------------------------------
 
 async def test_history_has_every_claim_in_chain_order_and_the_best_steps(tmp_path: Path) -> None:
+    """[DASH-HISTORY.2] ``/jobs/{id}/history`` answers the ``ClaimHistory`` schema (checked
+    against the OpenAPI document): ``job_id``, ``complete``, every claim point, ``best``."""
     async with running_site(tmp_path) as site, aiohttp.ClientSession() as s:
         job = await site.post_job()
         for name, loss in (("alice", 0.5), ("bob", 0.4), ("carol", 0.45), ("alice", 0.3)):

@@ -17,6 +17,8 @@ from tests.framework.wait import wait_until
 
 
 def test_devnet_transfer_sigkill_rejoin_and_graceful_stop(tmp_path: Path) -> None:
+    """[NODE-RESTART.1] A validator process SIGKILLed while the others commit, restarted on
+    its data dir: it syncs what it missed and follows to the same blocks and state."""
     root = tmp_path / "net"
     layout = up(root, validators=4, workers=0, base_port=free_base_port(4),
                 users={"alice": 1_000, "bob": 0}, consensus={"commit_ms": 100})

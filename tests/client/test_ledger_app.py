@@ -36,6 +36,10 @@ def _certificate(keys: dict[str, PrivateKey], chain_id: str, height: int, block_
 
 
 def test_propose_validate_decide_commits_once(tmp_path: Path) -> None:
+    """[NODE-APP.1] ``propose`` reaps the pending transfer and seals the time it was given;
+    [NODE-APP.2] ``validate`` holds for that height and time only; [NODE-APP.3] ``decided``
+    commits block and certificate (served back by ``get_blocks``), the pool drops the
+    included transaction, and a repeated decision is a no-op."""
     app, keys = _app(tmp_path)
     chain_id = app.ledger.state.chain_id
     tx = sign_transaction(keys["alice"], chain_id, 0, Transfer(keys["bob"].address, Amount(3)))
@@ -58,6 +62,8 @@ def test_propose_validate_decide_commits_once(tmp_path: Path) -> None:
 
 
 def test_validate_rejects_tampered_and_foreign_blocks(tmp_path: Path) -> None:
+    """[NODE-APP.2] Cut bytes, a hash that is not theirs, and a proposer that is not a
+    validator are refused; another validator's honest block is accepted."""
     app, keys = _app(tmp_path)
     other, _ = _app(tmp_path / "other")
     block_hash, data = other.propose(Height(1), Round(0), TimeMs(GENESIS_TIME + 1000))
@@ -71,6 +77,9 @@ def test_validate_rejects_tampered_and_foreign_blocks(tmp_path: Path) -> None:
 
 
 def test_sync_apply_checks_certificate_against_the_set_of_that_height(tmp_path: Path) -> None:
+    """[NODE-APP.4] Sync's ``apply`` refuses a certificate of 2 of 4 validators (not more
+    than two thirds) and one certifying another hash; with 3 of 4 it applies the block,
+    reproduces its state root and tells the node (which rebuilds its consensus core)."""
     source, keys = _app(tmp_path / "a")
     target, _ = _app(tmp_path / "b")
     chain_id = source.ledger.state.chain_id
@@ -89,6 +98,8 @@ def test_sync_apply_checks_certificate_against_the_set_of_that_height(tmp_path: 
 
 
 def test_validator_set_of_next_height_includes_scheduled_changes(tmp_path: Path) -> None:
+    """[NODE-ROLE.2] The set of height h+1 is known before h is decided and deciding h does
+    not change it, even in the block that adds a validator; the newcomer appears later."""
     app, keys = _app(tmp_path, validators=4)
     chain_id = app.ledger.state.chain_id
     newcomer = PrivateKey.from_seed(b"new-validator")

@@ -53,6 +53,8 @@ def _status(api: ApiClient) -> dict[str, Any]:
 
 
 def test_disk_full_stops_the_node_cleanly_and_restart_recovers(tmp_path: Path) -> None:
+    """[NODE-APP.3] A full disk while committing stops the node with exit code 3 and a line
+    saying why; a restart on the same data dir keeps every acknowledged transaction."""
     mount = tmp_path / "small"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)], check=True)
@@ -118,7 +120,7 @@ def test_locked_database_stalls_commits_reports_it_and_recovers(tmp_path: Path) 
 
     The node must not exit or lose anything: it reports the lock (status, metrics,
     log), keeps answering its API, keeps accepting transactions, and commits them
-    as soon as the lock is released [CONS-COMMIT.2].
+    as soon as the lock is released [CONS-COMMIT.2], [NODE-APP.3].
     """
     import sqlite3
     import urllib.request
