@@ -9,26 +9,38 @@ from chain.types import Address
 
 
 class Offence(enum.Enum):
-    """[WIRE-SCORE.2] What a peer did wrong, with the points it costs."""
+    """[WIRE-SCORE.2] What a peer did wrong; ``penalty`` is the points it costs.
 
-    MALFORMED_FRAME = 25
-    OVERSIZED_FRAME = 100
-    REJECTED_MESSAGE = 20
+    The values are names, not points: with points as values, offences that cost the
+    same were aliases of one member, so stats, logs and metrics named the wrong one.
+    """
+
+    MALFORMED_FRAME = "malformed_frame"
+    OVERSIZED_FRAME = "oversized_frame"
+    REJECTED_MESSAGE = "rejected_message"
     """The topic validator rejected a gossip message: invalid signature, malformed transaction."""
-    DUPLICATE_FROM_SAME_PEER = 5
+    DUPLICATE_FROM_SAME_PEER = "duplicate_from_same_peer"
     """The same gossip message sent twice by one peer: honest nodes forward once."""
-    FLOOD = 2
+    FLOOD = "flood"
     """A frame beyond the peer's rate limit (charged per frame)."""
-    BAD_RESPONSE = 20
+    BAD_RESPONSE = "bad_response"
     """A sync block or blob chunk that fails verification."""
-    UNSOLICITED = 5
+    UNSOLICITED = "unsolicited"
     """A response to no request of ours, or an IWANT for something never announced."""
-    PROTOCOL = 25
+    PROTOCOL = "protocol"
     """A message out of place (e.g. a second Hello)."""
 
     @property
     def penalty(self) -> float:
-        return float(self.value)
+        return PENALTIES[self]
+
+
+PENALTIES: dict[Offence, float] = {
+    Offence.MALFORMED_FRAME: 25, Offence.OVERSIZED_FRAME: 100, Offence.REJECTED_MESSAGE: 20,
+    Offence.DUPLICATE_FROM_SAME_PEER: 5, Offence.FLOOD: 2, Offence.BAD_RESPONSE: 20,
+    Offence.UNSOLICITED: 5, Offence.PROTOCOL: 25,
+}
+"""[WIRE-SCORE.2] Points per offence (wire.md's table)."""
 
 
 @dataclass(slots=True)

@@ -1,7 +1,8 @@
 """``make demo``: a local graph doing real work, start to finish, in a few minutes.
 
 1. Start 4 validator processes on 127.0.0.1; nodes 0-2 also train (node 2
-   is configured to cheat: it claims half the loss it reached), node 3 only
+   is configured to cheat: it claims a hundredth of the loss it reached, so its
+   lie always ranks first), node 3 only
    verifies. The honest workers start with 0 credits.
 2. A worker with 0 credits tries to post a job: refused, with the reason.
 3. The submitter posts the template job (UCI digits, PyTorch MLP) with a
@@ -37,6 +38,9 @@ from client.devnet.processes import down, load_pids, start_node_process, up
 
 REPO = Path(__file__).resolve().parent.parent
 CHEATER = 2
+CHEAT_LOSS_FACTOR = 0.01
+"""The cheater claims this fraction of its real loss: a lie no honest run of the template
+can beat (its best held-out losses are near 0.05), so the story always judges it."""
 VERIFIER_ONLY = 3
 BOUNTY = 500
 
@@ -99,7 +103,7 @@ def run_demo(root: Path, *, base_port: int = 26700, kill_node: bool = True,
         "node3 only verifies")
     layout = up(
         root, validators=4, workers=4, base_port=base_port,
-        worker_settings={CHEATER: {"cheat_loss_factor": 0.5},
+        worker_settings={CHEATER: {"cheat_loss_factor": CHEAT_LOSS_FACTOR},
                          VERIFIER_ONLY: {"max_attempts": 0}},
         node_balances={0: 0, 1: 0, CHEATER: 1_000, VERIFIER_ONLY: 1_000},
         users={"submitter": 5_000}, consensus={"commit_ms": 200}, timeout=90,

@@ -200,7 +200,7 @@ async def holds_items(items: list[Any], count: int) -> None:
 
 
 def charges(node: Node, offence: Offence) -> int:
-    """How often ``node`` charged ``offence`` (offences of equal points share one counter)."""
+    """How often ``node`` charged ``offence``."""
     return node.stats[f"penalty:{offence.name}"]
 
 
