@@ -200,6 +200,7 @@ def test_sandbox_limits_follow_the_spec() -> None:
 # -- votes -------------------------------------------------------------------------------
 
 def test_vote_is_valid_exactly_within_the_tolerance() -> None:
+    """[JOB-DET.2] A measured loss up to the claim plus ``loss_tolerance`` confirms it."""
     assert vote_valid(0.30, 0.30, 0.01)
     assert vote_valid(0.30, 0.305, 0.01)
     assert not vote_valid(0.30, 0.3101, 0.01)

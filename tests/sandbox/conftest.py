@@ -48,10 +48,11 @@ def runner(docker_client: docker.DockerClient, base_image: str) -> SandboxRunner
 @pytest.fixture(autouse=True)
 def no_leftover_containers(request: pytest.FixtureRequest) -> Iterator[None]:
     """[JOB-SANDBOX.4] After every docker test, none of its containers may remain."""
-    yield
     if request.node.get_closest_marker("docker") is None:
+        yield
         return
     client = request.getfixturevalue("docker_client")
+    yield
     left = client.containers.list(all=True, filters={"label": f"{LABEL_NODE}={NODE_ID}"})
     cleanup_containers(client, NODE_ID)
     assert not left, f"containers left behind: {[c.name for c in left]}"

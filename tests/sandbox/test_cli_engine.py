@@ -18,6 +18,7 @@ from sandbox.cleanup import cleanup_containers
 from sandbox.engine import connect
 from sandbox.errors import EngineUnavailable
 from sandbox.limits import MIB, ResourceLimits
+from tests.sandbox.conftest import NODE_ID
 
 
 def test_no_engine_gives_one_line_saying_how_to_start_one(
@@ -93,3 +94,28 @@ def test_job_sandbox_4_cleanup_removes_only_this_nodes_leftovers(
         for container in made:
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
+
+
+@pytest.mark.docker
+def test_job_image_4_job_build_runs_with_no_network(
+        base_image: str, tmp_path: Path, docker_client: docker.DockerClient) -> None:
+    """[JOB-IMAGE.4] ``job build``'s RUN steps see only a loopback interface and resolve no
+    name; the image id is recorded in image.json."""
+    job_dir = tmp_path / "job"
+    assert CliRunner().invoke(cli, ["job", "init", str(job_dir), "--name", "offline probe"]
+                              ).exit_code == 0
+    with (job_dir / "Dockerfile").open("a") as dockerfile:
+        dockerfile.write("\nUSER 0:0\nRUN ls /sys/class/net > /job/build-ifaces && "
+                         "(getent hosts deb.debian.org || echo unresolved) > /job/build-dns\n"
+                         "USER 65534:65534\n")
+    result = CliRunner().invoke(cli, ["job", "build", str(job_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    built = json.loads((job_dir / "image.json").read_text())
+    try:
+        seen = docker_client.containers.run(
+            built["image_id"], ["cat", "/job/build-ifaces", "/job/build-dns"], remove=True,
+            network_mode="none", labels={policy.LABEL_NODE: NODE_ID})
+        assert seen == b"lo\nunresolved\n"
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            docker_client.images.remove(built["image_id"], force=True)

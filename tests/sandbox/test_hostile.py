@@ -170,6 +170,8 @@ def test_filling_output_hits_the_output_limit(runner: SandboxRunner, hostile_ima
 
 def test_running_past_the_time_limit_is_killed(runner: SandboxRunner, hostile_image: str,
                                                tmp_path: Path) -> None:
+    """[JOB-SANDBOX.3] Killed at the deadline by the node; the container is removed (the
+    autouse fixture fails the test on any leftover)."""
     limits = ResourceLimits(memory_bytes=128 * MIB, pids=32, wall_time_s=2.0, tmp_bytes=MIB,
                             output_bytes=MIB, model_bytes=MIB)
     started = time.monotonic()
@@ -182,6 +184,7 @@ def test_running_past_the_time_limit_is_killed(runner: SandboxRunner, hostile_im
 
 def test_closing_stdout_does_not_escape_the_time_limit(runner: SandboxRunner, hostile_image: str,
                                                        tmp_path: Path) -> None:
+    """[JOB-SANDBOX.3] The node's clock, not the job's output stream, ends the run."""
     limits = ResourceLimits(memory_bytes=128 * MIB, pids=32, wall_time_s=2.0, tmp_bytes=MIB,
                             output_bytes=MIB, model_bytes=MIB)
     result = run_hostile(runner, hostile_image, tmp_path, "silent_sleeper", limits=limits)
@@ -191,6 +194,7 @@ def test_closing_stdout_does_not_escape_the_time_limit(runner: SandboxRunner, ho
 
 def test_printing_gigabytes_is_cut_at_the_log_limit(runner: SandboxRunner, hostile_image: str,
                                                     tmp_path: Path) -> None:
+    """[JOB-EXIT.3] 4 GiB printed: exactly ``log_bytes`` kept, killed at once."""
     started = time.monotonic()
     result = run_hostile(runner, hostile_image, tmp_path, "spew_stdout")
     assert_contained(result, FailureReason.LOG_TOO_LARGE)

@@ -98,6 +98,8 @@ def test_job_out_4_an_images_lying_tar_is_the_jobs_fault_and_never_raises(
         reason: FailureReason) -> None:
     """The ``tar`` that archives /output is the image's own: its stream is untrusted.
 
+    [JOB-EXIT.2] whatever it streams, a stable reason comes back, never an exception.
+
     Before: garbage raised ``tarfile.ReadError`` out of the runner; a huge entry
     was spooled to the host's disk (2 x output + 1 MiB) before being refused.
     """
@@ -148,6 +150,7 @@ def dead_engine(tmp_path: Path) -> Iterator[docker.DockerClient]:
 
 def test_job_exit_5_engine_error_only_when_the_engine_fails(
         dead_engine: docker.DockerClient, hostile_image: str, tmp_path: Path) -> None:
+    """[JOB-EXIT.2] Even with no engine at all the runner reports a reason, never raises."""
     started = time.monotonic()
     result = SandboxRunner(dead_engine, node_id="dead").run_entry(
         hostile_image, "train", ["true"], {}, LIMITS, tmp_path / "out")
@@ -163,7 +166,9 @@ BOMBS = [("big_int", "JOB-JSON.3"), ("huge_float", "JOB-JSON.3"), ("nan", "JOB-J
 
 def test_job_eval_2_metrics_bombs_are_bad_metrics_through_the_runner(
         runner: SandboxRunner, hostile_image: str, tmp_path: Path) -> None:
-    """Before: OverflowError and RecursionError out of the runner; a duplicate took the last."""
+    """Before: OverflowError and RecursionError out of the runner; a duplicate took the last.
+
+    Written by a real evaluate: [JOB-JSON.1-4] and [JOB-EVAL.2d] through the runner."""
     model = tmp_path / "model.pt"
     model.write_bytes(b"m")
     for kind, rule in BOMBS:
@@ -176,3 +181,14 @@ def test_job_eval_2_metrics_bombs_are_bad_metrics_through_the_runner(
                            argv=["python3", "/job/hostile/metrics_bomb.py", "good"])
     assert good.ok and good.loss == 0.25 and dict(good.metrics) == {"loss": 0.25,
                                                                     "accuracy": 0.5}
+
+
+def test_job_exit_2_every_failure_reason_is_in_the_contracts_table() -> None:
+    """[JOB-EXIT.2] The stable strings of ``FailureReason`` are exactly the contract's table."""
+    import re
+
+    spec = (Path(__file__).resolve().parents[2] / "protocol_spec" / "job_contract.md").read_text()
+    table = spec.split("**[JOB-EXIT.2]", 1)[1].split("**[JOB-EXIT.3]", 1)[0]
+    named = {name for row in table.splitlines() if row.startswith("| `")
+             for name in re.findall(r"`([a-z_]+)`", row.split("|")[1])}
+    assert named == {reason.value for reason in FailureReason}

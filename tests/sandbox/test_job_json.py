@@ -57,6 +57,7 @@ BOMBS: list[tuple[str, bytes, str]] = [
 @pytest.mark.parametrize(("case", "data", "rule"), BOMBS, ids=[b[0] for b in BOMBS])
 def test_job_json_every_bad_shape_is_refused_naming_its_rule(case: str, data: bytes,
                                                             rule: str) -> None:
+    """[JOB-JSON.0-4] bounds and [JOB-EVAL.2a-e] shapes: each bomb is refused by its rule."""
     with pytest.raises(JobJsonError) as refused:
         parse_metrics(data)
     assert refused.value.rule == rule, (case, str(refused.value))

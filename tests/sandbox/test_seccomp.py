@@ -32,6 +32,8 @@ ALLOWED_PROBES = ("getpid", "memfd_create", "AF_UNIX", "AF_INET", "AF_INET6", "A
 
 
 def test_job_seccomp_shipped_file_is_the_generated_profile() -> None:
+    """[JOB-SECCOMP.1] the file is the generator's, default EPERM; [JOB-SECCOMP.2] socket only
+    for AF_UNIX/INET/INET6/NETLINK; [JOB-SECCOMP.3] no denied call allowed; [JOB-SECCOMP.4]."""
     assert PROFILE_FILE.read_text(encoding="utf-8") == render()
     profile = build_profile()
     assert profile["defaultAction"] == "SCMP_ACT_ERRNO" and profile["defaultErrnoRet"] == 1
@@ -49,7 +51,10 @@ def test_job_seccomp_shipped_file_is_the_generated_profile() -> None:
 @pytest.mark.docker
 def test_job_seccomp_denied_calls_and_families_are_refused_inside_a_job(
         runner: SandboxRunner, hostile_image: str, tmp_path: Path) -> None:
-    """Before: the engine's default (Docker 20.10 here) allowed AF_VSOCK and io_uring."""
+    """Before: the engine's default (Docker 20.10 here) allowed AF_VSOCK and io_uring.
+
+    [JOB-SECCOMP.1-4] from inside a real job container: denied calls [.3] and socket
+    families [.2] fail with EPERM, clone3 with ENOSYS [.4], what jobs need works."""
     result: RunResult = runner.run_entry(hostile_image, "train",
                                          ["python3", "/job/hostile/seccomp_probe.py"], {}, TINY,
                                          tmp_path / "out", job_id="seccomp")

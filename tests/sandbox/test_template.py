@@ -105,3 +105,27 @@ def test_job_eval_1_missing_image_is_reported_not_raised(
     model.write_bytes(io.BytesIO(b"x").getvalue())
     result = runner.evaluate("sha256:" + "0" * 64, model, load_job_file(template_dir).limits)
     assert result.reason == FailureReason.IMAGE_MISSING
+
+
+def test_job_det_3_train_is_reproducible_per_seed_on_one_machine(
+        runner: SandboxRunner, template_job: BuiltJob, template_dir: Path, trained: RunResult,
+        tmp_path: Path) -> None:
+    """[JOB-DET.3] The template seeds from LC_SEED: seed 7 again gives a model with the same
+    loss bit for bit; seed 8 with the same hyperparameters gives another model."""
+    assert trained.model_path is not None
+    limits = load_job_file(template_dir).limits
+    hyper = {"learning_rate": 0.01, "hidden_size": 64, "epochs": 15}
+    models = {}
+    for seed in (7, 8):
+        run = runner.train(template_job.image_id, TrainParams(seed=seed, hyperparameters=hyper),
+                           limits, None, tmp_path / f"seed{seed}", job_id="template")
+        assert run.ok and run.model_path is not None, (run.reason, run.log_tail)
+        models[seed] = run.model_path
+    losses = {}
+    for name, model in (("first", trained.model_path), ("again", models[7]),
+                        ("other", models[8])):
+        result = runner.evaluate(template_job.image_id, model, limits, job_id="det3")
+        assert result.ok and result.loss is not None, result
+        losses[name] = result.loss.hex()
+    assert losses["again"] == losses["first"]
+    assert losses["other"] != losses["first"]

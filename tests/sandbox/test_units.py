@@ -174,3 +174,39 @@ def test_job_sandbox_1_every_hardening_setting_is_in_the_policy() -> None:
         assert {"noexec", "nosuid", "nodev"} <= set(spec.split(","))
         assert "size=" in spec
     assert kwargs["labels"][policy.LABEL_MANAGED] == "1"
+
+
+def test_job_file_3_search_space_kinds_are_drawn_within_their_bounds_from_a_seed() -> None:
+    """[JOB-FILE.3] choice (numbers or strings), uniform, log_uniform, int (both ends
+    included); ``sample_params`` is a function of the seed; bad ranges are refused."""
+    import tomllib
+
+    raw = tomllib.loads((Path(__file__).resolve().parents[2] / "sandbox" / "templates"
+                         / "digits" / "job.toml").read_text())
+    raw["search_space"] = [
+        {"name": "act", "kind": "choice", "values": ["relu", "tanh", 3]},
+        {"name": "dropout", "kind": "uniform", "values": [0.1, 0.2]},
+        {"name": "lr", "kind": "log_uniform", "values": [1e-4, 1e-2]},
+        {"name": "layers", "kind": "int", "values": [1, 2]},
+    ]
+    job = parse_job(raw)
+    draws = [job.sample_params(seed) for seed in range(200)]
+    assert draws[17] == job.sample_params(17) and draws[17].seed == 17
+    assert len({d.to_json() for d in draws}) == 200
+    values = {name: [d.hyperparameters[name] for d in draws]
+              for name in ("act", "dropout", "lr", "layers")}
+    assert set(values["act"]) == {"relu", "tanh", 3}
+    assert all(isinstance(v, float) and 0.1 <= v <= 0.2 for v in values["dropout"])
+    assert all(isinstance(v, float) and 1e-4 <= v <= 1e-2 for v in values["lr"])
+    below = sum(float(v) < 1e-3 for v in values["lr"])
+    assert 60 < below < 140  # log-uniform: half below the geometric mean, not 9 %
+    assert set(values["layers"]) == {1, 2} and all(type(v) is int for v in values["layers"])
+    assert all(set(d.hyperparameters) == set(values) for d in draws)  # one value per entry
+    for bad in ({"name": "x", "kind": "uniform", "values": [2.0, 1.0]},
+                {"name": "x", "kind": "uniform", "values": [1.0]},
+                {"name": "x", "kind": "choice", "values": []},
+                {"name": "x", "kind": "choice", "values": [True]},
+                {"name": "x", "kind": "normal", "values": [0, 1]},
+                {"values": [0, 1], "kind": "int"}):
+        with pytest.raises(ValueError):
+            parse_job({**raw, "search_space": [bad]})
