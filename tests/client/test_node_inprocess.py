@@ -65,3 +65,51 @@ async def test_local_submissions_are_refused_past_the_local_limit(
         assert node.submit(txs[0]).status == Admission.DUPLICATE  # known ones still answer
     finally:
         await node.stop()
+
+
+async def test_node_mempool_1_a_full_mempool_refuses_gossip_and_answers_503(
+        tmp_path: Path) -> None:
+    """[NODE-MEMPOOL.1] The node's pool holds 8,000 transactions (2,000 per sender): the
+    next one from a peer is not admitted (IGNORE, the peer is not charged) and a client
+    gets HTTP 503 ``mempool_full``. Consensus is paused so nothing leaves the pool."""
+    senders = [f"s{i}" for i in range(5)]
+    layout = create_network(tmp_path, validators=1, workers=0, base_port=free_base_port(1),
+                            users={**{s: 10_000 for s in senders}, "bob": 0},
+                            consensus={"commit_ms": 600_000, "propose_ms": 600_000})
+    keys = {u.name: read_key_file(u.key_file, u.passphrase_file.read_text().strip())
+            for u in layout.users}
+    from chain.crypto import address_from_text
+    from chain.encoding import encode
+    from client.api.http_client import ApiClient, ApiError
+    from p2p.gossip_core import Verdict
+
+    bob = address_from_text(next(u.address for u in layout.users if u.name == "bob"))
+    node = LedgerNode(NodeConfig.load(layout.nodes[0].config))
+    await node.start()
+    try:
+        assert node.mempool.limits == node_module.MEMPOOL_LIMITS
+        assert (node_module.MEMPOOL_LIMITS.max_txs, node_module.MEMPOOL_LIMITS.max_bytes,
+                node_module.MEMPOOL_LIMITS.max_per_sender) == (8_000, 8 * 1024 * 1024, 2_000)
+        await wait_until_async(lambda: node.height >= 1, timeout=10)
+        height = node.height
+
+        def transfers(sender: str, count: int) -> list[bytes]:
+            return [sign_transaction(keys[sender], layout.chain_id, n,
+                                     Transfer(bob, Amount(1))).wire for n in range(count)]
+
+        for sender in senders[:4]:  # 4 × 2,000 = 8,000 through the gossip path
+            wires = transfers(sender, 2_000)
+            for start in range(0, len(wires), 400):
+                batch = encode(wires[start:start + 400])
+                assert node._on_tx_gossip(batch, None) == Verdict.ACCEPT
+        assert len(node.mempool) == 8_000 and node.height == height
+        extra = transfers(senders[4], 1)
+        assert node._on_tx_gossip(encode(extra), None) == Verdict.IGNORE
+        assert node.admissions["gossip", "mempool_full"] == 1
+        client = ApiClient(f"http://{node.api_endpoint}")
+        late = sign_transaction(keys[senders[4]], layout.chain_id, 0, Transfer(bob, Amount(2)))
+        with pytest.raises(ApiError) as refused:
+            await asyncio.to_thread(client.submit, late)
+        assert (refused.value.status, refused.value.code) == (503, "mempool_full")
+    finally:
+        await node.stop()
