@@ -86,6 +86,10 @@ def _flip(data: bytes) -> bytes:
 
 async def test_node_cons_2_replayed_vote_proposal_and_tx_batch_are_forwarded_at_most_once(
         tmp_path: Path) -> None:
+    """[NODE-TX.1] Besides the consensus replays, a member re-wraps two transactions the
+    victim already holds around one new one, 10,000 times in changing orders: the
+    victim never forwards those batches (tx0 and tx1 are forwarded 0 times by it, so
+    IGNORE, not ACCEPT), and no node forwards any of the three more than once."""
     layout = create_network(
         tmp_path, validators=4, workers=0, base_port=free_base_port(4),
         users={"alice": 1_000, **dict.fromkeys(HOSTILE, 0)}, consensus={"commit_ms": 200})

@@ -29,6 +29,10 @@ OWN_ENGINE = 1
 
 
 def test_demo_story_end_to_end(tmp_path: Path, private_dockerd: PrivateDockerd) -> None:
+    """[NODE-ROLE.3] The nodes run with role ``worker`` and no worker key of their own:
+    the claims, the cheat verdict (reached by the other nodes' votes) and the paid
+    winner are under the nodes' own addresses, so each worker loop claimed, revealed
+    and voted as its node's member."""
     engine = private_dockerd.client()
     images_before = {image.id for image in engine.images.list()}
     result = run_demo(tmp_path / "demo", base_port=free_base_port(4), timeout_s=600,

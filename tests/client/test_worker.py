@@ -183,6 +183,8 @@ async def running(*workers: Worker) -> Any:
 async def test_honest_worker_claims_reveals_is_verified_and_paid(
         tmp_path: Path, docker_client: docker.DockerClient, template: TemplateImage,
         caplog: pytest.LogCaptureFixture) -> None:
+    """[NODE-ROLE.3] The verifier is a ``Worker`` given no key: it votes with the node's
+    own key (v0), and v0 -- not some other identity -- is paid the voter reward."""
     # members: submitter, alice and the validator v0 (validators are members): v0 is the voter
     genesis, keys = make_genesis(members=("submitter", "alice"))
     async with SoloNode(genesis, keys["v0"], tmp_path / "node") as node:

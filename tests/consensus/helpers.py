@@ -41,9 +41,10 @@ def make_core(
     height: int = 1,
     history: list[SignedRecord] | None = None,
     check_signature: Any = None,
+    timeouts: TimeoutConfig | None = None,
     **config: Any,
 ) -> ConsensusCore:
-    timeouts = TimeoutConfig(commit_ms=0, rebroadcast_ms=1000)
+    timeouts = timeouts or TimeoutConfig(commit_ms=0, rebroadcast_ms=1000)
     cfg = ConsensusConfig(chain_id=CHAIN, timeouts=timeouts, **config)
     extra = {} if check_signature is None else {"check_signature": check_signature}
     return ConsensusCore(cfg, app or FixedApp(vset()), me, Height(height), T0, history or [],

@@ -16,8 +16,8 @@ from chain.consensus.core import (
     Step,
 )
 from chain.consensus.evidence import check_evidence
-from chain.consensus.messages import PRECOMMIT, PREVOTE, Vote
-from chain.consensus.timeouts import Timeout, TimeoutKind
+from chain.consensus.messages import PRECOMMIT, PREVOTE, Proposal, Vote
+from chain.consensus.timeouts import Timeout, TimeoutConfig, TimeoutKind
 from chain.consensus.validators import ValidatorSet
 from chain.crypto import PrivateKey
 from chain.types import Height, Round
@@ -167,6 +167,13 @@ def test_cons_timeout_propose_1_prevotes_nil() -> None:
 
 
 def test_cons_prevote_wait_1_and_timeout_prevote_1() -> None:
+    """[CONS-TIMEOUT-PREVOTE.1] A quorum of split prevotes (no polka) starts
+    timeout_prevote; when it fires in step prevote the core precommits nil. The same
+    timeout fired in step propose, or again once it precommitted, signs nothing."""
+    idle, _ = started()
+    assert idle.step is Step.PROPOSE
+    early = idle.on_timeout(Timeout(TimeoutKind.PREVOTE, Height(1), Round(0)), NOW + 600)
+    assert sent_votes(early) == [] and idle.step is Step.PROPOSE
     core, me = started()
     feed(core, [proposal_for(core, 0)])
     a, b = others(me)[:2]
@@ -174,6 +181,9 @@ def test_cons_prevote_wait_1_and_timeout_prevote_1() -> None:
     assert ScheduleTimeout(Timeout(TimeoutKind.PREVOTE, Height(1), Round(0)), 500) in out
     out = core.on_timeout(Timeout(TimeoutKind.PREVOTE, Height(1), Round(0)), NOW + 600)
     assert [v.block_hash for v in sent_votes(out, PRECOMMIT)] == [None]
+    assert core.step is Step.PRECOMMIT
+    again = core.on_timeout(Timeout(TimeoutKind.PREVOTE, Height(1), Round(0)), NOW + 700)
+    assert sent_votes(again) == []
 
 
 def test_cons_timeout_precommit_1_starts_next_round() -> None:
@@ -378,13 +388,18 @@ def _fire_new_height(core: Any, now: int) -> list[Any]:
 
 
 def test_single_validator_commits_through_the_same_path() -> None:
+    """[CONS-TIMEOUT.2] A lone validator decides each height in one step, so the next
+    height must start from the new_height timer: five events give exactly heights 1-5,
+    one each (a direct start after the commit would recurse without end)."""
     solo = KEYS[0]
     single = ValidatorSet.from_members([(solo.public_key, 1)])
     core = make_core(solo, app=FixedApp(single))
     out = core.start(NOW)
     decisions = []
     for step in range(1, 6):
-        decisions += [a.decision for a in out if isinstance(a, Commit)]
+        commits = [a.decision for a in out if isinstance(a, Commit)]
+        assert len(commits) == 1, f"event {step}: {len(commits)} commits"
+        decisions += commits
         out = _fire_new_height(core, NOW + step)
     assert [d.height for d in decisions] == [1, 2, 3, 4, 5]
     for d in decisions:
@@ -446,3 +461,205 @@ def test_cons_valid_value_1_late_polka_of_past_round_becomes_valid_value_without
     feed(core, polka(core, 1, p1.block_hash))
     assert (core.valid_round, core.valid_value[0]) == (1, p1.block_hash)  # type: ignore[index]
     assert core.locked_round == -1  # adopting a valid value never locks
+
+
+def _proposals(actions: list[Any]) -> list[Proposal]:
+    return [a.message for a in actions
+            if isinstance(a, Broadcast) and isinstance(a.message, Proposal)]
+
+
+def _proposer_of(height: int, round_: int, *, not_of: tuple[int, ...] = ()) -> PrivateKey:
+    """The key proposing (height, round_), checked not to propose the rounds ``not_of``."""
+    address = vset().proposer(Height(height), Round(round_)).address
+    for r in not_of:
+        assert vset().proposer(Height(height), Round(r)).address != address
+    return next(k for k in KEYS if k.address == address)
+
+
+def test_cons_start_1_proposer_proposes_and_every_validator_schedules_timeout_propose() -> None:
+    """[CONS-START.1] start_round(r) sets round = r, step = propose; the proposer of
+    (h, r) and only it signs a fresh proposal (pol_round -1, time max(now,
+    last_block_time + 1)); everyone schedules timeout_propose(h, r). Tried in round 0
+    (start) and round 2 (entered by timeouts), and with a clock behind the last block."""
+    for r in (0, 2):
+        proposer = _proposer_of(1, r)
+        for me in KEYS:
+            core = make_core(me)
+            out = core.start(NOW)
+            while core.round < r:
+                out = core.on_timeout(
+                    Timeout(TimeoutKind.PRECOMMIT, Height(1), core.round), NOW)
+            assert core.round == r
+            wait = ScheduleTimeout(Timeout(TimeoutKind.PROPOSE, Height(1), Round(r)),
+                                   1000 + 500 * r)
+            assert wait in out, (r, out)
+            mine = _proposals(out)
+            if me is proposer:
+                assert [(p.round, p.pol_round, p.time_ms, p.proposer) for p in mine] == [
+                    (r, -1, NOW, me.address)]
+                assert core.step is Step.PREVOTE  # it prevoted its own block at once
+            else:
+                assert mine == [] and core.step is Step.PROPOSE
+    behind = make_core(_proposer_of(1, 0))
+    behind.last_block_time = T0 + 5_000  # our clock (NOW = T0 + 1000) is behind
+    (p,) = _proposals(behind.start(NOW))
+    assert p.time_ms == T0 + 5_001
+
+
+def test_cons_precommit_wait_1_quorum_of_split_precommits_starts_timeout_precommit_once() -> None:
+    """[CONS-PRECOMMIT-WAIT.1] Precommits from a quorum that agree on nothing still start
+    timeout_precommit(h, round) -- whatever our step (here: still propose) -- and only
+    the first time; two of four are not a quorum and start nothing."""
+    core, me = started()
+    a, b, c = others(me)[:3]
+    h1, h2 = block(1, 0, NOW, b"one")[0], block(1, 0, NOW, b"two")[0]
+    wait = ScheduleTimeout(Timeout(TimeoutKind.PRECOMMIT, Height(1), Round(0)), 500)
+    out = feed(core, [vote(a, PRECOMMIT, 1, 0, None), vote(b, PRECOMMIT, 1, 0, h1)])
+    assert wait not in out
+    out = feed(core, [vote(c, PRECOMMIT, 1, 0, h2)])
+    assert out.count(wait) == 1 and core.step is Step.PROPOSE
+    assert not any(isinstance(x, Commit) for x in out)
+    more = feed(core, [vote(a, PRECOMMIT, 1, 0, h2), vote(c, PRECOMMIT, 1, 0, None)])
+    assert wait not in more, "timeout_precommit is scheduled only the first time"
+    core.on_timeout(wait.timeout, NOW + 600)
+    assert core.round == 1
+
+
+def test_cons_timeout_1_timeouts_grow_linearly_with_the_round() -> None:
+    """[CONS-TIMEOUT.1] Defaults propose 1000 + 500 r, prevote 500 + 250 r, precommit
+    500 + 250 r ms, without bound; and the core asks for exactly those when it enters
+    round r and when it sees a quorum of any votes there."""
+    t = TimeoutConfig()
+    for r in (0, 1, 7, 1_000):
+        assert t.duration_ms(TimeoutKind.PROPOSE, Round(r)) == 1000 + 500 * r
+        assert t.duration_ms(TimeoutKind.PREVOTE, Round(r)) == 500 + 250 * r
+        assert t.duration_ms(TimeoutKind.PRECOMMIT, Round(r)) == 500 + 250 * r
+    core, me = started(timeouts=TimeoutConfig())
+    a, b, c = others(me)[:3]
+    for r in range(1, 6):
+        out = core.on_timeout(Timeout(TimeoutKind.PRECOMMIT, Height(1), Round(r - 1)), NOW)
+        assert ScheduleTimeout(Timeout(TimeoutKind.PROPOSE, Height(1), Round(r)),
+                               1000 + 500 * r) in out
+        core.on_timeout(Timeout(TimeoutKind.PROPOSE, Height(1), Round(r)), NOW)
+        assert core.step is Step.PREVOTE
+        out = feed(core, [vote(a, PREVOTE, 1, r, None),
+                          vote(b, PREVOTE, 1, r, block(1, r, NOW, b"split")[0])])
+        assert ScheduleTimeout(Timeout(TimeoutKind.PREVOTE, Height(1), Round(r)),
+                               500 + 250 * r) in out
+        out = feed(core, [vote(k, PRECOMMIT, 1, r, None) for k in (a, b, c)])
+        assert ScheduleTimeout(Timeout(TimeoutKind.PRECOMMIT, Height(1), Round(r)),
+                               500 + 250 * r) in out
+
+
+def test_cons_timeout_2_next_height_starts_only_from_the_commit_timer() -> None:
+    """[CONS-TIMEOUT.2] After a commit the core schedules new_height(h + 1) after
+    COMMIT_MS and signs nothing of h + 1 until it fires -- not even the proposer of
+    (h + 1, 0); with COMMIT_MS = 0 the timer (of 0 ms) is still there."""
+    proposer2 = _proposer_of(2, 0)
+    for commit_ms in (1000, 0):
+        core = make_core(proposer2, timeouts=TimeoutConfig(commit_ms=commit_ms))
+        core.start(NOW)
+        own = core.first_proposal.get(0)  # set if we also propose (1, 0)
+        p = proposal_for(core, 0)
+        block_hash = own if own is not None else p.block_hash
+        out = feed(core, [*([] if own is not None else [p]), *polka(core, 0, block_hash),
+                          *polka(core, 0, block_hash, PRECOMMIT)])
+        assert [a.decision.height for a in out if isinstance(a, Commit)] == [1]
+        assert core.height == 2 and core.step is Step.NEW_HEIGHT
+        assert ScheduleTimeout(Timeout(TimeoutKind.NEW_HEIGHT, Height(2), Round(0)),
+                               commit_ms) in out
+        at = next(i for i, a in enumerate(out) if isinstance(a, Commit))
+        after = [a for a in out[at:] if isinstance(a, PersistSigned | Broadcast)]
+        assert after == [], "nothing of height 2 before its timer"
+        assert core.on_timeout(Timeout(TimeoutKind.PROPOSE, Height(2), Round(0)), NOW) == []
+        started_out = _fire_new_height(core, NOW + commit_ms)
+        assert [(q.height, q.round) for q in _proposals(started_out)] == [(2, 0)]
+
+
+def test_cons_gossip_1_rebroadcast_resends_own_votes_of_this_and_the_previous_round() -> None:
+    """[CONS-GOSSIP.1] Every REBROADCAST_MS the core re-sends the first proposal of the
+    current round and its own prevote and precommit of the current and previous round
+    (the same signed messages, not new ones), then schedules the next rebroadcast.
+    Votes two rounds back are no longer sent."""
+    me = next(k for k in KEYS if all(
+        vset().proposer(Height(1), Round(r)).address != k.address for r in (0, 1, 2)))
+    core, _ = started(me)
+    p0 = proposal_for(core, 0)
+    signed = sent_votes(feed(core, [p0, *polka(core, 0, None)]))
+    assert [(v.kind, v.round) for v in signed] == [(PREVOTE, 0), (PRECOMMIT, 0)]
+    core.on_timeout(Timeout(TimeoutKind.PRECOMMIT, Height(1), Round(0)), NOW)
+    p1 = proposal_for(core, 1)
+    signed += sent_votes(feed(core, [p1]))
+    assert [(v.kind, v.round) for v in signed][2:] == [(PREVOTE, 1)]
+    tick = Timeout(TimeoutKind.REBROADCAST, Height(1), Round(0))
+    out = core.on_timeout(tick, NOW + 1000)
+    assert _proposals(out) == [p1]
+    assert sorted(sent_votes(out), key=lambda v: (v.round, v.kind)) == \
+        sorted(signed, key=lambda v: (v.round, v.kind))
+    assert ScheduleTimeout(tick, 1000) in out
+    core.on_timeout(Timeout(TimeoutKind.PRECOMMIT, Height(1), Round(1)), NOW)
+    assert core.round == 2
+    out = core.on_timeout(tick, NOW + 2000)
+    assert [(v.kind, v.round) for v in sent_votes(out)] == [(PREVOTE, 1)]
+    assert ScheduleTimeout(tick, 1000) in out
+
+
+def test_cons_gossip_2_reproposal_carries_the_polka_so_an_unlocked_peer_prevotes_it() -> None:
+    """[CONS-GOSSIP.2] A proposer that re-proposes its valid value (pol_round 0) also
+    relays the quorum of round-0 prevotes for it, again with every rebroadcast. A peer
+    that never saw round 0 gets only those messages and prevotes the re-proposed block
+    ([CONS-PREVOTE.2]); without the relay it would wait (see
+    test_cons_prevote_2_waits_for_the_proof_of_lock)."""
+    me = _proposer_of(1, 1, not_of=(0,))
+    core = make_core(me)
+    core.start(NOW)
+    p0 = proposal_for(core, 0)
+    feed(core, [p0, *polka(core, 0, p0.block_hash)])
+    assert core.valid_round == 0
+    out = core.on_timeout(Timeout(TimeoutKind.PRECOMMIT, Height(1), Round(0)), NOW + 100)
+    (re,) = _proposals(out)
+    assert (re.round, re.pol_round, re.block_hash) == (1, 0, p0.block_hash)
+    relayed = [v for v in sent_votes(out, PREVOTE) if v.round == 0]
+    assert {v.block_hash for v in relayed} == {p0.block_hash}
+    assert vset().is_quorum(vset().power_of(v.validator for v in relayed))
+    tick = core.on_timeout(Timeout(TimeoutKind.REBROADCAST, Height(1), Round(0)), NOW + 1000)
+    assert {v.validator for v in relayed} <= {
+        v.validator for v in sent_votes(tick, PREVOTE) if v.round == 0}
+    peer_key = next(k for k in KEYS if k is not me
+                    and k.address != vset().proposer(Height(1), Round(0)).address)
+    peer = make_core(peer_key)
+    peer.start(NOW)
+    peer.on_timeout(Timeout(TimeoutKind.PRECOMMIT, Height(1), Round(0)), NOW + 100)
+    assert peer.round == 1 and peer.step is Step.PROPOSE
+    messages = [a.message for a in out if isinstance(a, Broadcast)]
+    answer = feed(peer, messages, NOW + 100)
+    assert [v.block_hash for v in sent_votes(answer, PREVOTE) if v.round == 1] == [
+        p0.block_hash]
+    bare = make_core(peer_key)
+    bare.start(NOW)
+    bare.on_timeout(Timeout(TimeoutKind.PRECOMMIT, Height(1), Round(0)), NOW + 100)
+    assert sent_votes(feed(bare, [re], NOW + 100)) == [], "without the polka it waits"
+
+
+def test_cons_quorum_2_more_than_f_is_strictly_more_than_a_third_of_the_power() -> None:
+    """[CONS-QUORUM.2] "More than f" is 3p > P, exactly: checked against p > P/3 for
+    every p of sets whose total is and is not a multiple of 3, and through the core,
+    where exactly a third of the power ahead does not move the round ([CONS-SKIP.1])
+    and a bit more does."""
+    from fractions import Fraction
+
+    for powers in ((1, 1, 1, 1), (1, 1, 1, 3), (2, 2, 1, 1), (5, 1, 1, 2), (7, 7, 7, 7)):
+        v = vset(powers)
+        total = sum(powers)
+        for p in range(total + 1):
+            assert v.exceeds_faulty(p) == (Fraction(p) > Fraction(total, 3)), (powers, p)
+    powers = (2, 2, 1, 1)  # total 6: a third is 2
+    app = FixedApp(vset(powers))
+    heavy = [k for k, w in zip(KEYS, powers, strict=True) if w == 2]
+    light = [k for k, w in zip(KEYS, powers, strict=True) if w == 1]
+    core = make_core(light[0], app=app)
+    core.start(NOW)
+    feed(core, [vote(heavy[0], PREVOTE, 1, 4, None)])
+    assert core.round == 0, "power 2 of 6 is not more than f"
+    feed(core, [vote(light[1], PREVOTE, 1, 3, None)])
+    assert core.round == 3, "power 3 of 6 is"

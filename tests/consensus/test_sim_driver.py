@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from chain.consensus.actions import Action, Broadcast, PersistSigned
+from chain.consensus.codec import decode_message, encode_message
 from client.node.consensus_driver import ConsensusDriver, Synced
 from client.node.ledger_app import LedgerApp
+from p2p.gossip_core import Verdict
 from tests.consensus.sim import InvariantViolation, Scenario, SimNetwork, lagging_scenario
 
 
@@ -37,6 +39,8 @@ class IgnoresSync(ConsensusDriver):
 
 
 def test_sim_nodes_run_the_production_driver_and_ledger_app() -> None:
+    """[NODE-CONS.3] The simulator runs the very ``ConsensusDriver`` (and ``LedgerApp``)
+    of a node, on injected time: the driver type is checked exactly, and the run decides."""
     net = SimNetwork(Scenario(seed=11, n=4, new_blocks_after_gst=3))
     net.run()
     for node in net.nodes:
@@ -46,6 +50,8 @@ def test_sim_nodes_run_the_production_driver_and_ledger_app() -> None:
 
 
 def test_cons_wal_1_sim_fails_a_driver_that_sends_before_its_wal_write() -> None:
+    """[NODE-CONS.3] A driver that carries out a step's actions out of order (a send
+    before the WAL append it follows) is caught by the simulator."""
     net = SimNetwork(Scenario(seed=12, n=4))
     net.driver_class = SendsBeforeWal
     with pytest.raises(InvariantViolation, match=r"CONS-WAL\.1"):
@@ -53,7 +59,40 @@ def test_cons_wal_1_sim_fails_a_driver_that_sends_before_its_wal_write() -> None
 
 
 def test_cons_catchup_1_sim_fails_a_driver_that_ignores_block_sync() -> None:
+    """[NODE-CONS.3] Blocks applied by sync reach the owner as a ``Synced`` event; a
+    driver whose dispatch drops it never catches up, and the simulator says so."""
     net = SimNetwork(lagging_scenario(0, 4))
     net.driver_class = IgnoresSync
     with pytest.raises(InvariantViolation, match="no liveness"):
         net.run()
+
+
+def test_node_cons_3_gossip_check_only_queues_and_the_owner_alone_runs_the_core() -> None:
+    """[NODE-CONS.3] On the gossip read path the driver checks a valid proposal and
+    answers ACCEPT without touching the core or executing the block; only ``drain``
+    (the owner) hands it to the core, which validates the block and prevotes there."""
+    net = SimNetwork(Scenario(seed=13, n=4, fast=False))
+    for node in net.nodes:
+        net._boot(node)
+    drivers = [node.driver for node in net.nodes]
+    assert all(d is not None for d in drivers)
+    proposer = next(d for d in drivers if d is not None and d.core is not None
+                    and 0 in d.core.first_proposal and d.core.me is not None
+                    and d.core.vset.proposer(d.core.height, d.core.round) == d.core.me)
+    assert proposer.core is not None
+    proposal = proposer.core.proposals[0][proposer.core.first_proposal[0]]
+    receiver = next(d for d in drivers if d is not None and d is not proposer)
+    core = receiver.core
+    assert core is not None and 0 not in core.first_proposal
+    calls: list[str] = []
+    validate, on_message = receiver.app.validate, core.on_message
+    receiver.app.validate = lambda *a: calls.append("validate") or validate(*a)  # type: ignore[method-assign]
+    core.on_message = lambda *a, **k: calls.append("core") or on_message(*a, **k)  # type: ignore[method-assign]
+    sent: list[bytes] = []
+    receiver.publish = sent.append
+    assert receiver.on_gossip(encode_message(proposal), proposer.key.address) is Verdict.ACCEPT
+    assert calls == [] and sent == [] and 0 not in core.first_proposal
+    receiver.drain()
+    assert calls[:2] == ["core", "validate"]
+    assert core.first_proposal.get(0) == proposal.block_hash
+    assert [decode_message(d).block_hash for d in sent] == [proposal.block_hash]  # its prevote

@@ -204,3 +204,50 @@ def test_wire_gossip_sim_32_nodes_all_reached_with_few_copies() -> None:
     assert reached == n
     per_node = sum(copies.values()) / (messages * (n - 1))
     assert per_node <= 3.0
+
+
+def test_wire_gossip_10_own_repeat_goes_to_every_peer_once_the_caches_forgot_it() -> None:
+    """[WIRE-GOSSIP.10] The author publishing the same bytes again: nothing while any
+    cache may still hold the first copy (history_length + 2 heartbeats), then the same
+    id to every topic peer, mesh or not. A receiver that had it (and heard it a
+    heartbeat late) answers DUPLICATE, not REPEATED_BY_PEER, and forwards nothing; one
+    that missed it takes it as NEW and forwards it once; a third peer re-sending those
+    bytes is only a duplicate."""
+    beat = P.heartbeat
+    quiet = (P.history_length + 2) * beat
+    author = core(1)
+    for i in range(8):
+        author.add_peer(peer(i), TOPICS)
+    first = author.publish("consensus", mid(9), 0.0)
+    assert {a.peer for a in first if isinstance(a, SendFull)} == author.mesh["consensus"]
+    had = core(2)  # heard it one heartbeat late, from the author's mesh
+    had.add_peer(peer(100), TOPICS)
+    missed = core(3)
+    for i in (100, 101, 102, 103):
+        missed.add_peer(peer(i), TOPICS)
+    quiet_beats = P.history_length + 2
+    assert quiet == quiet_beats * beat
+    for k in range(1, quiet_beats):
+        t = k * beat
+        for c in (author, had, missed):
+            c.heartbeat(t)
+        if k == 1:
+            assert had.on_receive(peer(100), "consensus", mid(9), t) is Receipt.NEW
+            had.on_validated(mid(9), Verdict.ACCEPT)
+        assert author.publish("consensus", mid(9), t) == [], f"repeat too early at {t}"
+    assert mid(9) not in author.cache
+    t = quiet_beats * beat
+    for c in (author, had, missed):
+        c.heartbeat(t)
+    repeat = author.publish("consensus", mid(9), t)
+    assert sorted(a.peer for a in repeat if isinstance(a, SendFull)) == [peer(i) for i in range(8)]
+    assert all(isinstance(a, SendFull) and a.msg_id == mid(9) for a in repeat)
+    assert author.publish("consensus", mid(9), t) == [], "one repeat per quiet period"
+    assert had.on_receive(peer(100), "consensus", mid(9), t) is Receipt.DUPLICATE
+    assert had.on_validated(mid(9), Verdict.ACCEPT) == []
+    assert missed.on_receive(peer(100), "consensus", mid(9), t) is Receipt.NEW
+    onward = missed.on_validated(mid(9), Verdict.ACCEPT)
+    assert onward and {a.peer for a in onward if isinstance(a, SendFull)} <= \
+        missed.mesh["consensus"] - {peer(100)}
+    assert missed.on_receive(peer(101), "consensus", mid(9), t) is Receipt.DUPLICATE
+    assert missed.on_validated(mid(9), Verdict.ACCEPT) == []
