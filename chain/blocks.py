@@ -22,6 +22,13 @@ from chain.types import Address, Hash32, Height, TimeMs
 
 BLOCK_VERSION = 1
 MAX_BLOCK_SIZE = 32 * 1024 * 1024
+MAX_BLOCK_BODY_BYTES = 2 * 1024 * 1024
+"""[BLOCK-SIZE.2] The largest ``max_block_bytes`` a genesis may set: what one consensus
+proposal carries ([CONS-MSG.2]) once the framing room below is added."""
+BLOCK_FRAMING_ROOM = 64 * 1024
+"""[BLOCK-SIZE.2] Bytes an encoded block adds to the sum of its transactions: the header
+(under 400 bytes) and msgpack framing (at most 3 bytes per transaction of up to 16 KiB,
+so 60,000 for 20,000 transactions, plus the array headers)."""
 
 
 def merkle_root(leaves: list[bytes]) -> Hash32:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chain.blocks import MAX_BLOCK_BODY_BYTES
 from chain.crypto import address_from_pubkey, address_from_text, address_to_text
 from chain.encoding import encode
 from chain.errors import ChainError, InvalidGenesis
@@ -140,6 +141,11 @@ def _parse(doc: Any) -> Genesis:
     if unknown:
         raise InvalidGenesis(f"unknown params: {sorted(unknown)}")
     params = Params(**overrides)
+    if not isinstance(params.max_block_bytes, int) or \
+            not 1 <= params.max_block_bytes <= MAX_BLOCK_BODY_BYTES:
+        raise InvalidGenesis(f"params.max_block_bytes must be an integer in "
+                             f"1..{MAX_BLOCK_BODY_BYTES} (what one consensus proposal "
+                             f"carries), got {params.max_block_bytes!r}")
     return Genesis(chain_id, TimeMs(time_ms), tuple(validators), tuple(members),
                    tuple(sorted(balances)), params)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from chain.blocks import BLOCK_FRAMING_ROOM, MAX_BLOCK_BODY_BYTES
 from chain.crypto import PrivateKey, sha256
 from chain.encoding import encode
 from chain.types import (
@@ -41,8 +42,9 @@ PRECOMMIT: Literal["precommit"] = "precommit"
 VoteKind = Literal["prevote", "precommit"]
 VOTE_KINDS: tuple[VoteKind, VoteKind] = (PREVOTE, PRECOMMIT)
 
-MAX_BLOCK_BYTES = 2 * 1024 * 1024
-"""[CONS-MSG.2] A proposal's block is at most 2 MiB."""
+MAX_BLOCK_BYTES = MAX_BLOCK_BODY_BYTES + BLOCK_FRAMING_ROOM
+"""[CONS-MSG.2] A proposal's block: the ledger's largest body (2 MiB of transactions,
+[BLOCK-SIZE.2]) plus its header and framing (64 KiB)."""
 MAX_MESSAGE_BYTES = MAX_BLOCK_BYTES + 256 * 1024
 MAX_HEIGHT = 2**62
 MAX_ROUND = 2**31

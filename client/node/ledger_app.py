@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chain.blocks import Block
+from chain.blocks import BLOCK_FRAMING_ROOM, Block
 from chain.consensus.actions import CommitDeferred
 from chain.consensus.certificate import Decision, decode_certificate, verify_certificate
 from chain.consensus.errors import InvalidCertificate
@@ -115,8 +115,8 @@ class LedgerApp:
             header = known.block.header
             return known.data == block and header.height == height and header.time_ms == time_ms
         try:
-            decoded = Block.decode(block, max_size=state.params.max_block_bytes + 64 * 1024,
-                                   known=self.mempool.get)
+            limit = state.params.max_block_bytes + BLOCK_FRAMING_ROOM
+            decoded = Block.decode(block, max_size=limit, known=self.mempool.get)
         except ChainError as e:
             log.info("proposal h=%d does not decode: %s", height, e)
             return False
@@ -141,7 +141,7 @@ class LedgerApp:
         Structure and hashes only; execution is ``validate``, in the consensus task."""
         if block_hash in self._executed:
             return self._executed[block_hash].data == block
-        limit = self.ledger.state.params.max_block_bytes + 64 * 1024
+        limit = self.ledger.state.params.max_block_bytes + BLOCK_FRAMING_ROOM
         try:
             return Block.decode(block, max_size=limit, known=self.mempool.get).hash == block_hash
         except ChainError:

@@ -174,3 +174,38 @@ def build_block_vectors() -> dict[str, Any]:
 def test_block_vectors_match_committed_file() -> None:
     """[BLOCK-APPLY.1] protocol_spec/vectors/blocks.json is exactly what the cases give."""
     check_vector_file("blocks.json", build_block_vectors())
+
+
+def test_block_size_2_the_fullest_block_the_ledger_accepts_fits_one_proposal() -> None:
+    """[BLOCK-SIZE.2] [CONS-MSG.2] A block filled to max_block_bytes (2 MiB of transfers)
+    encodes within consensus's block bound, so an honest proposer is never refused; a
+    genesis asking for more than consensus carries is refused."""
+    import dataclasses
+
+    import pytest
+
+    from chain.blocks import BLOCK_FRAMING_ROOM, MAX_BLOCK_BODY_BYTES
+    from chain.consensus.messages import MAX_BLOCK_BYTES
+    from chain.errors import InvalidGenesis
+    from chain.genesis import Genesis
+    from chain.records import Params
+    from chain.transactions import Transfer, sign_transaction
+    from chain.transition import body_size, build_block
+    from chain.types import Amount, TimeMs
+    from tests.ledger.harness import Chain, make_genesis
+
+    chain = Chain(balance=100_000)
+    alice = chain.keys["alice"]
+    txs: list = []
+    while sum(len(t.wire) for t in txs) < MAX_BLOCK_BODY_BYTES + 4096:
+        txs.append(sign_transaction(alice, chain.state.chain_id, len(txs),
+                                    Transfer(chain.addr("bob"), Amount(1))))
+    block, _, _ = build_block(chain.state, txs, TimeMs(chain.now + 1_000), chain.addr("v0"),
+                              chain.cache)
+    assert MAX_BLOCK_BODY_BYTES - 200 < body_size(block.txs) <= MAX_BLOCK_BODY_BYTES
+    assert len(block.encode()) <= MAX_BLOCK_BYTES == MAX_BLOCK_BODY_BYTES + BLOCK_FRAMING_ROOM
+    genesis, _ = make_genesis()
+    doc = genesis.to_json()
+    doc["params"] = {**dataclasses.asdict(Params()), "max_block_bytes": MAX_BLOCK_BODY_BYTES + 1}
+    with pytest.raises(InvalidGenesis, match="max_block_bytes"):
+        Genesis.from_json(doc)
