@@ -61,6 +61,11 @@ class OutputRejected(SandboxError):
         self.name = name
 
 
+class ArchiveSourceBroken(SandboxError):
+    """Reading the archive itself failed (the engine's stream broke): neither the job's
+    bytes nor the host's disk; the runner asks the engine whose fault it was."""
+
+
 class OutputHostError(SandboxError):
     """The host failed writing output the rules allow (disk full, I/O error): not the job."""
 
@@ -122,7 +127,7 @@ def extract_output(chunks: Iterable[bytes], dest: Path, max_bytes: int,
         with tarfile.open(fileobj=stream, mode="r|",  # type: ignore[call-overload]
                           tarinfo=_BoundedTarInfo) as archive:
             return _extract_members(archive, dest, max_bytes, dict(file_caps or {}))
-    except (OutputRejected, OutputHostError):
+    except (OutputRejected, OutputHostError, ArchiveSourceBroken):
         raise
     except (tarfile.TarError, EOFError, UnicodeError, ValueError, OverflowError) as e:
         raise OutputRejected("bad_entry", f"output archive is malformed: {e}") from None

@@ -35,7 +35,13 @@ from sandbox.container_ops import EngineErrors
 from sandbox.engine import connect
 from sandbox.job_json import MAX_JSON_BYTES, JobJsonError, parse_metrics
 from sandbox.limits import MIB, ResourceLimits, TrainParams
-from sandbox.output import OutputHostError, OutputRejected, clear_folder, extract_output
+from sandbox.output import (
+    ArchiveSourceBroken,
+    OutputHostError,
+    OutputRejected,
+    clear_folder,
+    extract_output,
+)
 from sandbox.results import EvalResult, FailureReason, RunResult
 
 TRAIN_ARGV = ("/job/train",)
@@ -298,6 +304,9 @@ class SandboxRunner:
         except OutputHostError as e:
             clear_folder(output_dir)
             return FailureReason.HOST_ERROR, str(e), 0
+        except ArchiveSourceBroken as e:
+            clear_folder(output_dir)
+            return self._blame_broken_archive(container, e), str(e), 0
         return None, (f"exit 0, {summary.files} output files, "
                       f"{summary.total_bytes} bytes"), summary.total_bytes
 
@@ -310,11 +319,28 @@ class SandboxRunner:
         ``extract_output`` caps and checks them.
         """
         api = self.client.api
-        exec_id = api.exec_create(container.id, ["tar", "-C", "/", "-cf", "-", *paths],
-                                  user=policy.JOB_USER)["Id"]
-        for stdout, _stderr in api.exec_start(exec_id, stream=True, demux=True):
-            if stdout:
-                yield stdout
+        try:
+            exec_id = api.exec_create(container.id, ["tar", "-C", "/", "-cf", "-", *paths],
+                                      user=policy.JOB_USER)["Id"]
+            for stdout, _stderr in api.exec_start(exec_id, stream=True, demux=True):
+                if stdout:
+                    yield stdout
+        except EngineErrors as e:  # requests' errors are OSErrors: keep them apart [JOB-EXIT.5]
+            raise ArchiveSourceBroken(f"reading the output from the engine failed: "
+                                      f"{_short(e)}") from None
+
+    def _blame_broken_archive(self, container: Any, error: ArchiveSourceBroken
+                              ) -> FailureReason:
+        """[JOB-EXIT.5] The engine's stream of the output broke: the engine's failure when it
+        does not answer or the container is gone; otherwise the host's (never the job's:
+        what the job wrote was never read)."""
+        try:
+            self.client.ping()
+        except EngineErrors:
+            return FailureReason.ENGINE_ERROR
+        if not _still_running(container):
+            return FailureReason.ENGINE_ERROR
+        return FailureReason.HOST_ERROR
 
     # -- whose fault [JOB-EXIT.5] -------------------------------------------------------
 

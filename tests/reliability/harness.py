@@ -231,7 +231,7 @@ def bank_client(graph: Graph, senders: list[str], rng: random.Random, until: flo
 def _deliver(graph: Graph, tx: SignedTransaction, rng: random.Random, result: BankResult,
              give_up: float) -> bool:
     """Submits until a node says committed; False if the nonce moved on without this tx."""
-    while time.monotonic() < give_up:
+    while time.monotonic() < give_up and not result.stop.is_set():
         apis = graph.live_apis()
         if not apis:
             time.sleep(0.2)
@@ -420,6 +420,7 @@ def run_scenario(root: Path, seed: int, *, seconds: float = 40.0, clients: int =
     graph = Graph(root, accounts=accounts)
     log = FaultLog()
     bank = BankResult()
+    threads: list[threading.Thread] = []
     try:
         chain_id = graph.layout.chain_id
         until = time.monotonic() + (seconds if crash_kills is None else 3600)
@@ -427,7 +428,7 @@ def run_scenario(root: Path, seed: int, *, seconds: float = 40.0, clients: int =
         threads = [threading.Thread(
             target=bank_client,
             args=(graph, names[i::clients], random.Random(rng.random()), until, bank, chain_id),
-            name=f"bank-{i}") for i in range(clients)]
+            name=f"bank-{i}", daemon=True) for i in range(clients)]
         for t in threads:
             t.start()
         if crash_kills is None:
@@ -440,6 +441,11 @@ def run_scenario(root: Path, seed: int, *, seconds: float = 40.0, clients: int =
         recovery, heights = wait_recovered(graph)
         checked, transfers = check_invariants(graph, bank)
     finally:
+        # A failing scenario must not leave the bank clients running (a crash loop gives
+        # them an hour): they would keep the test process alive after pytest reports.
+        bank.stop.set()
+        for t in threads:
+            t.join(timeout=30)
         outcome = graph.stop()
     assert set(outcome.values()) <= {"stopped"}, outcome
     stored = check_storage(graph)

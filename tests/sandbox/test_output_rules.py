@@ -18,6 +18,7 @@ import pytest
 
 from sandbox.output import (
     MAX_ENTRIES,
+    ArchiveSourceBroken,
     OutputHostError,
     OutputRejected,
     extract_output,
@@ -143,3 +144,18 @@ def test_job_exit_5_host_disk_errors_are_the_hosts_name_errors_the_jobs(
     monkeypatch.setattr(output, "_copy_exactly", failing)
     with pytest.raises(error):
         _extract(tmp_path, _archive([("output/model.pt", b"m", REG)]))
+
+
+def test_job_exit_5_a_broken_engine_stream_is_never_the_jobs_fault(tmp_path: Path) -> None:
+    """[JOB-EXIT.5] The engine stopped while the output streamed ('Connection aborted', an
+    OSError): the extractor passes it on as ``ArchiveSourceBroken`` for the runner to ask
+    the engine, instead of calling it a bad entry (which used up the job's attempt)."""
+    good = _archive([("model.pt", b"m" * 1000, tarfile.REGTYPE)])
+
+    def stream() -> Iterator[bytes]:
+        yield good[:512]
+        raise ArchiveSourceBroken("reading the output from the engine failed: "
+                                  "('Connection aborted.', FileNotFoundError(2))")
+
+    with pytest.raises(ArchiveSourceBroken):
+        extract_output(stream(), tmp_path / "out", 1 << 20)
