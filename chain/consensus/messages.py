@@ -19,9 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from chain import fields
 from chain.blocks import BLOCK_FRAMING_ROOM, MAX_BLOCK_BODY_BYTES
 from chain.crypto import PrivateKey, sha256
 from chain.encoding import encode
+from chain.errors import FieldError
 from chain.types import (
     ADDRESS_LEN,
     HASH_LEN,
@@ -157,15 +159,18 @@ def sign_vote(
 
 
 def _int(value: Any, name: str, low: int, high: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise InvalidMessage("bad_field", f"{name} must be an integer in [{low}, {high}]")
-    return value
+    """The ledger's field reader (``chain.fields``), as a consensus ``bad_field`` error."""
+    try:
+        return fields.uint(value, name, low, high)
+    except FieldError as e:
+        raise InvalidMessage("bad_field", str(e)) from None
 
 
 def _bytes(value: Any, name: str, length: int) -> bytes:
-    if not isinstance(value, bytes) or len(value) != length:
-        raise InvalidMessage("bad_field", f"{name} must be {length} bytes")
-    return value
+    try:
+        return fields.blob(value, name, length, length)
+    except FieldError as e:
+        raise InvalidMessage("bad_field", str(e)) from None
 
 
 def proposal_from_wire(fields: list[Any]) -> Proposal:
