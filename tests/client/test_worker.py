@@ -191,7 +191,7 @@ async def test_honest_worker_claims_reveals_is_verified_and_paid(
         supply = node.state.total_credits()
         assert node.put_blob_file(template.blob_path) == template.blob_id
         job_id = post_job(node, keys["submitter"],
-                          template_spec(template, node.now_ms(), expiry_s=18))
+                          template_spec(template, node.now_ms(), expiry_s=30))
         alice = Worker(node, TRAINER, runner=runner(docker_client, "alice"), key=keys["alice"])
         voter = Worker(node, VERIFIER, runner=runner(docker_client, "v0"))  # the node's own key
         async with running(alice, voter):
@@ -233,7 +233,7 @@ async def test_cheater_is_voted_out_and_banned_and_the_honest_runner_up_is_paid(
         supply = node.state.total_credits()
         node.put_blob_file(template.blob_path)
         job_id = post_job(node, keys["submitter"],
-                          template_spec(template, node.now_ms(), expiry_s=25))
+                          template_spec(template, node.now_ms(), expiry_s=45))
         cheater = replace(TRAINER, cheat_loss_factor=0.01)
         workers = [
             Worker(node, TRAINER, runner=runner(docker_client, "alice"), key=keys["alice"]),
@@ -273,7 +273,7 @@ async def test_restarted_workers_still_reveal_their_model_and_their_vote(
     async with SoloNode(genesis, keys["v0"], tmp_path / "node") as node:
         node.put_blob_file(template.blob_path)
         job_id = post_job(node, keys["submitter"], template_spec(
-            template, node.now_ms(), expiry_s=30, commit_window_ms=8_000))
+            template, node.now_ms(), expiry_s=30, commit_window_ms=20_000))
         voter = Worker(node, VERIFIER, runner=runner(docker_client, "v0"))
         await voter.start()
         everyone = [voter]
@@ -389,7 +389,7 @@ async def test_a_model_that_cannot_be_evaluated_or_fetched_is_voted_invalid(
     alice, bob = keys["alice"], keys["bob"]
     async with SoloNode(genesis, keys["v0"], tmp_path / "node") as node:
         node.put_blob_file(template.blob_path)
-        spec = template_spec(template, node.now_ms(), expiry_s=3, commit_window_ms=8_000)
+        spec = template_spec(template, node.now_ms(), expiry_s=3, commit_window_ms=15_000)
         spec = replace(spec, voting=replace(spec.voting, reveal_window_ms=5_000))
         job_id = post_job(node, keys["submitter"], spec)
         garbage = tmp_path / "garbage.pt"

@@ -52,6 +52,14 @@ class _Node:
     def blob_path(self, blob: bytes) -> Path | None:
         return self.blobs.get(blob)
 
+    def remove_blob(self, blob: bytes) -> bool:
+        """As ``BlobStore.remove``: the file goes, and the node no longer holds the blob."""
+        path = self.blobs.pop(blob, None)
+        if path is None:
+            return False
+        path.unlink(missing_ok=True)
+        return True
+
 
 @dataclass
 class _Images:

@@ -29,10 +29,10 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
-import tempfile
 from pathlib import Path
 from types import TracebackType
 
@@ -51,6 +51,19 @@ CACHE_ENV = "LC_TEST_CACHE"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
+def _new_root() -> Path:
+    """A fresh root whose name is also a valid containerd namespace and cgroup name:
+    containerd wants ``^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$``, and ``mkdtemp``'s
+    names may end in ``_`` (seen: ``lcd-quch6tx_`` refused every container start)."""
+    while True:
+        root = Path(ROOT_PARENT) / f"{ROOT_PREFIX}{secrets.token_hex(5)}"
+        try:
+            root.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        return root
+
+
 class PrivateDockerdError(RuntimeError):
     """The private engine did not start or stop; carries the tail of its log."""
 
@@ -61,7 +74,7 @@ class PrivateDockerd:
     def __init__(self, *, log_file: Path | None = None, root: Path | None = None) -> None:
         # /tmp, not pytest's tmp_path: containerd's unix sockets live below the exec
         # root and a socket path must stay under 108 bytes.
-        self.root = root or Path(tempfile.mkdtemp(prefix=ROOT_PREFIX, dir=ROOT_PARENT))
+        self.root = root or _new_root()
         (self.root / OWNER_FILE).write_text(f"{os.getpid()}\n")
         self.name = self.root.name
         self.socket = self.root / "docker.sock"
