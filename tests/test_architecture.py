@@ -188,3 +188,13 @@ def test_every_error_of_a_floor_derives_from_its_root() -> None:
             if exceptionish and not _reaches(qual.rpartition(".")[2], root, short):
                 bad.append(f"{qual}({', '.join(bases)}) does not derive from {root}")
     assert not bad, "\n".join(bad)
+
+
+def test_checkout_root_constants_point_at_the_checkout() -> None:
+    """Modules that locate the checkout by their own path must follow the layout: after
+    the client/ move they pointed at client/, and `make demo` wrote client/.demo."""
+    from client.devnet.demo import REPO
+    from client.devnet.processes import REPO_ROOT
+
+    assert REPO == REPO_ROOT == ROOT
+    assert (REPO / "pyproject.toml").is_file() and (REPO / "Makefile").is_file()

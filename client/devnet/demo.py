@@ -36,7 +36,8 @@ from client.cli.job_commands import event_text, job_events
 from client.devnet.network import NetworkLayout
 from client.devnet.processes import down, load_pids, start_node_process, up
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
+"""The checkout root (this file is client/devnet/demo.py)."""
 CHEATER = 2
 CHEAT_LOSS_FACTOR = 0.01
 """The cheater claims this fraction of its real loss: a lie no honest run of the template

@@ -23,7 +23,8 @@ from typing import Any
 
 from client.devnet.network import NetworkLayout, NodeLayout, create_network
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The checkout root (this file is client/devnet/processes.py): node processes run there."""
 
 
 class DevnetError(Exception):
