@@ -1,0 +1,88 @@
+"""Vectors for [VOTE-AGREE.1] and [VOTE-VERDICT.2]: protocol_spec/vectors/verdicts.json.
+
+Each case is the pure input of a turn's verdict (eligible voters, the job's quorum,
+supermajority and tolerance, the claimed loss, the opened votes and the claimer's own
+vote) and the outcome with its agreed loss, so a second implementation can check its
+arithmetic without building blocks. Regenerate with ``LC_WRITE_VECTORS=1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from chain.records import Claim, Job, JobStatus, VoteRecord
+from chain.types import Address, Amount, Hash32, Height, TimeMs
+from chain.verdict_rules import agreement, verdict_of
+from tests.ledger.harness import job_spec
+from tests.ledger.vector_files import check_vector_file
+
+CLAIMER = Address(b"\xc0" * 20)
+AGREEMENT_CASES: list[tuple[list[float | None], float]] = [
+    ([0.5, 0.505, 0.508, 0.9, None], 0.01),
+    ([0.5, 0.7, None, None], 0.01),
+    ([0.1, 0.5], 0.01),
+    ([0.1, None], 0.01),
+    ([0.9, 0.91], 0.01),  # 0.91 - 0.9 > 0.01 in IEEE-754 doubles
+    ([], 0.01),
+]
+Vote = tuple[bool, float | None]
+VERDICT_CASES: list[tuple[str, int, list[Vote], Vote | None]] = [
+    # name, eligible voters, opened voter votes, the claimer's own vote
+    ("valid", 4, [(True, 0.2)] * 4, (True, 0.2)),
+    ("cheat_claimer_insists", 4, [(False, 5.0)] * 4, (True, 0.2)),
+    ("cheat_claimer_silent", 4, [(False, 5.0)] * 4, None),
+    ("withdrawn", 4, [(False, 5.0)] * 4, (False, 5.0)),
+    ("inconsistent", 4, [(True, 0.2), (False, 5.0), (False, 2.0), (True, 0.1)], (True, 0.2)),
+    ("no_quorum", 5, [(True, 0.2)] * 2, (True, 0.2)),
+    ("no_eligible_voter", 0, [], (True, 0.2)),
+    ("inconclusive", 3, [(True, 0.2005), (False, 0.2012), (True, 0.2005)], (True, 0.2)),
+    ("cheat_model_unusable", 3, [(False, None)] * 3, None),
+]
+CLAIMED, TOLERANCE, QUORUM, SUPERMAJORITY = 0.2, 0.001, 667, 750
+
+
+def _job(eligible: int, votes: list[Vote], own: Vote | None) -> Job:
+    voters = tuple(Address(bytes([i + 1]) * 20) for i in range(eligible))
+    records = [VoteRecord(voters[i], Hash32(b"\0" * 32), True, ok, loss)
+               for i, (ok, loss) in enumerate(votes)]
+    if own is not None:
+        records.append(VoteRecord(CLAIMER, Hash32(b"\0" * 32), True, own[0], own[1]))
+    spec = job_spec(tolerance=TOLERANCE, quorum=QUORUM, supermajority=SUPERMAJORITY)
+    return replace(
+        Job(Hash32(b"\1" * 32), Address(b"\5" * 20), spec, Height(1), TimeMs(0),
+            JobStatus.VOTE_REVEAL, Amount(0)),
+        claims=(Claim(CLAIMER, CLAIMED, Hash32(b"\2" * 32), Height(2), 0),),
+        current=CLAIMER, eligible_voters=voters, votes=tuple(records))
+
+
+def _vote(v: Vote | None) -> Any:
+    return None if v is None else {"valid": v[0], "measured_loss": v[1]}
+
+
+def build_vectors() -> dict[str, Any]:
+    agreements = []
+    for losses, tolerance in AGREEMENT_CASES:
+        group = agreement([VoteRecord(CLAIMER, Hash32(b"\0" * 32), True, False, x)
+                           for x in losses], tolerance)
+        agreements.append({"measured_losses": losses, "tolerance": tolerance,
+                           "size": group.size, "verified_loss": group.verified_loss})
+    verdicts = []
+    for name, eligible, votes, own in VERDICT_CASES:
+        outcome, verified = verdict_of(_job(eligible, votes, own))
+        verdicts.append({"name": name, "eligible_voters": eligible,
+                         "opened_votes": [_vote(v) for v in votes], "claimer_vote": _vote(own),
+                         "outcome": str(outcome), "verified_loss": verified})
+    return {"agreement": agreements,
+            "verdict_params": {"claimed_loss": CLAIMED, "loss_tolerance": TOLERANCE,
+                               "quorum_permille": QUORUM,
+                               "supermajority_permille": SUPERMAJORITY},
+            "verdicts": verdicts}
+
+
+def test_vote_agree_1_and_vote_verdict_2_vectors_match_the_committed_file() -> None:
+    """[VOTE-AGREE.1] [VOTE-VERDICT.2] [VOTE-SELF.1] every outcome of a turn, as vectors."""
+    vectors = build_vectors()
+    assert {v["outcome"] for v in vectors["verdicts"]} == {
+        "valid", "cheat", "withdrawn", "inconsistent", "no_quorum", "inconclusive"}
+    check_vector_file("verdicts.json", vectors)
