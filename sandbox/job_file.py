@@ -7,9 +7,11 @@ a posted job; the sandbox reads the limits and the search space from it.
 
 from __future__ import annotations
 
+import difflib
 import math
 import random
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,34 @@ if TYPE_CHECKING:
 JOB_FILE = "job.toml"
 JOB_KINDS = ("train/v1",)
 PARAM_KINDS = ("choice", "uniform", "log_uniform", "int")
+TOP_KEYS = {"kind": "key", "name": "key", "description": "key", "bounty": "key",
+            "expiry_s": "key", "loss_tolerance": "key", "entry_points": "table",
+            "limits": "table", "search_space": "array"}
+"""[JOB-FILE.2] Every name job.toml may hold at its top level, and what it is."""
+TOP_REQUIRED = ("kind", "name", "bounty", "expiry_s", "loss_tolerance", "entry_points",
+                "limits", "search_space")
+LIMIT_REQUIRED = ("memory_mb", "cpu_millis", "time_s", "disk_mb")
+PARAM_KEYS = ("name", "kind", "values")
+
+
+class JobKeyError(ValueError):
+    """[JOB-FILE.2] A key of job.toml that is not one, or a required one left out.
+
+    Carries the key, its table (``""`` for the top level) and the closest valid
+    name, so a typo is fixed from the message alone.
+    """
+
+    def __init__(self, problem: str, table: str, key: str, suggestion: str | None = None,
+                 hint: str = "") -> None:
+        where = f"{table} {key}" if table else key
+        text = f"{problem} {where}"
+        if suggestion is not None:
+            text += f"; did you mean {suggestion}?"
+        super().__init__(text + (f" ({hint})" if hint else ""))
+        self.problem = problem
+        self.table = table
+        self.key = key
+        self.suggestion = suggestion
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +155,7 @@ def load_job_file(job_dir: Path) -> JobFile:
 
 
 def parse_job(raw: dict[str, Any]) -> JobFile:
+    _check_top_level(raw)
     kind = _field(raw, "kind", str)
     if kind not in JOB_KINDS:
         raise ValueError(f"kind must be one of {JOB_KINDS}, got {kind!r}")
@@ -135,9 +166,7 @@ def parse_job(raw: dict[str, Any]) -> JobFile:
     if not {"train", "evaluate"} <= {name for name, _ in entry_points}:
         raise ValueError("entry_points needs train and evaluate")
     lim = _field(raw, "limits", dict)
-    unknown = set(lim) - set(JobLimits.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"unknown limits {sorted(unknown)}")
+    _check_keys(lim, "[limits]", tuple(JobLimits.__dataclass_fields__), LIMIT_REQUIRED)
     disk_mb = _positive_int(lim, "disk_mb")
     declared = JobLimits(
         memory_mb=_positive_int(lim, "memory_mb"), cpu_millis=_positive_int(lim, "cpu_millis"),
@@ -150,7 +179,7 @@ def parse_job(raw: dict[str, Any]) -> JobFile:
         raise ValueError(f"limits.model_mb {declared.model_mb} > disk_mb {disk_mb}")
     limits = ResourceLimits.from_job(declared.memory_mb, declared.cpu_millis, declared.time_s,
                                      disk_mb, declared.model_mb)
-    space = tuple(_param(p) for p in _field(raw, "search_space", list))
+    space = tuple(_param(p, i) for i, p in enumerate(_field(raw, "search_space", list), 1))
     if len({p.name for p in space}) != len(space):
         raise ValueError("search_space has a duplicate name")
     tolerance = float(_field(raw, "loss_tolerance", int | float))
@@ -163,9 +192,13 @@ def parse_job(raw: dict[str, Any]) -> JobFile:
                    search_space=space, declared=declared)
 
 
-def _param(raw: Any) -> ParamRange:
+def _param(raw: Any, number: int) -> ParamRange:
     if not isinstance(raw, dict):
         raise ValueError("each search_space entry is a table")
+    label = f"[[search_space]] #{number}"
+    if isinstance(raw.get("name"), str):
+        label += f" ({raw['name']!r})"
+    _check_keys(raw, label, PARAM_KEYS, PARAM_KEYS)
     name = _field(raw, "name", str)
     kind = _field(raw, "kind", str)
     if kind not in PARAM_KINDS:
@@ -186,9 +219,62 @@ def _param(raw: Any) -> ParamRange:
     return ParamRange(name, kind, values)
 
 
+def _check_top_level(raw: dict[str, Any]) -> None:
+    """Unknown top-level names first (a typo is then named, not reported as missing)."""
+    for key, value in raw.items():
+        if key in TOP_KEYS:
+            continue
+        what = "array of tables" if _is_array_of_tables(value) else \
+            "table" if isinstance(value, dict) else "key"
+        close = difflib.get_close_matches(key, list(TOP_KEYS), n=1)
+        suggestion = _top_name(close[0]) if close else None
+        if what == "key":
+            hint = _home_of(key) or ("" if close else f"valid: {', '.join(TOP_KEYS)}")
+            raise JobKeyError("unknown key", "", key, suggestion, hint)
+        shown = f"[[{key}]]" if what == "array of tables" else f"[{key}]"
+        raise JobKeyError(f"unknown {what}", "", shown, suggestion,
+                          "" if close else "tables: [entry_points], [limits], [[search_space]]")
+    for key in TOP_REQUIRED:
+        if key not in raw:
+            raise JobKeyError("missing required key", "", _top_name(key))
+
+
+def _check_keys(raw: dict[str, Any], table: str, allowed: Sequence[str],
+                required: Sequence[str]) -> None:
+    """Every key of ``raw`` is in ``allowed`` (else the closest is suggested); every
+    ``required`` key is there."""
+    for key in raw:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = "" if close else \
+                "it belongs at the top level, before the first [table]" if key in TOP_KEYS \
+                else f"valid: {', '.join(allowed)}"
+            raise JobKeyError("unknown key", table, key, close[0] if close else None, hint)
+    for key in required:
+        if key not in raw:
+            raise JobKeyError("missing required key", table, key)
+
+
+def _top_name(key: str) -> str:
+    kind = TOP_KEYS[key]
+    return f"[{key}]" if kind == "table" else f"[[{key}]]" if kind == "array" else key
+
+
+def _home_of(key: str) -> str:
+    if key in JobLimits.__dataclass_fields__:
+        return f"{key} belongs in [limits]"
+    if key == "values":
+        return "values belongs in a [[search_space]] entry"
+    return ""
+
+
+def _is_array_of_tables(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
 def _field(raw: dict[str, Any], key: str, kind: Any) -> Any:
     if key not in raw:
-        raise ValueError(f"missing field {key!r}")
+        raise JobKeyError("missing required key", "", key)
     value = raw[key]
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ValueError(f"field {key!r} has the wrong type")

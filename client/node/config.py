@@ -1,12 +1,17 @@
 """Node configuration: one TOML file, every field checked, one clear error.
 
+An unknown table or key is an error naming it with its table and the closest valid
+name (``unknown key [worker] max_memroy_mb; did you mean max_memory_mb?``): a typo
+must not silently leave a default in force. ``[node] key_file`` and ``genesis``
+are required.
+
 Relative paths are relative to the directory of the config file, so a node
 directory (config + key + genesis + data) can be moved as a whole. Example::
 
     [node]
-    key_file = "node.key"            # scrypt+AES-GCM key file (keys new)
+    key_file = "node.key"            # required: scrypt+AES-GCM key file (keys new)
     passphrase_file = "passphrase"   # or $LC_PASSPHRASE
-    genesis = "genesis.json"
+    genesis = "genesis.json"         # required
     data_dir = "data"
     roles = ["validator", "worker"]  # any of validator, full, worker
 
@@ -43,6 +48,7 @@ directory (config + key + genesis + data) can be moved as a whole. Example::
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -55,8 +61,42 @@ ROLES = ("validator", "full", "worker")
 PASSPHRASE_ENV = "LC_PASSPHRASE"
 
 
+SECTIONS = ("node", "p2p", "api", "storage", "consensus", "worker")
+TABLE_KEYS = {"node": ("key_file", "passphrase_file", "genesis", "data_dir", "roles"),
+              "p2p": ("host", "port", "bootstrap", "peer_exchange"),
+              "api": ("host", "port"),
+              "storage": ("url",)}
+"""The keys of the tables read here; [consensus] and [worker] are their dataclasses' fields."""
+NODE_REQUIRED = ("key_file", "genesis")
+"""Keys a config must set: a node without its own key and the graph's genesis cannot start,
+and a default next to the config would hide a config written for another directory."""
+
+
 class ConfigError(ChainError):
     """A config file is missing, unreadable or holds a bad value."""
+
+
+class ConfigKeyError(ConfigError):
+    """A key or table of the config that is not one, or a required key left out.
+
+    Carries the table, the key and the closest valid name, so a typo such as
+    ``[worker] max_memroy_mb`` is fixed from the message alone.
+    """
+
+    def __init__(self, path: Path, problem: str, table: str, key: str | None,
+                 suggestion: str | None = None, valid: tuple[str, ...] = ()) -> None:
+        where = " ".join(w for w in (f"[{table}]" if table else "", key or "") if w)
+        text = f"{path}: {problem} {where}"
+        if suggestion is not None:
+            text += f"; did you mean {suggestion}?"
+        elif valid:
+            text += f" (valid: {', '.join(valid)})"
+        super().__init__(text)
+        self.path = path
+        self.problem = problem
+        self.table = table
+        self.key = key
+        self.suggestion = suggestion
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,17 +199,25 @@ class NodeConfig:
     @classmethod
     def from_dict(cls, doc: dict[str, Any], path: Path) -> NodeConfig:
         base = path.parent
-        known = {"node", "p2p", "api", "storage", "consensus", "worker"}
-        unknown = set(doc) - known
-        if unknown:
-            raise ConfigError(
-                f"{path}: unknown section(s) {sorted(unknown)}; known: {sorted(known)}"
-            )
-        node = _section(doc, "node", path, {"key_file", "passphrase_file", "genesis", "data_dir",
-                                            "roles"})
-        p2p = _section(doc, "p2p", path, {"host", "port", "bootstrap", "peer_exchange"})
-        api = _section(doc, "api", path, {"host", "port"})
-        storage = _section(doc, "storage", path, {"url"})
+        for name, value in doc.items():
+            if name in SECTIONS:
+                continue
+            if not isinstance(value, dict):  # a key above every [table] header
+                home = _home_of(name)
+                raise ConfigKeyError(path, "key outside any table:", "", name,
+                                     f"[{home}] {name}" if home else None, SECTIONS)
+            close = difflib.get_close_matches(name, SECTIONS, n=1)
+            raise ConfigKeyError(path, "unknown table", name, None,
+                                 f"[{close[0]}]" if close else None, SECTIONS)
+        if "node" not in doc:
+            raise ConfigKeyError(path, "missing required table", "node", None)
+        node = _section(doc, "node", path)
+        for key in NODE_REQUIRED:
+            if key not in node:
+                raise ConfigKeyError(path, "missing required key", "node", key)
+        p2p = _section(doc, "p2p", path)
+        api = _section(doc, "api", path)
+        storage = _section(doc, "storage", path)
         roles = tuple(_get(node, "roles", list, path, "node", ["full"]))
         bad = [r for r in roles if r not in ROLES]
         if bad or not roles:
@@ -179,8 +227,8 @@ class NodeConfig:
         passphrase_file = _get(node, "passphrase_file", str, path, "node", None)
         return cls(
             path=path,
-            key_file=base / _get(node, "key_file", str, path, "node", "node.key"),
-            genesis=base / _get(node, "genesis", str, path, "node", "genesis.json"),
+            key_file=base / _get(node, "key_file", str, path, "node", None),
+            genesis=base / _get(node, "genesis", str, path, "node", None),
             data_dir=base / _get(node, "data_dir", str, path, "node", "data"),
             roles=roles,
             passphrase_file=base / passphrase_file if passphrase_file else None,
@@ -198,15 +246,32 @@ class NodeConfig:
         )
 
 
-def _section(doc: dict[str, Any], name: str, path: Path, allowed: set[str]) -> dict[str, Any]:
+def _section(doc: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
     value = doc.get(name, {})
     if not isinstance(value, dict):
         raise ConfigError(f"{path}: [{name}] must be a table")
-    unknown = set(value) - allowed
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) in [{name}]: {sorted(unknown)}; "
-                          f"known: {sorted(allowed)}")
+    _check_keys(value, name, path, TABLE_KEYS[name])
     return value
+
+
+def _home_of(key: str) -> str | None:
+    """The table a key written outside any table belongs in, if any."""
+    for name, keys in TABLE_KEYS.items():
+        if key in keys:
+            return name
+    for name, cls in (("consensus", ConsensusTimeouts), ("worker", WorkerPolicy)):
+        if key in {f.name for f in fields(cls)}:
+            return name
+    return None
+
+
+def _check_keys(table: dict[str, Any], name: str, path: Path, allowed: tuple[str, ...]) -> None:
+    """The first unknown key of ``[name]``, in file order, with the closest valid one."""
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            raise ConfigKeyError(path, "unknown key", name, key, close[0] if close else None,
+                                 allowed)
 
 
 def _get(table: dict[str, Any], key: str, kind: type, path: Path, section: str,
@@ -238,11 +303,7 @@ def _record(cls: Any, table: Any, path: Path, section: str) -> Any:
     """Builds a dataclass from a TOML table, checking names and types of every field."""
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [{section}] must be a table")
-    by_name = {f.name: f for f in fields(cls)}
-    unknown = set(table) - set(by_name)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) in [{section}]: {sorted(unknown)}; "
-                          f"known: {sorted(by_name)}")
+    _check_keys(table, section, path, tuple(f.name for f in fields(cls)))
     values: dict[str, Any] = {}
     for name, raw in table.items():
         default = getattr(cls(), name)

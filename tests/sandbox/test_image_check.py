@@ -200,7 +200,7 @@ def test_job_file_2_declared_image_smaller_than_the_image_is_an_error() -> None:
     with pytest.raises(ValueError, match="model_mb"):
         parse_job(raw)
     raw["limits"] = {**JOB["limits"], "gpu": 1}  # type: ignore[dict-item]
-    with pytest.raises(ValueError, match="unknown limits"):
+    with pytest.raises(ValueError, match=r"unknown key \[limits\] gpu"):
         parse_job(raw)
 
 
