@@ -58,13 +58,18 @@ class Genesis:
     members: tuple[Address, ...]
     balances: tuple[tuple[Address, Amount], ...]
     params: Params
+    verifiers: tuple[Address, ...] = ()
+    """Members that verify from height 0, each bonded with ``params.verifier_bond``
+    credits created at genesis beside the balances [GENESIS-VERIFIERS.1]."""
 
     def hashed_form(self) -> list[Any]:
         """[GENESIS-HASH.1] What the genesis hash covers: validators in document order,
-        members (validators included) and balances sorted by raw address, every parameter."""
+        members (validators included) and balances sorted by raw address, every parameter,
+        then the verifiers sorted by raw address."""
         return ["learningchain/v1", "genesis", self.chain_id, self.genesis_time_ms,
                 [[v.pubkey, v.power, v.name] for v in self.validators], list(self.members),
-                [[a, b] for a, b in self.balances], self.params.to_wire()]
+                [[a, b] for a, b in self.balances], self.params.to_wire(),
+                list(self.verifiers)]
 
     @property
     def hash(self) -> Hash32:
@@ -80,6 +85,7 @@ class Genesis:
             "members": [address_to_text(m) for m in self.members],
             "balances": {address_to_text(a): b for a, b in self.balances},
             "params": dataclasses.asdict(self.params),
+            "verifiers": [address_to_text(v) for v in self.verifiers],
         }
 
     @classmethod
@@ -146,8 +152,29 @@ def _parse(doc: Any) -> Genesis:
         raise InvalidGenesis(f"params.max_block_bytes must be an integer in "
                              f"1..{MAX_BLOCK_BODY_BYTES} (what one consensus proposal "
                              f"carries), got {params.max_block_bytes!r}")
+    bond = params.verifier_bond
+    if not isinstance(bond, int) or isinstance(bond, bool) or not 0 <= bond <= MAX_AMOUNT:
+        raise InvalidGenesis(f"params.verifier_bond must be an integer in 0..2**63-1, "
+                             f"got {bond!r}")
+    verifiers = _parse_verifiers(doc.get("verifiers", []), members)
+    supply = sum(b for _, b in balances) + len(verifiers) * params.verifier_bond
+    if supply > MAX_AMOUNT:
+        raise InvalidGenesis("total supply (balances and verifier bonds) exceeds 2**63-1")
     return Genesis(chain_id, TimeMs(time_ms), tuple(validators), tuple(members),
-                   tuple(sorted(balances)), params)
+                   tuple(sorted(balances)), params, verifiers)
+
+
+def _parse_verifiers(texts: Any, members: list[Address]) -> tuple[Address, ...]:
+    """[GENESIS-VERIFIERS.1] Distinct members, sorted by raw address."""
+    if not isinstance(texts, list):
+        raise InvalidGenesis("verifiers must be a list of member addresses")
+    verifiers = [address_from_text(t) for t in texts]
+    if len(set(verifiers)) != len(verifiers):
+        raise InvalidGenesis("duplicate verifier")
+    for address in verifiers:
+        if address not in members:
+            raise InvalidGenesis(f"verifier {address_to_text(address)} is not a member")
+    return tuple(sorted(verifiers))
 
 
 def genesis_records(genesis: Genesis) -> list[Change]:
@@ -159,7 +186,8 @@ def genesis_state(genesis: Genesis) -> State:
     """[GENESIS-STATE.1] The state at height 0, its root over every record.
 
     Validators, members (validators included), accounts with a non-zero balance
-    (a zero balance creates no record), the parameters, and meta supply and burned.
+    (a zero balance creates no record), verifiers with their bonds, the parameters,
+    and meta supply (balances + bonds) and burned.
     """
     state = State(chain_id=genesis.chain_id)
     t = state.tables
@@ -170,8 +198,11 @@ def genesis_state(genesis: Genesis) -> State:
     for address, amount in genesis.balances:
         if amount:
             t["account"][address] = Account(balance=amount)
+    for address in genesis.verifiers:
+        t["verifier"][address] = genesis.params.verifier_bond
     t["params"][PARAMS_KEY] = genesis.params
-    t["meta"][META_SUPPLY] = sum(b for _, b in genesis.balances)
+    t["meta"][META_SUPPLY] = (sum(b for _, b in genesis.balances)
+                              + len(genesis.verifiers) * genesis.params.verifier_bond)
     t["meta"][META_BURNED] = 0
     state.state_root = compute_state_root(EMPTY_HASH, 0, state.records())
     state.height = Height(0)

@@ -25,6 +25,7 @@ from chain.transactions import (
 )
 from chain.types import Address, Amount, Hash32, Height, TimeMs
 from chain.verdict_rules import verdict_of, voter_votes
+from chain.verifier_rules import forfeit_bond, forfeit_no_shows
 
 
 def _reject(code: str, message: str) -> InvalidTransaction:
@@ -104,9 +105,10 @@ def apply_claim(view: Overlay, sender: Address, body: ClaimLoss, ctx: TxContext)
 # --- reveal ----------------------------------------------------------------------------
 
 def eligible_voters(view: Overlay, job: Job, claimer: Address) -> tuple[Address, ...]:
-    """[VOTE-ELIGIBLE.1] Members, not banned, not the submitter, not the judged claimer."""
+    """[VOTE-ELIGIBLE.2] Verifiers (members that opted in and bonded [VERIFY-JOIN.1]), not
+    banned, not the submitter, not the judged claimer."""
     out = []
-    for key in view.keys("member"):
+    for key in view.keys("verifier"):
         address = Address(key)
         if address in (job.submitter, claimer) or view.account(address).banned:
             continue
@@ -146,8 +148,10 @@ def _check_voter(view: Overlay, job: Job, voter: Address, claimer: Address) -> N
             why = "not an admitted member"
         elif voter == job.submitter:
             why = "the submitter does not judge its own job"
+        elif view.verifier_bond(voter) is None:
+            why = "not a verifier (send verifier_join first) [VOTE-ELIGIBLE.2]"
         else:
-            why = "not eligible when the model was revealed"
+            why = "not a verifier when the model was revealed"
         raise _reject("not_eligible_voter", why)
 
 
@@ -274,6 +278,7 @@ def decide(view: Overlay, job: Job, now: TimeMs, height: Height) -> Job:
         return start_turn(view, _end_turn(job, Outcome.FORFEIT, now), now)
     outcome, verified_loss = verdict_of(job)
     claimer = job.current
+    forfeit_no_shows(view, job)
     if outcome in (Outcome.VALID, Outcome.CHEAT, Outcome.WITHDRAWN):
         job = _pay_voters(view, job, agreeing_valid=outcome == Outcome.VALID)
     elif outcome == Outcome.INCONSISTENT:
@@ -336,12 +341,14 @@ def settle(view: Overlay, job: Job, status: JobStatus) -> Job:
 
 
 def ban(view: Overlay, address: Address, height: Height) -> None:
-    """[JOB-BAN.1] A proven cheater is banned; all its credits are burned."""
+    """[JOB-BAN.1] A proven cheater is banned; all its credits, its verifier bond
+    included, are burned."""
     from chain.governance import schedule_validator_removal
 
     account = view.account(address)
     view.add_burned(account.balance)
     view.put_account(address, Account(balance=Amount(0), nonce=account.nonce, banned=True))
+    forfeit_bond(view, address)
     if address in view.validators():
         schedule_validator_removal(view, address, height)
 

@@ -268,6 +268,8 @@ class Params:
     governance_window_ms: int = 7 * 24 * 3600 * 1000
     validator_change_delay: int = 2
     max_block_time_drift_ms: int = 10_000
+    verifier_bond: int = 10
+    """Credits a member locks to verify [VERIFY-JOIN.1]; forfeited on a missed vote."""
 
     def to_wire(self) -> list[Any]:
         return [getattr(self, f) for f in self.__dataclass_fields__]

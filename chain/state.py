@@ -36,6 +36,7 @@ def _plain() -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
 TABLE_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "account": _codec(Account),
     "member": _plain(),
+    "verifier": _plain(),
     "validator": _codec(Validator),
     "job": _codec(Job),
     "active_job": _plain(),
@@ -103,6 +104,11 @@ class StateReader:
     def is_member(self, address: Address) -> bool:
         return self.get("member", address) is not None
 
+    def verifier_bond(self, address: Address) -> Amount | None:
+        """The bond of a member that opted in to verify [VERIFY-JOIN.1]; None otherwise."""
+        bond = self.get("verifier", address)
+        return None if bond is None else Amount(bond)
+
     def validators(self) -> dict[Address, Validator]:
         return {Address(k): self.get("validator", k) for k in sorted(self.keys("validator"))}
 
@@ -149,10 +155,12 @@ class State(StateReader):
                 self.tables[table][key] = value
 
     def total_credits(self) -> int:
-        """Balances + escrow + burned; equals the genesis supply at every height [BANK.1]."""
+        """Balances + escrow + bonds + burned; equals the genesis supply at every height
+        [BANK.1]."""
         balances = sum(a.balance for a in self.tables["account"].values())
         escrow = sum(j.escrow for j in self.tables["job"].values())
-        return balances + escrow + self.burned
+        bonds = sum(self.tables["verifier"].values())
+        return balances + escrow + bonds + self.burned
 
     def records(self) -> list[Change]:
         """Every record as a change, sorted by (table, key): the genesis root hashes these."""

@@ -217,12 +217,42 @@ class Evidence:
         return cls(F.blob(a[0], "vote_a", max_len=1024), F.blob(a[1], "vote_b", max_len=1024))
 
 
+@dataclass(frozen=True, slots=True)
+class VerifierJoin:
+    """[TX-VERIFIER-JOIN] A member opts in to verify jobs and bonds ``verifier_bond``."""
+
+    TAG: ClassVar[str] = "verifier_join"
+
+    def to_wire(self) -> list[Any]:
+        return []
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> VerifierJoin:
+        F.array(a, "verifier_join", 0)
+        return cls()
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierLeave:
+    """[TX-VERIFIER-LEAVE] A verifier opts out; its bond returns to its balance."""
+
+    TAG: ClassVar[str] = "verifier_leave"
+
+    def to_wire(self) -> list[Any]:
+        return []
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> VerifierLeave:
+        F.array(a, "verifier_leave", 0)
+        return cls()
+
+
 Body = (Transfer | PostJob | ClaimLoss | RevealModel | VoteCommit | VoteReveal
-        | GovernancePropose | GovernanceApprove | Evidence)
+        | GovernancePropose | GovernanceApprove | Evidence | VerifierJoin | VerifierLeave)
 BODY_TYPES: dict[str, Any] = {
     t.TAG: t
     for t in (Transfer, PostJob, ClaimLoss, RevealModel, VoteCommit, VoteReveal,
-              GovernancePropose, GovernanceApprove, Evidence)
+              GovernancePropose, GovernanceApprove, Evidence, VerifierJoin, VerifierLeave)
 }
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from chain import governance, job_rules
+from chain import governance, job_rules, verifier_rules
 from chain.blocks import Block, BlockHeader, tx_root
 from chain.context import TxContext
 from chain.crypto import address_to_text
@@ -32,6 +32,8 @@ from chain.transactions import (
     RevealModel,
     SignedTransaction,
     Transfer,
+    VerifierJoin,
+    VerifierLeave,
     VoteCommit,
     VoteReveal,
 )
@@ -99,6 +101,8 @@ HANDLERS: dict[type, Handler] = {
     GovernancePropose: governance.apply_propose,
     GovernanceApprove: governance.apply_approve,
     Evidence: apply_evidence,
+    VerifierJoin: verifier_rules.apply_verifier_join,
+    VerifierLeave: verifier_rules.apply_verifier_leave,
 }
 
 

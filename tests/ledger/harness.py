@@ -36,7 +36,9 @@ MEMBER_NAMES = ("submitter", "alice", "bob", "carol", "dave", "erin")
 def make_genesis(chain_id: str = "test-chain", validators: int = 1,
                  members: tuple[str, ...] = MEMBER_NAMES, balance: int = 1_000,
                  outsiders: tuple[str, ...] = ("mallory",), params: Params | None = None,
+                 verifiers: tuple[str, ...] | None = None,
                  ) -> tuple[Genesis, dict[str, PrivateKey]]:
+    """``verifiers`` None: every member (validators included) verifies from genesis."""
     keys = {f"v{i}": PrivateKey.from_seed(f"validator-{i}".encode()) for i in range(validators)}
     keys.update({n: PrivateKey.from_seed(n.encode()) for n in (*members, *outsiders)})
     doc = {
@@ -47,6 +49,11 @@ def make_genesis(chain_id: str = "test-chain", validators: int = 1,
         "members": [address_to_text(keys[n].address) for n in members],
         "balances": {address_to_text(k.address): balance for k in keys.values()},
         "params": {} if params is None else dataclasses.asdict(params),
+        # Every member (validators included) verifies, so a test's voters are eligible
+        # [GENESIS-VERIFIERS.1]; tests of the opt-in itself build their own genesis.
+        "verifiers": [address_to_text(k.address) for n, k in keys.items()
+                      if (n in verifiers if verifiers is not None
+                          else n in members or n.startswith("v"))],
     }
     return Genesis.from_json(doc), keys
 

@@ -45,6 +45,8 @@ from chain.transactions import (
     RevealModel,
     SignedTransaction,
     Transfer,
+    VerifierJoin,
+    VerifierLeave,
     VoteCommit,
     VoteReveal,
     model_commitment,
@@ -85,6 +87,7 @@ def story_genesis(keys: dict[str, PrivateKey]) -> Genesis:
         "members": [address_to_text(keys[n].address) for n in MEMBERS],
         "balances": balances,
         "params": {"validator_change_delay": 2},
+        "verifiers": [address_to_text(keys[n].address) for n in (*VALIDATORS, *MEMBERS)],
     })
 
 
@@ -190,7 +193,8 @@ def tell_story() -> Story:
     s.block("votes opened: valid verdict, alice paid; v3 leaves the set",
             *(s.tx(v, VoteReveal(job_id, s.addr("alice"), True, MEASURED_LOSS,
                                  salt(f"{v}/vote"))) for v in VOTERS), at=t + 14_000)
-    s.block("decided by v0..v2", at=t + 15_000)
+    s.block("decided by v0..v2; mallory opts in to verify, bob opts out",
+            s.tx("mallory", VerifierJoin()), s.tx("bob", VerifierLeave()), at=t + 15_000)
     s.commitments = {
         "model": {
             "inputs": {"job_id": job_id.hex(), "claimer": s.addr("alice").hex(),

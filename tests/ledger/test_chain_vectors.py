@@ -115,7 +115,7 @@ def test_story_covers_every_table_and_the_whole_job() -> None:
     story = tell_story()
     examples = record_examples(story)
     assert set(examples) == {"account", "member", "validator", "job", "active_job", "proposal",
-                             "valset_change", "params", "meta", "evidence"}
+                             "valset_change", "params", "meta", "evidence", "verifier"}
     job = story.state.job(story.blocks[1].block.txs[2].hash)
     assert job is not None and job.status == JobStatus.PAID
     assert job.winner == story.keys["alice"].address

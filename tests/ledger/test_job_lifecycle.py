@@ -68,7 +68,11 @@ def test_cheating_winner_banned_slashed_and_runner_up_paid() -> None:
                                       "carol": (False, 0.9), "erin": (False, None)})
     dave = chain.state.account(chain.addr("dave"))
     assert dave.banned and dave.balance == 0
-    assert chain.state.burned == 1_000  # dave's whole balance
+    # Dave's whole balance and his verifier bond [JOB-BAN.1]; v0 was eligible and did not
+    # vote, so its bond is burned too [VOTE-NOSHOW.1].
+    bond = chain.state.params.verifier_bond
+    assert chain.state.burned == 1_000 + bond + bond
+    assert chain.state.verifier_bond(chain.addr("v0")) is None
     job = chain.job(job_id)
     assert job.verdicts[0].outcome == Outcome.CHEAT
     assert job.status == JobStatus.REVEAL and job.current == chain.addr("alice")

@@ -185,7 +185,7 @@ def test_invalid_reveal_wrong_model(chain: Chain) -> None:
 
 
 def test_invalid_vote_outside_window_and_ineligible(chain: Chain) -> None:
-    """[VOTE-ELIGIBLE.1] [VOTE-COMMIT.2] Members only, not the submitter, in the window, once."""
+    """[VOTE-ELIGIBLE.2] [VOTE-COMMIT.2] Members only, not the submitter, in the window, once."""
     job_id = in_reveal(chain, {"alice": 0.2})
     early = chain.vote_commit("bob", job_id, "alice", True, 0.2)
     assert chain.reject(early) == "not_in_vote_commit_phase"

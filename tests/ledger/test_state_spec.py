@@ -65,8 +65,8 @@ def _instances() -> list[Any]:
     out: list[Any] = []
     changes = genesis_records(story.genesis) + [c for b in story.blocks for c in b.changes]
     for change in changes:
-        if change.value is None or change.table in ("member", "active_job", "meta",
-                                                    "evidence"):
+        if change.value is None or change.table in ("member", "verifier", "active_job",
+                                                    "meta", "evidence"):
             continue
         record = decode_record(change.table, change.value)
         out.extend(record if isinstance(record, list) else [record])

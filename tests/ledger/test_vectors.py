@@ -31,6 +31,8 @@ from chain.transactions import (
     RevealModel,
     SignedTransaction,
     Transfer,
+    VerifierJoin,
+    VerifierLeave,
     VoteCommit,
     VoteReveal,
     model_commitment,
@@ -84,6 +86,8 @@ def build_vectors() -> dict[str, Any]:
     proposal_id = signed("alice", GovernancePropose(GovernanceAction("admit_member",
                                                                      carol.address)))
     signed("bob", GovernanceApprove(proposal_id))
+    signed("carol", VerifierJoin())  # [VERIFY-JOIN.1] empty body
+    signed("carol", VerifierLeave())  # [VERIFY-LEAVE.1] empty body
     header = BlockHeader(CHAIN_ID, Height(1), TimeMs(1_700_000_001_000), Hash32(b"\x02" * 32),
                          alice.address, merkle_root([bytes.fromhex(t["tx_hash"]) for t in txs]),
                          Hash32(b"\x03" * 32), Hash32(b"\x00" * 32))

@@ -135,8 +135,11 @@ def test_voters_who_disagree_mean_a_broken_job_nobody_banned_no_refund() -> None
     assert chain.balance("bob") == bob_before + BOUNTY
     assert chain.balance("submitter") == submitter_before - ESCROW  # nothing comes back
     # Every voter that followed the contract shares the turn's reward; the rest is burned.
+    # Dave, eligible, sent no vote: his bond is burned as well [VOTE-NOSHOW.1].
     share = REWARD // len(voters)
-    assert chain.state.burned - burned_before == ESCROW - BOUNTY - share * len(voters)
+    no_show_bonds = chain.state.params.verifier_bond
+    assert chain.state.burned - burned_before == (ESCROW - BOUNTY - share * len(voters)
+                                                  + no_show_bonds)
     assert_conserved(chain)
 
 
