@@ -21,6 +21,7 @@ from client.cli.common import (
     UserError,
     client_for,
     emit,
+    iso_time,
     json_option,
     key_option,
     load_key,
@@ -28,6 +29,7 @@ from client.cli.common import (
     out,
     passphrase_option,
     send,
+    table,
     user_errors,
     wait_option,
     when,
@@ -135,9 +137,10 @@ def chain_blocks(start: int | None, limit: int, node_url: str, as_json: bool) ->
         now = client.status()["time_ms"]
 
     def text() -> None:
-        for b in doc["blocks"]:
-            out(f"{b['height']:>8}  {b['hash'][:16]}  {b['tx_count']:>5} tx  "
-                       f"{when(b['time_ms'], now):>12}  {b['proposer']}")
+        table(("height", "hash", "txs", "time (UTC)", "age", "proposer"),
+              [(b["height"], b["hash"][:16], b["tx_count"], iso_time(b["time_ms"]),
+                when(b["time_ms"], now), b["proposer"]) for b in doc["blocks"]],
+              right=(0, 2, 4))
 
     emit(doc, as_json, text)
 
@@ -153,11 +156,14 @@ def chain_block(height: int, node_url: str, as_json: bool) -> None:
         b = client.block(height)
 
     def text() -> None:
-        for k in ("height", "hash", "time_ms", "proposer", "prev_hash", "state_root"):
+        for k in ("height", "hash", "proposer", "prev_hash", "state_root"):
             out(f"{k:11} {b[k]}")
-        for t in b["txs"]:
-            out(f"  {t['hash'][:16]}  {t['type']:12} from {t['sender']} "
-                       f"nonce {t['nonce']}")
+        out(f"{'time':11} {iso_time(b['time_ms'])} ({b['time_ms']} ms)")
+        out(f"{'txs':11} {len(b['txs'])}")
+        if b["txs"]:
+            table(("  tx", "type", "sender", "nonce"),
+                  [(f"  {t['hash'][:16]}", t["type"], t["sender"], t["nonce"])
+                   for t in b["txs"]], right=(3,))
 
     emit(b, as_json, text)
 
@@ -177,7 +183,8 @@ def chain_tx(tx_hash: bytes, node_url: str, as_json: bool) -> None:
             out(f"{tx_hash.hex()} pending (chain at {info['chain_height']})")
             return
         t = info["tx"]
-        out(f"{tx_hash.hex()} committed in block {info['height']} at {info['index']}")
+        out(f"{tx_hash.hex()} committed in block {info['height']} at index {info['index']}, "
+            f"{iso_time(info.get('time_ms'))}")
         out(f"{t['type']} from {t['sender']} nonce {t['nonce']}")
         for k, v in t["body"].items():
             if k != "type":
@@ -238,7 +245,7 @@ def chain_genesis(output: Path | None, node_url: str, as_json: bool) -> None:
     def text() -> None:
         out(f"chain     {genesis.chain_id}")
         out(f"hash      {doc['hash']} (recomputed)")
-        out(f"time_ms   {genesis.genesis_time_ms}")
+        out(f"time      {iso_time(genesis.genesis_time_ms)} ({genesis.genesis_time_ms} ms)")
         out(f"validators {len(genesis.validators)}, members {len(genesis.members)}, "
             f"supply {supply}")
         if output is not None:
@@ -314,10 +321,11 @@ def member_list(node_url: str, as_json: bool) -> None:
         doc = client.members()
 
     def text() -> None:
-        for m in doc["members"]:
-            tags = ", ".join(t for t, on in (("validator", m["validator"]),
-                                             ("banned", m["banned"])) if on)
-            out(f"{m['address']}  {m['balance']:>12}" + (f"  ({tags})" if tags else ""))
+        table(("address", "balance", "roles"),
+              [(m["address"], m["balance"],
+                ", ".join(t for t, on in (("validator", m["validator"]),
+                                          ("banned", m["banned"])) if on) or "-")
+               for m in doc["members"]], right=(1,))
 
     emit(doc, as_json, text)
 
@@ -370,8 +378,9 @@ def validator_list(node_url: str, as_json: bool) -> None:
         doc = client.validators()
 
     def text() -> None:
-        for v in doc["validators"]:
-            out(f"{v['address']}  power {v['power']}  {v['pubkey']}")
+        table(("address", "power", "public key"),
+              [(v["address"], v["power"], v["pubkey"]) for v in doc["validators"]],
+              right=(1,))
         out(f"total power {doc['total_power']}")
         for c in doc["scheduled_changes"]:
             out(f"at height {c['height']}: {c['kind']} {c['address']}")

@@ -1,8 +1,15 @@
-"""What the CLI commands that talk to a node share: options, key loading, errors, output.
+"""What the CLI commands share: options, key loading, errors, output.
 
 Exit codes: 0 ok, 1 a user error (the node said no, a wrong passphrase, an
 unreachable node: one ``Error: …`` line, never a traceback), 2 a usage error
 (click's own: a missing or malformed argument).
+
+With ``--json`` every error, of any command, is instead one JSON object on
+stderr, ``{"error": {"code": "...", "message": "..."}}`` (the shape of the
+node's API errors), with the same exit code: ``JsonError``, raised for every
+command by the root group in ``client.cli.main``. ``code`` is the node's or the
+ledger's code when there is one, else ``usage`` (exit 2), ``aborted`` or
+``user_error``.
 
 Every line a command prints for humans goes through ``out`` / ``note`` and every
 error through ``UserError``: all three make untrusted text inert
@@ -17,7 +24,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,12 +38,19 @@ from chain.transactions import Body, SignedTransaction
 from chain.types import Address, PublicKeyBytes
 from client.api.http_client import DEFAULT_NODE, NODE_ENV, ApiClient, ApiError
 from client.cli.inert import inert, out
-from client.cli.key_commands import PASSPHRASE_ENV, json_option, passphrase_option
 
 __all__ = ["inert", "json_option", "out", "passphrase_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 KEY_ENV = "LC_KEY"
+PASSPHRASE_ENV = "LC_PASSPHRASE"
+JSON_FLAG = "--json"
+
+json_option = click.option(JSON_FLAG, "as_json", is_flag=True,
+                           help="Machine-readable output (and errors as one JSON object).")
+passphrase_option = click.option(
+    "--passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
+    help=f"Read the passphrase from this file (else ${PASSPHRASE_ENV}, else a prompt).")
 
 node_option = click.option(
     "--node", "node_url", envvar=NODE_ENV, default=DEFAULT_NODE, show_default=True,
@@ -71,14 +86,63 @@ def load_key(key_path: Path, passphrase_file: Path | None) -> PrivateKey:
     try:
         return read_key_file(key_path, passphrase)
     except KeyFileError as e:
-        raise click.ClickException(str(e)) from e
+        raise UserError(str(e), code=e.code) from e
 
 
 class UserError(click.ClickException):
-    """``Error: <message>`` on stderr and exit code 1; the message made inert [TERM-INERT.1]."""
+    """``Error: <message>`` on stderr and exit code 1; the message made inert [TERM-INERT.1].
 
-    def __init__(self, message: str) -> None:
+    ``code`` is what a script reads under ``--json`` (``JsonError``)."""
+
+    def __init__(self, message: str, code: str = "user_error") -> None:
         super().__init__(inert(message))
+        self.raw_message = message
+        self.code = code
+
+
+class JsonError(click.ClickException):
+    """Any error of a command run with ``--json``: one JSON object on stderr, same exit code.
+
+    ``json.dumps`` escapes every control and non-ASCII character, so the message
+    is inert [TERM-INERT.1] and a script still reads its exact text."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def document(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+    def show(self, file: Any = None) -> None:
+        click.echo(json.dumps(self.document()), err=True)
+
+    @staticmethod
+    def of(e: click.ClickException | click.Abort) -> JsonError:
+        """The JSON form of any error a command ends with (same exit code)."""
+        if isinstance(e, JsonError):
+            return e
+        if isinstance(e, click.Abort):
+            return JsonError("aborted", "aborted (no input)")
+        if isinstance(e, UserError):
+            return JsonError(e.code, e.raw_message)
+        if isinstance(e, click.UsageError):
+            command = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
+            return JsonUsageError("usage", e.format_message() + command)
+        return JsonError("user_error", e.format_message())
+
+
+class JsonUsageError(JsonError):
+    """A usage error under ``--json``: exit code 2, as click's own."""
+
+    exit_code = 2
+
+
+def wants_json(args: Sequence[str]) -> bool:
+    """Whether a command line asks for ``--json`` (options end at ``--``)."""
+    head = list(args)
+    if "--" in head:
+        head = head[:head.index("--")]
+    return JSON_FLAG in head
 
 
 def one_line(e: ApiError) -> str:
@@ -92,9 +156,11 @@ def user_errors(prefix: str = "") -> Iterator[None]:
     try:
         yield
     except ApiError as e:
-        raise UserError(prefix + one_line(e)) from None
-    except (ChainError, OSError) as e:
-        raise UserError(prefix + str(e)) from None
+        raise UserError(prefix + one_line(e), code=e.code) from None
+    except ChainError as e:
+        raise UserError(prefix + str(e), code=e.code) from None
+    except OSError as e:
+        raise UserError(prefix + str(e), code="os_error") from None
 
 
 def client_for(node_url: str) -> ApiClient:
@@ -202,6 +268,33 @@ def send(client: ApiClient, key: PrivateKey, body: Body, *, wait: bool,
         return tx, None
     with user_errors(f"{what} {tx.hash.hex()[:16]}…: "):
         return tx, client.wait_for_tx(tx.hash, timeout=timeout)
+
+
+def iso_time(ms: object) -> str:
+    """A chain time (ms since the epoch) as ISO-8601 UTC, ``2026-11-22T09:14:03.250Z``.
+
+    What a node sends is shown as it is when it is not such a time (not a number,
+    out of range): the CLI reports, it does not crash on a node's answer."""
+    if ms is None:
+        return "-"
+    if isinstance(ms, bool) or not isinstance(ms, int | float):
+        return inert(ms)
+    try:
+        moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return str(ms)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]],
+          right: Sequence[int] = ()) -> None:
+    """Rows under a header row, columns as wide as their widest cell; every cell inert."""
+    cells = [[inert(str(c)) for c in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        parts = [c.rjust(w) if i in right else c.ljust(w)
+                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        out("  ".join(parts).rstrip())
 
 
 def short(address: str) -> str:

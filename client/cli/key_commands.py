@@ -11,9 +11,12 @@ import click
 from chain.crypto import PrivateKey, address_to_text
 from chain.errors import KeyFileError
 from chain.keyfile import read_key_file, write_key_file
+from client.cli.common import PASSPHRASE_ENV, UserError, json_option, note, passphrase_option
 from client.cli.inert import out
 
-PASSPHRASE_ENV = "LC_PASSPHRASE"
+EMPTY_PASSPHRASE_WARNING = (
+    "warning: the passphrase is empty: anyone who gets a copy of {path} can sign with it; "
+    "re-create the key with a passphrase unless this is a throwaway key")
 
 
 def _passphrase(passphrase_file: Path | None, *, confirm: bool) -> str:
@@ -22,10 +25,29 @@ def _passphrase(passphrase_file: Path | None, *, confirm: bool) -> str:
         try:
             return passphrase_file.read_text().rstrip("\n")
         except OSError as e:
-            raise click.ClickException(f"cannot read passphrase file: {e.strerror}") from e
+            raise UserError(f"cannot read passphrase file {passphrase_file}: {e.strerror}",
+                            code="os_error") from e
     if PASSPHRASE_ENV in os.environ:
         return os.environ[PASSPHRASE_ENV]
     return str(click.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm))
+
+
+def _write(path: Path, key: PrivateKey, passphrase_file: Path | None) -> None:
+    """Writes the encrypted key; warns (stderr) when it is protected by nothing."""
+    passphrase = _passphrase(passphrase_file, confirm=True)
+    if not passphrase:
+        note(EMPTY_PASSPHRASE_WARNING.format(path=path))
+    try:
+        write_key_file(path, key, passphrase)
+    except KeyFileError as e:
+        raise UserError(str(e), code=e.code) from e
+
+
+def _read(path: Path, passphrase_file: Path | None) -> PrivateKey:
+    try:
+        return read_key_file(path, _passphrase(passphrase_file, confirm=False))
+    except KeyFileError as e:
+        raise UserError(str(e), code=e.code) from e
 
 
 def _describe(key: PrivateKey, path: Path) -> dict[str, str]:
@@ -41,12 +63,6 @@ def _emit(info: dict[str, str], as_json: bool) -> None:
             out(f"{k:11} {v}")
 
 
-passphrase_option = click.option(
-    "--passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
-    help=f"Read the passphrase from this file (else ${PASSPHRASE_ENV}, else a prompt).")
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-
-
 @click.group()
 def keys() -> None:
     """Identities: secp256k1 keys in passphrase-encrypted files (mode 0600)."""
@@ -59,10 +75,7 @@ def keys() -> None:
 def keys_new(path: Path, passphrase_file: Path | None, as_json: bool) -> None:
     """Create a new key and write it, encrypted, to PATH."""
     key = PrivateKey.generate()
-    try:
-        write_key_file(path, key, _passphrase(passphrase_file, confirm=True))
-    except KeyFileError as e:
-        raise click.ClickException(str(e)) from e
+    _write(path, key, passphrase_file)
     _emit(_describe(key, path), as_json)
 
 
@@ -72,11 +85,7 @@ def keys_new(path: Path, passphrase_file: Path | None, as_json: bool) -> None:
 @json_option
 def keys_show(path: Path, passphrase_file: Path | None, as_json: bool) -> None:
     """Unlock the key at PATH and print its address and public key."""
-    try:
-        key = read_key_file(path, _passphrase(passphrase_file, confirm=False))
-    except KeyFileError as e:
-        raise click.ClickException(str(e)) from e
-    _emit(_describe(key, path), as_json)
+    _emit(_describe(_read(path, passphrase_file), path), as_json)
 
 
 @keys.command("import")
@@ -91,11 +100,9 @@ def keys_import(path: Path, secret_file: Path, passphrase_file: Path | None,
     try:
         key = PrivateKey(bytes.fromhex(secret_file.read_text().strip().removeprefix("0x")))
     except ValueError as e:
-        raise click.ClickException("secret must be 64 hex characters of a valid key") from e
-    try:
-        write_key_file(path, key, _passphrase(passphrase_file, confirm=True))
-    except KeyFileError as e:
-        raise click.ClickException(str(e)) from e
+        raise UserError(f"{secret_file}: the secret must be 64 hex characters of a valid key",
+                        code="bad_secret") from e
+    _write(path, key, passphrase_file)
     _emit(_describe(key, path), as_json)
 
 
@@ -104,10 +111,13 @@ def keys_import(path: Path, secret_file: Path, passphrase_file: Path | None,
 @click.option("--i-understand", is_flag=True, required=True,
               help="Required: the raw secret is printed in clear.")
 @passphrase_option
-def keys_export(path: Path, i_understand: bool, passphrase_file: Path | None) -> None:
+@json_option
+def keys_export(path: Path, i_understand: bool, passphrase_file: Path | None,
+                as_json: bool) -> None:
     """Print the raw secret of the key at PATH (hex) for use in another wallet."""
-    try:
-        key = read_key_file(path, _passphrase(passphrase_file, confirm=False))
-    except KeyFileError as e:
-        raise click.ClickException(str(e)) from e
-    out(key.secret.hex())
+    key = _read(path, passphrase_file)
+    if as_json:
+        out(json.dumps({"address": address_to_text(key.address), "secret": key.secret.hex(),
+                        "file": str(path)}))
+    else:
+        out(key.secret.hex())

@@ -1,11 +1,40 @@
-"""The ``learningchain`` command line. Subsystems register their groups here."""
+"""The ``learningchain`` command line. Subsystems register their groups here.
+
+The root group is where ``--json`` errors are made: whichever command failed,
+and however (``UserError``, click's usage errors, a plain ``ClickException``
+of a subsystem that cannot import ``client``), a command line holding
+``--json`` gets one JSON error object (``client.cli.common.JsonError``).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
+from client.cli.common import JsonError, wants_json
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+JSON_META = "learningchain.json"
+"""``ctx.meta`` key (shared by every sub-context): the command line asked for --json."""
+
+
+class JsonErrorsGroup(click.Group):
+    """The root group: turns any error of a ``--json`` command line into a ``JsonError``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[JSON_META] = wants_json(args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.Abort) as e:
+            if ctx.meta.get(JSON_META):
+                raise JsonError.of(e) from e
+            raise
+
+
+@click.group(cls=JsonErrorsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="learningchain")
 def cli() -> None:
     """LearningChain: train each other's models, earn credits, no middleman."""
@@ -20,7 +49,7 @@ def _register_subcommands() -> None:
         ("sandbox.cli", "sandbox"),
         ("sandbox.cli", "job"),
         ("client.cli.node_commands", "node"),
-        ("client.cli.node_commands", "devnet"),
+        ("client.cli.network_commands", "devnet"),
         ("client.cli.chain_commands", "balance"),
         ("client.cli.chain_commands", "transfer"),
         ("client.cli.chain_commands", "chain"),

@@ -1,18 +1,27 @@
-"""``learningchain network create``: a new graph on disk (genesis, node dirs, a funded user).
+"""``learningchain network create`` and ``learningchain devnet up|down|status``.
 
-The layout itself is ``client.devnet.network.create_network`` (shared with ``devnet
-up``); this command checks the arguments and prints what it wrote.
+``network create`` writes a new graph on disk (genesis, node dirs, a funded
+user); ``devnet`` also starts and stops it as local processes. The layout is
+``client.devnet.network.create_network``, the processes
+``client.devnet.processes``; this module checks arguments and prints. Every
+``--dir``/``--out`` is taken relative to the caller's working directory and
+made absolute before anything is written or started, so the commands work
+from any directory.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
+from client.cli.common import UserError, json_option, table
 from client.cli.inert import out as say
-from client.devnet.network import API_PORT_OFFSET, create_network
+from client.devnet.network import API_PORT_OFFSET, NetworkLayout, create_network
+
+DEFAULT_DEVNET = Path(".devnet")
 
 
 @click.group("network")
@@ -35,7 +44,7 @@ def network() -> None:
               show_default=True, help="Initial credits of each validator.")
 @click.option("--submitter-balance", type=click.IntRange(0, 2**62), default=10_000,
               show_default=True, help="Initial credits of the submitter user.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def network_create(out: Path, validators: int, workers: int | None, chain_id: str | None,
                    base_port: int, validator_balance: int, submitter_balance: int,
                    as_json: bool) -> None:
@@ -53,22 +62,129 @@ def network_create(out: Path, validators: int, workers: int | None, chain_id: st
                                 base_port=base_port, chain_id=chain_id,
                                 validator_balance=validator_balance,
                                 users={"submitter": submitter_balance})
-    except (FileExistsError, ValueError, OSError) as e:
-        raise click.ClickException(str(e)) from e
+    except FileExistsError as e:
+        raise UserError(str(e), code="exists") from e
+    except (ValueError, OSError) as e:
+        raise UserError(str(e)) from e
     if as_json:
         say(json.dumps(layout.to_json()))
         return
     say(f"network {layout.chain_id}: genesis {layout.genesis}")
-    for n in layout.nodes:
-        say(f"  {n.name}  {'+'.join(n.roles):16s} p2p {n.p2p_port}  api {n.api_url}  "
-                   f"{n.address}")
-    for u in layout.users:
-        say(f"  user {u.name}: {u.address} ({u.balance} credits), key {u.key_file}, "
-                   f"passphrase {u.passphrase_file}")
+    _describe(layout)
     first = layout.nodes[0]
     say("start each node:  learningchain node start --config <node>/config.toml")
     say(f"then:  export LC_NODE={first.api_url}")
     if layout.users:
         u = layout.users[0]
         say(f"       learningchain balance --key {u.key_file} "
-                   f"--passphrase-file {u.passphrase_file}")
+            f"--passphrase-file {u.passphrase_file}")
+
+
+def _describe(layout: NetworkLayout) -> None:
+    table(("node", "roles", "p2p", "api", "address"),
+          [(n.name, "+".join(n.roles), n.p2p_port, n.api_url, n.address) for n in layout.nodes])
+    if layout.users:
+        table(("user", "credits", "key", "passphrase", "address"),
+              [(u.name, u.balance, u.key_file, u.passphrase_file, u.address)
+               for u in layout.users], right=(1,))
+
+
+# --- devnet --------------------------------------------------------------------------------
+
+dir_option = click.option(
+    "--dir", "root", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_DEVNET,
+    show_default=True, help="Where the network lives (relative to the current directory).")
+
+
+def _existing(root: Path) -> Path:
+    root = root.resolve()
+    if not (root / "network.json").exists():
+        raise UserError(f"no devnet in {root} (run `learningchain devnet up --dir {root}`)",
+                        code="no_devnet")
+    return root
+
+
+@click.group()
+def devnet() -> None:
+    """A local graph of node processes on 127.0.0.1, one command."""
+
+
+@devnet.command("up")
+@dir_option
+@click.option("--validators", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option("--workers", type=click.IntRange(0, 64), default=3, show_default=True,
+              help="How many of the validators also run the worker.")
+@click.option("--base-port", type=click.IntRange(1024, 65000), default=26600, show_default=True,
+              help=f"P2P port of node0 of a new network; node i uses +i, its API "
+                   f"+{API_PORT_OFFSET}+i.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Seconds to wait for every node to commit a block.")
+@json_option
+def devnet_up(root: Path, validators: int, workers: int, base_port: int, timeout: float,
+              as_json: bool) -> None:
+    """Create (if needed) and start the graph; return once every node commits blocks.
+
+    Fails (exit 1, nothing left running) when a port is taken or a node dies."""
+    from client.devnet.processes import DevnetError, PortInUse, up
+
+    if workers > validators:
+        raise click.UsageError("--workers cannot exceed --validators")
+    if base_port + API_PORT_OFFSET + validators > 65535:
+        raise click.BadParameter("ports would exceed 65535", param_hint="--base-port")
+    try:
+        layout = up(root.resolve(), validators=validators, workers=workers,
+                    base_port=base_port, timeout=timeout)
+    except PortInUse as e:
+        raise UserError(str(e), code="port_in_use") from e
+    except DevnetError as e:
+        raise UserError(str(e), code="devnet_failed") from e
+    except (FileExistsError, ValueError, OSError) as e:
+        raise UserError(str(e)) from e
+    if as_json:
+        say(json.dumps(layout.to_json()))
+        return
+    say(f"devnet {layout.chain_id} up in {layout.root}")
+    _describe(layout)
+    say(f"then:  export LC_NODE={layout.nodes[0].api_url}")
+
+
+@devnet.command("down")
+@dir_option
+@json_option
+def devnet_down(root: Path, as_json: bool) -> None:
+    """Stop every node of the graph (SIGTERM, then SIGKILL after 20 s)."""
+    from client.devnet.processes import down
+
+    outcome = down(_existing(root))
+    if as_json:
+        say(json.dumps(outcome))
+    elif not outcome:
+        say("no devnet processes recorded")
+    else:
+        table(("node", "outcome"), sorted(outcome.items()))
+
+
+@devnet.command("status")
+@dir_option
+@json_option
+def devnet_status(root: Path, as_json: bool) -> None:
+    """Each node: running or stopped, height, peers it is connected to."""
+    from client.devnet.processes import status
+
+    rows = status(_existing(root))
+    if as_json:
+        say(json.dumps(rows))
+        return
+    table(("node", "state", "height", "peers", "api", "pid"),
+          [(r["name"], _state(r), _dash(r["height"]), _dash(r["peers"]), r["api"],
+            _dash(r["pid"])) for r in rows], right=(2, 3))
+
+
+def _state(row: dict[str, Any]) -> str:
+    if row["answered_by"]:
+        return f"port taken by {row['answered_by']}"
+    return str(row["state"])
+
+
+def _dash(value: object) -> str:
+    return "-" if value is None else str(value)

@@ -10,6 +10,9 @@ Layout of ``out``::
 Every node bootstraps to every other, on 127.0.0.1 ports from ``base_port``
 (p2p) and ``base_port + 100`` (HTTP API). Used by ``network create`` and
 ``devnet up``.
+
+Every path in ``network.json`` is absolute: node processes and later commands
+run from other directories than the one ``out`` was given relative to.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ class NodeLayout:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
+    def ports(self) -> dict[int, str]:
+        """The ports this node listens on -> what for (``node0 p2p``)."""
+        return {self.p2p_port: f"{self.name} p2p", self.api_port: f"{self.name} api"}
+
 
 @dataclass(frozen=True, slots=True)
 class UserLayout:
@@ -77,15 +84,41 @@ class NetworkLayout:
 
     @classmethod
     def load(cls, root: Path) -> NetworkLayout:
+        """The network in ``root`` (any form of the path: it is resolved here).
+
+        A relative path in the file (written before paths were made absolute, and
+        relative to wherever that command ran) is rebuilt from the fixed layout
+        under ``root``, so such a network still starts from any directory.
+        """
+        root = root.resolve()
         doc = json.loads((root / "network.json").read_text())
+
+        def at(stored: str, *fixed: str) -> Path:
+            path = Path(stored)
+            return path if path.is_absolute() else root.joinpath(*fixed)
+
         return cls(
-            root=Path(doc["root"]), chain_id=doc["chain_id"], genesis=Path(doc["genesis"]),
-            nodes=tuple(NodeLayout(n["name"], Path(n["dir"]), Path(n["config"]), n["address"],
+            root=root, chain_id=doc["chain_id"], genesis=at(doc["genesis"], "genesis.json"),
+            nodes=tuple(NodeLayout(n["name"], at(n["dir"], n["name"]),
+                                   at(n["config"], n["name"], "config.toml"), n["address"],
                                    n["p2p_port"], n["api_port"], tuple(n["roles"]))
                         for n in doc["nodes"]),
-            users=tuple(UserLayout(u["name"], Path(u["key_file"]), Path(u["passphrase_file"]),
+            users=tuple(UserLayout(u["name"], at(u["key_file"], "users", f"{u['name']}.key"),
+                                   at(u["passphrase_file"], "users",
+                                      f"{u['name']}.passphrase"),
                                    u["address"], u["balance"]) for u in doc["users"]),
         )
+
+    def ports(self) -> dict[int, str]:
+        """Every port the graph listens on -> what listens there (``node0 p2p``)."""
+        return {port: what for n in self.nodes for port, what in n.ports().items()}
+
+
+def planned_ports(validators: int, base_port: int) -> dict[int, str]:
+    """The ports ``create_network`` will give ``validators`` nodes from ``base_port``."""
+    return {port: f"node{i} {what}" for i in range(validators)
+            for port, what in ((base_port + i, "p2p"),
+                               (base_port + API_PORT_OFFSET + i, "api"))}
 
 
 def _secret_file(path: Path, text: str) -> None:
@@ -121,6 +154,7 @@ def create_network(
         raise ValueError("a network has 1..64 validators")
     if not 0 <= workers <= validators:
         raise ValueError("workers are chosen among the validators: 0..validators")
+    out = out.resolve()  # every path below, and so network.json, is absolute
     if (out / "genesis.json").exists():
         raise FileExistsError(f"{out} already holds a network (genesis.json exists)")
     out.mkdir(parents=True, exist_ok=True)
@@ -173,7 +207,7 @@ def create_network(
         user_layouts.append(UserLayout(name, user_dir / f"{name}.key",
                                        user_dir / f"{name}.passphrase",
                                        address_to_text(key.address), users[name]))
-    layout = NetworkLayout(out.resolve(), chain_id, genesis_path.resolve(), tuple(nodes),
+    layout = NetworkLayout(out, chain_id, genesis_path, tuple(nodes),
                            tuple(user_layouts))
     (out / "network.json").write_text(json.dumps(layout.to_json(), indent=2) + "\n")
     return layout

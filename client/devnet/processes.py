@@ -1,9 +1,15 @@
 """A local graph of N node processes on 127.0.0.1: start, stop, inspect.
 
 ``devnet up`` creates the network (``client.devnet.network``) unless the directory
-holds one, starts every node as its own process (``python -m client node
-start``), logs to ``<node>/node.log``, records pids in ``devnet.json`` and
-waits until every API answers and blocks are being committed.
+holds one, checks that the ports of the nodes it starts are free, starts every
+node as its own process (``python -m client node start``), logs to
+``<node>/node.log``, records pids in ``devnet.json`` and waits until every API
+answers *as that node* (its address and chain id: a port held by another graph
+answers too) and blocks are being committed. A failed ``up`` stops the nodes it
+started and says why, with the dead node's last log lines.
+
+Every function takes ``root`` relative to the caller's working directory and
+resolves it first; node processes get absolute paths only.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,14 +28,61 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from client.devnet.network import NetworkLayout, NodeLayout, create_network
+from client.devnet.network import (
+    API_PORT_OFFSET,
+    NetworkLayout,
+    NodeLayout,
+    create_network,
+    planned_ports,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """The checkout root (this file is client/devnet/processes.py): node processes run there."""
+HOST = "127.0.0.1"
 
 
 class DevnetError(Exception):
     pass
+
+
+class PortInUse(DevnetError):
+    """A port a node must listen on is held by another process: the node would die on it."""
+
+    def __init__(self, port: int, what: str, hint: str) -> None:
+        super().__init__(f"port {port} ({what}) on {HOST} is already in use by another "
+                         f"process (another devnet?); {hint}")
+        self.port, self.what = port, what
+
+
+def port_free(port: int) -> bool:
+    """Whether a node could listen on ``port`` now (SO_REUSEADDR as the node's servers set
+    it, so a socket in TIME_WAIT from a graph just stopped does not count as taken)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+            sock.listen(1)
+        except OSError:
+            return False
+    return True
+
+
+def check_ports(ports: dict[int, str], hint: str) -> None:
+    """Raises ``PortInUse`` for the first taken port of ``ports`` (port -> who needs it)."""
+    for port, what in sorted(ports.items()):
+        if not port_free(port):
+            raise PortInUse(port, what, hint)
+
+
+def suggest_base_port(validators: int, avoid: int) -> int | None:
+    """A base port whose every devnet port is free now, for the error message."""
+    for step in range(1, 40):
+        base = avoid + step * (API_PORT_OFFSET + 100)
+        if base + API_PORT_OFFSET + validators > 65535:
+            return None
+        if all(port_free(p) for p in planned_ports(validators, base)):
+            return base
+    return None
 
 
 @dataclass
@@ -57,11 +111,19 @@ def api_get(url: str, timeout: float = 2.0) -> Any:
 
 
 def node_status(node: NodeLayout, timeout: float = 2.0) -> dict[str, Any] | None:
+    """``/api/v1/status`` of whatever answers on the node's API port (None: nothing)."""
     try:
         result = api_get(f"{node.api_url}/api/v1/status", timeout)
     except (urllib.error.URLError, OSError, ValueError):
         return None
     return result if isinstance(result, dict) else None
+
+
+def stranger(node: NodeLayout, chain_id: str, status: dict[str, Any]) -> str | None:
+    """Who answered instead of ``node``, or None when it is the node itself."""
+    if status.get("address") == node.address and status.get("chain_id") == chain_id:
+        return None
+    return f"node {status.get('address')} of chain {status.get('chain_id')}"
 
 
 def start_node_process(node: NodeLayout, *, log_level: str = "info",
@@ -111,11 +173,21 @@ def up(
 ) -> NetworkLayout:
     """Creates (if needed) and starts the graph; returns when all nodes commit blocks.
 
-    ``node_env`` adds environment variables per node index, e.g. ``DOCKER_HOST`` for a
-    node whose worker has a Docker engine of its own, as on a real graph."""
+    Raises ``PortInUse`` before starting anything when a port is taken, and
+    ``DevnetError`` (after stopping the nodes it started) when a node dies or
+    another process answers on its API port. ``node_env`` adds environment
+    variables per node index, e.g. ``DOCKER_HOST`` for a node whose worker has a
+    Docker engine of its own, as on a real graph."""
+    root = root.resolve()
     if (root / "network.json").exists():
         layout = NetworkLayout.load(root)
     else:
+        suggestion = None
+        ports = planned_ports(validators, base_port)
+        if not all(port_free(p) for p in ports):
+            suggestion = suggest_base_port(validators, base_port)
+        check_ports(ports, "choose other ports with --base-port"
+                    + (f", e.g. --base-port {suggestion}" if suggestion else ""))
         layout = create_network(root, validators=validators, workers=workers,
                                 base_port=base_port, worker_settings=worker_settings,
                                 consensus=consensus, users=users,
@@ -123,13 +195,22 @@ def up(
                                 peer_exchange=peer_exchange)
     running = {name: pid for name, pid in load_pids(root).items()
                if NodeProcess(_node(layout, name), pid).alive()}
+    to_start = [(i, n) for i, n in enumerate(layout.nodes) if n.name not in running]
+    check_ports({port: what for _, n in to_start for port, what in n.ports().items()},
+                f"this network's ports are fixed in {root / 'network.json'}: stop what "
+                "holds the port, or make a new network with --dir OTHER --base-port N")
     pids = dict(running)
-    for i, node in enumerate(layout.nodes):
-        if node.name not in pids:
-            pids[node.name] = start_node_process(node, log_level=log_level,
-                                                 env=(node_env or {}).get(i))
+    for i, node in to_start:
+        pids[node.name] = start_node_process(node, log_level=log_level,
+                                             env=(node_env or {}).get(i))
     _save_pids(root, pids)
-    wait_until_committing(layout, pids, timeout=timeout)
+    try:
+        wait_until_committing(layout, pids, timeout=timeout)
+    except DevnetError:
+        started = {node.name: pids[node.name] for _, node in to_start}
+        _stop(started, timeout=10.0)
+        _save_pids(root, running)
+        raise
     return layout
 
 
@@ -142,14 +223,23 @@ def _node(layout: NetworkLayout, name: str) -> NodeLayout:
 
 def wait_until_committing(layout: NetworkLayout, pids: dict[str, int], *,
                           timeout: float = 60.0, min_height: int = 1) -> None:
+    """Until every node's process is alive and its own API (not another graph's on the
+    same port) reports ``min_height``; a dead node or a stranger raises at once."""
     deadline = time.monotonic() + timeout
     while True:
         heights = {}
         for node in layout.nodes:
             if not NodeProcess(node, pids[node.name]).alive():
                 tail = _tail(node.directory / "node.log")
-                raise DevnetError(f"{node.name} exited during start; last log lines:\n{tail}")
+                raise DevnetError(f"{node.name} exited during start; last log lines of "
+                                  f"{node.directory / 'node.log'}:\n{tail}")
             status = node_status(node)
+            other = stranger(node, layout.chain_id, status) if status else None
+            if other is not None:
+                raise DevnetError(f"{node.name}: {node.api_url} is answered by {other}, not "
+                                  f"by {node.address} of this network: its port is taken; "
+                                  f"last log lines of {node.name}:\n"
+                                  f"{_tail(node.directory / 'node.log')}")
             heights[node.name] = status.get("height", 0) if status else None
         if all(h is not None and h >= min_height for h in heights.values()):
             return
@@ -167,7 +257,14 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 def down(root: Path, *, timeout: float = 20.0) -> dict[str, str]:
     """SIGTERM every node, SIGKILL what is left after ``timeout``; returns name -> outcome."""
-    pids = load_pids(root)
+    root = root.resolve()
+    outcome = _stop(load_pids(root), timeout=timeout)
+    with contextlib.suppress(FileNotFoundError):
+        _state_file(root).unlink()
+    return outcome
+
+
+def _stop(pids: dict[str, int], *, timeout: float) -> dict[str, str]:
     for pid in pids.values():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -183,8 +280,6 @@ def down(root: Path, *, timeout: float = 20.0) -> dict[str, str]:
         else:
             outcome[name] = "stopped"
         _reap(pid)
-    with contextlib.suppress(FileNotFoundError):
-        _state_file(root).unlink()
     return outcome
 
 
@@ -206,16 +301,26 @@ def _reap(pid: int) -> None:
 
 
 def status(root: Path) -> list[dict[str, Any]]:
+    """One row per node. ``state``: ``running`` (its own API answers), ``stopped`` (no
+    process), ``starting`` (a process, no answer yet) or ``port taken`` (another node
+    answers on its API port: its numbers are not shown as this node's)."""
     layout = NetworkLayout.load(root)
-    pids = load_pids(root)
+    pids = load_pids(layout.root)
     rows = []
     for node in layout.nodes:
         pid = pids.get(node.name)
         st = node_status(node)
+        other = stranger(node, layout.chain_id, st) if st else None
+        ours = st if st is not None and other is None else None
+        running = ours is not None or (pid is not None and _alive(pid))
+        state = ("running" if ours else "port taken" if other else
+                 "starting" if running else "stopped")
         rows.append({
-            "name": node.name, "pid": pid, "running": pid is not None and _alive(pid),
-            "api": node.api_url, "roles": list(node.roles), "address": node.address,
-            "height": st.get("height") if st else None,
-            "peers": len(st.get("peers", [])) if st else None,
+            "name": node.name, "pid": pid if pid is not None and _alive(pid) else None,
+            "state": state,
+            "running": running, "api": node.api_url, "roles": list(node.roles),
+            "address": node.address, "answered_by": other,
+            "height": ours.get("height") if ours else None,
+            "peers": ours.get("peer_count") if ours else None,
         })
     return rows
