@@ -48,18 +48,41 @@ def base_image_cmd(as_json: bool) -> None:
 
 
 @sandbox.command("cleanup")
-@click.option("--node", "node_id", default=None, help="Only this node's containers.")
-def cleanup_cmd(node_id: str | None) -> None:
-    """Remove job containers left behind by a crash."""
-    from sandbox.cleanup import cleanup_containers
+@click.option("--node", "node_id", default=None,
+              help="Remove every container of this node (label learningchain.node), running "
+                   "ones too: only for a node you know is not running.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def cleanup_cmd(node_id: str | None, as_json: bool) -> None:
+    """Remove job containers left behind by a crash.
+
+    Without --node: only stopped or never-started ones (no node can be using
+    them); running ones are kept and listed, since their node may be alive."""
+    from sandbox.cleanup import sweep
     from sandbox.engine import connect
 
     try:
-        removed = cleanup_containers(connect(), node_id)
+        done = sweep(connect(), node_id)
     except SandboxError as e:
         _fail(e)
         return
-    click.echo(f"removed {len(removed)} job container(s)")
+    if as_json:
+        click.echo(json.dumps({"removed": [c.to_json() for c in done.removed],
+                               "kept": [c.to_json() for c in done.kept]}))
+        return
+    click.echo(f"removed {len(done.removed)} job container(s)")
+    for c in done.removed:
+        click.echo(_shown(f"  removed {c.name} ({c.id[:12]}, {c.state}, node {c.node}, "
+                          f"job {c.job})"))
+    for c in done.kept:
+        click.echo(_shown(f"  kept {c.name} ({c.id[:12]}, {c.state}, node {c.node}): its node "
+                          f"may be running; if it crashed: learningchain sandbox cleanup "
+                          f"--node {c.node}"))
+
+
+def _shown(line: str) -> str:
+    """A line carrying label values (anyone with the engine can set them) made inert:
+    unprintable characters escaped as in JSON [TERM-INERT.1]."""
+    return line if line.isprintable() else json.dumps(line)[1:-1]
 
 
 @click.group()
