@@ -159,6 +159,10 @@ class ApiClient:
     def leaderboard(self, job_id: str | bytes) -> Json:
         return dict(self.get(f"/jobs/{_hex(job_id)}/leaderboard"))
 
+    def job_logs(self, job_id: str | bytes, tail: int | None = None) -> Json:
+        """[API-JOBLOG.1] The node's own worker attempts on a job (failed ones with output)."""
+        return dict(self.get(f"/jobs/{_hex(job_id)}/logs", tail=tail))
+
     def validators(self) -> Json:
         return dict(self.get("/validators"))
 

@@ -37,6 +37,14 @@ from client.api.limits import (
     MAX_JOBS_PAGE,
     MAX_WAIT_S,
 )
+from client.worker.attempt_log import (
+    FAULTS,
+    LOG_TAIL_BYTES,
+    MAX_ATTEMPTS_KEPT,
+    MAX_DETAIL_CHARS,
+    OUTCOMES,
+    STAGES,
+)
 
 S = dict[str, Any]
 
@@ -263,6 +271,32 @@ SCHEMAS: dict[str, S] = {
         "best": array(ref("ClaimPoint")),
     }, description="Every claim of a job in chain order (a claimer's earlier claims too), and "
                    "the claims that lowered the best loss (served with the dashboard)"),
+    "AttemptRecord": obj({
+        "job_id": HEX32, "worker": ADDRESS,
+        "attempt": {**COUNT, "description": "Attempt number (its seed); a run given back "
+                                            "repeats it"},
+        "run": {**COUNT, "description": "Runs this worker started on the job, this one included"},
+        "started_ms": TIME_MS, "seconds": {"type": "number", "minimum": 0},
+        "stage": {"enum": list(STAGES), "description": "Where the attempt ended"},
+        "outcome": {"enum": list(OUTCOMES)},
+        "reason": {**text(64), "description": "The sandbox's failure reason [JOB-EXIT.2] "
+                                              "(or inconsistent); empty when ok"},
+        "fault": {"enum": list(FAULTS), "description": "Whose fault [JOB-EXIT.5]: job (the "
+                                                       "attempt is used up) or worker"},
+        "exit_code": nullable(INT),
+        "detail": text(MAX_DETAIL_CHARS + 3),
+        "loss": nullable(NUMBER),
+        "log": {**text(LOG_TAIL_BYTES), "description": "The end of what a failed run printed "
+                                                       "(UTF-8, invalid bytes replaced)"},
+        "log_bytes": {**COUNT, "description": "Bytes the run printed in all"},
+    }, description="One training attempt of a job by a worker on this node"),
+    "JobAttempts": obj({
+        "job_id": HEX32, "node": ADDRESS,
+        "worker_role": {"type": "boolean", "description": "Whether this node runs a worker"},
+        "attempts": array(ref("AttemptRecord")),
+    }, description="[API-JOBLOG.1] This node's worker attempts on a job, oldest first: "
+                   f"the last {MAX_ATTEMPTS_KEPT} per worker, each failed one with the end "
+                   "of its output. Other nodes' workers are not known here."),
     "GovernanceAction": obj({
         "kind": {"enum": list(GOV_ACTIONS)},
         "target": {"oneOf": [ADDRESS, PUBKEY], "description": "Address, or public key (add)"},
@@ -415,6 +449,14 @@ def _paths() -> dict[str, S]:
         "/jobs/{job_id}/leaderboard": {"get": _op(
             "Job leaderboard", {"200": _json(ref("Leaderboard")), **BAD, "404": NOT_FOUND},
             params=[JOB_ID], tags=("jobs",))},
+        "/jobs/{job_id}/logs": {"get": _op(
+            "Job attempts on this node",
+            {"200": _json(ref("JobAttempts")), **BAD, "404": NOT_FOUND},
+            params=[JOB_ID, _query("tail", {"type": "integer", "minimum": 0,
+                                            "maximum": LOG_TAIL_BYTES,
+                                            "default": LOG_TAIL_BYTES},
+                                   "Bytes of each failed run's output to include (its end)")],
+            tags=("jobs",))},
         "/jobs/{job_id}/history": {"get": _op(
             "Job claim history", {"200": _json(ref("ClaimHistory")), **BAD, "404": NOT_FOUND},
             params=[JOB_ID], tags=("jobs",))},

@@ -77,6 +77,7 @@ from client.api.limits import (
 from client.api.openapi import openapi_document
 from client.api.state_routes import StateRoutes
 from client.node.handle import CommittedBlock, NodeHandle
+from client.worker.attempt_log import LOG_TAIL_BYTES, job_attempts
 from p2p.blobstore import BlobError, BlobTooLarge
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,7 @@ class ApiServer:
             ("GET", "/jobs", self.get_jobs),
             ("GET", "/jobs/{job_id}", self.get_job),
             ("GET", "/jobs/{job_id}/leaderboard", self.get_leaderboard),
+            ("GET", "/jobs/{job_id}/logs", self.get_job_logs),
             *self.state_routes.routes(),  # accounts, governance, genesis, supply
             ("POST", "/blobs", self.post_blob),
             ("GET", "/blobs/{blob}", self.get_blob),
@@ -435,6 +437,21 @@ class ApiServer:
         job = self._job(request)
         return web.json_response({"job_id": job.job_id.hex(), "status": str(job.status),
                                   "claims": leaderboard_json(job)})
+
+    async def get_job_logs(self, request: web.Request) -> web.Response:
+        """[API-JOBLOG.1] This node's worker attempts on a job: how each ended, and the end
+        of what a failed run printed (``tail`` bytes of it, at most ``LOG_TAIL_BYTES``)."""
+        job = self._job(request)
+        tail = parse_int(request.query.get("tail"), "tail", default=LOG_TAIL_BYTES, low=0,
+                         high=LOG_TAIL_BYTES)
+        records = await asyncio.to_thread(job_attempts, Path(self.node.data_dir) / "worker",
+                                          job.job_id)
+        status = self.node.status()
+        return web.json_response({
+            "job_id": job.job_id.hex(), "node": addr(status.address),
+            "worker_role": "worker" in status.roles,
+            "attempts": [r.with_tail(tail).to_json() for r in records],
+        })
 
     # -- blobs --------------------------------------------------------------------------
 

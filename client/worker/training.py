@@ -30,6 +30,7 @@ from chain.transactions import ClaimLoss, model_commitment
 from chain.types import Address, Hash32
 from client.node.config import WorkerPolicy
 from client.node.handle import NodeHandle
+from client.worker.attempt_log import AttemptLog, fault_of
 from client.worker.outbox import Action, Outbox, short
 from client.worker.policy import (
     Identity,
@@ -57,7 +58,7 @@ from client.worker.selfcheck import VARIANTS, CheckOutcome, SelfCheck, judge
 from client.worker.state import ClaimSecret, WorkerStore
 from client.worker.votes import seconds_until
 from sandbox.eval_env import eval_seed
-from sandbox.results import WORKER_FAULTS, FailureReason
+from sandbox.results import WORKER_FAULTS, EvalResult, FailureReason
 from sandbox.runner import SandboxRunner
 
 log = logging.getLogger("learningchain.worker")
@@ -73,8 +74,12 @@ class Trainer:
 
     def __init__(self, node: NodeHandle, policy: WorkerPolicy, key: PrivateKey,
                  store: WorkerStore, outbox: Outbox, threads: Threads, runner: SandboxRunner,
-                 images: ImageCache, wake: Callable[[], None]) -> None:
+                 images: ImageCache, wake: Callable[[], None],
+                 attempts: AttemptLog | None = None) -> None:
         self.node = node
+        self.attempts = attempts if attempts is not None else AttemptLog(
+            store.dir, store.address_text)
+        """What each attempt ended with, kept for the job's submitter [API-JOBLOG.1]."""
         self.policy = policy
         self.key = key
         self.address: Address = key.address
@@ -276,7 +281,17 @@ class Trainer:
         shutil.rmtree(run_dir, ignore_errors=True)
         log.info("job %s: attempt %d/%d: params %s (seed %d)", label, attempt,
                  self.policy.max_attempts, dict(params.hyperparameters), params.seed)
-        started = time.monotonic()
+        started, started_ms = time.monotonic(), self.node.now_ms()
+        run = self.store.state.job(job.job_id).runs
+
+        def record(stage: str, reason: FailureReason | str | None, fault: str, *,
+                   exit_code: int | None = None, detail: str = "", loss: float | None = None,
+                   output: bytes = b"") -> None:
+            self.attempts.record(job.job_id, attempt=attempt, run=run, started_ms=started_ms,
+                                 seconds=time.monotonic() - started, stage=stage,
+                                 reason=reason, fault=fault, exit_code=exit_code,
+                                 detail=detail, loss=loss, output=output)
+
         try:
             self._set_phase("training", attempt)
             trained = await self.threads.run(self.runner.train, image_id, params, limits, None,
@@ -285,21 +300,33 @@ class Trainer:
             if not trained.ok or trained.model_path is None:
                 log.warning("job %s: attempt %d: training failed: %s: %s; log tail: %r", label,
                             attempt, trained.reason, trained.detail, trained.log_tail[-500:])
+                record("train", trained.reason or FailureReason.MODEL_MISSING,
+                       fault_of(trained.reason or FailureReason.MODEL_MISSING),
+                       exit_code=trained.exit_code, detail=trained.detail,
+                       output=trained.logs)
                 if trained.reason == FailureReason.IMAGE_MISSING:
                     self.images.forget(image_id)
                 if trained.reason in WORKER_FAULTS:
                     return f"training: {trained.reason}: {trained.detail}"
                 return None  # the job's fault [JOB-EXIT.5]: the attempt is used up
             self._set_phase("self-check", attempt)
-            check = await self._self_check(job, image_id, trained.model_path, tag)
+            check, runs = await self._self_check(job, image_id, trained.model_path, tag)
+            failed = next((r for r in runs if not r.ok), None)
             if check.outcome == CheckOutcome.WORKER_FAULT:
                 log.warning("job %s: attempt %d: self-check: %s", label, attempt, check.why)
+                record("self-check", failed.reason if failed else "worker_fault", "worker",
+                       exit_code=failed.exit_code if failed else None, detail=check.why,
+                       output=failed.logs if failed else b"")
                 self.images.forget(image_id)
                 return f"self-check: {check.why}"
             if check.outcome == CheckOutcome.INCONSISTENT or check.loss is None:
+                record("self-check", failed.reason if failed else "inconsistent", "job",
+                       exit_code=failed.exit_code if failed else None, detail=check.why,
+                       output=failed.logs if failed else b"")
                 self._mark_inconsistent(job.job_id, check)
                 return None
             measured = check.loss
+            record("self-check", None, "", detail=check.why, loss=measured)
             progress = self.store.state.job(job.job_id)
             if progress.best_measured is None or measured < progress.best_measured:
                 progress.best_measured = measured
@@ -311,9 +338,11 @@ class Trainer:
             self.last_attempt_ms[job.job_id] = (time.monotonic() - started) * 1000
             shutil.rmtree(run_dir, ignore_errors=True)
 
-    async def _self_check(self, job: Job, image_id: str, model: Path, tag: str) -> SelfCheck:
+    async def _self_check(self, job: Job, image_id: str, model: Path,
+                          tag: str) -> tuple[SelfCheck, tuple[EvalResult, ...]]:
         """[WORK-SELFCHECK.1] Two fresh evaluation containers (plain, then variant), each
-        with the voters' environment and seed [EVAL-ENV.*]; stops at a worker fault."""
+        with the voters' environment and seed [EVAL-ENV.*]; stops at a failed run.
+        Returns the verdict and the runs (a failed run's output goes to the attempt record)."""
         spec = job.spec
         results = []
         for variant in VARIANTS:
@@ -323,7 +352,7 @@ class Trainer:
             results.append(result)
             if not result.ok:
                 break  # a failed run decides the check; no second container needed
-        return judge(tuple(results), spec.loss_tolerance)
+        return judge(tuple(results), spec.loss_tolerance), tuple(results)
 
     def _mark_inconsistent(self, job_id: bytes, check: SelfCheck) -> None:
         """[WORK-SELFCHECK.1] No claim; the job is never run again by this worker."""

@@ -37,6 +37,7 @@ from chain.transactions import ClaimLoss, RevealModel
 from chain.types import Address, Hash32
 from client.node.config import WorkerPolicy
 from client.node.handle import CommittedBlock, NodeHandle
+from client.worker.attempt_log import AttemptLog
 from client.worker.disk import DiskKeeper
 from client.worker.outbox import Action, Outbox, short
 from client.worker.sandboxing import ImageCache, Threads, remove_containers
@@ -67,6 +68,8 @@ class Worker:
         self.address: Address = self.key.address
         self.address_text = address_to_text(self.address)
         self.store = WorkerStore(node.data_dir / "worker", self.address)
+        self.attempts = AttemptLog(self.store.dir, self.address_text)
+        """Each training attempt's outcome, served to the job's submitter [API-JOBLOG.1]."""
         self.threads = Threads()
         self._runner = runner
         self._images: ImageCache | None = None
@@ -112,7 +115,8 @@ class Worker:
         self.verifier = Verifier(self.node, self.policy, self.address, self.store, self.outbox,
                                  self.threads, self.runner, self._images, self._wake.set)
         self.trainer = Trainer(self.node, self.policy, self.key, self.store, self.outbox,
-                               self.threads, self.runner, self._images, self._wake.set)
+                               self.threads, self.runner, self._images, self._wake.set,
+                               self.attempts)
         leftovers = await asyncio.to_thread(remove_containers, self.runner.client,
                                             self.runner.node_id, self.address)
         if leftovers:
@@ -345,6 +349,7 @@ class Worker:
                 "best_measured_loss": progress.best_measured,
                 "claimed_loss": best.claimed_loss if best else None,
                 "claims": len(progress.claims),
+                "last_failure": self.attempts.last_failure(job_hex),
             }
             if progress.inconsistent:
                 inconsistent[job_hex] = progress.inconsistent

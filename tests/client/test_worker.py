@@ -298,7 +298,7 @@ async def test_restarted_workers_still_reveal_their_model_and_their_vote(
                              "alice's training to end", everyone)
             assert alice.summary()["jobs"][job_id.hex()] == {
                 "attempts": 2, "runs": 2, "best_measured_loss": claim.loss,
-                "claimed_loss": claim.loss, "claims": 1}
+                "claimed_loss": claim.loss, "claims": 1, "last_failure": None}
             await alice.stop()
             # 3. a third start, after the claim: it reveals when the turn comes
             alice = Worker(node, two_tries, runner=alice_runner, key=keys["alice"])

@@ -34,6 +34,7 @@ from chain.jobspec import JobSpec, ParamSpec, ResourceLimits, VotingParams
 from chain.transactions import PostJob, sign_transaction
 from chain.types import Amount, Hash32, TimeMs
 from client.node.config import WorkerPolicy
+from client.worker.attempt_log import job_attempts
 from client.worker.worker import Worker
 from sandbox.base_image import BASE_TAG, build_image, ensure_base_image
 from sandbox.engine import connect
@@ -198,6 +199,13 @@ async def test_work_selfcheck_1_irreproducible_or_broken_evaluate_is_never_claim
         assert "INCONSISTENT, not claiming and not running it again" in caplog.text
         assert caplog.text.count("attempt 1/3: params") == 1
         assert "attempt 2/3" not in caplog.text
+        # [API-JOBLOG.1] the submitter can learn why: the attempt's record says so
+        [record] = job_attempts(node.data_dir / "worker", job_id)
+        assert (record.stage, record.outcome, record.fault, record.run) == (
+            "self-check", "failed", "job", 1)
+        assert record.reason == ("inconsistent" if evaluate == "random" else "bad_metrics")
+        assert inconsistent[job_id.hex()].startswith(record.detail.removesuffix("..."))
+        assert progress["last_failure"] == f"self-check: {record.reason}: {record.detail}"
 
         # a restart on the same folder remembers: the job is skipped, never run again
         again = Worker(node, POLICY, runner=runner, key=keys["alice"])
@@ -234,6 +242,10 @@ async def test_work_attempts_1_output_deeper_than_path_max_runs_at_most_max_atte
         assert text.count("training failed: bad_output") == 3
         assert "attempt 4/" not in text and "paused: the Docker engine failed" not in text
         assert "all 3 attempts used" in text
+        records = job_attempts(node.data_dir / "worker", job_id)
+        assert [(r.attempt, r.stage, r.reason, r.fault) for r in records] == [
+            (n, "train", "bad_output", "job") for n in (1, 2, 3)]
+        assert all(r.detail.startswith("output ") and r.exit_code == 0 for r in records), records
 
         again = Worker(node, POLICY, runner=runner, key=keys["alice"])
         await again.start()

@@ -1,0 +1,230 @@
+"""What happened to each of this worker's runs of a job, kept so its submitter can be told.
+
+Before this, a failed run's reason and traceback reached only the worker's own
+log, so a submitter whose ``train`` crashed saw nothing but a refund. Each
+training attempt now leaves one ``AttemptRecord``: which stage ended it
+(``train``, ``self-check``), the sandbox's ``FailureReason`` and whose fault it
+is [JOB-EXIT.5], the exit code, one line of detail, and for a failed run the
+last ``LOG_TAIL_BYTES`` of what the job printed (its traceback). The node's API
+serves them (``GET /jobs/{job_id}/logs`` [API-JOBLOG.1]).
+
+Bounded and sanitised [API-JOBLOG.2]:
+
+- per attempt, at most the last ``LOG_TAIL_BYTES`` of output and a detail line of
+  ``MAX_DETAIL_CHARS``; per job the last ``MAX_ATTEMPTS_KEPT`` attempts; per
+  worker identity the files of the last ``MAX_JOBS_KEPT`` jobs (oldest removed);
+- output is decoded as UTF-8 with replacement characters, so a record is always
+  valid JSON text; control characters stay in the text and are escaped where it
+  is shown (``client.cli.inert``, the JSON encoder);
+- this worker's own folder is replaced by ``<worker>`` in details (its host paths
+  are nobody else's business);
+- a successful run keeps no output: until its claim is revealed, what a training
+  run printed may describe the model (its loss is what the claim announces).
+
+Layout: ``<data_dir>/worker/<lc1 address>/attempts/<job hex>.json``, each a JSON
+list of records, replaced atomically. Records survive a restart and a
+settlement: a refunded submitter asks afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from sandbox.results import WORKER_FAULTS, FailureReason
+
+log = logging.getLogger("learningchain.worker")
+
+ATTEMPTS_DIR = "attempts"
+LOG_TAIL_BYTES = 64 * 1024
+"""Bytes of a failed run's output kept: the end, where a traceback is."""
+MAX_ATTEMPTS_KEPT = 8
+"""Attempts kept per job (the latest)."""
+MAX_JOBS_KEPT = 64
+"""Job files kept per worker identity (the most recently written)."""
+MAX_DETAIL_CHARS = 1000
+
+STAGES = ("train", "self-check")
+OUTCOMES = ("ok", "failed")
+FAULTS = ("job", "worker", "")
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One training attempt of one job by one worker identity, as its submitter may see it."""
+
+    job_id: str
+    """Hex."""
+    worker: str
+    """The worker's address text."""
+    attempt: int
+    """The attempt number whose seed was used (a run given back repeats its number)."""
+    run: int
+    """Every run started on this job by this worker, counted from 1 [WORK-ATTEMPTS.1]."""
+    started_ms: int
+    seconds: float
+    stage: str
+    """Where the attempt ended: ``train``, ``self-check`` (the two evaluation runs)."""
+    outcome: str
+    """``ok`` (a measured loss) or ``failed``."""
+    reason: str
+    """A ``FailureReason`` value, ``inconsistent`` for a self-check that disagreed, or ''."""
+    fault: str
+    """``job`` (the attempt is used up), ``worker`` (given back) [JOB-EXIT.5], or ''."""
+    exit_code: int | None
+    detail: str
+    loss: float | None
+    """The measured loss of a successful attempt."""
+    log: str
+    """The end of what the failed run printed (stdout and stderr, interleaved)."""
+    log_bytes: int
+    """How many bytes the run printed in all (``log`` may hold only the end of them)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: Any) -> AttemptRecord:
+        if not isinstance(doc, dict):
+            raise ValueError("an attempt record is an object")
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            value = doc.get(f.name)
+            kinds = _FIELD_TYPES[f.name]
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                raise ValueError(f"attempt record field {f.name!r}: {value!r:.80}")
+            values[f.name] = value
+        return cls(**values)
+
+    def with_tail(self, max_bytes: int) -> AttemptRecord:
+        """The same record with at most the last ``max_bytes`` (UTF-8) of its log."""
+        data = self.log.encode("utf-8", "surrogatepass")
+        if len(data) <= max_bytes:
+            return self
+        tail = data[len(data) - max_bytes:] if max_bytes else b""
+        return replace(self, log=tail.decode("utf-8", "replace"))
+
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "job_id": (str,), "worker": (str,), "attempt": (int,), "run": (int,),
+    "started_ms": (int,), "seconds": (int, float), "stage": (str,), "outcome": (str,),
+    "reason": (str,), "fault": (str,), "exit_code": (int, type(None)), "detail": (str,),
+    "loss": (int, float, type(None)), "log": (str,), "log_bytes": (int,),
+}
+"""What each field of a record read back from disk must be (a damaged file is ignored)."""
+
+
+def fault_of(reason: FailureReason | None) -> str:
+    """[JOB-EXIT.5] ``worker`` for a reason in ``WORKER_FAULTS``, else ``job``."""
+    if reason is None:
+        return ""
+    return "worker" if reason in WORKER_FAULTS else "job"
+
+
+def log_tail(output: bytes) -> str:
+    """The last ``LOG_TAIL_BYTES`` of a run's output as text (invalid UTF-8 replaced)."""
+    return output[-LOG_TAIL_BYTES:].decode("utf-8", "replace")
+
+
+class AttemptLog:
+    """The attempt records of one worker identity (``<worker dir>/attempts``)."""
+
+    def __init__(self, worker_dir: Path, worker: str) -> None:
+        self.dir = worker_dir / ATTEMPTS_DIR
+        self.worker = worker
+        self._private = str(worker_dir.resolve())
+        self._latest: dict[str, AttemptRecord | None] = {}
+
+    def sanitise(self, text: str) -> str:
+        """A detail line without this worker's host paths, bounded."""
+        text = text.replace(self._private, "<worker>")
+        return text if len(text) <= MAX_DETAIL_CHARS else text[:MAX_DETAIL_CHARS] + "..."
+
+    def record(self, job_id: bytes, *, attempt: int, run: int, started_ms: int,
+               seconds: float, stage: str, reason: FailureReason | str | None,
+               fault: str, exit_code: int | None = None, detail: str = "",
+               loss: float | None = None, output: bytes = b"") -> AttemptRecord:
+        """Append one attempt to the job's file (the last ``MAX_ATTEMPTS_KEPT`` stay)."""
+        failed = reason is not None
+        rec = AttemptRecord(
+            job_id=job_id.hex(), worker=self.worker, attempt=attempt, run=run,
+            started_ms=started_ms, seconds=round(seconds, 3), stage=stage,
+            outcome="failed" if failed else "ok", reason=str(reason or ""), fault=fault,
+            exit_code=exit_code, detail=self.sanitise(detail), loss=loss,
+            log=log_tail(output) if failed else "", log_bytes=len(output))
+        try:
+            self._write(job_id.hex(), [*read_records(self._file(job_id.hex())), rec])
+        except OSError as e:  # the run's outcome is in the node's log either way
+            log.warning("job %s: could not keep the attempt record: %s", job_id.hex()[:12], e)
+        self._latest[job_id.hex()] = rec
+        return rec
+
+    def latest(self, job_hex: str) -> AttemptRecord | None:
+        """The last attempt recorded for a job (read once from disk, then remembered)."""
+        if job_hex not in self._latest:
+            records = read_records(self._file(job_hex))
+            self._latest[job_hex] = records[-1] if records else None
+        return self._latest[job_hex]
+
+    def last_failure(self, job_hex: str) -> str | None:
+        """``reason: detail`` of the job's last attempt when it failed, for the summary."""
+        rec = self.latest(job_hex)
+        if rec is None or rec.outcome != "failed":
+            return None
+        return f"{rec.stage}: {rec.reason}: {rec.detail}"
+
+    def _file(self, job_hex: str) -> Path:
+        return self.dir / f"{job_hex}.json"
+
+    def _write(self, job_hex: str, records: list[AttemptRecord]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self._file(job_hex)
+        tmp = self.dir / f".{job_hex}.{os.getpid()}.tmp"
+        data = json.dumps([r.to_json() for r in records[-MAX_ATTEMPTS_KEPT:]])
+        tmp.write_text(data, encoding="utf-8")
+        os.replace(tmp, path)
+        self._prune()
+
+    def _prune(self) -> None:
+        """Keep the files of the ``MAX_JOBS_KEPT`` most recently written jobs."""
+        files = sorted(self.dir.glob("*.json"), key=_mtime, reverse=True)
+        for old in files[MAX_JOBS_KEPT:]:
+            with contextlib.suppress(OSError):
+                old.unlink()
+            self._latest.pop(old.stem, None)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def read_records(path: Path) -> list[AttemptRecord]:
+    """The records of one job file; a missing or damaged file reads as none."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return [AttemptRecord.from_json(d) for d in doc][-MAX_ATTEMPTS_KEPT:]
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, TypeError) as e:
+        log.warning("attempt records %s are unreadable (%s); ignored", path, e)
+        return []
+
+
+def job_attempts(worker_root: Path, job_id: bytes) -> list[AttemptRecord]:
+    """Every worker identity's records of ``job_id`` under a node's ``worker`` folder,
+    oldest first (a node usually runs one worker; tests run several on one node)."""
+    if not worker_root.is_dir():
+        return []
+    records: list[AttemptRecord] = []
+    for identity in sorted(worker_root.iterdir()):
+        if identity.is_dir():
+            records.extend(read_records(identity / ATTEMPTS_DIR / f"{job_id.hex()}.json"))
+    return sorted(records, key=lambda r: (r.started_ms, r.worker, r.run))
