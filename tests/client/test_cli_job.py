@@ -233,7 +233,7 @@ def test_watch_follows_a_job_to_payment_and_fetch_model_checks_it(chain: ApiThre
     [verdict] = [e for e in events if e["event"] == "verdict"]
     assert verdict["outcome"] == "valid" and verdict["claimer"] == alice
     assert events[-1] == {"event": "settled", "status": "paid", "winner": alice, "paid": 100,
-                          "model_hash": model_hash.hex()}
+                          "model_hash": model_hash.hex(), "reason": ""}
     assert {"event": "status", "from": "open", "to": "reveal"} in events
 
     out = tmp_path / "fetched.pt"
@@ -245,5 +245,6 @@ def test_watch_follows_a_job_to_payment_and_fetch_model_checks_it(chain: ApiThre
     assert f"winner     {alice} paid 100" in text and "valid (5 valid, 0 invalid of 5)" in text
     # A second watch of a settled job prints its state and returns at once.
     again = run(["job", "watch", job_id], chain).stdout
-    assert again.startswith("job paid")
+    assert again.startswith("job paid, 1 claim(s), claims closed ")
+    assert again.rstrip().endswith(f"ago; settled: paid 100 to {alice}")
     shutil.rmtree(tmp_path / "job", ignore_errors=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,3 +66,57 @@ def test_submit_builds_exports_uploads_and_posts(chain: ApiThread, tmp_path: Pat
     finally:
         with contextlib.suppress(docker.errors.DockerException):
             engine.images.remove(TAG)
+
+
+@pytest.mark.docker
+def test_submit_rebuilds_when_the_jobs_sources_changed(chain: ApiThread, tmp_path: Path) -> None:
+    """Issue 15: build, edit ``train``, submit posted the old image. Now ``submit`` compares
+    the build context with the sources recorded at the last build and rebuilds, saying so;
+    unchanged sources reuse the image, and job.toml (not in the image) changes nothing."""
+    engine = connect()
+    ensure_base_image(engine, log=lambda _m: None)
+    name = f"pytest-stale-{uuid.uuid4().hex[:12]}"
+    folder = tmp_path / "job"
+    run(["job", "init", str(folder), "--name", name])
+    with (folder / "train").open("a") as f:  # this test's own image, removed at the end
+        f.write(f"# {name}\n")
+    submitter = key_file(tmp_path, chain.keys["submitter"], "submitter")
+    images: set[str] = set()
+    try:
+        built = run(["job", "build", str(folder)])  # as a user does: `job build` first
+        first = json.loads((folder / "image.json").read_text())["image_id"]
+        images.add(first)
+        assert first in built.output
+
+        def submit() -> tuple[str, str]:
+            result = run(["job", "submit", str(folder), "--expires-in", "5m", *submitter,
+                          "--json"], chain)
+            posted = json.loads(result.stdout)
+            job = ApiClient(chain.url).job(posted["job_id"])
+            assert "sha256:" + job["spec"]["image_digest"] == posted["image_id"]
+            images.add(posted["image_id"])
+            return posted["image_id"], result.stderr
+
+        # 1. `job build` records no sources: submit builds to be sure (a cache hit)
+        image, said = submit()
+        assert image == first and "does not say which sources" in said
+        # 2. unchanged sources: the recorded image, no build
+        toml = folder / "job.toml"
+        toml.write_text(toml.read_text().replace("bounty = 100", "bounty = 90"))
+        image, said = submit()
+        assert image == first and "using built image" in said and "building" not in said
+        # 3. train edited: rebuilt, and the new image is posted
+        with (folder / "train").open("a") as f:
+            f.write("# a change\n")
+        image, said = submit()
+        assert image != first
+        assert f"the job's sources changed since image {first[:19]} was built (train)" in said
+        assert json.loads((folder / "image.json").read_text())["image_id"] == image
+        # 4. the executable bit is part of the sources too
+        (folder / "lcjob.py").chmod(0o755)
+        _, said = submit()
+        assert "(lcjob.py); rebuilding" in said
+    finally:
+        for image_id in images:
+            with contextlib.suppress(docker.errors.DockerException):
+                engine.images.remove(image_id, force=True)

@@ -1,0 +1,215 @@
+"""``learningchain job submit``: a job folder becomes a posted job.
+
+Build the image if its sources changed (``client.cli.job_image``), export it,
+upload the tar as a blob, post the ``JobSpec`` (its escrow leaves the
+submitter's balance in the same block) and print the job id. The escrow is
+more than the bounty: one voter reward per possible turn is held too
+[JOB-POST-ESCROW.1], and both the refusal for a short balance and the output
+say so.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chain.errors import DecodeError
+from chain.jobspec import JobSpec, ParamSpec, VotingParams
+from chain.transactions import PostJob
+from chain.types import Amount, Hash32, TimeMs
+from client.api.http_client import ApiClient
+from client.cli.common import (
+    DURATION,
+    UserError,
+    client_for,
+    emit,
+    json_option,
+    key_option,
+    load_key,
+    node_option,
+    note,
+    out,
+    passphrase_option,
+    send,
+    user_errors,
+    when,
+)
+from client.cli.job_describe import escrow_text
+from client.cli.job_image import choose_image
+from sandbox.cli import job
+from sandbox.errors import SandboxError
+from sandbox.image_check import ImageSizes, measure_image
+from sandbox.job_file import JOB_FILE, JobFile, load_job_file
+
+DEFAULT_PERMILLE = 667
+DEFAULT_MAX_TURNS = 3
+
+
+# --- submit ---------------------------------------------------------------------------------
+
+
+def build_spec(job_dir: Path, job_file: JobFile, *, image_digest: bytes, image_blob: bytes,
+               image_ref: str, bounty: int, expiry_ms: int, voting: VotingParams,
+               loss_tolerance: float | None = None, description: str | None = None,
+               image: ImageSizes | None = None) -> JobSpec:
+    """The ``JobSpec`` of a job folder, checked exactly as the chain will decode it.
+
+    Every limit of job.toml reaches the chain [JOB-LIMITS.1] (``model_mb`` included),
+    with the image sizes measured from the saved image [JOB-IMAGE.5] (``image``;
+    1 MiB each for a draft made before the image exists).
+    """
+    sizes = image if image is not None else ImageSizes(0, 0)
+    spec = JobSpec(
+        kind=job_file.kind,
+        image_digest=Hash32(image_digest),
+        image_blob=Hash32(image_blob),
+        image_ref=image_ref[:256],
+        entry_points=job_file.entry_points,
+        limits=job_file.spec_limits(sizes),
+        search_space=tuple(ParamSpec(p.name, p.kind, tuple(p.values))
+                           for p in job_file.search_space),
+        bounty=Amount(bounty),
+        expiry_ms=TimeMs(expiry_ms),
+        loss_tolerance=job_file.loss_tolerance if loss_tolerance is None else loss_tolerance,
+        voting=voting,
+        description=(job_file.description if description is None else description)[:1024],
+    )
+    return JobSpec.from_wire(spec.to_wire())  # the chain's own checks, before any upload
+
+
+def _preflight(client: ApiClient, address: bytes, spec: JobSpec) -> None:
+    """Refuses early (before a long build and upload) what the chain would refuse."""
+    with user_errors():
+        account = client.account(address)
+    problems = []
+    if not account["member"]:
+        problems.append(f"not_member: {account['address']} is not an admitted member; only "
+                        "members may post jobs (a validator runs: learningchain member admit "
+                        f"{account['address']})")
+    if account["balance"] < spec.escrow:
+        voting = spec.voting
+        problems.append(f"insufficient_balance: posting this job escrows {spec.escrow} credits "
+                        f"({escrow_text(spec.bounty, voting.voter_reward, voting.max_turns)}; "
+                        "the voter rewards not paid out go back to you); the balance of "
+                        f"{account['address']} is {account['balance']}")
+    if problems:
+        raise UserError("cannot post the job: " + "; ".join(problems))
+
+
+def _upload(client: ApiClient, path: Path, blob_id: bytes, quiet: bool) -> None:
+    size = path.stat().st_size
+    bar: Any = click.progressbar(length=size, label="uploading image", hidden=quiet,
+                                 file=sys.stderr)
+    with bar:
+        last = [0]
+
+        def progress(done: int, _total: int) -> None:
+            bar.update(done - last[0])
+            last[0] = done
+
+        with user_errors("upload failed: "):
+            info = client.upload_blob(path, progress)
+    if info["blob"] != blob_id.hex():
+        raise UserError(f"the node stored blob {info['blob']}, expected "
+                        f"{blob_id.hex()} (corrupted upload?)")
+
+
+@job.command("submit")
+@click.argument("job_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--bounty", type=click.IntRange(min=1), default=None,
+              help="Credits paid to the verified winner  [default: job.toml's]")
+@click.option("--expires-in", type=DURATION, default=None,
+              help="Claims close after this long, e.g. 10m, 2h  [default: job.toml's]")
+@key_option(help="The submitter's key file (pays the escrow).")
+@passphrase_option
+@node_option
+@click.option("--image-tar", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Post this saved image (job build --blob) instead of "
+                                 "building and exporting.")
+@click.option("--rebuild", is_flag=True, help="Build the image even if one is recorded.")
+@click.option("--reveal-window", type=DURATION, default="2m",
+              show_default=True, help="Time the winner has to reveal its model.")
+@click.option("--commit-window", type=DURATION, default="5m",
+              show_default=True,
+              help="Time voters have to evaluate and commit a vote (the longest window).")
+@click.option("--vote-reveal-window", type=DURATION, default="2m",
+              show_default=True, help="Time voters have to open their votes.")
+@click.option("--quorum", type=click.IntRange(1, 1000), default=DEFAULT_PERMILLE,
+              show_default=True, help="Revealed votes per eligible voter needed (permille).")
+@click.option("--supermajority", type=click.IntRange(500, 1000), default=DEFAULT_PERMILLE,
+              show_default=True, help="Share of votes that decides a verdict (permille).")
+@click.option("--voter-reward", type=click.IntRange(min=0), default=None,
+              help="Credits per turn shared by agreeing voters  [default: bounty/20]")
+@click.option("--max-turns", type=click.IntRange(1, 16), default=DEFAULT_MAX_TURNS,
+              show_default=True, help="Claims tried, best first, before a refund.")
+@click.option("--loss-tolerance", type=click.FloatRange(min=0), default=None,
+              help="Measured loss may exceed the claim by this much  [default: job.toml's]")
+@click.option("--description", default=None, help="[default: job.toml's]")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait until the job is in a block.")
+@json_option
+def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_path: Path,
+               passphrase_file: Path | None, node_url: str, image_tar: Path | None,
+               rebuild: bool, reveal_window: int, commit_window: int, vote_reveal_window: int,
+               quorum: int, supermajority: int, voter_reward: int | None, max_turns: int,
+               loss_tolerance: float | None, description: str | None, wait: bool,
+               as_json: bool) -> None:
+    """Post JOB_DIR (job.toml + Dockerfile) as a job with a bounty; print its job id."""
+    try:
+        job_file = load_job_file(job_dir)
+    except SandboxError as e:
+        raise UserError(str(e)) from e
+    bounty = job_file.bounty if bounty is None else bounty
+    expires_ms = job_file.expiry_s * 1000 if expires_in is None else expires_in
+    reward = max(1, bounty // 20) if voter_reward is None else voter_reward
+    voting = VotingParams(reveal_window, commit_window, vote_reveal_window, quorum,
+                          supermajority, Amount(reward), max_turns)
+    key = load_key(key_path, passphrase_file)
+    client = client_for(node_url)
+
+    def spec_with(digest: bytes, blob: bytes, ref: str, expiry_ms: int,
+                  image: ImageSizes | None = None) -> JobSpec:
+        try:
+            return build_spec(job_dir, job_file, image_digest=digest, image_blob=blob,
+                              image_ref=ref, bounty=bounty, expiry_ms=expiry_ms, voting=voting,
+                              loss_tolerance=loss_tolerance, description=description,
+                              image=image)
+        except (DecodeError, KeyError, TypeError, ValueError) as e:
+            raise UserError(f"{job_dir / JOB_FILE}: {e}") from e
+
+    draft = spec_with(b"\0" * 32, b"\0" * 32, "", 0)
+    _preflight(client, key.address, draft)
+    with tempfile.TemporaryDirectory(prefix="lc-submit-") as tmp:
+        try:
+            chosen = choose_image(job_dir, image_tar, rebuild, Path(tmp), note)
+            image_id, blob_id, ref = chosen.image_id, chosen.blob_id, chosen.ref
+            sizes = measure_image(chosen.tar)
+        except SandboxError as e:
+            raise UserError(str(e)) from e
+        spec_with(b"\0" * 32, blob_id, ref, 0, sizes)  # a declared size too small: before upload
+        _upload(client, chosen.tar, blob_id, as_json)
+    with user_errors():
+        now = int(client.status()["time_ms"])
+    from sandbox.image_blob import digest_bytes
+
+    spec = spec_with(digest_bytes(image_id), blob_id, ref, now + expires_ms, sizes)
+    tx, info = send(client, key, PostJob(spec), wait=wait, what="job", timeout=120.0)
+    result = {"job_id": tx.hash.hex(), "image_id": image_id, "image_blob": blob_id.hex(),
+              "image_built": chosen.built, "bounty": spec.bounty, "escrow": spec.escrow,
+              "voter_reward": spec.voting.voter_reward, "max_turns": spec.voting.max_turns,
+              "expiry_ms": spec.expiry_ms, "height": info["height"] if info else None}
+
+    def text() -> None:
+        state = f"in block {info['height']}" if info else "submitted (pending)"
+        out(f"job {tx.hash.hex()} {state}")
+        out(f"bounty {spec.bounty}; "
+            f"{escrow_text(spec.bounty, spec.voting.voter_reward, spec.voting.max_turns)}: "
+            "voters are paid from it per turn, the rest comes back when the job settles")
+        out(f"claims close {when(spec.expiry_ms, now)}")
+        out(f"next: learningchain job watch {tx.hash.hex()}")
+
+    emit(result, as_json, text)

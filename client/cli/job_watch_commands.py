@@ -1,0 +1,182 @@
+"""``learningchain job watch``: follow a job live until it settles; the exit code says how.
+
+Claims, turns, reveals, votes and verdicts come from the chain; a worker's
+failed attempts from the node's own worker, when it runs one
+[API-JOBLOG.1]. A settled job says how it ended and why (``job_describe``).
+Exit 0 when the job was paid, 1 when it ended refunded or broken (or the
+watch gave up), so ``job watch ID && job fetch-model ID`` works in a script.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+
+from client.api.http_client import ApiClient, ApiError
+from client.cli.common import (
+    DURATION,
+    HASH32,
+    UserError,
+    client_for,
+    json_option,
+    node_option,
+    one_line,
+    out,
+    short,
+    user_errors,
+    when,
+)
+from client.cli.job_describe import (
+    attempt_line,
+    claims_window,
+    last_log_line,
+    outcome_text,
+    refund_reason,
+)
+from client.cli.job_view_commands import get_job
+from sandbox.cli import job
+
+WATCH_TAIL_BYTES = 4096
+"""Output of each failed attempt ``job watch`` asks for (it shows the last line)."""
+
+
+def job_events(old: dict[str, Any] | None, new: dict[str, Any]) -> list[dict[str, Any]]:
+    """What changed between two snapshots of a job, as events (claims, turns, votes, verdicts)."""
+    if old is None:
+        return [{"event": "job", "status": new["status"], "claims": len(new["claims"]),
+                 "expiry_ms": new["spec"]["expiry_ms"], "settled": new["settled"],
+                 "outcome": outcome_text(new)}]
+    events: list[dict[str, Any]] = []
+    before = {c["claimer"]: c["loss"] for c in old["claims"]}
+    for c in new["claims"]:
+        if before.get(c["claimer"]) != c["loss"]:
+            events.append({"event": "claim", "claimer": c["claimer"], "loss": c["loss"],
+                           "height": c["height"]})
+    for v in new["verdicts"][len(old["verdicts"]):]:
+        events.append({"event": "verdict", **v})
+    t_old, t_new = old["turn"], new["turn"]
+    if t_new and (not t_old or t_old["number"] != t_new["number"]):
+        events.append({"event": "turn", "number": t_new["number"], "claimer": t_new["claimer"],
+                       "deadline_ms": t_new["deadline_ms"]})
+    if t_new and t_new["model_hash"] and (not t_old or t_old["model_hash"] != t_new["model_hash"]
+                                          or t_old["number"] != t_new["number"]):
+        events.append({"event": "reveal", "claimer": t_new["claimer"],
+                       "model_hash": t_new["model_hash"],
+                       "eligible_voters": len(t_new["eligible_voters"])})
+    if t_new:
+        same_turn = t_old is not None and t_old["number"] == t_new["number"]
+        for name in ("votes_committed", "votes_revealed"):
+            if t_new[name] and not (same_turn and t_old and t_old[name] == t_new[name]):
+                events.append({"event": name, "count": t_new[name],
+                               "eligible": len(t_new["eligible_voters"])})
+    if new["status"] != old["status"]:
+        events.append({"event": "status", "from": old["status"], "to": new["status"]})
+    if new["settled"] and not old["settled"]:
+        events.append({"event": "settled", "status": new["status"], "winner": new["winner"],
+                       "paid": new["paid"], "model_hash": new["winner_model_hash"],
+                       "reason": refund_reason(new) if new["status"] == "refunded" else ""})
+    return events
+
+
+def attempt_events(seen: set[tuple[Any, ...]], attempts: list[dict[str, Any]]
+                   ) -> list[dict[str, Any]]:
+    """Attempts of this node's worker not reported yet (``seen`` is updated)."""
+    events = []
+    for a in attempts:
+        key = (a.get("worker"), a.get("run"), a.get("attempt"), a.get("started_ms"))
+        if key in seen:
+            continue
+        seen.add(key)
+        events.append({"event": "attempt", **{k: v for k, v in a.items() if k != "log"},
+                       "last_line": last_log_line(a)})
+    return events
+
+
+def event_text(e: dict[str, Any], now: int) -> str:
+    kind = e["event"]
+    if kind == "job":
+        text = f"job {e['status']}, {e['claims']} claim(s), {claims_window(e['expiry_ms'], now)}"
+        return text + (f"; settled: {e['outcome']}" if e.get("outcome") else "")
+    if kind == "attempt":
+        line = attempt_line(e)
+        return line + (f" | {e['last_line']}" if e.get("last_line") else "")
+    if kind == "claim":
+        return f"claim   {short(e['claimer'])} loss {e['loss']:.6g} (block {e['height']})"
+    if kind == "status":
+        return f"status  {e['from']} -> {e['to']}"
+    if kind == "turn":
+        return (f"turn #{e['number']} {short(e['claimer'])} must reveal "
+                f"{when(e['deadline_ms'], now)}")
+    if kind == "reveal":
+        return (f"reveal  {short(e['claimer'])} model {e['model_hash'][:16]}…, "
+                f"{e['eligible_voters']} eligible voter(s)")
+    if kind in ("votes_committed", "votes_revealed"):
+        return f"votes   {e['count']}/{e['eligible']} {kind.split('_')[1]}"
+    if kind == "verdict":
+        return (f"verdict {short(e['claimer'])}: {e['outcome']} ({e['valid_votes']} valid, "
+                f"{e['invalid_votes']} invalid of {e['eligible']})")
+    if kind == "settled":
+        if e["status"] == "paid":
+            return f"settled: paid {e['paid']} to {e['winner']}; model {e['model_hash']}"
+        if e["status"] == "broken":
+            return ("settled: broken, the job's evaluation does not reproduce (nobody banned, "
+                    f"claimer {e['winner']} paid, nothing refunded)")
+        return ("settled: refunded to the submitter: "
+                + (e.get("reason") or "no verified winner"))
+    return json.dumps(e)
+
+
+@job.command("watch")
+@click.argument("job_id", type=HASH32)
+@click.option("--timeout", type=DURATION, default=None,
+              help="Give up after this long (exit 1)  [default: until settled]")
+@node_option
+@json_option
+def job_watch(job_id: bytes, timeout: int | None, node_url: str, as_json: bool) -> None:
+    """Follow a job live (claims, turns, reveals, votes, verdicts, this node's worker's
+    attempts) until it settles.
+
+    Exit 0 when it was paid; 1 when it ended refunded or broken, or on --timeout.
+    With --json, one JSON event per line.
+    """
+    client = client_for(node_url)
+    deadline = None if timeout is None else time.monotonic() + timeout / 1000
+    old: dict[str, Any] | None = None
+    seen: set[tuple[Any, ...]] = set()
+    with user_errors():
+        height = int(client.status()["height"])
+    while True:
+        new = get_job(client, job_id)
+        with user_errors():
+            now = int(client.status()["time_ms"])
+        changes = job_events(old, new)
+        head = changes[:1] if old is None else []  # the "job" line first, then what workers did
+        events = [*head, *attempt_events(seen, _attempts(client, job_id)), *changes[len(head):]]
+        for event in events:
+            out(json.dumps(event) if as_json else event_text(event, now))
+        if new["settled"]:
+            if new["status"] != "paid":
+                raise UserError(f"the job was not paid: {outcome_text(new)}")
+            return
+        old = new
+        left = 30.0 if deadline is None else deadline - time.monotonic()
+        if left <= 0:
+            raise UserError(f"gave up watching; the job is still {new['status']}")
+        try:
+            height = int(client.wait(height + 1, timeout=min(left, 30.0))["height"])
+        except ApiError as e:
+            if e.code != "busy":
+                raise UserError(one_line(e)) from None
+            time.sleep(1.0)
+
+
+def _attempts(client: ApiClient, job_id: bytes) -> list[dict[str, Any]]:
+    """This node's worker attempts; none when the node keeps none or cannot say."""
+    try:
+        attempts = client.job_logs(job_id, tail=WATCH_TAIL_BYTES).get("attempts")
+    except ApiError:
+        return []
+    return attempts if isinstance(attempts, list) else []
