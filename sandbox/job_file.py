@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chain.jobspec import ResourceLimits as SpecLimits
-from sandbox.errors import JobDirError
+from sandbox.errors import JobDirError, SandboxError
 from sandbox.limits import ResourceLimits, Scalar, TrainParams
 
 if TYPE_CHECKING:
@@ -36,11 +36,12 @@ LIMIT_REQUIRED = ("memory_mb", "cpu_millis", "time_s", "disk_mb")
 PARAM_KEYS = ("name", "kind", "values")
 
 
-class JobKeyError(ValueError):
+class JobKeyError(SandboxError, ValueError):
     """[JOB-FILE.2] A key of job.toml that is not one, or a required one left out.
 
     Carries the key, its table (``""`` for the top level) and the closest valid
-    name, so a typo is fixed from the message alone.
+    name, so a typo is fixed from the message alone. A ``ValueError`` too, like every
+    other check of ``parse_job``, so its callers catch it as they did.
     """
 
     def __init__(self, problem: str, table: str, key: str, suggestion: str | None = None,
