@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from client.observe.dashboard import (
     ASSETS,
     CONTENT_SECURITY_POLICY,
     STATIC_DIR,
+    WORKER_ASSETS,
     Dashboard,
     install_dashboard,
 )
@@ -149,7 +151,9 @@ async def test_the_page_and_its_assets_come_from_the_package(tmp_path: Path) -> 
         assert {name for name, _ in referenced} == set(ASSETS)
         assert {v for _, v in referenced} == {version}
         types = {"js": "javascript", "css": "text/css", "svg": "image/svg+xml"}
-        for name in ASSETS:
+        assert '"/dashboard/follow.js" + new URL(document.currentScript.src).search' in \
+            (STATIC_DIR / "app.js").read_text()  # the worker gets the page's version
+        for name in (*ASSETS, *WORKER_ASSETS):
             async with s.get(f"{site.url}/dashboard/{name}?v={version}") as resp:
                 assert resp.status == 200, name
                 assert types[name.rsplit(".", 1)[1]] in resp.content_type, resp.content_type
@@ -318,3 +322,56 @@ async def test_only_claim_transactions_are_decoded_when_scanning(tmp_path: Path)
         assert claim_points_raw(stored[0]) == claim_points(block)
         [(job_id, point)] = claim_points(block)
         assert job_id == job and point.claimer == keys["alice"].address and point.loss == 0.5
+
+
+# --- [DASH-LOAD.1] the page's load event waits for its first view ---------------------------
+
+async def _hold(s: aiohttp.ClientSession, url: str) -> tuple[int, str, float]:
+    started = time.monotonic()
+    async with s.get(url) as resp:
+        return resp.status, resp.content_type, time.monotonic() - started
+
+
+async def test_first_render_image_is_held_until_the_page_releases_it(tmp_path: Path) -> None:
+    """The hidden image that holds ``load`` answers only once the page POSTs its token,
+    and a release that arrives before the image request (both race for connections)
+    counts too."""
+    token, early = "ab" * 16, "cd" * 16
+    async with running_site(tmp_path) as site, aiohttp.ClientSession() as s:
+        url = f"{site.url}/dashboard/first-render/{token}"
+        held = asyncio.create_task(_hold(s, url))
+        await asyncio.sleep(0.5)
+        assert not held.done() and site.dashboard.first_render.held == 1
+        async with s.post(url) as resp:
+            assert resp.status == 204
+        status, content_type, _ = await asyncio.wait_for(held, 5)
+        assert (status, content_type) == (200, "image/svg+xml")
+        async with s.post(f"{site.url}/dashboard/first-render/{early}") as resp:
+            assert resp.status == 204
+        status, _, took = await _hold(s, f"{site.url}/dashboard/first-render/{early}")
+        assert status == 200 and took < 1.0
+        assert site.dashboard.first_render.held == 0
+
+
+async def test_first_render_hold_is_bounded_in_time_count_and_shutdown(tmp_path: Path) -> None:
+    """A page that never releases (its API calls fail) still loads after ``hold_s``; past
+    ``max_holds`` held requests the next is answered at once; a bad token is refused,
+    naming it; stopping the server does not wait for held requests."""
+    async with running_site(tmp_path) as site, aiohttp.ClientSession() as s:
+        holds = site.dashboard.first_render
+        holds.hold_s, holds.max_holds = 0.5, 2
+        base = f"{site.url}/dashboard/first-render/"
+        status, _, took = await _hold(s, base + "01" * 16)
+        assert status == 200 and 0.4 < took < 3.0
+        holds.hold_s = 60.0
+        waiting = [asyncio.create_task(_hold(s, base + t * 16)) for t in ("02", "03")]
+        await asyncio.sleep(0.5)
+        assert holds.held == 2
+        status, _, took = await _hold(s, base + "04" * 16)
+        assert status == 200 and took < 1.0
+        async with s.get(base + "NOT-A-TOKEN") as resp:
+            assert resp.status == 400 and "NOT-A-TOKEN" in await resp.text()
+        started = time.monotonic()
+        await site.server.stop()  # held requests answered at once, not cut at its 2 s timeout
+        assert time.monotonic() - started < 1.5
+        assert [(await asyncio.wait_for(t, 5))[0] for t in waiting] == [200, 200]

@@ -25,34 +25,25 @@ Screenshots go to ``test-artifacts/dashboard/`` (gitignored).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chain.crypto import PrivateKey, address_to_text
+from chain.crypto import address_to_text
 from chain.jobspec import JobSpec
-from chain.keyfile import read_key_file
-from chain.transactions import (
-    Body,
-    ClaimLoss,
-    PostJob,
-    RevealModel,
-    VoteCommit,
-    VoteReveal,
-    model_commitment,
-    vote_commitment,
-)
+from chain.transactions import ClaimLoss, PostJob, RevealModel, VerifierJoin, model_commitment
 from chain.types import Hash32
 from client.api.http_client import ApiClient
 from client.devnet.network import NetworkLayout
 from client.devnet.processes import down, up
+from tests.client.dashboard_driver import Driver, load_keys
 from tests.framework.ports import free_base_port
-from tests.framework.wait import describe, wait_until
 from tests.ledger.harness import job_spec
 
 CHROMIUM = Path(os.environ.get("LC_CHROMIUM", "/usr/bin/chromium"))
@@ -72,6 +63,9 @@ else:
                     allow_module_level=True)
 
 
+VOTERS = ("node0", "alice", "bob", "dave")
+
+
 @contextlib.contextmanager
 def devnet(root: Path) -> Iterator[NetworkLayout]:
     layout = up(root, validators=1, workers=0, base_port=free_base_port(1),
@@ -83,60 +77,6 @@ def devnet(root: Path) -> Iterator[NetworkLayout]:
         down(root)
 
 
-def load_keys(layout: NetworkLayout) -> dict[str, PrivateKey]:
-    keys = {u.name: read_key_file(u.key_file, u.passphrase_file.read_text().strip())
-            for u in layout.users}
-    node = layout.nodes[0]
-    keys["node0"] = read_key_file(node.directory / "node.key",
-                                  (node.directory / "passphrase").read_text().strip())
-    return keys
-
-
-class Driver:
-    """Signs and sends transactions as the graph's users, and waits on the job."""
-
-    def __init__(self, client: ApiClient, keys: dict[str, PrivateKey]) -> None:
-        self.client = client
-        self.keys = keys
-
-    def send(self, name: str, body: Body, *, wait: bool = True) -> bytes:
-        tx = self.client.sign(self.keys[name], body)
-        self.client.submit(tx)
-        if wait:
-            self.client.wait_for_tx(tx.hash, timeout=30)
-        return tx.hash
-
-    def wait_job(self, job_id: str, check: Callable[[dict[str, Any]], bool],
-                 timeout: float = 30.0) -> dict[str, Any]:
-        def reached() -> dict[str, Any] | None:
-            job = self.client.job(job_id)
-            if check(job):
-                return job
-            self.client.wait(int(self.client.status()["height"]) + 1, timeout=2)  # a block
-            return None
-
-        return wait_until(reached, timeout=timeout, step=0,
-                          what=f"job {job_id[:12]}: {describe(check)}",
-                          detail=lambda: self.client.job(job_id))
-
-    def vote(self, job: Hash32, claimer: str, voters: list[str], valid: bool,
-             measured: float, own: tuple[bool, float]) -> None:
-        """Every voter, and the claimer on its own claim ([VOTE-SELF.1], ``own``), commits a
-        hidden vote, then (all committed) every one opens it."""
-        claimer_address = self.keys[claimer].address
-        ballots = {**{v: (valid, measured) for v in voters}, claimer: own}
-        salts = {v: os.urandom(32) for v in ballots}
-        sent = [self.send(v, VoteCommit(job, claimer_address, vote_commitment(
-            job, claimer_address, self.keys[v].address, ok, loss, salts[v])), wait=False)
-            for v, (ok, loss) in ballots.items()]
-        for tx_hash in sent:
-            self.client.wait_for_tx(tx_hash, timeout=30)
-        sent = [self.send(v, VoteReveal(job, claimer_address, ok, loss, salts[v]),
-                          wait=False) for v, (ok, loss) in ballots.items()]
-        for tx_hash in sent:
-            self.client.wait_for_tx(tx_hash, timeout=30)
-
-
 def test_dashboard_follows_a_job_from_first_claim_to_verdict(tmp_path: Path) -> None:
     started = time.monotonic()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -145,6 +85,8 @@ def test_dashboard_follows_a_job_from_first_claim_to_verdict(tmp_path: Path) -> 
         client = ApiClient(node.api_url)
         keys = load_keys(layout)
         drive = Driver(client, keys)
+        for name in VOTERS:  # [VOTE-ELIGIBLE.2] voters are the members that opted in
+            drive.send(name, VerifierJoin())
         addr = {name: _text(k.address) for name, k in keys.items()}
         models = {}
         for name in ("alice", "carol"):
@@ -163,6 +105,7 @@ def test_dashboard_follows_a_job_from_first_claim_to_verdict(tmp_path: Path) -> 
             try:
                 _watch_the_job(page, drive, node.api_url, addr, models)
                 page.goto(node.api_url + "/#/accounts")
+                sync_api.expect(page).to_have_title("LearningChain node")
                 banned = page.locator(f"[data-testid=member-row][data-address='{addr['carol']}']")
                 banned.get_by_test_id("banned").wait_for()
                 page.screenshot(path=str(ARTIFACTS / "accounts.png"), full_page=True)
@@ -192,8 +135,10 @@ def _watch_the_job(page: Any, drive: Driver, base_url: str, addr: dict[str, str]
     sync_api.expect(live).to_have_attribute("data-state", "live")
 
     now = int(client.status()["time_ms"])
-    spec: JobSpec = job_spec(bounty=120, expiry_ms=now + 12_000, voter_reward=8,
-                             window_ms=10_000, tolerance=0.01)
+    spec: JobSpec = dataclasses.replace(
+        job_spec(bounty=120, expiry_ms=now + 12_000, voter_reward=8, window_ms=10_000,
+                 tolerance=0.01),
+        image_ref="learningchain/job-digits-mlp:latest")  # what `job build` tags
     job_hash = drive.send("submitter", PostJob(spec))
     job_id = job_hash.hex()
     job = Hash32(job_hash)
@@ -205,6 +150,8 @@ def _watch_the_job(page: Any, drive: Driver, base_url: str, addr: dict[str, str]
     row.get_by_role("link").first.click()
     page.wait_for_url(f"**/#/jobs/{job_id}")
     sync_api.expect(page.get_by_test_id("job-status")).to_have_text("open")
+    sync_api.expect(page).to_have_title("digits-mlp · job · LearningChain")
+    sync_api.expect(page.get_by_test_id("job-name")).to_have_text("digits-mlp")
     sync_api.expect(page.get_by_test_id("job-bounty")).to_contain_text("120")
     sync_api.expect(page.get_by_test_id("leaderboard-row")).to_have_count(0)
 
@@ -222,8 +169,9 @@ def _watch_the_job(page: Any, drive: Driver, base_url: str, addr: dict[str, str]
     sync_api.expect(page.get_by_test_id("loss-point")).to_have_count(1)
     claim("alice", 0.4)
     claim("carol", 0.1)
-    sync_api.expect(page.get_by_test_id("leaderboard-row")).to_have_count(2)
-    sync_api.expect(page.get_by_test_id("loss-point")).to_have_count(3)
+    drive.send("bob", ClaimLoss(job, 0.45, Hash32(os.urandom(32))))  # never needs a turn
+    sync_api.expect(page.get_by_test_id("leaderboard-row")).to_have_count(3)
+    sync_api.expect(page.get_by_test_id("loss-point")).to_have_count(4)
     sync_api.expect(alice_row.get_by_test_id("leaderboard-loss")).to_have_text("0.4")
     sync_api.expect(page.get_by_test_id("best-line")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "job-open.png"), full_page=True)
@@ -260,7 +208,12 @@ def _watch_the_job(page: Any, drive: Driver, base_url: str, addr: dict[str, str]
     sync_api.expect(link).to_have_attribute("href", f"/api/v1/blobs/{model_hash}")
     served = page.request.get(base_url + link.get_attribute("href"))
     assert served.ok and served.body() == models["alice"][0].read_bytes()
-    assert page.get_by_test_id("loss-point").count() == 3
+    assert page.get_by_test_id("loss-point").count() == 4
+    # Settled: the claim that never had a turn says so, not "waiting".
+    bob_row = page.locator(f"[data-testid=leaderboard-row][data-claimer='{addr['bob']}']")
+    sync_api.expect(bob_row).to_have_attribute("data-final-state", "outranked")
+    sync_api.expect(bob_row.get_by_test_id("claim-state")).to_have_text("lost")
+    sync_api.expect(alice_row.get_by_test_id("claim-state")).to_have_text("verified")
     page.screenshot(path=str(ARTIFACTS / "job-paid.png"), full_page=True)
     shutil.copyfile(ARTIFACTS / "job-paid.png", ARTIFACTS / "dashboard.png")
 

@@ -11,10 +11,14 @@
   the ledger's ``Job`` record alone cannot give. It is documented in
   ``client.api.openapi`` like every other ``/api/`` route.
 
+* ``GET|POST /dashboard/first-render/<token>``: holds the page's ``load`` event
+  until its first view is on screen [DASH-LOAD.1] (``FirstRenderHolds``).
+
 The page reads only the JSON API and follows the chain by long-polling
-``/api/v1/wait``. Every dashboard response carries a strict Content
-Security Policy (same-origin scripts, styles and requests only), so the page
-works offline and text from the chain can never run as code.
+``/api/v1/wait`` from a worker (``static/follow.js``), started after its ``load``
+event. Every dashboard response carries a strict Content Security Policy
+(same-origin scripts, styles and requests only), so the page works offline and
+text from the chain can never run as code.
 """
 
 from __future__ import annotations
@@ -32,14 +36,17 @@ from aiohttp import web
 from client.api.json_forms import addr, parse_hash
 from client.api.server import API_PREFIX, ApiProblem
 from client.node.handle import NodeHandle
+from client.observe.dashboard.first_render import FirstRenderHolds
 from client.observe.dashboard.history import ClaimHistory, ClaimPoint, JobHistory
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 ASSET_PREFIX = "/dashboard"
-ASSETS = ("app.js", "views.js", "plot.js", "style.css", "logo.svg")
+ASSETS = ("app.js", "views.js", "panels.js", "plot.js", "style.css", "logo.svg")
 """The files ``index.html`` refers to (their content hash versions the URLs)."""
+WORKER_ASSETS = ("follow.js",)
+"""Scripts the page starts as workers (``app.js`` gives them its own version)."""
 API_ROUTES = (("GET", "/jobs/{job_id}/history"),)
 """Routes this package adds under ``API_PREFIX`` (each documented in ``client.api.openapi``)."""
 CONTENT_SECURITY_POLICY = (
@@ -66,9 +73,11 @@ class Dashboard:
         self._index = (STATIC_DIR / "index.html").read_text(encoding="utf-8") \
             .replace("__VERSION__", self.version)
         self._backfill: asyncio.Task[None] | None = None
+        self.first_render = FirstRenderHolds()
 
     def install(self, app: web.Application) -> None:
         app.router.add_get("/", self.get_index)
+        self.first_render.install(app, ASSET_PREFIX)  # before the static files' prefix
         app.router.add_static(ASSET_PREFIX + "/", STATIC_DIR, name="dashboard")
         for method, path in API_ROUTES:
             app.router.add_route(method, API_PREFIX + path, self.get_history)
@@ -99,7 +108,7 @@ class Dashboard:
 def asset_version() -> str:
     """A short hash of the page's files: changes whenever any of them does."""
     digest = hashlib.sha256()
-    for name in ("index.html", *ASSETS):
+    for name in ("index.html", *ASSETS, *WORKER_ASSETS):
         digest.update((STATIC_DIR / name).read_bytes())
     return digest.hexdigest()[:12]
 
@@ -126,4 +135,4 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
         response.headers["Referrer-Policy"] = "no-referrer"
 
 
-__all__ = ["API_ROUTES", "Dashboard", "history_json", "install_dashboard"]
+__all__ = ["API_ROUTES", "WORKER_ASSETS", "Dashboard", "history_json", "install_dashboard"]

@@ -5,12 +5,19 @@
  * hash (#/jobs/<id>) to a view, re-renders it whenever a block is committed (long poll on
  * /api/v1/wait), and ticks countdowns every second. Text from the chain is only ever put in
  * the page as text (textContent), never parsed as HTML.
+ *
+ * [DASH-LOAD.1] The page's `load` event fires once the first view is drawn (holdLoad), and
+ * the long poll only starts after it: a headless screenshot, --dump-dom or a test driver
+ * waiting for `load` sees the page, never "Loading…".
  */
 "use strict";
 
 (function () {
   const API = "/api/v1";
   const LC = (window.LC = { routes: [], node: null, clockOffset: 0, height: 0 });
+  const TITLE = "LearningChain node";
+  /** follow.js, versioned like this script (index.html gives every asset ?v=<content hash>). */
+  const FOLLOW_URL = "/dashboard/follow.js" + new URL(document.currentScript.src).search;
 
   // -- API ------------------------------------------------------------------------------
 
@@ -232,6 +239,7 @@
       if (seq === renderSeq) {
         const open = new Set([...main.querySelectorAll("details[open][data-key]")].map((d) => d.dataset.key));
         main.replaceChildren(node);
+        document.title = node.dataset && node.dataset.title ? node.dataset.title + " · LearningChain" : TITLE;
         main.querySelectorAll("details[data-key]").forEach((d) => { if (open.has(d.dataset.key)) d.open = true; });
         main.dataset.renderedHeight = String(LC.height);
       }
@@ -239,6 +247,7 @@
       if (seq === renderSeq) {
         main.replaceChildren(h("p", { class: "error", testid: "error" },
           e instanceof ApiError ? `${e.code}: ${e.message}` : "Cannot reach the node: " + e.message));
+        document.title = TITLE;
       }
     } finally {
       rendering = false;
@@ -282,21 +291,24 @@
     return status;
   }
 
-  async function follow() {
-    for (;;) {
-      try {
-        if (!LC.node) await loadNode();
-        const r = await api(`/wait?height=${LC.height + 1}&timeout=20`, { timeoutMs: 30000 });
-        const grew = r.height > LC.height;
-        LC.height = r.height;
-        setLive("live", "height " + fmtInt(r.height));
-        if (grew) refresh();
-      } catch (e) {
+  /** Follows the chain from a worker (follow.js) so that no fetch of the page itself is
+   * pending forever; re-renders when the chain grows. */
+  function follow() {
+    const worker = new Worker(FOLLOW_URL);
+    worker.onmessage = (event) => {
+      const msg = event.data;
+      if (msg.offline !== undefined) {
         setLive("offline", "node unreachable");
         LC.node = null;
-        await new Promise((ok) => setTimeout(ok, 2000));
+        return;
       }
-    }
+      const grew = msg.height > LC.height;
+      LC.height = Math.max(LC.height, msg.height);
+      setLive("live", "height " + fmtInt(LC.height));
+      if (!LC.node) loadNode().catch(() => {});
+      if (grew) refresh();
+    };
+    worker.postMessage({ height: LC.height });
   }
 
   Object.assign(LC, {
@@ -305,12 +317,39 @@
     loadNode, refresh,
   });
 
+  // -- the first view, before `load` ------------------------------------------------------
+
+  /** Holds the page's `load` event until the returned release() runs: a hidden image that
+   * the node answers once released (client.observe.dashboard.first_render, at most 10 s). */
+  function holdLoad() {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    const token = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    const url = "/dashboard/first-render/" + token;
+    const img = h("img", { src: url, alt: "", hidden: true, width: 1, height: 1 });
+    img.addEventListener("load", () => img.remove());
+    img.addEventListener("error", () => img.remove());
+    document.body.append(img);
+    return () => fetch(url, { method: "POST", cache: "no-store" }).catch(() => {});
+  }
+
+  function afterLoad(fn) {
+    if (document.readyState === "complete") setTimeout(fn, 0);
+    else window.addEventListener("load", () => setTimeout(fn, 0), { once: true });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    const release = holdLoad();
     window.addEventListener("hashchange", navigate);
     setInterval(tick, 1000);
-    setInterval(refresh, 15000); // peers and mempool change between blocks too
     loadNode().then(() => setLive("live", "height " + fmtInt(LC.height)))
       .catch(() => setLive("offline", "node unreachable"))
-      .finally(() => { render(); follow(); });
+      .then(() => render())
+      .finally(() => {
+        release();
+        afterLoad(() => {
+          setInterval(refresh, 15000); // peers and mempool change between blocks too
+          follow();
+        });
+      });
   });
 })();

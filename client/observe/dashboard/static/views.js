@@ -15,6 +15,7 @@
   const LC = window.LC;
   const { api, apiOrNull, h, badge, table, section, facts, addressLink, hashText, route } = LC;
   const { fmtInt, fmtLoss, fmtTime, countdown, short, colorOf } = LC;
+  const P = window.LcPanels;
 
   const SETTLED = new Set(["paid", "refunded", "broken"]);
 
@@ -67,6 +68,8 @@
       case "gov_propose": return [b.action.kind.replace("_", " "), " ", addressLink(b.action.address)];
       case "gov_approve": return ["approve proposal ", hashText(b.proposal_id)];
       case "evidence": return ["evidence of a double vote"];
+      case "verifier_join": return ["joins the verifiers (bonds credits to vote on models)"];
+      case "verifier_leave": return ["leaves the verifiers (its bond returns)"];
       default: return [b.type];
     }
   }
@@ -116,7 +119,7 @@
       api("/accounts/" + status.address), api("/peers"), api("/validators"),
       api("/jobs?limit=8"), api("/blocks?limit=8"), api("/proposals"),
     ]);
-    const worker = Object.entries(status.worker || {});
+    const worker = Object.keys(status.worker || {});
     return paintSwatches(h("div", { class: "page" },
       title("This node", ...status.roles.map((r) => badge(r, "role", { testid: "node-role" }))),
       h("div", { class: "grid2" },
@@ -145,8 +148,7 @@
             h("td", { class: "num" }, fmtInt(v.power))))),
           validators.scheduled_changes.length ? h("p", { class: "muted" },
             validators.scheduled_changes.map((c) => `${c.kind} ${short(c.address, 10, 6)} at height ${c.height}`).join("; ")) : null),
-        worker.length ? section("Worker", facts(worker.map(([k, v]) =>
-          [k.replace(/_/g, " "), typeof v === "object" ? JSON.stringify(v) : String(v)]))) : null,
+        worker.length ? P.workerPanel(status.worker) : null,
         proposals.proposals.length ? section("Governance proposals", proposalTable(proposals.proposals)) : null),
       section(h("a", { href: "#/jobs" }, `Recent jobs (${fmtInt(jobs.total)} in all)`), table(JOB_HEADERS, jobRows(jobs.jobs), { empty: "no job posted yet" })),
       section(h("a", { href: "#/blocks" }, "Recent blocks"),
@@ -249,12 +251,15 @@
       api(`/jobs/${job.job_id}/leaderboard`), api(`/jobs/${job.job_id}/history`), api("/members")]);
     const banned = new Set(members.members.filter((m) => m.banned).map((m) => m.address));
     const cheats = new Set(job.verdicts.filter((v) => v.outcome === "cheat").map((v) => v.claimer));
-    return paintSwatches(h("div", { class: "page", testid: "job-page", dataset: { jobId: job.job_id, status: job.status } },
-      title(job.description || "Job " + short(job.job_id, 10, 6), statusBadge(job.status, "job-status")),
+    const name = P.jobName(job);
+    return paintSwatches(h("div", { class: "page", testid: "job-page",
+                                    dataset: { jobId: job.job_id, status: job.status, title: name + " · job" } },
+      title(h("span", { testid: "job-name" }, name), statusBadge(job.status, "job-status")),
+      job.description && job.description !== name ? h("p", { class: "muted lead", testid: "job-description" }, job.description) : null,
       h("div", { class: "grid2" },
         section("Job", jobFacts(job)),
         job.settled ? outcomePanel(job) : turnPanel(job)),
-      section("Leaderboard", leaderboard(board, banned)),
+      section("Leaderboard", leaderboard(board, banned, job)),
       section("Best loss over time", lossPlot(job, history, cheats),
         history.complete ? null : h("p", { class: "muted" }, "Older claims are not all indexed on this node; the plot shows those it has.")),
       section(`Verdicts (${job.turns_voted} of at most ${job.spec.voting.max_turns} turns voted; forfeits do not count)`,
@@ -319,22 +324,28 @@
                  download: "model-" + job.job_id.slice(0, 12) + ".bin" }, "Download the winning model"),
         h("p", { class: "muted" }, "The file's blob id (SHA-256 over its 1 MiB chunk hashes) is the model hash above, the model the vote verified.")));
     }
+    if (job.status === "refunded") {
+      return section("Outcome: refunded", h("div", { testid: "winner" }, P.refundReason(job)));
+    }
     return section("Outcome", h("p", { testid: "winner", class: "muted" },
-      "Refunded: no claim was verified. What remained in escrow went back to the submitter."));
+      "Broken: the voters measured the model differently although they followed the contract; " +
+      "the job's evaluation does not reproduce. What remained in escrow went back to the submitter."));
   }
 
-  function leaderboard(board, banned) {
-    return table(["#", "Claimer", "Loss", "Claimed at", "State"], board.claims.map((c) =>
-      h("tr", { testid: "leaderboard-row", dataset: { claimer: c.claimer, state: c.state, rank: c.rank },
+  function leaderboard(board, banned, job) {
+    return table(["#", "Claimer", "Loss", "Claimed at", "State"], board.claims.map((c) => {
+      const [state, words, why] = P.claimState(c, job);
+      return h("tr", { testid: "leaderboard-row", dataset: { claimer: c.claimer, state: c.state, rank: c.rank, finalState: state },
                 class: c.winner ? "winner-row" : c.state === "cheat" ? "cheat-row" : null },
         h("td", { class: "num" }, c.rank),
         h("td", {}, swatch(c.claimer), addressLink(c.claimer)),
         h("td", { class: "num", testid: "leaderboard-loss" }, fmtLoss(c.loss)),
         h("td", {}, blockLink(c.height)),
-        h("td", {}, badge(c.state, "state-" + c.state),
+        h("td", {}, badge(words, "state-" + state, { testid: "claim-state", title: why || null }),
           c.winner ? badge("winner", "ok") : null,
-          banned.has(c.claimer) ? badge("banned", "banned", { testid: "banned" }) : null))),
-      { empty: "no claims yet", testid: "leaderboard" });
+          banned.has(c.claimer) ? badge("banned", "banned", { testid: "banned" }) : null,
+          why ? h("div", { class: "sub" }, why) : null));
+    }), { empty: "no claims yet", testid: "leaderboard" });
   }
 
   function lossPlot(job, history, cheats) {
