@@ -235,6 +235,7 @@ def job_json(job: Job) -> Json:
         turns_voted=voted,
         model_hash=hx(job.model_hash),
         votes=[vote_json(v) for v in job.votes],
+        eligible_voters=[address_to_text(a) for a in job.eligible_voters],
         verdicts=[verdict_json(v) for v in job.verdicts],
         paid=job.paid,
         winner_model_hash=hx(valid_verdict.model_hash if valid_verdict else None),

@@ -146,6 +146,7 @@ SCHEMAS: dict[str, S] = {
         "min_quorum_permille": INT, "min_supermajority_permille": INT,
         "governance_window_ms": INT, "validator_change_delay": INT,
         "max_block_time_drift_ms": INT,
+        "verifier_bond": {**AMOUNT, "description": "Credits a verifier locks [VERIFY-JOIN.1]"},
     }, description="Protocol parameters fixed at genesis"),
     "BlockHeader": obj(_HEADER),
     "BlockList": obj({"height": INT, "blocks": array(ref("BlockHeader"))}),
@@ -171,6 +172,8 @@ SCHEMAS: dict[str, S] = {
               "Open a vote"),
         _body("gov_propose", {"action": ref("GovernanceAction")}, "Propose a governance action"),
         _body("gov_approve", {"proposal_id": HEX32}, "Approve a pending proposal"),
+        _body("verifier_join", {}, "Opt in to verify; locks the verifier bond"),
+        _body("verifier_leave", {}, "Opt out of verifying; the bond returns"),
         _body("evidence", {"vote_a": {**HEX, "maxLength": 2048},
                            "vote_b": {**HEX, "maxLength": 2048}},
               "Two conflicting consensus votes"),
@@ -192,6 +195,9 @@ SCHEMAS: dict[str, S] = {
         "next_nonce": {**bounded(0, MAX_NONCE),
                        "description": "Nonce for a new tx (counts pending)"},
         "member": BOOL, "banned": BOOL, "validator_power": bounded(0, 1000),
+        "verifier_bond": {**nullable(AMOUNT),
+                          "description": "The bond locked to verify; null: not a verifier "
+                                         "(ledger.md [VOTE-ELIGIBLE.2])"},
     }),
     "JobSpec": obj({
         "kind": {"enum": list(JOB_KINDS)}, "image_digest": HEX32, "image_blob": HEX32,
@@ -245,6 +251,10 @@ SCHEMAS: dict[str, S] = {
             "votes_revealed": COUNT})),
         "phase_deadline_ms": nullable(TIME_MS),
         "turns_voted": COUNT,
+        "eligible_voters": {**array(ADDRESS),
+                            "description": "The verifiers eligible on the last turn that "
+                                           "was voted on (kept after settlement, so a "
+                                           "refund can name who did not vote)"},
         "model_hash": nullable(HEX32),
         "votes": array(ref("Vote")),
         "verdicts": array(ref("Verdict")),
@@ -310,7 +320,8 @@ SCHEMAS: dict[str, S] = {
             "pubkey": nullable(PUBKEY), "power": bounded(0, 1000)})),
     }),
     "Members": obj({"members": array(obj({"address": ADDRESS, "balance": AMOUNT,
-                                          "banned": BOOL, "validator": BOOL}))}),
+                                          "banned": BOOL, "validator": BOOL,
+                                          "verifier": BOOL}))}),
     "Proposals": obj({"proposals": array(obj({
         "proposal_id": HEX32, "proposer": ADDRESS, "action": ref("GovernanceAction"),
         "created_ms": TIME_MS, "expires_ms": TIME_MS, "approvals": array(ADDRESS),
@@ -328,7 +339,10 @@ SCHEMAS: dict[str, S] = {
             "members": array(ADDRESS),
             "balances": {"type": "object", "additionalProperties": AMOUNT,
                          "description": "Address text → initial credits"},
-            "params": ref("Params")},
+            "params": ref("Params"),
+            "verifiers": {**array(ADDRESS),
+                          "description": "Members bonded as verifiers at genesis "
+                                         "[GENESIS-VERIFIERS.1]"}},
             description="The genesis file as the node parsed it: "
                         "Genesis.from_json(genesis).hash == hash"),
     }, description="[API-GENESIS.1] The genesis document this node runs and its hash"),
@@ -337,10 +351,13 @@ SCHEMAS: dict[str, S] = {
         "supply": {**AMOUNT, "description": "Credits created at genesis (the only ones)"},
         "balances": {**AMOUNT, "description": "Sum of every account balance"},
         "escrowed": {**AMOUNT, "description": "Sum of every job's escrow"},
-        "burned": {**AMOUNT, "description": "Credits burned so far (slashing, settlements)"},
-        "accounts": COUNT, "jobs_holding_escrow": COUNT,
+        "bonded": {**AMOUNT, "description": "Sum of every verifier bond [VERIFY-JOIN.1]"},
+        "burned": {**AMOUNT, "description": "Credits burned so far (slashing, forfeited "
+                                            "bonds, settlements)"},
+        "accounts": COUNT, "jobs_holding_escrow": COUNT, "verifiers": COUNT,
         "conserved": {"type": "boolean",
-                      "description": "balances + escrowed + burned == supply [BANK.1]"},
+                      "description": "balances + escrowed + bonded + burned == supply "
+                                     "[BANK.1]"},
     }, description="[API-SUPPLY.1] Credit totals of the committed state at height"),
 }
 

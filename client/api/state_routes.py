@@ -11,7 +11,7 @@ one committed height.
 - **[API-SUPPLY.1]** ``GET /supply`` serves the credit totals of the committed
   state: the genesis ``supply``, the sum of ``balances``, the credits
   ``escrowed`` in jobs and the ``burned`` counter, so [BANK.1]
-  ``balances + escrowed + burned == supply`` can be checked without replaying
+  ``balances + escrowed + bonded + burned == supply`` can be checked without replaying
   the chain. Computed once per committed height.
 """
 
@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from chain.records import ValidatorChange
+from chain.types import Address
 from client.api.json_forms import addr, hx, parse_address, proposal_json
 from client.node.handle import NodeHandle
 
@@ -43,13 +44,20 @@ def supply_json(state: Any) -> dict[str, Any]:
         if job is not None and job.escrow:
             escrowed += job.escrow
             holding += 1
+    bonded = verifiers = 0
+    for key in state.keys("verifier"):
+        bond = state.get("verifier", key)
+        if bond is not None:
+            bonded += int(bond)
+            verifiers += 1
     supply, burned = int(state.supply), int(state.burned)
     return {
         "height": int(state.height),
         "state_root": bytes(state.state_root).hex(),
-        "supply": supply, "balances": balances, "escrowed": escrowed, "burned": burned,
-        "accounts": accounts, "jobs_holding_escrow": holding,
-        "conserved": balances + escrowed + burned == supply,
+        "supply": supply, "balances": balances, "escrowed": escrowed, "bonded": bonded,
+        "burned": burned, "accounts": accounts, "jobs_holding_escrow": holding,
+        "verifiers": verifiers,
+        "conserved": balances + escrowed + bonded + burned == supply,
     }
 
 
@@ -83,6 +91,7 @@ class StateRoutes:
             "member": state.is_member(address),
             "banned": account.banned,
             "validator_power": validator.power if validator else 0,
+            "verifier_bond": state.verifier_bond(address),
         })
 
     async def get_validators(self, request: web.Request) -> web.Response:
@@ -109,7 +118,8 @@ class StateRoutes:
         for key in sorted(state.keys("member")):
             account = state.account(key)  # type: ignore[arg-type]
             out.append({"address": addr(key), "balance": account.balance,
-                        "banned": account.banned, "validator": key in validators})
+                        "banned": account.banned, "validator": key in validators,
+                        "verifier": state.verifier_bond(Address(key)) is not None})
         return web.json_response({"members": out})
 
     async def get_proposals(self, request: web.Request) -> web.Response:
@@ -127,7 +137,8 @@ class StateRoutes:
         return web.json_response({"hash": genesis.hash.hex(), "genesis": genesis.to_json()})
 
     async def get_supply(self, request: web.Request) -> web.Response:
-        """[API-SUPPLY.1] Supply, balances, escrowed and burned at the committed height."""
+        """[API-SUPPLY.1] Supply, balances, escrowed, bonded and burned at the committed
+        height."""
         state = self.node.state
         key = (int(state.height), bytes(state.state_root))
         if self._supply is None or self._supply[0] != key:

@@ -197,7 +197,7 @@ def chain_tx(tx_hash: bytes, node_url: str, as_json: bool) -> None:
 @node_option
 @json_option
 def chain_supply(node_url: str, as_json: bool) -> None:
-    """Credit totals: balances + escrowed + burned = supply, no replay [BANK.1]."""
+    """Credit totals: balances + escrowed + bonded + burned = supply, no replay [BANK.1]."""
     client = client_for(node_url)
     with user_errors():
         t = client.supply()
@@ -207,14 +207,16 @@ def chain_supply(node_url: str, as_json: bool) -> None:
         out(f"supply    {t['supply']:>20}  (created at genesis)")
         out(f"balances  {t['balances']:>20}  ({t['accounts']} accounts)")
         out(f"escrowed  {t['escrowed']:>20}  ({t['jobs_holding_escrow']} jobs)")
+        out(f"bonded    {t['bonded']:>20}  ({t['verifiers']} verifiers)")
         out(f"burned    {t['burned']:>20}")
         verdict = "yes" if t["conserved"] else "NO: the node's state does not add up"
-        out(f"balances + escrowed + burned = supply: {verdict}")
+        out(f"balances + escrowed + bonded + burned = supply: {verdict}")
 
     emit(t, as_json, text)
     if not t["conserved"]:
         raise UserError(f"credits not conserved at height {t['height']}: "
-                        f"{t['balances']} + {t['escrowed']} + {t['burned']} != {t['supply']}")
+                        f"{t['balances']} + {t['escrowed']} + {t['bonded']} + {t['burned']} "
+                        f"!= {t['supply']}")
 
 
 @chain.command("genesis")

@@ -57,6 +57,7 @@ def _register_subcommands() -> None:
         ("client.cli.chain_commands", "validator"),
         ("client.cli.chain_commands", "governance"),
         ("client.cli.network_commands", "network"),
+        ("client.cli.verifier_commands", "verifier"),
         ("client.cli.job_commands", "job"),
     ]:
         try:

@@ -87,8 +87,13 @@ def _accounts(api: ApiClient, layout: NetworkLayout) -> dict[str, dict[str, Any]
     return {name: api.account(address) for address, name in names.items()}
 
 
+def _holding(account: dict[str, Any]) -> int:
+    """What an account holds: its balance and its verifier bond [VERIFY-JOIN.1]."""
+    return int(account["balance"]) + int(account.get("verifier_bond") or 0)
+
+
 def _supply(accounts: dict[str, dict[str, Any]], jobs: list[dict[str, Any]]) -> int:
-    return sum(a["balance"] for a in accounts.values()) + sum(j["escrow"] for j in jobs)
+    return sum(_holding(a) for a in accounts.values()) + sum(j["escrow"] for j in jobs)
 
 
 def run_demo(root: Path, *, base_port: int = 26700, kill_node: bool = True,

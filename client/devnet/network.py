@@ -145,7 +145,8 @@ def create_network(
 ) -> NetworkLayout:
     """Writes a new graph under ``out`` (which must not hold one) and returns its layout.
 
-    The first ``workers`` validators also run the worker role. ``users`` maps
+    The first ``workers`` validators also run the worker role and are the genesis
+    verifiers (each bonded with ``params.verifier_bond``). ``users`` maps
     a name to an initial balance (each gets a member key under ``users/``);
     ``worker_settings`` adds ``[worker]`` keys per node index (e.g. the demo's
     cheater); ``node_balances`` overrides ``validator_balance`` per node index.
@@ -174,6 +175,9 @@ def create_network(
             **{address_to_text(user_keys[n].address): b for n, b in users.items() if b > 0},
         },
         "params": params or {},
+        # The worker nodes verify from height 0 [GENESIS-VERIFIERS.1]: only verifiers vote
+        # [VOTE-ELIGIBLE.2], so a validator without a worker cannot block a quorum.
+        "verifiers": [address_to_text(k.address) for k in keys[:workers]],
     })
     genesis_path = out / "genesis.json"
     genesis.save(genesis_path)

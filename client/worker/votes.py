@@ -1,6 +1,6 @@
 """Verifying other members' claims: evaluate the revealed model, vote in two steps.
 
-[VOTE-ELIGIBLE.1] Only the eligible voters fixed at the reveal vote. The
+[VOTE-ELIGIBLE.2] Only the eligible voters fixed at the reveal vote. The
 model is fetched by its blob id and evaluated with the job's own evaluate
 entry point in this worker's sandbox; the vote is *valid* exactly when the
 measured loss is within the job's tolerance of the claim

@@ -21,7 +21,7 @@ jobs to take and when a claim is worth sending are the pure functions of
 ``client.worker.policy``.
 
 Chain rules followed here: [JOB-CLAIM.1], [JOB-COMMIT.1], [JOB-REVEAL.1],
-[VOTE-ELIGIBLE.1], [VOTE-COMMIT.1/2], [VOTE-SELF.1], [VOTE-REVEAL.1],
+[VOTE-ELIGIBLE.2], [VOTE-COMMIT.1/2], [VOTE-SELF.1], [VOTE-REVEAL.1],
 [VOTE-CONSISTENT.1] (protocol_spec/ledger.md §5); worker rules in
 protocol_spec/node.md §6.
 """
@@ -39,6 +39,7 @@ from client.node.config import WorkerPolicy
 from client.node.handle import CommittedBlock, NodeHandle
 from client.worker.attempt_log import AttemptLog
 from client.worker.disk import DiskKeeper
+from client.worker.enrolment import Enrolment
 from client.worker.outbox import Action, Outbox, short
 from client.worker.sandboxing import ImageCache, Threads, remove_containers
 from client.worker.state import WorkerStore
@@ -77,6 +78,8 @@ class Worker:
         self._main: asyncio.Task[None] | None = None
         self._stopped = False
         self.outbox = Outbox(node, self.key)
+        self.enrolment = Enrolment(node, self.outbox, self.address, policy.verify)
+        """Opts in to verification, or out, as the policy says [WORK-VERIFY.1]."""
         self.verifier: Verifier | None = None
         self.trainer: Trainer | None = None
         self.disk: DiskKeeper | None = None
@@ -197,6 +200,7 @@ class Worker:
                 active.append(job)
         if state.height % PRUNE_EVERY == 0:
             self._prune({job.job_id for job in active})
+        self.enrolment.maybe_enrol(state.height)
         for job in active:
             try:
                 self._follow(job, state.height)

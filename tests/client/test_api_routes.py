@@ -309,7 +309,9 @@ async def test_batch_of_transactions_is_admitted_in_order_with_reasons(tmp_path:
 
 
 def genesis_supply(api: Api) -> int:
-    return sum(amount for _, amount in api.genesis.balances)
+    """Balances plus the genesis verifiers' bonds [GENESIS-VERIFIERS.1]."""
+    bonds = len(api.genesis.verifiers) * api.genesis.params.verifier_bond
+    return sum(amount for _, amount in api.genesis.balances) + bonds
 
 
 async def test_api_genesis_1_document_recomputes_to_its_hash_and_block_1s_prev_hash(
@@ -323,7 +325,8 @@ async def test_api_genesis_1_document_recomputes_to_its_hash_and_block_1s_prev_h
         assert Genesis.from_json(doc["genesis"]) == api.genesis
         assert Genesis.from_json(doc["genesis"]).hash.hex() == doc["hash"]
         assert block.header.prev_hash.hex() == doc["hash"]
-        assert sum(doc["genesis"]["balances"].values()) == genesis_supply(api)
+        bonds = len(doc["genesis"]["verifiers"]) * doc["genesis"]["params"]["verifier_bond"]
+        assert sum(doc["genesis"]["balances"].values()) + bonds == genesis_supply(api)
 
 
 async def test_api_supply_1_totals_follow_transfers_and_escrow_at_each_height(
@@ -335,7 +338,7 @@ async def test_api_supply_1_totals_follow_transfers_and_escrow_at_each_height(
     async with running_api(tmp_path) as api, aiohttp.ClientSession() as s:
         node = api.node
         start = await call(s, api, "GET", "/supply")
-        assert start["supply"] == genesis_supply(api) == start["balances"]
+        assert start["supply"] == genesis_supply(api) == start["balances"] + start["bonded"]
         assert (start["escrowed"], start["burned"], start["height"]) == (0, 0, 0)
         assert start["conserved"]
         assert node.submit(signed(api, "alice", Transfer(api.keys["bob"].address,
@@ -348,5 +351,5 @@ async def test_api_supply_1_totals_follow_transfers_and_escrow_at_each_height(
         after = await call(s, api, "GET", "/supply")
         assert after["height"] == 1 and after["conserved"]
         assert after["escrowed"] == spec.escrow and after["jobs_holding_escrow"] == 1
-        assert after["balances"] == start["supply"] - spec.escrow
+        assert after["balances"] == start["supply"] - start["bonded"] - spec.escrow
         assert after["state_root"] == node.state.state_root.hex()

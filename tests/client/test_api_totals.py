@@ -22,14 +22,16 @@ DOC = openapi_document()
 def own_sums(chain: Chain) -> dict[str, int]:
     t = chain.state.tables
     return {"balances": sum(a.balance for a in t["account"].values()),
-            "escrowed": sum(j.escrow for j in t["job"].values())}
+            "escrowed": sum(j.escrow for j in t["job"].values()),
+            "bonded": sum(t["verifier"].values())}
 
 
 def checked(chain: Chain) -> dict[str, Any]:
     totals = supply_json(chain.state)
     check_schema(totals, {"$ref": "#/components/schemas/Supply"}, DOC)
-    assert {k: totals[k] for k in ("balances", "escrowed")} == own_sums(chain)
-    assert totals["balances"] + totals["escrowed"] + totals["burned"] == totals["supply"]
+    assert {k: totals[k] for k in ("balances", "escrowed", "bonded")} == own_sums(chain)
+    assert totals["balances"] + totals["escrowed"] + totals["bonded"] + totals["burned"] \
+        == totals["supply"]
     assert totals["conserved"] and totals["height"] == chain.state.height
     return totals
 

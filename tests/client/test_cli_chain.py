@@ -203,11 +203,14 @@ def test_api_supply_1_and_api_genesis_1_through_the_cli(chain: ApiThread, tmp_pa
     run(["transfer", addr(chain, "bob"), "9", *key_file(tmp_path, chain.keys["alice"], "alice")],
         chain)
     text = run(["chain", "supply"], chain).stdout
-    assert "balances + escrowed + burned = supply: yes" in text
+    assert "balances + escrowed + bonded + burned = supply: yes" in text
     totals = json.loads(run(["chain", "supply", "--json"], chain).stdout)
-    supply = sum(amount for _, amount in chain.genesis.balances)
+    bonds = len(chain.genesis.verifiers) * chain.genesis.params.verifier_bond
+    supply = sum(amount for _, amount in chain.genesis.balances) + bonds
     assert totals["supply"] == supply and totals["conserved"] and totals["height"] >= 1
-    assert totals["balances"] + totals["escrowed"] + totals["burned"] == supply
+    assert totals["bonded"] == bonds and totals["verifiers"] == len(chain.genesis.verifiers)
+    assert totals["balances"] + totals["escrowed"] + totals["bonded"] + totals["burned"] \
+        == supply
     out = tmp_path / "genesis.json"
     shown = run(["chain", "genesis", "-o", str(out)], chain).stdout
     assert f"hash      {chain.genesis.hash.hex()} (recomputed)" in shown

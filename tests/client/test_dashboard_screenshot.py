@@ -146,6 +146,7 @@ def refund_for_lack_of_votes(drive: Driver) -> str:
 
 
 def test_headless_captures_show_the_rendered_dashboard(tmp_path: Path) -> None:
+    """[DASH-LOAD.1] Plain headless captures show the rendered page, never "Loading…"."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with devnet(tmp_path / "net") as layout:
         node = layout.nodes[0]

@@ -15,6 +15,7 @@ submitter built.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,12 +65,16 @@ def test_demo_story_end_to_end(tmp_path: Path, private_dockerd: PrivateDockerd) 
     assert outcomes[-1] == (job["winner"], "valid")
     assert job["escrow"] == 0
 
-    # Credits: nothing created; exactly the cheater's balance was burned.
-    slashed = result.balances_before[f"node{CHEATER} (cheater)"]["balance"]
+    # Credits: nothing created; exactly the cheater's balance and verifier bond were burned
+    # [JOB-BAN.1]; what the others hold counts their bonds [VERIFY-JOIN.1].
+    def holding(row: dict[str, Any]) -> int:
+        return int(row["balance"]) + int(row.get("verifier_bond") or 0)
+
+    slashed = holding(result.balances_before[f"node{CHEATER} (cheater)"])
     assert result.supply_before - result.supply_after == slashed
     submitter_paid = (result.balances_before["submitter"]["balance"]
                       - after["submitter"]["balance"])
-    earned = sum(after[k]["balance"] - result.balances_before[k]["balance"]
+    earned = sum(holding(after[k]) - holding(result.balances_before[k])
                  for k in after if not k.startswith(f"node{CHEATER}") and k != "submitter")
     assert submitter_paid == earned >= BOUNTY  # bounty + voter rewards, rest refunded
 

@@ -299,6 +299,7 @@ def node_commands(tmp_path: Path) -> dict[tuple[str, ...], list[str]]:
         ("governance", "approve"): [job, *key], ("governance", "list"): [],
         ("job", "status"): [job], ("job", "leaderboard"): [job], ("job", "logs"): [job],
         ("job", "list"): ["--mine", *key[:2]],
+        ("verifier", "join"): [*key], ("verifier", "leave"): [*key], ("verifier", "list"): [],
         ("job", "watch"): [job, "--timeout", "1s"],
         ("job", "fetch-model"): [job, "-o", str(tmp_path / "model.bin")],
         ("job", "submit"): [str(job_dir(tmp_path)), "--image-tar", str(tar), *key],

@@ -249,7 +249,9 @@ async def test_cheater_is_voted_out_and_banned_and_the_honest_runner_up_is_paid(
             (dave_a, Outcome.CHEAT, 2), (alice_a, Outcome.VALID, 0)]
         assert job.status == JobStatus.PAID and job.winner == alice_a
         dave = state.account(dave_a)
-        assert dave.banned and dave.balance == 0 and state.burned == 1_000
+        # dave's balance and his verifier bond are burned [JOB-BAN.1]
+        assert dave.banned and dave.balance == 0 and \
+            state.burned == 1_000 + state.params.verifier_bond
         # alice: bounty + half the cheat turn's reward; v0: half of it + the whole valid turn's
         assert state.account(alice_a).balance == 1_000 + BOUNTY + REWARD // 2
         assert state.account(voter_a).balance == 1_000 + REWARD // 2 + REWARD
