@@ -119,12 +119,12 @@ def init_cmd(directory: Path, name: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def build_cmd(directory: Path, blob_path: Path | None, as_json: bool) -> None:
     """Build DIRECTORY's image offline (--network none) and print its digest."""
-    from sandbox.engine import connect
+    from sandbox.engine import BULK_TIMEOUT_S, connect
     from sandbox.image_blob import export_image
     from sandbox.job_template import build_job
 
     try:
-        client = connect()
+        client = connect(BULK_TIMEOUT_S)
         built = build_job(client, directory, log=_progress)
         blob = export_image(client, built.image_id, blob_path) if blob_path else None
     except SandboxError as e:

@@ -14,6 +14,12 @@ START_HINT = (
 )
 
 
+BULK_TIMEOUT_S = 900.0
+"""Socket timeout for a client that builds, saves or loads a whole image: ``docker save``
+of the ~1 GB template sends its first byte only once the engine has assembled the tar,
+which took over 60 s on a 2-core machine busy with a 4-node graph (issue 15)."""
+
+
 def connect(timeout_s: float = 60.0) -> docker.DockerClient:
     """Return a client for the engine named by the environment (DOCKER_HOST...).
 

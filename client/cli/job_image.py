@@ -170,11 +170,11 @@ def choose_image(job_dir: Path, image_tar: Path | None, rebuild: bool, work: Pat
         note(f"reading image {image_tar}")
         return ChosenImage(image_tar, blob_image_id(image_tar), blob_id_of_file(image_tar),
                            image_tar.name, False)
-    from sandbox.engine import connect
+    from sandbox.engine import BULK_TIMEOUT_S, connect
     from sandbox.image_blob import export_image
     from sandbox.job_template import build_job
 
-    docker = connect()
+    docker = connect(BULK_TIMEOUT_S)
     current = job_sources(job_dir)
     recorded = read_record(job_dir)
     why = "--rebuild" if rebuild else why_rebuild(
