@@ -25,10 +25,9 @@ import docker
 from sandbox.base_image import BASE_TAG, build_image, ensure_base_image
 from sandbox.errors import JobDirError, SandboxError
 from sandbox.job_file import load_job_file
+from sandbox.job_sources import IMAGE_FILE, job_sources
 
 TEMPLATE_PACKAGE = "sandbox.templates.digits"
-IMAGE_FILE = "image.json"
-"""Written by ``job build``: the image id (the job's digest) and tag."""
 # (template file, file written in the job folder, mode)
 TEMPLATE_FILES = (
     ("Dockerfile", "Dockerfile", 0o644),
@@ -94,8 +93,10 @@ def build_job(client: docker.DockerClient, job_dir: Path, log: Log = print) -> B
         raise JobDirError(f"{job_dir}: no Dockerfile")
     ensure_base_image(client, log=log)
     tag = f"learningchain/job-{_tag_safe(job.name)}:latest"
+    sources = job_sources(job_dir)  # what this build reads, fingerprinted before it runs
     image_id = build_image(client, job_dir, tag, log)
-    (job_dir / IMAGE_FILE).write_text(json.dumps({"image_id": image_id, "tag": tag}) + "\n")
+    (job_dir / IMAGE_FILE).write_text(json.dumps({"image_id": image_id, "tag": tag,
+                                                  "sources": sources.to_json()}) + "\n")
     return BuiltJob(image_id, tag)
 
 

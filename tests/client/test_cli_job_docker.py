@@ -97,9 +97,10 @@ def test_submit_rebuilds_when_the_jobs_sources_changed(chain: ApiThread, tmp_pat
             images.add(posted["image_id"])
             return posted["image_id"], result.stderr
 
-        # 1. `job build` records no sources: submit builds to be sure (a cache hit)
+        # 1. `job build` recorded the sources it built from: submit posts that image
+        assert json.loads((folder / "image.json").read_text())["sources"]["files"]["train"]
         image, said = submit()
-        assert image == first and "does not say which sources" in said
+        assert image == first and "using built image" in said and "building" not in said
         # 2. unchanged sources: the recorded image, no build
         toml = folder / "job.toml"
         toml.write_text(toml.read_text().replace("bounty = 100", "bounty = 90"))
