@@ -15,7 +15,21 @@ from chain import fields as F
 from chain.errors import DecodeError
 from chain.types import Amount, Hash32, TimeMs
 
-JOB_KINDS = ("train/v1",)
+JOB_KINDS = ("train/v1", "train/v2")
+"""Every kind a spec may carry [JOB-KIND.1]; a new kind is added, never an old one changed."""
+TRAIN_V1 = "train/v1"
+TRAIN_V2 = "train/v2"
+"""train/v1 plus the job's data as blobs [JOB-DATA.1]: a 13-element wire array."""
+WIRE_LENGTHS = {TRAIN_V1: 12, TRAIN_V2: 13}
+"""[JOB-KIND.1] The kind fixes the spec's wire array: v1's 12 fields, then the kind's own."""
+DATA_ROLES_REQUIRED = ("train", "valid")
+"""[JOB-DATA.1] Roles every train/v2 job names: training data, public validation data."""
+MAX_DATA_BLOBS = 8
+"""[JOB-DATA.1] At most this many data blobs per job."""
+MAX_ROLE_LEN = 32
+MAX_DATA_BYTES = 1 << 40
+"""[JOB-DATA.1] Largest declared data blob: 1 TiB."""
+ROLE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 PARAM_KINDS = ("choice", "uniform", "log_uniform", "int")
 MAX_PARAMS = 16
 MAX_CHOICES = 32
@@ -166,6 +180,35 @@ class VotingParams:
 
 
 @dataclass(frozen=True, slots=True)
+class DataRef:
+    """One data blob of a job [JOB-DATA.1]: which blob, and how large it is declared to be."""
+
+    blob: Hash32
+    """Blob id (``chain.content``) of the data tar [JOB-DATA.2]."""
+    size: int
+    """The blob's exact size in bytes: a worker refuses too-large data before fetching it, and
+    a blob of another size is not this one."""
+
+    def to_wire(self) -> list[Any]:
+        return [self.blob, self.size]
+
+    @classmethod
+    def from_wire(cls, v: Any, role: str) -> DataRef:
+        a = F.array(v, f"spec.data.{role}", 2)
+        return cls(F.hash32(a[0], f"spec.data.{role}.blob"),
+                   F.uint(a[1], f"spec.data.{role}.size", 1, MAX_DATA_BYTES))
+
+
+def data_role(v: Any) -> str:
+    """[JOB-DATA.1] A role: 1..32 of ``a-z 0-9 _ -``, starting with a letter (a path name)."""
+    role = F.text(v, "spec.data role", MAX_ROLE_LEN, 1)
+    if not role[0].isalpha() or not set(role) <= ROLE_CHARS:
+        raise DecodeError(f"bad data role {role!r}: 1..{MAX_ROLE_LEN} of a-z 0-9 _ -, "
+                          "starting with a letter", code="bad_field")
+    return role
+
+
+@dataclass(frozen=True, slots=True)
 class JobSpec:
     """Everything a worker needs to run a job and every node needs to judge it."""
 
@@ -187,6 +230,14 @@ class JobSpec:
     """A claim is valid when measured loss <= claimed loss + tolerance."""
     voting: VotingParams
     description: str
+    data: tuple[tuple[str, DataRef], ...] = ()
+    """train/v2: sorted (role, data blob) pairs [JOB-DATA.1]; empty for train/v1 (not on its
+    wire)."""
+
+    def __post_init__(self) -> None:
+        if self.kind == TRAIN_V1 and self.data:
+            raise ValueError("a train/v1 spec has no data blobs (its wire has no place for them)")
+        object.__setattr__(self, "data", tuple(sorted(self.data, key=lambda pair: pair[0])))
 
     def entry_point(self, name: str) -> tuple[str, ...]:
         for key, argv in self.entry_points:
@@ -194,24 +245,39 @@ class JobSpec:
                 return argv
         raise KeyError(name)
 
+    def data_ref(self, role: str) -> DataRef | None:
+        return next((ref for key, ref in self.data if key == role), None)
+
+    @property
+    def data_bytes(self) -> int:
+        """Declared size of every data blob together [JOB-DATA.1]."""
+        return sum(ref.size for _, ref in self.data)
+
     @property
     def escrow(self) -> Amount:
         """Bounty plus one voter reward per possible turn [JOB-POST-ESCROW.1]."""
         return Amount(self.bounty + self.voting.voter_reward * self.voting.max_turns)
 
     def to_wire(self) -> list[Any]:
-        return [
+        """[JOB-SPEC-WIRE.1] train/v1: 12 fields; train/v2: the same 12, then ``data``."""
+        wire = [
             self.kind, self.image_digest, self.image_blob, self.image_ref,
             {k: list(v) for k, v in self.entry_points},
             self.limits.to_wire(), [p.to_wire() for p in self.search_space],
             self.bounty, self.expiry_ms, self.loss_tolerance, self.voting.to_wire(),
             self.description,
         ]
+        if self.kind != TRAIN_V1:
+            wire.append({role: ref.to_wire() for role, ref in self.data})
+        return wire
 
     @classmethod
     def from_wire(cls, v: Any) -> JobSpec:
-        a = F.array(v, "spec", 12)
-        kind = F.one_of(a[0], "spec.kind", JOB_KINDS)
+        """[JOB-KIND.1] The kind (first element) fixes the array's length and the rest."""
+        if not isinstance(v, list) or not v:
+            raise DecodeError("bad field 'spec': expected a non-empty array", code="bad_field")
+        kind = F.one_of(v[0], "spec.kind", JOB_KINDS)
+        a = F.array(v, "spec", WIRE_LENGTHS[kind])
         eps = a[4]
         if not isinstance(eps, dict) or len(eps) > 8:
             raise DecodeError("bad field 'spec.entry_points': map of at most 8", code="bad_field")
@@ -222,7 +288,7 @@ class JobSpec:
         )
         names = {k for k, _ in entry_points}
         if not {"train", "evaluate"} <= names:
-            raise DecodeError("train/v1 jobs need 'train' and 'evaluate' entry points",
+            raise DecodeError(f"{kind} jobs need 'train' and 'evaluate' entry points",
                               code="bad_field")
         if any(not argv for _, argv in entry_points):
             raise DecodeError("entry point command is empty", code="bad_field")
@@ -247,4 +313,20 @@ class JobSpec:
             loss_tolerance=tolerance,
             voting=VotingParams.from_wire(a[10]),
             description=F.text(a[11], "spec.description", 1024),
+            data=_data_from_wire(a[12]) if kind == TRAIN_V2 else (),
         )
+
+
+def _data_from_wire(v: Any) -> tuple[tuple[str, DataRef], ...]:
+    """[JOB-DATA.1] role -> [blob, size], at most 8, ``train`` and ``valid`` required."""
+    if not isinstance(v, dict) or len(v) > MAX_DATA_BLOBS:
+        raise DecodeError(f"bad field 'spec.data': map of at most {MAX_DATA_BLOBS}",
+                          code="bad_field")
+    if not all(isinstance(k, str) for k in v):
+        raise DecodeError("bad field 'spec.data': roles are strings", code="bad_field")
+    data = tuple((data_role(k), DataRef.from_wire(v[k], k)) for k in sorted(v))
+    missing = [r for r in DATA_ROLES_REQUIRED if r not in v]
+    if missing:
+        raise DecodeError(f"train/v2 jobs need data roles {list(DATA_ROLES_REQUIRED)}; "
+                          f"missing {missing}", code="bad_field")
+    return data

@@ -21,6 +21,7 @@ from chain.genesis import genesis_records
 from chain.records import JobStatus, Outcome
 from chain.state import decode_record
 from chain.transactions import GovernanceAction, GovernanceApprove, GovernancePropose, PostJob
+from chain.types import Hash32
 from tests.ledger.harness import Chain, job_spec
 from tests.ledger.story import tell_story
 
@@ -33,6 +34,7 @@ CLASSES: dict[str, Any] = {
     "Params": records.Params, "JobSpec": jobspec.JobSpec,
     "ResourceLimits": jobspec.ResourceLimits, "ParamSpec": jobspec.ParamSpec,
     "VotingParams": jobspec.VotingParams, "GovernanceAction": GovernanceAction,
+    "DataRef": jobspec.DataRef,
 }
 
 
@@ -75,6 +77,10 @@ def _instances() -> list[Any]:
         out.extend((job.spec, job.spec.limits, job.spec.voting, *job.spec.search_space,
                     *job.claims, *job.votes, *job.verdicts))
     out.extend(p.action for p in out if isinstance(p, records.Proposal))
+    v2 = dataclasses.replace(job_spec(), kind=jobspec.TRAIN_V2, data=(
+        ("train", jobspec.DataRef(Hash32(b"\x01" * 32), 10)),
+        ("valid", jobspec.DataRef(Hash32(b"\x02" * 32), 5))))
+    out.extend((v2, *(ref for _, ref in v2.data)))  # [JOB-DATA.1] the story's job is v1
     return out
 
 
@@ -87,6 +93,10 @@ def test_record_wire_order_is_the_field_order() -> None:
             value = getattr(record, f.name)
             if f.name == "entry_points":
                 value = {k: list(v) for k, v in value}
+            if f.name == "data":  # [JOB-KIND.1] a map, and only on a train/v2 wire
+                if record.kind == jobspec.TRAIN_V1:
+                    continue
+                value = {role: ref.to_wire() for role, ref in value}
             expected.append(_wire(value))
         assert record.to_wire() == expected, type(record).__name__
         seen.add(type(record).__name__)
