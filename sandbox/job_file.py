@@ -24,11 +24,13 @@ if TYPE_CHECKING:
     from sandbox.image_check import ImageSizes
 
 JOB_FILE = "job.toml"
-JOB_KINDS = ("train/v1",)
+JOB_KINDS = ("train/v1", "train/v2")
+DATA_KIND = "train/v2"
+"""[JOB-FILE.1] The kind whose job.toml names its data in ``[data]`` [JOB-DATA.1]."""
 PARAM_KINDS = ("choice", "uniform", "log_uniform", "int")
 TOP_KEYS = {"kind": "key", "name": "key", "description": "key", "bounty": "key",
             "expiry_s": "key", "loss_tolerance": "key", "entry_points": "table",
-            "limits": "table", "search_space": "array"}
+            "limits": "table", "search_space": "array", "data": "table"}
 """[JOB-FILE.2] Every name job.toml may hold at its top level, and what it is."""
 TOP_REQUIRED = ("kind", "name", "bounty", "expiry_s", "loss_tolerance", "entry_points",
                 "limits", "search_space")
@@ -108,6 +110,21 @@ class JobFile:
     search_space: tuple[ParamRange, ...]
     declared: JobLimits
     """The limits as the file declares them; ``spec_limits`` puts them on chain."""
+    data: tuple[tuple[str, str], ...] = ()
+    """train/v2: sorted (role, path relative to the job folder) of ``[data]`` [JOB-DATA.1]."""
+
+    def data_paths(self, job_dir: Path) -> dict[str, Path]:
+        """[JOB-FILE.1] Each role's file or folder, checked to lie inside ``job_dir``."""
+        root = job_dir.resolve()
+        out = {}
+        for role, relative in self.data:
+            path = (job_dir / relative).resolve()
+            if path != root and root not in path.parents:
+                raise ValueError(f"[data] {role} = {relative!r} leaves the job folder")
+            if not path.exists():
+                raise ValueError(f"[data] {role} = {relative!r}: no such file or folder")
+            out[role] = job_dir / relative
+        return out
 
     def spec_limits(self, image: ImageSizes) -> SpecLimits:
         """The chain's ``JobSpec.limits`` of this job with its image measured [JOB-IMAGE.5].
@@ -186,11 +203,43 @@ def parse_job(raw: dict[str, Any]) -> JobFile:
     tolerance = float(_field(raw, "loss_tolerance", int | float))
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise ValueError("loss_tolerance must be a finite number >= 0")
-    return JobFile(kind=kind, name=_field(raw, "name", str),
+    data = _data(raw, kind)
+    return JobFile(kind=kind, name=_field(raw, "name", str), data=data,
                    description=str(raw.get("description", "")),
                    bounty=_positive_int(raw, "bounty"), expiry_s=_positive_int(raw, "expiry_s"),
                    loss_tolerance=tolerance, entry_points=entry_points, limits=limits,
                    search_space=space, declared=declared)
+
+
+def _data(raw: dict[str, Any], kind: str) -> tuple[tuple[str, str], ...]:
+    """[JOB-FILE.1] ``[data]``: required for train/v2 (``train``, ``valid``), absent for v1."""
+    from chain.errors import DecodeError
+    from chain.jobspec import DATA_ROLES_REQUIRED, MAX_DATA_BLOBS, data_role
+
+    if kind != DATA_KIND:
+        if "data" in raw:
+            raise ValueError(f"[data] is for kind {DATA_KIND!r} jobs; this one is {kind!r}")
+        return ()
+    table = raw.get("data")
+    if not isinstance(table, dict):
+        raise JobKeyError("missing required key", "", "[data]",
+                          hint=f"a {DATA_KIND} job names its data: [data] train = "
+                               "\"data/train.csv\", valid = \"data/valid.csv\"")
+    if len(table) > MAX_DATA_BLOBS:
+        raise ValueError(f"[data] names {len(table)} roles, at most {MAX_DATA_BLOBS}")
+    out = []
+    for role, path in table.items():
+        try:
+            data_role(role)
+        except DecodeError as e:
+            raise ValueError(f"[data] {e}") from None
+        if not isinstance(path, str) or not path or Path(path).is_absolute():
+            raise ValueError(f"[data] {role} must be a path relative to the job folder")
+        out.append((role, path))
+    for role in DATA_ROLES_REQUIRED:
+        if role not in table:
+            raise JobKeyError("missing required key", "[data]", role)
+    return tuple(sorted(out))
 
 
 def _param(raw: Any, number: int) -> ParamRange:

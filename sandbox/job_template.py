@@ -4,8 +4,9 @@ The template trains a small PyTorch MLP on the UCI handwritten digits that
 ship inside scikit-learn. The data file is copied out of the installed
 package at init time, so the job image needs no scikit-learn and no
 network. The data is split once, by row index, into train, validation
-(both go into the image) and a held-out test split that stays outside the
-image, so a demo can score the winning model on data no worker saw.
+(each posted as a data blob by ``job submit``, never in the image: the job
+is ``train/v2``, [JOB-DATA.*]) and a held-out test split that stays in the
+job folder, so a demo can score the winning model on data no worker saw.
 """
 
 from __future__ import annotations
@@ -98,6 +99,18 @@ def build_job(client: docker.DockerClient, job_dir: Path, log: Log = print) -> B
     (job_dir / IMAGE_FILE).write_text(json.dumps({"image_id": image_id, "tag": tag,
                                                   "sources": sources.to_json()}) + "\n")
     return BuiltJob(image_id, tag)
+
+
+def template_data(job_dir: Path, work: Path) -> dict[str, Path]:
+    """Each data role of the job folder packed [JOB-DATA.2] and unpacked into ``work``: the
+    folders a node mounts at ``/data/<role>`` [JOB-DATA.3] (for running the job locally)."""
+    from sandbox.data_blob import pack_data, unpack_data
+
+    out = {}
+    for role, path in load_job_file(job_dir).data_paths(job_dir).items():
+        packed = pack_data(path, work / f"{role}.tar")
+        out[role] = unpack_data(packed.path, work / role, packed.size)
+    return out
 
 
 def _digits_rows() -> list[list[str]]:

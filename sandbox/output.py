@@ -113,7 +113,8 @@ class _Stream:
 
 
 def extract_output(chunks: Iterable[bytes], dest: Path, max_bytes: int,
-                   file_caps: Mapping[str, int] | None = None) -> OutputSummary:
+                   file_caps: Mapping[str, int] | None = None, *,
+                   root: str = ARCHIVE_ROOT) -> OutputSummary:
     """Extract the tar stream ``chunks`` of ``/output`` into ``dest`` (which must be empty).
 
     ``max_bytes`` bounds the whole content written to the host; ``file_caps``
@@ -121,12 +122,14 @@ def extract_output(chunks: Iterable[bytes], dest: Path, max_bytes: int,
     Both are checked against each entry's header *before* its data is read,
     so the host never writes more than the caps [JOB-OUT.4]. Raises
     ``OutputRejected`` (the job's fault) or ``OutputHostError`` (the host's).
+    ``root`` is the one top folder every entry lies below (``data`` for a data blob,
+    [JOB-DATA.2]: the same rules).
     """
     stream = _Stream(chunks, max_bytes + TAR_OVERHEAD_BYTES + MAX_ENTRIES * ENTRY_OVERHEAD_BYTES)
     try:
         with tarfile.open(fileobj=stream, mode="r|",  # type: ignore[call-overload]
                           tarinfo=_BoundedTarInfo) as archive:
-            return _extract_members(archive, dest, max_bytes, dict(file_caps or {}))
+            return _extract_members(archive, dest, max_bytes, dict(file_caps or {}), root)
     except (OutputRejected, OutputHostError, ArchiveSourceBroken):
         raise
     except (tarfile.TarError, EOFError, UnicodeError, ValueError, OverflowError) as e:
@@ -139,13 +142,13 @@ def extract_output(chunks: Iterable[bytes], dest: Path, max_bytes: int,
 
 
 def _extract_members(archive: tarfile.TarFile, dest: Path, max_bytes: int,
-                     file_caps: dict[str, int]) -> OutputSummary:
+                     file_caps: dict[str, int], root: str) -> OutputSummary:
     files = 0
     entries = 0
     total = 0
     kinds: dict[PurePosixPath, str] = {}
     for member in archive:
-        relative = _relative_path(member.name)
+        relative = _relative_path(member.name, root)
         if relative is None:
             continue  # the output folder itself
         entries += 1
@@ -204,11 +207,11 @@ def _check_parents(relative: PurePosixPath, kinds: dict[PurePosixPath, str], nam
             raise OutputRejected("bad_entry", "output entry is below a file", _cut(name))
 
 
-def _relative_path(name: str) -> PurePosixPath | None:
-    """[JOB-OUT.1-3] The entry's path below ``output/``, or a rejection."""
+def _relative_path(name: str, root: str = ARCHIVE_ROOT) -> PurePosixPath | None:
+    """[JOB-OUT.1-3] The entry's path below ``output/`` (``root``), or a rejection."""
     path = PurePosixPath(name)
     parts = path.parts
-    if path.is_absolute() or not parts or parts[0] != ARCHIVE_ROOT or ".." in parts:
+    if path.is_absolute() or not parts or parts[0] != root or ".." in parts:
         raise OutputRejected("bad_entry", f"output entry {_cut(name)!r} is outside the output "
                              "folder", _cut(name))
     if len(parts) == 1:

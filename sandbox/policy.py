@@ -22,6 +22,8 @@ HOLD_COMMAND = ("sleep", "infinity")
 """PID 1 of a job container: it only holds the container (and its tmpfs) open
 while the runner execs the entry point and then copies /output out."""
 INPUT_MOUNT = "/input"
+DATA_MOUNT = "/data"
+"""[JOB-DATA.3] Each data role ``r`` of a job is mounted read-only at ``/data/r``."""
 MODEL_MOUNT = "/model"
 OUTPUT_DIR = "/output"
 SCRATCH_DIR = "/tmp"
@@ -38,6 +40,19 @@ LABEL_ENTRY = "learningchain.entry"
 def labels_for(job: str, node: str, entry: str) -> dict[str, str]:
     """Labels that let a node find its own leftover containers after a crash."""
     return {LABEL_MANAGED: "1", LABEL_JOB: job, LABEL_NODE: node, LABEL_ENTRY: entry}
+
+
+def data_binds(data: Mapping[str, Path]) -> dict[str, Path]:
+    """[JOB-DATA.3] ``/data/<role>`` -> the role's unpacked folder; a role is a plain name."""
+    from chain.jobspec import data_role
+
+    binds = {}
+    for role, folder in data.items():
+        data_role(role)  # never a path: no '/', no '..'
+        if folder.is_symlink() or not folder.is_dir():
+            raise ValueError(f"data {role!r}: {folder} is not a folder")
+        binds[f"{DATA_MOUNT}/{role}"] = folder
+    return binds
 
 
 def container_kwargs(

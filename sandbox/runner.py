@@ -109,6 +109,7 @@ class SandboxRunner:
         *,
         job_id: str = "",
         argv: Sequence[str] = TRAIN_ARGV,
+        data: Mapping[str, Path] | None = None,
     ) -> RunResult:
         """Train once with ``params``; on success ``model_path`` is the checked model.
 
@@ -118,7 +119,7 @@ class SandboxRunner:
         """
         env = {"LC_PARAMS": params.to_json(), "LC_SEED": str(params.seed)}
         result = self.run_entry(image_id, "train", argv, env, limits, output_dir,
-                                input_dir=input_dir, job_id=job_id,
+                                input_dir=input_dir, job_id=job_id, data=data,
                                 file_caps={MODEL_FILE: (limits.model_bytes,
                                                         FailureReason.MODEL_TOO_LARGE)})
         if not result.ok:
@@ -140,6 +141,7 @@ class SandboxRunner:
         argv: Sequence[str] = EVALUATE_ARGV,
         seed: int | None = None,
         variant: int = 0,
+        data: Mapping[str, Path] | None = None,
     ) -> EvalResult:
         """Evaluate the model at ``model_path`` in the fixed environment [EVAL-ENV.*].
 
@@ -163,7 +165,7 @@ class SandboxRunner:
             model_dir = eval_env.stage_model(model_path, Path(tmp), MODEL_FILE)
             out = Path(tmp) / "out"
             run = self.run_entry(image_id, "evaluate", argv, env, limits, out,
-                                 input_dir=input_dir, job_id=job_id,
+                                 input_dir=input_dir, job_id=job_id, data=data,
                                  extra_binds={policy.MODEL_MOUNT: model_dir},
                                  collect=(f"output/{METRICS_FILE}",),
                                  output_cap=MAX_JSON_BYTES,
@@ -201,6 +203,7 @@ class SandboxRunner:
         output_cap: int | None = None,
         file_caps: FileCaps | None = None,
         variant: int = 0,
+        data: Mapping[str, Path] | None = None,
     ) -> RunResult:
         """Run ``argv`` in a fresh hardened container and copy /output to ``output_dir``.
 
@@ -209,7 +212,8 @@ class SandboxRunner:
         ``collect`` names what is archived out of the container, ``output_cap``
         (default ``limits.output_bytes``) and ``file_caps`` bound what the host
         writes [JOB-OUT.4]. An input folder is mounted as a private, fixed copy
-        [EVAL-ENV.4].
+        [EVAL-ENV.4]. ``data`` maps a job's data roles to their unpacked, fixed folders
+        (``data_blob.unpack_data``), each mounted read-only at ``/data/<role>`` [JOB-DATA.3].
         """
         output_dir.mkdir(parents=True, exist_ok=True)
         if any(output_dir.iterdir()):
@@ -220,12 +224,14 @@ class SandboxRunner:
             binds = dict(extra_binds or {})
             if input_dir is not None:
                 binds[policy.INPUT_MOUNT] = eval_env.stage_input(input_dir, Path(staging))
+            binds.update(policy.data_binds(data or {}))
             full_env = eval_env.ordered_env({
                 "HOME": policy.SCRATCH_DIR,
                 "LC_ENTRY": entry,
                 "LC_OUTPUT": policy.OUTPUT_DIR,
                 "LC_CPUS": str(max(1, math.ceil(limits.nano_cpus / 1e9))),
                 **({"LC_INPUT": policy.INPUT_MOUNT} if input_dir is not None else {}),
+                **({"LC_DATA": policy.DATA_MOUNT} if data else {}),
                 **env,
             })
             caps = dict(file_caps or {})

@@ -210,6 +210,16 @@ class ApiClient:
         with self._open(req, timeout=max(self.timeout, 300.0)) as resp:
             return dict(json.loads(resp.read()))
 
+    def has_blob(self, blob: str | bytes) -> bool:
+        """Whether the node stores the blob itself (peers are not asked)."""
+        try:
+            self.get(f"/blobs/{_hex(blob)}/info")
+        except ApiError as e:
+            if e.code == "blob_not_here":
+                return False
+            raise
+        return True
+
     def download_blob(self, blob: str | bytes, dest: Path,
                       progress: Progress | None = None) -> int:
         """Streams a blob into ``dest`` (written whole or not at all); returns its size."""

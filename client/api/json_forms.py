@@ -131,6 +131,7 @@ def spec_json(spec: JobSpec) -> Json:
         "image_digest": spec.image_digest.hex(),
         "image_blob": spec.image_blob.hex(),
         "image_ref": spec.image_ref,
+        "data": {role: {"blob": ref.blob.hex(), "size": ref.size} for role, ref in spec.data},
         "entry_points": {name: list(argv) for name, argv in spec.entry_points},
         "limits": {"memory_mb": lim.memory_mb, "cpu_millis": lim.cpu_millis,
                    "time_s": lim.time_s, "disk_mb": lim.disk_mb, "model_mb": lim.model_mb,

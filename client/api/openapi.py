@@ -23,6 +23,8 @@ from chain.jobspec import (
     MAX_ARG_LEN,
     MAX_CHOICES,
     MAX_COMMAND_ARGS,
+    MAX_DATA_BLOBS,
+    MAX_DATA_BYTES,
     MAX_MB,
     MAX_PARAMS,
     PARAM_KINDS,
@@ -201,6 +203,12 @@ SCHEMAS: dict[str, S] = {
     }),
     "JobSpec": obj({
         "kind": {"enum": list(JOB_KINDS)}, "image_digest": HEX32, "image_blob": HEX32,
+        "data": {"type": "object", "maxProperties": MAX_DATA_BLOBS,
+                 "additionalProperties": obj({"blob": HEX32,
+                                              "size": bounded(1, MAX_DATA_BYTES)}),
+                 "description": "train/v2: role (1..32 of a-z 0-9 _ -, a letter first) → "
+                                "data blob id and exact size in bytes [JOB-DATA.1] (train "
+                                "and valid required); {} for train/v1"},
         "image_ref": text(256),
         "entry_points": {"type": "object", "maxProperties": 8,
                          "required": ["train", "evaluate"],
@@ -493,6 +501,12 @@ def _paths() -> dict[str, S]:
             "Download blob",
             {"200": {"description": "The blob's bytes", "content": OCTET}, **BAD,
              "404": _error("Not stored here and no peer could serve it")},
+            params=[_path_param("blob", HEX32, "Blob id (chain.content)")],
+            tags=("blobs",))},
+        "/blobs/{blob}/info": {"get": _op(
+            "Blob info",
+            {"200": _json(ref("BlobInfo"), "Stored on this node"), **BAD,
+             "404": _error("Not stored on this node (peers are not asked)")},
             params=[_path_param("blob", HEX32, "Blob id (chain.content)")],
             tags=("blobs",))},
         "/wait": {"get": _op(

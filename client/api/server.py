@@ -171,6 +171,7 @@ class ApiServer:
             *self.state_routes.routes(),  # accounts, governance, genesis, supply
             ("POST", "/blobs", self.post_blob),
             ("GET", "/blobs/{blob}", self.get_blob),
+            ("GET", "/blobs/{blob}/info", self.get_blob_info),
             ("GET", "/wait", self.get_wait),
             ("GET", "/openapi.json", self.get_openapi),
         ]
@@ -510,6 +511,15 @@ class ApiServer:
                                  f"blob {blob.hex()} is not here and no peer served it"
                                  f" ({type(e).__name__}: {e})") from None
         return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
+
+    async def get_blob_info(self, request: web.Request) -> web.Response:
+        """Whether this node stores the blob; never asks peers (``job submit`` uploads what
+        the node lacks)."""
+        blob = parse_hash(request.match_info["blob"], "blob")
+        path = self.node.blob_path(blob)
+        if path is None:
+            raise ApiProblem(404, "blob_not_here", f"blob {blob.hex()} is not stored here")
+        return web.json_response({"blob": blob.hex(), "size": path.stat().st_size})
 
     # -- long poll and the document ---------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """``learningchain job submit``: a job folder becomes a posted job.
 
 Build the image if its sources changed (``client.cli.job_image``), export it,
-upload the tar as a blob, post the ``JobSpec`` (its escrow leaves the
+upload the tar as a blob, pack each data path of a train/v2 job and upload the
+data blobs the node lacks [JOB-DATA.2-4], post the ``JobSpec`` (its escrow leaves the
 submitter's balance in the same block) and print the job id. The escrow is
 more than the bounty: one voter reward per possible turn is held too
 [JOB-POST-ESCROW.1], and both the refusal for a short balance and the output
@@ -18,7 +19,7 @@ from typing import Any
 import click
 
 from chain.errors import DecodeError
-from chain.jobspec import JobSpec, ParamSpec, VotingParams
+from chain.jobspec import DataRef, JobSpec, ParamSpec, VotingParams
 from chain.transactions import PostJob
 from chain.types import Amount, Hash32, TimeMs
 from client.api.http_client import ApiClient
@@ -55,13 +56,17 @@ DEFAULT_MAX_TURNS = 3
 def build_spec(job_dir: Path, job_file: JobFile, *, image_digest: bytes, image_blob: bytes,
                image_ref: str, bounty: int, expiry_ms: int, voting: VotingParams,
                loss_tolerance: float | None = None, description: str | None = None,
-               image: ImageSizes | None = None) -> JobSpec:
+               image: ImageSizes | None = None,
+               data: tuple[tuple[str, DataRef], ...] | None = None) -> JobSpec:
     """The ``JobSpec`` of a job folder, checked exactly as the chain will decode it.
 
     Every limit of job.toml reaches the chain [JOB-LIMITS.1] (``model_mb`` included),
     with the image sizes measured from the saved image [JOB-IMAGE.5] (``image``;
-    1 MiB each for a draft made before the image exists).
+    1 MiB each for a draft made before the image exists). ``data``: the packed data
+    blobs of a train/v2 job [JOB-DATA.1] (a draft: placeholders of 1 byte per role).
     """
+    if data is None:
+        data = tuple((role, DataRef(Hash32(b"\0" * 32), 1)) for role, _ in job_file.data)
     sizes = image if image is not None else ImageSizes(0, 0)
     spec = JobSpec(
         kind=job_file.kind,
@@ -77,6 +82,7 @@ def build_spec(job_dir: Path, job_file: JobFile, *, image_digest: bytes, image_b
         loss_tolerance=job_file.loss_tolerance if loss_tolerance is None else loss_tolerance,
         voting=voting,
         description=(job_file.description if description is None else description)[:1024],
+        data=data,
     )
     return JobSpec.from_wire(spec.to_wire())  # the chain's own checks, before any upload
 
@@ -100,10 +106,10 @@ def _preflight(client: ApiClient, address: bytes, spec: JobSpec) -> None:
         raise UserError("cannot post the job: " + "; ".join(problems))
 
 
-def _upload(client: ApiClient, path: Path, blob_id: bytes, quiet: bool) -> None:
+def _upload(client: ApiClient, path: Path, blob_id: bytes, quiet: bool,
+            label: str = "uploading image") -> None:
     size = path.stat().st_size
-    bar: Any = click.progressbar(length=size, label="uploading image", hidden=quiet,
-                                 file=sys.stderr)
+    bar: Any = click.progressbar(length=size, label=label, hidden=quiet, file=sys.stderr)
     with bar:
         last = [0]
 
@@ -116,6 +122,41 @@ def _upload(client: ApiClient, path: Path, blob_id: bytes, quiet: bool) -> None:
     if info["blob"] != blob_id.hex():
         raise UserError(f"the node stored blob {info['blob']}, expected "
                         f"{blob_id.hex()} (corrupted upload?)")
+
+
+def _pack_data(job_dir: Path, job_file: JobFile, work: Path
+               ) -> tuple[tuple[str, DataRef], ...] | None:
+    """[JOB-DATA.2] Each ``[data]`` path packed into ``work/data-<role>.tar``; None for v1."""
+    if not job_file.data:
+        return None
+    from sandbox.data_blob import pack_data
+
+    out = []
+    try:
+        paths = job_file.data_paths(job_dir)
+        for role, path in paths.items():
+            packed = pack_data(path, work / f"data-{role}.tar")
+            note(f"data {role}: {path.relative_to(job_dir)} packed, {packed.files} file(s), "
+                 f"{packed.size} bytes, blob {packed.blob_id.hex()[:16]}")
+            out.append((role, DataRef(Hash32(packed.blob_id), packed.size)))
+    except (SandboxError, ValueError, OSError) as e:
+        raise UserError(f"{job_dir / JOB_FILE}: {e}") from e
+    return tuple(out)
+
+
+def _upload_data(client: ApiClient, data: tuple[tuple[str, DataRef], ...] | None, work: Path,
+                 quiet: bool) -> set[str]:
+    """Upload the data blobs the node lacks [JOB-DATA.4]; the roles uploaded."""
+    uploaded = set()
+    for role, ref in data or ():
+        with user_errors():
+            present = client.has_blob(ref.blob)
+        if present:
+            note(f"data {role}: the node has blob {ref.blob.hex()[:16]} already")
+            continue
+        _upload(client, work / f"data-{role}.tar", ref.blob, quiet, f"uploading data {role}")
+        uploaded.add(role)
+    return uploaded
 
 
 @job.command("submit")
@@ -171,19 +212,22 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
     key = load_key(key_path, passphrase_file)
     client = client_for(node_url)
 
+    data: tuple[tuple[str, DataRef], ...] | None = None
+
     def spec_with(digest: bytes, blob: bytes, ref: str, expiry_ms: int,
                   image: ImageSizes | None = None) -> JobSpec:
         try:
             return build_spec(job_dir, job_file, image_digest=digest, image_blob=blob,
                               image_ref=ref, bounty=bounty, expiry_ms=expiry_ms, voting=voting,
                               loss_tolerance=loss_tolerance, description=description,
-                              image=image)
+                              image=image, data=data)
         except (DecodeError, KeyError, TypeError, ValueError) as e:
             raise UserError(f"{job_dir / JOB_FILE}: {e}") from e
 
     draft = spec_with(b"\0" * 32, b"\0" * 32, "", 0)
     _preflight(client, key.address, draft)
     with tempfile.TemporaryDirectory(prefix="lc-submit-") as tmp:
+        data = _pack_data(job_dir, job_file, Path(tmp))
         try:
             chosen = choose_image(job_dir, image_tar, rebuild, Path(tmp), note)
             image_id, blob_id, ref = chosen.image_id, chosen.blob_id, chosen.ref
@@ -192,6 +236,7 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
             raise UserError(str(e)) from e
         spec_with(b"\0" * 32, blob_id, ref, 0, sizes)  # a declared size too small: before upload
         _upload(client, chosen.tar, blob_id, as_json)
+        uploaded = _upload_data(client, data, Path(tmp), as_json)
     with user_errors():
         now = int(client.status()["time_ms"])
     from sandbox.image_blob import digest_bytes
@@ -200,6 +245,8 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
     tx, info = send(client, key, PostJob(spec), wait=wait, what="job", timeout=120.0)
     result = {"job_id": tx.hash.hex(), "image_id": image_id, "image_blob": blob_id.hex(),
               "image_built": chosen.built, "bounty": spec.bounty, "escrow": spec.escrow,
+              "data": {role: {"blob": d.blob.hex(), "size": d.size,
+                              "uploaded": role in uploaded} for role, d in spec.data},
               "voter_reward": spec.voting.voter_reward, "max_turns": spec.voting.max_turns,
               "expiry_ms": spec.expiry_ms, "height": info["height"] if info else None}
 
@@ -209,6 +256,9 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
         out(f"bounty {spec.bounty}; "
             f"{escrow_text(spec.bounty, spec.voting.voter_reward, spec.voting.max_turns)}: "
             "voters are paid from it per turn, the rest comes back when the job settles")
+        for role, d in spec.data:
+            out(f"data {role}: blob {d.blob.hex()} ({d.size} bytes, "
+                f"{'uploaded' if role in uploaded else 'already on the node'})")
         out(f"claims close {when(spec.expiry_ms, now)}")
         out(f"next: learningchain job watch {tx.hash.hex()}")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from typing import Any
 
 import docker
@@ -128,5 +129,9 @@ class DiskKeeper:
             for callback in self.on_removed_image:
                 callback(key)
             return True
+        if item.kind == "data":  # an unpacked data folder [WORK-DATA.1]
+            folder = self.store.dir / "data" / key.removeprefix("data-")
+            shutil.rmtree(folder, ignore_errors=True)
+            return not folder.exists()
         self.node.remove_blob(bytes.fromhex(key))
         return True

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from chain.crypto import address_to_text
-from chain.jobspec import JobSpec
+from chain.jobspec import TRAIN_V1, TRAIN_V2, JobSpec
 from chain.records import Account, Job, JobStatus
 from chain.types import Address
 from client.node.config import WorkerPolicy
@@ -37,6 +37,9 @@ from sandbox.job_file import ParamRange
 from sandbox.limits import ResourceLimits, TrainParams, from_spec
 
 SEED_DOMAIN = b"learningchain/worker-seed/v1\x00"
+WORKER_KINDS = (TRAIN_V1, TRAIN_V2)
+"""[JOB-KIND.1] [WORK-DATA.1] The kinds this worker runs; it skips any other (``kind``)."""
+MIB = 1024 * 1024
 RETRY_MARGIN = 1.5
 """Another attempt starts only if this many times the last attempt's duration is left."""
 RETRY_SLACK_MS = 2_000
@@ -79,7 +82,7 @@ def skip_reason(job: Job, me: Identity, policy: WorkerPolicy, now_ms: int) -> Sk
         return Skip("not_member", "this key is not an admitted member, so it may not claim")
     if me.account.banned:
         return Skip("banned", "this key is banned")
-    if spec.kind != "train/v1":
+    if spec.kind not in WORKER_KINDS:
         return Skip("kind", f"unknown job kind {spec.kind!r}")
     if spec.bounty < policy.min_bounty:
         return Skip("bounty", f"bounty {spec.bounty} < min_bounty {policy.min_bounty}")
@@ -92,6 +95,9 @@ def skip_reason(job: Job, me: Identity, policy: WorkerPolicy, now_ms: int) -> Sk
     image = image_too_large(spec, policy)
     if image is not None:
         return Skip("image_size", image)
+    data = data_too_large(spec, policy)
+    if data is not None:
+        return Skip("data_size", data)
     left_s = (spec.expiry_ms - now_ms) / 1000
     if left_s <= policy.min_time_left_s:
         return Skip("time_left", f"claim window closes in {left_s:.1f} s (policy "
@@ -112,6 +118,20 @@ def image_too_large(spec: JobSpec, policy: WorkerPolicy) -> str | None:
                               policy.max_image_unpacked_mb)):
         if have > most:
             return f"declared {name} {have} > policy max_{name} {most}"
+    return None
+
+
+def data_too_large(spec: JobSpec, policy: WorkerPolicy) -> str | None:
+    """[WORK-DATA.1] Why the job's declared data blobs exceed this worker's policy; None when
+    they fit: each at most ``max_image_mb`` (the largest blob it fetches), and twice their
+    sum (the blob plus its unpacked folder) at most ``disk_budget_mb``."""
+    for role, ref in spec.data:
+        if ref.size > policy.max_image_mb * MIB:
+            return (f"declared data {role} of {ref.size} bytes > policy max_image_mb "
+                    f"{policy.max_image_mb}")
+    if 2 * spec.data_bytes > policy.disk_budget_mb * MIB:
+        return (f"declared data of {spec.data_bytes} bytes, twice that (blob + unpacked) > "
+                f"policy disk_budget_mb {policy.disk_budget_mb}")
     return None
 
 

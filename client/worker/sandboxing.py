@@ -22,6 +22,7 @@ import requests.exceptions
 from chain.jobspec import JobSpec
 from client.node.config import WorkerPolicy
 from client.node.handle import NodeHandle
+from client.worker.data_blobs import DataCache
 from client.worker.policy import image_id_text, image_too_large
 from p2p.blobstore import BlobError
 from sandbox.errors import ImageBlobError, ImageDigestMismatch
@@ -142,12 +143,16 @@ class ImageCache:
     """
 
     def __init__(self, node: NodeHandle, client: docker.DockerClient, threads: Threads,
-                 policy: WorkerPolicy | None = None, disk: DiskKeeper | None = None) -> None:
+                 policy: WorkerPolicy | None = None, disk: DiskKeeper | None = None,
+                 data_root: Path | None = None) -> None:
         self.node = node
         self.client = client
         self.threads = threads
         self.policy = policy if policy is not None else WorkerPolicy()
         self.disk = disk
+        self.data = DataCache(node, threads, data_root or node.data_dir / "job-data",
+                              self.policy, disk)
+        """A train/v2 job's data blobs [JOB-DATA.4]: ``await images.data.ensure(spec, ...)``."""
         self._locks: dict[str, asyncio.Lock] = {}
         self._ready: set[str] = set()
 

@@ -31,6 +31,7 @@ from chain.types import Address, Hash32
 from client.node.config import WorkerPolicy
 from client.node.handle import NodeHandle
 from client.worker.attempt_log import AttemptLog, fault_of
+from client.worker.data_blobs import DataUnavailable
 from client.worker.outbox import Action, Outbox, short
 from client.worker.policy import (
     Identity,
@@ -103,6 +104,8 @@ class Trainer:
         self.refused_until: dict[bytes, float] = {}
         """Refusals that may pass (the image blob was not reachable): monotonic time to retry."""
         self.last_attempt_ms: dict[bytes, float] = {}
+        self.data: dict[bytes, dict[str, Path]] = {}
+        """A train/v2 job's unpacked data folders by role [JOB-DATA.3], while it trains."""
         self.inconsistent_found = 0
         """Metrics: jobs this worker found inconsistent [WORK-SELFCHECK.1] since it started."""
 
@@ -144,7 +147,7 @@ class Trainer:
 
     def _refuse(self, job_id: bytes, error: Exception) -> None:
         """No image: for good when the blob is not the job's, else try again a bit later."""
-        if isinstance(error, ImageUnavailable) and error.permanent:
+        if isinstance(error, ImageUnavailable | DataUnavailable) and error.permanent:
             self.refused[job_id] = f"refused: {error}"
             log.error("job %s refused: %s", short(job_id), error)
             return
@@ -186,7 +189,9 @@ class Trainer:
             try:
                 async with asyncio.timeout(seconds_until(self.node, job.spec.expiry_ms)):
                     image_id = await self.images.ensure(job.spec, label, job_id)
-            except (ImageUnavailable, TimeoutError) as e:
+                    self._set_phase("fetching data")
+                    self.data[job_id] = await self.images.data.ensure(job.spec, label, job_id)
+            except (ImageUnavailable, DataUnavailable, TimeoutError) as e:
                 why = None
                 self._refuse(job_id, e)
                 return
@@ -229,6 +234,7 @@ class Trainer:
             why = f"failed: {e}"
             log.exception("job %s: training failed; the worker goes on", label)
         finally:
+            self.data.pop(job_id, None)
             if why is not None:
                 self.finished[job_id] = why
             self.now = None
@@ -296,7 +302,8 @@ class Trainer:
             self._set_phase("training", attempt)
             trained = await self.threads.run(self.runner.train, image_id, params, limits, None,
                                              run_dir / "train", job_id=tag,
-                                             argv=spec.entry_point("train"))
+                                             argv=spec.entry_point("train"),
+                                             data=self.data.get(job.job_id))
             if not trained.ok or trained.model_path is None:
                 log.warning("job %s: attempt %d: training failed: %s: %s; log tail: %r", label,
                             attempt, trained.reason, trained.detail, trained.log_tail[-500:])
@@ -348,7 +355,8 @@ class Trainer:
         for variant in VARIANTS:
             result = await self.threads.run(
                 self.runner.evaluate, image_id, model, sandbox_limits(spec), job_id=tag,
-                argv=spec.entry_point("evaluate"), seed=eval_seed(job.job_id), variant=variant)
+                argv=spec.entry_point("evaluate"), seed=eval_seed(job.job_id), variant=variant,
+                data=self.data.get(job.job_id))
             results.append(result)
             if not result.ok:
                 break  # a failed run decides the check; no second container needed

@@ -39,6 +39,7 @@ from chain.transactions import VoteCommit, VoteReveal, vote_commitment
 from chain.types import Address, Hash32
 from client.node.config import WorkerPolicy
 from client.node.handle import NodeHandle
+from client.worker.data_blobs import DataUnavailable
 from client.worker.outbox import Action, Outbox, short
 from client.worker.policy import (
     sandbox_limits,
@@ -182,9 +183,10 @@ class Verifier:
             try:
                 async with asyncio.timeout(seconds_until(self.node, job.phase_deadline_ms)):
                     image_id = await self.images.ensure(spec, label, job_id)
-            except (ImageUnavailable, TimeoutError) as e:
+                    data = await self.images.data.ensure(spec, label, job_id)
+            except (ImageUnavailable, DataUnavailable, TimeoutError) as e:
                 why = str(e) or "not ready before the vote window closes"
-                self._abstain(key, f"cannot evaluate without the job's image: {why}")
+                self._abstain(key, f"cannot evaluate without the job's image and data: {why}")
                 return
             measured: float | None = None
             problem = ""
@@ -204,7 +206,7 @@ class Verifier:
                 result = await self.threads.run(
                     self.runner.evaluate, image_id, model, sandbox_limits(spec),
                     job_id=container_label(job_id, self.address),
-                    argv=spec.entry_point("evaluate"), seed=eval_seed(job_id))
+                    argv=spec.entry_point("evaluate"), seed=eval_seed(job_id), data=data)
                 if result.ok:
                     measured = result.loss
                 elif result.reason in OUR_SIDE:

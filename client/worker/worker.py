@@ -113,7 +113,7 @@ class Worker:
         state = self.store.open()
         self.disk = DiskKeeper(self.node, self.runner.client, self.store, self.policy)
         self._images = ImageCache(self.node, self.runner.client, self.threads, self.policy,
-                                  self.disk)
+                                  self.disk, data_root=self.store.dir / "data")
         self.disk.on_removed_image.append(self._images.forget)
         self.verifier = Verifier(self.node, self.policy, self.address, self.store, self.outbox,
                                  self.threads, self.runner, self._images, self._wake.set)

@@ -51,6 +51,9 @@ def job_dir(tmp_path: Path) -> Path:
     folder.mkdir(exist_ok=True)
     template = resources.files("sandbox.templates.digits").joinpath("job.toml")
     (folder / "job.toml").write_text(template.read_text(encoding="utf-8"))
+    (folder / "data").mkdir(exist_ok=True)  # the template's [data] (train/v2, [JOB-DATA.1])
+    (folder / "data" / "train.csv").write_text("label,p0\n1,2\n" * 50)
+    (folder / "data" / "valid.csv").write_text("label,p0\n3,4\n" * 20)
     return folder
 
 
@@ -133,6 +136,36 @@ def test_submit_uploads_the_image_and_posts_the_job(chain: ApiThread, tmp_path: 
     assert chain.in_loop(lambda: chain.node.blob_path(blob)) is not None  # type: ignore[union-attr]
     balance = client.account(chain.keys["submitter"].address)["balance"]
     assert balance == 1_000 - 56
+
+
+def test_job_data_4_submit_packs_uploads_and_names_the_data_blobs(chain: ApiThread,
+                                                                 tmp_path: Path) -> None:
+    """[JOB-DATA.4] [JOB-DATA.2] [JOB-FILE.1] ``job submit`` of a train/v2 folder packs each
+    [data] path (deterministically), uploads the blobs the node lacks, and posts their ids
+    and exact sizes; a second submit of the same data uploads nothing."""
+    from sandbox.data_blob import pack_data
+
+    tar, _ = saved_image(tmp_path)
+    folder = job_dir(tmp_path)
+    submitter = key_file(tmp_path, chain.keys["submitter"], "submitter")
+    args = ["job", "submit", str(folder), "--image-tar", str(tar), "--bounty", "20", *submitter]
+    first = json.loads(run([*args, "--json"], chain).stdout)
+    expected = {role: pack_data(folder / "data" / f"{role}.csv", tmp_path / f"{role}.tar")
+                for role in ("train", "valid")}
+    client = ApiClient(chain.url)
+    spec = client.job(first["job_id"])["spec"]
+    assert spec["kind"] == "train/v2"
+    assert spec["data"] == {role: {"blob": p.blob_id.hex(), "size": p.size}
+                            for role, p in expected.items()}
+    assert {role: d["uploaded"] for role, d in first["data"].items()} == {"train": True,
+                                                                          "valid": True}
+    for packed in expected.values():
+        stored = chain.in_loop(lambda b=packed.blob_id: chain.node.blob_path(b))  # type: ignore[union-attr]
+        assert stored is not None and stored.read_bytes() == packed.path.read_bytes()
+        assert client.has_blob(packed.blob_id)
+    assert not client.has_blob(b"\x05" * 32)
+    again = run(args, chain).stdout
+    assert again.count("already on the node") == 2 and "uploaded)" not in again
 
 
 def test_status_and_leaderboard_of_a_job_posted_directly(chain: ApiThread,

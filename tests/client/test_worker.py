@@ -23,7 +23,7 @@ import docker.errors
 import pytest
 
 from chain.crypto import PrivateKey
-from chain.jobspec import JobSpec, ParamSpec, ResourceLimits, VotingParams
+from chain.jobspec import TRAIN_V2, DataRef, JobSpec, ParamSpec, ResourceLimits, VotingParams
 from chain.records import SETTLED, Job, JobStatus, Outcome
 from chain.transactions import (
     ClaimLoss,
@@ -34,9 +34,11 @@ from chain.transactions import (
 )
 from chain.types import Amount, Hash32, TimeMs
 from client.node.config import WorkerPolicy
+from client.worker.policy import sandbox_limits
 from client.worker.sandboxing import ImageCache, Threads, has_image
 from client.worker.worker import Worker
 from sandbox.base_image import ROOTFS_TAG, build_image, ensure_base_image
+from sandbox.data_blob import pack_data
 from sandbox.engine import connect
 from sandbox.image_blob import digest_bytes, export_image
 from sandbox.job_file import load_job_file
@@ -74,6 +76,8 @@ class TemplateImage:
     blob_path: Path
     blob_id: bytes
     entry_points: tuple[tuple[str, tuple[str, ...]], ...]
+    data: tuple[tuple[str, Path, DataRef], ...] = ()
+    """[JOB-DATA.2] role, packed data tar, its reference: the job is train/v2."""
 
 
 @pytest.fixture(scope="session")
@@ -89,10 +93,22 @@ def template(docker_client: docker.DockerClient,
     job_dir = tmp_path_factory.mktemp("worker-template") / "job"
     init_job(job_dir, name="pytest-worker-digits")
     built = build_job(docker_client, job_dir, log=_quiet)
-    blob = export_image(docker_client, built.image_id,
-                        tmp_path_factory.mktemp("worker-blob") / "image.tar")
+    folder = tmp_path_factory.mktemp("worker-blob")
+    blob = export_image(docker_client, built.image_id, folder / "image.tar")
+    job = load_job_file(job_dir)
+    data = []
+    for role, path in job.data_paths(job_dir).items():
+        packed = pack_data(path, folder / f"data-{role}.tar")
+        data.append((role, packed.path, DataRef(Hash32(packed.blob_id), packed.size)))
     return TemplateImage(built.image_id, built.tag, blob.path, blob.blob_id,
-                         load_job_file(job_dir).entry_points)
+                         job.entry_points, tuple(data))
+
+
+def put_template(node: SoloNode, template: TemplateImage) -> bytes:
+    """The submitter's uploads: the image blob and every data blob [JOB-DATA.4]."""
+    for _role, path, ref in template.data:
+        assert node.put_blob_file(path) == ref.blob
+    return node.put_blob_file(template.blob_path)
 
 
 @pytest.fixture(autouse=True)
@@ -119,9 +135,11 @@ def runner(client: docker.DockerClient, name: str) -> SandboxRunner:
 
 def template_spec(template: TemplateImage, now_ms: int, *, expiry_s: float,
                   commit_window_ms: int = 20_000) -> JobSpec:
-    """The digits job with a small search space (3-6 epochs: a run takes seconds)."""
+    """The digits job (train/v2: its data as blobs) with a small search space (3-6 epochs:
+    a run takes seconds)."""
     return JobSpec(
-        kind="train/v1",
+        kind=TRAIN_V2,
+        data=tuple((role, ref) for role, _path, ref in template.data),
         image_digest=Hash32(digest_bytes(template.image_id)),
         image_blob=Hash32(template.blob_id),
         image_ref=template.tag,
@@ -184,12 +202,15 @@ async def test_honest_worker_claims_reveals_is_verified_and_paid(
         tmp_path: Path, docker_client: docker.DockerClient, template: TemplateImage,
         caplog: pytest.LogCaptureFixture) -> None:
     """[NODE-ROLE.3] The verifier is a ``Worker`` given no key: it votes with the node's
-    own key (v0), and v0 -- not some other identity -- is paid the voter reward."""
+    own key (v0), and v0 -- not some other identity -- is paid the voter reward.
+    [JOB-DATA.3] [JOB-DATA.4] [JOB-KIND.2] The job is the template, train/v2: its image
+    holds code only (``ls -R /job``), its data arrive as blobs, each worker unpacks them
+    once and trains, self-checks and votes with them mounted at /data/<role>."""
     # members: submitter, alice and the validator v0 (validators are members): v0 is the voter
     genesis, keys = make_genesis(members=("submitter", "alice"))
     async with SoloNode(genesis, keys["v0"], tmp_path / "node") as node:
         supply = node.state.total_credits()
-        assert node.put_blob_file(template.blob_path) == template.blob_id
+        assert put_template(node, template) == template.blob_id
         job_id = post_job(node, keys["submitter"],
                           template_spec(template, node.now_ms(), expiry_s=30))
         alice = Worker(node, TRAINER, runner=runner(docker_client, "alice"), key=keys["alice"])
@@ -212,12 +233,21 @@ async def test_honest_worker_claims_reveals_is_verified_and_paid(
         assert state.account(keys["submitter"].address).balance == \
             1_000 - escrow + (escrow - BOUNTY - REWARD)
         assert state.total_credits() == supply
+    for worker in (alice, voter):  # both unpacked both data blobs, fixed [EVAL-ENV.4]
+        for role, _path, ref in template.data:
+            csv = worker.store.dir / "data" / ref.blob.hex() / f"{role}.csv"
+            assert csv.is_file() and csv.stat().st_mtime == 946_684_800, csv
+    listing = runner(docker_client, "ls").run_entry(
+        template.image_id, "list", ["ls", "-R", "/job"], {}, sandbox_limits(job.spec),
+        tmp_path / "ls")
+    assert listing.ok and b"lcjob.py" in listing.logs and b".csv" not in listing.logs
     # [VOTE-SELF.1] alice votes on her own claim too (never counted or paid)
     assert summary["sent"] == {"claim": 1, "reveal": 1, "vote commit": 1, "vote reveal": 1,
                                "settled": 1}
     assert summary["jobs"] == {}  # settled jobs are forgotten
     text = caplog.text
-    for line in ("picked: bounty 100", "attempt 1/1: params", "self-check run 1 (plain): loss",
+    for line in ("fetching data train", "unpacking data valid",
+                 "picked: bounty 100", "attempt 1/1: params", "self-check run 1 (plain): loss",
                  "claim sent", "our turn: revealing", "verifying OUR OWN claim",
                  "our own vote says VALID", "measured loss", "vote commit sent",
                  "vote reveal sent", "settled: paid", "(us), paid 100; our payout 100"):
@@ -231,7 +261,7 @@ async def test_cheater_is_voted_out_and_banned_and_the_honest_runner_up_is_paid(
     alice_a, voter_a, dave_a = (keys[n].address for n in ("alice", "v0", "dave"))
     async with SoloNode(genesis, keys["v0"], tmp_path / "node") as node:
         supply = node.state.total_credits()
-        node.put_blob_file(template.blob_path)
+        put_template(node, template)
         job_id = post_job(node, keys["submitter"],
                           template_spec(template, node.now_ms(), expiry_s=45))
         cheater = replace(TRAINER, cheat_loss_factor=0.01)
@@ -273,7 +303,7 @@ async def test_restarted_workers_still_reveal_their_model_and_their_vote(
     two_tries = replace(TRAINER, max_attempts=2)
     alice_runner = runner(docker_client, "alice")
     async with SoloNode(genesis, keys["v0"], tmp_path / "node") as node:
-        node.put_blob_file(template.blob_path)
+        put_template(node, template)
         job_id = post_job(node, keys["submitter"], template_spec(
             template, node.now_ms(), expiry_s=30, commit_window_ms=20_000))
         voter = Worker(node, VERIFIER, runner=runner(docker_client, "v0"))
@@ -341,7 +371,7 @@ async def test_worker_refuses_a_mismatched_or_missing_image_blob(
         tmp_path: Path, docker_client: docker.DockerClient, template: TemplateImage) -> None:
     genesis, keys = make_genesis(members=("submitter", "alice"))
     async with SoloNode(genesis, keys["v0"], tmp_path / "node") as node:
-        node.put_blob_file(template.blob_path)
+        put_template(node, template)
         spec = template_spec(template, node.now_ms(), expiry_s=60)
         # the blob holds the template image, but the job names another image id
         wrong = post_job(node, keys["submitter"],
@@ -390,7 +420,7 @@ async def test_a_model_that_cannot_be_evaluated_or_fetched_is_voted_invalid(
     genesis, keys = make_genesis(members=("submitter", "alice", "bob"))
     alice, bob = keys["alice"], keys["bob"]
     async with SoloNode(genesis, keys["v0"], tmp_path / "node") as node:
-        node.put_blob_file(template.blob_path)
+        put_template(node, template)
         spec = template_spec(template, node.now_ms(), expiry_s=3, commit_window_ms=15_000)
         spec = replace(spec, voting=replace(spec.voting, reveal_window_ms=5_000))
         job_id = post_job(node, keys["submitter"], spec)
@@ -451,7 +481,7 @@ async def test_docker_engine_stopped_mid_training_pauses_the_job_then_it_is_paid
     genesis, keys = make_genesis(members=("submitter", "alice"))
     async with SoloNode(genesis, keys["v0"], tmp_path / "node") as node:
         supply = node.state.total_credits()
-        node.put_blob_file(template.blob_path)
+        put_template(node, template)
         job_id = post_job(node, keys["submitter"],
                           template_spec(template, node.now_ms(), expiry_s=100))
         alice = Worker(node, TRAINER, runner=runner(engine, "alice"), key=keys["alice"])

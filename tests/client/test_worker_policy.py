@@ -306,3 +306,31 @@ def test_work_vote_1_voters_abstain_only_on_worker_faults() -> None:
     assert OUR_SIDE == WORKER_FAULTS
     assert FailureReason.BAD_METRICS in JOB_FAULTS and FailureReason.TIMEOUT in JOB_FAULTS
     assert FailureReason.CONTAINER_FAILED not in OUR_SIDE
+
+
+def test_work_data_1_data_sizes_and_kinds_are_checked_before_fetching() -> None:
+    """[WORK-DATA.1] [JOB-KIND.1] A train/v2 job whose declared data fit is taken; a data
+    blob larger than max_image_mb, or data whose blob plus unpacked copy exceed the disk
+    budget, is skipped (``data_size``) before anything is fetched; an unknown kind is
+    skipped (``kind``)."""
+    from chain.jobspec import TRAIN_V2, DataRef
+    from client.worker.policy import MIB, data_too_large
+
+    def data(train: int, valid: int = 1) -> dict[str, object]:
+        return {"kind": TRAIN_V2, "data": (("train", DataRef(Hash32(b"\x31" * 32), train)),
+                                           ("valid", DataRef(Hash32(b"\x32" * 32), valid))),
+                "limits": ResourceLimits(512, 1000, 60, 64, image_mb=10, image_unpacked_mb=10)}
+
+    policy = replace(POLICY, max_image_mb=100, disk_budget_mb=150)
+    assert skip_reason(open_job(**data(60 * MIB)), member(), policy, NOW) is None
+    assert data_too_large(open_job(**data(100 * MIB)).spec,
+                          replace(policy, disk_budget_mb=201)) is None
+    big = skip_reason(open_job(**data(100 * MIB + 1)), member(), policy, NOW)
+    assert big is not None and big.code == "data_size" and "max_image_mb 100" in big.text
+    budget = skip_reason(open_job(**data(50 * MIB, 26 * MIB)), member(), policy, NOW)
+    assert budget is not None and budget.code == "data_size" and "disk_budget_mb 150" in \
+        budget.text
+    unknown = open_job()
+    object.__setattr__(unknown.spec, "kind", "predict/v1")  # a kind this worker cannot know
+    skip = skip_reason(unknown, member(), policy, NOW)
+    assert skip is not None and skip.code == "kind"

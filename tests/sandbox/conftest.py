@@ -17,7 +17,7 @@ import pytest
 from sandbox.base_image import BASE_TAG, ROOTFS_TAG, build_image, ensure_base_image
 from sandbox.cleanup import cleanup_containers
 from sandbox.engine import connect
-from sandbox.job_template import BuiltJob, build_job, init_job
+from sandbox.job_template import BuiltJob, build_job, init_job, template_data
 from sandbox.policy import LABEL_NODE
 from sandbox.runner import SandboxRunner
 from tests.sandbox.hostile_jobs import HOSTILE_SCRIPTS
@@ -63,6 +63,13 @@ def template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     job_dir = tmp_path_factory.mktemp("template") / "job"
     init_job(job_dir, name="pytest-digits")
     return job_dir
+
+
+@pytest.fixture(scope="session")
+def template_data_dirs(template_dir: Path, tmp_path_factory: pytest.TempPathFactory
+                       ) -> dict[str, Path]:
+    """[JOB-DATA.2] The template's data roles packed as blobs and unpacked as a node does."""
+    return template_data(template_dir, tmp_path_factory.mktemp("template-data"))
 
 
 @pytest.fixture(scope="session")

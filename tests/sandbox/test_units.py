@@ -51,7 +51,8 @@ def test_job_train_2_params_are_canonical_json() -> None:
 def test_job_file_1_template_job_file_parses(tmp_path: Path) -> None:
     init_job(tmp_path / "job")
     job = load_job_file(tmp_path / "job")
-    assert job.kind == "train/v1" and job.bounty > 0 and job.expiry_s > 0
+    assert job.kind == "train/v2" and job.bounty > 0 and job.expiry_s > 0
+    assert job.data == (("train", "data/train.csv"), ("valid", "data/valid.csv"))
     assert job.entry_point("train") == ("/job/train",)
     assert {p.name for p in job.search_space} == {"learning_rate", "hidden_size", "epochs"}
     params = job.sample_params(42)
