@@ -377,6 +377,9 @@
         ["Kind", s.kind],
         ["Description", s.description || "—"],
         ["Image", [h("code", {}, s.image_ref), " digest ", hashText(s.image_digest), " blob ", hashText(s.image_blob)]],
+        ["Data", Object.keys(s.data || {}).length === 0 ? "in the image (train/v1)"
+          : h("ul", { class: "data-blobs", testid: "data-blobs" }, Object.entries(s.data).map(([role, d]) =>
+            h("li", {}, [h("code", {}, role), " blob ", hashText(d.blob), ` ${LC.fmtInt(d.size)} bytes`])))],
         ["Entry points", Object.entries(s.entry_points).map(([k, argv]) => `${k}: ${argv.join(" ")}`).join("; ")],
         ["Limits", `${l.memory_mb} MB memory, ${l.cpu_millis / 1000} CPU, ${l.time_s} s, ${l.disk_mb} MB disk`],
         ["Search space", s.search_space.map((p) => `${p.name} ${p.kind} [${p.values.join(", ")}]`).join("; ") || "—"],
