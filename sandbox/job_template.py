@@ -106,6 +106,7 @@ def template_data(job_dir: Path, work: Path) -> dict[str, Path]:
     folders a node mounts at ``/data/<role>`` [JOB-DATA.3] (for running the job locally)."""
     from sandbox.data_blob import pack_data, unpack_data
 
+    work.mkdir(parents=True, exist_ok=True)
     out = {}
     for role, path in load_job_file(job_dir).data_paths(job_dir).items():
         packed = pack_data(path, work / f"{role}.tar")
