@@ -138,6 +138,8 @@ def describe_job(j: Json, now: int, attempts: list[Json] | None = None) -> list[
              f"submitter  {j['submitter']}",
              f"bounty     {spec['bounty']} ({escrow}; escrow now {j['escrow']})",
              f"image      {spec['image_ref']} sha256:{spec['image_digest']}"]
+    for role, data in sorted(spec.get("data", {}).items()):  # train/v2 [JOB-DATA.1]
+        lines.append(f"data       {role}: blob {data['blob']} ({data['size']} bytes)")
     if j["description"]:
         lines.append(f"about      {j['description']}")
     best = j["claims"][0] if j["claims"] else None

@@ -166,6 +166,9 @@ def test_job_data_4_submit_packs_uploads_and_names_the_data_blobs(chain: ApiThre
     assert not client.has_blob(b"\x05" * 32)
     again = run(args, chain).stdout
     assert again.count("already on the node") == 2 and "uploaded)" not in again
+    status = run(["job", "status", first["job_id"]], chain).stdout
+    for role, packed in expected.items():
+        assert f"data       {role}: blob {packed.blob_id.hex()} ({packed.size} bytes)" in status
 
 
 def test_status_and_leaderboard_of_a_job_posted_directly(chain: ApiThread,
