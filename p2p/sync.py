@@ -11,23 +11,32 @@ back short or fails ``apply`` is asked of another peer; a failed ``apply``
 costs the sender score [WIRE-SYNC.6]. When its height reaches the highest
 height any peer reported, the node sets ``caught_up`` (then joins consensus)
 and keeps following by the same mechanism [WIRE-SYNC.7].
+
+``BlockSync`` does no I/O and keeps no task: it reacts to what its
+``SyncTransport`` (``p2p.sync_transport``) reports (peers coming and going,
+statuses, answers, ticks) and asks the transport to send. Over the socket
+``Node`` that is ``NodeSyncTransport``; the consensus simulator runs this very
+class over its simulated network on a virtual clock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
+import itertools
 import logging
+import random
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from chain.types import Address
 from p2p.errors import P2PError
 from p2p.node import Node, RequestFailed
-from p2p.peer import PeerConnection
 from p2p.scoring import Offence
-from p2p.wire import MAX_BLOCKS_PER_REQUEST, MAX_FRAME_SIZE, Blocks, GetBlocks, Status
+from p2p.sync_transport import Cancellable, NodeSyncTransport, Reply, SyncTransport
+from p2p.wire import MAX_BLOCKS_PER_REQUEST, MAX_FRAME_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +64,7 @@ class LocalApplyFailure(P2PError):
     database is locked or the disk is full): no peer is blamed; sync retries later."""
 
 
-_LOCAL_RETRY_SECONDS = 2.0
+LOCAL_RETRY_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,211 +73,221 @@ class _Range:
     count: int
 
 
+@dataclass(eq=False)
+class _CatchUp:
+    """One catch-up in progress: planned ranges, requests out, answers not yet applied."""
+
+    planned: int
+    """The highest height a range was planned for."""
+    todo: list[_Range] = field(default_factory=list)
+    in_flight: dict[int, tuple[_Range, Address, Cancellable]] = field(default_factory=dict)
+    results: dict[int, tuple[Address, list[list[bytes]]]] = field(default_factory=dict)
+    load: Counter[Address] = field(default_factory=Counter)
+    excluded: dict[int, set[Address]] = field(default_factory=dict)
+    """Range start -> peers not to ask for it again in this catch-up."""
+
+
 class BlockSync:
-    """Catch-up and follow for one node."""
+    """Catch-up and follow for one node, over a ``SyncTransport`` (or a socket ``Node``)."""
 
     def __init__(
         self,
-        node: Node,
+        transport: SyncTransport | Node,
         source: BlockSource,
         *,
         batch: int = 100,
         parallel: int = 4,
         on_caught_up: Callable[[int], None] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
-        self.node = node
+        if isinstance(transport, Node):
+            rng = rng or transport.rng
+            transport = NodeSyncTransport(transport)
+        self.transport: SyncTransport = transport
         self.source = source
         self.batch = min(batch, MAX_BLOCKS_PER_REQUEST)
         self.parallel = parallel
         self.on_caught_up = on_caught_up
+        self.rng = rng or random.Random()
         self.peer_heights: dict[Address, int] = {}
         self.caught_up = asyncio.Event()
         """Set once the local height reached every peer's reported height."""
-        self._wake = asyncio.Event()
-        node.on(Status, self._on_status)
-        node.on(GetBlocks, self._on_getblocks)
-        node.on_connect(self._peer_up)
-        node.on_disconnect(self._peer_down)
+        self._catch_up: _CatchUp | None = None
+        self._tickets = itertools.count(1)
+        self._paused_until = float("-inf")
+        transport.attach(self)
 
     def start(self) -> None:
-        self.node.spawn(self._run(), name="block-sync")
+        self.transport.start()
 
     def notify_height(self) -> None:
         """Tell peers our height grew (call after every committed block) [WIRE-SYNC.1]."""
-        self.node.broadcast(Status(self.source.height()))
+        self.transport.send_status(None, self.source.height())
 
     @property
     def target(self) -> int:
         return max(self.peer_heights.values(), default=0)
 
-    # -- serving -----------------------------------------------------------
+    @property
+    def fetching(self) -> bool:
+        """A catch-up is in progress (requests are out)."""
+        return self._catch_up is not None
 
-    def _peer_up(self, peer: PeerConnection) -> None:
-        peer.send_nowait(Status(self.source.height()))
+    # -- events from the transport ------------------------------------------
 
-    def _peer_down(self, peer: PeerConnection) -> None:
-        self.peer_heights.pop(peer.address, None)
+    def on_peer_up(self, peer: Address) -> None:
+        self.transport.send_status(peer, self.source.height())
 
-    def _on_status(self, peer: PeerConnection, message: Status) -> None:
-        self.peer_heights[peer.address] = message.height
-        self._wake.set()
+    def on_peer_down(self, peer: Address) -> None:
+        self.peer_heights.pop(peer, None)
 
-    async def _on_getblocks(self, peer: PeerConnection, message: GetBlocks) -> None:
-        """[WIRE-SYNC.3] Serve what we have, trimmed to fit one frame."""
+    def on_status(self, peer: Address, height: int) -> None:
+        self.peer_heights[peer] = height
+        self._advance()
+
+    def tick(self) -> None:
+        self._advance()
+
+    def serve(self, start: int, count: int) -> list[list[bytes]]:
+        """[WIRE-SYNC.3] What we have of ``start .. start + count - 1``, trimmed to one frame."""
         items: list[list[bytes]] = []
         size = 0
-        if message.start >= 1:
-            for block, cert in self.source.get_blocks(message.start, message.count):
+        if start >= 1:
+            for block, cert in self.source.get_blocks(start, count):
                 size += len(block) + len(cert) + 16
                 if size > MAX_FRAME_SIZE - _FRAME_MARGIN:
                     break
                 items.append([block, cert])
-        await peer.send(Blocks(message.req_id, message.start, items))
+        return items
 
-    # -- fetching ----------------------------------------------------------
+    # -- fetching ------------------------------------------------------------
 
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            if self.target > self.source.height():
-                try:
-                    await self._catch_up()
-                except LocalApplyFailure as e:
-                    log.error("block sync paused: %s; retrying in %.0f s", e, _LOCAL_RETRY_SECONDS)
-                    await asyncio.sleep(_LOCAL_RETRY_SECONDS)
-                    continue
-                self.notify_height()
-            level = self.peer_heights and self.source.height() >= self.target
-            if level and not self.caught_up.is_set():
-                log.info("caught up at height %d", self.source.height())
-                self.caught_up.set()
-                if self.on_caught_up is not None:
-                    self.on_caught_up(self.source.height())
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await self._wake.wait()
+    def _advance(self) -> None:
+        """Starts, continues or ends a catch-up; then checks whether we are level."""
+        if self.transport.now() < self._paused_until:
+            return
+        run = self._catch_up
+        if run is None and self.target > self.source.height():
+            run = self._catch_up = _CatchUp(planned=self.source.height())
+        if run is not None:
+            self._plan(run)
+            self._schedule(run)
+            if run.in_flight:
+                return
+            # Done, or nobody left to ask for what is missing: the next status or
+            # tick starts afresh from our height.
+            self._catch_up = None
+            self.notify_height()
+        level = self.peer_heights and self.source.height() >= self.target
+        if level and not self.caught_up.is_set():
+            log.info("caught up at height %d", self.source.height())
+            self.caught_up.set()
+            if self.on_caught_up is not None:
+                self.on_caught_up(self.source.height())
 
-    async def _catch_up(self) -> None:
-        """[WIRE-SYNC.5] Fetch batches in parallel from several peers; apply in order."""
-        todo: list[_Range] = []
-        planned = self.source.height()
-        results: dict[int, tuple[PeerConnection, list[list[bytes]]]] = {}
-        in_flight: dict[asyncio.Task[Blocks], tuple[_Range, PeerConnection]] = {}
-        load: dict[Address, int] = {}
-        excluded: dict[int, set[Address]] = {}
-        try:
-            while True:
-                target = self.target
-                # Plan a bounded window ahead, so a peer claiming an absurd height
-                # costs nothing but its own failed requests.
-                window = self.batch * self.parallel * max(1, len(self.peer_heights))
-                while planned < target and planned - self.source.height() < window:
-                    count = min(self.batch, target - planned)
-                    todo.append(_Range(planned + 1, count))
-                    planned += count
-                self._schedule(todo, in_flight, load, excluded)
-                if not in_flight:
-                    return
-                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    rng, peer = in_flight.pop(task)
-                    load[peer.address] -= 1
-                    self._collect(task, rng, peer, todo, results, excluded)
-                self._apply_ready(results, todo, excluded)
-                todo.sort(key=lambda r: r.start)
-        finally:
-            for task in in_flight:
-                task.cancel()
-            await asyncio.gather(*in_flight, return_exceptions=True)
+    def _plan(self, run: _CatchUp) -> None:
+        """[WIRE-SYNC.5] Ranges up to the target, at most a bounded window ahead, so a peer
+        claiming an absurd height costs nothing but its own failed requests."""
+        target = self.target
+        window = self.batch * self.parallel * max(1, len(self.peer_heights))
+        while run.planned < target and run.planned - self.source.height() < window:
+            count = min(self.batch, target - run.planned)
+            run.todo.append(_Range(run.planned + 1, count))
+            run.planned += count
 
-    def _schedule(
-        self,
-        todo: list[_Range],
-        in_flight: dict[asyncio.Task[Blocks], tuple[_Range, PeerConnection]],
-        load: dict[Address, int],
-        excluded: dict[int, set[Address]],
-    ) -> None:
+    def _schedule(self, run: _CatchUp) -> None:
+        """[WIRE-SYNC.5] Each range to the least loaded peer that reported its heights."""
         remaining: list[_Range] = []
-        for rng in todo:
-            if len(in_flight) >= self.parallel * max(1, len(self.peer_heights)):
+        for rng in run.todo:
+            if len(run.in_flight) >= self.parallel * max(1, len(self.peer_heights)):
                 remaining.append(rng)
                 continue
             last = rng.start + rng.count - 1
             candidates = [
-                p
-                for a, p in self.node.peers.items()
+                a
+                for a in self.transport.peers()
                 if self.peer_heights.get(a, 0) >= last
-                and a not in excluded.get(rng.start, set())
-                and load.get(a, 0) < self.parallel
+                and a not in run.excluded.get(rng.start, set())
+                and run.load[a] < self.parallel
             ]
             if not candidates:
                 remaining.append(rng)
                 continue
-            peer = min(candidates, key=lambda p: (load.get(p.address, 0), self.node.rng.random()))
-            load[peer.address] = load.get(peer.address, 0) + 1
-            task = asyncio.create_task(self._request(peer, rng))
-            in_flight[task] = (rng, peer)
-        todo[:] = remaining
-        if not in_flight and todo:
-            # Nobody left to ask for some range: forget exclusions and retry later.
-            excluded.clear()
+            peer = min(candidates, key=lambda a: (run.load[a], self.rng.random()))
+            run.load[peer] += 1
+            ticket = next(self._tickets)
+            handle = self.transport.request(
+                peer, rng.start, rng.count, functools.partial(self._on_reply, run, ticket)
+            )
+            run.in_flight[ticket] = (rng, peer, handle)
+        run.todo[:] = remaining
+        if not run.in_flight and run.todo:
+            run.excluded.clear()
 
-    async def _request(self, peer: PeerConnection, rng: _Range) -> Blocks:
-        message = GetBlocks(self.node.next_req_id(), rng.start, rng.count)
-        response = await self.node.request(peer, message)
-        if not isinstance(response, Blocks):
-            raise RequestFailed(f"{peer!r} answered {response.TAG}")
-        return response
-
-    def _collect(
-        self,
-        task: asyncio.Task[Blocks],
-        rng: _Range,
-        peer: PeerConnection,
-        todo: list[_Range],
-        results: dict[int, tuple[PeerConnection, list[list[bytes]]]],
-        excluded: dict[int, set[Address]],
-    ) -> None:
-        try:
-            response = task.result()
-        except RequestFailed as e:
-            log.info("blocks %d+%d from %r failed: %s", rng.start, rng.count, peer, e)
-            excluded.setdefault(rng.start, set()).add(peer.address)
-            todo.append(rng)
+    def _on_reply(self, run: _CatchUp, ticket: int, reply: Reply) -> None:
+        if run is not self._catch_up:
+            return  # an abandoned catch-up
+        entry = run.in_flight.pop(ticket, None)
+        if entry is None:
             return
-        items = response.items[: rng.count]
-        if response.start != rng.start or not items:
+        rng, peer, _ = entry
+        run.load[peer] -= 1
+        self._collect(run, rng, peer, reply)
+        try:
+            self._apply_ready(run)
+        except LocalApplyFailure as e:
+            log.error("block sync paused: %s; retrying in %.0f s", e, LOCAL_RETRY_SECONDS)
+            self._abandon(run)
+            self._paused_until = self.transport.now() + LOCAL_RETRY_SECONDS
+            return
+        run.todo.sort(key=lambda r: r.start)
+        self._advance()
+
+    def _abandon(self, run: _CatchUp) -> None:
+        for _, _, handle in run.in_flight.values():
+            handle.cancel()
+        run.in_flight.clear()
+        if self._catch_up is run:
+            self._catch_up = None
+
+    def _collect(self, run: _CatchUp, rng: _Range, peer: Address, reply: Reply) -> None:
+        if isinstance(reply, RequestFailed):
+            log.info("blocks %d+%d from %s failed: %s", rng.start, rng.count, _name(peer), reply)
+            run.excluded.setdefault(rng.start, set()).add(peer)
+            run.todo.append(rng)
+            return
+        items = reply.items[: rng.count]
+        if reply.start != rng.start or not items:
             # Nothing (or the wrong range) from a peer that claimed these heights:
             # charge it and stop believing its claim [WIRE-SYNC.6].
-            self.node.penalize(peer, Offence.BAD_RESPONSE)
-            claimed = self.peer_heights.get(peer.address)
+            self.transport.penalize(peer, Offence.BAD_RESPONSE)
+            claimed = self.peer_heights.get(peer)
             if claimed is not None:
-                self.peer_heights[peer.address] = min(claimed, rng.start - 1)
-            excluded.setdefault(rng.start, set()).add(peer.address)
-            todo.append(rng)
+                self.peer_heights[peer] = min(claimed, rng.start - 1)
+            run.excluded.setdefault(rng.start, set()).add(peer)
+            run.todo.append(rng)
             return
-        results[rng.start] = (peer, items)
+        run.results[rng.start] = (peer, items)
         if len(items) < rng.count:
-            todo.append(_Range(rng.start + len(items), rng.count - len(items)))
+            run.todo.append(_Range(rng.start + len(items), rng.count - len(items)))
 
-    def _apply_ready(
-        self,
-        results: dict[int, tuple[PeerConnection, list[list[bytes]]]],
-        todo: list[_Range],
-        excluded: dict[int, set[Address]],
-    ) -> None:
+    def _apply_ready(self, run: _CatchUp) -> None:
         """[WIRE-SYNC.6] Apply contiguous batches; a failing block sends its range elsewhere."""
-        while (nxt := self.source.height() + 1) in results:
-            peer, items = results.pop(nxt)
+        while (nxt := self.source.height() + 1) in run.results:
+            peer, items = run.results.pop(nxt)
             for i, (block, cert) in enumerate(items):
                 try:
                     self.source.apply(block, cert)
                 except LocalApplyFailure:
                     raise
                 except Exception as e:
-                    log.warning("block %d from %r rejected: %s", nxt + i, peer, e)
-                    self.node.penalize(peer, Offence.BAD_RESPONSE)
+                    log.warning("block %d from %s rejected: %s", nxt + i, _name(peer), e)
+                    self.transport.penalize(peer, Offence.BAD_RESPONSE)
                     bad = nxt + i
-                    excluded.setdefault(bad, set()).add(peer.address)
-                    todo.append(_Range(bad, len(items) - i))
+                    run.excluded.setdefault(bad, set()).add(peer)
+                    run.todo.append(_Range(bad, len(items) - i))
                     return
+
+
+def _name(peer: Address) -> str:
+    return bytes(peer).hex()[:8]

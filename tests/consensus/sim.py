@@ -3,9 +3,10 @@
 Each simulated node runs what a node runs: the real ``ConsensusDriver`` (its
 queue, its dispatch, its gossip check) over the real ``LedgerApp`` and a real
 ``chain.Ledger`` (storage in memory, ``sim_ledger``), with a virtual clock and
-scheduler injected; block sync (status / getblocks / blocks, applied through
-``LedgerApp.apply`` and the driver's ``Synced`` event) is the only catch-up
-path, as in a node [CONS-CATCHUP.1]. Everything random comes from one
+scheduler injected; the node's own block sync (``p2p.sync.BlockSync`` over a
+simulated transport, ``sim_sync``: status / getblocks / blocks, applied
+through ``LedgerApp.apply`` and the driver's ``Synced`` event) is the only
+catch-up path, as in a node [CONS-CATCHUP.1]. Everything random comes from one
 ``random.Random(seed)``; time is simulated (ms on a heap of events), so a seed
 replays exactly. The network delays, drops, duplicates and reorders; a
 partition heals; nodes crash (even between two I/O operations of one step:
@@ -36,16 +37,17 @@ from chain.consensus.timeouts import TimeoutConfig
 from chain.consensus.validators import ValidatorSet
 from chain.consensus.wal import SignedRecord, WriteAheadLog
 from chain.crypto import PrivateKey, verify
-from chain.errors import ChainError
 from chain.mempool import Mempool
-from chain.types import Round, TimeMs
+from chain.types import Address, Round, TimeMs
 from client.node.consensus_driver import ConsensusDriver, TimerHandle
 from client.node.ledger_app import LedgerApp
 from p2p.gossip_core import Verdict
-from p2p.sync import LocalApplyFailure
-from tests.consensus.sim_byzantine import Byzantine
+from p2p.scoring import Offence
+from p2p.sync import BlockSync
+from tests.consensus.sim_byzantine import Byzantine, LyingSync
 from tests.consensus.sim_ledger import memory_ledger, sim_genesis
 from tests.consensus.sim_scenario import Scenario, lagging_scenario, random_scenario
+from tests.consensus.sim_sync import SimLinks, SimSyncTransport
 
 CHAIN_ID = "lc-sim"
 GENESIS_TIME = TimeMs(1_700_000_000_000)
@@ -53,13 +55,9 @@ SIM_TIMEOUTS = TimeoutConfig(
     propose_base_ms=300, propose_delta_ms=100, prevote_base_ms=200, prevote_delta_ms=100,
     precommit_base_ms=200, precommit_delta_ms=100, commit_ms=0, rebroadcast_ms=500,
 )
-SYNC_BATCH = 32
-SYNC_TICK_MS = 250
-"""A node re-announces its height this often (the simulated links drop messages)."""
-SYNC_TIMEOUT_MS = 1000
 
 _KEYS: dict[tuple[int, int], PrivateKey] = {}
-DELIVER, TIMER, CRASH, RESTART, SYNC_TICK = range(5)
+DELIVER, TIMER, CRASH, RESTART, LINKS = range(5)
 
 
 def sim_key(i: int, salt: int = 0) -> PrivateKey:
@@ -150,6 +148,8 @@ class SimNode:
         self.peer_id = bytes(key.address)
         self.ledger, self.storage = memory_ledger(net.genesis)
         self.driver: ConsensusDriver | None = None
+        self.sync: BlockSync | None = None
+        self.transport: SimSyncTransport | None = None
         self.alive = False
         self.incarnation = 0
         self.crash_budget: int | None = None
@@ -158,8 +158,8 @@ class SimNode:
         self.wal_file: WriteAheadLog | None = None
         self.wal_set: set[Any] = set()
         self.synced_blocks = 0
-        self.sync_pending_until = -1
-        self.peer_heights: dict[int, int] = {}
+        """Blocks this node applied from block sync (``LedgerApp.on_synced``)."""
+        self.resync_pending = False
 
     def fault_point(self) -> None:
         """Before each WAL append, send and block write: a pending crash may strike here."""
@@ -171,6 +171,10 @@ class SimNode:
     @property
     def height(self) -> int:
         return int(self.ledger.state.height)
+
+    @property
+    def address(self) -> Address:
+        return self.key.address
 
 
 class SimNetwork:
@@ -193,12 +197,17 @@ class SimNetwork:
         """Simulated time from GST until every honest node had its new blocks."""
         self.deliveries = 0
         self.byzantine = Byzantine(self)
+        self.links = SimLinks(self)
+        self.sync_penalties: list[tuple[int, int, Offence]] = []
+        """(node, the peer its block sync charged, why) [WIRE-SYNC.6]."""
         self.config = ConsensusConfig(
             chain_id=CHAIN_ID,
             timeouts=TimeoutConfig(**{**_fields(SIM_TIMEOUTS), "commit_ms": sc.commit_ms}),
             clock_precision_ms=200, message_delay_ms=1000,
         )
         self.driver_class: type[ConsensusDriver] = ConsensusDriver
+        self.sync_class: type[BlockSync] = BlockSync
+        """The block sync of honest nodes (tests swap in a broken one to see the run fail)."""
 
     # ------------------------------------------------------------ nodes
 
@@ -220,8 +229,25 @@ class SimNetwork:
             node.storage.busy = lambda: window[0] <= self.now < window[1]
         node.storage.before_write = node.fault_point
         mempool = Mempool(node.ledger.state, node.ledger.signatures)
-        app = LedgerApp(node.ledger, mempool, node.key.address)
         ports = SimPorts(self, node)
+
+        def committed(*_: object) -> None:  # as ``LedgerNode._on_committed``
+            if node.sync is not None:
+                node.sync.notify_height()
+
+        def synced() -> None:  # as ``LedgerNode._on_synced``: one resync per burst
+            node.synced_blocks += 1
+            if not node.resync_pending:
+                node.resync_pending = True
+                ports.call_later(0.0, resync)
+
+        def resync() -> None:
+            node.resync_pending = False
+            if node.driver is not None:
+                node.driver.resync()
+
+        app = LedgerApp(node.ledger, mempool, node.key.address,
+                        on_committed=committed, on_synced=synced)
         node.driver = self.driver_class(
             app, node.key, self.config, SimWal(self, node), list(node.wal),
             lambda data: self._publish(node, data),
@@ -230,11 +256,20 @@ class SimNetwork:
             core_class=AmnesiaCore if node.behaviour == "amnesia" else ConsensusCore,
             on_evidence=self._on_evidence, on_misbehaviour=self._on_misbehaviour,
         )
+        node.transport = SimSyncTransport(self, node)
+        sync_class = LyingSync if node.behaviour == "sync_liar" else self.sync_class
+        node.sync = sync_class(node.transport, app, rng=random.Random(self.rng.random()))
+        node.resync_pending = False
         node.alive = True
-        node.peer_heights.clear()
-        node.sync_pending_until = -1
         self._step(node, node.driver.start)
-        self.push(self.now + SYNC_TICK_MS, SYNC_TICK, node.index, node.incarnation)
+        node.sync.start()
+        self.links.refresh()
+
+    def _kill(self, node: SimNode) -> None:
+        """The process is gone: its connections close, its memory is lost."""
+        node.alive, node.crash_budget = False, None
+        node.driver, node.sync, node.transport = None, None, None
+        self.links.refresh()
 
     def _step(self, node: SimNode, run: Callable[[], None]) -> None:
         """Runs one input into the node and its driver's queue; a crash may strike inside."""
@@ -246,7 +281,7 @@ class SimNetwork:
             if node.crash_budget is not None:
                 raise SimCrash()
         except SimCrash:
-            node.alive, node.driver, node.crash_budget = False, None, None
+            self._kill(node)
             return
         if node.driver.halted is not None:
             raise InvariantViolation(f"node {node.index} halted: {node.driver.halted}")
@@ -254,6 +289,15 @@ class SimNetwork:
     def push(self, at: int, kind: int, index: int, payload: Any = None) -> None:
         self.seq += 1
         heapq.heappush(self.events, (at, self.seq, kind, index, payload))
+
+    def call_at(self, at: int, node: SimNode, incarnation: int, handle: Any,
+                callback: Callable[[], None]) -> None:
+        """``callback`` as a step of ``node`` at ``at``, unless it died or ``handle`` was
+        cancelled meanwhile."""
+        self.push(at, TIMER, node.index, (incarnation, handle, callback))
+
+    def deliver_at(self, at: int, dst: SimNode, src: SimNode, payload: Any) -> None:
+        self.push(at, DELIVER, dst.index, (src.index, payload))
 
     # ------------------------------------------------------------ network
 
@@ -309,54 +353,8 @@ class SimNetwork:
                 if verdict is Verdict.REJECT:
                     self.misbehaviour += 1
             self._step(node, receive)
-        elif tag == "status":
-            node.peer_heights[src] = max(node.peer_heights.get(src, 0), payload[1])
-            self._maybe_sync(node)
-        elif tag == "getblocks":
-            app = driver.app
-            self.send(node, self.nodes[src], ("blocks", payload[1], app.get_blocks(payload[1],
-                                                                                 payload[2])))
-        elif tag == "blocks":
-            self._step(node, lambda: self._apply_blocks(node, src, payload[1], payload[2]))
-
-    # ------------------------------------------------------------ block sync [WIRE-SYNC.*]
-
-    def _maybe_sync(self, node: SimNode) -> None:
-        if node.sync_pending_until > self.now:
-            return
-        ahead = [(h, i) for i, h in node.peer_heights.items() if h > node.height]
-        if not ahead:
-            return
-        _, peer = max(ahead)
-        node.sync_pending_until = self.now + SYNC_TIMEOUT_MS
-        self.send(node, self.nodes[peer], ("getblocks", node.height + 1, SYNC_BATCH))
-
-    def _apply_blocks(self, node: SimNode, src: int, start: int,
-                      pairs: list[tuple[bytes, bytes]]) -> None:
-        """[WIRE-SYNC.4] Through ``LedgerApp.apply`` (certificate checked), then ``Synced``."""
-        assert node.driver is not None
-        node.sync_pending_until = -1
-        applied = 0
-        for offset, (block, cert) in enumerate(pairs):
-            if start + offset != node.height + 1:
-                continue
-            try:
-                node.driver.app.apply(block, cert)
-            except LocalApplyFailure:
-                break
-            except ChainError as e:
-                raise InvariantViolation(f"node {node.index} got a bad synced block: {e}") from e
-            applied += 1
-        if applied:
-            node.synced_blocks += applied
-            node.driver.resync()
-            self._announce(node)
-
-    def _announce(self, node: SimNode) -> None:
-        """[WIRE-SYNC.1] Status to every peer."""
-        for dst in self.nodes:
-            if dst is not node:
-                self.send(node, dst, ("status", node.height))
+        elif tag == "sync":
+            self._step(node, lambda: self.links.deliver(node, self.nodes[src], *payload[1:]))
 
     # ------------------------------------------------------------ reports
 
@@ -364,6 +362,7 @@ class SimNetwork:
         """Invariant [CONS-WAL.2]: an honest validator signs one value per slot, across restarts."""
         if node.behaviour != "honest":
             return
+        value: object
         if isinstance(message, Proposal):
             slot, value = "proposal", (message.block_hash, message.time_ms, message.pol_round)
         else:
@@ -394,10 +393,12 @@ class SimNetwork:
         for node_index, crash_at, restart_at in sc.crashes:
             self.push(crash_at, CRASH, node_index)
             self.push(restart_at, RESTART, node_index)
+        if sc.partition is not None:  # connections close, and open again when it heals
+            self.push(sc.partition[1], LINKS, 0)
+            self.push(sc.partition[2], LINKS, 0)
         gst = sc.gst
         deadline = gst + sc.liveness_bound_ms
         target: int | None = None
-        heights = [0] * sc.n
         while self.events:
             at, _, kind, index, payload = heapq.heappop(self.events)
             self.now = at
@@ -416,21 +417,15 @@ class SimNetwork:
                 incarnation, timer, callback = payload
                 if node.alive and incarnation == node.incarnation and not timer.cancelled:
                     self._step(node, callback)
-            elif kind == SYNC_TICK:
-                if node.alive and payload == node.incarnation:
-                    self._announce(node)
-                    self._maybe_sync(node)
-                    self.push(at + SYNC_TICK_MS, SYNC_TICK, index, payload)
+            elif kind == LINKS:
+                self.links.refresh()
             elif kind == CRASH:  # strikes at one of the next few fault points, or after the step
                 if node.alive:
                     node.crash_budget = self.rng.randint(0, 3)
             elif kind == RESTART and (not node.alive or node.crash_budget is not None):
-                node.alive, node.driver = False, None
-                self._boot(node)
-            if node.height != heights[index]:  # a commit (consensus or sync) announces it
-                heights[index] = node.height
                 if node.alive:
-                    self._announce(node)
+                    self._kill(node)
+                self._boot(node)
         for node in self.nodes:
             if node.wal_file is not None:
                 node.wal_file.close()
@@ -457,6 +452,10 @@ class SimNetwork:
                 if cert.block_hash != node.storage.hashes[height - 1] or cert.height != height:
                     raise InvariantViolation(f"certificate does not match block {height}")
                 verify_certificate(cert, self.validators_at(height), CHAIN_ID)
+        for index, peer, offence in self.sync_penalties:  # [WIRE-SYNC.6] charges the guilty only
+            if self.nodes[peer].behaviour != "sync_liar":
+                raise InvariantViolation(f"node {index}'s block sync charged node {peer}, "
+                                         f"whose block sync is honest: {offence.name}")
         if target is None or any(x.height < target for x in honest):
             raise InvariantViolation(
                 f"no liveness: heights {[x.height for x in honest]} < target {target} within "

@@ -8,7 +8,9 @@
 - ``phantom``: votes for random block hashes it never saw;
 - ``amnesia``: forgets its lock (``AmnesiaCore``, injected into its driver);
 - ``forger`` (full-signature mode only): also sends votes in other
-  validators' names with bad signatures.
+  validators' names with bad signatures;
+- ``sync_liar``: honest in consensus, but its block sync (``LyingSync``) serves
+  blocks whose certificates it broke (dedicated scenarios only, [WIRE-SYNC.6]).
 """
 
 from __future__ import annotations
@@ -20,9 +22,19 @@ from chain.consensus.messages import Proposal, Vote, sign_proposal, sign_vote
 from chain.crypto import sha256
 from chain.transition import build_block
 from chain.types import Hash32, TimeMs
+from p2p.sync import BlockSync
 
 if TYPE_CHECKING:
     from tests.consensus.sim import SimNetwork, SimNode
+
+
+class LyingSync(BlockSync):
+    """The node's own block sync, except that every certificate it serves has its last
+    byte flipped (a forged signature): whoever applies one must refuse it and charge us."""
+
+    def serve(self, start: int, count: int) -> list[list[bytes]]:
+        return [[block, cert[:-1] + bytes([cert[-1] ^ 1])]
+                for block, cert in super().serve(start, count)]
 
 
 class Byzantine:
@@ -45,6 +57,10 @@ class Byzantine:
 
     def _silent(self, node: SimNode, message: Proposal | Vote, data: bytes, kind: str) -> None:
         return
+
+    def _sync_liar(self, node: SimNode, message: Proposal | Vote, data: bytes,
+                   kind: str) -> None:
+        self.net.broadcast(node, data, kind)
 
     def _amnesia(self, node: SimNode, message: Proposal | Vote, data: bytes, kind: str) -> None:
         self.net.broadcast(node, data, kind)

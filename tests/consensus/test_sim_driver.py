@@ -1,4 +1,5 @@
-"""The simulator runs the node's driver, so a broken dispatch fails it [CONS-SIM] [NODE-CONS.3]."""
+"""The simulator runs the node's driver and block sync, so a broken one fails it [CONS-SIM]
+[NODE-CONS.3] [CONS-CATCHUP.1/2]."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from chain.consensus.codec import decode_message, encode_message
 from client.node.consensus_driver import ConsensusDriver, Synced
 from client.node.ledger_app import LedgerApp
 from p2p.gossip_core import Verdict
+from p2p.sync import BlockSync, _CatchUp
 from tests.consensus.sim import InvariantViolation, Scenario, SimNetwork, lagging_scenario
+from tests.consensus.sim_sync import SimSyncTransport
 
 
 class SendsBeforeWal(ConsensusDriver):
@@ -38,14 +41,33 @@ class IgnoresSync(ConsensusDriver):
             super().dispatch(event)  # type: ignore[arg-type]
 
 
-def test_sim_nodes_run_the_production_driver_and_ledger_app() -> None:
-    """[NODE-CONS.3] The simulator runs the very ``ConsensusDriver`` (and ``LedgerApp``)
-    of a node, on injected time: the driver type is checked exactly, and the run decides."""
+class AppliesNothing(BlockSync):
+    """A mutant: fetches batches as the node does but never applies them."""
+
+    def _apply_ready(self, run: _CatchUp) -> None:
+        run.results.clear()
+
+
+class ServesOffByOne(BlockSync):
+    """A mutant: answers ``getblocks`` with the blocks after the ones asked for."""
+
+    def serve(self, start: int, count: int) -> list[list[bytes]]:
+        return super().serve(start + 1, count)
+
+
+def test_sim_nodes_run_the_production_driver_ledger_app_and_block_sync() -> None:
+    """[NODE-CONS.3] [CONS-CATCHUP.1/2] The simulator runs the very ``ConsensusDriver``,
+    ``LedgerApp`` and ``p2p.sync.BlockSync`` of a node, on injected time (only the
+    transport under block sync is simulated): the types are checked exactly, and the
+    run decides and every node's sync reports it caught up."""
     net = SimNetwork(Scenario(seed=11, n=4, new_blocks_after_gst=3))
     net.run()
     for node in net.nodes:
         assert type(node.driver) is ConsensusDriver
         assert node.driver is not None and isinstance(node.driver.app, LedgerApp)
+        assert type(node.sync) is BlockSync and node.sync.source is node.driver.app
+        assert isinstance(node.sync.transport, SimSyncTransport)
+        assert node.sync.caught_up.is_set()
     assert net.verdicts and net.max_height() >= 3
 
 
@@ -64,6 +86,26 @@ def test_cons_catchup_1_sim_fails_a_driver_that_ignores_block_sync() -> None:
     net = SimNetwork(lagging_scenario(0, 4))
     net.driver_class = IgnoresSync
     with pytest.raises(InvariantViolation, match="no liveness"):
+        net.run()
+
+
+def test_cons_catchup_1_sim_fails_a_block_sync_that_never_applies_what_it_fetched() -> None:
+    """[CONS-CATCHUP.2] [WIRE-SYNC.5] The laggard's catch-up is ``BlockSync``'s own: a
+    block sync that
+    requests and collects batches but drops them leaves it behind, and the run fails."""
+    net = SimNetwork(lagging_scenario(0, 4))
+    net.sync_class = AppliesNothing
+    with pytest.raises(InvariantViolation, match="no liveness"):
+        net.run()
+
+
+def test_wire_sync_6_sim_fails_a_block_sync_that_serves_the_wrong_range() -> None:
+    """[WIRE-SYNC.3/6] Honest nodes serve exactly the range asked for: a server that
+    answers the wrong range is charged by the asking node's block sync, and the simulator
+    fails the run: only a lying block sync may ever be charged."""
+    net = SimNetwork(lagging_scenario(0, 4))
+    net.sync_class = ServesOffByOne
+    with pytest.raises(InvariantViolation, match="whose block sync is honest"):
         net.run()
 
 

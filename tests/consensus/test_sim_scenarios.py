@@ -2,7 +2,8 @@
 
 Every simulated node runs the node's own ``ConsensusDriver`` (queue, dispatch,
 gossip check) over the real ``LedgerApp`` and ``chain.Ledger``; lagging nodes
-catch up by block sync only [CONS-CATCHUP.1].
+catch up only by the node's own block sync, ``p2p.sync.BlockSync``, over a
+simulated transport [CONS-CATCHUP.1/2].
 
 CI runs seeds 0-499 for n=4 (f=1) and 0-119 for n=7 (f=2). Every seed whose
 number is a multiple of 10 runs with real signature checks everywhere; all
@@ -76,6 +77,26 @@ def test_sim_cons_catchup_1_node_more_than_50_heights_behind_syncs_while_consens
     assert net.nodes[laggard].synced_blocks > 50, net.nodes[laggard].synced_blocks
     others = [x.height for x in net.nodes if x.index != laggard]
     assert net.nodes[laggard].height >= min(others) - 1
+
+
+def test_sim_wire_sync_6_a_peer_serving_forged_certificates_is_charged_and_the_laggard_syncs(
+) -> None:
+    """[WIRE-SYNC.6] With a Byzantine validator whose block sync serves blocks with broken
+    certificates (``LyingSync``), the laggard's ``LedgerApp.apply`` refuses them, its
+    block sync charges the liar, asks an honest peer for the range, and catches up; no
+    other node is ever charged (checked after every run)."""
+    charged = 0
+    for seed in range(3):
+        sc = lagging_scenario(seed, 4)
+        (laggard,) = sc.partition[0] if sc.partition else ()
+        liar = (laggard + 1) % sc.n
+        sc.behaviours[liar] = "sync_liar"
+        net = SimNetwork(sc)
+        net.run()
+        assert net.nodes[laggard].synced_blocks > 50
+        assert all(peer == liar for _, peer, _ in net.sync_penalties)
+        charged += len(net.sync_penalties)
+    assert charged > 0
 
 
 def test_sim_busy_storage_defers_commits_and_the_invariants_hold() -> None:
