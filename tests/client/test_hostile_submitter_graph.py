@@ -176,11 +176,14 @@ def test_issue_13_time_bomb_submitter_cannot_get_honest_workers_banned_liar_stil
         assert job["status"] == "paid" and job["winner"] in {address[i] for i in HONEST}
         assert job["paid"] == BOUNTY and job["escrow"] == 0
 
-        # (c) credits add up: balances + escrow + burned == supply, the cheater's stake burned
+        # (c) credits add up: balances + escrow + bonds + burned == supply; the liar burned
         supply = api.supply()
         assert supply["conserved"] and supply["supply"] == supply_before["supply"]
-        assert supply["balances"] + supply["escrowed"] + supply["burned"] == supply["supply"]
-        assert supply["burned"] - supply_before["burned"] == 1_000
+        assert supply["balances"] + supply["escrowed"] + supply["bonded"] + supply["burned"] \
+            == supply["supply"]
+        # the liar's balance and its verifier bond [JOB-BAN.1]
+        bond = api.params()["verifier_bond"]
+        assert supply["burned"] - supply_before["burned"] == 1_000 + bond
         time.sleep(1.0)
         for node in layout.nodes:
             other = ApiClient(node.api_url).job(job_id)
