@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sandbox.base_image import ensure_base_image
 from sandbox.engine import connect
-from sandbox.job_template import build_job, init_job
+from sandbox.job_template import build_job, init_job, template_data
 from sandbox.limits import MIB, ResourceLimits, TrainParams
 from sandbox.runner import SandboxRunner
 
@@ -41,20 +41,23 @@ LIMITS = ResourceLimits(memory_bytes=1024 * MIB, nano_cpus=2_000_000_000, pids=6
                         model_bytes=8 * MIB)
 
 
-def host_train(job_dir: Path, scratch: Path) -> float:
+def host_train(job_dir: Path, scratch: Path, data_root: Path) -> float:
+    """The train script as a host process, reading the same unpacked data folders
+    (``LC_DATA``: the root holding one folder per role, as ``/data`` in the sandbox)."""
     out = Path(tempfile.mkdtemp(dir=scratch))
     env = {**os.environ, "LC_PARAMS": PARAMS.to_json(), "LC_OUTPUT": str(out),
-           "LC_JOB_DATA": str(job_dir / "data")}
+           "LC_DATA": str(data_root)}
     started = time.monotonic()
     subprocess.run([sys.executable, str(job_dir / "train")], env=env, check=True,
                    stdout=subprocess.DEVNULL)
     return time.monotonic() - started
 
 
-def sandbox_train(runner: SandboxRunner, image_id: str, scratch: Path) -> tuple[float, float]:
+def sandbox_train(runner: SandboxRunner, image_id: str, scratch: Path,
+                  data: dict[str, Path]) -> tuple[float, float]:
     out = Path(tempfile.mkdtemp(dir=scratch)) / "out"
     started = time.monotonic()
-    result = runner.train(image_id, PARAMS, LIMITS, None, out, job_id="bench")
+    result = runner.train(image_id, PARAMS, LIMITS, None, out, job_id="bench", data=data)
     total = time.monotonic() - started
     if not result.ok:
         raise SystemExit(f"sandbox train failed: {result.reason} {result.detail}")
@@ -81,10 +84,12 @@ def main() -> None:
         job_dir = scratch / "job"
         init_job(job_dir, name="bench-digits")
         image_id = build_job(client, job_dir, log=lambda m: None).image_id
+        data_root = scratch / "data"
+        data = template_data(job_dir, data_root)  # the blobs a node would mount [JOB-DATA.3]
         host, inside, total, empty = [], [], [], []
         for i in range(REPEATS):
-            host.append(host_train(job_dir, scratch))
-            sandbox_s, sandbox_total = sandbox_train(runner, image_id, scratch)
+            host.append(host_train(job_dir, scratch, data_root))
+            sandbox_s, sandbox_total = sandbox_train(runner, image_id, scratch, data)
             inside.append(sandbox_s)
             total.append(sandbox_total)
             empty.append(start_teardown(runner, image_id, scratch))

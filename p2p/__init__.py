@@ -28,6 +28,8 @@ The wire protocol is protocol_spec/wire.md. How a node wires it up::
 Modules: ``wire`` (messages and limits), ``handshake``, ``node`` (listener,
 dialer, peer table, scoring, routing), ``peer`` (one connection), ``scoring``,
 ``addrbook`` (dial backoff), ``gossip_core`` (pure decisions) and ``gossip``
-(its driver), ``sync``, ``blobstore`` and ``blobs``, ``testchain`` and
+(its driver), ``sync`` (block sync, no I/O of its own) over ``sync_transport``
+(the socket node's transport; the consensus simulator brings its own),
+``blobstore`` and ``blobs``, ``testchain`` and
 ``testnode`` (stand-in ledger and node process for tests and benches).
 """
