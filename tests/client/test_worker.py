@@ -421,7 +421,9 @@ async def test_a_model_that_cannot_be_evaluated_or_fetched_is_voted_invalid(
     alice, bob = keys["alice"], keys["bob"]
     async with SoloNode(genesis, keys["v0"], tmp_path / "node") as node:
         put_template(node, template)
-        spec = template_spec(template, node.now_ms(), expiry_s=3, commit_window_ms=15_000)
+        # The commit window must hold v0's whole evaluation (data fetch and unpack, a fresh
+        # container) under a loaded CI machine: 15 s was missed once, voting nothing.
+        spec = template_spec(template, node.now_ms(), expiry_s=3, commit_window_ms=40_000)
         spec = replace(spec, voting=replace(spec.voting, reveal_window_ms=5_000))
         job_id = post_job(node, keys["submitter"], spec)
         garbage = tmp_path / "garbage.pt"
@@ -435,11 +437,11 @@ async def test_a_model_that_cannot_be_evaluated_or_fetched_is_voted_invalid(
         verifier = Worker(node, VERIFIER, runner=runner(docker_client, "v0"))
         async with running(verifier):
             for key in (alice, bob):
-                await wait_until(turn_of(node, job_id, key.address), 60, "the claimer's turn",
+                await wait_until(turn_of(node, job_id, key.address), 90, "the claimer's turn",
                                  [verifier])
                 send(node, key, RevealModel(Hash32(job_id), Hash32(models[key.address]),
                                             salts[key.address]))
-            job = await wait_until(lambda: settled(node, job_id), 60, "the job to settle",
+            job = await wait_until(lambda: settled(node, job_id), 90, "the job to settle",
                                    [verifier])
     assert job.status == JobStatus.REFUNDED
     assert [(v.claimer, v.outcome, v.invalid_votes) for v in job.verdicts] == [
