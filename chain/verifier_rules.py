@@ -17,7 +17,7 @@ from chain.context import TxContext
 from chain.crypto import address_to_text
 from chain.errors import InvalidTransaction
 from chain.records import Account, Job, JobStatus
-from chain.state import Overlay
+from chain.state import Overlay, StateReader
 from chain.transactions import VerifierJoin, VerifierLeave
 from chain.types import Address, Amount
 
@@ -43,10 +43,11 @@ def apply_verifier_join(view: Overlay, sender: Address, body: VerifierJoin,
     view.put("verifier", sender, bond)
 
 
-def voting_on(view: Overlay, address: Address) -> Job | None:
+def voting_on(view: StateReader, address: Address) -> Job | None:
     """An active job whose open vote counts ``address`` as an eligible voter."""
-    for job in view.iter_active_jobs():
-        if job.status in VOTING and address in job.eligible_voters:
+    for key in view.keys("active_job"):
+        job = view.job(key)
+        if job is not None and job.status in VOTING and address in job.eligible_voters:
             return job
     return None
 

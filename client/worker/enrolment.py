@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 
-from chain.records import JobStatus
 from chain.state import StateReader
 from chain.transactions import Body, VerifierJoin, VerifierLeave
 from chain.types import Address
+from chain.verifier_rules import voting_on
 from client.node.handle import NodeHandle
 from client.worker.outbox import Action, Outbox
 
@@ -37,11 +37,8 @@ def enrolment_change(state: StateReader, address: Address, wants_to_verify: bool
             return None, f"balance {have} is below the verifier bond {need}"
         return VerifierJoin(), f"opting in to verify (bond {need})"
     if not wants_to_verify and bond is not None:
-        for key in state.keys("active_job"):
-            job = state.job(key)
-            if job is not None and job.status in (JobStatus.VOTE_COMMIT, JobStatus.VOTE_REVEAL) \
-                    and address in job.eligible_voters:
-                return None, "still an eligible voter of an open vote"
+        if voting_on(state, address) is not None:
+            return None, "still an eligible voter of an open vote"
         return VerifierLeave(), f"opting out of verification (bond {bond} back)"
     return None, "as the policy wants"
 
