@@ -1,8 +1,9 @@
 """The job file (``job.toml``) a submitter writes next to the job's code [JOB-FILE.*].
 
 Its fields mirror ``chain.jobspec.JobSpec`` (kind, entry points, limits,
-search space, bounty, expiry, loss tolerance) so the node can turn it into
-a posted job; the sandbox reads the limits and the search space from it.
+search space, bounty, expiry, loss tolerance, data, a train/v3 job's hidden
+test set) so the node can turn it into a posted job; the sandbox reads the
+limits and the search space from it.
 """
 
 from __future__ import annotations
@@ -18,19 +19,24 @@ from typing import TYPE_CHECKING, Any
 
 from chain.jobspec import ResourceLimits as SpecLimits
 from sandbox.errors import JobDirError, SandboxError
+from sandbox.holdout_config import HOLDOUT_KEYS, HoldoutConfig, duration_ms
 from sandbox.limits import ResourceLimits, Scalar, TrainParams
 
 if TYPE_CHECKING:
     from sandbox.image_check import ImageSizes
 
 JOB_FILE = "job.toml"
-JOB_KINDS = ("train/v1", "train/v2")
+JOB_KINDS = ("train/v1", "train/v2", "train/v3")
 DATA_KIND = "train/v2"
 """[JOB-FILE.1] The kind whose job.toml names its data in ``[data]`` [JOB-DATA.1]."""
+HOLDOUT_KIND = "train/v3"
+"""[JOB-FILE.4] The kind with a hidden test set: ``[holdout]``, and ``[data]`` without ``valid``."""
+DATA_KINDS = (DATA_KIND, HOLDOUT_KIND)
 PARAM_KINDS = ("choice", "uniform", "log_uniform", "int")
 TOP_KEYS = {"kind": "key", "name": "key", "description": "key", "bounty": "key",
             "expiry_s": "key", "loss_tolerance": "key", "entry_points": "table",
-            "limits": "table", "search_space": "array", "data": "table"}
+            "limits": "table", "search_space": "array", "data": "table",
+            "holdout": "table"}
 """[JOB-FILE.2] Every name job.toml may hold at its top level, and what it is."""
 TOP_REQUIRED = ("kind", "name", "bounty", "expiry_s", "loss_tolerance", "entry_points",
                 "limits", "search_space")
@@ -111,7 +117,9 @@ class JobFile:
     declared: JobLimits
     """The limits as the file declares them; ``spec_limits`` puts them on chain."""
     data: tuple[tuple[str, str], ...] = ()
-    """train/v2: sorted (role, path relative to the job folder) of ``[data]`` [JOB-DATA.1]."""
+    """train/v2, v3: sorted (role, path relative to the job folder) of ``[data]`` [JOB-DATA.1]."""
+    holdout: HoldoutConfig | None = None
+    """train/v3: the ``[holdout]`` table [JOB-FILE.4]; ``None`` for other kinds."""
 
     def data_paths(self, job_dir: Path) -> dict[str, Path]:
         """[JOB-FILE.1] Each role's file or folder, checked to lie inside ``job_dir``."""
@@ -205,6 +213,7 @@ def parse_job(raw: dict[str, Any]) -> JobFile:
         raise ValueError("loss_tolerance must be a finite number >= 0")
     data = _data(raw, kind)
     return JobFile(kind=kind, name=_field(raw, "name", str), data=data,
+                   holdout=_holdout(raw, kind),
                    description=str(raw.get("description", "")),
                    bounty=_positive_int(raw, "bounty"), expiry_s=_positive_int(raw, "expiry_s"),
                    loss_tolerance=tolerance, entry_points=entry_points, limits=limits,
@@ -212,19 +221,26 @@ def parse_job(raw: dict[str, Any]) -> JobFile:
 
 
 def _data(raw: dict[str, Any], kind: str) -> tuple[tuple[str, str], ...]:
-    """[JOB-FILE.1] ``[data]``: required for train/v2 (``train``, ``valid``), absent for v1."""
+    """[JOB-FILE.1] ``[data]``: required for train/v2 (``train``, ``valid``) and train/v3
+    (``train``; ``valid`` is refused [JOB-FILE.4]), absent for v1."""
     from chain.errors import DecodeError
     from chain.jobspec import DATA_ROLES_REQUIRED, MAX_DATA_BLOBS, data_role
 
-    if kind != DATA_KIND:
+    if kind not in DATA_KINDS:
         if "data" in raw:
-            raise ValueError(f"[data] is for kind {DATA_KIND!r} jobs; this one is {kind!r}")
+            raise ValueError(f"[data] is for kind {DATA_KIND!r} and {HOLDOUT_KIND!r} jobs; "
+                             f"this one is {kind!r}")
         return ()
     table = raw.get("data")
     if not isinstance(table, dict):
         raise JobKeyError("missing required key", "", "[data]",
-                          hint=f"a {DATA_KIND} job names its data: [data] train = "
-                               "\"data/train.csv\", valid = \"data/valid.csv\"")
+                          hint=f"a {kind} job names its data: [data] train = "
+                               "\"data/train.csv\"" + ("" if kind == HOLDOUT_KIND else
+                                                        ", valid = \"data/valid.csv\""))
+    if kind == HOLDOUT_KIND and "valid" in table:
+        raise ValueError(f"[data] valid: a {HOLDOUT_KIND} job's validation data is the public "
+                         "part of its [holdout] pool, published after the split; remove it "
+                         "[JOB-FILE.4]")
     if len(table) > MAX_DATA_BLOBS:
         raise ValueError(f"[data] names {len(table)} roles, at most {MAX_DATA_BLOBS}")
     out = []
@@ -236,10 +252,49 @@ def _data(raw: dict[str, Any], kind: str) -> tuple[tuple[str, str], ...]:
         if not isinstance(path, str) or not path or Path(path).is_absolute():
             raise ValueError(f"[data] {role} must be a path relative to the job folder")
         out.append((role, path))
-    for role in DATA_ROLES_REQUIRED:
+    for role in DATA_ROLES_REQUIRED if kind == DATA_KIND else ("train",):
         if role not in table:
             raise JobKeyError("missing required key", "[data]", role)
     return tuple(sorted(out))
+
+
+def _holdout(raw: dict[str, Any], kind: str) -> HoldoutConfig | None:
+    """[JOB-FILE.4] ``[holdout]``: required for train/v3, refused for the other kinds."""
+    if kind != HOLDOUT_KIND:
+        if "holdout" in raw:
+            raise ValueError(f"[holdout] is for kind {HOLDOUT_KIND!r} jobs; this one is "
+                             f"{kind!r}")
+        return None
+    table = raw.get("holdout")
+    if not isinstance(table, dict):
+        raise JobKeyError("missing required key", "", "[holdout]",
+                          hint=f"a {HOLDOUT_KIND} job names its evaluation pool: [holdout] "
+                               "pool = \"holdout/samples\", public_permille, finalists, "
+                               "deposit, reveal_window, tie_tolerance")
+    _check_keys(table, "[holdout]", HOLDOUT_KEYS, HOLDOUT_KEYS)
+    pool = table["pool"]
+    if not isinstance(pool, str) or not pool or Path(pool).is_absolute():
+        raise ValueError("[holdout] pool must be a folder relative to the job folder")
+    permille = _holdout_int(table, "public_permille")
+    if not 1 <= permille <= 999:
+        raise ValueError(f"[holdout] public_permille must be 1..999, got {permille}")
+    tie = table["tie_tolerance"]
+    if isinstance(tie, bool) or not isinstance(tie, int | float) or \
+            not (math.isfinite(tie) and tie >= 0):
+        raise ValueError("[holdout] tie_tolerance must be a finite number >= 0")
+    return HoldoutConfig(pool=pool, public_permille=permille,
+                         finalists=_holdout_int(table, "finalists"),
+                         deposit=_holdout_int(table, "deposit"),
+                         reveal_window_ms=duration_ms(table["reveal_window"],
+                                                      "[holdout] reveal_window"),
+                         tie_tolerance=float(tie))
+
+
+def _holdout_int(table: dict[str, Any], key: str) -> int:
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"[holdout] {key} must be a whole number > 0, got {value!r}")
+    return value
 
 
 def _param(raw: Any, number: int) -> ParamRange:
@@ -283,7 +338,8 @@ def _check_top_level(raw: dict[str, Any]) -> None:
             raise JobKeyError("unknown key", "", key, suggestion, hint)
         shown = f"[[{key}]]" if what == "array of tables" else f"[{key}]"
         raise JobKeyError(f"unknown {what}", "", shown, suggestion,
-                          "" if close else "tables: [entry_points], [limits], [[search_space]]")
+                          "" if close else "tables: [entry_points], [limits], "
+                                           "[[search_space]], [data], [holdout]")
     for key in TOP_REQUIRED:
         if key not in raw:
             raise JobKeyError("missing required key", "", _top_name(key))
@@ -315,6 +371,8 @@ def _home_of(key: str) -> str:
         return f"{key} belongs in [limits]"
     if key == "values":
         return "values belongs in a [[search_space]] entry"
+    if key in HOLDOUT_KEYS:
+        return f"{key} belongs in [holdout]"
     return ""
 
 
