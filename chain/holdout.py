@@ -15,16 +15,18 @@ is decided by a block hash after the post, not by the submitter.
 from __future__ import annotations
 
 import hashlib
+import math
 
 from chain.encoding import encode
+from chain.jobspec import MAX_POOL, MIN_POOL
 from chain.transactions import DOMAIN
 from chain.types import Hash32
 
+__all__ = ["MAX_POOL", "MIN_POOL", "SALT_LEN", "hidden_indices", "leaf", "merkle_root",
+           "min_hidden_samples", "public_count", "public_indices", "sample_digest",
+           "split_seed"]
+
 SALT_LEN = 32
-MIN_POOL = 2
-MAX_POOL = 4000
-"""[HOLDOUT-POOL.1] A pool holds 2 .. 4,000 samples: one file each, and a part's tar holds at
-most 4,096 entries [JOB-DATA.2]. A sample may be one example or a shard of many."""
 
 
 def _h(*items: object) -> Hash32:
@@ -82,3 +84,13 @@ def hidden_indices(seed: bytes, pool: int, public_permille: int) -> tuple[int, .
     """The complement of ``public_indices``, ascending."""
     public = set(public_indices(seed, pool, public_permille))
     return tuple(i for i in range(pool) if i not in public)
+
+
+def min_hidden_samples(sigma: float, tie_tolerance: float) -> int:
+    """[HOLDOUT-SIZE.1] Hidden samples needed so that two equally good models' hidden losses
+    differ by more than ``tie_tolerance`` only about 5 % of the time: the difference of two
+    means of m samples has standard error at most √2·σ/√m, and the tolerance should be two
+    of them, so ``m ≥ 8σ²/tie_tolerance²``."""
+    if sigma < 0 or tie_tolerance <= 0:
+        raise ValueError(f"need sigma >= 0 and tie_tolerance > 0, got {sigma}, {tie_tolerance}")
+    return max(1, math.ceil(8 * sigma * sigma / (tie_tolerance * tie_tolerance)))

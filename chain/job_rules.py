@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from chain import holdout_rules
 from chain.context import TxContext
 from chain.crypto import address_to_text
 from chain.errors import InvalidTransaction
+from chain.holdout_records import HoldoutState, HoldoutStatus
 from chain.records import Account, Claim, Job, JobStatus, Outcome, Verdict, VoteRecord
 from chain.state import Overlay
 from chain.transactions import (
@@ -67,6 +69,8 @@ def apply_post_job(view: Overlay, sender: Address, body: PostJob, ctx: TxContext
                       f"supermajority must be >= {params.min_supermajority_permille} permille")
     if v.max_turns > params.max_turns:
         raise _reject("too_many_turns", f"max_turns must be <= {params.max_turns}")
+    if spec.holdout is not None:
+        holdout_rules.check_post(view, spec.holdout, v.max_turns)
     account = view.account(sender)
     escrow = spec.escrow
     if account.balance < escrow:
@@ -78,6 +82,8 @@ def apply_post_job(view: Overlay, sender: Address, body: PostJob, ctx: TxContext
               posted_time_ms=ctx.time_ms, status=JobStatus.OPEN, escrow=escrow)
     view.put_job(job)
     view.put("active_job", job.job_id, True)
+    if spec.holdout is not None:
+        view.put("holdout", job.job_id, HoldoutState())
 
 
 # --- claim -----------------------------------------------------------------------------
@@ -186,24 +192,45 @@ def vote_is_consistent(job: Job, valid: bool, measured_loss: float | None) -> bo
 
 def apply_vote_reveal(view: Overlay, sender: Address, body: VoteReveal, ctx: TxContext) -> None:
     """[VOTE-REVEAL.1] A committed voter opens its vote; all opened: the verdict at once."""
-    job = _require_job(view, body.job_id)
+    job, record = open_vote_checks(view, sender, body.job_id, body.claimer, ctx)
+    if holdout_live(view, job):
+        raise _reject("holdout_vote_required", "this turn's votes open with holdout_vote_reveal: "
+                                               "the hidden part is live [HOLDOUT-VOTE.1]")
+    expected = vote_commitment(job.job_id, body.claimer, sender, body.valid, body.measured_loss,
+                               body.salt)
+    if expected != record.commitment:
+        raise _reject("vote_commitment_mismatch", "the vote does not open its commitment")
+    opened = replace(record, revealed=True, valid=body.valid, measured_loss=body.measured_loss)
+    record_opened_vote(view, job, opened, ctx)
+
+
+def open_vote_checks(view: Overlay, sender: Address, job_id: Hash32, claimer: Address,
+                     ctx: TxContext) -> tuple[Job, VoteRecord]:
+    """The checks every vote opening shares [VOTE-REVEAL.1]: phase, voter, commitment held."""
+    job = _require_job(view, job_id)
     if job.status != JobStatus.VOTE_REVEAL or ctx.time_ms >= job.phase_deadline_ms:
         raise _reject("not_in_vote_reveal_phase", f"job is {job.status}, not opening votes")
-    _check_voter(view, job, sender, body.claimer)
+    _check_voter(view, job, sender, claimer)
     record = job.vote_of(sender)
     if record is None:
         raise _reject("no_vote_commitment", "this voter committed no vote on this turn")
     if record.revealed:
         raise _reject("already_revealed", "this vote is already open")
-    expected = vote_commitment(job.job_id, body.claimer, sender, body.valid, body.measured_loss,
-                               body.salt)
-    if expected != record.commitment:
-        raise _reject("vote_commitment_mismatch", "the vote does not open its commitment")
-    if not vote_is_consistent(job, body.valid, body.measured_loss):
+    return job, record
+
+
+def holdout_live(view: Overlay, job: Job) -> bool:
+    """[HOLDOUT-VOTE.1] Whether this turn's votes are holdout votes."""
+    state = view.holdout(job.job_id) if job.spec.holdout is not None else None
+    return state is not None and state.live
+
+
+def record_opened_vote(view: Overlay, job: Job, opened: VoteRecord, ctx: TxContext) -> None:
+    """[VOTE-CONSISTENT.1] then store the opened vote; all opened: the verdict at once."""
+    if not vote_is_consistent(job, opened.valid, opened.measured_loss):
         raise _reject("vote_inconsistent", "'valid' must equal: measured loss <= claimed loss "
                                            "+ tolerance")
-    opened = replace(record, revealed=True, valid=body.valid, measured_loss=body.measured_loss)
-    job = replace(job, votes=tuple(opened if v.voter == sender else v for v in job.votes))
+    job = replace(job, votes=tuple(opened if v.voter == opened.voter else v for v in job.votes))
     if all(v.revealed for v in job.votes):
         job = decide(view, job, ctx.time_ms, ctx.height)
     view.put_job(job)
@@ -241,7 +268,11 @@ def _finish_without_valid_turn(view: Overlay, job: Job) -> Job:
     A withdrawn claim's model was revealed and measured alike by the voters and its
     claimer; if the submitter could keep such models and its bounty, an evaluation that
     changes after the claims (a time bomb) would buy models for nothing.
+    A train/v3 job with finalists pays its winner first [HOLDOUT-WINNER.1].
     """
+    paid = _pay_finalist(view, job)
+    if paid is not None:
+        return paid
     withdrawn = [(v.verified_loss, i, v) for i, v in enumerate(job.verdicts)
                  if v.outcome == Outcome.WITHDRAWN and v.verified_loss is not None]
     if not withdrawn:
@@ -250,6 +281,17 @@ def _finish_without_valid_turn(view: Overlay, job: Job) -> Job:
     if view.account(best.claimer).banned:
         return settle(view, job, JobStatus.REFUNDED)
     return settle(view, _pay_bounty(view, job, best.claimer), JobStatus.PAID)
+
+
+def _pay_finalist(view: Overlay, job: Job) -> Job | None:
+    """[HOLDOUT-WINNER.1] The winner among a train/v3 job's finalists is paid, if any."""
+    state = view.holdout(job.job_id) if job.spec.holdout is not None else None
+    if state is None or job.spec.holdout is None:
+        return None
+    winner = holdout_rules.choose_winner(state, job.spec.holdout.tie_tolerance)
+    if winner is None or view.account(winner.claimer).banned:
+        return None
+    return settle(view, _pay_bounty(view, job, winner.claimer), JobStatus.PAID)
 
 
 def _pay_bounty(view: Overlay, job: Job, claimer: Address) -> Job:
@@ -283,7 +325,10 @@ def decide(view: Overlay, job: Job, now: TimeMs, height: Height) -> Job:
         job = _pay_voters(view, job, agreeing_valid=outcome == Outcome.VALID)
     elif outcome == Outcome.INCONSISTENT:
         job = _pay_voters(view, job, agreeing_valid=None)
+    state = view.holdout(job.job_id) if holdout_live(view, job) else None
     job = _end_turn(job, outcome, now, verified_loss)
+    if state is not None:
+        return _decide_with_holdout(view, job, state, outcome, claimer, now, height)
     if outcome == Outcome.VALID:
         return settle(view, _pay_bounty(view, job, claimer), JobStatus.PAID)
     if outcome == Outcome.CHEAT:
@@ -294,6 +339,37 @@ def decide(view: Overlay, job: Job, now: TimeMs, height: Height) -> Job:
     if outcome == Outcome.INCONSISTENT:
         return _end_broken_job(view, job, claimer)
     return settle(view, job, JobStatus.REFUNDED)  # no quorum / inconclusive: no evidence
+
+
+def _decide_with_holdout(view: Overlay, job: Job, state: HoldoutState, outcome: Outcome,
+                         claimer: Address, now: TimeMs, height: Height) -> Job:
+    """[HOLDOUT-JUDGE.1] A turn of a train/v3 job whose hidden part is live: the votes judge
+    the part, a valid claim becomes a finalist with its hidden loss, and the K-th finalist
+    (or the last turn) settles the job on the hidden ranking [HOLDOUT-WINNER.1]."""
+    judged = holdout_rules.judge(job, state, outcome)
+    if judged.status == HoldoutStatus.REJECTED:
+        job = holdout_rules.forfeit_deposit(view, job, state, HoldoutStatus.REJECTED)
+        state = replace(state, status=HoldoutStatus.REJECTED)
+    elif judged.status != state.status:
+        state = replace(state, status=judged.status)
+        view.put("holdout", job.job_id, state)
+    if outcome == Outcome.VALID and not judged.hidden_agreed:
+        return _end_broken_job(view, job, claimer)  # [HOLDOUT-AGREE.1] hidden loss irreproducible
+    if outcome == Outcome.VALID:
+        state = holdout_rules.add_finalist(view, job, state, claimer, judged.hidden_loss)
+    if outcome == Outcome.CHEAT:
+        ban(view, claimer, height)
+    if outcome in (Outcome.NO_QUORUM, Outcome.INCONCLUSIVE):
+        paid = _pay_finalist(view, job)  # too little evidence now: the finalists so far
+        return paid if paid is not None else settle(view, job, JobStatus.REFUNDED)
+    if outcome == Outcome.INCONSISTENT:
+        return _end_broken_job(view, job, claimer)
+    if not state.live or len(state.finalists) >= (job.spec.holdout.finalists
+                                                   if job.spec.holdout else 1):
+        paid = _pay_finalist(view, job)  # rejected: public ranking; K finalists: hidden ranking
+        if paid is not None:
+            return paid
+    return start_turn(view, job, now)
 
 
 def _end_broken_job(view: Overlay, job: Job, claimer: Address) -> Job:
@@ -356,6 +432,13 @@ def ban(view: Overlay, address: Address, height: Height) -> None:
 def tick_job(view: Overlay, job: Job, now: TimeMs, height: Height) -> Job:
     """[JOB-TICK.1] Moves a job along when a window has ended at this block's time."""
     if job.status == JobStatus.OPEN and now >= job.spec.expiry_ms:
+        return _expire_holdout_job(view, job, now) if job.spec.holdout else start_turn(view, job,
+                                                                                        now)
+    if job.status == JobStatus.HOLDOUT and now >= job.phase_deadline_ms:
+        state = view.holdout(job.job_id)
+        if state is None:
+            raise ValueError("a job in HOLDOUT has a holdout record")
+        job = holdout_rules.forfeit_deposit(view, job, state, HoldoutStatus.WITHHELD)
         return start_turn(view, job, now)
     if job.status == JobStatus.REVEAL and (
         now >= job.phase_deadline_ms or (job.current and view.account(job.current).banned)
@@ -368,7 +451,26 @@ def tick_job(view: Overlay, job: Job, now: TimeMs, height: Height) -> Job:
     return job
 
 
-def tick_jobs(view: Overlay, now: TimeMs, height: Height) -> None:
+def _expire_holdout_job(view: Overlay, job: Job, now: TimeMs) -> Job:
+    """[HOLDOUT-EXPIRY.1] A train/v3 job at expiry: refund (deposit burned if no public part
+    was named), or wait for the submitter's hidden part."""
+    state = view.holdout(job.job_id)
+    if state is None:
+        raise ValueError("a train/v3 job has a holdout record")
+    nxt = holdout_rules.expiry_status(state, bool(job.claims))
+    if nxt == HoldoutStatus.UNPUBLISHED:
+        job = holdout_rules.forfeit_deposit(view, job, state, HoldoutStatus.UNPUBLISHED)
+        return settle(view, job, JobStatus.REFUNDED)
+    if nxt == JobStatus.REFUNDED:
+        return settle(view, job, JobStatus.REFUNDED)
+    return replace(job, status=JobStatus.HOLDOUT, current=None,
+                   phase_deadline_ms=holdout_rules.holdout_deadline(job, now))
+
+
+def tick_jobs(view: Overlay, now: TimeMs, height: Height, parent_hash: Hash32) -> None:
+    """[JOB-TICK.1] Draws train/v3 splits due at this height [HOLDOUT-SPLIT.1], then moves
+    every active job whose window ended."""
+    holdout_rules.draw_splits(view, parent_hash, height)
     for job in list(view.iter_active_jobs()):
         moved = tick_job(view, job, now, height)
         if moved != job:

@@ -47,6 +47,8 @@ class Validator:
 class JobStatus(StrEnum):
     OPEN = "open"
     """Accepting claims until the expiry."""
+    HOLDOUT = "holdout"
+    """train/v3 after expiry: the submitter must reveal the hidden part [HOLDOUT-REVEAL.1]."""
     REVEAL = "reveal"
     """The current claimer must reveal its model."""
     VOTE_COMMIT = "vote_commit"
@@ -106,12 +108,26 @@ class VoteRecord:
     revealed: bool = False
     valid: bool = False
     measured_loss: float | None = None
+    holdout_ok: bool | None = None
+    """A holdout vote [HOLDOUT-VOTE.1] (train/v3 with a live hidden part): whether the
+    hidden part matched its commitment; None on every other vote (5-element wire)."""
+    hidden_loss: float | None = None
+    """A holdout vote's loss measured on the hidden part (None: not measured)."""
+
+    @property
+    def is_holdout_vote(self) -> bool:
+        return self.holdout_ok is not None
 
     def to_wire(self) -> list[Any]:
-        return [self.voter, self.commitment, self.revealed, self.valid, self.measured_loss]
+        wire = [self.voter, self.commitment, self.revealed, self.valid, self.measured_loss]
+        if self.holdout_ok is not None:
+            wire += [self.holdout_ok, self.hidden_loss]
+        return wire
 
     @classmethod
     def from_wire(cls, a: list[Any]) -> VoteRecord:
+        if len(a) == 7:
+            return cls(Address(a[0]), Hash32(a[1]), a[2], a[3], a[4], a[5], a[6])
         return cls(Address(a[0]), Hash32(a[1]), a[2], a[3], a[4])
 
 

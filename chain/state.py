@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chain.encoding import decode, encode
+from chain.holdout_records import HoldoutState
 from chain.records import Account, Job, Params, Proposal, Validator, ValidatorChange
 from chain.types import EMPTY_HASH, Address, Amount, Hash32, Height, TimeMs
 
@@ -48,6 +49,7 @@ TABLE_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "params": _codec(Params),
     "meta": _plain(),
     "evidence": _plain(),
+    "holdout": _codec(HoldoutState),
 }
 """Every table of the state, with how its records become canonical values and back."""
 
@@ -97,6 +99,11 @@ class StateReader:
 
     def account(self, address: Address) -> Account:
         return self.get("account", address) or Account()
+
+    def holdout(self, job_id: bytes) -> HoldoutState | None:
+        """[HOLDOUT-STATE.1] A train/v3 job's hidden-test-set record."""
+        value: HoldoutState | None = self.get("holdout", job_id)
+        return value
 
     def job(self, job_id: bytes) -> Job | None:
         return self.get("job", job_id)  # type: ignore[no-any-return,unused-ignore]

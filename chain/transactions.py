@@ -18,7 +18,7 @@ from chain import fields as F
 from chain.crypto import PrivateKey, address_from_pubkey, verify
 from chain.encoding import decode, encode
 from chain.errors import DecodeError
-from chain.jobspec import JobSpec
+from chain.jobspec import DataRef, JobSpec
 from chain.types import Address, Amount, Hash32, PublicKeyBytes, Signature
 
 DOMAIN = "learningchain/v1"
@@ -247,12 +247,79 @@ class VerifierLeave:
         return cls()
 
 
+@dataclass(frozen=True, slots=True)
+class HoldoutPublish:
+    """[TX-HOLDOUT-PUBLISH] The submitter names the public part of its holdout pool
+    [HOLDOUT-PUBLISH.1]: a data blob whose samples are the split's public indices."""
+
+    TAG: ClassVar[str] = "holdout_publish"
+    job_id: Hash32
+    part: DataRef
+
+    def to_wire(self) -> list[Any]:
+        return [self.job_id, self.part.to_wire()]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> HoldoutPublish:
+        F.array(a, "holdout_publish", 2)
+        return cls(F.hash32(a[0], "job_id"), DataRef.from_wire(a[1], "public"))
+
+
+@dataclass(frozen=True, slots=True)
+class HoldoutReveal:
+    """[TX-HOLDOUT-REVEAL] After expiry the submitter names the hidden part
+    [HOLDOUT-REVEAL.1]; voters check it against the pool's root."""
+
+    TAG: ClassVar[str] = "holdout_reveal"
+    job_id: Hash32
+    part: DataRef
+
+    def to_wire(self) -> list[Any]:
+        return [self.job_id, self.part.to_wire()]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> HoldoutReveal:
+        F.array(a, "holdout_reveal", 2)
+        return cls(F.hash32(a[0], "job_id"), DataRef.from_wire(a[1], "hidden"))
+
+
+@dataclass(frozen=True, slots=True)
+class HoldoutVoteReveal:
+    """[TX-HOLDOUT-VOTE-REVEAL] Opens a holdout vote [HOLDOUT-VOTE.1]: the public verdict as
+    ``vote_reveal``, whether the hidden part matched its root, and the hidden loss."""
+
+    TAG: ClassVar[str] = "holdout_vote_reveal"
+    job_id: Hash32
+    claimer: Address
+    valid: bool
+    measured_loss: float | None
+    holdout_ok: bool
+    hidden_loss: float | None
+    """None when the hidden part did not match (then ``holdout_ok`` is False) or the model
+    could not be evaluated on it."""
+    salt: bytes
+
+    def to_wire(self) -> list[Any]:
+        return [self.job_id, self.claimer, self.valid, self.measured_loss, self.holdout_ok,
+                self.hidden_loss, self.salt]
+
+    @classmethod
+    def from_wire(cls, a: list[Any]) -> HoldoutVoteReveal:
+        F.array(a, "holdout_vote_reveal", 7)
+        return cls(F.hash32(a[0], "job_id"), F.address(a[1], "claimer"),
+                   F.boolean(a[2], "valid"), F.optional_float(a[3], "measured_loss"),
+                   F.boolean(a[4], "holdout_ok"), F.optional_float(a[5], "hidden_loss"),
+                   F.blob(a[6], "salt", SALT_LEN))
+
+
 Body = (Transfer | PostJob | ClaimLoss | RevealModel | VoteCommit | VoteReveal
-        | GovernancePropose | GovernanceApprove | Evidence | VerifierJoin | VerifierLeave)
+        | GovernancePropose | GovernanceApprove | Evidence | VerifierJoin | VerifierLeave
+        | HoldoutPublish | HoldoutReveal | HoldoutVoteReveal)
 BODY_TYPES: dict[str, Any] = {
     t.TAG: t
     for t in (Transfer, PostJob, ClaimLoss, RevealModel, VoteCommit, VoteReveal,
-              GovernancePropose, GovernanceApprove, Evidence, VerifierJoin, VerifierLeave)
+              GovernancePropose, GovernanceApprove, Evidence, VerifierJoin, VerifierLeave,
+              HoldoutPublish, HoldoutReveal, HoldoutVoteReveal)
 }
 
 
@@ -327,3 +394,13 @@ def vote_commitment(job_id: bytes, claimer: bytes, voter: bytes, valid: bool,
     """[VOTE-COMMIT.1] Binds a hidden vote to its voter so a vote cannot be copied."""
     return Hash32(hashlib.sha256(encode(
         [DOMAIN, "vote-commitment", job_id, claimer, voter, valid, measured_loss, salt])).digest())
+
+
+def holdout_vote_commitment(job_id: bytes, claimer: bytes, voter: bytes, valid: bool,
+                            measured_loss: float | None, holdout_ok: bool,
+                            hidden_loss: float | None, salt: bytes) -> Hash32:
+    """[HOLDOUT-VOTE.1] A holdout vote's commitment: the vote commitment's fields plus the
+    hidden-part check and the hidden loss, under its own label."""
+    return Hash32(hashlib.sha256(encode(
+        [DOMAIN, "holdout-vote-commitment", job_id, claimer, voter, valid, measured_loss,
+         holdout_ok, hidden_loss, salt])).digest())

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from chain import governance, job_rules, verifier_rules
+from chain import governance, holdout_rules, holdout_tx, job_rules, verifier_rules
 from chain.blocks import Block, BlockHeader, tx_root
 from chain.context import TxContext
 from chain.crypto import address_to_text
@@ -28,6 +28,9 @@ from chain.transactions import (
     Evidence,
     GovernanceApprove,
     GovernancePropose,
+    HoldoutPublish,
+    HoldoutReveal,
+    HoldoutVoteReveal,
     PostJob,
     RevealModel,
     SignedTransaction,
@@ -103,6 +106,9 @@ HANDLERS: dict[type, Handler] = {
     Evidence: apply_evidence,
     VerifierJoin: verifier_rules.apply_verifier_join,
     VerifierLeave: verifier_rules.apply_verifier_leave,
+    HoldoutPublish: holdout_rules.apply_holdout_publish,
+    HoldoutReveal: holdout_tx.apply_holdout_reveal,
+    HoldoutVoteReveal: holdout_tx.apply_holdout_vote_reveal,
 }
 
 
@@ -123,8 +129,9 @@ def apply_transaction(view: Overlay, tx: SignedTransaction, ctx: TxContext,
 # --- blocks ------------------------------------------------------------------------------
 
 def begin_block(view: Overlay, height: Height, time_ms: TimeMs) -> None:
-    """[BLOCK-BEGIN.1] Windows that ended by this block's time are closed first."""
-    job_rules.tick_jobs(view, time_ms, height)
+    """[BLOCK-BEGIN.1] Windows that ended by this block's time are closed first; train/v3
+    splits due at this height are drawn from the parent block's hash [HOLDOUT-SPLIT.1]."""
+    job_rules.tick_jobs(view, time_ms, height, view.base.block_hash)
     governance.tick_proposals(view, time_ms)
 
 

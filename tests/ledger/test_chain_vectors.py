@@ -19,8 +19,8 @@ from chain.consensus.validators import ValidatorSet
 from chain.crypto import address_to_text
 from chain.encoding import encode
 from chain.genesis import genesis_records, genesis_state
-from chain.jobspec import TRAIN_V1, JobSpec
-from chain.records import JobStatus
+from chain.jobspec import TRAIN_V1, TRAIN_V3, JobSpec
+from chain.records import JobStatus, VoteRecord
 from chain.state import Change, decode_record, encode_record
 from chain.transition import advance, apply_block
 from chain.types import EMPTY_HASH
@@ -43,8 +43,15 @@ def named(value: Any) -> Any:
 
 
 def _off_the_wire(value: Any, name: str) -> bool:
-    """[JOB-KIND.1] A train/v1 spec has no ``data`` on its wire, so none in its named form."""
-    return isinstance(value, JobSpec) and value.kind == TRAIN_V1 and name == "data"
+    """[JOB-KIND.1] A train/v1 spec has no ``data`` on its wire and only train/v3 has a
+    ``holdout``, so neither is in their named forms; nor are a plain vote's holdout fields
+    [HOLDOUT-VOTE.1]."""
+    if isinstance(value, JobSpec):
+        return (value.kind == TRAIN_V1 and name == "data") or \
+            (value.kind != TRAIN_V3 and name == "holdout")
+    if isinstance(value, VoteRecord):
+        return not value.is_holdout_vote and name in ("holdout_ok", "hidden_loss")
+    return False
 
 
 def change_vector(change: Change) -> list[Any]:

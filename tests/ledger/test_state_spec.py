@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from chain import jobspec, records
+from chain import holdout_records, jobspec, records
 from chain.crypto import PrivateKey
 from chain.genesis import genesis_records
 from chain.records import JobStatus, Outcome
@@ -34,7 +34,8 @@ CLASSES: dict[str, Any] = {
     "Params": records.Params, "JobSpec": jobspec.JobSpec,
     "ResourceLimits": jobspec.ResourceLimits, "ParamSpec": jobspec.ParamSpec,
     "VotingParams": jobspec.VotingParams, "GovernanceAction": GovernanceAction,
-    "DataRef": jobspec.DataRef,
+    "DataRef": jobspec.DataRef, "Holdout": jobspec.Holdout,
+    "HoldoutState": holdout_records.HoldoutState, "Finalist": holdout_records.Finalist,
 }
 
 
@@ -81,6 +82,13 @@ def _instances() -> list[Any]:
         ("train", jobspec.DataRef(Hash32(b"\x01" * 32), 10)),
         ("valid", jobspec.DataRef(Hash32(b"\x02" * 32), 5))))
     out.extend((v2, *(ref for _, ref in v2.data)))  # [JOB-DATA.1] the story's job is v1
+    holdout = jobspec.Holdout(Hash32(b"\x03" * 32), 10, 500, 2, 7, 60_000, 0.01)
+    v3 = dataclasses.replace(v2, kind=jobspec.TRAIN_V3, data=v2.data[:1], holdout=holdout)
+    finalist = holdout_records.Finalist(v3_claimer := job_spec().image_digest[:20], 0.25, 4, 1)
+    state = holdout_records.HoldoutState(Hash32(b"\x04" * 32), v2.data[0][1], v2.data[1][1],
+                                         holdout_records.HoldoutStatus.VERIFIED, (finalist,))
+    vote = records.VoteRecord(v3_claimer, Hash32(b"\x05" * 32), True, True, 0.3, True, 0.31)
+    out.extend((v3, holdout, state, finalist, vote))  # [HOLDOUT-STATE.1] [HOLDOUT-VOTE.1]
     return out
 
 
@@ -97,6 +105,11 @@ def test_record_wire_order_is_the_field_order() -> None:
                 if record.kind == jobspec.TRAIN_V1:
                     continue
                 value = {role: ref.to_wire() for role, ref in value}
+            if f.name == "holdout" and record.kind != jobspec.TRAIN_V3:
+                continue  # [HOLDOUT-SPEC.1] only train/v3 has one
+            if isinstance(record, records.VoteRecord) and not record.is_holdout_vote \
+                    and f.name in ("holdout_ok", "hidden_loss"):
+                continue  # [HOLDOUT-VOTE.1] a plain vote is 5 elements
             expected.append(_wire(value))
         assert record.to_wire() == expected, type(record).__name__
         seen.add(type(record).__name__)
