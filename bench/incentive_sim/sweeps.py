@@ -1,0 +1,76 @@
+"""Sweeps over the protocol's parameters: what each deviation is worth as one parameter moves.
+
+Pure: returns rows of numbers; bench/incentives.py draws and writes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from bench.incentive_sim.scenarios import Result, run_all, tolerated
+from bench.incentive_sim.world import Scenario
+
+SWEPT = ("lazy_echo", "griefer", "withholding_voter", "cheater", "copier")
+"""The deviations drawn on every sweep."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    param: str
+    label: str
+    values: tuple[int, ...]
+    apply: Callable[[Scenario, int], Scenario]
+
+
+def _voting(field: str) -> Callable[[Scenario, int], Scenario]:
+    def apply(sc: Scenario, value: int) -> Scenario:
+        return replace(sc, voting=replace(sc.voting, **{field: value}))
+    return apply
+
+
+SWEEPS = (
+    Sweep("quorum_permille", "quorum (permille of eligible voters)",
+          (500, 667, 800, 900, 1000), _voting("quorum_permille")),
+    Sweep("supermajority_permille", "supermajority (permille of opened votes)",
+          (667, 750, 850, 1000), _voting("supermajority_permille")),
+    Sweep("voter_reward", "voter_reward per turn (credits; 11 voters share it)",
+          (0, 11, 22, 33, 66, 110), _voting("voter_reward")),
+    Sweep("window_blocks", "reveal / commit / vote-reveal windows (blocks of 1 s)",
+          (1, 2, 3, 5), _voting("window_blocks")),
+    Sweep("verifier_bond", "verifier_bond (credits)",
+          (0, 5, 10, 50, 200), lambda sc, v: replace(sc, verifier_bond=v)),
+)
+
+
+def point(base: Scenario, jobs: int, seed: int) -> dict[str, Any]:
+    """One sweep point: each swept deviation at the tolerated share (at least one member),
+    the lazy voter again under the proposed rule, and the honest figures."""
+    f = max(1, tolerated(base.members, base.voting))
+    scenarios = [replace(base, name=f"{s} x{f}", adversaries=((s, f if s != "cheater" else 1),))
+                 for s in SWEPT]
+    proposed = replace(base, name=f"lazy_echo x{f} proposed", adversaries=(("lazy_echo", f),),
+                       rules="proposed")
+    results: list[Result] = run_all([*scenarios, proposed], jobs, seed)
+    row: dict[str, Any] = {s: r.profit_vs_honest[s] for s, r in zip(SWEPT, results, strict=False)}
+    row["lazy_echo (proposed)"] = results[-1].profit_vs_honest["lazy_echo"]
+    honest = [r for r in results if r.within_tolerance]
+    row["honest_paid_share"] = min((r.summary.honest_paid_share for r in honest), default=1.0)
+    row["honest_slashed"] = sum(r.summary.honest_slashed for r in honest)
+    lazy = results[0].summary
+    row["honest_profit_per_job"] = lazy.profit_per_job.get("honest", 0.0)
+    row["eval_cost_per_job"] = lazy.verification["eval_cost_per_job"]
+    row["coalition"] = f
+    return row
+
+
+def sweep(base: Scenario, spec: Sweep, jobs: int, seed: int,
+          progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    rows = []
+    for value in spec.values:
+        row = {"value": value, **point(spec.apply(base, value), jobs, seed)}
+        if progress is not None:
+            progress(f"{spec.param}={value}: {row}")
+        rows.append(row)
+    return rows

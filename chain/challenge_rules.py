@@ -1,0 +1,105 @@
+"""Proposed: voter rewards earned by answering a per-turn challenge (docs/incentives.md).
+
+Not wired into the ledger. Under today's [VOTE-REWARD.1] a voter is paid for
+agreeing with the verdict, and on an honest claim the verdict is "valid": a
+voter that votes "valid" echoing the claimed loss is paid without evaluating
+anything (the verifier's dilemma; threat_model.md [THREAT-LAZY.1]). The fix
+is to pay for an answer that cannot be derived from the claim:
+
+- [VOTE-CHALLENGE.1] (proposed) The block that includes a turn's reveal fixes a
+  challenge seed; the seed picks a subset of the job's evaluation examples.
+  Each vote carries, besides its measured loss, the model's loss on that
+  subset, measured in the same evaluation run.
+- [VOTE-REWARD.2] (proposed, replaces VOTE-REWARD.1) The turn's reward goes to
+  the voters that agreed with the verdict *and* whose challenge loss lies in
+  the largest group of challenge losses within ``loss_tolerance`` of each other
+  ([VOTE-AGREE.1]'s grouping), if that group holds a supermajority of the
+  opened votes; otherwise nobody is paid for the turn and the pool stays in
+  escrow (returned at settlement).
+
+Pure arithmetic, like chain.verdict_rules: no state is read or written here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from chain.encoding import encode
+from chain.types import Address, Hash32
+
+DOMAIN = "learningchain/v1"
+
+
+def challenge_seed(reveal_block_hash: bytes, job_id: bytes, claimer: bytes,
+                   model_hash: bytes) -> Hash32:
+    """[VOTE-CHALLENGE.1] The turn's seed: fixed by the block that includes the reveal,
+    so neither the claim nor anything before the reveal predicts it."""
+    return Hash32(hashlib.sha256(encode([DOMAIN, "vote-challenge", reveal_block_hash, job_id,
+                                         claimer, model_hash])).digest())
+
+
+def challenge_subset(seed: bytes, examples: int, size: int) -> tuple[int, ...]:
+    """[VOTE-CHALLENGE.1] ``size`` distinct example indices in ``range(examples)``,
+    sorted, drawn from SHA-256(seed, counter) by rejection sampling (no modulo bias)."""
+    if examples < 1 or not 1 <= size <= examples:
+        raise ValueError(f"cannot draw {size} of {examples} examples")
+    bound = (1 << 64) - (1 << 64) % examples
+    chosen: set[int] = set()
+    counter = 0
+    while len(chosen) < size:
+        block = hashlib.sha256(seed + counter.to_bytes(8, "big")).digest()
+        counter += 1
+        for i in range(0, 32, 8):
+            value = int.from_bytes(block[i:i + 8], "big")
+            if value < bound and len(chosen) < size:
+                chosen.add(value % examples)
+    return tuple(sorted(chosen))
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeAnswer:
+    """One opened vote as the proposed reward rule sees it."""
+
+    voter: Address
+    agrees: bool
+    """The vote agreed with the verdict ([VOTE-REWARD.1]'s condition)."""
+    loss: float | None
+    """The voter's measured loss on the challenge subset; None if it sent none."""
+
+
+def challenge_group(answers: Sequence[ChallengeAnswer], tolerance: float) -> tuple[Address, ...]:
+    """The voters whose challenge losses form the largest group of width ``tolerance``
+    ([VOTE-AGREE.1]'s grouping; ties to the lowest interval). Answers without a loss are
+    never in it: a missing answer proves no evaluation."""
+    numeric = sorted((a for a in answers if a.loss is not None), key=lambda a: (a.loss, a.voter))
+    losses = [a.loss for a in numeric if a.loss is not None]
+    best_size, best_start, end = 0, 0, 0
+    for start in range(len(losses)):
+        end = max(end, start)
+        while end + 1 < len(losses) and losses[end + 1] - losses[start] <= tolerance:
+            end += 1
+        if end - start + 1 > best_size:
+            best_size, best_start = end - start + 1, start
+    return tuple(sorted(a.voter for a in numeric[best_start:best_start + best_size]))
+
+
+def challenge_rewards(answers: Sequence[ChallengeAnswer], tolerance: float,
+                      supermajority_permille: int, pool: int) -> dict[Address, int]:
+    """[VOTE-REWARD.2] Each paid voter's share of the turn's ``pool``.
+
+    Paid: agreed with the verdict and answered the challenge inside the group, when the
+    group is a supermajority of the opened votes. Integer division; the remainder (and
+    the whole pool when nobody qualifies) stays in escrow.
+    """
+    if pool < 0:
+        raise ValueError(f"negative reward pool {pool}")
+    group = set(challenge_group(answers, tolerance))
+    if not answers or len(group) * 1000 < supermajority_permille * len(answers):
+        return {}
+    paid = sorted(a.voter for a in answers if a.agrees and a.voter in group)
+    if not paid:
+        return {}
+    share = pool // len(paid)
+    return {voter: share for voter in paid}
