@@ -1,4 +1,4 @@
-"""A train/v2 job's data blobs on the worker: checked against the policy, fetched, unpacked.
+"""A job's data blobs on the worker: checked against the policy, fetched, unpacked.
 
 [JOB-DATA.4], node.md [WORK-DATA.1]: the declared sizes must fit the policy
 before anything is fetched; each blob is fetched by id in checked chunks like
@@ -7,6 +7,12 @@ out larger than declared; then unpacked once, bounded [JOB-DATA.2], into
 ``<root>/<blob id>``, which every run of every job naming that blob mounts
 read-only at ``/data/<role>`` [JOB-DATA.3]. What this worker fetched or
 unpacked is recorded for the disk budget [WORK-GC.1].
+
+A train/v3 job's ``valid`` folder is the public part of its holdout pool, named
+on chain after the split [HOLDOUT-PUBLISH.1]; its hidden part, revealed after
+expiry, replaces it for a voter's hidden evaluation [HOLDOUT-VOTE.1]. Each part
+is unpacked and checked against the job's root and seed (``sandbox.holdout_blob``)
+before anything runs on it [HOLDOUT-BLOB.5].
 """
 
 from __future__ import annotations
@@ -17,12 +23,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chain.jobspec import DataRef, JobSpec
+from chain.jobspec import TRAIN_V3, DataRef, JobSpec
 from client.node.config import WorkerPolicy
 from client.node.handle import NodeHandle
 from client.worker.policy import data_too_large
 from p2p.blobstore import BlobError
 from sandbox.data_blob import DataBlobError, DataHostError, unpack_data
+from sandbox.holdout_blob import HoldoutPartError, open_part
 
 if TYPE_CHECKING:
     from client.worker.disk import DiskKeeper
@@ -45,6 +52,11 @@ class DataUnavailable(Exception):
     def __init__(self, message: str, *, permanent: bool) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class HoldoutPartRefused(Exception):
+    """A holdout part does not open the job's commitment [HOLDOUT-BLOB.5] (or was not served):
+    the submitter's fault. For the hidden part this is a vote ``holdout_ok = false``."""
 
 
 class DataCache:
@@ -72,7 +84,55 @@ class DataCache:
         out = {}
         for role, ref in spec.data:
             out[role] = await self._one(role, ref, job_label, job_id)
+        if spec.kind == TRAIN_V3:
+            try:
+                out["valid"] = await self.holdout_part(spec, job_id, "public", job_label)
+            except HoldoutPartRefused as e:
+                raise DataUnavailable(str(e), permanent=True) from e
         return out
+
+    async def holdout_part(self, spec: JobSpec, job_id: bytes, part: str,
+                           job_label: str) -> Path:
+        """[HOLDOUT-PUBLISH.1] [HOLDOUT-REVEAL.1] A train/v3 job's public or hidden part,
+        fetched, unpacked and verified against the root and the seed, into a folder of its
+        own per job (the check depends on the job's commitment). Not named on chain yet:
+        ``DataUnavailable`` (try again later); refused or not served: ``HoldoutPartRefused``."""
+        holdout = self.node.state.holdout(job_id)
+        terms = spec.holdout
+        if holdout is None or terms is None:
+            raise DataUnavailable(f"job {job_label} has no hidden test set", permanent=True)
+        ref = holdout.public if part == "public" else holdout.hidden
+        if ref is None or holdout.seed is None:
+            raise DataUnavailable(f"the {part} part of job {job_label} is not named on chain "
+                                  "yet", permanent=False)
+        folder = self.root / f"{part}-{job_id.hex()[:16]}-{ref.blob.hex()}"
+        lock = self._locks.setdefault(ref.blob + job_id, asyncio.Lock())
+        async with lock:
+            if self.disk is not None:
+                self.disk.use(ref.blob.hex(), job_id)
+                self.disk.use(DATA_KEY_PREFIX + folder.name, job_id)
+            if folder.is_dir():
+                return folder
+            try:
+                path = await self._fetch(f"holdout {part}", ref, job_label, job_id)
+            except DataUnavailable as e:
+                if part == "hidden":
+                    raise HoldoutPartRefused(f"hidden part not had: {e}") from e
+                raise
+            seed = holdout.seed
+            try:
+                await self.threads.run(open_part, path, ref.size, folder, terms.root, terms.pool,
+                                       terms.public_permille, seed, part)
+            except (HoldoutPartError, DataBlobError) as e:
+                raise HoldoutPartRefused(f"the {part} part of job {job_label} does not open "
+                                         f"its commitment: {e}") from e
+            except (DataHostError, OSError) as e:
+                raise DataUnavailable(f"holdout {part}: could not unpack: {e}",
+                                      permanent=False) from e
+            if self.disk is not None:
+                self.disk.record("data", DATA_KEY_PREFIX + folder.name, ref.size, job_id)
+            log.info("job %s: the %s part checks against the pool's root", job_label, part)
+            return folder
 
     async def _one(self, role: str, ref: DataRef, job_label: str, job_id: bytes) -> Path:
         folder = self.folder(ref.blob)

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from chain.crypto import address_to_text
-from chain.jobspec import TRAIN_V1, TRAIN_V2, JobSpec
+from chain.jobspec import TRAIN_V1, TRAIN_V2, TRAIN_V3, JobSpec
 from chain.records import Account, Job, JobStatus
 from chain.types import Address
 from client.node.config import WorkerPolicy
@@ -37,7 +37,7 @@ from sandbox.job_file import ParamRange
 from sandbox.limits import ResourceLimits, TrainParams, from_spec
 
 SEED_DOMAIN = b"learningchain/worker-seed/v1\x00"
-WORKER_KINDS = (TRAIN_V1, TRAIN_V2)
+WORKER_KINDS = (TRAIN_V1, TRAIN_V2, TRAIN_V3)
 """[JOB-KIND.1] [WORK-DATA.1] The kinds this worker runs; it skips any other (``kind``)."""
 MIB = 1024 * 1024
 RETRY_MARGIN = 1.5

@@ -92,6 +92,11 @@ class VoteSecret:
     measured_loss: float | None
     salt: str
     commitment: str
+    holdout_ok: bool | None = None
+    """A holdout vote [HOLDOUT-VOTE.1]: whether the hidden part opened its commitment;
+    None for a plain vote."""
+    hidden_loss: float | None = None
+    """A holdout vote's loss on the hidden part."""
 
 
 @dataclass(slots=True)

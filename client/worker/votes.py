@@ -23,6 +23,11 @@ claimed loss) and so is still banned.
 The vote is committed hidden [VOTE-COMMIT.1/2] with a salt written to the
 worker state first, and opened in the reveal window [VOTE-REVEAL.1], by
 this process or by the one that starts after it.
+
+[HOLDOUT-VOTE.1] On a train/v3 turn whose hidden part is live, the vote also
+says whether the hidden part opens the job's commitment (fetched and checked
+before anything runs on it) and the model's loss on it: the same evaluate entry
+point, with the hidden part mounted where the public part was [HOLDOUT-BLOB.6].
 """
 
 from __future__ import annotations
@@ -32,14 +37,21 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 from chain.crypto import address_to_text
 from chain.records import Job, JobStatus
-from chain.transactions import VoteCommit, VoteReveal, vote_commitment
+from chain.transactions import (
+    HoldoutVoteReveal,
+    VoteCommit,
+    VoteReveal,
+    holdout_vote_commitment,
+    vote_commitment,
+)
 from chain.types import Address, Hash32
 from client.node.config import WorkerPolicy
 from client.node.handle import NodeHandle
-from client.worker.data_blobs import DataUnavailable
+from client.worker.data_blobs import DataUnavailable, HoldoutPartRefused
 from client.worker.outbox import Action, Outbox, short
 from client.worker.policy import (
     sandbox_limits,
@@ -133,8 +145,14 @@ class Verifier:
             return
         action = Action("vote reveal", job.job_id, job.current)
         if self.outbox.due(action, height):
-            body = VoteReveal(Hash32(job.job_id), job.current, secret.valid,
-                              secret.measured_loss, bytes.fromhex(secret.salt))
+            body: VoteReveal | HoldoutVoteReveal
+            if secret.holdout_ok is not None:
+                body = HoldoutVoteReveal(Hash32(job.job_id), job.current, secret.valid,
+                                         secret.measured_loss, secret.holdout_ok,
+                                         secret.hidden_loss, bytes.fromhex(secret.salt))
+            else:
+                body = VoteReveal(Hash32(job.job_id), job.current, secret.valid,
+                                  secret.measured_loss, bytes.fromhex(secret.salt))
             if self.outbox.send(body, "vote reveal", job.job_id, action):
                 self.votes["reveal", secret.valid] += 1
 
@@ -215,6 +233,14 @@ class Verifier:
                     return
                 else:
                     problem = f"model could not be evaluated: {result.reason}: {result.detail}"
+            hidden: tuple[bool, float | None] | None = None
+            holdout = self.node.state.holdout(job_id)
+            if holdout is not None and holdout.live:
+                self.now["phase"] = "evaluating on the hidden part"
+                hidden = await self._hidden_loss(job, image_id, model if not problem else None,
+                                                 data)
+                if hidden is None:
+                    return
             valid = vote_valid(claim.loss, measured, spec.loss_tolerance)
             if own:
                 valid, measured = self._own_vote(label, claim.loss, measured, spec.loss_tolerance,
@@ -225,7 +251,7 @@ class Verifier:
                 log.info("job %s: measured loss %r vs claimed %r + tolerance %g: %s", label,
                          measured, claim.loss, spec.loss_tolerance,
                          "VALID" if valid else "INVALID")
-            self._commit_vote(job_id, claimer, valid, measured)
+            self._commit_vote(job_id, claimer, valid, measured, hidden)
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -251,8 +277,47 @@ class Verifier:
                      "VALID" if valid else "INVALID (the claim no longer reproduces)")
         return valid, said
 
+    async def _hidden_loss(self, job: Job, image_id: str, model: Path | None,
+                           data: dict[str, Path]) -> tuple[bool, float | None] | None:
+        """[HOLDOUT-VOTE.1] (holdout_ok, hidden loss) for this turn; None to abstain (our side
+        failed). A part that is refused or not served is ``holdout_ok = false``; a model that
+        cannot be evaluated on a good part has no hidden loss."""
+        label = short(job.job_id)
+        claimer = job.current
+        try:
+            async with asyncio.timeout(seconds_until(self.node, job.phase_deadline_ms)):
+                hidden_dir = await self.images.data.holdout_part(job.spec, job.job_id, "hidden",
+                                                                 label)
+        except HoldoutPartRefused as e:
+            log.warning("job %s: %s; our vote says the hidden part is bad", label, e)
+            return False, None
+        except (DataUnavailable, TimeoutError) as e:
+            if claimer is not None:
+                self._abstain((job.job_id, claimer), f"hidden part not ready: {e or 'timeout'}")
+            return None
+        if model is None:
+            return True, None
+        result = await self.threads.run(
+            self.runner.evaluate, image_id, model, sandbox_limits(job.spec),
+            job_id=container_label(job.job_id, self.address),
+            argv=job.spec.entry_point("evaluate"), seed=eval_seed(job.job_id),
+            data={**data, "valid": hidden_dir})
+        if result.ok:
+            log.info("job %s: hidden loss %r", label, result.loss)
+            return True, result.loss
+        if result.reason in OUR_SIDE:
+            self.images.forget(image_id)
+            if claimer is not None:
+                self._abstain((job.job_id, claimer),
+                              f"our sandbox failed on the hidden part ({result.reason})")
+            return None
+        log.warning("job %s: the model could not be evaluated on the hidden part: %s: %s",
+                    label, result.reason, result.detail)
+        return True, None
+
     def _commit_vote(self, job_id: bytes, claimer: Address, valid: bool,
-                     measured: float | None) -> None:
+                     measured: float | None,
+                     hidden: tuple[bool, float | None] | None = None) -> None:
         job = self.node.state.job(job_id)
         if job is None or job.current != claimer or not self._may_vote(job) \
                 or self.node.now_ms() >= job.phase_deadline_ms:
@@ -260,10 +325,16 @@ class Verifier:
                         short(job_id))
             return
         salt = os.urandom(32)
-        commitment = vote_commitment(job_id, claimer, self.address, valid, measured, salt)
+        holdout_ok, hidden_loss = hidden if hidden is not None else (None, None)
+        if holdout_ok is None:
+            commitment = vote_commitment(job_id, claimer, self.address, valid, measured, salt)
+        else:
+            commitment = holdout_vote_commitment(job_id, claimer, self.address, valid, measured,
+                                                 holdout_ok, hidden_loss, salt)
         key = self.store.state.vote_key(job_id, claimer)
         self.store.state.votes[key] = VoteSecret(job_id.hex(), claimer.hex(), valid, measured,
-                                                 salt.hex(), commitment.hex())
+                                                 salt.hex(), commitment.hex(), holdout_ok,
+                                                 hidden_loss)
         self.store.save()  # write-ahead: the salt exists on disk before the commitment is sent
         action = Action("vote commit", job_id, claimer)
         body = VoteCommit(Hash32(job_id), claimer, commitment)
