@@ -92,6 +92,26 @@ def image_sizes(client: Any, image_id: str, path: Path) -> ImageSizes:
     return ImageSizes(measured.blob_bytes, max(measured.unpacked_bytes, engine))
 
 
+def measure_layers(layers: list[Path], blob_bytes: int) -> ImageSizes:
+    """The sizes of an image held as layer files [JOB-IMAGE.6]: ``blob_bytes`` (config
+    and layers, what a worker holding nothing fetches) and the same unpacked measure."""
+    return ImageSizes(blob_bytes, unpacked_layers(layers, None))
+
+
+def unpacked_layers(layers: list[Path], limit: int | None) -> int:
+    """[JOB-IMAGE.5] The unpacked size of these layer files, stopped past ``limit`` bytes."""
+    total = 0
+    for path in layers:
+        try:
+            with open(path, "rb") as handle:
+                total = _layer_size(handle, total, limit, path.name)
+        except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error,
+                lzma.LZMAError) as e:
+            raise ImageBlobError(f"{path}: not a readable layer: {type(e).__name__}: {e}"
+                                 ) from None
+    return total
+
+
 def _unpacked(path: Path, limit: int | None) -> int:
     try:
         with tarfile.open(path, mode="r:") as outer:

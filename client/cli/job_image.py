@@ -1,5 +1,12 @@
 """The image ``job submit`` posts: the recorded one only while the job's sources are unchanged
-(``sandbox.job_sources`` fingerprints them; every build records the fingerprint)."""
+(``sandbox.job_sources`` fingerprints them; every build records the fingerprint).
+
+By default the image is posted by layer [JOB-IMAGE.6]: its config and layers are
+blobs (``sandbox.image_publish``, split once and cached by digest) and the job names
+a small manifest of them, so neither the node nor a worker receives the base image's
+layers again. ``--image-tar`` or ``--whole-image`` post one saved-image tar instead
+[JOB-IMAGE.3].
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox.image_check import ImageSizes
+from sandbox.image_publish import BlobFile
 from sandbox.job_sources import job_sources, read_record, why_rebuild
 
 Note = Callable[[str], None]
@@ -15,27 +24,38 @@ Note = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class ChosenImage:
-    tar: Path
     image_id: str
     blob_id: bytes
+    """What ``JobSpec.image_blob`` names: the manifest blob, or the saved-image tar."""
     ref: str
     built: bool
     """True when this submit built the image (new sources, or none recorded)."""
+    sizes: ImageSizes
+    files: tuple[BlobFile, ...]
+    """Blobs to upload if the node lacks them, in this order (the named blob last)."""
+    by_layer: bool
 
 
 def choose_image(job_dir: Path, image_tar: Path | None, rebuild: bool, work: Path,
-                 note: Note) -> ChosenImage:
-    """(saved-image tar, image id, blob id, image ref): given, recorded and current, or built
-    and exported."""
+                 note: Note, *, whole: bool = False, cache: Path | None = None) -> ChosenImage:
+    """The image to post: given, recorded and current, or built; split into layer blobs
+    (``cache``: the layer cache, ``sandbox.image_publish.default_cache()``) unless
+    ``whole``."""
     from chain.content import blob_id_of_file
     from sandbox.image_blob import blob_image_id
+    from sandbox.image_check import measure_image
 
     if image_tar is not None:
         note(f"reading image {image_tar}")
-        return ChosenImage(image_tar, blob_image_id(image_tar), blob_id_of_file(image_tar),
-                           image_tar.name, False)
+        blob = blob_id_of_file(image_tar)
+        return ChosenImage(blob_image_id(image_tar), blob, image_tar.name, False,
+                           measure_image(image_tar),
+                           (BlobFile(image_tar, blob, image_tar.stat().st_size, "image"),),
+                           False)
     from sandbox.engine import BULK_TIMEOUT_S, connect
     from sandbox.image_blob import export_image
+    from sandbox.image_check import image_sizes
+    from sandbox.image_publish import LayerCache, default_cache
     from sandbox.job_template import build_job
 
     docker = connect(BULK_TIMEOUT_S)
@@ -52,9 +72,22 @@ def choose_image(job_dir: Path, image_tar: Path | None, rebuild: bool, work: Pat
         image_id, tag, built = result.image_id, result.tag, True
         if recorded is not None and recorded.image_id == image_id:
             note("the build gave the same image (nothing the image holds changed)")
-    note("exporting the image…")
-    blob = export_image(docker, image_id, work / "image.tar")
-    return ChosenImage(blob.path, blob.image_id, blob.blob_id, tag or image_id, built)
+    if whole:
+        note("exporting the whole image…")
+        saved = export_image(docker, image_id, work / "image.tar")
+        return ChosenImage(saved.image_id, saved.blob_id, tag or image_id, built,
+                           image_sizes(docker, image_id, saved.path),
+                           (BlobFile(saved.path, saved.blob_id, saved.size, "image"),), False)
+    layers = LayerCache(cache or default_cache())
+    published = layers.published(image_id)
+    if published is None:
+        note(f"splitting the image into layer blobs (once per image, cached in {layers.root})…")
+        published = layers.publish(docker, image_id)
+    manifest = published.manifest
+    note(f"image {image_id[:19]}: {len(manifest.layers)} layers, "
+         f"{manifest.total_size} bytes in all")
+    return ChosenImage(image_id, published.manifest_file.blob, tag or image_id, built,
+                       published.sizes, (*published.parts, published.manifest_file), True)
 
 
 def _present(docker: Any, image_id: str) -> bool:

@@ -1,9 +1,11 @@
 """``learningchain job submit``: a job folder becomes a posted job.
 
-Build the image if its sources changed (``client.cli.job_image``), export it,
-upload the tar as a blob, pack each data path of a train/v2 job and upload the
-data blobs the node lacks [JOB-DATA.2-4], post the ``JobSpec`` (its escrow leaves the
-submitter's balance in the same block) and print the job id. The escrow is
+Build the image if its sources changed (``client.cli.job_image``), split it into
+layer blobs (once per image), upload the blobs the node lacks (by layer, only the
+job's own layers once the base's are there [JOB-IMAGE.6]), pack each data path of a
+train/v2 job and upload the data blobs the node lacks [JOB-DATA.2-4], post the
+``JobSpec`` (its escrow leaves the submitter's balance in the same block) and print
+the job id. The escrow is
 more than the bounty: one voter reward per possible turn is held too
 [JOB-POST-ESCROW.1], and both the refusal for a short balance and the output
 say so.
@@ -43,7 +45,8 @@ from client.cli.job_describe import escrow_text
 from client.cli.job_image import choose_image
 from sandbox.cli import job
 from sandbox.errors import SandboxError
-from sandbox.image_check import ImageSizes, measure_image
+from sandbox.image_check import ImageSizes
+from sandbox.image_publish import BlobFile
 from sandbox.job_file import JOB_FILE, JobFile, load_job_file
 
 DEFAULT_PERMILLE = 667
@@ -124,6 +127,38 @@ def _upload(client: ApiClient, path: Path, blob_id: bytes, quiet: bool,
                         f"{blob_id.hex()} (corrupted upload?)")
 
 
+def _upload_image(client: ApiClient, files: tuple[BlobFile, ...], quiet: bool) -> int:
+    """Upload the image blobs the node lacks, the named one last [JOB-IMAGE.6]; bytes sent.
+
+    One progress bar for all of them: by layer, the base image's layers are on the
+    node after a first job and only the job's own layers (a few KB) go up.
+    """
+    missing = []
+    for file in files:
+        with user_errors():
+            if not client.has_blob(file.blob):
+                missing.append(file)
+    total = sum(file.size for file in missing)
+    if len(files) > 1:
+        note(f"image: the node lacks {len(missing)} of {len(files)} blobs ({total} bytes)")
+    bar: Any = click.progressbar(length=max(total, 1), label="uploading image",
+                                 hidden=quiet or not missing, file=sys.stderr)
+    with bar:
+        for file in missing:
+            last = [0]
+
+            def progress(done: int, _total: int, last: list[int] = last) -> None:
+                bar.update(done - last[0])
+                last[0] = done
+
+            with user_errors("upload failed: "):
+                info = client.upload_blob(file.path, progress)
+            if info["blob"] != file.blob.hex():
+                raise UserError(f"the node stored blob {info['blob']} for the image "
+                                f"{file.what}, expected {file.blob.hex()} (corrupted upload?)")
+    return total
+
+
 def _pack_data(job_dir: Path, job_file: JobFile, work: Path
                ) -> tuple[tuple[str, DataRef], ...] | None:
     """[JOB-DATA.2] Each ``[data]`` path packed into ``work/data-<role>.tar``; None for v1."""
@@ -172,6 +207,8 @@ def _upload_data(client: ApiClient, data: tuple[tuple[str, DataRef], ...] | None
               default=None, help="Post this saved image (job build --blob) instead of "
                                  "building and exporting.")
 @click.option("--rebuild", is_flag=True, help="Build the image even if one is recorded.")
+@click.option("--whole-image", is_flag=True,
+              help="Post the image as one saved-image tar instead of by layer.")
 @click.option("--reveal-window", type=DURATION, default="2m",
               show_default=True, help="Time the winner has to reveal its model.")
 @click.option("--commit-window", type=DURATION, default="5m",
@@ -195,7 +232,8 @@ def _upload_data(client: ApiClient, data: tuple[tuple[str, DataRef], ...] | None
 @json_option
 def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_path: Path,
                passphrase_file: Path | None, node_url: str, image_tar: Path | None,
-               rebuild: bool, reveal_window: int, commit_window: int, vote_reveal_window: int,
+               rebuild: bool, whole_image: bool, reveal_window: int, commit_window: int,
+               vote_reveal_window: int,
                quorum: int, supermajority: int, voter_reward: int | None, max_turns: int,
                loss_tolerance: float | None, description: str | None, wait: bool,
                as_json: bool) -> None:
@@ -229,13 +267,13 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
     with tempfile.TemporaryDirectory(prefix="lc-submit-") as tmp:
         data = _pack_data(job_dir, job_file, Path(tmp))
         try:
-            chosen = choose_image(job_dir, image_tar, rebuild, Path(tmp), note)
+            chosen = choose_image(job_dir, image_tar, rebuild, Path(tmp), note, whole=whole_image)
             image_id, blob_id, ref = chosen.image_id, chosen.blob_id, chosen.ref
-            sizes = measure_image(chosen.tar)
+            sizes = chosen.sizes
         except SandboxError as e:
             raise UserError(str(e)) from e
         spec_with(b"\0" * 32, blob_id, ref, 0, sizes)  # a declared size too small: before upload
-        _upload(client, chosen.tar, blob_id, as_json)
+        image_bytes = _upload_image(client, chosen.files, as_json)
         uploaded = _upload_data(client, data, Path(tmp), as_json)
     with user_errors():
         now = int(client.status()["time_ms"])
@@ -244,7 +282,8 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
     spec = spec_with(digest_bytes(image_id), blob_id, ref, now + expires_ms, sizes)
     tx, info = send(client, key, PostJob(spec), wait=wait, what="job", timeout=120.0)
     result = {"job_id": tx.hash.hex(), "image_id": image_id, "image_blob": blob_id.hex(),
-              "image_built": chosen.built, "bounty": spec.bounty, "escrow": spec.escrow,
+              "image_built": chosen.built, "image_by_layer": chosen.by_layer,
+              "image_uploaded_bytes": image_bytes, "bounty": spec.bounty, "escrow": spec.escrow,
               "data": {role: {"blob": d.blob.hex(), "size": d.size,
                               "uploaded": role in uploaded} for role, d in spec.data},
               "voter_reward": spec.voting.voter_reward, "max_turns": spec.voting.max_turns,
@@ -259,6 +298,8 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
         for role, d in spec.data:
             out(f"data {role}: blob {d.blob.hex()} ({d.size} bytes, "
                 f"{'uploaded' if role in uploaded else 'already on the node'})")
+        form = "by layer" if chosen.by_layer else "as one saved-image tar"
+        out(f"image {image_id[:19]} posted {form}: {image_bytes} bytes uploaded")
         out(f"claims close {when(spec.expiry_ms, now)}")
         out(f"next: learningchain job watch {tx.hash.hex()}")
 

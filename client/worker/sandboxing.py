@@ -23,11 +23,13 @@ from chain.jobspec import JobSpec
 from client.node.config import WorkerPolicy
 from client.node.handle import NodeHandle
 from client.worker.data_blobs import DataCache
+from client.worker.image_fetch import load_by_layers
 from client.worker.policy import image_id_text, image_too_large
 from p2p.blobstore import BlobError
 from sandbox.errors import ImageBlobError, ImageDigestMismatch
 from sandbox.image_blob import load_image
 from sandbox.image_check import MIB, ImageTooLarge
+from sandbox.image_layers import ImageManifestError, is_manifest
 
 if TYPE_CHECKING:
     from client.worker.disk import DiskKeeper
@@ -131,7 +133,9 @@ class ImageCache:
     layer's digest, checked by the engine on load), so an engine that
     already holds that id holds exactly the job's image and nothing is
     fetched. Otherwise the blob is fetched by ``spec.image_blob`` and loaded
-    only if it holds ``spec.image_digest`` [JOB-IMAGE.3].
+    only if it holds ``spec.image_digest`` [JOB-IMAGE.3]. When that blob is
+    an image manifest, only the layers the engine lacks are fetched
+    (``client.worker.image_fetch``, [JOB-IMAGE.6-8]).
 
     Sizes [WORK-IMAGE.1]: the job's declared ``image_mb`` and
     ``image_unpacked_mb`` must fit this worker's policy before anything is
@@ -187,10 +191,9 @@ class ImageCache:
             self._ready.add(image_id)
         return image_id
 
-    async def _fetch(self, spec: JobSpec, job_label: str) -> Path:
-        """Fetch the image blob; cancelled as soon as its size exceeds ``image_mb``."""
-        blob = spec.image_blob
-        limit = spec.limits.image_mb * MIB
+    async def _fetch(self, blob: bytes, limit: int, job_label: str, what: str = "image blob",
+                     progress_log: Callable[[int, int], None] | None = None) -> Path:
+        """Fetch ``blob``; cancelled as soon as its size turns out more than ``limit`` bytes."""
         last = [0.0]
         too_large: list[int] = []
         task: asyncio.Task[Path] | None = None
@@ -201,11 +204,14 @@ class ImageCache:
                 if task is not None:
                     task.cancel()
                 return
+            if progress_log is not None:
+                progress_log(done, total)
+                return
             now = time.monotonic()
             if done >= total or now - last[0] >= PROGRESS_EVERY_S:
                 last[0] = now
                 pct = 100.0 * done / total if total else 100.0
-                log.info("job %s: image blob %s: %d / %d bytes (%.0f%%)", job_label,
+                log.info("job %s: %s %s: %d / %d bytes (%.0f%%)", job_label, what,
                          blob.hex()[:16], done, total, pct)
 
         task = asyncio.ensure_future(self.node.fetch_blob(blob, progress))
@@ -214,14 +220,13 @@ class ImageCache:
         except asyncio.CancelledError:
             if too_large and not _cancelling():
                 raise ImageUnavailable(
-                    f"image blob {blob.hex()[:16]} is {too_large[0]} bytes, more than the "
-                    f"declared image_mb {spec.limits.image_mb}; refused while fetching",
-                    permanent=True) from None
+                    f"{what} {blob.hex()[:16]} is {too_large[0]} bytes, more than the "
+                    f"{limit} declared; refused while fetching", permanent=True) from None
             raise
         if too_large or path.stat().st_size > limit:
             raise ImageUnavailable(
-                f"image blob {blob.hex()[:16]} is {path.stat().st_size} bytes, more than the "
-                f"declared image_mb {spec.limits.image_mb}", permanent=True)
+                f"{what} {blob.hex()[:16]} is {path.stat().st_size} bytes, more than the "
+                f"{limit} declared", permanent=True)
         return path
 
     async def _fetch_and_load(self, spec: JobSpec, image_id: str, job_label: str,
@@ -230,7 +235,7 @@ class ImageCache:
         had_blob = self.node.blob_path(blob) is not None
         log.info("job %s: fetching image blob %s", job_label, blob.hex()[:16])
         try:
-            path = await self._fetch(spec, job_label)
+            path = await self._fetch(blob, spec.limits.image_mb * MIB, job_label)
         except BlobError as e:
             raise ImageUnavailable(f"image blob {blob.hex()[:16]} could not be fetched: {e}",
                                    permanent=False) from e
@@ -238,16 +243,49 @@ class ImageCache:
             self.disk.record("blob", blob.hex(), path.stat().st_size, job_id)
         log.info("job %s: loading image %s into the engine", job_label, image_id[:19])
         try:
-            await self.threads.run(load_image, self.client, path, image_id,
-                                   image_mb=spec.limits.image_mb,
-                                   image_unpacked_mb=spec.limits.image_unpacked_mb)
-        except (ImageDigestMismatch, ImageTooLarge) as e:  # never will be the job's image
+            if is_manifest(path):  # [JOB-IMAGE.6-8] only the layers the engine lacks travel
+                await self._load_by_layers(spec, path, image_id, job_label, job_id)
+            else:
+                await self.threads.run(load_image, self.client, path, image_id,
+                                       image_mb=spec.limits.image_mb,
+                                       image_unpacked_mb=spec.limits.image_unpacked_mb)
+        except (ImageDigestMismatch, ImageTooLarge, ImageManifestError) as e:  # never will be
             raise ImageUnavailable(str(e), permanent=True) from e
         except ImageBlobError as e:
             raise ImageUnavailable(str(e), permanent=False) from e
+        except BlobError as e:
+            raise ImageUnavailable(f"image layers could not be fetched: {e}",
+                                   permanent=False) from e
+        except EngineErrors as e:
+            raise ImageUnavailable(f"engine error loading {image_id}: {e}",
+                                   permanent=False) from e
         if self.disk is not None:
             self.disk.record("image", image_id, spec.limits.image_unpacked_mb * MIB, job_id)
         log.info("job %s: image %s loaded", job_label, image_id[:19])
+
+    async def _load_by_layers(self, spec: JobSpec, path: Path, image_id: str, job_label: str,
+                              job_id: bytes) -> None:
+        def record(blob: bytes, size: int) -> None:
+            if self.disk is not None and blob.hex() not in had_before:
+                self.disk.record("blob", blob.hex(), size, job_id)
+
+        async def fetch(blob: bytes, size: int,
+                        progress: Callable[[int, int], None] | None) -> Path:
+            if self.node.blob_path(blob) is None:
+                had_before.discard(blob.hex())
+            else:
+                had_before.add(blob.hex())
+            found = await self._fetch(blob, size, job_label, "image layer", progress)
+            if found.stat().st_size != size:
+                raise ImageManifestError(f"blob {blob.hex()[:16]} is {found.stat().st_size} "
+                                         f"bytes, the manifest says {size}")
+            return found
+
+        had_before: set[str] = set()
+        workdir = self.node.data_dir / "image-assembly"
+        workdir.mkdir(parents=True, exist_ok=True)
+        await load_by_layers(spec, path, image_id, job_label, client=self.client, fetch=fetch,
+                             run=self.threads.run, record=record, workdir=workdir)
 
 
 def _cancelling() -> bool:

@@ -1,0 +1,86 @@
+"""A worker gets a job image by layer: only the layers its engine lacks travel [JOB-IMAGE.6-8].
+
+``ImageCache`` fetches the blob a job names; when it is an image manifest
+(``sandbox.image_layers``) this module takes over: check the manifest and the
+config before any layer is fetched, fetch each missing layer (each bounded to
+the size the manifest declares, so a lying manifest cannot make the worker
+fetch more), and load the image from them. Every refusal raises a
+``sandbox.errors`` exception or ``BlobError`` for ``ImageCache`` to sort into
+permanent or not.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from chain.jobspec import JobSpec
+from sandbox.errors import ImageDigestMismatch
+from sandbox.image_check import MIB, ImageTooLarge
+from sandbox.image_layers import (
+    MAX_MANIFEST_BYTES,
+    ImageManifestError,
+    check_config,
+    engine_layer_lists,
+    held_prefix,
+    load_layered,
+    parse_manifest,
+)
+
+log = logging.getLogger("learningchain.worker")
+
+Fetch = Callable[[bytes, int, Callable[[int, int], None] | None], Awaitable[Path]]
+"""``fetch(blob, exact_size, progress)``: the blob's local path, cancelled past the size."""
+Run = Callable[..., Awaitable[Any]]
+"""``Threads.run``: a blocking call on a worker thread."""
+Record = Callable[[bytes, int], None]
+"""Called for each blob this worker fetched itself (for [WORK-GC.1])."""
+PROGRESS_EVERY_S = 2.0
+
+
+async def load_by_layers(spec: JobSpec, manifest_path: Path, image_id: str, job_label: str, *,
+                         client: Any, fetch: Fetch, run: Run, record: Record,
+                         workdir: Path) -> int:
+    """Fetch what the engine lacks and load the image; returns the layer bytes fetched."""
+    size = manifest_path.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise ImageManifestError(f"manifest blob is {size} bytes, more than {MAX_MANIFEST_BYTES}")
+    manifest = parse_manifest(manifest_path.read_bytes())
+    if manifest.image_id != image_id:
+        raise ImageDigestMismatch(image_id, manifest.image_id)
+    limit = spec.limits.image_mb * MIB
+    if manifest.total_size > limit:
+        raise ImageTooLarge("config and layers", limit, manifest.total_size)
+    config_path = await fetch(manifest.config_blob, manifest.config_size, None)
+    config = config_path.read_bytes()
+    check_config(manifest, config)
+    record(manifest.config_blob, manifest.config_size)
+    diff_ids = [layer.diff_id for layer in manifest.layers]
+    held = held_prefix(diff_ids, await run(engine_layer_lists, client))
+    missing = {layer.diff_id: layer for layer in manifest.layers[held:]}
+    total = sum(layer.size for layer in missing.values())
+    log.info("job %s: image by layer: the engine holds %d of %d layers; fetching %d layer "
+             "blob(s), %d bytes (the whole image is %d bytes)", job_label, held,
+             len(manifest.layers), len(missing), total, manifest.total_size)
+    files: dict[str, Path] = {}
+    done_before = 0
+    last = [0.0]
+    for diff_id, layer in missing.items():
+        base = done_before
+
+        def progress(done: int, _total: int, base: int = base) -> None:
+            now = time.monotonic()
+            if base + done >= total or now - last[0] >= PROGRESS_EVERY_S:
+                last[0] = now
+                log.info("job %s: image layers: %d / %d bytes (%.0f%%)", job_label,
+                         base + done, total, 100.0 * (base + done) / total if total else 100.0)
+
+        files[diff_id] = await fetch(layer.blob, layer.size, progress)
+        record(layer.blob, layer.size)
+        done_before += layer.size
+    await run(load_layered, client, manifest, config, files, image_id,
+              image_unpacked_mb=spec.limits.image_unpacked_mb, workdir=workdir)
+    return total

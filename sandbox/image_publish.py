@@ -1,0 +1,254 @@
+"""The submitter's side of images by layer: an image split into cached blobs [JOB-IMAGE.6].
+
+``docker save`` is the only way to read an image's layers out of an engine,
+and it always writes every layer, the base's gigabyte included (about 10 s
+here). So the save is streamed straight into a cache of layer files keyed by
+``diff_id`` (no saved tar is written), and an image split once is never
+exported again: the next ``job submit`` of the same image reads the cache.
+A layer the cache holds already (the base's, after any first submit) is not
+written or hashed again.
+
+Cache layout under ``root``: ``layers/<diff hex>.tar`` with ``.ref``
+(``blob hex size``), ``images/<image hex>.lcimg`` (the manifest blob),
+``.config`` and ``.sizes`` (what ``job build`` declares [JOB-IMAGE.5]).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from chain.content import CHUNK_SIZE, blob_id, blob_id_of_bytes
+from sandbox.errors import ImageBlobError
+from sandbox.image_check import ImageSizes, measure_layers
+from sandbox.image_layers import (
+    MAX_CONFIG_BYTES,
+    MAX_MANIFEST_BYTES,
+    ImageManifest,
+    ImageManifestError,
+    LayerRef,
+    check_config,
+    parse_manifest,
+)
+
+CACHE_ENV = "LC_IMAGE_CACHE"
+
+
+def default_cache() -> Path:
+    """``LC_IMAGE_CACHE``, or ``~/.cache/learningchain/images``."""
+    configured = os.environ.get(CACHE_ENV)
+    return Path(configured) if configured else Path.home() / ".cache/learningchain/images"
+
+
+@dataclass(frozen=True, slots=True)
+class BlobFile:
+    """One file to publish as a blob."""
+
+    path: Path
+    blob: bytes
+    size: int
+    what: str
+    """``manifest``, ``config`` or ``layer <n>``: for progress and messages."""
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedImage:
+    """An image split into blobs: ``parts`` are uploaded before ``manifest_file`` [JOB-IMAGE.6]."""
+
+    manifest: ImageManifest
+    manifest_file: BlobFile
+    parts: tuple[BlobFile, ...]
+    sizes: ImageSizes
+    exported: bool
+    """True when this call ran ``docker save`` (the image was not in the cache)."""
+
+
+class LayerCache:
+    """Layer files and image manifests, by digest, on the submitter's disk."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.layers = root / "layers"
+        self.images = root / "images"
+
+    def layer_path(self, diff_id: str) -> Path:
+        return self.layers / (diff_id.removeprefix("sha256:") + ".tar")
+
+    def layer_ref(self, diff_id: str) -> LayerRef | None:
+        path, ref = self.layer_path(diff_id), self.layer_path(diff_id).with_suffix(".ref")
+        if not path.is_file() or not ref.is_file():
+            return None
+        blob_hex, size = ref.read_text().split()
+        if path.stat().st_size != int(size):
+            return None
+        return LayerRef(diff_id, bytes.fromhex(blob_hex), int(size))
+
+    def published(self, image_id: str) -> PublishedImage | None:
+        """The cached split of ``image_id``, if every part of it is still on disk."""
+        stem = self.images / image_id.removeprefix("sha256:")
+        try:
+            data = stem.with_suffix(".lcimg").read_bytes()
+            config = stem.with_suffix(".config").read_bytes()
+            blob_bytes, unpacked = json.loads(stem.with_suffix(".sizes").read_text())
+        except (OSError, ValueError):
+            return None
+        manifest = parse_manifest(data)
+        if manifest.image_id != image_id or any(
+                self.layer_ref(layer.diff_id) != layer for layer in manifest.layers):
+            return None
+        check_config(manifest, config)
+        return self._published(manifest, ImageSizes(blob_bytes, unpacked), exported=False)
+
+    def _published(self, manifest: ImageManifest, sizes: ImageSizes, *,
+                   exported: bool) -> PublishedImage:
+        stem = self.images / manifest.image_id.removeprefix("sha256:")
+        data = manifest.to_bytes()
+        parts = [BlobFile(stem.with_suffix(".config"), manifest.config_blob,
+                          manifest.config_size, "config")]
+        seen = set()
+        for i, layer in enumerate(manifest.layers):
+            if layer.blob not in seen:
+                seen.add(layer.blob)
+                parts.append(BlobFile(self.layer_path(layer.diff_id), layer.blob, layer.size,
+                                      f"layer {i}"))
+        return PublishedImage(manifest, BlobFile(stem.with_suffix(".lcimg"),
+                                                 blob_id_of_bytes(data), len(data), "manifest"),
+                              tuple(parts), sizes, exported)
+
+    def publish(self, client: Any, image_id: str) -> PublishedImage:
+        """The image's blobs: from the cache, or streamed out of the engine once."""
+        found = self.published(image_id)
+        if found is not None:
+            return found
+        self.layers.mkdir(parents=True, exist_ok=True)
+        self.images.mkdir(parents=True, exist_ok=True)
+        try:
+            chunks = client.images.get(image_id).save(chunk_size=CHUNK_SIZE, named=False)
+            small, big = self._stream(chunks)
+        except ImageManifestError:
+            raise
+        except Exception as e:  # docker errors, a cut stream, a full disk
+            raise ImageBlobError(f"could not export {image_id}: {type(e).__name__}: {e}"
+                                 ) from e
+        manifest, config = self._index(image_id, small, big)
+        sizes = measure_layers([self.layer_path(x.diff_id) for x in manifest.layers],
+                               manifest.total_size)
+        size = client.api.inspect_image(image_id).get("Size")
+        sizes = ImageSizes(sizes.blob_bytes, max(sizes.unpacked_bytes,
+                                                 size if isinstance(size, int) else 0))
+        stem = self.images / image_id.removeprefix("sha256:")
+        _write(stem.with_suffix(".config"), config)
+        _write(stem.with_suffix(".sizes"), json.dumps([sizes.blob_bytes,
+                                                       sizes.unpacked_bytes]).encode())
+        _write(stem.with_suffix(".lcimg"), manifest.to_bytes())
+        return self._published(manifest, sizes, exported=True)
+
+    def _stream(self, chunks: Iterator[bytes]) -> tuple[dict[str, bytes], dict[str, str]]:
+        """Reads the save stream: small files kept in memory, every file over 1 MiB hashed
+        into the layer cache. Returns (name -> bytes, name -> diff_id)."""
+        small: dict[str, bytes] = {}
+        big: dict[str, str] = {}
+        with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|",  # type: ignore[call-overload]
+                          bufsize=CHUNK_SIZE) as archive:
+            for member in archive:
+                if not member.isreg():
+                    continue
+                handle = archive.extractfile(member)
+                assert handle is not None
+                name = member.name.lstrip("/")
+                if member.size <= CHUNK_SIZE:
+                    small[name] = handle.read()
+                else:
+                    big[name] = self._store_layer(handle)
+        return small, big
+
+    def _store_layer(self, handle: IO[bytes]) -> str:
+        partial = self.layers / f"incoming-{os.getpid()}.partial"
+        digest = hashlib.sha256()
+        hashes = []
+        size = 0
+        with open(partial, "wb") as out:
+            while data := handle.read(CHUNK_SIZE):
+                digest.update(data)
+                hashes.append(hashlib.sha256(data).digest())
+                size += len(data)
+                out.write(data)
+        diff_id = "sha256:" + digest.hexdigest()
+        if self.layer_ref(diff_id) is None:
+            os.replace(partial, self.layer_path(diff_id))
+            self.layer_path(diff_id).with_suffix(".ref").write_text(
+                f"{blob_id(size, hashes).hex()} {size}\n")
+        else:
+            partial.unlink()
+        return diff_id
+
+    def _index(self, image_id: str, small: dict[str, bytes], big: dict[str, str]
+               ) -> tuple[ImageManifest, bytes]:
+        """The manifest of the saved image, every layer in the cache and checked."""
+        try:
+            entry = json.loads(small["manifest.json"])[0]
+            config = small[str(entry["Config"]).lstrip("/")]
+            names = [str(x).lstrip("/") for x in entry["Layers"]]
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            raise ImageBlobError(f"{image_id}: the engine's save has no usable manifest.json: "
+                                 f"{e}") from None
+        if len(config) > MAX_CONFIG_BYTES:
+            raise ImageBlobError(f"{image_id}: config of {len(config)} bytes")
+        diff_ids = json.loads(config)["rootfs"]["diff_ids"]
+        layers = []
+        for name, diff_id in zip(names, diff_ids, strict=False):
+            if name in small:  # a layer under 1 MiB: into the cache now
+                data = small[name]
+                found = "sha256:" + hashlib.sha256(data).hexdigest()
+                if found == diff_id and self.layer_ref(diff_id) is None:
+                    _write(self.layer_path(diff_id), data)
+                    self.layer_path(diff_id).with_suffix(".ref").write_text(
+                        f"{blob_id_of_bytes(data).hex()} {len(data)}\n")
+            else:
+                found = big.get(name, "")
+            ref = self.layer_ref(diff_id)
+            if found != diff_id or ref is None:
+                raise ImageManifestError(f"{image_id}: layer {name} has digest {found or '?'}, "
+                                         f"the config says {diff_id}")
+            layers.append(ref)
+        manifest = ImageManifest(image_id, blob_id_of_bytes(config), len(config), tuple(layers))
+        check_config(manifest, config)
+        if len(manifest.to_bytes()) > MAX_MANIFEST_BYTES:
+            raise ImageBlobError(f"{image_id}: too many layers ({len(layers)}) for a manifest")
+        return manifest, config
+
+
+class _ChunkReader:
+    """A file-like reader over an iterator of byte chunks (the engine's save stream)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._cur = b""
+        self._pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        out = bytearray()
+        while size < 0 or len(out) < size:
+            if self._pos >= len(self._cur):
+                try:
+                    self._cur, self._pos = next(self._chunks), 0
+                except StopIteration:
+                    break
+                continue
+            end = len(self._cur) if size < 0 else min(len(self._cur),
+                                                       self._pos + size - len(out))
+            out += self._cur[self._pos:end]
+            self._pos = end
+        return bytes(out)
+
+
+def _write(path: Path, data: bytes) -> None:
+    partial = path.with_name(path.name + f".{os.getpid()}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
