@@ -17,14 +17,19 @@ from typing import Any
 from chain.blocks import Block
 from chain.crypto import address_from_pubkey, address_from_text, address_to_text
 from chain.errors import InvalidAddress
-from chain.jobspec import JobSpec
-from chain.records import SETTLED, Claim, Job, Params, Proposal, Verdict, VoteRecord
+from chain.holdout_records import HoldoutState, HoldoutStatus
+from chain.holdout_rules import choose_winner
+from chain.jobspec import DataRef, Holdout, JobSpec
+from chain.records import SETTLED, Claim, Job, JobStatus, Params, Proposal, Verdict, VoteRecord
 from chain.transactions import (
     ClaimLoss,
     Evidence,
     GovernanceAction,
     GovernanceApprove,
     GovernancePropose,
+    HoldoutPublish,
+    HoldoutReveal,
+    HoldoutVoteReveal,
     PostJob,
     RevealModel,
     SignedTransaction,
@@ -81,6 +86,12 @@ def body_json(body: Any) -> Json:
         out.update(proposal_id=body.proposal_id.hex())
     elif isinstance(body, Evidence):
         out.update(vote_a=body.vote_a.hex(), vote_b=body.vote_b.hex())
+    elif isinstance(body, HoldoutPublish | HoldoutReveal):
+        out.update(job_id=body.job_id.hex(), part=data_ref_json(body.part))
+    elif isinstance(body, HoldoutVoteReveal):
+        out.update(job_id=body.job_id.hex(), claimer=addr(body.claimer), valid=body.valid,
+                   measured_loss=body.measured_loss, holdout_ok=body.holdout_ok,
+                   hidden_loss=body.hidden_loss, salt=body.salt.hex())
     return out
 
 
@@ -124,6 +135,20 @@ def block_json(block: Block) -> Json:
 
 # --- jobs ---------------------------------------------------------------------------------
 
+def data_ref_json(ref: DataRef | None) -> Json | None:
+    return None if ref is None else {"blob": ref.blob.hex(), "size": ref.size}
+
+
+def holdout_terms_json(terms: Holdout | None) -> Json | None:
+    """[HOLDOUT-SPEC.1] A train/v3 job's hidden-test-set terms; None for other kinds."""
+    if terms is None:
+        return None
+    return {"root": terms.root.hex(), "pool": terms.pool,
+            "public_permille": terms.public_permille, "finalists": terms.finalists,
+            "deposit": terms.deposit, "reveal_window_ms": terms.reveal_window_ms,
+            "tie_tolerance": terms.tie_tolerance}
+
+
 def spec_json(spec: JobSpec) -> Json:
     v, lim = spec.voting, spec.limits
     return {
@@ -152,6 +177,7 @@ def spec_json(spec: JobSpec) -> Json:
             "max_turns": v.max_turns,
         },
         "description": spec.description,
+        "holdout": holdout_terms_json(spec.holdout),
     }
 
 
@@ -165,7 +191,9 @@ def vote_json(vote: VoteRecord) -> Json:
     return {"voter": address_to_text(vote.voter), "commitment": vote.commitment.hex(),
             "revealed": vote.revealed,
             "valid": vote.valid if vote.revealed else None,
-            "measured_loss": vote.measured_loss if vote.revealed else None}
+            "measured_loss": vote.measured_loss if vote.revealed else None,
+            "holdout_ok": vote.holdout_ok if vote.revealed else None,
+            "hidden_loss": vote.hidden_loss if vote.revealed else None}
 
 
 def verdict_json(verdict: Verdict) -> Json:
@@ -213,8 +241,60 @@ def job_summary_json(job: Job) -> Json:
     }
 
 
-def job_json(job: Job) -> Json:
-    """Everything about one job: spec, escrow, claims, the current turn, votes, verdicts."""
+def hidden_leaderboard_json(state: HoldoutState, terms: Holdout, job: Job) -> list[Json]:
+    """[HOLDOUT-WINNER.1] The finalists in the order that decides the winner.
+
+    With the hidden part ``verified``: the group within ``tie_tolerance`` of the lowest
+    hidden loss first (``tied``, earliest claim first: its first row leads), then the other
+    measured finalists by hidden loss, then those without one. Otherwise the public ranking
+    decides (the first finalist leads) and nobody is tied."""
+    finalists = list(state.finalists)
+    measured = [f for f in finalists if f.hidden_loss is not None]
+    tied_group: list[Any] = []
+    if state.status == HoldoutStatus.VERIFIED and measured:
+        best = min(f.hidden_loss for f in measured if f.hidden_loss is not None)
+        tied_group = sorted((f for f in measured if f.hidden_loss is not None
+                             and f.hidden_loss - best <= terms.tie_tolerance),
+                            key=lambda f: (f.height, f.index))
+        rest = sorted((f for f in measured if f not in tied_group),
+                      key=lambda f: (f.hidden_loss, f.height, f.index))
+        finalists = [*tied_group, *rest, *(f for f in finalists if f.hidden_loss is None)]
+    leader = choose_winner(state, terms.tie_tolerance)
+    return [{"rank": rank, "claimer": address_to_text(f.claimer), "hidden_loss": f.hidden_loss,
+             "height": f.height, "index": f.index, "tied": f in tied_group,
+             "leading": f == leader, "winner": f.claimer == job.winner}
+            for rank, f in enumerate(finalists, start=1)]
+
+
+def holdout_json(job: Job, state: HoldoutState | None) -> Json | None:
+    """[API-HOLDOUT.1] A train/v3 job's hidden test set: its terms, the split, both parts,
+    the finalists and the hidden leaderboard; None for other kinds."""
+    terms = job.spec.holdout
+    if terms is None or state is None:
+        return None
+    public = terms.public_count
+    verified = state.status == HoldoutStatus.VERIFIED
+    return {
+        "terms": holdout_terms_json(terms),
+        "public_count": public,
+        "hidden_count": terms.pool - public,
+        "seed": hx(state.seed),
+        "split_height": job.posted_height + 2,
+        "public": data_ref_json(state.public),
+        "hidden": data_ref_json(state.hidden),
+        "status": str(state.status),
+        "reveal_deadline_ms": (job.phase_deadline_ms or None)
+        if job.status == JobStatus.HOLDOUT else None,
+        "winner_rule": "hidden_loss" if verified else "public_rank",
+        "finalists": [{"claimer": address_to_text(f.claimer), "hidden_loss": f.hidden_loss,
+                       "height": f.height, "index": f.index} for f in state.finalists],
+        "hidden_leaderboard": hidden_leaderboard_json(state, terms, job),
+    }
+
+
+def job_json(job: Job, holdout: HoldoutState | None = None) -> Json:
+    """Everything about one job: spec, escrow, claims, the current turn, votes, verdicts,
+    and a train/v3 job's hidden test set (``holdout``: the state's record of it)."""
     out = job_summary_json(job)
     voted = sum(1 for v in job.verdicts if str(v.outcome) != "forfeit")
     valid_verdict = next((v for v in job.verdicts if str(v.outcome) == "valid"), None)
@@ -240,6 +320,7 @@ def job_json(job: Job) -> Json:
         verdicts=[verdict_json(v) for v in job.verdicts],
         paid=job.paid,
         winner_model_hash=hx(valid_verdict.model_hash if valid_verdict else None),
+        holdout=holdout_json(job, holdout),
     )
     return out
 

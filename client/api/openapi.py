@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chain.holdout_records import HoldoutStatus
 from chain.jobspec import (
     JOB_KINDS,
     MAX_ARG_LEN,
@@ -25,8 +26,11 @@ from chain.jobspec import (
     MAX_COMMAND_ARGS,
     MAX_DATA_BLOBS,
     MAX_DATA_BYTES,
+    MAX_FINALISTS,
     MAX_MB,
     MAX_PARAMS,
+    MAX_POOL,
+    MIN_POOL,
     PARAM_KINDS,
 )
 from chain.records import JobStatus, Outcome
@@ -176,6 +180,14 @@ SCHEMAS: dict[str, S] = {
         _body("gov_approve", {"proposal_id": HEX32}, "Approve a pending proposal"),
         _body("verifier_join", {}, "Opt in to verify; locks the verifier bond"),
         _body("verifier_leave", {}, "Opt out of verifying; the bond returns"),
+        _body("holdout_publish", {"job_id": HEX32, "part": ref("DataRef")},
+              "Name the public part of a hidden test set [HOLDOUT-PUBLISH.1]"),
+        _body("holdout_reveal", {"job_id": HEX32, "part": ref("DataRef")},
+              "Name the hidden part [HOLDOUT-REVEAL.1]"),
+        _body("holdout_vote_reveal", {"job_id": HEX32, "claimer": ADDRESS, "valid": BOOL,
+                                      "measured_loss": nullable(NUMBER), "holdout_ok": BOOL,
+                                      "hidden_loss": nullable(NUMBER), "salt": SALT},
+              "Open a holdout vote [HOLDOUT-VOTE.1]"),
         _body("evidence", {"vote_a": {**HEX, "maxLength": 2048},
                            "vote_b": {**HEX, "maxLength": 2048}},
               "Two conflicting consensus votes"),
@@ -233,11 +245,47 @@ SCHEMAS: dict[str, S] = {
             "supermajority_permille": bounded(500, 1000), "voter_reward": AMOUNT,
             "max_turns": bounded(1, 16)}),
         "description": text(1024),
+        "holdout": nullable(ref("HoldoutTerms")),
     }),
+    "HoldoutTerms": obj({
+        "root": {**HEX32, "description": "Merkle root of the salted pool [HOLDOUT-POOL.1]"},
+        "pool": bounded(MIN_POOL, MAX_POOL), "public_permille": bounded(1, 999),
+        "finalists": bounded(1, MAX_FINALISTS), "deposit": AMOUNT, "reveal_window_ms": WINDOW_MS,
+        "tie_tolerance": {"type": "number", "minimum": 0},
+    }, description="train/v3: the hidden test set's terms [HOLDOUT-SPEC.1]"),
+    "DataRef": obj({"blob": HEX32, "size": bounded(1, MAX_DATA_BYTES)}),
+    "Holdout": obj({
+        "terms": ref("HoldoutTerms"),
+        "public_count": bounded(1, MAX_POOL - 1), "hidden_count": bounded(1, MAX_POOL - 1),
+        "seed": {**nullable(HEX32), "description": "The split seed, drawn at split_height "
+                                                   "[HOLDOUT-SPLIT.1]; null before"},
+        "split_height": HEIGHT_INT,
+        "public": {**nullable(ref("DataRef")), "description": "The published public part"},
+        "hidden": {**nullable(ref("DataRef")), "description": "The revealed hidden part"},
+        "status": {"enum": [str(s) for s in HoldoutStatus]},
+        "reveal_deadline_ms": {**nullable(TIME_MS),
+                               "description": "While the job is in status holdout: the end "
+                                              "of the reveal window [HOLDOUT-REVEAL.1]"},
+        "winner_rule": {"enum": ["hidden_loss", "public_rank"],
+                        "description": "hidden_loss once the hidden part is verified, else "
+                                       "the first finalist wins [HOLDOUT-WINNER.1]"},
+        "finalists": array(obj({"claimer": ADDRESS, "hidden_loss": nullable(NUMBER),
+                                "height": HEIGHT_INT, "index": COUNT}), MAX_FINALISTS),
+        "hidden_leaderboard": array(obj({
+            "rank": bounded(1, MAX_FINALISTS), "claimer": ADDRESS, "hidden_loss": nullable(NUMBER),
+            "height": HEIGHT_INT, "index": COUNT,
+            "tied": {**BOOL, "description": "Within tie_tolerance of the best hidden loss"},
+            "leading": {**BOOL, "description": "The finalist [HOLDOUT-WINNER.1] picks now"},
+            "winner": BOOL}), MAX_FINALISTS),
+    }, description="A train/v3 job's hidden test set [API-HOLDOUT.1]"),
     "Claim": obj({"claimer": ADDRESS, "loss": NUMBER, "commitment": HEX32,
                   "height": HEIGHT_INT, "index": COUNT}),
     "Vote": obj({"voter": ADDRESS, "commitment": HEX32, "revealed": BOOL,
-                 "valid": nullable(BOOL), "measured_loss": nullable(NUMBER)}),
+                 "valid": nullable(BOOL), "measured_loss": nullable(NUMBER),
+                 "holdout_ok": {**nullable(BOOL),
+                                "description": "A holdout vote: the hidden part matched its "
+                                               "root [HOLDOUT-VOTE.1]; null otherwise"},
+                 "hidden_loss": nullable(NUMBER)}),
     "Verdict": obj({
         "claimer": ADDRESS,
         "outcome": {"enum": [str(o) for o in Outcome]},
@@ -268,6 +316,7 @@ SCHEMAS: dict[str, S] = {
         "verdicts": array(ref("Verdict")),
         "paid": AMOUNT,
         "winner_model_hash": nullable(HEX32),
+        "holdout": {**nullable(ref("Holdout")), "description": "train/v3 only, else null"},
     }, description="A job: spec, escrow, claims (ranked), current turn, votes, verdicts"),
     "Leaderboard": obj({
         "job_id": HEX32, "status": {"enum": [str(s) for s in JobStatus]},

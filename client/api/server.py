@@ -432,7 +432,8 @@ class ApiServer:
         return job
 
     async def get_job(self, request: web.Request) -> web.Response:
-        return web.json_response(job_json(self._job(request)))
+        job = self._job(request)
+        return web.json_response(job_json(job, self.node.state.holdout(job.job_id)))
 
     async def get_leaderboard(self, request: web.Request) -> web.Response:
         job = self._job(request)

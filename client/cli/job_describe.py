@@ -16,11 +16,13 @@ from client.cli.common import short, span, when
 Json = dict[str, Any]
 
 
-def escrow_text(bounty: int, voter_reward: int, max_turns: int) -> str:
-    """``escrow = bounty + voter rewards (N turns x R)``: why the escrow exceeds the bounty."""
-    escrow = bounty + voter_reward * max_turns
-    return (f"escrow {escrow} = bounty {bounty} + voter rewards ({max_turns} turns x "
+def escrow_text(bounty: int, voter_reward: int, max_turns: int, deposit: int = 0) -> str:
+    """``escrow = bounty + voter rewards (N turns x R)``: why the escrow exceeds the bounty;
+    a train/v3 job's holdout deposit is escrowed too [HOLDOUT-DEPOSIT.1]."""
+    escrow = bounty + voter_reward * max_turns + deposit
+    text = (f"escrow {escrow} = bounty {bounty} + voter rewards ({max_turns} turns x "
             f"{voter_reward})")
+    return text + (f" + holdout deposit {deposit}" if deposit else "")
 
 
 def refund_reason(j: Json) -> str:

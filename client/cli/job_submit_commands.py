@@ -21,10 +21,11 @@ from typing import Any
 import click
 
 from chain.errors import DecodeError
-from chain.jobspec import DataRef, JobSpec, ParamSpec, VotingParams
+from chain.jobspec import DataRef, Holdout, JobSpec, ParamSpec, VotingParams
 from chain.transactions import PostJob
 from chain.types import Amount, Hash32, TimeMs
 from client.api.http_client import ApiClient
+from client.cli import holdout_duties
 from client.cli.common import (
     DURATION,
     UserError,
@@ -60,13 +61,15 @@ def build_spec(job_dir: Path, job_file: JobFile, *, image_digest: bytes, image_b
                image_ref: str, bounty: int, expiry_ms: int, voting: VotingParams,
                loss_tolerance: float | None = None, description: str | None = None,
                image: ImageSizes | None = None,
-               data: tuple[tuple[str, DataRef], ...] | None = None) -> JobSpec:
+               data: tuple[tuple[str, DataRef], ...] | None = None,
+               holdout: Holdout | None = None) -> JobSpec:
     """The ``JobSpec`` of a job folder, checked exactly as the chain will decode it.
 
     Every limit of job.toml reaches the chain [JOB-LIMITS.1] (``model_mb`` included),
     with the image sizes measured from the saved image [JOB-IMAGE.5] (``image``;
     1 MiB each for a draft made before the image exists). ``data``: the packed data
     blobs of a train/v2 job [JOB-DATA.1] (a draft: placeholders of 1 byte per role).
+    ``holdout``: a train/v3 job's committed pool and terms [HOLDOUT-SPEC.1].
     """
     if data is None:
         data = tuple((role, DataRef(Hash32(b"\0" * 32), 1)) for role, _ in job_file.data)
@@ -86,6 +89,7 @@ def build_spec(job_dir: Path, job_file: JobFile, *, image_digest: bytes, image_b
         voting=voting,
         description=(job_file.description if description is None else description)[:1024],
         data=data,
+        holdout=holdout,
     )
     return JobSpec.from_wire(spec.to_wire())  # the chain's own checks, before any upload
 
@@ -101,12 +105,18 @@ def _preflight(client: ApiClient, address: bytes, spec: JobSpec) -> None:
                         f"{account['address']})")
     if account["balance"] < spec.escrow:
         voting = spec.voting
+        made_of = escrow_text(spec.bounty, voting.voter_reward, voting.max_turns, _deposit(spec))
         problems.append(f"insufficient_balance: posting this job escrows {spec.escrow} credits "
-                        f"({escrow_text(spec.bounty, voting.voter_reward, voting.max_turns)}; "
+                        f"({made_of}; "
                         "the voter rewards not paid out go back to you); the balance of "
                         f"{account['address']} is {account['balance']}")
     if problems:
         raise UserError("cannot post the job: " + "; ".join(problems))
+
+
+def _deposit(spec: JobSpec) -> int:
+    """A train/v3 job's deposit, escrowed beside the bounty [HOLDOUT-DEPOSIT.1]; else 0."""
+    return 0 if spec.holdout is None else int(spec.holdout.deposit)
 
 
 def _upload(client: ApiClient, path: Path, blob_id: bytes, quiet: bool,
@@ -251,6 +261,8 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
     client = client_for(node_url)
 
     data: tuple[tuple[str, DataRef], ...] | None = None
+    pool, holdout = (holdout_duties.commit_pool(job_dir, job_file.holdout)
+                     if job_file.holdout is not None else (None, None))
 
     def spec_with(digest: bytes, blob: bytes, ref: str, expiry_ms: int,
                   image: ImageSizes | None = None) -> JobSpec:
@@ -258,7 +270,7 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
             return build_spec(job_dir, job_file, image_digest=digest, image_blob=blob,
                               image_ref=ref, bounty=bounty, expiry_ms=expiry_ms, voting=voting,
                               loss_tolerance=loss_tolerance, description=description,
-                              image=image, data=data)
+                              image=image, data=data, holdout=holdout)
         except (DecodeError, KeyError, TypeError, ValueError) as e:
             raise UserError(f"{job_dir / JOB_FILE}: {e}") from e
 
@@ -280,7 +292,13 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
     from sandbox.image_blob import digest_bytes
 
     spec = spec_with(digest_bytes(image_id), blob_id, ref, now + expires_ms, sizes)
+    secret = None if pool is None else holdout_duties.keep_secret(job_dir, pool)
     tx, info = send(client, key, PostJob(spec), wait=wait, what="job", timeout=120.0)
+    published: dict[str, Any] | None = None
+    steps: list[str] = []
+    if secret is not None and info:  # [HOLDOUT-PUBLISH.1] after the split
+        published, steps = holdout_duties.publish_after_post(client, key, tx.hash.hex(),
+                                                             job_dir, as_json)
     result = {"job_id": tx.hash.hex(), "image_id": image_id, "image_blob": blob_id.hex(),
               "image_built": chosen.built, "image_by_layer": chosen.by_layer,
               "image_uploaded_bytes": image_bytes, "bounty": spec.bounty, "escrow": spec.escrow,
@@ -288,19 +306,34 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
                               "uploaded": role in uploaded} for role, d in spec.data},
               "voter_reward": spec.voting.voter_reward, "max_turns": spec.voting.max_turns,
               "expiry_ms": spec.expiry_ms, "height": info["height"] if info else None}
+    if spec.holdout is not None:
+        result["holdout"] = {"root": spec.holdout.root.hex(), "secret": str(secret),
+                             "deposit": spec.holdout.deposit, "published": published}
 
     def text() -> None:
         state = f"in block {info['height']}" if info else "submitted (pending)"
         out(f"job {tx.hash.hex()} {state}")
-        out(f"bounty {spec.bounty}; "
-            f"{escrow_text(spec.bounty, spec.voting.voter_reward, spec.voting.max_turns)}: "
+        made_of = escrow_text(spec.bounty, spec.voting.voter_reward, spec.voting.max_turns,
+                              _deposit(spec))
+        out(f"bounty {spec.bounty}; {made_of}: "
             "voters are paid from it per turn, the rest comes back when the job settles")
         for role, d in spec.data:
             out(f"data {role}: blob {d.blob.hex()} ({d.size} bytes, "
                 f"{'uploaded' if role in uploaded else 'already on the node'})")
         form = "by layer" if chosen.by_layer else "as one saved-image tar"
         out(f"image {image_id[:19]} posted {form}: {image_bytes} bytes uploaded")
+        if spec.holdout is not None:
+            out(f"pool secret {secret}: {holdout_duties.KEEP_SECRET}")
+            for line in steps or [f"the split is drawn in block {spec_height(info)}; then "
+                                  f"publish: learningchain job holdout publish {tx.hash.hex()}"]:
+                out(line)
+            return
         out(f"claims close {when(spec.expiry_ms, now)}")
         out(f"next: learningchain job watch {tx.hash.hex()}")
 
     emit(result, as_json, text)
+
+
+def spec_height(info: dict[str, Any] | None) -> str:
+    """The block a just-posted train/v3 job's split is drawn in [HOLDOUT-SPLIT.1]."""
+    return "posted_height + 2" if not info else str(int(info["height"]) + 2)

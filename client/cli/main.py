@@ -59,6 +59,7 @@ def _register_subcommands() -> None:
         ("client.cli.network_commands", "network"),
         ("client.cli.verifier_commands", "verifier"),
         ("client.cli.job_commands", "job"),
+        ("client.cli.job_holdout_commands", "job"),  # adds `job holdout publish|reveal`
     ]:
         try:
             module = importlib.import_module(module_name)
