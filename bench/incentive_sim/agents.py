@@ -25,6 +25,9 @@ class Work(StrEnum):
     """Trains nothing: copies the best competing claim's commitment with a lower loss."""
     WITHHOLD = "withhold"
     """Trains and claims honestly, then never reveals (hoards the model)."""
+    EXHAUST = "exhaust"
+    """Sacrificial: claims every job with a loss far below anything reached, without
+    training, reveals and insists, so that its cheat verdicts use up ``max_turns``."""
 
 
 class Vote(StrEnum):
@@ -69,6 +72,7 @@ STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
              threat="a verifier that never votes"),
     Strategy("sybil", Work.HONEST, Vote.GRIEF, outsider_keys=4, threat="sybil identities"),
     Strategy("cartel", Work.CHEAT, Vote.CARTEL, threat="coalition"),
+    Strategy("exhauster", Work.EXHAUST, Vote.HONEST, threat="turn exhaustion"),
 )}
 """Every member strategy the simulation runs; ``honest`` is the reference."""
 
@@ -159,7 +163,7 @@ def vote(policy: Vote, *, claimed: float, true_loss: float | None, tolerance: fl
 def self_vote(work: Work, *, claimed: float, true_loss: float, tolerance: float,
               economy: Economy, rng: random.Random) -> VoteChoice | None:
     """The claimer's own measurement [VOTE-SELF.1] by work policy."""
-    if work == Work.CHEAT:  # insists, without paying for an evaluation
+    if work in (Work.CHEAT, Work.EXHAUST):  # insists, without paying for an evaluation
         return VoteChoice(True, claimed, False)
     if work in (Work.HONEST, Work.CHEAT_WITHDRAW):
         measured = measure(true_loss, tolerance, economy, rng)

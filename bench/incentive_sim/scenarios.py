@@ -21,7 +21,7 @@ from bench.incentive_sim.driver import Voting
 from bench.incentive_sim.world import Scenario, Tally, run
 
 DISHONEST = tuple(s for s in STRATEGIES if s != "honest")
-SINGLE = tuple(s for s in DISHONEST if s != "cartel")
+SINGLE = tuple(s for s in DISHONEST if s not in ("cartel", "exhauster"))
 """Strategies run alone and at the tolerated share; the cartel only runs as a coalition."""
 LAZY = ("lazy_valid", "lazy_echo")
 
@@ -65,6 +65,10 @@ def standard(base: Scenario, *, strategies: Iterable[str] = SINGLE,
             replace(base, name=f"coalition/cheater_withdraw+cheater x{f}",
                     adversaries=(("cheater_withdraw", f - 1), ("cheater", 1))),
         ]
+    if coalitions and f >= base.voting.max_turns:
+        # A known open finding, reported apart: max_turns sacrificial cheaters on one job.
+        out.append(replace(base, name=f"open/exhauster x{base.voting.max_turns}",
+                           adversaries=(("exhauster", base.voting.max_turns),)))
     if beyond:  # past the bound: shown, never asserted
         out += [replace(base, name=f"beyond/{s} x{f + 1}", adversaries=((s, f + 1),))
                 for s in ("cartel", "griefer", "withholding_voter")]
@@ -134,7 +138,7 @@ def headline(results: list[Result]) -> dict[str, Any]:
     """The figures CI checks, over the scenarios within the tolerated share: per strategy
     the best deviation found (the most favourable to the deviator), honest claims slashed,
     and the worst share of honest work paid."""
-    inside = [r for r in results if r.within_tolerance]
+    inside = [r for r in results if r.within_tolerance and not is_open(r)]
     best: dict[str, float] = {}
     for r in inside:
         for s, v in r.profit_vs_honest.items():
@@ -146,4 +150,13 @@ def headline(results: list[Result]) -> dict[str, Any]:
         "honest_paid_share": min((r.summary.honest_paid_share for r in inside), default=1.0),
         "honest_votes_paid_share": min((r.summary.honest_votes_paid_share for r in inside),
                                        default=1.0),
+        "open_findings": {r.summary.scenario: {
+            "profit_vs_honest": r.profit_vs_honest, "honest_slashed": r.summary.honest_slashed,
+            "honest_paid_share": r.summary.honest_paid_share}
+            for r in results if r.within_tolerance and is_open(r)},
     }
+
+
+def is_open(result: Result) -> bool:
+    """A known open finding (docs/incentives.md): measured and reported, not asserted."""
+    return result.summary.scenario.startswith("open/")

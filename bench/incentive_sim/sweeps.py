@@ -20,12 +20,12 @@ SWEPT = ("lazy_echo", "griefer", "withholding_voter", "cheater", "copier")
 class Sweep:
     param: str
     label: str
-    values: tuple[int, ...]
-    apply: Callable[[Scenario, int], Scenario]
+    values: tuple[float, ...]
+    apply: Callable[[Scenario, Any], Scenario]
 
 
-def _voting(field: str) -> Callable[[Scenario, int], Scenario]:
-    def apply(sc: Scenario, value: int) -> Scenario:
+def _voting(field: str) -> Callable[[Scenario, Any], Scenario]:
+    def apply(sc: Scenario, value: Any) -> Scenario:
         return replace(sc, voting=replace(sc.voting, **{field: value}))
     return apply
 
@@ -41,6 +41,10 @@ SWEEPS = (
           (1, 2, 3, 5), _voting("window_blocks")),
     Sweep("verifier_bond", "verifier_bond (credits)",
           (0, 5, 10, 50, 200), lambda sc, v: replace(sc, verifier_bond=v)),
+    Sweep("challenge_spread", "spread of a challenge subset's loss (x tolerance; proposed rule)",
+          (0.0, 0.5, 1.0, 3.0, 10.0),
+          lambda sc, v: replace(sc, economy=replace(
+              sc.economy, challenge_spread=v * sc.voting.loss_tolerance))),
 )
 
 

@@ -247,6 +247,9 @@ class World:
                 self.books[name].claims += 1
                 self.d.claim(name, job.job_id, claimed,
                              self.d.commitment_for(name, job.job_id, model, salt))
+            for name in sorted(self.strategy):  # the coalition targets the first job
+                if self.strategy[name].work == Work.EXHAUST and info.serial == 0:
+                    self._exhaust(job, info, name, base)
             for name in chosen:
                 for sybil in self.outsiders[name]:  # unadmitted identities: rejected
                     self.d.claim(sybil, job.job_id, 0.0, Hash32(self.rng.randbytes(32)))
@@ -263,6 +266,17 @@ class World:
                                           None, best.loss - 0.001, honest=False)
             self.books[name].claims += 1
             self.d.claim(name, job.job_id, best.loss - 0.001, best.commitment)
+
+    def _exhaust(self, job: Job, info: JobInfo, name: str, base: float) -> None:
+        """A sacrificial claim: far below the job's reachable loss, for a model that is
+        far worse; it will be revealed, judged a cheat, and use up one of the job's turns."""
+        model, salt = self.rng.randbytes(32), self.rng.randbytes(32)
+        self.truth[model] = base + 0.3
+        claimed = base - 0.1 - 0.001 * len(info.claims)
+        info.claims[name] = ClaimInfo(name, model, salt, base + 0.3, claimed, honest=False)
+        self.books[name].claims += 1
+        self.d.claim(name, job.job_id, claimed,
+                     self.d.commitment_for(name, job.job_id, model, salt))
 
     def _reveal(self, job: Job, info: JobInfo) -> None:
         name = self.d.name_of(job.current) if job.current else None

@@ -109,3 +109,15 @@ def test_past_the_tolerated_share_the_guarantees_are_not_claimed() -> None:
     assert inside.summary.outcomes == {"valid": 20}
     assert inside.within_tolerance and not beyond.within_tolerance
     assert beyond.summary.outcomes.get("valid", 0) < 20
+
+
+def test_threat_exhaust_1_sacrificial_cheaters_can_use_up_a_jobs_turns(
+        figures: dict[str, Any]) -> None:
+    """[THREAT-EXHAUST.1] An open finding, measured: ``max_turns`` members that claim one
+    job far below reach and insist use up its voted turns with cheat verdicts [JOB-TURN.1];
+    the honest claim behind them never gets a turn and the job is refunded. Each of them
+    is banned and burned, so the attack never pays, but that honest work goes unpaid."""
+    [finding] = figures["open_findings"].values()
+    assert finding["honest_paid_share"] < 1.0
+    assert finding["honest_slashed"] == 0
+    assert finding["profit_vs_honest"]["exhauster"] < 0
