@@ -74,11 +74,12 @@ def test_threat_lazy_1_the_lazy_voter_pays_today_and_not_under_the_challenge_rul
 
 
 def test_verification_costs_the_graph_what_the_voters_evaluate(figures: dict[str, Any]) -> None:
-    """Every eligible voter and the claimer evaluate each verified model: with 12 members,
-    one turn per honest job, that is 11 evaluations per job (10 voters and the claimer),
-    and the whole voter reward of the turn is paid out or kept in escrow."""
+    """Every eligible voter and the claimer evaluate each verified model: with 12 members
+    and one turn per job when all are honest, 12 evaluations per job (11 eligible voters
+    and the claimer's own [VOTE-SELF.1]); the voters are paid at most the turn's reward."""
     cost = figures["verification"]
-    assert 11 <= cost["evaluations_per_job"] <= 12
+    assert cost["evaluations_per_job"] == 12
+    assert cost["eval_cost_per_job"] == 12 * Scenario("x").economy.eval_cost
     assert 0 < cost["voter_rewards_per_job"] <= Scenario("x").voting.voter_reward
 
 
