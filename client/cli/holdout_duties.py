@@ -289,3 +289,54 @@ def publish_after_post(client: ApiClient, key: PrivateKey, job_id: str, job_dir:
     return ({**duty.json(), "seed": h["seed"], "public_count": h["public_count"],
              "hidden_count": h["hidden_count"],
              "reveal_by_ms": expiry + int(h["terms"]["reveal_window_ms"])}, lines)
+
+
+# --- job watch ---------------------------------------------------------------------------------
+
+class WatchDuties:
+    """``job watch --key``: the submitter's duties done as the job reaches them.
+
+    Publishes once the split is drawn and nothing is published; reveals once the job is
+    in status holdout. Without the pool secret (or for another member's job) it only
+    says why once and watches."""
+
+    def __init__(self, key: PrivateKey, job_dir: Path) -> None:
+        self.key = key
+        self.job_dir = job_dir
+        self.idle_reason: str | None = None
+        self._failed: set[str] = set()
+
+    def idle(self, j: Json) -> str:
+        """Why this watch cannot do the duties of this job ("" when it can)."""
+        if j.get("holdout") is None:
+            return "not a train/v3 job: nothing to publish or reveal"
+        try:
+            check_submitter(self.key, j)
+            find_secret(self.job_dir, j)
+        except UserError as e:
+            return f"{e.message}; only watching"
+        return ""
+
+    def step(self, client: ApiClient, j: Json, now: int) -> list[Json]:
+        """Events of what was done (or failed) for ``j`` as it is now."""
+        if self.idle_reason is None:
+            self.idle_reason = self.idle(j)
+            if self.idle_reason:
+                return [{"event": "duties", "active": False, "reason": self.idle_reason}]
+        if self.idle_reason:
+            return []
+        h = holdout_of(j)
+        part = ("public" if h["public"] is None and h["seed"] is not None
+                and j["status"] == "open" and now < int(j["spec"]["expiry_ms"])
+                else "hidden" if h["hidden"] is None and not reveal_problem(j, now) else None)
+        if part is None:
+            return []
+        try:
+            duty = (publish if part == "public" else reveal)(client, self.key, j, self.job_dir,
+                                                             now, quiet=True)
+        except UserError as e:
+            if e.message in self._failed:
+                return []
+            self._failed.add(e.message)
+            return [{"event": "duty_failed", "part": part, "reason": e.message}]
+        return [{"event": "duty", **duty.json()}]

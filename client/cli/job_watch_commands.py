@@ -5,12 +5,20 @@ failed attempts from the node's own worker, when it runs one
 [API-JOBLOG.1]. A settled job says how it ended and why (``job_describe``).
 Exit 0 when the job was paid, 1 when it ended refunded or broken (or the
 watch gave up), so ``job watch ID && job fetch-model ID`` works in a script.
+
+A train/v3 job's hidden test set is followed too: the split, both parts, the
+holdout status and each finalist's hidden loss (``holdout_events``). With
+``--key`` and the pool secret under ``--job-dir``, the submitter's watch also
+does its duties: it publishes the public part once the split is drawn and
+reveals the hidden part once the job enters status holdout
+(``holdout_duties.WatchDuties``); without the secret it only watches.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -22,13 +30,17 @@ from client.cli.common import (
     UserError,
     client_for,
     json_option,
+    key_option,
+    load_key,
     node_option,
     one_line,
     out,
+    passphrase_option,
     short,
     user_errors,
     when,
 )
+from client.cli.holdout_duties import WatchDuties
 from client.cli.job_describe import (
     attempt_line,
     claims_window,
@@ -72,12 +84,33 @@ def job_events(old: dict[str, Any] | None, new: dict[str, Any]) -> list[dict[str
             if t_new[name] and not (same_turn and t_old and t_old[name] == t_new[name]):
                 events.append({"event": name, "count": t_new[name],
                                "eligible": len(t_new["eligible_voters"])})
+    events.extend(holdout_events(old.get("holdout"), new.get("holdout")))
     if new["status"] != old["status"]:
         events.append({"event": "status", "from": old["status"], "to": new["status"]})
     if new["settled"] and not old["settled"]:
         events.append({"event": "settled", "status": new["status"], "winner": new["winner"],
                        "paid": new["paid"], "model_hash": new["winner_model_hash"],
                        "reason": refund_reason(new) if new["status"] == "refunded" else ""})
+    return events
+
+
+def holdout_events(old: dict[str, Any] | None, new: dict[str, Any] | None
+                   ) -> list[dict[str, Any]]:
+    """What changed in a train/v3 job's hidden test set [API-HOLDOUT.1]: the split, the
+    parts named, its status, new finalists with their hidden losses."""
+    if not old or not new:
+        return []
+    events: list[dict[str, Any]] = []
+    if new["seed"] and not old["seed"]:
+        events.append({"event": "split", "height": new["split_height"],
+                       "public_count": new["public_count"], "hidden_count": new["hidden_count"]})
+    for part in ("public", "hidden"):
+        if new[part] and not old[part]:
+            events.append({"event": f"holdout_{part}", **new[part]})
+    if new["status"] != old["status"]:
+        events.append({"event": "holdout_status", "from": old["status"], "to": new["status"]})
+    for f in new["finalists"][len(old["finalists"]):]:
+        events.append({"event": "finalist", **f})
     return events
 
 
@@ -107,6 +140,25 @@ def event_text(e: dict[str, Any], now: int) -> str:
         return f"claim   {short(e['claimer'])} loss {e['loss']:.6g} (block {e['height']})"
     if kind == "status":
         return f"status  {e['from']} -> {e['to']}"
+    if kind == "split":
+        return (f"split   drawn in block {e['height']}: {e['public_count']} public, "
+                f"{e['hidden_count']} hidden samples")
+    if kind in ("holdout_public", "holdout_hidden"):
+        return (f"holdout {kind.split('_')[1]} part named: blob {e['blob'][:16]}… "
+                f"({e['size']} bytes)")
+    if kind == "holdout_status":
+        return f"holdout {e['from']} -> {e['to']}"
+    if kind == "finalist":
+        loss = "-" if e["hidden_loss"] is None else f"{e['hidden_loss']:.6g}"
+        return f"finalist {short(e['claimer'])} hidden loss {loss}"
+    if kind == "duty":
+        verb = "published" if e["part"] == "public" else "revealed"
+        return (f"you     {verb} the {e['part']} part: blob {e['blob'][:16]}… "
+                f"({'uploaded' if e['uploaded'] else 'already on the node'}), block {e['height']}")
+    if kind == "duty_failed":
+        return f"you     could not name the {e['part']} part: {e['reason']}"
+    if kind == "duties":
+        return f"duties  {e['reason']}"
     if kind == "turn":
         return (f"turn #{e['number']} {short(e['claimer'])} must reveal "
                 f"{when(e['deadline_ms'], now)}")
@@ -134,15 +186,25 @@ def event_text(e: dict[str, Any], now: int) -> str:
 @click.option("--timeout", type=DURATION, default=None,
               help="Give up after this long (exit 1)  [default: until settled]")
 @node_option
+@key_option(required=False, help="train/v3: the submitter's key; the watch then publishes and "
+                                 "reveals the pool's parts itself.")
+@passphrase_option
+@click.option("--job-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=".", show_default=True,
+              help="train/v3 with --key: the submitted job folder (holds the pool secret).")
 @json_option
-def job_watch(job_id: bytes, timeout: int | None, node_url: str, as_json: bool) -> None:
+def job_watch(job_id: bytes, timeout: int | None, node_url: str, key_path: Path | None,
+              passphrase_file: Path | None, job_dir: Path, as_json: bool) -> None:
     """Follow a job live (claims, turns, reveals, votes, verdicts, this node's worker's
-    attempts) until it settles.
+    attempts, a train/v3 job's hidden test set) until it settles.
 
-    Exit 0 when it was paid; 1 when it ended refunded or broken, or on --timeout.
-    With --json, one JSON event per line.
+    With --key, a train/v3 job's submitter also publishes the public part after the
+    split and reveals the hidden part after expiry. Exit 0 when it was paid; 1 when it
+    ended refunded or broken, or on --timeout. With --json, one JSON event per line.
     """
     client = client_for(node_url)
+    duties = None if key_path is None else WatchDuties(load_key(key_path, passphrase_file),
+                                                       job_dir)
     deadline = None if timeout is None else time.monotonic() + timeout / 1000
     old: dict[str, Any] | None = None
     seen: set[tuple[Any, ...]] = set()
@@ -155,6 +217,8 @@ def job_watch(job_id: bytes, timeout: int | None, node_url: str, as_json: bool) 
         changes = job_events(old, new)
         head = changes[:1] if old is None else []  # the "job" line first, then what workers did
         events = [*head, *attempt_events(seen, _attempts(client, job_id)), *changes[len(head):]]
+        if duties is not None and not new["settled"]:
+            events.extend(duties.step(client, new, now))
         for event in events:
             out(json.dumps(event) if as_json else event_text(event, now))
         if new["settled"]:
