@@ -134,7 +134,9 @@ def describe_job(j: Json, now: int, attempts: list[Json] | None = None) -> list[
     """``job status``: the job, its claims, the current turn, verdicts, how it ended."""
     spec = j["spec"]
     voting = spec["voting"]
-    escrow = escrow_text(spec["bounty"], voting["voter_reward"], voting["max_turns"])
+    terms = spec.get("holdout") or {}
+    escrow = escrow_text(spec["bounty"], voting["voter_reward"], voting["max_turns"],
+                         int(terms.get("deposit") or 0))
     lines = [f"job        {j['job_id']}",
              f"status     {j['status']} ({claims_window(spec['expiry_ms'], now)})",
              f"submitter  {j['submitter']}",
@@ -163,5 +165,72 @@ def describe_job(j: Json, now: int, attempts: list[Json] | None = None) -> list[
         lines.append(f"model      {j['winner_model_hash']}")
     if j["settled"]:
         lines.append(f"settled    {outcome_text(j)}")
+    lines.extend(holdout_lines(j, now))
     lines.extend(attempts_summary(attempts or [], j["job_id"]))
     return lines
+
+
+FORFEIT_REASONS = {
+    "unpublished": "the public part was not published before expiry",
+    "withheld": "the hidden part was not revealed in the window",
+    "rejected": "voters found the hidden part does not match the pool's root",
+}
+"""[HOLDOUT-FORFEIT.1] Why a holdout status burned the deposit."""
+
+
+def winner_rule(h: Json) -> str:
+    """[HOLDOUT-WINNER.1] In words, as the holdout stands."""
+    if h["winner_rule"] == "hidden_loss":
+        return (f"lowest hidden loss wins; within {h['terms']['tie_tolerance']:g} of it counts "
+                "as tied and the earlier claim wins")
+    return "the hidden part is not verified: the first finalist (public ranking) wins"
+
+
+def holdout_lines(j: Json, now: int) -> list[str]:
+    """``job status`` of a train/v3 job: the split, both parts with their deadlines, and the
+    hidden leaderboard beside the public one [API-HOLDOUT.1]; none for other kinds."""
+    h = j.get("holdout")
+    if not h:
+        return []
+    t = h["terms"]
+    expiry = int(j["spec"]["expiry_ms"])
+    lines = [f"holdout    {h['status']}: pool of {t['pool']} ({h['public_count']} public, "
+             f"{h['hidden_count']} hidden), {t['finalists']} finalist(s), deposit "
+             f"{t['deposit']}, tie tolerance {t['tie_tolerance']:g}"]
+    if h["status"] in FORFEIT_REASONS:
+        lines.append(f"forfeit    deposit {t['deposit']} burned: {FORFEIT_REASONS[h['status']]}")
+    lines.append(f"split      block {h['split_height']}: "
+                 + (f"seed {short(h['seed'])}" if h["seed"] else "not drawn yet"))
+    if h["public"]:
+        lines.append(f"public     blob {h['public']['blob']} ({h['public']['size']} bytes)")
+    elif h["status"] == "committed":
+        lines.append(f"public     not published; due before claims close ({when(expiry, now)})")
+    if h["hidden"]:
+        lines.append(f"hidden     blob {h['hidden']['blob']} ({h['hidden']['size']} bytes)")
+    elif h["reveal_deadline_ms"] is not None:
+        lines.append(f"hidden     not revealed; due {when(h['reveal_deadline_ms'], now)}")
+    elif h["status"] == "committed":
+        lines.append(f"hidden     not revealed; due after claims close, within "
+                     f"{t['reveal_window_ms'] // 1000} s")
+    lines.append("public leaderboard (claims, the race):")
+    lines.extend(f"  {i:>2}. {c['loss']:.6g}  {c['claimer']}"
+                 for i, c in enumerate(j["claims"], start=1))
+    if not j["claims"]:
+        lines.append("  no claims yet")
+    lines.append(f"hidden leaderboard (finalists; {winner_rule(h)}):")
+    lines.extend(f"  {r['rank']:>2}. {hidden_loss_text(r)}  {r['claimer']}{row_marks(r)}"
+                 for r in h["hidden_leaderboard"])
+    if not h["hidden_leaderboard"]:
+        lines.append("  no finalists yet")
+    return lines
+
+
+def hidden_loss_text(row: Json) -> str:
+    return "-" if row["hidden_loss"] is None else f"{row['hidden_loss']:.6g}"
+
+
+def row_marks(row: Json) -> str:
+    marks = [m for m, on in (("tied", row["tied"]), ("leading", row["leading"] and
+                                                      not row["winner"]),
+                             ("winner", row["winner"])) if on]
+    return f"  ({', '.join(marks)})" if marks else ""

@@ -36,8 +36,11 @@ from client.cli.common import (
 from client.cli.job_describe import (
     attempt_line,
     describe_job,
+    hidden_loss_text,
     job_name,
+    row_marks,
     time_left,
+    winner_rule,
 )
 from sandbox.cli import job
 
@@ -150,16 +153,29 @@ def job_leaderboard(job_id: bytes, node_url: str, as_json: bool) -> None:
     client = client_for(node_url)
     with user_errors():
         board = client.leaderboard(job_id)
+    holdout = get_job(client, job_id).get("holdout")  # train/v3 [API-HOLDOUT.2]
+    if holdout:
+        board = {**board, "winner_rule": holdout["winner_rule"],
+                 "hidden_leaderboard": holdout["hidden_leaderboard"]}
 
     def text() -> None:
+        if holdout:
+            out("public leaderboard (claims, the race on the public part):")
         if not board["claims"]:
             out(f"no claims yet (job is {board['status']})")
-            return
-        out(f"{'rank':>4}  {'loss':>12}  {'height':>7}  {'state':10}  claimer")
+        else:
+            out(f"{'rank':>4}  {'loss':>12}  {'height':>7}  {'state':10}  claimer")
         for r in board["claims"]:
             state = "winner" if r["winner"] else r["state"]
             out(f"{r['rank']:>4}  {r['loss']:>12.6g}  {r['height']:>7}  {state:10}  "
                        f"{r['claimer']}")
+        if holdout:
+            out(f"hidden leaderboard (finalists; {winner_rule(holdout)}):")
+            if not holdout["hidden_leaderboard"]:
+                out(f"no finalists yet (holdout {holdout['status']})")
+            for r in holdout["hidden_leaderboard"]:
+                out(f"{r['rank']:>4}  {hidden_loss_text(r):>12}  {r['height']:>7}  "
+                    f"{r['claimer']}{row_marks(r)}")
 
     emit(board, as_json, text)
 

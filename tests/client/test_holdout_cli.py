@@ -193,3 +193,46 @@ def test_reveal_is_refused_before_expiry_and_accepted_in_the_window(chain: ApiTh
     assert indices == list(hidden_indices(bytes.fromhex(h["seed"]), POOL, PERMILLE))
     twice = run(["job", "holdout", "reveal", job_id, *here, *submitter], chain, code=1).output
     assert "already revealed" in twice
+
+    status = run(["job", "status", job_id], chain).stdout
+    assert f"holdout    revealed: pool of {POOL} (3 public, 3 hidden)" in status
+    assert f"hidden     blob {done['blob']}" in status and "public leaderboard" in status
+    assert "hidden leaderboard (finalists; the hidden part is not verified" in status
+    assert f"+ holdout deposit {DEPOSIT}" in status
+    board = run(["job", "leaderboard", job_id], chain).stdout
+    assert "public leaderboard" in board and "no finalists yet (holdout revealed)" in board
+    assert json.loads(run(["job", "leaderboard", job_id, "--json"], chain).stdout)[
+        "hidden_leaderboard"] == []
+
+
+def test_status_shows_the_hidden_leaderboard_and_the_winner_rule(chain: ApiThread,
+                                                                 tmp_path: Path) -> None:
+    """[API-HOLDOUT.2] ``job status`` of a train/v3 job with verified finalists: both
+    leaderboards, the tied group and the leader marked, the rule in words; a withheld hidden
+    part says the deposit burned [HOLDOUT-FORFEIT.1]."""
+    import dataclasses
+
+    from chain.holdout_records import Finalist, HoldoutState, HoldoutStatus
+    from chain.types import Address, Height
+    from client.api.json_forms import job_json
+    from client.cli.job_describe import describe_job
+
+    posted = submit(chain, tmp_path, v3_job_dir(tmp_path))
+    job_id = Hash32(bytes.fromhex(posted["job_id"]))
+    job = chain.in_loop(lambda: chain.node.state.job(job_id))  # type: ignore[union-attr]
+    assert job is not None
+    a, b, c = (Address(bytes([n]) * 20) for n in (1, 2, 3))
+    state = HoldoutState(status=HoldoutStatus.VERIFIED, finalists=(
+        Finalist(a, 0.52, Height(9), 0), Finalist(b, 0.50, Height(10), 0),
+        Finalist(c, 0.9, Height(8), 1)))
+    text = "\n".join(describe_job(job_json(job, state), 0))
+    assert "lowest hidden loss wins; within 0.05 of it counts as tied and the earlier " \
+           "claim wins" in text
+    rows = text.split("hidden leaderboard")[1].splitlines()[1:]
+    assert rows[0].startswith("   1. 0.52  lc1") and rows[0].endswith("(tied, leading)")
+    assert rows[1].startswith("   2. 0.5  lc1") and rows[1].endswith("(tied)")
+    assert rows[2].startswith("   3. 0.9  lc1") and "(" not in rows[2]
+    withheld = dataclasses.replace(state, status=HoldoutStatus.WITHHELD)
+    text = "\n".join(describe_job(job_json(job, withheld), 0))
+    assert f"deposit {DEPOSIT} burned: the hidden part was not revealed in the window" in text
+    assert "the first finalist (public ranking) wins" in text
