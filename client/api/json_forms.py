@@ -246,8 +246,8 @@ def hidden_leaderboard_json(state: HoldoutState, terms: Holdout, job: Job) -> li
 
     With the hidden part ``verified``: the group within ``tie_tolerance`` of the lowest
     hidden loss first (``tied``, earliest claim first: its first row leads), then the other
-    measured finalists by hidden loss, then those without one. Otherwise the public ranking
-    decides (the first finalist leads) and nobody is tied."""
+    measured finalists by hidden loss, then those without one. ``tied`` marks a group of two
+    or more. Otherwise the public ranking decides (the first finalist leads), nobody tied."""
     finalists = list(state.finalists)
     measured = [f for f in finalists if f.hidden_loss is not None]
     tied_group: list[Any] = []
@@ -261,7 +261,8 @@ def hidden_leaderboard_json(state: HoldoutState, terms: Holdout, job: Job) -> li
         finalists = [*tied_group, *rest, *(f for f in finalists if f.hidden_loss is None)]
     leader = choose_winner(state, terms.tie_tolerance)
     return [{"rank": rank, "claimer": address_to_text(f.claimer), "hidden_loss": f.hidden_loss,
-             "height": f.height, "index": f.index, "tied": f in tied_group,
+             "height": f.height, "index": f.index,
+             "tied": len(tied_group) > 1 and f in tied_group,
              "leading": f == leader, "winner": f.claimer == job.winner}
             for rank, f in enumerate(finalists, start=1)]
 

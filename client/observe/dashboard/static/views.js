@@ -259,7 +259,10 @@
       h("div", { class: "grid2" },
         section("Job", jobFacts(job)),
         job.settled ? outcomePanel(job) : turnPanel(job)),
-      section("Leaderboard", leaderboard(board, banned, job)),
+      section(job.holdout ? "Public leaderboard (claims: the race on the public part)" : "Leaderboard",
+        leaderboard(board, banned, job)),
+      job.holdout ? holdoutPanel(job) : null,
+      job.holdout ? section("Hidden leaderboard (finalists judged on the hidden part)", hiddenBoard(job)) : null,
       section("Best loss over time", lossPlot(job, history, cheats),
         history.complete ? null : h("p", { class: "muted" }, "Older claims are not all indexed on this node; the plot shows those it has.")),
       section(`Verdicts (${job.turns_voted} of at most ${job.spec.voting.max_turns} turns voted; forfeits do not count)`,
@@ -283,6 +286,13 @@
   }
 
   function turnPanel(job) {
+    if (!job.turn && job.status === "holdout") {
+      const d = job.holdout.reveal_deadline_ms;
+      return section("Turn", h("p", { class: "muted", testid: "turn" },
+        "Claims are closed; the submitter must reveal the hidden part ",
+        countdown(d, { testid: "holdout-deadline", ended: "now (the window is over)" }), " · ", fmtTime(d),
+        ". Then the best claims take their turns and are judged on it."));
+    }
     if (!job.turn) {
       return section("Turn", h("p", { class: "muted", testid: "turn" },
         job.status === "open" ? "Claims are open; when they close, the best claim gets the first turn to reveal its model."
@@ -305,10 +315,60 @@
   }
 
   function voteTable(job) {
-    return table(["Voter", "Vote", "Measured loss"], job.votes.map((v) => h("tr", { testid: "vote-row", dataset: { revealed: v.revealed } },
+    const hold = !!job.holdout;
+    const headers = hold ? ["Voter", "Vote", "Measured loss", "Hidden part", "Hidden loss"] : ["Voter", "Vote", "Measured loss"];
+    return table(headers, job.votes.map((v) => h("tr", { testid: "vote-row", dataset: { revealed: v.revealed } },
       h("td", {}, addressLink(v.voter)),
       h("td", {}, v.revealed ? badge(v.valid ? "valid" : "invalid", v.valid ? "ok" : "bad") : badge("hidden", "hidden")),
-      h("td", { class: "num" }, v.revealed ? fmtLoss(v.measured_loss) : "—"))), { empty: "no vote yet" });
+      h("td", { class: "num" }, v.revealed ? fmtLoss(v.measured_loss) : "—"),
+      hold ? h("td", { testid: "vote-holdout-ok" }, v.holdout_ok === null ? "—"
+        : badge(v.holdout_ok ? "matches" : "does not match", v.holdout_ok ? "ok" : "bad")) : null,
+      hold ? h("td", { class: "num", testid: "vote-hidden-loss" }, v.hidden_loss === null ? "—" : fmtLoss(v.hidden_loss)) : null)),
+      { empty: "no vote yet" });
+  }
+
+  const HOLDOUT_WORDS = {
+    committed: "committed: the pool's root is on chain; the public part is published after the split, the hidden part after expiry",
+    revealed: "revealed: the hidden part is named; voters check it against the root",
+    verified: "verified: voters found the hidden part matches the root; finalists are ranked by hidden loss",
+    unpublished: "unpublished: no public part before expiry; the deposit burned, the escrow went back",
+    withheld: "withheld: the hidden part was not revealed in time; the deposit burned, the public ranking pays",
+    rejected: "rejected: the hidden part does not match the root; the deposit burned, the public ranking pays",
+  };
+
+  function partText(part, missing) {
+    return part ? [hashText(part.blob), ` ${fmtInt(part.size)} bytes`] : h("span", { class: "muted" }, missing);
+  }
+
+  function holdoutPanel(job) {
+    const x = job.holdout, t = x.terms;
+    const revealBy = job.expiry_ms + t.reveal_window_ms;
+    return section("Hidden test set", h("div", { testid: "holdout", dataset: { status: x.status } }, facts([
+      ["Status", [badge(x.status, "holdout-" + x.status, { testid: "holdout-status" }), " ", HOLDOUT_WORDS[x.status] || ""]],
+      ["Pool", [`${fmtInt(t.pool)} samples: ${fmtInt(x.public_count)} public, ${fmtInt(x.hidden_count)} hidden; root `, hashText(t.root)]],
+      ["Split", x.seed ? ["drawn in ", blockLink(x.split_height), " seed ", hashText(x.seed)] : ["drawn in block ", String(x.split_height), " (not yet)"]],
+      ["Public part", partText(x.public, x.status === "committed" ? "not published yet (due before claims close)" : "never published")],
+      ["Hidden part", [partText(x.hidden, x.reveal_deadline_ms ? "not revealed yet" : "revealed after claims close"),
+        x.hidden ? null : [" · due by ", x.reveal_deadline_ms ? countdown(x.reveal_deadline_ms, { testid: "holdout-reveal-by", ended: "window over" }) : fmtTime(revealBy)]]],
+      ["Terms", [`${t.finalists} finalist(s), deposit `, credits(t.deposit),
+        `, tie tolerance ${t.tie_tolerance}, reveal window ${LC.fmtDuration(t.reveal_window_ms)}`]],
+      ["Winner rule", h("span", { testid: "holdout-rule" }, x.winner_rule === "hidden_loss"
+        ? `lowest hidden loss; losses within ${t.tie_tolerance} of it are tied and the earlier claim wins`
+        : "the hidden part is not verified: the first finalist (public ranking) wins")],
+    ])));
+  }
+
+  function hiddenBoard(job) {
+    return table(["#", "Finalist", "Hidden loss", "Claimed at", ""], job.holdout.hidden_leaderboard.map((r) =>
+      h("tr", { testid: "hidden-row", dataset: { claimer: r.claimer, rank: r.rank, tied: r.tied, leading: r.leading },
+                class: r.winner ? "winner-row" : null },
+        h("td", { class: "num" }, r.rank),
+        h("td", {}, swatch(r.claimer), addressLink(r.claimer)),
+        h("td", { class: "num", testid: "hidden-loss" }, r.hidden_loss === null ? "—" : fmtLoss(r.hidden_loss)),
+        h("td", {}, blockLink(r.height)),
+        h("td", {}, r.tied ? badge("tied", "warn") : null, r.leading && !r.winner ? badge("leading", "phase") : null,
+          r.winner ? badge("winner", "ok") : null))),
+      { empty: "no finalist judged yet", testid: "hidden-leaderboard" });
   }
 
   function outcomePanel(job) {
