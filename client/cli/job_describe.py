@@ -28,6 +28,10 @@ def escrow_text(bounty: int, voter_reward: int, max_turns: int, deposit: int = 0
 def refund_reason(j: Json) -> str:
     """Why a refunded job had no verified winner, from its claims and verdicts."""
     verdicts = j.get("verdicts") or []
+    holdout = j.get("holdout") or {}
+    if holdout.get("status") == "unpublished":  # [HOLDOUT-EXPIRY.1]
+        return (f"the public part of the hidden test set was never published; the deposit of "
+                f"{holdout['terms']['deposit']} burned [HOLDOUT-FORFEIT.1]")
     if not j.get("claims"):
         return "no claims before the claims closed"
     if not verdicts:

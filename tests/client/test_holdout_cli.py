@@ -236,3 +236,27 @@ def test_status_shows_the_hidden_leaderboard_and_the_winner_rule(chain: ApiThrea
     text = "\n".join(describe_job(job_json(job, withheld), 0))
     assert f"deposit {DEPOSIT} burned: the hidden part was not revealed in the window" in text
     assert "the first finalist (public ranking) wins" in text
+
+
+def test_unpublished_public_part_burns_the_deposit(chain: ApiThread, tmp_path: Path) -> None:
+    """[HOLDOUT-EXPIRY.1] [HOLDOUT-FORFEIT.1] ``submit --no-wait`` posts without publishing
+    and says how to publish; after expiry ``job holdout publish`` is refused with the times,
+    the job is refunded but for the deposit, and ``job status`` says why."""
+    tar, _ = saved_image(tmp_path)
+    folder = v3_job_dir(tmp_path)
+    submitter = key_file(tmp_path, chain.keys["submitter"], "submitter")
+    text = run(["job", "submit", str(folder), "--image-tar", str(tar), "--voter-reward", "2",
+                "--no-wait", *submitter], chain).stdout
+    job_id = text.split()[1]
+    assert f"then publish: learningchain job holdout publish {job_id}" in text
+    client = ApiClient(chain.url)
+    client.wait_for_tx(job_id)
+    expiry = int(client.job(job_id)["spec"]["expiry_ms"])
+    chain.in_loop(lambda: chain.node.skip_to(expiry + 1))  # type: ignore[union-attr]
+    wait_until(lambda: client.job(job_id)["status"] == "refunded", what="the refund")
+    late = run(["job", "holdout", "publish", job_id, "--job-dir", str(folder), *submitter],
+               chain, code=1).output
+    assert "published before expiry; claims closed" in late and "the job is refunded" in late
+    status = run(["job", "status", job_id], chain).stdout
+    assert f"deposit of {DEPOSIT} burned" in status and "holdout    unpublished" in status
+    assert client.account(chain.keys["submitter"].address)["balance"] == 1_000 - DEPOSIT

@@ -193,6 +193,10 @@
   function refundReason(job) {
     const v = job.spec.voting;
     const last = job.verdicts[job.verdicts.length - 1];
+    if (job.holdout && job.holdout.status === "unpublished") {
+      return h("p", { testid: "refund-reason", dataset: { reason: "unpublished" } },
+        `The submitter never published the public part of its hidden test set: its deposit of ${fmtInt(job.holdout.terms.deposit)} credits burned and the rest of the escrow went back to it.`);
+    }
     if (!job.claim_count) {
       return h("p", { testid: "refund-reason", dataset: { reason: "no_claims" } },
         "No claim arrived before the claims closed. The escrow went back to the submitter.");
