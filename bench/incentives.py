@@ -88,9 +88,9 @@ def plot(param: str, label: str, rows: list[dict[str, Any]], out: Path) -> Path:
     right.plot(xs, [r["honest_profit_per_job"] for r in rows], marker="o",
                label="honest member profit / job")
     right.plot(xs, [r["eval_cost_per_job"] for r in rows], marker="s",
-               label="evaluation cost / job (graph)")
+               label="evaluation cost / job (all-honest graph)")
     right.plot(xs, [100 * r["honest_paid_share"] for r in rows], marker="^",
-               label="honest work paid (%)")
+               label="honest work paid, worst scenario (%)")
     right.set_xlabel(label)
     right.legend(fontsize=7)
     right.set_title("honest members and the graph")
@@ -128,7 +128,7 @@ def write_doc(out: Path, headline_json: dict[str, Any], results: list[Result],
         parts.append(table(rows, ["value", "lazy_echo", "lazy_echo (proposed)", "griefer",
                                   "withholding_voter", "cheater", "copier", "honest_slashed",
                                   "honest_paid_share", "honest_profit_per_job",
-                                  "eval_cost_per_job", "coalition"]))
+                                  "eval_cost_per_job", "coalition", "bound"]))
     generated = "\n".join(parts)
     doc = out / "incentives.md"
     text = doc.read_text() if doc.exists() else f"# Incentives\n\n{BEGIN}\n{END}\n"

@@ -119,9 +119,11 @@ def compare(tally: Tally, baseline: Tally) -> Result:
 
 
 def run_all(scenarios: list[Scenario], jobs: int, seed: int,
-            progress: Callable[[Result], None] | None = None) -> list[Result]:
-    """Runs each scenario beside its all-honest baseline (one baseline per parameter set)."""
-    baselines: dict[Scenario, Tally] = {}
+            progress: Callable[[Result], None] | None = None,
+            baselines: dict[Scenario, Tally] | None = None) -> list[Result]:
+    """Runs each scenario beside its all-honest baseline (one baseline per parameter set;
+    pass ``baselines`` to read them afterwards)."""
+    baselines = {} if baselines is None else baselines
     out = []
     for sc in scenarios:
         key = replace(sc, name="honest", adversaries=(), withholding_submitter=False)

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bench.incentive_sim.accounting import summarise
 from bench.incentive_sim.scenarios import Result, run_all, tolerated
-from bench.incentive_sim.world import Scenario
+from bench.incentive_sim.world import Scenario, Tally
 
 SWEPT = ("lazy_echo", "griefer", "withholding_voter", "cheater", "copier")
 """The deviations drawn on every sweep."""
@@ -49,23 +50,27 @@ SWEEPS = (
 
 
 def point(base: Scenario, jobs: int, seed: int) -> dict[str, Any]:
-    """One sweep point: each swept deviation at the tolerated share (at least one member),
-    the lazy voter again under the proposed rule, and the honest figures."""
+    """One sweep point: each swept deviation at the tolerated share (at least one member,
+    so past the bound where the bound is 0), the lazy voter again under the proposed rule,
+    and the all-honest graph's figures."""
     f = max(1, tolerated(base.members, base.voting))
     scenarios = [replace(base, name=f"{s} x{f}", adversaries=((s, f if s != "cheater" else 1),))
                  for s in SWEPT]
     proposed = replace(base, name=f"lazy_echo x{f} proposed", adversaries=(("lazy_echo", f),),
                        rules="proposed")
-    results: list[Result] = run_all([*scenarios, proposed], jobs, seed)
+    baselines: dict[Scenario, Tally] = {}
+    results: list[Result] = run_all([*scenarios, proposed], jobs, seed, baselines=baselines)
     row: dict[str, Any] = {s: r.profit_vs_honest[s] for s, r in zip(SWEPT, results, strict=False)}
     row["lazy_echo (proposed)"] = results[-1].profit_vs_honest["lazy_echo"]
-    honest = [r for r in results if r.within_tolerance]
-    row["honest_paid_share"] = min((r.summary.honest_paid_share for r in honest), default=1.0)
-    row["honest_slashed"] = sum(r.summary.honest_slashed for r in honest)
-    lazy = results[0].summary
-    row["honest_profit_per_job"] = lazy.profit_per_job.get("honest", 0.0)
-    row["eval_cost_per_job"] = lazy.verification["eval_cost_per_job"]
+    # Worst over every swept scenario, within the bound or not (at a bound of 0, none is).
+    row["honest_paid_share"] = min(r.summary.honest_paid_share for r in results)
+    row["honest_slashed"] = sum(r.summary.honest_slashed for r in results)
+    honest = summarise(baselines[replace(base, name="honest", adversaries=(),
+                                         withholding_submitter=False)])
+    row["honest_profit_per_job"] = honest.profit_per_job["honest"]
+    row["eval_cost_per_job"] = honest.verification["eval_cost_per_job"]
     row["coalition"] = f
+    row["bound"] = tolerated(base.members, base.voting)
     return row
 
 
