@@ -295,7 +295,8 @@
     }
     if (!job.turn) {
       return section("Turn", h("p", { class: "muted", testid: "turn" },
-        job.status === "open" ? "Claims are open; when they close, the best claim gets the first turn to reveal its model."
+        job.status === "open" && job.holdout ? "Claims are open, raced on the public part; when they close, the submitter reveals the hidden part and the best claims take their turns to be judged on it."
+        : job.status === "open" ? "Claims are open; when they close, the best claim gets the first turn to reveal its model."
                               : "No turn in progress."));
     }
     const t = job.turn;
