@@ -303,6 +303,8 @@ def node_commands(tmp_path: Path) -> dict[tuple[str, ...], list[str]]:
         ("job", "watch"): [job, "--timeout", "1s"],
         ("job", "fetch-model"): [job, "-o", str(tmp_path / "model.bin")],
         ("job", "submit"): [str(job_dir(tmp_path)), "--image-tar", str(tar), *key],
+        ("job", "holdout", "publish"): [job, "--job-dir", str(tmp_path), *key],
+        ("job", "holdout", "reveal"): [job, "--job-dir", str(tmp_path), *key],
     }
 
 
