@@ -77,6 +77,8 @@ def time_left(j: Json, now: int) -> str:
     """For ``job list``: time until claims close, or what the job is doing instead."""
     if j.get("settled"):
         return "-"
+    if j.get("status") == "holdout":
+        return "hidden part due"  # train/v3 [HOLDOUT-REVEAL.1]
     if j.get("status") != "open":
         return "judging"
     left = (int(j["expiry_ms"]) - now) / 1000

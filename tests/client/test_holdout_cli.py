@@ -181,6 +181,7 @@ def test_reveal_is_refused_before_expiry_and_accepted_in_the_window(chain: ApiTh
     h = job["holdout"]
     assert h["reveal_deadline_ms"] == job["phase_deadline_ms"]
     assert h["reveal_deadline_ms"] - expiry >= 10 * 60_000 - 1
+    assert "hidden part due" in run(["job", "list"], chain).stdout
 
     done = json.loads(run(["job", "holdout", "reveal", job_id, *here, *submitter, "--json"],
                           chain).stdout)
