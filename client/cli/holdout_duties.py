@@ -274,10 +274,15 @@ def publish_after_post(client: ApiClient, key: PrivateKey, job_id: str, job_dir:
                        quiet: bool) -> tuple[Json, list[str]]:
     """After ``job submit`` posted a train/v3 job: wait for the split, publish the public part
     [HOLDOUT-PUBLISH.1]; the JSON of what was done and the lines saying what comes next."""
-    j = wait_for_split(client, job_id)
-    with user_errors():
-        now = int(client.status()["time_ms"])
-    duty = publish(client, key, j, job_dir, now, quiet=quiet)
+    try:
+        j = wait_for_split(client, job_id)
+        with user_errors():
+            now = int(client.status()["time_ms"])
+        duty = publish(client, key, j, job_dir, now, quiet=quiet)
+    except UserError as e:
+        raise UserError(f"job {job_id} is posted but its public part is not published: "
+                        f"{e.raw_message}; publish before claims close with: learningchain job "
+                        f"holdout publish {job_id} --job-dir {job_dir}", code=e.code) from None
     j = get_job_json(client, job_id)
     h = holdout_of(j)
     lines = [f"split drawn in block {h['split_height']} (seed {h['seed'][:16]}…): "
@@ -314,7 +319,7 @@ class WatchDuties:
             check_submitter(self.key, j)
             find_secret(self.job_dir, j)
         except UserError as e:
-            return f"{e.message}; only watching"
+            return f"{e.raw_message}; only watching"
         return ""
 
     def step(self, client: ApiClient, j: Json, now: int) -> list[Json]:
@@ -335,8 +340,8 @@ class WatchDuties:
             duty = (publish if part == "public" else reveal)(client, self.key, j, self.job_dir,
                                                              now, quiet=True)
         except UserError as e:
-            if e.message in self._failed:
+            if e.raw_message in self._failed:
                 return []
-            self._failed.add(e.message)
-            return [{"event": "duty_failed", "part": part, "reason": e.message}]
+            self._failed.add(e.raw_message)
+            return [{"event": "duty_failed", "part": part, "reason": e.raw_message}]
         return [{"event": "duty", **duty.json()}]
