@@ -263,7 +263,8 @@ def test_unpublished_public_part_burns_the_deposit(chain: ApiThread, tmp_path: P
     assert client.account(chain.keys["submitter"].address)["balance"] == 1_000 - DEPOSIT
 
 
-def test_publish_resumes_an_interrupted_submit(chain: ApiThread, tmp_path: Path) -> None:
+def test_publish_resumes_an_interrupted_submit(chain: ApiThread, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """[HOLDOUT-PUBLISH.1] After ``submit --no-wait``, ``job holdout publish`` (run in the job
     folder) refuses a pool whose sample changed since the commitment, naming it, and publishes
     the committed samples once they are back."""
@@ -279,16 +280,12 @@ def test_publish_resumes_an_interrupted_submit(chain: ApiThread, tmp_path: Path)
     sample = folder / "pool" / f"shard-{first:02d}.csv"  # a public sample (names sort by index)
     original = sample.read_text()
     sample.write_text("label,p0\n9,9\n")
-    cwd = os.getcwd()
-    os.chdir(folder)  # --job-dir defaults to the current folder
-    try:
-        bad = run(["job", "holdout", "publish", job_id, *submitter], chain, code=1).output
-        assert "cannot pack the public part" in bad and sample.name in bad, bad
-        assert "changed since the pool was committed" in bad, bad
-        sample.write_text(original)
-        text = run(["job", "holdout", "publish", job_id, *submitter], chain).stdout
-    finally:
-        os.chdir(cwd)
+    monkeypatch.chdir(folder)  # --job-dir defaults to the current folder
+    bad = run(["job", "holdout", "publish", job_id, *submitter], chain, code=1).output
+    assert "cannot pack the public part" in bad and sample.name in bad, bad
+    assert "changed since the pool was committed" in bad, bad
+    sample.write_text(original)
+    text = run(["job", "holdout", "publish", job_id, *submitter], chain).stdout
     assert f"public part of job {job_id} published in block" in text
     assert "reveal with: learningchain job holdout reveal" in text
     assert client.job(job_id)["holdout"]["public"] is not None
