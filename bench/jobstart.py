@@ -1,0 +1,145 @@
+"""Job start: from ``job submit`` to training started, for a worker on an engine of its own.
+
+A graph of two validators (``tests/client/image_layers_graph.py``): node0 works on
+a private dockerd that holds the base image only (loaded, as a worker that had the
+canonical base [JOB-IMAGE.9]); the submitter posts the template job to node1 from
+the host engine. Two runs of the same job:
+
+- **by layer** (the default of ``job submit`` [JOB-IMAGE.6-8]): the image's split
+  into layer blobs is made first (``seconds_split_once``: one ``docker save``,
+  what a first submit of a newly built image pays once; later submits read the
+  cache) and the base's layer blobs are put on node1 (a graph that ran a job
+  before holds them), then ``job submit`` is timed to the training container on
+  the worker's engine;
+- **whole image** (``--whole-image``, the form of today): the saved tar is
+  exported, uploaded and fetched whole; the job image is first removed from the
+  worker's engine so that it is really loaded again.
+
+``bytes_moved``: image bytes that reached the worker's node from its peer (its
+``blob_fetched_bytes`` counter, less the job's data blobs, which travel the same
+in both runs). Needs root (a private dockerd) and the host engine's base image
+(``make setup``). Last line: one JSON object.
+
+    .venv/bin/python bench/jobstart.py
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from client.api.http_client import ApiClient
+from client.devnet.processes import down
+from sandbox.base_image import BASE_TAG
+from sandbox.engine import connect
+from sandbox.image_publish import LayerCache
+from sandbox.job_sources import read_record
+from tests.client.image_layers_graph import (
+    SUBMIT_NODE,
+    cli,
+    fetched_bytes,
+    start_graph,
+    submit,
+    wait_idle,
+    wait_training,
+)
+from tests.framework.dockerd import PrivateDockerd
+from tests.framework.ports import free_base_port
+
+
+def run(tmp: Path) -> dict[str, object]:
+    host = connect(600)
+    job_dir = tmp / "job"
+    cli("job", "init", str(job_dir))
+    t = time.monotonic()
+    cli("job", "build", str(job_dir))
+    build_s = time.monotonic() - t
+    record = read_record(job_dir)
+    assert record is not None
+    image_id = record.image_id
+    cache = tmp / "image-cache"  # empty: the base's layers are split too, as on a first submit
+    t = time.monotonic()
+    published = LayerCache(cache).publish(host, image_id)
+    split_s = time.monotonic() - t
+    base_layers = len(host.images.get(BASE_TAG).attrs["RootFS"]["Layers"])
+    own = published.manifest.layers[base_layers:]
+    own_bytes = sum(layer.size for layer in own)
+    print(f"image {image_id[:19]}: {len(published.manifest.layers)} layers, "
+          f"{published.manifest.total_size} bytes; the job's own {len(own)} layer(s): "
+          f"{own_bytes} bytes, config {published.manifest.config_size} bytes, manifest "
+          f"{published.manifest_file.size} bytes; split once in {split_s:.1f} s")
+    with PrivateDockerd(log_file=tmp / "private-dockerd.log") as engine:
+        t = time.monotonic()
+        engine.load_from_host(host, BASE_TAG)
+        print(f"worker engine: base image loaded in {time.monotonic() - t:.1f} s")
+        worker_engine = engine.client(timeout=600)
+        root = tmp / "graph"
+        layout = start_graph(root, engine.host, free_base_port(2))
+        try:
+            # The graph holds the canonical base already (an earlier job brought it), as
+            # in steady state: its layer blobs go to the submitter's node before timing.
+            t = time.monotonic()
+            api = ApiClient(layout.nodes[SUBMIT_NODE].api_url, timeout=600)
+            for part in published.parts:
+                if part.what.startswith("layer") and part.size > own_bytes:
+                    api.upload_blob(part.path)
+            seed_s = time.monotonic() - t
+            print(f"the graph's node1 holds the base's layers ({seed_s:.1f} s to upload)")
+            results = {}
+            for form, extra in (("layers", ()), ("whole", ("--whole-image",))):
+                if form == "whole":
+                    worker_engine.images.remove(image_id, force=True)
+                before = fetched_bytes(layout)
+                posted = submit(layout, job_dir, *extra, env={"LC_IMAGE_CACHE": str(cache)})
+                job_id = posted.info["job_id"]
+                started = wait_training(worker_engine, job_id, 600)
+                seconds = started - posted.started
+                data = sum(int(d["size"]) for d in posted.info["data"].values())
+                moved = fetched_bytes(layout) - before - data
+                results[form] = {"seconds": seconds, "moved": moved, "submit_s": posted.submit_s,
+                                 "uploaded": posted.info["image_uploaded_bytes"]}
+                print(f"{form}: training started {seconds:.1f} s after job submit "
+                      f"(submit itself {posted.submit_s:.1f} s, uploaded "
+                      f"{posted.info['image_uploaded_bytes']} image bytes); {moved} image bytes "
+                      f"reached the worker's node")
+                wait_idle(worker_engine, job_id, 600)
+        finally:
+            down(root)
+    lay, whole = results["layers"], results["whole"]
+    return {
+        "bytes_moved": lay["moved"],
+        "seconds_to_training": round(float(lay["seconds"]), 2),
+        "bytes_moved_whole_image": whole["moved"],
+        "seconds_to_training_whole_image": round(float(whole["seconds"]), 2),
+        "job_own_layer_bytes": own_bytes,
+        "bytes_moved_per_own_layer_byte": round(lay["moved"] / own_bytes, 2),
+        "config_bytes": published.manifest.config_size,
+        "manifest_bytes": published.manifest_file.size,
+        "image_total_bytes": published.manifest.total_size,
+        "bytes_uploaded": lay["uploaded"],
+        "bytes_uploaded_whole_image": whole["uploaded"],
+        "seconds_submit": round(float(lay["submit_s"]), 2),
+        "seconds_submit_whole_image": round(float(whole["submit_s"]), 2),
+        "seconds_split_once": round(split_s, 2),
+        "seconds_seed_base_upload": round(seed_s, 2),
+        "seconds_build": round(build_s, 2),
+    }
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="lc-jobstart-"))
+    try:
+        result = run(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
