@@ -69,6 +69,12 @@ def standard(base: Scenario, *, strategies: Iterable[str] = SINGLE,
         # A known open finding, reported apart: max_turns sacrificial cheaters on one job.
         out.append(replace(base, name=f"open/exhauster x{base.voting.max_turns}",
                            adversaries=(("exhauster", base.voting.max_turns),)))
+    if coalitions:
+        # A known open finding: the submitter picks its own quorum (up to 1000 permille),
+        # and then one colluding verifier that withholds blocks every quorum.
+        out.append(replace(base, name="open/withholding_submitter quorum 1000 x1",
+                           adversaries=(("withholding_voter", 1),), withholding_submitter=True,
+                           submitter_voting=replace(base.voting, quorum_permille=1000)))
     if beyond:  # past the bound: shown, never asserted
         out += [replace(base, name=f"beyond/{s} x{f + 1}", adversaries=((s, f + 1),))
                 for s in ("cartel", "griefer", "withholding_voter")]
@@ -126,7 +132,8 @@ def run_all(scenarios: list[Scenario], jobs: int, seed: int,
     baselines = {} if baselines is None else baselines
     out = []
     for sc in scenarios:
-        key = replace(sc, name="honest", adversaries=(), withholding_submitter=False)
+        key = replace(sc, name="honest", adversaries=(), withholding_submitter=False,
+                      submitter_voting=None)
         if key not in baselines:
             baselines[key] = run(key, jobs, seed)
         result = compare(run(sc, jobs, seed), baselines[key])

@@ -46,6 +46,9 @@ class Scenario:
     voting: Voting = Voting()
     economy: Economy = Economy()
     verifier_bond: int = 10
+    submitter_voting: Voting | None = None
+    """The second submitter's own job parameters (None: ``voting``), e.g. a quorum of
+    1000 permille that one withholding verifier can block."""
     withholding_submitter: bool = False
     """The second submitter counts on its colluding verifiers (withholding_voter)
     to force 'no quorum' refunds after it has seen the revealed models."""
@@ -154,7 +157,8 @@ class World:
         self.strategy = {f"m{i:02d}": s for i, s in enumerate(strategies)}
         self.outsiders = {n: [f"{n}-sybil{k}" for k in range(s.outsider_keys)]
                           for n, s in self.strategy.items()}
-        escrow = scenario.voting.bounty + scenario.voting.voter_reward * scenario.voting.max_turns
+        escrow = max(v.bounty + v.voter_reward * v.max_turns
+                     for v in (scenario.voting, scenario.submitter_voting or scenario.voting))
         self.submitters = ("sub_a", "sub_b")
         balances = {n: MEMBER_BALANCE for n in self.strategy}
         balances.update({s: escrow * (jobs // 2 + 2) for s in self.submitters})
@@ -198,8 +202,11 @@ class World:
 
     def _post(self) -> None:
         submitter = self.submitters[self.posted % 2]
-        expiry = self.d.now + BLOCK_MS * (1 + self.sc.voting.claim_blocks)
-        self.d.post_job(submitter, job_spec(self.sc.voting, expiry, self.posted))
+        voting = self.sc.voting
+        if submitter == "sub_b" and self.sc.submitter_voting is not None:
+            voting = self.sc.submitter_voting
+        expiry = self.d.now + BLOCK_MS * (1 + voting.claim_blocks)
+        self.d.post_job(submitter, job_spec(voting, expiry, self.posted))
         self._posting = JobInfo(self.posted, submitter)
         self.posted += 1
 

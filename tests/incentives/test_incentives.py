@@ -118,7 +118,20 @@ def test_threat_exhaust_1_sacrificial_cheaters_can_use_up_a_jobs_turns(
     job far below reach and insist use up its voted turns with cheat verdicts [JOB-TURN.1];
     the honest claim behind them never gets a turn and the job is refunded. Each of them
     is banned and burned, so the attack never pays, but that honest work goes unpaid."""
-    [finding] = figures["open_findings"].values()
+    finding = figures["open_findings"]["open/exhauster x3"]
     assert finding["honest_paid_share"] < 1.0
     assert finding["honest_slashed"] == 0
     assert finding["profit_vs_honest"]["exhauster"] < 0
+
+
+def test_threat_quorum_1_a_submitters_unanimous_quorum_lets_one_verifier_refund_its_jobs(
+        figures: dict[str, Any]) -> None:
+    """[THREAT-QUORUM.1] An open finding, measured: a submitter may set its job's quorum
+    to 1000 permille [JOB-POST.1]; then one colluding verifier that withholds its vote
+    makes every turn it is eligible for 'no quorum' after the model was revealed, and the
+    escrow returns to the submitter [VOTE-VERDICT.2], which keeps the model. The pair
+    gains against honest behaviour and honest work goes unpaid."""
+    finding = figures["open_findings"]["open/withholding_submitter quorum 1000 x1"]
+    assert finding["profit_vs_honest"]["withholding_submitter"] > 0
+    assert finding["honest_paid_share"] < 1.0
+    assert finding["honest_slashed"] == 0
