@@ -98,7 +98,10 @@ class LayerCache:
             blob_bytes, unpacked = json.loads(stem.with_suffix(".sizes").read_text())
         except (OSError, ValueError):
             return None
-        manifest = parse_manifest(data)
+        try:
+            manifest = parse_manifest(data)
+        except ImageManifestError:
+            return None  # a damaged cache entry: split again
         if manifest.image_id != image_id or any(
                 self.layer_ref(layer.diff_id) != layer for layer in manifest.layers):
             return None

@@ -26,7 +26,7 @@ from tests.client.image_layers_graph import (
     submit,
     wait_training,
 )
-from tests.framework.dockerd import PrivateDockerd, cache_dir
+from tests.framework.dockerd import PrivateDockerd
 from tests.framework.ports import free_base_port
 from tests.framework.wait import scaled
 
@@ -41,8 +41,8 @@ def test_job_image_8_a_worker_on_its_own_engine_fetches_only_the_jobs_layers_and
         job_dir = tmp_path / "job"
         cli("job", "init", str(job_dir))
         before = fetched_bytes(layout)
-        # The split of the image is cached between runs, as a submitter's would be.
-        posted = submit(layout, job_dir, env={"LC_IMAGE_CACHE": str(cache_dir() / "images")})
+        posted = submit(layout, job_dir)  # the default cache of the image's split
+
         info = posted.info
         assert info["image_by_layer"] is True
         job_id = info["job_id"]
