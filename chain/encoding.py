@@ -25,8 +25,25 @@ INT_MIN = -(2**63)
 INT_MAX = 2**64 - 1
 
 
+_PLAIN = frozenset({str, bytes, bool, type(None)})
+"""Exact types that encode as they are (subclasses take the general path)."""
+
+
 def _normalise(value: Any) -> Any:
     """Checks a value tree is encodable and returns it with map keys sorted."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is int:
+        if not INT_MIN <= value <= INT_MAX:
+            raise DecodeError(f"integer out of range: {value}", code="int_range")
+        return value
+    if kind is list or kind is tuple:
+        return [v if type(v) in _PLAIN else _normalise(v) for v in value]
+    return _normalise_other(value)
+
+
+def _normalise_other(value: Any) -> Any:
     if value is None or isinstance(value, bool | str | bytes):
         return value
     if isinstance(value, memoryview | bytearray):  # zero-copy views (e.g. received chunks)
@@ -58,6 +75,37 @@ def _reject_ext(code: int, data: bytes) -> Any:
     raise DecodeError(f"msgpack ext type {code} is not allowed", code="ext_type")
 
 
+class _HasMap(DecodeError):
+    """Not an error of the input: a map leaves the fast path for the full check."""
+
+
+def _no_maps(pairs: Any) -> Any:
+    raise _HasMap("map")
+
+
+_SLOW = object()
+_NON_FINITE = (b"\xcb\x7f", b"\xcb\xff")
+"""A float64 NaN or infinity starts with these two bytes (exponent all ones)."""
+
+
+def _decode_fast(data: bytes) -> Any:
+    """The common case in C: no maps, no non-finite float, and ``packb`` gives the bytes back.
+
+    For such a tree ``encode(value)`` is ``packb(value)`` (every msgpack integer is in range,
+    nothing to sort), so this accepts exactly what the full check accepts; anything else
+    (a map, a possible NaN, a mismatch, an error) returns ``_SLOW`` and takes the full path,
+    which gives the error."""
+    if _NON_FINITE[0] in data or _NON_FINITE[1] in data:
+        return _SLOW
+    try:
+        value = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True,
+                                ext_hook=_reject_ext, object_pairs_hook=_no_maps)
+        again = msgpack.packb(value, use_bin_type=True, use_single_float=False)
+    except Exception:
+        return _SLOW
+    return value if again == data else _SLOW
+
+
 def decode(data: bytes, *, max_size: int = MAX_ENCODED_SIZE) -> Any:
     """Decodes one canonical value, rejecting anything else with ``DecodeError``."""
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -65,6 +113,9 @@ def decode(data: bytes, *, max_size: int = MAX_ENCODED_SIZE) -> Any:
     data = bytes(data)
     if len(data) > max_size:
         raise DecodeError(f"object of {len(data)} bytes exceeds limit {max_size}", code="oversized")
+    fast = _decode_fast(data)
+    if fast is not _SLOW:
+        return fast
     try:
         value = msgpack.unpackb(
             data,

@@ -10,6 +10,7 @@ Pure logic: no I/O, time is passed in.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
@@ -72,6 +73,9 @@ class Mempool:
         return tx_hash in self._txs
 
     def add_bytes(self, data: bytes, now_ms: int) -> AddResult:
+        pending = self._txs.get(hashlib.sha256(data).digest())
+        if pending is not None:  # same hash, same bytes: no need to parse them again
+            return AddResult(Admission.DUPLICATE, "duplicate", "already pending", pending)
         try:
             tx = SignedTransaction.decode(data)
         except DecodeError as e:

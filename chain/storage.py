@@ -98,11 +98,14 @@ def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:
         return
     dialect = conn.dialect.name
     if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    elif dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
-    else:
+        conn.exec_driver_sql("INSERT INTO state (tbl, key, value) VALUES (?, ?, ?) "
+                             "ON CONFLICT (tbl, key) DO UPDATE SET value = excluded.value",
+                             [(r["tbl"], r["key"], r["value"]) for r in rows])
+        return
+    if dialect != "postgresql":
         raise StorageError(f"unsupported database {dialect!r} (use sqlite or postgresql)")
+    from sqlalchemy.dialects.postgresql import insert
+
     stmt = insert(state_table)
     conn.execute(stmt.on_conflict_do_update(index_elements=["tbl", "key"],
                                             set_={"value": stmt.excluded.value}), rows)
@@ -164,8 +167,14 @@ class Storage:
                                                   "data": block.encode(),
                                                   "certificate": certificate}])
             if block.txs:
-                conn.execute(txs_table.insert(), [{"hash": tx.hash, "height": h.height, "idx": i}
-                                                  for i, tx in enumerate(block.txs)])
+                if conn.dialect.name == "sqlite":  # thousands of rows: skip SQLAlchemy's binding
+                    conn.exec_driver_sql("INSERT INTO txs (hash, height, idx) VALUES (?, ?, ?)",
+                                         [(tx.hash, h.height, i)
+                                          for i, tx in enumerate(block.txs)])
+                else:
+                    conn.execute(txs_table.insert(),
+                                 [{"hash": tx.hash, "height": h.height, "idx": i}
+                                  for i, tx in enumerate(block.txs)])
             _upsert(conn, upserts)
             if deletes:
                 match = ((state_table.c.tbl == sa.bindparam("t"))

@@ -496,7 +496,9 @@ def _paths() -> dict[str, S]:
             tags=("chain",))},
         "/txs/batch": {"post": _op(
             "Submit transactions in a batch",
-            {"200": _json(ref("BatchResult"), "Each admitted in order; the others listed"),
+            {"200": _json(ref("BatchResult"),
+                          "Each admitted in order; the others listed (after the first "
+                          "mempool_full, the rest: full or duplicate)"),
              "400": _error("Not a msgpack array of byte strings, or too many"),
              "413": _error("Body too large"), "415": _error("Wrong content type")},
             body={"required": True, "content": OCTET}, tags=("chain",))},

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -345,7 +346,10 @@ class ApiServer:
         Body: canonical msgpack array of raw signed transactions, at most
         ``MAX_TX_BATCH`` of them and ``MAX_TX_BATCH_BYTES`` in all. Each is
         admitted in order, exactly as ``POST /txs`` would; the answer lists
-        the ones that were not, with the mempool's reason.
+        the ones that were not, with the mempool's reason. Once the pool
+        answers ``mempool_full``, the rest of the batch is answered from each
+        transaction's hash (pending: a duplicate; else ``full``) without being
+        parsed: the pool cannot empty while the batch is handled.
         """
         if request.content_type != "application/octet-stream":
             raise ApiProblem(415, "unsupported_media_type",
@@ -365,7 +369,18 @@ class ApiServer:
             raise BadInput("bad_batch", f"at most {MAX_TX_BATCH} transactions per batch")
         accepted = duplicates = 0
         rejected: list[dict[str, object]] = []
+        mempool = getattr(self.node, "mempool", None)
+        full: dict[str, object] | None = None
         for index, wire in enumerate(wires):
+            if full is not None and mempool is not None:
+                # The pool stays full for the rest of this batch (nothing leaves it while we
+                # run): answer each new transaction 'full' from its hash, without parsing
+                # and re-checking what the client must send again anyway.
+                if hashlib.sha256(wire).digest() in mempool:
+                    duplicates += 1
+                else:
+                    rejected.append({**full, "index": index})
+                continue
             try:
                 tx = SignedTransaction.decode(wire)
             except DecodeError as e:
@@ -380,6 +395,8 @@ class ApiServer:
             else:
                 rejected.append({"index": index, "status": str(result.status),
                                  "code": result.code, "message": result.message})
+                if result.status == Admission.FULL and result.code == "mempool_full":
+                    full = rejected[-1]
         return web.json_response({"accepted": accepted, "duplicates": duplicates,
                                   "rejected": rejected})
 

@@ -308,6 +308,32 @@ async def test_batch_of_transactions_is_admitted_in_order_with_reasons(tmp_path:
 
 
 
+async def test_batch_answers_the_rest_full_from_hashes_once_the_pool_is_full(
+        tmp_path: Path) -> None:
+    """After the first 'mempool_full' nothing can leave the pool while the batch runs: the
+    rest is answered from each transaction's hash, pending ones as duplicates, without
+    parsing them (a load generator re-sends the same batch tail many times)."""
+    from chain.encoding import encode
+    from chain.mempool import MempoolLimits
+    from chain.transactions import sign_transaction
+
+    async with running_api(tmp_path) as api, aiohttp.ClientSession() as s:
+        api.node.mempool.limits = MempoolLimits(max_txs=3)
+        alice, bob = api.keys["alice"], api.keys["bob"]
+        chain_id = api.genesis.chain_id
+        txs = [sign_transaction(alice, chain_id, n, Transfer(bob.address, Amount(1)))
+               for n in range(5)]
+        body = encode([tx.wire for tx in txs] + [txs[1].wire, b"\x00junk"])
+        answer = await call(s, api, "POST", "/txs/batch", expect=200, data=body,
+                            headers={"Content-Type": "application/octet-stream"})
+        assert answer["accepted"] == 3 and answer["duplicates"] == 1
+        assert [(r["index"], r["status"], r["code"]) for r in answer["rejected"]] == [
+            (3, "full", "mempool_full"), (4, "full", "mempool_full"),
+            (6, "full", "mempool_full")]
+        block = await api.node.commit_block()
+        assert [t.hash for t in block.txs] == [t.hash for t in txs[:3]]
+
+
 def genesis_supply(api: Api) -> int:
     """Balances plus the genesis verifiers' bonds [GENESIS-VERIFIERS.1]."""
     bonds = len(api.genesis.verifiers) * api.genesis.params.verifier_bond

@@ -18,6 +18,8 @@ def test_admits_valid_chain_of_nonces_and_rejects_with_reason() -> None:
         tx = sign_transaction(key, "test-chain", nonce, Transfer(chain.addr("bob"), Amount(100)))
         assert pool.add(tx, chain.now).accepted
     assert pool.add(tx, chain.now).status == Admission.DUPLICATE
+    again = pool.add_bytes(tx.wire, chain.now)  # known by its hash, not parsed again
+    assert (again.status, again.tx) == (Admission.DUPLICATE, tx)
     gap = sign_transaction(key, "test-chain", 7, Transfer(chain.addr("bob"), Amount(1)))
     assert pool.add(gap, chain.now).code == "bad_nonce"
     # 1000 credits: 3 x 100 pending, so 800 more does not fit.
