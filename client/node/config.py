@@ -131,6 +131,9 @@ class WorkerPolicy:
     """Re-evaluate revealed models and vote (when this node is an eligible voter)."""
     cheat_loss_factor: float = 0.0
     """DEMO/TEST ONLY: when > 0, claim ``factor * measured loss`` (a lie the vote must catch)."""
+    overfit_public: bool = False
+    """DEMO/TEST ONLY: train on a train/v3 job's public validation part instead of its
+    training data (an honest claim of an overfit model, which the hidden part must beat)."""
 
 
 @dataclass(frozen=True, slots=True)
