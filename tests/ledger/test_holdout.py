@@ -353,3 +353,53 @@ def test_hidden_part_size_keeps_sampling_noise_inside_the_tie_tolerance() -> Non
     assert beyond_tie(m) <= 0.08
     assert beyond_tie(max(1, m // 4)) >= 0.15
     assert min_hidden_samples(0.35, 0.05) == 392  # one example per sample: shards help
+
+
+def test_a_finalist_that_never_reveals_forfeits_its_turn_and_the_next_claim_is_judged() -> None:
+    """[HOLDOUT-FINALIST.1] [JOB-REVEAL.1] alice (best public claim) never reveals: her turn is
+    forfeited, not counted; bob's turn follows, he is the only finalist and, with no turn
+    left, the winner [HOLDOUT-WINNER.1]; the deposit returns."""
+    chain = Chain()
+    before = chain.balance("submitter")
+    job_id = race(chain)
+    chain.block(chain.tx("submitter", HoldoutReveal(Hash32(job_id), HIDDEN)))
+    chain.block(at=chain.job(job_id).phase_deadline_ms)  # alice's reveal window ends
+    job = chain.job(job_id)
+    assert job.verdicts[-1].outcome == Outcome.FORFEIT and job.current == chain.addr("bob")
+    chain.block(chain.reveal("bob", job_id))
+    holdout_round(chain, job_id, "bob", honest(hidden=0.25, public=0.20))
+    job = chain.job(job_id)
+    assert job.status == JobStatus.PAID and job.winner == chain.addr("bob")
+    holdout = chain.state.holdout(job_id)
+    assert holdout is not None and [f.claimer for f in holdout.finalists] == [chain.addr("bob")]
+    assert chain.balance("submitter") == before - 100 - reward_paid()
+    assert not chain.state.account(chain.addr("alice")).banned
+
+
+def test_the_submitter_cannot_pick_the_split() -> None:
+    """[HOLDOUT-SPLIT.1] The same signed post, followed by two different next blocks (any
+    other member's transaction changes its hash), gets two different splits: the seed
+    comes from a block that did not exist when the post was signed."""
+    from chain.holdout import public_indices
+    from chain.transactions import Transfer
+
+    splits = []
+    for other in (None, "alice"):
+        chain = Chain()
+        job_id = post(chain)
+        if other is None:
+            chain.block()
+        else:
+            chain.block(chain.tx(other, Transfer(chain.addr("bob"), Amount(1))))
+        chain.block()
+        holdout = chain.state.holdout(job_id)
+        assert holdout is not None and holdout.seed is not None
+        splits.append((job_id, holdout.seed, public_indices(holdout.seed, 10, 500)))
+    (job_a, seed_a, public_a), (job_b, seed_b, public_b) = splits
+    assert job_a == job_b and seed_a != seed_b
+    # and over many possible next blocks, every sample is sometimes public, sometimes hidden
+    seen: dict[int, set[int]] = {i: set() for i in range(10)}
+    for k in range(64):
+        for i in public_indices(split_seed(job_a, bytes([k]) * 32), 10, 500):
+            seen[i].add(k)
+    assert all(0 < len(v) < 64 for v in seen.values())
