@@ -6,7 +6,8 @@ here). So the save is streamed straight into a cache of layer files keyed by
 ``diff_id`` (no saved tar is written), and an image split once is never
 exported again: the next ``job submit`` of the same image reads the cache.
 A layer the cache holds already (the base's, after any first submit) is not
-written or hashed again.
+written or hashed again (``_stream``: passed over by its size, then proved by
+the config's digest of a cached, checked file).
 
 Cache layout under ``root``: ``layers/<diff hex>.tar`` with ``.ref``
 (``blob hex size``), ``images/<image hex>.lcimg`` (the manifest blob),
@@ -26,7 +27,7 @@ from typing import IO, Any
 
 from chain.content import CHUNK_SIZE, blob_id, blob_id_of_bytes
 from sandbox.errors import ImageBlobError
-from sandbox.image_check import ImageSizes, measure_layers
+from sandbox.image_check import ImageSizes, unpacked_layers
 from sandbox.image_layers import (
     MAX_CONFIG_BYTES,
     MAX_MANIFEST_BYTES,
@@ -131,17 +132,22 @@ class LayerCache:
             return found
         self.layers.mkdir(parents=True, exist_ok=True)
         self.images.mkdir(parents=True, exist_ok=True)
-        try:
-            chunks = client.images.get(image_id).save(chunk_size=CHUNK_SIZE, named=False)
-            small, big = self._stream(chunks)
-        except ImageManifestError:
-            raise
-        except Exception as e:  # docker errors, a cut stream, a full disk
-            raise ImageBlobError(f"could not export {image_id}: {type(e).__name__}: {e}"
-                                 ) from e
-        manifest, config = self._index(image_id, small, big)
-        sizes = measure_layers([self.layer_path(x.diff_id) for x in manifest.layers],
-                               manifest.total_size)
+        for skip in (True, False):
+            try:
+                chunks = client.images.get(image_id).save(chunk_size=CHUNK_SIZE, named=False)
+                small, big = self._stream(chunks, skip)
+            except ImageManifestError:
+                raise
+            except Exception as e:  # docker errors, a cut stream, a full disk
+                raise ImageBlobError(f"could not export {image_id}: {type(e).__name__}: {e}"
+                                     ) from e
+            try:
+                manifest, config = self._index(image_id, small, big)
+                break
+            except _Skipped:  # a skipped file was not a cached layer after all: read all
+                continue
+        sizes = ImageSizes(manifest.total_size,
+                           sum(self._unpacked(x.diff_id) for x in manifest.layers))
         size = client.api.inspect_image(image_id).get("Size")
         sizes = ImageSizes(sizes.blob_bytes, max(sizes.unpacked_bytes,
                                                  size if isinstance(size, int) else 0))
@@ -152,9 +158,29 @@ class LayerCache:
         _write(stem.with_suffix(".lcimg"), manifest.to_bytes())
         return self._published(manifest, sizes, exported=True)
 
-    def _stream(self, chunks: Iterator[bytes]) -> tuple[dict[str, bytes], dict[str, str]]:
+    def _unpacked(self, diff_id: str) -> int:
+        """[JOB-IMAGE.5] A cached layer's unpacked size, measured once (the measure adds up)."""
+        side = self.layer_path(diff_id).with_suffix(".unpacked")
+        try:
+            return int(side.read_text())
+        except (OSError, ValueError):
+            value = unpacked_layers([self.layer_path(diff_id)], None)
+            _write(side, f"{value}\n".encode())
+            return value
+
+    def _stream(self, chunks: Iterator[bytes], skip: bool
+                ) -> tuple[dict[str, bytes], dict[str, str]]:
         """Reads the save stream: small files kept in memory, every file over 1 MiB hashed
-        into the layer cache. Returns (name -> bytes, name -> diff_id)."""
+        into the layer cache. Returns (name -> bytes, name -> diff_id).
+
+        With ``skip``, a large file of the same size as a cached layer is passed over
+        unread (``"skipped <size>"``): the base's gigabyte is not hashed or written
+        again. ``_index`` accepts it only if the config's layer at that place is a cached
+        layer of that size; the file published is then the cached one, checked when it
+        was written, so a wrong guess can only cost a second, full read.
+        """
+        cached = {int(ref.read_text().split()[1]) for ref in self.layers.glob("*.ref")} \
+            if skip else set()
         small: dict[str, bytes] = {}
         big: dict[str, str] = {}
         with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|",  # type: ignore[call-overload]
@@ -162,9 +188,12 @@ class LayerCache:
             for member in archive:
                 if not member.isreg():
                     continue
+                name = member.name.lstrip("/")
+                if member.size > CHUNK_SIZE and member.size in cached:
+                    big[name] = f"skipped {member.size}"
+                    continue
                 handle = archive.extractfile(member)
                 assert handle is not None
-                name = member.name.lstrip("/")
                 if member.size <= CHUNK_SIZE:
                     small[name] = handle.read()
                 else:
@@ -216,6 +245,10 @@ class LayerCache:
             else:
                 found = big.get(name, "")
             ref = self.layer_ref(diff_id)
+            if found.startswith("skipped "):
+                if ref is None or ref.size != int(found.split()[1]):
+                    raise _Skipped(name)
+                found = diff_id
             if found != diff_id or ref is None:
                 raise ImageManifestError(f"{image_id}: layer {name} has digest {found or '?'}, "
                                          f"the config says {diff_id}")
@@ -225,6 +258,10 @@ class LayerCache:
         if len(manifest.to_bytes()) > MAX_MANIFEST_BYTES:
             raise ImageBlobError(f"{image_id}: too many layers ({len(layers)}) for a manifest")
         return manifest, config
+
+
+class _Skipped(Exception):
+    """A file passed over unread was not the cached layer its size suggested."""
 
 
 class _ChunkReader:
