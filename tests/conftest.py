@@ -7,9 +7,9 @@
   compared when it ends (``tests/framework/host_engine.py``): a session that
   stopped the machine's dockerd or touched its owner's containers fails, even
   if every test passed.
-- ``private_dockerd``: a Docker engine of the test's own, holding the base image
-  (``tests/framework/dockerd.py``), for tests that stop an engine or need a node
-  with an engine of its own.
+- ``private_dockerd``: a Docker engine apart from the machine's, holding only the base
+  image (``tests/framework/dockerd.py``), for tests that stop an engine or need a node
+  with an engine of its own; one per session, reset for each test.
 - The header shows ``LC_TIMEOUT_FACTOR`` (``tests/framework/wait.py``).
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -77,12 +76,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter.write_line(f"host Docker engine untouched: {before.describe()}")
 
 
-@pytest.fixture
-def private_dockerd(tmp_path: Path) -> Iterator[PrivateDockerd]:
-    """A private engine with the base image loaded, removed completely after the test.
+@pytest.fixture(scope="session")
+def shared_private_dockerd(
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PrivateDockerd, str]]:
+    """One private engine per session with the base image loaded, and the base image's id.
 
-    The base image comes from the host engine (built by ``make setup``) through a
-    cached ``docker save`` tar; the engine's log is kept as ``private-dockerd.log``.
+    Starting an engine and loading the gigabyte base image into it takes 10-20 s; the
+    tests that need one share it through ``private_dockerd``, which resets it first.
     """
     from sandbox.base_image import BASE_TAG, ensure_base_image
     from sandbox.engine import connect
@@ -92,11 +92,24 @@ def private_dockerd(tmp_path: Path) -> Iterator[PrivateDockerd]:
             raise RuntimeError("CI runs as root: a private dockerd must be tested there")
         pytest.skip("a private dockerd needs root")
     PrivateDockerd.sweep_orphans()
-    host = connect()
-    try:
-        ensure_base_image(host, log=lambda _m: None)
-        with PrivateDockerd(log_file=tmp_path / "private-dockerd.log") as engine:
-            engine.load_from_host(host, BASE_TAG)
-            yield engine
-    finally:
-        host.close()
+    log_file = tmp_path_factory.mktemp("private-dockerd") / "private-dockerd.log"
+    with PrivateDockerd(log_file=log_file) as engine:
+        host = connect()
+        try:
+            ensure_base_image(host, log=lambda _m: None)
+            base = engine.load_from_host(host, BASE_TAG)
+        finally:
+            host.close()
+        yield engine, base
+
+
+@pytest.fixture
+def private_dockerd(shared_private_dockerd: tuple[PrivateDockerd, str]) -> PrivateDockerd:
+    """A private engine holding only the base image, as a new one would: the session's
+    engine (``shared_private_dockerd``), started if a test left it stopped, its containers
+    and every other image removed. It is stopped and removed completely when the session
+    ends; its log is ``private-dockerd.log`` in the session's temporary directory.
+    """
+    engine, base = shared_private_dockerd
+    engine.reset(keep_images={base})
+    return engine

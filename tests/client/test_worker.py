@@ -4,6 +4,10 @@ Each scenario posts the template digits job with short windows and lets
 real ``Worker``s run it: train, claim, reveal, verify, vote. Several
 workers with different member keys share one SoloNode (``Worker(key=...)``).
 The job image is built and exported once per session (as tests/sandbox do).
+Time the chain would only spend idle (the rest of the claim window once every
+worker has claimed, a commit window waiting for a voter that never votes) is
+skipped by moving the node's clock (``SoloNode.skip_to``); the windows stay
+the bounds the work must fit in on a loaded machine.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from chain.transactions import (
     model_commitment,
     sign_transaction,
 )
-from chain.types import Amount, Hash32, TimeMs
+from chain.types import Address, Amount, Hash32, TimeMs
 from client.node.config import WorkerPolicy
 from client.worker.policy import sandbox_limits
 from client.worker.sandboxing import ImageCache, Threads, has_image
@@ -185,6 +189,38 @@ def settled(node: SoloNode, job_id: bytes) -> Job | None:
     return job if job is not None and job.status in SETTLED else None
 
 
+async def expire_once_claimed(node: SoloNode, job_id: bytes, claimers: list[Worker],
+                              workers: list[Worker], timeout_s: float) -> None:
+    """Once every one of ``claimers`` has its claim on chain and trains no more, the rest
+    of the claim window would pass idle: the node's clock moves to the job's expiry
+    (``SoloNode.skip_to``). The expiry stays the bound the work had to fit in."""
+    def nothing_left() -> bool:
+        job = node.state.job(job_id)
+        if job is None:  # the post is not in a block yet
+            return False
+        return job.status != JobStatus.OPEN or all(
+            job.claim_of(w.address) is not None and w.summary()["training"] is None
+            for w in claimers)
+
+    await wait_until(nothing_left, timeout_s, "every claim on chain, no training", workers)
+    node.skip_to(job_of(node, job_id).spec.expiry_ms)
+
+
+async def close_commit_window_once_voted(node: SoloNode, job_id: bytes, claimer: Address,
+                                         voter: Address, workers: list[Worker]) -> None:
+    """Once ``voter`` has committed its vote on ``claimer``'s turn, the commit window only
+    waits for voters that never vote: the node's clock moves to its end."""
+    def committed() -> Job | None:
+        job = job_of(node, job_id)
+        if job.current != claimer or job.status != JobStatus.VOTE_COMMIT:
+            return job if job.current != claimer or job.status in SETTLED else None
+        return job if job.vote_of(voter) is not None else None
+
+    job = await wait_until(committed, 90, "the vote commitment", workers)
+    if job.current == claimer and job.status == JobStatus.VOTE_COMMIT:
+        node.skip_to(job.phase_deadline_ms)
+
+
 @contextlib.asynccontextmanager
 async def running(*workers: Worker) -> Any:
     started: list[Worker] = []
@@ -216,6 +252,7 @@ async def test_honest_worker_claims_reveals_is_verified_and_paid(
         alice = Worker(node, TRAINER, runner=runner(docker_client, "alice"), key=keys["alice"])
         voter = Worker(node, VERIFIER, runner=runner(docker_client, "v0"))  # the node's own key
         async with running(alice, voter):
+            await expire_once_claimed(node, job_id, [alice], [alice, voter], 60)
             job = await wait_until(lambda: settled(node, job_id), 120, "the job to settle",
                                    [alice, voter])
             await wait_until(lambda: "settled" in alice.summary()["sent"], 10,  # type: ignore[operator]
@@ -271,6 +308,7 @@ async def test_cheater_is_voted_out_and_banned_and_the_honest_runner_up_is_paid(
             Worker(node, VERIFIER, runner=runner(docker_client, "v0")),
         ]
         async with running(*workers):
+            await expire_once_claimed(node, job_id, workers[:2], workers, 90)
             job = await wait_until(lambda: settled(node, job_id), 150, "the job to settle",
                                    workers)
         state = node.state
@@ -336,10 +374,21 @@ async def test_restarted_workers_still_reveal_their_model_and_their_vote(
             alice = Worker(node, two_tries, runner=alice_runner, key=keys["alice"])
             everyone.append(alice)
             await alice.start()
+            await expire_once_claimed(node, job_id, [alice], everyone, 30)
             await wait_until(lambda: job_of(node, job_id).vote_of(voter_a), 90,
                              "the vote commitment of v0", everyone)
             # 4. the voter (v0) is stopped after committing and restarted in the reveal phase
             await voter.stop()
+            # once alice's own vote is in too, only carol's is missing: it never comes
+            def own_vote_in() -> Job | None:
+                job = job_of(node, job_id)
+                done = job.vote_of(alice_a) or job.status != JobStatus.VOTE_COMMIT
+                return job if done else None
+
+            committed = await wait_until(own_vote_in, 30, "alice's own vote commitment",
+                                         everyone)
+            if committed.status == JobStatus.VOTE_COMMIT:
+                node.skip_to(committed.phase_deadline_ms)
             await wait_until(lambda: job_of(node, job_id).status == JobStatus.VOTE_REVEAL, 30,
                              "the vote reveal phase", everyone)
             vote = job_of(node, job_id).vote_of(voter_a)
@@ -441,6 +490,9 @@ async def test_a_model_that_cannot_be_evaluated_or_fetched_is_voted_invalid(
                                  [verifier])
                 send(node, key, RevealModel(Hash32(job_id), Hash32(models[key.address]),
                                             salts[key.address]))
+                # bob (on alice's turn) and the claimers never vote: v0's vote is the last
+                await close_commit_window_once_voted(node, job_id, key.address,
+                                                     keys["v0"].address, [verifier])
             job = await wait_until(lambda: settled(node, job_id), 90, "the job to settle",
                                    [verifier])
     assert job.status == JobStatus.REFUNDED
@@ -505,6 +557,7 @@ async def test_docker_engine_stopped_mid_training_pauses_the_job_then_it_is_paid
             await asyncio.sleep(3.0)  # the engine stays down a while
             assert alice.summary()["engine_problem"] is not None
             await asyncio.to_thread(private_dockerd.start)
+            await expire_once_claimed(node, job_id, [alice], [alice, voter], 100)
             job = await wait_until(lambda: settled(node, job_id), 150, "the job to settle",
                                    [alice, voter])
             assert alice.summary()["engine_problem"] is None

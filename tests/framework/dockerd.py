@@ -158,6 +158,28 @@ class PrivateDockerd:
         self._clients.append(client)
         return client
 
+    def reset(self, keep_images: set[str]) -> None:
+        """Back to a fresh engine holding only ``keep_images`` (ids): every container and
+        every other image removed, so the next test that shares it finds what a new
+        engine with those images would hold. Starts the engine if a test left it stopped."""
+        self.start()
+        client = docker.DockerClient(base_url=self.host, timeout=120)
+        try:
+            for container in client.containers.list(all=True):
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.remove(force=True, v=True)
+            for image in client.images.list(all=True):
+                if image.id not in keep_images:
+                    with contextlib.suppress(docker.errors.ImageNotFound):
+                        client.images.remove(image.id, force=True)
+            left = {image.id for image in client.images.list(all=True)} - keep_images
+            if left or client.containers.list(all=True):
+                raise PrivateDockerdError(f"private dockerd {self.name} not reset: "
+                                          f"images {sorted(left)} left")
+            client.volumes.prune()
+        finally:
+            client.close()
+
     def close(self) -> None:
         """Stops the engine and removes every trace of it: processes, mounts, cgroups, files."""
         for client in self._clients:

@@ -6,6 +6,12 @@ Tests of the HTTP API and the worker use it to run fast against real
 storage and real rules; the multi-process graph tests use ``LedgerNode``.
 It is not a mock: every transaction goes through ``Mempool`` admission and
 ``Ledger.apply`` exactly as on a full node.
+
+Its clock is the wall clock, which a test may move forward (``skip_to``) once
+nothing is left to happen before a deadline: a job's expiry after every worker
+has claimed and stopped training, a commit window after every voter has voted.
+The blocks that follow carry the later time, as if the test had slept; the
+windows stay what they are, bounds for the work a loaded machine must fit in.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ class SoloNode(StoredChainReads):
         """The store (this node has no blob service); kept under the name tests use."""
         self.block_interval = block_interval
         self._clock = clock or (lambda: int(time.time() * 1000))
+        self._skipped_ms = 0
+        """How far ``skip_to`` moved this node's clock ahead of ``clock``."""
         self._listeners: list[BlockListener] = []
         self._task: asyncio.Task[None] | None = None
         self.roles: tuple[str, ...] = ("validator", "worker")
@@ -103,7 +111,12 @@ class SoloNode(StoredChainReads):
     # -- NodeHandle ----------------------------------------------------------
 
     def now_ms(self) -> int:
-        return self._clock()
+        return self._clock() + self._skipped_ms
+
+    def skip_to(self, time_ms: int) -> None:
+        """Moves this node's clock forward to ``time_ms`` (never back): the next block is
+        stamped then, and every window ending by then closes in it, as after a sleep."""
+        self._skipped_ms += max(0, time_ms - self.now_ms())
 
     def status(self) -> NodeStatus:
         height = self.height
