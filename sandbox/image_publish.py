@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from chain.content import CHUNK_SIZE, blob_id, blob_id_of_bytes
-from sandbox.errors import ImageBlobError
+from sandbox.errors import ImageBlobError, SandboxError
 from sandbox.image_check import ImageSizes, unpacked_layers
 from sandbox.image_layers import (
     MAX_CONFIG_BYTES,
@@ -260,8 +260,9 @@ class LayerCache:
         return manifest, config
 
 
-class _Skipped(Exception):
-    """A file passed over unread was not the cached layer its size suggested."""
+class _Skipped(SandboxError):
+    """A file passed over unread was not the cached layer its size suggested (caught
+    inside this module: the split then reads every file)."""
 
 
 class _ChunkReader:

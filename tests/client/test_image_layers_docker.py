@@ -33,6 +33,9 @@ from tests.framework.wait import scaled
 
 def test_job_image_8_a_worker_on_its_own_engine_fetches_only_the_jobs_layers_and_trains(
         tmp_path: Path, private_dockerd: PrivateDockerd) -> None:
+    """[JOB-IMAGE.8] [JOB-IMAGE.9] The worker's engine holds the canonical base (loaded from
+    the same image, not rebuilt: the same layer ids): only the job's own layer and config
+    reach it, the image loads with its id unchanged, and it trains and claims."""
     engine = private_dockerd.client()
     base_layers = connect().images.get(BASE_TAG).attrs["RootFS"]["Layers"]
     root = tmp_path / "graph"
