@@ -9,6 +9,7 @@ from a node and is printed through ``out`` (inert) by the callers.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from client.cli.common import short, span, when
@@ -106,16 +107,29 @@ def attempt_line(rec: Json) -> str:
             f"{rec['detail']}")
 
 
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?::.*)?$")
+"""A traceback's last line: the exception's (dotted) name, then ``: message`` or nothing."""
+EXCEPTION_NAME = re.compile(r"(Error|Exception|Exit|Interrupt|Warning|Iteration|Failure)$")
+"""How built-in and most library exception names end: preferred over a printed ``x: y``."""
+
+
 def last_log_line(rec: Json) -> str:
-    """The line that says what went wrong: a Python traceback's error line (the first
-    unindented line after its last ``Traceback`` header; stdout and stderr interleave, so it
-    need not be the last line printed), else the last non-empty line."""
+    """The line that says what went wrong: a Python traceback's error line (after its last
+    ``Traceback`` header, the last unindented line shaped ``Name: message``; stdout and
+    stderr interleave, even inside a line, so it need not be the last line printed nor the
+    first unindented one), else the first unindented line there, else the last non-empty
+    line."""
     lines = str(rec.get("log") or "").splitlines()
     for i in range(len(lines) - 1, -1, -1):
         if lines[i].startswith("Traceback (most recent call last):"):
-            for line in lines[i + 1:]:
-                if line.strip() and not line[0].isspace():
-                    return line.strip()
+            body = [line.strip() for line in lines[i + 1:] if line.strip()
+                    and not line[0].isspace()]
+            named = [line for line in body if EXCEPTION_LINE.match(line)]
+            errors = [line for line in named if EXCEPTION_NAME.search(line.split(":", 1)[0])]
+            if errors or named:
+                return (errors or named)[-1]
+            if body:
+                return body[0]
             break
     return next((line.strip() for line in reversed(lines) if line.strip()), "")
 
