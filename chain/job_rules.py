@@ -29,6 +29,14 @@ from chain.types import Address, Amount, Hash32, Height, TimeMs
 from chain.verdict_rules import verdict_of, voter_votes
 from chain.verifier_rules import forfeit_bond, forfeit_no_shows
 
+MAX_QUORUM_PERMILLE = 667
+"""[JOB-POST.1] The largest quorum a job may ask for: blocking it must take more than a third
+of the eligible voters, the bound consensus and the verdict rules already assume
+([THREAT-QUORUM.1]: at 1000 one withholding verifier refunds every turn)."""
+MAX_SUPERMAJORITY_PERMILLE = 667
+"""[JOB-POST.1] The largest supermajority a job may ask for, for the same reason: at 1000 one
+colluding vote makes every turn inconsistent."""
+
 
 def _reject(code: str, message: str) -> InvalidTransaction:
     return InvalidTransaction(code, message)
@@ -64,9 +72,16 @@ def apply_post_job(view: Overlay, sender: Address, body: PostJob, ctx: TxContext
         raise _reject("window_too_short", f"every window must be >= {params.min_window_ms} ms")
     if v.quorum_permille < params.min_quorum_permille:
         raise _reject("quorum_too_low", f"quorum must be >= {params.min_quorum_permille} permille")
+    if v.quorum_permille > MAX_QUORUM_PERMILLE:
+        raise _reject("quorum_too_high", f"quorum must be <= {MAX_QUORUM_PERMILLE} permille "
+                                         f"(is {v.quorum_permille})")
     if v.supermajority_permille < params.min_supermajority_permille:
         raise _reject("supermajority_too_low",
                       f"supermajority must be >= {params.min_supermajority_permille} permille")
+    if v.supermajority_permille > MAX_SUPERMAJORITY_PERMILLE:
+        raise _reject("supermajority_too_high",
+                      f"supermajority must be <= {MAX_SUPERMAJORITY_PERMILLE} permille "
+                      f"(is {v.supermajority_permille})")
     if v.max_turns > params.max_turns:
         raise _reject("too_many_turns", f"max_turns must be <= {params.max_turns}")
     if spec.holdout is not None:

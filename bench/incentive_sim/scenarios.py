@@ -19,6 +19,7 @@ from bench.incentive_sim.accounting import Summary, member_profit, summarise
 from bench.incentive_sim.agents import STRATEGIES
 from bench.incentive_sim.driver import Voting
 from bench.incentive_sim.world import Scenario, Tally, run
+from chain.job_rules import MAX_QUORUM_PERMILLE
 
 DISHONEST = tuple(s for s in STRATEGIES if s != "honest")
 SINGLE = tuple(s for s in DISHONEST if s not in ("cartel", "exhauster"))
@@ -70,11 +71,16 @@ def standard(base: Scenario, *, strategies: Iterable[str] = SINGLE,
         out.append(replace(base, name=f"open/exhauster x{base.voting.max_turns}",
                            adversaries=(("exhauster", base.voting.max_turns),)))
     if coalitions:
-        # A known open finding: the submitter picks its own quorum (up to 1000 permille),
-        # and then one colluding verifier that withholds blocks every quorum.
-        out.append(replace(base, name="open/withholding_submitter quorum 1000 x1",
-                           adversaries=(("withholding_voter", 1),), withholding_submitter=True,
-                           submitter_voting=replace(base.voting, quorum_permille=1000)))
+        # [THREAT-QUORUM.1], closed: the submitter asks for a unanimous quorum so that one
+        # colluding verifier could block every turn; [JOB-POST.1] rejects every such post
+        # (quorum_too_high). The same pair at the largest quorum allowed (667) does not pay.
+        out += [replace(base, name="withholding_submitter/quorum 1000 x1",
+                        adversaries=(("withholding_voter", 1),), withholding_submitter=True,
+                        submitter_voting=replace(base.voting, quorum_permille=1000)),
+                replace(base, name=f"withholding_submitter/quorum {MAX_QUORUM_PERMILLE} x1",
+                        adversaries=(("withholding_voter", 1),), withholding_submitter=True,
+                        submitter_voting=replace(base.voting,
+                                                 quorum_permille=MAX_QUORUM_PERMILLE))]
     if beyond:  # past the bound: shown, never asserted
         out += [replace(base, name=f"beyond/{s} x{f + 1}", adversaries=((s, f + 1),))
                 for s in ("cartel", "griefer", "withholding_voter")]
@@ -117,6 +123,9 @@ def compare(tally: Tally, baseline: Tally) -> Result:
         def change(sub: str) -> float:
             return tally.submitters[sub]["profit"] - baseline.submitters[sub]["profit"]
         coalition = sum(d - honest for d in diffs.get("withholding_voter", []))
+        # Its verifiers are priced as part of the coalition, not as a strategy of their
+        # own (where the submitter's posts are rejected they never withhold at all).
+        relative.pop("withholding_voter", None)
         relative["withholding_submitter"] = round(
             (change("sub_b") - change("sub_a")) / jobs + coalition, 4)
     f = tolerated(tally.scenario.members, tally.scenario.voting)

@@ -48,7 +48,7 @@ class Scenario:
     verifier_bond: int = 10
     submitter_voting: Voting | None = None
     """The second submitter's own job parameters (None: ``voting``), e.g. a quorum of
-    1000 permille that one withholding verifier can block."""
+    1000 permille that one withholding verifier could block, which [JOB-POST.1] rejects."""
     withholding_submitter: bool = False
     """The second submitter counts on its colluding verifiers (withholding_voter)
     to force 'no quorum' refunds after it has seen the revealed models."""
@@ -192,8 +192,9 @@ class World:
             included = self.d.step()
             self._note_included(included)
             if self._posting is not None:  # the job id is the posting transaction's id
-                post = next(tx for tx in included if isinstance(tx.body, PostJob))
-                self.info[post.hash] = self._posting
+                post = next((tx for tx in included if isinstance(tx.body, PostJob)), None)
+                if post is not None:  # else the ledger rejected it (counted in d.rejected)
+                    self.info[post.hash] = self._posting
                 self._posting = None
             self._observe([j.job_id for j in active], before)
             block += 1

@@ -226,9 +226,9 @@ def _upload_data(client: ApiClient, data: tuple[tuple[str, DataRef], ...] | None
               help="Time voters have to evaluate and commit a vote (the longest window).")
 @click.option("--vote-reveal-window", type=DURATION, default="2m",
               show_default=True, help="Time voters have to open their votes.")
-@click.option("--quorum", type=click.IntRange(1, 1000), default=DEFAULT_PERMILLE,
+@click.option("--quorum", type=click.IntRange(1, 667), default=DEFAULT_PERMILLE,
               show_default=True, help="Revealed votes per eligible voter needed (permille).")
-@click.option("--supermajority", type=click.IntRange(500, 1000), default=DEFAULT_PERMILLE,
+@click.option("--supermajority", type=click.IntRange(500, 667), default=DEFAULT_PERMILLE,
               show_default=True, help="Share of votes that decides a verdict (permille).")
 @click.option("--voter-reward", type=click.IntRange(min=0), default=None,
               help="Credits per turn shared by agreeing voters  [default: bounty/20]")

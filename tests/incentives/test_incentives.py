@@ -11,6 +11,7 @@ challenge rule (chain/challenge_rules.py) must turn it negative.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from bench import incentives
 from bench.incentive_sim.scenarios import LAZY, SINGLE, run_all, tolerated
 from bench.incentive_sim.world import Scenario, World
+from chain.job_rules import MAX_QUORUM_PERMILLE
 
 JOBS, SEED = 60, 3
 
@@ -124,14 +126,29 @@ def test_threat_exhaust_1_sacrificial_cheaters_can_use_up_a_jobs_turns(
     assert finding["profit_vs_honest"]["exhauster"] < 0
 
 
-def test_threat_quorum_1_a_submitters_unanimous_quorum_lets_one_verifier_refund_its_jobs(
+def test_threat_quorum_1_a_unanimous_quorum_is_rejected_and_the_largest_allowed_does_not_pay(
         figures: dict[str, Any]) -> None:
-    """[THREAT-QUORUM.1] An open finding, measured: a submitter may set its job's quorum
-    to 1000 permille [JOB-POST.1]; then one colluding verifier that withholds its vote
-    makes every turn it is eligible for 'no quorum' after the model was revealed, and the
-    escrow returns to the submitter [VOTE-VERDICT.2], which keeps the model. The pair
-    gains against honest behaviour and honest work goes unpaid."""
-    finding = figures["open_findings"]["open/withholding_submitter quorum 1000 x1"]
-    assert finding["profit_vs_honest"]["withholding_submitter"] > 0
-    assert finding["honest_paid_share"] < 1.0
-    assert finding["honest_slashed"] == 0
+    """[THREAT-QUORUM.1] [JOB-POST.1] Closed: the withholding submitter asks for a quorum of
+    1000 permille so that one colluding verifier that withholds its vote could make every
+    turn 'no quorum' after the model was revealed. The ledger rejects every such post
+    (quorum_too_high): not one of its jobs is posted and the pair loses what honest work
+    would have earned. At the largest quorum allowed (667) the same withholding verifier
+    blocks nothing: every turn is judged valid, honest work is paid, and the pair loses."""
+    jobs = 20
+    [rejected, largest] = run_all(
+        [Scenario(f"withholding_submitter/quorum {q} x1", adversaries=(("withholding_voter", 1),),
+                  withholding_submitter=True,
+                  submitter_voting=replace(Scenario("x").voting, quorum_permille=q))
+         for q in (1000, MAX_QUORUM_PERMILLE)], jobs, SEED)
+    assert rejected.summary.rejected.get("quorum_too_high") == jobs // 2  # every sub_b post
+    assert rejected.summary.submitters["sub_b"]["credits_spent"] == 0
+    assert rejected.summary.outcomes == {"valid": jobs // 2}  # sub_a's jobs only
+    assert "no_quorum" not in largest.summary.outcomes
+    assert largest.summary.outcomes == {"valid": jobs}
+    for result in (rejected, largest):
+        assert result.profit_vs_honest["withholding_submitter"] < 0
+        assert result.summary.honest_paid_share == 1.0
+        assert result.summary.honest_slashed == 0
+    # ... and in the seeded CI run, within the headline (no longer an open finding).
+    assert figures["profit_vs_honest"]["withholding_submitter"] < 0
+    assert not any("quorum" in name for name in figures["open_findings"])

@@ -22,10 +22,10 @@ from chain.errors import InvalidBlock
 from chain.genesis import Genesis, genesis_state
 from chain.records import Params
 from chain.state import State
-from chain.transactions import ClaimLoss, SignedTransaction, Transfer, sign_transaction
+from chain.transactions import ClaimLoss, PostJob, SignedTransaction, Transfer, sign_transaction
 from chain.transition import advance, apply_block, build_block, execute
 from chain.types import Amount, Hash32, Height, TimeMs
-from tests.ledger.harness import make_genesis
+from tests.ledger.harness import job_spec, make_genesis
 
 CHAIN_ID = "vector-chain"
 GENESES: dict[str, Params] = {
@@ -294,6 +294,34 @@ def case_invalid_tx_unknown_job() -> BlockCase:
                 "unknown_job")
 
 
+def case_invalid_tx_quorum_too_high() -> BlockCase:
+    sc = scene()
+    post = sign_transaction(sc.keys["alice"], CHAIN_ID, 1, PostJob(job_spec(quorum=668)))
+    block = sc.forged((post,))
+    return case(sc, "invalid_tx_quorum_too_high", ("BLOCK-APPLY.1", "JOB-POST.1"),
+                "a job asking for a quorum of 668 permille, one above the protocol maximum "
+                "(THREAT-QUORUM.1)", block, "invalid_transaction", 0, "quorum_too_high")
+
+
+def case_invalid_tx_supermajority_too_high() -> BlockCase:
+    sc = scene()
+    post = sign_transaction(sc.keys["alice"], CHAIN_ID, 1,
+                            PostJob(job_spec(supermajority=1000)))
+    block = sc.forged((post,))
+    return case(sc, "invalid_tx_supermajority_too_high", ("BLOCK-APPLY.1", "JOB-POST.1"),
+                "a job asking for a unanimous supermajority (1000 permille)", block,
+                "invalid_transaction", 0, "supermajority_too_high")
+
+
+def case_valid_post_at_the_largest_quorum() -> BlockCase:
+    sc = scene()
+    post = sign_transaction(sc.keys["alice"], CHAIN_ID, 1,
+                            PostJob(job_spec(quorum=667, supermajority=667)))
+    return case(sc, "valid_post_at_the_largest_quorum", ("BLOCK-APPLY.1", "JOB-POST.1"),
+                "a job at the largest quorum and supermajority (667 permille each)",
+                sc.honest(post))
+
+
 CASES: tuple[Callable[[], BlockCase], ...] = (
     case_valid_transfers, case_valid_empty_block, case_invalid_wrong_chain,
     case_invalid_wrong_height, case_invalid_wrong_prev_hash, case_invalid_time_not_increasing,
@@ -301,6 +329,7 @@ CASES: tuple[Callable[[], BlockCase], ...] = (
     case_invalid_wrong_tx_root, case_invalid_state_root_mismatch, case_invalid_last_commit_hash,
     case_invalid_tx_bad_signature, case_invalid_tx_replayed_nonce,
     case_invalid_tx_same_nonce_twice, case_invalid_tx_insufficient_balance,
-    case_invalid_tx_unknown_job,
+    case_invalid_tx_unknown_job, case_invalid_tx_quorum_too_high,
+    case_invalid_tx_supermajority_too_high, case_valid_post_at_the_largest_quorum,
 )
 """Every case, in the order of the vector file."""

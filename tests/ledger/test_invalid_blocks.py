@@ -141,6 +141,22 @@ def test_invalid_transaction_unknown_job_inside_block() -> None:
     run_invalid(bc.case_invalid_tx_unknown_job())
 
 
+def test_invalid_transaction_quorum_too_high_inside_block() -> None:
+    """[JOB-POST.1] [THREAT-QUORUM.1] A post asking for a quorum above 667 permille makes
+    the block invalid (a proposer must leave it out)."""
+    run_invalid(bc.case_invalid_tx_quorum_too_high())
+
+
+def test_invalid_transaction_supermajority_too_high_inside_block() -> None:
+    """[JOB-POST.1] A post asking for a unanimous supermajority makes the block invalid."""
+    run_invalid(bc.case_invalid_tx_supermajority_too_high())
+
+
+def test_valid_post_at_the_largest_quorum_and_supermajority() -> None:
+    """[JOB-POST.1] 667 permille of both is the largest a block may carry."""
+    run_valid(bc.case_valid_post_at_the_largest_quorum())
+
+
 def test_invalid_block_version_is_a_decode_error() -> None:
     """[BLOCK-APPLY.1] A header with version 2 does not decode (bad_field)."""
     case = bc.case_valid_transfers()

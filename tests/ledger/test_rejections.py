@@ -129,6 +129,10 @@ def test_invalid_post_insufficient_balance(chain: Chain) -> None:
     ({"window_ms": 10}, "window_too_short"),
     ({"quorum": 100}, "quorum_too_low"),
     ({"supermajority": 600}, "supermajority_too_low"),
+    ({"quorum": 668}, "quorum_too_high"),
+    ({"quorum": 1000}, "quorum_too_high"),
+    ({"supermajority": 668}, "supermajority_too_high"),
+    ({"supermajority": 1000}, "supermajority_too_high"),
     ({"max_turns": 9}, "too_many_turns"),
 ])
 def test_invalid_post_parameters(chain: Chain, kw: dict[str, int], code: str) -> None:
