@@ -1,0 +1,34 @@
+"""Protocol constants of prediction requests [PRED-PARAMS.1].
+
+Constants, not genesis parameters, for the same reason as the quorum bounds of
+[JOB-POST.1]: they follow from the argument in predict.md, not from a graph's taste,
+and keep the ``Params`` wire form unchanged. A later version may move some to genesis.
+"""
+
+from __future__ import annotations
+
+MIN_K = 3
+"""[PRED-REQ.2] The fewest executors: one answer is unchecked, two cannot outvote a liar."""
+MAX_K = 15
+"""[PRED-REQ.2] The most executors: k answers cost k runs; 15 tolerates 7 liars."""
+MAX_ROWS = 4096
+"""[PRED-REQ.3] Rows in one request's input blob."""
+MAX_INLINE_VALUES = 4096
+"""[PRED-ANSWER.2] Fixed-point values one ``values`` answer carries inline (rows × outputs)."""
+MIN_FEE_PER_ROW = 1
+"""[PRED-REQ.4] The least fee per row per executor, in credits."""
+MAX_OPEN_PER_REQUESTER = 8
+"""[PRED-REQ.5] Open (unsettled) requests one requester may hold at once."""
+MIN_WINDOW_MS = 1_000
+MAX_WINDOW_MS = 3_600_000
+"""[PRED-REQ.6] Bounds of the commit and reveal windows."""
+MAX_ROYALTY_PERMILLE = 500
+"""[PRED-MODEL.1] A model's owner takes at most half of a fee."""
+LOTTERY_DELAY = 2
+"""[PRED-LOTTERY.1] Executors are drawn in the block at ``included_height + 2`` from its
+parent's hash: a block the requester could not see when it sent the request."""
+MAX_FEATURES = 65_536
+MAX_OUTPUTS = 256
+MAX_LABELS = 1024
+MAX_LABEL_LEN = 64
+MAX_SCALE_EXP = 18
