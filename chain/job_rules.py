@@ -253,17 +253,19 @@ def record_opened_vote(view: Overlay, job: Job, opened: VoteRecord, ctx: TxConte
 
 # --- turns, verdicts, settlement --------------------------------------------------------
 
-VOTED = (Outcome.VALID, Outcome.CHEAT, Outcome.NO_QUORUM, Outcome.INCONCLUSIVE,
-         Outcome.INCONSISTENT)
-"""Turns that count against ``max_turns``; forfeits and withdrawals prove nothing against
-anyone and do not [JOB-TURN.1]."""
+VOTED = (Outcome.VALID, Outcome.NO_QUORUM, Outcome.INCONCLUSIVE, Outcome.INCONSISTENT)
+"""Turns that count against ``max_turns`` [JOB-TURN.1]. Forfeits and withdrawals prove
+nothing against anyone and do not; cheat verdicts do not either ([THREAT-EXHAUST.1]):
+each one bans an admitted member, so they stay bounded by the membership, and sacrificial
+cheaters cannot use up the turns of the honest claim behind them."""
 
 
 def start_turn(view: Overlay, job: Job, now: TimeMs) -> Job:
     """[JOB-TURN.1] The best claim not yet tried, by a claimer not banned, gets a turn.
 
-    At most ``max_turns`` turns may reach a vote; forfeited turns do not count, so
-    claimers that cannot reveal (copiers) cannot exhaust the turns of honest ones.
+    At most ``max_turns`` turns may reach a vote; forfeited, withdrawn and cheat turns
+    do not count, so claimers that cannot reveal (copiers) or that lie and insist
+    (sacrificial cheaters, each banned) cannot exhaust the turns of honest ones.
     Each claimer has one turn at most, so the number of turns stays bounded.
     """
     if sum(1 for v in job.verdicts if v.outcome in VOTED) < job.spec.voting.max_turns:
@@ -407,14 +409,29 @@ def _pay_voters(view: Overlay, job: Job, *, agreeing_valid: bool | None) -> Job:
     agreeing = [r.voter for r in voter_votes(job)
                 if (agreeing_valid is None or r.valid == agreeing_valid)
                 and not view.account(r.voter).banned]
-    pool = job.spec.voting.voter_reward
-    if not agreeing or pool == 0:
+    pool = min(job.spec.voting.voter_reward, _unreserved_escrow(view, job))
+    if not agreeing or pool <= 0:
         return job
     share = pool // len(agreeing)
     for voter in agreeing:
         account = view.account(voter)
         view.put_account(voter, replace(account, balance=Amount(account.balance + share)))
     return replace(job, escrow=Amount(job.escrow - share * len(agreeing)))
+
+
+def _unreserved_escrow(view: Overlay, job: Job) -> int:
+    """[VOTE-REWARD.1] What the escrow holds beyond what it still owes: the bounty until it
+    is paid and a train/v3 deposit until it is forfeited. The escrow funds ``max_turns``
+    rewards; turns that do not count against ``max_turns`` (withdrawn, cheat) can outnumber
+    them, and are then paid from what is left, never from the bounty."""
+    owed = job.spec.bounty if job.winner is None else 0
+    holdout = job.spec.holdout
+    if holdout is not None:
+        state = view.holdout(job.job_id)
+        forfeited = (HoldoutStatus.UNPUBLISHED, HoldoutStatus.WITHHELD, HoldoutStatus.REJECTED)
+        if state is not None and state.status not in forfeited:
+            owed += holdout.deposit
+    return max(0, job.escrow - owed)
 
 
 def settle(view: Overlay, job: Job, status: JobStatus) -> Job:

@@ -67,8 +67,10 @@ def standard(base: Scenario, *, strategies: Iterable[str] = SINGLE,
                     adversaries=(("cheater_withdraw", f - 1), ("cheater", 1))),
         ]
     if coalitions and f >= base.voting.max_turns:
-        # A known open finding, reported apart: max_turns sacrificial cheaters on one job.
-        out.append(replace(base, name=f"open/exhauster x{base.voting.max_turns}",
+        # [THREAT-EXHAUST.1], closed: max_turns sacrificial cheaters on one job. Cheat
+        # verdicts no longer count against max_turns [JOB-TURN.1], so the honest claim
+        # behind them is still tried and paid.
+        out.append(replace(base, name=f"coalition/exhauster x{base.voting.max_turns}",
                            adversaries=(("exhauster", base.voting.max_turns),)))
     if coalitions:
         # [THREAT-QUORUM.1], closed: the submitter asks for a unanimous quorum so that one

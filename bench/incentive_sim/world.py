@@ -249,8 +249,10 @@ class World:
                     continue
                 self.truth[model] = reached
                 claimed = claim_loss(work, reached, self.econ)
+                # An exhauster's claims on jobs other than its target are honest ones.
                 info.claims[name] = ClaimInfo(name, model, salt, reached, claimed,
-                                              honest=work in (Work.HONEST, Work.WITHHOLD))
+                                              honest=work in (Work.HONEST, Work.WITHHOLD,
+                                                              Work.EXHAUST))
                 self.books[name].train_cost += self.econ.train_cost
                 self.books[name].claims += 1
                 self.d.claim(name, job.job_id, claimed,

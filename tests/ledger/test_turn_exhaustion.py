@@ -1,0 +1,63 @@
+"""[JOB-TURN.1] Cheat verdicts do not use up ``max_turns`` ([THREAT-EXHAUST.1]).
+
+``max_turns`` members that claim one job far below reach, reveal and insist are
+each judged a cheat and banned; the honest claim behind them must still get its
+turn and be paid. The escrow funds ``max_turns`` voter rewards: turns beyond them
+are paid from what the escrow holds above the bounty, never from the bounty itself
+[VOTE-REWARD.1].
+"""
+
+from __future__ import annotations
+
+from chain.records import JobStatus, Outcome
+from tests.ledger.harness import Chain
+from tests.ledger.test_job_lifecycle import (
+    BOUNTY,
+    ESCROW,
+    REWARD,
+    TURNS,
+    assert_conserved,
+    claims_then_expire,
+)
+
+MEMBERS = ("alice", "bob", "carol", "dave", "erin", "v0")
+
+
+def _judge(chain: Chain, job_id: bytes, claimer: str, valid: bool, loss: float,
+           own: tuple[bool, float]) -> None:
+    """The claimer reveals; every other member that is not banned votes, and so does the
+    claimer on its own model [VOTE-SELF.1]."""
+    chain.block(chain.reveal(claimer, job_id))
+    votes = {n: (valid, loss) for n in MEMBERS
+             if n != claimer and not chain.state.account(chain.addr(n)).banned}
+    votes[claimer] = own
+    chain.vote_round(job_id, claimer, votes)
+
+
+def test_job_turn_1_sacrificial_cheaters_cannot_use_up_the_honest_claims_turn() -> None:
+    """[JOB-TURN.1] [THREAT-EXHAUST.1] Three liars (max_turns is 3) claim far below reach and
+    insist: three cheat verdicts, three bans. The honest claim behind them still gets its
+    turn, is judged valid and paid the whole bounty."""
+    chain = Chain()
+    liars = ("alice", "bob", "carol")
+    job_id = claims_then_expire(chain, {"alice": 0.01, "bob": 0.02, "carol": 0.03,
+                                        "dave": 0.5})
+    submitter_before = chain.balance("submitter") + ESCROW
+    for liar in liars:
+        _judge(chain, job_id, liar, valid=False, loss=0.9, own=(True, 0.01))
+    job = chain.job(job_id)
+    assert [v.outcome for v in job.verdicts] == [Outcome.CHEAT] * TURNS
+    assert all(chain.state.account(chain.addr(n)).banned for n in liars)
+    assert job.status == JobStatus.REVEAL and job.current == chain.addr("dave")
+    dave_before = chain.balance("dave")
+    _judge(chain, job_id, "dave", valid=True, loss=0.5, own=(True, 0.5))
+    job = chain.job(job_id)
+    assert job.status == JobStatus.PAID and job.winner == chain.addr("dave")
+    assert chain.balance("dave") == dave_before + BOUNTY
+    # Four rewarded turns, three funded: the voters of all four shared at most what the
+    # escrow held beyond the bounty, and the submitter got the rest back.
+    voter_rewards = submitter_before - BOUNTY - chain.balance("submitter")
+    assert 0 <= voter_rewards <= REWARD * TURNS
+    assert job.escrow == 0
+    assert_conserved(chain)
+
