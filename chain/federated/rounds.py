@@ -1,0 +1,155 @@
+"""One round of a federated job: which updates count, the aggregate, each update's weight,
+the model step, and the leave-one-out models the rewards measure
+[FED-AGG.1] [FED-AGG.7] [FED-AGG.8] [FED-MODEL.3] [FED-REWARD.2].
+
+Pure functions of the revealed blobs: any member recomputes an aggregator's
+result bit for bit and votes on it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chain import fields as F
+from chain.federated.errors import FederatedError
+from chain.federated.fixed import MAX_ROUND_PARTICIPANTS, check_vector, clamp
+from chain.federated.fltrust import fltrust, trust
+from chain.federated.robust import median, trimmed_mean
+from chain.types import ADDRESS_LEN
+
+TRIMMED_MEAN = "trimmed_mean"
+MEDIAN = "median"
+FLTRUST = "fltrust"
+RULES = (TRIMMED_MEAN, MEDIAN, FLTRUST)
+"""[FED-SPEC.2] The aggregation rules a job may name."""
+MAX_TRIM = (MAX_ROUND_PARTICIPANTS - 2) // 2
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregation:
+    """[FED-SPEC.2] A job's rule and its one parameter: ``trim`` (k) for the trimmed mean,
+    0 for the others."""
+
+    rule: str
+    trim: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise FederatedError("bad_rule", f"unknown aggregation rule {self.rule!r}",
+                                 rule=self.rule)
+        if self.rule == TRIMMED_MEAN and not 0 <= self.trim <= MAX_TRIM:
+            raise FederatedError("bad_trim", f"trim must be in 0..{MAX_TRIM}", trim=self.trim)
+        if self.rule != TRIMMED_MEAN and self.trim != 0:
+            raise FederatedError("bad_trim", f"{self.rule} takes no trim", trim=self.trim)
+
+    @property
+    def needs(self) -> int:
+        """Fewest updates the rule aggregates: 2k + 1 for the trimmed mean, else 1."""
+        return 2 * self.trim + 1
+
+    def to_wire(self) -> list[Any]:
+        return [self.rule, self.trim]
+
+    @classmethod
+    def from_wire(cls, v: Any) -> Aggregation:
+        a = F.array(v, "federated.aggregation", 2)
+        rule = F.one_of(a[0], "federated.aggregation.rule", RULES)
+        hi = MAX_TRIM if rule == TRIMMED_MEAN else 0
+        return cls(rule, F.uint(a[1], "federated.aggregation.trim", 0, hi))
+
+
+@dataclass(frozen=True, slots=True)
+class RoundResult:
+    """What a round's updates give: the aggregate and, per participant (address order), its
+    weight; weight 0 means rejected as an outlier for the round [FED-AGG.7]."""
+
+    aggregate: tuple[int, ...]
+    weights: tuple[tuple[bytes, int], ...]
+    duplicates: tuple[bytes, ...]
+    """Participants excluded for sending the same vector as another [FED-AGG.8]."""
+
+    @property
+    def rejected(self) -> tuple[bytes, ...]:
+        return tuple(a for a, w in self.weights if w == 0)
+
+    def weight_of(self, participant: bytes) -> int:
+        return dict(self.weights).get(participant, 0)
+
+
+def _ordered(updates: Mapping[bytes, Sequence[int]],
+             dims: int) -> list[tuple[bytes, tuple[int, ...]]]:
+    """[FED-AGG.1] The round's updates in ascending address order, each checked."""
+    if len(updates) > MAX_ROUND_PARTICIPANTS:
+        raise FederatedError("too_many_updates", f"{len(updates)} updates, at most "
+                             f"{MAX_ROUND_PARTICIPANTS} per round", n=len(updates))
+    out = []
+    for addr in sorted(updates):
+        if not isinstance(addr, bytes) or len(addr) != ADDRESS_LEN:
+            raise FederatedError("bad_participant", "participants are 20-byte addresses",
+                                 participant=addr)
+        out.append((addr, check_vector(updates[addr], f"update of {addr.hex()}", dims)))
+    return out
+
+
+def aggregate_round(agg: Aggregation, updates: Mapping[bytes, Sequence[int]],
+                    reference: Sequence[int] | None, dims: int) -> RoundResult:
+    """[FED-AGG.1] [FED-AGG.7] [FED-AGG.8] One round, as every member computes it.
+
+    1. Updates in ascending address order; each a valid vector of ``dims`` [FED-AGG.1].
+    2. Vectors sent by two or more addresses are all excluded, weight 0 [FED-AGG.8].
+    3. The rule on the rest: trimmed mean [FED-AGG.2], median [FED-AGG.3] or FLTrust
+       against ``reference`` [FED-AGG.6]. Fewer usable updates than the rule needs (or no
+       reference for FLTrust): the round is void, aggregate zero, every weight 0.
+    4. Weights [FED-AGG.7]: FLTrust's trust; for the coordinate-wise rules the trust of
+       the update against the round's aggregate (its agreement with the robust result).
+    """
+    ordered = _ordered(updates, dims)
+    counts = Counter(v for _, v in ordered)
+    dupes = tuple(a for a, v in ordered if counts[v] > 1)
+    usable = [(a, v) for a, v in ordered if counts[v] == 1]
+    zero = (0,) * dims
+    if agg.rule == FLTRUST and reference is not None:
+        ref = check_vector(reference, "reference", dims)
+        vectors = [v for _, v in usable]
+        aggregate, trusts = fltrust(vectors, ref) if vectors else (zero, ())
+        weight = dict(zip((a for a, _ in usable), trusts, strict=True))
+    elif agg.rule != FLTRUST and len(usable) >= agg.needs:
+        vectors = [v for _, v in usable]
+        aggregate = trimmed_mean(vectors, agg.trim) if agg.rule == TRIMMED_MEAN \
+            else median(vectors)
+        weight = {a: trust(v, aggregate) for a, v in usable}
+    else:
+        aggregate, weight = zero, {}
+    return RoundResult(aggregate, tuple((a, weight.get(a, 0)) for a, _ in ordered), dupes)
+
+
+def apply_aggregate(model: Sequence[int], aggregate: Sequence[int]) -> tuple[int, ...]:
+    """[FED-MODEL.3] The next global model: ``clamp(old_j + aggregate_j)`` per coordinate."""
+    if len(model) != len(aggregate):
+        raise FederatedError("bad_dims", "the aggregate needs the model's length",
+                             dims=(len(model), len(aggregate)))
+    return tuple(clamp(m + a) for m, a in zip(model, aggregate, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class RoundInput:
+    """A finished round's revealed updates and, for FLTrust, the owner's reference."""
+
+    updates: Mapping[bytes, Sequence[int]]
+    reference: Sequence[int] | None = None
+
+
+def replay(agg: Aggregation, initial: Sequence[int], rounds: Sequence[RoundInput],
+           without: bytes | None = None) -> tuple[int, ...]:
+    """[FED-MODEL.3] [FED-REWARD.2] The global model after ``rounds`` from ``initial``; with
+    ``without``, the leave-one-out model: every round re-aggregated with that participant's
+    updates removed (the others' updates as they were revealed)."""
+    model = check_vector(initial, "initial model")
+    for r in rounds:
+        updates = {a: v for a, v in r.updates.items() if a != without}
+        model = apply_aggregate(model, aggregate_round(agg, updates, r.reference,
+                                                       len(model)).aggregate)
+    return model
