@@ -24,6 +24,8 @@ MAX_WINDOW_MS = 3_600_000
 """[PRED-REQ.6] Bounds of the commit and reveal windows."""
 MAX_ROYALTY_PERMILLE = 500
 """[PRED-MODEL.1] A model's owner takes at most half of a fee."""
+MAX_CKKS_FEATURES = 128
+"""[PRED-CKKS.1] Features of a model served on encrypted rows: one ciphertext (~330 KB) each."""
 LOTTERY_DELAY = 2
 """[PRED-LOTTERY.1] Executors are drawn in the block at ``included_height + 2`` from its
 parent's hash: a block the requester could not see when it sent the request."""

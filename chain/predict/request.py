@@ -14,6 +14,7 @@ from chain import fields
 from chain.errors import FieldError, InvalidTransaction
 from chain.predict.model import DeployedModel
 from chain.predict.params import (
+    MAX_CKKS_FEATURES,
     MAX_INLINE_VALUES,
     MAX_K,
     MAX_OPEN_PER_REQUESTER,
@@ -91,7 +92,8 @@ def min_fee(rows: int, k: int) -> int:
 
 
 def check_request(req: PredictionRequest, model: DeployedModel | None, open_requests: int) -> None:
-    """[PRED-REQ.1] the model exists and its output fits the mode; [PRED-REQ.4] the fee covers
+    """[PRED-REQ.1] the model exists and its output fits the mode ([PRED-CKKS.1]: one output
+    and at most 128 features for ciphertext mode); [PRED-REQ.4] the fee covers
     every run; [PRED-REQ.5] the requester holds fewer than 8 open requests."""
     if model is None:
         raise InvalidTransaction("unknown_model", f"no deployed model {req.model_id.hex()}")
@@ -102,6 +104,12 @@ def check_request(req: PredictionRequest, model: DeployedModel | None, open_requ
         raise InvalidTransaction("too_many_values",
                                  f"{req.rows} rows × {model.output.outputs} outputs > "
                                  f"{MAX_INLINE_VALUES} inline values")
+    if req.mode == "ciphertext" and (model.output.outputs != 1
+                                     or model.input.features > MAX_CKKS_FEATURES):
+        raise InvalidTransaction("not_ckks_model", f"ciphertext mode needs one output and at most "
+                                                   f"{MAX_CKKS_FEATURES} features, the model has "
+                                                   f"{model.output.outputs} and "
+                                                   f"{model.input.features}")
     if req.fee < min_fee(req.rows, req.k):
         raise InvalidTransaction("fee_too_low", f"fee {req.fee} < {min_fee(req.rows, req.k)} "
                                                 f"({req.rows} rows × k={req.k} × "

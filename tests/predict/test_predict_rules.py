@@ -14,7 +14,7 @@ from chain.predict import params
 from chain.predict.agreement import distance, exact_agreement, majority, tolerance_agreement
 from chain.predict.answer import answer_commitment, check_values, values_hash
 from chain.predict.lottery import candidates, draw, draw_index, lottery_seed
-from chain.predict.model import DeployedModel, OutputSchema
+from chain.predict.model import DeployedModel, InputSchema, OutputSchema
 from chain.predict.payout import settle
 from chain.predict.request import check_request, min_fee
 from chain.types import Amount, Hash32
@@ -331,3 +331,16 @@ def test_payout_dust_returns_to_requester() -> None:
     assert pay.refund == 2
 
 
+
+
+def test_ciphertext_mode_needs_a_small_single_output_model() -> None:
+    """[PRED-CKKS.1] A ciphertext request on a model with two outputs, or 129 features, is
+    ``not_ckks_model``; one output and 128 features is accepted."""
+    req = dataclasses.replace(labels_request(), mode="ciphertext")
+    two = dataclasses.replace(score_model(), output=OutputSchema("regression", (), 2, 0))
+    wide = dataclasses.replace(score_model(), input=InputSchema("float64", 129))
+    for model in (two, wide):
+        with pytest.raises(InvalidTransaction) as e:
+            check_request(req, model, 0)
+        assert e.value.code == "not_ckks_model"
+    check_request(req, dataclasses.replace(score_model(), input=InputSchema("float64", 128)), 0)

@@ -1,0 +1,149 @@
+"""Executor side of encrypted predictions: w·x + b on CKKS ciphertexts [PRED-CKKS.1] [PRED-CKKS.2].
+
+The requester packs its batch column-wise: ciphertext j holds feature j of every row, one
+row per slot (up to 4096 rows at poly modulus degree 8192). The linear score of every row is
+then ``Σ_j w_j · ct_j + b``: plaintext-scalar products and additions only, so the executor
+needs no Galois (rotation) keys and no relinearisation, and the result is one ciphertext
+holding all rows' scores. The executor holds only the public context: it refuses one that
+carries a secret key, so it can never decrypt what it evaluates.
+
+Blobs are canonical msgpack (chain.encoding), never pickle:
+input ``["ckks-batch/v1", public_context, rows, [ct_0, ..., ct_{F-1}]]``,
+output ``["ckks-scores/v1", ct]``. ``python -m sandbox.ckks_eval`` is the executor's entry
+(one process per run; the test runs three to measure bit-for-bit agreement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import tenseal as ts
+
+from chain.encoding import decode, encode
+from chain.errors import DecodeError
+from chain.predict.model import InputSchema, OutputSchema
+from chain.predict.params import MAX_CKKS_FEATURES
+from sandbox.errors import SandboxError
+from sandbox.model_format import Mlp, load_model_file
+
+BATCH_FORMAT = "ckks-batch/v1"
+SCORES_FORMAT = "ckks-scores/v1"
+MAX_CKKS_ROWS = 4096
+"""Slots of one ciphertext at poly modulus degree 8192."""
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+MAX_SCORES_BYTES = 4 * 1024 * 1024
+
+
+class CkksError(SandboxError):
+    """An encrypted batch or model the executor refuses; ``detail`` shows the bad data."""
+
+    def __init__(self, message: str, detail: object = None) -> None:
+        self.detail = repr(detail)[:120]
+        super().__init__(f"{message} (got {self.detail})")
+
+
+def public_context(data: bytes) -> ts.Context:
+    """[PRED-CKKS.1] The requester's context, refused if it holds the secret key."""
+    try:
+        ctx = ts.context_from(data)
+    except Exception as e:  # SEAL's parser raises assorted native errors on bad bytes
+        raise CkksError("not a TenSEAL context", data[:16]) from e
+    if ctx.is_private() or not ctx.is_public():
+        raise CkksError("the context holds a secret key; an executor accepts only a public "
+                        "context", "private context")
+    return ctx
+
+
+def parse_batch(blob: bytes) -> tuple[ts.Context, int, list[ts.CKKSVector]]:
+    """An input blob → (public context, rows, one ciphertext per feature)."""
+    try:
+        wire = decode(blob, max_size=MAX_BATCH_BYTES)
+    except DecodeError as e:
+        raise CkksError(f"batch is not canonical msgpack: {e.code}", blob[:16]) from e
+    if not isinstance(wire, list) or len(wire) != 4 or wire[0] != BATCH_FORMAT \
+            or not isinstance(wire[1], bytes) or type(wire[2]) is not int \
+            or not isinstance(wire[3], list) or not all(isinstance(c, bytes) for c in wire[3]):
+        raise CkksError(f"expected [{BATCH_FORMAT!r}, context, rows, [ciphertexts]]",
+                        wire[:1] if isinstance(wire, list) else type(wire).__name__)
+    rows, cts = wire[2], wire[3]
+    if not 1 <= rows <= MAX_CKKS_ROWS or not 1 <= len(cts) <= MAX_CKKS_FEATURES:
+        raise CkksError(f"rows 1..{MAX_CKKS_ROWS}, features 1..{MAX_CKKS_FEATURES}",
+                        [rows, len(cts)])
+    ctx = public_context(wire[1])
+    vectors = []
+    for i, c in enumerate(cts):
+        try:
+            v = ts.ckks_vector_from(ctx, c)
+        except Exception as e:
+            raise CkksError(f"ciphertext {i} does not load under the context", c[:16]) from e
+        if v.size() < rows:
+            raise CkksError(f"ciphertext {i} holds {v.size()} slots, fewer than {rows} rows",
+                            v.size())
+        vectors.append(v)
+    return ctx, rows, vectors
+
+
+def linear_weights(model: Mlp) -> tuple[list[float], float]:
+    """A one-layer, one-output model's weights and bias; anything else is not linear."""
+    if len(model.layers) != 1 or model.layers[0][0].shape[0] != 1:
+        raise CkksError("encrypted evaluation needs a linear model with one output",
+                        [w.shape for w, _ in model.layers])
+    w, b = model.layers[0]
+    return [float(x) for x in w[0]], float(b[0])
+
+
+def evaluate(blob: bytes, weights: Sequence[float], bias: float) -> bytes:
+    """[PRED-CKKS.1] The scores blob: ``Σ_j weights[j] · ct_j + bias``, serialized.
+
+    Fixed order (j ascending, left fold) so that every executor does the same operations
+    [PRED-CKKS.2]."""
+    _, _, cts = parse_batch(blob)
+    if len(cts) != len(weights):
+        raise CkksError(f"{len(cts)} ciphertexts for a model of {len(weights)} features",
+                        len(cts))
+    acc = cts[0] * weights[0]
+    for ct, w in zip(cts[1:], weights[1:], strict=True):
+        acc = acc + ct * w
+    acc = acc + bias
+    return encode([SCORES_FORMAT, acc.serialize()])
+
+
+def scores_ciphertext(blob: bytes) -> bytes:
+    """The serialized result ciphertext inside a scores blob."""
+    wire: Any = decode(blob, max_size=MAX_SCORES_BYTES)
+    if not isinstance(wire, list) or len(wire) != 2 or wire[0] != SCORES_FORMAT \
+            or not isinstance(wire[1], bytes):
+        raise CkksError(f"expected [{SCORES_FORMAT!r}, ciphertext]", blob[:16])
+    return bytes(wire[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Evaluate one batch: read the input blob and the exported linear model, write the
+    scores blob and a one-line log (sizes and hashes only) into ``--out``."""
+    p = argparse.ArgumentParser(prog="python -m sandbox.ckks_eval")
+    p.add_argument("--batch", type=Path, required=True)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--features", type=int, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    model = load_model_file(args.model, InputSchema("float64", args.features),
+                            OutputSchema("regression", (), 1, 0))
+    weights, bias = linear_weights(model)
+    batch = args.batch.read_bytes()
+    scores = evaluate(batch, weights, bias)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "scores.bin").write_bytes(scores)
+    line = (f"evaluated batch {hashlib.sha256(batch).hexdigest()} ({len(batch)} bytes) → "
+            f"scores {hashlib.sha256(scores).hexdigest()} ({len(scores)} bytes)\n")
+    (args.out / "executor.log").write_text(line)
+    sys.stdout.write(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
