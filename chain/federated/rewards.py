@@ -4,7 +4,7 @@ Two measured contributions, nothing self-reported: each round's weights
 ([FED-AGG.7], from the revealed updates) and each participant's leave-one-out
 improvement on the hidden test set at the end (losses voted as integers in
 micro-units). Every split is integer arithmetic with the largest-remainder rule,
-so the payments sum to the bounty exactly. See protocol_spec/federated.md §5.
+so the payments sum to the bounty exactly. See protocol_spec/federated.md §4.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ update and model blobs with their hashes and a commitment [FED-QUANT.5]
 [FED-MODEL.1-2] [FED-COMMIT.1], refused blobs with their error codes; each
 aggregation rule on small inputs with ties, outliers, copies and a sign-flipped
 attacker [FED-AGG.*]; model steps [FED-MODEL.3]; splits with dust and one toy
-job from updates to payout [FED-REWARD.*]. A second implementation reproduces
+job from updates to payout [FED-REWARD.*]; the ``federated/v1`` fields of an open
+and a private spec and refused ones [FED-SPEC.*]. A second implementation reproduces
 every value from the spec alone. Regenerate with ``LC_WRITE_VECTORS=1`` after a
 deliberate change and commit the diff.
 """
@@ -17,6 +18,8 @@ import hashlib
 from fractions import Fraction
 from typing import Any
 
+from chain.encoding import decode, encode
+from chain.errors import DecodeError
 from chain.federated.blobs import ModelBlob, UpdateBlob, update_commitment, update_hash
 from chain.federated.errors import BlobError
 from chain.federated.fixed import Q_MAX, quantise, rdiv
@@ -31,6 +34,9 @@ from chain.federated.rounds import (
     aggregate_round,
     apply_aggregate,
 )
+from chain.federated.spec import PRIVATE, FederatedSpec
+from chain.jobspec import Holdout
+from chain.types import Amount, Hash32
 from tests.federated import toy
 from tests.ledger.vector_files import check_vector_file
 
@@ -234,6 +240,44 @@ def _reward_vectors() -> dict[str, Any]:
     return {"splits": cases, "payouts": payouts, "toy_job": _toy_job()}
 
 
+def _spec_vectors() -> dict[str, Any]:
+    holdout = Holdout(Hash32(fixed("federated vector pool")), 100, 300, 1, Amount(50), 60_000,
+                      0.0)
+    open_spec = FederatedSpec(
+        initial_model=Hash32(fixed("federated vector initial model")), dims=650, scale_bits=16,
+        rounds=10, min_participants=4, max_participants=6,
+        aggregation=Aggregation(TRIMMED_MEAN, 1), target_accuracy_ppm=950_000, holdout=holdout,
+        privacy="open", dp_clip=0, dp_noise_permille=0, commit_window_ms=60_000,
+        reveal_window_ms=60_000, aggregate_window_ms=30_000, loo_permille=600)
+    private = FederatedSpec(**{**{f: getattr(open_spec, f) for f in open_spec.__slots__},
+                               "privacy": PRIVATE, "dp_clip": 1 << 20,
+                               "dp_noise_permille": 800, "loo_permille": 0,
+                               "aggregation": Aggregation(TRIMMED_MEAN, 0),
+                               "target_accuracy_ppm": None})
+    wire = open_spec.to_wire()
+    invalid = {
+        "twelve_elements": wire[:12],
+        "trim_2_with_min_4": [*wire[:6], ["trimmed_mean", 2], *wire[7:]],
+        "median_with_trim": [*wire[:6], ["median", 1], *wire[7:]],
+        "open_with_noise": [*wire[:10], [0, 5], *wire[11:]],
+        "private_fltrust": [*private.to_wire()[:6], ["fltrust", 0], *private.to_wire()[7:]],
+        "private_with_loo": [*private.to_wire()[:12], 1],
+        "two_finalists": [*wire[:8], [*wire[8][:3], 2, *wire[8][4:]], *wire[9:]],
+        "scale_bits_25": [*wire[:2], 25, *wire[3:]],
+        "accuracy_as_float": [*wire[:7], 0.95, *wire[8:]],
+    }
+    out = []
+    for name, w in invalid.items():
+        try:
+            FederatedSpec.from_wire(decode(encode(w)))
+        except DecodeError as e:
+            out.append({"name": name, "wire": encode(w).hex(), "error": e.code})
+            continue
+        raise AssertionError(f"accepted {name}")
+    return {"open": encode(wire).hex(), "private": encode(private.to_wire()).hex(),
+            "invalid": out}
+
+
 def build_vectors() -> dict[str, Any]:
     return {
         "about": "federated jobs (protocol_spec/federated.md): fixed-point quantisation and "
@@ -250,6 +294,7 @@ def build_vectors() -> dict[str, Any]:
             "rounds": _round_vectors(),
         },
         "rewards": _reward_vectors(),
+        "spec": _spec_vectors(),
     }
 
 
@@ -257,10 +302,10 @@ def test_federated_vectors_match_the_committed_file() -> None:
     """[FED-QUANT.2] [FED-QUANT.3] [FED-QUANT.5] [FED-MODEL.1] [FED-MODEL.2] [FED-COMMIT.1]
     [FED-AGG.1] [FED-AGG.2] [FED-AGG.3] [FED-AGG.4] [FED-AGG.5] [FED-AGG.6] [FED-AGG.7]
     [FED-AGG.8] [FED-MODEL.3] [FED-REWARD.1] [FED-REWARD.2] [FED-REWARD.3] [FED-REWARD.4]
-    [FED-REWARD.5] Recomputed from the rules, the vectors equal
-    protocol_spec/vectors/federated.json byte for byte; each refused blob fails with the code
-    the file names; the sign-flipped attacker has trust 0; the toy job pays its free-rider
-    and its sign flipper nothing and sums to its bounty."""
+    [FED-REWARD.5] [FED-SPEC.1] [FED-SPEC.2] [FED-SPEC.3] Recomputed from the rules, the
+    vectors equal protocol_spec/vectors/federated.json byte for byte; each refused blob and
+    spec fails with the code the file names; the sign-flipped attacker has trust 0; the toy
+    job pays its free-rider and its sign flipper nothing and sums to its bounty."""
     vectors = build_vectors()
     q = {(c["x"], c["scale_bits"]): c["q"] for c in vectors["quantisation"]["quantise"]}
     assert q[("1/131072", 16)] == 0 and q[("3/131072", 16)] == 2  # ties to even
@@ -276,4 +321,5 @@ def test_federated_vectors_match_the_committed_file() -> None:
     assert job["payout"]["paid"].get("free_rider", 0) == 0
     assert job["payout"]["paid"].get("sign_flipper", 0) == 0
     assert sum(job["payout"]["paid"].values()) == job["bounty"]
+    assert {c["error"] for c in vectors["spec"]["invalid"]} == {"bad_field"}
     check_vector_file("federated.json", vectors)
