@@ -10,7 +10,8 @@ the same seed. One line per scenario, then the last line, one JSON object:
 ``profit_vs_honest`` (strategy -> profit per job minus the honest strategy's,
 the most favourable scenario within the bound), ``honest_slashed``,
 ``honest_paid_share``, ``verification`` (cost of verification to the graph
-per job), and the same under the proposed challenge rule (docs/incentives.md).
+per job), and ``vote_reward_1``: the same scenarios priced with the voter rewards of
+the rule the challenge replaced [VOTE-REWARD.1] (docs/incentives.md).
 With ``--sweep`` it also sweeps the protocol parameters and writes PNG plots
 and the generated tables of docs/incentives.md to ``--out``.
 """
@@ -42,26 +43,27 @@ def line(r: Result) -> str:
 
 
 def measure(jobs: int, seed: int, quiet: bool = False) -> tuple[dict[str, Any], list[Result]]:
-    """The headline run: every scenario under today's rules, the lazy voter and the cheater
-    under the proposed rule."""
+    """The headline run: every scenario under the ledger's rules; the lazy voters, the
+    cheater and the griefer also priced with the rewards of [VOTE-REWARD.1] (what the
+    challenge changed)."""
     def show(r: Result) -> None:
         if not quiet:
             print(line(r), flush=True)
 
     current = run_all(standard(Scenario("base")), jobs, seed, show)
-    proposed = run_all(standard(Scenario("base", rules="proposed"),
+    without = run_all(standard(Scenario("base", rules="vote-reward-1"),
                                 strategies=(*LAZY, "cheater", "griefer"), coalitions=False,
                                 beyond=False), jobs, seed, show)
     baseline = run_all([Scenario("honest")], jobs, seed)[0].summary
     out = {"jobs": jobs, "seed": seed, **headline(current),
            "verification": baseline.verification,
            "honest_profit_per_job": baseline.profit_per_job["honest"],
-           "proposed": headline(proposed),
+           "vote_reward_1": headline(without),
            "beyond_the_bound": {r.summary.scenario: {
                "profit_vs_honest": r.profit_vs_honest, "honest_slashed": r.summary.honest_slashed,
                "honest_paid_share": r.summary.honest_paid_share}
                for r in current if not r.within_tolerance}}
-    return out, current + proposed
+    return out, current + without
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -77,7 +79,7 @@ def plot(param: str, label: str, rows: list[dict[str, Any]], out: Path) -> Path:
 
     xs = [r["value"] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for key in ("lazy_echo", "lazy_echo (proposed)", "griefer", "withholding_voter",
+    for key in ("lazy_echo", "lazy_echo (vote-reward-1)", "griefer", "withholding_voter",
                 "cheater", "copier"):
         left.plot(xs, [r[key] for r in rows], marker="o", label=key)
     left.axhline(0, color="black", linewidth=0.8)
@@ -125,7 +127,7 @@ def write_doc(out: Path, headline_json: dict[str, Any], results: list[Result],
             continue
         image = f"![{spec.param}](incentives_{spec.param}.png)"
         parts.append(f"\n### Sweep: {spec.label}\n\n{image}\n\n")
-        parts.append(table(rows, ["value", "lazy_echo", "lazy_echo (proposed)", "griefer",
+        parts.append(table(rows, ["value", "lazy_echo", "lazy_echo (vote-reward-1)", "griefer",
                                   "withholding_voter", "cheater", "copier", "honest_slashed",
                                   "honest_paid_share", "honest_profit_per_job",
                                   "eval_cost_per_job", "coalition", "bound"]))

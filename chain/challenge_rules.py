@@ -1,23 +1,24 @@
-"""Proposed: voter rewards earned by answering a per-turn challenge (docs/incentives.md).
+"""Voter rewards earned by answering a per-turn challenge [VOTE-CHALLENGE.1] [VOTE-REWARD.2].
 
-Not wired into the ledger. Under today's [VOTE-REWARD.1] a voter is paid for
-agreeing with the verdict, and on an honest claim the verdict is "valid": a
-voter that votes "valid" echoing the claimed loss is paid without evaluating
-anything (the verifier's dilemma; threat_model.md [THREAT-LAZY.1]). The fix
-is to pay for an answer that cannot be derived from the claim:
+Under [VOTE-REWARD.1] alone a voter is paid for agreeing with the verdict, and on
+an honest claim the verdict is "valid": a voter that votes "valid" echoing the
+claimed loss is paid without evaluating anything (the verifier's dilemma;
+threat_model.md [THREAT-LAZY.1]). So a voter is paid for an answer that cannot
+be derived from the claim:
 
-- [VOTE-CHALLENGE.1] (proposed) The block that includes a turn's reveal fixes a
-  challenge seed; the seed picks a subset of the job's evaluation examples.
-  Each vote carries, besides its measured loss, the model's loss on that
-  subset, measured in the same evaluation run.
-- [VOTE-REWARD.2] (proposed, replaces VOTE-REWARD.1) The turn's reward goes to
-  the voters that agreed with the verdict *and* whose challenge loss lies in
-  the largest group of challenge losses within ``loss_tolerance`` of each other
-  ([VOTE-AGREE.1]'s grouping), if that group holds a supermajority of the
-  opened votes; otherwise nobody is paid for the turn and the pool stays in
-  escrow (returned at settlement).
+- [VOTE-CHALLENGE.1] The block that includes a turn's reveal fixes a challenge
+  seed; the seed picks ``CHALLENGE_SIZE`` of the job's evaluation examples. Each
+  vote carries, besides its measured loss, the model's loss on that subset,
+  measured in the same evaluation run, covered by the vote commitment.
+- [VOTE-REWARD.2] (replaces VOTE-REWARD.1 where a turn has challenge answers) The
+  turn's reward goes to the voters that agreed with the verdict *and* whose
+  challenge loss lies in the largest group of challenge losses within
+  ``loss_tolerance`` of each other ([VOTE-AGREE.1]'s grouping), if that group
+  holds a supermajority of the opened votes; otherwise nobody is paid for the turn
+  and the pool stays in escrow (returned at settlement).
 
-Pure arithmetic, like chain.verdict_rules: no state is read or written here.
+Pure arithmetic, like chain.verdict_rules: no state is read or written here;
+chain.job_rules pays what ``turn_rewards`` returns.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from chain.encoding import encode
 from chain.types import Address, Hash32
 
 DOMAIN = "learningchain/v1"
+CHALLENGE_SIZE = 32
+"""[VOTE-CHALLENGE.1] Examples in a turn's challenge subset (all of them when the job has
+fewer). A protocol constant: small, so a subset's loss spreads by several tolerances
+around the full loss, and no job spec field changes."""
 
 
 def challenge_seed(reveal_block_hash: bytes, job_id: bytes, claimer: bytes,
@@ -40,11 +45,13 @@ def challenge_seed(reveal_block_hash: bytes, job_id: bytes, claimer: bytes,
                                          claimer, model_hash])).digest())
 
 
-def challenge_subset(seed: bytes, examples: int, size: int) -> tuple[int, ...]:
-    """[VOTE-CHALLENGE.1] ``size`` distinct example indices in ``range(examples)``,
-    sorted, drawn from SHA-256(seed, counter) by rejection sampling (no modulo bias)."""
-    if examples < 1 or not 1 <= size <= examples:
+def challenge_subset(seed: bytes, examples: int, size: int = CHALLENGE_SIZE) -> tuple[int, ...]:
+    """[VOTE-CHALLENGE.1] ``min(size, examples)`` distinct example indices in
+    ``range(examples)``, sorted, drawn from SHA-256(seed, counter) by rejection sampling
+    (no modulo bias)."""
+    if examples < 1 or size < 1:
         raise ValueError(f"cannot draw {size} of {examples} examples")
+    size = min(size, examples)
     bound = (1 << 64) - (1 << 64) % examples
     chosen: set[int] = set()
     counter = 0
@@ -85,6 +92,17 @@ def challenge_group(answers: Sequence[ChallengeAnswer], tolerance: float) -> tup
     return tuple(sorted(a.voter for a in numeric[best_start:best_start + best_size]))
 
 
+def challenge_centre(answers: Sequence[ChallengeAnswer], group: set[Address]) -> float:
+    """[VOTE-REWARD.2] The lower median of the group's challenge losses.
+
+    Paying every answer within tolerance of it (not only the group's window) keeps every
+    honest voter paid when the honest answers lie within tolerance of each other and the
+    others are fewer than half of the group: the median then lies among honest answers,
+    so a lucky echo that shifts the window cannot push an honest answer out."""
+    losses = sorted(a.loss for a in answers if a.voter in group and a.loss is not None)
+    return losses[(len(losses) - 1) // 2]
+
+
 def challenge_rewards(answers: Sequence[ChallengeAnswer], tolerance: float,
                       supermajority_permille: int, pool: int) -> dict[Address, int]:
     """[VOTE-REWARD.2] Each paid voter's share of the turn's ``pool``.
@@ -98,8 +116,39 @@ def challenge_rewards(answers: Sequence[ChallengeAnswer], tolerance: float,
     group = set(challenge_group(answers, tolerance))
     if not answers or len(group) * 1000 < supermajority_permille * len(answers):
         return {}
-    paid = sorted(a.voter for a in answers if a.agrees and a.voter in group)
+    centre = challenge_centre(answers, group)
+    paid = sorted(a.voter for a in answers if a.agrees and a.loss is not None
+                  and abs(a.loss - centre) <= tolerance)
     if not paid:
+        return {}
+    share = pool // len(paid)
+    return {voter: share for voter in paid}
+
+
+def turn_rewards(answers: Sequence[ChallengeAnswer], tolerance: float,
+                 supermajority_permille: int, pool: int,
+                 unpaid: frozenset[Address] = frozenset()) -> dict[Address, int]:
+    """What one turn pays its voters [VOTE-REWARD.2], or [VOTE-REWARD.1] on a turn where no
+    opened vote carries a challenge answer (votes of jobs or workers from before the
+    challenge, and holdout votes): then every agreeing voter shares the pool.
+
+    ``answers`` are the opened voter votes (the claimer's own is never one); voters in
+    ``unpaid`` (banned since they voted) still count in the group and the supermajority
+    but are never paid, and the pool is split among the others.
+    """
+    if pool < 0:
+        raise ValueError(f"negative reward pool {pool}")
+    if any(a.loss is not None for a in answers):
+        group = set(challenge_group(answers, tolerance))
+        if len(group) * 1000 < supermajority_permille * len(answers):
+            return {}
+        centre = challenge_centre(answers, group)
+        paid = sorted(a.voter for a in answers
+                      if a.agrees and a.loss is not None and a.voter not in unpaid
+                      and abs(a.loss - centre) <= tolerance)
+    else:
+        paid = sorted(a.voter for a in answers if a.agrees and a.voter not in unpaid)
+    if not paid or pool == 0:
         return {}
     share = pool // len(paid)
     return {voter: share for voter in paid}

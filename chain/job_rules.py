@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from chain import holdout_rules
+from chain.challenge_rules import ChallengeAnswer, turn_rewards
 from chain.context import TxContext
 from chain.crypto import address_to_text
 from chain.errors import InvalidTransaction
@@ -212,10 +213,11 @@ def apply_vote_reveal(view: Overlay, sender: Address, body: VoteReveal, ctx: TxC
         raise _reject("holdout_vote_required", "this turn's votes open with holdout_vote_reveal: "
                                                "the hidden part is live [HOLDOUT-VOTE.1]")
     expected = vote_commitment(job.job_id, body.claimer, sender, body.valid, body.measured_loss,
-                               body.salt)
+                               body.salt, body.challenge_loss)
     if expected != record.commitment:
         raise _reject("vote_commitment_mismatch", "the vote does not open its commitment")
-    opened = replace(record, revealed=True, valid=body.valid, measured_loss=body.measured_loss)
+    opened = replace(record, revealed=True, valid=body.valid, measured_loss=body.measured_loss,
+                     challenge_loss=body.challenge_loss)
     record_opened_vote(view, job, opened, ctx)
 
 
@@ -403,20 +405,21 @@ def _end_broken_job(view: Overlay, job: Job, claimer: Address) -> Job:
 
 
 def _pay_voters(view: Overlay, job: Job, *, agreeing_valid: bool | None) -> Job:
-    """[VOTE-REWARD.1] The turn's voter reward, split evenly among voters who agreed with
-    the verdict; on an inconsistent job among every voter that opened a vote. The
-    claimer's own vote is never paid."""
-    agreeing = [r.voter for r in voter_votes(job)
-                if (agreeing_valid is None or r.valid == agreeing_valid)
-                and not view.account(r.voter).banned]
+    """[VOTE-REWARD.2] The turn's voter reward, split evenly among voters who agreed with
+    the verdict (on an inconsistent job, every voter that opened a vote) and answered the
+    challenge inside the agreeing group; [VOTE-REWARD.1] when no vote carries an answer.
+    The claimer's own vote is never paid, nor a voter banned since."""
+    votes = voter_votes(job)
+    answers = [ChallengeAnswer(r.voter, agreeing_valid is None or r.valid == agreeing_valid,
+                               r.challenge_loss) for r in votes]
+    banned = frozenset(r.voter for r in votes if view.account(r.voter).banned)
     pool = min(job.spec.voting.voter_reward, _unreserved_escrow(view, job))
-    if not agreeing or pool <= 0:
-        return job
-    share = pool // len(agreeing)
-    for voter in agreeing:
+    pay = turn_rewards(answers, job.spec.loss_tolerance, job.spec.voting.supermajority_permille,
+                       max(0, pool), banned)
+    for voter, share in pay.items():
         account = view.account(voter)
         view.put_account(voter, replace(account, balance=Amount(account.balance + share)))
-    return replace(job, escrow=Amount(job.escrow - share * len(agreeing)))
+    return replace(job, escrow=Amount(job.escrow - sum(pay.values())))
 
 
 def _unreserved_escrow(view: Overlay, job: Job) -> int:

@@ -113,6 +113,9 @@ class VoteRecord:
     hidden part matched its commitment; None on every other vote (5-element wire)."""
     hidden_loss: float | None = None
     """A holdout vote's loss measured on the hidden part (None: not measured)."""
+    challenge_loss: float | None = None
+    """[VOTE-CHALLENGE.1] An opened plain vote's loss on the turn's challenge subset (None:
+    no answer; a 6-element wire when present). Holdout votes carry none."""
 
     @property
     def is_holdout_vote(self) -> bool:
@@ -122,12 +125,16 @@ class VoteRecord:
         wire = [self.voter, self.commitment, self.revealed, self.valid, self.measured_loss]
         if self.holdout_ok is not None:
             wire += [self.holdout_ok, self.hidden_loss]
+        elif self.challenge_loss is not None:
+            wire.append(self.challenge_loss)
         return wire
 
     @classmethod
     def from_wire(cls, a: list[Any]) -> VoteRecord:
         if len(a) == 7:
             return cls(Address(a[0]), Hash32(a[1]), a[2], a[3], a[4], a[5], a[6])
+        if len(a) == 6:
+            return cls(Address(a[0]), Hash32(a[1]), a[2], a[3], a[4], challenge_loss=a[5])
         return cls(Address(a[0]), Hash32(a[1]), a[2], a[3], a[4])
 
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from chain import fields as F
 from chain.crypto import PrivateKey, address_from_pubkey, verify
 from chain.encoding import decode, encode
-from chain.errors import DecodeError
+from chain.errors import DecodeError, FieldError
 from chain.jobspec import DataRef, JobSpec
 from chain.types import Address, Amount, Hash32, PublicKeyBytes, Signature
 
@@ -122,7 +122,8 @@ class VoteCommit:
 
 @dataclass(frozen=True, slots=True)
 class VoteReveal:
-    """[TX-VOTE-REVEAL] Opens a vote: valid/invalid and the loss the voter measured."""
+    """[TX-VOTE-REVEAL] Opens a vote: valid/invalid and the loss the voter measured, and
+    the model's loss on the turn's challenge subset [VOTE-CHALLENGE.1] when it has one."""
 
     TAG: ClassVar[str] = "vote_reveal"
     job_id: Hash32
@@ -131,16 +132,27 @@ class VoteReveal:
     measured_loss: float | None
     """None when the model could not be evaluated at all (then ``valid`` is False)."""
     salt: bytes
+    challenge_loss: float | None = None
+    """[VOTE-CHALLENGE.1] The loss on the challenge subset, measured in the same run; None:
+    no answer (the 5-element form every vote had before the challenge)."""
 
     def to_wire(self) -> list[Any]:
-        return [self.job_id, self.claimer, self.valid, self.measured_loss, self.salt]
+        wire = [self.job_id, self.claimer, self.valid, self.measured_loss, self.salt]
+        if self.challenge_loss is not None:
+            wire.append(self.challenge_loss)
+        return wire
 
     @classmethod
     def from_wire(cls, a: list[Any]) -> VoteReveal:
-        F.array(a, "vote_reveal", 5)
+        """5 elements (no challenge answer) or 6, the sixth a finite float: one encoding
+        per vote [ENC-CANON.1], and every vote sent before the challenge still decodes."""
+        F.array(a, "vote_reveal")
+        if len(a) not in (5, 6):
+            raise FieldError("vote_reveal", "array of 5 or 6 items", f"{len(a)} items")
+        challenge = F.finite_float(a[5], "challenge_loss") if len(a) == 6 else None
         return cls(F.hash32(a[0], "job_id"), F.address(a[1], "claimer"),
                    F.boolean(a[2], "valid"), F.optional_float(a[3], "measured_loss"),
-                   F.blob(a[4], "salt", SALT_LEN))
+                   F.blob(a[4], "salt", SALT_LEN), challenge)
 
 
 GOV_ACTIONS = ("admit_member", "add_validator", "remove_validator")
@@ -390,10 +402,16 @@ def model_commitment(job_id: bytes, claimer: bytes, model_hash: bytes, salt: byt
 
 
 def vote_commitment(job_id: bytes, claimer: bytes, voter: bytes, valid: bool,
-                    measured_loss: float | None, salt: bytes) -> Hash32:
-    """[VOTE-COMMIT.1] Binds a hidden vote to its voter so a vote cannot be copied."""
-    return Hash32(hashlib.sha256(encode(
-        [DOMAIN, "vote-commitment", job_id, claimer, voter, valid, measured_loss, salt])).digest())
+                    measured_loss: float | None, salt: bytes,
+                    challenge_loss: float | None = None) -> Hash32:
+    """[VOTE-COMMIT.1] Binds a hidden vote to its voter so a vote cannot be copied; with a
+    challenge answer [VOTE-CHALLENGE.1] the answer is the ninth element, so it is fixed at
+    the commit like the rest of the vote."""
+    fields: list[Any] = [DOMAIN, "vote-commitment", job_id, claimer, voter, valid,
+                         measured_loss, salt]
+    if challenge_loss is not None:
+        fields.append(challenge_loss)
+    return Hash32(hashlib.sha256(encode(fields)).digest())
 
 
 def holdout_vote_commitment(job_id: bytes, claimer: bytes, voter: bytes, valid: bool,

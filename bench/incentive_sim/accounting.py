@@ -2,8 +2,9 @@
 
 profit = what the ledger left the member holding (balance + bond) minus what it
 held at genesis, minus the work it paid for (training, evaluations). Under the
-proposed rule the ledger's voter rewards are replaced, vote for vote, by what
-chain.challenge_rules would have paid [VOTE-REWARD.2].
+counterfactual 'vote-reward-1' the ledger's voter rewards (the challenge rule
+[VOTE-REWARD.2]) are replaced, vote for vote, by what the rule it replaced,
+[VOTE-REWARD.1], would have paid.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from bench.incentive_sim.world import MemberBook, Tally
 
 def member_profit(book: MemberBook, rules: str) -> float:
     profit = book.end_wealth - book.start_wealth - book.train_cost - book.eval_cost
-    if rules == "proposed":
-        profit += book.proposed_voter_income - book.chain_voter_income
+    if rules == "vote-reward-1":
+        profit += book.counterfactual_voter_income - book.chain_voter_income
     return profit
 
 
@@ -62,7 +63,7 @@ def summarise(tally: Tally) -> Summary:
     vs = {s: round(p - honest, 4) for s, p in profit.items() if s != "honest"}
     econ = tally.scenario.economy
     rewards = tally.voter_rewards_paid if rules == "current" else \
-        sum(b.proposed_voter_income for b in tally.books.values())
+        sum(b.counterfactual_voter_income for b in tally.books.values())
     verification = {
         "evaluations_per_job": round(tally.evaluations / tally.jobs, 3),
         "eval_cost_per_job": round(tally.evaluations * econ.eval_cost / tally.jobs, 3),

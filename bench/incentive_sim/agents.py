@@ -99,7 +99,7 @@ class Economy:
     """Honest measurement noise, uniform in ±noise × tolerance: always within tolerance."""
     challenge_spread: float = 0.03
     """Standard deviation of a model's loss on a random evaluation subset around its full
-    loss (the proposed challenge): what a voter cannot know without evaluating."""
+    loss (the challenge [VOTE-CHALLENGE.1]): what a voter cannot know without evaluating."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +109,8 @@ class VoteChoice:
     evaluated: bool
     """Whether the voter ran the evaluation (and so paid ``eval_cost``)."""
     challenge: float | None = None
-    """The loss on the turn's challenge subset (the proposed rule); None if not measured."""
+    """The loss on the turn's challenge subset [VOTE-CHALLENGE.1], sent with the vote;
+    None: no answer."""
 
 
 def measure(true_loss: float, tolerance: float, economy: Economy, rng: random.Random) -> float:

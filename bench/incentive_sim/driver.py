@@ -175,13 +175,16 @@ class ChainDriver:
         self.send(name, RevealModel(Hash32(job_id), Hash32(model_hash), salt))
 
     def vote_commit(self, name: str, job_id: bytes, claimer: Address, valid: bool,
-                    measured: float | None, salt: bytes) -> None:
-        c = vote_commitment(job_id, claimer, self.addr(name), valid, measured, salt)
+                    measured: float | None, salt: bytes,
+                    challenge: float | None = None) -> None:
+        c = vote_commitment(job_id, claimer, self.addr(name), valid, measured, salt, challenge)
         self.send(name, VoteCommit(Hash32(job_id), claimer, c))
 
     def vote_reveal(self, name: str, job_id: bytes, claimer: Address, valid: bool,
-                    measured: float | None, salt: bytes) -> None:
-        self.send(name, VoteReveal(Hash32(job_id), claimer, valid, measured, salt))
+                    measured: float | None, salt: bytes,
+                    challenge: float | None = None) -> None:
+        """[VOTE-CHALLENGE.1] ``challenge``: the answer to the turn's challenge, if any."""
+        self.send(name, VoteReveal(Hash32(job_id), claimer, valid, measured, salt, challenge))
 
     def verifier_join(self, name: str) -> None:
         self.send(name, VerifierJoin())

@@ -26,7 +26,7 @@ from bench.incentive_sim.agents import (
     vote,
 )
 from bench.incentive_sim.driver import BLOCK_MS, ChainDriver, Voting, job_spec
-from chain.challenge_rules import ChallengeAnswer, challenge_rewards, challenge_seed
+from chain.challenge_rules import ChallengeAnswer, challenge_seed, turn_rewards
 from chain.records import Job, JobStatus, Outcome, Params
 from chain.transactions import PostJob, SignedTransaction, VoteReveal
 from chain.types import Address, Hash32
@@ -53,8 +53,10 @@ class Scenario:
     """The second submitter counts on its colluding verifiers (withholding_voter)
     to force 'no quorum' refunds after it has seen the revealed models."""
     rules: str = "current"
-    """'current': voter rewards as the ledger pays them [VOTE-REWARD.1]; 'proposed':
-    as chain.challenge_rules would pay them on the same votes [VOTE-REWARD.2]."""
+    """'current': voter rewards as the ledger pays them (the challenge rule
+    [VOTE-REWARD.2]); 'vote-reward-1': the counterfactual, what the rule it replaced
+    [VOTE-REWARD.1] would have paid on the same votes (agreement with the verdict
+    alone), to show what the challenge changed."""
     post_every: int = 2
     """Blocks between two job posts."""
 
@@ -66,7 +68,8 @@ class MemberBook:
     train_cost: float = 0.0
     eval_cost: float = 0.0
     chain_voter_income: int = 0
-    proposed_voter_income: int = 0
+    counterfactual_voter_income: int = 0
+    """What [VOTE-REWARD.1] would have paid (rules 'vote-reward-1' only)."""
     bonds_forfeited: int = 0
     claims: int = 0
     won: int = 0
@@ -303,6 +306,8 @@ class World:
         claimer = self.d.name_of(job.current) if job.current else ""
         key = (claimer, len(job.verdicts))
         if key not in info.turns:
+            # [VOTE-CHALLENGE.1] first seen in VOTE_COMMIT, right after the block that
+            # included the reveal: the tip's hash is that block's hash.
             seed = challenge_seed(self.d.state.block_hash, job.job_id, job.current or b"",
                                   job.model_hash or b"")
             info.turns[key] = TurnInfo(claimer, seed)
@@ -357,7 +362,7 @@ class World:
             self.books[name].eval_cost += self.econ.eval_cost
             self.tally.evaluations += 1
         self.d.vote_commit(name, job.job_id, _current(job), choice.valid,
-                           choice.measured, turn.salts[name])
+                           choice.measured, turn.salts[name], choice.challenge)
 
     def _vote_reveal(self, job: Job, info: JobInfo) -> None:
         turn = self._turn(job, info)
@@ -368,7 +373,7 @@ class World:
             choice = turn.choices[name]
             turn.reveal_sent.add(name)
             self.d.vote_reveal(name, job.job_id, _current(job), choice.valid,
-                               choice.measured, turn.salts[name])
+                               choice.measured, turn.salts[name], choice.challenge)
 
     def _rejoin(self) -> None:
         """A withholding voter re-bonds after each forfeit, to keep its place in E."""
@@ -415,7 +420,8 @@ class World:
 
     def _judge(self, job: Job, info: JobInfo, outcome: Outcome, claimer: str,
                index: int) -> None:
-        """One turn's verdict: slashing of honest claims, who was paid, the proposed split."""
+        """One turn's verdict: slashing of honest claims, who was paid, the counterfactual
+        split of [VOTE-REWARD.1] (the same votes without their challenge answers)."""
         t = self.tally
         t.outcomes[outcome.value] = t.outcomes.get(outcome.value, 0) + 1
         claim = info.claims.get(claimer)
@@ -424,25 +430,36 @@ class World:
         turn = info.turns.get((claimer, index))
         if turn is None:
             return
-        for name, choice in turn.choices.items():
-            honest_vote = self.strategy[name].vote == Vote.HONEST and name != claimer
-            if name == claimer or name not in turn.opened:
-                continue
-            agrees = outcome == Outcome.INCONSISTENT or (
-                outcome in PAYING and choice.valid == (outcome == Outcome.VALID))
-            if honest_vote:
-                t.honest_votes += 1
-                t.honest_votes_paid += agrees
-        if outcome in PAYING and self.sc.rules == "proposed":
+        opened = [(n, c) for n, c in sorted(turn.choices.items())
+                  if n != claimer and n in turn.opened]
+
+        def qualified(with_answers: bool) -> set[Address]:
+            """Who the reward rule pays on this turn's votes (a nominal pool: who, not how
+            much)."""
+            if outcome not in PAYING:
+                return set()
             answers = [ChallengeAnswer(self.d.addr(n), outcome == Outcome.INCONSISTENT or
-                                       c.valid == (outcome == Outcome.VALID), c.challenge)
+                                       c.valid == (outcome == Outcome.VALID),
+                                       c.challenge if with_answers else None)
+                       for n, c in opened]
+            return set(turn_rewards(answers, job.spec.loss_tolerance,
+                                    job.spec.voting.supermajority_permille, 1 << 20))
+
+        paid = qualified(with_answers=True)  # [VOTE-REWARD.2], as the ledger pays
+        for name, _ in opened:
+            if self.strategy[name].vote == Vote.HONEST:
+                t.honest_votes += 1
+                t.honest_votes_paid += self.d.addr(name) in paid
+        if outcome in PAYING and self.sc.rules == "vote-reward-1":
+            answers = [ChallengeAnswer(self.d.addr(n), outcome == Outcome.INCONSISTENT or
+                                       c.valid == (outcome == Outcome.VALID), None)
                        for n, c in sorted(turn.choices.items())
                        if n != claimer and n in turn.opened]
-            pay = challenge_rewards(answers, job.spec.loss_tolerance,
-                                    job.spec.voting.supermajority_permille,
-                                    job.spec.voting.voter_reward)
+            pay = turn_rewards(answers, job.spec.loss_tolerance,
+                               job.spec.voting.supermajority_permille,
+                               job.spec.voting.voter_reward)
             for address, amount in pay.items():
-                self.books[self.d.name_of(address)].proposed_voter_income += amount
+                self.books[self.d.name_of(address)].counterfactual_voter_income += amount
 
     def _settle(self, job: Job, info: JobInfo) -> None:
         """A settled job: did the honest work get the bounty; did the submitter get a model."""

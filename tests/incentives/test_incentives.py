@@ -3,9 +3,9 @@
 A small seeded run of ``bench/incentives.py`` (every strategy alone, at the largest
 share the verdict rules tolerate, and in coalitions, each beside the all-honest run
 of the same seed) must show: no dishonest strategy earns what honest work earns,
-honest winners are never slashed, honest work is always paid. The lazy voter is
-the known exception under today's [VOTE-REWARD.1] ([THREAT-LAZY.1]); the proposed
-challenge rule (chain/challenge_rules.py) must turn it negative.
+honest winners are never slashed, honest work is always paid. The lazy voter, the
+exception under the old [VOTE-REWARD.1] ([THREAT-LAZY.1]), must lose under the
+challenge rule the ledger now pays by ([VOTE-CHALLENGE.1], [VOTE-REWARD.2]).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def test_the_entry_point_prints_one_json_object_last(capsys: pytest.CaptureFixtu
     lines = capsys.readouterr().out.strip().splitlines()
     last = json.loads(lines[-1])
     assert {"profit_vs_honest", "honest_slashed", "honest_paid_share", "verification",
-            "proposed"} <= set(last)
+            "vote_reward_1"} <= set(last)
     assert len(lines) > len(SINGLE)  # the scenario lines came first
 
 
@@ -60,19 +60,39 @@ def test_honest_winners_are_never_slashed_and_honest_work_is_paid(
     assert figures["honest_bonds_lost"] == 0
     assert figures["honest_paid_share"] == 1.0
     assert figures["honest_votes_paid_share"] == 1.0
-    assert figures["proposed"]["honest_slashed"] == 0
-    assert figures["proposed"]["honest_paid_share"] == 1.0
+    assert figures["vote_reward_1"]["honest_slashed"] == 0
+    assert figures["vote_reward_1"]["honest_paid_share"] == 1.0
 
 
-def test_threat_lazy_1_the_lazy_voter_pays_today_and_not_under_the_challenge_rule(
+def test_threat_lazy_1_the_lazy_voter_loses_under_the_wired_challenge_rule(
         figures: dict[str, Any]) -> None:
-    """[THREAT-LAZY.1] Today a "valid" vote on an honest claim is paid without evaluating:
-    voting lazily earns more than voting honestly (a known open finding). Under the
-    proposed [VOTE-REWARD.2] (rewards only for the challenge loss inside the agreeing
-    group) the same voters, on the same jobs, earn less than honest voters."""
+    """[THREAT-LAZY.1] [VOTE-REWARD.2] [VOTE-CHALLENGE.1] Closed: the ledger pays a turn's
+    reward only to voters whose challenge answer (the model's loss on a subset the reveal's
+    block picks) is in the agreeing group; a voter that votes "valid" echoing the claim
+    without evaluating answers the claimed loss, lands outside it and earns less than an
+    evaluating voter, alone and at the tolerated share. The same votes priced with the
+    rule the challenge replaced, [VOTE-REWARD.1] (agreement with the verdict alone), pay
+    the lazy voter more than honest voting: the challenge is what turned it negative."""
     for lazy in LAZY:
-        assert figures["profit_vs_honest"][lazy] > 0, lazy
-        assert figures["proposed"]["profit_vs_honest"][lazy] < 0, lazy
+        assert figures["profit_vs_honest"][lazy] < 0, lazy
+        assert figures["vote_reward_1"]["profit_vs_honest"][lazy] > 0, lazy
+
+
+def test_threat_lazy_1_the_ledger_itself_refuses_the_lazy_voter_its_share() -> None:
+    """[VOTE-REWARD.2] On the ledger's own balances (no side computation): in a run with
+    one lazy_echo verifier, the ledger pays it no voter reward on an honest claim's turn,
+    while every honest voter's vote is paid."""
+    sc = Scenario("lazy", adversaries=(("lazy_echo", 1),))
+    world = World(sc, 10, SEED)
+    tally = world.run()
+    lazy = next(b for b in tally.books.values() if b.strategy.name == "lazy_echo")
+    honest = [b for b in tally.books.values() if b.strategy.name == "honest"]
+    assert tally.outcomes == {"valid": 10}
+    assert min(b.chain_voter_income for b in honest) > 0
+    # An echo is paid only on the turns where the subset's loss happened to fall within
+    # tolerance of the claim: far less than any evaluating voter earned.
+    assert 2 * lazy.chain_voter_income < min(b.chain_voter_income for b in honest)
+    assert tally.honest_votes_paid == tally.honest_votes > 0
 
 
 def test_verification_costs_the_graph_what_the_voters_evaluate(figures: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ import ecdsa
 from ecdsa.util import sigdecode_string, sigencode_string_canonize
 
 from chain.blocks import BlockHeader, merkle_root
+from chain.challenge_rules import CHALLENGE_SIZE, challenge_seed, challenge_subset
 from chain.crypto import PrivateKey, address_to_text
 from chain.encoding import encode
 from chain.genesis import genesis_state
@@ -39,7 +40,7 @@ from chain.transactions import (
     sign_transaction,
     vote_commitment,
 )
-from chain.types import Amount, Hash32, Height, TimeMs
+from chain.types import Address, Amount, Hash32, Height, TimeMs
 from tests.ledger.harness import job_spec, make_genesis
 
 VECTORS = Path(__file__).resolve().parents[2] / "protocol_spec" / "vectors" / "ledger.json"
@@ -114,6 +115,30 @@ def build_vectors() -> dict[str, Any]:
         },
         "genesis": {"doc": genesis.to_json(), "hash": genesis.hash.hex(),
                     "state_root": genesis_state(genesis).state_root.hex()},
+        "challenge": _challenge_vectors(job_id, bob.address, carol.address, model),
+    }
+
+
+def _challenge_vectors(job_id: Hash32, claimer: bytes, voter: bytes,
+                       model: Hash32) -> dict[str, Any]:
+    """[VOTE-CHALLENGE.1] The seed of a turn, its subset, and a vote that answers it: the
+    commitment with the challenge loss as ninth element and the 6-element vote_reveal."""
+    reveal_block = Hash32(hashlib.sha256(b"reveal block").digest())
+    seed = challenge_seed(reveal_block, job_id, claimer, model)
+    vote_salt = b"\x09" * 32
+    commitment = vote_commitment(job_id, claimer, voter, True, 0.126, vote_salt, 0.1875)
+    reveal = sign_transaction(_key("carol"), CHAIN_ID, 0,
+                              VoteReveal(job_id, Address(claimer), True, 0.126, vote_salt,
+                                         0.1875))
+    return {
+        "seed": {"reveal_block_hash": reveal_block.hex(), "job_id": job_id.hex(),
+                 "claimer": claimer.hex(), "model_hash": model.hex(), "seed": seed.hex()},
+        "subsets": [{"examples": n, "size": CHALLENGE_SIZE,
+                     "indices": list(challenge_subset(seed, n))} for n in (10, 100, 1797)],
+        "vote": {"job_id": job_id.hex(), "claimer": claimer.hex(), "voter": voter.hex(),
+                 "valid": True, "measured_loss": 0.126, "challenge_loss": 0.1875,
+                 "salt": vote_salt.hex(), "commitment": commitment.hex(),
+                 "vote_reveal_wire": reveal.wire.hex(), "tx_hash": reveal.hash.hex()},
     }
 
 
@@ -172,3 +197,24 @@ def test_vector_commitments_are_opened_by_their_signers() -> None:
     assert vote["commitment"] == expected
     approve = SignedTransaction.decode(bytes.fromhex(by_type["gov_approve"]["wire"]))
     assert approve.body.proposal_id.hex() == by_type["gov_propose"]["tx_hash"]  # type: ignore[union-attr]
+
+
+def test_vote_challenge_1_vectors_open_and_decode() -> None:
+    """[VOTE-CHALLENGE.1] [VOTE-COMMIT.1] The challenge vote's commitment is SHA-256 of the
+    nine-element array (the answer last); its vote_reveal decodes to the 6-element form
+    and re-encodes to the same bytes; the subsets are distinct, sorted and in range."""
+    vectors = json.loads(VECTORS.read_text())["challenge"]
+    vote = vectors["vote"]
+    expected = hashlib.sha256(encode([
+        "learningchain/v1", "vote-commitment", bytes.fromhex(vote["job_id"]),
+        bytes.fromhex(vote["claimer"]), bytes.fromhex(vote["voter"]), True, 0.126,
+        bytes.fromhex(vote["salt"]), 0.1875])).hexdigest()
+    assert vote["commitment"] == expected
+    tx = SignedTransaction.decode(bytes.fromhex(vote["vote_reveal_wire"]))
+    assert isinstance(tx.body, VoteReveal) and tx.body.challenge_loss == 0.1875
+    assert tx.wire.hex() == vote["vote_reveal_wire"]
+    for subset in vectors["subsets"]:
+        indices = subset["indices"]
+        assert len(indices) == min(subset["size"], subset["examples"])
+        assert indices == sorted(set(indices)) and all(0 <= i < subset["examples"]
+                                                        for i in indices)
