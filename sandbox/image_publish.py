@@ -11,7 +11,8 @@ the config's digest of a cached, checked file).
 
 Cache layout under ``root``: ``layers/<diff hex>.tar`` with ``.ref``
 (``blob hex size``), ``images/<image hex>.lcimg`` (the manifest blob),
-``.config`` and ``.sizes`` (what ``job build`` declares [JOB-IMAGE.5]).
+``.config`` and ``.sizes`` (what ``job build`` declares [JOB-IMAGE.5]). Bounded by
+``prune`` (``sandbox.image_cache_prune``: LRU by last use, the base's layers kept).
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ import hashlib
 import json
 import os
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from chain.content import CHUNK_SIZE, blob_id, blob_id_of_bytes
 from sandbox.errors import ImageBlobError, SandboxError
+from sandbox.image_cache_prune import CacheLimits, Removal, prune, touch
 from sandbox.image_check import ImageSizes, unpacked_layers
 from sandbox.image_layers import (
     MAX_CONFIG_BYTES,
@@ -107,7 +109,14 @@ class LayerCache:
                 self.layer_ref(layer.diff_id) != layer for layer in manifest.layers):
             return None
         check_config(manifest, config)
+        touch(stem.with_suffix(".lcimg"))  # its last use, for the cache's LRU bound
         return self._published(manifest, ImageSizes(blob_bytes, unpacked), exported=False)
+
+    def prune(self, limits: CacheLimits, *, keep_images: Iterable[str] = (),
+              protected: Iterable[str] = (), now: float | None = None) -> Removal:
+        """Bounds the cache (``sandbox.image_cache_prune``): least recently used images
+        first, never ``keep_images`` or the ``protected`` layers (the canonical base's)."""
+        return prune(self.root, limits, keep_images=keep_images, protected=protected, now=now)
 
     def _published(self, manifest: ImageManifest, sizes: ImageSizes, *,
                    exported: bool) -> PublishedImage:

@@ -83,11 +83,33 @@ def choose_image(job_dir: Path, image_tar: Path | None, rebuild: bool, work: Pat
     if published is None:
         note(f"splitting the image into layer blobs (once per image, cached in {layers.root})…")
         published = layers.publish(docker, image_id)
+    _prune(layers, docker, image_id, note)
     manifest = published.manifest
     note(f"image {image_id[:19]}: {len(manifest.layers)} layers, "
          f"{manifest.total_size} bytes in all")
     return ChosenImage(image_id, published.manifest_file.blob, tag or image_id, built,
                        published.sizes, (*published.parts, published.manifest_file), True)
+
+
+def _prune(layers: Any, docker: Any, image_id: str, note: Note) -> None:
+    """Keeps the split cache within ``LC_IMAGE_CACHE_MAX_MB`` / ``_MAX_DAYS``: never the image
+    being posted, never the canonical base's layers (a new split of it is a gigabyte)."""
+    from sandbox.base_image import BASE_TAG
+    from sandbox.image_cache_prune import limits_from_env
+
+    try:
+        limits = limits_from_env()
+    except ValueError as e:
+        note(f"image cache not pruned: {e}")
+        return
+    try:
+        base = docker.images.get(BASE_TAG).attrs["RootFS"]["Layers"]
+    except Exception:  # no base in this engine: the posted image's layers are kept anyway
+        base = []
+    removed = layers.prune(limits, keep_images={image_id}, protected=set(base))
+    if removed.images or removed.layers:
+        note(f"image cache {layers.root}: removed {len(removed.images)} image(s) unused the "
+             f"longest and {len(removed.layers)} layer file(s), {removed.freed} bytes")
 
 
 def _present(docker: Any, image_id: str) -> bool:
