@@ -26,6 +26,7 @@ import tenseal as ts
 
 from chain.encoding import decode, encode
 from chain.errors import DecodeError
+from chain.predict.io import invalid_blob
 from chain.predict.model import InputSchema, OutputSchema
 from chain.predict.params import MAX_CKKS_FEATURES
 from sandbox.errors import SandboxError
@@ -111,6 +112,20 @@ def evaluate(blob: bytes, weights: Sequence[float], bias: float) -> bytes:
         acc = acc + ct * w
     acc = acc + bias
     return encode([SCORES_FORMAT, acc.serialize()])
+
+
+def answer_ciphertext(blob: bytes, model: Mlp) -> bytes:
+    """[PRED-IO.3] The executor's answer in ``ciphertext`` mode: the scores blob, or the
+    invalid answer when the model is not linear (``schema``) or the batch does not load
+    (``not_rows``), so honest executors agree on it either way."""
+    try:
+        weights, bias = linear_weights(model)
+    except CkksError:
+        return invalid_blob("schema")
+    try:
+        return evaluate(blob, weights, bias)
+    except CkksError:
+        return invalid_blob("not_rows")
 
 
 def scores_ciphertext(blob: bytes) -> bytes:

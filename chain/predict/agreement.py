@@ -69,20 +69,35 @@ def distance(a: Sequence[int], b: Sequence[int]) -> int:
     return max((abs(x - y) for x, y in zip(a, b, strict=True)), default=0)
 
 
-def tolerance_agreement(drawn: Sequence[Address], answers: Mapping[Address, Sequence[int]],
+Answer = Sequence[int] | bytes
+"""A ``values`` answer: its integers, or the output hash of an invalid answer [PRED-IO.3]."""
+
+
+def _close(x: Answer, y: Answer, tolerance: int) -> bool:
+    if isinstance(x, bytes) or isinstance(y, bytes):
+        return x == y
+    return distance(x, y) <= tolerance
+
+
+def _answer_hash(x: Answer) -> Hash32:
+    return Hash32(x) if isinstance(x, bytes) else values_hash(x)
+
+
+def tolerance_agreement(drawn: Sequence[Address], answers: Mapping[Address, Answer],
                         tolerance: int) -> Agreement:
     """[PRED-AGREE.3] ``values`` mode. Each opened answer x is a centre; its group is every
-    opened answer y with ``distance(x, y) ≤ tolerance`` (exact integers). The largest group
-    wins; ties go to the centre with the lower output hash [PRED-ANSWER.2], then the lower
-    address. It is the answer (the centre's output hash) if it holds ``majority(k)``
-    executors; else no majority. Members of the group differ from the centre by at most
-    ``tolerance``, from each other by at most twice that."""
+    opened answer y with ``distance(x, y) ≤ tolerance`` (exact integers; an invalid answer
+    [PRED-IO.3] is close only to the same invalid answer). The largest group wins; ties go to
+    the centre with the lower output hash [PRED-ANSWER.2], then the lower address. It is the
+    answer (the centre's output hash) if it holds ``majority(k)`` executors; else no
+    majority. Members of the group differ from the centre by at most ``tolerance``, from
+    each other by at most twice that."""
     _check(drawn, answers)
     best: tuple[int, Hash32, Address] | None = None
     best_group: set[Address] = set()
-    for centre, x in sorted(answers.items()):
-        group = {a for a, y in answers.items() if distance(x, y) <= tolerance}
-        key = (-len(group), values_hash(x), centre)
+    for centre, x in sorted(answers.items(), key=lambda item: item[0]):
+        group = {a for a, y in answers.items() if _close(x, y, tolerance)}
+        key = (-len(group), _answer_hash(x), centre)
         if best is None or key < best:
             best, best_group = key, group
     answer = best[1] if best is not None and len(best_group) >= majority(len(drawn)) else None

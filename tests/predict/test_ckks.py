@@ -196,3 +196,23 @@ def test_executor_refuses_bad_batches_and_models(run: Run) -> None:
                            InputSchema("float64", 30), OutputSchema("regression", (), 1, 0))
     with pytest.raises(CkksError, match="linear model"):
         linear_weights(two_layer)
+
+
+def test_executor_answers_bad_requests_with_the_invalid_answer(run: Run) -> None:
+    """[PRED-IO.3] In ciphertext mode a batch that does not load, or a model that is not
+    linear, is answered with the fixed invalid blob (``not_rows``, ``schema``); a good batch
+    with the linear model gives the scores blob."""
+    from chain.predict.io import invalid_blob
+    from chain.predict.model import InputSchema, OutputSchema
+    from sandbox.ckks_eval import answer_ciphertext
+
+    schema_in, schema_out = InputSchema("float64", 30), OutputSchema("regression", (), 1, 0)
+    linear = load_model(run.model.read_bytes(), schema_in, schema_out)
+    assert answer_ciphertext(b"\x80\x04junk", linear) == invalid_blob("not_rows")
+    rng = np.random.default_rng(0)
+    deep = load_model(export_mlp([(rng.normal(size=(4, 30)), np.zeros(4)),
+                                  (rng.normal(size=(1, 4)), np.zeros(1))], "float64"),
+                      schema_in, schema_out)
+    assert answer_ciphertext(run.batch.read_bytes(), deep) == invalid_blob("schema")
+    assert answer_ciphertext(run.batch.read_bytes(), linear) == \
+        (run.outs[0] / "scores.bin").read_bytes()

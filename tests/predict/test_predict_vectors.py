@@ -13,8 +13,16 @@ from chain.encoding import decode, encode
 from chain.errors import DecodeError
 from chain.predict.agreement import Agreement, exact_agreement, tolerance_agreement
 from chain.predict.answer import answer_commitment, values_hash
+from chain.predict.io import (
+    INVALID_REASONS,
+    decode_rows,
+    encode_rows,
+    invalid_blob,
+    labels_blob,
+    output_hash,
+)
 from chain.predict.lottery import candidates, draw, lottery_seed
-from chain.predict.model import DeployedModel
+from chain.predict.model import DeployedModel, InputSchema
 from chain.predict.payout import settle
 from chain.predict.request import PredictionRequest
 from chain.types import Hash32
@@ -162,12 +170,41 @@ def wire_cases() -> dict[str, Any]:
     }
 
 
+def io_cases() -> dict[str, Any]:
+    rows32 = encode_rows("float32", 3, [0.5, -1.0, 2.25, 3.0, 0.0, -0.125])
+    rows64 = encode_rows("float64", 2, [0.1, 1e300])
+    labels = labels_blob([3, 0, 9], 10)
+    schema = InputSchema("float32", 3)
+    checks = {
+        "ok": (rows32, 2),
+        "wrong_rows": (rows32, 3),
+        "wrong_dtype": (rows64, 1),
+        "truncated_data": (encode(["predict-rows/v1", "float32", 3, 2, b"\x00" * 20]), 2),
+        "nan": (encode_rows("float32", 3, [float("nan"), 0.0, 0.0]), 1),
+        "not_msgpack": (b"\x80\x04\x95", 1),
+    }
+    decoded = {}
+    for name, (blob, rows) in checks.items():
+        got = decode_rows(blob, schema, rows)
+        decoded[name] = {"blob": blob.hex(), "rows": rows,
+                         "result": got if isinstance(got, str) else "ok"}
+    return {
+        "rows_float32_2x3": rows32.hex(), "rows_float64_1x2": rows64.hex(),
+        "decode_against_float32_3": decoded,
+        "labels_3_0_9": {"blob": labels.hex(), "output_hash": output_hash(labels).hex()},
+        "invalid": {r: {"blob": invalid_blob(r).hex(),
+                        "output_hash": output_hash(invalid_blob(r)).hex()}
+                    for r in INVALID_REASONS},
+    }
+
+
 def build_vectors() -> dict[str, Any]:
     executor = addr("m0")
     return {
         "about": "prediction requests (protocol_spec/predict.md): model and request wire forms "
                  "with rejected variants, lottery draws, answer commitments, exact and tolerance "
-                 "agreement, payouts with royalty and dust; addresses are SHA-256('addr:<name>')"
+                 "agreement, payouts with royalty and dust, input and answer blobs with their "
+                 "output hashes; addresses are SHA-256('addr:<name>')"
                  "[:20]",
         "wire": wire_cases(),
         "lottery": lottery_cases(),
@@ -178,13 +215,15 @@ def build_vectors() -> dict[str, Any]:
         "exact_agreement": exact_cases(),
         "tolerance_agreement": tolerance_cases(),
         "payouts": payout_cases(),
+        "io": io_cases(),
     }
 
 
 def test_predict_vectors_match_committed_file() -> None:
     """[PRED-MODEL.1] [PRED-REQ.1] [PRED-REQ.2] [PRED-REQ.3] [PRED-REQ.6] [PRED-LOTTERY.1]
     [PRED-LOTTERY.2] [PRED-ANSWER.1] [PRED-ANSWER.2] [PRED-AGREE.1] [PRED-AGREE.2]
-    [PRED-AGREE.3] [PRED-PAY.1] [PRED-PAY.2] The generated vectors are the committed file."""
+    [PRED-AGREE.3] [PRED-PAY.1] [PRED-PAY.2] [PRED-IO.1] [PRED-IO.2] [PRED-IO.3] The generated
+    vectors are the committed file."""
     check_vector_file("predict.json", build_vectors())
 
 
