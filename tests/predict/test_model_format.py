@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chain.predict.model import InputSchema, OutputSchema
 from sandbox.errors import SandboxError
@@ -165,3 +167,24 @@ def test_linear_regression_model() -> None:
                        OutputSchema("regression", (), 1, 6))
     x = np.ones((2, 30))
     assert np.allclose(model.forward(x)[:, 0], x @ layers[0][0][0] + layers[0][1][0])
+
+
+_VALID = export_mlp(mlp(dims=(64, 4, 10)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=512),
+    st.tuples(st.integers(0, len(_VALID) - 1), st.integers(0, 255)).map(
+        lambda e: _VALID[:e[0]] + bytes([e[1]]) + _VALID[e[0] + 1:]),
+    st.integers(0, len(_VALID)).map(lambda n: _VALID[:n]),
+))
+def test_loader_is_total(data: bytes) -> None:
+    """[JOB-EXPORT.2] [JOB-EXPORT.3] Arbitrary bytes, a valid file with one byte changed, and
+    every truncation: the loader returns a model of the declared shape or raises
+    ModelFormatError, never anything else."""
+    try:
+        model = load_model(data, DIGITS_IN, DIGITS_OUT)
+    except ModelFormatError:
+        return
+    assert model.features == 64 and model.layers[-1][0].shape[0] == 10

@@ -8,6 +8,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.datasets import load_diabetes, load_digits
 from sklearn.linear_model import LinearRegression
 from sklearn.neural_network import MLPClassifier
@@ -16,6 +18,7 @@ from chain.encoding import decode, encode
 from chain.errors import FieldError
 from chain.predict.agreement import exact_agreement, tolerance_agreement
 from chain.predict.io import (
+    INVALID_REASONS,
     decode_rows,
     encode_rows,
     invalid_blob,
@@ -131,3 +134,22 @@ def test_rows_and_labels_blob_bounds() -> None:
     parsed = decode_rows(blob, InputSchema("float64", 2), 2)
     assert not isinstance(parsed, str) and parsed.rows == 2 and len(parsed.data) == 32
     assert decode_rows(blob, InputSchema("float64", 2), 4097) == "row_count"
+
+
+_ROWS = encode_rows("float32", 3, [0.5, -1.0, 2.0, 4.0, 8.0, 16.0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=256),
+    st.tuples(st.integers(0, len(_ROWS) - 1), st.integers(0, 255)).map(
+        lambda e: _ROWS[:e[0]] + bytes([e[1]]) + _ROWS[e[0] + 1:]),
+))
+def test_decode_rows_is_total(blob: bytes) -> None:
+    """[PRED-IO.1] [PRED-IO.3] Any bytes decode to rows of the schema or to one of the
+    invalid reasons, never an exception."""
+    got = decode_rows(blob, InputSchema("float32", 3), 2)
+    if isinstance(got, str):
+        assert got in INVALID_REASONS
+    else:
+        assert (got.rows, got.features, len(got.data)) == (2, 3, 24)
