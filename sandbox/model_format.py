@@ -184,7 +184,10 @@ def load_model(data: bytes, input_schema: InputSchema, output_schema: OutputSche
     outputs = len(output_schema.labels) if output_schema.kind == "classes" \
         else output_schema.outputs
     _check_tensors(header, layers, input_schema.dtype, input_schema.features, outputs, body)
-    tensors = st_load(data)
+    try:
+        tensors = st_load(data)
+    except Exception as e:  # belt and braces: our checks should leave nothing for it to refuse
+        raise ModelFormatError("tensors", f"safetensors refused the file: {e}", data[:16]) from e
     built = tuple((tensors[f"layer{i}.weight"], tensors[f"layer{i}.bias"])
                   for i in range(layers))
     for w, b in built:
