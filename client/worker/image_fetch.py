@@ -6,7 +6,8 @@ config before any layer is fetched, fetch each missing layer (each bounded to
 the size the manifest declares, so a lying manifest cannot make the worker
 fetch more), and load the image from them. Every refusal raises a
 ``sandbox.errors`` exception or ``BlobError`` for ``ImageCache`` to sort into
-permanent or not.
+permanent or not. A worker is a daemon: its fetch reports progress as log lines
+(bytes, percent and rate, at most every ``PROGRESS_EVERY_S``), not a bar.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ async def load_by_layers(spec: JobSpec, manifest_path: Path, image_id: str, job_
              len(manifest.layers), len(missing), total, manifest.total_size)
     files: dict[str, Path] = {}
     done_before = 0
+    started = time.monotonic()
     last = [0.0]
     for diff_id, layer in missing.items():
         base = done_before
@@ -75,12 +77,19 @@ async def load_by_layers(spec: JobSpec, manifest_path: Path, image_id: str, job_
             now = time.monotonic()
             if base + done >= total or now - last[0] >= PROGRESS_EVERY_S:
                 last[0] = now
-                log.info("job %s: image layers: %d / %d bytes (%.0f%%)", job_label,
-                         base + done, total, 100.0 * (base + done) / total if total else 100.0)
+                rate = (base + done) / max(now - started, 1e-3) / 1e6
+                log.info("job %s: image layers: %d / %d bytes (%.0f%%, %.1f MB/s)", job_label,
+                         base + done, total, 100.0 * (base + done) / total if total else 100.0,
+                         rate)
 
         files[diff_id] = await fetch(layer.blob, layer.size, progress)
         record(layer.blob, layer.size)
         done_before += layer.size
+    fetched_s = time.monotonic() - started
     await run(load_layered, client, manifest, config, files, image_id,
               image_unpacked_mb=spec.limits.image_unpacked_mb, workdir=workdir)
+    log.info("job %s: image by layer: %d bytes fetched in %.1f s, assembled and loaded in "
+             "%.1f s; %d bytes of the image were not sent (the engine held them)", job_label,
+             total, fetched_s, time.monotonic() - started - fetched_s,
+             manifest.total_size - manifest.config_size - total)
     return total
