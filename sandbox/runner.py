@@ -30,7 +30,8 @@ import docker.errors
 from docker.utils.socket import frames_iter
 
 from sandbox import container_ops as ops
-from sandbox import eval_env, policy
+from sandbox import eval_env, gpu, policy
+from sandbox.checkpoints import RunWatch
 from sandbox.container_ops import EngineErrors
 from sandbox.engine import connect
 from sandbox.job_json import MAX_JSON_BYTES, JobJsonError, parse_metrics
@@ -110,16 +111,19 @@ class SandboxRunner:
         job_id: str = "",
         argv: Sequence[str] = TRAIN_ARGV,
         data: Mapping[str, Path] | None = None,
+        watch: RunWatch | None = None,
     ) -> RunResult:
         """Train once with ``params``; on success ``model_path`` is the checked model.
 
         [JOB-TRAIN.1-4]: parameters in ``LC_PARAMS``, model at /output/model.pt,
         no larger than ``limits.model_bytes``, refused from its tar header before
-        any byte of it is written on the host [JOB-OUT.4].
+        any byte of it is written on the host [JOB-OUT.4]. ``watch`` (train only) adds
+        the checkpoint tmpfs, the kept copy at /resume, and reads progress while the
+        run goes [JOB-PROGRESS.*], [JOB-CHECKPOINT.*].
         """
         env = {"LC_PARAMS": params.to_json(), "LC_SEED": str(params.seed)}
         result = self.run_entry(image_id, "train", argv, env, limits, output_dir,
-                                input_dir=input_dir, job_id=job_id, data=data,
+                                input_dir=input_dir, job_id=job_id, data=data, watch=watch,
                                 file_caps={MODEL_FILE: (limits.model_bytes,
                                                         FailureReason.MODEL_TOO_LARGE)})
         if not result.ok:
@@ -152,6 +156,7 @@ class SandboxRunner:
         start time, staging paths) for a worker's self-check [EVAL-ENV.8].
         The loss comes from metrics.json, parsed bounded [JOB-EVAL.2].
         """
+        limits = limits.cpu_only()  # [JOB-GPU.3] evaluation never gets a GPU
         size = model_path.stat().st_size if model_path.is_file() else -1
         if size < 0:
             return EvalResult(False, FailureReason.MODEL_MISSING, None,
@@ -204,6 +209,7 @@ class SandboxRunner:
         file_caps: FileCaps | None = None,
         variant: int = 0,
         data: Mapping[str, Path] | None = None,
+        watch: RunWatch | None = None,
     ) -> RunResult:
         """Run ``argv`` in a fresh hardened container and copy /output to ``output_dir``.
 
@@ -215,6 +221,8 @@ class SandboxRunner:
         [EVAL-ENV.4]. ``data`` maps a job's data roles to their unpacked, fixed folders
         (``data_blob.unpack_data``), each mounted read-only at ``/data/<role>`` [JOB-DATA.3].
         """
+        if limits.gpu_count:
+            self.require_gpus(limits)  # [JOB-GPU.2] before anything is created
         output_dir.mkdir(parents=True, exist_ok=True)
         if any(output_dir.iterdir()):
             raise ValueError(f"output folder {output_dir} is not empty")
@@ -225,6 +233,9 @@ class SandboxRunner:
             if input_dir is not None:
                 binds[policy.INPUT_MOUNT] = eval_env.stage_input(input_dir, Path(staging))
             binds.update(policy.data_binds(data or {}))
+            if watch is not None:
+                binds.update(watch.binds())
+                env = {**watch.env(), **env}
             full_env = eval_env.ordered_env({
                 "HOME": policy.SCRATCH_DIR,
                 "LC_ENTRY": entry,
@@ -239,15 +250,23 @@ class SandboxRunner:
             return self._create_and_run(image_id, entry, argv, full_env, limits, output_dir,
                                         binds, job_id, variant,
                                         lambda c: self._collect(c, collect, output_dir, cap,
-                                                                caps))
+                                                                caps), watch)
+
+    def require_gpus(self, limits: ResourceLimits) -> None:
+        """[JOB-GPU.2] Raise ``GpuUnavailable`` unless the engine can pass GPUs through."""
+        info = self.client.info()
+        if not gpu.has_nvidia_runtime(info):
+            raise gpu.GpuUnavailable(limits.gpu_count, gpu.engine_runtimes(info))
 
     def _create_and_run(self, image_id: str, entry: str, argv: Sequence[str],
                         env: Mapping[str, str], limits: ResourceLimits, output_dir: Path,
                         binds: Mapping[str, Path], job_id: str, variant: int,
-                        collect: Any) -> RunResult:
+                        collect: Any, watch: RunWatch | None = None) -> RunResult:
         kwargs = policy.container_kwargs(image_id, limits,
                                          policy.labels_for(job_id, self.node_id, entry), binds,
                                          name=_container_name(entry, job_id, variant))
+        if watch is not None:  # [JOB-CHECKPOINT.1] the checkpoint tmpfs
+            kwargs["tmpfs"] = {**kwargs["tmpfs"], **watch.tmpfs()}
         try:
             container = self.client.containers.create(**kwargs)
         except docker.errors.ImageNotFound:
@@ -261,10 +280,14 @@ class SandboxRunner:
                 container.start()
             except EngineErrors as e:
                 return self._blame(container, "start", e, output_dir)
+            if watch is not None:
+                watch.start(self.client, container)
             return self._run_in(container, argv, env, limits, output_dir, collect)
         except EngineErrors as e:
             return self._blame(container, "run", e, output_dir)
         finally:
+            if watch is not None:
+                watch.stop()
             ops.remove(container)
 
     def _run_in(self, container: Any, argv: Sequence[str], env: Mapping[str, str],
