@@ -3,16 +3,20 @@
 The template trains a small PyTorch MLP on the UCI handwritten digits that
 ship inside scikit-learn. The data file is copied out of the installed
 package at init time, so the job image needs no scikit-learn and no
-network. The data is split once, by row index, into train, validation
-(each posted as a data blob by ``job submit``, never in the image: the job
-is ``train/v2``, [JOB-DATA.*]) and a held-out test split that stays in the
-job folder, so a demo can score the winning model on data no worker saw.
+network. The data is split once, by row index, into training data (posted
+as a data blob by ``job submit``, never in the image [JOB-DATA.*]), a
+validation pool and a held-out test split that stays in the job folder, so
+a demo can score the winning model on data no worker saw. The job is
+``train/v3``: the validation rows are a hidden-test-set pool of CSV shards
+(``holdout/pool``, [HOLDOUT-BLOB.1]); a block after the post picks the
+public half, the other half decides the winner (ledger.md §5b).
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import importlib.util
 import io
 import json
@@ -41,6 +45,13 @@ TEMPLATE_FILES = (
 )
 HOLDOUT_EVERY = 5
 """Row i is held-out test data when i % 5 == 0, validation when i % 5 == 1, else training."""
+POOL_DIR = "holdout/pool"
+"""The validation rows as the hidden-test-set pool (job.toml ``[holdout] pool``)."""
+SHARD_ROWS = 12
+"""Validation rows per pool shard: 360 rows make 30 shards, 15 public and 15 hidden (the
+template's figures of [HOLDOUT-SIZE.1])."""
+LOCAL_SEED = hashlib.sha256(b"learningchain/local-split").digest()
+"""The split seed of a local run (``template_data``): no chain draws one there."""
 
 Log = Callable[[str], None]
 
@@ -49,7 +60,9 @@ Log = Callable[[str], None]
 class DataSplit:
     train: int
     valid: int
+    """Validation rows: the pool's, in ``shards`` files."""
     test: int
+    shards: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +93,15 @@ def init_job(job_dir: Path, name: str = "digits-mlp") -> DataSplit:
         bucket = {0: "test", 1: "valid"}.get(i % HOLDOUT_EVERY, "train")
         splits[bucket].append(row)
     _write_csv(job_dir / "data" / "train.csv", splits["train"])
-    _write_csv(job_dir / "data" / "valid.csv", splits["valid"])
+    # Each shard keeps the header: a sample file reads alone, in either part.
+    valid = splits["valid"]
+    shards = range(0, len(valid), SHARD_ROWS)
+    for k, start in enumerate(shards):
+        _write_csv(job_dir / POOL_DIR / f"shard-{k:03d}.csv", valid[start:start + SHARD_ROWS])
     _write_csv(job_dir / "holdout" / "test.csv", splits["test"])
     # The evaluate entry point reads eval.csv from its input folder when given one.
     _write_csv(job_dir / "holdout" / "eval.csv", splits["test"])
-    return DataSplit(len(splits["train"]), len(splits["valid"]), len(splits["test"]))
+    return DataSplit(len(splits["train"]), len(valid), len(splits["test"]), len(shards))
 
 
 def build_job(client: docker.DockerClient, job_dir: Path, log: Log = print) -> BuiltJob:
@@ -101,16 +118,35 @@ def build_job(client: docker.DockerClient, job_dir: Path, log: Log = print) -> B
     return BuiltJob(image_id, tag)
 
 
-def template_data(job_dir: Path, work: Path) -> dict[str, Path]:
+def template_data(job_dir: Path, work: Path, part: str = "public") -> dict[str, Path]:
     """Each data role of the job folder packed [JOB-DATA.2] and unpacked into ``work``: the
-    folders a node mounts at ``/data/<role>`` [JOB-DATA.3] (for running the job locally)."""
+    folders a node mounts at ``/data/<role>`` [JOB-DATA.3] (for running the job locally).
+
+    A train/v3 job names no ``valid`` data: its validation data is one part of its pool.
+    Locally there is no chain to draw the split, so the pool is committed here and split
+    by ``LOCAL_SEED``; ``part`` (public or hidden) is packed and opened exactly as a node
+    does [HOLDOUT-BLOB.3] [HOLDOUT-BLOB.5] and mounted as ``valid`` [HOLDOUT-BLOB.6]."""
     from sandbox.data_blob import pack_data, unpack_data
+    from sandbox.holdout_blob import open_part, pack_part
+    from sandbox.holdout_pool import make_pool
 
     work.mkdir(parents=True, exist_ok=True)
+    job = load_job_file(job_dir)
     out = {}
-    for role, path in load_job_file(job_dir).data_paths(job_dir).items():
+    for role, path in job.data_paths(job_dir).items():
         packed = pack_data(path, work / f"{role}.tar")
         out[role] = unpack_data(packed.path, work / role, packed.size)
+    if job.holdout is not None:
+        try:
+            pool = job.holdout.pool_path(job_dir)
+        except ValueError as e:
+            raise JobDirError(f"{job_dir / 'job.toml'}: {e}") from None
+        secret = make_pool(pool)
+        permille = job.holdout.public_permille
+        packed = pack_part(secret, pool, LOCAL_SEED, permille, part, work / "valid.tar")
+        open_part(packed.path, packed.size, work / "valid", secret.root, secret.pool, permille,
+                  LOCAL_SEED, part)
+        out["valid"] = work / "valid"
     return out
 
 

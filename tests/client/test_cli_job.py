@@ -36,6 +36,7 @@ from chain.types import Hash32
 from client.api.http_client import ApiClient
 from tests.client.test_api_support import ApiThread, future_spec
 from tests.client.test_cli_chain import key_file, run
+from tests.framework.template_v2 import v2_job_toml
 from tests.framework.wait import wait_until
 
 
@@ -50,8 +51,8 @@ def job_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "job"
     folder.mkdir(exist_ok=True)
     template = resources.files("sandbox.templates.digits").joinpath("job.toml")
-    (folder / "job.toml").write_text(template.read_text(encoding="utf-8"))
-    (folder / "data").mkdir(exist_ok=True)  # the template's [data] (train/v2, [JOB-DATA.1])
+    (folder / "job.toml").write_text(v2_job_toml(template.read_text(encoding="utf-8")))
+    (folder / "data").mkdir(exist_ok=True)  # the template's [data] as train/v2 [JOB-DATA.1]
     (folder / "data" / "train.csv").write_text("label,p0\n1,2\n" * 50)
     (folder / "data" / "valid.csv").write_text("label,p0\n3,4\n" * 20)
     return folder

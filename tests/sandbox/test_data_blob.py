@@ -19,6 +19,7 @@ from sandbox.eval_env import FIXED_TIME
 from sandbox.job_file import JOB_FILE, load_job_file
 from sandbox.job_template import init_job
 from sandbox.output import MAX_ENTRIES
+from tests.framework.template_v2 import make_v2
 
 
 def _tree(root: Path) -> Path:
@@ -149,7 +150,9 @@ def test_job_data_2_compressed_or_garbage_blobs_are_refused(tmp_path: Path) -> N
 
 @pytest.fixture
 def job_dir(tmp_path: Path) -> Path:
+    """The template as a train/v2 job (``job init`` writes a train/v3 one)."""
     init_job(tmp_path / "job")
+    make_v2(tmp_path / "job")
     return tmp_path / "job"
 
 
@@ -161,7 +164,7 @@ def _edit(job_dir: Path, old: str, new: str) -> None:
 
 
 def test_job_file_1_template_names_its_data_and_the_paths_resolve(job_dir: Path) -> None:
-    """[JOB-FILE.1] The template is train/v2; [data] names train and valid inside the folder."""
+    """[JOB-FILE.1] The template as train/v2: [data] names train and valid inside the folder."""
     job = load_job_file(job_dir)
     assert job.kind == "train/v2"
     paths = job.data_paths(job_dir)

@@ -24,6 +24,7 @@ from sandbox.holdout_pool import make_pool
 from sandbox.job_file import load_job_file
 from sandbox.job_template import BuiltJob
 from sandbox.runner import SandboxRunner
+from tests.framework.template_v2 import valid_rows
 
 pytestmark = pytest.mark.docker
 
@@ -48,7 +49,7 @@ def parts(template_dir: Path, tmp_path_factory: pytest.TempPathFactory
     work = tmp_path_factory.mktemp("holdout")
     pool = work / "pool"
     pool.mkdir()
-    rows = (template_dir / "data" / "valid.csv").read_text().splitlines()
+    rows = valid_rows(template_dir)  # the template's own pool, resharded 24 ways
     header, body = rows[0], rows[1:]
     for k in range(SHARDS):
         (pool / f"valid-{k:02d}.csv").write_text("\n".join([header, *body[k::SHARDS]]) + "\n")

@@ -18,6 +18,7 @@ from sandbox.holdout_config import HoldoutConfig, HoldoutTerms, duration_ms
 from sandbox.holdout_pool import make_pool
 from sandbox.job_file import JOB_FILE, JobKeyError, load_job_file
 from sandbox.job_template import init_job
+from tests.framework.template_v2 import make_v2
 
 HOLDOUT = """
 [holdout]
@@ -35,6 +36,7 @@ def job_dir(tmp_path: Path) -> Path:
     """The template turned into a train/v3 job with a pool of 20 shard files."""
     job = tmp_path / "job"
     init_job(job)
+    make_v2(job)  # the template's own [holdout] out of the way: this test writes its own
     path = job / JOB_FILE
     text = path.read_text()
     text = text.replace('kind = "train/v2"', 'kind = "train/v3"')

@@ -1,8 +1,10 @@
 """The template job trains and evaluates in the sandbox [JOB-TRAIN.*, JOB-EVAL.*, JOB-DET.1].
 
-It is a train/v2 job: its data come as blobs mounted at /data/<role> [JOB-DATA.3]
+It is a train/v3 job: its data come as blobs mounted at /data/<role> [JOB-DATA.3]
 (``template_data_dirs``: packed and unpacked exactly as a worker does), never from
-its image.
+its image. Its validation data at /data/valid is the public half of its pool of 30
+CSV shards (split locally by ``template_data``; on a chain by a block hash), packed
+and opened as a worker does [HOLDOUT-BLOB.6].
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.job_file import load_job_file
-from sandbox.job_template import BuiltJob
+from sandbox.job_template import BuiltJob, template_data
 from sandbox.limits import TrainParams
 from sandbox.results import FailureReason, RunResult
 from sandbox.runner import SandboxRunner
@@ -38,7 +40,7 @@ def test_job_train_1_template_trains_and_writes_a_model(trained: RunResult) -> N
     assert trained.ok, (trained.reason, trained.detail, trained.log_tail)
     assert trained.model_path is not None and trained.model_path.is_file()
     assert 0 < trained.model_path.stat().st_size < 1024 * 1024
-    assert b"trained 15 epochs" in trained.logs
+    assert b"epoch 15/15 train loss" in trained.logs
 
 
 def test_job_det_1_same_model_evaluated_twice_gives_the_same_loss_bit_for_bit(
@@ -55,7 +57,25 @@ def test_job_det_1_same_model_evaluated_twice_gives_the_same_loss_bit_for_bit(
     assert first.loss.hex() == second.loss.hex()
     assert 0 < first.loss < 0.5  # a trained model, not chance (ln 10 = 2.3)
     assert first.metrics["accuracy"] > 0.85
-    assert first.metrics["examples"] == 360
+    assert first.metrics["examples"] == 180  # the public half: 15 shards of 12 rows
+
+
+def test_holdout_blob_6_template_scores_its_hidden_half_as_its_public_one(
+        runner: SandboxRunner, template_job: BuiltJob, template_dir: Path, trained: RunResult,
+        tmp_path: Path) -> None:
+    """[HOLDOUT-BLOB.6] [HOLDOUT-SIZE.1] The hidden half of the template's pool, mounted at
+    /data/valid as a voter mounts it, is scored like the public half: its 180 rows (the
+    template's figure of the size guidance), a trained model's loss near the public one."""
+    assert trained.model_path is not None
+    limits = load_job_file(template_dir).limits
+    public = runner.evaluate(template_job.image_id, trained.model_path, limits,
+                             data=template_data(template_dir, tmp_path / "public"))
+    hidden = runner.evaluate(template_job.image_id, trained.model_path, limits,
+                             data=template_data(template_dir, tmp_path / "hidden", "hidden"))
+    assert public.ok and hidden.ok, (public, hidden)
+    assert public.metrics["examples"] == hidden.metrics["examples"] == 180
+    assert public.loss is not None and hidden.loss is not None and public.loss != hidden.loss
+    assert hidden.loss < 0.5 and hidden.metrics["accuracy"] > 0.85
 
 
 def test_job_eval_3_held_out_split_is_scored_from_the_input_folder(
@@ -90,9 +110,10 @@ def test_job_data_3_data_is_mounted_read_only_per_role(
         runner: SandboxRunner, template_job: BuiltJob, tmp_path: Path, template_dir: Path,
         template_data_dirs: dict[str, Path]) -> None:
     """[JOB-DATA.3] [EVAL-ENV.4] /data/train and /data/valid hold the blob's files with
-    fixed modes, owner and times; LC_DATA names /data; a write is refused."""
+    fixed modes, owner and times (the public part's shards under samples/); LC_DATA names
+    /data; a write is refused."""
     limits = load_job_file(template_dir).limits
-    script = ("echo LC_DATA=$LC_DATA; ls -ln --time-style=+%s /data/train /data/valid; "
+    script = ("echo LC_DATA=$LC_DATA; ls -ln --time-style=+%s /data/train /data/valid/samples; "
               "grep -E ' /data/(train|valid) ' /proc/self/mountinfo; "
               "touch /data/train/x && echo WROTE; echo done")
     result = runner.run_entry(template_job.image_id, "list", ["sh", "-c", script], {}, limits,
@@ -101,7 +122,9 @@ def test_job_data_3_data_is_mounted_read_only_per_role(
     text = result.logs.decode()
     assert "LC_DATA=/data" in text and "WROTE" not in text and "done" in text
     lines = [line.split() for line in text.splitlines() if line.endswith(".csv")]
-    assert sorted(line[-1] for line in lines) == ["train.csv", "valid.csv"]
+    shards = sorted((template_data_dirs["valid"] / "samples").iterdir())
+    assert len(shards) == 15
+    assert sorted(line[-1] for line in lines) == sorted(["train.csv", *(p.name for p in shards)])
     for line in lines:
         assert line[0] == "-rw-r--r--" and line[2:4] == ["0", "0"] and line[5] == "946684800"
     mounts = {f[4]: f[5].split(",") for f in (line.split() for line in text.splitlines())

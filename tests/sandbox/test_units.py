@@ -49,10 +49,17 @@ def test_job_train_2_params_are_canonical_json() -> None:
 
 
 def test_job_file_1_template_job_file_parses(tmp_path: Path) -> None:
+    """[JOB-FILE.1] [JOB-FILE.4] The template is a train/v3 job: its training data in
+    [data], its validation rows the [holdout] pool, with the template's figures of
+    [HOLDOUT-SIZE.1] (half of 30 shards public, a tie tolerance of 0.05)."""
     init_job(tmp_path / "job")
     job = load_job_file(tmp_path / "job")
-    assert job.kind == "train/v2" and job.bounty > 0 and job.expiry_s > 0
-    assert job.data == (("train", "data/train.csv"), ("valid", "data/valid.csv"))
+    assert job.kind == "train/v3" and job.bounty > 0 and job.expiry_s > 0
+    assert job.data == (("train", "data/train.csv"),)
+    assert job.holdout is not None and job.holdout.pool == "holdout/pool"
+    assert (job.holdout.public_permille, job.holdout.finalists, job.holdout.tie_tolerance) == (
+        500, 2, 0.05)
+    assert job.holdout.deposit > 0 and job.holdout.reveal_window_ms > 0
     assert job.entry_point("train") == ("/job/train",)
     assert {p.name for p in job.search_space} == {"learning_rate", "hidden_size", "epochs"}
     params = job.sample_params(42)
@@ -62,12 +69,25 @@ def test_job_file_1_template_job_file_parses(tmp_path: Path) -> None:
 
 
 def test_job_file_1_template_data_split_keeps_test_rows_apart(tmp_path: Path) -> None:
+    """[HOLDOUT-BLOB.1] The validation rows are 30 pool shards of 12 rows, each with the
+    CSV header (a shard reads alone, in either part); no row is in two splits."""
     split = init_job(tmp_path / "job")
-    assert (split.train, split.valid, split.test) == (1077, 360, 360)
-    rows = {name: set((tmp_path / "job" / name).read_text().splitlines()[1:])
-            for name in ("data/train.csv", "data/valid.csv", "holdout/test.csv")}
-    assert not rows["holdout/test.csv"] & rows["data/valid.csv"]
-    assert "holdout" in (tmp_path / "job" / ".dockerignore").read_text()
+    assert (split.train, split.valid, split.test, split.shards) == (1077, 360, 360, 30)
+    job = tmp_path / "job"
+    rows = {name: set((job / name).read_text().splitlines()[1:])
+            for name in ("data/train.csv", "holdout/test.csv")}
+    shards = sorted((job / "holdout" / "pool").iterdir())
+    assert [p.name for p in shards] == [f"shard-{k:03d}.csv" for k in range(30)]
+    header = (job / "data" / "train.csv").read_text().splitlines()[0]
+    valid: list[str] = []
+    for shard in shards:
+        lines = shard.read_text().splitlines()
+        assert lines[0] == header and len(lines) == 13, shard
+        valid += lines[1:]
+    assert len(valid) == 360
+    assert not rows["holdout/test.csv"] & set(valid)
+    assert not rows["data/train.csv"] & set(valid)
+    assert "holdout" in (job / ".dockerignore").read_text()
 
 
 @pytest.mark.parametrize("change, message", [
