@@ -32,6 +32,7 @@ WIDTHS: dict[str, int] = {
     "coordinate_sum": 40,      # sum of 256 coordinates: < 2**39, signed
     "square_norm": 86,         # sum of 2**24 squares of < 2**31: < 2**86, unsigned
     "dot": 87,                 # |sum of 2**24 products| < 2**86, signed
+    "norm_product": 172,       # square_norm * square_norm < 2**172, unsigned (one per update)
     "trust_quotient": 204,     # 2**32 * dot**2 < 2**204, unsigned (one per update)
     "norm_factor_quotient": 150,  # 2**64 * square_norm < 2**150, unsigned (one per update)
     "norm_factor": 75,         # floor(2**32 * |g0| / |gi|) < 2**75 (|gi|**2 >= 1), unsigned

@@ -114,6 +114,7 @@ def test_stated_widths_hold_at_the_bounds() -> None:
     sq = d * q * q
     worst = {
         "coordinate": q, "coordinate_sum": n * q, "square_norm": sq, "dot": sq,
+        "norm_product": sq * sq,
         "trust_quotient": sq * sq << (2 * TRUST_BITS),
         "norm_factor_quotient": sq << (2 * NORM_BITS),
         "norm_factor": math.isqrt(sq << (2 * NORM_BITS)),
