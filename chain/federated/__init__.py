@@ -13,6 +13,7 @@ on every machine, recomputable by any member. One module per job:
   models [FED-AGG.1] [FED-AGG.7-8] [FED-MODEL.3] [FED-REWARD.2]
 - ``rewards``: the bounty split [FED-REWARD.*]
 - ``spec``: the ``federated/v1`` job kind's own fields [FED-SPEC.*]
+- ``masking``, ``shamir``: private mode's masked sums and seed shares [FED-PRIV.*]
 
 No I/O and no floating point in any rule; see protocol_spec/federated.md.
 """

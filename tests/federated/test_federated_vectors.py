@@ -7,7 +7,8 @@ update and model blobs with their hashes and a commitment [FED-QUANT.5]
 aggregation rule on small inputs with ties, outliers, copies and a sign-flipped
 attacker [FED-AGG.*]; model steps [FED-MODEL.3]; splits with dust and one toy
 job from updates to payout [FED-REWARD.*]; the ``federated/v1`` fields of an open
-and a private spec and refused ones [FED-SPEC.*]. A second implementation reproduces
+and a private spec and refused ones [FED-SPEC.*]; a mask, a masked round with a
+dropout, and Shamir shares of a seed [FED-PRIV.*]. A second implementation reproduces
 every value from the spec alone. Regenerate with ``LC_WRITE_VECTORS=1`` after a
 deliberate change and commit the diff.
 """
@@ -24,6 +25,7 @@ from chain.federated.blobs import ModelBlob, UpdateBlob, update_commitment, upda
 from chain.federated.errors import BlobError
 from chain.federated.fixed import Q_MAX, quantise, rdiv
 from chain.federated.fltrust import norm_factor, normalise, square_norm, trust
+from chain.federated.masking import MaskedBlob, mask, mask_update, private_aggregate, unmask_sum
 from chain.federated.rewards import payout, split
 from chain.federated.robust import median, trimmed_mean
 from chain.federated.rounds import (
@@ -34,6 +36,8 @@ from chain.federated.rounds import (
     aggregate_round,
     apply_aggregate,
 )
+from chain.federated.shamir import recover
+from chain.federated.shamir import split as shamir_split
 from chain.federated.spec import PRIVATE, FederatedSpec
 from chain.jobspec import Holdout
 from chain.types import Amount, Hash32
@@ -278,6 +282,51 @@ def _spec_vectors() -> dict[str, Any]:
             "invalid": out}
 
 
+def _private_vectors() -> dict[str, Any]:
+    names = ("p1", "p2", "p3")
+    updates = {addr("p1"): (100, -7, 0), addr("p2"): (-(1 << 31) + 1, 5, 3),
+               addr("p3"): (42, 42, 42)}
+    everyone = sorted(updates)
+
+    def pair(a: bytes, b: bytes) -> bytes:
+        lo, hi = sorted((a, b))
+        return fixed(f"pair seed {lo.hex()} {hi.hex()}")
+
+    gone = addr("p3")
+    masked = {a: mask_update(updates[a], a, fixed(f"self seed {a.hex()}"),
+                             {b: pair(a, b) for b in everyone if b != a}, JOB_ID, 4)
+              for a in everyone if a != gone}
+    selfs = {a: fixed(f"self seed {a.hex()}") for a in masked}
+    dropped = {gone: {a: pair(a, gone) for a in masked}}
+    total = unmask_sum(masked, selfs, dropped, JOB_ID, 4, 3)
+    who = {addr(n): n for n in names}
+    seed = fixed("shamir vector seed")
+    coeffs = [int.from_bytes(fixed("c1"), "big"), int.from_bytes(fixed("c2"), "big")]
+    shares = shamir_split(seed, coeffs, 5)
+    assert recover([shares[4], shares[0], shares[2]], 3) == seed
+    return {
+        "mask": {"kind": "pair", "seed": fixed("mask seed").hex(), "job_id": JOB_ID.hex(),
+                 "round": 4, "words": [str(w) for w in mask("pair", fixed("mask seed"),
+                                                            JOB_ID, 4, 4)]},
+        "round": {"job_id": JOB_ID.hex(), "round": 4,
+                  "participants": [{"name": who[a], "address": a.hex(),
+                                    "update": _vec(updates[a]),
+                                    "self_seed": fixed(f"self seed {a.hex()}").hex()}
+                                   for a in everyone],
+                  "pair_seeds": [{"a": who[a], "b": who[b], "seed": pair(a, b).hex()}
+                                 for a, b in ((x, y) for x in everyone for y in everyone
+                                              if x < y)],
+                  "dropped": ["p3"],
+                  "masked": {who[a]: [str(w) for w in m] for a, m in masked.items()},
+                  "masked_blob_p1": MaskedBlob(JOB_ID, 4, addr("p1"), 16,
+                                               masked[addr("p1")]).to_bytes().hex(),
+                  "unmasked_sum": _vec(total),
+                  "aggregate": _vec(private_aggregate(total, len(masked)))},
+        "shamir": {"seed": seed.hex(), "coefficients": [str(c) for c in coeffs],
+                   "shares": [[x, str(y)] for x, y in shares], "threshold": 3},
+    }
+
+
 def build_vectors() -> dict[str, Any]:
     return {
         "about": "federated jobs (protocol_spec/federated.md): fixed-point quantisation and "
@@ -295,6 +344,7 @@ def build_vectors() -> dict[str, Any]:
         },
         "rewards": _reward_vectors(),
         "spec": _spec_vectors(),
+        "private": _private_vectors(),
     }
 
 
@@ -302,7 +352,8 @@ def test_federated_vectors_match_the_committed_file() -> None:
     """[FED-QUANT.2] [FED-QUANT.3] [FED-QUANT.5] [FED-MODEL.1] [FED-MODEL.2] [FED-COMMIT.1]
     [FED-AGG.1] [FED-AGG.2] [FED-AGG.3] [FED-AGG.4] [FED-AGG.5] [FED-AGG.6] [FED-AGG.7]
     [FED-AGG.8] [FED-MODEL.3] [FED-REWARD.1] [FED-REWARD.2] [FED-REWARD.3] [FED-REWARD.4]
-    [FED-REWARD.5] [FED-SPEC.1] [FED-SPEC.2] [FED-SPEC.3] Recomputed from the rules, the
+    [FED-REWARD.5] [FED-SPEC.1] [FED-SPEC.2] [FED-SPEC.3] [FED-PRIV.1] [FED-PRIV.2]
+    [FED-PRIV.3] [FED-PRIV.4] [FED-PRIV.5] Recomputed from the rules, the
     vectors equal protocol_spec/vectors/federated.json byte for byte; each refused blob and
     spec fails with the code the file names; the sign-flipped attacker has trust 0; the toy
     job pays its free-rider and its sign flipper nothing and sums to its bounty."""
@@ -322,4 +373,6 @@ def test_federated_vectors_match_the_committed_file() -> None:
     assert job["payout"]["paid"].get("sign_flipper", 0) == 0
     assert sum(job["payout"]["paid"].values()) == job["bounty"]
     assert {c["error"] for c in vectors["spec"]["invalid"]} == {"bad_field"}
+    private = vectors["private"]["round"]
+    assert private["unmasked_sum"] == [100 - (1 << 31) + 1, -2, 3]  # p1 + p2; p3 dropped
     check_vector_file("federated.json", vectors)

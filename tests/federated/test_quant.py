@@ -224,3 +224,19 @@ def test_update_commitment_binds_every_input() -> None:
     assert len({base, *others}) == 6
     with pytest.raises(BlobError):
         update_commitment(JOB, 1, WHO, bytes(32), b"short")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=120), st.sampled_from([b"", b"LCFU\x01\x10\x00\x00",
+                                                 b"LCFM\x01\x10\x00\x00"]))
+def test_any_bytes_decode_canonically_or_fail_cleanly(tail: bytes, head: bytes) -> None:
+    """[FED-QUANT.5] [FED-MODEL.1] Arbitrary bytes (often behind a valid prefix) either
+    decode to a blob that re-encodes to exactly those bytes, or fail with BlobError: one
+    byte string per value, nothing else raised."""
+    raw = head + tail
+    for kind in (UpdateBlob, ModelBlob):
+        try:
+            blob = kind.from_bytes(raw)
+        except BlobError:
+            continue
+        assert blob.to_bytes() == raw
