@@ -24,10 +24,12 @@ chain.job_rules pays what ``turn_rewards`` returns.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from chain.blocks import Block
 from chain.encoding import encode
+from chain.transactions import RevealModel
 from chain.types import Address, Hash32
 
 DOMAIN = "learningchain/v1"
@@ -43,6 +45,20 @@ def challenge_seed(reveal_block_hash: bytes, job_id: bytes, claimer: bytes,
     so neither the claim nor anything before the reveal predicts it."""
     return Hash32(hashlib.sha256(encode([DOMAIN, "vote-challenge", reveal_block_hash, job_id,
                                          claimer, model_hash])).digest())
+
+
+def reveal_block_hash(blocks: Iterable[Block], job_id: bytes, claimer: bytes,
+                      model_hash: bytes) -> Hash32 | None:
+    """[VOTE-CHALLENGE.1] The hash of the block that includes the turn's reveal (the first of
+    ``blocks`` holding a ``reveal`` of ``model_hash`` for ``job_id`` signed by ``claimer``):
+    how a voter finds the seed's block. None when none of them holds it."""
+    for block in blocks:
+        for tx in block.txs:
+            body = tx.body
+            if isinstance(body, RevealModel) and body.job_id == job_id \
+                    and body.model_hash == model_hash and tx.sender == claimer:
+                return block.hash
+    return None
 
 
 def challenge_subset(seed: bytes, examples: int, size: int = CHALLENGE_SIZE) -> tuple[int, ...]:

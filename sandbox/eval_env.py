@@ -14,6 +14,7 @@ claims [EVAL-ENV.8].
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from collections.abc import Mapping
@@ -31,6 +32,9 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
                     "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 """Read by OpenMP (and so by PyTorch's intra-op pool), MKL, OpenBLAS, numexpr, Accelerate."""
 SEED_DOMAIN = b"learningchain/eval-seed/v1\x00"
+CHALLENGE_FILE = "challenge.json"
+"""[VOTE-CHALLENGE.1] In a voter's evaluation input folder ($LC_INPUT): the turn's challenge
+seed and size, which evaluate answers with ``challenge_loss`` (job_contract.md §4)."""
 VARIANT_DELAY_S = 1.1
 """[EVAL-ENV.8] A variant run starts this much later per variant: a clock read differs."""
 
@@ -110,4 +114,16 @@ def stage_input(input_dir: Path, staging: Path) -> Path:
     folder = staging / "input"
     shutil.copytree(input_dir, folder, symlinks=True)
     fix_tree(folder)
+    return folder
+
+
+def write_challenge(folder: Path, seed: bytes, size: int) -> Path:
+    """[VOTE-CHALLENGE.1] ``folder/challenge.json`` = {"seed": 64 hex digits, "size": n}: what
+    a voter's evaluation gets as its input folder, so evaluate reports, in the same run,
+    the model's loss on the ``size`` examples the seed picks. Returns ``folder``."""
+    if len(seed) != 32 or not 1 <= size <= 1 << 20:
+        raise ValueError(f"a challenge is a 32-byte seed and a size in 1..2**20, got "
+                         f"{len(seed)} bytes and {size}")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CHALLENGE_FILE).write_text(json.dumps({"seed": seed.hex(), "size": size}))
     return folder

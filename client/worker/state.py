@@ -97,6 +97,8 @@ class VoteSecret:
     None for a plain vote."""
     hidden_loss: float | None = None
     """A holdout vote's loss on the hidden part."""
+    challenge_loss: float | None = None
+    """[VOTE-CHALLENGE.1] A plain vote's answer to the turn's challenge (None: none)."""
 
 
 @dataclass(slots=True)

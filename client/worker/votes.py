@@ -24,6 +24,13 @@ The vote is committed hidden [VOTE-COMMIT.1/2] with a salt written to the
 worker state first, and opened in the reveal window [VOTE-REVEAL.1], by
 this process or by the one that starts after it.
 
+[VOTE-CHALLENGE.1] A vote on another member's claim also answers the turn's
+challenge: the seed comes from the block that included the reveal, the worker hands
+it to evaluate as ``$LC_INPUT/challenge.json``, and the model's loss on the subset,
+reported in the same run as ``challenge_loss``, is committed with the vote and opened
+with it, so [VOTE-REWARD.2] can pay it. An evaluation that reports none (a job
+built before the challenge) sends the vote without an answer.
+
 [HOLDOUT-VOTE.1] On a train/v3 turn whose hidden part is live, the vote also
 says whether the hidden part opens the job's commitment (fetched and checked
 before anything runs on it) and the model's loss on it: the same evaluate entry
@@ -35,10 +42,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from chain.challenge_rules import CHALLENGE_SIZE, challenge_seed, reveal_block_hash
 from chain.crypto import address_to_text
 from chain.records import Job, JobStatus
 from chain.transactions import (
@@ -63,7 +72,7 @@ from client.worker.policy import (
 from client.worker.sandboxing import ImageCache, ImageUnavailable, Threads, container_label
 from client.worker.state import VoteSecret, WorkerStore
 from p2p.blobstore import BlobError
-from sandbox.eval_env import eval_seed
+from sandbox.eval_env import eval_seed, write_challenge
 from sandbox.results import WORKER_FAULTS
 from sandbox.runner import SandboxRunner
 
@@ -152,7 +161,8 @@ class Verifier:
                                          secret.hidden_loss, bytes.fromhex(secret.salt))
             else:
                 body = VoteReveal(Hash32(job.job_id), job.current, secret.valid,
-                                  secret.measured_loss, bytes.fromhex(secret.salt))
+                                  secret.measured_loss, bytes.fromhex(secret.salt),
+                                  secret.challenge_loss)
             if self.outbox.send(body, "vote reveal", job.job_id, action):
                 self.votes["reveal", secret.valid] += 1
 
@@ -207,6 +217,7 @@ class Verifier:
                 self._abstain(key, f"cannot evaluate without the job's image and data: {why}")
                 return
             measured: float | None = None
+            challenge: float | None = None
             problem = ""
             self.now["phase"] = "fetching model"
             try:
@@ -221,12 +232,18 @@ class Verifier:
                 problem = f"model {job.model_hash.hex()[:16]} could not be fetched: {why}"
             else:
                 self.now["phase"] = "evaluating"
-                result = await self.threads.run(
-                    self.runner.evaluate, image_id, model, sandbox_limits(spec),
-                    job_id=container_label(job_id, self.address),
-                    argv=spec.entry_point("evaluate"), seed=eval_seed(job_id), data=data)
+                seed = None if own else self._challenge_seed(job)
+                with tempfile.TemporaryDirectory(prefix="lc-challenge-") as tmp:
+                    result = await self.threads.run(
+                        self.runner.evaluate, image_id, model, sandbox_limits(spec),
+                        job_id=container_label(job_id, self.address),
+                        argv=spec.entry_point("evaluate"), seed=eval_seed(job_id), data=data,
+                        input_dir=None if seed is None else
+                        write_challenge(Path(tmp), seed, CHALLENGE_SIZE))
                 if result.ok:
                     measured = result.loss
+                    if seed is not None:
+                        challenge = result.metrics.get("challenge_loss")
                 elif result.reason in OUR_SIDE:
                     self.images.forget(image_id)
                     self._abstain(key, f"our sandbox failed ({result.reason}: {result.detail})")
@@ -251,7 +268,8 @@ class Verifier:
                 log.info("job %s: measured loss %r vs claimed %r + tolerance %g: %s", label,
                          measured, claim.loss, spec.loss_tolerance,
                          "VALID" if valid else "INVALID")
-            self._commit_vote(job_id, claimer, valid, measured, hidden)
+            self._commit_vote(job_id, claimer, valid, measured, hidden,
+                              None if hidden is not None or problem else challenge)
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -315,9 +333,28 @@ class Verifier:
                     label, result.reason, result.detail)
         return True, None
 
+    def _challenge_seed(self, job: Job) -> bytes | None:
+        """[VOTE-CHALLENGE.1] This turn's challenge seed, from the block that included the
+        reveal (searched back from the tip); None on a holdout turn (holdout votes carry no
+        answer) or when the block is not found."""
+        holdout = self.node.state.holdout(job.job_id)
+        if (holdout is not None and holdout.live) or job.current is None \
+                or job.model_hash is None:
+            return None
+        top = self.node.height
+        blocks = (b for h in range(top, max(0, top - 10_000), -1)
+                  if (b := self.node.block(h)) is not None)
+        found = reveal_block_hash(blocks, job.job_id, job.current, job.model_hash)
+        if found is None:
+            log.warning("job %s: the block of the reveal was not found; voting without a "
+                        "challenge answer", short(job.job_id))
+            return None
+        return challenge_seed(found, job.job_id, job.current, job.model_hash)
+
     def _commit_vote(self, job_id: bytes, claimer: Address, valid: bool,
                      measured: float | None,
-                     hidden: tuple[bool, float | None] | None = None) -> None:
+                     hidden: tuple[bool, float | None] | None = None,
+                     challenge: float | None = None) -> None:
         job = self.node.state.job(job_id)
         if job is None or job.current != claimer or not self._may_vote(job) \
                 or self.node.now_ms() >= job.phase_deadline_ms:
@@ -327,14 +364,15 @@ class Verifier:
         salt = os.urandom(32)
         holdout_ok, hidden_loss = hidden if hidden is not None else (None, None)
         if holdout_ok is None:
-            commitment = vote_commitment(job_id, claimer, self.address, valid, measured, salt)
+            commitment = vote_commitment(job_id, claimer, self.address, valid, measured, salt,
+                                         challenge)
         else:
             commitment = holdout_vote_commitment(job_id, claimer, self.address, valid, measured,
                                                  holdout_ok, hidden_loss, salt)
         key = self.store.state.vote_key(job_id, claimer)
         self.store.state.votes[key] = VoteSecret(job_id.hex(), claimer.hex(), valid, measured,
                                                  salt.hex(), commitment.hex(), holdout_ok,
-                                                 hidden_loss)
+                                                 hidden_loss, challenge)
         self.store.save()  # write-ahead: the salt exists on disk before the commitment is sent
         action = Action("vote commit", job_id, claimer)
         body = VoteCommit(Hash32(job_id), claimer, commitment)

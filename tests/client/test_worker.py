@@ -264,6 +264,13 @@ async def test_honest_worker_claims_reveals_is_verified_and_paid(
         assert [(v.claimer, v.outcome) for v in job.verdicts] == [
             (keys["alice"].address, Outcome.VALID)]
         assert job.model_hash is not None and node.blob_path(job.model_hash) is not None
+        # [VOTE-CHALLENGE.1] [VOTE-REWARD.2] v0's vote answered the turn's challenge (the
+        # template's loss on the subset the reveal's block picked, reported in the same
+        # run), and it is paid for it; alice's own vote carries none.
+        votes = {v.voter: v for v in job.votes}
+        answer = votes[keys["v0"].address].challenge_loss
+        assert answer is not None and answer != votes[keys["v0"].address].measured_loss
+        assert votes[keys["alice"].address].challenge_loss is None
         assert state.account(keys["alice"].address).balance == 1_000 + BOUNTY
         assert state.account(keys["v0"].address).balance == 1_000 + REWARD
         escrow = BOUNTY + REWARD * TURNS
