@@ -52,6 +52,7 @@ from sandbox.runner import SandboxRunner
 from tests.framework import host_engine
 from tests.framework.dockerd import PrivateDockerd
 from tests.framework.solo import SoloNode
+from tests.framework.template_v2 import make_v2
 from tests.framework.wait import wait_until_async
 from tests.ledger.harness import job_spec, make_genesis
 
@@ -92,10 +93,14 @@ def docker_client() -> docker.DockerClient:
 @pytest.fixture(scope="session")
 def template(docker_client: docker.DockerClient,
              tmp_path_factory: pytest.TempPathFactory) -> TemplateImage:
-    """The template job built (cached layers: seconds) and saved to a blob file once."""
+    """The template job built (cached layers: seconds) and saved to a blob file once, with
+    its data packed as train/v2 blobs: ``job init`` writes a train/v3 job whose validation
+    rows are a hidden-test-set pool; ``make_v2`` joins them back into data/valid.csv,
+    which is packed below as the ``valid`` blob of ``template_spec``'s train/v2 job."""
     ensure_base_image(docker_client, log=_quiet)
     job_dir = tmp_path_factory.mktemp("worker-template") / "job"
     init_job(job_dir, name="pytest-worker-digits")
+    make_v2(job_dir)
     built = build_job(docker_client, job_dir, log=_quiet)
     folder = tmp_path_factory.mktemp("worker-blob")
     blob = export_image(docker_client, built.image_id, folder / "image.tar")
