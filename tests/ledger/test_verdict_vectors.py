@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from chain.challenge_rules import ChallengeAnswer, turn_rewards
 from chain.records import Claim, Job, JobStatus, VoteRecord
 from chain.types import Address, Amount, Hash32, Height, TimeMs
 from chain.verdict_rules import agreement, verdict_of
@@ -56,6 +57,37 @@ def _job(eligible: int, votes: list[Vote], own: Vote | None) -> Job:
         current=CLAIMER, eligible_voters=voters, votes=tuple(records))
 
 
+Answer = tuple[bool, float | None]
+REWARD_CASES: list[tuple[str, list[Answer], int]] = [
+    # name, opened voter votes as (agreed with the verdict, challenge loss), pool
+    ("all_agree_in_group", [(True, 0.41), (True, 0.412), (True, 0.409)], 33),
+    ("lazy_echo_outside", [(True, 0.41), (True, 0.412), (True, 0.409), (True, 0.3)], 33),
+    ("disagreeing_voter_not_paid", [(False, 0.41), (True, 0.412), (True, 0.409)], 10),
+    ("no_supermajority_group", [(True, 0.1), (True, 0.2), (True, 0.3)], 30),
+    ("no_answer_at_all_pays_as_vote_reward_1", [(True, None), (True, None), (False, None)],
+     10),
+    ("silent_voter_outside", [(True, 0.41), (True, 0.412), (True, 0.409), (True, None)], 9),
+    ("median_keeps_every_honest_answer",
+     [(True, 0.400 + i * 0.008 / 7) for i in range(8)] + [(True, 0.3975)] * 3, 110),
+]
+REWARD_TOLERANCE, REWARD_SUPERMAJORITY = 0.01, 667
+
+
+def _rewards() -> list[dict[str, Any]]:
+    """[VOTE-REWARD.2] Each case: the opened votes (voter i is address bytes([i + 1]) * 20)
+    and what each voter is paid."""
+    out = []
+    for name, answers, pool in REWARD_CASES:
+        voters = [Address(bytes([i + 1]) * 20) for i in range(len(answers))]
+        paid = turn_rewards([ChallengeAnswer(v, agrees, loss)
+                             for v, (agrees, loss) in zip(voters, answers, strict=True)],
+                            REWARD_TOLERANCE, REWARD_SUPERMAJORITY, pool)
+        out.append({"name": name, "pool": pool,
+                    "votes": [{"agrees": a, "challenge_loss": loss} for a, loss in answers],
+                    "paid": [paid.get(v, 0) for v in voters]})
+    return out
+
+
 def _vote(v: Vote | None) -> Any:
     return None if v is None else {"valid": v[0], "measured_loss": v[1]}
 
@@ -77,7 +109,10 @@ def build_vectors() -> dict[str, Any]:
             "verdict_params": {"claimed_loss": CLAIMED, "loss_tolerance": TOLERANCE,
                                "quorum_permille": QUORUM,
                                "supermajority_permille": SUPERMAJORITY},
-            "verdicts": verdicts}
+            "verdicts": verdicts,
+            "reward_params": {"loss_tolerance": REWARD_TOLERANCE,
+                              "supermajority_permille": REWARD_SUPERMAJORITY},
+            "rewards": _rewards()}
 
 
 def test_vote_agree_1_and_vote_verdict_2_vectors_match_the_committed_file() -> None:
@@ -86,3 +121,18 @@ def test_vote_agree_1_and_vote_verdict_2_vectors_match_the_committed_file() -> N
     assert {v["outcome"] for v in vectors["verdicts"]} == {
         "valid", "cheat", "withdrawn", "inconsistent", "no_quorum", "inconclusive"}
     check_vector_file("verdicts.json", vectors)
+
+
+def test_vote_reward_2_vectors_pay_what_the_rule_says() -> None:
+    """[VOTE-REWARD.2] [VOTE-REWARD.1] The reward cases of verdicts.json: the echo outside
+    the group and the silent voter are paid nothing, a turn without any answer pays every
+    agreeing voter, a scattered turn pays nobody, every honest answer near the median is
+    paid."""
+    cases = {c["name"]: c["paid"] for c in build_vectors()["rewards"]}
+    assert cases["all_agree_in_group"] == [11, 11, 11]
+    assert cases["lazy_echo_outside"] == [11, 11, 11, 0]
+    assert cases["disagreeing_voter_not_paid"] == [0, 5, 5]
+    assert cases["no_supermajority_group"] == [0, 0, 0]
+    assert cases["no_answer_at_all_pays_as_vote_reward_1"] == [5, 5, 0]
+    assert cases["silent_voter_outside"] == [3, 3, 3, 0]
+    assert all(cases["median_keeps_every_honest_answer"][:8])

@@ -1,5 +1,5 @@
-"""[VOTE-CHALLENGE.1] The evaluate side of the challenge: the template answers it in the
-same run, and the node hands it the challenge as ``$LC_INPUT/challenge.json``.
+"""[VOTE-CHALLENGE.1] [JOB-EVAL.5] The evaluate side of the challenge: the template answers
+it in the same run, and the node hands it the challenge as ``$LC_INPUT/challenge.json``.
 
 A voter's evaluation gets the turn's seed and size; the template's evaluate reports
 ``challenge_loss``, the loss on the examples the seed picks (by the same algorithm as
@@ -79,9 +79,10 @@ def trained(runner: SandboxRunner, template_job: BuiltJob, template_dir: Path,
 def test_vote_challenge_1_the_template_answers_the_challenge_in_the_same_run(
         runner: SandboxRunner, template_job: BuiltJob, template_dir: Path, trained: RunResult,
         template_data_dirs: dict[str, Path], tmp_path: Path) -> None:
-    """[VOTE-CHALLENGE.1] With a challenge the template reports ``challenge_loss`` beside
-    the same loss as without one; the same seed gives the same bits, another seed another
-    subset loss; the subset's loss is not the full loss (what makes an echo miss)."""
+    """[JOB-EVAL.5] [VOTE-CHALLENGE.1] With a challenge the template reports
+    ``challenge_loss`` beside the same loss as without one; the same seed gives the same
+    bits, another seed another subset loss; the subset's loss is not the full loss (what
+    makes an echo miss)."""
     assert trained.ok and trained.model_path is not None, trained.detail
     limits = load_job_file(template_dir).limits
 
