@@ -13,7 +13,6 @@ say so.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from client.cli.common import (
 )
 from client.cli.job_describe import escrow_text
 from client.cli.job_image import choose_image
+from client.cli.transfer_progress import TransferProgress
 from sandbox.cli import job
 from sandbox.errors import SandboxError
 from sandbox.image_check import ImageSizes
@@ -119,53 +119,41 @@ def _deposit(spec: JobSpec) -> int:
     return 0 if spec.holdout is None else int(spec.holdout.deposit)
 
 
-def _upload(client: ApiClient, path: Path, blob_id: bytes, quiet: bool,
-            label: str = "uploading image") -> None:
-    size = path.stat().st_size
-    bar: Any = click.progressbar(length=size, label=label, hidden=quiet, file=sys.stderr)
-    with bar:
-        last = [0]
-
-        def progress(done: int, _total: int) -> None:
-            bar.update(done - last[0])
-            last[0] = done
-
-        with user_errors("upload failed: "):
-            info = client.upload_blob(path, progress)
-    if info["blob"] != blob_id.hex():
-        raise UserError(f"the node stored blob {info['blob']}, expected "
-                        f"{blob_id.hex()} (corrupted upload?)")
+def _send(client: ApiClient, bars: TransferProgress, file: BlobFile) -> None:
+    """Upload one blob with its progress; the node must store it under its own id."""
+    progress = bars.blob(file.what, file.size)
+    with user_errors("upload failed: "):
+        info = client.upload_blob(file.path, progress)
+    progress(file.size, file.size)
+    if info["blob"] != file.blob.hex():
+        raise UserError(f"the node stored blob {info['blob']} for the {file.what}, "
+                        f"expected {file.blob.hex()} (corrupted upload?)")
 
 
 def _upload_image(client: ApiClient, files: tuple[BlobFile, ...], quiet: bool) -> int:
     """Upload the image blobs the node lacks, the named one last [JOB-IMAGE.6]; bytes sent.
 
-    One progress bar for all of them: by layer, the base image's layers are on the
-    node after a first job and only the job's own layers (a few KB) go up.
+    Each blob is asked for first (``HEAD /blobs``): by layer, the base image's layers
+    are on the node after a first job and only the job's own layers (a few KB) go up;
+    each blob held is one line, each sent has its own bar (plain lines off a terminal).
     """
     missing = []
-    for file in files:
-        with user_errors():
-            if not client.has_blob(file.blob):
+    with TransferProgress(quiet) as bars:
+        for file in files:
+            with user_errors():
+                held = client.has_blob(file.blob)
+            what = file.what if file.what.startswith("image") else f"image {file.what}"
+            file = BlobFile(file.path, file.blob, file.size, what)
+            if held:
+                bars.held(what, file.blob, file.size)
+            else:
                 missing.append(file)
-    total = sum(file.size for file in missing)
-    if len(files) > 1:
-        note(f"image: the node lacks {len(missing)} of {len(files)} blobs ({total} bytes)")
-    bar: Any = click.progressbar(length=max(total, 1), label="uploading image",
-                                 hidden=quiet or not missing, file=sys.stderr)
-    with bar:
+        total = sum(file.size for file in missing)
+        if len(files) > 1:
+            bars.line(f"image: the node lacks {len(missing)} of {len(files)} blobs "
+                      f"({total:,} bytes to send)")
         for file in missing:
-            last = [0]
-
-            def progress(done: int, _total: int, last: list[int] = last) -> None:
-                bar.update(done - last[0])
-                last[0] = done
-
-            with user_errors("upload failed: "):
-                info = client.upload_blob(file.path, progress)
-            if info["blob"] != file.blob.hex():
-                raise UserError(f"the node stored blob {info['blob']} for the image "
-                                f"{file.what}, expected {file.blob.hex()} (corrupted upload?)")
+            _send(client, bars, file)
     return total
 
 
@@ -193,14 +181,16 @@ def _upload_data(client: ApiClient, data: tuple[tuple[str, DataRef], ...] | None
                  quiet: bool) -> set[str]:
     """Upload the data blobs the node lacks [JOB-DATA.4]; the roles uploaded."""
     uploaded = set()
-    for role, ref in data or ():
-        with user_errors():
-            present = client.has_blob(ref.blob)
-        if present:
-            note(f"data {role}: the node has blob {ref.blob.hex()[:16]} already")
-            continue
-        _upload(client, work / f"data-{role}.tar", ref.blob, quiet, f"uploading data {role}")
-        uploaded.add(role)
+    with TransferProgress(quiet) as bars:
+        for role, ref in data or ():
+            with user_errors():
+                present = client.has_blob(ref.blob)
+            if present:
+                bars.held(f"data {role}", ref.blob, ref.size)
+                continue
+            _send(client, bars, BlobFile(work / f"data-{role}.tar", ref.blob, ref.size,
+                                         f"data {role}"))
+            uploaded.add(role)
     return uploaded
 
 
