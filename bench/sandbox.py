@@ -85,7 +85,9 @@ def main() -> None:
         init_job(job_dir, name="bench-digits")
         image_id = build_job(client, job_dir, log=lambda m: None).image_id
         data_root = scratch / "data"
-        data = template_data(job_dir, data_root)  # the blobs a node would mount [JOB-DATA.3]
+        # the blobs a node would mount [JOB-DATA.3]; valid: the public part of the template's
+        # hidden-test-set pool, split locally (train/v3 [HOLDOUT-BLOB.6])
+        data = template_data(job_dir, data_root)
         host, inside, total, empty = [], [], [], []
         for i in range(REPEATS):
             host.append(host_train(job_dir, scratch, data_root))

@@ -2,18 +2,24 @@
 
 1. Start 4 validator processes on 127.0.0.1; nodes 0-2 also train (node 2
    is configured to cheat: it claims a hundredth of the loss it reached, so its
-   lie always ranks first), node 3 only
-   verifies. The honest workers start with 0 credits.
+   lie always ranks first; node 1 overfits: it trains on the public validation
+   data itself and honestly claims the low loss it gets there), node 3 only
+   verifies. The workers of nodes 0 and 1 start with 0 credits.
 2. A worker with 0 credits tries to post a job: refused, with the reason.
-3. The submitter posts the template job (UCI digits, PyTorch MLP) with a
-   bounty, through the CLI (build offline, export, upload, post).
+3. The submitter posts the template job (UCI digits, PyTorch MLP; a train/v3
+   job with a hidden test set) with a bounty, through the CLI (build offline,
+   export, upload, commit the pool, post, publish the public half once a
+   later block has drawn the split).
 4. The leaderboard is shown live; node 3 is killed with SIGKILL during the
-   claim window and restarted (it catches up and votes).
+   claim window and restarted (it catches up and votes). At expiry the
+   submitter reveals the hidden half (``job holdout reveal``).
 5. Turns: the cheater's claim ranks first, its model is re-evaluated by every
    other validator in its own sandbox, the vote says cheat: banned, slashed.
-   The honest best claim is verified and paid.
+   The next claims become finalists, each also evaluated on the hidden half;
+   the public and the hidden leaderboards are printed side by side, and the
+   winner is the best *hidden* loss [HOLDOUT-WINNER.1].
 6. The submitter fetches the model (hash checked against the chain) and
-   scores it on held-out digits no worker ever saw.
+   scores it on held-out digits no worker or voter ever saw.
 7. Balances before and after, the job as seen by every node, then the graph
    stops. ``run_demo`` returns all figures so the end-to-end test asserts them.
 """
@@ -38,6 +44,9 @@ from client.devnet.processes import down, load_pids, start_node_process, up
 
 REPO = Path(__file__).resolve().parents[2]
 """The checkout root (this file is client/devnet/demo.py)."""
+OVERFITTER = 1
+"""Trains on the public validation half (``overfit_public``): best public loss, honestly
+claimed, but a model that learnt those rows by heart; the hidden half judges it."""
 CHEATER = 2
 CHEAT_LOSS_FACTOR = 0.01
 """The cheater claims this fraction of its real loss: a lie no honest run of the template
@@ -63,6 +72,12 @@ class DemoResult:
     holdout_loss: float | None = None
     second_job_by_earner: str = ""
     killed_and_rejoined: bool = False
+    revealed: str = ""
+    """What ``job holdout reveal`` printed (the hidden half named on chain)."""
+    public_board: list[dict[str, Any]] = field(default_factory=list)
+    """The settled job's public leaderboard (claims by public loss) [JOB-RANK.1]."""
+    hidden_board: list[dict[str, Any]] = field(default_factory=list)
+    """The finalists by hidden loss, as the winner is chosen [HOLDOUT-WINNER.1]."""
 
 
 def say(text: str = "") -> None:
@@ -80,9 +95,12 @@ def cli(*args: str, check: bool = True,
     return proc
 
 
+def _role(i: int) -> str:
+    return {CHEATER: " (cheater)", OVERFITTER: " (overfits)"}.get(i, "")
+
+
 def _accounts(api: ApiClient, layout: NetworkLayout) -> dict[str, dict[str, Any]]:
-    names = {n.address: n.name + (" (cheater)" if i == CHEATER else "")
-             for i, n in enumerate(layout.nodes)}
+    names = {n.address: n.name + _role(i) for i, n in enumerate(layout.nodes)}
     names.update({u.address: u.name for u in layout.users})
     return {name: api.account(address) for address, name in names.items()}
 
@@ -105,11 +123,12 @@ def run_demo(root: Path, *, base_port: int = 26700, kill_node: bool = True,
     if root.exists():
         down(root)
         shutil.rmtree(root)
-    say("== 1. starting a local graph: 4 validators; node0-2 train (node2 cheats), "
-        "node3 only verifies")
+    say("== 1. starting a local graph: 4 validators; node0-2 train (node1 overfits, node2 "
+        "cheats), node3 only verifies")
     layout = up(
         root, validators=4, workers=4, base_port=base_port,
         worker_settings={CHEATER: {"cheat_loss_factor": CHEAT_LOSS_FACTOR},
+                         OVERFITTER: {"overfit_public": True},
                          VERIFIER_ONLY: {"max_attempts": 0}},
         node_balances={0: 0, 1: 0, CHEATER: 1_000, VERIFIER_ONLY: 1_000},
         users={"submitter": 5_000}, consensus={"commit_ms": 200}, timeout=90,
@@ -117,9 +136,9 @@ def run_demo(root: Path, *, base_port: int = 26700, kill_node: bool = True,
     )
     result = DemoResult(layout)
     api = ApiClient(layout.nodes[0].api_url)
-    for n in layout.nodes:
-        role = "cheater" if n.name == f"node{CHEATER}" else (
-            "verifier" if n.name == f"node{VERIFIER_ONLY}" else "worker")
+    for i, n in enumerate(layout.nodes):
+        role = {CHEATER: "cheater", OVERFITTER: "overfits", VERIFIER_ONLY: "verifier"}.get(
+            i, "worker")
         say(f"   {n.name} {role:8s} {n.api_url}  {n.address}")
     submitter = next(u for u in layout.users if u.name == "submitter")
     node_env = {"LC_NODE": layout.nodes[0].api_url}
@@ -150,7 +169,8 @@ def _run(root: Path, layout: NetworkLayout, api: ApiClient, submitter: Any,
 
     result.balances_before = _accounts(api, layout)
     result.supply_before = _supply(result.balances_before, [])
-    say("== 3. the submitter posts the template job (offline build, export, upload, post)")
+    say("== 3. the submitter posts the template job (offline build, export, upload, post; "
+        "a hidden test set: the public half is published after the split)")
     posted = cli("job", "submit", str(job_dir), "--bounty", str(BOUNTY),
                  "--expires-in", expires_in, "--reveal-window", window,
                  "--commit-window", window, "--vote-reveal-window", window,
@@ -159,9 +179,14 @@ def _run(root: Path, layout: NetworkLayout, api: ApiClient, submitter: Any,
     info = json.loads(posted.stdout)
     result.job_id = info["job_id"]
     say(f"   job {result.job_id} in block {info['height']}: bounty {info['bounty']}, "
-        f"escrow {info['escrow']}")
+        f"escrow {info['escrow']} (deposit {info['holdout']['deposit']} included)")
+    published = info["holdout"]["published"] or {}
+    say(f"   pool {info['holdout']['root'][:16]}… committed; split drawn by a later block: "
+        f"{published.get('public_count')} public shards published (blob "
+        f"{str(published.get('blob', '?'))[:16]}…), {published.get('hidden_count')} hidden")
 
-    say("== 4. live: claims, turns, votes (node3 will be SIGKILLed and restarted)")
+    say("== 4. live: claims, the reveal of the hidden half, turns, votes "
+        "(node3 will be SIGKILLed and restarted)")
     old: dict[str, Any] | None = None
     deadline = time.monotonic() + timeout_s
     killed_at: float | None = None
@@ -185,6 +210,9 @@ def _run(root: Path, layout: NetworkLayout, api: ApiClient, submitter: Any,
             (root / "devnet.json").write_text(json.dumps({"pids": pids}, indent=2) + "\n")
             result.killed_and_rejoined = _wait_caught_up(ApiClient(victim.api_url), api)
             say(f"   !! {victim.name} restarted; caught up: {result.killed_and_rejoined}")
+        if job["status"] == "holdout" and not result.revealed:
+            result.revealed = _reveal(result.job_id, job_dir, submitter, node_env)
+            say(f"   >> the submitter reveals the hidden half: {result.revealed}")
         if job["settled"]:
             break
         old = job
@@ -200,6 +228,11 @@ def _run(root: Path, layout: NetworkLayout, api: ApiClient, submitter: Any,
     for v in job["verdicts"]:
         say(f"   turn of {v['claimer']}: {v['outcome']} ({v['valid_votes']} valid, "
             f"{v['invalid_votes']} invalid of {v['eligible']} eligible)")
+    result.public_board = api.leaderboard(result.job_id)["claims"]
+    result.hidden_board = list((job["holdout"] or {}).get("hidden_leaderboard") or [])
+    names = {n.address: n.name + _role(i) for i, n in enumerate(layout.nodes)}
+    for line in boards_text(job, result.public_board, result.hidden_board, names):
+        say(f"   {line}")
     time.sleep(1.0)
     result.jobs_by_node = [ApiClient(n.api_url).job(result.job_id) for n in layout.nodes]
     same = all(_settlement(j) == _settlement(job) for j in result.jobs_by_node)
@@ -216,7 +249,7 @@ def _run(root: Path, layout: NetworkLayout, api: ApiClient, submitter: Any,
         result.holdout_loss, result.holdout_accuracy = _score_holdout(job, job_dir, model)
         say(f"   model {job['winner_model_hash'][:16]}… verified against the chain: "
             f"{result.model_blob_ok}")
-        say(f"   held-out digits ({_holdout_rows(job_dir)} never seen by a worker): "
+        say(f"   held-out digits ({_holdout_rows(job_dir)} never seen by a worker or voter): "
             f"accuracy {result.holdout_accuracy:.3f}, loss {result.holdout_loss:.4f}")
 
     result.balances_after = _accounts(api, layout)
@@ -240,6 +273,46 @@ def _run(root: Path, layout: NetworkLayout, api: ApiClient, submitter: Any,
                      env=node_env)
         result.second_job_by_earner = json.loads(second.stdout)["job_id"]
         say(f"   posted job {result.second_job_by_earner}")
+
+
+def _reveal(job_id: str, job_dir: Path, submitter: Any, node_env: dict[str, str]) -> str:
+    """[HOLDOUT-REVEAL.1] The submitter names the hidden half in its window after expiry."""
+    done = cli("job", "holdout", "reveal", job_id, "--job-dir", str(job_dir),
+               "--key", str(submitter.key_file), "--passphrase-file",
+               str(submitter.passphrase_file), env=node_env)
+    return done.stdout.strip().splitlines()[0]
+
+
+def boards_text(job: dict[str, Any], public: list[dict[str, Any]],
+                hidden: list[dict[str, Any]], names: dict[str, str]) -> list[str]:
+    """The public and the hidden leaderboards side by side, then who won and on what."""
+    by_claimer = {r["claimer"]: r for r in hidden}
+    lines = [f"{'public leaderboard (claims)':<48s} | hidden leaderboard (finalists)",
+             f"{'claimer':18s} {'public loss':>12s} {'rank':>4s}  {'verdict':8s} | "
+             f"{'hidden loss':>12s} {'rank':>4s}",
+             f"{'-' * 18} {'-' * 12} {'-' * 4}  {'-' * 8} | {'-' * 12} {'-' * 4}"]
+    for row in public:
+        h = by_claimer.get(row["claimer"])
+        loss = "-" if h is None or h["hidden_loss"] is None else f"{h['hidden_loss']:.5f}"
+        rank = "-" if h is None else f"#{h['rank']}"
+        mark = "  <- winner" if row["claimer"] == job["winner"] else (
+            "  (tied)" if h is not None and h["tied"] else "")
+        lines.append(f"{names.get(row['claimer'], row['claimer'][:18]):18s} "
+                     f"{row['loss']:>12.5f} {'#' + str(row['rank']):>4s}  {row['state']:8s} | "
+                     f"{loss:>12s} {rank:>4s}{mark}")
+    holdout = job.get("holdout") or {}
+    winner = names.get(job["winner"] or "", job["winner"] or "nobody")
+    if holdout.get("winner_rule") == "hidden_loss" and job["status"] == "paid":
+        best_public = next((names.get(r["claimer"], r["claimer"]) for r in public
+                            if r["claimer"] in by_claimer), winner)
+        tie = holdout["terms"]["tie_tolerance"]
+        lines.append(f"winner: {winner}, chosen on the hidden loss (finalists within {tie:g} "
+                     "are tied, the earlier claim wins); the best public finalist was "
+                     f"{best_public}")
+    else:
+        lines.append(f"winner: {winner}, chosen on the public ranking (hidden part "
+                     f"{holdout.get('status', 'none')})")
+    return lines
 
 
 def _settlement(job: dict[str, Any]) -> tuple[Any, ...]:

@@ -1,11 +1,15 @@
 """End to end, as ``make demo`` does it: real node processes, sockets, containers.
 
-The cheater is voted out, banned and slashed; the honest best claim is paid;
-escrow and payouts add up; a validator SIGKILLed during the job rejoins and
-every node settles the job identically; the fetched model hashes to the
+The template job is a train/v3 job with a hidden test set. The cheater is voted
+out, banned and slashed; node 1 trains on the public validation half (it overfits,
+and claims honestly what it measures there); the finalists are judged on the hidden
+half the submitter reveals after expiry, and the honest worker that generalises is
+paid; the demo prints both leaderboards side by side and says the winner was chosen
+on the hidden loss. Escrow and payouts add up; a validator SIGKILLed during the job
+rejoins and every node settles the job identically; the fetched model hashes to the
 committed one; an identity with no credits cannot post until it has earned.
 
-Node 1 (an honest trainer) runs its worker on a private Docker engine, as a
+Node 1 (the overfitting trainer) runs its worker on a private Docker engine, as a
 machine of its own would: the job's image is not there, so it travels to node 1
 as a blob over p2p and is loaded into that engine before node 1 trains and
 votes. The other nodes share the machine's engine, which holds the image the
@@ -19,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from client.devnet.demo import BOUNTY, CHEATER, run_demo
+from client.devnet.demo import BOUNTY, CHEATER, OVERFITTER, run_demo
 from tests.framework.dockerd import PrivateDockerd
 from tests.framework.ports import free_base_port
 
@@ -29,11 +33,14 @@ OWN_ENGINE = 1
 """The node whose worker has a Docker engine of its own."""
 
 
-def test_demo_story_end_to_end(tmp_path: Path, private_dockerd: PrivateDockerd) -> None:
+def test_demo_story_end_to_end(tmp_path: Path, private_dockerd: PrivateDockerd,
+                               capsys: pytest.CaptureFixture[str]) -> None:
     """[NODE-ROLE.3] The nodes run with role ``worker`` and no worker key of their own:
     the claims, the cheat verdict (reached by the other nodes' votes) and the paid
     winner are under the nodes' own addresses, so each worker loop claimed, revealed
-    and voted as its node's member."""
+    and voted as its node's member. [HOLDOUT-REVEAL.1] [HOLDOUT-WINNER.1]
+    [WORK-HOLDOUT.1] The template's hidden half decides: the overfitter is a finalist
+    whose hidden loss is worse by more than the tie tolerance, the honest worker wins."""
     engine = private_dockerd.client()
     images_before = {image.id for image in engine.images.list()}
     result = run_demo(tmp_path / "demo", base_port=free_base_port(4), timeout_s=600,
@@ -48,7 +55,7 @@ def test_demo_story_end_to_end(tmp_path: Path, private_dockerd: PrivateDockerd) 
     assert f"loading image {image_id[:19]} into the engine" in own_log
     assert "fetching image blob" in own_log
     cheater = layout.nodes[CHEATER].address
-    honest = {layout.nodes[0].address, layout.nodes[1].address}
+    honest, overfitter = layout.nodes[0].address, layout.nodes[OVERFITTER].address
 
     # A fresh identity with no credits was refused with the reason.
     assert "insufficient_balance" in result.refused_post
@@ -60,10 +67,30 @@ def test_demo_story_end_to_end(tmp_path: Path, private_dockerd: PrivateDockerd) 
     cheater_row = next(v for k, v in after.items() if k.startswith(f"node{CHEATER}"))
     assert cheater_row["banned"] and cheater_row["balance"] == 0
 
-    # The honest best claim was verified and paid the bounty.
-    assert job["status"] == "paid" and job["winner"] in honest and job["paid"] == BOUNTY
-    assert outcomes[-1] == (job["winner"], "valid")
+    # The hidden half was revealed by the submitter after expiry and verified by the voters;
+    # the two finalists (the overfitter and the honest worker, both valid on the public
+    # half) were ranked on it and the honest worker, which generalises, was paid.
+    assert "hidden part of job" in result.revealed and "revealed in block" in result.revealed
+    holdout = job["holdout"]
+    assert holdout["status"] == "verified" and holdout["winner_rule"] == "hidden_loss"
+    assert job["status"] == "paid" and job["winner"] == honest and job["paid"] == BOUNTY
+    assert sorted(outcomes[1:]) == sorted([(honest, "valid"), (overfitter, "valid")])
     assert job["escrow"] == 0
+    hidden = {r["claimer"]: r for r in result.hidden_board}
+    assert set(hidden) == {honest, overfitter}, result.hidden_board
+    assert hidden[honest]["rank"] == 1 and hidden[honest]["winner"]
+    tie = holdout["terms"]["tie_tolerance"]
+    assert hidden[overfitter]["hidden_loss"] > hidden[honest]["hidden_loss"] + tie
+    public = {r["claimer"]: r for r in result.public_board}
+    assert set(public) == {cheater, honest, overfitter} and public[cheater]["rank"] == 1
+    own_log = (layout.nodes[OVERFITTER].directory / "node.log").read_text(errors="replace")
+    assert "OVERFITTING (demo)" in own_log
+    # Printed: both leaderboards side by side, and the winner chosen on the hidden loss.
+    printed = capsys.readouterr().out
+    assert "public loss" in printed and "hidden loss" in printed
+    board_rows = [line for line in printed.splitlines() if " | " in line]
+    assert any("node0" in line and "<- winner" in line for line in board_rows), printed
+    assert "winner: node0, chosen on the hidden loss" in printed
 
     # Credits: nothing created; exactly the cheater's balance and verifier bond were burned
     # [JOB-BAN.1]; what the others hold counts their bonds [VERIFY-JOIN.1].
@@ -71,6 +98,7 @@ def test_demo_story_end_to_end(tmp_path: Path, private_dockerd: PrivateDockerd) 
         return int(row["balance"]) + int(row.get("verifier_bond") or 0)
 
     slashed = holding(result.balances_before[f"node{CHEATER} (cheater)"])
+    # (the deposit came back with the rest of the escrow: the hidden half was revealed)
     assert result.supply_before - result.supply_after == slashed
     submitter_paid = (result.balances_before["submitter"]["balance"]
                       - after["submitter"]["balance"])
