@@ -219,7 +219,8 @@ class RunWatch:
                 self._ignore(f"checkpoint not kept: {problem}")
                 return
             step = progress.checkpoint_step
-            if step <= self.kept_step:
+            newest = kept_checkpoint(self.keep_dir)  # another run of the attempt may be ahead
+            if step <= max(self.kept_step, newest.step if newest is not None else -1):
                 return
             final = self.keep_dir / f"v{step}"
             shutil.rmtree(final, ignore_errors=True)
@@ -229,7 +230,7 @@ class RunWatch:
             os.rename(staging, final)
             _fsync(self.keep_dir)
             for old in self.keep_dir.iterdir():  # only the newest copy is kept
-                if old != final and old.name.startswith("v"):
+                if old.name.startswith("v") and old.name[1:].isdigit() and int(old.name[1:]) < step:
                     shutil.rmtree(old, ignore_errors=True)
             self.kept_step = step
             log.info("run %s: checkpoint of step %d kept (%d bytes)", self.label, step,

@@ -43,6 +43,7 @@ from client.api.limits import (
     MAX_JOBS_PAGE,
     MAX_WAIT_S,
 )
+from client.api.progress_schema import RUN_PROGRESS
 from client.worker.attempt_log import (
     FAULTS,
     LOG_TAIL_BYTES,
@@ -350,7 +351,7 @@ SCHEMAS: dict[str, S] = {
                                               "(or inconsistent); empty when ok"},
         "fault": {"enum": list(FAULTS), "description": "Whose fault [JOB-EXIT.5]: job (the "
                                                        "attempt is used up) or worker"},
-        "exit_code": nullable(INT),
+        "exit_code": nullable(INT), "resumed_from": nullable(COUNT),  # [WORK-RESUME.1]
         "detail": text(MAX_DETAIL_CHARS + 3),
         "loss": nullable(NUMBER),
         "log": {**text(LOG_TAIL_BYTES), "description": "The end of what a failed run printed "
@@ -360,7 +361,7 @@ SCHEMAS: dict[str, S] = {
     "JobAttempts": obj({
         "job_id": HEX32, "node": ADDRESS,
         "worker_role": {"type": "boolean", "description": "Whether this node runs a worker"},
-        "attempts": array(ref("AttemptRecord")),
+        "attempts": array(ref("AttemptRecord")), "progress": nullable(RUN_PROGRESS),
     }, description="[API-JOBLOG.1] This node's worker attempts on a job, oldest first: "
                    f"the last {MAX_ATTEMPTS_KEPT} per worker, each failed one with the end "
                    "of its output. Other nodes' workers are not known here."),

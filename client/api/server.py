@@ -470,7 +470,15 @@ class ApiServer:
             "job_id": job.job_id.hex(), "node": addr(status.address),
             "worker_role": "worker" in status.roles,
             "attempts": [r.with_tail(tail).to_json() for r in records],
+            "progress": self._run_progress(job.job_id),
         })
+
+    def _run_progress(self, job_id: bytes) -> dict[str, object] | None:
+        """[API-PROGRESS.1] The live progress of this node's own worker on the job; never
+        gossiped, so another node's API does not know it."""
+        worker: Any = getattr(self.node, "worker", None)
+        trainer = getattr(worker, "trainer", None)
+        return trainer.progress_of(job_id) if trainer is not None else None
 
     # -- blobs --------------------------------------------------------------------------
 

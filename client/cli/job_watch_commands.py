@@ -49,8 +49,11 @@ from client.cli.job_describe import (
     refund_reason,
 )
 from client.cli.job_view_commands import get_job
+from client.cli.run_progress import RunProgress
 from sandbox.cli import job
 
+PROGRESS_POLL_S = 2.0
+"""While this node's worker trains the job, ask again this often [API-PROGRESS.1]."""
 WATCH_TAIL_BYTES = 4096
 """Output of each failed attempt ``job watch`` asks for (it shows the last line)."""
 
@@ -206,6 +209,12 @@ def job_watch(job_id: bytes, timeout: int | None, node_url: str, key_path: Path 
     duties = None if key_path is None else WatchDuties(load_key(key_path, passphrase_file),
                                                        job_dir)
     deadline = None if timeout is None else time.monotonic() + timeout / 1000
+    with RunProgress(as_json) as bars:
+        _watch(client, job_id, deadline, duties, as_json, bars)
+
+
+def _watch(client: ApiClient, job_id: bytes, deadline: float | None,
+           duties: WatchDuties | None, as_json: bool, bars: RunProgress) -> None:
     old: dict[str, Any] | None = None
     seen: set[tuple[Any, ...]] = set()
     with user_errors():
@@ -216,7 +225,9 @@ def job_watch(job_id: bytes, timeout: int | None, node_url: str, key_path: Path 
             now = int(client.status()["time_ms"])
         changes = job_events(old, new)
         head = changes[:1] if old is None else []  # the "job" line first, then what workers did
-        events = [*head, *attempt_events(seen, _attempts(client, job_id)), *changes[len(head):]]
+        attempts, progress = _attempts(client, job_id)
+        bars.show(progress)
+        events = [*head, *attempt_events(seen, attempts), *changes[len(head):]]
         if duties is not None and not new["settled"]:
             events.extend(duties.step(client, new, now))
         for event in events:
@@ -229,18 +240,21 @@ def job_watch(job_id: bytes, timeout: int | None, node_url: str, key_path: Path 
         left = 30.0 if deadline is None else deadline - time.monotonic()
         if left <= 0:
             raise UserError(f"gave up watching; the job is still {new['status']}")
+        poll = PROGRESS_POLL_S if progress is not None else 30.0
         try:
-            height = int(client.wait(height + 1, timeout=min(left, 30.0))["height"])
+            height = max(height, int(client.wait(height + 1, timeout=min(left, poll))["height"]))
         except ApiError as e:
             if e.code != "busy":
                 raise UserError(one_line(e)) from None
             time.sleep(1.0)
 
 
-def _attempts(client: ApiClient, job_id: bytes) -> list[dict[str, Any]]:
-    """This node's worker attempts; none when the node keeps none or cannot say."""
+def _attempts(client: ApiClient, job_id: bytes) -> tuple[list[dict[str, Any]], Any]:
+    """This node's worker attempts (none when the node keeps none or cannot say) and the
+    live progress of its run on the job, if any [API-PROGRESS.1]."""
     try:
-        attempts = client.job_logs(job_id, tail=WATCH_TAIL_BYTES).get("attempts")
+        answer = client.job_logs(job_id, tail=WATCH_TAIL_BYTES)
     except ApiError:
-        return []
-    return attempts if isinstance(attempts, list) else []
+        return [], None
+    attempts = answer.get("attempts")
+    return attempts if isinstance(attempts, list) else [], answer.get("progress")

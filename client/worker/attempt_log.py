@@ -84,6 +84,8 @@ class AttemptRecord:
     """The end of what the failed run printed (stdout and stderr, interleaved)."""
     log_bytes: int
     """How many bytes the run printed in all (``log`` may hold only the end of them)."""
+    resumed_from: int | None = None
+    """[WORK-RESUME.1] The checkpoint step this run resumed from; None: it started over."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,6 +117,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "started_ms": (int,), "seconds": (int, float), "stage": (str,), "outcome": (str,),
     "reason": (str,), "fault": (str,), "exit_code": (int, type(None)), "detail": (str,),
     "loss": (int, float, type(None)), "log": (str,), "log_bytes": (int,),
+    "resumed_from": (int, type(None)),
 }
 """What each field of a record read back from disk must be (a damaged file is ignored)."""
 
@@ -148,7 +151,8 @@ class AttemptLog:
     def record(self, job_id: bytes, *, attempt: int, run: int, started_ms: int,
                seconds: float, stage: str, reason: FailureReason | str | None,
                fault: str, exit_code: int | None = None, detail: str = "",
-               loss: float | None = None, output: bytes = b"") -> AttemptRecord:
+               loss: float | None = None, output: bytes = b"",
+               resumed_from: int | None = None) -> AttemptRecord:
         """Append one attempt to the job's file (the last ``MAX_ATTEMPTS_KEPT`` stay)."""
         failed = reason is not None
         rec = AttemptRecord(
@@ -156,7 +160,8 @@ class AttemptLog:
             started_ms=started_ms, seconds=round(seconds, 3), stage=stage,
             outcome="failed" if failed else "ok", reason=str(reason or ""), fault=fault,
             exit_code=exit_code, detail=self.sanitise(detail), loss=loss,
-            log=log_tail(output) if failed else "", log_bytes=len(output))
+            log=log_tail(output) if failed else "", log_bytes=len(output),
+            resumed_from=resumed_from)
         try:
             self._write(job_id.hex(), [*read_records(self._file(job_id.hex())), rec])
         except OSError as e:  # the run's outcome is in the node's log either way

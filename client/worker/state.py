@@ -10,6 +10,7 @@ Layout under ``<data_dir>/worker/<lc1 address>/``::
 
     state.json              this file's records (atomic: temp, fsync, rename, fsync dir)
     models/<job>-<n>.pt     the model of each claim (fsynced before its claim is sent)
+    checkpoints/<job>-<n>/  the kept checkpoint of attempt n [JOB-CHECKPOINT.2]
     runs/                   scratch output of training runs (wiped at start)
 
 Floats are stored with JSON's shortest round-trip form, so a loss read back
@@ -22,6 +23,8 @@ import contextlib
 import json
 import logging
 import os
+import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +71,9 @@ class JobProgress:
     inconsistent: str = ""
     """[WORK-SELFCHECK.1] Why the job's evaluation was found not to reproduce (never
     retried); empty while it has not been."""
+    running: int = 0
+    """[WORK-RESUME.1] The attempt whose run is under way (0: none). Still set when the
+    worker starts means the run was cut short by a crash, a kill or a stop."""
 
 
 @dataclass(slots=True)
@@ -152,7 +158,8 @@ class WorkerState:
             key: JobProgress(value["attempts"], value["best_measured"],
                              [ClaimSecret(**c) for c in value["claims"]],
                              int(value.get("runs", value["attempts"])),
-                             str(value.get("inconsistent", "")))
+                             str(value.get("inconsistent", "")),
+                             int(value.get("running", 0)))
             for key, value in doc["jobs"].items()
         }
         votes = {key: VoteSecret(**value) for key, value in doc["votes"].items()}
@@ -168,6 +175,7 @@ class WorkerStore:
         self.dir = root / self.address_text
         self.models = self.dir / "models"
         self.runs = self.dir / "runs"
+        self.checkpoints = self.dir / "checkpoints"
         self.path = self.dir / STATE_FILE
         self.state = WorkerState(self.address_text)
 
@@ -216,6 +224,35 @@ class WorkerStore:
         fsync_dir(self.models)
         return dest
 
+    def checkpoint_dir(self, job_id: bytes, attempt: int) -> Path:
+        """[JOB-CHECKPOINT.2] Where attempt ``attempt``'s checkpoint copies are kept."""
+        return self.checkpoints / f"{job_id.hex()[:16]}-{attempt}"
+
+    def drop_checkpoints(self, job_id: bytes, attempt: int | None = None) -> None:
+        """Remove one attempt's kept checkpoint, or every attempt's of the job."""
+        if attempt is not None:
+            shutil.rmtree(self.checkpoint_dir(job_id, attempt), ignore_errors=True)
+            return
+        with contextlib.suppress(OSError):
+            for folder in self.checkpoints.glob(f"{job_id.hex()[:16]}-*"):
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def give_back_interrupted(self, has_checkpoint: Callable[[bytes, int], bool]
+                              ) -> list[tuple[str, int]]:
+        """[WORK-RESUME.1] At start: a run cut short (``running`` still set) whose attempt
+        kept a checkpoint is given back, so the same attempt (same seed) runs again and
+        resumes; without a checkpoint its seed stays spent, as before. ``runs`` is never
+        lowered [WORK-ATTEMPTS.1]. Returns (job hex, attempt) of each given back."""
+        given = []
+        for job_hex, progress in self.state.jobs.items():
+            attempt, progress.running = progress.running, 0
+            if attempt and attempt == progress.attempts \
+                    and has_checkpoint(bytes.fromhex(job_hex), attempt):
+                progress.attempts -= 1
+                given.append((job_hex, attempt))
+        self.save()
+        return given
+
     def model_path(self, secret: ClaimSecret) -> Path:
         return self.dir / secret.model_file
 
@@ -229,6 +266,7 @@ class WorkerStore:
         prefix = job_id.hex() + ":"
         for key in [k for k in self.state.votes if k.startswith(prefix)]:
             del self.state.votes[key]
+        self.drop_checkpoints(job_id)
 
 
 def fsync_dir(path: Path) -> None:

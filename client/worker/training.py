@@ -21,6 +21,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from chain.content import blob_id_of_file
@@ -58,7 +59,9 @@ from client.worker.sandboxing import (
 from client.worker.selfcheck import VARIANTS, CheckOutcome, SelfCheck, judge
 from client.worker.state import ClaimSecret, WorkerStore
 from client.worker.votes import seconds_until
+from sandbox.checkpoints import RunWatch, kept_checkpoint, resumed_wall_time, train_split
 from sandbox.eval_env import eval_seed
+from sandbox.progress import Progress
 from sandbox.results import WORKER_FAULTS, EvalResult, FailureReason
 from sandbox.runner import SandboxRunner
 
@@ -108,6 +111,20 @@ class Trainer:
         """A train/v2 job's unpacked data folders by role [JOB-DATA.3], while it trains."""
         self.inconsistent_found = 0
         """Metrics: jobs this worker found inconsistent [WORK-SELFCHECK.1] since it started."""
+        self.progress: dict[bytes, dict[str, object]] = {}
+        """[API-PROGRESS.1] The last valid progress of the run under way, by job."""
+        for job_hex, attempt in store.give_back_interrupted(self._has_checkpoint):
+            log.warning("job %s: attempt %d was cut short (crash, kill or stop); it is given "
+                        "back and resumes from its kept checkpoint [WORK-RESUME.1]",
+                        job_hex[:12], attempt)
+
+    def _has_checkpoint(self, job_id: bytes, attempt: int) -> bool:
+        return kept_checkpoint(self.store.checkpoint_dir(job_id, attempt)) is not None
+
+    def progress_of(self, job_id: bytes) -> dict[str, object] | None:
+        """[API-PROGRESS.1] A copy of the live progress of this worker's run on the job."""
+        progress = self.progress.get(job_id)
+        return dict(progress) if progress is not None else None
 
     def tables(self) -> tuple[dict[bytes, object], ...]:
         """Per-job notes, pruned by the worker once a job is no longer followed."""
@@ -217,8 +234,11 @@ class Trainer:
                     return
                 progress.attempts += 1
                 progress.runs += 1
+                progress.running = progress.attempts  # [WORK-RESUME.1] set until it ends
                 self.store.save()  # a crash mid-run repeats neither this seed nor this run
                 engine_failure = await self._attempt(job, progress.attempts, image_id)
+                progress.running = 0
+                self.store.save()
                 if engine_failure is not None:
                     # this node failed, not the job: the attempt (same seed) runs again, while
                     # the absolute bound on runs [WORK-ATTEMPTS.1] allows
@@ -289,6 +309,17 @@ class Trainer:
         tag = container_label(job.job_id, self.address)
         run_dir = self.store.runs / f"{job.job_id.hex()[:16]}-{attempt}"
         shutil.rmtree(run_dir, ignore_errors=True)
+        kept_dir = self.store.checkpoint_dir(job.job_id, attempt)
+        kept = await asyncio.to_thread(kept_checkpoint, kept_dir)
+        wall = resumed_wall_time(limits.wall_time_s, kept)  # [JOB-CHECKPOINT.4]
+        limits, checkpoint_bytes = train_split(replace(limits, wall_time_s=wall or 1.0),
+                                               spec.limits.disk_mb)
+        resumed = kept.step if kept is not None and checkpoint_bytes else None
+        watch = None
+        if checkpoint_bytes:
+            watch = RunWatch(kept_dir, checkpoint_bytes,
+                             lambda p: self._on_progress(job.job_id, attempt, resumed, p),
+                             resume=kept, label=f"{label}-{attempt}")
         log.info("job %s: attempt %d/%d: params %s (seed %d)", label, attempt,
                  self.policy.max_attempts, dict(params.hyperparameters), params.seed)
         started, started_ms = time.monotonic(), self.node.now_ms()
@@ -300,14 +331,30 @@ class Trainer:
             self.attempts.record(job.job_id, attempt=attempt, run=run, started_ms=started_ms,
                                  seconds=time.monotonic() - started, stage=stage,
                                  reason=reason, fault=fault, exit_code=exit_code,
-                                 detail=detail, loss=loss, output=output)
+                                 detail=detail, loss=loss, output=output,
+                                 resumed_from=resumed)
 
+        keep_checkpoint = True  # until the attempt ends for good (cancelled: kept)
         try:
+            if wall is None:
+                keep_checkpoint = False
+                spent = kept.seconds if kept is not None else 0.0
+                log.warning("job %s: attempt %d: no time left to resume (%.1f s of %g s spent "
+                            "up to its checkpoint) [JOB-CHECKPOINT.4]", label, attempt, spent,
+                            spec.limits.time_s)
+                record("train", FailureReason.TIMEOUT, "job",
+                       detail=f"[JOB-CHECKPOINT.4] {spent:.1f} s of the {spec.limits.time_s} s "
+                              f"limit spent before the checkpoint it would resume from")
+                return None
+            if resumed is not None and kept is not None:
+                log.info("job %s: attempt %d resumes from its checkpoint of step %d (%.1f s "
+                         "spent; %.1f s left) [JOB-CHECKPOINT.3]", label, attempt, resumed,
+                         kept.seconds, limits.wall_time_s)
             self._set_phase("training", attempt)
             trained = await self.threads.run(self.runner.train, image_id, params, limits, None,
                                              run_dir / "train", job_id=tag,
                                              argv=spec.entry_point("train"),
-                                             data=self.data.get(job.job_id))
+                                             data=self.data.get(job.job_id), watch=watch)
             if not trained.ok or trained.model_path is None:
                 log.warning("job %s: attempt %d: training failed: %s: %s; log tail: %r", label,
                             attempt, trained.reason, trained.detail, trained.log_tail[-500:])
@@ -319,6 +366,7 @@ class Trainer:
                     self.images.forget(image_id)
                 if trained.reason in WORKER_FAULTS:
                     return f"training: {trained.reason}: {trained.detail}"
+                keep_checkpoint = False
                 return None  # the job's fault [JOB-EXIT.5]: the attempt is used up
             self._set_phase("self-check", attempt)
             check, runs = await self._self_check(job, image_id, trained.model_path, tag)
@@ -330,6 +378,7 @@ class Trainer:
                        output=failed.logs if failed else b"")
                 self.images.forget(image_id)
                 return f"self-check: {check.why}"
+            keep_checkpoint = False  # the model exists: the attempt will not train again
             if check.outcome == CheckOutcome.INCONSISTENT or check.loss is None:
                 record("self-check", failed.reason if failed else "inconsistent", "job",
                        exit_code=failed.exit_code if failed else None, detail=check.why,
@@ -347,7 +396,20 @@ class Trainer:
             return None
         finally:
             self.last_attempt_ms[job.job_id] = (time.monotonic() - started) * 1000
+            self.progress.pop(job.job_id, None)
             shutil.rmtree(run_dir, ignore_errors=True)
+            if not keep_checkpoint:
+                self.store.drop_checkpoints(job.job_id, attempt)
+
+    def _on_progress(self, job_id: bytes, attempt: int, resumed: int | None,
+                     progress: Progress) -> None:
+        """[JOB-PROGRESS.4] From the watching thread: the run's last valid progress."""
+        shown: dict[str, object] = {"worker": self.store.address_text, "attempt": attempt,
+                                    **progress.to_json(), "resumed_from": resumed,
+                                    "updated_ms": int(time.time() * 1000)}
+        self.progress[job_id] = shown
+        if self.now is not None and self.now.get("job") == job_id.hex():
+            self.now["progress"] = shown
 
     async def _self_check(self, job: Job, image_id: str, model: Path,
                           tag: str) -> tuple[SelfCheck, tuple[EvalResult, ...]]:

@@ -133,7 +133,8 @@ async def test_every_route_answers_in_its_documented_shape(tmp_path: Path) -> No
         assert {r["state"] for r in board["claims"]} == {"waiting"}
         logs = await call(s, api, "GET", f"/jobs/{job_id}/logs?tail=100", "/jobs/{job_id}/logs")
         assert logs == {"job_id": job_id, "node": address_to_text(keys["v0"].address),
-                        "worker_role": True, "attempts": []}  # no worker ran here
+                        "worker_role": True, "attempts": [],
+                        "progress": None}  # no worker ran here
         validators = await call(s, api, "GET", "/validators")
         assert validators["total_power"] == 2
         members = await call(s, api, "GET", "/members")

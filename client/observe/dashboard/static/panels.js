@@ -51,6 +51,17 @@
     if (t) {
       lines.push(h("div", { testid: "worker-training" }, "Training ", jobLink(String(t.job)),
         ": ", String(t.phase || "running"), t.attempt ? `, attempt ${fmtInt(t.attempt)}` : ""));
+      const p = t.progress;  // [API-PROGRESS.1] the run's last valid progress file
+      if (p && typeof p.fraction === "number") {
+        const pct = Math.round(100 * Math.min(1, Math.max(0, p.fraction)));
+        const metric = typeof p.metric === "number"
+          ? `, ${String(p.metric_name || "metric")} ${fmtLoss(p.metric)}` : "";
+        const resumed = typeof p.resumed_from === "number"
+          ? ` (resumed from step ${fmtInt(p.resumed_from)})` : "";
+        lines.push(h("div", { testid: "worker-progress" },
+          h("progress", { max: "100", value: String(pct) }),
+          ` ${pct}%, step ${fmtInt(Number(p.step))}${metric}${resumed}`));
+      }
     }
     const v = worker.verifying;
     if (v) {
