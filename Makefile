@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export LC_TEST_POSTGRES_URL ?= postgresql+psycopg2://lc:lc@127.0.0.1:5432/lc_test
 
-.PHONY: test demo setup system venv base-image lint typecheck unit soak fuzz faults bench clean
+.PHONY: test demo setup system venv base-image lint typecheck unit gpu-test soak fuzz faults bench clean
 
 test: setup lint typecheck
 	$(VENV)/bin/pytest -q
@@ -39,6 +39,10 @@ typecheck: venv
 
 unit: venv
 	$(VENV)/bin/pytest -q -m "not docker and not postgres and not slow"
+
+# On a machine with an NVIDIA GPU and the NVIDIA container toolkit: GPU passthrough.
+gpu-test: venv
+	$(VENV)/bin/pytest -q -m gpu tests/sandbox/test_gpu_passthrough.py
 
 soak: setup
 	LC_SOAK_N4=3000 LC_SOAK_N7=700 $(VENV)/bin/pytest -q tests/consensus/test_sim_scenarios.py

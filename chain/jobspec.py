@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chain import fields as F
-from chain.errors import DecodeError
+from chain.errors import DecodeError, FieldError
 from chain.types import Amount, Hash32, TimeMs
 
 JOB_KINDS = ("train/v1", "train/v2", "train/v3")
@@ -54,6 +54,12 @@ DEFAULT_IMAGE_UNPACKED_MB = 8192
 """``image_unpacked_mb`` of a ``ResourceLimits`` built without one."""
 MAX_MB = 1 << 20
 """Largest size field: 1 TiB in MiB."""
+MAX_GPUS = 16
+"""[JOB-GPU.1] Most GPUs one run may request."""
+LIMITS_WIRE = 7
+"""[JOB-GPU.1] A job without GPUs: the 7-element ``limits`` every spec had before GPUs."""
+LIMITS_WIRE_GPU = 9
+"""[JOB-GPU.1] A job with GPUs: the 7 elements, then ``gpu_count, gpu_memory_mb``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,19 +85,38 @@ class ResourceLimits:
     """Size of the saved-image tar (the ``image_blob``), MiB rounded up."""
     image_unpacked_mb: int = DEFAULT_IMAGE_UNPACKED_MB
     """What the engine may write loading the image: the layers' unpacked size, MiB."""
+    gpu_count: int = 0
+    """[JOB-GPU.1] GPUs one training run needs; 0: none (the 7-element wire form)."""
+    gpu_memory_mb: int = 0
+    """[JOB-GPU.1] Least memory of each of those GPUs, MiB; 0: any. Only with GPUs."""
 
     def __post_init__(self) -> None:
         if self.model_mb == 0:
             object.__setattr__(self, "model_mb", self.disk_mb)
+        if self.gpu_count == 0 and self.gpu_memory_mb != 0:
+            raise ValueError(f"limits: gpu_memory_mb {self.gpu_memory_mb} without GPUs "
+                             f"(gpu_count 0) [JOB-GPU.1]")
 
     def to_wire(self) -> list[Any]:
-        return [self.memory_mb, self.cpu_millis, self.time_s, self.disk_mb, self.model_mb,
+        """[JOB-GPU.1] 7 elements without GPUs, so every spec posted before GPUs keeps its
+        bytes and id; 9 with them."""
+        wire = [self.memory_mb, self.cpu_millis, self.time_s, self.disk_mb, self.model_mb,
                 self.image_mb, self.image_unpacked_mb]
+        if self.gpu_count:
+            wire += [self.gpu_count, self.gpu_memory_mb]
+        return wire
 
     @classmethod
     def from_wire(cls, v: Any) -> ResourceLimits:
-        a = F.array(v, "limits", 7)
+        a = F.array(v, "limits", max_len=LIMITS_WIRE_GPU)
+        if len(a) not in (LIMITS_WIRE, LIMITS_WIRE_GPU):
+            raise FieldError("limits", f"array of {LIMITS_WIRE} or {LIMITS_WIRE_GPU} items "
+                             "[JOB-GPU.1]", f"{len(a)} items")
         disk_mb = F.uint(a[3], "limits.disk_mb", 1, MAX_MB)
+        gpus = (0, 0)
+        if len(a) == LIMITS_WIRE_GPU:  # a GPU-less job has one encoding: the 7 elements
+            gpus = (F.uint(a[7], "limits.gpu_count", 1, MAX_GPUS),
+                    F.uint(a[8], "limits.gpu_memory_mb", 0, MAX_MB))
         return cls(
             F.uint(a[0], "limits.memory_mb", 16, 1 << 20),
             F.uint(a[1], "limits.cpu_millis", 100, 256_000),
@@ -100,6 +125,7 @@ class ResourceLimits:
             F.uint(a[4], "limits.model_mb", 1, disk_mb),
             F.uint(a[5], "limits.image_mb", 1, MAX_MB),
             F.uint(a[6], "limits.image_unpacked_mb", 1, MAX_MB),
+            *gpus,
         )
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chain.jobspec import MAX_GPUS, MAX_MB
 from chain.jobspec import ResourceLimits as SpecLimits
 from sandbox.errors import JobDirError, SandboxError
 from sandbox.holdout_config import HOLDOUT_KEYS, HoldoutConfig, duration_ms
@@ -99,6 +100,10 @@ class JobLimits:
     """Optional in the file; ``job build`` measures it [JOB-IMAGE.5]."""
     image_unpacked_mb: int | None = None
     """Optional in the file; ``job build`` measures it [JOB-IMAGE.5]."""
+    gpu_count: int = 0
+    """[JOB-FILE.5] GPUs one training run needs, 0..16; optional, 0 (none) when left out."""
+    gpu_memory_mb: int = 0
+    """[JOB-FILE.5] Least memory of each GPU in MiB; optional, 0 (any); needs ``gpu_count``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +157,8 @@ class JobFile:
                              f"{image.image_unpacked_mb} MiB unpacked")
         return SpecLimits(memory_mb=d.memory_mb, cpu_millis=d.cpu_millis, time_s=d.time_s,
                           disk_mb=d.disk_mb, model_mb=d.model_mb, image_mb=image_mb,
-                          image_unpacked_mb=unpacked_mb)
+                          image_unpacked_mb=unpacked_mb, gpu_count=d.gpu_count,
+                          gpu_memory_mb=d.gpu_memory_mb)
 
     def entry_point(self, name: str) -> tuple[str, ...]:
         for key, argv in self.entry_points:
@@ -200,11 +206,13 @@ def parse_job(raw: dict[str, Any]) -> JobFile:
         model_mb=_positive_int(lim, "model_mb") if "model_mb" in lim else disk_mb,
         image_mb=_positive_int(lim, "image_mb") if "image_mb" in lim else None,
         image_unpacked_mb=(_positive_int(lim, "image_unpacked_mb")
-                           if "image_unpacked_mb" in lim else None))
+                           if "image_unpacked_mb" in lim else None),
+        **_gpus(lim))
     if declared.model_mb > disk_mb:
         raise ValueError(f"limits.model_mb {declared.model_mb} > disk_mb {disk_mb}")
     limits = ResourceLimits.from_job(declared.memory_mb, declared.cpu_millis, declared.time_s,
-                                     disk_mb, declared.model_mb)
+                                     disk_mb, declared.model_mb, declared.gpu_count,
+                                     declared.gpu_memory_mb)
     space = tuple(_param(p, i) for i, p in enumerate(_field(raw, "search_space", list), 1))
     if len({p.name for p in space}) != len(space):
         raise ValueError("search_space has a duplicate name")
@@ -218,6 +226,23 @@ def parse_job(raw: dict[str, Any]) -> JobFile:
                    bounty=_positive_int(raw, "bounty"), expiry_s=_positive_int(raw, "expiry_s"),
                    loss_tolerance=tolerance, entry_points=entry_points, limits=limits,
                    search_space=space, declared=declared)
+
+
+def _gpus(lim: dict[str, Any]) -> dict[str, int]:
+    """[JOB-FILE.5] ``gpu_count`` 0..16 and ``gpu_memory_mb`` 0..2^20 (MiB per GPU), the
+    bounds of the chain's limits [JOB-GPU.1]; a memory without a count is an error."""
+    out = {}
+    for key, most in (("gpu_count", MAX_GPUS), ("gpu_memory_mb", MAX_MB)):
+        if key not in lim:
+            continue
+        value = lim[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+            raise ValueError(f"limits.{key} must be a whole number in 0..{most}, got {value!r}")
+        out[key] = value
+    if out.get("gpu_memory_mb", 0) and not out.get("gpu_count", 0):
+        raise ValueError(f"limits.gpu_memory_mb {out['gpu_memory_mb']} needs gpu_count >= 1 "
+                         f"(the memory is per GPU requested)")
+    return out
 
 
 def _data(raw: dict[str, Any], kind: str) -> tuple[tuple[str, str], ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Protocol
 
@@ -37,6 +37,11 @@ class ResourceLimits:
     """Largest model file accepted [JOB-TRAIN.4]."""
     log_bytes: int = 1 * MIB
     """Stdout plus stderr kept; more than this kills the job [JOB-EXIT.3]."""
+    gpu_count: int = 0
+    """[JOB-GPU.2] GPUs passed through to the container; 0: none (no device request)."""
+    gpu_memory_mb: int = 0
+    """[JOB-GPU.1] Least memory per GPU the job declared; the worker's policy checks it
+    [WORK-GPU.1], the engine cannot (a device request names a count only)."""
 
     def __post_init__(self) -> None:
         for name in ("memory_bytes", "nano_cpus", "pids", "tmp_bytes", "output_bytes",
@@ -51,10 +56,15 @@ class ResourceLimits:
             raise ValueError("ResourceLimits.memory_bytes below 16 MiB cannot start a container")
         if self.pids < 4:
             raise ValueError("ResourceLimits.pids below 4 cannot start a container")
+        for name in ("gpu_count", "gpu_memory_mb"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"ResourceLimits.{name} must be an int >= 0, got {value!r}")
 
     @classmethod
     def from_job(cls, memory_mb: int, cpu_millis: int, time_s: int, disk_mb: int,
-                 model_mb: int | None = None) -> ResourceLimits:
+                 model_mb: int | None = None, gpu_count: int = 0,
+                 gpu_memory_mb: int = 0) -> ResourceLimits:
         """Map a job spec's coarse limits (see ``chain.jobspec``) onto container limits.
 
         ``disk_mb`` is split: a quarter for /tmp scratch, the rest for /output.
@@ -67,7 +77,14 @@ class ResourceLimits:
             tmp_bytes=max(1, disk_mb // 4) * MIB,
             output_bytes=output,
             model_bytes=min(output, (model_mb or disk_mb) * MIB),
+            gpu_count=gpu_count,
+            gpu_memory_mb=gpu_memory_mb,
         )
+
+    def cpu_only(self) -> ResourceLimits:
+        """[JOB-GPU.3] These limits without GPUs: what every evaluation runs with, so a
+        voter needs no GPU and every voter measures on the same kind of device."""
+        return replace(self, gpu_count=0, gpu_memory_mb=0)
 
 
 class DeclaredLimits(Protocol):
@@ -83,6 +100,10 @@ class DeclaredLimits(Protocol):
     def disk_mb(self) -> int: ...
     @property
     def model_mb(self) -> int: ...
+    @property
+    def gpu_count(self) -> int: ...
+    @property
+    def gpu_memory_mb(self) -> int: ...
 
 
 def from_spec(declared: DeclaredLimits) -> ResourceLimits:
@@ -93,7 +114,8 @@ def from_spec(declared: DeclaredLimits) -> ResourceLimits:
     the chain's ``JobSpec.limits`` and nothing else.
     """
     return ResourceLimits.from_job(declared.memory_mb, declared.cpu_millis, declared.time_s,
-                                   declared.disk_mb, declared.model_mb)
+                                   declared.disk_mb, declared.model_mb, declared.gpu_count,
+                                   declared.gpu_memory_mb)
 
 
 def _frozen(mapping: Mapping[str, Scalar]) -> Mapping[str, Scalar]:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from docker.types import LogConfig, Mount, Ulimit
+from docker.types import DeviceRequest, LogConfig, Mount, Ulimit
 
 from sandbox.eval_env import HOSTNAME
 from sandbox.limits import ResourceLimits
@@ -30,6 +30,9 @@ SCRATCH_DIR = "/tmp"
 TMPFS_FLAGS = "rw,noexec,nosuid,nodev"
 DOCKER_LOG_LIMIT = {"max-size": "64k", "max-file": "1"}
 """PID 1 prints nothing; this only bounds what the engine could ever keep on disk."""
+
+GPU_CAPABILITIES = [["gpu"]]
+"""[JOB-GPU.2] What ``docker run --gpus N`` asks the engine for: N devices able to do 'gpu'."""
 
 LABEL_MANAGED = "learningchain.managed"
 LABEL_JOB = "learningchain.job"
@@ -70,7 +73,8 @@ def container_kwargs(
     Output goes to a size-limited tmpfs that the runner copies out, so no
     host disk is writable from inside. The hostname is fixed [EVAL-ENV.1]; the
     container ``name`` is incidental [EVAL-ENV.8]. The seccomp profile is the
-    project's own [JOB-SECCOMP.*], never the engine's default.
+    project's own [JOB-SECCOMP.*], never the engine's default. A run with GPUs
+    gets one device request more and nothing else changes [JOB-GPU.2].
     """
     mounts = [
         Mount(target=target, source=str(source), type="bind", read_only=True)
@@ -105,4 +109,13 @@ def container_kwargs(
         "ulimits": [Ulimit(name="core", soft=0, hard=0),
                     Ulimit(name="nofile", soft=1024, hard=1024)],
         "log_config": LogConfig(type=LogConfig.types.JSON, config=DOCKER_LOG_LIMIT),
+        **gpu_kwargs(limits),
     }
+
+
+def gpu_kwargs(limits: ResourceLimits) -> dict[str, Any]:
+    """[JOB-GPU.2] The device request of a run with GPUs; nothing for a run without."""
+    if not limits.gpu_count:
+        return {}
+    return {"device_requests": [DeviceRequest(count=limits.gpu_count,
+                                              capabilities=GPU_CAPABILITIES)]}

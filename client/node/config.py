@@ -44,6 +44,9 @@ directory (config + key + genesis + data) can be moved as a whole. Example::
     max_image_mb = 4096              # largest image blob fetched
     max_image_unpacked_mb = 8192     # largest unpacked image loaded
     disk_budget_mb = 16384           # job images and blobs kept for settled jobs
+    gpus = 0                         # GPUs offered to jobs (needs the NVIDIA runtime)
+    gpu_memory_mb = 0                # memory of each offered GPU, MiB
+    detect_gpus = false              # ask nvidia-smi instead of gpus / gpu_memory_mb
 """
 
 from __future__ import annotations
@@ -127,6 +130,12 @@ class WorkerPolicy:
     disk_budget_mb: int = 16384
     """[WORK-GC.1] Images and blobs this worker loaded or fetched for jobs now settled are
     removed, oldest first, while all it keeps exceeds this many MiB."""
+    gpus: int = 0
+    """[WORK-GPU.1] GPUs offered to jobs; only if the engine has the NVIDIA runtime."""
+    gpu_memory_mb: int = 0
+    """[WORK-GPU.1] Memory of each offered GPU in MiB (the smallest, if they differ)."""
+    detect_gpus: bool = False
+    """[WORK-GPU.1] At start, ``nvidia-smi`` says what is offered instead of the two above."""
     verify: bool = True
     """Re-evaluate revealed models and vote (when this node is an eligible voter)."""
     cheat_loss_factor: float = 0.0

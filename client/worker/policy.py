@@ -92,6 +92,9 @@ def skip_reason(job: Job, me: Identity, policy: WorkerPolicy, now_ms: int) -> Sk
                              ("disk_mb", limits.disk_mb, policy.max_disk_mb)):
         if have > most:
             return Skip(name, f"{name} {have} > policy max {most}")
+    gpus = gpus_lacking(spec, policy)
+    if gpus is not None:
+        return gpus
     image = image_too_large(spec, policy)
     if image is not None:
         return Skip("image_size", image)
@@ -106,6 +109,23 @@ def skip_reason(job: Job, me: Identity, policy: WorkerPolicy, now_ms: int) -> Sk
         return Skip("submitter", "submitter not in accept_submitters")
     if policy.accept_images and image_id_text(spec) not in policy.accept_images:
         return Skip("image", f"image {image_id_text(spec)} not in accept_images")
+    return None
+
+
+def gpus_lacking(spec: JobSpec, policy: WorkerPolicy) -> Skip | None:
+    """[WORK-GPU.1] Why this worker lacks the GPUs the job requests; None when it has them.
+
+    ``policy`` is the effective one (``client.worker.gpus``): its ``gpus`` are what the
+    host and engine really give. Only trainers ask: evaluation runs without a GPU
+    [JOB-GPU.3], so any voter may verify a GPU job.
+    """
+    limits = spec.limits
+    if limits.gpu_count > policy.gpus:
+        return Skip("gpu_count", f"needs {limits.gpu_count} GPU(s); this worker offers "
+                                 f"{policy.gpus}")
+    if limits.gpu_count and limits.gpu_memory_mb > policy.gpu_memory_mb:
+        return Skip("gpu_memory", f"needs {limits.gpu_memory_mb} MiB per GPU; this worker's "
+                                  f"GPUs have {policy.gpu_memory_mb}")
     return None
 
 

@@ -37,6 +37,7 @@ from chain.transactions import ClaimLoss, RevealModel
 from chain.types import Address, Hash32
 from client.node.config import WorkerPolicy
 from client.node.handle import CommittedBlock, NodeHandle
+from client.worker import gpus
 from client.worker.attempt_log import AttemptLog
 from client.worker.disk import DiskKeeper
 from client.worker.enrolment import Enrolment
@@ -110,6 +111,9 @@ class Worker:
         if self._runner is None:
             client = await asyncio.to_thread(connect)
             self._runner = SandboxRunner(client, node_id=f"worker-{self.address.hex()[:12]}")
+        offer = await asyncio.to_thread(gpus.probe_offer, self.policy, self.runner.client)
+        self.policy = gpus.effective_policy(self.policy, offer)  # [WORK-GPU.1]
+        log.info("GPUs: %s", offer.detail)
         state = self.store.open()
         self.disk = DiskKeeper(self.node, self.runner.client, self.store, self.policy)
         self._images = ImageCache(self.node, self.runner.client, self.threads, self.policy,

@@ -100,9 +100,10 @@ def test_job_file_2_key_in_the_wrong_table_says_where_it_belongs(job_dir: Path) 
 
 
 def test_job_file_2_unknown_key_without_a_close_one_lists_the_valid_ones(job_dir: Path) -> None:
-    edit(job_dir, "model_mb = 4", "gpu = 1")
-    assert load_error(job_dir) == ("unknown key [limits] gpu (valid: memory_mb, cpu_millis, "
-                                   "time_s, disk_mb, model_mb, image_mb, image_unpacked_mb)")
+    edit(job_dir, "model_mb = 4", "tpu = 1")
+    assert load_error(job_dir) == ("unknown key [limits] tpu (valid: memory_mb, cpu_millis, "
+                                   "time_s, disk_mb, model_mb, image_mb, image_unpacked_mb, "
+                                   "gpu_count, gpu_memory_mb)")
 
 
 def test_job_file_2_the_error_carries_the_key_its_table_and_the_suggestion(
