@@ -89,6 +89,7 @@ def _instances() -> list[Any]:
                                          holdout_records.HoldoutStatus.VERIFIED, (finalist,))
     vote = records.VoteRecord(v3_claimer, Hash32(b"\x05" * 32), True, True, 0.3, True, 0.31)
     out.extend((v3, holdout, state, finalist, vote))  # [HOLDOUT-STATE.1] [HOLDOUT-VOTE.1]
+    out.append(dataclasses.replace(job_spec().limits, gpu_count=2, gpu_memory_mb=8192))
     return out
 
 
@@ -113,6 +114,9 @@ def test_record_wire_order_is_the_field_order() -> None:
             if isinstance(record, records.VoteRecord) and f.name == "challenge_loss" \
                     and record.challenge_loss is None:
                 continue  # [VOTE-CHALLENGE.1] ... and 6 with a challenge answer
+            if isinstance(record, jobspec.ResourceLimits) and not record.gpu_count \
+                    and f.name in ("gpu_count", "gpu_memory_mb"):
+                continue  # [JOB-GPU.1] a job without GPUs keeps the 7-element limits
             expected.append(_wire(value))
         assert record.to_wire() == expected, type(record).__name__
         seen.add(type(record).__name__)
