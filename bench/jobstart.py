@@ -17,8 +17,12 @@ the host engine. Two runs of the same job:
   worker's engine so that it is really loaded again.
 
 ``bytes_moved``: image bytes that reached the worker's node from its peer (its
-``blob_fetched_bytes`` counter, less the job's data blobs, which travel the same
-in both runs). Needs root (a private dockerd) and the host engine's base image
+``blob_fetched_bytes`` counter, less the job's data blobs and a train/v3 job's
+public part, which travel the same in both runs). ``seconds_to_image_loaded``: from
+``job submit`` to the worker's "image ... loaded" log line; ``seconds_to_training``
+also holds a train/v3 job's wait for its public part, named a block or two after
+the post (``waited_for_public_part``: the worker looked too early and retries
+later). Needs root (a private dockerd) and the host engine's base image
 (``make setup``). Last line: one JSON object.
 
     .venv/bin/python bench/jobstart.py
@@ -32,6 +36,7 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import docker.errors
@@ -48,6 +53,7 @@ from tests.client.image_layers_graph import (
     SUBMIT_NODE,
     cli,
     fetched_bytes,
+    node_log,
     start_graph,
     submit,
     wait_idle,
@@ -113,18 +119,27 @@ def run(tmp: Path) -> dict[str, object]:
                 if form == "whole":
                     worker_engine.images.remove(image_id, force=True)
                 before = fetched_bytes(layout)
+                wall = time.time()
                 posted = submit(layout, job_dir, *extra, env={"LC_IMAGE_CACHE": str(cache)})
                 job_id = posted.info["job_id"]
                 started = wait_training(worker_engine, job_id, 600)
                 seconds = started - posted.started
                 data = sum(int(d["size"]) for d in posted.info["data"].values())
+                public = (posted.info.get("holdout") or {}).get("published") or {}
+                data += int(public.get("size", 0))  # train/v3: the public part is data too
                 moved = fetched_bytes(layout) - before - data
+                log = node_log(layout)
+                ready = logged_at(log, f"job {job_id[:12]}: image ", " loaded") - wall
+                waited = f"job {job_id[:12]}: image not available: the public part" in log
                 results[form] = {"seconds": seconds, "moved": moved, "submit_s": posted.submit_s,
-                                 "uploaded": posted.info["image_uploaded_bytes"]}
+                                 "uploaded": posted.info["image_uploaded_bytes"],
+                                 "ready": ready, "waited": waited}
                 print(f"{form}: training started {seconds:.1f} s after job submit "
                       f"(submit itself {posted.submit_s:.1f} s, uploaded "
                       f"{posted.info['image_uploaded_bytes']} image bytes); {moved} image bytes "
-                      f"reached the worker's node")
+                      f"reached the worker's node; the image was loaded {ready:.1f} s after "
+                      f"job submit" + ("; the worker waited for the train/v3 public part"
+                                       if waited else ""))
                 wait_idle(worker_engine, job_id, 600)
         finally:
             down(root)
@@ -134,6 +149,9 @@ def run(tmp: Path) -> dict[str, object]:
     return {
         "bytes_moved": lay["moved"],
         "seconds_to_training": round(float(lay["seconds"]), 2),
+        "seconds_to_image_loaded": round(float(lay["ready"]), 2),
+        "waited_for_public_part": lay["waited"],
+        "seconds_to_image_loaded_whole_image": round(float(whole["ready"]), 2),
         "bytes_moved_whole_image": whole["moved"],
         "seconds_to_training_whole_image": round(float(whole["seconds"]), 2),
         "job_own_layer_bytes": own_bytes,
@@ -150,6 +168,16 @@ def run(tmp: Path) -> dict[str, object]:
         "seconds_seed_base_upload": round(seed_s, 2),
         "seconds_build": round(build_s, 2),
     }
+
+
+def logged_at(log: str, prefix: str, suffix: str) -> float:
+    """Wall-clock time (epoch seconds) of the first node log line holding ``prefix`` and
+    ending in ``suffix`` (the node logs local time with milliseconds)."""
+    for line in log.splitlines():
+        if prefix in line and line.rstrip().endswith(suffix):
+            stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+            return stamp.timestamp()
+    raise RuntimeError(f"no log line with {prefix!r} ... {suffix!r}")
 
 
 def main() -> None:
