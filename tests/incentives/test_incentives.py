@@ -26,8 +26,13 @@ JOBS, SEED = 60, 3
 
 @pytest.fixture(scope="module")
 def figures() -> dict[str, Any]:
-    out, _ = incentives.measure(JOBS, SEED, quiet=True)
+    out, _, _ = incentives.measure(JOBS, SEED, quiet=True)
     return out
+
+
+def v1_findings(figures: dict[str, Any]) -> list[str]:
+    """Open findings on train/v1 jobs (the train/v3 ones are test_holdout_incentives.py's)."""
+    return [k for k in figures["open_findings"] if not k.startswith("open/v3/")]
 
 
 def test_the_entry_point_prints_one_json_object_last(capsys: pytest.CaptureFixture[str]) -> None:
@@ -42,12 +47,17 @@ def test_the_entry_point_prints_one_json_object_last(capsys: pytest.CaptureFixtu
 
 def test_every_dishonest_strategy_earns_less_than_honest_work(figures: dict[str, Any]) -> None:
     """Cheaters (insisting or withdrawing), copiers, withholding winners, lazy voters,
-    griefers, withholding voters and submitters, sybils, exhausters and the cartel: each
-    profit per job minus the honest strategy's is negative in the scenario most favourable
-    to it, with no open finding left aside."""
+    griefers, withholding voters and submitters, sybils, exhausters and the cartel; on
+    train/v3 jobs the overfitter, the finalist that never reveals, and the submitters that
+    withhold or mismatch the hidden part [HOLDOUT-FORFEIT.1]: each profit per job minus the
+    honest strategy's is negative in the scenario most favourable to it. No train/v1
+    finding is left aside; the train/v3 open findings are asserted as today's facts in
+    test_holdout_incentives.py."""
     profit = figures["profit_vs_honest"]
-    dishonest = set(SINGLE) | {"cartel", "withholding_submitter", "exhauster"}
-    assert set(LAZY) <= dishonest and not figures["open_findings"]
+    dishonest = set(SINGLE) | {"cartel", "withholding_submitter", "exhauster", "overfitter",
+                               "finalist_noshow", "withholding_submitter_v3",
+                               "mismatched_reveal"}
+    assert set(LAZY) <= dishonest and not v1_findings(figures)
     assert dishonest <= set(profit)
     paying = {s: v for s, v in profit.items() if s in dishonest and not v < 0}
     assert not paying, f"dishonest strategies that pay: {paying}"
@@ -57,13 +67,17 @@ def test_honest_winners_are_never_slashed_and_honest_work_is_paid(
         figures: dict[str, Any]) -> None:
     """Within the tolerated share no honest claim is judged a cheat [VOTE-VERDICT.2], no
     honest verifier loses its bond [VOTE-NOSHOW.1], every job with an honest claim pays
-    an honest claimer, and every honest vote is paid [VOTE-REWARD.1]."""
+    an honest claimer, and every honest vote is paid [VOTE-REWARD.1]. On train/v3 jobs
+    (merged into the same figures) "paid" means the bounty went to a model that
+    generalises: the hidden winner [HOLDOUT-WINNER.1]."""
     assert figures["honest_slashed"] == 0
     assert figures["honest_bonds_lost"] == 0
     assert figures["honest_paid_share"] == 1.0
     assert figures["honest_votes_paid_share"] == 1.0
     assert figures["vote_reward_1"]["honest_slashed"] == 0
     assert figures["vote_reward_1"]["honest_paid_share"] == 1.0
+    assert figures["train_v3"]["honest_slashed"] == 0
+    assert figures["train_v3"]["honest_paid_share"] == 1.0
 
 
 def test_threat_lazy_1_the_lazy_voter_loses_under_the_wired_challenge_rule(
@@ -153,7 +167,7 @@ def test_threat_exhaust_1_sacrificial_cheaters_no_longer_use_up_a_jobs_turns(
     assert result.profit_vs_honest["exhauster"] < 0
     # ... and in the seeded CI run, within the headline (no longer an open finding).
     assert figures["profit_vs_honest"]["exhauster"] < 0
-    assert not figures["open_findings"]
+    assert not v1_findings(figures)
 
 
 def test_threat_quorum_1_a_unanimous_quorum_is_rejected_and_the_largest_allowed_does_not_pay(
@@ -181,4 +195,4 @@ def test_threat_quorum_1_a_unanimous_quorum_is_rejected_and_the_largest_allowed_
         assert result.summary.honest_slashed == 0
     # ... and in the seeded CI run, within the headline (no longer an open finding).
     assert figures["profit_vs_honest"]["withholding_submitter"] < 0
-    assert not any("quorum" in name for name in figures["open_findings"])
+    assert not any("quorum" in name for name in v1_findings(figures))

@@ -1,0 +1,123 @@
+"""Hidden test sets (train/v3) in the incentive simulation, over the real ledger rules.
+
+Each strategy against its all-honest counterpart of the same seed: the overfitter wins
+the public race and loses on the hidden part; a submitter that withholds or forges
+the hidden part loses its deposit; honest winners are never slashed and the hidden
+winner is paid. The open findings (docs/incentives.md) are asserted as today's facts,
+so that a rule change that closes one makes its test fail and be rewritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from bench.incentive_sim.holdout_agents import Submitter
+from bench.incentive_sim.holdout_scenarios import HResult, headline, run_all, scenarios
+from bench.incentive_sim.holdout_world import HoldoutScenario, HoldoutWorld
+from chain.holdout_records import HoldoutStatus
+
+JOBS, SEED = 40, 3
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[str, HResult]:
+    return {r.name: r for r in run_all(scenarios(), JOBS, SEED)}
+
+
+def test_the_overfitter_wins_the_public_race_and_loses_on_the_hidden_part(
+        results: dict[str, HResult]) -> None:
+    """[HOLDOUT-WINNER.1] [HOLDOUT-FINALIST.1] Alone, the overfitter's public claim ranks
+    first and is judged valid (it is its true public loss: never slashed), but the honest
+    finalist's hidden loss is lower: the overfitter is never paid and loses its training."""
+    r = results["v3/overfitter/alone"]
+    assert r.overfit_wins == 0
+    assert r.profit_vs_honest["overfitter"] < 0
+    assert r.honest_slashed == 0 and r.honest_paid_share == 1.0
+    assert r.holdout == {"verified": JOBS}
+
+
+def test_a_finalist_that_never_reveals_forfeits_its_turn(results: dict[str, HResult]) -> None:
+    """[HOLDOUT-FINALIST.1] [JOB-REVEAL.1] Its turn ends 'forfeit', the next claim is judged
+    and paid; keeping the model costs the training and earns no bounty."""
+    for name in ("v3/finalist_noshow/alone", "v3/finalist_noshow/x3"):
+        r = results[name]
+        assert r.outcomes.get("forfeit", 0) > 0
+        assert r.profit_vs_honest["finalist_noshow"] < 0
+        assert r.honest_paid_share == 1.0 and r.honest_slashed == 0
+
+
+@pytest.mark.parametrize(("name", "status"), [
+    ("withholding_submitter_v3", "withheld"), ("mismatched_reveal", "rejected")])
+def test_withholding_or_forging_the_hidden_part_burns_the_deposit(
+        results: dict[str, HResult], name: str, status: str) -> None:
+    """[HOLDOUT-FORFEIT.1] [HOLDOUT-JUDGE.1] With K = 2 finalists: every job of the deviating
+    submitter ends with its holdout withheld (or rejected by the voters) and the deposit
+    burned; the bounty is paid on the public ranking to an honest claim. Counting the value
+    of the model it keeps, the submitter loses against submitting honestly."""
+    r = results[f"v3/{name}"]
+    assert r.holdout == {"verified": JOBS // 2, status: JOBS // 2}
+    assert r.profit_vs_honest[name] < 0
+    assert r.honest_paid_share == 1.0 and r.honest_slashed == 0
+
+
+def test_the_headline_guarantees_hold_within_the_bound(results: dict[str, HResult]) -> None:
+    """Outside the open findings: every dishonest train/v3 strategy is negative, no honest
+    claim is slashed, honest work (the hidden winner) is paid on every job."""
+    h = headline(list(results.values()))
+    assert set(h["profit_vs_honest"]) == {"overfitter", "finalist_noshow",
+                                          "withholding_submitter_v3", "mismatched_reveal"}
+    assert all(v < 0 for v in h["profit_vs_honest"].values()), h["profit_vs_honest"]
+    assert h["honest_slashed"] == 0 and h["honest_paid_share"] == 1.0
+
+
+def test_threat_holdout_reward_1_open_hidden_votes_are_paid_without_the_hidden_evaluation(
+        results: dict[str, HResult]) -> None:
+    """[THREAT-HOLDOUT-REWARD.1], open: a holdout vote carries no challenge answer and its
+    reward is [VOTE-REWARD.1]'s (agreement with the public verdict), so a voter that lies
+    about the hidden loss without evaluating the hidden part, or votes without evaluating
+    anything, is paid as an honest voter and saves the evaluations. The lie itself is
+    ignored by [HOLDOUT-AGREE.1] (honest work is still paid), but it pays."""
+    for s in ("hidden_liar", "lazy_v3"):
+        for name in (f"open/v3/{s}/alone", f"open/v3/{s}/x3"):
+            assert results[name].profit_vs_honest[s] > 0, name
+            assert results[name].honest_paid_share == 1.0
+            assert results[name].honest_slashed == 0
+
+
+def test_threat_holdout_crowd_1_open_overfitters_filling_the_finalists_are_paid(
+        results: dict[str, HResult]) -> None:
+    """[THREAT-HOLDOUT-CROWD.1], open: with K = 2 finalists and three overfitters among 12
+    members, on jobs where two of the three claimers overfit both finalist slots go to
+    overfit models; the honest claim is never judged and an overfitter is paid. Overfitting
+    still loses on average, but honest work is not always paid."""
+    r = results["open/v3/overfitter/x3"]
+    assert r.overfit_wins > 0
+    assert r.honest_paid_share < 1.0
+    assert r.profit_vs_honest["overfitter"] < 0
+
+
+def test_threat_holdout_deposit_1_open_forfeiting_saves_more_than_a_small_deposit(
+        results: dict[str, HResult]) -> None:
+    """[THREAT-HOLDOUT-DEPOSIT.1], open: with K = 3 finalists an honest submitter pays three
+    turns' voter rewards; withholding (or a forged part the voters reject) stops after one,
+    saving 2 x 33 credits against a deposit of 50, and with honest workers the public
+    ranking's model is as good: the deviation pays."""
+    for name in ("withholding_submitter_v3", "mismatched_reveal"):
+        assert results[f"open/v3/{name}/finalists 3"].profit_vs_honest[name] > 0
+
+
+def test_the_v3_simulation_drives_the_real_ledger() -> None:
+    """The split, finalists, holdout status and burned deposits are the ledger's: a
+    mismatching submitter's holdouts are rejected by the honest voters' holdout votes, its
+    deposits burned; credits are conserved [BANK.1]."""
+    sc = replace(HoldoutScenario("check"), submitter=Submitter.MISMATCH)
+    world = HoldoutWorld(sc, 6, SEED)
+    tally = world.run()
+    state = world.d.state
+    assert state.total_credits() == state.supply
+    assert state.burned == sc.deposit * 3  # sub_b posted 3 of the 6 jobs
+    statuses = [h.status for j in world.info if (h := state.holdout(j)) is not None]
+    assert statuses.count(HoldoutStatus.REJECTED) == 3
+    assert tally.settled == {"paid": 6} and not tally.rejected
