@@ -79,7 +79,8 @@ def body_json(body: Any) -> Json:
                    commitment=body.commitment.hex())
     elif isinstance(body, VoteReveal):
         out.update(job_id=body.job_id.hex(), claimer=addr(body.claimer), valid=body.valid,
-                   measured_loss=body.measured_loss, salt=body.salt.hex())
+                   measured_loss=body.measured_loss, salt=body.salt.hex(),
+                   challenge_loss=body.challenge_loss)  # [VOTE-CHALLENGE.1]
     elif isinstance(body, GovernancePropose):
         out.update(action=action_json(body.action))
     elif isinstance(body, GovernanceApprove):
@@ -193,7 +194,9 @@ def vote_json(vote: VoteRecord) -> Json:
             "valid": vote.valid if vote.revealed else None,
             "measured_loss": vote.measured_loss if vote.revealed else None,
             "holdout_ok": vote.holdout_ok if vote.revealed else None,
-            "hidden_loss": vote.hidden_loss if vote.revealed else None}
+            "hidden_loss": vote.hidden_loss if vote.revealed else None,
+            # [VOTE-CHALLENGE.1] the answer to the turn's challenge (null: none or unopened)
+            "challenge_loss": vote.challenge_loss if vote.revealed else None}
 
 
 def verdict_json(verdict: Verdict) -> Json:

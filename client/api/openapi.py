@@ -175,8 +175,9 @@ SCHEMAS: dict[str, S] = {
         _body("vote_commit", {"job_id": HEX32, "claimer": ADDRESS, "commitment": HEX32},
               "A hidden vote"),
         _body("vote_reveal", {"job_id": HEX32, "claimer": ADDRESS, "valid": BOOL,
-                              "measured_loss": nullable(NUMBER), "salt": SALT},
-              "Open a vote"),
+                              "measured_loss": nullable(NUMBER), "salt": SALT,
+                              "challenge_loss": nullable(NUMBER)},
+              "Open a vote; challenge_loss answers [VOTE-CHALLENGE.1] (null: none)"),
         _body("gov_propose", {"action": ref("GovernanceAction")}, "Propose a governance action"),
         _body("gov_approve", {"proposal_id": HEX32}, "Approve a pending proposal"),
         _body("verifier_join", {}, "Opt in to verify; locks the verifier bond"),
@@ -286,7 +287,7 @@ SCHEMAS: dict[str, S] = {
                  "holdout_ok": {**nullable(BOOL),
                                 "description": "A holdout vote: the hidden part matched its "
                                                "root [HOLDOUT-VOTE.1]; null otherwise"},
-                 "hidden_loss": nullable(NUMBER)}),
+                 "hidden_loss": nullable(NUMBER), "challenge_loss": nullable(NUMBER)}),
     "Verdict": obj({
         "claimer": ADDRESS,
         "outcome": {"enum": [str(o) for o in Outcome]},

@@ -1,0 +1,40 @@
+"""The API shows a vote's challenge answer [VOTE-CHALLENGE.1]: in the job's votes and in a
+``vote_reveal`` transaction body, matching the OpenAPI document [API-DOC.1]."""
+
+from __future__ import annotations
+
+from chain.crypto import PrivateKey
+from chain.records import VoteRecord
+from chain.transactions import VoteReveal, sign_transaction
+from chain.types import Hash32
+from client.api.json_forms import body_json, tx_json, vote_json
+from client.api.openapi import openapi_document
+from tests.client.test_api_support import check_schema
+
+DOC = openapi_document()
+VOTER = PrivateKey.from_seed(b"voter").address
+CLAIMER = PrivateKey.from_seed(b"claimer").address
+
+
+def test_an_opened_vote_shows_its_challenge_answer() -> None:
+    opened = VoteRecord(VOTER, Hash32(b"\x01" * 32), True, True, 0.31, challenge_loss=0.29)
+    shown = vote_json(opened)
+    assert shown["challenge_loss"] == 0.29 and shown["measured_loss"] == 0.31
+    check_schema(shown, {"$ref": "#/components/schemas/Vote"}, DOC)
+
+
+def test_an_unopened_vote_or_one_without_an_answer_shows_null() -> None:
+    hidden = VoteRecord(VOTER, Hash32(b"\x01" * 32), challenge_loss=0.29)
+    assert vote_json(hidden)["challenge_loss"] is None  # not opened: nothing shown
+    old_form = VoteRecord(VOTER, Hash32(b"\x01" * 32), True, True, 0.31)
+    assert vote_json(old_form)["challenge_loss"] is None
+    for record in (hidden, old_form):
+        check_schema(vote_json(record), {"$ref": "#/components/schemas/Vote"}, DOC)
+
+
+def test_a_vote_reveal_body_carries_its_challenge_answer() -> None:
+    for answer in (0.27, None):
+        body = VoteReveal(Hash32(b"\x02" * 32), CLAIMER, True, 0.3, b"\x03" * 32, answer)
+        assert body_json(body)["challenge_loss"] == answer
+        tx = sign_transaction(PrivateKey.from_seed(b"voter"), "c", 0, body)
+        check_schema(tx_json(tx), {"$ref": "#/components/schemas/Transaction"}, DOC)
