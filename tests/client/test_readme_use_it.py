@@ -70,7 +70,9 @@ class Session:
 
 def test_readme_use_it_runs_as_written_from_a_fresh_directory(tmp_path: Path) -> None:
     """Every line exits 0; the README's own graph pays the job [VOTE-ELIGIBLE.2]
-    [GENESIS-VERIFIERS.1]; the model is fetched with its hash checked."""
+    [GENESIS-VERIFIERS.1]; the model is fetched with its hash checked. The template is a
+    train/v3 job: `job watch --job-dir` (the key from LC_KEY) reveals the hidden half at
+    expiry [HOLDOUT-REVEAL.1] and the winner is chosen on it [HOLDOUT-WINNER.1]."""
     lines = use_it_block()
     assert lines[0].startswith(". .venv/bin/activate"), lines[0]
     assert any(line.startswith("cd ") for line in lines[:2]), "the block leaves the checkout"
@@ -93,6 +95,8 @@ def test_readme_use_it_runs_as_written_from_a_fresh_directory(tmp_path: Path) ->
                 status = session.run(f"learningchain job status {job_id} --json")
                 settled = json.loads(status.stdout)
                 assert settled["status"] == "paid" and settled["winner"], settled
+                assert settled["holdout"]["status"] == "verified", settled["holdout"]
+                assert settled["holdout"]["winner_rule"] == "hidden_loss", settled["holdout"]
                 assert all(v["outcome"] != "no_quorum" for v in settled["verdicts"]), settled
                 assert (session.cwd / "model.bin").stat().st_size > 0
             done = session.run(line)
@@ -106,6 +110,7 @@ def test_readme_use_it_runs_as_written_from_a_fresh_directory(tmp_path: Path) ->
                 job_id = found.group(1)
             if "job watch" in line:
                 assert "paid" in done.stdout, done.stdout
+                assert "revealed the hidden part" in done.stdout, done.stdout
         assert job_id and "devnet down" in lines[-1]
     finally:
         if graph is not None and (graph / "devnet.json").exists():
