@@ -22,6 +22,7 @@ from typing import Any
 
 from chain.encoding import decode, encode
 from chain.holdout_records import HoldoutState
+from chain.predict.records import DeployedModel, Prediction
 from chain.records import Account, Job, Params, Proposal, Validator, ValidatorChange
 from chain.types import EMPTY_HASH, Address, Amount, Hash32, Height, TimeMs
 
@@ -50,6 +51,10 @@ TABLE_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "meta": _plain(),
     "evidence": _plain(),
     "holdout": _codec(HoldoutState),
+    "model": _codec(DeployedModel),
+    "predictor": _plain(),
+    "prediction": _codec(Prediction),
+    "active_prediction": _plain(),
 }
 """Every table of the state, with how its records become canonical values and back."""
 
@@ -163,10 +168,11 @@ class State(StateReader):
 
     def total_credits(self) -> int:
         """Balances + escrow + bonds + burned; equals the genesis supply at every height
-        [BANK.1]."""
+        [BANK.1]. Escrow includes open prediction fees, bonds the executors' [PRED-STATE.1]."""
         balances = sum(a.balance for a in self.tables["account"].values())
         escrow = sum(j.escrow for j in self.tables["job"].values())
-        bonds = sum(self.tables["verifier"].values())
+        escrow += sum(p.escrow for p in self.tables["prediction"].values())
+        bonds = sum(self.tables["verifier"].values()) + sum(self.tables["predictor"].values())
         return balances + escrow + bonds + self.burned
 
     def records(self) -> list[Change]:

@@ -19,6 +19,15 @@ from chain.crypto import PrivateKey, address_from_pubkey, verify
 from chain.encoding import decode, encode
 from chain.errors import DecodeError, FieldError
 from chain.jobspec import DataRef, JobSpec
+from chain.predict.bodies import (
+    PREDICT_BODIES,
+    DeployModel,
+    OfferPrediction,
+    PredictCommit,
+    PredictReveal,
+    RequestPrediction,
+    WithdrawPrediction,
+)
 from chain.types import Address, Amount, Hash32, PublicKeyBytes, Signature
 
 DOMAIN = "learningchain/v1"
@@ -326,12 +335,14 @@ class HoldoutVoteReveal:
 
 Body = (Transfer | PostJob | ClaimLoss | RevealModel | VoteCommit | VoteReveal
         | GovernancePropose | GovernanceApprove | Evidence | VerifierJoin | VerifierLeave
-        | HoldoutPublish | HoldoutReveal | HoldoutVoteReveal)
+        | HoldoutPublish | HoldoutReveal | HoldoutVoteReveal
+        | DeployModel | OfferPrediction | WithdrawPrediction | RequestPrediction
+        | PredictCommit | PredictReveal)
 BODY_TYPES: dict[str, Any] = {
     t.TAG: t
     for t in (Transfer, PostJob, ClaimLoss, RevealModel, VoteCommit, VoteReveal,
               GovernancePropose, GovernanceApprove, Evidence, VerifierJoin, VerifierLeave,
-              HoldoutPublish, HoldoutReveal, HoldoutVoteReveal)
+              HoldoutPublish, HoldoutReveal, HoldoutVoteReveal, *PREDICT_BODIES)
 }
 
 

@@ -21,6 +21,16 @@ from chain.context import TxContext
 from chain.crypto import address_to_text
 from chain.errors import ChainError, InvalidBlock, InvalidTransaction
 from chain.evidence_rules import apply_evidence
+from chain.predict import settle as predict_settle
+from chain.predict import tx as predict_tx
+from chain.predict.bodies import (
+    DeployModel,
+    OfferPrediction,
+    PredictCommit,
+    PredictReveal,
+    RequestPrediction,
+    WithdrawPrediction,
+)
 from chain.records import Account
 from chain.state import Change, Overlay, State, compute_state_root
 from chain.transactions import (
@@ -109,6 +119,12 @@ HANDLERS: dict[type, Handler] = {
     HoldoutPublish: holdout_rules.apply_holdout_publish,
     HoldoutReveal: holdout_tx.apply_holdout_reveal,
     HoldoutVoteReveal: holdout_tx.apply_holdout_vote_reveal,
+    DeployModel: predict_tx.apply_deploy_model,
+    OfferPrediction: predict_tx.apply_offer_prediction,
+    WithdrawPrediction: predict_tx.apply_withdraw_prediction,
+    RequestPrediction: predict_tx.apply_request_prediction,
+    PredictCommit: predict_tx.apply_predict_commit,
+    PredictReveal: predict_tx.apply_predict_reveal,
 }
 
 
@@ -130,9 +146,11 @@ def apply_transaction(view: Overlay, tx: SignedTransaction, ctx: TxContext,
 
 def begin_block(view: Overlay, height: Height, time_ms: TimeMs) -> None:
     """[BLOCK-BEGIN.1] Windows that ended by this block's time are closed first; train/v3
-    splits due at this height are drawn from the parent block's hash [HOLDOUT-SPLIT.1]."""
+    splits due at this height are drawn from the parent block's hash [HOLDOUT-SPLIT.1]; then
+    prediction requests draw, change window or settle [PRED-DRAW.1] [PRED-WINDOW.1]."""
     job_rules.tick_jobs(view, time_ms, height, view.base.block_hash)
     governance.tick_proposals(view, time_ms)
+    predict_settle.tick_predictions(view, time_ms, height, view.base.block_hash)
 
 
 def end_block(view: Overlay, height: Height) -> None:

@@ -34,3 +34,18 @@ MAX_OUTPUTS = 256
 MAX_LABELS = 1024
 MAX_LABEL_LEN = 64
 MAX_SCALE_EXP = 18
+PREDICT_BOND = 100
+"""[PRED-OFFER.1] Credits a member locks to offer prediction service: ten penalties, so one
+bad run costs a tenth of it and an executor that keeps failing drops out of the lottery
+[PRED-FORFEIT.1] instead of being drawn again and again."""
+PREDICT_PENALTY = 10
+"""[PRED-FORFEIT.1] Burned from the bond of each executor that forfeits one request: a fixed
+amount, not a share of the fee, so a cheap request still punishes a lie and a rich requester
+cannot make a forfeit ruinous; burned, not paid to the other executors, so nobody gains from
+calling another wrong. It exceeds what a lazy run saves (the executor is unpaid anyway) and
+is small next to ``PREDICT_BOND`` so an honest executor hit by an outage survives it."""
+MAX_REVEAL_VALUES = 1_600
+"""[PRED-REQUEST.1] Values a ``values`` request may ask for (rows × outputs) in the ledger:
+a reveal carries them inline and must fit one transaction [TX-SIZE.1] (16 KiB; an int64
+encodes in at most 9 bytes, 1 600 × 9 = 14 400 plus the envelope). Without it honest
+executors could not reveal a 4 096-value answer and would forfeit as no-shows."""

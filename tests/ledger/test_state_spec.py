@@ -18,6 +18,9 @@ import pytest
 from chain import holdout_records, jobspec, records
 from chain.crypto import PrivateKey
 from chain.genesis import genesis_records
+from chain.predict import records as predict_records
+from chain.predict.model import InputSchema
+from chain.predict.request import PredictionRequest
 from chain.records import JobStatus, Outcome
 from chain.state import decode_record
 from chain.transactions import GovernanceAction, GovernanceApprove, GovernancePropose, PostJob
@@ -36,6 +39,9 @@ CLASSES: dict[str, Any] = {
     "VotingParams": jobspec.VotingParams, "GovernanceAction": GovernanceAction,
     "DataRef": jobspec.DataRef, "Holdout": jobspec.Holdout,
     "HoldoutState": holdout_records.HoldoutState, "Finalist": holdout_records.Finalist,
+    "DeployedModel": predict_records.DeployedModel, "InputSchema": InputSchema,
+    "PredictionRequest": PredictionRequest, "Prediction": predict_records.Prediction,
+    "ExecutorAnswer": predict_records.ExecutorAnswer,
 }
 
 
@@ -90,7 +96,21 @@ def _instances() -> list[Any]:
     vote = records.VoteRecord(v3_claimer, Hash32(b"\x05" * 32), True, True, 0.3, True, 0.31)
     out.extend((v3, holdout, state, finalist, vote))  # [HOLDOUT-STATE.1] [HOLDOUT-VOTE.1]
     out.append(dataclasses.replace(job_spec().limits, gpu_count=2, gpu_memory_mb=8192))
+    out.extend(_prediction_records())  # [PRED-STATE.1]
     return out
+
+
+def _prediction_records() -> list[Any]:
+    from chain.predict.model import OutputSchema
+    addr, h = job_spec().image_digest[:20], Hash32(b"\x06" * 32)
+    model = predict_records.DeployedModel(h, h, "safetensors-mlp", InputSchema("float32", 3),
+                                          OutputSchema("regression", (), 1, 2), addr, 100)
+    req = PredictionRequest(h, h, 2, 30, 3, "values", 4, 1_000, 2_000)
+    opened = predict_records.ExecutorAnswer(addr, h, h, (5, -6))
+    pending = predict_records.ExecutorAnswer(addr, h)
+    rec = predict_records.Prediction(h, addr, req, 7, predict_records.PredictionStatus.AGREED,
+                                     0, 9_000, (addr,), (opened, pending), h)
+    return [model, model.input, req, rec, opened, pending]
 
 
 def test_record_wire_order_is_the_field_order() -> None:

@@ -1,0 +1,126 @@
+"""protocol_spec/vectors/predict_ledger.json: prediction requests through blocks, replayable.
+
+Nothing random (tests/predict/ledger_story.py: keys from seeds, fixed salts and model
+hash, fixed block times). A second implementation replays the blocks from the genesis
+document and must reach every listed state root, and decodes every prediction
+transaction and record listed on its own.
+
+    1-7   a job posted, claimed, expired, revealed, voted (a commit window), paid: alice wins
+    8     the submitter deploys alice's model; bob, carol, dave, erin offer
+    9     alice requests k=3 labels (fee 1001); 10 (its hash seeds the draw); 11 drawn
+    12    the three commit (one with wrong labels); 13 they reveal: agreed, the liar forfeits
+    14    alice requests again (fee 30); 15; 16 drawn; 17 two commit different labels;
+    18    the commit window ends; 19 both reveal; 20 the reveal window ends: no majority
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chain.blocks import Block
+from chain.encoding import decode, encode
+from chain.errors import DecodeError
+from chain.genesis import Genesis, genesis_state
+from chain.predict.records import PredictionStatus
+from chain.transactions import SignedTransaction
+from chain.transition import advance, apply_block
+from tests.ledger.harness import Chain
+from tests.ledger.vector_files import check_vector_file
+from tests.predict.ledger_story import (
+    OTHER,
+    RIGHT,
+    WRONG,
+    answer_round,
+    commit,
+    names,
+    ready,
+    record,
+    reveal,
+    send_request,
+)
+
+
+def tell_predict_story() -> tuple[Chain, bytes, bytes]:
+    chain = Chain()
+    model_id = ready(chain)
+    agreed = send_request(chain, model_id, fee=1_001)
+    liar, *honest = names(chain, agreed)
+    answer_round(chain, agreed, {liar: WRONG, **{n: RIGHT for n in honest}})
+    split = send_request(chain, model_id, fee=30)
+    a, b, _ = names(chain, split)
+    chain.block(*(chain.tx(n, commit(chain, n, split, x)) for n, x in ((a, RIGHT), (b, OTHER))))
+    chain.block(at=record(chain, split).deadline_ms)
+    chain.block(*(chain.tx(n, reveal(n, split, x)) for n, x in ((a, RIGHT), (b, OTHER))))
+    chain.block(at=record(chain, split).deadline_ms)
+    return chain, agreed, split
+
+
+def _rejected(tag: str, body: list[Any]) -> str:
+    from chain.transactions import BODY_TYPES
+    try:
+        BODY_TYPES[tag].from_wire(decode(encode(body)))
+    except DecodeError as e:
+        return e.code
+    raise AssertionError(f"accepted: {tag} {body}")
+
+
+def build_vectors() -> dict[str, Any]:
+    chain, agreed, split = tell_predict_story()
+    reveal_wire = reveal("bob", agreed, RIGHT).to_wire()
+    invalid = {
+        "predict_reveal_5_items": ("predict_reveal", [*reveal_wire, [1], [2]]),
+        "predict_reveal_short_salt": ("predict_reveal", [*reveal_wire[:2], b"\x00" * 31]),
+        "predict_reveal_value_not_int64": ("predict_reveal", [*reveal_wire, [2**63]]),
+        "deploy_model_royalty_over_500": (
+            "deploy_model", [*chain.blocks[7].txs[0].body.to_wire()[:5], 501]),
+        "request_prediction_even_k": (
+            "request_prediction",
+            [[*record(chain, agreed).request.to_wire()[:4], 4,
+              *record(chain, agreed).request.to_wire()[5:]]]),
+        "offer_prediction_with_field": ("offer_prediction", [100]),
+    }
+    return {
+        "about": "prediction requests in the ledger (protocol_spec/predict.md §8, state.md §2). "
+                 "Replay 'blocks' from 'genesis' (tests/ledger/harness.py make_genesis: keys "
+                 "from seeds) and check each state_root; decode each transaction; the "
+                 "invalid bodies fail with 'error'.",
+        "genesis": chain.genesis.to_json(),
+        "blocks": [{"height": b.header.height, "wire": b.encode().hex(),
+                    "state_root": b.header.state_root.hex()} for b in chain.blocks],
+        "final_predictions": {rid.hex(): encode(record(chain, rid).to_wire()).hex()
+                              for rid in (agreed, split)},
+        "invalid_bodies": [{"name": n, "tag": t, "wire": encode(w).hex(),
+                            "error": _rejected(t, w)} for n, (t, w) in invalid.items()],
+    }
+
+
+def test_predict_ledger_vectors_match_committed_file() -> None:
+    """[TX-PREDICT.1] [PRED-STATE.1] [PRED-SETTLE.1] [PRED-FORFEIT.1] The story's bytes and
+    roots are the committed vectors: one request agreed with a liar outvoted, one without a
+    majority; every transaction decodes to its own bytes."""
+    vectors = build_vectors()
+    check_vector_file("predict_ledger.json", vectors)
+    chain, agreed, split = tell_predict_story()
+    assert record(chain, agreed).status == PredictionStatus.AGREED
+    assert record(chain, split).status == PredictionStatus.NO_MAJORITY
+    assert chain.state.total_credits() == chain.state.supply  # [BANK.1]
+    assert len(chain.blocks) == 20
+    for case in vectors["invalid_bodies"]:
+        assert case["error"] == "bad_field"
+    for block in chain.blocks:
+        for tx in block.txs:
+            assert SignedTransaction.decode(tx.wire).wire == tx.wire
+
+
+def test_predict_story_replays_from_its_bytes() -> None:
+    """[PRED-STATE.1] [PRED-DRAW.1] Blocks decoded from the vector bytes reach the same
+    roots on a fresh state (the draw depends only on the chain's own block hashes)."""
+    vectors = build_vectors()
+    state = genesis_state(Genesis.from_json(vectors["genesis"]))
+    for case in vectors["blocks"]:
+        block = Block.decode(bytes.fromhex(case["wire"]))
+        output = apply_block(state, block)
+        advance(state, block, output)
+        assert state.state_root.hex() == case["state_root"]
+    for rid, wire in vectors["final_predictions"].items():
+        assert encode(state.get("prediction", bytes.fromhex(rid)).to_wire()).hex() == wire
