@@ -4,9 +4,10 @@ Four validator processes on 127.0.0.1 (``client.devnet.processes``, as ``make de
 node0 trains honestly; node1 is the demo overfitter (``overfit_public``: it trains on
 the job's public validation part instead of its training data, then claims what it
 honestly measures there: the best public loss); node2 and node3 only verify. The
-submitter posts the template digits job as a ``train/v3`` job through the CLI, whose
-pool is the template's validation rows as CSV shards: ``job submit`` commits the pool,
-waits for the split and publishes the public part; ``job watch --key`` reveals the
+submitter posts the template digits job as ``job init`` writes it: a ``train/v3`` job
+whose pool is the template's validation rows as 30 CSV shards (only its search space
+is narrowed, so every run is a good one): ``job submit`` commits the pool, waits for
+the split and publishes the public part; ``job watch --key --job-dir`` reveals the
 hidden part in its window after expiry.
 
 Shown: the overfitter has the best public claim and is a finalist, but its hidden loss
@@ -17,10 +18,8 @@ finalists); credits add up.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -31,25 +30,15 @@ import pytest
 
 from client.api.http_client import ApiClient
 from client.devnet.processes import REPO_ROOT, down, up
+from sandbox.holdout_config import HoldoutConfig
+from sandbox.job_file import load_job_file
 from tests.framework.ports import free_base_port
 
 pytestmark = pytest.mark.docker
 
 HONEST, OVERFITTER = 0, 1
-SHARD_ROWS = 12
-TIE = 0.05
 BOUNTY = 200
 REWARD = 9
-
-HOLDOUT_TOML = f"""
-[holdout]
-pool = "holdout/pool"     # the validation rows as CSV shards: the committed pool
-public_permille = 500
-finalists = 2
-deposit = 50
-reveal_window = "40s"
-tie_tolerance = {TIE}
-"""
 
 SEARCH_SPACE = """
 [[search_space]]
@@ -76,22 +65,17 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def write_v3_job(job_dir: Path) -> None:
-    """The template, made a train/v3 job: the validation rows become the holdout pool."""
+def write_v3_job(job_dir: Path) -> HoldoutConfig:
+    """The template as ``job init`` writes it (train/v3, its validation rows the pool of
+    its hidden test set), with a narrower search space; its ``[holdout]`` terms."""
     cli("job", "init", str(job_dir), env={})
-    with (job_dir / "data" / "valid.csv").open(newline="") as f:
-        rows = [r for r in csv.reader(f) if r and r[0] != "label"]
-    pool = job_dir / "holdout" / "pool"
-    pool.mkdir(parents=True)
-    for i in range(0, len(rows), SHARD_ROWS):
-        with (pool / f"shard-{i // SHARD_ROWS:03d}.csv").open("w", newline="") as f:
-            csv.writer(f).writerows(rows[i:i + SHARD_ROWS])
-    (job_dir / "data" / "valid.csv").unlink()
+    job = load_job_file(job_dir)
+    assert job.kind == "train/v3" and job.holdout is not None, job
+    assert len(list(job.holdout.pool_path(job_dir).iterdir())) == 30
     toml = (job_dir / "job.toml").read_text()
-    toml = toml.replace('kind = "train/v2"', 'kind = "train/v3"')
-    toml = re.sub(r"(?m)^valid = .*\n", "", toml)
     toml = toml[:toml.index("[[search_space]]")] + SEARCH_SPACE.lstrip()
-    (job_dir / "job.toml").write_text(toml + HOLDOUT_TOML)
+    (job_dir / "job.toml").write_text(toml)
+    return job.holdout
 
 
 def wait_settled(api: ApiClient, job_id: str, timeout_s: float) -> dict[str, Any]:
@@ -122,7 +106,7 @@ def test_overfitting_worker_wins_the_public_race_and_loses_on_the_hidden_set(
         api = ApiClient(layout.nodes[0].api_url)
         supply_before = api.supply()
         job_dir = tmp_path / "digits"
-        write_v3_job(job_dir)
+        terms = write_v3_job(job_dir)
         submitter = next(u for u in layout.users if u.name == "submitter")
         env = {"LC_NODE": layout.nodes[0].api_url}
         keys = ("--key", str(submitter.key_file),
@@ -152,7 +136,7 @@ def test_overfitting_worker_wins_the_public_race_and_loses_on_the_hidden_set(
         hidden = {f["claimer"]: f["hidden_loss"] for f in holdout["finalists"]}
         assert set(hidden) == set(claims), holdout["finalists"]
         print(f"public {claims}; hidden {hidden}")
-        assert hidden[address[OVERFITTER]] > hidden[address[HONEST]] + TIE, hidden
+        assert hidden[address[OVERFITTER]] > hidden[address[HONEST]] + terms.tie_tolerance, hidden
         assert job["status"] == "paid" and job["winner"] == address[HONEST]
         assert [v["outcome"] for v in job["verdicts"]] == ["valid", "valid"]
         for i in address:  # nobody banned or slashed
