@@ -27,7 +27,6 @@ from chain.jobspec import (
     MAX_DATA_BLOBS,
     MAX_DATA_BYTES,
     MAX_FINALISTS,
-    MAX_GPUS,
     MAX_MB,
     MAX_PARAMS,
     MAX_POOL,
@@ -234,13 +233,8 @@ SCHEMAS: dict[str, S] = {
             "memory_mb": bounded(16, 1 << 20), "cpu_millis": bounded(100, 256_000),
             "time_s": bounded(1, 7 * 24 * 3600), "disk_mb": bounded(1, MAX_MB),
             "model_mb": {**bounded(1, MAX_MB), "description": "At most disk_mb"},
-            "image_mb": bounded(1, MAX_MB), "image_unpacked_mb": bounded(1, MAX_MB),
-            "gpu_count": {**bounded(1, MAX_GPUS), "description": "GPUs one training run needs; "
-                          "absent when none [JOB-GPU.1]"},
-            "gpu_memory_mb": {**bounded(0, MAX_MB), "description": "Least memory per GPU, "
-                              "MiB; 0: any. Absent without GPUs [JOB-GPU.1]"}},
-            optional=("gpu_count", "gpu_memory_mb"),
-            description="What one run may use [JOB-LIMITS.1], [JOB-IMAGE.5], [JOB-GPU.1]"),
+            "image_mb": bounded(1, MAX_MB), "image_unpacked_mb": bounded(1, MAX_MB)},
+            description="What one run may use [JOB-LIMITS.1], [JOB-IMAGE.5]"),
         "search_space": array(obj({
             "name": text(64, 1), "kind": {"enum": list(PARAM_KINDS)},
             "values": array({"oneOf": [{"type": "number"}, text(64)]}, MAX_CHOICES)}),
