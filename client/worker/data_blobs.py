@@ -46,12 +46,21 @@ class Threads(Protocol):
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
 
 
+PART_NOT_NAMED_RETRY_S = 1.0
+"""A train/v3 job is open before its submitter names the public part [HOLDOUT-PUBLISH.1]
+(usually a block or two later): ask again after a second, not after the 30 s an unreachable
+blob waits, which would hold training back by half a minute."""
+
+
 class DataUnavailable(Exception):
     """A data blob could not be had (not fetched, another size, refused by [JOB-DATA.2])."""
 
-    def __init__(self, message: str, *, permanent: bool) -> None:
+    def __init__(self, message: str, *, permanent: bool, retry_s: float | None = None) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.retry_s = retry_s
+        """How soon to try again, when sooner than the worker's default: a part the chain
+        will name within a block or two is worth asking for again at once."""
 
 
 class HoldoutPartRefused(Exception):
@@ -104,7 +113,7 @@ class DataCache:
         ref = holdout.public if part == "public" else holdout.hidden
         if ref is None or holdout.seed is None:
             raise DataUnavailable(f"the {part} part of job {job_label} is not named on chain "
-                                  "yet", permanent=False)
+                                  "yet", permanent=False, retry_s=PART_NOT_NAMED_RETRY_S)
         folder = self.root / f"{part}-{job_id.hex()[:16]}-{ref.blob.hex()}"
         lock = self._locks.setdefault(ref.blob + job_id, asyncio.Lock())
         async with lock:

@@ -169,9 +169,10 @@ class Trainer:
             log.error("job %s refused: %s", short(job_id), error)
             return
         why = str(error) or "not ready before the expiry"
-        self.refused[job_id] = f"image not available: {why}; trying again in " \
-                               f"{IMAGE_RETRY_S:g} s"
-        self.refused_until[job_id] = time.monotonic() + IMAGE_RETRY_S
+        retry_s = getattr(error, "retry_s", None) or IMAGE_RETRY_S
+        what = "data" if isinstance(error, DataUnavailable) else "image"
+        self.refused[job_id] = f"{what} not available: {why}; trying again in {retry_s:g} s"
+        self.refused_until[job_id] = time.monotonic() + retry_s
         log.warning("job %s: %s", short(job_id), self.refused[job_id])
 
     def not_again(self, job_id: bytes) -> Skip | None:
