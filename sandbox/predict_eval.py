@@ -37,16 +37,25 @@ def answer_labels(model: Mlp, record: DeployedModel, blob: bytes, rows: int) -> 
     return labels_blob([int(i) for i in np.argmax(scores, axis=1)], len(record.output.labels))
 
 
-def answer_values(model: Mlp, record: DeployedModel, blob: bytes,
-                  rows: int) -> tuple[int, ...] | Hash32:
-    """[PRED-ANSWER.2] The fixed-point values of a ``values`` request, row-major, or
-    [PRED-IO.3] the invalid answer's output hash (``out_of_range`` beyond int64)."""
+def values_or_invalid(model: Mlp, record: DeployedModel, blob: bytes,
+                      rows: int) -> tuple[int, ...] | bytes:
+    """[PRED-ANSWER.2] The fixed-point values of a ``values`` request, row-major, or the
+    [PRED-IO.3] invalid blob itself (``out_of_range`` beyond int64): what the sandbox sends
+    back, since the hash alone would not say the reason."""
     if record.output.kind != "regression":
         raise ValueError("values mode needs a regression model")
     scores = _scores(model, record, blob, rows)
     if isinstance(scores, str):
-        return output_hash(invalid_blob(scores))
+        return invalid_blob(scores)
     scaled = np.rint(scores * float(10 ** record.output.scale_exp))
     if not (np.isfinite(scaled).all() and (np.abs(scaled) < _INT64).all()):
-        return output_hash(invalid_blob("out_of_range"))
+        return invalid_blob("out_of_range")
     return tuple(int(v) for v in scaled.ravel())
+
+
+def answer_values(model: Mlp, record: DeployedModel, blob: bytes,
+                  rows: int) -> tuple[int, ...] | Hash32:
+    """[PRED-ANSWER.2] The fixed-point values of a ``values`` request, row-major, or
+    [PRED-IO.3] the invalid answer's output hash (``out_of_range`` beyond int64)."""
+    answer = values_or_invalid(model, record, blob, rows)
+    return output_hash(answer) if isinstance(answer, bytes) else answer

@@ -1,0 +1,105 @@
+"""The request loop inside a prediction sandbox [PRED-EXEC.2] [PRED-EXEC.3].
+
+Runs as the container's PID 1 (``python3 -m sandbox.predict_server``, the image's Python,
+this package mounted read-only), as nobody, with no network. It reads frames from stdin
+(``predict_frames``) and answers on stdout:
+
+1. the configuration frame: ``encode([mode, DeployedModel wire])``; it loads
+   ``/model/model.safetensors`` with the same checks as the host's loader
+   (``model_format.load_model_file``), then says ``READY``, or ``ERROR`` and exits when the
+   model is refused;
+2. then, forever, one request frame (rows, input blob) → one ``ANSWER`` frame, computed by
+   the very functions the host's reference uses (``predict_eval``, ``ckks_eval``), so the
+   bytes are equal by construction [PRED-EXEC.3]. A bad input is not an error: it gets the
+   fixed invalid answer [PRED-IO.3].
+
+Only this process parses the requester's bytes (canonical msgpack, numbers, SEAL's
+deserializer) and the model file's; the host only copies them in and bounded answers out.
+``LC_PREDICT_TEST_HANG`` (a hex SHA-256 of one input blob) makes the loop hang on that
+input: a test hook for the host's timeout, never set by a node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from chain.encoding import decode, encode
+from chain.predict.model import DeployedModel
+from sandbox.errors import SandboxError
+from sandbox.model_format import Mlp, ModelFormatError, load_model_file
+from sandbox.predict_eval import answer_labels, values_or_invalid
+from sandbox.predict_frames import ANSWER, ERROR, READY, read_request, reply_frame
+
+MODEL_PATH = Path("/model/model.safetensors")
+MODES = ("labels", "values", "ciphertext")
+HANG_ENV = "LC_PREDICT_TEST_HANG"
+
+
+def answer(mode: str, model: Mlp, record: DeployedModel, blob: bytes, rows: int) -> bytes:
+    """The answer bytes of one request: a labels blob, ``encode(values)`` or a CKKS scores
+    blob; or the [PRED-IO.3] invalid blob."""
+    if mode == "labels":
+        return answer_labels(model, record, blob, rows)
+    if mode == "values":
+        values = values_or_invalid(model, record, blob, rows)
+        return values if isinstance(values, bytes) else encode(list(values))
+    from sandbox.ckks_eval import answer_ciphertext  # tenseal only where it is needed
+
+    return answer_ciphertext(blob, model)
+
+
+def _configure(payload: bytes) -> tuple[str, DeployedModel]:
+    wire: Any = decode(payload)
+    if not isinstance(wire, list) or len(wire) != 2 or wire[0] not in MODES:
+        raise ValueError(f"configuration must be [mode, model], mode one of {MODES}")
+    record = DeployedModel.from_wire(wire[1])
+    if (wire[0] == "labels") != (record.output.kind == "classes"):
+        raise ValueError(f"mode {wire[0]} does not fit a {record.output.kind} model")
+    return str(wire[0]), record
+
+
+def serve(inp: BinaryIO, out: BinaryIO, model_path: Path = MODEL_PATH) -> int:
+    """The loop; returns the process's exit code (0 when the host closes stdin)."""
+    def send(kind: int, payload: bytes) -> None:
+        out.write(reply_frame(kind, payload))
+        out.flush()
+
+    first = read_request(inp)
+    if first is None:
+        return 0
+    try:
+        mode, record = _configure(first[1])
+        model = load_model_file(model_path, record.input, record.output)
+        if mode == "ciphertext":
+            import tenseal  # noqa: F401  (fail at start, not at the first request)
+    except (ModelFormatError, ValueError, ImportError, SandboxError) as e:
+        send(ERROR, str(e).encode("utf-8", "replace"))
+        return 3
+    send(READY, b"")
+    hang = os.environ.get(HANG_ENV, "")
+    while True:
+        request = read_request(inp)
+        if request is None:
+            return 0
+        rows, blob = request
+        if hang and hashlib.sha256(blob).hexdigest() == hang:
+            time.sleep(10**6)
+        send(ANSWER, answer(mode, model, record, blob, rows))
+
+
+def main() -> int:
+    try:
+        return serve(sys.stdin.buffer, sys.stdout.buffer)
+    except Exception as e:  # one line for the host; the host restarts the sandbox
+        sys.stdout.buffer.write(reply_frame(ERROR, f"{type(e).__name__}: {e}".encode()))
+        sys.stdout.buffer.flush()
+        return 4
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
