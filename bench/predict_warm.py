@@ -1,0 +1,132 @@
+"""Warm vs cold prediction sandboxes: what keeping a container per model saves [PRED-EXEC.5].
+
+    flock /tmp/lc-heavy.lock .venv/bin/python bench/predict_warm.py [--requests 200]
+        [--cold 20] [--rows 100]
+
+The digits MLP (scikit-learn, hidden layer 32, exported as safetensors) answers a batch of
+``--rows`` held-out digits per request, in ``labels`` mode, through
+``sandbox.predict_sandbox.WarmPredictor``:
+
+- cold: ``--cold`` requests, each starting a fresh hardened container (create, attach,
+  start, the server's imports, model load), sending the request and reading the answer;
+  timed up to the answer (the container's removal afterwards is not counted);
+- warm: one container, one untimed first request, then ``--requests`` requests one after
+  the other.
+
+Every answer is checked against the host's reference evaluation (``predict_eval``), byte
+for byte. Reports p50/p99 of each, warm requests per second (sequential, one client), and
+``warm_speedup`` = cold p50 / warm p50 (issue 19's target: at least 10). Last line: one JSON
+object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sklearn.datasets import load_digits  # noqa: E402
+from sklearn.neural_network import MLPClassifier  # noqa: E402
+
+from chain.predict.io import encode_rows  # noqa: E402
+from chain.predict.model import DeployedModel, InputSchema, OutputSchema  # noqa: E402
+from chain.types import Address, Hash32  # noqa: E402
+from sandbox.engine import connect  # noqa: E402
+from sandbox.model_format import export_mlp, load_model  # noqa: E402
+from sandbox.predict_eval import answer_labels  # noqa: E402
+from sandbox.predict_image import ensure_predict_image  # noqa: E402
+from sandbox.predict_sandbox import WarmPredictor  # noqa: E402
+
+NODE_ID = "bench-predict-warm"
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--requests", type=int, default=200, help="timed warm requests")
+    p.add_argument("--cold", type=int, default=20, help="cold requests (one container each)")
+    p.add_argument("--rows", type=int, default=100, help="digits rows per request")
+    args = p.parse_args()
+
+    x, y = load_digits(return_X_y=True)
+    clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=300, random_state=0)
+    clf.fit(x[:1500], y[:1500])
+    data = export_mlp([(w.T, b) for w, b in zip(clf.coefs_, clf.intercepts_, strict=True)],
+                      "float32")
+    record = DeployedModel(Hash32(b"\x01" * 32), Hash32(b"\x02" * 32), "safetensors-mlp",
+                           InputSchema("float32", 64),
+                           OutputSchema("classes", tuple(str(d) for d in range(10))),
+                           Address(b"\x03" * 20), 0)
+    rows = x[1500:][np.arange(args.rows) % (len(x) - 1500)]
+    blob = encode_rows("float32", 64, [float(v) for v in rows.ravel()])
+    reference = answer_labels(load_model(data, record.input, record.output), record, blob,
+                              args.rows)
+
+    client = connect()
+    t = time.perf_counter()
+    image = ensure_predict_image(client)
+    print(f"executor image {image[:19]} ready in {time.perf_counter() - t:.2f} s")
+    with tempfile.TemporaryDirectory(prefix="lc-bench-predict-") as tmp:
+        model = Path(tmp) / "model.safetensors"
+        model.write_bytes(data)
+        cold: list[float] = []
+        cold_pred = WarmPredictor(client, image, model, record, "labels", warm=False,
+                                  node_id=NODE_ID)
+        try:
+            for _ in range(args.cold):
+                answer = cold_pred.predict(blob, args.rows)
+                assert answer.blob == reference, "cold answer differs from the reference"
+                cold.append(answer.seconds)
+        finally:
+            cold_pred.close()
+        warm: list[float] = []
+        t = time.perf_counter()
+        with WarmPredictor(client, image, model, record, "labels", node_id=NODE_ID) as pred:
+            started = time.perf_counter() - t
+            assert pred.predict(blob, args.rows).blob == reference
+            t = time.perf_counter()
+            for _ in range(args.requests):
+                answer = pred.predict(blob, args.rows)
+                assert answer.blob == reference, "warm answer differs from the reference"
+                warm.append(answer.seconds)
+            total = time.perf_counter() - t
+            restarts = pred.restarts
+
+    result = {
+        "rows_per_request": args.rows,
+        "cold_requests": args.cold,
+        "warm_requests": args.requests,
+        "warm_container_start_s": round(started, 4),
+        "cold_p50_s": round(statistics.median(cold), 4),
+        "cold_p99_s": round(quantile(cold, 0.99), 4),
+        "warm_p50_s": round(statistics.median(warm), 6),
+        "warm_p99_s": round(quantile(warm, 0.99), 6),
+        "requests_per_s": round(args.requests / total, 1),
+        "warm_speedup": round(statistics.median(cold) / statistics.median(warm), 1),
+        "answers_equal_reference": True,
+        "warm_restarts": restarts,
+    }
+    print(f"cold (start + execute): p50 {result['cold_p50_s']} s, p99 {result['cold_p99_s']} s"
+          f" over {args.cold}")
+    print(f"warm (execute):         p50 {result['warm_p50_s']} s, p99 {result['warm_p99_s']} s"
+          f" over {args.requests}; {result['requests_per_s']} requests/s")
+    print(f"warm_speedup {result['warm_speedup']}x (target >= 10)")
+    print(json.dumps(result, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
