@@ -16,6 +16,7 @@ a job writes here is untrusted; a bad file is logged and ignored, never raised.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -248,11 +249,12 @@ class RunWatch:
 
 def _copy_out(client: Any, container: Any, path: str, dest: Path, cap: int, rule: str) -> str:
     """Copy ``path`` (below /) out of the running container within ``cap``; '' or why not."""
-    chunks = list(_archive(client, container, path, cap + TAR_OVERHEAD_BYTES))
-    if not any(chunks):
+    chunks = _archive(client, container, path, cap + TAR_OVERHEAD_BYTES)
+    first = next((c for c in chunks if c), b"")  # streamed, never held whole in memory
+    if not first:
         return f"no {PROGRESS_FILE} yet" if path.endswith(PROGRESS_FILE) else "nothing to copy"
     try:
-        extract_output(iter(chunks), dest, cap, root=ARCHIVE_ROOT)
+        extract_output(itertools.chain((first,), chunks), dest, cap, root=ARCHIVE_ROOT)
     except OutputRejected as e:
         return f"[{rule}] {e}"
     except (OutputHostError, ArchiveSourceBroken) as e:
