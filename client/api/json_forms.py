@@ -161,7 +161,9 @@ def spec_json(spec: JobSpec) -> Json:
         "entry_points": {name: list(argv) for name, argv in spec.entry_points},
         "limits": {"memory_mb": lim.memory_mb, "cpu_millis": lim.cpu_millis,
                    "time_s": lim.time_s, "disk_mb": lim.disk_mb, "model_mb": lim.model_mb,
-                   "image_mb": lim.image_mb, "image_unpacked_mb": lim.image_unpacked_mb},
+                   "image_mb": lim.image_mb, "image_unpacked_mb": lim.image_unpacked_mb,
+                   **({"gpu_count": lim.gpu_count, "gpu_memory_mb": lim.gpu_memory_mb}
+                      if lim.gpu_count else {})},  # [JOB-GPU.1] only a GPU job has them
         "search_space": [{"name": p.name, "kind": p.kind, "values": list(p.values)}
                          for p in spec.search_space],
         "bounty": spec.bounty,

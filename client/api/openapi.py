@@ -27,6 +27,7 @@ from chain.jobspec import (
     MAX_DATA_BLOBS,
     MAX_DATA_BYTES,
     MAX_FINALISTS,
+    MAX_GPUS,
     MAX_MB,
     MAX_PARAMS,
     MAX_POOL,
@@ -34,14 +35,38 @@ from chain.jobspec import (
     PARAM_KINDS,
 )
 from chain.records import JobStatus, Outcome
-from chain.transactions import BODY_TYPES, GOV_ACTIONS, MAX_NONCE, MAX_TX_SIZE, SALT_LEN
-from chain.types import MAX_AMOUNT
+from chain.transactions import BODY_TYPES, GOV_ACTIONS, MAX_NONCE, MAX_TX_SIZE
 from client.api.limits import (
     API_PREFIX,
     JOB_STATUS_FILTERS,
     MAX_BLOCKS_PAGE,
     MAX_JOBS_PAGE,
     MAX_WAIT_S,
+)
+from client.api.openapi_types import (
+    ADDRESS,
+    AMOUNT,
+    BOOL,
+    COUNT,
+    HEIGHT_INT,
+    HEX,
+    HEX32,
+    INT,
+    NUMBER,
+    POSITIVE_AMOUNT,
+    POWER,
+    PUBKEY,
+    SALT,
+    STRING,
+    TIME_MS,
+    WINDOW_MS,
+    S,
+    array,
+    bounded,
+    nullable,
+    obj,
+    ref,
+    text,
 )
 from client.api.progress_schema import RUN_PROGRESS
 from client.worker.attempt_log import (
@@ -52,64 +77,6 @@ from client.worker.attempt_log import (
     OUTCOMES,
     STAGES,
 )
-
-S = dict[str, Any]
-
-HEX32: S = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
-HEX: S = {"type": "string", "pattern": "^([0-9a-f]{2})*$"}
-ADDRESS: S = {"type": "string", "pattern": "^lc1[0-9a-f]{48}$",
-              "description": "Checksummed address text: lc1 + hex(20 bytes) + hex(4-byte check)"}
-PUBKEY: S = {"type": "string", "pattern": "^0[23][0-9a-f]{64}$",
-             "description": "Compressed secp256k1 public key, 33 bytes as hex"}
-SALT: S = {"type": "string", "pattern": f"^[0-9a-f]{{{2 * SALT_LEN}}}$",
-           "description": f"{SALT_LEN} random bytes as hex"}
-INT: S = {"type": "integer"}
-COUNT: S = {"type": "integer", "minimum": 0}
-HEIGHT_INT: S = {"type": "integer", "minimum": 0, "description": "Block height (0 = genesis)"}
-AMOUNT: S = {"type": "integer", "minimum": 0, "maximum": MAX_AMOUNT,
-             "description": "Credits (indivisible units)"}
-POSITIVE_AMOUNT: S = {**AMOUNT, "minimum": 1, "description": "Credits, at least 1"}
-POWER: S = {"type": "integer", "minimum": 1, "maximum": 1000}
-TIME_MS: S = {"type": "integer", "minimum": 0, "description": "Milliseconds since the Unix epoch"}
-WINDOW_MS: S = {"type": "integer", "minimum": 1, "maximum": 24 * 3600 * 1000,
-                "description": "A window in milliseconds of block time"}
-NUMBER: S = {"type": "number"}
-STRING: S = {"type": "string"}
-BOOL: S = {"type": "boolean"}
-
-
-def text(max_length: int, min_length: int = 0) -> S:
-    return {"type": "string", "minLength": min_length, "maxLength": max_length}
-
-
-def bounded(low: int, high: int) -> S:
-    return {"type": "integer", "minimum": low, "maximum": high}
-
-
-def nullable(schema: S) -> S:
-    return {"oneOf": [schema, {"type": "null"}]}
-
-
-def ref(name: str) -> S:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def obj(properties: dict[str, S], *, description: str = "",
-        optional: tuple[str, ...] = ()) -> S:
-    """A closed object: every property documented, all required unless listed optional."""
-    out: S = {"type": "object", "properties": properties,
-              "required": [k for k in properties if k not in optional],
-              "additionalProperties": False}
-    if description:
-        out["description"] = description
-    return out
-
-
-def array(items: S, max_items: int | None = None) -> S:
-    out: S = {"type": "array", "items": items}
-    if max_items is not None:
-        out["maxItems"] = max_items
-    return out
 
 
 def _body(tag: str, fields: dict[str, S], description: str) -> S:
@@ -233,8 +200,13 @@ SCHEMAS: dict[str, S] = {
             "memory_mb": bounded(16, 1 << 20), "cpu_millis": bounded(100, 256_000),
             "time_s": bounded(1, 7 * 24 * 3600), "disk_mb": bounded(1, MAX_MB),
             "model_mb": {**bounded(1, MAX_MB), "description": "At most disk_mb"},
-            "image_mb": bounded(1, MAX_MB), "image_unpacked_mb": bounded(1, MAX_MB)},
-            description="What one run may use [JOB-LIMITS.1], [JOB-IMAGE.5]"),
+            "image_mb": bounded(1, MAX_MB), "image_unpacked_mb": bounded(1, MAX_MB),
+            "gpu_count": {**bounded(1, MAX_GPUS), "description": "GPUs one training run needs; "
+                          "absent when none [JOB-GPU.1]"},
+            "gpu_memory_mb": {**bounded(0, MAX_MB), "description": "Least memory per GPU, "
+                              "MiB; 0: any. Absent without GPUs [JOB-GPU.1]"}},
+            optional=("gpu_count", "gpu_memory_mb"),
+            description="What one run may use [JOB-LIMITS.1], [JOB-IMAGE.5], [JOB-GPU.1]"),
         "search_space": array(obj({
             "name": text(64, 1), "kind": {"enum": list(PARAM_KINDS)},
             "values": array({"oneOf": [{"type": "number"}, text(64)]}, MAX_CHOICES)}),

@@ -83,7 +83,47 @@ def test_api_doc_2_resource_limits_bounds_match_the_decoder(index: int, name: st
     if name == "model_mb":  # bounded above by disk_mb, not a constant
         schema = {"minimum": schema["minimum"]}
     assert_bounds(schema, JobSpec.from_wire, lambda n: spec_with((5, index), n), name)
-    assert set(spec_props()["limits"]["properties"]) == set(LIMIT_FIELDS)
+    assert set(spec_props()["limits"]["properties"]) == set(LIMIT_FIELDS + GPU_FIELDS)
+
+
+GPU_FIELDS = ["gpu_count", "gpu_memory_mb"]
+
+
+@pytest.mark.parametrize("index,name", [(7, "gpu_count"), (8, "gpu_memory_mb")])
+def test_api_doc_2_gpu_limit_bounds_match_the_decoder(index: int, name: str) -> None:
+    """[JOB-GPU.1] The GPU fields, optional in the schema (absent without GPUs), have the
+    decoder's bounds in the 9-element limits (one GPU of any memory as the base)."""
+    limits = spec_props()["limits"]
+    assert set(GPU_FIELDS) <= set(limits["properties"]) and \
+        not set(GPU_FIELDS) & set(limits["required"])
+
+    def wire_with(n: int) -> list[Any]:
+        wire = copy.deepcopy(SPEC_WIRE)
+        wire[5] = [*wire[5], 1, 0]
+        wire[5][index] = n
+        return wire
+
+    assert_bounds(limits["properties"][name], JobSpec.from_wire, wire_with, name)
+
+
+def test_api_doc_2_a_jobs_limits_json_has_gpu_fields_only_with_gpus() -> None:
+    """[JOB-GPU.1] The API's JSON of a spec: a GPU job's limits show its GPU request, a
+    GPU-less job's are the 7 fields they always were; both fit the schema's object."""
+    import dataclasses
+
+    from client.api.json_forms import spec_json
+
+    schema = spec_props()["limits"]
+    plain = job_spec()
+    gpu = dataclasses.replace(plain, limits=dataclasses.replace(plain.limits, gpu_count=2,
+                                                                gpu_memory_mb=8192))
+    for spec, fields in ((plain, LIMIT_FIELDS), (gpu, LIMIT_FIELDS + GPU_FIELDS)):
+        shown = spec_json(spec)["limits"]
+        assert isinstance(shown, dict) and sorted(shown) == sorted(fields)
+        assert set(schema["required"]) <= set(shown) <= set(schema["properties"])
+    gpu_shown = spec_json(gpu)["limits"]
+    assert isinstance(gpu_shown, dict)
+    assert (gpu_shown["gpu_count"], gpu_shown["gpu_memory_mb"]) == (2, 8192)
 
 
 @pytest.mark.parametrize("index,name", list(enumerate(VOTING_FIELDS)))
