@@ -386,3 +386,18 @@ def test_values_mode_agrees_within_tolerance_and_outvotes_the_far_answer() -> No
     assert chain.reject(chain.tx("alice", RequestPrediction(request(
         model_id, mode="values", rows=MAX_REVEAL_VALUES + 1, fee=6_000)))) == "too_many_values"
     assert conserved(chain) and replayed_root(chain) == chain.state.state_root
+
+
+def test_the_largest_values_reveal_fits_one_transaction() -> None:
+    """[PRED-REQUEST.1] [TX-PREDICT.1] MAX_REVEAL_VALUES values of the widest int64 encoding
+    still make a signed reveal within [TX-SIZE.1]; one more request-sized answer would not
+    always: the bound keeps honest executors able to reveal."""
+    from chain.crypto import PrivateKey
+    from chain.transactions import MAX_TX_SIZE, sign_transaction
+
+    widest = tuple([-(2**63)] * MAX_REVEAL_VALUES)
+    key = PrivateKey.from_seed(b"executor")
+    tx = sign_transaction(key, "test-chain", 2**62, PredictReveal(
+        Hash32(b"\x01" * 32), values_hash(widest), b"\x02" * 32, widest))
+    assert len(tx.wire) <= MAX_TX_SIZE
+    assert MAX_TX_SIZE - len(tx.wire) < 9 * 300  # the bound is not far below the limit
