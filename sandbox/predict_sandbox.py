@@ -79,6 +79,39 @@ def _stage_model(model_path: Path) -> Path:
     return folder
 
 
+def checked_answer(mode: str, record: DeployedModel, raw: bytes, rows: int,
+                   started: float) -> PredictAnswer:
+    """[PRED-EXEC.2] A sandbox's reply as an answer, if it has the shape of one in ``mode``
+    (bounded, canonical); else ``PredictSandboxError('protocol')``."""
+    seconds = time.monotonic() - started
+    reason = _INVALID.get(raw)
+    if reason is not None:
+        return PredictAnswer(raw, output_hash(raw), reason, None, seconds)
+    try:
+        if mode == "labels":
+            wire = decode(raw, max_size=MAX_REPLY_BYTES)
+            if not isinstance(wire, list) or len(wire) != 2 or wire[0] != LABELS_FORMAT \
+                    or not isinstance(wire[1], list) or len(wire[1]) != rows \
+                    or labels_blob(wire[1], len(record.output.labels)) != raw:
+                raise FieldError("answer", f"a labels blob of {rows} rows", raw[:32])
+            return PredictAnswer(raw, output_hash(raw), None, None, seconds)
+        if mode == "values":
+            wire = decode(raw, max_size=MAX_REPLY_BYTES)
+            if not isinstance(wire, list):
+                raise FieldError("answer", "a list of values", raw[:32])
+            values = check_values(wire, rows * record.output.outputs)
+            return PredictAnswer(raw, values_hash(values), None, values, seconds)
+        from sandbox.ckks_eval import CkksError, scores_ciphertext
+
+        try:
+            scores_ciphertext(raw)
+        except (CkksError, DecodeError) as e:
+            raise FieldError("answer", "a CKKS scores blob", raw[:32]) from e
+        return PredictAnswer(raw, output_hash(raw), None, None, seconds)
+    except (DecodeError, FieldError) as e:
+        raise PredictSandboxError("protocol", f"the reply is not a {mode} answer: {e}") from e
+
+
 class WarmPredictor:
     """Answers requests for one deployed model from one sandbox container [PRED-EXEC.1].
 
@@ -148,12 +181,12 @@ class WarmPredictor:
         """[PRED-EXEC.2] The answer to one request (``rows`` as the request states)."""
         started = time.monotonic()
         if len(blob) > MAX_REQUEST_BYTES:  # what the evaluation answers to it, unsent
-            return self._checked(invalid_blob("not_rows"), rows, started)
+            return self._answer(invalid_blob("not_rows"), rows, started)
         if not self.warm:
             session = self._start()
             try:  # timed before the removal, which need not delay the answer
-                return self._checked(session.request(rows, blob, self.request_timeout_s),
-                                     rows, started)
+                return self._answer(session.request(rows, blob, self.request_timeout_s),
+                                    rows, started)
             finally:
                 session.close()
         if self._session is None or not self._session.alive():
@@ -161,43 +194,14 @@ class WarmPredictor:
             if self._session is None:
                 self._session = self._start()
         try:
-            return self._checked(self._session.request(rows, blob, self.request_timeout_s),
-                                 rows, started)
+            return self._answer(self._session.request(rows, blob, self.request_timeout_s),
+                                rows, started)
         except PredictSandboxError:
             self._restart()
             raise
 
-    def _checked(self, raw: bytes, rows: int, started: float) -> PredictAnswer:
-        """[PRED-EXEC.2] The reply as an answer, if it has the shape of one (bounded,
-        canonical); else ``PredictSandboxError('protocol')``."""
-        seconds = time.monotonic() - started
-        reason = _INVALID.get(raw)
-        if reason is not None:
-            return PredictAnswer(raw, output_hash(raw), reason, None, seconds)
-        try:
-            if self.mode == "labels":
-                wire = decode(raw, max_size=MAX_REPLY_BYTES)
-                if not isinstance(wire, list) or len(wire) != 2 or wire[0] != LABELS_FORMAT \
-                        or not isinstance(wire[1], list) or len(wire[1]) != rows \
-                        or labels_blob(wire[1], len(self.record.output.labels)) != raw:
-                    raise FieldError("answer", f"a labels blob of {rows} rows", raw[:32])
-                return PredictAnswer(raw, output_hash(raw), None, None, seconds)
-            if self.mode == "values":
-                wire = decode(raw, max_size=MAX_REPLY_BYTES)
-                if not isinstance(wire, list):
-                    raise FieldError("answer", "a list of values", raw[:32])
-                values = check_values(wire, rows * self.record.output.outputs)
-                return PredictAnswer(raw, values_hash(values), None, values, seconds)
-            from sandbox.ckks_eval import CkksError, scores_ciphertext
-
-            try:
-                scores_ciphertext(raw)
-            except CkksError as e:
-                raise FieldError("answer", "a CKKS scores blob", raw[:32]) from e
-            return PredictAnswer(raw, output_hash(raw), None, None, seconds)
-        except (DecodeError, FieldError) as e:
-            raise PredictSandboxError("protocol", f"the reply is not a {self.mode} answer: "
-                                                  f"{e}") from e
+    def _answer(self, raw: bytes, rows: int, started: float) -> PredictAnswer:
+        return checked_answer(self.mode, self.record, raw, rows, started)
 
     def close(self) -> None:
         """Remove the container and the staged model; idempotent [PRED-EXEC.1]."""

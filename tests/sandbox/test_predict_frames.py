@@ -1,0 +1,144 @@
+"""The prediction sandbox's channel without Docker [PRED-EXEC.2] [PRED-EXEC.3]: the frames
+are bounded before any payload is read, the server loop (run in-process on byte streams)
+answers what the host reference answers, and the host accepts only replies shaped like an
+answer."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chain.encoding import encode
+from chain.predict.io import encode_rows, invalid_blob, labels_blob
+from sandbox.model_format import export_mlp, load_model
+from sandbox.predict_eval import answer_labels
+from sandbox.predict_frames import (
+    ANSWER,
+    ERROR,
+    MAX_ERROR_BYTES,
+    MAX_REQUEST_BYTES,
+    READY,
+    REPLY_HEAD,
+    parse_reply_head,
+    read_request,
+    reply_frame,
+    request_frame,
+)
+from sandbox.predict_sandbox import PredictSandboxError, checked_answer
+from sandbox.predict_server import serve
+from sandbox.predict_session import MUX_HEAD, _Demux
+from tests.predict.cases import digits_model, score_model
+
+DIGITS = digits_model()
+
+
+def _replies(data: bytes) -> list[tuple[int, bytes]]:
+    out, at = [], 0
+    while at < len(data):
+        kind, length = REPLY_HEAD.unpack_from(data, at)
+        out.append((kind, data[at + REPLY_HEAD.size:at + REPLY_HEAD.size + length]))
+        at += REPLY_HEAD.size + length
+    return out
+
+
+@pytest.fixture
+def model_file(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(7)
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(export_mlp([(rng.normal(size=(16, 64)), rng.normal(size=16)),
+                                 (rng.normal(size=(10, 16)), rng.normal(size=10))]))
+    return path
+
+
+def test_frames_are_bounded_before_the_payload_is_read() -> None:
+    """[PRED-EXEC.2] A request head announcing more than 64 MiB, a truncated frame, an unknown
+    reply kind and a reply over its cap are refused from the head alone; an error message is
+    cut to 4 KiB."""
+    assert read_request(io.BytesIO(request_frame(5, b"abc"))) == (5, b"abc")
+    assert read_request(io.BytesIO(b"")) is None
+    with pytest.raises(ValueError, match="over"):
+        read_request(io.BytesIO(struct.pack(">II", 1, MAX_REQUEST_BYTES + 1)))
+    with pytest.raises(ValueError, match="truncated"):
+        read_request(io.BytesIO(struct.pack(">II", 1, 10) + b"short"))
+    with pytest.raises(ValueError, match="truncated"):
+        read_request(io.BytesIO(b"\x00\x00"))
+    with pytest.raises(ValueError):
+        request_frame(1, b"\x00" * (MAX_REQUEST_BYTES + 1))
+    with pytest.raises(ValueError, match="kind"):
+        parse_reply_head(REPLY_HEAD.pack(9, 1), 100)
+    with pytest.raises(ValueError, match="cap"):
+        parse_reply_head(REPLY_HEAD.pack(ANSWER, 101), 100)
+    with pytest.raises(ValueError, match="cap"):
+        parse_reply_head(REPLY_HEAD.pack(ERROR, MAX_ERROR_BYTES + 1), 10**9)
+    assert len(reply_frame(ERROR, b"x" * 10_000)) == REPLY_HEAD.size + MAX_ERROR_BYTES
+
+
+def test_server_loop_answers_what_the_host_reference_answers(model_file: Path) -> None:
+    """[PRED-EXEC.3] The loop, fed a configuration and three requests: READY, then exactly the
+    bytes of ``predict_eval`` for a good batch, a wrong-feature batch and garbage; it exits 0
+    when its input ends."""
+    rows = np.random.default_rng(1).normal(size=(5, 64))
+    good = encode_rows("float32", 64, [float(v) for v in rows.ravel()])
+    bad = encode_rows("float32", 32, [0.0] * 32)
+    model = load_model(model_file.read_bytes(), DIGITS.input, DIGITS.output)
+    inp = io.BytesIO(request_frame(0, encode(["labels", DIGITS.to_wire()]))
+                     + request_frame(5, good) + request_frame(1, bad)
+                     + request_frame(2, b"\x80\x04garbage"))
+    out = io.BytesIO()
+    assert serve(inp, out, model_file) == 0
+    assert _replies(out.getvalue()) == [
+        (READY, b""), (ANSWER, answer_labels(model, DIGITS, good, 5)),
+        (ANSWER, invalid_blob("schema")), (ANSWER, invalid_blob("not_rows"))]
+
+
+def test_server_refuses_a_bad_model_or_configuration(model_file: Path, tmp_path: Path) -> None:
+    """[PRED-EXEC.2] [JOB-EXPORT.2] A pickle posing as the model, or a mode that does not fit
+    the model's output, is one ERROR frame naming the problem, and the loop exits 3."""
+    pickled = tmp_path / "pickled.safetensors"
+    pickled.write_bytes(pickle.dumps({"x": 1}))
+    for path, config in ((pickled, ["labels", DIGITS.to_wire()]),
+                         (model_file, ["values", DIGITS.to_wire()])):
+        out = io.BytesIO()
+        assert serve(io.BytesIO(request_frame(0, encode(config))), out, path) == 3
+        [(kind, message)] = _replies(out.getvalue())
+        assert kind == ERROR and (b"header" in message or b"does not fit" in message)
+
+
+def test_host_accepts_only_replies_shaped_like_an_answer() -> None:
+    """[PRED-EXEC.2] A labels blob of the request's row count in canonical form, an invalid
+    blob, or int64 values of the right count pass; a wrong row count, an index past the
+    labels, a non-canonical encoding, garbage or a wrong value count is a ``protocol`` error."""
+    now = time.monotonic()
+    ok = checked_answer("labels", DIGITS, labels_blob([1, 2, 3], 10), 3, now)
+    assert ok.invalid is None and ok.values is None
+    assert checked_answer("labels", DIGITS, invalid_blob("schema"), 3, now).invalid == "schema"
+    regression = score_model()
+    assert checked_answer("values", regression, encode([5, -7]), 2, now).values == (5, -7)
+    bad = [("labels", DIGITS, labels_blob([1, 2], 10), 3),
+           ("labels", DIGITS, encode(["predict-labels/v1", [1, 2, 10]]), 3),
+           ("labels", DIGITS, b"\x92\xd9\x11predict-labels/v1\x93\x01\x02\x03", 3),
+           ("labels", DIGITS, b"garbage", 3),
+           ("values", regression, encode([5, -7, 1]), 2),
+           ("values", regression, encode([2**63, 0]), 2),
+           ("ciphertext", regression, encode(["ckks-scores/v1", 5]), 2)]
+    for mode, record, raw, rows in bad:
+        with pytest.raises(PredictSandboxError) as caught:
+            checked_answer(mode, record, raw, rows, now)
+        assert caught.value.reason == "protocol", raw
+
+
+def test_demux_splits_streams_across_chunks_and_bounds_stderr() -> None:
+    """[PRED-EXEC.2] Docker's multiplexed attach stream, cut at arbitrary points: stdout whole,
+    stderr kept to its bound."""
+    stream = (MUX_HEAD.pack(1, 5) + b"hello" + MUX_HEAD.pack(2, 200_000) + b"e" * 200_000
+              + MUX_HEAD.pack(1, 3) + b"abc")
+    demux = _Demux()
+    for i in range(0, len(stream), 7):
+        demux.feed(stream[i:i + 7])
+    assert bytes(demux.stdout) == b"helloabc" and len(demux.stderr) == 64 * 1024
