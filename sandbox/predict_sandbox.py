@@ -116,6 +116,8 @@ class WarmPredictor:
     """Answers requests for one deployed model from one sandbox container [PRED-EXEC.1].
 
     ``warm=False``: the cold path, a fresh container per request [PRED-EXEC.5].
+    One request at a time (the channel is one stream): an executor serving a model
+    concurrently keeps one predictor per worker thread, or queues.
     ``test_hang_on``: an input blob the server hangs on (tests of the timeout only)."""
 
     def __init__(self, client: docker.DockerClient, image: str, model_path: Path,

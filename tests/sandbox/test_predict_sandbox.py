@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import pickle
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,6 +162,30 @@ def test_hanging_request_times_out_and_the_sandbox_is_replaced(
         assert not predictor.healthy()
         assert predictor.predict(good, 2).blob == _reference(path, DIGITS, good, 2)
         assert predictor.container_id not in (first, second) and predictor.restarts == 2
+
+
+def test_server_dying_mid_request_is_a_crash_and_is_replaced(
+        docker_client: docker.DockerClient, image: str,
+        digits: tuple[MLPClassifier, np.ndarray, Path]) -> None:
+    """[PRED-EXEC.4] The container dies while a request is pending (killed from outside as
+    the server works on it): the request gets a ``crashed`` error at once, not after its
+    timeout, and a new container serves the next request."""
+    _, rows, path = digits
+    hang = _blob(rows[:1])
+    with WarmPredictor(docker_client, image, path, DIGITS, "labels", node_id=NODE_ID,
+                       request_timeout_s=60.0, test_hang_on=hang) as predictor:
+        first = predictor.container_id
+        killer = threading.Timer(1.0, lambda: docker_client.containers.get(first).kill())
+        killer.start()
+        try:
+            with pytest.raises(PredictSandboxError) as caught:
+                predictor.predict(hang, 1)
+        finally:
+            killer.join()
+        assert caught.value.reason == "crashed" and predictor.restarts == 1
+        assert predictor.container_id not in ("", first)
+        good = _blob(rows[1:3])
+        assert predictor.predict(good, 2).blob == _reference(path, DIGITS, good, 2)
 
 
 def test_warm_sandbox_is_hardened_and_has_no_network(
