@@ -15,7 +15,9 @@ The digits MLP (scikit-learn, hidden layer 32, exported as safetensors) answers 
 
 Every answer is checked against the host's reference evaluation (``predict_eval``), byte
 for byte. Reports p50/p99 of each, warm requests per second (sequential, one client), and
-``warm_speedup`` = cold p50 / warm p50 (issue 19's target: at least 10). Last line: one JSON
+``warm_speedup`` = cold p50 / warm p50 (issue 19's target: at least 10). ``--ckks N`` adds
+the same comparison for encrypted requests (a breast-cancer logistic regression, ``--rows``
+rows encrypted once, N cold and 4N warm requests; keys ``ckks_*``). Last line: one JSON
 object.
 """
 
@@ -54,12 +56,56 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def bench_ckks(client, image: str, rows: int, cold_n: int) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """Cold vs warm for ``ciphertext`` requests; every answer equal to the host's."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    from client.predict.ckks import CkksKeys
+    from sandbox.ckks_eval import answer_ciphertext
+
+    x, y = load_breast_cancer(return_X_y=True)
+    clf = LogisticRegression(max_iter=5000).fit(x, y)
+    data = export_mlp([(clf.coef_, clf.intercept_)], "float64")
+    record = DeployedModel(Hash32(b"\x04" * 32), Hash32(b"\x05" * 32), "safetensors-mlp",
+                           InputSchema("float64", 30), OutputSchema("regression", (), 1, 6),
+                           Address(b"\x03" * 20), 0)
+    batch = CkksKeys.generate().encrypt_batch(x[np.arange(rows) % len(x)])
+    reference = answer_ciphertext(batch, load_model(data, record.input, record.output))
+    cold: list[float] = []
+    warm: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="lc-bench-ckks-") as tmp:
+        model = Path(tmp) / "model.safetensors"
+        model.write_bytes(data)
+        pred = WarmPredictor(client, image, model, record, "ciphertext", warm=False,
+                             node_id=NODE_ID)
+        try:
+            for _ in range(cold_n):
+                answer = pred.predict(batch, rows)
+                assert answer.blob == reference, "cold CKKS answer differs"
+                cold.append(answer.seconds)
+        finally:
+            pred.close()
+        with WarmPredictor(client, image, model, record, "ciphertext", node_id=NODE_ID) as pred:
+            assert pred.predict(batch, rows).blob == reference
+            for _ in range(4 * cold_n):
+                answer = pred.predict(batch, rows)
+                assert answer.blob == reference, "warm CKKS answer differs"
+                warm.append(answer.seconds)
+    return {"ckks_batch_bytes": len(batch),
+            "ckks_cold_p50_s": round(statistics.median(cold), 4),
+            "ckks_warm_p50_s": round(statistics.median(warm), 4),
+            "ckks_warm_p99_s": round(quantile(warm, 0.99), 4),
+            "ckks_warm_speedup": round(statistics.median(cold) / statistics.median(warm), 1)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--requests", type=int, default=200, help="timed warm requests")
     p.add_argument("--cold", type=int, default=20, help="cold requests (one container each)")
     p.add_argument("--rows", type=int, default=100, help="digits rows per request")
+    p.add_argument("--ckks", type=int, default=5, help="cold encrypted requests (0: none)")
     args = p.parse_args()
 
     x, y = load_digits(return_X_y=True)
@@ -106,6 +152,8 @@ def main() -> None:
             total = time.perf_counter() - t
             restarts = pred.restarts
 
+    if args.ckks:
+        ckks = bench_ckks(client, image, args.rows, args.ckks)
     result = {
         "rows_per_request": args.rows,
         "cold_requests": args.cold,
@@ -125,6 +173,11 @@ def main() -> None:
     print(f"warm (execute):         p50 {result['warm_p50_s']} s, p99 {result['warm_p99_s']} s"
           f" over {args.requests}; {result['requests_per_s']} requests/s")
     print(f"warm_speedup {result['warm_speedup']}x (target >= 10)")
+    if args.ckks:
+        result.update(ckks)
+        print(f"encrypted: cold p50 {ckks['ckks_cold_p50_s']} s, warm p50 "
+              f"{ckks['ckks_warm_p50_s']} s, speedup {ckks['ckks_warm_speedup']}x "
+              f"(batch {ckks['ckks_batch_bytes']} bytes)")
     print(json.dumps(result, sort_keys=True))
 
 
