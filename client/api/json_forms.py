@@ -303,7 +303,12 @@ def job_json(job: Job, holdout: HoldoutState | None = None) -> Json:
     and a train/v3 job's hidden test set (``holdout``: the state's record of it)."""
     out = job_summary_json(job)
     voted = sum(1 for v in job.verdicts if str(v.outcome) != "forfeit")
-    valid_verdict = next((v for v in job.verdicts if str(v.outcome) == "valid"), None)
+    # The paid winner's model. On a train/v3 job the first valid verdict is the best public
+    # finalist, which the hidden ranking may have passed over [HOLDOUT-WINNER.1]; before a
+    # winner is named only a train/v1-v2 job's valid verdict is the one that will be paid.
+    valid_verdict = next((v for v in job.verdicts if str(v.outcome) == "valid"
+                          and (v.claimer == job.winner
+                               or (job.winner is None and job.spec.holdout is None))), None)
     out.update(
         spec=spec_json(job.spec),
         claims=[claim_json(c) for c in job.ranked_claims()],
