@@ -44,8 +44,22 @@ def require_holdout(view: Overlay, job: Job) -> tuple[Holdout, HoldoutState]:
 
 # --- post, split, publish ------------------------------------------------------------------
 
-def check_post(view: Overlay, job_spec: Holdout, max_turns: int) -> None:
+def min_deposit(voter_reward: int, max_turns: int) -> int:
+    """[HOLDOUT-POST.1] The smallest deposit: one more than every voter reward the job can
+    pay. A forfeit can at most save the submitter the rewards of turns that do not run, which
+    are never more than ``voter_reward x max_turns``, so forfeiting always costs more than it
+    saves ([THREAT-HOLDOUT-DEPOSIT.1])."""
+    return voter_reward * max_turns + 1
+
+
+def check_post(view: Overlay, job_spec: Holdout, max_turns: int, voter_reward: int) -> None:
     """[HOLDOUT-POST.1] What posting a train/v3 job adds to [JOB-POST.1]."""
+    least = min_deposit(voter_reward, max_turns)
+    if job_spec.deposit < least:
+        raise InvalidTransaction("deposit_too_small",
+                                 f"the deposit must be >= voter_reward x max_turns + 1 = "
+                                 f"{voter_reward} x {max_turns} + 1 = {least} "
+                                 f"(is {job_spec.deposit})")
     if job_spec.finalists > max_turns:
         raise InvalidTransaction("too_many_finalists", f"finalists ({job_spec.finalists}) must "
                                                        f"be <= the job's max_turns ({max_turns})")

@@ -86,7 +86,7 @@ def apply_post_job(view: Overlay, sender: Address, body: PostJob, ctx: TxContext
     if v.max_turns > params.max_turns:
         raise _reject("too_many_turns", f"max_turns must be <= {params.max_turns}")
     if spec.holdout is not None:
-        holdout_rules.check_post(view, spec.holdout, v.max_turns)
+        holdout_rules.check_post(view, spec.holdout, v.max_turns, v.voter_reward)
     account = view.account(sender)
     escrow = spec.escrow
     if account.balance < escrow:

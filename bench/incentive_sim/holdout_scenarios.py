@@ -54,7 +54,7 @@ BASE = HoldoutScenario("v3")
 
 def scenarios(base: HoldoutScenario = BASE) -> list[HoldoutScenario]:
     """Each member strategy alone and at the tolerated share; each submitter strategy with
-    K = 2 finalists and, as an open finding, with K = max_turns = 3."""
+    K = 2 finalists and with K = max_turns = 3."""
     f = tolerated(base.members, base.voting)
     out = []
     for s in MEMBER_STRATEGIES:
@@ -65,10 +65,11 @@ def scenarios(base: HoldoutScenario = BASE) -> list[HoldoutScenario]:
         crowd = "open/v3" if s == "overfitter" else prefix
         out.append(replace(base, name=f"{crowd}/{s}/x{f}", adversaries=((s, f),)))
     out += [replace(base, name=f"v3/{s}", submitter=p) for s, p in SUBMITTERS.items()]
-    # [THREAT-HOLDOUT-DEPOSIT.1], open: with K finalists an honest submitter pays K turns'
-    # rewards; forfeiting after the first saves K - 1 of them, more than a small deposit.
+    # [THREAT-HOLDOUT-DEPOSIT.1], closed by [HOLDOUT-POST.1]: with K finalists an honest
+    # submitter pays K turns' rewards; forfeiting after the first saves K - 1 of them, less
+    # than the deposit the ledger now requires (voter_reward x max_turns + 1).
     k = base.voting.max_turns
-    out += [replace(base, name=f"open/v3/{s}/finalists {k}", submitter=p, finalists=k)
+    out += [replace(base, name=f"v3/{s}/finalists {k}", submitter=p, finalists=k)
             for s, p in SUBMITTERS.items()]
     return out
 

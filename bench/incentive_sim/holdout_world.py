@@ -55,7 +55,8 @@ class HoldoutScenario:
     voting: Voting = Voting(claim_blocks=6)
     economy: HoldoutEconomy = HoldoutEconomy()
     finalists: int = 2
-    deposit: int = 50
+    deposit: int = 100
+    """[HOLDOUT-POST.1]: voter_reward x max_turns + 1 (33 x 3 + 1), the least allowed."""
     tie_tolerance: float = 0.02
     submitter: Submitter = Submitter.HONEST
     """What the second submitter does (the first is always honest)."""

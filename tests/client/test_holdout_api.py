@@ -48,7 +48,7 @@ def v3_terms(tmp_path: Path) -> Holdout:
     for i in range(5):
         (pool / f"s{i}.csv").write_text(f"label\n{i}\n")
     secret = make_pool(pool)
-    return Holdout(secret.root, secret.pool, 400, 2, Amount(9), 60_000, 0.05)
+    return Holdout(secret.root, secret.pool, 400, 2, Amount(19), 60_000, 0.05)
 
 
 def test_holdout_json_follows_the_split_and_the_public_part(chain: ApiThread,
@@ -70,7 +70,7 @@ def test_holdout_json_follows_the_split_and_the_public_part(chain: ApiThread,
     h = job["holdout"]
     assert h["terms"] == job["spec"]["holdout"] == {
         "root": terms.root.hex(), "pool": 5, "public_permille": 400, "finalists": 2,
-        "deposit": 9, "reveal_window_ms": 60_000, "tie_tolerance": 0.05}
+        "deposit": 19, "reveal_window_ms": 60_000, "tie_tolerance": 0.05}
     assert (h["public_count"], h["hidden_count"]) == (2, 3)
     assert h["split_height"] == job["posted_height"] + 2
     parent = client.block(job["posted_height"] + 1)["hash"]
@@ -78,7 +78,7 @@ def test_holdout_json_follows_the_split_and_the_public_part(chain: ApiThread,
     assert h["status"] == "committed" and h["public"] is None and h["hidden"] is None
     assert h["reveal_deadline_ms"] is None and h["winner_rule"] == "public_rank"
     assert h["finalists"] == [] and h["hidden_leaderboard"] == []
-    assert job["escrow"] == spec.bounty + spec.voting.voter_reward * spec.voting.max_turns + 9
+    assert job["escrow"] == spec.bounty + spec.voting.voter_reward * spec.voting.max_turns + 19
 
     part = DataRef(Hash32(b"\xcc" * 32), 321)
     tx = send(client, chain.keys["submitter"], HoldoutPublish(Hash32(bytes.fromhex(job_id)),

@@ -95,7 +95,7 @@ def run_job(chain: ApiThread) -> str:
     client = ApiClient(chain.url)
     base = future_spec(int(client.status()["time_ms"]), expires_in_ms=600_000,
                        window_ms=30_000)
-    terms = Holdout(Hash32(b"\x42" * 32), 20, 500, 2, Amount(11), 60_000, 0.05)
+    terms = Holdout(Hash32(b"\x42" * 32), 20, 500, 2, Amount(19), 60_000, 0.05)
     spec = dataclasses.replace(base, kind=TRAIN_V3, holdout=terms,
                                data=(("train", DataRef(Hash32(b"\xaa" * 32), 10)),))
     job_id = send(client, chain.keys["submitter"], PostJob(spec)).hex()

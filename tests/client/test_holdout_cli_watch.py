@@ -54,7 +54,7 @@ def test_watch_with_the_key_publishes_then_reveals(chain: ApiThread, tmp_path: P
     base = future_spec(int(client.status()["time_ms"]), expires_in_ms=600_000)
     spec = dataclasses.replace(base, kind=TRAIN_V3, data=(("train", DataRef(
         Hash32(b"\xaa" * 32), 10)),), holdout=Holdout(secret.root, secret.pool, 500, 2,
-                                                      Amount(5), 600_000, 0.05))
+                                                      Amount(19), 600_000, 0.05))
     job_id = send(client, chain.keys["submitter"], PostJob(spec)).hex()
     send(client, chain.keys["alice"], ClaimLoss(Hash32(bytes.fromhex(job_id)), 0.5,
                                                 Hash32(os.urandom(32))))

@@ -17,6 +17,7 @@ from bench.incentive_sim.holdout_agents import Submitter
 from bench.incentive_sim.holdout_scenarios import HResult, headline, run_all, scenarios
 from bench.incentive_sim.holdout_world import HoldoutScenario, HoldoutWorld
 from chain.holdout_records import HoldoutStatus
+from chain.holdout_rules import min_deposit
 
 JOBS, SEED = 40, 3
 
@@ -98,14 +99,27 @@ def test_threat_holdout_crowd_1_open_overfitters_filling_the_finalists_are_paid(
     assert r.profit_vs_honest["overfitter"] < 0
 
 
-def test_threat_holdout_deposit_1_open_forfeiting_saves_more_than_a_small_deposit(
-        results: dict[str, HResult]) -> None:
-    """[THREAT-HOLDOUT-DEPOSIT.1], open: with K = 3 finalists an honest submitter pays three
-    turns' voter rewards; withholding (or a forged part the voters reject) stops after one,
-    saving 2 x 33 credits against a deposit of 50, and with honest workers the public
-    ranking's model is as good: the deviation pays."""
-    for name in ("withholding_submitter_v3", "mismatched_reveal"):
-        assert results[f"open/v3/{name}/finalists 3"].profit_vs_honest[name] > 0
+@pytest.mark.parametrize("name", ["withholding_submitter_v3", "mismatched_reveal"])
+def test_threat_holdout_deposit_1_closed_forfeiting_loses_at_k_equal_max_turns(
+        results: dict[str, HResult], name: str) -> None:
+    """[THREAT-HOLDOUT-DEPOSIT.1] closed by [HOLDOUT-POST.1]: with K = max_turns = 3
+    finalists an honest submitter pays three turns' voter rewards; withholding (or a forged
+    part the voters reject) stops after one and saves two, but the deposit the ledger now
+    requires (voter_reward x max_turns + 1 = 100) is more: the deviation loses, and it is
+    in the headline."""
+    r = results[f"v3/{name}/finalists 3"]
+    assert r.profit_vs_honest[name] < 0
+    assert r.honest_paid_share == 1.0 and r.honest_slashed == 0
+    h = headline(list(results.values()))
+    assert h["profit_vs_honest"][name] >= r.profit_vs_honest[name]
+    assert not any(k.endswith("finalists 3") for k in h["open_findings"])
+
+
+def test_the_simulation_posts_the_least_deposit_the_ledger_allows() -> None:
+    """[HOLDOUT-POST.1] The scenario's deposit is the bound itself, so the closed finding
+    is measured at its edge (tests/ledger/test_holdout.py: one credit less is refused)."""
+    sc = HoldoutScenario("edge")
+    assert sc.deposit == min_deposit(sc.voting.voter_reward, sc.voting.max_turns)
 
 
 def test_the_v3_simulation_drives_the_real_ledger() -> None:

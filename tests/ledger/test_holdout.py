@@ -14,6 +14,7 @@ import pytest
 from chain.errors import DecodeError
 from chain.holdout import split_seed
 from chain.holdout_records import HoldoutStatus
+from chain.holdout_rules import min_deposit
 from chain.jobspec import TRAIN_V3, DataRef, Holdout, JobSpec
 from chain.records import JobStatus, Outcome
 from chain.transactions import (
@@ -122,6 +123,23 @@ def test_post_refuses_more_finalists_than_turns_and_short_windows() -> None:
         "too_many_finalists"
     assert chain.reject(chain.tx("submitter", PostJob(v3_spec(reveal_window_ms=10)))) == \
         "window_too_short"
+
+
+def test_post_refuses_a_deposit_a_forfeit_could_pay_for() -> None:
+    """[HOLDOUT-POST.1] [THREAT-HOLDOUT-DEPOSIT.1] The deposit must exceed every voter
+    reward the job can pay (voter_reward x max_turns + 1), the most a forfeit can save the
+    submitter: one credit less is deposit_too_small, the bound itself is posted."""
+    chain = Chain()
+    least = 6 * 3 + 1
+    assert min_deposit(6, 3) == least
+    assert chain.reject(chain.tx("submitter", PostJob(v3_spec(deposit=least - 1)))) == \
+        "deposit_too_small"
+    base = v3_spec(deposit=36 * 3)  # one short of 36 x 3 + 1
+    richer = dataclasses.replace(base, voting=dataclasses.replace(base.voting,
+                                                                  voter_reward=Amount(36)))
+    assert chain.reject(chain.tx("submitter", PostJob(richer))) == "deposit_too_small"
+    job_id = post(chain, v3_spec(deposit=least, finalists=3))
+    assert chain.state.holdout(job_id) is not None
 
 
 def test_spec_bounds_on_the_wire() -> None:

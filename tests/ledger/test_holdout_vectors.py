@@ -3,8 +3,9 @@
 Nothing random: keys from seeds (the harness's genesis), fixed salts and model
 hashes, fixed block times. A second implementation replays the blocks from
 the genesis document and must reach every listed state root; the spec's
-wire forms (a v3 spec, rejected v3 specs, the three new transactions, a
-holdout vote commitment with its inputs) are listed on their own too.
+wire forms (a v3 spec, rejected v3 specs, signed posts the ledger refuses
+[HOLDOUT-POST.1], the three new transactions, a holdout vote commitment with its
+inputs) are listed on their own too.
 
     1  submitter posts a train/v3 job (K = 2 finalists, deposit 50)
     2  (empty: its hash draws the split)
@@ -99,6 +100,19 @@ def _rejected(wire: list[Any]) -> str:
     raise AssertionError(f"accepted: {wire}")
 
 
+def _refused_posts() -> list[dict[str, Any]]:
+    """[HOLDOUT-POST.1] Signed posts the ledger refuses at the genesis state, with codes."""
+    chain = Chain()
+    least = 6 * 3 + 1  # the harness's voter_reward 6 x max_turns 3 + 1
+    cases = {"deposit_too_small": v3_spec(deposit=least - 1),
+             "too_many_finalists": v3_spec(finalists=4)}
+    out = []
+    for name, spec in cases.items():
+        tx = chain.tx("submitter", PostJob(spec))
+        out.append({"name": name, "tx": tx.wire.hex(), "error": chain.reject(tx)})
+    return out
+
+
 def build_vectors() -> dict[str, Any]:
     chain = tell_holdout_story()
     job_id = chain.blocks[0].txs[0].hash
@@ -128,6 +142,7 @@ def build_vectors() -> dict[str, Any]:
         "spec_v3": encode(wire).hex(),
         "invalid_specs": [{"name": n, "wire": encode(w).hex(), "error": _rejected(w)}
                           for n, w in invalid.items()],
+        "refused_posts": _refused_posts(),
         "holdout_vote_commitment": {
             "inputs": commitment_inputs,
             "commitment": holdout_vote_commitment(
@@ -149,6 +164,8 @@ def test_holdout_ledger_vectors_match_committed_file() -> None:
     assert len(chain.blocks) == 14
     for case in vectors["invalid_specs"]:
         assert case["error"] == "bad_field"
+    for case in vectors["refused_posts"]:
+        assert case["error"] == case["name"]
     for block in chain.blocks:
         for tx in block.txs:
             assert SignedTransaction.decode(tx.wire).wire == tx.wire

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from chain.holdout_rules import min_deposit
 from sandbox import policy
 from sandbox.job_file import load_job_file, parse_job
 from sandbox.job_template import init_job
@@ -51,7 +52,9 @@ def test_job_train_2_params_are_canonical_json() -> None:
 def test_job_file_1_template_job_file_parses(tmp_path: Path) -> None:
     """[JOB-FILE.1] [JOB-FILE.4] The template is a train/v3 job: its training data in
     [data], its validation rows the [holdout] pool, with the template's figures of
-    [HOLDOUT-SIZE.1] (half of 30 shards public, a tie tolerance of 0.05)."""
+    [HOLDOUT-SIZE.1] (half of 30 shards public, a tie tolerance of 0.05); its deposit
+    passes [HOLDOUT-POST.1] with `job submit`'s default voter reward (bounty / 20) and max
+    turns (3), and with the demo's voter reward of 10."""
     init_job(tmp_path / "job")
     job = load_job_file(tmp_path / "job")
     assert job.kind == "train/v3" and job.bounty > 0 and job.expiry_s > 0
@@ -60,6 +63,8 @@ def test_job_file_1_template_job_file_parses(tmp_path: Path) -> None:
     assert (job.holdout.public_permille, job.holdout.finalists, job.holdout.tie_tolerance) == (
         500, 2, 0.05)
     assert job.holdout.deposit > 0 and job.holdout.reveal_window_ms > 0
+    assert job.holdout.deposit >= min_deposit(max(1, job.bounty // 20), 3)
+    assert job.holdout.deposit >= min_deposit(10, 3)  # client/devnet/demo.py
     assert job.entry_point("train") == ("/job/train",)
     assert {p.name for p in job.search_space} == {"learning_rate", "hidden_size", "epochs"}
     params = job.sample_params(42)
