@@ -187,6 +187,24 @@ def add_finalist(view: Overlay, job: Job, state: HoldoutState, claimer: Address,
     return new
 
 
+def fills_slot(job: Job, finalist: Finalist) -> bool:
+    """[HOLDOUT-SLOT.1] A finalist uses up one of the K slots unless its agreed hidden loss
+    exceeds its claimed public loss by more than ``tie_tolerance + loss_tolerance``
+    (IEEE-754 ``hidden - claimed > tie + tolerance``). Such a model did not generalise as
+    claimed, so the turns go on to the claims behind it ([THREAT-HOLDOUT-CROWD.1]); it
+    stays a finalist and can still win. A finalist without a hidden loss fills its slot."""
+    spec = holdout_of(job)
+    claim = job.claim_of(finalist.claimer)
+    if spec is None or claim is None or finalist.hidden_loss is None:
+        return True
+    return finalist.hidden_loss - claim.loss <= spec.tie_tolerance + job.spec.loss_tolerance
+
+
+def slots_filled(job: Job, state: HoldoutState) -> int:
+    """[HOLDOUT-SLOT.1] How many of the K finalist slots the finalists so far use up."""
+    return sum(1 for f in state.finalists if fills_slot(job, f))
+
+
 def choose_winner(state: HoldoutState, tie_tolerance: float) -> Finalist | None:
     """[HOLDOUT-WINNER.1] With the hidden part VERIFIED: the finalists whose hidden loss is
     within ``tie_tolerance`` of the lowest (IEEE-754 ``x - best <= tie_tolerance``) are tied,

@@ -383,9 +383,10 @@ def _decide_with_holdout(view: Overlay, job: Job, state: HoldoutState, outcome: 
         return paid if paid is not None else settle(view, job, JobStatus.REFUNDED)
     if outcome == Outcome.INCONSISTENT:
         return _end_broken_job(view, job, claimer)
-    if not state.live or len(state.finalists) >= (job.spec.holdout.finalists
-                                                   if job.spec.holdout else 1):
-        paid = _pay_finalist(view, job)  # rejected: public ranking; K finalists: hidden ranking
+    if not state.live or holdout_rules.slots_filled(job, state) >= (
+            job.spec.holdout.finalists if job.spec.holdout else 1):
+        # rejected: public ranking; K slots filled [HOLDOUT-SLOT.1]: hidden ranking
+        paid = _pay_finalist(view, job)
         if paid is not None:
             return paid
     return start_turn(view, job, now)

@@ -60,10 +60,9 @@ def scenarios(base: HoldoutScenario = BASE) -> list[HoldoutScenario]:
     for s in MEMBER_STRATEGIES:
         prefix = "open/v3" if s in OPEN else "v3"
         out.append(replace(base, name=f"{prefix}/{s}/alone", adversaries=((s, 1),)))
-        # [THREAT-HOLDOUT-CROWD.1], open: overfitters that fill the K finalist slots of a
-        # job leave its honest claim unjudged, and one of them is paid.
-        crowd = "open/v3" if s == "overfitter" else prefix
-        out.append(replace(base, name=f"{crowd}/{s}/x{f}", adversaries=((s, f),)))
+        # [THREAT-HOLDOUT-CROWD.1], closed by [HOLDOUT-SLOT.1]: overfit finalists no longer
+        # fill the K slots, so the honest claim behind them is judged and paid.
+        out.append(replace(base, name=f"{prefix}/{s}/x{f}", adversaries=((s, f),)))
     out += [replace(base, name=f"v3/{s}", submitter=p) for s, p in SUBMITTERS.items()]
     # [THREAT-HOLDOUT-DEPOSIT.1], closed by [HOLDOUT-POST.1]: with K finalists an honest
     # submitter pays K turns' rewards; forfeiting after the first saves K - 1 of them, less

@@ -87,16 +87,19 @@ def test_threat_holdout_reward_1_open_hidden_votes_are_paid_without_the_hidden_e
             assert results[name].honest_slashed == 0
 
 
-def test_threat_holdout_crowd_1_open_overfitters_filling_the_finalists_are_paid(
+def test_threat_holdout_crowd_1_closed_overfit_finalists_leave_their_slots(
         results: dict[str, HResult]) -> None:
-    """[THREAT-HOLDOUT-CROWD.1], open: with K = 2 finalists and three overfitters among 12
-    members, on jobs where two of the three claimers overfit both finalist slots go to
-    overfit models; the honest claim is never judged and an overfitter is paid. Overfitting
-    still loses on average, but honest work is not always paid."""
-    r = results["open/v3/overfitter/x3"]
-    assert r.overfit_wins > 0
-    assert r.honest_paid_share < 1.0
+    """[THREAT-HOLDOUT-CROWD.1] closed by [HOLDOUT-SLOT.1]: with K = 2 finalists and three
+    overfitters among 12 members, an overfit finalist's hidden loss is far above its claim,
+    so it does not fill a slot; the turns go on to the honest claims behind it, which are
+    judged and paid on every job that has one (an overfitter can still win a job where
+    every claim is overfit); overfitting loses, and the scenario is in the headline."""
+    r = results["v3/overfitter/x3"]
+    assert r.honest_paid_share == 1.0 and r.honest_slashed == 0
     assert r.profit_vs_honest["overfitter"] < 0
+    h = headline(list(results.values()))
+    assert h["profit_vs_honest"]["overfitter"] >= r.profit_vs_honest["overfitter"]
+    assert "open/v3/overfitter/x3" not in h["open_findings"]
 
 
 @pytest.mark.parametrize("name", ["withholding_submitter_v3", "mismatched_reveal"])

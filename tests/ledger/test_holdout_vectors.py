@@ -26,9 +26,10 @@ from typing import Any
 
 from chain.encoding import decode, encode
 from chain.errors import DecodeError
-from chain.holdout_records import HoldoutStatus
+from chain.holdout_records import Finalist, HoldoutStatus
+from chain.holdout_rules import fills_slot
 from chain.jobspec import JobSpec
-from chain.records import JobStatus
+from chain.records import Claim, Job, JobStatus
 from chain.transactions import (
     ClaimLoss,
     HoldoutPublish,
@@ -41,7 +42,7 @@ from chain.transactions import (
     holdout_vote_commitment,
     model_commitment,
 )
-from chain.types import Hash32
+from chain.types import Amount, Hash32, Height, TimeMs
 from tests.ledger.harness import Chain
 from tests.ledger.test_holdout import HIDDEN, PUBLIC, v3_spec
 from tests.ledger.vector_files import check_vector_file
@@ -113,6 +114,16 @@ def _refused_posts() -> list[dict[str, Any]]:
     return out
 
 
+def _slot_cases() -> list[dict[str, Any]]:
+    """[HOLDOUT-SLOT.1] Whether a finalist fills one of the K slots: claimed public loss,
+    agreed hidden loss, the job's tie_tolerance and loss_tolerance (float64 arithmetic)."""
+    cases = [(0.10, 0.90, 0.02, 0.01), (0.10, 0.125, 0.02, 0.01), (0.20, 0.25, 0.02, 0.01),
+             (0.5, 0.5625, 0.0625, 0.0), (0.5, 0.5625, 0.03125, 0.03125),
+             (0.5, 0.5625000001, 0.0625, 0.0), (0.30, 0.10, 0.0, 0.0), (0.3, None, 0.0, 0.0)]
+    return [{"claimed": c, "hidden": h, "tie_tolerance": t, "loss_tolerance": tol,
+             "fills_slot": h is None or h - c <= t + tol} for c, h, t, tol in cases]
+
+
 def build_vectors() -> dict[str, Any]:
     chain = tell_holdout_story()
     job_id = chain.blocks[0].txs[0].hash
@@ -143,6 +154,7 @@ def build_vectors() -> dict[str, Any]:
         "invalid_specs": [{"name": n, "wire": encode(w).hex(), "error": _rejected(w)}
                           for n, w in invalid.items()],
         "refused_posts": _refused_posts(),
+        "slot_cases": _slot_cases(),
         "holdout_vote_commitment": {
             "inputs": commitment_inputs,
             "commitment": holdout_vote_commitment(
@@ -153,6 +165,7 @@ def build_vectors() -> dict[str, Any]:
 
 def test_holdout_ledger_vectors_match_committed_file() -> None:
     """[HOLDOUT-SPEC.1] [HOLDOUT-STATE.1] [HOLDOUT-SPLIT.1] [HOLDOUT-VOTE.1] [HOLDOUT-WINNER.1]
+    [HOLDOUT-POST.1] [HOLDOUT-SLOT.1]
     The story's bytes and roots are the committed vectors; the story ends with bob paid."""
     vectors = build_vectors()
     check_vector_file("holdout_ledger.json", vectors)
@@ -166,9 +179,23 @@ def test_holdout_ledger_vectors_match_committed_file() -> None:
         assert case["error"] == "bad_field"
     for case in vectors["refused_posts"]:
         assert case["error"] == case["name"]
+    _check_slot_cases(vectors["slot_cases"])
     for block in chain.blocks:
         for tx in block.txs:
             assert SignedTransaction.decode(tx.wire).wire == tx.wire
+
+
+def _check_slot_cases(cases: list[dict[str, Any]]) -> None:
+    """Each slot case through the ledger's own rule, on a job built with its tolerances."""
+    chain = Chain()
+    for case in cases:
+        spec = v3_spec(tie=case["tie_tolerance"])
+        spec = dataclasses.replace(spec, loss_tolerance=case["loss_tolerance"])
+        claim = Claim(chain.addr("alice"), case["claimed"], Hash32(b"\x02" * 32), Height(2), 0)
+        job = Job(Hash32(b"\x01" * 32), chain.addr("submitter"), spec, Height(1),
+                  TimeMs(0), JobStatus.HOLDOUT, Amount(0), claims=(claim,))
+        finalist = Finalist(claim.claimer, case["hidden"], claim.height, claim.index)
+        assert fills_slot(job, finalist) == case["fills_slot"], case
 
 
 def test_holdout_story_replays_from_its_bytes() -> None:
