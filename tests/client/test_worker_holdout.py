@@ -111,9 +111,10 @@ def overfit(client: docker.DockerClient, template: TemplateImage, public: Path,
         csv.writer(f).writerows(rows)
     sandbox = runner(client, "mallory")
     data = {"train": train_dir, "valid": public}
+    # Adam at 0.05 once spiked to a public loss of 0.157, above an honest claim: 0.01, longer.
     trained = sandbox.train(
-        template.image_id, TrainParams(7, {"learning_rate": 0.05, "hidden_size": 128,
-                                           "epochs": 40}),
+        template.image_id, TrainParams(7, {"learning_rate": 0.01, "hidden_size": 128,
+                                           "epochs": 60}),
         sandbox_limits(spec), None, work / "out", argv=spec.entry_point("train"), data=data)
     assert trained.ok and trained.model_path is not None, trained
     measured = sandbox.evaluate(template.image_id, trained.model_path, sandbox_limits(spec),
