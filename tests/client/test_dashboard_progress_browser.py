@@ -67,8 +67,11 @@ def test_dashboard_worker_panel_shows_rising_training_progress(tmp_path: Path) -
                     shown = page.get_by_test_id("worker-progress")
                     with contextlib.suppress(Exception):
                         shown.wait_for(timeout=2_000)
-                        m = TEXT.search(shown.inner_text(timeout=1_000))
-                        value = shown.locator("progress").get_attribute("value", timeout=1_000)
+                        # text and bar read in one go: two reads could straddle a redraw
+                        text, value = shown.evaluate(
+                            "el => [el.innerText, el.querySelector('progress')"
+                            "?.getAttribute('value') ?? null]")
+                        m = TEXT.search(text)
                         if m and value is not None:
                             readings.append((int(m[1]), int(m[2]), float(value)))
                     time.sleep(0.5)

@@ -22,9 +22,12 @@ import pytest
 from chain.jobspec import ResourceLimits as SpecLimits
 from sandbox import gpu
 from sandbox.limits import TrainParams, from_spec
-from sandbox.policy import LABEL_NODE
+from sandbox.policy import LABEL_JOB, LABEL_NODE
 from sandbox.runner import SandboxRunner
 from tests.sandbox.conftest import NODE_ID
+
+GPU_JOB = "gpu-job"
+"""The job label of this file's runs: how its checks tell its containers from others'."""
 
 pytestmark = pytest.mark.docker
 
@@ -68,10 +71,13 @@ class ClaimsNvidia:
 
 
 def _our_creates(client: docker.DockerClient, since: float) -> list[dict[str, Any]]:
-    """Container create events of this session's runner since ``since`` (epoch s)."""
-    return list(client.events(since=since, until=time.time() + 0.5, decode=True,
-                              filters={"type": "container", "event": "create",
-                                       "label": f"{LABEL_NODE}={NODE_ID}"}))
+    """Container create events of this test's job since ``since`` (epoch s): the session's
+    runner label alone also matches a container the previous test made in that second."""
+    events = client.events(since=since, until=time.time() + 0.5, decode=True,
+                           filters={"type": "container", "event": "create",
+                                    "label": f"{LABEL_NODE}={NODE_ID}"})
+    return [e for e in events
+            if e.get("Actor", {}).get("Attributes", {}).get(LABEL_JOB) == GPU_JOB]
 
 
 def test_job_gpu_2_a_gpu_job_on_an_engine_without_nvidia_is_refused_leaving_nothing(
@@ -90,7 +96,7 @@ def test_job_gpu_2_a_gpu_job_on_an_engine_without_nvidia_is_refused_leaving_noth
     out = tmp_path / "out"
     started = time.time() - 1
     with pytest.raises(gpu.GpuUnavailable) as caught:
-        runner.train(base_image, TrainParams(7), from_spec(GPU), None, out, job_id="gpu-job",
+        runner.train(base_image, TrainParams(7), from_spec(GPU), None, out, job_id=GPU_JOB,
                      argv=["true"])
     error = caught.value
     assert error.requested == 2 and "runc" in error.runtimes
@@ -99,11 +105,11 @@ def test_job_gpu_2_a_gpu_job_on_an_engine_without_nvidia_is_refused_leaving_noth
     assert "refused before creating a container" in str(error)
     assert not out.exists() and list(staging.iterdir()) == []
     assert _our_creates(docker_client, started) == []
-    assert docker_client.containers.list(all=True,
-                                         filters={"label": f"{LABEL_NODE}={NODE_ID}"}) == []
+    assert docker_client.containers.list(all=True, filters={"label": [
+        f"{LABEL_NODE}={NODE_ID}", f"{LABEL_JOB}={GPU_JOB}"]}) == []
     # the same job without GPUs: a container is created and the entry point runs
     ran = runner.run_entry(base_image, "train", ["true"], {}, from_spec(CPU), tmp_path / "cpu",
-                           job_id="gpu-job")
+                           job_id=GPU_JOB)
     assert ran.ok, ran
     assert len(_our_creates(docker_client, started)) == 1
 
@@ -118,7 +124,7 @@ def test_job_gpu_2_the_engine_stores_the_device_request_and_every_other_setting_
     client = ClaimsNvidia(docker_client)
     runner = SandboxRunner(client, node_id=NODE_ID)  # type: ignore[arg-type]
     with_gpus = runner.run_entry(base_image, "train", ["true"], {}, from_spec(GPU),
-                                 tmp_path / "gpu", job_id="gpu-job")
+                                 tmp_path / "gpu", job_id=GPU_JOB)
     assert not with_gpus.ok and "could not select device driver" in with_gpus.detail, with_gpus
     gpu_create = client.created[0]
     assert gpu_create["labels"][LABEL_NODE] == NODE_ID
@@ -126,7 +132,7 @@ def test_job_gpu_2_the_engine_stores_the_device_request_and_every_other_setting_
         {"Driver": "", "Count": 2, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}]
     client.created.clear()
     without = runner.run_entry(base_image, "train", ["true"], {}, from_spec(CPU),
-                               tmp_path / "cpu", job_id="gpu-job")
+                               tmp_path / "cpu", job_id=GPU_JOB)
     assert without.ok, without
     (cpu_create,) = client.created
     assert not cpu_create["host_config"].get("DeviceRequests")
@@ -150,7 +156,7 @@ def test_job_gpu_3_evaluation_of_a_gpu_job_gets_no_device_request(
     model.write_bytes(b"not a model")
     script = ("import json, os; json.dump({'loss': 0.25}, "
               "open(os.environ['LC_OUTPUT'] + '/metrics.json', 'w'))")
-    result = runner.evaluate(base_image, model, from_spec(GPU), job_id="gpu-job",
+    result = runner.evaluate(base_image, model, from_spec(GPU), job_id=GPU_JOB,
                              argv=["python3", "-c", script])
     assert result.ok and result.loss == 0.25, result
     (create,) = client.created
