@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +146,11 @@ def test_a_failing_train_is_explained_to_its_submitter(tmp_path: Path,
         assert api.node is not None
         jobs = {mode: submit(api, tmp_path, failing, mode) for mode in ("crash", "oom", "slow")}
         watched: list[Any] = []
-        join = in_thread(lambda: watched.append(cli_run(["job", "watch", jobs["crash"]], api)))
+        # A process of its own: CliRunner swaps the process-wide sys.stdout, so a watch in a
+        # thread loses lines to the status and logs commands this test runs meanwhile.
+        join = in_thread(lambda: watched.append(subprocess.run(
+            [sys.executable, "-m", "client", "job", "watch", jobs["crash"], "--node", api.url],
+            capture_output=True, text=True, timeout=300, cwd=tmp_path)))
         worker = Worker(api.node, POLICY, runner=SandboxRunner(engine, node_id=NODE_ID),
                         key=api.keys["alice"])
         api.call(worker.start())
@@ -198,7 +204,7 @@ def test_a_failing_train_is_explained_to_its_submitter(tmp_path: Path,
 
         join()  # the watch ends when the job is refunded, at its expiry
         [watch] = watched
-        assert watch.exit_code == 1, watch.output
+        assert watch.returncode == 1, (watch.stdout, watch.stderr)
         lines = watch.stdout.splitlines()
         failures = [line for line in lines if line.startswith("attempt ")]
         assert len(failures) == 2 and all(
