@@ -34,7 +34,7 @@ from sandbox.holdout_config import HoldoutConfig
 from sandbox.job_file import load_job_file
 from tests.framework.ports import free_base_port
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 HONEST, OVERFITTER = 0, 1
 BOUNTY = 200

@@ -528,6 +528,7 @@ def send(node: SoloNode, key: PrivateKey, body: Any) -> None:
     assert result.accepted, result
 
 
+@pytest.mark.slow
 async def test_docker_engine_stopped_mid_training_pauses_the_job_then_it_is_paid(
         tmp_path: Path, private_dockerd: PrivateDockerd, template: TemplateImage,
         caplog: pytest.LogCaptureFixture) -> None:

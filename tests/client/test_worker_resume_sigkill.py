@@ -30,7 +30,7 @@ from sandbox.job_template import init_job
 from tests.framework.ports import free_base_port
 from tests.framework.template_v2 import make_v2
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 EPOCHS = 10
 SEARCH_SPACE = f"""
