@@ -180,6 +180,18 @@ class ApiClient:
         """Supply, balances, escrowed and burned at the committed height [API-SUPPLY.1]."""
         return dict(self.get("/supply"))
 
+    def models(self) -> Json:
+        """``{"height", "models"}``: every deployed model [API-PREDICT.1]."""
+        return dict(self.get("/models"))
+
+    def model(self, job_id: str | bytes) -> Json:
+        """One deployed model and its latest requests [API-PREDICT.2]."""
+        return dict(self.get(f"/models/{_hex(job_id)}"))
+
+    def prediction(self, request_id: str | bytes) -> Json:
+        """One prediction request through its phases [API-PREDICT.3]."""
+        return dict(self.get(f"/predictions/{_hex(request_id)}"))
+
     def openapi(self) -> Json:
         return dict(self.get("/openapi.json"))
 

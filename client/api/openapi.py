@@ -43,6 +43,7 @@ from client.api.limits import (
     MAX_JOBS_PAGE,
     MAX_WAIT_S,
 )
+from client.api.openapi_predict import PREDICT_SCHEMAS, predict_paths
 from client.api.openapi_types import (
     ADDRESS,
     AMOUNT,
@@ -567,6 +568,6 @@ def openapi_document() -> dict[str, Any]:
                 '{"error": {"code", "message"}} with a 4xx status.'),
         },
         "servers": [{"url": API_PREFIX}],
-        "paths": _paths(),
-        "components": {"schemas": SCHEMAS},
+        "paths": {**_paths(), **predict_paths(_op, _json, _error, _path_param)},
+        "components": {"schemas": {**SCHEMAS, **PREDICT_SCHEMAS}},
     }

@@ -76,6 +76,7 @@ from client.api.limits import (
     UPLOAD_CHUNK,
 )
 from client.api.openapi import openapi_document
+from client.api.predict_routes import PredictRoutes
 from client.api.state_routes import StateRoutes
 from client.node.handle import CommittedBlock, NodeHandle
 from client.worker.attempt_log import LOG_TAIL_BYTES, job_attempts
@@ -150,6 +151,7 @@ class ApiServer:
         self._recent: OrderedDict[bytes, None] = OrderedDict()
         self._listening = False
         self.state_routes = StateRoutes(node)
+        self.predict_routes = PredictRoutes(node)
         for method, path, handler in self.routes():
             self.app.router.add_route(method, API_PREFIX + path, handler)
 
@@ -170,6 +172,7 @@ class ApiServer:
             ("GET", "/jobs/{job_id}/leaderboard", self.get_leaderboard),
             ("GET", "/jobs/{job_id}/logs", self.get_job_logs),
             *self.state_routes.routes(),  # accounts, governance, genesis, supply
+            *self.predict_routes.routes(),  # models, predictions [API-PREDICT.1-3]
             ("POST", "/blobs", self.post_blob),
             ("GET", "/blobs/{blob}", self.get_blob),
             ("GET", "/blobs/{blob}/info", self.get_blob_info),

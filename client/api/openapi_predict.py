@@ -1,0 +1,122 @@
+"""OpenAPI schemas and paths of the prediction routes [API-PREDICT.1-3]
+(``client.api.predict_routes``); ``client.api.openapi`` merges them into its document.
+Bounds are the chain's own (chain/predict/params.py) [API-DOC.2]."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from chain.predict.model import DTYPES, FORMATS, OUTPUT_KINDS
+from chain.predict.params import (
+    MAX_FEATURES,
+    MAX_K,
+    MAX_LABEL_LEN,
+    MAX_LABELS,
+    MAX_OUTPUTS,
+    MAX_ROWS,
+    MAX_ROYALTY_PERMILLE,
+    MAX_SCALE_EXP,
+    MAX_WINDOW_MS,
+    MIN_K,
+    MIN_WINDOW_MS,
+)
+from chain.predict.records import PredictionStatus
+from chain.predict.request import MAX_TOLERANCE, MODES
+from chain.types import MAX_AMOUNT
+from client.api.openapi_types import (
+    ADDRESS,
+    AMOUNT,
+    COUNT,
+    HEIGHT_INT,
+    HEX32,
+    INT,
+    POSITIVE_AMOUNT,
+    TIME_MS,
+    S,
+    array,
+    bounded,
+    nullable,
+    obj,
+    ref,
+    text,
+)
+from client.api.predict_routes import MAX_MODEL_REQUESTS
+
+STATUS: S = {"enum": [str(s) for s in PredictionStatus],
+             "description": "drawing → commit → reveal → agreed | no_majority; unserved: "
+                            "too few executors at the draw [PRED-DRAW.1]"}
+_MODEL_FIELDS: dict[str, S] = {
+    "job_id": {**HEX32, "description": "The settled job whose winner's model this is; "
+                                       "also the model id [PRED-MODEL.1]"},
+    "model_hash": HEX32, "format": {"enum": list(FORMATS)},
+    "input": obj({"dtype": {"enum": list(DTYPES)}, "features": bounded(1, MAX_FEATURES)}),
+    "output": obj({
+        "kind": {"enum": list(OUTPUT_KINDS)},
+        "labels": {**array(text(MAX_LABEL_LEN, 1), MAX_LABELS),
+                   "description": "classes: the label of index i; regression: []"},
+        "outputs": bounded(0, MAX_OUTPUTS), "scale_exp": bounded(0, MAX_SCALE_EXP)}),
+    "owner": ADDRESS, "royalty_permille": bounded(0, MAX_ROYALTY_PERMILLE),
+    "requests": obj({k: COUNT for k in ("total", "open", *(str(s) for s in PredictionStatus))},
+                    description="How many requests named the model, by status"),
+}
+_SUMMARY: dict[str, S] = {
+    "request_id": {**HEX32, "description": "The request_prediction transaction's id"},
+    "requester": ADDRESS, "status": STATUS, "mode": {"enum": list(MODES)},
+    "rows": bounded(1, MAX_ROWS), "k": bounded(MIN_K, MAX_K), "fee": POSITIVE_AMOUNT,
+    "included_height": HEIGHT_INT,
+    "answer": {**nullable(HEX32), "description": "The agreed output hash (a blob id in labels "
+                                                 "and ciphertext modes)"},
+}
+_WINDOW: S = bounded(MIN_WINDOW_MS, MAX_WINDOW_MS)
+_PAID = obj({"address": ADDRESS, "amount": {**AMOUNT, "maximum": MAX_AMOUNT}})
+
+PREDICT_SCHEMAS: dict[str, S] = {
+    "Model": obj(_MODEL_FIELDS, description="[API-PREDICT.1] A deployed model"),
+    "ModelList": obj({"height": HEIGHT_INT, "models": array(ref("Model"))}),
+    "PredictionSummary": obj(_SUMMARY),
+    "ModelDetail": obj({**_MODEL_FIELDS, "predictions": {
+        **array(ref("PredictionSummary"), MAX_MODEL_REQUESTS),
+        "description": "Its latest requests, newest first"}},
+        description="[API-PREDICT.2] A deployed model and its requests"),
+    "Prediction": obj({
+        **_SUMMARY, "model_id": HEX32, "input_blob": HEX32,
+        "tolerance": bounded(0, MAX_TOLERANCE), "commit_window_ms": _WINDOW,
+        "reveal_window_ms": _WINDOW,
+        "escrow": {**AMOUNT, "description": "The fee held until settled, then 0"},
+        "draw_height": {**HEIGHT_INT, "description": "included_height + 2 [PRED-DRAW.1]"},
+        "deadline_ms": {**nullable(TIME_MS), "description": "End of the commit or reveal "
+                                                            "window; null in other phases"},
+        "majority": {**bounded(2, MAX_K // 2 + 1), "description": "k // 2 + 1 [PRED-AGREE.1]"},
+        "executors": {**array(ADDRESS, MAX_K), "description": "Drawn, in draw order"},
+        "answers": array(obj({
+            "executor": ADDRESS, "commitment": HEX32,
+            "output_hash": {**nullable(HEX32), "description": "null until revealed"},
+            "values": nullable(array(INT)),
+        }), MAX_K),
+        "outcome": nullable(obj({
+            "agreeing": array(ADDRESS, MAX_K), "disagreeing": array(ADDRESS, MAX_K),
+            "no_shows": array(ADDRESS, MAX_K), "paid": array(_PAID, MAX_K),
+            "royalty": AMOUNT, "refund": AMOUNT, "forfeit": array(ADDRESS, MAX_K),
+        }, description="Once settled: [PRED-AGREE.*] groups and [PRED-PAY.*] payouts")),
+    }, description="[API-PREDICT.3] One prediction request"),
+}
+
+
+def predict_paths(op: Callable[..., S], json: Callable[..., S], error: Callable[[str], S],
+                  path_param: Callable[[str, S, str], S]) -> dict[str, S]:
+    """The three routes, built with ``client.api.openapi``'s helpers (passed in)."""
+    bad = {"400": error("Malformed id")}
+    return {
+        "/models": {"get": op("List deployed models", {"200": json(ref("ModelList"))},
+                              tags=("predict",))},
+        "/models/{job_id}": {"get": op(
+            "Get deployed model",
+            {"200": json(ref("ModelDetail")), **bad, "404": error("No such deployed model")},
+            params=[path_param("job_id", HEX32, "Model id (its job's id)")],
+            tags=("predict",))},
+        "/predictions/{request_id}": {"get": op(
+            "Get prediction request",
+            {"200": json(ref("Prediction")), **bad, "404": error("No such request")},
+            params=[path_param("request_id", HEX32, "Request id (its transaction's id)")],
+            tags=("predict",))},
+    }

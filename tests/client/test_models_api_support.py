@@ -1,0 +1,93 @@
+"""Shared helpers of the model/prediction API, CLI and dashboard tests (no tests here).
+
+``paid_job`` drives a real train/v1 job to PAID through a real ``SoloNode`` (claim,
+reveal, votes; the node's clock skipped past each window once nothing is left to happen
+in it), the way tests/predict/ledger_story.py does on the bare ledger. ``offer`` makes
+members executors. Each step submits through the mempool and commits one block, whether
+the node also commits timed blocks (``ApiThread``) or not (``running_api``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chain.crypto import PrivateKey
+from chain.predict.bodies import DeployModel, OfferPrediction
+from chain.predict.model import InputSchema, OutputSchema
+from chain.records import JobStatus
+from chain.transactions import (
+    ClaimLoss,
+    PostJob,
+    RevealModel,
+    VoteCommit,
+    VoteReveal,
+    model_commitment,
+    sign_transaction,
+    vote_commitment,
+)
+from chain.types import Hash32
+from tests.client.test_api_support import future_spec
+from tests.framework.solo import SoloNode
+from tests.predict.ledger_story import MODEL_HASH, fixed
+
+EXECUTORS = ("bob", "carol", "dave", "erin")
+VOTERS = ("bob", "carol", "dave", "erin", "v0")
+INPUT = InputSchema("float32", 2)
+OUTPUT = OutputSchema("classes", ("cat", "dog", "fish"))
+
+
+async def step(node: SoloNode, keys: dict[str, PrivateKey], *txs: tuple[str, Any]) -> list[bytes]:
+    """Each (signer name, body) admitted to the mempool, then a block: their hashes, checked
+    to be applied (a refused one fails the test with its reason)."""
+    hashes = []
+    for name, body in txs:
+        key = keys[name]
+        tx = sign_transaction(key, node.chain_id, node.next_nonce(key.address), body)
+        result = node.submit(tx)
+        assert result.accepted, (body, result)
+        hashes.append(tx.hash)
+    height = node.height
+    await node.commit_block()
+    while node.height == height:  # a timed block may have been committed in between
+        await node.commit_block()
+    for h in hashes:
+        assert node.tx_location(h) is not None, f"{h.hex()} not applied"
+    return hashes
+
+
+async def paid_job(node: SoloNode, keys: dict[str, PrivateKey],
+                   model_hash: bytes = MODEL_HASH) -> bytes:
+    """alice wins a train/v1 job with ``model_hash``, verified by the other members: its id."""
+    expiry = node.now_ms() + 60_000
+    (job_id,) = await step(node, keys, ("submitter", PostJob(future_spec(
+        node.now_ms(), expires_in_ms=60_000))))
+    alice = keys["alice"].address
+    salt = fixed("salt:alice")
+    await step(node, keys, ("alice", ClaimLoss(Hash32(job_id), 0.2, model_commitment(
+        job_id, alice, model_hash, salt))))
+    node.skip_to(expiry + 1)
+    await step(node, keys)
+    await step(node, keys, ("alice", RevealModel(Hash32(job_id), Hash32(model_hash), salt)))
+    await step(node, keys, *((v, VoteCommit(Hash32(job_id), alice, vote_commitment(
+        job_id, alice, keys[v].address, True, 0.2, fixed(f"vote:{v}")))) for v in VOTERS))
+    job = node.state.job(job_id)
+    assert job is not None
+    if job.status == JobStatus.VOTE_COMMIT:
+        node.skip_to(job.phase_deadline_ms + 1)
+        await step(node, keys)
+    await step(node, keys, *((v, VoteReveal(Hash32(job_id), alice, True, 0.2,
+                                            fixed(f"vote:{v}"))) for v in VOTERS))
+    job = node.state.job(job_id)
+    assert job is not None and job.status == JobStatus.PAID, job
+    return job_id
+
+
+def deploy_body(job_id: bytes, model_hash: bytes = MODEL_HASH, royalty: int = 100,
+                output: OutputSchema = OUTPUT) -> DeployModel:
+    return DeployModel(Hash32(job_id), Hash32(model_hash), "safetensors-mlp", INPUT, output,
+                       royalty)
+
+
+async def offer(node: SoloNode, keys: dict[str, PrivateKey],
+                names: tuple[str, ...] = EXECUTORS) -> None:
+    await step(node, keys, *((n, OfferPrediction()) for n in names))
