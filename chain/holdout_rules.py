@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from chain.challenge_rules import ChallengeAnswer
 from chain.context import TxContext
 from chain.errors import InvalidTransaction
 from chain.holdout import split_seed
@@ -136,6 +137,38 @@ def holdout_deadline(job: Job, now: TimeMs) -> TimeMs:
 def holdout_vote_is_consistent(holdout_ok: bool, hidden_loss: float | None) -> bool:
     """[HOLDOUT-VOTE.1] A vote that found the hidden part bad measures no hidden loss."""
     return holdout_ok or hidden_loss is None
+
+
+def hidden_answer_is_consistent(hidden_loss: float | None,
+                                hidden_challenge_loss: float | None) -> bool:
+    """[HOLDOUT-CHALLENGE.1] The hidden challenge is answered by the run that measures the
+    hidden loss: a vote without a hidden loss (a bad part, a model that cannot be evaluated
+    on it) has no answer either."""
+    return hidden_challenge_loss is None or hidden_loss is not None
+
+
+def reward_answers(job: Job, state: HoldoutState, outcome: Outcome,
+                   agreeing_valid: bool | None) -> list[ChallengeAnswer]:
+    """[HOLDOUT-VOTE-REWARD.1] The opened voter votes of a live turn as the reward rule
+    (``chain.challenge_rules.turn_rewards``) sees them.
+
+    No vote answers the hidden challenge: [VOTE-REWARD.1] as before the rule (old chains
+    replay unchanged). Some do and this turn's votes reject the hidden part: [VOTE-REWARD.1]
+    among the voters that agreed with the verdict *and* found the part bad (a bad part has
+    no answers to group; checking it is the work). Otherwise [VOTE-REWARD.2] over the hidden
+    answers: a hidden loss reported without evaluating the hidden part
+    ([THREAT-HOLDOUT-REWARD.1]) lands outside the honest answers' group and is not paid."""
+    votes = voter_votes(job)
+
+    def agrees(v: VoteRecord) -> bool:
+        return agreeing_valid is None or v.valid == agreeing_valid
+
+    if not any(v.challenge_loss is not None for v in votes):
+        return [ChallengeAnswer(v.voter, agrees(v), None) for v in votes]
+    if judge(job, state, outcome).status == HoldoutStatus.REJECTED:
+        return [ChallengeAnswer(v.voter, agrees(v) and v.holdout_ok is False, None)
+                for v in votes]
+    return [ChallengeAnswer(v.voter, agrees(v), v.challenge_loss) for v in votes]
 
 
 @dataclass(frozen=True, slots=True)

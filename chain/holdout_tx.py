@@ -13,7 +13,11 @@ from dataclasses import replace
 from chain.context import TxContext
 from chain.errors import InvalidTransaction
 from chain.holdout_records import HoldoutStatus
-from chain.holdout_rules import holdout_vote_is_consistent, require_holdout
+from chain.holdout_rules import (
+    hidden_answer_is_consistent,
+    holdout_vote_is_consistent,
+    require_holdout,
+)
 from chain.job_rules import holdout_live, open_vote_checks, record_opened_vote, start_turn
 from chain.records import JobStatus
 from chain.state import Overlay
@@ -44,20 +48,29 @@ def apply_holdout_reveal(view: Overlay, sender: Address, body: HoldoutReveal,
 def apply_holdout_vote_reveal(view: Overlay, sender: Address, body: HoldoutVoteReveal,
                               ctx: TxContext) -> None:
     """[HOLDOUT-VOTE.1] Opens a vote of a turn whose hidden part is live: the public
-    verdict's fields as ``vote_reveal``, plus the hidden-part check and the hidden loss."""
+    verdict's fields as ``vote_reveal``, plus the hidden-part check and the hidden loss, and
+    optionally the answer to the hidden challenge [HOLDOUT-CHALLENGE.1], which the vote record
+    keeps as its ``challenge_loss`` for [HOLDOUT-VOTE-REWARD.1]."""
     job, record = open_vote_checks(view, sender, body.job_id, body.claimer, ctx)
     if not holdout_live(view, job):
         raise InvalidTransaction("not_holdout_vote", "this turn's votes open with vote_reveal: "
                                                      "no hidden part is live")
     expected = holdout_vote_commitment(job.job_id, body.claimer, sender, body.valid,
                                        body.measured_loss, body.holdout_ok, body.hidden_loss,
-                                       body.salt)
+                                       body.salt, body.hidden_challenge_loss)
     if expected != record.commitment:
         raise InvalidTransaction("vote_commitment_mismatch",
                                  "the vote does not open its commitment")
     if not holdout_vote_is_consistent(body.holdout_ok, body.hidden_loss):
         raise InvalidTransaction("vote_inconsistent", "a vote that found the hidden part bad "
                                                       "measures no hidden loss")
+    if not hidden_answer_is_consistent(body.hidden_loss, body.hidden_challenge_loss):
+        raise InvalidTransaction("vote_inconsistent",
+                                 f"a hidden challenge answer "
+                                 f"({body.hidden_challenge_loss!r}) comes from the run that "
+                                 "measures the hidden loss, and this vote has none "
+                                 "[HOLDOUT-CHALLENGE.1]")
     opened = replace(record, revealed=True, valid=body.valid, measured_loss=body.measured_loss,
-                     holdout_ok=body.holdout_ok, hidden_loss=body.hidden_loss)
+                     holdout_ok=body.holdout_ok, hidden_loss=body.hidden_loss,
+                     challenge_loss=body.hidden_challenge_loss)
     record_opened_vote(view, job, opened, ctx)

@@ -341,9 +341,9 @@ def decide(view: Overlay, job: Job, now: TimeMs, height: Height) -> Job:
     claimer = job.current
     forfeit_no_shows(view, job)
     if outcome in (Outcome.VALID, Outcome.CHEAT, Outcome.WITHDRAWN):
-        job = _pay_voters(view, job, agreeing_valid=outcome == Outcome.VALID)
+        job = _pay_voters(view, job, outcome, agreeing_valid=outcome == Outcome.VALID)
     elif outcome == Outcome.INCONSISTENT:
-        job = _pay_voters(view, job, agreeing_valid=None)
+        job = _pay_voters(view, job, outcome, agreeing_valid=None)
     state = view.holdout(job.job_id) if holdout_live(view, job) else None
     job = _end_turn(job, outcome, now, verified_loss)
     if state is not None:
@@ -405,14 +405,19 @@ def _end_broken_job(view: Overlay, job: Job, claimer: Address) -> Job:
     return replace(job, status=JobStatus.BROKEN, current=None, phase_deadline_ms=TimeMs(0))
 
 
-def _pay_voters(view: Overlay, job: Job, *, agreeing_valid: bool | None) -> Job:
+def _pay_voters(view: Overlay, job: Job, outcome: Outcome, *,
+                agreeing_valid: bool | None) -> Job:
     """[VOTE-REWARD.2] The turn's voter reward, split evenly among voters who agreed with
     the verdict (on an inconsistent job, every voter that opened a vote) and answered the
     challenge inside the agreeing group; [VOTE-REWARD.1] when no vote carries an answer.
-    The claimer's own vote is never paid, nor a voter banned since."""
+    On a turn whose hidden part is live, the answers are the hidden challenge's
+    [HOLDOUT-VOTE-REWARD.1]. The claimer's own vote is never paid, nor a voter banned since."""
     votes = voter_votes(job)
-    answers = [ChallengeAnswer(r.voter, agreeing_valid is None or r.valid == agreeing_valid,
-                               r.challenge_loss) for r in votes]
+    state = view.holdout(job.job_id) if holdout_live(view, job) else None
+    answers = holdout_rules.reward_answers(job, state, outcome, agreeing_valid) \
+        if state is not None else \
+        [ChallengeAnswer(r.voter, agreeing_valid is None or r.valid == agreeing_valid,
+                         r.challenge_loss) for r in votes]
     banned = frozenset(r.voter for r in votes if view.account(r.voter).banned)
     pool = min(job.spec.voting.voter_reward, _unreserved_escrow(view, job))
     pay = turn_rewards(answers, job.spec.loss_tolerance, job.spec.voting.supermajority_permille,

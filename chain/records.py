@@ -55,6 +55,9 @@ class JobStatus(StrEnum):
     """Eligible voters commit to hidden votes."""
     VOTE_REVEAL = "vote_reveal"
     """Voters open their votes."""
+    FEDERATED = "federated"
+    """A federated/v1 job running its rounds [FED-STATE.1]: no claims, no turns; the
+    ``fed_job`` record holds its phase until it settles (PAID or REFUNDED)."""
     PAID = "paid"
     """Settled: a verified winner was paid."""
     REFUNDED = "refunded"
@@ -115,7 +118,8 @@ class VoteRecord:
     """A holdout vote's loss measured on the hidden part (None: not measured)."""
     challenge_loss: float | None = None
     """[VOTE-CHALLENGE.1] An opened plain vote's loss on the turn's challenge subset (None:
-    no answer; a 6-element wire when present). Holdout votes carry none."""
+    no answer; a 6-element wire when present). On a holdout vote, the answer to the hidden
+    challenge [HOLDOUT-CHALLENGE.1] (an 8-element wire when present)."""
 
     @property
     def is_holdout_vote(self) -> bool:
@@ -125,12 +129,14 @@ class VoteRecord:
         wire = [self.voter, self.commitment, self.revealed, self.valid, self.measured_loss]
         if self.holdout_ok is not None:
             wire += [self.holdout_ok, self.hidden_loss]
-        elif self.challenge_loss is not None:
+        if self.challenge_loss is not None:
             wire.append(self.challenge_loss)
         return wire
 
     @classmethod
     def from_wire(cls, a: list[Any]) -> VoteRecord:
+        if len(a) == 8:
+            return cls(Address(a[0]), Hash32(a[1]), a[2], a[3], a[4], a[5], a[6], a[7])
         if len(a) == 7:
             return cls(Address(a[0]), Hash32(a[1]), a[2], a[3], a[4], a[5], a[6])
         if len(a) == 6:

@@ -319,18 +319,30 @@ class HoldoutVoteReveal:
     """None when the hidden part did not match (then ``holdout_ok`` is False) or the model
     could not be evaluated on it."""
     salt: bytes
+    hidden_challenge_loss: float | None = None
+    """[HOLDOUT-CHALLENGE.1] The model's loss on the turn's challenge subset of the hidden
+    part, measured in the hidden run; None: no answer (the 7-element form of votes sent
+    before the rule)."""
 
     def to_wire(self) -> list[Any]:
-        return [self.job_id, self.claimer, self.valid, self.measured_loss, self.holdout_ok,
+        wire = [self.job_id, self.claimer, self.valid, self.measured_loss, self.holdout_ok,
                 self.hidden_loss, self.salt]
+        if self.hidden_challenge_loss is not None:
+            wire.append(self.hidden_challenge_loss)
+        return wire
 
     @classmethod
     def from_wire(cls, a: list[Any]) -> HoldoutVoteReveal:
-        F.array(a, "holdout_vote_reveal", 7)
+        """7 elements (no answer) or 8, the eighth a finite float [HOLDOUT-CHALLENGE.1]: one
+        encoding per vote [ENC-CANON.1], and every vote sent before the rule still decodes."""
+        F.array(a, "holdout_vote_reveal")
+        if len(a) not in (7, 8):
+            raise FieldError("holdout_vote_reveal", "array of 7 or 8 items", f"{len(a)} items")
+        answer = F.finite_float(a[7], "hidden_challenge_loss") if len(a) == 8 else None
         return cls(F.hash32(a[0], "job_id"), F.address(a[1], "claimer"),
                    F.boolean(a[2], "valid"), F.optional_float(a[3], "measured_loss"),
                    F.boolean(a[4], "holdout_ok"), F.optional_float(a[5], "hidden_loss"),
-                   F.blob(a[6], "salt", SALT_LEN))
+                   F.blob(a[6], "salt", SALT_LEN), answer)
 
 
 Body = (Transfer | PostJob | ClaimLoss | RevealModel | VoteCommit | VoteReveal
@@ -427,9 +439,13 @@ def vote_commitment(job_id: bytes, claimer: bytes, voter: bytes, valid: bool,
 
 def holdout_vote_commitment(job_id: bytes, claimer: bytes, voter: bytes, valid: bool,
                             measured_loss: float | None, holdout_ok: bool,
-                            hidden_loss: float | None, salt: bytes) -> Hash32:
+                            hidden_loss: float | None, salt: bytes,
+                            hidden_challenge_loss: float | None = None) -> Hash32:
     """[HOLDOUT-VOTE.1] A holdout vote's commitment: the vote commitment's fields plus the
-    hidden-part check and the hidden loss, under its own label."""
-    return Hash32(hashlib.sha256(encode(
-        [DOMAIN, "holdout-vote-commitment", job_id, claimer, voter, valid, measured_loss,
-         holdout_ok, hidden_loss, salt])).digest())
+    hidden-part check and the hidden loss, under its own label; with an answer to the hidden
+    challenge [HOLDOUT-CHALLENGE.1] the answer is the eleventh element, fixed at the commit."""
+    fields: list[Any] = [DOMAIN, "holdout-vote-commitment", job_id, claimer, voter, valid,
+                         measured_loss, holdout_ok, hidden_loss, salt]
+    if hidden_challenge_loss is not None:
+        fields.append(hidden_challenge_loss)
+    return Hash32(hashlib.sha256(encode(fields)).digest())
