@@ -10,13 +10,23 @@ policy's ``disk_budget_mb``, items whose every job is settled on chain are
 removed, oldest first, until the total fits. Nothing the worker did not
 load or fetch itself is ever removed: an image the operator had, a blob this
 node's user uploaded, the base image.
+
+Kept checkpoints [JOB-CHECKPOINT.2] (``checkpoints/<job>-<n>/`` in the worker's
+folder) count toward the total too: measured on disk, not recorded, since a
+run writes them as it goes. Those of a job the worker no longer follows, or
+settled on chain (left behind by a crash between the settle and its cleanup),
+are removed first when over budget: nothing can resume from them. A checkpoint
+of a job still followed and open is never removed (its attempt may resume).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
+import stat
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -75,10 +85,17 @@ class DiskKeeper:
         self._dirty = True
 
     def total_bytes(self) -> int:
-        return sum(item.size_bytes for item in self.store.state.owned.values())
+        """Recorded items and kept checkpoints: what the budget bounds."""
+        return (sum(item.size_bytes for item in self.store.state.owned.values())
+                + self.checkpoint_bytes())
+
+    def checkpoint_bytes(self) -> int:
+        """[WORK-GC.1] Bytes of every kept checkpoint folder, measured on disk."""
+        return sum(_tree_bytes(folder) for folder in self._checkpoint_folders())
 
     def summary(self) -> dict[str, object]:
         return {"owned_bytes": self.total_bytes(), "owned": len(self.store.state.owned),
+                "checkpoint_bytes": self.checkpoint_bytes(),
                 "budget_bytes": self.policy.disk_budget_mb * MIB,
                 "removed": list(self.removed[-20:])}
 
@@ -94,6 +111,24 @@ class DiskKeeper:
                 out.append((key, item))
         return sorted(out, key=lambda pair: (pair[1].added_ms, pair[0]))
 
+    def stale_checkpoints(self) -> list[Path]:
+        """[WORK-GC.1] Checkpoint folders nothing can resume from: their job is not followed
+        by this worker any more (no record has the folder's job prefix), or is settled."""
+        followed = {job_hex[:16]: job_hex for job_hex in self.store.state.jobs}
+        out = []
+        for folder in self._checkpoint_folders():
+            job_hex = followed.get(folder.name.rpartition("-")[0])
+            job = self.node.state.job(bytes.fromhex(job_hex)) if job_hex else None
+            if job_hex is None or (job is not None and job.status in SETTLED):
+                out.append(folder)
+        return out
+
+    def _checkpoint_folders(self) -> list[Path]:
+        try:
+            return sorted(p for p in self.store.checkpoints.iterdir() if p.is_dir())
+        except OSError:  # no checkpoint kept yet
+            return []
+
     def maybe_collect(self) -> None:
         """After a block: start a collection when something changed and none runs."""
         if not self._dirty or (self.task is not None and not self.task.done()):
@@ -106,6 +141,14 @@ class DiskKeeper:
     async def collect(self) -> None:
         """[WORK-GC.1] Remove settled jobs' items, oldest first, until within the budget."""
         budget = self.policy.disk_budget_mb * MIB
+        for folder in self.stale_checkpoints():
+            if self.total_bytes() <= budget:
+                return
+            size = _tree_bytes(folder)
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+            self.removed.append(f"checkpoint:{folder.name}")
+            log.info("disk budget: removed the kept checkpoint %s (%d bytes) of a job settled "
+                     "or no longer followed", folder.name, size)
         for key, item in self.removable():
             if self.total_bytes() <= budget:
                 break
@@ -135,3 +178,16 @@ class DiskKeeper:
             return not folder.exists()
         self.node.remove_blob(bytes.fromhex(key))
         return True
+
+
+def _tree_bytes(folder: Path) -> int:
+    """The apparent size of the regular files under ``folder`` (links not followed)."""
+    total = 0
+    for parent, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                info = os.lstat(os.path.join(parent, name))
+            except OSError:  # removed meanwhile
+                continue
+            total += info.st_size if stat.S_ISREG(info.st_mode) else 0
+    return total

@@ -130,3 +130,40 @@ async def test_work_gc_1_nothing_is_removed_within_the_budget(tmp_path: Path) ->
     keeper.policy = replace(keeper.policy, disk_budget_mb=0)
     await keeper.collect()
     assert client.images.removed == ["sha256:old"] and keeper.total_bytes() == 0
+
+
+async def test_work_gc_1_kept_checkpoints_count_and_stale_ones_go_first(tmp_path: Path) -> None:
+    """[WORK-GC.1] [JOB-CHECKPOINT.2] Kept checkpoints count toward the budget. Over it,
+    those of a settled job and of a job the worker no longer follows go first; the
+    checkpoint of a followed open job stays (its attempt may resume), and so does a
+    settled job's item while removing stale checkpoints is enough."""
+    keeper, client, _node, store = _keeper(tmp_path, budget_mb=1)
+    keeper.record("image", "sha256:old", MIB // 2, SETTLED_JOB)
+    store.state.job(OPEN_JOB)
+    store.state.job(SETTLED_JOB)  # settled on chain, its cleanup never ran (a crash)
+    sizes = {store.checkpoint_dir(OPEN_JOB, 1): 300_000,
+             store.checkpoint_dir(SETTLED_JOB, 2): 400_000,
+             store.checkpoint_dir(OTHER_SETTLED, 1): 500_000}  # not followed: abandoned
+    for folder, size in sizes.items():
+        (folder / "step-3").mkdir(parents=True)
+        (folder / "step-3" / "model.pt").write_bytes(b"c" * size)
+        (folder / "step-3" / "link").symlink_to(tmp_path / "blob")  # not counted
+    assert keeper.checkpoint_bytes() == 1_200_000
+    assert keeper.total_bytes() == MIB // 2 + 1_200_000
+    assert keeper.summary()["checkpoint_bytes"] == 1_200_000
+    assert sorted(p.name for p in keeper.stale_checkpoints()) == sorted(
+        store.checkpoint_dir(j, n).name for j, n in ((SETTLED_JOB, 2), (OTHER_SETTLED, 1)))
+
+    await keeper.collect()
+
+    assert store.checkpoint_dir(OPEN_JOB, 1).is_dir()
+    assert not store.checkpoint_dir(SETTLED_JOB, 2).exists()
+    assert not store.checkpoint_dir(OTHER_SETTLED, 1).exists()
+    assert keeper.total_bytes() == MIB // 2 + 300_000 <= MIB
+    assert client.images.removed == []  # within the budget once the stale ones went
+    assert (tmp_path / "blob").exists()  # a link in a checkpoint: removed, not followed
+
+    keeper.policy = replace(keeper.policy, disk_budget_mb=0)
+    await keeper.collect()  # the open job's checkpoint is never removed
+    assert client.images.removed == ["sha256:old"]
+    assert keeper.total_bytes() == keeper.checkpoint_bytes() == 300_000
