@@ -60,6 +60,8 @@ def _register_subcommands() -> None:
         ("client.cli.verifier_commands", "verifier"),
         ("client.cli.job_commands", "job"),
         ("client.cli.job_holdout_commands", "job"),  # adds `job holdout publish|reveal`
+        ("client.cli.model_commands", "model"),
+        ("client.cli.predict_commands", "predict"),
     ]:
         try:
             module = importlib.import_module(module_name)

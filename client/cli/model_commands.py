@@ -1,0 +1,158 @@
+"""``learningchain model list|show|deploy``: deployed models through a node's API
+[API-PREDICT.1-2] and the ``deploy_model`` transaction [PRED-DEPLOY.1].
+
+``deploy`` names the paid winner's model hash as the node reports it
+(``winner_model_hash``), so the submitter states which model it deploys and the ledger
+checks it is the one the voters verified; the input and output schema are the
+submitter's to state (the model file must match them when executors load it,
+[JOB-EXPORT.3]).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from chain.predict.bodies import DeployModel
+from chain.predict.model import DTYPES, InputSchema, OutputSchema
+from chain.predict.params import MAX_ROYALTY_PERMILLE
+from chain.types import Hash32
+from client.api.http_client import ApiClient
+from client.cli.common import (
+    HASH32,
+    UserError,
+    client_for,
+    emit,
+    json_option,
+    key_option,
+    load_key,
+    node_option,
+    out,
+    passphrase_option,
+    send,
+    short,
+    table,
+    user_errors,
+    wait_option,
+)
+
+
+@click.group("model")
+def model() -> None:
+    """Deployed models: list, show, deploy a paid job's winning model."""
+
+
+def schema_text(m: dict[str, Any]) -> str:
+    o = m["output"]
+    shape = f"{m['input']['features']} × {m['input']['dtype']}"
+    if o["kind"] == "classes":
+        return f"{shape} → classes ({len(o['labels'])}: {', '.join(o['labels'][:6])}" \
+               f"{', …' if len(o['labels']) > 6 else ''})"
+    return f"{shape} → regression ({o['outputs']} outputs, × 10^{o['scale_exp']})"
+
+
+def get_model(client: ApiClient, model_id: bytes) -> dict[str, Any]:
+    with user_errors():
+        return client.model(model_id)
+
+
+@model.command("list")
+@node_option
+@json_option
+def model_list(node_url: str, as_json: bool) -> None:
+    """Every deployed model with its schema, owner, royalty and requests."""
+    client = client_for(node_url)
+    with user_errors():
+        doc = client.models()
+
+    def text() -> None:
+        if not doc["models"]:
+            out("no deployed models (learningchain model deploy JOB)")
+            return
+        table(["MODEL", "SCHEMA", "OWNER", "ROYALTY", "REQUESTS", "OPEN", "AGREED"],
+              [[m["job_id"][:16], schema_text(m), short(m["owner"]),
+                f"{m['royalty_permille'] / 10:g}%", m["requests"]["total"],
+                m["requests"]["open"], m["requests"]["agreed"]] for m in doc["models"]],
+              right=(4, 5, 6))
+
+    emit(doc, as_json, text)
+
+
+@model.command("show")
+@click.argument("model_id", type=HASH32, metavar="MODEL")
+@node_option
+@json_option
+def model_show(model_id: bytes, node_url: str, as_json: bool) -> None:
+    """One model and its latest requests (MODEL: its job id)."""
+    m = get_model(client_for(node_url), model_id)
+
+    def text() -> None:
+        out(f"model {m['job_id']}")
+        out(f"  model hash  {m['model_hash']} ({m['format']})")
+        out(f"  schema      {schema_text(m)}")
+        out(f"  owner       {m['owner']}, royalty {m['royalty_permille']}‰")
+        counts = m["requests"]
+        out(f"  requests    {counts['total']} ({counts['open']} open, {counts['agreed']} "
+            f"agreed, {counts['no_majority']} without majority, {counts['unserved']} "
+            f"unserved)")
+        if m["predictions"]:
+            table(["REQUEST", "STATUS", "MODE", "ROWS", "K", "FEE", "HEIGHT"],
+                  [[p["request_id"][:16], p["status"], p["mode"], p["rows"], p["k"], p["fee"],
+                    p["included_height"]] for p in m["predictions"]], right=(3, 4, 5, 6))
+
+    emit(m, as_json, text)
+
+
+def output_schema(labels: str | None, outputs: int | None, scale_exp: int) -> OutputSchema:
+    if (labels is None) == (outputs is None):
+        raise click.UsageError("give --labels (a classifier) or --outputs (a regression)")
+    try:
+        if labels is not None:
+            return OutputSchema("classes", tuple(x.strip() for x in labels.split(",")))
+        return OutputSchema("regression", (), int(outputs or 0), scale_exp)
+    except ValueError as e:
+        raise click.UsageError(f"bad output schema: {e}") from None
+
+
+@model.command("deploy")
+@click.argument("job_id", type=HASH32, metavar="JOB")
+@click.option("--features", type=click.IntRange(1), required=True,
+              help="Numbers per input row.")
+@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
+@click.option("--labels", help="A classifier's labels, comma-separated, in output order.")
+@click.option("--outputs", type=click.IntRange(1), help="A regression's outputs per row.")
+@click.option("--scale-exp", type=click.IntRange(0, 18), default=0, show_default=True,
+              help="A regression's outputs are answered as round(y × 10^scale_exp).")
+@click.option("--royalty", "royalty", type=click.IntRange(0, MAX_ROYALTY_PERMILLE), default=0,
+              show_default=True, help="Your share of every agreed request's fee, permille.")
+@key_option(help="The job's submitter key.")
+@passphrase_option
+@wait_option()
+@node_option
+@json_option
+def model_deploy(job_id: bytes, features: int, dtype: str, labels: str | None,
+                 outputs: int | None, scale_exp: int, royalty: int, key_path: Any,
+                 passphrase_file: Any, wait: bool, node_url: str, as_json: bool) -> None:
+    """Make a paid job's winning model answer prediction requests [PRED-DEPLOY.1]."""
+    output = output_schema(labels, outputs, scale_exp)
+    client = client_for(node_url)
+    with user_errors():
+        job = client.job(job_id)
+    model_hash = job.get("winner_model_hash")
+    if job["status"] != "paid" or not isinstance(model_hash, str):
+        raise UserError(f"job {job_id.hex()[:16]} is {job['status']}: only a paid job's "
+                        "winning model can be deployed", code="job_not_paid")
+    key = load_key(key_path, passphrase_file)
+    body = DeployModel(Hash32(job_id), Hash32(bytes.fromhex(model_hash)), "safetensors-mlp",
+                       InputSchema(dtype, features), output, royalty)
+    tx, _ = send(client, key, body, wait=wait, what="deploy_model")
+    result = {"model_id": job_id.hex(), "model_hash": model_hash, "tx": tx.hash.hex(),
+              "committed": wait}
+
+    def text() -> None:
+        out(f"model {job_id.hex()} {'deployed' if wait else 'sent'} (model hash "
+            f"{model_hash[:16]}…, royalty {royalty}‰)")
+        out(f"ask it: learningchain predict {job_id.hex()} --input ROWS.csv")
+
+    emit(result, as_json, text)

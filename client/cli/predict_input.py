@@ -1,0 +1,127 @@
+"""What ``learningchain predict`` reads and writes besides the chain: the rows of a CSV or
+NPY file, the input blob made of them [PRED-IO.1] (or a CKKS batch [PRED-CKKS.1]), and the
+agreed answer turned back into labels, numbers or decrypted scores.
+
+Kept free of click so the checks are plain functions: each bad file is a
+``BadInputFile`` that names the file, the row or column and the bad value.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chain.encoding import decode
+from chain.errors import DecodeError
+from chain.predict.io import INVALID_FORMAT, LABELS_FORMAT, encode_rows
+from chain.predict.params import MAX_CKKS_FEATURES, MAX_ROWS
+
+MAX_FILE_BYTES = 256 * 1024 * 1024
+"""A rows file larger than this is refused before it is read."""
+
+
+class BadInputFile(ValueError):
+    """An input file that cannot become the rows of a request; ``str`` says where and why."""
+
+
+def _floats(cells: list[str], path: Path, line: int) -> list[float]:
+    out = []
+    for col, cell in enumerate(cells, start=1):
+        try:
+            out.append(float(cell))
+        except ValueError:
+            raise BadInputFile(f"{path}: line {line}, column {col}: {cell.strip()[:40]!r} is "
+                               f"not a number") from None
+    return out
+
+
+def read_csv(path: Path) -> np.ndarray:
+    """Rows of numbers, comma-separated; a first line that is not all numbers is a header."""
+    rows: list[list[float]] = []
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        for line, cells in enumerate(csv.reader(f), start=1):
+            if not cells or all(not c.strip() for c in cells):
+                continue
+            if line == 1:
+                try:
+                    [float(c) for c in cells]
+                except ValueError:
+                    continue  # a header
+            row = _floats(cells, path, line)
+            if rows and len(row) != len(rows[0]):
+                raise BadInputFile(f"{path}: line {line} has {len(row)} columns, the first row "
+                                   f"{len(rows[0])}")
+            rows.append(row)
+    if not rows:
+        raise BadInputFile(f"{path}: no rows of numbers")
+    return np.asarray(rows, dtype=np.float64)
+
+
+def read_rows(path: Path) -> np.ndarray:
+    """A 2-d float64 array from ``.csv`` or ``.npy`` (never a pickle: ``allow_pickle=False``)."""
+    if not path.is_file():
+        raise BadInputFile(f"{path}: no such file")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise BadInputFile(f"{path}: {size:,} bytes; at most {MAX_FILE_BYTES:,}")
+    if path.suffix.lower() == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise BadInputFile(f"{path}: not a numeric .npy array ({str(e)[:120]})") from None
+        if array.dtype.kind not in "fiu":
+            raise BadInputFile(f"{path}: array of dtype {array.dtype}, not numbers")
+        if array.ndim == 1:
+            array = array.reshape(1, -1)
+        if array.ndim != 2:
+            raise BadInputFile(f"{path}: array of shape {array.shape}; rows × features wanted")
+        return np.asarray(array, dtype=np.float64)
+    if path.suffix.lower() == ".csv":
+        return read_csv(path)
+    raise BadInputFile(f"{path}: expected a .csv or .npy file, got {path.suffix or 'no suffix'!r}")
+
+
+def check_rows(rows: np.ndarray, path: Path, features: int, max_rows: int = MAX_ROWS) -> None:
+    """[PRED-IO.1] [PRED-REQ.3] The shape the model takes and finite numbers only."""
+    if rows.shape[1] != features:
+        raise BadInputFile(f"{path}: {rows.shape[1]} columns; the model takes {features} "
+                           f"features per row")
+    if not 1 <= rows.shape[0] <= max_rows:
+        raise BadInputFile(f"{path}: {rows.shape[0]} rows; a request holds 1..{max_rows}")
+    bad = np.argwhere(~np.isfinite(rows))
+    if len(bad):
+        r, c = (int(x) for x in bad[0])
+        raise BadInputFile(f"{path}: row {r + 1}, column {c + 1} is {float(rows[r, c])}; every "
+                           f"value must be a finite number")
+
+
+def plaintext_blob(rows: np.ndarray, dtype: str) -> bytes:
+    """[PRED-IO.1] The canonical input blob; float32 rounds each value as the model would."""
+    flat = [float(v) for v in rows.astype(np.float32 if dtype == "float32" else np.float64)
+            .reshape(-1)]
+    if not all(math.isfinite(v) for v in flat):
+        raise BadInputFile(f"a value overflows {dtype}")
+    return encode_rows(dtype, rows.shape[1], flat)
+
+
+def check_encryptable(rows: np.ndarray, path: Path) -> None:
+    if rows.shape[1] > MAX_CKKS_FEATURES:
+        raise BadInputFile(f"{path}: {rows.shape[1]} features; encrypted requests take at most "
+                           f"{MAX_CKKS_FEATURES}")
+
+
+def decode_answer(blob: bytes) -> tuple[str, Any]:
+    """An agreed answer blob: (``labels``, indices) or (``invalid``, reason) [PRED-IO.2-3]."""
+    try:
+        wire = decode(blob)
+    except DecodeError as e:
+        raise BadInputFile(f"the agreed answer is not a canonical blob: {e}") from None
+    if isinstance(wire, list) and len(wire) == 2 and wire[0] == LABELS_FORMAT:
+        return "labels", list(wire[1])
+    if isinstance(wire, list) and len(wire) == 2 and wire[0] == INVALID_FORMAT:
+        return "invalid", str(wire[1])
+    return "other", None

@@ -1,0 +1,190 @@
+"""``learningchain model list|show|deploy`` and ``learningchain predict`` against a real solo
+node over 127.0.0.1 (timed blocks): a real paid job, its model deployed by the CLI, a
+request built from a CSV file, uploaded, escrowed and followed through the lottery, commit
+and reveal phases to its agreed labels (the drawn executors' transactions are sent by the
+test, as executor nodes would), and bad input files refused before anything is sent."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+
+from chain.content import blob_id_of_bytes
+from chain.crypto import address_to_text
+from chain.predict.answer import answer_commitment
+from chain.predict.bodies import PredictCommit, PredictReveal
+from chain.predict.io import encode_rows, labels_blob, output_hash
+from chain.types import Hash32
+from client.api.http_client import ApiClient
+from client.cli.main import cli
+from tests.client.test_api_support import ApiThread
+from tests.client.test_cli_chain import key_file, run
+from tests.client.test_models_api_support import offer, paid_job, step
+from tests.framework.wait import wait_until
+from tests.predict.ledger_story import fixed
+
+ROWS = [[0.5, 1.0], [-1.0, 2.0], [0.0, 0.0], [3.0, -3.5]]
+RIGHT = labels_blob([0, 2, 1, 1], 3)
+WRONG = labels_blob([1, 1, 1, 1], 3)
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> Iterator[ApiThread]:
+    with ApiThread(tmp_path, validators=1, block_interval=0.1) as api:
+        yield api
+
+
+def paid(chain: ApiThread) -> bytes:
+    assert chain.node is not None
+    return chain.call(paid_job(chain.node, chain.keys))
+
+
+def deploy(chain: ApiThread, tmp_path: Path, job_id: bytes, *extra: str, code: int = 0,
+           who: str = "submitter") -> Result:
+    return run(["model", "deploy", job_id.hex(), "--features", "2", *extra,
+                *key_file(tmp_path, chain.keys[who], who)], chain, code=code)
+
+
+def csv_file(tmp_path: Path, text: str, name: str = "rows.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_model_deploy_list_and_show(chain: ApiThread, tmp_path: Path) -> None:
+    """[PRED-DEPLOY.1] [API-PREDICT.1-2] deploy sends the paid winner's model hash; only the
+    submitter may; list and show read it back with its schema, owner and royalty."""
+    assert "no deployed models" in run(["model", "list"], chain).output
+    job_id = paid(chain)
+    out = deploy(chain, tmp_path, job_id, "--labels", "cat,dog,fish", who="alice",
+                 code=1).output
+    assert "deploy_model rejected" in out and "not_submitter" in out
+    out = deploy(chain, tmp_path, job_id, code=2).output
+    assert "--labels" in out and "--outputs" in out
+    assert "deployed" in deploy(chain, tmp_path, job_id, "--labels", "cat,dog,fish",
+                                "--royalty", "100").output
+    models = json.loads(run(["model", "list", "--json"], chain).stdout)["models"]
+    job = ApiClient(chain.url).job(job_id)
+    assert [(m["job_id"], m["model_hash"]) for m in models] == [
+        (job_id.hex(), job["winner_model_hash"])]
+    assert models[0]["owner"] == address_to_text(chain.keys["submitter"].address)
+    listed = run(["model", "list"], chain).output
+    assert job_id.hex()[:16] in listed and "10%" in listed and "classes (3: cat, dog, fish)" \
+        in listed
+    shown = run(["model", "show", job_id.hex()], chain).output
+    assert "2 × float32 → classes" in shown and "royalty 100‰" in shown
+    again = deploy(chain, tmp_path, job_id, "--labels", "cat,dog,fish", code=1).output
+    assert "already_deployed" in again
+
+
+def _predict_in_thread(args: list[str]) -> tuple[threading.Thread, dict[str, Any]]:
+    box: dict[str, Any] = {}
+
+    def go() -> None:
+        box["result"] = CliRunner().invoke(cli, args, catch_exceptions=False)
+
+    thread = threading.Thread(target=go, name="predict-cli")
+    thread.start()
+    return thread, box
+
+
+def test_predict_follows_the_request_to_the_agreed_labels(chain: ApiThread,
+                                                          tmp_path: Path) -> None:
+    """[PRED-REQ.1] [PRED-IO.1] [API-PREDICT.3] predict builds the canonical rows blob from a
+    CSV (header skipped), uploads it, escrows the minimum fee (rows × k) and follows the
+    phases; the drawn executors commit and reveal (one wrong, outvoted); the command prints
+    each row's agreed label and the fee paid."""
+    assert chain.node is not None
+    node, keys = chain.node, chain.keys
+    job_id = paid(chain)
+    deploy(chain, tmp_path, job_id, "--labels", "cat,dog,fish", "--royalty", "100")
+    chain.call(offer(node, keys))
+    rows = csv_file(tmp_path, "a,b\n" + "".join(f"{x},{y}\n" for x, y in ROWS))
+    client = ApiClient(chain.url)
+    thread, box = _predict_in_thread(
+        ["predict", job_id.hex(), "--input", str(rows), "--window", "30s",
+         *key_file(tmp_path, keys["alice"], "alice"), "--node", chain.url])
+    models = wait_until(lambda: client.model(job_id)["predictions"] or None, timeout=30)
+    request_id = bytes.fromhex(models[0]["request_id"])
+    rec = wait_until(lambda: (r := client.prediction(request_id))["status"] == "commit" and r,
+                     timeout=30)
+    assert rec["fee"] == 4 * 3 and rec["rows"] == 4 and rec["mode"] == "labels"
+    blob = encode_rows("float32", 2, [v for row in ROWS for v in row])
+    assert rec["input_blob"] == blob_id_of_bytes(blob).hex()
+    assert client.has_blob(rec["input_blob"])
+    names = {address_to_text(k.address): n for n, k in keys.items()}
+    answers = dict(zip((names[a] for a in rec["executors"]), (RIGHT, RIGHT, WRONG),
+                       strict=True))
+    salts = {n: fixed(f"s:{n}") for n in answers}
+    chain.in_loop(lambda: node.blob_store.put_bytes(RIGHT))  # an executor published it
+    chain.call(step(node, keys, *((n, PredictCommit(Hash32(request_id), answer_commitment(
+        request_id, keys[n].address, output_hash(b), salts[n]))) for n, b in answers.items())))
+    chain.call(step(node, keys, *((n, PredictReveal(Hash32(request_id), output_hash(b),
+                                                    salts[n])) for n, b in answers.items())))
+    thread.join(timeout=60)
+    result: Result = box["result"]
+    assert result.exit_code == 0, result.output
+    assert "executors drawn at height" in result.stderr and "commit: 0/3" in result.stderr
+    assert [line for line in result.stdout.splitlines() if line.startswith("row ")] == [
+        "row 1: cat", "row 2: fish", "row 3: dog", "row 4: dog"]
+    assert "fee paid 11 credits (refunded 1)" in result.stdout  # 12 - 5 - 5 - royalty 1
+
+
+def test_predict_escrows_and_the_request_is_visible(chain: ApiThread, tmp_path: Path) -> None:
+    """[PRED-REQ.4] --no-wait --json: the request is escrowed with the given fee and k and
+    readable at /predictions/{id}; a .npy file works like a CSV."""
+    assert chain.node is not None
+    job_id = paid(chain)
+    deploy(chain, tmp_path, job_id, "--labels", "cat,dog,fish")
+    path = tmp_path / "rows.npy"
+    np.save(path, np.asarray(ROWS, dtype=np.float64))
+    out = json.loads(run(["predict", job_id.hex(), "--input", str(path), "--k", "5",
+                          "--fee", "77", "--no-wait", "--json",
+                          *key_file(tmp_path, chain.keys["alice"], "alice")], chain).stdout)
+    rec = ApiClient(chain.url).prediction(out["request_id"])
+    assert (rec["fee"], rec["k"], rec["rows"], rec["requester"]) == (
+        77, 5, 4, address_to_text(chain.keys["alice"].address))
+    assert rec["status"] in ("drawing", "unserved")  # nobody offers: unserved at the draw
+    assert rec["escrow"] == 77 or rec["outcome"]["refund"] == 77
+
+
+BAD_FILES = [
+    ("cols.csv", "1,2,3\n4,5,6\n", "3 columns; the model takes 2 features"),
+    ("word.csv", "1,2\n3,oops\n", "line 2, column 2: 'oops' is not a number"),
+    ("ragged.csv", "1,2\n3\n", "line 2 has 1 columns"),
+    ("nan.csv", "1,2\nnan,4\n", "row 2, column 1 is nan"),
+    ("empty.csv", "a,b\n", "no rows of numbers"),
+    ("rows.txt", "1,2\n", "expected a .csv or .npy file"),
+]
+
+
+def test_bad_input_files_are_refused_before_anything_is_sent(chain: ApiThread,
+                                                             tmp_path: Path) -> None:
+    """A bad rows file is one clear error naming the file and the bad data; no blob is
+    uploaded and no transaction sent. A pickled .npy is refused, never unpickled; a
+    classifier refuses --encrypted."""
+    assert chain.node is not None
+    job_id = paid(chain)
+    deploy(chain, tmp_path, job_id, "--labels", "cat,dog,fish")
+    alice = key_file(tmp_path, chain.keys["alice"], "alice")
+    blobs = chain.in_loop(lambda: chain.node.blob_store.blobs())  # type: ignore[union-attr]
+    pickled = tmp_path / "obj.npy"
+    np.save(pickled, np.asarray([{"x": 1}, 2], dtype=object), allow_pickle=True)
+    cases = [(csv_file(tmp_path, text, name), says) for name, text, says in BAD_FILES]
+    cases.append((pickled, "not a numeric .npy array"))
+    for path, says in cases:
+        out = run(["predict", job_id.hex(), "--input", str(path), *alice], chain,
+                  code=1).output
+        assert says in out and path.name in out, out
+    out = run(["predict", job_id.hex(), "--input", str(cases[0][0]), "--encrypted", *alice],
+              chain, code=1).output
+    assert "--encrypted needs a regression model" in out
+    assert chain.in_loop(lambda: chain.node.blob_store.blobs()) == blobs  # type: ignore
+    assert ApiClient(chain.url).model(job_id)["requests"]["total"] == 0
