@@ -7,6 +7,7 @@ test, as executor nodes would), and bad input files refused before anything is s
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from chain.predict.io import encode_rows, labels_blob, output_hash
 from chain.types import Hash32
 from client.api.http_client import ApiClient
 from client.cli.main import cli
+from sandbox.ckks_eval import evaluate, parse_batch
 from tests.client.test_api_support import ApiThread
 from tests.client.test_cli_chain import key_file, run
 from tests.client.test_models_api_support import offer, paid_job, step
@@ -89,6 +91,26 @@ def _predict_in_thread(args: list[str]) -> tuple[threading.Thread, dict[str, Any
 
     def go() -> None:
         box["result"] = CliRunner().invoke(cli, args, catch_exceptions=False)
+
+    thread = threading.Thread(target=go, name="predict-cli")
+    thread.start()
+    return thread, box
+
+
+def _predict_in_thread_in(folder: Path, args: list[str]
+                          ) -> tuple[threading.Thread, dict[str, Any]]:
+    """The command run from ``folder`` (its .learningchain/ goes there); the working
+    directory is process-wide, so it is set before the thread starts and the test reads
+    nothing relative meanwhile."""
+    box: dict[str, Any] = {}
+    old = os.getcwd()
+    os.chdir(folder)
+
+    def go() -> None:
+        try:
+            box["result"] = CliRunner().invoke(cli, args, catch_exceptions=False)
+        finally:
+            os.chdir(old)
 
     thread = threading.Thread(target=go, name="predict-cli")
     thread.start()
@@ -188,3 +210,52 @@ def test_bad_input_files_are_refused_before_anything_is_sent(chain: ApiThread,
     assert "--encrypted needs a regression model" in out
     assert chain.in_loop(lambda: chain.node.blob_store.blobs()) == blobs  # type: ignore
     assert ApiClient(chain.url).model(job_id)["requests"]["total"] == 0
+
+
+def test_encrypted_predict_decrypts_the_agreed_scores_here(chain: ApiThread,
+                                                           tmp_path: Path) -> None:
+    """[PRED-CKKS.1] --encrypted on a one-output regression model: the uploaded batch holds
+    only the public context (an executor's parse accepts it, which refuses a secret key), the
+    secret context stays in .learningchain/ckks/ (mode 0600) and is never a blob on the node;
+    the executors' agreed scores blob (computed here by the executor's own evaluation) is
+    decrypted by the command to w·x + b within the stated 1e-3."""
+    assert chain.node is not None
+    node, keys = chain.node, chain.keys
+    job_id = paid(chain)
+    deploy(chain, tmp_path, job_id, "--dtype", "float64", "--outputs", "1")
+    chain.call(offer(node, keys))
+    rows = csv_file(tmp_path, "".join(f"{x},{y}\n" for x, y in ROWS))
+    client = ApiClient(chain.url)
+    work = tmp_path / "requester"
+    work.mkdir()
+    thread, box = _predict_in_thread_in(work, [
+        "predict", job_id.hex(), "--input", str(rows), "--encrypted", "--window", "30s",
+        "--json", *key_file(tmp_path, keys["alice"], "alice"), "--node", chain.url])
+    rec = wait_until(lambda: (p := client.model(job_id)["predictions"]) and (
+        r := client.prediction(p[0]["request_id"]))["status"] == "commit" and r, timeout=60)
+    request_id = bytes.fromhex(rec["request_id"])
+    assert rec["mode"] == "ciphertext"
+    batch = chain.in_loop(lambda: node.blob_store.path(bytes.fromhex(rec["input_blob"]))
+                          ).read_bytes()
+    parse_batch(batch)  # public context only, or this raises
+    [secret] = list((work / ".learningchain" / "ckks").iterdir())
+    assert secret.stat().st_mode & 0o077 == 0
+    assert secret.read_bytes() not in batch
+    weights, bias = [0.75, -1.5], 0.25
+    scores = evaluate(batch, weights, bias)
+    chain.in_loop(lambda: node.blob_store.put_bytes(scores))
+    salts = {a: fixed(f"s:{a}") for a in rec["executors"]}
+    names = {address_to_text(k.address): n for n, k in keys.items()}
+    chain.call(step(node, keys, *((names[a], PredictCommit(Hash32(request_id), answer_commitment(
+        request_id, keys[names[a]].address, output_hash(scores), salts[a])))
+        for a in rec["executors"])))
+    chain.call(step(node, keys, *((names[a], PredictReveal(Hash32(request_id),
+                                                           output_hash(scores), salts[a]))
+                                  for a in rec["executors"])))
+    thread.join(timeout=60)
+    result: Result = box["result"]
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    expected = np.asarray(ROWS) @ np.asarray(weights) + bias
+    assert np.max(np.abs(np.asarray(doc["scores"]) - expected)) < 1e-3
+    assert doc["secret_key_file"].endswith(".secret") and doc["status"] == "agreed"
