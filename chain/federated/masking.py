@@ -60,7 +60,7 @@ def mask(kind: str, seed: bytes, job_id: bytes, round: int, dims: int) -> tuple[
     return struct.unpack(f"<{dims}Q", stream.digest(8 * dims))
 
 
-def _sign(me: bytes, other: bytes) -> int:
+def pair_sign(me: bytes, other: bytes) -> int:
     """[FED-PRIV.3] +1 when ``me`` sorts before ``other`` (address bytes), else -1."""
     if me == other:
         raise FederatedError("self_pair", "a participant has no pair seed with itself",
@@ -77,7 +77,7 @@ def mask_update(update: Sequence[int], me: bytes, self_seed: bytes,
     dims = len(x)
     acc = [to_ring(v) for v in x]
     streams = [(1, mask(SELF, self_seed, job_id, round, dims))]
-    streams += [(_sign(me, j), mask(PAIR, s, job_id, round, dims))
+    streams += [(pair_sign(me, j), mask(PAIR, s, job_id, round, dims))
                 for j, s in sorted(pair_seeds.items())]
     for sign, m in streams:
         for k, w in enumerate(m):
@@ -118,7 +118,7 @@ def unmask_sum(masked: Mapping[bytes, Sequence[int]], self_seeds: Mapping[bytes,
             raise FederatedError("bad_unmask", f"dropped {d.hex()} needs its pair seed with "
                                  "every survivor and no masked update", participant=d.hex())
         for a in survivors:
-            sign = _sign(a, d)
+            sign = pair_sign(a, d)
             for k, m in enumerate(mask(PAIR, seeds[a], job_id, round, dims)):
                 acc[k] -= sign * m
     bound = len(survivors) * Q_MAX
@@ -160,20 +160,26 @@ class MaskedBlob:
     def from_bytes(cls, data: bytes) -> MaskedBlob:
         """[FED-PRIV.1] Strict like an update blob [FED-QUANT.5], 68 + 8·dims bytes."""
         data = bytes(data)
-        if len(data) < UPDATE_HEADER.size:
-            raise BlobError("truncated", "a masked header is 68 bytes", got=len(data))
-        magic, version, scale, reserved, job, rnd, who, dims = UPDATE_HEADER.unpack_from(data)
-        if magic != MASKED_MAGIC:
-            raise BlobError("bad_magic", "a masked blob starts with b'LCFX'", offset=0,
-                            got=magic)
-        if version != VERSION or not SCALE_BITS_MIN <= scale <= SCALE_BITS_MAX or reserved:
-            raise BlobError("bad_header", "version 1, scale_bits 8..24, reserved 0", offset=4,
-                            got=(version, scale, reserved))
-        if not 1 <= rnd <= 1000 or not 1 <= dims <= MAX_DIMS:
-            raise BlobError("bad_header", "round 1..1000, dims 1..2**24", offset=40,
-                            got=(rnd, dims))
-        if len(data) != UPDATE_HEADER.size + 8 * dims:
-            raise BlobError("bad_length", f"{dims} words make {68 + 8 * dims} bytes",
-                            got=len(data))
+        job, rnd, who, scale, dims = masked_header(data)
         words: tuple[int, ...] = struct.unpack_from(f"<{dims}Q", data, UPDATE_HEADER.size)
         return cls(Hash32(job), rnd, Address(who), scale, words)
+
+
+def masked_header(data: bytes) -> tuple[bytes, int, bytes, int, int]:
+    """[FED-PRIV.1] ``(job_id, round, participant, scale_bits, dims)`` of a masked blob after
+    every check but the words' (any word is valid): magic, header, exact length."""
+    if len(data) < UPDATE_HEADER.size:
+        raise BlobError("truncated", "a masked header is 68 bytes", got=len(data))
+    magic, version, scale, reserved, job, rnd, who, dims = UPDATE_HEADER.unpack_from(data)
+    if magic != MASKED_MAGIC:
+        raise BlobError("bad_magic", "a masked blob starts with b'LCFX'", offset=0, got=magic)
+    if version != VERSION or not SCALE_BITS_MIN <= scale <= SCALE_BITS_MAX or reserved:
+        raise BlobError("bad_header", "version 1, scale_bits 8..24, reserved 0", offset=4,
+                        got=(version, scale, reserved))
+    if not 1 <= rnd <= 1000 or not 1 <= dims <= MAX_DIMS:
+        raise BlobError("bad_header", "round 1..1000, dims 1..2**24", offset=40,
+                        got=(rnd, dims))
+    if len(data) != UPDATE_HEADER.size + 8 * dims:
+        raise BlobError("bad_length", f"{dims} words make {68 + 8 * dims} bytes",
+                        got=len(data))
+    return job, rnd, who, scale, dims

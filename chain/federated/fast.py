@@ -1,0 +1,332 @@
+"""The aggregation rules on numpy int64 arrays, bit for bit the reference's
+[FED-AGG.1-8] [FED-QUANT.2-4] [FED-MODEL.3].
+
+The pure-Python rules (robust.py, fltrust.py, rounds.py) are the spec's executable
+definition; this module computes the same integers about 10-50 times faster, so a
+member verifies a round of 20 × 10**6 coordinates in well under a second. Nothing
+here is floating point, and every intermediate that could leave int64 is bounded:
+
+- Sums of at most 256 coordinates (< 2**39) and trust-weighted sums (< 2**55) fit
+  int64 [FED-QUANT.4].
+- Dot products and squared norms can reach 2**87. They are computed in int64 only
+  when ``max|a| · max|b| · dims`` proves they fit; otherwise each coordinate is split
+  into a signed high and an unsigned low 16-bit half and the four partial products
+  are summed per 2**24-column chunk (each partial sum < 2**57) and recombined as
+  Python ints: exact for any valid vector.
+- FLTrust's scaled coordinate ``v · f`` (up to 2**106) is split at bit 32 of the
+  factor: ``v · f_lo`` fits int64 (< 2**63), and ``v · f_hi`` is computed on ``v``
+  saturated where the result would clamp anyway [FED-AGG.5].
+
+Per-update quotients and square roots (trust, norm factor) use the reference's own
+integer functions. Property tests (tests/federated/test_fast_*.py) check equality
+with the reference on ties, extremes and overflow boundaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from chain.federated.errors import FederatedError
+from chain.federated.fixed import MAX_DIMS, MAX_ROUND_PARTICIPANTS, Q_MAX, check_vector
+from chain.federated.fltrust import NORM_BITS, norm_factor, trust_from
+from chain.federated.rounds import FLTRUST, TRIMMED_MEAN, Aggregation, RoundResult
+from chain.types import ADDRESS_LEN
+
+Vector = npt.NDArray[np.int64]
+Matrix = npt.NDArray[np.int64]
+ArrayLike = npt.NDArray[Any] | Sequence[int]
+
+INT64_MAX = (1 << 63) - 1
+CHUNK = 1 << 24
+"""Columns per exact partial dot product: 2**24 · 2**32 < 2**57 even for the split halves."""
+_HALF = 16
+_LOW = (1 << _HALF) - 1
+
+
+# ---------------------------------------------------------------- inputs [FED-QUANT.3]
+
+def as_vector(v: ArrayLike, name: str, dims: int | None = None) -> Vector:
+    """[FED-QUANT.3] An int64 copy of a valid vector: integers in ``[-Q_MAX, Q_MAX]``,
+    1..MAX_DIMS of them (``dims`` when given); the reference's error codes otherwise.
+    A non-array goes through the reference's ``check_vector`` (it refuses floats and
+    bools, which numpy would convert silently)."""
+    if not isinstance(v, np.ndarray):
+        return np.array(check_vector(v, name, dims), dtype=np.int64)
+    if v.ndim != 1 or v.dtype.kind not in "iu":
+        raise FederatedError("bad_coordinate", f"{name} is not a 1-d integer array "
+                             f"(dtype {v.dtype}, shape {v.shape})", name=name,
+                             dtype=str(v.dtype), shape=v.shape)
+    if not 1 <= len(v) <= MAX_DIMS or (dims is not None and len(v) != dims):
+        raise FederatedError("bad_dims", f"{name} has {len(v)} coordinates, expected "
+                             f"{dims if dims is not None else f'1..{MAX_DIMS}'}",
+                             name=name, dims=len(v), expected=dims)
+    lo, hi = int(v.min()), int(v.max())
+    if lo < -Q_MAX or hi > Q_MAX:
+        j = int(np.argmax(v > Q_MAX)) if hi > Q_MAX else int(np.argmax(v < -Q_MAX))
+        raise FederatedError("bad_coordinate", f"{name}[{j}] = {int(v[j])} is not in "
+                             f"[-{Q_MAX}, {Q_MAX}]", name=name, index=j, value=int(v[j]))
+    return v.astype(np.int64)
+
+
+def as_matrix(updates: Sequence[ArrayLike] | Matrix, dims: int | None = None) -> Matrix:
+    """The updates as one ``(n, dims)`` int64 matrix, each row checked [FED-QUANT.3]."""
+    if isinstance(updates, np.ndarray) and updates.ndim == 2:
+        rows: list[Vector] = [as_vector(r, f"update {i}", dims) for i, r in enumerate(updates)]
+    else:
+        rows = [as_vector(u, f"update {i}", dims) for i, u in enumerate(updates)]
+    if not rows:
+        raise FederatedError("no_updates", "an aggregate needs at least one update", n=0)
+    lengths = {len(r) for r in rows}
+    if len(lengths) != 1:
+        raise FederatedError("bad_dims", f"updates of different lengths {sorted(lengths)}",
+                             dims=sorted(lengths))
+    return np.stack(rows)
+
+
+def to_tuple(v: Vector) -> tuple[int, ...]:
+    """A vector as the reference's tuple of Python ints."""
+    return tuple(v.tolist())
+
+
+# ---------------------------------------------------------------- exact arithmetic
+
+def rdiv(n: Vector, d: int) -> Vector:
+    """[FED-QUANT.2] Element-wise ``rdiv``: nearest, ties to even. numpy's integer floor
+    division and remainder follow Python's signs, so ``q, r`` are the reference's.
+    ``|n| + d`` must fit int64 (every caller's sums are < 2**56)."""
+    if d <= 0:
+        raise FederatedError("bad_divisor", f"rdiv needs a positive divisor, got {d}", d=d)
+    q, r = np.divmod(n, np.int64(d))
+    twice = 2 * r
+    up = (twice > d) | ((twice == d) & ((q & 1) == 1))
+    return q + up.astype(np.int64)
+
+
+def clamp(v: Vector) -> Vector:
+    """[FED-QUANT.3] Saturate to ``[-Q_MAX, Q_MAX]``."""
+    return np.clip(v, -Q_MAX, Q_MAX)
+
+
+def _amax(a: npt.NDArray[np.int64]) -> int:
+    return max(int(a.max()), -int(a.min())) if a.size else 0
+
+
+def _rowdot(a: Matrix, b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Row-wise int64 dot products of ``a`` with ``b`` (a vector, or a matrix row by row)."""
+    if b.ndim == 1:
+        return a @ b
+    return np.einsum("ij,ij->i", a, b)
+
+
+def dots(a: Matrix, b: npt.NDArray[np.int64]) -> list[int]:
+    """[FED-AGG.4] Exact ``sum_j a_ij · b_j`` for each row i (``b`` a vector, or a matrix of
+    ``a``'s shape for row-by-row products) as Python ints, whatever the magnitudes
+    [FED-QUANT.4]: int64 when ``max|a| · max|b| · dims < 2**63``, else 16-bit halves."""
+    dims = a.shape[1]
+    if _amax(a) * _amax(b) * dims <= INT64_MAX:
+        return [int(x) for x in _rowdot(a, b)]
+    total = [0] * a.shape[0]
+    for start in range(0, dims, CHUNK):
+        ac, bc = a[:, start:start + CHUNK], b[..., start:start + CHUNK]
+        ah, al = ac >> _HALF, ac & _LOW   # ac == ah · 2**16 + al, |ah| <= 2**15, 0 <= al
+        bh, bl = bc >> _HALF, bc & _LOW
+        hh = _rowdot(ah, bh)                        # each product <= 2**30
+        mid = _rowdot(ah, bl) + _rowdot(al, bh)     # each product < 2**31
+        ll = _rowdot(al, bl)                        # each product < 2**32
+        for i in range(len(total)):
+            total[i] += (int(hh[i]) << (2 * _HALF)) + (int(mid[i]) << _HALF) + int(ll[i])
+    return total
+
+
+def square_norms(a: Matrix) -> list[int]:
+    """[FED-AGG.4] Exact ``sum_j a_ij ** 2`` for each row."""
+    return dots(a, a)
+
+
+def dot(a: Vector, b: Vector) -> int:
+    """[FED-AGG.4] Exact ``sum_j a_j · b_j``."""
+    if a.shape != b.shape:
+        raise FederatedError("bad_dims", f"dot of {len(a)} and {len(b)} coordinates",
+                             dims=(len(a), len(b)))
+    return dots(a[None, :], b)[0]
+
+
+def square_norm(v: Vector) -> int:
+    """[FED-AGG.4] Exact ``sum_j v_j ** 2``."""
+    return dots(v[None, :], v)[0]
+
+
+def trusts_against(a: Matrix, b: Vector) -> list[int]:
+    """[FED-AGG.4] [FED-AGG.7] The trust of each row of ``a`` against ``b``."""
+    b2 = square_norm(b)
+    return [trust_from(d, n2, b2) for d, n2 in zip(dots(a, b), square_norms(a), strict=True)]
+
+
+# ---------------------------------------------------------------- coordinate-wise rules
+
+def trimmed_mean_array(m: Matrix, trim: int) -> Vector:
+    """[FED-AGG.2] Per column: sort, drop ``trim`` from each end, ``rdiv(sum, n - 2·trim)``.
+    A sum of at most 256 coordinates fits int64."""
+    n = m.shape[0]
+    if trim < 0 or n < 2 * trim + 1:
+        raise FederatedError("too_few_updates", f"a trimmed mean with trim {trim} needs at "
+                             f"least {2 * trim + 1} updates, got {n}", n=n, trim=trim)
+    if trim == 0:
+        return rdiv(m.sum(axis=0, dtype=np.int64), n)
+    s = np.sort(m, axis=0)
+    return rdiv(s[trim:n - trim].sum(axis=0, dtype=np.int64), n - 2 * trim)
+
+
+def median_array(m: Matrix) -> Vector:
+    """[FED-AGG.3] Per column: the middle value; for even n ``rdiv(a + b, 2)`` of the two."""
+    n = m.shape[0]
+    if n == 0:
+        raise FederatedError("no_updates", "an aggregate needs at least one update", n=0)
+    s = np.sort(m, axis=0)
+    mid = n // 2
+    if n % 2:
+        return s[mid].copy()
+    return rdiv(s[mid - 1] + s[mid], 2)
+
+
+def trimmed_mean(updates: Sequence[ArrayLike] | Matrix, trim: int) -> tuple[int, ...]:
+    """[FED-AGG.2] ``robust.trimmed_mean``, bit for bit."""
+    return to_tuple(trimmed_mean_array(as_matrix(updates), trim))
+
+
+def median(updates: Sequence[ArrayLike] | Matrix) -> tuple[int, ...]:
+    """[FED-AGG.3] ``robust.median``, bit for bit."""
+    return to_tuple(median_array(as_matrix(updates)))
+
+
+# ---------------------------------------------------------------- FLTrust
+
+def normalise_array(v: Vector, factor: int) -> Vector:
+    """[FED-AGG.5] ``clamp(rdiv(v_j · factor, 2**32))`` without leaving int64.
+
+    With ``factor = f_hi · 2**32 + f_lo``: ``v·factor / 2**32 = v·f_hi + v·f_lo / 2**32``,
+    so the floor quotient is ``v·f_hi + (v·f_lo >> 32)`` and the remainder ``v·f_lo mod
+    2**32``; ``|v·f_lo| <= (2**31 - 1)(2**32 - 1) < 2**63``. Where ``|v·f_hi| > 2**33`` the
+    result clamps whatever the rest (``|v·f_lo >> 32| <= 2**31``), so ``v`` is saturated at
+    ``L = 2**33 // f_hi + 2`` first: the product stays < 2**45 (factor < 2**75) and on the
+    same side of the clamp."""
+    if factor < 0 or factor >> 75:
+        raise FederatedError("bad_factor", f"norm factor {factor} outside 0..2**75",
+                             factor=factor)
+    one = 1 << NORM_BITS
+    f_hi, f_lo = divmod(factor, one)
+    p = v * np.int64(f_lo)
+    q = p >> NORM_BITS
+    r = p & np.int64(one - 1)
+    if f_hi:
+        lim = (1 << 33) // f_hi + 2
+        q = q + np.clip(v, -lim, lim) * np.int64(f_hi)
+    twice = 2 * r
+    up = (twice > one) | ((twice == one) & ((q & 1) == 1))
+    return clamp(q + up.astype(np.int64))
+
+
+def fltrust_array(m: Matrix, ref: Vector) -> tuple[Vector, tuple[int, ...]]:
+    """[FED-AGG.4-6] ``fltrust.fltrust``: ``(aggregate, trusts)``. The weighted sum
+    ``sum t_i · c_ij`` is < 256 · 2**16 · 2**31 = 2**55: int64."""
+    if m.shape[1] != ref.shape[0]:
+        raise FederatedError("bad_dims", "every update needs the reference's length",
+                             dims=[m.shape[1]], expected=ref.shape[0])
+    ref_n2 = square_norm(ref)
+    n2s = square_norms(m)
+    trusts = tuple(trust_from(d, n2, ref_n2) for d, n2 in zip(dots(m, ref), n2s, strict=True))
+    total = sum(trusts)
+    if total == 0:
+        return np.zeros(ref.shape[0], dtype=np.int64), trusts
+    acc = np.zeros(ref.shape[0], dtype=np.int64)
+    for row, t, n2 in zip(m, trusts, n2s, strict=True):
+        if t:
+            acc += np.int64(t) * normalise_array(row, norm_factor(n2, ref_n2))
+    return rdiv(acc, total), trusts
+
+
+def fltrust(updates: Sequence[ArrayLike] | Matrix,
+            reference: ArrayLike) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """[FED-AGG.6] ``fltrust.fltrust``, bit for bit."""
+    ref = as_vector(reference, "reference")
+    if not len(updates):
+        return (0,) * len(ref), ()
+    agg, trusts = fltrust_array(as_matrix(updates, len(ref)), ref)
+    return to_tuple(agg), trusts
+
+
+# ---------------------------------------------------------------- one round
+
+def _copies(m: Matrix, n2s: list[int]) -> set[int]:
+    """[FED-AGG.8] Rows equal to another row. Equal rows have equal squared norms and first
+    coordinates, so only those groups are compared in full."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, n2 in enumerate(n2s):
+        groups.setdefault((n2, *m[i, :4].tolist()), []).append(i)
+    out: set[int] = set()
+    for rows in groups.values():
+        for x, i in enumerate(rows):
+            for j in rows[x + 1:]:
+                if np.array_equal(m[i], m[j]):
+                    out.update((i, j))
+    return out
+
+
+def aggregate_round_array(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
+                          reference: ArrayLike | None,
+                          dims: int) -> tuple[Vector, RoundResult]:
+    """[FED-AGG.1] [FED-AGG.7] [FED-AGG.8] ``rounds.aggregate_round`` with the aggregate
+    also as an array: the same usable updates, void rounds, weights and copies."""
+    if len(updates) > MAX_ROUND_PARTICIPANTS:
+        raise FederatedError("too_many_updates", f"{len(updates)} updates, at most "
+                             f"{MAX_ROUND_PARTICIPANTS} per round", n=len(updates))
+    addrs = sorted(updates)
+    for a in addrs:
+        if not isinstance(a, bytes) or len(a) != ADDRESS_LEN:
+            raise FederatedError("bad_participant", "participants are 20-byte addresses",
+                                 participant=a)
+    rows = [as_vector(updates[a], f"update of {a.hex()}", dims) for a in addrs]
+    zero = np.zeros(dims, dtype=np.int64)
+    if not rows:
+        return zero, RoundResult(to_tuple(zero), (), ())
+    m = np.stack(rows)
+    n2s = square_norms(m)
+    copies = _copies(m, n2s)
+    dupes = tuple(a for i, a in enumerate(addrs) if i in copies)
+    keep = [i for i in range(len(addrs)) if i not in copies]
+    usable = m[keep]
+    weight: dict[bytes, int] = {}
+    aggregate = zero
+    if agg.rule == FLTRUST and reference is not None:
+        ref = as_vector(reference, "reference", dims)
+        if keep:
+            aggregate, trusts = fltrust_array(usable, ref)
+            weight = dict(zip((addrs[i] for i in keep), trusts, strict=True))
+    elif agg.rule != FLTRUST and len(keep) >= agg.needs:
+        aggregate = trimmed_mean_array(usable, agg.trim) if agg.rule == TRIMMED_MEAN \
+            else median_array(usable)
+        a2 = square_norm(aggregate)
+        ts = [trust_from(d, n2s[i], a2)
+              for i, d in zip(keep, dots(usable, aggregate), strict=True)]
+        weight = dict(zip((addrs[i] for i in keep), ts, strict=True))
+    result = RoundResult(to_tuple(aggregate), tuple((a, weight.get(a, 0)) for a in addrs),
+                         dupes)
+    return aggregate, result
+
+
+def aggregate_round(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
+                    reference: ArrayLike | None, dims: int) -> RoundResult:
+    """[FED-AGG.1] ``rounds.aggregate_round``, bit for bit."""
+    return aggregate_round_array(agg, updates, reference, dims)[1]
+
+
+def apply_aggregate_array(model: Vector, aggregate: Vector) -> Vector:
+    """[FED-MODEL.3] ``clamp(old_j + aggregate_j)``: both in range, the sum fits int64."""
+    if model.shape != aggregate.shape:
+        raise FederatedError("bad_dims", "the aggregate needs the model's length",
+                             dims=(len(model), len(aggregate)))
+    return clamp(model + aggregate)
