@@ -13,6 +13,10 @@ Cache layout under ``root``: ``layers/<diff hex>.tar`` with ``.ref``
 (``blob hex size``), ``images/<image hex>.lcimg`` (the manifest blob),
 ``.config`` and ``.sizes`` (what ``job build`` declares [JOB-IMAGE.5]). Bounded by
 ``prune`` (``sandbox.image_cache_prune``: LRU by last use, the base's layers kept).
+
+The manifest published is v2 by default [JOB-IMAGE.10]: the config travels inside
+it, compressed, and is not a blob of its own. A cached manifest of the other
+version is re-encoded from the cached config (nothing is exported again).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from sandbox.image_cache_prune import CacheLimits, Removal, prune, touch
 from sandbox.image_check import ImageSizes, unpacked_layers
 from sandbox.image_layers import (
     MAX_CONFIG_BYTES,
+    MAX_MANIFEST_BLOB_BYTES,
     MAX_MANIFEST_BYTES,
     ImageManifest,
     ImageManifestError,
@@ -75,8 +80,12 @@ class PublishedImage:
 class LayerCache:
     """Layer files and image manifests, by digest, on the submitter's disk."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, version: int = 2) -> None:
+        if version not in (1, 2):
+            raise ValueError(f"image manifest version must be 1 or 2, got {version!r}")
         self.root = root
+        self.version = version
+        """The manifest version ``publish`` writes: 2 [JOB-IMAGE.10], or 1 [JOB-IMAGE.6]."""
         self.layers = root / "layers"
         self.images = root / "images"
 
@@ -109,6 +118,9 @@ class LayerCache:
                 self.layer_ref(layer.diff_id) != layer for layer in manifest.layers):
             return None
         check_config(manifest, config)
+        if manifest.version != self.version:  # re-encoded from the cached config
+            manifest = manifest.as_version(self.version, config)
+            _write(stem.with_suffix(".lcimg"), manifest.to_bytes())
         touch(stem.with_suffix(".lcimg"))  # its last use, for the cache's LRU bound
         return self._published(manifest, ImageSizes(blob_bytes, unpacked), exported=False)
 
@@ -122,8 +134,9 @@ class LayerCache:
                    exported: bool) -> PublishedImage:
         stem = self.images / manifest.image_id.removeprefix("sha256:")
         data = manifest.to_bytes()
-        parts = [BlobFile(stem.with_suffix(".config"), manifest.config_blob,
-                          manifest.config_size, "config")]
+        parts = [] if manifest.config is not None else [  # v2: the config is in the manifest
+            BlobFile(stem.with_suffix(".config"), manifest.config_blob, manifest.config_size,
+                     "config")]
         seen = set()
         for i, layer in enumerate(manifest.layers):
             if layer.blob not in seen:
@@ -264,7 +277,9 @@ class LayerCache:
             layers.append(ref)
         manifest = ImageManifest(image_id, blob_id_of_bytes(config), len(config), tuple(layers))
         check_config(manifest, config)
-        if len(manifest.to_bytes()) > MAX_MANIFEST_BYTES:
+        manifest = manifest.as_version(self.version, config)
+        limit = MAX_MANIFEST_BYTES if self.version == 1 else MAX_MANIFEST_BLOB_BYTES
+        if len(manifest.body()) > MAX_MANIFEST_BYTES or len(manifest.to_bytes()) > limit:
             raise ImageBlobError(f"{image_id}: too many layers ({len(layers)}) for a manifest")
         return manifest, config
 

@@ -1,10 +1,11 @@
-"""A worker gets a job image by layer: only the layers its engine lacks travel [JOB-IMAGE.6-8].
+"""A worker gets a job image by layer: only the layers its engine lacks travel [JOB-IMAGE.6-11].
 
 ``ImageCache`` fetches the blob a job names; when it is an image manifest
 (``sandbox.image_layers``) this module takes over: check the manifest and the
 config before any layer is fetched, fetch each missing layer (each bounded to
 the size the manifest declares, so a lying manifest cannot make the worker
-fetch more), and load the image from them. Every refusal raises a
+fetch more), and load the image from them. A v2 manifest [JOB-IMAGE.10] carries
+its config (checked while parsing), so no config blob is fetched. Every refusal raises a
 ``sandbox.errors`` exception or ``BlobError`` for ``ImageCache`` to sort into
 permanent or not. A worker is a daemon: its fetch reports progress as log lines
 (bytes, percent and rate, at most every ``PROGRESS_EVERY_S``), not a bar.
@@ -22,7 +23,7 @@ from chain.jobspec import JobSpec
 from sandbox.errors import ImageDigestMismatch
 from sandbox.image_check import MIB, ImageTooLarge
 from sandbox.image_layers import (
-    MAX_MANIFEST_BYTES,
+    MAX_MANIFEST_BLOB_BYTES,
     ImageManifestError,
     check_config,
     engine_layer_lists,
@@ -47,18 +48,22 @@ async def load_by_layers(spec: JobSpec, manifest_path: Path, image_id: str, job_
                          workdir: Path) -> int:
     """Fetch what the engine lacks and load the image; returns the layer bytes fetched."""
     size = manifest_path.stat().st_size
-    if size > MAX_MANIFEST_BYTES:
-        raise ImageManifestError(f"manifest blob is {size} bytes, more than {MAX_MANIFEST_BYTES}")
+    if size > MAX_MANIFEST_BLOB_BYTES:
+        raise ImageManifestError(f"manifest blob is {size} bytes, more than "
+                                 f"{MAX_MANIFEST_BLOB_BYTES}")
     manifest = parse_manifest(manifest_path.read_bytes())
     if manifest.image_id != image_id:
         raise ImageDigestMismatch(image_id, manifest.image_id)
     limit = spec.limits.image_mb * MIB
     if manifest.total_size > limit:
         raise ImageTooLarge("config and layers", limit, manifest.total_size)
-    config_path = await fetch(manifest.config_blob, manifest.config_size, None)
-    config = config_path.read_bytes()
-    check_config(manifest, config)
-    record(manifest.config_blob, manifest.config_size)
+    if manifest.config is not None:  # v2: inflated and checked by parse_manifest
+        config = manifest.config
+    else:
+        config_path = await fetch(manifest.config_blob, manifest.config_size, None)
+        config = config_path.read_bytes()
+        check_config(manifest, config)
+        record(manifest.config_blob, manifest.config_size)
     diff_ids = [layer.diff_id for layer in manifest.layers]
     held = held_prefix(diff_ids, await run(engine_layer_lists, client))
     missing = {layer.diff_id: layer for layer in manifest.layers[held:]}

@@ -22,6 +22,7 @@ from sandbox.image_layers import ImageManifest, LayerRef, split_saved_image
 from tests.framework.solo import SoloNode
 from tests.ledger.harness import job_spec, make_genesis
 from tests.sandbox.test_image_layers import Image
+from tests.sandbox.test_image_manifest_v2 import V2, refused_cases
 
 
 def forge_config(image: Image, manifest: ImageManifest) -> tuple[ImageManifest, bytes]:
@@ -105,3 +106,22 @@ async def test_job_image_7_a_manifest_of_another_image_or_too_large_is_refused_u
                 await images.ensure(spec, "hostile")
             assert refused.value.permanent
     assert small.limits.image_mb * 1024 * 1024 < huge.total_size
+
+
+@pytest.mark.parametrize("case", ["bomb", "truncated", "trailing_bytes", "config_not_the_image"])
+async def test_job_image_11_a_hostile_v2_manifest_is_refused_for_good_by_the_worker(
+        case: str, tmp_path: Path) -> None:
+    """[JOB-IMAGE.11] The worker's ``ImageCache`` refuses a v2 bomb, a cut or padded stream
+    and a config that is not the image's once inflated: permanently, fetching no layer."""
+    data, why = refused_cases()[case]
+    genesis, keys = make_genesis()
+    async with SoloNode(genesis, keys["v0"], tmp_path / "node") as node:
+        (tmp_path / "manifest").write_bytes(data)
+        blob = node.put_blob_file(tmp_path / "manifest")
+        spec: JobSpec = replace(job_spec(), image_digest=Hash32(digest_bytes(V2.image_id)),
+                                image_blob=Hash32(blob))
+        images = ImageCache(node, connect(), Threads())
+        with pytest.raises(ImageUnavailable, match=why) as refused:
+            await images.ensure(spec, "hostile")
+    assert refused.value.permanent
+    assert not list((node.data_dir / "image-assembly").glob("*.tar"))

@@ -202,7 +202,7 @@ def test_job_image_6_only_the_canonical_encoding_of_a_good_manifest_is_accepted(
     with pytest.raises(ImageManifestError, match="canonical"):
         parse_manifest(spaced)
     with pytest.raises(ImageManifestError, match="start with"):
-        parse_manifest(b"LCIMG/2\n" + data[len(MAGIC):])
+        parse_manifest(b"LCIMG/3\n" + data[len(MAGIC):])
     with pytest.raises(ImageManifestError, match="more than"):
         parse_manifest(data + b" " * MAX_MANIFEST_BYTES)
     with pytest.raises(ImageManifestError):

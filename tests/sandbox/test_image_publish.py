@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from chain.content import blob_id_of_bytes
 from sandbox.image_layers import parse_manifest
 from sandbox.image_publish import LayerCache
@@ -84,7 +86,10 @@ def test_job_image_6_an_image_is_split_once_and_cached_layers_are_proved_by_the_
     assert [x.diff_id for x in published.manifest.layers] == [sha(base), sha(job)]
     assert cache.layer_path(sha(base)).read_bytes() == base
     assert parse_manifest(published.manifest_file.path.read_bytes()) == published.manifest
-    assert [p.blob for p in published.parts[1:]] == [blob_id_of_bytes(base), blob_id_of_bytes(job)]
+    # v2 by default [JOB-IMAGE.10]: the config is inside the manifest, not a blob of its own.
+    assert published.manifest.version == 2 and published.manifest_file.path.read_bytes(
+        ).startswith(b"LCIMG/2\n")
+    assert [p.blob for p in published.parts] == [blob_id_of_bytes(base), blob_id_of_bytes(job)]
     assert published.sizes.unpacked_bytes > len(b"a" * (3 * MIB))
     again = cache.publish(engine, first)
     assert not again.exported and engine.saves == 1 and again.manifest == published.manifest
@@ -102,3 +107,24 @@ def test_job_image_6_an_image_is_split_once_and_cached_layers_are_proved_by_the_
     assert engine.saves == 4, "the wrong guess costs one more read, never a wrong layer"
     assert split.manifest.layers[0].diff_id == sha(twin)
     assert cache.layer_path(sha(twin)).read_bytes() == twin
+
+
+def test_job_image_10_a_cached_manifest_is_re_encoded_to_the_version_asked_not_exported(
+        tmp_path: Path) -> None:
+    """[JOB-IMAGE.10] v1 and v2 of one image: same image id, layers and config; v1 lists the
+    config as a blob to upload, v2 carries it; switching version needs no second save."""
+    engine = StubEngine()
+    image_id = engine.add([big_layer(b"a"), layer_tar({"job/train.py": b"print(1)\n"})])
+    v1 = LayerCache(tmp_path / "cache", version=1).publish(engine, image_id)
+    v2 = LayerCache(tmp_path / "cache").publish(engine, image_id)
+    assert engine.saves == 1 and v1.manifest.version == 1 and v2.manifest.version == 2
+    assert v2.manifest.image_id == v1.manifest.image_id == image_id
+    assert v2.manifest.layers == v1.manifest.layers
+    config = v1.parts[0].path.read_bytes()
+    assert v1.parts[0].what == "config" and v2.manifest.config == config
+    assert [p.what for p in v2.parts] == [p.what for p in v1.parts[1:]]
+    assert v2.manifest_file.size < v1.manifest_file.size + v1.parts[0].size
+    back = LayerCache(tmp_path / "cache", version=1).publish(engine, image_id)
+    assert back.manifest_file.blob == v1.manifest_file.blob and engine.saves == 1
+    with pytest.raises(ValueError, match="version"):
+        LayerCache(tmp_path / "cache", version=3)
