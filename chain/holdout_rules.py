@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from chain.challenge_rules import ChallengeAnswer
+from chain.challenge_rules import ChallengeAnswer, challenge_centre, challenge_group
 from chain.context import TxContext
 from chain.errors import InvalidTransaction
 from chain.holdout import split_seed
@@ -150,25 +150,43 @@ def hidden_answer_is_consistent(hidden_loss: float | None,
 def reward_answers(job: Job, state: HoldoutState, outcome: Outcome,
                    agreeing_valid: bool | None) -> list[ChallengeAnswer]:
     """[HOLDOUT-VOTE-REWARD.1] The opened voter votes of a live turn as the reward rule
-    (``chain.challenge_rules.turn_rewards``) sees them.
+    (``chain.challenge_rules.turn_rewards``) sees them: answer-less, with ``agrees`` true
+    exactly for the voters to pay, so that rule splits the pool among them.
 
-    No vote answers the hidden challenge: [VOTE-REWARD.1] as before the rule (old chains
-    replay unchanged). Some do and this turn's votes reject the hidden part: [VOTE-REWARD.1]
-    among the voters that agreed with the verdict *and* found the part bad (a bad part has
-    no answers to group; checking it is the work). Otherwise [VOTE-REWARD.2] over the hidden
-    answers: a hidden loss reported without evaluating the hidden part
-    ([THREAT-HOLDOUT-REWARD.1]) lands outside the honest answers' group and is not paid."""
+    No vote carries an answer: [VOTE-REWARD.1] as before the rule (old chains replay
+    unchanged). Otherwise the agreeing voters are filtered: when this turn's votes reject
+    the hidden part, to those that found it bad (a bad part has no answers to group;
+    checking it is the work), else by [VOTE-REWARD.2] over the hidden answers; and, when
+    any vote carries one, by [VOTE-REWARD.2] over the public answers. A hidden loss reported
+    without evaluating the hidden part, or a vote that evaluated nothing
+    ([THREAT-HOLDOUT-REWARD.1]), lands outside the honest answers' group."""
     votes = voter_votes(job)
+    agreeing = {v.voter for v in votes if agreeing_valid is None or v.valid == agreeing_valid}
+    hidden = any(v.hidden_challenge_loss is not None for v in votes)
+    public = any(v.challenge_loss is not None for v in votes)
+    if hidden or public:
+        sm, tol = job.spec.voting.supermajority_permille, job.spec.loss_tolerance
+        if judge(job, state, outcome).status == HoldoutStatus.REJECTED:
+            agreeing &= {v.voter for v in votes if v.holdout_ok is False}
+        elif hidden:
+            agreeing &= answered_in_group(
+                [ChallengeAnswer(v.voter, True, v.hidden_challenge_loss) for v in votes], tol, sm)
+        if public:
+            agreeing &= answered_in_group(
+                [ChallengeAnswer(v.voter, True, v.challenge_loss) for v in votes], tol, sm)
+    return [ChallengeAnswer(v.voter, v.voter in agreeing, None) for v in votes]
 
-    def agrees(v: VoteRecord) -> bool:
-        return agreeing_valid is None or v.valid == agreeing_valid
 
-    if not any(v.challenge_loss is not None for v in votes):
-        return [ChallengeAnswer(v.voter, agrees(v), None) for v in votes]
-    if judge(job, state, outcome).status == HoldoutStatus.REJECTED:
-        return [ChallengeAnswer(v.voter, agrees(v) and v.holdout_ok is False, None)
-                for v in votes]
-    return [ChallengeAnswer(v.voter, agrees(v), v.challenge_loss) for v in votes]
+def answered_in_group(answers: list[ChallengeAnswer], tolerance: float,
+                      supermajority_permille: int) -> set[Address]:
+    """[VOTE-REWARD.2]'s test alone: the voters whose answer lies within ``tolerance`` of the
+    lower median of the largest group of answers, if that group holds a supermajority of
+    the opened votes; else nobody."""
+    group = set(challenge_group(answers, tolerance))
+    if not group or len(group) * 1000 < supermajority_permille * len(answers):
+        return set()
+    centre = challenge_centre(answers, group)
+    return {a.voter for a in answers if a.loss is not None and abs(a.loss - centre) <= tolerance}
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,15 +49,16 @@ def apply_holdout_vote_reveal(view: Overlay, sender: Address, body: HoldoutVoteR
                               ctx: TxContext) -> None:
     """[HOLDOUT-VOTE.1] Opens a vote of a turn whose hidden part is live: the public
     verdict's fields as ``vote_reveal``, plus the hidden-part check and the hidden loss, and
-    optionally the answer to the hidden challenge [HOLDOUT-CHALLENGE.1], which the vote record
-    keeps as its ``challenge_loss`` for [HOLDOUT-VOTE-REWARD.1]."""
+    optionally the answers to the turn's challenge on the hidden and the public part
+    [HOLDOUT-CHALLENGE.1], which [HOLDOUT-VOTE-REWARD.1] groups."""
     job, record = open_vote_checks(view, sender, body.job_id, body.claimer, ctx)
     if not holdout_live(view, job):
         raise InvalidTransaction("not_holdout_vote", "this turn's votes open with vote_reveal: "
                                                      "no hidden part is live")
     expected = holdout_vote_commitment(job.job_id, body.claimer, sender, body.valid,
                                        body.measured_loss, body.holdout_ok, body.hidden_loss,
-                                       body.salt, body.hidden_challenge_loss)
+                                       body.salt, body.hidden_challenge_loss,
+                                       body.challenge_loss)
     if expected != record.commitment:
         raise InvalidTransaction("vote_commitment_mismatch",
                                  "the vote does not open its commitment")
@@ -72,5 +73,6 @@ def apply_holdout_vote_reveal(view: Overlay, sender: Address, body: HoldoutVoteR
                                  "[HOLDOUT-CHALLENGE.1]")
     opened = replace(record, revealed=True, valid=body.valid, measured_loss=body.measured_loss,
                      holdout_ok=body.holdout_ok, hidden_loss=body.hidden_loss,
-                     challenge_loss=body.hidden_challenge_loss)
+                     hidden_challenge_loss=body.hidden_challenge_loss,
+                     challenge_loss=body.challenge_loss)
     record_opened_vote(view, job, opened, ctx)

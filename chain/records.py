@@ -117,9 +117,11 @@ class VoteRecord:
     hidden_loss: float | None = None
     """A holdout vote's loss measured on the hidden part (None: not measured)."""
     challenge_loss: float | None = None
-    """[VOTE-CHALLENGE.1] An opened plain vote's loss on the turn's challenge subset (None:
-    no answer; a 6-element wire when present). On a holdout vote, the answer to the hidden
-    challenge [HOLDOUT-CHALLENGE.1] (an 8-element wire when present)."""
+    """[VOTE-CHALLENGE.1] An opened vote's loss on the turn's challenge subset (None: no
+    answer; a 6-element wire when present on a plain vote, 9 on a holdout vote)."""
+    hidden_challenge_loss: float | None = None
+    """[HOLDOUT-CHALLENGE.1] An opened holdout vote's answer to the hidden challenge (None:
+    none; the eighth element of a holdout vote's wire when present)."""
 
     @property
     def is_holdout_vote(self) -> bool:
@@ -129,14 +131,21 @@ class VoteRecord:
         wire = [self.voter, self.commitment, self.revealed, self.valid, self.measured_loss]
         if self.holdout_ok is not None:
             wire += [self.holdout_ok, self.hidden_loss]
-        if self.challenge_loss is not None:
+            if self.challenge_loss is not None:
+                wire += [self.hidden_challenge_loss, self.challenge_loss]
+            elif self.hidden_challenge_loss is not None:
+                wire.append(self.hidden_challenge_loss)
+        elif self.challenge_loss is not None:
             wire.append(self.challenge_loss)
         return wire
 
     @classmethod
     def from_wire(cls, a: list[Any]) -> VoteRecord:
+        if len(a) == 9:
+            return cls(Address(a[0]), Hash32(a[1]), a[2], a[3], a[4], a[5], a[6], a[8], a[7])
         if len(a) == 8:
-            return cls(Address(a[0]), Hash32(a[1]), a[2], a[3], a[4], a[5], a[6], a[7])
+            return cls(Address(a[0]), Hash32(a[1]), a[2], a[3], a[4], a[5], a[6],
+                       hidden_challenge_loss=a[7])
         if len(a) == 7:
             return cls(Address(a[0]), Hash32(a[1]), a[2], a[3], a[4], a[5], a[6])
         if len(a) == 6:

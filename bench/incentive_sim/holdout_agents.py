@@ -29,13 +29,15 @@ class HWork(StrEnum):
 
 class HVote(StrEnum):
     HONEST = "honest"
-    """Checks the hidden part against the root, evaluates on both parts, reports both."""
+    """Checks the hidden part against the root, evaluates on both parts, reports both, and
+    answers the hidden challenge [HOLDOUT-CHALLENGE.1] from the hidden run."""
     HIDDEN_LIAR = "hidden_liar"
     """Evaluates the public part only and reports the hidden loss as the public one (no
-    generalisation gap: the lie that favours an overfitter)."""
+    generalisation gap: the lie that favours an overfitter); its best guess at the hidden
+    challenge is its public run's answer to the same seed."""
     LAZY = "lazy"
     """Evaluates nothing: valid, the claimed loss as measured, the part ok, and the claimed
-    loss as the hidden loss."""
+    loss as the hidden loss and as the hidden challenge's answer."""
 
 
 class Submitter(StrEnum):
@@ -109,22 +111,32 @@ class HoldoutChoice:
     hidden: float | None
     evaluations: int
     """Evaluations run (public part, hidden part): what the vote cost."""
+    hidden_challenge: float | None = None
+    """The answer to the hidden challenge [HOLDOUT-CHALLENGE.1]; None: none sent."""
+    public_challenge: float | None = None
+    """The answer to the public challenge [HOLDOUT-CHALLENGE.1]; None: none sent."""
 
 
 def holdout_vote(policy: HVote, *, claimed: float, truth: Truth | None, part_ok: bool,
-                 tolerance: float, econ: HoldoutEconomy,
-                 rng: random.Random) -> HoldoutChoice:
+                 tolerance: float, econ: HoldoutEconomy, rng: random.Random,
+                 answers: tuple[float, float] | None = None) -> HoldoutChoice:
     """A vote on a live turn [HOLDOUT-VOTE.1]; consistent as the ledger requires (no hidden
-    loss when the part is not ok; valid exactly when the measurement is within tolerance)."""
+    loss, and no hidden answer, when the part is not ok; valid exactly when the measurement
+    is within tolerance). ``answers``: the model's true losses on the turn's challenge
+    subsets of the public and of the hidden part; None: nobody answers (votes from before
+    [HOLDOUT-CHALLENGE.1])."""
     if policy == HVote.LAZY:
-        return HoldoutChoice(True, claimed, True, claimed, 0)
+        echo = None if answers is None else claimed
+        return HoldoutChoice(True, claimed, True, claimed, 0, echo, echo)
     if truth is None:  # the revealed bytes are no model
         return HoldoutChoice(False, None, part_ok, None, 1)
     measured = measure(truth.public, tolerance, econ.base, rng)
     valid = measured <= claimed + tolerance
+    public = None if answers is None else measure(answers[0], tolerance, econ.base, rng)
     if policy == HVote.HIDDEN_LIAR:
-        return HoldoutChoice(valid, measured, True, measured, 1)
+        return HoldoutChoice(valid, measured, True, measured, 1, public, public)
     if not part_ok:
-        return HoldoutChoice(valid, measured, False, None, 1)
-    return HoldoutChoice(valid, measured, True, measure(truth.hidden, tolerance, econ.base, rng),
-                         2)
+        return HoldoutChoice(valid, measured, False, None, 1, None, public)
+    hidden = measure(truth.hidden, tolerance, econ.base, rng)
+    answer = None if answers is None else measure(answers[1], tolerance, econ.base, rng)
+    return HoldoutChoice(valid, measured, True, hidden, 2, answer, public)

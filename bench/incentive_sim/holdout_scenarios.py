@@ -21,11 +21,13 @@ from bench.incentive_sim.scenarios import tolerated
 MEMBER_STRATEGIES = ("overfitter", "finalist_noshow", "hidden_liar", "lazy_v3")
 SUBMITTERS = {"withholding_submitter_v3": Submitter.WITHHOLD,
               "mismatched_reveal": Submitter.MISMATCH}
-OPEN = ("hidden_liar", "lazy_v3")
-"""[THREAT-HOLDOUT-REWARD.1], open: holdout votes are paid by [VOTE-REWARD.1] (agreement
-with the public verdict alone), so skipping the hidden evaluation, or every evaluation,
-pays (docs/incentives.md). Open findings' scenarios are named ``open/...``, reported apart
-from the headline's guarantees."""
+OPEN: tuple[str, ...] = ()
+"""Strategies of open findings: their scenarios are named ``open/...``, reported apart from
+the headline's guarantees. None left: [THREAT-HOLDOUT-REWARD.1] is closed."""
+BEFORE = ("hidden_liar", "lazy_v3")
+"""[THREAT-HOLDOUT-REWARD.1], closed by [HOLDOUT-VOTE-REWARD.1]: these also run with holdout
+votes as before the rule (no hidden challenge answers, paid by [VOTE-REWARD.1]), named
+``before/...`` and kept out of the headline, to show what the rule changed."""
 
 
 def profit(book: HBook) -> float:
@@ -63,6 +65,9 @@ def scenarios(base: HoldoutScenario = BASE) -> list[HoldoutScenario]:
         # [THREAT-HOLDOUT-CROWD.1], closed by [HOLDOUT-SLOT.1]: overfit finalists no longer
         # fill the K slots, so the honest claim behind them is judged and paid.
         out.append(replace(base, name=f"{prefix}/{s}/x{f}", adversaries=((s, f),)))
+        if s in BEFORE:
+            out += [replace(base, name=f"before/v3/{s}/{size}", adversaries=((s, n),),
+                            hidden_challenge=False) for size, n in (("alone", 1), (f"x{f}", f))]
     out += [replace(base, name=f"v3/{s}", submitter=p) for s, p in SUBMITTERS.items()]
     # [THREAT-HOLDOUT-DEPOSIT.1], closed by [HOLDOUT-POST.1]: with K finalists an honest
     # submitter pays K turns' rewards; forfeiting after the first saves K - 1 of them, less
@@ -108,7 +113,8 @@ def run_all(items: list[HoldoutScenario], jobs: int, seed: int) -> list[HResult]
 
 def headline(results: list[HResult]) -> dict[str, Any]:
     """As scenarios.headline, over the train/v3 scenarios."""
-    inside = [r for r in results if r.within_tolerance and not r.name.startswith("open/")]
+    inside = [r for r in results if r.within_tolerance
+              and not r.name.startswith(("open/", "before/"))]
     best: dict[str, float] = {}
     for r in inside:
         for s, v in r.profit_vs_honest.items():
@@ -121,4 +127,6 @@ def headline(results: list[HResult]) -> dict[str, Any]:
                                    "honest_slashed": r.honest_slashed,
                                    "honest_paid_share": r.honest_paid_share}
                           for r in results if r.within_tolerance and r.name.startswith("open/")},
+        "before_holdout_vote_reward_1": {r.name: r.profit_vs_honest for r in results
+                                         if r.name.startswith("before/")},
     }

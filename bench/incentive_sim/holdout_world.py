@@ -62,6 +62,9 @@ class HoldoutScenario:
     """What the second submitter does (the first is always honest)."""
     post_every: int = 2
     verifier_bond: int = 10
+    hidden_challenge: bool = True
+    """Voters answer the hidden challenge [HOLDOUT-CHALLENGE.1]; False: holdout votes as
+    before the rule (7 elements, paid by [VOTE-REWARD.1]), for the before/after figures."""
 
 
 def v3_spec(sc: HoldoutScenario, expiry_ms: int, serial: int) -> JobSpec:
@@ -280,11 +283,17 @@ class HoldoutWorld:
             salt = self.d.salt()
             turn.salts[name] = salt
             if turn.live:
+                answers = None if truth is None or not self.sc.hidden_challenge else (
+                    challenge_loss(job.model_hash, turn.seed, truth.public, self.econ.base),
+                    challenge_loss(job.model_hash, b"hidden" + turn.seed, truth.hidden,
+                                   self.econ.base))
                 choice = holdout_vote(policy, claimed=claim.claimed, truth=truth,
-                                      part_ok=part_ok, tolerance=tol, econ=self.econ, rng=rng)
+                                      part_ok=part_ok, tolerance=tol, econ=self.econ, rng=rng,
+                                      answers=answers)
                 commitment = holdout_vote_commitment(
                     job.job_id, job.current, address, choice.valid, choice.measured,
-                    choice.holdout_ok, choice.hidden, salt)
+                    choice.holdout_ok, choice.hidden, salt, choice.hidden_challenge,
+                    choice.public_challenge)
                 self.d.send(name, VoteCommit(Hash32(job.job_id), job.current, commitment))
                 turn.choices[name] = choice
             else:  # withheld or rejected: the turns run as train/v2's, with the challenge
@@ -320,7 +329,8 @@ class HoldoutWorld:
             if turn.live:
                 self.d.send(name, HoldoutVoteReveal(Hash32(job.job_id), job.current, c.valid,
                                                     c.measured, c.holdout_ok, c.hidden,
-                                                    turn.salts[name]))
+                                                    turn.salts[name], c.hidden_challenge,
+                                                    c.public_challenge))
             else:
                 self.d.vote_reveal(name, job.job_id, job.current, c.valid, c.measured,
                                    turn.salts[name], c.hidden)

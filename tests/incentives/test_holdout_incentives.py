@@ -3,8 +3,9 @@
 Each strategy against its all-honest counterpart of the same seed: the overfitter wins
 the public race and loses on the hidden part; a submitter that withholds or forges
 the hidden part loses its deposit; honest winners are never slashed and the hidden
-winner is paid. The open findings (docs/incentives.md) are asserted as today's facts,
-so that a rule change that closes one makes its test fail and be rewritten.
+winner is paid; voters that skip the hidden evaluation earn less than honest ones. The
+rules' ``before/`` scenarios (votes as before a rule) are asserted too, so the figures
+show what each rule changed.
 """
 
 from __future__ import annotations
@@ -67,24 +68,32 @@ def test_the_headline_guarantees_hold_within_the_bound(results: dict[str, HResul
     """Outside the open findings: every dishonest train/v3 strategy is negative, no honest
     claim is slashed, honest work (the hidden winner) is paid on every job."""
     h = headline(list(results.values()))
-    assert set(h["profit_vs_honest"]) == {"overfitter", "finalist_noshow",
-                                          "withholding_submitter_v3", "mismatched_reveal"}
+    assert set(h["profit_vs_honest"]) == {"overfitter", "finalist_noshow", "hidden_liar",
+                                          "lazy_v3", "withholding_submitter_v3",
+                                          "mismatched_reveal"}
+    assert h["open_findings"] == {}
     assert all(v < 0 for v in h["profit_vs_honest"].values()), h["profit_vs_honest"]
     assert h["honest_slashed"] == 0 and h["honest_paid_share"] == 1.0
 
 
-def test_threat_holdout_reward_1_open_hidden_votes_are_paid_without_the_hidden_evaluation(
-        results: dict[str, HResult]) -> None:
-    """[THREAT-HOLDOUT-REWARD.1], open: a holdout vote carries no challenge answer and its
-    reward is [VOTE-REWARD.1]'s (agreement with the public verdict), so a voter that lies
-    about the hidden loss without evaluating the hidden part, or votes without evaluating
-    anything, is paid as an honest voter and saves the evaluations. The lie itself is
-    ignored by [HOLDOUT-AGREE.1] (honest work is still paid), but it pays."""
-    for s in ("hidden_liar", "lazy_v3"):
-        for name in (f"open/v3/{s}/alone", f"open/v3/{s}/x3"):
-            assert results[name].profit_vs_honest[s] > 0, name
-            assert results[name].honest_paid_share == 1.0
-            assert results[name].honest_slashed == 0
+@pytest.mark.parametrize("strategy", ["hidden_liar", "lazy_v3"])
+def test_threat_holdout_reward_1_closed_votes_without_the_hidden_evaluation_lose(
+        results: dict[str, HResult], strategy: str) -> None:
+    """[THREAT-HOLDOUT-REWARD.1] closed by [HOLDOUT-CHALLENGE.1] [HOLDOUT-VOTE-REWARD.1]:
+    honest holdout votes answer the turn's challenge on both parts, and only voters whose
+    answers agree with theirs are paid. A voter that reports its public loss as the hidden
+    one (its public answer as the hidden answer), or evaluates nothing (echoes the claim),
+    is paid only when its guess lands in the group by luck: less than honest voting, alone
+    and at the tolerated share; in the headline. Before the rule (``before/``: 7-element
+    votes, [VOTE-REWARD.1]) the same strategies earned more than honest voting."""
+    for size in ("alone", "x3"):
+        after, before = results[f"v3/{strategy}/{size}"], results[f"before/v3/{strategy}/{size}"]
+        assert after.profit_vs_honest[strategy] < 0 < before.profit_vs_honest[strategy]
+        assert after.honest_paid_share == 1.0 and after.honest_slashed == 0
+        assert after.holdout == {"verified": JOBS}
+    h = headline(list(results.values()))
+    assert h["profit_vs_honest"][strategy] < 0
+    assert f"before/v3/{strategy}/alone" in h["before_holdout_vote_reward_1"]
 
 
 def test_threat_holdout_crowd_1_closed_overfit_finalists_leave_their_slots(

@@ -20,8 +20,8 @@ from chain.types import Hash32
 from tests.ledger.harness import Chain
 from tests.ledger.test_holdout import HIDDEN, race
 
-AVote = tuple[bool, float | None, bool, float | None, float | None]
-"""valid, measured_loss, holdout_ok, hidden_loss, hidden_challenge_loss."""
+AVote = tuple[bool, float | None, bool, float | None, float | None, float | None]
+"""valid, measured_loss, holdout_ok, hidden_loss, hidden_challenge_loss, challenge_loss."""
 
 
 def _alices_turn(chain: Chain) -> bytes:
@@ -42,18 +42,18 @@ def _round(chain: Chain, job_id: bytes, votes: dict[str, AVote]) -> dict[str, in
     before = {v: chain.balance(v) for v in votes}
     salts = {v: os.urandom(32) for v in votes}
     chain.block(*(chain.tx(v, VoteCommit(Hash32(job_id), alice, holdout_vote_commitment(
-        job_id, alice, chain.addr(v), valid, measured, ok, hidden, salts[v], answer)))
-        for v, (valid, measured, ok, hidden, answer) in votes.items()))
+        job_id, alice, chain.addr(v), valid, measured, ok, hidden, salts[v], answer, public)))
+        for v, (valid, measured, ok, hidden, answer, public) in votes.items()))
     if chain.job(job_id).status == JobStatus.VOTE_COMMIT:
         chain.block(at=chain.job(job_id).phase_deadline_ms)
     chain.block(*(chain.tx(v, HoldoutVoteReveal(Hash32(job_id), alice, valid, measured, ok,
-                                                 hidden, salts[v], answer))
-                  for v, (valid, measured, ok, hidden, answer) in votes.items()))
+                                                 hidden, salts[v], answer, public))
+                  for v, (valid, measured, ok, hidden, answer, public) in votes.items()))
     return {v: chain.balance(v) - before[v] for v in votes}
 
 
-def _honest(answer: float) -> AVote:
-    return (True, 0.10, True, 0.90, answer)
+def _honest(answer: float, public: float | None = None) -> AVote:
+    return (True, 0.10, True, 0.90, answer, public)
 
 
 def test_holdout_vote_reward_1_a_hidden_answer_without_the_hidden_evaluation_is_not_paid() -> None:
@@ -66,7 +66,7 @@ def test_holdout_vote_reward_1_a_hidden_answer_without_the_hidden_evaluation_is_
     names = _voters(chain, job_id)
     assert len(names) == 5
     votes = {v: _honest(0.880 + 0.002 * i) for i, v in enumerate(names[:4])}
-    votes[names[4]] = (True, 0.10, True, 0.10, 0.12)
+    votes[names[4]] = (True, 0.10, True, 0.10, 0.12, None)
     paid = _round(chain, job_id, votes)
     assert paid == {**{v: 6 // 4 for v in names[:4]}, names[4]: 0}
     job = chain.job(job_id)
@@ -82,7 +82,7 @@ def test_holdout_vote_reward_1_the_lazy_echo_is_not_paid() -> None:
     job_id = _alices_turn(chain)
     names = _voters(chain, job_id)
     votes = {v: _honest(0.880 + 0.002 * i) for i, v in enumerate(names[:4])}
-    votes[names[4]] = (True, 0.10, True, 0.10, 0.10)
+    votes[names[4]] = (True, 0.10, True, 0.10, 0.10, None)
     paid = _round(chain, job_id, votes)
     assert paid[names[4]] == 0 and all(paid[v] == 1 for v in names[:4])
 
@@ -94,8 +94,8 @@ def test_holdout_vote_reward_1_without_answers_every_agreeing_voter_is_paid() ->
     chain = Chain()
     job_id = _alices_turn(chain)
     names = _voters(chain, job_id)
-    votes = {v: (True, 0.10, True, 0.90, None) for v in names[:4]}
-    votes[names[4]] = (True, 0.10, True, 0.10, None)
+    votes = {v: (True, 0.10, True, 0.90, None, None) for v in names[:4]}
+    votes[names[4]] = (True, 0.10, True, 0.10, None, None)
     paid = _round(chain, job_id, votes)
     assert set(paid.values()) == {6 // 5}
 
@@ -109,8 +109,8 @@ def test_holdout_vote_reward_1_answers_without_a_supermajority_pay_nobody() -> N
     names = _voters(chain, job_id)
     escrow = chain.job(job_id).escrow
     votes = {v: _honest(0.880 + 0.002 * i) for i, v in enumerate(names[:3])}
-    votes[names[3]] = (True, 0.10, True, 0.90, None)
-    votes[names[4]] = (True, 0.10, True, 0.10, 0.10)
+    votes[names[3]] = (True, 0.10, True, 0.90, None, None)
+    votes[names[4]] = (True, 0.10, True, 0.10, 0.10, None)
     paid = _round(chain, job_id, votes)
     assert set(paid.values()) == {0}
     assert chain.job(job_id).escrow == escrow
@@ -125,8 +125,8 @@ def test_holdout_vote_reward_1_a_rejected_part_pays_the_voters_that_found_it_bad
     chain = Chain()
     job_id = _alices_turn(chain)
     names = _voters(chain, job_id)
-    votes: dict[str, AVote] = {v: (True, 0.10, False, None, None) for v in names[:4]}
-    votes[names[4]] = (True, 0.10, True, 0.90, 0.88)
+    votes: dict[str, AVote] = {v: (True, 0.10, False, None, None, None) for v in names[:4]}
+    votes[names[4]] = (True, 0.10, True, 0.90, 0.88, None)
     paid = _round(chain, job_id, votes)
     assert paid == {**{v: 6 // 4 for v in names[:4]}, names[4]: 0}
     holdout = chain.state.holdout(job_id)
@@ -155,7 +155,8 @@ def test_holdout_challenge_1_the_commitment_covers_the_answer_and_needs_a_hidden
     chain.block(chain.tx("carol", HoldoutVoteReveal(Hash32(job_id), alice, True, 0.1, True, 0.9,
                                                      salt, 0.88)))
     record = chain.job(job_id).vote_of(carol)
-    assert record is not None and record.challenge_loss == 0.88 and record.hidden_loss == 0.9
+    assert record is not None and record.hidden_challenge_loss == 0.88
+    assert record.hidden_loss == 0.9 and record.challenge_loss is None
 
 
 def _decode(wire: list[object]) -> str | HoldoutVoteReveal:
@@ -166,9 +167,10 @@ def _decode(wire: list[object]) -> str | HoldoutVoteReveal:
 
 
 def test_holdout_challenge_1_wire_forms() -> None:
-    """[HOLDOUT-CHALLENGE.1] 7 elements (no answer) still decode; 8 with a finite float;
-    an eighth nil or integer, a ninth element or only six are ``bad_field``; the answer
-    round-trips and the 7-element form encodes as before."""
+    """[HOLDOUT-CHALLENGE.1] 7 elements (no answer) still decode; 8 with a finite float (the
+    hidden answer); 9 with the hidden answer or nil, then a finite float (the public answer);
+    an eighth nil in the 8-form, a nil or integer answer, ten elements or only six are
+    ``bad_field``; answers round-trip and the 7-element form encodes as before."""
     base: list[object] = [b"\x01" * 32, b"\x02" * 20, True, 0.1, True, 0.9, b"\x03" * 32]
     plain = _decode(base)
     assert isinstance(plain, HoldoutVoteReveal) and plain.hidden_challenge_loss is None
@@ -176,5 +178,37 @@ def test_holdout_challenge_1_wire_forms() -> None:
     answered = _decode([*base, 0.88])
     assert isinstance(answered, HoldoutVoteReveal) and answered.hidden_challenge_loss == 0.88
     assert answered.to_wire() == [*base, 0.88]
-    for bad in ([*base, None], [*base, 1], [*base, 0.88, 0.1], base[:6]):
+    for wire in ([*base, 0.88, 0.1], [*base, None, 0.1]):
+        both = _decode(wire)
+        assert isinstance(both, HoldoutVoteReveal) and both.challenge_loss == 0.1
+        assert both.to_wire() == wire
+    for bad in ([*base, None], [*base, 1], [*base, 0.88, None], [*base, 0.88, 1],
+                [*base, 0.88, 0.1, 0.2], base[:6]):
         assert _decode(bad) == "bad_field", bad
+
+
+def test_holdout_vote_reward_1_public_answers_filter_too() -> None:
+    """[HOLDOUT-VOTE-REWARD.1] [HOLDOUT-CHALLENGE.1] With public answers (the ninth element),
+    a voter that evaluates the hidden part but echoes the claim on the public part (its
+    public answer the claim) is not paid either: both filters apply."""
+    chain = Chain()
+    job_id = _alices_turn(chain)
+    names = _voters(chain, job_id)
+    votes = {v: _honest(0.880 + 0.002 * i, 0.140 + 0.002 * i) for i, v in enumerate(names[:4])}
+    votes[names[4]] = _honest(0.885, 0.10)
+    paid = _round(chain, job_id, votes)
+    assert paid == {**{v: 6 // 4 for v in names[:4]}, names[4]: 0}
+    assert chain.job(job_id).verdicts[-1].valid_votes == 5
+
+
+def test_holdout_vote_reward_1_on_a_rejected_part_public_answers_still_filter() -> None:
+    """[HOLDOUT-VOTE-REWARD.1] [HOLDOUT-JUDGE.1] The part is rejected; among the voters that
+    found it bad, one echoed the claim as its public answer: it is not paid."""
+    chain = Chain()
+    job_id = _alices_turn(chain)
+    names = _voters(chain, job_id)
+    votes: dict[str, AVote] = {v: (True, 0.10, False, None, None, 0.140 + 0.002 * i)
+                               for i, v in enumerate(names[:4])}
+    votes[names[4]] = (True, 0.10, False, None, None, 0.10)
+    paid = _round(chain, job_id, votes)
+    assert paid == {**{v: 6 // 4 for v in names[:4]}, names[4]: 0}
