@@ -13,27 +13,26 @@ from typing import Any
 
 from chain import fields as F
 from chain.errors import DecodeError, FieldError
+from chain.federated.spec import FEDERATED_V1, FederatedSpec
+from chain.holdout_spec import MAX_FINALISTS, MAX_POOL, MIN_POOL, Holdout
 from chain.types import Amount, Hash32, TimeMs
 
-JOB_KINDS = ("train/v1", "train/v2", "train/v3")
+JOB_KINDS = ("train/v1", "train/v2", "train/v3", FEDERATED_V1)
 """Every kind a spec may carry [JOB-KIND.1]; a new kind is added, never an old one changed."""
 TRAIN_V1 = "train/v1"
 TRAIN_V2 = "train/v2"
 """train/v1 plus the job's data as blobs [JOB-DATA.1]: a 13-element wire array."""
 TRAIN_V3 = "train/v3"
 """train/v2 plus a hidden test set [HOLDOUT-SPEC.1]: a 14-element wire array."""
-WIRE_LENGTHS = {TRAIN_V1: 12, TRAIN_V2: 13, TRAIN_V3: 14}
-"""[JOB-KIND.1] The kind fixes the spec's wire array: v1's 12 fields, then the kind's own."""
+WIRE_LENGTHS = {TRAIN_V1: 12, TRAIN_V2: 13, TRAIN_V3: 14, FEDERATED_V1: 13}
+"""[JOB-KIND.1] The kind fixes the spec's wire array: v1's 12 fields, then the kind's own
+(federated/v1 [FED-SPEC.1]: v1's 12, then its ``FederatedSpec``)."""
+__all__ = ["FEDERATED_V1", "MAX_FINALISTS", "MAX_POOL", "MIN_POOL", "FederatedSpec", "Holdout"]
 DATA_ROLES_REQUIRED = ("train", "valid")
 """[JOB-DATA.1] Roles every train/v2 job names: training data, public validation data."""
 DATA_ROLES_REQUIRED_V3 = ("train",)
 """[HOLDOUT-SPEC.1] train/v3 names its training data; its public validation data is the
 public part of its holdout pool, published after the split (so ``valid`` is not a role)."""
-MAX_FINALISTS = 16
-MIN_POOL = 2
-MAX_POOL = 4000
-"""[HOLDOUT-POOL.1] A pool holds 2 .. 4,000 samples: one file each, and a part's tar holds at
-most 4,096 entries [JOB-DATA.2]. A sample may be one example or a shard of many."""
 MAX_DATA_BLOBS = 8
 """[JOB-DATA.1] At most this many data blobs per job."""
 MAX_ROLE_LEN = 32
@@ -235,53 +234,6 @@ class DataRef:
                    F.uint(a[1], f"spec.data.{role}.size", 1, MAX_DATA_BYTES))
 
 
-@dataclass(frozen=True, slots=True)
-class Holdout:
-    """[HOLDOUT-SPEC.1] A train/v3 job's hidden test set: the committed pool and how it is used."""
-
-    root: Hash32
-    """Merkle root of the salted pool [HOLDOUT-POOL.1] (``chain.holdout``)."""
-    pool: int
-    """Number of samples in the pool, 2..4000."""
-    public_permille: int
-    """Share of the pool made public after the split [HOLDOUT-SPLIT.1]; the rest is hidden."""
-    finalists: int
-    """K: how many valid public claims are judged on the hidden part, 1..max_turns."""
-    deposit: Amount
-    """Escrowed beside the bounty; burned if the submitter fails a duty [HOLDOUT-FORFEIT.1]."""
-    reveal_window_ms: int
-    """Time after expiry for the submitter to reveal the hidden part [HOLDOUT-REVEAL.1]."""
-    tie_tolerance: float
-    """Hidden losses within this of the best count as tied; the earlier claim wins."""
-
-    @property
-    def public_count(self) -> int:
-        return self.pool * self.public_permille // 1000
-
-    def to_wire(self) -> list[Any]:
-        return [self.root, self.pool, self.public_permille, self.finalists, self.deposit,
-                self.reveal_window_ms, self.tie_tolerance]
-
-    @classmethod
-    def from_wire(cls, v: Any) -> Holdout:
-        a = F.array(v, "spec.holdout", 7)
-        pool = F.uint(a[1], "spec.holdout.pool", MIN_POOL, MAX_POOL)
-        permille = F.uint(a[2], "spec.holdout.public_permille", 1, 999)
-        public = pool * permille // 1000
-        if not 1 <= public <= pool - 1:
-            raise DecodeError(f"bad field 'spec.holdout': {permille} permille of {pool} samples "
-                              f"makes {public} public; both parts need at least one sample",
-                              code="bad_field")
-        tie = F.finite_float(a[6], "spec.holdout.tie_tolerance")
-        if tie < 0:
-            raise DecodeError("bad field 'spec.holdout.tie_tolerance': must be >= 0",
-                              code="bad_field")
-        return cls(F.hash32(a[0], "spec.holdout.root"), pool, permille,
-                   F.uint(a[3], "spec.holdout.finalists", 1, MAX_FINALISTS),
-                   F.amount(a[4], "spec.holdout.deposit"),
-                   F.uint(a[5], "spec.holdout.reveal_window_ms", 1, 24 * 3600 * 1000), tie)
-
-
 def data_role(v: Any) -> str:
     """[JOB-DATA.1] A role: 1..32 of ``a-z 0-9 _ -``, starting with a letter (a path name)."""
     role = F.text(v, "spec.data role", MAX_ROLE_LEN, 1)
@@ -318,10 +270,15 @@ class JobSpec:
     wire)."""
     holdout: Holdout | None = None
     """train/v3 only: the hidden test set [HOLDOUT-SPEC.1]."""
+    federated: FederatedSpec | None = None
+    """federated/v1 only: the rounds, rule and evaluation commitment [FED-SPEC.1]."""
 
     def __post_init__(self) -> None:
-        if self.kind == TRAIN_V1 and self.data:
-            raise ValueError("a train/v1 spec has no data blobs (its wire has no place for them)")
+        if self.kind in (TRAIN_V1, FEDERATED_V1) and self.data:
+            raise ValueError(f"a {self.kind} spec has no data blobs (its wire has no place "
+                             "for them)")
+        if (self.kind == FEDERATED_V1) != (self.federated is not None):
+            raise ValueError("a FederatedSpec is what federated/v1 adds; other kinds have none")
         if (self.kind == TRAIN_V3) != (self.holdout is not None):
             raise ValueError("a holdout is what train/v3 adds; other kinds have none")
         object.__setattr__(self, "data", tuple(sorted(self.data, key=lambda pair: pair[0])))
@@ -343,13 +300,14 @@ class JobSpec:
     @property
     def escrow(self) -> Amount:
         """Bounty plus one voter reward per possible turn [JOB-POST-ESCROW.1], plus the
-        holdout deposit of a train/v3 job [HOLDOUT-DEPOSIT.1]."""
-        deposit = self.holdout.deposit if self.holdout is not None else 0
+        holdout deposit of a train/v3 or federated/v1 job [HOLDOUT-DEPOSIT.1] [TX-FED.1]."""
+        holdout = self.federated.holdout if self.federated is not None else self.holdout
+        deposit = holdout.deposit if holdout is not None else 0
         return Amount(self.bounty + self.voting.voter_reward * self.voting.max_turns + deposit)
 
     def to_wire(self) -> list[Any]:
         """[JOB-SPEC-WIRE.1] train/v1: 12 fields; train/v2: the same 12, then ``data``;
-        train/v3: v2's 13, then ``holdout``."""
+        train/v3: v2's 13, then ``holdout``; federated/v1: v1's 12, then ``federated``."""
         wire = [
             self.kind, self.image_digest, self.image_blob, self.image_ref,
             {k: list(v) for k, v in self.entry_points},
@@ -357,10 +315,12 @@ class JobSpec:
             self.bounty, self.expiry_ms, self.loss_tolerance, self.voting.to_wire(),
             self.description,
         ]
-        if self.kind != TRAIN_V1:
+        if self.kind not in (TRAIN_V1, FEDERATED_V1):
             wire.append({role: ref.to_wire() for role, ref in self.data})
         if self.holdout is not None:
             wire.append(self.holdout.to_wire())
+        if self.federated is not None:
+            wire.append(self.federated.to_wire())
         return wire
 
     @classmethod
@@ -405,8 +365,9 @@ class JobSpec:
             loss_tolerance=tolerance,
             voting=VotingParams.from_wire(a[10]),
             description=F.text(a[11], "spec.description", 1024),
-            data=_data_from_wire(a[12], kind) if kind != TRAIN_V1 else (),
+            data=_data_from_wire(a[12], kind) if kind in (TRAIN_V2, TRAIN_V3) else (),
             holdout=Holdout.from_wire(a[13]) if kind == TRAIN_V3 else None,
+            federated=FederatedSpec.from_wire(a[12]) if kind == FEDERATED_V1 else None,
         )
 
 

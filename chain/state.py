@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chain.encoding import decode, encode
+from chain.federated.ledger_records import FedJob, FedRound
 from chain.holdout_records import HoldoutState
 from chain.predict.records import DeployedModel, Prediction
 from chain.records import Account, Job, Params, Proposal, Validator, ValidatorChange
@@ -55,6 +56,9 @@ TABLE_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "predictor": _plain(),
     "prediction": _codec(Prediction),
     "active_prediction": _plain(),
+    "fed_job": _codec(FedJob),
+    "fed_round": _codec(FedRound),
+    "active_fed": _plain(),
 }
 """Every table of the state, with how its records become canonical values and back."""
 

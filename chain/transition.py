@@ -21,6 +21,16 @@ from chain.context import TxContext
 from chain.crypto import address_to_text
 from chain.errors import ChainError, InvalidBlock, InvalidTransaction
 from chain.evidence_rules import apply_evidence
+from chain.federated import ledger_rounds as fed_rounds
+from chain.federated import ledger_tx as fed_tx
+from chain.federated.ledger_bodies import (
+    FedAggregate,
+    FedCommit,
+    FedPart,
+    FedReveal,
+    FedVoteCommit,
+    FedVoteReveal,
+)
 from chain.predict import settle as predict_settle
 from chain.predict import tx as predict_tx
 from chain.predict.bodies import (
@@ -106,7 +116,7 @@ def apply_transfer(view: Overlay, sender: Address, body: Transfer, ctx: TxContex
 Handler = Callable[[Overlay, Address, Any, TxContext], None]
 HANDLERS: dict[type, Handler] = {
     Transfer: apply_transfer,
-    PostJob: job_rules.apply_post_job,
+    PostJob: fed_tx.apply_post_job,  # job_rules' post, then federated/v1's [TX-FED.1]
     ClaimLoss: job_rules.apply_claim,
     RevealModel: job_rules.apply_reveal,
     VoteCommit: job_rules.apply_vote_commit,
@@ -125,6 +135,12 @@ HANDLERS: dict[type, Handler] = {
     RequestPrediction: predict_tx.apply_request_prediction,
     PredictCommit: predict_tx.apply_predict_commit,
     PredictReveal: predict_tx.apply_predict_reveal,
+    FedCommit: fed_tx.apply_fed_commit,
+    FedReveal: fed_tx.apply_fed_reveal,
+    FedAggregate: fed_tx.apply_fed_aggregate,
+    FedVoteCommit: fed_tx.apply_fed_vote_commit,
+    FedVoteReveal: fed_tx.apply_fed_vote_reveal,
+    FedPart: fed_tx.apply_fed_part,
 }
 
 
@@ -147,10 +163,12 @@ def apply_transaction(view: Overlay, tx: SignedTransaction, ctx: TxContext,
 def begin_block(view: Overlay, height: Height, time_ms: TimeMs) -> None:
     """[BLOCK-BEGIN.1] Windows that ended by this block's time are closed first; train/v3
     splits due at this height are drawn from the parent block's hash [HOLDOUT-SPLIT.1]; then
-    prediction requests draw, change window or settle [PRED-DRAW.1] [PRED-WINDOW.1]."""
+    prediction requests draw, change window or settle [PRED-DRAW.1] [PRED-WINDOW.1]; then
+    federated jobs step their rounds [FED-ROUND.1]."""
     job_rules.tick_jobs(view, time_ms, height, view.base.block_hash)
     governance.tick_proposals(view, time_ms)
     predict_settle.tick_predictions(view, time_ms, height, view.base.block_hash)
+    fed_rounds.tick_federated(view, time_ms, height, view.base.block_hash)
 
 
 def end_block(view: Overlay, height: Height) -> None:

@@ -19,7 +19,7 @@ from chain.consensus.validators import ValidatorSet
 from chain.crypto import address_to_text
 from chain.encoding import encode
 from chain.genesis import genesis_records, genesis_state
-from chain.jobspec import TRAIN_V1, TRAIN_V3, JobSpec, ResourceLimits
+from chain.jobspec import FEDERATED_V1, TRAIN_V1, TRAIN_V3, JobSpec, ResourceLimits
 from chain.records import JobStatus, VoteRecord
 from chain.state import Change, decode_record, encode_record
 from chain.transition import advance, apply_block
@@ -45,12 +45,14 @@ def named(value: Any) -> Any:
 def _off_the_wire(value: Any, name: str) -> bool:
     """[JOB-KIND.1] A train/v1 spec has no ``data`` on its wire and only train/v3 has a
     ``holdout``, so neither is in their named forms; nor are a plain vote's holdout fields
-    [HOLDOUT-VOTE.1], nor the GPU fields of limits without GPUs [JOB-GPU.1]."""
+    [HOLDOUT-VOTE.1], nor the GPU fields of limits without GPUs [JOB-GPU.1], nor
+    ``federated`` outside federated/v1 [FED-SPEC.1]."""
     if isinstance(value, ResourceLimits):
         return not value.gpu_count and name in ("gpu_count", "gpu_memory_mb")
     if isinstance(value, JobSpec):
         return (value.kind == TRAIN_V1 and name == "data") or \
-            (value.kind != TRAIN_V3 and name == "holdout")
+            (value.kind != TRAIN_V3 and name == "holdout") or \
+            (value.kind != FEDERATED_V1 and name == "federated")
     if isinstance(value, VoteRecord):
         return not value.is_holdout_vote and name in ("holdout_ok", "hidden_loss")
     return False
