@@ -332,26 +332,38 @@ class HoldoutVoteReveal:
     """[HOLDOUT-CHALLENGE.1] The model's loss on the turn's challenge subset of the hidden
     part, measured in the hidden run; None: no answer (the 7-element form of votes sent
     before the rule)."""
+    challenge_loss: float | None = None
+    """[HOLDOUT-CHALLENGE.1] The public run's answer to the turn's challenge
+    [VOTE-CHALLENGE.1]; None: none (then the form has at most 8 elements)."""
 
     def to_wire(self) -> list[Any]:
         wire = [self.job_id, self.claimer, self.valid, self.measured_loss, self.holdout_ok,
                 self.hidden_loss, self.salt]
-        if self.hidden_challenge_loss is not None:
+        if self.challenge_loss is not None:
+            wire += [self.hidden_challenge_loss, self.challenge_loss]
+        elif self.hidden_challenge_loss is not None:
             wire.append(self.hidden_challenge_loss)
         return wire
 
     @classmethod
     def from_wire(cls, a: list[Any]) -> HoldoutVoteReveal:
-        """7 elements (no answer) or 8, the eighth a finite float [HOLDOUT-CHALLENGE.1]: one
+        """7 elements (no answer), 8 (the hidden answer, a finite float) or 9 (the hidden
+        answer or nil, then the public answer, a finite float) [HOLDOUT-CHALLENGE.1]: one
         encoding per vote [ENC-CANON.1], and every vote sent before the rule still decodes."""
         F.array(a, "holdout_vote_reveal")
-        if len(a) not in (7, 8):
-            raise FieldError("holdout_vote_reveal", "array of 7 or 8 items", f"{len(a)} items")
-        answer = F.finite_float(a[7], "hidden_challenge_loss") if len(a) == 8 else None
+        if len(a) not in (7, 8, 9):
+            raise FieldError("holdout_vote_reveal", "array of 7, 8 or 9 items",
+                             f"{len(a)} items")
+        hidden = None
+        if len(a) == 8:
+            hidden = F.finite_float(a[7], "hidden_challenge_loss")
+        elif len(a) == 9:
+            hidden = None if a[7] is None else F.finite_float(a[7], "hidden_challenge_loss")
+        public = F.finite_float(a[8], "challenge_loss") if len(a) == 9 else None
         return cls(F.hash32(a[0], "job_id"), F.address(a[1], "claimer"),
                    F.boolean(a[2], "valid"), F.optional_float(a[3], "measured_loss"),
                    F.boolean(a[4], "holdout_ok"), F.optional_float(a[5], "hidden_loss"),
-                   F.blob(a[6], "salt", SALT_LEN), answer)
+                   F.blob(a[6], "salt", SALT_LEN), hidden, public)
 
 
 Body = (Transfer | PostJob | ClaimLoss | RevealModel | VoteCommit | VoteReveal
@@ -450,12 +462,17 @@ def vote_commitment(job_id: bytes, claimer: bytes, voter: bytes, valid: bool,
 def holdout_vote_commitment(job_id: bytes, claimer: bytes, voter: bytes, valid: bool,
                             measured_loss: float | None, holdout_ok: bool,
                             hidden_loss: float | None, salt: bytes,
-                            hidden_challenge_loss: float | None = None) -> Hash32:
+                            hidden_challenge_loss: float | None = None,
+                            challenge_loss: float | None = None) -> Hash32:
     """[HOLDOUT-VOTE.1] A holdout vote's commitment: the vote commitment's fields plus the
-    hidden-part check and the hidden loss, under its own label; with an answer to the hidden
-    challenge [HOLDOUT-CHALLENGE.1] the answer is the eleventh element, fixed at the commit."""
+    hidden-part check and the hidden loss, under its own label; the answers
+    [HOLDOUT-CHALLENGE.1] follow as in the vote's wire form (the hidden one eleventh; with a
+    public one, the hidden one or nil eleventh and the public one twelfth), fixed at the
+    commit."""
     fields: list[Any] = [DOMAIN, "holdout-vote-commitment", job_id, claimer, voter, valid,
                          measured_loss, holdout_ok, hidden_loss, salt]
-    if hidden_challenge_loss is not None:
+    if challenge_loss is not None:
+        fields += [hidden_challenge_loss, challenge_loss]
+    elif hidden_challenge_loss is not None:
         fields.append(hidden_challenge_loss)
     return Hash32(hashlib.sha256(encode(fields)).digest())
