@@ -104,7 +104,10 @@ class VoteSecret:
     hidden_loss: float | None = None
     """A holdout vote's loss on the hidden part."""
     challenge_loss: float | None = None
-    """[VOTE-CHALLENGE.1] A plain vote's answer to the turn's challenge (None: none)."""
+    """[VOTE-CHALLENGE.1] The vote's answer to the turn's challenge (None: none); on a
+    holdout vote, the public run's [HOLDOUT-CHALLENGE.1]."""
+    hidden_challenge_loss: float | None = None
+    """[HOLDOUT-CHALLENGE.1] A holdout vote's answer to the challenge on the hidden part."""
 
 
 @dataclass(slots=True)

@@ -35,6 +35,9 @@ built before the challenge) sends the vote without an answer.
 says whether the hidden part opens the job's commitment (fetched and checked
 before anything runs on it) and the model's loss on it: the same evaluate entry
 point, with the hidden part mounted where the public part was [HOLDOUT-BLOB.6].
+[HOLDOUT-CHALLENGE.1] Both runs get the same ``challenge.json``; the hidden run's
+``challenge_loss`` answers the challenge on the hidden part, the public run's the
+public one, and the holdout vote carries both, so [HOLDOUT-VOTE-REWARD.1] can pay it.
 """
 
 from __future__ import annotations
@@ -158,7 +161,8 @@ class Verifier:
             if secret.holdout_ok is not None:
                 body = HoldoutVoteReveal(Hash32(job.job_id), job.current, secret.valid,
                                          secret.measured_loss, secret.holdout_ok,
-                                         secret.hidden_loss, bytes.fromhex(secret.salt))
+                                         secret.hidden_loss, bytes.fromhex(secret.salt),
+                                         secret.hidden_challenge_loss, secret.challenge_loss)
             else:
                 body = VoteReveal(Hash32(job.job_id), job.current, secret.valid,
                                   secret.measured_loss, bytes.fromhex(secret.salt),
@@ -250,12 +254,12 @@ class Verifier:
                     return
                 else:
                     problem = f"model could not be evaluated: {result.reason}: {result.detail}"
-            hidden: tuple[bool, float | None] | None = None
+            hidden: tuple[bool, float | None, float | None] | None = None
             holdout = self.node.state.holdout(job_id)
             if holdout is not None and holdout.live:
                 self.now["phase"] = "evaluating on the hidden part"
                 hidden = await self._hidden_loss(job, image_id, model if not problem else None,
-                                                 data)
+                                                 data, seed)
                 if hidden is None:
                     return
             valid = vote_valid(claim.loss, measured, spec.loss_tolerance)
@@ -269,7 +273,7 @@ class Verifier:
                          measured, claim.loss, spec.loss_tolerance,
                          "VALID" if valid else "INVALID")
             self._commit_vote(job_id, claimer, valid, measured, hidden,
-                              None if hidden is not None or problem else challenge)
+                              None if problem else challenge)
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -296,10 +300,14 @@ class Verifier:
         return valid, said
 
     async def _hidden_loss(self, job: Job, image_id: str, model: Path | None,
-                           data: dict[str, Path]) -> tuple[bool, float | None] | None:
-        """[HOLDOUT-VOTE.1] (holdout_ok, hidden loss) for this turn; None to abstain (our side
-        failed). A part that is refused or not served is ``holdout_ok = false``; a model that
-        cannot be evaluated on a good part has no hidden loss."""
+                           data: dict[str, Path], seed: bytes | None = None
+                           ) -> tuple[bool, float | None, float | None] | None:
+        """[HOLDOUT-VOTE.1] (holdout_ok, hidden loss, hidden challenge answer) for this turn;
+        None to abstain (our side failed). A part that is refused or not served is
+        ``holdout_ok = false``; a model that cannot be evaluated on a good part has no hidden
+        loss. [HOLDOUT-CHALLENGE.1] With the turn's ``seed``, the run gets the public run's
+        ``challenge.json`` and its ``challenge_loss`` answers the challenge on the hidden part
+        (None: the evaluation reports none)."""
         label = short(job.job_id)
         claimer = job.current
         try:
@@ -308,21 +316,26 @@ class Verifier:
                                                                  label)
         except HoldoutPartRefused as e:
             log.warning("job %s: %s; our vote says the hidden part is bad", label, e)
-            return False, None
+            return False, None, None
         except (DataUnavailable, TimeoutError) as e:
             if claimer is not None:
                 self._abstain((job.job_id, claimer), f"hidden part not ready: {e or 'timeout'}")
             return None
         if model is None:
-            return True, None
-        result = await self.threads.run(
-            self.runner.evaluate, image_id, model, sandbox_limits(job.spec),
-            job_id=container_label(job.job_id, self.address),
-            argv=job.spec.entry_point("evaluate"), seed=eval_seed(job.job_id),
-            data={**data, "valid": hidden_dir})
+            return True, None, None
+        with tempfile.TemporaryDirectory(prefix="lc-challenge-") as tmp:
+            result = await self.threads.run(
+                self.runner.evaluate, image_id, model, sandbox_limits(job.spec),
+                job_id=container_label(job.job_id, self.address),
+                argv=job.spec.entry_point("evaluate"), seed=eval_seed(job.job_id),
+                data={**data, "valid": hidden_dir},
+                input_dir=None if seed is None else
+                write_challenge(Path(tmp), seed, CHALLENGE_SIZE))
         if result.ok:
-            log.info("job %s: hidden loss %r", label, result.loss)
-            return True, result.loss
+            answer = result.metrics.get("challenge_loss") if seed is not None else None
+            log.info("job %s: hidden loss %r, hidden challenge answer %r", label, result.loss,
+                     answer)
+            return True, result.loss, answer
         if result.reason in OUR_SIDE:
             self.images.forget(image_id)
             if claimer is not None:
@@ -331,15 +344,13 @@ class Verifier:
             return None
         log.warning("job %s: the model could not be evaluated on the hidden part: %s: %s",
                     label, result.reason, result.detail)
-        return True, None
+        return True, None, None
 
     def _challenge_seed(self, job: Job) -> bytes | None:
         """[VOTE-CHALLENGE.1] This turn's challenge seed, from the block that included the
-        reveal (searched back from the tip); None on a holdout turn (holdout votes carry no
-        answer) or when the block is not found."""
-        holdout = self.node.state.holdout(job.job_id)
-        if (holdout is not None and holdout.live) or job.current is None \
-                or job.model_hash is None:
+        reveal (searched back from the tip), for the public run and, on a holdout turn, the
+        hidden one too [HOLDOUT-CHALLENGE.1]; None when the block is not found."""
+        if job.current is None or job.model_hash is None:
             return None
         top = self.node.height
         blocks = (b for h in range(top, max(0, top - 10_000), -1)
@@ -353,7 +364,7 @@ class Verifier:
 
     def _commit_vote(self, job_id: bytes, claimer: Address, valid: bool,
                      measured: float | None,
-                     hidden: tuple[bool, float | None] | None = None,
+                     hidden: tuple[bool, float | None, float | None] | None = None,
                      challenge: float | None = None) -> None:
         job = self.node.state.job(job_id)
         if job is None or job.current != claimer or not self._may_vote(job) \
@@ -362,17 +373,21 @@ class Verifier:
                         short(job_id))
             return
         salt = os.urandom(32)
-        holdout_ok, hidden_loss = hidden if hidden is not None else (None, None)
+        holdout_ok, hidden_loss, hidden_answer = hidden if hidden is not None else \
+            (None, None, None)
+        if hidden_loss is None:
+            hidden_answer = None  # [HOLDOUT-CHALLENGE.1] no answer without a hidden loss
         if holdout_ok is None:
             commitment = vote_commitment(job_id, claimer, self.address, valid, measured, salt,
                                          challenge)
         else:
             commitment = holdout_vote_commitment(job_id, claimer, self.address, valid, measured,
-                                                 holdout_ok, hidden_loss, salt)
+                                                 holdout_ok, hidden_loss, salt, hidden_answer,
+                                                 challenge)
         key = self.store.state.vote_key(job_id, claimer)
         self.store.state.votes[key] = VoteSecret(job_id.hex(), claimer.hex(), valid, measured,
                                                  salt.hex(), commitment.hex(), holdout_ok,
-                                                 hidden_loss, challenge)
+                                                 hidden_loss, challenge, hidden_answer)
         self.store.save()  # write-ahead: the salt exists on disk before the commitment is sent
         action = Action("vote commit", job_id, claimer)
         body = VoteCommit(Hash32(job_id), claimer, commitment)

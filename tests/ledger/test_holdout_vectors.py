@@ -16,6 +16,12 @@ inputs) are listed on their own too.
     7  alice reveals; 8 holdout votes committed (hidden 0.90); 9 the commit window ends;
        10 the votes open: alice is a finalist, bob's turn
     11 bob reveals; 12-14 the same (hidden 0.25): bob wins on the hidden part
+
+``answer_story`` (same genesis, blocks 1-7 as above with its own claims): alice's turn
+is voted with answers [HOLDOUT-CHALLENGE.1]: four voters answer both challenges, the
+fifth evaluates nothing and echoes the claim everywhere; [HOLDOUT-VOTE-REWARD.1] pays
+the four (6 // 4 each) and not the fifth. Wire forms of ``holdout_vote_reveal`` with and
+without answers and the commitments with answers are listed too.
 """
 
 from __future__ import annotations
@@ -93,6 +99,55 @@ def tell_holdout_story() -> Chain:
     return chain
 
 
+ANSWERS = [(0.880, 0.140), (0.882, 0.142), (0.884, 0.144), (0.886, 0.146)]
+"""The four evaluating voters' (hidden, public) challenge answers in the answer story."""
+
+
+def tell_answer_story() -> tuple[Chain, dict[str, int]]:
+    """[HOLDOUT-CHALLENGE.1] [HOLDOUT-VOTE-REWARD.1] The answer story; each voter's reward."""
+    chain = Chain()
+    post = chain.tx("submitter", PostJob(v3_spec()))
+    chain.block(post)
+    job_id = post.hash
+    chain.block()
+    chain.block(chain.tx("submitter", HoldoutPublish(Hash32(job_id), PUBLIC)))
+    chain.block(_claim(chain, "alice", job_id, 0.10), _claim(chain, "bob", job_id, 0.20))
+    chain.block(at=v3_spec().expiry_ms)
+    chain.block(chain.tx("submitter", HoldoutReveal(Hash32(job_id), HIDDEN)))
+    chain.block(_reveal(chain, "alice", job_id))
+    names = {chain.addr(n): n for n in chain.keys}
+    voters = [names[a] for a in chain.job(job_id).eligible_voters]
+    alice = chain.addr("alice")
+    votes = {v: (True, 0.10, True, 0.90, *ANSWERS[i]) for i, v in enumerate(voters[:4])}
+    votes[voters[4]] = (True, 0.10, True, 0.10, 0.10, 0.10)
+    before = {v: chain.balance(v) for v in voters}
+    chain.block(*(chain.tx(v, VoteCommit(Hash32(job_id), alice, holdout_vote_commitment(
+        job_id, alice, chain.addr(v), valid, measured, ok, hidden, fixed(f"vote:{v}:alice"),
+        h_answer, p_answer))) for v, (valid, measured, ok, hidden, h_answer, p_answer)
+        in votes.items()))
+    chain.block(at=chain.job(job_id).phase_deadline_ms)
+    chain.block(*(chain.tx(v, HoldoutVoteReveal(Hash32(job_id), alice, valid, measured, ok, hidden,
+                                                 fixed(f"vote:{v}:alice"), h_answer, p_answer))
+                  for v, (valid, measured, ok, hidden, h_answer, p_answer) in votes.items()))
+    return chain, {chain.addr(v).hex(): chain.balance(v) - before[v] for v in voters}
+
+
+def _reveal_forms() -> list[dict[str, Any]]:
+    """[HOLDOUT-CHALLENGE.1] ``holdout_vote_reveal`` body arrays: decoded answers or the code."""
+    base: list[Any] = [fixed("job"), fixed("claimer")[:20], True, 0.1, True, 0.9, fixed("salt")]
+    out = []
+    for wire in (base, [*base, 0.88], [*base, 0.88, 0.14], [*base, None, 0.14],
+                 [*base, None], [*base, 0.88, None], [*base, 0.88, 0.14, 0.2]):
+        try:
+            body = HoldoutVoteReveal.from_wire(decode(encode(wire)))
+            result: dict[str, Any] = {"hidden_challenge_loss": body.hidden_challenge_loss,
+                                      "challenge_loss": body.challenge_loss}
+        except DecodeError as e:
+            result = {"error": e.code}
+        out.append({"wire": encode(wire).hex(), **result})
+    return out
+
+
 def _rejected(wire: list[Any]) -> str:
     try:
         JobSpec.from_wire(decode(encode(wire)))
@@ -160,12 +215,32 @@ def build_vectors() -> dict[str, Any]:
             "commitment": holdout_vote_commitment(
                 job_id, chain.addr("alice"), chain.addr("carol"), True, 0.1, True, 0.9,
                 fixed("vote:carol:alice")).hex()},
+        **_answer_vectors(chain, job_id, commitment_inputs),
+    }
+
+
+def _answer_vectors(chain: Chain, job_id: bytes, inputs: dict[str, Any]) -> dict[str, Any]:
+    """[HOLDOUT-CHALLENGE.1] [HOLDOUT-VOTE-REWARD.1] What the answers add to the vectors."""
+    story, paid = tell_answer_story()
+    alice, carol, salt = chain.addr("alice"), chain.addr("carol"), fixed("vote:carol:alice")
+    return {
+        "holdout_vote_commitments_with_answers": [
+            {"inputs": {**inputs, "hidden_challenge_loss": h, "challenge_loss": p},
+             "commitment": holdout_vote_commitment(job_id, alice, carol, True, 0.1, True,
+                                                   None if h is None else 0.9, salt, h,
+                                                   p).hex()}
+            for h, p in ((0.88, None), (0.88, 0.14), (None, 0.14))],
+        "holdout_vote_reveal_forms": _reveal_forms(),
+        "answer_story": {
+            "blocks": [{"height": b.header.height, "wire": b.encode().hex(),
+                        "state_root": b.header.state_root.hex()} for b in story.blocks],
+            "voter_rewards": paid},
     }
 
 
 def test_holdout_ledger_vectors_match_committed_file() -> None:
     """[HOLDOUT-SPEC.1] [HOLDOUT-STATE.1] [HOLDOUT-SPLIT.1] [HOLDOUT-VOTE.1] [HOLDOUT-WINNER.1]
-    [HOLDOUT-POST.1] [HOLDOUT-SLOT.1]
+    [HOLDOUT-POST.1] [HOLDOUT-SLOT.1] [HOLDOUT-CHALLENGE.1] [HOLDOUT-VOTE-REWARD.1]
     The story's bytes and roots are the committed vectors; the story ends with bob paid."""
     vectors = build_vectors()
     check_vector_file("holdout_ledger.json", vectors)
@@ -180,6 +255,9 @@ def test_holdout_ledger_vectors_match_committed_file() -> None:
     for case in vectors["refused_posts"]:
         assert case["error"] == case["name"]
     _check_slot_cases(vectors["slot_cases"])
+    assert sorted(vectors["answer_story"]["voter_rewards"].values()) == [0, 1, 1, 1, 1]
+    codes = [f.get("error") for f in vectors["holdout_vote_reveal_forms"]]
+    assert codes == [None, None, None, None, "bad_field", "bad_field", "bad_field"]
     for block in chain.blocks:
         for tx in block.txs:
             assert SignedTransaction.decode(tx.wire).wire == tx.wire
@@ -199,16 +277,18 @@ def _check_slot_cases(cases: list[dict[str, Any]]) -> None:
 
 
 def test_holdout_story_replays_from_its_bytes() -> None:
-    """[HOLDOUT-STATE.1] Blocks decoded from the vector bytes reach the same roots."""
+    """[HOLDOUT-STATE.1] [HOLDOUT-VOTE-REWARD.1] Blocks decoded from the vector bytes (both
+    stories) reach the same roots."""
     from chain.blocks import Block
     from chain.genesis import Genesis, genesis_state
     from chain.transition import advance, apply_block
 
     vectors = build_vectors()
-    state = genesis_state(Genesis.from_json(vectors["genesis"]))
-    for case in vectors["blocks"]:
-        block = Block.decode(bytes.fromhex(case["wire"]))
-        output = apply_block(state, block)
-        advance(state, block, output)
-        assert state.state_root.hex() == case["state_root"]
+    for blocks in (vectors["blocks"], vectors["answer_story"]["blocks"]):
+        state = genesis_state(Genesis.from_json(vectors["genesis"]))
+        for case in blocks:
+            block = Block.decode(bytes.fromhex(case["wire"]))
+            output = apply_block(state, block)
+            advance(state, block, output)
+            assert state.state_root.hex() == case["state_root"]
     assert dataclasses.asdict(state.params) == dataclasses.asdict(Chain().state.params)
