@@ -146,7 +146,9 @@ def turn_rewards(answers: Sequence[ChallengeAnswer], tolerance: float,
                  unpaid: frozenset[Address] = frozenset()) -> dict[Address, int]:
     """What one turn pays its voters [VOTE-REWARD.2], or [VOTE-REWARD.1] on a turn where no
     opened vote carries a challenge answer (votes of jobs or workers from before the
-    challenge, and holdout votes): then every agreeing voter shares the pool.
+    challenge): then every agreeing voter shares the pool. A turn of holdout votes reaches
+    here through [HOLDOUT-VOTE-REWARD.1] (``chain.holdout_rules.reward_answers``), which
+    hands over answer-less votes that agree exactly when they are to be paid.
 
     ``answers`` are the opened voter votes (the claimer's own is never one); voters in
     ``unpaid`` (banned since they voted) still count in the group and the supermajority
