@@ -42,6 +42,7 @@ TEMPLATE_FILES = (
     ("lcjob.py.tmpl", "lcjob.py", 0o644),
     ("train.py.tmpl", "train", 0o755),
     ("evaluate.py.tmpl", "evaluate", 0o755),
+    ("federate.py.tmpl", "federate", 0o755),  # a federated job's local round [JOB-FED.1]
 )
 HOLDOUT_EVERY = 5
 """Row i is held-out test data when i % 5 == 0, validation when i % 5 == 1, else training."""
