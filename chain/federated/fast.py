@@ -69,22 +69,38 @@ def as_vector(v: ArrayLike, name: str, dims: int | None = None) -> Vector:
         j = int(np.argmax(v > Q_MAX)) if hi > Q_MAX else int(np.argmax(v < -Q_MAX))
         raise FederatedError("bad_coordinate", f"{name}[{j}] = {int(v[j])} is not in "
                              f"[-{Q_MAX}, {Q_MAX}]", name=name, index=j, value=int(v[j]))
-    return v.astype(np.int64)
+    return v.astype(np.int64, copy=False)
+
+
+def stack_checked(named: Sequence[tuple[str, ArrayLike]], dims: int | None = None) -> Matrix:
+    """[FED-QUANT.3] The vectors as one ``(n, dims)`` int64 matrix, each checked as
+    ``as_vector`` does. Fast when every one is a 1-d int8..int64 or uint8..uint32 array of
+    one length: copied into the matrix as they are and range-checked once, whole; any
+    other input, or a failed check, goes vector by vector for the reference's error."""
+    want = dims if dims is not None else (len(named[0][1]) if named else 0)
+    simple = 1 <= want <= MAX_DIMS and all(
+        isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == want
+        and (v.dtype.kind == "i" or (v.dtype.kind == "u" and v.dtype.itemsize < 8))
+        for _, v in named)
+    if simple and named:
+        m = np.empty((len(named), want), dtype=np.int64)
+        for i, (_, v) in enumerate(named):
+            m[i] = v
+        if int(m.min()) >= -Q_MAX and int(m.max()) <= Q_MAX:
+            return m
+    rows = [as_vector(v, name, dims) for name, v in named]
+    lengths = {len(r) for r in rows}
+    if len(lengths) > 1:
+        raise FederatedError("bad_dims", f"updates of different lengths {sorted(lengths)}",
+                             dims=sorted(lengths))
+    return np.stack(rows) if rows else np.zeros((0, max(want, 0)), dtype=np.int64)
 
 
 def as_matrix(updates: Sequence[ArrayLike] | Matrix, dims: int | None = None) -> Matrix:
     """The updates as one ``(n, dims)`` int64 matrix, each row checked [FED-QUANT.3]."""
-    if isinstance(updates, np.ndarray) and updates.ndim == 2:
-        rows: list[Vector] = [as_vector(r, f"update {i}", dims) for i, r in enumerate(updates)]
-    else:
-        rows = [as_vector(u, f"update {i}", dims) for i, u in enumerate(updates)]
-    if not rows:
+    if not len(updates):
         raise FederatedError("no_updates", "an aggregate needs at least one update", n=0)
-    lengths = {len(r) for r in rows}
-    if len(lengths) != 1:
-        raise FederatedError("bad_dims", f"updates of different lengths {sorted(lengths)}",
-                             dims=sorted(lengths))
-    return np.stack(rows)
+    return stack_checked([(f"update {i}", u) for i, u in enumerate(updates)], dims)
 
 
 def to_tuple(v: Vector) -> tuple[int, ...]:
@@ -122,12 +138,16 @@ def _rowdot(a: Matrix, b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     return np.einsum("ij,ij->i", a, b)
 
 
-def dots(a: Matrix, b: npt.NDArray[np.int64]) -> list[int]:
+def dots(a: Matrix, b: npt.NDArray[np.int64], a_max: int | None = None,
+         b_max: int | None = None) -> list[int]:
     """[FED-AGG.4] Exact ``sum_j a_ij · b_j`` for each row i (``b`` a vector, or a matrix of
     ``a``'s shape for row-by-row products) as Python ints, whatever the magnitudes
-    [FED-QUANT.4]: int64 when ``max|a| · max|b| · dims < 2**63``, else 16-bit halves."""
+    [FED-QUANT.4]: int64 when ``max|a| · max|b| · dims < 2**63``, else 16-bit halves.
+    ``a_max``/``b_max``: those maxima when the caller knows them (or a bound on them)."""
     dims = a.shape[1]
-    if _amax(a) * _amax(b) * dims <= INT64_MAX:
+    a_max = _amax(a) if a_max is None else a_max
+    b_max = (a_max if b is a else _amax(b)) if b_max is None else b_max
+    if a_max * b_max * dims <= INT64_MAX:
         return [int(x) for x in _rowdot(a, b)]
     total = [0] * a.shape[0]
     for start in range(0, dims, CHUNK):
@@ -142,9 +162,9 @@ def dots(a: Matrix, b: npt.NDArray[np.int64]) -> list[int]:
     return total
 
 
-def square_norms(a: Matrix) -> list[int]:
+def square_norms(a: Matrix, a_max: int | None = None) -> list[int]:
     """[FED-AGG.4] Exact ``sum_j a_ij ** 2`` for each row."""
-    return dots(a, a)
+    return dots(a, a, a_max, a_max)
 
 
 def dot(a: Vector, b: Vector) -> int:
@@ -230,15 +250,19 @@ def normalise_array(v: Vector, factor: int) -> Vector:
     return clamp(q + up.astype(np.int64))
 
 
-def fltrust_array(m: Matrix, ref: Vector) -> tuple[Vector, tuple[int, ...]]:
+def fltrust_array(m: Matrix, ref: Vector, n2s: list[int] | None = None,
+                  m_max: int | None = None) -> tuple[Vector, tuple[int, ...]]:
     """[FED-AGG.4-6] ``fltrust.fltrust``: ``(aggregate, trusts)``. The weighted sum
-    ``sum t_i · c_ij`` is < 256 · 2**16 · 2**31 = 2**55: int64."""
+    ``sum t_i · c_ij`` is < 256 · 2**16 · 2**31 = 2**55: int64. ``n2s``, ``m_max``: the
+    rows' squared norms and max |coordinate| when the caller has them."""
     if m.shape[1] != ref.shape[0]:
         raise FederatedError("bad_dims", "every update needs the reference's length",
                              dims=[m.shape[1]], expected=ref.shape[0])
     ref_n2 = square_norm(ref)
-    n2s = square_norms(m)
-    trusts = tuple(trust_from(d, n2, ref_n2) for d, n2 in zip(dots(m, ref), n2s, strict=True))
+    m_max = _amax(m) if m_max is None else m_max
+    n2s = square_norms(m, m_max) if n2s is None else n2s
+    trusts = tuple(trust_from(d, n2, ref_n2)
+                   for d, n2 in zip(dots(m, ref, m_max), n2s, strict=True))
     total = sum(trusts)
     if total == 0:
         return np.zeros(ref.shape[0], dtype=np.int64), trusts
@@ -289,29 +313,29 @@ def aggregate_round_array(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
         if not isinstance(a, bytes) or len(a) != ADDRESS_LEN:
             raise FederatedError("bad_participant", "participants are 20-byte addresses",
                                  participant=a)
-    rows = [as_vector(updates[a], f"update of {a.hex()}", dims) for a in addrs]
+    m = stack_checked([(f"update of {a.hex()}", updates[a]) for a in addrs], dims)
     zero = np.zeros(dims, dtype=np.int64)
-    if not rows:
+    if not addrs:
         return zero, RoundResult(to_tuple(zero), (), ())
-    m = np.stack(rows)
-    n2s = square_norms(m)
+    m_max = _amax(m)
+    n2s = square_norms(m, m_max)
     copies = _copies(m, n2s)
     dupes = tuple(a for i, a in enumerate(addrs) if i in copies)
     keep = [i for i in range(len(addrs)) if i not in copies]
-    usable = m[keep]
+    usable = m if len(keep) == len(addrs) else m[keep]
     weight: dict[bytes, int] = {}
     aggregate = zero
     if agg.rule == FLTRUST and reference is not None:
         ref = as_vector(reference, "reference", dims)
         if keep:
-            aggregate, trusts = fltrust_array(usable, ref)
+            aggregate, trusts = fltrust_array(usable, ref, [n2s[i] for i in keep], m_max)
             weight = dict(zip((addrs[i] for i in keep), trusts, strict=True))
     elif agg.rule != FLTRUST and len(keep) >= agg.needs:
         aggregate = trimmed_mean_array(usable, agg.trim) if agg.rule == TRIMMED_MEAN \
             else median_array(usable)
         a2 = square_norm(aggregate)
         ts = [trust_from(d, n2s[i], a2)
-              for i, d in zip(keep, dots(usable, aggregate), strict=True)]
+              for i, d in zip(keep, dots(usable, aggregate, m_max), strict=True)]
         weight = dict(zip((addrs[i] for i in keep), ts, strict=True))
     result = RoundResult(to_tuple(aggregate), tuple((a, weight.get(a, 0)) for a in addrs),
                          dupes)
