@@ -33,7 +33,7 @@ import numpy.typing as npt
 from chain.federated.errors import FederatedError
 from chain.federated.fixed import MAX_DIMS, MAX_ROUND_PARTICIPANTS, Q_MAX, check_vector
 from chain.federated.fltrust import NORM_BITS, norm_factor, trust_from
-from chain.federated.rounds import FLTRUST, TRIMMED_MEAN, Aggregation, RoundResult
+from chain.federated.rounds import FLTRUST, TRIMMED_MEAN, Aggregation, RoundInput, RoundResult
 from chain.types import ADDRESS_LEN
 
 Vector = npt.NDArray[np.int64]
@@ -354,3 +354,16 @@ def apply_aggregate_array(model: Vector, aggregate: Vector) -> Vector:
         raise FederatedError("bad_dims", "the aggregate needs the model's length",
                              dims=(len(model), len(aggregate)))
     return clamp(model + aggregate)
+
+
+def replay(agg: Aggregation, initial: ArrayLike, rounds: Sequence[RoundInput],
+           without: bytes | None = None) -> tuple[int, ...]:
+    """[FED-MODEL.3] [FED-REWARD.2] ``rounds.replay``, bit for bit: the global model after
+    ``rounds`` from ``initial``, or the leave-one-out model without ``without``'s updates
+    (one fast aggregation per round)."""
+    model = as_vector(initial, "initial model")
+    for r in rounds:
+        updates = {a: v for a, v in r.updates.items() if a != without}
+        aggregate, _ = aggregate_round_array(agg, updates, r.reference, len(model))
+        model = apply_aggregate_array(model, aggregate)
+    return to_tuple(model)
