@@ -50,6 +50,12 @@ def supply_json(state: Any) -> dict[str, Any]:
         if bond is not None:
             bonded += int(bond)
             verifiers += 1
+    for key in state.keys("prediction"):  # open prediction fees [PRED-STATE.1]
+        rec = state.get("prediction", key)
+        if rec is not None and rec.escrow:
+            escrowed += rec.escrow
+    bonded += sum(int(state.get("predictor", key) or 0)  # executors' bonds [PRED-OFFER.1]
+                  for key in state.keys("predictor"))
     supply, burned = int(state.supply), int(state.burned)
     return {
         "height": int(state.height),

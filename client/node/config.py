@@ -143,6 +143,12 @@ class WorkerPolicy:
     overfit_public: bool = False
     """DEMO/TEST ONLY: train on a train/v3 job's public validation part instead of its
     training data (an honest claim of an overfit model, which the hidden part must beat)."""
+    predict: bool = False
+    """Offer prediction service [PRED-OFFER.1] (locks the executor bond) and answer the
+    requests this node is drawn for from warm sandboxes (``client.predict.executor``)."""
+    cheat_predictions: bool = False
+    """DEMO/TEST ONLY: answer every prediction wrongly (labels shifted by one, values off by
+    more than the tolerance): the majority must outvote it [PRED-PAY.1]."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from client.node.ledger_app import LedgerApp
 from client.node.stored_chain import StoredChainReads
 from client.observe.dashboard import install_dashboard
 from client.observe.metrics import NodeMetrics, install_metrics
+from client.predict.executor import Executor
 from client.worker.worker import Worker
 from p2p.blobs import BlobService
 from p2p.blobstore import BlobStore
@@ -112,6 +113,8 @@ class LedgerNode(StoredChainReads):
         self.gossip.subscribe(CONSENSUS_TOPIC, self.driver.on_gossip)
         self.api: ApiServer | None = None
         self.worker: Worker | None = None
+        self.executor: Executor | None = None
+        """Answers prediction requests drawn to this node (``[worker] predict``)."""
         self.metrics: NodeMetrics | None = None
         """Prometheus counters the node's parts bump, once the API runs."""
         self.admissions: Counter[tuple[str, str]] = Counter()
@@ -147,10 +150,16 @@ class LedgerNode(StoredChainReads):
             self.worker = Worker(self, self.config.worker)
             self.metrics.attach_worker(self.worker)
             await self.worker.start()
+        if self.config.is_worker and self.config.worker.predict:  # [PRED-OFFER.1]
+            self.executor = Executor(self, self.config.worker)
+            await self.executor.start()
         log.info("node %s up: height %d, p2p %s, api %s, roles %s", self.address_text,
                  self.height, self.p2p.endpoint, self.api_endpoint, ",".join(self.roles))
 
     async def stop(self) -> None:
+        if self.executor is not None:
+            with contextlib.suppress(Exception):
+                await self.executor.stop()
         if self.worker is not None:
             with contextlib.suppress(Exception):
                 await self.worker.stop()
@@ -315,6 +324,8 @@ class LedgerNode(StoredChainReads):
             for conn in self.p2p.peers.values()
         )
         worker = self.worker.summary() if self.worker is not None else {}
+        if self.executor is not None:
+            worker = {**worker, "executor": self.executor.summary()}
         return NodeStatus(
             chain_id=self.chain_id, address=self.key.address, roles=self.roles,
             height=self.height, last_block_time_ms=int(state.time_ms),
