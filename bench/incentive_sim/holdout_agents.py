@@ -130,13 +130,16 @@ def holdout_vote(policy: HVote, *, claimed: float, truth: Truth | None, part_ok:
         return HoldoutChoice(True, claimed, True, claimed, 0, echo, echo)
     if truth is None:  # the revealed bytes are no model
         return HoldoutChoice(False, None, part_ok, None, 1)
+    # The losses are drawn first, in the order of the votes before the rule, so that the
+    # before/ scenarios and these see the same measurements; the answers after them.
     measured = measure(truth.public, tolerance, econ.base, rng)
     valid = measured <= claimed + tolerance
+    hidden = measure(truth.hidden, tolerance, econ.base, rng) \
+        if part_ok and policy != HVote.HIDDEN_LIAR else None
     public = None if answers is None else measure(answers[0], tolerance, econ.base, rng)
     if policy == HVote.HIDDEN_LIAR:
         return HoldoutChoice(valid, measured, True, measured, 1, public, public)
     if not part_ok:
         return HoldoutChoice(valid, measured, False, None, 1, None, public)
-    hidden = measure(truth.hidden, tolerance, econ.base, rng)
     answer = None if answers is None else measure(answers[1], tolerance, econ.base, rng)
     return HoldoutChoice(valid, measured, True, hidden, 2, answer, public)
