@@ -1,11 +1,11 @@
 """The image ``job submit`` posts: the recorded one only while the job's sources are unchanged
 (``sandbox.job_sources`` fingerprints them; every build records the fingerprint).
 
-By default the image is posted by layer [JOB-IMAGE.6]: its config and layers are
-blobs (``sandbox.image_publish``, split once and cached by digest) and the job names
-a small manifest of them, so neither the node nor a worker receives the base image's
-layers again. ``--image-tar`` or ``--whole-image`` post one saved-image tar instead
-[JOB-IMAGE.3].
+By default the image is posted by layer [JOB-IMAGE.6]: its layers are blobs
+(``sandbox.image_publish``, split once and cached by digest) and the job names a
+small v2 manifest of them that carries the config, compressed [JOB-IMAGE.10], so
+neither the node nor a worker receives the base image's layers again. ``--image-tar``
+or ``--whole-image`` post one saved-image tar instead [JOB-IMAGE.3].
 """
 
 from __future__ import annotations

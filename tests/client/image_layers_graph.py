@@ -71,9 +71,12 @@ def submit(layout: NetworkLayout, job_dir: Path, *extra: str,
 
 
 def job_containers(engine: docker.DockerClient, job_id: str) -> list[Any]:
-    """The worker's containers for ``job_id`` on its engine (running or not)."""
-    found = engine.containers.list(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
-    return [c for c in found if str(c.labels.get(LABEL_JOB, "")).startswith(job_id[:16])]
+    """The worker's containers for ``job_id`` on its engine (running or not), as the
+    engine's list summaries: one call, no per-container inspect, so a short-lived
+    container removed between the list and an inspect cannot fail the wait."""
+    found = engine.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
+    return [c for c in found
+            if str((c.get("Labels") or {}).get(LABEL_JOB, "")).startswith(job_id[:16])]
 
 
 def wait_training(engine: docker.DockerClient, job_id: str, timeout_s: float) -> float:
