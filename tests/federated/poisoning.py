@@ -243,3 +243,20 @@ def experiment() -> dict[tuple[str, int], dict[str, Run]]:
             results[(attack, n)] = {rule: run(s, rule, scenario(s, attack, n))
                                     for rule in RULES}
     return results
+
+
+def main() -> None:
+    """``python -m tests.federated.poisoning OUT.png``: the experiment, its table, the plot."""
+    import sys
+
+    results = experiment()
+    print(table(results))
+    plot_png(results, sys.argv[1] if len(sys.argv) > 1 else "docs/federated.png")
+    for (attack, n), runs in results.items():
+        name = "clean" if n == 0 else f"{n} x {attack}"
+        for rule, r in runs.items():
+            print(f"{name:<16} {rule:<13} " + " ".join(f"{a:.3f}" for a in r.accuracy))
+
+
+if __name__ == "__main__":
+    main()
