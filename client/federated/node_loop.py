@@ -1,0 +1,151 @@
+"""The participant loop inside a node: ports over the NodeHandle, local training in the sandbox.
+
+``FederatedJoin`` steps a ``Participant`` after every committed block and whenever its
+local training finishes. Training runs on a thread (``Threads``), never on the event
+loop: the job's image is made present as a worker's is (``ImageCache``, [JOB-IMAGE.3]),
+then the job's ``federate`` entry runs on the owner's data folder, read-only, network
+off [JOB-FED.1], and the host turns its output into the round's update blob [JOB-FED.5].
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from chain.federated.blobs import ModelBlob, UpdateBlob
+from chain.jobspec import JobSpec
+from chain.state import StateReader
+from chain.transactions import Body
+from client.federated.participant import Participant, RoundStore
+from client.node.handle import CommittedBlock, NodeHandle
+from client.worker.outbox import Outbox
+from client.worker.policy import sandbox_limits
+from client.worker.sandboxing import ImageCache, Threads
+from sandbox.engine import connect
+from sandbox.federated import run_federate
+from sandbox.limits import Scalar
+from sandbox.runner import SandboxRunner
+
+log = logging.getLogger("learningchain.federated")
+
+
+class NodePorts:
+    """A participant's ports on a running node."""
+
+    def __init__(self, node: NodeHandle, job_id: bytes, folder: Path) -> None:
+        self.node, self.job_id, self.folder = node, job_id, folder
+        self.outbox = Outbox(node, node.key)
+        self._fetching: dict[bytes, asyncio.Task[Path]] = {}
+
+    def state(self) -> StateReader:
+        return self.node.state
+
+    def now_ms(self) -> int:
+        return self.node.now_ms()
+
+    def submit(self, body: Body, what: str) -> bool:
+        return self.outbox.send(body, f"federated {what}", self.job_id)
+
+    def read_blob(self, blob_id: bytes) -> bytes | None:
+        path = self.node.blob_path(blob_id)
+        if path is not None:
+            return path.read_bytes()
+        task = self._fetching.get(blob_id)
+        if task is None or task.done():
+            self._fetching[blob_id] = asyncio.get_running_loop().create_task(
+                self.node.fetch_blob(blob_id))
+        return None
+
+    def put_blob(self, data: bytes) -> bytes:
+        path = self.folder / f"blob-{hashlib.sha256(data).hexdigest()[:16]}"
+        path.write_bytes(data)
+        return self.node.put_blob_file(path)
+
+
+class SandboxTrainer:
+    """Trains one round at a time on a thread; ``__call__`` hands over a finished update."""
+
+    def __init__(self, node: NodeHandle, job_id: bytes, spec: JobSpec, data_dir: Path,
+                 hyperparameters: Mapping[str, Scalar], on_done: Any) -> None:
+        self.node, self.job_id, self.spec, self.data_dir = node, job_id, spec, data_dir
+        self.hyperparameters = dict(hyperparameters)
+        self.on_done = on_done
+        self.client = connect()
+        self.threads = Threads()
+        self.images = ImageCache(node, self.client, self.threads)
+        self.runner = SandboxRunner(self.client, node_id=f"fed-{node.key.address.hex()[:12]}")
+        self.ready: dict[int, UpdateBlob] = {}
+        self.failures: dict[int, str] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def __call__(self, model: ModelBlob, round_no: int) -> UpdateBlob | None:
+        if round_no in self.ready:
+            return self.ready.pop(round_no)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._train(model, round_no))
+        return None
+
+    async def _train(self, model: ModelBlob, round_no: int) -> None:
+        label = f"{self.job_id.hex()[:16]}-{self.node.key.address.hex()[:12]}"
+        try:
+            image_id = await self.images.ensure(self.spec, label, self.job_id)
+            seed = int.from_bytes(hashlib.sha256(self.job_id + round_no.to_bytes(4, "big")
+                                                 + self.node.key.address).digest()[:7], "big")
+            result = await self.threads.run(
+                run_federate, self.runner, image_id, model, self.data_dir,
+                sandbox_limits(self.spec), job_id=self.job_id, round_no=round_no,
+                participant=self.node.key.address, seed=seed,
+                hyperparameters=self.hyperparameters)
+        except Exception as e:  # the node keeps running; the next block tries again
+            self.failures[round_no] = f"{type(e).__name__}: {e}"
+            log.error("federated %s round %d: training failed: %s", self.job_id.hex()[:12],
+                      round_no, e)
+            return
+        if result.ok and result.blob is not None:
+            self.ready[round_no] = result.blob
+            self.on_done()
+        else:
+            self.failures[round_no] = f"{result.reason}: {result.detail}"
+            log.error("federated %s round %d: local run failed: %s: %s",
+                      self.job_id.hex()[:12], round_no, result.reason, result.detail)
+
+
+class FederatedJoin:
+    """Takes part in ``job_id`` from a running node with the data in ``data_dir``."""
+
+    def __init__(self, node: NodeHandle, job_id: bytes, data_dir: Path,
+                 hyperparameters: Mapping[str, Scalar] | None = None) -> None:
+        job = node.state.job(job_id)
+        if job is None:
+            raise ValueError(f"no job {job_id.hex()} on this chain")
+        folder = node.data_dir / "federated" / job_id.hex()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.node, self.job_id = node, job_id
+        self.trainer = SandboxTrainer(node, job_id, job.spec, data_dir.resolve(),
+                                      hyperparameters or {}, self._wake)
+        self.participant = Participant(job_id, node.key.address,
+                                       NodePorts(node, job_id, folder), self.trainer,
+                                       RoundStore(folder), log=lambda m: log.info(
+                                           "federated %s: %s", job_id.hex()[:12], m))
+        self.last = ""
+        self.finished = asyncio.Event()
+
+    def start(self) -> None:
+        self.node.add_block_listener(self._on_block)
+        self._wake()
+
+    def _on_block(self, _event: CommittedBlock) -> None:
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self.last = self.participant.step()
+        except Exception as e:  # a bad model blob or a state we do not understand: log, go on
+            log.error("federated %s: step failed: %s", self.job_id.hex()[:12], e)
+            self.last = "error"
+        if self.last == "done":
+            self.finished.set()

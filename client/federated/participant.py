@@ -1,0 +1,151 @@
+"""A data owner's side of a federated job: each round, train locally, commit, reveal.
+
+The loop is one ``step`` at a time over a committed state (``chain.federated.api``'s
+readers) and a few ports (submit a body, read and store blobs, train), so the same
+code runs against a node (``client.federated.node_loop``) and against the ledger
+harness in tests. What each round must keep across a crash (the update blob and its
+salt) is written to the ``RoundStore`` *before* the commitment is sent: a participant
+restarted on the same folder reveals what it committed [FED-COMMIT.1].
+
+Rules followed: commit in the COMMIT phase, reveal the committed blob in the REVEAL
+phase [TX-FED.2] [TX-FED.3]; the update blob names this job, round and address
+[FED-QUANT.5]; the global model is the state's current ``model_blob``, checked by its
+blob id before training on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from chain.content import blob_id_of_bytes
+from chain.federated.api import FedPhase, duty, fed_job, update_bodies
+from chain.federated.blobs import ModelBlob, UpdateBlob
+from chain.state import StateReader
+from chain.transactions import Body
+
+RESEND_MS = 10_000
+"""A commit or reveal not yet in a block is sent again after this long (a lost tx)."""
+
+Trainer = Callable[[ModelBlob, int], UpdateBlob | None]
+"""(global model, round) -> this participant's update blob for the round, or None while it
+is still being trained (a node trains on a thread and steps again when it is done)."""
+
+
+class Ports(Protocol):
+    """What the loop needs from a node."""
+
+    def state(self) -> StateReader: ...
+
+    def now_ms(self) -> int: ...
+
+    def submit(self, body: Body, what: str) -> bool: ...
+
+    def read_blob(self, blob_id: bytes) -> bytes | None:
+        """The blob's bytes if held locally; None (and a fetch started) otherwise."""
+        ...
+
+    def put_blob(self, data: bytes) -> bytes:
+        """Store and announce ``data``; its blob id."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RoundRecord:
+    round: int
+    salt: bytes
+    blob: bytes
+    """The update blob's bytes [FED-QUANT.5]."""
+
+
+class RoundStore:
+    """One folder per job: ``round-<r>.json`` (salt) beside ``round-<r>.blob``, each written
+    to a temporary name and renamed, the blob first."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def get(self, round_no: int) -> RoundRecord | None:
+        meta = self.folder / f"round-{round_no}.json"
+        blob = self.folder / f"round-{round_no}.blob"
+        if not meta.is_file() or not blob.is_file():
+            return None
+        salt = bytes.fromhex(json.loads(meta.read_text())["salt"])
+        return RoundRecord(round_no, salt, blob.read_bytes())
+
+    def put(self, record: RoundRecord) -> None:
+        for name, data in ((f"round-{record.round}.blob", record.blob),
+                           (f"round-{record.round}.json",
+                            json.dumps({"salt": record.salt.hex()}).encode())):
+            tmp = self.folder / f".{name}.tmp"
+            tmp.write_bytes(data)
+            os.replace(tmp, self.folder / name)
+
+
+class Participant:
+    """Takes part in one federated job as ``address``."""
+
+    def __init__(self, job_id: bytes, address: bytes, ports: Ports, train: Trainer,
+                 store: RoundStore, log: Callable[[str], None] = lambda _m: None) -> None:
+        self.job_id, self.address, self.ports = job_id, address, ports
+        self.train, self.store, self.log = train, store, log
+        self._sent: dict[tuple[int, str], int] = {}
+
+    def step(self) -> str:
+        """Do what the state asks of us now; returns what was done or waited for:
+        ``no_job``, ``done``, ``wait``, ``model_missing``, ``training``, ``committed``,
+        ``revealed``,
+        ``lost_update`` (a reveal is due but the store lost the blob) or ``sent_recently``."""
+        state = self.ports.state()
+        fed = fed_job(state, self.job_id)
+        if fed is None:
+            return "no_job"
+        if fed.phase == FedPhase.DONE:
+            return "done"
+        what = duty(state, self.job_id, self.address, self.ports.now_ms())
+        if what == "commit":
+            return self._commit(fed.round, fed.model_blob)
+        if what == "reveal":
+            record = self.store.get(fed.round)
+            if record is None:
+                return "lost_update"
+            return self._send(record, "reveal")
+        return "wait"
+
+    def _commit(self, round_no: int, model_blob: bytes) -> str:
+        record = self.store.get(round_no)
+        if record is None:
+            data = self.ports.read_blob(model_blob)
+            if data is None:
+                return "model_missing"
+            if blob_id_of_bytes(data) != model_blob:
+                raise ValueError(f"model blob {model_blob.hex()[:12]} does not match its bytes")
+            model = ModelBlob.from_bytes(data)
+            update = self.train(model, round_no)
+            if update is None:
+                return "training"
+            update.check_for(self.job_id, round_no, self.address, model.dims, model.scale_bits)
+            blob = update.to_bytes()
+            record = RoundRecord(round_no, os.urandom(32), blob)
+            self.store.put(record)  # before the commitment leaves [FED-COMMIT.1]
+            self.log(f"round {round_no}: trained, update of {update.dims} coordinates")
+        return self._send(record, "commit")
+
+    def _send(self, record: RoundRecord, what: str) -> str:
+        now = self.ports.now_ms()
+        last = self._sent.get((record.round, what))
+        if last is not None and now - last < RESEND_MS:
+            return "sent_recently"
+        bodies = update_bodies(self.job_id, record.round, self.address, record.blob,
+                               record.salt)
+        if what == "reveal":
+            self.ports.put_blob(record.blob)
+        if self.ports.submit(bodies.commit if what == "commit" else bodies.reveal, what):
+            self._sent[(record.round, what)] = now
+            self.log(f"round {record.round}: {what} sent")
+        return "committed" if what == "commit" else "revealed"
