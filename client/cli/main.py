@@ -62,6 +62,7 @@ def _register_subcommands() -> None:
         ("client.cli.job_holdout_commands", "job"),  # adds `job holdout publish|reveal`
         ("client.cli.model_commands", "model"),
         ("client.cli.predict_commands", "predict"),
+        ("client.federated.cli", "federated"),
     ]:
         try:
             module = importlib.import_module(module_name)
