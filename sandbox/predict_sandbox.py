@@ -41,7 +41,7 @@ from chain.types import Hash32
 from sandbox.limits import ResourceLimits
 from sandbox.model_format import MAX_MODEL_BYTES
 from sandbox.predict_frames import MAX_REPLY_BYTES, MAX_REQUEST_BYTES
-from sandbox.predict_server import HANG_ENV, MODES
+from sandbox.predict_server import MODES
 from sandbox.predict_session import MODEL_FILE, PredictSandboxError, Session
 
 REQUEST_TIMEOUT_S = 30.0
@@ -117,14 +117,12 @@ class WarmPredictor:
 
     ``warm=False``: the cold path, a fresh container per request [PRED-EXEC.5].
     One request at a time (the channel is one stream): an executor serving a model
-    concurrently keeps one predictor per worker thread, or queues.
-    ``test_hang_on``: an input blob the server hangs on (tests of the timeout only)."""
+    concurrently keeps one predictor per worker thread, or queues."""
 
     def __init__(self, client: docker.DockerClient, image: str, model_path: Path,
                  record: DeployedModel, mode: str, *, limits: ResourceLimits | None = None,
                  warm: bool = True, request_timeout_s: float = REQUEST_TIMEOUT_S,
-                 start_timeout_s: float = START_TIMEOUT_S, node_id: str = "local",
-                 test_hang_on: bytes | None = None) -> None:
+                 start_timeout_s: float = START_TIMEOUT_S, node_id: str = "local") -> None:
         if mode not in MODES or (mode == "labels") != (record.output.kind == "classes"):
             raise ValueError(f"mode {mode!r} does not fit a {record.output.kind} model")
         self.client, self.image, self.record, self.mode = client, image, record, mode
@@ -133,11 +131,6 @@ class WarmPredictor:
         self.request_timeout_s, self.start_timeout_s = request_timeout_s, start_timeout_s
         self.restarts = 0
         """Containers replaced after a timeout, crash or bad reply."""
-        self._env: dict[str, str] = {}
-        if test_hang_on is not None:
-            import hashlib
-
-            self._env[HANG_ENV] = hashlib.sha256(test_hang_on).hexdigest()
         self._model_dir = _stage_model(model_path)
         self._session: Session | None = None
         if warm:
@@ -165,7 +158,7 @@ class WarmPredictor:
     def _start(self) -> Session:
         return Session(self.client, self.image, self._model_dir, self.record, self.mode,
                        self.limits, node_id=self.node_id,
-                       start_timeout_s=self.start_timeout_s, env=self._env)
+                       start_timeout_s=self.start_timeout_s)
 
     def _restart(self) -> None:
         """[PRED-EXEC.4] Kill and remove the broken container; start its replacement now, so

@@ -15,16 +15,11 @@ this package mounted read-only), as nobody, with no network. It reads frames fro
 
 Only this process parses the requester's bytes (canonical msgpack, numbers, SEAL's
 deserializer) and the model file's; the host only copies them in and bounded answers out.
-``LC_PREDICT_TEST_HANG`` (a hex SHA-256 of one input blob) makes the loop hang on that
-input: a test hook for the host's timeout, never set by a node.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sys
-import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -37,7 +32,6 @@ from sandbox.predict_frames import ANSWER, ERROR, READY, read_request, reply_fra
 
 MODEL_PATH = Path("/model/model.safetensors")
 MODES = ("labels", "values", "ciphertext")
-HANG_ENV = "LC_PREDICT_TEST_HANG"
 
 
 def answer(mode: str, model: Mlp, record: DeployedModel, blob: bytes, rows: int) -> bytes:
@@ -81,14 +75,11 @@ def serve(inp: BinaryIO, out: BinaryIO, model_path: Path = MODEL_PATH) -> int:
         send(ERROR, str(e).encode("utf-8", "replace"))
         return 3
     send(READY, b"")
-    hang = os.environ.get(HANG_ENV, "")
     while True:
         request = read_request(inp)
         if request is None:
             return 0
         rows, blob = request
-        if hang and hashlib.sha256(blob).hexdigest() == hang:
-            time.sleep(10**6)
         send(ANSWER, answer(mode, model, record, blob, rows))
 
 

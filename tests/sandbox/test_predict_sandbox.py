@@ -35,9 +35,9 @@ from sandbox.ckks_eval import answer_ciphertext
 from sandbox.model_format import export_mlp, load_model
 from sandbox.predict_eval import answer_labels, answer_values
 from sandbox.predict_frames import MAX_REQUEST_BYTES
-from sandbox.predict_image import ensure_predict_image
 from sandbox.predict_sandbox import PredictSandboxError, WarmPredictor
 from tests.predict.cases import digits_model, h, score_model
+from tests.predict.images import predict_image_for_test
 from tests.sandbox.conftest import NODE_ID
 
 pytestmark = pytest.mark.docker
@@ -47,8 +47,10 @@ ROWS = 100
 
 
 @pytest.fixture(scope="module")
-def image(docker_client: docker.DockerClient, base_image: str) -> str:
-    return ensure_predict_image(docker_client)
+def image(docker_client: docker.DockerClient, base_image: str) -> Iterator[str]:
+    """The executor image; removed after the module if this module built it."""
+    with predict_image_for_test(docker_client) as built:
+        yield built
 
 
 @pytest.fixture(scope="module")
@@ -137,16 +139,18 @@ def test_hostile_inputs_get_the_invalid_answer_and_the_sandbox_keeps_serving(
 def test_hanging_request_times_out_and_the_sandbox_is_replaced(
         docker_client: docker.DockerClient, image: str,
         digits: tuple[MLPClassifier, np.ndarray, Path]) -> None:
-    """[PRED-EXEC.4] A request the server hangs on (test hook) gets a ``timeout`` error; its
-    container is killed and removed, a new one is started at once and answers the next
-    request correctly. A container killed while idle is replaced before the next request,
-    which is served."""
+    """[PRED-EXEC.4] A request the server never answers (the test freezes the container
+    with ``docker pause``: the server hangs without any hook in shipped code) gets a
+    ``timeout`` error; its container is killed and removed, a new one is started at once and
+    answers the next request correctly. A container killed while idle is replaced before
+    the next request, which is served."""
     _, rows, path = digits
     hang = _blob(rows[:1])
     good = _blob(rows[1:3])
     with WarmPredictor(docker_client, image, path, DIGITS, "labels", node_id=NODE_ID,
-                       request_timeout_s=2.0, test_hang_on=hang) as predictor:
+                       request_timeout_s=2.0) as predictor:
         first = predictor.container_id
+        docker_client.containers.get(first).pause()
         with pytest.raises(PredictSandboxError) as caught:
             predictor.predict(hang, 1)
         assert caught.value.reason == "timeout" and "no answer in time" in str(caught.value)
@@ -167,14 +171,16 @@ def test_hanging_request_times_out_and_the_sandbox_is_replaced(
 def test_server_dying_mid_request_is_a_crash_and_is_replaced(
         docker_client: docker.DockerClient, image: str,
         digits: tuple[MLPClassifier, np.ndarray, Path]) -> None:
-    """[PRED-EXEC.4] The container dies while a request is pending (killed from outside as
-    the server works on it): the request gets a ``crashed`` error at once, not after its
-    timeout, and a new container serves the next request."""
+    """[PRED-EXEC.4] The container dies while a request is pending (frozen with ``docker
+    pause`` so the request stays pending, then killed from outside): the request gets a
+    ``crashed`` error at once, not after its timeout, and a new container serves the next
+    request."""
     _, rows, path = digits
     hang = _blob(rows[:1])
     with WarmPredictor(docker_client, image, path, DIGITS, "labels", node_id=NODE_ID,
-                       request_timeout_s=60.0, test_hang_on=hang) as predictor:
+                       request_timeout_s=60.0) as predictor:
         first = predictor.container_id
+        docker_client.containers.get(first).pause()
         killer = threading.Timer(1.0, lambda: docker_client.containers.get(first).kill())
         killer.start()
         try:
