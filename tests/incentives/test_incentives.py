@@ -48,16 +48,17 @@ def test_the_entry_point_prints_one_json_object_last(capsys: pytest.CaptureFixtu
 def test_every_dishonest_strategy_earns_less_than_honest_work(figures: dict[str, Any]) -> None:
     """Cheaters (insisting or withdrawing), copiers, withholding winners, lazy voters,
     griefers, withholding voters and submitters, sybils, exhausters and the cartel; on
-    train/v3 jobs the overfitter, the finalist that never reveals, and the submitters that
-    withhold or mismatch the hidden part [HOLDOUT-FORFEIT.1]: each profit per job minus the
-    honest strategy's is negative in the scenario most favourable to it. No train/v1
-    finding is left aside; the train/v3 open findings are asserted as today's facts in
-    test_holdout_incentives.py."""
+    train/v3 jobs the overfitter, the finalist that never reveals, the submitters that
+    withhold or mismatch the hidden part [HOLDOUT-FORFEIT.1], and the voters that skip the
+    hidden evaluation or every evaluation [HOLDOUT-VOTE-REWARD.1]: each profit per job minus
+    the honest strategy's is negative in the scenario most favourable to it. No finding is
+    left open, on train/v1 or train/v3 jobs."""
     profit = figures["profit_vs_honest"]
     dishonest = set(SINGLE) | {"cartel", "withholding_submitter", "exhauster", "overfitter",
                                "finalist_noshow", "withholding_submitter_v3",
-                               "mismatched_reveal"}
+                               "mismatched_reveal", "hidden_liar", "lazy_v3"}
     assert set(LAZY) <= dishonest and not v1_findings(figures)
+    assert figures["open_findings"] == {}
     assert dishonest <= set(profit)
     paying = {s: v for s, v in profit.items() if s in dishonest and not v < 0}
     assert not paying, f"dishonest strategies that pay: {paying}"
