@@ -17,6 +17,7 @@ import pytest
 
 from chain import holdout_records, jobspec, records
 from chain.crypto import PrivateKey
+from chain.federated import ledger_records as fed_records
 from chain.genesis import genesis_records
 from chain.predict import records as predict_records
 from chain.predict.model import InputSchema
@@ -24,7 +25,7 @@ from chain.predict.request import PredictionRequest
 from chain.records import JobStatus, Outcome
 from chain.state import decode_record
 from chain.transactions import GovernanceAction, GovernanceApprove, GovernancePropose, PostJob
-from chain.types import Hash32
+from chain.types import Address, Hash32
 from tests.ledger.harness import Chain, job_spec
 from tests.ledger.story import tell_story
 
@@ -42,6 +43,9 @@ CLASSES: dict[str, Any] = {
     "DeployedModel": predict_records.DeployedModel, "InputSchema": InputSchema,
     "PredictionRequest": PredictionRequest, "Prediction": predict_records.Prediction,
     "ExecutorAnswer": predict_records.ExecutorAnswer,
+    "FedJob": fed_records.FedJob, "FedUpdate": fed_records.FedUpdate,
+    "FedVote": fed_records.FedVote, "PostedAggregate": fed_records.PostedAggregate,
+    "FedRound": fed_records.FedRound,
 }
 
 
@@ -97,7 +101,23 @@ def _instances() -> list[Any]:
     out.extend((v3, holdout, state, finalist, vote))  # [HOLDOUT-STATE.1] [HOLDOUT-VOTE.1]
     out.append(dataclasses.replace(job_spec().limits, gpu_count=2, gpu_memory_mb=8192))
     out.extend(_prediction_records())  # [PRED-STATE.1]
+    out.extend(_federated_records())  # [FED-STATE.1] [FED-STATE.2]
     return out
+
+
+def _federated_records() -> list[Any]:
+    from tests.federated.fed_ledger_story import fed_job_spec
+    addr, h = Address(job_spec().image_digest[:20]), Hash32(b"\x07" * 32)
+    ref = jobspec.DataRef(h, 3)
+    update = fed_records.FedUpdate(addr, h, h, 84, h)
+    vote = fed_records.FedVote(addr, h, True, True, None, (1, 2))
+    posted = fed_records.PostedAggregate(addr, h, h, ((addr, 7),))
+    fed = fed_records.FedJob(h, addr, fed_records.FedPhase.VOTE_REVEAL, 2, 9, h, h, 1, h, ref,
+                             ref, (update,), addr, (addr,), (addr,), posted, (addr,), (vote,),
+                             5, 700_000, (addr,), fed_records.DepositStatus.HELD,
+                             ((addr, 3),), 4)
+    done = fed_records.FedRound(2, "accepted", h, h, ((addr, 7),), 700_000, addr, (addr,))
+    return [fed_job_spec(), update, vote, posted, fed, done]
 
 
 def _prediction_records() -> list[Any]:
@@ -123,11 +143,13 @@ def test_record_wire_order_is_the_field_order() -> None:
             if f.name == "entry_points":
                 value = {k: list(v) for k, v in value}
             if f.name == "data":  # [JOB-KIND.1] a map, and only on a train/v2 wire
-                if record.kind == jobspec.TRAIN_V1:
+                if record.kind in (jobspec.TRAIN_V1, jobspec.FEDERATED_V1):
                     continue
                 value = {role: ref.to_wire() for role, ref in value}
             if f.name == "holdout" and record.kind != jobspec.TRAIN_V3:
                 continue  # [HOLDOUT-SPEC.1] only train/v3 has one
+            if f.name == "federated" and record.kind != jobspec.FEDERATED_V1:
+                continue  # [FED-SPEC.1] only federated/v1 has one
             if isinstance(record, records.VoteRecord) and not record.is_holdout_vote \
                     and f.name in ("holdout_ok", "hidden_loss"):
                 continue  # [HOLDOUT-VOTE.1] a plain vote is 5 elements
