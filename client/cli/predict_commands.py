@@ -135,8 +135,9 @@ def answer_of(client: ApiClient, rec: dict[str, Any], model: dict[str, Any],
     """The agreed answer as labels, numbers or decrypted scores."""
     mode, rows = rec["mode"], rec["rows"]
     if mode == "values":
-        agreed = set(rec["outcome"]["agreeing"])
-        values = next(a["values"] for a in rec["answers"] if a["executor"] in agreed)
+        # [PRED-AGREE.3] the agreed answer is the centre of the agreeing group
+        values = next((a["values"] for a in rec["answers"] if a["output_hash"] == rec["answer"]),
+                      None)
         if values is None:
             return {"invalid": "the executors agreed the input is invalid"}
         scale, width = 10 ** model["output"]["scale_exp"], model["output"]["outputs"]

@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 
 from chain.content import blob_id_of_bytes
 from chain.crypto import address_to_text
-from chain.predict.answer import answer_commitment
+from chain.predict.answer import answer_commitment, values_hash
 from chain.predict.bodies import PredictCommit, PredictReveal
 from chain.predict.io import encode_rows, labels_blob, output_hash
 from chain.types import Hash32
@@ -259,3 +259,42 @@ def test_encrypted_predict_decrypts_the_agreed_scores_here(chain: ApiThread,
     expected = np.asarray(ROWS) @ np.asarray(weights) + bias
     assert np.max(np.abs(np.asarray(doc["scores"]) - expected)) < 1e-3
     assert doc["secret_key_file"].endswith(".secret") and doc["status"] == "agreed"
+
+
+def test_values_request_prints_the_agreed_centre_within_tolerance(chain: ApiThread,
+                                                                 tmp_path: Path) -> None:
+    """[PRED-AGREE.3] [PRED-ANSWER.2] A regression model (2 outputs, scale 10^3) asked with
+    --tolerance 5: two executors 2 units apart agree, the third is 100 away and outvoted; the
+    command prints the agreed centre's values scaled back (within 0.005 of the truth)."""
+    assert chain.node is not None
+    node, keys = chain.node, chain.keys
+    job_id = paid(chain)
+    deploy(chain, tmp_path, job_id, "--outputs", "2", "--scale-exp", "3")
+    chain.call(offer(node, keys))
+    rows = csv_file(tmp_path, "".join(f"{x},{y}\n" for x, y in ROWS))
+    client = ApiClient(chain.url)
+    thread, box = _predict_in_thread(
+        ["predict", job_id.hex(), "--input", str(rows), "--tolerance", "5", "--window", "30s",
+         "--json", *key_file(tmp_path, keys["alice"], "alice"), "--node", chain.url])
+    rec = wait_until(lambda: (p := client.model(job_id)["predictions"]) and (
+        r := client.prediction(p[0]["request_id"]))["status"] == "commit" and r, timeout=30)
+    assert rec["mode"] == "values" and rec["tolerance"] == 5
+    request_id = bytes.fromhex(rec["request_id"])
+    truth = [1500, -250, 0, 42, 7, 9, -3000, 1]
+    names = {address_to_text(k.address): n for n, k in keys.items()}
+    drawn = [names[a] for a in rec["executors"]]
+    answers = dict(zip(drawn, (truth, [v + 2 for v in truth], [v + 100 for v in truth]),
+                       strict=True))
+    salts = {n: fixed(f"v:{n}") for n in drawn}
+    chain.call(step(node, keys, *((n, PredictCommit(Hash32(request_id), answer_commitment(
+        request_id, keys[n].address, values_hash(v), salts[n]))) for n, v in answers.items())))
+    chain.call(step(node, keys, *((n, PredictReveal(Hash32(request_id), values_hash(v),
+                                                    salts[n], tuple(v)))
+                                  for n, v in answers.items())))
+    thread.join(timeout=60)
+    result: Result = box["result"]
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    got = np.asarray(doc["values"]).reshape(-1)
+    assert got.shape == (8,) and np.max(np.abs(got - np.asarray(truth) / 1000)) <= 0.005
+    assert doc["status"] == "agreed" and doc["paid"] == 12
