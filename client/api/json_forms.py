@@ -38,6 +38,7 @@ from chain.transactions import (
     VoteReveal,
 )
 from chain.types import Address
+from client.api.predict_json import predict_body_json
 
 Json = dict[str, Any]
 
@@ -93,6 +94,8 @@ def body_json(body: Any) -> Json:
         out.update(job_id=body.job_id.hex(), claimer=addr(body.claimer), valid=body.valid,
                    measured_loss=body.measured_loss, holdout_ok=body.holdout_ok,
                    hidden_loss=body.hidden_loss, salt=body.salt.hex())
+    elif (predict := predict_body_json(body)) is not None:
+        out.update(predict)  # [TX-PREDICT.1]
     return out
 
 

@@ -43,7 +43,7 @@ from client.api.limits import (
     MAX_JOBS_PAGE,
     MAX_WAIT_S,
 )
-from client.api.openapi_predict import PREDICT_SCHEMAS, predict_paths
+from client.api.openapi_predict import PREDICT_SCHEMAS, predict_paths, predict_tx_bodies
 from client.api.openapi_types import (
     ADDRESS,
     AMOUNT,
@@ -569,5 +569,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": API_PREFIX}],
         "paths": {**_paths(), **predict_paths(_op, _json, _error, _path_param)},
-        "components": {"schemas": {**SCHEMAS, **PREDICT_SCHEMAS}},
+        "components": {"schemas": {
+            **SCHEMAS, **PREDICT_SCHEMAS,
+            "TxBody": {"oneOf": [*SCHEMAS["TxBody"]["oneOf"], *predict_tx_bodies(_body)]}}},
     }

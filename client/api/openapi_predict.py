@@ -9,6 +9,7 @@ from collections.abc import Callable
 from chain.predict.model import DTYPES, FORMATS, OUTPUT_KINDS
 from chain.predict.params import (
     MAX_FEATURES,
+    MAX_INLINE_VALUES,
     MAX_K,
     MAX_LABEL_LEN,
     MAX_LABELS,
@@ -31,6 +32,7 @@ from client.api.openapi_types import (
     HEX32,
     INT,
     POSITIVE_AMOUNT,
+    SALT,
     TIME_MS,
     S,
     array,
@@ -100,6 +102,34 @@ PREDICT_SCHEMAS: dict[str, S] = {
         }, description="Once settled: [PRED-AGREE.*] groups and [PRED-PAY.*] payouts")),
     }, description="[API-PREDICT.3] One prediction request"),
 }
+
+
+_OUTPUT = _MODEL_FIELDS["output"]
+_INPUT = _MODEL_FIELDS["input"]
+
+
+def predict_tx_bodies(body: Callable[[str, dict[str, S], str], S]) -> list[S]:
+    """[TX-PREDICT.1] The prediction bodies of ``TxBody`` (``body`` is openapi's ``_body``)."""
+    return [
+        body("deploy_model", {"job_id": HEX32, "model_hash": HEX32,
+                              "format": {"enum": list(FORMATS)}, "input": _INPUT,
+                              "output": _OUTPUT,
+                              "royalty_permille": bounded(0, MAX_ROYALTY_PERMILLE)},
+             "Deploy a paid job's winning model [PRED-DEPLOY.1]"),
+        body("offer_prediction", {}, "Join the executor lottery; locks the bond [PRED-OFFER.1]"),
+        body("withdraw_prediction", {}, "Leave the executor lottery [PRED-WITHDRAW.1]"),
+        body("request_prediction", {"request": obj({
+            "model_id": HEX32, "input_blob": HEX32, "rows": bounded(1, MAX_ROWS),
+            "fee": POSITIVE_AMOUNT, "k": bounded(MIN_K, MAX_K), "mode": {"enum": list(MODES)},
+            "tolerance": bounded(0, MAX_TOLERANCE), "commit_window_ms": _WINDOW,
+            "reveal_window_ms": _WINDOW})},
+             "Ask for predictions; the fee is escrowed [PRED-REQUEST.1]"),
+        body("predict_commit", {"request_id": HEX32, "commitment": HEX32},
+             "A drawn executor's hidden answer [PRED-COMMIT.1]"),
+        body("predict_reveal", {"request_id": HEX32, "output_hash": HEX32, "salt": SALT,
+                                "values": nullable(array(INT, MAX_INLINE_VALUES))},
+             "Open an answer; values only in values mode [PRED-REVEAL.1]"),
+    ]
 
 
 def predict_paths(op: Callable[..., S], json: Callable[..., S], error: Callable[[str], S],

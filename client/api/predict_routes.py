@@ -19,12 +19,13 @@ from typing import Any
 from aiohttp import web
 
 from chain.predict.agreement import majority
-from chain.predict.model import DeployedModel, OutputSchema
+from chain.predict.model import DeployedModel
 from chain.predict.params import LOTTERY_DELAY
 from chain.predict.payout import settle
 from chain.predict.records import OPEN, Prediction, PredictionStatus
 from chain.predict.settle import agreement_of, deployed_model, prediction
 from client.api.json_forms import addr, parse_hash
+from client.api.predict_json import output_json
 from client.node.handle import NodeHandle
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -38,11 +39,6 @@ COUNT_KEYS = ("total", "open", *(str(s) for s in PredictionStatus))
 def not_found(code: str, message: str) -> web.Response:
     """[API-ERR.1] A 404 in the API's error shape, for an id the ledger does not know."""
     return web.json_response({"error": {"code": code, "message": message}}, status=404)
-
-
-def output_json(output: OutputSchema) -> Json:
-    return {"kind": output.kind, "labels": list(output.labels), "outputs": output.outputs,
-            "scale_exp": output.scale_exp}
 
 
 def model_json(model: DeployedModel, counts: dict[str, int]) -> Json:

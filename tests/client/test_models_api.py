@@ -33,7 +33,7 @@ async def test_models_and_a_request_through_its_phases(tmp_path: Path) -> None:
         node, keys = api.node, api.keys
         job_id = await paid_job(node, keys)
         assert (await call(s, api, "GET", "/models"))["models"] == []
-        await step(node, keys, ("submitter", deploy_body(job_id, royalty=100)))
+        (deploy_tx,) = await step(node, keys, ("submitter", deploy_body(job_id, royalty=100)))
         await offer(node, keys)
         models = (await call(s, api, "GET", "/models"))["models"]
         assert [m["job_id"] for m in models] == [job_id.hex()]
@@ -66,13 +66,14 @@ async def test_models_and_a_request_through_its_phases(tmp_path: Path) -> None:
         salts = {n: fixed(f"salt:{n}") for n in drawn}
         before = {n: node.state.account(keys[n].address).balance
                   for n in (*drawn, "submitter", "alice")}
-        await step(node, keys, *((n, PredictCommit(Hash32(request_id), answer_commitment(
+        commits = await step(node, keys, *((n, PredictCommit(Hash32(request_id), answer_commitment(
             request_id, keys[n].address, output_hash(b), salts[n]))) for n, b in answers.items()))
         rec = await call(s, api, "GET", f"/predictions/{request_id.hex()}", route)
         assert rec["status"] == "reveal"
         assert [a["output_hash"] for a in rec["answers"]] == [None] * 3
-        await step(node, keys, *((n, PredictReveal(Hash32(request_id), output_hash(b), salts[n]))
-                                 for n, b in answers.items()))
+        reveals = await step(node, keys, *((n, PredictReveal(Hash32(request_id), output_hash(b),
+                                                             salts[n]))
+                                           for n, b in answers.items()))
         rec = await call(s, api, "GET", f"/predictions/{request_id.hex()}", route)
         assert rec["status"] == "agreed" and rec["answer"] == output_hash(RIGHT).hex()
         assert rec["escrow"] == 0 and rec["deadline_ms"] is None
@@ -91,6 +92,16 @@ async def test_models_and_a_request_through_its_phases(tmp_path: Path) -> None:
         assert models[0]["requests"] == {"total": 1, "open": 0, "drawing": 0, "commit": 0,
                                        "reveal": 0, "agreed": 1, "no_majority": 0,
                                        "unserved": 0}
+        # [API-DOC.1] [TX-PREDICT.1] the prediction transactions in their documented shapes
+        shown = {}
+        for h in (deploy_tx, request_id, commits[0], reveals[0]):
+            tx = await call(s, api, "GET", f"/txs/{h.hex()}", "/txs/{hash}")
+            shown[tx["tx"]["type"]] = tx["tx"]["body"]
+        assert shown["deploy_model"]["model_hash"] == model["model_hash"]
+        assert shown["deploy_model"]["output"]["labels"] == ["cat", "dog", "fish"]
+        assert shown["request_prediction"]["request"]["fee"] == 1_000
+        assert shown["predict_commit"]["request_id"] == request_id.hex()
+        assert shown["predict_reveal"]["values"] is None
 
 
 async def test_unknown_and_malformed_ids(tmp_path: Path) -> None:
