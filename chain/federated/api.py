@@ -33,6 +33,7 @@ from chain.federated.ledger_bodies import (
 )
 from chain.federated.ledger_records import FedJob, FedPhase, FedRound, FedUpdate, round_key
 from chain.federated.ledger_rounds import ACCEPT
+from chain.federated.rounds import FLTRUST
 from chain.jobspec import DataRef
 from chain.state import StateReader
 from chain.types import Address, Hash32
@@ -147,6 +148,10 @@ def duty(state: StateReader, job_id: bytes, address: bytes, now_ms: int) -> str 
     if fed.phase == FedPhase.COMMIT:
         if owner and fed.round == 1 and fed.public is None and fed.seed is not None:
             return "publish"
+        job = state.job(job_id)
+        spec = None if job is None else job.spec.federated
+        if owner and (spec is None or spec.aggregation.rule != FLTRUST):
+            return None  # the owner commits only its FLTrust reference [TX-FED.2]
         return None if fed.update_of(address) is not None else "commit"
     if fed.phase == FedPhase.REVEAL:
         mine = fed.update_of(address)

@@ -28,6 +28,7 @@ from chain.federated.ledger_bodies import (
 from chain.federated.ledger_records import FedJob, FedPhase, FedUpdate, FedVote, PostedAggregate
 from chain.federated.ledger_rounds import eligible, fed_spec
 from chain.federated.rounds import FLTRUST
+from chain.federated.spec import OPEN, PRIVATE
 from chain.jobspec import FEDERATED_V1
 from chain.records import Job, JobStatus
 from chain.state import Overlay
@@ -105,9 +106,10 @@ def apply_fed_commit(view: Overlay, sender: Address, body: FedCommit, ctx: TxCon
              replace(fed, updates=(*fed.updates, FedUpdate(sender, body.commitment))))
 
 
-def update_blob_size(dims: int) -> int:
-    """[FED-QUANT.5] An update blob is exactly 68 + 4·dims bytes."""
-    return UPDATE_HEADER.size + 4 * dims
+def update_blob_size(dims: int, privacy: str = OPEN) -> int:
+    """[FED-QUANT.5] An update blob is exactly 68 + 4·dims bytes; in private mode a masked
+    blob [FED-PRIV.1], 68 + 8·dims."""
+    return UPDATE_HEADER.size + (8 if privacy == PRIVATE else 4) * dims
 
 
 def apply_fed_reveal(view: Overlay, sender: Address, body: FedReveal, ctx: TxContext) -> None:
@@ -120,7 +122,8 @@ def apply_fed_reveal(view: Overlay, sender: Address, body: FedReveal, ctx: TxCon
         raise _reject("no_commitment", f"{address_to_text(sender)} committed no update")
     if mine.blob is not None:
         raise _reject("already_revealed", "this update is already revealed")
-    size = update_blob_size(fed_spec(job).dims)
+    spec = fed_spec(job)
+    size = update_blob_size(spec.dims, spec.privacy)
     if body.size != size:
         raise _reject("wrong_size", f"an update blob of this job is {size} bytes, not "
                                     f"{body.size}")

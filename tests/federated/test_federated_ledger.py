@@ -19,6 +19,7 @@ from chain.federated.blobs import ModelBlob
 from chain.federated.ledger_bodies import FedCommit, FedReveal
 from chain.federated.ledger_records import DepositStatus, FedPhase
 from chain.federated.rewards import payout
+from chain.federated.rounds import Aggregation
 from chain.records import JobStatus
 from chain.transactions import ClaimLoss, PostJob
 from chain.types import Hash32
@@ -398,4 +399,109 @@ def test_api_duty_walks_the_phases() -> None:
                        salt_of("update", "alice", 1))
     assert isinstance(ub.commit, FedCommit) and isinstance(ub.reveal, FedReveal)
     assert ub.reveal == s.bodies("alice", 1).reveal
+    conserved(s.chain)
+
+
+def test_fltrust_owner_commits_its_reference_and_without_it_the_round_is_void() -> None:
+    """[TX-FED.2] [FED-ROUND.2] Under FLTrust the owner commits its reference update like a
+    participant (not counted in ``max_participants``); a round whose reference is not
+    revealed is void."""
+    s = FedStory()
+    s.post(fed_job_spec(aggregation=Aggregation("fltrust", 0), max_participants=2))
+    s.publish()
+    tx = s.chain.tx
+    owner = update_bodies(s.job_id, 1, s.chain.addr("submitter"), s.update_blob("alice", 1),
+                          salt_of("ref"))
+    s.chain.block(tx("alice", s.bodies("alice", 1).commit), tx("bob", s.bodies("bob", 1).commit),
+                  tx("submitter", owner.commit))
+    assert len(s.fed.updates) == 3
+    assert duty(s.chain.state, s.job_id, s.chain.addr("submitter"), s.chain.now) is None
+    s.until_deadline()
+    s.chain.block(tx("alice", s.bodies("alice", 1).reveal), tx("bob", s.bodies("bob", 1).reveal))
+    s.until_deadline()
+    assert [r.outcome for r in fed_rounds(s.chain.state, s.job_id)] == ["void"]
+    conserved(s.chain)
+
+
+def test_private_mode_reveals_masked_blob_size() -> None:
+    """[TX-FED.3] [FED-PRIV.1] In private mode the revealed blob is a masked one: exactly
+    68 + 8·dims bytes; the open size is refused."""
+    s = FedStory()
+    s.post(fed_job_spec(privacy="private", dp_clip=1000, loo_permille=0))
+    s.publish()
+    tx = s.chain.tx
+    open_size = s.bodies("alice", 1)
+    masked = update_bodies(s.job_id, 1, s.chain.addr("alice"), b"\x00" * (68 + 8 * 4),
+                           salt_of("masked"))
+    s.chain.block(tx("alice", masked.commit), tx("bob", open_size.commit))
+    s.until_deadline()
+    assert s.chain.reject(tx("bob", s.bodies("bob", 1).reveal)) == "wrong_size"
+    s.chain.block(tx("alice", masked.reveal))
+    conserved(s.chain)
+
+
+def test_banned_participant_share_is_burned() -> None:
+    """[FED-END.4] [FED-ROUND.5] A participant banned before the payout (here: drawn as
+    aggregator and caught) gets nothing: its share is burned, the rest paid as computed."""
+    s = FedStory()
+    s.post(fed_job_spec(rounds=1, loo_permille=0))
+    s.publish()
+    s.commit_and_reveal()
+    # let silent aggregators pass until a participant is drawn
+    while s.name(s.fed.aggregator) not in PARTICIPANTS:
+        s.until_deadline()
+    _, weights = s.honest()
+    cheat = s.post_aggregate(ModelBlob(SCALE, (9, 9, 9, 9)).to_bytes(), weights)
+    s.vote({n: (False, None, None) for n in s.voters()})
+    burned = s.chain.state.burned
+    s.accept_round()
+    fed = s.fed
+    share = dict(fed.paid).get(s.chain.addr(cheat), 0)
+    assert share > 0 and s.chain.balance(cheat) == 0
+    assert s.chain.state.burned == burned + share
+    conserved(s.chain)
+
+
+def test_end_vote_needs_every_loss() -> None:
+    """[TX-FED.6] [FED-END.2] A valid end vote carries exactly 1 + len(loo_participants)
+    losses and no accuracy (``bad_vote``); the end ballot is round 0, attempt 0."""
+    s = FedStory()
+    s.post(fed_job_spec(rounds=1))
+    s.publish()
+    s.commit_and_reveal()
+    s.accept_round()
+    s.chain.block(s.chain.tx("submitter", part_body(s.job_id, "hidden", b"\x32" * 32, 9)))
+    voter = s.voters()[0]
+    short = vote_bodies(s.job_id, 0, 0, s.chain.addr(voter), True, losses=LOSSES[:3],
+                        salt=salt_of("short"))
+    assert s.chain.reject(s.chain.tx(voter, replace(short.commit, round=1))) == "wrong_round"
+    s.chain.block(s.chain.tx(voter, short.commit))
+    s.until_deadline()
+    assert s.chain.reject(s.chain.tx(voter, short.reveal)) == "bad_vote"
+    with_acc = replace(short.reveal, losses=tuple(LOSSES), accuracy_ppm=1)
+    assert s.chain.reject(s.chain.tx(voter, with_acc)) == "bad_vote"
+    conserved(s.chain)
+
+
+def test_fltrust_round_with_its_reference_is_aggregated() -> None:
+    """[FED-ROUND.2] [FED-ROUND.3] Under FLTrust, with the owner's reference revealed and
+    enough participants, an aggregator is drawn (never the owner) and the reference is not
+    a participant the weights may name."""
+    s = FedStory()
+    s.post(fed_job_spec(aggregation=Aggregation("fltrust", 0)))
+    s.publish()
+    tx = s.chain.tx
+    ref = update_bodies(s.job_id, 1, s.chain.addr("submitter"), s.update_blob("alice", 1),
+                        salt_of("ref"))
+    s.chain.block(tx("submitter", ref.commit), *(tx(n, s.bodies(n, 1).commit)
+                                                 for n in ("alice", "bob")))
+    s.until_deadline()
+    s.chain.block(tx("submitter", ref.reveal), *(tx(n, s.bodies(n, 1).reveal)
+                                                 for n in ("alice", "bob")))
+    s.until_deadline()
+    fed = s.fed
+    assert fed.phase == FedPhase.AGGREGATE and fed.aggregator != s.chain.addr("submitter")
+    who = s.name(fed.aggregator)
+    body = aggregate_body(s.job_id, 1, 0, b"model", {s.chain.addr("submitter"): 1})
+    assert s.chain.reject(tx(who, body)) == "bad_weights"
     conserved(s.chain)
