@@ -4,12 +4,14 @@
 ``deploy`` names the paid winner's model hash as the node reports it
 (``winner_model_hash``), so the submitter states which model it deploys and the ledger
 checks it is the one the voters verified; the input and output schema are the
-submitter's to state (the model file must match them when executors load it,
-[JOB-EXPORT.3]).
+submitter's to state, and the command loads the model file with the host's checked loader
+against them before sending, as executors will [JOB-EXPORT.3].
 """
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import click
@@ -36,6 +38,7 @@ from client.cli.common import (
     user_errors,
     wait_option,
 )
+from sandbox.model_format import ModelFormatError, load_model_file
 
 
 @click.group("model")
@@ -115,6 +118,24 @@ def output_schema(labels: str | None, outputs: int | None, scale_exp: int) -> Ou
         raise click.UsageError(f"bad output schema: {e}") from None
 
 
+def check_model_file(client: ApiClient, model_hash: str, schema: InputSchema,
+                     output: OutputSchema) -> None:
+    """[JOB-EXPORT.2-3] The winner's model file, loaded here with the host's checked loader
+    against the schema about to be deployed. Executors load it the same way; a file that
+    does not fit would make every request to it fail in their sandboxes, so a mismatch
+    (or a pickle) is refused before anything is sent."""
+    with tempfile.TemporaryDirectory(prefix="lc-deploy-") as tmp:
+        path = Path(tmp) / "model"
+        with user_errors("cannot fetch the winner's model to check it: "):
+            client.download_blob(model_hash, path)
+        try:
+            load_model_file(path, schema, output)
+        except ModelFormatError as e:
+            raise UserError(f"the winner's model {model_hash[:16]}… does not fit the schema "
+                            f"{schema.features} × {schema.dtype} → {output.kind}: {e}",
+                            code="model_mismatch") from None
+
+
 @model.command("deploy")
 @click.argument("job_id", type=HASH32, metavar="JOB")
 @click.option("--features", type=click.IntRange(1), required=True,
@@ -143,9 +164,11 @@ def model_deploy(job_id: bytes, features: int, dtype: str, labels: str | None,
     if job["status"] != "paid" or not isinstance(model_hash, str):
         raise UserError(f"job {job_id.hex()[:16]} is {job['status']}: only a paid job's "
                         "winning model can be deployed", code="job_not_paid")
+    schema = InputSchema(dtype, features)
+    check_model_file(client, model_hash, schema, output)
     key = load_key(key_path, passphrase_file)
     body = DeployModel(Hash32(job_id), Hash32(bytes.fromhex(model_hash)), "safetensors-mlp",
-                       InputSchema(dtype, features), output, royalty)
+                       schema, output, royalty)
     tx, _ = send(client, key, body, wait=wait, what="deploy_model")
     result = {"model_id": job_id.hex(), "model_hash": model_hash, "tx": tx.hash.hex(),
               "committed": wait}

@@ -26,6 +26,7 @@ from chain.types import Hash32
 from client.api.http_client import ApiClient
 from client.cli.main import cli
 from sandbox.ckks_eval import evaluate, parse_batch
+from sandbox.model_format import export_mlp
 from tests.client.test_api_support import ApiThread
 from tests.client.test_cli_chain import key_file, run
 from tests.client.test_models_api_support import offer, paid_job, step
@@ -43,9 +44,14 @@ def chain(tmp_path: Path) -> Iterator[ApiThread]:
         yield api
 
 
-def paid(chain: ApiThread) -> bytes:
-    assert chain.node is not None
-    return chain.call(paid_job(chain.node, chain.keys))
+def paid(chain: ApiThread, outputs: int = 3, dtype: str = "float32") -> bytes:
+    """A paid job whose winner's model is a real safetensors-mlp file of 2 features and
+    ``outputs`` outputs, held by the node (``model deploy`` loads it to check the schema)."""
+    node = chain.node
+    assert node is not None
+    model = export_mlp([(np.ones((outputs, 2)), np.zeros(outputs))], dtype)
+    model_hash = chain.in_loop(lambda: node.blob_store.put_bytes(model))
+    return chain.call(paid_job(node, chain.keys, model_hash))
 
 
 def deploy(chain: ApiThread, tmp_path: Path, job_id: bytes, *extra: str, code: int = 0,
@@ -62,7 +68,9 @@ def csv_file(tmp_path: Path, text: str, name: str = "rows.csv") -> Path:
 
 def test_model_deploy_list_and_show(chain: ApiThread, tmp_path: Path) -> None:
     """[PRED-DEPLOY.1] [API-PREDICT.1-2] deploy sends the paid winner's model hash; only the
-    submitter may; list and show read it back with its schema, owner and royalty."""
+    submitter may; a schema the winner's file does not fit (labels count, dtype, features,
+    outputs) is refused before sending [JOB-EXPORT.3]; list and show read it back with its
+    schema, owner and royalty."""
     assert "no deployed models" in run(["model", "list"], chain).output
     job_id = paid(chain)
     out = deploy(chain, tmp_path, job_id, "--labels", "cat,dog,fish", who="alice",
@@ -70,6 +78,14 @@ def test_model_deploy_list_and_show(chain: ApiThread, tmp_path: Path) -> None:
     assert "deploy_model rejected" in out and "not_submitter" in out
     out = deploy(chain, tmp_path, job_id, code=2).output
     assert "--labels" in out and "--outputs" in out
+    for wrong in (["--labels", "cat,dog"], ["--labels", "a,b,c", "--dtype", "float64"],
+                  ["--outputs", "2"]):  # [JOB-EXPORT.3] the file: 3 outputs, float32
+        out = deploy(chain, tmp_path, job_id, *wrong, code=1).output
+        assert "does not fit the schema" in out, out
+    out = run(["model", "deploy", job_id.hex(), "--features", "3", "--labels", "a,b,c",
+               *key_file(tmp_path, chain.keys["submitter"], "submitter")], chain, code=1).output
+    assert "does not fit the schema 3 × float32" in out
+    assert chain.in_loop(lambda: list(chain.node.state.keys("model"))) == []  # type: ignore
     assert "deployed" in deploy(chain, tmp_path, job_id, "--labels", "cat,dog,fish",
                                 "--royalty", "100").output
     models = json.loads(run(["model", "list", "--json"], chain).stdout)["models"]
@@ -221,7 +237,7 @@ def test_encrypted_predict_decrypts_the_agreed_scores_here(chain: ApiThread,
     decrypted by the command to w·x + b within the stated 1e-3."""
     assert chain.node is not None
     node, keys = chain.node, chain.keys
-    job_id = paid(chain)
+    job_id = paid(chain, outputs=1, dtype="float64")
     deploy(chain, tmp_path, job_id, "--dtype", "float64", "--outputs", "1")
     chain.call(offer(node, keys))
     rows = csv_file(tmp_path, "".join(f"{x},{y}\n" for x, y in ROWS))
@@ -268,7 +284,7 @@ def test_values_request_prints_the_agreed_centre_within_tolerance(chain: ApiThre
     command prints the agreed centre's values scaled back (within 0.005 of the truth)."""
     assert chain.node is not None
     node, keys = chain.node, chain.keys
-    job_id = paid(chain)
+    job_id = paid(chain, outputs=2)
     deploy(chain, tmp_path, job_id, "--outputs", "2", "--scale-exp", "3")
     chain.call(offer(node, keys))
     rows = csv_file(tmp_path, "".join(f"{x},{y}\n" for x, y in ROWS))
