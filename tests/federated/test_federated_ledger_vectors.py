@@ -25,6 +25,7 @@ from chain.federated.ledger_bodies import fed_vote_commitment
 from chain.federated.ledger_records import FedPhase
 from chain.federated.ledger_rounds import aggregator_seed
 from chain.genesis import Genesis, genesis_state
+from chain.jobspec import FEDERATED_V1, JobSpec
 from chain.transactions import BODY_TYPES, SignedTransaction
 from chain.transition import advance, apply_block
 from tests.federated.fed_ledger_story import FedStory
@@ -71,6 +72,8 @@ def build_vectors() -> dict[str, Any]:
                  "decode with 'error'.",
         "genesis": chain.genesis.to_json(),
         "job_id": job.hex(),
+        "jobspec": {"wire": encode(chain.job(job).spec.to_wire()).hex(),
+                    "escrow": chain.job(job).spec.escrow},
         "cheat": chain.addr(cheat).hex(),
         "blocks": [{"height": b.header.height, "hash": b.hash.hex(), "wire": b.encode().hex(),
                     "state_root": b.header.state_root.hex()} for b in chain.blocks],
@@ -108,6 +111,9 @@ def test_federated_ledger_vectors_match_committed_file() -> None:
     check_vector_file("federated_ledger.json", vectors)
     assert all(case["error"] == "bad_field" for case in vectors["invalid_bodies"])
     assert sum(vectors["paid"].values()) == 300
+    spec = JobSpec.from_wire(decode(bytes.fromhex(vectors["jobspec"]["wire"])))
+    assert spec.kind == FEDERATED_V1 and spec.escrow == vectors["jobspec"]["escrow"] == 335
+    assert encode(spec.to_wire()).hex() == vectors["jobspec"]["wire"]  # [JOB-KIND.1]
     story, _ = two_rounds_with_a_cheat()
     assert story.fed.phase == FedPhase.DONE
     for block in story.chain.blocks:
