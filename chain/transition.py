@@ -125,7 +125,7 @@ HANDLERS: dict[type, Handler] = {
     GovernanceApprove: governance.apply_approve,
     Evidence: apply_evidence,
     VerifierJoin: verifier_rules.apply_verifier_join,
-    VerifierLeave: verifier_rules.apply_verifier_leave,
+    VerifierLeave: fed_tx.apply_verifier_leave,  # [VERIFY-LEAVE.1], not while aggregating
     HoldoutPublish: holdout_rules.apply_holdout_publish,
     HoldoutReveal: holdout_tx.apply_holdout_reveal,
     HoldoutVoteReveal: holdout_tx.apply_holdout_vote_reveal,

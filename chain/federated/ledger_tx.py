@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from chain import holdout_rules, job_rules
+from chain import holdout_rules, job_rules, verifier_rules
 from chain.context import TxContext
 from chain.crypto import address_to_text
 from chain.errors import InvalidTransaction
@@ -32,7 +32,7 @@ from chain.federated.spec import OPEN, PRIVATE
 from chain.jobspec import FEDERATED_V1
 from chain.records import Job, JobStatus
 from chain.state import Overlay
-from chain.transactions import PostJob
+from chain.transactions import PostJob, VerifierLeave
 from chain.types import Address, Hash32, TimeMs
 
 
@@ -62,6 +62,30 @@ def apply_post_job(view: Overlay, sender: Address, body: PostJob, ctx: TxContext
         job_id=ctx.tx_hash, owner=sender, phase=FedPhase.COMMIT, round=1,
         deadline_ms=spec.expiry_ms, model_blob=fed.initial_model))
     view.put("active_fed", ctx.tx_hash, True)
+
+
+def aggregating(view: Overlay, address: Address) -> FedJob | None:
+    """[FED-ROUND.3] The running federated job whose drawn aggregator ``address`` is, from
+    the draw until its aggregate's verdict."""
+    for key in view.keys("active_fed"):
+        fed: FedJob | None = view.get("fed_job", key)
+        if fed is not None and fed.aggregator == address and fed.phase in (
+                FedPhase.AGGREGATE, FedPhase.VOTE_COMMIT, FedPhase.VOTE_REVEAL):
+            return fed
+    return None
+
+
+def apply_verifier_leave(view: Overlay, sender: Address, body: VerifierLeave,
+                         ctx: TxContext) -> None:
+    """[VERIFY-LEAVE.1] as for every verifier, and [FED-ROUND.3]: a drawn aggregator keeps
+    its bond from the draw until its aggregate's verdict (``verifying``, checked after
+    ``not_verifier``), so a wrong aggregate's poster cannot take its bond out first."""
+    if view.verifier_bond(sender) is not None:
+        fed = aggregating(view, sender)
+        if fed is not None:
+            raise _reject("verifying", f"the drawn aggregator of job {fed.job_id.hex()} round "
+                                       f"{fed.round}; leave after its verdict")
+    verifier_rules.apply_verifier_leave(view, sender, body, ctx)
 
 
 def _require(view: Overlay, job_id: Hash32) -> tuple[Job, FedJob]:

@@ -21,7 +21,7 @@ from chain.federated.ledger_records import DepositStatus, FedPhase
 from chain.federated.rewards import payout
 from chain.federated.rounds import Aggregation
 from chain.records import JobStatus
-from chain.transactions import ClaimLoss, PostJob
+from chain.transactions import ClaimLoss, PostJob, VerifierLeave
 from chain.types import Hash32
 from tests.federated.fed_ledger_story import (
     BOUNTY,
@@ -504,4 +504,22 @@ def test_fltrust_round_with_its_reference_is_aggregated() -> None:
     who = s.name(fed.aggregator)
     body = aggregate_body(s.job_id, 1, 0, b"model", {s.chain.addr("submitter"): 1})
     assert s.chain.reject(tx(who, body)) == "bad_weights"
+    conserved(s.chain)
+
+
+def test_drawn_aggregator_cannot_leave_with_its_bond() -> None:
+    """[FED-ROUND.3] [VERIFY-LEAVE.1] From the draw to the verdict the aggregator's
+    ``verifier_leave`` is refused (``verifying``), so a wrong aggregate's poster cannot take
+    its bond out before it is slashed; after the verdict it may leave."""
+    s = FedStory()
+    s.post(fed_job_spec(rounds=1))
+    s.publish()
+    s.commit_and_reveal()
+    who = s.name(s.fed.aggregator)
+    leave = s.chain.tx(who, VerifierLeave())
+    assert s.chain.reject(leave) == "verifying"
+    assert s.chain.reject(s.chain.tx("mallory", VerifierLeave())) == "not_verifier"
+    s.accept_round()
+    s.chain.block(s.chain.tx(who, VerifierLeave()))
+    assert s.chain.state.verifier_bond(s.chain.addr(who)) is None
     conserved(s.chain)
