@@ -60,6 +60,7 @@ def test_submit_builds_exports_uploads_and_posts(chain: ApiThread, tmp_path: Pat
         assert stored is not None and blob_id_of_file(stored).hex() == job["spec"]["image_blob"]
         manifest = parse_manifest(stored.read_bytes())  # posted by layer [JOB-IMAGE.6]
         assert manifest.image_id == image_id
+        assert manifest.version == 2 and manifest.config is not None  # [JOB-IMAGE.10]
         assert all(chain.in_loop(lambda b=layer.blob: chain.node.blob_path(b))  # type: ignore[union-attr,misc]
                    for layer in manifest.layers)
         # A second post reuses the recorded image instead of building again.
