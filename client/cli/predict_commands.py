@@ -40,7 +40,7 @@ from client.cli.common import (
     send,
     user_errors,
 )
-from client.cli.model_commands import get_model
+from client.cli.model_commands import get_model, model
 from client.cli.predict_input import (
     BadInputFile,
     check_encryptable,
@@ -244,3 +244,60 @@ def _show(result: dict[str, Any]) -> None:
         for i, v in enumerate(result.get(name, [])):
             out(f"row {i + 1}: {v}")
     out(f"fee paid {result['paid']} credits (refunded {result['refund']})")
+
+
+def _saved_keys(input_blob: str) -> Any:
+    """The secret context ``predict --encrypted`` saved for this input, or None."""
+    path = _secret_path(bytes.fromhex(input_blob))
+    if not path.is_file():
+        return None
+    import tenseal as ts
+
+    from client.predict.ckks import CkksKeys
+
+    return CkksKeys(ts.context_from(path.read_bytes()))
+
+
+@model.command("request")
+@click.argument("request_id", type=HASH32, metavar="REQUEST")
+@click.option("--wait/--no-wait", default=False, show_default=True,
+              help="Follow the request until it is settled.")
+@click.option("--timeout", "timeout_ms", type=DURATION, default="10m", show_default=True)
+@node_option
+@json_option
+def model_request(request_id: bytes, wait: bool, timeout_ms: int, node_url: str,
+                  as_json: bool) -> None:
+    """One prediction request: its phase, executors and, once agreed, the answer
+    (an encrypted one decrypted with the key predict saved in .learningchain/ckks/)."""
+    client = client_for(node_url)
+    with user_errors():
+        rec = client.prediction(request_id)
+    if wait and rec["status"] in OPEN:
+        rec = follow(client, request_id, timeout_ms / 1000, as_json)
+    result: dict[str, Any] = dict(rec)
+    if rec["status"] == "agreed":
+        keys = _saved_keys(rec["input_blob"]) if rec["mode"] == "ciphertext" else None
+        if rec["mode"] != "ciphertext" or keys is not None:
+            result.update(answer_of(client, rec, get_model(client, bytes.fromhex(
+                rec["model_id"])), keys))
+
+    def text() -> None:
+        out(f"request {rec['request_id']}: {rec['status']} ({rec['mode']}, {rec['rows']} rows, "
+            f"k={rec['k']}, fee {rec['fee']})")
+        out(f"  {phase_line(rec)}")
+        opened = {a["executor"]: a for a in rec["answers"]}
+        for e in rec["executors"]:
+            a = opened.get(e)
+            state = "revealed" if a and a["output_hash"] else "committed" if a else "—"
+            out(f"  executor {e}: {state}")
+        if rec["outcome"]:
+            o = rec["outcome"]
+            out(f"  agreeing {len(o['agreeing'])}, disagreeing {len(o['disagreeing'])}, "
+                f"no-shows {len(o['no_shows'])}; royalty {o['royalty']}, refund {o['refund']}")
+        if rec["mode"] == "ciphertext" and rec["status"] == "agreed" and "scores" not in result:
+            out("  (encrypted: no saved key here to decrypt the answer)")
+        for name in ("labels", "values", "scores"):
+            for i, v in enumerate(result.get(name, [])):
+                out(f"row {i + 1}: {v}")
+
+    emit(result, as_json, text)

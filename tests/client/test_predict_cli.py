@@ -173,6 +173,9 @@ def test_predict_follows_the_request_to_the_agreed_labels(chain: ApiThread,
     assert [line for line in result.stdout.splitlines() if line.startswith("row ")] == [
         "row 1: cat", "row 2: fish", "row 3: dog", "row 4: dog"]
     assert "fee paid 11 credits (refunded 1)" in result.stdout  # 12 - 5 - 5 - royalty 1
+    shown = run(["model", "request", request_id.hex()], chain).output
+    assert "agreed (labels, 4 rows, k=3, fee 12)" in shown and "disagreeing 1" in shown
+    assert "row 2: fish" in shown and shown.count(": revealed") == 3
 
 
 def test_predict_escrows_and_the_request_is_visible(chain: ApiThread, tmp_path: Path) -> None:
@@ -275,6 +278,13 @@ def test_encrypted_predict_decrypts_the_agreed_scores_here(chain: ApiThread,
     expected = np.asarray(ROWS) @ np.asarray(weights) + bias
     assert np.max(np.abs(np.asarray(doc["scores"]) - expected)) < 1e-3
     assert doc["secret_key_file"].endswith(".secret") and doc["status"] == "agreed"
+    before = os.getcwd()
+    os.chdir(work)  # model request finds the saved key there, as predict left it
+    try:
+        again = json.loads(run(["model", "request", rec["request_id"], "--json"], chain).stdout)
+    finally:
+        os.chdir(before)
+    assert again["scores"] == doc["scores"]
 
 
 def test_values_request_prints_the_agreed_centre_within_tolerance(chain: ApiThread,
