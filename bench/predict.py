@@ -1,0 +1,335 @@
+"""Prediction requests end to end on a real graph: request → agreed answer [PRED-*].
+
+    flock /tmp/lc-heavy.lock .venv/bin/python bench/predict.py [--plain 40] [--encrypted 8]
+        [--concurrency 4] [--rows 100]
+
+Four validator processes on 127.0.0.1 (``client.devnet.processes``): node0 trains, node1..3
+verify and serve predictions (``[worker] predict = true``: ``client.predict.executor``, a
+warm sandbox per model). Two small train/v2 jobs (``bench/predict_jobs.py``) are trained,
+voted and paid; their winning models are deployed: the template digits MLP (``labels``) and
+a linear "is it a 0" score (one output: ``ciphertext`` mode, CKKS [PRED-CKKS.1]).
+
+Then requests with k = 3 go out from four requester keys, ``--concurrency`` in flight:
+``--plain`` plaintext requests of ``--rows`` held-out digits, then ``--encrypted`` requests
+of the same rows encrypted once by the requester. Each latency runs from sending the
+``request_prediction`` transaction to the API showing the request ``agreed``; every agreed
+answer is checked (plaintext: the requester's own labels, byte for byte; encrypted: the
+decrypted scores within 1e-3 of the plaintext scores). Requests per second = requests /
+(last agreed - first sent). The block interval is the median gap between block times over
+the run; the issue's target is p50 <= 3 block intervals + execution (the lottery waits two
+blocks [PRED-LOTTERY.1], then a commit block and a reveal block, so the protocol's own
+floor is about 4.5 block intervals: the bench prints p50 in block intervals too).
+
+``warm_speedup``: the deployed digits model, cold (a container per request) vs warm (one
+container), as ``bench/predict_warm.py`` measures it (cold p50 / warm p50).
+Last line: one JSON object (p50_s, p99_s, requests_per_s, warm_speedup, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.predict_jobs import digits_job, zero_job  # noqa: E402
+from chain.predict.bodies import DeployModel, RequestPrediction  # noqa: E402
+from chain.predict.io import encode_rows, output_hash  # noqa: E402
+from chain.predict.model import DeployedModel, InputSchema, OutputSchema  # noqa: E402
+from chain.predict.request import PredictionRequest  # noqa: E402
+from chain.types import Address, Amount, Hash32  # noqa: E402
+from client.api.http_client import ApiClient  # noqa: E402
+from client.cli.common import load_key  # noqa: E402
+from client.devnet.processes import down, suggest_base_port, up  # noqa: E402
+from client.predict.ckks import CkksKeys  # noqa: E402
+from sandbox.engine import connect  # noqa: E402
+from sandbox.model_format import load_model  # noqa: E402
+from sandbox.predict_eval import answer_labels  # noqa: E402
+from sandbox.predict_image import ensure_predict_image  # noqa: E402
+from sandbox.predict_sandbox import WarmPredictor  # noqa: E402
+
+K = 3
+DIGITS_IN = InputSchema("float32", 64)
+DIGITS_OUT = OutputSchema("classes", tuple(str(d) for d in range(10)))
+ZERO_OUT = OutputSchema("regression", (), 1, 6)
+REQUESTERS = ("r0", "r1", "r2", "r3")
+WINDOW_MS = 20_000
+CKKS_TOLERANCE = 1e-3
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def until(what: str, check: Callable[[], Any], timeout_s: float, every: float = 0.3) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what}: not after {timeout_s:.0f} s")
+        time.sleep(every)
+
+
+def cli(*args: str, env: dict[str, str]) -> str:
+    import os
+
+    proc = subprocess.run([sys.executable, "-m", "client", *args], cwd=REPO, text=True,
+                          capture_output=True, env={**os.environ, **env}, timeout=600)
+    if proc.returncode != 0:
+        raise SystemExit(f"learningchain {' '.join(args)}: {proc.stdout}{proc.stderr}")
+    return proc.stdout
+
+
+def test_rows(csv: Path, count: int) -> np.ndarray:
+    """``count`` held-out digits, scaled as the template scales them (pixel / 16)."""
+    lines = [ln.split(",") for ln in csv.read_text().splitlines()[1:]]
+    picked = [lines[i % len(lines)] for i in range(count)]
+    return np.array([[float(v) / 16.0 for v in ln[1:]] for ln in picked], dtype=np.float32)
+
+
+def post_and_deploy(api: ApiClient, layout: Any, jobs: dict[str, Path]) -> dict[str, Any]:
+    """Submit both jobs, wait until they are paid, deploy their winners' models."""
+    submitter = next(u for u in layout.users if u.name == "submitter")
+    key = load_key(submitter.key_file, submitter.passphrase_file)
+    env = {"LC_NODE": layout.nodes[0].api_url}
+    ids = {}
+    for name, job_dir in jobs.items():
+        posted = cli("job", "submit", str(job_dir), "--bounty", "100", "--expires-in", "35s",
+                     "--reveal-window", "10s", "--commit-window", "45s",
+                     "--vote-reveal-window", "10s", "--voter-reward", "5", "--quorum", "500",
+                     "--supermajority", "667", "--max-turns", "1", "--key",
+                     str(submitter.key_file), "--passphrase-file",
+                     str(submitter.passphrase_file), "--json", env=env)
+        ids[name] = json.loads(posted)["job_id"]
+    out: dict[str, Any] = {}
+    for name, job_id in ids.items():
+        job = until(f"job {name} settled", lambda j=job_id: (x := api.job(j))["settled"] and x,
+                    240)
+        if job["status"] != "paid":
+            raise SystemExit(f"job {name} was not paid: {job['status']}")
+        model_hash = job["winner_model_hash"]
+        output = DIGITS_OUT if name == "digits" else ZERO_OUT
+        record = DeployedModel(Hash32(bytes.fromhex(job_id)), Hash32(bytes.fromhex(model_hash)),
+                               "safetensors-mlp", DIGITS_IN, output, Address(key.address), 0)
+        tx = api.submit(api.sign(key, DeployModel(record.job_id, record.model_hash,
+                                                  record.format, record.input, record.output,
+                                                  0)))
+        api.wait_for_tx(tx)
+        path = jobs[name].parent / f"{name}.safetensors"
+        api.download_blob(model_hash, path)
+        out[name] = (record, path)
+        print(f"job {name} paid and deployed: model {model_hash[:16]}")
+    return out
+
+
+def run_requests(api: ApiClient, keys: list[Any], record: DeployedModel, blob_id: str,
+                 rows: int, mode: str, count: int, concurrency: int
+                 ) -> tuple[list[float], float, list[str]]:
+    """``count`` requests, ``concurrency`` in flight; latencies to 'agreed', wall time, and
+    the agreed answers' hashes."""
+    fee = Amount(rows * K)
+    pending: dict[str, tuple[float, int]] = {}
+    latencies: list[float] = []
+    answers: list[str] = []
+    sent = 0
+    first = time.monotonic()
+    last = first
+    while len(latencies) < count:
+        while sent < count and len(pending) < concurrency:
+            key = keys[sent % len(keys)]
+            body = RequestPrediction(PredictionRequest(
+                record.job_id, Hash32(bytes.fromhex(blob_id)), rows, fee, K, mode, 0,
+                WINDOW_MS, WINDOW_MS))
+            started = time.monotonic()
+            pending[api.submit(api.sign(key, body))] = (started, sent)
+            sent += 1
+        time.sleep(0.02)
+        for tx_hash in list(pending):
+            try:
+                rec = api.prediction(tx_hash)
+            except Exception:
+                continue  # not included yet
+            if rec["status"] in ("drawing", "commit", "reveal"):
+                continue
+            started, _ = pending.pop(tx_hash)
+            if rec["status"] != "agreed":
+                raise SystemExit(f"request {tx_hash[:12]} ended {rec['status']}: {rec}")
+            last = time.monotonic()
+            latencies.append(last - started)
+            answers.append(str(rec["answer"]))
+    return latencies, last - first, answers
+
+
+def block_interval(api: ApiClient, since_ms: int) -> float:
+    """Median gap between committed block times after ``since_ms``, in seconds."""
+    times: list[int] = []
+    start: int | None = None
+    while True:
+        page = api.blocks(start=start, limit=100, order="desc")
+        blocks = page.get("blocks", [])
+        if not blocks:
+            break
+        times.extend(int(b["time_ms"]) for b in blocks)
+        if int(blocks[-1]["time_ms"]) < since_ms or int(blocks[-1]["height"]) <= 1:
+            break
+        start = int(blocks[-1]["height"]) - 1
+    times = sorted(t for t in times if t >= since_ms)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    return statistics.median(gaps) / 1000 if gaps else float("nan")
+
+
+def warm_vs_cold(model: Path, record: DeployedModel, blob: bytes, rows: int, expected: bytes,
+                 cold_n: int = 8, warm_n: int = 100) -> tuple[float, float]:
+    """Cold p50 and warm p50 of the deployed digits model (answers checked)."""
+    client = connect()
+    image = ensure_predict_image(client)
+    cold: list[float] = []
+    pred = WarmPredictor(client, image, model, record, "labels", warm=False,
+                         node_id="bench-predict")
+    try:
+        for _ in range(cold_n):
+            answer = pred.predict(blob, rows)
+            assert answer.blob == expected, "cold answer differs"
+            cold.append(answer.seconds)
+    finally:
+        pred.close()
+    warm: list[float] = []
+    with WarmPredictor(client, image, model, record, "labels", node_id="bench-predict") as pred:
+        pred.predict(blob, rows)
+        for _ in range(warm_n):
+            answer = pred.predict(blob, rows)
+            assert answer.blob == expected, "warm answer differs"
+            warm.append(answer.seconds)
+    return statistics.median(cold), statistics.median(warm)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--plain", type=int, default=40, help="plaintext requests")
+    p.add_argument("--encrypted", type=int, default=8, help="CKKS requests")
+    p.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    p.add_argument("--rows", type=int, default=100, help="digits rows per request")
+    args = p.parse_args()
+    started = time.monotonic()
+    ensure_predict_image(connect())  # once, before the nodes look for it
+    with tempfile.TemporaryDirectory(prefix="lc-bench-predict-") as tmp:
+        work = Path(tmp)
+        test_csv = digits_job(work / "digits")
+        zero_job(work / "zero")
+        base = suggest_base_port(4, random.randint(20_000, 40_000))
+        if base is None:
+            raise SystemExit("no free ports")
+        serve = {"max_attempts": 0, "predict": True}
+        quick = {"max_attempts": 2, "min_time_left_s": 5, "max_memory_mb": 1024,
+                 "max_disk_mb": 64, "max_time_s": 120}
+        root = work / "graph"
+        layout = up(root, validators=4, workers=4, base_port=base,
+                    worker_settings={0: quick, 1: serve, 2: serve, 3: serve},
+                    users={"submitter": 5_000, **{r: 1_000_000 for r in REQUESTERS}},
+                    consensus={"commit_ms": 100}, timeout=90)
+        try:
+            figures = _bench(layout, work, test_csv, args)
+        finally:
+            down(root)
+        digits_record, digits_model = figures.pop("_digits")
+        blob, expected = figures.pop("_blob")
+        cold, warm = warm_vs_cold(digits_model, digits_record, blob, args.rows, expected)
+    figures.update(cold_p50_s=round(cold, 4), warm_exec_p50_s=round(warm, 5),
+                   warm_speedup=round(cold / warm, 1),
+                   total_s=round(time.monotonic() - started, 1))
+    target = 3 * figures["block_interval_s"] + warm  # the issue's target for p50
+    figures["target_p50_s"] = round(target, 3)
+    figures["p50_blocks"] = round(figures["p50_s"] / figures["block_interval_s"], 1)
+    print(f"plaintext: p50 {figures['p50_s']:.3f} s, p99 {figures['p99_s']:.3f} s, "
+          f"{figures['requests_per_s']:.2f} requests/s ({args.plain} requests of {args.rows} "
+          f"rows, k = {K}, {args.concurrency} in flight)")
+    print(f"target: p50 <= 3 block intervals ({figures['block_interval_s']:.3f} s) + "
+          f"execution ({figures['warm_exec_p50_s'] * 1000:.2f} ms) = {target:.3f} s: "
+          f"{'met' if figures['p50_s'] <= target else 'NOT met'}; p50 is "
+          f"{figures['p50_blocks']} block intervals (the protocol's floor is about 4.5: "
+          f"inclusion, the draw two blocks later [PRED-LOTTERY.1], a commit block, a reveal "
+          f"block that settles)")
+    if args.encrypted:
+        print(f"encrypted: p50 {figures['ckks_p50_s']:.3f} s, p99 {figures['ckks_p99_s']:.3f} s, "
+              f"{figures['ckks_requests_per_s']:.2f} requests/s; decrypted scores within "
+              f"{figures['ckks_max_error']:.2e} of the plaintext scores")
+    print(f"warm sandbox: cold p50 {cold:.3f} s, warm p50 {warm * 1000:.2f} ms, "
+          f"warm_speedup {figures['warm_speedup']}")
+    print(json.dumps(figures, sort_keys=True))
+
+
+def _bench(layout: Any, work: Path, test_csv: Path, args: argparse.Namespace) -> dict[str, Any]:
+    api = ApiClient(layout.nodes[0].api_url)
+    since = int(time.time() * 1000)
+    models = post_and_deploy(api, layout, {"digits": work / "digits", "zero": work / "zero"})
+    for node in layout.nodes[1:]:
+        other = ApiClient(node.api_url)
+        until(f"{node.name} offers", lambda o=other: (o.status()["worker"].get("executor")
+                                                       or {}).get("offering"), 60)
+    keys = [load_key(u.key_file, u.passphrase_file) for u in layout.users
+            if u.name in REQUESTERS]
+    rows = test_rows(test_csv, args.rows)
+    digits_record, digits_model = models["digits"]
+    blob = encode_rows("float32", 64, [float(v) for v in rows.ravel()])
+    expected = answer_labels(load_model(digits_model.read_bytes(), DIGITS_IN, DIGITS_OUT),
+                             digits_record, blob, args.rows)
+    (work / "rows.bin").write_bytes(blob)
+    blob_id = api.upload_blob(work / "rows.bin")["blob"]
+    run_start = int(time.time() * 1000)
+    latencies, wall, answers = run_requests(api, keys, digits_record, blob_id, args.rows,
+                                            "labels", args.plain, args.concurrency)
+    bad = [a for a in answers if a != output_hash(expected).hex()]
+    if bad:
+        raise SystemExit(f"{len(bad)} agreed answers differ from the requester's own labels")
+    interval = block_interval(api, run_start)
+    figures: dict[str, Any] = {
+        "p50_s": round(statistics.median(latencies), 3),
+        "p99_s": round(quantile(latencies, 0.99), 3),
+        "requests_per_s": round(len(latencies) / wall, 2), "requests": len(latencies),
+        "rows": args.rows, "k": K, "concurrency": args.concurrency,
+        "block_interval_s": round(interval, 3), "setup_s": round(run_start / 1000 - since
+                                                                 / 1000, 1)}
+    if args.encrypted:
+        zero_record, zero_model = models["zero"]
+        ckks = CkksKeys.generate()
+        batch = ckks.encrypt_batch(rows.astype(np.float64))
+        (work / "batch.bin").write_bytes(batch)
+        batch_id = api.upload_blob(work / "batch.bin")["blob"]
+        lat, wall, answers = run_requests(api, keys, zero_record, batch_id, args.rows,
+                                          "ciphertext", args.encrypted, args.concurrency)
+        if len(set(answers)) != 1:
+            raise SystemExit(f"encrypted answers differ between requests: {set(answers)}")
+        api.download_blob(answers[0], work / "scores.bin")
+        scores = ckks.decrypt_scores((work / "scores.bin").read_bytes(), args.rows)
+        plain = load_model(zero_model.read_bytes(), DIGITS_IN, ZERO_OUT).forward(rows)[:, 0]
+        error = float(np.max(np.abs(np.asarray(scores) - plain)))
+        if error > CKKS_TOLERANCE:
+            raise SystemExit(f"decrypted scores off by {error}")
+        figures.update(ckks_p50_s=round(statistics.median(lat), 3),
+                       ckks_p99_s=round(quantile(lat, 0.99), 3),
+                       ckks_requests_per_s=round(len(lat) / wall, 2), ckks_requests=len(lat),
+                       ckks_batch_bytes=len(batch), ckks_max_error=error)
+    figures["_digits"] = (digits_record, digits_model)
+    figures["_blob"] = (blob, expected)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
