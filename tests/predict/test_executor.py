@@ -26,6 +26,7 @@ from chain.predict.io import output_hash
 from chain.predict.params import PREDICT_BOND, PREDICT_PENALTY
 from chain.predict.records import PredictionStatus
 from chain.transactions import SignedTransaction
+from client.api.state_routes import supply_json
 from client.node.config import WorkerPolicy
 from client.predict.executor import Executor
 from client.predict.executor_state import ExecutorStore
@@ -186,15 +187,19 @@ def test_executor_offers_answers_once_commits_reveals_and_forgets(tmp_path: Path
 
 def test_a_restarted_executor_resends_the_same_commitment_and_reveals_it(
         tmp_path: Path) -> None:
-    """[PRED-ANSWER.1] Crash after the commit was sent but before it reached a block: the
-    restarted executor (same data folder) resends a commitment to the same answer, without
-    running the model again; crash again after the commit is on chain: the next executor
-    opens it from the saved answer (the salt never lost), and the request agrees."""
+    """[PRED-ANSWER.1] [PRED-STATE.1] Crash after the commit was sent but before it
+    reached a block: the restarted executor (same data folder) resends a commitment to the
+    same answer, without running the model again; crash again after the commit is on
+    chain: the next executor opens it from the saved answer (the salt never lost), and the
+    request agrees. The API's supply totals count the executors' bonds and the open fee
+    (conserved)."""
     chain = Chain(validators=1)
     job_id = paid_job(chain)
     chain.block(chain.tx("submitter", deploy(job_id)),
                 *(chain.tx(n, OfferPrediction()) for n in EXECUTORS))
     request_id = send_request(chain, job_id)
+    totals = supply_json(chain.state)  # [BANK.1] the API counts bonds and the open fee
+    assert totals["conserved"] and totals["bonded"] >= 4 * PREDICT_BOND, totals
     drawn = [n for n in EXECUTORS if chain.addr(n) in record(chain, request_id).executors]
     first = {n: _executor(chain, n, tmp_path / n) for n in drawn}
     lost = {}
