@@ -66,6 +66,11 @@ class NodePorts:
         return self.node.put_blob_file(path)
 
 
+MAX_TRIES = 3
+"""Local runs of one round before giving the round up (a broken image or data folder must
+not start a container on every block)."""
+
+
 class SandboxTrainer:
     """Trains one round at a time on a thread; ``__call__`` hands over a finished update."""
 
@@ -80,12 +85,15 @@ class SandboxTrainer:
         self.runner = SandboxRunner(self.client, node_id=f"fed-{node.key.address.hex()[:12]}")
         self.ready: dict[int, UpdateBlob] = {}
         self.failures: dict[int, str] = {}
+        self.tries: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
 
     def __call__(self, model: ModelBlob, round_no: int) -> UpdateBlob | None:
         if round_no in self.ready:
             return self.ready.pop(round_no)
-        if self._task is None or self._task.done():
+        if (self._task is None or self._task.done()) \
+                and self.tries.get(round_no, 0) < MAX_TRIES:
+            self.tries[round_no] = self.tries.get(round_no, 0) + 1
             self._task = asyncio.get_running_loop().create_task(self._train(model, round_no))
         return None
 
