@@ -129,7 +129,8 @@ async def test_work_holdout_1_the_model_that_generalises_beats_the_one_that_over
     """[WORK-HOLDOUT.1] [HOLDOUT-VOTE.1] [HOLDOUT-WINNER.1] [HOLDOUT-BLOB.6] Real workers on a
     train/v3 job: alice trains on the verified public part, the voter checks the hidden
     part and measures both finalists on it, mallory's overfit model wins the public race
-    and loses on the hidden part, alice is paid and the deposit returns."""
+    and loses on the hidden part, alice is paid and the deposit returns; the votes answer
+    the challenge on both parts [HOLDOUT-CHALLENGE.1] and are paid [HOLDOUT-VOTE-REWARD.1]."""
     genesis, keys = make_genesis(members=("submitter", "alice", "mallory"),
                                  verifiers=("v0", "alice"))
     mallory = keys["mallory"].address
@@ -196,6 +197,12 @@ async def test_work_holdout_1_the_model_that_generalises_beats_the_one_that_over
         assert mallory_hidden > alice_hidden + TIE, (mallory_hidden, alice_hidden)
         votes = [v for v in job.votes if v.revealed and v.voter != job.current]
         assert votes and all(v.is_holdout_vote and v.holdout_ok for v in votes)
+        # [HOLDOUT-CHALLENGE.1] each voter answered the turn's challenge on both parts (the
+        # claimer's own vote [VOTE-SELF.1], also among the last turn's, answers nothing)
+        claimer = job.verdicts[-1].claimer
+        assert all(v.hidden_challenge_loss is not None and v.challenge_loss is not None
+                   for v in votes if v.voter != claimer), votes
+        assert all(v.hidden_challenge_loss is None for v in votes if v.voter == claimer)
         submitter = node.state.account(keys["submitter"].address).balance
         assert submitter == 1_000 - spec.escrow + (spec.escrow - spec.bounty) - (
             2 * base.REWARD - (base.REWARD % 2))  # two turns' rewards (2 voters, then 1)
