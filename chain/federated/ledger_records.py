@@ -111,17 +111,21 @@ class FedRound:
     aggregator: Address | None = None
     slashed: tuple[Address, ...] = ()
     """Aggregators whose aggregate for this round was voted invalid [FED-ROUND.5]."""
+    updates: tuple[FedUpdate, ...] = ()
+    """The round's revealed updates (the owner's FLTrust reference included), ascending by
+    address: what the leave-one-out replays [FED-REWARD.2] fetch at the end."""
 
     def to_wire(self) -> list[Any]:
         return [self.round, self.outcome, self.model_hash, self.model_blob,
                 [[a, w] for a, w in self.weights], self.accuracy_ppm, self.aggregator,
-                list(self.slashed)]
+                list(self.slashed), [u.to_wire() for u in self.updates]]
 
     @classmethod
     def from_wire(cls, a: list[Any]) -> FedRound:
         return cls(a[0], a[1], None if a[2] is None else Hash32(a[2]), Hash32(a[3]),
                    tuple((Address(x), w) for x, w in a[4]), a[5],
-                   None if a[6] is None else Address(a[6]), tuple(Address(x) for x in a[7]))
+                   None if a[6] is None else Address(a[6]), tuple(Address(x) for x in a[7]),
+                   tuple(FedUpdate.from_wire(u) for u in a[8]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from chain.federated.ledger_records import (
     FedJob,
     FedPhase,
     FedRound,
+    FedUpdate,
     round_key,
 )
 from chain.federated.rewards import payout
@@ -156,9 +157,13 @@ class RoundMachine:
                   posted=None, voters=(), votes=(),
                   deadline_ms=self.now + self.spec.aggregate_window_ms)
 
+    def _revealed(self) -> tuple[FedUpdate, ...]:
+        return tuple(sorted((u for u in self.fed.updates if u.blob is not None),
+                            key=lambda u: u.participant))
+
     def _void(self) -> FedRound:
         return FedRound(self.fed.round, VOID, self.fed.model_hash, self.fed.model_blob,
-                        slashed=self.fed.slashed)
+                        slashed=self.fed.slashed, updates=self._revealed())
 
     def _decide_aggregate(self) -> None:
         """[FED-ROUND.4] [FED-ROUND.5] The posted aggregate's verdict."""
@@ -175,7 +180,7 @@ class RoundMachine:
                       accuracy_ppm=accuracy)
             self._next_round(FedRound(fed.round, ACCEPT, posted.model_hash, posted.model_blob,
                                       posted.weights, accuracy, posted.aggregator,
-                                      fed.slashed))
+                                      fed.slashed, self._revealed()))
             return
         if outcome == REJECT:  # a cheating claim: banned and slashed [VOTE-VERDICT.2]
             self._pay_voters(valid=False)

@@ -59,9 +59,10 @@ def two_rounds_with_a_cheat() -> tuple[FedStory, str]:
 def test_story_two_rounds_cheating_aggregator_slashed_and_payout() -> None:
     """[TX-FED.1] [FED-STATE.1] [FED-STATE.2] [FED-ROUND.1] [FED-ROUND.4] [FED-ROUND.5]
     [FED-ROUND.7] [FED-END.1] [FED-END.2] [FED-END.4] [FED-VOTE.4] The whole job: each
-    accepted round records its model hash and weights; the wrong aggregate's poster is
-    banned (balance and bond burned) and another aggregator is drawn for the same round;
-    the payout is [FED-REWARD.5] of the recorded weights and the agreed losses; escrow 0."""
+    accepted round records its model hash, weights and revealed updates; the wrong
+    aggregate's poster is banned (balance and bond burned) and another aggregator is drawn
+    for the same round; the payout is [FED-REWARD.5] of the recorded weights and the agreed
+    losses; escrow 0."""
     s, cheat = two_rounds_with_a_cheat()
     state = s.chain.state
     rounds = fed_rounds(state, s.job_id)
@@ -73,6 +74,9 @@ def test_story_two_rounds_cheating_aggregator_slashed_and_payout() -> None:
     assert state.account(s.chain.addr(cheat)).balance == 0
     assert state.verifier_bond(s.chain.addr(cheat)) is None
     assert rounds[1].model_hash == s.fed.model_hash
+    assert [u.participant for u in rounds[0].updates] == sorted(
+        s.chain.addr(n) for n in PARTICIPANTS)
+    assert rounds[0].updates[0].update_hash is not None
     fed = s.fed
     assert fed.phase == FedPhase.DONE and fed.deposit == DepositStatus.RETURNED
     expected = payout(BOUNTY, 500, [dict(r.weights) for r in rounds], LOSSES[0],

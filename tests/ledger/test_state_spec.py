@@ -116,7 +116,8 @@ def _federated_records() -> list[Any]:
                              ref, (update,), addr, (addr,), (addr,), posted, (addr,), (vote,),
                              5, 700_000, (addr,), fed_records.DepositStatus.HELD,
                              ((addr, 3),), 4)
-    done = fed_records.FedRound(2, "accepted", h, h, ((addr, 7),), 700_000, addr, (addr,))
+    done = fed_records.FedRound(2, "accepted", h, h, ((addr, 7),), 700_000, addr, (addr,),
+                                (update,))
     return [fed_job_spec(), update, vote, posted, fed, done]
 
 
