@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from chain.encoding import encode
 from chain.federated.blobs import DOMAIN
+from chain.federated.fixed import MAX_ROUND_PARTICIPANTS
 from chain.federated.ledger_records import (
     DepositStatus,
     FedJob,
@@ -212,9 +213,10 @@ class RoundMachine:
 
     def _start_end(self) -> None:
         """[FED-END.1] Participants with a positive weight in an accepted round are the end
-        ballot's; with none, or ``loo_permille`` 0, the payout is by round weights at once."""
+        ballot's; with none, more than 256 (a vote could not carry their losses), or
+        ``loo_permille`` 0, the payout is by round weights at once."""
         loo = sorted({a for ws in self.round_weights() for a, w in ws.items() if w > 0})
-        if not loo or self.spec.loo_permille == 0:
+        if not loo or len(loo) > MAX_ROUND_PARTICIPANTS or self.spec.loo_permille == 0:
             self._finish(None, None)
             return
         self._set(phase=FedPhase.HIDDEN, loo_participants=tuple(Address(a) for a in loo),
