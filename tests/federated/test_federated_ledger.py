@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from chain.content import blob_id_of_bytes
 from chain.federated.api import (
     aggregate_body,
     duty,
@@ -15,7 +16,9 @@ from chain.federated.api import (
     update_bodies,
     vote_bodies,
 )
-from chain.federated.blobs import ModelBlob
+from chain.federated.api_replay import end_models, replay_plan
+from chain.federated.blobs import ModelBlob, model_hash
+from chain.federated.errors import FederatedError
 from chain.federated.ledger_bodies import FedCommit, FedReveal
 from chain.federated.ledger_records import DepositStatus, FedPhase
 from chain.federated.rewards import payout
@@ -26,6 +29,7 @@ from chain.types import Hash32
 from tests.federated.fed_ledger_story import (
     BOUNTY,
     DEPOSIT,
+    INITIAL,
     PARTICIPANTS,
     SCALE,
     FedStory,
@@ -527,3 +531,29 @@ def test_drawn_aggregator_cannot_leave_with_its_bond() -> None:
     s.chain.block(s.chain.tx(who, VerifierLeave()))
     assert s.chain.state.verifier_bond(s.chain.addr(who)) is None
     conserved(s.chain)
+
+
+def test_end_models_replay_from_the_state_and_blobs() -> None:
+    """[FED-STATE.2] [FED-REWARD.2] [FED-MODEL.3] From the state alone (replay_plan) and the
+    fetched blobs, the replayed final model hashes to the last accepted round's recorded
+    model hash; each leave-one-out model differs from it; a missing blob is named."""
+    s, _ = two_rounds_with_a_cheat()
+    plan = replay_plan(s.chain.state, s.job_id)
+    assert plan is not None and len(plan.rounds) == 2
+    blobs = {blob_id_of_bytes(INITIAL.to_bytes()): INITIAL.to_bytes()}
+    for r in (1, 2):
+        for n in PARTICIPANTS:
+            data = s.update_blob(n, r)
+            blobs[blob_id_of_bytes(data)] = data
+    assert plan.blobs() == set(blobs)
+    final, loo = end_models(plan, blobs)
+    assert model_hash(ModelBlob(SCALE, final).to_bytes()) == plan.rounds[-1].model_hash
+    assert set(loo) == set(plan.loo_participants) and all(m != final for m in loo.values())
+    missing = dict(blobs)
+    missing.pop(blob_id_of_bytes(s.update_blob("bob", 2)))
+    try:
+        end_models(plan, missing)
+    except FederatedError as e:
+        assert e.code == "missing_blob"
+    else:
+        raise AssertionError("a missing blob must be named")
