@@ -82,9 +82,10 @@ def short_job(job_dir: Path) -> None:
     (job_dir / "job.toml").write_text(toml)
 
 
-def held_out_rows(valid_csv: Path) -> np.ndarray:
-    """``ROWS`` validation digits (never trained on), scaled as the template scales them."""
-    lines = [ln.split(",") for ln in valid_csv.read_text().splitlines()[1:ROWS + 1]]
+def held_out_rows(test_csv: Path) -> np.ndarray:
+    """``ROWS`` of the template's test digits (``holdout/test.csv``: never trained or
+    validated on), scaled as the template scales them (pixel / 16)."""
+    lines = [ln.split(",") for ln in test_csv.read_text().splitlines()[1:ROWS + 1]]
     return np.array([[float(v) / 16.0 for v in ln[1:]] for ln in lines], dtype=np.float32)
 
 
@@ -111,7 +112,7 @@ def test_paid_model_answers_k3_one_wrong_executor_is_outvoted(tmp_path: Path) ->
     with predict_image_for_test(connect()):  # built here (if absent) so the nodes share it
         job_dir = tmp_path / "digits"
         cli("job", "init", str(job_dir), env={})
-        valid_csv = make_v2(job_dir)
+        make_v2(job_dir)
         short_job(job_dir)
         quick = {"max_attempts": 1, "min_time_left_s": 5, "max_memory_mb": 1024,
                  "max_disk_mb": 64, "max_time_s": 120}
@@ -122,12 +123,12 @@ def test_paid_model_answers_k3_one_wrong_executor_is_outvoted(tmp_path: Path) ->
                                      CHEATER: {**serve, "cheat_predictions": True}},
                     users={"submitter": 5_000}, consensus={"commit_ms": 100}, timeout=90)
         try:
-            _run(layout, job_dir, valid_csv, started)
+            _run(layout, job_dir, started)
         finally:
             down(root)
 
 
-def _run(layout: Any, job_dir: Path, valid_csv: Path, started: float) -> None:
+def _run(layout: Any, job_dir: Path, started: float) -> None:
     api = ApiClient(layout.nodes[0].api_url)
     submitter = next(u for u in layout.users if u.name == "submitter")
     key = load_key(submitter.key_file, submitter.passphrase_file)
@@ -147,7 +148,7 @@ def _run(layout: Any, job_dir: Path, valid_csv: Path, started: float) -> None:
     # the submitter: the model, its own labels, the deployment
     model_file = job_dir.parent / "model.safetensors"
     api.download_blob(model_hash, model_file)
-    rows = held_out_rows(valid_csv)
+    rows = held_out_rows(job_dir / "holdout" / "test.csv")
     blob = encode_rows("float32", 64, [float(v) for v in rows.ravel()])
     record = DeployedModel(Hash32(bytes.fromhex(job_id)), Hash32(bytes.fromhex(model_hash)),
                            "safetensors-mlp", DIGITS_IN, DIGITS_OUT, key.address, ROYALTY)
