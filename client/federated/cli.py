@@ -34,8 +34,9 @@ def federated() -> None:
               help="JSON object handed to the job's federate entry (e.g. "
                    '\'{"dp_clip": 1.0, "dp_noise": 0.5}\' for local DP [JOB-FED.6]).')
 @click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True)
+@click.option("--log-json", is_flag=True, help="One JSON object per log line.")
 def join(job: str, data_dir: Path, config_path: Path, hyperparameters: str,
-         log_level: str) -> None:
+         log_level: str, log_json: bool) -> None:
     """Run this node and take part in federated job JOB (hex id) with the data in DIR."""
     from client.federated.node_loop import FederatedJoin
     from client.node.ledger_node import LedgerNode, run_node
@@ -51,7 +52,7 @@ def join(job: str, data_dir: Path, config_path: Path, hyperparameters: str,
         config = NodeConfig.load(config_path)
     except ConfigError as e:
         raise click.ClickException(str(e)) from e
-    setup_logging(log_level, name=config.path.parent.name)
+    setup_logging(log_level, json_lines=log_json, name=config.path.parent.name)
     joined: list[FederatedJoin] = []
 
     def ready(node: LedgerNode) -> None:

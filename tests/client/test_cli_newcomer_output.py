@@ -25,8 +25,9 @@ from client.cli.main import cli
 from tests.client.test_api_support import ApiThread
 
 PASS = "correct horse"
-NO_JSON = {("node", "start")}
-"""Runs a node until stopped and prints its log: it has ``--log-json`` instead."""
+NO_JSON = {("node", "start"), ("federated", "join")}
+"""They run a node until stopped (or the job is done) and print its log: they have
+``--log-json`` instead."""
 
 
 @pytest.fixture
@@ -76,6 +77,12 @@ def test_every_command_takes_json() -> None:
         if "--json" not in flags and path not in NO_JSON:
             missing.append(" ".join(path))
     assert not missing, f"commands without --json: {missing}"
+    for path in NO_JSON:
+        command = cli
+        for name in path:
+            assert isinstance(command, click.Group)
+            command = command.commands[name]
+        assert "--log-json" in {o for p in command.params for o in getattr(p, "opts", [])}, path
 
 
 def test_errors_under_json_are_one_object_with_code_and_message(
