@@ -86,6 +86,8 @@ class Executor:
         self._queued: set[bytes] = set()
         self._failed: Counter[bytes] = Counter()
         self._stopped = False
+        self.problem: str | None = None
+        """Why the executor did not start (no engine, no base image), else None."""
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -93,13 +95,18 @@ class Executor:
         """Open the saved answers, remove our containers left by a crash, build (or find)
         the executor image, follow the chain."""
         self.store.open()
-        if self._client is None:
-            self._client = await asyncio.to_thread(connect)
-        left = await asyncio.to_thread(cleanup_containers, self._client, self.node_id)
-        if left:
-            log.info("removed %d prediction sandboxes left by an earlier run", len(left))
-        if self._image is None:
-            self._image = await asyncio.to_thread(ensure_predict_image, self._client)
+        try:
+            if self._client is None:
+                self._client = await asyncio.to_thread(connect)
+            left = await asyncio.to_thread(cleanup_containers, self._client, self.node_id)
+            if left:
+                log.info("removed %d prediction sandboxes left by an earlier run", len(left))
+            if self._image is None:
+                self._image = await asyncio.to_thread(ensure_predict_image, self._client)
+        except SandboxError as e:  # the node runs on; it just serves no predictions
+            self.problem = str(e)
+            log.error("executor not started: %s", e)
+            return
         self._pool = PredictorPool(self._client, self._image, self.node_id)
         log.info("executor %s starting (image %s, %d saved answers)%s",
                  address_to_text(self.address), self._image[:19], len(self.store.answers),
@@ -297,7 +304,9 @@ class Executor:
 
     def summary(self) -> dict[str, Any]:
         """JSON-able progress for logs, the node status and tests."""
-        return {"address": address_to_text(self.address), "running": not self._stopped,
+        return {"address": address_to_text(self.address),
+                "running": self._main is not None and not self._stopped,
+                "problem": self.problem,
                 "cheating": self.policy.cheat_predictions,
                 "offering": self.node.state.get("predictor", self.address) is not None,
                 "in_hand": sorted(self.store.answers), "warm_started":

@@ -258,3 +258,20 @@ def test_wrong_answers_keep_the_shape_of_an_answer() -> None:
     other = wrong_answer(PredictAnswer(bad, output_hash(bad), "not_finite", None, 0.0),
                          record_, "labels", 0)
     assert other.invalid == "schema" and other.blob == invalid_blob("schema")
+
+
+def test_an_executor_without_an_engine_leaves_the_node_running(tmp_path: Path) -> None:
+    """[PRED-EXEC.1] No Docker engine answering (a socket nobody listens on): ``start``
+    logs why and returns; the node goes on without serving predictions (no offer sent, so
+    it is never drawn and never forfeits)."""
+    import docker
+
+    chain = Chain(validators=1)
+    view = LedgerView(chain, chain.keys[EXECUTORS[0]], tmp_path)
+    engine = docker.DockerClient(base_url=f"unix://{tmp_path}/no-engine.sock", version="1.41",
+                                 timeout=2)
+    ex = Executor(view, WorkerPolicy(predict=True), client=engine)
+    asyncio.run(ex.start())
+    summary = ex.summary()
+    assert summary["running"] is False and "cannot list" in str(ex.problem), summary
+    assert view.take() == []
