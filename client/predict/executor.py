@@ -173,6 +173,7 @@ class Executor:
             if request_id not in live:
                 self._settled(request_id)
         self.outbox.prune(live | {OFFER})
+        self._failed = Counter({k: v for k, v in self._failed.items() if k in live})
 
     def _follow(self, rec: Prediction, height: int) -> None:
         request_id = bytes(rec.request_id)
