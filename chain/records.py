@@ -116,12 +116,12 @@ class VoteRecord:
     hidden part matched its commitment; None on every other vote (5-element wire)."""
     hidden_loss: float | None = None
     """A holdout vote's loss measured on the hidden part (None: not measured)."""
-    challenge_loss: float | None = None
-    """[VOTE-CHALLENGE.1] An opened vote's loss on the turn's challenge subset (None: no
-    answer; a 6-element wire when present on a plain vote, 9 on a holdout vote)."""
     hidden_challenge_loss: float | None = None
     """[HOLDOUT-CHALLENGE.1] An opened holdout vote's answer to the hidden challenge (None:
     none; the eighth element of a holdout vote's wire when present)."""
+    challenge_loss: float | None = None
+    """[VOTE-CHALLENGE.1] An opened vote's loss on the turn's challenge subset (None: no
+    answer; a 6-element wire when present on a plain vote, 9 on a holdout vote)."""
 
     @property
     def is_holdout_vote(self) -> bool:
@@ -142,7 +142,7 @@ class VoteRecord:
     @classmethod
     def from_wire(cls, a: list[Any]) -> VoteRecord:
         if len(a) == 9:
-            return cls(Address(a[0]), Hash32(a[1]), a[2], a[3], a[4], a[5], a[6], a[8], a[7])
+            return cls(Address(a[0]), Hash32(a[1]), a[2], a[3], a[4], a[5], a[6], a[7], a[8])
         if len(a) == 8:
             return cls(Address(a[0]), Hash32(a[1]), a[2], a[3], a[4], a[5], a[6],
                        hidden_challenge_loss=a[7])

@@ -99,6 +99,9 @@ def _instances() -> list[Any]:
                                          holdout_records.HoldoutStatus.VERIFIED, (finalist,))
     vote = records.VoteRecord(v3_claimer, Hash32(b"\x05" * 32), True, True, 0.3, True, 0.31)
     out.extend((v3, holdout, state, finalist, vote))  # [HOLDOUT-STATE.1] [HOLDOUT-VOTE.1]
+    out.extend((dataclasses.replace(vote, hidden_challenge_loss=0.33),  # [HOLDOUT-CHALLENGE.1]
+                dataclasses.replace(vote, hidden_challenge_loss=0.33, challenge_loss=0.29),
+                dataclasses.replace(vote, hidden_loss=None, challenge_loss=0.29)))
     out.append(dataclasses.replace(job_spec().limits, gpu_count=2, gpu_memory_mb=8192))
     out.extend(_prediction_records())  # [PRED-STATE.1]
     out.extend(_federated_records())  # [FED-STATE.1] [FED-STATE.2]
@@ -157,6 +160,10 @@ def test_record_wire_order_is_the_field_order() -> None:
             if isinstance(record, records.VoteRecord) and f.name == "challenge_loss" \
                     and record.challenge_loss is None:
                 continue  # [VOTE-CHALLENGE.1] ... and 6 with a challenge answer
+            if isinstance(record, records.VoteRecord) and f.name == "hidden_challenge_loss" \
+                    and (not record.is_holdout_vote or (record.hidden_challenge_loss is None
+                                                        and record.challenge_loss is None)):
+                continue  # [HOLDOUT-CHALLENGE.1] a holdout vote is 7, 8 or 9 elements
             if isinstance(record, jobspec.ResourceLimits) and not record.gpu_count \
                     and f.name in ("gpu_count", "gpu_memory_mb"):
                 continue  # [JOB-GPU.1] a job without GPUs keeps the 7-element limits
