@@ -1,0 +1,104 @@
+"""What a member recomputes for a federated round: pure, from the state's record and blobs.
+
+The aggregator posts it, every voter recomputes it bit for bit and compares [FED-VOTE.3]:
+the round's revealed updates (blob id checked against the bytes, decoded strictly, each
+naming its slot [FED-QUANT.5]; one that fails is left out [FED-ROUND.2]), the owner's
+FLTrust reference, ``chain.federated.fast.aggregate_round`` [FED-AGG.1] [FED-AGG.7] and the
+next model ``clamp(old + aggregate)`` [FED-MODEL.3]. No I/O: blobs come in as a mapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from chain.content import blob_id_of_bytes
+from chain.errors import ChainError
+from chain.federated import fast
+from chain.federated.blobs import ModelBlob, UpdateBlob, model_hash
+from chain.federated.fixed import Q_MAX
+from chain.federated.ledger_records import FedJob
+from chain.federated.spec import FederatedSpec
+from chain.types import Address, Hash32
+
+
+@dataclass(frozen=True, slots=True)
+class RoundAggregate:
+    """A round's honest aggregate: the next model's blob and the weights to post."""
+
+    model_blob: bytes
+    weights: tuple[tuple[Address, int], ...]
+    left_out: tuple[Address, ...]
+    """Revealed participants whose blob did not decode or named another slot."""
+
+    @property
+    def model_hash(self) -> Hash32:
+        return model_hash(self.model_blob)
+
+    @property
+    def model(self) -> ModelBlob:
+        return ModelBlob.from_bytes(self.model_blob)
+
+
+def needed_blobs(fed: FedJob) -> set[bytes]:
+    """The round's revealed update blobs and the current model."""
+    return {bytes(fed.model_blob)} | {bytes(u.blob) for u in fed.updates if u.blob is not None}
+
+
+def _decode(data: bytes | None, blob_id: bytes, job_id: bytes, round_no: int,
+            participant: bytes, spec: FederatedSpec) -> UpdateBlob | None:
+    if data is None or blob_id_of_bytes(data) != blob_id:
+        return None
+    try:
+        return UpdateBlob.from_bytes(data).check_for(job_id, round_no, participant, spec.dims,
+                                                     spec.scale_bits)
+    except ChainError:
+        return None
+
+
+def round_aggregate(fed: FedJob, spec: FederatedSpec, blobs: Mapping[bytes, bytes],
+                    *, cheat: bool = False) -> RoundAggregate:
+    """[FED-AGG.1] [FED-AGG.7] [FED-MODEL.3] The running round's aggregate from ``blobs``
+    (every id of ``needed_blobs`` present: a missing one is a KeyError naming it).
+
+    ``cheat`` (DEMO/TEST ONLY, a node's ``cheat_federated_aggregate``) shifts the first
+    coordinate of the model by one: a wrong aggregate the vote must reject [FED-ROUND.5]."""
+    current = blobs[bytes(fed.model_blob)]
+    if blob_id_of_bytes(current) != fed.model_blob:
+        raise ValueError(f"model blob {fed.model_blob.hex()[:12]} does not match its bytes")
+    model = ModelBlob.from_bytes(current)
+    updates: dict[bytes, tuple[int, ...]] = {}
+    reference = None
+    left_out = []
+    for u in fed.updates:
+        if u.blob is None:
+            continue
+        blob = _decode(blobs[bytes(u.blob)], u.blob, fed.job_id, fed.round, u.participant,
+                       spec)
+        if u.participant == fed.owner:
+            reference = None if blob is None else blob.values
+        elif blob is None:
+            left_out.append(u.participant)
+        else:
+            updates[bytes(u.participant)] = blob.values
+    vector, result = fast.aggregate_round_array(spec.aggregation, updates, reference,
+                                                spec.dims)
+    start = np.asarray(model.values, dtype=np.int64)
+    new = fast.apply_aggregate_array(start, vector)
+    if cheat:
+        new = new.copy()
+        new[0] = new[0] + 1 if new[0] < Q_MAX else new[0] - 1
+    out = ModelBlob(model.scale_bits, fast.to_tuple(new)).to_bytes()
+    weights = tuple(sorted((Address(a), w) for a, w in result.weights))
+    return RoundAggregate(out, weights, tuple(sorted(left_out)))
+
+
+def matches(fed: FedJob, mine: RoundAggregate) -> bool:
+    """[FED-VOTE.3] The posted aggregate is ours: model hash and weights, exactly."""
+    posted = fed.posted
+    if posted is None:
+        return False
+    theirs = tuple((Address(a), w) for a, w in posted.weights)
+    return posted.model_hash == mine.model_hash and theirs == mine.weights
