@@ -95,3 +95,13 @@ def output_hash(blob: bytes) -> Hash32:
     """[PRED-IO.2] The output hash of a ``labels`` or ``ciphertext`` answer, or of an invalid
     answer: the blob's id [WIRE-BLOB.0], so the agreed answer is fetched like any blob."""
     return Hash32(blob_id_of_bytes(blob))
+
+
+UNLOADABLE_BLOB = encode([INVALID_FORMAT, "unloadable_model"])
+"""[PRED-UNLOADABLE.1] The answer of an executor whose sandbox refuses the deployed model
+file ([JOB-EXPORT.2-3]) or finds its layers do not fit the deployed schema: one fixed blob
+for every request, committed and revealed like any answer (in ``values`` mode without
+values, like an invalid answer). Not one of ``INVALID_REASONS``: it says nothing about the
+input, and it marks the model unservable when agreed [PRED-UNLOADABLE.3]."""
+UNLOADABLE_HASH = output_hash(UNLOADABLE_BLOB)
+"""[PRED-UNLOADABLE.1] Its output hash (the blob id of ``UNLOADABLE_BLOB``)."""

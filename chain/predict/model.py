@@ -113,6 +113,10 @@ class DeployedModel:
     output: OutputSchema
     owner: Address
     royalty_permille: int
+    unservable_by: Hash32 | None = None
+    """[PRED-UNLOADABLE.3] The request whose agreed answer was "the model does not load":
+    no request may name the model after it. Absent (None) on the wire of a servable model, so
+    records written before the rule keep their 7 elements and their bytes."""
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -122,13 +126,20 @@ class DeployedModel:
                              self.royalty_permille)
 
     def to_wire(self) -> list[Any]:
-        return [self.job_id, self.model_hash, self.format, self.input.to_wire(),
-                self.output.to_wire(), self.owner, self.royalty_permille]
+        wire: list[Any] = [self.job_id, self.model_hash, self.format, self.input.to_wire(),
+                           self.output.to_wire(), self.owner, self.royalty_permille]
+        if self.unservable_by is not None:
+            wire.append(self.unservable_by)
+        return wire
 
     @classmethod
     def from_wire(cls, wire: Any) -> DeployedModel:
-        w = fields.array(wire, "model", 7)
+        """7 elements, or 8 with ``unservable_by`` [PRED-UNLOADABLE.3]."""
+        w = fields.array(wire, "model")
+        if len(w) not in (7, 8):
+            raise FieldError("model", "array of 7 or 8 items", f"{len(w)} items")
         return cls(fields.hash32(w[0], "job_id"), fields.hash32(w[1], "model_hash"),
                    fields.one_of(w[2], "format", FORMATS), InputSchema.from_wire(w[3]),
                    OutputSchema.from_wire(w[4]), fields.address(w[5], "owner"),
-                   fields.uint(w[6], "royalty_permille", 0, MAX_ROYALTY_PERMILLE))
+                   fields.uint(w[6], "royalty_permille", 0, MAX_ROYALTY_PERMILLE),
+                   fields.hash32(w[7], "unservable_by") if len(w) == 8 else None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chain.predict.agreement import Agreement
+from chain.predict.io import UNLOADABLE_HASH
 from chain.types import Address, Amount
 
 
@@ -31,9 +32,13 @@ def settle(fee: int, royalty_permille: int, agreement: Agreement) -> Payout:
     returns to the requester. The disagreeing and the no-shows get nothing and forfeit.
     [PRED-PAY.2] No majority: the whole fee returns to the requester, nobody is paid, no
     royalty; only the no-shows forfeit (a wrong answer cannot be told from a right one
-    without a majority)."""
+    without a majority).
+    [PRED-UNLOADABLE.2] Agreed that the model does not load: as agreed, but no royalty (the
+    whole fee is the pool): the owner is never paid for a model nobody could run."""
     if agreement.answer is None:
         return Payout((), Amount(0), Amount(fee), agreement.no_shows)
+    if agreement.answer == UNLOADABLE_HASH:
+        royalty_permille = 0
     royalty = fee * royalty_permille // 1000
     pool = fee - royalty
     m = len(agreement.agreeing)

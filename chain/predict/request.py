@@ -92,11 +92,16 @@ def min_fee(rows: int, k: int) -> int:
 
 
 def check_request(req: PredictionRequest, model: DeployedModel | None, open_requests: int) -> None:
-    """[PRED-REQ.1] the model exists and its output fits the mode ([PRED-CKKS.1]: one output
-    and at most 128 features for ciphertext mode); [PRED-REQ.4] the fee covers
-    every run; [PRED-REQ.5] the requester holds fewer than 8 open requests."""
+    """[PRED-REQ.1] the model exists, is not unservable [PRED-UNLOADABLE.3], and its output
+    fits the mode ([PRED-CKKS.1]: one output and at most 128 features for ciphertext mode);
+    [PRED-REQ.4] the fee covers every run; [PRED-REQ.5] the requester holds fewer than 8
+    open requests."""
     if model is None:
         raise InvalidTransaction("unknown_model", f"no deployed model {req.model_id.hex()}")
+    if model.unservable_by is not None:  # [PRED-UNLOADABLE.3]
+        raise InvalidTransaction("model_unservable", f"model {req.model_id.hex()} does not load: "
+                                                     "request "
+                                                     f"{model.unservable_by.hex()} agreed so")
     kind = model.output.kind
     if (req.mode == "labels") != (kind == "classes"):
         raise InvalidTransaction("mode_mismatch", f"mode {req.mode} does not fit a {kind} model")

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from chain.errors import InvalidTransaction
 from chain.predict.agreement import Agreement, Answer, exact_agreement, tolerance_agreement
+from chain.predict.io import UNLOADABLE_HASH
 from chain.predict.lottery import candidates, draw, lottery_seed
 from chain.predict.model import DeployedModel
 from chain.predict.params import LOTTERY_DELAY, PREDICT_PENALTY
@@ -106,7 +107,8 @@ def agreement_of(rec: Prediction) -> Agreement:
 
 def settle_prediction(view: Overlay, rec: Prediction) -> None:
     """[PRED-SETTLE.1] [PRED-PAY.1] [PRED-PAY.2] Pays the agreeing executors, the owner's
-    royalty and the requester's dust or refund, then the forfeits, then closes the request."""
+    royalty and the requester's dust or refund, then the forfeits, then (agreed "does not
+    load", [PRED-UNLOADABLE.3]) marks the model unservable, then closes the request."""
     model = deployed_model(view, rec.request.model_id)
     royalty_permille = 0 if model is None else model.royalty_permille
     agreement = agreement_of(rec)
@@ -118,6 +120,9 @@ def settle_prediction(view: Overlay, rec: Prediction) -> None:
     _credit(view, rec.requester, payout.refund)
     for executor in payout.forfeit:
         forfeit(view, executor)
+    if agreement.answer == UNLOADABLE_HASH and model is not None \
+            and model.unservable_by is None:  # [PRED-UNLOADABLE.3]
+        view.put("model", model.job_id, replace(model, unservable_by=rec.request_id))
     status = PredictionStatus.AGREED if agreement.answer else PredictionStatus.NO_MAJORITY
     _close(view, rec, status, agreement.answer)
 

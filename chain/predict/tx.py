@@ -23,7 +23,7 @@ from chain.predict.bodies import (
     RequestPrediction,
     WithdrawPrediction,
 )
-from chain.predict.io import INVALID_REASONS, invalid_blob, output_hash
+from chain.predict.io import INVALID_REASONS, UNLOADABLE_HASH, invalid_blob, output_hash
 from chain.predict.model import DeployedModel
 from chain.predict.params import MAX_REVEAL_VALUES, PREDICT_BOND
 from chain.predict.records import ExecutorAnswer, Prediction, PredictionStatus
@@ -39,8 +39,10 @@ from chain.records import Account, JobStatus, Outcome
 from chain.state import Overlay
 from chain.types import Address, Amount, Hash32, TimeMs
 
-INVALID_HASHES = frozenset(output_hash(invalid_blob(r)) for r in INVALID_REASONS)
-"""[PRED-IO.3] The only output hashes a ``values`` reveal may carry without values."""
+INVALID_HASHES = frozenset({*(output_hash(invalid_blob(r)) for r in INVALID_REASONS),
+                            UNLOADABLE_HASH})
+"""[PRED-IO.3] [PRED-UNLOADABLE.1] The only output hashes a ``values`` reveal may carry
+without values: the five invalid answers and "the model does not load"."""
 
 
 def _debit(view: Overlay, address: Address, amount: int, what: str) -> None:
@@ -159,7 +161,8 @@ def _check_answer(rec: Prediction, view: Overlay, body: PredictReveal) -> None:
     if body.values is None:
         if body.output_hash not in INVALID_HASHES:
             raise InvalidTransaction("bad_values", "a values answer without values must be an "
-                                                   "invalid answer [PRED-IO.3]")
+                                                   "invalid answer [PRED-IO.3] or the "
+                                                   "unloadable answer [PRED-UNLOADABLE.1]")
         return
     model = deployed_model(view, rec.request.model_id)
     outputs = 0 if model is None else model.output.outputs

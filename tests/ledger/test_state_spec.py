@@ -134,7 +134,8 @@ def _prediction_records() -> list[Any]:
     pending = predict_records.ExecutorAnswer(addr, h)
     rec = predict_records.Prediction(h, addr, req, 7, predict_records.PredictionStatus.AGREED,
                                      0, 9_000, (addr,), (opened, pending), h)
-    return [model, model.input, req, rec, opened, pending]
+    marked = dataclasses.replace(model, unservable_by=h)  # [PRED-UNLOADABLE.3]
+    return [model, marked, model.input, req, rec, opened, pending]
 
 
 def test_record_wire_order_is_the_field_order() -> None:
@@ -164,6 +165,9 @@ def test_record_wire_order_is_the_field_order() -> None:
                     and (not record.is_holdout_vote or (record.hidden_challenge_loss is None
                                                         and record.challenge_loss is None)):
                 continue  # [HOLDOUT-CHALLENGE.1] a holdout vote is 7, 8 or 9 elements
+            if isinstance(record, predict_records.DeployedModel) and f.name == "unservable_by" \
+                    and record.unservable_by is None:
+                continue  # [PRED-UNLOADABLE.3] 7 elements while servable, 8 once marked
             if isinstance(record, jobspec.ResourceLimits) and not record.gpu_count \
                     and f.name in ("gpu_count", "gpu_memory_mb"):
                 continue  # [JOB-GPU.1] a job without GPUs keeps the 7-element limits
