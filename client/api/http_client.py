@@ -192,6 +192,14 @@ class ApiClient:
         """One prediction request through its phases [API-PREDICT.3]."""
         return dict(self.get(f"/predictions/{_hex(request_id)}"))
 
+    def federated_jobs(self) -> Json:
+        """``{"height", "jobs"}``: every federated job [API-FED.1]."""
+        return dict(self.get("/federated"))
+
+    def federated_job(self, job_id: str | bytes) -> Json:
+        """One federated job: its rounds, end ballot and payout [API-FED.2] [API-FED.3]."""
+        return dict(self.get(f"/federated/{_hex(job_id)}"))
+
     def openapi(self) -> Json:
         return dict(self.get("/openapi.json"))
 

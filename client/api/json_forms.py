@@ -38,6 +38,7 @@ from chain.transactions import (
     VoteReveal,
 )
 from chain.types import Address
+from client.api.fed_json import fed_body_json
 from client.api.predict_json import predict_body_json
 
 Json = dict[str, Any]
@@ -96,6 +97,8 @@ def body_json(body: Any) -> Json:
                    hidden_loss=body.hidden_loss, salt=body.salt.hex())
     elif (predict := predict_body_json(body)) is not None:
         out.update(predict)  # [TX-PREDICT.1]
+    elif (fed := fed_body_json(body)) is not None:
+        out.update(fed)  # [API-FED.4]
     return out
 
 

@@ -43,6 +43,7 @@ from client.api.limits import (
     MAX_JOBS_PAGE,
     MAX_WAIT_S,
 )
+from client.api.openapi_fed import FED_SCHEMAS, fed_paths, fed_tx_bodies
 from client.api.openapi_predict import PREDICT_SCHEMAS, predict_paths, predict_tx_bodies
 from client.api.openapi_types import (
     ADDRESS,
@@ -568,8 +569,10 @@ def openapi_document() -> dict[str, Any]:
                 '{"error": {"code", "message"}} with a 4xx status.'),
         },
         "servers": [{"url": API_PREFIX}],
-        "paths": {**_paths(), **predict_paths(_op, _json, _error, _path_param)},
+        "paths": {**_paths(), **predict_paths(_op, _json, _error, _path_param),
+                  **fed_paths(_op, _json, _error, _path_param)},
         "components": {"schemas": {
-            **SCHEMAS, **PREDICT_SCHEMAS,
-            "TxBody": {"oneOf": [*SCHEMAS["TxBody"]["oneOf"], *predict_tx_bodies(_body)]}}},
+            **SCHEMAS, **PREDICT_SCHEMAS, **FED_SCHEMAS,
+            "TxBody": {"oneOf": [*SCHEMAS["TxBody"]["oneOf"], *predict_tx_bodies(_body),
+                                 *fed_tx_bodies(_body)]}}},
     }

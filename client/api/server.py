@@ -44,6 +44,7 @@ from chain.errors import DecodeError
 from chain.mempool import Admission
 from chain.records import SETTLED
 from chain.transactions import SignedTransaction
+from client.api.fed_routes import FedRoutes
 from client.api.json_forms import (
     BadInput,
     addr,
@@ -152,6 +153,7 @@ class ApiServer:
         self._listening = False
         self.state_routes = StateRoutes(node)
         self.predict_routes = PredictRoutes(node)
+        self.fed_routes = FedRoutes(node)
         for method, path, handler in self.routes():
             self.app.router.add_route(method, API_PREFIX + path, handler)
 
@@ -173,6 +175,7 @@ class ApiServer:
             ("GET", "/jobs/{job_id}/logs", self.get_job_logs),
             *self.state_routes.routes(),  # accounts, governance, genesis, supply
             *self.predict_routes.routes(),  # models, predictions [API-PREDICT.1-3]
+            *self.fed_routes.routes(),  # federated jobs [API-FED.1-3]
             ("POST", "/blobs", self.post_blob),
             ("GET", "/blobs/{blob}", self.get_blob),
             ("GET", "/blobs/{blob}/info", self.get_blob_info),
