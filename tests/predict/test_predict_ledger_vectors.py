@@ -11,6 +11,12 @@ transaction and record listed on its own.
     12    the three commit (one with wrong labels); 13 they reveal: agreed, the liar forfeits
     14    alice requests again (fee 30); 15; 16 drawn; 17 two commit different labels;
     18    the commit window ends; 19 both reveal; 20 the reveal window ends: no majority
+    21    alice requests a third time (fee 13); 22; 23 drawn; 24 the three commit the
+          unloadable answer [PRED-UNLOADABLE.1]; 25 they reveal: agreed, paid with no
+          royalty, the model marked unservable [PRED-UNLOADABLE.2-3]; a fourth request is
+          then rejected ``model_unservable`` (listed, not in a block)
+Blocks 1-20 and the first two requests' records are the bytes of the file before the
+unloadable rule: the story only grew.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ from chain.blocks import Block
 from chain.encoding import decode, encode
 from chain.errors import DecodeError
 from chain.genesis import Genesis, genesis_state
+from chain.predict.bodies import RequestPrediction
+from chain.predict.io import UNLOADABLE_BLOB, UNLOADABLE_HASH
 from chain.predict.records import PredictionStatus
+from chain.predict.settle import deployed_model
 from chain.transactions import SignedTransaction
 from chain.transition import advance, apply_block
 from tests.ledger.harness import Chain
@@ -35,12 +44,13 @@ from tests.predict.ledger_story import (
     names,
     ready,
     record,
+    request,
     reveal,
     send_request,
 )
 
 
-def tell_predict_story() -> tuple[Chain, bytes, bytes]:
+def tell_predict_story() -> tuple[Chain, bytes, bytes, bytes]:
     chain = Chain()
     model_id = ready(chain)
     agreed = send_request(chain, model_id, fee=1_001)
@@ -52,7 +62,9 @@ def tell_predict_story() -> tuple[Chain, bytes, bytes]:
     chain.block(at=record(chain, split).deadline_ms)
     chain.block(*(chain.tx(n, reveal(n, split, x)) for n, x in ((a, RIGHT), (b, OTHER))))
     chain.block(at=record(chain, split).deadline_ms)
-    return chain, agreed, split
+    unloadable = send_request(chain, model_id, fee=13)
+    answer_round(chain, unloadable, dict.fromkeys(names(chain, unloadable), UNLOADABLE_BLOB))
+    return chain, agreed, split, unloadable
 
 
 def _rejected(tag: str, body: list[Any]) -> str:
@@ -65,7 +77,11 @@ def _rejected(tag: str, body: list[Any]) -> str:
 
 
 def build_vectors() -> dict[str, Any]:
-    chain, agreed, split = tell_predict_story()
+    chain, agreed, split, unloadable = tell_predict_story()
+    model_id = record(chain, agreed).request.model_id
+    model = deployed_model(chain.state, model_id)
+    assert model is not None
+    closed = chain.tx("alice", RequestPrediction(request(model_id, fee=12)))
     reveal_wire = reveal("bob", agreed, RIGHT).to_wire()
     invalid = {
         "predict_reveal_5_items": ("predict_reveal", [*reveal_wire, [1], [2]]),
@@ -88,7 +104,11 @@ def build_vectors() -> dict[str, Any]:
         "blocks": [{"height": b.header.height, "wire": b.encode().hex(),
                     "state_root": b.header.state_root.hex()} for b in chain.blocks],
         "final_predictions": {rid.hex(): encode(record(chain, rid).to_wire()).hex()
-                              for rid in (agreed, split)},
+                              for rid in (agreed, split, unloadable)},
+        "unloadable_answer": {"blob": UNLOADABLE_BLOB.hex(), "output_hash": UNLOADABLE_HASH.hex()},
+        "final_model": {"model_id": model_id.hex(), "wire": encode(model.to_wire()).hex()},
+        "rejected_transactions": [{"name": "request_to_unservable_model",
+                                   "wire": closed.wire.hex(), "error": chain.reject(closed)}],
         "invalid_bodies": [{"name": n, "tag": t, "wire": encode(w).hex(),
                             "error": _rejected(t, w)} for n, (t, w) in invalid.items()],
     }
@@ -97,14 +117,18 @@ def build_vectors() -> dict[str, Any]:
 def test_predict_ledger_vectors_match_committed_file() -> None:
     """[TX-PREDICT.1] [PRED-STATE.1] [PRED-SETTLE.1] [PRED-FORFEIT.1] The story's bytes and
     roots are the committed vectors: one request agreed with a liar outvoted, one without a
-    majority; every transaction decodes to its own bytes."""
+    majority, one agreed "does not load" [PRED-UNLOADABLE.2] after which a request is
+    rejected; every transaction decodes to its own bytes."""
     vectors = build_vectors()
     check_vector_file("predict_ledger.json", vectors)
-    chain, agreed, split = tell_predict_story()
+    chain, agreed, split, unloadable = tell_predict_story()
     assert record(chain, agreed).status == PredictionStatus.AGREED
     assert record(chain, split).status == PredictionStatus.NO_MAJORITY
+    assert record(chain, unloadable).answer == UNLOADABLE_HASH
+    assert vectors["rejected_transactions"][0]["error"] == "model_unservable"
+    assert len(bytes.fromhex(vectors["final_model"]["wire"])) > 0
     assert chain.state.total_credits() == chain.state.supply  # [BANK.1]
-    assert len(chain.blocks) == 20
+    assert len(chain.blocks) == 25
     for case in vectors["invalid_bodies"]:
         assert case["error"] == "bad_field"
     for block in chain.blocks:
@@ -113,8 +137,9 @@ def test_predict_ledger_vectors_match_committed_file() -> None:
 
 
 def test_predict_story_replays_from_its_bytes() -> None:
-    """[PRED-STATE.1] [PRED-DRAW.1] Blocks decoded from the vector bytes reach the same
-    roots on a fresh state (the draw depends only on the chain's own block hashes)."""
+    """[PRED-STATE.1] [PRED-DRAW.1] [PRED-UNLOADABLE.3] Blocks decoded from the vector bytes
+    reach the same roots on a fresh state (the draw depends only on the chain's own block
+    hashes), the same records, and the model marked unservable."""
     vectors = build_vectors()
     state = genesis_state(Genesis.from_json(vectors["genesis"]))
     for case in vectors["blocks"]:
@@ -124,3 +149,7 @@ def test_predict_story_replays_from_its_bytes() -> None:
         assert state.state_root.hex() == case["state_root"]
     for rid, wire in vectors["final_predictions"].items():
         assert encode(state.get("prediction", bytes.fromhex(rid)).to_wire()).hex() == wire
+    final = vectors["final_model"]  # [PRED-UNLOADABLE.3] marked: an 8-element record
+    model = state.get("model", bytes.fromhex(final["model_id"]))
+    assert encode(model.to_wire()).hex() == final["wire"] and len(model.to_wire()) == 8
+    assert model.unservable_by.hex() in vectors["final_predictions"]
