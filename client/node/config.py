@@ -149,6 +149,12 @@ class WorkerPolicy:
     cheat_predictions: bool = False
     """DEMO/TEST ONLY: answer every prediction wrongly (labels shifted by one, values off by
     more than the tolerance): the majority must outvote it [PRED-PAY.1]."""
+    federated: bool = True
+    """With ``verify``: aggregate when drawn and vote on federated rounds and end ballots
+    (``client.federated.member_node``)."""
+    cheat_federated_aggregate: bool = False
+    """DEMO/TEST ONLY: when drawn as a federated aggregator, post a wrong aggregate (the
+    model off by one step): the members must vote it down and slash it [FED-ROUND.5]."""
 
 
 @dataclass(frozen=True, slots=True)

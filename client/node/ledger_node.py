@@ -34,6 +34,7 @@ from chain.storage import sqlite_url
 from chain.transactions import Evidence, SignedTransaction, sign_transaction
 from chain.types import Address
 from client.api.server import ApiServer
+from client.federated.member_node import FederatedMember
 from client.node.config import NodeConfig
 from client.node.consensus_driver import CONSENSUS_TOPIC, ConsensusDriver
 from client.node.handle import BlockListener, CommittedBlock, NodeStatus, PeerInfo
@@ -113,6 +114,8 @@ class LedgerNode(StoredChainReads):
         self.gossip.subscribe(CONSENSUS_TOPIC, self.driver.on_gossip)
         self.api: ApiServer | None = None
         self.worker: Worker | None = None
+        self.federated: FederatedMember | None = None
+        """Aggregates and votes for federated jobs (``[worker] verify`` and ``federated``)."""
         self.executor: Executor | None = None
         """Answers prediction requests drawn to this node (``[worker] predict``)."""
         self.metrics: NodeMetrics | None = None
@@ -150,6 +153,9 @@ class LedgerNode(StoredChainReads):
             self.worker = Worker(self, self.config.worker)
             self.metrics.attach_worker(self.worker)
             await self.worker.start()
+        if self.config.is_worker and self.config.worker.verify and self.config.worker.federated:
+            self.federated = FederatedMember(self, self.config.worker.cheat_federated_aggregate)
+            self.federated.start()
         if self.config.is_worker and self.config.worker.predict:  # [PRED-OFFER.1]
             self.executor = Executor(self, self.config.worker)
             await self.executor.start()
