@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 ASSET_PREFIX = "/dashboard"
-ASSETS = ("app.js", "views.js", "panels.js", "plot.js", "models.js", "style.css", "logo.svg")
+ASSETS = ("app.js", "views.js", "panels.js", "plot.js", "models.js", "federated.js",
+          "style.css", "logo.svg")
 """The files ``index.html`` refers to (their content hash versions the URLs)."""
 WORKER_ASSETS = ("follow.js",)
 """Scripts the page starts as workers (``app.js`` gives them its own version)."""
