@@ -94,7 +94,10 @@ def body_json(body: Any) -> Json:
     elif isinstance(body, HoldoutVoteReveal):
         out.update(job_id=body.job_id.hex(), claimer=addr(body.claimer), valid=body.valid,
                    measured_loss=body.measured_loss, holdout_ok=body.holdout_ok,
-                   hidden_loss=body.hidden_loss, salt=body.salt.hex())
+                   hidden_loss=body.hidden_loss, salt=body.salt.hex(),
+                   # [HOLDOUT-CHALLENGE.1] the answers on the hidden and the public part
+                   hidden_challenge_loss=body.hidden_challenge_loss,
+                   challenge_loss=body.challenge_loss)
     elif (predict := predict_body_json(body)) is not None:
         out.update(predict)  # [TX-PREDICT.1]
     elif (fed := fed_body_json(body)) is not None:
@@ -203,6 +206,8 @@ def vote_json(vote: VoteRecord) -> Json:
             "measured_loss": vote.measured_loss if vote.revealed else None,
             "holdout_ok": vote.holdout_ok if vote.revealed else None,
             "hidden_loss": vote.hidden_loss if vote.revealed else None,
+            # [HOLDOUT-CHALLENGE.1] a holdout vote's answer on the hidden part
+            "hidden_challenge_loss": vote.hidden_challenge_loss if vote.revealed else None,
             # [VOTE-CHALLENGE.1] the answer to the turn's challenge (null: none or unopened)
             "challenge_loss": vote.challenge_loss if vote.revealed else None}
 

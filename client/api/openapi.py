@@ -157,8 +157,11 @@ SCHEMAS: dict[str, S] = {
               "Name the hidden part [HOLDOUT-REVEAL.1]"),
         _body("holdout_vote_reveal", {"job_id": HEX32, "claimer": ADDRESS, "valid": BOOL,
                                       "measured_loss": nullable(NUMBER), "holdout_ok": BOOL,
-                                      "hidden_loss": nullable(NUMBER), "salt": SALT},
-              "Open a holdout vote [HOLDOUT-VOTE.1]"),
+                                      "hidden_loss": nullable(NUMBER), "salt": SALT,
+                                      "hidden_challenge_loss": nullable(NUMBER),
+                                      "challenge_loss": nullable(NUMBER)},
+              "Open a holdout vote [HOLDOUT-VOTE.1]; the answers on the hidden and the "
+              "public part [HOLDOUT-CHALLENGE.1] (null: none)"),
         _body("evidence", {"vote_a": {**HEX, "maxLength": 2048},
                            "vote_b": {**HEX, "maxLength": 2048}},
               "Two conflicting consensus votes"),
@@ -261,7 +264,8 @@ SCHEMAS: dict[str, S] = {
                  "holdout_ok": {**nullable(BOOL),
                                 "description": "A holdout vote: the hidden part matched its "
                                                "root [HOLDOUT-VOTE.1]; null otherwise"},
-                 "hidden_loss": nullable(NUMBER), "challenge_loss": nullable(NUMBER)}),
+                 "hidden_loss": nullable(NUMBER), "hidden_challenge_loss": nullable(NUMBER),
+                 "challenge_loss": nullable(NUMBER)}),
     "Verdict": obj({
         "claimer": ADDRESS,
         "outcome": {"enum": [str(o) for o in Outcome]},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from chain.crypto import PrivateKey
 from chain.records import VoteRecord
-from chain.transactions import VoteReveal, sign_transaction
+from chain.transactions import HoldoutVoteReveal, VoteReveal, sign_transaction
 from chain.types import Hash32
 from client.api.json_forms import body_json, tx_json, vote_json
 from client.api.openapi import openapi_document
@@ -36,5 +36,21 @@ def test_a_vote_reveal_body_carries_its_challenge_answer() -> None:
     for answer in (0.27, None):
         body = VoteReveal(Hash32(b"\x02" * 32), CLAIMER, True, 0.3, b"\x03" * 32, answer)
         assert body_json(body)["challenge_loss"] == answer
+        tx = sign_transaction(PrivateKey.from_seed(b"voter"), "c", 0, body)
+        check_schema(tx_json(tx), {"$ref": "#/components/schemas/Transaction"}, DOC)
+
+
+def test_a_holdout_vote_shows_both_answers() -> None:
+    """[HOLDOUT-CHALLENGE.1] An opened holdout vote and a ``holdout_vote_reveal`` body show
+    the answers on the hidden and the public part (null when absent)."""
+    opened = VoteRecord(VOTER, Hash32(b"\x01" * 32), True, True, 0.31, True, 0.35, 0.33, 0.29)
+    shown = vote_json(opened)
+    assert (shown["hidden_challenge_loss"], shown["challenge_loss"]) == (0.33, 0.29)
+    check_schema(shown, {"$ref": "#/components/schemas/Vote"}, DOC)
+    for hidden, public in ((0.33, 0.29), (0.33, None), (None, None)):
+        body = HoldoutVoteReveal(Hash32(b"\x02" * 32), CLAIMER, True, 0.3, True, 0.35,
+                                 b"\x03" * 32, hidden, public)
+        assert (body_json(body)["hidden_challenge_loss"], body_json(body)["challenge_loss"]) \
+            == (hidden, public)
         tx = sign_transaction(PrivateKey.from_seed(b"voter"), "c", 0, body)
         check_schema(tx_json(tx), {"$ref": "#/components/schemas/Transaction"}, DOC)
