@@ -4,7 +4,8 @@ A round's model is a strict ``ModelBlob`` [FED-MODEL.1] (integers, no code), nev
 file, so the host may run it itself: the template's MLP (``sandbox/templates/digits``:
 ``Linear(64, h)``, ReLU, ``Linear(h, 10)``) flattened as ``parameters_to_vector`` gives it
 (layer 0 weight row-major, bias, layer 2 weight, bias), coordinates ``q / 2**scale_bits``.
-The data are the holdout part's CSV shards (``label,p0..p63`` per row), read strictly.
+The data are the holdout part's CSV shards (``label,p0..p63`` per row, a ``label`` header
+row skipped, pixels scaled by 1/16 as the template's ``lcjob.load_csv``), read strictly.
 Pure functions: the node fetches and verifies the part (``member_node``).
 """
 
@@ -50,13 +51,14 @@ Rows = tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]
 
 
 def read_rows(files: Sequence[Path]) -> Rows:
-    """Every row of the CSV shards, in name order: integer label 0..9, 64 finite floats."""
+    """Every row of the CSV shards, in name order: integer label 0..9, 64 finite floats
+    (divided by 16, as the template reads them); header rows (``label,...``) skipped."""
     xs: list[list[float]] = []
     ys: list[int] = []
     for path in sorted(files):
         with path.open(newline="") as f:
             for n, row in enumerate(csv.reader(f), 1):
-                if not row:
+                if not row or row[0] == "label":
                     continue
                 if len(row) != FEATURES + 1 or len(ys) >= MAX_ROWS:
                     raise TemplateEvalError(f"{path.name}:{n}: a row is label and "
@@ -67,7 +69,7 @@ def read_rows(files: Sequence[Path]) -> Rows:
                     raise TemplateEvalError(f"{path.name}:{n}: not numbers", row[:3]) from e
                 if not 0 <= label < CLASSES or not all(np.isfinite(feats)):
                     raise TemplateEvalError(f"{path.name}:{n}: bad label or feature", row[:3])
-                xs.append(feats)
+                xs.append([v / 16.0 for v in feats])
                 ys.append(label)
     if not ys:
         raise TemplateEvalError("the part holds no rows", [p.name for p in files])
