@@ -95,3 +95,26 @@ async def test_federated_job_through_its_rounds_and_payout(tmp_path: Path) -> No
         assert shown["fed_part"]["which"] == "public"
         await call(s, api, "GET", f"/federated/{'00' * 32}", ROUTE, expect=404)
         await call(s, api, "GET", "/federated/zz", ROUTE, expect=400)
+
+
+async def test_a_void_round_and_a_job_that_pays_nobody(tmp_path: Path) -> None:
+    """[API-FED.2] a round with fewer revealed participants than ``min_participants`` is
+    shown void [FED-ROUND.2]: no aggregator, no weights, no accuracy, its one participant
+    weight 0; [API-FED.3] with nobody weighted there is no end ballot [FED-END.1]: the
+    payout pays nobody and refunds the bounty, the deposit returned."""
+    async with running_api(tmp_path) as api, aiohttp.ClientSession() as s:
+        d = FedDriver(api.node, api.keys)
+        await d.post(rounds=1)
+        await d.commit(("alice",))
+        await d.reveal(("alice",))
+        rec = await call(s, api, "GET", f"/federated/{d.run.job_id.hex()}", ROUTE)
+        assert (rec["status"], rec["phase"], rec["rounds_done"]) == ("refunded", "done", 1)
+        (void,) = rec["rounds"]
+        assert (void["verdict"], void["aggregator"], void["weights"], void["accuracy_ppm"],
+                void["model_hash"]) == ("void", None, [], None, None)
+        assert [(p["address"], p["weight"], p["revealed"]) for p in void["participants"]] == [
+            (address_to_text(api.keys["alice"].address), 0, True)]
+        assert rec["end"] == {"participants": [], "deposit": "returned", "voters": [],
+                              "votes": []}
+        assert rec["payout"] == {"paid": [{"address": address_to_text(
+            api.keys["alice"].address), "amount": 0}], "refund": 300}

@@ -87,22 +87,22 @@ class FedDriver:
         return update_bodies(self.run.job_id, r, self.keys[name].address, blob,
                              salt_of("update", name, r))
 
-    async def commit(self) -> None:
-        """[TX-FED.2] Every participant commits its round-r update."""
+    async def commit(self, names: tuple[str, ...] = PARTICIPANTS) -> None:
+        """[TX-FED.2] Each named participant commits its round-r update."""
         r = self.fed.round
-        made = {n: self._bodies(n, r) for n in PARTICIPANTS}
+        made = {n: self._bodies(n, r) for n in names}
         hashes = await step(self.node, self.keys, *((n, b.commit) for n, b in made.items()))
         self.run.txs.setdefault("fed_commit", hashes[0])
         for n, b in made.items():
             self.run.commitments[(r, n)] = bytes(b.commit.commitment)
 
-    async def reveal(self) -> None:
+    async def reveal(self, names: tuple[str, ...] = PARTICIPANTS) -> None:
         """[TX-FED.3] The commit window's end, the reveals, the reveal window's end (which
         draws the aggregator [FED-ROUND.3])."""
         r = self.fed.round
         await self.to_deadline()
         hashes = await step(self.node, self.keys,
-                            *((n, self._bodies(n, r).reveal) for n in PARTICIPANTS))
+                            *((n, self._bodies(n, r).reveal) for n in names))
         self.run.txs.setdefault("fed_reveal", hashes[0])
         await self.to_deadline()
 

@@ -64,7 +64,7 @@
       cx: x(r.round), cy: y(r.accuracy_ppm), r: 4, fill: "var(--accent, #0969da)",
       testid: "fed-acc-point", dataset: { round: r.round, accuracy: r.accuracy_ppm } },
       svg("title", {}, `round ${r.round}: ${pct(r.accuracy_ppm)}`)));
-    return svg("svg", { viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img", testid: "fed-accuracy-chart",
+    return svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img", testid: "fed-accuracy-chart",
       "aria-label": "Agreed accuracy per round" },
       grid, ticks, svg("text", { x: (L + W - R) / 2, y: H - 2, "text-anchor": "middle", "font-size": 11, fill: "currentColor" }, "round"),
       line, dots);
