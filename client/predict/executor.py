@@ -45,6 +45,7 @@ import docker
 from chain.crypto import PrivateKey, address_to_text
 from chain.predict.answer import SALT_LEN, answer_commitment
 from chain.predict.bodies import OfferPrediction, PredictCommit, PredictReveal
+from chain.predict.io import UNLOADABLE_BLOB, UNLOADABLE_HASH
 from chain.predict.records import OPEN, Prediction, PredictionStatus
 from chain.predict.settle import agreement_of, deployed_model, open_predictions, prediction
 from chain.types import Address, Hash32
@@ -58,6 +59,8 @@ from sandbox.cleanup import cleanup_containers
 from sandbox.engine import connect
 from sandbox.errors import SandboxError
 from sandbox.predict_image import ensure_predict_image
+from sandbox.predict_sandbox import PredictAnswer
+from sandbox.predict_session import PredictSandboxError
 
 log = logging.getLogger("learningchain.executor")
 
@@ -278,12 +281,20 @@ class Executor:
         try:
             answer = await asyncio.to_thread(pool.answer, record, req.mode, model_path,
                                              input_path, req.rows)
-        except SandboxError as e:  # [PRED-EXEC.4] a no-show rather than a guess
-            self._failed[request_id] += 1
-            self.counters["failed"] += 1
-            log.error("request %s: the sandbox failed (%s); not committing",
-                      short(request_id), e)
-            return
+        except SandboxError as e:
+            if not (isinstance(e, PredictSandboxError) and e.reason == "model"):
+                # [PRED-EXEC.4] a failure that may not repeat: a no-show rather than a guess
+                self._failed[request_id] += 1
+                self.counters["failed"] += 1
+                log.error("request %s: the sandbox failed (%s); not committing",
+                          short(request_id), e)
+                return
+            # [PRED-UNLOADABLE.1] the loader refused the model file or its shape does not fit
+            # the record: every honest executor fails alike, so answer "does not load"
+            log.warning("request %s: the model does not load (%s); answering unloadable_model",
+                        short(request_id), e)
+            answer = PredictAnswer(UNLOADABLE_BLOB, UNLOADABLE_HASH, "unloadable_model", None,
+                                   0.0)
         wrong = self.policy.cheat_predictions
         if wrong:
             answer = wrong_answer(answer, record, req.mode, req.tolerance)
