@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from chain.content import blob_id_of_bytes
-from chain.federated.api import fed_rounds, part_body
+from chain.federated.api import fed_rounds, part_body, update_bodies
 from chain.federated.api_replay import end_models, replay_plan
 from chain.federated.blobs import ModelBlob
 from chain.federated.ledger_records import DepositStatus, FedPhase
@@ -193,3 +193,54 @@ def test_a_restarted_member_reveals_the_vote_it_committed(tmp_path: Path) -> Non
     net.run(_round_done(net, 1))
     assert fed_rounds(story.chain.state, story.job_id)[0].outcome == "accepted"
     assert net.sent(voter) == ["vote_commit", "vote_reveal"]
+
+
+class RefusingEvaluator(FixedEvaluator):
+    """A hidden part that does not open its commitment: no losses, an invalid end vote."""
+
+    def losses(self, job_id: bytes, spec: FederatedSpec, part: DataRef,
+               models: Sequence[tuple[int, ...]]) -> list[int] | bool:
+        return False
+
+
+def test_members_reject_a_hidden_part_they_cannot_evaluate(tmp_path: Path) -> None:
+    """[FED-END.2] [FED-END.3] [FED-VOTE.3] Every member finds the hidden part unusable and
+    votes the end ballot invalid: rejected, the owner's deposit burned, the bounty paid by
+    the round weights alone."""
+    net = Network(tmp_path)
+    story = net.story
+    for n, m in net.members.items():
+        net.members[n] = Member(m.address, net.ports[n], RefusingEvaluator(),
+                                VoteStore(tmp_path / "refusing" / n))
+    for r in (1, 2):
+        net.participants_round()
+        net.run(_round_done(net, r))
+    story.chain.block(story.chain.tx("submitter", story_part(story)))
+    net.run(lambda: story.fed.phase == FedPhase.DONE)
+    rounds = fed_rounds(story.chain.state, story.job_id)
+    assert story.fed.deposit == DepositStatus.BURNED
+    assert story.fed.paid == payout(BOUNTY, 500, [dict(x.weights) for x in rounds]).paid
+    conserved(story.chain)
+
+
+def test_a_blob_naming_another_slot_is_left_out_by_every_member(tmp_path: Path) -> None:
+    """[FED-ROUND.2] [FED-QUANT.5] [FED-AGG.1] Carol reveals a well-sized blob that names
+    round 2 in round 1: the aggregator leaves it out of the weights, every voter recomputes
+    the same and votes valid; the round is accepted from alice's and bob's updates."""
+    net = Network(tmp_path)
+    story = net.story
+    blobs = {n: story.update_blob(n, 1) for n in ("alice", "bob")}
+    blobs["carol"] = story.update_blob("carol", 2)  # the wrong round: another slot
+    bodies = {n: update_bodies(story.job_id, 1, story.chain.addr(n), b, bytes(32))
+              for n, b in blobs.items()}
+    for b in blobs.values():
+        net.blobs[blob_id_of_bytes(b)] = b
+    story.chain.block(*(story.chain.tx(n, x.commit) for n, x in bodies.items()))
+    story.until_deadline()
+    story.chain.block(*(story.chain.tx(n, x.reveal) for n, x in bodies.items()))
+    story.until_deadline()
+    net.run(_round_done(net, 1))
+    rec = fed_rounds(story.chain.state, story.job_id)[0]
+    assert rec.outcome == "accepted"
+    assert [a for a, _ in rec.weights] == sorted(story.chain.addr(n) for n in ("alice", "bob"))
+    assert len(rec.updates) == 3  # carol's reveal is recorded, but did not enter
