@@ -34,7 +34,9 @@ def test_federated_pages_show_rounds_weights_accuracy_and_payout(chain: ApiThrea
     assert chain.node is not None
     run = chain.call(full_story(chain.node, chain.keys))
     job = run.job_id.hex()
-    fed = ApiClient(chain.url).federated_job(job)  # [API-FED.3] what the page must show
+    client = ApiClient(chain.url)
+    assert [j["job_id"] for j in client.federated_jobs()["jobs"]] == [job]
+    fed = client.federated_job(job)  # [API-FED.3] what the page must show
     paid = {p["address"]: str(p["amount"]) for p in fed["payout"]["paid"]}
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=_browser_args())
