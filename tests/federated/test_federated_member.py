@@ -102,7 +102,7 @@ def _round_done(net: Network, r: int) -> Callable[[], bool]:
 
 
 def test_members_aggregate_vote_and_the_end_ballot_pays(tmp_path: Path) -> None:
-    """[TX-FED.4] [TX-FED.5] [TX-FED.6] [FED-ROUND.3] [FED-ROUND.4] [FED-VOTE.1]
+    """[WORK-FED.1] [TX-FED.4] [TX-FED.5] [TX-FED.6] [FED-ROUND.3] [FED-ROUND.4] [FED-VOTE.1]
     [FED-VOTE.3] [FED-VOTE.4] [FED-END.1] [FED-END.2] [FED-END.4] Member loops on every
     bonded verifier: the drawn one aggregates (fast path), the others recompute the round,
     find the posted hash and weights equal to theirs and vote valid with their accuracy;
