@@ -186,6 +186,8 @@ class Member:
                 accuracy = self.evaluator.accuracy(job_id, spec, fed.public, mine.model)
                 if accuracy is None:
                     return "evaluating"
+            if valid:  # the same bytes as the aggregator's: serve them too (next round)
+                self.ports.put_blob(mine.model_blob)
             record = VoteRecord(fed.round, fed.attempt, valid, accuracy, None, os.urandom(32))
             self.store.put(job_id, record)  # before the commitment leaves [FED-VOTE.1]
             self.log(f"round {fed.round} attempt {fed.attempt}: vote "

@@ -54,6 +54,18 @@ class FixedEvaluator:
         return [loss_of(m) for m in models]
 
 
+class MemberPorts(HarnessPorts):
+    """Records the blobs this member stores and serves."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.served: set[bytes] = set()
+
+    def put_blob(self, data: bytes) -> bytes:
+        self.served.add(super().put_blob(data))
+        return blob_id_of_bytes(data)
+
+
 class Network:
     """The story's chain, a shared blob store and one Member loop per bonded verifier."""
 
@@ -65,7 +77,7 @@ class Network:
                                           INITIAL.to_bytes()}
         self.mempool: list = []  # type: ignore[type-arg]
         names = sorted(n for n in self.story.chain.keys if n != "mallory")
-        self.ports = {n: HarnessPorts(self.story, n, self.blobs, self.mempool) for n in names}
+        self.ports = {n: MemberPorts(self.story, n, self.blobs, self.mempool) for n in names}
         self.members = {n: self.member(n, tmp, cheat == n) for n in names}
 
     def member(self, name: str, tmp: Path, cheat: bool) -> Member:
@@ -105,7 +117,8 @@ def test_members_aggregate_vote_and_the_end_ballot_pays(tmp_path: Path) -> None:
     """[WORK-FED.1] [TX-FED.4] [TX-FED.5] [TX-FED.6] [FED-ROUND.3] [FED-ROUND.4] [FED-VOTE.1]
     [FED-VOTE.3] [FED-VOTE.4] [FED-END.1] [FED-END.2] [FED-END.4] Member loops on every
     bonded verifier: the drawn one aggregates (fast path), the others recompute the round,
-    find the posted hash and weights equal to theirs and vote valid with their accuracy;
+    find the posted hash and weights equal to theirs, vote valid with their accuracy and
+    serve the model blob too;
     both rounds are accepted with the model hash every member computed; after the hidden
     part, the end ballot's losses (final and leave-one-out models replayed by each member)
     are agreed and the bounty is paid by them."""
@@ -125,6 +138,8 @@ def test_members_aggregate_vote_and_the_end_ballot_pays(tmp_path: Path) -> None:
         model = ModelBlob.from_bytes(net.blobs[bytes(rec.model_blob)])
         assert rec.accuracy_ppm == accuracy_of(model.values)
         assert net.sent(aggregator).count("aggregate") == 1
+        servers = {n for n, p in net.ports.items() if bytes(rec.model_blob) in p.served}
+        assert servers == set(net.members)  # the aggregator and every valid voter serve it
     assert story.fed.phase == FedPhase.HIDDEN
     story.chain.block(story.chain.tx("submitter", story_part(story)))
     assert story.fed.phase == FedPhase.END_COMMIT
