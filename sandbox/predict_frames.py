@@ -29,6 +29,10 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024
 MAX_REPLY_BYTES = 8 * 1024 * 1024
 """The largest reply: a CKKS scores blob is at most 4 MiB, a labels answer ~12 KB."""
 MAX_ERROR_BYTES = 4096
+EXECUTOR_FAULT = "executor: "
+"""How an ``ERROR`` message at start begins when the fault is the executor's own sandbox
+(its image lacks TenSEAL, the host sent a bad configuration), not the deployed model: the
+executor must not answer "does not load" [PRED-UNLOADABLE.1] for its own fault."""
 
 
 def request_frame(rows: int, payload: bytes) -> bytes:

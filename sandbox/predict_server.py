@@ -28,7 +28,14 @@ from chain.predict.model import DeployedModel
 from sandbox.errors import SandboxError
 from sandbox.model_format import Mlp, ModelFormatError, load_model_file
 from sandbox.predict_eval import answer_labels, values_or_invalid
-from sandbox.predict_frames import ANSWER, ERROR, READY, read_request, reply_frame
+from sandbox.predict_frames import (
+    ANSWER,
+    ERROR,
+    EXECUTOR_FAULT,
+    READY,
+    read_request,
+    reply_frame,
+)
 
 MODEL_PATH = Path("/model/model.safetensors")
 MODES = ("labels", "values", "ciphertext")
@@ -66,12 +73,16 @@ def serve(inp: BinaryIO, out: BinaryIO, model_path: Path = MODEL_PATH) -> int:
     first = read_request(inp)
     if first is None:
         return 0
-    try:
+    try:  # the executor's own faults first: they must not read as "the model does not load"
         mode, record = _configure(first[1])
-        model = load_model_file(model_path, record.input, record.output)
         if mode == "ciphertext":
             import tenseal  # noqa: F401  (fail at start, not at the first request)
-    except (ModelFormatError, ValueError, ImportError, SandboxError) as e:
+    except (ValueError, ImportError) as e:
+        send(ERROR, (EXECUTOR_FAULT + str(e)).encode("utf-8", "replace"))
+        return 3
+    try:
+        model = load_model_file(model_path, record.input, record.output)
+    except (ModelFormatError, ValueError, SandboxError) as e:
         send(ERROR, str(e).encode("utf-8", "replace"))
         return 3
     send(READY, b"")

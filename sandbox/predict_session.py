@@ -38,6 +38,7 @@ from sandbox.errors import SandboxError
 from sandbox.limits import ResourceLimits
 from sandbox.predict_frames import (
     ERROR,
+    EXECUTOR_FAULT,
     MAX_REPLY_BYTES,
     READY,
     REPLY_HEAD,
@@ -62,13 +63,21 @@ class PredictSandboxError(SandboxError):
     """A prediction sandbox failed (not the input: a bad input gets the invalid answer).
 
     ``reason`` is machine-readable: ``start`` (the container did not start or did not say
-    READY in time), ``model`` (the server refused the model file), ``timeout``, ``crashed``
+    READY in time), ``model`` (the server refused the model file), ``executor`` (the
+    sandbox's own fault at start, e.g. no TenSEAL: never "does not load"), ``timeout``,
+    ``crashed``
     (the server died or closed its output), ``protocol`` (a malformed or oversized reply).
     ``logs`` holds the server's stderr, bounded."""
 
     def __init__(self, reason: str, message: str, logs: bytes = b"") -> None:
         self.reason, self.logs = reason, logs[-2000:]
         super().__init__(f"prediction sandbox {reason}: {message}")
+
+
+def start_failure_reason(message: str) -> str:
+    """``model`` when the server refused the deployed model file, ``executor`` when the
+    fault was the sandbox's own (the message begins ``EXECUTOR_FAULT``) [PRED-UNLOADABLE.1]."""
+    return "executor" if message.startswith(EXECUTOR_FAULT) else "model"
 
 
 def code_binds() -> dict[str, Path]:
@@ -144,7 +153,8 @@ class Session:
             raise PredictSandboxError("start", str(e), e.logs) from e
         if kind != READY:
             self.close()
-            raise PredictSandboxError("model", payload.decode("utf-8", "replace"), self.logs)
+            message = payload.decode("utf-8", "replace")
+            raise PredictSandboxError(start_failure_reason(message), message, self.logs)
 
     @property
     def logs(self) -> bytes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import pickle
 import struct
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from sandbox.predict_eval import answer_labels
 from sandbox.predict_frames import (
     ANSWER,
     ERROR,
+    EXECUTOR_FAULT,
     MAX_ERROR_BYTES,
     MAX_REQUEST_BYTES,
     READY,
@@ -32,7 +34,7 @@ from sandbox.predict_frames import (
 )
 from sandbox.predict_sandbox import PredictSandboxError, checked_answer
 from sandbox.predict_server import serve
-from sandbox.predict_session import MUX_HEAD, _Demux
+from sandbox.predict_session import MUX_HEAD, _Demux, start_failure_reason
 from tests.predict.cases import digits_model, score_model
 
 DIGITS = digits_model()
@@ -108,6 +110,30 @@ def test_server_refuses_a_bad_model_or_configuration(model_file: Path, tmp_path:
         assert serve(io.BytesIO(request_frame(0, encode(config))), out, path) == 3
         [(kind, message)] = _replies(out.getvalue())
         assert kind == ERROR and (b"header" in message or b"does not fit" in message)
+
+
+def test_pred_unloadable_1_the_sandboxs_own_fault_never_reads_as_a_model_that_does_not_load(
+        model_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """[PRED-UNLOADABLE.1] Only a refused model file is reason ``model`` (the executor then
+    answers "does not load"); a ciphertext model on a sandbox without TenSEAL, or a mode the
+    host got wrong, is the executor's own fault: its ERROR begins ``EXECUTOR_FAULT`` and
+    maps to reason ``executor``, so the executor does not commit the unloadable answer."""
+    regression_file = tmp_path / "score.safetensors"
+    rng = np.random.default_rng(3)
+    regression_file.write_bytes(export_mlp([(rng.normal(size=(1, 30)), rng.normal(size=1))]))
+    monkeypatch.setitem(sys.modules, "tenseal", None)  # import tenseal raises ImportError
+    pickled = tmp_path / "pickled.safetensors"
+    pickled.write_bytes(pickle.dumps({"x": 1}))
+    cases = (((regression_file, ["ciphertext", score_model().to_wire()]), "executor"),
+             ((model_file, ["values", DIGITS.to_wire()]), "executor"),
+             ((pickled, ["labels", DIGITS.to_wire()]), "model"))
+    for (path, config), reason in cases:
+        out = io.BytesIO()
+        assert serve(io.BytesIO(request_frame(0, encode(config))), out, path) == 3
+        [(kind, message)] = _replies(out.getvalue())
+        assert kind == ERROR
+        assert start_failure_reason(message.decode()) == reason, (config[0], message)
+        assert message.startswith(EXECUTOR_FAULT.encode()) == (reason == "executor")
 
 
 def test_host_accepts_only_replies_shaped_like_an_answer() -> None:
