@@ -9,13 +9,47 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from client.node.config import ConfigError, NodeConfig
+from client.node.handle import CommittedBlock, NodeHandle
 from client.observe.logs import LEVELS, setup_logging
+
+log = logging.getLogger("learningchain.federated")
+
+
+CATCH_UP_MS = 30_000
+"""A node whose last block is this recent has caught up: a job still unknown does not exist."""
+
+
+def when_job_known(node: NodeHandle, job_id: bytes, attach: Callable[[], None],
+                   give_up: Callable[[str], None]) -> None:
+    """Calls ``attach`` once ``job_id`` is in the node's state: at once, or after the blocks
+    that bring it (a fresh data owner's node starts at height 0 and syncs first). Calls
+    ``give_up`` when the node has caught up (its last block is recent) without the job."""
+    if node.state.job(job_id) is not None:
+        attach()
+        return
+    log.info("federated join: job %s not in this node's state yet; syncing", job_id.hex()[:16])
+    done = [False]
+
+    def on_block(event: CommittedBlock) -> None:
+        if done[0]:
+            return
+        if node.state.job(job_id) is not None:
+            done[0] = True
+            attach()
+        elif event.time_ms >= node.now_ms() - CATCH_UP_MS:
+            done[0] = True
+            give_up(f"no job {job_id.hex()} on this chain (the node has caught up, "
+                    f"height {node.height})")
+
+    node.add_block_listener(on_block)
 
 
 @click.group()
@@ -55,7 +89,7 @@ def join(job: str, data_dir: Path, config_path: Path, hyperparameters: str,
     setup_logging(log_level, json_lines=log_json, name=config.path.parent.name)
     joined: list[FederatedJoin] = []
 
-    def ready(node: LedgerNode) -> None:
+    def attach(node: LedgerNode) -> None:
         try:
             loop = FederatedJoin(node, job_id, data_dir, params)
         except ValueError as e:
@@ -70,6 +104,13 @@ def join(job: str, data_dir: Path, config_path: Path, hyperparameters: str,
             node.request_stop()
 
         asyncio.get_running_loop().create_task(stop_when_done())
+
+    def ready(node: LedgerNode) -> None:
+        def give_up(why: str) -> None:
+            click.echo(f"error: {why}", err=True)
+            node.request_stop()
+
+        when_job_known(node, job_id, lambda: attach(node), give_up)
 
     code = asyncio.run(run_node(config, ready=ready))
     if not joined:
