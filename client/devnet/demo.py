@@ -13,9 +13,10 @@
 4. The leaderboard is shown live; node 3 is killed with SIGKILL during the
    claim window and restarted (it catches up and votes). At expiry the
    submitter reveals the hidden half (``job holdout reveal``).
-5. Turns: the cheater's claim ranks first, its model is re-evaluated by every
-   other validator in its own sandbox, the vote says cheat: banned, slashed.
-   The next claims become finalists, each also evaluated on the hidden half;
+5. Turns: the cheater's claim ranks at the top (first, or second behind the
+   overfitter's public loss), its model is re-evaluated by every other validator
+   in its own sandbox, the vote says cheat: banned, slashed. The valid claims
+   become finalists, each also evaluated on the hidden half;
    the public and the hidden leaderboards are printed side by side, and the
    winner is the best *hidden* loss [HOLDOUT-WINNER.1].
 6. The submitter fetches the model (hash checked against the chain) and
@@ -50,7 +51,8 @@ claimed, but a model that learnt those rows by heart; the hidden half judges it.
 CHEATER = 2
 CHEAT_LOSS_FACTOR = 0.01
 """The cheater claims this fraction of its real loss: a lie no honest run of the template
-can beat (its best held-out losses are near 0.05), so the story always judges it."""
+can beat (its best held-out losses are near 0.05), so the story always judges it. The
+overfitter's public loss (it learnt those rows) may still be lower, and take turn #1."""
 VERIFIER_ONLY = 3
 BOUNTY = 500
 

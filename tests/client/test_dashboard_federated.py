@@ -77,6 +77,10 @@ def test_federated_pages_show_rounds_weights_accuracy_and_payout(chain: ApiThrea
                 ["1", str(ACCURACY[1])], ["2", str(ACCURACY[2])]]
             assert view["points"][1][2] < view["points"][0][2]  # higher accuracy drawn higher
             assert dict(view["paid"]) == paid
+            # the generic job page of a federated job points to its federated page
+            page.goto(f"{chain.url}/#/jobs/{job}")
+            page.get_by_test_id("federated-link").locator("a").click()
+            sync_api.expect(page.get_by_test_id("fed-round-row")).to_have_count(2)
         finally:
             browser.close()
         assert not problems, problems

@@ -60,9 +60,10 @@ def test_demo_story_end_to_end(tmp_path: Path, private_dockerd: PrivateDockerd,
     # A fresh identity with no credits was refused with the reason.
     assert "insufficient_balance" in result.refused_post
 
-    # The cheater's claim ranked first, was judged a cheat, banned and slashed.
+    # The cheater's claim was at the top of the public board (first, or second behind the
+    # overfitter's learnt-by-heart public loss), judged a cheat, banned and slashed.
     outcomes = [(v["claimer"], v["outcome"]) for v in job["verdicts"]]
-    assert (cheater, "cheat") in outcomes
+    assert (cheater, "cheat") in outcomes[:2], outcomes
     after = result.balances_after
     cheater_row = next(v for k, v in after.items() if k.startswith(f"node{CHEATER}"))
     assert cheater_row["banned"] and cheater_row["balance"] == 0
@@ -74,7 +75,8 @@ def test_demo_story_end_to_end(tmp_path: Path, private_dockerd: PrivateDockerd,
     holdout = job["holdout"]
     assert holdout["status"] == "verified" and holdout["winner_rule"] == "hidden_loss"
     assert job["status"] == "paid" and job["winner"] == honest and job["paid"] == BOUNTY
-    assert sorted(outcomes[1:]) == sorted([(honest, "valid"), (overfitter, "valid")])
+    assert sorted(outcomes) == sorted([(cheater, "cheat"), (honest, "valid"),
+                                       (overfitter, "valid")]), outcomes
     assert job["escrow"] == 0
     hidden = {r["claimer"]: r for r in result.hidden_board}
     assert set(hidden) == {honest, overfitter}, result.hidden_board
@@ -82,7 +84,8 @@ def test_demo_story_end_to_end(tmp_path: Path, private_dockerd: PrivateDockerd,
     tie = holdout["terms"]["tie_tolerance"]
     assert hidden[overfitter]["hidden_loss"] > hidden[honest]["hidden_loss"] + tie
     public = {r["claimer"]: r for r in result.public_board}
-    assert set(public) == {cheater, honest, overfitter} and public[cheater]["rank"] == 1
+    assert set(public) == {cheater, honest, overfitter} and public[cheater]["rank"] <= 2
+    assert public[honest]["rank"] == 3  # the honest worker's public loss is the worst
     own_log = (layout.nodes[OVERFITTER].directory / "node.log").read_text(errors="replace")
     assert "OVERFITTING (demo)" in own_log
     # Printed: both leaderboards side by side, and the winner chosen on the hidden loss.

@@ -268,10 +268,10 @@ LOCAL_ONLY = {
     ("keys", "new"), ("keys", "show"), ("keys", "import"), ("keys", "export"),
     ("network", "create"), ("node", "start"), ("devnet", "up"), ("devnet", "down"),
     ("devnet", "status"), ("job", "init"), ("job", "build"), ("sandbox", "base-image"),
-    ("sandbox", "cleanup"),
+    ("sandbox", "cleanup"), ("federated", "join"),
 }
 """Commands that never read a node: their text comes from the user's own files (``node
-start`` prints its log, checked below)."""
+start`` and ``federated join`` print their node's log, checked below)."""
 
 
 def commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -288,6 +288,8 @@ def node_commands(tmp_path: Path) -> dict[tuple[str, ...], list[str]]:
     job, some = "ab" * 32, address_to_text(PrivateKey.from_seed(b"someone").address)
     pubkey = PrivateKey.from_seed(b"v").public_key.hex()
     tar, _ = saved_image(tmp_path)
+    rows = tmp_path / "rows.csv"
+    rows.write_text(",".join(["0"] * 64) + "\n")
     return {
         ("balance",): [some], ("transfer",): [some, "5", *key],
         ("chain", "status"): [], ("chain", "blocks"): [], ("chain", "block"): ["1"],
@@ -305,6 +307,9 @@ def node_commands(tmp_path: Path) -> dict[tuple[str, ...], list[str]]:
         ("job", "submit"): [str(job_dir(tmp_path)), "--image-tar", str(tar), *key],
         ("job", "holdout", "publish"): [job, "--job-dir", str(tmp_path), *key],
         ("job", "holdout", "reveal"): [job, "--job-dir", str(tmp_path), *key],
+        ("model", "list"): [], ("model", "show"): [job], ("model", "request"): [job],
+        ("model", "deploy"): [job, "--features", "64", "--labels", ",".join("0123456789"), *key],
+        ("predict",): [job, "--input", str(rows), "--timeout", "1s", *key],
     }
 
 

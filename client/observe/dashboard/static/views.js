@@ -247,6 +247,13 @@
   route("/jobs/:id", "jobs", async ({ id }) => {
     const job = await apiOrNull("/jobs/" + encodeURIComponent(id));
     if (!job) return h("p", { class: "error" }, "No job " + id);
+    if (job.spec.kind === "federated/v1") {  // no claims, leaderboard or winner: rounds instead
+      return h("div", { class: "page", testid: "job-page", dataset: { jobId: job.job_id, status: job.status } },
+        title(h("span", { testid: "job-name" }, P.jobName(job)), statusBadge(job.status, "job-status")),
+        h("p", { class: "lead", testid: "federated-link" }, "A federated job: its rounds, participants, trust weights and rewards are on ",
+          h("a", { href: "#/federated/" + job.job_id }, "its federated page"), "."),
+        section("Job", jobFacts(job)), specDetails(job));
+    }
     const [board, history, members] = await Promise.all([
       api(`/jobs/${job.job_id}/leaderboard`), api(`/jobs/${job.job_id}/history`), api("/members")]);
     const banned = new Set(members.members.filter((m) => m.banned).map((m) => m.address));
