@@ -71,10 +71,11 @@ ROUNDS = 10
 BOUNTY = 600
 HIDDEN = 16
 SCALE_BITS = 16
-WINDOWS_MS = {"commit": 15_000, "reveal": 4_000, "aggregate": 8_000, "vote_commit": 4_000,
+WINDOWS_MS = {"commit": 30_000, "reveal": 4_000, "aggregate": 8_000, "vote_commit": 4_000,
               "vote_reveal": 4_000}
-"""Every phase lasts its whole window (federated.md §9), so these set the pace: about 30 s a
-round. The commit window holds six sandboxed local trainings on a 2-core machine."""
+"""Every phase lasts its whole window (federated.md §9), so these set the pace: about 45 s a
+round. The commit window holds six sandboxed local trainings on a 2-core machine (15 s
+was too short: most rounds went void with fewer than 4 updates committed in time)."""
 FIRST_COMMIT_MS = 60_000
 """Round 1's commit window runs from the post to the expiry [TX-FED.1]: the owners' nodes
 start, sync, and train once."""
@@ -430,7 +431,38 @@ def _figures(result: FedDemoResult, root: Path, docs: Path | None, rounds: int) 
                        [None if r["voted_ppm"] is None else r["voted_ppm"] / 1e6
                         for r in rows], title)
         result.plots.append(path)
-    say(f"   plot: {', '.join(str(p) for p in targets)}")
+        path.with_suffix(".md").write_text(report_md(result, rounds))
+    say(f"   plot and table: {', '.join(str(p) for p in targets)} (and .md)")
+
+
+def report_md(result: FedDemoResult, rounds: int) -> str:
+    """The run's figures as Markdown (docs/federated_graph.md is one run's)."""
+    lines = ["# `make demo-federated`: one run's figures", "",
+             f"6 data owners (non-IID digits shards), trimmed mean k = 1, {rounds} rounds, "
+             f"4 validators (node2 the dishonest aggregator); {result.seconds:.0f} s on this "
+             "machine. Regenerate with `make demo-federated`.", "",
+             "![accuracy per round](federated_graph.png)", "",
+             "| round | verdict | aggregator | voted accuracy (public part) | hidden accuracy "
+             "| hidden loss | model hash |", "|---|---|---|---|---|---|---|"]
+    for r in result.table:
+        voted = "-" if r["voted_ppm"] is None else f"{r['voted_ppm'] / 1e4:.1f} %"
+        lines.append(f"| {r['round']} | {r['verdict']} | {r['aggregator'] or '-'} | {voted} "
+                     f"| {100 * r['hidden_acc']:.1f} % | {r['hidden_loss']:.4f} "
+                     f"| `{(r['model_hash'] or '-')[:16]}` |")
+    lines += ["", f"Slashed aggregators: {', '.join(result.slashed) or 'none'}.", "",
+              "| owner | rows | paid |", "|---|---|---|"]
+    for s in result.shards:
+        lines.append(f"| {s.owner} | {s.rows} | {result.payouts.get(s.owner, 0)} |")
+    lines += ["", f"Paid {sum(result.payouts.values())} + refund {result.refund} = bounty "
+              f"{BOUNTY}. Nodes with identical model hashes for every round: "
+              f"{sum(1 for v in result.hashes_by_node.values() if v == _reference(result))} of "
+              f"{len(result.hashes_by_node)}. Blob stores holding an owner's rows: "
+              f"{len(result.leaks)} of {result.stores_scanned}.", ""]
+    return "\n".join(lines)
+
+
+def _reference(result: FedDemoResult) -> dict[int, str | None]:
+    return {int(r["round"]): r["model_hash"] for r in result.fed.get("rounds", [])}
 
 
 def main() -> None:

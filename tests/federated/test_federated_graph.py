@@ -36,7 +36,7 @@ def test_federated_job_on_a_graph_end_to_end(tmp_path: Path) -> None:
     rounds = fed["rounds"]
     assert [r["round"] for r in rounds] == list(range(1, ROUNDS + 1))
     accepted = [r for r in rounds if r["verdict"] == "accepted"]
-    assert len(accepted) >= ROUNDS - 1, [r["verdict"] for r in rounds]
+    assert len(accepted) >= ROUNDS - 2, [r["verdict"] for r in rounds]
     assert all(sum(p["revealed"] for p in r["participants"]) >= 4 for r in accepted)
 
     # Accuracy on the hidden set rises from chance to a useful model.
