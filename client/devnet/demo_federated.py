@@ -423,8 +423,8 @@ def _row(round_no: int, verdict: str, aggregator: str | None, voted: int | None,
 
 def _figures(result: FedDemoResult, root: Path, docs: Path | None, rounds: int) -> None:
     rows = result.table
-    title = (f"make demo-federated: 6 non-IID owners, trimmed mean (k=1), {rounds} rounds, "
-             f"{len(result.layout.nodes)} validators + 6 owner nodes; {result.seconds:.0f} s")
+    title = (f"demo-federated: 6 non-IID owners, trimmed mean k=1, {rounds} rounds, "
+             f"{len(result.layout.nodes)} validators + 6 owner nodes, {result.seconds:.0f} s")
     targets = [root / "federated_graph.png"] + ([docs / "federated_graph.png"] if docs else [])
     for path in targets:
         fed_setup.plot(path, [r["round"] for r in rows], [r["hidden_acc"] for r in rows],

@@ -167,7 +167,7 @@ def plot(path: Path, rounds: Sequence[int], hidden_acc: Sequence[float],
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
