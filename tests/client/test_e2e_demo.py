@@ -83,9 +83,11 @@ def test_demo_story_end_to_end(tmp_path: Path, private_dockerd: PrivateDockerd,
     assert hidden[honest]["rank"] == 1 and hidden[honest]["winner"]
     tie = holdout["terms"]["tie_tolerance"]
     assert hidden[overfitter]["hidden_loss"] > hidden[honest]["hidden_loss"] + tie
-    public = {r["claimer"]: r for r in result.public_board}
-    assert set(public) == {cheater, honest, overfitter} and public[cheater]["rank"] <= 2
-    assert public[honest]["rank"] == 3  # the honest worker's public loss is the worst
+    best_rank: dict[str, int] = {}  # a worker that claims again has a row per claim
+    for row in result.public_board:
+        best_rank[row["claimer"]] = min(row["rank"], best_rank.get(row["claimer"], row["rank"]))
+    assert set(best_rank) == {cheater, honest, overfitter} and best_rank[cheater] <= 2
+    assert best_rank[honest] > max(best_rank[cheater], best_rank[overfitter]), best_rank
     own_log = (layout.nodes[OVERFITTER].directory / "node.log").read_text(errors="replace")
     assert "OVERFITTING (demo)" in own_log
     # Printed: both leaderboards side by side, and the winner chosen on the hidden loss.
