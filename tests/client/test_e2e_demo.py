@@ -102,14 +102,21 @@ def test_demo_story_end_to_end(tmp_path: Path, private_dockerd: PrivateDockerd,
     def holding(row: dict[str, Any]) -> int:
         return int(row["balance"]) + int(row.get("verifier_bond") or 0)
 
-    slashed = holding(result.balances_before[f"node{CHEATER} (cheater)"])
+    held_before = holding(result.balances_before[f"node{CHEATER} (cheater)"])
     # (the deposit came back with the rest of the escrow: the hidden half was revealed)
-    assert result.supply_before - result.supply_after == slashed
+    burned = result.supply_before - result.supply_after
+    # When the overfitter's claim took turn #1, the cheater voted on it and was paid its
+    # voter reward before its own turn banned it: the ban burned that too [JOB-BAN.1].
+    turns_before_ban = [c for c, _ in outcomes].index(cheater)
+    cheater_rewards = burned - held_before
+    reward = job["spec"]["voting"]["voter_reward"]
+    assert 0 <= cheater_rewards <= reward * turns_before_ban, (burned, held_before, outcomes)
     submitter_paid = (result.balances_before["submitter"]["balance"]
                       - after["submitter"]["balance"])
     earned = sum(holding(after[k]) - holding(result.balances_before[k])
                  for k in after if not k.startswith(f"node{CHEATER}") and k != "submitter")
-    assert submitter_paid == earned >= BOUNTY  # bounty + voter rewards, rest refunded
+    # bounty + voter rewards (the cheater's burned with it), the rest refunded
+    assert submitter_paid == earned + cheater_rewards and earned >= BOUNTY
 
     # SIGKILL + restart during the job; every node settled it the same way.
     assert result.killed_and_rejoined
