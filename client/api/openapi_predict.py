@@ -58,6 +58,9 @@ _MODEL_FIELDS: dict[str, S] = {
                    "description": "classes: the label of index i; regression: []"},
         "outputs": bounded(0, MAX_OUTPUTS), "scale_exp": bounded(0, MAX_SCALE_EXP)}),
     "owner": ADDRESS, "royalty_permille": bounded(0, MAX_ROYALTY_PERMILLE),
+    "unservable_by": {**nullable(HEX32), "description": "The request whose agreed \"does not "
+                      "load\" answer closed the model [PRED-UNLOADABLE.3]; null while it "
+                      "takes requests"},
     "requests": obj({k: COUNT for k in ("total", "open", *(str(s) for s in PredictionStatus))},
                     description="How many requests named the model, by status"),
 }

@@ -42,13 +42,16 @@ def not_found(code: str, message: str) -> web.Response:
 
 
 def model_json(model: DeployedModel, counts: dict[str, int]) -> Json:
-    """[API-PREDICT.1] One deployed model and how many requests named it, by status."""
+    """[API-PREDICT.1] One deployed model and how many requests named it, by status;
+    ``unservable_by``: the request whose agreed "does not load" answer closed the model
+    [PRED-UNLOADABLE.3], null while it takes requests."""
     return {
         "job_id": model.job_id.hex(), "model_hash": model.model_hash.hex(),
         "format": model.format,
         "input": {"dtype": model.input.dtype, "features": model.input.features},
         "output": output_json(model.output), "owner": addr(model.owner),
         "royalty_permille": model.royalty_permille,
+        "unservable_by": None if model.unservable_by is None else model.unservable_by.hex(),
         "requests": {k: counts.get(k, 0) for k in COUNT_KEYS},
     }
 

@@ -37,18 +37,26 @@
       : `${shape} → ${o.outputs} value${o.outputs === 1 ? "" : "s"} (× 10^${o.scale_exp})`;
   }
 
+  function servable(m) {  // [PRED-UNLOADABLE.3] an agreed "does not load" closes the model
+    return m.unservable_by
+      ? h("span", { testid: "model-servable", dataset: { servable: "no" } },
+          badge("unservable", "status-no_majority"), " by ",
+          h("a", { href: "#/predictions/" + m.unservable_by, title: m.unservable_by }, short(m.unservable_by, 10, 6)))
+      : h("span", { testid: "model-servable", dataset: { servable: "yes" } }, badge("serving", "status-agreed"));
+  }
+
   route("/models", "models", async () => {
     const list = await api("/models");
     const rows = list.models.map((m) => h("tr", { testid: "model-row", dataset: { model: m.job_id } },
       h("td", {}, modelLink(m.job_id)), h("td", {}, schemaText(m)), h("td", {}, addressLink(m.owner)),
-      h("td", { class: "num" }, `${m.royalty_permille / 10}%`),
+      h("td", { class: "num" }, `${m.royalty_permille / 10}%`), h("td", {}, servable(m)),
       h("td", { class: "num", testid: "model-requests" }, fmtInt(m.requests.total)),
       h("td", { class: "num" }, fmtInt(m.requests.open)),
       h("td", { class: "num" }, fmtInt(m.requests.agreed))));
     return h("div", { class: "page", testid: "models-page" },
       title("Models", h("span", { class: "muted" }, `${fmtInt(list.models.length)} deployed`)),
       section("Deployed models (a paid job's winning model answers prediction requests)",
-        table(["Model", "Schema", "Owner", "Royalty", "Requests", "Open", "Agreed"], rows,
+        table(["Model", "Schema", "Owner", "Royalty", "Status", "Requests", "Open", "Agreed"], rows,
               { empty: "no deployed model", testid: "models" })));
   });
 
@@ -73,6 +81,7 @@
         ["Schema", h("span", { testid: "model-schema" }, schemaText(m))],
         ["Owner", addressLink(m.owner)],
         ["Royalty", `${m.royalty_permille}‰ of every agreed request's fee`],
+        ["Status", servable(m)],
         ["Requests", h("span", { testid: "model-counts" },
           `${c.total} (${c.open} open, ${c.agreed} agreed, ${c.no_majority} without majority, ${c.unserved} unserved)`)],
       ])),

@@ -1,0 +1,65 @@
+"""``/models`` and ``/models/{job_id}`` show ``unservable_by`` [API-PREDICT.1-2] on a real
+solo node over 127.0.0.1: null for a deployed model, then, once every drawn executor
+answered the fixed "does not load" blob and it was agreed [PRED-UNLOADABLE.1-3], the id of
+that request; a further request for the model is refused (``model_unservable``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+
+from chain.content import blob_id_of_bytes
+from chain.predict.answer import answer_commitment
+from chain.predict.bodies import PredictCommit, PredictReveal, RequestPrediction
+from chain.predict.io import UNLOADABLE_BLOB, output_hash
+from chain.predict.request import PredictionRequest
+from chain.transactions import sign_transaction
+from chain.types import Amount, Hash32
+from tests.client.test_api_routes import call
+from tests.client.test_api_support import running_api
+from tests.client.test_models_api_support import deploy_body, offer, paid_job, step
+from tests.predict.ledger_story import INPUT_BLOB, ROWS, fixed
+
+
+async def test_models_show_the_request_that_made_a_model_unservable(tmp_path: Path) -> None:
+    """[API-PREDICT.1] [API-PREDICT.2] [PRED-UNLOADABLE.3] ``unservable_by`` is null, then the
+    request id whose agreed unloadable answer closed the model, in the list and the detail,
+    both checked against the OpenAPI document."""
+    async with running_api(tmp_path) as api, aiohttp.ClientSession() as s:
+        node, keys = api.node, api.keys
+        job_id = await paid_job(node, keys)
+        await step(node, keys, ("submitter", deploy_body(job_id, royalty=100)))
+        await offer(node, keys)
+        (model,) = (await call(s, api, "GET", "/models"))["models"]
+        assert model["unservable_by"] is None
+        req = PredictionRequest(Hash32(job_id), Hash32(blob_id_of_bytes(INPUT_BLOB)), ROWS,
+                                Amount(1_000), 3, "labels", 0, 60_000, 60_000)
+        (request_id,) = await step(node, keys, ("alice", RequestPrediction(req)))
+        for _ in range(4):  # the lottery draws a few blocks after inclusion [PRED-LOTTERY.1]
+            rec = node.state.get("prediction", request_id)
+            if rec.executors:
+                break
+            await step(node, keys)
+        names = {k.address: n for n, k in keys.items()}
+        drawn = [names[a] for a in rec.executors]
+        assert len(drawn) == 3
+        unloadable = output_hash(UNLOADABLE_BLOB)
+        await step(node, keys, *((n, PredictCommit(Hash32(request_id), answer_commitment(
+            request_id, keys[n].address, unloadable, fixed(n)))) for n in drawn))
+        detail = await call(s, api, "GET", f"/models/{job_id.hex()}", "/models/{job_id}")
+        assert detail["unservable_by"] is None  # committed, not yet agreed
+        await step(node, keys, *((n, PredictReveal(Hash32(request_id), unloadable, fixed(n)))
+                                 for n in drawn))
+        settled = await call(s, api, "GET", f"/predictions/{request_id.hex()}",
+                             "/predictions/{request_id}")
+        assert settled["status"] == "agreed" and settled["answer"] == unloadable.hex()
+        (model,) = (await call(s, api, "GET", "/models"))["models"]
+        assert model["unservable_by"] == request_id.hex()
+        detail = await call(s, api, "GET", f"/models/{job_id.hex()}", "/models/{job_id}")
+        assert detail["unservable_by"] == request_id.hex()
+        assert detail["requests"]["agreed"] == 1
+        again = sign_transaction(keys["alice"], node.chain_id,
+                                 node.next_nonce(keys["alice"].address), RequestPrediction(req))
+        refused = node.submit(again)
+        assert not refused.accepted and "model_unservable" in str(refused), refused
