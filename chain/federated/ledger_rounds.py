@@ -15,6 +15,7 @@ import hashlib
 from dataclasses import replace
 
 from chain.encoding import encode
+from chain.errors import InvalidTransaction
 from chain.federated.blobs import DOMAIN
 from chain.federated.fixed import MAX_ROUND_PARTICIPANTS
 from chain.federated.ledger_records import (
@@ -50,6 +51,40 @@ def aggregator_seed(job_id: bytes, round: int, attempt: int, block_hash: bytes) 
     block_hash]))`` read big-endian: the draw of the round's aggregator."""
     return int.from_bytes(hashlib.sha256(encode(
         [DOMAIN, "fed-aggregator", job_id, round, attempt, block_hash])).digest(), "big")
+
+
+def reveal_deposit(bounty: int, spec: FederatedSpec) -> int:
+    """[FED-DEPOSIT.1] What a commitment locks until its reveal: one slot's even share of
+    one round's bounty, ``max(1, bounty // (rounds × max_participants))``. Crowding every
+    slot of every round with vanishing commitments burns the whole bounty's worth; an
+    honest participant that crashes in a round loses only what that round could have paid
+    it."""
+    return max(1, bounty // (spec.rounds * spec.max_participants))
+
+
+def lock_reveal_deposit(view: Overlay, job: Job, sender: Address) -> None:
+    """[FED-DEPOSIT.1] At ``fed_commit``: the deposit moves from the sender's balance into
+    the job's escrow ([BANK.1] counts it there); ``insufficient_balance`` otherwise."""
+    deposit = reveal_deposit(job.spec.bounty, fed_spec(job))
+    account = view.account(sender)
+    if account.balance < deposit:
+        raise InvalidTransaction("insufficient_balance",
+                                 f"a commitment locks a reveal deposit of {deposit} credits; "
+                                 f"the balance is {account.balance}")
+    view.put_account(sender, replace(account, balance=Amount(account.balance - deposit)))
+    view.put_job(replace(job, escrow=Amount(job.escrow + deposit)))
+
+
+def return_reveal_deposit(view: Overlay, job_id: Hash32, participant: Address) -> None:
+    """[FED-DEPOSIT.1] At a ``fed_reveal`` that opens the commitment: the deposit leaves the
+    escrow back to the participant."""
+    job = view.job(job_id)
+    if job is None:
+        raise ValueError(f"job {job_id.hex()} has a fed_job record")
+    deposit = reveal_deposit(job.spec.bounty, fed_spec(job))
+    account = view.account(participant)
+    view.put_account(participant, replace(account, balance=Amount(account.balance + deposit)))
+    view.put_job(replace(job, escrow=Amount(job.escrow - deposit)))
 
 
 def eligible(view: Overlay, exclude: tuple[Address, ...]) -> tuple[Address, ...]:
@@ -107,6 +142,7 @@ class RoundMachine:
         voting = self.job.spec.voting
         if fed.phase == FedPhase.COMMIT:
             if fed.round == 1 and fed.public is None:
+                self._return_reveal_deposits()  # [FED-DEPOSIT.1] no chance to reveal
                 self._forfeit_deposit()  # [FED-END.3] no public part: nothing to measure on
                 self._finish(None, None, refund_all=True)
                 return
@@ -134,6 +170,7 @@ class RoundMachine:
     def _close_reveals(self) -> None:
         """[FED-ROUND.2] Fewer than ``min_participants`` revealed updates (the owner's
         reference not counted), or under FLTrust no revealed reference: the round is void."""
+        self._burn_reveal_deposits()
         revealed = [u for u in self.fed.updates if u.blob is not None]
         others = [u for u in revealed if u.participant != self.fed.owner]
         has_ref = any(u.participant == self.fed.owner for u in revealed)
@@ -271,6 +308,27 @@ class RoundMachine:
             return
         self.view.put_account(address, Account(Amount(account.balance + amount), account.nonce,
                                                account.banned))
+
+    def _held_reveal_deposits(self) -> tuple[list[FedUpdate], int]:
+        held = [u for u in self.fed.updates if u.blob is None]
+        return held, reveal_deposit(self.job.spec.bounty, self.spec) * len(held)
+
+    def _burn_reveal_deposits(self) -> None:
+        """[FED-DEPOSIT.1] When the reveal window ends, each commitment not revealed burns
+        its deposit: it leaves the escrow to the burned counter."""
+        _, total = self._held_reveal_deposits()
+        if total:
+            self.view.add_burned(total)
+            self.job = replace(self.job, escrow=Amount(self.job.escrow - total))
+
+    def _return_reveal_deposits(self) -> None:
+        """[FED-DEPOSIT.1] A job that ends in round 1's commit window (no public part) returns
+        every deposit locked so far: no participant could reveal."""
+        held, total = self._held_reveal_deposits()
+        each = reveal_deposit(self.job.spec.bounty, self.spec)
+        for update in held:
+            self._credit(update.participant, each)
+        self.job = replace(self.job, escrow=Amount(self.job.escrow - total))
 
     def _forfeit_deposit(self) -> None:
         """[FED-END.3] [HOLDOUT-FORFEIT.1] The deposit leaves escrow, burned."""

@@ -26,7 +26,12 @@ from chain.federated.ledger_bodies import (
     fed_vote_commitment,
 )
 from chain.federated.ledger_records import FedJob, FedPhase, FedUpdate, FedVote, PostedAggregate
-from chain.federated.ledger_rounds import eligible, fed_spec
+from chain.federated.ledger_rounds import (
+    eligible,
+    fed_spec,
+    lock_reveal_deposit,
+    return_reveal_deposit,
+)
 from chain.federated.rounds import FLTRUST
 from chain.federated.spec import OPEN, PRIVATE
 from chain.jobspec import FEDERATED_V1
@@ -126,6 +131,7 @@ def apply_fed_commit(view: Overlay, sender: Address, body: FedCommit, ctx: TxCon
     others = sum(1 for u in fed.updates if u.participant != fed.owner)
     if sender != fed.owner and others >= spec.max_participants:
         raise _reject("round_full", f"the round has its {spec.max_participants} participants")
+    lock_reveal_deposit(view, job, sender)  # [FED-DEPOSIT.1] insufficient_balance
     view.put("fed_job", fed.job_id,
              replace(fed, updates=(*fed.updates, FedUpdate(sender, body.commitment))))
 
@@ -137,7 +143,8 @@ def update_blob_size(dims: int, privacy: str = OPEN) -> int:
 
 
 def apply_fed_reveal(view: Overlay, sender: Address, body: FedReveal, ctx: TxContext) -> None:
-    """[TX-FED.3] Opens the sender's own commitment [FED-COMMIT.1] in the reveal window."""
+    """[TX-FED.3] Opens the sender's own commitment [FED-COMMIT.1] in the reveal window,
+    which returns its reveal deposit [FED-DEPOSIT.1]."""
     job, fed = _require(view, body.job_id)
     _round(fed, body.round)
     _window(fed, FedPhase.REVEAL, ctx.time_ms, "not_in_reveal_window")
@@ -155,6 +162,7 @@ def apply_fed_reveal(view: Overlay, sender: Address, body: FedReveal, ctx: TxCon
                          body.salt) != mine.commitment:
         raise _reject("commitment_mismatch", "the reveal does not open the commitment")
     opened = replace(mine, blob=body.blob, size=body.size, update_hash=body.update_hash)
+    return_reveal_deposit(view, fed.job_id, sender)  # [FED-DEPOSIT.1]
     view.put("fed_job", fed.job_id, replace(fed, updates=tuple(
         opened if u.participant == sender else u for u in fed.updates)))
 

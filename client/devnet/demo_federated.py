@@ -76,6 +76,9 @@ WINDOWS_MS = {"commit": 30_000, "reveal": 4_000, "aggregate": 8_000, "vote_commi
 """Every phase lasts its whole window (federated.md §9), so these set the pace: about 45 s a
 round. The commit window holds six sandboxed local trainings on a 2-core machine (15 s
 was too short: most rounds went void with fewer than 4 updates committed in time)."""
+OWNER_CREDITS = 100
+"""Each data owner's genesis balance: every commitment locks a reveal deposit of
+``BOUNTY // (ROUNDS × 6)`` = 10 credits until its reveal [FED-DEPOSIT.1]."""
 FIRST_COMMIT_MS = 60_000
 """Round 1's commit window runs from the post to the expiry [TX-FED.1]: the owners' nodes
 start, sync, and train once."""
@@ -135,7 +138,7 @@ def run_federated_demo(root: Path, *, base_port: int = 26900, rounds: int = ROUN
                  for d in (0, 100)}, "choose another base port")
     layout = up(root, validators=4, workers=VERIFIERS, base_port=base_port,
                 worker_settings={CHEATER: {"cheat_federated_aggregate": True}},
-                users={"owner": 5_000, **dict.fromkeys(OWNERS, 0)},
+                users={"owner": 5_000, **dict.fromkeys(OWNERS, OWNER_CREDITS)},
                 consensus={"commit_ms": 200}, timeout=90)
     result = FedDemoResult(layout, shards=shards)
     try:

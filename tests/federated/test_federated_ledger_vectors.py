@@ -7,7 +7,8 @@ checks the commitments, the aggregator draw and the decoding of refused bodies o
 
 The story: the owner posts (bounty 300, deposit 20, voter reward 5 × 3 turns, plain mean,
 2 rounds, min 2 / max 3 participants, loo 500 ‰), publishes its public part; alice, bob
-and carol commit and reveal; round 1 accepted; round 2's first aggregator posts a wrong
+and carol commit and reveal (each commitment locks the reveal deposit of 50 credits, each
+reveal returns it [FED-DEPOSIT.1]); round 1 accepted; round 2's first aggregator posts a wrong
 model, is voted invalid by all, banned; the next aggregator's honest one is accepted; the
 owner names its hidden part; the end ballot agrees the losses; the bounty is paid.
 """
@@ -23,12 +24,12 @@ from chain.federated.api import fed_rounds
 from chain.federated.blobs import update_commitment
 from chain.federated.ledger_bodies import fed_vote_commitment
 from chain.federated.ledger_records import FedPhase
-from chain.federated.ledger_rounds import aggregator_seed
+from chain.federated.ledger_rounds import aggregator_seed, reveal_deposit
 from chain.genesis import Genesis, genesis_state
 from chain.jobspec import FEDERATED_V1, JobSpec
 from chain.transactions import BODY_TYPES, SignedTransaction
 from chain.transition import advance, apply_block
-from tests.federated.fed_ledger_story import FedStory
+from tests.federated.fed_ledger_story import FedStory, fed_spec
 from tests.federated.test_federated_ledger import LOSSES, two_rounds_with_a_cheat
 from tests.ledger.vector_files import check_vector_file
 
@@ -68,8 +69,9 @@ def build_vectors() -> dict[str, Any]:
                  "§2). Replay 'blocks' from 'genesis' (tests/ledger/harness.py make_genesis: "
                  "keys from seeds) and check each state_root and the final records; "
                  "'cheat' is the aggregator banned in round 2; the commitments and the "
-                 "draw seed are computed from their inputs; the invalid bodies fail to "
-                 "decode with 'error'.",
+                 "draw seed are computed from their inputs; 'reveal_deposit' is "
+                 "[FED-DEPOSIT.1]'s amount for each (bounty, rounds, max_participants); "
+                 "the invalid bodies fail to decode with 'error'.",
         "genesis": chain.genesis.to_json(),
         "job_id": job.hex(),
         "jobspec": {"wire": encode(chain.job(job).spec.to_wire()).hex(),
@@ -98,6 +100,12 @@ def build_vectors() -> dict[str, Any]:
         "aggregator_seed": {
             "job_id": job.hex(), "round": 2, "attempt": 1, "block_hash": (b"\x03" * 32).hex(),
             "seed": hex(aggregator_seed(job, 2, 1, b"\x03" * 32))},
+        "reveal_deposit": [
+            {"bounty": b, "rounds": r, "max_participants": m,
+             "deposit": reveal_deposit(b, fed_spec(rounds=r, max_participants=m,
+                                                   min_participants=1))}
+            for b, r, m in ((300, 2, 3), (600, 10, 6), (5, 2, 3), (0, 1, 1),
+                            (10**12, 1000, 256))],
         "invalid_bodies": [{"name": n, "tag": t, "wire": encode(w).hex(),
                             "error": _rejected(t, w)} for n, (t, w) in invalid.items()],
     }
@@ -105,12 +113,14 @@ def build_vectors() -> dict[str, Any]:
 
 def test_federated_ledger_vectors_match_committed_file() -> None:
     """[TX-FED.1] [TX-FED.4] [TX-FED.6] [FED-ROUND.3] [FED-ROUND.5] [FED-VOTE.1]
-    [FED-STATE.1] [FED-STATE.2] The story's bytes and roots are the committed vectors; every
-    transaction decodes to its own bytes; the refused bodies fail to decode."""
+    [FED-STATE.1] [FED-STATE.2] [FED-DEPOSIT.1] The story's bytes and roots are the committed
+    vectors; every transaction decodes to its own bytes; the refused bodies fail to decode;
+    the reveal deposit's amounts."""
     vectors = build_vectors()
     check_vector_file("federated_ledger.json", vectors)
     assert all(case["error"] == "bad_field" for case in vectors["invalid_bodies"])
     assert sum(vectors["paid"].values()) == 300
+    assert [c["deposit"] for c in vectors["reveal_deposit"]] == [50, 10, 1, 1, 3906250]
     spec = JobSpec.from_wire(decode(bytes.fromhex(vectors["jobspec"]["wire"])))
     assert spec.kind == FEDERATED_V1 and spec.escrow == vectors["jobspec"]["escrow"] == 335
     assert encode(spec.to_wire()).hex() == vectors["jobspec"]["wire"]  # [JOB-KIND.1]
