@@ -22,6 +22,7 @@ from typing import Any
 
 from chain.encoding import decode, encode
 from chain.federated.ledger_records import FedJob, FedRound
+from chain.federated.private_records import FedPrivate
 from chain.holdout_records import HoldoutState
 from chain.predict.records import DeployedModel, Prediction
 from chain.records import Account, Job, Params, Proposal, Validator, ValidatorChange
@@ -58,6 +59,7 @@ TABLE_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "active_prediction": _plain(),
     "fed_job": _codec(FedJob),
     "fed_round": _codec(FedRound),
+    "fed_priv": _codec(FedPrivate),
     "active_fed": _plain(),
 }
 """Every table of the state, with how its records become canonical values and back."""

@@ -21,6 +21,7 @@ from chain.context import TxContext
 from chain.crypto import address_to_text
 from chain.errors import ChainError, InvalidBlock, InvalidTransaction
 from chain.evidence_rules import apply_evidence
+from chain.federated import ledger_private as fed_private
 from chain.federated import ledger_rounds as fed_rounds
 from chain.federated import ledger_tx as fed_tx
 from chain.federated.ledger_bodies import (
@@ -31,6 +32,7 @@ from chain.federated.ledger_bodies import (
     FedVoteCommit,
     FedVoteReveal,
 )
+from chain.federated.private_bodies import FedKeys, FedShares, FedUnmask
 from chain.predict import settle as predict_settle
 from chain.predict import tx as predict_tx
 from chain.predict.bodies import (
@@ -141,6 +143,9 @@ HANDLERS: dict[type, Handler] = {
     FedVoteCommit: fed_tx.apply_fed_vote_commit,
     FedVoteReveal: fed_tx.apply_fed_vote_reveal,
     FedPart: fed_tx.apply_fed_part,
+    FedKeys: fed_private.apply_fed_keys,  # [TX-FED.8] private mode's round keys
+    FedShares: fed_private.apply_fed_shares,  # [TX-FED.9]
+    FedUnmask: fed_private.apply_fed_unmask,  # [TX-FED.10]
 }
 
 

@@ -19,6 +19,7 @@ from chain.encoding import encode
 from chain.errors import FieldError
 from chain.federated.blobs import COMMIT_SALT_LEN, DOMAIN, MAX_ROUNDS
 from chain.federated.fixed import MAX_ROUND_PARTICIPANTS
+from chain.federated.private_bodies import PRIVATE_BODIES
 from chain.federated.rewards import MAX_LOSS
 from chain.jobspec import DataRef
 from chain.types import Address, Hash32
@@ -200,4 +201,5 @@ def fed_vote_commitment(job_id: bytes, round: int, attempt: int, voter: bytes, v
          None if losses is None else list(losses), salt])).digest())
 
 
-FED_BODIES = (FedCommit, FedReveal, FedAggregate, FedVoteCommit, FedVoteReveal, FedPart)
+FED_BODIES: tuple[Any, ...] = (FedCommit, FedReveal, FedAggregate, FedVoteCommit, FedVoteReveal,
+                              FedPart, *PRIVATE_BODIES)

@@ -21,7 +21,11 @@ class FedPhase(StrEnum):
     """[FED-ROUND.1] Where a federated job is; every phase ends at ``deadline_ms``."""
 
     COMMIT = "commit"
+    SHARES = "shares"
+    """[FED-PRIV.10] Private mode: keyed participants name their share blobs."""
     REVEAL = "reveal"
+    UNMASK = "unmask"
+    """[FED-PRIV.10] Private mode: survivors name their unmask blobs."""
     AGGREGATE = "aggregate"
     VOTE_COMMIT = "vote_commit"
     VOTE_REVEAL = "vote_reveal"

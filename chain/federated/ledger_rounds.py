@@ -18,6 +18,7 @@ from chain.encoding import encode
 from chain.errors import InvalidTransaction
 from chain.federated.blobs import DOMAIN
 from chain.federated.fixed import MAX_ROUND_PARTICIPANTS
+from chain.federated.ledger_private import is_private, phase_after_commit
 from chain.federated.ledger_records import (
     DepositStatus,
     FedJob,
@@ -146,9 +147,14 @@ class RoundMachine:
                 self._forfeit_deposit()  # [FED-END.3] no public part: nothing to measure on
                 self._finish(None, None, refund_all=True)
                 return
+            self._set(phase=phase_after_commit(self.job),  # [FED-PRIV.10] private: shares
+                      deadline_ms=self.now + self.spec.reveal_window_ms)
+        elif fed.phase == FedPhase.SHARES:  # [FED-PRIV.10]
             self._set(phase=FedPhase.REVEAL, deadline_ms=self.now + self.spec.reveal_window_ms)
         elif fed.phase == FedPhase.REVEAL:
             self._close_reveals()
+        elif fed.phase == FedPhase.UNMASK:  # [FED-PRIV.10] the survivors named their keys
+            self._draw(0, ())
         elif fed.phase == FedPhase.AGGREGATE:  # [FED-ROUND.6] the aggregator stayed silent
             self._draw(fed.attempt + 1, (*fed.tried, *self._current()))
         elif fed.phase in (FedPhase.VOTE_COMMIT, FedPhase.END_COMMIT):
@@ -177,6 +183,9 @@ class RoundMachine:
         if len(others) < self.spec.min_participants or \
                 (self.spec.aggregation.rule == FLTRUST and not has_ref):
             self._next_round(self._void())
+            return
+        if is_private(self.job):  # [FED-PRIV.10] the survivors' unmask window first
+            self._set(phase=FedPhase.UNMASK, deadline_ms=self.now + self.spec.reveal_window_ms)
             return
         self._draw(0, ())
 

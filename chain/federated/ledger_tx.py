@@ -25,6 +25,7 @@ from chain.federated.ledger_bodies import (
     FedVoteReveal,
     fed_vote_commitment,
 )
+from chain.federated.ledger_private import check_private_reveal
 from chain.federated.ledger_records import FedJob, FedPhase, FedUpdate, FedVote, PostedAggregate
 from chain.federated.ledger_rounds import (
     eligible,
@@ -158,8 +159,10 @@ def apply_fed_reveal(view: Overlay, sender: Address, body: FedReveal, ctx: TxCon
     if body.size != size:
         raise _reject("wrong_size", f"an update blob of this job is {size} bytes, not "
                                     f"{body.size}")
-    if update_commitment(fed.job_id, fed.round, sender, body.update_hash,
-                         body.salt) != mine.commitment:
+    if spec.privacy == PRIVATE:  # [TX-FED.3] the mask set's, no commitment to open
+        check_private_reveal(view, fed, sender)
+    elif update_commitment(fed.job_id, fed.round, sender, body.update_hash,
+                           body.salt) != mine.commitment:
         raise _reject("commitment_mismatch", "the reveal does not open the commitment")
     opened = replace(mine, blob=body.blob, size=body.size, update_hash=body.update_hash)
     return_reveal_deposit(view, fed.job_id, sender)  # [FED-DEPOSIT.1]

@@ -433,18 +433,18 @@ def test_fltrust_owner_commits_its_reference_and_without_it_the_round_is_void() 
 
 def test_private_mode_reveals_masked_blob_size() -> None:
     """[TX-FED.3] [FED-PRIV.1] In private mode the revealed blob is a masked one: exactly
-    68 + 8·dims bytes; the open size is refused."""
-    s = FedStory()
-    s.post(fed_job_spec(privacy="private", dp_clip=1000, loo_permille=0))
+    68 + 8·dims bytes; the open size is refused (the private round's keys and shares
+    first: tests/federated/test_federated_ledger_private.py)."""
+    from tests.federated.fed_private_story import PrivateStory, private_job_spec
+    s = PrivateStory()
+    s.post(private_job_spec())
     s.publish()
-    tx = s.chain.tx
-    open_size = s.bodies("alice", 1)
-    masked = update_bodies(s.job_id, 1, s.chain.addr("alice"), b"\x00" * (68 + 8 * 4),
-                           salt_of("masked"))
-    s.chain.block(tx("alice", masked.commit), tx("bob", open_size.commit))
-    s.until_deadline()
-    assert s.chain.reject(tx("bob", s.bodies("bob", 1).reveal)) == "wrong_size"
-    s.chain.block(tx("alice", masked.reveal))
+    s.commit_keys(("alice", "bob"))
+    s.post_shares(("alice", "bob"))
+    open_size = s.bodies("bob", 1).reveal
+    assert s.chain.reject(s.chain.tx("bob", open_size)) == "wrong_size"
+    s.reveal_masked(("alice", "bob"))
+    assert all(u.size == 68 + 8 * 4 for u in s.fed.updates)
     conserved(s.chain)
 
 
