@@ -119,9 +119,13 @@ def devnet() -> None:
                    f"+{API_PORT_OFFSET}+i.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="Seconds to wait for every node to commit a block.")
+@click.option("--predict", "predict", metavar="NODES", default=None,
+              help="Worker nodes that offer prediction service ([worker] predict = true: "
+                   "each locks the executor bond and answers the requests it is drawn for), "
+                   "as indices: 1,2,3 or 'all'. Only when the network is created.")
 @json_option
 def devnet_up(root: Path, validators: int, workers: int, base_port: int, timeout: float,
-              as_json: bool) -> None:
+              predict: str | None, as_json: bool) -> None:
     """Create (if needed) and start the graph; return once every node commits blocks.
 
     Fails (exit 1, nothing left running) when a port is taken or a node dies."""
@@ -131,9 +135,15 @@ def devnet_up(root: Path, validators: int, workers: int, base_port: int, timeout
         raise click.UsageError("--workers cannot exceed --validators")
     if base_port + API_PORT_OFFSET + validators > 65535:
         raise click.BadParameter("ports would exceed 65535", param_hint="--base-port")
+    executors = predict_nodes(predict, workers) if predict is not None else ()
+    if executors and (root.resolve() / "network.json").exists():
+        raise UserError(f"--predict applies when the network is created, and {root.resolve()} "
+                        "already holds one: set predict = true under [worker] in the nodes' "
+                        "config.toml, or use a new --dir", code="exists")
     try:
         layout = up(root.resolve(), validators=validators, workers=workers,
-                    base_port=base_port, timeout=timeout)
+                    base_port=base_port, timeout=timeout,
+                    worker_settings={i: {"predict": True} for i in executors} or None)
     except PortInUse as e:
         raise UserError(str(e), code="port_in_use") from e
     except DevnetError as e:
@@ -145,7 +155,34 @@ def devnet_up(root: Path, validators: int, workers: int, base_port: int, timeout
         return
     say(f"devnet {layout.chain_id} up in {layout.root}")
     _describe(layout)
+    if executors:
+        say("prediction service ([worker] predict = true): "
+            + ", ".join(f"node{i}" for i in executors))
     say(f"then:  export LC_NODE={layout.nodes[0].api_url}")
+
+
+def predict_nodes(text: str, workers: int) -> tuple[int, ...]:
+    """The node indices of ``--predict`` ("1,2,3" or "all"); each must run the worker, since
+    the executor is part of it [PRED-OFFER.1]."""
+    if text.strip().lower() == "all":
+        if workers == 0:
+            raise click.BadParameter("no node runs the worker (--workers 0)",
+                                     param_hint="--predict")
+        return tuple(range(workers))
+    picked: set[int] = set()
+    for part in text.split(","):
+        try:
+            i = int(part.strip().removeprefix("node"))
+        except ValueError:
+            raise click.BadParameter(f"{part.strip()!r} is not a node index (use e.g. 1,2,3 "
+                                     "or all)", param_hint="--predict") from None
+        if not 0 <= i < workers:
+            raise click.BadParameter(f"node{i} does not run the worker: workers are node0.."
+                                     f"node{workers - 1}" if workers else
+                                     f"node{i} does not run the worker (--workers 0)",
+                                     param_hint="--predict")
+        picked.add(i)
+    return tuple(sorted(picked))
 
 
 @devnet.command("down")
