@@ -1,6 +1,7 @@
 """The mempool [MEMPOOL-*]: valid pending transactions, bounded, in arrival order.
 
-Admission runs the transaction's real rules against the committed state plus
+Admission runs the transaction's real rules against the committed state as the
+next block begins it (``preview_next_block``: windows closed, draws made) plus
 the transactions already pending (an ``Overlay``), so only transactions that
 would apply in that order are kept, and so gossiped. Signatures are checked
 once here and remembered in the ledger's ``SignatureCache``. After each
@@ -19,7 +20,7 @@ from chain.context import TxContext
 from chain.errors import ChainError, DecodeError, InvalidTransaction
 from chain.state import Overlay, State
 from chain.transactions import SignedTransaction
-from chain.transition import SignatureCache, apply_transaction
+from chain.transition import SignatureCache, apply_transaction, preview_next_block
 from chain.types import Address, Height, TimeMs
 
 
@@ -60,7 +61,7 @@ class Mempool:
         self._txs: OrderedDict[bytes, SignedTransaction] = OrderedDict()
         self._per_sender: dict[Address, int] = {}
         self._bytes = 0
-        self._view = Overlay(state)
+        self._view: Overlay = preview_next_block(state, state.time_ms + 1)
 
     def __len__(self) -> int:
         return len(self._txs)
@@ -137,7 +138,7 @@ class Mempool:
         self._txs.clear()
         self._per_sender.clear()
         self._bytes = 0
-        self._view = Overlay(self.state)
+        self._view = preview_next_block(self.state, now_ms)
         evicted = []
         for tx in remaining:
             if self._try_apply(tx, now_ms) is None:

@@ -176,6 +176,17 @@ def begin_block(view: Overlay, height: Height, time_ms: TimeMs) -> None:
     fed_rounds.tick_federated(view, time_ms, height, view.base.block_hash)
 
 
+def preview_next_block(state: State, now_ms: int) -> Overlay:
+    """[MEMPOOL-ADMIT.1] The committed state as the next block's transactions will find it:
+    ``begin_block`` run at height tip + 1 and time max(now, tip time + 1). The mempool admits
+    against it, and the executor decides from it, so a transaction that becomes valid at the
+    next block's start (a commit right after a draw [PRED-DRAW.1]) is admitted now instead
+    of a block later."""
+    view = Overlay(state)
+    begin_block(view, Height(state.height + 1), TimeMs(max(now_ms, state.time_ms + 1)))
+    return view
+
+
 def end_block(view: Overlay, height: Height) -> None:
     governance.apply_validator_changes(view, height + 1)
 

@@ -24,7 +24,7 @@ def _h(*items: object) -> bytes:
 
 def lottery_seed(request_id: bytes, block_hash: bytes) -> Hash32:
     """[PRED-LOTTERY.1] ``SHA-256(encode([domain, "predict-lottery", request_id, block_hash]))``
-    where ``block_hash`` is the hash of the block at ``included_height + 1``."""
+    where ``block_hash`` is the hash of the block that includes the request."""
     return Hash32(_h("predict-lottery", request_id, block_hash))
 
 

@@ -26,9 +26,11 @@ MAX_ROYALTY_PERMILLE = 500
 """[PRED-MODEL.1] A model's owner takes at most half of a fee."""
 MAX_CKKS_FEATURES = 128
 """[PRED-CKKS.1] Features of a model served on encrypted rows: one ciphertext (~330 KB) each."""
-LOTTERY_DELAY = 2
-"""[PRED-LOTTERY.1] Executors are drawn in the block at ``included_height + 2`` from its
-parent's hash: a block the requester could not see when it sent the request."""
+LOTTERY_DELAY = 1
+"""[PRED-LOTTERY.1] Executors are drawn in the block at ``included_height + 1`` from its
+parent's hash, the hash of the block that includes the request: it commits to the request
+itself, so the requester could not know it when it sent the request (2 until the latency
+change of predict.md §4, which argues why waiting one more block buys nothing)."""
 MAX_FEATURES = 65_536
 MAX_OUTPUTS = 256
 MAX_LABELS = 1024

@@ -148,8 +148,9 @@ def _draw(view: Overlay, rec: Prediction, parent_hash: Hash32, now: TimeMs) -> N
 
 def tick_predictions(view: Overlay, now: TimeMs, height: Height, parent_hash: Hash32) -> None:
     """[PRED-DRAW.1] [PRED-WINDOW.1] Each open request in request id order: draw at
-    ``included_height + 2`` from the parent's hash; a commit window that ended opens the
-    reveal window (or settles when nobody committed); a reveal window that ended settles."""
+    ``included_height + LOTTERY_DELAY`` (1) from the parent's hash, the including block's;
+    a commit window that ended opens the reveal window (or settles when nobody committed);
+    a reveal window that ended settles."""
     for rec in list(open_predictions(view)):
         if rec.status == PredictionStatus.DRAWING:
             if height >= rec.included_height + LOTTERY_DELAY:

@@ -8,8 +8,11 @@ A node whose ``[worker] predict = true`` runs an ``Executor`` next to its worker
   revealed, failed, warm containers started, the requests in hand).
 - ``node_id`` (``predict-<address prefix>``): the label of its sandbox containers.
 
-After every committed block it reads the ledger and, per open request
-(``chain.predict.settle.open_predictions``) that drew it [PRED-DRAW.1]:
+After every committed block it reads the ledger as the next block will begin it
+(``chain.transition.preview_next_block``, the view the mempool admits against: a request
+included in the block just committed is already drawn there [PRED-DRAW.1], so the drawn
+executors answer and commit in the very next block) and, per open request
+(``chain.predict.settle.open_predictions``) that drew it:
 
 1. **offer** [PRED-OFFER.1]: while the policy says ``predict`` and the ledger has no
    ``predictor`` record for this key, send ``offer_prediction`` (locks the bond);
@@ -48,6 +51,8 @@ from chain.predict.bodies import OfferPrediction, PredictCommit, PredictReveal
 from chain.predict.io import UNLOADABLE_BLOB, UNLOADABLE_HASH
 from chain.predict.records import OPEN, Prediction, PredictionStatus
 from chain.predict.settle import agreement_of, deployed_model, open_predictions, prediction
+from chain.state import Overlay
+from chain.transition import preview_next_block
 from chain.types import Address, Hash32
 from client.node.config import WorkerPolicy
 from client.node.handle import CommittedBlock, NodeHandle
@@ -154,15 +159,23 @@ class Executor:
 
     # -- per block -----------------------------------------------------------------------
 
+    def _preview(self) -> Overlay:
+        """The committed state with the next block's begin steps applied [MEMPOOL-ADMIT.1]."""
+        return preview_next_block(self.node.state, self.node.now_ms())
+
     def _step(self) -> None:
         state = self.node.state
+        view = self._preview()
         height = state.height
         if self.policy.predict and state.get("predictor", self.address) is None:
             action = Action("offer_prediction", OFFER)
             if state.is_member(self.address) and self.outbox.due(action, height):
                 self.outbox.send(OfferPrediction(), "offer_prediction", OFFER, action)
-        live: set[bytes] = set()
-        for rec in open_predictions(state):
+        # an answer is kept while the request is open in either view: the preview may have
+        # closed a window the next block (whose time is the proposer's) still has open
+        live: set[bytes] = {bytes(r.request_id) for r in open_predictions(state)
+                            if self.address in r.executors}
+        for rec in open_predictions(view):
             if self.address not in rec.executors:
                 continue
             live.add(bytes(rec.request_id))
@@ -259,7 +272,7 @@ class Executor:
 
     async def _answer(self, request_id: bytes) -> None:
         """[PRED-ANSWER.1] Fetch, run in the warm sandbox, save, commit."""
-        state = self.node.state
+        state = self._preview()
         rec = prediction(state, request_id)
         if rec is None or rec.status != PredictionStatus.COMMIT \
                 or rec.answer_of(self.address) is not None \
@@ -308,7 +321,7 @@ class Executor:
         log.info("request %s: answered %d rows in %.1f ms (%s%s); committing",
                  short(request_id), req.rows, answer.seconds * 1000, req.mode,
                  f", invalid: {answer.invalid}" if answer.invalid else "")
-        current = prediction(self.node.state, request_id)
+        current = prediction(self._preview(), request_id)
         if current is not None:
             self._commit(current, secret, self.node.height)
 

@@ -100,10 +100,10 @@ def request(model_id: bytes, *, fee: int = 1_000, k: int = 3, rows: int = ROWS,
 
 def send_request(chain: Chain, model_id: bytes, requester: str = "alice",
                  **kw: Any) -> bytes:
-    """Included, then one block (its hash seeds the draw), then the draw: the request id."""
+    """Included (that block's hash seeds the draw), then the draw [PRED-DRAW.1]: the
+    request id."""
     tx = chain.tx(requester, RequestPrediction(request(model_id, **kw)))
     chain.block(tx)
-    chain.block()
     chain.block()
     return tx.hash
 

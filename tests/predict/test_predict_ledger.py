@@ -93,9 +93,7 @@ def test_k3_all_agree_fees_paid_royalty_to_owner_dust_to_requester() -> None:
     rec = record(chain, rid)
     assert rec.status == PredictionStatus.DRAWING and rec.escrow == 1_001
     assert chain.balance("alice") == before["alice"] - 1_001 and conserved(chain)
-    chain.block()
-    assert record(chain, rid).status == PredictionStatus.DRAWING  # drawn at included + 2
-    chain.block()
+    chain.block()  # [PRED-DRAW.1] drawn at included + 1, from the including block's hash
     drawn = names(chain, rid)
     assert len(drawn) == 3 and len(set(drawn)) == 3 and "alice" not in drawn
     assert record(chain, rid).status == PredictionStatus.COMMIT

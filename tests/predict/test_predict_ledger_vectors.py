@@ -7,16 +7,16 @@ transaction and record listed on its own.
 
     1-7   a job posted, claimed, expired, revealed, voted (a commit window), paid: alice wins
     8     the submitter deploys alice's model; bob, carol, dave, erin offer
-    9     alice requests k=3 labels (fee 1001); 10 (its hash seeds the draw); 11 drawn
-    12    the three commit (one with wrong labels); 13 they reveal: agreed, the liar forfeits
-    14    alice requests again (fee 30); 15; 16 drawn; 17 two commit different labels;
-    18    the commit window ends; 19 both reveal; 20 the reveal window ends: no majority
-    21    alice requests a third time (fee 13); 22; 23 drawn; 24 the three commit the
-          unloadable answer [PRED-UNLOADABLE.1]; 25 they reveal: agreed, paid with no
+    9     alice requests k=3 labels (fee 1001; this block's hash seeds the draw); 10 drawn
+    11    the three commit (one with wrong labels); 12 they reveal: agreed, the liar forfeits
+    13    alice requests again (fee 30); 14 drawn; 15 two commit different labels;
+    16    the commit window ends; 17 both reveal; 18 the reveal window ends: no majority
+    19    alice requests a third time (fee 13); 20 drawn; 21 the three commit the
+          unloadable answer [PRED-UNLOADABLE.1]; 22 they reveal: agreed, paid with no
           royalty, the model marked unservable [PRED-UNLOADABLE.2-3]; a fourth request is
           then rejected ``model_unservable`` (listed, not in a block)
-Blocks 1-20 and the first two requests' records are the bytes of the file before the
-unloadable rule: the story only grew.
+Blocks 1-9 are the bytes of the file before the lottery delay became one block
+[PRED-LOTTERY.1]; from block 10 on the story is one block shorter per request.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def test_predict_ledger_vectors_match_committed_file() -> None:
     assert vectors["rejected_transactions"][0]["error"] == "model_unservable"
     assert len(bytes.fromhex(vectors["final_model"]["wire"])) > 0
     assert chain.state.total_credits() == chain.state.supply  # [BANK.1]
-    assert len(chain.blocks) == 25
+    assert len(chain.blocks) == 22
     for case in vectors["invalid_bodies"]:
         assert case["error"] == "bad_field"
     for block in chain.blocks:

@@ -25,10 +25,11 @@ POOL = tuple(sorted(addr(f"p{i}") for i in range(20)))
 
 def test_parameters_hang_together() -> None:
     """[PRED-PARAMS.1] k bounds are odd and ordered; the royalty leaves executors at least half;
-    the lottery waits for a block the requester could not see."""
+    the lottery draws in the block after the including one, from the including block's hash,
+    which commits to the request itself and so was unknown to the requester (§4)."""
     assert params.MIN_K % 2 == 1 and params.MAX_K % 2 == 1 and 3 <= params.MIN_K < params.MAX_K
     assert params.MAX_ROYALTY_PERMILLE <= 500
-    assert params.LOTTERY_DELAY >= 2
+    assert params.LOTTERY_DELAY == 1
     assert params.MIN_WINDOW_MS < params.MAX_WINDOW_MS
 
 
