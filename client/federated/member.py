@@ -34,6 +34,7 @@ from chain.federated.spec import FederatedSpec
 from chain.jobspec import DataRef
 from chain.state import StateReader
 from client.federated.member_compute import RoundAggregate, matches, needed_blobs, round_aggregate
+from client.federated.member_private import private_aggregate, private_blobs
 from client.federated.participant import RESEND_MS, Ports
 
 
@@ -111,7 +112,7 @@ class Member:
 
     def step(self, job_id: bytes) -> str:
         """Do what the state asks of this member for ``job_id`` now; returns what was done
-        or waited for: ``no_job``, ``done``, ``wait``, ``unsupported`` (private mode),
+        or waited for: ``no_job``, ``done``, ``wait``,
         ``fetching``, ``evaluating``, ``aggregated``, ``vote_committed``, ``vote_revealed``,
         ``lost_vote`` (a reveal is due but the store lost the vote) or ``sent_recently``."""
         state = self.ports.state()
@@ -125,9 +126,6 @@ class Member:
         what = duty(state, job_id, self.address, self.ports.now_ms())
         if what not in ("aggregate", "vote_commit", "vote_reveal"):
             return "wait"
-        if spec.privacy != "open" and fed.phase != FedPhase.END_COMMIT \
-                and fed.phase != FedPhase.END_REVEAL:
-            return "unsupported"  # masked rounds: fast_masking's unmasking is not wired yet
         end = fed.phase in (FedPhase.END_COMMIT, FedPhase.END_REVEAL)
         round_no, attempt = (END_ROUND, 0) if end else (fed.round, fed.attempt)
         if what == "vote_reveal":
@@ -149,13 +147,16 @@ class Member:
         if key in self._computed:
             return self._computed[key]
         blobs = {}
-        for blob_id in sorted(needed_blobs(fed)):
+        private = spec.privacy != "open"  # [FED-PRIV.9] unmasked from the public blobs
+        for blob_id in sorted(private_blobs(self.ports.state(), fed) if private
+                              else needed_blobs(fed)):
             data = self.ports.read_blob(blob_id)
             if data is None:
                 return "fetching"
             blobs[blob_id] = data
         cheat = self.cheat_aggregate and fed.aggregator == self.address
-        mine = round_aggregate(fed, spec, blobs, cheat=cheat)
+        mine = private_aggregate(self.ports.state(), fed, spec, blobs, cheat=cheat) \
+            if private else round_aggregate(fed, spec, blobs, cheat=cheat)
         self._computed = {k: v for k, v in self._computed.items() if k[0] != job_id}
         self._computed[key] = mine
         return mine

@@ -21,6 +21,7 @@ from chain.jobspec import JobSpec
 from chain.state import StateReader
 from chain.transactions import Body
 from client.federated.participant import Participant, RoundStore
+from client.federated.private_participant import PrivateParticipant, PrivateStore
 from client.node.handle import CommittedBlock, NodeHandle
 from client.worker.outbox import Outbox
 from client.worker.policy import sandbox_limits
@@ -135,10 +136,12 @@ class FederatedJoin:
         self.node, self.job_id = node, job_id
         self.trainer = SandboxTrainer(node, job_id, job.spec, data_dir.resolve(),
                                       hyperparameters or {}, self._wake)
-        self.participant = Participant(job_id, node.key.address,
-                                       NodePorts(node, job_id, folder), self.trainer,
-                                       RoundStore(folder), log=lambda m: log.info(
-                                           "federated %s: %s", job_id.hex()[:12], m))
+        ports = NodePorts(node, job_id, folder)
+        say = lambda m: log.info("federated %s: %s", job_id.hex()[:12], m)  # noqa: E731
+        private = PrivateParticipant(job_id, node.key.address, ports, self.trainer,
+                                     PrivateStore(folder), say)  # [FED-PRIV.10]
+        self.participant = Participant(job_id, node.key.address, ports, self.trainer,
+                                       RoundStore(folder), log=say, private=private)
         self.last = ""
         self.finished = asyncio.Event()
 

@@ -7,6 +7,8 @@ harness in tests. What each round must keep across a crash (the update blob and 
 salt) is written to the ``RoundStore`` *before* the commitment is sent: a participant
 restarted on the same folder reveals what it committed [FED-COMMIT.1].
 
+A private job's rounds go to ``client.federated.private_participant`` [FED-PRIV.10].
+
 Rules followed: commit in the COMMIT phase, reveal the committed blob in the REVEAL
 phase [TX-FED.2] [TX-FED.3]; the update blob names this job, round and address
 [FED-QUANT.5]; the global model is the state's current ``model_blob``, checked by its
@@ -25,6 +27,8 @@ from typing import Protocol
 from chain.content import blob_id_of_bytes
 from chain.federated.api import FedPhase, duty, fed_job, update_bodies
 from chain.federated.blobs import ModelBlob, UpdateBlob
+from chain.federated.ledger_records import FedJob
+from chain.federated.spec import PRIVATE, FederatedSpec
 from chain.state import StateReader
 from chain.transactions import Body
 
@@ -52,6 +56,12 @@ class Ports(Protocol):
     def put_blob(self, data: bytes) -> bytes:
         """Store and announce ``data``; its blob id."""
         ...
+
+
+class PrivateStep(Protocol):
+    """A private round's steps (``client.federated.private_participant``) [FED-PRIV.10]."""
+
+    def step(self, state: StateReader, fed: FedJob, spec: FederatedSpec) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +101,12 @@ class Participant:
     """Takes part in one federated job as ``address``."""
 
     def __init__(self, job_id: bytes, address: bytes, ports: Ports, train: Trainer,
-                 store: RoundStore, log: Callable[[str], None] = lambda _m: None) -> None:
+                 store: RoundStore, log: Callable[[str], None] = lambda _m: None,
+                 private: PrivateStep | None = None) -> None:
         self.job_id, self.address, self.ports = job_id, address, ports
         self.train, self.store, self.log = train, store, log
         self._sent: dict[tuple[int, str], int] = {}
+        self.private = private
 
     def step(self) -> str:
         """Do what the state asks of us now; returns what was done or waited for:
@@ -107,6 +119,12 @@ class Participant:
             return "no_job"
         if fed.phase == FedPhase.DONE:
             return "done"
+        job = state.job(self.job_id)
+        if job is not None and job.spec.federated is not None \
+                and job.spec.federated.privacy == PRIVATE:  # [FED-PRIV.10]
+            if self.private is None:
+                return "unsupported"
+            return self.private.step(state, fed, job.spec.federated)
         what = duty(state, self.job_id, self.address, self.ports.now_ms())
         if what == "commit":
             return self._commit(fed.round, fed.model_blob)
