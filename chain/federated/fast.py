@@ -33,6 +33,7 @@ import numpy.typing as npt
 from chain.federated.errors import FederatedError
 from chain.federated.fixed import MAX_DIMS, MAX_ROUND_PARTICIPANTS, Q_MAX, check_vector
 from chain.federated.fltrust import NORM_BITS, norm_factor, trust_from
+from chain.federated.rewards import copy_discount, norm_outliers
 from chain.federated.rounds import FLTRUST, TRIMMED_MEAN, Aggregation, RoundInput, RoundResult
 from chain.types import ADDRESS_LEN
 
@@ -300,6 +301,22 @@ def _copies(m: Matrix, n2s: list[int]) -> set[int]:
     return out
 
 
+def _reward_weights(usable: Matrix, raw: list[int], n2s: list[int], m_max: int) -> list[int]:
+    """[FED-REWARD.7] [FED-REWARD.8] The rewards' steps on the raw weights, as
+    ``rounds.aggregate_round`` takes them: norm outliers to 0, then near-copies share one
+    weight. The pair trusts are computed only among the updates still of positive weight,
+    one row's exact dot products against the rows after it at a time."""
+    ws = norm_outliers(raw, n2s)
+    live = [i for i, w in enumerate(ws) if w > 0]
+    pair: dict[tuple[int, int], int] = {}
+    for x, i in enumerate(live[:-1]):
+        rest = live[x + 1:]
+        ds = dots(usable[rest], usable[i], m_max, m_max)
+        for j, d in zip(rest, ds, strict=True):
+            pair[i, j] = trust_from(d, n2s[i], n2s[j])
+    return copy_discount(ws, lambda i, j: pair[i, j])
+
+
 def aggregate_round_array(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
                           reference: ArrayLike | None,
                           dims: int) -> tuple[Vector, RoundResult]:
@@ -337,6 +354,10 @@ def aggregate_round_array(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
         ts = [trust_from(d, n2s[i], a2)
               for i, d in zip(keep, dots(usable, aggregate, m_max), strict=True)]
         weight = dict(zip((addrs[i] for i in keep), ts, strict=True))
+    if weight:
+        ws = _reward_weights(usable, [weight[addrs[i]] for i in keep], [n2s[i] for i in keep],
+                             m_max)
+        weight = dict(zip((addrs[i] for i in keep), ws, strict=True))
     result = RoundResult(to_tuple(aggregate), tuple((a, weight.get(a, 0)) for a in addrs),
                          dupes)
     return aggregate, result

@@ -1,6 +1,7 @@
 """One round of a federated job: which updates count, the aggregate, each update's weight,
 the model step, and the leave-one-out models the rewards measure
-[FED-AGG.1] [FED-AGG.7] [FED-AGG.8] [FED-MODEL.3] [FED-REWARD.2].
+[FED-AGG.1] [FED-AGG.7] [FED-AGG.8] [FED-MODEL.3] [FED-REWARD.2] [FED-REWARD.7]
+[FED-REWARD.8].
 
 Pure functions of the revealed blobs: any member recomputes an aggregator's
 result bit for bit and votes on it.
@@ -16,7 +17,8 @@ from typing import Any
 from chain import fields as F
 from chain.federated.errors import FederatedError
 from chain.federated.fixed import MAX_ROUND_PARTICIPANTS, check_vector, clamp
-from chain.federated.fltrust import fltrust, trust
+from chain.federated.fltrust import dot, fltrust, square_norm, trust, trust_from
+from chain.federated.rewards import copy_discount, norm_outliers
 from chain.federated.robust import median, trimmed_mean
 from chain.types import ADDRESS_LEN
 
@@ -105,6 +107,8 @@ def aggregate_round(agg: Aggregation, updates: Mapping[bytes, Sequence[int]],
        reference for FLTrust): the round is void, aggregate zero, every weight 0.
     4. Weights [FED-AGG.7]: FLTrust's trust; for the coordinate-wise rules the trust of
        the update against the round's aggregate (its agreement with the robust result).
+    5. Norm outliers get weight 0 [FED-REWARD.7], then near-copies share one weight
+       [FED-REWARD.8]. The aggregate does not depend on steps 4-5.
     """
     ordered = _ordered(updates, dims)
     counts = Counter(v for _, v in ordered)
@@ -123,6 +127,13 @@ def aggregate_round(agg: Aggregation, updates: Mapping[bytes, Sequence[int]],
         weight = {a: trust(v, aggregate) for a, v in usable}
     else:
         aggregate, weight = zero, {}
+    if weight:
+        vectors = [v for _, v in usable]
+        n2s = [square_norm(v) for v in vectors]
+        ws = norm_outliers([weight[a] for a, _ in usable], n2s)
+        ws = copy_discount(ws, lambda i, j: trust_from(dot(vectors[i], vectors[j]),
+                                                       n2s[i], n2s[j]))
+        weight = dict(zip((a for a, _ in usable), ws, strict=True))
     return RoundResult(aggregate, tuple((a, weight.get(a, 0)) for a, _ in ordered), dupes)
 
 

@@ -53,8 +53,9 @@ DOMINANT = 0.6
 RULES: dict[str, Aggregation] = {
     "mean": Aggregation(TRIMMED_MEAN, 0), "trimmed_mean": Aggregation(TRIMMED_MEAN, 1),
     "median": Aggregation(MEDIAN), "fltrust": Aggregation(FLTRUST)}
-"""Plain mean is the trimmed mean with k = 0. k = 1 is guaranteed against one attacker only
-(k = 2 of six updates would be the median itself, which is in the table already)."""
+"""Plain mean is the trimmed mean with k = 0. k = 1 is guaranteed against one attacker only;
+k = 2 of six updates keeps the two middle values, which is the median [FED-AGG.3] bit for
+bit, so the median column is also the trimmed mean with k = 2."""
 ATTACKS = ("sign_flip", "scale_x100", "noise", "label_flip")
 SIGN_FLIP = -4.0
 """A sign flip sends -4 × its honest update (a boosted flip; -1 × barely moves a mean
@@ -198,11 +199,23 @@ def rewards(s: Setup, r: Run, bounty: int = 1_000_000,
     return payout(bounty, loo_permille, r.weights, final_loss, loo), loo, final_loss
 
 
+HONEST_ONLY = "honest_only"
+"""The baseline scenario: only the owners who do not attack take part (the attackers' data
+is lost whatever the rule; no defence can do better than this run)."""
+
+
+def name_of(attack: str, n: int) -> str:
+    if n == 0:
+        return "clean"
+    return f"without {n} owner{'s' if n > 1 else ''}" if attack == HONEST_ONLY \
+        else f"{n} x {attack}"
+
+
 def table(results: dict[tuple[str, int], dict[str, Run]]) -> str:
     """Final accuracy per scenario (rows) and rule (columns)."""
     lines = [f"{'scenario':<22}" + "".join(f"{rule:>14}" for rule in RULES)]
     for (attack, n), runs in results.items():
-        name = "clean" if n == 0 else f"{n} x {attack}"
+        name = name_of(attack, n)
         lines.append(f"{name:<22}" + "".join(f"{runs[rule].accuracy[-1]:>14.3f}"
                                               for rule in RULES))
     return "\n".join(lines)
@@ -218,6 +231,8 @@ def plot_png(results: dict[tuple[str, int], dict[str, Run]], path: Any) -> None:
     fig, axes = plt.subplots(1, len(RULES), figsize=(16, 4.2), sharey=True)
     for ax, rule in zip(axes, RULES, strict=True):
         for (attack, n), runs in results.items():
+            if attack == HONEST_ONLY:
+                continue
             name = "clean" if n == 0 else f"{n}x {attack}"
             style = "-" if n == 0 else ("--" if n == 1 else ":")
             ax.plot(range(1, ROUNDS + 1), runs[rule].accuracy, style, label=name,
@@ -239,6 +254,8 @@ def experiment() -> dict[tuple[str, int], dict[str, Run]]:
     results: dict[tuple[str, int], dict[str, Run]] = {
         ("", 0): {rule: run(s, rule, scenario(s, None, 0)) for rule in RULES}}
     for n in (1, 2):
+        results[(HONEST_ONLY, n)] = {rule: run(s, rule, scenario(s, None, n)[:OWNERS - n])
+                                     for rule in RULES}
         for attack in ATTACKS:
             results[(attack, n)] = {rule: run(s, rule, scenario(s, attack, n))
                                     for rule in RULES}
@@ -253,7 +270,7 @@ def main() -> None:
     print(table(results))
     plot_png(results, sys.argv[1] if len(sys.argv) > 1 else "docs/federated.png")
     for (attack, n), runs in results.items():
-        name = "clean" if n == 0 else f"{n} x {attack}"
+        name = name_of(attack, n)
         for rule, r in runs.items():
             print(f"{name:<16} {rule:<13} " + " ".join(f"{a:.3f}" for a in r.accuracy))
 

@@ -171,6 +171,47 @@ def test_aggregate_round_fast_equals_reference(rows: list[tuple[int, ...]], agg:
 
 
 @SETTINGS
+@given(st.lists(st.integers(-(1 << 20), 1 << 20), min_size=2, max_size=6),
+       st.lists(st.lists(st.integers(-300, 300), min_size=6, max_size=6), min_size=2,
+                max_size=7),
+       st.integers(1, 5000), st.sampled_from(RULES), st.data())
+def test_reward_weight_steps_fast_equal_reference(base: list[int], noise: list[list[int]],
+                                                  scale: int, agg: Aggregation,
+                                                  data: st.DataObject) -> None:
+    """[FED-REWARD.7] [FED-REWARD.8] Rounds built to trigger the reward steps: updates near
+    one direction (near-copies sharing weights), one of them scaled by up to 5000 (a norm
+    outlier past 10 ×), extremes in the split dot-product path: the fast weights equal the
+    reference's, and a copy-discounted or cut weight does happen."""
+    dims = len(base)
+    rows = [tuple(b + n[j] for j, b in enumerate(base)) for n in noise]
+    rows.append(tuple(max(-Q_MAX, min(Q_MAX, scale * b)) for b in base))
+    if data.draw(st.booleans()):
+        rows.append(tuple(data.draw(st.sampled_from(EDGES)) for _ in range(dims)))
+    updates = {bytes([i + 1]) * 20: r for i, r in enumerate(rows)}
+    ref = tuple(base)
+    want = aggregate_round(agg, updates, ref, dims)
+    got = fast.aggregate_round(agg, {a: arr(v) for a, v in updates.items()}, arr(ref), dims)
+    assert got == want
+
+
+def test_reward_weight_steps_happen() -> None:
+    """[FED-REWARD.7] [FED-REWARD.8] Three near-parallel honest updates share their weights
+    three ways and a ×100 copy of one is cut to 0, on both paths and under every rule."""
+    base = (4000, -2400, 800, 1600, -3200, 120)
+    rows = [tuple(x + d for x in base) for d in (0, 7, -5)] + [tuple(100 * x for x in base)]
+    updates = {bytes([i + 1]) * 20: r for i, r in enumerate(rows)}
+    for agg in RULES:
+        if agg.trim == 2:
+            continue  # needs 5 updates
+        want = aggregate_round(agg, updates, base, len(base))
+        got = fast.aggregate_round(agg, {a: arr(v) for a, v in updates.items()}, arr(base),
+                                   len(base))
+        assert got == want
+        w = [v for _, v in want.weights]
+        assert w[3] == 0 and all(0 < x <= (1 << 16) // 3 for x in w[:3]), (agg, w)
+
+
+@SETTINGS
 @given(st.lists(st.integers(-(1 << 55), 1 << 55), min_size=1, max_size=20),
        st.integers(1, 1 << 24))
 def test_vector_rdiv_equals_reference(ns: list[int], d: int) -> None:

@@ -26,7 +26,14 @@ from chain.federated.errors import BlobError
 from chain.federated.fixed import Q_MAX, quantise, rdiv
 from chain.federated.fltrust import norm_factor, normalise, square_norm, trust
 from chain.federated.masking import MaskedBlob, mask, mask_update, private_aggregate, unmask_sum
-from chain.federated.rewards import payout, split
+from chain.federated.rewards import (
+    COPY_TRUST,
+    NORM_OUTLIER_SQ,
+    job_outliers,
+    norm_outliers,
+    payout,
+    split,
+)
 from chain.federated.robust import median, trimmed_mean
 from chain.federated.rounds import (
     FLTRUST,
@@ -241,7 +248,42 @@ def _reward_vectors() -> dict[str, Any]:
                                                                    for k in ws})},
                         "refund": p.refund, "round_pool": p.round_pool,
                         "loo_pool": p.loo_pool})
-    return {"splits": cases, "payouts": payouts, "toy_job": _toy_job()}
+    return {"splits": cases, "payouts": payouts, "toy_job": _toy_job(),
+            "weight_steps": _weight_step_vectors()}
+
+
+def _weight_step_vectors() -> dict[str, Any]:
+    """[FED-REWARD.7] [FED-REWARD.8] [FED-REWARD.9] Each step on its own, and one round in
+    which both round steps act."""
+    norm_cases = [([5, 6, 7, 8], [100, 121, 100, 10**6]), ([5, 6, 7], [100, 100, 10_000]),
+                  ([5, 6, 7], [100, 100, 10_001]), ([0, 0, 0, 9, 9], [1, 1, 1, 400, 500])]
+    ups = {"a": (1000, 2000, -500), "b": (1010, 1990, -480), "c": (990, 2030, -520),
+           "d": (-300, 2000, 900), "e": (100_000, 200_000, -50_000), "f": (0, 0, 0)}
+    ref = (1000, 2000, -500)
+    result = aggregate_round(Aggregation(FLTRUST), {addr(n): u for n, u in ups.items()}, ref, 3)
+    raw = {n: trust(u, ref) for n, u in ups.items()}
+    names = sorted(ups)
+    pairs = {f"{x}-{y}": trust(ups[x], ups[y]) for i, x in enumerate(names)
+             for y in names[i + 1:]}
+    job_rounds = [{"a": 100, "b": 80, "c": 60, "d": 30},
+                  {"a": 100, "b": 80, "c": 60, "d": 29, "e": 70},
+                  {"a": 0, "b": 0, "c": 0, "d": 0, "e": 0}]
+    addressed = [{addr(k): v for k, v in ws.items()} for ws in job_rounds]
+    p = payout(1000, 500, addressed, 10, {addr(k): 20 for k in "abcde"})
+    return {
+        "copy_trust": COPY_TRUST, "norm_outlier_square": NORM_OUTLIER_SQ,
+        "norm_outliers": [{"weights": w, "square_norms": n, "result": norm_outliers(w, n)}
+                          for w, n in norm_cases],
+        "round": {"rule": Aggregation(FLTRUST).to_wire(), "reference": _vec(ref),
+                  "updates": {n: _vec(u) for n, u in ups.items()},
+                  "square_norms": {n: square_norm(u) for n, u in ups.items()},
+                  "trusts": raw, "pair_trusts": pairs,
+                  "weights": {n: result.weight_of(addr(n)) for n in names}},
+        "job": {"round_weights": job_rounds,
+                "outliers": sorted(k for k in "abcde" if addr(k) in job_outliers(addressed)),
+                "bounty": 1000, "loo_permille": 500, "final_loss": 10, "loo_losses": 20,
+                "paid": {k: p.of(addr(k)) for k in "abcde"}, "refund": p.refund},
+    }
 
 
 def _spec_vectors() -> dict[str, Any]:
@@ -352,8 +394,9 @@ def test_federated_vectors_match_the_committed_file() -> None:
     """[FED-QUANT.2] [FED-QUANT.3] [FED-QUANT.5] [FED-MODEL.1] [FED-MODEL.2] [FED-COMMIT.1]
     [FED-AGG.1] [FED-AGG.2] [FED-AGG.3] [FED-AGG.4] [FED-AGG.5] [FED-AGG.6] [FED-AGG.7]
     [FED-AGG.8] [FED-MODEL.3] [FED-REWARD.1] [FED-REWARD.2] [FED-REWARD.3] [FED-REWARD.4]
-    [FED-REWARD.5] [FED-SPEC.1] [FED-SPEC.2] [FED-SPEC.3] [FED-PRIV.1] [FED-PRIV.2]
-    [FED-PRIV.3] [FED-PRIV.4] [FED-PRIV.5] Recomputed from the rules, the
+    [FED-REWARD.5] [FED-REWARD.7] [FED-REWARD.8] [FED-REWARD.9] [FED-SPEC.1] [FED-SPEC.2]
+    [FED-SPEC.3] [FED-PRIV.1] [FED-PRIV.2] [FED-PRIV.3] [FED-PRIV.4] [FED-PRIV.5]
+    Recomputed from the rules, the
     vectors equal protocol_spec/vectors/federated.json byte for byte; each refused blob and
     spec fails with the code the file names; the sign-flipped attacker has trust 0; the toy
     job pays its free-rider and its sign flipper nothing and sums to its bounty."""
@@ -372,6 +415,11 @@ def test_federated_vectors_match_the_committed_file() -> None:
     assert job["payout"]["paid"].get("free_rider", 0) == 0
     assert job["payout"]["paid"].get("sign_flipper", 0) == 0
     assert sum(job["payout"]["paid"].values()) == job["bounty"]
+    steps = vectors["rewards"]["weight_steps"]
+    w = steps["round"]["weights"]
+    assert w["e"] == w["f"] == 0 and w["d"] > w["a"] // 2  # e: norm outlier; f: zero
+    assert 0 < w["a"] <= steps["round"]["trusts"]["a"] // 3  # a, b, c: near-copies
+    assert steps["job"]["outliers"] == ["d"] and steps["job"]["paid"]["d"] == 0
     assert {c["error"] for c in vectors["spec"]["invalid"]} == {"bad_field"}
     private = vectors["private"]["round"]
     assert private["unmasked_sum"] == [100 - (1 << 31) + 1, -2, 3]  # p1 + p2; p3 dropped

@@ -15,8 +15,12 @@ from hypothesis import strategies as st
 from chain.federated.errors import FederatedError
 from chain.federated.fltrust import TRUST_ONE
 from chain.federated.rewards import (
+    COPY_TRUST,
     MAX_LOSS,
+    copy_discount,
     improvements,
+    job_outliers,
+    norm_outliers,
     payout,
     private_round_weights,
     split,
@@ -155,17 +159,75 @@ def test_free_rider_and_sign_flipper_earn_nothing(n1: list[int], n2: list[int], 
 
 
 @settings(max_examples=25, deadline=None)
-@given(noise, noise, st.integers(2, 100))
+@given(noise, noise, st.one_of(st.integers(2, 9), st.integers(12, 100)))
 def test_scaled_updates_buy_no_extra_weight(n1: list[int], n2: list[int], scale: int) -> None:
-    """[FED-REWARD.1] [FED-AGG.5] Scaling an update (what an inflated sample count does in
-    FedAvg) leaves its FLTrust weight unchanged in every round: no reported size counts."""
+    """[FED-REWARD.1] [FED-AGG.5] [FED-REWARD.7] Scaling an update (what an inflated sample
+    count does in FedAvg) buys no weight: up to 9 × its FLTrust weight is the unscaled
+    update's in every round; beyond 10 × the round's median norm it is a norm outlier,
+    weight 0 in every round, and it is paid nothing."""
     base = {a(1): toy.honest(n1, 1), a(2): toy.honest(n2, 2), a(3): toy.honest()}
     big = {**base, a(3): toy.scaler(scale)}
     r1 = toy.run(Aggregation(FLTRUST), TARGET, base, 3, 1000, 0)
     r2 = toy.run(Aggregation(FLTRUST), TARGET, big, 3, 1000, 0)
-    assert [w[a(3)] for w in r1.weights] == [w[a(3)] for w in r2.weights] == [TRUST_ONE] * 3
-    # the others' weights move only with the model's rounding, so the pay barely moves
-    assert abs(r2.payout.of(a(3)) - r1.payout.of(a(3))) <= 20
+    assert all(w[a(3)] > 0 for w in r1.weights)
+    if scale <= 9:
+        assert [w[a(3)] for w in r1.weights] == [w[a(3)] for w in r2.weights]
+        # the others' weights move only with the model's rounding, so the pay barely moves
+        assert abs(r2.payout.of(a(3)) - r1.payout.of(a(3))) <= 20
+    else:
+        assert [w[a(3)] for w in r2.weights] == [0, 0, 0]
+        assert r2.payout.of(a(3)) == 0 and r2.payout.of(a(1)) > 0 and r2.payout.of(a(2)) > 0
+
+
+def test_norm_outliers_by_hand() -> None:
+    """[FED-REWARD.7] The median squared norm is taken over the positive weights only (here
+    100, the lower median of 100, 100, 121, 10**6), and a squared norm above 100 × it gets
+    weight 0; exactly 100 × keeps its weight; weight-0 updates do not move the median."""
+    assert norm_outliers([5, 6, 7, 8], [100, 121, 100, 10**6]) == [5, 6, 7, 0]
+    assert norm_outliers([5, 6, 7], [100, 100, 10_000]) == [5, 6, 7]
+    assert norm_outliers([5, 6, 7], [100, 100, 10_001]) == [5, 6, 0]
+    # three zero-weight (e.g. zero or opposed) updates of tiny norm cannot cut the honest two
+    assert norm_outliers([0, 0, 0, 9, 9], [1, 1, 1, 400, 500]) == [0, 0, 0, 9, 9]
+    assert norm_outliers([0, 0], [1, 2]) == [0, 0]
+    with pytest.raises(FederatedError):
+        norm_outliers([1, 2], [3])
+
+
+def test_copy_discount_by_hand() -> None:
+    """[FED-REWARD.8] Each positive weight is divided by 1 + its near-copies (pair trust >=
+    COPY_TRUST); a pair just below the threshold is not a copy; weight-0 updates neither
+    count nor change; the relation is not made transitive."""
+    trusts = {(0, 1): COPY_TRUST, (0, 2): COPY_TRUST - 1, (1, 2): COPY_TRUST,
+              (0, 3): TRUST_ONE, (1, 3): TRUST_ONE, (2, 3): TRUST_ONE}
+
+    def pair(i: int, j: int) -> int:
+        return trusts[i, j]
+
+    # 0~1, 1~2, not 0~2; 3 has weight 0 and is ignored although parallel to everyone
+    assert copy_discount([90, 90, 90, 0], pair) == [45, 30, 45, 0]
+    assert copy_discount([7], lambda i, j: 0) == [7]
+    assert copy_discount([7, 8], lambda i, j: 0) == [7, 8]
+    assert copy_discount([7, 8], lambda i, j: TRUST_ONE) == [3, 4]
+
+
+def test_job_outliers_by_hand() -> None:
+    """[FED-REWARD.9] Mean weight over the scored rounds a participant appears in; the lower
+    median M of the means; ``2 · mean < M`` is an outlier, whose weight counts as 0 in every
+    round (and so earns it nothing, not even the leave-one-out pool). Unscored rounds
+    (weight sum 0) do not count; joining late is no penalty; equal weights (private mode)
+    make no outlier."""
+    rounds = [{a(1): 100, a(2): 80, a(3): 60, a(4): 30},
+              {a(1): 100, a(2): 80, a(3): 60, a(4): 29, a(5): 70},
+              {a(1): 0, a(2): 0, a(3): 0, a(4): 0, a(5): 0}]
+    # means: 100, 80, 60, 29 (59 // 2), 70; M = 70; 2 · 29 < 70, 2 · 60 >= 70
+    assert job_outliers(rounds) == {a(4)}
+    p = payout(1000, 500, rounds, 10, {a(i): 20 for i in range(1, 6)})
+    assert p.of(a(4)) == 0 and all(p.of(a(i)) > 0 for i in (1, 2, 3, 5))
+    assert sum(v for _, v in p.paid) + p.refund == 1000
+    assert job_outliers([{a(1): 35, a(2): 70, a(3): 70}]) == set()
+    assert job_outliers([{a(1): 34, a(2): 70, a(3): 70}]) == {a(1)}
+    assert job_outliers([private_round_weights([a(1), a(2), a(3)])] * 3) == set()
+    assert job_outliers([{a(1): 0}]) == set() and job_outliers([]) == set()
 
 
 def test_copier_earns_nothing_and_duplicated_data_earns_less() -> None:
