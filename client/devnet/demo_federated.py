@@ -4,8 +4,9 @@
    §4b) and deal its training rows to six data owners, non-IID (two dominant classes
    each), one folder per owner.
 2. Start 4 validators on 127.0.0.1; node0-2 are the bonded verifiers that aggregate and
-   vote (client/federated/member_node.py); node2 is the dishonest aggregator
-   (``cheat_federated_aggregate``: a wrong aggregate whenever it is drawn).
+   vote (client/federated/member_node.py). Each runs with ``cheat_federated_first_draw``:
+   the verifier the chain draws first posts a wrong aggregate, so exactly one cheats,
+   whichever the draw picks (a fixed cheater was missed when never drawn in 10 rounds).
 3. The job's owner posts a ``federated/v1`` job: the initial model blob, a bounty,
    ``rounds`` rounds of the trimmed mean (k = 1), 4..6 participants, the hidden test set
    committed (the template's holdout pool, a Merkle root [HOLDOUT-POOL.1]).
@@ -14,7 +15,7 @@
    off), commits and reveals only its update. The owner publishes the public part once
    the split is drawn [TX-FED.7].
 5. Rounds run: a verifier is drawn, aggregates, the others recompute bit for bit and
-   vote. The cheater's aggregate, when it is drawn, is voted down: it is banned and
+   vote. The first drawn aggregator's wrong aggregate is voted down: it is banned and
    slashed, another aggregator is drawn for the same round [FED-ROUND.5].
 6. At the end the owner reveals the hidden part; the members vote the final and
    leave-one-out losses; the end ballot pays the bounty [FED-END.1-4].
@@ -61,12 +62,11 @@ from client.federated.member_eval import accuracy_ppm, loss_micro, template_laye
 
 REPO = REPO_ROOT
 OWNERS = ("alice", "bob", "carol", "dave", "erin", "frank")
-CHEATER = 2
-"""node2: a bonded verifier that posts a wrong aggregate whenever it is drawn."""
 VERIFIERS = 3
 """node0-2 are the bonded verifiers (candidates for the aggregator draw and voters); node3
-is a validator only. Three: with the cheater one of them, each round's draw picks it with
-probability 1/3, so in 10 rounds it is drawn at least once with probability 1 - (2/3)^10."""
+is a validator only. Every verifier runs with ``cheat_federated_first_draw``: the one the
+chain draws first [FED-ROUND.3] cheats (client.federated.member_compute.first_draw), the
+two others vote it down; the cheater is known only once drawn (``FedDemoResult.cheater``)."""
 ROUNDS = 10
 BOUNTY = 600
 HIDDEN = 16
@@ -100,6 +100,8 @@ class FedDemoResult:
     balances_before: dict[str, int] = field(default_factory=dict)
     balances_after: dict[str, int] = field(default_factory=dict)
     cheater_drawn: bool = False
+    cheater: str = ""
+    """The node that cheated: the first drawn aggregator, read from the chain."""
     cheater_account: dict[str, Any] = field(default_factory=dict)
     slashed: list[str] = field(default_factory=list)
     leaks: list[str] = field(default_factory=list)
@@ -132,12 +134,13 @@ def run_federated_demo(root: Path, *, base_port: int = 26900, rounds: int = ROUN
         share = 100 * (s.classes[top[0]] + s.classes[top[1]]) // s.rows
         say(f"   {s.owner:6s} {s.rows:4d} rows in {s.file.relative_to(root)}; classes "
             f"{top[0]} and {top[1]} make {share}%")
-    say(f"== 2. a graph: 4 validators, node0-{VERIFIERS - 1} bonded verifiers, node{CHEATER} "
-        "the dishonest aggregator")
+    say(f"== 2. a graph: 4 validators, node0-{VERIFIERS - 1} bonded verifiers; the first "
+        "one drawn to aggregate will cheat")
     check_ports({base_port + 4 + i + d: f"{o} node" for i, o in enumerate(OWNERS)
                  for d in (0, 100)}, "choose another base port")
     layout = up(root, validators=4, workers=VERIFIERS, base_port=base_port,
-                worker_settings={CHEATER: {"cheat_federated_aggregate": True}},
+                worker_settings={i: {"cheat_federated_first_draw": True}
+                                 for i in range(VERIFIERS)},
                 users={"owner": 5_000, **dict.fromkeys(OWNERS, OWNER_CREDITS)},
                 consensus={"commit_ms": 200}, timeout=90)
     result = FedDemoResult(layout, shards=shards)
@@ -200,12 +203,10 @@ def _run(root: Path, job_dir: Path, image_id: str, result: FedDemoResult, rounds
     api = ApiClient(layout.nodes[0].api_url)
     owner = next(u for u in layout.users if u.name == "owner")
     key = read_key_file(owner.key_file, owner.passphrase_file.read_text().strip())
-    names = {n.address: n.name + (" (cheater)" if i == CHEATER else "")
-             for i, n in enumerate(layout.nodes)}
+    names = {n.address: n.name for n in layout.nodes}
     names.update({u.address: u.name for u in layout.users})
     for i, n in enumerate(layout.nodes):
-        role = "cheating verifier" if i == CHEATER else \
-            "verifier" if i < VERIFIERS else "validator"
+        role = "verifier" if i < VERIFIERS else "validator"
         say(f"   {n.name} {role:17s} {n.api_url}  {n.address}")
 
     say("== 3. the owner posts the federated job")
@@ -354,7 +355,9 @@ def _outcome(result: FedDemoResult, api: ApiClient, names: dict[str, str], root:
              x: Any, y: Any, hidden_n: int) -> None:
     fed = result.fed
     layout = result.layout
-    cheater = layout.nodes[CHEATER].address
+    first = next((r for r in fed["rounds"] if r["slashed"] or r["aggregator"]), None)
+    cheater = "" if first is None else (first["slashed"] or [first["aggregator"]])[0]
+    result.cheater = names.get(cheater, cheater)
     models = root / "models"
     models.mkdir(exist_ok=True)
     initial = ModelBlob.from_bytes((root / "initial-model.blob").read_bytes())
@@ -371,8 +374,7 @@ def _outcome(result: FedDemoResult, api: ApiClient, names: dict[str, str], root:
                           rnd["accuracy_ppm"], model, x, y, rnd["model_hash"]))
         result.slashed += [names.get(a, a) for a in rnd["slashed"]]
     result.table = table
-    result.cheater_drawn = any(layout.nodes[CHEATER].name in s for s in result.slashed) or any(
-        r["aggregator"] == cheater for r in fed["rounds"])
+    result.cheater_drawn = bool(cheater)
     say(f"== 7. accuracy per round on the hidden test set ({hidden_n} rows no participant "
         "saw) and as voted on the public part")
     say(f"   {'round':>5s}  {'verdict':8s}  {'aggregator':12s}  {'voted (public)':>14s}  "
@@ -394,7 +396,7 @@ def _outcome(result: FedDemoResult, api: ApiClient, names: dict[str, str], root:
                       for p in payout["paid"]}
     result.refund = int(payout["refund"])
     result.balances_after = _balances(api, names)
-    result.cheater_account = api.account(cheater)
+    result.cheater_account = api.account(cheater) if cheater else {}
     say("== 9. the end ballot pays the bounty by round weights and leave-one-out losses")
     for name, amount in sorted(result.payouts.items()):
         say(f"   {name:8s} {amount:5d}")
@@ -402,8 +404,8 @@ def _outcome(result: FedDemoResult, api: ApiClient, names: dict[str, str], root:
     say("   balances (+ verifier bond) before -> after:")
     for name, before in result.balances_before.items():
         after = result.balances_after[name]
-        flag = "  BANNED" if name.endswith("(cheater)") and \
-            result.cheater_account.get("banned") else ""
+        flag = "  BANNED (the first drawn aggregator: it cheated)" \
+            if name == result.cheater and result.cheater_account.get("banned") else ""
         say(f"   {name:18s} {before:>6} -> {after:>6}{flag}")
 
     stores = [n.directory / "data" / "blobs" for n in layout.nodes] + \
@@ -442,7 +444,7 @@ def report_md(result: FedDemoResult, rounds: int) -> str:
     """The run's figures as Markdown (docs/federated_graph.md is one run's)."""
     lines = ["# `make demo-federated`: one run's figures", "",
              f"6 data owners (non-IID digits shards), trimmed mean k = 1, {rounds} rounds, "
-             f"4 validators (node2 the dishonest aggregator); {result.seconds:.0f} s on this "
+             f"4 validators (the first drawn aggregator cheats); {result.seconds:.0f} s on this "
              "machine. Regenerate with `make demo-federated`.", "",
              "![accuracy per round](federated_graph.png)", "",
              "| round | verdict | aggregator | voted accuracy (public part) | hidden accuracy "

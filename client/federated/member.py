@@ -26,14 +26,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from chain.federated.api import END_ROUND, FedPhase, aggregate_body, duty, fed_job, vote_bodies
+from chain.federated.api import (
+    END_ROUND,
+    FedPhase,
+    aggregate_body,
+    duty,
+    fed_job,
+    fed_rounds,
+    vote_bodies,
+)
 from chain.federated.api_replay import end_models, replay_plan
 from chain.federated.blobs import ModelBlob, model_hash
 from chain.federated.ledger_records import FedJob
 from chain.federated.spec import FederatedSpec
 from chain.jobspec import DataRef
 from chain.state import StateReader
-from client.federated.member_compute import RoundAggregate, matches, needed_blobs, round_aggregate
+from client.federated.member_compute import (
+    RoundAggregate,
+    first_draw,
+    matches,
+    needed_blobs,
+    round_aggregate,
+)
 from client.federated.member_private import private_aggregate, private_blobs
 from client.federated.participant import RESEND_MS, Ports
 
@@ -98,10 +112,12 @@ class Member:
     """Aggregates and votes for every running federated job as ``address``."""
 
     def __init__(self, address: bytes, ports: Ports, evaluator: Evaluator, store: VoteStore,
-                 *, cheat_aggregate: bool = False,
+                 *, cheat_aggregate: bool = False, cheat_first_draw: bool = False,
                  log: Callable[[str], None] = lambda _m: None) -> None:
         self.address, self.ports, self.evaluator, self.store = address, ports, evaluator, store
         self.cheat_aggregate, self.log = cheat_aggregate, log
+        self.cheat_first_draw = cheat_first_draw
+        self._cheated: set[tuple[bytes, int, int]] = set()
         self._sent: dict[tuple[bytes, int, int, str], int] = {}
         self._computed: dict[tuple[bytes, int, int], RoundAggregate] = {}
 
@@ -154,7 +170,10 @@ class Member:
             if data is None:
                 return "fetching"
             blobs[blob_id] = data
-        cheat = self.cheat_aggregate and fed.aggregator == self.address
+        cheat = fed.aggregator == self.address and (self.cheat_aggregate or (
+            self.cheat_first_draw and first_draw(fed, fed_rounds(self.ports.state(), job_id))))
+        if cheat:
+            self._cheated.add(key)
         mine = private_aggregate(self.ports.state(), fed, spec, blobs, cheat=cheat) \
             if private else round_aggregate(fed, spec, blobs, cheat=cheat)
         self._computed = {k: v for k, v in self._computed.items() if k[0] != job_id}
@@ -171,7 +190,8 @@ class Member:
             self._mark(job_id, fed.round, fed.attempt, "aggregate")
             self.log(f"round {fed.round} attempt {fed.attempt}: aggregate "
                      f"{mine.model_hash.hex()[:12]} posted"
-                     + (" (DELIBERATELY WRONG)" if self.cheat_aggregate else ""))
+                     + (" (DELIBERATELY WRONG)" if (job_id, fed.round, fed.attempt)
+                        in self._cheated else ""))
         return "aggregated"
 
     # --- voter ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ next model ``clamp(old + aggregate)`` [FED-MODEL.3]. No I/O: blobs come in as a 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +19,7 @@ from chain.errors import ChainError
 from chain.federated import fast
 from chain.federated.blobs import ModelBlob, UpdateBlob, model_hash
 from chain.federated.fixed import Q_MAX
-from chain.federated.ledger_records import FedJob
+from chain.federated.ledger_records import FedJob, FedRound
 from chain.federated.spec import FederatedSpec
 from chain.types import Address, Hash32
 
@@ -93,6 +93,16 @@ def round_aggregate(fed: FedJob, spec: FederatedSpec, blobs: Mapping[bytes, byte
     out = ModelBlob(model.scale_bits, fast.to_tuple(new)).to_bytes()
     weights = tuple(sorted((Address(a), w) for a, w in result.weights))
     return RoundAggregate(out, weights, tuple(sorted(left_out)))
+
+
+def first_draw(fed: FedJob, earlier: Sequence[FedRound]) -> bool:
+    """DEMO/TEST ONLY (a node's ``cheat_federated_first_draw``): is ``fed``'s drawn
+    aggregator the job's first? No aggregator tried or slashed yet in this round, none
+    recorded or slashed in an earlier one. Every verifier of the demo runs with it, so
+    exactly the verifier the chain draws first [FED-ROUND.3] cheats, whoever that is: the
+    demo's wrong aggregate no longer depends on a fixed cheater being drawn at all."""
+    return not fed.tried and not fed.slashed and \
+        all(r.aggregator is None and not r.slashed for r in earlier)
 
 
 def matches(fed: FedJob, mine: RoundAggregate) -> bool:

@@ -95,13 +95,15 @@ class HostEvaluator:
 class FederatedMember:
     """Aggregates and votes for every federated job from a running node."""
 
-    def __init__(self, node: NodeHandle, cheat_aggregate: bool = False) -> None:
+    def __init__(self, node: NodeHandle, cheat_aggregate: bool = False,
+                 cheat_first_draw: bool = False) -> None:
         folder = node.data_dir / "federated" / "member"
         folder.mkdir(parents=True, exist_ok=True)
         self.node = node
         ports = NodePorts(node, b"federated-member", folder)
         self.member = Member(node.key.address, ports, HostEvaluator(node, ports),
                              VoteStore(folder), cheat_aggregate=cheat_aggregate,
+                             cheat_first_draw=cheat_first_draw,
                              log=lambda m: log.info("federated member: %s", m))
         self.last: dict[bytes, str] = {}
 

@@ -155,6 +155,10 @@ class WorkerPolicy:
     cheat_federated_aggregate: bool = False
     """DEMO/TEST ONLY: when drawn as a federated aggregator, post a wrong aggregate (the
     model off by one step): the members must vote it down and slash it [FED-ROUND.5]."""
+    cheat_federated_first_draw: bool = False
+    """DEMO/TEST ONLY: the same wrong aggregate, only as a job's first drawn aggregator
+    (``client.federated.member_compute.first_draw``). Set on every verifier, exactly the one
+    the chain draws first cheats: ``make demo-federated`` always shows a cheat caught."""
 
 
 @dataclass(frozen=True, slots=True)

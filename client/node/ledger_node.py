@@ -154,7 +154,8 @@ class LedgerNode(StoredChainReads):
             self.metrics.attach_worker(self.worker)
             await self.worker.start()
         if self.config.is_worker and self.config.worker.verify and self.config.worker.federated:
-            self.federated = FederatedMember(self, self.config.worker.cheat_federated_aggregate)
+            self.federated = FederatedMember(self, self.config.worker.cheat_federated_aggregate,
+                                             self.config.worker.cheat_federated_first_draw)
             self.federated.start()
         if self.config.is_worker and self.config.worker.predict:  # [PRED-OFFER.1]
             self.executor = Executor(self, self.config.worker)
