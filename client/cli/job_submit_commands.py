@@ -19,12 +19,13 @@ from typing import Any
 
 import click
 
+from chain.content import blob_id_of_bytes
 from chain.errors import DecodeError
 from chain.jobspec import DataRef, Holdout, JobSpec, ParamSpec, VotingParams
 from chain.transactions import PostJob
 from chain.types import Amount, Hash32, TimeMs
 from client.api.http_client import ApiClient
-from client.cli import holdout_duties
+from client.cli import holdout_duties, job_federated
 from client.cli.common import (
     DURATION,
     UserError,
@@ -229,6 +230,7 @@ def _upload_data(client: ApiClient, data: tuple[tuple[str, DataRef], ...] | None
 @click.option("--description", default=None, help="[default: job.toml's]")
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="Wait until the job is in a block.")
+@job_federated.federated_options
 @json_option
 def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_path: Path,
                passphrase_file: Path | None, node_url: str, image_tar: Path | None,
@@ -237,11 +239,17 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
                quorum: int, supermajority: int, voter_reward: int | None, max_turns: int,
                loss_tolerance: float | None, description: str | None, wait: bool,
                as_json: bool) -> None:
-    """Post JOB_DIR (job.toml + Dockerfile) as a job with a bounty; print its job id."""
+    """Post JOB_DIR (job.toml + Dockerfile) as a job with a bounty; print its job id.
+    With --federated: a federated/v1 job (job.toml's [holdout] scores it; no data uploaded)."""
     try:
         job_file = load_job_file(job_dir)
     except SandboxError as e:
         raise UserError(str(e)) from e
+    fed = job_federated.fed_terms()
+    fed_tmp = tempfile.TemporaryDirectory(prefix="lc-fed-")
+    model_path, model = job_federated.initial_model(fed, Path(fed_tmp.name)) if fed \
+        else (None, None)
+    model_blob = b"" if model is None else blob_id_of_bytes(model.to_bytes())
     bounty = job_file.bounty if bounty is None else bounty
     expires_ms = job_file.expiry_s * 1000 if expires_in is None else expires_in
     reward = max(1, bounty // 20) if voter_reward is None else voter_reward
@@ -257,17 +265,20 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
     def spec_with(digest: bytes, blob: bytes, ref: str, expiry_ms: int,
                   image: ImageSizes | None = None) -> JobSpec:
         try:
-            return build_spec(job_dir, job_file, image_digest=digest, image_blob=blob,
-                              image_ref=ref, bounty=bounty, expiry_ms=expiry_ms, voting=voting,
-                              loss_tolerance=loss_tolerance, description=description,
-                              image=image, data=data, holdout=holdout)
+            built = build_spec(job_dir, job_file, image_digest=digest, image_blob=blob,
+                               image_ref=ref, bounty=bounty, expiry_ms=expiry_ms, voting=voting,
+                               loss_tolerance=loss_tolerance, description=description,
+                               image=image, data=data, holdout=holdout)
         except (DecodeError, KeyError, TypeError, ValueError) as e:
             raise UserError(f"{job_dir / JOB_FILE}: {e}") from e
+        if fed is None or model is None:
+            return built
+        return job_federated.to_federated(built, fed, model, model_blob)  # [FED-SPEC.1]
 
     draft = spec_with(b"\0" * 32, b"\0" * 32, "", 0)
     _preflight(client, key.address, draft)
     with tempfile.TemporaryDirectory(prefix="lc-submit-") as tmp:
-        data = _pack_data(job_dir, job_file, Path(tmp))
+        data = None if fed else _pack_data(job_dir, job_file, Path(tmp))
         try:
             chosen = choose_image(job_dir, image_tar, rebuild, Path(tmp), note, whole=whole_image)
             image_id, blob_id, ref = chosen.image_id, chosen.blob_id, chosen.ref
@@ -282,11 +293,17 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
     from sandbox.image_blob import digest_bytes
 
     spec = spec_with(digest_bytes(image_id), blob_id, ref, now + expires_ms, sizes)
+    model_sent = model_path is not None and job_federated.upload_model(client, model_path,
+                                                                       model_blob)
     secret = None if pool is None else holdout_duties.keep_secret(job_dir, pool)
     tx, info = send(client, key, PostJob(spec), wait=wait, what="job", timeout=120.0)
     published: dict[str, Any] | None = None
     steps: list[str] = []
-    if secret is not None and info:  # [HOLDOUT-PUBLISH.1] after the split
+    if fed is not None and info:  # [TX-FED.7] the public part, after the split
+        published = job_federated.name_part(
+            client, key, job_federated.wait_for_seed(client, tx.hash.hex()), job_dir, "public")
+        steps = job_federated.next_steps(tx.hash.hex(), spec, published)
+    elif secret is not None and info:  # [HOLDOUT-PUBLISH.1] after the split
         published, steps = holdout_duties.publish_after_post(client, key, tx.hash.hex(),
                                                              job_dir, as_json)
     result = {"job_id": tx.hash.hex(), "image_id": image_id, "image_blob": blob_id.hex(),
@@ -296,6 +313,12 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
                               "uploaded": role in uploaded} for role, d in spec.data},
               "voter_reward": spec.voting.voter_reward, "max_turns": spec.voting.max_turns,
               "expiry_ms": spec.expiry_ms, "height": info["height"] if info else None}
+    if spec.federated is not None:
+        result["federated"] = {"initial_model": model_blob.hex(), "model_uploaded": model_sent,
+                               "dims": spec.federated.dims, "rounds": spec.federated.rounds,
+                               "rule": spec.federated.aggregation.rule,
+                               "deposit": spec.federated.holdout.deposit,
+                               "secret": str(secret), "public_part": published}
     if spec.holdout is not None:
         result["holdout"] = {"root": spec.holdout.root.hex(), "secret": str(secret),
                              "deposit": spec.holdout.deposit, "published": published}
@@ -312,6 +335,11 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
                 f"{'uploaded' if role in uploaded else 'already on the node'})")
         form = "by layer" if chosen.by_layer else "as one saved-image tar"
         out(f"image {image_id[:19]} posted {form}: {image_bytes} bytes uploaded")
+        if spec.federated is not None:
+            out(f"pool secret {secret}: {holdout_duties.KEEP_SECRET}")
+            for line in steps:
+                out(line)
+            return
         if spec.holdout is not None:
             out(f"pool secret {secret}: {holdout_duties.KEEP_SECRET}")
             for line in steps or [f"the split is drawn in block {spec_height(info)}; then "

@@ -13,9 +13,22 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
+from client.cli.common import (
+    UserError,
+    client_for,
+    emit,
+    json_option,
+    key_option,
+    load_key,
+    node_option,
+    out,
+    passphrase_option,
+    user_errors,
+)
 from client.node.config import ConfigError, NodeConfig
 from client.node.handle import CommittedBlock, NodeHandle
 from client.observe.logs import LEVELS, setup_logging
@@ -116,3 +129,87 @@ def join(job: str, data_dir: Path, config_path: Path, hyperparameters: str,
     if not joined:
         sys.exit(code or 1)
     sys.exit(code)
+
+
+def _pct(ppm: int | None) -> str:
+    return "-" if ppm is None else f"{ppm / 1e4:.1f}%"
+
+
+def show_lines(fed: dict[str, Any]) -> list[str]:
+    """[API-FED.2] [API-FED.3] ``federated show``'s lines from the node's ``/federated/{id}``
+    (chain.federated.api's readers): terms, each round's participants with their trust
+    weights, aggregator and verdict, the end ballot and the rewards."""
+    spec = fed["spec"]
+    rule = spec["rule"] + (f" k={spec['trim']}" if spec["rule"] == "trimmed_mean" else "")
+    lines = [f"job {fed['job_id']}: {fed['status']}, phase {fed['phase']}, round "
+             f"{fed['round']} of {spec['rounds']} ({fed['rounds_done']} recorded)",
+             f"terms: {rule}, {spec['min_participants']}..{spec['max_participants']} "
+             f"participants, privacy {spec['privacy']}, bounty {fed['bounty']}, "
+             f"leave-one-out {spec['loo_permille']}‰, target "
+             f"{_pct(spec['target_accuracy_ppm'])}, holdout deposit "
+             f"{spec['holdout']['deposit']}",
+             f"owner {fed['owner']}; model {fed['model_hash'] or '(initial)'}"]
+    for r in fed["rounds"]:
+        verdict = r["verdict"] or f"running ({r['phase']})"
+        lines.append(f"round {r['round']}: {verdict}, aggregator {r['aggregator'] or '-'}, "
+                     f"accuracy {_pct(r['accuracy_ppm'])}, model {r['model_hash'] or '-'}")
+        for a in r["slashed"]:
+            lines.append(f"  slashed: {a} (its aggregate was voted invalid)")
+        for p in r["participants"]:
+            role = " (owner's reference)" if p["owner_reference"] else ""
+            weight = "-" if p["weight"] is None else f"{p['weight'] / 65536:.3f}"
+            lines.append(f"  {p['address']}{role}: {'revealed' if p['revealed'] else 'committed'}"
+                         f", trust weight {weight}")
+    end = fed["end"]
+    if end["participants"]:
+        lines.append(f"end ballot: {len(end['participants'])} participants, deposit "
+                     f"{end['deposit']}")
+    payout = fed["payout"]
+    if payout is not None:
+        for p in payout["paid"]:
+            lines.append(f"reward {p['address']}: {p['amount']}")
+        lines.append(f"paid {sum(int(p['amount']) for p in payout['paid'])}, refund "
+                     f"{payout['refund']}")
+    return lines
+
+
+@federated.command("show")
+@click.argument("job")
+@node_option
+@json_option
+def show(job: str, node_url: str, as_json: bool) -> None:
+    """Show federated job JOB: rounds, participants, trust weights, rewards."""
+    client = client_for(node_url)
+    with user_errors():
+        fed: dict[str, Any] = client.federated_job(job.removeprefix("0x"))
+    def text() -> None:
+        for line in show_lines(fed):
+            out(line)
+
+    emit(fed, as_json, text)
+
+
+@federated.command("part")
+@click.argument("job")
+@click.argument("which", type=click.Choice(("public", "hidden")))
+@click.option("--job-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=Path("."), show_default=True,
+              help="The job folder 'job submit --federated' posted (its pool and secret).")
+@key_option(help="The job owner's key file.")
+@passphrase_option
+@node_option
+@json_option
+def part(job: str, which: str, job_dir: Path, key_path: Path, passphrase_file: Path | None,
+         node_url: str, as_json: bool) -> None:
+    """Name the holdout's public or hidden part of federated job JOB [TX-FED.7]."""
+    from client.cli.job_federated import name_part
+
+    client = client_for(node_url)
+    key = load_key(key_path, passphrase_file)
+    with user_errors():
+        fed: dict[str, Any] = client.federated_job(job.removeprefix("0x"))
+    if fed["seed"] is None:
+        raise UserError(f"the split of job {fed['job_id']} is not drawn yet", code="wrong_phase")
+    done = name_part(client, key, fed, job_dir, which)
+    emit(done, as_json, lambda: out(f"{which} part: blob {done['blob']} ({done['size']} "
+                                    f"bytes) named in block {done['height']}"))

@@ -310,6 +310,8 @@ def node_commands(tmp_path: Path) -> dict[tuple[str, ...], list[str]]:
         ("model", "list"): [], ("model", "show"): [job], ("model", "request"): [job],
         ("model", "deploy"): [job, "--features", "64", "--labels", ",".join("0123456789"), *key],
         ("predict",): [job, "--input", str(rows), "--timeout", "1s", *key],
+        ("federated", "show"): [job],
+        ("federated", "part"): [job, "hidden", "--job-dir", str(tmp_path), *key],
     }
 
 

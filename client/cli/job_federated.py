@@ -1,0 +1,247 @@
+"""``learningchain job submit DIR --federated …``: a job folder posted as a ``federated/v1``
+job (protocol_spec/federated.md §5), and the owner's holdout parts named with ``fed_part``.
+
+The job folder is a train/v3 one (job.toml with ``[holdout]``: the evaluation data
+commitment [FED-SPEC.1] #8); its image must have the ``federate`` entry (job_contract.md
+§4b). ``--federated`` turns the post into federated/v1: no training race, no ``[data]``
+upload (the data stays with its owners), the initial model blob uploaded first, and the
+terms from these options. The options are collected in the click context (``fed_terms``)
+so ``job submit``'s signature stays the train one's.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chain.crypto import PrivateKey
+from chain.errors import DecodeError
+from chain.federated.api import part_body
+from chain.federated.blobs import ModelBlob
+from chain.federated.ledger_rounds import reveal_deposit
+from chain.federated.rounds import Aggregation
+from chain.federated.spec import FEDERATED_V1, OPEN, PRIVATE, FederatedSpec
+from chain.jobspec import DataRef, JobSpec
+from chain.types import Hash32
+from client.api.http_client import ApiClient, ApiError
+from client.cli.common import DURATION, UserError, send, user_errors
+from sandbox.errors import SandboxError
+
+Json = dict[str, Any]
+RULES = ("trimmed_mean", "median", "fltrust")
+TEMPLATE_PREFIX = "digits:"
+"""``--initial-model digits:H``: the digits template's MLP (64-H-10), seeded, quantised."""
+
+
+def _keep(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta.setdefault("federated_terms", {})[param.name] = value
+    return value
+
+
+def _option(*decls: str, **kw: Any) -> Callable[[Any], Any]:
+    return click.option(*decls, expose_value=False, callback=_keep, **kw)
+
+
+FEDERATED_OPTIONS = [
+    _option("--federated", is_flag=True,
+            help="Post a federated/v1 job: data owners train where their data is "
+                 "(learningchain federated join); needs [holdout] in job.toml."),
+    _option("--initial-model", default=None,
+            help="federated: the initial model blob file, or digits:H for the digits "
+                 "template's MLP with H hidden units."),
+    _option("--rounds", type=click.IntRange(1, 1000), default=10, show_default=True,
+            help="federated: at most this many rounds."),
+    _option("--min-participants", type=click.IntRange(1, 256), default=2, show_default=True,
+            help="federated: fewer revealed updates make a round void."),
+    _option("--max-participants", type=click.IntRange(1, 256), default=6, show_default=True,
+            help="federated: the first commitments of a round, in block order."),
+    _option("--rule", type=click.Choice(RULES), default="trimmed_mean", show_default=True,
+            help="federated: the aggregation rule [FED-AGG.*]."),
+    _option("--trim", type=click.IntRange(0, 127), default=0, show_default=True,
+            help="federated: trimmed mean's k (updates cut at each end per coordinate)."),
+    _option("--target-accuracy", type=click.FloatRange(0, 1, min_open=True), default=None,
+            help="federated: accuracy on the public part (0..1) that ends the job early."),
+    _option("--scale-bits", type=click.IntRange(8, 24), default=16, show_default=True,
+            help="federated: fixed-point scale of digits:H (a blob file carries its own)."),
+    _option("--privacy", type=click.Choice((OPEN, PRIVATE)), default=OPEN, show_default=True,
+            help="federated: open (updates visible) or private (masked, [FED-PRIV.*])."),
+    _option("--dp-clip", type=click.IntRange(0, 2**43), default=0, show_default=True,
+            help="federated, private: the L2 clip in quantised units."),
+    _option("--dp-noise-permille", type=click.IntRange(0, 10_000), default=0,
+            show_default=True, help="federated, private: noise sigma as a share of the clip."),
+    _option("--round-commit-window", type=DURATION, default="1m", show_default=True,
+            help="federated: time to train and commit in rounds after the first (the first "
+                 "runs until --expires-in)."),
+    _option("--round-reveal-window", type=DURATION, default="30s", show_default=True,
+            help="federated: time to reveal the committed update."),
+    _option("--aggregate-window", type=DURATION, default="1m", show_default=True,
+            help="federated: time the drawn aggregator has to post."),
+    _option("--loo-permille", type=click.IntRange(0, 1000), default=500, show_default=True,
+            help="federated: the leave-one-out share of the bounty [FED-REWARD.5]."),
+]
+
+
+def federated_options(f: Any) -> Any:
+    for option in reversed(FEDERATED_OPTIONS):
+        f = option(f)
+    return f
+
+
+def fed_terms() -> Json | None:
+    """The ``--federated`` terms of the running command; None without ``--federated``."""
+    terms: Json = click.get_current_context().meta.get("federated_terms", {})
+    return terms if terms.get("federated") else None
+
+
+def initial_model(terms: Json, work: Path) -> tuple[Path, ModelBlob]:
+    """The initial model blob [FED-MODEL.1]: a file (checked to decode) or ``digits:H``."""
+    value = terms.get("initial_model")
+    if not value:
+        raise UserError("--federated needs --initial-model (a model blob file, or digits:H "
+                        "for the digits template's MLP with H hidden units)", code="bad_model")
+    if value.startswith(TEMPLATE_PREFIX):
+        from client.devnet.fed_setup import initial_model as template_model
+
+        try:
+            hidden = int(value.removeprefix(TEMPLATE_PREFIX))
+        except ValueError:
+            hidden = 0
+        if not 1 <= hidden <= 4096:
+            raise UserError(f"--initial-model {value!r}: digits:H needs 1 <= H <= 4096",
+                            code="bad_model")
+        model = template_model(hidden, int(terms["scale_bits"]))
+        path = work / "initial-model.blob"
+        path.write_bytes(model.to_bytes())
+        return path, model
+    path = Path(value)
+    try:
+        return path, ModelBlob.from_bytes(path.read_bytes())
+    except OSError as e:
+        raise UserError(f"--initial-model {value}: {e}", code="bad_model") from None
+    except (DecodeError, ValueError) as e:
+        raise UserError(f"--initial-model {value}: not a model blob [FED-MODEL.1]: {e}",
+                        code="bad_model") from None
+
+
+def to_federated(spec: JobSpec, terms: Json, model: ModelBlob, blob_id: bytes) -> JobSpec:
+    """[FED-SPEC.1] The train/v3 spec of the folder made federated/v1: its holdout moves into
+    ``FederatedSpec`` (finalists 1, tie tolerance 0), no ``data``; checked as the chain
+    decodes it [FED-SPEC.2] [FED-SPEC.3]."""
+    if spec.holdout is None:
+        raise UserError("a federated job needs [holdout] in job.toml: the hidden test set "
+                        "that scores each round and each participant [FED-SPEC.1]",
+                        code="bad_job")
+    target = terms.get("target_accuracy")
+    try:
+        return JobSpec.from_wire(_federated(spec, terms, model, blob_id, target).to_wire())
+    except DecodeError as e:
+        raise UserError(f"the federated terms are refused: {e}", code="bad_job") from None
+
+
+def _federated(spec: JobSpec, terms: Json, model: ModelBlob, blob_id: bytes,
+               target: float | None) -> JobSpec:
+    assert spec.holdout is not None
+    fed = FederatedSpec(
+        initial_model=Hash32(blob_id), dims=model.dims, scale_bits=model.scale_bits,
+        rounds=terms["rounds"], min_participants=terms["min_participants"],
+        max_participants=terms["max_participants"],
+        aggregation=Aggregation(terms["rule"], terms["trim"]),
+        target_accuracy_ppm=None if target is None else max(1, round(target * 1_000_000)),
+        holdout=replace(spec.holdout, finalists=1, tie_tolerance=0.0),
+        privacy=terms["privacy"], dp_clip=terms["dp_clip"],
+        dp_noise_permille=terms["dp_noise_permille"],
+        commit_window_ms=terms["round_commit_window"],
+        reveal_window_ms=terms["round_reveal_window"],
+        aggregate_window_ms=terms["aggregate_window"], loo_permille=terms["loo_permille"])
+    return replace(spec, kind=FEDERATED_V1, federated=fed, holdout=None, data=())
+
+
+def upload_model(client: ApiClient, path: Path, blob_id: bytes) -> bool:
+    """Upload the initial model blob unless the node holds it; whether it was sent."""
+    with user_errors():
+        if client.has_blob(blob_id):
+            return False
+        info = client.upload_blob(path)
+    if info["blob"] != blob_id.hex():
+        raise UserError(f"the node stored blob {info['blob']} for the initial model, expected "
+                        f"{blob_id.hex()}")
+    return True
+
+
+def wait_for_seed(client: ApiClient, job_id: str, timeout_s: float = 120.0) -> Json:
+    """The federated job's JSON once its holdout split seed is drawn [HOLDOUT-SPLIT.1]."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with user_errors():
+            fed: Json = client.federated_job(job_id)
+        if fed["seed"] is not None:
+            return fed
+        if time.monotonic() > deadline:
+            raise UserError(f"the split of job {job_id} was not drawn within {timeout_s:.0f} s; "
+                            f"name the public part with: learningchain federated part "
+                            f"{job_id} public", code="timeout")
+        try:
+            with user_errors():
+                height = int(client.status()["height"])
+            client.wait(height + 1, timeout=5.0)
+        except ApiError:
+            time.sleep(0.5)
+
+
+def name_part(client: ApiClient, key: PrivateKey, fed: Json, job_dir: Path, which: str,
+              *, wait: bool = True) -> Json:
+    """[TX-FED.7] Pack the holdout's ``which`` part from the pool secret ``job submit`` kept
+    under the job folder, upload it, and name it with ``fed_part``."""
+    from client.cli.holdout_duties import secret_path
+    from sandbox.holdout_blob import pack_part
+    from sandbox.holdout_pool import load_pool_secret
+    from sandbox.job_file import load_job_file
+
+    terms = fed["spec"]["holdout"]
+    try:
+        job_file = load_job_file(job_dir)
+        if job_file.holdout is None:
+            raise ValueError("job.toml has no [holdout]")
+        secret = load_pool_secret(secret_path(job_dir, bytes.fromhex(terms["root"])))
+        pool_dir = job_file.holdout.pool_path(job_dir)
+    except (SandboxError, OSError, ValueError) as e:
+        raise UserError(f"cannot find the pool of job {fed['job_id']} under {job_dir}: {e}",
+                        code="bad_pool") from None
+    with tempfile.TemporaryDirectory(prefix="lc-fed-part-") as tmp:
+        dest = Path(tmp) / f"{which}.tar"
+        try:
+            packed = pack_part(secret, pool_dir, bytes.fromhex(fed["seed"]),
+                               int(terms["public_permille"]), which, dest)
+        except (SandboxError, OSError, ValueError) as e:
+            raise UserError(f"cannot pack the {which} part: {e}", code="bad_pool") from None
+        with user_errors("upload failed: "):
+            held = client.has_blob(packed.blob_id)
+            if not held:
+                client.upload_blob(dest)
+    body = part_body(bytes.fromhex(fed["job_id"]), which, packed.blob_id, packed.size)
+    tx, info = send(client, key, body, wait=wait, what="fed_part")
+    return {"part": which, "blob": DataRef(Hash32(packed.blob_id), packed.size).blob.hex(),
+            "size": packed.size, "uploaded": not held, "tx": tx.hash.hex(),
+            "height": info["height"] if info else None}
+
+
+def next_steps(job_id: str, spec: JobSpec, published: Json) -> list[str]:
+    """What the owner of a just-posted federated job does next, in order."""
+    fed = spec.federated
+    assert fed is not None
+    return [f"public part: blob {published['blob']} ({published['size']} bytes) named in "
+            f"block {published['height']}",
+            f"data owners join with: learningchain federated join {job_id} --data DIR "
+            "--config NODE.toml (each commitment locks a reveal deposit of "
+            f"{reveal_deposit(spec.bounty, fed)} credits "
+            "[FED-DEPOSIT.1])",
+            f"follow it: learningchain federated show {job_id}",
+            f"after the last round name the hidden part within "
+            f"{fed.holdout.reveal_window_ms // 1000} s or the deposit of {fed.holdout.deposit} "
+            f"burns: learningchain federated part {job_id} hidden --job-dir DIR"]
