@@ -43,6 +43,7 @@ from client.node.stored_chain import StoredChainReads
 from client.observe.dashboard import install_dashboard
 from client.observe.metrics import NodeMetrics, install_metrics
 from client.predict.executor import Executor
+from client.predict.withdraw import PredictWithdrawal
 from client.worker.worker import Worker
 from p2p.blobs import BlobService
 from p2p.blobstore import BlobStore
@@ -118,6 +119,8 @@ class LedgerNode(StoredChainReads):
         """Aggregates and votes for federated jobs (``[worker] verify`` and ``federated``)."""
         self.executor: Executor | None = None
         """Answers prediction requests drawn to this node (``[worker] predict``)."""
+        self.predict_withdrawal: PredictWithdrawal | None = None
+        """With ``predict`` off: takes back a bond left from when it was on."""
         self.metrics: NodeMetrics | None = None
         """Prometheus counters the node's parts bump, once the API runs."""
         self.admissions: Counter[tuple[str, str]] = Counter()
@@ -160,6 +163,9 @@ class LedgerNode(StoredChainReads):
         if self.config.is_worker and self.config.worker.predict:  # [PRED-OFFER.1]
             self.executor = Executor(self, self.config.worker)
             await self.executor.start()
+        else:  # [PRED-WITHDRAW.1] not (or no longer) offering: take a left bond back
+            self.predict_withdrawal = PredictWithdrawal(self)
+            self.predict_withdrawal.start()
         log.info("node %s up: height %d, p2p %s, api %s, roles %s", self.address_text,
                  self.height, self.p2p.endpoint, self.api_endpoint, ",".join(self.roles))
 
