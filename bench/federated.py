@@ -28,7 +28,9 @@ per round (one participant dropped) with the masked blob's size [FED-PRIV.1-4].
 Its last line is one JSON object with ``trimmed_mean_s_per_round`` (issue 18's
 target: <= 1 s on this machine), each rule's ``*_s_per_round``,
 ``*_reference_s_per_round`` and ``*_speedup``. ``--no-reference`` skips the slow
-reference (about two minutes).
+reference (about two minutes). ``--private`` (implies ``--timing``) adds private mode's
+key agreement, share exchange and the round unmasked from its public blobs
+(bench/federated_private.py) [FED-PRIV.6-9].
 
 This is evidence for the rules, not the multi-process graph (issue 18 asks for
 that too; it comes with the ledger wiring). Local training is float and need not
@@ -211,7 +213,8 @@ def _timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
     return out, time.perf_counter() - t0
 
 
-def timing(participants: int, dims: int, seed: int, reference: bool) -> dict[str, Any]:
+def timing(participants: int, dims: int, seed: int, reference: bool,
+           private: bool = False) -> dict[str, Any]:
     """One round of each rule at ``participants`` × ``dims``: the fast path
     (chain/federated/fast.py) and, with ``reference``, the pure-Python rules in the same
     run, checked equal bit for bit; then private mode's masking and unmasking."""
@@ -273,6 +276,10 @@ def timing(participants: int, dims: int, seed: int, reference: bool) -> dict[str
                 "bytes_down_per_participant": model_bytes,
                 "bytes_down_per_verifier": participants * update_bytes + model_bytes})
     out.update(private_timing(arrays, job, dims, reference))
+    if private:  # [FED-PRIV.6-9] bench/federated_private.py
+        from bench.federated_private import exchange_timing, report
+        out.update(exchange_timing(arrays, job, SCALE_BITS, dims))
+        report(out, participants, dims)
     out.update({"target_trimmed_mean_s": 1.0,
                 "meets_target": out["trimmed_mean_s_per_round"] <= 1.0})
     return out
@@ -343,12 +350,16 @@ def main() -> None:
                     help="time one round of each rule at --participants × --dims instead")
     ap.add_argument("--participants", type=int, default=20)
     ap.add_argument("--dims", type=int, default=1_000_000)
+    ap.add_argument("--private", action="store_true",
+                    help="with --timing (implied), also time private mode's key agreement "
+                         "and share exchange and the round from its public blobs")
     ap.add_argument("--no-reference", action="store_true",
                     help="with --timing, skip the pure-Python reference (about 2 minutes)")
     args = ap.parse_args()
-    if args.timing:
-        print(json.dumps(timing(args.participants, args.dims, args.seed,
-                                not args.no_reference), sort_keys=True))
+    if args.timing or args.private:
+        out = timing(args.participants, args.dims, args.seed, not args.no_reference,
+                     args.private)
+        print(json.dumps(out, sort_keys=True))
         return
     data = load(args.dataset, args.seed)
     sizes = [len(s[1]) for s in data["shards"]]
