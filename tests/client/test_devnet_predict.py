@@ -9,10 +9,12 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import click
 import pytest
 
 from chain.predict.params import PREDICT_BOND
 from client.api.http_client import ApiClient
+from client.cli.network_commands import predict_nodes
 from client.devnet.network import NetworkLayout
 from sandbox.engine import connect
 from tests.client.test_devnet_newcomer import devnet_stopped_after, lc
@@ -70,3 +72,14 @@ def test_devnet_up_predict_refuses_nodes_without_the_worker(tmp_path: Path, valu
               "--predict", value, cwd=tmp_path, code=2)
     assert why in done.stderr and "--predict" in done.stderr, done.stderr
     assert not (tmp_path / "net").exists()
+
+
+def test_predict_nodes_reads_indices_and_all() -> None:
+    """[PRED-OFFER.1] ``--predict``'s forms: indices (``node`` prefix allowed, repeats
+    merged), ``all`` = every worker; ``all`` without workers is refused."""
+    assert predict_nodes("all", 3) == (0, 1, 2)
+    assert predict_nodes("2, node1,2", 3) == (1, 2)
+    with pytest.raises(click.BadParameter, match="--workers 0"):
+        predict_nodes("all", 0)
+    with pytest.raises(click.BadParameter, match="node0 does not run the worker"):
+        predict_nodes("0", 0)
