@@ -308,11 +308,11 @@ def _reward_weights(usable: Matrix, raw: list[int], n2s: list[int], m_max: int) 
     one row's exact dot products against the rows after it at a time."""
     ws = norm_outliers(raw, n2s)
     live = [i for i, w in enumerate(ws) if w > 0]
+    rows = usable if len(live) == len(ws) else usable[live]  # rows after x: views, no copies
     pair: dict[tuple[int, int], int] = {}
     for x, i in enumerate(live[:-1]):
-        rest = live[x + 1:]
-        ds = dots(usable[rest], usable[i], m_max, m_max)
-        for j, d in zip(rest, ds, strict=True):
+        ds = dots(rows[x + 1:], rows[x], m_max, m_max)
+        for j, d in zip(live[x + 1:], ds, strict=True):
             pair[i, j] = trust_from(d, n2s[i], n2s[j])
     return copy_discount(ws, lambda i, j: pair[i, j])
 

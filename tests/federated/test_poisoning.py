@@ -27,8 +27,10 @@ def test_robust_rules_resist_poisoning_that_wrecks_the_plain_mean() -> None:
 
     - One attacker of six, every attack (sign flip ×-4, scaling ×100, noise, label flip):
       trimmed mean (k = 1), median and FLTrust end within 2 points of their clean run.
-    - Two attackers: FLTrust ends within 2 points of its clean run for every attack (the
-      median's shortfall is printed beside the run without the attackers' owners).
+    - Two attackers: FLTrust ends within 2 points of its clean run for every attack; the
+      median within 2 points of the run without the attackers' owners (the best any rule
+      can do: their data is lost) under scaling, noise and label flipping. Its loss to
+      two sign flippers (12.5 points) is printed, not asserted (docs/federated.md).
     - The plain mean falls by at least 20 points under sign flipping and scaling.
     - Attackers earn nothing: under FLTrust, the median and (one attacker) the trimmed mean,
       every attacker of every attack is paid exactly 0 of the bounty (a scaler is a norm
@@ -53,6 +55,9 @@ def test_robust_rules_resist_poisoning_that_wrecks_the_plain_mean() -> None:
         for rule in robust:
             assert runs[rule].accuracy[-1] >= clean[rule].accuracy[-1] - MARGIN, \
                 (attack, n, rule, runs[rule].accuracy)
+        if n == 2 and attack != "sign_flip":
+            assert runs["median"].accuracy[-1] >= base["median"].accuracy[-1] - MARGIN, \
+                (attack, runs["median"].accuracy, base["median"].accuracy)
         if attack in ("sign_flip", "scale_x100"):
             assert runs["mean"].accuracy[-1] <= clean["mean"].accuracy[-1] - VISIBLE_FALL
         bad = [P.addr(i) for i in range(P.OWNERS - n, P.OWNERS)]
