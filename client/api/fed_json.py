@@ -15,6 +15,7 @@ from chain.federated.ledger_bodies import (
     FedVoteCommit,
     FedVoteReveal,
 )
+from chain.federated.private_bodies import FedKeys, FedShares, FedUnmask
 
 Json = dict[str, Any]
 
@@ -49,4 +50,10 @@ def fed_body_json(body: Any) -> Json | None:
     if isinstance(body, FedPart):
         return {"job_id": body.job_id.hex(), "which": body.which,
                 "part": {"blob": body.part.blob.hex(), "size": body.part.size}}
+    if isinstance(body, FedKeys):  # [TX-FED.8]
+        return {"job_id": body.job_id.hex(), "round": body.round,
+                "mask_key": body.mask_key.hex(), "enc_key": body.enc_key.hex()}
+    if isinstance(body, FedShares | FedUnmask):  # [TX-FED.9] [TX-FED.10]
+        return {"job_id": body.job_id.hex(), "round": body.round, "blob": body.blob.hex(),
+                "size": body.size}
     return None

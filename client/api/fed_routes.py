@@ -98,8 +98,8 @@ def running_round_json(fed: FedJob) -> Json:
     }
 
 
-ROUND_PHASES = (FedPhase.COMMIT, FedPhase.REVEAL, FedPhase.AGGREGATE, FedPhase.VOTE_COMMIT,
-                FedPhase.VOTE_REVEAL)
+ROUND_PHASES = (FedPhase.COMMIT, FedPhase.SHARES, FedPhase.REVEAL, FedPhase.UNMASK,
+                FedPhase.AGGREGATE, FedPhase.VOTE_COMMIT, FedPhase.VOTE_REVEAL)
 END_PHASES = (FedPhase.HIDDEN, FedPhase.END_COMMIT, FedPhase.END_REVEAL)
 
 

@@ -21,6 +21,7 @@ from client.api.openapi_types import (
     COUNT,
     HEIGHT_INT,
     HEX32,
+    PUBKEY,
     SALT,
     TIME_MS,
     S,
@@ -132,6 +133,15 @@ def fed_tx_bodies(body: Callable[[str, dict[str, S], str], S]) -> list[S]:
         body("fed_part", {"job_id": HEX32, "which": {"enum": list(PARTS)},
                           "part": ref("DataRef")},
              "The owner names a holdout part [TX-FED.7]"),
+        body("fed_keys", {"job_id": HEX32, "round": rnd, "mask_key": PUBKEY,
+                          "enc_key": PUBKEY},
+             "A private round's keys, opening its commitment [TX-FED.8] [FED-PRIV.6]"),
+        body("fed_shares", {"job_id": HEX32, "round": rnd, "blob": HEX32,
+                            "size": bounded(1, 1 << 40)},
+             "A private round's share blob [TX-FED.9] [FED-PRIV.7]"),
+        body("fed_unmask", {"job_id": HEX32, "round": rnd, "blob": HEX32,
+                            "size": bounded(1, 1 << 40)},
+             "A survivor's unmask blob [TX-FED.10] [FED-PRIV.8]"),
     ]
 
 
