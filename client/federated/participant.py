@@ -117,9 +117,12 @@ class Participant:
         fed = fed_job(state, self.job_id)
         if fed is None:
             return "no_job"
-        if fed.phase == FedPhase.DONE:
-            return "done"
         job = state.job(self.job_id)
+        if fed.phase == FedPhase.DONE:
+            if self.private is not None and job is not None and job.spec.federated \
+                    is not None and job.spec.federated.privacy == PRIVATE:
+                self.private.step(state, fed, job.spec.federated)  # forgets the secrets
+            return "done"
         if job is not None and job.spec.federated is not None \
                 and job.spec.federated.privacy == PRIVATE:  # [FED-PRIV.10]
             if self.private is None:

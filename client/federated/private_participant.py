@@ -66,6 +66,18 @@ class PrivateStore:
                                                     bytes.fromhex(d["self_seed"])),
                              tuple(d["update"]))
 
+    def forget(self, before: int) -> list[int]:
+        """Deletes the secrets of every round before ``before``: once a round's unmask
+        window has closed nothing needs them, and kept they would let a thief of this disk
+        unmask this participant's old updates (with the public blobs)."""
+        gone = []
+        for path in self.folder.glob("private-*.json"):
+            r = int(path.stem.split("-", 1)[1])
+            if r < before:
+                path.unlink()
+                gone.append(r)
+        return sorted(gone)
+
     def put(self, record: PrivateRecord) -> None:
         s = record.secrets
         path = self.folder / f"private-{record.round}.json"
@@ -98,6 +110,9 @@ class PrivateParticipant:
     def step(self, state: StateReader, fed: FedJob, spec: FederatedSpec) -> str:
         """``training``, ``model_missing``, ``committed``, ``keyed``, ``shared``,
         ``revealed``, ``unmasked``, ``lost_secrets``, ``sent_recently`` or ``wait``."""
+        done_before = fed.round + (0 if fed.phase in (FedPhase.COMMIT, FedPhase.SHARES,
+                                                      FedPhase.REVEAL, FedPhase.UNMASK) else 1)
+        self.store.forget(done_before)
         if self.ports.now_ms() >= fed.deadline_ms:
             return "wait"
         rec = private_record(state, self.job_id, fed.round)

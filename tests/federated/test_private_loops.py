@@ -90,7 +90,8 @@ def test_private_loops_dropout_aggregate_votes_and_no_update_readable(tmp_path: 
     its pair seeds; the drawn member posts the mean of the survivors' updates and every
     other member, recomputing from the public blobs, votes it valid. Round 2: all four.
     The recorded models are exactly ``previous + rdiv(sum, |U|)``; the job pays by round
-    weights; no block and no blob in the store holds any update's words."""
+    weights; no block and no blob in the store holds any update's words; after the job no
+    participant keeps its round secrets."""
     net = PrivateNet(tmp_path)
     story = net.story
     net.offline = lambda n: n == "dave" and story.fed.round == 1 and story.fed.phase in (
@@ -119,6 +120,9 @@ def test_private_loops_dropout_aggregate_votes_and_no_update_readable(tmp_path: 
         needles += [int(a).to_bytes(4, "little", signed=True)
                     + int(b).to_bytes(4, "little", signed=True)
                     for a, b in itertools.pairwise(values)]
+    for p in net.parts.values():
+        p.step()  # the job is done: each participant forgets its round secrets
+    assert not list((tmp_path / "owners").rglob("private-*.json"))
     haystacks = [b.encode() for b in story.chain.blocks] + list(net.blobs.values())
     assert len(haystacks) > 40
     for hay in haystacks:
