@@ -50,7 +50,7 @@ async def test_models_and_a_request_through_its_phases(tmp_path: Path) -> None:
         rec = await call(s, api, "GET", f"/predictions/{request_id.hex()}", route)
         assert rec["status"] == "drawing" and rec["escrow"] == 1_000
         assert rec["executors"] == [] and rec["outcome"] is None and rec["majority"] == 2
-        assert rec["draw_height"] == rec["included_height"] + 2
+        assert rec["draw_height"] == rec["included_height"] + 1
         detail = await call(s, api, "GET", f"/models/{job_id.hex()}", "/models/{job_id}")
         assert detail["requests"]["open"] == 1 and detail["requests"]["drawing"] == 1
         assert [p["request_id"] for p in detail["predictions"]] == [request_id.hex()]
