@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chain.crypto import PrivateKey
 from chain.federated.errors import BlobError, FederatedError
@@ -279,3 +281,30 @@ def test_private_vectors_match_the_committed_file() -> None:
     assert vectors["aggregate"] == [rdiv(sum(UPDATES[n][k] for n in ("ann", "bob", "cyd")), 3)
                                     for k in range(DIMS)]
     check_vector_file("federated_private.json", vectors)
+
+
+NAMES = ["ann", "bob", "cyd", "dee", "eve", "fay"]
+EXTRA = {"eve": [3, -3, 3, -3, 3], "fay": [-9, 0, 9, 0, -9]}
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(2, 6), st.data())
+def test_any_dropouts_and_unmaskers(n: int, data: st.DataObject) -> None:
+    """[FED-PRIV.9] [FED-PRIV.5] [FED-PRIV.8] For any keyed set of 2..6, any non-empty set of
+    survivors and any subset of them posting unmask blobs: with at least the threshold
+    (n // 2 + 1) of unmask blobs the aggregate is exactly the survivors' mean and they are
+    the included; with fewer it is the zero vector and nobody is included."""
+    names = NAMES[:n]
+    survivors = data.draw(st.lists(st.sampled_from(names), min_size=1, unique=True))
+    unmaskers = data.draw(st.lists(st.sampled_from(survivors), unique=True))
+    updates = {**UPDATES, **EXTRA}
+    r = build_round(names, updates, set(names) - set(survivors),
+                    silent=set(survivors) - set(unmaskers))
+    out = run(r)
+    if len(unmaskers) >= threshold(n):
+        assert out.error is None
+        assert out.aggregate.tolist() == [
+            rdiv(sum(updates[s][k] for s in survivors), len(survivors)) for k in range(DIMS)]
+        assert len(out.included) == len(survivors)
+    else:
+        assert out.included == () and out.aggregate.tolist() == [0] * DIMS
