@@ -55,6 +55,14 @@ def schema_text(m: dict[str, Any]) -> str:
     return f"{shape} → regression ({o['outputs']} outputs, × 10^{o['scale_exp']})"
 
 
+def serving_text(m: dict[str, Any], full: bool = False) -> str:
+    """[PRED-UNLOADABLE.3] ``serving``, or the request whose agreed answer closed the model."""
+    by = m.get("unservable_by")
+    if not by:
+        return "serving"
+    return f"unservable (request {by if full else by[:16]} agreed it does not load)"
+
+
 def get_model(client: ApiClient, model_id: bytes) -> dict[str, Any]:
     with user_errors():
         return client.model(model_id)
@@ -73,10 +81,11 @@ def model_list(node_url: str, as_json: bool) -> None:
         if not doc["models"]:
             out("no deployed models (learningchain model deploy JOB)")
             return
-        table(["MODEL", "SCHEMA", "OWNER", "ROYALTY", "REQUESTS", "OPEN", "AGREED"],
+        table(["MODEL", "SCHEMA", "OWNER", "ROYALTY", "REQUESTS", "OPEN", "AGREED", "STATUS"],
               [[m["job_id"][:16], schema_text(m), short(m["owner"]),
                 f"{m['royalty_permille'] / 10:g}%", m["requests"]["total"],
-                m["requests"]["open"], m["requests"]["agreed"]] for m in doc["models"]],
+                m["requests"]["open"], m["requests"]["agreed"], serving_text(m)]
+               for m in doc["models"]],
               right=(4, 5, 6))
 
     emit(doc, as_json, text)
@@ -95,6 +104,7 @@ def model_show(model_id: bytes, node_url: str, as_json: bool) -> None:
         out(f"  model hash  {m['model_hash']} ({m['format']})")
         out(f"  schema      {schema_text(m)}")
         out(f"  owner       {m['owner']}, royalty {m['royalty_permille']}‰")
+        out(f"  status      {serving_text(m, full=True)}")
         counts = m["requests"]
         out(f"  requests    {counts['total']} ({counts['open']} open, {counts['agreed']} "
             f"agreed, {counts['no_majority']} without majority, {counts['unserved']} "

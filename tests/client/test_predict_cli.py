@@ -98,6 +98,7 @@ def test_model_deploy_list_and_show(chain: ApiThread, tmp_path: Path) -> None:
         in listed
     shown = run(["model", "show", job_id.hex()], chain).output
     assert "2 × float32 → classes" in shown and "royalty 100‰" in shown
+    assert "serving" in listed and "status      serving" in shown
     again = deploy(chain, tmp_path, job_id, "--labels", "cat,dog,fish", code=1).output
     assert "already_deployed" in again
 
@@ -324,3 +325,16 @@ def test_values_request_prints_the_agreed_centre_within_tolerance(chain: ApiThre
     got = np.asarray(doc["values"]).reshape(-1)
     assert got.shape == (8,) and np.max(np.abs(got - np.asarray(truth) / 1000)) <= 0.005
     assert doc["status"] == "agreed" and doc["paid"] == 12
+
+
+def test_model_status_names_the_request_that_closed_it() -> None:
+    """[PRED-UNLOADABLE.3] ``model list|show`` print ``serving`` while ``unservable_by`` is
+    null, else the request whose agreed answer said the model does not load (list: its
+    prefix; show: the whole id)."""
+    from client.cli.model_commands import serving_text
+
+    rid = "ab" * 32
+    assert serving_text({"unservable_by": None}) == "serving"
+    assert rid[:16] in serving_text({"unservable_by": rid}) and rid not in \
+        serving_text({"unservable_by": rid})
+    assert rid in serving_text({"unservable_by": rid}, full=True)
