@@ -39,7 +39,7 @@ class PrivateNet:
     """The chain, one shared blob store, a participant loop per owner, a member loop per
     bonded verifier."""
 
-    def __init__(self, tmp: Path, **spec: object) -> None:
+    def __init__(self, tmp: Path, cheat_first_draw: bool = False, **spec: object) -> None:
         self.story = PrivateStory()
         self.story.post(private_job_spec(**spec))
         self.story.publish()
@@ -51,7 +51,8 @@ class PrivateNet:
         names = sorted(n for n in self.story.chain.keys if n != "mallory")
         self.members = {n: Member(self.story.chain.addr(n),
                                   HarnessPorts(self.story, n, self.blobs, self.mempool),
-                                  FixedEvaluator(), VoteStore(tmp / "votes" / n))
+                                  FixedEvaluator(), VoteStore(tmp / "votes" / n),
+                                  cheat_first_draw=cheat_first_draw)
                         for n in names}
         self.offline: Callable[[str], bool] = lambda _n: False
 
@@ -142,4 +143,22 @@ def test_private_clip_and_noise_bound_the_update(tmp_path: Path) -> None:
     moved = np.array(ModelBlob.from_bytes(net.blobs[bytes(rounds[0].model_blob)]).values,
                      dtype=np.float64)
     assert np.linalg.norm(moved) < 100 + 4 * 100  # the mean of clipped updates plus noise
+    conserved(story.chain)
+
+
+def test_a_wrong_private_aggregate_is_voted_down_and_slashed(tmp_path: Path) -> None:
+    """[FED-PRIV.9] [FED-ROUND.5] [FED-VOTE.3] The first drawn aggregator of a private round
+    posts a wrong model (every member is set to cheat on the first draw; only the drawn one
+    can): the others, unmasking the same public blobs, vote it invalid; it is banned and
+    slashed, and the next aggregator's correct aggregate is accepted."""
+    net = PrivateNet(tmp_path, cheat_first_draw=True, rounds=1)
+    story = net.story
+    net.run(lambda: story.fed.phase == FedPhase.DONE)
+    (rec,) = fed_rounds(story.chain.state, story.job_id)
+    assert rec.outcome == "accepted" and len(rec.slashed) == 1
+    assert story.chain.state.account(rec.slashed[0]).banned
+    assert rec.aggregator not in rec.slashed
+    total = [sum(net.trained[(n, 1)][k] for n in OWNERS) for k in range(4)]
+    assert ModelBlob.from_bytes(net.blobs[bytes(rec.model_blob)]).values == tuple(
+        rdiv(t, 4) for t in total)
     conserved(story.chain)
