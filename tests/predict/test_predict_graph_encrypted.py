@@ -58,7 +58,9 @@ from tests.predict.plaintext_scan import Forms, found_in, plaintext_forms, scan_
 from tests.predict.test_ckks import TOLERANCE
 from tests.predict.test_predict_graph import executor_status, until
 
-pytestmark = pytest.mark.docker
+# slow (about 60 s of node processes): `make test-slow`; CI keeps the fast scan checks in
+# tests/predict/test_plaintext_scan.py and the executor-level scan in test_ckks.py
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 CLI = str(Path(sys.executable).parent / "learningchain")
 TRAINER, EXECUTORS = 0, (1, 2, 3)
