@@ -34,7 +34,15 @@ from chain.federated.errors import FederatedError
 from chain.federated.fixed import MAX_DIMS, MAX_ROUND_PARTICIPANTS, Q_MAX, check_vector
 from chain.federated.fltrust import NORM_BITS, norm_factor, trust_from
 from chain.federated.rewards import copy_discount, norm_outliers
-from chain.federated.rounds import FLTRUST, TRIMMED_MEAN, Aggregation, RoundInput, RoundResult
+from chain.federated.robust import krum_selected
+from chain.federated.rounds import (
+    FLTRUST,
+    MULTI_KRUM,
+    TRIMMED_MEAN,
+    Aggregation,
+    RoundInput,
+    RoundResult,
+)
 from chain.types import ADDRESS_LEN
 
 Vector = npt.NDArray[np.int64]
@@ -214,6 +222,38 @@ def median_array(m: Matrix) -> Vector:
     return rdiv(s[mid - 1] + s[mid], 2)
 
 
+def krum_scores_array(m: Matrix, f: int, n2s: list[int] | None = None,
+                      m_max: int | None = None) -> list[int]:
+    """[FED-AGG.9] ``robust.krum_scores``: the squared distance of rows i and j is
+    ``n2_i + n2_j - 2·dot_ij`` with exact dot products [FED-QUANT.4], one row against the
+    rows after it at a time (views, no copies)."""
+    n = m.shape[0]
+    if f < 0 or n < f + 3:
+        raise FederatedError("too_few_updates", f"Multi-Krum with f {f} needs at least "
+                             f"{f + 3} updates, got {n}", n=n, trim=f)
+    m_max = _amax(m) if m_max is None else m_max
+    n2s = square_norms(m, m_max) if n2s is None else n2s
+    d = [[0] * n for _ in range(n)]
+    for i in range(n - 1):
+        for j, dij in enumerate(dots(m[i + 1:], m[i], m_max, m_max), start=i + 1):
+            d[i][j] = d[j][i] = n2s[i] + n2s[j] - 2 * dij
+    near = n - f - 2
+    return [sum(sorted(d[i][j] for j in range(n) if j != i)[:near]) for i in range(n)]
+
+
+def multi_krum_array(m: Matrix, f: int, n2s: list[int] | None = None,
+                     m_max: int | None = None) -> Vector:
+    """[FED-AGG.9] ``robust.multi_krum``: the ``n - f`` best scored rows' plain mean (a sum
+    of at most 256 coordinates fits int64)."""
+    chosen = krum_selected(krum_scores_array(m, f, n2s, m_max), f)
+    return rdiv(m[chosen].sum(axis=0, dtype=np.int64), len(chosen))
+
+
+def multi_krum(updates: Sequence[ArrayLike] | Matrix, f: int) -> tuple[int, ...]:
+    """[FED-AGG.9] ``robust.multi_krum``, bit for bit."""
+    return to_tuple(multi_krum_array(as_matrix(updates), f))
+
+
 def trimmed_mean(updates: Sequence[ArrayLike] | Matrix, trim: int) -> tuple[int, ...]:
     """[FED-AGG.2] ``robust.trimmed_mean``, bit for bit."""
     return to_tuple(trimmed_mean_array(as_matrix(updates), trim))
@@ -348,8 +388,12 @@ def aggregate_round_array(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
             aggregate, trusts = fltrust_array(usable, ref, [n2s[i] for i in keep], m_max)
             weight = dict(zip((addrs[i] for i in keep), trusts, strict=True))
     elif agg.rule != FLTRUST and len(keep) >= agg.needs:
-        aggregate = trimmed_mean_array(usable, agg.trim) if agg.rule == TRIMMED_MEAN \
-            else median_array(usable)
+        if agg.rule == TRIMMED_MEAN:
+            aggregate = trimmed_mean_array(usable, agg.trim)
+        elif agg.rule == MULTI_KRUM:
+            aggregate = multi_krum_array(usable, agg.trim, [n2s[i] for i in keep], m_max)
+        else:
+            aggregate = median_array(usable)
         a2 = square_norm(aggregate)
         ts = [trust_from(d, n2s[i], a2)
               for i, d in zip(keep, dots(usable, aggregate, m_max), strict=True)]

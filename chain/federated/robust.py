@@ -1,4 +1,5 @@
-"""Coordinate-wise robust aggregates: trimmed mean and median [FED-AGG.2] [FED-AGG.3].
+"""Robust aggregates: the coordinate-wise trimmed mean and median [FED-AGG.2] [FED-AGG.3],
+and Multi-Krum [FED-AGG.9], which keeps whole updates by their distances to the others.
 
 Each coordinate is aggregated on its own over the round's updates, sorted by
 value, so the result does not depend on the updates' order, and the only
@@ -58,3 +59,52 @@ def median(updates: Sequence[Sequence[int]]) -> tuple[int, ...]:
         s = sorted(col)
         out.append(rdiv(s[mid - 1] + s[mid], 2))
     return tuple(out)
+
+
+def square_distance(a: Sequence[int], b: Sequence[int]) -> int:
+    """[FED-AGG.9] ``sum((a_j - b_j) ** 2)``, exact."""
+    return sum((x - y) ** 2 for x, y in zip(a, b, strict=True))
+
+
+def krum_scores(updates: Sequence[Sequence[int]], f: int) -> list[int]:
+    """[FED-AGG.9] Each update's score: the sum of its ``n - f - 2`` smallest squared
+    distances to the other updates. Needs ``n >= f + 3`` (at least one neighbour)."""
+    n = len(updates)
+    if f < 0 or n < f + 3:
+        raise FederatedError("too_few_updates", f"Multi-Krum with f {f} needs at least "
+                             f"{f + 3} updates, got {n}", n=n, trim=f)
+    _columns(updates)  # same lengths
+    d = [[0] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            d[i][j] = d[j][i] = square_distance(updates[i], updates[j])
+    near = n - f - 2
+    return [sum(sorted(d[i][j] for j in range(n) if j != i)[:near]) for i in range(n)]
+
+
+def krum_selected(scores: Sequence[int], f: int) -> list[int]:
+    """[FED-AGG.9] The indices of the ``n - f`` smallest scores, ties by index (the
+    updates' address order [FED-AGG.1]), in ascending index order."""
+    order = sorted(range(len(scores)), key=lambda i: (scores[i], i))
+    return sorted(order[:len(scores) - f])
+
+
+def multi_krum(updates: Sequence[Sequence[int]], f: int) -> tuple[int, ...]:
+    """[FED-AGG.9] Multi-Krum (Blanchard et al., NeurIPS 2017; El Mhamdi et al., 2018):
+    score each update by the squared distances to its ``n - f - 2`` nearest others,
+    keep the ``n - f`` best scored, and take their plain mean per coordinate
+    (``rdiv(sum, n - f)``).
+
+    Why: the coordinate-wise rules bound each coordinate within the honest range but
+    not its bias: f extreme values on one side shift the middle rank of every
+    coordinate the same way, round after round (two sign flippers of six cost the median
+    12.5 points in the digits job). Multi-Krum judges whole updates: one far from the
+    others (flipped, scaled, noise, trained on other labels) has a high score and is
+    left out entirely, and the rest are averaged, so nothing is biased by what it left
+    out. Blanchard et al.'s guarantee needs ``n >= 2f + 3``: then an attacker's score
+    counts its distances to at least ``n - 2f - 1 >= 2`` honest updates. The rule runs from
+    ``n >= f + 3`` (one neighbour); below ``2f + 3`` attackers placed near each other can
+    win the selection, as their mutual distances count in their scores."""
+    chosen = krum_selected(krum_scores(updates, f), f)
+    kept = [updates[i] for i in chosen]
+    return tuple(rdiv(sum(col), len(kept)) for col in _columns(kept))

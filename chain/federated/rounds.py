@@ -19,21 +19,25 @@ from chain.federated.errors import FederatedError
 from chain.federated.fixed import MAX_ROUND_PARTICIPANTS, check_vector, clamp
 from chain.federated.fltrust import dot, fltrust, square_norm, trust, trust_from
 from chain.federated.rewards import copy_discount, norm_outliers
-from chain.federated.robust import median, trimmed_mean
+from chain.federated.robust import median, multi_krum, trimmed_mean
 from chain.types import ADDRESS_LEN
 
 TRIMMED_MEAN = "trimmed_mean"
 MEDIAN = "median"
 FLTRUST = "fltrust"
-RULES = (TRIMMED_MEAN, MEDIAN, FLTRUST)
+MULTI_KRUM = "multi_krum"
+RULES = (TRIMMED_MEAN, MEDIAN, FLTRUST, MULTI_KRUM)
 """[FED-SPEC.2] The aggregation rules a job may name."""
 MAX_TRIM = (MAX_ROUND_PARTICIPANTS - 2) // 2
+MAX_KRUM_F = MAX_ROUND_PARTICIPANTS - 4
+"""[FED-AGG.9] Multi-Krum's f: f + 4 participants (f + 3 without any one) fit in a round."""
+PARAMETER_MAX = {TRIMMED_MEAN: MAX_TRIM, MULTI_KRUM: MAX_KRUM_F, MEDIAN: 0, FLTRUST: 0}
 
 
 @dataclass(frozen=True, slots=True)
 class Aggregation:
     """[FED-SPEC.2] A job's rule and its one parameter: ``trim`` (k) for the trimmed mean,
-    0 for the others."""
+    f (the attackers tolerated) for Multi-Krum [FED-AGG.9], 0 for the others."""
 
     rule: str
     trim: int = 0
@@ -42,15 +46,16 @@ class Aggregation:
         if self.rule not in RULES:
             raise FederatedError("bad_rule", f"unknown aggregation rule {self.rule!r}",
                                  rule=self.rule)
-        if self.rule == TRIMMED_MEAN and not 0 <= self.trim <= MAX_TRIM:
-            raise FederatedError("bad_trim", f"trim must be in 0..{MAX_TRIM}", trim=self.trim)
-        if self.rule != TRIMMED_MEAN and self.trim != 0:
-            raise FederatedError("bad_trim", f"{self.rule} takes no trim", trim=self.trim)
+        hi = PARAMETER_MAX[self.rule]
+        if not 0 <= self.trim <= hi:
+            raise FederatedError("bad_trim", f"{self.rule} takes a parameter in 0..{hi}"
+                                 if hi else f"{self.rule} takes no trim", trim=self.trim)
 
     @property
     def needs(self) -> int:
-        """Fewest updates the rule aggregates: 2k + 1 for the trimmed mean, else 1."""
-        return 2 * self.trim + 1
+        """Fewest updates the rule aggregates: 2k + 1 for the trimmed mean, f + 3 for
+        Multi-Krum, else 1."""
+        return self.trim + 3 if self.rule == MULTI_KRUM else 2 * self.trim + 1
 
     def to_wire(self) -> list[Any]:
         return [self.rule, self.trim]
@@ -59,8 +64,7 @@ class Aggregation:
     def from_wire(cls, v: Any) -> Aggregation:
         a = F.array(v, "federated.aggregation", 2)
         rule = F.one_of(a[0], "federated.aggregation.rule", RULES)
-        hi = MAX_TRIM if rule == TRIMMED_MEAN else 0
-        return cls(rule, F.uint(a[1], "federated.aggregation.trim", 0, hi))
+        return cls(rule, F.uint(a[1], "federated.aggregation.trim", 0, PARAMETER_MAX[rule]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +106,12 @@ def aggregate_round(agg: Aggregation, updates: Mapping[bytes, Sequence[int]],
 
     1. Updates in ascending address order; each a valid vector of ``dims`` [FED-AGG.1].
     2. Vectors sent by two or more addresses are all excluded, weight 0 [FED-AGG.8].
-    3. The rule on the rest: trimmed mean [FED-AGG.2], median [FED-AGG.3] or FLTrust
-       against ``reference`` [FED-AGG.6]. Fewer usable updates than the rule needs (or no
-       reference for FLTrust): the round is void, aggregate zero, every weight 0.
-    4. Weights [FED-AGG.7]: FLTrust's trust; for the coordinate-wise rules the trust of
-       the update against the round's aggregate (its agreement with the robust result).
+    3. The rule on the rest: trimmed mean [FED-AGG.2], median [FED-AGG.3], Multi-Krum
+       [FED-AGG.9] or FLTrust against ``reference`` [FED-AGG.6]. Fewer usable updates than
+       the rule needs (or no reference for FLTrust): the round is void, aggregate zero,
+       every weight 0.
+    4. Weights [FED-AGG.7]: FLTrust's trust; for the other rules the trust of the update
+       against the round's aggregate (its agreement with the robust result).
     5. Norm outliers get weight 0 [FED-REWARD.7], then near-copies share one weight
        [FED-REWARD.8]. The aggregate does not depend on steps 4-5.
     """
@@ -123,7 +128,7 @@ def aggregate_round(agg: Aggregation, updates: Mapping[bytes, Sequence[int]],
     elif agg.rule != FLTRUST and len(usable) >= agg.needs:
         vectors = [v for _, v in usable]
         aggregate = trimmed_mean(vectors, agg.trim) if agg.rule == TRIMMED_MEAN \
-            else median(vectors)
+            else multi_krum(vectors, agg.trim) if agg.rule == MULTI_KRUM else median(vectors)
         weight = {a: trust(v, aggregate) for a, v in usable}
     else:
         aggregate, weight = zero, {}

@@ -20,7 +20,7 @@ from chain import fields as F
 from chain.errors import DecodeError
 from chain.federated.blobs import MAX_ROUNDS
 from chain.federated.fixed import MAX_DIMS, MAX_ROUND_PARTICIPANTS, SCALE_BITS_MAX, SCALE_BITS_MIN
-from chain.federated.rounds import TRIMMED_MEAN, Aggregation
+from chain.federated.rounds import MULTI_KRUM, TRIMMED_MEAN, Aggregation
 from chain.holdout_spec import Holdout
 from chain.types import Hash32
 
@@ -99,6 +99,10 @@ class FederatedSpec:
             raise _bad("min_participants", f"a trimmed mean with trim {agg.trim} needs at "
                        f"least {2 * agg.trim + 2} participants (2k + 1 without any one of "
                        f"them), got {self.min_participants}")
+        if agg.rule == MULTI_KRUM and self.min_participants < agg.needs + 1:
+            raise _bad("min_participants", f"Multi-Krum with f {agg.trim} needs at least "
+                       f"{agg.needs + 1} participants (f + 3 without any one of them), got "
+                       f"{self.min_participants}")
         h = self.holdout
         if h.finalists != 1 or h.tie_tolerance != 0.0 or math.copysign(1, h.tie_tolerance) < 0:
             raise _bad("holdout", "a federated job has no finalists or tie tolerance: "

@@ -28,6 +28,7 @@ from chain.federated.rewards import Payout, payout
 from chain.federated.rounds import (
     FLTRUST,
     MEDIAN,
+    MULTI_KRUM,
     TRIMMED_MEAN,
     Aggregation,
     RoundInput,
@@ -52,10 +53,13 @@ DOMINANT = 0.6
 """Share of an owner's rows from its two dominant classes (0.2 under IID)."""
 RULES: dict[str, Aggregation] = {
     "mean": Aggregation(TRIMMED_MEAN, 0), "trimmed_mean": Aggregation(TRIMMED_MEAN, 1),
-    "median": Aggregation(MEDIAN), "fltrust": Aggregation(FLTRUST)}
+    "median": Aggregation(MEDIAN), "fltrust": Aggregation(FLTRUST),
+    "multi_krum": Aggregation(MULTI_KRUM, 2)}
 """Plain mean is the trimmed mean with k = 0. k = 1 is guaranteed against one attacker only;
 k = 2 of six updates keeps the two middle values, which is the median [FED-AGG.3] bit for
-bit, so the median column is also the trimmed mean with k = 2."""
+bit, so the median column is also the trimmed mean with k = 2. Multi-Krum runs with f = 2
+[FED-AGG.9]: it keeps the 4 best scored of 6 updates (below Blanchard et al.'s n >= 2f + 3,
+which would need 7 owners; see the rule's docstring)."""
 ATTACKS = ("sign_flip", "scale_x100", "noise", "label_flip")
 SIGN_FLIP = -4.0
 """A sign flip sends -4 × its honest update (a boosted flip; -1 × barely moves a mean

@@ -316,3 +316,38 @@ def test_rdiv_symmetry_makes_rules_odd() -> None:
     assert median(neg) == tuple(-x for x in median(ups))
     assert fltrust(neg, neg[0])[0] == tuple(-x for x in fltrust(ups, ups[0])[0])
     assert rdiv(-7, 2) == -rdiv(7, 2)
+
+
+def test_multi_krum_keeps_whole_updates_by_their_distances() -> None:
+    """[FED-AGG.9] [FED-SPEC.2] Scores are the sums of the n - f - 2 smallest squared distances
+    to the others; the n - f best scored are kept (ties by address order) and averaged; a
+    flipped and a scaled update are left out whole; f = 0 is the plain mean; fewer than
+    f + 3 updates are refused and make the round void; the wire carries f and bounds it; a
+    job needs f + 4 participants (f + 3 without any one)."""
+    from chain.errors import DecodeError
+    from chain.federated.robust import krum_scores, krum_selected, multi_krum
+    from chain.federated.rounds import MAX_KRUM_F, MULTI_KRUM
+    from tests.federated.test_spec import spec
+
+    honest = [(10, 20), (12, 18), (9, 22), (11, 19)]
+    ups = [*honest, (-40, -80), (1100, 2000)]
+    scores = krum_scores(ups, 2)
+    assert scores[:4] == [2 + 5, 4 + 6, 5 + 13, 2 + 2]  # two nearest honest each
+    assert krum_selected(scores, 2) == [0, 1, 2, 3]
+    assert multi_krum(ups, 2) == (rdiv(42, 4), rdiv(79, 4))
+    assert multi_krum(honest, 0) == trimmed_mean(honest, 0)
+    assert krum_selected([3, 1, 3, 3], 2) == [0, 1]  # ties by index
+    with pytest.raises(FederatedError):
+        multi_krum(honest, 2)
+    agg = Aggregation(MULTI_KRUM, 2)
+    assert agg.needs == 5 and Aggregation.from_wire(agg.to_wire()) == agg
+    named = {bytes([i + 1]) * 20: u for i, u in enumerate(honest)}
+    assert aggregate_round(agg, named, None, 2).aggregate == (0, 0)  # void: 4 < 5
+    with pytest.raises(FederatedError):
+        Aggregation(MULTI_KRUM, MAX_KRUM_F + 1)
+    with pytest.raises(DecodeError):
+        Aggregation.from_wire([MULTI_KRUM, MAX_KRUM_F + 1])
+    spec(aggregation=agg, min_participants=6)
+    with pytest.raises(DecodeError) as e:
+        spec(aggregation=agg, min_participants=5)
+    assert "min_participants" in str(e.value)

@@ -34,10 +34,11 @@ from chain.federated.rewards import (
     payout,
     split,
 )
-from chain.federated.robust import median, trimmed_mean
+from chain.federated.robust import krum_scores, krum_selected, median, multi_krum, trimmed_mean
 from chain.federated.rounds import (
     FLTRUST,
     MEDIAN,
+    MULTI_KRUM,
     TRIMMED_MEAN,
     Aggregation,
     aggregate_round,
@@ -139,6 +140,12 @@ TRIMMED_CASES = [
     ([(-9, 0), (1, 0), (1, 1), (2, 1), (9, 0)], 2),
     ([(Q_MAX, -Q_MAX), (Q_MAX, -Q_MAX), (Q_MAX - 1, -Q_MAX + 1)], 0),
 ]
+KRUM_CASES = [
+    ([(10, 20), (12, 18), (9, 22), (11, 19), (-400, -800), (600, 0)], 2),
+    ([(1, 1), (2, 2), (3, 3), (4, 4)], 1),  # equal scores: ties by index
+    ([(0, 0), (1, 0), (0, 1), (Q_MAX, -Q_MAX), (-Q_MAX, Q_MAX)], 0),  # f = 0: the mean
+    ([(5, 5, 5), (6, 4, 5), (5, 6, 4), (4, 5, 6), (-5, -5, -5), (50, 50, 50), (5, 5, 6)], 2),
+]
 MEDIAN_CASES = [
     [(5, 1), (-100, 2), (7, 3)],
     [(1, 2), (2, 3)],
@@ -188,7 +195,7 @@ def _round_vectors() -> list[dict[str, Any]]:
     model = (65536, -65536, Q_MAX - 5, 0)
     out = []
     for agg in (Aggregation(TRIMMED_MEAN, 1), Aggregation(MEDIAN), Aggregation(FLTRUST),
-                Aggregation(TRIMMED_MEAN, 0)):
+                Aggregation(TRIMMED_MEAN, 0), Aggregation(MULTI_KRUM, 1)):
         result = aggregate_round(agg, {addr(n): u for n, u in updates.items()},
                                  ref if agg.rule == FLTRUST else None, 4)
         new = apply_aggregate(model, result.aggregate)
@@ -381,6 +388,11 @@ def build_vectors() -> dict[str, Any]:
                              for ups, k in TRIMMED_CASES],
             "median": [{"updates": [_vec(u) for u in ups], "aggregate": _vec(median(ups))}
                        for ups in MEDIAN_CASES],
+            "multi_krum": [{"updates": [_vec(u) for u in ups], "f": f,
+                            "scores": [str(x) for x in krum_scores(ups, f)],
+                            "selected": krum_selected(krum_scores(ups, f), f),
+                            "aggregate": _vec(multi_krum(ups, f))}
+                           for ups, f in KRUM_CASES],
             "fltrust": _fltrust_vectors(),
             "rounds": _round_vectors(),
         },
@@ -393,9 +405,9 @@ def build_vectors() -> dict[str, Any]:
 def test_federated_vectors_match_the_committed_file() -> None:
     """[FED-QUANT.2] [FED-QUANT.3] [FED-QUANT.5] [FED-MODEL.1] [FED-MODEL.2] [FED-COMMIT.1]
     [FED-AGG.1] [FED-AGG.2] [FED-AGG.3] [FED-AGG.4] [FED-AGG.5] [FED-AGG.6] [FED-AGG.7]
-    [FED-AGG.8] [FED-MODEL.3] [FED-REWARD.1] [FED-REWARD.2] [FED-REWARD.3] [FED-REWARD.4]
-    [FED-REWARD.5] [FED-REWARD.7] [FED-REWARD.8] [FED-REWARD.9] [FED-SPEC.1] [FED-SPEC.2]
-    [FED-SPEC.3] [FED-PRIV.1] [FED-PRIV.2] [FED-PRIV.3] [FED-PRIV.4] [FED-PRIV.5]
+    [FED-AGG.8] [FED-AGG.9] [FED-MODEL.3] [FED-REWARD.1] [FED-REWARD.2] [FED-REWARD.3]
+    [FED-REWARD.4] [FED-REWARD.5] [FED-REWARD.7] [FED-REWARD.8] [FED-REWARD.9] [FED-SPEC.1]
+    [FED-SPEC.2] [FED-SPEC.3] [FED-PRIV.1] [FED-PRIV.2] [FED-PRIV.3] [FED-PRIV.4] [FED-PRIV.5]
     Recomputed from the rules, the
     vectors equal protocol_spec/vectors/federated.json byte for byte; each refused blob and
     spec fails with the code the file names; the sign-flipped attacker has trust 0; the toy
@@ -415,6 +427,8 @@ def test_federated_vectors_match_the_committed_file() -> None:
     assert job["payout"]["paid"].get("free_rider", 0) == 0
     assert job["payout"]["paid"].get("sign_flipper", 0) == 0
     assert sum(job["payout"]["paid"].values()) == job["bounty"]
+    krum = vectors["aggregation"]["multi_krum"]
+    assert krum[0]["selected"] == [0, 1, 2, 3] and krum[1]["selected"] == [0, 1, 2]
     steps = vectors["rewards"]["weight_steps"]
     w = steps["round"]["weights"]
     assert w["e"] == w["f"] == 0 and w["d"] > w["a"] // 2  # e: norm outlier; f: zero
