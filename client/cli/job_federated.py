@@ -25,7 +25,7 @@ from chain.errors import DecodeError
 from chain.federated.api import part_body
 from chain.federated.blobs import ModelBlob
 from chain.federated.ledger_rounds import reveal_deposit
-from chain.federated.rounds import Aggregation
+from chain.federated.rounds import RULES, Aggregation
 from chain.federated.spec import FEDERATED_V1, OPEN, PRIVATE, FederatedSpec
 from chain.jobspec import DataRef, JobSpec
 from chain.types import Hash32
@@ -34,7 +34,6 @@ from client.cli.common import DURATION, UserError, send, user_errors
 from sandbox.errors import SandboxError
 
 Json = dict[str, Any]
-RULES = ("trimmed_mean", "median", "fltrust")
 TEMPLATE_PREFIX = "digits:"
 """``--initial-model digits:H``: the digits template's MLP (64-H-10), seeded, quantised."""
 
@@ -63,8 +62,9 @@ FEDERATED_OPTIONS = [
             help="federated: the first commitments of a round, in block order."),
     _option("--rule", type=click.Choice(RULES), default="trimmed_mean", show_default=True,
             help="federated: the aggregation rule [FED-AGG.*]."),
-    _option("--trim", type=click.IntRange(0, 127), default=0, show_default=True,
-            help="federated: trimmed mean's k (updates cut at each end per coordinate)."),
+    _option("--trim", type=click.IntRange(0, 252), default=0, show_default=True,
+            help="federated: the rule's parameter: trimmed mean's k (updates cut at each end "
+                 "per coordinate), multi_krum's f (updates assumed Byzantine)."),
     _option("--target-accuracy", type=click.FloatRange(0, 1, min_open=True), default=None,
             help="federated: accuracy on the public part (0..1) that ends the job early."),
     _option("--scale-bits", type=click.IntRange(8, 24), default=16, show_default=True,

@@ -177,3 +177,20 @@ def test_show_prints_weights_slashes_and_rewards_of_a_finished_job() -> None:
     assert f"paid {sum(paid.values())}, refund {fed['payout']['refund']}" in text
     assert sum(paid.values()) + int(fed["payout"]["refund"]) == BOUNTY
     assert "end ballot: 3 participants, deposit returned" in text
+
+
+def test_submit_federated_multi_krum_parameter(chain: ApiThread, tmp_path: Path) -> None:
+    """[FED-AGG.9] [FED-SPEC.2] ``--rule multi_krum --trim f`` posts ``["multi_krum", f]``
+    when ``min_participants`` is at least f + 4 (f + 3 without any one); fewer are refused
+    before posting."""
+    folder = v3_job_dir(tmp_path)
+    base = list(FED_ARGS)
+    base[base.index("--min-participants") + 1] = "5"
+    base[base.index("--max-participants") + 1] = "6"
+    refused = submit(chain, tmp_path, folder, *base, "--rule", "multi_krum", "--trim", "1",
+                     "--min-participants", "4", code=1)
+    assert "Multi-Krum with f 1 needs at least" in refused.output, refused.output
+    posted = submit(chain, tmp_path, folder, *base, "--rule", "multi_krum", "--trim", "1",
+                    "--json")
+    spec = ApiClient(chain.url).federated_job(posted["job_id"])["spec"]
+    assert (spec["rule"], spec["trim"], spec["min_participants"]) == ("multi_krum", 1, 5)
