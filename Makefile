@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export LC_TEST_POSTGRES_URL ?= postgresql+psycopg2://lc:lc@127.0.0.1:5432/lc_test
 
-.PHONY: test test-slow demo demo-federated setup system venv base-image lint typecheck unit gpu-test soak fuzz faults bench clean
+.PHONY: test test-slow demo demo-federated demo-federated-private setup system venv base-image lint typecheck unit gpu-test soak fuzz faults bench clean
 
 test: setup lint typecheck
 	$(VENV)/bin/pytest -q
@@ -69,6 +69,9 @@ demo: setup
 # owners' nodes, each with its own non-IID shard of digits that never leaves it.
 demo-federated: setup
 	$(PY) -m client.devnet.demo_federated
+
+demo-federated-private: setup
+	$(PY) -m client.devnet.demo_federated_private
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

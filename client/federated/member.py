@@ -51,6 +51,9 @@ from client.federated.member_compute import (
 from client.federated.member_private import private_aggregate, private_blobs
 from client.federated.participant import RESEND_MS, Ports
 
+PREFETCH_PHASES = (FedPhase.SHARES, FedPhase.REVEAL, FedPhase.UNMASK)
+"""A private round's phases in which members fetch the blobs named so far [FED-PRIV.9]."""
+
 
 class Evaluator(Protocol):
     """Measures models on a job's holdout parts (host-side or in the job's sandbox)."""
@@ -139,6 +142,8 @@ class Member:
         if fed.phase == FedPhase.DONE:
             return "done"
         spec = job.spec.federated
+        if spec.privacy != "open" and fed.phase in PREFETCH_PHASES:
+            self._prefetch(fed)
         what = duty(state, job_id, self.address, self.ports.now_ms())
         if what not in ("aggregate", "vote_commit", "vote_reveal"):
             return "wait"
@@ -155,6 +160,13 @@ class Member:
         if what == "aggregate":
             return self._post(job_id, fed, mine)
         return self._round_vote(job_id, fed, spec, mine)
+
+    def _prefetch(self, fed: FedJob) -> None:
+        """[FED-PRIV.9] Fetches a private round's blobs as soon as they are named: a
+        participant that drops out after sharing is gone when the aggregator is drawn, and
+        its share blob would be on no other node (a void round on a real graph)."""
+        for blob_id in sorted(private_blobs(self.ports.state(), fed)):
+            self.ports.read_blob(blob_id)
 
     # --- aggregator -------------------------------------------------------------------
     def _aggregate(self, job_id: bytes, fed: FedJob, spec: FederatedSpec

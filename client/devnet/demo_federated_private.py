@@ -1,0 +1,345 @@
+"""``make demo-federated-private``: a *private* federated job on a real multi-process graph.
+
+The same graph as ``make demo-federated`` (client/devnet/demo_federated.py: 4 validators,
+node0-2 bonded verifiers that aggregate and vote, six data owners' nodes started with
+``learningchain federated join``, each training in its own sandbox on its own non-IID
+shard), but the job is posted with ``privacy = "private"`` (federated.md §6-7):
+
+1. Each round an owner trains, clips and noises its update [FED-PRIV.3], commits to fresh
+   round keys, publishes them, sends its encrypted seed shares, reveals only its *masked*
+   update, and after the reveals names its unmask blob [FED-PRIV.6-10].
+2. The drawn verifier rebuilds the survivors' sum from the public blobs alone, posts
+   ``rdiv(sum, |U|)`` with weight 1 per survivor [FED-PRIV.9] [FED-REWARD.6]; the others
+   recompute it bit for bit and vote.
+3. ``frank`` drops out in round ``DROP_ROUND``: its node process is killed (SIGKILL) as soon
+   as its share blob is in a block, so it is in the round's mask set but never reveals;
+   the survivors reveal shares of its mask secret and the round still closes with the
+   five others' mean. Later rounds run without it.
+4. Private mode has no leave-one-out (``loo_permille`` 0): the payout follows the last round
+   at once, by round weights [FED-END.1] [FED-REWARD.6].
+
+TEST ONLY (``keep_updates``): the product deletes a participant's noised update with its
+round secrets once the round is over (client/federated/private_participant.py
+``PrivateStore.forget``). To check that each aggregate equals the plain mean of the
+survivors' updates, the demo, which runs every owner on this machine, copies each owner's
+``update`` (not its secrets) out of ``node-data/federated/JOB/private-R.json`` while the
+round runs, into a folder *outside* every node's directory. ``main`` does not keep them.
+
+``run_private_demo`` returns every figure; tests/federated/test_federated_graph_private.py
+asserts them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from chain.federated.blobs import ModelBlob
+from chain.federated.rounds import Aggregation
+from chain.federated.spec import PRIVATE
+from chain.jobspec import JobSpec
+from chain.keyfile import read_key_file
+from chain.transactions import PostJob
+from client.api.http_client import ApiClient, ApiError
+from client.cli.common import send
+from client.cli.holdout_duties import commit_pool, keep_secret
+from client.devnet import fed_setup
+from client.devnet.demo_federated import (
+    OWNERS,
+    SCALE_BITS,
+    FedDemoResult,
+    _balances,
+    _build,
+    _job_spec,
+    _pack,
+    _part,
+    _row,
+    _snapshot,
+    _start_join,
+    _wait_for,
+    say,
+)
+from client.devnet.processes import REPO_ROOT, check_ports, down, load_pids, up
+
+REPO = REPO_ROOT
+VERIFIERS = 3
+ROUNDS = 3
+DROP_ROUND = 2
+DROPPER = "frank"
+BOUNTY = 600
+HIDDEN = 16
+DP_CLIP = 4 << SCALE_BITS
+"""L2 clip 4.0 (quantised units): the digits owners' updates have norms of about 1-3, so the
+clip binds only on outliers."""
+DP_NOISE_PERMILLE = 10
+"""Noise std per participant ``4.0 · 0.01 / √4 = 0.02`` per coordinate [FED-PRIV.3]: small
+enough that three rounds still learn, the point here being the masking, not a DP budget."""
+OWNER_CREDITS = 100
+FIRST_COMMIT_MS = 60_000
+
+
+@dataclass
+class PrivateDemoResult(FedDemoResult):
+    dropper: str = DROPPER
+    dropped_at: tuple[int, str] | None = None
+    """(round, phase) when the dropper's node was killed."""
+    kept: dict[str, dict[int, list[int]]] = field(default_factory=dict)
+    """TEST ONLY: owner -> round -> its clipped and noised update (what it masked)."""
+    kept_dir: Path | None = None
+    txs: list[dict[str, Any]] = field(default_factory=list)
+    """Every federated transaction of the job, from node0's blocks: ``height`` added."""
+    models: dict[int, ModelBlob] = field(default_factory=dict)
+    """Round -> the model recorded for it (0: the initial model), fetched by blob id."""
+    spec: JobSpec | None = None
+
+
+def run_private_demo(root: Path, *, base_port: int = 27100, rounds: int = ROUNDS,
+                     docs: Path | None = None, keep_updates: bool = False,
+                     timeout_s: float = 900.0) -> PrivateDemoResult:
+    """The private demo in ``root`` (emptied first); the graph is stopped at the end whatever
+    happens. ``keep_updates``: TEST ONLY, see the module docstring."""
+    import shutil
+
+    started = time.monotonic()
+    if root.exists():
+        down(root)
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    job_dir = root / "fed-job"
+    say("== 1. the job: the digits template (its image has the federate entry)")
+    image_id = _build(job_dir)
+    shards = fed_setup.deal_shards(job_dir / "data" / "train.csv", OWNERS, root / "owners")
+    say(f"== 2. a graph: 4 validators, node0-{VERIFIERS - 1} bonded verifiers")
+    check_ports({base_port + 4 + i + d: f"{o} node" for i, o in enumerate(OWNERS)
+                 for d in (0, 100)}, "choose another base port")
+    layout = up(root, validators=4, workers=VERIFIERS, base_port=base_port,
+                users={"owner": 5_000, **dict.fromkeys(OWNERS, OWNER_CREDITS)},
+                consensus={"commit_ms": 200}, timeout=90)
+    result = PrivateDemoResult(layout, shards=shards)
+    if keep_updates:
+        result.kept_dir = root / "TEST-ONLY-kept-updates"  # outside every node's directory
+        result.kept_dir.mkdir()
+    try:
+        _run(root, job_dir, image_id, result, rounds, timeout_s)
+    finally:
+        say("== stopping the graph")
+        for name, outcome in down(root).items():
+            say(f"   {name}: {outcome}")
+    if result.job_id:
+        _owner_ledgers(result)
+    result.seconds = time.monotonic() - started
+    if docs is not None:
+        (docs / "federated_graph_private.md").write_text(report_md(result, rounds))
+    return result
+
+
+def _private_spec(image_id: str, blob: bytes, initial: ModelBlob, holdout: Any, rounds: int,
+                  expiry_ms: int) -> JobSpec:
+    """The open demo's spec made private: the plain mean [FED-PRIV.9], clip and noise,
+    no leave-one-out, 4..6 participants."""
+    spec = _job_spec(image_id, blob, initial, holdout, rounds, expiry_ms)
+    assert spec.federated is not None
+    fed = replace(spec.federated, privacy=PRIVATE, aggregation=Aggregation("trimmed_mean", 0),
+                  dp_clip=DP_CLIP, dp_noise_permille=DP_NOISE_PERMILLE, loo_permille=0)
+    return replace(spec, federated=fed,
+                   description="federated digits, private: masked updates, one dropout")
+
+
+def _run(root: Path, job_dir: Path, image_id: str, result: PrivateDemoResult, rounds: int,
+         timeout_s: float) -> None:
+    from sandbox.holdout_blob import pack_part as pack
+    from sandbox.holdout_blob import part_indices
+    from sandbox.job_file import load_job_file
+
+    layout = result.layout
+    api = ApiClient(layout.nodes[0].api_url)
+    owner = next(u for u in layout.users if u.name == "owner")
+    key = read_key_file(owner.key_file, owner.passphrase_file.read_text().strip())
+    names = {n.address: n.name for n in layout.nodes}
+    names.update({u.address: u.name for u in layout.users})
+    say("== 3. the owner posts the private federated job")
+    initial = fed_setup.initial_model(HIDDEN, SCALE_BITS)
+    model_file = root / "initial-model.blob"
+    model_file.write_bytes(initial.to_bytes())
+    blob = bytes.fromhex(api.upload_blob(model_file)["blob"])
+    job_file = load_job_file(job_dir)
+    assert job_file.holdout is not None
+    secret, holdout = commit_pool(job_dir, job_file.holdout)
+    keep_secret(job_dir, secret)
+    pool_dir = job_file.holdout.pool_path(job_dir)
+    result.balances_before = _balances(api, names)
+    spec = _private_spec(image_id, blob, initial, holdout, rounds,
+                         int(api.status()["time_ms"]) + FIRST_COMMIT_MS)
+    result.spec = spec
+    tx, _ = send(api, key, PostJob(spec), wait=True, what="post_job")
+    job_id = result.job_id = tx.hash.hex()
+    say(f"   job {job_id}: private, {rounds} rounds, clip {DP_CLIP / (1 << SCALE_BITS)}, "
+        f"noise {DP_NOISE_PERMILLE}‰; {DROPPER} will drop out in round {DROP_ROUND}")
+
+    say("== 4. six data owners join, each from its own node with its own data folder")
+    pids = load_pids(root)
+    for i, user in enumerate(u for u in layout.users if u.name in OWNERS):
+        node = fed_setup.owner_node(layout, user, i, layout.nodes[0].p2p_port)
+        shard = next(s for s in result.shards if s.owner == user.name)
+        pids[node.name] = _start_join(node, job_id, shard.folder)
+        result.owners.append(node)
+    (root / "devnet.json").write_text(json.dumps({"pids": pids}, indent=2) + "\n")
+    dropper = next(o for o in result.owners if o.name == DROPPER)
+
+    fed = _wait_for(api, job_id, lambda f: f["seed"] is not None, 60, "the split seed")
+    public = _pack(pack, secret, pool_dir, fed, holdout, "public", root)
+    ref = api.upload_blob(public[0])
+    send(api, key, _part(job_id, "public", ref["blob"], public[1]), wait=True, what="fed_part")
+
+    say("== 5. rounds: keys, shares, masked reveals, unmask blobs; a verifier unmasks the sum")
+    deadline = time.monotonic() + timeout_s
+    shown = seen_height = 0
+    share_blob = ""
+    height = int(api.status()["height"])
+    while True:
+        fed = api.federated_job(job_id)
+        _keep(result, job_id)
+        for block_no in range(seen_height + 1, height + 1):
+            for t in api.block(block_no)["txs"]:
+                if t["type"].startswith("fed_") and t["body"].get("job_id") == job_id:
+                    result.txs.append({**t, "height": block_no})
+                    if t["type"] == "fed_shares" and t["sender"] == dropper.address \
+                            and t["body"]["round"] == DROP_ROUND:
+                        share_blob = t["body"]["blob"]
+        seen_height = height
+        if share_blob and result.dropped_at is None and (fed["phase"] != "shares" or all(
+                ApiClient(n.api_url, timeout=3).has_blob(share_blob)
+                for n in layout.nodes[:VERIFIERS])):
+            _keep(result, job_id)
+            os.kill(pids[DROPPER], signal.SIGKILL)  # gone before its reveal
+            result.dropped_at = (DROP_ROUND, fed["phase"])
+            say(f"   !! {DROPPER} shared its seeds in round {DROP_ROUND}; once the "
+                f"verifiers hold its share blob (phase {fed['phase']}) it drops out: its "
+                "node is killed")
+        for rnd in fed["rounds"][shown:]:
+            if rnd["verdict"] is None:
+                break
+            shown += 1
+            say(f"   round {rnd['round']}: {rnd['verdict']}, aggregator "
+                f"{names.get(rnd['aggregator'] or '', '-')}, weights "
+                f"{ {names.get(w['address']): w['weight'] for w in rnd['weights']} }")
+        _snapshot(result, layout, job_id)
+        if fed["phase"] == "done":
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"private job not done after {timeout_s:.0f}s: phase "
+                               f"{fed['phase']}, round {fed['round']}")
+        try:
+            height = int(api.wait(height + 1, timeout=5)["height"])
+        except ApiError:
+            time.sleep(0.5)
+    result.fed = fed
+    seed = bytes.fromhex(fed["seed"])
+    x, y = fed_setup.hidden_rows(pool_dir, secret.names,
+                                 part_indices(seed, secret.pool, holdout.public_permille,
+                                              "hidden"))
+    _outcome(result, api, names, root, initial, x, y)
+
+
+def _owner_ledgers(result: PrivateDemoResult) -> None:
+    """Each owner's node stops as soon as the job is done (``federated join``), often before
+    its API answered with the last round: its view is read from its own ledger database,
+    once the graph is down (its final committed state)."""
+    from chain.federated.api import fed_rounds
+    from chain.genesis import Genesis
+    from chain.ledger import Ledger
+    from chain.storage import sqlite_url
+
+    genesis = Genesis.load(result.layout.genesis)
+    for o in result.owners:
+        ledger = Ledger.open(sqlite_url(o.directory / "node-data"), genesis)
+        try:
+            result.hashes_by_node[o.name] = {
+                r.round: None if r.model_hash is None else bytes(r.model_hash).hex()
+                for r in fed_rounds(ledger.state, bytes.fromhex(result.job_id))}
+        finally:
+            ledger.close()
+
+
+def _keep(result: PrivateDemoResult, job_id: str) -> None:
+    """TEST ONLY: copy each owner's noised update of the running round out of its private
+    store before the product deletes it (module docstring)."""
+    if result.kept_dir is None:
+        return
+    for o in result.owners:
+        for path in (o.directory / "node-data" / "federated" / job_id).glob("private-*.json"):
+            r = int(path.stem.split("-", 1)[1])
+            if r in result.kept.get(o.name, {}):
+                continue
+            try:
+                update = [int(v) for v in json.loads(path.read_text())["update"]]
+            except (OSError, ValueError, KeyError):
+                continue  # deleted or replaced under us: the next block tries again
+            result.kept.setdefault(o.name, {})[r] = update
+            (result.kept_dir / f"{o.name}-{r}.json").write_text(json.dumps(update))
+
+
+def _outcome(result: PrivateDemoResult, api: ApiClient, names: dict[str, str], root: Path,
+             initial: ModelBlob, x: Any, y: Any) -> None:
+    fed = result.fed
+    models = root / "models"
+    models.mkdir(exist_ok=True)
+    result.models[0] = initial
+    table = [_row(0, "initial", None, None, initial, x, y, None)]
+    for rnd in fed["rounds"]:
+        path = models / f"round-{rnd['round']}.blob"
+        api.download_blob(rnd["model_blob"], path)
+        model = result.models[rnd["round"]] = ModelBlob.from_bytes(path.read_bytes())
+        table.append(_row(rnd["round"], rnd["verdict"],
+                          names.get(rnd["aggregator"] or "", "-"), rnd["accuracy_ppm"],
+                          model, x, y, rnd["model_hash"]))
+        result.slashed += [names.get(a, a) for a in rnd["slashed"]]
+    result.table = table
+    say(f"== 6. accuracy per round on the hidden test set ({len(y)} rows)")
+    for r in table:
+        voted = "-" if r["voted_ppm"] is None else f"{r['voted_ppm'] / 1e4:.1f}%"
+        say(f"   round {r['round']}: {r['verdict']:8s} voted {voted:>6s}  hidden "
+            f"{100 * r['hidden_acc']:.1f}%  model {(r['model_hash'] or '-')[:16]}")
+    reference = {int(r["round"]): r["model_hash"] for r in fed["rounds"]}
+    same = sum(1 for v in result.hashes_by_node.values() if v == reference)
+    say(f"== 7. nodes with identical global-model hashes per round: {same} of "
+        f"{len(result.hashes_by_node)}")
+    payout = fed["payout"] or {"paid": [], "refund": 0}
+    result.payouts = {names.get(p["address"], p["address"]): int(p["amount"])
+                      for p in payout["paid"]}
+    result.refund = int(payout["refund"])
+    result.balances_after = _balances(api, names)
+    say(f"== 8. paid per round weights: {result.payouts}, refund {result.refund}")
+
+
+def report_md(result: PrivateDemoResult, rounds: int) -> str:
+    """The private run's figures as Markdown."""
+    lines = [f"6 data owners, private mode (pairwise masking, clip {DP_CLIP >> SCALE_BITS}.0, "
+             f"noise {DP_NOISE_PERMILLE}‰), {rounds} rounds, {DROPPER} killed after sharing "
+             f"in round {DROP_ROUND}; {result.seconds:.0f} s.", "",
+             "| round | verdict | survivors | voted accuracy (public) | hidden accuracy |",
+             "|---|---|---|---|---|"]
+    weights = {int(r["round"]): len(r["weights"]) for r in result.fed.get("rounds", [])}
+    for r in result.table:
+        voted = "-" if r["voted_ppm"] is None else f"{r['voted_ppm'] / 1e4:.1f} %"
+        lines.append(f"| {r['round']} | {r['verdict']} | {weights.get(r['round'], '-')} "
+                     f"| {voted} | {100 * r['hidden_acc']:.1f} % |")
+    lines += ["", f"Paid: {result.payouts}, refund {result.refund}.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    root = REPO / ".demo-federated-private"
+    result = run_private_demo(root)
+    say(f"== done in {result.seconds:.0f}s (graph files and logs in {root})")
+    sys.exit(0 if result.fed.get("phase") == "done" else 1)
+
+
+if __name__ == "__main__":
+    main()
