@@ -20,7 +20,7 @@ import math
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -320,9 +320,11 @@ class SandboxRunner:
                  file_caps: Mapping[str, tuple[int, FailureReason]]
                  ) -> tuple[FailureReason | None, str, int]:
         """Copy ``paths`` out of the container within the caps [JOB-OUT.*]; classify failures."""
+        archive = self._output_archive(container, paths)
         try:
-            summary = extract_output(self._output_archive(container, paths), output_dir, cap,
-                                     {name: limit for name, (limit, _) in file_caps.items()})
+            with contextlib.closing(archive):  # closed at once, even when refused early
+                summary = extract_output(archive, output_dir, cap,
+                                         {name: limit for name, (limit, _) in file_caps.items()})
         except OutputRejected as e:
             clear_folder(output_dir)
             if e.reason == "file_too_large" and e.name in file_caps:
@@ -339,7 +341,7 @@ class SandboxRunner:
         return None, (f"exit 0, {summary.files} output files, "
                       f"{summary.total_bytes} bytes"), summary.total_bytes
 
-    def _output_archive(self, container: Any, paths: Sequence[str]) -> Iterator[bytes]:
+    def _output_archive(self, container: Any, paths: Sequence[str]) -> Generator[bytes]:
         """A tar stream of ``paths`` (below /), made inside the container.
 
         The engine's own archive API cannot see into tmpfs mounts, so ``tar``
@@ -348,15 +350,23 @@ class SandboxRunner:
         ``extract_output`` caps and checks them.
         """
         api = self.client.api
+        stream: Any = None
         try:
             exec_id = api.exec_create(container.id, ["tar", "-C", "/", "-cf", "-", *paths],
                                       user=policy.JOB_USER)["Id"]
-            for stdout, _stderr in api.exec_start(exec_id, stream=True, demux=True):
+            stream = api.exec_start(exec_id, stream=True, demux=True)
+            for stdout, _stderr in stream:
                 if stdout:
                     yield stdout
         except EngineErrors as e:  # requests' errors are OSErrors: keep them apart [JOB-EXIT.5]
             raise ArchiveSourceBroken(f"reading the output from the engine failed: "
                                       f"{_short(e)}") from None
+        finally:
+            # A reader that stops early (an output over its cap) must close the stream: left
+            # open, the engine keeps the exec's pipe and takes ~20 s to remove the container.
+            if stream is not None:
+                with contextlib.suppress(Exception):
+                    stream.close()
 
     def _blame_broken_archive(self, container: Any, error: ArchiveSourceBroken
                               ) -> FailureReason:
