@@ -131,8 +131,14 @@ def run_private_demo(root: Path, *, base_port: int = 27100, rounds: int = ROUNDS
         say("== stopping the graph")
         for name, outcome in down(root).items():
             say(f"   {name}: {outcome}")
-    if result.job_id:
+    if result.job_id and result.fed:
         _owner_ledgers(result)
+        reference = {int(r["round"]): r["model_hash"] for r in result.fed["rounds"]}
+        say("== 8. every node's global-model hashes per round (validators: their API; owners: "
+            "their own ledger, read once stopped)")
+        for name, seen in result.hashes_by_node.items():
+            say(f"   {name:6s} {len(seen)} rounds, identical to the chain's: "
+                f"{seen == {r: h for r, h in reference.items() if r in seen}}")
     result.seconds = time.monotonic() - started
     if docs is not None:
         (docs / "federated_graph_private.md").write_text(report_md(result, rounds))
@@ -306,16 +312,12 @@ def _outcome(result: PrivateDemoResult, api: ApiClient, names: dict[str, str], r
         voted = "-" if r["voted_ppm"] is None else f"{r['voted_ppm'] / 1e4:.1f}%"
         say(f"   round {r['round']}: {r['verdict']:8s} voted {voted:>6s}  hidden "
             f"{100 * r['hidden_acc']:.1f}%  model {(r['model_hash'] or '-')[:16]}")
-    reference = {int(r["round"]): r["model_hash"] for r in fed["rounds"]}
-    same = sum(1 for v in result.hashes_by_node.values() if v == reference)
-    say(f"== 7. nodes with identical global-model hashes per round: {same} of "
-        f"{len(result.hashes_by_node)}")
     payout = fed["payout"] or {"paid": [], "refund": 0}
     result.payouts = {names.get(p["address"], p["address"]): int(p["amount"])
                       for p in payout["paid"]}
     result.refund = int(payout["refund"])
     result.balances_after = _balances(api, names)
-    say(f"== 8. paid per round weights: {result.payouts}, refund {result.refund}")
+    say(f"== 7. paid per round weights: {result.payouts}, refund {result.refund}")
 
 
 def report_md(result: PrivateDemoResult, rounds: int) -> str:
