@@ -82,7 +82,9 @@ def test_models_pages_show_an_unservable_model(chain: ApiThread) -> None:
             assert rows[closed.hex()][0] == "no" and rows[closed.hex()][2] == request_id.hex()
             assert rows[closed.hex()][1].startswith("unservable by ")
             page.goto(f"{chain.url}/#/models/{closed.hex()}")
-            status = page.get_by_test_id("model-servable")
+            # scoped to the model page: until the router swaps pages, the list's badges exist too
+            status = page.locator(f'[data-testid=model-page][data-model="{closed.hex()}"]') \
+                .get_by_test_id("model-servable")
             sync_api.expect(status).to_have_attribute("data-servable", "no")
             status.locator("a").click()
             sync_api.expect(page.get_by_test_id("prediction-status")).to_have_text("agreed")
