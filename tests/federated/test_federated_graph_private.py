@@ -41,6 +41,11 @@ from tests.framework.ports import free_base_port
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 M64 = (1 << 64) - 1
+MIN_HITS = 3
+"""Hits that make a file a leak. A leaked update holds its whole vector or ~1,200 of its
+pairs; a model blob holds ~1,200 adjacent int32 values of the same scale as the updates,
+and in about one run of ten one of them equals one of the ~40,000 update pairs by chance
+(seen once: one pair, the same model blob in 9 stores)."""
 
 
 class Needles:
@@ -87,7 +92,7 @@ def scan(dirs: Iterable[Path], needles: Needles, skip: set[Path]) -> tuple[int, 
         for path in sorted(p for p in d.rglob("*") if p.is_file() and p not in skip):
             data = path.read_bytes()
             files, size = files + 1, size + len(data)
-            if needles.hits(data):
+            if needles.hits(data) >= MIN_HITS:
                 leaks.append(str(path))
     return files, size, leaks
 
@@ -103,6 +108,7 @@ def test_needles_find_an_update_in_any_form(tmp_path: Path) -> None:
                  b"a" + v[20:22].astype("<i8").tobytes()):
         assert needles.hits(data) > 0
     assert needles.hits(b"".join(int(x + 1).to_bytes(4, "little") for x in update)) == 0
+    (tmp_path / "b").write_bytes(b"\0" * 3 + v[7:9].astype("<i4").tobytes())  # one pair
     (tmp_path / "a").write_bytes(b"\0" * 5 + v.astype("<i4").tobytes())
     assert scan([tmp_path], needles, set())[2] == [str(tmp_path / "a")]
 
