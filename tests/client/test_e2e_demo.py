@@ -87,7 +87,11 @@ def test_demo_story_end_to_end(tmp_path: Path, private_dockerd: PrivateDockerd,
     for row in result.public_board:
         best_rank[row["claimer"]] = min(row["rank"], best_rank.get(row["claimer"], row["rank"]))
     assert set(best_rank) == {cheater, honest, overfitter} and best_rank[cheater] <= 2
-    assert best_rank[honest] > max(best_rank[cheater], best_rank[overfitter]), best_rank
+    # The honest worker is never first on the public board (the cheater's lie is below it);
+    # whether the overfitter's public loss also beats it depends on which of its attempts
+    # memorised the public half best (one clean-clone run: 0.044 against the honest 0.038),
+    # so the public order of those two is not asserted: the hidden loss decides either way.
+    assert best_rank[honest] > best_rank[cheater], best_rank
     own_log = (layout.nodes[OVERFITTER].directory / "node.log").read_text(errors="replace")
     assert "OVERFITTING (demo)" in own_log
     # Printed: both leaderboards side by side, and the winner chosen on the hidden loss.
