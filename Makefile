@@ -42,7 +42,9 @@ unit: venv
 
 # The long proofs kept out of the default run (CI stays under 30 minutes): a node
 # SIGKILLed mid-training resumes, the Docker engine stopped mid-training, the
-# overfitter losing on the hidden set in a graph of its own (the demo test shows it too).
+# overfitter losing on the hidden set in a graph of its own (the demo test shows it too),
+# two workers on private engines fetching a job image by layer (test_image_layers_docker
+# proves the fetch in the default run).
 test-slow: setup
 	$(VENV)/bin/pytest -q -m slow
 
