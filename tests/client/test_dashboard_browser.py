@@ -33,8 +33,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from chain.crypto import address_to_text
 from chain.jobspec import JobSpec
 from chain.transactions import ClaimLoss, PostJob, RevealModel, VerifierJoin, model_commitment
@@ -42,25 +40,14 @@ from chain.types import Hash32
 from client.api.http_client import ApiClient
 from client.devnet.network import NetworkLayout
 from client.devnet.processes import down, up
+from tests.client.browser import headless_page, require_browser
 from tests.client.dashboard_driver import Driver, load_keys
 from tests.framework.ports import free_base_port
 from tests.ledger.harness import job_spec
 
-CHROMIUM = Path(os.environ.get("LC_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
-UI_TIMEOUT_MS = 20_000
 
-if os.environ.get("CI"):  # CI installs both (dev extra, setup_system.sh): never skip there
-    import playwright.sync_api as sync_api
-
-    if not CHROMIUM.exists():
-        raise RuntimeError(f"no browser at {CHROMIUM}: scripts/setup_system.sh installs chromium")
-else:
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="pip install playwright (dev extra)")
-    if not CHROMIUM.exists():
-        pytest.skip(f"no browser at {CHROMIUM} (scripts/setup_system.sh installs chromium)",
-                    allow_module_level=True)
+sync_api = require_browser()  # skips here, never under CI
 
 
 VOTERS = ("node0", "alice", "bob", "dave")
@@ -94,14 +81,7 @@ def test_dashboard_follows_a_job_from_first_claim_to_verdict(tmp_path: Path) -> 
             path.write_bytes(os.urandom(96 * 1024))
             models[name] = (path, bytes.fromhex(client.upload_blob(path)["blob"]))
 
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=_browser_args())
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            problems: list[str] = []
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-                    if m.type == "error" else None)
+        with headless_page(width=1280, height=900) as (page, problems):
             try:
                 _watch_the_job(page, drive, node.api_url, addr, models)
                 page.goto(node.api_url + "/#/accounts")
@@ -121,8 +101,7 @@ def test_dashboard_follows_a_job_from_first_claim_to_verdict(tmp_path: Path) -> 
             finally:
                 with contextlib.suppress(Exception):
                     page.screenshot(path=str(ARTIFACTS / "last.png"), full_page=True)
-                browser.close()
-            assert problems == [], problems
+        assert problems == [], problems
     print(f"dashboard browser test: {time.monotonic() - started:.1f} s")
 
 
@@ -216,11 +195,6 @@ def _watch_the_job(page: Any, drive: Driver, base_url: str, addr: dict[str, str]
     sync_api.expect(alice_row.get_by_test_id("claim-state")).to_have_text("verified")
     page.screenshot(path=str(ARTIFACTS / "job-paid.png"), full_page=True)
     shutil.copyfile(ARTIFACTS / "job-paid.png", ARTIFACTS / "dashboard.png")
-
-
-def _browser_args() -> list[str]:
-    # Chromium's sandbox needs user namespaces, which root (CI containers) does not get.
-    return ["--no-sandbox"] if os.geteuid() == 0 else []
 
 
 def _text(address: bytes) -> str:

@@ -4,7 +4,6 @@ id and size; a train/v1 job says its data are in the image."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from pathlib import Path
 
@@ -12,14 +11,9 @@ from chain.jobspec import TRAIN_V2, DataRef
 from chain.transactions import PostJob
 from chain.types import Hash32
 from client.api.http_client import ApiClient
+from tests.client.browser import headless_page
 from tests.client.dashboard_driver import Driver, load_keys
-from tests.client.test_dashboard_browser import (
-    CHROMIUM,
-    UI_TIMEOUT_MS,
-    _browser_args,
-    devnet,
-    sync_api,
-)
+from tests.client.test_dashboard_browser import devnet, sync_api
 from tests.ledger.harness import job_spec
 
 
@@ -39,30 +33,19 @@ def test_job_data_1_the_job_page_lists_the_data_blobs(tmp_path: Path) -> None:
         assert client.job(v2_id)["spec"]["data"] == {
             "train": {"blob": "aa" * 32, "size": 123_456},
             "valid": {"blob": "bb" * 32, "size": 789}}
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=_browser_args())
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            problems: list[str] = []
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-                    if m.type == "error" else None)
-            try:
-                page.goto(f"{node.api_url}/#/jobs/{v2_id}")
-                page.locator("details[data-key=spec] summary").click()
-                items = page.get_by_test_id("data-blobs").locator("li")
-                sync_api.expect(items).to_have_count(2)
-                first, second = items.nth(0).inner_text(), items.nth(1).inner_text()
-                assert first.startswith("train") and "123,456 bytes" in first, first
-                assert second.startswith("valid") and "789 bytes" in second, second
-                hashes = page.get_by_test_id("data-blobs").locator("code.hash")
-                assert hashes.nth(0).get_attribute("title") == "aa" * 32
-                page.goto(f"{node.api_url}/#/jobs/{v1_id}")
-                page.locator("details[data-key=spec] summary").click()
-                sync_api.expect(page.locator("details[data-key=spec]")).to_contain_text(
-                    "in the image (train/v1)")
-                sync_api.expect(page.get_by_test_id("data-blobs")).to_have_count(0)
-            finally:
-                with contextlib.suppress(Exception):
-                    browser.close()
-            assert problems == [], problems
+        with headless_page(width=1280, height=900, quiet_close=True) as (page, problems):
+            page.goto(f"{node.api_url}/#/jobs/{v2_id}")
+            page.locator("details[data-key=spec] summary").click()
+            items = page.get_by_test_id("data-blobs").locator("li")
+            sync_api.expect(items).to_have_count(2)
+            first, second = items.nth(0).inner_text(), items.nth(1).inner_text()
+            assert first.startswith("train") and "123,456 bytes" in first, first
+            assert second.startswith("valid") and "789 bytes" in second, second
+            hashes = page.get_by_test_id("data-blobs").locator("code.hash")
+            assert hashes.nth(0).get_attribute("title") == "aa" * 32
+            page.goto(f"{node.api_url}/#/jobs/{v1_id}")
+            page.locator("details[data-key=spec] summary").click()
+            sync_api.expect(page.locator("details[data-key=spec]")).to_contain_text(
+                "in the image (train/v1)")
+            sync_api.expect(page.get_by_test_id("data-blobs")).to_have_count(0)
+        assert problems == [], problems

@@ -20,11 +20,13 @@ from chain.predict.bodies import PredictCommit, PredictReveal, RequestPrediction
 from chain.predict.io import labels_blob, output_hash
 from chain.predict.request import PredictionRequest
 from chain.types import Amount, Hash32
+from tests.client.browser import headless_page, require_browser
 from tests.client.test_api_support import ApiThread
-from tests.client.test_dashboard_browser import CHROMIUM, UI_TIMEOUT_MS, _browser_args
 from tests.client.test_holdout_api_dashboard import DashboardThread
 from tests.client.test_models_api_support import deploy_body, offer, paid_job, step
 from tests.predict.ledger_story import INPUT_BLOB, ROWS, fixed
+
+require_browser()  # skip without a browser, never under CI
 
 RIGHT = labels_blob([0, 2, 1, 1], 3)
 WRONG = labels_blob([1, 1, 1, 1], 3)
@@ -67,43 +69,33 @@ def test_models_pages_show_models_requests_and_payouts(chain: ApiThread) -> None
     [API-PREDICT.3] a request's executors, outcome and payouts."""
     job_id, settled, open_id, drawn = chain.call(_story(chain))
     liar = address_to_text(chain.keys[drawn[2]].address)
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=_browser_args())
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(UI_TIMEOUT_MS)
-        problems: list[str] = []
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-                if m.type == "error" else None)
-        try:
-            page.goto(f"{chain.url}/#/")
-            page.get_by_test_id("nav-models").click()
-            sync_api.expect(page.get_by_test_id("model-row")).to_have_count(1)
-            row = page.evaluate("""() => { const r = document.querySelector(
-                '[data-testid=model-row]'); return [r.dataset.model, r.querySelector(
-                '[data-testid=model-requests]').textContent, r.textContent]; }""")
-            assert row[0] == job_id.hex() and row[1] == "2"
-            assert "3 classes (cat, dog, fish)" in row[2] and "10%" in row[2]
-            page.locator("[data-testid=model-row] a").first.click()
-            sync_api.expect(page.get_by_test_id("request-row")).to_have_count(2)
-            rows = page.evaluate("""() => [...document.querySelectorAll(
-                '[data-testid=request-row]')].map((r) => [r.dataset.request, r.dataset.status])""")
-            status = dict(rows)  # the open one is drawn two blocks after it is included
-            assert status[settled.hex()] == "agreed" and status[open_id.hex()] in (
-                "drawing", "commit") and len(status) == 2
-            assert "2 (1 open, 1 agreed" in page.get_by_test_id("model-counts").inner_text()
-            page.locator(f"[data-request='{settled.hex()}'] a").first.click()
-            sync_api.expect(page.get_by_test_id("executor-row")).to_have_count(3)
-            view = page.evaluate("""() => ({
-                status: document.querySelector('[data-testid=prediction-status]').textContent,
-                rows: [...document.querySelectorAll('[data-testid=executor-row]')].map((r) =>
-                  [r.querySelector('a').title, [...r.cells].map((c) => c.textContent)])})""")
-            assert view["status"] == "agreed"
-            by_exec = {addr: cells for addr, cells in view["rows"]}
-            assert by_exec[liar][3] == "disagreed" and by_exec[liar][4] == "—"
-            paid = [cells for addr, cells in view["rows"] if addr != liar]
-            assert [c[3] for c in paid] == ["agreed", "agreed"]
-            assert all(c[4].replace("\u00a0", " ").startswith("450") for c in paid)
-        finally:
-            browser.close()
-        assert not problems, problems
+    with headless_page(width=1280, height=1000) as (page, problems):
+        page.goto(f"{chain.url}/#/")
+        page.get_by_test_id("nav-models").click()
+        sync_api.expect(page.get_by_test_id("model-row")).to_have_count(1)
+        row = page.evaluate("""() => { const r = document.querySelector(
+            '[data-testid=model-row]'); return [r.dataset.model, r.querySelector(
+            '[data-testid=model-requests]').textContent, r.textContent]; }""")
+        assert row[0] == job_id.hex() and row[1] == "2"
+        assert "3 classes (cat, dog, fish)" in row[2] and "10%" in row[2]
+        page.locator("[data-testid=model-row] a").first.click()
+        sync_api.expect(page.get_by_test_id("request-row")).to_have_count(2)
+        rows = page.evaluate("""() => [...document.querySelectorAll(
+            '[data-testid=request-row]')].map((r) => [r.dataset.request, r.dataset.status])""")
+        status = dict(rows)  # the open one is drawn two blocks after it is included
+        assert status[settled.hex()] == "agreed" and status[open_id.hex()] in (
+            "drawing", "commit") and len(status) == 2
+        assert "2 (1 open, 1 agreed" in page.get_by_test_id("model-counts").inner_text()
+        page.locator(f"[data-request='{settled.hex()}'] a").first.click()
+        sync_api.expect(page.get_by_test_id("executor-row")).to_have_count(3)
+        view = page.evaluate("""() => ({
+            status: document.querySelector('[data-testid=prediction-status]').textContent,
+            rows: [...document.querySelectorAll('[data-testid=executor-row]')].map((r) =>
+              [r.querySelector('a').title, [...r.cells].map((c) => c.textContent)])})""")
+        assert view["status"] == "agreed"
+        by_exec = {addr: cells for addr, cells in view["rows"]}
+        assert by_exec[liar][3] == "disagreed" and by_exec[liar][4] == "—"
+        paid = [cells for addr, cells in view["rows"] if addr != liar]
+        assert [c[3] for c in paid] == ["agreed", "agreed"]
+        assert all(c[4].replace("\u00a0", " ").startswith("450") for c in paid)
+    assert not problems, problems

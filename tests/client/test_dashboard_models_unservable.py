@@ -18,11 +18,13 @@ from chain.predict.bodies import PredictCommit, PredictReveal, RequestPrediction
 from chain.predict.io import UNLOADABLE_BLOB, output_hash
 from chain.predict.request import PredictionRequest
 from chain.types import Amount, Hash32
+from tests.client.browser import headless_page, require_browser
 from tests.client.test_api_support import ApiThread
-from tests.client.test_dashboard_browser import CHROMIUM, UI_TIMEOUT_MS, _browser_args
 from tests.client.test_holdout_api_dashboard import DashboardThread
 from tests.client.test_models_api_support import deploy_body, offer, paid_job, step
 from tests.predict.ledger_story import INPUT_BLOB, ROWS, fixed
+
+require_browser()  # skip without a browser, never under CI
 
 
 @pytest.fixture
@@ -62,33 +64,23 @@ async def _story(api: ApiThread) -> tuple[bytes, bytes, bytes]:
 def test_models_pages_show_an_unservable_model(chain: ApiThread) -> None:
     """[API-PREDICT.1] [API-PREDICT.2] [PRED-UNLOADABLE.3] the Status column and fact."""
     closed, request_id, serving = chain.call(_story(chain))
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=_browser_args())
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(UI_TIMEOUT_MS)
-        problems: list[str] = []
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-                if m.type == "error" else None)
-        try:
-            page.goto(f"{chain.url}/#/models")
-            sync_api.expect(page.get_by_test_id("model-row")).to_have_count(2)
-            rows = dict(page.evaluate("""() => [...document.querySelectorAll(
-                '[data-testid=model-row]')].map((r) => { const s = r.querySelector(
-                '[data-testid=model-servable]'); const a = s.querySelector('a');
-                return [r.dataset.model, [s.dataset.servable, s.textContent,
-                                          a ? a.title : null]]; })"""))
-            assert rows[serving.hex()] == ["yes", "serving", None]
-            assert rows[closed.hex()][0] == "no" and rows[closed.hex()][2] == request_id.hex()
-            assert rows[closed.hex()][1].startswith("unservable by ")
-            page.goto(f"{chain.url}/#/models/{closed.hex()}")
-            # scoped to the model page: until the router swaps pages, the list's badges exist too
-            status = page.locator(f'[data-testid=model-page][data-model="{closed.hex()}"]') \
-                .get_by_test_id("model-servable")
-            sync_api.expect(status).to_have_attribute("data-servable", "no")
-            status.locator("a").click()
-            sync_api.expect(page.get_by_test_id("prediction-status")).to_have_text("agreed")
-            assert request_id.hex()[:10] in page.get_by_test_id("prediction-page").inner_text()
-        finally:
-            browser.close()
-        assert not problems, problems
+    with headless_page(width=1280, height=1000) as (page, problems):
+        page.goto(f"{chain.url}/#/models")
+        sync_api.expect(page.get_by_test_id("model-row")).to_have_count(2)
+        rows = dict(page.evaluate("""() => [...document.querySelectorAll(
+            '[data-testid=model-row]')].map((r) => { const s = r.querySelector(
+            '[data-testid=model-servable]'); const a = s.querySelector('a');
+            return [r.dataset.model, [s.dataset.servable, s.textContent,
+                                      a ? a.title : null]]; })"""))
+        assert rows[serving.hex()] == ["yes", "serving", None]
+        assert rows[closed.hex()][0] == "no" and rows[closed.hex()][2] == request_id.hex()
+        assert rows[closed.hex()][1].startswith("unservable by ")
+        page.goto(f"{chain.url}/#/models/{closed.hex()}")
+        # scoped to the model page: until the router swaps pages, the list's badges exist too
+        status = page.locator(f'[data-testid=model-page][data-model="{closed.hex()}"]') \
+            .get_by_test_id("model-servable")
+        sync_api.expect(status).to_have_attribute("data-servable", "no")
+        status.locator("a").click()
+        sync_api.expect(page.get_by_test_id("prediction-status")).to_have_text("agreed")
+        assert request_id.hex()[:10] in page.get_by_test_id("prediction-page").inner_text()
+    assert not problems, problems

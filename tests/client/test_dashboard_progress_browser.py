@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import time
 from pathlib import Path
 
-import playwright.sync_api as sync_api
 import pytest
 
 from client.devnet.processes import down, up
 from sandbox.job_template import init_job
+from tests.client.browser import headless_page
 from tests.client.test_worker_resume_sigkill import SEARCH_SPACE, cli
 from tests.framework.ports import free_base_port
 from tests.framework.template_v2 import make_v2
 
 pytestmark = pytest.mark.docker
-CHROMIUM = Path(os.environ.get("LC_CHROMIUM", "/usr/bin/chromium"))
 TEXT = re.compile(r"(\d+)%, step (\d+), train_loss ")
 
 
@@ -51,32 +49,23 @@ def test_dashboard_worker_panel_shows_rising_training_progress(tmp_path: Path) -
                      "--passphrase-file", str(submitter.passphrase_file), "--json",
                      env={"LC_NODE": node.api_url})
         assert json.loads(posted.stdout)["job_id"]
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=str(CHROMIUM),
-                args=["--no-sandbox"] if os.geteuid() == 0 else [])
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(120_000)
-            problems: list[str] = []
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            try:
-                page.goto(node.api_url + "/#/")
-                readings: list[tuple[int, int, float]] = []
-                deadline = time.monotonic() + 150
-                while len({r[1] for r in readings}) < 2 and time.monotonic() < deadline:
-                    shown = page.get_by_test_id("worker-progress")
-                    with contextlib.suppress(Exception):
-                        shown.wait_for(timeout=2_000)
-                        # text and bar read in one go: two reads could straddle a redraw
-                        text, value = shown.evaluate(
-                            "el => [el.innerText, el.querySelector('progress')"
-                            "?.getAttribute('value') ?? null]")
-                        m = TEXT.search(text)
-                        if m and value is not None:
-                            readings.append((int(m[1]), int(m[2]), float(value)))
-                    time.sleep(0.5)
-            finally:
-                browser.close()
+        with headless_page(width=1280, height=900, timeout_ms=120_000,
+                           console_errors=False) as (page, problems):
+            page.goto(node.api_url + "/#/")
+            readings: list[tuple[int, int, float]] = []
+            deadline = time.monotonic() + 150
+            while len({r[1] for r in readings}) < 2 and time.monotonic() < deadline:
+                shown = page.get_by_test_id("worker-progress")
+                with contextlib.suppress(Exception):
+                    shown.wait_for(timeout=2_000)
+                    # text and bar read in one go: two reads could straddle a redraw
+                    text, value = shown.evaluate(
+                        "el => [el.innerText, el.querySelector('progress')"
+                        "?.getAttribute('value') ?? null]")
+                    m = TEXT.search(text)
+                    if m and value is not None:
+                        readings.append((int(m[1]), int(m[2]), float(value)))
+                time.sleep(0.5)
         steps = [r[1] for r in readings]
         assert len(set(steps)) >= 2 and steps == sorted(steps), readings
         assert all(pct == value for pct, _step, value in readings), readings

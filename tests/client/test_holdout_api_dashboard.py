@@ -32,11 +32,13 @@ from chain.types import Amount, Hash32
 from client.api.http_client import ApiClient
 from client.api.server import ApiServer
 from client.observe.dashboard import install_dashboard
+from tests.client.browser import headless_page, require_browser
 from tests.client.test_api_support import ApiThread, check_schema, future_spec, response_schema
 from tests.client.test_cli_job import send
-from tests.client.test_dashboard_browser import CHROMIUM, UI_TIMEOUT_MS, _browser_args
 from tests.client.test_holdout_api import DOC
 from tests.framework.wait import wait_until
+
+require_browser()  # skip without a browser, never under CI
 
 HIDDEN = {"alice": 0.71, "bob": 0.42}
 """Each finalist's hidden loss as every voter measures it: bob generalises better."""
@@ -139,29 +141,19 @@ def test_finalists_and_both_leaderboards_in_the_json_and_on_the_page(chain: ApiT
     assert job["votes"] and all(v["holdout_ok"] is True and v["hidden_loss"] == HIDDEN["bob"]
                                 for v in job["votes"])
 
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=_browser_args())
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
-        page.set_default_timeout(UI_TIMEOUT_MS)
-        problems: list[str] = []
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-                if m.type == "error" else None)
-        try:
-            page.goto(f"{chain.url}/#/jobs/{job_id}")
-            rows = page.get_by_test_id("hidden-row")
-            sync_api.expect(rows).to_have_count(2)
-            assert rows.nth(0).get_attribute("data-claimer") == bob
-            assert "winner" in rows.nth(0).inner_text() and "0.42" in rows.nth(0).inner_text()
-            assert rows.nth(1).get_attribute("data-claimer") == alice
-            assert "0.71" in rows.nth(1).inner_text()
-            public = page.get_by_test_id("leaderboard-row")
-            sync_api.expect(public).to_have_count(2)
-            assert public.nth(0).get_attribute("data-claimer") == alice
-            assert page.get_by_test_id("holdout-status").inner_text() == "verified"
-            assert "lowest hidden loss" in page.get_by_test_id("holdout-rule").inner_text()
-            holes = page.get_by_test_id("vote-hidden-loss")
-            assert holes.count() == len(job["votes"]) and "0.42" in holes.nth(0).inner_text()
-        finally:
-            browser.close()
-        assert not problems, problems
+    with headless_page(width=1280, height=1400) as (page, problems):
+        page.goto(f"{chain.url}/#/jobs/{job_id}")
+        rows = page.get_by_test_id("hidden-row")
+        sync_api.expect(rows).to_have_count(2)
+        assert rows.nth(0).get_attribute("data-claimer") == bob
+        assert "winner" in rows.nth(0).inner_text() and "0.42" in rows.nth(0).inner_text()
+        assert rows.nth(1).get_attribute("data-claimer") == alice
+        assert "0.71" in rows.nth(1).inner_text()
+        public = page.get_by_test_id("leaderboard-row")
+        sync_api.expect(public).to_have_count(2)
+        assert public.nth(0).get_attribute("data-claimer") == alice
+        assert page.get_by_test_id("holdout-status").inner_text() == "verified"
+        assert "lowest hidden loss" in page.get_by_test_id("holdout-rule").inner_text()
+        holes = page.get_by_test_id("vote-hidden-loss")
+        assert holes.count() == len(job["votes"]) and "0.42" in holes.nth(0).inner_text()
+    assert not problems, problems
