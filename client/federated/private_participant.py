@@ -106,6 +106,8 @@ class PrivateParticipant:
         self.train, self.store, self.log = train, store, log
         self.rng = rng or np.random.default_rng(secrets.randbits(64))
         self._sent: dict[tuple[int, str], int] = {}
+        self._waits: set[tuple[int, str]] = set()
+        """(round, what) already logged as waited for: one line per wait, not per block."""
 
     def step(self, state: StateReader, fed: FedJob, spec: FederatedSpec) -> str:
         """``training``, ``model_missing``, ``committed``, ``keyed``, ``shared``,
@@ -156,6 +158,8 @@ class PrivateParticipant:
         if record is None:
             data = self.ports.read_blob(fed.model_blob)
             if data is None:
+                self._log_wait(fed.round, "model_missing",
+                               f"waiting for the global model blob {fed.model_blob.hex()[:12]}")
                 return "model_missing"
             if blob_id_of_bytes(data) != fed.model_blob:
                 raise ValueError(f"model blob {fed.model_blob.hex()[:12]} does not match "
@@ -163,6 +167,7 @@ class PrivateParticipant:
             model = ModelBlob.from_bytes(data)
             update: UpdateBlob | None = self.train(model, fed.round)
             if update is None:
+                self._log_wait(fed.round, "training", "training in the sandbox")
                 return "training"
             update.check_for(self.job_id, fed.round, self.address, model.dims,
                              model.scale_bits)
@@ -174,6 +179,12 @@ class PrivateParticipant:
                      f"{len(record.update)} coordinates")
         return self._send(fed.round, "commit", commit_bodies(
             self.job_id, fed.round, self.address, record.secrets)[0])
+
+    def _log_wait(self, round_no: int, what: str, message: str) -> None:
+        """A round that goes void without this owner must say what it waited for."""
+        if (round_no, what) not in self._waits:
+            self._waits.add((round_no, what))
+            self.log(f"round {round_no}: {message}")
 
     def _send(self, round_no: int, what: str, body: object, blob: bytes | None = None) -> str:
         now = self.ports.now_ms()
