@@ -27,7 +27,7 @@ from chain.federated.ledger_records import (
     FedUpdate,
     round_key,
 )
-from chain.federated.rewards import payout
+from chain.federated.rewards import job_outliers, payout
 from chain.federated.rounds import FLTRUST
 from chain.federated.spec import FederatedSpec
 from chain.holdout import split_seed
@@ -114,6 +114,14 @@ def lower_median(values: list[int]) -> int:
     """[FED-VOTE.4] The lower median: the ⌈n/2⌉-th smallest value."""
     return sorted(values)[(len(values) - 1) // 2]
 
+
+def end_participants(round_weights: list[dict[bytes, int]]) -> list[bytes]:
+    """[FED-END.1] [FED-END.5] The end ballot's participants, sorted: every address with a
+    positive weight in some accepted round (``round_weights``: one map per round, a void
+    round empty), less the job's outliers [FED-REWARD.9] of those weights. Exactly the
+    addresses the payout [FED-REWARD.5] finds eligible for the leave-one-out pool."""
+    positive = {a for ws in round_weights for a, w in ws.items() if w > 0}
+    return sorted(positive - job_outliers(round_weights))
 
 class RoundMachine:
     """One job's step in one block: reads the job and its record, writes both back."""
@@ -258,10 +266,12 @@ class RoundMachine:
         return out
 
     def _start_end(self) -> None:
-        """[FED-END.1] Participants with a positive weight in an accepted round are the end
-        ballot's; with none, more than 256 (a vote could not carry their losses), or
-        ``loo_permille`` 0, the payout is by round weights at once."""
-        loo = sorted({a for ws in self.round_weights() for a, w in ws.items() if w > 0})
+        """[FED-END.1] [FED-END.5] Participants with a positive weight in an accepted round,
+        the job's outliers [FED-REWARD.9] left out, are the end ballot's; with none, more
+        than 256 (a vote could not carry their losses), or ``loo_permille`` 0, the payout is
+        by round weights at once. The outliers are known now: they follow from the recorded
+        round weights alone, and an outlier's loss would be voted and then ignored."""
+        loo = end_participants(self.round_weights())
         if not loo or len(loo) > MAX_ROUND_PARTICIPANTS or self.spec.loo_permille == 0:
             self._finish(None, None)
             return

@@ -25,6 +25,7 @@ from chain.federated.blobs import ModelBlob, UpdateBlob, update_commitment, upda
 from chain.federated.errors import BlobError
 from chain.federated.fixed import Q_MAX, quantise, rdiv
 from chain.federated.fltrust import norm_factor, normalise, square_norm, trust
+from chain.federated.ledger_rounds import end_participants
 from chain.federated.masking import MaskedBlob, mask, mask_update, private_aggregate, unmask_sum
 from chain.federated.rewards import (
     COPY_TRUST,
@@ -288,6 +289,7 @@ def _weight_step_vectors() -> dict[str, Any]:
                   "weights": {n: result.weight_of(addr(n)) for n in names}},
         "job": {"round_weights": job_rounds,
                 "outliers": sorted(k for k in "abcde" if addr(k) in job_outliers(addressed)),
+                "end_ballot": [k for k in "abcde" if addr(k) in end_participants(addressed)],
                 "bounty": 1000, "loo_permille": 500, "final_loss": 10, "loo_losses": 20,
                 "paid": {k: p.of(addr(k)) for k in "abcde"}, "refund": p.refund},
     }
@@ -406,9 +408,9 @@ def test_federated_vectors_match_the_committed_file() -> None:
     """[FED-QUANT.2] [FED-QUANT.3] [FED-QUANT.5] [FED-MODEL.1] [FED-MODEL.2] [FED-COMMIT.1]
     [FED-AGG.1] [FED-AGG.2] [FED-AGG.3] [FED-AGG.4] [FED-AGG.5] [FED-AGG.6] [FED-AGG.7]
     [FED-AGG.8] [FED-AGG.9] [FED-MODEL.3] [FED-REWARD.1] [FED-REWARD.2] [FED-REWARD.3]
-    [FED-REWARD.4] [FED-REWARD.5] [FED-REWARD.7] [FED-REWARD.8] [FED-REWARD.9] [FED-SPEC.1]
-    [FED-SPEC.2] [FED-SPEC.3] [FED-PRIV.1] [FED-PRIV.2] [FED-PRIV.3] [FED-PRIV.4] [FED-PRIV.5]
-    Recomputed from the rules, the
+    [FED-REWARD.4] [FED-REWARD.5] [FED-REWARD.7] [FED-REWARD.8] [FED-REWARD.9] [FED-END.5]
+    [FED-SPEC.1] [FED-SPEC.2] [FED-SPEC.3] [FED-PRIV.1] [FED-PRIV.2] [FED-PRIV.3] [FED-PRIV.4]
+    [FED-PRIV.5] Recomputed from the rules, the
     vectors equal protocol_spec/vectors/federated.json byte for byte; each refused blob and
     spec fails with the code the file names; the sign-flipped attacker has trust 0; the toy
     job pays its free-rider and its sign flipper nothing and sums to its bounty."""
@@ -434,6 +436,7 @@ def test_federated_vectors_match_the_committed_file() -> None:
     assert w["e"] == w["f"] == 0 and w["d"] > w["a"] // 2  # e: norm outlier; f: zero
     assert 0 < w["a"] <= steps["round"]["trusts"]["a"] // 3  # a, b, c: near-copies
     assert steps["job"]["outliers"] == ["d"] and steps["job"]["paid"]["d"] == 0
+    assert steps["job"]["end_ballot"] == ["a", "b", "c", "e"]  # d: the job's outlier
     assert {c["error"] for c in vectors["spec"]["invalid"]} == {"bad_field"}
     private = vectors["private"]["round"]
     assert private["unmasked_sum"] == [100 - (1 << 31) + 1, -2, 3]  # p1 + p2; p3 dropped
