@@ -8,7 +8,9 @@ bounded extraction and capped from its tar header [JOB-FED.3]. The host then rea
 that file with its own strict parser (never pickle, never ``torch.load``, no library
 touches the bytes first) [JOB-FED.4], checks it against the global model's dims,
 refuses NaN and infinities, and quantises it into the round's update blob
-[JOB-FED.5] [FED-QUANT.5]. See protocol_spec/job_contract.md §4b.
+[JOB-FED.5] [FED-QUANT.5]. A DP-SGD run may also write /output/privacy.json, the
+round's accounting: copied out under its own 4 KiB cap and parsed as strictly
+[JOB-FED.7]. See protocol_spec/job_contract.md §4b.
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ from chain.federated.fixed import MAX_DIMS, Q_MAX, check_scale_bits
 from chain.types import Address, Hash32
 from sandbox.errors import SandboxError
 from sandbox.limits import ResourceLimits, Scalar, TrainParams
+from sandbox.privacy_report import (
+    MAX_PRIVACY_BYTES,
+    PRIVACY_FILE,
+    PrivacyReport,
+    PrivacyReportError,
+    parse_privacy,
+)
 from sandbox.results import FailureReason, RunResult
 from sandbox.runner import SandboxRunner
 
@@ -141,13 +150,15 @@ def update_blob(data: bytes, model: ModelBlob, job_id: bytes, round_no: int,
 @dataclass(frozen=True, slots=True)
 class FederateResult:
     """One local round: ``blob`` when it worked; else ``reason`` (the run's failure, or
-    ``update_missing`` / ``bad_update``) and ``detail``."""
+    ``update_missing`` / ``bad_update`` / ``bad_privacy``) and ``detail``; ``privacy``
+    when the run wrote a DP-SGD report [JOB-FED.7]."""
 
     ok: bool
     reason: str
     detail: str
     blob: UpdateBlob | None
     run: RunResult
+    privacy: PrivacyReport | None = None
 
 
 def run_federate(runner: SandboxRunner, image_id: str, model: ModelBlob, data_dir: Path,
@@ -168,10 +179,22 @@ def run_federate(runner: SandboxRunner, image_id: str, model: ModelBlob, data_di
                                {"LC_PARAMS": params.to_json(), "LC_SEED": str(seed)},
                                limits, out, input_dir=inbox, job_id=job_id.hex(),
                                data={DATA_ROLE: data_dir},
-                               collect=(f"output/{UPDATE_FILE}",), output_cap=cap,
-                               file_caps={UPDATE_FILE: (cap, FailureReason.OUTPUT_TOO_LARGE)})
+                               collect=(f"output/{UPDATE_FILE}", f"output/{PRIVACY_FILE}"),
+                               output_cap=cap + MAX_PRIVACY_BYTES,
+                               file_caps={UPDATE_FILE: (cap, FailureReason.OUTPUT_TOO_LARGE),
+                                          PRIVACY_FILE: (MAX_PRIVACY_BYTES,
+                                                         FailureReason.BAD_OUTPUT)})
         if not run.ok:
             return FederateResult(False, str(run.reason), run.detail, None, run)
+        privacy = None
+        report = out / PRIVACY_FILE
+        if report.exists():
+            try:
+                if not report.is_file() or report.is_symlink():
+                    raise PrivacyReportError("not a regular file", PRIVACY_FILE)
+                privacy = parse_privacy(report.read_bytes())
+            except PrivacyReportError as e:
+                return FederateResult(False, "bad_privacy", str(e), None, run)
         path = out / UPDATE_FILE
         if not path.is_file() or path.is_symlink():
             return FederateResult(False, "update_missing",
@@ -181,4 +204,4 @@ def run_federate(runner: SandboxRunner, image_id: str, model: ModelBlob, data_di
             blob = update_blob(path.read_bytes(), model, job_id, round_no, participant)
         except FederatedUpdateError as e:
             return FederateResult(False, "bad_update", str(e), None, run)
-    return FederateResult(True, "", f"update of {blob.dims} coordinates", blob, run)
+    return FederateResult(True, "", f"update of {blob.dims} coordinates", blob, run, privacy)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 import random
+import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,12 +38,19 @@ PARAM_KINDS = ("choice", "uniform", "log_uniform", "int")
 TOP_KEYS = {"kind": "key", "name": "key", "description": "key", "bounty": "key",
             "expiry_s": "key", "loss_tolerance": "key", "entry_points": "table",
             "limits": "table", "search_space": "array", "data": "table",
-            "holdout": "table"}
+            "holdout": "table", "python": "table"}
 """[JOB-FILE.2] Every name job.toml may hold at its top level, and what it is."""
 TOP_REQUIRED = ("kind", "name", "bounty", "expiry_s", "loss_tolerance", "entry_points",
                 "limits", "search_space")
 LIMIT_REQUIRED = ("memory_mb", "cpu_millis", "time_s", "disk_mb")
 PARAM_KEYS = ("name", "kind", "values")
+PYTHON_KEYS = ("packages",)
+"""[JOB-FILE.6] The keys of ``[python]``."""
+MAX_PACKAGES = 32
+BASE_DISTRIBUTIONS = ("torch", "numpy")
+"""[JOB-FILE.6] What the base image already has [JOB-IMAGE.1]: a job cannot replace them."""
+_DIST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+"""A distribution name as PEP 508 spells one (no version: the host's installed one is used)."""
 
 
 class JobKeyError(SandboxError, ValueError):
@@ -125,6 +133,9 @@ class JobFile:
     """train/v2, v3: sorted (role, path relative to the job folder) of ``[data]`` [JOB-DATA.1]."""
     holdout: HoldoutConfig | None = None
     """train/v3: the ``[holdout]`` table [JOB-FILE.4]; ``None`` for other kinds."""
+    packages: tuple[str, ...] = ()
+    """[JOB-FILE.6] ``[python] packages``: host distributions ``job build`` copies into one
+    layer over the job's image [JOB-IMAGE.12], in the file's order."""
 
     def data_paths(self, job_dir: Path) -> dict[str, Path]:
         """[JOB-FILE.1] Each role's file or folder, checked to lie inside ``job_dir``."""
@@ -221,7 +232,7 @@ def parse_job(raw: dict[str, Any]) -> JobFile:
         raise ValueError("loss_tolerance must be a finite number >= 0")
     data = _data(raw, kind)
     return JobFile(kind=kind, name=_field(raw, "name", str), data=data,
-                   holdout=_holdout(raw, kind),
+                   holdout=_holdout(raw, kind), packages=_packages(raw),
                    description=str(raw.get("description", "")),
                    bounty=_positive_int(raw, "bounty"), expiry_s=_positive_int(raw, "expiry_s"),
                    loss_tolerance=tolerance, entry_points=entry_points, limits=limits,
@@ -281,6 +292,33 @@ def _data(raw: dict[str, Any], kind: str) -> tuple[tuple[str, str], ...]:
         if role not in table:
             raise JobKeyError("missing required key", "[data]", role)
     return tuple(sorted(out))
+
+
+def _packages(raw: dict[str, Any]) -> tuple[str, ...]:
+    """[JOB-FILE.6] ``[python] packages``: optional; distribution names, no versions, no
+    duplicates, not the base image's own."""
+    if "python" not in raw:
+        return ()
+    table = raw["python"]
+    if not isinstance(table, dict):
+        raise ValueError(f"[python] must be a table, got {table!r}")
+    _check_keys(table, "[python]", PYTHON_KEYS, PYTHON_KEYS)
+    names = table["packages"]
+    if not isinstance(names, list) or not names or len(names) > MAX_PACKAGES:
+        raise ValueError(f"[python] packages must be a list of 1..{MAX_PACKAGES} distribution "
+                         f"names, got {names!r}")
+    seen: dict[str, str] = {}
+    for name in names:
+        if not isinstance(name, str) or not _DIST_NAME.match(name):
+            raise ValueError(f"[python] packages: {name!r} is not a distribution name (no "
+                             "version: the host's installed one is copied)")
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        if key in BASE_DISTRIBUTIONS:
+            raise ValueError(f"[python] packages: {name!r} is in the base image already")
+        if key in seen:
+            raise ValueError(f"[python] packages: {name!r} repeats {seen[key]!r}")
+        seen[key] = name
+    return tuple(names)
 
 
 def _holdout(raw: dict[str, Any], kind: str) -> HoldoutConfig | None:
@@ -364,7 +402,8 @@ def _check_top_level(raw: dict[str, Any]) -> None:
         shown = f"[[{key}]]" if what == "array of tables" else f"[{key}]"
         raise JobKeyError(f"unknown {what}", "", shown, suggestion,
                           "" if close else "tables: [entry_points], [limits], "
-                                           "[[search_space]], [data], [holdout]")
+                                           "[[search_space]], [data], [holdout], "
+                                           "[python]")
     for key in TOP_REQUIRED:
         if key not in raw:
             raise JobKeyError("missing required key", "", _top_name(key))

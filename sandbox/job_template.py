@@ -29,6 +29,13 @@ import docker
 
 from sandbox.base_image import BASE_TAG, build_image, ensure_base_image
 from sandbox.errors import JobDirError, SandboxError
+from sandbox.host_packages import (
+    HostDist,
+    HostPackageError,
+    build_layer,
+    check_host_python,
+    host_dist,
+)
 from sandbox.job_file import load_job_file
 from sandbox.job_sources import IMAGE_FILE, job_sources
 
@@ -113,10 +120,34 @@ def build_job(client: docker.DockerClient, job_dir: Path, log: Log = print) -> B
     ensure_base_image(client, log=log)
     tag = f"learningchain/job-{_tag_safe(job.name)}:latest"
     sources = job_sources(job_dir)  # what this build reads, fingerprinted before it runs
+    dists = _host_dists(job.packages)  # refused before any build when one is missing
     image_id = build_image(client, job_dir, tag, log)
-    (job_dir / IMAGE_FILE).write_text(json.dumps({"image_id": image_id, "tag": tag,
-                                                  "sources": sources.to_json()}) + "\n")
+    record: dict[str, object] = {"image_id": image_id, "tag": tag,
+                                 "sources": sources.to_json()}
+    if dists:
+        # [JOB-IMAGE.12] One more layer, FROM the job's own image, with the host's files.
+        files = [item for dist in dists for item in dist.files]
+        log(f"  adding {', '.join(f'{d.name} {d.version}' for d in dists)} from the host "
+            f"({sum(host.stat().st_size for _, host in files) / 1e6:.0f} MB)")
+        try:
+            image_id = build_layer(client, image_id, files, tag, log)
+        except SandboxError as e:
+            raise SandboxError(f"{job_dir}: adding [python] packages failed: {e}") from e
+        record = {"image_id": image_id, "tag": tag, "sources": sources.to_json(),
+                  "packages": [{"name": d.name, "version": d.version} for d in dists]}
+    (job_dir / IMAGE_FILE).write_text(json.dumps(record) + "\n")
     return BuiltJob(image_id, tag)
+
+
+def _host_dists(names: tuple[str, ...]) -> list[HostDist]:
+    """[JOB-IMAGE.12] The host's installed distributions a job's ``[python] packages`` names."""
+    if not names:
+        return []
+    try:
+        check_host_python()
+        return [host_dist(name) for name in names]
+    except HostPackageError as e:
+        raise JobDirError(f"[python] packages: {e}") from e
 
 
 def template_data(job_dir: Path, work: Path, part: str = "public") -> dict[str, Path]:

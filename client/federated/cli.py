@@ -78,8 +78,12 @@ def federated() -> None:
 @click.option("--config", "config_path", type=click.Path(path_type=Path), required=True,
               help="Your node's TOML config; the node runs with the participant attached.")
 @click.option("--hyperparameters", default="{}", show_default=True,
-              help="JSON object handed to the job's federate entry (e.g. "
-                   '\'{"dp_clip": 1.0, "dp_noise": 0.5}\' for local DP [JOB-FED.6]).')
+              help="JSON object handed to the job's federate entry. Local DP "
+                   "[JOB-FED.6]: '{\"dp_clip\": 1.0, \"dp_noise\": 0.5}' (noise on the "
+                   "whole update), or DP-SGD with Opacus when the job's image lists it "
+                   "under [python] packages: '{\"dp_sgd\": 1, \"dp_noise_multiplier\": "
+                   "1.0, \"dp_max_grad_norm\": 1.0}' (optional dp_delta, default 1e-5); "
+                   "each round's epsilon and the job-so-far epsilon are logged [JOB-FED.7].")
 @click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True)
 @click.option("--log-json", is_flag=True, help="One JSON object per log line.")
 def join(job: str, data_dir: Path, config_path: Path, hyperparameters: str,
@@ -138,7 +142,8 @@ def _pct(ppm: int | None) -> str:
 def show_lines(fed: dict[str, Any]) -> list[str]:
     """[API-FED.2] [API-FED.3] ``federated show``'s lines from the node's ``/federated/{id}``
     (chain.federated.api's readers): terms, each round's participants with their trust
-    weights, aggregator and verdict, the end ballot and the rewards."""
+    weights, aggregator and verdict, the end ballot and the rewards (a banned address's
+    marked burned)."""
     spec = fed["spec"]
     rule = spec["rule"] + (f" k={spec['trim']}" if spec["rule"] == "trimmed_mean" else "")
     lines = [f"job {fed['job_id']}: {fed['status']}, phase {fed['phase']}, round "
@@ -167,8 +172,13 @@ def show_lines(fed: dict[str, Any]) -> list[str]:
     payout = fed["payout"]
     if payout is not None:
         for p in payout["paid"]:
-            lines.append(f"reward {p['address']}: {p['amount']}")
-        lines.append(f"paid {sum(int(p['amount']) for p in payout['paid'])}, refund "
+            # [FED-END.4] a banned participant's share is burned, never credited
+            gone = "" if not p.get("burned") else \
+                " (burned: banned)" if int(p["amount"]) else " (banned)"
+            lines.append(f"reward {p['address']}: {p['amount']}{gone}")
+        burned = sum(int(p["amount"]) for p in payout["paid"] if p.get("burned"))
+        lines.append(f"paid {sum(int(p['amount']) for p in payout['paid'])}"
+                     f"{f' ({burned} of it burned)' if burned else ''}, refund "
                      f"{payout['refund']}")
     return lines
 

@@ -5,6 +5,8 @@ local training finishes. Training runs on a thread (``Threads``), never on the e
 loop: the job's image is made present as a worker's is (``ImageCache``, [JOB-IMAGE.3]),
 then the job's ``federate`` entry runs on the owner's data folder, read-only, network
 off [JOB-FED.1], and the host turns its output into the round's update blob [JOB-FED.5].
+A DP-SGD run's privacy report is kept and composed over the rounds (``DpLedger``,
+[JOB-FED.7]) and each round's epsilon is logged.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from chain.federated.blobs import ModelBlob, UpdateBlob
 from chain.jobspec import JobSpec
 from chain.state import StateReader
 from chain.transactions import Body
+from client.federated.dp_accounting import DpLedger
 from client.federated.participant import Participant, RoundStore
 from client.federated.private_participant import PrivateParticipant, PrivateStore
 from client.node.handle import CommittedBlock, NodeHandle
@@ -76,10 +79,12 @@ class SandboxTrainer:
     """Trains one round at a time on a thread; ``__call__`` hands over a finished update."""
 
     def __init__(self, node: NodeHandle, job_id: bytes, spec: JobSpec, data_dir: Path,
-                 hyperparameters: Mapping[str, Scalar], on_done: Any) -> None:
+                 hyperparameters: Mapping[str, Scalar], on_done: Any,
+                 ledger: DpLedger | None = None) -> None:
         self.node, self.job_id, self.spec, self.data_dir = node, job_id, spec, data_dir
         self.hyperparameters = dict(hyperparameters)
         self.on_done = on_done
+        self.ledger = ledger
         self.client = connect()
         self.threads = Threads()
         self.images = ImageCache(node, self.client, self.threads)
@@ -115,6 +120,12 @@ class SandboxTrainer:
                       round_no, e)
             return
         if result.ok and result.blob is not None:
+            if result.privacy is not None and self.ledger is not None:  # [JOB-FED.7]
+                try:
+                    line = self.ledger.record(round_no, result.privacy).line()
+                except Exception as e:  # accounting is the owner's view; the round goes on
+                    line = f"round {round_no}: dp-sgd accounting failed: {e}"
+                log.info("federated %s: %s", self.job_id.hex()[:12], line)
             self.ready[round_no] = result.blob
             self.on_done()
         else:
@@ -135,7 +146,7 @@ class FederatedJoin:
         folder.mkdir(parents=True, exist_ok=True)
         self.node, self.job_id = node, job_id
         self.trainer = SandboxTrainer(node, job_id, job.spec, data_dir.resolve(),
-                                      hyperparameters or {}, self._wake)
+                                      hyperparameters or {}, self._wake, DpLedger(folder))
         ports = NodePorts(node, job_id, folder)
         say = lambda m: log.info("federated %s: %s", job_id.hex()[:12], m)  # noqa: E731
         private = PrivateParticipant(job_id, node.key.address, ports, self.trainer,
