@@ -13,18 +13,24 @@ from pathlib import Path
 import playwright.sync_api as sync_api
 import pytest
 
-from chain.content import blob_id_of_bytes
 from chain.crypto import address_to_text
-from chain.predict.answer import answer_commitment
-from chain.predict.bodies import PredictCommit, PredictReveal, RequestPrediction
+from chain.predict.bodies import RequestPrediction
 from chain.predict.io import labels_blob, output_hash
 from chain.predict.request import PredictionRequest
-from chain.types import Amount, Hash32
+from chain.types import Amount
 from tests.client.browser import headless_page, require_browser
 from tests.client.test_api_support import ApiThread
 from tests.client.test_holdout_api_dashboard import DashboardThread
-from tests.client.test_models_api_support import deploy_body, offer, paid_job, step
-from tests.predict.ledger_story import INPUT_BLOB, ROWS, fixed
+from tests.client.test_models_api_support import (
+    commit_answers,
+    deploy_body,
+    labels_request,
+    offer,
+    paid_job,
+    reveal_answers,
+    step,
+)
+from tests.predict.ledger_story import ROWS
 
 require_browser()  # skip without a browser, never under CI
 
@@ -45,8 +51,7 @@ async def _story(api: ApiThread) -> tuple[bytes, bytes, bytes, list[str]]:
     job_id = await paid_job(node, keys)
     await step(node, keys, ("submitter", deploy_body(job_id, royalty=100)))
     await offer(node, keys)
-    req = PredictionRequest(Hash32(job_id), Hash32(blob_id_of_bytes(INPUT_BLOB)), ROWS,
-                            Amount(1_000), 3, "labels", 0, 60_000, 60_000)
+    req = labels_request(job_id)
     (settled,) = await step(node, keys, ("alice", RequestPrediction(req)))
     await step(node, keys)
     await step(node, keys)
@@ -54,10 +59,9 @@ async def _story(api: ApiThread) -> tuple[bytes, bytes, bytes, list[str]]:
     names = {k.address: n for n, k in keys.items()}
     drawn = [names[a] for a in rec.executors]
     answers = dict(zip(drawn, (RIGHT, RIGHT, WRONG), strict=True))
-    await step(node, keys, *((n, PredictCommit(Hash32(settled), answer_commitment(
-        settled, keys[n].address, output_hash(b), fixed(n)))) for n, b in answers.items()))
-    await step(node, keys, *((n, PredictReveal(Hash32(settled), output_hash(b), fixed(n)))
-                             for n, b in answers.items()))
+    hashes = {n: output_hash(b) for n, b in answers.items()}
+    await commit_answers(node, keys, settled, hashes)
+    await reveal_answers(node, keys, settled, hashes)
     cheap = PredictionRequest(req.model_id, req.input_blob, ROWS, Amount(100), 3, "labels", 0,
                               60_000, 60_000)  # carol's balance after her bond may be < 1000
     (open_id,) = await step(node, keys, ("carol", RequestPrediction(cheap)))

@@ -12,17 +12,21 @@ from pathlib import Path
 import playwright.sync_api as sync_api
 import pytest
 
-from chain.content import blob_id_of_bytes
-from chain.predict.answer import answer_commitment
-from chain.predict.bodies import PredictCommit, PredictReveal, RequestPrediction
 from chain.predict.io import UNLOADABLE_BLOB, output_hash
-from chain.predict.request import PredictionRequest
-from chain.types import Amount, Hash32
 from tests.client.browser import headless_page, require_browser
 from tests.client.test_api_support import ApiThread
 from tests.client.test_holdout_api_dashboard import DashboardThread
-from tests.client.test_models_api_support import deploy_body, offer, paid_job, step
-from tests.predict.ledger_story import INPUT_BLOB, ROWS, fixed
+from tests.client.test_models_api_support import (
+    commit_answers,
+    deploy_body,
+    drawn_request,
+    labels_request,
+    offer,
+    paid_job,
+    reveal_answers,
+    step,
+)
+from tests.predict.ledger_story import fixed
 
 require_browser()  # skip without a browser, never under CI
 
@@ -42,21 +46,10 @@ async def _story(api: ApiThread) -> tuple[bytes, bytes, bytes]:
     await step(node, keys, ("submitter", deploy_body(closed)),
                ("submitter", deploy_body(serving, model_hash=fixed("another model"))))
     await offer(node, keys)
-    req = PredictionRequest(Hash32(closed), Hash32(blob_id_of_bytes(INPUT_BLOB)), ROWS,
-                            Amount(1_000), 3, "labels", 0, 60_000, 60_000)
-    (request_id,) = await step(node, keys, ("alice", RequestPrediction(req)))
-    for _ in range(4):  # the lottery draws a few blocks after inclusion [PRED-LOTTERY.1]
-        rec = node.state.get("prediction", request_id)
-        if rec.executors:
-            break
-        await step(node, keys)
-    names = {k.address: n for n, k in keys.items()}
-    drawn = [names[a] for a in rec.executors]
-    unloadable = output_hash(UNLOADABLE_BLOB)
-    await step(node, keys, *((n, PredictCommit(Hash32(request_id), answer_commitment(
-        request_id, keys[n].address, unloadable, fixed(n)))) for n in drawn))
-    await step(node, keys, *((n, PredictReveal(Hash32(request_id), unloadable, fixed(n)))
-                             for n in drawn))
+    request_id, drawn = await drawn_request(node, keys, labels_request(closed))
+    answers = dict.fromkeys(drawn, output_hash(UNLOADABLE_BLOB))
+    await commit_answers(node, keys, request_id, answers)
+    await reveal_answers(node, keys, request_id, answers)
     assert node.state.get("model", closed).unservable_by == request_id
     return closed, request_id, serving
 

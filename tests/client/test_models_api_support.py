@@ -3,17 +3,29 @@
 ``paid_job`` drives a real train/v1 job to PAID through a real ``SoloNode`` (claim,
 reveal, votes; the node's clock skipped past each window once nothing is left to happen
 in it), the way tests/predict/ledger_story.py does on the bare ledger. ``offer`` makes
-members executors. Each step submits through the mempool and commits one block, whether
-the node also commits timed blocks (``ApiThread``) or not (``running_api``).
+members executors; ``drawn_request`` sends a prediction request and waits for its
+lottery, ``commit_answers``/``reveal_answers`` have the drawn executors answer it. Each
+step submits through the mempool and commits one block, whether the node also commits
+timed blocks (``ApiThread``) or not (``running_api``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from chain.content import blob_id_of_bytes
 from chain.crypto import PrivateKey
-from chain.predict.bodies import DeployModel, OfferPrediction
+from chain.predict.answer import answer_commitment
+from chain.predict.bodies import (
+    DeployModel,
+    OfferPrediction,
+    PredictCommit,
+    PredictReveal,
+    RequestPrediction,
+)
 from chain.predict.model import InputSchema, OutputSchema
+from chain.predict.request import PredictionRequest
 from chain.records import JobStatus
 from chain.transactions import (
     ClaimLoss,
@@ -25,10 +37,10 @@ from chain.transactions import (
     sign_transaction,
     vote_commitment,
 )
-from chain.types import Hash32
+from chain.types import Amount, Hash32
 from tests.client.test_api_support import future_spec
 from tests.framework.solo import SoloNode
-from tests.predict.ledger_story import MODEL_HASH, fixed
+from tests.predict.ledger_story import INPUT_BLOB, MODEL_HASH, ROWS, fixed
 
 EXECUTORS = ("bob", "carol", "dave", "erin")
 VOTERS = ("bob", "carol", "dave", "erin", "v0")
@@ -91,3 +103,37 @@ def deploy_body(job_id: bytes, model_hash: bytes = MODEL_HASH, royalty: int = 10
 async def offer(node: SoloNode, keys: dict[str, PrivateKey],
                 names: tuple[str, ...] = EXECUTORS) -> None:
     await step(node, keys, *((n, OfferPrediction()) for n in names))
+
+
+def labels_request(model_id: bytes) -> PredictionRequest:
+    """Labels for ``INPUT_BLOB``'s rows from ``model_id``: 1000 paid, three executors."""
+    return PredictionRequest(Hash32(model_id), Hash32(blob_id_of_bytes(INPUT_BLOB)), ROWS,
+                             Amount(1_000), 3, "labels", 0, 60_000, 60_000)
+
+
+async def drawn_request(node: SoloNode, keys: dict[str, PrivateKey], req: PredictionRequest,
+                        requester: str = "alice") -> tuple[bytes, list[str]]:
+    """``requester`` sends ``req``; once the lottery drew (a few blocks after inclusion
+    [PRED-LOTTERY.1]), the request id and the drawn executors' names."""
+    (request_id,) = await step(node, keys, (requester, RequestPrediction(req)))
+    for _ in range(4):
+        rec = node.state.get("prediction", request_id)
+        if rec.executors:
+            break
+        await step(node, keys)
+    names = {k.address: n for n, k in keys.items()}
+    return request_id, [names[a] for a in rec.executors]
+
+
+async def commit_answers(node: SoloNode, keys: dict[str, PrivateKey], request_id: bytes,
+                         answers: Mapping[str, bytes]) -> None:
+    """Each executor named in ``answers`` commits to its output hash (salt ``fixed(name)``)."""
+    await step(node, keys, *((n, PredictCommit(Hash32(request_id), answer_commitment(
+        request_id, keys[n].address, out, fixed(n)))) for n, out in answers.items()))
+
+
+async def reveal_answers(node: SoloNode, keys: dict[str, PrivateKey], request_id: bytes,
+                         answers: Mapping[str, bytes]) -> None:
+    """Each executor named in ``answers`` opens the commitment ``commit_answers`` made."""
+    await step(node, keys, *((n, PredictReveal(Hash32(request_id), Hash32(out), fixed(n)))
+                             for n, out in answers.items()))

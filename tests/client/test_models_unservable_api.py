@@ -9,17 +9,21 @@ from pathlib import Path
 
 import aiohttp
 
-from chain.content import blob_id_of_bytes
-from chain.predict.answer import answer_commitment
-from chain.predict.bodies import PredictCommit, PredictReveal, RequestPrediction
+from chain.predict.bodies import RequestPrediction
 from chain.predict.io import UNLOADABLE_BLOB, output_hash
-from chain.predict.request import PredictionRequest
 from chain.transactions import sign_transaction
-from chain.types import Amount, Hash32
 from tests.client.test_api_routes import call
 from tests.client.test_api_support import running_api
-from tests.client.test_models_api_support import deploy_body, offer, paid_job, step
-from tests.predict.ledger_story import INPUT_BLOB, ROWS, fixed
+from tests.client.test_models_api_support import (
+    commit_answers,
+    deploy_body,
+    drawn_request,
+    labels_request,
+    offer,
+    paid_job,
+    reveal_answers,
+    step,
+)
 
 
 async def test_models_show_the_request_that_made_a_model_unservable(tmp_path: Path) -> None:
@@ -33,24 +37,15 @@ async def test_models_show_the_request_that_made_a_model_unservable(tmp_path: Pa
         await offer(node, keys)
         (model,) = (await call(s, api, "GET", "/models"))["models"]
         assert model["unservable_by"] is None
-        req = PredictionRequest(Hash32(job_id), Hash32(blob_id_of_bytes(INPUT_BLOB)), ROWS,
-                                Amount(1_000), 3, "labels", 0, 60_000, 60_000)
-        (request_id,) = await step(node, keys, ("alice", RequestPrediction(req)))
-        for _ in range(4):  # the lottery draws a few blocks after inclusion [PRED-LOTTERY.1]
-            rec = node.state.get("prediction", request_id)
-            if rec.executors:
-                break
-            await step(node, keys)
-        names = {k.address: n for n, k in keys.items()}
-        drawn = [names[a] for a in rec.executors]
+        req = labels_request(job_id)
+        request_id, drawn = await drawn_request(node, keys, req)
         assert len(drawn) == 3
         unloadable = output_hash(UNLOADABLE_BLOB)
-        await step(node, keys, *((n, PredictCommit(Hash32(request_id), answer_commitment(
-            request_id, keys[n].address, unloadable, fixed(n)))) for n in drawn))
+        answers = dict.fromkeys(drawn, unloadable)
+        await commit_answers(node, keys, request_id, answers)
         detail = await call(s, api, "GET", f"/models/{job_id.hex()}", "/models/{job_id}")
         assert detail["unservable_by"] is None  # committed, not yet agreed
-        await step(node, keys, *((n, PredictReveal(Hash32(request_id), unloadable, fixed(n)))
-                                 for n in drawn))
+        await reveal_answers(node, keys, request_id, answers)
         settled = await call(s, api, "GET", f"/predictions/{request_id.hex()}",
                              "/predictions/{request_id}")
         assert settled["status"] == "agreed" and settled["answer"] == unloadable.hex()
