@@ -49,6 +49,14 @@ class FedKeys:
                    F.blob(a[2], "mask_key", KEY_LEN), F.blob(a[3], "enc_key", KEY_LEN))
 
 
+def _blob_fields(a: list[Any], tag: str) -> tuple[Hash32, int, Hash32, int]:
+    """``[job_id, round, blob, size]``: the wire shape ``fed_shares`` and ``fed_unmask``
+    share [TX-FED.9] [TX-FED.10]; ``tag`` names the body in a decoding error."""
+    F.array(a, tag, 4)
+    return (F.hash32(a[0], "job_id"), F.uint(a[1], "round", 1, MAX_ROUNDS),
+            F.hash32(a[2], "blob"), F.uint(a[3], "size", 1, 1 << 40))
+
+
 @dataclass(frozen=True, slots=True)
 class FedShares:
     """[TX-FED.9] The id and size of the sender's share blob [FED-PRIV.7]."""
@@ -64,9 +72,7 @@ class FedShares:
 
     @classmethod
     def from_wire(cls, a: list[Any]) -> FedShares:
-        F.array(a, "fed_shares", 4)
-        return cls(F.hash32(a[0], "job_id"), F.uint(a[1], "round", 1, MAX_ROUNDS),
-                   F.hash32(a[2], "blob"), F.uint(a[3], "size", 1, 1 << 40))
+        return cls(*_blob_fields(a, "fed_shares"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +90,7 @@ class FedUnmask:
 
     @classmethod
     def from_wire(cls, a: list[Any]) -> FedUnmask:
-        F.array(a, "fed_unmask", 4)
-        return cls(F.hash32(a[0], "job_id"), F.uint(a[1], "round", 1, MAX_ROUNDS),
-                   F.hash32(a[2], "blob"), F.uint(a[3], "size", 1, 1 << 40))
+        return cls(*_blob_fields(a, "fed_unmask"))
 
 
 PRIVATE_BODIES = (FedKeys, FedShares, FedUnmask)
