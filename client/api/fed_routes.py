@@ -11,7 +11,7 @@ the state does not hold.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +20,8 @@ from chain.federated.api import fed_job, fed_rounds
 from chain.federated.ledger_records import FedJob, FedPhase, FedRound, FedUpdate, FedVote
 from chain.federated.spec import FederatedSpec
 from chain.records import Job
+from chain.state import State
+from chain.types import Address
 from client.api.fed_json import weights_json
 from client.api.json_forms import addr, data_ref_json, holdout_terms_json, parse_hash
 from client.api.predict_routes import not_found
@@ -126,8 +128,23 @@ def fed_summary_json(job: Job, fed: FedJob, rounds: list[FedRound]) -> Json:
     }
 
 
-def fed_detail_json(job: Job, fed: FedJob, rounds: list[FedRound]) -> Json:
-    """[API-FED.2] [API-FED.3] The whole job: terms, every round, the end ballot, payout."""
+def payout_addresses(fed: FedJob, rounds: list[FedRound]) -> list[bytes]:
+    """[API-FED.3] The payout's rows: every participant and everyone paid, by address."""
+    return sorted({*(bytes(a) for a, _ in fed.paid), *participants_of(fed, rounds)})
+
+
+def banned_payees(state: State, fed: FedJob, rounds: list[FedRound]) -> set[bytes]:
+    """[API-FED.3] The payout's addresses that are banned in ``state`` (bans are never
+    lifted, so each one's share, if any, was burned [FED-END.4] [JOB-BAN.1])."""
+    return {a for a in payout_addresses(fed, rounds) if state.account(Address(a)).banned}
+
+
+def fed_detail_json(job: Job, fed: FedJob, rounds: list[FedRound],
+                    banned: Collection[bytes]) -> Json:
+    """[API-FED.2] [API-FED.3] The whole job: terms, every round, the end ballot, payout.
+    ``banned``: the banned addresses among the payout's; each one's share is marked
+    ``burned`` (the ledger burns a banned participant's share [FED-END.4], and a share
+    credited before a ban went with the balance [JOB-BAN.1]: either way nobody has it)."""
     spec = job.spec.federated
     assert spec is not None
     shown = [finished_round_json(r, bytes(fed.owner)) for r in rounds]
@@ -149,8 +166,8 @@ def fed_detail_json(job: Job, fed: FedJob, rounds: list[FedRound]) -> Json:
             "votes": [vote_json(v) for v in fed.votes] if in_end else [],
         },
         "payout": None if fed.phase != FedPhase.DONE else {
-            "paid": [{"address": addr(a), "amount": paid.get(a, 0)}
-                     for a in sorted({*paid, *participants_of(fed, rounds)})],
+            "paid": [{"address": addr(a), "amount": paid.get(a, 0), "burned": a in banned}
+                     for a in payout_addresses(fed, rounds)],
             "refund": int(fed.refund)},
     }
 
@@ -184,4 +201,6 @@ class FedRoutes:
         fed, job = fed_job(state, job_id), state.job(job_id)
         if fed is None or job is None:
             return not_found("unknown_federated_job", f"no federated job {job_id.hex()}")
-        return web.json_response(fed_detail_json(job, fed, fed_rounds(state, job_id)))
+        rounds = fed_rounds(state, job_id)
+        return web.json_response(fed_detail_json(job, fed, rounds,
+                                                 banned_payees(state, fed, rounds)))

@@ -104,7 +104,9 @@ FED_SCHEMAS: dict[str, S] = {
                     "voters": array(ADDRESS), "votes": array(_VOTE)},
                    description="[API-FED.3] The end ballot (its votes while it runs)"),
         "payout": {**nullable(obj({
-            "paid": array(obj({"address": ADDRESS, "amount": AMOUNT})),
+            "paid": array(obj({"address": ADDRESS, "amount": AMOUNT, "burned": {
+                **BOOL, "description": "[FED-END.4] The address is banned: its amount "
+                "was burned, not credited (or burned with its balance when banned later)"}})),
             "refund": AMOUNT})), "description": "[FED-END.4] Once done; null before"},
     }, description="[API-FED.2] [API-FED.3] One federated job"),
 }

@@ -117,4 +117,4 @@ async def test_a_void_round_and_a_job_that_pays_nobody(tmp_path: Path) -> None:
         assert rec["end"] == {"participants": [], "deposit": "returned", "voters": [],
                               "votes": []}
         assert rec["payout"] == {"paid": [{"address": address_to_text(
-            api.keys["alice"].address), "amount": 0}], "refund": 300}
+            api.keys["alice"].address), "amount": 0, "burned": False}], "refund": 300}

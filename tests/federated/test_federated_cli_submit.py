@@ -21,7 +21,7 @@ from chain.federated.blobs import ModelBlob, UpdateBlob
 from chain.types import Hash32
 from client.api.http_client import ApiClient
 from client.cli.common import send
-from tests.client.test_api_support import ApiThread
+from tests.client.test_api_support import ApiThread, check_schema, response_schema
 from tests.client.test_cli_chain import key_file, run
 from tests.client.test_cli_job import saved_image
 from tests.client.test_holdout_cli import v3_job_dir
@@ -149,17 +149,22 @@ def test_show_prints_weights_slashes_and_rewards_of_a_finished_job() -> None:
     """[API-FED.2] [API-FED.3] [FED-END.4] ``federated show``'s lines for a finished job (the
     ledger story through real blocks, rendered by the API's own JSON form): every round's
     participants with their trust weights, the slashed aggregator, the end ballot, each
-    participant's reward and the refund; the rewards add up to the bounty."""
+    participant's reward and the refund; the rewards add up to the bounty. The slashed
+    aggregator is a participant, banned: its reward alone is marked burned (``burned`` in
+    the JSON, in its OpenAPI schema; "(burned: banned)" and the burned sum in the text)."""
     from chain.federated.api import fed_rounds
-    from client.api.fed_routes import fed_detail_json
+    from client.api.fed_routes import banned_payees, fed_detail_json
+    from client.api.openapi import openapi_document
     from client.federated.cli import show_lines
     from tests.federated.fed_ledger_story import BOUNTY
     from tests.federated.test_federated_ledger import two_rounds_with_a_cheat
 
     story, cheat = two_rounds_with_a_cheat()
     state = story.chain.state
+    rounds = fed_rounds(state, story.job_id)
     fed = json.loads(json.dumps(fed_detail_json(story.chain.job(story.job_id), story.fed,
-                                                fed_rounds(state, story.job_id))))
+                                                rounds, banned_payees(state, story.fed,
+                                                                      rounds))))
     text = "\n".join(show_lines(fed))
     print(text)
     assert "federated, phase done" not in text and ": paid, phase done, round 2 of 2" in text
@@ -172,11 +177,20 @@ def test_show_prints_weights_slashes_and_rewards_of_a_finished_job() -> None:
         for p in r["participants"]:
             assert f"{p['address']}: revealed, trust weight {p['weight'] / 65536:.3f}" in text
     paid = {p["address"]: int(p["amount"]) for p in fed["payout"]["paid"]}
+    # the slashed aggregator is a participant: banned, its share burned [FED-END.4]
+    cheat_text = next(a for a in paid if story.chain.addr(cheat).hex() in a)
+    assert [p["address"] for p in fed["payout"]["paid"] if p["burned"]] == [cheat_text]
+    assert paid[cheat_text] > 0 and story.chain.balance(cheat) == 0
     for address, amount in paid.items():
-        assert f"reward {address}: {amount}" in text
-    assert f"paid {sum(paid.values())}, refund {fed['payout']['refund']}" in text
+        mark = " (burned: banned)" if address == cheat_text else ""
+        assert f"reward {address}: {amount}{mark}\n" in text + "\n"
+    assert text.count("burned: banned") == 1
+    assert f"paid {sum(paid.values())} ({paid[cheat_text]} of it burned), refund " \
+           f"{fed['payout']['refund']}" in text
     assert sum(paid.values()) + int(fed["payout"]["refund"]) == BOUNTY
     assert "end ballot: 3 participants, deposit returned" in text
+    doc = openapi_document()
+    check_schema(fed, response_schema(doc, "GET", "/federated/{job_id}", 200), doc)
 
 
 def test_submit_federated_multi_krum_parameter(chain: ApiThread, tmp_path: Path) -> None:
