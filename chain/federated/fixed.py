@@ -38,6 +38,8 @@ WIDTHS: dict[str, int] = {
     "norm_factor": 75,         # floor(2**32 * |g0| / |gi|) < 2**75 (|gi|**2 >= 1), unsigned
     "scaled_coordinate": 107,  # |v| * factor < 2**106, signed
     "weighted_sum": 56,        # 256 * 2**16 * (2**31 - 1) < 2**55, signed
+    "krum_distance": 88,       # [FED-AGG.9] 2**24 * (2 * (2**31 - 1))**2 < 2**88, unsigned
+    "krum_score": 96,          # [FED-AGG.9] sum of <= 254 distances < 2**96, unsigned
     "reward_product": 127,     # amount (< 2**63) * weight (< 2**64), unsigned
 }
 """[FED-QUANT.4] Bits (with sign where signed) each intermediate needs at the bounds of

@@ -108,8 +108,9 @@ def test_range_is_symmetric_and_clamped() -> None:
 
 
 def test_stated_widths_hold_at_the_bounds() -> None:
-    """[FED-QUANT.4] Each intermediate at its worst case (MAX_DIMS coordinates of ±Q,
-    MAX_ROUND_PARTICIPANTS updates) fits the width the spec tells a C implementation."""
+    """[FED-QUANT.4] [FED-AGG.9] Each intermediate at its worst case (MAX_DIMS coordinates
+    of ±Q, MAX_ROUND_PARTICIPANTS updates; Multi-Krum's distances and scores included) fits
+    the width the spec tells a C implementation."""
     d, n, q = MAX_DIMS, MAX_ROUND_PARTICIPANTS, Q_MAX
     sq = d * q * q
     worst = {
@@ -120,6 +121,8 @@ def test_stated_widths_hold_at_the_bounds() -> None:
         "norm_factor": math.isqrt(sq << (2 * NORM_BITS)),
         "scaled_coordinate": q * math.isqrt(sq << (2 * NORM_BITS)),
         "weighted_sum": n * (1 << TRUST_BITS) * q, "reward_product": MAX_AMOUNT * MAX_WEIGHT,
+        "krum_distance": d * (2 * q) ** 2,  # updates of +Q and -Q everywhere
+        "krum_score": (n - 2) * d * (2 * q) ** 2,  # f = 0: n - 2 nearest others
     }
     signed = {"coordinate", "coordinate_sum", "dot", "scaled_coordinate", "weighted_sum"}
     assert set(worst) == set(WIDTHS)
