@@ -12,7 +12,7 @@ numpy), quantises its update to int32 at 2**16 [FED-QUANT.2], and the round is
 aggregated by chain/federated's exact rules [FED-AGG.*]; the model steps as the
 chain's would [FED-MODEL.3]. Scenarios: everyone honest; one owner sign-flipping
 (sending -5 × its honest update); two owners doing so. For each rule (plain
-mean, trimmed mean k=1, median, FLTrust) it prints the held-out accuracy per
+mean, trimmed mean k=1, median, FLTrust, Multi-Krum f=2) it prints the held-out accuracy per
 round, and for FLTrust with one attacker the reward split [FED-REWARD.5] with
 leave-one-out losses on the held-out part. The last line is one JSON object.
 
@@ -26,7 +26,8 @@ each participant and each verifying member moves per round (the update blob as
 encoded, [FED-QUANT.5]), and private mode's masking per participant and unmasking
 per round (one participant dropped) with the masked blob's size [FED-PRIV.1-4].
 Its last line is one JSON object with ``trimmed_mean_s_per_round`` (issue 18's
-target: <= 1 s on this machine), each rule's ``*_s_per_round``,
+target: <= 1 s on this machine), each rule's ``*_s_per_round`` (``multi_krum_s_per_round``
+for Multi-Krum, f = 2 [FED-AGG.9]),
 ``*_reference_s_per_round`` and ``*_speedup``. ``--no-reference`` skips the slow
 reference (about two minutes). ``--private`` (implies ``--timing``) adds private mode's
 key agreement, share exchange and the round unmasked from its public blobs
@@ -67,6 +68,7 @@ from chain.federated.rewards import payout
 from chain.federated.rounds import (
     FLTRUST,
     MEDIAN,
+    MULTI_KRUM,
     TRIMMED_MEAN,
     Aggregation,
     RoundInput,
@@ -82,7 +84,9 @@ REPEATS = 3
 shared; one run can land on another process's burst)."""
 SCALE_BITS = 16
 RULES = {"mean": Aggregation(TRIMMED_MEAN, 0), "trimmed_mean": Aggregation(TRIMMED_MEAN, 1),
-         "median": Aggregation(MEDIAN), "fltrust": Aggregation(FLTRUST)}
+         "median": Aggregation(MEDIAN), "fltrust": Aggregation(FLTRUST),
+         "multi_krum": Aggregation(MULTI_KRUM, 2)}
+"""Multi-Krum with f = 2 [FED-AGG.9]: the attackers the accuracy runs plant at most."""
 OWNERS = 6
 FLIP = -5
 

@@ -1,5 +1,5 @@
 """bench/federated.py --timing at a small size: what it reports is checked, not timed
-[FED-AGG.1] [FED-QUANT.5] [FED-PRIV.1] [FED-PRIV.4].
+[FED-AGG.1] [FED-AGG.9] [FED-QUANT.5] [FED-PRIV.1] [FED-PRIV.4].
 
 The bench's figures are only worth printing if the fast path it times computes the
 reference's rounds; at 6 participants × 3,000 parameters the same code path runs and
@@ -12,9 +12,10 @@ from bench.federated import RULES, timing
 
 
 def test_timing_compares_fast_and_reference_and_counts_bytes() -> None:
-    """[FED-AGG.1] [FED-QUANT.5] [FED-PRIV.1] [FED-PRIV.4] Every rule's fast round equals
-    the reference's, masking and unmasking equal the reference's and unmask to the plain
-    sum; an update blob is 68 + 4·dims bytes, a masked one 68 + 8·dims."""
+    """[FED-AGG.1] [FED-AGG.9] [FED-QUANT.5] [FED-PRIV.1] [FED-PRIV.4] Every rule's fast
+    round (Multi-Krum's included) equals the reference's, masking and unmasking equal the
+    reference's and unmask to the plain sum; an update blob is 68 + 4·dims bytes, a masked
+    one 68 + 8·dims."""
     out = timing(6, 3000, 2, reference=True)
     print({k: v for k, v in out.items() if not k.endswith("_runs")})
     assert out["identical_to_reference"] is True
@@ -26,3 +27,4 @@ def test_timing_compares_fast_and_reference_and_counts_bytes() -> None:
     for name in RULES:
         assert out[f"{name}_s_per_round"] > 0 and out[f"{name}_reference_s_per_round"] > 0
     assert "trimmed_mean_s_per_round" in out and "meets_target" in out
+    assert "multi_krum_s_per_round" in out and "multi_krum_speedup" in out  # [FED-AGG.9]
