@@ -96,8 +96,10 @@
     if (!j) return h("p", { class: "error" }, "No federated job " + id);
     const s = j.spec;
     const payout = j.payout;
-    const payRows = payout ? payout.paid.map((p) => h("tr", { testid: "fed-paid-row", dataset: { address: p.address, amount: p.amount } },
-      h("td", {}, addressLink(p.address)), h("td", { class: "num" }, credits(p.amount)))) : [];
+    // [FED-END.4] a banned participant's share is burned, never credited: marked so
+    const payRows = payout ? payout.paid.map((p) => h("tr", { testid: "fed-paid-row", dataset: { address: p.address, amount: p.amount, burned: p.burned ? "true" : "false" } },
+      h("td", {}, addressLink(p.address)), h("td", { class: "num" }, credits(p.amount),
+        p.burned ? [" ", badge("burned: banned", "warn", { testid: "fed-paid-burned", title: "The address is banned: its share was burned, not credited" })] : null))) : [];
     const deadline = j.deadline_ms ? countdown(j.deadline_ms, { ended: "over" }) : "—";
     return h("div", { class: "page", testid: "fed-job-page", dataset: { job: j.job_id, phase: j.phase } },
       title("Federated job " + short(j.job_id, 10, 6), badge(j.status, "status-" + j.status, { testid: "fed-status" })),
