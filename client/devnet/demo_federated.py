@@ -33,55 +33,48 @@ asserts them.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chain.content import blob_id_of_file
 from chain.federated.blobs import ModelBlob, model_hash
-from chain.federated.rounds import Aggregation
-from chain.federated.spec import FEDERATED_V1, FederatedSpec
-from chain.jobspec import JobSpec, ParamSpec, ResourceLimits, VotingParams
-from chain.keyfile import read_key_file
-from chain.transactions import PostJob
-from chain.types import Amount, Hash32, TimeMs
-from client.api.http_client import ApiClient, ApiError
-from client.cli.common import send
-from client.cli.holdout_duties import commit_pool, keep_secret
+from client.api.http_client import ApiError
 from client.devnet import fed_setup
 from client.devnet.fed_setup import OwnerNode, Shard
+from client.devnet.federated_posting import (
+    BOUNTY,
+    HIDDEN,
+    OWNERS,
+    VERIFIERS,
+    Owner,
+    balances,
+    hidden_rows,
+    job_owner,
+    model_row,
+    post_federated_job,
+    publish_part,
+    say,
+    snapshot_hashes,
+    start_graph,
+    start_owners,
+    template_and_shards,
+    wait_for_fed,
+)
 from client.devnet.network import NetworkLayout
-from client.devnet.processes import REPO_ROOT, check_ports, down, load_pids, up
-from client.federated.member_eval import accuracy_ppm, loss_micro, template_layers
+from client.devnet.processes import REPO_ROOT, down
+
+__all__ = ["BOUNTY", "OWNERS", "ROUNDS", "VERIFIERS", "FedDemoResult", "run_federated_demo"]
 
 REPO = REPO_ROOT
-OWNERS = ("alice", "bob", "carol", "dave", "erin", "frank")
-VERIFIERS = 3
-"""node0-2 are the bonded verifiers (candidates for the aggregator draw and voters); node3
-is a validator only. Every verifier runs with ``cheat_federated_first_draw``: the one the
-chain draws first [FED-ROUND.3] cheats (client.federated.member_compute.first_draw), the
-two others vote it down; the cheater is known only once drawn (``FedDemoResult.cheater``)."""
+# node0-2 (VERIFIERS) are the bonded verifiers (candidates for the aggregator draw and
+# voters); node3 is a validator only. Every verifier runs with ``cheat_federated_first_draw``:
+# the one the chain draws first [FED-ROUND.3] cheats (client.federated.member_compute
+# .first_draw), the two others vote it down; the cheater is known only once drawn
+# (``FedDemoResult.cheater``).
 ROUNDS = 10
-BOUNTY = 600
-HIDDEN = 16
-SCALE_BITS = 16
-WINDOWS_MS = {"commit": 30_000, "reveal": 4_000, "aggregate": 8_000, "vote_commit": 4_000,
-              "vote_reveal": 4_000}
-"""Every phase lasts its whole window (federated.md §9), so these set the pace: about 45 s a
-round. The commit window holds six sandboxed local trainings on a 2-core machine (15 s
-was too short: most rounds went void with fewer than 4 updates committed in time)."""
-OWNER_CREDITS = 100
-"""Each data owner's genesis balance: every commitment locks a reveal deposit of
-``BOUNTY // (ROUNDS × 6)`` = 10 credits until its reveal [FED-DEPOSIT.1]."""
-FIRST_COMMIT_MS = 60_000
-"""Round 1's commit window runs from the post to the expiry [TX-FED.1]: the owners' nodes
-start, sync, and train once."""
 
 
 @dataclass
@@ -110,25 +103,14 @@ class FedDemoResult:
     seconds: float = 0.0
 
 
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
 def run_federated_demo(root: Path, *, base_port: int = 26900, rounds: int = ROUNDS,
                        docs: Path | None = REPO / "docs", timeout_s: float = 1500.0
                        ) -> FedDemoResult:
     """The demo in ``root`` (emptied first); the graph is stopped at the end whatever
     happens. ``docs``: where the PNG goes besides ``root`` (None: only ``root``)."""
     started = time.monotonic()
-    if root.exists():
-        down(root)
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
-    job_dir = root / "fed-job"
-    say("== 1. the job: the digits template (its image has the federate entry)")
-    image_id = _build(job_dir)
+    job_dir, image_id, shards = template_and_shards(root)
     say(f"   image {image_id[:19]}…")
-    shards = fed_setup.deal_shards(job_dir / "data" / "train.csv", OWNERS, root / "owners")
     for s in shards:
         top = sorted(range(10), key=lambda c: -s.classes[c])[:2]
         share = 100 * (s.classes[top[0]] + s.classes[top[1]]) // s.rows
@@ -136,13 +118,8 @@ def run_federated_demo(root: Path, *, base_port: int = 26900, rounds: int = ROUN
             f"{top[0]} and {top[1]} make {share}%")
     say(f"== 2. a graph: 4 validators, node0-{VERIFIERS - 1} bonded verifiers; the first "
         "one drawn to aggregate will cheat")
-    check_ports({base_port + 4 + i + d: f"{o} node" for i, o in enumerate(OWNERS)
-                 for d in (0, 100)}, "choose another base port")
-    layout = up(root, validators=4, workers=VERIFIERS, base_port=base_port,
-                worker_settings={i: {"cheat_federated_first_draw": True}
-                                 for i in range(VERIFIERS)},
-                users={"owner": 5_000, **dict.fromkeys(OWNERS, OWNER_CREDITS)},
-                consensus={"commit_ms": 200}, timeout=90)
+    layout = start_graph(root, base_port, {i: {"cheat_federated_first_draw": True}
+                                           for i in range(VERIFIERS)})
     result = FedDemoResult(layout, shards=shards)
     try:
         _run(root, job_dir, image_id, result, rounds, timeout_s)
@@ -156,95 +133,35 @@ def run_federated_demo(root: Path, *, base_port: int = 26900, rounds: int = ROUN
     return result
 
 
-def _build(job_dir: Path) -> str:
-    from sandbox.base_image import ensure_base_image
-    from sandbox.engine import connect
-    from sandbox.job_template import build_job, init_job
-
-    client = connect()
-    try:
-        ensure_base_image(client, log=lambda m: say(f"   {m}"))
-        init_job(job_dir, name="digits-federated")
-        return build_job(client, job_dir, log=lambda _m: None).image_id
-    finally:
-        client.close()
-
-
-def _job_spec(image_id: str, initial_blob: bytes, initial: ModelBlob, holdout: Any,
-              rounds: int, expiry_ms: int) -> JobSpec:
-    """[FED-SPEC.1] The federated/v1 spec: train/v1's common fields, then the terms."""
-    digest = Hash32(bytes.fromhex(image_id.removeprefix("sha256:")))
-    fed = FederatedSpec(
-        initial_model=Hash32(initial_blob), dims=initial.dims, scale_bits=SCALE_BITS,
-        rounds=rounds, min_participants=4, max_participants=len(OWNERS),
-        aggregation=Aggregation("trimmed_mean", 1), target_accuracy_ppm=None,
-        holdout=replace(holdout, finalists=1, tie_tolerance=0.0), privacy="open",
-        dp_clip=0, dp_noise_permille=0, commit_window_ms=WINDOWS_MS["commit"],
-        reveal_window_ms=WINDOWS_MS["reveal"], aggregate_window_ms=WINDOWS_MS["aggregate"],
-        loo_permille=500)
-    return JobSpec(
-        kind=FEDERATED_V1, image_digest=digest, image_blob=digest,
-        image_ref="learningchain/job-digits-federated",
-        entry_points=(("evaluate", ("/job/evaluate",)), ("train", ("/job/train",))),
-        limits=ResourceLimits(memory_mb=1024, cpu_millis=1000, time_s=60, disk_mb=64),
-        search_space=(ParamSpec("hidden_size", "choice", (HIDDEN,)),),
-        bounty=Amount(BOUNTY), expiry_ms=TimeMs(expiry_ms), loss_tolerance=0.0,
-        voting=VotingParams(WINDOWS_MS["vote_commit"], WINDOWS_MS["vote_commit"],
-                            WINDOWS_MS["vote_reveal"], 667, 667, Amount(5), 3),
-        description="federated digits: six non-IID owners, trimmed mean", federated=fed)
-
-
 def _run(root: Path, job_dir: Path, image_id: str, result: FedDemoResult, rounds: int,
          timeout_s: float) -> None:
-    from sandbox.holdout_blob import pack_part, part_indices
-    from sandbox.job_file import load_job_file
-
     layout = result.layout
-    api = ApiClient(layout.nodes[0].api_url)
-    owner = next(u for u in layout.users if u.name == "owner")
-    key = read_key_file(owner.key_file, owner.passphrase_file.read_text().strip())
-    names = {n.address: n.name for n in layout.nodes}
-    names.update({u.address: u.name for u in layout.users})
+    owner = job_owner(layout)
+    api, names = owner.api, owner.names
     for i, n in enumerate(layout.nodes):
         role = "verifier" if i < VERIFIERS else "validator"
         say(f"   {n.name} {role:17s} {n.api_url}  {n.address}")
 
     say("== 3. the owner posts the federated job")
-    initial = fed_setup.initial_model(HIDDEN, SCALE_BITS)
-    model_file = root / "initial-model.blob"
-    model_file.write_bytes(initial.to_bytes())
-    blob = bytes.fromhex(api.upload_blob(model_file)["blob"])
-    job_file = load_job_file(job_dir)
-    assert job_file.holdout is not None
-    secret, holdout = commit_pool(job_dir, job_file.holdout)
-    keep_secret(job_dir, secret)
-    pool_dir = job_file.holdout.pool_path(job_dir)
-    result.balances_before = _balances(api, names)
-    spec = _job_spec(image_id, blob, initial, holdout, rounds,
-                     int(api.status()["time_ms"]) + FIRST_COMMIT_MS)
-    tx, info = send(api, key, PostJob(spec), wait=True, what="post_job")
-    job_id = result.job_id = tx.hash.hex()
-    say(f"   job {job_id} in block {info['height'] if info else '?'}: bounty {BOUNTY}, "
+    posted = post_federated_job(owner, root, job_dir, image_id, rounds)
+    result.balances_before = posted.balances_before
+    job_id = result.job_id = posted.job_id
+    initial, secret = posted.initial, posted.secret
+    say(f"   job {job_id} in block {posted.height or '?'}: bounty {BOUNTY}, "
         f"{rounds} rounds, trimmed mean k=1, {initial.dims} coordinates (MLP 64-{HIDDEN}-10), "
         f"hidden test set committed (pool of {secret.pool} shards, root "
         f"{bytes(secret.root).hex()[:16]}…)")
 
     say("== 4. six data owners join, each from its own node with its own data folder")
-    pids = load_pids(root)
-    for i, user in enumerate(u for u in layout.users if u.name in OWNERS):
-        node = fed_setup.owner_node(layout, user, i, layout.nodes[0].p2p_port)
-        shard = next(s for s in result.shards if s.owner == user.name)
-        pids[node.name] = _start_join(node, job_id, shard.folder)
-        result.owners.append(node)
+    result.owners, _pids = start_owners(root, layout, result.shards, job_id)
+    for node in result.owners:
+        shard = next(s for s in result.shards if s.owner == node.name)
         say(f"   learningchain federated join {job_id[:12]}… --data "
             f"{shard.folder.relative_to(root)} --config {node.config.relative_to(root)}")
-    (root / "devnet.json").write_text(json.dumps({"pids": pids}, indent=2) + "\n")
 
-    fed = _wait_for(api, job_id, lambda f: f["seed"] is not None, 60, "the split seed")
-    public = _pack(pack_part, secret, pool_dir, fed, holdout, "public", root)
-    ref = api.upload_blob(public[0])
-    send(api, key, _part(job_id, "public", ref["blob"], public[1]), wait=True, what="fed_part")
-    say(f"   the owner published the public part (blob {ref['blob'][:16]}…)")
+    fed = wait_for_fed(api, job_id, lambda f: f["seed"] is not None, 60, "the split seed")
+    blob = publish_part(owner, posted, fed, "public", root)
+    say(f"   the owner published the public part (blob {blob[:16]}…)")
 
     say("== 5. rounds: train locally, commit, reveal; a verifier aggregates, the rest vote")
     deadline = time.monotonic() + timeout_s
@@ -265,14 +182,11 @@ def _run(root: Path, job_dir: Path, image_id: str, result: FedDemoResult, rounds
                 f"voted accuracy {'-' if acc is None else f'{acc / 1e4:.1f}%'}, model "
                 f"{(rnd['model_hash'] or '-')[:12]}"
                 + (f"  !! {slashed} voted down, banned and slashed" if slashed else ""))
-        _snapshot(result, layout, job_id)
+        snapshot_hashes(result.hashes_by_node, layout, result.owners, job_id)
         if fed["phase"] == "hidden" and not revealed:
-            hidden = _pack(pack_part, secret, pool_dir, fed, holdout, "hidden", root)
-            ref = api.upload_blob(hidden[0])
-            send(api, key, _part(job_id, "hidden", ref["blob"], hidden[1]), wait=True,
-                 what="fed_part")
+            blob = publish_part(owner, posted, fed, "hidden", root)
             revealed = True
-            say(f"== 6. the owner reveals the hidden part (blob {ref['blob'][:16]}…); "
+            say(f"== 6. the owner reveals the hidden part (blob {blob[:16]}…); "
                 "the members vote the final and leave-one-out losses")
         if fed["phase"] == "done":
             break
@@ -284,75 +198,13 @@ def _run(root: Path, job_dir: Path, image_id: str, result: FedDemoResult, rounds
         except ApiError:
             time.sleep(0.5)
     result.fed = fed
-    seed = bytes.fromhex(fed["seed"])
-    hidden_idx = part_indices(seed, secret.pool, holdout.public_permille, "hidden")
-    x, y = fed_setup.hidden_rows(pool_dir, secret.names, hidden_idx)
-    _outcome(result, api, names, root, x, y, len(y))
+    x, y = hidden_rows(posted, fed)
+    _outcome(result, owner, root, x, y, len(y))
 
 
-def _start_join(node: OwnerNode, job_id: str, data: Path) -> int:
-    """``learningchain federated join`` as the data owner runs it, detached, logged."""
-    log = open(node.directory / "node.log", "ab")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "client", "federated", "join", job_id, "--data", str(data),
-         "--config", str(node.config)], stdout=log, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, cwd=REPO, start_new_session=True, env=dict(os.environ))
-    log.close()
-    return proc.pid
-
-
-def _part(job_id: str, which: str, blob: str, size: int) -> Any:
-    from chain.federated.api import part_body
-
-    return part_body(bytes.fromhex(job_id), which, bytes.fromhex(blob), size)
-
-
-def _pack(pack_part: Any, secret: Any, pool_dir: Path, fed: dict[str, Any], holdout: Any,
-          which: str, root: Path) -> tuple[Path, int]:
-    dest = root / f"holdout-{which}.tar"
-    packed = pack_part(secret, pool_dir, bytes.fromhex(fed["seed"]), holdout.public_permille,
-                       which, dest)
-    return dest, int(packed.size)
-
-
-def _wait_for(api: ApiClient, job_id: str, ok: Any, timeout: float, what: str
-              ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        fed: dict[str, Any] = api.federated_job(job_id)
-        if ok(fed):
-            return fed
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} not there after {timeout:.0f}s")
-        time.sleep(0.5)
-
-
-def _snapshot(result: FedDemoResult, layout: NetworkLayout, job_id: str) -> None:
-    """Each node's recorded rounds -> model hash, from its own API (owners' nodes stop when
-    the job is done, so their last answer is kept)."""
-    nodes = [(n.name, n.api_url) for n in layout.nodes] + \
-        [(o.name, o.api_url) for o in result.owners]
-    for name, url in nodes:
-        try:
-            fed = ApiClient(url, timeout=3).federated_job(job_id)
-        except (ApiError, OSError):
-            continue
-        seen = {int(r["round"]): r["model_hash"] for r in fed["rounds"]
-                if r["verdict"] is not None}
-        if len(seen) >= len(result.hashes_by_node.get(name, {})):
-            result.hashes_by_node[name] = seen
-
-
-def _balances(api: ApiClient, names: dict[str, str]) -> dict[str, int]:
-    out = {}
-    for address, name in names.items():
-        a = api.account(address)
-        out[name] = int(a["balance"]) + int(a.get("verifier_bond") or 0)
-    return out
-
-
-def _outcome(result: FedDemoResult, api: ApiClient, names: dict[str, str], root: Path,
-             x: Any, y: Any, hidden_n: int) -> None:
+def _outcome(result: FedDemoResult, owner: Owner, root: Path, x: Any, y: Any,
+             hidden_n: int) -> None:
+    api, names = owner.api, owner.names
     fed = result.fed
     layout = result.layout
     first = next((r for r in fed["rounds"] if r["slashed"] or r["aggregator"]), None)
@@ -361,7 +213,8 @@ def _outcome(result: FedDemoResult, api: ApiClient, names: dict[str, str], root:
     models = root / "models"
     models.mkdir(exist_ok=True)
     initial = ModelBlob.from_bytes((root / "initial-model.blob").read_bytes())
-    table = [_row(0, "initial", None, None, initial, x, y, model_hash(initial.to_bytes()).hex())]
+    table = [model_row(0, "initial", None, None, initial, x, y,
+                       model_hash(initial.to_bytes()).hex())]
     for rnd in fed["rounds"]:
         path = models / f"round-{rnd['round']}.blob"
         api.download_blob(rnd["model_blob"], path)
@@ -370,8 +223,9 @@ def _outcome(result: FedDemoResult, api: ApiClient, names: dict[str, str], root:
         model = ModelBlob.from_bytes(path.read_bytes())
         if rnd["model_hash"] and model_hash(path.read_bytes()).hex() != rnd["model_hash"]:
             raise RuntimeError(f"round {rnd['round']}: model hash differs from the chain's")
-        table.append(_row(rnd["round"], rnd["verdict"], names.get(rnd["aggregator"] or "", "-"),
-                          rnd["accuracy_ppm"], model, x, y, rnd["model_hash"]))
+        table.append(model_row(rnd["round"], rnd["verdict"],
+                               names.get(rnd["aggregator"] or "", "-"), rnd["accuracy_ppm"],
+                               model, x, y, rnd["model_hash"]))
         result.slashed += [names.get(a, a) for a in rnd["slashed"]]
     result.table = table
     result.cheater_drawn = bool(cheater)
@@ -395,7 +249,7 @@ def _outcome(result: FedDemoResult, api: ApiClient, names: dict[str, str], root:
     result.payouts = {names.get(p["address"], p["address"]): int(p["amount"])
                       for p in payout["paid"]}
     result.refund = int(payout["refund"])
-    result.balances_after = _balances(api, names)
+    result.balances_after = balances(api, names)
     result.cheater_account = api.account(cheater) if cheater else {}
     say("== 9. the end ballot pays the bounty by round weights and leave-one-out losses")
     for name, amount in sorted(result.payouts.items()):
@@ -416,14 +270,6 @@ def _outcome(result: FedDemoResult, api: ApiClient, names: dict[str, str], root:
         f"{len(result.leaks)} files holding an owner's rows")
     for leak in result.leaks:
         say(f"   !! {leak}")
-
-
-def _row(round_no: int, verdict: str, aggregator: str | None, voted: int | None,
-         model: ModelBlob, x: Any, y: Any, hash_hex: str | None) -> dict[str, Any]:
-    layers = template_layers(model.values, model.scale_bits)
-    return {"round": round_no, "verdict": verdict, "aggregator": aggregator,
-            "voted_ppm": voted, "hidden_acc": accuracy_ppm(layers, x, y) / 1e6,
-            "hidden_loss": loss_micro(layers, x, y) / 1e6, "model_hash": hash_hex}
 
 
 def _figures(result: FedDemoResult, root: Path, docs: Path | None, rounds: int) -> None:

@@ -44,44 +44,48 @@ from chain.federated.blobs import ModelBlob
 from chain.federated.rounds import Aggregation
 from chain.federated.spec import PRIVATE
 from chain.jobspec import JobSpec
-from chain.keyfile import read_key_file
-from chain.transactions import PostJob
 from client.api.http_client import ApiClient, ApiError
-from client.cli.common import send
-from client.cli.holdout_duties import commit_pool, keep_secret
-from client.devnet import fed_setup
-from client.devnet.demo_federated import (
-    OWNERS,
+from client.devnet.demo_federated import FedDemoResult
+from client.devnet.federated_posting import (
+    BOUNTY,
     SCALE_BITS,
-    FedDemoResult,
-    _balances,
-    _build,
-    _job_spec,
-    _pack,
-    _part,
-    _row,
-    _snapshot,
-    _start_join,
-    _wait_for,
+    VERIFIERS,
+    Owner,
+    balances,
+    hidden_rows,
+    job_owner,
+    model_row,
+    post_federated_job,
+    publish_part,
     say,
+    snapshot_hashes,
+    start_graph,
+    start_owners,
+    template_and_shards,
+    wait_for_fed,
 )
-from client.devnet.processes import REPO_ROOT, check_ports, down, load_pids, up
+from client.devnet.processes import REPO_ROOT, down
+
+__all__ = [
+    "BOUNTY",
+    "DROPPER",
+    "DROP_ROUND",
+    "ROUNDS",
+    "VERIFIERS",
+    "PrivateDemoResult",
+    "run_private_demo",
+]
 
 REPO = REPO_ROOT
-VERIFIERS = 3
 ROUNDS = 3
 DROP_ROUND = 2
 DROPPER = "frank"
-BOUNTY = 600
-HIDDEN = 16
 DP_CLIP = 4 << SCALE_BITS
 """L2 clip 4.0 (quantised units): the digits owners' updates have norms of about 1-3, so the
 clip binds only on outliers."""
 DP_NOISE_PERMILLE = 10
 """Noise std per participant ``4.0 · 0.01 / √4 = 0.02`` per coordinate [FED-PRIV.3]: small
 enough that three rounds still learn, the point here being the masking, not a DP budget."""
-OWNER_CREDITS = 100
-FIRST_COMMIT_MS = 60_000
 
 
 @dataclass
@@ -104,23 +108,10 @@ def run_private_demo(root: Path, *, base_port: int = 27100, rounds: int = ROUNDS
                      timeout_s: float = 900.0) -> PrivateDemoResult:
     """The private demo in ``root`` (emptied first); the graph is stopped at the end whatever
     happens. ``keep_updates``: TEST ONLY, see the module docstring."""
-    import shutil
-
     started = time.monotonic()
-    if root.exists():
-        down(root)
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
-    job_dir = root / "fed-job"
-    say("== 1. the job: the digits template (its image has the federate entry)")
-    image_id = _build(job_dir)
-    shards = fed_setup.deal_shards(job_dir / "data" / "train.csv", OWNERS, root / "owners")
+    job_dir, image_id, shards = template_and_shards(root)
     say(f"== 2. a graph: 4 validators, node0-{VERIFIERS - 1} bonded verifiers")
-    check_ports({base_port + 4 + i + d: f"{o} node" for i, o in enumerate(OWNERS)
-                 for d in (0, 100)}, "choose another base port")
-    layout = up(root, validators=4, workers=VERIFIERS, base_port=base_port,
-                users={"owner": 5_000, **dict.fromkeys(OWNERS, OWNER_CREDITS)},
-                consensus={"commit_ms": 200}, timeout=90)
+    layout = start_graph(root, base_port)
     result = PrivateDemoResult(layout, shards=shards)
     if keep_updates:
         result.kept_dir = root / "TEST-ONLY-kept-updates"  # outside every node's directory
@@ -145,11 +136,9 @@ def run_private_demo(root: Path, *, base_port: int = 27100, rounds: int = ROUNDS
     return result
 
 
-def _private_spec(image_id: str, blob: bytes, initial: ModelBlob, holdout: Any, rounds: int,
-                  expiry_ms: int) -> JobSpec:
+def _private_terms(spec: JobSpec) -> JobSpec:
     """The open demo's spec made private: the plain mean [FED-PRIV.9], clip and noise,
     no leave-one-out, 4..6 participants."""
-    spec = _job_spec(image_id, blob, initial, holdout, rounds, expiry_ms)
     assert spec.federated is not None
     fed = replace(spec.federated, privacy=PRIVATE, aggregation=Aggregation("trimmed_mean", 0),
                   dp_clip=DP_CLIP, dp_noise_permille=DP_NOISE_PERMILLE, loo_permille=0)
@@ -159,49 +148,23 @@ def _private_spec(image_id: str, blob: bytes, initial: ModelBlob, holdout: Any, 
 
 def _run(root: Path, job_dir: Path, image_id: str, result: PrivateDemoResult, rounds: int,
          timeout_s: float) -> None:
-    from sandbox.holdout_blob import pack_part as pack
-    from sandbox.holdout_blob import part_indices
-    from sandbox.job_file import load_job_file
-
     layout = result.layout
-    api = ApiClient(layout.nodes[0].api_url)
-    owner = next(u for u in layout.users if u.name == "owner")
-    key = read_key_file(owner.key_file, owner.passphrase_file.read_text().strip())
-    names = {n.address: n.name for n in layout.nodes}
-    names.update({u.address: u.name for u in layout.users})
+    owner = job_owner(layout)
+    api, names = owner.api, owner.names
     say("== 3. the owner posts the private federated job")
-    initial = fed_setup.initial_model(HIDDEN, SCALE_BITS)
-    model_file = root / "initial-model.blob"
-    model_file.write_bytes(initial.to_bytes())
-    blob = bytes.fromhex(api.upload_blob(model_file)["blob"])
-    job_file = load_job_file(job_dir)
-    assert job_file.holdout is not None
-    secret, holdout = commit_pool(job_dir, job_file.holdout)
-    keep_secret(job_dir, secret)
-    pool_dir = job_file.holdout.pool_path(job_dir)
-    result.balances_before = _balances(api, names)
-    spec = _private_spec(image_id, blob, initial, holdout, rounds,
-                         int(api.status()["time_ms"]) + FIRST_COMMIT_MS)
-    result.spec = spec
-    tx, _ = send(api, key, PostJob(spec), wait=True, what="post_job")
-    job_id = result.job_id = tx.hash.hex()
+    posted = post_federated_job(owner, root, job_dir, image_id, rounds, _private_terms)
+    result.balances_before = posted.balances_before
+    result.spec = posted.spec
+    job_id = result.job_id = posted.job_id
     say(f"   job {job_id}: private, {rounds} rounds, clip {DP_CLIP / (1 << SCALE_BITS)}, "
         f"noise {DP_NOISE_PERMILLE}‰; {DROPPER} will drop out in round {DROP_ROUND}")
 
     say("== 4. six data owners join, each from its own node with its own data folder")
-    pids = load_pids(root)
-    for i, user in enumerate(u for u in layout.users if u.name in OWNERS):
-        node = fed_setup.owner_node(layout, user, i, layout.nodes[0].p2p_port)
-        shard = next(s for s in result.shards if s.owner == user.name)
-        pids[node.name] = _start_join(node, job_id, shard.folder)
-        result.owners.append(node)
-    (root / "devnet.json").write_text(json.dumps({"pids": pids}, indent=2) + "\n")
+    result.owners, pids = start_owners(root, layout, result.shards, job_id)
     dropper = next(o for o in result.owners if o.name == DROPPER)
 
-    fed = _wait_for(api, job_id, lambda f: f["seed"] is not None, 60, "the split seed")
-    public = _pack(pack, secret, pool_dir, fed, holdout, "public", root)
-    ref = api.upload_blob(public[0])
-    send(api, key, _part(job_id, "public", ref["blob"], public[1]), wait=True, what="fed_part")
+    fed = wait_for_fed(api, job_id, lambda f: f["seed"] is not None, 60, "the split seed")
+    publish_part(owner, posted, fed, "public", root)
 
     say("== 5. rounds: keys, shares, masked reveals, unmask blobs; a verifier unmasks the sum")
     deadline = time.monotonic() + timeout_s
@@ -235,7 +198,7 @@ def _run(root: Path, job_dir: Path, image_id: str, result: PrivateDemoResult, ro
             say(f"   round {rnd['round']}: {rnd['verdict']}, aggregator "
                 f"{names.get(rnd['aggregator'] or '', '-')}, weights "
                 f"{ {names.get(w['address']): w['weight'] for w in rnd['weights']} }")
-        _snapshot(result, layout, job_id)
+        snapshot_hashes(result.hashes_by_node, layout, result.owners, job_id)
         if fed["phase"] == "done":
             break
         if time.monotonic() > deadline:
@@ -246,11 +209,8 @@ def _run(root: Path, job_dir: Path, image_id: str, result: PrivateDemoResult, ro
         except ApiError:
             time.sleep(0.5)
     result.fed = fed
-    seed = bytes.fromhex(fed["seed"])
-    x, y = fed_setup.hidden_rows(pool_dir, secret.names,
-                                 part_indices(seed, secret.pool, holdout.public_permille,
-                                              "hidden"))
-    _outcome(result, api, names, root, initial, x, y)
+    x, y = hidden_rows(posted, fed)
+    _outcome(result, owner, root, posted.initial, x, y)
 
 
 def _owner_ledgers(result: PrivateDemoResult) -> None:
@@ -291,20 +251,21 @@ def _keep(result: PrivateDemoResult, job_id: str) -> None:
             (result.kept_dir / f"{o.name}-{r}.json").write_text(json.dumps(update))
 
 
-def _outcome(result: PrivateDemoResult, api: ApiClient, names: dict[str, str], root: Path,
-             initial: ModelBlob, x: Any, y: Any) -> None:
+def _outcome(result: PrivateDemoResult, owner: Owner, root: Path, initial: ModelBlob,
+             x: Any, y: Any) -> None:
+    api, names = owner.api, owner.names
     fed = result.fed
     models = root / "models"
     models.mkdir(exist_ok=True)
     result.models[0] = initial
-    table = [_row(0, "initial", None, None, initial, x, y, None)]
+    table = [model_row(0, "initial", None, None, initial, x, y, None)]
     for rnd in fed["rounds"]:
         path = models / f"round-{rnd['round']}.blob"
         api.download_blob(rnd["model_blob"], path)
         model = result.models[rnd["round"]] = ModelBlob.from_bytes(path.read_bytes())
-        table.append(_row(rnd["round"], rnd["verdict"],
-                          names.get(rnd["aggregator"] or "", "-"), rnd["accuracy_ppm"],
-                          model, x, y, rnd["model_hash"]))
+        table.append(model_row(rnd["round"], rnd["verdict"],
+                               names.get(rnd["aggregator"] or "", "-"), rnd["accuracy_ppm"],
+                               model, x, y, rnd["model_hash"]))
         result.slashed += [names.get(a, a) for a in rnd["slashed"]]
     result.table = table
     say(f"== 6. accuracy per round on the hidden test set ({len(y)} rows)")
@@ -316,7 +277,7 @@ def _outcome(result: PrivateDemoResult, api: ApiClient, names: dict[str, str], r
     result.payouts = {names.get(p["address"], p["address"]): int(p["amount"])
                       for p in payout["paid"]}
     result.refund = int(payout["refund"])
-    result.balances_after = _balances(api, names)
+    result.balances_after = balances(api, names)
     say(f"== 7. paid per round weights: {result.payouts}, refund {result.refund}")
 
 
