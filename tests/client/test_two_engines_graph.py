@@ -41,7 +41,8 @@ from tests.framework.dockerd import PrivateDockerd
 from tests.framework.ports import free_base_port
 from tests.framework.wait import scaled
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]  # ~2 min; test_image_layers_docker proves the layer fetch in CI
+# ~2 min, so `make test-slow`: test_image_layers_docker proves the layer fetch in CI.
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 SUBMIT_NODE, WORKERS = 0, (1, 2)
 BOUNTY = 100
