@@ -11,15 +11,23 @@ Devnet graphs need a *block*: node ``i`` listens on ``base + i`` (p2p) and
 whose every port of that shape is free at the moment of the check.
 
 There is a window between the check and the node's bind in which another
-process could take a port; the kernel assigns port-0 binds round the whole
-ephemeral range, so that needs bad luck, and the failure then names the port.
+process could take a port. Ports are therefore drawn *below* the kernel's ephemeral
+range (``/proc/sys/net/ipv4/ip_local_port_range``, 32768-60999 here): every outgoing
+connection takes a local port from that range, and a graph's nodes open many, so a
+port checked free there could be an outgoing connection's by the time a node started
+later binds it (seen: a data owner's node, started a minute after the validators,
+failed with "address already in use" on its 46540 and, another run, 52128). Below
+the range only another listener can take a port in the window, which needs bad luck,
+and the failure then names the port.
 """
 
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import threading
+from pathlib import Path
 
 from client.devnet.network import API_PORT_OFFSET
 
@@ -27,6 +35,23 @@ HOST = "127.0.0.1"
 _handed_out: set[int] = set()
 _lock = threading.Lock()
 MAX_TRIES = 200
+LOWEST_PORT = 10_000
+"""Below this sit well-known and registered services a developer's machine may run."""
+_draw = random.Random()  # not the global RNG: a test's seed must not pick its ports
+
+
+def ephemeral_low(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -> int:
+    """The first port the kernel may give an outgoing connection (32768 if unreadable)."""
+    try:
+        low = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+    return low if low > LOWEST_PORT + 1000 else 32768
+
+
+def _candidate(span: int) -> int:
+    """A random start of ``span`` ports between LOWEST_PORT and the ephemeral range."""
+    return _draw.randrange(LOWEST_PORT, ephemeral_low() - span)
 
 
 def _bind(port: int) -> socket.socket | None:
@@ -50,13 +75,13 @@ def free_ports(count: int) -> list[int]:
     ports: list[int] = []
     with _lock:
         for _ in range(MAX_TRIES):
-            sock = _bind(0)
+            port = _candidate(1)
+            if port in _handed_out or port in ports:
+                continue
+            sock = _bind(port)
             if sock is None:
                 continue
-            with sock:
-                port = int(sock.getsockname()[1])
-            if port in _handed_out:
-                continue
+            sock.close()
             _handed_out.add(port)
             ports.append(port)
             if len(ports) == count:
@@ -72,13 +97,7 @@ def free_base_port(nodes: int, offsets: tuple[int, ...] = (0, API_PORT_OFFSET)) 
     span = max(offsets) + nodes
     with _lock:
         for _ in range(MAX_TRIES):
-            probe = _bind(0)
-            if probe is None:
-                continue
-            with probe:
-                base = int(probe.getsockname()[1])
-            if base + span > 65535:
-                continue
+            base = _candidate(span)
             wanted = [base + off + i for off in offsets for i in range(nodes)]
             if _handed_out.intersection(wanted):
                 continue

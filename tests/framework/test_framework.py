@@ -6,11 +6,18 @@ from __future__ import annotations
 import random
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.framework import host_engine, seed
-from tests.framework.ports import free_base_port, free_port, free_ports
+from tests.framework.ports import (
+    LOWEST_PORT,
+    ephemeral_low,
+    free_base_port,
+    free_port,
+    free_ports,
+)
 from tests.framework.wait import WaitTimeout, scaled, wait_until, wait_until_async
 
 
@@ -64,6 +71,22 @@ def test_free_base_port_leaves_room_for_the_devnet_layout() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))
     assert free_base_port(4) != base
+
+
+def test_ports_are_drawn_below_the_ephemeral_range(tmp_path: Path) -> None:
+    """Outgoing connections take local ports from the kernel's ephemeral range; a port
+    handed to a node started later must not be one of them (two graph runs failed with
+    "address already in use" on 46540 and 52128)."""
+    low = ephemeral_low()
+    assert low > LOWEST_PORT
+    assert all(LOWEST_PORT <= p < low for p in free_ports(50))
+    base = free_base_port(10)
+    assert base >= LOWEST_PORT and base + 100 + 10 <= low
+    assert ephemeral_low(tmp_path / "missing") == 32768
+    (tmp_path / "range").write_text("40000\t60999\n")
+    assert ephemeral_low(tmp_path / "range") == 40000
+    (tmp_path / "range").write_text("1024 60999\n")  # a range starting too low: the default
+    assert ephemeral_low(tmp_path / "range") == 32768
 
 
 def test_every_case_has_a_seed_that_reproduces_its_choices(lc_seed: int) -> None:
