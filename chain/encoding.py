@@ -7,6 +7,11 @@ family and bytes always bin family (msgpack's own minimal choices). Decoding
 re-encodes and compares byte for byte, which rejects every other encoding:
 non-minimal integers, float32, unsorted or duplicate map keys, raw/str mixups,
 ext types, trailing bytes.
+
+msgpack-python interprets one extension type itself, the timestamp (ext -1), without
+calling ``ext_hook``: ``unpackb`` returns a ``msgpack.Timestamp`` and ``packb`` gives the
+same bytes back, so a re-encode check alone would accept it. Such values are refused
+by type, in both decode paths, before any caller sees them [ENC-CANON.2].
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ def _normalise(value: Any) -> Any:
 
 
 def _normalise_other(value: Any) -> Any:
+    if isinstance(value, msgpack.Timestamp):
+        raise DecodeError("msgpack ext type -1 (timestamp) is not allowed [ENC-CANON.2]",
+                          code="ext_type")
     if value is None or isinstance(value, bool | str | bytes):
         return value
     if isinstance(value, memoryview | bytearray):  # zero-copy views (e.g. received chunks)
@@ -87,6 +95,10 @@ _SLOW = object()
 _NON_FINITE = (b"\xcb\x7f", b"\xcb\xff")
 """A float64 NaN or infinity starts with these two bytes (exponent all ones)."""
 
+_TIMESTAMP_HEADS = (b"\xd6\xff", b"\xd7\xff", b"\xc7\x0c\xff")
+"""The shortest forms of ext -1 that msgpack decodes into a ``Timestamp`` (fixext 4,
+fixext 8, ext 8 of 12 bytes); longer forms re-encode shorter and miss the fast path."""
+
 
 def _decode_fast(data: bytes) -> Any:
     """The common case in C: no maps, no non-finite float, and ``packb`` gives the bytes back.
@@ -95,7 +107,7 @@ def _decode_fast(data: bytes) -> Any:
     nothing to sort), so this accepts exactly what the full check accepts; anything else
     (a map, a possible NaN, a mismatch, an error) returns ``_SLOW`` and takes the full path,
     which gives the error."""
-    if _NON_FINITE[0] in data or _NON_FINITE[1] in data:
+    if any(head in data for head in _NON_FINITE + _TIMESTAMP_HEADS):
         return _SLOW
     try:
         value = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True,
@@ -133,6 +145,8 @@ def decode(data: bytes, *, max_size: int = MAX_ENCODED_SIZE) -> Any:
     try:
         again = encode(value)
     except DecodeError as e:
+        if e.code == "ext_type":
+            raise
         raise DecodeError(f"non-canonical value: {e}", code="non_canonical") from e
     if again != data:
         raise DecodeError("non-canonical encoding", code="non_canonical")

@@ -239,3 +239,90 @@ def test_invalid_wire_frame_says_which_field_and_why() -> None:
         decode_frame(encode(["getblocks", 1, 2, 10**6]))
     assert caught.value.code == "bad_field" and isinstance(caught.value, P2PError)
     assert "getblocks[2]" in str(caught.value) and "1000000" in str(caught.value)
+
+
+# [ENC-CANON.2] ext type -1 (msgpack's timestamp) in every width, alone and nested.
+_TIMESTAMP_FORMS = [
+    ("fixext4", "d6ff00000000"),
+    ("fixext8", "d7ff0000000000000000"),
+    ("ext8_12", "c70cff" + "00" * 12),
+    ("ext16_12", "c8000cff" + "00" * 12),
+    ("ext32_12", "c90000000cff" + "00" * 12),
+    ("fuzz_found_fixext4", "d6ffff2e926a"),
+    ("fixext8_nonzero", "d7ff" + "00000004" + "5f5e0ff0"),
+    ("ext8_12_nonzero", "c70cff" + "0000000a" + "00000000ffffffff"),
+    ("in_array", "92" + "01" + "d6ff00000001"),
+    ("in_map_value", "81a161" + "d7ff0000000000000001"),
+]
+_OTHER_EXT_FORMS = [
+    ("fixext1_type5", "d40500"),
+    ("fixext16_type0", "d800" + "00" * 16),
+    ("ext8_type_neg2", "c702fe0000"),
+    ("fixext1_type_neg1", "d4ff00"),
+    ("ext8_len0_type_neg1", "c700ff"),
+]
+
+
+@pytest.mark.parametrize(("name", "hexed"), _TIMESTAMP_FORMS, ids=[n for n, _ in _TIMESTAMP_FORMS])
+def test_invalid_timestamp_ext_every_width(name: str, hexed: str) -> None:
+    """[ENC-CANON.2] msgpack decodes ext -1 into a Timestamp without calling ext_hook and
+    re-encodes it to the same bytes; the decoder refuses it by type, on both paths."""
+    with pytest.raises(DecodeError) as e:
+        decode(bytes.fromhex(hexed))
+    assert e.value.code == "ext_type", (name, e.value)
+
+
+@pytest.mark.parametrize(("name", "hexed"), _OTHER_EXT_FORMS, ids=[n for n, _ in _OTHER_EXT_FORMS])
+def test_invalid_other_ext_forms(name: str, hexed: str) -> None:
+    """[ENC-CANON.2] every other ext form is refused too (ext_hook, or msgpack's own
+    timestamp length check)."""
+    with pytest.raises(DecodeError) as e:
+        decode(bytes.fromhex(hexed))
+    assert e.value.code in {"ext_type", "malformed"}, (name, e.value)
+
+
+def test_decoded_values_never_hold_library_types() -> None:
+    """[ENC-CANON.2] what decode returns is only the canonical value types: the
+    library's Timestamp cannot come back out of encode either."""
+    with pytest.raises(DecodeError) as e:
+        encode([msgpack.Timestamp(1, 0)])
+    assert e.value.code == "ext_type"
+
+
+ENCODING_VECTORS = (Path(__file__).resolve().parents[1] / "protocol_spec" / "vectors"
+                    / "encodings.json")
+
+
+def build_encoding_vectors() -> dict[str, object]:
+    """[ENC-CANON.1] [ENC-CANON.2] refused encodings, each with the code this decoder gives."""
+    refused: list[dict[str, str]] = []
+    cases = [(n, h) for n, h in _TIMESTAMP_FORMS + _OTHER_EXT_FORMS] + [
+        ("reserved_c1", "c1"),
+        ("truncated_array", "9201"),
+        ("trailing_bytes", "0101"),
+        ("nan_float64", "cb7ff8000000000000"),
+        ("float32", "ca3fc00000"),
+        ("str8_for_short_string", "d90161"),
+        ("uint64_for_small_int", "cf0000000000000001"),
+        ("int_map_key", "810102"),
+        ("duplicate_map_key", "82a16101a16102"),
+        ("unsorted_map_keys", "82a16201a16102"),
+    ]
+    for name, hexed in cases:
+        try:
+            decode(bytes.fromhex(hexed))
+        except DecodeError as e:
+            refused.append({"name": name, "hex": hexed, "error": e.code})
+        else:
+            raise AssertionError(f"vector {name} decoded")
+    return {"about": "Encodings every decoder must refuse [ENC-CANON.1] [ENC-CANON.2]; "
+                     "error is this implementation's DecodeError code.",
+            "refused": refused}
+
+
+def test_encoding_vectors_match_committed_file() -> None:
+    """[ENC-CANON.2] regenerate with LC_WRITE_VECTORS=1."""
+    text = json.dumps(build_encoding_vectors(), indent=1, sort_keys=True) + "\n"
+    if os.environ.get("LC_WRITE_VECTORS") == "1":
+        ENCODING_VECTORS.write_text(text)
+    assert ENCODING_VECTORS.read_text() == text, "decoder drifted from vectors/encodings.json"
