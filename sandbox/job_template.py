@@ -133,8 +133,8 @@ def build_job(client: docker.DockerClient, job_dir: Path, log: Log = print) -> B
             image_id = build_layer(client, image_id, files, tag, log)
         except SandboxError as e:
             raise SandboxError(f"{job_dir}: adding [python] packages failed: {e}") from e
-        record = {"image_id": image_id, "tag": tag, "sources": sources.to_json(),
-                  "packages": [{"name": d.name, "version": d.version} for d in dists]}
+        record["image_id"] = image_id
+        record["packages"] = [{"name": d.name, "version": d.version} for d in dists]
     (job_dir / IMAGE_FILE).write_text(json.dumps(record) + "\n")
     return BuiltJob(image_id, tag)
 
