@@ -224,12 +224,14 @@ def _answer_vectors(chain: Chain, job_id: bytes, inputs: dict[str, Any]) -> dict
     story, paid = tell_answer_story()
     alice, carol, salt = chain.addr("alice"), chain.addr("carol"), fixed("vote:carol:alice")
     return {
+        # A vote without a hidden answer carries no hidden loss either (the third case):
+        # the listed inputs are exactly what its commitment opens with.
         "holdout_vote_commitments_with_answers": [
-            {"inputs": {**inputs, "hidden_challenge_loss": h, "challenge_loss": p},
+            {"inputs": {**inputs, "hidden_loss": hidden, "hidden_challenge_loss": h,
+                        "challenge_loss": p},
              "commitment": holdout_vote_commitment(job_id, alice, carol, True, 0.1, True,
-                                                   None if h is None else 0.9, salt, h,
-                                                   p).hex()}
-            for h, p in ((0.88, None), (0.88, 0.14), (None, 0.14))],
+                                                   hidden, salt, h, p).hex()}
+            for h, p, hidden in ((0.88, None, 0.9), (0.88, 0.14, 0.9), (None, 0.14, None))],
         "holdout_vote_reveal_forms": _reveal_forms(),
         "answer_story": {
             "blocks": [{"height": b.header.height, "wire": b.encode().hex(),
@@ -255,12 +257,41 @@ def test_holdout_ledger_vectors_match_committed_file() -> None:
     for case in vectors["refused_posts"]:
         assert case["error"] == case["name"]
     _check_slot_cases(vectors["slot_cases"])
+    _check_commitments_open(vectors)
     assert sorted(vectors["answer_story"]["voter_rewards"].values()) == [0, 1, 1, 1, 1]
     codes = [f.get("error") for f in vectors["holdout_vote_reveal_forms"]]
     assert codes == [None, None, None, None, "bad_field", "bad_field", "bad_field"]
     for block in chain.blocks:
         for tx in block.txs:
             assert SignedTransaction.decode(tx.wire).wire == tx.wire
+
+
+def _opens(case: dict[str, Any]) -> bool:
+    """Whether a listed commitment opens with its listed inputs [HOLDOUT-VOTE.1]."""
+    i = case["inputs"]
+    recomputed = holdout_vote_commitment(
+        bytes.fromhex(i["job_id"]), bytes.fromhex(i["claimer"]), bytes.fromhex(i["voter"]),
+        i["valid"], i["measured_loss"], i["holdout_ok"], i["hidden_loss"],
+        bytes.fromhex(i["salt"]), i.get("hidden_challenge_loss"), i.get("challenge_loss"))
+    return recomputed.hex() == case["commitment"]
+
+
+def _check_commitments_open(vectors: dict[str, Any]) -> None:
+    """[HOLDOUT-VOTE.1] [HOLDOUT-CHALLENGE.1] Every listed opening opens its commitment: the
+    vector's inputs, not the generator's arguments, are what a reader recomputes from."""
+    cases = [vectors["holdout_vote_commitment"],
+             *vectors["holdout_vote_commitments_with_answers"]]
+    assert len(cases) == 4
+    for case in cases:
+        assert _opens(case), case
+
+
+def test_a_listed_opening_that_does_not_open_is_caught() -> None:
+    """[HOLDOUT-VOTE.1] The opening check fails on the defect it guards against: the third
+    answered case listed with hidden_loss 0.9 although its commitment binds nil."""
+    case = build_vectors()["holdout_vote_commitments_with_answers"][2]
+    assert case["inputs"]["hidden_loss"] is None and _opens(case)
+    assert not _opens({**case, "inputs": {**case["inputs"], "hidden_loss": 0.9}})
 
 
 def _check_slot_cases(cases: list[dict[str, Any]]) -> None:
