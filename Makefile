@@ -10,20 +10,47 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export LC_TEST_POSTGRES_URL ?= postgresql+psycopg2://lc:lc@127.0.0.1:5432/lc_test
 
-.PHONY: test test-slow demo demo-federated demo-federated-private setup system venv base-image lint typecheck unit gpu-test soak fuzz faults bench clean
+.PHONY: test test-parallel test-serial test-repeat lock test-slow demo demo-federated demo-federated-private setup system venv base-image lint typecheck unit gpu-test soak fuzz faults bench clean
 
+# make test runs in two phases, each timed: the pure tests in 2 processes (pytest-xdist),
+# then the Docker, PostgreSQL and multi-process tests one at a time (they start engines,
+# graphs of node processes and containers, and would only slow each other down).
+PARALLEL_TESTS := not docker and not postgres and not serial and not slow and not gpu
+SERIAL_TESTS := (docker or postgres or serial) and not slow and not gpu
 test: setup lint typecheck
-	$(VENV)/bin/pytest -q
+	@bash scripts/test_phases.sh $(VENV)/bin/pytest "$(PARALLEL_TESTS)" "$(SERIAL_TESTS)"
+
+test-parallel: venv
+	$(VENV)/bin/pytest -q -n 2 -m "$(PARALLEL_TESTS)"
+
+test-serial: setup
+	$(VENV)/bin/pytest -q -m "$(SERIAL_TESTS)"
+
+# The Docker and multi-process tests LC_REPEAT times in a row (default 5), each run with
+# fresh seeds; the report lists every failure with the LC_SEED that re-runs it and the time
+# of each run. A flaky test is a bug to fix, not to retry.
+test-repeat: setup
+	$(PY) scripts/repeat_tests.py --runs $${LC_REPEAT:-5} -m "$(SERIAL_TESTS)"
+
+# Refresh requirements.lock (every dependency, direct and transitive, exact version and
+# hashes) from pyproject.toml's ranges, then run the whole suite on it.
+lock:
+	bash scripts/lock.sh
+	$(MAKE) test
 
 setup: system venv base-image
 
 system:
 	bash scripts/setup_system.sh
 
-$(VENV)/.installed: pyproject.toml
+# Installs exactly requirements.lock (hashes required), then the project itself without
+# touching dependencies: the same bytes on every machine.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev,ml]'
+	set -o pipefail; $(PIP) install -q --require-hashes -r requirements.lock 2>&1 \
+	  | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(PIP) check
 	touch $@
 
 venv: $(VENV)/.installed

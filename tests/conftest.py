@@ -11,6 +11,10 @@
   image (``tests/framework/dockerd.py``), for tests that stop an engine or need a node
   with an engine of its own; one per session, reset for each test.
 - The header shows ``LC_TIMEOUT_FACTOR`` (``tests/framework/wait.py``).
+- ``make test`` runs the pure tests in 2 processes, then the ``docker``, ``postgres`` and
+  ``serial`` ones one at a time: a test that uses a private engine is marked ``docker``
+  here, and the modules in ``SERIAL_MODULES`` (graphs of node processes, kill -9 loops,
+  browsers) are marked ``serial``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,25 @@ from tests.framework import host_engine
 from tests.framework import seed as seeds
 from tests.framework.dockerd import PrivateDockerd
 from tests.framework.wait import TIMEOUT_FACTOR_ENV, timeout_factor
+
+SERIAL_MODULES = frozenset({
+    "tests/client/test_devnet_processes.py",      # 4 node processes, SIGKILL and rejoin
+    "tests/client/test_devnet_newcomer.py",       # devnet up/down of node processes
+    "tests/client/test_dashboard_browser.py",     # Chromium against a live node
+    "tests/client/test_dashboard_screenshot.py",
+    "tests/reliability/test_faults.py",           # fault-injected graphs under load
+    "tests/reliability/test_resource_faults.py",  # disk full, locked database
+    "tests/ledger/test_storage.py",               # kill -9 during commits
+    "tests/p2p/test_p2p_rules.py",                # node processes (p2p_harness)
+    "tests/p2p/test_p2p_network.py",
+    "tests/p2p/test_p2p_hostile.py",
+    "tests/p2p/test_p2p_blob_transfer.py",
+})
+"""Modules that start node processes or measure behaviour under time: make test's serial
+phase runs them one at a time, after the parallel phase."""
+
+ENGINE_FIXTURES = frozenset({"private_dockerd", "shared_private_dockerd"})
+"""A test that uses one of these starts a Docker engine of its own: it is a docker test."""
 
 SEED_KEY = pytest.StashKey[int]()
 HOST_KEY = pytest.StashKey[host_engine.HostEngine | None]()
@@ -56,6 +79,16 @@ def pytest_runtest_makereport(item: pytest.Item,
     if value is not None and isinstance(report, pytest.TestReport) and report.failed:
         report.sections.append(("random seed", f"re-run: {seeds.rerun_hint(value, item.nodeid)}"))
     return report
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = config.rootpath
+    for item in items:
+        module = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        if module in SERIAL_MODULES:
+            item.add_marker(pytest.mark.serial)
+        if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.docker)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

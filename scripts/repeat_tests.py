@@ -1,0 +1,78 @@
+"""Runs one selection of tests several times in a row and reports every failure with the
+seed that re-runs it, and the time of each run (make test-repeat).
+
+Each run is a fresh pytest process with fresh seeds [tests/framework/seed.py]; a failure's
+captured output holds the line ``seed: LC_SEED=N pytest 'NODEID'``, which this report
+repeats. The report ends with one JSON object: runs, failures, seconds per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+SEED_LINE = re.compile(r"seed: (LC_SEED=\d+ pytest '[^']+')")
+
+
+def failures_in(junit: Path) -> list[dict[str, str]]:
+    """(test id, first line of the error, re-run command) of each failed case."""
+    if not junit.exists():
+        return [{"test": "(no report)", "error": "pytest wrote no report", "rerun": ""}]
+    found = []
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        problem = case.find("failure")
+        if problem is None:
+            problem = case.find("error")
+        if problem is None:
+            continue
+        text = " ".join(t.text or "" for t in case.iter() if t.tag in ("system-out", "failure",
+                                                                        "error"))
+        seed = SEED_LINE.search(text)
+        name = f"{case.get('classname', '')}::{case.get('name', '')}"
+        message = (problem.get("message") or "").splitlines()
+        found.append({"test": name, "error": message[0][:300] if message else "",
+                      "rerun": seed.group(1) if seed else "(no seed printed)"})
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("-m", dest="markexpr", required=True, help="pytest -m expression")
+    parser.add_argument("paths", nargs="*", help="test paths (default: the whole suite)")
+    args = parser.parse_args()
+    report: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix="lc-repeat-") as tmp:
+        for run in range(1, args.runs + 1):
+            junit = Path(tmp) / f"run{run}.xml"
+            start = time.monotonic()
+            print(f"== run {run} of {args.runs}", flush=True)
+            code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-m", args.markexpr,
+                                    "-o", "junit_logging=all", f"--junitxml={junit}",
+                                    *args.paths])
+            seconds = round(time.monotonic() - start)
+            failed = failures_in(junit) if code != 0 else []
+            if code != 0 and not failed:
+                failed = [{"test": "(session)", "error": f"pytest exit {code}", "rerun": ""}]
+            report.append({"run": run, "seconds": seconds, "exit": code, "failures": failed})
+            print(f"== run {run}: {seconds} s, exit {code}, {len(failed)} failed", flush=True)
+    print("== repeat report")
+    for entry in report:
+        print(f"run {entry['run']}: {entry['seconds']} s, {len(entry['failures'])} failed")  # type: ignore[arg-type]
+        for f in entry["failures"]:  # type: ignore[attr-defined]
+            print(f"  FAILED {f['test']}: {f['error']}\n    re-run: {f['rerun']}")
+    total = sum(len(e["failures"]) for e in report)  # type: ignore[arg-type]
+    print(json.dumps({"runs": len(report), "failures": total,
+                      "seconds_per_run": [e["seconds"] for e in report]}))
+    return 1 if total else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
