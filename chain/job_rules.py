@@ -259,7 +259,9 @@ VOTED = (Outcome.VALID, Outcome.NO_QUORUM, Outcome.INCONCLUSIVE, Outcome.INCONSI
 """Turns that count against ``max_turns`` [JOB-TURN.1]. Forfeits and withdrawals prove
 nothing against anyone and do not; cheat verdicts do not either ([THREAT-EXHAUST.1]):
 each one bans an admitted member, so they stay bounded by the membership, and sacrificial
-cheaters cannot use up the turns of the honest claim behind them."""
+cheaters cannot use up the turns of the honest claim behind them. Failed evaluations
+[VOTE-FAILED.2] do not either: a claimer that reveals a model the evaluation cannot read
+must not use up the turns of the claims behind it, and each claimer has one turn."""
 
 
 def start_turn(view: Overlay, job: Job, now: TimeMs) -> Job:
@@ -295,11 +297,24 @@ def _finish_without_valid_turn(view: Overlay, job: Job) -> Job:
     withdrawn = [(v.verified_loss, i, v) for i, v in enumerate(job.verdicts)
                  if v.outcome == Outcome.WITHDRAWN and v.verified_loss is not None]
     if not withdrawn:
+        if any(v.outcome == Outcome.EVAL_FAILED for v in job.verdicts):
+            return _burn_escrow(view, job)
         return settle(view, job, JobStatus.REFUNDED)
     best = min(withdrawn, key=lambda item: (item[0], item[1]))[2]
     if view.account(best.claimer).banned:
         return settle(view, job, JobStatus.REFUNDED)
     return settle(view, _pay_bounty(view, job, best.claimer), JobStatus.PAID)
+
+
+def _burn_escrow(view: Overlay, job: Job) -> Job:
+    """[VOTE-FAILED.2] A job that ends with no turn paid after a turn whose evaluation failed
+    on the voters' machines: the submitter holds that turn's revealed model, which nobody
+    could be paid for; its escrow is burned, not refunded, and the job is BROKEN."""
+    if job.escrow:
+        view.add_burned(job.escrow)
+    view.delete("active_job", job.job_id)
+    return replace(job, status=JobStatus.BROKEN, escrow=Amount(0), current=None,
+                   phase_deadline_ms=TimeMs(0))
 
 
 def _pay_finalist(view: Overlay, job: Job) -> Job | None:
@@ -333,8 +348,11 @@ def _end_turn(job: Job, outcome: Outcome, now: TimeMs,
 
 
 def decide(view: Overlay, job: Job, now: TimeMs, height: Height) -> Job:
-    """Ends the vote [VOTE-VERDICT.2]: pay, ban and pass the turn, pass the turn on a
-    withdrawal, end a broken job, or refund on too little evidence."""
+    """Ends the vote [VOTE-VERDICT.2] [VOTE-FAILED.1]: pay, ban and pass the turn, pass the
+    turn on a withdrawal or a failed evaluation [VOTE-FAILED.2] (nobody banned, no voter paid: a
+    failed vote carries no answer only an evaluation gives), end a broken job, or refund
+    on too little evidence. Voters that opened a vote, failed or not, keep their bonds
+    [VOTE-NOSHOW.1]."""
     if job.current is None or view.account(job.current).banned:
         return start_turn(view, _end_turn(job, Outcome.FORFEIT, now), now)
     outcome, verified_loss = verdict_of(job)
@@ -353,8 +371,8 @@ def decide(view: Overlay, job: Job, now: TimeMs, height: Height) -> Job:
     if outcome == Outcome.CHEAT:
         ban(view, claimer, height)
         return start_turn(view, job, now)
-    if outcome == Outcome.WITHDRAWN:
-        return start_turn(view, job, now)
+    if outcome in (Outcome.WITHDRAWN, Outcome.EVAL_FAILED):
+        return start_turn(view, job, now)  # [JOB-WITHDRAW.1] [VOTE-FAILED.2]
     if outcome == Outcome.INCONSISTENT:
         return _end_broken_job(view, job, claimer)
     return settle(view, job, JobStatus.REFUNDED)  # no quorum / inconclusive: no evidence

@@ -80,6 +80,9 @@ class Outcome(StrEnum):
     """Voters and the claimer itself measured that the model misses its claim [JOB-WITHDRAW.1]."""
     INCONSISTENT = "inconsistent"
     """Voters' measurements of one model disagree beyond the tolerance [JOB-BROKEN.1]."""
+    EVAL_FAILED = "eval_failed"
+    """The job's evaluation failed on the voters' machines (votes with no measured loss formed
+    the agreeing group) [VOTE-FAILED.1]: the job's fault, nobody banned or paid for it."""
 
 
 @dataclass(frozen=True, slots=True)

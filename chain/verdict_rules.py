@@ -63,17 +63,25 @@ def agreement(votes: list[VoteRecord], tolerance: float) -> Agreement:
     return Agreement(best_size, group[(best_size - 1) // 2])
 
 
-def verdict_of(job: Job) -> tuple[Outcome, float | None]:
-    """[VOTE-VERDICT.2] The outcome of the current turn and the agreed loss.
+def failed_votes(votes: list[VoteRecord]) -> int:
+    """[VOTE-FAILED.1] Opened votes whose evaluation failed: no measured loss."""
+    return sum(1 for v in votes if v.measured_loss is None)
 
-    With E eligible voters, R opened voter votes (V valid, I invalid) and the
-    largest agreeing group A:
+
+def verdict_of(job: Job) -> tuple[Outcome, float | None]:
+    """[VOTE-VERDICT.2] [VOTE-FAILED.1] The outcome of the current turn and the agreed loss.
+
+    With E eligible voters, R opened voter votes (V valid, I invalid *with a measured
+    loss*, F failed: no measured loss) and the largest agreeing group A:
     1. E = 0 or R < quorum × E: no quorum.
     2. A < supermajority × R: the job's evaluation does not reproduce: inconsistent.
-    3. I ≥ supermajority × R: the claimer's own opened measurement says invalid too:
-       withdrawn; otherwise cheat.
-    4. V ≥ supermajority × R: valid.
-    5. otherwise inconclusive.
+    3. A is the no-loss group [VOTE-FAILED.1]: the job's evaluation failed on the voters'
+       machines: eval_failed (the job's fault; nobody banned).
+    4. I ≥ supermajority × R: the claimer's own opened measurement says invalid too:
+       withdrawn; otherwise cheat. A failed vote never counts in I: only a loss measured
+       above the claim is evidence against the claimer.
+    5. V ≥ supermajority × R: valid.
+    6. otherwise inconclusive.
     """
     v = job.spec.voting
     votes = voter_votes(job)
@@ -83,8 +91,10 @@ def verdict_of(job: Job) -> tuple[Outcome, float | None]:
     agreed = agreement(votes, job.spec.loss_tolerance)
     if agreed.size * 1000 < v.supermajority_permille * opened:
         return Outcome.INCONSISTENT, None
-    invalid = sum(1 for r in votes if not r.valid)
-    valid = opened - invalid
+    if agreed.verified_loss is None:
+        return Outcome.EVAL_FAILED, None
+    invalid = sum(1 for r in votes if not r.valid and r.measured_loss is not None)
+    valid = sum(1 for r in votes if r.valid)
     if invalid * 1000 >= v.supermajority_permille * opened:
         own = self_vote(job)
         if own is not None and not own.valid:

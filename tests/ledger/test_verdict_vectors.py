@@ -38,7 +38,10 @@ VERDICT_CASES: list[tuple[str, int, list[Vote], Vote | None]] = [
     ("no_quorum", 5, [(True, 0.2)] * 2, (True, 0.2)),
     ("no_eligible_voter", 0, [], (True, 0.2)),
     ("inconclusive", 3, [(True, 0.2005), (False, 0.2012), (True, 0.2005)], (True, 0.2)),
-    ("cheat_model_unusable", 3, [(False, None)] * 3, None),
+    # [VOTE-FAILED.1] every voter's evaluation failed: the job's fault, even when the claimer
+    # insists (it may be honest and the job may tell the voters' machines from its own)
+    ("eval_failed_model_unusable", 3, [(False, None)] * 3, None),
+    ("eval_failed_claimer_insists", 3, [(False, None)] * 3, (True, 0.2)),
 ]
 CLAIMED, TOLERANCE, QUORUM, SUPERMAJORITY = 0.2, 0.001, 667, 750
 
@@ -116,10 +119,12 @@ def build_vectors() -> dict[str, Any]:
 
 
 def test_vote_agree_1_and_vote_verdict_2_vectors_match_the_committed_file() -> None:
-    """[VOTE-AGREE.1] [VOTE-VERDICT.2] [VOTE-SELF.1] every outcome of a turn, as vectors."""
+    """[VOTE-AGREE.1] [VOTE-VERDICT.2] [VOTE-SELF.1] [VOTE-FAILED.1] every outcome of a turn,
+    as vectors."""
     vectors = build_vectors()
     assert {v["outcome"] for v in vectors["verdicts"]} == {
-        "valid", "cheat", "withdrawn", "inconsistent", "no_quorum", "inconclusive"}
+        "valid", "cheat", "withdrawn", "inconsistent", "no_quorum", "inconclusive",
+        "eval_failed"}
     check_vector_file("verdicts.json", vectors)
 
 

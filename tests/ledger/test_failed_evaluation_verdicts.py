@@ -1,0 +1,90 @@
+"""Votes whose evaluation failed never convict the claimer (issue 30 §1).
+
+[VOTE-FAILED.1] a vote with no measured loss (the job's evaluation failed, timed out,
+stalled or wrote no loss on the voter's machine) is never evidence that the claimer lied:
+when such votes form the agreeing group the turn ends ``eval_failed``, nobody is banned
+and no bond is burned. [VOTE-FAILED.2] the turn passes to the next claim and does not
+count against ``max_turns``; a job that ends without a paid turn after such a turn burns
+its escrow instead of refunding it (the submitter holds the revealed model).
+"""
+
+from __future__ import annotations
+
+from chain.records import JobStatus, Outcome
+from tests.ledger.harness import Chain
+from tests.ledger.test_job_lifecycle import BOUNTY, ESCROW, assert_conserved, claims_then_expire
+from tests.ledger.test_verdicts import Votes, _turn
+
+ALL_FAIL: Votes = {"alice": (False, None), "carol": (False, None), "erin": (False, None),
+                   "v0": (False, None)}
+
+
+def _bonds(chain: Chain, names: tuple[str, ...]) -> dict[str, object]:
+    return {n: chain.state.verifier_bond(chain.addr(n)) for n in names}
+
+
+def test_vote_failed_1_every_evaluation_failed_nobody_banned_turn_passes() -> None:
+    """[VOTE-FAILED.1] [VOTE-FAILED.2] the voters' evaluations all fail on bob's model while
+    bob insists it is valid (the job tells the voters' runs from bob's, or bob revealed
+    garbage: nobody can say which): eval_failed, bob neither banned nor paid, no voter's bond
+    burned, dave's honest claim gets its turn and is paid."""
+    chain = Chain()
+    job_id = claims_then_expire(chain, {"bob": 0.2, "dave": 0.3})
+    bob_before = chain.balance("bob")
+    bonds = _bonds(chain, tuple(ALL_FAIL))
+    _turn(chain, job_id, "bob", ALL_FAIL, own=(True, 0.2))
+    job = chain.job(job_id)
+    assert job.verdicts[0].outcome == Outcome.EVAL_FAILED
+    assert job.verdicts[0].verified_loss is None
+    assert not chain.state.account(chain.addr("bob")).banned
+    assert chain.balance("bob") == bob_before
+    assert _bonds(chain, tuple(ALL_FAIL)) == bonds and all(bonds.values())
+    assert job.status == JobStatus.REVEAL and job.current == chain.addr("dave")
+    dave_before = chain.balance("dave")
+    _turn(chain, job_id, "dave", {"alice": (True, 0.3), "carol": (True, 0.3),
+                                  "erin": (True, 0.3), "v0": (True, 0.3)}, own=(True, 0.3))
+    job = chain.job(job_id)
+    assert job.status == JobStatus.PAID and job.winner == chain.addr("dave")
+    assert chain.balance("dave") == dave_before + BOUNTY
+    assert_conserved(chain)
+
+
+def test_vote_failed_2_job_ending_after_a_failed_turn_burns_its_escrow_no_refund() -> None:
+    """[VOTE-FAILED.2] the only claim's evaluation fails for every voter: the submitter holds
+    the revealed model and gets nothing back; nobody is paid, banned or slashed."""
+    chain = Chain()
+    submitter_before = chain.balance("submitter")
+    job_id = claims_then_expire(chain, {"bob": 0.2})
+    bob_before, burned_before = chain.balance("bob"), chain.state.burned
+    voters = {**ALL_FAIL, "dave": (False, None)}
+    bonds = _bonds(chain, tuple(voters))
+    _turn(chain, job_id, "bob", voters, own=(True, 0.2))
+    job = chain.job(job_id)
+    assert [v.outcome for v in job.verdicts] == [Outcome.EVAL_FAILED]
+    assert job.status == JobStatus.BROKEN and job.escrow == 0 and job.winner is None
+    assert chain.balance("submitter") == submitter_before - ESCROW
+    assert chain.balance("bob") == bob_before
+    assert chain.state.burned - burned_before == ESCROW
+    assert _bonds(chain, tuple(voters)) == bonds
+    assert not any(chain.state.account(chain.addr(n)).banned for n in ("bob", *voters))
+    assert_conserved(chain)
+
+
+def test_vote_failed_1_failed_votes_never_count_as_invalid() -> None:
+    """[VOTE-FAILED.1] two voters measured the lie, two could not evaluate: the measured
+    group is not a supermajority of the opened votes, so the liar is not convicted on the
+    failures' account (inconsistent: the job's evaluation does not reproduce); with three
+    measured and one failed the liar is banned as before."""
+    chain = Chain()
+    job_id = claims_then_expire(chain, {"bob": 0.2})
+    _turn(chain, job_id, "bob", {"alice": (False, 5.0), "carol": (False, 5.0),
+                                 "erin": (False, None), "v0": (False, None)}, own=(True, 0.2))
+    assert chain.job(job_id).verdicts[0].outcome == Outcome.INCONSISTENT
+    assert not chain.state.account(chain.addr("bob")).banned
+    chain = Chain()
+    job_id = claims_then_expire(chain, {"bob": 0.2})
+    _turn(chain, job_id, "bob", {"alice": (False, 5.0), "carol": (False, 5.0),
+                                 "erin": (False, 5.0), "v0": (False, None)}, own=(True, 0.2))
+    assert chain.job(job_id).verdicts[0].outcome == Outcome.CHEAT
+    assert chain.state.account(chain.addr("bob")).banned
+    assert_conserved(chain)
