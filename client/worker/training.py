@@ -33,6 +33,7 @@ from client.node.config import WorkerPolicy
 from client.node.handle import NodeHandle
 from client.worker.attempt_log import AttemptLog, fault_of
 from client.worker.data_blobs import DataUnavailable
+from client.worker.evaluation import evaluation_inputs, fresh_challenge_seed, run_evaluation
 from client.worker.outbox import Action, Outbox, short
 from client.worker.policy import (
     Identity,
@@ -60,7 +61,6 @@ from client.worker.selfcheck import VARIANTS, CheckOutcome, SelfCheck, judge
 from client.worker.state import ClaimSecret, WorkerStore
 from client.worker.votes import seconds_until
 from sandbox.checkpoints import RunWatch, kept_checkpoint, resumed_wall_time, train_split
-from sandbox.eval_env import eval_seed
 from sandbox.progress import Progress
 from sandbox.results import WORKER_FAULTS, EvalResult, FailureReason
 from sandbox.runner import SandboxRunner
@@ -415,15 +415,18 @@ class Trainer:
     async def _self_check(self, job: Job, image_id: str, model: Path,
                           tag: str) -> tuple[SelfCheck, tuple[EvalResult, ...]]:
         """[WORK-SELFCHECK.1] Two fresh evaluation containers (plain, then variant), each
-        with the voters' environment and seed [EVAL-ENV.*]; stops at a failed run.
-        Returns the verdict and the runs (a failed run's output goes to the attempt record)."""
+        built exactly as a voter's run [EVAL-SAME.1]: the voters' environment, seed, data
+        mounts and a ``challenge.json`` of the same form, whose seed is drawn fresh
+        [EVAL-SAME.2] (the turn's seed does not exist before the reveal); stops at a failed
+        run. Returns the verdict and the runs (a failed run's output goes to the attempt
+        record, bounded [API-JOBLOG.3])."""
         spec = job.spec
+        inputs = evaluation_inputs(job.job_id, spec, self.address, self.data.get(job.job_id),
+                                   fresh_challenge_seed())
         results = []
         for variant in VARIANTS:
-            result = await self.threads.run(
-                self.runner.evaluate, image_id, model, sandbox_limits(spec), job_id=tag,
-                argv=spec.entry_point("evaluate"), seed=eval_seed(job.job_id), variant=variant,
-                data=self.data.get(job.job_id))
+            result = await self.threads.run(run_evaluation, self.runner, image_id, model,
+                                            inputs, variant=variant)
             results.append(result)
             if not result.ok:
                 break  # a failed run decides the check; no second container needed

@@ -6,12 +6,13 @@ entry point in this worker's sandbox; the vote is *valid* exactly when the
 measured loss is within the job's tolerance of the claim
 [VOTE-CONSISTENT.1]. A model that cannot be fetched, or whose evaluation
 fails for any reason in ``JOB_FAULTS`` (the model or the job: invalid model,
-bad metrics, a timeout, bad output...), is voted *invalid* with no measured
-loss. Only a failure on our side (``WORKER_FAULTS`` [JOB-EXIT.5]: the engine
-confirmed failing, the image missing, the host) says nothing about the model,
-and then the verifier abstains rather than accuse. Every evaluation uses the
-job's evaluation seed [EVAL-ENV.2] and its declared limits [EVAL-ENV.6], as the
-claimer's self-check did.
+bad metrics, a timeout, bad output...), or that has not returned in time to commit,
+is voted *invalid* with no measured loss: "evaluation failed", which never counts
+against the claimer [VOTE-FAILED.1]. Only a failure on our side (``WORKER_FAULTS``
+[JOB-EXIT.5]: the engine confirmed failing, the image missing, the host) says nothing
+about the model, and then the verifier abstains rather than accuse. Every evaluation uses the
+job's evaluation seed [EVAL-ENV.2] and its declared limits [EVAL-ENV.6], and is built
+by the one builder the claimer's self-check uses too [EVAL-SAME.1].
 
 [VOTE-SELF.1] When the turn is our own claim's, the worker measures its
 revealed model exactly as the voters do, in the same window, and votes on it:
@@ -24,8 +25,8 @@ The vote is committed hidden [VOTE-COMMIT.1/2] with a salt written to the
 worker state first, and opened in the reveal window [VOTE-REVEAL.1], by
 this process or by the one that starts after it.
 
-[VOTE-CHALLENGE.1] A vote on another member's claim also answers the turn's
-challenge: the seed comes from the block that included the reveal, the worker hands
+[VOTE-CHALLENGE.1] Every vote, the claimer's own included [EVAL-SAME.1], answers the
+turn's challenge: the seed comes from the block that included the reveal, the worker hands
 it to evaluate as ``$LC_INPUT/challenge.json``, and the model's loss on the subset,
 reported in the same run as ``challenge_loss``, is committed with the vote and opened
 with it, so [VOTE-REWARD.2] can pay it. An evaluation that reports none (a job
@@ -45,12 +46,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from chain.challenge_rules import CHALLENGE_SIZE, challenge_seed, reveal_block_hash
+from chain.challenge_rules import challenge_seed, reveal_block_hash
 from chain.crypto import address_to_text
 from chain.records import Job, JobStatus
 from chain.transactions import (
@@ -64,19 +64,23 @@ from chain.types import Address, Hash32
 from client.node.config import WorkerPolicy
 from client.node.handle import NodeHandle
 from client.worker.data_blobs import DataUnavailable, HoldoutPartRefused
+from client.worker.evaluation import (
+    EvaluationInputs,
+    evaluation_inputs,
+    fresh_challenge_seed,
+    run_evaluation,
+)
 from client.worker.outbox import Action, Outbox, short
 from client.worker.policy import (
-    sandbox_limits,
     self_vote,
     should_self_vote,
     should_vote,
     vote_valid,
 )
-from client.worker.sandboxing import ImageCache, ImageUnavailable, Threads, container_label
+from client.worker.sandboxing import ImageCache, ImageUnavailable, Threads
 from client.worker.state import VoteSecret, WorkerStore
 from p2p.blobstore import BlobError
-from sandbox.eval_env import eval_seed, write_challenge
-from sandbox.results import WORKER_FAULTS
+from sandbox.results import WORKER_FAULTS, EvalResult
 from sandbox.runner import SandboxRunner
 
 log = logging.getLogger("learningchain.worker")
@@ -84,6 +88,11 @@ log = logging.getLogger("learningchain.worker")
 OUR_SIDE = WORKER_FAULTS
 """[JOB-EXIT.5] Evaluation failures that say nothing about the model: the verifier
 abstains. Every other failure is the model's or the job's: an invalid vote."""
+
+
+COMMIT_MARGIN_S = 10.0
+"""[VOTE-FAILED.3] At most this much of a vote commit window is kept for the commitment to
+reach a block after the evaluation (a quarter of what is left, when less)."""
 
 
 def seconds_until(node: NodeHandle, time_ms: int) -> float:
@@ -236,17 +245,16 @@ class Verifier:
                 problem = f"model {job.model_hash.hex()[:16]} could not be fetched: {why}"
             else:
                 self.now["phase"] = "evaluating"
-                seed = None if own else self._challenge_seed(job)
-                with tempfile.TemporaryDirectory(prefix="lc-challenge-") as tmp:
-                    result = await self.threads.run(
-                        self.runner.evaluate, image_id, model, sandbox_limits(spec),
-                        job_id=container_label(job_id, self.address),
-                        argv=spec.entry_point("evaluate"), seed=eval_seed(job_id), data=data,
-                        input_dir=None if seed is None else
-                        write_challenge(Path(tmp), seed, CHALLENGE_SIZE))
-                if result.ok:
+                turn_seed = self._challenge_seed(job)
+                seed = turn_seed if turn_seed is not None else fresh_challenge_seed()
+                result = await self._evaluate(job, image_id, model, evaluation_inputs(
+                    job_id, spec, self.address, data, seed))
+                if result is None:
+                    problem = ("the evaluation did not finish in time to commit a vote "
+                               "[VOTE-FAILED.3]")
+                elif result.ok:
                     measured = result.loss
-                    if seed is not None:
+                    if turn_seed is not None:
                         challenge = result.metrics.get("challenge_loss")
                 elif result.reason in OUR_SIDE:
                     self.images.forget(image_id)
@@ -259,7 +267,7 @@ class Verifier:
             if holdout is not None and holdout.live:
                 self.now["phase"] = "evaluating on the hidden part"
                 hidden = await self._hidden_loss(job, image_id, model if not problem else None,
-                                                 data, seed)
+                                                 data, seed, answer=turn_seed is not None)
                 if hidden is None:
                     return
             valid = vote_valid(claim.loss, measured, spec.loss_tolerance)
@@ -267,13 +275,14 @@ class Verifier:
                 valid, measured = self._own_vote(label, claim.loss, measured, spec.loss_tolerance,
                                                  problem)
             elif problem:
-                log.warning("job %s: %s; this counts as an invalid claim", label, problem)
+                log.warning("job %s: %s; voting 'evaluation failed' (no measured loss), which "
+                            "never counts against the claimer [VOTE-FAILED.1]", label, problem)
             else:
                 log.info("job %s: measured loss %r vs claimed %r + tolerance %g: %s", label,
                          measured, claim.loss, spec.loss_tolerance,
                          "VALID" if valid else "INVALID")
             self._commit_vote(job_id, claimer, valid, measured, hidden,
-                              None if problem else challenge)
+                              None if problem or own else challenge)
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -300,14 +309,14 @@ class Verifier:
         return valid, said
 
     async def _hidden_loss(self, job: Job, image_id: str, model: Path | None,
-                           data: dict[str, Path], seed: bytes | None = None
+                           data: dict[str, Path], seed: bytes, *, answer: bool
                            ) -> tuple[bool, float | None, float | None] | None:
         """[HOLDOUT-VOTE.1] (holdout_ok, hidden loss, hidden challenge answer) for this turn;
         None to abstain (our side failed). A part that is refused or not served is
         ``holdout_ok = false``; a model that cannot be evaluated on a good part has no hidden
-        loss. [HOLDOUT-CHALLENGE.1] With the turn's ``seed``, the run gets the public run's
-        ``challenge.json`` and its ``challenge_loss`` answers the challenge on the hidden part
-        (None: the evaluation reports none)."""
+        loss. [HOLDOUT-CHALLENGE.1] The run gets the public run's ``challenge.json`` (built
+        by the same [EVAL-SAME.1] builder); with ``answer`` (the turn's real seed), its
+        ``challenge_loss`` answers the challenge on the hidden part (None: none reported)."""
         label = short(job.job_id)
         claimer = job.current
         try:
@@ -323,19 +332,17 @@ class Verifier:
             return None
         if model is None:
             return True, None, None
-        with tempfile.TemporaryDirectory(prefix="lc-challenge-") as tmp:
-            result = await self.threads.run(
-                self.runner.evaluate, image_id, model, sandbox_limits(job.spec),
-                job_id=container_label(job.job_id, self.address),
-                argv=job.spec.entry_point("evaluate"), seed=eval_seed(job.job_id),
-                data={**data, "valid": hidden_dir},
-                input_dir=None if seed is None else
-                write_challenge(Path(tmp), seed, CHALLENGE_SIZE))
+        result = await self._evaluate(job, image_id, model, evaluation_inputs(
+            job.job_id, job.spec, self.address, {**data, "valid": hidden_dir}, seed))
+        if result is None:
+            log.warning("job %s: the hidden-part evaluation did not finish in time to commit a "
+                        "vote [VOTE-FAILED.3]", label)
+            return True, None, None
         if result.ok:
-            answer = result.metrics.get("challenge_loss") if seed is not None else None
+            hidden_answer = result.metrics.get("challenge_loss") if answer else None
             log.info("job %s: hidden loss %r, hidden challenge answer %r", label, result.loss,
-                     answer)
-            return True, result.loss, answer
+                     hidden_answer)
+            return True, result.loss, hidden_answer
         if result.reason in OUR_SIDE:
             self.images.forget(image_id)
             if claimer is not None:
@@ -345,6 +352,21 @@ class Verifier:
         log.warning("job %s: the model could not be evaluated on the hidden part: %s: %s",
                     label, result.reason, result.detail)
         return True, None, None
+
+    async def _evaluate(self, job: Job, image_id: str, model: Path,
+                        inputs: EvaluationInputs) -> EvalResult | None:
+        """[EVAL-SAME.1] One evaluation run, built as the claimer's are; None when it has not
+        returned in time to commit a vote before the window closes [VOTE-FAILED.3] (the
+        job's run is bounded by its own limits; this bounds our wait on it, so a job that
+        stalls gets a vote with no loss, never a missing vote and a burned bond)."""
+        remaining = seconds_until(self.node, job.phase_deadline_ms)
+        budget = max(1.0, remaining - min(COMMIT_MARGIN_S, remaining / 4))
+        try:
+            async with asyncio.timeout(budget):
+                return await self.threads.run(run_evaluation, self.runner, image_id, model,
+                                              inputs)
+        except TimeoutError:
+            return None
 
     def _challenge_seed(self, job: Job) -> bytes | None:
         """[VOTE-CHALLENGE.1] This turn's challenge seed, from the block that included the

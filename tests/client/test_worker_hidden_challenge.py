@@ -38,7 +38,7 @@ class FakeRunner:
 
     def evaluate(self, image_id: str, model: Path, limits: object, *, job_id: str,
                  argv: tuple[str, ...], seed: int, data: dict[str, Path],
-                 input_dir: Path | None = None) -> SimpleNamespace:
+                 input_dir: Path | None = None, variant: int = 0) -> SimpleNamespace:
         challenge = None if input_dir is None else \
             json.loads((input_dir / "challenge.json").read_text())
         self.runs.append((data, challenge))
@@ -89,17 +89,20 @@ def _job(status: JobStatus) -> Job:
 def test_holdout_challenge_1_the_hidden_run_gets_the_turns_challenge(tmp_path: Path) -> None:
     """[HOLDOUT-CHALLENGE.1] [JOB-EVAL.5] With the turn's seed, the hidden run (the hidden
     part mounted as ``valid``) gets challenge.json with that seed and CHALLENGE_SIZE, and its
-    challenge_loss is the answer; without a seed, no file and no answer."""
+    challenge_loss is the answer. [EVAL-SAME.1] Without the turn's seed (its block not found)
+    the run still gets a challenge.json of the same form (every evaluation has one), and
+    no answer is committed."""
     job = _job(JobStatus.VOTE_COMMIT)
     verifier, runner, _ = _verifier(tmp_path, job)
     model, data = tmp_path / "model.pt", {"train": tmp_path / "train"}
-    got = asyncio.run(verifier._hidden_loss(job, "img", model, data, SEED))
+    got = asyncio.run(verifier._hidden_loss(job, "img", model, data, SEED, answer=True))
     assert got == (True, 0.3, 0.41)
     mounted, challenge = runner.runs[-1]
     assert mounted["valid"] == tmp_path / "hidden"
     assert challenge == {"seed": SEED.hex(), "size": 32}
-    assert asyncio.run(verifier._hidden_loss(job, "img", model, data, None)) == (True, 0.3, None)
-    assert runner.runs[-1][1] is None
+    assert asyncio.run(verifier._hidden_loss(job, "img", model, data, SEED,
+                                             answer=False)) == (True, 0.3, None)
+    assert runner.runs[-1][1] == {"seed": SEED.hex(), "size": 32}
 
 
 def test_holdout_challenge_1_the_vote_commits_and_opens_both_answers(tmp_path: Path) -> None:
