@@ -233,7 +233,8 @@ def job_logs(job_id: bytes, worker: bytes | None, tail: int, node_url: str,
 
     A node knows only its own worker's attempts [API-JOBLOG.1]: point --node at
     the node of the worker you ask about (each keeps its last 8 attempts per job,
-    64 KiB of output each). The chain itself records claims, never failed runs.
+    a redacted excerpt of output each [API-JOBLOG.3]). The chain itself records claims,
+    never failed runs.
     """
     client = client_for(node_url)
     with user_errors():

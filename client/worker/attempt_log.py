@@ -4,13 +4,26 @@ Before this, a failed run's reason and traceback reached only the worker's own
 log, so a submitter whose ``train`` crashed saw nothing but a refund. Each
 training attempt now leaves one ``AttemptRecord``: which stage ended it
 (``train``, ``self-check``), the sandbox's ``FailureReason`` and whose fault it
-is [JOB-EXIT.5], the exit code, one line of detail, and for a failed run the
-last ``LOG_TAIL_BYTES`` of what the job printed (its traceback). The node's API
+is [JOB-EXIT.5], the exit code, one line of detail, and for a failed run a short
+excerpt of what the job printed (the end of its traceback). The node's API
 serves them (``GET /jobs/{job_id}/logs`` [API-JOBLOG.1]).
+
+[API-JOBLOG.3] A failed run's output is not a channel for what the protocol sells
+(issue 30 §3: a ``train`` that printed its weights and exited 1 gave every trained
+model to the submitter through this record, byte for byte). What is kept, and so
+served, is :func:`excerpt`: at most ``EXCERPT_LINES`` lines of ``EXCERPT_LINE_CHARS``
+characters from the end (from the last ``Traceback`` on, when there is one), where
+every run of ``MAX_DIGIT_RUN`` or more digits and every token of ``MAX_TOKEN_CHARS``
+or more letters, digits and ``+/=_-`` (hex, base64, packed numbers) is replaced by
+``…``, and a line holding more than ``MAX_NUMBERS_PER_LINE`` numbers is dropped. At
+most ``EXCERPT_BYTES`` bytes per failed attempt, whatever the job printed; the full
+output never leaves the run (the worker's own log gets 500 characters of it, for
+its operator only). The detail line, which can quote job-chosen text (file names,
+metrics), gets the same token rule and ``MAX_DETAIL_CHARS``.
 
 Bounded and sanitised [API-JOBLOG.2]:
 
-- per attempt, at most the last ``LOG_TAIL_BYTES`` of output and a detail line of
+- per attempt, at most the ``EXCERPT_BYTES`` excerpt and a detail line of
   ``MAX_DETAIL_CHARS``; per job the last ``MAX_ATTEMPTS_KEPT`` attempts; per
   worker identity the files of the last ``MAX_JOBS_KEPT`` jobs (oldest removed);
 - output is decoded as UTF-8 with replacement characters, so a record is always
@@ -32,6 +45,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -47,7 +61,24 @@ MAX_ATTEMPTS_KEPT = 8
 """Attempts kept per job (the latest)."""
 MAX_JOBS_KEPT = 64
 """Job files kept per worker identity (the most recently written)."""
-MAX_DETAIL_CHARS = 1000
+MAX_DETAIL_CHARS = 300
+EXCERPT_LINES = 6
+"""[API-JOBLOG.3] Lines of a failed run's output kept (the last ones)."""
+EXCERPT_LINE_CHARS = 120
+"""[API-JOBLOG.3] Characters kept of each line."""
+EXCERPT_BYTES = 720
+"""[API-JOBLOG.3] The excerpt's bound in UTF-8 bytes."""
+MAX_DIGIT_RUN = 4
+"""[API-JOBLOG.3] Runs of this many digits or more are redacted (line numbers stay)."""
+MAX_TOKEN_CHARS = 20
+"""[API-JOBLOG.3] Tokens of this many letters/digits/``+/=_-`` or more are redacted."""
+MAX_NUMBERS_PER_LINE = 4
+"""[API-JOBLOG.3] A line with more numbers than this (a tensor, a list of weights) is
+dropped."""
+REDACTED = "\u2026"
+_DIGITS = re.compile(rf"[0-9]{{{MAX_DIGIT_RUN},}}")
+_TOKEN = re.compile(rf"[A-Za-z0-9+/=_\-]{{{MAX_TOKEN_CHARS},}}")
+_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 STAGES = ("train", "self-check")
 OUTCOMES = ("ok", "failed")
@@ -81,7 +112,8 @@ class AttemptRecord:
     loss: float | None
     """The measured loss of a successful attempt."""
     log: str
-    """The end of what the failed run printed (stdout and stderr, interleaved)."""
+    """[API-JOBLOG.3] A redacted excerpt of the end of what the failed run printed (stdout
+    and stderr, interleaved): at most ``EXCERPT_BYTES``."""
     log_bytes: int
     """How many bytes the run printed in all (``log`` may hold only the end of them)."""
     resumed_from: int | None = None
@@ -102,6 +134,15 @@ class AttemptRecord:
                 raise ValueError(f"attempt record field {f.name!r}: {value!r:.80}")
             values[f.name] = value
         return cls(**values)
+
+    def bounded(self) -> AttemptRecord:
+        """[API-JOBLOG.3] The record as it may be served: its log an excerpt, its detail
+        redacted and cut (a record written by an older node may hold more)."""
+        detail = _TOKEN.sub(REDACTED, self.detail)
+        if len(detail) > MAX_DETAIL_CHARS:
+            detail = detail[:MAX_DETAIL_CHARS] + "..."
+        log_text = excerpt(self.log.encode("utf-8", "surrogatepass")) if self.log else ""
+        return replace(self, log=log_text, detail=detail)
 
     def with_tail(self, max_bytes: int) -> AttemptRecord:
         """The same record with at most the last ``max_bytes`` (UTF-8) of its log."""
@@ -134,6 +175,32 @@ def log_tail(output: bytes) -> str:
     return output[-LOG_TAIL_BYTES:].decode("utf-8", "replace")
 
 
+def redact(text: str) -> str:
+    """[API-JOBLOG.3] Long digit runs and long tokens replaced by ``…``."""
+    return _DIGITS.sub(REDACTED, _TOKEN.sub(REDACTED, text))
+
+
+def excerpt(output: bytes) -> str:
+    """[API-JOBLOG.3] What a failed run's record keeps of its output: the last lines (from
+    the last traceback on), redacted, numeric lines dropped, at most ``EXCERPT_BYTES``."""
+    lines = log_tail(output).splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
+    if starts:
+        lines = lines[starts[-1]:]
+    kept: list[str] = []
+    for line in reversed(lines):
+        if len(kept) == EXCERPT_LINES:
+            break
+        if not line.strip() or len(_NUMBER.findall(line)) > MAX_NUMBERS_PER_LINE:
+            continue
+        kept.append(redact(line[:EXCERPT_LINE_CHARS * 4])[:EXCERPT_LINE_CHARS])
+    text = "\n".join(reversed(kept))
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) > EXCERPT_BYTES:
+        text = data[len(data) - EXCERPT_BYTES:].decode("utf-8", "replace")
+    return text
+
+
 class AttemptLog:
     """The attempt records of one worker identity (``<worker dir>/attempts``)."""
 
@@ -144,8 +211,9 @@ class AttemptLog:
         self._latest: dict[str, AttemptRecord | None] = {}
 
     def sanitise(self, text: str) -> str:
-        """A detail line without this worker's host paths, bounded."""
-        text = text.replace(self._private, "<worker>")
+        """A detail line without this worker's host paths, bounded, its long tokens
+        redacted [API-JOBLOG.3]."""
+        text = _TOKEN.sub(REDACTED, text.replace(self._private, "<worker>"))
         return text if len(text) <= MAX_DETAIL_CHARS else text[:MAX_DETAIL_CHARS] + "..."
 
     def record(self, job_id: bytes, *, attempt: int, run: int, started_ms: int,
@@ -160,7 +228,7 @@ class AttemptLog:
             started_ms=started_ms, seconds=round(seconds, 3), stage=stage,
             outcome="failed" if failed else "ok", reason=str(reason or ""), fault=fault,
             exit_code=exit_code, detail=self.sanitise(detail), loss=loss,
-            log=log_tail(output) if failed else "", log_bytes=len(output),
+            log=excerpt(output) if failed else "", log_bytes=len(output),
             resumed_from=resumed_from)
         try:
             self._write(job_id.hex(), [*read_records(self._file(job_id.hex())), rec])
@@ -215,7 +283,7 @@ def read_records(path: Path) -> list[AttemptRecord]:
     """The records of one job file; a missing or damaged file reads as none."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        return [AttemptRecord.from_json(d) for d in doc][-MAX_ATTEMPTS_KEPT:]
+        return [AttemptRecord.from_json(d).bounded() for d in doc][-MAX_ATTEMPTS_KEPT:]
     except FileNotFoundError:
         return []
     except (OSError, ValueError, TypeError) as e:
