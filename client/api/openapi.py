@@ -72,6 +72,7 @@ from client.api.openapi_types import (
 )
 from client.api.progress_schema import RUN_PROGRESS
 from client.worker.attempt_log import (
+    EXCERPT_BYTES,
     FAULTS,
     LOG_TAIL_BYTES,
     MAX_ATTEMPTS_KEPT,
@@ -333,8 +334,9 @@ SCHEMAS: dict[str, S] = {
         "exit_code": nullable(INT), "resumed_from": nullable(COUNT),  # [WORK-RESUME.1]
         "detail": text(MAX_DETAIL_CHARS + 3),
         "loss": nullable(NUMBER),
-        "log": {**text(LOG_TAIL_BYTES), "description": "The end of what a failed run printed "
-                                                       "(UTF-8, invalid bytes replaced)"},
+        "log": {**text(EXCERPT_BYTES), "description": "[API-JOBLOG.3] A redacted excerpt of "
+                                                      "the end of what a failed run printed "
+                                                      "(UTF-8, invalid bytes replaced)"},
         "log_bytes": {**COUNT, "description": "Bytes the run printed in all"},
     }, description="One training attempt of a job by a worker on this node"),
     "JobAttempts": obj({

@@ -131,3 +131,36 @@ def test_holdout_challenge_1_the_vote_commits_and_opens_both_answers(tmp_path: P
     verifier._commit_vote(JOB_ID, CLAIMER, True, 0.3, (True, None, 0.41), 0.28)
     secret = verifier.store.state.vote(JOB_ID, CLAIMER)
     assert secret is not None and secret.hidden_challenge_loss is None
+
+
+def test_vote_failed_3_a_stalled_evaluation_gives_way_before_the_window_closes(
+        tmp_path: Path) -> None:
+    """[VOTE-FAILED.3] An evaluation that has not returned when the commit window is about to
+    close (a job that stalls) is given up: ``_evaluate`` answers None, which the verifier
+    votes as "evaluation failed" instead of missing its vote; the blocked thread is left
+    to the runner's own limits (released here)."""
+    import threading
+
+    from client.worker.evaluation import evaluation_inputs
+    from client.worker.sandboxing import Threads as RealThreads
+
+    release = threading.Event()
+
+    class StalledRunner:
+        def evaluate(self, *_: object, **__: object) -> object:
+            release.wait(30)
+            return SimpleNamespace(ok=True, loss=0.3, metrics={"loss": 0.3})
+
+    job = replace(_job(JobStatus.VOTE_COMMIT), phase_deadline_ms=TimeMs(0))
+    verifier, _, _ = _verifier(tmp_path, job)
+    verifier.threads = cast(Any, RealThreads())
+    verifier.runner = cast(Any, StalledRunner())
+    inputs = evaluation_inputs(JOB_ID, job.spec, ME, {}, SEED)
+
+    async def evaluate_then_release() -> object:
+        try:
+            return await verifier._evaluate(job, "img", tmp_path / "model.pt", inputs)
+        finally:
+            release.set()  # before asyncio.run waits for its executor's threads
+
+    assert asyncio.run(evaluate_then_release()) is None
