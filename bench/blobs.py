@@ -1,6 +1,6 @@
 """Blob bench: throughput between two nodes versus a raw loopback TCP copy of the same bytes.
 
-    .venv/bin/python bench/blobs.py [--mib 200]
+    .venv/bin/python bench/blobs.py [--mib 200] [--rounds 3] [--quick]
 
 The serving node is a separate process (``python -m tests.framework.p2p_node``); this
 process fetches the blob through ``BlobService`` (chunks checked, written to a
@@ -30,12 +30,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.support.cli import emit, parse_args  # noqa: E402
 from chain.content import blob_id  # noqa: E402
 from chain.crypto import PrivateKey  # noqa: E402
 from p2p.blobs import BlobService  # noqa: E402
 from p2p.blobstore import BlobStore  # noqa: E402
 from p2p.config import P2PConfig  # noqa: E402
 from p2p.node import Node  # noqa: E402
+
+JSON_KEYS = ("bench", "mib", "rounds", "blob_mib_per_s", "raw_tcp_mib_per_s", "ratio", "pass")
+"""Keys of the last line (tests/test_bench_quick.py)."""
+NEEDS_DOCKER = True
+"""Starts a node process (``tests.framework.p2p_node``): CI runs it serially, with the
+Docker and multi-process tests (its ports are the kernel's picks, its files in a temp dir)."""
+QUICK = {"mib": 8, "rounds": 1}
 
 SENDER = """
 import socket, sys
@@ -113,7 +121,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--mib", type=int, default=200)
     p.add_argument("--rounds", type=int, default=3)
-    args = p.parse_args()
+    args = parse_args(p, QUICK)
     tcp_runs: list[float] = []
     blob_runs: list[float] = []
     with tempfile.TemporaryDirectory(prefix="lc-bench-blobs-") as tmp:
@@ -150,7 +158,7 @@ def main() -> None:
         "ratio": round(ratio, 3),
         "pass": ratio >= 0.3,
     }
-    print(json.dumps(result))
+    emit(result, JSON_KEYS)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Devnet bench: finalized transfers per second on a 4-validator graph of real processes.
 
-    .venv/bin/python bench/devnet.py [--seconds 30] [--senders 64]
+    .venv/bin/python bench/devnet.py [--seconds 30] [--senders 64] [--quick]
 
 Starts 4 validator processes on 127.0.0.1 (``client.devnet.processes``), then a
 separate load process that pre-signs transfers from many funded accounts
@@ -32,9 +32,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.support.cli import emit, parse_args  # noqa: E402
 from chain.crypto import PrivateKey, verify  # noqa: E402
 from chain.encoding import decode  # noqa: E402
 from client.devnet.processes import down, load_pids, up  # noqa: E402
+from tests.framework.ports import free_base_port  # noqa: E402
+
+JSON_KEYS = ("bench", "validators", "seconds", "sent", "finalized", "finalized_tx_per_s",
+             "p50_submit_to_final_s", "p99_submit_to_final_s", "peak_rss_mib",
+             "bare_verify_per_s", "ratio_to_bare_verify", "pass")
+"""Keys of the last line (tests/test_bench_quick.py)."""
+NEEDS_DOCKER = True
+"""Starts 4 validator processes and a load process: CI runs it serially, with the Docker
+and multi-process tests (ports: free ones drawn by tests/framework/ports; files in a
+temp dir)."""
+QUICK = {"seconds": 3.0, "senders": 8, "batch": 100, "rate_cap": 1000, "verify_seconds": 0.2}
 
 LOADER = r'''
 import json, sys, threading, time, urllib.request
@@ -144,9 +156,14 @@ def main() -> None:
     p.add_argument("--senders", type=int, default=64)
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--rate-cap", type=int, default=6000, help="txs signed per second of load")
-    p.add_argument("--base-port", type=int, default=27400)
-    args = p.parse_args()
-    bare_verify = verify_rate()
+    p.add_argument("--base-port", type=int, default=None,
+                   help="first p2p port (API ports at +100); default: free ones")
+    p.add_argument("--verify-seconds", type=float, default=1.0,
+                   help="how long the bare verify rate is measured")
+    args = parse_args(p, QUICK)
+    if args.base_port is None:
+        args.base_port = free_base_port(4)
+    bare_verify = verify_rate(args.verify_seconds)
     with tempfile.TemporaryDirectory(prefix="lc-bench-devnet-") as tmp:
         root = Path(tmp)
         users = {f"u{i}": 10**12 for i in range(args.senders)}
@@ -210,7 +227,7 @@ def main() -> None:
     if block_sizes:
         print(f"{len(block_sizes)} non-empty blocks, {statistics.mean(block_sizes):.0f} txs "
               f"on average, largest {max(block_sizes)}")
-    print(json.dumps({
+    emit({
         "bench": "devnet", "validators": 4, "seconds": args.seconds,
         "sent": len(sent), "finalized": len(final_times),
         "finalized_tx_per_s": round(tps, 1),
@@ -218,7 +235,7 @@ def main() -> None:
         "peak_rss_mib": rss, "bare_verify_per_s": round(bare_verify),
         "ratio_to_bare_verify": round(tps / bare_verify, 3),
         "pass": tps >= 3000 and p50 <= 1.5,
-    }))
+    }, JSON_KEYS)
 
 
 if __name__ == "__main__":

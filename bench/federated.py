@@ -3,6 +3,7 @@
     .venv/bin/python bench/federated.py            # digits, 6 non-IID shards, 10 rounds
     .venv/bin/python bench/federated.py --dataset breast_cancer --rounds 10
     .venv/bin/python bench/federated.py --timing     # 20 participants × 1,000,000 parameters
+    .venv/bin/python bench/federated.py --quick      # 2 rounds (also LC_BENCH_QUICK=1)
 
 Six data owners hold non-IID shards (Dirichlet(0.5) over the labels, a fixed seed)
 of a scikit-learn dataset; the job's owner holds a small clean root set (its
@@ -14,7 +15,8 @@ chain's would [FED-MODEL.3]. Scenarios: everyone honest; one owner sign-flipping
 (sending -5 × its honest update); two owners doing so. For each rule (plain
 mean, trimmed mean k=1, median, FLTrust, Multi-Krum f=2) it prints the held-out accuracy per
 round, and for FLTrust with one attacker the reward split [FED-REWARD.5] with
-leave-one-out losses on the held-out part. The last line is one JSON object.
+leave-one-out losses on the held-out part. The last line is one JSON object (keys
+``JSON_KEYS``).
 
 ``--timing`` instead times one round of each rule at 20 participants × 10**6
 parameters through the numpy fast path (chain/federated/fast.py) and, in the same
@@ -53,6 +55,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.support.cli import emit, parse_args
 from chain.federated import fast
 from chain.federated.blobs import ModelBlob, UpdateBlob
 from chain.federated.fast_masking import (
@@ -79,6 +82,12 @@ from chain.federated.rounds import (
 from chain.types import Address, Hash32
 
 T = TypeVar("T")
+JSON_KEYS = ("dataset", "rounds", "seed", "final_accuracy", "fltrust_1_attacker_rewards")
+"""Keys of the default run's last line (tests/test_bench_quick.py); ``--timing`` prints
+the figures of ``timing`` instead."""
+NEEDS_DOCKER = False
+"""One process, no sockets, no files: CI may run it in parallel with other pure tests."""
+QUICK = {"rounds": 2, "participants": 4, "dims": 2_000}
 REPEATS = 3
 """--timing times each fast rule this many times and reports the median (the machine is
 shared; one run can land on another process's burst)."""
@@ -281,7 +290,7 @@ def timing(participants: int, dims: int, seed: int, reference: bool,
                 "bytes_down_per_verifier": participants * update_bytes + model_bytes})
     out.update(private_timing(arrays, job, dims, reference))
     if private:  # [FED-PRIV.6-9] bench/federated_private.py
-        from bench.federated_private import exchange_timing, report
+        from bench.support.federated_private import exchange_timing, report
         out.update(exchange_timing(arrays, job, SCALE_BITS, dims))
         report(out, participants, dims)
     out.update({"target_trimmed_mean_s": 1.0,
@@ -359,7 +368,7 @@ def main() -> None:
                          "and share exchange and the round from its public blobs")
     ap.add_argument("--no-reference", action="store_true",
                     help="with --timing, skip the pure-Python reference (about 2 minutes)")
-    args = ap.parse_args()
+    args = parse_args(ap, QUICK)
     if args.timing or args.private:
         out = timing(args.participants, args.dims, args.seed, not args.no_reference,
                      args.private)
@@ -389,7 +398,7 @@ def main() -> None:
     rw = summary["fltrust_1_attacker_rewards"]
     print(f"rewards (FLTrust, owner6 sign-flips, bounty 1,000,000, half by leave-one-out): "
           f"{rw['paid']}")
-    print(json.dumps(summary, sort_keys=True))
+    emit(summary, JSON_KEYS, sort_keys=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Gossip bench: 32 nodes on loopback, time for a message to reach all, copies per node.
 
-    .venv/bin/python bench/gossip.py [--nodes 32] [--messages 200] [--interval 0.02]
+    .venv/bin/python bench/gossip.py [--nodes 32] [--messages 200] [--interval 0.02] [--quick]
 
 Nodes run in one process (one event loop) and talk over real WebSockets on
 127.0.0.1. Each node bootstraps to two earlier ones and fills up to its
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import statistics
@@ -25,11 +24,21 @@ from contextlib import AsyncExitStack
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.support.cli import emit, parse_args
 from chain.crypto import PrivateKey
 from p2p.config import GossipParams, P2PConfig
 from p2p.gossip import Gossip
 from p2p.gossip_core import Receipt, Verdict
 from p2p.node import Node
+
+JSON_KEYS = ("bench", "nodes", "messages", "fully_delivered", "missing_deliveries", "p50_ms",
+             "p99_ms", "copies_per_node_per_msg", "mean_connections", "mean_mesh_degree",
+             "pass")
+"""Keys of the last line (tests/test_bench_quick.py)."""
+NEEDS_DOCKER = False
+"""One process; its nodes listen on ports the kernel picks (port 0) on 127.0.0.1: CI may
+run it in parallel with other pure tests."""
+QUICK = {"nodes": 8, "messages": 30}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -120,12 +129,12 @@ def main() -> None:
     p.add_argument("--messages", type=int, default=200)
     p.add_argument("--interval", type=float, default=0.02)
     p.add_argument("--seed", type=int, default=1)
-    args = p.parse_args()
+    args = parse_args(p, QUICK)
     result = asyncio.run(run(args.nodes, args.messages, args.interval, args.seed))
     print(f"seed {args.seed}: {args.nodes} nodes, {args.messages} messages")
     print(f"latency to all nodes: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms")
     print(f"copies received per node per message: {result['copies_per_node_per_msg']}")
-    print(json.dumps(result))
+    emit(result, JSON_KEYS)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/incentives.py --jobs 600 --seed 1
     .venv/bin/python bench/incentives.py --sweep --out docs/ --jobs 300
+    .venv/bin/python bench/incentives.py --quick      # 10 jobs (also LC_BENCH_QUICK=1)
 
 Runs every strategy of bench/incentive_sim (alone, at the largest share the
 verdict rules tolerate, in coalitions, and past the bound for show) through
@@ -35,6 +36,17 @@ from bench.incentive_sim.holdout_scenarios import HResult
 from bench.incentive_sim.scenarios import LAZY, Result, headline, run_all, standard
 from bench.incentive_sim.sweeps import SWEEPS, sweep
 from bench.incentive_sim.world import Scenario
+from bench.support.cli import emit, parse_args
+
+JSON_KEYS = ("jobs", "seed", "profit_vs_honest", "honest_slashed", "honest_bonds_lost",
+             "honest_paid_share", "honest_votes_paid_share", "open_findings", "verification",
+             "honest_profit_per_job", "vote_reward_1", "beyond_the_bound", "train_v3",
+             "seconds")
+"""Keys of the last line without ``--sweep`` (tests/test_bench_quick.py); ``--sweep``
+adds ``sweeps``."""
+NEEDS_DOCKER = False
+"""One process, no sockets; files only with ``--sweep``: CI may run it in parallel."""
+QUICK = {"jobs": 10, "sweep_jobs": 10}
 
 BEGIN, END = "<!-- BEGIN GENERATED (bench/incentives.py --sweep) -->", "<!-- END GENERATED -->"
 
@@ -184,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", action="store_true", help="sweep the protocol parameters")
     parser.add_argument("--sweep-jobs", type=int, default=300, help="jobs per sweep point")
     parser.add_argument("--out", type=Path, default=Path("docs"))
-    args = parser.parse_args(argv)
+    args = parse_args(parser, QUICK, argv)
     started = time.monotonic()
     figures, results, holdout = measure(args.jobs, args.seed)
     sweeps: dict[str, list[dict[str, Any]]] = {}
@@ -198,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                   args.sweep_jobs)
         figures["sweeps"] = sweeps
     figures["seconds"] = round(time.monotonic() - started, 1)
-    print(json.dumps(figures))
+    emit(figures, (*JSON_KEYS, "sweeps") if args.sweep else JSON_KEYS)
     return 0
 
 

@@ -30,15 +30,20 @@ public part, which travel the same in both runs). ``seconds_to_image_loaded``: f
 also holds a train/v3 job's wait for its public part, named a block or two after
 the post (``waited_for_public_part``: the worker looked too early and retries
 later). Needs root (a private dockerd) and the host engine's base image
-(``make setup``). Last line: one JSON object.
+(``make setup``). Last line: one JSON object (keys ``JSON_KEYS``).
 
-    .venv/bin/python bench/jobstart.py
+``--quick`` (or ``LC_BENCH_QUICK=1``) times the by-layer run only: the whole-image run
+(a gigabyte exported, uploaded and fetched) is skipped and its figures are ``null``. It
+still builds two images, splits them and loads the base into the worker's engine: about
+a minute and a half, not seconds.
+
+    .venv/bin/python bench/jobstart.py [--quick]
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
-import json
 import shutil
 import sys
 import tempfile
@@ -46,11 +51,13 @@ import time
 import zlib
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import docker.errors
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.support.cli import emit, parse_args
 from client.api.http_client import ApiClient
 from client.devnet.processes import down
 from sandbox.base_image import BASE_TAG
@@ -70,8 +77,24 @@ from tests.client.image_layers_graph import (
 from tests.framework.dockerd import PrivateDockerd
 from tests.framework.ports import free_base_port
 
+JSON_KEYS = ("bytes_moved", "seconds_to_training", "seconds_to_image_loaded",
+             "waited_for_public_part", "seconds_to_image_loaded_whole_image",
+             "bytes_moved_whole_image", "seconds_to_training_whole_image",
+             "job_own_layer_bytes", "bytes_moved_per_own_layer_byte", "manifest_version",
+             "config_bytes", "manifest_bytes", "v1_manifest_and_config_bytes",
+             "own_layers_deflated_bytes", "image_total_bytes", "bytes_uploaded",
+             "bytes_uploaded_whole_image", "seconds_submit", "seconds_submit_whole_image",
+             "seconds_split_once", "seconds_split_new_image", "seconds_seed_base_upload",
+             "seconds_build")
+"""Keys of the last line (tests/test_bench_quick.py); ``--quick`` leaves the
+``*_whole_image`` ones ``null``."""
+NEEDS_DOCKER = True
+"""Builds images on the host engine, starts a private dockerd (root) and 2 node
+processes: CI runs it serially, with the Docker and multi-process tests."""
+QUICK = {"whole_image": False}
 
-def run(tmp: Path) -> dict[str, object]:
+
+def run(tmp: Path, whole_image: bool = True) -> dict[str, object]:
     host = connect(600)
     job_dir = tmp / "job"
     cli("job", "init", str(job_dir))
@@ -129,8 +152,11 @@ def run(tmp: Path) -> dict[str, object]:
                     api.upload_blob(part.path)
             seed_s = time.monotonic() - t
             print(f"the graph's node1 holds the base's layers ({seed_s:.1f} s to upload)")
-            results = {}
-            for form, extra in (("layers", ()), ("whole", ("--whole-image",))):
+            results: dict[str, dict[str, Any]] = {}
+            forms: list[tuple[str, tuple[str, ...]]] = [("layers", ())]
+            if whole_image:
+                forms.append(("whole", ("--whole-image",)))
+            for form, extra in forms:
                 if form == "whole":
                     worker_engine.images.remove(image_id, force=True)
                 before = fetched_bytes(layout)
@@ -160,15 +186,20 @@ def run(tmp: Path) -> dict[str, object]:
             down(root)
             with contextlib.suppress(docker.errors.DockerException):
                 host.images.remove(image_id, force=True)  # the variant this bench built
-    lay, whole = results["layers"], results["whole"]
+    lay = results["layers"]
+    whole = results.get("whole", dict.fromkeys(lay))
+
+    def num(value: Any) -> float | None:
+        return None if value is None else round(float(value), 2)
+
     return {
         "bytes_moved": lay["moved"],
         "seconds_to_training": round(float(lay["seconds"]), 2),
         "seconds_to_image_loaded": round(float(lay["ready"]), 2),
         "waited_for_public_part": lay["waited"],
-        "seconds_to_image_loaded_whole_image": round(float(whole["ready"]), 2),
+        "seconds_to_image_loaded_whole_image": num(whole["ready"]),
         "bytes_moved_whole_image": whole["moved"],
-        "seconds_to_training_whole_image": round(float(whole["seconds"]), 2),
+        "seconds_to_training_whole_image": num(whole["seconds"]),
         "job_own_layer_bytes": own_bytes,
         "bytes_moved_per_own_layer_byte": round(lay["moved"] / own_bytes, 3),
         "manifest_version": published.manifest.version,
@@ -180,7 +211,7 @@ def run(tmp: Path) -> dict[str, object]:
         "bytes_uploaded": lay["uploaded"],
         "bytes_uploaded_whole_image": whole["uploaded"],
         "seconds_submit": round(float(lay["submit_s"]), 2),
-        "seconds_submit_whole_image": round(float(whole["submit_s"]), 2),
+        "seconds_submit_whole_image": num(whole["submit_s"]),
         "seconds_split_once": round(split_s, 2),
         "seconds_split_new_image": round(split_new_s, 2),
         "seconds_seed_base_upload": round(seed_s, 2),
@@ -199,12 +230,16 @@ def logged_at(log: str, prefix: str, suffix: str) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-whole-image", dest="whole_image", action="store_false",
+                        help="skip the whole-image run (its figures: null)")
+    args = parse_args(parser, QUICK)
     tmp = Path(tempfile.mkdtemp(prefix="lc-jobstart-"))
     try:
-        result = run(tmp)
+        result = run(tmp, args.whole_image)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps(result))
+    emit(result, JSON_KEYS)
 
 
 if __name__ == "__main__":

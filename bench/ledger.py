@@ -4,11 +4,13 @@ Prints tx_per_s (block application, fresh signature cache: every signature is
 verified inside the block), verify_per_s (bare coincurve verify on the same
 machine in the same run) and their ratio. Target: ratio >= 0.5.
 Last line: one JSON object.
+
+    .venv/bin/python bench/ledger.py [--txs 10000] [--senders 1000] [--quick]
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -17,14 +19,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import coincurve
 
+from bench.support.cli import emit, parse_args
 from chain.crypto import PrivateKey, address_to_text, sha256
 from chain.genesis import Genesis, genesis_state
 from chain.transactions import Transfer, sign_transaction
 from chain.transition import SignatureCache, apply_block, build_block
 from chain.types import Amount
 
-N_TX = 10_000
-N_SENDERS = 1_000
+JSON_KEYS = ("bench", "txs", "block_apply_s", "tx_per_s", "verify_per_s", "ratio",
+             "target_ratio")
+"""Keys of the last line (tests/test_bench_quick.py)."""
+NEEDS_DOCKER = False
+"""One process, no sockets, no files: CI may run it in parallel with other pure tests."""
+QUICK = {"txs": 2_000, "senders": 200, "repeats": 1, "verifies": 2_000}
 
 
 def bare_verify_rate(n: int = 20_000) -> float:
@@ -40,42 +47,50 @@ def bare_verify_rate(n: int = 20_000) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--txs", type=int, default=10_000, help="transfers in the block")
+    parser.add_argument("--senders", type=int, default=1_000)
+    parser.add_argument("--repeats", type=int, default=3, help="block applications (best)")
+    parser.add_argument("--verifies", type=int, default=20_000, help="bare verifies timed")
+    args = parse_args(parser, QUICK)
+    n_tx, n_senders = args.txs, args.senders
     validator = PrivateKey.from_seed(b"bench-validator")
-    senders = [PrivateKey.from_seed(b"sender-%d" % i) for i in range(N_SENDERS)]
+    senders = [PrivateKey.from_seed(b"sender-%d" % i) for i in range(n_senders)]
     genesis = Genesis.from_json({
         "chain_id": "bench", "genesis_time_ms": 1_700_000_000_000,
         "validators": [{"pubkey": validator.public_key.hex(), "power": 1}],
         "balances": {address_to_text(k.address): 1_000_000 for k in senders},
-        "params": {"max_block_txs": N_TX},
+        "params": {"max_block_txs": n_tx},
     })
     txs = []
-    for i in range(N_TX):
-        sender = senders[i % N_SENDERS]
-        to = senders[(i + 1) % N_SENDERS].address
-        txs.append(sign_transaction(sender, "bench", i // N_SENDERS, Transfer(to, Amount(1))))
+    for i in range(n_tx):
+        sender = senders[i % n_senders]
+        to = senders[(i + 1) % n_senders].address
+        txs.append(sign_transaction(sender, "bench", i // n_senders, Transfer(to, Amount(1))))
     state = genesis_state(genesis)
     block, _, dropped = build_block(state, txs, 1_700_000_001_000, validator.address,
                                     SignatureCache())
-    assert not dropped and len(block.txs) == N_TX
+    if dropped or len(block.txs) != n_tx:
+        raise SystemExit(f"block holds {len(block.txs)} of {n_tx} transfers, dropped {dropped}")
     timings = []
-    for _ in range(3):
+    for _ in range(args.repeats):
         start = time.perf_counter()
         apply_block(state, block, SignatureCache())  # every signature verified again
         timings.append(time.perf_counter() - start)
     best = min(timings)
-    tx_per_s = N_TX / best
-    verify_per_s = bare_verify_rate()
+    tx_per_s = n_tx / best
+    verify_per_s = bare_verify_rate(args.verifies)
     result = {
         "bench": "ledger",
-        "txs": N_TX,
+        "txs": n_tx,
         "block_apply_s": round(best, 4),
         "tx_per_s": round(tx_per_s),
         "verify_per_s": round(verify_per_s),
         "ratio": round(tx_per_s / verify_per_s, 3),
         "target_ratio": 0.5,
     }
-    print(f"applied {N_TX} transfers in {best:.3f}s; bare verify {verify_per_s:.0f}/s")
-    print(json.dumps(result))
+    print(f"applied {n_tx} transfers in {best:.3f}s; bare verify {verify_per_s:.0f}/s")
+    emit(result, JSON_KEYS)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Prediction requests end to end on a real graph: request → agreed answer [PRED-*].
 
     flock /tmp/lc-heavy.lock .venv/bin/python bench/predict.py [--plain 40] [--encrypted 8]
-        [--concurrency 4] [--rows 100]
+        [--concurrency 4] [--rows 100] [--cold 8] [--warm 100] [--quick]
 
 Four validator processes on 127.0.0.1 (``client.devnet.processes``): node0 trains, node1..3
 verify and serve predictions (``[worker] predict = true``: ``client.predict.executor``, a
@@ -24,7 +24,9 @@ intervals; the bench prints p50 in block intervals too).
 
 ``warm_speedup``: the deployed digits model, cold (a container per request) vs warm (one
 container), as ``bench/predict_warm.py`` measures it (cold p50 / warm p50).
-Last line: one JSON object (p50_s, p99_s, requests_per_s, warm_speedup, ...).
+Last line: one JSON object (p50_s, p99_s, requests_per_s, warm_speedup, ...: ``JSON_KEYS``;
+``--encrypted 0`` leaves out the ``ckks_*`` ones). ``--quick``: a few requests of a few
+rows; the graph still trains and pays both jobs first, so it takes minutes, not seconds.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.predict_jobs import digits_job, zero_job  # noqa: E402
+from bench.support.cli import emit, parse_args  # noqa: E402
+from bench.support.predict_jobs import digits_job, zero_job  # noqa: E402
 from chain.predict.bodies import DeployModel, RequestPrediction  # noqa: E402
 from chain.predict.io import encode_rows, output_hash  # noqa: E402
 from chain.predict.model import DeployedModel, InputSchema, OutputSchema  # noqa: E402
@@ -64,6 +67,16 @@ from sandbox.predict_eval import answer_labels  # noqa: E402
 from sandbox.predict_image import ensure_predict_image  # noqa: E402
 from sandbox.predict_sandbox import WarmPredictor  # noqa: E402
 
+CKKS_KEYS = ("ckks_p50_s", "ckks_p99_s", "ckks_requests_per_s", "ckks_requests",
+             "ckks_batch_bytes", "ckks_max_error")
+JSON_KEYS = ("p50_s", "p99_s", "requests_per_s", "requests", "rows", "k", "concurrency",
+             "block_interval_s", "setup_s", "cold_p50_s", "warm_exec_p50_s", "warm_speedup",
+             "total_s", "target_p50_s", "p50_blocks", *CKKS_KEYS)
+"""Keys of the last line (tests/test_bench_quick.py)."""
+NEEDS_DOCKER = True
+"""Starts 4 node processes that train in containers and run prediction containers: CI
+runs it serially, with the Docker and multi-process tests."""
+QUICK = {"plain": 4, "encrypted": 2, "concurrency": 2, "rows": 10, "cold": 2, "warm": 10}
 K = 3
 DIGITS_IN = InputSchema("float32", 64)
 DIGITS_OUT = OutputSchema("classes", tuple(str(d) for d in range(10)))
@@ -231,7 +244,9 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=100, help="digits rows per request")
     p.add_argument("--keep", type=Path, default=None,
                    help="work in this (new) folder and keep it: node logs and data")
-    args = p.parse_args()
+    p.add_argument("--cold", type=int, default=8, help="cold sandbox runs (warm_speedup)")
+    p.add_argument("--warm", type=int, default=100, help="warm sandbox runs (warm_speedup)")
+    args = parse_args(p, QUICK)
     started = time.monotonic()
     ensure_predict_image(connect())  # once, before the nodes look for it
     with contextlib.ExitStack() as stack:
@@ -260,7 +275,8 @@ def main() -> None:
             down(root)
         digits_record, digits_model = figures.pop("_digits")
         blob, expected = figures.pop("_blob")
-        cold, warm = warm_vs_cold(digits_model, digits_record, blob, args.rows, expected)
+        cold, warm = warm_vs_cold(digits_model, digits_record, blob, args.rows, expected,
+                                  args.cold, args.warm)
     figures.update(cold_p50_s=round(cold, 4), warm_exec_p50_s=round(warm, 5),
                    warm_speedup=round(cold / warm, 1),
                    total_s=round(time.monotonic() - started, 1))
@@ -282,7 +298,7 @@ def main() -> None:
               f"{figures['ckks_max_error']:.2e} of the plaintext scores")
     print(f"warm sandbox: cold p50 {cold:.3f} s, warm p50 {warm * 1000:.2f} ms, "
           f"warm_speedup {figures['warm_speedup']}")
-    print(json.dumps(figures, sort_keys=True))
+    emit(figures, JSON_KEYS if args.encrypted else JSON_KEYS[:-len(CKKS_KEYS)], sort_keys=True)
 
 
 def _bench(layout: Any, work: Path, test_csv: Path, args: argparse.Namespace) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Encrypted-prediction bench: CKKS time per row and sizes, plaintext for comparison.
 
-    .venv/bin/python bench/predict_ckks.py [--rows 1 64 512 4096] [--features 30]
+    .venv/bin/python bench/predict_ckks.py [--rows 1 64 512 4096] [--rounds 3] [--quick]
 
 Requester encrypts a column-packed batch (one ciphertext per feature, rows in slots),
 the executor evaluates Σ w_j·ct_j + b (sandbox/ckks_eval.py), the requester decrypts
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import statistics
 import sys
 import time
@@ -30,8 +29,16 @@ from sklearn.datasets import load_breast_cancer  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
+from bench.support.cli import emit, parse_args  # noqa: E402
 from client.predict.ckks import CkksKeys  # noqa: E402
 from sandbox.ckks_eval import evaluate  # noqa: E402
+
+JSON_KEYS = ("bench", "features", "public_context_bytes", "plaintext_per_row_ms", "batches",
+             "max_abs_error", "deterministic")
+"""Keys of the last line (tests/test_bench_quick.py)."""
+NEEDS_DOCKER = False
+"""One process (TenSEAL in it), no sockets, no files: CI may run it in parallel."""
+QUICK = {"rows": [1, 64], "rounds": 1}
 
 
 def timed(fn, *args):  # type: ignore[no-untyped-def]
@@ -44,7 +51,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--rows", type=int, nargs="+", default=[1, 64, 512, 4096])
     p.add_argument("--rounds", type=int, default=3)
-    args = p.parse_args()
+    args = parse_args(p, QUICK)
 
     x, y = load_breast_cancer(return_X_y=True)
     scaler = StandardScaler().fit(x)
@@ -86,11 +93,11 @@ def main() -> None:
         clf.decision_function(scaler.transform(x[:64]))
     plain_per_row_ms = (time.perf_counter() - t) / (100 * 64) * 1000
     print(f"plaintext (sklearn) for comparison: {plain_per_row_ms:.4f} ms/row")
-    print(json.dumps({"bench": "predict_ckks", "features": len(weights),
-                      "public_context_bytes": context_bytes,
-                      "plaintext_per_row_ms": plain_per_row_ms, "batches": results,
-                      "max_abs_error": max(r["max_abs_error"] for r in results),
-                      "deterministic": all(r["deterministic"] for r in results)}))
+    emit({"bench": "predict_ckks", "features": len(weights),
+          "public_context_bytes": context_bytes,
+          "plaintext_per_row_ms": plain_per_row_ms, "batches": results,
+          "max_abs_error": max(r["max_abs_error"] for r in results),
+          "deterministic": all(r["deterministic"] for r in results)}, JSON_KEYS)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Warm vs cold prediction sandboxes: what keeping a container per model saves [PRED-EXEC.5].
 
     flock /tmp/lc-heavy.lock .venv/bin/python bench/predict_warm.py [--requests 200]
-        [--cold 20] [--rows 100]
+        [--cold 20] [--rows 100] [--ckks 5] [--quick]
 
 The digits MLP (scikit-learn, hidden layer 32, exported as safetensors) answers a batch of
 ``--rows`` held-out digits per request, in ``labels`` mode, through
@@ -17,14 +17,13 @@ Every answer is checked against the host's reference evaluation (``predict_eval`
 for byte. Reports p50/p99 of each, warm requests per second (sequential, one client), and
 ``warm_speedup`` = cold p50 / warm p50 (issue 19's target: at least 10). ``--ckks N`` adds
 the same comparison for encrypted requests (a breast-cancer logistic regression, ``--rows``
-rows encrypted once, N cold and 4N warm requests; keys ``ckks_*``). Last line: one JSON
-object.
+rows encrypted once, N cold and 4N warm requests; keys ``ckks_*``; the default is 5). Last
+line: one JSON object (keys ``JSON_KEYS``; ``--ckks 0`` leaves out the ``ckks_*`` ones).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -39,6 +38,7 @@ sys.path.insert(0, str(REPO))
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.neural_network import MLPClassifier  # noqa: E402
 
+from bench.support.cli import emit, parse_args  # noqa: E402
 from chain.predict.io import encode_rows  # noqa: E402
 from chain.predict.model import DeployedModel, InputSchema, OutputSchema  # noqa: E402
 from chain.types import Address, Hash32  # noqa: E402
@@ -49,6 +49,15 @@ from sandbox.predict_image import ensure_predict_image  # noqa: E402
 from sandbox.predict_sandbox import WarmPredictor  # noqa: E402
 
 NODE_ID = "bench-predict-warm"
+CKKS_KEYS = ("ckks_batch_bytes", "ckks_cold_p50_s", "ckks_warm_p50_s", "ckks_warm_p99_s",
+             "ckks_warm_speedup")
+JSON_KEYS = ("rows_per_request", "cold_requests", "warm_requests", "warm_container_start_s",
+             "cold_p50_s", "cold_p99_s", "warm_p50_s", "warm_p99_s", "requests_per_s",
+             "warm_speedup", "answers_equal_reference", "warm_restarts", *CKKS_KEYS)
+"""Keys of the last line (tests/test_bench_quick.py)."""
+NEEDS_DOCKER = True
+"""Runs prediction containers on the host engine: CI runs it serially."""
+QUICK = {"requests": 10, "cold": 2, "rows": 10, "ckks": 1}
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -106,7 +115,7 @@ def main() -> None:
     p.add_argument("--cold", type=int, default=20, help="cold requests (one container each)")
     p.add_argument("--rows", type=int, default=100, help="digits rows per request")
     p.add_argument("--ckks", type=int, default=5, help="cold encrypted requests (0: none)")
-    args = p.parse_args()
+    args = parse_args(p, QUICK)
 
     x, y = load_digits(return_X_y=True)
     clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=300, random_state=0)
@@ -178,7 +187,7 @@ def main() -> None:
         print(f"encrypted: cold p50 {ckks['ckks_cold_p50_s']} s, warm p50 "
               f"{ckks['ckks_warm_p50_s']} s, speedup {ckks['ckks_warm_speedup']}x "
               f"(batch {ckks['ckks_batch_bytes']} bytes)")
-    print(json.dumps(result, sort_keys=True))
+    emit(result, JSON_KEYS if args.ckks else JSON_KEYS[:-len(CKKS_KEYS)], sort_keys=True)
 
 
 if __name__ == "__main__":

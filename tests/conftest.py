@@ -20,7 +20,9 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Generator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +49,11 @@ phase runs them one at a time, after the parallel phase."""
 
 ENGINE_FIXTURES = frozenset({"private_dockerd", "shared_private_dockerd"})
 """A test that uses one of these starts a Docker engine of its own: it is a docker test."""
+
+ENGINE_USE = re.compile(r"PrivateDockerd|docker_client|from sandbox\.engine import|"
+                        r"private_dockerd|^import docker|^from docker", re.MULTILINE)
+"""A module whose source reaches a Docker engine (its own fixtures, a private engine whose
+orphans it sweeps, the SDK): its tests run in the serial phase, never beside each other."""
 
 SEED_KEY = pytest.StashKey[int]()
 HOST_KEY = pytest.StashKey[host_engine.HostEngine | None]()
@@ -83,9 +90,12 @@ def pytest_runtest_makereport(item: pytest.Item,
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root = config.rootpath
+    reaches_engine: dict[Path, bool] = {}
     for item in items:
         module = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
-        if module in SERIAL_MODULES:
+        if item.path not in reaches_engine:
+            reaches_engine[item.path] = bool(ENGINE_USE.search(item.path.read_text()))
+        if module in SERIAL_MODULES or reaches_engine[item.path]:
             item.add_marker(pytest.mark.serial)
         if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.docker)

@@ -2,7 +2,7 @@
 
 Four validator processes on 127.0.0.1 (``client.devnet.processes``, as
 ``test_predict_graph.py``): node0 trains, node1..3 only verify and serve predictions
-(``[worker] predict = true``). The submitter posts ``bench/predict_jobs.py``'s ``zero``
+(``[worker] predict = true``). The submitter posts ``bench/support/predict_jobs.py``'s ``zero``
 job (train/v2: a *linear* "is this digit a 0" score, logistic-regression logits) with the
 real CLI; once it is paid, ``learningchain model deploy`` makes its winner a one-output
 regression model and ``learningchain predict --encrypted`` sends ``ROWS`` rows
@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.predict_jobs import zero_job
+from bench.support.predict_jobs import zero_job
 from chain.content import blob_id_of_bytes
 from chain.crypto import address_from_text
 from chain.predict.io import encode_rows
