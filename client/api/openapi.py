@@ -389,8 +389,10 @@ SCHEMAS: dict[str, S] = {
         "height": HEIGHT_INT, "state_root": HEX32,
         "supply": {**AMOUNT, "description": "Credits created at genesis (the only ones)"},
         "balances": {**AMOUNT, "description": "Sum of every account balance"},
-        "escrowed": {**AMOUNT, "description": "Sum of every job's escrow"},
-        "bonded": {**AMOUNT, "description": "Sum of every verifier bond [VERIFY-JOIN.1]"},
+        "escrowed": {**AMOUNT, "description": "Sum of every job's escrow and every prediction "
+                                              "request's escrow [BANK.1]"},
+        "bonded": {**AMOUNT, "description": "Sum of every verifier bond and every "
+                                             "prediction executor bond [BANK.1]"},
         "burned": {**AMOUNT, "description": "Credits burned so far (slashing, forfeited "
                                             "bonds, settlements)"},
         "accounts": COUNT, "jobs_holding_escrow": COUNT, "verifiers": COUNT,

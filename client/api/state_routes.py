@@ -9,10 +9,11 @@ one committed height.
   recomputes ``doc["hash"]`` (ledger.md §8) and equals ``genesis_hash`` in
   ``/status`` and block 1's ``prev_hash``.
 - **[API-SUPPLY.1]** ``GET /supply`` serves the credit totals of the committed
-  state: the genesis ``supply``, the sum of ``balances``, the credits
-  ``escrowed`` in jobs and the ``burned`` counter, so [BANK.1]
-  ``balances + escrowed + bonded + burned == supply`` can be checked without replaying
-  the chain. Computed once per committed height.
+  state: the genesis ``supply`` and the four terms of ledger.md [BANK.1] (``balances``;
+  ``escrowed`` in jobs and open prediction requests; ``bonded`` by verifiers and
+  prediction executors; ``burned``), so ``balances + escrowed + bonded + burned ==
+  supply`` can be checked without replaying the chain. Computed once per committed
+  height; the same sum as ``State.total_credits``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def supply_json(state: Any) -> dict[str, Any]:
-    """[API-SUPPLY.1] The credit totals of one committed state [BANK.1]."""
+    """[API-SUPPLY.1] The credit totals of one committed state, term by term as [BANK.1]
+    states them."""
     balances = accounts = 0
     for key in state.keys("account"):
         account = state.get("account", key)
