@@ -1,13 +1,15 @@
 """Watching a training run: its progress file and its checkpoints [JOB-PROGRESS.*],
 [JOB-CHECKPOINT.*].
 
-A train container gets a size-limited tmpfs at /checkpoint, carved out of the
+A train container gets a size-limited tmpfs volume at /checkpoint, carved out of the
 job's disk limit. While the entry point runs, a thread of the node copies
-``/checkpoint/progress.json`` out every ``poll_s`` seconds (through the same
-bounded, checked tar extraction as /output [JOB-OUT.*]), hands the parsed progress
+``/checkpoint/progress.json`` out every ``poll_s`` seconds (through the engine's archive
+API under a deadline and the same bounded, checked extraction as /output [JOB-OUT.*],
+[JOB-OUT.6]: no program of the job's image runs for it), hands the parsed progress
 to the caller, and when the job announces a newer complete checkpoint, copies the
 whole folder to the worker's disk. A later run of the same attempt (the worker,
-the engine or the machine restarted) gets that copy read-only at /resume.
+the engine or the machine restarted) gets that copy read-only at /resume, mounted
+from a fresh neutral folder so the job learns no host path [JOB-CHECKPOINT.5].
 
 The host never loads a checkpoint: it only copies bytes within caps. Everything
 a job writes here is untrusted; a bad file is logged and ignored, never raised.
@@ -16,7 +18,6 @@ a job writes here is untrusted; a bad file is logged and ignored, never raised.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import logging
 import os
@@ -25,16 +26,18 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from docker.types import Mount
+
 from sandbox import policy
-from sandbox.container_ops import EngineErrors
+from sandbox.container_ops import ArchiveMissing, read_archive
 from sandbox.limits import MIB, ResourceLimits
 from sandbox.output import (
-    TAR_OVERHEAD_BYTES,
+    NO_ROOT,
     ArchiveSourceBroken,
     OutputHostError,
     OutputRejected,
@@ -54,6 +57,9 @@ POLL_S = 2.0
 META_FILE = "meta.json"
 """Written by the host beside a kept copy, last: its presence marks the copy complete."""
 MIN_CHECKPOINT_DISK_MB = 4
+COPY_DEADLINE_S = 30.0
+"""[JOB-OUT.6] One read of the progress file, or one copy of /checkpoint, is given up
+after this long (the run goes on; its time limit is the runner's)."""
 
 
 def train_split(limits: ResourceLimits, disk_mb: int) -> tuple[ResourceLimits, int]:
@@ -149,19 +155,33 @@ class RunWatch:
 
     # -- what the container gets ---------------------------------------------------------
 
-    def tmpfs(self) -> dict[str, str]:
-        return {CHECKPOINT_DIR: f"{policy.TMPFS_FLAGS},size={self.checkpoint_bytes},"
-                                f"mode=0700,uid=65534,gid=65534"}
+    def mounts(self) -> list[Mount]:
+        """[JOB-CHECKPOINT.1] The checkpoint tmpfs, a volume the engine's archive API reads
+        [JOB-OUT.6]."""
+        return [policy.tmpfs_volume(CHECKPOINT_DIR, self.checkpoint_bytes,
+                                    policy.OWNED_BY_JOB)]
 
-    def binds(self) -> dict[str, Path]:
-        """[JOB-CHECKPOINT.3] The kept copy, read-only: the job reads it, never writes it."""
-        if self.resume is None or not self.resume.folder.is_dir():
+    def binds(self, staging: Path) -> dict[str, Path]:
+        """[JOB-CHECKPOINT.3] The kept copy, read-only: the job reads it, never writes it.
+
+        [JOB-CHECKPOINT.5] Mounted from a copy in ``staging`` (the run's fresh temporary
+        folder), never from the worker's data folder: the source path of a bind shows in
+        the job's /proc/self/mountinfo, and the kept copy's path names the worker's data
+        folder, the job and the attempt.
+        """
+        resume = self.resume
+        if resume is None or not resume.folder.is_dir():
             return {}
-        return {RESUME_DIR: self.resume.folder}
+        neutral = staging / "resume"
+        shutil.copytree(resume.folder, neutral, symlinks=True)
+        return {RESUME_DIR: neutral}
+
+    def has_resume(self) -> bool:
+        return self.resume is not None and self.resume.folder.is_dir()
 
     def env(self) -> dict[str, str]:
         env = {"LC_CHECKPOINT": CHECKPOINT_DIR}
-        if self.binds():
+        if self.has_resume():
             env["LC_RESUME"] = RESUME_DIR
         return env
 
@@ -248,36 +268,22 @@ class RunWatch:
 
 
 def _copy_out(client: Any, container: Any, path: str, dest: Path, cap: int, rule: str) -> str:
-    """Copy ``path`` (below /) out of the running container within ``cap``; '' or why not."""
-    chunks = _archive(client, container, path, cap + TAR_OVERHEAD_BYTES)
-    first = next((c for c in chunks if c), b"")  # streamed, never held whole in memory
-    if not first:
-        return f"no {PROGRESS_FILE} yet" if path.endswith(PROGRESS_FILE) else "nothing to copy"
+    """Copy ``path`` (below /) out of the running container within ``cap`` [JOB-OUT.*],
+    through the engine's archive API within ``COPY_DEADLINE_S`` [JOB-OUT.6]; '' or why not.
+    The progress file is archived as its bare name, the folder as ``checkpoint/...``."""
+    root = NO_ROOT if path.endswith(PROGRESS_FILE) else ARCHIVE_ROOT
+    chunks = read_archive(client.api, container.id, f"/{path}",
+                          time.monotonic() + COPY_DEADLINE_S)
     try:
-        extract_output(itertools.chain((first,), chunks), dest, cap, root=ARCHIVE_ROOT)
+        with contextlib.closing(chunks):
+            extract_output(chunks, dest, cap, root=root)
+    except ArchiveMissing:
+        return f"no {PROGRESS_FILE} yet" if root == NO_ROOT else "nothing to copy"
     except OutputRejected as e:
         return f"[{rule}] {e}"
     except (OutputHostError, ArchiveSourceBroken) as e:
         return f"host could not copy {path}: {e}"
     return ""
-
-
-def _archive(client: Any, container: Any, path: str, cap: int) -> Iterator[bytes]:
-    """``tar -C / -cf - path`` run in the container as the job's user, cut at ``cap``."""
-    api = client.api
-    total = 0
-    try:
-        exec_id = api.exec_create(container.id, ["tar", "-C", "/", "-cf", "-", path],
-                                  user=policy.JOB_USER)["Id"]
-        for stdout, _stderr in api.exec_start(exec_id, stream=True, demux=True):
-            if stdout:
-                total += len(stdout)
-                if total > cap:
-                    yield stdout[:max(0, cap - total + len(stdout))]
-                    return
-                yield stdout
-    except EngineErrors:
-        return
 
 
 def _size(folder: Path) -> int:

@@ -78,7 +78,7 @@ def sweep(client: docker.DockerClient, node_id: str | None = None, *,
             kept.append(container)
             continue
         try:
-            client.api.remove_container(container.id, force=True)
+            client.api.remove_container(container.id, force=True, v=True)  # its tmpfs volumes
         except docker.errors.NotFound:
             continue  # its node removed it meanwhile
         except EngineErrors as e:

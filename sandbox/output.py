@@ -1,7 +1,8 @@
 """Copying a job's /output out of its container, safely and within bounds [JOB-OUT.*].
 
-The archive comes from untrusted code (the ``tar`` that makes it is the
-image's own), so it is streamed, never spooled, and extracted by hand:
+The archive is made by the engine's own archive API [JOB-OUT.6], never by a
+program of the job's image, but what it holds is the job's: it is streamed,
+never spooled, and extracted by hand:
 only regular files and folders, only below the output folder, no links, no
 devices, no permissions carried over, names and counts bounded so that the
 host's own limits (PATH_MAX, NAME_MAX) are never what stops it
@@ -28,7 +29,9 @@ from typing import IO
 from sandbox.errors import SandboxError
 
 ARCHIVE_ROOT = "output"
-"""``tar -C / -cf - output`` names every entry ``output/...``."""
+"""The engine's archive of ``/output`` names every entry ``output/...``."""
+NO_ROOT = ""
+"""``root`` of an archive of one file: its single entry is the file's own name."""
 TAR_OVERHEAD_BYTES = 1024 * 1024
 """Slack for tar headers on top of the content cap when capping the archive stream."""
 ENTRY_OVERHEAD_BYTES = 3 * 1024
@@ -64,6 +67,15 @@ class OutputRejected(SandboxError):
 class ArchiveSourceBroken(SandboxError):
     """Reading the archive itself failed (the engine's stream broke): neither the job's
     bytes nor the host's disk; the runner asks the engine whose fault it was."""
+
+
+class ArchiveStalled(ArchiveSourceBroken):
+    """[JOB-OUT.6] The archive did not arrive before its deadline; ``seconds`` is how long
+    the host waited."""
+
+    def __init__(self, detail: str, seconds: float) -> None:
+        super().__init__(detail)
+        self.seconds = seconds
 
 
 class OutputHostError(SandboxError):
@@ -123,7 +135,7 @@ def extract_output(chunks: Iterable[bytes], dest: Path, max_bytes: int,
     so the host never writes more than the caps [JOB-OUT.4]. Raises
     ``OutputRejected`` (the job's fault) or ``OutputHostError`` (the host's).
     ``root`` is the one top folder every entry lies below (``data`` for a data blob,
-    [JOB-DATA.2]: the same rules).
+    [JOB-DATA.2]: the same rules); ``NO_ROOT`` for the archive of a single file.
     """
     stream = _Stream(chunks, max_bytes + TAR_OVERHEAD_BYTES + MAX_ENTRIES * ENTRY_OVERHEAD_BYTES)
     try:
@@ -165,6 +177,10 @@ def _extract_members(archive: tarfile.TarFile, dest: Path, max_bytes: int,
         if not member.isreg():
             raise OutputRejected("bad_entry", f"output entry {_cut(member.name)!r} is not a "
                                  "regular file or folder", _cut(member.name))
+        if member.issparse() or member.type == tarfile.GNUTYPE_SPARSE:
+            # [JOB-DATA.2] tarfile counts a GNU or pax sparse file as regular: refused here
+            raise OutputRejected("bad_entry", f"output entry {_cut(member.name)!r} is a sparse "
+                                 "file", _cut(member.name))
         if relative in kinds:
             raise OutputRejected("bad_entry", "output entry appears twice", _cut(member.name))
         kinds[relative] = "file"
@@ -211,12 +227,12 @@ def _relative_path(name: str, root: str = ARCHIVE_ROOT) -> PurePosixPath | None:
     """[JOB-OUT.1-3] The entry's path below ``output/`` (``root``), or a rejection."""
     path = PurePosixPath(name)
     parts = path.parts
-    if path.is_absolute() or not parts or parts[0] != root or ".." in parts:
+    if path.is_absolute() or not parts or ".." in parts or (root and parts[0] != root):
         raise OutputRejected("bad_entry", f"output entry {_cut(name)!r} is outside the output "
                              "folder", _cut(name))
-    if len(parts) == 1:
+    if root and len(parts) == 1:
         return None
-    relative = PurePosixPath(*parts[1:])
+    relative = PurePosixPath(*parts[1:]) if root else path
     encoded = [p.encode("utf-8", "surrogateescape") for p in relative.parts]
     if len(encoded) > MAX_DEPTH:
         raise OutputRejected("bad_entry", f"output path is {len(encoded)} folders deep, more "

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from docker.types import DeviceRequest, LogConfig, Mount, Ulimit
+from docker.types import DeviceRequest, DriverConfig, LogConfig, Mount, Ulimit
 
 from sandbox.eval_env import HOSTNAME
 from sandbox.limits import ResourceLimits
@@ -28,6 +28,8 @@ MODEL_MOUNT = "/model"
 OUTPUT_DIR = "/output"
 SCRATCH_DIR = "/tmp"
 TMPFS_FLAGS = "rw,noexec,nosuid,nodev"
+OWNED_BY_JOB = "mode=0700,uid=65534,gid=65534"
+"""/output and /checkpoint belong to the job's user alone."""
 DOCKER_LOG_LIMIT = {"max-size": "64k", "max-file": "1"}
 """PID 1 prints nothing; this only bounds what the engine could ever keep on disk."""
 
@@ -58,6 +60,20 @@ def data_binds(data: Mapping[str, Path]) -> dict[str, Path]:
     return binds
 
 
+def tmpfs_volume(target: str, size: int, options: str) -> Mount:
+    """[JOB-OUT.6] A size-limited tmpfs at ``target``, made as an anonymous volume of the
+    engine's ``local`` driver rather than a ``--tmpfs``: the engine's archive API reads
+    a volume (it cannot see into a ``--tmpfs``), so the host copies what the job wrote
+    without running any program of the job's image. ``no_copy``: nothing of the image
+    at ``target`` is copied in. The volume goes with its container (``remove(v=True)``).
+    The job sees ``tmpfs tmpfs`` in its mountinfo, as with ``--tmpfs``: no host path.
+    """
+    return Mount(target=target, source=None, type="volume", no_copy=True,
+                 driver_config=DriverConfig("local", {
+                     "type": "tmpfs", "device": "tmpfs",
+                     "o": f"{TMPFS_FLAGS},size={size},{options}"}))
+
+
 def container_kwargs(
     image: str,
     limits: ResourceLimits,
@@ -70,8 +86,9 @@ def container_kwargs(
 
     ``read_only_binds`` maps container paths to host folders; they are the
     only host paths the container sees, and it cannot write to any of them.
-    Output goes to a size-limited tmpfs that the runner copies out, so no
-    host disk is writable from inside. The hostname is fixed [EVAL-ENV.1]; the
+    Output goes to a size-limited tmpfs volume that the runner copies out through the
+    engine's archive API [JOB-OUT.6], so no host disk is writable from inside. The
+    hostname is fixed [EVAL-ENV.1]; the
     container ``name`` is incidental [EVAL-ENV.8]. The seccomp profile is the
     project's own [JOB-SECCOMP.*], never the engine's default. A run with GPUs
     gets one device request more and nothing else changes [JOB-GPU.2].
@@ -79,6 +96,9 @@ def container_kwargs(
     mounts = [
         Mount(target=target, source=str(source), type="bind", read_only=True)
         for target, source in sorted(read_only_binds.items())
+    ] + [
+        tmpfs_volume(SCRATCH_DIR, limits.tmp_bytes, "mode=1777"),
+        tmpfs_volume(OUTPUT_DIR, limits.output_bytes, OWNED_BY_JOB),
     ]
     return {
         "image": image,
@@ -96,10 +116,6 @@ def container_kwargs(
         "security_opt": ["no-new-privileges:true", f"seccomp={profile_text()}"],
         "ipc_mode": "private",
         "mounts": mounts,
-        "tmpfs": {
-            SCRATCH_DIR: f"{TMPFS_FLAGS},size={limits.tmp_bytes},mode=1777",
-            OUTPUT_DIR: f"{TMPFS_FLAGS},size={limits.output_bytes},mode=0700,uid=65534,gid=65534",
-        },
         "shm_size": 16 * 1024 * 1024,
         # Resources
         "mem_limit": limits.memory_bytes,

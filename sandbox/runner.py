@@ -2,8 +2,11 @@
 
 One container per entry-point run. PID 1 only holds the container open;
 the entry point runs as a ``docker exec`` so that after it exits its
-/output tmpfs still exists and can be copied out, size-checked, before the
-container is removed. Everything the job can do wrong comes back as a
+/output tmpfs volume still exists and can be copied out, size-checked, before the
+container is removed. The copy goes through the engine's archive API under a
+deadline that counts in the job's time [JOB-OUT.6]: no program of the job's image
+ever runs for the host's own work, and no wait on the container is unbounded.
+Everything the job can do wrong comes back as a
 ``RunResult``/``EvalResult`` with a ``FailureReason``; no exception leaks to
 the caller, whatever the job wrote or printed [JOB-EXIT.2]. Which reasons
 are the job's fault and which the node's is ``results.JOB_FAULTS`` /
@@ -20,7 +23,7 @@ import math
 import secrets
 import tempfile
 import time
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,10 @@ from sandbox.engine import connect
 from sandbox.job_json import MAX_JSON_BYTES, JobJsonError, parse_metrics
 from sandbox.limits import MIB, ResourceLimits, TrainParams
 from sandbox.output import (
+    ARCHIVE_ROOT,
+    NO_ROOT,
     ArchiveSourceBroken,
+    ArchiveStalled,
     OutputHostError,
     OutputRejected,
     clear_folder,
@@ -63,7 +69,15 @@ POLL_S = 0.05
 FULL_FRACTION = 0.98
 """A tmpfs this full after a failed run is taken to be why it failed."""
 WHOLE_OUTPUT = ("output",)
-"""What ``tar`` archives after train: all of /output [JOB-SANDBOX.2]."""
+"""What is archived after train: all of /output [JOB-SANDBOX.2]."""
+COPY_GRACE_S = 10.0
+"""[JOB-OUT.6] Time for copying /output out beyond what the entry point left of its
+wall time, plus one second per ``COPY_BYTES_PER_S`` of the output cap."""
+COPY_BYTES_PER_S = 16 * MIB
+"""[JOB-OUT.6] The slowest copy rate allowed for (the engine's archive of a tmpfs
+runs at hundreds of MiB/s)."""
+FILL_CHECK_S = 10.0
+"""[JOB-OUT.6] Time for counting how full /tmp and /output are after a failed run."""
 SELF_TEST_LIMITS = ResourceLimits(memory_bytes=32 * MIB, nano_cpus=500_000_000, pids=8,
                                   wall_time_s=10.0, tmp_bytes=MIB, output_bytes=MIB,
                                   model_bytes=MIB, log_bytes=4096)
@@ -234,7 +248,7 @@ class SandboxRunner:
                 binds[policy.INPUT_MOUNT] = eval_env.stage_input(input_dir, Path(staging))
             binds.update(policy.data_binds(data or {}))
             if watch is not None:
-                binds.update(watch.binds())
+                binds.update(watch.binds(Path(staging)))
                 env = {**watch.env(), **env}
             full_env = eval_env.ordered_env({
                 "HOME": policy.SCRATCH_DIR,
@@ -249,8 +263,8 @@ class SandboxRunner:
             cap = limits.output_bytes if output_cap is None else output_cap
             return self._create_and_run(image_id, entry, argv, full_env, limits, output_dir,
                                         binds, job_id, variant,
-                                        lambda c: self._collect(c, collect, output_dir, cap,
-                                                                caps), watch)
+                                        lambda c, d: self._collect(c, collect, output_dir, cap,
+                                                                   caps, d), watch)
 
     def require_gpus(self, limits: ResourceLimits) -> None:
         """[JOB-GPU.2] Raise ``GpuUnavailable`` unless the engine can pass GPUs through."""
@@ -266,7 +280,7 @@ class SandboxRunner:
                                          policy.labels_for(job_id, self.node_id, entry), binds,
                                          name=_container_name(entry, job_id, variant))
         if watch is not None:  # [JOB-CHECKPOINT.1] the checkpoint tmpfs
-            kwargs["tmpfs"] = {**kwargs["tmpfs"], **watch.tmpfs()}
+            kwargs["mounts"] = [*kwargs["mounts"], *watch.mounts()]
         try:
             container = self.client.containers.create(**kwargs)
         except docker.errors.ImageNotFound:
@@ -310,21 +324,37 @@ class SandboxRunner:
         if done.exit_code is None:
             return _fail_like(base, FailureReason.KILLED, "entry point did not report an exit")
         if done.exit_code != 0:
-            return _fail_like(base, *self._why_nonzero(container, done.exit_code, env))
-        reason, detail, total = collect(container)
+            return _fail_like(base, *self._why_nonzero(container, done.exit_code, env, limits))
+        # [JOB-OUT.6] the copy may use what the entry point left of its time, and a grace
+        deadline = (time.monotonic() + max(0.0, limits.wall_time_s - done.seconds)
+                    + COPY_GRACE_S + limits.output_bytes / COPY_BYTES_PER_S)
+        reason, detail, total = collect(container, deadline)
         if reason is not None:
             return _fail_like(base, reason, detail)
         return replace(base, ok=True, output_bytes=total, detail=detail)
 
     def _collect(self, container: Any, paths: Sequence[str], output_dir: Path, cap: int,
-                 file_caps: Mapping[str, tuple[int, FailureReason]]
+                 file_caps: Mapping[str, tuple[int, FailureReason]], deadline: float
                  ) -> tuple[FailureReason | None, str, int]:
-        """Copy ``paths`` out of the container within the caps [JOB-OUT.*]; classify failures."""
-        archive = self._output_archive(container, paths)
+        """Copy ``paths`` out of the container within the caps [JOB-OUT.*] by ``deadline``
+        [JOB-OUT.6]; classify failures. ``paths`` is ``output`` (all of it) or files below
+        it (``output/metrics.json``); a file the job did not write is not copied."""
+        files = total = 0
+        caps = {name: limit for name, (limit, _) in file_caps.items()}
         try:
-            with contextlib.closing(archive):  # closed at once, even when refused early
-                summary = extract_output(archive, output_dir, cap,
-                                         {name: limit for name, (limit, _) in file_caps.items()})
+            for path in paths:
+                root, dest = _archive_target(path, output_dir)
+                archive = ops.read_archive(self.client.api, container.id, f"/{path}", deadline,
+                                           on_expiry=lambda: ops.kill_in_background(container))
+                try:
+                    with contextlib.closing(archive):  # closed at once, even when refused
+                        summary = extract_output(archive, dest, cap - total, caps, root=root)
+                except ops.ArchiveMissing:
+                    if root == ARCHIVE_ROOT:
+                        raise
+                    continue
+                files += summary.files
+                total += summary.total_bytes
         except OutputRejected as e:
             clear_folder(output_dir)
             if e.reason == "file_too_large" and e.name in file_caps:
@@ -335,38 +365,23 @@ class SandboxRunner:
         except OutputHostError as e:
             clear_folder(output_dir)
             return FailureReason.HOST_ERROR, str(e), 0
+        except ArchiveStalled as e:
+            clear_folder(output_dir)
+            return self._blame_stalled_archive(e), f"[JOB-OUT.6] {e}", 0
         except ArchiveSourceBroken as e:
             clear_folder(output_dir)
             return self._blame_broken_archive(container, e), str(e), 0
-        return None, (f"exit 0, {summary.files} output files, "
-                      f"{summary.total_bytes} bytes"), summary.total_bytes
+        return None, f"exit 0, {files} output files, {total} bytes", total
 
-    def _output_archive(self, container: Any, paths: Sequence[str]) -> Generator[bytes]:
-        """A tar stream of ``paths`` (below /), made inside the container.
-
-        The engine's own archive API cannot see into tmpfs mounts, so ``tar``
-        runs in the container, as the job's user. Its bytes are as untrusted
-        as the rest of the job's output (the ``tar`` is the image's own);
-        ``extract_output`` caps and checks them.
-        """
-        api = self.client.api
-        stream: Any = None
+    def _blame_stalled_archive(self, error: ArchiveStalled) -> FailureReason:
+        """[JOB-OUT.6] The copy of the output missed its deadline: the engine's failure
+        when it does not answer a ping; otherwise ``timeout``, a failed run of the job
+        (its time covers the copy of what it wrote)."""
         try:
-            exec_id = api.exec_create(container.id, ["tar", "-C", "/", "-cf", "-", *paths],
-                                      user=policy.JOB_USER)["Id"]
-            stream = api.exec_start(exec_id, stream=True, demux=True)
-            for stdout, _stderr in stream:
-                if stdout:
-                    yield stdout
-        except EngineErrors as e:  # requests' errors are OSErrors: keep them apart [JOB-EXIT.5]
-            raise ArchiveSourceBroken(f"reading the output from the engine failed: "
-                                      f"{_short(e)}") from None
-        finally:
-            # A reader that stops early (an output over its cap) must close the stream: left
-            # open, the engine keeps the exec's pipe and takes ~20 s to remove the container.
-            if stream is not None:
-                with contextlib.suppress(Exception):
-                    stream.close()
+            self.client.ping()
+        except EngineErrors:
+            return FailureReason.ENGINE_ERROR
+        return FailureReason.TIMEOUT
 
     def _blame_broken_archive(self, container: Any, error: ArchiveSourceBroken
                               ) -> FailureReason:
@@ -491,16 +506,19 @@ class SandboxRunner:
         except EngineErrors:
             return False
 
-    def _why_nonzero(self, container: Any, code: int, env: Mapping[str, str]
-                     ) -> tuple[FailureReason, str]:
+    def _why_nonzero(self, container: Any, code: int, env: Mapping[str, str],
+                     limits: ResourceLimits) -> tuple[FailureReason, str]:
         if code == EXIT_BAD_PARAMS and env.get("LC_PARAMS") is not None:
             return FailureReason.BAD_PARAMS, "train rejected its parameters (exit 2)"
         if code == EXIT_INVALID_MODEL and env.get("LC_MODEL") is not None:
             return FailureReason.INVALID_MODEL, "evaluate rejected the model (exit 3)"
-        usage = ops.tmpfs_usage(self.client, container)
-        if usage.get(policy.OUTPUT_DIR, 0.0) >= FULL_FRACTION:
+        # [JOB-OUT.6] counted from the engine's archives, never asked of the image's df
+        deadline = time.monotonic() + FILL_CHECK_S
+        if ops.folder_fill(self.client.api, container.id, policy.OUTPUT_DIR,
+                           limits.output_bytes, deadline) >= FULL_FRACTION:
             return FailureReason.OUTPUT_TOO_LARGE, f"filled its output folder (exit {code})"
-        if usage.get(policy.SCRATCH_DIR, 0.0) >= FULL_FRACTION:
+        if ops.folder_fill(self.client.api, container.id, policy.SCRATCH_DIR,
+                           limits.tmp_bytes, deadline) >= FULL_FRACTION:
             return FailureReason.SCRATCH_FULL, f"filled its /tmp scratch space (exit {code})"
         if code >= 128:
             return FailureReason.KILLED, f"killed by signal {code - 128}"
@@ -522,6 +540,17 @@ def read_metrics(path: Path) -> tuple[dict[str, float] | None, str]:
         return None, f"{METRICS_FILE}: {e}"
     except OSError as e:
         return None, f"{METRICS_FILE} unreadable: {e}"
+
+
+def _archive_target(path: str, output_dir: Path) -> tuple[str, Path]:
+    """(root, folder) to extract the engine's archive of ``/path`` with: all of /output is
+    archived as ``output/...``; a single file below it as its bare name, into its folder."""
+    parts = Path(path).parts
+    if not parts or parts[0] != ARCHIVE_ROOT or ".." in parts:
+        raise ValueError(f"can only collect below {ARCHIVE_ROOT}/, not {path!r}")
+    if len(parts) == 1:
+        return ARCHIVE_ROOT, output_dir
+    return NO_ROOT, output_dir.joinpath(*parts[1:-1])
 
 
 def _still_running(container: Any) -> bool:

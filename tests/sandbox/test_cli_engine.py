@@ -93,7 +93,7 @@ def test_job_sandbox_4_cleanup_removes_only_this_nodes_leftovers(
     finally:
         for container in made:
             with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True)
+                container.remove(force=True, v=True)
 
 
 @pytest.mark.docker

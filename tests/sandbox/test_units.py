@@ -194,9 +194,18 @@ def test_job_sandbox_1_every_hardening_setting_is_in_the_policy() -> None:
     assert kwargs["user"] == "65534:65534"
     assert kwargs["mem_limit"] == kwargs["memswap_limit"] == 64 * MIB
     assert kwargs["pids_limit"] == 20
-    assert all(m["ReadOnly"] for m in kwargs["mounts"])
-    assert [m["Target"] for m in kwargs["mounts"]] == ["/input"]
-    for spec in kwargs["tmpfs"].values():
+    binds = [m for m in kwargs["mounts"] if m["Type"] == "bind"]
+    assert all(m["ReadOnly"] for m in binds)
+    assert [m["Target"] for m in binds] == ["/input"]
+    # [JOB-OUT.6] /tmp and /output are tmpfs volumes the engine's archive API can read
+    volumes = [m for m in kwargs["mounts"] if m["Type"] == "volume"]
+    assert sorted(m["Target"] for m in volumes) == ["/output", "/tmp"]
+    assert "tmpfs" not in kwargs
+    for mount in volumes:
+        options = mount["VolumeOptions"]
+        assert mount["Source"] is None and options["NoCopy"] is True
+        assert options["DriverConfig"]["Options"]["type"] == "tmpfs"
+        spec = options["DriverConfig"]["Options"]["o"]
         assert {"noexec", "nosuid", "nodev"} <= set(spec.split(","))
         assert "size=" in spec
     assert kwargs["labels"][policy.LABEL_MANAGED] == "1"
