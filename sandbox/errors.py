@@ -38,3 +38,15 @@ class ImageDigestMismatch(ImageBlobError):
 
 class JobDirError(SandboxError):
     """A job directory or its job file is missing or invalid."""
+
+
+class ImageManifestError(ImageBlobError):
+    """A manifest or one of its parts is not what it must be [JOB-IMAGE.6-7]; carries why."""
+
+
+class ImageContentRefused(ImageManifestError):
+    """[JOB-IMAGE.13] The image's own bytes can never be loaded: a layer that is not a
+    readable tar, a hard link out of its layer, a compressed layer where the plain tar its
+    ``diff_id`` names is due, or a load the engine refused for what the image holds.
+    Permanent, like every ``ImageManifestError``: the same content-addressed bytes fetched
+    again cannot load either."""

@@ -28,7 +28,7 @@ import docker
 import docker.errors
 
 from chain.content import hash_file
-from sandbox.errors import ImageBlobError, ImageDigestMismatch
+from sandbox.errors import ImageBlobError, ImageContentRefused, ImageDigestMismatch
 from sandbox.image_check import check_image_tar
 from sandbox.job_json import JobJsonError, JsonBounds, parse_json
 
@@ -56,7 +56,7 @@ def normalize_image_id(value: str | bytes) -> str:
             raise ValueError(f"an image digest is 32 bytes, got {len(value)}")
         return "sha256:" + value.hex()
     text = value if value.startswith("sha256:") else "sha256:" + value
-    if not IMAGE_ID_RE.match(text):
+    if not IMAGE_ID_RE.fullmatch(text):
         raise ValueError(f"not an image id: {value!r}")
     return text
 
@@ -134,6 +134,8 @@ def load_image(client: docker.DockerClient, path: Path, expected: str | bytes, *
     try:
         with open(path, "rb") as data:
             loaded = client.images.load(data)
+    except docker.errors.APIError as e:
+        raise _load_refused(client, path, e) from e
     except (docker.errors.DockerException, OSError) as e:
         raise ImageBlobError(f"engine refused to load {path}: {e}") from e
     ids = sorted({str(image.id) for image in loaded})
@@ -144,6 +146,28 @@ def load_image(client: docker.DockerClient, path: Path, expected: str | bytes, *
                     client.images.remove(image_id, force=True)
         raise ImageDigestMismatch(want, ", ".join(ids) or "nothing")
     return want
+
+
+ENGINE_SIDE_WORDS = ("no space left", "disk quota", "read-only file system",
+                     "input/output error", "cannot allocate memory", "too many open files",
+                     "context canceled", "connection reset")
+"""An engine's answer naming its own trouble, not the image's content."""
+
+
+def _load_refused(client: docker.DockerClient, path: Path, error: docker.errors.APIError
+                  ) -> ImageBlobError:
+    """[JOB-IMAGE.13] The engine answered a load with an error: the image's content, and
+    permanent (``ImageContentRefused``), unless the engine names trouble of its own (disk
+    full, I/O) or stops answering, which a later try may not meet."""
+    text = str(error.explanation or error).lower()
+    if any(word in text for word in ENGINE_SIDE_WORDS):
+        return ImageBlobError(f"engine could not load {path.name} (its side): {error}")
+    try:
+        client.ping()
+    except (docker.errors.DockerException, OSError) as e:
+        return ImageBlobError(f"engine stopped answering loading {path.name}: {e}")
+    return ImageContentRefused(f"engine refused the image's content in {path.name}: "
+                               f"{str(error.explanation or error)[:300]}")
 
 
 def _has_image(client: docker.DockerClient, image_id: str) -> bool:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from sandbox.errors import ImageBlobError
+from sandbox.errors import ImageBlobError, ImageContentRefused
 from sandbox.job_json import JobJsonError, JsonBounds, parse_json
 
 MIB = 1024 * 1024
@@ -98,17 +98,25 @@ def measure_layers(layers: list[Path], blob_bytes: int) -> ImageSizes:
     return ImageSizes(blob_bytes, unpacked_layers(layers, None))
 
 
-def unpacked_layers(layers: list[Path], limit: int | None) -> int:
-    """[JOB-IMAGE.5] The unpacked size of these layer files, stopped past ``limit`` bytes."""
+def unpacked_layers(layers: list[Path], limit: int | None, *, plain: bool = False) -> int:
+    """[JOB-IMAGE.5] The unpacked size of these layer files, stopped past ``limit`` bytes.
+
+    [JOB-IMAGE.13] Each must be a tar the engine can load (``_layer_size``); ``plain``:
+    and uncompressed, as a layer named by its ``diff_id`` must be (the digest of a
+    plain tar), else the engine's digest of what it unpacks cannot match.
+    """
     total = 0
     for path in layers:
         try:
             with open(path, "rb") as handle:
-                total = _layer_size(handle, total, limit, path.name)
-        except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error,
-                lzma.LZMAError) as e:
-            raise ImageBlobError(f"{path}: not a readable layer: {type(e).__name__}: {e}"
-                                 ) from None
+                total = _layer_size(handle, total, limit, path.name, plain=plain)
+        except ImageBlobError:
+            raise
+        except (tarfile.TarError, EOFError, ValueError, zlib.error, lzma.LZMAError) as e:
+            raise ImageContentRefused(f"{path.name}: not a readable layer: "
+                                      f"{type(e).__name__}: {e}") from None
+        except OSError as e:  # the host's own disk: not the image's fault
+            raise ImageBlobError(f"{path}: could not read a layer: {e}") from None
     return total
 
 
@@ -126,12 +134,14 @@ def _unpacked(path: Path, limit: int | None) -> int:
                     raise ImageBlobError(f"{path}: layer {name!r} is unreadable")
                 total = _layer_size(handle, total, limit, name)
             return total
-    except (tarfile.TarError, OSError, KeyError, EOFError, ValueError, zlib.error,
-            lzma.LZMAError) as e:
-        if isinstance(e, ImageBlobError):
-            raise
-        raise ImageBlobError(f"{path}: not a readable saved image: {type(e).__name__}: {e}"
-                             ) from None
+    except ImageBlobError:
+        raise
+    except (tarfile.TarError, KeyError, EOFError, ValueError, zlib.error,
+            lzma.LZMAError) as e:  # [JOB-IMAGE.13] the blob's own bytes: never loadable
+        raise ImageContentRefused(f"{path.name}: not a readable saved image: "
+                                  f"{type(e).__name__}: {e}") from None
+    except OSError as e:  # the host's own disk: not the image's fault
+        raise ImageBlobError(f"{path}: could not read the saved image: {e}") from None
 
 
 def _layer_names(outer: tarfile.TarFile) -> list[str]:
@@ -174,11 +184,15 @@ class _Decompressed:
         elif head.startswith(b"\xfd7zXZ\x00"):
             self._make = lzma.LZMADecompressor
         elif head.startswith(b"\x28\xb5\x2f\xfd"):
-            raise ImageBlobError("zstd-compressed layers are not accepted")
+            raise ImageContentRefused("zstd-compressed layers are not accepted")
         else:
             self._make = None
         self._engine = self._make() if self._make else None
         self._out = b""
+
+    @property
+    def compressed(self) -> bool:
+        return self._make is not None
 
     def read(self, size: int = -1) -> bytes:
         want = READ_SIZE if size < 0 else size
@@ -225,11 +239,48 @@ class _Decompressed:
         return engine.decompress(chunk, room)
 
 
-def _layer_size(handle: IO[bytes], total: int, limit: int | None, name: str) -> int:
+def _layer_size(handle: IO[bytes], total: int, limit: int | None, name: str, *,
+                plain: bool = False) -> int:
+    """Add one layer's unpacked measure to ``total``, checking what the engine would refuse
+    [JOB-IMAGE.13]: a hard link must name a regular file written earlier in the same layer
+    (the engine unpacks each layer alone: a link to anything else fails ``docker load``)."""
     stream = _Decompressed(handle)
+    if plain and stream.compressed:
+        raise ImageContentRefused(f"layer {name} is compressed: a layer named by its diff_id "
+                                  "must be the plain tar that digest is of")
+    files: set[str] = set()
     with tarfile.open(fileobj=stream, mode="r|") as layer:  # type: ignore[call-overload]
         for member in layer:
             total += BLOCK + math.ceil(max(0, member.size) / BLOCK) * BLOCK
             if limit is not None and total > limit:
                 raise ImageTooLarge(f"unpacked layers (at {name})", limit, total)
+            path = _layer_path(member.name)
+            if member.islnk():
+                if _layer_path(member.linkname) not in files:
+                    raise ImageContentRefused(
+                        f"layer {name}: hard link {_cut(member.name)!r} -> "
+                        f"{_cut(member.linkname)!r} points out of its layer")
+                files.add(path)
+            elif member.isreg():
+                files.add(path)
+            else:
+                files.discard(path)
     return total
+
+
+def _layer_path(name: str) -> str:
+    """A layer entry's path as the engine resolves it: below the layer's root, normalized."""
+    parts: list[str] = []
+    for part in name.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    return "/".join(parts)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= 120 else text[:120] + "..."

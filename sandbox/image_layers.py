@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.content import blob_id_of_bytes, hash_file
-from sandbox.errors import ImageBlobError, ImageDigestMismatch
+from sandbox.errors import ImageBlobError, ImageDigestMismatch, ImageManifestError  # noqa: F401 (re-exported)
 from sandbox.image_blob import blob_image_id, load_image, normalize_image_id
 from sandbox.image_check import MIB, unpacked_layers
 from sandbox.image_deflate import InflateError, deflate, inflate_bounded
@@ -49,10 +49,6 @@ MAX_LAYER_BYTES = 4 * 1024**3
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 BLOB_RE = re.compile(r"^[0-9a-f]{64}$")
 COPY_CHUNK = 1024 * 1024
-
-
-class ImageManifestError(ImageBlobError):
-    """A manifest or one of its parts is not what it must be [JOB-IMAGE.6-7]; carries why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +288,10 @@ def load_layered(client: Any, manifest: ImageManifest, config: bytes,
     if manifest.image_id != want:
         raise ImageDigestMismatch(want, manifest.image_id)
     check_config(manifest, config)
-    unpacked_layers(list(layer_files.values()), image_unpacked_mb * MIB)
+    # [JOB-IMAGE.13] plain tars only: a layer file's SHA-256 is its diff_id, which the
+    # engine checks against the tar it unpacks; a gzip whose own digest is given would
+    # pass check_layer_file and fail every docker load.
+    unpacked_layers(list(layer_files.values()), image_unpacked_mb * MIB, plain=True)
     dest = workdir / f"assembled-{want.removeprefix('sha256:')[:16]}-{os.getpid()}.tar"
     try:
         assemble(manifest, config, layer_files, dest)
@@ -366,13 +365,13 @@ def _exact(value: object, keys: set[str], what: str) -> dict[str, Any]:
 
 
 def _digest(value: object, what: str) -> str:
-    if not isinstance(value, str) or not DIGEST_RE.match(value):
+    if not isinstance(value, str) or not DIGEST_RE.fullmatch(value):
         raise ImageManifestError(f"{what} must be sha256:<64 hex>, got {_short(value)}")
     return value
 
 
 def _blob(value: object, what: str) -> bytes:
-    if not isinstance(value, str) or not BLOB_RE.match(value):
+    if not isinstance(value, str) or not BLOB_RE.fullmatch(value):
         raise ImageManifestError(f"{what} must be 64 hex digits, got {_short(value)}")
     return bytes.fromhex(value)
 
