@@ -309,7 +309,7 @@ def _packages(raw: dict[str, Any]) -> tuple[str, ...]:
                          f"names, got {names!r}")
     seen: dict[str, str] = {}
     for name in names:
-        if not isinstance(name, str) or not _DIST_NAME.match(name):
+        if not isinstance(name, str) or not _DIST_NAME.fullmatch(name):
             raise ValueError(f"[python] packages: {name!r} is not a distribution name (no "
                              "version: the host's installed one is copied)")
         key = re.sub(r"[-_.]+", "-", name).lower()

@@ -163,7 +163,7 @@ def parse_metrics(data: bytes) -> dict[str, float]:
         raise JobJsonError("JOB-EVAL.2b", f"{len(raw)} metrics, more than {MAX_METRICS}")
     metrics: dict[str, float] = {}
     for name, value in raw.items():
-        if not METRIC_NAME_RE.match(name):
+        if not METRIC_NAME_RE.fullmatch(name):
             raise JobJsonError("JOB-EVAL.2c", "metric name is not 1-64 of A-Z a-z 0-9 _ . -",
                                _excerpt(name))
         if isinstance(value, bool) or not isinstance(value, int | float):

@@ -10,12 +10,12 @@ nothing of it leaves the participant's machine. Pure: no I/O.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
 from sandbox.errors import SandboxError
+from sandbox.job_json import JobJsonError, JsonBounds, parse_json
 
 PRIVACY_FILE = "privacy.json"
 MAX_PRIVACY_BYTES = 4096
@@ -70,9 +70,9 @@ def parse_privacy(data: bytes) -> PrivacyReport:
     """[JOB-FED.7] The report in ``data``, or ``PrivacyReportError``."""
     if len(data) > MAX_PRIVACY_BYTES:
         raise PrivacyReportError(f"over {MAX_PRIVACY_BYTES} bytes", len(data))
-    try:
-        doc = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+    try:  # [JOB-JSON.*] like every file a job writes: no duplicate key, no NaN, bounded
+        doc = parse_json(data, JsonBounds(max_bytes=MAX_PRIVACY_BYTES, max_depth=1))
+    except JobJsonError as e:
         raise PrivacyReportError(f"not JSON: {e}", data[:32]) from None
     if not isinstance(doc, dict):
         raise PrivacyReportError("not a JSON object", doc)
@@ -99,8 +99,3 @@ def parse_privacy(data: bytes) -> PrivacyReport:
                          max_grad_norm=numbers["max_grad_norm"],
                          sample_rate=numbers["sample_rate"], steps=steps,
                          delta=numbers["delta"], epsilon=numbers["epsilon"])
-
-
-def _no_constant(name: str) -> float:
-    """NaN and Infinity are not JSON: Python's parser would accept them."""
-    raise ValueError(f"{name} is not a JSON number")

@@ -80,7 +80,7 @@ def parse_progress(data: bytes) -> Progress:
         raise ProgressError("JOB-PROGRESS.3", "metric must be a finite number or null",
                             repr(metric)[:48])
     name = doc.get("metric_name", "")
-    if not isinstance(name, str) or (name and not METRIC_NAME_RE.match(name)):
+    if not isinstance(name, str) or (name and not METRIC_NAME_RE.fullmatch(name)):
         raise ProgressError("JOB-PROGRESS.3", "metric_name must be 1-32 of A-Z a-z 0-9 _ . -",
                             repr(name)[:48])
     checkpoint = _step(doc, "checkpoint_step", required=False)
