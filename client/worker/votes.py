@@ -267,7 +267,8 @@ class Verifier:
             if holdout is not None and holdout.live:
                 self.now["phase"] = "evaluating on the hidden part"
                 hidden = await self._hidden_loss(job, image_id, model if not problem else None,
-                                                 data, seed, answer=turn_seed is not None)
+                                                 data, seed,
+                                                 answer=turn_seed is not None and not own)
                 if hidden is None:
                     return
             valid = vote_valid(claim.loss, measured, spec.loss_tolerance)
