@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.data_blob import DataBlobError, unpack_data
 from sandbox.image_blob import normalize_image_id
 from sandbox.job_file import JOB_FILE, parse_job
 from sandbox.job_json import JobJsonError, parse_metrics
@@ -97,6 +98,11 @@ def test_job_data_2_a_sparse_file_refuses_the_blob(tmp_path: Path, fmt: int) -> 
     with pytest.raises(OutputRejected, match="sparse"):
         extract_output([blob], tmp_path / "unpacked", 1 << 21, root="data")
     assert not (tmp_path / "unpacked" / "holes.bin").exists()
+    # through the worker's unpacking: a DataBlobError, which the worker treats as permanent
+    (tmp_path / "blob.tar").write_bytes(blob)
+    with pytest.raises(DataBlobError, match="sparse"):
+        unpack_data(tmp_path / "blob.tar", tmp_path / "data-folder", len(blob))
+    assert not (tmp_path / "data-folder").exists()
 
 
 GOOD = ('{"mechanism": "dp-sgd", "accountant": "rdp", "noise_multiplier": 1.1, '
