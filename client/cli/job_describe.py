@@ -62,6 +62,10 @@ def outcome_text(j: Json) -> str:
     if status == "refunded":
         return f"refunded: {refund_reason(j)}"
     if status == "broken":
+        verdicts = j.get("verdicts") or []
+        if verdicts and verdicts[-1].get("outcome") == "eval_failed":  # [VOTE-FAILED.2]
+            return ("broken: the job's evaluation failed on the voters' machines and no claim "
+                    "was paid (nobody banned, the escrow burned, nothing refunded)")
         return ("broken: voters measured the same model differently; the job's evaluation "
                 "does not reproduce (nobody banned, nothing refunded)")
     return str(status)
