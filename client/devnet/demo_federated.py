@@ -21,7 +21,8 @@
    leave-one-out losses; the end ballot pays the bounty [FED-END.1-4].
 7. Printed: accuracy per round on the hidden set (measured here from each round's model
    blob, fetched by its hash) beside the accuracy the members voted on the public part,
-   the PNG (docs/ and the run folder), the payout per owner, every node's global-model
+   the PNG and a Markdown report (in the output folder), the payout per owner, every
+   node's global-model
    hashes per round (read from each node's API, the data owners' nodes too), and a scan
    of every node's blob store for an owner's rows (none: the data never left).
 
@@ -29,10 +30,18 @@ Every node shares this machine's Docker engine, so the job's image is not upload
 blobs (``make demo`` shows that path); participants find it in the engine [JOB-IMAGE.3].
 ``run_federated_demo`` returns every figure, so tests/federated/test_federated_graph.py
 asserts them.
+
+A run writes only under its own folders: the graph's ``root`` (``.demo-federated/`` for
+``make demo-federated``) and the output folder (``--out``, ``root`` by default), never the
+checkout's tracked files. ``--publish-docs DOCS`` does not run the demo: it copies the
+last run's report from the output folder into ``DOCS`` (``publish_docs``), which only an
+explicit make target does for ``docs/``.
 """
 
 from __future__ import annotations
 
+import argparse
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -103,11 +112,16 @@ class FedDemoResult:
     seconds: float = 0.0
 
 
+REPORT = "federated_graph"
+"""The report's file names in the output folder: ``federated_graph.png`` and ``.md``."""
+
+
 def run_federated_demo(root: Path, *, base_port: int = 26900, rounds: int = ROUNDS,
-                       docs: Path | None = REPO / "docs", timeout_s: float = 1500.0
+                       out: Path | None = None, timeout_s: float = 1500.0
                        ) -> FedDemoResult:
     """The demo in ``root`` (emptied first); the graph is stopped at the end whatever
-    happens. ``docs``: where the PNG goes besides ``root`` (None: only ``root``)."""
+    happens. ``out``: the folder the report goes to (None: ``root``); the demo writes
+    nothing else outside ``root``."""
     started = time.monotonic()
     job_dir, image_id, shards = template_and_shards(root)
     say(f"   image {image_id[:19]}…")
@@ -124,7 +138,7 @@ def run_federated_demo(root: Path, *, base_port: int = 26900, rounds: int = ROUN
     try:
         _run(root, job_dir, image_id, result, rounds, timeout_s)
         result.seconds = time.monotonic() - started
-        _figures(result, root, docs, rounds)
+        write_report(result, out or root, rounds)
     finally:
         say("== stopping the graph")
         for name, outcome in down(root).items():
@@ -272,26 +286,51 @@ def _outcome(result: FedDemoResult, owner: Owner, root: Path, x: Any, y: Any,
         say(f"   !! {leak}")
 
 
-def _figures(result: FedDemoResult, root: Path, docs: Path | None, rounds: int) -> None:
+def write_report(result: FedDemoResult, out: Path, rounds: int) -> list[Path]:
+    """The run's plot and Markdown report, in ``out`` only: their paths."""
     rows = result.table
     title = (f"demo-federated: 6 non-IID owners, trimmed mean k=1, {rounds} rounds, "
              f"{len(result.layout.nodes)} validators + 6 owner nodes, {result.seconds:.0f} s")
-    targets = [root / "federated_graph.png"] + ([docs / "federated_graph.png"] if docs else [])
-    for path in targets:
-        fed_setup.plot(path, [r["round"] for r in rows], [r["hidden_acc"] for r in rows],
-                       [None if r["voted_ppm"] is None else r["voted_ppm"] / 1e6
-                        for r in rows], title)
-        result.plots.append(path)
-        path.with_suffix(".md").write_text(report_md(result, rounds))
-    say(f"   plot and table: {', '.join(str(p) for p in targets)} (and .md)")
+    png, md = out / f"{REPORT}.png", out / f"{REPORT}.md"
+    out.mkdir(parents=True, exist_ok=True)
+    fed_setup.plot(png, [r["round"] for r in rows], [r["hidden_acc"] for r in rows],
+                   [None if r["voted_ppm"] is None else r["voted_ppm"] / 1e6 for r in rows],
+                   title)
+    result.plots.append(png)
+    md.write_text(report_md(result, rounds))
+    say(f"   plot and table: {png} and {md}")
+    return [png, md]
+
+
+def publish_docs(out: Path, docs: Path) -> list[Path]:
+    """Copies the report a run wrote to ``out`` into ``docs`` (``make docs-federated``):
+    the PNG replaced; the Markdown's generated part (up to its first ``## `` heading)
+    replaced, every ``## `` section of ``docs``' copy after it (the private run's, written
+    by hand) kept. The paths written."""
+    png, md = out / f"{REPORT}.png", out / f"{REPORT}.md"
+    for path in (png, md):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no report there; run the demo first "
+                                    "(make demo-federated)")
+    docs_png, docs_md = docs / png.name, docs / md.name
+    shutil.copyfile(png, docs_png)
+    kept = ""
+    if docs_md.is_file():
+        old = docs_md.read_text()
+        at = old.find("\n## ")
+        kept = "" if at < 0 else old[at + 1:]
+    report = md.read_text().rstrip("\n") + "\n"
+    docs_md.write_text(report + ("\n" + kept if kept else ""))
+    return [docs_png, docs_md]
 
 
 def report_md(result: FedDemoResult, rounds: int) -> str:
-    """The run's figures as Markdown (docs/federated_graph.md is one run's)."""
+    """The run's figures as Markdown (docs/federated_graph.md is one run's, published)."""
     lines = ["# `make demo-federated`: one run's figures", "",
              f"6 data owners (non-IID digits shards), trimmed mean k = 1, {rounds} rounds, "
              f"4 validators (the first drawn aggregator cheats); {result.seconds:.0f} s on this "
-             "machine. Regenerate with `make demo-federated`.", "",
+             "machine. `make demo-federated` writes this report to its output folder "
+             "(`.demo-federated/`); `make docs-federated` runs it and copies it here.", "",
              "![accuracy per round](federated_graph.png)", "",
              "| round | verdict | aggregator | voted accuracy (public part) | hidden accuracy "
              "| hidden loss | model hash |", "|---|---|---|---|---|---|---|"]
@@ -316,10 +355,31 @@ def _reference(result: FedDemoResult) -> dict[int, str | None]:
     return {int(r["round"]): r["model_hash"] for r in result.fed.get("rounds", [])}
 
 
-def main() -> None:
-    root = REPO / ".demo-federated"
-    result = run_federated_demo(root)
-    say(f"== done in {result.seconds:.0f}s (graph files and logs in {root})")
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m client.devnet.demo_federated",
+        description="A federated job on a real multi-process graph (make demo-federated).")
+    parser.add_argument("--root", type=Path, default=REPO / ".demo-federated",
+                        help="the graph's folder, emptied first (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where the report (federated_graph.png and .md) goes "
+                             "(default: the root)")
+    parser.add_argument("--publish-docs", type=Path, default=None, metavar="DOCS",
+                        help="do not run the demo: copy the last run's report from the "
+                             "output folder into DOCS (make docs-federated)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    out = args.out or args.root
+    if args.publish_docs is not None:
+        for path in publish_docs(out, args.publish_docs):
+            say(f"   {path}")
+        return
+    result = run_federated_demo(args.root, out=out)
+    say(f"== done in {result.seconds:.0f}s (graph files and logs in {args.root}; report: "
+        f"{', '.join(str(p) for p in result.plots)} and {out / (REPORT + '.md')})")
     ok = result.fed.get("phase") == "done" and not result.leaks
     sys.exit(0 if ok else 1)
 

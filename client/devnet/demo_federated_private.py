@@ -26,11 +26,14 @@ survivors' updates, the demo, which runs every owner on this machine, copies eac
 round runs, into a folder *outside* every node's directory. ``main`` does not keep them.
 
 ``run_private_demo`` returns every figure; tests/federated/test_federated_graph_private.py
-asserts them.
+asserts them. The run's report (``federated_graph_private.md``) goes to the output folder
+(``--out``; the graph's root, ``.demo-federated-private/``, by default), never to the
+checkout's tracked files.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -101,13 +104,16 @@ class PrivateDemoResult(FedDemoResult):
     models: dict[int, ModelBlob] = field(default_factory=dict)
     """Round -> the model recorded for it (0: the initial model), fetched by blob id."""
     spec: JobSpec | None = None
+    report: Path | None = None
+    """The Markdown report the run wrote (in the output folder)."""
 
 
 def run_private_demo(root: Path, *, base_port: int = 27100, rounds: int = ROUNDS,
-                     docs: Path | None = None, keep_updates: bool = False,
+                     out: Path | None = None, keep_updates: bool = False,
                      timeout_s: float = 900.0) -> PrivateDemoResult:
     """The private demo in ``root`` (emptied first); the graph is stopped at the end whatever
-    happens. ``keep_updates``: TEST ONLY, see the module docstring."""
+    happens. ``out``: the folder the report goes to (None: ``root``); the demo writes
+    nothing else outside ``root``. ``keep_updates``: TEST ONLY, see the module docstring."""
     started = time.monotonic()
     job_dir, image_id, shards = template_and_shards(root)
     say(f"== 2. a graph: 4 validators, node0-{VERIFIERS - 1} bonded verifiers")
@@ -131,9 +137,17 @@ def run_private_demo(root: Path, *, base_port: int = 27100, rounds: int = ROUNDS
             say(f"   {name:6s} {len(seen)} rounds, identical to the chain's: "
                 f"{seen == {r: h for r, h in reference.items() if r in seen}}")
     result.seconds = time.monotonic() - started
-    if docs is not None:
-        (docs / "federated_graph_private.md").write_text(report_md(result, rounds))
+    result.report = write_report(result, out or root, rounds)
     return result
+
+
+def write_report(result: PrivateDemoResult, out: Path, rounds: int) -> Path:
+    """The run's Markdown report, in ``out`` only: its path."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "federated_graph_private.md"
+    path.write_text(report_md(result, rounds))
+    say(f"   report: {path}")
+    return path
 
 
 PRIVATE_COMMIT_MS = 45_000
@@ -305,10 +319,19 @@ def report_md(result: PrivateDemoResult, rounds: int) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    root = REPO / ".demo-federated-private"
-    result = run_private_demo(root)
-    say(f"== done in {result.seconds:.0f}s (graph files and logs in {root})")
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m client.devnet.demo_federated_private",
+        description="A private federated job on a real multi-process graph "
+                    "(make demo-federated-private).")
+    parser.add_argument("--root", type=Path, default=REPO / ".demo-federated-private",
+                        help="the graph's folder, emptied first (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where the report goes (default: the root)")
+    args = parser.parse_args(argv)
+    result = run_private_demo(args.root, out=args.out)
+    say(f"== done in {result.seconds:.0f}s (graph files and logs in {args.root}; report: "
+        f"{result.report})")
     sys.exit(0 if result.fed.get("phase") == "done" else 1)
 
 

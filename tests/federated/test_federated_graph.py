@@ -37,7 +37,7 @@ def test_federated_job_on_a_graph_end_to_end(tmp_path: Path) -> None:
     deposits it burned (commitments it did not reveal in time); no blob store of any node
     holds an owner's rows."""
     result = run_federated_demo(tmp_path / "fed", base_port=free_base_port(4 + len(OWNERS)),
-                                docs=None, timeout_s=1500)
+                                timeout_s=1500)
     fed, layout, table = result.fed, result.layout, result.table
     assert fed["phase"] == "done" and fed["status"] == "paid", fed["status"]
 
