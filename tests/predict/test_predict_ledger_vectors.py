@@ -15,6 +15,9 @@ transaction and record listed on its own.
           unloadable answer [PRED-UNLOADABLE.1]; 22 they reveal: agreed, paid with no
           royalty, the model marked unservable [PRED-UNLOADABLE.2-3]; a fourth request is
           then rejected ``model_unservable`` (listed, not in a block)
+    23    the liar of block 11, its bond less the penalty, withdraws [PRED-WITHDRAW.1]: the
+          rest returns to its balance and its ``predictor`` record is deleted; a second
+          withdrawal is rejected ``not_predictor`` (listed, not in a block)
 Blocks 1-9 are the bytes of the file before the lottery delay became one block
 [PRED-LOTTERY.1]; from block 10 on the story is one block shorter per request.
 """
@@ -27,7 +30,7 @@ from chain.blocks import Block
 from chain.encoding import decode, encode
 from chain.errors import DecodeError
 from chain.genesis import Genesis, genesis_state
-from chain.predict.bodies import RequestPrediction
+from chain.predict.bodies import RequestPrediction, WithdrawPrediction
 from chain.predict.io import UNLOADABLE_BLOB, UNLOADABLE_HASH
 from chain.predict.records import PredictionStatus
 from chain.predict.settle import deployed_model
@@ -64,6 +67,7 @@ def tell_predict_story() -> tuple[Chain, bytes, bytes, bytes]:
     chain.block(at=record(chain, split).deadline_ms)
     unloadable = send_request(chain, model_id, fee=13)
     answer_round(chain, unloadable, dict.fromkeys(names(chain, unloadable), UNLOADABLE_BLOB))
+    chain.block(chain.tx(liar, WithdrawPrediction()))
     return chain, agreed, split, unloadable
 
 
@@ -94,7 +98,15 @@ def build_vectors() -> dict[str, Any]:
             [[*record(chain, agreed).request.to_wire()[:4], 4,
               *record(chain, agreed).request.to_wire()[5:]]]),
         "offer_prediction_with_field": ("offer_prediction", [100]),
+        "withdraw_prediction_with_field": ("withdraw_prediction", [100]),
+        "request_prediction_fee_zero": (  # [PRED-REQ.1] a decode error, not fee_too_low
+            "request_prediction",
+            [[*record(chain, agreed).request.to_wire()[:3], 0,
+              *record(chain, agreed).request.to_wire()[4:]]]),
     }
+    withdrawer = next(n for n, k in chain.keys.items()
+                      if k.address == chain.blocks[-1].txs[0].sender)
+    again = chain.tx(withdrawer, WithdrawPrediction())
     return {
         "about": "prediction requests in the ledger (protocol_spec/predict.md §8, state.md §2). "
                  "Replay 'blocks' from 'genesis' (tests/ledger/harness.py make_genesis: keys "
@@ -108,27 +120,35 @@ def build_vectors() -> dict[str, Any]:
         "unloadable_answer": {"blob": UNLOADABLE_BLOB.hex(), "output_hash": UNLOADABLE_HASH.hex()},
         "final_model": {"model_id": model_id.hex(), "wire": encode(model.to_wire()).hex()},
         "rejected_transactions": [{"name": "request_to_unservable_model",
-                                   "wire": closed.wire.hex(), "error": chain.reject(closed)}],
+                                   "wire": closed.wire.hex(), "error": chain.reject(closed)},
+                                  {"name": "withdraw_twice", "wire": again.wire.hex(),
+                                   "error": chain.reject(again)}],
         "invalid_bodies": [{"name": n, "tag": t, "wire": encode(w).hex(),
                             "error": _rejected(t, w)} for n, (t, w) in invalid.items()],
     }
 
 
 def test_predict_ledger_vectors_match_committed_file() -> None:
-    """[TX-PREDICT.1] [PRED-STATE.1] [PRED-SETTLE.1] [PRED-FORFEIT.1] The story's bytes and
-    roots are the committed vectors: one request agreed with a liar outvoted, one without a
-    majority, one agreed "does not load" [PRED-UNLOADABLE.2] after which a request is
-    rejected; every transaction decodes to its own bytes."""
+    """[TX-PREDICT.1] [PRED-STATE.1] [PRED-SETTLE.1] [PRED-FORFEIT.1] [PRED-WITHDRAW.1]
+    [PRED-REQ.1] The story's bytes and roots are the committed vectors: one request agreed
+    with a liar outvoted, one without a majority, one agreed "does not load"
+    [PRED-UNLOADABLE.2] after which a request is rejected, then the liar withdraws what is
+    left of its bond; every transaction decodes to its own bytes; a fee of 0 is a decode
+    error (``bad_field``)."""
     vectors = build_vectors()
     check_vector_file("predict_ledger.json", vectors)
     chain, agreed, split, unloadable = tell_predict_story()
     assert record(chain, agreed).status == PredictionStatus.AGREED
     assert record(chain, split).status == PredictionStatus.NO_MAJORITY
     assert record(chain, unloadable).answer == UNLOADABLE_HASH
-    assert vectors["rejected_transactions"][0]["error"] == "model_unservable"
+    assert [r["error"] for r in vectors["rejected_transactions"]] == [
+        "model_unservable", "not_predictor"]
+    withdraw = chain.blocks[-1].txs[0]  # [PRED-WITHDRAW.1]
+    assert isinstance(withdraw.body, WithdrawPrediction)
+    assert chain.state.get("predictor", withdraw.sender) is None
     assert len(bytes.fromhex(vectors["final_model"]["wire"])) > 0
     assert chain.state.total_credits() == chain.state.supply  # [BANK.1]
-    assert len(chain.blocks) == 22
+    assert len(chain.blocks) == 23
     for case in vectors["invalid_bodies"]:
         assert case["error"] == "bad_field"
     for block in chain.blocks:
