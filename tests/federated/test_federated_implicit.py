@@ -117,3 +117,21 @@ def test_tx_fed_9_10_size_out_of_bounds_is_a_decode_error(body: type, size: int)
         body.from_wire(decode(encode(wire)))
     assert caught.value.code == "bad_field"
     assert body.from_wire(decode(encode([*wire[:3], 1 << 40]))).size == 1 << 40
+
+
+def test_fed_spec_1_entry_points_a_federated_spec_must_name() -> None:
+    """[FED-SPEC.1] [JOB-KIND.1] A federated/v1 spec decodes with ``train`` and ``evaluate``
+    (no ``federate`` needed by the ledger) and not without either one."""
+    from dataclasses import replace
+
+    from chain.jobspec import JobSpec
+
+    spec = fed_job_spec()
+    assert {name for name, _ in spec.entry_points} == {"train", "evaluate"}
+    assert JobSpec.from_wire(decode(encode(spec.to_wire()))) == spec
+    for dropped in ("train", "evaluate"):
+        partial = replace(spec, entry_points=tuple(
+            (n, argv) for n, argv in spec.entry_points if n != dropped))
+        with pytest.raises(DecodeError) as caught:
+            JobSpec.from_wire(decode(encode(partial.to_wire())))
+        assert caught.value.code == "bad_field"
