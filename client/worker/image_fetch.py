@@ -22,11 +22,11 @@ from typing import Any
 from chain.jobspec import JobSpec
 from sandbox.errors import ImageDigestMismatch
 from sandbox.image_check import MIB, ImageTooLarge
+from sandbox.image_held import check_held_sizes, engine_images, remember_sizes
 from sandbox.image_layers import (
     MAX_MANIFEST_BLOB_BYTES,
     ImageManifestError,
     check_config,
-    engine_layer_lists,
     held_prefix,
     load_layered,
     parse_manifest,
@@ -65,7 +65,10 @@ async def load_by_layers(spec: JobSpec, manifest_path: Path, image_id: str, job_
         check_config(manifest, config)
         record(manifest.config_blob, manifest.config_size)
     diff_ids = [layer.diff_id for layer in manifest.layers]
-    held = held_prefix(diff_ids, await run(engine_layer_lists, client))
+    images = await run(engine_images, client)
+    held = held_prefix(diff_ids, [layers for _id, layers in images])
+    # [JOB-IMAGE.14] the sizes declared for layers the engine holds are checked too
+    await run(check_held_sizes, client, manifest.layers[:held], images, workdir)
     missing = {layer.diff_id: layer for layer in manifest.layers[held:]}
     total = sum(layer.size for layer in missing.values())
     log.info("job %s: image by layer: the engine holds %d of %d layers; fetching %d layer "
@@ -93,6 +96,9 @@ async def load_by_layers(spec: JobSpec, manifest_path: Path, image_id: str, job_
     fetched_s = time.monotonic() - started
     await run(load_layered, client, manifest, config, files, image_id,
               image_unpacked_mb=spec.limits.image_unpacked_mb, workdir=workdir)
+    # each fetched layer passed check_layer_file (exact size and digest) while assembled
+    await run(remember_sizes, workdir, {layer.diff_id: layer.size
+                                        for layer in missing.values()})
     log.info("job %s: image by layer: %d bytes fetched in %.1f s, assembled and loaded in "
              "%.1f s; %d bytes of the image were not sent (the engine held them)", job_label,
              total, fetched_s, time.monotonic() - started - fetched_s,
