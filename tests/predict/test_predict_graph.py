@@ -15,6 +15,11 @@ is fetched by its hash; the two honest executors are paid ``(fee - royalty) // 2
 the owner the royalty, the requester the dust; the cheater is outvoted, unpaid, and loses
 ``PREDICT_PENALTY`` of its bond; every node's ledger holds the same record, bonds and
 balances; credits add up. The executor image is removed at the end if this test built it.
+
+The job's windows (and the prediction's) follow the machine's speed: one attempt of the built
+job is timed in the sandbox, the graph running, just before the post
+(``tests.framework.job_windows``); with fixed windows (30 s claims, one attempt) the job ended
+``refunded`` on a loaded machine, the trainer's claim never made.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from sandbox.engine import connect
 from sandbox.model_format import load_model
 from sandbox.policy import LABEL_NODE
 from sandbox.predict_eval import answer_labels
+from tests.framework.job_windows import job_log_lines, measure_attempt, windows
 from tests.framework.ports import free_base_port
 from tests.framework.template_v2 import make_v2
 from tests.predict.images import predict_image_for_test
@@ -114,6 +120,7 @@ def test_paid_model_answers_k3_one_wrong_executor_is_outvoted(tmp_path: Path) ->
         cli("job", "init", str(job_dir), env={})
         make_v2(job_dir)
         short_job(job_dir)
+        cli("job", "build", str(job_dir), env={})  # built once: the probe and the post use it
         quick = {"max_attempts": 1, "min_time_left_s": 5, "max_memory_mb": 1024,
                  "max_disk_mb": 64, "max_time_s": 120}
         serve = {"max_attempts": 0, "predict": True}
@@ -133,15 +140,19 @@ def _run(layout: Any, job_dir: Path, started: float) -> None:
     submitter = next(u for u in layout.users if u.name == "submitter")
     key = load_key(submitter.key_file, submitter.passphrase_file)
     env = {"LC_NODE": layout.nodes[0].api_url}
+    # The windows follow this machine's speed now, the graph running: the one attempt the
+    # trainer makes must claim before expiry, or the job ends refunded [JOB-TURN.2].
+    job_windows = windows(measure_attempt(job_dir))
+    print(f"job windows: {job_windows}")
     posted = json.loads(cli(
-        "job", "submit", str(job_dir), "--bounty", "100", "--expires-in", "30s",
-        "--reveal-window", "10s", "--commit-window", "45s", "--vote-reveal-window", "10s",
+        "job", "submit", str(job_dir), "--bounty", "100", *job_windows.args(),
         "--voter-reward", "5", "--quorum", "500", "--supermajority", "667", "--max-turns", "1",
         "--key", str(submitter.key_file), "--passphrase-file", str(submitter.passphrase_file),
         "--json", env=env))
     job_id = posted["job_id"]
-    job = until("job settled", lambda: (j := api.job(job_id))["settled"] and j, 150)
-    assert job["status"] == "paid", job
+    job = until("job settled", lambda: (j := api.job(job_id))["settled"] and j,
+                job_windows.settle_s())
+    assert job["status"] == "paid", (job, job_log_lines(layout, job_id))
     model_hash = job["winner_model_hash"]
     print(f"job paid after {time.monotonic() - started:.1f} s; model {model_hash[:16]}")
 
@@ -170,14 +181,15 @@ def _run(layout: Any, job_dir: Path, started: float) -> None:
     supply_before = api.supply()
     owner_before = api.account(key.address)["balance"]
     requested_at = time.monotonic()
+    answer_ms = 1000 * job_windows.commit_s  # both end once all k have acted [PRED-COMMIT.1]
     request_tx = api.submit(api.sign(key, RequestPrediction(PredictionRequest(
         Hash32(bytes.fromhex(job_id)), Hash32(bytes.fromhex(input_blob)), ROWS, Amount(FEE),
-        K, "labels", 0, 20_000, 20_000))))
+        K, "labels", 0, answer_ms, answer_ms))))
     api.wait_for_tx(request_tx)
     for i in (1, 2):
         until(f"node{i} sees the request settle",
               lambda i=i: executor_status(clients[i]).get("counters", {}).get("settled_agreed"),
-              60)
+              2 * job_windows.commit_s + 30)
     print(f"request agreed {time.monotonic() - requested_at:.1f} s after it was sent")
     agreed_blob = job_dir.parent / "agreed.bin"
     api.download_blob(output_hash(local).hex(), agreed_blob)

@@ -52,6 +52,7 @@ from client.devnet.processes import down, up
 from sandbox.engine import connect
 from sandbox.model_format import load_model
 from sandbox.policy import LABEL_NODE
+from tests.framework.job_windows import JobWindows, job_log_lines, measure_attempt, windows
 from tests.framework.ports import free_base_port
 from tests.predict.images import predict_image_for_test
 from tests.predict.plaintext_scan import Forms, found_in, plaintext_forms, scan_files
@@ -130,7 +131,7 @@ def test_encrypted_request_on_a_graph_leaves_no_plaintext_feature(tmp_path: Path
                     worker_settings={TRAINER: quick, **{i: serve for i in EXECUTORS}},
                     users={"submitter": 5_000}, consensus={"commit_ms": 100}, timeout=90)
         try:
-            job_id = _paid_and_deployed(layout, tmp_path)
+            job_id, job_windows = _paid_and_deployed(layout, tmp_path)
             drawn_at = time.time()
             rows = requester_rows(test_csv)
             forms = plaintext_forms(rows)
@@ -138,7 +139,8 @@ def test_encrypted_request_on_a_graph_leaves_no_plaintext_feature(tmp_path: Path
             control = scan_files([tmp_path / "decoys"], forms)
             missed = [name for name, path in planted.items() if path not in control.leaks]
             assert not missed, f"the scan misses rows written as {missed}"
-            result, sandbox_logs = _request(layout, tmp_path, job_id, rows)
+            result, sandbox_logs = _request(layout, tmp_path, job_id, rows,
+                                            job_windows.commit_s)
         finally:
             down(root)
         _check_scores(layout, rows, result)
@@ -146,29 +148,36 @@ def test_encrypted_request_on_a_graph_leaves_no_plaintext_feature(tmp_path: Path
     print(f"encrypted graph test done in {time.monotonic() - started:.1f} s")
 
 
-def _paid_and_deployed(layout: Any, tmp: Path) -> str:
-    """The zero job posted, trained, voted and paid; its winner deployed (the CLI)."""
+def _paid_and_deployed(layout: Any, tmp: Path) -> tuple[str, JobWindows]:
+    """The zero job posted, trained, voted and paid; its winner deployed (the CLI); the
+    windows it was posted with."""
     api = ApiClient(layout.nodes[0].api_url)
     submitter = next(u for u in layout.users if u.name == "submitter")
     env = {"LC_NODE": layout.nodes[0].api_url}
     key = ("--key", str(submitter.key_file), "--passphrase-file", str(submitter.passphrase_file))
+    # The windows follow this machine's speed now, the graph running: the trainer's one
+    # attempt must claim before expiry, or the job ends refunded [JOB-TURN.2].
+    lc("job", "build", str(tmp / "zero"), cwd=tmp, env={})
+    job_windows = windows(measure_attempt(tmp / "zero"))
+    print(f"job windows: {job_windows}")
     posted = json.loads(lc(
-        "job", "submit", str(tmp / "zero"), "--bounty", "100", "--expires-in", "30s",
-        "--reveal-window", "10s", "--commit-window", "45s", "--vote-reveal-window", "10s",
+        "job", "submit", str(tmp / "zero"), "--bounty", "100", *job_windows.args(),
         "--voter-reward", "5", "--quorum", "500", "--supermajority", "667", "--max-turns", "1",
         *key, "--json", cwd=tmp, env=env))
     job_id = str(posted["job_id"])
-    job = until("job settled", lambda: (j := api.job(job_id))["settled"] and j, 180)
-    assert job["status"] == "paid", job
+    job = until("job settled", lambda: (j := api.job(job_id))["settled"] and j,
+                job_windows.settle_s())
+    assert job["status"] == "paid", (job, job_log_lines(layout, job_id))
     lc("model", "deploy", job_id, "--features", str(FEATURES), "--outputs", "1",
        "--scale-exp", "6", *key, "--json", cwd=tmp, env=env)
-    return job_id
+    return job_id, job_windows
 
 
-def _request(layout: Any, tmp: Path, job_id: str, rows: np.ndarray
+def _request(layout: Any, tmp: Path, job_id: str, rows: np.ndarray, window_s: int
              ) -> tuple[dict[str, Any], list[bytes]]:
     """The encrypted request through the CLI, run in the requester's own directory (its
-    rows file and secret key stay there); the executors' sandbox logs."""
+    rows file and secret key stay there); the executors' sandbox logs. ``window_s``: the
+    request's windows (they end once all k have acted [PRED-COMMIT.1])."""
     api = ApiClient(layout.nodes[0].api_url)
     submitter = next(u for u in layout.users if u.name == "submitter")
     env = {"LC_NODE": layout.nodes[0].api_url}
@@ -182,8 +191,8 @@ def _request(layout: Any, tmp: Path, job_id: str, rows: np.ndarray
         until(f"node{i} offers", lambda i=i: executor_status(clients[i]).get("offering"), 60)
     sent = time.monotonic()
     result = json.loads(lc("predict", job_id, "--input", "rows.csv", "--encrypted", "--k",
-                           str(K), "--window", "20s", "--timeout", "3m", *key, "--json",
-                           cwd=requester, env=env))
+                           str(K), "--window", f"{window_s}s", "--timeout",
+                           f"{3 * window_s + 60}s", *key, "--json", cwd=requester, env=env))
     print(f"encrypted request agreed {time.monotonic() - sent:.1f} s after it was sent")
     assert result["status"] == "agreed" and result["mode"] == "ciphertext", result
     rec = api.prediction(result["request_id"])

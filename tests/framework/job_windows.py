@@ -1,0 +1,115 @@
+"""A graph test's job windows sized from this machine's speed, measured just before posting.
+
+Why: a job's claim window (``--expires-in``) must hold a worker's first attempt (one training
+run and the two self-check evaluations [WORK-SELFCHECK.1], each a fresh container) and its
+claim; the reveal, vote-commit and vote-reveal windows must hold a reveal transaction and the
+voters' evaluations. Fixed seconds that suffice on a quiet machine do not on a loaded 2-core
+one: test_predict_graph's training job (30 s, one attempt) ended ``refunded`` with no claim,
+the attempt still in its self-check when the claims closed [JOB-TURN.2].
+
+So a test builds the job (``learningchain job build``), times one attempt of it here, on the
+engine the workers use and under whatever load the machine has now (``measure_attempt``), and
+sizes every window from that time, times ``LC_TIMEOUT_FACTOR`` (``windows``). A window that
+ends early when everyone has acted (reveal, vote commit, vote reveal) costs nothing when it is
+long; only the claim window is waited out, so only it is kept near what it needs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from client.devnet.network import NetworkLayout
+from tests.framework.wait import scaled
+
+PICKUP_S = 10.0
+"""What a worker spends before its first run starts: noticing the job, checking the image
+and fetching the data blobs (a second or two on a quiet machine)."""
+ATTEMPT_MARGIN = 3.0
+"""The claim window holds this many measured attempts: the worker's own attempt runs while
+three other nodes commit blocks and may start containers of their own."""
+VOTE_MARGIN = 4.0
+"""A vote window holds this many measured attempts (a voter fetches the model and evaluates
+it once; several voters share the machine's cores)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobWindows:
+    """The windows to post a job with, and the measurement they came from."""
+
+    attempt_s: float
+    """One measured attempt: a training run and two evaluations, in seconds."""
+    expires_s: int
+    reveal_s: int
+    commit_s: int
+    vote_reveal_s: int
+
+    def args(self) -> list[str]:
+        """``learningchain job submit`` options for these windows."""
+        return ["--expires-in", f"{self.expires_s}s", "--reveal-window", f"{self.reveal_s}s",
+                "--commit-window", f"{self.commit_s}s",
+                "--vote-reveal-window", f"{self.vote_reveal_s}s"]
+
+    def settle_s(self, turns: int = 1) -> float:
+        """How long the job can take to settle: the claim window and every turn's windows
+        run out, and 30 s of slack."""
+        return self.expires_s + turns * (self.reveal_s + self.commit_s
+                                         + self.vote_reveal_s) + 30
+
+    def __str__(self) -> str:
+        return (f"one attempt measured {self.attempt_s:.1f} s: expires in {self.expires_s} s, "
+                f"reveal {self.reveal_s} s, commit {self.commit_s} s, "
+                f"vote reveal {self.vote_reveal_s} s")
+
+
+def measure_attempt(job_dir: Path) -> float:
+    """Seconds one worker attempt of the built job in ``job_dir`` takes here now: a training
+    run with the search space's point of seed 1 and two evaluations of its model, in the
+    sandbox, on the machine's engine, with the job's own limits and data."""
+    from sandbox.job_file import load_job_file
+    from sandbox.job_template import template_data
+    from sandbox.runner import SandboxRunner
+
+    image_id = json.loads((job_dir / "image.json").read_text())["image_id"]
+    job = load_job_file(job_dir)
+    runner = SandboxRunner(node_id="window-probe")
+    with tempfile.TemporaryDirectory(prefix="lc-window-probe-") as tmp:
+        data = template_data(job_dir, Path(tmp) / "data")
+        started = time.monotonic()
+        trained = runner.train(image_id, job.sample_params(1), job.limits, None,
+                               Path(tmp) / "out", data=data)
+        if not trained.ok or trained.model_path is None:
+            raise RuntimeError(f"the probe attempt's training failed: {trained.reason} "
+                               f"{trained.detail}")
+        for variant in (1, 2):
+            checked = runner.evaluate(image_id, trained.model_path, job.limits, data=data,
+                                      variant=variant)
+            if not checked.ok:
+                raise RuntimeError(f"the probe attempt's evaluation failed: {checked.reason} "
+                                   f"{checked.detail}")
+        return time.monotonic() - started
+
+
+def windows(attempt_s: float, *, min_expires_s: float = 30.0,
+            min_window_s: float = 20.0) -> JobWindows:
+    """Windows for a job whose one attempt takes ``attempt_s`` here: the claim window holds
+    the pickup and ``ATTEMPT_MARGIN`` attempts (at least ``min_expires_s``), every other
+    window ``VOTE_MARGIN`` attempts (at least ``min_window_s``); all times the timeout
+    factor."""
+    expires = scaled(max(min_expires_s, PICKUP_S + ATTEMPT_MARGIN * attempt_s))
+    window = scaled(max(min_window_s, VOTE_MARGIN * attempt_s))
+    return JobWindows(attempt_s, math.ceil(expires), math.ceil(window), math.ceil(window),
+                      math.ceil(window))
+
+
+def job_log_lines(layout: NetworkLayout, job_id: str) -> list[str]:
+    """Every node's log lines about the job, for a failure message: which attempt, claim,
+    reveal or vote came late."""
+    label = job_id[:12]  # as the nodes log a job id (client.worker.outbox.short)
+    return [f"{node.name}: {line}" for node in layout.nodes
+            for line in (node.directory / "node.log").read_text(errors="replace").splitlines()
+            if label in line]
