@@ -232,6 +232,8 @@ class Verifier:
             measured: float | None = None
             challenge: float | None = None
             problem = ""
+            turn_seed = self._challenge_seed(job)  # [VOTE-CHALLENGE.1] [EVAL-SAME.1]
+            seed = turn_seed if turn_seed is not None else fresh_challenge_seed()
             self.now["phase"] = "fetching model"
             try:
                 had_model = self.node.blob_path(job.model_hash) is not None
@@ -245,8 +247,6 @@ class Verifier:
                 problem = f"model {job.model_hash.hex()[:16]} could not be fetched: {why}"
             else:
                 self.now["phase"] = "evaluating"
-                turn_seed = self._challenge_seed(job)
-                seed = turn_seed if turn_seed is not None else fresh_challenge_seed()
                 result = await self._evaluate(job, image_id, model, evaluation_inputs(
                     job_id, spec, self.address, data, seed))
                 if result is None:
