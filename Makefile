@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export LC_TEST_POSTGRES_URL ?= postgresql+psycopg2://lc:lc@127.0.0.1:5432/lc_test
 
-.PHONY: test test-parallel test-serial test-repeat lock test-slow demo demo-federated demo-federated-private setup system venv base-image lint typecheck unit gpu-test soak fuzz faults bench clean
+.PHONY: test test-parallel test-serial test-repeat lock test-slow demo demo-federated demo-federated-private docs-federated setup system venv base-image lint typecheck unit gpu-test soak fuzz faults bench clean
 
 # make test runs in two phases, each timed: the pure tests in 2 processes (pytest-xdist),
 # then the Docker, PostgreSQL and multi-process tests one at a time (they start engines,
@@ -98,6 +98,11 @@ demo: setup
 # owners' nodes, each with its own non-IID shard of digits that never leaves it.
 demo-federated: setup
 	$(PY) -m client.devnet.demo_federated
+
+# Demos write only under their own folders; this copies the last federated demo's report
+# (plot and table) into docs/, the one explicit step that changes tracked files.
+docs-federated: demo-federated
+	$(PY) -m client.devnet.demo_federated --publish-docs docs
 
 demo-federated-private: setup
 	$(PY) -m client.devnet.demo_federated_private
