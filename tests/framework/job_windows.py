@@ -4,8 +4,11 @@ Why: a job's claim window (``--expires-in``) must hold a worker's first attempt 
 run and the two self-check evaluations [WORK-SELFCHECK.1], each a fresh container) and its
 claim; the reveal, vote-commit and vote-reveal windows must hold a reveal transaction and the
 voters' evaluations. Fixed seconds that suffice on a quiet machine do not on a loaded 2-core
-one: test_predict_graph's training job (30 s, one attempt) ended ``refunded`` with no claim,
-the attempt still in its self-check when the claims closed [JOB-TURN.2].
+one: test_predict_graph's training job (30 s claims, one attempt) ended ``refunded`` in a CI
+run under load. Its one attempt takes 12 s from pickup to claim here (and the probe below 14-15
+s) with one core burnt; a machine slower by 2.5x leaves no claim by expiry, and a job without a
+claim ends refunded [JOB-TURN.2]; 10 s reveal and vote-reveal windows (one reveal, three
+votes on 2 cores) were as tight.
 
 So a test builds the job (``learningchain job build``), times one attempt of it here, on the
 engine the workers use and under whatever load the machine has now (``measure_attempt``), and

@@ -18,8 +18,8 @@ balances; credits add up. The executor image is removed at the end if this test 
 
 The job's windows (and the prediction's) follow the machine's speed: one attempt of the built
 job is timed in the sandbox, the graph running, just before the post
-(``tests.framework.job_windows``); with fixed windows (30 s claims, one attempt) the job ended
-``refunded`` on a loaded machine, the trainer's claim never made.
+(``tests.framework.job_windows``); with fixed windows (30 s claims, one attempt, 10 s reveal
+and vote reveal) the job ended ``refunded`` in a CI run under load.
 """
 
 from __future__ import annotations
