@@ -134,7 +134,8 @@ def load_image(client: docker.DockerClient, path: Path, expected: str | bytes, *
     try:
         with open(path, "rb") as data:
             loaded = client.images.load(data)
-    except docker.errors.APIError as e:
+    except (docker.errors.APIError, docker.errors.ImageLoadError) as e:
+        # an HTTP error, or (ImageLoadError) an error the engine streamed after a 200
         raise _load_refused(client, path, e) from e
     except (docker.errors.DockerException, OSError) as e:
         raise ImageBlobError(f"engine refused to load {path}: {e}") from e
@@ -154,12 +155,13 @@ ENGINE_SIDE_WORDS = ("no space left", "disk quota", "read-only file system",
 """An engine's answer naming its own trouble, not the image's content."""
 
 
-def _load_refused(client: docker.DockerClient, path: Path, error: docker.errors.APIError
-                  ) -> ImageBlobError:
+def _load_refused(client: docker.DockerClient, path: Path,
+                  error: docker.errors.APIError | docker.errors.ImageLoadError) -> ImageBlobError:
     """[JOB-IMAGE.13] The engine answered a load with an error: the image's content, and
     permanent (``ImageContentRefused``), unless the engine names trouble of its own (disk
     full, I/O) or stops answering, which a later try may not meet."""
-    text = str(error.explanation or error).lower()
+    said = str(getattr(error, "explanation", None) or error)
+    text = said.lower()
     if any(word in text for word in ENGINE_SIDE_WORDS):
         return ImageBlobError(f"engine could not load {path.name} (its side): {error}")
     try:
@@ -167,7 +169,7 @@ def _load_refused(client: docker.DockerClient, path: Path, error: docker.errors.
     except (docker.errors.DockerException, OSError) as e:
         return ImageBlobError(f"engine stopped answering loading {path.name}: {e}")
     return ImageContentRefused(f"engine refused the image's content in {path.name}: "
-                               f"{str(error.explanation or error)[:300]}")
+                               f"{said[:300]}")
 
 
 def _has_image(client: docker.DockerClient, image_id: str) -> bool:
