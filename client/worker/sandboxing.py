@@ -113,7 +113,7 @@ def remove_containers(client: docker.DockerClient, node_id: str, address: bytes)
         if not str(container.labels.get(LABEL_JOB, "")).endswith(suffix):
             continue
         with contextlib.suppress(*EngineErrors):
-            container.remove(force=True)
+            container.remove(force=True, v=True)  # its tmpfs volumes [JOB-OUT.6]
             removed.append(str(container.name))
     return removed
 
