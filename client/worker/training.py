@@ -31,7 +31,7 @@ from chain.transactions import ClaimLoss, model_commitment
 from chain.types import Address, Hash32
 from client.node.config import WorkerPolicy
 from client.node.handle import NodeHandle
-from client.worker.attempt_log import MAX_DETAIL_CHARS, AttemptLog, fault_of, redact
+from client.worker.attempt_log import AttemptLog, fault_of
 from client.worker.data_blobs import DataUnavailable
 from client.worker.evaluation import evaluation_inputs, fresh_challenge_seed, run_evaluation
 from client.worker.outbox import Action, Outbox, short
@@ -435,7 +435,9 @@ class Trainer:
     def _mark_inconsistent(self, job_id: bytes, check: SelfCheck) -> None:
         """[WORK-SELFCHECK.1] No claim; the job is never run again by this worker."""
         progress = self.store.state.job(job_id)
-        progress.inconsistent = redact(check.why)[:MAX_DETAIL_CHARS]  # served [API-JOBLOG.3]
+        # Served (the worker status): stored as the self-check record's detail is, by the
+        # same rule [API-JOBLOG.3] (long tokens redacted, <worker> paths, 300 characters)
+        progress.inconsistent = self.attempts.sanitise(check.why)
         self.store.save()
         self.inconsistent_found += 1
         log.error("job %s: INCONSISTENT, not claiming and not running it again: %s",

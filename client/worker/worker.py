@@ -360,7 +360,8 @@ class Worker:
                 "last_failure": self.attempts.last_failure(job_hex),
             }
             if progress.inconsistent:
-                inconsistent[job_hex] = progress.inconsistent
+                # [API-JOBLOG.3] a line stored by an older node is bounded when served
+                inconsistent[job_hex] = self.attempts.sanitise(progress.inconsistent)
         return {
             "address": self.address_text,
             "running": self._main is not None and not self._stopped,

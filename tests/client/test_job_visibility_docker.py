@@ -48,8 +48,11 @@ import sys, time
 mode = sys.argv[1]
 print("training starts", flush=True)
 if mode == "crash":
-    sys.stderr.write("\\x1b]0;pwned\\x07about to divide\\n")
-    rate = 1 / 0
+    try:
+        rate = 1 / 0
+    except ZeroDivisionError as e:
+        e.add_note("\\x1b]0;pwned\\x07about to divide")
+        raise
 elif mode == "oom":
     blocks = [b"\\x01" * (16 << 20) for _ in range(64)]  # 1 GiB, limit 64 MiB
 elif mode == "slow":
@@ -190,13 +193,18 @@ def test_a_failing_train_is_explained_to_its_submitter(tmp_path: Path,
                           "is used up)") == 2
         assert "  | Traceback (most recent call last):" in text
         assert '  |   File "/job/train", line 7, in <module>' in text
+        # [API-JOBLOG.3] The served log is the excerpt from the last traceback on: the
+        # traceback's end reaches the submitter, with the terminal escape the job put in its
+        # note shown escaped, never raw [TERM-INERT.1]; what it printed before is not served.
         assert "  | \\x1b]0;pwned\\x07about to divide" in text and "\x1b" not in text
+        assert "  | ZeroDivisionError: division by zero" in text
+        assert "training starts" not in text
         for mode, reason in (("oom", "oom"), ("slow", "timeout")):
             doc = json.loads(cli_run(["job", "logs", jobs[mode], "--json"], api).stdout)
             assert [(a["attempt"], a["stage"], a["reason"], a["fault"])
                     for a in doc["attempts"]] == [(1, "train", reason, "job"),
                                                   (2, "train", reason, "job")], doc
-            assert doc["attempts"][0]["log"] == "training starts\n"
+            assert doc["attempts"][0]["log"] == "training starts"  # [API-JOBLOG.3] excerpt
         assert "exceeded its 67108864 byte memory limit" in cli_run(
             ["job", "logs", jobs["oom"]], api).stdout
         assert "ran past its 3 s limit; killed" in cli_run(["job", "logs", jobs["slow"]],
