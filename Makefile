@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export LC_TEST_POSTGRES_URL ?= postgresql+psycopg2://lc:lc@127.0.0.1:5432/lc_test
 
-.PHONY: test test-parallel test-serial test-repeat lock test-slow demo demo-federated demo-federated-private docs-federated setup system venv base-image lint typecheck unit gpu-test soak fuzz faults bench clean
+.PHONY: test test-parallel test-serial test-repeat lock test-slow demo demo-federated demo-federated-private docs-federated setup system venv base-image lint typecheck unit gpu-test soak fuzz faults bench bench-quick clean
 
 # make test runs in two phases, each timed: the pure tests in 2 processes (pytest-xdist),
 # then the Docker, PostgreSQL and multi-process tests one at a time (they start engines,
@@ -90,6 +90,11 @@ faults: setup
 
 bench: venv
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Every benchmark in its quick mode (small sizes, same JSON keys); make test runs each one
+# too (tests/test_bench_quick.py), so none rots.
+bench-quick: venv
+	for b in bench/*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
 
 demo: setup
 	$(PY) -m client.devnet.demo
