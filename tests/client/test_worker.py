@@ -474,18 +474,33 @@ async def test_an_image_missing_from_the_engine_is_fetched_and_loaded_from_its_b
             docker_client.images.remove(image_id, force=True)
 
 
-async def test_a_model_that_cannot_be_evaluated_or_fetched_is_voted_invalid(
+async def test_a_model_that_cannot_be_evaluated_or_fetched_is_an_evaluation_failed_turn(
         tmp_path: Path, docker_client: docker.DockerClient, template: TemplateImage,
         caplog: pytest.LogCaptureFixture) -> None:
-    """Claims made by hand: alice reveals garbage, bob a model nobody has; v0's worker judges."""
+    """Claims made by hand: alice reveals garbage, bob a model nobody has; v0's worker judges.
+
+    [VOTE-FAILED.1] v0 votes *evaluation failed* (invalid, no measured loss) on both: the
+    template's evaluate rejects alice's bytes (exit 3, ``invalid_model``), bob's cannot be
+    fetched. Neither is evidence against the claimer (the job's own evaluate says "invalid
+    model", and issue 30 §1's evaluate said so only in the voters' runs), so each turn ends
+    eval_failed: nobody banned, v0's bond kept, v0 unpaid. [VOTE-FAILED.2] the job ends with
+    nothing paid after such turns: BROKEN, its whole escrow burned, nothing refunded."""
     genesis, keys = make_genesis(members=("submitter", "alice", "bob"))
-    alice, bob = keys["alice"], keys["bob"]
-    async with SoloNode(genesis, keys["v0"], tmp_path / "node") as node:
+    alice, bob, v0 = keys["alice"], keys["bob"], keys["v0"]
+    async with SoloNode(genesis, v0, tmp_path / "node") as node:
+        supply = node.state.total_credits()
         put_template(node, template)
         # The commit window must hold v0's whole evaluation (data fetch and unpack, a fresh
         # container) under a loaded CI machine: 15 s was missed once, voting nothing.
         spec = template_spec(template, node.now_ms(), expiry_s=3, commit_window_ms=40_000)
         spec = replace(spec, voting=replace(spec.voting, reveal_window_ms=5_000))
+        escrow, burned = spec.escrow, node.state.burned  # [JOB-POST-ESCROW.1]
+        submitter = node.state.account(keys["submitter"].address).balance - escrow
+        before = {k.address: node.state.account(k.address).balance for k in (alice, bob, v0)}
+        bond = node.state.verifier_bond(v0.address)
+        # alice and bob verify too; each is an eligible voter on the other's turn and never
+        # votes, so each loses its bond as a no-show [VOTE-NOSHOW.1], unlike v0
+        no_shows = sum(node.state.verifier_bond(k.address) or 0 for k in (alice, bob))
         job_id = post_job(node, keys["submitter"], spec)
         garbage = tmp_path / "garbage.pt"
         garbage.write_bytes(b"not a model")
@@ -504,16 +519,25 @@ async def test_a_model_that_cannot_be_evaluated_or_fetched_is_voted_invalid(
                                             salts[key.address]))
                 # bob (on alice's turn) and the claimers never vote: v0's vote is the last
                 await close_commit_window_once_voted(node, job_id, key.address,
-                                                     keys["v0"].address, [verifier])
+                                                     v0.address, [verifier])
             job = await wait_until(lambda: settled(node, job_id), 90, "the job to settle",
                                    [verifier])
-    assert job.status == JobStatus.REFUNDED
-    assert [(v.claimer, v.outcome, v.invalid_votes) for v in job.verdicts] == [
-        (alice.address, Outcome.CHEAT, 1), (bob.address, Outcome.CHEAT, 1)]
-    assert node.state.account(alice.address).banned and node.state.account(bob.address).banned
+        state = node.state
+    assert [(v.claimer, v.outcome, v.valid_votes, v.invalid_votes, v.verified_loss)
+            for v in job.verdicts] == [(alice.address, Outcome.EVAL_FAILED, 0, 1, None),
+                                       (bob.address, Outcome.EVAL_FAILED, 0, 1, None)]
+    assert job.status == JobStatus.BROKEN and job.winner is None and job.escrow == 0
+    assert not state.account(alice.address).banned and not state.account(bob.address).banned
+    assert {a: state.account(a).balance for a in before} == before  # nobody paid or slashed
+    assert state.verifier_bond(v0.address) == bond and bond  # not a no-show [VOTE-NOSHOW.1]
+    assert no_shows and state.verifier_bond(alice.address) is None \
+        and state.verifier_bond(bob.address) is None
+    assert state.account(keys["submitter"].address).balance == submitter  # no refund
+    assert state.burned == burned + escrow + no_shows and state.total_credits() == supply
     assert "model could not be evaluated: invalid_model" in caplog.text
     assert "could not be fetched" in caplog.text
-    assert caplog.text.count("this counts as an invalid claim") == 2
+    assert caplog.text.count("voting 'evaluation failed' (no measured loss), which never "
+                             "counts against the claimer [VOTE-FAILED.1]") == 2
 
 
 def turn_of(node: SoloNode, job_id: bytes, claimer: bytes) -> Callable[[], bool]:
