@@ -27,7 +27,7 @@ from chain.transactions import (
     vote_commitment,
 )
 from chain.types import Address, Amount, Hash32, Height, TimeMs
-from chain.verdict_rules import verdict_of, voter_votes
+from chain.verdict_rules import unpaid_ending, verdict_of, voter_votes
 from chain.verifier_rules import forfeit_bond, forfeit_no_shows
 
 MAX_QUORUM_PERMILLE = 667
@@ -283,27 +283,28 @@ def start_turn(view: Overlay, job: Job, now: TimeMs) -> Job:
 
 
 def _finish_without_valid_turn(view: Overlay, job: Job) -> Job:
-    """[JOB-TURN.2] No turn left: the best withdrawn model that voters agreed on is paid;
-    without one, the escrow is refunded.
+    """[JOB-TURN.2] No turn paid and none to come (no turn left, or a turn ended ``no quorum``
+    or ``inconclusive``): one order for every such ending [VOTE-FAILED.2].
 
+    A train/v3 job with finalists pays its winner first [HOLDOUT-WINNER.1]. Then the best
+    withdrawn model that voters agreed on is paid (its claimer not banned); without one, the
+    escrow is burned if a turn's evaluation failed on the voters' machines, else refunded.
     A withdrawn claim's model was revealed and measured alike by the voters and its
     claimer; if the submitter could keep such models and its bounty, an evaluation that
-    changes after the claims (a time bomb) would buy models for nothing.
-    A train/v3 job with finalists pays its winner first [HOLDOUT-WINNER.1].
+    changes after the claims (a time bomb) would buy models for nothing. A turn without
+    quorum after such a turn must not hand the escrow back either: the submitter already
+    holds the earlier models.
     """
     paid = _pay_finalist(view, job)
     if paid is not None:
         return paid
-    withdrawn = [(v.verified_loss, i, v) for i, v in enumerate(job.verdicts)
-                 if v.outcome == Outcome.WITHDRAWN and v.verified_loss is not None]
-    if not withdrawn:
-        if any(v.outcome == Outcome.EVAL_FAILED for v in job.verdicts):
-            return _burn_escrow(view, job)
-        return settle(view, job, JobStatus.REFUNDED)
-    best = min(withdrawn, key=lambda item: (item[0], item[1]))[2]
-    if view.account(best.claimer).banned:
-        return settle(view, job, JobStatus.REFUNDED)
-    return settle(view, _pay_bounty(view, job, best.claimer), JobStatus.PAID)
+    banned = frozenset(v.claimer for v in job.verdicts if view.account(v.claimer).banned)
+    ending = unpaid_ending(job.verdicts, banned)
+    if ending.paid is not None:
+        return settle(view, _pay_bounty(view, job, ending.paid.claimer), JobStatus.PAID)
+    if ending.status == JobStatus.BROKEN:
+        return _burn_escrow(view, job)
+    return settle(view, job, JobStatus.REFUNDED)
 
 
 def _burn_escrow(view: Overlay, job: Job) -> Job:
@@ -375,7 +376,8 @@ def decide(view: Overlay, job: Job, now: TimeMs, height: Height) -> Job:
         return start_turn(view, job, now)  # [JOB-WITHDRAW.1] [VOTE-FAILED.2]
     if outcome == Outcome.INCONSISTENT:
         return _end_broken_job(view, job, claimer)
-    return settle(view, job, JobStatus.REFUNDED)  # no quorum / inconclusive: no evidence
+    # no quorum / inconclusive: no evidence on this turn; the job ends as when no turn is left
+    return _finish_without_valid_turn(view, job)
 
 
 def _decide_with_holdout(view: Overlay, job: Job, state: HoldoutState, outcome: Outcome,
@@ -397,8 +399,7 @@ def _decide_with_holdout(view: Overlay, job: Job, state: HoldoutState, outcome: 
     if outcome == Outcome.CHEAT:
         ban(view, claimer, height)
     if outcome in (Outcome.NO_QUORUM, Outcome.INCONCLUSIVE):
-        paid = _pay_finalist(view, job)  # too little evidence now: the finalists so far
-        return paid if paid is not None else settle(view, job, JobStatus.REFUNDED)
+        return _finish_without_valid_turn(view, job)  # too little evidence: finalists so far
     if outcome == Outcome.INCONSISTENT:
         return _end_broken_job(view, job, claimer)
     if not state.live or holdout_rules.slots_filled(job, state) >= (

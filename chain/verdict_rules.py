@@ -13,9 +13,11 @@ be judged by it [JOB-BROKEN.1].
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chain.records import Job, Outcome, VoteRecord
+from chain.records import Job, JobStatus, Outcome, Verdict, VoteRecord
+from chain.types import Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +105,35 @@ def verdict_of(job: Job) -> tuple[Outcome, float | None]:
     if valid * 1000 >= v.supermajority_permille * opened:
         return Outcome.VALID, agreed.verified_loss
     return Outcome.INCONCLUSIVE, agreed.verified_loss
+
+
+@dataclass(frozen=True, slots=True)
+class UnpaidEnding:
+    """How a job ends that no turn paid [JOB-TURN.2]."""
+
+    status: JobStatus
+    """PAID (a withdrawn claim is paid), BROKEN (escrow burned [VOTE-FAILED.2]) or REFUNDED."""
+    paid: Verdict | None
+    """The withdrawn verdict whose claimer is paid the bounty; None unless PAID."""
+
+
+def unpaid_ending(verdicts: Sequence[Verdict], banned: frozenset[Address]) -> UnpaidEnding:
+    """[JOB-TURN.2] [VOTE-FAILED.2] The one order every ending without a paid turn follows:
+    no turn left, or a turn that ended ``no quorum`` or ``inconclusive``.
+
+    1. The withdrawn verdict with the lowest agreed loss (ties: the earlier) whose claimer is
+       not in ``banned`` is paid: the submitter holds that model, measured alike by the
+       voters and its claimer [JOB-WITHDRAW.1].
+    2. Otherwise, when any turn ended ``eval_failed``, the escrow is burned and the job is
+       BROKEN: the submitter holds that turn's revealed model, which nobody could be paid for.
+    3. Otherwise the escrow is refunded.
+    (A train/v3 job pays its finalist before this order [HOLDOUT-WINNER.1].)
+    """
+    withdrawn = [(v.verified_loss, i, v) for i, v in enumerate(verdicts)
+                 if v.outcome == Outcome.WITHDRAWN and v.verified_loss is not None
+                 and v.claimer not in banned]
+    if withdrawn:
+        return UnpaidEnding(JobStatus.PAID, min(withdrawn, key=lambda item: (item[0], item[1]))[2])
+    if any(v.outcome == Outcome.EVAL_FAILED for v in verdicts):
+        return UnpaidEnding(JobStatus.BROKEN, None)
+    return UnpaidEnding(JobStatus.REFUNDED, None)

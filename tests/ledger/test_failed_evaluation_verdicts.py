@@ -101,3 +101,68 @@ def test_vote_failed_2_job_status_says_why_a_job_ended_broken() -> None:
     split = outcome_text({"settled": True, "status": "broken",
                           "verdicts": [{"outcome": "inconsistent"}]})
     assert "measured the same model differently" in split
+
+
+def _failed_then_no_quorum(chain: Chain, second: str = "dave") -> bytes:
+    """Turn 1 (bob): every voter's evaluation fails; turn 2 (``second``): one voter of five
+    opens a vote, no quorum."""
+    job_id = claims_then_expire(chain, {"bob": 0.2, second: 0.3})
+    _turn(chain, job_id, "bob", {**ALL_FAIL, second: (False, None)}, own=(True, 0.2))
+    assert chain.job(job_id).current == chain.addr(second)
+    chain.block(chain.reveal(second, job_id))
+    chain.vote_round(job_id, second, {"alice": (True, 0.3)})
+    chain.block(dt=5_000)
+    return job_id
+
+
+def test_vote_failed_2_no_quorum_after_a_failed_turn_burns_not_refunds() -> None:
+    """[VOTE-FAILED.2] [JOB-TURN.2] the submitter holds bob's revealed model from the failed
+    turn; a later turn without quorum must not hand it the escrow back with that model: the
+    job ends BROKEN, its escrow burned, nobody paid. (The chain refunded here before.)"""
+    chain = Chain()
+    submitter_before = chain.balance("submitter")
+    job_id = _failed_then_no_quorum(chain)
+    job = chain.job(job_id)
+    assert [v.outcome for v in job.verdicts] == [Outcome.EVAL_FAILED, Outcome.NO_QUORUM]
+    assert job.status == JobStatus.BROKEN and job.escrow == 0 and job.winner is None
+    assert chain.balance("submitter") == submitter_before - ESCROW
+    assert not any(chain.state.account(chain.addr(n)).banned for n in ("bob", "dave"))
+    assert_conserved(chain)
+
+
+def test_vote_failed_2_inconclusive_after_a_failed_turn_burns_not_refunds() -> None:
+    """[VOTE-FAILED.2] [JOB-TURN.2] the same with an inconclusive second turn (no
+    supermajority either way among agreeing measurements)."""
+    chain = Chain()
+    submitter_before = chain.balance("submitter")
+    job_id = claims_then_expire(chain, {"bob": 0.2, "dave": 0.3})
+    _turn(chain, job_id, "bob", {**ALL_FAIL, "dave": (False, None)}, own=(True, 0.2))
+    _turn(chain, job_id, "dave", {"alice": (True, 0.308), "carol": (False, 0.312),
+                                  "erin": (True, 0.308), "v0": (False, 0.312)},
+          own=(True, 0.3))
+    job = chain.job(job_id)
+    assert [v.outcome for v in job.verdicts] == [Outcome.EVAL_FAILED, Outcome.INCONCLUSIVE]
+    assert job.status == JobStatus.BROKEN and job.winner is None
+    assert chain.balance("submitter") == submitter_before - ESCROW
+    assert_conserved(chain)
+
+
+def test_job_turn_2_no_quorum_after_a_withdrawn_turn_pays_the_withdrawn_claim() -> None:
+    """[JOB-TURN.2] [JOB-WITHDRAW.1] every ending without a paid turn follows one order: a
+    no-quorum turn after a withdrawal pays the withdrawn claim the voters agreed on, as the
+    last turn would (the submitter holds that model too)."""
+    chain = Chain()
+    job_id = claims_then_expire(chain, {"bob": 0.2, "dave": 0.3})
+    bob_before = chain.balance("bob")
+    _turn(chain, job_id, "bob", {"alice": (False, 5.0), "carol": (False, 5.0),
+                                 "erin": (False, 5.0), "v0": (False, 5.0),
+                                 "dave": (False, 5.0)}, own=(False, 5.0))
+    assert chain.job(job_id).verdicts[0].outcome == Outcome.WITHDRAWN
+    chain.block(chain.reveal("dave", job_id))
+    chain.vote_round(job_id, "dave", {"alice": (True, 0.3)})
+    chain.block(dt=5_000)
+    job = chain.job(job_id)
+    assert job.verdicts[-1].outcome == Outcome.NO_QUORUM
+    assert job.status == JobStatus.PAID and job.winner == chain.addr("bob")
+    assert chain.balance("bob") == bob_before + BOUNTY
+    assert_conserved(chain)

@@ -12,9 +12,9 @@ from dataclasses import replace
 from typing import Any
 
 from chain.challenge_rules import ChallengeAnswer, turn_rewards
-from chain.records import Claim, Job, JobStatus, VoteRecord
+from chain.records import Claim, Job, JobStatus, Outcome, Verdict, VoteRecord
 from chain.types import Address, Amount, Hash32, Height, TimeMs
-from chain.verdict_rules import agreement, verdict_of
+from chain.verdict_rules import agreement, unpaid_ending, verdict_of
 from tests.ledger.harness import job_spec
 from tests.ledger.vector_files import check_vector_file
 
@@ -91,6 +91,51 @@ def _rewards() -> list[dict[str, Any]]:
     return out
 
 
+Turn = tuple[str, float | None, bool]
+ENDING_CASES: list[tuple[str, list[Turn]]] = [
+    # name, the job's verdicts in order as (outcome, verified loss, claimer banned since);
+    # the last one ends the job (no quorum, inconclusive, or the last turn's outcome when
+    # no turn is left) [JOB-TURN.2] [VOTE-FAILED.2]
+    ("nothing_to_pay_refunds", [("cheat", 5.0, True), ("no_quorum", None, False)]),
+    ("forfeits_only_refund", [("forfeit", None, False), ("forfeit", None, False)]),
+    ("eval_failed_then_no_turn_left_burns", [("eval_failed", None, False)]),
+    ("eval_failed_then_no_quorum_burns",
+     [("eval_failed", None, False), ("no_quorum", None, False)]),
+    ("eval_failed_then_inconclusive_burns",
+     [("eval_failed", None, False), ("inconclusive", 0.3, False)]),
+    ("withdrawn_then_no_quorum_pays_withdrawn",
+     [("withdrawn", 5.0, False), ("no_quorum", None, False)]),
+    ("best_withdrawn_paid_before_eval_failed_burn",
+     [("withdrawn", 0.9, False), ("eval_failed", None, False), ("withdrawn", 0.5, False),
+      ("no_quorum", None, False)]),
+    ("withdrawn_tie_pays_the_earlier",
+     [("withdrawn", 0.5, False), ("withdrawn", 0.5, False), ("forfeit", None, False)]),
+    ("banned_withdrawn_skipped_next_paid",
+     [("withdrawn", 0.4, True), ("withdrawn", 0.6, False), ("no_quorum", None, False)]),
+    ("every_withdrawn_banned_then_eval_failed_burns",
+     [("withdrawn", 0.4, True), ("eval_failed", None, False), ("no_quorum", None, False)]),
+]
+
+
+def _endings() -> list[dict[str, Any]]:
+    """[JOB-TURN.2] [VOTE-FAILED.2] Each case: a job's verdicts (claimer i is bytes([0x40 + i])
+    * 20) and how the job ends: status, and the index of the verdict whose claimer is paid."""
+    out = []
+    for name, turns in ENDING_CASES:
+        verdicts = [Verdict(Address(bytes([0x40 + i]) * 20), Outcome(outcome), 0, 0, 0,
+                            TimeMs(0), None, loss)
+                    for i, (outcome, loss, _) in enumerate(turns)]
+        banned = frozenset(v.claimer for v, t in zip(verdicts, turns, strict=True) if t[2])
+        ending = unpaid_ending(verdicts, banned)
+        out.append({"name": name,
+                    "verdicts": [{"outcome": o, "verified_loss": loss, "claimer_banned": b}
+                                 for o, loss, b in turns],
+                    "status": str(ending.status),
+                    "paid_verdict": None if ending.paid is None
+                    else verdicts.index(ending.paid)})
+    return out
+
+
 def _vote(v: Vote | None) -> Any:
     return None if v is None else {"valid": v[0], "measured_loss": v[1]}
 
@@ -115,7 +160,8 @@ def build_vectors() -> dict[str, Any]:
             "verdicts": verdicts,
             "reward_params": {"loss_tolerance": REWARD_TOLERANCE,
                               "supermajority_permille": REWARD_SUPERMAJORITY},
-            "rewards": _rewards()}
+            "rewards": _rewards(),
+            "unpaid_endings": _endings()}
 
 
 def test_vote_agree_1_and_vote_verdict_2_vectors_match_the_committed_file() -> None:
@@ -141,3 +187,22 @@ def test_vote_reward_2_vectors_pay_what_the_rule_says() -> None:
     assert cases["no_answer_at_all_pays_as_vote_reward_1"] == [5, 5, 0]
     assert cases["silent_voter_outside"] == [3, 3, 3, 0]
     assert all(cases["median_keeps_every_honest_answer"][:8])
+
+
+def test_job_turn_2_and_vote_failed_2_unpaid_endings_follow_one_order() -> None:
+    """[JOB-TURN.2] [VOTE-FAILED.2] The endings of verdicts.json: a no-quorum or inconclusive
+    turn after a failed evaluation burns (the chain refunded it before), after a withdrawal
+    pays the withdrawn claim; the best withdrawn claim by an unbanned claimer comes first."""
+    cases = {c["name"]: (c["status"], c["paid_verdict"]) for c in build_vectors()["unpaid_endings"]}
+    assert cases == {
+        "nothing_to_pay_refunds": ("refunded", None),
+        "forfeits_only_refund": ("refunded", None),
+        "eval_failed_then_no_turn_left_burns": ("broken", None),
+        "eval_failed_then_no_quorum_burns": ("broken", None),
+        "eval_failed_then_inconclusive_burns": ("broken", None),
+        "withdrawn_then_no_quorum_pays_withdrawn": ("paid", 0),
+        "best_withdrawn_paid_before_eval_failed_burn": ("paid", 2),
+        "withdrawn_tie_pays_the_earlier": ("paid", 0),
+        "banned_withdrawn_skipped_next_paid": ("paid", 1),
+        "every_withdrawn_banned_then_eval_failed_burns": ("broken", None),
+    }
