@@ -23,7 +23,7 @@ from tests.ledger.test_job_lifecycle import (
 MEMBERS = ("alice", "bob", "carol", "dave", "erin", "v0")
 
 
-def _judge(chain: Chain, job_id: bytes, claimer: str, valid: bool, loss: float,
+def _judge(chain: Chain, job_id: bytes, claimer: str, valid: bool, loss: float | None,
            own: tuple[bool, float]) -> None:
     """The claimer reveals; every other member that is not banned votes, and so does the
     claimer on its own model [VOTE-SELF.1]."""
@@ -61,3 +61,51 @@ def test_job_turn_1_sacrificial_cheaters_cannot_use_up_the_honest_claims_turn() 
     assert job.escrow == 0
     assert_conserved(chain)
 
+
+
+def test_threat_exhaust_1_garbage_revealers_cannot_use_up_the_honest_claims_turn() -> None:
+    """[THREAT-EXHAUST.1] [VOTE-FAILED.2] [THREAT-GARBAGE.1] Three members (max_turns is 3)
+    claim far below reach and reveal bytes no evaluation can read (or a hash nobody serves):
+    every voter votes "evaluation failed" while each insists. Three eval_failed turns, none
+    counted against max_turns: the honest claim behind them is still tried and paid. The
+    residual, pinned here so a rule change shows: the garbage revealers lose nothing (not
+    banned, balances unchanged) and the voters of those turns are paid nothing."""
+    chain = Chain()
+    griefers = ("alice", "bob", "carol")
+    job_id = claims_then_expire(chain, {"alice": 0.01, "bob": 0.02, "carol": 0.03,
+                                        "dave": 0.5})
+    before = {n: chain.balance(n) for n in MEMBERS}
+    for griefer in griefers:
+        _judge(chain, job_id, griefer, valid=False, loss=None, own=(True, 0.01))
+    job = chain.job(job_id)
+    assert [v.outcome for v in job.verdicts] == [Outcome.EVAL_FAILED] * TURNS
+    assert not any(chain.state.account(chain.addr(n)).banned for n in griefers)
+    assert {n: chain.balance(n) for n in MEMBERS} == before  # nobody paid or slashed
+    assert job.status == JobStatus.REVEAL and job.current == chain.addr("dave")
+    _judge(chain, job_id, "dave", valid=True, loss=0.5, own=(True, 0.5))
+    job = chain.job(job_id)
+    assert job.status == JobStatus.PAID and job.winner == chain.addr("dave")
+    assert chain.balance("dave") == before["dave"] + BOUNTY
+    assert_conserved(chain)
+
+
+def test_threat_garbage_1_residual_a_lone_garbage_claim_burns_the_escrow_at_no_cost() -> None:
+    """[THREAT-GARBAGE.1] (open residual, threat_model.md) The only claim on a job reveals
+    garbage: the turn is eval_failed and the job ends BROKEN, its escrow burned
+    [VOTE-FAILED.2], where with no claim at all it would have been refunded; the claimer,
+    who may have trained nothing, keeps every credit. The rule cannot tell this claimer
+    from an honest one whose model a hostile evaluate fails only on the voters' machines,
+    so it punishes neither; this test pins what that costs the submitter."""
+    chain = Chain()
+    submitter_before = chain.balance("submitter")
+    job_id = claims_then_expire(chain, {"alice": 0.01})
+    alice_before, burned_before = chain.balance("alice"), chain.state.burned
+    _judge(chain, job_id, "alice", valid=False, loss=None, own=(True, 0.01))
+    job = chain.job(job_id)
+    assert [v.outcome for v in job.verdicts] == [Outcome.EVAL_FAILED]
+    assert job.status == JobStatus.BROKEN and job.winner is None
+    assert chain.balance("submitter") == submitter_before - ESCROW
+    assert chain.state.burned - burned_before == ESCROW
+    assert chain.balance("alice") == alice_before
+    assert not chain.state.account(chain.addr("alice")).banned
+    assert_conserved(chain)
