@@ -63,7 +63,12 @@ def outcome_text(j: Json) -> str:
         return f"refunded: {refund_reason(j)}"
     if status == "broken":
         verdicts = j.get("verdicts") or []
-        if verdicts and verdicts[-1].get("outcome") == "eval_failed":  # [VOTE-FAILED.2]
+        last = verdicts[-1].get("outcome") if verdicts else None
+        # [VOTE-FAILED.2] [JOB-TURN.2]: burned after a failed turn, whatever ended the job
+        # (its last turn, or a later no quorum / inconclusive); [JOB-BROKEN.1] ends on the
+        # inconsistent (or hidden-part) turn itself
+        if last not in ("inconsistent", "valid") and any(
+                v.get("outcome") == "eval_failed" for v in verdicts):
             return ("broken: the job's evaluation failed on the voters' machines and no claim "
                     "was paid (nobody banned, the escrow burned, nothing refunded)")
         return ("broken: voters measured the same model differently; the job's evaluation "

@@ -98,6 +98,9 @@ def test_vote_failed_2_job_status_says_why_a_job_ended_broken() -> None:
     failed = outcome_text({"settled": True, "status": "broken",
                            "verdicts": [{"outcome": "eval_failed"}]})
     assert "evaluation failed on the voters' machines" in failed and "burned" in failed
+    later = outcome_text({"settled": True, "status": "broken",
+                          "verdicts": [{"outcome": "eval_failed"}, {"outcome": "no_quorum"}]})
+    assert later == failed  # [JOB-TURN.2] a later turn without quorum burns too
     split = outcome_text({"settled": True, "status": "broken",
                           "verdicts": [{"outcome": "inconsistent"}]})
     assert "measured the same model differently" in split
