@@ -12,25 +12,27 @@ export LC_TEST_POSTGRES_URL ?= postgresql+psycopg2://lc:lc@127.0.0.1:5432/lc_tes
 
 .PHONY: test test-parallel test-serial test-repeat lock test-slow demo demo-federated demo-federated-private docs-federated setup system venv base-image lint typecheck unit gpu-test soak fuzz faults bench bench-quick clean
 
-# make test runs in two phases, each timed: the pure tests in 2 processes (pytest-xdist),
-# then the Docker, PostgreSQL and multi-process tests one at a time (they start engines,
-# graphs of node processes and containers, and would only slow each other down).
+# make test runs the suite in 2 processes (pytest-xdist, --dist loadfile): a module's tests
+# run in one process one after another, the Docker, PostgreSQL and multi-process modules
+# first, longest first, and the pure tests fill the end (scripts/test_phases.sh reports
+# the wall time and each lane's time).
+ALL_TESTS := not slow and not gpu
 PARALLEL_TESTS := not docker and not postgres and not serial and not slow and not gpu
 SERIAL_TESTS := (docker or postgres or serial) and not slow and not gpu
 test: setup lint typecheck
-	@bash scripts/test_phases.sh $(VENV)/bin/pytest "$(PARALLEL_TESTS)" "$(SERIAL_TESTS)"
+	@bash scripts/test_phases.sh $(VENV)/bin/pytest "$(ALL_TESTS)"
 
 test-parallel: venv
 	$(VENV)/bin/pytest -q -n 2 -m "$(PARALLEL_TESTS)"
 
 test-serial: setup
-	$(VENV)/bin/pytest -q -m "$(SERIAL_TESTS)"
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile -m "$(SERIAL_TESTS)"
 
 # The Docker and multi-process tests LC_REPEAT times in a row (default 5), each run with
 # fresh seeds; the report lists every failure with the LC_SEED that re-runs it and the time
 # of each run. A flaky test is a bug to fix, not to retry.
 test-repeat: setup
-	$(PY) scripts/repeat_tests.py --runs $${LC_REPEAT:-5} -m "$(SERIAL_TESTS)"
+	$(PY) scripts/repeat_tests.py --runs $${LC_REPEAT:-5} -m "$(SERIAL_TESTS)" -- -n 2 --dist loadfile
 
 # Refresh requirements.lock (every dependency, direct and transitive, exact version and
 # hashes) from pyproject.toml's ranges, then run the whole suite on it.

@@ -1,52 +1,57 @@
 #!/usr/bin/env bash
-# make test's two phases, each timed: the pure tests in 2 processes (pytest-xdist), then
-# the Docker, PostgreSQL and multi-process tests serially. Both phases always run; the
-# script fails if either fails. The last line sums both phases ("N passed, N failed").
-# Usage: test_phases.sh PYTEST PARALLEL_MARKEXPR SERIAL_MARKEXPR
+# make test: the whole suite in 2 processes (pytest-xdist, --dist loadfile). A module's tests
+# run one after another in one process; the modules that start engines, graphs of node
+# processes or browsers are handed out first, longest first (tests/conftest.py), and the
+# pure tests fill the end. The report gives the wall time, each lane's summed test time
+# (engine: docker, postgres and multi-process modules; pure: the rest) and each process's
+# busy time; the last line sums the run ("tests: N passed, N failed").
+# Usage: test_phases.sh PYTEST MARKEXPR
 set -uo pipefail
-pytest=$1 parallel=$2 serial=$3
+pytest=$1 markexpr=$2
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
 
-run_phase() {  # name, junit file, pytest args...
-  local name=$1 junit=$2; shift 2
-  local start=$SECONDS
-  echo "== phase $name: pytest $*"
-  "$pytest" -q --junitxml="$junit" "$@"
-  local rc=$?
-  echo "$name $((SECONDS - start)) $rc" >>"$reports/times"
-  return $rc
-}
+start=$SECONDS
+echo "== pytest -n 2 --dist loadfile -m \"$markexpr\""
+"$pytest" -q -n 2 --dist loadfile --durations=25 --junitxml="$reports/run.xml" \
+  -o junit_family=xunit1 -m "$markexpr"
+rc=$?
+wall=$((SECONDS - start))
 
-run_phase parallel "$reports/parallel.xml" -n 2 -m "$parallel"; rc1=$?
-run_phase serial "$reports/serial.xml" -m "$serial"; rc2=$?
-
-python3 - "$reports" <<'PY'
+python3 - "$reports/run.xml" "$wall" "$rc" <<'PY'
 import sys
 import xml.etree.ElementTree as ET
+from collections import defaultdict
 from pathlib import Path
 
-root = Path(sys.argv[1])
-totals = {"passed": 0, "failed": 0, "skipped": 0}
-print("== make test phases")
-for line in (root / "times").read_text().split("\n"):
-    if not line:
-        continue
-    name, seconds, rc = line.split()
-    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    xml = root / f"{name}.xml"
-    if xml.exists():
-        for suite in ET.parse(xml).getroot().iter("testsuite"):
-            for key in counts:
-                counts[key] += int(suite.get(key, 0))
-    failed = counts["failures"] + counts["errors"]
-    passed = counts["tests"] - failed - counts["skipped"]
-    totals["passed"] += passed
-    totals["failed"] += failed
-    totals["skipped"] += counts["skipped"]
+junit, wall, rc = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+lanes: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+if junit.exists():
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        lane = lanes[props.get("lane", "pure")]
+        lane["seconds"] += float(case.get("time", 0) or 0)
+        if case.find("skipped") is not None:
+            lane["skipped"] += 1
+        elif case.find("failure") is not None or case.find("error") is not None:
+            lane["failed"] += 1
+        else:
+            lane["passed"] += 1
+
+
+def clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
-    print(f"  {name:<9} {minutes:3d} min {secs:02d} s   {passed} passed, {failed} failed, "
-          f"{counts['skipped']} skipped   (pytest exit {rc})")
-print(f"tests: {totals['passed']} passed, {totals['failed']} failed")
+    return f"{minutes:3d} min {secs:02d} s"
+
+
+print("== make test lanes (2 processes side by side; lane times are summed test times)")
+for name in ("engine", "pure"):
+    lane = lanes[name]
+    print(f"  {name:<7} {clock(lane['seconds'])}   {int(lane['passed'])} passed, "
+          f"{int(lane['failed'])} failed, {int(lane['skipped'])} skipped")
+print(f"  wall    {clock(wall)}   (pytest exit {rc})")
+passed = sum(int(lane["passed"]) for lane in lanes.values())
+failed = sum(int(lane["failed"]) for lane in lanes.values())
+print(f"tests: {passed} passed, {failed} failed")
 PY
-[ "$rc1" -eq 0 ] && [ "$rc2" -eq 0 ]
+exit "$rc"

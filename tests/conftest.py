@@ -11,10 +11,12 @@
   image (``tests/framework/dockerd.py``), for tests that stop an engine or need a node
   with an engine of its own; one per session, reset for each test.
 - The header shows ``LC_TIMEOUT_FACTOR`` (``tests/framework/wait.py``).
-- ``make test`` runs the pure tests in 2 processes, then the ``docker``, ``postgres`` and
-  ``serial`` ones one at a time: a test that uses a private engine is marked ``docker``
-  here, and the modules in ``SERIAL_MODULES`` (graphs of node processes, kill -9 loops,
-  browsers) are marked ``serial``.
+- ``make test`` runs the whole suite in 2 processes (pytest-xdist, ``--dist loadfile``): a
+  module's tests always run one after another in one process, and the modules that start
+  engines, graphs of node processes or browsers (marked ``docker``, ``postgres`` or
+  ``serial`` here) are handed out first, heaviest first (``HEAVIEST_FIRST``), so the pure
+  tests fill the end of the run. Each case records its lane (``engine`` or ``pure``) for
+  scripts/test_phases.sh's report.
 """
 
 from __future__ import annotations
@@ -55,6 +57,29 @@ ENGINE_USE = re.compile(r"PrivateDockerd|docker_client|from sandbox\.engine impo
 """A module whose source reaches a Docker engine (its own fixtures, a private engine whose
 orphans it sweeps, the SDK): its tests run in the serial phase, never beside each other."""
 
+HEAVIEST_FIRST = (
+    "tests/test_bench_quick.py",
+    "tests/client/test_e2e_demo.py",
+    "tests/client/test_readme_use_it.py",
+    "tests/client/test_worker.py",
+    "tests/predict/test_predict_graph.py",
+    "tests/reliability/test_faults.py",
+    "tests/client/test_stalling_binaries_graph.py",
+    "tests/client/test_hostile_submitter_graph.py",
+    "tests/federated/test_federated_join_node.py",
+    "tests/client/test_hostile_challenge_graph.py",
+    "tests/client/test_worker_holdout.py",
+    "tests/client/test_worker_resume.py",
+    "tests/client/test_image_layers_docker.py",
+    "tests/client/test_dashboard_screenshot.py",
+    "tests/client/test_job_visibility_docker.py",
+    "tests/client/test_dashboard_progress_browser.py",
+    "tests/sandbox/test_template.py",
+)
+"""The longest modules of the engine lane, longest first (measured: a clean run's
+``--durations``). xdist's ``loadfile`` hands modules out in collection order, so starting
+the long ones first keeps one of them from being the last thing running."""
+
 SEED_KEY = pytest.StashKey[int]()
 HOST_KEY = pytest.StashKey[host_engine.HostEngine | None]()
 
@@ -88,20 +113,47 @@ def pytest_runtest_makereport(item: pytest.Item,
     return report
 
 
+def _module(item: pytest.Item, root: Path) -> str:
+    return item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+
+
+def _in_engine_lane(item: pytest.Item) -> bool:
+    return any(item.get_closest_marker(name) for name in ("docker", "postgres", "serial"))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root = config.rootpath
     reaches_engine: dict[Path, bool] = {}
     for item in items:
-        module = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        module = _module(item, root)
         if item.path not in reaches_engine:
             reaches_engine[item.path] = bool(ENGINE_USE.search(item.path.read_text()))
         if module in SERIAL_MODULES or reaches_engine[item.path]:
             item.add_marker(pytest.mark.serial)
         if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.docker)
+        item.user_properties.append(("lane", "engine" if _in_engine_lane(item) else "pure"))
+    rank = {module: place for place, module in enumerate(HEAVIEST_FIRST)}
+    engine_modules = {item.path for item in items if _in_engine_lane(item)}
+
+    def order(indexed: tuple[int, pytest.Item]) -> tuple[int, int, int]:
+        """Modules stay whole and in their own order: engine modules first, heaviest first."""
+        position, item = indexed
+        engine = item.path in engine_modules
+        return (0 if engine else 1, rank.get(_module(item, root), len(rank)), position)
+
+    items[:] = [item for _, item in sorted(enumerate(items), key=order)]
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    """The host engine is fingerprinted by the controlling process only: under xdist a
+    worker starting late would see the other worker's job containers as the host's."""
+    if _is_xdist_worker(session.config):
+        return
     session.stash[HOST_KEY] = host_engine.fingerprint()
 
 

@@ -24,6 +24,7 @@ and the failure then names the port.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import socket
 import threading
@@ -49,9 +50,27 @@ def ephemeral_low(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -
     return low if low > LOWEST_PORT + 1000 else 32768
 
 
+def _worker_slice(low: int, high: int) -> tuple[int, int]:
+    """This pytest-xdist worker's share of [low, high): ``make test`` runs 2 processes, each
+    with its own ``_handed_out``; disjoint shares keep one from handing out the other's
+    ports between its check and its node's bind. The whole range outside xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    try:
+        index = int(worker.removeprefix("gw"))
+        count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    except ValueError:
+        return low, high
+    if count < 2 or not 0 <= index < count:
+        return low, high
+    share = (high - low) // count
+    return low + index * share, low + (index + 1) * share
+
+
 def _candidate(span: int) -> int:
-    """A random start of ``span`` ports between LOWEST_PORT and the ephemeral range."""
-    return _draw.randrange(LOWEST_PORT, ephemeral_low() - span)
+    """A random start of ``span`` ports between LOWEST_PORT and the ephemeral range (this
+    xdist worker's share of it)."""
+    low, high = _worker_slice(LOWEST_PORT, ephemeral_low())
+    return _draw.randrange(low, high - span)
 
 
 def _bind(port: int) -> socket.socket | None:

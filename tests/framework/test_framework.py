@@ -116,3 +116,48 @@ def test_host_engine_check_sees_a_restart_and_a_removed_container() -> None:
     assert any("dockerd changed" in f for f in found)
     assert any("c1 changed" in f for f in found) and any("c2 was removed" in f for f in found)
     assert host_engine.changes(before, None) == ["the host dockerd (pid 100) is gone"]
+
+
+def test_each_xdist_worker_draws_ports_from_its_own_share(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """make test's 2 processes each keep their own record of ports handed out: their shares
+    of the range must not overlap, or one could hand out a port the other just checked."""
+    from tests.framework.ports import _worker_slice
+
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    assert _worker_slice(10_000, 32_768) == (10_000, 32_768)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    shares = []
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        shares.append(_worker_slice(10_000, 32_768))
+    (low0, high0), (low1, high1) = shares
+    assert low0 == 10_000 and high0 <= low1 and high1 <= 32_768
+    assert high0 - low0 > 10_000 and high1 - low1 > 10_000
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    ports = free_ports(20)
+    assert all(low1 <= port < high1 for port in ports), ports
+
+
+def test_repeat_report_names_each_failure_with_the_line_that_reruns_it(
+        tmp_path: Path) -> None:
+    """scripts/repeat_tests.py reads pytest's junit report: a failure carries its seed line."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "repeat_tests", Path(__file__).parents[2] / "scripts" / "repeat_tests.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    junit = tmp_path / "run.xml"
+    junit.write_text(
+        '<testsuites><testsuite name="pytest" tests="2">'
+        '<testcase classname="tests.a" name="test_ok" time="0.1"/>'
+        '<testcase classname="tests.b" name="test_bad" time="0.2">'
+        '<failure message="AssertionError: 1 == 2&#10;more">trace</failure>'
+        "<system-out>seed: LC_SEED=42 pytest 'tests/b.py::test_bad'</system-out>"
+        "</testcase></testsuite></testsuites>")
+    assert module.failures_in(junit) == [{
+        "test": "tests.b::test_bad", "error": "AssertionError: 1 == 2",
+        "rerun": "LC_SEED=42 pytest 'tests/b.py::test_bad'"}]
+    assert module.failures_in(tmp_path / "missing.xml")[0]["test"] == "(no report)"
