@@ -109,3 +109,32 @@ def test_threat_garbage_1_residual_a_lone_garbage_claim_burns_the_escrow_at_no_c
     assert chain.balance("alice") == alice_before
     assert not chain.state.account(chain.addr("alice")).banned
     assert_conserved(chain)
+
+
+def test_threat_slowvoter_1_residual_failed_votes_past_a_third_make_a_cheat_inconsistent() -> None:
+    """[THREAT-SLOWVOTER.1] (open residual, threat_model.md) [VOTE-VERDICT.2] assumes fewer
+    than a third of a turn's voters faulty. A liar's turn with 5 voters: 3 measure the
+    truth (invalid, loss 0.9) and 2 could not finish in time (slow machines, or friends of
+    the liar) and vote "evaluation failed". The largest agreeing group (3) is below ⅔ of 5:
+    the turn is inconsistent, nobody is banned and the liar is paid. One failed vote of 5
+    (under a third) leaves the cheat verdict standing."""
+    chain = Chain()
+    job_id = claims_then_expire(chain, {"alice": 0.01})
+    chain.block(chain.reveal("alice", job_id))
+    truth, failed = (False, 0.9), (False, None)
+    chain.vote_round(job_id, "alice", {"bob": failed, "carol": failed, "dave": truth,
+                                       "erin": truth, "v0": truth, "alice": (True, 0.01)})
+    job = chain.job(job_id)
+    assert [v.outcome for v in job.verdicts] == [Outcome.INCONSISTENT]
+    assert not chain.state.account(chain.addr("alice")).banned
+    assert job.winner == chain.addr("alice")
+    assert_conserved(chain)
+
+    chain = Chain()
+    job_id = claims_then_expire(chain, {"alice": 0.01})
+    chain.block(chain.reveal("alice", job_id))
+    chain.vote_round(job_id, "alice", {"bob": failed, "carol": truth, "dave": truth,
+                                       "erin": truth, "v0": truth, "alice": (True, 0.01)})
+    assert [v.outcome for v in chain.job(job_id).verdicts] == [Outcome.CHEAT]
+    assert chain.state.account(chain.addr("alice")).banned
+    assert_conserved(chain)
