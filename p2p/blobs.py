@@ -37,13 +37,12 @@ from functools import partial
 from pathlib import Path
 
 from aiohttp import web
-from aiohttp.abc import AbstractStreamWriter
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from chain.content import blob_id, chunk_count
 from chain.types import Address
 from p2p.blobstore import BlobStore, BlobTooLarge, BlobUnavailable
 from p2p.bulk import (
-    AUTH_SCHEME,
     BULK_SERVICE,
     RUN_CHUNKS,
     BadChunk,
@@ -51,6 +50,9 @@ from p2p.bulk import (
     BulkGrants,
     BulkStream,
     Cancelled,
+    chunk_range,
+    seal_chunk,
+    sealed_length,
 )
 from p2p.node import Node, RequestFailed
 from p2p.peer import PeerConnection
@@ -160,31 +162,57 @@ class BlobService:
         """[WIRE-BLOB.9] A token for range requests, to peers we would serve chunks to."""
         token = None
         if self.bulk and self.store.has(message.blob):
-            token = self.grants.issue(peer.address, message.blob, time.monotonic())
+            token = self.grants.issue(
+                peer.address, message.blob, time.monotonic(), peer.session.handshake_hash
+            )
         await peer.send(
             BulkGrant(message.req_id, token) if token is not None else NotFound(message.req_id)
         )
 
     async def _serve_bulk(self, request: web.Request) -> web.StreamResponse:
-        """[WIRE-BLOB.9] ``GET /p2p/blob/<hex>`` with a token: the bytes by ``sendfile``."""
-        scheme, _, token_hex = request.headers.get("Authorization", "").partition(" ")
+        """[WIRE-BLOB.9] [WIRE-SECURE.6] ``GET /p2p/blob/<grant id>`` with a chunk-aligned
+        ``Range``: those chunks, each sealed under the grant's key. The next chunk is read
+        and sealed on a thread while the current one is written."""
         try:
-            blob = bytes.fromhex(request.match_info["arg"])
-            token = bytes.fromhex(token_hex)
+            grant_id = bytes.fromhex(request.match_info["arg"])
         except ValueError:
-            raise web.HTTPBadRequest(text="blob id and token must be hex") from None
-        if scheme != AUTH_SCHEME or not self.grants.open_stream(token, blob, time.monotonic()):
-            raise web.HTTPForbidden(text="no live bulk token for this blob")
+            raise web.HTTPBadRequest(text="grant id must be hex") from None
+        grant = self.grants.open_stream(grant_id, time.monotonic())
+        if grant is None:
+            raise web.HTTPForbidden(text="no live bulk grant")
         try:
-            if not self.store.has(blob):
+            if not self.store.has(grant.blob):
                 raise web.HTTPNotFound(text="blob not stored")
-            response = _SentFileResponse(self.store.path(blob))
+            path = self.store.path(grant.blob)
+            size = path.stat().st_size
+            span = chunk_range(request.headers.get("Range", ""), size)
+            if span is None:
+                raise web.HTTPRequestRangeNotSatisfiable(text="ranges must be whole chunks")
+            first, count = span
+            response = web.StreamResponse(status=206)
+            response.content_length = sealed_length(first, count, size)
+            response.content_type = "application/octet-stream"
             await response.prepare(request)
+            aead = AESGCM(grant.key)
+            loop = asyncio.get_running_loop()
+            with open(path, "rb", buffering=0) as file:
+                fd = file.fileno()
+
+                def sealed(index: int) -> bytes:
+                    return seal_chunk(aead, index, os.pread(fd, CHUNK_SIZE, index * CHUNK_SIZE))
+
+                ahead = loop.run_in_executor(None, sealed, first)
+                for index in range(first, first + count):
+                    data = await ahead
+                    if index + 1 < first + count:
+                        ahead = loop.run_in_executor(None, sealed, index + 1)
+                    await response.write(data)
+            await response.write_eof()
             self.stats["bulk_streams_served"] += 1
             self.stats["bytes_served"] += response.content_length or 0
             return response
         finally:
-            self.grants.close_stream(token, time.monotonic())
+            self.grants.close_stream(grant_id, time.monotonic())
 
     # -- fetching ----------------------------------------------------------
 
@@ -386,7 +414,7 @@ class _Transfer:
             return False
         stream = BulkStream(
             endpoint[0], endpoint[1], self.blob, token, self.size,
-            timeout=self.node.config.request_timeout,
+            handshake_hash=peer.session.handshake_hash, timeout=self.node.config.request_timeout,
         )  # fmt: skip
         loop = asyncio.get_running_loop()
         while self.missing and peer.address not in self.excluded:
@@ -406,7 +434,7 @@ class _Transfer:
                 )  # fmt: skip
             except BadChunk as e:
                 log.info("bulk stream from %r: %s", peer, e)
-                self.node.penalize(peer, Offence.BAD_RESPONSE)
+                self.node.penalize(peer, Offence.BAD_RECORD if e.sealed else Offence.BAD_RESPONSE)
                 self.excluded.add(peer.address)
                 return True
             except BulkError as e:
@@ -481,16 +509,6 @@ class _Transfer:
             self.progress(self.received, self.size)
         if len(self.done) == len(self.hashes):
             self.service._changed.set()
-
-
-class _SentFileResponse(web.FileResponse):
-    """A ``FileResponse`` the handler sends itself (to know when the stream ends);
-    aiohttp's second ``prepare`` after the handler returns is then a no-op."""
-
-    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
-        if self.prepared:
-            return None
-        return await super().prepare(request)
 
 
 def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:

@@ -9,10 +9,14 @@ Python), the fetcher ``recv_into``s a reused buffer on a worker thread, checks t
 chunk against the manifest and writes it. (``O_DIRECT`` writes were tried and
 were slower here: the write then waits for the disk inside the pipeline.)
 
-Who may read is decided over the authenticated WebSocket: ``getbulk``
-returns a random token bound to that peer and blob (``BulkGrants``); the
-HTTP request presents it. The bytes themselves need no trust: every chunk
-is checked exactly as in [WIRE-BLOB.5].
+Who may read is decided over the secure WebSocket: ``getbulk`` returns a
+random secret token bound to that peer and blob (``BulkGrants``). The token
+never travels in clear: the range request names the grant by a hash of it,
+and every chunk travels sealed (AES-256-GCM) under a key derived from the
+token and the channel's handshake hash [WIRE-SECURE.6], so an observer of
+the stream sees neither the blob, nor its bytes, nor the token. The bytes
+are then checked exactly as in [WIRE-BLOB.5]. (Sealing costs the server
+its ``sendfile``: each chunk is read, sealed and written.)
 
 This module holds the pure token bookkeeping and the blocking client; the
 wiring is in ``p2p.blobs``.
@@ -26,13 +30,18 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from chain.content import CHUNK_SIZE
 from chain.types import Address
 from p2p.errors import P2PError
+from p2p.secure import TAG_LEN, bulk_grant_id, bulk_key, bulk_nonce
 
 BULK_SERVICE = "blob"
-BULK_PATH = "/p2p/blob/{blob}"
-AUTH_SCHEME = "LC-Bulk"
+BULK_PATH = "/p2p/blob/{grant}"
+"""[WIRE-SECURE.6] The grant's public id (``bulk_grant_id(token)``), never the token or blob."""
+SEALED_CHUNK = CHUNK_SIZE + TAG_LEN
 TOKEN_BYTES = 16
 TOKEN_IDLE_SECONDS = 30.0
 """[WIRE-BLOB.9] A token lapses this long after it was issued or last used."""
@@ -46,9 +55,12 @@ RUN_CHUNKS = 32
 
 
 @dataclass(slots=True)
-class _Grant:
+class Grant:
+    """A live grant: whose, for which blob, and the key its chunks are sealed with."""
+
     peer: Address
     blob: bytes
+    key: bytes
     expires: float
     streams: int = 0
 
@@ -60,31 +72,36 @@ class BulkGrants:
     idle_seconds: float = TOKEN_IDLE_SECONDS
     per_peer: int = MAX_TOKENS_PER_PEER
     total: int = MAX_TOKENS
-    _grants: dict[bytes, _Grant] = field(default_factory=dict)
+    _grants: dict[bytes, Grant] = field(default_factory=dict)
+    """By grant id (``bulk_grant_id(token)``); the token itself is not kept."""
 
-    def issue(self, peer: Address, blob: bytes, now: float) -> bytes | None:
-        """A fresh token for ``peer`` to read ``blob``; None when over a limit."""
+    def issue(
+        self, peer: Address, blob: bytes, now: float, handshake_hash: bytes
+    ) -> bytes | None:
+        """A fresh token for ``peer`` to read ``blob`` over the channel whose handshake
+        hash is ``handshake_hash``; None when over a limit."""
         self._expire(now)
         if len(self._grants) >= self.total:
             return None
         if sum(1 for g in self._grants.values() if g.peer == peer) >= self.per_peer:
             return None
         token = secrets.token_bytes(TOKEN_BYTES)
-        self._grants[token] = _Grant(peer, blob, now + self.idle_seconds)
+        key = bulk_key(handshake_hash, token, blob)
+        self._grants[bulk_grant_id(token)] = Grant(peer, blob, key, now + self.idle_seconds)
         return token
 
-    def open_stream(self, token: bytes, blob: bytes, now: float) -> bool:
-        """Admits one range request presenting ``token`` for ``blob``; renews the token."""
+    def open_stream(self, grant_id: bytes, now: float) -> Grant | None:
+        """Admits one range request naming ``grant_id``; renews the grant."""
         self._expire(now)
-        grant = self._grants.get(token)
-        if grant is None or grant.blob != blob or grant.streams >= MAX_STREAMS_PER_TOKEN:
-            return False
+        grant = self._grants.get(grant_id)
+        if grant is None or grant.streams >= MAX_STREAMS_PER_TOKEN:
+            return None
         grant.streams += 1
         grant.expires = now + self.idle_seconds
-        return True
+        return grant
 
-    def close_stream(self, token: bytes, now: float) -> None:
-        grant = self._grants.get(token)
+    def close_stream(self, grant_id: bytes, now: float) -> None:
+        grant = self._grants.get(grant_id)
         if grant is not None:
             grant.streams -= 1
             grant.expires = now + self.idle_seconds
@@ -107,11 +124,38 @@ class BulkError(P2PError):
 
 
 class BadChunk(P2PError):
-    """A chunk from the bulk stream did not match the manifest."""
+    """A chunk from the bulk stream did not match the manifest, or (``sealed``) did not
+    even open [WIRE-SECURE.6]."""
 
-    def __init__(self, index: int) -> None:
-        super().__init__(f"chunk {index} does not match the manifest")
+    def __init__(self, index: int, *, sealed: bool = False) -> None:
+        what = "does not authenticate" if sealed else "does not match the manifest"
+        super().__init__(f"chunk {index} {what}")
         self.index = index
+        self.sealed = sealed
+
+
+def seal_chunk(aead: AESGCM, index: int, chunk: bytes | bytearray | memoryview) -> bytes:
+    """[WIRE-SECURE.6] Chunk ``index`` as it travels: AES-256-GCM, nonce = the index."""
+    return aead.encrypt(bulk_nonce(index), chunk, None)
+
+
+def chunk_range(header: str, size: int) -> tuple[int, int] | None:
+    """``bytes=<first>-<last>`` on chunk boundaries -> (first chunk, chunk count); None if not."""
+    unit, _, spec = header.partition("=")
+    first_s, dash, last_s = spec.partition("-")
+    if unit.strip() != "bytes" or not dash or not first_s.isdigit() or not last_s.isdigit():
+        return None
+    first, last = int(first_s), int(last_s)
+    end = last + 1
+    if first % CHUNK_SIZE or first >= end or end > size or (end % CHUNK_SIZE and end != size):
+        return None
+    return first // CHUNK_SIZE, -(-end // CHUNK_SIZE) - first // CHUNK_SIZE
+
+
+def sealed_length(first: int, count: int, size: int) -> int:
+    """Bytes of chunks ``first … first+count-1`` once sealed."""
+    end = min(size, (first + count) * CHUNK_SIZE)
+    return end - first * CHUNK_SIZE + count * TAG_LEN
 
 
 class Cancelled(P2PError):
@@ -132,16 +176,25 @@ class BulkStream:
     """
 
     def __init__(
-        self, host: str, port: int, blob: bytes, token: bytes, size: int, *, timeout: float
+        self,
+        host: str,
+        port: int,
+        blob: bytes,
+        token: bytes,
+        size: int,
+        *,
+        handshake_hash: bytes,
+        timeout: float,
     ) -> None:
         self.host = host
         self.port = port
-        self.path = BULK_PATH.format(blob=blob.hex())
-        self.token = token
+        self.path = BULK_PATH.format(grant=bulk_grant_id(token).hex())
         self.size = size
         self.timeout = timeout
+        self._aead = AESGCM(bulk_key(handshake_hash, token, blob))
         self._conn: http.client.HTTPConnection | None = None
-        self._view = memoryview(bytearray(CHUNK_SIZE))
+        self._sealed = memoryview(bytearray(SEALED_CHUNK))
+        self._plain = bytearray(CHUNK_SIZE)
 
     def fetch_run(
         self,
@@ -158,42 +211,40 @@ class BulkStream:
         """
         start = first * CHUNK_SIZE
         end = min(self.size, (first + count) * CHUNK_SIZE)
-        response = self._request(start, end)
+        response = self._request(start, end, sealed_length(first, count, self.size))
+        plain = memoryview(self._plain)
         try:
             for index in range(first, first + count):
                 if cancelled.is_set():
                     raise Cancelled()
                 length = min(CHUNK_SIZE, self.size - index * CHUNK_SIZE)
-                view = self._view[:length]
+                view = self._sealed[: length + TAG_LEN]
                 self._read_exactly(response, view)
-                if not check_and_write(index, view):
+                try:
+                    self._aead.decrypt_into(bulk_nonce(index), view, None, plain[:length])
+                except InvalidTag:
+                    raise BadChunk(index, sealed=True) from None
+                if not check_and_write(index, plain[:length]):
                     raise BadChunk(index)
                 on_verified(index)
         except BaseException:
             self.close()
             raise
 
-    def _request(self, start: int, end: int) -> http.client.HTTPResponse:
+    def _request(self, start: int, end: int, length: int) -> http.client.HTTPResponse:
         if self._conn is None:
             self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
-            self._conn.request(
-                "GET",
-                self.path,
-                headers={
-                    "Authorization": f"{AUTH_SCHEME} {self.token.hex()}",
-                    "Range": f"bytes={start}-{end - 1}",
-                },
-            )
+            self._conn.request("GET", self.path, headers={"Range": f"bytes={start}-{end - 1}"})
             response = self._conn.getresponse()
         except (OSError, http.client.HTTPException) as e:
             self.close()
             raise BulkError(f"bulk request to {self.host}:{self.port} failed: {e}") from e
-        if response.status != 206 or response.length != end - start:
+        if response.status != 206 or response.length != length:
             self.close()
             raise BulkError(
                 f"bulk request to {self.host}:{self.port} answered {response.status} "
-                f"with {response.length} bytes, wanted 206 with {end - start}"
+                f"with {response.length} bytes, wanted 206 with {length}"
             )
         return response
 

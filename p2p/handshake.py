@@ -1,27 +1,25 @@
-"""The authenticated handshake [WIRE-HANDSHAKE.*], as pure checks plus one driver.
+"""The authenticated handshake [WIRE-HANDSHAKE.*] inside the secure channel [WIRE-SECURE.*].
 
-Both sides send ``Hello`` at once, check the other's, then send ``Auth``: a
-signature by their node key over a digest that binds the chain id, both public
-keys and both fresh nonces [WIRE-HANDSHAKE.2]. Each side therefore signs the
-challenge the *other* side just chose, so a recorded handshake cannot be
-replayed and a stolen public key without its private key cannot pass
-[WIRE-HANDSHAKE.3]. Any mismatch is answered by ``Reject(code, reason)`` and the
-connection is closed [WIRE-HANDSHAKE.4].
+The Noise NN key agreement (``p2p.secure``) gives both sides fresh one-way keys
+and a handshake hash ``h``. Each side's first record is then ``Identify``: its
+node key, chain id and listen details, signed with its node key over ``h`` and
+its role [WIRE-SECURE.3]. Since ``h`` covers both fresh ephemeral keys, a
+recorded handshake cannot be replayed, a man in the middle cannot relay a
+signature from one channel to the other, and claiming someone's public key
+without its private key fails [WIRE-HANDSHAKE.3]. Any mismatch is answered by a
+``Reject(code, reason)`` record and the connection is closed [WIRE-HANDSHAKE.4].
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from chain.crypto import PrivateKey, address_from_pubkey, sha256, verify
-from chain.encoding import encode
+from chain.crypto import PrivateKey, address_from_pubkey, verify
 from chain.errors import InvalidAddress
-from chain.types import Address, Hash32
+from chain.types import Address
 from p2p.errors import P2PError
-from p2p.wire import DOMAIN, PROTOCOL_VERSION, Auth, Hello
-
-HANDSHAKE_TAG = "P2P_HANDSHAKE"
+from p2p.secure import INITIATOR, RESPONDER, identify_digest
+from p2p.wire import PROTOCOL_VERSION, Identify
 
 
 class HandshakeError(P2PError):
@@ -33,7 +31,7 @@ class HandshakeError(P2PError):
 
 
 class HandshakeRefused(HandshakeError):
-    """The other side refused us with a ``Reject`` frame."""
+    """The other side refused us with a ``Reject`` record."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,66 +46,57 @@ class PeerIdentity:
     agent: str
 
 
-def new_nonce() -> bytes:
-    return os.urandom(32)
+def role(initiator: bool) -> str:
+    return INITIATOR if initiator else RESPONDER
 
 
-def handshake_digest(
-    chain_id: str, signer_pubkey: bytes, other_pubkey: bytes, other_nonce: bytes, own_nonce: bytes
-) -> Hash32:
-    """[WIRE-HANDSHAKE.2] What a side signs: the other side's challenge, bound to both keys."""
-    return sha256(
-        encode(
-            [
-                DOMAIN,
-                chain_id,
-                HANDSHAKE_TAG,
-                PROTOCOL_VERSION,
-                signer_pubkey,
-                other_pubkey,
-                other_nonce,
-                own_nonce,
-            ]
-        )
-    )
-
-
-def make_hello(
+def make_identify(
     key: PrivateKey,
     chain_id: str,
-    nonce: bytes,
+    *,
+    initiator: bool,
+    handshake_hash: bytes,
     listen_port: int,
     topics: tuple[str, ...],
     agent: str,
-) -> Hello:
-    return Hello(
-        PROTOCOL_VERSION, chain_id, bytes(key.public_key), nonce, listen_port, list(topics), agent
+) -> Identify:
+    """[WIRE-SECURE.3] Our first record: who we are, signed over this channel's ``h``."""
+    pubkey = bytes(key.public_key)
+    digest = identify_digest(
+        chain_id, role(initiator), handshake_hash, pubkey, listen_port, topics, agent
     )
+    return Identify(
+        PROTOCOL_VERSION, chain_id, pubkey, listen_port, list(topics), agent,
+        bytes(key.sign(digest)),
+    )  # fmt: skip
 
 
-def check_hello(hello: Hello, *, chain_id: str, own_pubkey: bytes) -> Address:
+def check_identify(other: Identify, *, chain_id: str, own_pubkey: bytes) -> Address:
     """[WIRE-HANDSHAKE.1] Version, chain id and key of the other side; returns its address."""
-    if hello.version != PROTOCOL_VERSION:
-        raise HandshakeError("version", f"protocol version {hello.version} != {PROTOCOL_VERSION}")
-    if hello.chain_id != chain_id:
-        raise HandshakeError("chain_id", f"chain id {hello.chain_id!r} != {chain_id!r}")
-    if hello.pubkey == own_pubkey:
+    if other.version != PROTOCOL_VERSION:
+        raise HandshakeError("version", f"protocol version {other.version} != {PROTOCOL_VERSION}")
+    if other.chain_id != chain_id:
+        raise HandshakeError("chain_id", f"chain id {other.chain_id!r} != {chain_id!r}")
+    if other.pubkey == own_pubkey:
         raise HandshakeError("self", "connected to itself")
     try:
-        return address_from_pubkey(hello.pubkey)
+        return address_from_pubkey(other.pubkey)
     except InvalidAddress as e:
         raise HandshakeError("bad_pubkey", str(e)) from e
 
 
-def make_auth(key: PrivateKey, chain_id: str, own_nonce: bytes, other: Hello) -> Auth:
-    digest = handshake_digest(chain_id, bytes(key.public_key), other.pubkey, other.nonce, own_nonce)
-    return Auth(bytes(key.sign(digest)))
-
-
-def check_auth(
-    auth: Auth, *, chain_id: str, own_pubkey: bytes, own_nonce: bytes, other: Hello
+def check_identify_signature(
+    other: Identify, *, chain_id: str, other_is_initiator: bool, handshake_hash: bytes
 ) -> None:
-    """[WIRE-HANDSHAKE.3] The other side signed our fresh nonce with its key."""
-    digest = handshake_digest(chain_id, other.pubkey, own_pubkey, own_nonce, other.nonce)
-    if not verify(other.pubkey, digest, auth.signature):
-        raise HandshakeError("bad_signature", "handshake signature does not verify")
+    """[WIRE-HANDSHAKE.3] [WIRE-SECURE.3] The other's node key signed this channel's ``h``
+    in the other's role."""
+    digest = identify_digest(
+        chain_id, role(other_is_initiator), handshake_hash, other.pubkey, other.listen_port,
+        other.topics, other.agent,
+    )  # fmt: skip
+    if not verify(other.pubkey, digest, other.signature):
+        raise HandshakeError("bad_signature", "identify signature does not verify")
+
+
+def identity_of(address: Address, other: Identify) -> PeerIdentity:
+    return PeerIdentity(address, other.pubkey, other.listen_port, tuple(other.topics), other.agent)

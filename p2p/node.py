@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from chain.crypto import PrivateKey
 from chain.types import Address
@@ -31,22 +32,28 @@ from p2p.handshake import (
     HandshakeError,
     HandshakeRefused,
     PeerIdentity,
-    check_auth,
-    check_hello,
-    make_auth,
-    make_hello,
-    new_nonce,
+    check_identify,
+    check_identify_signature,
+    identity_of,
+    make_identify,
 )
 from p2p.peer import ConnectionClosed, PeerConnection, WebSocket, receive_frame
 from p2p.scoring import BanList, Offence
+from p2p.secure import (
+    BadRecord,
+    SecureChannelError,
+    Session,
+    initiator_finish,
+    initiator_start,
+    responder_finish,
+)
 from p2p.tuning import tune_allocator
 from p2p.wire import (
     MAX_FRAME_SIZE,
     MAX_PEERS_ENTRIES,
     RESPONSE_TYPES,
-    Auth,
     GetPeers,
-    Hello,
+    Identify,
     MalformedFrame,
     Message,
     Peers,
@@ -64,7 +71,7 @@ WS_PATH = "/p2p"
 _CLOSE_TIMEOUT = 1.0
 """Seconds to wait for the other side's close frame."""
 _WS_OVERHEAD = 64
-"""Room for the frame header so ``MAX_FRAME_SIZE`` bounds the payload itself."""
+"""Room for the record's 16-byte tag: ``MAX_FRAME_SIZE`` bounds the frame itself."""
 
 
 class RequestFailed(P2PError):
@@ -277,7 +284,7 @@ class Node:
                         autoping=True,
                         timeout=aiohttp.ClientWSTimeout(ws_close=_CLOSE_TIMEOUT),
                     )
-                    identity = await self._handshake(ws)
+                    identity, session = await self._handshake(ws, initiator=True)
             except (
                 TimeoutError,
                 OSError,
@@ -293,7 +300,9 @@ class Node:
             ok = True
             self.book.succeeded(endpoint, identity.address, self.now())
             self._dialing.discard(endpoint)
-            await self._serve(ws, identity, outbound=True, remote_host=host, dialled_port=port)
+            await self._serve(
+                ws, identity, session, outbound=True, remote_host=host, dialled_port=port
+            )
             self.book.disconnected(endpoint, self.now())
         finally:
             self._dialing.discard(endpoint)
@@ -319,60 +328,58 @@ class Node:
         try:
             async with asyncio.timeout(self.config.handshake_timeout):
                 await ws.prepare(request)
-                identity = await self._handshake(ws)
+                identity, session = await self._handshake(ws, initiator=False)
         except (TimeoutError, OSError, ConnectionClosed, HandshakeError, MalformedFrame) as e:
             log.info("inbound handshake from %s failed: %s", request.remote, e)
             await _close_quickly(ws)
             return ws
         finally:
             self._pending_handshakes -= 1
-        await self._serve(ws, identity, outbound=False, remote_host=request.remote or "127.0.0.1")
+        await self._serve(
+            ws, identity, session, outbound=False, remote_host=request.remote or "127.0.0.1"
+        )
         return ws
 
-    async def _handshake(self, ws: WebSocket) -> PeerIdentity:
-        """[WIRE-HANDSHAKE.1-5] Both sides: Hello, check, Auth, check. Raises on any failure."""
+    async def _handshake(
+        self, ws: WebSocket, *, initiator: bool
+    ) -> tuple[PeerIdentity, Session]:
+        """[WIRE-SECURE.1-3] [WIRE-HANDSHAKE.1-5] Noise NN, then both sides' Identify; raises
+        ``HandshakeError``. Only a ``Reject`` goes to a peer that fails a check."""
         cfg = self.config
-        own_pubkey = bytes(self.key.public_key)
-        nonce = new_nonce()
-        hello = make_hello(self.key, cfg.chain_id, nonce, self.listen_port, cfg.topics, cfg.agent)
-        await ws.send_bytes(encode_frame(hello))
-        other = await self._expect(ws, Hello)
+        ephemeral = X25519PrivateKey.generate()
         try:
-            address = check_hello(other, chain_id=cfg.chain_id, own_pubkey=own_pubkey)
+            if initiator:
+                start = initiator_start(ephemeral)
+                await ws.send_bytes(start.message)
+                session = initiator_finish(start, await _expect_raw(ws))
+            else:
+                message2, session = responder_finish(ephemeral, await _expect_raw(ws))
+                await ws.send_bytes(message2)
+        except SecureChannelError as e:
+            raise HandshakeError("malformed", str(e)) from e
+        own = make_identify(
+            self.key, cfg.chain_id, initiator=initiator, handshake_hash=session.handshake_hash,
+            listen_port=self.listen_port, topics=cfg.topics, agent=cfg.agent,
+        )  # fmt: skip
+        await ws.send_bytes(session.send.seal(encode_frame(own)))
+        try:
+            other = await _expect_identify(ws, session)
+            address = check_identify(other, chain_id=cfg.chain_id, own_pubkey=own.pubkey)
             if not cfg.is_admitted(address):
                 raise HandshakeError("not_admitted", "this key is not a member of the graph")
             if self.is_banned(address):
                 raise HandshakeError("banned", "temporarily banned for misbehaviour")
-            await ws.send_bytes(encode_frame(make_auth(self.key, cfg.chain_id, nonce, other)))
-            auth = await self._expect(ws, Auth)
-            check_auth(
-                auth, chain_id=cfg.chain_id, own_pubkey=own_pubkey, own_nonce=nonce, other=other
-            )
+            check_identify_signature(
+                other, chain_id=cfg.chain_id, other_is_initiator=not initiator,
+                handshake_hash=session.handshake_hash,
+            )  # fmt: skip
         except HandshakeRefused:
             raise
         except HandshakeError as e:
             with contextlib.suppress(ConnectionError, RuntimeError, aiohttp.ClientError):
-                await ws.send_bytes(encode_frame(Reject(e.code, e.reason)))
+                await ws.send_bytes(session.send.seal(encode_frame(Reject(e.code, e.reason))))
             raise
-        return PeerIdentity(
-            address, other.pubkey, other.listen_port, tuple(other.topics), other.agent
-        )
-
-    async def _expect(self, ws: WebSocket, kind: type[M]) -> M:
-        frame = await receive_frame(ws)
-        if frame.data is None:
-            raise HandshakeError(
-                "malformed", "handshake frame is not a binary message within limits"
-            )
-        try:
-            message = decode_frame(frame.data)
-        except MalformedFrame as e:
-            raise HandshakeError("malformed", str(e)) from e
-        if isinstance(message, Reject):
-            raise HandshakeRefused(message.code, message.reason)
-        if not isinstance(message, kind):
-            raise HandshakeError("protocol", f"expected {kind.TAG}, got {message.TAG}")
-        return message
+        return identity_of(address, other), session
 
     async def _register(self, peer: PeerConnection) -> bool:
         """One connection per pair of nodes: the one dialled by the lower address wins.
@@ -410,6 +417,7 @@ class Node:
         self,
         ws: WebSocket,
         identity: PeerIdentity,
+        session: Session,
         *,
         outbound: bool,
         remote_host: str,
@@ -419,6 +427,7 @@ class Node:
         peer = PeerConnection(
             ws,
             identity,
+            session,
             outbound=outbound,
             remote_host=remote_host,
             dialled_port=dialled_port,
@@ -454,7 +463,9 @@ class Node:
             log.info("%r disconnected", peer)
 
     async def _read_loop(self, peer: PeerConnection) -> None:
-        """[WIRE-FRAME.*] Rate limit, size limit and decode every frame, then route it."""
+        """[WIRE-SECURE.5] [WIRE-FRAME.*] Open every record in order, rate and size limit
+        its frame, decode it, then route it. A record that does not open ends the
+        connection: its counter can never line up again."""
         while not peer.closed.is_set():
             frame = await receive_frame(peer.ws)
             self.stats["frames_received"] += 1
@@ -462,15 +473,21 @@ class Node:
             if frame.oversized:
                 self.penalize(peer, Offence.OVERSIZED_FRAME)
                 return
-            if frame.data is None:
-                self.penalize(peer, Offence.MALFORMED_FRAME)
-                continue
+            if frame.data is None:  # a text message is no record
+                self.penalize(peer, Offence.BAD_RECORD)
+                return
+            try:
+                plain = peer.open_record(frame.data)
+            except BadRecord as e:
+                log.info("%r: %s", peer, e)
+                self.penalize(peer, Offence.BAD_RECORD)
+                return
             now = self.now()
-            if not peer.msg_bucket.take(1, now) or not peer.byte_bucket.take(len(frame.data), now):
+            if not peer.msg_bucket.take(1, now) or not peer.byte_bucket.take(len(plain), now):
                 self.penalize(peer, Offence.FLOOD)
                 continue
             try:
-                message = decode_frame(frame.data)
+                message = decode_frame(plain)
             except MalformedFrame as e:
                 self.penalize(
                     peer,
@@ -543,6 +560,30 @@ class Node:
         frame = encode_frame(message)
         for peer in list(self.peers.values()):
             peer.send_frame_nowait(frame)
+
+
+async def _expect_raw(ws: WebSocket) -> bytes:
+    """A handshake message: one binary WebSocket message within limits."""
+    frame = await receive_frame(ws)
+    if frame.data is None:
+        raise HandshakeError("malformed", "handshake message is not a binary message within limits")
+    return frame.data
+
+
+async def _expect_identify(ws: WebSocket, session: Session) -> Identify:
+    """[WIRE-SECURE.3] The other's first record: ``Identify``, or a ``Reject``."""
+    try:
+        frame = session.recv.open(await _expect_raw(ws))
+        message = decode_frame(frame)
+    except BadRecord as e:
+        raise HandshakeError("bad_record", str(e)) from e
+    except MalformedFrame as e:
+        raise HandshakeError("malformed", str(e)) from e
+    if isinstance(message, Reject):
+        raise HandshakeRefused(message.code, message.reason)
+    if not isinstance(message, Identify):
+        raise HandshakeError("protocol", f"expected identify, got {message.TAG}")
+    return message
 
 
 async def _close_quickly(ws: WebSocket) -> None:

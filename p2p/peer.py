@@ -1,4 +1,8 @@
-"""One authenticated connection: a bounded send queue, its writer, and frame receipt."""
+"""One authenticated connection: a bounded send queue, its writer, and frame receipt.
+
+Every frame leaves as one sealed record of the connection's secure channel
+[WIRE-SECURE.4]; ``open_record`` is its receiving half.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from chain.types import Address
 from p2p.errors import P2PError
 from p2p.handshake import PeerIdentity
 from p2p.scoring import PeerScore, TokenBucket
+from p2p.secure import Session
 from p2p.wire import Message, encode_frame
 
 log = logging.getLogger(__name__)
@@ -60,6 +65,7 @@ class PeerConnection:
         self,
         ws: WebSocket,
         identity: PeerIdentity,
+        session: Session,
         *,
         outbound: bool,
         remote_host: str,
@@ -73,6 +79,8 @@ class PeerConnection:
         stats: Counter[str] | None = None,
     ) -> None:
         self.ws = ws
+        self.session = session
+        """The secure channel's ciphers and handshake hash [WIRE-SECURE.2]."""
         self.stats: Counter[str] = stats if stats is not None else Counter()
         """Metrics: ``bytes_sent`` and ``frames_sent`` (the node's shared counter)."""
         self.identity = identity
@@ -151,7 +159,8 @@ class PeerConnection:
                 frame = await self._queue.get()
                 if frame is None or self.ws.closed:
                     return
-                await self.ws.send_bytes(frame)  # type: ignore[arg-type]  # bytearray is fine
+                # [WIRE-SECURE.4] sealed here, in send order: the counter is the order
+                await self.ws.send_bytes(self.session.send.seal(frame))
                 self.stats["bytes_sent"] += len(frame)
                 self.stats["frames_sent"] += 1
                 self._queued_bytes -= len(frame)
@@ -162,6 +171,10 @@ class PeerConnection:
         finally:
             self.closed.set()
             self._space.set()
+
+    def open_record(self, record: bytes) -> bytes:
+        """[WIRE-SECURE.4-5] The frame in the next record; ``BadRecord`` when it fails."""
+        return self.session.recv.open(record)
 
     def mark_closed(self) -> None:
         """Stops all sending at once; ``close`` finishes the job."""

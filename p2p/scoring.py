@@ -28,7 +28,10 @@ class Offence(enum.Enum):
     UNSOLICITED = "unsolicited"
     """A response to no request of ours, or an IWANT for something never announced."""
     PROTOCOL = "protocol"
-    """A message out of place (e.g. a second Hello)."""
+    """A message out of place (e.g. a second Identify)."""
+    BAD_RECORD = "bad_record"
+    """[WIRE-SECURE.5] A record that does not open (tampered, replayed, reordered or
+    injected) or a message that is no record; the connection is dropped as well."""
 
     @property
     def penalty(self) -> float:
@@ -38,7 +41,7 @@ class Offence(enum.Enum):
 PENALTIES: dict[Offence, float] = {
     Offence.MALFORMED_FRAME: 25, Offence.OVERSIZED_FRAME: 100, Offence.REJECTED_MESSAGE: 20,
     Offence.DUPLICATE_FROM_SAME_PEER: 5, Offence.FLOOD: 2, Offence.BAD_RESPONSE: 20,
-    Offence.UNSOLICITED: 5, Offence.PROTOCOL: 25,
+    Offence.UNSOLICITED: 5, Offence.PROTOCOL: 25, Offence.BAD_RECORD: 50,
 }
 """[WIRE-SCORE.2] Points per offence (wire.md's table)."""
 

@@ -19,7 +19,8 @@ from chain.encoding import decode, encode
 from chain.errors import DecodeError, FieldError
 from p2p.errors import P2PError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""2: the secure channel [WIRE-SECURE.*] (1 was the open transport, never spoken now)."""
 DOMAIN = "learningchain/v1"
 
 MAX_FRAME_SIZE = 4 * 1024 * 1024
@@ -114,43 +115,34 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
-class Hello(Message):
-    """[WIRE-HANDSHAKE.1] First frame each side sends."""
+class Identify(Message):
+    """[WIRE-SECURE.3] The first record each side sends inside the secure channel."""
 
-    TAG: ClassVar[str] = "hello"
+    TAG: ClassVar[str] = "identify"
     version: int
     """Protocol version; must equal the receiver's ``PROTOCOL_VERSION``."""
     chain_id: str
     """The chain this node follows; must equal the receiver's."""
     pubkey: bytes
     """33-byte compressed secp256k1 node key."""
-    nonce: bytes
-    """32 fresh random bytes: the challenge the other side must sign."""
     listen_port: int
     """Port this node accepts connections on (0: does not listen)."""
     topics: list[str]
     """Gossip topics this node subscribes to."""
     agent: str
     """Free-form software name, for logs only."""
+    signature: bytes
+    """64-byte signature by ``pubkey`` of ``p2p.secure.identify_digest``: this channel's
+    handshake hash, the signer's role and every field above."""
     SCHEMA: ClassVar[tuple[Check, ...]] = (
         _uint(),
         _str(MAX_CHAIN_ID_LEN),
         _bin(exact=33),
-        _bin(exact=32),
         _uint(65535),
         _list(_TOPIC, MAX_TOPICS),
         _str(MAX_AGENT_LEN),
+        _bin(exact=64),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Auth(Message):
-    """[WIRE-HANDSHAKE.2] Proof of the node key over the other side's nonce."""
-
-    TAG: ClassVar[str] = "auth"
-    signature: bytes
-    """64-byte signature of ``handshake_digest`` (see p2p.handshake)."""
-    SCHEMA: ClassVar[tuple[Check, ...]] = (_bin(exact=64),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,8 +351,7 @@ class NotFound(Message):
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TAG: cls
     for cls in (
-        Hello,
-        Auth,
+        Identify,
         Reject,
         Publish,
         IHave,

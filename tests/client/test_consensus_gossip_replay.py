@@ -13,7 +13,6 @@ banned, and consensus goes on. The per-node forward counts are printed.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -30,33 +29,26 @@ from client.devnet.network import create_network
 from client.node.config import NodeConfig
 from client.node.consensus_driver import CONSENSUS_TOPIC, content_id
 from client.node.ledger_node import TX_TOPIC, LedgerNode
-from p2p.handshake import handshake_digest
-from p2p.wire import PROTOCOL_VERSION, Auth, Graft, Hello, Publish, decode_frame, encode_frame
+from p2p.wire import Graft, Publish, encode_frame
 from tests.framework.ports import free_base_port
 from tests.framework.wait import wait_until_async
+from tests.p2p.p2p_hostile import SecureWS, secure_handshake
 
 REPLAYS = 10_000
 HOSTILE = ("h_wrap_vote", "h_same_vote", "h_flip_vote", "h_wrap_prop", "h_flip_prop", "h_batch")
 
 
 async def _connect(session: aiohttp.ClientSession, endpoint: str, key: PrivateKey,
-                   chain_id: str) -> aiohttp.ClientWebSocketResponse:
+                   chain_id: str) -> SecureWS:
     ws = await session.ws_connect(f"http://{endpoint}/p2p", max_msg_size=0, compress=0)
-    nonce = os.urandom(32)
-    pubkey = bytes(key.public_key)
-    await ws.send_bytes(encode_frame(Hello(PROTOCOL_VERSION, chain_id, pubkey, nonce, 0,
-                                           [CONSENSUS_TOPIC, TX_TOPIC], "hostile")))
-    theirs = decode_frame((await ws.receive()).data)
-    assert isinstance(theirs, Hello), theirs
-    await ws.receive()  # their auth
-    digest = handshake_digest(chain_id, pubkey, theirs.pubkey, theirs.nonce, nonce)
-    await ws.send_bytes(encode_frame(Auth(bytes(key.sign(digest)))))
+    secure, _ = await secure_handshake(ws, key, chain_id=chain_id,
+                                       topics=(CONSENSUS_TOPIC, TX_TOPIC))
     for topic in (CONSENSUS_TOPIC, TX_TOPIC):
-        await ws.send_bytes(encode_frame(Graft(topic)))
-    return ws
+        await secure.send_bytes(encode_frame(Graft(topic)))
+    return secure
 
 
-async def _flood(ws: aiohttp.ClientWebSocketResponse, payloads: list[tuple[str, bytes]]) -> int:
+async def _flood(ws: SecureWS, payloads: list[tuple[str, bytes]]) -> int:
     sent = 0
     for topic, data in payloads:
         if ws.closed:

@@ -26,7 +26,7 @@ from chain.genesis import Genesis
 from chain.jobspec import JobSpec
 from chain.transactions import ClaimLoss, PostJob, SignedTransaction, Transfer, sign_transaction
 from chain.types import Amount, Hash32, Height, Round, TimeMs
-from p2p.handshake import make_hello
+from p2p.handshake import make_identify
 from p2p.wire import Chunk, MalformedFrame, Publish, decode_frame, encode_frame
 from tests.ledger.harness import job_spec
 
@@ -52,7 +52,8 @@ def _samples() -> list[bytes]:
                              TimeMs(5), block.encode())
     cert = certificate_from_precommits(
         [sign_vote(KEY, CHAIN, PRECOMMIT, Height(2), Round(0), block.hash)])
-    hello = make_hello(KEY, CHAIN, os.urandom(32), 26656, ("tx", "consensus"), "fuzz")
+    hello = make_identify(KEY, CHAIN, initiator=True, handshake_hash=os.urandom(32),
+                          listen_port=26656, topics=("tx", "consensus"), agent="fuzz")
     return [tx.wire, post.wire, claim.wire, block.encode(), encode(vote.to_wire()),
             encode(proposal.to_wire()), cert.encode(), encode_frame(hello),
             encode_frame(Publish("tx", encode([tx.wire]))), encode_frame(Chunk(7, b"x" * 70_000))]

@@ -9,16 +9,26 @@ from p2p_harness import CHAIN_ID, key, start_node
 from p2p_hostile import handshake, open_ws
 
 from chain.crypto import PrivateKey
-from p2p.handshake import handshake_digest
+from p2p.secure import INITIATOR, RESPONDER, identify_digest
 from tests.framework.wait import wait_until_async
 
 
-def test_wire_handshake_2_digest_binds_chain_keys_and_nonces() -> None:
-    a, b = key("a").public_key, key("b").public_key
-    base = handshake_digest("c", a, b, b"\x01" * 32, b"\x02" * 32)
-    assert base != handshake_digest("d", a, b, b"\x01" * 32, b"\x02" * 32)
-    assert base != handshake_digest("c", b, a, b"\x01" * 32, b"\x02" * 32)
-    assert base != handshake_digest("c", a, b, b"\x03" * 32, b"\x02" * 32)
+def test_wire_handshake_2_digest_binds_chain_role_channel_and_fields() -> None:
+    """[WIRE-SECURE.3] The signed digest changes with the chain, the role (no reflection),
+    the channel's handshake hash, the key and every announced field."""
+    a = bytes(key("a").public_key)
+    h = b"\x01" * 32
+    base = identify_digest("c", INITIATOR, h, a, 1, ["tx"], "x")
+    for other in (
+        identify_digest("d", INITIATOR, h, a, 1, ["tx"], "x"),
+        identify_digest("c", RESPONDER, h, a, 1, ["tx"], "x"),
+        identify_digest("c", INITIATOR, b"\x02" * 32, a, 1, ["tx"], "x"),
+        identify_digest("c", INITIATOR, h, bytes(key("b").public_key), 1, ["tx"], "x"),
+        identify_digest("c", INITIATOR, h, a, 2, ["tx"], "x"),
+        identify_digest("c", INITIATOR, h, a, 1, ["consensus"], "x"),
+        identify_digest("c", INITIATOR, h, a, 1, ["tx"], "y"),
+    ):
+        assert other != base
 
 
 async def test_wire_handshake_1_two_nodes_connect_and_know_each_other() -> None:

@@ -11,7 +11,7 @@ import os
 
 import aiohttp
 from p2p_harness import CHAIN_ID, ProcNode, key
-from p2p_hostile import handshake, open_ws, recv
+from p2p_hostile import SecureWS, handshake, open_ws, recv, secure_handshake
 
 from p2p.wire import MAX_FRAME_SIZE, Publish, encode_frame
 from tests.framework.p2p_node import signed_tx
@@ -84,7 +84,14 @@ async def garbage_before_handshake(endpoint: str) -> bool:
         writer.close()
 
 
-async def send_quietly(ws: aiohttp.ClientWebSocketResponse, frame: bytes) -> bool:
+async def admitted(session: aiohttp.ClientSession, endpoint: str, name: str) -> SecureWS:
+    """A connection handshaken as ``name``, inside the secure channel."""
+    ws, _ = await secure_handshake(await open_ws(session, endpoint), key(name),
+                                   chain_id=CHAIN_ID)
+    return ws
+
+
+async def send_quietly(ws: SecureWS, frame: bytes) -> bool:
     """Sends unless the victim already cut us off; False once the connection is gone."""
     if ws.closed:
         return False
@@ -129,16 +136,14 @@ async def test_wire_score_hostile_peer_does_not_stop_honest_service(tmp_path: ob
             assert reject is not None and reject.code == "bad_signature"
 
             # Oversized frame: the connection drops and the key is banned.
-            ws = await open_ws(session, ep)
-            assert await handshake(ws, key("mallory-big"), chain_id=CHAIN_ID) is None
+            ws = await admitted(session, ep, "mallory-big")
             await send_quietly(ws, b"\x00" * (MAX_FRAME_SIZE + 1024))
             while await recv(ws, timeout=10) is not None:
                 pass
             assert await banned_after(session, ep, "mallory-big")
 
             # Gossip with invalid signatures: rejected, never forwarded, sender banned.
-            ws = await open_ws(session, ep)
-            assert await handshake(ws, key("mallory-sig"), chain_id=CHAIN_ID) is None
+            ws = await admitted(session, ep, "mallory-sig")
             forged_hex = set()
             for i in range(20):
                 forged = bytearray(signed_tx(key("mallory-sig"), b"forged %d" % i))
@@ -151,8 +156,7 @@ async def test_wire_score_hostile_peer_does_not_stop_honest_service(tmp_path: ob
             assert await banned_after(session, ep, "mallory-sig")
 
             # A flood of the same valid message: delivered once, then the flooder is banned.
-            ws = await open_ws(session, ep)
-            assert await handshake(ws, key("mallory-dup"), chain_id=CHAIN_ID) is None
+            ws = await admitted(session, ep, "mallory-dup")
             frame = encode_frame(Publish("tx", signed_tx(key("mallory-dup"), b"dup")))
             for _ in range(200):
                 if not await send_quietly(ws, frame):

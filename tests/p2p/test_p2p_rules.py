@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 from p2p_harness import CHAIN_ID, key, start_node
-from p2p_hostile import handshake, open_ws
+from p2p_hostile import SecureWS, handshake, open_ws, secure_accept, secure_handshake
 
 from chain.content import blob_id
 from chain.crypto import PrivateKey
@@ -31,7 +31,6 @@ from p2p.blobstore import BlobStore, BlobUnavailable
 from p2p.config import P2PConfig
 from p2p.gossip import Gossip
 from p2p.gossip_core import Verdict
-from p2p.handshake import handshake_digest
 from p2p.node import Node
 from p2p.scoring import Offence
 from p2p.sync import BlockSync
@@ -42,7 +41,7 @@ from p2p.wire import (
     MAX_FRAME_SIZE,
     MAX_IDS,
     MAX_MANIFEST_CHUNKS,
-    Auth,
+    PROTOCOL_VERSION,
     BlobHave,
     Blocks,
     Chunk,
@@ -51,7 +50,7 @@ from p2p.wire import (
     GetChunk,
     GetManifest,
     GetPeers,
-    Hello,
+    Identify,
     IHave,
     IWant,
     MalformedFrame,
@@ -129,26 +128,18 @@ class RawWebSocket:
                     return int.from_bytes(payload[:2], "big")
 
 
-async def shake(ws: Any, name: str) -> None:
-    """Our side of the handshake as ``name``, reading nothing beyond the node's ``auth``."""
-    own = key(name)
-    nonce = os.urandom(32)
-    await ws.send_bytes(encode_frame(
-        Hello(1, CHAIN_ID, bytes(own.public_key), nonce, 0, ["tx", "consensus"], "hostile")))
-    theirs = decode_frame((await ws.receive(timeout=10)).data)
-    assert isinstance(theirs, Hello), theirs
-    auth = decode_frame((await ws.receive(timeout=10)).data)
-    assert isinstance(auth, Auth), auth
-    digest = handshake_digest(CHAIN_ID, bytes(own.public_key), theirs.pubkey, theirs.nonce, nonce)
-    await ws.send_bytes(encode_frame(Auth(bytes(own.sign(digest)))))
+async def shake(ws: Any, name: str) -> SecureWS:
+    """Our side of the handshake as ``name``, reading nothing beyond the node's ``identify``."""
+    secure, _ = await secure_handshake(ws, key(name), chain_id=CHAIN_ID,
+                                       topics=("tx", "consensus"))
+    return secure
 
 
 @asynccontextmanager
-async def hostile(node: Node, name: str) -> AsyncIterator[WS]:
+async def hostile(node: Node, name: str) -> AsyncIterator[SecureWS]:
     """A raw WebSocket to ``node``, handshaken as ``name``; the node knows it as a peer."""
     async with aiohttp.ClientSession() as session:
-        ws = await open_ws(session, node.endpoint)
-        await shake(ws, name)
+        ws = await shake(await open_ws(session, node.endpoint), name)
         await wait_until_async(lambda: key(name).address in node.peers)
         try:
             yield ws
@@ -237,7 +228,7 @@ async def test_wire_frame_3_oversized_messages_cost_the_connection_and_a_ban() -
 
         # Announce 8 MiB in a frame header: the parser refuses before buffering the payload.
         raw = await RawWebSocket.open(node.endpoint)
-        await shake(raw, "huge")
+        await shake(raw, "huge")  # then a WebSocket header, no record
         await wait_until_async(lambda: key("huge").address in node.peers)
         raw.send_header(2 * MAX_FRAME_SIZE)
         raw.writer.write(b"\x00" * 1024)
@@ -278,9 +269,9 @@ async def test_wire_score_2_each_offence_costs_its_points_on_a_real_node() -> No
             assert score(node, "mallory") == 0
             steps: list[tuple[str, bytes | str, float]] = [
                 ("garbage frame", b"\xc1\xc1", 25),
-                ("text message", "not binary", 25),
-                ("second hello", encode_frame(Hello(1, CHAIN_ID, bytes(key("mallory").public_key),
-                                                    b"\x01" * 32, 0, ["tx"], "again")), 25),
+                ("second identify", encode_frame(Identify(
+                    PROTOCOL_VERSION, CHAIN_ID, bytes(key("mallory").public_key), 0, ["tx"],
+                    "again", b"\x01" * 64)), 25),
                 ("unsolicited response", encode_frame(NotFound(424242)), 5),
                 ("rejected gossip", encode_frame(Publish("tx", b"bad signature")), 20),
                 ("first copy", encode_frame(Publish("tx", b"good tx")), 0),
@@ -297,7 +288,7 @@ async def test_wire_score_2_each_offence_costs_its_points_on_a_real_node() -> No
                     await score_falls_to(node, "mallory", before - points)
                 await asyncio.sleep(0.2)
                 assert before - score(node, "mallory") == points, what
-            assert score(node, "mallory") == -125
+            assert score(node, "mallory") == -100
             assert validated == [b"bad signature", b"good tx"]
 
     async with AsyncExitStack() as stack:
@@ -350,8 +341,8 @@ async def test_wire_pex_1_both_sides_ask_for_peers_after_the_handshake() -> None
             ws = aiohttp.web.WebSocketResponse(max_msg_size=0)
             await ws.prepare(request)
             try:
-                await shake(ws, "listener")
-                await expect(ws, GetPeers)
+                secure, _ = await secure_accept(ws, key("listener"), chain_id=CHAIN_ID)
+                await expect(secure, GetPeers)
                 asked.set_result(True)
             except Exception as e:
                 asked.set_exception(e)

@@ -17,7 +17,7 @@ from p2p.wire import (
     MESSAGE_TYPES,
     Blocks,
     Chunk,
-    Hello,
+    Identify,
     IHave,
     MalformedFrame,
     Manifest,
@@ -31,7 +31,7 @@ from p2p.wire import (
 
 H = b"\x11" * 32
 SAMPLES = [
-    Hello(1, "lc-test", b"\x02" + b"\x01" * 32, H, 9000, ["tx"], "agent"),
+    Identify(2, "lc-test", b"\x02" + b"\x01" * 32, 9000, ["tx"], "agent", b"\x03" * 64),
     Reject("chain_id", "wrong chain"),
     Publish("tx", b"payload"),
     IHave("tx", [H, H]),
