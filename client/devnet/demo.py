@@ -144,11 +144,17 @@ def _supply(accounts: dict[str, dict[str, Any]], jobs: list[dict[str, Any]]) -> 
 
 
 def run_demo(root: Path, *, base_port: int = 26700, kill_node: bool = True,
-             expires_in: str = "75s", window: str = "25s", timeout_s: float = 900.0,
+             expires_in: str = "75s", window: str = "60s", timeout_s: float = 900.0,
              keep_running: bool = False,
              env_by_node: dict[int, dict[str, str]] | None = None) -> DemoResult:
     """The demo; ``env_by_node`` (per node index, e.g. ``DOCKER_HOST``) lets a test give a node
-    an engine of its own; node 3, killed and restarted mid-job, is restarted without it."""
+    an engine of its own; node 3, killed and restarted mid-job, is restarted without it.
+
+    ``window`` is each reveal, vote-commit and vote-reveal window. They end as soon as every
+    member has acted, so a long one costs nothing on a fast machine; it must cover a vote's
+    model fetch and two evaluations (public and hidden part) on a loaded one: at 25 s, with
+    one core busy, voters ran out of time on the hidden part (a finalist with no hidden loss)
+    or the public one (a no-loss vote that made the cheater's turn inconsistent)."""
     if root.exists():
         down(root)
         shutil.rmtree(root)

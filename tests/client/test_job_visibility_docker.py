@@ -43,10 +43,14 @@ pytestmark = pytest.mark.docker
 
 NODE_ID = f"pytest-visibility-{os.getpid()}"
 
+# "training starts" goes to stderr, the traceback's stream: the engine copies stdout and
+# stderr through separate pipes, so a stdout line printed before the crash can land after
+# the traceback in the log the node reads (seen under load); within one stream the order
+# is the job's.
 TRAIN = """#!/usr/bin/env python3
 import sys, time
 mode = sys.argv[1]
-print("training starts", flush=True)
+print("training starts", file=sys.stderr, flush=True)
 if mode == "crash":
     try:
         rate = 1 / 0
