@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from p2p.secure import (
     responder_finish,
 )
 from p2p.wire import GetPeers, Status, encode_frame
+from tests.ledger.vector_files import check_vector_file
 
 VECTORS = Path(__file__).resolve().parents[2] / "protocol_spec" / "vectors" / "secure_channel.json"
 CHAIN = "lc-vectors"
@@ -104,10 +104,7 @@ def build_vectors() -> dict[str, Any]:
 
 def test_wire_secure_vectors_match_committed_file() -> None:
     """[WIRE-SECURE.1-4] [WIRE-SECURE.6] secure_channel.json, byte for byte."""
-    text = json.dumps(build_vectors(), indent=1, sort_keys=True) + "\n"
-    if os.environ.get("LC_WRITE_VECTORS") == "1":
-        VECTORS.write_text(text)
-    assert VECTORS.read_text() == text, "implementation drifted from the spec's test vectors"
+    check_vector_file(VECTORS.name, build_vectors())
 
 
 def _hkdf(salt: bytes, ikm: bytes) -> tuple[bytes, bytes]:
