@@ -27,11 +27,21 @@ container), as ``bench/predict_warm.py`` measures it (cold p50 / warm p50).
 Last line: one JSON object (p50_s, p99_s, requests_per_s, warm_speedup, ...: ``JSON_KEYS``;
 ``--encrypted 0`` leaves out the ``ckks_*`` ones). ``--quick``: a few requests of a few
 rows; the graph still trains and pays both jobs first, so it takes minutes, not seconds.
+
+The jobs' windows follow this machine's speed (``tests.framework.job_windows``, as the graph
+tests): each job is built while the graph starts, one attempt of it is timed in the sandbox
+with the graph running, and it is posted with windows sized from that, times
+``LC_TIMEOUT_FACTOR``. node0 (one attempt per job) trains one job at a time, so the second
+job is posted once the first holds a claim. Measured before: both posted together with a
+fixed 35 s claim window, one core burnt, node0 picked "zero" 19 s after its post (digits'
+attempt took 21.4 s: training 7.3 s and the two self-check evaluations), its own attempt was
+still running at its expiry, and it ended refunded ("job zero was not paid: refunded").
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import itertools
 import json
@@ -66,6 +76,12 @@ from sandbox.model_format import load_model  # noqa: E402
 from sandbox.predict_eval import answer_labels  # noqa: E402
 from sandbox.predict_image import ensure_predict_image  # noqa: E402
 from sandbox.predict_sandbox import WarmPredictor  # noqa: E402
+from tests.framework.job_windows import (  # noqa: E402
+    JobWindows,
+    job_log_lines,
+    measure_attempt,
+    windows,
+)
 
 CKKS_KEYS = ("ckks_p50_s", "ckks_p99_s", "ckks_requests_per_s", "ckks_requests",
              "ckks_batch_bytes", "ckks_max_error")
@@ -119,16 +135,27 @@ def test_rows(csv: Path, count: int) -> np.ndarray:
     return np.array([[float(v) / 16.0 for v in ln[1:]] for ln in picked], dtype=np.float32)
 
 
-def post_and_deploy(api: ApiClient, layout: Any, jobs: dict[str, Path]) -> dict[str, Any]:
-    """Submit both jobs, wait until they are paid, deploy their winners' models."""
+def post_and_deploy(api: ApiClient, layout: Any, jobs: dict[str, Path],
+                    job_windows: dict[str, JobWindows]) -> dict[str, Any]:
+    """Post the jobs one after the other, each with its own windows, the next one once the
+    previous one holds a claim; wait until they are paid; deploy their winners' models.
+
+    One after the other because node0, the only trainer, takes one job at a time: posted
+    together, the later job's claim window ran while node0 trained the earlier one, and
+    under load its own attempt ended after its expiry (refunded). Posted once the earlier
+    job holds a claim, each claim window holds its own job's attempt only."""
     submitter = next(u for u in layout.users if u.name == "submitter")
     key = load_key(submitter.key_file, submitter.passphrase_file)
     env = {"LC_NODE": layout.nodes[0].api_url}
-    ids = {}
+    ids: dict[str, str] = {}
     for name, job_dir in jobs.items():
-        posted = cli("job", "submit", str(job_dir), "--bounty", "100", "--expires-in", "35s",
-                     "--reveal-window", "10s", "--commit-window", "45s",
-                     "--vote-reveal-window", "10s", "--voter-reward", "5", "--quorum", "500",
+        if ids:
+            earlier = list(ids)[-1]
+            until(f"a claim on job {earlier}",
+                  lambda j=ids[earlier]: (x := api.job(j))["claims"] or x["settled"],
+                  job_windows[earlier].expires_s + 30)
+        posted = cli("job", "submit", str(job_dir), "--bounty", "100",
+                     *job_windows[name].args(), "--voter-reward", "5", "--quorum", "500",
                      "--supermajority", "667", "--max-turns", "1", "--key",
                      str(submitter.key_file), "--passphrase-file",
                      str(submitter.passphrase_file), "--json", env=env)
@@ -136,9 +163,11 @@ def post_and_deploy(api: ApiClient, layout: Any, jobs: dict[str, Path]) -> dict[
     out: dict[str, Any] = {}
     for name, job_id in ids.items():
         job = until(f"job {name} settled", lambda j=job_id: (x := api.job(j))["settled"] and x,
-                    240)
+                    job_windows[name].settle_s())
         if job["status"] != "paid":
-            raise SystemExit(f"job {name} was not paid: {job['status']}")
+            lines = "\n".join(job_log_lines(layout, job_id))
+            raise SystemExit(f"job {name} was not paid: {job['status']} ({job_windows[name]});"
+                             f" the nodes' log lines about it:\n{lines}")
         model_hash = job["winner_model_hash"]
         output = DIGITS_OUT if name == "digits" else ZERO_OUT
         record = DeployedModel(Hash32(bytes.fromhex(job_id)), Hash32(bytes.fromhex(model_hash)),
@@ -151,6 +180,21 @@ def post_and_deploy(api: ApiClient, layout: Any, jobs: dict[str, Path]) -> dict[
         api.download_blob(model_hash, path)
         out[name] = (record, path)
         print(f"job {name} paid and deployed: model {model_hash[:16]}")
+    return out
+
+
+def build(jobs: dict[str, Path]) -> None:
+    for job_dir in jobs.values():
+        cli("job", "build", str(job_dir), env={})  # built once: the probe and the post use it
+
+
+def measured_windows(jobs: dict[str, Path]) -> dict[str, JobWindows]:
+    """Each job's windows from this machine's speed now, the graph running: one attempt of
+    the built job timed in the sandbox and the windows sized from it, times
+    ``LC_TIMEOUT_FACTOR`` (``tests.framework.job_windows``, as the graph tests do)."""
+    out = {name: windows(measure_attempt(job_dir)) for name, job_dir in jobs.items()}
+    for name, job_windows in out.items():
+        print(f"job {name} windows: {job_windows}", flush=True)
     return out
 
 
@@ -262,17 +306,21 @@ def main() -> None:
         if base is None:
             raise SystemExit("no free ports")
         serve = {"max_attempts": 0, "predict": True}
-        quick = {"max_attempts": 2, "min_time_left_s": 5, "max_memory_mb": 1024,
-                 "max_disk_mb": 64, "max_time_s": 120}
+        trainer = {"max_attempts": 1, "min_time_left_s": 5, "max_memory_mb": 1024,
+                   "max_disk_mb": 64, "max_time_s": 120}
         root = work / "graph"
-        layout = up(root, validators=4, workers=4, base_port=base,
-                    worker_settings={0: quick, 1: serve, 2: serve, 3: serve},
-                    users={"submitter": 5_000, **{r: 1_000_000 for r in REQUESTERS}},
-                    consensus={"commit_ms": 100}, timeout=90)
-        try:
-            figures = _bench(layout, work, test_csv, args)
-        finally:
-            down(root)
+        jobs = {"digits": work / "digits", "zero": work / "zero"}
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            built = pool.submit(build, jobs)  # while the graph starts
+            layout = up(root, validators=4, workers=4, base_port=base,
+                        worker_settings={0: trainer, 1: serve, 2: serve, 3: serve},
+                        users={"submitter": 5_000, **{r: 1_000_000 for r in REQUESTERS}},
+                        consensus={"commit_ms": 100}, timeout=90)
+            try:
+                built.result()
+                figures = _bench(layout, work, test_csv, args, jobs, measured_windows(jobs))
+            finally:
+                down(root)
         digits_record, digits_model = figures.pop("_digits")
         blob, expected = figures.pop("_blob")
         cold, warm = warm_vs_cold(digits_model, digits_record, blob, args.rows, expected,
@@ -301,10 +349,11 @@ def main() -> None:
     emit(figures, JSON_KEYS if args.encrypted else JSON_KEYS[:-len(CKKS_KEYS)], sort_keys=True)
 
 
-def _bench(layout: Any, work: Path, test_csv: Path, args: argparse.Namespace) -> dict[str, Any]:
+def _bench(layout: Any, work: Path, test_csv: Path, args: argparse.Namespace,
+           jobs: dict[str, Path], job_windows: dict[str, JobWindows]) -> dict[str, Any]:
     api = ApiClient(layout.nodes[0].api_url)
     since = int(time.time() * 1000)
-    models = post_and_deploy(api, layout, {"digits": work / "digits", "zero": work / "zero"})
+    models = post_and_deploy(api, layout, jobs, job_windows)
     for node in layout.nodes[1:]:
         other = ApiClient(node.api_url)
         until(f"{node.name} offers", lambda o=other: (o.status()["worker"].get("executor")
