@@ -2,7 +2,8 @@
 # Installs and starts what a fresh Debian 12 machine lacks for LearningChain:
 # the Docker engine, PostgreSQL (for the storage tests), debootstrap (for
 # the offline base image) and Chromium (the dashboard's browser test drives
-# /usr/bin/chromium through Playwright; nothing is downloaded at test time).
+# /usr/bin/chromium through Playwright; nothing is downloaded at test time)
+# and faketime (clock offsets of the emulated hosts in tests/hosts).
 # Idempotent: every step checks before it acts.
 set -euo pipefail
 
@@ -11,6 +12,8 @@ command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_pkgs+=(postgresql)
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
+# libfaketime: tests/hosts gives an emulated host's node process a clock offset
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need_pkgs+=(faketime)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
