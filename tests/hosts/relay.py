@@ -16,7 +16,11 @@ over a unix socket (``--control``), one JSON request and one JSON answer per con
   (``{"op": "link", "spec": {...}}`` without hosts: the default of every link);
 - ``{"op": "reset", "a": 1, "b": 2}``: abort the live connections between a and b (a cut
   itself is an iptables drop in the switch: packets vanish, as on a real cut);
-- ``{"op": "stats"}``: connections and bytes per link.
+- ``{"op": "stats"}``: connections and bytes per link;
+- ``{"op": "capture", "dir": "/path"}``: from now on, every byte each new connection
+  carries is also appended to ``/path/<n>-<src>-<dst>.bin``, one file per connection and
+  direction (``"dir": null`` stops): a capture on the switch, as the application bytes
+  cross it (what a tap on the wire would see, minus the TCP/IP headers).
 
 It only ever dials addresses of the test bed's range (``--prefix``): anything else is
 refused, so no traffic leaves the namespaces the test bed made.
@@ -73,6 +77,8 @@ class Relay:
         self.wires: dict[Pair, Wire] = {}
         self.live: dict[frozenset[int], set[asyncio.Task[None]]] = {}
         self.stats: Counter[str] = Counter()
+        self.capture_dir: Path | None = None
+        self.connections = 0
 
     def spec(self, src: int, dst: int) -> LinkSpec:
         return self.links.get((src, dst), self.default)
@@ -99,13 +105,17 @@ class Relay:
             _abort(writer)
             return
         self.stats[f"conn {src}-{dst}"] += 1
+        self.connections += 1
+        tap = None
+        if self.capture_dir is not None:
+            tap = self.capture_dir / f"{self.connections:05d}"
         task = asyncio.current_task()
         assert task is not None
         key = frozenset((src, dst))
         self.live.setdefault(key, set()).add(task)
         try:
-            await asyncio.gather(self._pump(reader, far_writer, src, dst),
-                                 self._pump(far_reader, writer, dst, src))
+            await asyncio.gather(self._pump(reader, far_writer, src, dst, tap),
+                                 self._pump(far_reader, writer, dst, src, tap))
         except (OSError, asyncio.CancelledError):
             _abort(writer)
             _abort(far_writer)
@@ -130,14 +140,21 @@ class Relay:
         return await asyncio.open_connection(sock=sock)
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    src: int, dst: int) -> None:
-        """Copies one direction, each chunk written when the link model says it arrives."""
+                    src: int, dst: int, tap: Path | None) -> None:
+        """Copies one direction, each chunk written when the link model says it arrives
+        (and appended to the capture file ``tap`` names, if any)."""
         loop = asyncio.get_running_loop()
+        capture = None
+        if tap is not None:
+            capture = open(tap.with_name(f"{tap.name}-{src}-{dst}.bin"), "ab")  # noqa: SIM115
         stream = Stream()
         queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue(QUEUE_CHUNKS)
 
         async def read_side() -> None:
             while data := await reader.read(CHUNK):
+                if capture is not None:
+                    capture.write(data)
+                    capture.flush()
                 at = stream.departure(loop.time(), len(data), self.spec(src, dst),
                                       self.wire(src, dst), self.rng)
                 await queue.put((at, data))
@@ -155,7 +172,11 @@ class Relay:
             if writer.can_write_eof():
                 writer.write_eof()
 
-        await asyncio.gather(read_side(), write_side())
+        try:
+            await asyncio.gather(read_side(), write_side())
+        finally:
+            if capture is not None:
+                capture.close()
 
     def reset(self, a: int, b: int) -> int:
         tasks = list(self.live.get(frozenset((a, b)), ()))
@@ -192,6 +213,12 @@ class Relay:
             return {"ok": True, "aborted": self.reset(a, b)}
         if op == "stats":
             return {"ok": True, "stats": dict(self.stats)}
+        if op == "capture":
+            where = request.get("dir")
+            self.capture_dir = None if where is None else Path(str(where))
+            if self.capture_dir is not None:
+                self.capture_dir.mkdir(parents=True, exist_ok=True)
+            return {"ok": True}
         raise ValueError(f"unknown op {op!r}")
 
 

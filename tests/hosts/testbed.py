@@ -153,6 +153,7 @@ class TestBed:
 
     def __init__(self, *, seed: int = 0, default_link: LinkSpec | None = None) -> None:
         require_root_and_tools(clock_offsets=False)
+        TestBed.sweep_orphans()
         self.id = secrets.token_hex(3)
         self.root = Path(f"{ROOT_PREFIX}{self.id}")
         self.root.mkdir(mode=0o700)
@@ -282,6 +283,11 @@ class TestBed:
         stats = self._ask({"op": "stats"})["stats"]
         assert isinstance(stats, dict)
         return stats
+
+    def capture(self, directory: Path | None) -> None:
+        """Records every byte of every connection opened from now on between two hosts
+        under ``directory`` (one file per connection and direction); None stops."""
+        self._ask({"op": "capture", "dir": None if directory is None else str(directory)})
 
     def _cut_rules(self, a: Host, b: Host) -> list[list[str]]:
         rules = []
