@@ -409,7 +409,7 @@ class _Transfer:
     async def _bulk_loop(self, peer: PeerConnection) -> bool:
         """[WIRE-BLOB.9] Runs of chunks over the bulk stream; False: use getchunk instead."""
         token = await self._token(peer)
-        endpoint = peer.reachable_endpoint
+        endpoint = self.node.reach.endpoint(peer)  # [WIRE-PEX.4] unproven: getchunk
         if token is None or endpoint is None:
             return False
         stream = BulkStream(

@@ -37,7 +37,9 @@ from p2p.handshake import (
     identity_of,
     make_identify,
 )
+from p2p.handshake_io import expect_acceptance, expect_identify, expect_raw
 from p2p.peer import ConnectionClosed, PeerConnection, WebSocket, receive_frame
+from p2p.reachability import Reachability
 from p2p.scoring import BanList, Offence
 from p2p.secure import (
     BadRecord,
@@ -53,7 +55,6 @@ from p2p.wire import (
     MAX_PEERS_ENTRIES,
     RESPONSE_TYPES,
     GetPeers,
-    Identify,
     MalformedFrame,
     Message,
     Peers,
@@ -67,6 +68,7 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
 Handler = Callable[[PeerConnection, Any], Awaitable[None] | None]
 PeerCallback = Callable[[PeerConnection], Awaitable[None] | None]
+RefusalCallback = Callable[[Endpoint, HandshakeRefused], None]
 WS_PATH = "/p2p"
 _CLOSE_TIMEOUT = 1.0
 """Seconds to wait for the other side's close frame."""
@@ -96,7 +98,10 @@ class Node:
         self._handlers: dict[type[Message], Handler] = {}
         self._on_connect: list[PeerCallback] = []
         self._on_disconnect: list[PeerCallback] = []
+        self._on_refused: list[RefusalCallback] = []
         self._routes: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {}
+        self.reach = Reachability(self)
+        """[WIRE-PEX.4] Which peers' endpoints this node has reached itself."""
         self._req_ids = itertools.count(1)
         self._pending_handshakes = 0
         self._dialing: set[Endpoint] = set()
@@ -144,6 +149,10 @@ class Node:
     def on_disconnect(self, callback: PeerCallback) -> None:
         self._on_disconnect.append(callback)
 
+    def on_refused(self, callback: RefusalCallback) -> None:
+        """[WIRE-HANDSHAKE.7] Called when an endpoint we dialled refused us (its code)."""
+        self._on_refused.append(callback)
+
     def spawn(self, coro: Awaitable[Any], name: str | None = None) -> asyncio.Task[Any]:
         """Runs a background task owned by the node; it is cancelled by ``stop``."""
         if self._tg is None:
@@ -161,6 +170,10 @@ class Node:
 
     def now(self) -> float:
         return time.monotonic()
+
+    @property
+    def client_session(self) -> aiohttp.ClientSession | None:
+        return self._session
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -285,6 +298,7 @@ class Node:
                         timeout=aiohttp.ClientWSTimeout(ws_close=_CLOSE_TIMEOUT),
                     )
                     identity, session = await self._handshake(ws, initiator=True)
+                    first = await expect_acceptance(ws, session)  # [WIRE-HANDSHAKE.7]
             except (
                 TimeoutError,
                 OSError,
@@ -296,12 +310,16 @@ class Node:
                 log.info("dial %s:%s failed: %s", host, port, e)
                 if ws is not None:
                     await _close_quickly(ws)
+                if isinstance(e, HandshakeRefused):
+                    for refused in self._on_refused:
+                        refused(endpoint, e)
                 return
             ok = True
             self.book.succeeded(endpoint, identity.address, self.now())
             self._dialing.discard(endpoint)
             await self._serve(
-                ws, identity, session, outbound=True, remote_host=host, dialled_port=port
+                ws, identity, session, outbound=True, remote_host=host, dialled_port=port,
+                first=first,
             )
             self.book.disconnected(endpoint, self.now())
         finally:
@@ -351,9 +369,9 @@ class Node:
             if initiator:
                 start = initiator_start(ephemeral)
                 await ws.send_bytes(start.message)
-                session = initiator_finish(start, await _expect_raw(ws))
+                session = initiator_finish(start, await expect_raw(ws))
             else:
-                message2, session = responder_finish(ephemeral, await _expect_raw(ws))
+                message2, session = responder_finish(ephemeral, await expect_raw(ws))
                 await ws.send_bytes(message2)
         except SecureChannelError as e:
             raise HandshakeError("malformed", str(e)) from e
@@ -363,7 +381,7 @@ class Node:
         )  # fmt: skip
         await ws.send_bytes(session.send.seal(encode_frame(own)))
         try:
-            other = await _expect_identify(ws, session)
+            other = await expect_identify(ws, session)
             address = check_identify(other, chain_id=cfg.chain_id, own_pubkey=own.pubkey)
             if not cfg.is_admitted(address):
                 raise HandshakeError("not_admitted", "this key is not a member of the graph")
@@ -422,7 +440,10 @@ class Node:
         outbound: bool,
         remote_host: str,
         dialled_port: int | None = None,
+        first: Message | None = None,
     ) -> None:
+        """Runs one connection to its end; ``first`` is the dialler's already read first
+        record of the listener [WIRE-HANDSHAKE.7], handled before the rest."""
         cfg = self.config
         peer = PeerConnection(
             ws,
@@ -445,12 +466,14 @@ class Node:
             return
         writer = self._tg.create_task(peer.writer_loop(), name=f"writer-{peer!r}")
         log.info("%r connected (%s)", peer, identity.agent)
-        if peer.listen_endpoint is not None and self.config.peer_exchange:
-            self.book.add(peer.listen_endpoint, peer.address)
+        self.reach.connected(peer)
         try:
             for cb in self._on_connect:
                 await _maybe_await(cb(peer))
             peer.send_nowait(GetPeers())
+            if first is not None:
+                self.stats["frames_received"] += 1
+                await self._dispatch(peer, first)
             await self._read_loop(peer)
         except (ConnectionClosed, ConnectionError, aiohttp.ClientError):
             pass
@@ -538,10 +561,10 @@ class Node:
     # -- peer exchange -------------------------------------------------------
 
     def _on_getpeers(self, peer: PeerConnection, message: GetPeers) -> None:
-        """[WIRE-PEX.2] Share up to 32 peers that listen, excluding the asker."""
+        """[WIRE-PEX.2] Share up to 32 peers reachable at a verified endpoint [WIRE-PEX.4]."""
         entries: list[list[Any]] = []
         for other in self.peers.values():
-            endpoint = other.listen_endpoint
+            endpoint = self.reach.endpoint(other)
             if other is peer or endpoint is None:
                 continue
             entries.append([bytes(other.address), endpoint[0], endpoint[1]])
@@ -560,30 +583,6 @@ class Node:
         frame = encode_frame(message)
         for peer in list(self.peers.values()):
             peer.send_frame_nowait(frame)
-
-
-async def _expect_raw(ws: WebSocket) -> bytes:
-    """A handshake message: one binary WebSocket message within limits."""
-    frame = await receive_frame(ws)
-    if frame.data is None:
-        raise HandshakeError("malformed", "handshake message is not a binary message within limits")
-    return frame.data
-
-
-async def _expect_identify(ws: WebSocket, session: Session) -> Identify:
-    """[WIRE-SECURE.3] The other's first record: ``Identify``, or a ``Reject``."""
-    try:
-        frame = session.recv.open(await _expect_raw(ws))
-        message = decode_frame(frame)
-    except BadRecord as e:
-        raise HandshakeError("bad_record", str(e)) from e
-    except MalformedFrame as e:
-        raise HandshakeError("malformed", str(e)) from e
-    if isinstance(message, Reject):
-        raise HandshakeRefused(message.code, message.reason)
-    if not isinstance(message, Identify):
-        raise HandshakeError("protocol", f"expected identify, got {message.TAG}")
-    return message
 
 
 async def _close_quickly(ws: WebSocket) -> None:

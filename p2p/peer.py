@@ -113,13 +113,6 @@ class PeerConnection:
             return None
         return (self.remote_host, self.identity.listen_port)
 
-    @property
-    def reachable_endpoint(self) -> tuple[str, int] | None:
-        """Where to open another connection to this peer (the bulk stream)."""
-        if self.dialled_port is not None:
-            return (self.remote_host, self.dialled_port)
-        return self.listen_endpoint
-
     def __repr__(self) -> str:
         direction = "out" if self.outbound else "in"
         return f"<Peer {self.address.hex()[:8]} {direction} {self.remote_host}>"

@@ -51,6 +51,7 @@ IDENTIFY_TAG = "P2P_IDENTIFY"
 INITIATOR = "initiator"
 RESPONDER = "responder"
 BULK_INFO = b"learningchain/p2p/bulk/2"
+PROBE_INFO = b"learningchain/p2p/probe/2"
 
 
 class SecureChannelError(P2PError):
@@ -247,6 +248,13 @@ def bulk_key(handshake_hash: bytes, token: bytes, blob: bytes) -> bytes:
 def bulk_grant_id(token: bytes) -> bytes:
     """[WIRE-SECURE.6] The grant's public name in a range request (the token stays secret)."""
     return hashlib.sha256(b"learningchain/p2p/bulk-grant\x00" + token).digest()[:16]
+
+
+def probe_id(session: Session) -> bytes:
+    """[WIRE-PEX.4] The reachability probe's id for one connection: HMAC-SHA256 under the
+    dialler-to-listener key (secret to the two ends), truncated to 16 bytes."""
+    key = session.send.key if session.initiator else session.recv.key
+    return hmac.new(key, PROBE_INFO, hashlib.sha256).digest()[:16]
 
 
 def bulk_nonce(index: int) -> bytes:

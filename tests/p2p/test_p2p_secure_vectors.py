@@ -11,6 +11,7 @@ Regenerate with ``LC_WRITE_VECTORS=1``. A second check derives the keys with
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from p2p.secure import (
     identify_digest,
     initiator_finish,
     initiator_start,
+    probe_id,
     responder_finish,
 )
 from p2p.wire import GetPeers, Status, encode_frame
@@ -99,11 +101,12 @@ def build_vectors() -> dict[str, Any]:
         "bulk": {"token": token.hex(), "blob": blob.hex(), "grant_id": bulk_grant_id(token).hex(),
                  "key": key.hex(), "index": 3, "chunk": chunk.hex(),
                  "sealed": seal_chunk(AESGCM(key), 3, chunk).hex()},
+        "reachability_probe_id": probe_id(initiator).hex(),
     }
 
 
 def test_wire_secure_vectors_match_committed_file() -> None:
-    """[WIRE-SECURE.1-4] [WIRE-SECURE.6] secure_channel.json, byte for byte."""
+    """[WIRE-SECURE.1-4] [WIRE-SECURE.6] [WIRE-PEX.4] secure_channel.json, byte for byte."""
     check_vector_file(VECTORS.name, build_vectors())
 
 
@@ -136,6 +139,9 @@ def test_wire_secure_vectors_check_independently() -> None:
                                             v["plaintexts_initiator_to_responder"], strict=True)):
         nonce = bytes(4) + n.to_bytes(8, "big")
         assert AESGCM(k1).decrypt(nonce, bytes.fromhex(record), b"").hex() == plain
+    # [WIRE-PEX.4] the probe id: HMAC-SHA256(dialler-to-listener key, info)[:16]
+    probe = hmac.new(k1, b"learningchain/p2p/probe/2", hashlib.sha256).digest()[:16]
+    assert probe.hex() == v["reachability_probe_id"]
     for role, side in (("initiator", v["initiator"]), ("responder", v["responder"])):
         vk = ecdsa.VerifyingKey.from_string(bytes.fromhex(side["pubkey"]), curve=ecdsa.SECP256k1)
         ident = v["identify"][role]
