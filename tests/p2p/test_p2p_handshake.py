@@ -80,3 +80,29 @@ async def test_wire_handshake_6_shutdown_is_clean_and_idempotent() -> None:
         await wait_until_async(lambda: a.address in b.peers)
     await a.stop()
     assert not a.peers and not b.peers
+
+
+async def test_wire_handshake_7_a_refused_dial_is_no_peer_no_offence_and_backs_off() -> None:
+    """[WIRE-HANDSHAKE.7] [WIRE-PEX.3] A node dialling a graph that has not admitted it
+    hears ``not_admitted`` as a refused dial: the listener never becomes its peer (no
+    service saw it connect), is not charged (the reject is no protocol offence), and the
+    endpoint's failures grow, so the retries back off instead of coming every dial tick.
+    Once the listener admits it, the next retry connects, without a restart."""
+    async with AsyncExitStack() as stack:
+        joiner = key("joiner")
+        members = {key("member").address}
+        member = await start_node(stack, "member", is_admitted=lambda a: a in members)
+        dialler = await start_node(stack, "joiner", bootstrap=(member.endpoint,))
+        refusals: list[tuple[tuple[str, int], str]] = []
+        dialler.on_refused(lambda endpoint, e: refusals.append((endpoint, e.code)))
+        connects: list[object] = []
+        dialler.on_connect(connects.append)
+        await wait_until_async(lambda: len(refusals) >= 3)
+        host, _, port = member.endpoint.rpartition(":")
+        assert set(refusals) == {((host, int(port)), "not_admitted")}
+        assert not dialler.peers and not member.peers and not connects
+        assert not [k for k in dialler.stats if k.startswith("penalty:")], dialler.stats
+        assert dialler.book.entries[(host, int(port))].failures >= 3
+        members.add(joiner.address)
+        await wait_until_async(lambda: member.address in dialler.peers)
+        assert joiner.address in member.peers and len(connects) == 1

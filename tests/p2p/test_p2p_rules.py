@@ -329,7 +329,8 @@ async def test_wire_score_1_negative_score_recovers_one_point_per_second() -> No
 
 async def test_wire_pex_1_both_sides_ask_for_peers_after_the_handshake() -> None:
     """The node asks an inbound peer (us) for its peers, and a node it dials (us, serving
-    /p2p) too; before the handshake it asks nothing."""
+    /p2p) too, once we, the listener, sent our first record [WIRE-HANDSHAKE.7]; before the
+    handshake it asks nothing."""
     async with AsyncExitStack() as stack:
         node = await start_node(stack, "victim")
         async with hostile(node, "inbound") as ws:
@@ -342,6 +343,7 @@ async def test_wire_pex_1_both_sides_ask_for_peers_after_the_handshake() -> None
             await ws.prepare(request)
             try:
                 secure, _ = await secure_accept(ws, key("listener"), chain_id=CHAIN_ID)
+                await secure.send_bytes(encode_frame(GetPeers()))  # we accept the dialler
                 await expect(secure, GetPeers)
                 asked.set_result(True)
             except Exception as e:
