@@ -49,6 +49,7 @@ def _register_subcommands() -> None:
         ("sandbox.cli", "sandbox"),
         ("sandbox.cli", "job"),
         ("client.cli.node_commands", "node"),
+        ("client.cli.node_init_commands", "node"),  # adds `node init`
         ("client.cli.network_commands", "devnet"),
         ("client.cli.chain_commands", "balance"),
         ("client.cli.chain_commands", "transfer"),

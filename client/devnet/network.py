@@ -18,7 +18,6 @@ run from other directories than the one ``out`` was given relative to.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from chain.crypto import PrivateKey, address_to_text
 from chain.genesis import Genesis
 from chain.keyfile import write_key_file
 from client.node.config import render_config
+from client.node.join import write_secret_file
 
 API_PORT_OFFSET = 100
 FAST_SCRYPT_N = 2**14
@@ -121,12 +121,6 @@ def planned_ports(validators: int, base_port: int) -> dict[int, str]:
                                (base_port + API_PORT_OFFSET + i, "api"))}
 
 
-def _secret_file(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text + "\n")
-
-
 def create_network(
     out: Path,
     *,
@@ -187,7 +181,7 @@ def create_network(
         directory = out / f"node{i}"
         directory.mkdir(exist_ok=True)
         passphrase = secrets.token_urlsafe(18)
-        _secret_file(directory / "passphrase", passphrase)
+        write_secret_file(directory / "passphrase", passphrase)
         write_key_file(directory / "node.key", key, passphrase, scrypt_n=FAST_SCRYPT_N)
         roles = ("validator", "worker") if i < workers else ("validator",)
         config = directory / "config.toml"
@@ -206,7 +200,7 @@ def create_network(
     user_layouts = []
     for name, key in user_keys.items():
         passphrase = secrets.token_urlsafe(18)
-        _secret_file(user_dir / f"{name}.passphrase", passphrase)
+        write_secret_file(user_dir / f"{name}.passphrase", passphrase)
         write_key_file(user_dir / f"{name}.key", key, passphrase, scrypt_n=FAST_SCRYPT_N)
         user_layouts.append(UserLayout(name, user_dir / f"{name}.key",
                                        user_dir / f"{name}.passphrase",

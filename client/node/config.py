@@ -366,10 +366,12 @@ def render_config(
     peer_exchange: bool = True,
     api_port: int = 0,
     host: str = "127.0.0.1",
+    api_host: str | None = None,
     worker: dict[str, Any] | None = None,
     consensus: dict[str, int] | None = None,
 ) -> str:
-    """A config file's text (``network create`` and ``devnet up`` write these)."""
+    """A config file's text (``network create``, ``devnet up`` and ``node init`` write
+    these); ``host`` is the p2p one and, unless ``api_host`` is given, the API's too."""
 
     def toml_value(v: Any) -> str:
         if isinstance(v, bool):
@@ -397,7 +399,7 @@ def render_config(
         f"peer_exchange = {toml_value(peer_exchange)}",
         "",
         "[api]",
-        f"host = {toml_value(host)}",
+        f"host = {toml_value(host if api_host is None else api_host)}",
         f"port = {api_port}",
     ]
     for name, table in (("consensus", consensus), ("worker", worker)):

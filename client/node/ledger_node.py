@@ -38,6 +38,7 @@ from client.federated.member_node import FederatedMember
 from client.node.config import NodeConfig
 from client.node.consensus_driver import CONSENSUS_TOPIC, ConsensusDriver
 from client.node.handle import BlockListener, CommittedBlock, NodeStatus, PeerInfo
+from client.node.join_notice import JoinNotice
 from client.node.ledger_app import LedgerApp
 from client.node.stored_chain import StoredChainReads
 from client.observe.dashboard import install_dashboard
@@ -96,6 +97,9 @@ class LedgerNode(StoredChainReads):
         self.blob_store = BlobStore(self.data_dir / "blobs")
         self.blobs = BlobService(self.p2p, self.blob_store)
         self.sync = BlockSync(self.p2p, self.app)
+        self.join_notice = JoinNotice(self.address_text, self.genesis.chain_id)  # [NODE-JOIN.1]
+        self.p2p.on_refused(self.join_notice.on_refused)
+        self.p2p.on_connect(self.join_notice.on_connect)
         timeouts = config.consensus
         wal, wal_history = WriteAheadLog.open(self.data_dir / "consensus.wal")
         self.driver = ConsensusDriver(

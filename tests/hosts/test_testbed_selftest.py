@@ -36,7 +36,7 @@ def test_testbed_links_cuts_nat_clock_and_cleanup(lc_seed: int, tmp_path: Path) 
         a = bed.add_host("a")
         b = bed.add_host("b", clock_offset_s=4.0)
         c = bed.add_host("c", nat=True)
-        made = set(namespaces()) - before
+        made = {ns for ns in namespaces() - before if bed.id in ns}  # another bed may run
         assert made == {bed.switch, a.ns, b.ns, c.ns, f"lcn-{bed.id}-3"}
         echo_a, echo_b, echo_c = (EchoServer(h, PORT) for h in (a, b, c))
 
@@ -101,7 +101,6 @@ def test_testbed_links_cuts_nat_clock_and_cleanup(lc_seed: int, tmp_path: Path) 
         log.info("relay: %s", stats)
         for echo in (echo_a, echo_b, echo_c):
             echo.close()
-    assert not namespaces() - before
     assert not any(bed.id in ns for ns in namespaces())
     assert not any(bed.id in line for line in run("ip", "-o", "link").splitlines())
     assert "10.213." not in run("iptables-save")
@@ -126,7 +125,8 @@ def test_testbed_of_a_dead_owner_is_swept(lc_seed: int) -> None:
             assert orphans <= namespaces()
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
-            assert orphans <= set(TestBed.sweep_orphans())
+            TestBed.sweep_orphans()  # (a test bed starting elsewhere may sweep them first)
+            assert not orphans & namespaces()
             assert {bed.switch, bed.hosts[0].ns} <= namespaces()
     finally:
         if proc.poll() is None:
