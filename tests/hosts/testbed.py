@@ -24,6 +24,10 @@ Topology (``<id>``: 6 hex digits per test bed, so two runs never clash)::
   TCP crosses the switch, which is all a node speaks.
 - A cut is two iptables drops in the switch (chain ``LCCUT``): packets vanish both
   ways, live connections stall as on a real cut; ``reset_live=True`` also aborts them.
+- ``capture(dir)``: the relay records the bytes of each new connection per direction,
+  as they cross the switch (what a tap would see, minus TCP/IP headers).
+- ``add_host(engine=True)``: a private dockerd (``tests.framework.dockerd``) started
+  inside the host's namespace; it has no networking of its own (``--bridge=none``).
 - Clock offsets: a host's processes run under libfaketime (Debian's ``faketime``,
   installed by scripts/setup_system.sh) with ``FAKETIME=+4s``: ``time.time()`` moves,
   and ``DONT_FAKE_MONOTONIC=1`` keeps ``time.monotonic()`` the machine's (libfaketime
