@@ -24,18 +24,17 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
 
 from chain.types import Address
-from p2p.addrbook import Endpoint
+from p2p.addrbook import AddressBook, Endpoint
+from p2p.config import P2PConfig
+from p2p.peer import PeerConnection
 from p2p.secure import probe_id
-
-if TYPE_CHECKING:
-    from p2p.node import Node
-    from p2p.peer import PeerConnection
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +42,29 @@ PROBE_SERVICE = "probe"
 """``GET /p2p/probe/<id hex>`` [WIRE-PEX.4]."""
 
 
+class NodeView(Protocol):
+    """What the probe needs of ``p2p.node.Node`` (which owns a ``Reachability``)."""
+
+    config: P2PConfig
+    book: AddressBook
+    peers: dict[Address, PeerConnection]
+
+    @property
+    def client_session(self) -> aiohttp.ClientSession | None: ...
+
+    def now(self) -> float: ...
+
+    def spawn(self, coro: Awaitable[Any], name: str | None = None) -> asyncio.Task[Any]: ...
+
+    def add_get_route(
+        self, service: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> None: ...
+
+
 class Reachability:
     """Verified endpoints of peers, and the probe on both of its ends."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: NodeView) -> None:
         self.node = node
         self.verified: dict[Endpoint, Address] = {}
         """Endpoints at which this node reached the peer named by the value."""
