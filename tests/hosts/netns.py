@@ -1,7 +1,7 @@
 """Network namespaces from a test: run ``ip``, make sockets inside one, forward a port out.
 
 Why: every emulated host is a network namespace, and a test needs three things there
-without a process of its own in each: commands (``ip -n``, ``ip netns exec``), sockets
+without a process of its own in each: commands (``ip -n``, ``nsenter --net``), sockets
 (an echo server, a client measuring a round trip) and the node's HTTP API, which binds
 127.0.0.1 *inside* its namespace (a loopback API needs no token and is reached by
 nothing else). ``socket_in`` makes a socket in a namespace from a short-lived thread
@@ -39,9 +39,18 @@ def run(*argv: str, check: bool = True) -> str:
     return done.stdout
 
 
+def enter(ns: str) -> list[str]:
+    """The command prefix that runs a command in ``ns``'s network namespace only.
+
+    ``nsenter --net``, not ``ip netns exec``: the latter also gives the command a mount
+    namespace of its own with a fresh /sys, which hides /sys/fs/cgroup (a dockerd
+    there cannot run containers). Both exec the command: its pid is the Popen's."""
+    return ["nsenter", f"--net={NETNS_DIR / ns}", "--"]
+
+
 def in_ns(ns: str, *argv: str, check: bool = True) -> str:
     """Runs a command inside namespace ``ns``."""
-    return run("ip", "netns", "exec", ns, *argv, check=check)
+    return run(*enter(ns), *argv, check=check)
 
 
 def namespaces() -> set[str]:
@@ -166,11 +175,11 @@ class Forward:
 
 def popen_in(ns: str, argv: Sequence[str], *, env: dict[str, str] | None = None,
              cwd: Path | None = None, log: Path | None = None) -> subprocess.Popen[bytes]:
-    """Starts ``argv`` inside ``ns`` in a session of its own (``ip netns exec`` execs the
-    command, so the Popen's pid is the command's). Its output goes to ``log``."""
+    """Starts ``argv`` inside ``ns`` in a session of its own (the Popen's pid is the
+    command's). Its output goes to ``log``."""
     out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     try:
-        return subprocess.Popen(["ip", "netns", "exec", ns, *argv], env=env, cwd=cwd,
+        return subprocess.Popen([*enter(ns), *argv], env=env, cwd=cwd,
                                 stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     finally:

@@ -9,7 +9,7 @@ this process by a ``-m socket`` mark and a local route), so the far host sees th
 peer address, and pumps the bytes both ways, each chunk written when
 ``tests.hosts.linkmodel`` says it arrives.
 
-Run by the test bed as ``ip netns exec lcsw-<id> python -m tests.hosts.relay``; steered
+Run by the test bed as ``nsenter --net=/run/netns/lcsw-<id> python -m tests.hosts.relay``; steered
 over a unix socket (``--control``), one JSON request and one JSON answer per connection:
 
 - ``{"op": "link", "a": 1, "b": 2, "spec": {...}}``: both directions of the link a-b

@@ -61,6 +61,7 @@ from tests.hosts.netns import (
     Forward,
     NetnsError,
     connect_in,
+    enter,
     in_ns,
     listen_in,
     namespaces,
@@ -376,7 +377,7 @@ class HostDockerd(PrivateDockerd):
         self.ns = ns
 
     def argv(self) -> list[str]:
-        return ["ip", "netns", "exec", self.ns, *super().argv()]
+        return [*enter(self.ns), *super().argv()]
 
 
 def _alive(pid: int) -> bool:
