@@ -33,7 +33,10 @@ from pathlib import Path
 from client.devnet.network import API_PORT_OFFSET
 
 HOST = "127.0.0.1"
-_handed_out: set[int] = set()
+README_PORTS = frozenset({26656, 26657})
+"""The README's "Join an existing graph" ports, which tests/client/test_readme_join.py runs
+as written: no other test is ever handed them, so that test cannot lose them to a draw."""
+_handed_out: set[int] = set(README_PORTS)
 _lock = threading.Lock()
 MAX_TRIES = 200
 LOWEST_PORT = 10_000
