@@ -82,6 +82,14 @@ def test_testbed_links_cuts_nat_clock_and_cleanup(lc_seed: int, tmp_path: Path) 
                    what="the stalled byte to arrive once healed")  # TCP retransmits it
         live.close()
 
+        # A partition {a} | {b, c}: nothing crosses it, each side still works.
+        bed.split([a])
+        assert not dial_works(a, (b.address, PORT)) and not dial_works(c, (a.address, PORT))
+        assert dial_works(b, (c.public_address, PORT)) is False  # (NAT, as ever)
+        assert dial_works(c, (b.address, PORT))
+        bed.heal_all()
+        assert dial_works(a, (b.address, PORT)) and dial_works(c, (a.address, PORT))
+
         # NAT: c dials out and is seen as its router's address; nobody dials c.
         assert dial_works(c, (b.address, PORT))
         assert echo_b.peers[-1] == c.public_address != c.address

@@ -313,11 +313,18 @@ class TestBed:
         for rule in self._cut_rules(a, b):
             in_ns(self.switch, "iptables", "-D", CUT_CHAIN, *rule)
 
+    def split(self, side: Iterable[Host], *, reset_live: bool = False) -> None:
+        """Cuts every link between ``side`` and the other hosts (a partition; the hosts on
+        each side still reach each other)."""
+        inside = list(side)
+        for a in inside:
+            for b in self.hosts:
+                if b not in inside:
+                    self.cut(a, b, reset_live=reset_live)
+
     def isolate(self, host: Host, *, reset_live: bool = False) -> None:
         """Cuts ``host`` from every other host."""
-        for other in self.hosts:
-            if other is not host:
-                self.cut(host, other, reset_live=reset_live)
+        self.split([host], reset_live=reset_live)
 
     def heal_all(self) -> None:
         in_ns(self.switch, "iptables", "-F", CUT_CHAIN)
