@@ -22,7 +22,7 @@ from typing import Any
 
 from chain.crypto import address_from_text
 from chain.keyfile import read_key_file
-from chain.transactions import Transfer
+from chain.transactions import SignedTransaction, Transfer
 from chain.types import Amount
 from client.api.http_client import ApiClient, ApiError
 from client.devnet.network import NetworkLayout, NodeLayout, UserLayout, create_network
@@ -162,12 +162,17 @@ class HostGraph:
 
     def transfer(self, via: HostNode, sender: str, to: str, amount: int) -> bytes:
         """Signs and submits a transfer between two users through ``via``; its hash."""
+        return self.submit_transfer(via, sender, to, amount).hash
+
+    def submit_transfer(self, via: HostNode, sender: str, to: str,
+                        amount: int) -> SignedTransaction:
+        """``transfer``, returning the signed transaction itself (its bytes, signature)."""
         user = self.users[sender]
         key = read_key_file(user.key_file, user.passphrase_file.read_text().strip())
         tx = via.api.sign(key, Transfer(address_from_text(self.users[to].address),
                                         Amount(amount)))
         via.api.submit(tx)
-        return tx.hash
+        return tx
 
     def wait_committed(self, tx_hash: bytes, *, timeout: float = 60.0) -> dict[str, Any]:
         """Until every node reports the transaction committed, at one height and index."""
