@@ -252,7 +252,7 @@ class TestBed:
                     directory=directory)
         self.hosts.append(host)
         if engine:
-            host.engine = HostDockerd(ns, root=directory / "engine")
+            host.engine = HostDockerd(ns)
             host.engine.start()
         return host
 
@@ -371,16 +371,21 @@ class TestBed:
             _remove(ours)
             shutil.rmtree(root, ignore_errors=True)
             removed += ours
+        PrivateDockerd.sweep_orphans()  # the engines of hosts (their processes are gone)
         return removed
 
 
 class HostDockerd(PrivateDockerd):
     """A private Docker engine started inside a host's namespace (it has no networking
-    of its own: ``--bridge=none``), so its host's node reaches it as on a real machine."""
+    of its own: ``--bridge=none``), so its host's node reaches it as on a real machine.
 
-    def __init__(self, ns: str, *, root: Path) -> None:
-        root.mkdir(mode=0o700)
-        super().__init__(root=root)
+    Its root is a fresh ``/tmp/lcd-<hex>`` as any private engine's (a unique name: it
+    is also the engine's containerd namespace and cgroup; a short path: containerd's
+    sockets live below it), owned by this process, so ``PrivateDockerd.sweep_orphans``
+    (which ``TestBed.sweep_orphans`` calls) removes what a killed run left."""
+
+    def __init__(self, ns: str) -> None:
+        super().__init__()
         self.ns = ns
 
     def argv(self) -> list[str]:
