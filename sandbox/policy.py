@@ -81,6 +81,7 @@ def container_kwargs(
     read_only_binds: Mapping[str, Path],
     *,
     name: str | None = None,
+    runtime: str | None = None,
 ) -> dict[str, Any]:
     """Arguments for ``client.containers.create`` of one hardened job container.
 
@@ -92,6 +93,9 @@ def container_kwargs(
     container ``name`` is incidental [EVAL-ENV.8]. The seccomp profile is the
     project's own [JOB-SECCOMP.*], never the engine's default. A run with GPUs
     gets one device request more and nothing else changes [JOB-GPU.2].
+    ``runtime`` (``runsc`` or ``runc``; None: the engine's default) is the one place the
+    node's runtime reaches a container [JOB-RUNTIME.1]; every other argument is the same
+    under both [JOB-RUNTIME.3].
     """
     mounts = [
         Mount(target=target, source=str(source), type="bind", read_only=True)
@@ -126,7 +130,16 @@ def container_kwargs(
                     Ulimit(name="nofile", soft=1024, hard=1024)],
         "log_config": LogConfig(type=LogConfig.types.JSON, config=DOCKER_LOG_LIMIT),
         **gpu_kwargs(limits),
+        **runtime_kwargs(limits, runtime),
     }
+
+
+def runtime_kwargs(limits: ResourceLimits, runtime: str | None) -> dict[str, Any]:
+    """[JOB-RUNTIME.1] The container's OCI runtime; a run with GPUs keeps the engine's
+    default [JOB-RUNTIME.5] (this gVisor cannot pass a GPU through)."""
+    if runtime is None or limits.gpu_count:
+        return {}
+    return {"runtime": runtime}
 
 
 def gpu_kwargs(limits: ResourceLimits) -> dict[str, Any]:

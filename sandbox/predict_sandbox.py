@@ -122,12 +122,15 @@ class WarmPredictor:
     def __init__(self, client: docker.DockerClient, image: str, model_path: Path,
                  record: DeployedModel, mode: str, *, limits: ResourceLimits | None = None,
                  warm: bool = True, request_timeout_s: float = REQUEST_TIMEOUT_S,
-                 start_timeout_s: float = START_TIMEOUT_S, node_id: str = "local") -> None:
+                 start_timeout_s: float = START_TIMEOUT_S, node_id: str = "local",
+                 runtime: str | None = None) -> None:
         if mode not in MODES or (mode == "labels") != (record.output.kind == "classes"):
             raise ValueError(f"mode {mode!r} does not fit a {record.output.kind} model")
         self.client, self.image, self.record, self.mode = client, image, record, mode
         self.limits = limits or ResourceLimits()
         self.warm, self.node_id = warm, node_id
+        self.runtime = runtime
+        """[JOB-RUNTIME.1] The node's runtime for every container it starts."""
         self.request_timeout_s, self.start_timeout_s = request_timeout_s, start_timeout_s
         self.restarts = 0
         """Containers replaced after a timeout, crash or bad reply."""
@@ -158,7 +161,7 @@ class WarmPredictor:
     def _start(self) -> Session:
         return Session(self.client, self.image, self._model_dir, self.record, self.mode,
                        self.limits, node_id=self.node_id,
-                       start_timeout_s=self.start_timeout_s)
+                       start_timeout_s=self.start_timeout_s, runtime=self.runtime)
 
     def _restart(self) -> None:
         """[PRED-EXEC.4] Kill and remove the broken container; start its replacement now, so

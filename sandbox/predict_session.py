@@ -87,11 +87,14 @@ def code_binds() -> dict[str, Path]:
 
 
 def container_args(image: str, model_dir: Path, limits: ResourceLimits, node_id: str,
-                   job: str, env: Mapping[str, str]) -> dict[str, Any]:
-    """``containers.create`` arguments: the training policy, then the server as PID 1."""
+                   job: str, env: Mapping[str, str], runtime: str | None = None
+                   ) -> dict[str, Any]:
+    """``containers.create`` arguments: the training policy (and runtime [JOB-RUNTIME.1]),
+    then the server as PID 1."""
     binds = {policy.MODEL_MOUNT: model_dir, **code_binds()}
     kwargs = policy.container_kwargs(image, limits, policy.labels_for(job, node_id, ENTRY),
-                                     binds, name=f"lc-predict-{secrets.token_hex(6)}")
+                                     binds, name=f"lc-predict-{secrets.token_hex(6)}",
+                                     runtime=runtime)
     kwargs.update(command=list(SERVER_ARGV), stdin_open=True,
                   environment={"PYTHONPATH": CODE_MOUNT, "PYTHONDONTWRITEBYTECODE": "1",
                                "HOME": policy.SCRATCH_DIR, **THREAD_ENV, **env})
@@ -125,8 +128,8 @@ class Session:
 
     def __init__(self, client: docker.DockerClient, image: str, model_dir: Path,
                  record: DeployedModel, mode: str, limits: ResourceLimits, *,
-                 node_id: str, start_timeout_s: float, env: Mapping[str, str] | None = None
-                 ) -> None:
+                 node_id: str, start_timeout_s: float, env: Mapping[str, str] | None = None,
+                 runtime: str | None = None) -> None:
         self.client = client
         self.container: Any = None
         self._sock: socket.socket | None = None
@@ -134,7 +137,7 @@ class Session:
         self._demux = _Demux()
         deadline = time.monotonic() + start_timeout_s
         kwargs = container_args(image, model_dir, limits, node_id, record.job_id.hex(),
-                                env or {})
+                                env or {}, runtime)
         try:
             self.container = client.containers.create(**kwargs)
             self._holder = client.api.attach_socket(

@@ -106,9 +106,11 @@ class SandboxRunner:
     """Runs job entry points for one node; every container carries the node's label."""
 
     def __init__(self, client: docker.DockerClient | None = None, node_id: str = "local",
-                 self_test_image: str | None = None) -> None:
+                 self_test_image: str | None = None, runtime: str | None = None) -> None:
         self.client = client if client is not None else connect()
         self.node_id = node_id
+        self.runtime = runtime
+        """[JOB-RUNTIME.1] ``runsc`` or ``runc`` for every container; None: the engine's."""
         self.self_test_image = self_test_image
         """Known-good image for [JOB-EXIT.5]'s confirmation; default: the base image."""
 
@@ -278,7 +280,8 @@ class SandboxRunner:
                         collect: Any, watch: RunWatch | None = None) -> RunResult:
         kwargs = policy.container_kwargs(image_id, limits,
                                          policy.labels_for(job_id, self.node_id, entry), binds,
-                                         name=_container_name(entry, job_id, variant))
+                                         name=_container_name(entry, job_id, variant),
+                                         runtime=self.runtime)
         if watch is not None:  # [JOB-CHECKPOINT.1] the checkpoint tmpfs
             kwargs["mounts"] = [*kwargs["mounts"], *watch.mounts()]
         try:
@@ -432,7 +435,8 @@ class SandboxRunner:
         image = self.self_test_image or BASE_TAG
         kwargs = policy.container_kwargs(image, SELF_TEST_LIMITS,
                                          policy.labels_for("", self.node_id, "self-test"), {},
-                                         name=_container_name("self-test", "", 0))
+                                         name=_container_name("self-test", "", 0),
+                                         runtime=self.runtime)
         try:
             container = self.client.containers.create(**kwargs)
         except EngineErrors as e:

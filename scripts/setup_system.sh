@@ -3,7 +3,8 @@
 # the Docker engine, PostgreSQL (for the storage tests), debootstrap (for
 # the offline base image) and Chromium (the dashboard's browser test drives
 # /usr/bin/chromium through Playwright; nothing is downloaded at test time)
-# and faketime (clock offsets of the emulated hosts in tests/hosts).
+# and faketime (clock offsets of the emulated hosts in tests/hosts), and gVisor
+# (runsc, the job sandbox's runtime, registered with the engine).
 # Idempotent: every step checks before it acts.
 set -euo pipefail
 
@@ -14,6 +15,8 @@ command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 # libfaketime: tests/hosts gives an emulated host's node process a clock offset
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need_pkgs+=(faketime)
+# gVisor: job containers run under runsc wherever it is installed [JOB-RUNTIME.1]
+[ -x /usr/bin/runsc ] || need_pkgs+=(runsc)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -41,6 +44,22 @@ if ! docker info >/dev/null 2>&1; then
     for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   fi
   docker info >/dev/null 2>&1 || { echo "setup: Docker engine did not start (see /var/log/learningchain-dockerd.log)"; exit 1; }
+fi
+
+# gVisor's runsc registered with the host engine [JOB-RUNTIME.4]: merged into
+# /etc/docker/daemon.json (other keys kept), then SIGHUP (dockerd reloads `runtimes`
+# without a restart, so running containers are untouched); only when it changed.
+if [ -x /usr/bin/runsc ] && [ -z "${DOCKER_HOST:-}" ]; then
+  runtime_state=$(cd "$(dirname "$0")/.." && python3 -m sandbox.runtime register /etc/docker/daemon.json)
+  if [ "$runtime_state" = changed ]; then
+    echo "setup: registered runsc (gVisor) in /etc/docker/daemon.json; reloading dockerd"
+    kill -HUP "$(cat /var/run/docker.pid)"
+  fi
+  for _ in $(seq 1 40); do
+    docker info --format '{{json .Runtimes}}' | grep -q '"runsc"' && break; sleep 0.25
+  done
+  docker info --format '{{json .Runtimes}}' | grep -q '"runsc"' \
+    || { echo "setup: dockerd did not take the runsc runtime (see /var/log/learningchain-dockerd.log)"; exit 1; }
 fi
 
 # PostgreSQL: a local cluster on 127.0.0.1 with a test role and database.

@@ -38,8 +38,11 @@ class PredictorPool:
     """Warm predictors by (model id, mode), least recently used closed first."""
 
     def __init__(self, client: docker.DockerClient, image: str, node_id: str,
-                 limits: ResourceLimits | None = None, max_warm: int = MAX_WARM) -> None:
+                 limits: ResourceLimits | None = None, max_warm: int = MAX_WARM,
+                 runtime: str | None = None) -> None:
         self.client, self.image, self.node_id = client, image, node_id
+        self.runtime = runtime
+        """[JOB-RUNTIME.1] The node's runtime (``runtime.resolve``) for every warm sandbox."""
         self.limits = limits or ResourceLimits()
         self.max_warm = max_warm
         self._warm: OrderedDict[tuple[bytes, str], WarmPredictor] = OrderedDict()
@@ -66,7 +69,8 @@ class PredictorPool:
             _, oldest = self._warm.popitem(last=False)
             oldest.close()
         predictor = WarmPredictor(self.client, self.image, model_path, record, mode,
-                                  limits=self.limits, node_id=self.node_id)
+                                  limits=self.limits, node_id=self.node_id,
+                                  runtime=self.runtime)
         self.started += 1
         log.info("model %s: warm %s sandbox %s started", record.job_id.hex()[:12], mode,
                  predictor.container_id[:12])

@@ -1,0 +1,162 @@
+"""Which OCI runtime runs job containers: gVisor's ``runsc`` or plain ``runc`` [JOB-RUNTIME.*].
+
+Under ``runc`` a job shares the host's kernel: one kernel bug reachable through a system
+call the seccomp profile allows gives it the machine. Under ``runsc`` (gVisor) the job's
+system calls are answered by a kernel in user space (the Sentry), which itself makes few,
+filtered host calls; the job never reaches the host kernel directly. So ``runsc`` is the
+default wherever the engine has it [JOB-RUNTIME.1], and a worker told to use it on an
+engine without it refuses to start [JOB-RUNTIME.2].
+
+Pure and standard-library only: ``python3 -m sandbox.runtime register FILE`` is what
+``scripts/setup_system.sh`` runs (before the project's virtualenv exists) to add the
+runtime to the engine's ``daemon.json`` without touching its other keys.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sandbox.errors import SandboxError
+
+RUNC = "runc"
+RUNSC = "runsc"
+AUTO = "auto"
+CHOICES = (AUTO, RUNSC, RUNC)
+"""What ``[worker] runtime`` may say; ``auto`` is ``runsc`` where the engine has it."""
+RUNSC_PATH = "/usr/bin/runsc"
+RUNSC_PLATFORM = "ptrace"
+"""[JOB-RUNTIME.4] How the Sentry intercepts the job's system calls. Debian 12's gVisor
+(20221219) has ``ptrace`` and ``kvm`` (``systrap`` came in 2023); ``kvm`` hung at boot on
+the reference machine (nested KVM), ``ptrace`` ran a CPU-bound loop at the host's speed."""
+RUNSC_ARGS = (f"--platform={RUNSC_PLATFORM}", "--oci-seccomp", "--network=none")
+"""``--oci-seccomp``: the project's profile [JOB-SECCOMP.*] is enforced inside the sandbox
+too (gVisor ignores an OCI seccomp profile without it) [JOB-RUNTIME.3]. ``--network=none``:
+the Sentry's own network stack has a loopback device only and never touches a host
+namespace (every job container has network ``none`` anyway [JOB-SANDBOX.1])."""
+
+
+class RuntimeUnavailable(SandboxError):
+    """[JOB-RUNTIME.2] The configured runtime is not registered with the engine."""
+
+    def __init__(self, wanted: str, registered: Sequence[str]) -> None:
+        shown = ", ".join(registered) or "none"
+        hint = (" (install it with `make setup`, i.e. scripts/setup_system.sh, or set "
+                "[worker] runtime = \"runc\")" if wanted == RUNSC else "")
+        super().__init__(f"[worker] runtime = {wanted!r} but the Docker engine has no "
+                         f"{wanted!r} runtime (registered: {shown}){hint} [JOB-RUNTIME.2]")
+        self.wanted = wanted
+        self.registered = tuple(registered)
+
+
+class BadRuntime(SandboxError, ValueError):
+    """A runtime name that is not one of ``CHOICES``."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__(f"runtime {value!r} is not one of {', '.join(CHOICES)}")
+        self.value = value
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeChoice:
+    """The runtime every job container of a node gets, and why."""
+
+    name: str
+    """``runsc`` or ``runc``."""
+    configured: str
+    """What the config said (``auto``, ``runsc`` or ``runc``)."""
+
+    @property
+    def isolated(self) -> bool:
+        """True when the job does not share the host's kernel."""
+        return self.name == RUNSC
+
+    def describe(self) -> str:
+        """One line for the node's start-up log."""
+        if self.isolated:
+            return (f"jobs run under gVisor (runtime {RUNSC}, platform {RUNSC_PLATFORM}; "
+                    f"configured {self.configured!r}) [JOB-RUNTIME.1]")
+        why = ("the engine has no runsc runtime" if self.configured == AUTO
+               else "configured [worker] runtime = \"runc\"")
+        return (f"jobs run under plain runc and share this host's kernel ({why}); "
+                f"install gVisor with `make setup` [JOB-RUNTIME.1]")
+
+
+def check_name(value: object) -> str:
+    """``value`` if it is a runtime ``[worker] runtime`` may name, else ``BadRuntime``."""
+    if not isinstance(value, str) or value not in CHOICES:
+        raise BadRuntime(value)
+    return value
+
+
+def registered(info: Mapping[str, Any]) -> tuple[str, ...]:
+    """The runtimes a ``docker info`` answer names, sorted."""
+    runtimes = info.get("Runtimes") or {}
+    return tuple(sorted(str(name) for name in runtimes)) if isinstance(runtimes, dict) else ()
+
+
+def choose(configured: str, info: Mapping[str, Any]) -> RuntimeChoice:
+    """[JOB-RUNTIME.1-2] The runtime for ``configured`` on an engine whose ``docker info`` is
+    ``info``: ``auto`` is ``runsc`` when registered, else ``runc``; a named runtime must be
+    registered (``runc`` always is), else ``RuntimeUnavailable``."""
+    check_name(configured)
+    names = registered(info)
+    if configured == AUTO:
+        return RuntimeChoice(RUNSC if RUNSC in names else RUNC, AUTO)
+    if configured == RUNSC and RUNSC not in names:
+        raise RuntimeUnavailable(RUNSC, names)
+    return RuntimeChoice(configured, configured)
+
+
+def resolve(client: Any, configured: str = AUTO) -> RuntimeChoice:
+    """``choose`` against the engine ``client`` talks to (one ``docker info``)."""
+    return choose(configured, client.info())
+
+
+def runsc_entry(path: str = RUNSC_PATH) -> dict[str, Any]:
+    """The ``runtimes.runsc`` entry of a ``daemon.json`` [JOB-RUNTIME.4]."""
+    return {"path": path, "runtimeArgs": list(RUNSC_ARGS)}
+
+
+def with_runsc(config: Mapping[str, Any], path: str = RUNSC_PATH) -> dict[str, Any]:
+    """``config`` (a ``daemon.json``) with ``runtimes.runsc`` set; every other key kept."""
+    merged = dict(config)
+    runtimes = dict(merged.get("runtimes") or {})
+    runtimes[RUNSC] = runsc_entry(path)
+    merged["runtimes"] = runtimes
+    return merged
+
+
+def register(config_file: Path, path: str = RUNSC_PATH) -> bool:
+    """Add the runsc runtime to ``config_file`` (created if missing); True when it changed
+    (the caller then reloads the engine with SIGHUP: ``runtimes`` is reloadable)."""
+    text = config_file.read_text() if config_file.exists() else ""
+    current = json.loads(text) if text.strip() else {}
+    if not isinstance(current, dict):
+        raise ValueError(f"{config_file} does not hold a JSON object")
+    merged = with_runsc(current, path)
+    if merged == current:
+        return False
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    temp = config_file.with_name(config_file.name + ".lc-new")
+    temp.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+    temp.replace(config_file)
+    return True
+
+
+def main(argv: Sequence[str]) -> int:
+    """``register FILE``: prints ``changed`` or ``unchanged``."""
+    if len(argv) != 2 or argv[0] != "register":
+        print("usage: python3 -m sandbox.runtime register /etc/docker/daemon.json",
+              file=sys.stderr)
+        return 2
+    print("changed" if register(Path(argv[1])) else "unchanged")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
