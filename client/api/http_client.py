@@ -4,6 +4,11 @@ Plain ``urllib``: one request per call, no event loop, no session to
 close. Every failure is an ``ApiError`` carrying the server's error code and
 message (or ``unreachable`` / ``bad_response`` when there is no usable
 answer), so a caller can print one line and exit.
+
+With ``$LC_API_TOKEN`` set, every request carries ``Authorization: Bearer <token>``
+(the node's ``[api] token_file``; writes need it on a node that has one, [API-AUTH.*]).
+An upload the node answers 429 (per-client limits, [API-UPLOAD.4]) is sent again after
+its ``Retry-After``, when that is at most ``UPLOAD_RETRY_MAX_S``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ from chain.transactions import Body, SignedTransaction, sign_transaction
 
 DEFAULT_NODE = "http://127.0.0.1:8601"
 NODE_ENV = "LC_NODE"
+TOKEN_ENV = "LC_API_TOKEN"
+"""The node's API token (``client.api.access.TOKEN_ENV``; never taken from argv)."""
+UPLOAD_RETRY_MAX_S = 120
+UPLOAD_RETRIES = 3
 CHUNK = 1024 * 1024
 
 Json = dict[str, Any]
@@ -33,11 +42,14 @@ Progress = Callable[[int, int], None]
 class ApiError(Exception):
     """What the node said no with (or why no answer came)."""
 
-    def __init__(self, code: str, message: str, status: int = 0) -> None:
+    def __init__(self, code: str, message: str, status: int = 0,
+                 retry_after: float | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.status = status
+        self.retry_after = retry_after
+        """A 429's or 503's ``Retry-After`` in seconds, when it sent one."""
 
 
 def default_node_url() -> str:
@@ -47,7 +59,8 @@ def default_node_url() -> str:
 class ApiClient:
     """Typed calls to one node's ``/api/v1``; see ``client.api.openapi`` for every shape."""
 
-    def __init__(self, base_url: str | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str | None = None, *, timeout: float = 30.0,
+                 token: str | None = None) -> None:
         url = (base_url or default_node_url()).rstrip("/")
         if "://" not in url:
             url = "http://" + url
@@ -56,6 +69,8 @@ class ApiClient:
             raise ApiError("bad_url", f"not an http(s) node URL: {base_url!r}")
         self.base_url = url
         self.timeout = timeout
+        self.token = token if token is not None else (os.environ.get(TOKEN_ENV) or "").strip()
+        """Sent as ``Authorization: Bearer`` when not empty (default: ``$LC_API_TOKEN``)."""
         self._chain_id: str | None = None
 
     # -- plumbing ---------------------------------------------------------------------
@@ -69,10 +84,19 @@ class ApiClient:
         return url
 
     def _open(self, request: urllib.request.Request, timeout: float | None = None) -> Any:
+        if self.token:
+            if not all("!" <= c <= "~" for c in self.token):
+                raise ApiError("bad_token", f"${TOKEN_ENV} must be the node's token: visible "
+                                            "ASCII characters, no spaces")
+            request.add_header("Authorization", f"Bearer {self.token}")
         try:
             return urllib.request.urlopen(request, timeout=timeout or self.timeout)
         except urllib.error.HTTPError as e:
-            raise _api_error(e) from None
+            error = _api_error(e)
+            if error.status == 401 and not self.token:
+                error = ApiError(error.code, f"{error.message} (${TOKEN_ENV} is not set)",
+                                 error.status)
+            raise error from None
         except urllib.error.URLError as e:
             raise ApiError("unreachable",
                            f"cannot reach the node at {self.base_url}: {e.reason}") from None
@@ -223,12 +247,32 @@ class ApiClient:
                     if progress is not None:
                         progress(done, size)
 
-        req = urllib.request.Request(
-            self._url("/blobs"), data=chunks(), method="POST",
-            headers={"Content-Type": "application/octet-stream",
-                     "Content-Length": str(size), "Accept": "application/json"})
-        with self._open(req, timeout=max(self.timeout, 300.0)) as resp:
-            return dict(json.loads(resp.read()))
+        if size > CHUNK:
+            self._check_upload_access()
+        for attempt in range(UPLOAD_RETRIES + 1):
+            req = urllib.request.Request(
+                self._url("/blobs"), data=chunks(), method="POST",
+                headers={"Content-Type": "application/octet-stream",
+                         "Content-Length": str(size), "Accept": "application/json"})
+            try:
+                with self._open(req, timeout=max(self.timeout, 300.0)) as resp:
+                    return dict(json.loads(resp.read()))
+            except ApiError as e:
+                wait = e.retry_after
+                if e.status != 429 or wait is None or wait > UPLOAD_RETRY_MAX_S \
+                        or attempt == UPLOAD_RETRIES:
+                    raise
+                time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _check_upload_access(self) -> None:
+        """An empty upload first: a node that wants a token (or another one) says so at
+        once, where a refused long upload could end in a reset connection [API-AUTH.6]."""
+        try:
+            self.request("POST", "/blobs", data=b"", content_type="application/octet-stream")
+        except ApiError as e:
+            if e.code != "empty_blob":
+                raise
 
     def has_blob(self, blob: str | bytes) -> bool:
         """Whether the node stores the blob itself (peers are not asked)."""
@@ -298,9 +342,21 @@ def _hex(value: str | bytes) -> str:
 
 
 def _api_error(e: urllib.error.HTTPError) -> ApiError:
+    retry_after = _seconds(e.headers.get("Retry-After") if e.headers else None)
     try:
         doc = json.loads(e.read())
         err = doc["error"]
-        return ApiError(str(err["code"]), str(err["message"]), e.code)
+        code, message = str(err["code"]), str(err["message"])
     except (ValueError, KeyError, TypeError, OSError):
-        return ApiError(f"http_{e.code}", f"the node answered {e.code} {e.reason}", e.code)
+        return ApiError(f"http_{e.code}", f"the node answered {e.code} {e.reason}", e.code,
+                        retry_after)
+    return ApiError(code, message, e.code, retry_after)
+
+
+def _seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` of delay-seconds (an HTTP date is not used by the node)."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds < 86_400 else None

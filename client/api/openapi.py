@@ -59,12 +59,14 @@ from client.api.openapi_types import (
     POWER,
     PUBKEY,
     SALT,
+    SECURITY_SCHEMES,
     STRING,
     TIME_MS,
     WINDOW_MS,
     S,
     array,
     bounded,
+    guard_writes,
     nullable,
     obj,
     ref,
@@ -574,12 +576,13 @@ def openapi_document() -> dict[str, Any]:
             "description": (
                 "Read the chain, submit signed transactions, move blobs. Bytes are lowercase "
                 "hex, addresses lc1… text, amounts integers, times milliseconds. Errors are "
-                '{"error": {"code", "message"}} with a 4xx status.'),
+                '{"error": {"code", "message"}} with a 4xx status. Writes take the node\'s '
+                "token (Authorization: Bearer) once it has one [API-AUTH.*]."),
         },
         "servers": [{"url": API_PREFIX}],
-        "paths": {**_paths(), **predict_paths(_op, _json, _error, _path_param),
-                  **fed_paths(_op, _json, _error, _path_param)},
-        "components": {"schemas": {
+        "paths": guard_writes({**_paths(), **predict_paths(_op, _json, _error, _path_param),
+                               **fed_paths(_op, _json, _error, _path_param)}, _error),
+        "components": {"securitySchemes": SECURITY_SCHEMES, "schemas": {
             **SCHEMAS, **PREDICT_SCHEMAS, **FED_SCHEMAS,
             "TxBody": {"oneOf": [*SCHEMAS["TxBody"]["oneOf"], *predict_tx_bodies(_body),
                                  *fed_tx_bodies(_body)]}}},

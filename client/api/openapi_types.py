@@ -66,3 +66,33 @@ def array(items: S, max_items: int | None = None) -> S:
     if max_items is not None:
         out["maxItems"] = max_items
     return out
+
+
+TOKEN_SCHEME = "apiToken"
+SECURITY_SCHEMES: S = {TOKEN_SCHEME: {
+    "type": "http", "scheme": "bearer",
+    "description": "[API-AUTH.2-3] The node's API token ([api] token_file; the CLI sends "
+                   "$LC_API_TOKEN). Every write needs it when the node has one, and a node "
+                   "bound off loopback always has one; reads never need it."}}
+RETRY_AFTER: S = {"Retry-After": {"description": "Seconds to wait before trying again",
+                                  "schema": {"type": "integer", "minimum": 1}}}
+
+
+def guard_writes(paths: dict[str, S], error: Any) -> dict[str, S]:
+    """[API-AUTH.2] Every write takes the token (401 without it, or with a wrong one), a
+    peer fetch of a blob too [API-AUTH.4]; uploads are limited per client [API-UPLOAD.4]."""
+    for ops in paths.values():
+        for method, op in ops.items():
+            if method != "get":
+                op["security"] = [{TOKEN_SCHEME: []}]
+                op["responses"]["401"] = error("No token, or not this node's (code "
+                                               "token_required / bad_token)")
+    upload = paths["/blobs"]["post"]["responses"]
+    upload["429"] = {**error("Over this client's upload rate, bytes or uploads under way"),
+                     "headers": RETRY_AFTER}
+    upload["503"] = {**upload["503"], "headers": RETRY_AFTER}
+    download = paths["/blobs/{blob}"]["get"]
+    download["security"] = [{}, {TOKEN_SCHEME: []}]
+    download["responses"]["401"] = error("Not stored here, and fetching it from peers needs "
+                                         "the token")
+    return paths

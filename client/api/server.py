@@ -4,7 +4,12 @@ Served on 127.0.0.1 by default. Every response is JSON except raw blocks and
 blob downloads; every error is ``{"error": {"code", "message"}}`` with a 4xx
 status for bad input (a 500 means a bug here, never bad input). Bodies are
 bounded: ``MAX_JSON_BODY`` for transactions and JSON, ``max_upload_bytes``
-for blobs, which stream to a temporary file and never sit in memory.
+for blobs, which stream to a temporary file and never sit in memory; uploads are
+bounded per client too (``client.api.upload_limits``, handlers in
+``client.api.blob_routes``).
+
+Reads are open; every write needs the node's token when it has one, and a server
+bound off loopback must have one (``client.api.access``, [API-AUTH.*]).
 
 The routes and their shapes are documented in ``client.api.openapi`` (served at
 ``/api/v1/openapi.json``); the tests check the two agree route for route and
@@ -26,12 +31,10 @@ the hashes submitted through this server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
-import os
-import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -44,6 +47,14 @@ from chain.errors import DecodeError
 from chain.mempool import Admission
 from chain.records import SETTLED
 from chain.transactions import SignedTransaction
+from client.api.access import (
+    TokenError,
+    auth_middleware,
+    check_token,
+    is_loopback_host,
+    no_token_message,
+)
+from client.api.blob_routes import BlobRoutes
 from client.api.fed_routes import FedRoutes
 from client.api.json_forms import (
     BadInput,
@@ -69,38 +80,22 @@ from client.api.limits import (
     MAX_JSON_BODY,
     MAX_TX_BATCH,
     MAX_TX_BATCH_BYTES,
-    MAX_UPLOAD_BYTES,
-    MAX_UPLOADS,
     MAX_WAIT_S,
     MAX_WAITERS,
     RECENT_SUBMITS,
-    UPLOAD_CHUNK,
 )
 from client.api.openapi import openapi_document
 from client.api.predict_routes import PredictRoutes
+from client.api.problems import ApiProblem, error_response
 from client.api.state_routes import StateRoutes
+from client.api.upload_limits import UploadLimiter, UploadLimits
 from client.node.handle import CommittedBlock, NodeHandle
 from client.worker.attempt_log import LOG_TAIL_BYTES, job_attempts
-from p2p.blobstore import BlobError, BlobTooLarge
 
 log = logging.getLogger(__name__)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ApiProblem(Exception):
-    """A request the API refuses: HTTP status, stable code, one-line message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
@@ -113,7 +108,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiProblem as e:
-        return error_response(e.status, e.code, e.message)
+        return error_response(e.status, e.code, e.message, e.headers)
     except BadInput as e:
         return error_response(400, e.code, e.message)
     except web.HTTPException as e:
@@ -132,28 +127,41 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 class ApiServer:
-    """The node's HTTP API; construct with a ``NodeHandle``, then ``await start()``."""
+    """The node's HTTP API; construct with a ``NodeHandle``, then ``await start()``.
+
+    ``token``: what a write must send [API-AUTH.*] (required unless ``host`` is a
+    loopback address: ``TokenError`` says so); ``upload_limits``: per client
+    [API-UPLOAD.*] (``max_upload_bytes`` overrides its size bound).
+    """
 
     def __init__(self, node: NodeHandle, host: str = "127.0.0.1", port: int = 0, *,
-                 max_upload_bytes: int = MAX_UPLOAD_BYTES,
+                 token: str | None = None, upload_limits: UploadLimits | None = None,
+                 max_upload_bytes: int | None = None,
                  blob_fetch_timeout_s: float = 600.0) -> None:
+        if token is None and not is_loopback_host(host):
+            raise TokenError(no_token_message(host))
+        if token is not None:
+            check_token(token, "ApiServer")
+        limits = upload_limits or UploadLimits()
+        if max_upload_bytes is not None:
+            limits = dataclasses.replace(limits, max_upload_bytes=max_upload_bytes)
         self.node = node
         self.host = host
+        self.token_required = token is not None
         self._requested_port = port
-        self.max_upload_bytes = max_upload_bytes
-        self.blob_fetch_timeout_s = blob_fetch_timeout_s
-        self.app = web.Application(client_max_size=MAX_JSON_BODY, middlewares=[_errors])
+        self.app = web.Application(client_max_size=MAX_JSON_BODY,
+                                   middlewares=[_errors, auth_middleware(token)])
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._block_event = asyncio.Event()
         self._waiters = 0
-        self._uploads = 0
         self._stopped = False
         self._recent: OrderedDict[bytes, None] = OrderedDict()
         self._listening = False
         self.state_routes = StateRoutes(node)
         self.predict_routes = PredictRoutes(node)
         self.fed_routes = FedRoutes(node)
+        self.blob_routes = BlobRoutes(node, UploadLimiter(limits), blob_fetch_timeout_s)
         for method, path, handler in self.routes():
             self.app.router.add_route(method, API_PREFIX + path, handler)
 
@@ -176,9 +184,7 @@ class ApiServer:
             *self.state_routes.routes(),  # accounts, governance, genesis, supply
             *self.predict_routes.routes(),  # models, predictions [API-PREDICT.1-3]
             *self.fed_routes.routes(),  # federated jobs [API-FED.1-3]
-            ("POST", "/blobs", self.post_blob),
-            ("GET", "/blobs/{blob}", self.get_blob),
-            ("GET", "/blobs/{blob}/info", self.get_blob_info),
+            *self.blob_routes.routes(),  # upload, download, info [API-UPLOAD.*]
             ("GET", "/wait", self.get_wait),
             ("GET", "/openapi.json", self.get_openapi),
         ]
@@ -485,73 +491,6 @@ class ApiServer:
         worker: Any = getattr(self.node, "worker", None)
         trainer = getattr(worker, "trainer", None)
         return trainer.progress_of(job_id) if trainer is not None else None
-
-    # -- blobs --------------------------------------------------------------------------
-
-    async def post_blob(self, request: web.Request) -> web.Response:
-        """Streams the body to a temporary file (bounded), then adds it to the blob store."""
-        if request.content_type not in ("application/octet-stream", ""):
-            raise ApiProblem(415, "unsupported_media_type",
-                             "upload the blob as application/octet-stream")
-        declared = request.content_length
-        if declared is not None and declared > self.max_upload_bytes:
-            raise ApiProblem(413, "too_large",
-                             f"blob of {declared} bytes exceeds {self.max_upload_bytes}")
-        if self._uploads >= MAX_UPLOADS:
-            raise ApiProblem(503, "busy", "too many uploads at once; retry later")
-        self._uploads += 1
-        tmp_dir = Path(self.node.data_dir) / "api-uploads"
-        tmp = tmp_dir / f"upload-{os.getpid()}-{secrets.token_hex(8)}"
-        try:
-            size = await self._receive(request, tmp_dir, tmp)
-            if size == 0:
-                raise BadInput("empty_blob", "the upload is empty")
-            try:
-                blob = self.node.put_blob_file(tmp)
-            except BlobTooLarge as e:
-                raise ApiProblem(413, "too_large", str(e)) from None
-        finally:
-            self._uploads -= 1
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-        return web.json_response({"blob": blob.hex(), "size": size}, status=201)
-
-    async def _receive(self, request: web.Request, tmp_dir: Path, tmp: Path) -> int:
-        await asyncio.to_thread(tmp_dir.mkdir, parents=True, exist_ok=True)
-        size = 0
-        with open(tmp, "wb") as f:
-            while True:
-                chunk = await request.content.read(UPLOAD_CHUNK)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > self.max_upload_bytes:
-                    raise ApiProblem(413, "too_large",
-                                     f"blob exceeds {self.max_upload_bytes} bytes")
-                await asyncio.to_thread(f.write, chunk)
-        return size
-
-    async def get_blob(self, request: web.Request) -> web.StreamResponse:
-        blob = parse_hash(request.match_info["blob"], "blob")
-        path = self.node.blob_path(blob)
-        if path is None:
-            try:
-                async with asyncio.timeout(self.blob_fetch_timeout_s):
-                    path = await self.node.fetch_blob(blob)
-            except (BlobError, TimeoutError) as e:
-                raise ApiProblem(404, "blob_unavailable",
-                                 f"blob {blob.hex()} is not here and no peer served it"
-                                 f" ({type(e).__name__}: {e})") from None
-        return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
-
-    async def get_blob_info(self, request: web.Request) -> web.Response:
-        """Whether this node stores the blob; never asks peers (``job submit`` uploads what
-        the node lacks)."""
-        blob = parse_hash(request.match_info["blob"], "blob")
-        path = self.node.blob_path(blob)
-        if path is None:
-            raise ApiProblem(404, "blob_not_here", f"blob {blob.hex()} is not stored here")
-        return web.json_response({"blob": blob.hex(), "size": path.stat().st_size})
 
     # -- long poll and the document ---------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""``learningchain node start`` (the devnet commands are in ``network_commands``)."""
+"""``learningchain node start`` and ``node token`` (the devnet commands are in
+``network_commands``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from client.api.access import TOKEN_ENV, write_token_file
+from client.cli.common import UserError, emit, json_option, out
 from client.node.config import ConfigError, NodeConfig
 from client.observe.logs import LEVELS, setup_logging
 
@@ -28,8 +31,30 @@ def node_start(config_path: Path, log_level: str, log_json: bool) -> None:
 
     try:
         config = NodeConfig.load(config_path)
+        config.api_token()  # [API-AUTH.5] a bad token file is one line here, not a log
     except ConfigError as e:
         raise click.ClickException(str(e)) from e
     setup_logging(log_level, json_lines=log_json, name=config.path.parent.name)
     code = asyncio.run(run_node(config))
     sys.exit(code)
+
+
+@node.command("token")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+@json_option
+def node_token(path: Path, as_json: bool) -> None:
+    """Write a new random API token to PATH (mode 0600) for [api] token_file.
+
+    Writes through the node's API then need it: clients send it from $LC_API_TOKEN.
+    An existing file is never overwritten (remove it first to change the token).
+    """
+    try:
+        write_token_file(path)
+    except FileExistsError:
+        raise UserError(f"{path} already exists: remove it first to make a new token",
+                        code="exists") from None
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e}", code="os_error") from None
+    emit({"token_file": str(path)}, as_json, lambda: out(
+        f"wrote a new API token to {path} (mode 0600); set [api] token_file to it and give "
+        f"clients the token: export {TOKEN_ENV}=$(cat {path})"))

@@ -6,7 +6,23 @@ must not silently leave a default in force. ``[node] key_file`` and ``genesis``
 are required.
 
 Relative paths are relative to the directory of the config file, so a node
-directory (config + key + genesis + data) can be moved as a whole. Example::
+directory (config + key + genesis + data) can be moved as a whole.
+
+``[api]`` (protocol_spec/api.md §9): the HTTP API binds ``host`` (127.0.0.1 by
+default). Reads and the dashboard are open to whoever reaches it; writes (posting
+transactions, uploading blobs, having the node fetch a blob from its peers) need
+``Authorization: Bearer <token>`` with the token in ``token_file`` once one is
+configured. A ``host`` that is not a loopback address (127.0.0.0/8, ::1,
+``localhost``; ``0.0.0.0`` and a LAN address are not) without ``token_file`` is
+refused at load, saying what to add. The file must be readable by its owner only
+(``chmod 600``) and hold one line of at least 32 visible ASCII characters;
+``learningchain node token FILE`` writes a fresh one. It is read at start, not from
+the environment: the CLI's ``$LC_API_TOKEN`` is the client's side. Uploads are bounded
+per client address: ``max_upload_mb`` per blob (413 beyond), ``uploads_per_minute``
+and ``upload_mb_per_hour`` (429 with ``Retry-After`` beyond; 0 turns one off), and two
+under way at once. The token travels in clear over plain HTTP: off a trusted network,
+reach the API through an SSH tunnel or a TLS reverse proxy (and keep the token then:
+behind a proxy on the machine every client looks local). Example::
 
     [node]
     key_file = "node.key"            # required: scrypt+AES-GCM key file (keys new)
@@ -21,8 +37,12 @@ directory (config + key + genesis + data) can be moved as a whole. Example::
     bootstrap = ["127.0.0.1:26602"]
 
     [api]
-    host = "127.0.0.1"
+    host = "127.0.0.1"               # any other address needs token_file
     port = 8601
+    token_file = "api_token"         # writes need it (learningchain node token api_token)
+    max_upload_mb = 4096             # largest blob one upload may carry
+    uploads_per_minute = 60          # per client address (an IPv6 one by /64); 0 = no limit
+    upload_mb_per_hour = 16384       # per client address; 0 = no limit
 
     [storage]
     url = ""                         # default: SQLite under data_dir
@@ -59,6 +79,8 @@ from pathlib import Path
 from typing import Any
 
 from chain.errors import ChainError
+from client.api.access import TokenError, is_loopback_host, no_token_message, read_token_file
+from client.api.upload_limits import MIB, UPLOAD_MB_PER_HOUR, UPLOADS_PER_MINUTE, UploadLimits
 
 ROLES = ("validator", "full", "worker")
 PASSPHRASE_ENV = "LC_PASSPHRASE"
@@ -67,7 +89,8 @@ PASSPHRASE_ENV = "LC_PASSPHRASE"
 SECTIONS = ("node", "p2p", "api", "storage", "consensus", "worker")
 TABLE_KEYS = {"node": ("key_file", "passphrase_file", "genesis", "data_dir", "roles"),
               "p2p": ("host", "port", "bootstrap", "peer_exchange"),
-              "api": ("host", "port"),
+              "api": ("host", "port", "token_file", "max_upload_mb", "uploads_per_minute",
+                      "upload_mb_per_hour"),
               "storage": ("url",)}
 """The keys of the tables read here; [consensus] and [worker] are their dataclasses' fields."""
 NODE_REQUIRED = ("key_file", "genesis")
@@ -185,6 +208,10 @@ class NodeConfig:
     peer_exchange: bool = True
     api_host: str = "127.0.0.1"
     api_port: int = 0
+    api_token_file: Path | None = None
+    """[API-AUTH.5] The token writes need; required when ``api_host`` is not loopback."""
+    api_uploads: UploadLimits = field(default_factory=UploadLimits)
+    """[API-UPLOAD.1-3] What one client may upload."""
     storage_url: str = ""
     consensus: ConsensusTimeouts = field(default_factory=ConsensusTimeouts)
     worker: WorkerPolicy = field(default_factory=WorkerPolicy)
@@ -211,6 +238,16 @@ class NodeConfig:
                 f"or ${PASSPHRASE_ENV}"
             )
         return value
+
+    def api_token(self) -> str | None:
+        """[API-AUTH.5] The token in ``[api] token_file`` (checked: owner-only, long
+        enough), or None without one; ``ConfigError`` says what to fix."""
+        if self.api_token_file is None:
+            return None
+        try:
+            return read_token_file(self.api_token_file)
+        except TokenError as e:
+            raise ConfigError(f"{self.path}: {e}") from None
 
     @classmethod
     def load(cls, path: Path) -> NodeConfig:
@@ -253,6 +290,10 @@ class NodeConfig:
                 f"{path}: [node] roles must be a non-empty subset of {ROLES}, got {roles}"
             )
         passphrase_file = _get(node, "passphrase_file", str, path, "node", None)
+        api_host = _get(api, "host", str, path, "api", "127.0.0.1")
+        token_file = _get(api, "token_file", str, path, "api", None)
+        if not token_file and not is_loopback_host(api_host):  # [API-AUTH.1]
+            raise ConfigError(f"{path}: {no_token_message(api_host)}")
         return cls(
             path=path,
             key_file=base / _get(node, "key_file", str, path, "node", None),
@@ -266,8 +307,10 @@ class NodeConfig:
                 _endpoint(e, path) for e in _get(p2p, "bootstrap", list, path, "p2p", [])
             ),
             peer_exchange=_get(p2p, "peer_exchange", bool, path, "p2p", True),
-            api_host=_get(api, "host", str, path, "api", "127.0.0.1"),
+            api_host=api_host,
             api_port=_port(_get(api, "port", int, path, "api", 0), path, "api"),
+            api_token_file=base / token_file if token_file else None,
+            api_uploads=_upload_limits(api, path),
             storage_url=_get(storage, "url", str, path, "storage", ""),
             consensus=_record(ConsensusTimeouts, doc.get("consensus", {}), path, "consensus"),
             worker=_record(WorkerPolicy, doc.get("worker", {}), path, "worker"),
@@ -316,6 +359,25 @@ def _port(value: int, path: Path, section: str) -> int:
     if not 0 <= value <= 65535:
         raise ConfigError(f"{path}: [{section}] port must be 0..65535, got {value}")
     return value
+
+
+def _upload_limits(api: dict[str, Any], path: Path) -> UploadLimits:
+    """[API-UPLOAD.1-2] ``[api]``'s per-client upload bounds (MiB and counts, 0 = off)."""
+    values = {}
+    for key, default in (("max_upload_mb", UploadLimits().max_upload_bytes // MIB),
+                         ("uploads_per_minute", UPLOADS_PER_MINUTE),
+                         ("upload_mb_per_hour", UPLOAD_MB_PER_HOUR)):
+        value = _get(api, key, int, path, "api", default)
+        if value < (1 if key == "max_upload_mb" else 0):
+            raise ConfigError(f"{path}: [api] {key} must be at least "
+                              f"{1 if key == 'max_upload_mb' else 0}, got {value}")
+        values[key] = value
+    limits = UploadLimits(values["max_upload_mb"] * MIB, values["uploads_per_minute"],
+                          values["upload_mb_per_hour"] * MIB)
+    problem = limits.problem()
+    if problem is not None:
+        raise ConfigError(f"{path}: [api] {problem}")
+    return limits
 
 
 def _endpoint(value: Any, path: Path) -> str:
@@ -367,6 +429,7 @@ def render_config(
     api_port: int = 0,
     host: str = "127.0.0.1",
     api_host: str | None = None,
+    api_token_file: str | None = None,
     worker: dict[str, Any] | None = None,
     consensus: dict[str, int] | None = None,
 ) -> str:
@@ -402,6 +465,8 @@ def render_config(
         f"host = {toml_value(host if api_host is None else api_host)}",
         f"port = {api_port}",
     ]
+    if api_token_file:
+        lines.append(f"token_file = {toml_value(api_token_file)}")
     for name, table in (("consensus", consensus), ("worker", worker)):
         if table:
             lines += ["", f"[{name}]"] + [f"{k} = {toml_value(v)}" for k, v in table.items()]

@@ -78,6 +78,7 @@ class LedgerNode(StoredChainReads):
         self.config = config
         self.genesis = Genesis.load(config.genesis)
         self.key = key or read_key_file(config.key_file, config.passphrase())
+        self._api_token = config.api_token()  # [API-AUTH.5] checked before anything binds
         self.data_dir = config.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.roles = config.roles
@@ -151,7 +152,8 @@ class LedgerNode(StoredChainReads):
         # [NODE-CONS.3] the one owner of consensus state; cancelled in stop() with the others
         self._tasks.append(asyncio.create_task(self.driver.run(), name="consensus"))
         self._tasks.append(asyncio.create_task(self._deliver_blocks(), name="block-listeners"))
-        self.api = ApiServer(self, self.config.api_host, self.config.api_port)
+        self.api = ApiServer(self, self.config.api_host, self.config.api_port,
+                             token=self._api_token, upload_limits=self.config.api_uploads)
         # Routes must be added before the server starts (aiohttp freezes the router).
         self.metrics = install_metrics(self.api.app, self)
         install_dashboard(self.api.app, self)

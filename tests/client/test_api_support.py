@@ -43,12 +43,13 @@ class Api:
 
 @contextlib.asynccontextmanager
 async def running_api(tmp_path: Path, *, validators: int = 1, block_interval: float = 3600.0,
-                      **server_kw: Any) -> AsyncIterator[Api]:
-    """A solo node whose blocks the test commits (``await api.node.commit_block()``)."""
+                      host: str = "127.0.0.1", **server_kw: Any) -> AsyncIterator[Api]:
+    """A solo node whose blocks the test commits (``await api.node.commit_block()``); the
+    server binds ``host`` (``0.0.0.0`` is still dialled on 127.0.0.1)."""
     genesis, keys = make_genesis(validators=validators)
     node = SoloNode(genesis, keys["v0"], tmp_path / "node", block_interval=block_interval)
     await node.start()
-    server = ApiServer(node, "127.0.0.1", 0, **server_kw)
+    server = ApiServer(node, host, 0, **server_kw)
     await server.start()
     try:
         yield Api(node, server, genesis, keys)
@@ -65,9 +66,11 @@ def future_spec(now_ms: int, *, bounty: int = 100, expires_in_ms: int = 60_000,
 class ApiThread:
     """A solo node and its API in a background thread (own event loop, timed blocks)."""
 
-    def __init__(self, tmp_path: Path, *, validators: int = 1,
-                 block_interval: float = 0.1) -> None:
+    def __init__(self, tmp_path: Path, *, validators: int = 1, block_interval: float = 0.1,
+                 host: str = "127.0.0.1", **server_kw: Any) -> None:
         self.genesis, self.keys = make_genesis(validators=validators)
+        self._host = host
+        self._server_kw = server_kw
         self._tmp = tmp_path
         self._interval = block_interval
         self._loop = asyncio.new_event_loop()
@@ -92,7 +95,7 @@ class ApiThread:
         self.node = SoloNode(self.genesis, self.keys["v0"], self._tmp / "node",
                              block_interval=self._interval)
         await self.node.start()
-        self.server = ApiServer(self.node, "127.0.0.1", 0)
+        self.server = ApiServer(self.node, self._host, 0, **self._server_kw)
         await self.server.start()
 
     async def _stop(self) -> None:

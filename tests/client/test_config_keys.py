@@ -58,7 +58,8 @@ def test_misspelt_key_is_named_with_its_table_and_the_closest_key(
 
 def test_unknown_key_without_a_close_one_lists_the_valid_ones(tmp_path: Path) -> None:
     error = load_error(write(tmp_path, "[api]\n", "[api]\ncolour = \"blue\"\n"))
-    assert str(error).endswith(": unknown key [api] colour (valid: host, port)")
+    assert str(error).endswith(": unknown key [api] colour (valid: host, port, token_file, "
+                               "max_upload_mb, uploads_per_minute, upload_mb_per_hour)")
     assert error.suggestion is None
 
 

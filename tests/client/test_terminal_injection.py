@@ -266,9 +266,9 @@ class HostileNode:
 
 LOCAL_ONLY = {
     ("keys", "new"), ("keys", "show"), ("keys", "import"), ("keys", "export"),
-    ("network", "create"), ("node", "start"), ("devnet", "up"), ("devnet", "down"),
-    ("devnet", "status"), ("job", "init"), ("job", "build"), ("sandbox", "base-image"),
-    ("sandbox", "cleanup"), ("federated", "join"),
+    ("network", "create"), ("node", "start"), ("node", "token"), ("devnet", "up"),
+    ("devnet", "down"), ("devnet", "status"), ("job", "init"), ("job", "build"),
+    ("sandbox", "base-image"), ("sandbox", "cleanup"), ("federated", "join"),
 }
 """Commands that never read a node: their text comes from the user's own files (``node
 start`` and ``federated join`` print their node's log, checked below)."""

@@ -34,7 +34,8 @@ from typing import Any
 from aiohttp import web
 
 from client.api.json_forms import addr, parse_hash
-from client.api.server import API_PREFIX, ApiProblem
+from client.api.limits import API_PREFIX
+from client.api.problems import ApiProblem
 from client.node.handle import NodeHandle
 from client.observe.dashboard.first_render import FirstRenderHolds
 from client.observe.dashboard.history import ClaimHistory, ClaimPoint, JobHistory
