@@ -57,6 +57,14 @@ def test_testbed_links_cuts_nat_clock_and_cleanup(lc_seed: int, tmp_path: Path) 
         captured = {p.name: p.read_bytes() for p in (tmp_path / "capture").iterdir()}
         assert sorted(captured.values()) == [b"row 42: secret"] * 2, captured  # both ways
 
+        # Loss: a lost segment costs its chunk a 200 ms retransmission timeout.
+        bed.set_link(a, b, LinkSpec.from_rtt(20, loss=0.3))
+        with a.connect((b.address, PORT)) as sock:
+            lossy = [round_trip(sock) for _ in range(20)]
+        log.info("a-b round trips at 20 ms, 30 %% loss: %s ms",
+                 [round(r * 1000) for r in lossy])
+        assert min(lossy) >= 0.020 and max(lossy) >= 0.020 + 0.2  # P(no loss) = 0.49**20
+
         # Bandwidth: 400 kB over an 8 Mbit/s link take at least 0.4 s (the echo flows
         # back while the rest still goes out, so the round trip's floor is one direction).
         bed.set_link(a, b, LinkSpec(rate_bps=8e6))
@@ -81,6 +89,17 @@ def test_testbed_links_cuts_nat_clock_and_cleanup(lc_seed: int, tmp_path: Path) 
         wait_until(lambda: live.recv(1) == b"x", timeout=30,
                    what="the stalled byte to arrive once healed")  # TCP retransmits it
         live.close()
+
+        # A cut with reset_live aborts the live connections instead of stalling them.
+        live = a.connect((b.address, PORT))
+        assert echoes(live, 2)
+        bed.cut(a, b, reset_live=True)
+        live.settimeout(5)
+        with pytest.raises((ConnectionError, OSError)):
+            if live.recv(1) == b"":
+                raise ConnectionError("closed")
+        live.close()
+        bed.heal(a, b)
 
         # A partition {a} | {b, c}: nothing crosses it, each side still works.
         bed.split([a])
