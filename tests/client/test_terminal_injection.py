@@ -270,6 +270,8 @@ LOCAL_ONLY = {
     ("devnet", "down"), ("devnet", "status"), ("job", "init"), ("job", "build"),
     ("sandbox", "base-image"), ("sandbox", "cleanup"), ("federated", "join"),
 }
+FROM_A_URL = {("node", "init")}
+"""Commands that read a node by another option than ``--node``: walked by their own test."""
 """Commands that never read a node: their text comes from the user's own files (``node
 start`` and ``federated join`` print their node's log, checked below)."""
 
@@ -321,7 +323,7 @@ def test_term_inert_1_every_command_against_a_hostile_node_prints_nothing_raw(
         tmp_path: Path, text: str) -> None:
     table = node_commands(tmp_path)
     every = set(commands(cli))
-    unknown = every - set(table) - LOCAL_ONLY
+    unknown = every - set(table) - LOCAL_ONLY - FROM_A_URL
     assert not unknown, f"add these commands to the walk (or LOCAL_ONLY): {sorted(unknown)}"
     assert every >= LOCAL_ONLY and not LOCAL_ONLY & set(table)
     shown = set()
@@ -385,3 +387,23 @@ def test_log_line_1_json_lines_are_ascii_and_carry_the_text_exactly() -> None:
     first = json.loads(lines[0])
     assert first["msg"] == f"job {HOSTILE} finished: {FORGED}"
     assert "ValueError" in json.loads(lines[2])["exc"]
+
+
+@pytest.mark.parametrize("text", [HOSTILE, HOSTILE + LONE_SURROGATE],
+                         ids=["controls", "with-lone-surrogate"])
+def test_term_inert_1_node_init_from_a_hostile_genesis_url_prints_nothing_raw(
+        tmp_path: Path, text: str) -> None:
+    """[TERM-INERT.1] ``node init --genesis URL`` reads what a node serves: whatever the
+    hostile node answers (hostile strings, errors), the refusal is inert and nothing is
+    written."""
+    with HostileNode(text) as node:
+        for errors in (False, True):
+            node.errors = errors
+            for as_json in ((), ("--json",)):
+                target = tmp_path / f"n-{errors}-{len(as_json)}"
+                result = run(["node", "init", str(target), "--genesis", node.url,
+                              "--genesis-hash", "ab" * 32, "--peer", "127.0.0.1:9",
+                              *as_json], code=None)
+                assert result.exit_code == 1, result.output[-800:]
+                assert_inert(result, ("node init", errors, as_json))
+                assert not target.exists()
