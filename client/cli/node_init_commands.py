@@ -56,6 +56,9 @@ def node_init(directory: Path, source: str, genesis_hash: str, peers: tuple[str,
         out(f"p2p       {made.listen}, peers {', '.join(made.peers)}")
         out(f"api       http://{made.api}")
         out("wrote     config.toml, node.key and passphrase (mode 0600), genesis.json")
+        if made.api_token is not None:
+            out(f"api token {made.api_token} (mode 0600): the API listens off loopback, so "
+                f"writes need it: export LC_API_TOKEN=$(cat {shlex.quote(str(made.api_token))})")
         out(f"next: send your address {made.address} to a validator of the graph; "
             f"they run `learningchain member admit {made.address}`")
         out(f"      start the node now (it connects once admitted): "

@@ -25,6 +25,7 @@ from chain.crypto import PrivateKey, address_to_text
 from chain.errors import ChainError, InvalidGenesis
 from chain.genesis import Genesis
 from chain.keyfile import write_key_file
+from client.api.access import is_loopback_host, write_token_file
 from client.node.config import ConfigError, NodeConfig, render_config
 
 GENESIS_API_PATH = "/api/v1/genesis"
@@ -38,6 +39,9 @@ DEFAULT_LISTEN = "0.0.0.0:26656"
 DEFAULT_API = "127.0.0.1:26657"
 """[NODE-INIT.4] The HTTP API on loopback only: it is this operator's, not the graph's."""
 FILES = ("config.toml", "node.key", "passphrase", "genesis.json")
+API_TOKEN_FILE = "api_token"
+"""[NODE-INIT.4] Written (mode 0600) and named in ``[api] token_file`` when ``--api`` binds
+anything but loopback, which needs a write token [API-AUTH.1]: the config works as written."""
 
 
 class InitError(ChainError):
@@ -71,13 +75,17 @@ class NodeDirectory:
     listen: str
     api: str
     peers: tuple[str, ...]
+    api_token: Path | None = None
+    """The API write token's file, when the API listens off loopback [API-AUTH.1]."""
 
     def to_json(self) -> dict[str, Any]:
+        files = [*FILES, API_TOKEN_FILE] if self.api_token is not None else FILES
         return {"dir": str(self.directory), "config": str(self.config),
                 "address": self.address, "chain_id": self.chain_id,
                 "genesis_hash": self.genesis_hash, "roles": list(self.roles),
                 "listen": self.listen, "api": self.api, "peers": list(self.peers),
-                "files": [str(self.directory / f) for f in FILES]}
+                "api_token": None if self.api_token is None else str(self.api_token),
+                "files": [str(self.directory / f) for f in files]}
 
 
 def write_secret_file(path: Path, text: str) -> None:
@@ -162,7 +170,7 @@ def init_node_dir(directory: Path, *, source: str, genesis_hash: str, peers: tup
     listen_host, listen_port = split_endpoint(listen, "--listen")
     api_host, api_port = split_endpoint(api, "--api")
     directory = directory.resolve()
-    taken = [f for f in FILES if (directory / f).exists()]
+    taken = [f for f in (*FILES, API_TOKEN_FILE) if (directory / f).exists()]
     if taken or (directory / "data").exists():
         raise InitError(f"{directory} already holds a node ({', '.join(taken) or 'data/'}): "
                         "nothing written; choose a new directory", code="exists")
@@ -171,8 +179,9 @@ def init_node_dir(directory: Path, *, source: str, genesis_hash: str, peers: tup
     if actual != expected:
         raise GenesisHashMismatch(source, expected, actual)
     config = directory / "config.toml"
+    token_file = None if is_loopback_host(api_host) else API_TOKEN_FILE
     text = render_config(roles=roles, p2p_port=listen_port, bootstrap=peers, host=listen_host,
-                         api_host=api_host, api_port=api_port)
+                         api_host=api_host, api_port=api_port, api_token_file=token_file)
     try:  # the node's own loader judges the config before anything is written
         NodeConfig.from_dict(tomllib.loads(text), config)
     except ConfigError as e:
@@ -183,7 +192,10 @@ def init_node_dir(directory: Path, *, source: str, genesis_hash: str, peers: tup
     write_secret_file(directory / "passphrase", passphrase)
     write_key_file(directory / "node.key", key, passphrase)
     genesis.save(directory / "genesis.json")
+    if token_file is not None:
+        write_token_file(directory / token_file)
     config.write_text(text)
     return NodeDirectory(directory, config, address_to_text(key.address), genesis.chain_id,
                          actual, roles, f"{listen_host}:{listen_port}",
-                         f"{api_host}:{api_port}", peers)
+                         f"{api_host}:{api_port}", peers,
+                         None if token_file is None else directory / token_file)

@@ -129,3 +129,27 @@ def test_node_init_2_reads_a_nodes_genesis_over_http_and_trusts_only_the_given_h
                      genesis.hash.hex(), "--peer", "127.0.0.1:20000", cwd=tmp_path)
         assert missing.returncode == 1 and "cannot fetch the genesis" in missing.stderr
         assert not (tmp_path / "n3").exists()
+
+
+def test_node_init_4_an_api_off_loopback_gets_its_write_token(tmp_path: Path) -> None:
+    """[NODE-INIT.4] [API-AUTH.1] ``--api 0.0.0.0:…`` needs a write token: init writes one
+    (mode 0600), names it in ``[api] token_file``, and the config loads and reads it as
+    written; a loopback API gets none."""
+    genesis = a_graph(tmp_path)
+    source = str(tmp_path / "graph" / "genesis.json")
+    done = lc("node", "init", "public", "--genesis", source, "--genesis-hash",
+              genesis.hash.hex(), "--peer", "127.0.0.1:20000", "--api", "0.0.0.0:26657",
+              "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    made = json.loads(done.stdout.splitlines()[-1])
+    token_file = tmp_path / "public" / "api_token"
+    assert made["api_token"] == str(token_file)
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    config = NodeConfig.load(tmp_path / "public" / "config.toml")
+    assert config.api_host == "0.0.0.0" and config.api_token_file == token_file
+    assert config.api_token() == token_file.read_text().strip()
+    local = lc("node", "init", "local", "--genesis", source, "--genesis-hash",
+               genesis.hash.hex(), "--peer", "127.0.0.1:20000", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
+    assert not (tmp_path / "local" / "api_token").exists()
+    assert NodeConfig.load(tmp_path / "local" / "config.toml").api_token_file is None
