@@ -88,7 +88,7 @@ def require_root_and_tools(clock_offsets: bool) -> None:
     """Fails with what is missing: a test on the test bed never skips."""
     if os.geteuid() != 0:
         raise TestBedError("the host test bed needs root (network namespaces, iptables)")
-    for tool in ("ip", "iptables"):
+    for tool in ("ip", "iptables", "nsenter"):
         if shutil.which(tool) is None:
             raise TestBedError(f"{tool} is missing: run scripts/setup_system.sh")
     if clock_offsets and not FAKETIME_LIB.exists():
