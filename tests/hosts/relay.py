@@ -22,6 +22,9 @@ over a unix socket (``--control``), one JSON request and one JSON answer per con
   direction (``"dir": null`` stops): a capture on the switch, as the application bytes
   cross it (what a tap on the wire would see, minus the TCP/IP headers).
 
+Connection setup is not emulated: the switch's kernel completes the caller's handshake
+at once, and a dial that fails on the far side resets the accepted connection.
+
 It only ever dials addresses of the test bed's range (``--prefix``): anything else is
 refused, so no traffic leaves the namespaces the test bed made.
 """
