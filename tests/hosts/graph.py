@@ -13,6 +13,7 @@ A NATted host is nobody's bootstrap entry (nobody can dial it); its node dials o
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -201,8 +202,8 @@ def _committed(node: HostNode, tx_hash: bytes) -> Callable[[], dict[str, Any] | 
 
 def _bind_p2p(config: Path, address: str) -> None:
     """Makes the node's p2p listen on its host's address (the API stays on loopback)."""
-    text = config.read_text()
-    old = '[p2p]\nhost = "127.0.0.1"'
-    if old not in text:
+    text, count = re.subn(r'(?m)(^\[p2p\]\n(?:(?!\[).*\n)*?host = )"[^"]*"',
+                          lambda m: f'{m.group(1)}"{address}"', config.read_text(), count=1)
+    if count != 1:
         raise ValueError(f"{config}: no [p2p] host line to rewrite")
-    config.write_text(text.replace(old, f'[p2p]\nhost = "{address}"'))
+    config.write_text(text)
