@@ -1,9 +1,11 @@
-"""Sandbox overhead: the template's training in a container versus as a plain host process.
+"""Sandbox overhead: the template's training in a container versus as a plain host process,
+under runc and under gVisor's runsc, in one run [JOB-RUNTIME.4].
 
 Runs the same train script on the same data and parameters (one thread, as
 the template fixes) as a host process and in the hardened sandbox, and
 times an empty entry point (``true``) for the container's own cost. Each
 measurement is repeated and the best taken, since the machine is shared.
+The unprefixed figures are runc's (the engine's default runtime):
 
     sandbox_s           entry point wall time inside the container
     host_s              the same script as a host subprocess
@@ -11,9 +13,21 @@ measurement is repeated and the best taken, since the machine is shared.
     sandbox_total_s     the whole runner.train call, container start and teardown included
     start_teardown_s    create + start + exec + copy-out + remove of `true`
                                                              target <= 1.5 s
+
+Then, for each runtime R of ``--runtimes`` (default: runc, and runsc when the engine has
+it; a runtime not measured is null):
+
+    R_sandbox_s, R_sandbox_total_s, R_ratio, R_start_teardown_s   as above
+    R_evaluate_s        the whole runner.evaluate call of the trained model
+    R_predict_start_s   a warm prediction sandbox's start (digits MLP, labels)
+    R_predict_warm_s    median of one warm prediction request (``--requests``)
+    eval_losses_equal   every runtime's evaluation gave the same loss, bit for bit
+
+``platform`` is gVisor's (``sandbox.runtime.RUNSC_PLATFORM``).
 Last line: one JSON object with these figures (keys ``JSON_KEYS``).
 
-    .venv/bin/python bench/sandbox.py [--repeats 4] [--epochs 400] [--quick]
+    flock /tmp/lc-heavy.lock .venv/bin/python bench/sandbox.py [--repeats 4] [--epochs 400]
+        [--requests 50] [--runtimes runc,runsc] [--quick]
 """
 
 from __future__ import annotations
@@ -26,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -35,13 +50,19 @@ from sandbox.engine import connect
 from sandbox.job_template import build_job, init_job, template_data
 from sandbox.limits import MIB, ResourceLimits, TrainParams
 from sandbox.runner import SandboxRunner
+from sandbox.runtime import RUNC, RUNSC, RUNSC_PLATFORM, registered
 
+RUNTIMES = (RUNC, RUNSC)
+PER_RUNTIME = ("sandbox_s", "sandbox_total_s", "ratio", "start_teardown_s", "evaluate_s",
+               "predict_start_s", "predict_warm_s")
 JSON_KEYS = ("host_s", "sandbox_s", "ratio", "sandbox_total_s", "ratio_with_start_teardown",
-             "start_teardown_s", "start_teardown_median_s", "repeats", "targets_met")
+             "start_teardown_s", "start_teardown_median_s", "repeats", "targets_met",
+             "runtimes", "platform", "eval_losses_equal",
+             *(f"{runtime}_{key}" for runtime in RUNTIMES for key in PER_RUNTIME))
 """Keys of the last line (tests/test_bench_quick.py)."""
 NEEDS_DOCKER = True
 """Builds a job image and runs containers on the host engine: CI runs it serially."""
-QUICK = {"repeats": 1, "epochs": 5}
+QUICK = {"repeats": 1, "epochs": 5, "requests": 3}
 
 
 def train_params(epochs: int) -> TrainParams:
@@ -67,14 +88,25 @@ def host_train(job_dir: Path, scratch: Path, data_root: Path, params: TrainParam
 
 
 def sandbox_train(runner: SandboxRunner, image_id: str, scratch: Path,
-                  data: dict[str, Path], params: TrainParams) -> tuple[float, float]:
+                  data: dict[str, Path], params: TrainParams) -> tuple[float, float, Path]:
     out = Path(tempfile.mkdtemp(dir=scratch)) / "out"
     started = time.monotonic()
     result = runner.train(image_id, params, LIMITS, None, out, job_id="bench", data=data)
     total = time.monotonic() - started
-    if not result.ok:
-        raise SystemExit(f"sandbox train failed: {result.reason} {result.detail}")
-    return result.seconds, total
+    if not result.ok or result.model_path is None:
+        raise SystemExit(f"sandbox train failed ({runner.runtime}): {result.reason} "
+                         f"{result.detail}")
+    return result.seconds, total, result.model_path
+
+
+def sandbox_evaluate(runner: SandboxRunner, image_id: str, model: Path,
+                     data: dict[str, Path]) -> tuple[float, str]:
+    """The whole evaluate call (start, evaluation, copy-out, teardown); the loss in hex."""
+    started = time.monotonic()
+    result = runner.evaluate(image_id, model, LIMITS, job_id="bench", data=data)
+    if not result.ok or result.loss is None:
+        raise SystemExit(f"evaluate failed ({runner.runtime}): {result.reason} {result.detail}")
+    return time.monotonic() - started, result.loss.hex()
 
 
 def start_teardown(runner: SandboxRunner, image_id: str, scratch: Path) -> float:
@@ -91,12 +123,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=4, help="runs of each (best taken)")
     parser.add_argument("--epochs", type=int, default=400, help="the template's epochs")
+    parser.add_argument("--requests", type=int, default=50, help="warm prediction requests")
+    parser.add_argument("--runtimes", default="", help="comma-separated (default: runc, and "
+                                                        "runsc when the engine has it)")
     args = parse_args(parser, QUICK)
     params = train_params(args.epochs)
     client = connect()
     base = ensure_base_image(client, log=lambda m: print(m, file=sys.stderr))
     print(f"base image {base.tag} ({'built' if base.built else 'present'}, {base.seconds:.1f} s)")
-    runner = SandboxRunner(client, node_id="bench")
+    runtimes = tuple(args.runtimes.split(",")) if args.runtimes else tuple(
+        r for r in RUNTIMES if r in registered(client.info()))
+    runner = SandboxRunner(client, node_id="bench", runtime=RUNC)
+    per: dict[str, dict[str, float]] = {}
+    losses: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="lc-bench-") as tmp:
         scratch = Path(tmp)
         job_dir = scratch / "job"
@@ -109,12 +148,18 @@ def main() -> None:
         host, inside, total, empty = [], [], [], []
         for i in range(args.repeats):
             host.append(host_train(job_dir, scratch, data_root, params))
-            sandbox_s, sandbox_total = sandbox_train(runner, image_id, scratch, data, params)
+            sandbox_s, sandbox_total, _ = sandbox_train(runner, image_id, scratch, data, params)
             inside.append(sandbox_s)
             total.append(sandbox_total)
             empty.append(start_teardown(runner, image_id, scratch))
             print(f"run {i + 1}: host {host[-1]:.2f} s, sandbox {inside[-1]:.2f} s "
                   f"(whole call {total[-1]:.2f} s), empty container {empty[-1]:.2f} s")
+        for runtime in runtimes:
+            per[runtime] = each_runtime(SandboxRunner(client, node_id="bench", runtime=runtime),
+                                        image_id, scratch, data, params, args.repeats,
+                                        args.requests, losses)
+            per[runtime]["ratio"] = round(per[runtime]["sandbox_s"] / min(host), 3)
+            print(f"{runtime}: " + ", ".join(f"{k} {v}" for k, v in per[runtime].items()))
     figures = {
         "host_s": round(min(host), 3),
         "sandbox_s": round(min(inside), 3),
@@ -126,7 +171,73 @@ def main() -> None:
         "repeats": args.repeats,
     }
     figures["targets_met"] = figures["ratio"] <= 1.10 and figures["start_teardown_s"] <= 1.5
+    figures.update(runtimes=list(runtimes), platform=RUNSC_PLATFORM,
+                   eval_losses_equal=len(losses) == 1)
+    for runtime in RUNTIMES:
+        for key in PER_RUNTIME:
+            figures[f"{runtime}_{key}"] = per.get(runtime, {}).get(key)
     emit(figures, JSON_KEYS)
+
+
+def each_runtime(runner: SandboxRunner, image_id: str, scratch: Path, data: dict[str, Path],
+                 params: TrainParams, repeats: int, requests: int, losses: set[str]
+                 ) -> dict[str, float]:
+    """Train, start and teardown, evaluate, a warm prediction: best of ``repeats``."""
+    inside, total, empty, evaluate = [], [], [], []
+    for _ in range(repeats):
+        sandbox_s, sandbox_total, model = sandbox_train(runner, image_id, scratch, data, params)
+        inside.append(sandbox_s)
+        total.append(sandbox_total)
+        empty.append(start_teardown(runner, image_id, scratch))
+        seconds, loss = sandbox_evaluate(runner, image_id, model, data)
+        evaluate.append(seconds)
+        losses.add(loss)
+    start, warm = warm_prediction(runner, requests)
+    return {"sandbox_s": round(min(inside), 3), "sandbox_total_s": round(min(total), 3),
+            "start_teardown_s": round(min(empty), 3), "evaluate_s": round(min(evaluate), 3),
+            "predict_start_s": round(start, 3), "predict_warm_s": round(warm, 5)}
+
+
+def warm_prediction(runner: SandboxRunner, requests: int) -> tuple[float, float]:
+    """A warm prediction sandbox under the runner's runtime [PRED-EXEC.1]: its start and the
+    median request (a digits MLP, 10 rows, labels), as ``bench/predict_warm.py`` measures."""
+    from sandbox.predict_image import ensure_predict_image
+    from sandbox.predict_sandbox import WarmPredictor
+
+    image = ensure_predict_image(runner.client)
+    with tempfile.TemporaryDirectory(prefix="lc-bench-predict-") as tmp:
+        model, record, blob, rows = digits_mlp(Path(tmp))
+        started = time.monotonic()
+        with WarmPredictor(runner.client, image, model, record, "labels", node_id="bench",
+                           runtime=runner.runtime) as predictor:
+            start = time.monotonic() - started
+            predictor.predict(blob, rows)  # the first request imports and loads
+            seconds = [predictor.predict(blob, rows).seconds for _ in range(requests)]
+    return start, statistics.median(seconds)
+
+
+def digits_mlp(folder: Path) -> tuple[Path, Any, bytes, int]:
+    """A 64-32-10 MLP with seeded weights (its answers are not the point, their time is),
+    its deployment record, and one request of 10 rows."""
+    import numpy as np
+
+    from chain.predict.io import encode_rows
+    from chain.predict.model import DeployedModel, InputSchema, OutputSchema
+    from chain.types import Address, Hash32
+    from sandbox.model_format import export_mlp
+
+    rng = np.random.default_rng(1)
+    layers = [(rng.standard_normal((32, 64)).astype("float32"), np.zeros(32, "float32")),
+              (rng.standard_normal((10, 32)).astype("float32"), np.zeros(10, "float32"))]
+    model = folder / "model.safetensors"
+    model.write_bytes(export_mlp(layers, "float32"))
+    record = DeployedModel(Hash32(b"\x01" * 32), Hash32(b"\x02" * 32), "safetensors-mlp",
+                           InputSchema("float32", 64),
+                           OutputSchema("classes", tuple(str(d) for d in range(10))),
+                           Address(b"\x03" * 20), 0)
+    rows = 10
+    blob = encode_rows("float32", 64, [float(v) for v in rng.random(rows * 64) * 16])
+    return model, record, blob, rows
 
 
 if __name__ == "__main__":

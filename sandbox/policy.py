@@ -14,6 +14,7 @@ from docker.types import DeviceRequest, DriverConfig, LogConfig, Mount, Ulimit
 
 from sandbox.eval_env import HOSTNAME
 from sandbox.limits import ResourceLimits
+from sandbox.runtime import RUNSC, RUNSC_EXTRA_MEMORY, RUNSC_EXTRA_PIDS
 from sandbox.seccomp import profile_text
 
 JOB_USER = "65534:65534"
@@ -136,10 +137,16 @@ def container_kwargs(
 
 def runtime_kwargs(limits: ResourceLimits, runtime: str | None) -> dict[str, Any]:
     """[JOB-RUNTIME.1] The container's OCI runtime; a run with GPUs keeps the engine's
-    default [JOB-RUNTIME.5] (this gVisor cannot pass a GPU through)."""
+    default [JOB-RUNTIME.5] (this gVisor cannot pass a GPU through). Under runsc the
+    cgroup also holds gVisor's own kernel, so its host threads and memory are added to the
+    job's [JOB-RUNTIME.3]."""
     if runtime is None or limits.gpu_count:
         return {}
-    return {"runtime": runtime}
+    if runtime != RUNSC:
+        return {"runtime": runtime}
+    memory = limits.memory_bytes + RUNSC_EXTRA_MEMORY
+    return {"runtime": runtime, "pids_limit": limits.pids + RUNSC_EXTRA_PIDS,
+            "mem_limit": memory, "memswap_limit": memory}
 
 
 def gpu_kwargs(limits: ResourceLimits) -> dict[str, Any]:

@@ -383,14 +383,18 @@ def _holdout_rows(job_dir: Path) -> int:
 
 def _score_holdout(job: dict[str, Any], job_dir: Path, model: Path) -> tuple[float, float]:
     """Runs the job's own evaluate entry point on the held-out split, in the sandbox."""
+    from sandbox.engine import connect
     from sandbox.limits import ResourceLimits
     from sandbox.runner import SandboxRunner
+    from sandbox.runtime import resolve
 
     image_id = json.loads((job_dir / "image.json").read_text())["image_id"]
     lim = job["spec"]["limits"]
     limits = ResourceLimits.from_job(lim["memory_mb"], lim["cpu_millis"], lim["time_s"],
                                      lim["disk_mb"])
-    result = SandboxRunner().evaluate(image_id, model, limits, input_dir=job_dir / "holdout")
+    client = connect()  # [JOB-RUNTIME.1] runsc wherever installed, as the workers
+    runner = SandboxRunner(client, runtime=resolve(client).name)
+    result = runner.evaluate(image_id, model, limits, input_dir=job_dir / "holdout")
     if not result.ok or result.loss is None:
         raise RuntimeError(f"held-out evaluation failed: {result.reason} {result.detail}")
     metrics = result.metrics

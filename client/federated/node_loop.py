@@ -33,6 +33,7 @@ from sandbox.engine import connect
 from sandbox.federated import run_federate
 from sandbox.limits import Scalar
 from sandbox.runner import SandboxRunner
+from sandbox.runtime import resolve as resolve_runtime
 
 log = logging.getLogger("learningchain.federated")
 
@@ -88,7 +89,8 @@ class SandboxTrainer:
         self.client = connect()
         self.threads = Threads()
         self.images = ImageCache(node, self.client, self.threads)
-        self.runner = SandboxRunner(self.client, node_id=f"fed-{node.key.address.hex()[:12]}")
+        self.runner = SandboxRunner(self.client, node_id=f"fed-{node.key.address.hex()[:12]}",
+                                    runtime=resolve_runtime(self.client).name)  # [JOB-RUNTIME.1]
         self.ready: dict[int, UpdateBlob] = {}
         self.failures: dict[int, str] = {}
         self.tries: dict[int, int] = {}

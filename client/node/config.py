@@ -67,6 +67,7 @@ behind a proxy on the machine every client looks local). Example::
     gpus = 0                         # GPUs offered to jobs (needs the NVIDIA runtime)
     gpu_memory_mb = 0                # memory of each offered GPU, MiB
     detect_gpus = false              # ask nvidia-smi instead of gpus / gpu_memory_mb
+    runtime = "auto"                 # runsc (gVisor), runc, auto: runsc where installed
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ from typing import Any
 from chain.errors import ChainError
 from client.api.access import TokenError, is_loopback_host, no_token_message, read_token_file
 from client.api.upload_limits import MIB, UPLOAD_MB_PER_HOUR, UPLOADS_PER_MINUTE, UploadLimits
+from sandbox.runtime import CHOICES as RUNTIME_CHOICES
 
 ROLES = ("validator", "full", "worker")
 PASSPHRASE_ENV = "LC_PASSPHRASE"
@@ -93,6 +95,8 @@ TABLE_KEYS = {"node": ("key_file", "passphrase_file", "genesis", "data_dir", "ro
                       "upload_mb_per_hour"),
               "storage": ("url",)}
 """The keys of the tables read here; [consensus] and [worker] are their dataclasses' fields."""
+STR_CHOICES = {("worker", "runtime"): RUNTIME_CHOICES}
+"""Text fields that take one of a few values."""
 NODE_REQUIRED = ("key_file", "genesis")
 """Keys a config must set: a node without its own key and the graph's genesis cannot start,
 and a default next to the config would hide a config written for another directory."""
@@ -159,6 +163,10 @@ class WorkerPolicy:
     """[WORK-GPU.1] Memory of each offered GPU in MiB (the smallest, if they differ)."""
     detect_gpus: bool = False
     """[WORK-GPU.1] At start, ``nvidia-smi`` says what is offered instead of the two above."""
+    runtime: str = "auto"
+    """[JOB-RUNTIME.1-2] The OCI runtime of every sandbox this node starts: ``runsc``
+    (gVisor), ``runc``, or ``auto`` (``runsc`` where the engine has it). ``runsc`` on an
+    engine without it: the node refuses to start."""
     verify: bool = True
     """Re-evaluate revealed models and vote (when this node is an eligible voter)."""
     cheat_loss_factor: float = 0.0
@@ -408,10 +416,12 @@ def _record(cls: Any, table: Any, path: Path, section: str) -> Any:
             ok = isinstance(raw, list) and all(isinstance(x, str) for x in raw)
             raw = tuple(raw) if ok else raw
         else:
-            ok = isinstance(raw, type(default))
+            ok = isinstance(raw, type(default)) and raw in STR_CHOICES.get((section, name), (raw,))
         if not ok:
+            choices = STR_CHOICES.get((section, name))
             raise ConfigError(f"{path}: [{section}] {name} = {raw!r} is not a valid "
-                              f"{type(default).__name__} (>= 0)")
+                              + (f"choice ({', '.join(choices)})" if choices else
+                                 f"{type(default).__name__} (>= 0)"))
         values[name] = raw
     return cls(**values)
 

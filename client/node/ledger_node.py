@@ -54,6 +54,7 @@ from p2p.gossip_core import Verdict
 from p2p.node import Node
 from p2p.scoring import Offence
 from p2p.sync import BlockSync
+from sandbox.errors import SandboxError
 
 log = logging.getLogger("learningchain.node")
 
@@ -394,7 +395,13 @@ async def run_node(config: NodeConfig, *, ready: Callable[[LedgerNode], None] | 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, node.request_stop)
-    await node.start()
+    try:
+        await node.start()
+    except SandboxError as e:  # [JOB-RUNTIME.2] e.g. runsc configured, the engine lacks it
+        log.error("node not started: %s", e)
+        with contextlib.suppress(Exception):
+            await node.stop()
+        return 1
     if ready is not None:
         ready(node)
     await node.wait_stopped()

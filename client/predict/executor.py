@@ -66,6 +66,7 @@ from sandbox.errors import SandboxError
 from sandbox.predict_image import ensure_predict_image
 from sandbox.predict_sandbox import PredictAnswer
 from sandbox.predict_session import PredictSandboxError
+from sandbox.runtime import resolve as resolve_runtime
 
 log = logging.getLogger("learningchain.executor")
 
@@ -111,13 +112,16 @@ class Executor:
                 log.info("removed %d prediction sandboxes left by an earlier run", len(left))
             if self._image is None:
                 self._image = await asyncio.to_thread(ensure_predict_image, self._client)
+            runtime = await asyncio.to_thread(resolve_runtime, self._client, self.policy.runtime)
         except SandboxError as e:  # the node runs on; it just serves no predictions
             self.problem = str(e)
             log.error("executor not started: %s", e)
             return
-        self._pool = PredictorPool(self._client, self._image, self.node_id)
-        log.info("executor %s starting (image %s, %d saved answers)%s",
-                 address_to_text(self.address), self._image[:19], len(self.store.answers),
+        self._pool = PredictorPool(self._client, self._image, self.node_id,
+                                   runtime=runtime.name)  # [JOB-RUNTIME.1]
+        log.info("executor %s starting (image %s, runtime %s, %d saved answers)%s",
+                 address_to_text(self.address), self._image[:19], runtime.name,
+                 len(self.store.answers),
                  "; !!! CHEATING (demo/test only): every answer is wrong !!!"
                  if self.policy.cheat_predictions else "")
         self.node.add_block_listener(self._on_block)

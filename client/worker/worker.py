@@ -47,6 +47,7 @@ from client.worker.state import WorkerStore
 from client.worker.training import Trainer
 from client.worker.votes import Verifier
 from p2p.blobstore import BlobError
+from sandbox import runtime as sandbox_runtime
 from sandbox.engine import connect
 from sandbox.runner import SandboxRunner
 
@@ -110,7 +111,14 @@ class Worker:
         """Resume the persisted state, clean up leftover containers, follow the chain."""
         if self._runner is None:
             client = await asyncio.to_thread(connect)
-            self._runner = SandboxRunner(client, node_id=f"worker-{self.address.hex()[:12]}")
+            # [JOB-RUNTIME.1-2] runsc where installed; a runtime the engine lacks refuses
+            choice = await asyncio.to_thread(sandbox_runtime.resolve, client, self.policy.runtime)
+            (log.info if choice.isolated else log.warning)("%s", choice.describe())
+            self._runner = SandboxRunner(client, node_id=f"worker-{self.address.hex()[:12]}",
+                                         runtime=choice.name)
+        else:
+            log.info("jobs run under the given runner's runtime (%s)",
+                     self._runner.runtime or "the engine's default")
         offer = await asyncio.to_thread(gpus.probe_offer, self.policy, self.runner.client)
         self.policy = gpus.effective_policy(self.policy, offer)  # [WORK-GPU.1]
         log.info("GPUs: %s", offer.detail)

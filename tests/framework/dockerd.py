@@ -9,8 +9,9 @@ test with every node on one engine never exercises.
 The private engine shares nothing it could fight over with the host's:
 
 - its own API socket, ``--data-root`` (images, containers), ``--exec-root``
-  (its managed containerd and its sockets), ``--pidfile`` and an empty
-  ``--config-file`` (the host's /etc/docker/daemon.json does not apply);
+  (its managed containerd and its sockets), ``--pidfile`` and a ``--config-file``
+  of its own, empty but for gVisor's ``runsc`` runtime where it is installed (the
+  host's /etc/docker/daemon.json does not apply);
 - no networking of its own: ``--bridge=none --iptables=false --ip6tables=false
   --ip-forward=false --ip-masq=false`` (the sandbox runs jobs with network
   ``none`` anyway), so it adds no bridge, no NAT rules, no sysctl;
@@ -40,6 +41,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from sandbox.runtime import RUNSC, RUNSC_PATH, runsc_entry
 from tests.framework.wait import scaled, wait_until
 
 DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
@@ -49,6 +51,14 @@ OWNER_FILE = "owner.pid"
 """The pid of the test process that made the root: a root whose owner died is an orphan."""
 CACHE_ENV = "LC_TEST_CACHE"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def engine_config() -> dict[str, object]:
+    """The private engine's ``daemon.json``: empty but for gVisor's runtime where it is
+    installed, so a worker on it gets runsc as on the host engine [JOB-RUNTIME.4]."""
+    if not Path(RUNSC_PATH).exists():
+        return {}
+    return {"runtimes": {RUNSC: runsc_entry()}}
 
 
 def _new_root() -> Path:
@@ -94,7 +104,7 @@ class PrivateDockerd:
 
     def argv(self) -> list[str]:
         config = self.root / "daemon.json"
-        config.write_text("{}\n")
+        config.write_text(json.dumps(engine_config()) + "\n")
         return [
             DOCKERD, f"--host={self.host}", f"--data-root={self.root / 'data'}",
             f"--exec-root={self.root / 'exec'}", f"--pidfile={self.pidfile}",

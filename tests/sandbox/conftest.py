@@ -20,7 +20,9 @@ from sandbox.engine import connect
 from sandbox.job_template import BuiltJob, build_job, init_job, template_data
 from sandbox.policy import LABEL_NODE
 from sandbox.runner import SandboxRunner
+from sandbox.runtime import resolve as resolve_runtime
 from tests.sandbox.hostile_jobs import HOSTILE_SCRIPTS
+from tests.sandbox.runtimes import RUNTIMES
 
 NODE_ID = f"pytest-{os.getpid()}"
 """Label of every container these tests start, so leftovers are found and blamed."""
@@ -161,3 +163,13 @@ def nosleep_image(docker_client: docker.DockerClient, base_image: str,
     (context / "Dockerfile").write_text(
         f"FROM {ROOTFS_TAG}\nUSER 0:0\nRUN rm -f /bin/sleep /usr/bin/sleep\nUSER 65534:65534\n")
     return build_image(docker_client, context, "learningchain/test-nosleep:latest", _quiet)
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime_runner(request: pytest.FixtureRequest, docker_client: docker.DockerClient,
+                   base_image: str) -> SandboxRunner:
+    """[JOB-RUNTIME.6] A runner under each runtime of ``RUNTIMES``: the hostile battery and the
+    equality of losses run under both. ``runsc`` must be registered with the engine where it
+    is installed (``RuntimeUnavailable`` fails the test, never skips it)."""
+    choice = resolve_runtime(docker_client, request.param)
+    return SandboxRunner(docker_client, node_id=NODE_ID, runtime=choice.name)

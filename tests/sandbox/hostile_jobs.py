@@ -138,16 +138,24 @@ HOSTILE_SCRIPTS: dict[str, str] = {
         sys.exit(1)
     """,
     "status": """
-        import json, os
+        import json, os, shutil, subprocess
         with open("/proc/self/status") as f:
             fields = dict(l.split(":", 1) for l in f if ":" in l)
         mounts = open("/proc/self/mounts").read()
+        shutil.copy("/bin/true", "/tmp/true")  # [JOB-RUNTIME.7] run from a noexec tmpfs?
+        os.chmod("/tmp/true", 0o755)
+        try:
+            tmp_exec = subprocess.run(["/tmp/true"]).returncode
+        except OSError as e:
+            tmp_exec = f"errno {e.errno}"
         print(json.dumps({
             "uid": os.getuid(), "gid": os.getgid(),
-            "NoNewPrivs": fields["NoNewPrivs"].strip(), "Seccomp": fields["Seccomp"].strip(),
+            "NoNewPrivs": fields.get("NoNewPrivs", "absent").strip(),
+            "Seccomp": fields["Seccomp"].strip(),
             "CapEff": fields["CapEff"].strip(), "CapBnd": fields["CapBnd"].strip(),
             "ifaces": sorted(os.listdir("/sys/class/net")),
             "mounts": [l.split()[1:4] for l in mounts.splitlines()],
+            "tmp_exec": tmp_exec, "kernel": os.uname().release,
         }))
     """,
     # -- issue 13: output the host cannot take, metrics bombs, irreproducible evaluation --

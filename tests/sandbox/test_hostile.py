@@ -2,7 +2,9 @@
 
 Every case runs a script from ``hostile_jobs.py`` in a real container with
 tiny limits, then checks the reported reason, that nothing escaped, the
-host side, and (autouse fixture) that no container is left behind.
+host side, and (autouse fixture) that no container is left behind. Every case
+runs under runc and under runsc (gVisor) [JOB-RUNTIME.6]; where the two answer
+differently, each runtime's own answer is asserted [JOB-RUNTIME.7].
 """
 
 from __future__ import annotations
@@ -22,9 +24,18 @@ import pytest
 from sandbox.limits import MIB, ResourceLimits
 from sandbox.results import FailureReason, RunResult
 from sandbox.runner import SandboxRunner
+from sandbox.runtime import RUNSC
 
 pytestmark = pytest.mark.docker
 
+
+@pytest.fixture
+def runner(runtime_runner: SandboxRunner) -> SandboxRunner:
+    """[JOB-RUNTIME.6] Every attack of this battery, under runc and under runsc."""
+    return runtime_runner
+
+GVISOR_KERNEL = "4.4.0"
+"""The release gVisor's Sentry reports to ``uname`` [JOB-RUNTIME.6]."""
 TINY = ResourceLimits(memory_bytes=256 * MIB, nano_cpus=1_000_000_000, pids=32,
                       wall_time_s=20.0, tmp_bytes=4 * MIB, output_bytes=4 * MIB,
                       model_bytes=1 * MIB, log_bytes=64 * 1024)
@@ -231,17 +242,31 @@ def test_docker_socket_is_absent(runner: SandboxRunner, hostile_image: str,
 
 def test_container_runs_hardened(runner: SandboxRunner, hostile_image: str,
                                  tmp_path: Path) -> None:
-    """[JOB-SANDBOX.1] Seen from inside: nobody, no caps, no-new-privs, seccomp, no network."""
+    """[JOB-SANDBOX.1] Seen from inside: nobody, no caps, no-new-privs, seccomp, no network.
+
+    [JOB-RUNTIME.7] Under runsc the entry point sees gVisor's kernel: its /proc/self/status
+    has no NoNewPrivs line, Seccomp 0 (an exec'd process gets no OCI filter in this gVisor;
+    its calls go to the Sentry), /tmp and /output are the host's tmpfs volumes served over
+    9p, and a program copied to /tmp dies of SIGSEGV instead of EACCES (the host mount is
+    noexec: the Sentry cannot map it executable)."""
     result = run_hostile(runner, hostile_image, tmp_path, "status")
     assert result.ok, result
     status = json.loads(result.logs.decode().strip().splitlines()[-1])
     assert (status["uid"], status["gid"]) == (65534, 65534)
-    assert status["NoNewPrivs"] == "1"
-    assert status["Seccomp"] == "2"  # filter mode: the engine's default profile
     assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0
     assert status["ifaces"] == ["lo"]
     mounts = {m[0]: m for m in status["mounts"]}
     assert mounts["/"][2].startswith("ro")
+    if runner.runtime == RUNSC:
+        assert status["kernel"] == GVISOR_KERNEL  # the job's kernel is gVisor's, not ours
+        assert (status["NoNewPrivs"], status["Seccomp"]) == ("absent", "0")
+        assert [mounts[m][1] for m in ("/tmp", "/output")] == ["9p", "9p"]
+        assert status["tmp_exec"] == -11  # SIGSEGV: never runs
+        return
+    assert status["kernel"] == os.uname().release  # the host's kernel, shared
+    assert status["NoNewPrivs"] == "1"
+    assert status["Seccomp"] == "2"  # filter mode: the project's profile [JOB-SECCOMP.1]
     for tmpfs in ("/tmp", "/output"):
         assert mounts[tmpfs][1] == "tmpfs"
         assert {"nosuid", "nodev", "noexec"} <= set(mounts[tmpfs][2].split(","))
+    assert status["tmp_exec"] == "errno 13"  # EACCES: noexec

@@ -36,9 +36,11 @@ from sandbox.model_format import export_mlp, load_model
 from sandbox.predict_eval import answer_labels, answer_values
 from sandbox.predict_frames import MAX_REQUEST_BYTES
 from sandbox.predict_sandbox import PredictSandboxError, WarmPredictor
+from sandbox.runtime import resolve
 from tests.predict.cases import digits_model, h, score_model
 from tests.predict.images import predict_image_for_test
 from tests.sandbox.conftest import NODE_ID
+from tests.sandbox.runtimes import RUNTIMES
 
 pytestmark = pytest.mark.docker
 
@@ -294,3 +296,21 @@ def test_values_and_ciphertext_modes_equal_the_host(
     assert scores.blob == host and scores.invalid is None and bad.invalid == "not_rows"
     decrypted = keys.decrypt_scores(scores.blob, len(rows))
     assert float(np.max(np.abs(decrypted - clf.decision_function(rows)))) <= 1e-3
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_job_runtime_1_the_warm_executor_runs_under_each_runtime_with_the_same_answer(
+        runtime: str, docker_client: docker.DockerClient, image: str,
+        digits: tuple[MLPClassifier, np.ndarray, Path]) -> None:
+    """[JOB-RUNTIME.1] [JOB-RUNTIME.6] The warm prediction sandbox under runc and under runsc
+    (the node's runtime): its container has that runtime, and the answer is the host's
+    reference, byte for byte."""
+    _clf, rows, path = digits
+    blob = _blob(rows)
+    with WarmPredictor(docker_client, image, path, DIGITS, "labels", node_id=NODE_ID,
+                       request_timeout_s=20,
+                       runtime=resolve(docker_client, runtime).name) as predictor:
+        answers = [predictor.predict(blob, ROWS).blob for _ in range(2)]
+        found = docker_client.containers.get(predictor.container_id)
+        assert found.attrs["HostConfig"]["Runtime"] == runtime
+    assert answers == [_reference(path, DIGITS, blob, ROWS)] * 2

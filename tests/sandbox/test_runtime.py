@@ -20,6 +20,8 @@ from sandbox.runtime import (
     RUNC,
     RUNSC,
     RUNSC_ARGS,
+    RUNSC_EXTRA_MEMORY,
+    RUNSC_EXTRA_PIDS,
     BadRuntime,
     RuntimeUnavailable,
     choose,
@@ -59,6 +61,11 @@ def test_job_runtime_1_the_policy_is_the_one_place_the_runtime_reaches_a_contain
     runc = container_kwargs("img", LIMITS, {}, {}, runtime=RUNC)
     runsc = container_kwargs("img", LIMITS, {}, {}, runtime=RUNSC)
     assert (runc.pop("runtime"), runsc.pop("runtime")) == (RUNC, RUNSC)
+    # gVisor's own kernel shares the cgroup: its threads and memory come on top
+    assert runsc.pop("pids_limit") == runc.pop("pids_limit") + RUNSC_EXTRA_PIDS
+    for key in ("mem_limit", "memswap_limit"):
+        assert runsc.pop(key) == runc.pop(key) + RUNSC_EXTRA_MEMORY == LIMITS.memory_bytes \
+            + RUNSC_EXTRA_MEMORY
     assert repr(runc) == repr(runsc)
     assert "runtime" not in container_kwargs("img", LIMITS, {}, {})  # the engine's default
 
@@ -105,3 +112,15 @@ def test_job_runtime_8_the_docker_runner_is_one_backend_of_a_narrow_interface() 
     backend: JobSandbox = SandboxRunner(client=object(), node_id="n", runtime=RUNSC)
     assert {"train", "evaluate", "run_entry"} <= set(dir(backend))
 
+
+def test_job_runtime_9_the_sandbox_bench_reports_each_runtime() -> None:
+    """[JOB-RUNTIME.9] One run of ``bench/sandbox.py`` measures both runtimes."""
+    import ast
+
+    tree = ast.parse((Path(__file__).parents[2] / "bench" / "sandbox.py").read_text())
+    names = {node.targets[0].id: node for node in tree.body if isinstance(node, ast.Assign)
+             and isinstance(node.targets[0], ast.Name)}
+    per_runtime = ast.literal_eval(names["PER_RUNTIME"].value)
+    assert {"sandbox_s", "start_teardown_s", "evaluate_s", "predict_warm_s"} <= set(per_runtime)
+    source = ast.unparse(names["JSON_KEYS"].value)
+    assert "eval_losses_equal" in source and "platform" in source
