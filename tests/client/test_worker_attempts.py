@@ -55,6 +55,7 @@ class EngineBlamingRunner:
     def __init__(self) -> None:
         self.client = _Client()
         self.node_id = "pytest-attempts"
+        self.runtime: str | None = None  # the engine's default, as SandboxRunner names it
         self.trains = 0
 
     def train(self, *_args: Any, **_kwargs: Any) -> RunResult:
