@@ -115,12 +115,10 @@ def test_job_runtime_8_the_docker_runner_is_one_backend_of_a_narrow_interface() 
 
 def test_job_runtime_9_the_sandbox_bench_reports_each_runtime() -> None:
     """[JOB-RUNTIME.9] One run of ``bench/sandbox.py`` measures both runtimes."""
-    import ast
+    from tests.test_bench_quick import declarations
 
-    tree = ast.parse((Path(__file__).parents[2] / "bench" / "sandbox.py").read_text())
-    names = {node.targets[0].id: node for node in tree.body if isinstance(node, ast.Assign)
-             and isinstance(node.targets[0], ast.Name)}
-    per_runtime = ast.literal_eval(names["PER_RUNTIME"].value)
-    assert {"sandbox_s", "start_teardown_s", "evaluate_s", "predict_warm_s"} <= set(per_runtime)
-    source = ast.unparse(names["JSON_KEYS"].value)
-    assert "eval_losses_equal" in source and "platform" in source
+    keys = declarations(Path(__file__).parents[2] / "bench" / "sandbox.py")["JSON_KEYS"]
+    for runtime in (RUNC, RUNSC):
+        assert {f"{runtime}_{key}" for key in ("sandbox_s", "start_teardown_s", "evaluate_s",
+                                               "predict_warm_s")} <= set(keys)
+    assert {"eval_losses_equal", "platform", "runtimes"} <= set(keys)
