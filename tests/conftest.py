@@ -63,6 +63,7 @@ HEAVIEST_FIRST = (
     "tests/client/test_readme_use_it.py",
     "tests/client/test_worker.py",
     "tests/predict/test_predict_graph.py",
+    "tests/hosts/test_job_on_hosts.py",
     "tests/reliability/test_faults.py",
     "tests/client/test_stalling_binaries_graph.py",
     "tests/client/test_hostile_submitter_graph.py",
