@@ -78,6 +78,7 @@ NAT_PREFIX = "10.214."
 RELAY_PORT = 7000
 FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
 CUT_CHAIN = "LCCUT"
+CLOCK_SITE = Path(__file__).resolve().parent / "clock_site"
 
 
 class TestBedError(RuntimeError):
@@ -94,6 +95,17 @@ def require_root_and_tools(clock_offsets: bool) -> None:
     if clock_offsets and not FAKETIME_LIB.exists():
         raise TestBedError(f"{FAKETIME_LIB} is missing: scripts/setup_system.sh installs "
                            "Debian's faketime package")
+
+
+def clock_command(offset_s: float, argv: Sequence[str]) -> list[str]:
+    """``argv`` with its wall clock ``offset_s`` ahead: ``env LD_PRELOAD=libfaketime
+    FAKETIME=+4s DONT_FAKE_MONOTONIC=1 PYTHONPATH=clock_site``; the last makes a Python
+    process's ``time.sleep`` work under this libfaketime (``clock_site/sitecustomize.py``)."""
+    if not offset_s:
+        return list(argv)
+    path = os.pathsep.join(p for p in (str(CLOCK_SITE), os.environ.get("PYTHONPATH")) if p)
+    return ["env", f"LD_PRELOAD={FAKETIME_LIB}", f"FAKETIME={offset_s:+.3f}s",
+            "DONT_FAKE_MONOTONIC=1", f"PYTHONPATH={path}", *argv]
 
 
 @dataclass
@@ -121,11 +133,8 @@ class Host:
         return env
 
     def command(self, argv: Sequence[str]) -> list[str]:
-        """``argv`` under this host's clock: ``env LD_PRELOAD=libfaketime FAKETIME=+4s``."""
-        if not self.clock_offset_s:
-            return list(argv)
-        return ["env", f"LD_PRELOAD={FAKETIME_LIB}", f"FAKETIME={self.clock_offset_s:+.3f}s",
-                "DONT_FAKE_MONOTONIC=1", *argv]
+        """``argv`` under this host's clock (``clock_command``)."""
+        return clock_command(self.clock_offset_s, argv)
 
     def popen(self, argv: Sequence[str], *, env: dict[str, str] | None = None,
               log: Path | None = None, cwd: Path = REPO_ROOT) -> subprocess.Popen[bytes]:
