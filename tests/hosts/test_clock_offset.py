@@ -9,6 +9,7 @@ no namespace is needed to check it, so this runs the command on the test's own m
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -37,7 +38,6 @@ print(json.dumps(out))
 
 def test_a_clock_4_s_ahead_moves_the_wall_clock_and_keeps_sleep_and_waits_working() -> None:
     require_root_and_tools(clock_offsets=True)
-    import json
     before = time.time()
     done = subprocess.run(clock_command(4.0, [sys.executable, "-c", PROBE]),
                           capture_output=True, text=True, timeout=60, check=False)
