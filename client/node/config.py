@@ -67,7 +67,7 @@ behind a proxy on the machine every client looks local). Example::
     gpus = 0                         # GPUs offered to jobs (needs the NVIDIA runtime)
     gpu_memory_mb = 0                # memory of each offered GPU, MiB
     detect_gpus = false              # ask nvidia-smi instead of gpus / gpu_memory_mb
-    runtime = "auto"                 # runsc (gVisor), runc, auto: runsc where installed
+    runtime = "runc"                 # runsc (gVisor), runc, auto: runsc where installed
 """
 
 from __future__ import annotations
@@ -163,10 +163,11 @@ class WorkerPolicy:
     """[WORK-GPU.1] Memory of each offered GPU in MiB (the smallest, if they differ)."""
     detect_gpus: bool = False
     """[WORK-GPU.1] At start, ``nvidia-smi`` says what is offered instead of the two above."""
-    runtime: str = "auto"
+    runtime: str = "runc"
     """[JOB-RUNTIME.1-2] The OCI runtime of every sandbox this node starts: ``runsc``
-    (gVisor), ``runc``, or ``auto`` (``runsc`` where the engine has it). ``runsc`` on an
-    engine without it: the node refuses to start."""
+    (gVisor), ``runc`` (the default for now: ``sandbox.runtime.DEFAULT`` says why), or
+    ``auto`` (``runsc`` where the engine has it). ``runsc`` on an engine without it: the
+    node refuses to start."""
     verify: bool = True
     """Re-evaluate revealed models and vote (when this node is an eligible voter)."""
     cheat_loss_factor: float = 0.0

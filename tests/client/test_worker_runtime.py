@@ -36,8 +36,8 @@ def test_job_runtime_1_worker_config_takes_each_runtime(tmp_path: Path, value: s
     assert NodeConfig.load(config_with(tmp_path, value)).worker.runtime == value
 
 
-def test_job_runtime_1_the_default_is_auto_and_a_bad_name_is_refused(tmp_path: Path) -> None:
-    assert WorkerPolicy().runtime == "auto"
+def test_job_runtime_1_the_default_is_runc_and_a_bad_name_is_refused(tmp_path: Path) -> None:
+    assert WorkerPolicy().runtime == "runc"
     with pytest.raises(ConfigError, match=r"\[worker\] runtime = 'gvisor' is not a valid "
                                           r"choice \(auto, runsc, runc\)"):
         NodeConfig.load(config_with(tmp_path, "gvisor"))

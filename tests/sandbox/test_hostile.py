@@ -210,7 +210,9 @@ def test_printing_gigabytes_is_cut_at_the_log_limit(runner: SandboxRunner, hosti
     result = run_hostile(runner, hostile_image, tmp_path, "spew_stdout")
     assert_contained(result, FailureReason.LOG_TOO_LARGE)
     assert len(result.logs) == TINY.log_bytes
-    assert time.monotonic() - started < 10
+    # Cut, not run to the end (4 GiB take minutes): gVisor relays stdout through its Sentry,
+    # so the cut comes later there (11.9 s in a CI run with both lanes busy).
+    assert time.monotonic() - started < (30 if runner.runtime == "runsc" else 10)
 
 
 def test_model_larger_than_the_limit_is_refused(runner: SandboxRunner, hostile_image: str,
