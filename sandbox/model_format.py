@@ -1,9 +1,11 @@
 """The deployable model file: safetensors weights that cannot run code on load [JOB-EXPORT.1-3].
 
-A trained job's ``model.pt`` is a torch pickle: loading one on the host would run whatever
-its author put in it. A model that serves predictions is instead exported as one
-safetensors file (``model.safetensors``): a little-endian u64 header length, a JSON header
-naming each tensor's dtype, shape and byte range, then raw numbers. Nothing in it is code.
+A job's model file is ``/output/model.pt`` [JOB-TRAIN.3]; as a torch pickle, loading it on
+the host would run whatever its author put in it. A model that serves predictions is that
+same file written in a deployable format [JOB-EXPORT.1] (there is no second file): here
+``safetensors-mlp/v1``, one safetensors file: a little-endian u64 header length, a JSON
+header naming each tensor's dtype, shape and byte range, then raw numbers. Nothing in it is
+code.
 
 This loader goes further than trusting the format: it reads and checks the JSON header
 itself (size bounds, exact tensor names, dtypes and shapes against the declared schema,
@@ -74,8 +76,8 @@ class Mlp:
 
 
 def export_mlp(layers: list[tuple[np.ndarray, np.ndarray]], dtype: str = "float32") -> bytes:
-    """[JOB-EXPORT.1] The bytes of ``model.safetensors`` for an MLP (a job's export writes
-    these; tests build models with it)."""
+    """[JOB-EXPORT.1] The bytes of a ``safetensors-mlp/v1`` model file for an MLP (a job's
+    train writes them as ``/output/model.pt``; tests build models with it)."""
     if dtype not in _DTYPES:
         raise ModelFormatError("export", "dtype must be float32 or float64", dtype)
     np_dtype = _DTYPES[dtype][1]

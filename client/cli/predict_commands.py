@@ -163,7 +163,13 @@ def answer_of(client: ApiClient, rec: dict[str, Any], model: dict[str, Any],
 @click.argument("model_id", type=HASH32, metavar="MODEL")
 @click.option("--input", "input_path", required=True, metavar="FILE",
               type=click.Path(path_type=Path, dir_okay=False),
-              help="Rows to predict: a .csv (a header line is skipped) or a .npy array.")
+              help="Rows to predict: a .csv (comma-separated numbers, one row a line) or a "
+                   ".npy array.")
+@click.option("--header/--no-header", "header", default=None,
+              help="The .csv's first line is a header (skipped) / is a row. Without either, a "
+                   "first line of names is a header, one of numbers a row, and anything else "
+                   "(words and numbers mixed, or 0,1,…,n-1) an error before anything is sent "
+                   "[PRED-CSV.1].")
 @click.option("--encrypted", is_flag=True,
               help="Encrypt the rows with CKKS (a linear regression model); the key stays here.")
 @click.option("--k", "k", type=click.IntRange(MIN_K, MAX_K), default=3, show_default=True,
@@ -182,7 +188,8 @@ def answer_of(client: ApiClient, rec: dict[str, Any], model: dict[str, Any],
 @passphrase_option
 @node_option
 @json_option
-def predict(model_id: bytes, input_path: Path, encrypted: bool, k: int, fee: int | None,
+def predict(model_id: bytes, input_path: Path, header: bool | None, encrypted: bool, k: int,
+            fee: int | None,
             tolerance: int, window: int, timeout_ms: int, no_wait: bool, key_path: Path,
             passphrase_file: Path | None, node_url: str, as_json: bool) -> None:
     """Ask a deployed model (MODEL: its job id) for predictions on the rows of FILE."""
@@ -201,7 +208,7 @@ def predict(model_id: bytes, input_path: Path, encrypted: bool, k: int, fee: int
     key = load_key(key_path, passphrase_file)
     keys = None
     try:
-        rows = read_rows(input_path)
+        rows = read_rows(input_path, header)
         check_rows(rows, input_path, int(schema["features"]))
         if encrypted:
             check_encryptable(rows, input_path)

@@ -28,6 +28,18 @@ class BadInputFile(ValueError):
     """An input file that cannot become the rows of a request; ``str`` says where and why."""
 
 
+HEADER_CHOICES = (True, False, None)
+"""``--header``, ``--no-header``, neither (the rule of [PRED-CSV.1] decides)."""
+
+
+def _number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
 def _floats(cells: list[str], path: Path, line: int) -> list[float]:
     out = []
     for col, cell in enumerate(cells, start=1):
@@ -39,18 +51,46 @@ def _floats(cells: list[str], path: Path, line: int) -> list[float]:
     return out
 
 
-def read_csv(path: Path) -> np.ndarray:
-    """Rows of numbers, comma-separated; a first line that is not all numbers is a header."""
+def first_line_is_header(cells: list[str], path: Path, line: int,
+                         header: bool | None) -> bool:
+    """[PRED-CSV.1] Is the first non-blank line a header? ``--header``/``--no-header`` say so;
+    without either, a line of no number is a header, a line of numbers is data, and every
+    other line is refused rather than guessed: some numbers and some words (a typo in the
+    first data row, or a header with numeric names), or exactly ``0,1,…,n-1`` (the header
+    pandas writes for an unnamed array, which is also a possible data row)."""
+    if header is not None:
+        return header
+    numeric = [_number(c) for c in cells]
+    if not any(numeric):
+        return True
+    if not all(numeric):
+        col = numeric.index(False) + 1
+        raise BadInputFile(
+            f"{path}: line {line}, column {col}: {cells[col - 1].strip()[:40]!r} is not a "
+            f"number, but other cells of the line are: a typo in the first row, or a header? "
+            f"Say which: --header (skip line {line}) or --no-header (every line is a row)")
+    if len(cells) >= 2 and all(float(c) == i for i, c in enumerate(cells)):
+        raise BadInputFile(
+            f"{path}: line {line} is 0,1,…,{len(cells) - 1}: the header pandas writes for an "
+            f"unnamed array, or a row of data? Say which: --header (skip line {line}) or "
+            f"--no-header (every line is a row)")
+    return False
+
+
+def read_csv(path: Path, header: bool | None = None) -> np.ndarray:
+    """Rows of numbers, comma-separated; the first non-blank line is a header by the rule of
+    [PRED-CSV.1] (``header``: ``--header`` True, ``--no-header`` False, else None); every
+    other line must be numbers, an error naming its line otherwise."""
     rows: list[list[float]] = []
+    first = True
     with path.open(newline="", encoding="utf-8", errors="replace") as f:
         for line, cells in enumerate(csv.reader(f), start=1):
             if not cells or all(not c.strip() for c in cells):
                 continue
-            if line == 1:
-                try:
-                    [float(c) for c in cells]
-                except ValueError:
-                    continue  # a header
+            if first:
+                first = False
+                if first_line_is_header(cells, path, line, header):
+                    continue
             row = _floats(cells, path, line)
             if rows and len(row) != len(rows[0]):
                 raise BadInputFile(f"{path}: line {line} has {len(row)} columns, the first row "
@@ -61,14 +101,18 @@ def read_csv(path: Path) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64)
 
 
-def read_rows(path: Path) -> np.ndarray:
-    """A 2-d float64 array from ``.csv`` or ``.npy`` (never a pickle: ``allow_pickle=False``)."""
+def read_rows(path: Path, header: bool | None = None) -> np.ndarray:
+    """A 2-d float64 array from ``.csv`` (``header`` as in ``read_csv``) or ``.npy`` (never a
+    pickle: ``allow_pickle=False``)."""
     if not path.is_file():
         raise BadInputFile(f"{path}: no such file")
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise BadInputFile(f"{path}: {size:,} bytes; at most {MAX_FILE_BYTES:,}")
     if path.suffix.lower() == ".npy":
+        if header is not None:
+            raise BadInputFile(f"{path}: --header/--no-header are for .csv files; a .npy "
+                               f"array has no header")
         try:
             array = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as e:
@@ -81,7 +125,7 @@ def read_rows(path: Path) -> np.ndarray:
             raise BadInputFile(f"{path}: array of shape {array.shape}; rows × features wanted")
         return np.asarray(array, dtype=np.float64)
     if path.suffix.lower() == ".csv":
-        return read_csv(path)
+        return read_csv(path, header)
     raise BadInputFile(f"{path}: expected a .csv or .npy file, got {path.suffix or 'no suffix'!r}")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -70,3 +71,21 @@ def test_job_export_3_the_export_refuses_a_schema_it_does_not_fit(lcjob: ModuleT
 
     with pytest.raises(ValueError):
         lcjob.import_bytes(pickle.dumps({"x": 1}))
+
+
+def test_job_export_1_one_rule_for_where_the_deployable_file_lives(tmp_path: Path) -> None:
+    """[JOB-EXPORT.1] The deployable file is the model file, ``/output/model.pt``, in the
+    spec, the runner and the template alike; the spec no longer offers a second file
+    (``model.safetensors``) that nothing reads (issue 33)."""
+    from sandbox.runner import MODEL_FILE
+
+    assert MODEL_FILE == "model.pt"
+    root = Path(__file__).resolve().parents[2]
+    contract = (root / "protocol_spec" / "job_contract.md").read_text()
+    rule = contract[contract.index("**[JOB-EXPORT.1]"):contract.index("**[JOB-EXPORT.2]")]
+    assert "is `/output/model.pt` itself" in rule
+    assert rule.count("model.safetensors") == 1 and "Until issue 33" in rule  # history only
+    init_job(tmp_path / "job")
+    train = (tmp_path / "job" / "train").read_text()
+    assert 'OUTPUT_DIR / "model.pt").write_bytes(lcjob.export_bytes(model))' in train
+    assert "model.safetensors" not in train
