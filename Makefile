@@ -5,12 +5,13 @@
 # prints LC_SEED=N, which re-runs its random choices. Tests never stop the machine's
 # dockerd: those that stop an engine start a private one (tests/framework/dockerd.py).
 SHELL := /bin/bash
+ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export LC_TEST_POSTGRES_URL ?= postgresql+psycopg2://lc:lc@127.0.0.1:5432/lc_test
 
-.PHONY: test test-parallel test-serial test-repeat lock test-slow demo demo-federated demo-federated-private docs-federated setup system venv base-image lint typecheck unit gpu-test soak fuzz faults bench bench-quick clean
+.PHONY: docs test test-parallel test-serial test-repeat lock test-slow demo demo-federated demo-federated-private docs-federated setup system venv base-image lint typecheck unit gpu-test soak fuzz faults bench bench-quick clean
 
 # make test runs the suite in 2 processes (pytest-xdist, --dist loadfile): a module's tests
 # run in one process one after another, the Docker, PostgreSQL and multi-process modules
@@ -110,6 +111,12 @@ demo-federated: setup
 # (plot and table) into docs/, the one explicit step that changes tracked files.
 docs-federated: demo-federated
 	$(PY) -m client.devnet.demo_federated --publish-docs docs
+
+# The documentation site (mkdocs.yml) into site/, offline and strict: a broken link, a
+# missing page or any warning fails it (tests/test_docs_site.py builds it in make test).
+docs: venv
+	cd "$(ROOT)" && NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+	@echo "open $(ROOT)/site/index.html"
 
 demo-federated-private: setup
 	$(PY) -m client.devnet.demo_federated_private
