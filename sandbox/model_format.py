@@ -39,6 +39,9 @@ MAX_HEADER_BYTES = 1024 * 1024
 MAX_LAYERS = 8
 MAX_WIDTH = 65_536
 ACTIVATIONS = ("relu",)
+DEPLOYABLE_FORMATS = ("safetensors-mlp/v1 (deploy format safetensors-mlp) or ONNX (deploy format "
+                      "onnx), written by train as /output/model.pt (job_contract.md §4a)")
+"""[JOB-EXPORT.1] What every refusal of a model file names: the formats that do deploy."""
 _DTYPES = {"float32": ("F32", np.float32, 4), "float64": ("F64", np.float64, 8)}
 
 
@@ -46,12 +49,14 @@ class ModelFormatError(SandboxError):
     """A model file that is not a well-formed export of the declared schema [JOB-EXPORT.2].
 
     ``rule`` names the check that failed; ``detail`` is a short, inert picture of the bad
-    data (never the file itself)."""
+    data (never the file itself). The message ends with the formats that are deployable, so
+    every refusal tells the author what would have been accepted [JOB-EXPORT.1]."""
 
     def __init__(self, rule: str, message: str, detail: object = None) -> None:
         shown = repr(detail)
         self.rule, self.detail = rule, shown if len(shown) <= 120 else shown[:120] + "…"
-        super().__init__(f"{rule}: {message} (got {self.detail})")
+        super().__init__(f"{rule}: {message} (got {self.detail}); deployable formats: "
+                         f"{DEPLOYABLE_FORMATS}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,17 +8,25 @@ invalid answer instead of an error, so that honest executors still agree on some
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
 from chain.predict.io import decode_rows, invalid_blob, labels_blob, output_hash
 from chain.predict.model import DeployedModel
 from chain.types import Hash32
-from sandbox.model_format import Mlp
 
 _INT64 = float(2**63)
 
 
-def _scores(model: Mlp, record: DeployedModel, blob: bytes, rows: int) -> np.ndarray | str:
+class Scorer(Protocol):
+    """A loaded model: ``Mlp`` (safetensors-mlp) or ``OnnxScorer`` (ONNX, in the sandbox)."""
+
+    def forward(self, rows: np.ndarray) -> np.ndarray:
+        """Scores of ``rows`` [n, features], float64, [n, width]."""
+
+
+def _scores(model: Scorer, record: DeployedModel, blob: bytes, rows: int) -> np.ndarray | str:
     parsed = decode_rows(blob, record.input, rows)
     if isinstance(parsed, str):
         return parsed
@@ -27,7 +35,7 @@ def _scores(model: Mlp, record: DeployedModel, blob: bytes, rows: int) -> np.nda
     return scores if np.isfinite(scores).all() else "not_finite"
 
 
-def answer_labels(model: Mlp, record: DeployedModel, blob: bytes, rows: int) -> bytes:
+def answer_labels(model: Scorer, record: DeployedModel, blob: bytes, rows: int) -> bytes:
     """[PRED-IO.2] The labels blob (or [PRED-IO.3] the invalid blob) for a ``labels`` request."""
     if record.output.kind != "classes":
         raise ValueError("labels mode needs a classes model")
@@ -37,7 +45,7 @@ def answer_labels(model: Mlp, record: DeployedModel, blob: bytes, rows: int) -> 
     return labels_blob([int(i) for i in np.argmax(scores, axis=1)], len(record.output.labels))
 
 
-def values_or_invalid(model: Mlp, record: DeployedModel, blob: bytes,
+def values_or_invalid(model: Scorer, record: DeployedModel, blob: bytes,
                       rows: int) -> tuple[int, ...] | bytes:
     """[PRED-ANSWER.2] The fixed-point values of a ``values`` request, row-major, or the
     [PRED-IO.3] invalid blob itself (``out_of_range`` beyond int64): what the sandbox sends
@@ -53,7 +61,7 @@ def values_or_invalid(model: Mlp, record: DeployedModel, blob: bytes,
     return tuple(int(v) for v in scaled.ravel())
 
 
-def answer_values(model: Mlp, record: DeployedModel, blob: bytes,
+def answer_values(model: Scorer, record: DeployedModel, blob: bytes,
                   rows: int) -> tuple[int, ...] | Hash32:
     """[PRED-ANSWER.2] The fixed-point values of a ``values`` request, row-major, or
     [PRED-IO.3] the invalid answer's output hash (``out_of_range`` beyond int64)."""

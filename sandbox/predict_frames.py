@@ -33,6 +33,10 @@ EXECUTOR_FAULT = "executor: "
 """How an ``ERROR`` message at start begins when the fault is the executor's own sandbox
 (its image lacks TenSEAL, the host sent a bad configuration), not the deployed model: the
 executor must not answer "does not load" [PRED-UNLOADABLE.1] for its own fault."""
+MODEL_FAULT = "model: "
+"""How an ``ERROR`` message *after* ``READY`` begins when the deployed model itself failed on
+a request (ONNX Runtime reported an error, e.g. an allocation over the sandbox's limit,
+[PRED-EXEC.6]): deterministic, so the executor answers "does not load" as at start."""
 
 
 def request_frame(rows: int, payload: bytes) -> bytes:

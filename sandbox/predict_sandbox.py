@@ -41,7 +41,7 @@ from chain.types import Hash32
 from sandbox.limits import ResourceLimits
 from sandbox.model_format import MAX_MODEL_BYTES
 from sandbox.predict_frames import MAX_REPLY_BYTES, MAX_REQUEST_BYTES
-from sandbox.predict_server import MODES
+from sandbox.predict_server import MODEL_FILES, MODES
 from sandbox.predict_session import MODEL_FILE, PredictSandboxError, Session
 
 REQUEST_TIMEOUT_S = 30.0
@@ -64,7 +64,7 @@ class PredictAnswer:
     seconds: float
 
 
-def _stage_model(model_path: Path) -> Path:
+def _stage_model(model_path: Path, name: str = MODEL_FILE) -> Path:
     """A private copy of the model file, readable by the container's user: the container
     sees a fixed file even if the original changes [PRED-EXEC.1]."""
     if model_path.is_symlink() or not model_path.is_file():
@@ -74,8 +74,8 @@ def _stage_model(model_path: Path) -> Path:
         raise PredictSandboxError("model", f"model file of {size} bytes over {MAX_MODEL_BYTES}")
     folder = Path(tempfile.mkdtemp(prefix="lc-predict-model-"))
     folder.chmod(0o755)
-    shutil.copyfile(model_path, folder / MODEL_FILE)
-    (folder / MODEL_FILE).chmod(0o444)
+    shutil.copyfile(model_path, folder / name)
+    (folder / name).chmod(0o444)
     return folder
 
 
@@ -134,7 +134,7 @@ class WarmPredictor:
         self.request_timeout_s, self.start_timeout_s = request_timeout_s, start_timeout_s
         self.restarts = 0
         """Containers replaced after a timeout, crash or bad reply."""
-        self._model_dir = _stage_model(model_path)
+        self._model_dir = _stage_model(model_path, MODEL_FILES[record.format])
         self._session: Session | None = None
         if warm:
             try:

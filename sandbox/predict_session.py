@@ -40,6 +40,7 @@ from sandbox.predict_frames import (
     ERROR,
     EXECUTOR_FAULT,
     MAX_REPLY_BYTES,
+    MODEL_FAULT,
     READY,
     REPLY_HEAD,
     parse_reply_head,
@@ -48,6 +49,8 @@ from sandbox.predict_frames import (
 
 CODE_MOUNT = "/lc"
 MODEL_FILE = "model.safetensors"
+"""The staged file's name for a safetensors-mlp model; an ONNX model's is ``model.onnx``
+(``predict_server.MODEL_FILES``)."""
 SERVER_ARGV = ("python3", "-m", "sandbox.predict_server")
 ENTRY = "predict"
 STDOUT, STDERR = 1, 2
@@ -182,8 +185,13 @@ class Session:
         self._send(request_frame(rows, blob), deadline)
         kind, payload = self._reply(deadline, cap)
         if kind != 2:  # ANSWER
-            raise PredictSandboxError("crashed", payload.decode("utf-8", "replace")
-                                      if kind == ERROR else "unexpected READY", self.logs)
+            message = payload.decode("utf-8", "replace") if kind == ERROR \
+                else "unexpected READY"
+            # [PRED-EXEC.6] the deployed model failed in the runtime: as deterministic as a
+            # refusal at start, so the executor answers "does not load" [PRED-UNLOADABLE.1]
+            reason = "model" if kind == ERROR and message.startswith(MODEL_FAULT) \
+                else "crashed"
+            raise PredictSandboxError(reason, message, self.logs)
         return payload
 
     def _send(self, data: bytes, deadline: float) -> None:

@@ -21,9 +21,10 @@ from chain.predict.params import (
 )
 from chain.types import Address, Hash32
 
-FORMATS = ("safetensors-mlp",)
-"""[PRED-MODEL.1] Model formats the protocol accepts: each has a host loader that cannot run
-code on load (sandbox/model_format.py). ``onnx`` joins when its loader exists."""
+FORMATS = ("safetensors-mlp", "onnx")
+"""[PRED-MODEL.1] Model formats the protocol accepts: each has a host check that runs nothing
+of the file (sandbox/model_format.py, sandbox/onnx_check.py [JOB-EXPORT.1-7]); an ONNX model
+runs only inside the executors' sandboxes [PRED-EXEC.6]."""
 DTYPES = ("float32", "float64")
 OUTPUT_KINDS = ("classes", "regression")
 

@@ -38,7 +38,8 @@ from client.cli.common import (
     user_errors,
     wait_option,
 )
-from sandbox.model_format import ModelFormatError, load_model_file
+from sandbox.deployable import check_model, detect_format
+from sandbox.model_format import MAX_MODEL_BYTES, ModelFormatError
 
 
 @click.group("model")
@@ -128,18 +129,30 @@ def output_schema(labels: str | None, outputs: int | None, scale_exp: int) -> Ou
         raise click.UsageError(f"bad output schema: {e}") from None
 
 
+def check_file(data: bytes, schema: InputSchema, output: OutputSchema) -> str:
+    """[JOB-EXPORT.1-7] The deploy format of a model file that passes its format's host
+    check against the schema (a parse: nothing in the file runs here), else
+    ``ModelFormatError`` naming the deployable formats."""
+    fmt = detect_format(data)
+    check_model(data, fmt, schema, output)
+    return fmt
+
+
 def check_model_file(client: ApiClient, model_hash: str, schema: InputSchema,
-                     output: OutputSchema) -> None:
-    """[JOB-EXPORT.2-3] The winner's model file, loaded here with the host's checked loader
-    against the schema about to be deployed. Executors load it the same way; a file that
-    does not fit would make every request to it fail in their sandboxes, so a mismatch
-    (or a pickle) is refused before anything is sent."""
+                     output: OutputSchema) -> str:
+    """[JOB-EXPORT.1-7] The winner's model file, checked here as executors will check it
+    against the schema about to be deployed; returns its deploy format. A file that does not
+    fit would make every request to it fail in their sandboxes, so a mismatch (or a pickle)
+    is refused before anything is sent, naming the formats that are deployable."""
     with tempfile.TemporaryDirectory(prefix="lc-deploy-") as tmp:
         path = Path(tmp) / "model"
         with user_errors("cannot fetch the winner's model to check it: "):
             client.download_blob(model_hash, path)
         try:
-            load_model_file(path, schema, output)
+            if path.stat().st_size > MAX_MODEL_BYTES:
+                raise ModelFormatError("size", f"model file over {MAX_MODEL_BYTES} bytes",
+                                       path.stat().st_size)
+            return check_file(path.read_bytes(), schema, output)
         except ModelFormatError as e:
             raise UserError(f"the winner's model {model_hash[:16]}… does not fit the schema "
                             f"{schema.features} × {schema.dtype} → {output.kind}: {e}",
@@ -175,17 +188,46 @@ def model_deploy(job_id: bytes, features: int, dtype: str, labels: str | None,
         raise UserError(f"job {job_id.hex()[:16]} is {job['status']}: only a paid job's "
                         "winning model can be deployed", code="job_not_paid")
     schema = InputSchema(dtype, features)
-    check_model_file(client, model_hash, schema, output)
+    fmt = check_model_file(client, model_hash, schema, output)
     key = load_key(key_path, passphrase_file)
-    body = DeployModel(Hash32(job_id), Hash32(bytes.fromhex(model_hash)), "safetensors-mlp",
+    body = DeployModel(Hash32(job_id), Hash32(bytes.fromhex(model_hash)), fmt,
                        schema, output, royalty)
     tx, _ = send(client, key, body, wait=wait, what="deploy_model")
-    result = {"model_id": job_id.hex(), "model_hash": model_hash, "tx": tx.hash.hex(),
-              "committed": wait}
+    result = {"model_id": job_id.hex(), "model_hash": model_hash, "format": fmt,
+              "tx": tx.hash.hex(), "committed": wait}
 
     def text() -> None:
-        out(f"model {job_id.hex()} {'deployed' if wait else 'sent'} (model hash "
+        out(f"model {job_id.hex()} {'deployed' if wait else 'sent'} ({fmt}, model hash "
             f"{model_hash[:16]}…, royalty {royalty}‰)")
         out(f"ask it: learningchain predict {job_id.hex()} --input ROWS.csv")
 
     emit(result, as_json, text)
+
+
+@model.command("check")
+@click.argument("model_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                metavar="FILE")
+@click.option("--features", type=click.IntRange(1), required=True,
+              help="Numbers per input row.")
+@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
+@click.option("--labels", help="A classifier's labels, comma-separated, in output order.")
+@click.option("--outputs", type=click.IntRange(1), help="A regression's outputs per row.")
+@click.option("--scale-exp", type=click.IntRange(0, 18), default=0, show_default=True)
+@json_option
+def model_check(model_file: Path, features: int, dtype: str, labels: str | None,
+                outputs: int | None, scale_exp: int, as_json: bool) -> None:
+    """Would FILE (a job's /output/model.pt from a local run) deploy with this schema?
+    Checked here as deploy and every executor check it [JOB-EXPORT.1-7], before any job is
+    posted or paid; nothing in the file runs."""
+    output = output_schema(labels, outputs, scale_exp)
+    schema = InputSchema(dtype, features)
+    size = model_file.stat().st_size
+    try:
+        if size > MAX_MODEL_BYTES:
+            raise ModelFormatError("size", f"model file over {MAX_MODEL_BYTES} bytes", size)
+        fmt = check_file(model_file.read_bytes(), schema, output)
+    except ModelFormatError as e:
+        raise UserError(f"{model_file}: not deployable with the schema {features} × {dtype} "
+                        f"→ {output.kind}: {e}", code="model_mismatch") from None
+    result = {"file": str(model_file), "format": fmt, "deployable": True, "bytes": size}
+    emit(result, as_json, lambda: out(f"{model_file}: deployable as {fmt} ({size} bytes)"))

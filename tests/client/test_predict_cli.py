@@ -44,12 +44,15 @@ def chain(tmp_path: Path) -> Iterator[ApiThread]:
         yield api
 
 
-def paid(chain: ApiThread, outputs: int = 3, dtype: str = "float32") -> bytes:
+def paid(chain: ApiThread, outputs: int = 3, dtype: str = "float32",
+         model: bytes | None = None) -> bytes:
     """A paid job whose winner's model is a real safetensors-mlp file of 2 features and
-    ``outputs`` outputs, held by the node (``model deploy`` loads it to check the schema)."""
+    ``outputs`` outputs (or ``model``), held by the node (``model deploy`` checks it against
+    the schema)."""
     node = chain.node
     assert node is not None
-    model = export_mlp([(np.ones((outputs, 2)), np.zeros(outputs))], dtype)
+    if model is None:
+        model = export_mlp([(np.ones((outputs, 2)), np.zeros(outputs))], dtype)
     model_hash = chain.in_loop(lambda: node.blob_store.put_bytes(model))
     return chain.call(paid_job(node, chain.keys, model_hash))
 
@@ -101,6 +104,31 @@ def test_model_deploy_list_and_show(chain: ApiThread, tmp_path: Path) -> None:
     assert "serving" in listed and "status      serving" in shown
     again = deploy(chain, tmp_path, job_id, "--labels", "cat,dog,fish", code=1).output
     assert "already_deployed" in again
+
+
+def test_job_export_7_deploy_onnx_and_refuse_a_pickle_naming_the_formats(
+        chain: ApiThread, tmp_path: Path) -> None:
+    """[JOB-EXPORT.1] [JOB-EXPORT.7] [PRED-MODEL.1] A paid job whose model.pt is ONNX deploys
+    with format ``onnx`` after the host check; one whose model.pt is a torch.save zip (the
+    issue's CNN) is refused before anything is sent, and the refusal names the formats that
+    are deployable."""
+    from tests.predict.onnx_models import mlp
+
+    onnx_job = paid(chain, model=mlp().SerializeToString())
+    out = run(["model", "deploy", onnx_job.hex(), "--features", "3", "--labels", "a,b,c",
+               *key_file(tmp_path, chain.keys["submitter"], "submitter")], chain, code=1).output
+    assert "io: ONNX: input 'x' must be float32 [batch, 3]" in out
+    sent = json.loads(run(["model", "deploy", onnx_job.hex(), "--features", "4", "--labels",
+                           "a,b,c", "--json",
+                           *key_file(tmp_path, chain.keys["submitter"], "submitter")],
+                          chain).stdout)
+    assert sent["format"] == "onnx"
+    assert ApiClient(chain.url).model(onnx_job)["format"] == "onnx"
+    zip_job = paid(chain, model=b"PK\x03\x04" + bytes(60))
+    out = run(["model", "deploy", zip_job.hex(), "--features", "4", "--labels", "a,b,c",
+               *key_file(tmp_path, chain.keys["submitter"], "submitter")], chain, code=1).output
+    assert "torch.save zip" in out and "deployable formats: safetensors-mlp/v1" in out
+    assert "ONNX (deploy format onnx)" in out
 
 
 def _predict_in_thread(args: list[str]) -> tuple[threading.Thread, dict[str, Any]]:

@@ -137,7 +137,7 @@ def wire_cases() -> dict[str, Any]:
     request = labels_request()
     mw, rw = model.to_wire(), request.to_wire()
     bad_models = {
-        "onnx_not_yet": [*mw[:2], "onnx", *mw[3:]],
+        "format_torch_pickle": [*mw[:2], "torch-pickle", *mw[3:]],
         "royalty_over_half": [*mw[:6], 501],
         "one_label": [*mw[:4], ["classes", ["0"]], *mw[5:]],
         "duplicate_labels": [*mw[:4], ["classes", ["a", "a"]], *mw[5:]],
