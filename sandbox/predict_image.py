@@ -5,9 +5,10 @@ The base image (torch, numpy) lacks ``msgpack`` (the canonical blob encoding),
 ``safetensors`` (the model format), ``tenseal`` (CKKS), and ``onnx`` (with ``protobuf`` and
 ``ml_dtypes``: the ONNX check) and ``onnxruntime`` (runs ONNX models, [PRED-EXEC.6]). The
 evaluation faces untrusted bytes with all of them, so it runs in the container, not on the
-host, and the container needs them. They are copied from the host's own installed distributions (the files their
-``RECORD`` lists, the exact versions the host's reference evaluation uses) into one layer on
-top of the base, built with ``--network none``: no registry at build or run time. The tag
+host, and the container needs them. They are copied from the host's own installed
+distributions (the files their ``RECORD`` lists, the exact versions the host's reference
+evaluation uses) into one layer on top of the base, built with ``--network none``: no
+registry at build or run time. The tag
 names a hash of the base image id and every copied file, so a second call finds it at once
 and a changed dependency gets a new image.
 
