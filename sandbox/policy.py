@@ -15,7 +15,7 @@ from docker.types import DeviceRequest, DriverConfig, LogConfig, Mount, Ulimit
 from sandbox.eval_env import HOSTNAME
 from sandbox.limits import ResourceLimits
 from sandbox.runtime import RUNSC, RUNSC_EXTRA_MEMORY, RUNSC_EXTRA_PIDS
-from sandbox.seccomp import profile_text
+from sandbox.seccomp import profile_text_for
 
 JOB_USER = "65534:65534"
 """nobody:nogroup. Never root, even inside the container's namespace."""
@@ -118,7 +118,8 @@ def container_kwargs(
         "network_mode": "none",
         "read_only": True,
         "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges:true", f"seccomp={profile_text()}"],
+        "security_opt": ["no-new-privileges:true",
+                         f"seccomp={profile_text_for(effective_runtime(limits, runtime))}"],
         "ipc_mode": "private",
         "mounts": mounts,
         "shm_size": 16 * 1024 * 1024,
@@ -135,12 +136,19 @@ def container_kwargs(
     }
 
 
+def effective_runtime(limits: ResourceLimits, runtime: str | None) -> str | None:
+    """The runtime the container really gets: the engine's default (None) for a run with
+    GPUs [JOB-RUNTIME.5]."""
+    return None if limits.gpu_count else runtime
+
+
 def runtime_kwargs(limits: ResourceLimits, runtime: str | None) -> dict[str, Any]:
     """[JOB-RUNTIME.1] The container's OCI runtime; a run with GPUs keeps the engine's
     default [JOB-RUNTIME.5] (this gVisor cannot pass a GPU through). Under runsc the
     cgroup also holds gVisor's own kernel, so its host threads and memory are added to the
     job's [JOB-RUNTIME.3]."""
-    if runtime is None or limits.gpu_count:
+    runtime = effective_runtime(limits, runtime)
+    if runtime is None:
         return {}
     if runtime != RUNSC:
         return {"runtime": runtime}

@@ -38,6 +38,7 @@ from sandbox.predict_frames import (
     READY,
     read_request,
     reply_frame,
+    write_whole,
 )
 
 MODEL_DIR = Path("/model")
@@ -87,8 +88,7 @@ def serve(inp: BinaryIO, out: BinaryIO, model_path: Path | None = None,
     ``limit_memory`` (the container's process only): an ONNX model's server caps its
     address space before loading it [PRED-EXEC.6]."""
     def send(kind: int, payload: bytes) -> None:
-        out.write(reply_frame(kind, payload))
-        out.flush()
+        write_whole(out, reply_frame(kind, payload))
 
     first = read_request(inp)
     if first is None:
@@ -131,8 +131,7 @@ def main() -> int:
     try:
         return serve(sys.stdin.buffer, sys.stdout.buffer, limit_memory=True)
     except Exception as e:  # one line for the host; the host restarts the sandbox
-        sys.stdout.buffer.write(reply_frame(ERROR, f"{type(e).__name__}: {e}".encode()))
-        sys.stdout.buffer.flush()
+        write_whole(sys.stdout.buffer, reply_frame(ERROR, f"{type(e).__name__}: {e}".encode()))
         return 4
 
 

@@ -33,7 +33,8 @@ DEFAULT = RUNC
 """[JOB-RUNTIME.1] What a node uses unless its config says otherwise: ``runc`` for now,
 gVisor opt-in (``runsc`` or ``auto``). With ``runsc`` as the default, the clean-clone CI
 run found the warm CKKS prediction executor answering ``predict-invalid`` under runsc
-20221219/ptrace (bench/predict.py --quick), a graph story's votes missing their windows,
+20221219/ptrace (fixed: [JOB-RUNTIME.10] [JOB-RUNTIME.11]), a graph story's votes missing
+their windows,
 and the Docker lane's summed time going from 29 to 50 minutes (train 11.1 s against 5.5 s,
 evaluate 8.5 s against 3.7 s): it becomes the default once those are fixed."""
 RUNSC_PATH = "/usr/bin/runsc"

@@ -6,9 +6,11 @@ answer."""
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import struct
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from sandbox.predict_frames import (
     read_request,
     reply_frame,
     request_frame,
+    write_whole,
 )
 from sandbox.predict_sandbox import PredictSandboxError, checked_answer
 from sandbox.predict_server import serve
@@ -168,3 +171,29 @@ def test_demux_splits_streams_across_chunks_and_bounds_stderr() -> None:
     for i in range(0, len(stream), 7):
         demux.feed(stream[i:i + 7])
     assert bytes(demux.stdout) == b"helloabc" and len(demux.stderr) == 64 * 1024
+
+
+def test_job_runtime_11_a_reply_is_written_whole_over_short_writes() -> None:
+    """[JOB-RUNTIME.11] A 1 MiB reply through a non-blocking pipe (64 KiB of buffer: every
+    write is short, and the full pipe answers EAGAIN, as a host pipe under gVisor does)
+    reaches a slow reader whole and in order; a stream without a descriptor gets it too."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    data = os.urandom(1 << 20)
+    got = bytearray()
+
+    def drain() -> None:
+        while chunk := os.read(read_fd, 7_000):
+            got.extend(chunk)
+            time.sleep(0.0005)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    with os.fdopen(write_fd, "wb") as out:
+        write_whole(out, data)
+    reader.join(timeout=30)
+    os.close(read_fd)
+    assert bytes(got) == data
+    buffer = io.BytesIO()
+    write_whole(buffer, b"frame")
+    assert buffer.getvalue() == b"frame"

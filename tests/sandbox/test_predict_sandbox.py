@@ -314,3 +314,27 @@ def test_job_runtime_1_the_warm_executor_runs_under_each_runtime_with_the_same_a
         found = docker_client.containers.get(predictor.container_id)
         assert found.attrs["HostConfig"]["Runtime"] == runtime
     assert answers == [_reference(path, DIGITS, blob, ROWS)] * 2
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_job_runtime_10_the_ckks_executor_answers_under_each_runtime(
+        runtime: str, docker_client: docker.DockerClient, image: str, tmp_path: Path) -> None:
+    """[JOB-RUNTIME.10] [PRED-CKKS.2] The warm executor in ``ciphertext`` mode under runc and
+    under runsc: the scores blob is the host's, byte for byte. TenSEAL starts threads to load
+    the requester's context; before [JOB-RUNTIME.10] runsc refused them (clone3 → EPERM) and
+    every encrypted request was answered ``not_rows``."""
+    xc, yc = load_breast_cancer(return_X_y=True)
+    clf = LogisticRegression(max_iter=5000).fit(xc[:500], yc[:500])
+    ckks = DeployedModel(h("job:cancer"), h("model:cancer"), "safetensors-mlp",
+                         InputSchema("float64", 30), OutputSchema("regression", (), 1, 6),
+                         score_model().owner, 0)
+    path = tmp_path / "ckks.safetensors"
+    path.write_bytes(export_mlp([(clf.coef_, clf.intercept_)], "float64"))
+    keys = CkksKeys.generate()
+    batch = keys.encrypt_batch(xc[500:504])
+    host = answer_ciphertext(batch, load_model(path.read_bytes(), ckks.input, ckks.output))
+    with WarmPredictor(docker_client, image, path, ckks, "ciphertext", node_id=NODE_ID,
+                       request_timeout_s=60,
+                       runtime=resolve(docker_client, runtime).name) as predictor:
+        scores = predictor.predict(batch, 4)
+    assert scores.invalid is None and scores.blob == host

@@ -11,13 +11,25 @@ import errno
 import json
 from pathlib import Path
 
+import docker
 import pytest
 
+from sandbox import policy
 from sandbox.limits import MIB, ResourceLimits
 from sandbox.results import RunResult
 from sandbox.runner import SandboxRunner
-from sandbox.runtime import RUNSC
-from sandbox.seccomp import ALLOWED, DENIED, PROFILE_FILE, build_profile, render
+from sandbox.runtime import RUNSC, resolve
+from sandbox.seccomp import (
+    ALLOWED,
+    DENIED,
+    PROFILE_FILE,
+    build_profile,
+    profile_text,
+    profile_text_for,
+    render,
+    runsc_profile,
+)
+from tests.sandbox.runtimes import RUNTIMES
 
 TINY = ResourceLimits(memory_bytes=256 * MIB, nano_cpus=1_000_000_000, pids=32,
                       wall_time_s=30.0, tmp_bytes=4 * MIB, output_bytes=4 * MIB,
@@ -96,3 +108,66 @@ def test_job_seccomp_denied_calls_and_families_are_refused_inside_a_job(
     refused = {name: errno.errorcode.get(seen[name], seen[name])
                for name in (*DENIED_CALLS, *DENIED_FAMILIES) if seen[name] != errno.EPERM}
     assert not refused, f"not refused by the profile (errno shown): {refused}"
+
+
+def _seccomp_opt(kwargs: dict[str, object]) -> dict[str, object]:
+    opts = kwargs["security_opt"]
+    assert isinstance(opts, list)
+    return json.loads(next(o for o in opts if o.startswith("seccomp="))[len("seccomp="):])
+
+
+def test_job_runtime_10_runsc_gets_the_profile_with_clone3_passed_to_the_sentry() -> None:
+    """[JOB-RUNTIME.10] Under runsc the profile differs in one rule: clone3 is allowed (the
+    Sentry answers ENOSYS itself) instead of refused with an errno runsc would turn into
+    EPERM. runc, the engine's default and a run with GPUs get the shipped profile."""
+    shipped = build_profile()
+    under_runsc = json.loads(profile_text_for(RUNSC))
+    assert under_runsc == runsc_profile(shipped)
+    changed = [(a, b) for a, b in zip(shipped["syscalls"], under_runsc["syscalls"], strict=True)
+               if a != b]
+    assert changed == [({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38,
+                         "comment": "[JOB-SECCOMP.4] libc falls back to clone"},
+                        {"names": ["clone3"], "action": "SCMP_ACT_ALLOW",
+                         "comment": "[JOB-RUNTIME.10] the Sentry answers ENOSYS itself"})]
+    assert {k: v for k, v in under_runsc.items() if k != "syscalls"} == \
+        {k: v for k, v in shipped.items() if k != "syscalls"}
+    assert profile_text_for("runc") == profile_text_for(None) == profile_text()
+    cpu = ResourceLimits()
+    assert _seccomp_opt(policy.container_kwargs("img", cpu, {}, {}, runtime=RUNSC)) \
+        == under_runsc
+    assert _seccomp_opt(policy.container_kwargs("img", cpu, {}, {}, runtime="runc")) == shipped
+    gpu = ResourceLimits(gpu_count=1)
+    assert _seccomp_opt(policy.container_kwargs("img", gpu, {}, {}, runtime=RUNSC)) == shipped
+
+
+THREAD_PROBE = (
+    "import ctypes, json, threading\n"
+    "t = threading.Thread(target=lambda: None)\n"
+    "try:\n    t.start(); t.join(); started = True\n"
+    "except RuntimeError:\n    started = False\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "libc.syscall(435, 0, 0)\n"
+    "print(json.dumps({'thread': started, 'clone3': ctypes.get_errno()}))\n")
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_job_runtime_10_a_first_process_under_the_profile_starts_threads(
+        runtime: str, docker_client: docker.DockerClient, base_image: str) -> None:
+    """[JOB-RUNTIME.10] [JOB-SECCOMP.4] The container's first process (the warm prediction
+    executor is one: it is not a ``docker exec``, so runsc filters it too) starts a thread and
+    gets ENOSYS from clone3, under each runtime. Before: under runsc clone3 got EPERM and no
+    thread started, so TenSEAL could not load a context (every CKKS request was answered
+    ``not_rows``)."""
+    kwargs = policy.container_kwargs(base_image, TINY, {"lc.test": "thread-probe"}, {},
+                                     runtime=resolve(docker_client, runtime).name)
+    kwargs["command"] = ["python3", "-c", THREAD_PROBE]
+    container = docker_client.containers.create(**kwargs)
+    try:
+        container.start()
+        status = container.wait(timeout=120)
+        logs = container.logs().decode()
+    finally:
+        container.remove(force=True)
+    assert status["StatusCode"] == 0, logs
+    assert json.loads(logs.strip().splitlines()[-1]) == {"thread": True, "clone3": errno.ENOSYS}
