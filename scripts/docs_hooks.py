@@ -82,7 +82,7 @@ def cli_page() -> str:
         f"(`{module}:{command}`, the entry point in `pyproject.toml`). Every command also "
         "answers `--help`; most take `--json`. Exit codes: 0 ok, 1 user error, 2 usage.\n\n"
         f"::: mkdocs-click\n    :module: {module}\n    :command: {command}\n"
-        "    :prog_name: learningchain\n    :depth: 1\n    :style: table\n"
+        "    :prog_name: learningchain\n    :depth: 1\n    :style: plain\n"
         "    :list_subcommands: true\n")
 
 
