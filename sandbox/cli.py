@@ -93,13 +93,18 @@ def job() -> None:
 @job.command("init")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--name", default="digits-mlp", show_default=True, help="Job name.")
+@click.option("--export", "export", type=click.Choice(["safetensors-mlp", "onnx"]),
+              default="safetensors-mlp", show_default=True,
+              help="The format train writes /output/model.pt in; both deploy "
+                   "(job_contract.md [JOB-EXPORT.1]). onnx adds onnx and onnxruntime to the "
+                   "image ([python] packages).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def init_cmd(directory: Path, name: str, as_json: bool) -> None:
+def init_cmd(directory: Path, name: str, export: str, as_json: bool) -> None:
     """Write a working template job (PyTorch, UCI digits) into DIRECTORY."""
     from sandbox.job_template import init_job
 
     try:
-        split = init_job(directory, name)
+        split = init_job(directory, name, export)
     except SandboxError as e:
         _fail(e)
         return

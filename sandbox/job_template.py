@@ -80,8 +80,19 @@ class BuiltJob:
     tag: str
 
 
-def init_job(job_dir: Path, name: str = "digits-mlp") -> DataSplit:
-    """Write the template job into ``job_dir`` (created; must be empty if it exists)."""
+EXPORT_FORMATS = ("safetensors-mlp", "onnx")
+"""[JOB-EXPORT.1] What the template's train can write as /output/model.pt."""
+ONNX_PACKAGES = ("onnx", "protobuf", "ml_dtypes", "onnxruntime")
+"""Host distributions an ONNX-exporting template job copies into its image [JOB-IMAGE.12]:
+torch.onnx's exporter needs ``onnx``; evaluate runs the file with ``onnxruntime``."""
+
+
+def init_job(job_dir: Path, name: str = "digits-mlp", export: str = "safetensors-mlp"
+             ) -> DataSplit:
+    """Write the template job into ``job_dir`` (created; must be empty if it exists);
+    ``export`` is the format train writes /output/model.pt in [JOB-EXPORT.1]."""
+    if export not in EXPORT_FORMATS:
+        raise JobDirError(f"export format {export!r}: one of {', '.join(EXPORT_FORMATS)}")
     if job_dir.exists() and (not job_dir.is_dir() or any(job_dir.iterdir())):
         raise JobDirError(f"{job_dir} exists and is not an empty folder")
     rows = _digits_rows()
@@ -91,8 +102,13 @@ def init_job(job_dir: Path, name: str = "digits-mlp") -> DataSplit:
     for source, target, mode in TEMPLATE_FILES:
         text = template.joinpath(source).read_text(encoding="utf-8")
         text = text.replace("{base_tag}", BASE_TAG).replace("{name}", name)
+        text = text.replace("{export_format}", export)
         if target == "job.toml":
             text = text.replace('name = "digits-mlp"', f"name = {json.dumps(name)}")
+            if export == "onnx":
+                text += ("\n# train writes /output/model.pt as ONNX (job init --export onnx):"
+                         "\n# torch.onnx needs onnx, evaluate runs the file with onnxruntime"
+                         "\n[python]\npackages = " + json.dumps(list(ONNX_PACKAGES)) + "\n")
         path = job_dir / target
         path.write_text(text, encoding="utf-8")
         path.chmod(mode)

@@ -87,5 +87,54 @@ def test_job_export_1_one_rule_for_where_the_deployable_file_lives(tmp_path: Pat
     assert rule.count("model.safetensors") == 1 and "Until issue 33" in rule  # history only
     init_job(tmp_path / "job")
     train = (tmp_path / "job" / "train").read_text()
-    assert 'OUTPUT_DIR / "model.pt").write_bytes(lcjob.export_bytes(model))' in train
+    assert 'OUTPUT_DIR / "model.pt").write_bytes(lcjob.model_bytes(model))' in train
     assert "model.safetensors" not in train
+
+
+def _import(path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """A template script as a module, registered only for this test."""
+    from importlib.machinery import SourceFileLoader
+
+    loader = SourceFileLoader(name, str(path))
+    spec = importlib.util.spec_from_loader(name, loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    loader.exec_module(module)
+    return module
+
+
+def test_job_export_4_the_template_can_export_onnx(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """[JOB-EXPORT.1] [JOB-EXPORT.4] [JOB-EXPORT.7] ``job init --export onnx``: job.toml lists
+    the packages the image needs, train's ``model_bytes`` is an ONNX file (the same bytes
+    twice) that passes the host's check for the digits schema, and the template's
+    evaluate reads it with ONNX Runtime to the torch network's own logits and labels."""
+    import torch
+
+    from sandbox.job_file import load_job_file
+    from sandbox.onnx_check import check_onnx
+
+    folder = tmp_path / "job"
+    init_job(folder, export="onnx")
+    assert load_job_file(folder).packages == ("onnx", "protobuf", "ml_dtypes", "onnxruntime")
+    lcjob_onnx = _import(folder / "lcjob.py", "lcjob", monkeypatch)  # evaluate imports it
+    assert lcjob_onnx.EXPORT_FORMAT == "onnx"
+    torch.manual_seed(3)
+    net = lcjob_onnx.make_model(32)
+    data = lcjob_onnx.model_bytes(net)
+    assert data == lcjob_onnx.model_bytes(net)
+    checked = check_onnx(data, DIGITS_IN, DIGITS_OUT)
+    assert (checked.input_name, checked.scores_name, checked.width) == ("x", "scores", 10)
+    evaluate = _import(folder / "evaluate", "evaluate_onnx_test", monkeypatch)
+    (tmp_path / "model.pt").write_bytes(data)
+    served = evaluate.load_model(tmp_path / "model.pt")
+    rows = torch.from_numpy(np.random.default_rng(2).uniform(0, 16, (50, 64)).astype(np.float32))
+    with torch.no_grad():
+        want = net(rows)
+    got = served(rows)
+    assert torch.allclose(got, want, atol=1e-4) and torch.equal(got.argmax(1), want.argmax(1))
+    plain = tmp_path / "plain"
+    init_job(plain)
+    assert load_job_file(plain).packages == ()
+    assert 'EXPORT_FORMAT = "safetensors-mlp"' in (plain / "lcjob.py").read_text()
