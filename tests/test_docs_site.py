@@ -23,7 +23,7 @@ import click
 import yaml
 
 from client.api.openapi import openapi_document
-from scripts.docs_hooks import cli_group
+from scripts.docs_hooks import cli_group, rewrite_links
 from tests.framework.wait import scaled
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,3 +107,21 @@ def test_docs_site_renders_the_spec_the_cli_and_the_api_whole(tmp_path: Path) ->
             assert f"{method.upper()} {prefix}{path}" in api_html, (method, path)
     for schema in doc["components"]["schemas"]:
         assert f'id="schema-{schema.lower()}"' in api_html, schema
+
+
+def test_repository_links_are_rewritten_for_the_site_and_broken_ones_kept() -> None:
+    """Pages link as the repository reads (on a forge, in an editor); the site maps those
+    links to its own pages, names a repository file it does not render by its path, and
+    leaves a link to nothing as it is, for the strict build to report."""
+    site = {"docs/guides/job-author.md": "guides/job-author.md",
+            "protocol_spec/ledger.md": "spec/ledger.md"}
+    page = ("[spec](../../protocol_spec/ledger.md#5b-x) [a](job-author.md) "
+            "[bench](../../bench/incentives.py) [gone](../../no/such.md) "
+            "[web](https://example.org/x.md)\n```sh\n[spec](../../protocol_spec/ledger.md)\n```\n")
+    out = rewrite_links(page, "docs/guides/validator.md", "guides/validator.md", site)
+    assert "[spec](../spec/ledger.md#5b-x)" in out
+    assert "[a](job-author.md)" in out
+    assert "bench (`bench/incentives.py`)" in out and "](../../bench" not in out
+    assert "[gone](../../no/such.md)" in out
+    assert "[web](https://example.org/x.md)" in out
+    assert out.endswith("```sh\n[spec](../../protocol_spec/ledger.md)\n```\n")  # code kept
