@@ -43,6 +43,7 @@ from client.cli.common import (
     when,
 )
 from client.cli.job_describe import escrow_text
+from client.cli.job_export import export_note, template_export
 from client.cli.job_image import choose_image
 from client.cli.transfer_progress import TransferProgress
 from sandbox.cli import job
@@ -277,6 +278,8 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
 
     draft = spec_with(b"\0" * 32, b"\0" * 32, "", 0)
     _preflight(client, key.address, draft)
+    if fed is None and not as_json:
+        note(export_note(job_dir))  # [JOB-EXPORT.1] before any escrow moves
     with tempfile.TemporaryDirectory(prefix="lc-submit-") as tmp:
         data = None if fed else _pack_data(job_dir, job_file, Path(tmp))
         try:
@@ -312,7 +315,8 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
               "data": {role: {"blob": d.blob.hex(), "size": d.size,
                               "uploaded": role in uploaded} for role, d in spec.data},
               "voter_reward": spec.voting.voter_reward, "max_turns": spec.voting.max_turns,
-              "expiry_ms": spec.expiry_ms, "height": info["height"] if info else None}
+              "expiry_ms": spec.expiry_ms, "height": info["height"] if info else None,
+              "deployable_export": template_export(job_dir)}
     if spec.federated is not None:
         result["federated"] = {"initial_model": model_blob.hex(), "model_uploaded": model_sent,
                                "dims": spec.federated.dims, "rounds": spec.federated.rounds,

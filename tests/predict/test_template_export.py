@@ -138,3 +138,24 @@ def test_job_export_4_the_template_can_export_onnx(tmp_path: Path,
     init_job(plain)
     assert load_job_file(plain).packages == ()
     assert 'EXPORT_FORMAT = "safetensors-mlp"' in (plain / "lcjob.py").read_text()
+
+
+def test_job_export_1_job_submit_says_whether_the_export_deploys(tmp_path: Path) -> None:
+    """[JOB-EXPORT.1] Before the escrow moves, ``job submit`` names the format a template
+    job's train writes (safetensors-mlp or onnx); of any other job it states the rule, the
+    deployable formats and the command that checks a local run's model file."""
+    from client.cli.job_export import export_note, template_export
+
+    init_job(tmp_path / "mlp")
+    init_job(tmp_path / "onnx", export="onnx")
+    assert template_export(tmp_path / "mlp") == "safetensors-mlp"
+    assert template_export(tmp_path / "onnx") == "onnx"
+    assert "writes /output/model.pt as onnx" in export_note(tmp_path / "onnx")
+    other = tmp_path / "other"
+    other.mkdir()
+    said = export_note(other)
+    assert "safetensors-mlp/v1" in said and "ONNX" in said and "model check" in said
+    assert "torch.save pickle is paid but never deployable" in said
+    source = (Path(__file__).resolve().parents[2] / "client" / "cli"
+              / "job_submit_commands.py").read_text()
+    assert source.index("note(export_note(job_dir))") < source.index("send(client, key, PostJob")
