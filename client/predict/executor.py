@@ -17,7 +17,7 @@ executors answer and commit in the very next block) and, per open request
 1. **offer** [PRED-OFFER.1]: while the policy says ``predict`` and the ledger has no
    ``predictor`` record for this key, send ``offer_prediction`` (locks the bond);
 2. **answer and commit** [PRED-ANSWER.1]: in status ``commit``, fetch the deployed model's
-   file (the model blob, a safetensors-mlp file [JOB-EXPORT.1]) and the input blob from
+   file (the model blob: safetensors-mlp or ONNX, [JOB-EXPORT.1]) and the input blob from
    peers, run the request in the model's warm sandbox (``PredictorPool``: one container per
    model, no network, the training limits [PRED-EXEC.1]), write the answer (hash, salt,
    values, output blob) durably (``ExecutorStore``), then send ``predict_commit``;
