@@ -182,15 +182,15 @@ def test_filling_output_hits_the_output_limit(runner: SandboxRunner, hostile_ima
 def test_running_past_the_time_limit_is_killed(runner: SandboxRunner, hostile_image: str,
                                                tmp_path: Path) -> None:
     """[JOB-SANDBOX.3] Killed at the deadline by the node; the container is removed (the
-    autouse fixture fails the test on any leftover)."""
+    autouse fixture fails the test on any leftover). The run's own clock (start to kill)
+    shows the deadline; the test's wall time is not asserted: creating and removing the
+    container is the engine's, and took 12.5 s under runsc on a loaded machine (make
+    test-repeat, run 1)."""
     limits = ResourceLimits(memory_bytes=128 * MIB, pids=32, wall_time_s=2.0, tmp_bytes=MIB,
                             output_bytes=MIB, model_bytes=MIB)
-    started = time.monotonic()
     result = run_hostile(runner, hostile_image, tmp_path, "sleep_forever", limits=limits)
-    elapsed = time.monotonic() - started
     assert_contained(result, FailureReason.TIMEOUT)
     assert 2.0 <= result.seconds < 4.0
-    assert elapsed < 8.0
 
 
 def test_closing_stdout_does_not_escape_the_time_limit(runner: SandboxRunner, hostile_image: str,
