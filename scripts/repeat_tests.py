@@ -49,6 +49,15 @@ def main() -> int:
     parser.add_argument("paths", nargs="*", help="test paths (default: the whole suite)")
     args = parser.parse_args()
     report: list[dict[str, object]] = []
+    try:
+        run_all(args, report)
+    except KeyboardInterrupt:  # stopped by hand (Ctrl-C, SIGINT): report the runs that ended
+        print(f"== stopped during run {len(report) + 1}; the report covers runs that ended")
+    return print_report(report)
+
+
+def run_all(args: argparse.Namespace, report: list[dict[str, object]]) -> None:
+    """Run the suite ``args.runs`` times, appending each ended run to ``report``."""
     with tempfile.TemporaryDirectory(prefix="lc-repeat-") as tmp:
         for run in range(1, args.runs + 1):
             junit = Path(tmp) / f"run{run}.xml"
@@ -63,6 +72,10 @@ def main() -> int:
                 failed = [{"test": "(session)", "error": f"pytest exit {code}", "rerun": ""}]
             report.append({"run": run, "seconds": seconds, "exit": code, "failures": failed})
             print(f"== run {run}: {seconds} s, exit {code}, {len(failed)} failed", flush=True)
+
+
+def print_report(report: list[dict[str, object]]) -> int:
+    """Every failure of every ended run with its re-run line, then one JSON line."""
     print("== repeat report")
     for entry in report:
         print(f"run {entry['run']}: {entry['seconds']} s, {len(entry['failures'])} failed")  # type: ignore[arg-type]
