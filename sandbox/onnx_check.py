@@ -164,18 +164,18 @@ def _nodes(model: Any, opsets: dict[str, int]) -> tuple[str, ...]:
                                    f"an imported, allowed one (ai.onnx, ai.onnx.ml)",
                          node.domain)
         if node.op_type not in ALLOWED_OPS[domain]:
-            raise refuse("operator", f"operator {node.domain or 'ai.onnx'}:{node.op_type} is "
+            raise refuse("operator", f"operator {node.domain or 'ai.onnx'!r}:{node.op_type!r} is "
                                      f"not on the allow-list (job_contract.md [JOB-EXPORT.5])",
                          node.op_type)
         for attr in node.attribute:
             if attr.type in (_ATTR_GRAPH, _ATTR_GRAPHS) or attr.HasField("g") or len(attr.graphs):
-                raise refuse("graph", f"node {node.name!r} holds a sub-graph ({attr.name})",
+                raise refuse("graph", f"node {node.name!r} holds a sub-graph ({attr.name!r})",
                              node.op_type)
             if attr.type in (_ATTR_SPARSE, _ATTR_SPARSES, _ATTR_TYPE_PROTO, _ATTR_TYPE_PROTOS):
-                raise refuse("tensor", f"node {node.name!r}: attribute {attr.name} of type "
+                raise refuse("tensor", f"node {node.name!r}: attribute {attr.name!r} of type "
                                        f"{attr.type} is not allowed", attr.name)
             for tensor in ([attr.t] if attr.HasField("t") else []) + list(attr.tensors):
-                check_tensor(tensor, f"{node.op_type} {node.name!r} attribute {attr.name}")
+                check_tensor(tensor, f"{node.op_type} {node.name!r} attribute {attr.name!r}")
         used.add(f"{domain or 'ai.onnx'}:{node.op_type}")
     return tuple(sorted(used))
 

@@ -269,6 +269,7 @@ LOCAL_ONLY = {
     ("network", "create"), ("node", "start"), ("node", "token"), ("devnet", "up"),
     ("devnet", "down"), ("devnet", "status"), ("job", "init"), ("job", "build"),
     ("sandbox", "base-image"), ("sandbox", "cleanup"), ("federated", "join"),
+    ("model", "check"),
 }
 FROM_A_URL = {("node", "init")}
 """Commands that read a node by another option than ``--node``: walked by their own test."""
