@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,6 +46,8 @@ class CkksError(SandboxError):
 
     def __init__(self, message: str, detail: object = None) -> None:
         self.detail = repr(detail)[:120]
+        self.model = False
+        """True when the *model* is what cannot be evaluated (answered ``schema``)."""
         super().__init__(f"{message} (got {self.detail})")
 
 
@@ -89,6 +92,53 @@ def parse_batch(blob: bytes) -> tuple[ts.Context, int, list[ts.CKKSVector]]:
     return ctx, rows, vectors
 
 
+MAX_CKKS_HIDDEN = 64
+"""[PRED-CKKS.3] Hidden units of a square MLP evaluated under CKKS (each costs F scalar
+products and one ciphertext square)."""
+
+
+def square_weights(model: Mlp) -> tuple[list[list[float]], list[float], list[float], float]:
+    """[PRED-CKKS.3] A two-layer x² MLP with one output as ``y = Σ_j s_j (a_j·x + d_j)² + c``:
+    ``a_j = √|v_j| W0[j]``, ``d_j = √|v_j| b0[j]``, ``s_j`` the sign of ``v_j``; the output
+    layer folded into the first, so the evaluation needs only two multiplicative levels."""
+    if len(model.layers) != 2 or model.activation != "square" \
+            or model.layers[1][0].shape[0] != 1 \
+            or not 1 <= model.layers[0][0].shape[0] <= MAX_CKKS_HIDDEN:
+        raise CkksError("encrypted evaluation needs a linear model or a two-layer square MLP "
+                        f"with 1..{MAX_CKKS_HIDDEN} hidden units and one output",
+                        [model.activation, *[w.shape for w, _ in model.layers]])
+    (w0, b0), (w1, b1) = model.layers
+    roots = [math.sqrt(abs(float(v))) for v in w1[0]]
+    a = [[r * float(x) for x in w0[j]] for j, r in enumerate(roots)]
+    d = [r * float(b0[j]) for j, r in enumerate(roots)]
+    signs = [1.0 if float(v) >= 0 else -1.0 for v in w1[0]]
+    return a, d, signs, float(b1[0])
+
+
+def evaluate_square(blob: bytes, a: Sequence[Sequence[float]], d: Sequence[float],
+                    signs: Sequence[float], c: float) -> bytes:
+    """[PRED-CKKS.3] The scores blob of a square MLP: for j ascending,
+    ``h_j = Σ_i a_j[i] · ct_i + d_j`` (left fold in i), ``acc ± h_j · h_j`` (relinearised,
+    rescaled), then ``+ c``. Fixed order: every executor does the same operations."""
+    _, _, cts = parse_batch(blob)
+    if len(cts) != len(a[0]):
+        raise CkksError(f"{len(cts)} ciphertexts for a model of {len(a[0])} features",
+                        len(cts))
+    acc = None
+    for row, bias, sign in zip(a, d, signs, strict=True):
+        h = cts[0] * row[0]
+        for ct, w in zip(cts[1:], row[1:], strict=True):
+            h = h + ct * w
+        h = h + bias
+        square = h * h
+        if sign < 0:
+            square = square.neg()
+        acc = square if acc is None else acc + square
+    assert acc is not None
+    acc = acc + c
+    return encode([SCORES_FORMAT, acc.serialize()])
+
+
 def linear_weights(model: Mlp) -> tuple[list[float], float]:
     """A one-layer, one-output model's weights and bias; anything else is not linear."""
     if len(model.layers) != 1 or model.layers[0][0].shape[0] != 1:
@@ -119,13 +169,25 @@ def answer_ciphertext(blob: bytes, model: Mlp) -> bytes:
     invalid answer when the model is not linear (``schema``) or the batch does not load
     (``not_rows``), so honest executors agree on it either way."""
     try:
-        weights, bias = linear_weights(model)
-    except CkksError:
-        return invalid_blob("schema")
+        return evaluate_model(blob, model)
+    except CkksError as e:
+        return invalid_blob("schema" if e.model else "not_rows")
+
+
+def evaluate_model(blob: bytes, model: Mlp) -> bytes:
+    """The scores blob for a linear model [PRED-CKKS.1] or a square MLP [PRED-CKKS.3]; a
+    model that is neither raises ``CkksError`` with ``model`` set."""
     try:
+        if len(model.layers) == 1:
+            weights, bias = linear_weights(model)
+        else:
+            a, d, signs, c = square_weights(model)
+    except CkksError as e:
+        e.model = True
+        raise
+    if len(model.layers) == 1:
         return evaluate(blob, weights, bias)
-    except CkksError:
-        return invalid_blob("not_rows")
+    return evaluate_square(blob, a, d, signs, c)
 
 
 def scores_ciphertext(blob: bytes) -> bytes:
@@ -138,7 +200,8 @@ def scores_ciphertext(blob: bytes) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Evaluate one batch: read the input blob and the exported linear model, write the
+    """Evaluate one batch: read the input blob and the exported model (linear or a square
+    MLP), write the
     scores blob and a one-line log (sizes and hashes only) into ``--out``."""
     p = argparse.ArgumentParser(prog="python -m sandbox.ckks_eval")
     p.add_argument("--batch", type=Path, required=True)
@@ -148,9 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     model = load_model_file(args.model, InputSchema("float64", args.features),
                             OutputSchema("regression", (), 1, 0))
-    weights, bias = linear_weights(model)
     batch = args.batch.read_bytes()
-    scores = evaluate(batch, weights, bias)
+    scores = evaluate_model(batch, model)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "scores.bin").write_bytes(scores)
     line = (f"evaluated batch {hashlib.sha256(batch).hexdigest()} ({len(batch)} bytes) → "

@@ -38,7 +38,9 @@ MAX_MODEL_BYTES = 256 * 1024 * 1024
 MAX_HEADER_BYTES = 1024 * 1024
 MAX_LAYERS = 8
 MAX_WIDTH = 65_536
-ACTIVATIONS = ("relu",)
+ACTIVATIONS = ("relu", "square")
+"""Between layers: ReLU, or x² (a polynomial activation, as CryptoNets: a two-layer square
+MLP with one output evaluates under CKKS [PRED-CKKS.3])."""
 DEPLOYABLE_FORMATS = ("safetensors-mlp/v1 (deploy format safetensors-mlp) or ONNX (deploy format "
                       "onnx), written by train as /output/model.pt (job_contract.md §4a)")
 """[JOB-EXPORT.1] What every refusal of a model file names: the formats that do deploy."""
@@ -61,10 +63,12 @@ class ModelFormatError(SandboxError):
 
 @dataclass(frozen=True, slots=True)
 class Mlp:
-    """A loaded model: ``layers`` as (weight [out, in], bias [out]) pairs, ReLU between."""
+    """A loaded model: ``layers`` as (weight [out, in], bias [out]) pairs, ``activation``
+    (ReLU or x²) between."""
 
     dtype: str
     layers: tuple[tuple[np.ndarray, np.ndarray], ...]
+    activation: str = "relu"
 
     @property
     def features(self) -> int:
@@ -76,11 +80,12 @@ class Mlp:
         for i, (w, b) in enumerate(self.layers):
             x = x @ w.astype(np.float64).T + b.astype(np.float64)
             if i < len(self.layers) - 1:
-                x = np.maximum(x, 0.0)
+                x = np.maximum(x, 0.0) if self.activation == "relu" else x * x
         return x
 
 
-def export_mlp(layers: list[tuple[np.ndarray, np.ndarray]], dtype: str = "float32") -> bytes:
+def export_mlp(layers: list[tuple[np.ndarray, np.ndarray]], dtype: str = "float32",
+               activation: str = "relu") -> bytes:
     """[JOB-EXPORT.1] The bytes of a ``safetensors-mlp/v1`` model file for an MLP (a job's
     train writes them as ``/output/model.pt``; tests build models with it)."""
     if dtype not in _DTYPES:
@@ -90,7 +95,9 @@ def export_mlp(layers: list[tuple[np.ndarray, np.ndarray]], dtype: str = "float3
     for i, (w, b) in enumerate(layers):
         tensors[f"layer{i}.weight"] = np.ascontiguousarray(w, dtype=np_dtype)
         tensors[f"layer{i}.bias"] = np.ascontiguousarray(b, dtype=np_dtype)
-    meta = {"format": FORMAT, "layers": len(layers), "activation": "relu"}
+    if activation not in ACTIVATIONS:
+        raise ModelFormatError("export", f"activation must be one of {ACTIVATIONS}", activation)
+    meta = {"format": FORMAT, "layers": len(layers), "activation": activation}
     return st_save(tensors, metadata={META_KEY: json.dumps(meta, sort_keys=True)})
 
 
@@ -116,7 +123,7 @@ def _header(data: bytes, max_bytes: int) -> dict[str, Any]:
     return header
 
 
-def _meta(header: dict[str, Any]) -> int:
+def _meta(header: dict[str, Any]) -> tuple[int, str]:
     meta_map = header.pop("__metadata__", None)
     if not isinstance(meta_map, dict) or not isinstance(meta_map.get(META_KEY), str):
         raise ModelFormatError("meta", f"no {META_KEY!r} metadata", meta_map)
@@ -128,9 +135,9 @@ def _meta(header: dict[str, Any]) -> int:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT \
             or meta.get("activation") not in ACTIVATIONS \
             or type(layers) is not int or not 1 <= layers <= MAX_LAYERS:
-        raise ModelFormatError("meta", f"expected format {FORMAT}, relu, 1..{MAX_LAYERS} layers",
-                               meta)
-    return layers
+        raise ModelFormatError("meta", f"expected format {FORMAT}, activation relu or square, "
+                                       f"1..{MAX_LAYERS} layers", meta)
+    return layers, str(meta["activation"])
 
 
 def _check_tensors(header: dict[str, Any], layers: int, dtype: str, features: int,
@@ -186,7 +193,7 @@ def load_model(data: bytes, input_schema: InputSchema, output_schema: OutputSche
     Every check runs on our own parse of the header before ``safetensors`` reads a byte of
     the body, so nothing the file says can make the host do more than copy numbers."""
     header = _header(data, max_bytes)
-    layers = _meta(header)
+    layers, activation = _meta(header)
     body = len(data) - 8 - struct.unpack("<Q", data[:8])[0]
     outputs = len(output_schema.labels) if output_schema.kind == "classes" \
         else output_schema.outputs
@@ -200,7 +207,7 @@ def load_model(data: bytes, input_schema: InputSchema, output_schema: OutputSche
     for w, b in built:
         if not (np.isfinite(w).all() and np.isfinite(b).all()):
             raise ModelFormatError("values", "a weight is NaN or infinite", w.shape)
-    return Mlp(input_schema.dtype, built)
+    return Mlp(input_schema.dtype, built, activation)
 
 
 def load_model_file(path: Path, input_schema: InputSchema, output_schema: OutputSchema,
