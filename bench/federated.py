@@ -58,15 +58,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.support.cli import emit, parse_args
 from chain.federated import fast
 from chain.federated.blobs import ModelBlob, UpdateBlob
-from chain.federated.fast_masking import (
+from chain.federated.fixed import Q_MAX
+from chain.federated.private.fast import (
     decode_update,
     mask_update_array,
     masked_blob_bytes,
     private_aggregate_array,
     unmask_sum_array,
 )
-from chain.federated.fixed import Q_MAX
-from chain.federated.masking import mask_update, unmask_sum
+from chain.federated.private.masking import mask_update, unmask_sum
 from chain.federated.rewards import payout
 from chain.federated.rounds import (
     FLTRUST,

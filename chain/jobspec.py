@@ -14,7 +14,7 @@ from typing import Any
 from chain import fields as F
 from chain.errors import DecodeError, FieldError
 from chain.federated.spec import FEDERATED_V1, FederatedSpec
-from chain.holdout_spec import MAX_FINALISTS, MAX_POOL, MIN_POOL, Holdout
+from chain.train.holdout.spec import MAX_FINALISTS, MAX_POOL, MIN_POOL, Holdout
 from chain.types import Amount, Hash32, TimeMs
 
 JOB_KINDS = ("train/v1", "train/v2", "train/v3", FEDERATED_V1)

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chain.encoding import decode, encode
-from chain.federated.ledger_records import FedJob, FedRound
-from chain.federated.private_records import FedPrivate
-from chain.holdout_records import HoldoutState
+from chain.federated.open.records import FedJob, FedRound
+from chain.federated.private.records import FedPrivate
 from chain.predict.records import DeployedModel, Prediction
 from chain.records import Account, Job, Params, Proposal, Validator, ValidatorChange
+from chain.train.holdout.records import HoldoutState
 from chain.types import EMPTY_HASH, Address, Amount, Hash32, Height, TimeMs
 
 

@@ -18,7 +18,7 @@ from chain import fields as F
 from chain.crypto import PrivateKey, address_from_pubkey, verify
 from chain.encoding import decode, encode
 from chain.errors import DecodeError, FieldError
-from chain.federated.ledger_bodies import (
+from chain.federated.open.bodies import (
     FED_BODIES,
     FedAggregate,
     FedCommit,

@@ -11,58 +11,18 @@ after storage committed it.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from chain import governance, holdout_rules, holdout_tx, job_rules, verifier_rules
+from chain import registry
 from chain.blocks import Block, BlockHeader, tx_root
 from chain.context import TxContext
 from chain.crypto import address_to_text
 from chain.errors import ChainError, InvalidBlock, InvalidTransaction
-from chain.evidence_rules import apply_evidence
-from chain.federated import ledger_private as fed_private
-from chain.federated import ledger_rounds as fed_rounds
-from chain.federated import ledger_tx as fed_tx
-from chain.federated.ledger_bodies import (
-    FedAggregate,
-    FedCommit,
-    FedPart,
-    FedReveal,
-    FedVoteCommit,
-    FedVoteReveal,
-)
-from chain.federated.private_bodies import FedKeys, FedShares, FedUnmask
-from chain.predict import settle as predict_settle
-from chain.predict import tx as predict_tx
-from chain.predict.bodies import (
-    DeployModel,
-    OfferPrediction,
-    PredictCommit,
-    PredictReveal,
-    RequestPrediction,
-    WithdrawPrediction,
-)
 from chain.records import Account
 from chain.state import Change, Overlay, State, compute_state_root
-from chain.transactions import (
-    ClaimLoss,
-    Evidence,
-    GovernanceApprove,
-    GovernancePropose,
-    HoldoutPublish,
-    HoldoutReveal,
-    HoldoutVoteReveal,
-    PostJob,
-    RevealModel,
-    SignedTransaction,
-    Transfer,
-    VerifierJoin,
-    VerifierLeave,
-    VoteCommit,
-    VoteReveal,
-)
-from chain.types import EMPTY_HASH, Address, Amount, Hash32, Height, TimeMs
+from chain.transactions import SignedTransaction
+from chain.types import EMPTY_HASH, Address, Hash32, Height, TimeMs
 
 
 class SignatureCache:
@@ -94,61 +54,6 @@ def check_signature(tx: SignedTransaction, chain_id: str, cache: SignatureCache 
         cache.add(tx.hash)
 
 
-# --- transfers and evidence -----------------------------------------------------------------
-
-def apply_transfer(view: Overlay, sender: Address, body: Transfer, ctx: TxContext) -> None:
-    """[TX-TRANSFER.1] Credits move between two distinct, unbanned accounts."""
-    if body.to == sender:
-        raise InvalidTransaction("self_transfer", "sender and recipient are the same")
-    recipient = view.account(body.to)
-    if recipient.banned:
-        raise InvalidTransaction("recipient_banned", "credits cannot be sent to a banned address")
-    account = view.account(sender)
-    if account.balance < body.amount:
-        raise InvalidTransaction("insufficient_balance",
-                                 f"balance {account.balance} is less than {body.amount}")
-    # Direct construction, not dataclasses.replace: this is the hottest path of execution.
-    view.put_account(sender, Account(Amount(account.balance - body.amount), account.nonce,
-                                     account.banned))
-    recipient = view.account(body.to)
-    view.put_account(body.to, Account(Amount(recipient.balance + body.amount), recipient.nonce,
-                                      recipient.banned))
-
-
-Handler = Callable[[Overlay, Address, Any, TxContext], None]
-HANDLERS: dict[type, Handler] = {
-    Transfer: apply_transfer,
-    PostJob: fed_tx.apply_post_job,  # job_rules' post, then federated/v1's [TX-FED.1]
-    ClaimLoss: job_rules.apply_claim,
-    RevealModel: job_rules.apply_reveal,
-    VoteCommit: job_rules.apply_vote_commit,
-    VoteReveal: job_rules.apply_vote_reveal,
-    GovernancePropose: governance.apply_propose,
-    GovernanceApprove: governance.apply_approve,
-    Evidence: apply_evidence,
-    VerifierJoin: verifier_rules.apply_verifier_join,
-    VerifierLeave: fed_tx.apply_verifier_leave,  # [VERIFY-LEAVE.1], not while aggregating
-    HoldoutPublish: holdout_rules.apply_holdout_publish,
-    HoldoutReveal: holdout_tx.apply_holdout_reveal,
-    HoldoutVoteReveal: holdout_tx.apply_holdout_vote_reveal,
-    DeployModel: predict_tx.apply_deploy_model,
-    OfferPrediction: predict_tx.apply_offer_prediction,
-    WithdrawPrediction: predict_tx.apply_withdraw_prediction,
-    RequestPrediction: predict_tx.apply_request_prediction,
-    PredictCommit: predict_tx.apply_predict_commit,
-    PredictReveal: predict_tx.apply_predict_reveal,
-    FedCommit: fed_tx.apply_fed_commit,
-    FedReveal: fed_tx.apply_fed_reveal,
-    FedAggregate: fed_tx.apply_fed_aggregate,
-    FedVoteCommit: fed_tx.apply_fed_vote_commit,
-    FedVoteReveal: fed_tx.apply_fed_vote_reveal,
-    FedPart: fed_tx.apply_fed_part,
-    FedKeys: fed_private.apply_fed_keys,  # [TX-FED.8] private mode's round keys
-    FedShares: fed_private.apply_fed_shares,  # [TX-FED.9]
-    FedUnmask: fed_private.apply_fed_unmask,  # [TX-FED.10]
-}
-
-
 def apply_transaction(view: Overlay, tx: SignedTransaction, ctx: TxContext,
                       cache: SignatureCache | None = None) -> None:
     """[TX-APPLY.1] Signature, sender not banned, nonce, then the body's own rules."""
@@ -160,20 +65,19 @@ def apply_transaction(view: Overlay, tx: SignedTransaction, ctx: TxContext,
     if tx.nonce != account.nonce:
         raise InvalidTransaction("bad_nonce", f"expected nonce {account.nonce}, got {tx.nonce}")
     view.put_account(tx.sender, Account(account.balance, account.nonce + 1, account.banned))
-    HANDLERS[type(tx.body)](view, tx.sender, tx.body, ctx)
+    registry.HANDLERS[type(tx.body)](view, tx.sender, tx.body, ctx)
 
 
 # --- blocks ------------------------------------------------------------------------------
 
 def begin_block(view: Overlay, height: Height, time_ms: TimeMs) -> None:
-    """[BLOCK-BEGIN.1] Windows that ended by this block's time are closed first; train/v3
-    splits due at this height are drawn from the parent block's hash [HOLDOUT-SPLIT.1]; then
-    prediction requests draw, change window or settle [PRED-DRAW.1] [PRED-WINDOW.1]; then
-    federated jobs step their rounds [FED-ROUND.1]."""
-    job_rules.tick_jobs(view, time_ms, height, view.base.block_hash)
-    governance.tick_proposals(view, time_ms)
-    predict_settle.tick_predictions(view, time_ms, height, view.base.block_hash)
-    fed_rounds.tick_federated(view, time_ms, height, view.base.block_hash)
+    """[BLOCK-BEGIN.1] The parts' begin steps in ``registry.BEGIN_BLOCK``'s order: windows
+    that ended by this block's time are closed first; train/v3 splits due at this height are
+    drawn from the parent block's hash [HOLDOUT-SPLIT.1]; then prediction requests draw,
+    change window or settle [PRED-DRAW.1] [PRED-WINDOW.1]; then federated jobs step their
+    rounds [FED-ROUND.1]."""
+    for _, step in registry.BEGIN_BLOCK:
+        step(view, height, time_ms, view.base.block_hash)
 
 
 def preview_next_block(state: State, now_ms: int) -> Overlay:
@@ -187,8 +91,10 @@ def preview_next_block(state: State, now_ms: int) -> Overlay:
     return view
 
 
-def end_block(view: Overlay, height: Height) -> None:
-    governance.apply_validator_changes(view, height + 1)
+def end_block(view: Overlay, height: Height, time_ms: TimeMs) -> None:
+    """The parts' end steps in ``registry.END_BLOCK``'s order (validator-set changes)."""
+    for _, step in registry.END_BLOCK:
+        step(view, height, time_ms, view.base.block_hash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +153,7 @@ def execute(state: State, height: Height, time_ms: TimeMs, chain_id: str,
             dropped.append((tx, e))
             continue
         included.append(tx)
-    end_block(view, height)
+    end_block(view, height, time_ms)
     changes = view.changes()
     root = compute_state_root(state.state_root, height, changes)
     return BlockOutput(view, changes, root), included, dropped

@@ -1,6 +1,6 @@
 """A hidden test set's parts as data blobs (train/v3) [HOLDOUT-BLOB.3-6].
 
-After the post a block hash fixes the split seed (``chain.holdout.split_seed``);
+After the post a block hash fixes the split seed (``chain.train.holdout.split.split_seed``);
 the submitter then publishes the public part and, after expiry, the hidden
 part, each a data tar of [JOB-DATA.2] made by ``pack_part``::
 
@@ -25,7 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chain.holdout import MAX_POOL, MIN_POOL, hidden_indices, leaf, merkle_root, public_indices
+from chain.train.holdout.split import (
+    MAX_POOL,
+    MIN_POOL,
+    hidden_indices,
+    leaf,
+    merkle_root,
+    public_indices,
+)
 from chain.types import Hash32
 from sandbox.data_blob import PackedData, pack_data, unpack_data
 from sandbox.holdout_pool import (

@@ -25,7 +25,8 @@ class HoldoutTerms:
     """A train/v3 job's hidden-test-set terms as the chain carries them (ledger.md §5b)."""
 
     root: bytes
-    """32 bytes: ``chain.holdout.merkle_root`` of the pool's salted leaves [HOLDOUT-POOL.1]."""
+    """32 bytes: ``chain.train.holdout.split.merkle_root`` of the pool's salted leaves
+    [HOLDOUT-POOL.1]."""
     pool: int
     """How many samples the pool holds (2..4,000)."""
     public_permille: int
@@ -64,7 +65,7 @@ class HoldoutConfig:
 
     def terms(self, root: bytes, pool: int) -> HoldoutTerms:
         """The chain's terms of this job once its pool is committed (``make_pool``)."""
-        from chain.holdout import public_count
+        from chain.train.holdout.split import public_count
 
         if len(root) != 32:
             raise ValueError(f"a pool root is 32 bytes, got {len(root)}")

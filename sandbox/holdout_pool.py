@@ -1,7 +1,7 @@
 """The submitter's side of a hidden test set (train/v3): the pool and its secret [HOLDOUT-BLOB.1-2].
 
 A pool is a folder of sample files. ``make_pool`` gives each a fresh 32-byte
-salt (from ``secrets``) and commits to them all with ``chain.holdout``'s
+salt (from ``secrets``) and commits to them all with ``chain.train.holdout.split``'s
 salted leaves and Merkle root: the root is what the job posts. The
 ``PoolSecret`` (names in index order, salts, file digests, root) never leaves
 the submitter as a whole: ``save_pool_secret`` writes it mode 0600 and never
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chain.holdout import MAX_POOL, MIN_POOL, SALT_LEN, leaf, merkle_root
+from chain.train.holdout.split import MAX_POOL, MIN_POOL, SALT_LEN, leaf, merkle_root
 from chain.types import Hash32
 from sandbox.errors import SandboxError
 from sandbox.job_json import JobJsonError, JsonBounds, parse_json
@@ -70,7 +70,7 @@ class PoolSecret:
     digests: tuple[Hash32, ...]
     """SHA-256 of each sample file as committed: a later edit of a sample is caught."""
     root: Hash32
-    """``chain.holdout.merkle_root`` of the leaves: what the job posts."""
+    """``chain.train.holdout.split.merkle_root`` of the leaves: what the job posts."""
 
     @property
     def pool(self) -> int:

@@ -15,7 +15,7 @@ from types import ModuleType
 ROOT = Path(__file__).resolve().parents[1]
 OWNED_ELSEWHERE = {
     "job_contract.md": "the job contract (sandbox/, chain/jobspec.py limits)",
-    "ledger.md — 5. Jobs [JOB-*]": "the job lifecycle (chain/job_rules.py)",
+    "ledger.md — 5. Jobs [JOB-*]": "the job lifecycle (chain/train/rules.py)",
 }
 """Areas being rewritten by other work: their uncited rules are called out by owner."""
 

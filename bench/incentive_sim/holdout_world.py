@@ -26,10 +26,10 @@ from bench.incentive_sim.holdout_agents import (
     holdout_vote,
     model_truth,
 )
-from chain.challenge_rules import challenge_seed
-from chain.holdout_records import HoldoutState
 from chain.jobspec import TRAIN_V3, DataRef, Holdout, JobSpec
 from chain.records import Job, JobStatus, Outcome, Params
+from chain.train.challenge import challenge_seed
+from chain.train.holdout.records import HoldoutState
 from chain.transactions import (
     HoldoutPublish,
     HoldoutReveal,

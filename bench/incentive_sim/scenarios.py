@@ -19,7 +19,7 @@ from bench.incentive_sim.accounting import Summary, member_profit, summarise
 from bench.incentive_sim.agents import STRATEGIES
 from bench.incentive_sim.driver import Voting
 from bench.incentive_sim.world import Scenario, Tally, run
-from chain.job_rules import MAX_QUORUM_PERMILLE
+from chain.train.rules import MAX_QUORUM_PERMILLE
 
 DISHONEST = tuple(s for s in STRATEGIES if s != "honest")
 SINGLE = tuple(s for s in DISHONEST if s not in ("cartel", "exhauster"))

@@ -26,8 +26,8 @@ from bench.incentive_sim.agents import (
     vote,
 )
 from bench.incentive_sim.driver import BLOCK_MS, ChainDriver, Voting, job_spec
-from chain.challenge_rules import ChallengeAnswer, challenge_seed, turn_rewards
 from chain.records import Job, JobStatus, Outcome, Params
+from chain.train.challenge import ChallengeAnswer, challenge_seed, turn_rewards
 from chain.transactions import PostJob, SignedTransaction, VoteReveal
 from chain.types import Address, Hash32
 

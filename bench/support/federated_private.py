@@ -20,16 +20,16 @@ import numpy as np
 
 from chain.crypto import PrivateKey
 from chain.federated.fast import rdiv as fast_rdiv
-from chain.federated.fast_masking import mask_update_array, masked_blob_bytes
-from chain.federated.private_round import RoundKeys, private_round
-from chain.federated.private_seeds import (
+from chain.federated.private.aggregate import RoundKeys, private_round
+from chain.federated.private.fast import mask_update_array, masked_blob_bytes
+from chain.federated.private.seeds import (
     make_share_blob,
     make_unmask_blob,
     pair_seeds,
     public_key,
     threshold,
 )
-from chain.federated.shamir import PRIME
+from chain.federated.private.shamir import PRIME
 from chain.types import Address, Hash32
 
 

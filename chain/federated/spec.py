@@ -21,7 +21,7 @@ from chain.errors import DecodeError
 from chain.federated.blobs import MAX_ROUNDS
 from chain.federated.fixed import MAX_DIMS, MAX_ROUND_PARTICIPANTS, SCALE_BITS_MAX, SCALE_BITS_MIN
 from chain.federated.rounds import MULTI_KRUM, TRIMMED_MEAN, Aggregation
-from chain.holdout_spec import Holdout
+from chain.train.holdout.spec import Holdout
 from chain.types import Hash32
 
 FEDERATED_V1 = "federated/v1"

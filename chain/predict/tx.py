@@ -3,7 +3,7 @@
 
 Each checks what needs state, in the order predict.md §8 lists the codes, and writes the
 prediction tables (``chain.predict.records``). The windows, the draw and the payout run in
-the block tick (``chain.predict.settle``); a reveal that opens the last committed answer
+the block tick (``chain.predict.steps``); a reveal that opens the last committed answer
 settles at once, as the last vote of a turn decides it.
 """
 
@@ -28,7 +28,7 @@ from chain.predict.model import DeployedModel
 from chain.predict.params import MAX_REVEAL_VALUES, PREDICT_BOND
 from chain.predict.records import ExecutorAnswer, Prediction, PredictionStatus
 from chain.predict.request import check_request
-from chain.predict.settle import (
+from chain.predict.steps import (
     deployed_model,
     open_predictions,
     predictor_bond,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from chain.crypto import address_to_text
-from chain.federated.ledger_bodies import (
+from chain.federated.open.bodies import (
     FedAggregate,
     FedCommit,
     FedPart,
@@ -15,7 +15,7 @@ from chain.federated.ledger_bodies import (
     FedVoteCommit,
     FedVoteReveal,
 )
-from chain.federated.private_bodies import FedKeys, FedShares, FedUnmask
+from chain.federated.private.bodies import FedKeys, FedShares, FedUnmask
 
 Json = dict[str, Any]
 

@@ -5,7 +5,7 @@ participants); ``GET /federated/{job_id}`` shows one: its terms, every recorded 
 (participants with their commitments, reveals and trust weights, the aggregator, the
 model hash, the agreed accuracy, the verdict), the running round as far as it went, the
 end ballot and the payout per participant. Read-only views of the ``fed_job`` and
-``fed_round`` tables through ``chain.federated.api``'s readers: the routes add nothing
+``fed_round`` tables through ``chain.federated.open.reads``'s readers: the routes add nothing
 the state does not hold.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
-from chain.federated.api import fed_job, fed_rounds
-from chain.federated.ledger_records import FedJob, FedPhase, FedRound, FedUpdate, FedVote
+from chain.federated.open.reads import fed_job, fed_rounds
+from chain.federated.open.records import FedJob, FedPhase, FedRound, FedUpdate, FedVote
 from chain.federated.spec import FederatedSpec
 from chain.records import Job
 from chain.state import State

@@ -17,10 +17,10 @@ from typing import Any
 from chain.blocks import Block
 from chain.crypto import address_from_pubkey, address_from_text, address_to_text
 from chain.errors import InvalidAddress
-from chain.holdout_records import HoldoutState, HoldoutStatus
-from chain.holdout_rules import choose_winner
 from chain.jobspec import DataRef, Holdout, JobSpec
 from chain.records import SETTLED, Claim, Job, JobStatus, Params, Proposal, Verdict, VoteRecord
+from chain.train.holdout.records import HoldoutState, HoldoutStatus
+from chain.train.holdout.rules import choose_winner
 from chain.transactions import (
     ClaimLoss,
     Evidence,

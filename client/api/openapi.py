@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from chain.holdout_records import HoldoutStatus
 from chain.jobspec import (
     JOB_KINDS,
     MAX_ARG_LEN,
@@ -35,6 +34,7 @@ from chain.jobspec import (
     PARAM_KINDS,
 )
 from chain.records import JobStatus, Outcome
+from chain.train.holdout.records import HoldoutStatus
 from chain.transactions import BODY_TYPES, GOV_ACTIONS, MAX_NONCE, MAX_TX_SIZE
 from client.api.limits import (
     API_PREFIX,

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from chain.federated.blobs import MAX_ROUNDS
 from chain.federated.fixed import MAX_DIMS, MAX_ROUND_PARTICIPANTS, SCALE_BITS_MAX, SCALE_BITS_MIN
-from chain.federated.ledger_bodies import MAX_ATTEMPT, MAX_WEIGHT, PARTS, PPM
-from chain.federated.ledger_records import DepositStatus, FedPhase
+from chain.federated.open.bodies import MAX_ATTEMPT, MAX_WEIGHT, PARTS, PPM
+from chain.federated.open.records import DepositStatus, FedPhase
 from chain.federated.rewards import MAX_LOSS
 from chain.federated.rounds import RULES
 from chain.federated.spec import MAX_DP_CLIP, MAX_NOISE_PERMILLE, PRIVACY_MODES

@@ -23,7 +23,7 @@ from chain.predict.model import DeployedModel
 from chain.predict.params import LOTTERY_DELAY
 from chain.predict.payout import settle
 from chain.predict.records import OPEN, Prediction, PredictionStatus
-from chain.predict.settle import agreement_of, deployed_model, prediction
+from chain.predict.steps import agreement_of, deployed_model, prediction
 from client.api.json_forms import addr, parse_hash
 from client.api.predict_json import output_json
 from client.node.handle import NodeHandle

@@ -22,9 +22,9 @@ import click
 
 from chain.crypto import PrivateKey
 from chain.errors import DecodeError
-from chain.federated.api import part_body
 from chain.federated.blobs import ModelBlob
-from chain.federated.ledger_rounds import reveal_deposit
+from chain.federated.open.reads import part_body
+from chain.federated.open.steps import reveal_deposit
 from chain.federated.rounds import RULES, Aggregation
 from chain.federated.spec import FEDERATED_V1, OPEN, PRIVATE, FederatedSpec
 from chain.jobspec import DataRef, JobSpec

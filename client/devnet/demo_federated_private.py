@@ -239,7 +239,7 @@ def _owner_ledgers(result: PrivateDemoResult) -> None:
     """Each owner's node stops as soon as the job is done (``federated join``), often before
     its API answered with the last round: its view is read from its own ledger database,
     once the graph is down (its final committed state)."""
-    from chain.federated.api import fed_rounds
+    from chain.federated.open.reads import fed_rounds
     from chain.genesis import Genesis
     from chain.ledger import Ledger
     from chain.storage import sqlite_url

@@ -213,7 +213,7 @@ def publish_part(owner: Owner, posted: PostedJob, fed: dict[str, Any], which: st
                  root: Path) -> str:
     """[TX-FED.7] Pack the holdout's ``which`` part for the drawn split (``fed["seed"]``),
     upload it, post its id and size and wait for the block: the blob id."""
-    from chain.federated.api import part_body
+    from chain.federated.open.reads import part_body
     from sandbox.holdout_blob import pack_part
 
     dest = root / f"holdout-{which}.tar"

@@ -141,7 +141,7 @@ def _pct(ppm: int | None) -> str:
 
 def show_lines(fed: dict[str, Any]) -> list[str]:
     """[API-FED.2] [API-FED.3] ``federated show``'s lines from the node's ``/federated/{id}``
-    (chain.federated.api's readers): terms, each round's participants with their trust
+    (chain.federated.open.reads's readers): terms, each round's participants with their trust
     weights, aggregator and verdict, the end ballot and the rewards (a banned address's
     marked burned)."""
     spec = fed["spec"]

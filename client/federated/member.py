@@ -1,6 +1,6 @@
 """A bonded verifier's side of federated jobs: aggregate when drawn, vote on every ballot.
 
-One ``step`` at a time over the committed state (``chain.federated.api``'s ``duty``) and
+One ``step`` at a time over the committed state (``chain.federated.open.reads``'s ``duty``) and
 the participant's ports (submit, read and store blobs), so the same loop runs in a node
 (``client.federated.member_node``) and against the ledger harness in tests:
 
@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from chain.federated.api import (
+from chain.federated.blobs import ModelBlob, model_hash
+from chain.federated.open.reads import (
     END_ROUND,
     FedPhase,
     aggregate_body,
@@ -35,9 +36,8 @@ from chain.federated.api import (
     fed_rounds,
     vote_bodies,
 )
-from chain.federated.api_replay import end_models, replay_plan
-from chain.federated.blobs import ModelBlob, model_hash
-from chain.federated.ledger_records import FedJob
+from chain.federated.open.records import FedJob
+from chain.federated.open.replay import end_models, replay_plan
 from chain.federated.spec import FederatedSpec
 from chain.jobspec import DataRef
 from chain.state import StateReader

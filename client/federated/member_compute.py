@@ -19,7 +19,7 @@ from chain.errors import ChainError
 from chain.federated import fast
 from chain.federated.blobs import ModelBlob, UpdateBlob, model_hash
 from chain.federated.fixed import Q_MAX
-from chain.federated.ledger_records import FedJob, FedRound
+from chain.federated.open.records import FedJob, FedRound
 from chain.federated.spec import FederatedSpec
 from chain.types import Address, Hash32
 

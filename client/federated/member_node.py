@@ -14,8 +14,8 @@ import logging
 import shutil
 from collections.abc import Sequence
 
-from chain.federated.api import fed_job
 from chain.federated.blobs import ModelBlob
+from chain.federated.open.reads import fed_job
 from chain.federated.spec import FederatedSpec
 from chain.jobspec import DataRef
 from client.federated.member import Member, VoteStore

@@ -1,6 +1,6 @@
 """What a member recomputes for a private round [FED-PRIV.9]: the blobs it needs and the
 round's aggregate from them, as a ``RoundAggregate`` the aggregator posts and every voter
-compares [FED-VOTE.3]. Pure over ``chain.federated.private_api``; blobs come in a mapping.
+compares [FED-VOTE.3]. Pure over ``chain.federated.private.reads``; blobs come in a mapping.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from collections.abc import Mapping
 
 from chain.federated.blobs import ModelBlob
 from chain.federated.fixed import Q_MAX
-from chain.federated.ledger_records import FedJob
-from chain.federated.private_api import (
+from chain.federated.open.records import FedJob
+from chain.federated.private.reads import (
     private_needed_blobs,
     private_record,
     private_round_model,

@@ -1,6 +1,6 @@
 """A data owner's side of a federated job: each round, train locally, commit, reveal.
 
-The loop is one ``step`` at a time over a committed state (``chain.federated.api``'s
+The loop is one ``step`` at a time over a committed state (``chain.federated.open.reads``'s
 readers) and a few ports (submit a body, read and store blobs, train), so the same
 code runs against a node (``client.federated.node_loop``) and against the ledger
 harness in tests. What each round must keep across a crash (the update blob and its
@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Protocol
 
 from chain.content import blob_id_of_bytes
-from chain.federated.api import FedPhase, duty, fed_job, update_bodies
 from chain.federated.blobs import ModelBlob, UpdateBlob
-from chain.federated.ledger_records import FedJob
+from chain.federated.open.reads import FedPhase, duty, fed_job, update_bodies
+from chain.federated.open.records import FedJob
 from chain.federated.spec import PRIVATE, FederatedSpec
 from chain.state import StateReader
 from chain.transactions import Body

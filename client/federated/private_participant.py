@@ -22,8 +22,8 @@ import numpy as np
 from chain.content import blob_id_of_bytes
 from chain.crypto import PrivateKey
 from chain.federated.blobs import ModelBlob, UpdateBlob
-from chain.federated.ledger_records import FedJob, FedPhase
-from chain.federated.private_api import (
+from chain.federated.open.records import FedJob, FedPhase
+from chain.federated.private.reads import (
     RoundSecrets,
     clip_and_noise,
     coefficients_needed,
@@ -34,7 +34,7 @@ from chain.federated.private_api import (
     survivors,
     unmask_body,
 )
-from chain.federated.shamir import PRIME
+from chain.federated.private.shamir import PRIME
 from chain.federated.spec import FederatedSpec
 from chain.state import StateReader
 from chain.types import Address

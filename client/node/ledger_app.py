@@ -18,7 +18,7 @@ from chain.consensus.certificate import Decision, decode_certificate, verify_cer
 from chain.consensus.errors import InvalidCertificate
 from chain.consensus.validators import ValidatorSet
 from chain.errors import ChainError
-from chain.governance import apply_validator_changes
+from chain.governance.rules import apply_validator_changes
 from chain.ledger import Ledger
 from chain.mempool import Mempool
 from chain.state import Overlay

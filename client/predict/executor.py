@@ -12,7 +12,7 @@ After every committed block it reads the ledger as the next block will begin it
 (``chain.transition.preview_next_block``, the view the mempool admits against: a request
 included in the block just committed is already drawn there [PRED-DRAW.1], so the drawn
 executors answer and commit in the very next block) and, per open request
-(``chain.predict.settle.open_predictions``) that drew it:
+(``chain.predict.steps.open_predictions``) that drew it:
 
 1. **offer** [PRED-OFFER.1]: while the policy says ``predict`` and the ledger has no
    ``predictor`` record for this key, send ``offer_prediction`` (locks the bond);
@@ -50,7 +50,7 @@ from chain.predict.answer import SALT_LEN, answer_commitment
 from chain.predict.bodies import OfferPrediction, PredictCommit, PredictReveal
 from chain.predict.io import UNLOADABLE_BLOB, UNLOADABLE_HASH
 from chain.predict.records import OPEN, Prediction, PredictionStatus
-from chain.predict.settle import agreement_of, deployed_model, open_predictions, prediction
+from chain.predict.steps import agreement_of, deployed_model, open_predictions, prediction
 from chain.state import Overlay
 from chain.transition import preview_next_block
 from chain.types import Address, Hash32

@@ -14,7 +14,7 @@ import logging
 
 from chain.crypto import PrivateKey, address_to_text
 from chain.predict.bodies import WithdrawPrediction
-from chain.predict.settle import open_predictions
+from chain.predict.steps import open_predictions
 from client.node.handle import CommittedBlock, NodeHandle
 from client.worker.outbox import Action, Outbox
 

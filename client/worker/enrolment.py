@@ -14,7 +14,7 @@ import logging
 from chain.state import StateReader
 from chain.transactions import Body, VerifierJoin, VerifierLeave
 from chain.types import Address
-from chain.verifier_rules import voting_on
+from chain.verifiers.rules import voting_on
 from client.node.handle import NodeHandle
 from client.worker.outbox import Action, Outbox
 

@@ -26,8 +26,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from chain.challenge_rules import CHALLENGE_SIZE
 from chain.jobspec import JobSpec
+from chain.train.challenge import CHALLENGE_SIZE
 from client.worker.policy import sandbox_limits
 from client.worker.sandboxing import container_label
 from sandbox.eval_env import CHALLENGE_FILE, eval_seed, evaluation_env, write_challenge

@@ -50,9 +50,9 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from chain.challenge_rules import challenge_seed, reveal_block_hash
 from chain.crypto import address_to_text
 from chain.records import Job, JobStatus
+from chain.train.challenge import challenge_seed, reveal_block_hash
 from chain.transactions import (
     HoldoutVoteReveal,
     VoteCommit,

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from chain.challenge_rules import challenge_seed
+from chain.train.challenge import challenge_seed
 from client.worker.evaluation import (
     EvaluationInputs,
     challenge_form,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chain.federated.ledger_records import FedPhase
+from chain.federated.open.records import FedPhase
 from client.api.fed_routes import participants_of
 from client.api.json_forms import body_json
 from client.api.openapi import openapi_document

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from chain.crypto import PrivateKey
-from chain.federated.api import (
+from chain.federated.blobs import ModelBlob, UpdateBlob
+from chain.federated.open.reads import (
     UpdateBodies,
     aggregate_body,
     fed_job,
@@ -21,8 +22,7 @@ from chain.federated.api import (
     update_bodies,
     vote_bodies,
 )
-from chain.federated.blobs import ModelBlob, UpdateBlob
-from chain.federated.ledger_records import FedJob, FedPhase
+from chain.federated.open.records import FedJob, FedPhase
 from chain.federated.rounds import Aggregation, aggregate_round, apply_aggregate
 from chain.federated.spec import FEDERATED_V1
 from chain.transactions import PostJob

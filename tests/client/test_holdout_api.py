@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from chain.crypto import address_to_text
-from chain.holdout import split_seed
-from chain.holdout_records import Finalist, HoldoutState, HoldoutStatus
-from chain.holdout_rules import choose_winner
 from chain.jobspec import TRAIN_V3, DataRef, Holdout
+from chain.train.holdout.records import Finalist, HoldoutState, HoldoutStatus
+from chain.train.holdout.rules import choose_winner
+from chain.train.holdout.split import split_seed
 from chain.transactions import HoldoutPublish, PostJob
 from chain.types import Address, Amount, Hash32, Height
 from client.api.http_client import ApiClient

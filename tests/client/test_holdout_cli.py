@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from chain.holdout import hidden_indices, public_indices
+from chain.train.holdout.split import hidden_indices, public_indices
 from chain.transactions import ClaimLoss
 from chain.types import Hash32
 from client.api.http_client import ApiClient
@@ -213,7 +213,7 @@ def test_status_shows_the_hidden_leaderboard_and_the_winner_rule(chain: ApiThrea
     part says the deposit burned [HOLDOUT-FORFEIT.1]."""
     import dataclasses
 
-    from chain.holdout_records import Finalist, HoldoutState, HoldoutStatus
+    from chain.train.holdout.records import Finalist, HoldoutState, HoldoutStatus
     from chain.types import Address, Height
     from client.api.json_forms import job_json
     from client.cli.job_describe import describe_job

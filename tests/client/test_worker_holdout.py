@@ -19,9 +19,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from chain.holdout_records import HoldoutStatus
 from chain.jobspec import TRAIN_V3, DataRef, Holdout, JobSpec, ParamSpec
 from chain.records import JobStatus, Outcome
+from chain.train.holdout.records import HoldoutStatus
 from chain.transactions import (
     ClaimLoss,
     HoldoutPublish,

@@ -12,13 +12,19 @@ from dataclasses import replace
 from typing import Any
 
 from chain.content import blob_id_of_bytes
-from chain.federated.api import aggregate_body, fed_job, part_body, update_bodies, vote_bodies
 from chain.federated.blobs import ModelBlob, UpdateBlob
-from chain.federated.ledger_records import FedJob, FedPhase
+from chain.federated.open.reads import (
+    aggregate_body,
+    fed_job,
+    part_body,
+    update_bodies,
+    vote_bodies,
+)
+from chain.federated.open.records import FedJob, FedPhase
 from chain.federated.rounds import Aggregation, aggregate_round, apply_aggregate
 from chain.federated.spec import FEDERATED_V1, FederatedSpec
-from chain.holdout_spec import Holdout
 from chain.jobspec import JobSpec
+from chain.train.holdout.spec import Holdout
 from chain.transactions import PostJob, SignedTransaction
 from chain.types import Address, Amount, Hash32
 from tests.ledger.harness import GENESIS_TIME, Chain, job_spec

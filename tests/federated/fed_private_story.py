@@ -17,7 +17,7 @@ from chain.content import blob_id_of_bytes
 from chain.crypto import PrivateKey
 from chain.federated.blobs import ModelBlob
 from chain.federated.fixed import rdiv
-from chain.federated.private_api import (
+from chain.federated.private.reads import (
     RoundSecrets,
     coefficients_needed,
     commit_bodies,
@@ -27,9 +27,9 @@ from chain.federated.private_api import (
     shares_body,
     unmask_body,
 )
-from chain.federated.private_records import FedPrivate
+from chain.federated.private.records import FedPrivate
+from chain.federated.private.shamir import PRIME
 from chain.federated.rounds import Aggregation
-from chain.federated.shamir import PRIME
 from tests.federated.fed_ledger_story import INITIAL, SCALE, FedStory, fed_job_spec
 
 OWNERS = ("alice", "bob", "carol", "dave")

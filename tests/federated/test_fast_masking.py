@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from chain.federated.blobs import UpdateBlob
 from chain.federated.errors import BlobError, FederatedError
-from chain.federated.fast_masking import (
+from chain.federated.fixed import Q_MAX
+from chain.federated.private.fast import (
     decode_update,
     mask_update_array,
     mask_words,
@@ -28,8 +29,7 @@ from chain.federated.fast_masking import (
     private_aggregate_array,
     unmask_sum_array,
 )
-from chain.federated.fixed import Q_MAX
-from chain.federated.masking import (
+from chain.federated.private.masking import (
     MaskedBlob,
     mask,
     mask_update,

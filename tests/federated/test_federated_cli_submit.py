@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from chain.content import blob_id_of_bytes
-from chain.federated.api import update_bodies
 from chain.federated.blobs import ModelBlob, UpdateBlob
+from chain.federated.open.reads import update_bodies
 from chain.types import Hash32
 from client.api.http_client import ApiClient
 from client.cli.common import send
@@ -152,7 +152,7 @@ def test_show_prints_weights_slashes_and_rewards_of_a_finished_job() -> None:
     participant's reward and the refund; the rewards add up to the bounty. The slashed
     aggregator is a participant, banned: its reward alone is marked burned (``burned`` in
     the JSON, in its OpenAPI schema; "(burned: banned)" and the burned sum in the text)."""
-    from chain.federated.api import fed_rounds
+    from chain.federated.open.reads import fed_rounds
     from client.api.fed_routes import banned_payees, fed_detail_json
     from client.api.openapi import openapi_document
     from client.federated.cli import show_lines

@@ -14,9 +14,9 @@ import playwright.sync_api as sync_api
 import pytest
 
 from chain.crypto import PrivateKey, address_to_text
-from chain.federated.api import aggregate_body, part_body, vote_bodies
 from chain.federated.blobs import ModelBlob
-from chain.federated.ledger_records import FedPhase
+from chain.federated.open.reads import aggregate_body, part_body, vote_bodies
+from chain.federated.open.records import FedPhase
 from chain.federated.spec import FEDERATED_V1
 from chain.transactions import PostJob
 from client.api.http_client import ApiClient

@@ -10,9 +10,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.federated.api import fed_rounds, update_bodies
-from chain.federated.ledger_records import FedPhase
-from chain.federated.ledger_rounds import reveal_deposit
+from chain.federated.open.reads import fed_rounds, update_bodies
+from chain.federated.open.records import FedPhase
+from chain.federated.open.steps import reveal_deposit
 from chain.federated.rounds import Aggregation
 from chain.transactions import Transfer
 from chain.types import Amount

@@ -8,10 +8,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.federated.api import fed_rounds, part_body, vote_bodies
 from chain.federated.blobs import ModelBlob, UpdateBlob
-from chain.federated.ledger_records import FedPhase
-from chain.federated.ledger_rounds import end_participants
+from chain.federated.open.reads import fed_rounds, part_body, vote_bodies
+from chain.federated.open.records import FedPhase
+from chain.federated.open.steps import end_participants
 from chain.federated.rewards import job_outliers, payout
 from chain.federated.rounds import Aggregation, aggregate_round, apply_aggregate
 from tests.federated.fed_ledger_story import (

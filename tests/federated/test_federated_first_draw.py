@@ -14,9 +14,9 @@ import random
 from pathlib import Path
 
 from chain.content import blob_id_of_bytes
-from chain.federated.api import fed_rounds
-from chain.federated.ledger_records import FedJob, FedPhase, FedRound
-from chain.federated.ledger_rounds import aggregator_seed
+from chain.federated.open.reads import fed_rounds
+from chain.federated.open.records import FedJob, FedPhase, FedRound
+from chain.federated.open.steps import aggregator_seed
 from chain.types import Address, Hash32, TimeMs
 from client.federated.member import Member, VoteStore
 from client.federated.member_compute import first_draw

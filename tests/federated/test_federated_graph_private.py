@@ -23,7 +23,7 @@ import pytest
 
 from chain.crypto import address_from_text, address_to_text
 from chain.federated.fixed import rdiv
-from chain.federated.ledger_rounds import reveal_deposit
+from chain.federated.open.steps import reveal_deposit
 from chain.federated.rewards import payout
 from chain.federated.rounds import apply_aggregate
 from client.devnet.demo_federated import OWNERS

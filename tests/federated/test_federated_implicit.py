@@ -12,8 +12,8 @@ import pytest
 
 from chain.encoding import decode, encode
 from chain.errors import DecodeError
-from chain.federated.ledger_records import FedPhase
-from chain.federated.private_bodies import FedShares, FedUnmask
+from chain.federated.open.records import FedPhase
+from chain.federated.private.bodies import FedShares, FedUnmask
 from chain.genesis import genesis_state
 from chain.state import Change
 from chain.transition import advance, apply_block

@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from chain.content import blob_id_of_bytes
-from chain.federated.api import fed_rounds
 from chain.federated.blobs import ModelBlob, UpdateBlob
-from chain.federated.ledger_records import FedPhase
+from chain.federated.open.reads import fed_rounds
+from chain.federated.open.records import FedPhase
 from chain.state import StateReader
 from chain.transactions import Body, SignedTransaction
 from client.federated.participant import Participant, RoundStore

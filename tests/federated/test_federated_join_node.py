@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from chain.crypto import PrivateKey
-from chain.federated.api import fed_job, part_body
 from chain.federated.blobs import ModelBlob, UpdateBlob
+from chain.federated.open.reads import fed_job, part_body
 from chain.federated.spec import FEDERATED_V1
 from chain.keyfile import read_key_file
 from chain.transactions import PostJob, sign_transaction

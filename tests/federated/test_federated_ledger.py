@@ -7,7 +7,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from chain.content import blob_id_of_bytes
-from chain.federated.api import (
+from chain.federated.blobs import ModelBlob, model_hash
+from chain.federated.errors import FederatedError
+from chain.federated.open.bodies import FedCommit, FedReveal
+from chain.federated.open.reads import (
     aggregate_body,
     duty,
     fed_rounds,
@@ -16,11 +19,8 @@ from chain.federated.api import (
     update_bodies,
     vote_bodies,
 )
-from chain.federated.api_replay import end_models, replay_plan
-from chain.federated.blobs import ModelBlob, model_hash
-from chain.federated.errors import FederatedError
-from chain.federated.ledger_bodies import FedCommit, FedReveal
-from chain.federated.ledger_records import DepositStatus, FedPhase
+from chain.federated.open.records import DepositStatus, FedPhase
+from chain.federated.open.replay import end_models, replay_plan
 from chain.federated.rewards import payout
 from chain.federated.rounds import Aggregation
 from chain.records import JobStatus

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from chain.encoding import decode, encode
 from chain.errors import DecodeError
-from chain.federated.api import aggregate_body, part_body, update_bodies, vote_bodies
-from chain.federated.ledger_bodies import FED_BODIES
+from chain.federated.open.bodies import FED_BODIES
+from chain.federated.open.reads import aggregate_body, part_body, update_bodies, vote_bodies
 
 JOB, ADDR = b"\x05" * 32, b"\x06" * 20
 SAMPLES = {

@@ -8,12 +8,12 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 
-from chain.federated.api import fed_rounds
 from chain.federated.blobs import ModelBlob
 from chain.federated.fixed import rdiv
-from chain.federated.ledger_records import FedPhase
-from chain.federated.private_api import commit_bodies, masked_reveal, shares_body, unmask_body
-from chain.federated.private_bodies import FedKeys
+from chain.federated.open.reads import fed_rounds
+from chain.federated.open.records import FedPhase
+from chain.federated.private.bodies import FedKeys
+from chain.federated.private.reads import commit_bodies, masked_reveal, shares_body, unmask_body
 from chain.federated.rewards import payout
 from chain.records import JobStatus
 from chain.types import Hash32

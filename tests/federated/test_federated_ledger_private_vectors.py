@@ -16,8 +16,8 @@ from typing import Any
 from chain.blocks import Block
 from chain.encoding import decode, encode
 from chain.errors import DecodeError
-from chain.federated.api import fed_rounds
-from chain.federated.private_bodies import keys_commitment
+from chain.federated.open.reads import fed_rounds
+from chain.federated.private.bodies import keys_commitment
 from chain.genesis import Genesis, genesis_state
 from chain.transactions import BODY_TYPES
 from chain.transition import advance, apply_block

@@ -8,9 +8,9 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chain.federated.api import fed_rounds, part_body
 from chain.federated.blobs import ModelBlob
-from chain.federated.ledger_records import FedPhase
+from chain.federated.open.reads import fed_rounds, part_body
+from chain.federated.open.records import FedPhase
 from chain.records import JobStatus
 from tests.federated.fed_ledger_story import (
     BOUNTY,

@@ -20,11 +20,11 @@ from typing import Any
 from chain.blocks import Block
 from chain.encoding import decode, encode
 from chain.errors import DecodeError
-from chain.federated.api import fed_rounds
 from chain.federated.blobs import update_commitment
-from chain.federated.ledger_bodies import fed_vote_commitment
-from chain.federated.ledger_records import FedPhase
-from chain.federated.ledger_rounds import aggregator_seed, reveal_deposit
+from chain.federated.open.bodies import fed_vote_commitment
+from chain.federated.open.reads import fed_rounds
+from chain.federated.open.records import FedPhase
+from chain.federated.open.steps import aggregator_seed, reveal_deposit
 from chain.genesis import Genesis, genesis_state
 from chain.jobspec import FEDERATED_V1, JobSpec
 from chain.transactions import BODY_TYPES, SignedTransaction

@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from chain.content import blob_id_of_bytes
-from chain.federated.api import fed_rounds, part_body, update_bodies
-from chain.federated.api_replay import end_models, replay_plan
 from chain.federated.blobs import ModelBlob
-from chain.federated.ledger_records import DepositStatus, FedPhase
+from chain.federated.open.reads import fed_rounds, part_body, update_bodies
+from chain.federated.open.records import DepositStatus, FedPhase
+from chain.federated.open.replay import end_models, replay_plan
 from chain.federated.rewards import payout
 from chain.federated.spec import FederatedSpec
 from chain.jobspec import DataRef

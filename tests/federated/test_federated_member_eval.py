@@ -15,10 +15,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from chain.federated.api import fed_job
 from chain.federated.blobs import ModelBlob
-from chain.holdout_spec import Holdout
+from chain.federated.open.reads import fed_job
 from chain.jobspec import DataRef
+from chain.train.holdout.spec import Holdout
 from chain.types import Amount, Hash32
 from client.federated.member_eval import (
     TemplateEvalError,

@@ -25,8 +25,16 @@ from chain.federated.blobs import ModelBlob, UpdateBlob, update_commitment, upda
 from chain.federated.errors import BlobError
 from chain.federated.fixed import Q_MAX, quantise, rdiv
 from chain.federated.fltrust import norm_factor, normalise, square_norm, trust
-from chain.federated.ledger_rounds import end_participants
-from chain.federated.masking import MaskedBlob, mask, mask_update, private_aggregate, unmask_sum
+from chain.federated.open.steps import end_participants
+from chain.federated.private.masking import (
+    MaskedBlob,
+    mask,
+    mask_update,
+    private_aggregate,
+    unmask_sum,
+)
+from chain.federated.private.shamir import recover
+from chain.federated.private.shamir import split as shamir_split
 from chain.federated.rewards import (
     COPY_TRUST,
     NORM_OUTLIER_SQ,
@@ -45,8 +53,6 @@ from chain.federated.rounds import (
     aggregate_round,
     apply_aggregate,
 )
-from chain.federated.shamir import recover
-from chain.federated.shamir import split as shamir_split
 from chain.federated.spec import PRIVATE, FederatedSpec
 from chain.jobspec import Holdout
 from chain.types import Amount, Hash32

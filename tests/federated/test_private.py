@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from chain.federated.errors import BlobError, FederatedError
 from chain.federated.fixed import Q_MAX
-from chain.federated.masking import (
+from chain.federated.private.masking import (
     RING,
     MaskedBlob,
     from_ring,
@@ -26,8 +26,8 @@ from chain.federated.masking import (
     to_ring,
     unmask_sum,
 )
+from chain.federated.private.shamir import PRIME, recover, split
 from chain.federated.robust import trimmed_mean
-from chain.federated.shamir import PRIME, recover, split
 
 JOB = hashlib.sha256(b"private job").digest()
 seeds = st.binary(min_size=32, max_size=32)

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from chain.content import blob_id_of_bytes
-from chain.federated.api import fed_rounds
 from chain.federated.blobs import ModelBlob, UpdateBlob
 from chain.federated.fixed import rdiv
-from chain.federated.ledger_records import FedPhase
+from chain.federated.open.reads import fed_rounds
+from chain.federated.open.records import FedPhase
 from chain.federated.rewards import payout
 from chain.records import JobStatus
 from chain.transactions import SignedTransaction

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from chain.crypto import PrivateKey
-from chain.federated.api import fed_job, fed_rounds, part_body
 from chain.federated.blobs import ModelBlob, UpdateBlob
 from chain.federated.fixed import rdiv
-from chain.federated.ledger_records import FedPhase
+from chain.federated.open.reads import fed_job, fed_rounds, part_body
+from chain.federated.open.records import FedPhase
 from chain.federated.spec import FEDERATED_V1
 from chain.keyfile import read_key_file
 from chain.state import StateReader

@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 
 from chain.crypto import PrivateKey
 from chain.federated.errors import BlobError, FederatedError
-from chain.federated.fast_masking import mask_update_array, masked_blob_bytes
 from chain.federated.fixed import Q_MAX, rdiv
-from chain.federated.masking import PAIR, SELF
-from chain.federated.private_round import RoundKeys, private_round
-from chain.federated.private_seeds import (
+from chain.federated.private.aggregate import RoundKeys, private_round
+from chain.federated.private.fast import mask_update_array, masked_blob_bytes
+from chain.federated.private.masking import PAIR, SELF
+from chain.federated.private.seeds import (
     HEADER,
     ShareBlob,
     UnmaskBlob,
@@ -39,7 +39,7 @@ from chain.federated.private_seeds import (
     threshold,
     unmask_blob_size,
 )
-from chain.federated.shamir import PRIME
+from chain.federated.private.shamir import PRIME
 from chain.types import Address, Hash32
 from tests.ledger.vector_files import check_vector_file
 

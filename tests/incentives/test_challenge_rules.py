@@ -1,4 +1,4 @@
-"""The challenge rule's pure logic (chain/challenge_rules.py; ledger.md [VOTE-CHALLENGE.1],
+"""The challenge rule's pure logic (chain/train/challenge.py; ledger.md [VOTE-CHALLENGE.1],
 [VOTE-REWARD.2]): the arithmetic the ledger pays voters with and the incentive
 simulation prices, so that the figures in docs/incentives.md mean what the rule says.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from chain.challenge_rules import (
+from chain.train.challenge import (
     CHALLENGE_SIZE,
     ChallengeAnswer,
     challenge_group,

@@ -17,8 +17,8 @@ import pytest
 from bench.incentive_sim.holdout_agents import Submitter
 from bench.incentive_sim.holdout_scenarios import HResult, headline, run_all, scenarios
 from bench.incentive_sim.holdout_world import HoldoutScenario, HoldoutWorld
-from chain.holdout_records import HoldoutStatus
-from chain.holdout_rules import min_deposit
+from chain.train.holdout.records import HoldoutStatus
+from chain.train.holdout.rules import min_deposit
 
 JOBS, SEED = 40, 3
 

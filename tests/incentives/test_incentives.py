@@ -19,7 +19,7 @@ import pytest
 from bench import incentives
 from bench.incentive_sim.scenarios import LAZY, SINGLE, run_all, tolerated
 from bench.incentive_sim.world import Scenario, World
-from chain.job_rules import MAX_QUORUM_PERMILLE
+from chain.train.rules import MAX_QUORUM_PERMILLE
 
 JOBS, SEED = 60, 3
 

@@ -12,11 +12,11 @@ import os
 import pytest
 
 from chain.errors import DecodeError
-from chain.holdout import split_seed
-from chain.holdout_records import HoldoutStatus
-from chain.holdout_rules import min_deposit
 from chain.jobspec import TRAIN_V3, DataRef, Holdout, JobSpec
 from chain.records import JobStatus, Outcome
+from chain.train.holdout.records import HoldoutStatus
+from chain.train.holdout.rules import min_deposit
+from chain.train.holdout.split import split_seed
 from chain.transactions import (
     HoldoutPublish,
     HoldoutReveal,
@@ -352,7 +352,7 @@ def test_hidden_part_size_keeps_sampling_noise_inside_the_tie_tolerance() -> Non
     the tie tolerance in about 5 % of draws, and much more often on a quarter of m."""
     import random
 
-    from chain.holdout import min_hidden_samples
+    from chain.train.holdout.split import min_hidden_samples
 
     rng = random.Random(16)
     sigma, tie = 0.083, 0.05
@@ -398,7 +398,7 @@ def test_the_submitter_cannot_pick_the_split() -> None:
     """[HOLDOUT-SPLIT.1] The same signed post, followed by two different next blocks (any
     other member's transaction changes its hash), gets two different splits: the seed
     comes from a block that did not exist when the post was signed."""
-    from chain.holdout import public_indices
+    from chain.train.holdout.split import public_indices
     from chain.transactions import Transfer
 
     splits = []

@@ -13,8 +13,8 @@ import os
 
 from chain.encoding import decode, encode
 from chain.errors import DecodeError
-from chain.holdout_records import HoldoutStatus
 from chain.records import JobStatus
+from chain.train.holdout.records import HoldoutStatus
 from chain.transactions import HoldoutReveal, HoldoutVoteReveal, VoteCommit, holdout_vote_commitment
 from chain.types import Hash32
 from tests.ledger.harness import Chain

@@ -6,8 +6,8 @@ claims rank first filled every slot, so the honest claim behind them was never j
 
 from __future__ import annotations
 
-from chain.holdout_records import HoldoutStatus
 from chain.records import JobStatus
+from chain.train.holdout.records import HoldoutStatus
 from chain.transactions import HoldoutReveal
 from chain.types import Hash32
 from tests.ledger.harness import Chain

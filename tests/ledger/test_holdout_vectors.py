@@ -32,10 +32,10 @@ from typing import Any
 
 from chain.encoding import decode, encode
 from chain.errors import DecodeError
-from chain.holdout_records import Finalist, HoldoutStatus
-from chain.holdout_rules import fills_slot
 from chain.jobspec import JobSpec
 from chain.records import Claim, Job, JobStatus
+from chain.train.holdout.records import Finalist, HoldoutStatus
+from chain.train.holdout.rules import fills_slot
 from chain.transactions import (
     ClaimLoss,
     HoldoutPublish,

@@ -15,15 +15,16 @@ from typing import Any
 
 import pytest
 
-from chain import holdout_records, jobspec, records
+from chain import jobspec, records
 from chain.crypto import PrivateKey
-from chain.federated import ledger_records as fed_records
+from chain.federated.open import records as fed_records
 from chain.genesis import genesis_records
 from chain.predict import records as predict_records
 from chain.predict.model import InputSchema
 from chain.predict.request import PredictionRequest
 from chain.records import JobStatus, Outcome
 from chain.state import decode_record
+from chain.train.holdout import records as holdout_records
 from chain.transactions import GovernanceAction, GovernanceApprove, GovernancePropose, PostJob
 from chain.types import Address, Hash32
 from tests.ledger.harness import Chain, job_spec
@@ -208,8 +209,8 @@ def test_single_validator_proposal_executes_at_once_and_is_never_stored() -> Non
 
 def test_key_written_with_its_old_value_is_still_a_change() -> None:
     """[STATE-CHANGES.1] A ban of an empty account writes meta burned unchanged (+0)."""
-    from chain.job_rules import ban
     from chain.state import Overlay
+    from chain.train.rules import ban
 
     chain = Chain(validators=1)
     view = Overlay(chain.state)

@@ -18,11 +18,11 @@ import ecdsa
 from ecdsa.util import sigdecode_string, sigencode_string_canonize
 
 from chain.blocks import BlockHeader, merkle_root
-from chain.challenge_rules import CHALLENGE_SIZE, challenge_seed, challenge_subset
 from chain.crypto import PrivateKey, address_to_text
 from chain.encoding import encode
 from chain.genesis import genesis_state
 from chain.jobspec import JobSpec
+from chain.train.challenge import CHALLENGE_SIZE, challenge_seed, challenge_subset
 from chain.transactions import (
     ClaimLoss,
     GovernanceAction,

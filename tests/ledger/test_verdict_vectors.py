@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from chain.challenge_rules import ChallengeAnswer, turn_rewards
 from chain.records import Claim, Job, JobStatus, Outcome, Verdict, VoteRecord
+from chain.train.challenge import ChallengeAnswer, turn_rewards
+from chain.train.verdict import agreement, unpaid_ending, verdict_of
 from chain.types import Address, Amount, Hash32, Height, TimeMs
-from chain.verdict_rules import agreement, unpaid_ending, verdict_of
 from tests.ledger.harness import job_spec
 from tests.ledger.vector_files import check_vector_file
 

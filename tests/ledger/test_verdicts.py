@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chain.records import JobStatus, Outcome, VoteRecord
+from chain.train.verdict import agreement
 from chain.types import Address, Hash32
-from chain.verdict_rules import agreement
 from tests.ledger.harness import Chain
 from tests.ledger.test_job_lifecycle import (
     BOUNTY,

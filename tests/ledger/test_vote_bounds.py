@@ -11,8 +11,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.job_rules import MAX_QUORUM_PERMILLE, MAX_SUPERMAJORITY_PERMILLE
 from chain.jobspec import JobSpec
+from chain.train.rules import MAX_QUORUM_PERMILLE, MAX_SUPERMAJORITY_PERMILLE
 from chain.transactions import PostJob
 from tests.ledger.harness import Chain, job_spec
 

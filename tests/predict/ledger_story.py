@@ -23,7 +23,7 @@ from chain.predict.io import encode_rows, labels_blob, output_hash
 from chain.predict.model import InputSchema, OutputSchema
 from chain.predict.records import Prediction
 from chain.predict.request import PredictionRequest
-from chain.predict.settle import prediction
+from chain.predict.steps import prediction
 from chain.records import JobStatus
 from chain.transactions import (
     ClaimLoss,

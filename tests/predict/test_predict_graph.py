@@ -46,7 +46,7 @@ from chain.predict.model import DeployedModel, InputSchema, OutputSchema
 from chain.predict.params import PREDICT_BOND, PREDICT_PENALTY
 from chain.predict.records import PredictionStatus
 from chain.predict.request import PredictionRequest
-from chain.predict.settle import prediction
+from chain.predict.steps import prediction
 from chain.storage import sqlite_url
 from chain.types import Amount, Hash32
 from client.api.http_client import ApiClient

@@ -8,7 +8,7 @@ from __future__ import annotations
 from chain.mempool import Mempool
 from chain.predict.bodies import RequestPrediction
 from chain.predict.records import PredictionStatus
-from chain.predict.settle import prediction
+from chain.predict.steps import prediction
 from chain.state import Overlay
 from chain.transition import preview_next_block
 from tests.ledger.harness import Chain
@@ -63,7 +63,7 @@ def test_the_seed_is_the_including_blocks_hash() -> None:
     lottery of that hash, and over a few requests the two timelines differ, so the
     requester, who cannot know the block's time or contents, cannot know its executors."""
     from chain.predict.lottery import draw, lottery_seed
-    from chain.predict.settle import offering
+    from chain.predict.steps import offering
 
     differ = 0
     for fee in range(1_000, 1_008):

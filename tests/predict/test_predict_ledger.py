@@ -32,7 +32,7 @@ from chain.predict.params import (
     PREDICT_PENALTY,
 )
 from chain.predict.records import PredictionStatus
-from chain.predict.settle import deployed_model, predictor_bond
+from chain.predict.steps import deployed_model, predictor_bond
 from chain.storage import metadata, sqlite_url
 from chain.transition import advance, apply_block
 from chain.types import Hash32

@@ -33,7 +33,7 @@ from chain.genesis import Genesis, genesis_state
 from chain.predict.bodies import RequestPrediction, WithdrawPrediction
 from chain.predict.io import UNLOADABLE_BLOB, UNLOADABLE_HASH
 from chain.predict.records import PredictionStatus
-from chain.predict.settle import deployed_model
+from chain.predict.steps import deployed_model
 from chain.transactions import SignedTransaction
 from chain.transition import advance, apply_block
 from tests.ledger.harness import Chain

@@ -24,7 +24,7 @@ from chain.predict.model import DeployedModel, OutputSchema
 from chain.predict.params import PREDICT_BOND, PREDICT_PENALTY
 from chain.predict.payout import settle
 from chain.predict.records import PredictionStatus
-from chain.predict.settle import deployed_model, predictor_bond
+from chain.predict.steps import deployed_model, predictor_bond
 from chain.types import Address, Hash32
 from tests.ledger.harness import Chain
 from tests.predict.ledger_story import (

@@ -19,7 +19,7 @@ from chain.predict.bodies import OfferPrediction, PredictCommit, PredictReveal
 from chain.predict.io import UNLOADABLE_BLOB, UNLOADABLE_HASH
 from chain.predict.params import PREDICT_BOND
 from chain.predict.records import PredictionStatus
-from chain.predict.settle import deployed_model
+from chain.predict.steps import deployed_model
 from client.node.config import WorkerPolicy
 from client.predict.executor import Executor
 from client.predict.predictors import PredictorPool

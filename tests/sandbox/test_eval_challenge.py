@@ -3,7 +3,7 @@ it in the same run, and the node hands it the challenge as ``$LC_INPUT/challenge
 
 A voter's evaluation gets the turn's seed and size; the template's evaluate reports
 ``challenge_loss``, the loss on the examples the seed picks (by the same algorithm as
-``chain.challenge_rules.challenge_subset``: checked here on the template's own source,
+``chain.train.challenge.challenge_subset``: checked here on the template's own source,
 without Docker). The answer is bit-for-bit reproducible for one seed, differs between
 seeds, and is absent when no challenge is given.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from chain.challenge_rules import CHALLENGE_SIZE, challenge_subset
+from chain.train.challenge import CHALLENGE_SIZE, challenge_subset
 from sandbox.eval_env import CHALLENGE_FILE, write_challenge
 from sandbox.job_file import load_job_file
 from sandbox.job_template import BuiltJob

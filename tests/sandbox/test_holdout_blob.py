@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from chain.holdout import hidden_indices, leaf, merkle_root, public_indices, split_seed
+from chain.train.holdout.split import hidden_indices, leaf, merkle_root, public_indices, split_seed
 from sandbox.data_blob import unpack_data
 from sandbox.errors import SandboxError
 from sandbox.holdout_blob import (
@@ -86,7 +86,8 @@ def _writable(folder: Path) -> None:
 
 def test_holdout_blob_1_pool_root_is_the_merkle_root_of_salted_leaves(
         pool: tuple[PoolSecret, Path]) -> None:
-    """[HOLDOUT-BLOB.1] Samples in name order; leaf i = chain.holdout.leaf(i, salt, SHA-256)."""
+    """[HOLDOUT-BLOB.1] Samples in name order; leaf i =
+    chain.train.holdout.split.leaf(i, salt, SHA-256)."""
     secret, samples = pool
     files = sorted(samples.iterdir())
     assert secret.names == tuple(p.name for p in files)

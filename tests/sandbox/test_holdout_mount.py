@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from chain.holdout import split_seed
+from chain.train.holdout.split import split_seed
 from sandbox.holdout_blob import VerifiedPart, open_part, pack_part
 from sandbox.holdout_pool import make_pool
 from sandbox.job_file import load_job_file

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from chain.holdout import (
+from chain.train.holdout.split import (
     hidden_indices,
     leaf,
     merkle_root,

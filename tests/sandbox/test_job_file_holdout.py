@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from chain.holdout import public_count
+from chain.train.holdout.split import public_count
 from sandbox.errors import JobDirError
 from sandbox.holdout_config import HoldoutConfig, HoldoutTerms, duration_ms
 from sandbox.holdout_pool import make_pool

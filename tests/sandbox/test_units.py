@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from chain.holdout_rules import min_deposit
+from chain.train.holdout.rules import min_deposit
 from sandbox import policy
 from sandbox.job_file import load_job_file, parse_job
 from sandbox.job_template import init_job

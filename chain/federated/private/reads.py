@@ -18,14 +18,14 @@ import numpy.typing as npt
 from chain.content import blob_id_of_bytes
 from chain.federated import fast
 from chain.federated.blobs import ModelBlob, update_hash
-from chain.federated.fast_masking import mask_update_array, masked_blob_bytes
 from chain.federated.fixed import Q_MAX
-from chain.federated.ledger_bodies import FedCommit, FedReveal
-from chain.federated.ledger_records import FedJob
-from chain.federated.private_bodies import FedKeys, FedShares, FedUnmask, keys_commitment
-from chain.federated.private_records import FedPrivate
-from chain.federated.private_round import RoundKeys, private_round
-from chain.federated.private_seeds import (
+from chain.federated.open.bodies import FedCommit, FedReveal
+from chain.federated.open.records import FedJob
+from chain.federated.private.aggregate import RoundKeys, private_round
+from chain.federated.private.bodies import FedKeys, FedShares, FedUnmask, keys_commitment
+from chain.federated.private.fast import mask_update_array, masked_blob_bytes
+from chain.federated.private.records import FedPrivate
+from chain.federated.private.seeds import (
     make_share_blob,
     make_unmask_blob,
     pair_seeds,

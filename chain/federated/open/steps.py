@@ -18,8 +18,7 @@ from chain.encoding import encode
 from chain.errors import InvalidTransaction
 from chain.federated.blobs import DOMAIN
 from chain.federated.fixed import MAX_ROUND_PARTICIPANTS
-from chain.federated.ledger_private import is_private, phase_after_commit
-from chain.federated.ledger_records import (
+from chain.federated.open.records import (
     DepositStatus,
     FedJob,
     FedPhase,
@@ -27,14 +26,15 @@ from chain.federated.ledger_records import (
     FedUpdate,
     round_key,
 )
+from chain.federated.private.tx import is_private, phase_after_commit
 from chain.federated.rewards import job_outliers, payout
 from chain.federated.rounds import FLTRUST
 from chain.federated.spec import FederatedSpec
-from chain.holdout import split_seed
-from chain.holdout_rules import SPLIT_DELAY
-from chain.job_rules import ban, settle
 from chain.records import Account, Job, JobStatus
 from chain.state import Overlay
+from chain.train.holdout.rules import SPLIT_DELAY
+from chain.train.holdout.split import split_seed
+from chain.train.rules import ban, settle
 from chain.types import Address, Amount, Hash32, Height, TimeMs
 
 ACCEPT, REJECT, UNDECIDED = "accepted", "rejected", "undecided"

@@ -28,8 +28,8 @@ from chain.crypto import SECP256K1_ORDER
 from chain.encoding import encode
 from chain.federated.blobs import DOMAIN
 from chain.federated.errors import BlobError, FederatedError
-from chain.federated.masking import PAIR, SEED_LEN, SELF
-from chain.federated.shamir import PRIME, split
+from chain.federated.private.masking import PAIR, SEED_LEN, SELF
+from chain.federated.private.shamir import PRIME, split
 from chain.types import ADDRESS_LEN, Address, Hash32
 
 KEY_LEN = 33

@@ -21,13 +21,13 @@ import numpy as np
 
 from chain.federated.errors import BlobError, FederatedError
 from chain.federated.fast import Vector
-from chain.federated.fast_masking import (
+from chain.federated.private.fast import (
     masked_words,
     private_aggregate_array,
     unmask_sum_array,
 )
-from chain.federated.masking import PAIR, SELF, masked_header
-from chain.federated.private_seeds import (
+from chain.federated.private.masking import PAIR, SELF, masked_header
+from chain.federated.private.seeds import (
     ShareBlob,
     UnmaskBlob,
     check_secret,
@@ -37,7 +37,7 @@ from chain.federated.private_seeds import (
     public_key,
     threshold,
 )
-from chain.federated.shamir import recover
+from chain.federated.private.shamir import recover
 from chain.types import Address, Hash32
 
 

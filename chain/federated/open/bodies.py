@@ -1,6 +1,6 @@
 """The federated round transactions' bodies and wire forms [TX-FED.2-7].
 
-Kept apart from their handlers (``chain.federated.ledger_tx``) and free of
+Kept apart from their handlers (``chain.federated.open.tx``) and free of
 ``chain.transactions`` so that ``chain.transactions`` lists them in its type dispatch
 without an import cycle (as ``chain.predict.bodies``). Each wire form is a fixed array;
 ``None`` is nil. The commitments a participant and a voter send are computed by
@@ -19,7 +19,7 @@ from chain.encoding import encode
 from chain.errors import FieldError
 from chain.federated.blobs import COMMIT_SALT_LEN, DOMAIN, MAX_ROUNDS
 from chain.federated.fixed import MAX_ROUND_PARTICIPANTS
-from chain.federated.private_bodies import PRIVATE_BODIES
+from chain.federated.private.bodies import PRIVATE_BODIES
 from chain.federated.rewards import MAX_LOSS
 from chain.jobspec import DataRef
 from chain.types import Address, Hash32

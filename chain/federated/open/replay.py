@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chain.federated import fast
-from chain.federated.api import fed_job, fed_rounds
 from chain.federated.blobs import ModelBlob, UpdateBlob
 from chain.federated.errors import FederatedError
-from chain.federated.ledger_records import FedRound
-from chain.federated.ledger_rounds import ACCEPT
+from chain.federated.open.reads import fed_job, fed_rounds
+from chain.federated.open.records import FedRound
+from chain.federated.open.steps import ACCEPT
 from chain.federated.rounds import RoundInput
 from chain.federated.spec import FederatedSpec
 from chain.state import StateReader

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from chain import holdout_rules
-from chain.challenge_rules import ChallengeAnswer, turn_rewards
 from chain.context import TxContext
 from chain.crypto import address_to_text
 from chain.errors import InvalidTransaction
-from chain.holdout_records import HoldoutState, HoldoutStatus
 from chain.records import Account, Claim, Job, JobStatus, Outcome, Verdict, VoteRecord
 from chain.state import Overlay
+from chain.train.challenge import ChallengeAnswer, turn_rewards
+from chain.train.holdout import rules as holdout_rules
+from chain.train.holdout.records import HoldoutState, HoldoutStatus
+from chain.train.verdict import unpaid_ending, verdict_of, voter_votes
 from chain.transactions import (
     ClaimLoss,
     PostJob,
@@ -27,8 +28,7 @@ from chain.transactions import (
     vote_commitment,
 )
 from chain.types import Address, Amount, Hash32, Height, TimeMs
-from chain.verdict_rules import unpaid_ending, verdict_of, voter_votes
-from chain.verifier_rules import forfeit_bond, forfeit_no_shows
+from chain.verifiers.rules import forfeit_bond, forfeit_no_shows
 
 MAX_QUORUM_PERMILLE = 667
 """[JOB-POST.1] The largest quorum a job may ask for: blocking it must take more than a third
@@ -479,7 +479,7 @@ def settle(view: Overlay, job: Job, status: JobStatus) -> Job:
 def ban(view: Overlay, address: Address, height: Height) -> None:
     """[JOB-BAN.1] A proven cheater is banned; all its credits, its verifier bond
     included, are burned."""
-    from chain.governance import schedule_validator_removal
+    from chain.governance.rules import schedule_validator_removal
 
     account = view.account(address)
     view.add_burned(account.balance)

@@ -26,7 +26,7 @@ class Holdout:
     """[HOLDOUT-SPEC.1] A train/v3 job's hidden test set: the committed pool and how it is used."""
 
     root: Hash32
-    """Merkle root of the salted pool [HOLDOUT-POOL.1] (``chain.holdout``)."""
+    """Merkle root of the salted pool [HOLDOUT-POOL.1] (``chain.train.holdout.split``)."""
     pool: int
     """Number of samples in the pool, 2..4000."""
     public_permille: int

@@ -17,8 +17,8 @@ be derived from the claim:
   holds a supermajority of the opened votes; otherwise nobody is paid for the turn
   and the pool stays in escrow (returned at settlement).
 
-Pure arithmetic, like chain.verdict_rules: no state is read or written here;
-chain.job_rules pays what ``turn_rewards`` returns.
+Pure arithmetic, like chain.train.verdict: no state is read or written here;
+chain.train.rules pays what ``turn_rewards`` returns.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def turn_rewards(answers: Sequence[ChallengeAnswer], tolerance: float,
     """What one turn pays its voters [VOTE-REWARD.2], or [VOTE-REWARD.1] on a turn where no
     opened vote carries a challenge answer (votes of jobs or workers from before the
     challenge): then every agreeing voter shares the pool. A turn of holdout votes reaches
-    here through [HOLDOUT-VOTE-REWARD.1] (``chain.holdout_rules.reward_answers``), which
+    here through [HOLDOUT-VOTE-REWARD.1] (``chain.train.holdout.rules.reward_answers``), which
     hands over answer-less votes that agree exactly when they are to be paid.
 
     ``answers`` are the opened voter votes (the claimer's own is never one); voters in

@@ -17,10 +17,10 @@ from chain.context import TxContext
 from chain.crypto import address_to_text
 from chain.errors import InvalidTransaction
 from chain.federated.errors import FederatedError
-from chain.federated.ledger_records import FedJob, FedPhase
-from chain.federated.private_bodies import FedKeys, FedShares, FedUnmask, keys_commitment
-from chain.federated.private_records import FedPrivate
-from chain.federated.private_seeds import check_public_key, share_blob_size, unmask_blob_size
+from chain.federated.open.records import FedJob, FedPhase
+from chain.federated.private.bodies import FedKeys, FedShares, FedUnmask, keys_commitment
+from chain.federated.private.records import FedPrivate
+from chain.federated.private.seeds import check_public_key, share_blob_size, unmask_blob_size
 from chain.federated.spec import PRIVATE, FederatedSpec
 from chain.records import Job
 from chain.state import Overlay

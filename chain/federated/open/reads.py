@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from chain.content import blob_id_of_bytes
 from chain.federated.blobs import model_hash, update_commitment, update_hash
-from chain.federated.ledger_bodies import (
+from chain.federated.open.bodies import (
     END_ROUND,
     FedAggregate,
     FedCommit,
@@ -31,8 +31,8 @@ from chain.federated.ledger_bodies import (
     FedVoteReveal,
     fed_vote_commitment,
 )
-from chain.federated.ledger_records import FedJob, FedPhase, FedRound, FedUpdate, round_key
-from chain.federated.ledger_rounds import ACCEPT
+from chain.federated.open.records import FedJob, FedPhase, FedRound, FedUpdate, round_key
+from chain.federated.open.steps import ACCEPT
 from chain.federated.rounds import FLTRUST
 from chain.jobspec import DataRef
 from chain.state import StateReader

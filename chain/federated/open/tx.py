@@ -2,7 +2,7 @@
 
 Each checks who, when and once, in the order protocol_spec/federated.md §7 lists the
 reject codes, and writes the ``fed_job`` record; the windows, draws, verdicts and the
-payout run in the block tick (``chain.federated.ledger_rounds``). The ledger never reads
+payout run in the block tick (``chain.federated.open.steps``). The ledger never reads
 a blob: every number that needs one is recomputed by members and voted.
 """
 
@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from chain import holdout_rules, job_rules, verifier_rules
 from chain.context import TxContext
 from chain.crypto import address_to_text
 from chain.errors import InvalidTransaction
 from chain.federated.blobs import UPDATE_HEADER, update_commitment
-from chain.federated.ledger_bodies import (
+from chain.federated.open.bodies import (
     END_ROUND,
     FedAggregate,
     FedCommit,
@@ -25,21 +24,24 @@ from chain.federated.ledger_bodies import (
     FedVoteReveal,
     fed_vote_commitment,
 )
-from chain.federated.ledger_private import check_private_reveal
-from chain.federated.ledger_records import FedJob, FedPhase, FedUpdate, FedVote, PostedAggregate
-from chain.federated.ledger_rounds import (
+from chain.federated.open.records import FedJob, FedPhase, FedUpdate, FedVote, PostedAggregate
+from chain.federated.open.steps import (
     eligible,
     fed_spec,
     lock_reveal_deposit,
     return_reveal_deposit,
 )
+from chain.federated.private.tx import check_private_reveal
 from chain.federated.rounds import FLTRUST
 from chain.federated.spec import OPEN, PRIVATE
 from chain.jobspec import FEDERATED_V1
 from chain.records import Job, JobStatus
 from chain.state import Overlay
+from chain.train import rules as job_rules
+from chain.train.holdout import rules as holdout_rules
 from chain.transactions import PostJob, VerifierLeave
 from chain.types import Address, Hash32, TimeMs
+from chain.verifiers import rules as verifier_rules
 
 
 def _reject(code: str, message: str) -> InvalidTransaction:

@@ -22,7 +22,7 @@ from chain.federated.blobs import MAX_ROUNDS, UPDATE_HEADER, UPDATE_MAGIC, Updat
 from chain.federated.errors import BlobError, FederatedError
 from chain.federated.fast import Vector, as_vector, rdiv
 from chain.federated.fixed import MAX_DIMS, MAX_ROUND_PARTICIPANTS, Q_MAX
-from chain.federated.masking import (
+from chain.federated.private.masking import (
     MASKED_MAGIC,
     PAIR,
     SEED_LEN,

@@ -3,7 +3,7 @@
 The split, the public part's publication, the deposit's forfeit, how a turn's
 holdout votes judge the hidden part and measure the finalist, and which
 finalist wins. What needs the turn machinery (reveals, votes, the verdict) is
-in ``chain.holdout_tx`` and ``chain.job_rules``; this module never imports
+in ``chain.train.holdout.tx`` and ``chain.train.rules``; this module never imports
 them, so it stays small and the arithmetic runs alone in property tests.
 See protocol_spec/ledger.md §5b for the rules and their reasons.
 """
@@ -12,17 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from chain.challenge_rules import ChallengeAnswer, challenge_centre, challenge_group
 from chain.context import TxContext
 from chain.errors import InvalidTransaction
-from chain.holdout import split_seed
-from chain.holdout_records import Finalist, HoldoutState, HoldoutStatus
 from chain.jobspec import TRAIN_V3, Holdout
 from chain.records import Job, JobStatus, Outcome, VoteRecord
 from chain.state import Overlay
+from chain.train.challenge import ChallengeAnswer, challenge_centre, challenge_group
+from chain.train.holdout.records import Finalist, HoldoutState, HoldoutStatus
+from chain.train.holdout.split import split_seed
+from chain.train.verdict import agreement, voter_votes
 from chain.transactions import HoldoutPublish
 from chain.types import Address, Amount, Hash32, Height, TimeMs
-from chain.verdict_rules import agreement, voter_votes
 
 SPLIT_DELAY = 2
 """[HOLDOUT-SPLIT.1] The seed is drawn in the block at ``posted_height + 2`` from its
@@ -150,7 +150,7 @@ def hidden_answer_is_consistent(hidden_loss: float | None,
 def reward_answers(job: Job, state: HoldoutState, outcome: Outcome,
                    agreeing_valid: bool | None) -> list[ChallengeAnswer]:
     """[HOLDOUT-VOTE-REWARD.1] The opened voter votes of a live turn as the reward rule
-    (``chain.challenge_rules.turn_rewards``) sees them: answer-less, with ``agrees`` true
+    (``chain.train.challenge.turn_rewards``) sees them: answer-less, with ``agrees`` true
     exactly for the voters to pay, so that rule splits the pool among them.
 
     No vote carries an answer: [VOTE-REWARD.1] as before the rule (old chains replay

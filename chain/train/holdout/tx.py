@@ -1,9 +1,9 @@
 """The submitter's hidden reveal and the voters' holdout votes (train/v3) [HOLDOUT-REVEAL.1]
 [HOLDOUT-VOTE.1].
 
-These handlers drive the turn machinery of ``chain.job_rules`` (a reveal starts the
+These handlers drive the turn machinery of ``chain.train.rules`` (a reveal starts the
 first finalist's turn; the last opened vote decides it), so they live apart from the
-pure ``chain.holdout_rules``, which ``job_rules`` itself imports.
+pure ``chain.train.holdout.rules``, which ``job_rules`` itself imports.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from dataclasses import replace
 
 from chain.context import TxContext
 from chain.errors import InvalidTransaction
-from chain.holdout_records import HoldoutStatus
-from chain.holdout_rules import (
+from chain.records import JobStatus
+from chain.state import Overlay
+from chain.train.holdout.records import HoldoutStatus
+from chain.train.holdout.rules import (
     hidden_answer_is_consistent,
     holdout_vote_is_consistent,
     require_holdout,
 )
-from chain.job_rules import holdout_live, open_vote_checks, record_opened_vote, start_turn
-from chain.records import JobStatus
-from chain.state import Overlay
+from chain.train.rules import holdout_live, open_vote_checks, record_opened_vote, start_turn
 from chain.transactions import HoldoutReveal, HoldoutVoteReveal, holdout_vote_commitment
 from chain.types import Address
 
