@@ -78,45 +78,46 @@ from chain.verifiers import rules as verifiers
 Handler = Callable[[Overlay, Address, Any, TxContext], None]
 """A body's own rules [TX-APPLY.1], run after the envelope's checks (signature, ban, nonce)."""
 
-HANDLERS: dict[type, Handler] = {
+HANDLERS: dict[type, tuple[Handler, ...]] = {
     # ledger.md §3: credits
-    Transfer: apply_transfer,                              # [TX-TRANSFER.1]
+    Transfer: (apply_transfer,),                              # [TX-TRANSFER.1]
     # ledger.md §5: jobs (train/v1-v3), then federated/v1's own checks [TX-FED.1]
-    PostJob: fed_tx.apply_post_job,                        # post_job, then [TX-FED.1]
-    ClaimLoss: train.apply_claim,                          # claim
-    RevealModel: train.apply_reveal,                       # reveal
-    VoteCommit: train.apply_vote_commit,                   # vote_commit
-    VoteReveal: train.apply_vote_reveal,                   # vote_reveal
+    PostJob: (train.apply_post_job, fed_tx.apply_post_job),  # [JOB-POST.1] [TX-FED.1]
+    ClaimLoss: (train.apply_claim,),                          # claim
+    RevealModel: (train.apply_reveal,),                       # reveal
+    VoteCommit: (train.apply_vote_commit,),                   # vote_commit
+    VoteReveal: (train.apply_vote_reveal,),                   # vote_reveal
     # ledger.md §6: governance; §3: equivocation evidence
-    GovernancePropose: governance.apply_propose,           # [GOV-PROPOSE.1]
-    GovernanceApprove: governance.apply_approve,           # [GOV-APPROVE.1]
-    Evidence: apply_evidence,                              # [TX-EVIDENCE.1]
+    GovernancePropose: (governance.apply_propose,),           # [GOV-PROPOSE.1]
+    GovernanceApprove: (governance.apply_approve,),           # [GOV-APPROVE.1]
+    Evidence: (apply_evidence,),                              # [TX-EVIDENCE.1]
     # ledger.md §5 (Verifiers); leaving is refused while aggregating [VERIFY-LEAVE.1]
-    VerifierJoin: verifiers.apply_verifier_join,           # [VERIFY-JOIN.1]
-    VerifierLeave: fed_tx.apply_verifier_leave,            # [VERIFY-LEAVE.1]
+    VerifierJoin: (verifiers.apply_verifier_join,),           # [VERIFY-JOIN.1]
+    VerifierLeave: (fed_tx.check_verifier_leave, verifiers.apply_verifier_leave),
     # job_contract.md §1b: train/v3's hidden test set
-    HoldoutPublish: holdout.apply_holdout_publish,         # [HOLDOUT-PUBLISH.1]
-    HoldoutReveal: holdout_tx.apply_holdout_reveal,        # [HOLDOUT-REVEAL.1]
-    HoldoutVoteReveal: holdout_tx.apply_holdout_vote_reveal,  # [HOLDOUT-VOTE.1]
+    HoldoutPublish: (holdout.apply_holdout_publish,),         # [HOLDOUT-PUBLISH.1]
+    HoldoutReveal: (holdout_tx.apply_holdout_reveal,),        # [HOLDOUT-REVEAL.1]
+    HoldoutVoteReveal: (holdout_tx.apply_holdout_vote_reveal,),  # [HOLDOUT-VOTE.1]
     # predict.md §8: prediction requests [TX-PREDICT.1]
-    DeployModel: predict_tx.apply_deploy_model,
-    OfferPrediction: predict_tx.apply_offer_prediction,
-    WithdrawPrediction: predict_tx.apply_withdraw_prediction,
-    RequestPrediction: predict_tx.apply_request_prediction,
-    PredictCommit: predict_tx.apply_predict_commit,
-    PredictReveal: predict_tx.apply_predict_reveal,
+    DeployModel: (predict_tx.apply_deploy_model,),
+    OfferPrediction: (predict_tx.apply_offer_prediction,),
+    WithdrawPrediction: (predict_tx.apply_withdraw_prediction,),
+    RequestPrediction: (predict_tx.apply_request_prediction,),
+    PredictCommit: (predict_tx.apply_predict_commit,),
+    PredictReveal: (predict_tx.apply_predict_reveal,),
     # federated.md §7: a federated job's rounds [TX-FED.2-7]
-    FedCommit: fed_tx.apply_fed_commit,
-    FedReveal: fed_tx.apply_fed_reveal,
-    FedAggregate: fed_tx.apply_fed_aggregate,
-    FedVoteCommit: fed_tx.apply_fed_vote_commit,
-    FedVoteReveal: fed_tx.apply_fed_vote_reveal,
-    FedPart: fed_tx.apply_fed_part,
+    FedCommit: (fed_tx.apply_fed_commit,),
+    FedReveal: (fed_tx.apply_fed_reveal,),
+    FedAggregate: (fed_tx.apply_fed_aggregate,),
+    FedVoteCommit: (fed_tx.apply_fed_vote_commit,),
+    FedVoteReveal: (fed_tx.apply_fed_vote_reveal,),
+    FedPart: (fed_tx.apply_fed_part,),
     # federated.md §6: private mode's round keys, shares and unmasking [TX-FED.8-10]
-    FedKeys: fed_private_tx.apply_fed_keys,
-    FedShares: fed_private_tx.apply_fed_shares,
-    FedUnmask: fed_private_tx.apply_fed_unmask,
+    FedKeys: (fed_private_tx.apply_fed_keys,),
+    FedShares: (fed_private_tx.apply_fed_shares,),
+    FedUnmask: (fed_private_tx.apply_fed_unmask,),
 }
+"""Each transaction type's handlers, run in order; the first that raises rejects it whole."""
 
 BlockStep = Callable[[Overlay, Height, TimeMs, Hash32], None]
 """A part's step at a block's begin or end: (overlay, height, block time, parent hash)."""

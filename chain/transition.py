@@ -65,7 +65,8 @@ def apply_transaction(view: Overlay, tx: SignedTransaction, ctx: TxContext,
     if tx.nonce != account.nonce:
         raise InvalidTransaction("bad_nonce", f"expected nonce {account.nonce}, got {tx.nonce}")
     view.put_account(tx.sender, Account(account.balance, account.nonce + 1, account.banned))
-    registry.HANDLERS[type(tx.body)](view, tx.sender, tx.body, ctx)
+    for handler in registry.HANDLERS[type(tx.body)]:
+        handler(view, tx.sender, tx.body, ctx)
 
 
 # --- blocks ------------------------------------------------------------------------------

@@ -6,6 +6,9 @@
   inside functions and under ``TYPE_CHECKING``): a cycle is a cycle even when
   Python happens to resolve it.
 - No module over 600 lines.
+- chain/ by chapter (issue 32): the core imports no kind but through ``chain.registry``
+  (and a kind's vocabulary from the modules that list it); a kind imports no other kind
+  but along a declared edge; no module is named with its package's name as a prefix.
 """
 
 from __future__ import annotations
@@ -198,3 +201,161 @@ def test_checkout_root_constants_point_at_the_checkout() -> None:
 
     assert REPO == REPO_ROOT == ROOT
     assert (REPO / "pyproject.toml").is_file() and (REPO / "Makefile").is_file()
+
+
+# --- chain/ by chapter (issue 32) ---------------------------------------------------------
+
+KINDS = ("train", "verifiers", "governance", "federated", "predict")
+"""The parts of the protocol, one package each under chain/ (the spec's chapters)."""
+REGISTRY = "chain.registry"
+"""The one core module that imports the kinds' rules: the handler table and block steps."""
+VOCABULARY = frozenset({"bodies", "records", "spec"})
+"""A kind's wire vocabulary: frozen dataclasses and their wire forms, no rules."""
+VOCABULARY_LISTS = frozenset({"chain.state", "chain.transactions", "chain.jobspec"})
+"""The core modules that list every kind's vocabulary to decode and hash it: the state's
+tables [STATE-RECORD.1], the transaction types [TX-*], the job kinds [JOB-SPEC-WIRE.1]."""
+KIND_EDGES: dict[tuple[str, str], str] = {
+    ("federated", "train"): "a federated/v1 job is posted, split, held out and settled as a "
+                            "train/v3 job is [FED-SPEC.1]; its rounds replace the race",
+}
+"""Kind-to-kind imports that are part of the protocol, each with its reason."""
+
+
+def kind_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "chain" and len(parts) > 1 and parts[1] in KINDS else None
+
+
+def core_imports_of_kinds(graph: dict[str, set[str]]) -> list[str]:
+    """The core imports a kind only through the registry, or a kind's vocabulary from the
+    modules that list it."""
+    bad = []
+    for name, targets in graph.items():
+        if not name.startswith("chain") or kind_of(name) is not None or name == REGISTRY:
+            continue
+        for target in sorted(targets):
+            if kind_of(target) is None:
+                continue
+            if name in VOCABULARY_LISTS and target.rpartition(".")[2] in VOCABULARY:
+                continue
+            bad.append(f"{name} imports {target}")
+    return bad
+
+
+def kind_imports_of_kinds(graph: dict[str, set[str]],
+                          allowed: dict[tuple[str, str], str]) -> list[str]:
+    """A kind imports the core, itself, and another kind only along a declared edge."""
+    bad = []
+    for name, targets in graph.items():
+        source = kind_of(name)
+        for target in sorted(targets):
+            other = kind_of(target)
+            if source and other and other != source and (source, other) not in allowed:
+                bad.append(f"{name} imports {target}")
+            if source and target == REGISTRY:
+                bad.append(f"{name} imports the registry")
+    return bad
+
+
+def prefixed_modules(root: Path, tops: tuple[str, ...]) -> list[str]:
+    """Module files named after their package with a prefix: chain/holdout/holdout_rules.py."""
+    out = []
+    for top in tops:
+        for path in sorted((root / top).rglob("*.py")):
+            if path.stem.startswith(path.parent.name + "_"):
+                out.append(str(path.relative_to(root)))
+    return out
+
+
+def test_the_core_imports_no_kind_but_through_the_registry() -> None:
+    bad = core_imports_of_kinds(dependency_graph())
+    assert not bad, "core modules importing kinds:\n" + "\n".join(bad)
+
+
+def test_a_kind_imports_no_other_kind_but_through_the_core() -> None:
+    bad = kind_imports_of_kinds(dependency_graph(), KIND_EDGES)
+    assert not bad, "kinds importing kinds:\n" + "\n".join(bad)
+
+
+def test_no_module_carries_its_package_name_as_a_prefix() -> None:
+    bad = prefixed_modules(ROOT, SHIPPED)
+    assert not bad, "prefixed modules:\n" + "\n".join(bad)
+
+
+def test_the_core_rule_refuses_a_core_module_importing_a_kind() -> None:
+    """Guards the guard: the transition importing train's rules is refused, the registry
+    and the state's table of a kind's records are not."""
+    graph = {
+        "chain.transition": {"chain.registry", "chain.train.rules"},
+        "chain.registry": {"chain.train.rules"},
+        "chain.state": {"chain.train.holdout.records"},
+        "chain.mempool": {"chain.predict.bodies"},
+        "chain.train.rules": {"chain.state"},
+    }
+    assert core_imports_of_kinds(graph) == [
+        "chain.transition imports chain.train.rules",
+        "chain.mempool imports chain.predict.bodies"]
+
+
+def test_the_kind_rule_refuses_an_undeclared_edge_and_the_registry() -> None:
+    graph = {
+        "chain.predict.tx": {"chain.state", "chain.train.rules", "chain.predict.bodies"},
+        "chain.federated.open.steps": {"chain.train.rules"},
+        "chain.governance.rules": {"chain.registry"},
+    }
+    assert kind_imports_of_kinds(graph, KIND_EDGES) == [
+        "chain.predict.tx imports chain.train.rules",
+        "chain.governance.rules imports the registry"]
+    assert kind_imports_of_kinds(graph, {}) == [
+        "chain.predict.tx imports chain.train.rules",
+        "chain.federated.open.steps imports chain.train.rules",
+        "chain.governance.rules imports the registry"]
+
+
+def test_the_prefix_rule_refuses_a_prefixed_module_in_a_tree(tmp_path: Path) -> None:
+    """A small broken tree: chain/holdout/holdout_rules.py is refused, chain/holdout/rules.py
+    and chain/holdout.py beside it are not."""
+    for name in ("chain/__init__.py", "chain/holdout.py", "chain/holdout/__init__.py",
+                 "chain/holdout/rules.py", "chain/holdout/holdout_rules.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    assert prefixed_modules(tmp_path, ("chain",)) == ["chain/holdout/holdout_rules.py"]
+
+
+def test_the_core_rule_on_a_broken_tree(tmp_path: Path) -> None:
+    """The rules read a real tree the same way: a core module importing a kind's rules,
+    written to disk, is found from its source."""
+    files = {
+        "chain/__init__.py": "",
+        "chain/state.py": "",
+        "chain/transition.py": "from chain.train import rules\n",
+        "chain/train/__init__.py": "",
+        "chain/train/rules.py": "from chain.state import Overlay\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    graph: dict[str, set[str]] = {}
+    modules = {module_name_in(tmp_path, p): p for p in sorted(tmp_path.rglob("*.py"))}
+    for name, path in modules.items():
+        graph[name] = {t for t in imported_names(path, name) if t in modules and t != name}
+    assert core_imports_of_kinds(graph) == ["chain.transition imports chain.train",
+                                            "chain.transition imports chain.train.rules"]
+
+
+def module_name_in(root: Path, path: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def test_the_registry_handles_every_transaction_type_once() -> None:
+    """Every body type the wire decodes has a row in the registry's table, and no other."""
+    from chain.registry import BEGIN_BLOCK, END_BLOCK, HANDLERS
+    from chain.transactions import BODY_TYPES
+
+    assert set(HANDLERS) == set(BODY_TYPES.values())
+    assert all(HANDLERS.values())
+    assert [k for k, _ in BEGIN_BLOCK] == ["train", "governance", "predict", "federated"]
+    assert [k for k, _ in END_BLOCK] == ["governance"]

@@ -12,8 +12,8 @@ from __future__ import annotations
 from chain.context import TxContext
 from chain.encoding import decode
 from chain.errors import ChainError, InvalidTransaction
+from chain.penalties import ban
 from chain.state import Overlay
-from chain.train.rules import ban
 from chain.transactions import Evidence
 from chain.types import Address
 

@@ -13,6 +13,7 @@ from dataclasses import replace
 from chain.context import TxContext
 from chain.crypto import address_from_pubkey, address_to_text
 from chain.errors import InvalidTransaction
+from chain.penalties import schedule_validator_change, schedule_validator_removal
 from chain.records import Proposal, Validator, ValidatorChange
 from chain.state import Overlay, height_key
 from chain.transactions import GovernanceAction, GovernanceApprove, GovernancePropose
@@ -93,20 +94,10 @@ def _execute(view: Overlay, action: GovernanceAction, height: Height) -> None:
     elif action.kind == "add_validator":
         address = address_from_pubkey(action.target)
         view.put("member", address, True)
-        _schedule(view, height, ValidatorChange("add", address, PublicKeyBytes(action.target),
-                                                action.power))
+        change = ValidatorChange("add", address, PublicKeyBytes(action.target), action.power)
+        schedule_validator_change(view, height, change)
     else:
         schedule_validator_removal(view, Address(action.target), height)
-
-
-def _schedule(view: Overlay, height: Height, change: ValidatorChange) -> None:
-    effective = height + view.params.validator_change_delay
-    key = height_key(effective)
-    view.put("valset_change", key, [*(view.get("valset_change", key) or []), change])
-
-
-def schedule_validator_removal(view: Overlay, address: Address, height: Height) -> None:
-    _schedule(view, height, ValidatorChange("remove", address, None, 0))
 
 
 def tick_proposals(view: Overlay, now: TimeMs) -> None:

@@ -12,7 +12,8 @@ from dataclasses import replace
 from chain.context import TxContext
 from chain.crypto import address_to_text
 from chain.errors import InvalidTransaction
-from chain.records import Account, Claim, Job, JobStatus, Outcome, Verdict, VoteRecord
+from chain.penalties import ban, forfeit_no_shows
+from chain.records import Claim, Job, JobStatus, Outcome, Verdict, VoteRecord
 from chain.state import Overlay
 from chain.train.challenge import ChallengeAnswer, turn_rewards
 from chain.train.holdout import rules as holdout_rules
@@ -28,7 +29,6 @@ from chain.transactions import (
     vote_commitment,
 )
 from chain.types import Address, Amount, Hash32, Height, TimeMs
-from chain.verifiers.rules import forfeit_bond, forfeit_no_shows
 
 MAX_QUORUM_PERMILLE = 667
 """[JOB-POST.1] The largest quorum a job may ask for: blocking it must take more than a third
@@ -474,19 +474,6 @@ def settle(view: Overlay, job: Job, status: JobStatus) -> Job:
             view.put_account(job.submitter, refunded)
     view.delete("active_job", job.job_id)
     return replace(job, status=status, escrow=Amount(0), current=None, phase_deadline_ms=TimeMs(0))
-
-
-def ban(view: Overlay, address: Address, height: Height) -> None:
-    """[JOB-BAN.1] A proven cheater is banned; all its credits, its verifier bond
-    included, are burned."""
-    from chain.governance.rules import schedule_validator_removal
-
-    account = view.account(address)
-    view.add_burned(account.balance)
-    view.put_account(address, Account(balance=Amount(0), nonce=account.nonce, banned=True))
-    forfeit_bond(view, address)
-    if address in view.validators():
-        schedule_validator_removal(view, address, height)
 
 
 def tick_job(view: Overlay, job: Job, now: TimeMs, height: Height) -> Job:

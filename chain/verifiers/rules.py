@@ -68,22 +68,3 @@ def apply_verifier_leave(view: Overlay, sender: Address, body: VerifierLeave,
     view.put_account(sender, Account(Amount(account.balance + bond), account.nonce,
                                      account.banned))
     view.delete("verifier", sender)
-
-
-def forfeit_bond(view: Overlay, address: Address) -> None:
-    """[VERIFY-FORFEIT.1] The bond is burned and the member leaves the verifier set."""
-    bond = view.verifier_bond(address)
-    if bond is None:
-        return
-    view.add_burned(bond)
-    view.delete("verifier", address)
-
-
-def forfeit_no_shows(view: Overlay, job: Job) -> tuple[Address, ...]:
-    """[VOTE-NOSHOW.1] Eligible voters of a turn that reached a verdict and opened no vote
-    forfeit their bonds. Returns them, sorted."""
-    opened = {v.voter for v in job.votes if v.revealed}
-    missing = tuple(a for a in job.eligible_voters if a not in opened)
-    for address in missing:
-        forfeit_bond(view, address)
-    return missing

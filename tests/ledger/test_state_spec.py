@@ -209,8 +209,8 @@ def test_single_validator_proposal_executes_at_once_and_is_never_stored() -> Non
 
 def test_key_written_with_its_old_value_is_still_a_change() -> None:
     """[STATE-CHANGES.1] A ban of an empty account writes meta burned unchanged (+0)."""
+    from chain.penalties import ban
     from chain.state import Overlay
-    from chain.train.rules import ban
 
     chain = Chain(validators=1)
     view = Overlay(chain.state)

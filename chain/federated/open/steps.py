@@ -30,11 +30,12 @@ from chain.federated.private.tx import is_private, phase_after_commit
 from chain.federated.rewards import job_outliers, payout
 from chain.federated.rounds import FLTRUST
 from chain.federated.spec import FederatedSpec
+from chain.penalties import ban
 from chain.records import Account, Job, JobStatus
 from chain.state import Overlay
 from chain.train.holdout.rules import SPLIT_DELAY
 from chain.train.holdout.split import split_seed
-from chain.train.rules import ban, settle
+from chain.train.rules import settle
 from chain.types import Address, Amount, Hash32, Height, TimeMs
 
 ACCEPT, REJECT, UNDECIDED = "accepted", "rejected", "undecided"

@@ -37,11 +37,9 @@ from chain.federated.spec import OPEN, PRIVATE
 from chain.jobspec import FEDERATED_V1
 from chain.records import Job, JobStatus
 from chain.state import Overlay
-from chain.train import rules as job_rules
 from chain.train.holdout import rules as holdout_rules
 from chain.transactions import PostJob, VerifierLeave
 from chain.types import Address, Hash32, TimeMs
-from chain.verifiers import rules as verifier_rules
 
 
 def _reject(code: str, message: str) -> InvalidTransaction:
@@ -49,10 +47,10 @@ def _reject(code: str, message: str) -> InvalidTransaction:
 
 
 def apply_post_job(view: Overlay, sender: Address, body: PostJob, ctx: TxContext) -> None:
-    """[JOB-POST.1] for every kind; then [TX-FED.1] for federated/v1: the holdout deposit's
-    bound [HOLDOUT-POST.1] (``deposit_too_small``, ``window_too_short``), the round windows
-    (``window_too_short``); the job runs rounds (status ``federated``), not a race."""
-    job_rules.apply_post_job(view, sender, body, ctx)
+    """[TX-FED.1] for federated/v1, after [JOB-POST.1] posted the job (the registry runs
+    both, in that order): the holdout deposit's bound [HOLDOUT-POST.1]
+    (``deposit_too_small``, ``window_too_short``), the round windows (``window_too_short``);
+    the job runs rounds (status ``federated``), not a race."""
     spec = body.spec
     fed = spec.federated
     if spec.kind != FEDERATED_V1 or fed is None:
@@ -83,17 +81,17 @@ def aggregating(view: Overlay, address: Address) -> FedJob | None:
     return None
 
 
-def apply_verifier_leave(view: Overlay, sender: Address, body: VerifierLeave,
+def check_verifier_leave(view: Overlay, sender: Address, body: VerifierLeave,
                          ctx: TxContext) -> None:
-    """[VERIFY-LEAVE.1] as for every verifier, and [FED-ROUND.3]: a drawn aggregator keeps
-    its bond from the draw until its aggregate's verdict (``verifying``, checked after
-    ``not_verifier``), so a wrong aggregate's poster cannot take its bond out first."""
+    """[FED-ROUND.3], before [VERIFY-LEAVE.1] (the registry runs both, in that order): a
+    drawn aggregator keeps its bond from the draw until its aggregate's verdict
+    (``verifying``, only for a verifier, so ``not_verifier`` still comes first), so a wrong
+    aggregate's poster cannot take its bond out first."""
     if view.verifier_bond(sender) is not None:
         fed = aggregating(view, sender)
         if fed is not None:
             raise _reject("verifying", f"the drawn aggregator of job {fed.job_id.hex()} round "
                                        f"{fed.round}; leave after its verdict")
-    verifier_rules.apply_verifier_leave(view, sender, body, ctx)
 
 
 def _require(view: Overlay, job_id: Hash32) -> tuple[Job, FedJob]:
