@@ -254,28 +254,6 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
-class Proposal:
-    """A governance proposal waiting for more than two thirds of validator power."""
-
-    proposal_id: Hash32
-    proposer: Address
-    action: Any  # chain.transactions.GovernanceAction (kept loose to avoid an import cycle)
-    created_ms: TimeMs
-    approvals: tuple[Address, ...]
-
-    def to_wire(self) -> list[Any]:
-        return [self.proposal_id, self.proposer, self.action.to_wire(), self.created_ms,
-                list(self.approvals)]
-
-    @classmethod
-    def from_wire(cls, a: list[Any]) -> Proposal:
-        from chain.transactions import GovernanceAction
-
-        return cls(Hash32(a[0]), Address(a[1]), GovernanceAction.from_wire(a[2]),
-                   TimeMs(a[3]), tuple(Address(x) for x in a[4]))
-
-
-@dataclass(frozen=True, slots=True)
 class ValidatorChange:
     """A validator-set change approved by governance, effective at ``height``."""
 

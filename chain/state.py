@@ -23,8 +23,9 @@ from typing import Any
 from chain.encoding import decode, encode
 from chain.federated.open.records import FedJob, FedRound
 from chain.federated.private.records import FedPrivate
+from chain.governance.records import Proposal
 from chain.predict.records import DeployedModel, Prediction
-from chain.records import Account, Job, Params, Proposal, Validator, ValidatorChange
+from chain.records import Account, Job, Params, Validator, ValidatorChange
 from chain.train.holdout.records import HoldoutState
 from chain.types import EMPTY_HASH, Address, Amount, Hash32, Height, TimeMs
 

@@ -29,3 +29,8 @@ PUBKEY_LEN = 33
 SIGNATURE_LEN = 64
 MAX_AMOUNT = 2**63 - 1
 EMPTY_HASH = Hash32(b"\x00" * HASH_LEN)
+
+DOMAIN = "learningchain/v1"
+"""The chain-wide domain of every signed or hashed encoding [TX-SIG.1]."""
+SALT_LEN = 32
+"""The salt of every commitment carried by a transaction."""

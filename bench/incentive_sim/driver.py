@@ -19,21 +19,19 @@ from chain.genesis import Genesis, genesis_state
 from chain.jobspec import JobSpec, ParamSpec, ResourceLimits, VotingParams
 from chain.records import Job, Params
 from chain.state import State
-from chain.transactions import (
-    Body,
+from chain.train.bodies import (
     ClaimLoss,
     PostJob,
     RevealModel,
-    SignedTransaction,
-    VerifierJoin,
     VoteCommit,
     VoteReveal,
     model_commitment,
-    sign_transaction,
     vote_commitment,
 )
+from chain.transactions import Body, SignedTransaction, sign_transaction
 from chain.transition import SignatureCache, advance, apply_block, build_block
 from chain.types import Address, Amount, Hash32, TimeMs
+from chain.verifiers.bodies import VerifierJoin
 
 GENESIS_TIME_MS = 1_700_000_000_000
 BLOCK_MS = 1_000

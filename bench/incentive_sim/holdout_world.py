@@ -28,16 +28,15 @@ from bench.incentive_sim.holdout_agents import (
 )
 from chain.jobspec import TRAIN_V3, DataRef, Holdout, JobSpec
 from chain.records import Job, JobStatus, Outcome, Params
+from chain.train.bodies import PostJob, VoteCommit
 from chain.train.challenge import challenge_seed
-from chain.train.holdout.records import HoldoutState
-from chain.transactions import (
+from chain.train.holdout.bodies import (
     HoldoutPublish,
     HoldoutReveal,
     HoldoutVoteReveal,
-    PostJob,
-    VoteCommit,
     holdout_vote_commitment,
 )
+from chain.train.holdout.records import HoldoutState
 from chain.types import Amount, Hash32
 
 MEMBER_BALANCE = 1_000

@@ -27,8 +27,9 @@ from bench.incentive_sim.agents import (
 )
 from bench.incentive_sim.driver import BLOCK_MS, ChainDriver, Voting, job_spec
 from chain.records import Job, JobStatus, Outcome, Params
+from chain.train.bodies import PostJob, VoteReveal
 from chain.train.challenge import ChallengeAnswer, challenge_seed, turn_rewards
-from chain.transactions import PostJob, SignedTransaction, VoteReveal
+from chain.transactions import SignedTransaction
 from chain.types import Address, Hash32
 
 MEMBER_BALANCE = 1_000

@@ -12,9 +12,9 @@ from __future__ import annotations
 from chain.context import TxContext
 from chain.encoding import decode
 from chain.errors import ChainError, InvalidTransaction
+from chain.governance.bodies import Evidence
 from chain.penalties import ban
 from chain.state import Overlay
-from chain.transactions import Evidence
 from chain.types import Address
 
 EVIDENCE_MAX_AGE = 100_000

@@ -13,10 +13,11 @@ from dataclasses import replace
 from chain.context import TxContext
 from chain.crypto import address_from_pubkey, address_to_text
 from chain.errors import InvalidTransaction
+from chain.governance.bodies import GovernanceAction, GovernanceApprove, GovernancePropose
+from chain.governance.records import Proposal
 from chain.penalties import schedule_validator_change, schedule_validator_removal
-from chain.records import Proposal, Validator, ValidatorChange
+from chain.records import Validator, ValidatorChange
 from chain.state import Overlay, height_key
-from chain.transactions import GovernanceAction, GovernanceApprove, GovernancePropose
 from chain.types import Address, Height, PublicKeyBytes, TimeMs
 
 

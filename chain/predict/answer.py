@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from chain.encoding import INT_MIN, encode
 from chain.errors import FieldError
 from chain.predict.params import MAX_INLINE_VALUES
-from chain.transactions import DOMAIN
-from chain.types import Address, Hash32
+from chain.types import DOMAIN, Address, Hash32
 
 SALT_LEN = 32
 INT64_MAX = 2**63 - 1

@@ -12,8 +12,7 @@ from collections.abc import Iterable
 
 from chain.encoding import encode
 from chain.errors import InvalidTransaction
-from chain.transactions import DOMAIN
-from chain.types import Address, Hash32
+from chain.types import DOMAIN, Address, Hash32
 
 _SPACE = 1 << 256
 

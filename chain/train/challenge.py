@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from chain.blocks import Block
 from chain.encoding import encode
-from chain.transactions import RevealModel
+from chain.train.bodies import RevealModel
 from chain.types import Address, Hash32
 
 DOMAIN = "learningchain/v1"

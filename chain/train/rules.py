@@ -15,11 +15,7 @@ from chain.errors import InvalidTransaction
 from chain.penalties import ban, forfeit_no_shows
 from chain.records import Claim, Job, JobStatus, Outcome, Verdict, VoteRecord
 from chain.state import Overlay
-from chain.train.challenge import ChallengeAnswer, turn_rewards
-from chain.train.holdout import rules as holdout_rules
-from chain.train.holdout.records import HoldoutState, HoldoutStatus
-from chain.train.verdict import unpaid_ending, verdict_of, voter_votes
-from chain.transactions import (
+from chain.train.bodies import (
     ClaimLoss,
     PostJob,
     RevealModel,
@@ -28,6 +24,10 @@ from chain.transactions import (
     model_commitment,
     vote_commitment,
 )
+from chain.train.challenge import ChallengeAnswer, turn_rewards
+from chain.train.holdout import rules as holdout_rules
+from chain.train.holdout.records import HoldoutState, HoldoutStatus
+from chain.train.verdict import unpaid_ending, verdict_of, voter_votes
 from chain.types import Address, Amount, Hash32, Height, TimeMs
 
 MAX_QUORUM_PERMILLE = 667

@@ -18,8 +18,8 @@ from chain.crypto import address_to_text
 from chain.errors import InvalidTransaction
 from chain.records import Account, Job, JobStatus
 from chain.state import Overlay, StateReader
-from chain.transactions import VerifierJoin, VerifierLeave
 from chain.types import Address, Amount
+from chain.verifiers.bodies import VerifierJoin, VerifierLeave
 
 VOTING = (JobStatus.VOTE_COMMIT, JobStatus.VOTE_REVEAL)
 

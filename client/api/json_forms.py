@@ -17,26 +17,20 @@ from typing import Any
 from chain.blocks import Block
 from chain.crypto import address_from_pubkey, address_from_text, address_to_text
 from chain.errors import InvalidAddress
-from chain.jobspec import DataRef, Holdout, JobSpec
-from chain.records import SETTLED, Claim, Job, JobStatus, Params, Proposal, Verdict, VoteRecord
-from chain.train.holdout.records import HoldoutState, HoldoutStatus
-from chain.train.holdout.rules import choose_winner
-from chain.transactions import (
-    ClaimLoss,
+from chain.governance.bodies import (
     Evidence,
     GovernanceAction,
     GovernanceApprove,
     GovernancePropose,
-    HoldoutPublish,
-    HoldoutReveal,
-    HoldoutVoteReveal,
-    PostJob,
-    RevealModel,
-    SignedTransaction,
-    Transfer,
-    VoteCommit,
-    VoteReveal,
 )
+from chain.governance.records import Proposal
+from chain.jobspec import DataRef, Holdout, JobSpec
+from chain.records import SETTLED, Claim, Job, JobStatus, Params, Verdict, VoteRecord
+from chain.train.bodies import ClaimLoss, PostJob, RevealModel, VoteCommit, VoteReveal
+from chain.train.holdout.bodies import HoldoutPublish, HoldoutReveal, HoldoutVoteReveal
+from chain.train.holdout.records import HoldoutState, HoldoutStatus
+from chain.train.holdout.rules import choose_winner
+from chain.transactions import SignedTransaction, Transfer
 from chain.types import Address
 from client.api.fed_json import fed_body_json
 from client.api.predict_json import predict_body_json

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chain.governance.bodies import GOV_ACTIONS
 from chain.jobspec import (
     JOB_KINDS,
     MAX_ARG_LEN,
@@ -35,7 +36,7 @@ from chain.jobspec import (
 )
 from chain.records import JobStatus, Outcome
 from chain.train.holdout.records import HoldoutStatus
-from chain.transactions import BODY_TYPES, GOV_ACTIONS, MAX_NONCE, MAX_TX_SIZE
+from chain.transactions import BODY_TYPES, MAX_NONCE, MAX_TX_SIZE
 from client.api.limits import (
     API_PREFIX,
     JOB_STATUS_FILTERS,

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chain.transactions import SALT_LEN
-from chain.types import MAX_AMOUNT
+from chain.types import MAX_AMOUNT, SALT_LEN
 
 S = dict[str, Any]
 

@@ -12,7 +12,8 @@ from typing import Any
 import click
 
 from chain.crypto import address_to_text
-from chain.transactions import GovernanceAction, GovernanceApprove, GovernancePropose, Transfer
+from chain.governance.bodies import GovernanceAction, GovernanceApprove, GovernancePropose
+from chain.transactions import Transfer
 from chain.types import Address, Amount, Hash32, PublicKeyBytes
 from client.cli.common import (
     ADDRESS,

@@ -23,7 +23,7 @@ import click
 
 from chain.crypto import PrivateKey, address_to_text
 from chain.jobspec import DataRef, Holdout
-from chain.transactions import HoldoutPublish, HoldoutReveal
+from chain.train.holdout.bodies import HoldoutPublish, HoldoutReveal
 from chain.types import Amount, Hash32
 from client.api.http_client import ApiClient, ApiError
 from client.cli.common import UserError, iso_time, send, user_errors, when

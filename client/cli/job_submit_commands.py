@@ -22,7 +22,7 @@ import click
 from chain.content import blob_id_of_bytes
 from chain.errors import DecodeError
 from chain.jobspec import DataRef, Holdout, JobSpec, ParamSpec, VotingParams
-from chain.transactions import PostJob
+from chain.train.bodies import PostJob
 from chain.types import Amount, Hash32, TimeMs
 from client.api.http_client import ApiClient
 from client.cli import holdout_duties, job_federated

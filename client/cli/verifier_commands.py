@@ -13,7 +13,8 @@ from typing import Any
 import click
 
 from chain.crypto import address_to_text
-from chain.transactions import Body, VerifierJoin, VerifierLeave
+from chain.transactions import Body
+from chain.verifiers.bodies import VerifierJoin, VerifierLeave
 from client.cli.common import (
     client_for,
     emit,

@@ -26,7 +26,7 @@ from chain.federated.rounds import Aggregation
 from chain.federated.spec import FEDERATED_V1, FederatedSpec
 from chain.jobspec import Holdout, JobSpec, ParamSpec, ResourceLimits, VotingParams
 from chain.keyfile import read_key_file
-from chain.transactions import PostJob
+from chain.train.bodies import PostJob
 from chain.types import Amount, Hash32, TimeMs
 from client.api.http_client import ApiClient, ApiError
 from client.cli.common import send

@@ -27,11 +27,12 @@ from chain.crypto import PrivateKey
 from chain.encoding import decode, encode
 from chain.errors import ChainError, DecodeError
 from chain.genesis import Genesis
+from chain.governance.bodies import Evidence
 from chain.keyfile import read_key_file
 from chain.ledger import Ledger
 from chain.mempool import AddResult, Admission, Mempool, MempoolLimits
 from chain.storage import sqlite_url
-from chain.transactions import Evidence, SignedTransaction, sign_transaction
+from chain.transactions import SignedTransaction, sign_transaction
 from chain.types import Address
 from client.api.server import ApiServer
 from client.federated.member_node import FederatedMember

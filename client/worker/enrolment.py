@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 
 from chain.state import StateReader
-from chain.transactions import Body, VerifierJoin, VerifierLeave
+from chain.transactions import Body
 from chain.types import Address
+from chain.verifiers.bodies import VerifierJoin, VerifierLeave
 from chain.verifiers.rules import voting_on
 from client.node.handle import NodeHandle
 from client.worker.outbox import Action, Outbox

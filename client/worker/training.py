@@ -27,7 +27,7 @@ from pathlib import Path
 from chain.content import blob_id_of_file
 from chain.crypto import PrivateKey
 from chain.records import Job, JobStatus
-from chain.transactions import ClaimLoss, model_commitment
+from chain.train.bodies import ClaimLoss, model_commitment
 from chain.types import Address, Hash32
 from client.node.config import WorkerPolicy
 from client.node.handle import NodeHandle

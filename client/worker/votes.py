@@ -52,14 +52,9 @@ from pathlib import Path
 
 from chain.crypto import address_to_text
 from chain.records import Job, JobStatus
+from chain.train.bodies import VoteCommit, VoteReveal, vote_commitment
 from chain.train.challenge import challenge_seed, reveal_block_hash
-from chain.transactions import (
-    HoldoutVoteReveal,
-    VoteCommit,
-    VoteReveal,
-    holdout_vote_commitment,
-    vote_commitment,
-)
+from chain.train.holdout.bodies import HoldoutVoteReveal, holdout_vote_commitment
 from chain.types import Address, Hash32
 from client.node.config import WorkerPolicy
 from client.node.handle import NodeHandle

@@ -33,7 +33,7 @@ import logging
 
 from chain.crypto import PrivateKey, address_to_text
 from chain.records import SETTLED, Job, JobStatus, Outcome, Verdict
-from chain.transactions import ClaimLoss, RevealModel
+from chain.train.bodies import ClaimLoss, RevealModel
 from chain.types import Address, Hash32
 from client.node.config import WorkerPolicy
 from client.node.handle import CommittedBlock, NodeHandle

@@ -13,7 +13,8 @@ from typing import Any
 
 from chain.crypto import PrivateKey
 from chain.keyfile import read_key_file
-from chain.transactions import Body, VoteCommit, VoteReveal, vote_commitment
+from chain.train.bodies import VoteCommit, VoteReveal, vote_commitment
+from chain.transactions import Body
 from chain.types import Hash32
 from client.api.http_client import ApiClient
 from client.devnet.network import NetworkLayout

@@ -19,14 +19,9 @@ from chain.blocks import Block
 from chain.content import blob_id_of_bytes
 from chain.crypto import address_to_text
 from chain.encoding import decode
-from chain.transactions import (
-    ClaimLoss,
-    GovernanceAction,
-    GovernancePropose,
-    PostJob,
-    Transfer,
-    sign_transaction,
-)
+from chain.governance.bodies import GovernanceAction, GovernancePropose
+from chain.train.bodies import ClaimLoss, PostJob
+from chain.transactions import Transfer, sign_transaction
 from chain.types import Amount, Hash32
 from client.api.openapi import openapi_document
 from client.api.server import API_PREFIX

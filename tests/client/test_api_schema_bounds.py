@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from chain.errors import DecodeError
+from chain.governance.bodies import GOV_ACTIONS
 from chain.jobspec import JOB_KINDS, PARAM_KINDS, JobSpec
 from chain.records import JobStatus, Outcome
-from chain.transactions import GOV_ACTIONS, Transfer
+from chain.transactions import Transfer
 from client.api.openapi import openapi_document
 from tests.ledger.harness import job_spec
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from chain.records import JobStatus
-from chain.transactions import PostJob
+from chain.train.bodies import PostJob
 from client.api.openapi import openapi_document
 from client.api.state_routes import supply_json
 from tests.client.test_api_support import check_schema

@@ -22,8 +22,7 @@ import pytest
 
 from chain.content import blob_id_of_file
 from chain.crypto import PrivateKey, address_to_text
-from chain.transactions import (
-    Body,
+from chain.train.bodies import (
     ClaimLoss,
     PostJob,
     RevealModel,
@@ -32,6 +31,7 @@ from chain.transactions import (
     model_commitment,
     vote_commitment,
 )
+from chain.transactions import Body
 from chain.types import Hash32
 from client.api.http_client import ApiClient
 from tests.client.test_api_support import ApiThread, future_spec

@@ -23,7 +23,8 @@ import aiohttp
 from chain.blocks import Block
 from chain.crypto import PrivateKey, address_to_text
 from chain.genesis import Genesis
-from chain.transactions import Body, ClaimLoss, PostJob, Transfer, sign_transaction
+from chain.train.bodies import ClaimLoss, PostJob
+from chain.transactions import Body, Transfer, sign_transaction
 from chain.types import Amount, Hash32
 from client.api.openapi import openapi_document
 from client.api.server import API_PREFIX, ApiServer

@@ -35,8 +35,9 @@ from typing import Any
 
 from chain.crypto import address_to_text
 from chain.jobspec import JobSpec
-from chain.transactions import ClaimLoss, PostJob, RevealModel, VerifierJoin, model_commitment
+from chain.train.bodies import ClaimLoss, PostJob, RevealModel, model_commitment
 from chain.types import Hash32
+from chain.verifiers.bodies import VerifierJoin
 from client.api.http_client import ApiClient
 from client.devnet.network import NetworkLayout
 from client.devnet.processes import down, up

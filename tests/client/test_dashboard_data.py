@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 
 from chain.jobspec import TRAIN_V2, DataRef
-from chain.transactions import PostJob
+from chain.train.bodies import PostJob
 from chain.types import Hash32
 from client.api.http_client import ApiClient
 from tests.client.browser import headless_page

@@ -37,17 +37,17 @@ import pytest
 
 from chain.crypto import address_to_text
 from chain.jobspec import JobSpec
-from chain.transactions import (
+from chain.train.bodies import (
     ClaimLoss,
     PostJob,
     RevealModel,
-    VerifierJoin,
     VoteCommit,
     VoteReveal,
     model_commitment,
     vote_commitment,
 )
 from chain.types import Hash32
+from chain.verifiers.bodies import VerifierJoin
 from client.api.http_client import ApiClient
 from client.devnet.network import NetworkLayout
 from client.devnet.processes import down, up

@@ -25,7 +25,7 @@ from chain.federated.open.reads import (
 from chain.federated.open.records import FedJob, FedPhase
 from chain.federated.rounds import Aggregation, aggregate_round, apply_aggregate
 from chain.federated.spec import FEDERATED_V1
-from chain.transactions import PostJob
+from chain.train.bodies import PostJob
 from chain.types import Hash32
 from tests.client.test_models_api_support import step
 from tests.federated.fed_ledger_story import DIMS, INITIAL, SCALE, UPDATES, fed_spec, salt_of

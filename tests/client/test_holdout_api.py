@@ -13,10 +13,11 @@ import pytest
 
 from chain.crypto import address_to_text
 from chain.jobspec import TRAIN_V3, DataRef, Holdout
+from chain.train.bodies import PostJob
+from chain.train.holdout.bodies import HoldoutPublish
 from chain.train.holdout.records import Finalist, HoldoutState, HoldoutStatus
 from chain.train.holdout.rules import choose_winner
 from chain.train.holdout.split import split_seed
-from chain.transactions import HoldoutPublish, PostJob
 from chain.types import Address, Amount, Hash32, Height
 from client.api.http_client import ApiClient
 from client.api.json_forms import hidden_leaderboard_json, holdout_json, job_json

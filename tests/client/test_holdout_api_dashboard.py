@@ -17,16 +17,12 @@ import pytest
 
 from chain.crypto import PrivateKey, address_to_text
 from chain.jobspec import TRAIN_V3, DataRef, Holdout
-from chain.transactions import (
-    ClaimLoss,
+from chain.train.bodies import ClaimLoss, PostJob, RevealModel, VoteCommit, model_commitment
+from chain.train.holdout.bodies import (
     HoldoutPublish,
     HoldoutReveal,
     HoldoutVoteReveal,
-    PostJob,
-    RevealModel,
-    VoteCommit,
     holdout_vote_commitment,
-    model_commitment,
 )
 from chain.types import Amount, Hash32
 from client.api.http_client import ApiClient

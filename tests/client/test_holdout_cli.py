@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from chain.train.bodies import ClaimLoss
 from chain.train.holdout.split import hidden_indices, public_indices
-from chain.transactions import ClaimLoss
 from chain.types import Hash32
 from client.api.http_client import ApiClient
 from sandbox.holdout_blob import open_part

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from chain.jobspec import TRAIN_V3, DataRef, Holdout
-from chain.transactions import ClaimLoss, PostJob
+from chain.train.bodies import ClaimLoss, PostJob
 from chain.types import Amount, Hash32
 from client.api.http_client import ApiClient
 from client.cli.holdout_duties import secret_path

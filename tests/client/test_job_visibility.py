@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from chain.crypto import address_to_text
-from chain.transactions import ClaimLoss, PostJob, RevealModel, model_commitment
+from chain.train.bodies import ClaimLoss, PostJob, RevealModel, model_commitment
 from chain.types import Hash32
 from client.api.http_client import ApiClient, ApiError
 from client.api.openapi import openapi_document

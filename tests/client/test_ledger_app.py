@@ -11,10 +11,11 @@ from chain.consensus.certificate import Decision, certificate_from_precommits
 from chain.consensus.errors import InvalidCertificate
 from chain.consensus.messages import PRECOMMIT, sign_vote
 from chain.crypto import PrivateKey
+from chain.governance.bodies import GovernanceAction, GovernancePropose
 from chain.ledger import Ledger
 from chain.mempool import Mempool
 from chain.storage import sqlite_url
-from chain.transactions import GovernanceAction, GovernancePropose, Transfer, sign_transaction
+from chain.transactions import Transfer, sign_transaction
 from chain.types import Amount, Height, Round, TimeMs
 from client.node.ledger_app import LedgerApp, NodeHalted
 from tests.ledger.harness import GENESIS_TIME, make_genesis
@@ -122,7 +123,7 @@ def test_validator_set_of_next_height_includes_scheduled_changes(tmp_path: Path)
         if height == 1:
             proposal_id = next(iter(app.ledger.state.keys("proposal")), None)
             assert proposal_id is not None
-            from chain.transactions import GovernanceApprove
+            from chain.governance.bodies import GovernanceApprove
 
             for i in (1, 2):
                 txs.append(sign_transaction(keys[f"v{i}"], chain_id, 0,

@@ -27,16 +27,16 @@ from chain.predict.bodies import (
 from chain.predict.model import InputSchema, OutputSchema
 from chain.predict.request import PredictionRequest
 from chain.records import JobStatus
-from chain.transactions import (
+from chain.train.bodies import (
     ClaimLoss,
     PostJob,
     RevealModel,
     VoteCommit,
     VoteReveal,
     model_commitment,
-    sign_transaction,
     vote_commitment,
 )
+from chain.transactions import sign_transaction
 from chain.types import Amount, Hash32
 from tests.client.test_api_support import future_spec
 from tests.framework.solo import SoloNode

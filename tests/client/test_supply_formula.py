@@ -12,7 +12,7 @@ were) would not add up on this state.
 from __future__ import annotations
 
 from chain.predict.params import PREDICT_BOND
-from chain.transactions import PostJob
+from chain.train.bodies import PostJob
 from client.api.state_routes import supply_json
 from tests.ledger.harness import Chain, job_spec
 from tests.predict.ledger_story import RIGHT, WRONG, answer_round, names, ready, send_request

@@ -36,7 +36,7 @@ from click.testing import CliRunner, Result
 
 from chain.crypto import PrivateKey, address_to_text
 from chain.jobspec import ParamSpec
-from chain.transactions import PostJob
+from chain.train.bodies import PostJob
 from client.api.http_client import ApiClient
 from client.api.openapi import openapi_document
 from client.cli.inert import inert

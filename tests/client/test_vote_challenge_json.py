@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from chain.crypto import PrivateKey
 from chain.records import VoteRecord
-from chain.transactions import HoldoutVoteReveal, VoteReveal, sign_transaction
+from chain.train.bodies import VoteReveal
+from chain.train.holdout.bodies import HoldoutVoteReveal
+from chain.transactions import sign_transaction
 from chain.types import Hash32
 from client.api.json_forms import body_json, tx_json, vote_json
 from client.api.openapi import openapi_document

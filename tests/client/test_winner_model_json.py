@@ -8,7 +8,7 @@ from pathlib import Path
 
 from chain.jobspec import TRAIN_V3, DataRef
 from chain.records import JobStatus, Outcome, Verdict
-from chain.transactions import PostJob
+from chain.train.bodies import PostJob
 from chain.types import Address, Hash32, TimeMs
 from client.api.http_client import ApiClient
 from client.api.json_forms import job_json

@@ -29,13 +29,8 @@ import pytest
 from chain.crypto import PrivateKey
 from chain.jobspec import TRAIN_V2, DataRef, JobSpec, ParamSpec, ResourceLimits, VotingParams
 from chain.records import SETTLED, Job, JobStatus, Outcome
-from chain.transactions import (
-    ClaimLoss,
-    PostJob,
-    RevealModel,
-    model_commitment,
-    sign_transaction,
-)
+from chain.train.bodies import ClaimLoss, PostJob, RevealModel, model_commitment
+from chain.transactions import sign_transaction
 from chain.types import Address, Amount, Hash32, TimeMs
 from client.node.config import WorkerPolicy
 from client.worker.policy import sandbox_limits

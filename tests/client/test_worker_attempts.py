@@ -19,7 +19,8 @@ from typing import Any, cast
 import pytest
 
 from chain.jobspec import JobSpec
-from chain.transactions import PostJob, sign_transaction
+from chain.train.bodies import PostJob
+from chain.transactions import sign_transaction
 from chain.types import TimeMs
 from client.node.config import WorkerPolicy
 from client.worker.worker import Worker

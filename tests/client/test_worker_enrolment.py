@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chain.transactions import VerifierJoin, VerifierLeave
+from chain.verifiers.bodies import VerifierJoin, VerifierLeave
 from client.worker.enrolment import Enrolment, enrolment_change
 from client.worker.outbox import Outbox
 from tests.framework.solo import SoloNode
@@ -60,7 +60,7 @@ def test_work_verify_1_what_the_state_calls_for() -> None:
 
 def test_work_verify_1_no_leave_while_an_eligible_voter() -> None:
     """[WORK-VERIFY.1] [VERIFY-LEAVE.1] The worker waits for the verdict before leaving."""
-    from chain.transactions import PostJob
+    from chain.train.bodies import PostJob
     from tests.ledger.harness import job_spec
 
     chain = Chain(validators=1, members=("submitter", "alice", "bob"))

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from chain.crypto import PrivateKey
 from chain.records import Job, JobStatus, VoteRecord
-from chain.transactions import HoldoutVoteReveal, holdout_vote_commitment
+from chain.train.holdout.bodies import HoldoutVoteReveal, holdout_vote_commitment
 from chain.types import Amount, Hash32, Height, TimeMs
 from client.worker.state import WorkerState
 from client.worker.votes import Verifier

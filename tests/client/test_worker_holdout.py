@@ -21,14 +21,9 @@ import pytest
 
 from chain.jobspec import TRAIN_V3, DataRef, Holdout, JobSpec, ParamSpec
 from chain.records import JobStatus, Outcome
+from chain.train.bodies import ClaimLoss, RevealModel, model_commitment
+from chain.train.holdout.bodies import HoldoutPublish, HoldoutReveal
 from chain.train.holdout.records import HoldoutStatus
-from chain.transactions import (
-    ClaimLoss,
-    HoldoutPublish,
-    HoldoutReveal,
-    RevealModel,
-    model_commitment,
-)
 from chain.types import Amount, Hash32, TimeMs
 from client.worker.policy import sandbox_limits
 from client.worker.worker import Worker

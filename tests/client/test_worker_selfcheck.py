@@ -31,7 +31,8 @@ import pytest
 
 from chain.crypto import PrivateKey
 from chain.jobspec import JobSpec, ParamSpec, ResourceLimits, VotingParams
-from chain.transactions import PostJob, sign_transaction
+from chain.train.bodies import PostJob
+from chain.transactions import sign_transaction
 from chain.types import Amount, Hash32, TimeMs
 from client.node.config import WorkerPolicy
 from client.worker.attempt_log import job_attempts

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from chain.crypto import address_to_text
-from chain.transactions import ClaimLoss, model_commitment
+from chain.train.bodies import ClaimLoss, model_commitment
 from chain.types import Address, Hash32
 from client.node.config import WorkerPolicy
 from client.worker.state import (

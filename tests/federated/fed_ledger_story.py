@@ -24,8 +24,9 @@ from chain.federated.open.records import FedJob, FedPhase
 from chain.federated.rounds import Aggregation, aggregate_round, apply_aggregate
 from chain.federated.spec import FEDERATED_V1, FederatedSpec
 from chain.jobspec import JobSpec
+from chain.train.bodies import PostJob
 from chain.train.holdout.spec import Holdout
-from chain.transactions import PostJob, SignedTransaction
+from chain.transactions import SignedTransaction
 from chain.types import Address, Amount, Hash32
 from tests.ledger.harness import GENESIS_TIME, Chain, job_spec
 

@@ -18,7 +18,7 @@ from chain.federated.blobs import ModelBlob
 from chain.federated.open.reads import aggregate_body, part_body, vote_bodies
 from chain.federated.open.records import FedPhase
 from chain.federated.spec import FEDERATED_V1
-from chain.transactions import PostJob
+from chain.train.bodies import PostJob
 from client.api.http_client import ApiClient
 from tests.client.browser import headless_page, require_browser
 from tests.client.test_api_support import ApiThread

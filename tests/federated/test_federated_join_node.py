@@ -21,7 +21,8 @@ from chain.federated.blobs import ModelBlob, UpdateBlob
 from chain.federated.open.reads import fed_job, part_body
 from chain.federated.spec import FEDERATED_V1
 from chain.keyfile import read_key_file
-from chain.transactions import PostJob, sign_transaction
+from chain.train.bodies import PostJob
+from chain.transactions import sign_transaction
 from chain.types import Hash32
 from client.devnet.network import create_network
 from client.federated.node_loop import FederatedJoin

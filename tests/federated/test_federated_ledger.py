@@ -24,8 +24,9 @@ from chain.federated.open.replay import end_models, replay_plan
 from chain.federated.rewards import payout
 from chain.federated.rounds import Aggregation
 from chain.records import JobStatus
-from chain.transactions import ClaimLoss, PostJob, VerifierLeave
+from chain.train.bodies import ClaimLoss, PostJob
 from chain.types import Hash32
+from chain.verifiers.bodies import VerifierLeave
 from tests.federated.fed_ledger_story import (
     BOUNTY,
     DEPOSIT,

@@ -27,8 +27,10 @@ from chain.federated.open.records import FedPhase
 from chain.federated.spec import FEDERATED_V1
 from chain.keyfile import read_key_file
 from chain.state import StateReader
-from chain.transactions import Body, PostJob, VerifierJoin, sign_transaction
+from chain.train.bodies import PostJob
+from chain.transactions import Body, sign_transaction
 from chain.types import Hash32
+from chain.verifiers.bodies import VerifierJoin
 from client.devnet.network import create_network
 from client.federated.member import Member, VoteStore
 from client.federated.participant import Participant, RoundStore

@@ -24,7 +24,8 @@ from chain.encoding import decode, encode
 from chain.errors import ChainError, DecodeError
 from chain.genesis import Genesis
 from chain.jobspec import JobSpec
-from chain.transactions import ClaimLoss, PostJob, SignedTransaction, Transfer, sign_transaction
+from chain.train.bodies import ClaimLoss, PostJob
+from chain.transactions import SignedTransaction, Transfer, sign_transaction
 from chain.types import Amount, Hash32, Height, Round, TimeMs
 from p2p.handshake import make_identify
 from p2p.wire import Chunk, MalformedFrame, Publish, decode_frame, encode_frame

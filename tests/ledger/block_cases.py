@@ -22,7 +22,8 @@ from chain.errors import InvalidBlock
 from chain.genesis import Genesis, genesis_state
 from chain.records import Params
 from chain.state import State
-from chain.transactions import ClaimLoss, PostJob, SignedTransaction, Transfer, sign_transaction
+from chain.train.bodies import ClaimLoss, PostJob
+from chain.transactions import SignedTransaction, Transfer, sign_transaction
 from chain.transition import advance, apply_block, build_block, execute
 from chain.types import Amount, Hash32, Height, TimeMs
 from tests.ledger.harness import job_spec, make_genesis

@@ -16,16 +16,15 @@ from chain.jobspec import JobSpec, ParamSpec, ResourceLimits, VotingParams
 from chain.ledger import Ledger
 from chain.records import Params
 from chain.state import Overlay, State
-from chain.transactions import (
+from chain.train.bodies import (
     ClaimLoss,
     RevealModel,
-    SignedTransaction,
     VoteCommit,
     VoteReveal,
     model_commitment,
-    sign_transaction,
     vote_commitment,
 )
+from chain.transactions import SignedTransaction, sign_transaction
 from chain.transition import SignatureCache, advance, apply_block, apply_transaction, build_block
 from chain.types import Address, Amount, Hash32, Height, TimeMs
 

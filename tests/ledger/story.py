@@ -33,28 +33,27 @@ from chain.consensus.validators import ValidatorSet
 from chain.crypto import PrivateKey, address_to_text
 from chain.encoding import encode
 from chain.genesis import Genesis, genesis_state
-from chain.jobspec import JobSpec
-from chain.state import Change, State
-from chain.transactions import (
-    ClaimLoss,
+from chain.governance.bodies import (
     Evidence,
     GovernanceAction,
     GovernanceApprove,
     GovernancePropose,
+)
+from chain.jobspec import JobSpec
+from chain.state import Change, State
+from chain.train.bodies import (
+    ClaimLoss,
     PostJob,
     RevealModel,
-    SignedTransaction,
-    Transfer,
-    VerifierJoin,
-    VerifierLeave,
     VoteCommit,
     VoteReveal,
     model_commitment,
-    sign_transaction,
     vote_commitment,
 )
+from chain.transactions import SignedTransaction, Transfer, sign_transaction
 from chain.transition import advance, apply_block, build_block
 from chain.types import Address, Amount, Hash32, Height, Round, TimeMs
+from chain.verifiers.bodies import VerifierJoin, VerifierLeave
 from tests.ledger.harness import job_spec
 
 CHAIN_ID = "vector-chain"

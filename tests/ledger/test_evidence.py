@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chain.consensus.messages import PRECOMMIT, PREVOTE, sign_vote
 from chain.encoding import encode
-from chain.transactions import Evidence
+from chain.governance.bodies import Evidence
 from chain.types import Hash32, Height, Round
 from tests.ledger.harness import Chain
 

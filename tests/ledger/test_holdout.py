@@ -14,17 +14,16 @@ import pytest
 from chain.errors import DecodeError
 from chain.jobspec import TRAIN_V3, DataRef, Holdout, JobSpec
 from chain.records import JobStatus, Outcome
-from chain.train.holdout.records import HoldoutStatus
-from chain.train.holdout.rules import min_deposit
-from chain.train.holdout.split import split_seed
-from chain.transactions import (
+from chain.train.bodies import PostJob, VoteCommit
+from chain.train.holdout.bodies import (
     HoldoutPublish,
     HoldoutReveal,
     HoldoutVoteReveal,
-    PostJob,
-    VoteCommit,
     holdout_vote_commitment,
 )
+from chain.train.holdout.records import HoldoutStatus
+from chain.train.holdout.rules import min_deposit
+from chain.train.holdout.split import split_seed
 from chain.types import Amount, Hash32, TimeMs
 from tests.ledger.harness import GENESIS_TIME, Chain, job_spec
 

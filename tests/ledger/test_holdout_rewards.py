@@ -14,8 +14,9 @@ import os
 from chain.encoding import decode, encode
 from chain.errors import DecodeError
 from chain.records import JobStatus
+from chain.train.bodies import VoteCommit
+from chain.train.holdout.bodies import HoldoutReveal, HoldoutVoteReveal, holdout_vote_commitment
 from chain.train.holdout.records import HoldoutStatus
-from chain.transactions import HoldoutReveal, HoldoutVoteReveal, VoteCommit, holdout_vote_commitment
 from chain.types import Hash32
 from tests.ledger.harness import Chain
 from tests.ledger.test_holdout import HIDDEN, race

@@ -7,8 +7,8 @@ claims rank first filled every slot, so the honest claim behind them was never j
 from __future__ import annotations
 
 from chain.records import JobStatus
+from chain.train.holdout.bodies import HoldoutReveal
 from chain.train.holdout.records import HoldoutStatus
-from chain.transactions import HoldoutReveal
 from chain.types import Hash32
 from tests.ledger.harness import Chain
 from tests.ledger.test_holdout import (

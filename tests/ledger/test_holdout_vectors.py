@@ -34,20 +34,16 @@ from chain.encoding import decode, encode
 from chain.errors import DecodeError
 from chain.jobspec import JobSpec
 from chain.records import Claim, Job, JobStatus
-from chain.train.holdout.records import Finalist, HoldoutStatus
-from chain.train.holdout.rules import fills_slot
-from chain.transactions import (
-    ClaimLoss,
+from chain.train.bodies import ClaimLoss, PostJob, RevealModel, VoteCommit, model_commitment
+from chain.train.holdout.bodies import (
     HoldoutPublish,
     HoldoutReveal,
     HoldoutVoteReveal,
-    PostJob,
-    RevealModel,
-    SignedTransaction,
-    VoteCommit,
     holdout_vote_commitment,
-    model_commitment,
 )
+from chain.train.holdout.records import Finalist, HoldoutStatus
+from chain.train.holdout.rules import fills_slot
+from chain.transactions import SignedTransaction
 from chain.types import Amount, Hash32, Height, TimeMs
 from tests.ledger.harness import Chain
 from tests.ledger.test_holdout import HIDDEN, PUBLIC, v3_spec

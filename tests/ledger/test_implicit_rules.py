@@ -13,9 +13,10 @@ from pathlib import Path
 from chain.consensus.messages import PRECOMMIT, PREVOTE, sign_vote
 from chain.context import TxContext
 from chain.encoding import encode
+from chain.governance.bodies import Evidence
 from chain.records import JobStatus, Outcome, Params
 from chain.state import Overlay
-from chain.transactions import Evidence, PostJob
+from chain.train.bodies import PostJob
 from chain.transition import apply_transaction
 from chain.types import Hash32, Height, Round, TimeMs
 from tests.ledger.harness import GENESIS_TIME, Chain, job_spec

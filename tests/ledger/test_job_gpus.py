@@ -18,7 +18,8 @@ from chain.encoding import decode, encode
 from chain.errors import DecodeError
 from chain.jobspec import MAX_GPUS, MAX_MB, JobSpec, ResourceLimits
 from chain.records import JobStatus
-from chain.transactions import PostJob, SignedTransaction, sign_transaction
+from chain.train.bodies import PostJob
+from chain.transactions import SignedTransaction, sign_transaction
 from tests.ledger.harness import Chain, job_spec
 from tests.ledger.test_job_kinds import v2_spec
 from tests.ledger.vector_files import VECTORS_DIR, check_vector_file

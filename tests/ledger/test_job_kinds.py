@@ -27,7 +27,8 @@ from chain.jobspec import (
 )
 from chain.records import JobStatus
 from chain.state import decode_record
-from chain.transactions import PostJob, SignedTransaction, sign_transaction
+from chain.train.bodies import PostJob
+from chain.transactions import SignedTransaction, sign_transaction
 from chain.types import Hash32
 from tests.ledger.harness import Chain, job_spec
 from tests.ledger.vector_files import VECTORS_DIR, check_vector_file

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chain.records import JobStatus, Outcome
-from chain.transactions import PostJob
+from chain.train.bodies import PostJob
 from tests.ledger.harness import GENESIS_TIME, Chain, job_spec
 
 BOUNTY, REWARD, TURNS = 100, 6, 3

@@ -8,18 +8,12 @@ import pytest
 
 from chain.blocks import Block, tx_root
 from chain.errors import DecodeError, InvalidBlock
+from chain.governance.bodies import GovernanceAction, GovernanceApprove, GovernancePropose
 from chain.jobspec import VotingParams
 from chain.mempool import Mempool
 from chain.records import JobStatus, Outcome
-from chain.transactions import (
-    GovernanceAction,
-    GovernanceApprove,
-    GovernancePropose,
-    PostJob,
-    SignedTransaction,
-    Transfer,
-    sign_transaction,
-)
+from chain.train.bodies import PostJob
+from chain.transactions import SignedTransaction, Transfer, sign_transaction
 from chain.transition import SignatureCache, apply_block, build_block
 from chain.types import Amount, TimeMs
 from tests.ledger.harness import Chain, job_spec

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from chain.ledger import Ledger
 from chain.storage import sqlite_url
-from chain.transactions import PostJob, Transfer
+from chain.train.bodies import PostJob
+from chain.transactions import Transfer
 from chain.types import Amount
 from tests.ledger.harness import MEMBER_NAMES, Chain, job_spec
 

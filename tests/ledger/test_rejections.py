@@ -8,18 +8,10 @@ import pytest
 
 from chain.crypto import PrivateKey
 from chain.errors import DecodeError, InvalidBlock
+from chain.governance.bodies import GovernanceAction, GovernanceApprove, GovernancePropose
 from chain.jobspec import VotingParams
-from chain.transactions import (
-    GovernanceAction,
-    GovernanceApprove,
-    GovernancePropose,
-    PostJob,
-    RevealModel,
-    SignedTransaction,
-    Transfer,
-    VoteCommit,
-    sign_transaction,
-)
+from chain.train.bodies import PostJob, RevealModel, VoteCommit
+from chain.transactions import SignedTransaction, Transfer, sign_transaction
 from chain.transition import apply_block
 from chain.types import Amount, Hash32
 from tests.ledger.harness import GENESIS_TIME, Chain, job_spec

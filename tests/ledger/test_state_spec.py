@@ -19,13 +19,14 @@ from chain import jobspec, records
 from chain.crypto import PrivateKey
 from chain.federated.open import records as fed_records
 from chain.genesis import genesis_records
+from chain.governance.bodies import GovernanceAction, GovernanceApprove, GovernancePropose
 from chain.predict import records as predict_records
 from chain.predict.model import InputSchema
 from chain.predict.request import PredictionRequest
 from chain.records import JobStatus, Outcome
 from chain.state import decode_record
+from chain.train.bodies import PostJob
 from chain.train.holdout import records as holdout_records
-from chain.transactions import GovernanceAction, GovernanceApprove, GovernancePropose, PostJob
 from chain.types import Address, Hash32
 from tests.ledger.harness import Chain, job_spec
 from tests.ledger.story import tell_story

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from chain.genesis import genesis_state
 from chain.ledger import GenesisMismatch, Ledger
 from chain.storage import Storage, StorageError, metadata, sqlite_url
-from chain.transactions import PostJob, Transfer
+from chain.train.bodies import PostJob
+from chain.transactions import Transfer
 from chain.transition import advance, apply_block, build_block
 from chain.types import Amount
 from tests.ledger.harness import Chain, job_spec, make_genesis

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from chain.records import JobStatus, Outcome
-from chain.transactions import ClaimLoss, PostJob, Transfer, VoteCommit
+from chain.train.bodies import ClaimLoss, PostJob, VoteCommit
+from chain.transactions import Transfer
 from chain.types import Amount, Hash32
 from tests.ledger.harness import GENESIS_TIME, Chain, job_spec
 

@@ -21,26 +21,21 @@ from chain.blocks import BlockHeader, merkle_root
 from chain.crypto import PrivateKey, address_to_text
 from chain.encoding import encode
 from chain.genesis import genesis_state
+from chain.governance.bodies import GovernanceAction, GovernanceApprove, GovernancePropose
 from chain.jobspec import JobSpec
-from chain.train.challenge import CHALLENGE_SIZE, challenge_seed, challenge_subset
-from chain.transactions import (
+from chain.train.bodies import (
     ClaimLoss,
-    GovernanceAction,
-    GovernanceApprove,
-    GovernancePropose,
     PostJob,
     RevealModel,
-    SignedTransaction,
-    Transfer,
-    VerifierJoin,
-    VerifierLeave,
     VoteCommit,
     VoteReveal,
     model_commitment,
-    sign_transaction,
     vote_commitment,
 )
+from chain.train.challenge import CHALLENGE_SIZE, challenge_seed, challenge_subset
+from chain.transactions import SignedTransaction, Transfer, sign_transaction
 from chain.types import Address, Amount, Hash32, Height, TimeMs
+from chain.verifiers.bodies import VerifierJoin, VerifierLeave
 from tests.ledger.harness import job_spec, make_genesis
 
 VECTORS = Path(__file__).resolve().parents[2] / "protocol_spec" / "vectors" / "ledger.json"

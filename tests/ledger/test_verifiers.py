@@ -16,7 +16,8 @@ from chain.crypto import address_to_text
 from chain.errors import InvalidGenesis
 from chain.genesis import Genesis
 from chain.records import JobStatus, Outcome
-from chain.transactions import PostJob, VerifierJoin, VerifierLeave
+from chain.train.bodies import PostJob
+from chain.verifiers.bodies import VerifierJoin, VerifierLeave
 from tests.ledger.harness import Chain, job_spec
 
 BOND = 10  # Params.verifier_bond's default

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chain.jobspec import JobSpec
+from chain.train.bodies import PostJob
 from chain.train.rules import MAX_QUORUM_PERMILLE, MAX_SUPERMAJORITY_PERMILLE
-from chain.transactions import PostJob
 from tests.ledger.harness import Chain, job_spec
 
 

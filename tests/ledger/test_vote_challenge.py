@@ -15,7 +15,7 @@ import pytest
 from chain.encoding import decode, encode
 from chain.errors import DecodeError
 from chain.records import JobStatus, Outcome, VoteRecord
-from chain.transactions import VoteCommit, VoteReveal, vote_commitment
+from chain.train.bodies import VoteCommit, VoteReveal, vote_commitment
 from chain.types import Address, Hash32
 from tests.ledger.harness import Chain
 from tests.ledger.test_job_lifecycle import BOUNTY, REWARD, assert_conserved, claims_then_expire

@@ -25,7 +25,7 @@ from chain.predict.records import Prediction
 from chain.predict.request import PredictionRequest
 from chain.predict.steps import prediction
 from chain.records import JobStatus
-from chain.transactions import (
+from chain.train.bodies import (
     ClaimLoss,
     PostJob,
     RevealModel,

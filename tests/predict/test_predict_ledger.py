@@ -201,7 +201,7 @@ def test_only_the_submitter_deploys_its_paid_winners_model_once() -> None:
     assert model is not None and model.owner == chain.addr("submitter")
     assert model.model_hash == MODEL_HASH
     assert chain.reject(chain.tx("submitter", deploy(job_id))) == "already_deployed"
-    from chain.transactions import PostJob
+    from chain.train.bodies import PostJob
     from tests.ledger.harness import job_spec
     post = chain.tx("submitter", PostJob(job_spec(expiry_ms=chain.now + 60_000)))
     chain.block(post)

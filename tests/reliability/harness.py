@@ -28,9 +28,10 @@ from chain.consensus.wal import parse as parse_wal
 from chain.crypto import PrivateKey, address_from_text
 from chain.encoding import decode
 from chain.genesis import Genesis, genesis_state
+from chain.governance.bodies import Evidence
 from chain.keyfile import read_key_file
 from chain.storage import Storage, sqlite_url
-from chain.transactions import Evidence, SignedTransaction, Transfer, sign_transaction
+from chain.transactions import SignedTransaction, Transfer, sign_transaction
 from chain.transition import advance, apply_block
 from chain.types import Amount, Hash32
 from client.api.http_client import ApiClient, ApiError

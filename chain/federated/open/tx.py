@@ -37,8 +37,8 @@ from chain.federated.spec import OPEN, PRIVATE
 from chain.jobspec import FEDERATED_V1
 from chain.records import Job, JobStatus
 from chain.state import Overlay
+from chain.train.bodies import PostJob
 from chain.train.holdout import rules as holdout_rules
-from chain.transactions import PostJob, VerifierLeave
 from chain.types import Address, Hash32, TimeMs
 
 
@@ -81,7 +81,7 @@ def aggregating(view: Overlay, address: Address) -> FedJob | None:
     return None
 
 
-def check_verifier_leave(view: Overlay, sender: Address, body: VerifierLeave,
+def check_verifier_leave(view: Overlay, sender: Address, body: object,
                          ctx: TxContext) -> None:
     """[FED-ROUND.3], before [VERIFY-LEAVE.1] (the registry runs both, in that order): a
     drawn aggregator keeps its bond from the draw until its aggregate's verdict

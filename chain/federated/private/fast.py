@@ -30,8 +30,7 @@ from chain.federated.private.masking import (
     masked_header,
     pair_sign,
 )
-from chain.transactions import DOMAIN
-from chain.types import Address, Hash32
+from chain.types import DOMAIN, Address, Hash32
 
 Words = npt.NDArray[np.uint64]
 

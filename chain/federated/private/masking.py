@@ -29,8 +29,7 @@ from chain.federated.fixed import (
     check_vector,
     rdiv,
 )
-from chain.transactions import DOMAIN
-from chain.types import ADDRESS_LEN, Address, Hash32
+from chain.types import ADDRESS_LEN, DOMAIN, Address, Hash32
 
 MASKED_MAGIC = b"LCFX"
 RING = 1 << 64

@@ -18,10 +18,10 @@ from chain.jobspec import TRAIN_V3, Holdout
 from chain.records import Job, JobStatus, Outcome, VoteRecord
 from chain.state import Overlay
 from chain.train.challenge import ChallengeAnswer, challenge_centre, challenge_group
+from chain.train.holdout.bodies import HoldoutPublish
 from chain.train.holdout.records import Finalist, HoldoutState, HoldoutStatus
 from chain.train.holdout.split import split_seed
 from chain.train.verdict import agreement, voter_votes
-from chain.transactions import HoldoutPublish
 from chain.types import Address, Amount, Hash32, Height, TimeMs
 
 SPLIT_DELAY = 2

@@ -19,8 +19,7 @@ import math
 
 from chain.encoding import encode
 from chain.jobspec import MAX_POOL, MIN_POOL
-from chain.transactions import DOMAIN
-from chain.types import Hash32
+from chain.types import DOMAIN, Hash32
 
 __all__ = ["MAX_POOL", "MIN_POOL", "SALT_LEN", "hidden_indices", "leaf", "merkle_root",
            "min_hidden_samples", "public_count", "public_indices", "sample_digest",

@@ -14,6 +14,7 @@ from chain.context import TxContext
 from chain.errors import InvalidTransaction
 from chain.records import JobStatus
 from chain.state import Overlay
+from chain.train.holdout.bodies import HoldoutReveal, HoldoutVoteReveal, holdout_vote_commitment
 from chain.train.holdout.records import HoldoutStatus
 from chain.train.holdout.rules import (
     hidden_answer_is_consistent,
@@ -21,7 +22,6 @@ from chain.train.holdout.rules import (
     require_holdout,
 )
 from chain.train.rules import holdout_live, open_vote_checks, record_opened_vote, start_turn
-from chain.transactions import HoldoutReveal, HoldoutVoteReveal, holdout_vote_commitment
 from chain.types import Address
 
 

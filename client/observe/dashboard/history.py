@@ -44,7 +44,8 @@ from chain.blocks import Block, BlockHeader
 from chain.encoding import decode, encode
 from chain.errors import ChainError
 from chain.records import Job
-from chain.transactions import ClaimLoss, SignedTransaction
+from chain.train.bodies import ClaimLoss
+from chain.transactions import SignedTransaction
 from chain.types import Address, Hash32
 from client.node.handle import CommittedBlock, NodeHandle
 
