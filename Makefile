@@ -105,12 +105,12 @@ demo: setup
 # A federated job on a local graph: 4 validators (one a dishonest aggregator) and 6 data
 # owners' nodes, each with its own non-IID shard of digits that never leaves it.
 demo-federated: setup
-	$(PY) -m client.devnet.demo_federated
+	$(PY) -m client.devnet.federated.demo
 
 # Demos write only under their own folders; this copies the last federated demo's report
 # (plot and table) into docs/, the one explicit step that changes tracked files.
 docs-federated: demo-federated
-	$(PY) -m client.devnet.demo_federated --publish-docs docs
+	$(PY) -m client.devnet.federated.demo --publish-docs docs
 
 # The documentation site (mkdocs.yml) into site/, offline and strict: a broken link, a
 # missing page or any warning fails it (tests/test_docs_site.py builds it in make test).
@@ -119,7 +119,7 @@ docs: venv
 	@echo "open $(ROOT)/site/index.html"
 
 demo-federated-private: setup
-	$(PY) -m client.devnet.demo_federated_private
+	$(PY) -m client.devnet.federated.demo_private
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -4,7 +4,7 @@
         [--concurrency 4] [--rows 100] [--cold 8] [--warm 100] [--quick]
 
 Four validator processes on 127.0.0.1 (``client.devnet.processes``): node0 trains, node1..3
-verify and serve predictions (``[worker] predict = true``: ``client.predict.executor``, a
+verify and serve predictions (``[worker] predict = true``: ``client.predict.executor.loop``, a
 warm sandbox per model). Two small train/v2 jobs (``bench/predict_jobs.py``) are trained,
 voted and paid; their winning models are deployed: the template digits MLP (``labels``) and
 a linear "is it a 0" score (one output: ``ciphertext`` mode, CKKS [PRED-CKKS.1]).

@@ -32,8 +32,8 @@ from chain.train.holdout.records import HoldoutState, HoldoutStatus
 from chain.train.holdout.rules import choose_winner
 from chain.transactions import SignedTransaction, Transfer
 from chain.types import Address
-from client.api.fed_json import fed_body_json
-from client.api.predict_json import predict_body_json
+from client.api.federated.views import fed_body_json
+from client.api.predict.views import predict_body_json
 
 Json = dict[str, Any]
 

@@ -37,6 +37,7 @@ from chain.jobspec import (
 from chain.records import JobStatus, Outcome
 from chain.train.holdout.records import HoldoutStatus
 from chain.transactions import BODY_TYPES, MAX_NONCE, MAX_TX_SIZE
+from client.api.federated.openapi import FED_SCHEMAS, fed_paths, fed_tx_bodies
 from client.api.limits import (
     API_PREFIX,
     JOB_STATUS_FILTERS,
@@ -44,8 +45,6 @@ from client.api.limits import (
     MAX_JOBS_PAGE,
     MAX_WAIT_S,
 )
-from client.api.openapi_fed import FED_SCHEMAS, fed_paths, fed_tx_bodies
-from client.api.openapi_predict import PREDICT_SCHEMAS, predict_paths, predict_tx_bodies
 from client.api.openapi_types import (
     ADDRESS,
     AMOUNT,
@@ -73,6 +72,7 @@ from client.api.openapi_types import (
     ref,
     text,
 )
+from client.api.predict.openapi import PREDICT_SCHEMAS, predict_paths, predict_tx_bodies
 from client.api.progress_schema import RUN_PROGRESS
 from client.worker.attempt_log import (
     EXCERPT_BYTES,

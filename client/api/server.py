@@ -55,7 +55,7 @@ from client.api.access import (
     no_token_message,
 )
 from client.api.blob_routes import BlobRoutes
-from client.api.fed_routes import FedRoutes
+from client.api.federated.routes import FedRoutes
 from client.api.json_forms import (
     BadInput,
     addr,
@@ -85,7 +85,7 @@ from client.api.limits import (
     RECENT_SUBMITS,
 )
 from client.api.openapi import openapi_document
-from client.api.predict_routes import PredictRoutes
+from client.api.predict.routes import PredictRoutes
 from client.api.problems import ApiProblem, error_response
 from client.api.state_routes import StateRoutes
 from client.api.upload_limits import UploadLimiter, UploadLimits

@@ -48,8 +48,8 @@ def _register_subcommands() -> None:
         ("client.cli.key_commands", "keys"),
         ("sandbox.cli", "sandbox"),
         ("sandbox.cli", "job"),
-        ("client.cli.node_commands", "node"),
-        ("client.cli.node_init_commands", "node"),  # adds `node init`
+        ("client.cli.node.commands", "node"),
+        ("client.cli.node.init", "node"),  # adds `node init`
         ("client.cli.network_commands", "devnet"),
         ("client.cli.chain_commands", "balance"),
         ("client.cli.chain_commands", "transfer"),
@@ -59,10 +59,10 @@ def _register_subcommands() -> None:
         ("client.cli.chain_commands", "governance"),
         ("client.cli.network_commands", "network"),
         ("client.cli.verifier_commands", "verifier"),
-        ("client.cli.job_commands", "job"),
-        ("client.cli.job_holdout_commands", "job"),  # adds `job holdout publish|reveal`
-        ("client.cli.model_commands", "model"),
-        ("client.cli.predict_commands", "predict"),
+        ("client.cli.job.commands", "job"),
+        ("client.cli.job.holdout", "job"),  # adds `job holdout publish|reveal`
+        ("client.cli.predict.model", "model"),
+        ("client.cli.predict.commands", "predict"),
         ("client.federated.cli", "federated"),
     ]:
         try:

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from client.api.http_client import ApiClient, ApiError
-from client.cli.job_commands import event_text, job_events
+from client.cli.job.commands import event_text, job_events
 from client.devnet.network import NetworkLayout
 from client.devnet.processes import down, load_pids, start_node_process, up
 

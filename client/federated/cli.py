@@ -89,7 +89,7 @@ def federated() -> None:
 def join(job: str, data_dir: Path, config_path: Path, hyperparameters: str,
          log_level: str, log_json: bool) -> None:
     """Run this node and take part in federated job JOB (hex id) with the data in DIR."""
-    from client.federated.node_loop import FederatedJoin
+    from client.federated.participant.node_loop import FederatedJoin
     from client.node.ledger_node import LedgerNode, run_node
 
     try:
@@ -212,7 +212,7 @@ def show(job: str, node_url: str, as_json: bool) -> None:
 def part(job: str, which: str, job_dir: Path, key_path: Path, passphrase_file: Path | None,
          node_url: str, as_json: bool) -> None:
     """Name the holdout's public or hidden part of federated job JOB [TX-FED.7]."""
-    from client.cli.job_federated import name_part
+    from client.cli.job.federated import name_part
 
     client = client_for(node_url)
     key = load_key(key_path, passphrase_file)

@@ -177,19 +177,19 @@ class WorkerPolicy:
     training data (an honest claim of an overfit model, which the hidden part must beat)."""
     predict: bool = False
     """Offer prediction service [PRED-OFFER.1] (locks the executor bond) and answer the
-    requests this node is drawn for from warm sandboxes (``client.predict.executor``)."""
+    requests this node is drawn for from warm sandboxes (``client.predict.executor.loop``)."""
     cheat_predictions: bool = False
     """DEMO/TEST ONLY: answer every prediction wrongly (labels shifted by one, values off by
     more than the tolerance): the majority must outvote it [PRED-PAY.1]."""
     federated: bool = True
     """With ``verify``: aggregate when drawn and vote on federated rounds and end ballots
-    (``client.federated.member_node``)."""
+    (``client.federated.member.node_loop``)."""
     cheat_federated_aggregate: bool = False
     """DEMO/TEST ONLY: when drawn as a federated aggregator, post a wrong aggregate (the
     model off by one step): the members must vote it down and slash it [FED-ROUND.5]."""
     cheat_federated_first_draw: bool = False
     """DEMO/TEST ONLY: the same wrong aggregate, only as a job's first drawn aggregator
-    (``client.federated.member_compute.first_draw``). Set on every verifier, exactly the one
+    (``client.federated.member.compute.first_draw``). Set on every verifier, exactly the one
     the chain draws first cheats: ``make demo-federated`` always shows a cheat caught."""
 
 

@@ -35,7 +35,7 @@ from chain.storage import sqlite_url
 from chain.transactions import SignedTransaction, sign_transaction
 from chain.types import Address
 from client.api.server import ApiServer
-from client.federated.member_node import FederatedMember
+from client.federated.member.node_loop import FederatedMember
 from client.node.config import NodeConfig
 from client.node.consensus_driver import CONSENSUS_TOPIC, ConsensusDriver
 from client.node.handle import BlockListener, CommittedBlock, NodeStatus, PeerInfo
@@ -44,7 +44,7 @@ from client.node.ledger_app import LedgerApp
 from client.node.stored_chain import StoredChainReads
 from client.observe.dashboard import install_dashboard
 from client.observe.metrics import NodeMetrics, install_metrics
-from client.predict.executor import Executor
+from client.predict.executor.loop import Executor
 from client.predict.withdraw import PredictWithdrawal
 from client.worker.worker import Worker
 from p2p.blobs import BlobService

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chain.federated.open.records import FedPhase
-from client.api.fed_routes import participants_of
+from client.api.federated.routes import participants_of
 from client.api.json_forms import body_json
 from client.api.openapi import openapi_document
 from tests.client.test_api_support import check_schema

@@ -216,7 +216,7 @@ def test_status_shows_the_hidden_leaderboard_and_the_winner_rule(chain: ApiThrea
     from chain.train.holdout.records import Finalist, HoldoutState, HoldoutStatus
     from chain.types import Address, Height
     from client.api.json_forms import job_json
-    from client.cli.job_describe import describe_job
+    from client.cli.job.describe import describe_job
 
     posted = submit(chain, tmp_path, v3_job_dir(tmp_path))
     job_id = Hash32(bytes.fromhex(posted["job_id"]))

@@ -18,7 +18,7 @@ from chain.jobspec import TRAIN_V3, DataRef, Holdout
 from chain.train.bodies import ClaimLoss, PostJob
 from chain.types import Amount, Hash32
 from client.api.http_client import ApiClient
-from client.cli.holdout_duties import secret_path
+from client.cli.job.holdout_duties import secret_path
 from client.cli.main import cli
 from sandbox.holdout_pool import make_pool, save_pool_secret
 from tests.client.test_api_support import ApiThread, future_spec

@@ -8,7 +8,7 @@ line after the header. The line shown must still be the exception's.
 
 from __future__ import annotations
 
-from client.cli.job_describe import last_log_line
+from client.cli.job.describe import last_log_line
 
 INTERLEAVED = ('\x1b]0;pwned\x07about to divide\nTraceback (most recent call last):\n'
                '  File "/job/train", line 7, in <module>\n    training starts\n'

@@ -359,7 +359,7 @@ def test_model_status_names_the_request_that_closed_it() -> None:
     """[PRED-UNLOADABLE.3] ``model list|show`` print ``serving`` while ``unservable_by`` is
     null, else the request whose agreed answer said the model does not load (list: its
     prefix; show: the whole id)."""
-    from client.cli.model_commands import serving_text
+    from client.cli.predict.model import serving_text
 
     rid = "ab" * 32
     assert serving_text({"unservable_by": None}) == "serving"

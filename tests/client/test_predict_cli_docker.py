@@ -1,5 +1,5 @@
 """``learningchain predict`` end to end against real executors: a real solo node over
-127.0.0.1, three ``client.predict.executor.Executor`` loops (bob, carol, dave; each with its
+127.0.0.1, three ``client.predict.executor.loop.Executor`` loops (bob, carol, dave; each with its
 own folder and warm Docker sandbox on the host engine) and the CLI. A paid job's model (a
 real safetensors-mlp file in the node's blob store) is deployed with ``model deploy``; the
 executors offer, are drawn, run it in their sandboxes, commit and reveal; ``predict`` prints
@@ -18,7 +18,7 @@ from chain.content import blob_id_of_bytes
 from chain.predict.model import InputSchema, OutputSchema
 from client.api.http_client import ApiClient
 from client.node.config import WorkerPolicy
-from client.predict.executor import Executor
+from client.predict.executor.loop import Executor
 from sandbox.engine import connect
 from sandbox.model_format import export_mlp, load_model
 from sandbox.policy import LABEL_NODE

@@ -111,7 +111,7 @@ def test_job_watch_progress_is_a_rich_bar_on_a_terminal_and_lines_otherwise() ->
     one plain line per change (an unchanged answer prints nothing); --json one event."""
     import io
 
-    from client.cli.run_progress import RunProgress
+    from client.cli.job.run_progress import RunProgress
 
     pipe = io.StringIO()
     with RunProgress(False, stream=pipe, terminal=False) as view:

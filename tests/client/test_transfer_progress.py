@@ -1,11 +1,11 @@
-"""Upload progress of ``job submit`` (``client.cli.transfer_progress``): a bar per blob on a
+"""Upload progress of ``job submit`` (``client.cli.job.transfer_progress``): a bar per blob on a
 terminal, plain lines in a pipe or a log, one line for a blob the node holds already."""
 
 from __future__ import annotations
 
 import io
 
-from client.cli.transfer_progress import TransferProgress
+from client.cli.job.transfer_progress import TransferProgress
 
 
 def test_off_a_terminal_progress_is_plain_lines_and_each_blob_ends_with_one_complete_line(

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from client.devnet import demo_federated, demo_federated_private
-from client.devnet.demo_federated import FedDemoResult, publish_docs, write_report
-from client.devnet.demo_federated_private import PrivateDemoResult
+from client.devnet.federated import demo as demo_federated
+from client.devnet.federated import demo_private as demo_federated_private
+from client.devnet.federated.demo import FedDemoResult, publish_docs, write_report
+from client.devnet.federated.demo_private import PrivateDemoResult
 from client.devnet.network import NetworkLayout
 
 CHECKOUT = Path(__file__).resolve().parents[2]

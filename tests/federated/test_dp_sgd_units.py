@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opacus.accountants import RDPAccountant
 
-from client.federated.dp_accounting import DpLedger, compose_epsilon
+from client.federated.participant.dp_accounting import DpLedger, compose_epsilon
 from sandbox.errors import JobDirError
 from sandbox.host_packages import host_dist
 from sandbox.job_file import parse_job

@@ -153,7 +153,7 @@ def test_show_prints_weights_slashes_and_rewards_of_a_finished_job() -> None:
     aggregator is a participant, banned: its reward alone is marked burned (``burned`` in
     the JSON, in its OpenAPI schema; "(burned: banned)" and the burned sum in the text)."""
     from chain.federated.open.reads import fed_rounds
-    from client.api.fed_routes import banned_payees, fed_detail_json
+    from client.api.federated.routes import banned_payees, fed_detail_json
     from client.api.openapi import openapi_document
     from client.federated.cli import show_lines
     from tests.federated.fed_ledger_story import BOUNTY

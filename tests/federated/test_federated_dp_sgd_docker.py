@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from chain.federated.blobs import ModelBlob
-from client.federated.dp_accounting import compose_epsilon
+from client.federated.participant.dp_accounting import compose_epsilon
 from sandbox.base_image import BASE_TAG, build_image, ensure_base_image
 from sandbox.cleanup import cleanup_containers
 from sandbox.engine import connect

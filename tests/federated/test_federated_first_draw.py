@@ -18,8 +18,8 @@ from chain.federated.open.reads import fed_rounds
 from chain.federated.open.records import FedJob, FedPhase, FedRound
 from chain.federated.open.steps import aggregator_seed
 from chain.types import Address, Hash32, TimeMs
-from client.federated.member import Member, VoteStore
-from client.federated.member_compute import first_draw
+from client.federated.member.compute import first_draw
+from client.federated.member.duties import Member, VoteStore
 from tests.federated.fed_ledger_story import INITIAL, PARTICIPANTS, FedStory, conserved
 from tests.federated.test_federated_member import (
     FixedEvaluator,

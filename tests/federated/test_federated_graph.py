@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from client.devnet.demo_federated import (
+from client.devnet.federated.demo import (
     BOUNTY,
     OWNERS,
     ROUNDS,

@@ -1,5 +1,5 @@
 """``make demo-federated-private`` as a test: a private federated job on a real multi-process
-graph (client/devnet/demo_federated_private.py).
+graph (client/devnet/federated/demo_private.py).
 
 4 validator processes (node0-2 bonded verifiers) and 6 data owners' nodes started with
 ``learningchain federated join``, each training in its own sandbox; the job is private
@@ -26,8 +26,8 @@ from chain.federated.fixed import rdiv
 from chain.federated.open.steps import reveal_deposit
 from chain.federated.rewards import payout
 from chain.federated.rounds import apply_aggregate
-from client.devnet.demo_federated import OWNERS
-from client.devnet.demo_federated_private import (
+from client.devnet.federated.demo import OWNERS
+from client.devnet.federated.demo_private import (
     BOUNTY,
     DROP_ROUND,
     DROPPER,

@@ -1,4 +1,5 @@
-"""The participant loop (client.federated.participant) against the real ledger, through blocks.
+"""The participant loop (client.federated.participant.rounds) against the real ledger,
+through blocks.
 
 The ledger harness's chain (tests/ledger/harness.py) and the federated story's job
 (tests/federated/fed_ledger_story.py) stand for the network; alice, bob and carol are
@@ -18,7 +19,7 @@ from chain.federated.open.reads import fed_rounds
 from chain.federated.open.records import FedPhase
 from chain.state import StateReader
 from chain.transactions import Body, SignedTransaction
-from client.federated.participant import Participant, RoundStore
+from client.federated.participant.rounds import Participant, RoundStore
 from tests.federated.fed_ledger_story import INITIAL, PARTICIPANTS, SCALE, UPDATES, FedStory
 
 

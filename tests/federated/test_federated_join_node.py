@@ -25,7 +25,7 @@ from chain.train.bodies import PostJob
 from chain.transactions import sign_transaction
 from chain.types import Hash32
 from client.devnet.network import create_network
-from client.federated.node_loop import FederatedJoin
+from client.federated.participant.node_loop import FederatedJoin
 from client.node.config import NodeConfig
 from client.node.ledger_node import LedgerNode
 from sandbox.base_image import ensure_base_image

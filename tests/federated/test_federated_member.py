@@ -1,4 +1,4 @@
-"""The member loop (client.federated.member) against the real ledger, through blocks.
+"""The member loop (client.federated.member.duties) against the real ledger, through blocks.
 
 The ledger harness's chain and the federated story's job (tests/federated/fed_ledger_story.py)
 stand for the network. Participants commit and reveal through the story (their loop is
@@ -24,7 +24,7 @@ from chain.federated.spec import FederatedSpec
 from chain.jobspec import DataRef
 from chain.records import JobStatus
 from chain.transactions import Body
-from client.federated.member import Member, VoteStore
+from client.federated.member.duties import Member, VoteStore
 from tests.federated.fed_ledger_story import BOUNTY, INITIAL, PARTICIPANTS, FedStory, conserved
 from tests.federated.test_federated_join import HarnessPorts
 

@@ -1,4 +1,5 @@
-"""The member's host-side evaluation (client.federated.member_eval) against torch's template MLP.
+"""The member's host-side evaluation (client.federated.member.evaluate) against torch's
+template MLP.
 
 The flat layout must be the one participants train (``parameters_to_vector`` of the
 template's ``nn.Sequential``): the same quantised model gives the same logits, accuracy and
@@ -20,7 +21,7 @@ from chain.federated.open.reads import fed_job
 from chain.jobspec import DataRef
 from chain.train.holdout.spec import Holdout
 from chain.types import Amount, Hash32
-from client.federated.member_eval import (
+from client.federated.member.evaluate import (
     TemplateEvalError,
     accuracy_ppm,
     logits,
@@ -28,7 +29,7 @@ from client.federated.member_eval import (
     read_rows,
     template_layers,
 )
-from client.federated.member_node import HostEvaluator
+from client.federated.member.node_loop import HostEvaluator
 from sandbox.holdout_blob import pack_part
 from sandbox.holdout_pool import make_pool
 from tests.federated.fed_ledger_story import WINDOW, FedStory, fed_job_spec

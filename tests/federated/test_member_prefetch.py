@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chain.federated.open.records import FedPhase
-from client.federated.member import Member, VoteStore
+from client.federated.member.duties import Member, VoteStore
 from tests.federated.fed_private_story import OWNERS, PrivateStory, private_job_spec
 from tests.federated.test_federated_member import FixedEvaluator
 

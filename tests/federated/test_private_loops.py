@@ -21,9 +21,9 @@ from chain.federated.open.records import FedPhase
 from chain.federated.rewards import payout
 from chain.records import JobStatus
 from chain.transactions import SignedTransaction
-from client.federated.member import Member, VoteStore
-from client.federated.participant import Participant, RoundStore
-from client.federated.private_participant import PrivateParticipant, PrivateStore
+from client.federated.member.duties import Member, VoteStore
+from client.federated.participant.private import PrivateParticipant, PrivateStore
+from client.federated.participant.rounds import Participant, RoundStore
 from tests.federated.fed_ledger_story import BOUNTY, INITIAL, SCALE, conserved
 from tests.federated.fed_private_story import (
     OWNERS,

@@ -32,9 +32,9 @@ from chain.transactions import Body, sign_transaction
 from chain.types import Hash32
 from chain.verifiers.bodies import VerifierJoin
 from client.devnet.network import create_network
-from client.federated.member import Member, VoteStore
-from client.federated.participant import Participant, RoundStore
-from client.federated.private_participant import PrivateParticipant, PrivateStore
+from client.federated.member.duties import Member, VoteStore
+from client.federated.participant.private import PrivateParticipant, PrivateStore
+from client.federated.participant.rounds import Participant, RoundStore
 from client.node.config import NodeConfig
 from client.node.ledger_node import LedgerNode
 from tests.federated.fed_ledger_story import fed_spec

@@ -93,7 +93,7 @@ def test_vote_failed_1_failed_votes_never_count_as_invalid() -> None:
 def test_vote_failed_2_job_status_says_why_a_job_ended_broken() -> None:
     """[VOTE-FAILED.2] ``job status`` tells a job broken by failed evaluations from one whose
     voters disagreed [JOB-BROKEN.1]."""
-    from client.cli.job_describe import outcome_text
+    from client.cli.job.describe import outcome_text
 
     failed = outcome_text({"settled": True, "status": "broken",
                            "verdicts": [{"outcome": "eval_failed"}]})

@@ -1,7 +1,7 @@
 """The executor loop against real blocks, with the sandbox replaced by a counting stand-in.
 
 The ledger is the test harness's (``tests/ledger/harness.Chain``: real transactions,
-real block execution); ``LedgerView`` hands it to ``client.predict.executor.Executor`` as
+real block execution); ``LedgerView`` hands it to ``client.predict.executor.loop.Executor`` as
 its node: the executor's transactions are collected and the test puts them in the next
 block. The sandbox is a stand-in that returns fixed answers and counts its calls (the real
 warm sandbox is tested in tests/sandbox/test_predict_sandbox.py and the whole path in
@@ -28,9 +28,9 @@ from chain.predict.records import PredictionStatus
 from chain.transactions import SignedTransaction
 from client.api.state_routes import supply_json
 from client.node.config import WorkerPolicy
-from client.predict.executor import Executor
-from client.predict.executor_state import ExecutorStore
-from client.predict.predictors import wrong_answer
+from client.predict.executor.loop import Executor
+from client.predict.executor.predictors import wrong_answer
+from client.predict.executor.state import ExecutorStore
 from sandbox.predict_sandbox import PredictAnswer
 from tests.ledger.harness import Chain
 from tests.predict.ledger_story import (

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from client.cli.main import cli
-from client.cli.predict_input import BadInputFile, read_csv, read_rows
+from client.cli.predict.input import BadInputFile, read_csv, read_rows
 
 HEADER_NAMES = "a,b,c\n1,2,3\n4,5,6\n"
 HEADER_PANDAS = "0,1,2\n1,2,3\n4,5,6\n"

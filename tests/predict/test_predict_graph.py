@@ -3,7 +3,7 @@
 Four validator processes on 127.0.0.1 (``client.devnet.processes``, as ``make demo``):
 node0 trains the template digits job (train/v2, a short search space); node1..node3 only
 verify and offer prediction service (``[worker] predict = true``, the executor of
-``client.predict.executor``); node3 is the demo/test cheater
+``client.predict.executor.loop``); node3 is the demo/test cheater
 (``cheat_predictions = true``: every label shifted by one). The submitter posts the job;
 once it is paid, the submitter downloads the winning model (the template's ``model.pt`` is a
 safetensors-mlp file [JOB-EXPORT.1]), deploys it (``deploy_model``), computes the labels of

@@ -21,8 +21,8 @@ from chain.predict.params import PREDICT_BOND
 from chain.predict.records import PredictionStatus
 from chain.predict.steps import deployed_model
 from client.node.config import WorkerPolicy
-from client.predict.executor import Executor
-from client.predict.predictors import PredictorPool
+from client.predict.executor.loop import Executor
+from client.predict.executor.predictors import PredictorPool
 from sandbox.cleanup import cleanup_containers
 from sandbox.engine import connect
 from sandbox.policy import LABEL_NODE

@@ -40,16 +40,16 @@ from client.cli.common import (
     user_errors,
     when,
 )
-from client.cli.holdout_duties import WatchDuties
-from client.cli.job_describe import (
+from client.cli.job.describe import (
     attempt_line,
     claims_window,
     last_log_line,
     outcome_text,
     refund_reason,
 )
-from client.cli.job_view_commands import get_job
-from client.cli.run_progress import RunProgress
+from client.cli.job.holdout_duties import WatchDuties
+from client.cli.job.run_progress import RunProgress
+from client.cli.job.view import get_job
 from sandbox.cli import job
 
 PROGRESS_POLL_S = 2.0

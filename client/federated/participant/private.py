@@ -38,7 +38,7 @@ from chain.federated.private.shamir import PRIME
 from chain.federated.spec import FederatedSpec
 from chain.state import StateReader
 from chain.types import Address
-from client.federated.participant import RESEND_MS, Ports, Trainer
+from client.federated.participant.rounds import RESEND_MS, Ports, Trainer
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,9 @@ from chain.federated.blobs import ModelBlob, UpdateBlob
 from chain.jobspec import JobSpec
 from chain.state import StateReader
 from chain.transactions import Body
-from client.federated.dp_accounting import DpLedger
-from client.federated.participant import Participant, RoundStore
-from client.federated.private_participant import PrivateParticipant, PrivateStore
+from client.federated.participant.dp_accounting import DpLedger
+from client.federated.participant.private import PrivateParticipant, PrivateStore
+from client.federated.participant.rounds import Participant, RoundStore
 from client.node.handle import CommittedBlock, NodeHandle
 from client.worker.outbox import Outbox
 from client.worker.policy import sandbox_limits

@@ -22,9 +22,9 @@ from chain.federated.spec import FederatedSpec
 from chain.records import Job
 from chain.state import State
 from chain.types import Address
-from client.api.fed_json import weights_json
+from client.api.federated.views import weights_json
 from client.api.json_forms import addr, data_ref_json, holdout_terms_json, parse_hash
-from client.api.predict_routes import not_found
+from client.api.predict.routes import not_found
 from client.node.handle import NodeHandle
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

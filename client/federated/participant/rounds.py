@@ -2,12 +2,12 @@
 
 The loop is one ``step`` at a time over a committed state (``chain.federated.open.reads``'s
 readers) and a few ports (submit a body, read and store blobs, train), so the same
-code runs against a node (``client.federated.node_loop``) and against the ledger
+code runs against a node (``client.federated.participant.node_loop``) and against the ledger
 harness in tests. What each round must keep across a crash (the update blob and its
 salt) is written to the ``RoundStore`` *before* the commitment is sent: a participant
 restarted on the same folder reveals what it committed [FED-COMMIT.1].
 
-A private job's rounds go to ``client.federated.private_participant`` [FED-PRIV.10].
+A private job's rounds go to ``client.federated.participant.private`` [FED-PRIV.10].
 
 Rules followed: commit in the COMMIT phase, reveal the committed blob in the REVEAL
 phase [TX-FED.2] [TX-FED.3]; the update blob names this job, round and address
@@ -59,7 +59,7 @@ class Ports(Protocol):
 
 
 class PrivateStep(Protocol):
-    """A private round's steps (``client.federated.private_participant``) [FED-PRIV.10]."""
+    """A private round's steps (``client.federated.participant.private``) [FED-PRIV.10]."""
 
     def step(self, state: StateReader, fed: FedJob, spec: FederatedSpec) -> str: ...
 

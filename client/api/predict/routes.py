@@ -25,7 +25,7 @@ from chain.predict.payout import settle
 from chain.predict.records import OPEN, Prediction, PredictionStatus
 from chain.predict.steps import agreement_of, deployed_model, prediction
 from client.api.json_forms import addr, parse_hash
-from client.api.predict_json import output_json
+from client.api.predict.views import output_json
 from client.node.handle import NodeHandle
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

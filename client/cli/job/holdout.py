@@ -14,7 +14,6 @@ from pathlib import Path
 
 import click
 
-from client.cli import holdout_duties
 from client.cli.common import (
     HASH32,
     client_for,
@@ -28,6 +27,7 @@ from client.cli.common import (
     user_errors,
     wait_option,
 )
+from client.cli.job import holdout_duties
 from sandbox.cli import job
 
 job_dir_option = click.option(

@@ -1,5 +1,5 @@
 """OpenAPI schemas and paths of the prediction routes [API-PREDICT.1-3]
-(``client.api.predict_routes``); ``client.api.openapi`` merges them into its document.
+(``client.api.predict.routes``); ``client.api.openapi`` merges them into its document.
 Bounds are the chain's own (chain/predict/params.py) [API-DOC.2]."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from client.api.openapi_types import (
     ref,
     text,
 )
-from client.api.predict_routes import MAX_MODEL_REQUESTS
+from client.api.predict.routes import MAX_MODEL_REQUESTS
 
 STATUS: S = {"enum": [str(s) for s in PredictionStatus],
              "description": "drawing → commit → reveal → agreed | no_majority; unserved: "

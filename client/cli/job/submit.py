@@ -1,6 +1,6 @@
 """``learningchain job submit``: a job folder becomes a posted job.
 
-Build the image if its sources changed (``client.cli.job_image``), split it into
+Build the image if its sources changed (``client.cli.job.image``), split it into
 layer blobs (once per image), upload the blobs the node lacks (by layer, only the
 job's own layers once the base's are there [JOB-IMAGE.6]), pack each data path of a
 train/v2 job and upload the data blobs the node lacks [JOB-DATA.2-4], post the
@@ -25,7 +25,6 @@ from chain.jobspec import DataRef, Holdout, JobSpec, ParamSpec, VotingParams
 from chain.train.bodies import PostJob
 from chain.types import Amount, Hash32, TimeMs
 from client.api.http_client import ApiClient
-from client.cli import holdout_duties, job_federated
 from client.cli.common import (
     DURATION,
     UserError,
@@ -42,10 +41,12 @@ from client.cli.common import (
     user_errors,
     when,
 )
-from client.cli.job_describe import escrow_text
+from client.cli.job import federated as job_federated
+from client.cli.job import holdout_duties
+from client.cli.job.describe import escrow_text
+from client.cli.job.image import choose_image
+from client.cli.job.transfer_progress import TransferProgress
 from client.cli.job_export import export_note, template_export
-from client.cli.job_image import choose_image
-from client.cli.transfer_progress import TransferProgress
 from sandbox.cli import job
 from sandbox.errors import SandboxError
 from sandbox.image_check import ImageSizes

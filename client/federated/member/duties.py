@@ -2,7 +2,7 @@
 
 One ``step`` at a time over the committed state (``chain.federated.open.reads``'s ``duty``) and
 the participant's ports (submit, read and store blobs), so the same loop runs in a node
-(``client.federated.member_node``) and against the ledger harness in tests:
+(``client.federated.member.node_loop``) and against the ledger harness in tests:
 
 - drawn aggregator [FED-ROUND.3]: fetch the revealed update blobs, recompute the round
   (``member_compute``, numpy fast path, bit for bit the reference), publish the model blob
@@ -41,15 +41,15 @@ from chain.federated.open.replay import end_models, replay_plan
 from chain.federated.spec import FederatedSpec
 from chain.jobspec import DataRef
 from chain.state import StateReader
-from client.federated.member_compute import (
+from client.federated.member.compute import (
     RoundAggregate,
     first_draw,
     matches,
     needed_blobs,
     round_aggregate,
 )
-from client.federated.member_private import private_aggregate, private_blobs
-from client.federated.participant import RESEND_MS, Ports
+from client.federated.member.private import private_aggregate, private_blobs
+from client.federated.participant.rounds import RESEND_MS, Ports
 
 PREFETCH_PHASES = (FedPhase.SHARES, FedPhase.REVEAL, FedPhase.UNMASK)
 """A private round's phases in which members fetch the blobs named so far [FED-PRIV.9]."""

@@ -4,7 +4,7 @@
    §4b) and deal its training rows to six data owners, non-IID (two dominant classes
    each), one folder per owner.
 2. Start 4 validators on 127.0.0.1; node0-2 are the bonded verifiers that aggregate and
-   vote (client/federated/member_node.py). Each runs with ``cheat_federated_first_draw``:
+   vote (client/federated/member/node_loop.py). Each runs with ``cheat_federated_first_draw``:
    the verifier the chain draws first posts a wrong aggregate, so exactly one cheats,
    whichever the draw picks (a fixed cheater was missed when never drawn in 10 rounds).
 3. The job's owner posts a ``federated/v1`` job: the initial model blob, a bounty,
@@ -51,9 +51,8 @@ from typing import Any
 from chain.content import blob_id_of_file
 from chain.federated.blobs import ModelBlob, model_hash
 from client.api.http_client import ApiError
-from client.devnet import fed_setup
-from client.devnet.fed_setup import OwnerNode, Shard
-from client.devnet.federated_posting import (
+from client.devnet.federated import setup as fed_setup
+from client.devnet.federated.posting import (
     BOUNTY,
     HIDDEN,
     OWNERS,
@@ -72,6 +71,7 @@ from client.devnet.federated_posting import (
     template_and_shards,
     wait_for_fed,
 )
+from client.devnet.federated.setup import OwnerNode, Shard
 from client.devnet.network import NetworkLayout
 from client.devnet.processes import REPO_ROOT, down
 
@@ -80,7 +80,7 @@ __all__ = ["BOUNTY", "OWNERS", "ROUNDS", "VERIFIERS", "FedDemoResult", "run_fede
 REPO = REPO_ROOT
 # node0-2 (VERIFIERS) are the bonded verifiers (candidates for the aggregator draw and
 # voters); node3 is a validator only. Every verifier runs with ``cheat_federated_first_draw``:
-# the one the chain draws first [FED-ROUND.3] cheats (client.federated.member_compute
+# the one the chain draws first [FED-ROUND.3] cheats (client.federated.member.compute
 # .first_draw), the two others vote it down; the cheater is known only once drawn
 # (``FedDemoResult.cheater``).
 ROUNDS = 10
@@ -357,7 +357,7 @@ def _reference(result: FedDemoResult) -> dict[int, str | None]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m client.devnet.demo_federated",
+        prog="python -m client.devnet.federated.demo",
         description="A federated job on a real multi-process graph (make demo-federated).")
     parser.add_argument("--root", type=Path, default=REPO / ".demo-federated",
                         help="the graph's folder, emptied first (default: %(default)s)")

@@ -106,7 +106,7 @@ def initial_model(terms: Json, work: Path) -> tuple[Path, ModelBlob]:
         raise UserError("--federated needs --initial-model (a model blob file, or digits:H "
                         "for the digits template's MLP with H hidden units)", code="bad_model")
     if value.startswith(TEMPLATE_PREFIX):
-        from client.devnet.fed_setup import initial_model as template_model
+        from client.devnet.federated.setup import initial_model as template_model
 
         try:
             hidden = int(value.removeprefix(TEMPLATE_PREFIX))
@@ -198,7 +198,7 @@ def name_part(client: ApiClient, key: PrivateKey, fed: Json, job_dir: Path, whic
               *, wait: bool = True) -> Json:
     """[TX-FED.7] Pack the holdout's ``which`` part from the pool secret ``job submit`` kept
     under the job folder, upload it, and name it with ``fed_part``."""
-    from client.cli.holdout_duties import secret_path
+    from client.cli.job.holdout_duties import secret_path
     from sandbox.holdout_blob import pack_part
     from sandbox.holdout_pool import load_pool_secret
     from sandbox.job_file import load_job_file

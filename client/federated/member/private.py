@@ -18,7 +18,7 @@ from chain.federated.private.reads import (
 from chain.federated.spec import FederatedSpec
 from chain.state import StateReader
 from chain.types import Address
-from client.federated.member_compute import RoundAggregate
+from client.federated.member.compute import RoundAggregate
 
 
 def private_blobs(state: StateReader, fed: FedJob) -> set[bytes]:

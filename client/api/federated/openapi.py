@@ -1,4 +1,4 @@
-"""OpenAPI schemas and paths of the federated routes [API-FED.1-3] (``client.api.fed_routes``)
+"""OpenAPI schemas and paths of the federated routes [API-FED.1-3] (``client.api.federated.routes``)
 and the federated transaction bodies [API-FED.4]; ``client.api.openapi`` merges them into
 its document. Bounds are the chain's own (chain/federated/) [API-DOC.2]."""
 

@@ -33,7 +33,7 @@ from client.cli.common import (
     out,
     user_errors,
 )
-from client.cli.job_describe import (
+from client.cli.job.describe import (
     attempt_line,
     describe_job,
     hidden_loss_text,

@@ -1,6 +1,6 @@
 """``make demo-federated-private``: a *private* federated job on a real multi-process graph.
 
-The same graph as ``make demo-federated`` (client/devnet/demo_federated.py: 4 validators,
+The same graph as ``make demo-federated`` (client/devnet/federated/demo.py: 4 validators,
 node0-2 bonded verifiers that aggregate and vote, six data owners' nodes started with
 ``learningchain federated join``, each training in its own sandbox on its own non-IID
 shard), but the job is posted with ``privacy = "private"`` (federated.md §6-7):
@@ -19,7 +19,7 @@ shard), but the job is posted with ``privacy = "private"`` (federated.md §6-7):
    at once, by round weights [FED-END.1] [FED-REWARD.6].
 
 TEST ONLY (``keep_updates``): the product deletes a participant's noised update with its
-round secrets once the round is over (client/federated/private_participant.py
+round secrets once the round is over (client/federated/participant/private.py
 ``PrivateStore.forget``). To check that each aggregate equals the plain mean of the
 survivors' updates, the demo, which runs every owner on this machine, copies each owner's
 ``update`` (not its secrets) out of ``node-data/federated/JOB/private-R.json`` while the
@@ -48,8 +48,8 @@ from chain.federated.rounds import Aggregation
 from chain.federated.spec import PRIVATE
 from chain.jobspec import JobSpec
 from client.api.http_client import ApiClient, ApiError
-from client.devnet.demo_federated import FedDemoResult
-from client.devnet.federated_posting import (
+from client.devnet.federated.demo import FedDemoResult
+from client.devnet.federated.posting import (
     BOUNTY,
     SCALE_BITS,
     VERIFIERS,
@@ -321,7 +321,7 @@ def report_md(result: PrivateDemoResult, rounds: int) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m client.devnet.demo_federated_private",
+        prog="python -m client.devnet.federated.demo_private",
         description="A private federated job on a real multi-process graph "
                     "(make demo-federated-private).")
     parser.add_argument("--root", type=Path, default=REPO / ".demo-federated-private",

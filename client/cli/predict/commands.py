@@ -40,8 +40,8 @@ from client.cli.common import (
     send,
     user_errors,
 )
-from client.cli.model_commands import get_model, model
-from client.cli.predict_input import (
+from client.cli.job.transfer_progress import TransferProgress
+from client.cli.predict.input import (
     BadInputFile,
     check_encryptable,
     check_rows,
@@ -49,7 +49,7 @@ from client.cli.predict_input import (
     plaintext_blob,
     read_rows,
 )
-from client.cli.transfer_progress import TransferProgress
+from client.cli.predict.model import get_model, model
 
 SECRET_DIR = Path(".learningchain") / "ckks"
 """Where an encrypted request's secret context is kept (mode 0600), named by input blob."""

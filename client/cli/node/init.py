@@ -1,6 +1,6 @@
 """``learningchain node init``: a node directory for joining an existing graph [NODE-INIT.*].
 
-Adds ``init`` to the ``node`` group of ``client.cli.node_commands``; the writing is
+Adds ``init`` to the ``node`` group of ``client.cli.node.commands``; the writing is
 ``client.node.join``. What it prints ends with the two things the operator does next:
 send the address to a validator, start the node.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from client.cli.common import UserError, emit, json_option, out
-from client.cli.node_commands import node
+from client.cli.node.commands import node
 from client.node.config import ROLES
 from client.node.join import DEFAULT_API, DEFAULT_LISTEN, InitError, init_node_dir
 

@@ -30,12 +30,12 @@ from chain.train.bodies import PostJob
 from chain.types import Amount, Hash32, TimeMs
 from client.api.http_client import ApiClient, ApiError
 from client.cli.common import send
-from client.cli.holdout_duties import commit_pool, keep_secret
-from client.devnet import fed_setup
-from client.devnet.fed_setup import OwnerNode, Shard
+from client.cli.job.holdout_duties import commit_pool, keep_secret
+from client.devnet.federated import setup as fed_setup
+from client.devnet.federated.setup import OwnerNode, Shard
 from client.devnet.network import NetworkLayout
 from client.devnet.processes import REPO_ROOT, check_ports, down, load_pids, up
-from client.federated.member_eval import accuracy_ppm, loss_micro, template_layers
+from client.federated.member.evaluate import accuracy_ppm, loss_micro, template_layers
 
 OWNERS = ("alice", "bob", "carol", "dave", "erin", "frank")
 VERIFIERS = 3

@@ -25,7 +25,7 @@ import numpy as np
 
 from chain.federated.blobs import ModelBlob
 from client.devnet.network import API_PORT_OFFSET, NetworkLayout, UserLayout
-from client.federated.member_eval import CLASSES, FEATURES, Rows, read_rows
+from client.federated.member.evaluate import CLASSES, FEATURES, Rows, read_rows
 from client.node.config import render_config
 
 DOMINANT = 0.6

@@ -56,8 +56,8 @@ from chain.transition import preview_next_block
 from chain.types import Address, Hash32
 from client.node.config import WorkerPolicy
 from client.node.handle import CommittedBlock, NodeHandle
-from client.predict.executor_state import AnswerSecret, ExecutorStore
-from client.predict.predictors import PredictorPool, wrong_answer
+from client.predict.executor.predictors import PredictorPool, wrong_answer
+from client.predict.executor.state import AnswerSecret, ExecutorStore
 from client.worker.outbox import Action, Outbox, short
 from p2p.blobstore import BlobError
 from sandbox.cleanup import cleanup_containers

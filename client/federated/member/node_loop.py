@@ -18,8 +18,8 @@ from chain.federated.blobs import ModelBlob
 from chain.federated.open.reads import fed_job
 from chain.federated.spec import FederatedSpec
 from chain.jobspec import DataRef
-from client.federated.member import Member, VoteStore
-from client.federated.member_eval import (
+from client.federated.member.duties import Member, VoteStore
+from client.federated.member.evaluate import (
     Rows,
     TemplateEvalError,
     accuracy_ppm,
@@ -27,7 +27,7 @@ from client.federated.member_eval import (
     read_rows,
     template_layers,
 )
-from client.federated.node_loop import NodePorts
+from client.federated.participant.node_loop import NodePorts
 from client.node.handle import CommittedBlock, NodeHandle
 from sandbox.errors import SandboxError
 from sandbox.holdout_blob import open_part

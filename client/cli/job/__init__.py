@@ -1,0 +1,1 @@
+"""``learningchain job ...``: submit, watch, view, describe, and train/v3's holdout duties."""
