@@ -36,8 +36,8 @@ from tests.framework.wait import TIMEOUT_FACTOR_ENV, timeout_factor
 SERIAL_MODULES = frozenset({
     "tests/client/test_devnet_processes.py",      # 4 node processes, SIGKILL and rejoin
     "tests/client/test_devnet_newcomer.py",       # devnet up/down of node processes
-    "tests/client/test_dashboard_browser.py",     # Chromium against a live node
-    "tests/client/test_dashboard_screenshot.py",
+    "tests/client/dashboard/test_dashboard_browser.py",     # Chromium against a live node
+    "tests/client/dashboard/test_dashboard_screenshot.py",
     "tests/reliability/test_faults.py",           # fault-injected graphs under load
     "tests/reliability/test_resource_faults.py",  # disk full, locked database
     "tests/ledger/test_storage.py",               # kill -9 during commits
@@ -61,7 +61,7 @@ HEAVIEST_FIRST = (
     "tests/test_bench_quick.py",
     "tests/client/test_e2e_demo.py",
     "tests/client/test_readme_use_it.py",
-    "tests/client/test_worker.py",
+    "tests/client/worker/test_worker.py",
     "tests/predict/test_predict_graph.py",
     "tests/hosts/test_job_on_hosts.py",
     "tests/reliability/test_faults.py",
@@ -69,12 +69,12 @@ HEAVIEST_FIRST = (
     "tests/client/test_hostile_submitter_graph.py",
     "tests/federated/test_federated_join_node.py",
     "tests/client/test_hostile_challenge_graph.py",
-    "tests/client/test_worker_holdout.py",
-    "tests/client/test_worker_resume.py",
+    "tests/client/worker/test_worker_holdout.py",
+    "tests/client/worker/test_worker_resume.py",
     "tests/client/test_image_layers_docker.py",
-    "tests/client/test_dashboard_screenshot.py",
+    "tests/client/dashboard/test_dashboard_screenshot.py",
     "tests/client/test_job_visibility_docker.py",
-    "tests/client/test_dashboard_progress_browser.py",
+    "tests/client/dashboard/test_dashboard_progress_browser.py",
     "tests/sandbox/test_template.py",
 )
 """The longest modules of the engine lane, longest first (measured: a clean run's

@@ -21,7 +21,7 @@ from chain.federated.fixed import MAX_DIMS, Q_MAX, SCALE_BITS_MAX, SCALE_BITS_MI
 from chain.types import ADDRESS_LEN, HASH_LEN, Address, Hash32
 
 DOMAIN = "learningchain/v1"
-"""The chain-wide hash domain (as ``chain.transactions.DOMAIN``), kept here so that the job
+"""The chain-wide hash domain (as ``chain.types.DOMAIN``), kept here so that the job
 spec (``chain.jobspec`` -> ``chain.federated.spec``) does not import the transactions."""
 UPDATE_MAGIC = b"LCFU"
 MODEL_MAGIC = b"LCFM"

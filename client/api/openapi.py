@@ -10,7 +10,7 @@ readers of ``chain.transactions`` and ``chain.jobspec``): a transfer ``amount`` 
 ``bounty`` are at least 1, balances and escrow at most 2**63-1, windows, permilles,
 turns, resource limits, text lengths and list sizes as the decoders bound them, and
 every enum (job status, verdict outcome, parameter kind, governance action) is the
-chain's own list. ``tests/client/test_api_schema_bounds.py`` checks them against
+chain's own list. ``tests/client/api/test_api_schema_bounds.py`` checks them against
 the decoders.
 """
 

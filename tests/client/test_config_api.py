@@ -15,7 +15,7 @@ import pytest
 
 from client.api.upload_limits import MIB, UploadLimits
 from client.node.config import ConfigError, NodeConfig, render_config
-from tests.client.test_cli_chain import run
+from tests.client.cli.test_cli_chain import run
 
 TOKEN = "0123456789abcdef" * 4
 

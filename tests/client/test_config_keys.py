@@ -17,7 +17,7 @@ import pytest
 
 import client.node.config as config_module
 from client.node.config import ConfigKeyError, NodeConfig, render_config
-from tests.client.test_cli_chain import run
+from tests.client.cli.test_cli_chain import run
 
 WORKER = {"min_bounty": 5, "max_memory_mb": 1024}
 CONSENSUS = {"propose_ms": 800}

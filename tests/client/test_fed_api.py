@@ -10,8 +10,8 @@ from pathlib import Path
 import aiohttp
 
 from chain.crypto import address_to_text
-from tests.client.test_api_routes import call
-from tests.client.test_api_support import running_api
+from tests.client.api.test_api_routes import call
+from tests.client.api.test_api_support import running_api
 from tests.client.test_fed_api_support import ACCURACY, PARTICIPANTS, FedDriver
 
 ROUTE = "/federated/{job_id}"

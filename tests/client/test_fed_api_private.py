@@ -6,7 +6,7 @@ from chain.federated.open.records import FedPhase
 from client.api.federated.routes import participants_of
 from client.api.json_forms import body_json
 from client.api.openapi import openapi_document
-from tests.client.test_api_support import check_schema
+from tests.client.api.test_api_support import check_schema
 from tests.federated.fed_private_story import OWNERS, PrivateStory, private_job_spec
 from tests.federated.test_federated_ledger_private import private_story
 

@@ -23,8 +23,8 @@ from client.api.http_client import ApiClient
 from client.api.json_forms import hidden_leaderboard_json, holdout_json, job_json
 from client.api.openapi import openapi_document
 from sandbox.holdout_pool import make_pool
-from tests.client.test_api_support import ApiThread, check_schema, future_spec, response_schema
-from tests.client.test_cli_job import send
+from tests.client.api.test_api_support import ApiThread, check_schema, future_spec, response_schema
+from tests.client.cli.test_cli_job import send
 from tests.framework.wait import wait_until
 
 DOC = openapi_document()

@@ -28,9 +28,9 @@ from chain.types import Amount, Hash32
 from client.api.http_client import ApiClient
 from client.api.server import ApiServer
 from client.observe.dashboard import install_dashboard
+from tests.client.api.test_api_support import ApiThread, check_schema, future_spec, response_schema
 from tests.client.browser import headless_page, require_browser
-from tests.client.test_api_support import ApiThread, check_schema, future_spec, response_schema
-from tests.client.test_cli_job import send
+from tests.client.cli.test_cli_job import send
 from tests.client.test_holdout_api import DOC
 from tests.framework.wait import wait_until
 

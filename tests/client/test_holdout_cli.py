@@ -20,9 +20,9 @@ from chain.types import Hash32
 from client.api.http_client import ApiClient
 from sandbox.holdout_blob import open_part
 from sandbox.holdout_pool import load_pool_secret
-from tests.client.test_api_support import ApiThread
-from tests.client.test_cli_chain import key_file, run
-from tests.client.test_cli_job import saved_image, send
+from tests.client.api.test_api_support import ApiThread
+from tests.client.cli.test_cli_chain import key_file, run
+from tests.client.cli.test_cli_job import saved_image, send
 from tests.framework.wait import wait_until
 
 POOL = 6

@@ -21,9 +21,9 @@ from client.api.http_client import ApiClient
 from client.cli.job.holdout_duties import secret_path
 from client.cli.main import cli
 from sandbox.holdout_pool import make_pool, save_pool_secret
-from tests.client.test_api_support import ApiThread, future_spec
-from tests.client.test_cli_chain import key_file
-from tests.client.test_cli_job import send
+from tests.client.api.test_api_support import ApiThread, future_spec
+from tests.client.cli.test_cli_chain import key_file
+from tests.client.cli.test_cli_job import send
 from tests.client.test_holdout_cli import v3_job_dir
 from tests.framework.wait import wait_until
 

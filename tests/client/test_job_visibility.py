@@ -32,9 +32,9 @@ from client.worker.attempt_log import (
     AttemptLog,
 )
 from sandbox.results import FailureReason
-from tests.client.test_api_support import ApiThread, check_schema, future_spec, response_schema
-from tests.client.test_cli_chain import key_file, run
-from tests.client.test_cli_job import job_dir, saved_image, send
+from tests.client.api.test_api_support import ApiThread, check_schema, future_spec, response_schema
+from tests.client.cli.test_cli_chain import key_file, run
+from tests.client.cli.test_cli_job import job_dir, saved_image, send
 from tests.framework.wait import wait_until
 
 DOC = openapi_document()

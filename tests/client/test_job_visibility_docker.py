@@ -34,9 +34,9 @@ from sandbox.engine import connect
 from sandbox.image_blob import export_image
 from sandbox.policy import LABEL_MANAGED, LABEL_NODE
 from sandbox.runner import SandboxRunner
-from tests.client.test_api_support import ApiThread
-from tests.client.test_cli_chain import key_file
-from tests.client.test_cli_job import in_thread
+from tests.client.api.test_api_support import ApiThread
+from tests.client.cli.test_cli_chain import key_file
+from tests.client.cli.test_cli_job import in_thread
 from tests.framework.wait import wait_until
 
 pytestmark = pytest.mark.docker

@@ -15,8 +15,8 @@ from chain.predict.bodies import PredictCommit, PredictReveal, RequestPrediction
 from chain.predict.io import labels_blob, output_hash
 from chain.predict.request import PredictionRequest
 from chain.types import Amount, Hash32
-from tests.client.test_api_routes import DOC, call
-from tests.client.test_api_support import running_api
+from tests.client.api.test_api_routes import DOC, call
+from tests.client.api.test_api_support import running_api
 from tests.client.test_models_api_support import deploy_body, offer, paid_job, step
 from tests.predict.ledger_story import INPUT_BLOB, ROWS, fixed
 

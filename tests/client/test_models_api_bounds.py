@@ -13,7 +13,7 @@ from chain.predict.bodies import DeployModel, RequestPrediction
 from chain.predict.model import DTYPES, FORMATS, OUTPUT_KINDS
 from chain.predict.records import PredictionStatus
 from chain.predict.request import MODES
-from tests.client.test_api_schema_bounds import SCHEMAS, assert_bounds, tx_body
+from tests.client.api.test_api_schema_bounds import SCHEMAS, assert_bounds, tx_body
 
 REQUEST = [b"\x01" * 32, b"\x02" * 32, 4, 100, 3, "values", 0, 5_000, 5_000]
 REQUEST_FIELDS = ["model_id", "input_blob", "rows", "fee", "k", "mode", "tolerance",

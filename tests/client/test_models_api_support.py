@@ -38,7 +38,7 @@ from chain.train.bodies import (
 )
 from chain.transactions import sign_transaction
 from chain.types import Amount, Hash32
-from tests.client.test_api_support import future_spec
+from tests.client.api.test_api_support import future_spec
 from tests.framework.solo import SoloNode
 from tests.predict.ledger_story import INPUT_BLOB, MODEL_HASH, ROWS, fixed
 

@@ -12,8 +12,8 @@ import aiohttp
 from chain.predict.bodies import RequestPrediction
 from chain.predict.io import UNLOADABLE_BLOB, output_hash
 from chain.transactions import sign_transaction
-from tests.client.test_api_routes import call
-from tests.client.test_api_support import running_api
+from tests.client.api.test_api_routes import call
+from tests.client.api.test_api_support import running_api
 from tests.client.test_models_api_support import (
     commit_answers,
     deploy_body,

@@ -27,8 +27,8 @@ from client.api.http_client import ApiClient
 from client.cli.main import cli
 from sandbox.ckks_eval import evaluate, parse_batch
 from sandbox.model_format import export_mlp
-from tests.client.test_api_support import ApiThread
-from tests.client.test_cli_chain import key_file, run
+from tests.client.api.test_api_support import ApiThread
+from tests.client.cli.test_cli_chain import key_file, run
 from tests.client.test_models_api_support import offer, paid_job, step
 from tests.framework.wait import wait_until
 from tests.predict.ledger_story import fixed

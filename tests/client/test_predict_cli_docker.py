@@ -22,8 +22,8 @@ from client.predict.executor.loop import Executor
 from sandbox.engine import connect
 from sandbox.model_format import export_mlp, load_model
 from sandbox.policy import LABEL_NODE
-from tests.client.test_api_support import ApiThread
-from tests.client.test_cli_chain import key_file, run
+from tests.client.api.test_api_support import ApiThread
+from tests.client.cli.test_cli_chain import key_file, run
 from tests.client.test_models_api_support import paid_job
 from tests.framework.wait import wait_until
 from tests.predict.images import predict_image_for_test

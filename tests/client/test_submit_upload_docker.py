@@ -17,9 +17,9 @@ import pytest
 
 from sandbox.base_image import ROOTFS_TAG, ensure_base_image
 from sandbox.engine import connect
-from tests.client.test_api_support import ApiThread
-from tests.client.test_cli_chain import key_file, run
-from tests.client.test_cli_job import job_dir
+from tests.client.api.test_api_support import ApiThread
+from tests.client.cli.test_cli_chain import key_file, run
+from tests.client.cli.test_cli_job import job_dir
 
 pytestmark = pytest.mark.docker
 NAME = "pytest-submit-upload"

@@ -42,9 +42,9 @@ from client.api.openapi import openapi_document
 from client.cli.inert import inert
 from client.cli.main import cli
 from client.observe.logs import JsonFormatter, human_formatter
-from tests.client.test_api_support import ApiThread, future_spec
-from tests.client.test_cli_chain import key_file
-from tests.client.test_cli_job import job_dir, saved_image, send
+from tests.client.api.test_api_support import ApiThread, future_spec
+from tests.client.cli.test_cli_chain import key_file
+from tests.client.cli.test_cli_job import job_dir, saved_image, send
 
 FORGED = "\n2031-01-01 12:00:00,000 node0 INFO    client.worker: verdict on OUR claim: valid"
 ATTACKS = {

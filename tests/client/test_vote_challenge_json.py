@@ -11,7 +11,7 @@ from chain.transactions import sign_transaction
 from chain.types import Hash32
 from client.api.json_forms import body_json, tx_json, vote_json
 from client.api.openapi import openapi_document
-from tests.client.test_api_support import check_schema
+from tests.client.api.test_api_support import check_schema
 
 DOC = openapi_document()
 VOTER = PrivateKey.from_seed(b"voter").address

@@ -12,8 +12,8 @@ from chain.train.bodies import PostJob
 from chain.types import Address, Hash32, TimeMs
 from client.api.http_client import ApiClient
 from client.api.json_forms import job_json
-from tests.client.test_api_support import ApiThread, future_spec
-from tests.client.test_cli_job import send
+from tests.client.api.test_api_support import ApiThread, future_spec
+from tests.client.cli.test_cli_job import send
 from tests.client.test_holdout_api import chain, v3_terms
 
 __all__ = ["chain"]  # the fixture, used by name

@@ -21,9 +21,9 @@ from chain.federated.open.reads import update_bodies
 from chain.types import Hash32
 from client.api.http_client import ApiClient
 from client.cli.common import send
-from tests.client.test_api_support import ApiThread, check_schema, response_schema
-from tests.client.test_cli_chain import key_file, run
-from tests.client.test_cli_job import saved_image
+from tests.client.api.test_api_support import ApiThread, check_schema, response_schema
+from tests.client.cli.test_cli_chain import key_file, run
+from tests.client.cli.test_cli_job import saved_image
 from tests.client.test_holdout_cli import v3_job_dir
 from tests.framework.wait import wait_until
 

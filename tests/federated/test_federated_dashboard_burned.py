@@ -20,8 +20,8 @@ from chain.federated.open.records import FedPhase
 from chain.federated.spec import FEDERATED_V1
 from chain.train.bodies import PostJob
 from client.api.http_client import ApiClient
+from tests.client.api.test_api_support import ApiThread
 from tests.client.browser import headless_page, require_browser
-from tests.client.test_api_support import ApiThread
 from tests.client.test_fed_api_support import PARTICIPANTS, FedDriver
 from tests.client.test_holdout_api_dashboard import DashboardThread
 from tests.client.test_models_api_support import step

@@ -17,7 +17,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from client.api.openapi import openapi_document
-from tests.client.test_api_support import ApiThread
+from tests.client.api.test_api_support import ApiThread
 
 EXAMPLES = int(os.environ.get("LC_FUZZ_API_EXAMPLES", "25"))
 SKIP = {"/wait"}  # long-poll: a generated 60 s timeout only measures patience

@@ -129,7 +129,7 @@ def test_threat_holdout_deposit_1_closed_forfeiting_loses_at_k_equal_max_turns(
 
 def test_the_simulation_posts_the_least_deposit_the_ledger_allows() -> None:
     """[HOLDOUT-POST.1] The scenario's deposit is the bound itself, so the closed finding
-    is measured at its edge (tests/ledger/test_holdout.py: one credit less is refused)."""
+    is measured at its edge (tests/train/holdout/test_holdout.py: one credit less is refused)."""
     sc = HoldoutScenario("edge")
     assert sc.deposit == min_deposit(sc.voting.voter_reward, sc.voting.max_turns)
 

@@ -20,8 +20,8 @@ from chain.train.bodies import PostJob
 from chain.transition import apply_transaction
 from chain.types import Hash32, Height, Round, TimeMs
 from tests.ledger.harness import GENESIS_TIME, Chain, job_spec
-from tests.ledger.test_holdout import v3_spec
-from tests.ledger.test_job_lifecycle import BOUNTY, claims_then_expire
+from tests.train.holdout.test_holdout import v3_spec
+from tests.train.test_job_lifecycle import BOUNTY, claims_then_expire
 
 SPEC = Path(__file__).resolve().parents[2] / "protocol_spec"
 

@@ -275,7 +275,7 @@ def test_validator_change_takes_effect_after_delay() -> None:
 
 
 def test_banned_sender_can_send_nothing(chain: Chain) -> None:
-    from tests.ledger.test_job_lifecycle import claims_then_expire
+    from tests.train.test_job_lifecycle import claims_then_expire
 
     job_id = claims_then_expire(chain, {"alice": 0.01})
     chain.block(chain.reveal("alice", job_id))
@@ -315,7 +315,7 @@ def test_invalid_governance_last_validator_and_banned_target() -> None:
     chain = Chain(validators=1)
     assert chain.reject(chain.tx("v0", GovernancePropose(
         GovernanceAction("remove_validator", chain.addr("v0"))))) == "last_validator"
-    from tests.ledger.test_job_lifecycle import claims_then_expire
+    from tests.train.test_job_lifecycle import claims_then_expire
 
     job_id = claims_then_expire(chain, {"alice": 0.01})
     chain.block(chain.reveal("alice", job_id))

@@ -19,6 +19,7 @@ from chain import jobspec, records
 from chain.crypto import PrivateKey
 from chain.federated.open import records as fed_records
 from chain.genesis import genesis_records
+from chain.governance import records as gov_records
 from chain.governance.bodies import GovernanceAction, GovernanceApprove, GovernancePropose
 from chain.predict import records as predict_records
 from chain.predict.model import InputSchema
@@ -36,7 +37,7 @@ RECORD_LINE = re.compile(r"^\s*- `(\w+)` = `\[([^\]]*)\]`", re.MULTILINE)
 CLASSES: dict[str, Any] = {
     "Account": records.Account, "Validator": records.Validator, "Job": records.Job,
     "Claim": records.Claim, "VoteRecord": records.VoteRecord, "Verdict": records.Verdict,
-    "Proposal": records.Proposal, "ValidatorChange": records.ValidatorChange,
+    "Proposal": gov_records.Proposal, "ValidatorChange": records.ValidatorChange,
     "Params": records.Params, "JobSpec": jobspec.JobSpec,
     "ResourceLimits": jobspec.ResourceLimits, "ParamSpec": jobspec.ParamSpec,
     "VotingParams": jobspec.VotingParams, "GovernanceAction": GovernanceAction,
@@ -89,7 +90,7 @@ def _instances() -> list[Any]:
     for job in jobs:
         out.extend((job.spec, job.spec.limits, job.spec.voting, *job.spec.search_space,
                     *job.claims, *job.votes, *job.verdicts))
-    out.extend(p.action for p in out if isinstance(p, records.Proposal))
+    out.extend(p.action for p in out if isinstance(p, gov_records.Proposal))
     v2 = dataclasses.replace(job_spec(), kind=jobspec.TRAIN_V2, data=(
         ("train", jobspec.DataRef(Hash32(b"\x01" * 32), 10)),
         ("valid", jobspec.DataRef(Hash32(b"\x02" * 32), 5))))

@@ -15,7 +15,7 @@ import pytest
 from sandbox.errors import JobDirError
 from sandbox.job_file import JOB_FILE, JobKeyError, load_job_file, parse_job
 from sandbox.job_template import init_job
-from tests.client.test_cli_chain import run
+from tests.client.cli.test_cli_chain import run
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The build-context fingerprint that keeps `job submit` from posting a stale image (issue 15).
 
 Pure file-system checks; the Docker path (build, edit, submit, rebuilt) is
-``tests/client/test_cli_job_docker.py``.
+``tests/client/cli/test_cli_job_docker.py``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The dashboard (client.observe.dashboard)."""

@@ -1,0 +1,120 @@
+"""The worker's runtime, from its config to the node's start [JOB-RUNTIME.1-2].
+
+``[worker] runtime`` takes ``auto``, ``runsc`` or ``runc``; anything else is refused at
+load naming the choices. A worker told to use ``runsc`` on an engine that lacks it does
+not start: the error says which runtime, what the engine has and how to install it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import client.worker.worker as worker_module
+from client.node.config import ConfigError, NodeConfig, WorkerPolicy, render_config
+from client.node.ledger_node import run_node
+from client.worker.worker import Worker
+from sandbox.runtime import RUNC, RUNSC, RuntimeUnavailable
+from tests.client.cli.test_cli_chain import run
+from tests.framework.ports import free_base_port
+from tests.framework.solo import SoloNode
+from tests.ledger.harness import make_genesis
+
+
+def config_with(tmp_path: Path, runtime: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(render_config(roles=("validator", "worker"), worker={"runtime": runtime}))
+    return path
+
+
+@pytest.mark.parametrize("value", ["auto", "runsc", "runc"])
+def test_job_runtime_1_worker_config_takes_each_runtime(tmp_path: Path, value: str) -> None:
+    assert NodeConfig.load(config_with(tmp_path, value)).worker.runtime == value
+
+
+def test_job_runtime_1_the_default_is_runc_and_a_bad_name_is_refused(tmp_path: Path) -> None:
+    assert WorkerPolicy().runtime == "runc"
+    with pytest.raises(ConfigError, match=r"\[worker\] runtime = 'gvisor' is not a valid "
+                                          r"choice \(auto, runsc, runc\)"):
+        NodeConfig.load(config_with(tmp_path, "gvisor"))
+
+
+class _Engine:
+    """An engine that answers ``docker info`` and nothing else: the worker must stop there."""
+
+    def __init__(self, runtimes: tuple[str, ...]) -> None:
+        self.runtimes = runtimes
+
+    def info(self) -> dict[str, Any]:
+        return {"Runtimes": {name: {"path": name} for name in self.runtimes}}
+
+
+async def test_job_runtime_2_a_worker_told_runsc_refuses_to_start_on_an_engine_without_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker_module, "connect", lambda: _Engine((RUNC,)))
+    genesis, keys = make_genesis(validators=1)
+    node = SoloNode(genesis, keys["v0"], tmp_path / "node", block_interval=3600.0)
+    await node.start()
+    try:
+        worker = Worker(node, WorkerPolicy(runtime=RUNSC))
+        with pytest.raises(RuntimeUnavailable) as caught:
+            await worker.start()
+    finally:
+        await node.stop()
+    assert "[worker] runtime = 'runsc' but the Docker engine has no 'runsc' runtime " \
+           "(registered: runc)" in str(caught.value)
+    assert worker._runner is None  # nothing was started
+
+
+async def test_job_runtime_1_the_worker_says_at_start_when_jobs_share_the_kernel(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+        ) -> None:
+    """``auto`` on an engine without runsc: runc, with a warning; the runner gets runc."""
+    class Stop(Exception):
+        pass
+
+    def stop_after_runtime(*_args: Any) -> Any:
+        raise Stop  # the GPU probe comes right after the runner is made
+
+    monkeypatch.setattr(worker_module, "connect", lambda: _Engine((RUNC,)))
+    monkeypatch.setattr(worker_module.gpus, "probe_offer", stop_after_runtime)
+    genesis, keys = make_genesis(validators=1)
+    node = SoloNode(genesis, keys["v0"], tmp_path / "node", block_interval=3600.0)
+    await node.start()
+    caplog.set_level(logging.INFO, logger="learningchain.worker")
+    try:
+        worker = Worker(node, WorkerPolicy())
+        with pytest.raises(Stop):
+            await worker.start()
+    finally:
+        await node.stop()
+    assert worker.runner.runtime == RUNC
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("jobs run under plain runc and share this host's kernel" in r.getMessage()
+               for r in warned)
+
+
+async def test_job_runtime_2_node_start_exits_1_naming_the_missing_runtime(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+        ) -> None:
+    """A whole node (``node start``'s ``run_node``) with ``runtime = "runsc"`` on an engine
+    without it: exit code 1 and one error line saying why, not a traceback."""
+    monkeypatch.setattr(worker_module, "connect", lambda: _Engine((RUNC,)))
+    layout = json.loads(run(["network", "create", "--out", str(tmp_path / "net"),
+                             "--validators", "1", "--workers", "1", "--json",
+                             "--base-port", str(free_base_port(1))]).stdout)
+    path = Path(layout["nodes"][0]["config"])
+    text = path.read_text()
+    assert "[worker]" not in text, text  # the defaults, so the table is added
+    path.write_text(text + '\n[worker]\nruntime = "runsc"\n')
+    config = NodeConfig.load(path)
+    assert config.is_worker and config.worker.runtime == RUNSC
+    caplog.set_level(logging.ERROR, logger="learningchain.node")
+    assert await run_node(config) == 1
+    [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert line.startswith("node not started: [worker] runtime = 'runsc' but the Docker engine "
+                           "has no 'runsc' runtime"), line

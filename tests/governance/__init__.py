@@ -1,0 +1,1 @@
+"""Governance and equivocation evidence (chain/governance/)."""

@@ -1,0 +1,1 @@
+"""train/v1-v3 on the ledger (chain.train)."""

@@ -1,0 +1,1 @@
+"""Who verifies (chain.verifiers)."""
