@@ -19,7 +19,7 @@ an HTML comment on the line before it (invisible on the site):
   test_federated_cli_submit.py) and `make demo-federated`
   (tests/federated/test_federated_graph.py, Docker, `make test-slow`); model deploy and
   predict (tests/client/test_predict_cli.py); governance, validators and the chain's
-  books (tests/client/test_cli_chain.py); verifier join, list, leave
+  books (tests/client/cli/test_cli_chain.py); verifier join, list, leave
   (tests/client/test_terminal_injection.py).
 - A block pulled from README.md (``--8<-- "README.md:NAME"``) is not repeated on the
   page's source: the README's own tests run it (tests/client/test_readme_use_it.py,
