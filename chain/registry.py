@@ -7,8 +7,9 @@ predict.md §8 and federated.md §7 has one row in ``HANDLERS``, and ``BEGIN_BLO
 ``END_BLOCK`` list the steps in the order [BLOCK-BEGIN.1] and ledger.md §6 fix. The
 transition (``chain.transition``) runs these tables and knows no kind by name.
 
-The parts (one package each, the same inner shape: ``bodies``, ``records``, ``rules``,
-``tx``, ``steps``, ``reads`` where it applies):
+The parts (one package each, the same inner shape where it applies: ``bodies``,
+``records``, ``spec``, ``rules`` or ``tx`` (handlers), ``steps`` (block steps), ``reads``);
+what they all apply alike (a ban, a bond forfeited) is the core's ``chain.penalties``:
 
 - ``chain.bank``: transfers [TX-TRANSFER.1] (ledger.md §3)
 - ``chain.train`` and ``chain.train.holdout``: train/v1-v3 jobs [JOB-*] [VOTE-*] and
