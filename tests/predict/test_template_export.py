@@ -144,7 +144,7 @@ def test_job_export_1_job_submit_says_whether_the_export_deploys(tmp_path: Path)
     """[JOB-EXPORT.1] Before the escrow moves, ``job submit`` names the format a template
     job's train writes (safetensors-mlp or onnx); of any other job it states the rule, the
     deployable formats and the command that checks a local run's model file."""
-    from client.cli.job_export import export_note, template_export
+    from client.cli.job.export import export_note, template_export
 
     init_job(tmp_path / "mlp")
     init_job(tmp_path / "onnx", export="onnx")

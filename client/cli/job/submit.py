@@ -44,9 +44,9 @@ from client.cli.common import (
 from client.cli.job import federated as job_federated
 from client.cli.job import holdout_duties
 from client.cli.job.describe import escrow_text
+from client.cli.job.export import export_note, template_export
 from client.cli.job.image import choose_image
 from client.cli.job.transfer_progress import TransferProgress
-from client.cli.job_export import export_note, template_export
 from sandbox.cli import job
 from sandbox.errors import SandboxError
 from sandbox.image_check import ImageSizes
