@@ -156,6 +156,6 @@ def test_job_export_1_job_submit_says_whether_the_export_deploys(tmp_path: Path)
     said = export_note(other)
     assert "safetensors-mlp/v1" in said and "ONNX" in said and "model check" in said
     assert "torch.save pickle is paid but never deployable" in said
-    source = (Path(__file__).resolve().parents[2] / "client" / "cli"
-              / "job_submit_commands.py").read_text()
+    source = (Path(__file__).resolve().parents[2] / "client" / "cli" / "job"
+              / "submit.py").read_text()
     assert source.index("note(export_note(job_dir))") < source.index("send(client, key, PostJob")
