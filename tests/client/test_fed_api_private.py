@@ -8,7 +8,7 @@ from client.api.json_forms import body_json
 from client.api.openapi import openapi_document
 from tests.client.api.test_api_support import check_schema
 from tests.federated.fed_private_story import OWNERS, PrivateStory, private_job_spec
-from tests.federated.test_federated_ledger_private import private_story
+from tests.federated.private.test_federated_ledger_private import private_story
 
 
 def test_private_bodies_json_in_their_schema() -> None:

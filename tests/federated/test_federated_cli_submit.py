@@ -157,7 +157,7 @@ def test_show_prints_weights_slashes_and_rewards_of_a_finished_job() -> None:
     from client.api.openapi import openapi_document
     from client.federated.cli import show_lines
     from tests.federated.fed_ledger_story import BOUNTY
-    from tests.federated.test_federated_ledger import two_rounds_with_a_cheat
+    from tests.federated.open.test_federated_ledger import two_rounds_with_a_cheat
 
     story, cheat = two_rounds_with_a_cheat()
     state = story.chain.state

@@ -435,7 +435,7 @@ def test_fltrust_owner_commits_its_reference_and_without_it_the_round_is_void() 
 def test_private_mode_reveals_masked_blob_size() -> None:
     """[TX-FED.3] [FED-PRIV.1] In private mode the revealed blob is a masked one: exactly
     68 + 8·dims bytes; the open size is refused (the private round's keys and shares
-    first: tests/federated/test_federated_ledger_private.py)."""
+    first: tests/federated/private/test_federated_ledger_private.py)."""
     from tests.federated.fed_private_story import PrivateStory, private_job_spec
     s = PrivateStory()
     s.post(private_job_spec())

@@ -30,7 +30,7 @@ from chain.jobspec import FEDERATED_V1, JobSpec
 from chain.transactions import BODY_TYPES, SignedTransaction
 from chain.transition import advance, apply_block
 from tests.federated.fed_ledger_story import FedStory, fed_spec
-from tests.federated.test_federated_ledger import LOSSES, two_rounds_with_a_cheat
+from tests.federated.open.test_federated_ledger import LOSSES, two_rounds_with_a_cheat
 from tests.ledger.vector_files import check_vector_file
 
 

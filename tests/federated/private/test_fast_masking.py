@@ -38,7 +38,7 @@ from chain.federated.private.masking import (
 )
 from chain.types import Address, Hash32
 
-VECTORS = json.loads((Path(__file__).resolve().parents[2] / "protocol_spec" / "vectors"
+VECTORS = json.loads((Path(__file__).resolve().parents[3] / "protocol_spec" / "vectors"
                       / "federated.json").read_text())
 JOB = hashlib.sha256(b"fast masking job").digest()
 coords = st.one_of(st.sampled_from([Q_MAX, -Q_MAX, 0, -1, 1]), st.integers(-Q_MAX, Q_MAX))

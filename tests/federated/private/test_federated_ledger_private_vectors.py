@@ -21,7 +21,7 @@ from chain.federated.private.bodies import keys_commitment
 from chain.genesis import Genesis, genesis_state
 from chain.transactions import BODY_TYPES
 from chain.transition import advance, apply_block
-from tests.federated.test_federated_ledger_private import private_story
+from tests.federated.private.test_federated_ledger_private import private_story
 from tests.ledger.vector_files import check_vector_file
 
 

@@ -1,0 +1,1 @@
+"""A federated job on the ledger (chain.federated.open)."""

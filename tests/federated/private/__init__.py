@@ -1,0 +1,1 @@
+"""Private mode of a federated job (chain.federated.private)."""
