@@ -15,6 +15,7 @@ from sandbox.backend import JobSandbox
 from sandbox.limits import MIB, ResourceLimits
 from sandbox.policy import container_kwargs
 from sandbox.runner import SandboxRunner
+from sandbox.seccomp import profile_text_for
 from sandbox.runtime import (
     AUTO,
     RUNC,
@@ -57,7 +58,8 @@ def test_job_runtime_2_runsc_configured_on_an_engine_without_it_is_refused() -> 
 
 
 def test_job_runtime_1_the_policy_is_the_one_place_the_runtime_reaches_a_container() -> None:
-    """[JOB-RUNTIME.3] every other argument is the same under both runtimes."""
+    """[JOB-RUNTIME.3] every other argument is the same under both runtimes, but for the
+    seccomp profile's clone3 rule [JOB-RUNTIME.10]."""
     runc = container_kwargs("img", LIMITS, {}, {}, runtime=RUNC)
     runsc = container_kwargs("img", LIMITS, {}, {}, runtime=RUNSC)
     assert (runc.pop("runtime"), runsc.pop("runtime")) == (RUNC, RUNSC)
@@ -66,6 +68,11 @@ def test_job_runtime_1_the_policy_is_the_one_place_the_runtime_reaches_a_contain
     for key in ("mem_limit", "memswap_limit"):
         assert runsc.pop(key) == runc.pop(key) + RUNSC_EXTRA_MEMORY == LIMITS.memory_bytes \
             + RUNSC_EXTRA_MEMORY
+    # [JOB-RUNTIME.10] the profile differs in its clone3 rule only (test_seccomp.py)
+    assert runc.pop("security_opt") == ["no-new-privileges:true",
+                                        f"seccomp={profile_text_for(RUNC)}"]
+    assert runsc.pop("security_opt") == ["no-new-privileges:true",
+                                         f"seccomp={profile_text_for(RUNSC)}"]
     assert repr(runc) == repr(runsc)
     assert "runtime" not in container_kwargs("img", LIMITS, {}, {})  # the engine's default
 
