@@ -15,7 +15,6 @@ from sandbox.backend import JobSandbox
 from sandbox.limits import MIB, ResourceLimits
 from sandbox.policy import container_kwargs
 from sandbox.runner import SandboxRunner
-from sandbox.seccomp import profile_text_for
 from sandbox.runtime import (
     AUTO,
     RUNC,
@@ -30,6 +29,7 @@ from sandbox.runtime import (
     register,
     with_runsc,
 )
+from sandbox.seccomp import profile_text_for
 
 WITH_RUNSC = {"Runtimes": {"runc": {"path": "runc"}, "runsc": {"path": "/usr/bin/runsc"}}}
 WITHOUT = {"Runtimes": {"runc": {"path": "runc"}, "io.containerd.runc.v2": {"path": "runc"}}}
