@@ -48,7 +48,7 @@ QUICK = {"mib": 8, "rounds": 1}
 SENDER = """
 import socket, sys
 path = sys.argv[1]
-srv = socket.create_server(("127.0.0.1", 0))
+srv = socket.create_server((sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1", 0))
 print(srv.getsockname()[1], flush=True)
 conn, _ = srv.accept()
 with open(path, "rb") as f:
@@ -79,42 +79,61 @@ def raw_tcp_copy(source: Path, dest: Path) -> float:
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
-        buf = bytearray(1 << 20)
-        view = memoryview(buf)
         start = time.perf_counter()
-        with socket.create_connection(("127.0.0.1", port)) as s, dest.open("wb") as out:
-            while n := s.recv_into(buf):
-                out.write(view[:n])
-        return time.perf_counter() - start
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            return receive(s, dest, start)
     finally:
         proc.wait(timeout=30)
 
 
+def receive(sock: socket.socket, dest: Path, start: float) -> float:
+    """Reads ``sock`` to its end into ``dest``; seconds since ``start`` (``perf_counter``)."""
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    with dest.open("wb") as out:
+        while n := sock.recv_into(buf):
+            out.write(view[:n])
+    return time.perf_counter() - start
+
+
+def server_argv(source: Path, work: Path, host: str = "127.0.0.1") -> list[str]:
+    """The serving node: a ``tests.framework.p2p_node`` process holding ``source`` as a blob,
+    listening on ``host``; it prints ``{"event": "ready", "port": ...}`` and stops on
+    ``{"cmd": "stop"}`` (stdin)."""
+    return [sys.executable, "-m", "tests.framework.p2p_node", "--seed", "bench-seed",
+            "--host", host, "--blob-dir", str(work / "seed"), "--serve-blob", str(source),
+            "--max-blob", str(1 << 34)]
+
+
 async def blob_fetch(source: Path, blob: bytes, work: Path) -> float:
     """Seconds for ``BlobService.fetch`` of ``blob`` from a node process serving ``source``."""
+    argv = server_argv(source, work)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.framework.p2p_node", "--seed", "bench-seed",
-        "--blob-dir", str(work / "seed"), "--serve-blob", str(source),
-        "--max-blob", str(1 << 34),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=REPO,
-    )  # fmt: skip
+        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=REPO)
     try:
         assert proc.stdout is not None and proc.stdin is not None
         ready = json.loads(await proc.stdout.readline())
-        async with AsyncExitStack() as stack:
-            cfg = P2PConfig(chain_id="lc-test", bootstrap=(f"127.0.0.1:{ready['port']}",))
-            node = await stack.enter_async_context(Node(PrivateKey.from_seed(b"bench-f"), cfg))
-            service = BlobService(node, BlobStore(work / "fetcher", max_blob_size=1 << 34))
-            async with asyncio.timeout(30):
-                while blob not in service.announcers:
-                    await asyncio.sleep(0.01)
-            start = time.perf_counter()
-            await service.fetch(blob)
-            return time.perf_counter() - start
+        return await fetch_from(f"127.0.0.1:{ready['port']}", blob, work)
     finally:
         if proc.stdin is not None:
             proc.stdin.write(b'{"cmd": "stop"}\n')
         await proc.wait()
+
+
+async def fetch_from(bootstrap: str, blob: bytes, work: Path, *,
+                     host: str = "127.0.0.1") -> float:
+    """Seconds for ``BlobService.fetch`` of ``blob`` by a node of this process (listening
+    on ``host``) from the node at ``bootstrap``, once that node announced it."""
+    async with AsyncExitStack() as stack:
+        cfg = P2PConfig(chain_id="lc-test", host=host, bootstrap=(bootstrap,))
+        node = await stack.enter_async_context(Node(PrivateKey.from_seed(b"bench-f"), cfg))
+        service = BlobService(node, BlobStore(work / "fetcher", max_blob_size=1 << 34))
+        async with asyncio.timeout(60):
+            while blob not in service.announcers:
+                await asyncio.sleep(0.01)
+        start = time.perf_counter()
+        await service.fetch(blob)
+        return time.perf_counter() - start
 
 
 def main() -> None:

@@ -9,8 +9,10 @@ included, runs here as a subprocess with ``--quick`` (small sizes, few repetitio
   are exactly the script's ``JSON_KEYS`` (a module-level tuple of strings; the script's
   ``bench.support.cli.emit`` checks the same keys in a full run).
 
-Each script also says ``NEEDS_DOCKER``: ``True`` when it uses the Docker engine or starts
-node processes; those cases are marked ``docker`` (CI runs them serially). The others run
+Each script also says ``NEEDS_DOCKER``: ``True`` when it uses the Docker engine, starts
+node processes or the host test bed (root, namespaces: bench/hosts.py); those cases are
+marked ``docker`` (CI runs them in the engine lane, never beside the pure tests), and
+must leave no test bed or private engine behind (``left_by``). The others run
 in one process with ports the kernel picks and files in their own temp dirs, so they may
 run in parallel under pytest-xdist. Nothing here asserts a timing: quick figures mean
 little, only their presence and shape are checked. The subprocess timeouts only bound a
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import os
 import subprocess
@@ -73,6 +76,21 @@ def _value(node: ast.expr, names: dict[str, Any]) -> Any:
     return ast.literal_eval(node)
 
 
+def left_by(pid: int) -> list[str]:
+    """Test beds (tests/hosts/testbed.py: ``/tmp/lctb-<id>``, whose namespaces go with them)
+    and private Docker engines (tests/framework/dockerd.py: ``/tmp/lcd-<hex>``) that the
+    process ``pid`` made and did not remove: each records its owner's pid and is removed
+    by its owner's cleanup, so one found after the bench exited is a leak. (Not imported
+    from those modules: this module's pure tests must not look like engine users.)"""
+    found = []
+    for pattern in ("lctb-*", "lcd-*"):
+        for root in Path("/tmp").glob(pattern):
+            with contextlib.suppress(OSError):
+                if (root / "owner.pid").read_text().strip() == str(pid):
+                    found.append(str(root))
+    return found
+
+
 def _param(path: Path) -> Any:
     marks = [pytest.mark.docker] if declarations(path).get("NEEDS_DOCKER") is True else []
     return pytest.param(path, id=path.stem, marks=marks)
@@ -96,12 +114,21 @@ def test_bench_runs_quick_and_prints_its_keys(script: Path, tmp_path: Path) -> N
         f"{script.relative_to(REPO)}: no module-level NEEDS_DOCKER = True/False")
     limit = scaled(DOCKER_TIMEOUT_S if found["NEEDS_DOCKER"] else PURE_TIMEOUT_S)
     env = {key: value for key, value in os.environ.items() if key != QUICK_ENV}
-    proc = subprocess.run([sys.executable, str(script), "--quick"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=limit, check=False)
+    proc = subprocess.Popen([sys.executable, str(script), "--quick"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+        raise AssertionError(f"{script.relative_to(REPO)} --quick still ran after {limit:.0f} "
+                             f"s\nstdout tail:\n{stdout[-3000:]}\nstderr tail:\n"
+                             f"{stderr[-3000:]}") from None
     where = (f"{script.relative_to(REPO)} --quick exited {proc.returncode}\n"
-             f"stdout tail:\n{proc.stdout[-3000:]}\nstderr tail:\n{proc.stderr[-3000:]}")
+             f"stdout tail:\n{stdout[-3000:]}\nstderr tail:\n{stderr[-3000:]}")
     assert proc.returncode == 0, where
-    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert not left_by(proc.pid), f"left behind: {left_by(proc.pid)}\n{where}"
+    lines = [line for line in stdout.splitlines() if line.strip()]
     assert len(lines) >= 2, f"no figures printed before the last line\n{where}"
     try:
         last = json.loads(lines[-1])

@@ -61,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tests.framework.p2p_node")
     p.add_argument("--seed", required=True, help="node key seed")
     p.add_argument("--chain-id", default="lc-test")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--bootstrap", action="append", default=[], help="host:port, repeatable")
     p.add_argument("--blocks", type=int, default=0, help="blocks to create at start")
@@ -81,6 +82,7 @@ async def run(args: argparse.Namespace) -> None:
     validator = PrivateKey.from_seed(VALIDATOR_SEED)
     config = P2PConfig(
         chain_id=args.chain_id,
+        host=args.host,
         port=args.port,
         bootstrap=tuple(args.bootstrap),
         target_outbound=args.target_outbound,

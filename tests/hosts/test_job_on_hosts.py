@@ -37,7 +37,6 @@ import json
 import logging
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -46,24 +45,25 @@ import pytest
 from chain.crypto import address_from_text
 from sandbox.base_image import BASE_TAG, ensure_base_image
 from sandbox.engine import connect
-from tests.client.test_two_engines_graph import LAYER_LINE, cli, few_epochs, wait_settled
-from tests.framework.dockerd import cached_image_tar
-from tests.framework.job_windows import job_log_lines, measure_attempt, windows
+from tests.client.test_two_engines_graph import LAYER_LINE
+from tests.framework.job_windows import measure_attempt, windows
 from tests.framework.seed import rng
-from tests.framework.template_v2 import make_v2
 from tests.hosts.graph import HostGraph, HostNode
-from tests.hosts.linkmodel import LinkSpec
 from tests.hosts.probes import dial_works
+from tests.hosts.template_job import (
+    BOUNTY,
+    CONSENSUS,
+    TRAINER,
+    USERS,
+    WORKER_SETTINGS,
+    add_job_hosts,
+    post_and_settle,
+    template_job,
+)
 from tests.hosts.testbed import REPO_ROOT, Host, TestBed
 
 pytestmark = [pytest.mark.docker, pytest.mark.serial]
 log = logging.getLogger(__name__)
-BOUNTY = 100
-TRAINER = 2
-"""The NATted worker: the only one that trains, so the story is the same for every seed."""
-TRAIN = {"max_attempts": 1, "min_time_left_s": 5, "max_memory_mb": 1024, "max_disk_mb": 64,
-         "max_time_s": 120}
-VERIFY = {"max_attempts": 0}
 
 
 def test_the_template_job_is_trained_behind_nat_verified_and_paid_on_every_host(
@@ -73,41 +73,19 @@ def test_the_template_job_is_trained_behind_nat_verified_and_paid_on_every_host(
     machine = connect()
     ensure_base_image(machine, log=lambda _m: None)
     base_id = str(machine.images.get(BASE_TAG).id)
-    links = rng("links")
     with TestBed(seed=lc_seed) as bed:
-        hosts = [bed.add_host("v0")]
-        hosts += [bed.add_host(f"w{i}", engine=True, nat=i == TRAINER,
-                               clock_offset_s=4.0 if i == 1 else 0.0) for i in (1, 2, 3)]
+        hosts = add_job_hosts(bed, machine, rng("links"))
         engines = [h.engine for h in hosts[1:] if h.engine is not None]
-        cached_image_tar(machine, BASE_TAG)  # saved once, then loaded into 3 engines at once
-        with ThreadPoolExecutor(len(engines)) as pool:  # the base image, the same layer ids
-            list(pool.map(lambda e: e.load_from_host(machine, BASE_TAG), engines))
-        log.info("3 engines started and holding the base image after %.0f s",
-                 time.monotonic() - started)
-        for i, a in enumerate(hosts):
-            for b in hosts[i + 1:]:
-                rtt = links.uniform(50, 150)
-                bed.set_link(a, b, LinkSpec.from_rtt(rtt, jitter_ms=10, loss=0.01))
-                log.info("link %s-%s: %.0f ms round trip, 10 ms jitter, 1 %% loss",
-                         a.name, b.name, rtt)
-
-        job_dir = tmp_path / "digits"
-        cli("job", "init", str(job_dir), env={})
-        make_v2(job_dir)  # see the module's docstring: the hidden part is cut
-        few_epochs(job_dir)
-        built = json.loads(cli("job", "build", str(job_dir), "--json", env={}))
-        image_id = str(built["image_id"])
+        image_id = template_job(tmp_path / "digits")  # made v2: see the module's docstring
         for engine in engines:
             assert _image_ids(engine.client()) == {base_id}, engine.name
 
-        graph = HostGraph.create(
-            bed, tmp_path / "net", hosts, workers=4, users={"submitter": 5_000},
-            consensus={"commit_ms": 100},
-            worker_settings={0: VERIFY, 1: VERIFY, TRAINER: TRAIN, 3: VERIFY})
+        graph = HostGraph.create(bed, tmp_path / "net", hosts, workers=4, users=USERS,
+                                 consensus=CONSENSUS, worker_settings=WORKER_SETTINGS)
         graph.start_all(timeout=120)
         log.info("4 hosts at height 1 after %.0f s", time.monotonic() - started)
         try:
-            job_id, job = _post_and_settle(graph, job_dir, image_id)
+            job_id, job = _post_and_settle(graph, tmp_path / "digits", image_id)
             _check_settled(graph, job_id, job, image_id)
             _check_nat_worker(bed, graph, hosts[TRAINER], job_id)
         except BaseException:
@@ -128,27 +106,10 @@ def test_the_template_job_is_trained_behind_nat_verified_and_paid_on_every_host(
 
 
 def _post_and_settle(graph: HostGraph, job_dir: Path, image_id: str) -> tuple[str, Any]:
-    api = graph.nodes[0].api
-    submitter = graph.users["submitter"]
-    env = {"LC_NODE": api.base_url}
-    keys = ("--key", str(submitter.key_file),
-            "--passphrase-file", str(submitter.passphrase_file))
     job_windows = windows(measure_attempt(job_dir))  # this machine, now, the graph running
     log.info("job windows: %s", job_windows)
-    supply_before = api.supply()
-    posted = json.loads(cli(
-        "job", "submit", str(job_dir), "--bounty", str(BOUNTY), *job_windows.args(),
-        "--quorum", "500", "--supermajority", "667", "--max-turns", "1", *keys, "--json",
-        env=env))
-    job_id = str(posted["job_id"])
-    assert posted["image_by_layer"] is True and posted["image_id"] == image_id, posted
-    posted_at = time.monotonic()
-    job = wait_settled(api, job_id, job_windows.settle_s())
-    log.info("job %s settled %s %.0f s after posting", job_id[:12], job["status"],
-             time.monotonic() - posted_at)
-    assert job["status"] == "paid", (job, job_log_lines(graph.layout, job_id))
-    supply = api.supply()
-    assert supply["conserved"] and supply["supply"] == supply_before["supply"], supply
+    job_id, job, _seconds = post_and_settle(graph.nodes[0].api, graph.users["submitter"],
+                                            graph.layout, job_dir, image_id, job_windows)
     return job_id, job
 
 

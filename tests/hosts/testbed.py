@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -292,6 +293,20 @@ class TestBed:
     def set_link(self, a: Host, b: Host, spec: LinkSpec) -> None:
         """Both directions of the link a-b behave as ``spec`` (changeable while running)."""
         self._ask({"op": "link", "a": a.index, "b": b.index, "spec": spec.to_json()})
+
+    def set_wan_links(self, hosts: Sequence[Host], rng: random.Random, *,
+                      rtt_ms: tuple[float, float] = (50.0, 150.0), jitter_ms: float = 10.0,
+                      loss: float = 0.01) -> dict[tuple[str, str], float]:
+        """Every link between two of ``hosts`` a wide-area one: a round trip drawn uniformly
+        from ``rtt_ms`` (pairs in order, one draw each), ``jitter_ms`` each way, ``loss`` per
+        segment. Returns each pair's round trip in ms (for the log)."""
+        drawn: dict[tuple[str, str], float] = {}
+        for i, a in enumerate(hosts):
+            for b in hosts[i + 1:]:
+                rtt = rng.uniform(*rtt_ms)
+                self.set_link(a, b, LinkSpec.from_rtt(rtt, jitter_ms=jitter_ms, loss=loss))
+                drawn[a.name, b.name] = rtt
+        return drawn
 
     def relay_stats(self) -> dict[str, int]:
         stats = self._ask({"op": "stats"})["stats"]

@@ -1,0 +1,259 @@
+"""Hosts bench (issue 31 §6): the graph on emulated hosts across a WAN against the same graph
+on 127.0.0.1, in one run.
+
+    sudo .venv/bin/python bench/hosts.py [--seconds 15] [--large 16] [--blob-mib 16]
+                                         [--rounds 2] [--no-job] [--seed N] [--quick]
+
+Every host is a network namespace of the test bed (tests/hosts/, docs/testbed.md): an
+address of its own, every TCP connection to another host through the emulated switch,
+whose links get a round trip drawn from 50-150 ms per pair, 10 ms jitter each way and
+1 % segment loss (issue 31 §6). The loopback reference is the same graph as node
+processes on 127.0.0.1 (``client.devnet.processes``), measured in the same run by the
+same code (``bench/support/hostruns.py``):
+
+- **finalized tx/s** of 4 validators under bench/devnet.py's load (pre-signed transfers
+  posted in batches, ``bench/support/txload.py``; on the hosts each loader runs on a host
+  and posts to that host's node), with submit-to-final p50/p99 and peak RSS per node;
+- **the large run**: ``--large`` (16) validators on as many hosts under the same load:
+  commit latency (submit to committed) p50/p99, finalized tx/s, the block interval and
+  peak RSS (``VmHWM``) per node, and the same graph on 127.0.0.1 for its tx/s;
+- **blob ratio**: bench/blobs.py's encrypted blob fetch over its raw TCP copy of the
+  same file, host A to host B across one WAN link (``blob_ratio_encrypted``), and
+  bench/blobs.py's own figure on 127.0.0.1 (``blob_ratio_encrypted_loopback``);
+- **submit to paid**: the template job of tests/hosts/test_job_on_hosts.py (made
+  train/v2; w1 +4 s, w2 behind NAT trains, w1-w3 on Docker engines of their own that
+  fetch the job's layer from peers) from ``job submit`` to paid, and the same job on 4
+  node processes on 127.0.0.1 sharing the machine's engine. Both with the same windows,
+  sized once from an attempt measured here (``tests.framework.job_windows``): the claim
+  window is waited out, so most of either figure is that window.
+
+No host has a clock offset in the load runs (loaders and follower time transactions by
+one wall clock; a validator 4 s ahead proposes no block the others accept, [CONS-TIME.2]).
+
+``--quick``: 4 validators for 3 s on hosts and on 127.0.0.1, and a 2 MiB blob ratio: about
+a minute. It runs no large run and no job (private engines, about 4 minutes): those
+figures are ``null`` and ``null_because`` says why (so does ``--no-job``, ``--large 0``).
+
+Needs root (namespaces, iptables; the job: private dockerds and the base image). Cleans
+up every namespace, interface, process and private engine it made, also when a run
+fails, on Ctrl-C and on SIGTERM. Last line: one JSON object (keys ``JSON_KEYS``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.support.cli import emit, parse_args
+from bench.support.hostruns import (
+    MADE,
+    BlobFigures,
+    Load,
+    Signals,
+    TxFigures,
+    blob_hosts,
+    blob_loopback,
+    job_hosts,
+    job_loopback,
+    tx_hosts,
+    tx_loopback,
+)
+from tests.framework import seed as seeds
+
+JSON_KEYS = ("bench", "quick", "seed", "validators", "load_seconds", "rtt_ms", "jitter_ms",
+             "loss", "tx_per_s_hosts", "tx_per_s_loopback", "tx_ratio_hosts_to_loopback",
+             "p50_submit_to_final_s_hosts", "p50_submit_to_final_s_loopback",
+             "p99_submit_to_final_s_hosts", "p99_submit_to_final_s_loopback",
+             "peak_rss_mib_per_node_hosts", "peak_rss_mib_per_node_loopback",
+             "submit_to_paid_s_hosts", "submit_to_paid_s_loopback",
+             "submit_to_paid_ratio_hosts_to_loopback", "job_windows_s", "job_hosts_setup_s",
+             "blob_mib", "blob_link_rtt_ms", "blob_mib_per_s_hosts", "raw_tcp_mib_per_s_hosts",
+             "blob_ratio_encrypted", "blob_mib_per_s_loopback", "raw_tcp_mib_per_s_loopback",
+             "blob_ratio_encrypted_loopback", "large_validators", "large_tx_per_s",
+             "large_commit_latency_p50_s", "large_commit_latency_p99_s",
+             "large_block_interval_p50_s", "large_peak_rss_mib_per_node",
+             "large_tx_per_s_loopback", "large_commit_latency_p50_s_loopback",
+             "large_commit_latency_p99_s_loopback", "left_behind", "null_because")
+"""Keys of the last line (tests/test_bench_quick.py); figures of a part not run are null,
+and ``null_because`` names each with the reason."""
+NEEDS_DOCKER = True
+"""Starts node processes on emulated hosts (root: namespaces) and, in a full run, private
+Docker engines: CI runs it serially, with the Docker and multi-process tests."""
+QUICK = {"seconds": 3.0, "senders": 8, "batch": 100, "rate_cap": 1000, "blob_mib": 2,
+         "rounds": 1, "large": 0, "job": False}
+RTT_MS = (50.0, 150.0)
+JITTER_MS = 10.0
+LOSS = 0.01
+
+
+def _r(value: float | None, digits: int = 3) -> float | None:
+    """Rounded, and NaN (nothing measured) as null."""
+    if value is None or math.isnan(value):
+        return None
+    return round(value, digits)
+
+
+def _mib(rss: dict[str, float]) -> dict[str, float | None]:
+    return {name: _r(value, 1) for name, value in rss.items()}
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or not b else round(a / b, 3)
+
+
+def run_tx(args: argparse.Namespace, load: Load, work: Path,
+           result: dict[str, Any]) -> None:
+    loopback = tx_loopback(4, load, work)
+    print(f"loopback  {loopback.summary()}", flush=True)
+    hosts, rtts = tx_hosts(4, load, work, args.seed, seeds.rng("links"))
+    print(f"hosts     {hosts.summary()}; links (ms RTT) "
+          f"{ {f'{a}-{b}': round(v) for (a, b), v in rtts.items()} }", flush=True)
+    tps_h, tps_l = _r(hosts.run.tx_per_s(), 1), _r(loopback.run.tx_per_s(), 1)
+    result.update({
+        "tx_per_s_hosts": tps_h, "tx_per_s_loopback": tps_l,
+        "tx_ratio_hosts_to_loopback": _ratio(tps_h, tps_l),
+        "p50_submit_to_final_s_hosts": _r(hosts.run.latency_s(0.5)),
+        "p50_submit_to_final_s_loopback": _r(loopback.run.latency_s(0.5)),
+        "p99_submit_to_final_s_hosts": _r(hosts.run.latency_s(0.99)),
+        "p99_submit_to_final_s_loopback": _r(loopback.run.latency_s(0.99)),
+        "peak_rss_mib_per_node_hosts": _mib(hosts.peak_rss_mib),
+        "peak_rss_mib_per_node_loopback": _mib(loopback.peak_rss_mib),
+    })
+
+
+def run_large(args: argparse.Namespace, load: Load, work: Path,
+              result: dict[str, Any]) -> None:
+    hosts, _rtts = tx_hosts(args.large, load, work, args.seed, seeds.rng("large-links"))
+    print(f"hosts     {hosts.summary()}", flush=True)
+    loopback: TxFigures = tx_loopback(args.large, load, work)
+    print(f"loopback  {loopback.summary()}", flush=True)
+    result.update({
+        "large_tx_per_s": _r(hosts.run.tx_per_s(), 1),
+        "large_commit_latency_p50_s": _r(hosts.run.latency_s(0.5)),
+        "large_commit_latency_p99_s": _r(hosts.run.latency_s(0.99)),
+        "large_block_interval_p50_s": _r(_median(hosts.run.block_intervals())),
+        "large_peak_rss_mib_per_node": _mib(hosts.peak_rss_mib),
+        "large_tx_per_s_loopback": _r(loopback.run.tx_per_s(), 1),
+        "large_commit_latency_p50_s_loopback": _r(loopback.run.latency_s(0.5)),
+        "large_commit_latency_p99_s_loopback": _r(loopback.run.latency_s(0.99)),
+    })
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def run_blobs(args: argparse.Namespace, work: Path, result: dict[str, Any]) -> None:
+    loopback: BlobFigures = blob_loopback(args.blob_mib, args.rounds)
+    print(f"loopback  blob {loopback.summary()}", flush=True)
+    hosts, rtt = blob_hosts(args.blob_mib, args.rounds, args.seed, seeds.rng("blob-link"),
+                            work)
+    print(f"hosts     blob {hosts.summary()} (link {rtt:.0f} ms RTT, {JITTER_MS:.0f} ms "
+          f"jitter, {LOSS:.0%} loss)", flush=True)
+    result.update({
+        "blob_link_rtt_ms": round(rtt, 1),
+        "blob_mib_per_s_hosts": _r(hosts.blob_mib_per_s, 2),
+        "raw_tcp_mib_per_s_hosts": _r(hosts.raw_mib_per_s, 2),
+        "blob_ratio_encrypted": _r(hosts.ratio),
+        "blob_mib_per_s_loopback": _r(loopback.blob_mib_per_s, 1),
+        "raw_tcp_mib_per_s_loopback": _r(loopback.raw_mib_per_s, 1),
+        "blob_ratio_encrypted_loopback": _r(loopback.ratio),
+    })
+
+
+def run_job(args: argparse.Namespace, work: Path, result: dict[str, Any]) -> None:
+    from sandbox.base_image import ensure_base_image
+    from sandbox.engine import connect
+    from tests.framework.job_windows import measure_attempt, windows
+    from tests.hosts.template_job import template_job
+
+    machine = connect()
+    try:
+        ensure_base_image(machine, log=lambda _m: None)
+        job_dir = work / "digits"
+        image_id = template_job(job_dir)
+        job_windows = windows(measure_attempt(job_dir))  # once: the same for both graphs
+        print(f"job windows: {job_windows}", flush=True)
+        loopback = job_loopback(job_dir, image_id, job_windows, work)
+        print(f"loopback  template job: submit to paid {loopback:.1f} s", flush=True)
+        hosts, setup = job_hosts(job_dir, image_id, job_windows, work, args.seed,
+                                 seeds.rng("job-links"), machine)
+        print(f"hosts     template job: submit to paid {hosts:.1f} s (before it: {setup:.0f} s "
+              "for hosts, engines holding the base image, nodes at height 1)", flush=True)
+    finally:
+        machine.close()
+    result.update({
+        "submit_to_paid_s_hosts": _r(hosts, 1), "submit_to_paid_s_loopback": _r(loopback, 1),
+        "submit_to_paid_ratio_hosts_to_loopback": _ratio(hosts, loopback),
+        "job_windows_s": {"attempt": round(job_windows.attempt_s, 1),
+                          "expires": job_windows.expires_s, "reveal": job_windows.reveal_s,
+                          "commit": job_windows.commit_s,
+                          "vote_reveal": job_windows.vote_reveal_s},
+        "job_hosts_setup_s": round(setup, 1),
+    })
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--seconds", type=float, default=15.0, help="seconds of transfer load")
+    p.add_argument("--senders", type=int, default=64)
+    p.add_argument("--batch", type=int, default=500)
+    p.add_argument("--rate-cap", type=int, default=6000, help="txs signed per second of load")
+    p.add_argument("--large", type=int, default=16, help="validators of the large run; 0: none")
+    p.add_argument("--blob-mib", type=int, default=16)
+    p.add_argument("--rounds", type=int, default=2, help="blob rounds (median)")
+    p.add_argument("--job", action=argparse.BooleanOptionalAction, default=True,
+                   help="time the template job from submit to paid (needs Docker)")
+    p.add_argument("--seed", type=int, default=None, help="links' random draws (LC_SEED)")
+    args = parse_args(p, QUICK)
+    if args.seed is None:
+        args.seed = seeds.choose_seed()
+    seeds.begin_case(args.seed)
+    Signals.install()
+    print(f"seed {args.seed} (re-run with --seed {args.seed}); links {RTT_MS[0]:.0f}-"
+          f"{RTT_MS[1]:.0f} ms RTT, {JITTER_MS:.0f} ms jitter, {LOSS:.0%} loss", flush=True)
+    load = Load(args.seconds, args.senders, args.batch, args.rate_cap)
+    result: dict[str, Any] = {key: None for key in JSON_KEYS}
+    result.update({"bench": "hosts", "quick": args.quick, "seed": args.seed, "validators": 4,
+                   "load_seconds": args.seconds, "rtt_ms": list(RTT_MS),
+                   "jitter_ms": JITTER_MS, "loss": LOSS, "blob_mib": args.blob_mib,
+                   "large_validators": args.large or None})
+    because: dict[str, str] = {}
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="lc-bench-hosts-") as tmp:
+        work = Path(tmp)
+        run_tx(args, load, work, result)
+        run_blobs(args, work, result)
+        if args.large:
+            run_large(args, load, work, result)
+        else:
+            because["large_*"] = ("quick mode: no large run" if args.quick
+                                  else "--large 0: no large run")
+        if args.job:
+            run_job(args, work, result)
+        else:
+            because["submit_to_paid_*"] = (
+                "quick mode: the template job (3 private Docker engines loaded with the base "
+                "image, a claim window waited out: about 4 min) is not run" if args.quick
+                else "--no-job: the template job was not run")
+    left = MADE.left()
+    result["left_behind"] = left
+    result["null_because"] = because or None
+    print(f"done in {time.monotonic() - started:.0f} s; {len(MADE.beds)} test beds and "
+          f"{len(MADE.engine_roots)} private engines made, left behind: {left or 'nothing'}",
+          flush=True)
+    emit(result, JSON_KEYS)
+    if left:
+        raise SystemExit(f"left behind: {left}")
+
+
+if __name__ == "__main__":
+    main()
