@@ -42,6 +42,7 @@ fails, on Ctrl-C and on SIGTERM. Last line: one JSON object (keys ``JSON_KEYS``)
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import statistics
 import sys
@@ -66,7 +67,11 @@ from bench.support.hostruns import (
     tx_hosts,
     tx_loopback,
 )
+from sandbox.base_image import ensure_base_image
+from sandbox.engine import connect
 from tests.framework import seed as seeds
+from tests.framework.job_windows import measure_attempt, windows
+from tests.hosts.template_job import template_job
 
 JSON_KEYS = ("bench", "quick", "seed", "validators", "load_seconds", "rtt_ms", "jitter_ms",
              "loss", "tx_per_s_hosts", "tx_per_s_loopback", "tx_ratio_hosts_to_loopback",
@@ -170,11 +175,6 @@ def run_blobs(args: argparse.Namespace, work: Path, result: dict[str, Any]) -> N
 
 
 def run_job(args: argparse.Namespace, work: Path, result: dict[str, Any]) -> None:
-    from sandbox.base_image import ensure_base_image
-    from sandbox.engine import connect
-    from tests.framework.job_windows import measure_attempt, windows
-    from tests.hosts.template_job import template_job
-
     machine = connect()
     try:
         ensure_base_image(machine, log=lambda _m: None)
@@ -214,10 +214,13 @@ def main() -> None:
                    help="time the template job from submit to paid (needs Docker)")
     p.add_argument("--seed", type=int, default=None, help="links' random draws (LC_SEED)")
     args = parse_args(p, QUICK)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s: %(message)s")  # progress, on stderr
     if args.seed is None:
         args.seed = seeds.choose_seed()
     seeds.begin_case(args.seed)
     Signals.install()
+    MADE.begin()
     print(f"seed {args.seed} (re-run with --seed {args.seed}); links {RTT_MS[0]:.0f}-"
           f"{RTT_MS[1]:.0f} ms RTT, {JITTER_MS:.0f} ms jitter, {LOSS:.0%} loss", flush=True)
     load = Load(args.seconds, args.senders, args.batch, args.rate_cap)

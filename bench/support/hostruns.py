@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -60,25 +61,49 @@ TX_CONSENSUS = {"commit_ms": 100}
 """bench/devnet.py's: the same consensus timing on hosts and on 127.0.0.1."""
 
 
+BED_INTERFACE = re.compile(r"^(h\d+|up0|lan0)$")
+"""Names of the test bed's veth ends outside a host (tests/hosts/testbed.py): made inside
+its own namespaces, they must never show up in the machine's."""
+
+
+def machine_interfaces() -> set[str]:
+    """Interface names of this process's (the machine's) network namespace."""
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
+                         check=False).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()
+            if line.count(":") >= 2}
+
+
 @dataclass
 class Made:
     """What this process's runs made outside their temp dirs: test beds (each a switch,
     hosts and NAT routers as namespaces, their veths and rules inside them, and a root
-    directory) and private engines (each a root directory)."""
+    directory) and private engines (each a dockerd process and a root directory)."""
 
     beds: list[str]
     engine_roots: list[Path]
+    engine_pids: list[int]
+    interfaces_before: set[str]
+    """The machine's interfaces before the first run (``begin``)."""
+
+    def begin(self) -> None:
+        self.interfaces_before = machine_interfaces()
 
     def left(self) -> list[str]:
         """Whatever of it is still there (a test bed's ``close()`` raises for its own
-        namespaces; this checks them all again at the end, engines too)."""
+        namespaces; this checks them all again at the end, engines and interfaces too)."""
         ours = [n for n in sorted(namespaces()) for b in self.beds
                 if n == f"lcsw-{b}" or n.startswith((f"lch-{b}-", f"lcn-{b}-"))]
         dirs = [Path(f"{ROOT_PREFIX}{b}") for b in self.beds] + self.engine_roots
-        return ours + [str(d) for d in dirs if d.exists()]
+        engines = [f"dockerd pid {pid}" for pid in self.engine_pids
+                   if Path(f"/proc/{pid}").exists()]
+        interfaces = [f"interface {name}" for name in
+                      sorted(machine_interfaces() - self.interfaces_before)
+                      if BED_INTERFACE.match(name)]
+        return ours + [str(d) for d in dirs if d.exists()] + engines + interfaces
 
 
-MADE = Made([], [])
+MADE = Made([], [], [], set())
 
 
 class Signals:
@@ -128,7 +153,9 @@ def _bed(seed: int) -> Iterator[TestBed]:
         yield bed
     finally:
         with Signals.shielded():
-            MADE.engine_roots.extend(h.engine.root for h in bed.hosts if h.engine is not None)
+            engines = [h.engine for h in bed.hosts if h.engine is not None]
+            MADE.engine_roots.extend(e.root for e in engines)
+            MADE.engine_pids.extend(e.pid for e in engines if e.pid is not None)
             bed.close()
 
 
