@@ -1,7 +1,7 @@
 """Hosts bench (issue 31 §6): the graph on emulated hosts across a WAN against the same graph
 on 127.0.0.1, in one run.
 
-    sudo .venv/bin/python bench/hosts.py [--seconds 15] [--large 16] [--blob-mib 16]
+    sudo .venv/bin/python bench/hosts.py [--seconds 15] [--large 16] [--blob-mib 8]
                                          [--rounds 2] [--no-job] [--seed N] [--quick]
 
 Every host is a network namespace of the test bed (tests/hosts/, docs/testbed.md): an
@@ -18,8 +18,10 @@ same code (``bench/support/hostruns.py``):
   commit latency (submit to committed) p50/p99, finalized tx/s, the block interval and
   peak RSS (``VmHWM``) per node, and the same graph on 127.0.0.1 for its tx/s;
 - **blob ratio**: bench/blobs.py's encrypted blob fetch over its raw TCP copy of the
-  same file, host A to host B across one WAN link (``blob_ratio_encrypted``), and
-  bench/blobs.py's own figure on 127.0.0.1 (``blob_ratio_encrypted_loopback``);
+  same file, host A to host B across one WAN link (``blob_ratio_encrypted``), the same
+  link without loss (``..._lossless``: what the fetch's own pipelining leaves of a
+  window-limited link), and bench/blobs.py's own figure on 127.0.0.1
+  (``blob_ratio_encrypted_loopback``);
 - **submit to paid**: the template job of tests/hosts/test_job_on_hosts.py (made
   train/v2; w1 +4 s, w2 behind NAT trains, w1-w3 on Docker engines of their own that
   fetch the job's layer from peers) from ``job submit`` to paid, and the same job on 4
@@ -56,6 +58,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.support.cli import emit, parse_args
 from bench.support.hostruns import (
     MADE,
+    WAN_JITTER_MS,
+    WAN_LOSS,
+    WAN_RTT_MS,
     BlobFigures,
     Load,
     Signals,
@@ -81,7 +86,9 @@ JSON_KEYS = ("bench", "quick", "seed", "validators", "load_seconds", "rtt_ms", "
              "submit_to_paid_s_hosts", "submit_to_paid_s_loopback",
              "submit_to_paid_ratio_hosts_to_loopback", "job_windows_s", "job_hosts_setup_s",
              "blob_mib", "blob_link_rtt_ms", "blob_mib_per_s_hosts", "raw_tcp_mib_per_s_hosts",
-             "blob_ratio_encrypted", "blob_mib_per_s_loopback", "raw_tcp_mib_per_s_loopback",
+             "blob_ratio_encrypted", "blob_mib_per_s_hosts_lossless",
+             "raw_tcp_mib_per_s_hosts_lossless", "blob_ratio_encrypted_lossless",
+             "blob_mib_per_s_loopback", "raw_tcp_mib_per_s_loopback",
              "blob_ratio_encrypted_loopback", "large_validators", "large_tx_per_s",
              "large_commit_latency_p50_s", "large_commit_latency_p99_s",
              "large_block_interval_p50_s", "large_peak_rss_mib_per_node",
@@ -94,9 +101,7 @@ NEEDS_DOCKER = True
 Docker engines: CI runs it serially, with the Docker and multi-process tests."""
 QUICK = {"seconds": 3.0, "senders": 8, "batch": 100, "rate_cap": 1000, "blob_mib": 2,
          "rounds": 1, "large": 0, "job": False}
-RTT_MS = (50.0, 150.0)
-JITTER_MS = 10.0
-LOSS = 0.01
+RTT_MS, JITTER_MS, LOSS = WAN_RTT_MS, WAN_JITTER_MS, WAN_LOSS
 
 
 def _r(value: float | None, digits: int = 3) -> float | None:
@@ -160,14 +165,18 @@ def run_blobs(args: argparse.Namespace, work: Path, result: dict[str, Any]) -> N
     loopback: BlobFigures = blob_loopback(args.blob_mib, args.rounds)
     print(f"loopback  blob {loopback.summary()}", flush=True)
     hosts, rtt = blob_hosts(args.blob_mib, args.rounds, args.seed, seeds.rng("blob-link"),
-                            work)
-    print(f"hosts     blob {hosts.summary()} (link {rtt:.0f} ms RTT, {JITTER_MS:.0f} ms "
-          f"jitter, {LOSS:.0%} loss)", flush=True)
+                            work, (LOSS, 0.0))
+    for loss, figures in hosts.items():
+        print(f"hosts     blob {figures.summary()} (link {rtt:.0f} ms RTT, {JITTER_MS:.0f} ms "
+              f"jitter, {loss:.0%} loss)", flush=True)
     result.update({
         "blob_link_rtt_ms": round(rtt, 1),
-        "blob_mib_per_s_hosts": _r(hosts.blob_mib_per_s, 2),
-        "raw_tcp_mib_per_s_hosts": _r(hosts.raw_mib_per_s, 2),
-        "blob_ratio_encrypted": _r(hosts.ratio),
+        "blob_mib_per_s_hosts": _r(hosts[LOSS].blob_mib_per_s, 2),
+        "raw_tcp_mib_per_s_hosts": _r(hosts[LOSS].raw_mib_per_s, 2),
+        "blob_ratio_encrypted": _r(hosts[LOSS].ratio),
+        "blob_mib_per_s_hosts_lossless": _r(hosts[0.0].blob_mib_per_s, 2),
+        "raw_tcp_mib_per_s_hosts_lossless": _r(hosts[0.0].raw_mib_per_s, 2),
+        "blob_ratio_encrypted_lossless": _r(hosts[0.0].ratio),
         "blob_mib_per_s_loopback": _r(loopback.blob_mib_per_s, 1),
         "raw_tcp_mib_per_s_loopback": _r(loopback.raw_mib_per_s, 1),
         "blob_ratio_encrypted_loopback": _r(loopback.ratio),
@@ -208,7 +217,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--rate-cap", type=int, default=6000, help="txs signed per second of load")
     p.add_argument("--large", type=int, default=16, help="validators of the large run; 0: none")
-    p.add_argument("--blob-mib", type=int, default=16)
+    p.add_argument("--blob-mib", type=int, default=8)
     p.add_argument("--rounds", type=int, default=2, help="blob rounds (median)")
     p.add_argument("--job", action=argparse.BooleanOptionalAction, default=True,
                    help="time the template job from submit to paid (needs Docker)")

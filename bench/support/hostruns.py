@@ -44,6 +44,7 @@ from client.devnet.processes import down, load_pids, up
 from tests.framework.job_windows import JobWindows
 from tests.framework.ports import free_base_port
 from tests.hosts.graph import HostGraph
+from tests.hosts.linkmodel import LinkSpec
 from tests.hosts.netns import enter, namespaces
 from tests.hosts.template_job import (
     CONSENSUS,
@@ -57,6 +58,11 @@ from tests.hosts.testbed import ROOT_PREFIX, TestBed
 REPO = Path(__file__).resolve().parents[2]
 LOADERS = 4
 """Load processes per run (at most one per node)."""
+WAN_RTT_MS = (50.0, 150.0)
+WAN_JITTER_MS = 10.0
+WAN_LOSS = 0.01
+"""Every WAN link (issue 31 §6): a round trip drawn from ``WAN_RTT_MS`` per pair, jitter
+each way, segment loss; tests/hosts/template_job.py's hosts get the same."""
 TX_CONSENSUS = {"commit_ms": 100}
 """bench/devnet.py's: the same consensus timing on hosts and on 127.0.0.1."""
 
@@ -254,7 +260,8 @@ def tx_hosts(validators: int, load: Load, work: Path, seed: int,
     also each link's drawn round trip."""
     with _bed(seed) as bed:
         hosts = [bed.add_host(f"v{i}") for i in range(validators)]
-        rtts = bed.set_wan_links(hosts, links)
+        rtts = bed.set_wan_links(hosts, links, rtt_ms=WAN_RTT_MS, jitter_ms=WAN_JITTER_MS,
+                                 loss=WAN_LOSS)
         graph = HostGraph.create(bed, work / f"hosts-{validators}", hosts, users=load.users(),
                                  consensus=TX_CONSENSUS, log_level="warning")
         started = time.monotonic()
@@ -316,32 +323,38 @@ def blob_loopback(mib: int, rounds: int) -> BlobFigures:
     return BlobFigures(mib, statistics.median(raw), statistics.median(fetched))
 
 
-def blob_hosts(mib: int, rounds: int, seed: int, links: random.Random,
-               work: Path) -> tuple[BlobFigures, float]:
-    """bench/blobs.py's two copies from host A to host B across one WAN link (its drawn
-    round trip returned too): the raw copy's receiver is a socket on B, the fetching node
-    a process on B (``bench.support.blobfetch``)."""
+def blob_hosts(mib: int, rounds: int, seed: int, links: random.Random, work: Path,
+               losses: Sequence[float]) -> tuple[dict[float, BlobFigures], float]:
+    """bench/blobs.py's two copies from host A to host B across one WAN link, once per
+    segment loss of ``losses`` (the link's round trip, drawn once, and jitter unchanged;
+    the round trip is returned too): the raw copy's receiver is a socket on B, the
+    fetching node a process on B (``bench.support.blobfetch``)."""
     source = work / "blob.bin"
     blob = make_file(source, mib)
-    raw, fetched = [], []
+    figures: dict[float, BlobFigures] = {}
     with _bed(seed) as bed:
         a, b = bed.add_host("a"), bed.add_host("b")
-        (rtt,) = bed.set_wan_links([a, b], links).values()
-        for r in range(rounds):
-            sender = subprocess.Popen([*enter(a.ns), sys.executable, "-c", SENDER, str(source),
-                                       a.address], stdout=subprocess.PIPE, cwd=REPO)
-            bed.processes.append(sender)
-            assert sender.stdout is not None
-            port = int(sender.stdout.readline())
-            start = time.perf_counter()
-            with b.connect((a.address, port), timeout=60) as sock:
-                raw.append(receive(sock, work / "tcp-copy.bin", start))
-            sender.wait(timeout=30)
-            (work / "tcp-copy.bin").unlink()
-            fetched.append(_fetch_across(bed, a.ns, a.address, b.ns, b.address, source, blob,
-                                         work / f"round{r}"))
-            shutil.rmtree(work / f"round{r}")
-    return BlobFigures(mib, statistics.median(raw), statistics.median(fetched)), rtt
+        (rtt,) = bed.set_wan_links([a, b], links, rtt_ms=WAN_RTT_MS).values()
+        for loss in losses:
+            bed.set_link(a, b, LinkSpec.from_rtt(rtt, jitter_ms=WAN_JITTER_MS, loss=loss))
+            raw, fetched = [], []
+            for r in range(rounds):
+                sender = subprocess.Popen([*enter(a.ns), sys.executable, "-c", SENDER,
+                                           str(source), a.address], stdout=subprocess.PIPE,
+                                          cwd=REPO)
+                bed.processes.append(sender)
+                assert sender.stdout is not None
+                port = int(sender.stdout.readline())
+                start = time.perf_counter()
+                with b.connect((a.address, port), timeout=60) as sock:
+                    raw.append(receive(sock, work / "tcp-copy.bin", start))
+                sender.wait(timeout=30)
+                (work / "tcp-copy.bin").unlink()
+                fetched.append(_fetch_across(bed, a.ns, a.address, b.ns, b.address, source,
+                                             blob, work / f"round{r}"))
+                shutil.rmtree(work / f"round{r}")
+            figures[loss] = BlobFigures(mib, statistics.median(raw), statistics.median(fetched))
+    return figures, rtt
 
 
 def _fetch_across(bed: TestBed, ns_a: str, addr_a: str, ns_b: str, addr_b: str,
