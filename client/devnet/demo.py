@@ -44,6 +44,7 @@ from client.api.http_client import ApiClient, ApiError
 from client.cli.job.commands import event_text, job_events
 from client.devnet.network import NetworkLayout
 from client.devnet.processes import down, load_pids, start_node_process, up
+from client.devnet.windows import claim_window_s, measure_attempt
 
 REPO = Path(__file__).resolve().parents[2]
 """The checkout root (this file is client/devnet/demo.py)."""
@@ -144,12 +145,14 @@ def _supply(accounts: dict[str, dict[str, Any]], jobs: list[dict[str, Any]]) -> 
 
 
 def run_demo(root: Path, *, base_port: int = 26700, kill_node: bool = True,
-             expires_in: str = "75s", window: str = "60s", timeout_s: float = 900.0,
+             expires_in: str | None = None, window: str = "60s", timeout_s: float = 900.0,
              keep_running: bool = False,
              env_by_node: dict[int, dict[str, str]] | None = None) -> DemoResult:
     """The demo; ``env_by_node`` (per node index, e.g. ``DOCKER_HOST``) lets a test give a node
     an engine of its own; node 3, killed and restarted mid-job, is restarted without it.
 
+    ``expires_in`` is the claim window; None (the default) sizes it from one attempt of the
+    job timed on this machine now (``client.devnet.windows``), at least 75 s.
     ``window`` is each reveal, vote-commit and vote-reveal window. They end as soon as every
     member has acted, so a long one costs nothing on a fast machine; it must cover a vote's
     model fetch and two evaluations (public and hidden part) on a loaded one: at 25 s, with
@@ -189,8 +192,8 @@ def run_demo(root: Path, *, base_port: int = 26700, kill_node: bool = True,
 
 
 def _run(root: Path, layout: NetworkLayout, api: ApiClient, submitter: Any,
-         node_env: dict[str, str], result: DemoResult, *, kill_node: bool, expires_in: str,
-         window: str, timeout_s: float) -> None:
+         node_env: dict[str, str], result: DemoResult, *, kill_node: bool,
+         expires_in: str | None, window: str, timeout_s: float) -> None:
     job_dir = root / "digits-job"
     poor = layout.nodes[0]
     say("== 2. a worker with no credits tries to post a job")
@@ -209,6 +212,8 @@ def _run(root: Path, layout: NetworkLayout, api: ApiClient, submitter: Any,
     narrow_search_space(job_dir)
     say("   search space narrowed to points that all generalise (so the hidden half, not a "
         "lucky draw, decides): " + ", ".join(f"{n} {v}" for n, _, v in SEARCH_SPACE))
+    if expires_in is None:
+        expires_in = _measured_claim_window(job_dir)
     posted = cli("job", "submit", str(job_dir), "--bounty", str(BOUNTY),
                  "--expires-in", expires_in, "--reveal-window", window,
                  "--commit-window", window, "--vote-reveal-window", window,
@@ -311,6 +316,17 @@ def _run(root: Path, layout: NetworkLayout, api: ApiClient, submitter: Any,
                      env=node_env)
         result.second_job_by_earner = json.loads(second.stdout)["job_id"]
         say(f"   posted job {result.second_job_by_earner}")
+
+
+def _measured_claim_window(job_dir: Path) -> str:
+    """Build the job (``job submit`` reuses the image) and time one attempt of it here, now,
+    with the graph running: the claim window holds the pickup and three attempts."""
+    cli("job", "build", str(job_dir))
+    attempt_s = measure_attempt(job_dir)
+    seconds = claim_window_s(attempt_s, minimum_s=75.0)
+    say(f"   one attempt (training + two evaluations) took {attempt_s:.1f} s here: claims "
+        f"close {seconds} s after the post")
+    return f"{seconds}s"
 
 
 def _reveal(job_id: str, job_dir: Path, submitter: Any, node_env: dict[str, str]) -> str:

@@ -19,22 +19,15 @@ long; only the claim window is waited out, so only it is kept near what it needs
 
 from __future__ import annotations
 
-import json
 import math
-import tempfile
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from client.devnet.network import NetworkLayout
+from client.devnet.windows import ATTEMPT_MARGIN, PICKUP_S, measure_attempt
+
+__all__ = ["JobWindows", "job_log_lines", "measure_attempt", "windows"]
 from tests.framework.wait import scaled
 
-PICKUP_S = 10.0
-"""What a worker spends before its first run starts: noticing the job, checking the image
-and fetching the data blobs (a second or two on a quiet machine)."""
-ATTEMPT_MARGIN = 3.0
-"""The claim window holds this many measured attempts: the worker's own attempt runs while
-three other nodes commit blocks and may start containers of their own."""
 VOTE_MARGIN = 4.0
 """A vote window holds this many measured attempts (a voter fetches the model and evaluates
 it once; several voters share the machine's cores)."""
@@ -67,34 +60,6 @@ class JobWindows:
         return (f"one attempt measured {self.attempt_s:.1f} s: expires in {self.expires_s} s, "
                 f"reveal {self.reveal_s} s, commit {self.commit_s} s, "
                 f"vote reveal {self.vote_reveal_s} s")
-
-
-def measure_attempt(job_dir: Path) -> float:
-    """Seconds one worker attempt of the built job in ``job_dir`` takes here now: a training
-    run with the search space's point of seed 1 and two evaluations of its model, in the
-    sandbox, on the machine's engine, with the job's own limits and data."""
-    from sandbox.job_file import load_job_file
-    from sandbox.job_template import template_data
-    from sandbox.runner import SandboxRunner
-
-    image_id = json.loads((job_dir / "image.json").read_text())["image_id"]
-    job = load_job_file(job_dir)
-    runner = SandboxRunner(node_id="window-probe")
-    with tempfile.TemporaryDirectory(prefix="lc-window-probe-") as tmp:
-        data = template_data(job_dir, Path(tmp) / "data")
-        started = time.monotonic()
-        trained = runner.train(image_id, job.sample_params(1), job.limits, None,
-                               Path(tmp) / "out", data=data)
-        if not trained.ok or trained.model_path is None:
-            raise RuntimeError(f"the probe attempt's training failed: {trained.reason} "
-                               f"{trained.detail}")
-        for variant in (1, 2):
-            checked = runner.evaluate(image_id, trained.model_path, job.limits, data=data,
-                                      variant=variant)
-            if not checked.ok:
-                raise RuntimeError(f"the probe attempt's evaluation failed: {checked.reason} "
-                                   f"{checked.detail}")
-        return time.monotonic() - started
 
 
 def windows(attempt_s: float, *, min_expires_s: float = 30.0,

@@ -1,0 +1,60 @@
+"""A job's claim window sized from this machine's speed, measured just before posting.
+
+Why: a claim window (``--expires-in``) must hold a worker's first attempt (one training run
+and the two self-check evaluations [WORK-SELFCHECK.1], each a fresh container) and its claim.
+Fixed seconds that suffice on a quiet machine do not on a loaded one: ``make demo``'s 75 s
+window left the honest worker and the cheater without a claim in 2 of 3 runs of ``make
+test-repeat`` on a loaded 2-core machine, and a story without their claims shows nothing. So
+the demo (and the graph tests, ``tests/framework/job_windows``) time one attempt of the built
+job here, on the engine the workers use and under whatever load the machine has now, and size
+the window from it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+PICKUP_S = 10.0
+"""What a worker spends before its first run starts: noticing the job, checking the image
+and fetching the data blobs (a second or two on a quiet machine)."""
+ATTEMPT_MARGIN = 3.0
+"""The claim window holds this many measured attempts: the worker's own attempt runs while
+other nodes commit blocks and run containers of their own."""
+
+
+def measure_attempt(job_dir: Path) -> float:
+    """Seconds one worker attempt of the built job in ``job_dir`` takes here now: a training
+    run with the search space's point of seed 1 and two evaluations of its model, in the
+    sandbox, on the machine's engine, with the job's own limits and data."""
+    from sandbox.job_file import load_job_file
+    from sandbox.job_template import template_data
+    from sandbox.runner import SandboxRunner
+
+    image_id = json.loads((job_dir / "image.json").read_text())["image_id"]
+    job = load_job_file(job_dir)
+    runner = SandboxRunner(node_id="window-probe")
+    with tempfile.TemporaryDirectory(prefix="lc-window-probe-") as tmp:
+        data = template_data(job_dir, Path(tmp) / "data")
+        started = time.monotonic()
+        trained = runner.train(image_id, job.sample_params(1), job.limits, None,
+                               Path(tmp) / "out", data=data)
+        if not trained.ok or trained.model_path is None:
+            raise RuntimeError(f"the probe attempt's training failed: {trained.reason} "
+                               f"{trained.detail}")
+        for variant in (1, 2):
+            checked = runner.evaluate(image_id, trained.model_path, job.limits, data=data,
+                                      variant=variant)
+            if not checked.ok:
+                raise RuntimeError(f"the probe attempt's evaluation failed: {checked.reason} "
+                                   f"{checked.detail}")
+        return time.monotonic() - started
+
+
+def claim_window_s(attempt_s: float, *, minimum_s: float = 30.0, factor: float = 1.0) -> int:
+    """A claim window for a job whose one attempt takes ``attempt_s`` here: the pickup and
+    ``ATTEMPT_MARGIN`` attempts, at least ``minimum_s``, times ``factor``."""
+    return math.ceil(factor * max(minimum_s, PICKUP_S + ATTEMPT_MARGIN * attempt_s))
