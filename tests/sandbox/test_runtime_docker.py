@@ -22,6 +22,7 @@ from sandbox.limits import MIB, ResourceLimits, TrainParams
 from sandbox.results import FailureReason
 from sandbox.runner import SandboxRunner
 from sandbox.runtime import RUNC, RUNSC, RUNSC_EXTRA_MEMORY, RUNSC_EXTRA_PIDS, resolve
+from sandbox.seccomp import profile_text_for
 from tests.sandbox.conftest import NODE_ID
 from tests.sandbox.runtimes import RUNTIMES
 
@@ -80,9 +81,12 @@ def test_job_runtime_3_the_engine_applies_the_same_limits_under_runsc(
         assert host["PidsLimit"] == LIMITS.pids + extra_pids
         assert host["Memory"] == host["MemorySwap"] == LIMITS.memory_bytes + extra_memory
         same = {key: host[key] for key in ("NetworkMode", "ReadonlyRootfs", "CapDrop",
-                                           "SecurityOpt", "Privileged", "NanoCpus", "Ulimits",
+                                           "Privileged", "NanoCpus", "Ulimits",
                                            "ShmSize", "IpcMode", "LogConfig")}
         assert same == {key: hosts[RUNC][key] for key in same}
+        # [JOB-RUNTIME.10] the profile differs in its clone3 rule only (test_seccomp.py)
+        assert host["SecurityOpt"] == ["no-new-privileges:true",
+                                       f"seccomp={profile_text_for(runtime)}"]
         assert [(m["Target"], m["Type"]) for m in host["Mounts"]] == \
             [(m["Target"], m["Type"]) for m in hosts[RUNC]["Mounts"]]
 
