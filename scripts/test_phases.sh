@@ -11,12 +11,21 @@ pytest=$1 markexpr=$2
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
 
+# The engine tests build and save job images (about 1 GB each) under pytest's /tmp
+# directories: say how much room there is before and after, so a full disk reads as one.
+free_gib() { df -BG --output=avail "${TMPDIR:-/tmp}" | tail -1 | tr -dc 0-9; }
+disk_before=$(free_gib)
+echo "== disk: ${disk_before} GiB free in ${TMPDIR:-/tmp}"
+if [ "$disk_before" -lt 12 ]; then
+  echo "warning: under 12 GiB free; the engine tests may fail with 'no space left on device'" >&2
+fi
 start=$SECONDS
 echo "== pytest -n 2 --dist loadfile -m \"$markexpr\""
 "$pytest" -q -n 2 --dist loadfile --durations=25 --junitxml="$reports/run.xml" \
   -o junit_family=xunit1 -m "$markexpr"
 rc=$?
 wall=$((SECONDS - start))
+echo "== disk: $(free_gib) GiB free after the run (${disk_before} GiB before)"
 
 python3 - "$reports/run.xml" "$wall" "$rc" <<'PY'
 import sys

@@ -64,7 +64,8 @@ def host_dockerd() -> Process | None:
     ``dockerd`` process without ``--data-root`` (private test engines always pass one)."""
     with contextlib.suppress(OSError, ValueError):
         pid = int(HOST_PIDFILE.read_text().strip())
-        if Path(_cmdline(pid)[0]).name == "dockerd":
+        argv = _cmdline(pid)  # empty when the pidfile is stale (the engine died unclean)
+        if argv and Path(argv[0]).name == "dockerd":
             return _process(pid)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

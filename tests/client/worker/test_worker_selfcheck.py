@@ -102,6 +102,7 @@ def hostile(docker_client: docker.DockerClient,
                            lambda _m: None)
     blob = export_image(docker_client, image_id, context / "image.tar")
     yield HostileImage(image_id, blob.path, blob.blob_id)
+    blob.path.unlink(missing_ok=True)  # a 1 GB tar: the retention policy keeps module dirs
 
 
 @pytest.fixture(autouse=True)
