@@ -95,6 +95,14 @@ class Wire:
         return self.free_at
 
 
+MAX_BACKOFFS = 6
+"""Retransmissions lost in a row that still double the wait; the next one gets through, so
+a chunk waits at most 0.2 s * (2**7 - 1) = 25.4 s. Linux keeps doubling up to 120 s and
+gives up after ``tcp_retries2`` (15); bounding it here keeps every seed's worst case finite
+for a test's timeout (at 30 % loss, 6 losses in a row happen once in 1 400 chunks; a
+test bed self-test once waited past its 5 s socket timeout on such a run)."""
+
+
 def lost_segments_delay(nbytes: int, spec: LinkSpec, rng: random.Random) -> float:
     """The extra time a chunk waits for the retransmission of its lost segments."""
     if spec.loss <= 0.0 or nbytes <= 0:
@@ -103,8 +111,10 @@ def lost_segments_delay(nbytes: int, spec: LinkSpec, rng: random.Random) -> floa
     if not any(rng.random() < spec.loss for _ in range(segments)):
         return 0.0
     extra, rto = spec.rto_s, spec.rto_s
-    while rng.random() < spec.loss:  # the retransmission is lost too: the RTO doubles
-        rto *= 2
+    for _ in range(MAX_BACKOFFS):
+        if rng.random() >= spec.loss:
+            break
+        rto *= 2  # the retransmission is lost too: the RTO doubles
         extra += rto
     return extra
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from tests.hosts.linkmodel import MSS, LinkSpec, Stream, Wire, lost_segments_delay
+from tests.hosts.linkmodel import MAX_BACKOFFS, MSS, LinkSpec, Stream, Wire, lost_segments_delay
 from tests.hosts.relay import host_of
 
 
@@ -72,3 +72,13 @@ def test_the_relay_only_knows_addresses_of_the_test_bed() -> None:
     assert host_of("10.213.7.1", "10.213.") is None  # the switch itself
     assert host_of("10.214.7.2", "10.213.") is None  # a NATted host's private address
     assert host_of("192.168.1.2", "10.213.") is None
+
+
+def test_a_lost_segment_waits_a_bounded_time_for_every_draw() -> None:
+    """MAX_BACKOFFS: even at 99 % loss, no chunk waits more than 0.2 s * (2**7 - 1)."""
+    spec = LinkSpec(loss=0.99)
+    rng = random.Random(7)
+    waits = [lost_segments_delay(MSS, spec, rng) for _ in range(2_000)]
+    cap = spec.rto_s * (2 ** (MAX_BACKOFFS + 1) - 1)
+    assert max(waits) == pytest.approx(cap)  # reached, never passed
+    assert min(waits) >= 0.0

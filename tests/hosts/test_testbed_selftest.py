@@ -60,6 +60,7 @@ def test_testbed_links_cuts_nat_clock_and_cleanup(lc_seed: int, tmp_path: Path) 
         # Loss: a lost segment costs its chunk a 200 ms retransmission timeout.
         bed.set_link(a, b, LinkSpec.from_rtt(20, loss=0.3))
         with a.connect((b.address, PORT)) as sock:
+            sock.settimeout(60)  # longer than any chunk's wait (linkmodel.MAX_BACKOFFS)
             lossy = [round_trip(sock) for _ in range(20)]
         log.info("a-b round trips at 20 ms, 30 %% loss: %s ms",
                  [round(r * 1000) for r in lossy])
