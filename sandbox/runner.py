@@ -524,7 +524,10 @@ class SandboxRunner:
         if ops.folder_fill(self.client.api, container.id, policy.SCRATCH_DIR,
                            limits.tmp_bytes, deadline) >= FULL_FRACTION:
             return FailureReason.SCRATCH_FULL, f"filled its /tmp scratch space (exit {code})"
-        if code >= 128:
+        if code == 128:  # [JOB-RUNTIME.12] an exec status with no signal: the sandbox ended
+            return FailureReason.KILLED, ("the sandbox stopped under the job (exit 128, no "
+                                          "signal; under runsc: its pids or memory exhausted)")
+        if code > 128:
             return FailureReason.KILLED, f"killed by signal {code - 128}"
         return FailureReason.NONZERO_EXIT, f"exit {code}"
 

