@@ -13,6 +13,12 @@ it opened, and no node hands its endpoint on in peer exchange (asked over the wi
 fetched from it by ``getchunk`` over its own outbound connections), is voted valid and is
 paid. Every host settles the job identically; credits add up.
 
+On the wire (issue 31 §6): the switch records every connection from its first byte while
+the job is posted, trained, revealed and voted on; none of the recordings holds a slice
+of the winning model's bytes or of the job's training data, though both crossed the
+switch (the model from the NATted worker to every voter, the data to every worker): the
+p2p channel is encrypted between machines [WIRE-SECURE.1].
+
 Cut from the issue's "4 validators and 3 workers on 7 hosts":
 
 - the workers are validators here (separate worker machines join as members first,
@@ -82,12 +88,16 @@ def test_the_template_job_is_trained_behind_nat_verified_and_paid_on_every_host(
 
         graph = HostGraph.create(bed, tmp_path / "net", hosts, workers=4, users=USERS,
                                  consensus=CONSENSUS, worker_settings=WORKER_SETTINGS)
+        capture = tmp_path / "capture"
+        bed.capture(capture)  # every connection from its first byte
         graph.start_all(timeout=120)
         log.info("4 hosts at height 1 after %.0f s", time.monotonic() - started)
         try:
             job_id, job = _post_and_settle(graph, tmp_path / "digits", image_id)
+            bed.capture(None)
             _check_settled(graph, job_id, job, image_id)
             _check_nat_worker(bed, graph, hosts[TRAINER], job_id)
+            _check_capture(capture, graph, job, tmp_path)
         except BaseException:
             for node in graph.nodes:
                 print(f"--- {node.name} on {node.host.name} ---\n{node.log_tail(80)}")
@@ -158,6 +168,28 @@ def _check_nat_worker(bed: TestBed, graph: HostGraph, natted: Host, job_id: str)
         measured = re.search(rf"job {job_id[:12]}\S*: (measured|hidden) loss .*", _log(voter))
         assert measured is not None, (voter.name, voter.log_tail(40))
         log.info("%s: %s", voter.name, measured.group(0))
+
+
+def _check_capture(capture: Path, graph: HostGraph, job: Any, tmp_path: Path) -> None:
+    """[WIRE-SECURE.1] Neither the model nor the training data crossed the switch in clear.
+    Probes: 48-byte slices at a quarter, half and three quarters of each file."""
+    model = tmp_path / "model.bin"
+    graph.nodes[0].api.download_blob(job["winner_model_hash"], model)
+    secrets = {"model": model.read_bytes()}
+    for role, ref in job["spec"]["data"].items():
+        data = tmp_path / f"data-{role}.bin"
+        graph.nodes[0].api.download_blob(ref["blob"], data)
+        secrets[f"data {role}"] = data.read_bytes()
+    streams = {p.name: p.read_bytes() for p in capture.iterdir()}
+    total = sum(len(b) for b in streams.values())
+    assert total > sum(len(v) for v in secrets.values()), (total, len(streams))
+    log.info("captured %d streams, %d bytes; probing for %s", len(streams), total,
+             {k: len(v) for k, v in secrets.items()})
+    for what, secret in secrets.items():
+        assert len(secret) >= 4 * 48, (what, len(secret))
+        probes = [secret[i * len(secret) // 4:i * len(secret) // 4 + 48] for i in (1, 2, 3)]
+        for name, stream in streams.items():
+            assert not any(probe in stream for probe in probes), f"{what} in clear in {name}"
 
 
 def _ask_peers(graph: HostGraph, observer: Host, nodes: list[HostNode]
