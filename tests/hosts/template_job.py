@@ -73,21 +73,26 @@ def template_job(job_dir: Path) -> str:
     return str(built["image_id"])
 
 
+def post_job(api: ApiClient, submitter: UserLayout, job_dir: Path,
+             job_windows: JobWindows) -> dict[str, Any]:
+    """``job submit`` of the built job through ``api`` with ``job_windows``: its JSON."""
+    posted: dict[str, Any] = json.loads(cli(
+        "job", "submit", str(job_dir), "--bounty", str(BOUNTY), *job_windows.args(),
+        "--quorum", "500", "--supermajority", "667", "--max-turns", "1",
+        "--key", str(submitter.key_file), "--passphrase-file", str(submitter.passphrase_file),
+        "--json", env={"LC_NODE": api.base_url}))
+    return posted
+
+
 def post_and_settle(api: ApiClient, submitter: UserLayout, layout: NetworkLayout,
                     job_dir: Path, image_id: str,
                     job_windows: JobWindows) -> tuple[str, dict[str, Any], float]:
     """Posts the built job through ``api`` (``job submit``) with ``job_windows`` and waits
     until it is paid; the job id, the job, and the seconds from running ``job submit`` to
     seeing it paid. Credits are conserved."""
-    env = {"LC_NODE": api.base_url}
-    keys = ("--key", str(submitter.key_file),
-            "--passphrase-file", str(submitter.passphrase_file))
     supply_before = api.supply()
     submitted_at = time.monotonic()
-    posted = json.loads(cli(
-        "job", "submit", str(job_dir), "--bounty", str(BOUNTY), *job_windows.args(),
-        "--quorum", "500", "--supermajority", "667", "--max-turns", "1", *keys, "--json",
-        env=env))
+    posted = post_job(api, submitter, job_dir, job_windows)
     job_id = str(posted["job_id"])
     assert posted["image_by_layer"] is True and posted["image_id"] == image_id, posted
     job = wait_settled(api, job_id, job_windows.settle_s())

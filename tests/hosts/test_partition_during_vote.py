@@ -17,7 +17,6 @@ Slow (about 4 minutes): ``make test-slow``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ import pytest
 
 from sandbox.base_image import ensure_base_image
 from sandbox.engine import connect
-from tests.client.test_two_engines_graph import cli, wait_settled
+from tests.client.test_two_engines_graph import wait_settled
 from tests.framework.job_windows import job_log_lines, measure_attempt, windows
 from tests.framework.seed import rng
 from tests.hosts.graph import HostGraph
@@ -38,6 +37,7 @@ from tests.hosts.template_job import (
     USERS,
     WORKER_SETTINGS,
     add_job_hosts,
+    post_job,
     template_job,
 )
 from tests.hosts.testbed import TestBed
@@ -72,7 +72,8 @@ def test_a_verifier_cut_off_during_the_vote_still_votes_and_nobody_is_slashed(
             vote_reveal_s=max(measured.vote_reveal_s, int(PARTITION_S) + CATCH_UP_S))
         log.info("job windows: %s", job_windows)
         try:
-            job_id = _post(graph, tmp_path / "digits", job_windows)
+            job_id = str(post_job(api, graph.users["submitter"], tmp_path / "digits",
+                                  job_windows)["job_id"])
             _wait_status(api, job_id, "vote_commit", job_windows.settle_s())
             log.info("vote under way at height %d: cutting %s (%s) off for %.0f s",
                      graph.nodes[0].height(), cut.name, cut.host.name, PARTITION_S)
@@ -106,16 +107,6 @@ def test_a_verifier_cut_off_during_the_vote_still_votes_and_nobody_is_slashed(
                  verdict["valid_votes"], verdict["eligible"], height, root[:16])
         assert set(graph.stop_all().values()) == {0}
     machine.close()
-
-
-def _post(graph: HostGraph, job_dir: Path, job_windows: Any) -> str:
-    submitter = graph.users["submitter"]
-    posted = json.loads(cli(
-        "job", "submit", str(job_dir), "--bounty", str(BOUNTY), *job_windows.args(),
-        "--quorum", "500", "--supermajority", "667", "--max-turns", "1",
-        "--key", str(submitter.key_file), "--passphrase-file", str(submitter.passphrase_file),
-        "--json", env={"LC_NODE": graph.nodes[0].api.base_url}))
-    return str(posted["job_id"])
 
 
 def _wait_status(api: Any, job_id: str, status: str, timeout_s: float) -> None:
