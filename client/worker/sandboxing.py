@@ -105,7 +105,8 @@ def remove_containers(client: docker.DockerClient, node_id: str, address: bytes)
     suffix = "-" + address.hex()[:12]
     try:
         found = client.containers.list(
-            all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_NODE}={node_id}"]})
+            all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_NODE}={node_id}"]},
+            ignore_removed=True)  # one removed meanwhile is not an error
     except EngineErrors as e:
         log.warning("could not list job containers to clean up: %s", e)
         return removed

@@ -120,7 +120,8 @@ def failing(engine: docker.DockerClient,
 @pytest.fixture(autouse=True)
 def no_leftover_containers(engine: docker.DockerClient) -> Iterator[None]:
     yield
-    left = [c for c in engine.containers.list(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
+    left = [c for c in engine.containers.list(all=True, ignore_removed=True,
+                                              filters={"label": f"{LABEL_MANAGED}=1"})
             if str(c.labels.get(LABEL_NODE, "")) == NODE_ID]
     for container in left:
         with contextlib.suppress(docker.errors.NotFound):

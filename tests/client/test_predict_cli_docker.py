@@ -97,7 +97,7 @@ def test_predict_gets_the_executors_agreed_labels(chain: ApiThread, tmp_path: Pa
         rec = ApiClient(chain.url).prediction(request_id)
         assert rec["status"] == "agreed" and len(rec["outcome"]["agreeing"]) == 3
         assert rec["outcome"]["royalty"] == 3
-        left = [c.name for c in engine.containers.list(all=True)
+        left = [c.name for c in engine.containers.list(ignore_removed=True, all=True)
                 if c.labels.get(LABEL_NODE, "").startswith("predict-")
                 and any(c.labels.get(LABEL_NODE) == ex.node_id for ex in executors)]
         assert left == []

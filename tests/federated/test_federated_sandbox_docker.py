@@ -101,7 +101,8 @@ def client() -> Iterator[docker.DockerClient]:
 def runner(client: docker.DockerClient) -> Iterator[SandboxRunner]:
     """[JOB-SANDBOX.4] None of this test's containers may remain."""
     yield SandboxRunner(client, node_id=NODE)
-    left = client.containers.list(all=True, filters={"label": f"{LABEL_NODE}={NODE}"})
+    left = client.containers.list(all=True, ignore_removed=True,
+                                  filters={"label": f"{LABEL_NODE}={NODE}"})
     cleanup_containers(client, NODE)
     assert not left, f"containers left behind: {[c.name for c in left]}"
 

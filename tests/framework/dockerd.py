@@ -175,7 +175,7 @@ class PrivateDockerd:
         self.start()
         client = docker.DockerClient(base_url=self.host, timeout=120)
         try:
-            for container in client.containers.list(all=True):
+            for container in client.containers.list(ignore_removed=True, all=True):
                 with contextlib.suppress(docker.errors.NotFound):
                     container.remove(force=True, v=True)
             for image in client.images.list(all=True):
@@ -183,7 +183,7 @@ class PrivateDockerd:
                     with contextlib.suppress(docker.errors.ImageNotFound):
                         client.images.remove(image.id, force=True)
             left = {image.id for image in client.images.list(all=True)} - keep_images
-            if left or client.containers.list(all=True):
+            if left or client.containers.list(ignore_removed=True, all=True):
                 raise PrivateDockerdError(f"private dockerd {self.name} not reset: "
                                           f"images {sorted(left)} left")
             client.volumes.prune()

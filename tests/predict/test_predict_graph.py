@@ -214,7 +214,7 @@ def _run(layout: Any, job_dir: Path, started: float) -> None:
     engine = connect()
     for i in EXECUTORS:  # each node removed its warm sandboxes when it stopped
         label = f"{LABEL_NODE}=predict-{address_from_text(address[i]).hex()[:12]}"
-        left = engine.containers.list(all=True, filters={"label": label})
+        left = engine.containers.list(ignore_removed=True, all=True, filters={"label": label})
         cleanup_containers(engine, label.split("=")[1])
         assert not left, (i, [c.name for c in left])
     _every_ledger_agrees(layout, bytes.fromhex(request_tx), local, address)

@@ -205,7 +205,7 @@ def _request(layout: Any, tmp: Path, job_id: str, rows: np.ndarray, window_s: in
     logs = []
     for i in EXECUTORS:  # the warm sandboxes that evaluated the ciphertexts, before down
         label = f"{LABEL_NODE}=predict-{address_from_text(layout.nodes[i].address).hex()[:12]}"
-        for c in engine.containers.list(all=True, filters={"label": label}):
+        for c in engine.containers.list(ignore_removed=True, all=True, filters={"label": label}):
             logs.append(bytes(c.logs(stdout=True, stderr=True)))
     return result, logs
 

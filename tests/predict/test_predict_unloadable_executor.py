@@ -97,7 +97,8 @@ def test_executors_answer_unloadable_from_the_real_sandbox_and_are_paid(tmp_path
         model = deployed_model(chain.state, job_id)
         assert model is not None and model.unservable_by == rid
         assert chain.state.total_credits() == chain.state.supply  # [BANK.1]
-    left = client.containers.list(all=True, filters={"label": f"{LABEL_NODE}={NODE_ID}"})
+    left = client.containers.list(all=True, ignore_removed=True,
+                                  filters={"label": f"{LABEL_NODE}={NODE_ID}"})
     cleanup_containers(client, NODE_ID)
     assert left == []
 

@@ -55,7 +55,8 @@ def no_leftover_containers(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     client = request.getfixturevalue("docker_client")
     yield
-    left = client.containers.list(all=True, filters={"label": f"{LABEL_NODE}={NODE_ID}"})
+    left = client.containers.list(all=True, ignore_removed=True,
+                                  filters={"label": f"{LABEL_NODE}={NODE_ID}"})
     cleanup_containers(client, NODE_ID)
     assert not left, f"containers left behind: {[c.name for c in left]}"
 

@@ -48,7 +48,7 @@ def test_progress_is_read_live_and_a_kept_checkpoint_is_resumed_from(
         seen.append(progress)
         if progress.step >= 3:
             for container in runner.client.containers.list(
-                    filters={"label": "learningchain.job=pytest-ckpt"}):
+                    ignore_removed=True, filters={"label": "learningchain.job=pytest-ckpt"}):
                 container.kill()
 
     watch = RunWatch(keep, checkpoint_bytes, crash_at_step_3, poll_s=0.2, label="first")

@@ -89,7 +89,7 @@ def test_job_sandbox_4_cleanup_removes_only_this_nodes_leftovers(
         assert docker_client.containers.get(made[1].id).status == "created"
         assert cleanup_containers(docker_client, "other-node") == [made[1].id]
         assert not docker_client.containers.list(
-            all=True, filters={"id": [c.id for c in made]})
+            ignore_removed=True, all=True, filters={"id": [c.id for c in made]})
     finally:
         for container in made:
             with contextlib.suppress(docker.errors.NotFound):

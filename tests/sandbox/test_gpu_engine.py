@@ -105,7 +105,7 @@ def test_job_gpu_2_a_gpu_job_on_an_engine_without_nvidia_is_refused_leaving_noth
     assert "refused before creating a container" in str(error)
     assert not out.exists() and list(staging.iterdir()) == []
     assert _our_creates(docker_client, started) == []
-    assert docker_client.containers.list(all=True, filters={"label": [
+    assert docker_client.containers.list(ignore_removed=True, all=True, filters={"label": [
         f"{LABEL_NODE}={NODE_ID}", f"{LABEL_JOB}={GPU_JOB}"]}) == []
     # the same job without GPUs: a container is created and the entry point runs
     ran = runner.run_entry(base_image, "train", ["true"], {}, from_spec(CPU), tmp_path / "cpu",

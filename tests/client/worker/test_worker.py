@@ -124,7 +124,7 @@ def put_template(node: SoloNode, template: TemplateImage) -> bytes:
 def no_leftover_containers(docker_client: docker.DockerClient) -> Iterator[None]:
     """A stopped worker leaves none of its containers behind."""
     yield
-    left = [c for c in docker_client.containers.list(all=True,
+    left = [c for c in docker_client.containers.list(ignore_removed=True, all=True,
                                                      filters={"label": f"{LABEL_MANAGED}=1"})
             if str(c.labels.get(LABEL_NODE, "")).startswith(NODE_PREFIX)]
     for container in left:
@@ -421,7 +421,8 @@ async def test_restarted_workers_still_reveal_their_model_and_their_vote(
 
 def _containers_of(client: docker.DockerClient, node_id: str) -> list[str]:
     return [str(c.name) for c in client.containers.list(
-        all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_NODE}={node_id}"]})]
+        all=True, ignore_removed=True,
+        filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_NODE}={node_id}"]})]
 
 
 def _container_running(client: docker.DockerClient, node_id: str) -> bool:

@@ -108,7 +108,7 @@ def hostile(docker_client: docker.DockerClient,
 @pytest.fixture(autouse=True)
 def no_leftover_containers(docker_client: docker.DockerClient) -> Iterator[None]:
     yield
-    left = [c for c in docker_client.containers.list(all=True,
+    left = [c for c in docker_client.containers.list(ignore_removed=True, all=True,
                                                      filters={"label": f"{LABEL_MANAGED}=1"})
             if str(c.labels.get(LABEL_NODE, "")).startswith(NODE_PREFIX)]
     for container in left:
