@@ -5,6 +5,7 @@ Layout of ``out``::
     genesis.json
     node0/ config.toml node.key passphrase data/    (validator [+ worker])
     node1/ ...
+    nodeV/ ...                                      (``worker_nodes``: worker only)
     users/ submitter.key submitter.passphrase ...   (funded member accounts)
 
 Every node bootstraps to every other, on 127.0.0.1 ports from ``base_port``
@@ -136,6 +137,7 @@ def create_network(
     params: dict[str, Any] | None = None,
     bootstrap: dict[int, list[str]] | None = None,
     peer_exchange: bool = True,
+    worker_nodes: int = 0,
 ) -> NetworkLayout:
     """Writes a new graph under ``out`` (which must not hold one) and returns its layout.
 
@@ -144,24 +146,30 @@ def create_network(
     a name to an initial balance (each gets a member key under ``users/``);
     ``worker_settings`` adds ``[worker]`` keys per node index (e.g. the demo's
     cheater); ``node_balances`` overrides ``validator_balance`` per node index.
+    ``worker_nodes`` adds machines that are members, workers and genesis verifiers but
+    not validators (nodes ``validators … validators+worker_nodes-1``): a graph where the
+    computing happens apart from consensus, as on a real network.
     """
     if not 1 <= validators <= 64:
         raise ValueError("a network has 1..64 validators")
     if not 0 <= workers <= validators:
         raise ValueError("workers are chosen among the validators: 0..validators")
+    if not 0 <= worker_nodes <= 64:
+        raise ValueError("a network has 0..64 worker-only nodes")
     out = out.resolve()  # every path below, and so network.json, is absolute
     if (out / "genesis.json").exists():
         raise FileExistsError(f"{out} already holds a network (genesis.json exists)")
     out.mkdir(parents=True, exist_ok=True)
     chain_id = chain_id or f"lc-local-{secrets.token_hex(3)}"
     users = {"submitter": 10_000} if users is None else users
-    keys = [PrivateKey.generate() for _ in range(validators)]
+    keys = [PrivateKey.generate() for _ in range(validators + worker_nodes)]
+    verifiers = [*keys[:workers], *keys[validators:]]
     user_keys = {name: PrivateKey.generate() for name in users}
     genesis = Genesis.from_json({
         "chain_id": chain_id,
         "genesis_time_ms": int(time.time() * 1000),
         "validators": [{"pubkey": k.public_key.hex(), "power": 1, "name": f"node{i}"}
-                       for i, k in enumerate(keys)],
+                       for i, k in enumerate(keys[:validators])],
         "members": [address_to_text(k.address) for k in (*keys, *user_keys.values())],
         "balances": {
             **{address_to_text(k.address): (node_balances or {}).get(i, validator_balance)
@@ -171,11 +179,11 @@ def create_network(
         "params": params or {},
         # The worker nodes verify from height 0 [GENESIS-VERIFIERS.1]: only verifiers vote
         # [VOTE-ELIGIBLE.2], so a validator without a worker cannot block a quorum.
-        "verifiers": [address_to_text(k.address) for k in keys[:workers]],
+        "verifiers": [address_to_text(k.address) for k in verifiers],
     })
     genesis_path = out / "genesis.json"
     genesis.save(genesis_path)
-    p2p_ports = [base_port + i for i in range(validators)]
+    p2p_ports = [base_port + i for i in range(len(keys))]
     nodes = []
     for i, key in enumerate(keys):
         directory = out / f"node{i}"
@@ -183,7 +191,8 @@ def create_network(
         passphrase = secrets.token_urlsafe(18)
         write_secret_file(directory / "passphrase", passphrase)
         write_key_file(directory / "node.key", key, passphrase, scrypt_n=FAST_SCRYPT_N)
-        roles = ("validator", "worker") if i < workers else ("validator",)
+        roles = (("worker",) if i >= validators else
+                 ("validator", "worker") if i < workers else ("validator",))
         config = directory / "config.toml"
         config.write_text(render_config(
             genesis="../genesis.json", roles=roles, p2p_port=p2p_ports[i],

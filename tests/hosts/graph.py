@@ -80,12 +80,17 @@ class HostGraph:
     def create(cls, bed: TestBed, root: Path, hosts: list[Host], *, workers: int = 0,
                users: dict[str, int] | None = None, consensus: dict[str, int] | None = None,
                worker_settings: dict[int, dict[str, Any]] | None = None,
-               peer_exchange: bool = True, log_level: str = "info") -> HostGraph:
-        """Writes the network (node i on ``hosts[i]``) under ``root``."""
+               peer_exchange: bool = True, log_level: str = "info",
+               validators: int | None = None) -> HostGraph:
+        """Writes the network (node i on ``hosts[i]``) under ``root``: the first
+        ``validators`` hosts (default: all) run validators, the rest worker-only nodes
+        (members and genesis verifiers that take no part in consensus)."""
+        validators = len(hosts) if validators is None else validators
         ports = [P2P_PORT + i for i in range(len(hosts))]
         bootstrap = {i: [f"{h.public_address}:{ports[j]}" for j, h in enumerate(hosts)
                          if j != i and not h.nat] for i in range(len(hosts))}
-        layout = create_network(root, validators=len(hosts), workers=workers,
+        layout = create_network(root, validators=validators, workers=workers,
+                                worker_nodes=len(hosts) - validators,
                                 base_port=P2P_PORT, users=users, consensus=consensus,
                                 worker_settings=worker_settings, bootstrap=bootstrap,
                                 peer_exchange=peer_exchange)

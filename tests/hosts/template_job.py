@@ -52,32 +52,40 @@ def add_job_hosts(bed: TestBed, machine: Any, links: random.Random) -> list[Host
     hosts = [bed.add_host("v0")]
     hosts += [bed.add_host(f"w{i}", engine=True, nat=i == TRAINER,
                            clock_offset_s=4.0 if i == 1 else 0.0) for i in (1, 2, 3)]
-    engines = [h.engine for h in hosts[1:] if h.engine is not None]
-    cached_image_tar(machine, BASE_TAG)  # saved once, then loaded into 3 engines at once
-    with ThreadPoolExecutor(len(engines)) as pool:  # the base image, the same layer ids
-        list(pool.map(lambda e: e.load_from_host(machine, BASE_TAG), engines))
-    log.info("3 engines started and holding the base image after %.0f s",
-             time.monotonic() - started)
+    load_base_image(machine, hosts, started)
     for (a, b), rtt in bed.set_wan_links(hosts, links).items():
         log.info("link %s-%s: %.0f ms round trip, 10 ms jitter, 1 %% loss", a, b, rtt)
     return hosts
 
 
-def template_job(job_dir: Path) -> str:
-    """``job init`` into ``job_dir``, made train/v2 with a short training, built on the
-    machine's engine; the image id."""
+def load_base_image(machine: Any, hosts: list[Host], started: float) -> None:
+    """The canonical base image, saved once from ``machine`` (the machine's engine), loaded
+    into every host's own engine at once: the same layer ids everywhere."""
+    engines = [h.engine for h in hosts if h.engine is not None]
+    cached_image_tar(machine, BASE_TAG)
+    with ThreadPoolExecutor(len(engines)) as pool:
+        list(pool.map(lambda e: e.load_from_host(machine, BASE_TAG), engines))
+    log.info("%d engines started and holding the base image after %.0f s", len(engines),
+             time.monotonic() - started)
+
+
+def template_job(job_dir: Path, *, v3: bool = False) -> str:
+    """``job init`` into ``job_dir`` with a short training (made train/v2 unless ``v3``:
+    the template as it is, with its hidden test set), built on the machine's engine; the
+    image id."""
     cli("job", "init", str(job_dir), env={})
-    make_v2(job_dir)
+    if not v3:
+        make_v2(job_dir)
     few_epochs(job_dir)
     built = json.loads(cli("job", "build", str(job_dir), "--json", env={}))
     return str(built["image_id"])
 
 
 def post_job(api: ApiClient, submitter: UserLayout, job_dir: Path,
-             job_windows: JobWindows) -> dict[str, Any]:
+             job_windows: JobWindows, *extra: str) -> dict[str, Any]:
     """``job submit`` of the built job through ``api`` with ``job_windows``: its JSON."""
     posted: dict[str, Any] = json.loads(cli(
-        "job", "submit", str(job_dir), "--bounty", str(BOUNTY), *job_windows.args(),
+        "job", "submit", str(job_dir), "--bounty", str(BOUNTY), *job_windows.args(), *extra,
         "--quorum", "500", "--supermajority", "667", "--max-turns", "1",
         "--key", str(submitter.key_file), "--passphrase-file", str(submitter.passphrase_file),
         "--json", env={"LC_NODE": api.base_url}))
