@@ -19,6 +19,11 @@ Fetching ``blob`` (its chunk-list id, ``chain.content.blob_id``):
    re-checks what the partial file already holds [WIRE-BLOB.8].
 4. When every chunk is in, the file is flushed and renamed into the store
    [WIRE-BLOB.7]. Every byte was hashed exactly once, on arrival.
+
+Serving a blob we lack but a peer announced [WIRE-BLOB.10]: we answer ``notfound``,
+fetch it ourselves and announce it, so the asker (who retries until its patience runs
+out) gets it from us. That is how a blob held only by a node nobody can dial (behind
+NAT, [WIRE-PEX.4]) reaches a node it never connected to.
 """
 
 from __future__ import annotations
@@ -75,6 +80,12 @@ from p2p.writeback import start_writeback
 
 log = logging.getLogger(__name__)
 
+RELAY_MAX_BYTES = 64 * 1024 * 1024
+"""[WIRE-BLOB.10] The largest blob fetched for another peer's sake."""
+RELAY_AT_ONCE = 2
+"""[WIRE-BLOB.10] Relay fetches in progress at most."""
+RELAY_PATIENCE_S = 30.0
+
 Progress = Callable[[int, int], None]
 """Called with (verified bytes so far, total bytes)."""
 
@@ -108,6 +119,9 @@ class BlobService:
         self.stats: Counter[str] = Counter()
         """Metrics: fetches started/completed/``failed:<error>``, bytes fetched and served."""
         self._changed = asyncio.Event()
+        self._in_flight: set[bytes] = set()
+        """Blobs being fetched now (by ``fetch``): never two fetches of one blob at once."""
+        self._relays: set[asyncio.Task[None]] = set()
         node.on(BlobHave, self._on_have)
         node.on(GetManifest, self._on_get_manifest)
         node.on(GetChunk, self._on_get_chunk)
@@ -142,10 +156,31 @@ class BlobService:
     async def _on_get_manifest(self, peer: PeerConnection, message: GetManifest) -> None:
         manifest = self.store.manifest(message.blob)
         if manifest is None:
+            self._relay(peer, message.blob)
             await peer.send(NotFound(message.req_id))
             return
         size, hashes = manifest
         await peer.send(Manifest(message.req_id, message.blob, size, hashes))
+
+    def _relay(self, asker: PeerConnection, blob: bytes) -> None:
+        """[WIRE-BLOB.10] Fetch ``blob`` for ``asker`` when another connected peer announced
+        it: bounded in size and in number, never a second fetch of a blob in flight."""
+        holders = self.announcers.get(blob, set()) - {asker.address}
+        if (not holders.intersection(self.node.peers) or blob in self._in_flight
+                or len(self._relays) >= RELAY_AT_ONCE):
+            return
+
+        async def relay() -> None:
+            try:
+                await self.fetch(blob, patience=RELAY_PATIENCE_S, limit=RELAY_MAX_BYTES)
+                self.stats["relayed"] += 1
+                log.info("relayed blob %s for %s", blob.hex()[:16], asker.address.hex()[:12])
+            except (BlobUnavailable, BlobTooLarge, OSError) as e:
+                log.info("relay of blob %s failed: %s", blob.hex()[:16], e)
+
+        task = asyncio.get_running_loop().create_task(relay())
+        self._relays.add(task)
+        task.add_done_callback(self._relays.discard)
 
     async def _on_get_chunk(self, peer: PeerConnection, message: GetChunk) -> None:
         frame = self.store.read_chunk_frame(
@@ -217,26 +252,37 @@ class BlobService:
     # -- fetching ----------------------------------------------------------
 
     async def fetch(
-        self, blob: bytes, *, progress: Progress | None = None, patience: float = 30.0
+        self, blob: bytes, *, progress: Progress | None = None, patience: float = 30.0,
+        limit: int | None = None,
     ) -> Path:
         """Fetches ``blob`` into the store and returns its path.
 
-        Raises ``BlobTooLarge``, or ``BlobUnavailable`` when no peer serves it
-        (a correct manifest and every chunk) for ``patience`` seconds.
+        Raises ``BlobTooLarge`` (over the store's bound, or ``limit``), or
+        ``BlobUnavailable`` when no peer serves it (a correct manifest and every
+        chunk) for ``patience`` seconds. A second fetch of a blob in flight waits
+        for the first.
         """
+        while blob in self._in_flight:
+            await asyncio.sleep(0.1)
         if self.store.has(blob):
             return self.store.path(blob)
         self.stats["fetches_started"] += 1
+        self._in_flight.add(blob)
         try:
-            path = await self._fetch(blob, progress, patience)
+            path = await self._fetch(blob, progress, patience, limit)
         except BaseException as e:
             self.stats[f"failed:{type(e).__name__}"] += 1
             raise
+        finally:
+            self._in_flight.discard(blob)
         self.stats["fetches_completed"] += 1
         return path
 
-    async def _fetch(self, blob: bytes, progress: Progress | None, patience: float) -> Path:
+    async def _fetch(self, blob: bytes, progress: Progress | None, patience: float,
+                     limit: int | None) -> Path:
         size, hashes, sources = await self._agree_on_manifest(blob, patience)
+        if limit is not None and size > limit:
+            raise BlobTooLarge(f"blob {blob.hex()} has {size} bytes, limit {limit}")
         part = self.store.partial_path(blob)
         done = set(await asyncio.to_thread(self.store.partial_chunks, blob, hashes, size))
         if not part.is_file() or part.stat().st_size != size:

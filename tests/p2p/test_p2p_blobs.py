@@ -12,7 +12,7 @@ from p2p_harness import start_node
 
 from chain.content import blob_id_of_bytes
 from chain.encoding import encode
-from p2p.blobs import BlobService
+from p2p.blobs import RELAY_MAX_BYTES, BlobService
 from p2p.blobstore import BlobStore, BlobTooLarge, BlobUnavailable
 from p2p.node import Node
 from p2p.wire import CHUNK_SIZE
@@ -138,3 +138,51 @@ async def test_wire_blob_removed_blob_is_no_longer_served(tmp_path: Path) -> Non
         with pytest.raises(BlobUnavailable):
             await service.fetch(BLOB, patience=0.5)
         assert seed.peers  # the seed is still up and connected
+
+
+async def test_wire_blob_10_a_peer_relays_a_blob_from_a_holder_the_fetcher_cannot_reach(
+    tmp_path: Path,
+) -> None:
+    """[WIRE-BLOB.10] fetcher - relay - holder in a line (no peer exchange: the fetcher can
+    never connect to the holder, as with a holder behind NAT). The relay, asked for a blob
+    it lacks but the holder announced, fetches it and announces it; the fetcher's own
+    fetch, still waiting, then gets every byte from the relay."""
+    async with AsyncExitStack() as stack:
+        relay = await start_node(stack, "relay", peer_exchange=False)
+        relay_service = BlobService(relay, BlobStore(tmp_path / "relay"))
+        holder = await start_node(stack, "holder", bootstrap=(relay.endpoint,),
+                                  peer_exchange=False)
+        BlobService(holder, BlobStore(tmp_path / "holder")).store.put_bytes(DATA)
+        node = await start_node(stack, "fetcher", bootstrap=(relay.endpoint,),
+                                peer_exchange=False)
+        service = BlobService(node, BlobStore(tmp_path / "f"))
+        await wait_until_async(lambda: BLOB in relay_service.announcers and bool(node.peers))
+        assert set(node.peers) == {relay.address}  # never the holder
+        out = await service.fetch(BLOB, patience=20)
+        assert out.read_bytes() == DATA
+        assert set(service.chunks_from[BLOB]) == {relay.address}
+        assert relay_service.stats["relayed"] == 1 and relay_service.store.has(BLOB)
+
+
+async def test_wire_blob_10_no_relay_without_an_announcer_or_over_the_bound(
+    tmp_path: Path,
+) -> None:
+    """[WIRE-BLOB.10] Nothing is fetched for a blob no other peer announced, and a relay
+    fetch carries ``RELAY_MAX_BYTES`` (here a smaller bound: refused before a byte)."""
+    async with AsyncExitStack() as stack:
+        relay = await start_node(stack, "relay", peer_exchange=False)
+        relay_service = BlobService(relay, BlobStore(tmp_path / "relay"))
+        holder = await start_node(stack, "holder2", bootstrap=(relay.endpoint,),
+                                  peer_exchange=False)
+        BlobService(holder, BlobStore(tmp_path / "holder2")).store.put_bytes(DATA)
+        node = await start_node(stack, "fetcher", bootstrap=(relay.endpoint,),
+                                peer_exchange=False)
+        service = BlobService(node, BlobStore(tmp_path / "f"))
+        await wait_until_async(lambda: BLOB in relay_service.announcers and bool(node.peers))
+        with pytest.raises(BlobUnavailable):
+            await service.fetch(b"\x02" * 32, patience=0.5)  # announced by nobody
+        assert relay_service.stats["fetches_started"] == 0
+        with pytest.raises(BlobTooLarge):
+            await relay_service.fetch(BLOB, patience=5, limit=CHUNK_SIZE)
+        assert not relay_service.store.has(BLOB)
+        assert RELAY_MAX_BYTES >= 64 * CHUNK_SIZE  # a model or a data set fits
