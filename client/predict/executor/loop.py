@@ -49,6 +49,7 @@ from chain.crypto import PrivateKey, address_to_text
 from chain.predict.answer import SALT_LEN, answer_commitment
 from chain.predict.bodies import OfferPrediction, PredictCommit, PredictReveal
 from chain.predict.io import UNLOADABLE_BLOB, UNLOADABLE_HASH
+from chain.predict.params import PREDICT_BOND
 from chain.predict.records import OPEN, Prediction, PredictionStatus
 from chain.predict.steps import agreement_of, deployed_model, open_predictions, prediction
 from chain.state import Overlay
@@ -173,7 +174,8 @@ class Executor:
         height = state.height
         if self.policy.predict and state.get("predictor", self.address) is None:
             action = Action("offer_prediction", OFFER)
-            if state.is_member(self.address) and self.outbox.due(action, height):
+            funded = state.account(self.address).balance >= PREDICT_BOND  # else rejected
+            if state.is_member(self.address) and funded and self.outbox.due(action, height):
                 self.outbox.send(OfferPrediction(), "offer_prediction", OFFER, action)
         # an answer is kept while the request is open in either view: the preview may have
         # closed a window the next block (whose time is the proposer's) still has open
