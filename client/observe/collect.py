@@ -173,6 +173,8 @@ class NodeCollector(Collector):
                        stats["chunks_served"])
         yield _counter("blob_served_bulk_ranges", "Bulk range requests served [WIRE-BLOB.9].",
                        stats["bulk_streams_served"])
+        yield _counter("blob_relays", "Blobs fetched because a peer asked for them and "
+                       "another peer announced them [WIRE-BLOB.10].", stats["relayed"])
 
     def _jobs(self) -> Iterator[Metric]:
         state = self.node.state

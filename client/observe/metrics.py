@@ -61,6 +61,7 @@ METRIC_NAMES = tuple("learningchain_" + name for name in (
     # blobs
     "blob_fetches_started", "blob_fetches_completed", "blob_fetches_failed",
     "blob_fetched_bytes", "blob_served_bytes", "blob_served_chunks", "blob_served_bulk_ranges",
+    "blob_relays",
     # jobs and the worker
     "jobs", "worker_runs_in_progress", "worker_job_progress_fraction",
     "worker_job_progress_step", "worker_jobs_inconsistent", "worker_engine_unavailable",

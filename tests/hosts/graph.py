@@ -212,3 +212,13 @@ def _bind_p2p(config: Path, address: str) -> None:
     if count != 1:
         raise ValueError(f"{config}: no [p2p] host line to rewrite")
     config.write_text(text)
+
+
+def set_bootstrap(config: Path, endpoints: list[str]) -> None:
+    """Replaces the node's ``[p2p] bootstrap`` list (the peers its operator named)."""
+    listed = ", ".join(f'"{e}"' for e in endpoints)
+    text, count = re.subn(r"(?m)^bootstrap = \[.*\]$", f"bootstrap = [{listed}]",
+                          config.read_text(), count=1)
+    if count != 1:
+        raise ValueError(f"{config}: no bootstrap line to rewrite")
+    config.write_text(text)

@@ -110,12 +110,12 @@ def wait_synced(graph: HostGraph, newcomer: Newcomer, *, timeout: float = 120.0)
     def synced() -> int | None:
         try:
             height = int(newcomer.api.status()["height"])
+            target = min(graph.heights().values())  # 0 while a node does not answer
+            if height < target or target == 0:
+                return None
+            ours, theirs = newcomer.api.block(target), node0.api.block(target)
         except (ApiError, OSError, ValueError):
             return None
-        target = min(graph.heights().values())
-        if height < target or height == 0:
-            return None
-        ours, theirs = newcomer.api.block(target), node0.api.block(target)
         same = (ours["hash"], ours["state_root"]) == (theirs["hash"], theirs["state_root"])
         return target if same else None
 

@@ -82,11 +82,12 @@ def template_job(job_dir: Path, *, v3: bool = False) -> str:
 
 
 def post_job(api: ApiClient, submitter: UserLayout, job_dir: Path,
-             job_windows: JobWindows, *extra: str) -> dict[str, Any]:
-    """``job submit`` of the built job through ``api`` with ``job_windows``: its JSON."""
+             job_windows: JobWindows, *, max_turns: int = 1) -> dict[str, Any]:
+    """``job submit`` of the built job through ``api`` with ``job_windows``: its JSON. A
+    train/v3 job needs ``max_turns`` of at least its finalists [HOLDOUT-POST.1]."""
     posted: dict[str, Any] = json.loads(cli(
-        "job", "submit", str(job_dir), "--bounty", str(BOUNTY), *job_windows.args(), *extra,
-        "--quorum", "500", "--supermajority", "667", "--max-turns", "1",
+        "job", "submit", str(job_dir), "--bounty", str(BOUNTY), *job_windows.args(),
+        "--quorum", "500", "--supermajority", "667", "--max-turns", str(max_turns),
         "--key", str(submitter.key_file), "--passphrase-file", str(submitter.passphrase_file),
         "--json", env={"LC_NODE": api.base_url}))
     return posted
