@@ -7,11 +7,15 @@ hosts, before any node runs on them (no ping: ICMP does not cross the switch).
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 import time
+from pathlib import Path
 
 from tests.hosts.testbed import Host
+
+PROBE_BYTES = 48
 
 
 class EchoServer:
@@ -83,3 +87,20 @@ def dial_works(host: Host, address: tuple[str, int], timeout: float = 2.0) -> bo
         return False
     with sock:
         return echoes(sock, timeout)
+
+
+def assert_not_in_capture(capture: Path, secrets: dict[str, bytes]) -> None:
+    """[WIRE-SECURE.1] Nothing of ``secrets`` crossed the switch in clear: 48-byte slices at
+    a quarter, half and three quarters of each, in no recorded connection (``capture`` is a
+    ``TestBed.capture`` directory); the capture must be larger than the secrets together."""
+    streams = {p.name: p.read_bytes() for p in capture.iterdir()}
+    total = sum(len(b) for b in streams.values())
+    assert total > sum(len(v) for v in secrets.values()), (total, len(streams))
+    logging.getLogger(__name__).info("captured %d streams, %d bytes; probing for %s",
+                                     len(streams), total, {k: len(v) for k, v in secrets.items()})
+    for what, secret in secrets.items():
+        assert len(secret) >= 4 * PROBE_BYTES, (what, len(secret))
+        probes = [secret[i * len(secret) // 4:i * len(secret) // 4 + PROBE_BYTES]
+                  for i in (1, 2, 3)]
+        for name, stream in streams.items():
+            assert not any(probe in stream for probe in probes), f"{what} in clear in {name}"

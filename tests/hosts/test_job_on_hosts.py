@@ -56,7 +56,7 @@ from tests.client.test_two_engines_graph import LAYER_LINE
 from tests.framework.job_windows import measure_attempt, windows
 from tests.framework.seed import rng
 from tests.hosts.graph import HostGraph, HostNode
-from tests.hosts.probes import dial_works
+from tests.hosts.probes import assert_not_in_capture, dial_works
 from tests.hosts.template_job import (
     BOUNTY,
     CONSENSUS,
@@ -181,16 +181,7 @@ def _check_capture(capture: Path, graph: HostGraph, job: Any, tmp_path: Path) ->
         data = tmp_path / f"data-{role}.bin"
         graph.nodes[0].api.download_blob(ref["blob"], data)
         secrets[f"data {role}"] = data.read_bytes()
-    streams = {p.name: p.read_bytes() for p in capture.iterdir()}
-    total = sum(len(b) for b in streams.values())
-    assert total > sum(len(v) for v in secrets.values()), (total, len(streams))
-    log.info("captured %d streams, %d bytes; probing for %s", len(streams), total,
-             {k: len(v) for k, v in secrets.items()})
-    for what, secret in secrets.items():
-        assert len(secret) >= 4 * 48, (what, len(secret))
-        probes = [secret[i * len(secret) // 4:i * len(secret) // 4 + 48] for i in (1, 2, 3)]
-        for name, stream in streams.items():
-            assert not any(probe in stream for probe in probes), f"{what} in clear in {name}"
+    assert_not_in_capture(capture, secrets)
 
 
 def _ask_peers(graph: HostGraph, observer: Host, nodes: list[HostNode]

@@ -61,6 +61,7 @@ from tests.framework.seed import rng
 from tests.framework.wait import wait_until
 from tests.hosts.graph import P2P_PORT, HostGraph, set_bootstrap
 from tests.hosts.join import Newcomer, admit, as_validator, init_and_start, lc, wait_synced
+from tests.hosts.probes import assert_not_in_capture
 from tests.hosts.template_job import (
     BOUNTY,
     CONSENSUS,
@@ -91,7 +92,6 @@ NEWCOMER_FUNDS = 500
 VERIFY_TABLE = "max_attempts = 0\npredict = true\n"
 """What the newcomer's operator appends to its config: verify and answer, never train."""
 ROWS = 20
-PROBE = 48
 
 
 def test_seven_hosts_a_newcomer_verifies_and_earns_on_the_v3_template(
@@ -131,7 +131,7 @@ def test_seven_hosts_a_newcomer_verifies_and_earns_on_the_v3_template(
             assert earned > 0, (earned, job.get("votes", job))
             secrets = _predict(graph, newcomer, job_id, job, job_dir, tmp_path)
             bed.capture(None)
-            _check_capture(capture, secrets)
+            assert_not_in_capture(capture, secrets)
         except BaseException:
             for node in graph.nodes:
                 print(f"--- {node.name} on {node.host.name} ---\n{node.log_tail(80)}")
@@ -278,21 +278,6 @@ def _predict(graph: HostGraph, newcomer: Newcomer, job_id: str, job: Any, job_di
         api.download_blob(ref["blob"], data)
         secrets[f"data {role}"] = data.read_bytes()
     return secrets
-
-
-def _check_capture(capture: Path, secrets: dict[str, bytes]) -> None:
-    """[WIRE-SECURE.1] Nothing secret crossed the switch in clear: 48-byte slices at a
-    quarter, half and three quarters of each file, in no recorded connection."""
-    streams = {p.name: p.read_bytes() for p in capture.iterdir()}
-    total = sum(len(b) for b in streams.values())
-    assert total > sum(len(v) for v in secrets.values()), (total, len(streams))
-    log.info("captured %d streams, %d bytes; probing for %s", len(streams), total,
-             {k: len(v) for k, v in secrets.items()})
-    for what, secret in secrets.items():
-        assert len(secret) >= 4 * PROBE, (what, len(secret))
-        probes = [secret[i * len(secret) // 4:i * len(secret) // 4 + PROBE] for i in (1, 2, 3)]
-        for name, stream in streams.items():
-            assert not any(probe in stream for probe in probes), f"{what} in clear in {name}"
 
 
 def _relays(api: ApiClient) -> int:

@@ -140,6 +140,20 @@ async def test_wire_blob_removed_blob_is_no_longer_served(tmp_path: Path) -> Non
         assert seed.peers  # the seed is still up and connected
 
 
+async def relay_line(stack: AsyncExitStack, tmp_path: Path
+                     ) -> tuple[Node, BlobService, Node, BlobService]:
+    """fetcher - relay - holder in a line, no peer exchange (the fetcher never connects to
+    the holder); returns once the relay heard the holder announce ``BLOB``."""
+    relay = await start_node(stack, "relay", peer_exchange=False)
+    relay_service = BlobService(relay, BlobStore(tmp_path / "relay"))
+    holder = await start_node(stack, "holder", bootstrap=(relay.endpoint,), peer_exchange=False)
+    BlobService(holder, BlobStore(tmp_path / "holder")).store.put_bytes(DATA)
+    node = await start_node(stack, "fetcher", bootstrap=(relay.endpoint,), peer_exchange=False)
+    service = BlobService(node, BlobStore(tmp_path / "f"))
+    await wait_until_async(lambda: BLOB in relay_service.announcers and bool(node.peers))
+    return relay, relay_service, node, service
+
+
 async def test_wire_blob_10_a_peer_relays_a_blob_from_a_holder_the_fetcher_cannot_reach(
     tmp_path: Path,
 ) -> None:
@@ -148,15 +162,7 @@ async def test_wire_blob_10_a_peer_relays_a_blob_from_a_holder_the_fetcher_canno
     it lacks but the holder announced, fetches it and announces it; the fetcher's own
     fetch, still waiting, then gets every byte from the relay."""
     async with AsyncExitStack() as stack:
-        relay = await start_node(stack, "relay", peer_exchange=False)
-        relay_service = BlobService(relay, BlobStore(tmp_path / "relay"))
-        holder = await start_node(stack, "holder", bootstrap=(relay.endpoint,),
-                                  peer_exchange=False)
-        BlobService(holder, BlobStore(tmp_path / "holder")).store.put_bytes(DATA)
-        node = await start_node(stack, "fetcher", bootstrap=(relay.endpoint,),
-                                peer_exchange=False)
-        service = BlobService(node, BlobStore(tmp_path / "f"))
-        await wait_until_async(lambda: BLOB in relay_service.announcers and bool(node.peers))
+        relay, relay_service, node, service = await relay_line(stack, tmp_path)
         assert set(node.peers) == {relay.address}  # never the holder
         out = await service.fetch(BLOB, patience=20)
         assert out.read_bytes() == DATA
@@ -170,15 +176,7 @@ async def test_wire_blob_10_no_relay_without_an_announcer_or_over_the_bound(
     """[WIRE-BLOB.10] Nothing is fetched for a blob no other peer announced, and a relay
     fetch carries ``RELAY_MAX_BYTES`` (here a smaller bound: refused before a byte)."""
     async with AsyncExitStack() as stack:
-        relay = await start_node(stack, "relay", peer_exchange=False)
-        relay_service = BlobService(relay, BlobStore(tmp_path / "relay"))
-        holder = await start_node(stack, "holder2", bootstrap=(relay.endpoint,),
-                                  peer_exchange=False)
-        BlobService(holder, BlobStore(tmp_path / "holder2")).store.put_bytes(DATA)
-        node = await start_node(stack, "fetcher", bootstrap=(relay.endpoint,),
-                                peer_exchange=False)
-        service = BlobService(node, BlobStore(tmp_path / "f"))
-        await wait_until_async(lambda: BLOB in relay_service.announcers and bool(node.peers))
+        relay, relay_service, node, service = await relay_line(stack, tmp_path)
         with pytest.raises(BlobUnavailable):
             await service.fetch(b"\x02" * 32, patience=0.5)  # announced by nobody
         assert relay_service.stats["fetches_started"] == 0
