@@ -286,3 +286,17 @@ def should_vote(job: Job, me: Address) -> bool:
     """In VOTE_COMMIT, eligible, and no vote of ours recorded on chain yet."""
     return (job.status == JobStatus.VOTE_COMMIT and job.current is not None
             and job.current != me and me in job.eligible_voters and job.vote_of(me) is None)
+
+
+SETTLED_SKIPS_KEPT = 32
+"""Skip reasons kept for jobs that have left the chain's active set: an operator who sees a
+job refunded wants to know why this worker passed it over (the dashboard's "Jobs skipped"),
+but the notes of a long-running node stay bounded."""
+
+
+def skips_to_forget(skipped_oldest_first: list[bytes], live: set[bytes],
+                    kept: int = SETTLED_SKIPS_KEPT) -> list[bytes]:
+    """The skipped jobs whose reasons to drop: those no longer live, but the ``kept`` most
+    recently skipped of them."""
+    gone = [job_id for job_id in skipped_oldest_first if job_id not in live]
+    return gone[:max(0, len(gone) - kept)]

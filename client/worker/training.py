@@ -48,6 +48,7 @@ from client.worker.policy import (
     sandbox_limits,
     seed_for,
     skip_reason,
+    skips_to_forget,
     worth_claiming,
 )
 from client.worker.sandboxing import (
@@ -127,9 +128,17 @@ class Trainer:
         return dict(progress) if progress is not None else None
 
     def tables(self) -> tuple[dict[bytes, object], ...]:
-        """Per-job notes, pruned by the worker once a job is no longer followed."""
-        return (self.skipped, self.skip_text, self.finished, self.refused,  # type: ignore[return-value]
+        """Per-job notes, pruned by the worker once a job is no longer followed (the skip
+        reasons apart: ``prune_skips``)."""
+        return (self.finished, self.refused,  # type: ignore[return-value]
                 self.refused_until, self.last_attempt_ms)
+
+    def prune_skips(self, live: set[bytes]) -> None:
+        """Keep the skip reasons of live jobs and of the ``SETTLED_SKIPS_KEPT`` most recently
+        skipped others (insertion order: a reason is re-noted only when it changes)."""
+        for job_id in skips_to_forget(list(self.skipped), live):
+            del self.skipped[job_id]
+            self.skip_text.pop(job_id, None)
 
     # -- picking -------------------------------------------------------------------------
 
@@ -146,6 +155,7 @@ class Trainer:
             if reason is None:
                 candidates.append(job)
             elif self.skipped.get(job.job_id) != reason.code:
+                self.skipped.pop(job.job_id, None)  # re-noted last: the most recent skip
                 self.skipped[job.job_id] = reason.code
                 self.skip_text[job.job_id] = reason.text
                 log.info("job %s skipped: %s", short(job.job_id), reason.text)

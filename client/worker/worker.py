@@ -241,6 +241,7 @@ class Worker:
         tables: list[dict[bytes, object]] = [self._verdicts_seen]  # type: ignore[list-item]
         if self.trainer is not None:
             tables.extend(self.trainer.tables())
+            self.trainer.prune_skips(live)
         for table in tables:
             for job_id in [j for j in table if j not in live]:
                 del table[job_id]

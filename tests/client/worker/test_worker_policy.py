@@ -29,6 +29,7 @@ from client.worker.policy import (
     should_self_vote,
     should_vote,
     skip_reason,
+    skips_to_forget,
     vote_valid,
     worth_claiming,
 )
@@ -96,6 +97,16 @@ def test_a_skip_reason_keeps_its_code_while_its_numbers_change() -> None:
     later = skip_reason(open_job(expiry_in_ms=15_000), member(), POLICY, NOW + 500)
     assert first is not None and later is not None
     assert first.code == later.code == "time_left" and first.text != later.text
+
+
+def test_skip_reasons_outlive_the_job_but_stay_bounded() -> None:
+    """A refunded job's skip reason stays on the dashboard (the flake: the worker's periodic
+    prune dropped it between the refund and the capture); only the newest 2 settled here."""
+    a, b, c, d = (bytes([i]) * 32 for i in range(4))
+    assert skips_to_forget([a, b, c, d], live={d}, kept=2) == [a]
+    assert skips_to_forget([a, b], live=set(), kept=2) == []
+    assert skips_to_forget([a, b, c], live={a, b, c}, kept=0) == []
+    assert skips_to_forget([a, b, c], live=set(), kept=0) == [a, b, c]
 
 
 def test_accept_lists_filter_submitters_and_images() -> None:
