@@ -32,6 +32,7 @@ from client.cli.common import (
 from client.node.config import ConfigError, NodeConfig
 from client.node.handle import CommittedBlock, NodeHandle
 from client.observe.logs import LEVELS, setup_logging
+from sandbox.errors import SandboxError
 
 log = logging.getLogger("learningchain.federated")
 
@@ -108,8 +109,9 @@ def join(job: str, data_dir: Path, config_path: Path, hyperparameters: str,
 
     def attach(node: LedgerNode) -> None:
         try:
-            loop = FederatedJoin(node, job_id, data_dir, params)
-        except ValueError as e:
+            loop = FederatedJoin(node, job_id, data_dir, params,
+                                 runtime=config.worker.runtime)  # [JOB-RUNTIME.1]
+        except (ValueError, SandboxError) as e:  # no such job; a runtime the engine lacks
             click.echo(f"error: {e}", err=True)
             node.request_stop()
             return

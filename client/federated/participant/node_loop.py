@@ -33,6 +33,7 @@ from sandbox.engine import connect
 from sandbox.federated import run_federate
 from sandbox.limits import Scalar
 from sandbox.runner import SandboxRunner
+from sandbox.runtime import DEFAULT as DEFAULT_RUNTIME
 from sandbox.runtime import resolve as resolve_runtime
 
 log = logging.getLogger("learningchain.federated")
@@ -81,7 +82,7 @@ class SandboxTrainer:
 
     def __init__(self, node: NodeHandle, job_id: bytes, spec: JobSpec, data_dir: Path,
                  hyperparameters: Mapping[str, Scalar], on_done: Any,
-                 ledger: DpLedger | None = None) -> None:
+                 ledger: DpLedger | None = None, runtime: str = DEFAULT_RUNTIME) -> None:
         self.node, self.job_id, self.spec, self.data_dir = node, job_id, spec, data_dir
         self.hyperparameters = dict(hyperparameters)
         self.on_done = on_done
@@ -89,8 +90,13 @@ class SandboxTrainer:
         self.client = connect()
         self.threads = Threads()
         self.images = ImageCache(node, self.client, self.threads)
+        # [JOB-RUNTIME.1-2] the node's [worker] runtime against this engine: auto is runsc
+        # where registered; runsc on an engine without it raises RuntimeUnavailable here
+        choice = resolve_runtime(self.client, runtime)
+        (log.info if choice.isolated else log.warning)("federated %s: %s", job_id.hex()[:12],
+                                                       choice.describe())
         self.runner = SandboxRunner(self.client, node_id=f"fed-{node.key.address.hex()[:12]}",
-                                    runtime=resolve_runtime(self.client).name)  # [JOB-RUNTIME.1]
+                                    runtime=choice.name)
         self.ready: dict[int, UpdateBlob] = {}
         self.failures: dict[int, str] = {}
         self.tries: dict[int, int] = {}
@@ -137,10 +143,12 @@ class SandboxTrainer:
 
 
 class FederatedJoin:
-    """Takes part in ``job_id`` from a running node with the data in ``data_dir``."""
+    """Takes part in ``job_id`` from a running node with the data in ``data_dir``; local
+    runs use ``runtime``, the node's ``[worker] runtime`` [JOB-RUNTIME.1]."""
 
     def __init__(self, node: NodeHandle, job_id: bytes, data_dir: Path,
-                 hyperparameters: Mapping[str, Scalar] | None = None) -> None:
+                 hyperparameters: Mapping[str, Scalar] | None = None,
+                 runtime: str = DEFAULT_RUNTIME) -> None:
         job = node.state.job(job_id)
         if job is None:
             raise ValueError(f"no job {job_id.hex()} on this chain")
@@ -148,7 +156,8 @@ class FederatedJoin:
         folder.mkdir(parents=True, exist_ok=True)
         self.node, self.job_id = node, job_id
         self.trainer = SandboxTrainer(node, job_id, job.spec, data_dir.resolve(),
-                                      hyperparameters or {}, self._wake, DpLedger(folder))
+                                      hyperparameters or {}, self._wake, DpLedger(folder),
+                                      runtime=runtime)
         ports = NodePorts(node, job_id, folder)
         say = lambda m: log.info("federated %s: %s", job_id.hex()[:12], m)  # noqa: E731
         private = PrivateParticipant(job_id, node.key.address, ports, self.trainer,

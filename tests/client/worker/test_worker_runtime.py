@@ -14,15 +14,16 @@ from typing import Any
 
 import pytest
 
+import client.federated.participant.node_loop as fed_node_loop
 import client.worker.worker as worker_module
 from client.node.config import ConfigError, NodeConfig, WorkerPolicy, render_config
 from client.node.ledger_node import run_node
 from client.worker.worker import Worker
-from sandbox.runtime import RUNC, RUNSC, RuntimeUnavailable
+from sandbox.runtime import AUTO, RUNC, RUNSC, RuntimeUnavailable
 from tests.client.cli.test_cli_chain import run
 from tests.framework.ports import free_base_port
 from tests.framework.solo import SoloNode
-from tests.ledger.harness import make_genesis
+from tests.ledger.harness import job_spec, make_genesis
 
 
 def config_with(tmp_path: Path, runtime: str) -> Path:
@@ -118,3 +119,28 @@ async def test_job_runtime_2_node_start_exits_1_naming_the_missing_runtime(
     [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert line.startswith("node not started: [worker] runtime = 'runsc' but the Docker engine "
                            "has no 'runsc' runtime"), line
+
+
+async def test_job_runtime_1_federated_local_runs_use_the_configured_runtime(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+        ) -> None:
+    """``federated join`` hands the node's ``[worker] runtime`` to its local trainer
+    [JOB-FED.1]: ``auto`` on an engine with runsc is runsc (and says so), ``runsc`` on one
+    without it is refused before anything runs, as a worker's start is [JOB-RUNTIME.2]."""
+    genesis, keys = make_genesis(validators=1)
+    node = SoloNode(genesis, keys["v0"], tmp_path / "node", block_interval=3600.0)
+    await node.start()
+    caplog.set_level(logging.INFO, logger="learningchain.federated")
+    try:
+        monkeypatch.setattr(fed_node_loop, "connect", lambda: _Engine((RUNC, RUNSC)))
+        trainer = fed_node_loop.SandboxTrainer(node, b"\x07" * 32, job_spec(), tmp_path, {},
+                                               on_done=lambda: None, runtime=AUTO)
+        assert trainer.runner.runtime == RUNSC
+        assert any("jobs run under gVisor (runtime runsc" in r.getMessage()
+                   for r in caplog.records)
+        monkeypatch.setattr(fed_node_loop, "connect", lambda: _Engine((RUNC,)))
+        with pytest.raises(RuntimeUnavailable, match="'runsc' but the Docker engine has no"):
+            fed_node_loop.SandboxTrainer(node, b"\x07" * 32, job_spec(), tmp_path, {},
+                                         on_done=lambda: None, runtime=RUNSC)
+    finally:
+        await node.stop()
