@@ -98,10 +98,13 @@ class RuntimeChoice:
         if self.isolated:
             return (f"jobs run under gVisor (runtime {RUNSC}, platform {RUNSC_PLATFORM}; "
                     f"configured {self.configured!r}) [JOB-RUNTIME.1]")
-        why = ("the engine has no runsc runtime" if self.configured == AUTO
-               else "configured [worker] runtime = \"runc\"")
-        return (f"jobs run under plain runc and share this host's kernel ({why}); "
-                f"install gVisor with `make setup` [JOB-RUNTIME.1]")
+        if self.configured == AUTO:
+            why, fix = "the engine has no runsc runtime", "install gVisor with `make setup`"
+        else:
+            why, fix = ("[worker] runtime = \"runc\"",
+                        "set it to \"auto\" to use gVisor where `make setup` installed it")
+        return (f"jobs run under plain runc and share this host's kernel ({why}); {fix} "
+                f"[JOB-RUNTIME.1]")
 
 
 def check_name(value: object) -> str:

@@ -20,8 +20,14 @@ import click
 from client.cli.common import UserError, json_option, table
 from client.cli.inert import out as say
 from client.devnet.network import API_PORT_OFFSET, NetworkLayout, create_network
+from sandbox.runtime import CHOICES as RUNTIME_CHOICES
 
 DEFAULT_DEVNET = Path(".devnet")
+
+runtime_option = click.option(
+    "--runtime", type=click.Choice(RUNTIME_CHOICES), default=None,
+    help="Every worker's [worker] runtime [JOB-RUNTIME.1]: runsc (gVisor), runc, or auto "
+         "(runsc where the engine has it)  [default: the node's default]")
 
 
 @click.group("network")
@@ -44,10 +50,11 @@ def network() -> None:
               show_default=True, help="Initial credits of each validator.")
 @click.option("--submitter-balance", type=click.IntRange(0, 2**62), default=10_000,
               show_default=True, help="Initial credits of the submitter user.")
+@runtime_option
 @json_option
 def network_create(out: Path, validators: int, workers: int | None, chain_id: str | None,
                    base_port: int, validator_balance: int, submitter_balance: int,
-                   as_json: bool) -> None:
+                   runtime: str | None, as_json: bool) -> None:
     """Write genesis.json, node0..nodeN-1 (key, passphrase, config.toml) and users/ to --out."""
     workers = validators if workers is None else workers
     if workers > validators:
@@ -61,7 +68,8 @@ def network_create(out: Path, validators: int, workers: int | None, chain_id: st
         layout = create_network(out, validators=validators, workers=workers,
                                 base_port=base_port, chain_id=chain_id,
                                 validator_balance=validator_balance,
-                                users={"submitter": submitter_balance})
+                                users={"submitter": submitter_balance},
+                                worker_runtime=runtime)
     except FileExistsError as e:
         raise UserError(str(e), code="exists") from e
     except (ValueError, OSError) as e:
@@ -123,9 +131,10 @@ def devnet() -> None:
               help="Worker nodes that offer prediction service ([worker] predict = true: "
                    "each locks the executor bond and answers the requests it is drawn for), "
                    "as indices: 1,2,3 or 'all'. Only when the network is created.")
+@runtime_option
 @json_option
 def devnet_up(root: Path, validators: int, workers: int, base_port: int, timeout: float,
-              predict: str | None, as_json: bool) -> None:
+              predict: str | None, runtime: str | None, as_json: bool) -> None:
     """Create (if needed) and start the graph; return once every node commits blocks.
 
     Fails (exit 1, nothing left running) when a port is taken or a node dies."""
@@ -136,14 +145,15 @@ def devnet_up(root: Path, validators: int, workers: int, base_port: int, timeout
     if base_port + API_PORT_OFFSET + validators > 65535:
         raise click.BadParameter("ports would exceed 65535", param_hint="--base-port")
     executors = predict_nodes(predict, workers) if predict is not None else ()
-    if executors and (root.resolve() / "network.json").exists():
-        raise UserError(f"--predict applies when the network is created, and {root.resolve()} "
-                        "already holds one: set predict = true under [worker] in the nodes' "
-                        "config.toml, or use a new --dir", code="exists")
+    if (executors or runtime) and (root.resolve() / "network.json").exists():
+        raise UserError(f"--predict and --runtime apply when the network is created, and "
+                        f"{root.resolve()} already holds one: set them under [worker] in the "
+                        "nodes' config.toml, or use a new --dir", code="exists")
     try:
         layout = up(root.resolve(), validators=validators, workers=workers,
                     base_port=base_port, timeout=timeout,
-                    worker_settings={i: {"predict": True} for i in executors} or None)
+                    worker_settings={i: {"predict": True} for i in executors} or None,
+                    worker_runtime=runtime)
     except PortInUse as e:
         raise UserError(str(e), code="port_in_use") from e
     except DevnetError as e:

@@ -97,6 +97,9 @@ class DemoResult:
     """The settled job's public leaderboard (claims by public loss) [JOB-RANK.1]."""
     hidden_board: list[dict[str, Any]] = field(default_factory=list)
     """The finalists by hidden loss, as the winner is chosen [HOLDOUT-WINNER.1]."""
+    runtime: str = ""
+    """The runtime the workers' jobs run under (``runsc`` or ``runc``) [JOB-RUNTIME.1]; the
+    window probe and the held-out scoring use it too."""
 
 
 def narrow_search_space(job_dir: Path) -> None:
@@ -147,20 +150,31 @@ def _supply(accounts: dict[str, dict[str, Any]], jobs: list[dict[str, Any]]) -> 
 def run_demo(root: Path, *, base_port: int = 26700, kill_node: bool = True,
              expires_in: str | None = None, window: str = "60s", timeout_s: float = 900.0,
              keep_running: bool = False,
-             env_by_node: dict[int, dict[str, str]] | None = None) -> DemoResult:
+             env_by_node: dict[int, dict[str, str]] | None = None,
+             runtime: str | None = None) -> DemoResult:
     """The demo; ``env_by_node`` (per node index, e.g. ``DOCKER_HOST``) lets a test give a node
     an engine of its own; node 3, killed and restarted mid-job, is restarted without it.
 
     ``expires_in`` is the claim window; None (the default) sizes it from one attempt of the
     job timed on this machine now (``client.devnet.windows``), at least 75 s.
+    ``runtime`` is every worker's ``[worker] runtime`` (None: the node's default,
+    ``sandbox.runtime.DEFAULT``) [JOB-RUNTIME.1].
     ``window`` is each reveal, vote-commit and vote-reveal window. They end as soon as every
     member has acted, so a long one costs nothing on a fast machine; it must cover a vote's
     model fetch and two evaluations (public and hidden part) on a loaded one: at 25 s, with
     one core busy, voters ran out of time on the hidden part (a finalist with no hidden loss)
     or the public one (a no-loss vote that made the cheater's turn inconsistent)."""
+    from sandbox.engine import connect
+    from sandbox.runtime import DEFAULT, resolve
+
     if root.exists():
         down(root)
         shutil.rmtree(root)
+    engine = connect()
+    try:  # the host's engine, as every node's unless env_by_node gives it its own
+        choice = resolve(engine, runtime or DEFAULT)
+    finally:
+        engine.close()
     say("== 1. starting a local graph: 4 validators; node0-2 train (node1 overfits, node2 "
         "cheats), node3 only verifies")
     layout = up(
@@ -170,9 +184,10 @@ def run_demo(root: Path, *, base_port: int = 26700, kill_node: bool = True,
                          VERIFIER_ONLY: {"max_attempts": 0}},
         node_balances={0: 0, 1: 0, CHEATER: 1_000, VERIFIER_ONLY: 1_000},
         users={"submitter": 5_000}, consensus={"commit_ms": 200}, timeout=90,
-        node_env=env_by_node,
+        node_env=env_by_node, worker_runtime=runtime,
     )
-    result = DemoResult(layout)
+    result = DemoResult(layout, runtime=choice.name)
+    say(f"   {choice.describe()}")
     api = ApiClient(layout.nodes[0].api_url)
     for i, n in enumerate(layout.nodes):
         role = {CHEATER: "cheater", OVERFITTER: "overfits", VERIFIER_ONLY: "verifier"}.get(
@@ -213,7 +228,7 @@ def _run(root: Path, layout: NetworkLayout, api: ApiClient, submitter: Any,
     say("   search space narrowed to points that all generalise (so the hidden half, not a "
         "lucky draw, decides): " + ", ".join(f"{n} {v}" for n, _, v in SEARCH_SPACE))
     if expires_in is None:
-        expires_in = _measured_claim_window(job_dir)
+        expires_in = _measured_claim_window(job_dir, result.runtime)
     posted = cli("job", "submit", str(job_dir), "--bounty", str(BOUNTY),
                  "--expires-in", expires_in, "--reveal-window", window,
                  "--commit-window", window, "--vote-reveal-window", window,
@@ -289,7 +304,8 @@ def _run(root: Path, layout: NetworkLayout, api: ApiClient, submitter: Any,
         from chain.content import blob_id_of_file
 
         result.model_blob_ok = blob_id_of_file(model).hex() == job["winner_model_hash"]
-        result.holdout_loss, result.holdout_accuracy = _score_holdout(job, job_dir, model)
+        result.holdout_loss, result.holdout_accuracy = _score_holdout(job, job_dir, model,
+                                                                      result.runtime)
         say(f"   model {job['winner_model_hash'][:16]}… verified against the chain: "
             f"{result.model_blob_ok}")
         say(f"   held-out digits ({_holdout_rows(job_dir)} never seen by a worker or voter): "
@@ -318,11 +334,12 @@ def _run(root: Path, layout: NetworkLayout, api: ApiClient, submitter: Any,
         say(f"   posted job {result.second_job_by_earner}")
 
 
-def _measured_claim_window(job_dir: Path) -> str:
+def _measured_claim_window(job_dir: Path, runtime: str) -> str:
     """Build the job (``job submit`` reuses the image) and time one attempt of it here, now,
-    with the graph running: the claim window holds the pickup and three attempts."""
+    with the graph running, under the workers' runtime: the claim window holds the pickup
+    and three attempts."""
     cli("job", "build", str(job_dir))
-    attempt_s = measure_attempt(job_dir)
+    attempt_s = measure_attempt(job_dir, runtime)
     seconds = claim_window_s(attempt_s, minimum_s=75.0)
     say(f"   one attempt (training + two evaluations) took {attempt_s:.1f} s here: claims "
         f"close {seconds} s after the post")
@@ -397,19 +414,19 @@ def _holdout_rows(job_dir: Path) -> int:
     return sum(1 for _ in (job_dir / "holdout" / "test.csv").open()) - 1
 
 
-def _score_holdout(job: dict[str, Any], job_dir: Path, model: Path) -> tuple[float, float]:
-    """Runs the job's own evaluate entry point on the held-out split, in the sandbox."""
+def _score_holdout(job: dict[str, Any], job_dir: Path, model: Path,
+                   runtime: str) -> tuple[float, float]:
+    """Runs the job's own evaluate entry point on the held-out split, in the sandbox, under
+    the workers' ``runtime``."""
     from sandbox.engine import connect
     from sandbox.limits import ResourceLimits
     from sandbox.runner import SandboxRunner
-    from sandbox.runtime import resolve
 
     image_id = json.loads((job_dir / "image.json").read_text())["image_id"]
     lim = job["spec"]["limits"]
     limits = ResourceLimits.from_job(lim["memory_mb"], lim["cpu_millis"], lim["time_s"],
                                      lim["disk_mb"])
-    client = connect()  # [JOB-RUNTIME.1] runsc wherever installed, as the workers
-    runner = SandboxRunner(client, runtime=resolve(client).name)
+    runner = SandboxRunner(connect(), runtime=runtime)  # [JOB-RUNTIME.1] as the workers
     result = runner.evaluate(image_id, model, limits, input_dir=job_dir / "holdout")
     if not result.ok or result.loss is None:
         raise RuntimeError(f"held-out evaluation failed: {result.reason} {result.detail}")

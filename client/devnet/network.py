@@ -30,6 +30,7 @@ from chain.genesis import Genesis
 from chain.keyfile import write_key_file
 from client.node.config import render_config
 from client.node.join import write_secret_file
+from sandbox.runtime import check_name as check_runtime
 
 API_PORT_OFFSET = 100
 FAST_SCRYPT_N = 2**14
@@ -138,6 +139,7 @@ def create_network(
     bootstrap: dict[int, list[str]] | None = None,
     peer_exchange: bool = True,
     worker_nodes: int = 0,
+    worker_runtime: str | None = None,
 ) -> NetworkLayout:
     """Writes a new graph under ``out`` (which must not hold one) and returns its layout.
 
@@ -149,7 +151,12 @@ def create_network(
     ``worker_nodes`` adds machines that are members, workers and genesis verifiers but
     not validators (nodes ``validators … validators+worker_nodes-1``): a graph where the
     computing happens apart from consensus, as on a real network.
+    ``worker_runtime`` (``auto``, ``runsc`` or ``runc``) is written as every worker's
+    ``[worker] runtime`` [JOB-RUNTIME.1] unless its ``worker_settings`` name one; None
+    leaves the node's default.
     """
+    if worker_runtime is not None:
+        check_runtime(worker_runtime)
     if not 1 <= validators <= 64:
         raise ValueError("a network has 1..64 validators")
     if not 0 <= workers <= validators:
@@ -200,7 +207,8 @@ def create_network(
             bootstrap=tuple((bootstrap or {}).get(
                 i, [f"127.0.0.1:{p}" for j, p in enumerate(p2p_ports) if j != i])),
             peer_exchange=peer_exchange,
-            worker=(worker_settings or {}).get(i), consensus=consensus,
+            worker=_worker_table(roles, (worker_settings or {}).get(i), worker_runtime),
+            consensus=consensus,
         ))
         nodes.append(NodeLayout(f"node{i}", directory, config, address_to_text(key.address),
                                 p2p_ports[i], p2p_ports[i] + API_PORT_OFFSET, roles))
@@ -218,3 +226,11 @@ def create_network(
                            tuple(user_layouts))
     (out / "network.json").write_text(json.dumps(layout.to_json(), indent=2) + "\n")
     return layout
+
+
+def _worker_table(roles: tuple[str, ...], settings: dict[str, Any] | None,
+                  runtime: str | None) -> dict[str, Any] | None:
+    """A node's ``[worker]`` keys: its own settings, with ``runtime`` under them."""
+    if runtime is None or "worker" not in roles:
+        return settings
+    return {"runtime": runtime, **(settings or {})}

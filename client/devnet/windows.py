@@ -26,17 +26,19 @@ ATTEMPT_MARGIN = 3.0
 other nodes commit blocks and run containers of their own."""
 
 
-def measure_attempt(job_dir: Path) -> float:
+def measure_attempt(job_dir: Path, runtime: str | None = None) -> float:
     """Seconds one worker attempt of the built job in ``job_dir`` takes here now: a training
     run with the search space's point of seed 1 and two evaluations of its model, in the
-    sandbox, on the machine's engine, with the job's own limits and data."""
+    sandbox, on the machine's engine, with the job's own limits and data, under ``runtime``
+    (the workers' resolved runtime, ``runsc`` or ``runc``; None: the engine's default), since
+    gVisor's cost per run is part of what the window must hold [JOB-RUNTIME.9]."""
     from sandbox.job_file import load_job_file
     from sandbox.job_template import template_data
     from sandbox.runner import SandboxRunner
 
     image_id = json.loads((job_dir / "image.json").read_text())["image_id"]
     job = load_job_file(job_dir)
-    runner = SandboxRunner(node_id="window-probe")
+    runner = SandboxRunner(node_id="window-probe", runtime=runtime)
     with tempfile.TemporaryDirectory(prefix="lc-window-probe-") as tmp:
         data = template_data(job_dir, Path(tmp) / "data")
         started = time.monotonic()

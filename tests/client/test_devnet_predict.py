@@ -55,7 +55,7 @@ def test_devnet_up_predict_turns_on_prediction_service_on_chosen_nodes(tmp_path:
         balance = {i: node0.account(layout.nodes[i].address)["balance"] for i in (1, 2)}
         assert balance[2] - balance[1] == PREDICT_BOND, balance  # node1's bond is locked
         again = lc("devnet", "up", "--dir", str(root), "--predict", "2", cwd=tmp_path, code=1)
-        assert "--predict applies when the network is created" in again.stderr
+        assert "--predict and --runtime apply when the network is created" in again.stderr
         assert [_predict(root, i) for i in range(3)] == [False, True, False]
         lc("devnet", "down", "--dir", str(root), cwd=tmp_path)
 

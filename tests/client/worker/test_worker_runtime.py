@@ -16,10 +16,11 @@ import pytest
 
 import client.federated.participant.node_loop as fed_node_loop
 import client.worker.worker as worker_module
+from client.devnet.network import create_network
 from client.node.config import ConfigError, NodeConfig, WorkerPolicy, render_config
 from client.node.ledger_node import run_node
 from client.worker.worker import Worker
-from sandbox.runtime import AUTO, RUNC, RUNSC, RuntimeUnavailable
+from sandbox.runtime import AUTO, RUNC, RUNSC, RuntimeUnavailable, choose
 from tests.client.cli.test_cli_chain import run
 from tests.framework.ports import free_base_port
 from tests.framework.solo import SoloNode
@@ -144,3 +145,43 @@ async def test_job_runtime_1_federated_local_runs_use_the_configured_runtime(
                                          on_done=lambda: None, runtime=RUNSC)
     finally:
         await node.stop()
+
+
+def test_job_runtime_1_a_devnet_writes_the_workers_runtime(tmp_path: Path) -> None:
+    """``create_network(worker_runtime=)`` (``network create`` / ``devnet up --runtime``,
+    and the demo) writes ``[worker] runtime`` on every worker and nowhere else; a node's own
+    ``worker_settings`` win; a name outside the three is refused before anything is written."""
+    layout = create_network(tmp_path / "net", validators=3, workers=2, worker_nodes=1,
+                            base_port=free_base_port(4), worker_runtime=RUNSC,
+                            worker_settings={1: {"runtime": RUNC, "max_attempts": 1}})
+    loaded = [NodeConfig.load(node.config) for node in layout.nodes]
+    assert [c.is_worker for c in loaded] == [True, True, False, True]
+    assert [c.worker.runtime for c in loaded] == [RUNSC, RUNC, "runc", RUNSC]
+    assert "runtime" not in layout.nodes[2].config.read_text()  # not a worker: untouched
+    assert loaded[1].worker.max_attempts == 1
+    with pytest.raises(ValueError, match="runtime 'gvisor' is not one of auto, runsc, runc"):
+        create_network(tmp_path / "other", validators=1, worker_runtime="gvisor")
+    assert not (tmp_path / "other").exists()
+
+
+def test_job_runtime_1_network_create_takes_the_runtime(tmp_path: Path) -> None:
+    made = json.loads(run(["network", "create", "--out", str(tmp_path / "net"),
+                           "--validators", "2", "--workers", "1", "--runtime", AUTO, "--json",
+                           "--base-port", str(free_base_port(2))]).stdout)
+    runtimes = [NodeConfig.load(Path(n["config"])).worker.runtime for n in made["nodes"]]
+    assert runtimes == [AUTO, "runc"]  # node1 is no worker: the default, unwritten
+    refused = run(["network", "create", "--out", str(tmp_path / "bad"), "--runtime", "kata"],
+                  code=2)
+    assert "'kata' is not one of 'auto', 'runsc', 'runc'" in refused.stderr
+
+
+@pytest.mark.parametrize("configured, engine, says", [
+    (AUTO, (RUNC, RUNSC), "jobs run under gVisor (runtime runsc, platform "),
+    (AUTO, (RUNC,), "(the engine has no runsc runtime); install gVisor with `make setup`"),
+    (RUNC, (RUNC, RUNSC), '([worker] runtime = "runc"); set it to "auto" to use gVisor'),
+])
+def test_job_runtime_1_the_start_line_says_why_and_what_to_do(
+        configured: str, engine: tuple[str, ...], says: str) -> None:
+    """The node's start line [JOB-RUNTIME.1]: plain runc because the config says so is not
+    told to install what is installed."""
+    assert says in choose(configured, _Engine(engine).info()).describe()
