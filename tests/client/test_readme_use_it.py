@@ -83,7 +83,7 @@ def test_readme_use_it_runs_as_written_from_a_fresh_directory(tmp_path: Path) ->
                                   if Path(p) != Path(sys.executable).parent)
     session = Session(CHECKOUT, env, tmp_path / "shell-state")
     engine = docker.from_env()
-    images_before = {i.id for i in engine.images.list()}
+    tags_before = {tag for image in engine.images.list() for tag in image.tags}
     job_id = ""
     graph: Path | None = None
     try:
@@ -116,9 +116,25 @@ def test_readme_use_it_runs_as_written_from_a_fresh_directory(tmp_path: Path) ->
         if graph is not None and (graph / "devnet.json").exists():
             subprocess.run([str(CHECKOUT / ".venv" / "bin" / "learningchain"), "devnet", "down",
                             "--dir", str(graph)], capture_output=True, timeout=120, check=False)
-        for image in engine.images.list():
-            if image.id not in images_before:
-                # (not forced: an image some container still uses stays)
-                with contextlib.suppress(docker.errors.APIError):
-                    engine.images.remove(image.id)
+        for tag in sorted(built_tags(tmp_path) - tags_before):
+            # Untag, not forced: the engine deletes the image only if no other tag names it
+            # and no container uses it. Never "every image that appeared meanwhile": the
+            # other xdist process's tests build and run images on this engine too (that
+            # deleted a concurrent graph test's job image before its vote, LC_SEED=1073513577).
+            with contextlib.suppress(docker.errors.APIError):
+                engine.images.remove(tag)
         engine.close()
+
+
+def built_tags(root: Path) -> set[str]:
+    """The image tags ``job build``/``job submit`` recorded in the job folders under ``root``
+    (each folder's ``image.json``): what this test's own lines built."""
+    tags = set()
+    for record in root.rglob("image.json"):
+        if not (record.parent / "job.toml").exists():
+            continue
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            tag = json.loads(record.read_text()).get("tag")
+            if isinstance(tag, str) and tag:
+                tags.add(tag)
+    return tags
