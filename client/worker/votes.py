@@ -75,7 +75,7 @@ from client.worker.policy import (
 from client.worker.sandboxing import ImageCache, ImageUnavailable, Threads
 from client.worker.state import VoteSecret, WorkerStore
 from p2p.blobstore import BlobError
-from sandbox.results import WORKER_FAULTS, EvalResult
+from sandbox.results import WORKER_FAULTS, EvalResult, FailureReason
 from sandbox.runner import SandboxRunner
 
 log = logging.getLogger("learningchain.worker")
@@ -242,7 +242,7 @@ class Verifier:
                 problem = f"model {job.model_hash.hex()[:16]} could not be fetched: {why}"
             else:
                 self.now["phase"] = "evaluating"
-                result = await self._evaluate(job, image_id, model, evaluation_inputs(
+                result = await self._evaluate_reloading(job, image_id, model, evaluation_inputs(
                     job_id, spec, self.address, data, seed))
                 if result is None:
                     problem = ("the evaluation did not finish in time to commit a vote "
@@ -328,7 +328,7 @@ class Verifier:
             return None
         if model is None:
             return True, None, None
-        result = await self._evaluate(job, image_id, model, evaluation_inputs(
+        result = await self._evaluate_reloading(job, image_id, model, evaluation_inputs(
             job.job_id, job.spec, self.address, {**data, "valid": hidden_dir}, seed))
         if result is None:
             log.warning("job %s: the hidden-part evaluation did not finish in time to commit a "
@@ -363,6 +363,29 @@ class Verifier:
                                               inputs)
         except TimeoutError:
             return None
+
+    async def _evaluate_reloading(self, job: Job, image_id: str, model: Path,
+                                  inputs: EvaluationInputs) -> EvalResult | None:
+        """``_evaluate``, run once more if our engine no longer held the job's image
+        [VOTE-FAILED.4]: an operator's prune (or another program) removed it since it was
+        checked, which says nothing about the model; abstaining would burn our bond
+        [VOTE-NOSHOW.1]. The image is fetched and loaded again from its blob first
+        [JOB-IMAGE.3], within the commit window."""
+        result = await self._evaluate(job, image_id, model, inputs)
+        if result is None or result.reason != FailureReason.IMAGE_MISSING:
+            return result
+        label = short(job.job_id)
+        self.images.forget(image_id)
+        log.warning("job %s: image %s is no longer in the engine; loading it again from its "
+                    "blob to evaluate once more [VOTE-FAILED.4]", label, image_id[:19])
+        try:
+            async with asyncio.timeout(seconds_until(self.node, job.phase_deadline_ms)):
+                await self.images.ensure(job.spec, label, job.job_id)
+        except (ImageUnavailable, TimeoutError) as e:
+            log.warning("job %s: image %s could not be loaded again: %s", label,
+                        image_id[:19], e or "not before the vote window closes")
+            return result
+        return await self._evaluate(job, image_id, model, inputs)
 
     def _challenge_seed(self, job: Job) -> bytes | None:
         """[VOTE-CHALLENGE.1] This turn's challenge seed, from the block that included the

@@ -553,6 +553,45 @@ def send(node: SoloNode, key: PrivateKey, body: Any) -> None:
     assert result.accepted, result
 
 
+async def test_vote_failed_4_an_image_pruned_before_the_vote_is_loaded_again_and_voted_on(
+        tmp_path: Path, private_dockerd: PrivateDockerd, template: TemplateImage,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """[VOTE-FAILED.4] Between the claim and the vote the engine loses the job's image (as
+    an operator's `docker image prune -a` would do; make test-repeat saw a concurrent test's
+    clean-up do it). The voters' runs answer image_missing; instead of abstaining (and
+    burning their bonds) they load the image again from its blob and vote with a measured
+    loss: the claim is VALID and paid. A private engine: the image removed is nobody
+    else's."""
+    engine = private_dockerd.client()
+    genesis, keys = make_genesis(members=("submitter", "alice"))
+    async with SoloNode(genesis, keys["v0"], tmp_path / "node") as node:
+        put_template(node, template)
+        job_id = post_job(node, keys["submitter"],
+                          template_spec(template, node.now_ms(), expiry_s=CLAIM_WINDOW_S))
+        alice = Worker(node, TRAINER, runner=runner(engine, "alice"), key=keys["alice"])
+        voter = Worker(node, VERIFIER, runner=runner(engine, "v0"))
+        async with running(alice, voter):
+            await expire_once_claimed(node, job_id, [alice], [alice, voter], CLAIM_WINDOW_S)
+            await wait_until(turn_of(node, job_id, keys["alice"].address), 60,
+                             "alice's turn to reveal", [alice, voter])
+            # Both workers have checked the image (alice trained on it; the voter as one
+            # that fetched it ahead of the vote): neither looks at the engine again unaided.
+            spec = job_of(node, job_id).spec
+            assert await voter.images.ensure(spec, "prefetch", job_id) == template.image_id
+            await asyncio.to_thread(engine.images.remove, template.image_id, force=True)
+            assert not has_image(engine, template.image_id)
+            job = await wait_until(lambda: settled(node, job_id), 150, "the job to settle",
+                                   [alice, voter])
+    assert job.status == JobStatus.PAID and job.winner == keys["alice"].address
+    [verdict] = job.verdicts
+    assert verdict.outcome == Outcome.VALID and verdict.valid_votes >= 1, verdict
+    # alice's own vote [VOTE-SELF.1] and the voter's both met the missing image
+    assert caplog.text.count("loading it again from its blob to evaluate once more "
+                             "[VOTE-FAILED.4]") == 2, caplog.text
+    assert "our sandbox failed (image_missing" not in caplog.text
+    assert has_image(engine, template.image_id)
+
+
 @pytest.mark.slow
 async def test_docker_engine_stopped_mid_training_pauses_the_job_then_it_is_paid(
         tmp_path: Path, private_dockerd: PrivateDockerd, template: TemplateImage,

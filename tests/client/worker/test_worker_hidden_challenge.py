@@ -164,3 +164,57 @@ def test_vote_failed_3_a_stalled_evaluation_gives_way_before_the_window_closes(
             release.set()  # before asyncio.run waits for its executor's threads
 
     assert asyncio.run(evaluate_then_release()) is None
+
+
+def test_vote_failed_4_an_image_the_engine_lost_is_loaded_again_and_evaluated_once_more(
+        tmp_path: Path) -> None:
+    """[VOTE-FAILED.4] The engine answers ``image_missing`` (a prune removed the job's image
+    after the check): the verifier forgets it, loads it again from its blob
+    (``images.ensure``) and evaluates once more, so it votes with a measured loss instead
+    of abstaining. If the image cannot be loaded again, the first failure stands (the
+    verifier then abstains, as before); any other failure is not retried."""
+    from client.worker.evaluation import evaluation_inputs
+    from client.worker.sandboxing import ImageUnavailable
+    from sandbox.results import FailureReason
+
+    missing = SimpleNamespace(ok=False, loss=None, metrics={}, detail="not loaded",
+                              reason=FailureReason.IMAGE_MISSING)
+    measured = SimpleNamespace(ok=True, loss=0.3, metrics={"loss": 0.3}, reason=None,
+                               detail="")
+
+    class LosingRunner:
+        def __init__(self, *answers: object) -> None:
+            self.answers = list(answers)
+
+        def evaluate(self, *_: object, **__: object) -> object:
+            return self.answers.pop(0)
+
+    calls: list[str] = []
+
+    async def ensure(spec: object, label: str, job_id: bytes) -> str:
+        calls.append("ensure")
+        if fail_reload:
+            raise ImageUnavailable("no peer serves blob", permanent=False)
+        return "img"
+
+    job = replace(_job(JobStatus.VOTE_COMMIT), phase_deadline_ms=TimeMs(60_000))
+    verifier, _, _ = _verifier(tmp_path, job)
+    verifier.images = cast(Any, SimpleNamespace(forget=lambda i: calls.append(f"forget {i}"),
+                                                ensure=ensure))
+    inputs = evaluation_inputs(JOB_ID, job.spec, ME, {}, SEED)
+
+    def run(*answers: object) -> object:
+        verifier.runner = cast(Any, LosingRunner(*answers))
+        return asyncio.run(verifier._evaluate_reloading(job, "img", tmp_path / "m", inputs))
+
+    fail_reload = False
+    assert run(missing, measured) is measured
+    assert calls == ["forget img", "ensure"]
+    calls.clear()
+    fail_reload = True
+    assert run(missing, measured) is missing
+    assert calls == ["forget img", "ensure"]
+    calls.clear()
+    timeout = SimpleNamespace(ok=False, loss=None, metrics={}, detail="",
+                              reason=FailureReason.TIMEOUT)
+    assert run(timeout, measured) is timeout and calls == []
