@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -49,11 +50,35 @@ def main() -> int:
     parser.add_argument("paths", nargs="*", help="test paths (default: the whole suite)")
     args = parser.parse_args()
     report: list[dict[str, object]] = []
+    # Stopped by hand with SIGINT or SIGTERM: both end in the report below. A run started in
+    # the background (`nohup make test-repeat &`) inherits SIGINT ignored, so SIGINT is set
+    # back here, and SIGTERM (what `kill` and `pkill` send) is handled the same way.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stopped_by_hand)
     try:
         run_all(args, report)
     except KeyboardInterrupt:  # stopped by hand (Ctrl-C, SIGINT): report the runs that ended
         print(f"== stopped during run {len(report) + 1}; the report covers runs that ended")
     return print_report(report)
+
+
+STOP_WAIT_S = 180.0
+"""How long a stopped run's pytest gets to tear its fixtures down before it is killed."""
+
+
+def _stopped_by_hand(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """pytest's own Ctrl-C, so its fixtures tear down what they made (node processes,
+    containers, private engines, namespaces); killed if that takes over ``STOP_WAIT_S``."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(STOP_WAIT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def run_all(args: argparse.Namespace, report: list[dict[str, object]]) -> None:
@@ -63,9 +88,14 @@ def run_all(args: argparse.Namespace, report: list[dict[str, object]]) -> None:
             junit = Path(tmp) / f"run{run}.xml"
             start = time.monotonic()
             print(f"== run {run} of {args.runs}", flush=True)
-            code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-m", args.markexpr,
-                                    "-o", "junit_logging=all", f"--junitxml={junit}",
-                                    *args.paths])
+            proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-m", args.markexpr,
+                                     "-o", "junit_logging=all", f"--junitxml={junit}",
+                                     *args.paths])
+            try:
+                code = proc.wait()
+            except KeyboardInterrupt:
+                _stop(proc)
+                raise
             seconds = round(time.monotonic() - start)
             failed = failures_in(junit) if code != 0 else []
             if code != 0 and not failed:

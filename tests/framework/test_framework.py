@@ -161,3 +161,44 @@ def test_repeat_report_names_each_failure_with_the_line_that_reruns_it(
         "test": "tests.b::test_bad", "error": "AssertionError: 1 == 2",
         "rerun": "LC_SEED=42 pytest 'tests/b.py::test_bad'"}]
     assert module.failures_in(tmp_path / "missing.xml")[0]["test"] == "(no report)"
+
+
+def test_repeat_stopped_by_kill_in_the_background_reports_and_leaves_no_pytest(
+        tmp_path: Path) -> None:
+    """``pkill -f repeat_tests.py`` (SIGTERM) on a run started with SIGINT ignored (as
+    ``nohup make test-repeat &`` starts it) ends in the report, after the run's pytest got
+    its own Ctrl-C and exited (its fixtures tear down), not in a next run: it did once,
+    and left a bench's node processes and test bed behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "test_sleeps.py").write_text(
+        "import pathlib, time\n"
+        "def test_sleeps():\n"
+        f"    pathlib.Path({str(tmp_path / 'started')!r}).write_text('x')\n"
+        "    time.sleep(120)\n")
+    script = Path(__file__).parents[2] / "scripts" / "repeat_tests.py"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "--runs", "3", "-m", "not nothing", "--",
+         "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "started").exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "the test never ran"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "== stopped during run 1" in out, out
+    assert "== run 2 of 3" not in out, out
+    assert out.strip().splitlines()[-1] == \
+        '{"runs": 0, "failures": 0, "seconds_per_run": []}', out
+    leftover = subprocess.run(["pgrep", "-f", f"pytest.*{tmp_path}"], capture_output=True,
+                              text=True, check=False).stdout
+    assert not leftover.strip(), leftover
