@@ -62,7 +62,6 @@ METRICS_FILE = "metrics.json"
 EXIT_BAD_PARAMS = 2
 EXIT_INVALID_MODEL = 3
 KILL_GRACE_S = 10.0
-SIGKILL_EXIT = 128 + 9
 OOM_EVENT_WAIT_S = 0.3
 """The engine's oom event can trail the killed process's exit by a moment."""
 POLL_S = 0.05
@@ -318,7 +317,9 @@ class SandboxRunner:
         if done.timed_out:
             return _fail_like(base, FailureReason.TIMEOUT,
                               f"ran past its {limits.wall_time_s:g} s limit; killed")
-        if done.exit_code in (None, SIGKILL_EXIT) and self._oom_killed(container, done.started):
+        # Any nonzero end: under runc the OOM-killed entry point ends with SIGKILL (137), under
+        # runsc 20240729 with status 1 (the Sentry's own answer) [JOB-RUNTIME.3]
+        if done.exit_code != 0 and self._oom_killed(container, done.started):
             return _fail_like(base, FailureReason.OOM,
                               f"exceeded its {limits.memory_bytes} byte memory limit; killed")
         if done.stray:

@@ -36,12 +36,22 @@ run found the warm CKKS prediction executor answering ``predict-invalid`` under 
 20221219/ptrace (fixed: [JOB-RUNTIME.10] [JOB-RUNTIME.11]), a graph story's votes missing
 their windows,
 and the Docker lane's summed time going from 29 to 50 minutes (train 11.1 s against 5.5 s,
-evaluate 8.5 s against 3.7 s): it becomes the default once those are fixed."""
+evaluate 8.5 s against 3.7 s): it becomes the default once those are fixed. The pinned
+backport's ``systrap`` platform ([JOB-RUNTIME.4]) cuts the per-run cost ([JOB-RUNTIME.9]);
+the Docker lane under ``auto`` is still to be measured."""
 RUNSC_PATH = "/usr/bin/runsc"
-RUNSC_PLATFORM = "ptrace"
-"""[JOB-RUNTIME.4] How the Sentry intercepts the job's system calls. Debian 12's gVisor
-(20221219) has ``ptrace`` and ``kvm`` (``systrap`` came in 2023); ``kvm`` hung at boot on
-the reference machine (nested KVM), ``ptrace`` ran a CPU-bound loop at the host's speed."""
+RUNSC_PACKAGE_VERSION = "0.0~20240729.0-4~bpo12+2"
+"""[JOB-RUNTIME.4] The Debian package ``make setup`` installs, exactly (from
+bookworm-backports; its ``.deb`` has SHA-256
+``afdde883e3876ea807e19c708d4432674a20cb10186a7a5b554d62f38ea8de46``). Debian 12's own
+``runsc`` (20221219) has no ``systrap`` platform; a release pinned exactly means every
+worker's Sentry answers a job's system calls the same way ([JOB-RUNTIME.7])."""
+RUNSC_PLATFORM = "systrap"
+"""[JOB-RUNTIME.4] How the Sentry intercepts the job's system calls. ``systrap`` (a
+seccomp trap in the job's own stub threads, no ptrace round trips): ``import torch`` and
+a matmul loop took 2.80 s against runc's 1.17 s, ``ptrace`` 3.43 s (the same runsc) and
+3.95 s (Debian 12's 20221219); ``kvm`` hung at boot on the reference machine (nested
+KVM)."""
 RUNSC_ARGS = (f"--platform={RUNSC_PLATFORM}", "--oci-seccomp", "--network=none")
 """``--oci-seccomp``: the project's profile [JOB-SECCOMP.*] is enforced inside the sandbox
 too (gVisor ignores an OCI seccomp profile without it) [JOB-RUNTIME.3]. ``--network=none``:
@@ -51,8 +61,9 @@ namespace (every job container has network ``none`` anyway [JOB-SANDBOX.1])."""
 RUNSC_EXTRA_PIDS = 96
 """[JOB-RUNTIME.3] Host threads the sandbox itself needs under runsc, on top of the job's
 ``pids``: the engine's pids limit counts the Sentry's and gofer's host threads and the
-ptrace stubs, not the job's tasks. Measured on 2 cores: 37 idle, 51 after ``import torch``;
-below about 56 a Python entry point does not even start."""
+platform's stubs, not the job's tasks. Measured on 2 cores under ptrace: 37 idle, 51 after
+``import torch``; below about 56 a Python entry point does not even start. The hostile
+battery passes with the same room under systrap."""
 RUNSC_EXTRA_MEMORY = 32 * 1024 * 1024
 """[JOB-RUNTIME.3] The Sentry's own memory, charged to the same cgroup (measured: 13 MiB
 idle, 27 MiB with torch imported), so the job keeps what it declared."""
@@ -170,10 +181,14 @@ def register(config_file: Path, path: str = RUNSC_PATH) -> bool:
 
 
 def main(argv: Sequence[str]) -> int:
-    """``register FILE``: prints ``changed`` or ``unchanged``."""
+    """``register FILE``: prints ``changed`` or ``unchanged``; ``package-version``: prints
+    the runsc package ``make setup`` installs."""
+    if list(argv) == ["package-version"]:
+        print(RUNSC_PACKAGE_VERSION)
+        return 0
     if len(argv) != 2 or argv[0] != "register":
-        print("usage: python3 -m sandbox.runtime register /etc/docker/daemon.json",
-              file=sys.stderr)
+        print("usage: python3 -m sandbox.runtime register /etc/docker/daemon.json\n"
+              "       python3 -m sandbox.runtime package-version", file=sys.stderr)
         return 2
     print("changed" if register(Path(argv[1])) else "unchanged")
     return 0

@@ -192,18 +192,19 @@ def runsc_profile(profile: dict[str, Any]) -> dict[str, Any]:
     """[JOB-RUNTIME.10] The profile as runsc gets it: ``clone3`` allowed through to the
     Sentry instead of refused with ``ENOSYS``.
 
-    gVisor 20221219 enforces an OCI profile with ``--oci-seccomp`` but ignores its
-    ``errnoRet``: every refused call gets ``EPERM``. glibc falls back from ``clone3`` to
-    ``clone`` only on ``ENOSYS``, so under runsc no thread could start in the first process
-    (measured: ``threading.Thread.start`` raised "can't start new thread", TenSEAL's context
-    loader failed with "Operation not permitted"). Allowed, the call reaches the Sentry, which
-    has no ``clone3`` and answers ``ENOSYS`` itself (measured), in user space: nothing reaches
-    the host kernel. Every other rule is unchanged."""
+    gVisor (20221219 and 20240729 alike) enforces an OCI profile with ``--oci-seccomp`` but
+    ignores its ``errnoRet``: every refused call gets ``EPERM``. glibc falls back from
+    ``clone3`` to ``clone`` only on ``ENOSYS``, so under runsc no thread could start in the
+    first process (measured: ``threading.Thread.start`` raised "can't start new thread",
+    TenSEAL's context loader failed with "Operation not permitted"). Allowed, the call
+    reaches the Sentry, which answers it itself, in user space: 20240729 implements
+    ``clone3`` (threads start with it), 20221219 answered ``ENOSYS`` and libc fell back.
+    Nothing reaches the host kernel. Every other rule is unchanged."""
     rules = []
     for rule in profile["syscalls"]:
         if rule["names"] == ["clone3"]:
             rule = {"names": ["clone3"], "action": "SCMP_ACT_ALLOW",
-                    "comment": "[JOB-RUNTIME.10] the Sentry answers ENOSYS itself"}
+                    "comment": "[JOB-RUNTIME.10] the Sentry answers it itself"}
         rules.append(rule)
     return {**profile, "syscalls": rules}
 

@@ -15,13 +15,31 @@ command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 # libfaketime: tests/hosts gives an emulated host's node process a clock offset
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need_pkgs+=(faketime)
-# gVisor: job containers run under runsc wherever it is installed [JOB-RUNTIME.1]
-[ -x /usr/bin/runsc ] || need_pkgs+=(runsc)
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]}"
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+# gVisor: job containers run under runsc wherever it is installed [JOB-RUNTIME.1], the
+# exact release sandbox/runtime.py names [JOB-RUNTIME.4], from bookworm-backports (Debian
+# 12's own runsc lacks the systrap platform). Adding the suite upgrades nothing else:
+# backports packages are only installed when asked for by name and version.
+runsc_version=$(cd "$(dirname "$0")/.." && python3 -m sandbox.runtime package-version)
+if [ "$(dpkg-query -W -f='${Version}' runsc 2>/dev/null || true)" != "$runsc_version" ]; then
+  echo "setup: installing gVisor runsc $runsc_version (bookworm-backports)"
+  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' \
+      'Suites: bookworm-backports' 'Components: main' \
+      'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' \
+      | $SUDO tee /etc/apt/sources.list.d/learningchain-bookworm-backports.sources >/dev/null
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --allow-downgrades \
+      "runsc=$runsc_version" >/dev/null \
+    || { echo "setup: could not install runsc=$runsc_version from bookworm-backports (if the" \
+              "archive moved on, update RUNSC_PACKAGE_VERSION in sandbox/runtime.py)"; exit 1; }
 fi
 
 # Daemons started here outlive this script: they must not inherit its open file

@@ -138,7 +138,7 @@ HOSTILE_SCRIPTS: dict[str, str] = {
         sys.exit(1)
     """,
     "status": """
-        import json, os, shutil, subprocess
+        import json, os, shutil, socket, subprocess
         with open("/proc/self/status") as f:
             fields = dict(l.split(":", 1) for l in f if ":" in l)
         mounts = open("/proc/self/mounts").read()
@@ -153,7 +153,7 @@ HOSTILE_SCRIPTS: dict[str, str] = {
             "NoNewPrivs": fields.get("NoNewPrivs", "absent").strip(),
             "Seccomp": fields["Seccomp"].strip(),
             "CapEff": fields["CapEff"].strip(), "CapBnd": fields["CapBnd"].strip(),
-            "ifaces": sorted(os.listdir("/sys/class/net")),
+            "ifaces": sorted(name for _, name in socket.if_nameindex()),  # not sysfs (gVisor)
             "mounts": [l.split()[1:4] for l in mounts.splitlines()],
             "tmp_exec": tmp_exec, "kernel": os.uname().release,
         }))
@@ -258,7 +258,7 @@ HOSTILE_SCRIPTS: dict[str, str] = {
             "process_vm_readv": (310, 1, 0, 0, 0, 0, 0), "kcmp": (312, 1, 1, 0, 0, 0),
             "pidfd_getfd": (438, 0, 0, 0), "memfd_secret": (447, 0),
             "name_to_handle_at": (303, -100, 0, 0, 0, 0), "unshare_user": (272, 0x10000000),
-            "clone3": (435, addr, 88),
+            "clone3": (435, 0, 0),  # no arguments: refused, never a fork
             "getpid": (39,), "memfd_create": (319, addr, 0),
         }
         result = {name: call(*args) for name, args in syscalls.items()}
@@ -308,7 +308,8 @@ HOSTILE_SCRIPTS: dict[str, str] = {
         seen = {
             "argv": sys.argv, "uid": os.getuid(), "gid": os.getgid(), "cwd": os.getcwd(),
             "env": dict(os.environ), "hostname": socket.gethostname(),
-            "root_writable": root_writable, "ifaces": sorted(os.listdir("/sys/class/net")),
+            "root_writable": root_writable,
+            "ifaces": sorted(name for _, name in socket.if_nameindex()),  # not sysfs (gVisor)
             "leftover": os.path.exists("/tmp/left-by-an-earlier-run"),
             "input": sorted(os.listdir("/input")) if os.path.isdir("/input") else None,
             "model": sorted(os.listdir("/model")) if os.path.isdir("/model") else None,

@@ -154,9 +154,9 @@ def test_fork_bomb_is_contained_and_host_can_still_fork(
     contained = [FailureReason.TIMEOUT, FailureReason.STRAY_PROCESSES,
                  FailureReason.LOG_TOO_LARGE]
     if runner.runtime == RUNSC:
-        # [JOB-RUNTIME.12] under gVisor's ptrace platform every job process is a host stub
-        # counted in the pids limit: the bomb may take the last one gVisor needs itself, and
-        # the sandbox stops under it (seen in 1 of 2 repeat runs: 'killed', in 0.36 s).
+        # [JOB-RUNTIME.12] gVisor's own host threads (Sentry, gofer, the platform's stubs)
+        # share the pids limit with the job: the bomb may take the last one gVisor needs,
+        # and the sandbox stops under it (seen under ptrace: 'killed', in 0.36 s).
         contained.append(FailureReason.KILLED)
     assert_contained(result, *contained)
     assert subprocess.run(["true"], check=False).returncode == 0
@@ -252,8 +252,9 @@ def test_container_runs_hardened(runner: SandboxRunner, hostile_image: str,
     [JOB-RUNTIME.7] Under runsc the entry point sees gVisor's kernel: its /proc/self/status
     has no NoNewPrivs line, Seccomp 0 (an exec'd process gets no OCI filter in this gVisor;
     its calls go to the Sentry), /tmp and /output are the host's tmpfs volumes served over
-    9p, and a program copied to /tmp dies of SIGSEGV instead of EACCES (the host mount is
-    noexec: the Sentry cannot map it executable)."""
+    9p, there is no /sys/class/net (the interfaces, loopback only under both, are listed
+    with if_nameindex), and a program copied to /tmp dies of SIGSEGV instead of EACCES (the
+    host mount is noexec: the Sentry cannot map it executable)."""
     result = run_hostile(runner, hostile_image, tmp_path, "status")
     assert result.ok, result
     status = json.loads(result.logs.decode().strip().splitlines()[-1])

@@ -7,6 +7,7 @@ side is ``test_runtime_docker.py`` and the hostile battery, run under both runti
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ from sandbox.runtime import (
     RUNSC_ARGS,
     RUNSC_EXTRA_MEMORY,
     RUNSC_EXTRA_PIDS,
+    RUNSC_PACKAGE_VERSION,
+    RUNSC_PATH,
     BadRuntime,
     RuntimeUnavailable,
     choose,
@@ -30,6 +33,7 @@ from sandbox.runtime import (
     with_runsc,
 )
 from sandbox.seccomp import profile_text_for
+from tests.sandbox.runtimes import RUNTIMES
 
 WITH_RUNSC = {"Runtimes": {"runc": {"path": "runc"}, "runsc": {"path": "/usr/bin/runsc"}}}
 WITHOUT = {"Runtimes": {"runc": {"path": "runc"}, "io.containerd.runc.v2": {"path": "runc"}}}
@@ -103,8 +107,31 @@ def test_job_runtime_4_register_merges_into_daemon_json_and_keeps_other_keys(
     assert capsys.readouterr().out == "unchanged\n"
 
 
-def test_job_runtime_4_the_platform_is_ptrace_and_the_profile_applies_inside() -> None:
-    assert RUNSC_ARGS == ("--platform=ptrace", "--oci-seccomp", "--network=none")
+def test_job_runtime_4_the_platform_is_systrap_and_the_profile_applies_inside() -> None:
+    assert RUNSC_ARGS == ("--platform=systrap", "--oci-seccomp", "--network=none")
+
+
+def test_job_runtime_4_setup_names_the_pinned_package(capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    """``scripts/setup_system.sh`` asks this module which runsc to install."""
+    assert main(["package-version"]) == 0
+    assert capsys.readouterr().out == f"{RUNSC_PACKAGE_VERSION}\n"
+    script = (Path(__file__).parents[2] / "scripts" / "setup_system.sh").read_text()
+    assert "python3 -m sandbox.runtime package-version" in script
+    assert '"runsc=$runsc_version"' in script
+
+
+def test_job_runtime_4_the_installed_runsc_is_the_pinned_release() -> None:
+    """Where gVisor is installed (the doubled tests then run under it), it is exactly the
+    release whose answers [JOB-RUNTIME.7] records: a stale Debian 12 runsc has no systrap
+    and would fail every runsc test with an unclear error."""
+    if RUNSC not in RUNTIMES:
+        return  # runc only, by LC_TEST_RUNTIMES or with no runsc at all: nothing runs on it
+    assert Path(RUNSC_PATH).exists()
+    installed = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "runsc"],
+                               capture_output=True, text=True, check=False).stdout
+    assert installed == RUNSC_PACKAGE_VERSION, (
+        f"runsc {installed!r} is installed, {RUNSC_PACKAGE_VERSION!r} is pinned: run make setup")
 
 
 def test_job_runtime_8_the_runner_carries_its_runtime_without_asking_the_engine() -> None:
