@@ -294,6 +294,19 @@ def block_interval(api: ApiClient, since_ms: int) -> float:
     return statistics.median(gaps) / 1000 if gaps else float("nan")
 
 
+def print_executor_troubles(root: Path, limit: int = 40) -> None:
+    """A failed run's evidence, on stderr: each node's executor warnings and errors (why
+    a request ended with no-shows), since the nodes' folder goes with the run."""
+    for log_file in sorted(root.glob("node*/node.log")):
+        lines = [line for line in log_file.read_text(errors="replace").splitlines()
+                 if "learningchain.executor" in line and (" WARNING " in line
+                                                          or " ERROR " in line)]
+        print(f"{log_file.parent.name}: {len(lines)} executor warnings and errors"
+              + (f", the last {limit}:" if len(lines) > limit else ":"), file=sys.stderr)
+        for line in lines[-limit:]:
+            print(f"  {line[:400]}", file=sys.stderr)
+
+
 def warm_figures(name: str, seconds: list[float]) -> dict[str, float]:
     """p50, p99 and requests/s (one client, one request at a time) of warm answers."""
     return {f"{name}_warm_p50_s": round(statistics.median(seconds), 5),
@@ -390,6 +403,9 @@ def main() -> None:
             try:
                 built.result()
                 figures = _bench(layout, work, test_csv, args, jobs, measured_windows(jobs))
+            except SystemExit:
+                print_executor_troubles(root)
+                raise
             finally:
                 down(root)
         digits_record, digits_model = figures.pop("_digits")

@@ -123,9 +123,9 @@ def test_bench_runs_quick_and_prints_its_keys(script: Path, tmp_path: Path) -> N
         stdout, stderr = proc.communicate()
         raise AssertionError(f"{script.relative_to(REPO)} --quick still ran after {limit:.0f} "
                              f"s\nstdout tail:\n{stdout[-3000:]}\nstderr tail:\n"
-                             f"{stderr[-3000:]}") from None
+                             f"{stderr[-8000:]}") from None
     where = (f"{script.relative_to(REPO)} --quick exited {proc.returncode}\n"
-             f"stdout tail:\n{stdout[-3000:]}\nstderr tail:\n{stderr[-3000:]}")
+             f"stdout tail:\n{stdout[-3000:]}\nstderr tail:\n{stderr[-8000:]}")
     assert proc.returncode == 0, where
     assert not left_by(proc.pid), f"left behind: {left_by(proc.pid)}\n{where}"
     lines = [line for line in stdout.splitlines() if line.strip()]

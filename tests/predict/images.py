@@ -6,12 +6,22 @@ on the host engine. A test that needs the image uses ``predict_image_for_test``:
 the image only if the engine lacks it and, if it did, removes it afterwards (an image that
 was already there belongs to someone else and is left alone). Containers are the test's
 own business (each test checks its sandboxes are gone by their node label).
+
+Tests in the other xdist process (and the benches they start) use the same image at the
+same time: each user holds a shared lock on ``LOCK_FILE`` while it uses it, and the test
+that built it removes it only if it can then take the lock alone. Without that, a CI run's
+clean-up removed the image from under a concurrent test's executors (every drawn executor
+a no-show, [PRED-EXEC.7]).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
 
 import docker
 import docker.errors
@@ -29,14 +39,39 @@ def predict_image_present(client: docker.DockerClient) -> bool:
     return True
 
 
+LOCK_FILE = Path(tempfile.gettempdir()) / "lc-test-predict-image.lock"
+"""Held shared by every test using the executor image, exclusively by the one removing it."""
+
+
 @contextlib.contextmanager
 def predict_image_for_test(client: docker.DockerClient) -> Iterator[str]:
-    """The executor image's id; removed on exit if this call built it."""
-    existed = predict_image_present(client)
-    image = ensure_predict_image(client)
+    """The executor image's id; removed on exit if this call built it and no other test
+    uses it now."""
+    with LOCK_FILE.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        existed = predict_image_present(client)
+        image = ensure_predict_image(client)
+        try:
+            yield image
+        finally:
+            if not existed and _alone(lock):
+                _remove_unused(client, image)
+
+
+def _alone(lock: IO[str]) -> bool:
+    """Take the lock exclusively, at once: False if another test holds it (uses the image)."""
     try:
-        yield image
-    finally:
-        if not existed:
-            with contextlib.suppress(docker.errors.NotFound):
-                client.images.remove(image, force=False, noprune=False)
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _remove_unused(client: docker.DockerClient, image: str) -> None:
+    """Remove the image unless it is gone already or a container uses it (409: a process
+    that holds no lock, such as a bench started by hand, is running it)."""
+    try:
+        client.images.remove(image, force=False, noprune=False)
+    except docker.errors.APIError as e:
+        if e.status_code not in (404, 409):
+            raise

@@ -21,7 +21,10 @@ executors answer and commit in the very next block) and, per open request
    peers, run the request in the model's warm sandbox (``PredictorPool``: one container per
    model, no network, the training limits [PRED-EXEC.1]), write the answer (hash, salt,
    values, output blob) durably (``ExecutorStore``), then send ``predict_commit``;
-   a sandbox failure means no commit: a no-show, never a guess [PRED-EXEC.4];
+   a sandbox failure means no commit: a no-show, never a guess [PRED-EXEC.4]; a failed
+   answer is tried again while the commit window is open, 1, 2, 4 ... (at most 30) s
+   apart, and a start that failed because the engine lost the executor image builds it
+   again first [PRED-EXEC.7];
 3. **reveal** [PRED-REVEAL.1]: in status ``reveal``, publish the output blob (so the
    requester and anyone can fetch the agreed answer by its hash [PRED-IO.2]) and send
    ``predict_reveal`` opening the saved commitment;
@@ -40,7 +43,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import docker
@@ -62,6 +68,7 @@ from client.predict.executor.state import AnswerSecret, ExecutorStore
 from client.worker.outbox import Action, Outbox, short
 from p2p.blobstore import BlobError
 from sandbox.cleanup import cleanup_containers
+from sandbox.container_ops import EngineErrors
 from sandbox.engine import connect
 from sandbox.errors import SandboxError
 from sandbox.predict_image import ensure_predict_image
@@ -73,6 +80,21 @@ log = logging.getLogger("learningchain.executor")
 
 OFFER = b"offer"
 """The ``Action`` key of our ``offer_prediction`` (no request id)."""
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 30.0
+"""[PRED-EXEC.7] A failed answer (a blob not fetched, a sandbox that did not start or
+answer) is tried again after 1 s, then 2, 4, ... at most 30 s apart, while the request's
+commit window is open: the failures seen (a loaded machine's slow start, a pruned image, a
+peer that had not stored the input yet) pass, and a no-show forfeits the bond. A fixed
+two tries left all three executors of a CI run's request no-shows for its whole
+300 s window."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A request whose answer failed: how often, and not before when (monotonic s)."""
+    failures: int
+    not_before: float
 
 
 class Executor:
@@ -94,7 +116,9 @@ class Executor:
         self._main: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[bytes] = asyncio.Queue()
         self._queued: set[bytes] = set()
-        self._failed: Counter[bytes] = Counter()
+        self._retry: dict[bytes, Retry] = {}
+        self.clock: Callable[[], float] = time.monotonic
+        """The retry schedule's clock (tests move it)."""
         self._stopped = False
         self.problem: str | None = None
         """Why the executor did not start (no engine, no base image), else None."""
@@ -195,7 +219,7 @@ class Executor:
             if request_id not in live:
                 self._settled(request_id)
         self.outbox.prune(live | {OFFER})
-        self._failed = Counter({k: v for k, v in self._failed.items() if k in live})
+        self._retry = {k: v for k, v in self._retry.items() if k in live}
 
     def _follow(self, rec: Prediction, height: int) -> None:
         request_id = bytes(rec.request_id)
@@ -204,7 +228,7 @@ class Executor:
         if rec.status == PredictionStatus.COMMIT and mine is None:
             if secret is not None:
                 self._commit(rec, secret, height)
-            elif request_id not in self._queued and self._failed[request_id] < 2 \
+            elif request_id not in self._queued and self._may_try(request_id) \
                     and self.node.now_ms() < rec.deadline_ms:
                 self._queued.add(request_id)
                 self._queue.put_nowait(request_id)
@@ -263,6 +287,19 @@ class Executor:
 
     # -- answering -----------------------------------------------------------------------
 
+    def _may_try(self, request_id: bytes) -> bool:
+        retry = self._retry.get(request_id)
+        return retry is None or self.clock() >= retry.not_before
+
+    def _failed(self, request_id: bytes) -> None:
+        """[PRED-EXEC.7] Schedule the next try: 1 s, 2 s, 4 s, ... at most 30 s later."""
+        failures = self._retry[request_id].failures + 1 if request_id in self._retry else 1
+        wait = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (failures - 1))
+        self._retry[request_id] = Retry(failures, self.clock() + wait)
+        self.counters["failed"] += 1
+        log.info("request %s: try %d failed; trying again in %.0f s if the commit window is "
+                 "still open", short(request_id), failures, wait)
+
     async def _answer_queue(self) -> None:
         while True:
             request_id = await self._queue.get()
@@ -271,8 +308,8 @@ class Executor:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                self._failed[request_id] += 1
                 log.exception("request %s: answering failed", short(request_id))
+                self._failed(request_id)
             finally:
                 self._queued.discard(request_id)
 
@@ -292,9 +329,9 @@ class Executor:
             model_path = await self.node.fetch_blob(record.model_hash)
             input_path = await self.node.fetch_blob(req.input_blob)
         except BlobError as e:
-            self._failed[request_id] += 1
             log.error("request %s: cannot fetch the model or the input: %s",
                       short(request_id), e)
+            self._failed(request_id)
             return
         pool = self._pool
         try:
@@ -302,11 +339,12 @@ class Executor:
                                              input_path, req.rows)
         except SandboxError as e:
             if not (isinstance(e, PredictSandboxError) and e.reason == "model"):
-                # [PRED-EXEC.4] a failure that may not repeat: a no-show rather than a guess
-                self._failed[request_id] += 1
-                self.counters["failed"] += 1
+                # [PRED-EXEC.4] a failure that may not repeat: no commit, never a guess
                 log.error("request %s: the sandbox failed (%s); not committing",
                           short(request_id), e)
+                if isinstance(e, PredictSandboxError) and e.reason == "start":
+                    await self._restore_image(pool)
+                self._failed(request_id)
                 return
             # [PRED-UNLOADABLE.1] the loader refused the model file or its shape does not fit
             # the record: every honest executor fails alike, so answer "does not load"
@@ -330,6 +368,17 @@ class Executor:
         current = prediction(self._preview(), request_id)
         if current is not None:
             self._commit(current, secret, self.node.height)
+
+    async def _restore_image(self, pool: PredictorPool) -> None:
+        """[PRED-EXEC.7] A sandbox that did not start: if the engine lost the executor
+        image, build it again before the next try."""
+        try:
+            if await asyncio.to_thread(pool.restore_image):
+                self.counters["image_rebuilt"] += 1
+                log.warning("the engine had lost the executor image (pruned?); built it "
+                            "again: %s", pool.image[:19])
+        except (SandboxError, *EngineErrors) as e:
+            log.error("cannot build the executor image again: %s", e)
 
     # -- status --------------------------------------------------------------------------
 

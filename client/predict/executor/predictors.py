@@ -19,6 +19,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 import docker
+import docker.errors
 
 from chain.encoding import decode
 from chain.predict.answer import values_hash
@@ -26,6 +27,7 @@ from chain.predict.io import invalid_blob, labels_blob, output_hash
 from chain.predict.model import DeployedModel
 from sandbox.limits import ResourceLimits
 from sandbox.predict_frames import MAX_REQUEST_BYTES
+from sandbox.predict_image import ensure_predict_image
 from sandbox.predict_sandbox import PredictAnswer, WarmPredictor, checked_answer
 
 log = logging.getLogger("learningchain.executor")
@@ -76,6 +78,19 @@ class PredictorPool:
                  predictor.container_id[:12])
         self._warm[key] = predictor
         return predictor
+
+    def restore_image(self) -> bool:
+        """[PRED-EXEC.7] After a failed start: if the engine lost the executor image (an
+        operator's prune, another program), build it again (seconds, from the base image)
+        and use it from now on. True if it was rebuilt; ``PredictImageError`` or an engine
+        error if it could not be."""
+        try:
+            self.client.images.get(self.image)
+            return False
+        except docker.errors.ImageNotFound:
+            pass
+        self.image = ensure_predict_image(self.client)
+        return True
 
     def close(self) -> None:
         """Remove every warm container (the node stops)."""
