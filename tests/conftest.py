@@ -17,6 +17,12 @@
   ``serial`` here) are handed out first, heaviest first (``HEAVIEST_FIRST``), so the pure
   tests fill the end of the run. Each case records its lane (``engine`` or ``pure``) for
   scripts/test_phases.sh's report.
+- ``LC_WORKER_RUNTIME`` is ``runc`` unless set: the nodes, workers and demos the suite
+  starts without naming a runtime use plain runc, not the node's default ``auto``
+  (gVisor, 1.6-2 times slower per run, which would take the run past its 30 minutes).
+  gVisor is tested where it is named: the sandbox suite under both runtimes, the claimer
+  on runsc with voters on runc, ``devnet up --runtime`` ([JOB-RUNTIME.6]).
+  ``LC_WORKER_RUNTIME=auto make test`` runs every story under gVisor.
 """
 
 from __future__ import annotations
@@ -28,10 +34,13 @@ from pathlib import Path
 
 import pytest
 
+from sandbox import runtime
 from tests.framework import host_engine
 from tests.framework import seed as seeds
 from tests.framework.dockerd import PrivateDockerd
 from tests.framework.wait import TIMEOUT_FACTOR_ENV, timeout_factor
+
+os.environ.setdefault(runtime.DEFAULT_ENV, runtime.RUNC)  # see the module docstring
 
 SERIAL_MODULES = frozenset({
     "tests/client/test_devnet_processes.py",      # 4 node processes, SIGKILL and rejoin

@@ -158,21 +158,21 @@ def run_demo(root: Path, *, base_port: int = 26700, kill_node: bool = True,
     ``expires_in`` is the claim window; None (the default) sizes it from one attempt of the
     job timed on this machine now (``client.devnet.windows``), at least 75 s.
     ``runtime`` is every worker's ``[worker] runtime`` (None: the node's default,
-    ``sandbox.runtime.DEFAULT``) [JOB-RUNTIME.1].
+    ``sandbox.runtime.default``) [JOB-RUNTIME.1].
     ``window`` is each reveal, vote-commit and vote-reveal window. They end as soon as every
     member has acted, so a long one costs nothing on a fast machine; it must cover a vote's
     model fetch and two evaluations (public and hidden part) on a loaded one: at 25 s, with
     one core busy, voters ran out of time on the hidden part (a finalist with no hidden loss)
     or the public one (a no-loss vote that made the cheater's turn inconsistent)."""
     from sandbox.engine import connect
-    from sandbox.runtime import DEFAULT, resolve
+    from sandbox.runtime import resolve
 
     if root.exists():
         down(root)
         shutil.rmtree(root)
     engine = connect()
     try:  # the host's engine, as every node's unless env_by_node gives it its own
-        choice = resolve(engine, runtime or DEFAULT)
+        choice = resolve(engine, runtime)
     finally:
         engine.close()
     say("== 1. starting a local graph: 4 validators; node0-2 train (node1 overfits, node2 "
@@ -184,7 +184,7 @@ def run_demo(root: Path, *, base_port: int = 26700, kill_node: bool = True,
                          VERIFIER_ONLY: {"max_attempts": 0}},
         node_balances={0: 0, 1: 0, CHEATER: 1_000, VERIFIER_ONLY: 1_000},
         users={"submitter": 5_000}, consensus={"commit_ms": 200}, timeout=90,
-        node_env=env_by_node, worker_runtime=runtime,
+        node_env=env_by_node, worker_runtime=choice.configured,
     )
     result = DemoResult(layout, runtime=choice.name)
     say(f"   {choice.describe()}")

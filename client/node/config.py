@@ -67,7 +67,7 @@ behind a proxy on the machine every client looks local). Example::
     gpus = 0                         # GPUs offered to jobs (needs the NVIDIA runtime)
     gpu_memory_mb = 0                # memory of each offered GPU, MiB
     detect_gpus = false              # ask nvidia-smi instead of gpus / gpu_memory_mb
-    runtime = "runc"                 # runsc (gVisor), runc, auto: runsc where installed
+    runtime = "auto"                 # auto: runsc (gVisor) where installed; runsc; runc
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ from chain.errors import ChainError
 from client.api.access import TokenError, is_loopback_host, no_token_message, read_token_file
 from client.api.upload_limits import MIB, UPLOAD_MB_PER_HOUR, UPLOADS_PER_MINUTE, UploadLimits
 from sandbox.runtime import CHOICES as RUNTIME_CHOICES
+from sandbox.runtime import default as default_runtime
 
 ROLES = ("validator", "full", "worker")
 PASSPHRASE_ENV = "LC_PASSPHRASE"
@@ -163,11 +164,11 @@ class WorkerPolicy:
     """[WORK-GPU.1] Memory of each offered GPU in MiB (the smallest, if they differ)."""
     detect_gpus: bool = False
     """[WORK-GPU.1] At start, ``nvidia-smi`` says what is offered instead of the two above."""
-    runtime: str = "runc"
-    """[JOB-RUNTIME.1-2] The OCI runtime of every sandbox this node starts: ``runsc``
-    (gVisor), ``runc`` (the default for now: ``sandbox.runtime.DEFAULT`` says why), or
-    ``auto`` (``runsc`` where the engine has it). ``runsc`` on an engine without it: the
-    node refuses to start."""
+    runtime: str = field(default_factory=default_runtime)
+    """[JOB-RUNTIME.1-2] The OCI runtime of every sandbox this node starts: ``auto`` (the
+    default, ``sandbox.runtime.default``: ``runsc`` where the engine has it, else
+    ``runc`` with a warning), ``runsc`` (gVisor; on an engine without it the node refuses
+    to start) or ``runc``."""
     verify: bool = True
     """Re-evaluate revealed models and vote (when this node is an eligible voter)."""
     cheat_loss_factor: float = 0.0

@@ -33,7 +33,6 @@ from sandbox.engine import connect
 from sandbox.federated import run_federate
 from sandbox.limits import Scalar
 from sandbox.runner import SandboxRunner
-from sandbox.runtime import DEFAULT as DEFAULT_RUNTIME
 from sandbox.runtime import resolve as resolve_runtime
 
 log = logging.getLogger("learningchain.federated")
@@ -82,7 +81,7 @@ class SandboxTrainer:
 
     def __init__(self, node: NodeHandle, job_id: bytes, spec: JobSpec, data_dir: Path,
                  hyperparameters: Mapping[str, Scalar], on_done: Any,
-                 ledger: DpLedger | None = None, runtime: str = DEFAULT_RUNTIME) -> None:
+                 ledger: DpLedger | None = None, runtime: str | None = None) -> None:
         self.node, self.job_id, self.spec, self.data_dir = node, job_id, spec, data_dir
         self.hyperparameters = dict(hyperparameters)
         self.on_done = on_done
@@ -144,11 +143,12 @@ class SandboxTrainer:
 
 class FederatedJoin:
     """Takes part in ``job_id`` from a running node with the data in ``data_dir``; local
-    runs use ``runtime``, the node's ``[worker] runtime`` [JOB-RUNTIME.1]."""
+    runs use ``runtime``, the node's ``[worker] runtime`` (None: ``sandbox.runtime.default``)
+    [JOB-RUNTIME.1]."""
 
     def __init__(self, node: NodeHandle, job_id: bytes, data_dir: Path,
                  hyperparameters: Mapping[str, Scalar] | None = None,
-                 runtime: str = DEFAULT_RUNTIME) -> None:
+                 runtime: str | None = None) -> None:
         job = node.state.job(job_id)
         if job is None:
             raise ValueError(f"no job {job_id.hex()} on this chain")

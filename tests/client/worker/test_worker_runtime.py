@@ -15,12 +15,22 @@ from typing import Any
 import pytest
 
 import client.federated.participant.node_loop as fed_node_loop
+import client.node.config as config_module
 import client.worker.worker as worker_module
 from client.devnet.network import create_network
 from client.node.config import ConfigError, NodeConfig, WorkerPolicy, render_config
 from client.node.ledger_node import run_node
 from client.worker.worker import Worker
-from sandbox.runtime import AUTO, RUNC, RUNSC, RuntimeUnavailable, choose
+from sandbox.runtime import (
+    AUTO,
+    DEFAULT,
+    DEFAULT_ENV,
+    RUNC,
+    RUNSC,
+    BadRuntime,
+    RuntimeUnavailable,
+    choose,
+)
 from tests.client.cli.test_cli_chain import run
 from tests.framework.ports import free_base_port
 from tests.framework.solo import SoloNode
@@ -38,8 +48,26 @@ def test_job_runtime_1_worker_config_takes_each_runtime(tmp_path: Path, value: s
     assert NodeConfig.load(config_with(tmp_path, value)).worker.runtime == value
 
 
-def test_job_runtime_1_the_default_is_runc_and_a_bad_name_is_refused(tmp_path: Path) -> None:
-    assert WorkerPolicy().runtime == "runc"
+def test_job_runtime_1_the_default_is_auto_and_a_bad_name_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """[JOB-RUNTIME.1] A config naming no runtime gets ``auto`` (gVisor where installed), as
+    does ``init``'s template; ``$LC_WORKER_RUNTIME`` replaces that default (the suite sets
+    runc) but never a runtime the config names; a bad name, in either place, is refused."""
+    monkeypatch.delenv(DEFAULT_ENV, raising=False)
+    assert WorkerPolicy().runtime == AUTO == DEFAULT
+    plain = tmp_path / "plain" / "config.toml"
+    plain.parent.mkdir()
+    plain.write_text(render_config(roles=("validator", "worker")))
+    assert NodeConfig.load(plain).worker.runtime == AUTO
+    assert 'runtime = "auto"' in str(config_module.__doc__)  # the documented example
+    monkeypatch.setenv(DEFAULT_ENV, RUNC)
+    assert NodeConfig.load(plain).worker.runtime == RUNC
+    assert NodeConfig.load(config_with(tmp_path, RUNSC)).worker.runtime == RUNSC
+    monkeypatch.setenv(DEFAULT_ENV, "gvisor")
+    with pytest.raises(BadRuntime, match=r"\$LC_WORKER_RUNTIME 'gvisor' is not one of "
+                                         r"auto, runsc, runc"):
+        WorkerPolicy()
+    monkeypatch.delenv(DEFAULT_ENV)
     with pytest.raises(ConfigError, match=r"\[worker\] runtime = 'gvisor' is not a valid "
                                           r"choice \(auto, runsc, runc\)"):
         NodeConfig.load(config_with(tmp_path, "gvisor"))
@@ -89,7 +117,7 @@ async def test_job_runtime_1_the_worker_says_at_start_when_jobs_share_the_kernel
     await node.start()
     caplog.set_level(logging.INFO, logger="learningchain.worker")
     try:
-        worker = Worker(node, WorkerPolicy())
+        worker = Worker(node, WorkerPolicy(runtime=AUTO))
         with pytest.raises(Stop):
             await worker.start()
     finally:
