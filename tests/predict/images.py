@@ -8,16 +8,17 @@ was already there belongs to someone else and is left alone). Containers are the
 own business (each test checks its sandboxes are gone by their node label).
 
 Tests in the other xdist process (and the benches they start) use the same image at the
-same time: each user holds a shared lock on ``LOCK_FILE`` while it uses it, and the test
-that built it removes it only if it can then take the lock alone. Without that, a CI run's
-clean-up removed the image from under a concurrent test's executors (every drawn executor
-a no-show, [PRED-EXEC.7]).
+same time: each user holds a shared lock on the engine's ``lock_file`` while it uses it,
+and the test that built it removes it only if it can then take the lock alone. Without
+that, a CI run's clean-up removed the image from under a concurrent test's executors
+(every drawn executor a no-show, [PRED-EXEC.7]).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,15 +40,19 @@ def predict_image_present(client: docker.DockerClient) -> bool:
     return True
 
 
-LOCK_FILE = Path(tempfile.gettempdir()) / "lc-test-predict-image.lock"
-"""Held shared by every test using the executor image, exclusively by the one removing it."""
+def lock_file(client: docker.DockerClient) -> Path:
+    """One lock per engine (its API address), held shared by every test using the executor
+    image there, exclusively by the one removing it: a test on a private engine never
+    waits for, nor is kept from its clean-up by, tests on the host's engine."""
+    engine = hashlib.sha256(str(client.api.base_url).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"lc-test-predict-image-{engine}.lock"
 
 
 @contextlib.contextmanager
 def predict_image_for_test(client: docker.DockerClient) -> Iterator[str]:
     """The executor image's id; removed on exit if this call built it and no other test
     uses it now."""
-    with LOCK_FILE.open("a") as lock:
+    with lock_file(client).open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_SH)
         existed = predict_image_present(client)
         image = ensure_predict_image(client)
