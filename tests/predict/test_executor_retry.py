@@ -22,7 +22,6 @@ import pytest
 from chain.predict.bodies import OfferPrediction, PredictCommit
 from chain.predict.io import UNLOADABLE_HASH, output_hash
 from chain.predict.records import PredictionStatus
-from client.node.config import WorkerPolicy
 from client.predict.executor.loop import RETRY_MAX_S, Executor
 from client.predict.executor.predictors import PredictorPool
 from sandbox.cleanup import cleanup_containers
@@ -34,6 +33,7 @@ from tests.ledger.harness import Chain
 from tests.predict.images import predict_image_for_test
 from tests.predict.ledger_story import EXECUTORS, RIGHT, deploy, paid_job, record, send_request
 from tests.predict.test_executor import LedgerView, _step
+from tests.predict.test_predict_unloadable_executor import _executor as executor_on_pool
 
 NODE_ID = f"pytest-retry-{os.getpid()}"
 
@@ -76,12 +76,7 @@ def _drawn_executor(chain: Chain, folder: Path, pool: Any
     request_id = send_request(chain, job_id)
     by_addr = {chain.addr(n): n for n in EXECUTORS}
     name = by_addr[record(chain, request_id).executors[0]]
-    folder.mkdir(parents=True, exist_ok=True)
-    view = LedgerView(chain, chain.keys[name], folder)
-    ex = Executor(view, WorkerPolicy(predict=True), client=object(),  # type: ignore[arg-type]
-                  image="unused")
-    ex.store.open()
-    ex._pool = pool
+    ex, view = executor_on_pool(chain, name, folder, pool)
     clock = Clock()
     ex.clock = clock
     return ex, view, request_id, clock
