@@ -10,6 +10,7 @@ set -uo pipefail
 pytest=$1 markexpr=$2
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
+# LC_TEST_REPORT=FILE keeps the run's JUnit XML (every case's time) for a later look.
 
 # The engine tests build and save job images (about 1 GB each) under pytest's /tmp
 # directories: say how much room there is before and after, so a full disk reads as one.
@@ -24,6 +25,7 @@ echo "== pytest -n 2 --dist loadfile -m \"$markexpr\""
 "$pytest" -q -n 2 --dist loadfile --durations=25 --junitxml="$reports/run.xml" \
   -o junit_family=xunit1 -m "$markexpr"
 rc=$?
+if [ -n "${LC_TEST_REPORT:-}" ]; then cp "$reports/run.xml" "$LC_TEST_REPORT" || true; fi
 wall=$((SECONDS - start))
 echo "== disk: $(free_gib) GiB free after the run (${disk_before} GiB before)"
 
@@ -33,12 +35,15 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
+modules: dict[str, float] = defaultdict(float)
+
 junit, wall, rc = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 lanes: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
 if junit.exists():
     for case in ET.parse(junit).getroot().iter("testcase"):
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         lane = lanes[props.get("lane", "pure")]
+        modules[case.get("file") or case.get("classname", "")] += float(case.get("time", 0) or 0)
         lane["seconds"] += float(case.get("time", 0) or 0)
         if case.find("skipped") is not None:
             lane["skipped"] += 1
@@ -59,6 +64,9 @@ for name in ("engine", "pure"):
     print(f"  {name:<7} {clock(lane['seconds'])}   {int(lane['passed'])} passed, "
           f"{int(lane['failed'])} failed, {int(lane['skipped'])} skipped")
 print(f"  wall    {clock(wall)}   (pytest exit {rc})")
+print("== the 15 longest modules (summed test time)")
+for module, seconds in sorted(modules.items(), key=lambda kv: -kv[1])[:15]:
+    print(f"  {clock(seconds)}   {module}")
 passed = sum(int(lane["passed"]) for lane in lanes.values())
 failed = sum(int(lane["failed"]) for lane in lanes.values())
 print(f"tests: {passed} passed, {failed} failed")
