@@ -74,7 +74,8 @@ unit: venv
 # SIGKILLed mid-training resumes, the Docker engine stopped mid-training, the
 # overfitter losing on the hidden set in a graph of its own (the demo test shows it too),
 # two workers on private engines fetching a job image by layer (test_image_layers_docker
-# proves the fetch in the default run).
+# proves the fetch in the default run), ONNX jobs trained, deployed and answered on a graph
+# (its parts run by default: tests/predict/test_onnx_graph.py says where).
 test-slow: setup
 	$(VENV)/bin/pytest -q -m slow
 
