@@ -16,12 +16,15 @@ export LC_TEST_POSTGRES_URL ?= postgresql+psycopg2://lc:lc@127.0.0.1:5432/lc_tes
 # make test runs the suite in 2 processes (pytest-xdist, --dist loadfile): a module's tests
 # run in one process one after another, the Docker, PostgreSQL and multi-process modules
 # first, longest first, and the pure tests fill the end (scripts/test_phases.sh reports
-# the wall time and each lane's time).
+# the time of each phase, setup, lint and types included, each lane's and the longest modules).
 ALL_TESTS := not slow and not gpu
 PARALLEL_TESTS := not docker and not postgres and not serial and not slow and not gpu
 SERIAL_TESTS := (docker or postgres or serial) and not slow and not gpu
-test: setup lint typecheck
-	@bash scripts/test_phases.sh $(VENV)/bin/pytest "$(ALL_TESTS)"
+test:
+	@s=$$SECONDS; $(MAKE) --no-print-directory setup && echo $$((SECONDS - s)) > $(VENV)/.setup-s
+	@s=$$SECONDS; $(MAKE) --no-print-directory lint typecheck && echo $$((SECONDS - s)) > $(VENV)/.checks-s
+	@bash scripts/test_phases.sh $(VENV)/bin/pytest "$(ALL_TESTS)" "setup=$$(cat $(VENV)/.setup-s)" \
+	  "lint+typecheck=$$(cat $(VENV)/.checks-s)"
 
 test-parallel: venv
 	$(VENV)/bin/pytest -q -n 2 -m "$(PARALLEL_TESTS)"

@@ -5,9 +5,11 @@
 # pure tests fill the end. The report gives the wall time, each lane's summed test time
 # (engine: docker, postgres and multi-process modules; pure: the rest) and each process's
 # busy time; the last line sums the run ("tests: N passed, N failed").
-# Usage: test_phases.sh PYTEST MARKEXPR
+# Usage: test_phases.sh PYTEST MARKEXPR [PHASE=SECONDS ...]
+# (the phases make test ran before pytest: setup, lint and types; printed in the report)
 set -uo pipefail
 pytest=$1 markexpr=$2
+shift 2
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
 # LC_TEST_REPORT=FILE keeps the run's JUnit XML (every case's time) for a later look.
@@ -29,7 +31,7 @@ if [ -n "${LC_TEST_REPORT:-}" ]; then cp "$reports/run.xml" "$LC_TEST_REPORT" ||
 wall=$((SECONDS - start))
 echo "== disk: $(free_gib) GiB free after the run (${disk_before} GiB before)"
 
-python3 - "$reports/run.xml" "$wall" "$rc" <<'PY'
+python3 - "$reports/run.xml" "$wall" "$rc" "$@" <<'PY'
 import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
@@ -38,6 +40,7 @@ from pathlib import Path
 modules: dict[str, float] = defaultdict(float)
 
 junit, wall, rc = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+before = [phase.split("=", 1) for phase in sys.argv[4:]]
 lanes: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
 if junit.exists():
     for case in ET.parse(junit).getroot().iter("testcase"):
@@ -58,6 +61,12 @@ def clock(seconds: float) -> str:
     return f"{minutes:3d} min {secs:02d} s"
 
 
+if before:
+    print("== make test phases")
+    for name, seconds in before:
+        print(f"  {name:<15} {clock(float(seconds))}")
+    print(f"  {'pytest':<15} {clock(wall)}")
+    print(f"  {'total':<15} {clock(wall + sum(float(s) for _, s in before))}")
 print("== make test lanes (2 processes side by side; lane times are summed test times)")
 for name in ("engine", "pure"):
     lane = lanes[name]
