@@ -21,6 +21,7 @@ paid [JOB-TURN.2]; (b) the lying worker is still banned and slashed
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -34,11 +35,23 @@ from client.api.http_client import ApiClient, ApiError
 from client.devnet.processes import REPO_ROOT, down, up
 from sandbox.base_image import BASE_TAG
 from tests.framework.ports import free_base_port
+from tests.framework.wait import scaled
 
 pytestmark = pytest.mark.docker
 
-FRESH_S = 8
-"""The bomb: a model younger than this (by the clock) scores 0.5, an older one 5.0."""
+FRESH_S = math.ceil(scaled(20))
+"""The bomb: a model younger than this (by the clock) scores 0.5, an older one 5.0.
+
+The story needs every claimer's self-check (two evaluations [WORK-SELFCHECK.1], after its
+training) to end before the model is ``FRESH_S`` old, and every vote to come after. It was
+8 s, with a 25 s claim window: in a make test run (2 graph stories side by side on 2 cores)
+the self-checks ended 12-13 s after training, every worker (rightly) found the evaluation
+inconsistent and claimed nothing, and the job was refunded with no story to show. 20 s
+holds those self-checks 1.5 times over; the claim window below keeps the votes past it."""
+EXPIRES_S = FRESH_S + math.ceil(scaled(25))
+"""The claim window: the votes evaluate after it ends, by then every model trained in its
+first ``EXPIRES_S - FRESH_S`` seconds (pickup and one trivial training run; 2-5 s measured
+under load) is older than ``FRESH_S``."""
 BOUNTY = 300
 REWARD = 9
 HONEST = (0, 1)
@@ -144,14 +157,15 @@ def test_issue_13_time_bomb_submitter_cannot_get_honest_workers_banned_liar_stil
         write_time_bomb_job(job_dir)
         submitter = next(u for u in layout.users if u.name == "submitter")
         posted = cli("job", "submit", str(job_dir), "--bounty", str(BOUNTY),
-                     "--expires-in", "25s", "--reveal-window", "20s", "--commit-window", "20s",
+                     "--expires-in", f"{EXPIRES_S}s", "--reveal-window", "20s",
+                     "--commit-window", "20s",
                      "--vote-reveal-window", "20s", "--voter-reward", str(REWARD),
                      "--quorum", "500", "--supermajority", "667", "--max-turns", "3",
                      "--key", str(submitter.key_file),
                      "--passphrase-file", str(submitter.passphrase_file), "--json",
                      env={"LC_NODE": layout.nodes[0].api_url})
         job_id = json.loads(posted.stdout)["job_id"]
-        job = wait_settled(api, job_id, 240)
+        job = wait_settled(api, job_id, EXPIRES_S + scaled(3 * 60 + 40))  # 3 turns of 60 s
 
         address = {i: n.address for i, n in enumerate(layout.nodes)}
         outcomes = {v["claimer"]: v["outcome"] for v in job["verdicts"]}
