@@ -73,7 +73,7 @@ typecheck: venv
 unit: venv
 	$(VENV)/bin/pytest -q -m "not docker and not postgres and not slow"
 
-# The long proofs kept out of the default run (CI stays under 30 minutes): a node
+# The long proofs kept out of the default run (to keep CI short; docs/testing.md has its time): a node
 # SIGKILLed mid-training resumes, the Docker engine stopped mid-training, the
 # overfitter losing on the hidden set in a graph of its own (the demo test shows it too),
 # two workers on private engines fetching a job image by layer (test_image_layers_docker
