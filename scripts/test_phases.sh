@@ -2,9 +2,10 @@
 # make test: the whole suite in 2 processes (pytest-xdist, --dist loadfile). A module's tests
 # run one after another in one process; the modules that start engines, graphs of node
 # processes or browsers are handed out first, longest first (tests/conftest.py), and the
-# pure tests fill the end. The report gives the wall time, each lane's summed test time
-# (engine: docker, postgres and multi-process modules; pure: the rest) and each process's
-# busy time; the last line sums the run ("tests: N passed, N failed").
+# pure tests fill the end. The report gives each phase's time (the PHASE=SECONDS arguments
+# and pytest), the 15 longest modules, each lane's summed test time
+# (engine: docker, postgres and multi-process modules; pure: the rest); the last line sums
+# the run ("tests: N passed, N failed").
 # Usage: test_phases.sh PYTEST MARKEXPR [PHASE=SECONDS ...]
 # (the phases make test ran before pytest: setup, lint and types; printed in the report)
 set -uo pipefail
@@ -37,17 +38,17 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
-modules: dict[str, float] = defaultdict(float)
-
 junit, wall, rc = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 before = [phase.split("=", 1) for phase in sys.argv[4:]]
 lanes: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+modules: dict[str, float] = defaultdict(float)
 if junit.exists():
     for case in ET.parse(junit).getroot().iter("testcase"):
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         lane = lanes[props.get("lane", "pure")]
-        modules[case.get("file") or case.get("classname", "")] += float(case.get("time", 0) or 0)
-        lane["seconds"] += float(case.get("time", 0) or 0)
+        seconds = float(case.get("time", 0) or 0)
+        lane["seconds"] += seconds
+        modules[case.get("file") or case.get("classname", "")] += seconds
         if case.find("skipped") is not None:
             lane["skipped"] += 1
         elif case.find("failure") is not None or case.find("error") is not None:
