@@ -44,7 +44,7 @@ from client.api.http_client import ApiClient, ApiError
 from client.cli.job.commands import event_text, job_events
 from client.devnet.network import NetworkLayout
 from client.devnet.processes import down, load_pids, start_node_process, up
-from client.devnet.windows import claim_window_s, measure_attempt
+from client.devnet.windows import claim_window_s, measure_attempt, vote_window_s
 
 REPO = Path(__file__).resolve().parents[2]
 """The checkout root (this file is client/devnet/demo.py)."""
@@ -148,7 +148,8 @@ def _supply(accounts: dict[str, dict[str, Any]], jobs: list[dict[str, Any]]) -> 
 
 
 def run_demo(root: Path, *, base_port: int = 26700, kill_node: bool = True,
-             expires_in: str | None = None, window: str = "60s", timeout_s: float = 900.0,
+             expires_in: str | None = None, window: str | None = None,
+             timeout_s: float = 900.0,
              keep_running: bool = False,
              env_by_node: dict[int, dict[str, str]] | None = None,
              runtime: str | None = None) -> DemoResult:
@@ -159,11 +160,15 @@ def run_demo(root: Path, *, base_port: int = 26700, kill_node: bool = True,
     job timed on this machine now (``client.devnet.windows``), at least 75 s.
     ``runtime`` is every worker's ``[worker] runtime`` (None: the node's default,
     ``sandbox.runtime.default``) [JOB-RUNTIME.1].
-    ``window`` is each reveal, vote-commit and vote-reveal window. They end as soon as every
-    member has acted, so a long one costs nothing on a fast machine; it must cover a vote's
-    model fetch and two evaluations (public and hidden part) on a loaded one: at 25 s, with
-    one core busy, voters ran out of time on the hidden part (a finalist with no hidden loss)
-    or the public one (a no-loss vote that made the cheater's turn inconsistent)."""
+    ``window`` is each reveal, vote-commit and vote-reveal window; None (the default) sizes it
+    from the same measured attempt (``VOTE_MARGIN`` attempts, at least 60 s). They end as soon
+    as every member has acted, so a long one costs nothing on a fast machine; it must cover a
+    vote's model fetch and two evaluations (public and hidden part) on a loaded one: at 25 s,
+    with one core busy, voters ran out of time on the hidden part (a finalist with no hidden
+    loss) or the public one (a no-loss vote that made the cheater's turn inconsistent); a
+    fixed 60 s did the same in CI when one attempt took 77.8 s (the overfitter a finalist
+    without a hidden loss). ``timeout_s`` bounds the wait for settlement, and grows to what
+    the claim window and three turns' windows can take."""
     from sandbox.engine import connect
     from sandbox.runtime import resolve
 
@@ -208,7 +213,7 @@ def run_demo(root: Path, *, base_port: int = 26700, kill_node: bool = True,
 
 def _run(root: Path, layout: NetworkLayout, api: ApiClient, submitter: Any,
          node_env: dict[str, str], result: DemoResult, *, kill_node: bool,
-         expires_in: str | None, window: str, timeout_s: float) -> None:
+         expires_in: str | None, window: str | None, timeout_s: float) -> None:
     job_dir = root / "digits-job"
     poor = layout.nodes[0]
     say("== 2. a worker with no credits tries to post a job")
@@ -227,8 +232,12 @@ def _run(root: Path, layout: NetworkLayout, api: ApiClient, submitter: Any,
     narrow_search_space(job_dir)
     say("   search space narrowed to points that all generalise (so the hidden half, not a "
         "lucky draw, decides): " + ", ".join(f"{n} {v}" for n, _, v in SEARCH_SPACE))
-    if expires_in is None:
-        expires_in = _measured_claim_window(job_dir, result.runtime)
+    if expires_in is None or window is None:
+        measured_expires, measured_window = _measured_windows(job_dir, result.runtime)
+        expires_in = expires_in or measured_expires
+        window = window or measured_window
+    # the claim window and three turns (reveal, vote commit, vote reveal) may all run out
+    timeout_s = max(timeout_s, _seconds(expires_in) + 3 * 3 * _seconds(window) + 120)
     posted = cli("job", "submit", str(job_dir), "--bounty", str(BOUNTY),
                  "--expires-in", expires_in, "--reveal-window", window,
                  "--commit-window", window, "--vote-reveal-window", window,
@@ -334,16 +343,25 @@ def _run(root: Path, layout: NetworkLayout, api: ApiClient, submitter: Any,
         say(f"   posted job {result.second_job_by_earner}")
 
 
-def _measured_claim_window(job_dir: Path, runtime: str) -> str:
+def _measured_windows(job_dir: Path, runtime: str) -> tuple[str, str]:
     """Build the job (``job submit`` reuses the image) and time one attempt of it here, now,
     with the graph running, under the workers' runtime: the claim window holds the pickup
-    and three attempts."""
+    and three attempts, each turn window four (``client.devnet.windows``)."""
     cli("job", "build", str(job_dir))
     attempt_s = measure_attempt(job_dir, runtime)
-    seconds = claim_window_s(attempt_s, minimum_s=75.0)
+    claims = claim_window_s(attempt_s, minimum_s=75.0)
+    turn = vote_window_s(attempt_s, minimum_s=60.0)
     say(f"   one attempt (training + two evaluations) took {attempt_s:.1f} s here: claims "
-        f"close {seconds} s after the post")
-    return f"{seconds}s"
+        f"close {claims} s after the post; each reveal and vote window is {turn} s (it ends "
+        "early once every member has acted)")
+    return f"{claims}s", f"{turn}s"
+
+
+def _seconds(duration: str) -> float:
+    """Seconds in a ``job submit`` duration (``90s``, ``10m``, ``1h``)."""
+    from client.cli.common import DURATION
+
+    return DURATION.convert(duration, None, None) / 1000
 
 
 def _reveal(job_id: str, job_dir: Path, submitter: Any, node_env: dict[str, str]) -> str:

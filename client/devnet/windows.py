@@ -24,6 +24,10 @@ and fetching the data blobs (a second or two on a quiet machine)."""
 ATTEMPT_MARGIN = 3.0
 """The claim window holds this many measured attempts: the worker's own attempt runs while
 other nodes commit blocks and run containers of their own."""
+VOTE_MARGIN = 4.0
+"""A reveal, vote-commit or vote-reveal window holds this many measured attempts: a voter
+fetches the model and evaluates it (twice on a job with a hidden part: the public and the
+hidden half), while the other voters' containers share the machine's cores."""
 
 
 def measure_attempt(job_dir: Path, runtime: str | None = None) -> float:
@@ -60,3 +64,11 @@ def claim_window_s(attempt_s: float, *, minimum_s: float = 30.0, factor: float =
     """A claim window for a job whose one attempt takes ``attempt_s`` here: the pickup and
     ``ATTEMPT_MARGIN`` attempts, at least ``minimum_s``, times ``factor``."""
     return math.ceil(factor * max(minimum_s, PICKUP_S + ATTEMPT_MARGIN * attempt_s))
+
+
+def vote_window_s(attempt_s: float, *, minimum_s: float = 20.0, factor: float = 1.0) -> int:
+    """A reveal, vote-commit or vote-reveal window for a job whose one attempt takes
+    ``attempt_s`` here: ``VOTE_MARGIN`` attempts, at least ``minimum_s``, times ``factor``.
+    These windows end as soon as every member has acted, so a long one costs nothing when
+    nobody is late."""
+    return math.ceil(factor * max(minimum_s, VOTE_MARGIN * attempt_s))

@@ -23,14 +23,10 @@ import math
 from dataclasses import dataclass
 
 from client.devnet.network import NetworkLayout
-from client.devnet.windows import ATTEMPT_MARGIN, PICKUP_S, measure_attempt
+from client.devnet.windows import ATTEMPT_MARGIN, PICKUP_S, VOTE_MARGIN, measure_attempt
 
 __all__ = ["JobWindows", "job_log_lines", "measure_attempt", "windows"]
 from tests.framework.wait import scaled
-
-VOTE_MARGIN = 4.0
-"""A vote window holds this many measured attempts (a voter fetches the model and evaluates
-it once; several voters share the machine's cores)."""
 
 
 @dataclass(frozen=True, slots=True)
