@@ -1,7 +1,7 @@
 """Prediction requests end to end on a real graph: request → agreed answer [PRED-*].
 
     flock /tmp/lc-heavy.lock .venv/bin/python bench/predict.py [--plain 40] [--encrypted 8]
-        [--concurrency 4] [--rows 100] [--cold 8] [--warm 100] [--quick]
+        [--concurrency 4] [--rows 100] [--cold 8] [--warm 100] [--commit-ms 100] [--quick]
 
 Four validator processes on 127.0.0.1 (``client.devnet.processes``): node0 trains, node1..3
 verify and serve predictions (``[worker] predict = true``: ``client.predict.executor.loop``, a
@@ -34,17 +34,28 @@ many of its labels differ from the safetensors-mlp answer's. Both formats travel
 graph path (lottery, commit, reveal), so the end-to-end latency differs only by this
 execute time.
 Last line: one JSON object (p50_s, p99_s, requests_per_s, warm_speedup, ...: ``JSON_KEYS``;
-``--encrypted 0`` leaves out the ``ckks_*`` ones). ``--quick``: a few requests of a few
-rows; the graph still trains and pays both jobs first, so it takes minutes, not seconds.
+``--encrypted 0`` leaves out the ``ckks_*`` ones). ``--quick`` runs every phase above with
+the least of each: after the warm-up request of each model, 2 plaintext requests (2 in
+flight) and 1 encrypted one, of 10 rows; 1 cold and 2 warm sandbox runs, 2 warm ONNX runs;
+and one probe attempt instead of two (below). Its nodes pause 500 ms after each commit,
+not 100 (``--commit-ms``): a block about every 0.53 s instead of 0.125 s, so the idle
+graph burns less while the claim windows are waited out (four such nodes, idle, took 0.38
+of a core at 100 ms, 0.21 at 200 ms, 0.065 at 1000 ms here); a request then takes a second
+or two, and quick figures say little anyway. The graph still trains and pays both jobs
+first, their claim windows waited out, so it takes minutes, not seconds.
 
 The jobs' windows follow this machine's speed (``tests.framework.job_windows``, as the graph
 tests): each job is built while the graph starts, one attempt of it is timed in the sandbox
 with the graph running, and it is posted with windows sized from that, times
-``LC_TIMEOUT_FACTOR``. node0 (one attempt per job) trains one job at a time, so the second
-job is posted once the first holds a claim. Measured before: both posted together with a
-fixed 35 s claim window, one core burnt, node0 picked "zero" 19 s after its post (digits'
-attempt took 21.4 s: training 7.3 s and the two self-check evaluations), its own attempt was
-still running at its expiry, and it ended refunded ("job zero was not paid: refunded").
+``LC_TIMEOUT_FACTOR``. ``--quick`` times the digits job's attempt only and posts both jobs
+with its windows: the slower of the two (18.4 s here against the zero job's 15.2 s, the
+graph idle), so the zero job's windows are only wider (its claim window about 10 s longer,
+waited out) and the probe's three containers for the zero job are saved. node0 (one
+attempt per job) trains one job at a time, so the second job is posted once the first
+holds a claim. Measured before: both posted together with a fixed 35 s claim window, one
+core burnt, node0 picked "zero" 19 s after its post (digits' attempt took 21.4 s: training
+7.3 s and the two self-check evaluations), its own attempt was still running at its
+expiry, and it ended refunded ("job zero was not paid: refunded").
 """
 
 from __future__ import annotations
@@ -109,7 +120,8 @@ JSON_KEYS = ("p50_s", "p99_s", "requests_per_s", "requests", "rows", "k", "concu
 NEEDS_DOCKER = True
 """Starts 4 node processes that train in containers and run prediction containers: CI
 runs it serially, with the Docker and multi-process tests."""
-QUICK = {"plain": 4, "encrypted": 2, "concurrency": 2, "rows": 10, "cold": 2, "warm": 10}
+QUICK = {"plain": 2, "encrypted": 1, "concurrency": 2, "rows": 10, "cold": 1, "warm": 2,
+         "commit_ms": 500}
 K = 3
 DIGITS_IN = InputSchema("float32", 64)
 DIGITS_OUT = OutputSchema("classes", tuple(str(d) for d in range(10)))
@@ -215,11 +227,14 @@ def build(jobs: dict[str, Path]) -> None:
         cli("job", "build", str(job_dir), env={})  # built once: the probe and the post use it
 
 
-def measured_windows(jobs: dict[str, Path]) -> dict[str, JobWindows]:
+def measured_windows(jobs: dict[str, Path], quick: bool = False) -> dict[str, JobWindows]:
     """Each job's windows from this machine's speed now, the graph running: one attempt of
     the built job timed in the sandbox and the windows sized from it, times
-    ``LC_TIMEOUT_FACTOR`` (``tests.framework.job_windows``, as the graph tests do)."""
-    out = {name: windows(measure_attempt(job_dir)) for name, job_dir in jobs.items()}
+    ``LC_TIMEOUT_FACTOR`` (``tests.framework.job_windows``, as the graph tests do). With
+    ``quick``, only the digits job (the slower one) is timed and its windows serve both."""
+    probed = {"digits": jobs["digits"]} if quick else jobs
+    measured = {name: windows(measure_attempt(job_dir)) for name, job_dir in probed.items()}
+    out = {name: measured.get(name, measured["digits"]) for name in jobs}
     for name, job_windows in out.items():
         print(f"job {name} windows: {job_windows}", flush=True)
     return out
@@ -374,6 +389,8 @@ def main() -> None:
                    help="work in this (new) folder and keep it: node logs and data")
     p.add_argument("--cold", type=int, default=8, help="cold sandbox runs (warm_speedup)")
     p.add_argument("--warm", type=int, default=100, help="warm sandbox runs (warm_speedup)")
+    p.add_argument("--commit-ms", type=int, default=100,
+                   help="the nodes' pause after each commit (sets the block interval)")
     args = parse_args(p, QUICK)
     started = time.monotonic()
     ensure_predict_image(connect())  # once, before the nodes look for it
@@ -399,10 +416,11 @@ def main() -> None:
             layout = up(root, validators=4, workers=4, base_port=base,
                         worker_settings={0: trainer, 1: serve, 2: serve, 3: serve},
                         users={"submitter": 5_000, **{r: 1_000_000 for r in REQUESTERS}},
-                        consensus={"commit_ms": 100}, timeout=90)
+                        consensus={"commit_ms": args.commit_ms}, timeout=90)
             try:
                 built.result()
-                figures = _bench(layout, work, test_csv, args, jobs, measured_windows(jobs))
+                figures = _bench(layout, work, test_csv, args, jobs,
+                                 measured_windows(jobs, args.quick))
             except SystemExit:
                 print_executor_troubles(root)
                 raise

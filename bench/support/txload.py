@@ -10,7 +10,8 @@ the figures compare only if the load and the clock that times it are the same co
   ``seconds``; last it prints what it sent and when (its wall clock).
 - ``follow``: this process follows one node's chain (``/api/v1/wait`` then each
   block's raw form) and notes when each transaction is committed, while the loaders
-  run; ``LoadRun`` then has finalized tx/s and submit-to-final latencies.
+  run and until every transaction they sent is committed (``drain_s`` at most);
+  ``LoadRun`` then has finalized tx/s and submit-to-final latencies.
 
 Loader and follower read the same wall clock (``time.time``): run both on the same
 machine, and not under a faked clock.
@@ -23,6 +24,7 @@ import json
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Sequence
@@ -191,8 +193,13 @@ def quantile(values: Sequence[float], q: float) -> float:
 
 def follow(api: str, loaders: Sequence[subprocess.Popen[str]], seconds: float,
            drain_s: float = 15.0) -> LoadRun:
-    """Starts the (ready) loaders and follows ``api``'s chain until they are done and
-    their transactions had ``drain_s`` to be committed; the loaders' results merged."""
+    """Starts the (ready) loaders and follows ``api``'s chain until they are done and every
+    transaction they sent is committed, or ``drain_s`` after the load's ``seconds`` at the
+    latest; the loaders' results merged.
+
+    Each loader's last line (every sent transaction: hundreds of kilobytes) is read while
+    the chain is followed: unread, it filled the pipe, the loader never exited, and every
+    run followed the chain for the whole ``drain_s`` after its load."""
     ready = 0
     for loader in loaders:
         assert loader.stdout is not None
@@ -201,12 +208,24 @@ def follow(api: str, loaders: Sequence[subprocess.Popen[str]], seconds: float,
             raise RuntimeError(f"a loader exited before it was ready ({loader.wait()})")
         ready += int(json.loads(line)["ready"])
     height = int(get_json(f"{api}/api/v1/status")["height"])
+    outputs: list[str | None] = [None] * len(loaders)
+
+    def read_rest(index: int, loader: subprocess.Popen[str]) -> None:
+        assert loader.stdout is not None
+        outputs[index] = loader.stdout.read()
+        loader.wait()
+
+    readers = [threading.Thread(target=read_rest, args=(i, loader), daemon=True)
+               for i, loader in enumerate(loaders)]
+    for reader in readers:
+        reader.start()
     for loader in loaders:
         assert loader.stdin is not None
         loader.stdin.write("go\n")
         loader.stdin.flush()
     run = LoadRun(start=time.time(), ready=ready)
     end = run.start + seconds + drain_s
+    merged = False
     while time.time() < end:
         try:
             get_json(f"{api}/api/v1/wait?height={height + 1}&timeout=2", timeout=5)
@@ -222,15 +241,25 @@ def follow(api: str, loaders: Sequence[subprocess.Popen[str]], seconds: float,
             if txs:
                 run.block_sizes.append(len(txs))
         height = tip
-        done = all(loader.poll() is not None for loader in loaders)
-        if done and time.time() > run.start + seconds + 3:
+        if not merged and not any(reader.is_alive() for reader in readers):
+            _merge(run, loaders, outputs)
+            merged = True
+        if merged and all(tx_id in run.committed for tx_id in run.sent):
             break
-    for loader in loaders:
-        out, _ = loader.communicate(timeout=60)
-        lines = out.strip().splitlines()
+    for reader in readers:
+        reader.join(timeout=60)
+    if not merged:
+        _merge(run, loaders, outputs)
+    return run
+
+
+def _merge(run: LoadRun, loaders: Sequence[subprocess.Popen[str]],
+           outputs: Sequence[str | None]) -> None:
+    """The finished loaders' last lines (what each sent and when) into ``run``."""
+    for loader, out in zip(loaders, outputs, strict=True):
+        lines = (out or "").strip().splitlines()
         if loader.returncode != 0 or not lines:
-            raise RuntimeError(f"a loader failed ({loader.returncode}): {out[-500:]}")
+            raise RuntimeError(f"a loader failed ({loader.returncode}): {(out or '')[-500:]}")
         result = json.loads(lines[-1])
         run.sent.update(result["sent"])
         run.rejected += int(result["rejected"])
-    return run
