@@ -19,14 +19,13 @@ long; only the claim window is waited out, so only it is kept near what it needs
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from client.devnet.network import NetworkLayout
-from client.devnet.windows import ATTEMPT_MARGIN, PICKUP_S, VOTE_MARGIN, measure_attempt
+from client.devnet.windows import claim_window_s, measure_attempt, vote_window_s
 
 __all__ = ["JobWindows", "job_log_lines", "measure_attempt", "windows"]
-from tests.framework.wait import scaled
+from tests.framework.wait import timeout_factor
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +63,10 @@ def windows(attempt_s: float, *, min_expires_s: float = 30.0,
     the pickup and ``ATTEMPT_MARGIN`` attempts (at least ``min_expires_s``), every other
     window ``VOTE_MARGIN`` attempts (at least ``min_window_s``); all times the timeout
     factor."""
-    expires = scaled(max(min_expires_s, PICKUP_S + ATTEMPT_MARGIN * attempt_s))
-    window = scaled(max(min_window_s, VOTE_MARGIN * attempt_s))
-    return JobWindows(attempt_s, math.ceil(expires), math.ceil(window), math.ceil(window),
-                      math.ceil(window))
+    factor = timeout_factor()
+    expires = claim_window_s(attempt_s, minimum_s=min_expires_s, factor=factor)
+    window = vote_window_s(attempt_s, minimum_s=min_window_s, factor=factor)
+    return JobWindows(attempt_s, expires, window, window, window)
 
 
 def job_log_lines(layout: NetworkLayout, job_id: str) -> list[str]:
