@@ -44,7 +44,7 @@ from client.api.http_client import ApiClient, ApiError
 from client.cli.job.commands import event_text, job_events
 from client.devnet.network import NetworkLayout
 from client.devnet.processes import down, load_pids, start_node_process, up
-from client.devnet.windows import claim_window_s, measure_attempt, vote_window_s
+from client.devnet.windows import claim_window_s, contention, measure_attempt, vote_window_s
 
 REPO = Path(__file__).resolve().parents[2]
 """The checkout root (this file is client/devnet/demo.py)."""
@@ -57,6 +57,8 @@ CHEAT_LOSS_FACTOR = 0.01
 can beat (its best held-out losses are near 0.05), so the story always judges it. The
 overfitter's public loss (it learnt those rows) may still be lower, and take turn #1."""
 VERIFIER_ONLY = 3
+TRAINERS = 3
+"""node0 (honest), the overfitter and the cheater train; node3 only verifies."""
 BOUNTY = 500
 SEARCH_SPACE = (("learning_rate", "log_uniform", "[0.003, 0.01]"),
                 ("hidden_size", "choice", "[128]"), ("epochs", "int", "[20, 40]"))
@@ -346,12 +348,17 @@ def _run(root: Path, layout: NetworkLayout, api: ApiClient, submitter: Any,
 def _measured_windows(job_dir: Path, runtime: str) -> tuple[str, str]:
     """Build the job (``job submit`` reuses the image) and time one attempt of it here, now,
     with the graph running, under the workers' runtime: the claim window holds the pickup
-    and three attempts, each turn window four (``client.devnet.windows``)."""
+    and the attempts of the demo's three training workers side by side; each turn window
+    four attempts (``client.devnet.windows``)."""
+    from sandbox.job_file import load_job_file
+
     cli("job", "build", str(job_dir))
     attempt_s = measure_attempt(job_dir, runtime)
-    claims = claim_window_s(attempt_s, minimum_s=75.0)
+    contended = contention(TRAINERS, load_job_file(job_dir).limits.nano_cpus)
+    claims = claim_window_s(attempt_s, minimum_s=75.0, contended=contended)
     turn = vote_window_s(attempt_s, minimum_s=60.0)
-    say(f"   one attempt (training + two evaluations) took {attempt_s:.1f} s here: claims "
+    say(f"   one attempt (training + two evaluations) took {attempt_s:.1f} s here, alone; "
+        f"{TRAINERS} workers training at once share the cores ({contended:.1f}x): claims "
         f"close {claims} s after the post; each reveal and vote window is {turn} s (it ends "
         "early once every member has acted)")
     return f"{claims}s", f"{turn}s"

@@ -8,12 +8,19 @@ test-repeat`` on a loaded 2-core machine, and a story without their claims shows
 the demo (and the graph tests, ``tests/framework/job_windows``) time one attempt of the built
 job here, on the engine the workers use and under whatever load the machine has now, and size
 the window from it.
+
+The probe runs alone; in the story several workers train at once and share the cores
+(``contention``). Sized for one attempt times three, the demo's window still left the honest
+worker and the cheater without a claim in a ``make test-repeat`` run: the probe took 17.5 s,
+the window was 75 s, and the three workers' attempts, side by side while the other test
+process loaded images, took 68, 80 and 87 s.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +31,10 @@ and fetching the data blobs (a second or two on a quiet machine)."""
 ATTEMPT_MARGIN = 3.0
 """The claim window holds this many measured attempts: the worker's own attempt runs while
 other nodes commit blocks and run containers of their own."""
+LOAD_MARGIN = 2.0
+"""Beyond the story's own workers sharing the cores (``contention``), the rest of the
+machine's load may change after the probe: the claim window holds this many contended
+attempts."""
 VOTE_MARGIN = 4.0
 """A reveal, vote-commit or vote-reveal window holds this many measured attempts: a voter
 fetches the model and evaluates it (twice on a job with a hidden part: the public and the
@@ -60,10 +71,22 @@ def measure_attempt(job_dir: Path, runtime: str | None = None) -> float:
         return time.monotonic() - started
 
 
-def claim_window_s(attempt_s: float, *, minimum_s: float = 30.0, factor: float = 1.0) -> int:
-    """A claim window for a job whose one attempt takes ``attempt_s`` here: the pickup and
-    ``ATTEMPT_MARGIN`` attempts, at least ``minimum_s``, times ``factor``."""
-    return math.ceil(factor * max(minimum_s, PICKUP_S + ATTEMPT_MARGIN * attempt_s))
+def contention(trainers: int, nano_cpus: int, cpus: int | None = None) -> float:
+    """How many times longer each attempt takes when ``trainers`` workers train at once on
+    this machine's ``cpus`` cores than the one attempt the probe timed alone: each container
+    may use up to ``nano_cpus`` (the job's limit), and together they share the cores."""
+    cores = cpus or os.cpu_count() or 1
+    each = min(nano_cpus / 1e9, cores)
+    return max(1.0, trainers * each / cores)
+
+
+def claim_window_s(attempt_s: float, *, minimum_s: float = 30.0, factor: float = 1.0,
+                   contended: float = 1.0) -> int:
+    """A claim window for a job whose one attempt takes ``attempt_s`` here alone: the pickup
+    and the larger of ``ATTEMPT_MARGIN`` attempts and ``LOAD_MARGIN`` attempts slowed
+    ``contended`` times (``contention``), at least ``minimum_s``, times ``factor``."""
+    attempts = max(ATTEMPT_MARGIN, LOAD_MARGIN * contended)
+    return math.ceil(factor * max(minimum_s, PICKUP_S + attempts * attempt_s))
 
 
 def vote_window_s(attempt_s: float, *, minimum_s: float = 20.0, factor: float = 1.0) -> int:
