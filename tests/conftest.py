@@ -16,7 +16,8 @@
   engines, graphs of node processes or browsers (marked ``docker``, ``postgres`` or
   ``serial`` here) are handed out first, heaviest first (``HEAVIEST_FIRST``), so the pure
   tests fill the end of the run. Each case records its lane (``engine`` or ``pure``) for
-  scripts/test_phases.sh's report.
+  scripts/test_phases.sh's report, and when it started in which process, to read a failure
+  against what ran beside it.
 - ``LC_WORKER_RUNTIME`` is ``runc`` unless set: the nodes, workers and demos the suite
   starts without naming a runtime use plain runc, not the node's default ``auto``
   (gVisor, 1.6-2 times slower per run, which would take the run past its 30 minutes).
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -121,6 +123,13 @@ def pytest_runtest_makereport(item: pytest.Item,
     if value is not None and isinstance(report, pytest.TestReport) and report.failed:
         report.sections.append(("random seed", f"re-run: {seeds.rerun_hint(value, item.nodeid)}"))
     return report
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Each case's JUnit record says when it started and in which process, so a failure
+    under load can be read against what ran beside it (LC_TEST_REPORT keeps the XML)."""
+    item.user_properties.append(("started", f"{time.time():.1f}"))
+    item.user_properties.append(("worker", os.environ.get("PYTEST_XDIST_WORKER", "main")))
 
 
 def _module(item: pytest.Item, root: Path) -> str:
