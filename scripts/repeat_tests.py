@@ -4,13 +4,17 @@ seed that re-runs it, and the time of each run (make test-repeat).
 Each run is a fresh pytest process with fresh seeds [tests/framework/seed.py]; a failure's
 captured output holds the line ``seed: LC_SEED=N pytest 'NODEID'``, which this report
 repeats. The report ends with one JSON object: runs, failures, seconds per run.
+``LC_TEST_REPORT_DIR=DIR`` keeps each run's JUnit XML there (runN.xml): every case's time,
+start and xdist process (tests/conftest.py), to read a failure against what ran beside it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,6 +105,10 @@ def run_all(args: argparse.Namespace, report: list[dict[str, object]]) -> None:
             if code != 0 and not failed:
                 failed = [{"test": "(session)", "error": f"pytest exit {code}", "rerun": ""}]
             report.append({"run": run, "seconds": seconds, "exit": code, "failures": failed})
+            keep = os.environ.get("LC_TEST_REPORT_DIR")
+            if keep and junit.exists():
+                Path(keep).mkdir(parents=True, exist_ok=True)
+                shutil.copy(junit, Path(keep) / junit.name)
             print(f"== run {run}: {seconds} s, exit {code}, {len(failed)} failed", flush=True)
 
 
