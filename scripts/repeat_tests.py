@@ -26,12 +26,42 @@ from pathlib import Path
 SEED_LINE = re.compile(r"seed: (LC_SEED=\d+ pytest '[^']+')")
 
 
+def _props(case: ET.Element) -> dict[str, str]:
+    return {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+
+
+def beside(cases: list[ET.Element], failed: ET.Element) -> str:
+    """The modules that ran in another xdist process while ``failed`` ran, with the seconds
+    they overlapped it, longest first (from the ``started`` and ``worker`` properties
+    tests/conftest.py records): what loaded the machine when it failed."""
+    props = _props(failed)
+    if "started" not in props:
+        return ""
+    start = float(props["started"])
+    end = start + float(failed.get("time", 0) or 0)
+    overlap: dict[str, float] = {}
+    for case in cases:
+        other = _props(case)
+        if "started" not in other or other.get("worker") == props.get("worker"):
+            continue
+        begin = float(other["started"])
+        finish = begin + float(case.get("time", 0) or 0)
+        seconds = min(end, finish) - max(start, begin)
+        if seconds > 0:
+            module = case.get("classname", "")
+            overlap[module] = overlap.get(module, 0.0) + seconds
+    ranked = sorted(overlap.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{module} {seconds:.0f} s" for module, seconds in ranked[:6])
+
+
 def failures_in(junit: Path) -> list[dict[str, str]]:
-    """(test id, first line of the error, re-run command) of each failed case."""
+    """(test id, first line of the error, re-run command, what ran beside it) of each failed
+    case."""
     if not junit.exists():
         return [{"test": "(no report)", "error": "pytest wrote no report", "rerun": ""}]
+    cases = list(ET.parse(junit).getroot().iter("testcase"))
     found = []
-    for case in ET.parse(junit).getroot().iter("testcase"):
+    for case in cases:
         problem = case.find("failure")
         if problem is None:
             problem = case.find("error")
@@ -42,8 +72,12 @@ def failures_in(junit: Path) -> list[dict[str, str]]:
         seed = SEED_LINE.search(text)
         name = f"{case.get('classname', '')}::{case.get('name', '')}"
         message = (problem.get("message") or "").splitlines()
-        found.append({"test": name, "error": message[0][:300] if message else "",
-                      "rerun": seed.group(1) if seed else "(no seed printed)"})
+        entry = {"test": name, "error": message[0][:300] if message else "",
+                 "rerun": seed.group(1) if seed else "(no seed printed)"}
+        ran_beside = beside(cases, case)
+        if ran_beside:
+            entry["beside"] = ran_beside
+        found.append(entry)
     return found
 
 
@@ -119,6 +153,8 @@ def print_report(report: list[dict[str, object]]) -> int:
         print(f"run {entry['run']}: {entry['seconds']} s, {len(entry['failures'])} failed")  # type: ignore[arg-type]
         for f in entry["failures"]:  # type: ignore[attr-defined]
             print(f"  FAILED {f['test']}: {f['error']}\n    re-run: {f['rerun']}")
+            if f.get("beside"):
+                print(f"    beside it: {f['beside']}")
     total = sum(len(e["failures"]) for e in report)  # type: ignore[arg-type]
     print(json.dumps({"runs": len(report), "failures": total,
                       "seconds_per_run": [e["seconds"] for e in report]}))

@@ -163,6 +163,40 @@ def test_repeat_report_names_each_failure_with_the_line_that_reruns_it(
     assert module.failures_in(tmp_path / "missing.xml")[0]["test"] == "(no report)"
 
 
+def test_repeat_report_says_what_ran_beside_a_failure(tmp_path: Path) -> None:
+    """A failure's report names the modules another xdist process ran while it ran, with
+    the seconds they overlapped it (tests/conftest.py records each case's start and
+    process); its own process and cases that ended before it are left out."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "repeat_tests", Path(__file__).parents[2] / "scripts" / "repeat_tests.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def case(classname: str, started: float, seconds: float, worker: str,
+             failed: bool = False) -> str:
+        props = (f'<properties><property name="started" value="{started}"/>'
+                 f'<property name="worker" value="{worker}"/></properties>')
+        failure = '<failure message="AssertionError: late">trace</failure>' if failed else ""
+        return (f'<testcase classname="{classname}" name="t" time="{seconds}">{props}'
+                f"{failure}</testcase>")
+
+    junit = tmp_path / "run.xml"
+    junit.write_text(
+        "<testsuites><testsuite>"
+        + case("tests.demo", 100.0, 200.0, "gw0", failed=True)
+        + case("tests.mine", 310.0, 5.0, "gw0")           # its own process: not beside it
+        + case("tests.early", 10.0, 50.0, "gw1")          # ended before it began
+        + case("tests.bench", 50.0, 100.0, "gw1")         # 50 s of overlap
+        + case("tests.worker", 150.0, 30.0, "gw1")        # 30 s
+        + case("tests.worker", 250.0, 100.0, "gw1")       # 50 s more: 80 s in all
+        + "</testsuite></testsuites>")
+    [failure] = module.failures_in(junit)
+    assert failure["beside"] == "tests.worker 80 s, tests.bench 50 s"
+
+
 def test_repeat_stopped_by_kill_in_the_background_reports_and_leaves_no_pytest(
         tmp_path: Path) -> None:
     """``pkill -f repeat_tests.py`` (SIGTERM) on a run started with SIGINT ignored (as
