@@ -81,11 +81,42 @@ def sweep(client: docker.DockerClient, node_id: str | None = None, *,
             client.api.remove_container(container.id, force=True, v=True)  # its tmpfs volumes
         except docker.errors.NotFound:
             continue  # its node removed it meanwhile
+        except docker.errors.APIError as e:
+            if not _removal_in_progress(e) or not _gone_within(client, container.id,
+                                                               REMOVAL_WAIT_S):
+                raise SandboxError(f"cannot remove job container {container.name} "
+                                   f"({container.id[:12]}, node {container.node}): {e}") from e
         except EngineErrors as e:
             raise SandboxError(f"cannot remove job container {container.name} "
                                f"({container.id[:12]}, node {container.node}): {e}") from e
         removed.append(container)
     return Cleanup(tuple(removed), tuple(kept))
+
+
+REMOVAL_WAIT_S = 60.0
+"""How long a sweep waits for a removal the engine is already doing (its node's own, whose
+request timed out on a loaded engine while the engine went on with it)."""
+
+
+def _removal_in_progress(error: docker.errors.APIError) -> bool:
+    """The engine's 409 for a container it is removing already (a test's sweep once met it
+    under load, right after the run's own removal gave up waiting)."""
+    return error.status_code == 409 and "already in progress" in str(error.explanation or "")
+
+
+def _gone_within(client: docker.DockerClient, container_id: str, seconds: float) -> bool:
+    """True once the engine no longer knows the container; False after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            client.api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            return True
+        except EngineErrors:
+            pass  # a loaded engine's timeout: ask again
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
 
 
 def _describe(entry: dict[str, Any]) -> JobContainer:
