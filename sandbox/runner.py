@@ -478,13 +478,15 @@ class SandboxRunner:
         # Wait for the process, not for its output: a job may close stdout and run on.
         # Polls back off to POLL_MAX_S while the output is open; once it ends, the exit is
         # near, so the poll is quick again.
+        # No wait runs past the deadline: the node's clock ends the run on time.
         poll = POLL_S
         while True:
+            wait = max(0.0, min(poll, deadline - time.monotonic()))
             if reader.is_alive():
-                reader.join(poll)
+                reader.join(wait)
                 poll = min(poll * 2, POLL_MAX_S) if reader.is_alive() else POLL_S
             else:
-                time.sleep(poll)
+                time.sleep(wait)
                 poll = min(poll * 2, POLL_MAX_S)
             if not ops.exec_state(api, exec_id)[0]:
                 reader.join(1.0)  # the last bytes of output are on their way
