@@ -236,3 +236,11 @@ def test_repeat_stopped_by_kill_in_the_background_reports_and_leaves_no_pytest(
     leftover = subprocess.run(["pgrep", "-f", f"pytest.*{tmp_path}"], capture_output=True,
                               text=True, check=False).stdout
     assert not leftover.strip(), leftover
+
+
+def test_xdist_keeps_the_collection_order_heaviest_first(request: pytest.FixtureRequest) -> None:
+    """pyproject's addopts turn off pytest-xdist's reordering of modules by test count, so
+    ``--dist loadfile`` hands modules out in tests/conftest.py's order (engine modules,
+    heaviest first). With it on, CI run 6 of 2026-11-25 started the one-test graph stories
+    last, side by side, after the 2,300 pure tests."""
+    assert request.config.getoption("loadscopereorder") is False
