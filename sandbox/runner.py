@@ -66,11 +66,8 @@ OOM_EVENT_WAIT_S = 0.3
 """The engine's oom event can trail the killed process's exit by a moment."""
 POLL_S = 0.05
 POLL_MAX_S = 1.0
-"""While a run's output is still open, its exec is asked about at most this often: the
-output's end (the usual end of a run) is seen at once, so a slower poll only delays
-noticing a process that closed its output and ran on. Every poll is a request to the
-engine; at ``POLL_S`` throughout, each running container cost its worker about 0.03 of a
-core (2-3 ms of CPU per poll, 20 polls a second)."""
+"""The slowest poll of an exec whose output is open (its end is seen at once): each poll
+costs 2-3 ms of CPU; at ``POLL_S`` throughout, 0.03 core per running container."""
 FULL_FRACTION = 0.98
 """A tmpfs this full after a failed run is taken to be why it failed."""
 WHOLE_OUTPUT = ("output",)
@@ -476,9 +473,7 @@ class SandboxRunner:
         deadline = started + limits.wall_time_s
         timed_out = False
         # Wait for the process, not for its output: a job may close stdout and run on.
-        # Polls back off to POLL_MAX_S while the output is open; once it ends, the exit is
-        # near, so the poll is quick again.
-        # No wait runs past the deadline: the node's clock ends the run on time.
+        # Polls back off while the output is open, never waiting past the deadline.
         poll = POLL_S
         while True:
             wait = max(0.0, min(poll, deadline - time.monotonic()))
