@@ -81,14 +81,11 @@ def sweep(client: docker.DockerClient, node_id: str | None = None, *,
             client.api.remove_container(container.id, force=True, v=True)  # its tmpfs volumes
         except docker.errors.NotFound:
             continue  # its node removed it meanwhile
-        except docker.errors.APIError as e:
-            if not _removal_in_progress(e) or not _gone_within(client, container.id,
-                                                               REMOVAL_WAIT_S):
+        except EngineErrors as e:
+            if not (isinstance(e, docker.errors.APIError) and _removal_in_progress(e)
+                    and _gone_within(client, container.id, REMOVAL_WAIT_S)):
                 raise SandboxError(f"cannot remove job container {container.name} "
                                    f"({container.id[:12]}, node {container.node}): {e}") from e
-        except EngineErrors as e:
-            raise SandboxError(f"cannot remove job container {container.name} "
-                               f"({container.id[:12]}, node {container.node}): {e}") from e
         removed.append(container)
     return Cleanup(tuple(removed), tuple(kept))
 
