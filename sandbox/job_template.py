@@ -46,6 +46,7 @@ TEMPLATE_FILES = (
     ("dockerignore.txt", ".dockerignore", 0o644),
     ("job.toml", "job.toml", 0o644),
     ("README.md", "README.md", 0o644),
+    ("lcdata.py.tmpl", "lcdata.py", 0o644),
     ("lcjob.py.tmpl", "lcjob.py", 0o644),
     ("train.py.tmpl", "train", 0o755),
     ("evaluate.py.tmpl", "evaluate", 0o755),
@@ -101,8 +102,11 @@ def init_job(job_dir: Path, name: str = "digits-mlp", export: str = "safetensors
     template = resources.files(TEMPLATE_PACKAGE)
     for source, target, mode in TEMPLATE_FILES:
         text = template.joinpath(source).read_text(encoding="utf-8")
-        text = text.replace("{base_tag}", BASE_TAG).replace("{name}", name)
-        text = text.replace("{export_format}", export)
+        if source.endswith(".tmpl"):  # Python: its f-strings have braces of their own
+            text = text.replace('EXPORT_FORMAT = "{export_format}"',
+                                f"EXPORT_FORMAT = {json.dumps(export)}")
+        else:
+            text = text.replace("{base_tag}", BASE_TAG).replace("{name}", name)
         if target == "job.toml":
             text = text.replace('name = "digits-mlp"', f"name = {json.dumps(name)}")
             if export == "onnx":

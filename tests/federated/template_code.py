@@ -2,8 +2,8 @@
 
 Our code and our shipped data, not untrusted bytes: the experiments run the very
 ``local_update`` a participant's container runs, without a container, so they fit
-in CI. The ``.tmpl`` files are plain Python; ``federate`` imports ``lcjob`` by name,
-so that module is registered under its own name first.
+in CI. The ``.tmpl`` files are plain Python; ``federate`` imports ``lcjob`` and ``lcjob``
+imports ``lcdata`` by name, so those modules are registered under their own names first.
 """
 
 from __future__ import annotations
@@ -29,7 +29,12 @@ def _load(name: str, file: str) -> ModuleType:
     return module
 
 
+def lcdata() -> ModuleType:
+    return _load("lcdata", "lcdata.py.tmpl")
+
+
 def lcjob() -> ModuleType:
+    lcdata()
     return _load("lcjob", "lcjob.py.tmpl")
 
 

@@ -109,8 +109,8 @@ def sklearn_job(job_dir: Path) -> None:
     (job_dir / "train").write_text(COPY_TRAIN)
     docker_file = job_dir / "Dockerfile"
     docker_file.write_text(docker_file.read_text().replace(
-        "COPY lcjob.py train evaluate federate /job/",
-        "COPY lcjob.py train evaluate federate model.onnx /job/"))
+        "COPY lcdata.py lcjob.py train evaluate federate /job/",
+        "COPY lcdata.py lcjob.py train evaluate federate model.onnx /job/"))
 
 
 def local_labels(model: bytes, rows: np.ndarray) -> list[int]:

@@ -8,8 +8,6 @@ installed in the dev venv) and check its bytes against the host's loader and ``e
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -19,6 +17,7 @@ import pytest
 from chain.predict.model import InputSchema, OutputSchema
 from sandbox.job_template import init_job
 from sandbox.model_format import ModelFormatError, export_mlp, load_model
+from tests.framework.job_code import import_job_file
 
 DIGITS_IN = InputSchema("float32", 64)
 DIGITS_OUT = OutputSchema("classes", tuple(str(i) for i in range(10)))
@@ -28,12 +27,7 @@ DIGITS_OUT = OutputSchema("classes", tuple(str(i) for i in range(10)))
 def lcjob(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
     folder = tmp_path_factory.mktemp("job")
     init_job(folder)
-    spec = importlib.util.spec_from_file_location("lcjob_export_test", folder / "lcjob.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return import_job_file(folder / "lcjob.py", "lcjob_export_test")
 
 
 def test_job_export_1_the_template_writes_what_export_mlp_writes(lcjob: ModuleType) -> None:
@@ -91,19 +85,6 @@ def test_job_export_1_one_rule_for_where_the_deployable_file_lives(tmp_path: Pat
     assert "model.safetensors" not in train
 
 
-def _import(path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """A template script as a module, registered only for this test."""
-    from importlib.machinery import SourceFileLoader
-
-    loader = SourceFileLoader(name, str(path))
-    spec = importlib.util.spec_from_loader(name, loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)
-    loader.exec_module(module)
-    return module
-
-
 def test_job_export_4_the_template_can_export_onnx(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """[JOB-EXPORT.1] [JOB-EXPORT.4] [JOB-EXPORT.7] ``job init --export onnx``: job.toml lists
@@ -118,7 +99,7 @@ def test_job_export_4_the_template_can_export_onnx(tmp_path: Path,
     folder = tmp_path / "job"
     init_job(folder, export="onnx")
     assert load_job_file(folder).packages == ("onnx", "protobuf", "ml_dtypes", "onnxruntime")
-    lcjob_onnx = _import(folder / "lcjob.py", "lcjob", monkeypatch)  # evaluate imports it
+    lcjob_onnx = import_job_file(folder / "lcjob.py", "lcjob", monkeypatch)  # evaluate imports it
     assert lcjob_onnx.EXPORT_FORMAT == "onnx"
     torch.manual_seed(3)
     net = lcjob_onnx.make_model(32)
@@ -126,13 +107,13 @@ def test_job_export_4_the_template_can_export_onnx(tmp_path: Path,
     assert data == lcjob_onnx.model_bytes(net)
     checked = check_onnx(data, DIGITS_IN, DIGITS_OUT)
     assert (checked.input_name, checked.scores_name, checked.width) == ("x", "scores", 10)
-    evaluate = _import(folder / "evaluate", "evaluate_onnx_test", monkeypatch)
+    evaluate = import_job_file(folder / "evaluate", "evaluate_onnx_test", monkeypatch)
     (tmp_path / "model.pt").write_bytes(data)
     served = evaluate.load_model(tmp_path / "model.pt")
     rows = torch.from_numpy(np.random.default_rng(2).uniform(0, 16, (50, 64)).astype(np.float32))
     with torch.no_grad():
         want = net(rows)
-    got = served(rows)
+    got = torch.from_numpy(served(rows.numpy()))
     assert torch.allclose(got, want, atol=1e-4) and torch.equal(got.argmax(1), want.argmax(1))
     plain = tmp_path / "plain"
     init_job(plain)

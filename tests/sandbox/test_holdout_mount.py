@@ -9,9 +9,7 @@ given, and a probe run shows that nothing but the sample files differs between t
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,6 +22,7 @@ from sandbox.holdout_pool import make_pool
 from sandbox.job_file import load_job_file
 from sandbox.job_template import BuiltJob
 from sandbox.runner import SandboxRunner
+from tests.framework.job_code import import_job_file
 from tests.framework.template_v2 import valid_rows
 
 pytestmark = pytest.mark.docker
@@ -34,12 +33,7 @@ PERMILLE = 400
 
 def _lcjob(template_dir: Path) -> ModuleType:
     """The job folder's own lcjob.py, imported on the host to score the same rows."""
-    spec = importlib.util.spec_from_file_location("lcjob_holdout_test", template_dir / "lcjob.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return import_job_file(template_dir / "lcjob.py", "lcjob_holdout_test")
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +97,7 @@ def test_holdout_blob_6_evaluate_scores_whichever_part_is_mounted_at_data_valid(
     for name, part in parts.items():
         result = runner.evaluate(template_job.image_id, model, limits, job_id=f"holdout-{name}",
                                  data=_data(template_data_dirs, part))
-        assert result.ok, (name, result.reason, result.detail, result.log_tail)
+        assert result.ok, (name, result.reason, result.detail, result.logs[-2000:])
         expected_loss, rows = _host_loss(template_dir, model, part.files)
         assert result.metrics["examples"] == rows
         assert result.loss is not None and math.isclose(result.loss, expected_loss,
