@@ -11,13 +11,14 @@
   image (``tests/framework/dockerd.py``), for tests that stop an engine or need a node
   with an engine of its own; one per session, reset for each test.
 - The header shows ``LC_TIMEOUT_FACTOR`` (``tests/framework/wait.py``).
-- ``make test`` runs the whole suite in 2 processes (pytest-xdist, ``--dist loadfile``): a
-  module's tests always run one after another in one process, and the modules that start
-  engines, graphs of node processes or browsers (marked ``docker``, ``postgres`` or
-  ``serial`` here) are handed out first, heaviest first (``HEAVIEST_FIRST``), so the pure
-  tests fill the end of the run. Each case records its lane (``engine`` or ``pure``) for
-  scripts/test_phases.sh's report, and when it started in which process, to read a failure
-  against what ran beside it.
+- ``make test`` runs the whole suite in 2 processes (pytest-xdist, ``--dist loadgroup``): a
+  module's tests always run one after another in one process. The graph stories
+  (``GRAPH_STORIES``) are one group, run one after another by one process; the other
+  modules that start engines, graphs of node processes or browsers (marked ``docker``,
+  ``postgres`` or ``serial`` here) go to the other, heaviest first (``HEAVIEST_FIRST``),
+  and the pure tests fill the end of the run. Each case records its lane (``engine`` or
+  ``pure``) for scripts/test_phases.sh's report, and when it started in which process, to
+  read a failure against what ran beside it.
 - ``LC_WORKER_RUNTIME`` is ``runc`` unless set: the nodes, workers and demos the suite
   starts without naming a runtime use plain runc, not the node's default ``auto``
   (gVisor, 1.6-2 times slower per run, which would take the run past its 30 minutes).
@@ -68,18 +69,30 @@ ENGINE_USE = re.compile(r"PrivateDockerd|docker_client|from sandbox\.engine impo
 """A module whose source reaches a Docker engine (its own fixtures, a private engine whose
 orphans it sweeps, the SDK): its tests run in the serial phase, never beside each other."""
 
-HEAVIEST_FIRST = (
-    "tests/test_bench_quick.py",
+GRAPH_STORIES = (
     "tests/client/test_e2e_demo.py",
     "tests/client/test_readme_use_it.py",
-    "tests/client/worker/test_worker.py",
-    "tests/predict/test_predict_graph.py",
     "tests/hosts/test_job_on_hosts.py",
-    "tests/reliability/test_faults.py",
+    "tests/predict/test_predict_graph.py",
+    "tests/test_bench_quick.py::test_bench_runs_quick_and_prints_its_keys[predict]",
     "tests/client/test_stalling_binaries_graph.py",
     "tests/client/test_hostile_submitter_graph.py",
-    "tests/federated/test_federated_join_node.py",
     "tests/client/test_hostile_challenge_graph.py",
+)
+"""Graphs of node processes training a job whose claim window is sized from one attempt
+timed at the story's start (``tests/framework/job_windows.py``), in this order. They form
+one xdist group (``--dist loadgroup``, ``GRAPH_GROUP``): one process runs them one after
+another while the other runs everything else. Two of them side by side stretched each
+other's windows: in CI run 7 (4660edf, heaviest first) the demo took 416 s beside the
+predict bench, 174 s in run 5."""
+
+GRAPH_GROUP = "graph-stories"
+
+HEAVIEST_FIRST = (
+    "tests/test_bench_quick.py",
+    "tests/client/worker/test_worker.py",
+    "tests/reliability/test_faults.py",
+    "tests/federated/test_federated_join_node.py",
     "tests/client/worker/test_worker_holdout.py",
     "tests/client/worker/test_worker_resume.py",
     "tests/client/test_image_layers_docker.py",
@@ -89,7 +102,7 @@ HEAVIEST_FIRST = (
     "tests/sandbox/test_template.py",
 )
 """The longest modules of the engine lane, longest first (measured: a clean run's
-``--durations``). xdist's ``loadfile`` hands modules out in collection order, so starting
+``--durations``). xdist's ``loadgroup`` hands groups out in collection order, so starting
 the long ones first keeps one of them from being the last thing running."""
 
 SEED_KEY = pytest.StashKey[int]()
@@ -140,6 +153,7 @@ def _in_engine_lane(item: pytest.Item) -> bool:
     return any(item.get_closest_marker(name) for name in ("docker", "postgres", "serial"))
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist adds the group to each node id
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root = config.rootpath
     reaches_engine: dict[Path, bool] = {}
@@ -153,15 +167,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.docker)
         item.user_properties.append(("lane", "engine" if _in_engine_lane(item) else "pure"))
     rank = {module: place for place, module in enumerate(HEAVIEST_FIRST)}
+    story_rank = {story: place for place, story in enumerate(GRAPH_STORIES)}
     engine_modules = {item.path for item in items if _in_engine_lane(item)}
 
-    def order(indexed: tuple[int, pytest.Item]) -> tuple[int, int, int]:
-        """Modules stay whole and in their own order: engine modules first, heaviest first."""
+    def order(indexed: tuple[int, pytest.Item]) -> tuple[int, int, int, int]:
+        """The graph stories first, in their order; then the other engine modules, heaviest
+        first; the pure modules last. A module's tests keep their own order."""
         position, item = indexed
+        story = _graph_story(item, root)
+        if story is not None:
+            return (0, story_rank[story], 0, position)
         engine = item.path in engine_modules
-        return (0 if engine else 1, rank.get(_module(item, root), len(rank)), position)
+        return (1 if engine else 2, rank.get(_module(item, root), len(rank)), 0, position)
 
     items[:] = [item for _, item in sorted(enumerate(items), key=order)]
+    for item in items:  # the unit xdist hands out (--dist loadgroup): a module, or the stories
+        story = _graph_story(item, root)
+        item.add_marker(pytest.mark.xdist_group(GRAPH_GROUP if story else _module(item, root)))
+
+
+def _graph_story(item: pytest.Item, root: Path) -> str | None:
+    """The ``GRAPH_STORIES`` entry ``item`` belongs to (its module, or its own id), if any."""
+    module = _module(item, root)
+    nodeid = module + item.nodeid[item.nodeid.index("::"):] if "::" in item.nodeid else module
+    for story in (nodeid, module):
+        if story in GRAPH_STORIES:
+            return story
+    return None
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +21,8 @@ from tests.framework.ports import (
     free_ports,
 )
 from tests.framework.wait import WaitTimeout, scaled, wait_until, wait_until_async
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_wait_until_returns_the_first_truthy_value() -> None:
@@ -239,8 +243,40 @@ def test_repeat_stopped_by_kill_in_the_background_reports_and_leaves_no_pytest(
 
 
 def test_xdist_keeps_the_collection_order_heaviest_first(request: pytest.FixtureRequest) -> None:
-    """pyproject's addopts turn off pytest-xdist's reordering of modules by test count, so
-    ``--dist loadfile`` hands modules out in tests/conftest.py's order (engine modules,
-    heaviest first). With it on, CI run 6 of 2026-11-25 started the one-test graph stories
-    last, side by side, after the 2,300 pure tests."""
+    """pyproject's addopts turn off pytest-xdist's reordering of work units by test count,
+    so ``--dist loadgroup`` hands them out in tests/conftest.py's order. With it on, CI run
+    6 of 2026-11-25 started the one-test graph stories last, side by side, after the 2,300
+    pure tests."""
     assert request.config.getoption("loadscopereorder") is False
+
+
+def test_graph_stories_are_one_group_handed_out_first() -> None:
+    """tests/conftest.py: the graph stories (a module, or one case of a module) form one
+    xdist group, first, in ``GRAPH_STORIES``' order; every other test's group is its
+    module, engine modules before pure ones. Collected for real, in a subprocess."""
+    from tests.conftest import GRAPH_GROUP, GRAPH_STORIES
+
+    modules = ["tests/sandbox/test_units.py", "tests/test_bench_quick.py",
+               "tests/client/test_hostile_challenge_graph.py", "tests/client/test_e2e_demo.py",
+               "tests/sandbox/test_template.py"]
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p",
+                           "tests.framework.group_report", *modules], cwd=REPO,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = [ln.removeprefix("GROUP ") for ln in done.stdout.splitlines()
+             if ln.startswith("GROUP ")]
+    groups = [(nodeid, group) for nodeid, group in (ln.rsplit(" ", 1) for ln in lines)]
+    stories = [nodeid for nodeid, group in groups if group == GRAPH_GROUP]
+    assert stories == [
+        "tests/client/test_e2e_demo.py::test_demo_story_end_to_end",
+        "tests/test_bench_quick.py::test_bench_runs_quick_and_prints_its_keys[predict]",
+        "tests/client/test_hostile_challenge_graph.py::"
+        "test_issue_30_claimer_runs_look_like_voters_and_failed_runs_leak_no_model"], stories
+    assert [nodeid for nodeid, _ in groups[:len(stories)]] == stories
+    assert all(story.split("::")[0] in GRAPH_STORIES or story in GRAPH_STORIES
+               for story in stories)
+    others = [(nodeid, group) for nodeid, group in groups if group != GRAPH_GROUP]
+    assert all(group == nodeid.split("::")[0] for nodeid, group in others), others
+    order = list(dict.fromkeys(group for _, group in others))
+    assert order == ["tests/test_bench_quick.py", "tests/sandbox/test_template.py",
+                     "tests/sandbox/test_units.py"], order
