@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make test: the whole suite in 2 processes (pytest-xdist, --dist loadgroup). A module's tests
+# make test: the whole suite in 2 processes (pytest-xdist, --dist loadfile). A module's tests
 # run one after another in one process; the modules that start engines, graphs of node
 # processes or browsers are handed out first, longest first (tests/conftest.py), and the
 # pure tests fill the end. The report gives each phase's time (the PHASE=SECONDS arguments
@@ -24,8 +24,8 @@ if [ "$disk_before" -lt 12 ]; then
   echo "warning: under 12 GiB free; the engine tests may fail with 'no space left on device'" >&2
 fi
 start=$SECONDS
-echo "== pytest -n 2 --dist loadgroup -m \"$markexpr\""
-"$pytest" -q -n 2 --dist loadgroup --durations=25 --junitxml="$reports/run.xml" \
+echo "== pytest -n 2 --dist loadfile -m \"$markexpr\""
+"$pytest" -q -n 2 --dist loadfile --durations=25 --junitxml="$reports/run.xml" \
   -o junit_family=xunit1 -m "$markexpr"
 rc=$?
 if [ -n "${LC_TEST_REPORT:-}" ]; then cp "$reports/run.xml" "$LC_TEST_REPORT" || true; fi

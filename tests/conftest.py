@@ -11,9 +11,10 @@
   image (``tests/framework/dockerd.py``), for tests that stop an engine or need a node
   with an engine of its own; one per session, reset for each test.
 - The header shows ``LC_TIMEOUT_FACTOR`` (``tests/framework/wait.py``).
-- ``make test`` runs the whole suite in 2 processes (pytest-xdist, ``--dist loadgroup``): a
+- ``make test`` runs the whole suite in 2 processes (pytest-xdist, ``--dist loadfile``): a
   module's tests always run one after another in one process. The graph stories
-  (``GRAPH_STORIES``) are one group, run one after another by one process; the other
+  (``GRAPH_STORIES``) are one unit, run one after another by one process
+  (``pytest_xdist_make_scheduler``); the other
   modules that start engines, graphs of node processes or browsers (marked ``docker``,
   ``postgres`` or ``serial`` here) go to the other, heaviest first (``HEAVIEST_FIRST``),
   and the pure tests fill the end of the run. Each case records its lane (``engine`` or
@@ -36,11 +37,13 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
+from xdist.remote import Producer
 
 from sandbox import runtime
 from tests.framework import host_engine
 from tests.framework import seed as seeds
 from tests.framework.dockerd import PrivateDockerd
+from tests.framework.scheduling import StoriesTogetherScheduling
 from tests.framework.wait import TIMEOUT_FACTOR_ENV, timeout_factor
 
 os.environ.setdefault(runtime.DEFAULT_ENV, runtime.RUNC)  # see the module docstring
@@ -81,12 +84,10 @@ GRAPH_STORIES = (
 )
 """Graphs of node processes training a job whose claim window is sized from one attempt
 timed at the story's start (``tests/framework/job_windows.py``), in this order. They form
-one xdist group (``--dist loadgroup``, ``GRAPH_GROUP``): one process runs them one after
-another while the other runs everything else. Two of them side by side stretched each
+one unit of xdist's work (``tests/framework/scheduling.py``): one process runs them one
+after another while the other runs everything else. Two of them side by side stretched each
 other's windows: in CI run 7 (4660edf, heaviest first) the demo took 416 s beside the
 predict bench, 174 s in run 5."""
-
-GRAPH_GROUP = "graph-stories"
 
 HEAVIEST_FIRST = (
     "tests/test_bench_quick.py",
@@ -102,7 +103,7 @@ HEAVIEST_FIRST = (
     "tests/sandbox/test_template.py",
 )
 """The longest modules of the engine lane, longest first (measured: a clean run's
-``--durations``). xdist's ``loadgroup`` hands groups out in collection order, so starting
+``--durations``). xdist's ``loadfile`` hands units out in collection order, so starting
 the long ones first keeps one of them from being the last thing running."""
 
 SEED_KEY = pytest.StashKey[int]()
@@ -153,7 +154,6 @@ def _in_engine_lane(item: pytest.Item) -> bool:
     return any(item.get_closest_marker(name) for name in ("docker", "postgres", "serial"))
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist adds the group to each node id
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root = config.rootpath
     reaches_engine: dict[Path, bool] = {}
@@ -181,9 +181,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return (1 if engine else 2, rank.get(_module(item, root), len(rank)), 0, position)
 
     items[:] = [item for _, item in sorted(enumerate(items), key=order)]
-    for item in items:  # the unit xdist hands out (--dist loadgroup): a module, or the stories
-        story = _graph_story(item, root)
-        item.add_marker(pytest.mark.xdist_group(GRAPH_GROUP if story else _module(item, root)))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> object | None:
+    """``--dist loadfile`` with the graph stories as one unit (tests/framework/scheduling.py)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    return StoriesTogetherScheduling(config, log, GRAPH_STORIES)
 
 
 def _graph_story(item: pytest.Item, root: Path) -> str | None:

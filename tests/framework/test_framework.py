@@ -3,6 +3,7 @@ never handed out twice, seeds re-run the same choices, the host engine check see
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import subprocess
@@ -250,33 +251,38 @@ def test_xdist_keeps_the_collection_order_heaviest_first(request: pytest.Fixture
     assert request.config.getoption("loadscopereorder") is False
 
 
-def test_graph_stories_are_one_group_handed_out_first() -> None:
-    """tests/conftest.py: the graph stories (a module, or one case of a module) form one
-    xdist group, first, in ``GRAPH_STORIES``' order; every other test's group is its
-    module, engine modules before pure ones. Collected for real, in a subprocess."""
-    from tests.conftest import GRAPH_GROUP, GRAPH_STORIES
+def test_graph_stories_are_one_unit_of_xdist_work(tmp_path: Path) -> None:
+    """tests/framework/scheduling.py under a real ``pytest -n 2 --dist loadfile``: the
+    stories (a module, and one case of another module) run in one process, one after
+    another, each other module whole in one process. Run in a folder of its own whose
+    conftest names its stories, as tests/conftest.py names ours."""
+    from tests.framework.scheduling import GRAPH_GROUP, unit_of
 
-    modules = ["tests/sandbox/test_units.py", "tests/test_bench_quick.py",
-               "tests/client/test_hostile_challenge_graph.py", "tests/client/test_e2e_demo.py",
-               "tests/sandbox/test_template.py"]
-    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p",
-                           "tests.framework.group_report", *modules], cwd=REPO,
-                          capture_output=True, text=True, timeout=300, check=False)
+    assert unit_of("tests/a.py::test_x[1]", {"tests/a.py"}) == GRAPH_GROUP
+    assert unit_of("tests/b.py::test_y[k]", {"tests/b.py::test_y[k]"}) == GRAPH_GROUP
+    assert unit_of("tests/b.py::test_y[j]", {"tests/b.py::test_y[k]"}) == "tests/b.py"
+    (tmp_path / "conftest.py").write_text(
+        "from tests.framework.scheduling import StoriesTogetherScheduling\n"
+        "STORIES = ('test_story.py', 'test_mixed.py::test_case[3]')\n"
+        "def pytest_xdist_make_scheduler(config, log):\n"
+        "    return StoriesTogetherScheduling(config, log, STORIES)\n")
+    case = ("import time, pytest\n@pytest.mark.parametrize('i', range(6))\n"
+            "def test_case(i):\n    time.sleep(0.05)\n")
+    for name in ("story", "mixed", "plain", "other"):
+        (tmp_path / f"test_{name}.py").write_text(case)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--dist",
+         "loadfile", "-v", "--rootdir", str(tmp_path), "-c", "/dev/null", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stdout + done.stderr
-    lines = [ln.removeprefix("GROUP ") for ln in done.stdout.splitlines()
-             if ln.startswith("GROUP ")]
-    groups = [(nodeid, group) for nodeid, group in (ln.rsplit(" ", 1) for ln in lines)]
-    stories = [nodeid for nodeid, group in groups if group == GRAPH_GROUP]
-    assert stories == [
-        "tests/client/test_e2e_demo.py::test_demo_story_end_to_end",
-        "tests/test_bench_quick.py::test_bench_runs_quick_and_prints_its_keys[predict]",
-        "tests/client/test_hostile_challenge_graph.py::"
-        "test_issue_30_claimer_runs_look_like_voters_and_failed_runs_leak_no_model"], stories
-    assert [nodeid for nodeid, _ in groups[:len(stories)]] == stories
-    assert all(story.split("::")[0] in GRAPH_STORIES or story in GRAPH_STORIES
-               for story in stories)
-    others = [(nodeid, group) for nodeid, group in groups if group != GRAPH_GROUP]
-    assert all(group == nodeid.split("::")[0] for nodeid, group in others), others
-    order = list(dict.fromkeys(group for _, group in others))
-    assert order == ["tests/test_bench_quick.py", "tests/sandbox/test_template.py",
-                     "tests/sandbox/test_units.py"], order
+    assert "scheduling tests via StoriesTogetherScheduling" in done.stdout, done.stdout
+    ran = [line.split() for line in done.stdout.splitlines() if line.startswith("[gw")]
+    worker = {words[-1]: words[0] for words in ran}
+    assert len(worker) == 24, done.stdout
+    stories = {worker["test_mixed.py::test_case[3]"]} | {
+        worker[f"test_story.py::test_case[{i}]"] for i in range(6)}
+    assert len(stories) == 1, done.stdout
+    for name in ("plain", "other"):
+        assert len({worker[f"test_{name}.py::test_case[{i}]"] for i in range(6)}) == 1
+    assert len({worker[f"test_mixed.py::test_case[{i}]"] for i in (0, 1, 2, 4, 5)}) == 1
