@@ -170,15 +170,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     story_rank = {story: place for place, story in enumerate(GRAPH_STORIES)}
     engine_modules = {item.path for item in items if _in_engine_lane(item)}
 
-    def order(indexed: tuple[int, pytest.Item]) -> tuple[int, int, int, int]:
+    def order(indexed: tuple[int, pytest.Item]) -> tuple[int, int, int]:
         """The graph stories first, in their order; then the other engine modules, heaviest
         first; the pure modules last. A module's tests keep their own order."""
         position, item = indexed
-        story = _graph_story(item, root)
+        story = _graph_story(item)
         if story is not None:
-            return (0, story_rank[story], 0, position)
+            return (0, story_rank[story], position)
         engine = item.path in engine_modules
-        return (1 if engine else 2, rank.get(_module(item, root), len(rank)), 0, position)
+        return (1 if engine else 2, rank.get(_module(item, root), len(rank)), position)
 
     items[:] = [item for _, item in sorted(enumerate(items), key=order)]
 
@@ -190,11 +190,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> object 
     return StoriesTogetherScheduling(config, log, GRAPH_STORIES)
 
 
-def _graph_story(item: pytest.Item, root: Path) -> str | None:
-    """The ``GRAPH_STORIES`` entry ``item`` belongs to (its module, or its own id), if any."""
-    module = _module(item, root)
-    nodeid = module + item.nodeid[item.nodeid.index("::"):] if "::" in item.nodeid else module
-    for story in (nodeid, module):
+def _graph_story(item: pytest.Item) -> str | None:
+    """The ``GRAPH_STORIES`` entry ``item`` belongs to (its own id, or its module), if any."""
+    for story in (item.nodeid, item.nodeid.split("::", 1)[0]):
         if story in GRAPH_STORIES:
             return story
     return None
