@@ -103,6 +103,16 @@ def test_the_glob_finds_the_benches() -> None:
     assert not stems & {"federated_private", "predict_jobs", "__init__"}, stems
 
 
+def test_graph_benches_draw_their_ports_as_the_tests_do() -> None:
+    """A bench that starts nodes takes its ports from ``tests.framework.ports`` (below the
+    ephemeral range, and in its xdist process's share when ``make test`` runs it beside
+    graph tests of the other process): bench/predict.py drew a base anywhere in 20000-40000
+    and lost port 30250 to the other process's graph in a ``make test-repeat`` run."""
+    drawing_their_own = [path.name for path in [*SCRIPTS, *BENCH_DIR.glob("support/*.py")]
+                         if "suggest_base_port" in path.read_text()]
+    assert not drawing_their_own, drawing_their_own
+
+
 @pytest.mark.parametrize("script", [_param(path) for path in SCRIPTS])
 def test_bench_runs_quick_and_prints_its_keys(script: Path, tmp_path: Path) -> None:
     found = declarations(script)
