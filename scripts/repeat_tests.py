@@ -3,7 +3,9 @@ seed that re-runs it, and the time of each run (make test-repeat).
 
 Each run is a fresh pytest process with fresh seeds [tests/framework/seed.py]; a failure's
 captured output holds the line ``seed: LC_SEED=N pytest 'NODEID'``, which this report
-repeats. The report ends with one JSON object: runs, failures, seconds per run.
+repeats. The report ends with one JSON object: runs, failures, seconds per run, and each run's
+time per phase (``phases``: the graph stories and the rest, summed, and when each xdist
+process ended).
 ``LC_TEST_REPORT_DIR=DIR`` keeps each run's JUnit XML there (runN.xml): every case's time,
 start and xdist process (tests/conftest.py), to read a failure against what ran beside it.
 """
@@ -81,6 +83,33 @@ def failures_in(junit: Path) -> list[dict[str, str]]:
     return found
 
 
+def phases(junit: Path) -> dict[str, object]:
+    """Where a run's time went: seconds summed over the graph stories (one xdist process
+    runs them one after another: tests/conftest.py marks their cases ``unit``
+    ``graph-stories``) and over the rest, and when each process ended, from the run's
+    start (the ``started`` property)."""
+    if not junit.exists():
+        return {}
+    cases = list(ET.parse(junit).getroot().iter("testcase"))
+    stories = rest = 0.0
+    first = min((float(_props(c)["started"]) for c in cases if "started" in _props(c)),
+                default=0.0)
+    ends: dict[str, float] = {}
+    for case in cases:
+        props = _props(case)
+        seconds = float(case.get("time", 0) or 0)
+        if props.get("unit") == "graph-stories":
+            stories += seconds
+        else:
+            rest += seconds
+        if "started" in props:
+            worker = props.get("worker", "main")
+            end = float(props["started"]) - first + seconds
+            ends[worker] = max(ends.get(worker, 0.0), end)
+    return {"graph_stories_s": round(stories), "rest_s": round(rest),
+            "process_end_s": {w: round(e) for w, e in sorted(ends.items())}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -138,7 +167,8 @@ def run_all(args: argparse.Namespace, report: list[dict[str, object]]) -> None:
             failed = failures_in(junit) if code != 0 else []
             if code != 0 and not failed:
                 failed = [{"test": "(session)", "error": f"pytest exit {code}", "rerun": ""}]
-            report.append({"run": run, "seconds": seconds, "exit": code, "failures": failed})
+            report.append({"run": run, "seconds": seconds, "exit": code, "failures": failed,
+                           "phases": phases(junit)})
             keep = os.environ.get("LC_TEST_REPORT_DIR")
             if keep and junit.exists():
                 Path(keep).mkdir(parents=True, exist_ok=True)
@@ -150,15 +180,25 @@ def print_report(report: list[dict[str, object]]) -> int:
     """Every failure of every ended run with its re-run line, then one JSON line."""
     print("== repeat report")
     for entry in report:
-        print(f"run {entry['run']}: {entry['seconds']} s, {len(entry['failures'])} failed")  # type: ignore[arg-type]
+        print(f"run {entry['run']}: {entry['seconds']} s, {len(entry['failures'])} failed"  # type: ignore[arg-type]
+              f"{_phase_text(entry.get('phases') or {})}")  # type: ignore[arg-type]
         for f in entry["failures"]:  # type: ignore[attr-defined]
             print(f"  FAILED {f['test']}: {f['error']}\n    re-run: {f['rerun']}")
             if f.get("beside"):
                 print(f"    beside it: {f['beside']}")
     total = sum(len(e["failures"]) for e in report)  # type: ignore[arg-type]
     print(json.dumps({"runs": len(report), "failures": total,
-                      "seconds_per_run": [e["seconds"] for e in report]}))
+                      "seconds_per_run": [e["seconds"] for e in report],
+                      "phases_per_run": [e.get("phases") or {} for e in report]}))
     return 1 if total else 0
+
+
+def _phase_text(phases: dict[str, object]) -> str:
+    if not phases:
+        return ""
+    ends = ", ".join(f"{w} {s} s" for w, s in phases["process_end_s"].items())  # type: ignore[attr-defined]
+    return (f" (summed: graph stories {phases['graph_stories_s']} s, the rest "
+            f"{phases['rest_s']} s; processes ended at {ends})")
 
 
 if __name__ == "__main__":

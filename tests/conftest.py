@@ -166,6 +166,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.docker)
         item.user_properties.append(("lane", "engine" if _in_engine_lane(item) else "pure"))
+        if _graph_story(item) is not None:  # scripts/repeat_tests.py's time per phase
+            item.user_properties.append(("unit", "graph-stories"))
     rank = {module: place for place, module in enumerate(HEAVIEST_FIRST)}
     story_rank = {story: place for place, story in enumerate(GRAPH_STORIES)}
     engine_modules = {item.path for item in items if _in_engine_lane(item)}

@@ -202,6 +202,61 @@ def test_repeat_report_says_what_ran_beside_a_failure(tmp_path: Path) -> None:
     assert failure["beside"] == "tests.worker 80 s, tests.bench 50 s"
 
 
+def test_repeat_report_gives_each_run_its_time_per_phase(tmp_path: Path) -> None:
+    """The graph stories' summed time (cases tests/conftest.py marks ``unit``
+    ``graph-stories``), the rest's, and when each process ended after the run's start."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "repeat_tests", Path(__file__).parents[2] / "scripts" / "repeat_tests.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def case(started: float, seconds: float, worker: str, story: bool) -> str:
+        unit = '<property name="unit" value="graph-stories"/>' if story else ""
+        return (f'<testcase classname="tests.x" name="t" time="{seconds}"><properties>'
+                f'<property name="started" value="{started}"/>'
+                f'<property name="worker" value="{worker}"/>{unit}</properties></testcase>')
+
+    junit = tmp_path / "run.xml"
+    junit.write_text("<testsuites><testsuite>"
+                     + case(1000.0, 150.0, "gw0", story=True)
+                     + case(1150.0, 100.0, "gw0", story=True)
+                     + case(1000.5, 40.0, "gw1", story=False)
+                     + case(1041.0, 200.0, "gw1", story=False)
+                     + "</testsuite></testsuites>")
+    assert module.phases(junit) == {"graph_stories_s": 250, "rest_s": 240,
+                                    "process_end_s": {"gw0": 250, "gw1": 241}}
+    assert module.phases(tmp_path / "missing.xml") == {}
+    text = module._phase_text(module.phases(junit))
+    assert "graph stories 250 s, the rest 240 s" in text and "gw1 241 s" in text
+
+
+def test_graph_story_cases_say_so_in_their_report(tmp_path: Path) -> None:
+    """tests/conftest.py gives the cases of a GRAPH_STORIES entry the ``unit`` property,
+    and no other case, which the repeat's time per phase reads (a real collection of a
+    story module, a module with one story case, and a module with none)."""
+    (tmp_path / "show_units.py").write_text(
+        "def pytest_collection_finish(session):\n"
+        "    for item in session.items:\n"
+        "        print('UNIT', item.nodeid, dict(item.user_properties).get('unit'))\n")
+    repo = Path(__file__).parents[2]
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         "-p", "show_units", "-m", "", "tests/client/test_e2e_demo.py",
+         "tests/test_bench_quick.py"],
+        cwd=repo, env={**os.environ, "PYTHONPATH": str(tmp_path)}, capture_output=True,
+        text=True, timeout=120, check=False).stdout
+    units = dict(line.split()[1:3] for line in out.splitlines() if line.startswith("UNIT "))
+    predict = "tests/test_bench_quick.py::test_bench_runs_quick_and_prints_its_keys[predict]"
+    demo = [nodeid for nodeid in units if nodeid.startswith("tests/client/test_e2e_demo.py")]
+    assert demo and all(units[nodeid] == "graph-stories" for nodeid in demo), out
+    assert units.get(predict) == "graph-stories", out
+    others = [n for n in units if n.startswith("tests/test_bench_quick.py") and n != predict]
+    assert others and all(units[n] == "None" for n in others), out
+
+
 def test_repeat_stopped_by_kill_in_the_background_reports_and_leaves_no_pytest(
         tmp_path: Path) -> None:
     """``pkill -f repeat_tests.py`` (SIGTERM) on a run started with SIGINT ignored (as
@@ -237,7 +292,7 @@ def test_repeat_stopped_by_kill_in_the_background_reports_and_leaves_no_pytest(
     assert "== stopped during run 1" in out, out
     assert "== run 2 of 3" not in out, out
     assert out.strip().splitlines()[-1] == \
-        '{"runs": 0, "failures": 0, "seconds_per_run": []}', out
+        '{"runs": 0, "failures": 0, "seconds_per_run": [], "phases_per_run": []}', out
     leftover = subprocess.run(["pgrep", "-f", f"pytest.*{tmp_path}"], capture_output=True,
                               text=True, check=False).stdout
     assert not leftover.strip(), leftover
