@@ -90,13 +90,12 @@ def phases(junit: Path) -> dict[str, object]:
     start (the ``started`` property)."""
     if not junit.exists():
         return {}
-    cases = list(ET.parse(junit).getroot().iter("testcase"))
+    cases = [(case, _props(case)) for case in ET.parse(junit).getroot().iter("testcase")]
     stories = rest = 0.0
-    first = min((float(_props(c)["started"]) for c in cases if "started" in _props(c)),
+    first = min((float(props["started"]) for _, props in cases if "started" in props),
                 default=0.0)
     ends: dict[str, float] = {}
-    for case in cases:
-        props = _props(case)
+    for case, props in cases:
         seconds = float(case.get("time", 0) or 0)
         if props.get("unit") == "graph-stories":
             stories += seconds

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,9 +145,8 @@ def test_each_xdist_worker_draws_ports_from_its_own_share(
     assert all(low1 <= port < high1 for port in ports), ports
 
 
-def test_repeat_report_names_each_failure_with_the_line_that_reruns_it(
-        tmp_path: Path) -> None:
-    """scripts/repeat_tests.py reads pytest's junit report: a failure carries its seed line."""
+def repeat_tests_module() -> Any:
+    """scripts/repeat_tests.py, loaded as a module (scripts/ is no package)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
@@ -154,6 +154,13 @@ def test_repeat_report_names_each_failure_with_the_line_that_reruns_it(
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_repeat_report_names_each_failure_with_the_line_that_reruns_it(
+        tmp_path: Path) -> None:
+    """scripts/repeat_tests.py reads pytest's junit report: a failure carries its seed line."""
+    module = repeat_tests_module()
     junit = tmp_path / "run.xml"
     junit.write_text(
         '<testsuites><testsuite name="pytest" tests="2">'
@@ -172,13 +179,7 @@ def test_repeat_report_says_what_ran_beside_a_failure(tmp_path: Path) -> None:
     """A failure's report names the modules another xdist process ran while it ran, with
     the seconds they overlapped it (tests/conftest.py records each case's start and
     process); its own process and cases that ended before it are left out."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "repeat_tests", Path(__file__).parents[2] / "scripts" / "repeat_tests.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = repeat_tests_module()
 
     def case(classname: str, started: float, seconds: float, worker: str,
              failed: bool = False) -> str:
@@ -205,13 +206,7 @@ def test_repeat_report_says_what_ran_beside_a_failure(tmp_path: Path) -> None:
 def test_repeat_report_gives_each_run_its_time_per_phase(tmp_path: Path) -> None:
     """The graph stories' summed time (cases tests/conftest.py marks ``unit``
     ``graph-stories``), the rest's, and when each process ended after the run's start."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "repeat_tests", Path(__file__).parents[2] / "scripts" / "repeat_tests.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = repeat_tests_module()
 
     def case(started: float, seconds: float, worker: str, story: bool) -> str:
         unit = '<property name="unit" value="graph-stories"/>' if story else ""
