@@ -39,9 +39,11 @@ from types import TracebackType
 
 import docker
 import docker.errors
+import docker.models.images
 import requests.exceptions
 
 from sandbox.runtime import RUNSC, RUNSC_PATH, runsc_entry
+from tests.framework.engine_seed import SeedError, clone_seed, ensure_seed
 from tests.framework.wait import scaled, wait_until
 
 DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
@@ -92,6 +94,8 @@ class PrivateDockerd:
         self.log_file = log_file or self.root / "dockerd.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self._clients: list[docker.DockerClient] = []
+        self.seed: Path | None = None
+        """The seed whose clone this engine's data root is (``load_from_host``), if any."""
 
     @property
     def host(self) -> str:
@@ -288,12 +292,18 @@ class PrivateDockerd:
     def load_from_host(self, host: docker.DockerClient, ref: str) -> str:
         """Copies image ``ref`` from ``host`` into this engine with its tags; returns its id.
 
-        The ``docker save`` tar is cached per image id (``cached_image_tar``), so the
-        gigabyte of the base image is read from the host engine once per machine, not
-        once per test. Reading an image does not change the host engine.
+        An engine that holds nothing yet restarts on a clone of a data root holding the
+        image (``engine_seed``: a second or two instead of the engine unpacking a gigabyte);
+        one that does, or whose clone fails, loads the ``docker save`` tar, cached per image
+        (``cached_image_tar``). Reading an image does not change the host engine.
         """
         image = host.images.get(ref)
-        tar = cached_image_tar(host, ref)
+        if self._is_empty() and self._restart_on_seed(host, ref):
+            return str(image.id)
+        self._load_tar(cached_image_tar(host, ref), image)
+        return str(image.id)
+
+    def _load_tar(self, tar: Path, image: docker.models.images.Image) -> None:
         client = self.client(timeout=600)
         with open(tar, "rb") as data:
             client.images.load(data)
@@ -301,7 +311,62 @@ class PrivateDockerd:
             for tag in image.tags:
                 repository, _, version = tag.rpartition(":")
                 loaded.tag(repository, version)
-        return str(image.id)
+
+    def _is_empty(self) -> bool:
+        client = docker.DockerClient(base_url=self.host, timeout=60)
+        try:
+            return not client.images.list(all=True) and \
+                not client.containers.list(all=True, ignore_removed=True)
+        finally:
+            client.close()
+
+    def _restart_on_seed(self, host: docker.DockerClient, ref: str) -> bool:
+        """Stops this (empty) engine, puts a clone of the seed of ``ref`` in place of its data
+        root and starts it again; False (the engine running on a fresh data root again) if
+        the seed cannot be cloned here."""
+        image = host.images.get(ref)
+        key = image_cache_key(image)
+        seed = ensure_seed(cache_dir(), key, lambda data: _build_seed(host, ref, data))
+        self.stop()
+        data_root = self.root / "data"
+        shutil.rmtree(data_root)
+        try:
+            clone_seed(seed, data_root)
+        except SeedError:
+            shutil.rmtree(data_root, ignore_errors=True)
+            self.start()
+            return False
+        self.start()
+        self.seed = seed
+        client = docker.DockerClient(base_url=self.host, timeout=60)
+        try:
+            held = client.images.get(str(image.id))
+            if set(held.tags) != set(image.tags):
+                raise PrivateDockerdError(f"engine {self.name} started on seed {seed} holds "
+                                          f"{held.tags}, not {image.tags}")
+        finally:
+            client.close()
+        return True
+
+
+def image_cache_key(image: docker.models.images.Image) -> str:
+    """A file name part for an image and its tags: a re-tag or a rebuild changes it."""
+    key = hashlib.sha256(json.dumps([image.id, sorted(image.tags)]).encode()).hexdigest()[:16]
+    return f"{image.id.removeprefix('sha256:')[:16]}-{key}"
+
+
+def _build_seed(host: docker.DockerClient, ref: str, data_root: Path) -> None:
+    """A stopped engine's data root (``data_root``) holding ``ref`` with its tags."""
+    builder = PrivateDockerd()
+    try:
+        builder.start()
+        builder._load_tar(cached_image_tar(host, ref), host.images.get(ref))
+        builder.stop()
+        if builder.pid is not None:
+            raise PrivateDockerdError(f"seed engine {builder.name} did not stop")
+        (builder.root / "data").rename(data_root)
+    finally:
+        builder.close()
 
 
 def cache_dir() -> Path:
@@ -315,8 +380,7 @@ def cache_dir() -> Path:
 def cached_image_tar(host: docker.DockerClient, ref: str) -> Path:
     """``docker save`` of ``ref`` (with its tags), kept under ``cache_dir()`` by image id."""
     image = host.images.get(ref)
-    key = hashlib.sha256(json.dumps([image.id, sorted(image.tags)]).encode()).hexdigest()[:16]
-    path = cache_dir() / f"image-{image.id.removeprefix('sha256:')[:16]}-{key}.tar"
+    path = cache_dir() / f"image-{image_cache_key(image)}.tar"
     if path.exists():
         return path
     partial = path.with_name(path.name + f".{os.getpid()}.partial")
