@@ -298,7 +298,7 @@ class PrivateDockerd:
         (``cached_image_tar``). Reading an image does not change the host engine.
         """
         image = host.images.get(ref)
-        if self._is_empty() and self._restart_on_seed(host, ref):
+        if self._is_empty() and self._restart_on_seed(host, ref, image):
             return str(image.id)
         self._load_tar(cached_image_tar(host, ref), image)
         return str(image.id)
@@ -320,11 +320,11 @@ class PrivateDockerd:
         finally:
             client.close()
 
-    def _restart_on_seed(self, host: docker.DockerClient, ref: str) -> bool:
-        """Stops this (empty) engine, puts a clone of the seed of ``ref`` in place of its data
-        root and starts it again; False (the engine running on a fresh data root again) if
-        the seed cannot be cloned here."""
-        image = host.images.get(ref)
+    def _restart_on_seed(self, host: docker.DockerClient, ref: str,
+                         image: docker.models.images.Image) -> bool:
+        """Stops this (empty) engine, puts a clone of the seed of ``ref`` (``image`` on
+        ``host``) in place of its data root and starts it again; False (the engine running on
+        a fresh data root again) if the seed cannot be cloned here."""
         key = image_cache_key(image)
         seed = ensure_seed(cache_dir(), key, lambda data: _build_seed(host, ref, data))
         self.stop()
