@@ -13,7 +13,9 @@ export LC_TEST_POSTGRES_URL ?= postgresql+psycopg2://lc:lc@127.0.0.1:5432/lc_tes
 
 .PHONY: docs test test-parallel test-serial test-repeat lock test-slow demo demo-federated demo-federated-private docs-federated setup system venv base-image lint typecheck unit gpu-test soak fuzz faults bench bench-quick clean
 
-# make test runs the suite in 2 processes (pytest-xdist, --dist loadfile): a module's tests
+# make test runs the suite in LC_TEST_PROCESSES processes (default 3 on 2 cores: the engine
+# tests wait on windows and timers, and with 2 processes 45 % of the CPU sat idle; pytest-xdist,
+# --dist loadfile): a module's tests
 # run in one process one after another; the graph stories (tests/conftest.py GRAPH_STORIES)
 # are one unit, run one by one in one process (tests/framework/scheduling.py), the other Docker, PostgreSQL and
 # multi-process modules go longest first, and the pure tests fill the end (scripts/test_phases.sh reports
@@ -31,13 +33,13 @@ test-parallel: venv
 	$(VENV)/bin/pytest -q -n 2 -m "$(PARALLEL_TESTS)"
 
 test-serial: setup
-	$(VENV)/bin/pytest -q -n 2 --dist loadfile -m "$(SERIAL_TESTS)"
+	$(VENV)/bin/pytest -q -n $${LC_TEST_PROCESSES:-3} --dist loadfile -m "$(SERIAL_TESTS)"
 
 # The Docker and multi-process tests LC_REPEAT times in a row (default 5), each run with
 # fresh seeds; the report lists every failure with the LC_SEED that re-runs it and the time
 # of each run. A flaky test is a bug to fix, not to retry.
 test-repeat: setup
-	$(PY) scripts/repeat_tests.py --runs $${LC_REPEAT:-5} -m "$(SERIAL_TESTS)" -- -n 2 --dist loadfile
+	$(PY) scripts/repeat_tests.py --runs $${LC_REPEAT:-5} -m "$(SERIAL_TESTS)" -- -n $${LC_TEST_PROCESSES:-3} --dist loadfile
 
 # Refresh requirements.lock (every dependency, direct and transitive, exact version and
 # hashes) from pyproject.toml's ranges, then run the whole suite on it.

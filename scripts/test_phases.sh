@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make test: the whole suite in 2 processes (pytest-xdist, --dist loadfile). A module's tests
-# run one after another in one process; the modules that start engines, graphs of node
+# make test: the whole suite in LC_TEST_PROCESSES processes (default 3; pytest-xdist, --dist
+# loadfile). A module's tests run one after another in one process; the modules that start engines, graphs of node
 # processes or browsers are handed out first, longest first (tests/conftest.py), and the
 # pure tests fill the end. The report gives each phase's time (the PHASE=SECONDS arguments
 # and pytest), the 15 longest modules, each lane's summed test time
@@ -23,23 +23,24 @@ echo "== disk: ${disk_before} GiB free in ${TMPDIR:-/tmp}"
 if [ "$disk_before" -lt 12 ]; then
   echo "warning: under 12 GiB free; the engine tests may fail with 'no space left on device'" >&2
 fi
+processes=${LC_TEST_PROCESSES:-3}
 start=$SECONDS
-echo "== pytest -n 2 --dist loadfile -m \"$markexpr\""
-"$pytest" -q -n 2 --dist loadfile --durations=25 --junitxml="$reports/run.xml" \
+echo "== pytest -n $processes --dist loadfile -m \"$markexpr\""
+"$pytest" -q -n "$processes" --dist loadfile --durations=25 --junitxml="$reports/run.xml" \
   -o junit_family=xunit1 -m "$markexpr"
 rc=$?
 if [ -n "${LC_TEST_REPORT:-}" ]; then cp "$reports/run.xml" "$LC_TEST_REPORT" || true; fi
 wall=$((SECONDS - start))
 echo "== disk: $(free_gib) GiB free after the run (${disk_before} GiB before)"
 
-python3 - "$reports/run.xml" "$wall" "$rc" "$@" <<'PY'
+python3 - "$reports/run.xml" "$wall" "$rc" "$processes" "$@" <<'PY'
 import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
-junit, wall, rc = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-before = [phase.split("=", 1) for phase in sys.argv[4:]]
+junit, wall, rc, processes = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+before = [phase.split("=", 1) for phase in sys.argv[5:]]
 lanes: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
 modules: dict[str, float] = defaultdict(float)
 if junit.exists():
@@ -68,7 +69,7 @@ if before:
         print(f"  {name:<15} {clock(float(seconds))}")
     print(f"  {'pytest':<15} {clock(wall)}")
     print(f"  {'total':<15} {clock(wall + sum(float(s) for _, s in before))}")
-print("== make test lanes (2 processes side by side; lane times are summed test times)")
+print(f"== make test lanes ({processes} processes side by side; lane times are summed test times)")
 for name in ("engine", "pure"):
     lane = lanes[name]
     print(f"  {name:<7} {clock(lane['seconds'])}   {int(lane['passed'])} passed, "
