@@ -11,12 +11,12 @@
   image (``tests/framework/dockerd.py``), for tests that stop an engine or need a node
   with an engine of its own; one per session, reset for each test.
 - The header shows ``LC_TIMEOUT_FACTOR`` (``tests/framework/wait.py``).
-- ``make test`` runs the whole suite in 2 processes (pytest-xdist, ``--dist loadfile``): a
-  module's tests always run one after another in one process. The graph stories
-  (``GRAPH_STORIES``) are one unit, run one after another by one process
-  (``pytest_xdist_make_scheduler``); the other
+- ``make test`` runs the whole suite in 3 processes (pytest-xdist, ``--dist loadfile``;
+  ``LC_TEST_PROCESSES`` for another count): a module's tests always run one after another
+  in one process. The graph stories (``GRAPH_STORIES``) are one unit, run one after another
+  by one process (``pytest_xdist_make_scheduler``); the other
   modules that start engines, graphs of node processes or browsers (marked ``docker``,
-  ``postgres`` or ``serial`` here) go to the other, heaviest first (``HEAVIEST_FIRST``),
+  ``postgres`` or ``serial`` here) go to the others, heaviest first (``HEAVIEST_FIRST``),
   and the pure tests fill the end of the run. Each case records its lane (``engine`` or
   ``pure``) for scripts/test_phases.sh's report, and when it started in which process, to
   read a failure against what ran beside it.

@@ -54,7 +54,7 @@ def ephemeral_low(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -
 
 
 def _worker_slice(low: int, high: int) -> tuple[int, int]:
-    """This pytest-xdist worker's share of [low, high): ``make test`` runs 2 processes, each
+    """This pytest-xdist worker's share of [low, high): ``make test`` runs 3 processes, each
     with its own ``_handed_out``; disjoint shares keep one from handing out the other's
     ports between its check and its node's bind. The whole range outside xdist."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")

@@ -1,4 +1,4 @@
-"""How ``make test``'s two xdist processes share the suite: ``--dist loadfile``, except that
+"""How ``make test``'s xdist processes share the suite: ``--dist loadfile``, except that
 the graph stories are one unit (``tests/conftest.py`` ``GRAPH_STORIES``).
 
 A unit is handed whole to one process, units in collection order (pyproject's

@@ -3,6 +3,7 @@ never handed out twice, seeds re-run the same choices, the host engine check see
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import socket
@@ -126,21 +127,25 @@ def test_host_engine_check_sees_a_restart_and_a_removed_container() -> None:
 
 def test_each_xdist_worker_draws_ports_from_its_own_share(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """make test's 2 processes each keep their own record of ports handed out: their shares
-    of the range must not overlap, or one could hand out a port the other just checked."""
+    """make test's processes (3 by default, LC_TEST_PROCESSES) each keep their own record of
+    ports handed out: their shares of the range must not overlap, or one could hand out a
+    port another just checked."""
     from tests.framework.ports import _worker_slice
 
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     assert _worker_slice(10_000, 32_768) == (10_000, 32_768)
-    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
-    shares = []
-    for worker in ("gw0", "gw1"):
-        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
-        shares.append(_worker_slice(10_000, 32_768))
-    (low0, high0), (low1, high1) = shares
-    assert low0 == 10_000 and high0 <= low1 and high1 <= 32_768
-    assert high0 - low0 > 10_000 and high1 - low1 > 10_000
+    for count in (2, 3, 4):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", str(count))
+        shares = []
+        for index in range(count):
+            monkeypatch.setenv("PYTEST_XDIST_WORKER", f"gw{index}")
+            shares.append(_worker_slice(10_000, 32_768))
+        assert shares[0][0] == 10_000 and shares[-1][1] <= 32_768, shares
+        for (_, high), (next_low, _) in itertools.pairwise(shares):
+            assert high <= next_low, shares
+        assert all(high - low > 5_000 for low, high in shares), shares
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    low1, high1 = shares[1]
     ports = free_ports(20)
     assert all(low1 <= port < high1 for port in ports), ports
 
