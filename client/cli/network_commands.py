@@ -19,7 +19,7 @@ import click
 
 from client.cli.common import UserError, json_option, table
 from client.cli.inert import out as say
-from client.devnet.network import API_PORT_OFFSET, NetworkLayout, create_network
+from client.devnet.network import API_PORT_OFFSET, DEFAULT_BASE_PORT, NetworkLayout, create_network
 from sandbox.runtime import CHOICES as RUNTIME_CHOICES
 
 DEFAULT_DEVNET = Path(".devnet")
@@ -43,7 +43,7 @@ def network() -> None:
 @click.option("--workers", type=click.IntRange(0, 64), default=None,
               help="How many of the validators also run the worker  [default: all]")
 @click.option("--chain-id", default=None, help="Chain id (default: lc-local-<random>).")
-@click.option("--base-port", type=click.IntRange(1024, 65000), default=26600,
+@click.option("--base-port", type=click.IntRange(1024, 65000), default=DEFAULT_BASE_PORT,
               show_default=True,
               help=f"P2P port of node0; node i uses +i, its API +{API_PORT_OFFSET}+i.")
 @click.option("--validator-balance", type=click.IntRange(0, 2**62), default=1_000,
@@ -122,7 +122,8 @@ def devnet() -> None:
 @click.option("--validators", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option("--workers", type=click.IntRange(0, 64), default=3, show_default=True,
               help="How many of the validators also run the worker.")
-@click.option("--base-port", type=click.IntRange(1024, 65000), default=26600, show_default=True,
+@click.option("--base-port", type=click.IntRange(1024, 65000), default=DEFAULT_BASE_PORT,
+              show_default=True,
               help=f"P2P port of node0 of a new network; node i uses +i, its API "
                    f"+{API_PORT_OFFSET}+i.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,

@@ -33,6 +33,8 @@ from client.node.join import write_secret_file
 from sandbox.runtime import check_name as check_runtime
 
 API_PORT_OFFSET = 100
+DEFAULT_BASE_PORT = 26600
+"""``devnet up``'s first p2p port when ``--base-port`` is not given."""
 FAST_SCRYPT_N = 2**14
 """Key files of generated local graphs: still scrypt, cheaper to open for many processes."""
 
@@ -128,7 +130,7 @@ def create_network(
     *,
     validators: int = 4,
     workers: int = 3,
-    base_port: int = 26600,
+    base_port: int = DEFAULT_BASE_PORT,
     chain_id: str | None = None,
     validator_balance: int = 1_000,
     node_balances: dict[int, int] | None = None,

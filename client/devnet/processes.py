@@ -30,6 +30,7 @@ from typing import Any
 
 from client.devnet.network import (
     API_PORT_OFFSET,
+    DEFAULT_BASE_PORT,
     NetworkLayout,
     NodeLayout,
     create_network,
@@ -160,7 +161,7 @@ def up(
     *,
     validators: int = 4,
     workers: int = 3,
-    base_port: int = 26600,
+    base_port: int = DEFAULT_BASE_PORT,
     worker_settings: dict[int, dict[str, Any]] | None = None,
     consensus: dict[str, int] | None = None,
     users: dict[str, int] | None = None,

@@ -30,12 +30,22 @@ import socket
 import threading
 from pathlib import Path
 
-from client.devnet.network import API_PORT_OFFSET
+from client.devnet.network import API_PORT_OFFSET, DEFAULT_BASE_PORT
 
 HOST = "127.0.0.1"
-README_PORTS = frozenset({26656, 26657})
+README_DEVNET_NODES = 7
+"""The README's ``devnet up --validators 4 --workers 3``: seven nodes."""
+README_DEVNET_PORTS = frozenset(
+    DEFAULT_BASE_PORT + offset + node
+    for offset in (0, API_PORT_OFFSET) for node in range(README_DEVNET_NODES))
+"""The ports that graph takes at ``devnet up``'s default base (26600-26606 p2p, 26700-26706
+API), run as written by tests/client/test_readme_use_it.py. With 3 test processes one draw
+of another process's share landed on 26600 while the README story ran (make test-repeat,
+2026-11-25: "port 26600 (node0 p2p) ... is already in use")."""
+README_PORTS = frozenset({26656, 26657}) | README_DEVNET_PORTS
 """The README's "Join an existing graph" ports, which tests/client/test_readme_join.py runs
-as written: no other test is ever handed them, so that test cannot lose them to a draw."""
+as written, and its local graph's: no other test is ever handed them, so the tests that run
+the README as written cannot lose them to a draw."""
 _handed_out: set[int] = set(README_PORTS)
 _lock = threading.Lock()
 MAX_TRIES = 200

@@ -341,3 +341,31 @@ def test_graph_stories_are_one_unit_of_xdist_work(tmp_path: Path) -> None:
     for name in ("plain", "other"):
         assert len({worker[f"test_{name}.py::test_case[{i}]"] for i in range(6)}) == 1
     assert len({worker[f"test_mixed.py::test_case[{i}]"] for i in (0, 1, 2, 4, 5)}) == 1
+
+
+def test_the_readme_graphs_ports_are_never_handed_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's ``devnet up`` (run as written, on its default ports, by
+    tests/client/test_readme_use_it.py) takes ports no draw of any test process may hand out:
+    with 3 processes a draw of another process's share took 26600 in make test-repeat."""
+    import re
+
+    from client.devnet.network import API_PORT_OFFSET, DEFAULT_BASE_PORT
+    from tests.framework import ports
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    line = re.search(r"^learningchain devnet up (.*)$", readme, re.MULTILINE)
+    assert line is not None and "--base-port" not in line.group(1), "README: no devnet up line"
+    counts = {flag: int(n) for flag, n in re.findall(r"--(validators|workers) (\d+)",
+                                                       line.group(1))}
+    nodes = counts["validators"] + counts["workers"]
+    taken = {DEFAULT_BASE_PORT + offset + node
+             for offset in (0, API_PORT_OFFSET) for node in range(nodes)}
+    assert taken <= ports.README_PORTS, sorted(taken - ports.README_PORTS)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "1")
+    monkeypatch.setattr(ports, "_worker_slice", lambda low, high: (26_500, 26_900))
+    monkeypatch.setattr(ports, "_handed_out", set(ports.README_PORTS))
+    drawn = {port for _ in range(5) for port in ports.free_ports(20)}
+    drawn.update(ports.free_base_port(1) for _ in range(10))
+    assert len(drawn) == 110, len(drawn)
+    assert not drawn & taken, sorted(drawn & taken)
