@@ -38,6 +38,9 @@ from chain.types import (
     TimeMs,
 )
 
+EVAL_RUNTIMES = ("runsc", "runc")
+"""[GENESIS-RUNTIME.1] What a genesis may name as the graph's evaluation runtime."""
+
 
 @dataclass(frozen=True, slots=True)
 class GenesisValidator:
@@ -61,15 +64,21 @@ class Genesis:
     verifiers: tuple[Address, ...] = ()
     """Members that verify from height 0, each bonded with ``params.verifier_bond``
     credits created at genesis beside the balances [GENESIS-VERIFIERS.1]."""
+    eval_runtime: str = ""
+    """[GENESIS-RUNTIME.1] The sandbox runtime every member evaluates under (``runsc`` or
+    ``runc``), so the runtime never changes a verdict [JOB-RUNTIME.13]; "" when the
+    document names none (a graph made before issue 47: each node its own)."""
 
     def hashed_form(self) -> list[Any]:
         """[GENESIS-HASH.1] What the genesis hash covers: validators in document order,
         members (validators included) and balances sorted by raw address, every parameter,
-        then the verifiers sorted by raw address."""
-        return ["learningchain/v1", "genesis", self.chain_id, self.genesis_time_ms,
+        then the verifiers sorted by raw address, then the evaluation runtime when the
+        document names one [GENESIS-RUNTIME.1]."""
+        form = ["learningchain/v1", "genesis", self.chain_id, self.genesis_time_ms,
                 [[v.pubkey, v.power, v.name] for v in self.validators], list(self.members),
                 [[a, b] for a, b in self.balances], self.params.to_wire(),
                 list(self.verifiers)]
+        return [*form, self.eval_runtime] if self.eval_runtime else form
 
     @property
     def hash(self) -> Hash32:
@@ -86,6 +95,7 @@ class Genesis:
             "balances": {address_to_text(a): b for a, b in self.balances},
             "params": dataclasses.asdict(self.params),
             "verifiers": [address_to_text(v) for v in self.verifiers],
+            **({"eval_runtime": self.eval_runtime} if self.eval_runtime else {}),
         }
 
     @classmethod
@@ -160,8 +170,12 @@ def _parse(doc: Any) -> Genesis:
     supply = sum(b for _, b in balances) + len(verifiers) * params.verifier_bond
     if supply > MAX_AMOUNT:
         raise InvalidGenesis("total supply (balances and verifier bonds) exceeds 2**63-1")
+    eval_runtime = doc.get("eval_runtime", "")
+    if eval_runtime != "" and eval_runtime not in EVAL_RUNTIMES:
+        raise InvalidGenesis(f"eval_runtime must be one of {', '.join(EVAL_RUNTIMES)} "
+                             f"[GENESIS-RUNTIME.1], got {eval_runtime!r}")
     return Genesis(chain_id, TimeMs(time_ms), tuple(validators), tuple(members),
-                   tuple(sorted(balances)), params, verifiers)
+                   tuple(sorted(balances)), params, verifiers, eval_runtime)
 
 
 def _parse_verifiers(texts: Any, members: list[Address]) -> tuple[Address, ...]:

@@ -30,11 +30,14 @@ def sandbox() -> None:
 @sandbox.command("base-image")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def base_image_cmd(as_json: bool) -> None:
-    """Build the offline base image (Debian + Python + torch); idempotent."""
+    """Build the offline base image (Debian + Python + torch) and the job launcher
+    [JOB-SECCOMP.5]; idempotent."""
+    from sandbox import launcher
     from sandbox.base_image import ensure_base_image
     from sandbox.engine import connect
 
     try:
+        launcher.folder()
         result = ensure_base_image(connect(), log=_progress)
     except SandboxError as e:
         _fail(e)

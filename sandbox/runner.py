@@ -1,14 +1,14 @@
 """Running a job's entry points in hardened containers [JOB-SANDBOX.*].
 
-One container per entry-point run. PID 1 only holds the container open;
-the entry point runs as a ``docker exec`` so that after it exits its
-/output tmpfs volume still exists and can be copied out, size-checked, before the
-container is removed. The copy goes through the engine's archive API under a
-deadline that counts in the job's time [JOB-OUT.6]: no program of the job's image
-ever runs for the host's own work, and no wait on the container is unbounded.
-Everything the job can do wrong comes back as a
-``RunResult``/``EvalResult`` with a ``FailureReason``; no exception leaks to
-the caller, whatever the job wrote or printed [JOB-EXIT.2]. Which reasons
+One container per entry-point run. PID 1 only holds the container open; the entry
+point runs as a ``docker exec`` through the launcher that installs the job's seccomp
+profile [JOB-SECCOMP.5], so that after it exits its /output tmpfs volume still exists
+and can be copied out, size-checked, before the container is removed. The copy goes
+through the engine's archive API under a deadline that counts in the job's time
+[JOB-OUT.6]: no program of the job's image ever runs for the host's own work, and no
+wait on the container is unbounded. Everything the job can do wrong comes back as a
+``RunResult``/``EvalResult`` with a ``FailureReason``; no exception leaks to the
+caller, whatever the job wrote or printed [JOB-EXIT.2]. Which reasons
 are the job's fault and which the node's is ``results.JOB_FAULTS`` /
 ``results.WORKER_FAULTS`` [JOB-EXIT.5]; ``engine_error`` only when the
 engine itself is confirmed failing.
@@ -33,7 +33,7 @@ import docker.errors
 from docker.utils.socket import frames_iter
 
 from sandbox import container_ops as ops
-from sandbox import eval_env, gpu, policy
+from sandbox import eval_env, gpu, launcher, policy
 from sandbox.checkpoints import RunWatch
 from sandbox.container_ops import EngineErrors
 from sandbox.engine import connect
@@ -66,8 +66,7 @@ OOM_EVENT_WAIT_S = 0.3
 """The engine's oom event can trail the killed process's exit by a moment."""
 POLL_S = 0.05
 POLL_MAX_S = 1.0
-"""The slowest poll of an exec whose output is open (its end is seen at once): each poll
-costs 2-3 ms of CPU; at ``POLL_S`` throughout, 0.03 core per running container."""
+"""The slowest poll of an exec whose output is open: each poll costs 2-3 ms of CPU."""
 FULL_FRACTION = 0.98
 """A tmpfs this full after a failed run is taken to be why it failed."""
 WHOLE_OUTPUT = ("output",)
@@ -76,8 +75,7 @@ COPY_GRACE_S = 10.0
 """[JOB-OUT.6] Time for copying /output out beyond what the entry point left of its
 wall time, plus one second per ``COPY_BYTES_PER_S`` of the output cap."""
 COPY_BYTES_PER_S = 16 * MIB
-"""[JOB-OUT.6] The slowest copy rate allowed for (the engine's archive of a tmpfs
-runs at hundreds of MiB/s)."""
+"""[JOB-OUT.6] The slowest copy rate allowed for (a tmpfs archives at hundreds of MiB/s)."""
 FILL_CHECK_S = 10.0
 """[JOB-OUT.6] Time for counting how full /tmp and /output are after a failed run."""
 SELF_TEST_LIMITS = ResourceLimits(memory_bytes=32 * MIB, nano_cpus=500_000_000, pids=8,
@@ -108,11 +106,14 @@ class SandboxRunner:
     """Runs job entry points for one node; every container carries the node's label."""
 
     def __init__(self, client: docker.DockerClient | None = None, node_id: str = "local",
-                 self_test_image: str | None = None, runtime: str | None = None) -> None:
+                 self_test_image: str | None = None, runtime: str | None = None,
+                 eval_runtime: str | None = None) -> None:
         self.client = client if client is not None else connect()
         self.node_id = node_id
         self.runtime = runtime
         """[JOB-RUNTIME.1] ``runsc`` or ``runc`` for every container; None: the engine's."""
+        self.eval_runtime = eval_runtime or runtime
+        """[JOB-RUNTIME.13] The graph's runtime for ``evaluate``; None: ``runtime``."""
         self.self_test_image = self_test_image
         """Known-good image for [JOB-EXIT.5]'s confirmation; default: the base image."""
 
@@ -247,7 +248,7 @@ class SandboxRunner:
         if variant:
             time.sleep(eval_env.VARIANT_DELAY_S * variant)  # [EVAL-ENV.8] a later start
         with tempfile.TemporaryDirectory(prefix="lc-run-") as staging:
-            binds = dict(extra_binds or {})
+            binds = {**(extra_binds or {}), launcher.MOUNT: launcher.folder()}  # [JOB-SECCOMP.5]
             if input_dir is not None:
                 binds[policy.INPUT_MOUNT] = eval_env.stage_input(input_dir, Path(staging))
             binds.update(policy.data_binds(data or {}))
@@ -283,7 +284,8 @@ class SandboxRunner:
         kwargs = policy.container_kwargs(image_id, limits,
                                          policy.labels_for(job_id, self.node_id, entry), binds,
                                          name=_container_name(entry, job_id, variant),
-                                         runtime=self.runtime)
+                                         runtime=(self.eval_runtime if entry == "evaluate"
+                                                  else self.runtime))
         if watch is not None:  # [JOB-CHECKPOINT.1] the checkpoint tmpfs
             kwargs["mounts"] = [*kwargs["mounts"], *watch.mounts()]
         try:
@@ -458,7 +460,7 @@ class SandboxRunner:
     def _exec(self, container: Any, argv: Sequence[str], env: Mapping[str, str],
               limits: ResourceLimits) -> _Exec:
         api = self.client.api
-        exec_id = api.exec_create(container.id, list(argv), user=policy.JOB_USER,
+        exec_id = api.exec_create(container.id, launcher.argv(argv), user=policy.JOB_USER,
                                   environment=[f"{k}={v}" for k, v in env.items()],
                                   workdir=policy.SCRATCH_DIR)["Id"]
         started = time.monotonic()

@@ -167,6 +167,44 @@ def resolve(client: Any, configured: str | None = None) -> RuntimeChoice:
     return choose(configured if configured is not None else default(), client.info())
 
 
+class GraphRuntimeUnavailable(RuntimeUnavailable):
+    """[JOB-RUNTIME.13] The graph's genesis names an evaluation runtime the engine lacks."""
+
+    def __init__(self, wanted: str, registered: Sequence[str]) -> None:
+        super().__init__(wanted, registered)
+        shown = ", ".join(registered) or "none"
+        hint = " (install gVisor with `make setup`)" if wanted == RUNSC else ""
+        self.args = (f"the graph's genesis names eval_runtime {wanted!r}: every member "
+                     f"evaluates claims under it, so the runtime never changes a verdict, but "
+                     f"this Docker engine has no {wanted!r} runtime (registered: {shown})"
+                     f"{hint}; this node cannot claim or vote [JOB-RUNTIME.13]",)
+
+
+def for_evaluation(named: str, info: Mapping[str, Any]) -> str | None:
+    """[JOB-RUNTIME.13] The runtime of every evaluation (self-checks and votes) on a graph whose
+    genesis names ``named`` (``runsc``/``runc``; "" names none: None, the node's own runtime),
+    on an engine whose ``docker info`` is ``info``; ``GraphRuntimeUnavailable`` if it lacks
+    it."""
+    if not named:
+        return None
+    check_name(named)
+    names = registered(info)
+    if named == RUNSC and RUNSC not in names:
+        raise GraphRuntimeUnavailable(named, names)
+    return named
+
+
+def graph_default(worker_runtime: str | None) -> str:
+    """[GENESIS-RUNTIME.1] The evaluation runtime a new local graph's genesis names: the
+    runtime its workers are given (``worker_runtime``, else ``default()``), ``auto`` being
+    ``runsc`` where gVisor is installed (``make setup`` installs and registers it together;
+    a node whose engine lacks it refuses to start its worker [JOB-RUNTIME.13])."""
+    configured = worker_runtime or default()
+    if configured == AUTO:
+        return RUNSC if Path(RUNSC_PATH).exists() else RUNC
+    return check_name(configured)
+
+
 def runsc_entry(path: str = RUNSC_PATH) -> dict[str, Any]:
     """The ``runtimes.runsc`` entry of a ``daemon.json`` [JOB-RUNTIME.4]."""
     return {"path": path, "runtimeArgs": list(RUNSC_ARGS)}

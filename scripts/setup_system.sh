@@ -11,6 +11,11 @@ set -euo pipefail
 need_pkgs=()
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
+# the job launcher (sandbox/launch.c) is built static [JOB-SECCOMP.5]; libseccomp compiles
+# the profile to BPF (apt itself depends on it)
+command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -e /usr/lib/aarch64-linux-gnu/libc.a ] || need_pkgs+=(libc6-dev)
+ldconfig -p | grep -q 'libseccomp.so.2 ' || need_pkgs+=(libseccomp2)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_pkgs+=(postgresql)
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 # libfaketime: tests/hosts gives an emulated host's node process a clock offset

@@ -51,10 +51,14 @@ def network() -> None:
 @click.option("--submitter-balance", type=click.IntRange(0, 2**62), default=10_000,
               show_default=True, help="Initial credits of the submitter user.")
 @runtime_option
+@click.option("--eval-runtime", type=click.Choice(["runsc", "runc"]), default=None,
+              help="The runtime every member evaluates claims under, named in the genesis "
+                   "[GENESIS-RUNTIME.1]  [default: --runtime's, auto being runsc where "
+                   "gVisor is installed]")
 @json_option
 def network_create(out: Path, validators: int, workers: int | None, chain_id: str | None,
                    base_port: int, validator_balance: int, submitter_balance: int,
-                   runtime: str | None, as_json: bool) -> None:
+                   runtime: str | None, eval_runtime: str | None, as_json: bool) -> None:
     """Write genesis.json, node0..nodeN-1 (key, passphrase, config.toml) and users/ to --out."""
     workers = validators if workers is None else workers
     if workers > validators:
@@ -69,7 +73,7 @@ def network_create(out: Path, validators: int, workers: int | None, chain_id: st
                                 base_port=base_port, chain_id=chain_id,
                                 validator_balance=validator_balance,
                                 users={"submitter": submitter_balance},
-                                worker_runtime=runtime)
+                                worker_runtime=runtime, eval_runtime=eval_runtime)
     except FileExistsError as e:
         raise UserError(str(e), code="exists") from e
     except (ValueError, OSError) as e:

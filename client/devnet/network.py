@@ -31,6 +31,7 @@ from chain.keyfile import write_key_file
 from client.node.config import render_config
 from client.node.join import write_secret_file
 from sandbox.runtime import check_name as check_runtime
+from sandbox.runtime import graph_default
 
 API_PORT_OFFSET = 100
 DEFAULT_BASE_PORT = 26600
@@ -142,6 +143,7 @@ def create_network(
     peer_exchange: bool = True,
     worker_nodes: int = 0,
     worker_runtime: str | None = None,
+    eval_runtime: str | None = None,
 ) -> NetworkLayout:
     """Writes a new graph under ``out`` (which must not hold one) and returns its layout.
 
@@ -155,7 +157,8 @@ def create_network(
     computing happens apart from consensus, as on a real network.
     ``worker_runtime`` (``auto``, ``runsc`` or ``runc``) is written as every worker's
     ``[worker] runtime`` [JOB-RUNTIME.1] unless its ``worker_settings`` name one; None
-    leaves the node's default.
+    leaves the node's default. ``eval_runtime`` is the runtime the genesis names for every
+    evaluation [GENESIS-RUNTIME.1] (None: ``sandbox.runtime.graph_default(worker_runtime)``).
     """
     if worker_runtime is not None:
         check_runtime(worker_runtime)
@@ -189,6 +192,8 @@ def create_network(
         # The worker nodes verify from height 0 [GENESIS-VERIFIERS.1]: only verifiers vote
         # [VOTE-ELIGIBLE.2], so a validator without a worker cannot block a quorum.
         "verifiers": [address_to_text(k.address) for k in verifiers],
+        # [JOB-RUNTIME.13] every member evaluates under one runtime: none changes a verdict
+        "eval_runtime": eval_runtime or graph_default(worker_runtime),
     })
     genesis_path = out / "genesis.json"
     genesis.save(genesis_path)

@@ -47,6 +47,7 @@ from client.worker.state import WorkerStore
 from client.worker.training import Trainer
 from client.worker.votes import Verifier
 from p2p.blobstore import BlobError
+from sandbox import launcher
 from sandbox import runtime as sandbox_runtime
 from sandbox.engine import connect
 from sandbox.runner import SandboxRunner
@@ -114,8 +115,18 @@ class Worker:
             # [JOB-RUNTIME.1-2] runsc where installed; a runtime the engine lacks refuses
             choice = await asyncio.to_thread(sandbox_runtime.resolve, client, self.policy.runtime)
             (log.info if choice.isolated else log.warning)("%s", choice.describe())
+            evaluation = sandbox_runtime.for_evaluation(self.node.genesis.eval_runtime,
+                                                        await asyncio.to_thread(client.info))
+            if evaluation is None:  # [JOB-RUNTIME.13] a genesis made before issue 47
+                log.warning("the graph's genesis names no eval_runtime: this node evaluates "
+                            "under its own runtime, and a member whose runtime differs may "
+                            "measure another loss [JOB-RUNTIME.13]")
+            else:
+                log.info("claims are evaluated under %s, the graph's runtime [JOB-RUNTIME.13]",
+                         evaluation)
+            await asyncio.to_thread(launcher.folder)  # [JOB-SECCOMP.5] built before any job
             self._runner = SandboxRunner(client, node_id=f"worker-{self.address.hex()[:12]}",
-                                         runtime=choice.name)
+                                         runtime=choice.name, eval_runtime=evaluation)
         else:
             log.info("jobs run under the given runner's runtime (%s)",
                      self._runner.runtime or "the engine's default")
@@ -376,7 +387,7 @@ class Worker:
             "running": self._main is not None and not self._stopped,
             "cheating": self.policy.cheat_loss_factor > 0,
             "verify": self.policy.verify,
-            "training": dict(trainer.now) if trainer and trainer.now else None,
+            "training": trainer.doing() if trainer else None,  # public progress [API-PROGRESS.3]
             "engine_problem": self.engine_problem,
             "verifying": dict(verifier.now) if verifier and verifier.now else None,
             "jobs": jobs,

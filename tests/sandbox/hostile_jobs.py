@@ -228,6 +228,12 @@ HOSTILE_SCRIPTS: dict[str, str] = {
         with open("/output/metrics.json", "w") as f:
             json.dump({"loss": random.random()}, f)
     """,
+    "kernel_eval": """
+        import json, os
+        # issue 47 §4: a loss keyed on the kernel the job sees (gVisor's 4.4.0, or the host's)
+        with open("/output/metrics.json", "w") as f:
+            json.dump({"loss": 0.25 if os.uname().release == "4.4.0" else 4.0}, f)
+    """,
     "clock_eval": """
         import json, time
         with open("/output/metrics.json", "w") as f:
@@ -258,6 +264,7 @@ HOSTILE_SCRIPTS: dict[str, str] = {
             "process_vm_readv": (310, 1, 0, 0, 0, 0, 0), "kcmp": (312, 1, 1, 0, 0, 0),
             "pidfd_getfd": (438, 0, 0, 0), "memfd_secret": (447, 0),
             "name_to_handle_at": (303, -100, 0, 0, 0, 0), "unshare_user": (272, 0x10000000),
+            "unshare_cgroup": (272, 0x02000000), "syslog_read_all": (103, 3, addr, 4096),
             "clone3": (435, 0, 0),  # no arguments: refused, never a fork
             "getpid": (39,), "memfd_create": (319, addr, 0),
         }

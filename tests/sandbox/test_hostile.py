@@ -250,8 +250,8 @@ def test_container_runs_hardened(runner: SandboxRunner, hostile_image: str,
     """[JOB-SANDBOX.1] Seen from inside: nobody, no caps, no-new-privs, seccomp, no network.
 
     [JOB-RUNTIME.7] Under runsc the entry point sees gVisor's kernel: its /proc/self/status
-    has no NoNewPrivs line, Seccomp 0 (an exec'd process gets no OCI filter in this gVisor;
-    its calls go to the Sentry), /tmp and /output are the host's tmpfs volumes served over
+    has no NoNewPrivs line and Seccomp 2: the launcher installed the profile [JOB-SECCOMP.5]
+    (before issue 47 §3 it was 0: an exec'd process got no OCI filter in this gVisor), /tmp and /output are the host's tmpfs volumes served over
     9p, there is no /sys/class/net (the interfaces, loopback only under both, are listed
     with if_nameindex), and a program copied to /tmp dies of SIGSEGV instead of EACCES (the
     host mount is noexec: the Sentry cannot map it executable)."""
@@ -265,7 +265,7 @@ def test_container_runs_hardened(runner: SandboxRunner, hostile_image: str,
     assert mounts["/"][2].startswith("ro")
     if runner.runtime == RUNSC:
         assert status["kernel"] == GVISOR_KERNEL  # the job's kernel is gVisor's, not ours
-        assert (status["NoNewPrivs"], status["Seccomp"]) == ("absent", "0")
+        assert (status["NoNewPrivs"], status["Seccomp"]) == ("absent", "2")
         assert [mounts[m][1] for m in ("/tmp", "/output")] == ["9p", "9p"]
         assert status["tmp_exec"] == -11  # SIGSEGV: never runs
         return

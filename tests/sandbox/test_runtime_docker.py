@@ -109,3 +109,31 @@ def test_job_runtime_6_output_rules_are_the_same_under_each_runtime(
                               tmp_path / "link")
     assert linked.reason == FailureReason.BAD_OUTPUT
     assert not any((tmp_path / "link").iterdir())
+
+
+def test_job_runtime_13_an_evaluate_keyed_on_the_kernel_gives_one_loss_on_a_graph(
+        docker_client: docker.DockerClient, hostile_image: str, tmp_path: Path) -> None:
+    """[JOB-RUNTIME.13] [GENESIS-RUNTIME.1] issue 47 §4: an evaluate that reads the kernel
+    release scored 0.25 for a gVisor claimer and its gVisor voters, 4.0 for a runc voter,
+    so all-runc voters made an honest claimer a cheat. Members whose workers train under
+    different runtimes (``runtime``) now evaluate under the one the genesis names
+    (``eval_runtime``): one loss for the claimer's self-check and every voter."""
+    assert RUNSC in RUNTIMES, "gVisor must be installed (make setup) for this test"
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"weights")
+
+    def loss(runtime: str, eval_runtime: str | None, variant: int = 0) -> float | None:
+        runner = SandboxRunner(docker_client, node_id=NODE_ID, runtime=runtime,
+                               eval_runtime=eval_runtime)
+        result = runner.evaluate(hostile_image, model, LIMITS, job_id="kernel-eval",
+                                 argv=["python3", "/job/hostile/kernel_eval.py"],
+                                 variant=variant)
+        assert result.ok, result
+        return result.loss
+
+    before = {runtime: loss(runtime, None) for runtime in (RUNSC, RUNC)}
+    assert before == {RUNSC: 0.25, RUNC: 4.0}  # each member its own runtime: framed
+    for graph in (RUNSC, RUNC):
+        claimer = [loss(RUNSC, graph), loss(RUNSC, graph, variant=1)]  # the self-check
+        voters = [loss(RUNC, graph), loss(RUNSC, graph)]
+        assert set(claimer + voters) == {before[graph]}, (graph, claimer, voters)

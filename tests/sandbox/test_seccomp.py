@@ -37,34 +37,16 @@ TINY = ResourceLimits(memory_bytes=256 * MIB, nano_cpus=1_000_000_000, pids=32,
 DENIED_CALLS = ("io_uring_setup", "io_uring_enter", "io_uring_register", "userfaultfd", "bpf",
                 "perf_event_open", "keyctl", "add_key", "request_key", "ptrace",
                 "process_vm_readv", "kcmp", "pidfd_getfd", "memfd_secret", "name_to_handle_at",
-                "unshare_user")  # socketcall exists on 32-bit x86 only: denied, not probed
+                "unshare_user", "unshare_cgroup", "syslog_read_all")
+# socketcall exists on 32-bit x86 only: denied, not probed
 DENIED_FAMILIES = ("AF_VSOCK", "AF_PACKET", "AF_ALG", "AF_KEY", "AF_NETLINK_AUDIT",
                    "AF_NETLINK_UEVENT", "AF_BLUETOOTH", "AF_XDP")
 ALLOWED_PROBES = ("getpid", "memfd_create", "AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK_ROUTE",
                   "socketpair_unix")
-RUNSC_ANSWERS = {
-    # [JOB-RUNTIME.7] under runsc the entry point (a `docker exec`) gets no OCI filter in this
-    # gVisor: each call is answered by the Sentry, gVisor's kernel in user space, never by the
-    # host's. Refused by the Sentry (errno) or served inside it (0), probe by probe:
-    "io_uring_setup": errno.ENOSYS, "io_uring_enter": errno.ENOSYS,
-    "io_uring_register": errno.ENOSYS,
-    "userfaultfd": errno.ENOSYS, "bpf": errno.EPERM, "perf_event_open": errno.ENODEV,
-    "keyctl": errno.ENOSYS, "add_key": errno.EACCES, "request_key": errno.EACCES,
-    "ptrace": 0,  # served: PTRACE_TRACEME between two Sentry tasks
-    "process_vm_readv": 0,  # served: no iovec, between two Sentry tasks
-    "kcmp": errno.EPERM, "pidfd_getfd": errno.ENOSYS,
-    "clone3": errno.EINVAL,  # the Sentry implements clone3; the probe passes no arguments
-    "memfd_secret": errno.ENOSYS, "name_to_handle_at": errno.EOPNOTSUPP,
-    "unshare_user": 0,  # served: a user namespace of the Sentry's, no host namespace
-    "AF_VSOCK": errno.EAFNOSUPPORT,
-    "AF_PACKET": 0,  # served: the Sentry's netstack (capable in its own user namespace, above)
-    "AF_ALG": errno.EAFNOSUPPORT, "AF_KEY": errno.EAFNOSUPPORT,
-    "AF_NETLINK_AUDIT": errno.EPROTONOSUPPORT,
-    "AF_NETLINK_UEVENT": 0,  # served: the Sentry's netlink, which sends no host events
-    "AF_BLUETOOTH": errno.EAFNOSUPPORT, "AF_XDP": errno.EAFNOSUPPORT,
-}
-"""What each probe gets under runsc (measured: gVisor 20240729, platform systrap; the
-release and platform ``make setup`` installs, [JOB-RUNTIME.4])."""
+SENTRY_SERVED_BEFORE = ("ptrace", "process_vm_readv", "unshare_user", "unshare_cgroup",
+                        "syslog_read_all", "AF_PACKET", "AF_NETLINK_UEVENT")
+"""Issue 47 §3: what the entry point got *served* under runsc while a ``docker exec`` ran
+with no filter (the Sentry answered 0); the launcher's filter refuses each of them now."""
 
 
 def test_job_seccomp_shipped_file_is_the_generated_profile() -> None:
@@ -93,21 +75,22 @@ def runner(runtime_runner: SandboxRunner) -> SandboxRunner:
 @pytest.mark.docker
 def test_job_seccomp_denied_calls_and_families_are_refused_inside_a_job(
         runner: SandboxRunner, hostile_image: str, tmp_path: Path) -> None:
-    """Before: the engine's default (Docker 20.10 here) allowed AF_VSOCK and io_uring.
+    """Before: the engine's default (Docker 20.10 here) allowed AF_VSOCK and io_uring; before
+    issue 47 §3 the entry point under runsc ran with no filter (``SENTRY_SERVED_BEFORE`` got 0).
 
     [JOB-SECCOMP.1-4] from inside a real job container: denied calls [.3] and socket
-    families [.2] fail with EPERM, clone3 with ENOSYS [.4], what jobs need works.
-    [JOB-RUNTIME.7] under runsc each probe gets the Sentry's answer (``RUNSC_ANSWERS``)."""
+    families [.2] fail with EPERM, clone3 with ENOSYS [.4], what jobs need works; under
+    both runtimes, since the launcher installs the profile in the entry point itself
+    [JOB-SECCOMP.5] (gVisor honours the filter's errno, so clone3 gets ENOSYS there too)."""
     result: RunResult = runner.run_entry(hostile_image, "train",
                                          ["python3", "/job/hostile/seccomp_probe.py"], {}, TINY,
                                          tmp_path / "out", job_id="seccomp")
     assert result.ok, result
     seen = json.loads(result.logs.decode().strip().splitlines()[-1])
     assert {name: seen[name] for name in ALLOWED_PROBES} == dict.fromkeys(ALLOWED_PROBES, 0)
-    if runner.runtime == RUNSC:
-        assert {name: seen[name] for name in RUNSC_ANSWERS} == RUNSC_ANSWERS
-        return
     assert seen["clone3"] == errno.ENOSYS  # libc falls back to clone [JOB-SECCOMP.4]
+    assert {name: seen[name] for name in SENTRY_SERVED_BEFORE} == \
+        dict.fromkeys(SENTRY_SERVED_BEFORE, errno.EPERM)
     refused = {name: errno.errorcode.get(seen[name], seen[name])
                for name in (*DENIED_CALLS, *DENIED_FAMILIES) if seen[name] != errno.EPERM}
     assert not refused, f"not refused by the profile (errno shown): {refused}"
@@ -176,3 +159,22 @@ def test_job_runtime_10_a_first_process_under_the_profile_starts_threads(
     assert status["StatusCode"] == 0, logs
     clone3 = errno.EINVAL if runtime == RUNSC else errno.ENOSYS
     assert json.loads(logs.strip().splitlines()[-1]) == {"thread": True, "clone3": clone3}
+
+
+def test_job_seccomp_5_the_launchers_program_is_the_profile_for_this_architecture() -> None:
+    """[JOB-SECCOMP.5] The profile compiles to one BPF program within the kernel's bound;
+    rules for other architectures are left out and change nothing; the launcher folder holds
+    the static launcher and exactly that program."""
+    from sandbox import launcher
+    from sandbox.seccomp_bpf import MAX_INSTRUCTIONS, applies_here, compile_profile
+
+    program = compile_profile(build_profile())
+    assert 0 < len(program) // 8 <= MAX_INSTRUCTIONS and len(program) % 8 == 0
+    assert compile_profile(build_profile()) == program  # deterministic
+    assert applies_here({"includes": {"arches": ["amd64", "x32"]}}, "amd64")
+    assert not applies_here({"includes": {"arches": ["s390x"]}}, "amd64")
+    assert not applies_here({"excludes": {"arches": ["amd64"]}}, "amd64")
+    folder = launcher.folder()
+    assert (folder / launcher.PROGRAM).read_bytes() == program
+    assert (folder / launcher.BINARY).stat().st_mode & 0o111
+    assert launcher.argv(["python3", "x.py"])[2:] == ["python3", "x.py"]

@@ -7,6 +7,7 @@ not start: the error says which runtime, what the engine has and how to install 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -17,6 +18,8 @@ import pytest
 import client.federated.participant.node_loop as fed_node_loop
 import client.node.config as config_module
 import client.worker.worker as worker_module
+from chain.errors import InvalidGenesis
+from chain.genesis import Genesis
 from client.devnet.network import create_network
 from client.node.config import ConfigError, NodeConfig, WorkerPolicy, render_config
 from client.node.ledger_node import run_node
@@ -28,6 +31,7 @@ from sandbox.runtime import (
     RUNC,
     RUNSC,
     BadRuntime,
+    GraphRuntimeUnavailable,
     RuntimeUnavailable,
     choose,
 )
@@ -213,3 +217,82 @@ def test_job_runtime_1_the_start_line_says_why_and_what_to_do(
     """The node's start line [JOB-RUNTIME.1]: plain runc because the config says so is not
     told to install what is installed."""
     assert says in choose(configured, _Engine(engine).info()).describe()
+
+
+async def _start_on_graph(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, graph: str,
+                          engine: tuple[str, ...], configured: str) -> Worker:
+    """A worker whose config says ``configured`` on a graph whose genesis names ``graph``,
+    started until its runner is made (the GPU probe comes right after)."""
+    class Stop(Exception):
+        pass
+
+    def stop(*_args: Any) -> Any:
+        raise Stop
+
+    monkeypatch.setattr(worker_module, "connect", lambda: _Engine(engine))
+    monkeypatch.setattr(worker_module.gpus, "probe_offer", stop)
+    genesis, keys = make_genesis(validators=1)
+    node = SoloNode(dataclasses.replace(genesis, eval_runtime=graph), keys["v0"],
+                    tmp_path / "node", block_interval=3600.0)
+    await node.start()
+    try:
+        worker = Worker(node, WorkerPolicy(runtime=configured))
+        with pytest.raises(Stop):
+            await worker.start()
+    finally:
+        await node.stop()
+    return worker
+
+
+@pytest.mark.parametrize("graph, configured", [(RUNSC, RUNC), (RUNSC, AUTO), (RUNC, RUNSC)])
+async def test_job_runtime_13_every_evaluation_runs_under_the_graphs_runtime(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, graph: str, configured: str) -> None:
+    """[JOB-RUNTIME.13] Training runs under the worker's own runtime; every evaluation
+    (self-checks, votes) under the one the genesis names, whatever the worker's config."""
+    worker = await _start_on_graph(tmp_path, monkeypatch, graph, (RUNC, RUNSC), configured)
+    assert worker.runner.runtime == (RUNSC if configured == AUTO else configured)
+    assert worker.runner.eval_runtime == graph
+
+
+async def test_job_runtime_13_a_worker_whose_engine_lacks_the_graphs_runtime_refuses(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """[JOB-RUNTIME.13] A graph naming runsc, an engine without it: the worker does not start
+    (it could neither self-check nor vote as the others do), and says why and what to do."""
+    with pytest.raises(GraphRuntimeUnavailable) as caught:
+        await _start_on_graph(tmp_path, monkeypatch, RUNSC, (RUNC,), RUNC)
+    assert "the graph's genesis names eval_runtime 'runsc'" in str(caught.value)
+    assert "(registered: runc) (install gVisor with `make setup`)" in str(caught.value)
+
+
+async def test_job_runtime_13_a_genesis_naming_no_runtime_keeps_the_nodes_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+        ) -> None:
+    """[JOB-RUNTIME.13] A genesis made before issue 47 names none: each node evaluates under
+    its own runtime, with a warning that members may then measure different losses."""
+    caplog.set_level(logging.INFO, logger="learningchain.worker")
+    worker = await _start_on_graph(tmp_path, monkeypatch, "", (RUNC, RUNSC), RUNC)
+    assert worker.runner.eval_runtime == RUNC
+    assert any("names no eval_runtime" in r.getMessage() for r in caplog.records
+               if r.levelno == logging.WARNING)
+
+
+@pytest.mark.parametrize("worker_runtime, named", [(RUNSC, RUNSC), (RUNC, RUNC)])
+def test_genesis_runtime_1_a_new_graph_names_its_runtime(
+        tmp_path: Path, worker_runtime: str, named: str) -> None:
+    """[GENESIS-RUNTIME.1] ``network create`` / ``devnet up`` write the workers' runtime into
+    the genesis (``--eval-runtime`` chooses another); it is hashed, and a bad name refused."""
+    layout = create_network(tmp_path / "net", validators=1, workers=1,
+                            base_port=free_base_port(1), worker_runtime=worker_runtime)
+    genesis = Genesis.load(layout.genesis)
+    assert genesis.eval_runtime == named
+    doc = genesis.to_json()
+    other = Genesis.from_json({**doc, "eval_runtime": RUNC if named == RUNSC else RUNSC})
+    legacy = Genesis.from_json({k: v for k, v in doc.items() if k != "eval_runtime"})
+    assert len({genesis.hash, other.hash, legacy.hash}) == 3
+    assert legacy.eval_runtime == "" and legacy.hashed_form() == genesis.hashed_form()[:-1]
+    with pytest.raises(InvalidGenesis, match=r"eval_runtime must be one of runsc, runc"):
+        Genesis.from_json({**doc, "eval_runtime": "kata"})
+    made = json.loads(run(["network", "create", "--out", str(tmp_path / "cli"),
+                           "--validators", "1", "--runtime", RUNC, "--eval-runtime", RUNSC,
+                           "--json", "--base-port", str(free_base_port(1))]).stdout)
+    assert Genesis.load(Path(made["genesis"])).eval_runtime == RUNSC

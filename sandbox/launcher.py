@@ -1,0 +1,93 @@
+"""The launcher every entry point starts through [JOB-SECCOMP.5].
+
+``sandbox/launch.c`` is compiled once per machine (statically, so it runs in any image)
+next to the job profile compiled to BPF (``seccomp_bpf``), in a folder keyed by both:
+``$XDG_CACHE_HOME/learningchain/launcher/<key>/`` (``~/.cache`` by default). The runner
+mounts that folder read-only at ``MOUNT`` in every job container and runs
+``MOUNT/lc-launch MOUNT/job.bpf ARGV...`` instead of ``ARGV``: the launcher installs the
+filter, then execs the entry point. ``make setup`` builds it (``learningchain sandbox
+base-image``); a runner on a machine where it is missing builds it at first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+from sandbox.errors import SandboxError
+from sandbox.seccomp import PROFILE_FILE, build_profile
+from sandbox.seccomp_bpf import compile_profile
+
+SOURCE = Path(__file__).with_name("launch.c")
+MOUNT = "/.learningchain"
+"""Where the launcher folder appears in a job container (read-only)."""
+BINARY = "lc-launch"
+PROGRAM = "job.bpf"
+EXIT_LAUNCH_FAILED = 125
+"""The launcher's status when it could not install the filter (the job never ran)."""
+COMPILE_TIMEOUT_S = 120.0
+
+
+class LauncherUnavailable(SandboxError):
+    """The launcher could not be built on this machine (no C compiler or static libc)."""
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "learningchain" / "launcher"
+
+
+def argv(entry: Sequence[str]) -> list[str]:
+    """[JOB-SECCOMP.5] The exec's argv: the launcher, its filter, then the entry point."""
+    return [f"{MOUNT}/{BINARY}", f"{MOUNT}/{PROGRAM}", *entry]
+
+
+@cache
+def folder() -> Path:
+    """The launcher's folder on this machine, built first if missing (once per process)."""
+    program = compile_profile(build_profile())
+    key = hashlib.sha256(SOURCE.read_bytes() + b"\0" + program).hexdigest()[:20]
+    target = cache_root() / key
+    if (target / BINARY).is_file() and (target / PROGRAM).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
+    try:
+        _compile(staging / BINARY)
+        (staging / PROGRAM).write_bytes(program)
+        for path in (staging, staging / BINARY, staging / PROGRAM):
+            path.chmod(0o755 if path.is_dir() or path.name == BINARY else 0o644)
+        try:
+            staging.rename(target)  # atomic; another process may have won the race
+        except OSError:
+            if not (target / BINARY).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _compile(output: Path) -> None:
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise LauncherUnavailable("no C compiler to build the job launcher "
+                                  f"({SOURCE}); `make setup` installs gcc [JOB-SECCOMP.5]")
+    command = [compiler, "-static", "-O2", "-Wall", "-Werror", "-o", str(output), str(SOURCE)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True,
+                              timeout=COMPILE_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise LauncherUnavailable(f"building the job launcher failed: {e}") from e
+    if done.returncode != 0:
+        raise LauncherUnavailable(f"building the job launcher failed ({' '.join(command)}): "
+                                  f"{done.stderr.strip()[-500:]} (static libc: apt-get "
+                                  "install libc6-dev) [JOB-SECCOMP.5]")
+
+
+__all__ = ["MOUNT", "PROFILE_FILE", "LauncherUnavailable", "argv", "folder"]
