@@ -14,9 +14,7 @@ import json
 import os
 import secrets
 import tomllib
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,15 +23,22 @@ from chain.crypto import PrivateKey, address_to_text
 from chain.errors import ChainError, InvalidGenesis
 from chain.genesis import Genesis
 from chain.keyfile import write_key_file
+from chain.local_file import LocalFileError, read_local_file
 from client.api.access import is_loopback_host, write_token_file
+from client.api.fetch import FetchError, fetch
 from client.node.config import ConfigError, NodeConfig, render_config
 
 GENESIS_API_PATH = "/api/v1/genesis"
 """[NODE-INIT.2] Where a node's API serves its genesis [API-GENESIS.1]: a URL naming only
 a node (``http://host:port``) is read there."""
 MAX_GENESIS_BYTES = 16 * 1024 * 1024
-"""[NODE-INIT.2] A larger answer is no genesis (a real one is a few KiB per member)."""
+"""[NODE-INIT.2] [NODE-INIT.6] A larger answer or file is no genesis (a real one is a few
+KiB per member): read to this bound + 1 byte at most."""
 FETCH_TIMEOUT_S = 30.0
+"""[NODE-INIT.6] The most one socket operation of the genesis fetch may wait."""
+FETCH_DEADLINE_S = 60.0
+"""[NODE-INIT.6] The whole genesis fetch (connect, TLS, headers, body, redirects): a server
+that sends a byte now and then is cut here, and nothing is written."""
 DEFAULT_LISTEN = "0.0.0.0:26656"
 """[NODE-INIT.4] p2p on every interface: peers on other machines must reach it."""
 DEFAULT_API = "127.0.0.1:26657"
@@ -108,34 +113,47 @@ def genesis_url(source: str) -> str:
     return source
 
 
-def load_genesis(source: str) -> Genesis:
+def load_genesis(source: str, *, deadline_s: float | None = None) -> Genesis:
     """[NODE-INIT.2] The genesis at a path or an http(s) URL. A URL may answer with the
     document or with the API's ``{"hash", "genesis"}`` (its ``hash`` is not trusted: the
-    caller compares the recomputed one)."""
+    caller compares the recomputed one).
+
+    [NODE-INIT.6] A URL is fetched whole within ``deadline_s`` (default
+    ``FETCH_DEADLINE_S``) and a body of at most ``MAX_GENESIS_BYTES``; a path is read as
+    [NODE-READ.1] reads a user's file (a regular file only, to the same bound)."""
     if not is_url(source):
         try:
-            return Genesis.load(Path(source))
-        except InvalidGenesis as e:
-            raise InitError(str(e), code="bad_genesis") from e
+            body = read_local_file(source, MAX_GENESIS_BYTES, what="genesis file")
+        except LocalFileError as e:
+            raise InitError(str(e), code="bad_genesis") from None
+        return _genesis_of(source, body)
     url = genesis_url(source)
+    limit = FETCH_DEADLINE_S if deadline_s is None else deadline_s
     try:
-        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as answer:
-            body = answer.read(MAX_GENESIS_BYTES + 1)
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        raise InitError(f"cannot fetch the genesis from {url}: {e}", code="genesis_fetch") from e
-    if len(body) > MAX_GENESIS_BYTES:
-        raise InitError(f"{url} answered more than {MAX_GENESIS_BYTES} bytes: no genesis",
-                        code="bad_genesis")
+        answer = fetch(url, deadline_s=limit, max_bytes=MAX_GENESIS_BYTES,
+                       read_timeout_s=FETCH_TIMEOUT_S)
+    except FetchError as e:
+        code = "bad_genesis" if e.code == "fetch_too_large" else "genesis_fetch"
+        raise InitError(f"cannot fetch the genesis from {e}; nothing written",
+                        code=code) from None
+    if answer.status != 200:
+        raise InitError(f"cannot fetch the genesis from {url}: HTTP {answer.status}",
+                        code="genesis_fetch")
+    return _genesis_of(url, answer.body)
+
+
+def _genesis_of(where: str, body: bytes) -> Genesis:
+    """The genesis in ``body``: the document, or the API's ``{"hash", "genesis"}``."""
     try:
         doc = json.loads(body)
     except ValueError as e:
-        raise InitError(f"{url} did not answer JSON: {e}", code="bad_genesis") from e
+        raise InitError(f"{where} is not JSON: {e}", code="bad_genesis") from e
     if isinstance(doc, dict) and "chain_id" not in doc and isinstance(doc.get("genesis"), dict):
         doc = doc["genesis"]
     try:
         return Genesis.from_json(doc)
     except InvalidGenesis as e:
-        raise InitError(f"{url}: {e}", code="bad_genesis") from e
+        raise InitError(f"{where}: {e}", code="bad_genesis") from e
 
 
 def parse_hash(text: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from chain.local_file import LocalFileError, read_local_file
 from chain.predict.bodies import DeployModel
 from chain.predict.model import DTYPES, InputSchema, OutputSchema
 from chain.predict.params import MAX_ROYALTY_PERMILLE
@@ -40,6 +41,11 @@ from client.cli.common import (
 )
 from sandbox.deployable import check_model, detect_format
 from sandbox.model_format import MAX_MODEL_BYTES, ModelFormatError
+from sandbox.onnx_check import MAX_ONNX_BYTES
+
+MAX_DEPLOYABLE_BYTES = max(MAX_MODEL_BYTES, MAX_ONNX_BYTES)
+"""[NODE-READ.1] The most of a model file a command reads: the largest deploy format's
+bound (each format's own is checked after, on the bytes read)."""
 
 
 @click.group("model")
@@ -138,6 +144,20 @@ def check_file(data: bytes, schema: InputSchema, output: OutputSchema) -> str:
     return fmt
 
 
+def read_model_file(path: Path) -> bytes:
+    """[NODE-READ.1] A model file's bytes, read as every file a command reads for its user:
+    a regular file only (a FIFO, ``/dev/zero`` or a directory is refused naming its type, and
+    never blocks), at most ``MAX_DEPLOYABLE_BYTES``, whatever ``stat`` says; each format's
+    own bound is checked after. A file over the bound is ``ModelFormatError`` ``size``."""
+    try:
+        return read_local_file(path, MAX_DEPLOYABLE_BYTES, what="model file")
+    except LocalFileError as e:
+        if e.code == "file_too_large":
+            raise ModelFormatError("size", f"model file over {MAX_DEPLOYABLE_BYTES} bytes",
+                                   e.read) from None
+        raise
+
+
 def check_model_file(client: ApiClient, model_hash: str, schema: InputSchema,
                      output: OutputSchema) -> str:
     """[JOB-EXPORT.1-7] The winner's model file, checked here as executors will check it
@@ -149,10 +169,7 @@ def check_model_file(client: ApiClient, model_hash: str, schema: InputSchema,
         with user_errors("cannot fetch the winner's model to check it: "):
             client.download_blob(model_hash, path)
         try:
-            if path.stat().st_size > MAX_MODEL_BYTES:
-                raise ModelFormatError("size", f"model file over {MAX_MODEL_BYTES} bytes",
-                                       path.stat().st_size)
-            return check_file(path.read_bytes(), schema, output)
+            return check_file(read_model_file(path), schema, output)
         except ModelFormatError as e:
             raise UserError(f"the winner's model {model_hash[:16]}… does not fit the schema "
                             f"{schema.features} × {schema.dtype} → {output.kind}: {e}",
@@ -218,16 +235,18 @@ def model_check(model_file: Path, features: int, dtype: str, labels: str | None,
                 outputs: int | None, scale_exp: int, as_json: bool) -> None:
     """Would FILE (a job's /output/model.pt from a local run) deploy with this schema?
     Checked here as deploy and every executor check it [JOB-EXPORT.1-7], before any job is
-    posted or paid; nothing in the file runs."""
+    posted or paid; nothing in the file runs. FILE is read as [NODE-READ.1] says: a regular
+    file only, to a bound."""
     output = output_schema(labels, outputs, scale_exp)
     schema = InputSchema(dtype, features)
-    size = model_file.stat().st_size
     try:
-        if size > MAX_MODEL_BYTES:
-            raise ModelFormatError("size", f"model file over {MAX_MODEL_BYTES} bytes", size)
-        fmt = check_file(model_file.read_bytes(), schema, output)
+        data = read_model_file(model_file)
+        fmt = check_file(data, schema, output)
+    except LocalFileError as e:
+        raise UserError(str(e), code=e.code) from None
     except ModelFormatError as e:
         raise UserError(f"{model_file}: not deployable with the schema {features} × {dtype} "
                         f"→ {output.kind}: {e}", code="model_mismatch") from None
+    size = len(data)
     result = {"file": str(model_file), "format": fmt, "deployable": True, "bytes": size}
     emit(result, as_json, lambda: out(f"{model_file}: deployable as {fmt} ({size} bytes)"))
