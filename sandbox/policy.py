@@ -22,6 +22,11 @@ JOB_USER = "65534:65534"
 HOLD_COMMAND = ("sleep", "infinity")
 """PID 1 of a job container: it only holds the container (and its tmpfs) open
 while the runner execs the entry point and then copies /output out."""
+HOLD_USER = "65533:65533"
+"""[JOB-SANDBOX.5] PID 1's user: not the job's, so the job cannot signal it. Under runc the
+kernel ignores a signal to a namespace's init that has no handler; gVisor delivered it,
+so a job that killed PID 1 under runsc stopped its own container and lost its output
+(``killed``, where runc said ``ok``). A different uid makes kill(1) EPERM under both."""
 INPUT_MOUNT = "/input"
 DATA_MOUNT = "/data"
 """[JOB-DATA.3] Each data role ``r`` of a job is mounted read-only at ``/data/r``."""
@@ -108,7 +113,7 @@ def container_kwargs(
     return {
         "image": image,
         "command": list(HOLD_COMMAND),
-        "user": JOB_USER,
+        "user": HOLD_USER,  # the entry point is exec'd as JOB_USER [JOB-SANDBOX.5]
         "working_dir": SCRATCH_DIR,
         "hostname": HOSTNAME,
         **({"name": name} if name else {}),

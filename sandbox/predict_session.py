@@ -98,7 +98,7 @@ def container_args(image: str, model_dir: Path, limits: ResourceLimits, node_id:
     kwargs = policy.container_kwargs(image, limits, policy.labels_for(job, node_id, ENTRY),
                                      binds, name=f"lc-predict-{secrets.token_hex(6)}",
                                      runtime=runtime)
-    kwargs.update(command=list(SERVER_ARGV), stdin_open=True,
+    kwargs.update(command=list(SERVER_ARGV), user=policy.JOB_USER, stdin_open=True,
                   environment={"PYTHONPATH": CODE_MOUNT, "PYTHONDONTWRITEBYTECODE": "1",
                                "HOME": policy.SCRATCH_DIR, **THREAD_ENV, **env})
     return kwargs

@@ -118,7 +118,7 @@ def test_job_gpu_2_device_request_is_the_only_difference_from_the_same_job_witho
                              "Capabilities": [["gpu"]], "Options": {}}
     # the hardening is really there in both (not two equally empty dicts)
     assert without["network_mode"] == "none" and without["read_only"] is True
-    assert without["cap_drop"] == ["ALL"] and without["user"] == "65534:65534"
+    assert without["cap_drop"] == ["ALL"] and without["user"] == "65533:65533"
     assert any(o.startswith("seccomp=") for o in without["security_opt"])
     assert without["mem_limit"] == without["memswap_limit"] == 2048 * MIB
     assert without["nano_cpus"] == 2_000_000_000 and without["pids_limit"] == 128

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.limits import MIB, ResourceLimits
+from sandbox.limits import MIB, ResourceLimits, TrainParams
 from sandbox.results import FailureReason, RunResult
 from sandbox.runner import SandboxRunner
 from sandbox.runtime import RUNSC
@@ -251,7 +251,8 @@ def test_container_runs_hardened(runner: SandboxRunner, hostile_image: str,
 
     [JOB-RUNTIME.7] Under runsc the entry point sees gVisor's kernel: its /proc/self/status
     has no NoNewPrivs line and Seccomp 2: the launcher installed the profile [JOB-SECCOMP.5]
-    (before issue 47 §3 it was 0: an exec'd process got no OCI filter in this gVisor), /tmp and /output are the host's tmpfs volumes served over
+    (before issue 47 §3 it was 0: an exec'd process got no OCI filter in this gVisor),
+    /tmp and /output are the host's tmpfs volumes served over
     9p, there is no /sys/class/net (the interfaces, loopback only under both, are listed
     with if_nameindex), and a program copied to /tmp dies of SIGSEGV instead of EACCES (the
     host mount is noexec: the Sentry cannot map it executable)."""
@@ -276,3 +277,51 @@ def test_container_runs_hardened(runner: SandboxRunner, hostile_image: str,
         assert mounts[tmpfs][1] == "tmpfs"
         assert {"nosuid", "nodev", "noexec"} <= set(mounts[tmpfs][2].split(","))
     assert status["tmp_exec"] == "errno 13"  # EACCES: noexec
+
+
+def _python(runner: SandboxRunner, image: str, tmp_path: Path, code: str) -> RunResult:
+    return runner.run_entry(image, "train", ["python3", "-c", code], {}, TINY,
+                            tmp_path / "out", job_id="sandbox-5")
+
+
+def test_job_sandbox_5_the_job_cannot_kill_pid_1(runner: SandboxRunner, hostile_image: str,
+                                                  tmp_path: Path) -> None:
+    """[JOB-SANDBOX.5] PID 1 is another user's: kill(1) is EPERM under both runtimes and the
+    run ends as the entry point says (before: under runsc the container stopped, ``killed``)."""
+    result = _python(runner, hostile_image, tmp_path, (
+        "import os, signal, time\n"
+        "try:\n    os.kill(1, signal.SIGKILL); print('killed')\n"
+        "except OSError as e:\n    print('errno', e.errno)\n"
+        "time.sleep(0.5)\nopen('/output/done', 'w').write('ok')\n"))
+    assert result.ok, result
+    assert result.logs.decode().split() == ["errno", "1"]
+    assert (tmp_path / "out" / "done").read_text() == "ok"
+
+
+def test_job_sandbox_5_loopback_stays_inside_the_sandbox(runner: SandboxRunner,
+                                                          hostile_image: str,
+                                                          tmp_path: Path) -> None:
+    """[JOB-SANDBOX.5] The sandbox's own loopback works under both runtimes (UDP to itself);
+    the host's ports are out of reach (``test_network_tcp_to_host_port_on_loopback_...``)."""
+    result = _python(runner, hostile_image, tmp_path, (
+        "import socket\n"
+        "a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(('127.0.0.1', 0))\n"
+        "b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "b.sendto(b'to-myself', a.getsockname()); print(a.recv(64).decode())\n"))
+    assert result.ok, result
+    assert result.logs.decode().strip() == "to-myself"
+
+
+def test_job_sandbox_5_a_fifo_for_a_model_is_the_jobs_failure(runner: SandboxRunner,
+                                                               hostile_image: str,
+                                                               tmp_path: Path) -> None:
+    """[JOB-SANDBOX.5] [JOB-OUT.2] A FIFO at /output/model.pt: ``bad_output`` under runc; under
+    runsc the FIFO lives in the Sentry and never reaches the host's volume: ``model_missing``.
+    Both the job's fault; no host code opens it."""
+    result = runner.train(hostile_image, TrainParams(seed=1, hyperparameters={}), TINY, None,
+                          tmp_path / "out",
+                          argv=["python3", "-c", "import os; os.mkfifo('/output/model.pt')"])
+    expected = FailureReason.MODEL_MISSING if runner.runtime == RUNSC else \
+        FailureReason.BAD_OUTPUT
+    assert (result.ok, result.reason) == (False, expected), result
+    assert not any((tmp_path / "out").iterdir())

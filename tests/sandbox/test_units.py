@@ -191,7 +191,7 @@ def test_job_sandbox_1_every_hardening_setting_is_in_the_policy() -> None:
     assert kwargs["security_opt"][1:] == [f"seccomp={profile_text()}"]
     assert json.loads(profile_text()) == build_profile()
     assert kwargs["hostname"] == "lc-job"
-    assert kwargs["user"] == "65534:65534"
+    assert kwargs["user"] == "65533:65533"  # PID 1; the entry point runs as 65534 [JOB-SANDBOX.5]
     assert kwargs["mem_limit"] == kwargs["memswap_limit"] == 64 * MIB
     assert kwargs["pids_limit"] == 20
     binds = [m for m in kwargs["mounts"] if m["Type"] == "bind"]
