@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from chain.crypto import PrivateKey, address_to_text
 from chain.errors import KeyFileError
+from chain.local_file import MAX_SECRET_FILE_BYTES, LocalFileError, read_local_file
 
 KEYFILE_VERSION = 1
 SCRYPT_N = 2**15
@@ -88,12 +89,13 @@ def write_key_file(path: Path, key: PrivateKey, passphrase: str, *, overwrite: b
 
 
 def read_key_file(path: Path, passphrase: str) -> PrivateKey:
+    """The key sealed in the file at ``path``; the file is read as [NODE-READ.1] says (a
+    regular file of at most ``MAX_SECRET_FILE_BYTES``)."""
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError as e:
-        raise KeyFileError(f"no key file at {path}") from e
-    except OSError as e:
-        raise KeyFileError(f"cannot read key file {path}: {e.strerror}") from e
+        raw = read_local_file(path, MAX_SECRET_FILE_BYTES, what="key file")
+    except LocalFileError as e:
+        raise KeyFileError(f"no key file at {path}" if e.code == "no_file"
+                           else f"cannot read key file {e}") from None
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:

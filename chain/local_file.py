@@ -23,6 +23,10 @@ from chain.errors import ChainError
 
 READ_CHUNK = 1024 * 1024
 """Bytes asked of one ``read``: a bound on what one call can return, not on the file."""
+MAX_SECRET_FILE_BYTES = 64 * 1024
+"""[NODE-READ.1] A key file, passphrase file or raw secret: a few hundred bytes when real."""
+MAX_CONFIG_FILE_BYTES = 1024 * 1024
+"""[NODE-READ.1] A node's ``config.toml``."""
 
 _KINDS = ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO (named pipe)"),
           (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
@@ -85,6 +89,17 @@ def read_local_file(path: Path | str, max_bytes: int, *, what: str = "file") -> 
                              code="unreadable") from None
     finally:
         os.close(fd)
+
+
+def read_local_text(path: Path | str, max_bytes: int, *, what: str = "file") -> str:
+    """[NODE-READ.1] ``read_local_file`` as UTF-8 text; bytes that are not UTF-8 are refused
+    (``not_text``) naming the path and the offset."""
+    data = read_local_file(path, max_bytes, what=what)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise LocalFileError(path, f"the {what} is not UTF-8 text (byte {e.start}: "
+                                   f"{data[e.start:e.start + 4]!r})", code="not_text") from None
 
 
 def _read_bounded(fd: int, path: Path | str, max_bytes: int, what: str, size: int) -> bytes:

@@ -34,6 +34,7 @@ import click
 from chain.crypto import PrivateKey, address_from_pubkey, address_from_text
 from chain.errors import ChainError, InvalidAddress, KeyFileError
 from chain.keyfile import read_key_file
+from chain.local_file import MAX_SECRET_FILE_BYTES, LocalFileError, read_local_text
 from chain.transactions import Body, SignedTransaction
 from chain.types import Address, PublicKeyBytes
 from client.api.http_client import DEFAULT_NODE, NODE_ENV, ApiClient, ApiError
@@ -69,14 +70,21 @@ def wait_option(what: str = "the transaction") -> Callable[[F], F]:
                         help=f"Wait until {what} is in a block.")
 
 
+def read_passphrase_file(path: Path) -> str:
+    """[NODE-READ.1] A passphrase file's first line ending removed: a regular file of at most
+    ``MAX_SECRET_FILE_BYTES`` (a FIFO or a device is refused, never read)."""
+    try:
+        return read_local_text(path, MAX_SECRET_FILE_BYTES,
+                               what="passphrase file").rstrip("\n")
+    except LocalFileError as e:
+        raise UserError(f"cannot read passphrase file {e}", code=e.code) from None
+
+
 def load_key(key_path: Path, passphrase_file: Path | None) -> PrivateKey:
-    """Unlocks a key file; the passphrase from the file, else $LC_PASSPHRASE, else a prompt."""
+    """Unlocks a key file; the passphrase from the file (read as [NODE-READ.1] says), else
+    $LC_PASSPHRASE, else a prompt."""
     if passphrase_file is not None:
-        try:
-            passphrase = passphrase_file.read_text().rstrip("\n")
-        except OSError as e:
-            raise click.ClickException(
-                f"cannot read passphrase file {passphrase_file}: {e.strerror}") from e
+        passphrase = read_passphrase_file(passphrase_file)
     else:
         import os
 

@@ -11,7 +11,15 @@ import click
 from chain.crypto import PrivateKey, address_to_text
 from chain.errors import KeyFileError
 from chain.keyfile import read_key_file, write_key_file
-from client.cli.common import PASSPHRASE_ENV, UserError, json_option, note, passphrase_option
+from chain.local_file import MAX_SECRET_FILE_BYTES, LocalFileError, read_local_text
+from client.cli.common import (
+    PASSPHRASE_ENV,
+    UserError,
+    json_option,
+    note,
+    passphrase_option,
+    read_passphrase_file,
+)
 from client.cli.inert import out
 
 EMPTY_PASSPHRASE_WARNING = (
@@ -22,11 +30,7 @@ EMPTY_PASSPHRASE_WARNING = (
 def _passphrase(passphrase_file: Path | None, *, confirm: bool) -> str:
     """From a file, from $LC_PASSPHRASE, or asked for (hidden) — never from argv."""
     if passphrase_file is not None:
-        try:
-            return passphrase_file.read_text().rstrip("\n")
-        except OSError as e:
-            raise UserError(f"cannot read passphrase file {passphrase_file}: {e.strerror}",
-                            code="os_error") from e
+        return read_passphrase_file(passphrase_file)
     if PASSPHRASE_ENV in os.environ:
         return os.environ[PASSPHRASE_ENV]
     return str(click.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm))
@@ -97,8 +101,12 @@ def keys_show(path: Path, passphrase_file: Path | None, as_json: bool) -> None:
 def keys_import(path: Path, secret_file: Path, passphrase_file: Path | None,
                 as_json: bool) -> None:
     """Import a raw secp256k1 secret (e.g. from another wallet) into an encrypted key file."""
+    try:  # [NODE-READ.1] a regular file of at most MAX_SECRET_FILE_BYTES
+        text = read_local_text(secret_file, MAX_SECRET_FILE_BYTES, what="secret file")
+    except LocalFileError as e:
+        raise UserError(str(e), code=e.code) from None
     try:
-        key = PrivateKey(bytes.fromhex(secret_file.read_text().strip().removeprefix("0x")))
+        key = PrivateKey(bytes.fromhex(text.strip().removeprefix("0x")))
     except ValueError as e:
         raise UserError(f"{secret_file}: the secret must be 64 hex characters of a valid key",
                         code="bad_secret") from e

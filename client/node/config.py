@@ -80,6 +80,12 @@ from pathlib import Path
 from typing import Any
 
 from chain.errors import ChainError
+from chain.local_file import (
+    MAX_CONFIG_FILE_BYTES,
+    MAX_SECRET_FILE_BYTES,
+    LocalFileError,
+    read_local_text,
+)
 from client.api.access import TokenError, is_loopback_host, no_token_message, read_token_file
 from client.api.upload_limits import MIB, UPLOAD_MB_PER_HOUR, UPLOADS_PER_MINUTE, UploadLimits
 from sandbox.runtime import CHOICES as RUNTIME_CHOICES
@@ -235,12 +241,14 @@ class NodeConfig:
         return "worker" in self.roles
 
     def passphrase(self) -> str:
-        """From ``passphrase_file``, else $LC_PASSPHRASE; never from the command line."""
+        """From ``passphrase_file`` (read as [NODE-READ.1] says), else $LC_PASSPHRASE; never
+        from the command line."""
         if self.passphrase_file is not None:
             try:
-                return self.passphrase_file.read_text().rstrip("\n")
-            except OSError as e:
-                raise ConfigError(f"cannot read passphrase file {self.passphrase_file}: {e}") from e
+                return read_local_text(self.passphrase_file, MAX_SECRET_FILE_BYTES,
+                                       what="passphrase file").rstrip("\n")
+            except LocalFileError as e:
+                raise ConfigError(f"cannot read passphrase file {e}") from None
         value = os.environ.get(PASSPHRASE_ENV)
         if value is None:
             raise ConfigError(
@@ -261,12 +269,12 @@ class NodeConfig:
 
     @classmethod
     def load(cls, path: Path) -> NodeConfig:
-        try:
-            doc = tomllib.loads(path.read_text())
-        except FileNotFoundError as e:
-            raise ConfigError(f"no config file at {path}") from e
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"cannot read config {path}: {e}") from e
+        try:  # [NODE-READ.1] a regular file of at most MAX_CONFIG_FILE_BYTES
+            doc = tomllib.loads(read_local_text(path, MAX_CONFIG_FILE_BYTES,
+                                                what="config file"))
+        except LocalFileError as e:
+            raise ConfigError(f"no config file at {path}" if e.code == "no_file"
+                              else f"cannot read config {e}") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from e
         return cls.from_dict(doc, path)

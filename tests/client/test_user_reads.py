@@ -272,3 +272,71 @@ def test_node_read_1_model_check_still_checks_a_real_model_through_a_link(
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["deployable"] and result["bytes"] == len(model), result
+
+
+# -- every other file a command reads for its user ---------------------------------------------
+
+def _keys_import(secret: Path) -> None:
+    from click.testing import CliRunner
+
+    from client.cli.main import cli
+
+    done = CliRunner().invoke(cli, ["keys", "import", str(secret.parent / "k.json"),
+                                    "--secret-file", str(secret), "--json"],
+                              env={"LC_PASSPHRASE": "pw"})
+    raise RuntimeError(done.output)
+
+
+def _load_key(passphrase: Path) -> None:
+    from client.cli.common import load_key
+
+    load_key(passphrase.parent / "k.json", passphrase)
+
+
+def _read_rows(fifo: Path) -> None:
+    from client.cli.predict.input import read_rows
+
+    read_rows(fifo)
+
+
+def _config(fifo: Path) -> None:
+    from client.node.config import NodeConfig
+
+    NodeConfig.load(fifo)
+
+
+def _key_file(fifo: Path) -> None:
+    from chain.keyfile import read_key_file
+
+    read_key_file(fifo, "pw")
+
+
+@pytest.mark.parametrize("name, read", [
+    ("secret.hex", _keys_import), ("passphrase", _load_key), ("rows.csv", _read_rows),
+    ("config.toml", _config), ("node.key", _key_file),
+])
+def test_node_read_1_every_user_file_that_is_a_fifo_is_refused_at_once(
+        tmp_path: Path, name: str, read: object) -> None:
+    """[NODE-READ.1] ``keys import --secret-file``, a passphrase file, ``predict``'s rows
+    file, a node's config and a key file: each refuses a FIFO at once, naming it (the key,
+    passphrase, secret and config reads blocked in ``open`` before; the rows file was
+    "no such file")."""
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            read(fifo)  # type: ignore[operator]
+        except BaseException as e:  # handed to the test
+            error.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(5)
+    stuck = thread.is_alive()
+    if stuck:  # release the old code's blocked open
+        with open(fifo, "wb"):
+            pass
+    assert not stuck, f"reading {name} (a FIFO) still blocked after 5 s"
+    assert error and "FIFO" in str(error[0]) and str(fifo) in str(error[0]), error

@@ -22,12 +22,14 @@ import click
 
 from chain.crypto import PrivateKey
 from chain.errors import DecodeError
-from chain.federated.blobs import ModelBlob
+from chain.federated.blobs import MODEL_HEADER, ModelBlob
+from chain.federated.fixed import MAX_DIMS
 from chain.federated.open.reads import part_body
 from chain.federated.open.steps import reveal_deposit
 from chain.federated.rounds import RULES, Aggregation
 from chain.federated.spec import FEDERATED_V1, OPEN, PRIVATE, FederatedSpec
 from chain.jobspec import DataRef, JobSpec
+from chain.local_file import LocalFileError, read_local_file
 from chain.types import Hash32
 from client.api.http_client import ApiClient, ApiError
 from client.cli.common import DURATION, UserError, send, user_errors
@@ -36,6 +38,8 @@ from sandbox.errors import SandboxError
 Json = dict[str, Any]
 TEMPLATE_PREFIX = "digits:"
 """``--initial-model digits:H``: the digits template's MLP (64-H-10), seeded, quantised."""
+MAX_MODEL_BLOB_BYTES = MODEL_HEADER.size + 4 * MAX_DIMS
+"""[NODE-READ.1] The largest model blob [FED-MODEL.1]: a header and 4 bytes a coordinate."""
 
 
 def _keep(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -120,10 +124,11 @@ def initial_model(terms: Json, work: Path) -> tuple[Path, ModelBlob]:
         path.write_bytes(model.to_bytes())
         return path, model
     path = Path(value)
-    try:
-        return path, ModelBlob.from_bytes(path.read_bytes())
-    except OSError as e:
-        raise UserError(f"--initial-model {value}: {e}", code="bad_model") from None
+    try:  # [NODE-READ.1] a regular file, at most the largest model blob
+        return path, ModelBlob.from_bytes(read_local_file(path, MAX_MODEL_BLOB_BYTES,
+                                                          what="model blob"))
+    except LocalFileError as e:
+        raise UserError(f"--initial-model {e}", code="bad_model") from None
     except (DecodeError, ValueError) as e:
         raise UserError(f"--initial-model {value}: not a model blob [FED-MODEL.1]: {e}",
                         code="bad_model") from None

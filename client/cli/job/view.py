@@ -19,6 +19,7 @@ import click
 
 from chain.content import blob_id_of_file
 from chain.crypto import address_to_text
+from chain.local_file import MAX_SECRET_FILE_BYTES, LocalFileError, read_local_file
 from client.api.http_client import ApiClient, ApiError
 from client.cli.common import (
     ADDRESS,
@@ -137,10 +138,10 @@ def job_list(mine: bool, key_path: Path | None, only_open: bool, wanted: str, li
 def key_address(key_path: Path) -> str:
     """The address a key file names, read without its passphrase (it is stored in clear;
     here it only filters a listing, nothing is signed)."""
-    try:
-        doc = json.loads(key_path.read_text())
+    try:  # [NODE-READ.1] a regular file of at most MAX_SECRET_FILE_BYTES
+        doc = json.loads(read_local_file(key_path, MAX_SECRET_FILE_BYTES, what="key file"))
         return address_to_text(ADDRESS.convert(doc["address"], None, None))
-    except (OSError, ValueError, KeyError, TypeError, click.BadParameter) as e:
+    except (LocalFileError, ValueError, KeyError, TypeError, click.BadParameter) as e:
         raise UserError(f"cannot read the address of key file {key_path}: {e}") from None
 
 

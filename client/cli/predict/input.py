@@ -9,6 +9,7 @@ Kept free of click so the checks are plain functions: each bad file is a
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,13 @@ import numpy as np
 
 from chain.encoding import decode
 from chain.errors import DecodeError
+from chain.local_file import LocalFileError, read_local_file
 from chain.predict.io import INVALID_FORMAT, LABELS_FORMAT, encode_rows
 from chain.predict.params import MAX_CKKS_FEATURES, MAX_ROWS
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
-"""A rows file larger than this is refused before it is read."""
+"""[NODE-READ.1] A rows file larger than this is refused: read to this bound + 1 byte at
+most, whatever its size says."""
 
 
 class BadInputFile(ValueError):
@@ -81,9 +84,22 @@ def read_csv(path: Path, header: bool | None = None) -> np.ndarray:
     """Rows of numbers, comma-separated; the first non-blank line is a header by the rule of
     [PRED-CSV.1] (``header``: ``--header`` True, ``--no-header`` False, else None); every
     other line must be numbers, an error naming its line otherwise."""
+    return _parse_csv(_read_input(path).decode("utf-8", errors="replace"), path, header)
+
+
+def _read_input(path: Path) -> bytes:
+    """[NODE-READ.1] The rows file's bytes: a regular file only (a FIFO or a device is
+    refused, never read), at most ``MAX_FILE_BYTES``."""
+    try:
+        return read_local_file(path, MAX_FILE_BYTES, what="rows file")
+    except LocalFileError as e:
+        raise BadInputFile(str(e)) from None
+
+
+def _parse_csv(text: str, path: Path, header: bool | None) -> np.ndarray:
     rows: list[list[float]] = []
     first = True
-    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+    with io.StringIO(text, newline="") as f:
         for line, cells in enumerate(csv.reader(f), start=1):
             if not cells or all(not c.strip() for c in cells):
                 continue
@@ -104,17 +120,17 @@ def read_csv(path: Path, header: bool | None = None) -> np.ndarray:
 def read_rows(path: Path, header: bool | None = None) -> np.ndarray:
     """A 2-d float64 array from ``.csv`` (``header`` as in ``read_csv``) or ``.npy`` (never a
     pickle: ``allow_pickle=False``)."""
-    if not path.is_file():
-        raise BadInputFile(f"{path}: no such file")
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise BadInputFile(f"{path}: {size:,} bytes; at most {MAX_FILE_BYTES:,}")
-    if path.suffix.lower() == ".npy":
-        if header is not None:
-            raise BadInputFile(f"{path}: --header/--no-header are for .csv files; a .npy "
-                               f"array has no header")
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".csv"):
+        raise BadInputFile(f"{path}: expected a .csv or .npy file, got "
+                           f"{path.suffix or 'no suffix'!r}")
+    if suffix == ".npy" and header is not None:
+        raise BadInputFile(f"{path}: --header/--no-header are for .csv files; a .npy "
+                           f"array has no header")
+    data = _read_input(path)
+    if suffix == ".npy":
         try:
-            array = np.load(path, allow_pickle=False)
+            array = np.load(io.BytesIO(data), allow_pickle=False)
         except (ValueError, OSError, EOFError) as e:
             raise BadInputFile(f"{path}: not a numeric .npy array ({str(e)[:120]})") from None
         if array.dtype.kind not in "fiu":
@@ -124,9 +140,7 @@ def read_rows(path: Path, header: bool | None = None) -> np.ndarray:
         if array.ndim != 2:
             raise BadInputFile(f"{path}: array of shape {array.shape}; rows × features wanted")
         return np.asarray(array, dtype=np.float64)
-    if path.suffix.lower() == ".csv":
-        return read_csv(path, header)
-    raise BadInputFile(f"{path}: expected a .csv or .npy file, got {path.suffix or 'no suffix'!r}")
+    return _parse_csv(data.decode("utf-8", errors="replace"), path, header)
 
 
 def check_rows(rows: np.ndarray, path: Path, features: int, max_rows: int = MAX_ROWS) -> None:
