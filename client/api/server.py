@@ -48,6 +48,7 @@ from chain.mempool import Admission
 from chain.records import SETTLED
 from chain.transactions import SignedTransaction
 from client.api.access import (
+    AUTHORIZED,
     TokenError,
     auth_middleware,
     check_token,
@@ -246,7 +247,7 @@ class ApiServer:
             "api_endpoint": s.api_endpoint or self.url,
             "time_ms": self.node.now_ms(),
             "genesis_hash": self.node.genesis.hash.hex(),
-            "worker": _jsonable(s.worker),
+            "worker": _jsonable(self._operator_training(request, s.worker)),
             "storage_problem": s.storage_problem,
         })
 
@@ -482,15 +483,30 @@ class ApiServer:
             "job_id": job.job_id.hex(), "node": addr(status.address),
             "worker_role": "worker" in status.roles,
             "attempts": [r.with_tail(tail).to_json() for r in records],
-            "progress": self._run_progress(job.job_id),
+            "progress": self._run_progress(job.job_id,
+                                           operator=request.get(AUTHORIZED, False)),
         })
 
-    def _run_progress(self, job_id: bytes) -> dict[str, object] | None:
-        """[API-PROGRESS.1] The live progress of this node's own worker on the job; never
-        gossiped, so another node's API does not know it."""
+    def _trainer(self) -> Any:
         worker: Any = getattr(self.node, "worker", None)
-        trainer = getattr(worker, "trainer", None)
-        return trainer.progress_of(job_id) if trainer is not None else None
+        return getattr(worker, "trainer", None)
+
+    def _run_progress(self, job_id: bytes, *, operator: bool) -> dict[str, object] | None:
+        """[API-PROGRESS.1] The live progress of this node's own worker on the job; never
+        gossiped, so another node's API does not know it. [API-PROGRESS.2] Every field for
+        the node's operator (a request ``AUTHORIZED`` by the API token, [API-AUTH.1]); the
+        public view for anyone else [API-PROGRESS.3]."""
+        trainer = self._trainer()
+        return trainer.progress_of(job_id, operator=operator) if trainer is not None else None
+
+    def _operator_training(self, request: web.Request, worker: Any) -> Any:
+        """[API-PROGRESS.2] ``/status``'s worker summary carries the public view of the
+        training's progress; the node's operator gets every field."""
+        trainer = self._trainer()
+        if not request.get(AUTHORIZED, False) or trainer is None or not isinstance(worker, dict) \
+                or not worker.get("training"):
+            return worker
+        return {**worker, "training": trainer.doing(operator=True)}
 
     # -- long poll and the document ---------------------------------------------------------
 

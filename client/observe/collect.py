@@ -196,18 +196,16 @@ class NodeCollector(Collector):
                               labels=("kind",)),
             (((kind,), running[kind]) for kind in ("train", "evaluate")))
         trainer = worker.trainer if worker is not None else None
-        live: Mapping[bytes, Mapping[str, Any]] = getattr(trainer, "progress", None) or {}
+        # /metrics is open to anyone: only the public view [API-PROGRESS.3], no step
+        views = getattr(trainer, "live_progress", None)
+        live: Mapping[bytes, Mapping[str, Any]] = views() if views is not None else {}
         yield _labelled(
             GaugeMetricFamily(P + "worker_job_progress_fraction",
-                              "[API-PROGRESS.1] Fraction done of this worker's training run in "
-                              "progress, from the job's progress file [JOB-PROGRESS.3].",
+                              "[API-PROGRESS.3] Fraction done of this worker's training run in "
+                              "progress: the public view of the job's progress file (whole "
+                              "percent, at most one change per 30 s).",
                               labels=("job",)),
             (((job.hex(),), float(p["fraction"])) for job, p in sorted(live.items())))
-        yield _labelled(
-            GaugeMetricFamily(P + "worker_job_progress_step",
-                              "[API-PROGRESS.1] The step the job's progress file names.",
-                              labels=("job",)),
-            (((job.hex(),), float(p["step"])) for job, p in sorted(live.items())))
         yield _counter("worker_jobs_inconsistent",
                        "Jobs whose evaluation disagreed with itself in the worker's self-check "
                        "[WORK-SELFCHECK.1] (never claimed), since the node started.",

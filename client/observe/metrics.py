@@ -64,7 +64,7 @@ METRIC_NAMES = tuple("learningchain_" + name for name in (
     "blob_relays",
     # jobs and the worker
     "jobs", "worker_runs_in_progress", "worker_job_progress_fraction",
-    "worker_job_progress_step", "worker_jobs_inconsistent", "worker_engine_unavailable",
+    "worker_jobs_inconsistent", "worker_engine_unavailable",
     "worker_runs_finished",
     "worker_run_duration_seconds",
     "worker_claims_sent", "worker_reveals_sent", "worker_txs_rejected", "worker_votes",

@@ -21,6 +21,15 @@ output never leaves the run (the worker's own log gets 500 characters of it, for
 its operator only). The detail line, which can quote job-chosen text (file names,
 metrics), gets the same token rule and ``MAX_DETAIL_CHARS``.
 
+[API-JOBLOG.4] (issue 47 §2) Characters are not information: the same weights printed as
+CJK characters kept about 435 bytes of data per failed attempt in the 720-byte excerpt. The
+token and digit rules now apply to every script (``client.worker.text_bound.redact``), the
+text is made plain first (Unicode spaces, invisible and private-use characters), and what is
+kept is *measured*: the excerpt keeps the last lines that measure at most
+``EXCERPT_INFO_BYTES`` by ``text_bound.information_bytes`` (DEFLATE with a fixed
+dictionary, one-to-one), so it carries at most ``8 * EXCERPT_INFO_BYTES + 1`` bits of
+anything; the detail line at most ``8 * DETAIL_INFO_BYTES + 1``.
+
 Bounded and sanitised [API-JOBLOG.2]:
 
 - per attempt, at most the ``EXCERPT_BYTES`` excerpt and a detail line of
@@ -45,11 +54,18 @@ import contextlib
 import json
 import logging
 import os
-import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from client.worker.text_bound import (
+    keep_end,
+    keep_start,
+    numbers_in,
+    plain,
+    redact,
+    redact_tokens,
+)
 from sandbox.results import WORKER_FAULTS, FailureReason
 
 log = logging.getLogger("learningchain.worker")
@@ -68,17 +84,14 @@ EXCERPT_LINE_CHARS = 120
 """[API-JOBLOG.3] Characters kept of each line."""
 EXCERPT_BYTES = 720
 """[API-JOBLOG.3] The excerpt's bound in UTF-8 bytes."""
-MAX_DIGIT_RUN = 4
-"""[API-JOBLOG.3] Runs of this many digits or more are redacted (line numbers stay)."""
-MAX_TOKEN_CHARS = 20
-"""[API-JOBLOG.3] Tokens of this many letters/digits/``+/=_-`` or more are redacted."""
 MAX_NUMBERS_PER_LINE = 4
 """[API-JOBLOG.3] A line with more numbers than this (a tensor, a list of weights) is
 dropped."""
-REDACTED = "\u2026"
-_DIGITS = re.compile(rf"[0-9]{{{MAX_DIGIT_RUN},}}")
-_TOKEN = re.compile(rf"[A-Za-z0-9+/=_\-]{{{MAX_TOKEN_CHARS},}}")
-_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+EXCERPT_INFO_BYTES = 64
+"""[API-JOBLOG.4] The excerpt's measure (``text_bound.information_bytes``) at most: it
+carries at most 8 * 64 + 1 = 513 bits, whatever script the job prints in."""
+DETAIL_INFO_BYTES = 48
+"""[API-JOBLOG.4] The detail line's measure at most: at most 8 * 48 + 1 = 385 bits."""
 
 STAGES = ("train", "self-check")
 OUTCOMES = ("ok", "failed")
@@ -138,9 +151,7 @@ class AttemptRecord:
     def bounded(self) -> AttemptRecord:
         """[API-JOBLOG.3] The record as it may be served: its log an excerpt, its detail
         redacted and cut (a record written by an older node may hold more)."""
-        detail = _TOKEN.sub(REDACTED, self.detail)
-        if len(detail) > MAX_DETAIL_CHARS:
-            detail = detail[:MAX_DETAIL_CHARS] + "..."
+        detail = bound_detail(self.detail)
         log_text = excerpt(self.log.encode("utf-8", "surrogatepass")) if self.log else ""
         return replace(self, log=log_text, detail=detail)
 
@@ -175,15 +186,21 @@ def log_tail(output: bytes) -> str:
     return output[-LOG_TAIL_BYTES:].decode("utf-8", "replace")
 
 
-def redact(text: str) -> str:
-    """[API-JOBLOG.3] Long digit runs and long tokens replaced by ``…``."""
-    return _DIGITS.sub(REDACTED, _TOKEN.sub(REDACTED, text))
+def bound_detail(text: str) -> str:
+    """[API-JOBLOG.3] [API-JOBLOG.4] A detail line as it may be served: plain, long tokens
+    of any script redacted (numbers stay: sizes, limits), at most ``MAX_DETAIL_CHARS``
+    and a measure of ``DETAIL_INFO_BYTES`` (cut at the end, ``...`` added)."""
+    detail = redact_tokens(plain(text.replace("\n", " ")))
+    if len(detail) > MAX_DETAIL_CHARS:
+        detail = detail[:MAX_DETAIL_CHARS] + "..."
+    return keep_start(detail, DETAIL_INFO_BYTES)
 
 
 def excerpt(output: bytes) -> str:
-    """[API-JOBLOG.3] What a failed run's record keeps of its output: the last lines (from
-    the last traceback on), redacted, numeric lines dropped, at most ``EXCERPT_BYTES``."""
-    lines = log_tail(output).splitlines()
+    """[API-JOBLOG.3] [API-JOBLOG.4] What a failed run's record keeps of its output: the
+    last lines (from the last traceback on), plain, redacted in every script, numeric lines
+    dropped, at most ``EXCERPT_BYTES`` and a measure of ``EXCERPT_INFO_BYTES``."""
+    lines = plain(log_tail(output)).splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
     if starts:
         lines = lines[starts[-1]:]
@@ -191,10 +208,10 @@ def excerpt(output: bytes) -> str:
     for line in reversed(lines):
         if len(kept) == EXCERPT_LINES:
             break
-        if not line.strip() or len(_NUMBER.findall(line)) > MAX_NUMBERS_PER_LINE:
+        if not line.strip() or numbers_in(line) > MAX_NUMBERS_PER_LINE:
             continue
         kept.append(redact(line[:EXCERPT_LINE_CHARS * 4])[:EXCERPT_LINE_CHARS])
-    text = "\n".join(reversed(kept))
+    text = "\n".join(keep_end(list(reversed(kept)), EXCERPT_INFO_BYTES))
     data = text.encode("utf-8", "surrogatepass")
     if len(data) > EXCERPT_BYTES:
         text = data[len(data) - EXCERPT_BYTES:].decode("utf-8", "replace")
@@ -212,9 +229,8 @@ class AttemptLog:
 
     def sanitise(self, text: str) -> str:
         """A detail line without this worker's host paths, bounded, its long tokens
-        redacted [API-JOBLOG.3]."""
-        text = _TOKEN.sub(REDACTED, text.replace(self._private, "<worker>"))
-        return text if len(text) <= MAX_DETAIL_CHARS else text[:MAX_DETAIL_CHARS] + "..."
+        redacted [API-JOBLOG.3], its information bounded [API-JOBLOG.4]."""
+        return bound_detail(text.replace(self._private, "<worker>"))
 
     def record(self, job_id: bytes, *, attempt: int, run: int, started_ms: int,
                seconds: float, stage: str, reason: FailureReason | str | None,

@@ -51,6 +51,12 @@ from client.worker.policy import (
     skips_to_forget,
     worth_claiming,
 )
+from client.worker.progress_view import (
+    ProgressFeed,
+    observe,
+    operator_json,
+    public_json,
+)
 from client.worker.sandboxing import (
     ImageCache,
     ImageUnavailable,
@@ -112,8 +118,11 @@ class Trainer:
         """A train/v2 job's unpacked data folders by role [JOB-DATA.3], while it trains."""
         self.inconsistent_found = 0
         """Metrics: jobs this worker found inconsistent [WORK-SELFCHECK.1] since it started."""
-        self.progress: dict[bytes, dict[str, object]] = {}
-        """[API-PROGRESS.1] The last valid progress of the run under way, by job."""
+        self.feeds: dict[bytes, ProgressFeed] = {}
+        """[API-PROGRESS.1] The progress of the run under way, by job: the last valid file
+        and what its public view published [API-PROGRESS.2-3]."""
+        self.clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)
+        """Wall-clock milliseconds for the progress views (tests set their own)."""
         for job_hex, attempt in store.give_back_interrupted(self._has_checkpoint):
             log.warning("job %s: attempt %d was cut short (crash, kill or stop); it is given "
                         "back and resumes from its kept checkpoint [WORK-RESUME.1]",
@@ -122,10 +131,30 @@ class Trainer:
     def _has_checkpoint(self, job_id: bytes, attempt: int) -> bool:
         return kept_checkpoint(self.store.checkpoint_dir(job_id, attempt)) is not None
 
-    def progress_of(self, job_id: bytes) -> dict[str, object] | None:
-        """[API-PROGRESS.1] A copy of the live progress of this worker's run on the job."""
-        progress = self.progress.get(job_id)
-        return dict(progress) if progress is not None else None
+    def progress_of(self, job_id: bytes, *, operator: bool = False) -> dict[str, object] | None:
+        """[API-PROGRESS.1-3] The live progress of this worker's run on the job: every field
+        for the node's operator, else the public view (whole percent, the rest withheld)."""
+        feed = self.feeds.get(job_id)
+        if feed is None:
+            return None
+        return operator_json(feed) if operator else public_json(feed, self.clock_ms())
+
+    def live_progress(self) -> dict[bytes, dict[str, object]]:
+        """[API-PROGRESS.3] The public view of every run under way that has one (``/metrics``
+        is open to anyone)."""
+        views = {job_id: self.progress_of(job_id) for job_id in list(self.feeds)}
+        return {job_id: view for job_id, view in views.items() if view is not None}
+
+    def doing(self, *, operator: bool = False) -> dict[str, object] | None:
+        """What the training in progress is doing, for ``GET /status``: its ``progress`` is
+        the operator's or the public view [API-PROGRESS.2]."""
+        now = self.now
+        if now is None:
+            return None
+        job = now.get("job")
+        progress = self.progress_of(bytes.fromhex(job), operator=operator) \
+            if isinstance(job, str) else None
+        return {**now, "progress": progress}
 
     def tables(self) -> tuple[dict[bytes, object], ...]:
         """Per-job notes, pruned by the worker once a job is no longer followed (the skip
@@ -328,6 +357,8 @@ class Trainer:
         resumed = kept.step if kept is not None and checkpoint_bytes else None
         watch = None
         if checkpoint_bytes:
+            self.feeds[job.job_id] = ProgressFeed(self.store.address_text, attempt, resumed,
+                                                  started_ms=self.clock_ms())
             watch = RunWatch(kept_dir, checkpoint_bytes,
                              lambda p: self._on_progress(job.job_id, attempt, resumed, p),
                              resume=kept, label=f"{label}-{attempt}")
@@ -407,20 +438,18 @@ class Trainer:
             return None
         finally:
             self.last_attempt_ms[job.job_id] = (time.monotonic() - started) * 1000
-            self.progress.pop(job.job_id, None)
+            self.feeds.pop(job.job_id, None)
             shutil.rmtree(run_dir, ignore_errors=True)
             if not keep_checkpoint:
                 self.store.drop_checkpoints(job.job_id, attempt)
 
     def _on_progress(self, job_id: bytes, attempt: int, resumed: int | None,
                      progress: Progress) -> None:
-        """[JOB-PROGRESS.4] From the watching thread: the run's last valid progress."""
-        shown: dict[str, object] = {"worker": self.store.address_text, "attempt": attempt,
-                                    **progress.to_json(), "resumed_from": resumed,
-                                    "updated_ms": int(time.time() * 1000)}
-        self.progress[job_id] = shown
-        if self.now is not None and self.now.get("job") == job_id.hex():
-            self.now["progress"] = shown
+        """[JOB-PROGRESS.4] From the watching thread: the run's last valid progress, into the
+        feed its run started (none once the run ended: a late read is dropped)."""
+        feed = self.feeds.get(job_id)
+        if feed is not None and feed.attempt == attempt and feed.resumed_from == resumed:
+            self.feeds[job_id] = observe(feed, progress, self.clock_ms())
 
     async def _self_check(self, job: Job, image_id: str, model: Path,
                           tag: str) -> tuple[SelfCheck, tuple[EvalResult, ...]]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from chain.crypto import PrivateKey
 from client.node.config import WorkerPolicy
+from client.worker.progress_view import ProgressFeed
 from client.worker.state import WorkerStore
 from client.worker.training import Trainer
 from client.worker.worker import Worker
@@ -23,8 +24,10 @@ JOB = bytes(range(32))
 
 
 async def test_metrics_expose_the_progress_gauge_of_the_run_in_progress(tmp_path: Path) -> None:
-    """[API-PROGRESS.1] [JOB-PROGRESS.4] learningchain_worker_job_progress_fraction{job} and
-    _step{job} show the last valid progress of this node's worker; gone once the run ends."""
+    """[API-PROGRESS.1] [API-PROGRESS.3] [JOB-PROGRESS.4] learningchain_worker_job_progress_
+    fraction{job} shows the public view of this node's worker's run: whole percent, once the
+    first 30 s tick has passed; no step gauge (/metrics is open to anyone); gone once the run
+    ends. The operator's view keeps every field."""
     layout = network(tmp_path, validators=1)
     node = local_node(layout, 0)
     await node.start()
@@ -36,16 +39,26 @@ async def test_metrics_expose_the_progress_gauge_of_the_run_in_progress(tmp_path
                           worker.threads, None, None, lambda: None,  # type: ignore[arg-type]
                           worker.attempts)
         worker.trainer = trainer
+        clock = [1_000_000]
+        trainer.clock_ms = lambda: clock[0]
         empty = await scrape(node)
         assert not [s for s in empty["learningchain_worker_job_progress_fraction"]]
-        trainer._on_progress(JOB, 2, 3, Progress(0.4, 4, 0.31, "train_loss", 4))
+        trainer.feeds[JOB] = ProgressFeed(worker.store.address_text, 2, 3, clock[0])
+        clock[0] += 1_000
+        trainer._on_progress(JOB, 2, 3, Progress(0.4271, 4, 0.31, "train_loss", 4))
+        assert not [s for s in (await scrape(node))["learningchain_worker_job_progress_fraction"]]
+        clock[0] += 30_000
         families = await scrape(node)
         assert value(families, "learningchain_worker_job_progress_fraction",
-                     job=JOB.hex()) == 0.4
-        assert value(families, "learningchain_worker_job_progress_step", job=JOB.hex()) == 4
-        shown = trainer.progress_of(JOB)
+                     job=JOB.hex()) == 0.42
+        assert "learningchain_worker_job_progress_step" not in families
+        shown = trainer.progress_of(JOB, operator=True)
         assert shown is not None and shown["resumed_from"] == 3 and shown["attempt"] == 2
-        trainer.progress.pop(JOB)
+        assert (shown["step"], shown["metric"], shown["view"]) == (4, 0.31, "operator")
+        public = trainer.progress_of(JOB)
+        assert public is not None and public["view"] == "public"
+        assert (public["step"], public["metric"], public["metric_name"]) == (None, None, "")
+        trainer.feeds.pop(JOB)
         after = await scrape(node)
         assert not [s for s in after["learningchain_worker_job_progress_fraction"]]
         worker.trainer = None

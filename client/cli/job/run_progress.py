@@ -5,9 +5,11 @@ The node answers the progress of its own worker's run (``GET /jobs/{id}/logs``,
 ``progress``); progress is not gossiped, so a watch against another node shows none.
 On a terminal each worker (and attempt) gets a live bar with its step and metric; in a
 pipe or a CI log, one plain line each time the step or fraction changes; with ``--json``
-one ``progress`` event per change. Every shown text comes from fields the node checked
-([JOB-PROGRESS.3]: numbers, a metric name of ``A-Z a-z 0-9 _ . -``) and is made inert
-anyway [TERM-INERT.1].
+one ``progress`` event per change. Step and metric come only to the node's operator (a
+request with its API token, ``$LC_API_TOKEN``); anyone else gets the public view: whole
+percent, at most one change per 30 s [API-PROGRESS.2-3]. Every shown text comes from
+fields the node checked ([JOB-PROGRESS.3]: numbers, a metric name of ``A-Z a-z 0-9 _ .
+-``) and is made inert anyway [TERM-INERT.1].
 """
 
 from __future__ import annotations
@@ -26,12 +28,17 @@ from client.cli.inert import inert
 def progress_event(p: dict[str, Any]) -> dict[str, Any]:
     return {"event": "progress", "worker": p.get("worker"), "attempt": p.get("attempt"),
             "fraction": p.get("fraction"), "step": p.get("step"), "metric": p.get("metric"),
-            "metric_name": p.get("metric_name"), "resumed_from": p.get("resumed_from")}
+            "metric_name": p.get("metric_name"), "resumed_from": p.get("resumed_from"),
+            "view": p.get("view")}
 
 
 def progress_detail(e: dict[str, Any]) -> str:
+    """The step and metric; for a public view, which withholds them [API-PROGRESS.3], that
+    they are the worker's operator's to see."""
     metric = e.get("metric")
     name = e.get("metric_name") or "metric"
+    if e.get("view") == "public" and e.get("step") is None:
+        return "step and metric shown to the worker's operator only"
     text = f"step {e.get('step')}"
     if isinstance(metric, int | float):
         text += f", {name} {metric:.4g}"

@@ -58,9 +58,11 @@
           ? `, ${String(p.metric_name || "metric")} ${fmtLoss(p.metric)}` : "";
         const resumed = typeof p.resumed_from === "number"
           ? ` (resumed from step ${fmtInt(p.resumed_from)})` : "";
+        // [API-PROGRESS.3] the public view withholds the step and the metric
+        const step = typeof p.step === "number" ? `, step ${fmtInt(p.step)}` : "";
         lines.push(h("div", { testid: "worker-progress" },
           h("progress", { max: "100", value: String(pct) }),
-          ` ${pct}%, step ${fmtInt(Number(p.step))}${metric}${resumed}`));
+          ` ${pct}%${step}${metric}${resumed}`));
       }
     }
     const v = worker.verifying;
