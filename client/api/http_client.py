@@ -9,6 +9,10 @@ With ``$LC_API_TOKEN`` set, every request carries ``Authorization: Bearer <token
 (the node's ``[api] token_file``; writes need it on a node that has one, [API-AUTH.*]).
 An upload the node answers 429 (per-client limits, [API-UPLOAD.4]) is sent again after
 its ``Retry-After``, when that is at most ``UPLOAD_RETRY_MAX_S``.
+
+[NODE-READ.2] Every request's ``timeout`` is its whole deadline, not each read's: a node
+that drips its answer is cut there (``client.api.fetch``); answers are bounded
+(``MAX_ANSWER_BYTES``, a download by its ``max_bytes``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 
 from chain.crypto import PrivateKey, address_to_text
 from chain.transactions import Body, SignedTransaction, sign_transaction
+from client.api.fetch import FetchError, fetch
 
 DEFAULT_NODE = "http://127.0.0.1:8601"
 NODE_ENV = "LC_NODE"
@@ -33,6 +38,14 @@ TOKEN_ENV = "LC_API_TOKEN"
 UPLOAD_RETRY_MAX_S = 120
 UPLOAD_RETRIES = 3
 CHUNK = 1024 * 1024
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+"""[NODE-READ.2] The most of one JSON answer (or raw block) the client reads from a node."""
+DOWNLOAD_BASE_S = 300.0
+DOWNLOAD_MIN_RATE = 1024 * 1024
+"""[NODE-READ.2] A blob download's whole deadline: ``DOWNLOAD_BASE_S`` plus its size bound
+at this many bytes a second."""
+MAX_DOWNLOAD_BYTES = 4 * 1024**3
+"""[NODE-READ.2] A download without a tighter bound: the node's largest upload."""
 
 Json = dict[str, Any]
 Progress = Callable[[int, int], None]
@@ -83,20 +96,48 @@ class ApiClient:
                 url += "?" + urllib.parse.urlencode(clean)
         return url
 
-    def _open(self, request: urllib.request.Request, timeout: float | None = None) -> Any:
+    def _authorize(self, request: urllib.request.Request) -> None:
         if self.token:
             if not all("!" <= c <= "~" for c in self.token):
                 raise ApiError("bad_token", f"${TOKEN_ENV} must be the node's token: visible "
                                             "ASCII characters, no spaces")
             request.add_header("Authorization", f"Bearer {self.token}")
+
+    def _said_no(self, error: ApiError) -> ApiError:
+        if error.status == 401 and not self.token:
+            return ApiError(error.code, f"{error.message} (${TOKEN_ENV} is not set)",
+                            error.status)
+        return error
+
+    def _fetch(self, request: urllib.request.Request, deadline_s: float, *,
+               max_bytes: int | None = None, sink: Callable[[bytes], None] | None = None,
+               on_headers: Callable[[Any], None] | None = None) -> bytes:
+        """[NODE-READ.2] The whole body of a 2xx answer within ``deadline_s`` (connection,
+        headers and body: a node that drips its answer is cut there) and ``max_bytes``
+        (default ``MAX_ANSWER_BYTES``); else ``ApiError``: the node's own error,
+        ``unreachable`` or ``bad_response``."""
+        self._authorize(request)
+        try:
+            got = fetch(request, deadline_s=deadline_s,
+                        max_bytes=MAX_ANSWER_BYTES if max_bytes is None else max_bytes,
+                        read_timeout_s=self.timeout, sink=sink, on_headers=on_headers)
+        except FetchError as e:
+            if e.code == "fetch_failed":
+                raise ApiError("unreachable", f"cannot reach the node at {self.base_url}: "
+                                              f"{e.reason}") from None
+            raise ApiError("bad_response" if e.code == "fetch_too_large" else "unreachable",
+                           f"no whole answer from the node at {self.base_url}: {e}") from None
+        if got.status >= 400:
+            raise self._said_no(_error_of(got.status, got.reason, got.headers,
+                                          got.body)) from None
+        return got.body
+
+    def _open(self, request: urllib.request.Request, timeout: float | None = None) -> Any:
+        self._authorize(request)
         try:
             return urllib.request.urlopen(request, timeout=timeout or self.timeout)
         except urllib.error.HTTPError as e:
-            error = _api_error(e)
-            if error.status == 401 and not self.token:
-                error = ApiError(error.code, f"{error.message} (${TOKEN_ENV} is not set)",
-                                 error.status)
-            raise error from None
+            raise self._said_no(_api_error(e)) from None
         except urllib.error.URLError as e:
             raise ApiError("unreachable",
                            f"cannot reach the node at {self.base_url}: {e.reason}") from None
@@ -107,14 +148,15 @@ class ApiClient:
     def request(self, method: str, path: str, *, query: dict[str, Any] | None = None,
                 data: bytes | None = None, content_type: str | None = None,
                 timeout: float | None = None) -> Any:
-        """One JSON request; returns the decoded body."""
+        """One JSON request; returns the decoded body. [NODE-READ.2] ``timeout`` (default
+        the client's) is the whole request's deadline, and the answer is at most
+        ``MAX_ANSWER_BYTES``."""
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
         req = urllib.request.Request(self._url(path, query), data=data, method=method,
                                      headers=headers)
-        with self._open(req, timeout) as resp:
-            raw = resp.read()
+        raw = self._fetch(req, timeout or self.timeout)
         try:
             return json.loads(raw)
         except ValueError:
@@ -157,8 +199,7 @@ class ApiClient:
 
     def block_raw(self, height: int) -> bytes:
         req = urllib.request.Request(self._url(f"/blocks/{int(height)}/raw"))
-        with self._open(req) as resp:
-            return bytes(resp.read())
+        return self._fetch(req, self.timeout)
 
     def tx(self, tx_hash: str | bytes) -> Json:
         return dict(self.get(f"/txs/{_hex(tx_hash)}"))
@@ -256,7 +297,7 @@ class ApiClient:
                          "Content-Length": str(size), "Accept": "application/json"})
             try:
                 with self._open(req, timeout=max(self.timeout, 300.0)) as resp:
-                    return dict(json.loads(resp.read()))
+                    return dict(json.loads(resp.read(MAX_ANSWER_BYTES)))
             except ApiError as e:
                 wait = e.retry_after
                 if e.status != 429 or wait is None or wait > UPLOAD_RETRY_MAX_S \
@@ -284,21 +325,33 @@ class ApiClient:
             raise
         return True
 
-    def download_blob(self, blob: str | bytes, dest: Path,
-                      progress: Progress | None = None) -> int:
-        """Streams a blob into ``dest`` (written whole or not at all); returns its size."""
+    def download_blob(self, blob: str | bytes, dest: Path, progress: Progress | None = None,
+                      max_bytes: int = MAX_DOWNLOAD_BYTES) -> int:
+        """Streams a blob into ``dest`` (written whole or not at all); returns its size.
+
+        [NODE-READ.2] At most ``max_bytes`` (a larger blob is refused, ``bad_response``),
+        within a whole deadline of ``DOWNLOAD_BASE_S`` plus ``max_bytes`` at
+        ``DOWNLOAD_MIN_RATE``."""
         req = urllib.request.Request(self._url(f"/blobs/{_hex(blob)}"))
         partial = dest.with_name(dest.name + ".partial")
-        done = 0
+        done = total = 0
         try:
-            with self._open(req, timeout=max(self.timeout, 300.0)) as resp, \
-                    partial.open("wb") as out:
-                total = int(resp.headers.get("Content-Length") or 0)
-                while data := resp.read(CHUNK):
+            with partial.open("wb") as out:
+
+                def sized(headers: Any) -> None:
+                    nonlocal total
+                    length = str(headers.get("Content-Length") or "0")
+                    total = int(length) if length.isdigit() else 0
+
+                def write(data: bytes) -> None:
+                    nonlocal done
                     out.write(data)
                     done += len(data)
                     if progress is not None:
                         progress(done, total)
+
+                self._fetch(req, DOWNLOAD_BASE_S + max_bytes / DOWNLOAD_MIN_RATE,
+                            max_bytes=max_bytes, sink=write, on_headers=sized)
             os.replace(partial, dest)
         finally:
             partial.unlink(missing_ok=True)
@@ -342,15 +395,24 @@ def _hex(value: str | bytes) -> str:
 
 
 def _api_error(e: urllib.error.HTTPError) -> ApiError:
-    retry_after = _seconds(e.headers.get("Retry-After") if e.headers else None)
     try:
-        doc = json.loads(e.read())
+        body = e.read(MAX_ANSWER_BYTES)
+    except OSError:
+        body = b""
+    return _error_of(e.code, str(e.reason), e.headers, body)
+
+
+def _error_of(status: int, reason: str, headers: Any, body: bytes) -> ApiError:
+    """The node's ``{"error": {"code", "message"}}``, else ``http_<status>``."""
+    retry_after = _seconds(headers.get("Retry-After") if headers else None)
+    try:
+        doc = json.loads(body)
         err = doc["error"]
         code, message = str(err["code"]), str(err["message"])
-    except (ValueError, KeyError, TypeError, OSError):
-        return ApiError(f"http_{e.code}", f"the node answered {e.code} {e.reason}", e.code,
+    except (ValueError, KeyError, TypeError):
+        return ApiError(f"http_{status}", f"the node answered {status} {reason}", status,
                         retry_after)
-    return ApiError(code, message, e.code, retry_after)
+    return ApiError(code, message, status, retry_after)
 
 
 def _seconds(value: str | None) -> float | None:

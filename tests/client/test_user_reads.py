@@ -340,3 +340,65 @@ def test_node_read_1_every_user_file_that_is_a_fifo_is_refused_at_once(
             pass
     assert not stuck, f"reading {name} (a FIFO) still blocked after 5 s"
     assert error and "FIFO" in str(error[0]) and str(fifo) in str(error[0]), error
+
+
+# -- the CLI's calls to a node -------------------------------------------------------------------
+
+def _status_in_thread(url: str) -> tuple[float, BaseException | None, bool]:
+    from client.api.http_client import ApiClient
+
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            ApiClient(url, timeout=DEADLINE_S).status()
+        except BaseException as e:  # handed to the test
+            error.append(e)
+
+    start = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(WAIT_S)
+    return time.monotonic() - start, error[0] if error else None, thread.is_alive()
+
+
+def test_node_read_2_the_clis_call_to_a_node_dripping_its_answer_ends_at_its_timeout() -> None:
+    """[NODE-READ.2] ``ApiClient(timeout=T)`` is a whole deadline: a node answering a byte a
+    second is cut at T (each read was quick enough for the per-read timeout before)."""
+    with dripping_server(WITH_LENGTH, after=head_length(WITH_LENGTH)) as url:
+        took, error, stuck = _status_in_thread(url.removesuffix(join.GENESIS_API_PATH))
+    assert not stuck, f"the CLI's /status call still reading after {took:.0f} s"
+    assert took < DEADLINE_S + 3
+    assert getattr(error, "code", None) == "unreachable" and "deadline" in str(error), error
+
+
+def test_node_read_2_the_clis_answers_and_downloads_are_bounded(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """[NODE-READ.2] An answer over ``MAX_ANSWER_BYTES`` is ``bad_response``; a download over
+    its ``max_bytes`` is refused and leaves no file; the node's own errors still come
+    through, and a whole answer within bounds is read as before."""
+    from client.api import http_client
+    from client.api.http_client import ApiClient, ApiError
+
+    monkeypatch.setattr(http_client, "MAX_ANSWER_BYTES", 100)
+    endless = b"HTTP/1.0 200 OK\r\n\r\n{" + b" " * 5000
+    with dripping_server(endless, after=len(endless)) as url, pytest.raises(ApiError) as big:
+        ApiClient(url.removesuffix(join.GENESIS_API_PATH), timeout=DEADLINE_S).status()
+    assert big.value.code == "bad_response" and "101 read" in big.value.message
+
+    blob = b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n" + b"b" * 500
+    dest = tmp_path / "model"
+    with dripping_server(blob, after=len(blob)) as url, pytest.raises(ApiError) as over:
+        ApiClient(url.removesuffix(join.GENESIS_API_PATH)).download_blob(
+            "ab" * 32, dest, max_bytes=400)
+    assert over.value.code == "bad_response" and "500 bytes (Content-Length)" in str(over.value)
+    assert not dest.exists() and not list(tmp_path.iterdir())
+    with dripping_server(blob, after=len(blob)) as url:
+        got = ApiClient(url.removesuffix(join.GENESIS_API_PATH)).download_blob(
+            "ab" * 32, dest, max_bytes=500)
+    assert got == 500 and dest.read_bytes() == b"b" * 500
+
+    refusal = b'HTTP/1.0 404 Not Found\r\n\r\n{"error": {"code": "unknown_job", "message": "no"}}'
+    with dripping_server(refusal, after=len(refusal)) as url, pytest.raises(ApiError) as no:
+        ApiClient(url.removesuffix(join.GENESIS_API_PATH)).job("ab" * 32)
+    assert (no.value.code, no.value.status) == ("unknown_job", 404)

@@ -167,7 +167,7 @@ def check_model_file(client: ApiClient, model_hash: str, schema: InputSchema,
     with tempfile.TemporaryDirectory(prefix="lc-deploy-") as tmp:
         path = Path(tmp) / "model"
         with user_errors("cannot fetch the winner's model to check it: "):
-            client.download_blob(model_hash, path)
+            client.download_blob(model_hash, path, max_bytes=MAX_DEPLOYABLE_BYTES)
         try:
             return check_file(read_model_file(path), schema, output)
         except ModelFormatError as e:
