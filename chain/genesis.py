@@ -40,6 +40,9 @@ from chain.types import (
 
 EVAL_RUNTIMES = ("runsc", "runc")
 """[GENESIS-RUNTIME.1] What a genesis may name as the graph's evaluation runtime."""
+TIMING_NAMES = ("clock_precision_ms", "message_delay_ms")
+"""[GENESIS-TIMING.1] The [CONS-TIME.2] bounds a genesis may set."""
+TIMING_RANGE_MS = (0, 3_600_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,17 +71,32 @@ class Genesis:
     """[GENESIS-RUNTIME.1] The sandbox runtime every member evaluates under (``runsc`` or
     ``runc``), so the runtime never changes a verdict [JOB-RUNTIME.13]; "" when the
     document names none (a graph made before issue 47: each node its own)."""
+    consensus_timing: tuple[tuple[str, int], ...] = ()
+    """[GENESIS-TIMING.1] The [CONS-TIME.2] bounds the document names (``clock_precision_ms``,
+    ``message_delay_ms``), sorted by name; a bound it does not name is the default."""
+
+    def node_rules(self) -> dict[str, Any]:
+        """[GENESIS-RULES.1] The rules for nodes (not the state machine) the document names:
+        hashed as one map after the verifiers, absent when it names none."""
+        return {**({"eval_runtime": self.eval_runtime} if self.eval_runtime else {}),
+                **({"consensus_timing": dict(self.consensus_timing)}
+                   if self.consensus_timing else {})}
+
+    def timing(self, name: str, default: int) -> int:
+        """[GENESIS-TIMING.1] The bound ``name`` of [CONS-TIME.2], or ``default``."""
+        return dict(self.consensus_timing).get(name, default)
 
     def hashed_form(self) -> list[Any]:
         """[GENESIS-HASH.1] What the genesis hash covers: validators in document order,
         members (validators included) and balances sorted by raw address, every parameter,
-        then the verifiers sorted by raw address, then the evaluation runtime when the
-        document names one [GENESIS-RUNTIME.1]."""
+        then the verifiers sorted by raw address, then the node rules when the document
+        names any [GENESIS-RULES.1]."""
         form = ["learningchain/v1", "genesis", self.chain_id, self.genesis_time_ms,
                 [[v.pubkey, v.power, v.name] for v in self.validators], list(self.members),
                 [[a, b] for a, b in self.balances], self.params.to_wire(),
                 list(self.verifiers)]
-        return [*form, self.eval_runtime] if self.eval_runtime else form
+        rules = self.node_rules()
+        return [*form, rules] if rules else form
 
     @property
     def hash(self) -> Hash32:
@@ -95,7 +113,7 @@ class Genesis:
             "balances": {address_to_text(a): b for a, b in self.balances},
             "params": dataclasses.asdict(self.params),
             "verifiers": [address_to_text(v) for v in self.verifiers],
-            **({"eval_runtime": self.eval_runtime} if self.eval_runtime else {}),
+            **self.node_rules(),
         }
 
     @classmethod
@@ -175,7 +193,24 @@ def _parse(doc: Any) -> Genesis:
         raise InvalidGenesis(f"eval_runtime must be one of {', '.join(EVAL_RUNTIMES)} "
                              f"[GENESIS-RUNTIME.1], got {eval_runtime!r}")
     return Genesis(chain_id, TimeMs(time_ms), tuple(validators), tuple(members),
-                   tuple(sorted(balances)), params, verifiers, eval_runtime)
+                   tuple(sorted(balances)), params, verifiers, eval_runtime,
+                   _parse_timing(doc.get("consensus_timing", {})))
+
+
+def _parse_timing(doc: Any) -> tuple[tuple[str, int], ...]:
+    """[GENESIS-TIMING.1] Known bounds only, each an integer in ``TIMING_RANGE_MS``."""
+    if not isinstance(doc, dict):
+        raise InvalidGenesis("consensus_timing must be an object [GENESIS-TIMING.1]")
+    unknown = sorted(set(doc) - set(TIMING_NAMES))
+    if unknown:
+        raise InvalidGenesis(f"unknown consensus_timing bounds: {unknown} (known: "
+                             f"{', '.join(TIMING_NAMES)}) [GENESIS-TIMING.1]")
+    low, high = TIMING_RANGE_MS
+    for name, value in doc.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InvalidGenesis(f"consensus_timing.{name} must be an integer in {low}..{high} "
+                                 f"ms [GENESIS-TIMING.1], got {value!r}")
+    return tuple(sorted(doc.items()))
 
 
 def _parse_verifiers(texts: Any, members: list[Address]) -> tuple[Address, ...]:

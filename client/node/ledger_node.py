@@ -19,7 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chain.blocks import Block
-from chain.consensus.config import ConsensusConfig
+from chain.consensus.config import (
+    DEFAULT_CLOCK_PRECISION_MS,
+    DEFAULT_MESSAGE_DELAY_MS,
+    ConsensusConfig,
+)
 from chain.consensus.evidence import DuplicateVoteEvidence
 from chain.consensus.timeouts import TimeoutConfig
 from chain.consensus.wal import WriteAheadLog
@@ -111,7 +115,10 @@ class LedgerNode(StoredChainReads):
             ConsensusConfig(self.genesis.chain_id, TimeoutConfig(
                 propose_base_ms=timeouts.propose_ms, prevote_base_ms=timeouts.prevote_ms,
                 precommit_base_ms=timeouts.precommit_ms, commit_ms=timeouts.commit_ms,
-            )),
+            ), clock_precision_ms=self.genesis.timing(  # [GENESIS-TIMING.1]
+                "clock_precision_ms", DEFAULT_CLOCK_PRECISION_MS),
+                message_delay_ms=self.genesis.timing(
+                    "message_delay_ms", DEFAULT_MESSAGE_DELAY_MS)),
             wal,
             wal_history,
             self._publish_consensus,

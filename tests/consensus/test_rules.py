@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from chain.consensus.actions import CommitDeferred, CommitStalled
 from chain.consensus.certificate import Decision, verify_certificate
+from chain.consensus.config import DEFAULT_CLOCK_PRECISION_MS, DEFAULT_MESSAGE_DELAY_MS
 from chain.consensus.core import (
     Broadcast,
     Commit,
@@ -78,14 +81,31 @@ def test_cons_prevote_1_valid_timely_proposal_gets_prevote() -> None:
 
 def test_cons_time_2_untimely_proposal_gets_nil_prevote() -> None:
     core, _ = started()
-    late = proposal_for(core, 0, time_ms=NOW - 10_000)
+    oldest = NOW - DEFAULT_CLOCK_PRECISION_MS - DEFAULT_MESSAGE_DELAY_MS
+    late = proposal_for(core, 0, time_ms=oldest - 1)
     assert [v.block_hash for v in sent_votes(feed(core, [late]), PREVOTE)] == [None]
 
 
 def test_cons_time_2_proposal_from_the_future_gets_nil_prevote() -> None:
     core, _ = started()
-    ahead = proposal_for(core, 0, time_ms=NOW + 5_000)
+    ahead = proposal_for(core, 0, time_ms=NOW + DEFAULT_CLOCK_PRECISION_MS + 1)
     assert [v.block_hash for v in sent_votes(feed(core, [ahead]), PREVOTE)] == [None]
+
+
+@pytest.mark.parametrize("proposer_off_s, voter_off_s", [
+    (10, -10), (-10, 10), (4, 0), (-10, 0), (10, 0), (0, 10), (0, -10), (4, -10)])
+def test_cons_time_3_clocks_up_to_10_s_off_still_accept_each_others_proposals(
+        proposer_off_s: int, voter_off_s: int) -> None:
+    """[CONS-TIME.3] issue 48 §5: with the defaults, a proposal stamped by a clock up to 10 s
+    off true time is timely at a voter whose clock is up to 10 s off the other way, even
+    when it arrives the whole message delay late (before: 0.5 s + 2 s, and a validator 4 s
+    ahead prevoted nil on every proposal)."""
+    for delay_ms in (0, DEFAULT_MESSAGE_DELAY_MS):
+        core, _ = started()
+        stamped = NOW + 1_000 * (proposer_off_s - voter_off_s) - delay_ms
+        core.last_block_time = stamped - 1  # [CONS-TIME.1] the parent is older still
+        p = proposal_for(core, 0, time_ms=stamped)
+        assert [v.block_hash for v in sent_votes(feed(core, [p]), PREVOTE)] == [p.block_hash]
 
 
 def test_cons_time_1_block_time_must_exceed_previous() -> None:

@@ -296,3 +296,23 @@ def test_genesis_runtime_1_a_new_graph_names_its_runtime(
                            "--validators", "1", "--runtime", RUNC, "--eval-runtime", RUNSC,
                            "--json", "--base-port", str(free_base_port(1))]).stdout)
     assert Genesis.load(Path(made["genesis"])).eval_runtime == RUNSC
+
+
+def test_genesis_timing_1_the_genesis_sets_the_consensus_time_bounds(tmp_path: Path) -> None:
+    """[GENESIS-TIMING.1] [GENESIS-RULES.1] ``consensus_timing`` names [CONS-TIME.2]'s bounds:
+    hashed in the node-rules map (with ``eval_runtime``), defaults where unnamed, anything
+    else refused; an empty object names none and hashes as a genesis without it."""
+    layout = create_network(tmp_path / "net", validators=1, base_port=free_base_port(1),
+                            worker_runtime=RUNC, workers=1)
+    doc = Genesis.load(layout.genesis).to_json()
+    timed = Genesis.from_json({**doc, "consensus_timing": {"clock_precision_ms": 30_000}})
+    assert timed.timing("clock_precision_ms", 1) == 30_000
+    assert timed.timing("message_delay_ms", 15_000) == 15_000
+    assert timed.hashed_form()[-1] == {"eval_runtime": RUNC,
+                                       "consensus_timing": {"clock_precision_ms": 30_000}}
+    assert Genesis.from_json(timed.to_json()).hash == timed.hash
+    plain = Genesis.from_json({**doc, "consensus_timing": {}})
+    assert plain.hash == Genesis.from_json(doc).hash != timed.hash
+    for bad in ({"precision": 1}, {"message_delay_ms": -1}, {"message_delay_ms": True}, []):
+        with pytest.raises(InvalidGenesis, match=r"GENESIS-TIMING.1"):
+            Genesis.from_json({**doc, "consensus_timing": bad})
