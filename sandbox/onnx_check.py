@@ -5,13 +5,19 @@ Parsing it runs no code of its author's, but *running* it does whatever its oper
 a custom-domain operator is native code the runtime would look up, an external-data tensor
 names a file on the machine that loads it, a ``Loop`` may never end, a tensor may declare
 gigabytes. So before anything runs a model (ONNX Runtime, only ever inside an executor's
-prediction sandbox [PRED-EXEC.6]), this module parses it with the ``onnx`` package's
-protobuf classes alone (no checker that loads external data, no shape inference, no
-runtime) and checks, in order: size, IR and opset versions, that nothing lies outside the
-file (external data, sparse or training data, model-local functions), each operator against
-an allow-list (default domain, and ``ai.onnx.ml`` for scikit-learn exports), no sub-graph
-(control flow), every tensor's element type, element count and stored size, and the single
-input and the scores output against the deployed schema. Every refusal is a
+prediction sandbox [PRED-EXEC.6]), this module checks it, and it is the one check the
+deploying host and every executor run [PRED-ONNX.1]: the file's size, then a walk of its
+wire format that counts nodes, messages, strings, numbers and text against fixed bounds
+before anything is parsed (``onnx_wire``, [PRED-ONNX.2]: a parse costs 58 times the file
+and more), then a parse with the ``onnx`` package's protobuf classes alone (no checker that
+loads external data, no shape inference, no runtime) and, in order: IR and opset versions,
+that nothing lies outside the file (external data, sparse or training data, model-local
+functions), each operator against an allow-list (default domain, and ``ai.onnx.ml`` for
+scikit-learn exports, ``onnx_ops`` [PRED-ONNX.4]), no sub-graph (control flow), every
+tensor's element type, rank, element count and stored size, the single input and the scores
+output against the deployed schema, and last each tensor's element type followed through
+the graph, so that no operator meets an input for which C++ leaves its result undefined
+(a float cast to an integer, an integer division by zero, [PRED-ONNX.5]). Every refusal is a
 ``ModelFormatError`` naming the rule and carrying the bad data, and its message names the
 formats that are deployable.
 """
@@ -25,6 +31,8 @@ from typing import Any
 
 from chain.predict.model import InputSchema, OutputSchema
 from sandbox.model_format import ModelFormatError
+from sandbox.onnx_ops import ALLOWED_OPS, check_types
+from sandbox.onnx_wire import MAX_NODES, MAX_RANK, prescan, refuse_bound
 
 MAX_ONNX_BYTES = 64 * 1024 * 1024
 """[JOB-EXPORT.4] The largest ONNX file (the template's model is ~30 KB, a small CNN ~1 MB)."""
@@ -32,39 +40,9 @@ IR_VERSIONS = (7, 11)
 """[JOB-EXPORT.4] Accepted ``ir_version`` range (torch.onnx legacy 8, dynamo 10, skl2onnx 10)."""
 OPSETS = {"": (13, 22), "ai.onnx.ml": (1, 5)}
 """[JOB-EXPORT.4] Accepted operator-set versions per domain (``ai.onnx`` is ``""``)."""
-MAX_NODES = 10_000
 MAX_TENSOR_ELEMENTS = 1 << 24
 """[JOB-EXPORT.6] The most elements one stored tensor may declare (64 MiB of float32)."""
 MAX_DIM = 1 << 24
-
-_DEFAULT_OPS = """
-Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization
-Cast CastLike Ceil Celu Clip Concat Constant Conv ConvTranspose Cos Cosh CumSum DepthToSpace
-Div Dropout Einsum Elu Equal Erf Exp Expand Flatten Floor Gather GatherElements GatherND Gelu
-Gemm GlobalAveragePool GlobalMaxPool Greater GreaterOrEqual GroupNormalization HardSigmoid
-HardSwish Hardmax Identity InstanceNormalization IsInf IsNaN LRN LayerNormalization LeakyRelu
-Less LessOrEqual Log LogSoftmax LpNormalization MatMul Max MaxPool Mean Min Mish Mod Mul Neg
-Not Or PRelu Pad Pow Reciprocal ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax
-ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Round Selu Shape Shrink
-Sigmoid Sign Sin Sinh Size Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub
-Sum Tan Tanh ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Where Xor
-"""
-DEFAULT_OPS = frozenset(_DEFAULT_OPS.split())
-"""[JOB-EXPORT.5] Default-domain operators a deployable model may use: arithmetic, neural
-network layers, shape handling. Not control flow (``If``, ``Loop``, ``Scan``: sub-graphs,
-unbounded loops), not random generators (answers must agree), not strings, sequences or
-optional values, not ``ConstantOfShape``/``Range``/``NonZero`` (sizes read from data)."""
-_ML_OPS = """
-ArrayFeatureExtractor Binarizer FeatureVectorizer Imputer LinearClassifier LinearRegressor
-Normalizer OneHotEncoder SVMClassifier SVMRegressor Scaler TreeEnsemble TreeEnsembleClassifier
-TreeEnsembleRegressor
-"""
-ML_OPS = frozenset(_ML_OPS.split())
-"""[JOB-EXPORT.5] ``ai.onnx.ml`` operators (what skl2onnx writes for linear models, SVMs,
-trees and forests, scalers). Not ``ZipMap`` (a map output: export with
-``options={"zipmap": False}``), ``DictVectorizer``, ``CategoryMapper``, ``LabelEncoder``
-(maps and strings)."""
-ALLOWED_OPS = {"": DEFAULT_OPS, "ai.onnx": DEFAULT_OPS, "ai.onnx.ml": ML_OPS}
 
 FLOAT, DOUBLE, STRING = 1, 11, 8
 ITEM_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8,
@@ -99,9 +77,11 @@ def refuse(rule: str, message: str, detail: object = None) -> ModelFormatError:
 
 
 def parse_onnx(data: bytes, max_bytes: int = MAX_ONNX_BYTES) -> Any:
-    """[JOB-EXPORT.4] The ``ModelProto`` in ``data``: a bounded protobuf parse, nothing run."""
+    """[JOB-EXPORT.4] [PRED-ONNX.2] The ``ModelProto`` in ``data``: a protobuf parse, nothing
+    run, and only once the wire walk has counted everything the parse would build."""
     if len(data) > max_bytes:
         raise refuse("size", f"ONNX file over {max_bytes} bytes", len(data))
+    prescan(data)
     from google.protobuf.message import DecodeError
     from onnx import ModelProto
 
@@ -154,7 +134,7 @@ def _nodes(model: Any, opsets: dict[str, int]) -> tuple[str, ...]:
     """[JOB-EXPORT.5] Every node: an imported, allowed domain, an allowed operator, no
     sub-graph attribute; its tensor attributes checked as initializers are."""
     graph = model.graph
-    if len(graph.node) > MAX_NODES:
+    if len(graph.node) > MAX_NODES:  # counted by the wire walk already [PRED-ONNX.2]
         raise refuse("graph", f"more than {MAX_NODES} nodes", len(graph.node))
     used = set()
     for node in graph.node:
@@ -165,7 +145,7 @@ def _nodes(model: Any, opsets: dict[str, int]) -> tuple[str, ...]:
                          node.domain)
         if node.op_type not in ALLOWED_OPS[domain]:
             raise refuse("operator", f"operator {node.domain or 'ai.onnx'!r}:{node.op_type!r} is "
-                                     f"not on the allow-list (job_contract.md [JOB-EXPORT.5])",
+                                     f"not on the allow-list (predict.md [PRED-ONNX.4])",
                          node.op_type)
         for attr in node.attribute:
             if attr.type in (_ATTR_GRAPH, _ATTR_GRAPHS) or attr.HasField("g") or len(attr.graphs):
@@ -198,6 +178,8 @@ def check_tensor(tensor: Any, where: str) -> None:
         raise refuse("external", f"{where}: tensor {tensor.name!r} keeps its data in an "
                                  f"external file", [e.key + "=" + e.value[:40]
                                                     for e in tensor.external_data][:3])
+    if len(tensor.dims) > MAX_RANK:
+        raise refuse_bound("tensor rank", len(tensor.dims), f"{where}: tensor {tensor.name!r}")
     if tensor.data_type not in ITEM_BYTES:
         raise refuse("tensor", f"{where}: tensor {tensor.name!r} has element type "
                                f"{tensor.data_type}; numeric types only", tensor.data_type)
@@ -260,7 +242,9 @@ def _io(model: Any, schema: InputSchema, output: OutputSchema) -> tuple[str, str
 
 def check_onnx(data: bytes, schema: InputSchema, output: OutputSchema,
                max_bytes: int = MAX_ONNX_BYTES) -> OnnxModel:
-    """[JOB-EXPORT.4-7] The checked ONNX model in ``data``, or ``ModelFormatError``."""
+    """[JOB-EXPORT.4-7] [PRED-ONNX.1-5] The checked ONNX model in ``data``, or
+    ``ModelFormatError``: the one check the deploying host, ``model check`` and every
+    executor's sandbox run, its verdict a function of the bytes alone [PRED-ONNX.1]."""
     model = parse_onnx(data, max_bytes)
     _outside(model)
     opsets = _versions(model)
@@ -268,6 +252,7 @@ def check_onnx(data: bytes, schema: InputSchema, output: OutputSchema,
     for tensor in model.graph.initializer:
         check_tensor(tensor, "initializer")
     input_name, scores_name, dtype, width = _io(model, schema, output)
+    check_types(model.graph, input_name, _SCHEMA_TYPES[schema.dtype])
     return OnnxModel(model.ir_version, opsets, operators, input_name, scores_name, dtype,
                      width)
 
