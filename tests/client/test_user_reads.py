@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -73,14 +73,13 @@ def dripping_server(answer: bytes, *, after: int = 0, every_s: float = 1.0) -> I
         thread.join(5)
 
 
-def genesis_in_thread(url: str) -> tuple[float, BaseException | None, bool]:
-    """``load_genesis(url)`` in a thread waited on for ``WAIT_S``: (seconds, its error,
-    still running)."""
+def call_in_thread(call: Callable[[], object]) -> tuple[float, BaseException | None, bool]:
+    """``call()`` in a thread waited on for ``WAIT_S``: (seconds, its error, still running)."""
     error: list[BaseException] = []
 
     def run() -> None:
         try:
-            load_genesis(url)
+            call()
         except BaseException as e:  # handed to the test
             error.append(e)
 
@@ -89,6 +88,11 @@ def genesis_in_thread(url: str) -> tuple[float, BaseException | None, bool]:
     thread.start()
     thread.join(WAIT_S)
     return time.monotonic() - start, error[0] if error else None, thread.is_alive()
+
+
+def genesis_in_thread(url: str) -> tuple[float, BaseException | None, bool]:
+    """``load_genesis(url)`` in a thread waited on for ``WAIT_S``."""
+    return call_in_thread(lambda: load_genesis(url))
 
 
 BODY = b'{"chain_id": "lc-drip", ' + b" " * 200 + b"}"
@@ -347,19 +351,7 @@ def test_node_read_1_every_user_file_that_is_a_fifo_is_refused_at_once(
 def _status_in_thread(url: str) -> tuple[float, BaseException | None, bool]:
     from client.api.http_client import ApiClient
 
-    error: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            ApiClient(url, timeout=DEADLINE_S).status()
-        except BaseException as e:  # handed to the test
-            error.append(e)
-
-    start = time.monotonic()
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(WAIT_S)
-    return time.monotonic() - start, error[0] if error else None, thread.is_alive()
+    return call_in_thread(lambda: ApiClient(url, timeout=DEADLINE_S).status())
 
 
 def test_node_read_2_the_clis_call_to_a_node_dripping_its_answer_ends_at_its_timeout() -> None:
