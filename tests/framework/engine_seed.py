@@ -43,11 +43,12 @@ def seed_path(cache: Path, key: str) -> Path:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` (two xdist processes may want the same seed at once)."""
+def _locked(path: Path, *, shared: bool = False) -> Iterator[None]:
+    """A lock on ``path``: exclusive to build a seed (two xdist processes may want the same
+    seed at once), shared while a seed is cloned, so that no process removes it meanwhile."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -101,7 +102,14 @@ def clone_seed(seed: Path, data_root: Path) -> int:
     files hard-linked, everything else copied with its owner, mode, times and extended
     attributes; a device node outside the layers (the quota device the engine makes at
     start) is left out, anything else (a fifo, a socket) refused. Returns the number of
-    layer entries linked."""
+    layer entries linked. Holds the seed's lock shared throughout: a process that builds a
+    seed of another key removes the seeds nobody holds (``_remove_other_seeds``), and one
+    removed under a clone made a run fail with a file gone mid-walk."""
+    with _locked(seed.with_name(seed.name + ".lock"), shared=True):
+        return _clone(seed, data_root)
+
+
+def _clone(seed: Path, data_root: Path) -> int:
     source_root = seed / "data"
     if not source_root.is_dir():
         raise SeedError(f"seed {seed} holds no data root")

@@ -159,3 +159,22 @@ def test_two_engines_start_on_the_seed_and_what_one_does_reaches_neither_the_see
     assert etc_folders and not any((d / "x").exists() for d in etc_folders)
     passwd = [d / "passwd" for d in etc_folders if (d / "passwd").exists()]
     assert passwd and not any(b"evil" in f.read_bytes() for f in passwd)
+
+
+def test_a_seed_being_cloned_is_never_removed_for_another_images_seed(tmp_path: Path) -> None:
+    """CI run 1 of 2026-11-26: one process built the seed of another image, removed the
+    others (``_remove_other_seeds``) and took the base image's seed from under a clone in
+    another process (FileNotFoundError mid-walk). A clone holds its seed's lock shared; a
+    removal only takes seeds whose lock it gets at once."""
+    from tests.framework import engine_seed
+
+    cache = tmp_path / "cache"
+    seed = engine_seed.ensure_seed(cache, "base", lambda data: (data.mkdir(parents=True),
+                                                                (data / "f").write_text("x")))
+    with engine_seed._locked(seed.with_name("base.lock"), shared=True):  # as clone_seed
+        engine_seed._remove_other_seeds(cache, keep="other")
+        assert (seed / "data" / "f").read_text() == "x"
+    assert engine_seed.clone_seed(seed, tmp_path / "clone") == 0
+    assert (tmp_path / "clone" / "f").read_text() == "x"
+    engine_seed._remove_other_seeds(cache, keep="other")  # nobody holds it now
+    assert not seed.exists()

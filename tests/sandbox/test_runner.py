@@ -112,7 +112,7 @@ def test_job_sandbox_1_engine_applies_every_limit(docker_client: docker.DockerCl
                                                    ("/output", "volume", False),
                                                    ("/tmp", "volume", False)]
         assert not host.get("Binds") and not host.get("Devices")
-        assert container.attrs["Config"]["User"] == "65534:65534"
+        assert container.attrs["Config"]["User"] == "65533:65533"  # PID 1 [JOB-SANDBOX.5]
     finally:
         container.remove(force=True, v=True)
 
