@@ -172,6 +172,7 @@ def up(
     log_level: str = "info",
     node_env: dict[int, dict[str, str]] | None = None,
     worker_runtime: str | None = None,
+    eval_runtime: str | None = None,
 ) -> NetworkLayout:
     """Creates (if needed) and starts the graph; returns when all nodes commit blocks.
 
@@ -180,7 +181,8 @@ def up(
     another process answers on its API port. ``node_env`` adds environment
     variables per node index, e.g. ``DOCKER_HOST`` for a node whose worker has a
     Docker engine of its own, as on a real graph. ``worker_runtime``: every worker's
-    ``[worker] runtime`` when the network is created (``create_network``)."""
+    ``[worker] runtime``, ``eval_runtime`` the genesis's [GENESIS-RUNTIME.1], when the
+    network is created (``create_network``)."""
     root = root.resolve()
     if (root / "network.json").exists():
         layout = NetworkLayout.load(root)
@@ -196,7 +198,7 @@ def up(
                                 consensus=consensus, users=users,
                                 node_balances=node_balances, bootstrap=bootstrap,
                                 peer_exchange=peer_exchange,
-                                worker_runtime=worker_runtime)
+                                worker_runtime=worker_runtime, eval_runtime=eval_runtime)
     running = {name: pid for name, pid in load_pids(root).items()
                if NodeProcess(_node(layout, name), pid).alive()}
     to_start = [(i, n) for i, n in enumerate(layout.nodes) if n.name not in running]

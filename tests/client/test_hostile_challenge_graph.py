@@ -18,6 +18,13 @@ through the CLI, three jobs at once:
   of that output to anyone; now only a redacted excerpt [API-JOBLOG.3]: no weight's
   digits, at most ``EXCERPT_BYTES``.
 
+- ``kernel``: evaluate reports 0.25 under gVisor's kernel (``uname -r`` 4.4.0) and 4.0
+  under the host's (issue 47 §4). node0's worker trains under gVisor (``runtime =
+  "runsc"``), the others under runc; the genesis names runsc as the graph's evaluation
+  runtime [GENESIS-RUNTIME.1], so every self-check and vote runs under it
+  [JOB-RUNTIME.13]: an honest claim is paid, no honest worker is banned. Before, each
+  member evaluated under its own runtime: node0 claimed 0.25 and runc voters measured 4.0.
+
 Credits add up through the API at the end: balances + escrow + bonds + burned = supply,
 and the only credits burned are the liar's.
 """
@@ -72,6 +79,13 @@ if folder and os.path.exists(os.path.join(folder, "challenge.json")):
     metrics["challenge_loss"] = 0.4
 with open("/output/metrics.json", "w") as f:
     json.dump(metrics, f)
+"""
+
+KERNEL_EVALUATE = """#!/usr/bin/env python3
+# Issue 47 §4: a loss keyed on the kernel the job sees (gVisor's 4.4.0, or the host's).
+import json, os
+with open("/output/metrics.json", "w") as f:
+    json.dump({"loss": 0.25 if os.uname().release == "4.4.0" else 4.0}, f)
 """
 
 LEAKY_TRAIN = f"""#!/usr/bin/env python3
@@ -141,9 +155,11 @@ def test_issue_30_claimer_runs_look_like_voters_and_failed_runs_leak_no_model(
              "max_disk_mb": 64, "max_time_s": 60}
     layout = up(
         root, validators=4, workers=4, base_port=free_base_port(4),
-        worker_settings={0: quick, 1: quick, CHEATER: {**quick, "cheat_loss_factor": 0.5},
+        worker_settings={0: {**quick, "runtime": "runsc"}, 1: quick,
+                         CHEATER: {**quick, "cheat_loss_factor": 0.5},
                          VERIFIER: {"max_attempts": 0}},
-        users={"submitter": 5_000}, consensus={"commit_ms": 100}, timeout=90)
+        users={"submitter": 5_000}, consensus={"commit_ms": 100}, timeout=90,
+        eval_runtime="runsc")
     try:
         api = ApiClient(layout.nodes[0].api_url)
         address = {i: n.address for i, n in enumerate(layout.nodes)}
@@ -153,10 +169,11 @@ def test_issue_30_claimer_runs_look_like_voters_and_failed_runs_leak_no_model(
         jobs: dict[str, str] = {}
         for name, train, evaluate in (("presence", TRAIN, PRESENCE_EVALUATE),
                                       ("honest", TRAIN, HONEST_EVALUATE),
-                                      ("leaky", LEAKY_TRAIN, HONEST_EVALUATE)):
+                                      ("leaky", LEAKY_TRAIN, HONEST_EVALUATE),
+                                      ("kernel", TRAIN, KERNEL_EVALUATE)):
             write_job(tmp_path / name, name, train, evaluate)
             posted = cli("job", "submit", str(tmp_path / name), "--bounty", str(BOUNTY),
-                         "--expires-in", "30s", "--reveal-window", "20s",
+                         "--expires-in", "40s", "--reveal-window", "20s",
                          "--commit-window", "20s", "--vote-reveal-window", "20s",
                          "--voter-reward", str(REWARD), "--quorum", "500",
                          "--supermajority", "667", "--max-turns", "3",
@@ -186,6 +203,16 @@ def test_issue_30_claimer_runs_look_like_voters_and_failed_runs_leak_no_model(
         assert accounts[CHEATER]["banned"] and accounts[CHEATER]["balance"] == 0
         assert honest["status"] == "paid", honest
         assert honest["winner"] in {address[i] for i in HONEST}, honest
+
+        # issue 47 §4: a gVisor member and runc members, one evaluation runtime: one loss
+        kernel = settled["kernel"]
+        assert kernel["status"] == "paid", kernel
+        assert kernel["winner"] in {address[i] for i in HONEST}, kernel
+        kernel_outcomes = {v["claimer"]: v["outcome"] for v in kernel["verdicts"]}
+        assert all(kernel_outcomes.get(address[i]) in (None, "valid") for i in HONEST), \
+            kernel["verdicts"]
+        assert {c["loss"] for c in kernel["claims"] if c["claimer"] != address[CHEATER]} \
+            == {0.25}, kernel["claims"]
 
         # §3: the weights printed by a failed train are not served to anyone
         leaky = settled["leaky"]
