@@ -4,6 +4,11 @@ A block, its transaction index, its state changes and the new chain tip are
 written in ONE database transaction [STORE-ATOMIC.1], so a crash between
 blocks can never leave a half-applied block: on restart the node sees either
 the whole block or none of it.
+
+State is kept as current values only (table ``state``); what grows with the
+chain is ``blocks`` and ``txs``, which ``prune_blocks`` trims from below in
+bounded transactions, recording the oldest height kept as ``base_height``
+[STORE-PRUNE.2-3].
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ txs_table = sa.Table(
     sa.Column("height", sa.BigInteger, nullable=False),
     sa.Column("idx", sa.Integer, nullable=False),
 )
+txs_height_index = sa.Index("txs_height", txs_table.c.height)
+"""Lets pruning delete the index rows below a height without scanning every row."""
 state_table = sa.Table(
     "state", metadata,
     sa.Column("tbl", sa.String(32), primary_key=True),
@@ -59,6 +66,13 @@ class StorageBusy(StorageError):
 
     code = "storage_busy"
 
+
+PRUNE_BATCH_HEIGHTS = 1_000
+"""[STORE-PRUNE.3] Heights deleted per database transaction: about 1 MB of empty blocks, a
+few milliseconds on SQLite, so a prune never holds the write lock a commit waits for long."""
+VACUUM_SLACK_PAGES = 1_024
+"""SQLite: free pages kept for the next blocks to reuse; beyond that, pruning hands them back
+to the file system (``incremental_vacuum``) on databases created with auto_vacuum."""
 
 BUSY_TIMEOUT_SECONDS = 2.0
 """How long one SQLite statement waits for a lock held elsewhere. Writes run on
@@ -85,6 +99,8 @@ def _make_engine(url: str) -> Engine:
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
+            # A no-op on a database that has tables already; a new one can give pages back.
+            cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")  # a committed block survives power loss
             cur.close()
@@ -119,6 +135,7 @@ class Storage:
         try:
             self.engine = _make_engine(url)
             metadata.create_all(self.engine)
+            txs_height_index.create(self.engine, checkfirst=True)  # older databases lack it
         except sa.exc.SQLAlchemyError as e:
             raise StorageError(f"cannot open database {_redact(url)}: {e.__class__.__name__}: "
                                f"{str(e).splitlines()[0]}") from e
@@ -185,6 +202,51 @@ class Storage:
                 conn.execute(meta_table.update().where(meta_table.c.key == key),
                              {"value": encode(value)})
 
+    def prune_blocks(self, below_height: int, *, batch: int = PRUNE_BATCH_HEIGHTS,
+                     max_batches: int | None = None) -> int:
+        """[STORE-PRUNE.2-3] Deletes blocks and index rows below ``below_height``; returns the new
+        base height (the oldest block kept).
+
+        Each batch of at most ``batch`` heights is one transaction that also records the new
+        ``base_height``, so a crash leaves the old base or the new one, never a gap the base
+        does not show. ``max_batches`` bounds the work of one call (the node prunes a backlog
+        a batch per commit). The tip block is never deleted.
+        """
+        if batch < 1:
+            raise StorageError(f"prune batch must be at least 1, got {batch}")
+        done = 0
+        while max_batches is None or done < max_batches:
+            with self._write() as conn:
+                tip = int(self._meta(conn, "height") or 0)
+                if below_height > tip:
+                    raise StorageError(f"cannot prune below height {below_height}: the tip is "
+                                       f"{tip} and the tip block is always kept")
+                base = self._base(conn)
+                upto = min(below_height, base + batch)
+                if upto <= base:
+                    return base
+                conn.execute(blocks_table.delete().where(blocks_table.c.height < upto))
+                conn.execute(txs_table.delete().where(txs_table.c.height < upto))
+                self._set_meta(conn, "base_height", upto)
+            done += 1
+            self._give_back_pages()
+        return self.base_height()
+
+    def _give_back_pages(self) -> None:
+        """SQLite only: freed pages beyond the slack go back to the file system."""
+        if self.engine.dialect.name != "sqlite":
+            return  # PostgreSQL's autovacuum marks dead rows for reuse
+        with self.engine.connect() as conn:
+            if conn.exec_driver_sql("PRAGMA auto_vacuum").scalar() != 2:  # 2 = incremental
+                return  # an older file: freed pages are reused by new blocks, not returned
+            free = int(conn.exec_driver_sql("PRAGMA freelist_count").scalar() or 0)
+            conn.rollback()
+            if free > VACUUM_SLACK_PAGES:
+                # executescript steps the pragma to its end (execute frees one page per call)
+                raw = conn.connection.dbapi_connection
+                assert raw is not None
+                raw.executescript(f"PRAGMA incremental_vacuum({free - VACUUM_SLACK_PAGES});")
+
     def put_certificate(self, height: int, certificate: bytes) -> None:
         with self._write() as conn:
             conn.execute(blocks_table.update().where(blocks_table.c.height == height),
@@ -201,6 +263,20 @@ class Storage:
     def _meta(self, conn: Connection, key: str) -> Any:
         row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == key)).first()
         return None if row is None else decode(row[0])
+
+    def _set_meta(self, conn: Connection, key: str, value: Any) -> None:
+        updated = conn.execute(meta_table.update().where(meta_table.c.key == key),
+                               {"value": encode(value)})
+        if updated.rowcount == 0:
+            conn.execute(meta_table.insert(), [{"key": key, "value": encode(value)}])
+
+    def _base(self, conn: Connection) -> int:
+        return int(self._meta(conn, "base_height") or 1)
+
+    def base_height(self) -> int:
+        """[STORE-PRUNE.2] The oldest height whose block is stored (1 on an unpruned node)."""
+        with self.engine.connect() as conn:
+            return self._base(conn)
 
     def meta(self, key: str) -> Any:
         with self.engine.connect() as conn:
