@@ -12,12 +12,17 @@ from chain.records import Account
 from chain.state import Overlay
 from chain.transactions import Transfer
 from chain.types import Address, Amount
+from chain.versions import MEMO_VERSION
 
 
 def apply_transfer(view: Overlay, sender: Address, body: Transfer, ctx: TxContext) -> None:
     """[TX-TRANSFER.1] Credits move between two distinct, unbanned accounts."""
     if body.to == sender:
         raise InvalidTransaction("self_transfer", "sender and recipient are the same")
+    if body.memo and view.protocol_version < MEMO_VERSION:  # [TX-TRANSFER.2]
+        raise InvalidTransaction("needs_protocol_version",
+                                 f"a transfer memo needs protocol version {MEMO_VERSION}; "
+                                 f"version {view.protocol_version} is in force")
     recipient = view.account(body.to)
     if recipient.banned:
         raise InvalidTransaction("recipient_banned", "credits cannot be sent to a banned address")

@@ -16,11 +16,14 @@ from typing import Any
 
 from chain import fields as F
 from chain.encoding import decode, encode
-from chain.errors import DecodeError
+from chain.errors import DecodeError, FieldError
 from chain.transactions import SignedTransaction
 from chain.types import Address, Hash32, Height, TimeMs
+from chain.versions import GENESIS_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS
 
-BLOCK_VERSION = 1
+BLOCK_VERSION = GENESIS_PROTOCOL_VERSION
+"""The version of a block before any upgrade; later blocks carry the version in force
+[BLOCK-VERSION.1]."""
 MAX_BLOCK_SIZE = 32 * 1024 * 1024
 MAX_BLOCK_BODY_BYTES = 2 * 1024 * 1024
 """[BLOCK-SIZE.2] The largest ``max_block_bytes`` a genesis may set: what one consensus
@@ -72,7 +75,10 @@ class BlockHeader:
     @classmethod
     def from_wire(cls, v: Any) -> BlockHeader:
         a = F.array(v, "header", 9)
-        version = F.uint(a[0], "version", BLOCK_VERSION, BLOCK_VERSION)
+        version = F.uint(a[0], "version", 1)
+        if version not in SUPPORTED_PROTOCOL_VERSIONS:  # [BLOCK-VERSION.2]
+            known = sorted(SUPPORTED_PROTOCOL_VERSIONS)
+            raise FieldError("version", f"a known protocol version {known}", version)
         return cls(
             chain_id=F.text(a[1], "chain_id", 64, 1), height=Height(F.uint(a[2], "height", 1)),
             time_ms=TimeMs(F.uint(a[3], "time_ms")), prev_hash=F.hash32(a[4], "prev_hash"),

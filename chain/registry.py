@@ -43,6 +43,7 @@ from chain.federated.private import tx as fed_private_tx
 from chain.federated.private.bodies import FedKeys, FedShares, FedUnmask
 from chain.governance import rules as governance
 from chain.governance.evidence import apply_evidence
+from chain.governance.upgrade import activate_upgrade
 from chain.predict import steps as predict_steps
 from chain.predict import tx as predict_tx
 from chain.predict.bodies import (
@@ -124,6 +125,10 @@ BlockStep = Callable[[Overlay, Height, TimeMs, Hash32], None]
 """A part's step at a block's begin or end: (overlay, height, block time, parent hash)."""
 
 
+def _activate_upgrade(view: Overlay, height: Height, time_ms: TimeMs, parent: Hash32) -> None:
+    activate_upgrade(view, height)
+
+
 def _tick_proposals(view: Overlay, height: Height, time_ms: TimeMs, parent: Hash32) -> None:
     governance.tick_proposals(view, time_ms)
 
@@ -146,6 +151,9 @@ def _apply_validator_changes(view: Overlay, height: Height, time_ms: TimeMs,
 
 
 BEGIN_BLOCK: tuple[tuple[str, BlockStep], ...] = (
+    # A plan due at this height switches the version before anything else runs, so every
+    # rule of the block runs under it [UPGRADE-PLAN.4]
+    ("upgrade", _activate_upgrade),
     # Windows that ended by this block's time close first, train/v3 splits due at this
     # height are drawn from the parent's hash [JOB-TICK.1] [HOLDOUT-SPLIT.1]
     ("train", _tick_jobs),

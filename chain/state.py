@@ -23,11 +23,13 @@ from typing import Any
 from chain.encoding import decode, encode
 from chain.federated.open.records import FedJob, FedRound
 from chain.federated.private.records import FedPrivate
+from chain.governance.bodies import UpgradePlan
 from chain.governance.records import Proposal
 from chain.predict.records import DeployedModel, Prediction
 from chain.records import Account, Job, Params, Validator, ValidatorChange
 from chain.train.holdout.records import HoldoutState
 from chain.types import EMPTY_HASH, Address, Amount, Hash32, Height, TimeMs
+from chain.versions import GENESIS_PROTOCOL_VERSION
 
 
 def _codec(cls: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
@@ -62,12 +64,16 @@ TABLE_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "fed_round": _codec(FedRound),
     "fed_priv": _codec(FedPrivate),
     "active_fed": _plain(),
+    "upgrade_plan": _codec(UpgradePlan),
 }
 """Every table of the state, with how its records become canonical values and back."""
 
 META_BURNED = b"burned"
 META_SUPPLY = b"supply"
+META_PROTOCOL_VERSION = b"protocol_version"
+"""[UPGRADE-PLAN.4] The version in force; absent until the first upgrade (then genesis's 1)."""
 PARAMS_KEY = b""
+UPGRADE_PLAN_KEY = b""
 
 
 def encode_record(table: str, value: Any) -> bytes:
@@ -137,6 +143,25 @@ class StateReader:
     @property
     def params(self) -> Params:
         return self.get("params", PARAMS_KEY) or Params()
+
+    @property
+    def protocol_version(self) -> int:
+        """[BLOCK-VERSION.1] The protocol version whose rules this state's blocks run under."""
+        return int(self.get("meta", META_PROTOCOL_VERSION) or GENESIS_PROTOCOL_VERSION)
+
+    @property
+    def upgrade_plan(self) -> UpgradePlan | None:
+        """[UPGRADE-PLAN.3] The one plan that passed and has not taken effect, if any."""
+        plan: UpgradePlan | None = self.get("upgrade_plan", UPGRADE_PLAN_KEY)
+        return plan
+
+    def version_at(self, height: int) -> int:
+        """[BLOCK-VERSION.1] The version block ``height`` (above this state) carries: the
+        pending plan's from its height on, else the version in force."""
+        plan = self.upgrade_plan
+        if plan is not None and height >= plan.height:
+            return plan.version
+        return self.protocol_version
 
     @property
     def burned(self) -> Amount:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from chain import fields as F
 from chain.crypto import PrivateKey, address_from_pubkey, verify
 from chain.encoding import decode, encode
-from chain.errors import DecodeError
+from chain.errors import DecodeError, FieldError
 from chain.federated.open.bodies import (
     FED_BODIES,
     FedAggregate,
@@ -56,14 +56,31 @@ class Transfer:
     TAG: ClassVar[str] = "transfer"
     to: Address
     amount: Amount
+    memo: bytes = b""
+    """[TX-TRANSFER.2] The sender's reference (1..64 bytes), from protocol version 2; empty
+    (and absent from the wire, so every earlier transfer keeps its bytes) without one."""
 
     def to_wire(self) -> list[Any]:
+        if self.memo:
+            return [self.to, self.amount, self.memo]
         return [self.to, self.amount]
 
     @classmethod
     def from_wire(cls, a: list[Any]) -> Transfer:
+        F.array(a, "transfer", max_len=3)
+        if len(a) == 3:  # one encoding only: a memo is 1..64 bytes, never empty
+            return cls(F.address(a[0], "to"), F.amount(a[1], "amount"),
+                       F.blob(a[2], "memo", max_len=MAX_MEMO_LEN) or _empty_memo())
         F.array(a, "transfer", 2)
         return cls(F.address(a[0], "to"), F.amount(a[1], "amount"))
+
+
+MAX_MEMO_LEN = 64
+"""[TX-TRANSFER.2] The longest transfer memo: a reference, not a message channel."""
+
+
+def _empty_memo() -> bytes:
+    raise FieldError("memo", "1..64 bytes (a transfer without a memo has 2 elements)", b"")
 
 
 

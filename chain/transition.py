@@ -72,7 +72,8 @@ def apply_transaction(view: Overlay, tx: SignedTransaction, ctx: TxContext,
 # --- blocks ------------------------------------------------------------------------------
 
 def begin_block(view: Overlay, height: Height, time_ms: TimeMs) -> None:
-    """[BLOCK-BEGIN.1] The parts' begin steps in ``registry.BEGIN_BLOCK``'s order: windows
+    """[BLOCK-BEGIN.1] The parts' begin steps in ``registry.BEGIN_BLOCK``'s order: a plan due
+    at this height switches the protocol version first [UPGRADE-PLAN.4]; windows
     that ended by this block's time are closed first; train/v3 splits due at this height are
     drawn from the parent block's hash [HOLDOUT-SPLIT.1]; then prediction requests draw,
     change window or settle [PRED-DRAW.1] [PRED-WINDOW.1]; then federated jobs step their
@@ -114,6 +115,10 @@ def validate_header(state: State, header: BlockHeader, tx_count: int) -> None:
     if header.height != state.height + 1:
         raise InvalidBlock("wrong_height", f"expected height {state.height + 1}, "
                                            f"got {header.height}")
+    expected_version = state.version_at(header.height)
+    if header.version != expected_version:  # [BLOCK-VERSION.1]
+        raise InvalidBlock("wrong_version", f"block {header.height} must carry protocol "
+                                            f"version {expected_version}, got {header.version}")
     if header.prev_hash != state.block_hash:
         raise InvalidBlock("wrong_prev_hash", "block does not extend this chain")
     if header.time_ms <= state.time_ms:
@@ -192,7 +197,8 @@ def build_block(state: State, txs: Iterable[SignedTransaction], time_ms: TimeMs,
     output, included, dropped = execute(state, height, time_ms, state.chain_id, candidates,
                                         cache, drop_invalid=True)
     header = BlockHeader(state.chain_id, height, time_ms, state.block_hash, proposer,
-                         tx_root(included), output.state_root, last_commit_hash)
+                         tx_root(included), output.state_root, last_commit_hash,
+                         state.version_at(height))
     return Block(header, tuple(included)), output, dropped
 
 

@@ -357,5 +357,6 @@ def test_the_registry_handles_every_transaction_type_once() -> None:
 
     assert set(HANDLERS) == set(BODY_TYPES.values())
     assert all(HANDLERS.values())
-    assert [k for k, _ in BEGIN_BLOCK] == ["train", "governance", "predict", "federated"]
+    assert [k for k, _ in BEGIN_BLOCK] == ["upgrade", "train", "governance", "predict",
+                                           "federated"]
     assert [k for k, _ in END_BLOCK] == ["governance"]

@@ -13,8 +13,14 @@ from dataclasses import replace
 from chain.context import TxContext
 from chain.crypto import address_from_pubkey, address_to_text
 from chain.errors import InvalidTransaction
-from chain.governance.bodies import GovernanceAction, GovernanceApprove, GovernancePropose
+from chain.governance.bodies import (
+    UPGRADE_ACTIONS,
+    GovernanceAction,
+    GovernanceApprove,
+    GovernancePropose,
+)
 from chain.governance.records import Proposal
+from chain.governance.upgrade import check_upgrade_action, execute_upgrade_action
 from chain.penalties import schedule_validator_change, schedule_validator_removal
 from chain.records import Validator, ValidatorChange
 from chain.state import Overlay, height_key
@@ -27,9 +33,11 @@ def _require_validator(view: Overlay, sender: Address) -> None:
                                                   "governance actions")
 
 
-def _check_action(view: Overlay, action: GovernanceAction) -> None:
+def _check_action(view: Overlay, action: GovernanceAction, height: Height) -> None:
     validators = view.validators()
-    if action.kind == "admit_member":
+    if action.kind in UPGRADE_ACTIONS:  # [UPGRADE-PLAN.2] [UPGRADE-PLAN.3]
+        check_upgrade_action(view, action, height)
+    elif action.kind == "admit_member":
         target = Address(action.target)
         if view.is_member(target):
             raise InvalidTransaction("already_member", f"{address_to_text(target)} is a member")
@@ -53,7 +61,7 @@ def apply_propose(view: Overlay, sender: Address, body: GovernancePropose,
                   ctx: TxContext) -> None:
     """[GOV-PROPOSE.1] A validator proposes a valid action; it counts as its approval."""
     _require_validator(view, sender)
-    _check_action(view, body.action)
+    _check_action(view, body.action, ctx.height)
     proposal = Proposal(ctx.tx_hash, sender, body.action, ctx.time_ms, (sender,))
     _store_or_execute(view, proposal, ctx)
 
@@ -85,12 +93,15 @@ def _store_or_execute(view: Overlay, proposal: Proposal, ctx: TxContext) -> None
         view.put("proposal", proposal.proposal_id, proposal)
         return
     view.delete("proposal", proposal.proposal_id)
-    _check_action(view, proposal.action)  # still valid now? (e.g. not admitted meanwhile)
+    # still valid now? (e.g. not admitted meanwhile; an upgrade's height still far enough)
+    _check_action(view, proposal.action, ctx.height)
     _execute(view, proposal.action, ctx.height)
 
 
 def _execute(view: Overlay, action: GovernanceAction, height: Height) -> None:
-    if action.kind == "admit_member":
+    if action.kind in UPGRADE_ACTIONS:
+        execute_upgrade_action(view, action)
+    elif action.kind == "admit_member":
         view.put("member", action.target, True)
     elif action.kind == "add_validator":
         address = address_from_pubkey(action.target)

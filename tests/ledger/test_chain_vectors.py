@@ -19,6 +19,7 @@ from chain.consensus.validators import ValidatorSet
 from chain.crypto import address_to_text
 from chain.encoding import encode
 from chain.genesis import genesis_records, genesis_state
+from chain.governance.bodies import GovernanceAction
 from chain.jobspec import FEDERATED_V1, TRAIN_V1, TRAIN_V3, JobSpec, ResourceLimits
 from chain.records import JobStatus, VoteRecord
 from chain.state import Change, decode_record, encode_record
@@ -55,6 +56,8 @@ def _off_the_wire(value: Any, name: str) -> bool:
             (value.kind != FEDERATED_V1 and name == "federated")
     if isinstance(value, VoteRecord):
         return not value.is_holdout_vote and name in ("holdout_ok", "hidden_loss")
+    if isinstance(value, GovernanceAction):  # [UPGRADE-PLAN.1] only schedule_upgrade has one
+        return name == "plan" and value.plan is None
     return False
 
 

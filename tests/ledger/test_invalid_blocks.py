@@ -17,6 +17,7 @@ from chain.errors import DecodeError, InvalidBlock, InvalidTransaction
 from chain.genesis import genesis_state
 from chain.state import State
 from chain.transition import apply_block
+from chain.versions import MAX_PROTOCOL_VERSION
 from tests.ledger import block_cases as bc
 from tests.ledger.vector_files import check_vector_file
 
@@ -158,12 +159,14 @@ def test_valid_post_at_the_largest_quorum_and_supermajority() -> None:
 
 
 def test_invalid_block_version_is_a_decode_error() -> None:
-    """[BLOCK-APPLY.1] A header with version 2 does not decode (bad_field)."""
+    """[BLOCK-APPLY.1] [BLOCK-VERSION.2] A header with a version this software does not know
+    (0, or above its newest) does not decode (bad_field)."""
     case = bc.case_valid_transfers()
     header, txs = decode(case.block.encode())
-    with pytest.raises(DecodeError) as raised:
-        Block.decode(encode([[2, *header[1:]], txs]))
-    assert raised.value.code == "bad_field"
+    for version in (0, MAX_PROTOCOL_VERSION + 1):
+        with pytest.raises(DecodeError) as raised:
+            Block.decode(encode([[version, *header[1:]], txs]))
+        assert raised.value.code == "bad_field"
 
 
 def test_every_block_case_has_a_test() -> None:

@@ -20,7 +20,12 @@ from chain.crypto import PrivateKey
 from chain.federated.open import records as fed_records
 from chain.genesis import genesis_records
 from chain.governance import records as gov_records
-from chain.governance.bodies import GovernanceAction, GovernanceApprove, GovernancePropose
+from chain.governance.bodies import (
+    GovernanceAction,
+    GovernanceApprove,
+    GovernancePropose,
+    UpgradePlan,
+)
 from chain.predict import records as predict_records
 from chain.predict.model import InputSchema
 from chain.predict.request import PredictionRequest
@@ -48,7 +53,7 @@ CLASSES: dict[str, Any] = {
     "ExecutorAnswer": predict_records.ExecutorAnswer,
     "FedJob": fed_records.FedJob, "FedUpdate": fed_records.FedUpdate,
     "FedVote": fed_records.FedVote, "PostedAggregate": fed_records.PostedAggregate,
-    "FedRound": fed_records.FedRound,
+    "FedRound": fed_records.FedRound, "UpgradePlan": UpgradePlan,
 }
 
 
@@ -91,6 +96,8 @@ def _instances() -> list[Any]:
         out.extend((job.spec, job.spec.limits, job.spec.voting, *job.spec.search_space,
                     *job.claims, *job.votes, *job.verdicts))
     out.extend(p.action for p in out if isinstance(p, gov_records.Proposal))
+    plan = UpgradePlan("v2-memo", 2, 40)  # [UPGRADE-PLAN.1] the story schedules no upgrade
+    out.extend((plan, GovernanceAction.schedule(plan)))
     v2 = dataclasses.replace(job_spec(), kind=jobspec.TRAIN_V2, data=(
         ("train", jobspec.DataRef(Hash32(b"\x01" * 32), 10)),
         ("valid", jobspec.DataRef(Hash32(b"\x02" * 32), 5))))
@@ -171,6 +178,9 @@ def test_record_wire_order_is_the_field_order() -> None:
             if isinstance(record, predict_records.DeployedModel) and f.name == "unservable_by" \
                     and record.unservable_by is None:
                 continue  # [PRED-UNLOADABLE.3] 7 elements while servable, 8 once marked
+            if isinstance(record, GovernanceAction) and f.name in (
+                    ("plan",) if record.plan is None else ("target", "power")):
+                continue  # [UPGRADE-PLAN.1] schedule_upgrade is [kind, plan]; others no plan
             if isinstance(record, jobspec.ResourceLimits) and not record.gpu_count \
                     and f.name in ("gpu_count", "gpu_memory_mb"):
                 continue  # [JOB-GPU.1] a job without GPUs keeps the 7-element limits
