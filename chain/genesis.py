@@ -40,8 +40,9 @@ from chain.types import (
 
 EVAL_RUNTIMES = ("runsc", "runc")
 """[GENESIS-RUNTIME.1] What a genesis may name as the graph's evaluation runtime."""
-TIMING_NAMES = ("clock_precision_ms", "message_delay_ms")
-"""[GENESIS-TIMING.1] The [CONS-TIME.2] bounds a genesis may set."""
+TIMING_NAMES = ("clock_precision_ms", "empty_block_interval_ms", "message_delay_ms")
+"""[GENESIS-TIMING.1] The [CONS-TIME.2] bounds and the [CONS-PACE.3] empty-block interval
+a genesis may set."""
 TIMING_RANGE_MS = (0, 3_600_000)
 
 

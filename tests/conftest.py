@@ -47,10 +47,15 @@ from tests.framework.scheduling import StoriesTogetherScheduling
 from tests.framework.wait import TIMEOUT_FACTOR_ENV, timeout_factor
 
 os.environ.setdefault(runtime.DEFAULT_ENV, runtime.RUNC)  # see the module docstring
+# [CONS-PACE.3] Test graphs rest at most 1 s: their stories keep the old pace while every
+# height still goes through the rest check; the production default (300 s) is tested by
+# tests/consensus/test_pacing_rules.py and tests/client/test_pacing_graph.py.
+os.environ.setdefault("LC_EMPTY_BLOCK_INTERVAL_MS", "1000")
 
 SERIAL_MODULES = frozenset({
     "tests/client/test_devnet_processes.py",      # 4 node processes, SIGKILL and rejoin
     "tests/client/test_devnet_newcomer.py",       # devnet up/down of node processes
+    "tests/client/test_pacing_graph.py",          # 4 node processes resting, then woken
     "tests/client/dashboard/test_dashboard_browser.py",     # Chromium against a live node
     "tests/client/dashboard/test_dashboard_screenshot.py",
     "tests/reliability/test_faults.py",           # fault-injected graphs under load

@@ -8,7 +8,7 @@ next; in particular ``PersistSigned`` is durable (fsynced) before the following
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from chain.types import Hash32, Height, Round, TimeMs
 
@@ -47,6 +47,18 @@ class Application(Protocol):
         exception means the node cannot go on; the driver stops it and a
         restart resumes from storage and the WAL.
         """
+        ...
+
+
+@runtime_checkable
+class Pacing(Protocol):
+    """An application that says when a height's first round should start [CONS-PACE.1].
+
+    Without it (the simulator's toy apps) the core starts every height at once."""
+
+    def block_due(self, height: Height, now: int) -> bool:
+        """The next block has something to record at ``now``: transactions, a block step
+        that is due, or the empty-block interval has passed."""
         ...
 
 

@@ -27,3 +27,6 @@ class ConsensusConfig:
     """Messages of rounds beyond current + lookahead only count for [CONS-SKIP.1]."""
     future_buffer: int = 256
     """Messages of the next height kept until it starts."""
+    rest_check_ms: int = 1000
+    """[CONS-PACE.1] How often a validator at rest asks again whether a block is due (a
+    transaction reaching its mempool, or any message of the height, wakes it at once)."""

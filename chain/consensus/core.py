@@ -21,7 +21,6 @@ consensus messages [CONS-CATCHUP.1].
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from enum import Enum
 
 from chain.crypto import PrivateKey, verify
 from chain.types import Address, Hash32, Height, PublicKeyBytes, Round, Signature, TimeMs
@@ -33,6 +32,7 @@ from .actions import (
     Commit,
     CommitDeferred,
     CommitStalled,
+    Pacing,
     PeerMisbehaved,
     PersistSigned,
     ReportEvidence,
@@ -42,18 +42,11 @@ from .certificate import CommitCertificate, Decision, certificate_from_precommit
 from .config import ConsensusConfig
 from .evidence import DuplicateVoteEvidence
 from .messages import PRECOMMIT, PREVOTE, Proposal, Vote, VoteKind, sign_proposal, sign_vote
+from .round_rules import RoundRules, Step
 from .tally import RoundTally
 from .timeouts import Timeout, TimeoutKind
 from .validators import Validator, ValidatorSet
 from .wal import SignedRecord
-
-
-class Step(Enum):
-    NEW_HEIGHT = 0
-    PROPOSE = 1
-    PREVOTE = 2
-    PRECOMMIT = 3
-
 
 MAX_PROPOSALS_PER_ROUND = 2
 """Proposals kept per round (none extra for future rounds), unless vouched for by votes."""
@@ -62,7 +55,7 @@ SignatureCheck = Callable[[PublicKeyBytes, Hash32, Signature], bool]
 """``(public key, digest, signature) -> valid``; ``chain.crypto.verify`` in every node."""
 
 
-class ConsensusCore:
+class ConsensusCore(RoundRules):
     """Tendermint-style consensus for one validator (or observer, with ``key=None``)."""
 
     def __init__(
@@ -96,6 +89,8 @@ class ConsensusCore:
         self.height = height
         self.round = Round(0)
         self.step = Step.NEW_HEIGHT
+        self.at_rest = False
+        """[CONS-PACE.1] Round 0 waits: the next block has nothing to record yet."""
         self.last_block_time = last_block_time
         self.vset: ValidatorSet = self.app.validators_at(height)
         self.me: Validator | None = self.vset.get(self.address) if self.address else None
@@ -153,7 +148,17 @@ class ConsensusCore:
         """Starts the current height; after a restart, resumes at the last signed round."""
         out: list[Action] = []
         self._schedule(out, TimeoutKind.REBROADCAST, Round(0))
-        self._start_round(self.round, now, out)
+        if self.round == 0 and not self.signed:
+            self._start_or_rest(now, out)
+        else:
+            self._start_round(self.round, now, out)
+        return out
+
+    def wake(self, now: int) -> list[Action]:
+        """[CONS-PACE.1] Something to record arrived (a transaction): leave rest now."""
+        out: list[Action] = []
+        if self.at_rest and self._deferred is None:
+            self._start_or_rest(now, out)
         return out
 
     def on_timeout(self, timeout: Timeout, now: int) -> list[Action]:
@@ -169,7 +174,7 @@ class ConsensusCore:
         if self._deferred is not None:
             return out  # [CONS-COMMIT.2] decided: no new round while the commit waits
         if kind is TimeoutKind.NEW_HEIGHT and self.step is Step.NEW_HEIGHT:
-            self._start_round(self.round, now, out)
+            self._start_or_rest(now, out)
         elif r != self.round:
             return out
         elif kind is TimeoutKind.PROPOSE and self.step is Step.PROPOSE:
@@ -203,6 +208,8 @@ class ConsensusCore:
             self._on_proposal(message, now, peer, out, verified)
         else:
             self._on_vote(message, peer, out, verified)
+        if self.at_rest and self._heard_of_height():
+            self._start_or_rest(now, out)  # [CONS-PACE.1] a peer started this height
         self._progress(now, out)
         return out
 
@@ -314,129 +321,6 @@ class ConsensusCore:
     def _valid_proposal(self, p: Proposal) -> bool:
         return self._valid(p.block_hash, p.block, p.time_ms)
 
-    def _progress(self, now: int, out: list[Action]) -> None:
-        """Applies every rule whose condition holds until none does."""
-        while True:
-            if self._try_commit(now, out):
-                return
-            fired = (
-                self._rule_prevote(out)
-                or self._rule_lock(out)
-                or self._rule_valid_from_past_round()
-                or self._rule_precommit_nil(out)
-                or self._rule_wait_timeouts(out)
-                or self._rule_skip_round(now, out)
-            )
-            if not fired:
-                return
-
-    def _rule_prevote(self, out: list[Action]) -> bool:
-        """[CONS-PREVOTE.1] / [CONS-PREVOTE.2] Prevote on the round's proposal."""
-        if self.step is not Step.PROPOSE or self.round not in self.first_proposal:
-            return False
-        p = self.proposals[self.round][self.first_proposal[self.round]]
-        if p.pol_round < 0:  # [CONS-PREVOTE.1] a fresh block
-            ok = (
-                self.timely[(p.round, p.block_hash)]
-                and self._valid_proposal(p)
-                and (self.locked_round < 0 or self.locked_hash == p.block_hash)
-            )
-        else:  # [CONS-PREVOTE.2] a re-proposal justified by a proof of lock in pol_round
-            pol = self.tallies.get((PREVOTE, p.pol_round))
-            if pol is None or not self.vset.is_quorum(pol.power_for(p.block_hash)):
-                return False  # wait for the proof of lock (or the propose timeout)
-            ok = self._valid_proposal(p) and (
-                self.locked_round <= p.pol_round or self.locked_hash == p.block_hash
-            )
-        self._prevote(p.block_hash if ok else None, out)
-        return True
-
-    def _rule_lock(self, out: list[Action]) -> bool:
-        """[CONS-LOCK.1] >2/3 prevotes for a valid proposal of this round: lock and precommit."""
-        if self.step not in (Step.PREVOTE, Step.PRECOMMIT) or ("lock", self.round) in self._done:
-            return False
-        tally = self.tallies.get((PREVOTE, self.round))
-        if tally is None:
-            return False
-        for block_hash, p in self.proposals.get(self.round, {}).items():
-            if self.vset.is_quorum(tally.power_for(block_hash)) and self._valid_proposal(p):
-                self._done.add(("lock", self.round))
-                self.valid_round = self.round
-                self.valid_value = (block_hash, p.block, p.time_ms)
-                if self.step is Step.PREVOTE:
-                    self.locked_round, self.locked_hash = self.round, block_hash
-                    self._precommit(block_hash, out)
-                return True
-        return False
-
-    def _rule_valid_from_past_round(self) -> bool:
-        """[CONS-VALID-VALUE.1] A polka seen late, for a past round: adopt it as valid value.
-
-        Only changes what this node will propose (with that round as pol_round);
-        peers check the proof themselves, so safety is unaffected. It lets an
-        unlocked proposer free validators locked on that value.
-        """
-        for r, block_hash in self.prevote_quorum.items():
-            if not self.valid_round < r < self.round:
-                continue
-            found = self._block_of(block_hash)
-            if found is not None and self._valid(block_hash, *found):
-                self.valid_round = Round(r)
-                self.valid_value = (block_hash, found[0], found[1])
-                return True
-        return False
-
-    def _rule_precommit_nil(self, out: list[Action]) -> bool:
-        """[CONS-PRECOMMIT-NIL.1] >2/3 prevotes for nil: precommit nil."""
-        if self.step is not Step.PREVOTE:
-            return False
-        tally = self.tallies.get((PREVOTE, self.round))
-        if tally is None or not self.vset.is_quorum(tally.power_for(None)):
-            return False
-        self._precommit(None, out)
-        return True
-
-    def _rule_wait_timeouts(self, out: list[Action]) -> bool:
-        """[CONS-PREVOTE-WAIT.1] / [CONS-PRECOMMIT-WAIT.1] >2/3 of any votes: start a timer."""
-        r = self.round
-        prevotes = self.tallies.get((PREVOTE, r))
-        if (
-            self.step is Step.PREVOTE
-            and ("prevote_wait", r) not in self._done
-            and prevotes is not None
-            and self.vset.is_quorum(prevotes.total_power)
-        ):
-            self._done.add(("prevote_wait", r))
-            self._schedule(out, TimeoutKind.PREVOTE, r)
-            return True
-        precommits = self.tallies.get((PRECOMMIT, r))
-        if (
-            self.step is not Step.NEW_HEIGHT
-            and ("precommit_wait", r) not in self._done
-            and precommits is not None
-            and self.vset.is_quorum(precommits.total_power)
-        ):
-            self._done.add(("precommit_wait", r))
-            self._schedule(out, TimeoutKind.PRECOMMIT, r)
-            return True
-        return False
-
-    def _rule_skip_round(self, now: int, out: list[Action]) -> bool:
-        """[CONS-SKIP.1] Messages of a higher round from more than f power: go there."""
-        if all(r <= self.round for r in self.max_round_seen.values()):
-            return False
-        ahead = sorted(
-            ((r, a) for a, r in self.max_round_seen.items() if r > self.round), reverse=True
-        )
-        power = 0
-        for r, address in ahead:
-            member = self.vset.get(address)
-            power += member.power if member is not None else 0
-            if self.vset.exceeds_faulty(power):
-                self._start_round(Round(r), now, out)
-                return True
-        return False
-
     def _try_commit(self, now: int, out: list[Action]) -> bool:
         """[CONS-COMMIT.1] >2/3 precommits for a block we hold and find valid: decide it."""
         for r, block_hash in sorted(self.precommit_quorum.items()):
@@ -488,9 +372,26 @@ class ConsensusCore:
         for message in future:
             out.extend(self.on_message(message, now))
 
+    def _start_or_rest(self, now: int, out: list[Action]) -> None:
+        """[CONS-PACE.1] Round 0 starts when the application has something to record, or
+        when a peer already started the height; otherwise rest and ask again later."""
+        rest = (
+            isinstance(self.app, Pacing)
+            and not self._heard_of_height()
+            and not self.app.block_due(self.height, now)
+        )
+        self.at_rest = rest
+        if rest:
+            self._schedule(out, TimeoutKind.NEW_HEIGHT, Round(0), self.config.rest_check_ms)
+        else:
+            self._start_round(self.round, now, out)
+
+    def _heard_of_height(self) -> bool:
+        return bool(self.proposals) or any(t.total_power for t in self.tallies.values())
+
     def _start_round(self, round_: Round, now: int, out: list[Action]) -> None:
         """[CONS-START.1] Enter ``round_``: propose if we are its proposer, else wait."""
-        self.round, self.step = round_, Step.PROPOSE
+        self.round, self.step, self.at_rest = round_, Step.PROPOSE, False
         if self.me is not None and self.vset.proposer(self.height, round_) == self.me:
             self._propose(now, out)
         self._schedule(out, TimeoutKind.PROPOSE, round_)
@@ -582,8 +483,11 @@ class ConsensusCore:
         if tally is not None:
             out.extend(Broadcast(v) for v in tally.votes_for(self.valid_value[0]))
 
-    def _schedule(self, out: list[Action], kind: TimeoutKind, round_: Round) -> None:
-        delay = self.config.timeouts.duration_ms(kind, round_)
+    def _schedule(
+        self, out: list[Action], kind: TimeoutKind, round_: Round, delay: int | None = None
+    ) -> None:
+        if delay is None:
+            delay = self.config.timeouts.duration_ms(kind, round_)
         out.append(ScheduleTimeout(Timeout(kind, self.height, round_), delay))
 
     # ---------------------------------------------------------------- queries

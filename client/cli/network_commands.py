@@ -55,10 +55,15 @@ def network() -> None:
               help="The runtime every member evaluates claims under, named in the genesis "
                    "[GENESIS-RUNTIME.1]  [default: --runtime's, auto being runsc where "
                    "gVisor is installed]")
+@click.option("--empty-block-interval-ms", type=click.IntRange(0, 3_600_000), default=None,
+              envvar="LC_EMPTY_BLOCK_INTERVAL_MS",
+              help="At most one empty block per this many ms while the graph has nothing to "
+                   "record; 0 = a block at every height [CONS-PACE.3]  [default: 300000]")
 @json_option
 def network_create(out: Path, validators: int, workers: int | None, chain_id: str | None,
                    base_port: int, validator_balance: int, submitter_balance: int,
-                   runtime: str | None, eval_runtime: str | None, as_json: bool) -> None:
+                   runtime: str | None, eval_runtime: str | None,
+                   empty_block_interval_ms: int | None, as_json: bool) -> None:
     """Write genesis.json, node0..nodeN-1 (key, passphrase, config.toml) and users/ to --out."""
     workers = validators if workers is None else workers
     if workers > validators:
@@ -73,7 +78,8 @@ def network_create(out: Path, validators: int, workers: int | None, chain_id: st
                                 base_port=base_port, chain_id=chain_id,
                                 validator_balance=validator_balance,
                                 users={"submitter": submitter_balance},
-                                worker_runtime=runtime, eval_runtime=eval_runtime)
+                                worker_runtime=runtime, eval_runtime=eval_runtime,
+                                empty_block_interval_ms=empty_block_interval_ms)
     except FileExistsError as e:
         raise UserError(str(e), code="exists") from e
     except (ValueError, OSError) as e:

@@ -19,6 +19,7 @@ run from other directories than the one ``out`` was given relative to.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -144,6 +145,7 @@ def create_network(
     worker_nodes: int = 0,
     worker_runtime: str | None = None,
     eval_runtime: str | None = None,
+    empty_block_interval_ms: int | None = None,
 ) -> NetworkLayout:
     """Writes a new graph under ``out`` (which must not hold one) and returns its layout.
 
@@ -159,6 +161,8 @@ def create_network(
     ``[worker] runtime`` [JOB-RUNTIME.1] unless its ``worker_settings`` name one; None
     leaves the node's default. ``eval_runtime`` is the runtime the genesis names for every
     evaluation [GENESIS-RUNTIME.1] (None: ``sandbox.runtime.graph_default(worker_runtime)``).
+    ``empty_block_interval_ms`` is the genesis's [CONS-PACE.3] interval (None: the
+    environment's ``LC_EMPTY_BLOCK_INTERVAL_MS`` if set, else the genesis default).
     """
     if worker_runtime is not None:
         check_runtime(worker_runtime)
@@ -194,6 +198,7 @@ def create_network(
         "verifiers": [address_to_text(k.address) for k in verifiers],
         # [JOB-RUNTIME.13] every member evaluates under one runtime: none changes a verdict
         "eval_runtime": eval_runtime or graph_default(worker_runtime),
+        **_pacing(empty_block_interval_ms),
     })
     genesis_path = out / "genesis.json"
     genesis.save(genesis_path)
@@ -241,3 +246,22 @@ def _worker_table(roles: tuple[str, ...], settings: dict[str, Any] | None,
     if runtime is None or "worker" not in roles:
         return settings
     return {"runtime": runtime, **(settings or {})}
+
+
+EMPTY_BLOCK_INTERVAL_ENV = "LC_EMPTY_BLOCK_INTERVAL_MS"
+"""Default of ``network create --empty-block-interval-ms`` (the test suite sets 1 s, so its
+idle graphs keep the old pace while every height still goes through [CONS-PACE.1])."""
+
+
+def _pacing(interval_ms: int | None) -> dict[str, Any]:
+    """The genesis's ``consensus_timing`` naming the [CONS-PACE.3] interval, if one is set."""
+    if interval_ms is None:
+        text = os.environ.get(EMPTY_BLOCK_INTERVAL_ENV, "").strip()
+        if not text:
+            return {}
+        try:
+            interval_ms = int(text)
+        except ValueError:
+            raise ValueError(f"{EMPTY_BLOCK_INTERVAL_ENV} must be an integer number of ms, "
+                             f"got {text!r}") from None
+    return {"consensus_timing": {"empty_block_interval_ms": interval_ms}}

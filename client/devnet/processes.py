@@ -173,6 +173,7 @@ def up(
     node_env: dict[int, dict[str, str]] | None = None,
     worker_runtime: str | None = None,
     eval_runtime: str | None = None,
+    empty_block_interval_ms: int | None = None,
 ) -> NetworkLayout:
     """Creates (if needed) and starts the graph; returns when all nodes commit blocks.
 
@@ -198,7 +199,8 @@ def up(
                                 consensus=consensus, users=users,
                                 node_balances=node_balances, bootstrap=bootstrap,
                                 peer_exchange=peer_exchange,
-                                worker_runtime=worker_runtime, eval_runtime=eval_runtime)
+                                worker_runtime=worker_runtime, eval_runtime=eval_runtime,
+                                empty_block_interval_ms=empty_block_interval_ms)
     running = {name: pid for name, pid in load_pids(root).items()
                if NodeProcess(_node(layout, name), pid).alive()}
     to_start = [(i, n) for i, n in enumerate(layout.nodes) if n.name not in running]

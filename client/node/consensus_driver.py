@@ -144,7 +144,12 @@ class Synced:
     """Block sync applied blocks the core did not decide [NODE-APP.4]."""
 
 
-Event = PeerMessage | TimerFired | RetryCommit | Synced
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """[CONS-PACE.1] A transaction reached the mempool: a core at rest starts its height."""
+
+
+Event = PeerMessage | TimerFired | RetryCommit | Synced | Wake
 
 
 def content_id(message: Proposal | Vote, chain_id: str) -> Hash32:
@@ -262,6 +267,11 @@ class ConsensusDriver:
         if self._wake is not None:
             self._wake.set()
 
+    def wake(self) -> None:
+        """[CONS-PACE.1] Called on every admitted transaction; queues only when at rest."""
+        if self.core is not None and self.core.at_rest:
+            self.submit(Wake())
+
     def resync(self) -> None:
         """Block sync applied blocks: the owner rebuilds the core at the new height."""
         self.submit(Synced())
@@ -283,6 +293,8 @@ class ConsensusDriver:
             self._run_step(core, lambda c: c.on_timeout(event.timeout, self.now()))
             if (core.height, core.round, core.step) != before:
                 self.stats[f"timeout:{event.timeout.kind.value}"] += 1
+        elif isinstance(event, Wake):
+            self._run_step(core, lambda c: c.wake(self.now()))
         elif isinstance(event, RetryCommit):
             self._run_step(core, lambda c: c.retry_commit(self.now()))
         elif isinstance(event, Synced) and core.height <= self.app.height():
@@ -352,11 +364,14 @@ class ConsensusDriver:
         if self.halted is not None:
             return
         position = (core.height, core.round)
+        resting = core.at_rest
         try:
             actions = run(core)
         except NodeHalted as e:
             self._halt(e)
             return
+        if resting and not core.at_rest and core.height == position[0]:
+            self._height_started = self.clock.monotonic()  # latency counts from the start
         if core.round > 0 and (core.height, core.round) != position:
             self.stats["rounds_above_zero"] += 1
         if core is self.core:

@@ -21,6 +21,7 @@ from chain.errors import ChainError
 from chain.governance.rules import apply_validator_changes
 from chain.ledger import Ledger
 from chain.mempool import Mempool
+from chain.pacing import DEFAULT_EMPTY_BLOCK_INTERVAL_MS, block_due
 from chain.state import Overlay
 from chain.storage import StorageBusy, StorageError
 from chain.transition import BlockOutput, apply_block, build_block
@@ -55,6 +56,7 @@ class LedgerApp:
         *,
         on_committed: Callable[[Block, bytes], None] | None = None,
         on_synced: Callable[[], None] | None = None,
+        empty_block_interval_ms: int = DEFAULT_EMPTY_BLOCK_INTERVAL_MS,
     ) -> None:
         self.ledger = ledger
         self.mempool = mempool
@@ -63,6 +65,8 @@ class LedgerApp:
         """Called after a block is durably committed (by consensus or by sync)."""
         self.on_synced = on_synced
         """Called after block sync (not consensus) committed a block."""
+        self.empty_block_interval_ms = empty_block_interval_ms
+        """[CONS-PACE.3] At most one empty block per interval on a graph at rest."""
         self._executed: dict[Hash32, _Executed] = {}
         self._sets: dict[tuple[int, Hash32], ValidatorSet] = {}
 
@@ -91,6 +95,14 @@ class LedgerApp:
         vset = ValidatorSet.from_members((v.pubkey, v.power) for v in members.values())
         self._sets = {key: vset}
         return vset
+
+    def block_due(self, height: Height, now: int) -> bool:
+        """[CONS-PACE.1] ``chain.consensus.actions.Pacing``: pending transactions, a due block
+        step or the empty-block interval; a height not next to the tip is always due."""
+        state = self.ledger.state
+        if height != state.height + 1:
+            return True
+        return bool(block_due(state, len(self.mempool), now, self.empty_block_interval_ms))
 
     def propose(self, height: Height, round_: Round, time_ms: TimeMs) -> tuple[Hash32, bytes]:
         state = self.ledger.state

@@ -35,6 +35,7 @@ from chain.governance.bodies import Evidence
 from chain.keyfile import read_key_file
 from chain.ledger import Ledger
 from chain.mempool import AddResult, Admission, Mempool, MempoolLimits
+from chain.pacing import DEFAULT_EMPTY_BLOCK_INTERVAL_MS
 from chain.storage import sqlite_url
 from chain.transactions import SignedTransaction, sign_transaction
 from chain.types import Address
@@ -91,7 +92,9 @@ class LedgerNode(StoredChainReads):
         self.ledger = Ledger.open(config.storage_url or sqlite_url(self.data_dir), self.genesis)
         self.mempool = Mempool(self.ledger.state, self.ledger.signatures, MEMPOOL_LIMITS)
         self.app = LedgerApp(self.ledger, self.mempool, self.key.address,
-                             on_committed=self._on_committed, on_synced=self._on_synced)
+                             on_committed=self._on_committed, on_synced=self._on_synced,
+                             empty_block_interval_ms=self.genesis.timing(  # [CONS-PACE.3]
+                                 "empty_block_interval_ms", DEFAULT_EMPTY_BLOCK_INTERVAL_MS))
         self.p2p = Node(self.key, P2PConfig(
             chain_id=self.genesis.chain_id, host=config.p2p_host, port=config.p2p_port,
             bootstrap=config.bootstrap, peer_exchange=config.peer_exchange,
@@ -245,6 +248,7 @@ class LedgerNode(StoredChainReads):
             self.admissions["gossip", result.code or result.status.value] += 1
             if result.accepted:
                 admitted.append(wire)
+                self.driver.wake()  # [CONS-PACE.1]
             elif result.status is Admission.REJECTED and result.code in _FATAL_TX_CODES:
                 return Verdict.REJECT
         if admitted and len(admitted) == len(wires):
@@ -374,6 +378,7 @@ class LedgerNode(StoredChainReads):
         self.admissions["local", result.code or result.status.value] += 1
         if result.accepted:
             self._queue_tx(tx.wire)
+            self.driver.wake()  # [CONS-PACE.1]
         return result
 
     def put_blob_file(self, path: Path) -> bytes:

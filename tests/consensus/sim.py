@@ -38,7 +38,8 @@ from chain.consensus.validators import ValidatorSet
 from chain.consensus.wal import SignedRecord, WriteAheadLog
 from chain.crypto import PrivateKey, verify
 from chain.mempool import Mempool
-from chain.types import Address, Round, TimeMs
+from chain.transactions import SignedTransaction, Transfer, sign_transaction
+from chain.types import Address, Amount, Round, TimeMs
 from client.node.consensus_driver import ConsensusDriver, TimerHandle
 from client.node.ledger_app import LedgerApp
 from p2p.gossip_core import Verdict
@@ -57,7 +58,7 @@ SIM_TIMEOUTS = TimeoutConfig(
 )
 
 _KEYS: dict[tuple[int, int], PrivateKey] = {}
-DELIVER, TIMER, CRASH, RESTART, LINKS = range(5)
+DELIVER, TIMER, CRASH, RESTART, LINKS, TX = range(6)
 
 
 def sim_key(i: int, salt: int = 0) -> PrivateKey:
@@ -160,6 +161,7 @@ class SimNode:
         self.synced_blocks = 0
         """Blocks this node applied from block sync (``LedgerApp.on_synced``)."""
         self.resync_pending = False
+        self.mempool: Mempool | None = None
 
     def fault_point(self) -> None:
         """Before each WAL append, send and block write: a pending crash may strike here."""
@@ -196,6 +198,7 @@ class SimNetwork:
         self.liveness_ms: int | None = None
         """Simulated time from GST until every honest node had its new blocks."""
         self.deliveries = 0
+        self.transfers_signed: dict[int, int] = {}
         self.byzantine = Byzantine(self)
         self.links = SimLinks(self)
         self.sync_penalties: list[tuple[int, int, Offence]] = []
@@ -247,7 +250,9 @@ class SimNetwork:
                 node.driver.resync()
 
         app = LedgerApp(node.ledger, mempool, node.key.address,
-                        on_committed=committed, on_synced=synced)
+                        on_committed=committed, on_synced=synced,
+                        empty_block_interval_ms=self.sc.empty_block_interval_ms)
+        node.mempool = mempool
         node.driver = self.driver_class(
             app, node.key, self.config, SimWal(self, node), list(node.wal),
             lambda data: self._publish(node, data),
@@ -396,13 +401,15 @@ class SimNetwork:
         if sc.partition is not None:  # connections close, and open again when it heals
             self.push(sc.partition[1], LINKS, 0)
             self.push(sc.partition[2], LINKS, 0)
+        for at, sender in sc.transfers:
+            self._schedule_transfer(at, self.nodes[sender])
         gst = sc.gst
-        deadline = gst + sc.liveness_bound_ms
+        deadline = gst + sc.liveness_bound_ms if sc.run_until_ms is None else sc.run_until_ms
         target: int | None = None
         while self.events:
             at, _, kind, index, payload = heapq.heappop(self.events)
             self.now = at
-            if target is None and at >= gst:
+            if target is None and at >= gst and sc.run_until_ms is None:
                 target = max(x.height for x in self.honest()) + sc.new_blocks_after_gst
             if target is not None and all(x.height >= target for x in self.honest()):
                 self.liveness_ms = at - gst
@@ -419,6 +426,8 @@ class SimNetwork:
                     self._step(node, callback)
             elif kind == LINKS:
                 self.links.refresh()
+            elif kind == TX and node.alive:
+                self._step(node, self._admission(node, payload))
             elif kind == CRASH:  # strikes at one of the next few fault points, or after the step
                 if node.alive:
                     node.crash_budget = self.rng.randint(0, 3)
@@ -430,6 +439,24 @@ class SimNetwork:
             if node.wal_file is not None:
                 node.wal_file.close()
         self.check(target)
+
+    def _schedule_transfer(self, at: int, sender: SimNode) -> None:
+        """[CONS-PACE.1] A transfer signed by ``sender`` at ``at``, gossiped to the others."""
+        nonce = self.transfers_signed.get(sender.index, 0)
+        self.transfers_signed[sender.index] = nonce + 1
+        body = Transfer(self.keys[0].address, Amount(1))
+        tx = sign_transaction(sender.key, CHAIN_ID, nonce, body)
+        for node in self.nodes:
+            delay = 0 if node is sender else self.rng.randint(*self.sc.delay_range)
+            self.push(at + delay, TX, node.index, tx)
+
+    def _admission(self, node: SimNode, tx: SignedTransaction) -> Callable[[], None]:
+        """As ``LedgerNode.submit``: into the mempool, then wake a core at rest."""
+        def admit() -> None:
+            if (node.mempool is not None and node.driver is not None
+                    and node.mempool.add(tx, GENESIS_TIME + self.now).accepted):
+                node.driver.wake()
+        return admit
 
     # ------------------------------------------------------------ invariants
 
@@ -456,6 +483,8 @@ class SimNetwork:
             if self.nodes[peer].behaviour != "sync_liar":
                 raise InvariantViolation(f"node {index}'s block sync charged node {peer}, "
                                          f"whose block sync is honest: {offence.name}")
+        if self.sc.run_until_ms is not None:
+            return
         if target is None or any(x.height < target for x in honest):
             raise InvariantViolation(
                 f"no liveness: heights {[x.height for x in honest]} < target {target} within "

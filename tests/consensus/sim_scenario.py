@@ -43,6 +43,13 @@ class Scenario:
     new_blocks_after_gst: int = 3
     liveness_bound_ms: int = 30_000
     """Max simulated time after GST for the new blocks (observed max over CI seeds: ~6 s)."""
+    empty_block_interval_ms: int = 0
+    """[CONS-PACE.3] 0: a block at every height, the pace the liveness scenarios measure."""
+    transfers: list[tuple[int, int]] = field(default_factory=list)
+    """(at ms, node): that node signs a transfer into its mempool; gossip brings it to the
+    others within the message delay [CONS-PACE.1]."""
+    run_until_ms: int | None = None
+    """Run to this time and skip the liveness target (the pacing tests check it themselves)."""
 
     @property
     def faulty(self) -> set[int]:

@@ -1,0 +1,147 @@
+"""[CONS-PACE.1] [CONS-PACE.2] [CONS-PACE.3] When an honest validator starts a height.
+
+The policy asks the state machine itself (``chain.pacing.steps_due``), so these tests
+drive real ledgers: a graph at rest needs no block, a job's expiry does, at its time and
+not before; a train/v3 split is a height-measured step, due two heights after the post.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from chain.blocks import Block
+from chain.genesis import Genesis, InvalidGenesis
+from chain.pacing import DEFAULT_EMPTY_BLOCK_INTERVAL_MS, block_due, steps_due
+from chain.train.bodies import PostJob
+from client.devnet.network import EMPTY_BLOCK_INTERVAL_ENV, create_network
+from tests.consensus.sim import GENESIS_TIME, SimNetwork
+from tests.consensus.sim_scenario import Scenario
+from tests.framework.ports import free_base_port
+from tests.ledger.harness import Chain, job_spec
+from tests.train.holdout.test_holdout import post, v3_spec
+
+
+def test_cons_pace_1_rest_needs_no_block_until_the_interval() -> None:
+    chain = Chain()
+    chain.block()
+    now = chain.now + 1_000
+    assert not steps_due(chain.state, now)
+    assert not block_due(chain.state, 0, now, DEFAULT_EMPTY_BLOCK_INTERVAL_MS)
+    assert block_due(chain.state, 1, now, DEFAULT_EMPTY_BLOCK_INTERVAL_MS).reason == \
+        "transactions"
+    late = chain.now + DEFAULT_EMPTY_BLOCK_INTERVAL_MS
+    assert block_due(chain.state, 0, late, DEFAULT_EMPTY_BLOCK_INTERVAL_MS).reason == \
+        "interval"
+    assert not block_due(chain.state, 0, late - 1, DEFAULT_EMPTY_BLOCK_INTERVAL_MS)
+
+
+def test_cons_pace_1_interval_zero_keeps_the_old_pace() -> None:
+    chain = Chain()
+    assert block_due(chain.state, 0, chain.now + 1, 0).reason == "always"
+
+
+def test_cons_pace_1_the_first_block_of_a_graph_is_due_at_once() -> None:
+    chain = Chain()
+    assert block_due(chain.state, 0, chain.now + 1, 3_600_000).reason == "first"
+    chain.block()
+    assert not block_due(chain.state, 0, chain.now + 1, 3_600_000)
+
+
+def test_cons_pace_2_a_job_expiry_is_due_at_its_time_not_before() -> None:
+    chain = Chain()
+    expiry = chain.now + 60_000
+    chain.block(chain.tx("submitter", PostJob(job_spec(expiry_ms=expiry))))
+    # the block after the post runs the job's own steps: none is due before expiry
+    assert not steps_due(chain.state, expiry - 1)
+    assert steps_due(chain.state, expiry)
+    assert block_due(chain.state, 0, expiry, DEFAULT_EMPTY_BLOCK_INTERVAL_MS).reason == "steps"
+    chain.block(at=expiry)  # the expiry settles the job: at rest again
+    assert not steps_due(chain.state, chain.now + 1_000)
+
+
+def test_cons_pace_2_a_split_due_two_heights_on_keeps_the_pace() -> None:
+    """A train/v3 split is drawn at posted_height + 2 [HOLDOUT-SPLIT.1]: right after the
+    post the next two heights hold a step, so blocks keep coming; once drawn, rest."""
+    chain = Chain()
+    job_id = post(chain, v3_spec())
+    assert steps_due(chain.state, chain.now + 1)
+    chain.block()
+    assert steps_due(chain.state, chain.now + 1)
+    chain.block()
+    holdout = chain.state.holdout(job_id)
+    assert holdout is not None and holdout.seed is not None
+    assert not steps_due(chain.state, chain.now + 1)
+
+
+# --------------------------------------------------------------- on the simulated network
+
+def _block_times(net: SimNetwork) -> list[int]:
+    node = net.honest()[0]
+    return [int(Block.decode(data).header.time_ms) for data, _ in node.storage.blocks]
+
+
+def test_cons_pace_1_a_graph_at_rest_writes_one_empty_block_per_interval() -> None:
+    """[CONS-PACE.1] [CONS-PACE.3] Four real drivers and ledgers, nothing to record for 10
+    simulated minutes at a 2-minute interval: the first block at once, then 4 or 5 (not the
+    ~1,000 of the old pace), each at least the interval after its parent."""
+    interval = 120_000
+    net = SimNetwork(Scenario(seed=31, n=4, empty_block_interval_ms=interval,
+                              run_until_ms=600_000))
+    net.run()
+    heights = {node.height for node in net.honest()}
+    assert heights <= {5, 6} and heights, heights
+    times = _block_times(net)
+    assert times[0] - GENESIS_TIME < 2_000
+    assert all(b - a >= interval for a, b in itertools.pairwise(times))
+
+
+def test_cons_pace_1_a_transaction_wakes_the_graph_at_once() -> None:
+    """[CONS-PACE.1] At rest with an hour's interval, a transfer submitted at 20 s is final
+    within a second and a half (the old pace's latency), and the graph rests again after:
+    only the graph's first block before it, at most one empty block after it (a validator
+    that saw the transaction late may still have started its height)."""
+    net = SimNetwork(Scenario(seed=32, n=4, empty_block_interval_ms=3_600_000,
+                              transfers=[(20_000, 2)], run_until_ms=300_000))
+    net.run()
+    node = net.honest()[0]
+    blocks = [Block.decode(data) for data, _ in node.storage.blocks]
+    with_tx = [b for b in blocks if b.txs]
+    assert len(with_tx) == 1 and 2 <= len(blocks) <= 4, [len(b.txs) for b in blocks]
+    committed_at = int(with_tx[0].header.time_ms) - GENESIS_TIME
+    assert 20_000 <= committed_at <= 21_500
+    assert blocks[1].header.time_ms >= GENESIS_TIME + 20_000  # only the first before it
+
+
+def test_cons_pace_1_the_old_pace_when_the_interval_is_zero() -> None:
+    """Interval 0 keeps a block at every height's timer (the liveness scenarios' pace)."""
+    net = SimNetwork(Scenario(seed=33, n=4, run_until_ms=10_000))
+    net.run()
+    assert min(node.height for node in net.honest()) >= 10
+
+
+def test_cons_pace_3_the_genesis_names_the_interval(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """[CONS-PACE.3] [GENESIS-TIMING.1] ``network create`` writes the interval into the
+    genesis's ``consensus_timing`` (from its option, else ``LC_EMPTY_BLOCK_INTERVAL_MS``,
+    else nothing: the default); the genesis refuses one outside 0..3,600,000 ms."""
+    monkeypatch.delenv(EMPTY_BLOCK_INTERVAL_ENV, raising=False)
+    plain = create_network(tmp_path / "a", validators=1, workers=0, base_port=free_base_port(1))
+    genesis = Genesis.load(plain.genesis)
+    assert genesis.timing("empty_block_interval_ms", -1) == -1
+    named = create_network(tmp_path / "b", validators=1, workers=0, base_port=free_base_port(1),
+                           empty_block_interval_ms=60_000)
+    assert Genesis.load(named.genesis).timing("empty_block_interval_ms", -1) == 60_000
+    monkeypatch.setenv(EMPTY_BLOCK_INTERVAL_ENV, "0")
+    env = create_network(tmp_path / "c", validators=1, workers=0, base_port=free_base_port(1))
+    assert Genesis.load(env.genesis).timing("empty_block_interval_ms", -1) == 0
+    monkeypatch.setenv(EMPTY_BLOCK_INTERVAL_ENV, "soon")
+    with pytest.raises(ValueError, match=EMPTY_BLOCK_INTERVAL_ENV):
+        create_network(tmp_path / "d", validators=1, workers=0, base_port=free_base_port(1))
+    doc = json.loads(plain.genesis.read_text())
+    for bad in (-1, 3_600_001, "300000"):
+        with pytest.raises(InvalidGenesis, match=r"GENESIS-TIMING.1"):
+            Genesis.from_json({**doc, "consensus_timing": {"empty_block_interval_ms": bad}})
