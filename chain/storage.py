@@ -132,6 +132,8 @@ class Storage:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._base_height: int | None = None
+        """Cached: only this object writes ``base_height`` (status reads it every block)."""
         try:
             self.engine = _make_engine(url)
             metadata.create_all(self.engine)
@@ -228,6 +230,7 @@ class Storage:
                 conn.execute(blocks_table.delete().where(blocks_table.c.height < upto))
                 conn.execute(txs_table.delete().where(txs_table.c.height < upto))
                 self._set_meta(conn, "base_height", upto)
+            self._base_height = upto
             done += 1
             self._give_back_pages()
         return self.base_height()
@@ -275,8 +278,10 @@ class Storage:
 
     def base_height(self) -> int:
         """[STORE-PRUNE.2] The oldest height whose block is stored (1 on an unpruned node)."""
-        with self.engine.connect() as conn:
-            return self._base(conn)
+        if self._base_height is None:
+            with self.engine.connect() as conn:
+                self._base_height = self._base(conn)
+        return self._base_height
 
     def meta(self, key: str) -> Any:
         with self.engine.connect() as conn:

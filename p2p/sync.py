@@ -12,6 +12,11 @@ costs the sender score [WIRE-SYNC.6]. When its height reaches the highest
 height any peer reported, the node sets ``caught_up`` (then joins consensus)
 and keeps following by the same mechanism [WIRE-SYNC.7].
 
+A node that pruned its oldest blocks [STORE-PRUNE.*] says so in its status
+(its base height) and answers ``notfound`` below it; a syncing node asks each
+range only of peers whose base is at or below it, and when no peer holds the
+next height it stops asking and says which heights are missing [WIRE-SYNC.8].
+
 ``BlockSync`` does no I/O and keeps no task: it reacts to what its
 ``SyncTransport`` (``p2p.sync_transport``) reports (peers coming and going,
 statuses, answers, ticks) and asks the transport to send. Over the socket
@@ -48,6 +53,11 @@ class BlockSource(Protocol):
 
     def height(self) -> int:
         """The height of the last applied block."""
+        ...
+
+    def base_height(self) -> int:
+        """The oldest height ``get_blocks`` can serve (1 unless pruned) [WIRE-SYNC.8].
+        Optional: a source without it serves from 1."""
         ...
 
     def get_blocks(self, start: int, count: int) -> list[tuple[bytes, bytes]]:
@@ -110,6 +120,11 @@ class BlockSync:
         self.on_caught_up = on_caught_up
         self.rng = rng or random.Random()
         self.peer_heights: dict[Address, int] = {}
+        self.peer_bases: dict[Address, int] = {}
+        """[WIRE-SYNC.8] The oldest height each peer stores; absent: 1."""
+        self.missing: tuple[int, int] | None = None
+        """[WIRE-SYNC.8] Heights no connected peer stores any more (first, last), while they
+        stop this node from catching up; None otherwise."""
         self.caught_up = asyncio.Event()
         """Set once the local height reached every peer's reported height."""
         self._catch_up: _CatchUp | None = None
@@ -122,7 +137,19 @@ class BlockSync:
 
     def notify_height(self) -> None:
         """Tell peers our height grew (call after every committed block) [WIRE-SYNC.1]."""
-        self.transport.send_status(None, self.source.height())
+        self._send_status(None)
+
+    def _base(self) -> int:
+        base_height = getattr(self.source, "base_height", None)
+        return 1 if base_height is None else int(base_height())
+
+    def _send_status(self, peer: Address | None) -> None:
+        """[WIRE-SYNC.1/8] The base travels only when above 1 (old transports lack it)."""
+        base = self._base()
+        if base > 1:
+            self.transport.send_status(peer, self.source.height(), base=base)
+        else:
+            self.transport.send_status(peer, self.source.height())
 
     @property
     def target(self) -> int:
@@ -136,22 +163,27 @@ class BlockSync:
     # -- events from the transport ------------------------------------------
 
     def on_peer_up(self, peer: Address) -> None:
-        self.transport.send_status(peer, self.source.height())
+        self._send_status(peer)
 
     def on_peer_down(self, peer: Address) -> None:
         self.peer_heights.pop(peer, None)
+        self.peer_bases.pop(peer, None)
 
-    def on_status(self, peer: Address, height: int) -> None:
+    def on_status(self, peer: Address, height: int, base: int = 1) -> None:
         self.peer_heights[peer] = height
+        self.peer_bases[peer] = max(1, min(base, height))
         self._advance()
 
     def tick(self) -> None:
         self._advance()
 
-    def serve(self, start: int, count: int) -> list[list[bytes]]:
-        """[WIRE-SYNC.3] What we have of ``start .. start + count - 1``, trimmed to one frame."""
+    def serve(self, start: int, count: int) -> list[list[bytes]] | None:
+        """[WIRE-SYNC.3] What we have of ``start .. start + count - 1``, trimmed to one frame;
+        None when ``start`` is below our base height (pruned: ``notfound``) [WIRE-SYNC.8]."""
         items: list[list[bytes]] = []
         size = 0
+        if 1 <= start < self._base():
+            return None
         if start >= 1:
             for block, cert in self.source.get_blocks(start, count):
                 size += len(block) + len(cert) + 16
@@ -168,6 +200,8 @@ class BlockSync:
             return
         run = self._catch_up
         if run is None and self.target > self.source.height():
+            if self._next_is_pruned_everywhere():
+                return
             run = self._catch_up = _CatchUp(planned=self.source.height())
         if run is not None:
             self._plan(run)
@@ -184,6 +218,26 @@ class BlockSync:
             self.caught_up.set()
             if self.on_caught_up is not None:
                 self.on_caught_up(self.source.height())
+
+    def _next_is_pruned_everywhere(self) -> bool:
+        """[WIRE-SYNC.8] Every peer ahead of us pruned our next height: say once which heights
+        are missing and ask nobody (no requests that can only fail) until a status changes
+        that; the node stays not caught up."""
+        nxt = self.source.height() + 1
+        ahead = {a: self.peer_bases.get(a, 1) for a, h in self.peer_heights.items() if h >= nxt}
+        if not ahead or min(ahead.values()) <= nxt:
+            if self.missing is not None:
+                log.info("block sync: heights from %d are stored by a peer again", nxt)
+            self.missing = None
+            return False
+        missing = (nxt, min(ahead.values()) - 1)
+        if missing != self.missing:
+            self.missing = missing
+            log.error("block sync stopped: blocks %d..%d are pruned on every connected peer "
+                      "(oldest stored: %s); connect a peer that keeps them (retain_blocks = 0)",
+                      missing[0], missing[1],
+                      ", ".join(f"{_name(a)} from {b}" for a, b in sorted(ahead.items())))
+        return True
 
     def _plan(self, run: _CatchUp) -> None:
         """[WIRE-SYNC.5] Ranges up to the target, at most a bounded window ahead, so a peer
@@ -207,6 +261,7 @@ class BlockSync:
                 a
                 for a in self.transport.peers()
                 if self.peer_heights.get(a, 0) >= last
+                and self.peer_bases.get(a, 1) <= rng.start  # [WIRE-SYNC.8]
                 and a not in run.excluded.get(rng.start, set())
                 and run.load[a] < self.parallel
             ]

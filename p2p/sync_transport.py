@@ -28,7 +28,7 @@ from chain.types import Address
 from p2p.node import Node, RequestFailed
 from p2p.peer import PeerConnection
 from p2p.scoring import Offence
-from p2p.wire import Blocks, GetBlocks, Status
+from p2p.wire import Blocks, GetBlocks, NotFound, Status
 
 TICK_SECONDS = 1.0
 """A transport calls ``SyncEvents.tick`` this often: block sync re-plans, resumes after a
@@ -53,12 +53,14 @@ class SyncEvents(Protocol):
         """The connection to ``peer`` is gone (its pending requests fail on their own)."""
         ...
 
-    def on_status(self, peer: Address, height: int) -> None:
-        """``peer`` says its height is ``height`` [WIRE-SYNC.1]."""
+    def on_status(self, peer: Address, height: int, base: int = 1) -> None:
+        """``peer`` says its height is ``height`` and its oldest stored block ``base``
+        [WIRE-SYNC.1/8]."""
         ...
 
-    def serve(self, start: int, count: int) -> list[list[bytes]]:
-        """The ``blocks`` items answering a ``getblocks`` [WIRE-SYNC.3]."""
+    def serve(self, start: int, count: int) -> list[list[bytes]] | None:
+        """The ``blocks`` items answering a ``getblocks`` [WIRE-SYNC.3]; None: ``start`` is
+        below what we store (pruned), answered ``notfound`` [WIRE-SYNC.8]."""
         ...
 
     def tick(self) -> None:
@@ -85,8 +87,9 @@ class SyncTransport(Protocol):
         """The peers connected now."""
         ...
 
-    def send_status(self, peer: Address | None, height: int) -> None:
-        """``["status", height]`` to ``peer``, or to every peer if ``None`` [WIRE-SYNC.1]."""
+    def send_status(self, peer: Address | None, height: int, base: int = 1) -> None:
+        """``["status", height]`` (``base`` > 1 appended) to ``peer``, or to every peer if
+        ``None`` [WIRE-SYNC.1/8]. Sync passes ``base`` only when above 1."""
         ...
 
     def request(
@@ -126,7 +129,8 @@ class NodeSyncTransport:
 
     def attach(self, events: SyncEvents) -> None:
         self._events = events
-        self.node.on(Status, lambda peer, message: events.on_status(peer.address, message.height))
+        self.node.on(Status, lambda peer, message: events.on_status(
+            peer.address, message.height, message.base))
         self.node.on(GetBlocks, self._on_getblocks)
         self.node.on_connect(lambda peer: events.on_peer_up(peer.address))
         self.node.on_disconnect(lambda peer: events.on_peer_down(peer.address))
@@ -142,6 +146,9 @@ class NodeSyncTransport:
 
     async def _on_getblocks(self, peer: PeerConnection, message: GetBlocks) -> None:
         items = self._events.serve(message.start, message.count) if self._events else []
+        if items is None:  # [WIRE-SYNC.8] pruned here: not a short answer that blames us
+            await peer.send(NotFound(message.req_id))
+            return
         await peer.send(Blocks(message.req_id, message.start, items))
 
     def now(self) -> float:
@@ -150,13 +157,13 @@ class NodeSyncTransport:
     def peers(self) -> Collection[Address]:
         return self.node.peers.keys()
 
-    def send_status(self, peer: Address | None, height: int) -> None:
+    def send_status(self, peer: Address | None, height: int, base: int = 1) -> None:
         if peer is None:
-            self.node.broadcast(Status(height))
+            self.node.broadcast(Status(height, base))
             return
         conn = self.node.peers.get(peer)
         if conn is not None:
-            conn.send_nowait(Status(height))
+            conn.send_nowait(Status(height, base))
 
     def request(
         self, peer: Address, start: int, count: int, on_reply: Callable[[Reply], None]

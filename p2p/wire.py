@@ -73,6 +73,13 @@ def _uint(max_value: int = MAX_U64) -> Check:
     return check
 
 
+def _uint_from(low: int, max_value: int = MAX_U64) -> Check:
+    def check(v: Any, name: str) -> None:
+        fields_.uint(v, name, low, max_value)
+
+    return check
+
+
 def _str(max_len: int) -> Check:
     """A UTF-8 string of at most ``max_len`` encoded bytes."""
 
@@ -109,6 +116,8 @@ class Message:
 
     TAG: ClassVar[str]
     SCHEMA: ClassVar[tuple[Check, ...]]
+    OPTIONAL_TAIL: ClassVar[int] = 0
+    """How many of the last fields a frame may leave out (added fields old peers omit)."""
 
     def to_fields(self) -> list[Any]:
         return [getattr(self, f.name) for f in fields(self)]  # type: ignore[arg-type]
@@ -225,11 +234,20 @@ class Peers(Message):
 
 @dataclass(frozen=True, slots=True)
 class Status(Message):
-    """[WIRE-SYNC.1] The sender's latest block height; sent on connect and on every change."""
+    """[WIRE-SYNC.1] The sender's latest block height; sent on connect and on every change.
+
+    [WIRE-SYNC.8] ``base``: the oldest height the sender still stores (it pruned below,
+    [STORE-PRUNE.*]). Sent only when above 1, so an unpruned node's frame is the old
+    ``["status", height]`` and one encoding stays one message."""
 
     TAG: ClassVar[str] = "status"
     height: int
-    SCHEMA: ClassVar[tuple[Check, ...]] = (_uint(),)
+    base: int = 1
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_uint(), _uint_from(2))
+    OPTIONAL_TAIL: ClassVar[int] = 1
+
+    def to_fields(self) -> list[Any]:
+        return [self.height] if self.base <= 1 else [self.height, self.base]
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,9 +479,12 @@ def decode_frame(frame: bytes, *, max_size: int = MAX_FRAME_SIZE) -> Message:
     if cls is None:
         raise MalformedFrame(f"unknown message tag {value[0][:32]!r}", code="unknown_tag")
     args = value[1:]
-    if len(args) != len(cls.SCHEMA):
-        raise MalformedFrame(f"{cls.TAG}: expected {len(cls.SCHEMA)} fields, got {len(args)}")
-    for i, (check, arg) in enumerate(zip(cls.SCHEMA, args, strict=True)):
+    least = len(cls.SCHEMA) - cls.OPTIONAL_TAIL
+    if not least <= len(args) <= len(cls.SCHEMA):
+        expected = (f"{least} to {len(cls.SCHEMA)}" if cls.OPTIONAL_TAIL
+                    else str(len(cls.SCHEMA)))
+        raise MalformedFrame(f"{cls.TAG}: expected {expected} fields, got {len(args)}")
+    for i, (check, arg) in enumerate(zip(cls.SCHEMA[:len(args)], args, strict=True)):
         try:
             check(arg, f"{cls.TAG}[{i}]")
         except FieldError as e:

@@ -116,9 +116,14 @@ SCHEMAS: dict[str, S] = {
         "api_endpoint": STRING, "time_ms": TIME_MS, "genesis_hash": HEX32,
         "worker": {"type": "object", "description": "Worker progress summary (free form)"},
         "storage_problem": nullable(STRING),
+        "base_height": INT,
+        "sync_missing": nullable(array(INT)),
     }, description="The node's view of the chain, its identity and its worker; "
                    "storage_problem says why a decided block cannot be stored right now "
-                   "(e.g. the database is locked by another process), null when fine"),
+                   "(e.g. the database is locked by another process), null when fine; "
+                   "base_height is the oldest block stored here (older ones pruned, "
+                   "[storage] retain_blocks); sync_missing [first, last] names heights no "
+                   "connected peer stores while they keep this node from catching up"),
     "Peer": obj({"address": ADDRESS, "endpoint": STRING, "outbound": BOOL, "score": NUMBER}),
     "Params": obj({
         "max_block_txs": INT, "max_block_bytes": INT, "min_job_duration_ms": INT,
@@ -129,7 +134,7 @@ SCHEMAS: dict[str, S] = {
         "verifier_bond": {**AMOUNT, "description": "Credits a verifier locks [VERIFY-JOIN.1]"},
     }, description="Protocol parameters fixed at genesis"),
     "BlockHeader": obj(_HEADER),
-    "BlockList": obj({"height": INT, "blocks": array(ref("BlockHeader"))}),
+    "BlockList": obj({"height": INT, "base_height": INT, "blocks": array(ref("BlockHeader"))}),
     "Block": obj({**_HEADER, "tx_hashes": array(HEX32), "txs": array(ref("Transaction"))},
                  description="A block: header fields, transaction ids and decoded bodies"),
     "Transaction": obj({
@@ -441,6 +446,7 @@ HEIGHT = _path_param("height", {"type": "integer", "minimum": 1}, "Block height"
 JOB_ID = _path_param("job_id", HEX32, "Job id (hash of its post_job transaction)")
 BAD = {"400": _error("Malformed input")}
 NOT_FOUND = _error("Not found")
+PRUNED = _error("Below the base height: pruned here ([storage] retain_blocks); code pruned_block")
 OCTET = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 
 
@@ -463,12 +469,12 @@ def _paths() -> dict[str, S]:
                        "Newest first (desc) or oldest first"),
             ], tags=("chain",))},
         "/blocks/{height}": {"get": _op(
-            "Get block", {"200": _json(ref("Block")), **BAD, "404": NOT_FOUND},
+            "Get block", {"200": _json(ref("Block")), **BAD, "404": NOT_FOUND, "410": PRUNED},
             params=[HEIGHT], tags=("chain",))},
         "/blocks/{height}/raw": {"get": _op(
             "Get raw block",
             {"200": {"description": "Canonical msgpack [block bytes, certificate bytes or nil]",
-                     "content": OCTET}, **BAD, "404": NOT_FOUND},
+                     "content": OCTET}, **BAD, "404": NOT_FOUND, "410": PRUNED},
             params=[HEIGHT], tags=("chain",))},
         "/txs": {"post": _op(
             "Submit transaction",

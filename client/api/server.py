@@ -249,6 +249,8 @@ class ApiServer:
             "genesis_hash": self.node.genesis.hash.hex(),
             "worker": _jsonable(self._operator_training(request, s.worker)),
             "storage_problem": s.storage_problem,
+            "base_height": s.base_height,
+            "sync_missing": list(s.sync_missing) if s.sync_missing else None,
         })
 
     async def get_peers(self, request: web.Request) -> web.Response:
@@ -262,7 +264,8 @@ class ApiServer:
         return web.json_response(params_json(self.node.state.params))
 
     async def get_blocks(self, request: web.Request) -> web.Response:
-        """Block headers, newest first unless ``order=asc``; ``from`` is the first height."""
+        """Block headers, newest first unless ``order=asc``; ``from`` is the first height
+        (ascending from below the base height: from the base, [STORE-PRUNE.5])."""
         q = request.query
         tip = self.node.height
         order = q.get("order", "desc")
@@ -273,20 +276,27 @@ class ApiServer:
             start = min(parse_int(q.get("from"), "from", default=tip), tip)
             heights = range(start, max(0, start - limit), -1)
         else:
-            start = max(1, parse_int(q.get("from"), "from", default=1))
+            start = max(self.node.base_height, parse_int(q.get("from"), "from", default=1))
             heights = range(start, min(tip, start + limit - 1) + 1)
         out = []
         for h in heights:
             block = self.node.block(h)
             if block is not None:
                 out.append(block_header_json(block))
-        return web.json_response({"height": tip, "blocks": out})
+        return web.json_response({"height": tip, "base_height": self.node.base_height,
+                                  "blocks": out})
 
     def _height(self, request: web.Request) -> int:
         height = parse_int(request.match_info["height"], "height", low=1)
         if height > self.node.height:
             raise ApiProblem(404, "unknown_block",
                              f"no block {height} yet (height is {self.node.height})")
+        base = self.node.base_height
+        if height < base:  # [STORE-PRUNE.5]
+            raise ApiProblem(410, "pruned_block",
+                             f"block {height} was pruned here: this node keeps blocks "
+                             f"{base}..{self.node.height} ([storage] retain_blocks); ask a node "
+                             "that keeps every block")
         return height
 
     async def get_block(self, request: web.Request) -> web.Response:
@@ -325,6 +335,11 @@ class ApiServer:
         if self._is_pending(tx_hash):
             return web.json_response({"hash": tx_hash.hex(), "status": "pending",
                                       "chain_height": self.node.height})
+        base = self.node.base_height
+        if base > 1:  # [STORE-PRUNE.5] it may be in a pruned block: say so, same code
+            raise ApiProblem(404, "unknown_tx", f"no committed or pending transaction "
+                             f"{tx_hash.hex()} in blocks {base}..{self.node.height}; blocks "
+                             f"below {base} were pruned here, so it may be in one of those")
         raise ApiProblem(404, "unknown_tx", f"no committed or pending transaction {tx_hash.hex()}")
 
     def _is_pending(self, tx_hash: bytes) -> bool:

@@ -118,6 +118,11 @@ def chain_status(node_url: str, as_json: bool) -> None:
         out(f"node     {s['address']} ({', '.join(s['roles'])})")
         out(f"peers    {s['peer_count']}; mempool {s['mempool_txs']} tx; "
                    f"caught up: {'yes' if s['caught_up'] else 'no'}")
+        if s.get("base_height", 1) > 1:  # [STORE-PRUNE.5]
+            out(f"stored   blocks {s['base_height']}..{s['height']} (older ones pruned)")
+        if s.get("sync_missing"):  # [WIRE-SYNC.8]
+            first, last = s["sync_missing"]
+            out(f"SYNC     blocks {first}..{last} are pruned on every peer: cannot catch up")
         if s.get("storage_problem"):
             out(f"STORAGE  {s['storage_problem']}")
 

@@ -46,6 +46,7 @@ behind a proxy on the machine every client looks local). Example::
 
     [storage]
     url = ""                         # default: SQLite under data_dir
+    retain_blocks = 0                # keep only the newest N blocks; 0 = all (see pruning.py)
 
     [consensus]
     propose_ms = 1000                # base timeouts; the same on every node
@@ -88,6 +89,7 @@ from chain.local_file import (
 )
 from client.api.access import TokenError, is_loopback_host, no_token_message, read_token_file
 from client.api.upload_limits import MIB, UPLOAD_MB_PER_HOUR, UPLOADS_PER_MINUTE, UploadLimits
+from client.node.pruning import min_retain_blocks, retain_reason
 from sandbox.runtime import CHOICES as RUNTIME_CHOICES
 from sandbox.runtime import default as default_runtime
 
@@ -100,7 +102,7 @@ TABLE_KEYS = {"node": ("key_file", "passphrase_file", "genesis", "data_dir", "ro
               "p2p": ("host", "port", "bootstrap", "peer_exchange"),
               "api": ("host", "port", "token_file", "max_upload_mb", "uploads_per_minute",
                       "upload_mb_per_hour"),
-              "storage": ("url",)}
+              "storage": ("url", "retain_blocks")}
 """The keys of the tables read here; [consensus] and [worker] are their dataclasses' fields."""
 STR_CHOICES = {("worker", "runtime"): RUNTIME_CHOICES}
 """Text fields that take one of a few values."""
@@ -229,6 +231,9 @@ class NodeConfig:
     api_uploads: UploadLimits = field(default_factory=UploadLimits)
     """[API-UPLOAD.1-3] What one client may upload."""
     storage_url: str = ""
+    retain_blocks: int = 0
+    """[STORE-PRUNE.1] Keep only the newest this many blocks (0: all); checked at load against
+    ``client.node.pruning.min_retain_blocks`` of the roles."""
     consensus: ConsensusTimeouts = field(default_factory=ConsensusTimeouts)
     worker: WorkerPolicy = field(default_factory=WorkerPolicy)
 
@@ -330,6 +335,7 @@ class NodeConfig:
             api_token_file=base / token_file if token_file else None,
             api_uploads=_upload_limits(api, path),
             storage_url=_get(storage, "url", str, path, "storage", ""),
+            retain_blocks=_retain_blocks(storage, roles, path),
             consensus=_record(ConsensusTimeouts, doc.get("consensus", {}), path, "consensus"),
             worker=_record(WorkerPolicy, doc.get("worker", {}), path, "worker"),
         )
@@ -370,6 +376,17 @@ def _get(table: dict[str, Any], key: str, kind: type, path: Path, section: str,
     value = table[key]
     if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
         raise ConfigError(f"{path}: [{section}] {key} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _retain_blocks(storage: dict[str, Any], roles: tuple[str, ...], path: Path) -> int:
+    """[STORE-PRUNE.1] 0 keeps every block; otherwise at least what the roles need."""
+    value: int = _get(storage, "retain_blocks", int, path, "storage", 0)
+    least = min_retain_blocks(roles)
+    if value < 0 or 0 < value < least:
+        raise ConfigError(
+            f"{path}: [storage] retain_blocks must be 0 (keep every block) or at least {least} "
+            f"for roles {', '.join(roles)}, got {value}: {retain_reason(roles)}")
     return value
 
 

@@ -53,6 +53,12 @@ class NodeStatus:
     storage_problem: str | None = None
     """Why a decided block cannot be stored right now (e.g. the database is locked by
     another process); None when storage is fine [CONS-COMMIT.2]."""
+    base_height: int = 1
+    """[STORE-PRUNE.5] The oldest block this node stores: older ones were pruned
+    (``[storage] retain_blocks``); 1 when it keeps every block."""
+    sync_missing: tuple[int, int] | None = None
+    """[WIRE-SYNC.8] Heights no connected peer stores any more, while they keep this node
+    from catching up (first, last); None otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +104,11 @@ class NodeHandle(Protocol):
 
     def submit(self, tx: SignedTransaction) -> AddResult:
         """Admit ``tx`` to the mempool and gossip it; the result says why not, if not."""
+        ...
+
+    @property
+    def base_height(self) -> int:
+        """[STORE-PRUNE.5] The oldest stored block; older ones were pruned (1: none)."""
         ...
 
     def block(self, height: int) -> Block | None: ...

@@ -189,7 +189,13 @@ class LedgerApp:
     def height(self) -> int:
         return int(self.ledger.state.height)
 
+    def base_height(self) -> int:
+        """[WIRE-SYNC.8] The oldest stored block: sync serves from here [STORE-PRUNE.*]."""
+        return self.ledger.storage.base_height()
+
     def get_blocks(self, start: int, count: int) -> list[tuple[bytes, bytes]]:
+        if start < self.base_height():
+            return []  # pruned: a range must start where it says [WIRE-SYNC.3]
         out = []
         for data, cert in self.ledger.storage.blocks_range(start, count):
             if cert is None:

@@ -46,6 +46,7 @@ from client.node.consensus_driver import CONSENSUS_TOPIC, ConsensusDriver
 from client.node.handle import BlockListener, CommittedBlock, NodeStatus, PeerInfo
 from client.node.join_notice import JoinNotice
 from client.node.ledger_app import LedgerApp
+from client.node.pruning import BlockPruner
 from client.node.stored_chain import StoredChainReads
 from client.observe.dashboard import install_dashboard
 from client.observe.metrics import NodeMetrics, install_metrics
@@ -107,6 +108,7 @@ class LedgerNode(StoredChainReads):
         self.blob_store = BlobStore(self.data_dir / "blobs")
         self.blobs = BlobService(self.p2p, self.blob_store)
         self.sync = BlockSync(self.p2p, self.app)
+        self.pruner = BlockPruner(self.ledger.storage, config.retain_blocks)  # [STORE-PRUNE.3]
         self.join_notice = JoinNotice(self.address_text, self.genesis.chain_id)  # [NODE-JOIN.1]
         self.p2p.on_refused(self.join_notice.on_refused)
         self.p2p.on_connect(self.join_notice.on_connect)
@@ -298,6 +300,7 @@ class LedgerNode(StoredChainReads):
     # -- commits -----------------------------------------------------------------
 
     def _on_committed(self, block: Block, certificate: bytes) -> None:
+        self.pruner.after_commit(int(block.header.height))  # before the status: its base
         self.sync.notify_height()
         if self._listener_queue is not None:
             self._listener_queue.put_nowait(
@@ -367,6 +370,7 @@ class LedgerNode(StoredChainReads):
             consensus_round=self.driver.round, mempool_txs=len(self.mempool), peers=peers,
             p2p_endpoint=self.p2p.endpoint, api_endpoint=self.api_endpoint, worker=worker,
             storage_problem=self.driver.commit_stalled,
+            base_height=self.ledger.storage.base_height(), sync_missing=self.sync.missing,
         )
 
     def submit(self, tx: SignedTransaction) -> AddResult:

@@ -40,6 +40,11 @@ class StoredChainReads:
     def height(self) -> int:
         return int(self.ledger.state.height)
 
+    @property
+    def base_height(self) -> int:
+        """[STORE-PRUNE.5] The oldest stored block (1 unless ``retain_blocks`` pruned)."""
+        return self.ledger.storage.base_height()
+
     def next_nonce(self, address: Address) -> int:
         return self.mempool.pending_nonce(address)
 

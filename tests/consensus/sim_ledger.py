@@ -54,6 +54,10 @@ class MemoryStorage:
     def height(self) -> int:
         return len(self.blocks)
 
+    def base_height(self) -> int:
+        """Nothing is pruned in the simulator [STORE-PRUNE.2]."""
+        return 1
+
     def close(self) -> None:
         pass
 

@@ -131,3 +131,48 @@ async def test_wire_sync_local_storage_failure_blames_no_peer_and_retries() -> N
         assert late_chain.refusals == 2
         peer = late.peers[honest.address]
         assert peer.score.value >= 0, "our own disk is not the peer's fault"
+
+
+class PrunedChain(CountingChain):
+    """A chain that pruned below ``base``: it says so and serves nothing older."""
+
+    def __init__(self, served: Counter[str], name: str, base: int) -> None:
+        super().__init__(served, name)
+        self.base = base
+        self.asked: list[int] = []
+
+    def base_height(self) -> int:
+        return self.base
+
+    def get_blocks(self, start: int, count: int) -> list[tuple[bytes, bytes]]:
+        self.asked.append(start)
+        return [] if start < self.base else super().get_blocks(start, count)
+
+
+async def test_wire_sync_8_ranges_below_a_peers_base_go_to_a_peer_that_has_them() -> None:
+    """[WIRE-SYNC.8] A late node with a pruned peer (base 301) and a full one asks the
+    pruned peer only for ranges from 301, gets 1..300 from the full one, and is caught up;
+    a request below the base (sent before a prune was announced) is answered ``notfound``
+    and costs the asker nothing but a retry elsewhere."""
+    served: Counter[str] = Counter()
+    async with AsyncExitStack() as stack:
+        full_node = await start_node(stack, "full")
+        full = chain_of(600, served, "full")
+        BlockSync(full_node, full, batch=50).start()
+        pruned_node = await start_node(stack, "pruned")
+        pruned = PrunedChain(served, "pruned", 301)
+        for block, cert in full.get_blocks(1, 600):
+            pruned.apply(block, cert)
+        pruned_sync = BlockSync(pruned_node, pruned, batch=50)
+        pruned_sync.start()
+        assert pruned_sync.serve(250, 10) is None and pruned_sync.serve(301, 1)
+        late_chain = HashChain(CHAIN_ID, {bytes(VALIDATOR.public_key)})
+        late = await start_node(stack, "late",
+                                bootstrap=(full_node.endpoint, pruned_node.endpoint))
+        late_sync = BlockSync(late, late_chain, batch=50)
+        late_sync.start()
+        await wait_until_async(lambda: late_sync.caught_up.is_set(), timeout=30)
+        assert late_chain.height() == 600 and late_chain.tip == full.tip
+        assert late_sync.peer_bases[pruned_node.address] == 301
+        assert pruned.asked and min(pruned.asked) >= 301, pruned.asked
+        assert late_sync.missing is None

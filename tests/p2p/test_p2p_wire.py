@@ -37,6 +37,7 @@ SAMPLES = [
     IHave("tx", [H, H]),
     Peers([[b"\x01" * 20, "127.0.0.1", 9000]]),
     Status(7),
+    Status(70, 41),
     Blocks(3, 10, [[b"block", b"cert"]]),
     Manifest(4, H, 5, [H]),
     Chunk(5, b"data"),
@@ -49,6 +50,15 @@ def test_wire_frame_1_round_trip(message: object) -> None:
     assert decode_frame(frame) == message
 
 
+def test_wire_sync_8_status_carries_a_base_only_above_1() -> None:
+    """[WIRE-SYNC.8] An unpruned node's status is the old two-element frame, so old peers
+    read it; a pruned node's appends its base; a frame without one means base 1."""
+    assert encode_frame(Status(7)) == encode(["status", 7]) == encode_frame(Status(7, 1))
+    assert encode_frame(Status(70, 41)) == encode(["status", 70, 41])
+    assert decode_frame(encode(["status", 70, 41])) == Status(70, 41)
+    assert decode_frame(encode(["status", 7])).base == 1  # type: ignore[attr-defined]
+
+
 def test_wire_frame_1_every_type_has_a_unique_tag() -> None:
     assert len({cls.TAG for cls in MESSAGE_TYPES.values()}) == len(MESSAGE_TYPES)
 
@@ -58,7 +68,8 @@ def test_wire_frame_1_every_type_has_a_unique_tag() -> None:
     [
         (encode(["nope"]), "unknown_tag"),
         (encode(["status"]), "malformed"),
-        (encode(["status", 1, 2]), "malformed"),
+        (encode(["status", 1, 2, 3]), "malformed"),
+        (encode(["status", 5, 1]), "bad_field"),  # base 1 is left out [WIRE-SYNC.8]
         (encode(["status", -1]), "bad_field"),
         (encode(["status", "7"]), "bad_field"),
         (encode(["ihave", "tx", [b"short"]]), "bad_field"),
