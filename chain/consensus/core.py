@@ -157,8 +157,8 @@ class ConsensusCore(RoundRules):
     def wake(self, now: int) -> list[Action]:
         """[CONS-PACE.1] Something to record arrived (a transaction): leave rest now."""
         out: list[Action] = []
-        if self.at_rest and self._deferred is None:
-            self._start_or_rest(now, out)
+        if self.at_rest and self._deferred is None and not self._should_rest(now):
+            self._start_round(self.round, now, out)  # the rest timer, once it fires, is stale
         return out
 
     def on_timeout(self, timeout: Timeout, now: int) -> list[Action]:
@@ -209,7 +209,7 @@ class ConsensusCore(RoundRules):
         else:
             self._on_vote(message, peer, out, verified)
         if self.at_rest and self._heard_of_height():
-            self._start_or_rest(now, out)  # [CONS-PACE.1] a peer started this height
+            self._start_round(self.round, now, out)  # [CONS-PACE.1] peers started the height
         self._progress(now, out)
         return out
 
@@ -375,19 +375,26 @@ class ConsensusCore(RoundRules):
     def _start_or_rest(self, now: int, out: list[Action]) -> None:
         """[CONS-PACE.1] Round 0 starts when the application has something to record, or
         when a peer already started the height; otherwise rest and ask again later."""
-        rest = (
-            isinstance(self.app, Pacing)
-            and not self._heard_of_height()
-            and not self.app.block_due(self.height, now)
-        )
-        self.at_rest = rest
-        if rest:
+        self.at_rest = self._should_rest(now)
+        if self.at_rest:
             self._schedule(out, TimeoutKind.NEW_HEIGHT, Round(0), self.config.rest_check_ms)
         else:
             self._start_round(self.round, now, out)
 
+    def _should_rest(self, now: int) -> bool:
+        return (
+            isinstance(self.app, Pacing)
+            and not self._heard_of_height()
+            and not self.app.block_due(self.height, now)
+        )
+
     def _heard_of_height(self) -> bool:
-        return bool(self.proposals) or any(t.total_power for t in self.tallies.values())
+        """[CONS-PACE.1] The round's proposer proposed, or validators with more than f power
+        voted at this height: one faulty validator cannot wake a graph at every height."""
+        if self.proposals:
+            return True
+        members = (self.vset.get(a) for a in self.max_round_seen)
+        return self.vset.exceeds_faulty(sum(m.power for m in members if m is not None))
 
     def _start_round(self, round_: Round, now: int, out: list[Action]) -> None:
         """[CONS-START.1] Enter ``round_``: propose if we are its proposer, else wait."""

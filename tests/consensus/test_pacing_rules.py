@@ -14,10 +14,23 @@ from pathlib import Path
 import pytest
 
 from chain.blocks import Block
+from chain.consensus.messages import PREVOTE
+from chain.consensus.round_rules import Step
 from chain.genesis import Genesis, InvalidGenesis
 from chain.pacing import DEFAULT_EMPTY_BLOCK_INTERVAL_MS, block_due, steps_due
 from chain.train.bodies import PostJob
+from chain.types import Height
 from client.devnet.network import EMPTY_BLOCK_INTERVAL_ENV, create_network
+from tests.consensus.helpers import (
+    T0,
+    FixedApp,
+    make_core,
+    non_proposer,
+    others,
+    proposal_for,
+    vote,
+    vset,
+)
 from tests.consensus.sim import GENESIS_TIME, SimNetwork
 from tests.consensus.sim_scenario import Scenario
 from tests.framework.ports import free_base_port
@@ -145,3 +158,41 @@ def test_cons_pace_3_the_genesis_names_the_interval(tmp_path: Path,
     for bad in (-1, 3_600_001, "300000"):
         with pytest.raises(InvalidGenesis, match=r"GENESIS-TIMING.1"):
             Genesis.from_json({**doc, "consensus_timing": {"empty_block_interval_ms": bad}})
+
+
+class _RestingApp(FixedApp):
+    """A toy application that has nothing to record until told (``Pacing``)."""
+
+    def __init__(self) -> None:
+        super().__init__(vset())
+        self.due = False
+
+    def block_due(self, height: Height, now: int) -> bool:
+        return self.due
+
+
+def test_cons_pace_1_one_vote_does_not_wake_a_resting_core_more_than_f_does() -> None:
+    """[CONS-PACE.1] A core at rest stays at rest on one validator's vote (f = 1 of 4: a
+    faulty one cannot force a block at every height), starts on a second validator's, and
+    on a proposal from its round's proposer; its own ``wake`` starts it once due."""
+    me = non_proposer(1, 0)
+    core = make_core(me, app=_RestingApp())
+    core.start(T0)
+    assert core.at_rest and core.step is Step.NEW_HEIGHT
+    voters = others(me)
+    core.on_message(vote(voters[0], PREVOTE, 1, 0, None), T0 + 10)
+    assert core.at_rest
+    core.on_message(vote(voters[1], PREVOTE, 1, 0, None), T0 + 20)
+    assert not core.at_rest and core.step is not Step.NEW_HEIGHT
+
+    proposed = make_core(me, app=_RestingApp())
+    proposed.start(T0)
+    proposed.on_message(proposal_for(proposed, 0), T0 + 10)
+    assert not proposed.at_rest
+
+    woken = make_core(me, app=(app := _RestingApp()))
+    woken.start(T0)
+    assert woken.wake(T0 + 5) == [] and woken.at_rest  # nothing due yet: rests on
+    app.due = True
+    woken.wake(T0 + 10)
+    assert not woken.at_rest and woken.step is not Step.NEW_HEIGHT
