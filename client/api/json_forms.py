@@ -18,6 +18,7 @@ from chain.blocks import Block
 from chain.crypto import address_from_pubkey, address_from_text, address_to_text
 from chain.errors import InvalidAddress
 from chain.governance.bodies import (
+    UPGRADE_ACTIONS,
     Evidence,
     GovernanceAction,
     GovernanceApprove,
@@ -49,7 +50,15 @@ def addr(address: bytes | None) -> str | None:
 # --- transactions ---------------------------------------------------------------------
 
 def action_json(action: GovernanceAction) -> Json:
-    """A governance action; ``target`` is an address, or a public key for add_validator."""
+    """A governance action; ``target`` is an address, a public key for add_validator, or an
+    upgrade plan's name [UPGRADE-PLAN.1]."""
+    if action.kind in UPGRADE_ACTIONS:
+        out: Json = {"kind": action.kind, "target": action.target.decode("ascii"),
+                     "power": 0}
+        if action.plan is not None:
+            out["plan"] = {"name": action.plan.name, "version": action.plan.version,
+                           "height": action.plan.height}
+        return out
     if action.kind == "add_validator":
         return {"kind": action.kind, "target": action.target.hex(),
                 "address": address_to_text(address_from_pubkey(action.target)),
@@ -63,6 +72,8 @@ def body_json(body: Any) -> Json:
     out: Json = {"type": body.TAG}
     if isinstance(body, Transfer):
         out.update(to=addr(body.to), amount=body.amount)
+        if body.memo:  # [TX-TRANSFER.2]
+            out.update(memo=body.memo.hex())
     elif isinstance(body, PostJob):
         out.update(spec=spec_json(body.spec))
     elif isinstance(body, ClaimLoss):

@@ -115,6 +115,8 @@ SCHEMAS: dict[str, S] = {
         "mempool_txs": INT, "peer_count": INT, "p2p_endpoint": STRING,
         "api_endpoint": STRING, "time_ms": TIME_MS, "genesis_hash": HEX32,
         "worker": {"type": "object", "description": "Worker progress summary (free form)"},
+        "protocol": obj({"version": INT, "max_known_version": INT, "upgrade_required":
+                         nullable(STRING), "upgrade_plan": nullable(ref("UpgradePlan"))}),
         "storage_problem": nullable(STRING),
         "base_height": INT,
         "sync_missing": nullable(array(INT)),
@@ -143,8 +145,8 @@ SCHEMAS: dict[str, S] = {
         "size": bounded(1, MAX_TX_SIZE), "body": ref("TxBody"),
     }, description="A signed transaction, decoded"),
     "TxBody": {"oneOf": [
-        _body("transfer", {"to": ADDRESS, "amount": POSITIVE_AMOUNT},
-              "Move credits (amount ≥ 1, ledger.md §3)"),
+        obj({"type": {"const": "transfer"}, "to": ADDRESS, "amount": POSITIVE_AMOUNT, "memo": HEX},
+            description="Move credits (amount ≥ 1, ledger.md §3)", optional=("memo",)),
         _body("post_job", {"spec": ref("JobSpec")}, "Post a job; its escrow leaves the sender"),
         _body("claim", {"job_id": HEX32, "loss": NUMBER, "commitment": HEX32},
               "Announce a loss with a commitment to the model"),
@@ -356,9 +358,11 @@ SCHEMAS: dict[str, S] = {
                    "of its output. Other nodes' workers are not known here."),
     "GovernanceAction": obj({
         "kind": {"enum": list(GOV_ACTIONS)},
-        "target": {"oneOf": [ADDRESS, PUBKEY], "description": "Address, or public key (add)"},
+        "target": {"oneOf": [ADDRESS, PUBKEY, text(32, 1)]},  # plan name: schedule/cancel
         "address": ADDRESS, "power": {**bounded(0, 1000),
-                                      "description": "1..1000 for add_validator, else 0"}}),
+                                      "description": "1..1000 for add_validator, else 0"},
+        "plan": ref("UpgradePlan")}, optional=("address", "plan")),
+    "UpgradePlan": obj({"name": text(32, 1), "version": bounded(2, 65_535), "height": INT}),
     "Validators": obj({
         "validators": array(obj({"address": ADDRESS, "pubkey": PUBKEY, "power": POWER})),
         "total_power": COUNT,

@@ -248,6 +248,7 @@ class ApiServer:
             "time_ms": self.node.now_ms(),
             "genesis_hash": self.node.genesis.hash.hex(),
             "worker": _jsonable(self._operator_training(request, s.worker)),
+            "protocol": s.protocol,
             "storage_problem": s.storage_problem,
             "base_height": s.base_height,
             "sync_missing": list(s.sync_missing) if s.sync_missing else None,

@@ -1,7 +1,8 @@
 """Commands that read the chain or send plain transactions through a node's HTTP API.
 
 ``balance``, ``transfer``, ``chain status|blocks|block|tx|supply|genesis``, and governance:
-``member admit|list``, ``validator add|remove|list``, ``governance approve|list``.
+``member admit|list``, ``validator add|remove|list``, ``governance approve|list|upgrade|
+cancel-upgrade`` [UPGRADE-PLAN.1].
 """
 
 from __future__ import annotations
@@ -12,9 +13,17 @@ from typing import Any
 import click
 
 from chain.crypto import address_to_text
-from chain.governance.bodies import GovernanceAction, GovernanceApprove, GovernancePropose
-from chain.transactions import Transfer
+from chain.errors import ChainError
+from chain.governance.bodies import (
+    GovernanceAction,
+    GovernanceApprove,
+    GovernancePropose,
+    UpgradePlan,
+    plan_name,
+)
+from chain.transactions import MAX_MEMO_LEN, Transfer
 from chain.types import Address, Amount, Hash32, PublicKeyBytes
+from chain.versions import MAX_PLANNED_VERSION, UPGRADE_MIN_DELAY
 from client.cli.common import (
     ADDRESS,
     HASH32,
@@ -71,17 +80,23 @@ def balance(address: Address | None, key_path: Path | None, passphrase_file: Pat
 @click.command("transfer")
 @click.argument("to", type=ADDRESS)
 @click.argument("amount", type=click.IntRange(min=1, max=2**63 - 1))
+@click.option("--memo", default="", help="A reference for the recipient (UTF-8, up to 64 "
+              "bytes; from protocol version 2 [TX-TRANSFER.2]).")
 @key_option()
 @passphrase_option
 @node_option
 @wait_option()
 @json_option
-def transfer(to: Address, amount: int, key_path: Path, passphrase_file: Path | None,
+def transfer(to: Address, amount: int, memo: str, key_path: Path, passphrase_file: Path | None,
              node_url: str, wait: bool, as_json: bool) -> None:
     """Send AMOUNT credits to the address TO, signed with --key."""
+    memo_bytes = memo.encode()
+    if len(memo_bytes) > MAX_MEMO_LEN:
+        raise UserError(f"--memo is {len(memo_bytes)} bytes; at most {MAX_MEMO_LEN}")
     key = load_key(key_path, passphrase_file)
     client = client_for(node_url)
-    tx, info = send(client, key, Transfer(to, Amount(amount)), wait=wait, what="transfer")
+    tx, info = send(client, key, Transfer(to, Amount(amount), memo_bytes), wait=wait,
+                    what="transfer")
     result: dict[str, Any] = {"hash": tx.hash.hex(), "from": address_to_text(key.address),
                            "to": address_to_text(to), "amount": amount,
                            "height": info["height"] if info else None}
@@ -123,10 +138,28 @@ def chain_status(node_url: str, as_json: bool) -> None:
         if s.get("sync_missing"):  # [WIRE-SYNC.8]
             first, last = s["sync_missing"]
             out(f"SYNC     blocks {first}..{last} are pruned on every peer: cannot catch up")
+        _protocol_lines(s)
         if s.get("storage_problem"):
             out(f"STORAGE  {s['storage_problem']}")
 
     emit(s, as_json, text)
+
+
+def _protocol_lines(s: dict[str, Any]) -> None:
+    """[UPGRADE-HALT.1] The version in force and a pending plan, with what it needs here."""
+    p = s.get("protocol")
+    if not p:
+        return
+    out(f"protocol version {p['version']} (this node runs up to {p['max_known_version']})")
+    plan = p.get("upgrade_plan")
+    if plan:
+        left = plan["height"] - s["height"] - 1
+        ready = "ready" if plan["version"] <= p["max_known_version"] else \
+            "NOT READY: this node's software must be upgraded before then"
+        out(f"upgrade  {plan['name']}: version {plan['version']} from height {plan['height']} "
+            f"({max(left, 0)} blocks from now); {ready}")
+    if p.get("upgrade_required"):
+        out(f"HALTED   {p['upgrade_required']}")
 
 
 @chain.command("blocks")
@@ -422,7 +455,64 @@ def governance_approve(proposal_id: bytes, key_path: Path, passphrase_file: Path
     _tx, info = send(client, key, GovernanceApprove(Hash32(proposal_id)), wait=wait,
                      what="approval")
     _report_proposal(client, proposal_id.hex(), info is not None, as_json,
-                     f"{action['kind']} {action['address']}")
+                     _action_text(action))
+
+
+def _action_text(a: dict[str, Any]) -> str:
+    if "plan" in a:  # [UPGRADE-PLAN.1]
+        plan = a["plan"]
+        return (f"schedule_upgrade {plan['name']}: protocol version {plan['version']} from "
+                f"height {plan['height']}")
+    if a["kind"] == "cancel_upgrade":
+        return f"cancel_upgrade {a['target']}"
+    return f"{a['kind']} {a['address']}" + (
+        f" power {a['power']}" if a["kind"] == "add_validator" else "")
+
+
+@governance.command("upgrade")
+@click.argument("name")
+@click.option("--version", "version", type=click.IntRange(2, MAX_PLANNED_VERSION),
+              required=True, help="The protocol version blocks carry from --height on.")
+@click.option("--height", type=click.IntRange(min=1), required=True,
+              help=f"The first block of the new version (at least {UPGRADE_MIN_DELAY} "
+                   "heights after the block that passes the plan).")
+@key_option(help="A validator's key file (only validators propose).")
+@passphrase_option
+@node_option
+@wait_option("the proposal")
+@json_option
+def governance_upgrade(name: str, version: int, height: int, key_path: Path,
+                       passphrase_file: Path | None, node_url: str, wait: bool,
+                       as_json: bool) -> None:
+    """Propose upgrade plan NAME: protocol VERSION from HEIGHT on [UPGRADE-PLAN.1].
+
+    Once more than 2/3 of validator power approves, nodes whose software does not know
+    the version stop at HEIGHT; a later plan replaces this one."""
+    try:
+        plan = UpgradePlan(plan_name(name, "NAME"), version, height)
+    except ChainError as e:
+        raise UserError(str(e)) from None
+    _propose(key_path, passphrase_file, node_url, wait, as_json,
+             GovernanceAction.schedule(plan),
+             f"upgrade {name} to protocol version {version} at height {height}")
+
+
+@governance.command("cancel-upgrade")
+@click.argument("name")
+@key_option(help="A validator's key file (only validators propose).")
+@passphrase_option
+@node_option
+@wait_option("the proposal")
+@json_option
+def governance_cancel_upgrade(name: str, key_path: Path, passphrase_file: Path | None,
+                              node_url: str, wait: bool, as_json: bool) -> None:
+    """Propose cancelling the pending upgrade plan NAME [UPGRADE-PLAN.3]."""
+    try:
+        plan_name(name, "NAME")
+    except ChainError as e:
+        raise UserError(str(e)) from None
+    _propose(key_path, passphrase_file, node_url, wait, as_json,
+             GovernanceAction.cancel(name), f"cancel upgrade {name}")
 
 
 @governance.command("list")
@@ -439,9 +529,7 @@ def governance_list(node_url: str, as_json: bool) -> None:
         if not doc["proposals"]:
             out("no pending proposals")
         for p in doc["proposals"]:
-            a = p["action"]
-            out(f"{p['proposal_id']}  {a['kind']} {a['address']}"
-                       + (f" power {a['power']}" if a["kind"] == "add_validator" else ""))
+            out(f"{p['proposal_id']}  {_action_text(p['action'])}")
             out(f"    approved power {p['approved_power']}/{p['needed_power']} needed; "
                        f"expires {when(p['expires_ms'], now)}")
 

@@ -21,6 +21,7 @@ from chain.mempool import AddResult
 from chain.state import State
 from chain.transactions import SignedTransaction
 from chain.types import Address, Hash32
+from chain.versions import GENESIS_PROTOCOL_VERSION, MAX_PROTOCOL_VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,10 @@ class NodeStatus:
     api_endpoint: str
     worker: dict[str, object] = field(default_factory=dict)
     """Worker progress summary (jobs running, attempts, claims) when the role is on."""
+    protocol: dict[str, object] = field(default_factory=lambda: {
+        "version": GENESIS_PROTOCOL_VERSION, "max_known_version": MAX_PROTOCOL_VERSION,
+        "upgrade_plan": None, "upgrade_required": None})
+    """[UPGRADE-HALT.1] The version in force, the newest this node runs, a pending plan."""
     storage_problem: str | None = None
     """Why a decided block cannot be stored right now (e.g. the database is locked by
     another process); None when storage is fine [CONS-COMMIT.2]."""

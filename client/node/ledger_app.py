@@ -26,6 +26,7 @@ from chain.state import Overlay
 from chain.storage import StorageBusy, StorageError
 from chain.transition import BlockOutput, apply_block, build_block
 from chain.types import Address, Hash32, Height, Round, TimeMs
+from chain.versions import MAX_PROTOCOL_VERSION
 from p2p.sync import LocalApplyFailure
 
 log = logging.getLogger("learningchain.node")
@@ -36,6 +37,15 @@ MAX_PROPOSAL_TXS = 4_000
 
 class NodeHalted(Exception):
     """The node cannot continue safely (e.g. storage failed while committing a decided block)."""
+
+
+class UpgradeRequired(NodeHalted):
+    """[UPGRADE-HALT.1] The next height needs a protocol version this software does not know."""
+
+    def __init__(self, name: str, version: int, height: int, known: int) -> None:
+        super().__init__(f"upgrade required: plan {name!r} needs protocol version {version} at "
+                         f"height {height}; this software knows up to {known}")
+        self.name, self.version, self.height, self.known = name, version, height, known
 
 
 @dataclass
@@ -56,6 +66,7 @@ class LedgerApp:
         *,
         on_committed: Callable[[Block, bytes], None] | None = None,
         on_synced: Callable[[], None] | None = None,
+        max_protocol_version: int = MAX_PROTOCOL_VERSION,
         empty_block_interval_ms: int = DEFAULT_EMPTY_BLOCK_INTERVAL_MS,
     ) -> None:
         self.ledger = ledger
@@ -65,6 +76,8 @@ class LedgerApp:
         """Called after a block is durably committed (by consensus or by sync)."""
         self.on_synced = on_synced
         """Called after block sync (not consensus) committed a block."""
+        self.max_protocol_version = max_protocol_version
+        """[UPGRADE-HALT.1] The newest version this software runs (lowered for rehearsals)."""
         self.empty_block_interval_ms = empty_block_interval_ms
         """[CONS-PACE.3] At most one empty block per interval on a graph at rest."""
         self._executed: dict[Hash32, _Executed] = {}
@@ -104,7 +117,24 @@ class LedgerApp:
             return True
         return bool(block_due(state, len(self.mempool), now, self.empty_block_interval_ms))
 
+    def upgrade_required(self) -> UpgradeRequired | None:
+        """[UPGRADE-HALT.1] Why the next height cannot be run by this software, if it cannot."""
+        state = self.ledger.state
+        height = state.height + 1
+        version = state.version_at(height)
+        if version <= self.max_protocol_version:
+            return None
+        plan = state.upgrade_plan
+        return UpgradeRequired(plan.name if plan else "?", version, height,
+                               self.max_protocol_version)
+
+    def _stop_if_upgrade_required(self) -> None:
+        error = self.upgrade_required()
+        if error is not None:
+            raise error
+
     def propose(self, height: Height, round_: Round, time_ms: TimeMs) -> tuple[Hash32, bytes]:
+        self._stop_if_upgrade_required()  # [UPGRADE-HALT.1] nothing proposed at H
         state = self.ledger.state
         if height != state.height + 1:
             raise NodeHalted(f"asked to propose height {height} at committed height {state.height}")
@@ -119,6 +149,7 @@ class LedgerApp:
         return block.hash, data
 
     def validate(self, height: Height, block_hash: Hash32, block: bytes, time_ms: TimeMs) -> bool:
+        self._stop_if_upgrade_required()  # [UPGRADE-HALT.1] no vote for a block of H
         state = self.ledger.state
         if height != state.height + 1:
             return False
@@ -166,6 +197,7 @@ class LedgerApp:
             return  # block sync got there first
         if decision.height != state.height + 1:
             raise NodeHalted(f"decided height {decision.height} skips past {state.height + 1}")
+        self._stop_if_upgrade_required()  # [UPGRADE-HALT.1] block H is never applied here
         certificate = decision.certificate.encode()
         executed = self._executed.get(decision.block_hash)
         try:
@@ -207,6 +239,9 @@ class LedgerApp:
         """[WIRE-SYNC.5] Verify the certificate with the set of that height, then apply."""
         state = self.ledger.state
         height = Height(state.height + 1)
+        upgrade = self.upgrade_required()
+        if upgrade is not None:  # [UPGRADE-HALT.1] not the peer's fault: nobody is charged
+            raise LocalApplyFailure(str(upgrade))
         decoded = Block.decode(block)
         cert = decode_certificate(certificate)
         if cert.height != height or decoded.header.height != height:

@@ -48,6 +48,14 @@ from client.node.join_notice import JoinNotice
 from client.node.ledger_app import LedgerApp
 from client.node.pruning import BlockPruner
 from client.node.stored_chain import StoredChainReads
+from client.node.upgrade import (
+    UPGRADE_EXIT_STATUS,
+    BadVersionOverride,
+    UpgradeRequired,
+    clear_upgrade_info,
+    highest_known_version,
+    write_upgrade_info,
+)
 from client.observe.dashboard import install_dashboard
 from client.observe.metrics import NodeMetrics, install_metrics
 from client.predict.executor.loop import Executor
@@ -108,6 +116,7 @@ class LedgerNode(StoredChainReads):
         self.blob_store = BlobStore(self.data_dir / "blobs")
         self.blobs = BlobService(self.p2p, self.blob_store)
         self.sync = BlockSync(self.p2p, self.app)
+        self.app.max_protocol_version = highest_known_version()  # [UPGRADE-HALT.2]
         self.pruner = BlockPruner(self.ledger.storage, config.retain_blocks)  # [STORE-PRUNE.3]
         self.join_notice = JoinNotice(self.address_text, self.genesis.chain_id)  # [NODE-JOIN.1]
         self.p2p.on_refused(self.join_notice.on_refused)
@@ -157,6 +166,11 @@ class LedgerNode(StoredChainReads):
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
+        upgrade = self.app.upgrade_required()
+        if upgrade is not None:  # [UPGRADE-HALT.1] this software cannot run the next height
+            write_upgrade_info(self.data_dir, upgrade)
+            raise upgrade
+        clear_upgrade_info(self.data_dir)
         self._stopped = asyncio.Event()
         self._listener_queue = asyncio.Queue()
         await self.p2p.start()
@@ -309,6 +323,10 @@ class LedgerNode(StoredChainReads):
         if txs or block.header.height % 50 == 0:
             log.info("committed height %d (%d txs, %d pending)", block.header.height, txs,
                      len(self.mempool))
+        upgrade = self.app.upgrade_required()
+        if upgrade is not None and self.exit_error is None:  # [UPGRADE-HALT.1] stop before H
+            write_upgrade_info(self.data_dir, upgrade)
+            self._on_halt(upgrade)
 
     def _on_synced(self) -> None:
         if not self._resync_pending:
@@ -366,12 +384,24 @@ class LedgerNode(StoredChainReads):
             height=self.height, last_block_time_ms=int(state.time_ms),
             last_block_hash=state.block_hash if self.height else None,
             state_root=state.state_root if self.height else None,
+            protocol=self.protocol_status(),
             caught_up=self.sync.caught_up.is_set() or not self.p2p.peers,
             consensus_round=self.driver.round, mempool_txs=len(self.mempool), peers=peers,
             p2p_endpoint=self.p2p.endpoint, api_endpoint=self.api_endpoint, worker=worker,
             storage_problem=self.driver.commit_stalled,
             base_height=self.ledger.storage.base_height(), sync_missing=self.sync.missing,
         )
+
+    def protocol_status(self) -> dict[str, object]:
+        """[UPGRADE-HALT.1] The version in force, the newest this node runs, a pending plan."""
+        state = self.ledger.state
+        plan = state.upgrade_plan
+        upgrade = self.app.upgrade_required()
+        return {"version": state.protocol_version,
+                "max_known_version": self.app.max_protocol_version,
+                "upgrade_plan": None if plan is None else {
+                    "name": plan.name, "version": plan.version, "height": plan.height},
+                "upgrade_required": None if upgrade is None else str(upgrade)}
 
     def submit(self, tx: SignedTransaction) -> AddResult:
         if len(self.mempool) >= LOCAL_SUBMIT_LIMIT and tx.hash not in self.mempool:
@@ -406,7 +436,7 @@ async def run_node(config: NodeConfig, *, ready: Callable[[LedgerNode], None] | 
 
     try:
         node = LedgerNode(config)
-    except ChainError as e:
+    except (ChainError, BadVersionOverride) as e:
         log.error("%s", e)
         return 1
     loop = asyncio.get_running_loop()
@@ -419,9 +449,20 @@ async def run_node(config: NodeConfig, *, ready: Callable[[LedgerNode], None] | 
         with contextlib.suppress(Exception):
             await node.stop()
         return 1
+    except UpgradeRequired as e:  # [UPGRADE-HALT.1] restarted with the same old software
+        log.error("node not started: %s; install software that knows version %d "
+                  "(%s in the data directory)", e, e.version, "upgrade-info.json")
+        node.ledger.close()
+        return UPGRADE_EXIT_STATUS
     if ready is not None:
         ready(node)
     await node.wait_stopped()
+    if isinstance(node.exit_error, UpgradeRequired):  # [UPGRADE-HALT.1]
+        error = node.exit_error
+        log.error("node stopped at height %d: %s; its data is intact: install software that "
+                  "knows version %d and start it again", node.height, error, error.version)
+        write_upgrade_info(node.data_dir, error)
+        return UPGRADE_EXIT_STATUS
     if node.exit_error is not None:
         log.error("node stopped: %s", node.exit_error)
         return 3

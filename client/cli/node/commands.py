@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from client.api.access import TOKEN_ENV, write_token_file
-from client.cli.common import UserError, emit, json_option, out
+from client.cli.common import UserError, emit, json_option, node_option, out
 from client.node.config import ConfigError, NodeConfig
 from client.observe.logs import LEVELS, setup_logging
 
@@ -37,6 +37,18 @@ def node_start(config_path: Path, log_level: str, log_json: bool) -> None:
     setup_logging(log_level, json_lines=log_json, name=config.path.parent.name)
     code = asyncio.run(run_node(config))
     sys.exit(code)
+
+
+@node.command("status")
+@node_option
+@json_option
+@click.pass_context
+def node_status(ctx: click.Context, node_url: str, as_json: bool) -> None:
+    """The node's view (as `chain status`): height, peers, the protocol version in force and a
+    pending upgrade plan, with whether this node's software is ready for it [UPGRADE-HALT.1]."""
+    from client.cli.chain_commands import chain_status
+
+    ctx.invoke(chain_status, node_url=node_url, as_json=as_json)
 
 
 @node.command("token")
