@@ -29,6 +29,9 @@ DEFAULT_EMPTY_BLOCK_INTERVAL_MS = 300_000
 """[CONS-PACE.3] At most one empty block per 5 minutes on a graph at rest: 288 a day, about
 0.4 MB a day per node at the measured 1.4 kB an empty block costs on disk (4 validators)."""
 
+REST_CHECK_MS = 1_000
+"""[CONS-PACE.1] How often a validator at rest asks again, unless the interval is shorter."""
+
 PREVIEW_HEIGHTS = 2
 """[CONS-PACE.2] Height-measured steps are due at most 2 heights after what schedules them
 (split draws at ``posted_height + 2``, prediction draws at ``included_height + 1``)."""
@@ -58,6 +61,12 @@ def steps_due(state: State, now_ms: int) -> bool:
         if view.writes:
             return True
     return False
+
+
+def rest_check_ms(empty_interval_ms: int) -> int:
+    """[CONS-PACE.1] ``min(REST_CHECK_MS, EMPTY_INTERVAL)``: a graph with a short interval
+    keeps its pace (the test suite's 200 ms graphs), a graph at rest asks once a second."""
+    return min(REST_CHECK_MS, empty_interval_ms) if empty_interval_ms > 0 else REST_CHECK_MS
 
 
 def block_due(state: State, pending_txs: int, now_ms: int, empty_interval_ms: int) -> Due:

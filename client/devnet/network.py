@@ -249,8 +249,8 @@ def _worker_table(roles: tuple[str, ...], settings: dict[str, Any] | None,
 
 
 EMPTY_BLOCK_INTERVAL_ENV = "LC_EMPTY_BLOCK_INTERVAL_MS"
-"""Default of ``network create --empty-block-interval-ms`` (the test suite sets 1 s, so its
-idle graphs keep the old pace while every height still goes through [CONS-PACE.1])."""
+"""Default of ``network create --empty-block-interval-ms`` (the test suite sets 200 ms, so
+its idle graphs keep about the old pace while every height goes through [CONS-PACE.1])."""
 
 
 def _pacing(interval_ms: int | None) -> dict[str, Any]:

@@ -130,6 +130,11 @@ class NodeHandle(Protocol):
         """Called (in the node's event loop) after each committed block, in height order."""
         ...
 
+    def add_tick_listener(self, listener: Callable[[], None]) -> None:
+        """Called (in the node's event loop) after each second without a committed block:
+        a graph at rest commits none for minutes [CONS-PACE.1]."""
+        ...
+
     # -- blobs (job images, models) --------------------------------------
 
     def blob_path(self, blob: bytes) -> Path | None:

@@ -35,7 +35,7 @@ from chain.governance.bodies import Evidence
 from chain.keyfile import read_key_file
 from chain.ledger import Ledger
 from chain.mempool import AddResult, Admission, Mempool, MempoolLimits
-from chain.pacing import DEFAULT_EMPTY_BLOCK_INTERVAL_MS
+from chain.pacing import DEFAULT_EMPTY_BLOCK_INTERVAL_MS, rest_check_ms
 from chain.storage import sqlite_url
 from chain.transactions import SignedTransaction, sign_transaction
 from chain.types import Address
@@ -84,6 +84,8 @@ LOCAL_SUBMIT_LIMIT = 1_500
 """[NODE-MEMPOOL.2] Transactions submitted here (API, worker) are refused with 'full' while this
 many are pending, leaving the rest of the pool for what peers gossip: a graph under load keeps
 its queue (and so the submit-to-final latency) short, and clients back off and retry."""
+FOLLOW_TICK_S = 1.0
+"""Tick listeners run after this long without a committed block [CONS-PACE.1]."""
 _FATAL_TX_CODES = {"bad_signature", "decode_error", "bad_field", "non_canonical"}
 
 
@@ -132,7 +134,8 @@ class LedgerNode(StoredChainReads):
             ), clock_precision_ms=self.genesis.timing(  # [GENESIS-TIMING.1]
                 "clock_precision_ms", DEFAULT_CLOCK_PRECISION_MS),
                 message_delay_ms=self.genesis.timing(
-                    "message_delay_ms", DEFAULT_MESSAGE_DELAY_MS)),
+                    "message_delay_ms", DEFAULT_MESSAGE_DELAY_MS),
+                rest_check_ms=rest_check_ms(self.app.empty_block_interval_ms)),
             wal,
             wal_history,
             self._publish_consensus,
@@ -154,6 +157,7 @@ class LedgerNode(StoredChainReads):
         self.admissions: Counter[tuple[str, str]] = Counter()
         """Metrics: mempool admissions by (``local``/``gossip``, ``accepted`` or the code)."""
         self._listeners: list[BlockListener] = []
+        self._tick_listeners: list[Callable[[], None]] = []
         self._listener_queue: asyncio.Queue[CommittedBlock] | None = None
         self._tx_batch: list[bytes] = []
         self._tx_batch_bytes = 0
@@ -340,7 +344,11 @@ class LedgerNode(StoredChainReads):
     async def _deliver_blocks(self) -> None:
         assert self._listener_queue is not None
         while True:
-            event = await self._listener_queue.get()
+            try:
+                event = await asyncio.wait_for(self._listener_queue.get(), FOLLOW_TICK_S)
+            except TimeoutError:
+                self._tick()
+                continue
             for listener in list(self._listeners):
                 try:
                     result = listener(event)
@@ -348,6 +356,15 @@ class LedgerNode(StoredChainReads):
                         await result
                 except Exception:
                     log.exception("block listener failed at height %d", event.block.header.height)
+
+    def _tick(self) -> None:
+        """[CONS-PACE.1] A graph at rest commits no block for minutes: followers whose work
+        waits on time, not on a block (a retry, a blob that arrived), act on a tick."""
+        for listener in list(self._tick_listeners):
+            try:
+                listener()
+            except Exception:
+                log.exception("tick listener failed at height %d", self.height)
 
     # -- NodeHandle --------------------------------------------------------------
 

@@ -7,6 +7,7 @@ transactions and blobs are read; that part lives here once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from chain.blocks import Block
@@ -27,6 +28,7 @@ class StoredChainReads:
     mempool: Mempool
     blob_store: BlobStore
     _listeners: list[BlockListener]
+    _tick_listeners: list[Callable[[], None]]
 
     @property
     def chain_id(self) -> str:
@@ -59,6 +61,9 @@ class StoredChainReads:
 
     def add_block_listener(self, listener: BlockListener) -> None:
         self._listeners.append(listener)
+
+    def add_tick_listener(self, listener: Callable[[], None]) -> None:
+        self._tick_listeners.append(listener)
 
     def blob_path(self, blob: bytes) -> Path | None:
         return self.blob_store.path(blob) if self.blob_store.has(blob) else None

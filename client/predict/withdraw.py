@@ -36,9 +36,10 @@ class PredictWithdrawal:
 
     def start(self) -> None:
         self.node.add_block_listener(self._on_block)
+        self.node.add_tick_listener(lambda: self._on_block(None))  # [CONS-PACE.1]
         self.step()
 
-    def _on_block(self, _event: CommittedBlock) -> None:
+    def _on_block(self, _event: CommittedBlock | None) -> None:
         try:
             self.step()
         except Exception:

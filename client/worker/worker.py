@@ -80,6 +80,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._main: asyncio.Task[None] | None = None
         self._stopped = False
+        self._pruned_at = -1
         self.outbox = Outbox(node, self.key)
         self.enrolment = Enrolment(node, self.outbox, self.address, policy.verify)
         """Opts in to verification, or out, as the policy says [WORK-VERIFY.1]."""
@@ -159,6 +160,7 @@ class Worker:
             log.warning("worker key %s is not an admitted member: it can neither claim nor vote",
                         self.address_text)
         self.node.add_block_listener(self._on_block)
+        self.node.add_tick_listener(self._on_tick)  # [CONS-PACE.1] retries between blocks
         self._main = asyncio.create_task(self._follow_chain(), name="worker-chain")
         self._wake.set()
 
@@ -200,6 +202,10 @@ class Worker:
         if not self._stopped:
             self._wake.set()
 
+    def _on_tick(self) -> None:
+        if not self._stopped:
+            self._wake.set()
+
     # -- the chain follower --------------------------------------------------------------
 
     async def _follow_chain(self) -> None:
@@ -221,7 +227,8 @@ class Worker:
             job_id = bytes.fromhex(job_hex)
             if job_id not in seen and (job := state.job(job_id)) is not None:
                 active.append(job)
-        if state.height % PRUNE_EVERY == 0:
+        if state.height % PRUNE_EVERY == 0 and state.height != self._pruned_at:
+            self._pruned_at = state.height  # ticks repeat a height [CONS-PACE.1]
             self._prune({job.job_id for job in active})
         self.enrolment.maybe_enrol(state.height)
         for job in active:

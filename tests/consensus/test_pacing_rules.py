@@ -17,7 +17,13 @@ from chain.blocks import Block
 from chain.consensus.messages import PREVOTE
 from chain.consensus.round_rules import Step
 from chain.genesis import Genesis, InvalidGenesis
-from chain.pacing import DEFAULT_EMPTY_BLOCK_INTERVAL_MS, block_due, steps_due
+from chain.pacing import (
+    DEFAULT_EMPTY_BLOCK_INTERVAL_MS,
+    REST_CHECK_MS,
+    block_due,
+    rest_check_ms,
+    steps_due,
+)
 from chain.train.bodies import PostJob
 from chain.types import Height
 from client.devnet.network import EMPTY_BLOCK_INTERVAL_ENV, create_network
@@ -55,6 +61,12 @@ def test_cons_pace_1_rest_needs_no_block_until_the_interval() -> None:
 def test_cons_pace_1_interval_zero_keeps_the_old_pace() -> None:
     chain = Chain()
     assert block_due(chain.state, 0, chain.now + 1, 0).reason == "always"
+
+
+def test_cons_pace_1_rest_check_is_never_longer_than_the_interval() -> None:
+    assert rest_check_ms(DEFAULT_EMPTY_BLOCK_INTERVAL_MS) == REST_CHECK_MS == 1_000
+    assert rest_check_ms(200) == 200
+    assert rest_check_ms(0) == REST_CHECK_MS  # no resting at all: the value is unused
 
 
 def test_cons_pace_1_the_first_block_of_a_graph_is_due_at_once() -> None:

@@ -65,6 +65,7 @@ class SoloNode(StoredChainReads):
         self._skipped_ms = 0
         """How far ``skip_to`` moved this node's clock ahead of ``clock``."""
         self._listeners: list[BlockListener] = []
+        self._tick_listeners: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         self.roles: tuple[str, ...] = ("validator", "worker")
 

@@ -89,6 +89,9 @@ class LedgerView:
     def add_block_listener(self, _listener: Callable[..., None]) -> None:
         pass
 
+    def add_tick_listener(self, _listener: Callable[[], None]) -> None:
+        pass
+
     def take(self) -> list[SignedTransaction]:
         sent, self.sent = self.sent, []
         return sent

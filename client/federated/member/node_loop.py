@@ -109,6 +109,7 @@ class FederatedMember:
 
     def start(self) -> None:
         self.node.add_block_listener(self._on_block)
+        self.node.add_tick_listener(self.step)  # [CONS-PACE.1] a graph at rest has no blocks
 
     def _on_block(self, _event: CommittedBlock) -> None:
         self.step()

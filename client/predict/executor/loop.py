@@ -150,6 +150,7 @@ class Executor:
                  "; !!! CHEATING (demo/test only): every answer is wrong !!!"
                  if self.policy.cheat_predictions else "")
         self.node.add_block_listener(self._on_block)
+        self.node.add_tick_listener(self._on_tick)  # [CONS-PACE.1] work between blocks
         self._main = asyncio.create_task(self._run(), name="executor")
         self._wake.set()
 
@@ -167,6 +168,10 @@ class Executor:
         log.info("executor %s stopped", address_to_text(self.address))
 
     def _on_block(self, _event: CommittedBlock) -> None:
+        if not self._stopped:
+            self._wake.set()
+
+    def _on_tick(self) -> None:
         if not self._stopped:
             self._wake.set()
 
