@@ -21,6 +21,7 @@ from chain.errors import ChainError, InvalidGenesis
 from chain.records import Account, Params, Validator
 from chain.state import (
     META_BURNED,
+    META_PROTOCOL_VERSION,
     META_SUPPLY,
     PARAMS_KEY,
     Change,
@@ -37,6 +38,7 @@ from chain.types import (
     PublicKeyBytes,
     TimeMs,
 )
+from chain.versions import GENESIS_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS
 
 EVAL_RUNTIMES = ("runsc", "runc")
 """[GENESIS-RUNTIME.1] What a genesis may name as the graph's evaluation runtime."""
@@ -75,6 +77,10 @@ class Genesis:
     consensus_timing: tuple[tuple[str, int], ...] = ()
     """[GENESIS-TIMING.1] The [CONS-TIME.2] bounds the document names (``clock_precision_ms``,
     ``message_delay_ms``), sorted by name; a bound it does not name is the default."""
+    protocol_version: int = GENESIS_PROTOCOL_VERSION
+    """[GENESIS-VERSION.1] The protocol version of block 1 on (1 unless the document names
+    a newer one this software knows): a new graph starts with every rule, e.g. the
+    content-committing roots of state sync [STATE-ROOT.2]."""
 
     def node_rules(self) -> dict[str, Any]:
         """[GENESIS-RULES.1] The rules for nodes (not the state machine) the document names:
@@ -97,6 +103,8 @@ class Genesis:
                 [[a, b] for a, b in self.balances], self.params.to_wire(),
                 list(self.verifiers)]
         rules = self.node_rules()
+        if self.protocol_version != GENESIS_PROTOCOL_VERSION:  # [GENESIS-VERSION.1]
+            return [*form, rules, self.protocol_version]
         return [*form, rules] if rules else form
 
     @property
@@ -115,6 +123,8 @@ class Genesis:
             "params": dataclasses.asdict(self.params),
             "verifiers": [address_to_text(v) for v in self.verifiers],
             **self.node_rules(),
+            **({"protocol_version": self.protocol_version}
+               if self.protocol_version != GENESIS_PROTOCOL_VERSION else {}),
         }
 
     @classmethod
@@ -193,9 +203,14 @@ def _parse(doc: Any) -> Genesis:
     if eval_runtime != "" and eval_runtime not in EVAL_RUNTIMES:
         raise InvalidGenesis(f"eval_runtime must be one of {', '.join(EVAL_RUNTIMES)} "
                              f"[GENESIS-RUNTIME.1], got {eval_runtime!r}")
+    version = doc.get("protocol_version", GENESIS_PROTOCOL_VERSION)
+    if isinstance(version, bool) or version not in SUPPORTED_PROTOCOL_VERSIONS:
+        raise InvalidGenesis(f"protocol_version must be a version this software knows "
+                             f"({', '.join(map(str, SUPPORTED_PROTOCOL_VERSIONS))}) "
+                             f"[GENESIS-VERSION.1], got {version!r}")
     return Genesis(chain_id, TimeMs(time_ms), tuple(validators), tuple(members),
                    tuple(sorted(balances)), params, verifiers, eval_runtime,
-                   _parse_timing(doc.get("consensus_timing", {})))
+                   _parse_timing(doc.get("consensus_timing", {})), version)
 
 
 def _parse_timing(doc: Any) -> tuple[tuple[str, int], ...]:
@@ -254,6 +269,8 @@ def genesis_state(genesis: Genesis) -> State:
     t["meta"][META_SUPPLY] = (sum(b for _, b in genesis.balances)
                               + len(genesis.verifiers) * genesis.params.verifier_bond)
     t["meta"][META_BURNED] = 0
+    if genesis.protocol_version != GENESIS_PROTOCOL_VERSION:  # [GENESIS-VERSION.1]
+        t["meta"][META_PROTOCOL_VERSION] = genesis.protocol_version
     state.state_root = compute_state_root(EMPTY_HASH, 0, state.records())
     state.height = Height(0)
     state.block_hash = genesis.hash

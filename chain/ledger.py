@@ -8,6 +8,7 @@ from chain.blocks import Block
 from chain.errors import ChainError
 from chain.genesis import Genesis, genesis_state
 from chain.state import State
+from chain.statesync.walk import WalkEntry
 from chain.storage import Storage, StorageError
 from chain.transactions import SignedTransaction
 from chain.transition import BlockOutput, SignatureCache, advance, apply_block, build_block
@@ -41,10 +42,19 @@ class Ledger:
             state = storage.load_state()
         return cls(storage, state, genesis)
 
+    @classmethod
+    def restore(cls, url: str, genesis: Genesis, state: State,
+                walk: list[tuple[int, bytes]]) -> Ledger:
+        """[SNAP-RESTORE.1] A ledger on an empty database, from a verified snapshot's state."""
+        storage = Storage(url)
+        storage.init_snapshot(genesis.hash, state, walk)
+        return cls(storage, state, genesis)
+
     def apply(self, block: Block, certificate: bytes | None = None) -> BlockOutput:
         """Validate, execute, commit durably, then update memory; any failure changes nothing."""
         output = apply_block(self.state, block, self.signatures)
-        self.storage.commit_block(block, output.changes, output.state_root, certificate)
+        self.storage.commit_block(block, output.changes, output.state_root, certificate,
+                                  walk_entry(block, output, certificate))
         advance(self.state, block, output)
         return output
 
@@ -58,7 +68,8 @@ class Ledger:
         if block.header.height != self.state.height + 1 or \
                 block.header.prev_hash != self.state.block_hash:
             raise ValueError("the executed block does not extend the committed state")
-        self.storage.commit_block(block, output.changes, output.state_root, certificate)
+        self.storage.commit_block(block, output.changes, output.state_root, certificate,
+                                  walk_entry(block, output, certificate))
         advance(self.state, block, output)
 
     def propose(self, txs: Iterable[SignedTransaction], time_ms: TimeMs, proposer: Address,
@@ -69,6 +80,15 @@ class Ledger:
 
     def close(self) -> None:
         self.storage.close()
+
+
+def walk_entry(block: Block, output: BlockOutput, certificate: bytes | None) -> bytes | None:
+    """[SNAP-WALK.3] The entry a block whose next set changed leaves for the walk."""
+    if not output.set_changed or output.parts is None or certificate is None:
+        return None
+    members = tuple((v.pubkey, v.power) for _, v in sorted(output.overlay.validators().items()))
+    return WalkEntry(block.header.height, block.header.encode(), certificate, output.parts,
+                     members).encode()
 
 
 __all__ = ["GenesisMismatch", "Ledger", "StorageError"]

@@ -31,7 +31,6 @@ from chain.train.holdout.records import HoldoutState
 from chain.types import EMPTY_HASH, Address, Amount, Hash32, Height, TimeMs
 from chain.versions import GENESIS_PROTOCOL_VERSION
 
-
 def _codec(cls: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     return (lambda v: v.to_wire(), cls.from_wire)
 
@@ -183,6 +182,10 @@ class State(StateReader):
     state_root: Hash32 = EMPTY_HASH
     tables: dict[str, dict[bytes, Any]] = field(
         default_factory=lambda: {t: {} for t in TABLE_CODECS})
+    content: Any = field(default=None, compare=False, repr=False)
+    """[STATE-CONTENT.2] A ``chain.statesync.content.ContentTracker`` (the LtHash of the
+    records), built on first need under version 3; None until then. Typed loosely because
+    the tracker's module reads this one."""
 
     def get(self, table: str, key: bytes) -> Any:
         return self.tables[table].get(key)

@@ -55,6 +55,13 @@ state_table = sa.Table(
     sa.Column("key", sa.LargeBinary, primary_key=True),
     sa.Column("value", sa.LargeBinary, nullable=False),
 )
+walk_table = sa.Table(
+    "walk", metadata,
+    sa.Column("height", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("entry", sa.LargeBinary, nullable=False),
+)
+"""[SNAP-WALK.3] The walk entries of the heights whose next validator set changed: never
+pruned (a few per set change), served to nodes that state-sync [WIRE-SNAP.3]."""
 
 
 class StorageError(ChainError):
@@ -171,9 +178,33 @@ class Storage:
             _upsert(conn, rows)
             self._put_meta(conn, state, genesis_hash=genesis_hash)
 
+    def init_snapshot(self, genesis_hash: Hash32, state: State,
+                      walk: list[tuple[int, bytes]]) -> None:
+        """[SNAP-RESTORE.1] A database that starts at a verified snapshot's height: its
+        records, tip and walk entries, and no block (the base is the height after)."""
+        rows = [{"tbl": t, "key": k, "value": encode_record(t, v)}
+                for t, table in state.tables.items() for k, v in table.items()]
+        with self._write() as conn:
+            if conn.execute(sa.select(meta_table.c.key)).first() is not None:
+                raise StorageError("database already initialised: state sync needs an empty one")
+            _upsert(conn, rows)
+            self._put_meta(conn, state, genesis_hash=genesis_hash)
+            self._set_meta(conn, "base_height", int(state.height) + 1)
+            if walk:
+                conn.execute(walk_table.insert(), [{"height": h, "entry": e} for h, e in walk])
+        self._base_height = None
+
+    def walk_entries(self, above: int, limit: int) -> list[bytes]:
+        """[SNAP-WALK.3] Stored walk entries of heights above ``above``, ascending."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(walk_table.c.entry).where(walk_table.c.height > above)
+                                .order_by(walk_table.c.height).limit(limit)).all()
+        return [bytes(r[0]) for r in rows]
+
     def commit_block(self, block: Block, changes: list[Change], state_root: Hash32,
-                     certificate: bytes | None = None) -> None:
-        """[STORE-ATOMIC.1] Block, index, state changes and tip in one transaction."""
+                     certificate: bytes | None = None, walk_entry: bytes | None = None) -> None:
+        """[STORE-ATOMIC.1] Block, index, state changes and tip in one transaction (and the
+        block's walk entry when its next validator set changed [SNAP-WALK.3])."""
         upserts = [{"tbl": c.table, "key": c.key, "value": c.value}
                    for c in changes if c.value is not None]
         deletes = [{"t": c.table, "k": c.key} for c in changes if c.value is None]
@@ -195,6 +226,8 @@ class Storage:
                                  [{"hash": tx.hash, "height": h.height, "idx": i}
                                   for i, tx in enumerate(block.txs)])
             _upsert(conn, upserts)
+            if walk_entry is not None:
+                conn.execute(walk_table.insert(), [{"height": h.height, "entry": walk_entry}])
             if deletes:
                 match = ((state_table.c.tbl == sa.bindparam("t"))
                          & (state_table.c.key == sa.bindparam("k")))

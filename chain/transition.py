@@ -21,6 +21,17 @@ from chain.crypto import address_to_text
 from chain.errors import ChainError, InvalidBlock, InvalidTransaction
 from chain.records import Account
 from chain.state import Change, Overlay, State, compute_state_root
+from chain.statesync import lthash
+from chain.statesync.content import ContentTracker
+from chain.statesync.lthash import Lanes
+from chain.statesync.roots import (
+    NO_DIGEST,
+    STATE_SYNC_VERSION,
+    RootParts,
+    changes_hash,
+    is_digest_height,
+    set_hash,
+)
 from chain.transactions import SignedTransaction
 from chain.types import EMPTY_HASH, Address, Hash32, Height, TimeMs
 
@@ -106,6 +117,12 @@ class BlockOutput:
     overlay: Overlay
     changes: list[Change]
     state_root: Hash32
+    parts: RootParts | None = None
+    """[STATE-ROOT.2] What a version 3 root hashes (None under versions 1 and 2)."""
+    set_changed: bool = False
+    """[SNAP-WALK.1] The validator set of height + 1 differs from this height's."""
+    lanes: Lanes | None = None
+    """[STATE-CONTENT.2] The state's LtHash after the block, at a digest height."""
 
 
 def validate_header(state: State, header: BlockHeader, tx_count: int) -> None:
@@ -161,8 +178,27 @@ def execute(state: State, height: Height, time_ms: TimeMs, chain_id: str,
         included.append(tx)
     end_block(view, height, time_ms)
     changes = view.changes()
+    if view.protocol_version >= STATE_SYNC_VERSION:
+        return _output_v3(state, view, height, changes), included, dropped
     root = compute_state_root(state.state_root, height, changes)
     return BlockOutput(view, changes, root), included, dropped
+
+
+def _output_v3(state: State, view: Overlay, height: Height, changes: list[Change]) -> BlockOutput:
+    """[STATE-ROOT.2] The root over the changes' hash, the next set and, at a digest height,
+    the content digest [STATE-CONTENT.1]."""
+    next_set = set_hash(view.validators())
+    lanes = None
+    digest = NO_DIGEST
+    if is_digest_height(height):
+        if state.content is None:
+            state.content = ContentTracker.scan(state)  # derived data: built on first need
+        tracker: ContentTracker = state.content
+        lanes = tracker.lanes_after(state, changes)
+        digest = lthash.digest(lanes)
+    parts = RootParts(state.state_root, changes_hash(changes), next_set, digest)
+    return BlockOutput(view, changes, parts.root(height), parts,
+                       next_set != set_hash(state.validators()), lanes)
 
 
 def apply_block(state: State, block: Block, cache: SignatureCache | None = None) -> BlockOutput:
@@ -204,7 +240,11 @@ def build_block(state: State, txs: Iterable[SignedTransaction], time_ms: TimeMs,
 
 def advance(state: State, block: Block, output: BlockOutput) -> None:
     """Makes an executed block the committed state in memory (after storage commit)."""
+    if state.content is not None:  # [STATE-CONTENT.2] the keys that moved since clean
+        state.content.note(state, output.overlay)
     state.merge(output.overlay)
+    if output.lanes is not None and state.content is not None:
+        state.content.reset(output.lanes)
     state.height = block.header.height
     state.block_hash = block.hash
     state.time_ms = block.header.time_ms

@@ -19,6 +19,9 @@ SUPPORTED_PROTOCOL_VERSIONS: dict[int, str] = {
     1: "the ledger of protocol_spec/ledger.md without the version-gated rules",
     2: "a transfer may carry a memo: 1..64 bytes of the sender's reference (an invoice "
        "number, an order id), on the wire as a third element [TX-TRANSFER.2]",
+    3: "state roots commit to the block's changes, the next validator set and, every 100 "
+       "heights, the whole state's content: a new node starts from a snapshot, trusting "
+       "only the genesis [STATE-ROOT.2] [SNAP-*]",
 }
 """[BLOCK-VERSION.2] Every version this software can validate and produce blocks for."""
 

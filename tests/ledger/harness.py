@@ -35,7 +35,7 @@ MEMBER_NAMES = ("submitter", "alice", "bob", "carol", "dave", "erin")
 def make_genesis(chain_id: str = "test-chain", validators: int = 1,
                  members: tuple[str, ...] = MEMBER_NAMES, balance: int = 1_000,
                  outsiders: tuple[str, ...] = ("mallory",), params: Params | None = None,
-                 verifiers: tuple[str, ...] | None = None,
+                 verifiers: tuple[str, ...] | None = None, protocol_version: int = 1,
                  ) -> tuple[Genesis, dict[str, PrivateKey]]:
     """``verifiers`` None: every member (validators included) verifies from genesis."""
     keys = {f"v{i}": PrivateKey.from_seed(f"validator-{i}".encode()) for i in range(validators)}
@@ -53,6 +53,7 @@ def make_genesis(chain_id: str = "test-chain", validators: int = 1,
         "verifiers": [address_to_text(k.address) for n, k in keys.items()
                       if (n in verifiers if verifiers is not None
                           else n in members or n.startswith("v"))],
+        **({"protocol_version": protocol_version} if protocol_version != 1 else {}),
     }
     return Genesis.from_json(doc), keys
 
