@@ -276,8 +276,16 @@ def final_checks(graph: HostGraph, supply_at_start: int) -> tuple[bool, bool, li
     return same, conserved, problems
 
 
+def warmup_s(minutes: float) -> float:
+    return min(WARMUP_S, minutes * 60.0 / 6)
+
+
+def title(minutes: float) -> str:
+    return f"bench/soak.py --minutes {minutes:g}: 4 validators, 3 workers, WAN links"
+
+
 def figures(soak: Soak, args: argparse.Namespace) -> dict[str, Any]:
-    warmup = min(WARMUP_S, args.minutes * 60.0 / 6)
+    warmup = warmup_s(args.minutes)
     grown = parts.growths(soak.samples, warmup)
     for g in grown:
         print(f"  {g.node} pid {g.pid}: RSS {g.rss_from:.1f} -> {g.rss_to:.1f} MiB "
@@ -379,8 +387,7 @@ def soak_on_hosts(args: argparse.Namespace, work: Path, result: dict[str, Any]) 
         header, table = parts.rows(soak.samples, list(soak.stream.sent.values()),
                                    soak.begin_wall, args.sample_s)
         parts.write_csv(args.csv, header, table)
-        parts.plot(args.svg, header, table,
-                   f"bench/soak.py --minutes {args.minutes:g}: 4 validators, 3 workers, WAN")
+        parts.plot(args.svg, header, table, title(args.minutes), warmup_s(args.minutes))
         graph.stop_all()
 
 
@@ -405,8 +412,14 @@ def main() -> None:
     p.add_argument("--csv", type=Path, default=Path("test-artifacts/soak.csv"))
     p.add_argument("--svg", type=Path, default=None, help="default: the CSV's name, .svg")
     p.add_argument("--seed", type=int, default=None, help="links' random draws (LC_SEED)")
+    p.add_argument("--replot", action="store_true",
+                   help="only draw --svg from the --csv of an earlier run of --minutes, and exit")
     args = parse_args(p, QUICK)
     args.svg = args.svg or args.csv.with_suffix(".svg")
+    if args.replot:
+        parts.plot(args.svg, *parts.read_csv(args.csv), title(args.minutes),
+                   warmup_s(args.minutes))
+        return
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s: %(message)s")
     if args.seed is None:

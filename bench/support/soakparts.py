@@ -392,13 +392,39 @@ def write_csv(path: Path, header: list[str], table: list[dict[str, Any]]) -> Non
         writer.writerows(table)
 
 
-def plot(path: Path, header: list[str], table: list[dict[str, Any]], title: str) -> None:
-    """Four panels over minutes: RSS, descriptors and data dir per node, commit latency."""
-    def series(column: str) -> list[tuple[float, float]]:
-        return [(float(r["t_min"]), float(r[column])) for r in table if r.get(column) != ""]
+def read_csv(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """What ``write_csv`` wrote (values as text; an empty cell is no value)."""
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
 
-    panels = [Panel(label, {c.split(".", 1)[1]: series(c) for c in header
-                            if c.startswith(f"{m}.")}) for m, label in MEASURES]
+
+def plot(path: Path, header: list[str], table: list[dict[str, Any]], title: str,
+         warmup_s: float) -> None:
+    """Four panels over minutes: RSS and descriptors per node, each data directory's growth
+    since the warm-up (its size would hide the rest: the submitter's node holds the job's
+    image), and the transfers' submit-to-final time per sample."""
+    def series(column: str, since_min: float = -1.0) -> list[tuple[float, float]]:
+        return [(float(r["t_min"]), float(r[column])) for r in table
+                if r.get(column) not in ("", None) and float(r["t_min"]) >= since_min]
+
+    def started(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        """Without samples of a process not yet exec'd (a restart's first instant: the
+        ``nsenter`` before the node, a few hundred KiB), which would flatten the rest."""
+        typical = statistics.median(v for _, v in points) if points else 0.0
+        return [(t, v) for t, v in points if v >= typical / 2]
+
+    panels = [Panel("RSS (MiB; a restart's first instant left out)",
+                    {c.split(".", 1)[1]: started(series(c)) for c in header
+                     if c.startswith("rss_mib.")}),
+              Panel("open descriptors", {c.split(".", 1)[1]: series(c) for c in header
+                                         if c.startswith("fds.")})]
+    grown = {}
+    for column in (c for c in header if c.startswith("disk_mb.")):
+        points = series(column, warmup_s / 60)
+        if points:
+            grown[column.split(".", 1)[1]] = [(t, v - points[0][1]) for t, v in points]
+    panels.append(Panel("data dir growth since the warm-up (MB)", grown))
     panels.append(Panel("transfer submit to final (s), per sample",
                         {"p50": series("commit_p50_s"), "max": series("commit_max_s")}))
     path.parent.mkdir(parents=True, exist_ok=True)
