@@ -201,7 +201,8 @@ class JobRecord:
 class JobStream(threading.Thread):
     """The built template job in ``job_dir``, posted through ``api`` as ``submitter`` with
     ``windows``; the next one as soon as the last settled, as long as its claim window ends
-    before ``post_until`` (``clock`` time) and ``stop_posting`` is not set. A job that has not
+    before ``post_until`` (``clock`` time; the first is posted whatever its windows) and
+    ``stop_posting`` is not set. A job that has not
     settled ``windows.settle_s()`` after its post is given up (not settled)."""
 
     def __init__(self, api: ApiClient, submitter: UserLayout, job_dir: Path,
@@ -216,7 +217,7 @@ class JobStream(threading.Thread):
 
     def run(self) -> None:
         while not self.stop_posting.is_set() and not self.abort.is_set() and (
-                self.clock() + self.windows.expires_s < self.post_until):
+                not self.jobs or self.clock() + self.windows.expires_s < self.post_until):
             try:
                 posted = post_job(self.api, self.submitter, self.job_dir, self.windows)
             except (AssertionError, OSError, ValueError, KeyError,
