@@ -27,6 +27,8 @@ class Ledger:
         self.state = state
         self.genesis = genesis
         self.signatures = SignatureCache()
+        self.last_output: BlockOutput | None = None
+        """The committed tip's execution output (its root parts make a snapshot's manifest)."""
 
     @classmethod
     def open(cls, url: str, genesis: Genesis) -> Ledger:
@@ -56,6 +58,7 @@ class Ledger:
         self.storage.commit_block(block, output.changes, output.state_root, certificate,
                                   walk_entry(block, output, certificate))
         advance(self.state, block, output)
+        self.last_output = output
         return output
 
     def commit_executed(self, block: Block, output: BlockOutput,
@@ -71,6 +74,21 @@ class Ledger:
         self.storage.commit_block(block, output.changes, output.state_root, certificate,
                                   walk_entry(block, output, certificate))
         advance(self.state, block, output)
+        self.last_output = output
+
+    def adopt_snapshot(self, state: State, walk: list[tuple[int, bytes]]) -> None:
+        """[SNAP-RESTORE.1] Replaces a ledger still at its genesis by a verified snapshot's
+        state, durably, then in memory (the same ``State`` object: the mempool and the
+        consensus app hold it)."""
+        if self.state.height != 0:
+            raise ChainError(f"state sync needs a database at genesis; this one is at height "
+                             f"{self.state.height}")
+        self.storage.init_snapshot(self.genesis.hash, state, walk, replace_genesis=True)
+        target = self.state
+        target.height, target.block_hash = state.height, state.block_hash
+        target.time_ms, target.state_root = state.time_ms, state.state_root
+        target.tables, target.content = state.tables, state.content
+        self.last_output = None
 
     def propose(self, txs: Iterable[SignedTransaction], time_ms: TimeMs, proposer: Address,
                 last_commit_hash: Hash32 = EMPTY_HASH) -> Block:

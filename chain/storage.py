@@ -178,15 +178,22 @@ class Storage:
             _upsert(conn, rows)
             self._put_meta(conn, state, genesis_hash=genesis_hash)
 
-    def init_snapshot(self, genesis_hash: Hash32, state: State,
-                      walk: list[tuple[int, bytes]]) -> None:
+    def init_snapshot(self, genesis_hash: Hash32, state: State, walk: list[tuple[int, bytes]],
+                      *, replace_genesis: bool = False) -> None:
         """[SNAP-RESTORE.1] A database that starts at a verified snapshot's height: its
-        records, tip and walk entries, and no block (the base is the height after)."""
+        records, tip and walk entries, and no block (the base is the height after).
+        ``replace_genesis``: the database may hold the genesis state only, replaced here in
+        the same transaction."""
         rows = [{"tbl": t, "key": k, "value": encode_record(t, v)}
                 for t, table in state.tables.items() for k, v in table.items()]
         with self._write() as conn:
-            if conn.execute(sa.select(meta_table.c.key)).first() is not None:
-                raise StorageError("database already initialised: state sync needs an empty one")
+            tip = self._meta(conn, "height")
+            if replace_genesis and tip == 0:
+                for table in (state_table, meta_table, walk_table):
+                    conn.execute(table.delete())
+            elif conn.execute(sa.select(meta_table.c.key)).first() is not None:
+                raise StorageError(f"database already holds a chain at height {tip}: state "
+                                   "sync needs one at genesis")
             _upsert(conn, rows)
             self._put_meta(conn, state, genesis_hash=genesis_hash)
             self._set_meta(conn, "base_height", int(state.height) + 1)

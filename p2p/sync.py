@@ -130,6 +130,9 @@ class BlockSync:
         self._catch_up: _CatchUp | None = None
         self._tickets = itertools.count(1)
         self._paused_until = float("-inf")
+        self.held = False
+        """While True nothing is fetched or applied (a node restoring a snapshot [SNAP-*]
+        must not have block sync move its database off genesis meanwhile)."""
         transport.attach(self)
 
     def start(self) -> None:
@@ -196,7 +199,7 @@ class BlockSync:
 
     def _advance(self) -> None:
         """Starts, continues or ends a catch-up; then checks whether we are level."""
-        if self.transport.now() < self._paused_until:
+        if self.held or self.transport.now() < self._paused_until:
             return
         run = self._catch_up
         if run is None and self.target > self.source.height():

@@ -39,6 +39,10 @@ MAX_SYNC_ITEM = _FIELD_ROOM
 MAX_MANIFEST_CHUNKS = 16384
 """[WIRE-BLOB.3] A manifest lists at most 16384 chunks (16 GiB)."""
 MAX_BLOB_HAVE = 64
+MAX_SNAPSHOT_OFFERS = 4
+MAX_WALK_ENTRIES = 64
+MAX_SNAP_ITEM = 64 * 1024
+"""[WIRE-SNAP.2/4] A header, a certificate or a walk entry: 64 KiB at most."""
 MAX_REASON_LEN = 256
 MAX_AGENT_LEN = 64
 MAX_CHAIN_ID_LEN = 64
@@ -280,6 +284,50 @@ class Blocks(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class GetSnapshots(Message):
+    """[WIRE-SNAP.1] Ask which snapshots the peer serves."""
+
+    TAG: ClassVar[str] = "getsnapshots"
+    req_id: int
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_uint(),)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshots(Message):
+    """[WIRE-SNAP.2] Up to 4 offers ``[manifest, header, certificate]``, newest first."""
+
+    TAG: ClassVar[str] = "snapshots"
+    req_id: int
+    offers: list[list[bytes]]
+    SCHEMA: ClassVar[tuple[Check, ...]] = (
+        _uint(),
+        _list(_tuple(_bin(max_len=4096), _bin(max_len=MAX_SNAP_ITEM),
+                     _bin(max_len=MAX_SNAP_ITEM)), MAX_SNAPSHOT_OFFERS),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GetWalk(Message):
+    """[WIRE-SNAP.3] Ask for the walk entries of heights above ``above``."""
+
+    TAG: ClassVar[str] = "getwalk"
+    req_id: int
+    above: int
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_uint(), _uint())
+
+
+@dataclass(frozen=True, slots=True)
+class Walk(Message):
+    """[WIRE-SNAP.4] Up to 64 walk entries, ascending; fewer: there are no more."""
+
+    TAG: ClassVar[str] = "walk"
+    req_id: int
+    entries: list[bytes]
+    SCHEMA: ClassVar[tuple[Check, ...]] = (_uint(), _list(_bin(max_len=MAX_SNAP_ITEM),
+                                                          MAX_WALK_ENTRIES))
+
+
+@dataclass(frozen=True, slots=True)
 class BlobHave(Message):
     """[WIRE-BLOB.1] Announces blobs the sender can serve."""
 
@@ -381,6 +429,10 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         Status,
         GetBlocks,
         Blocks,
+        GetSnapshots,
+        Snapshots,
+        GetWalk,
+        Walk,
         BlobHave,
         GetManifest,
         Manifest,
@@ -392,7 +444,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
     )
 }
 
-RESPONSE_TYPES = (Blocks, Manifest, Chunk, BulkGrant, NotFound)
+RESPONSE_TYPES = (Blocks, Snapshots, Walk, Manifest, Chunk, BulkGrant, NotFound)
 """[WIRE-REQ.1] Messages that answer a request and carry its ``req_id`` first."""
 
 

@@ -56,6 +56,7 @@ SERIAL_MODULES = frozenset({
     "tests/client/test_devnet_processes.py",      # 4 node processes, SIGKILL and rejoin
     "tests/client/test_devnet_newcomer.py",       # devnet up/down of node processes
     "tests/client/test_pacing_graph.py",          # 4 node processes resting, then woken
+    "tests/client/test_state_sync_graph.py",      # 4 node processes, one restored late
     "tests/client/dashboard/test_dashboard_browser.py",     # Chromium against a live node
     "tests/client/dashboard/test_dashboard_screenshot.py",
     "tests/reliability/test_faults.py",           # fault-injected graphs under load

@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import msgpack
 
@@ -84,7 +84,7 @@ class SnapshotManifest:
 
 # ---------------------------------------------------------------- making one
 
-def write_body(state: State, out: BinaryIO) -> tuple[int, int]:
+def write_body(state: State, out: IO[bytes]) -> tuple[int, int]:
     """[SNAP-BODY.1] Writes every record, sorted by (table, key); returns (bytes, records)."""
     size = count = 0
     for table in sorted(state.tables):

@@ -29,6 +29,7 @@ from typing import Any
 from chain.crypto import PrivateKey, address_to_text
 from chain.genesis import Genesis
 from chain.keyfile import write_key_file
+from chain.versions import MAX_PROTOCOL_VERSION
 from client.node.config import render_config
 from client.node.join import write_secret_file
 from sandbox.runtime import check_name as check_runtime
@@ -146,6 +147,7 @@ def create_network(
     worker_runtime: str | None = None,
     eval_runtime: str | None = None,
     empty_block_interval_ms: int | None = None,
+    protocol_version: int = MAX_PROTOCOL_VERSION,
 ) -> NetworkLayout:
     """Writes a new graph under ``out`` (which must not hold one) and returns its layout.
 
@@ -163,6 +165,8 @@ def create_network(
     evaluation [GENESIS-RUNTIME.1] (None: ``sandbox.runtime.graph_default(worker_runtime)``).
     ``empty_block_interval_ms`` is the genesis's [CONS-PACE.3] interval (None: the
     environment's ``LC_EMPTY_BLOCK_INTERVAL_MS`` if set, else the genesis default).
+    ``protocol_version`` is the genesis's [GENESIS-VERSION.1]: by default the newest this
+    software knows, so a new graph has every rule, state sync's roots included.
     """
     if worker_runtime is not None:
         check_runtime(worker_runtime)
@@ -199,6 +203,7 @@ def create_network(
         # [JOB-RUNTIME.13] every member evaluates under one runtime: none changes a verdict
         "eval_runtime": eval_runtime or graph_default(worker_runtime),
         **_pacing(empty_block_interval_ms),
+        **({"protocol_version": protocol_version} if protocol_version != 1 else {}),
     })
     genesis_path = out / "genesis.json"
     genesis.save(genesis_path)

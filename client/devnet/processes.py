@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chain.versions import MAX_PROTOCOL_VERSION
 from client.devnet.network import (
     API_PORT_OFFSET,
     DEFAULT_BASE_PORT,
@@ -174,6 +175,7 @@ def up(
     worker_runtime: str | None = None,
     eval_runtime: str | None = None,
     empty_block_interval_ms: int | None = None,
+    protocol_version: int | None = None,
 ) -> NetworkLayout:
     """Creates (if needed) and starts the graph; returns when all nodes commit blocks.
 
@@ -200,7 +202,9 @@ def up(
                                 node_balances=node_balances, bootstrap=bootstrap,
                                 peer_exchange=peer_exchange,
                                 worker_runtime=worker_runtime, eval_runtime=eval_runtime,
-                                empty_block_interval_ms=empty_block_interval_ms)
+                                empty_block_interval_ms=empty_block_interval_ms,
+                                protocol_version=(MAX_PROTOCOL_VERSION if protocol_version is None
+                                                  else protocol_version))
     running = {name: pid for name, pid in load_pids(root).items()
                if NodeProcess(_node(layout, name), pid).alive()}
     to_start = [(i, n) for i, n in enumerate(layout.nodes) if n.name not in running]

@@ -90,6 +90,8 @@ from chain.local_file import (
 from client.api.access import TokenError, is_loopback_host, no_token_message, read_token_file
 from client.api.upload_limits import MIB, UPLOAD_MB_PER_HOUR, UPLOADS_PER_MINUTE, UploadLimits
 from client.node.pruning import min_retain_blocks, retain_reason
+from client.node.statesync_policy import MODES as STATE_SYNC_MODES
+from client.node.statesync_policy import StateSyncPolicy
 from sandbox.runtime import CHOICES as RUNTIME_CHOICES
 from sandbox.runtime import default as default_runtime
 
@@ -97,14 +99,14 @@ ROLES = ("validator", "full", "worker")
 PASSPHRASE_ENV = "LC_PASSPHRASE"
 
 
-SECTIONS = ("node", "p2p", "api", "storage", "consensus", "worker")
+SECTIONS = ("node", "p2p", "api", "storage", "consensus", "worker", "statesync")
 TABLE_KEYS = {"node": ("key_file", "passphrase_file", "genesis", "data_dir", "roles"),
               "p2p": ("host", "port", "bootstrap", "peer_exchange"),
               "api": ("host", "port", "token_file", "max_upload_mb", "uploads_per_minute",
                       "upload_mb_per_hour"),
               "storage": ("url", "retain_blocks")}
 """The keys of the tables read here; [consensus] and [worker] are their dataclasses' fields."""
-STR_CHOICES = {("worker", "runtime"): RUNTIME_CHOICES}
+STR_CHOICES = {("worker", "runtime"): RUNTIME_CHOICES, ("statesync", "mode"): STATE_SYNC_MODES}
 """Text fields that take one of a few values."""
 NODE_REQUIRED = ("key_file", "genesis")
 """Keys a config must set: a node without its own key and the graph's genesis cannot start,
@@ -236,6 +238,8 @@ class NodeConfig:
     ``client.node.pruning.min_retain_blocks`` of the roles."""
     consensus: ConsensusTimeouts = field(default_factory=ConsensusTimeouts)
     worker: WorkerPolicy = field(default_factory=WorkerPolicy)
+    statesync: StateSyncPolicy = field(default_factory=StateSyncPolicy)
+    """[SNAP-*] ``client/node/statesync_policy.py``."""
 
     @property
     def is_validator(self) -> bool:
@@ -338,7 +342,16 @@ class NodeConfig:
             retain_blocks=_retain_blocks(storage, roles, path),
             consensus=_record(ConsensusTimeouts, doc.get("consensus", {}), path, "consensus"),
             worker=_record(WorkerPolicy, doc.get("worker", {}), path, "worker"),
+            statesync=_statesync(doc.get("statesync", {}), path),
         )
+
+
+def _statesync(table: Any, path: Path) -> StateSyncPolicy:
+    policy: StateSyncPolicy = _record(StateSyncPolicy, table, path, "statesync")
+    problem = policy.problem()
+    if problem is not None:
+        raise ConfigError(f"{path}: [statesync] {problem}")
+    return policy
 
 
 def _section(doc: dict[str, Any], name: str, path: Path) -> dict[str, Any]:

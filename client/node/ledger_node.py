@@ -36,6 +36,7 @@ from chain.keyfile import read_key_file
 from chain.ledger import Ledger
 from chain.mempool import AddResult, Admission, Mempool, MempoolLimits
 from chain.pacing import DEFAULT_EMPTY_BLOCK_INTERVAL_MS, rest_check_ms
+from chain.statesync.roots import STATE_SYNC_VERSION
 from chain.storage import sqlite_url
 from chain.transactions import SignedTransaction, sign_transaction
 from chain.types import Address
@@ -47,6 +48,8 @@ from client.node.handle import BlockListener, CommittedBlock, NodeStatus, PeerIn
 from client.node.join_notice import JoinNotice
 from client.node.ledger_app import LedgerApp
 from client.node.pruning import BlockPruner
+from client.node.snapshots import SnapshotKeeper
+from client.node.state_sync import Restored, StateSyncFailed, state_sync
 from client.node.stored_chain import StoredChainReads
 from client.node.upgrade import (
     UPGRADE_EXIT_STATUS,
@@ -68,6 +71,7 @@ from p2p.gossip import Gossip
 from p2p.gossip_core import Verdict
 from p2p.node import Node
 from p2p.scoring import Offence
+from p2p.snapshots import SnapshotService
 from p2p.sync import BlockSync
 from sandbox.errors import SandboxError
 
@@ -117,6 +121,12 @@ class LedgerNode(StoredChainReads):
         self.gossip.subscribe(TX_TOPIC, self._on_tx_gossip)
         self.blob_store = BlobStore(self.data_dir / "blobs")
         self.blobs = BlobService(self.p2p, self.blob_store)
+        self.snapshots = SnapshotKeeper(self.data_dir / "snapshots", self.ledger,
+                                        config.statesync, self.blob_store, self.blobs.announce)
+        self.snapshots.load()
+        self.snapshot_service = SnapshotService(self.p2p, self.snapshots)  # [WIRE-SNAP.*]
+        self.restored: Restored | None = None
+        """[SNAP-RESTORE.1] What state sync restored at start, if it ran."""
         self.sync = BlockSync(self.p2p, self.app)
         self.app.max_protocol_version = highest_known_version()  # [UPGRADE-HALT.2]
         self.pruner = BlockPruner(self.ledger.storage, config.retain_blocks)  # [STORE-PRUNE.3]
@@ -177,7 +187,13 @@ class LedgerNode(StoredChainReads):
         clear_upgrade_info(self.data_dir)
         self._stopped = asyncio.Event()
         self._listener_queue = asyncio.Queue()
+        self.sync.held = self._state_sync_wanted()  # block sync would leave genesis meanwhile
         await self.p2p.start()
+        if self.sync.held:
+            try:
+                await self._state_sync()
+            finally:
+                self.sync.held = False
         self.gossip.start()
         self.sync.start()
         self.driver.start()
@@ -317,7 +333,35 @@ class LedgerNode(StoredChainReads):
 
     # -- commits -----------------------------------------------------------------
 
+    def _state_sync_wanted(self) -> bool:
+        """[SNAP-*] A database at genesis starts from a snapshot: ``always`` (``node start
+        --state-sync``), or ``auto`` when peers offer one at least ``auto_min_height`` high;
+        only on a graph whose genesis is at version 3 [STATE-ROOT.2]."""
+        policy = self.config.statesync
+        if policy.mode == "never" or self.ledger.state.height != 0:
+            return False
+        if self.genesis.protocol_version < STATE_SYNC_VERSION:
+            if policy.mode == "always":
+                raise StateSyncFailed(f"this graph's genesis starts at protocol version "
+                                      f"{self.genesis.protocol_version}: snapshots need "
+                                      f"{STATE_SYNC_VERSION} from genesis [STATE-ROOT.2]")
+            return False
+        return True
+
+    async def _state_sync(self) -> None:
+        policy = self.config.statesync
+        self.restored = await state_sync(
+            self.ledger, self.snapshot_service, self.blobs,
+            min_height=1 if policy.mode == "always" else policy.auto_min_height,
+            patience_s=policy.patience_s)
+        if self.restored is not None:
+            self.mempool.update([], self.now_ms())
+        elif policy.mode == "always":
+            raise StateSyncFailed(f"no peer offered a snapshot that checks out within "
+                                  f"{policy.patience_s} s; the database is still at genesis")
+
     def _on_committed(self, block: Block, certificate: bytes) -> None:
+        self.snapshots.after_commit(block, certificate)
         self.pruner.after_commit(int(block.header.height))  # before the status: its base
         self.sync.notify_height()
         if self._listener_queue is not None:
@@ -462,6 +506,11 @@ async def run_node(config: NodeConfig, *, ready: Callable[[LedgerNode], None] | 
     try:
         await node.start()
     except SandboxError as e:  # [JOB-RUNTIME.2] e.g. runsc configured, the engine lacks it
+        log.error("node not started: %s", e)
+        with contextlib.suppress(Exception):
+            await node.stop()
+        return 1
+    except StateSyncFailed as e:  # [SNAP-*] --state-sync and nothing could be restored
         log.error("node not started: %s", e)
         with contextlib.suppress(Exception):
             await node.stop()

@@ -17,6 +17,8 @@ from p2p.wire import (
     MESSAGE_TYPES,
     Blocks,
     Chunk,
+    GetSnapshots,
+    GetWalk,
     Identify,
     IHave,
     MalformedFrame,
@@ -24,7 +26,9 @@ from p2p.wire import (
     Peers,
     Publish,
     Reject,
+    Snapshots,
     Status,
+    Walk,
     decode_frame,
     encode_frame,
 )
@@ -41,6 +45,10 @@ SAMPLES = [
     Blocks(3, 10, [[b"block", b"cert"]]),
     Manifest(4, H, 5, [H]),
     Chunk(5, b"data"),
+    GetSnapshots(6),
+    Snapshots(6, [[b"manifest", b"header", b"cert"]]),
+    GetWalk(7, 0),
+    Walk(7, [b"entry"]),
 ]
 
 
@@ -57,6 +65,18 @@ def test_wire_sync_8_status_carries_a_base_only_above_1() -> None:
     assert encode_frame(Status(70, 41)) == encode(["status", 70, 41])
     assert decode_frame(encode(["status", 70, 41])) == Status(70, 41)
     assert decode_frame(encode(["status", 7])).base == 1  # type: ignore[attr-defined]
+
+
+def test_wire_snap_2_4_bounds_are_enforced_before_a_message_exists() -> None:
+    """[WIRE-SNAP.2] at most 4 offers, a manifest of 4 KiB; [WIRE-SNAP.4] at most 64 walk
+    entries: a frame beyond either is malformed."""
+    offer = [b"m", b"h", b"c"]
+    assert decode_frame(encode(["snapshots", 1, [offer] * 4])) == Snapshots(1, [offer] * 4)
+    for frame in (encode(["snapshots", 1, [offer] * 5]),
+                  encode(["snapshots", 1, [[b"m" * 4097, b"h", b"c"]]]),
+                  encode(["walk", 1, [b"e"] * 65]), encode(["getwalk", 1])):
+        with pytest.raises(MalformedFrame):
+            decode_frame(frame)
 
 
 def test_wire_frame_1_every_type_has_a_unique_tag() -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -25,12 +26,19 @@ def node() -> None:
               help="The node's TOML config (see `network create`).")
 @click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True)
 @click.option("--log-json", is_flag=True, help="One JSON object per log line.")
-def node_start(config_path: Path, log_level: str, log_json: bool) -> None:
+@click.option("--state-sync", is_flag=True,
+              help="Start from the newest snapshot peers offer, checked against the genesis "
+                   "alone (the database must be new); fail rather than replay every block. "
+                   "Without it, [statesync] mode decides (auto: when far behind) [SNAP-*].")
+def node_start(config_path: Path, log_level: str, log_json: bool, state_sync: bool) -> None:
     """Start a node and run until SIGTERM/SIGINT (graceful; a restart resumes)."""
     from client.node.ledger_node import run_node
 
     try:
         config = NodeConfig.load(config_path)
+        if state_sync:
+            config = dataclasses.replace(
+                config, statesync=dataclasses.replace(config.statesync, mode="always"))
         config.api_token()  # [API-AUTH.5] a bad token file is one line here, not a log
     except ConfigError as e:
         raise click.ClickException(str(e)) from e
