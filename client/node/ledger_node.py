@@ -340,6 +340,8 @@ class LedgerNode(StoredChainReads):
         policy = self.config.statesync
         if policy.mode == "never" or self.ledger.state.height != 0:
             return False
+        if policy.mode == "auto" and not self.config.bootstrap:
+            return False  # nobody to ask: a graph's first node, or one that waits to be dialled
         if self.genesis.protocol_version < STATE_SYNC_VERSION:
             if policy.mode == "always":
                 raise StateSyncFailed(f"this graph's genesis starts at protocol version "

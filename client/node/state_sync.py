@@ -74,7 +74,8 @@ async def state_sync(ledger: Ledger, service: SnapshotService, blobs: BlobServic
     started = time.monotonic()
     chain_id = ledger.genesis.chain_id
     charged = 0
-    candidates = await _gather_offers(service, chain_id, patience_s)
+    candidates = await _gather_offers(service, chain_id, patience_s,
+                                      wait_for_offers=min_height <= 1)
     for candidate in sorted(candidates, key=lambda c: -c.manifest.height):
         if candidate.manifest.height < min_height:
             break
@@ -107,11 +108,15 @@ async def state_sync(ledger: Ledger, service: SnapshotService, blobs: BlobServic
     return None
 
 
-async def _gather_offers(service: SnapshotService, chain_id: str,
-                         patience_s: float) -> list[_Candidate]:
-    """Every peer's offers of this chain, grouped by manifest id; waits for peers."""
+async def _gather_offers(service: SnapshotService, chain_id: str, patience_s: float, *,
+                         wait_for_offers: bool) -> list[_Candidate]:
+    """Every peer's offers of this chain, grouped by manifest id. Waits up to
+    ``patience_s`` for a first peer; then, unless ``wait_for_offers`` (``--state-sync``),
+    decides on the first answers: a new graph's peers offer nothing, and its nodes must
+    not wait at start."""
     deadline = time.monotonic() + patience_s
-    while not service.peers() and time.monotonic() < deadline:
+    first_peer = time.monotonic() + (patience_s if wait_for_offers else min(patience_s, 5.0))
+    while not service.peers() and time.monotonic() < first_peer:
         await asyncio.sleep(0.2)
     found: dict[bytes, _Candidate] = {}
     while True:
@@ -130,7 +135,8 @@ async def _gather_offers(service: SnapshotService, chain_id: str,
                                                                      offer[2]))
                 if peer not in candidate.peers:
                     candidate.peers.append(peer)
-        if found or time.monotonic() >= deadline:
+        answered = any(a is not None for a in answers)
+        if found or time.monotonic() >= deadline or (answered and not wait_for_offers):
             return list(found.values())
         await asyncio.sleep(1.0)
 

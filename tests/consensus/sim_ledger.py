@@ -30,13 +30,14 @@ class MemoryStorage:
     def __init__(self) -> None:
         self.blocks: list[tuple[bytes, bytes | None]] = []
         self.hashes: list[Hash32] = []
+        self.walk: list[bytes] = []
         self.busy: Callable[[], bool] = lambda: False
         """True while the "database" is locked: commits raise ``StorageBusy``."""
         self.before_write: Callable[[], None] = lambda: None
         """Fault-injection point of the simulator (a crash before the write)."""
 
     def commit_block(self, block: Block, changes: list[Change], state_root: Hash32,
-                     certificate: bytes | None = None) -> None:
+                     certificate: bytes | None = None, walk_entry: bytes | None = None) -> None:
         self.before_write()
         if self.busy():
             raise StorageBusy("database is locked (simulated)")
@@ -44,6 +45,11 @@ class MemoryStorage:
             raise StorageError(f"block {block.header.height} does not follow {len(self.blocks)}")
         self.blocks.append((block.encode(), certificate))
         self.hashes.append(block.hash)
+        if walk_entry is not None:  # [SNAP-WALK.3]
+            self.walk.append(walk_entry)
+
+    def walk_entries(self, above: int, limit: int) -> list[bytes]:
+        return self.walk[:limit] if above == 0 else []  # the simulator's sets never change
 
     def blocks_range(self, start: int, count: int) -> list[tuple[bytes, bytes | None]]:
         return self.blocks[max(start, 1) - 1 : max(start, 1) - 1 + count]
