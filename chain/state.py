@@ -31,6 +31,7 @@ from chain.train.holdout.records import HoldoutState
 from chain.types import EMPTY_HASH, Address, Amount, Hash32, Height, TimeMs
 from chain.versions import GENESIS_PROTOCOL_VERSION
 
+
 def _codec(cls: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     return (lambda v: v.to_wire(), cls.from_wire)
 
