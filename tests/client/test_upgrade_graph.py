@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,13 @@ from chain.crypto import address_from_text
 from chain.keyfile import read_key_file
 from chain.storage import Storage, sqlite_url
 from chain.transactions import Transfer
-from chain.types import Address, Amount
+from chain.types import Amount
 from client.api.http_client import ApiClient
 from client.devnet.processes import REPO_ROOT, down, load_pids, start_node_process, up
 from client.node.config import NodeConfig
 from client.node.upgrade import MAX_VERSION_ENV, UPGRADE_EXIT_STATUS, UPGRADE_INFO_FILE
 from tests.framework.ports import free_base_port
+from tests.framework.traffic import TransferStream
 from tests.framework.wait import wait_until
 
 PLAN = "v2-memo"
@@ -55,24 +55,6 @@ def _save_pids(root: Path, pids: dict[str, int]) -> None:
     (root / "devnet.json").write_text(json.dumps({"pids": pids}))
 
 
-class _Traffic:
-    """Transfers alice -> bob one after another, so the graph keeps making blocks."""
-
-    def __init__(self, api: ApiClient, key: Any, to: Address) -> None:
-        self.api, self.key, self.to = api, key, to
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                tx = self.api.sign(self.key, Transfer(self.to, Amount(1)))
-                self.api.submit(tx)
-                self.api.wait_for_tx(tx.hash, timeout=10)
-            except Exception:
-                self.stop.wait(0.2)
-
-
 def test_upgrade_halt_1_old_software_stops_at_h_and_new_software_carries_on(
         tmp_path: Path) -> None:
     """[UPGRADE-HALT.1] [UPGRADE-HALT.2] [UPGRADE-PLAN.4] [BLOCK-VERSION.1] The old node
@@ -80,15 +62,16 @@ def test_upgrade_halt_1_old_software_stops_at_h_and_new_software_carries_on(
     1..H-1; restarted with software that knows version 2 it follows from H, same roots."""
     root = tmp_path / "net"
     layout = up(root, validators=4, workers=0, base_port=free_base_port(4),
-                users={"alice": 100_000, "bob": 0}, consensus={"commit_ms": 100})
-    traffic: _Traffic | None = None
+                users={"alice": 100_000, "bob": 0}, consensus={"commit_ms": 100},
+                protocol_version=1)
+    traffic: TransferStream | None = None
     try:
         apis = [ApiClient(n.api_url) for n in layout.nodes]
         alice = next(u for u in layout.users if u.name == "alice")
         bob = next(u for u in layout.users if u.name == "bob")
         alice_key = read_key_file(alice.key_file, alice.passphrase_file.read_text().strip())
-        traffic = _Traffic(apis[0], alice_key, address_from_text(bob.address))
-        traffic.thread.start()
+        traffic = TransferStream(apis[0], alice_key, address_from_text(bob.address))
+        traffic.start()
 
         # node3 becomes "old software": stopped, started with the rehearsal override.
         old = layout.nodes[3]
@@ -157,7 +140,7 @@ def test_upgrade_halt_1_old_software_stops_at_h_and_new_software_carries_on(
         assert apis[3].tx(memo_tx.hash)["status"] == "committed"
     finally:
         if traffic is not None:
-            traffic.stop.set()
+            traffic.stop()
         outcome = down(root)
     assert set(outcome.values()) == {"stopped"}, outcome
 

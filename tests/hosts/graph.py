@@ -13,6 +13,7 @@ A NATted host is nobody's bootstrap entry (nobody can dial it); its node dials o
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -81,19 +82,24 @@ class HostGraph:
                users: dict[str, int] | None = None, consensus: dict[str, int] | None = None,
                worker_settings: dict[int, dict[str, Any]] | None = None,
                peer_exchange: bool = True, log_level: str = "info",
-               validators: int | None = None) -> HostGraph:
+               validators: int | None = None,
+               protocol_version: int | None = None) -> HostGraph:
         """Writes the network (node i on ``hosts[i]``) under ``root``: the first
         ``validators`` hosts (default: all) run validators, the rest worker-only nodes
-        (members and genesis verifiers that take no part in consensus)."""
+        (members and genesis verifiers that take no part in consensus).
+        ``protocol_version``: the genesis's [GENESIS-VERSION.1] (default: create_network's)."""
         validators = len(hosts) if validators is None else validators
         ports = [P2P_PORT + i for i in range(len(hosts))]
+        genesis_version: dict[str, Any] = ({} if protocol_version is None
+                                           else {"protocol_version": protocol_version})
         bootstrap = {i: [f"{h.public_address}:{ports[j]}" for j, h in enumerate(hosts)
                          if j != i and not h.nat] for i in range(len(hosts))}
         layout = create_network(root, validators=validators, workers=workers,
                                 worker_nodes=len(hosts) - validators,
                                 base_port=P2P_PORT, users=users, consensus=consensus,
                                 worker_settings=worker_settings, bootstrap=bootstrap,
-                                peer_exchange=peer_exchange)
+                                peer_exchange=peer_exchange,
+                                **genesis_version)
         nodes = []
         for node, host in zip(layout.nodes, hosts, strict=True):
             _bind_p2p(node.config, host.address)
@@ -103,16 +109,17 @@ class HostGraph:
 
     # -- processes ---------------------------------------------------------------------
 
-    def start(self, node: HostNode) -> None:
-        """Starts ``node``'s process on its host (its clock offset and engine included)."""
+    def start(self, node: HostNode, *, env: dict[str, str] | None = None) -> None:
+        """Starts ``node``'s process on its host (its clock offset and engine included);
+        ``env``: variables set for this process on top of the test's environment."""
         node.proc = node.host.popen(
             [sys.executable, "-m", "client", "node", "start", "--config",
              str(node.layout.config), "--log-level", self.log_level],
-            log=node.layout.directory / "node.log")
+            env={**os.environ, **env} if env else None, log=node.layout.directory / "node.log")
 
-    def start_all(self, *, timeout: float = 90.0) -> None:
+    def start_all(self, *, timeout: float = 90.0, env: dict[str, str] | None = None) -> None:
         for node in self.nodes:
-            self.start(node)
+            self.start(node, env=env)
         self.wait_height(1, timeout=timeout, what="every node to commit a block")
 
     def stop(self, node: HostNode, timeout: float = 20.0) -> int | None:
@@ -166,19 +173,24 @@ class HostGraph:
 
     # -- transactions ------------------------------------------------------------------
 
-    def transfer(self, via: HostNode, sender: str, to: str, amount: int) -> bytes:
-        """Signs and submits a transfer between two users through ``via``; its hash."""
-        return self.submit_transfer(via, sender, to, amount).hash
+    def transfer(self, via: HostNode, sender: str, to: str, amount: int, *,
+                 memo: bytes = b"") -> bytes:
+        """Signs and submits a transfer between two users through ``via``; its hash.
+        ``memo``: the sender's reference, from protocol version 2 on [TX-TRANSFER.2]."""
+        return self.submit_transfer(via, sender, to, amount, memo=memo).hash
 
-    def submit_transfer(self, via: HostNode, sender: str, to: str,
-                        amount: int) -> SignedTransaction:
+    def submit_transfer(self, via: HostNode, sender: str, to: str, amount: int, *,
+                        memo: bytes = b"") -> SignedTransaction:
         """``transfer``, returning the signed transaction itself (its bytes, signature)."""
-        user = self.users[sender]
-        key = read_key_file(user.key_file, user.passphrase_file.read_text().strip())
-        tx = via.api.sign(key, Transfer(address_from_text(self.users[to].address),
-                                        Amount(amount)))
+        tx = via.api.sign(self.user_key(sender), Transfer(
+            address_from_text(self.users[to].address), Amount(amount), memo))
         via.api.submit(tx)
         return tx
+
+    def user_key(self, name: str) -> Any:
+        """The private key of user ``name`` (read from its key file)."""
+        user = self.users[name]
+        return read_key_file(user.key_file, user.passphrase_file.read_text().strip())
 
     def wait_committed(self, tx_hash: bytes, *, timeout: float = 60.0) -> dict[str, Any]:
         """Until every node reports the transaction committed, at one height and index."""

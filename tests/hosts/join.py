@@ -90,8 +90,15 @@ def init_and_start(graph: HostGraph, home: Host, directory: Path, *, peer: str,
 def admit(graph: HostGraph, address: str, cwd: Path) -> None:
     """``member admit`` by node0, then ``governance approve`` by the next validators until
     the proposal is executed (> 2/3 of them) [GOV-THRESHOLD.1]."""
+    propose_and_approve(graph, ["member", "admit", address], cwd)
+
+
+def propose_and_approve(graph: HostGraph, proposal: list[str], cwd: Path) -> None:
+    """The CLI command ``proposal`` (a governance proposal: ``member admit ADDR``,
+    ``governance upgrade NAME ...``) by the first validator, then ``governance approve`` by
+    the next ones until it is executed (> 2/3 of them) [GOV-THRESHOLD.1]."""
     validators = [n for n in graph.nodes if "validator" in n.layout.roles]
-    said = lc("member", "admit", address, env=as_validator(validators[0]), cwd=cwd)
+    said = lc(*proposal, env=as_validator(validators[0]), cwd=cwd)
     pending = re.search(r"^proposal ([0-9a-f]{64}) pending", said, re.MULTILINE)
     for node in validators[1:]:
         if pending is None:
