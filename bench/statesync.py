@@ -20,8 +20,27 @@ peer books): subtracted from the probe's, so the per-block figure is the blocks'
 last line. ``old_pace_bytes_per_day`` is the same
 directory at the probe's pace (a block a second, as before [CONS-PACE.1]).
 
-Issue 48 §2's state-sync figures (``state_sync_s``, ``replay_s``, ``snapshot_bytes`` on a
-chain of 1,000,000 blocks) join this script's last line with state sync itself.
+Issue 48 §2, state sync (bench/support/statesync_chain.py and statesync_measure.py), run
+first, in this process, in a temp dir:
+
+3. *build*: a version 3 chain of ``--blocks`` blocks (a multiple of 100, so the tip is
+   a digest height) on SQLite, every block with a real commit certificate:
+   ``--set-changes`` validators added by governance, ``--accounts`` fresh accounts
+   funded by transfers (2,000 a block), ``--jobs`` jobs of train/v1, train/v3 and
+   federated/v1, then empty blocks (written 1,000 per SQLite transaction);
+4. *snapshot*: the tip's body and manifest (``snapshot_bytes``: the body's size);
+5. *state sync*: a joining node at genesis restores the snapshot from a source node
+   over real p2p sockets on 127.0.0.1 (``client.node.state_sync.state_sync``: offers,
+   the walk from the genesis set, the header and manifest checks, the body fetched and
+   checked, the database written), timed from call to return (``state_sync_s``); its
+   state root must be the source's, also after reopening its database;
+6. *replay*: a fresh ledger takes the same blocks from genesis as block sync does
+   (each certificate verified against the set of its height, then ``Ledger.apply``):
+   all of them, or the first ``--replay-blocks`` (the busy ones included) and the rest
+   extrapolated at the measured rate of the prefix's empty blocks, labelled so
+   (``replay_extrapolated``, ``replay_note``).
+
+    .venv/bin/python bench/statesync.py --blocks 1000000 [--replay-blocks 20000]
 """
 
 from __future__ import annotations
@@ -36,21 +55,32 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.support.cli import emit, parse_args  # noqa: E402
+from bench.support.statesync_chain import build_chain  # noqa: E402
+from bench.support.statesync_measure import (  # noqa: E402
+    replay,
+    snapshot,
+    state_sync_over_p2p,
+)
 from chain.pacing import DEFAULT_EMPTY_BLOCK_INTERVAL_MS  # noqa: E402
+from chain.statesync.roots import DIGEST_INTERVAL  # noqa: E402
 from client.api.http_client import ApiClient  # noqa: E402
 from client.devnet.processes import down, up  # noqa: E402
 from tests.framework.ports import free_base_port  # noqa: E402
 
 JSON_KEYS = ("bench", "validators", "probe_blocks", "bytes_per_empty_block",
              "rest_seconds", "rest_blocks", "rest_bytes_per_s", "empty_block_interval_ms",
-             "idle_bytes_per_day", "old_pace_bytes_per_day", "extrapolated", "pass")
+             "idle_bytes_per_day", "old_pace_bytes_per_day", "extrapolated",
+             "blocks", "accounts", "jobs", "set_changes", "build_s", "snapshot_bytes",
+             "snapshot_records", "state_sync_s", "state_sync_same_root", "replay_s",
+             "replay_blocks_measured", "replay_extrapolated", "replay_note", "pass")
 """Keys of the last line (tests/test_bench_quick.py)."""
 NEEDS_DOCKER = True
 """Starts 4 validator processes twice: CI runs it serially, with the multi-process tests."""
-QUICK = {"probe_seconds": 6.0, "rest_seconds": 4.0}
+QUICK = {"probe_seconds": 6.0, "rest_seconds": 4.0, "blocks": 300}
 VALIDATORS = 4
 DAY_S = 86_400
 TARGET_BYTES_PER_DAY = 1_000_000
+TARGET_STATE_SYNC_S = 60.0
 SETTLE_S = 2.0
 
 
@@ -82,12 +112,69 @@ def _run(root: Path, interval_ms: int, seconds: float,
             [b - a for a, b in zip(live_start, live_end, strict=True)])
 
 
+def _state_sync_figures(args: argparse.Namespace) -> dict[str, object]:
+    """Build, snapshot, state sync, replay (issue 48 §2): the last line's §2 keys."""
+    with tempfile.TemporaryDirectory(prefix="lc-bench-statesync-") as tmp:
+        root = Path(tmp)
+        built = build_chain(root, blocks=args.blocks, accounts=args.accounts, jobs=args.jobs,
+                            set_changes=args.set_changes)
+        ledger = built.ledger
+        print(f"build: {args.blocks} blocks ({built.busy_blocks} busy) in {built.build_s:.1f}s; "
+              f"{len(ledger.state.validators())} validators, "
+              f"{len(ledger.storage.walk_entries(0, 1_000))} walk entries, "
+              f"{sum(built.jobs.values())} jobs {built.jobs}")
+        snap = snapshot(ledger, root / "snapshot")
+        print(f"snapshot of height {snap.manifest.height}: {snap.manifest.record_count} "
+              f"records, {snap.manifest.body_bytes} bytes, written in {snap.seconds:.2f}s")
+        synced = state_sync_over_p2p(ledger, snap, root / "sync")
+        same = (synced.height == args.blocks and synced.state_root == ledger.state.state_root
+                and synced.reopened_root == ledger.state.state_root)
+        print(f"state sync over p2p: height {synced.height}, {synced.records} records, "
+              f"{synced.body_bytes} bytes, {synced.walk_entries} walk entries, in "
+              f"{synced.seconds:.2f}s; same state root as the source: {same}")
+        measured = args.blocks if args.replay_blocks <= 0 else min(
+            args.blocks, max(args.replay_blocks, built.busy_blocks + DIGEST_INTERVAL))
+        replayed = replay(ledger, root / "replay", measured, built.busy_blocks)
+        expected = ledger.storage.block(measured)
+        if expected is None or replayed.state_root != expected.header.state_root:
+            raise SystemExit(f"replay of {measured} blocks ended at another state root")
+        extrapolated = measured < args.blocks
+        replay_s = replayed.seconds
+        note = f"replayed all {measured} blocks"
+        if extrapolated:
+            per_block = replayed.tail_seconds / max(replayed.tail_blocks, 1)
+            replay_s += (args.blocks - measured) * per_block
+            note = (f"extrapolated: {measured} blocks replayed in {replayed.seconds:.1f}s "
+                    f"(the busy {built.busy_blocks} included), the other "
+                    f"{args.blocks - measured} empty blocks at the prefix's empty-block rate "
+                    f"({per_block * 1e3:.3f} ms a block)")
+        print(f"replay from genesis: {note}: {replay_s:.1f}s for {args.blocks} blocks "
+              f"({replay_s / max(synced.seconds, 1e-9):.0f}x the state sync)")
+        ledger.close()
+    return {
+        "blocks": args.blocks, "accounts": built.accounts, "jobs": built.jobs,
+        "set_changes": built.set_changes, "build_s": round(built.build_s, 1),
+        "snapshot_bytes": snap.manifest.body_bytes, "snapshot_records": snap.manifest.record_count,
+        "state_sync_s": round(synced.seconds, 3), "state_sync_same_root": same,
+        "replay_s": round(replay_s, 1), "replay_blocks_measured": measured,
+        "replay_extrapolated": extrapolated, "replay_note": note,
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--probe-seconds", type=float, default=60.0)
     p.add_argument("--probe-interval-ms", type=int, default=1_000)
     p.add_argument("--rest-seconds", type=float, default=120.0)
+    p.add_argument("--blocks", type=int, default=1_000_000,
+                   help="the state-sync chain's length (a multiple of 100)")
+    p.add_argument("--accounts", type=int, default=10_000)
+    p.add_argument("--jobs", type=int, default=1_000)
+    p.add_argument("--set-changes", type=int, default=3)
+    p.add_argument("--replay-blocks", type=int, default=20_000,
+                   help="blocks replayed from genesis, the rest extrapolated; 0: all")
     args = parse_args(p, QUICK)
+    sync = _state_sync_figures(args)
     with tempfile.TemporaryDirectory(prefix="lc-bench-idle-") as tmp:
         rest_blocks, rest_stops, rest_live = _run(
             Path(tmp) / "rest", DEFAULT_EMPTY_BLOCK_INTERVAL_MS, args.rest_seconds,
@@ -116,7 +203,10 @@ def main() -> None:
         "empty_block_interval_ms": DEFAULT_EMPTY_BLOCK_INTERVAL_MS,
         "idle_bytes_per_day": round(idle), "old_pace_bytes_per_day": round(old_pace),
         "extrapolated": "idle_bytes_per_day and old_pace_bytes_per_day: from minutes to a day",
-        "pass": idle <= TARGET_BYTES_PER_DAY and rest_blocks == 0,
+        **sync,
+        "pass": (idle <= TARGET_BYTES_PER_DAY and rest_blocks == 0
+                 and bool(sync["state_sync_same_root"])
+                 and float(sync["state_sync_s"]) <= TARGET_STATE_SYNC_S),  # type: ignore[arg-type]
     }, JSON_KEYS)
 
 
