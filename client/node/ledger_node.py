@@ -390,8 +390,10 @@ class LedgerNode(StoredChainReads):
     async def _deliver_blocks(self) -> None:
         assert self._listener_queue is not None
         while True:
-            try:
-                event = await asyncio.wait_for(self._listener_queue.get(), FOLLOW_TICK_S)
+            try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow the cancel of
+                # stop() when a block arrives at that instant, and stop() then waits forever
+                async with asyncio.timeout(FOLLOW_TICK_S):
+                    event = await self._listener_queue.get()
             except TimeoutError:
                 self._tick()
                 continue

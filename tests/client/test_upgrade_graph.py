@@ -85,7 +85,7 @@ def test_upgrade_halt_1_old_software_stops_at_h_and_new_software_carries_on(
         assert _status(apis[3])["protocol"]["max_known_version"] == 1
 
         # The plan passes through the CLI: v0 proposes, v1 and v2 approve (3 of 4 power).
-        height = apis[0].status()["height"] + 40
+        height = apis[0].status()["height"] + 100  # room for three CLI calls under load
         keys = [_key_args(n.config) for n in layout.nodes]
         proposed = _cli("governance", "upgrade", PLAN, "--version", "2", "--height",
                         str(height), *keys[0], "--node", layout.nodes[0].api_url)
@@ -116,6 +116,7 @@ def test_upgrade_halt_1_old_software_stops_at_h_and_new_software_carries_on(
         wait_until(lambda: apis[0].status()["height"] > height + 2, what="blocks past H")
         assert apis[0].block(height - 1)["version"] == 1
         assert apis[0].block(height)["version"] == 2
+        traffic.stop()  # alice's next nonce is the memo's: two senders of one key race
         memo_tx = apis[1].sign(alice_key, Transfer(address_from_text(bob.address),
                                                    Amount(7), b"invoice-17"))
         apis[1].submit(memo_tx)

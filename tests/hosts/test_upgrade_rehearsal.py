@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import logging
 import statistics
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -66,10 +65,6 @@ approvals take about 5, and [UPGRADE-PLAN.2] wants at least 10 more."""
 MEMO = b"invoice-17"
 
 
-@pytest.mark.xfail(raises=subprocess.TimeoutExpired, strict=True, reason=(
-    "known bug: the old-software node commits H-1, sets its exit error, but its stop() "
-    "never completes (block sync keeps logging 'paused: upgrade required' until SIGTERM); "
-    "tests/client/test_upgrade_graph.py fails the same way on loopback"))
 def test_upgrade_rehearsal_seven_hosts_upgraded_one_by_one_no_fork(
         lc_seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         record_property: Any) -> None:
