@@ -133,11 +133,13 @@ def chain_status(node_url: str, as_json: bool) -> None:
         out(f"node     {s['address']} ({', '.join(s['roles'])})")
         out(f"peers    {s['peer_count']}; mempool {s['mempool_txs']} tx; "
                    f"caught up: {'yes' if s['caught_up'] else 'no'}")
-        if s.get("base_height", 1) > 1:  # [STORE-PRUNE.5]
-            out(f"stored   blocks {s['base_height']}..{s['height']} (older ones pruned)")
-        if s.get("sync_missing"):  # [WIRE-SYNC.8]
-            first, last = s["sync_missing"]
-            out(f"SYNC     blocks {first}..{last} are pruned on every peer: cannot catch up")
+        base, missing = s.get("base_height", 1), s.get("sync_missing")
+        if isinstance(base, int) and base > 1:  # [STORE-PRUNE.5] a node's word, checked
+            out(f"stored   blocks {base}..{s['height']} (older ones pruned)")
+        if (isinstance(missing, list) and len(missing) == 2
+                and all(isinstance(x, int) for x in missing)):  # [WIRE-SYNC.8]
+            out(f"SYNC     blocks {missing[0]}..{missing[1]} are pruned on every peer: "
+                "cannot catch up")
         _protocol_lines(s)
         if s.get("storage_problem"):
             out(f"STORAGE  {s['storage_problem']}")

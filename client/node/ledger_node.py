@@ -189,17 +189,22 @@ class LedgerNode(StoredChainReads):
         self._listener_queue = asyncio.Queue()
         self.sync.held = self._state_sync_wanted()  # block sync would leave genesis meanwhile
         await self.p2p.start()
-        if self.sync.held:
-            try:
-                await self._state_sync()
-            finally:
-                self.sync.held = False
+        # Consensus runs from the first connection: a peer's proposal or vote that arrived
+        # while state sync was asking for offers would otherwise be gossip-marked as seen
+        # and never counted (a two-validator graph stalled at height 0 that way).
         self.gossip.start()
         self.sync.start()
         self.driver.start()
         # [NODE-CONS.3] the one owner of consensus state; cancelled in stop() with the others
         self._tasks.append(asyncio.create_task(self.driver.run(), name="consensus"))
         self._tasks.append(asyncio.create_task(self._deliver_blocks(), name="block-listeners"))
+        if self.sync.held:
+            try:
+                await self._state_sync()
+            finally:
+                self.sync.held = False
+            if self.restored is not None:
+                self.driver.resync()  # the core moves to the restored height + 1
         self.api = ApiServer(self, self.config.api_host, self.config.api_port,
                              token=self._api_token, upload_limits=self.config.api_uploads)
         # Routes must be added before the server starts (aiohttp freezes the router).

@@ -67,7 +67,7 @@ def test_unknown_key_without_a_close_one_lists_the_valid_ones(tmp_path: Path) ->
     ("[worker]", "[wroker]", "unknown table [wroker]; did you mean [worker]?"),
     ("[consensus]", "[consenus]", "unknown table [consenus]; did you mean [consensus]?"),
     ("[api]", "[graphics]", "unknown table [graphics] (valid: node, p2p, api, storage, "
-                            "consensus, worker)"),
+                            "consensus, worker, statesync)"),
 ])
 def test_unknown_table_is_named(tmp_path: Path, old: str, new: str, expected: str) -> None:
     error = load_error(write(tmp_path, old, new))

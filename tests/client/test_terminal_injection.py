@@ -302,6 +302,8 @@ def node_commands(tmp_path: Path) -> dict[tuple[str, ...], list[str]]:
         ("validator", "add"): [pubkey, *key], ("validator", "remove"): [some, *key],
         ("validator", "list"): [],
         ("governance", "approve"): [job, *key], ("governance", "list"): [],
+        ("governance", "upgrade"): ["v2-memo", "--version", "2", "--height", "99", *key],
+        ("governance", "cancel-upgrade"): ["v2-memo", *key], ("node", "status"): [],
         ("job", "status"): [job], ("job", "leaderboard"): [job], ("job", "logs"): [job],
         ("job", "list"): ["--mine", *key[:2]],
         ("verifier", "join"): [*key], ("verifier", "leave"): [*key], ("verifier", "list"): [],
