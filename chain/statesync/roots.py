@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from chain import fields as F
 from chain.encoding import encode
 from chain.records import Validator
 from chain.state import Change
@@ -46,6 +47,12 @@ class RootParts:
 
     def to_wire(self) -> list[Any]:
         return [self.prev_root, self.changes_hash, self.next_set_hash, self.content_digest]
+
+    @classmethod
+    def from_wire(cls, value: Any) -> RootParts:
+        p = F.array(value, "parts", 4)
+        return cls(F.hash32(p[0], "prev_root"), F.hash32(p[1], "changes_hash"),
+                   F.hash32(p[2], "next_set_hash"), F.hash32(p[3], "content_digest"))
 
 
 def is_digest_height(height: int) -> bool:

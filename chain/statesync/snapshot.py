@@ -73,9 +73,7 @@ class SnapshotManifest:
         a = F.array(decode(data, max_size=MAX_MANIFEST_BYTES), "manifest", 12)
         if a[0] != "learningchain/v1" or a[1] != "snapshot" or a[2] != SNAPSHOT_FORMAT:
             raise SnapshotInvalid(f"not a snapshot manifest of format {SNAPSHOT_FORMAT}")
-        p = F.array(a[8], "parts", 4)
-        parts = RootParts(F.hash32(p[0], "prev_root"), F.hash32(p[1], "changes_hash"),
-                          F.hash32(p[2], "next_set_hash"), F.hash32(p[3], "content_digest"))
+        parts = RootParts.from_wire(a[8])
         return cls(F.text(a[3], "chain_id", 64, 1), Height(F.uint(a[4], "height", 1)),
                    F.hash32(a[5], "block_hash"), TimeMs(F.uint(a[6], "time_ms")),
                    F.hash32(a[7], "state_root"), parts, F.hash32(a[9], "body_blob"),

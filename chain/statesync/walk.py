@@ -54,9 +54,7 @@ class WalkEntry:
     @classmethod
     def decode(cls, data: bytes) -> WalkEntry:
         a = F.array(decode(data, max_size=MAX_ENTRY_BYTES), "walk entry", 5)
-        p = F.array(a[3], "parts", 4)
-        parts = RootParts(F.hash32(p[0], "prev_root"), F.hash32(p[1], "changes_hash"),
-                          F.hash32(p[2], "next_set_hash"), F.hash32(p[3], "content_digest"))
+        parts = RootParts.from_wire(a[3])
         members = []
         for i, m in enumerate(F.array(a[4], "members", max_len=1024)):
             pair = F.array(m, f"members[{i}]", 2)
