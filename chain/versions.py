@@ -22,6 +22,8 @@ SUPPORTED_PROTOCOL_VERSIONS: dict[int, str] = {
     3: "state roots commit to the block's changes, the next validator set and, every 100 "
        "heights, the whole state's content: a new node starts from a snapshot, trusting "
        "only the genesis [STATE-ROOT.2] [SNAP-*]",
+    4: "a federated job may name centered clipping after nearest-neighbour mixing "
+       "(centered_clip), the CLI's default rule [FED-AGG.10] [FED-AGG.11] [TX-FED.11]",
 }
 """[BLOCK-VERSION.2] Every version this software can validate and produce blocks for."""
 
@@ -39,3 +41,6 @@ passed can never take effect in the block that passes it."""
 
 MEMO_VERSION = 2
 """[TX-TRANSFER.2] The first version whose transfers may carry a memo."""
+
+CENTERED_CLIP_VERSION = 4
+"""[TX-FED.11] The first version whose federated jobs may name ``centered_clip``."""

@@ -30,12 +30,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from chain.federated.centered import lower_median, nearest
 from chain.federated.errors import FederatedError
 from chain.federated.fixed import MAX_DIMS, MAX_ROUND_PARTICIPANTS, Q_MAX, check_vector
 from chain.federated.fltrust import NORM_BITS, norm_factor, trust_from
 from chain.federated.rewards import copy_discount, norm_outliers
 from chain.federated.robust import krum_selected
 from chain.federated.rounds import (
+    CENTERED_CLIP,
     FLTRUST,
     MULTI_KRUM,
     TRIMMED_MEAN,
@@ -222,6 +224,20 @@ def median_array(m: Matrix) -> Vector:
     return rdiv(s[mid - 1] + s[mid], 2)
 
 
+def pair_distances(m: Matrix, n2s: list[int] | None = None,
+                   m_max: int | None = None) -> list[list[int]]:
+    """[FED-AGG.9] [FED-AGG.10] Exact squared distances of every pair of rows:
+    ``n2_i + n2_j - 2·dot_ij``, one row against the rows after it at a time (views)."""
+    n = m.shape[0]
+    m_max = _amax(m) if m_max is None else m_max
+    n2s = square_norms(m, m_max) if n2s is None else n2s
+    d = [[0] * n for _ in range(n)]
+    for i in range(n - 1):
+        for j, dij in enumerate(dots(m[i + 1:], m[i], m_max, m_max), start=i + 1):
+            d[i][j] = d[j][i] = n2s[i] + n2s[j] - 2 * dij
+    return d
+
+
 def krum_scores_array(m: Matrix, f: int, n2s: list[int] | None = None,
                       m_max: int | None = None) -> list[int]:
     """[FED-AGG.9] ``robust.krum_scores``: the squared distance of rows i and j is
@@ -231,12 +247,7 @@ def krum_scores_array(m: Matrix, f: int, n2s: list[int] | None = None,
     if f < 0 or n < f + 3:
         raise FederatedError("too_few_updates", f"Multi-Krum with f {f} needs at least "
                              f"{f + 3} updates, got {n}", n=n, trim=f)
-    m_max = _amax(m) if m_max is None else m_max
-    n2s = square_norms(m, m_max) if n2s is None else n2s
-    d = [[0] * n for _ in range(n)]
-    for i in range(n - 1):
-        for j, dij in enumerate(dots(m[i + 1:], m[i], m_max, m_max), start=i + 1):
-            d[i][j] = d[j][i] = n2s[i] + n2s[j] - 2 * dij
+    d = pair_distances(m, n2s, m_max)
     near = n - f - 2
     return [sum(sorted(d[i][j] for j in range(n) if j != i)[:near]) for i in range(n)]
 
@@ -262,6 +273,71 @@ def trimmed_mean(updates: Sequence[ArrayLike] | Matrix, trim: int) -> tuple[int,
 def median(updates: Sequence[ArrayLike] | Matrix) -> tuple[int, ...]:
     """[FED-AGG.3] ``robust.median``, bit for bit."""
     return to_tuple(median_array(as_matrix(updates)))
+
+
+# ---------------------------------------------------------------- centered clipping
+
+def mix_nearest_array(m: Matrix, f: int, n2s: list[int] | None = None,
+                      m_max: int | None = None) -> Matrix:
+    """[FED-AGG.10] ``centered.mix_nearest``: each row replaced by ``rdiv`` of the sum of its
+    ``n - f`` nearest rows. The sums are one 0/1 selection matrix times the rows in float64:
+    exact, as every partial sum is an integer below 2**39 < 2**53 [FED-QUANT.4]."""
+    n = m.shape[0]
+    keep = n - f
+    if keep == n:
+        return np.broadcast_to(rdiv(m.sum(axis=0, dtype=np.int64), n), m.shape).copy()
+    d = pair_distances(m, n2s, m_max)
+    select = np.zeros((n, n), dtype=np.float64)
+    for i in range(n):
+        select[i, nearest(d, i, keep)] = 1.0
+    return rdiv_exact_float(select @ m.astype(np.float64), keep)
+
+
+def rdiv_exact_float(s: npt.NDArray[np.float64], d: int) -> Vector:
+    """[FED-QUANT.2] ``rdiv`` of integer-valued float64 sums ``|s| < 2**40`` by ``d`` in
+    1..256, without numpy's slow int64 division: ``s / d`` is within ``2**-13`` of its
+    exact value, and a non-integer quotient is at least ``1/256`` from the next integer,
+    so its floor is exact; the remainder ``s - q·d`` is then an exact float too."""
+    q = np.floor(s / d)
+    r = s - q * d
+    up = (2 * r > d) | ((2 * r == d) & (np.fmod(q, 2) != 0))
+    return (q + up).astype(np.int64)
+
+
+def centered_clip_array(m: Matrix, center: Vector, f: int, n2s: list[int] | None = None,
+                        m_max: int | None = None) -> Vector:
+    """[FED-AGG.10] ``centered.centered_clip``, bit for bit: mixing, differences from the
+    center clamped, the squared radius the lower median of their exact squared norms, the
+    longer ones rescaled as FLTrust rescales [FED-AGG.5], the center plus their mean."""
+    n = m.shape[0]
+    if f < 0 or n < f + 1:
+        raise FederatedError("too_few_updates", f"centered clipping with f {f} needs at "
+                             f"least {f + 1} updates, got {n}", n=n, trim=f)
+    if m.shape[1] != center.shape[0]:
+        raise FederatedError("bad_dims", "every update needs the center's length",
+                             dims=[m.shape[1]], expected=center.shape[0])
+    diffs = clamp(mix_nearest_array(m, f, n2s, m_max) - center)
+    d2s = square_norms(diffs)
+    radius2 = lower_median(d2s)
+    total = np.zeros(center.shape[0], dtype=np.int64)
+    for row, d2 in zip(diffs, d2s, strict=True):
+        total += row if d2 <= radius2 else normalise_array(row, norm_factor(d2, radius2))
+    return clamp(center + rdiv(total, n))
+
+
+def centered_clip(updates: Sequence[ArrayLike] | Matrix, center: ArrayLike,
+                  f: int) -> tuple[int, ...]:
+    """[FED-AGG.10] ``centered.centered_clip``, bit for bit."""
+    c = as_vector(center, "center")
+    return to_tuple(centered_clip_array(as_matrix(updates, len(c)), c, f))
+
+
+def model_step_array(before: Vector, after: Vector) -> Vector:
+    """[FED-AGG.11] ``centered.model_step``: ``clamp(after - before)``."""
+    if before.shape != after.shape:
+        raise FederatedError("bad_dims", "a step needs two models of one length",
+                             dims=(len(before), len(after)))
+    return clamp(after - before)
 
 
 # ---------------------------------------------------------------- FLTrust
@@ -358,8 +434,8 @@ def _reward_weights(usable: Matrix, raw: list[int], n2s: list[int], m_max: int) 
 
 
 def aggregate_round_array(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
-                          reference: ArrayLike | None,
-                          dims: int) -> tuple[Vector, RoundResult]:
+                          reference: ArrayLike | None, dims: int,
+                          center: ArrayLike | None = None) -> tuple[Vector, RoundResult]:
     """[FED-AGG.1] [FED-AGG.7] [FED-AGG.8] ``rounds.aggregate_round`` with the aggregate
     also as an array: the same usable updates, void rounds, weights and copies."""
     if len(updates) > MAX_ROUND_PARTICIPANTS:
@@ -392,6 +468,10 @@ def aggregate_round_array(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
             aggregate = trimmed_mean_array(usable, agg.trim)
         elif agg.rule == MULTI_KRUM:
             aggregate = multi_krum_array(usable, agg.trim, [n2s[i] for i in keep], m_max)
+        elif agg.rule == CENTERED_CLIP:
+            c = zero if center is None else as_vector(center, "center", dims)
+            aggregate = centered_clip_array(usable, c, agg.trim, [n2s[i] for i in keep],
+                                            m_max)
         else:
             aggregate = median_array(usable)
         a2 = square_norm(aggregate)
@@ -408,9 +488,10 @@ def aggregate_round_array(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
 
 
 def aggregate_round(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
-                    reference: ArrayLike | None, dims: int) -> RoundResult:
+                    reference: ArrayLike | None, dims: int,
+                    center: ArrayLike | None = None) -> RoundResult:
     """[FED-AGG.1] ``rounds.aggregate_round``, bit for bit."""
-    return aggregate_round_array(agg, updates, reference, dims)[1]
+    return aggregate_round_array(agg, updates, reference, dims, center)[1]
 
 
 def apply_aggregate_array(model: Vector, aggregate: Vector) -> Vector:
@@ -427,8 +508,10 @@ def replay(agg: Aggregation, initial: ArrayLike, rounds: Sequence[RoundInput],
     ``rounds`` from ``initial``, or the leave-one-out model without ``without``'s updates
     (one fast aggregation per round)."""
     model = as_vector(initial, "initial model")
+    center = np.zeros(len(model), dtype=np.int64)
     for r in rounds:
         updates = {a: v for a, v in r.updates.items() if a != without}
-        aggregate, _ = aggregate_round_array(agg, updates, r.reference, len(model))
-        model = apply_aggregate_array(model, aggregate)
+        aggregate, _ = aggregate_round_array(agg, updates, r.reference, len(model), center)
+        new = apply_aggregate_array(model, aggregate)
+        center, model = model_step_array(model, new), new
     return to_tuple(model)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chain import fields as F
+from chain.federated.centered import centered_clip, model_step
 from chain.federated.errors import FederatedError
 from chain.federated.fixed import MAX_ROUND_PARTICIPANTS, check_vector, clamp
 from chain.federated.fltrust import dot, fltrust, square_norm, trust, trust_from
@@ -26,18 +27,22 @@ TRIMMED_MEAN = "trimmed_mean"
 MEDIAN = "median"
 FLTRUST = "fltrust"
 MULTI_KRUM = "multi_krum"
-RULES = (TRIMMED_MEAN, MEDIAN, FLTRUST, MULTI_KRUM)
+CENTERED_CLIP = "centered_clip"
+RULES = (TRIMMED_MEAN, MEDIAN, FLTRUST, MULTI_KRUM, CENTERED_CLIP)
 """[FED-SPEC.2] The aggregation rules a job may name."""
 MAX_TRIM = (MAX_ROUND_PARTICIPANTS - 2) // 2
 MAX_KRUM_F = MAX_ROUND_PARTICIPANTS - 4
 """[FED-AGG.9] Multi-Krum's f: f + 4 participants (f + 3 without any one) fit in a round."""
-PARAMETER_MAX = {TRIMMED_MEAN: MAX_TRIM, MULTI_KRUM: MAX_KRUM_F, MEDIAN: 0, FLTRUST: 0}
+PARAMETER_MAX = {TRIMMED_MEAN: MAX_TRIM, MULTI_KRUM: MAX_KRUM_F, MEDIAN: 0, FLTRUST: 0,
+                 CENTERED_CLIP: MAX_TRIM}
+"""[FED-AGG.10] Centered clipping's f: at most 127, so honest updates can be a majority."""
 
 
 @dataclass(frozen=True, slots=True)
 class Aggregation:
     """[FED-SPEC.2] A job's rule and its one parameter: ``trim`` (k) for the trimmed mean,
-    f (the attackers tolerated) for Multi-Krum [FED-AGG.9], 0 for the others."""
+    f (the attackers tolerated) for Multi-Krum [FED-AGG.9] and centered clipping
+    [FED-AGG.10], 0 for the others."""
 
     rule: str
     trim: int = 0
@@ -54,8 +59,12 @@ class Aggregation:
     @property
     def needs(self) -> int:
         """Fewest updates the rule aggregates: 2k + 1 for the trimmed mean, f + 3 for
-        Multi-Krum, else 1."""
-        return self.trim + 3 if self.rule == MULTI_KRUM else 2 * self.trim + 1
+        Multi-Krum, f + 1 for centered clipping, else 1."""
+        if self.rule == MULTI_KRUM:
+            return self.trim + 3
+        if self.rule == CENTERED_CLIP:
+            return self.trim + 1
+        return 2 * self.trim + 1
 
     def to_wire(self) -> list[Any]:
         return [self.rule, self.trim]
@@ -101,13 +110,16 @@ def _ordered(updates: Mapping[bytes, Sequence[int]],
 
 
 def aggregate_round(agg: Aggregation, updates: Mapping[bytes, Sequence[int]],
-                    reference: Sequence[int] | None, dims: int) -> RoundResult:
+                    reference: Sequence[int] | None, dims: int,
+                    center: Sequence[int] | None = None) -> RoundResult:
     """[FED-AGG.1] [FED-AGG.7] [FED-AGG.8] One round, as every member computes it.
 
     1. Updates in ascending address order; each a valid vector of ``dims`` [FED-AGG.1].
     2. Vectors sent by two or more addresses are all excluded, weight 0 [FED-AGG.8].
     3. The rule on the rest: trimmed mean [FED-AGG.2], median [FED-AGG.3], Multi-Krum
-       [FED-AGG.9] or FLTrust against ``reference`` [FED-AGG.6]. Fewer usable updates than
+       [FED-AGG.9], centered clipping around ``center`` [FED-AGG.10] (the last accepted
+       round's step [FED-AGG.11]; None: zeros) or FLTrust against ``reference``
+       [FED-AGG.6]. Fewer usable updates than
        the rule needs (or no reference for FLTrust): the round is void, aggregate zero,
        every weight 0.
     4. Weights [FED-AGG.7]: FLTrust's trust; for the other rules the trust of the update
@@ -127,8 +139,15 @@ def aggregate_round(agg: Aggregation, updates: Mapping[bytes, Sequence[int]],
         weight = dict(zip((a for a, _ in usable), trusts, strict=True))
     elif agg.rule != FLTRUST and len(usable) >= agg.needs:
         vectors = [v for _, v in usable]
-        aggregate = trimmed_mean(vectors, agg.trim) if agg.rule == TRIMMED_MEAN \
-            else multi_krum(vectors, agg.trim) if agg.rule == MULTI_KRUM else median(vectors)
+        if agg.rule == CENTERED_CLIP:
+            c = zero if center is None else check_vector(center, "center", dims)
+            aggregate = centered_clip(vectors, c, agg.trim)
+        elif agg.rule == TRIMMED_MEAN:
+            aggregate = trimmed_mean(vectors, agg.trim)
+        elif agg.rule == MULTI_KRUM:
+            aggregate = multi_krum(vectors, agg.trim)
+        else:
+            aggregate = median(vectors)
         weight = {a: trust(v, aggregate) for a, v in usable}
     else:
         aggregate, weight = zero, {}
@@ -160,12 +179,16 @@ class RoundInput:
 
 def replay(agg: Aggregation, initial: Sequence[int], rounds: Sequence[RoundInput],
            without: bytes | None = None) -> tuple[int, ...]:
-    """[FED-MODEL.3] [FED-REWARD.2] The global model after ``rounds`` from ``initial``; with
-    ``without``, the leave-one-out model: every round re-aggregated with that participant's
-    updates removed (the others' updates as they were revealed)."""
+    """[FED-MODEL.3] [FED-REWARD.2] The global model after ``rounds`` (the accepted ones)
+    from ``initial``; with ``without``, the leave-one-out model: every round re-aggregated
+    with that participant's updates removed (the others' updates as they were revealed).
+    Centered clipping's center is the step the replay itself applied in the round before
+    [FED-AGG.11], zeros in the first."""
     model = check_vector(initial, "initial model")
+    center = (0,) * len(model)
     for r in rounds:
         updates = {a: v for a, v in r.updates.items() if a != without}
-        model = apply_aggregate(model, aggregate_round(agg, updates, r.reference,
-                                                       len(model)).aggregate)
+        new = apply_aggregate(model, aggregate_round(agg, updates, r.reference, len(model),
+                                                     center).aggregate)
+        center, model = model_step(model, new), new
     return model

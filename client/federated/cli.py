@@ -147,7 +147,8 @@ def show_lines(fed: dict[str, Any]) -> list[str]:
     weights, aggregator and verdict, the end ballot and the rewards (a banned address's
     marked burned)."""
     spec = fed["spec"]
-    rule = spec["rule"] + (f" k={spec['trim']}" if spec["rule"] == "trimmed_mean" else "")
+    param = {"trimmed_mean": "k", "multi_krum": "f", "centered_clip": "f"}.get(spec["rule"])
+    rule = spec["rule"] + (f" {param}={spec['trim']}" if param else "")
     lines = [f"job {fed['job_id']}: {fed['status']}, phase {fed['phase']}, round "
              f"{fed['round']} of {spec['rounds']} ({fed['rounds_done']} recorded)",
              f"terms: {rule}, {spec['min_participants']}..{spec['max_participants']} "

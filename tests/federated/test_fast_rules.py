@@ -27,6 +27,7 @@ from chain.federated.fixed import Q_MAX, rdiv
 from chain.federated.fltrust import dot, fltrust, normalise, square_norm, trust
 from chain.federated.robust import krum_scores, median, multi_krum, trimmed_mean
 from chain.federated.rounds import (
+    CENTERED_CLIP,
     FLTRUST,
     MEDIAN,
     MULTI_KRUM,
@@ -146,7 +147,9 @@ def test_fltrust_fast_equals_reference(rows: list[tuple[int, ...]],
 
 RULES = [Aggregation(TRIMMED_MEAN, 0), Aggregation(TRIMMED_MEAN, 1),
          Aggregation(TRIMMED_MEAN, 2), Aggregation(MEDIAN), Aggregation(FLTRUST),
-         Aggregation(MULTI_KRUM, 0), Aggregation(MULTI_KRUM, 1), Aggregation(MULTI_KRUM, 2)]
+         Aggregation(MULTI_KRUM, 0), Aggregation(MULTI_KRUM, 1), Aggregation(MULTI_KRUM, 2),
+         Aggregation(CENTERED_CLIP, 0), Aggregation(CENTERED_CLIP, 1),
+         Aggregation(CENTERED_CLIP, 3)]
 
 
 @SETTINGS
@@ -177,15 +180,16 @@ def test_aggregate_round_fast_equals_reference(rows: list[tuple[int, ...]], agg:
     if rows and data.draw(st.booleans()):
         rows = [*rows, rows[data.draw(st.integers(0, len(rows) - 1))]]
     ref = data.draw(st.one_of(st.none(), st.tuples(*[values] * dims)))
+    center = data.draw(st.one_of(st.none(), st.tuples(*[values] * dims)))
     updates = {bytes([i + 1]) * 20: r for i, r in enumerate(rows)}
-    want = aggregate_round(agg, updates, ref, dims)
+    want = aggregate_round(agg, updates, ref, dims, center)
     arrays = {a: np.array(v, dtype=data.draw(st.sampled_from([np.int64, np.int32])))
               for a, v in updates.items()}
     got_arr, got = fast.aggregate_round_array(agg, arrays, None if ref is None else arr(ref),
-                                              dims)
+                                              dims, None if center is None else arr(center))
     assert got == want
     assert fast.to_tuple(got_arr) == want.aggregate
-    assert fast.aggregate_round(agg, updates, ref, dims) == want
+    assert fast.aggregate_round(agg, updates, ref, dims, center) == want
 
 
 @SETTINGS
@@ -267,7 +271,8 @@ def _names(entries: list[dict[str, Any]]) -> dict[str, bytes]:
 
 def test_committed_vectors_pass_through_the_fast_path() -> None:
     """[FED-AGG.2] [FED-AGG.3] [FED-AGG.4] [FED-AGG.5] [FED-AGG.6] [FED-AGG.7] [FED-AGG.8]
-    [FED-MODEL.3] [FED-MODEL.2] federated.json's trimmed means, medians, FLTrust round (each
+    [FED-AGG.10] [FED-AGG.11] [FED-MODEL.3] [FED-MODEL.2] federated.json's trimmed means,
+    medians, centered clipping (each mix), FLTrust round (each
     update's squared norm, trust and normalised vector) and the six-update rounds under
     each rule (weights, copies, model step and hash) come out of the fast path unchanged."""
     agg = VECTORS["aggregation"]
@@ -275,6 +280,14 @@ def test_committed_vectors_pass_through_the_fast_path() -> None:
         assert list(fast.trimmed_mean(arr(c["updates"]), c["trim"])) == c["aggregate"]
     for c in agg["median"]:
         assert list(fast.median(arr(c["updates"]))) == c["aggregate"]
+    for c in agg["centered_clip"]:
+        if "step" in c:
+            assert fast.model_step_array(arr(c["model_before"]),
+                                         arr(c["model_after"])).tolist() == c["step"]
+            continue
+        m, f = arr(c["updates"]), c["f"]
+        assert fast.mix_nearest_array(m, f).tolist() == c["mixed"]
+        assert list(fast.centered_clip(m, arr(c["center"]), f)) == c["aggregate"]
     fl = agg["fltrust"]
     ref = arr(fl["reference"])
     assert fast.square_norm(ref) == fl["reference_square_norm"]
@@ -296,7 +309,8 @@ def test_committed_vectors_pass_through_the_fast_path() -> None:
         names = _names(case["weights"])
         updates = {names[n]: arr(u) for n, u in inputs["updates"].items()}
         aggregate, result = fast.aggregate_round_array(
-            Aggregation(*case["rule"]), updates, arr(inputs["reference"]), 4)
+            Aggregation(*case["rule"]), updates, arr(inputs["reference"]), 4,
+            arr(case["center"]) if "center" in case else None)
         assert list(result.aggregate) == case["aggregate"]
         assert dict(result.weights) == {names[w["name"]]: w["weight"] for w in case["weights"]}
         assert sorted(result.duplicates) == sorted(names[n] for n in case["duplicates"])

@@ -22,6 +22,7 @@ from typing import Any
 from chain.encoding import decode, encode
 from chain.errors import DecodeError
 from chain.federated.blobs import ModelBlob, UpdateBlob, update_commitment, update_hash
+from chain.federated.centered import centered_clip, lower_median, mix_nearest, model_step
 from chain.federated.errors import BlobError
 from chain.federated.fixed import Q_MAX, quantise, rdiv
 from chain.federated.fltrust import norm_factor, normalise, square_norm, trust
@@ -45,6 +46,7 @@ from chain.federated.rewards import (
 )
 from chain.federated.robust import krum_scores, krum_selected, median, multi_krum, trimmed_mean
 from chain.federated.rounds import (
+    CENTERED_CLIP,
     FLTRUST,
     MEDIAN,
     MULTI_KRUM,
@@ -153,6 +155,20 @@ KRUM_CASES = [
     ([(0, 0), (1, 0), (0, 1), (Q_MAX, -Q_MAX), (-Q_MAX, Q_MAX)], 0),  # f = 0: the mean
     ([(5, 5, 5), (6, 4, 5), (5, 6, 4), (4, 5, 6), (-5, -5, -5), (50, 50, 50), (5, 5, 6)], 2),
 ]
+CENTERED_CASES = [
+    # f = 0: every mix is the mean, nothing clipped: the plain mean
+    ([(10, 20), (12, 18), (-400, -800)], (0, 0), 0),
+    # one far attacker of five around a zero center
+    ([(10, 20), (12, 18), (9, 22), (11, 19), (-400, -800)], (0, 0), 1),
+    # equal distances (ties by index), a non-zero center, rdiv ties
+    ([(1, 1), (3, 1), (1, 3), (3, 3), (2, 2), (-60, 90)], (1, -1), 2),
+    # coordinates at +-Q: the differences from the center clamp [FED-QUANT.3]
+    ([(Q_MAX, -Q_MAX, 7), (Q_MAX - 1, -Q_MAX, 9), (-Q_MAX, Q_MAX, 8)], (-Q_MAX, Q_MAX, 0), 1),
+    # most mixes equal the center: radius 0, the others clipped to nothing
+    ([(5, 5), (5, 5 + 0), (6, 5), (5, 6), (100, -100)], (5, 5), 3),
+]
+"""[FED-AGG.10] (updates, center, f); the second row of case 5 repeats the first on
+purpose: centered_clip itself does not exclude copies (the round does, [FED-AGG.8])."""
 MEDIAN_CASES = [
     [(5, 1), (-100, 2), (7, 3)],
     [(1, 2), (2, 3)],
@@ -201,12 +217,16 @@ def _round_vectors() -> list[dict[str, Any]]:
     ref = (11, 19, 31, 40)
     model = (65536, -65536, Q_MAX - 5, 0)
     out = []
+    center = (1, -1, 2, 0)
     for agg in (Aggregation(TRIMMED_MEAN, 1), Aggregation(MEDIAN), Aggregation(FLTRUST),
-                Aggregation(TRIMMED_MEAN, 0), Aggregation(MULTI_KRUM, 1)):
+                Aggregation(TRIMMED_MEAN, 0), Aggregation(MULTI_KRUM, 1),
+                Aggregation(CENTERED_CLIP, 1)):
+        c = center if agg.rule == CENTERED_CLIP else None
         result = aggregate_round(agg, {addr(n): u for n, u in updates.items()},
-                                 ref if agg.rule == FLTRUST else None, 4)
+                                 ref if agg.rule == FLTRUST else None, 4, c)
         new = apply_aggregate(model, result.aggregate)
-        out.append({"rule": agg.to_wire(), **_round_json(result, updates),
+        out.append({"rule": agg.to_wire(), **({"center": _vec(c)} if c else {}),
+                    **_round_json(result, updates),
                     "model_before": _vec(model), "model_after": _vec(new),
                     "model_hash_before": ModelBlob(16, model).hash().hex(),
                     "model_hash_after": ModelBlob(16, new).hash().hex()})
@@ -384,6 +404,25 @@ def _private_vectors() -> dict[str, Any]:
     }
 
 
+def _centered_vectors() -> list[dict[str, Any]]:
+    """[FED-AGG.10] [FED-AGG.11] Each case with its intermediate values, so a second
+    implementation finds the step where it differs; and a model step."""
+    out: list[dict[str, Any]] = []
+    for ups, center, f in CENTERED_CASES:
+        mixed = mix_nearest(ups, f)
+        diffs = [tuple(max(-Q_MAX, min(Q_MAX, y - c))
+                       for y, c in zip(m, center, strict=True)) for m in mixed]
+        e2 = [square_norm(e) for e in diffs]
+        out.append({"updates": [_vec(u) for u in ups], "center": _vec(center), "f": f,
+                    "mixed": [_vec(m) for m in mixed], "diffs": [_vec(e) for e in diffs],
+                    "square_norms": [str(x) for x in e2], "radius2": str(lower_median(e2)),
+                    "aggregate": _vec(centered_clip(ups, center, f))})
+    before, after = (0, Q_MAX, -Q_MAX, 5), (-Q_MAX, -Q_MAX, Q_MAX, 7)
+    out.append({"model_before": _vec(before), "model_after": _vec(after),
+                "step": _vec(model_step(before, after))})
+    return out
+
+
 def build_vectors() -> dict[str, Any]:
     return {
         "about": "federated jobs (protocol_spec/federated.md): fixed-point quantisation and "
@@ -402,6 +441,7 @@ def build_vectors() -> dict[str, Any]:
                             "aggregate": _vec(multi_krum(ups, f))}
                            for ups, f in KRUM_CASES],
             "fltrust": _fltrust_vectors(),
+            "centered_clip": _centered_vectors(),
             "rounds": _round_vectors(),
         },
         "rewards": _reward_vectors(),
@@ -413,7 +453,8 @@ def build_vectors() -> dict[str, Any]:
 def test_federated_vectors_match_the_committed_file() -> None:
     """[FED-QUANT.2] [FED-QUANT.3] [FED-QUANT.5] [FED-MODEL.1] [FED-MODEL.2] [FED-COMMIT.1]
     [FED-AGG.1] [FED-AGG.2] [FED-AGG.3] [FED-AGG.4] [FED-AGG.5] [FED-AGG.6] [FED-AGG.7]
-    [FED-AGG.8] [FED-AGG.9] [FED-MODEL.3] [FED-REWARD.1] [FED-REWARD.2] [FED-REWARD.3]
+    [FED-AGG.8] [FED-AGG.9] [FED-AGG.10] [FED-AGG.11] [FED-MODEL.3] [FED-REWARD.1]
+    [FED-REWARD.2] [FED-REWARD.3]
     [FED-REWARD.4] [FED-REWARD.5] [FED-REWARD.7] [FED-REWARD.8] [FED-REWARD.9] [FED-END.5]
     [FED-SPEC.1] [FED-SPEC.2] [FED-SPEC.3] [FED-PRIV.1] [FED-PRIV.2] [FED-PRIV.3] [FED-PRIV.4]
     [FED-PRIV.5] Recomputed from the rules, the

@@ -32,7 +32,7 @@ from chain.federated.open.steps import (
     return_reveal_deposit,
 )
 from chain.federated.private.tx import check_private_reveal
-from chain.federated.rounds import FLTRUST
+from chain.federated.rounds import CENTERED_CLIP, FLTRUST
 from chain.federated.spec import OPEN, PRIVATE
 from chain.jobspec import FEDERATED_V1
 from chain.records import Job, JobStatus
@@ -40,6 +40,7 @@ from chain.state import Overlay
 from chain.train.bodies import PostJob
 from chain.train.holdout import rules as holdout_rules
 from chain.types import Address, Hash32, TimeMs
+from chain.versions import CENTERED_CLIP_VERSION
 
 
 def _reject(code: str, message: str) -> InvalidTransaction:
@@ -48,13 +49,18 @@ def _reject(code: str, message: str) -> InvalidTransaction:
 
 def apply_post_job(view: Overlay, sender: Address, body: PostJob, ctx: TxContext) -> None:
     """[TX-FED.1] for federated/v1, after [JOB-POST.1] posted the job (the registry runs
-    both, in that order): the holdout deposit's bound [HOLDOUT-POST.1]
+    both, in that order): the rule's protocol version [TX-FED.11], the holdout deposit's
+    bound [HOLDOUT-POST.1]
     (``deposit_too_small``, ``window_too_short``), the round windows (``window_too_short``);
     the job runs rounds (status ``federated``), not a race."""
     spec = body.spec
     fed = spec.federated
     if spec.kind != FEDERATED_V1 or fed is None:
         return
+    if fed.aggregation.rule == CENTERED_CLIP and view.protocol_version < CENTERED_CLIP_VERSION:
+        raise _reject("needs_protocol_version",  # [TX-FED.11]
+                      f"the rule {CENTERED_CLIP} needs protocol version {CENTERED_CLIP_VERSION}"
+                      f"; version {view.protocol_version} is in force")
     holdout_rules.check_post(view, fed.holdout, spec.voting.max_turns, spec.voting.voter_reward)
     least = min(fed.commit_window_ms, fed.reveal_window_ms, fed.aggregate_window_ms)
     if least < view.params.min_window_ms:

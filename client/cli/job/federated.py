@@ -26,11 +26,12 @@ from chain.federated.blobs import MODEL_HEADER, ModelBlob
 from chain.federated.fixed import MAX_DIMS
 from chain.federated.open.reads import part_body
 from chain.federated.open.steps import reveal_deposit
-from chain.federated.rounds import RULES, Aggregation
+from chain.federated.rounds import CENTERED_CLIP, RULES, TRIMMED_MEAN, Aggregation
 from chain.federated.spec import FEDERATED_V1, OPEN, PRIVATE, FederatedSpec
 from chain.jobspec import DataRef, JobSpec
 from chain.local_file import LocalFileError, read_local_file
 from chain.types import Hash32
+from chain.versions import CENTERED_CLIP_VERSION
 from client.api.http_client import ApiClient, ApiError
 from client.cli.common import DURATION, UserError, send, user_errors
 from sandbox.errors import SandboxError
@@ -64,11 +65,14 @@ FEDERATED_OPTIONS = [
             help="federated: fewer revealed updates make a round void."),
     _option("--max-participants", type=click.IntRange(1, 256), default=6, show_default=True,
             help="federated: the first commitments of a round, in block order."),
-    _option("--rule", type=click.Choice(RULES), default="trimmed_mean", show_default=True,
-            help="federated: the aggregation rule [FED-AGG.*]."),
-    _option("--trim", type=click.IntRange(0, 252), default=0, show_default=True,
+    _option("--rule", type=click.Choice(RULES), default=None,
+            help="federated: the aggregation rule [FED-AGG.*]; default centered_clip "
+                 "(trimmed_mean on a graph older than protocol version 4, and in private "
+                 "mode, which only sums)."),
+    _option("--trim", type=click.IntRange(0, 252), default=None,
             help="federated: the rule's parameter: trimmed mean's k (updates cut at each end "
-                 "per coordinate), multi_krum's f (updates assumed Byzantine)."),
+                 "per coordinate), multi_krum's and centered_clip's f (updates assumed "
+                 "Byzantine). Default: centered_clip (min participants - 1) // 2, else 0."),
     _option("--target-accuracy", type=click.FloatRange(0, 1, min_open=True), default=None,
             help="federated: accuracy on the public part (0..1) that ends the job early."),
     _option("--scale-bits", type=click.IntRange(8, 24), default=16, show_default=True,
@@ -95,6 +99,31 @@ def federated_options(f: Any) -> Any:
     for option in reversed(FEDERATED_OPTIONS):
         f = option(f)
     return f
+
+
+def chosen_aggregation(terms: Json, graph_version: int | None) -> Aggregation:
+    """[FED-SPEC.2] The rule a job names: ``--rule``/``--trim`` as given; with no ``--rule``,
+    centered clipping [FED-AGG.10] with f = (min participants - 1) // 2 (honest updates a
+    majority of every round, and of every round without any one owner), except in private
+    mode (the plain mean: only the sum is seen [FED-SPEC.3]) and on a graph whose protocol
+    version predates the rule [TX-FED.11] (the plain mean, as before version 4)."""
+    rule, trim = terms.get("rule"), terms.get("trim")
+    if rule is None:
+        old = graph_version is not None and graph_version < CENTERED_CLIP_VERSION
+        rule = TRIMMED_MEAN if terms.get("privacy") == PRIVATE or old else CENTERED_CLIP
+    if trim is None:
+        trim = (terms["min_participants"] - 1) // 2 if rule == CENTERED_CLIP else 0
+    return Aggregation(rule, trim)
+
+
+def graph_version(client: ApiClient) -> int | None:
+    """The protocol version in force on the node's graph; None when it does not say."""
+    try:
+        protocol = client.status().get("protocol") or {}
+    except ApiError:
+        return None
+    version = protocol.get("version")
+    return version if isinstance(version, int) else None
 
 
 def fed_terms() -> Json | None:
@@ -156,7 +185,7 @@ def _federated(spec: JobSpec, terms: Json, model: ModelBlob, blob_id: bytes,
         initial_model=Hash32(blob_id), dims=model.dims, scale_bits=model.scale_bits,
         rounds=terms["rounds"], min_participants=terms["min_participants"],
         max_participants=terms["max_participants"],
-        aggregation=Aggregation(terms["rule"], terms["trim"]),
+        aggregation=chosen_aggregation(terms, terms.get("graph_version")),
         target_accuracy_ppm=None if target is None else max(1, round(target * 1_000_000)),
         holdout=replace(spec.holdout, finalists=1, tie_tolerance=0.0),
         privacy=terms["privacy"], dp_clip=terms["dp_clip"],

@@ -259,6 +259,8 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
                           supermajority, Amount(reward), max_turns)
     key = load_key(key_path, passphrase_file)
     client = client_for(node_url)
+    if fed is not None:
+        fed["graph_version"] = job_federated.graph_version(client)  # [TX-FED.11]
 
     data: tuple[tuple[str, DataRef], ...] | None = None
     pool, holdout = (holdout_duties.commit_pool(job_dir, job_file.holdout)

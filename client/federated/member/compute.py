@@ -3,7 +3,8 @@
 The aggregator posts it, every voter recomputes it bit for bit and compares [FED-VOTE.3]:
 the round's revealed updates (blob id checked against the bytes, decoded strictly, each
 naming its slot [FED-QUANT.5]; one that fails is left out [FED-ROUND.2]), the owner's
-FLTrust reference, ``chain.federated.fast.aggregate_round`` [FED-AGG.1] [FED-AGG.7] and the
+FLTrust reference, centered clipping's center (the last accepted round's step, from two model
+blobs [FED-AGG.11]), ``chain.federated.fast.aggregate_round`` [FED-AGG.1] [FED-AGG.7] and the
 next model ``clamp(old + aggregate)`` [FED-MODEL.3]. No I/O: blobs come in as a mapping.
 """
 
@@ -20,6 +21,8 @@ from chain.federated import fast
 from chain.federated.blobs import ModelBlob, UpdateBlob, model_hash
 from chain.federated.fixed import Q_MAX
 from chain.federated.open.records import FedJob, FedRound
+from chain.federated.open.steps import ACCEPT
+from chain.federated.rounds import CENTERED_CLIP
 from chain.federated.spec import FederatedSpec
 from chain.types import Address, Hash32
 
@@ -42,9 +45,23 @@ class RoundAggregate:
         return ModelBlob.from_bytes(self.model_blob)
 
 
-def needed_blobs(fed: FedJob) -> set[bytes]:
-    """The round's revealed update blobs and the current model."""
-    return {bytes(fed.model_blob)} | {bytes(u.blob) for u in fed.updates if u.blob is not None}
+def step_base(spec: FederatedSpec, earlier: Sequence[FedRound]) -> Hash32 | None:
+    """[FED-AGG.11] The blob id of the model before the last accepted round (the initial
+    model's when only one was accepted), whose step to the current model is centered
+    clipping's center; None when no round was accepted yet (the center is zero) or the
+    rule is another."""
+    if spec.aggregation.rule != CENTERED_CLIP:
+        return None
+    accepted = [r for r in earlier if r.outcome == ACCEPT]
+    if not accepted:
+        return None
+    return accepted[-2].model_blob if len(accepted) > 1 else spec.initial_model
+
+
+def needed_blobs(fed: FedJob, base: bytes | None = None) -> set[bytes]:
+    """The round's revealed update blobs, the current model and ``base`` (``step_base``)."""
+    return {bytes(fed.model_blob)} | {bytes(u.blob) for u in fed.updates if u.blob is not None} \
+        | ({bytes(base)} if base is not None else set())
 
 
 def _decode(data: bytes | None, blob_id: bytes, job_id: bytes, round_no: int,
@@ -59,9 +76,10 @@ def _decode(data: bytes | None, blob_id: bytes, job_id: bytes, round_no: int,
 
 
 def round_aggregate(fed: FedJob, spec: FederatedSpec, blobs: Mapping[bytes, bytes],
-                    *, cheat: bool = False) -> RoundAggregate:
+                    *, base: bytes | None = None, cheat: bool = False) -> RoundAggregate:
     """[FED-AGG.1] [FED-AGG.7] [FED-MODEL.3] The running round's aggregate from ``blobs``
-    (every id of ``needed_blobs`` present: a missing one is a KeyError naming it).
+    (every id of ``needed_blobs`` present: a missing one is a KeyError naming it); ``base``
+    is ``step_base`` [FED-AGG.11].
 
     ``cheat`` (DEMO/TEST ONLY, a node's ``cheat_federated_aggregate``) shifts the first
     coordinate of the model by one: a wrong aggregate the vote must reject [FED-ROUND.5]."""
@@ -83,9 +101,16 @@ def round_aggregate(fed: FedJob, spec: FederatedSpec, blobs: Mapping[bytes, byte
             left_out.append(u.participant)
         else:
             updates[bytes(u.participant)] = blob.values
-    vector, result = fast.aggregate_round_array(spec.aggregation, updates, reference,
-                                                spec.dims)
     start = np.asarray(model.values, dtype=np.int64)
+    center = None
+    if base is not None:
+        before = blobs[bytes(base)]
+        if blob_id_of_bytes(before) != base:
+            raise ValueError(f"model blob {base.hex()[:12]} does not match its bytes")
+        center = fast.model_step_array(np.asarray(ModelBlob.from_bytes(before).values,
+                                                  dtype=np.int64), start)
+    vector, result = fast.aggregate_round_array(spec.aggregation, updates, reference,
+                                                spec.dims, center)
     new = fast.apply_aggregate_array(start, vector)
     if cheat:
         new = new.copy()

@@ -47,6 +47,7 @@ from client.federated.member.compute import (
     matches,
     needed_blobs,
     round_aggregate,
+    step_base,
 )
 from client.federated.member.private import private_aggregate, private_blobs
 from client.federated.participant.rounds import RESEND_MS, Ports
@@ -176,8 +177,9 @@ class Member:
             return self._computed[key]
         blobs = {}
         private = spec.privacy != "open"  # [FED-PRIV.9] unmasked from the public blobs
+        base = None if private else step_base(spec, fed_rounds(self.ports.state(), job_id))
         for blob_id in sorted(private_blobs(self.ports.state(), fed) if private
-                              else needed_blobs(fed)):
+                              else needed_blobs(fed, base)):
             data = self.ports.read_blob(blob_id)
             if data is None:
                 return "fetching"
@@ -187,7 +189,7 @@ class Member:
         if cheat:
             self._cheated.add(key)
         mine = private_aggregate(self.ports.state(), fed, spec, blobs, cheat=cheat) \
-            if private else round_aggregate(fed, spec, blobs, cheat=cheat)
+            if private else round_aggregate(fed, spec, blobs, base=base, cheat=cheat)
         self._computed = {k: v for k, v in self._computed.items() if k[0] != job_id}
         self._computed[key] = mine
         return mine
