@@ -1,0 +1,359 @@
+"""A public poisoning benchmark of federated jobs: every rule against the literature's
+attacks, with the project's own round, replay and payout code (issue 49 §3).
+
+    .venv/bin/python bench/fedpoison.py                 # 10 seeds, every rule and family
+    .venv/bin/python bench/fedpoison.py --jobs 2 --write-docs
+    .venv/bin/python bench/fedpoison.py --rules centered_clip,centered_clip:2,bucket2_cclip
+    .venv/bin/python bench/fedpoison.py --quick         # 1 seed, 4 rounds (also LC_BENCH_QUICK=1)
+
+Ten data owners hold a Dirichlet(0.3) label split of scikit-learn's UCI digits; the job
+owner holds 60 clean root rows (FLTrust's reference) and 30 % of the rows are held out
+(accuracy, and the stand-in for the hidden set the members vote losses on). Each round
+every owner trains the global multinomial logistic regression locally (bench/federated.py's
+training) and quantises its update at 2**16 [FED-QUANT.2]; the coalition (2 or 4 owners,
+chosen per seed) sends what its attack family computes, omniscient about the round's
+honest updates (bench/support/fedattacks.py). The round is aggregated by
+``chain.federated.fast.aggregate_round`` and applied as the chain applies it
+[FED-MODEL.3]; the bounty is split by ``rewards.payout`` with the CLI's default
+loo_permille (500) and leave-one-out models from ``fast.replay`` [FED-REWARD.2-9].
+
+Per (rule, family, attackers, seed): final test accuracy, its drop against the same
+rule's clean run of the same seed, backdoor success, and (at 2 attackers) the attackers'
+mean payment over the lowest honest owner's; sybils' gain against the same owner paid as
+one address. ``centered_clip`` [FED-AGG.10] is included, and is the default rule, once
+chain/federated has it; experimental harness-side rules live in
+bench/support/fedpoison_variants.py. The last line is one JSON object (``JSON_KEYS``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.support import fedpoison_report as report
+from bench.support.cli import emit, parse_args
+from bench.support.fedattacks import FAMILIES, sybil_family
+from bench.support.fedpoison_variants import VARIANTS
+from bench.support.fedsim import (
+    BOUNTY,
+    LOO_PERMILLE,
+    JobResult,
+    Rule,
+    address,
+    load,
+    parse_rule,
+    project_rules,
+    quantise,
+    run_job,
+)
+from chain.federated import fast
+
+JSON_KEYS = ("clean_acc_default", "clean_acc_mean", "worst_median_drop_pts_default",
+             "seeds_over_3pts_default", "attackers_over_honest_min_max", "sybil_gain_max",
+             "agg_s_per_round_1m", "agg_dims", "default_rule", "worst_family_default",
+             "per_rule", "sybil_gain", "seeds", "rounds", "owners", "attacker_counts",
+             "families", "elapsed_s")
+"""The last line's keys (tests/test_bench_quick.py); the issue's seven first."""
+NEEDS_DOCKER = False
+"""One process (or a pool of them), no sockets, no files: runs beside other pure tests."""
+QUICK = {"seeds": 1, "rounds": 4, "attackers": "2", "splits": "3", "timing_dims": 20_000}
+CC_F = 3
+"""centered_clip's f: the attackers it is asked to bear (Multi-Krum's here too)."""
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "federated.md"
+TIMING_PARTICIPANTS = 20
+REPEATS = 3
+
+
+@dataclass(frozen=True)
+class Config:
+    """What one seed's worker runs (picklable: names, not objects)."""
+
+    rules: tuple[str, ...]
+    families: tuple[str, ...]
+    counts: tuple[int, ...]
+    pay_counts: tuple[int, ...]
+    splits: tuple[int, ...]
+    default: str
+    rounds: int
+    owners: int
+    cc_f: int
+
+
+def rules_of(cfg: Config) -> list[Rule]:
+    known = project_rules(cfg.cc_f)
+    return [parse_rule(s, known, VARIANTS) for s in cfg.rules]
+
+
+def attackers_of(seed: int, owners: int, count: int) -> tuple[int, ...]:
+    """The coalition of a seed: the first ``count`` owners of a seeded permutation (so the
+    4 include the 2)."""
+    perm = np.random.default_rng([seed, 7]).permutation(owners)
+    return tuple(sorted(int(i) for i in perm[:count]))
+
+
+def _pay_fields(paid: dict[int, int] | None, clean: dict[int, int] | None,
+                attackers: tuple[int, ...]) -> dict[str, Any]:
+    """The ratio of the attackers' mean payment to the lowest honest one (the lowest
+    taken as at least 1 unit), whether every attacker got less than every honest owner,
+    and the attackers' gain over their clean-run payment."""
+    if paid is None:
+        return {}
+    honest = [v for i, v in paid.items() if i not in attackers]
+    mine = [paid[i] for i in attackers]
+    out: dict[str, Any] = {"ratio": statistics.mean(mine) / max(min(honest), 1),
+                           "below": max(mine) < min(honest)}
+    if clean is not None:
+        gains = [paid[i] / clean[i] for i in attackers if clean[i] > 0]
+        out["gain"] = statistics.mean(gains) if gains else None
+    return out
+
+
+def _record(rule: str, family: str, attackers: tuple[int, ...], seed: int,
+            r: JobResult) -> dict[str, Any]:
+    return {"rule": rule, "family": family, "attackers": len(attackers), "seed": seed,
+            "acc": r.accuracy, "backdoor": r.backdoor, "agg_s": r.agg_s}
+
+
+def seed_runs(seed: int, cfg: Config) -> list[dict[str, Any]]:
+    """Every run of one seed: each rule's clean job, each family at each attacker count,
+    and the default rule's split runs (one owner through k addresses)."""
+    t0 = time.perf_counter()
+    data = load(seed, cfg.owners)
+    out = []
+    clean_paid: dict[str, dict[int, int] | None] = {}
+    for rule in rules_of(cfg):
+        clean = run_job(data, rule, None, (), cfg.rounds, seed, pay=True)
+        clean_paid[rule.name] = clean.paid
+        out.append(_record(rule.name, "clean", (), seed, clean))
+        for count in cfg.counts:
+            attackers = attackers_of(seed, cfg.owners, count)
+            for name in cfg.families:
+                fam = FAMILIES[name]
+                r = run_job(data, rule, fam, attackers, cfg.rounds, seed,
+                            pay=count in cfg.pay_counts and not fam.reference)
+                rec = _record(rule.name, name, attackers, seed, r)
+                rec.update(_pay_fields(r.paid, clean.paid if fam.addresses > 1 else None,
+                                       attackers))
+                out.append(rec)
+        if rule.name == cfg.default:
+            out += _split_runs(data, rule, seed, cfg, clean.paid or {})
+    print(f"seed {seed}: {len(out)} runs in {time.perf_counter() - t0:.1f} s", flush=True)
+    return out
+
+
+def _split_runs(data: Any, rule: Rule, seed: int, cfg: Config,
+                clean: dict[int, int]) -> list[dict[str, Any]]:
+    """One owner (the seed's first coalition member paid in the clean run) sends its honest
+    update through k addresses; gain = its total pay / its clean pay as one address."""
+    perm = np.random.default_rng([seed, 7]).permutation(cfg.owners)
+    owner = next((int(i) for i in perm if clean.get(int(i), 0) > 0), int(perm[0]))
+    out = []
+    for k in cfg.splits:
+        r = run_job(data, rule, sybil_family(k), (owner,), cfg.rounds, seed, pay=True)
+        rec = _record(rule.name, f"split{k}", (owner,), seed, r)
+        rec["split"] = k
+        rec["gain"] = (r.paid or {})[owner] / clean[owner] if clean.get(owner) else None
+        out.append(rec)
+    return out
+
+
+def timed_round(rule: Rule, dims: int, seed: int = 1) -> float:
+    """Seconds for one aggregation of 20 updates × ``dims`` by ``rule`` through
+    ``fast.aggregate_round`` (center = a previous step for centered clipping), median of
+    3 runs (the machine is shared)."""
+    rng = np.random.default_rng(seed)
+    direction = rng.normal(size=dims) * 1e-2
+    updates = {address(i): quantise(direction + rng.normal(size=dims) * 5e-3)
+               for i in range(TIMING_PARTICIPANTS)}
+    reference, center = quantise(direction), quantise(0.5 * direction)
+    times = []
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        rule.aggregate(updates, reference, dims, center) if rule.agg is None else (
+            fast.aggregate_round(rule.agg, updates, reference, dims, center=center) if rule.centered
+            else fast.aggregate_round(rule.agg, updates, reference, dims))
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def run_all(cfg: Config, seeds: list[int], jobs: int) -> list[dict[str, Any]]:
+    if jobs <= 1:
+        return [r for s in seeds for r in seed_runs(s, cfg)]
+    with ProcessPoolExecutor(jobs) as pool:
+        return [r for rs in pool.map(seed_runs, seeds, [cfg] * len(seeds)) for r in rs]
+
+
+def tables(records: list[dict[str, Any]], cfg: Config) -> list[str]:
+    """The per rule × family tables (markdown), for the terminal and the docs."""
+    rules, fams = list(cfg.rules), list(cfg.families)
+    out: list[str] = []
+    for a in cfg.counts:
+        out += [f"#### {a} of {cfg.owners} attackers: median drop in points (seeds more "
+                "than 3 points below the clean run)", "",
+                *report.matrix(records, rules, fams, a, "drop"), "",
+                f"#### {a} of {cfg.owners}: median drop against the coalition absent "
+                "(the damage beyond the data it withholds)", "",
+                *report.matrix(records, rules, fams, a, "vs_absent"), ""]
+        if a in cfg.pay_counts:
+            out += [f"#### {a} of {cfg.owners}: attackers' mean pay over the lowest honest "
+                    "owner's, median (seeds where every attacker got less than every "
+                    "honest owner); ∞: an honest owner got nothing", "",
+                    *report.matrix(records, rules, fams, a, "pay"), ""]
+    out += ["#### Backdoor success and the 3-address sybils' gain (medians)", "",
+            *report.extras(records, rules, list(cfg.counts))]
+    return out
+
+
+def docs_body(records: list[dict[str, Any]], cfg: Config, result: dict[str, Any],
+              command: str) -> list[str]:
+    """The docs/federated.md section: how it was run, the tables, the headline figures."""
+    rules = list(cfg.rules)
+    lines = [
+        "## Poisoning benchmark (issue 49 §3)", "",
+        f"Generated by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
+        f"({result['elapsed_s']:.0f} s): {len(result['seeds'])} seeds, {cfg.rounds} rounds, "
+        f"{cfg.owners} owners on a Dirichlet(0.3) split of digits (60 root rows, 30 % "
+        "held out), local logistic regression as bench/federated.py, everything after "
+        "quantisation through chain/federated (`fast.aggregate_round`, the model step, "
+        f"`fast.replay`, `rewards.payout` with bounty {BOUNTY:,} and loo_permille "
+        f"{LOO_PERMILLE}). Attackers are omniscient about the round's honest updates; "
+        "they are the first owners of a seeded permutation (the 4 include the 2). A drop is "
+        "against the same rule's clean run of the same seed, in accuracy points. Payments "
+        f"are computed at {', '.join(map(str, cfg.pay_counts))} attackers. "
+        "Families: bench/support/fedattacks.py.", "",
+        "### Clean accuracy", "", *report.clean_line(records, rules), "",
+        *tables(records, cfg), "",
+        f"### Splitting one owner into k addresses ({cfg.default})", "",
+        *report.sybil_lines(records), "",
+        "### Headline figures", "", "```json",
+        json.dumps({k: result[k] for k in JSON_KEYS[:7]}, indent=1), "```", "",
+        "Per rule (worst family over the attacks, the absent baseline left out; the bound "
+        "each rule claims):", "",
+        "| rule | bound | " + " | ".join(
+            f"worst median drop {a}/10 | seeds > 3 pts {a}/10" for a in cfg.counts) + " |",
+        "|---|---|" + "---|---|" * len(cfg.counts),
+    ]
+    for name, rule in zip(rules, rules_of(cfg), strict=True):
+        cols = []
+        for a in cfg.counts:
+            s = result["per_rule"][name][str(a)]
+            cols += [f"{s['worst_median_drop_pts']} ({s['worst_family']})",
+                     str(s["seeds_over_3pts"])]
+        lines.append(f"| {name} | {rule.bound} | " + " | ".join(cols) + " |")
+    return lines
+
+
+def summarise(records: list[dict[str, Any]], cfg: Config, agg_s: float, dims: int,
+              seeds: list[int], elapsed: float) -> dict[str, Any]:
+    acc_fams = [f for f in cfg.families if not FAMILIES[f].reference]
+    per_rule: dict[str, Any] = {}
+    for rule in cfg.rules:
+        accs = [r["acc"] for r in records if r["rule"] == rule and r["family"] == "clean"]
+        ms = [r["agg_s"] * 1000 for r in records if r["rule"] == rule and r["family"] == "clean"]
+        per_rule[rule] = {"clean_acc": round(statistics.median(accs), 4),
+                          "agg_ms_per_round": round(statistics.median(ms), 2)}
+        for a in cfg.counts:
+            per_rule[rule][str(a)] = report.summary(records, rule, cfg.families, acc_fams, a)
+    gains: dict[str, Any] = {}
+    for k in cfg.splits:
+        gs = [r["gain"] for r in records if r.get("split") == k and r["gain"] is not None]
+        gains[str(k)] = {"median": round(statistics.median(gs), 3) if gs else None,
+                         "max": round(max(gs), 3) if gs else None}
+    two = str(2 if 2 in cfg.counts else cfg.counts[0])
+    d = per_rule.get(cfg.default, {}).get(two, {})
+    medians = [g["median"] for g in gains.values() if g["median"] is not None]
+    return {
+        "clean_acc_default": per_rule.get(cfg.default, {}).get("clean_acc"),
+        "clean_acc_mean": per_rule.get("mean", {}).get("clean_acc"),
+        "worst_median_drop_pts_default": d.get("worst_median_drop_pts"),
+        "seeds_over_3pts_default": d.get("seeds_over_3pts"),
+        "attackers_over_honest_min_max": d.get("attackers_over_honest_min_max"),
+        "sybil_gain_max": max(medians) if medians else None,
+        "agg_s_per_round_1m": round(agg_s, 4), "agg_dims": dims,
+        "default_rule": cfg.default, "worst_family_default": d.get("worst_family"),
+        "per_rule": per_rule, "sybil_gain": gains, "seeds": seeds, "rounds": cfg.rounds,
+        "owners": cfg.owners, "attacker_counts": list(cfg.counts),
+        "families": list(cfg.families), "elapsed_s": round(elapsed, 1),
+    }
+
+
+def _ints(s: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in s.split(",") if x)
+
+
+def main() -> None:
+    known = project_rules(CC_F)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--owners", type=int, default=10)
+    ap.add_argument("--attackers", default="2,4", help="attacker counts, e.g. 2,4")
+    ap.add_argument("--pay-attackers", default="2",
+                    help="attacker counts whose runs compute payments (leave-one-out)")
+    ap.add_argument("--rules", default=",".join(known),
+                    help=f"rules: {', '.join(known)}, rule:param, or a variant "
+                         f"({', '.join(VARIANTS)})")
+    ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--splits", default="2,3,5", help="addresses in the sybil-gain runs")
+    ap.add_argument("--cc-f", type=int, default=CC_F)
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes (one seed each)")
+    ap.add_argument("--timing-dims", type=int, default=1_000_000)
+    ap.add_argument("--save-records", type=Path, help="write every run's record (JSON)")
+    ap.add_argument("--write-docs", action="store_true",
+                    help="write the tables into docs/federated.md (full runs only)")
+    args = parse_args(ap, QUICK)
+    known = project_rules(args.cc_f)
+    rules = tuple(x for x in args.rules.split(",") if x)
+    families = tuple(x for x in args.families.split(",") if x)
+    for f in families:
+        if f not in FAMILIES:
+            raise SystemExit(f"unknown family {f!r}: {', '.join(FAMILIES)}")
+    default = "centered_clip" if "centered_clip" in known else "trimmed_mean"
+    cfg = Config(rules, families, _ints(args.attackers), _ints(args.pay_attackers),
+                 _ints(args.splits), default, args.rounds, args.owners, args.cc_f)
+    for r in rules_of(cfg):  # unknown names fail before any run
+        print(f"rule {r.name}: {r.agg or 'experimental variant'}, bound {r.bound}")
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    print(f"{len(seeds)} seeds x {len(rules)} rules x {len(families)} families x attackers "
+          f"{cfg.counts} (payments at {cfg.pay_counts}), {cfg.rounds} rounds, default rule "
+          f"{default}", flush=True)
+    t0 = time.perf_counter()
+    records = run_all(cfg, seeds, args.jobs)
+    if args.save_records:
+        args.save_records.write_text(json.dumps(records))
+    default_rule = parse_rule(default, known, VARIANTS)
+    agg_s = timed_round(default_rule, args.timing_dims)
+    print(f"{default} aggregation, {TIMING_PARTICIPANTS} x {args.timing_dims:,}: "
+          f"{agg_s:.3f} s (median of {REPEATS})")
+    result = summarise(records, cfg, agg_s, args.timing_dims, seeds,
+                       time.perf_counter() - t0)
+    print()
+    print("\n".join(report.clean_line(records, list(rules))))
+    print()
+    print("\n".join(tables(records, cfg)))
+    print()
+    print("\n".join(report.sybil_lines(records)))
+    if args.write_docs:
+        if args.quick:
+            raise SystemExit("--write-docs takes a full run, not --quick")
+        command = "bench/fedpoison.py " + " ".join(sys.argv[1:])
+        report.write_docs(DOCS, docs_body(records, cfg, result, command))
+        print(f"wrote the section of {DOCS}")
+    emit(result, JSON_KEYS, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()
