@@ -132,10 +132,8 @@ def seed_runs(seed: int, cfg: Config) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     data = load(seed, cfg.owners)
     out = []
-    clean_paid: dict[str, dict[int, int] | None] = {}
     for rule in rules_of(cfg):
         clean = run_job(data, rule, None, (), cfg.rounds, seed, pay=True)
-        clean_paid[rule.name] = clean.paid
         out.append(_record(rule.name, "clean", (), seed, clean))
         for count in cfg.counts:
             attackers = attackers_of(seed, cfg.owners, count)
@@ -181,9 +179,12 @@ def timed_round(rule: Rule, dims: int, seed: int = 1) -> float:
     times = []
     for _ in range(REPEATS):
         t0 = time.perf_counter()
-        rule.aggregate(updates, reference, dims, center) if rule.agg is None else (
-            fast.aggregate_round(rule.agg, updates, reference, dims, center=center) if rule.centered
-            else fast.aggregate_round(rule.agg, updates, reference, dims))
+        if rule.agg is None:
+            rule.aggregate(updates, reference, dims, center)
+        elif rule.uses_center:
+            fast.aggregate_round(rule.agg, updates, reference, dims, center=center)
+        else:
+            fast.aggregate_round(rule.agg, updates, reference, dims)
         times.append(time.perf_counter() - t0)
     return sorted(times)[len(times) // 2]
 
@@ -232,7 +233,19 @@ def docs_body(records: list[dict[str, Any]], cfg: Config, result: dict[str, Any]
         "they are the first owners of a seeded permutation (the 4 include the 2). A drop is "
         "against the same rule's clean run of the same seed, in accuracy points. Payments "
         f"are computed at {', '.join(map(str, cfg.pay_counts))} attackers. "
-        "Families: bench/support/fedattacks.py.", "",
+        "Every job's rounds are replayed by `fast.replay` and checked equal to the "
+        "harness's before the payments.", "",
+        "Rules: " + "; ".join(f"`{r.name}` ({r.agg.rule} {r.agg.trim})" if r.agg else
+                              f"`{r.name}` (experimental)" for r in rules_of(cfg))
+        + f". Default: `{cfg.default}`.", "",
+        "| family | what the coalition sends (bench/support/fedattacks.py) |", "|---|---|",
+        *(f"| {f} | {FAMILIES[f].what} |" for f in cfg.families), "",
+        "Notes: the trigger (4 pixels at the left edge) is blank in every digits image, so "
+        "honest updates never touch its coordinates: the hardest case for norm-bounding "
+        "and clipping rules. The pay ratio takes the lowest honest payment as at least one "
+        "unit; ∞ means an honest owner was paid nothing (a job outlier [FED-REWARD.9]) "
+        "while the attackers were paid. The tables against the coalition absent separate "
+        "the damage done from the data the coalition withholds.", "",
         "### Clean accuracy", "", *report.clean_line(records, rules), "",
         *tables(records, cfg), "",
         f"### Splitting one owner into k addresses ({cfg.default})", "",

@@ -171,18 +171,21 @@ NORM_ROOM = 0.99 * math.sqrt(NORM_OUTLIER_SQ)
 so it keeps its round weight and is not an obvious outlier."""
 
 
-def backdoor(view: RoundView, rng: np.random.Generator) -> Sent:
+def backdoor(boost: float) -> Attack:
     """Bagdasaryan et al. (AISTATS 2020) model replacement, bounded: the update trained on
-    trigger-stamped rows, boosted ×10 or to just under the norm bound, whichever is less."""
-    if view.poisoned is None:
-        raise ValueError("the backdoor family needs the attackers' poisoned updates")
-    median_norm = float(np.median(np.linalg.norm(view.honest, axis=1)))
-    out: Sent = []
-    for u in view.poisoned:
-        norm = float(np.linalg.norm(u))
-        factor = BOOST if norm == 0 else min(BOOST, NORM_ROOM * median_norm / norm)
-        out.append([factor * u])
-    return out
+    trigger-stamped rows, boosted ×``boost`` or to just under the norm bound, whichever is
+    less (``boost`` 1: the plain poisoned update, the weakest form)."""
+    def attack(view: RoundView, rng: np.random.Generator) -> Sent:
+        if view.poisoned is None:
+            raise ValueError("the backdoor family needs the attackers' poisoned updates")
+        median_norm = float(np.median(np.linalg.norm(view.honest, axis=1)))
+        out: Sent = []
+        for u in view.poisoned:
+            norm = float(np.linalg.norm(u))
+            factor = boost if norm == 0 else min(boost, NORM_ROOM * median_norm / norm)
+            out.append([factor * u])
+        return out
+    return attack
 
 
 ONOFF_EPS = 10.0
@@ -272,8 +275,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("minmax_sign", min_max("sign"), "min-max, inverse sign direction"),
     Family("minsum_unit", min_sum("unit"), "min-sum, inverse unit direction"),
     Family("minsum_sign", min_sum("sign"), "min-sum, inverse sign direction"),
-    Family("backdoor", backdoor, "trigger backdoor, boosted ×10 within the norm bound",
+    Family("backdoor", backdoor(BOOST), "trigger backdoor, boosted ×10 within the norm bound",
            needs_poison=True),
+    Family("backdoor_x1", backdoor(1.0), "trigger backdoor, not boosted", needs_poison=True),
     Family("on_off", on_off, "honest for rounds/3, then IPM ε = 10"),
     Family("free_zero", free_zero, "free-rider: zero update"),
     Family("free_noise", free_noise, "free-rider: noise, 0.1 × median honest norm"),

@@ -68,7 +68,8 @@ def cells(records: Sequence[Record]) -> dict[tuple[str, str, int], Cell]:
                         median(damage) if key[1] != "absent" else None,
                         median(r["ratio"] for r in paid),
                         sum(bool(r["below"]) for r in paid) if paid else None, len(paid),
-                        median(r["backdoor"] for r in rs) if key[1] == "backdoor" else None,
+                        median(r["backdoor"] for r in rs) if key[1].startswith("backdoor")
+                        else None,
                         median(r["gain"] for r in rs if r.get("gain") is not None))
     return out
 
@@ -124,11 +125,12 @@ def extras(records: Sequence[Record], rules: Sequence[str],
     sybils' gain (median) per rule."""
     cs = cells(records)
     lines = ["| | " + " | ".join(rules) + " |", "|---|" + "---|" * len(rules)]
-    for a in counts:
-        cols = [cs.get((r, "backdoor", a)) for r in rules]
-        if any(c is not None for c in cols):
-            lines.append(f"| backdoor success {a}/10 | " + " | ".join(
-                _f(c.backdoor if c else None, ".2f") for c in cols) + " |")
+    for fam in ("backdoor", "backdoor_x1"):
+        for a in counts:
+            cols = [cs.get((r, fam, a)) for r in rules]
+            if any(c is not None for c in cols):
+                lines.append(f"| {fam} success {a}/10 | " + " | ".join(
+                    _f(c.backdoor if c else None, ".2f") for c in cols) + " |")
     for a in counts:
         cols = [cs.get((r, "sybil3", a)) for r in rules]
         if any(c is not None and c.gain is not None for c in cols):
@@ -173,7 +175,7 @@ def summary(records: Sequence[Record], rule: str, families: Sequence[str],
     ratios = {f: c.ratio for f, c in mine.items() if c.ratio is not None}
     belows = {f: c.below for f, c in mine.items() if c.below is not None}
     worst = max(drops, key=lambda f: drops[f]) if drops else None
-    bds = [c.backdoor for f, c in mine.items() if c.backdoor is not None]
+    bds = {f: round(c.backdoor, 3) for f, c in mine.items() if c.backdoor is not None}
     return {
         "worst_median_drop_pts": round(drops[worst], 2) if worst else None,
         "worst_family": worst,
@@ -181,7 +183,7 @@ def summary(records: Sequence[Record], rule: str, families: Sequence[str],
         "attackers_over_honest_min_max": round(max(ratios.values()), 3) if ratios else None,
         "worst_pay_family": max(ratios, key=lambda f: ratios[f]) if ratios else None,
         "attackers_below_every_honest_seeds_min": min(belows.values()) if belows else None,
-        "backdoor_success_median": round(bds[0], 3) if bds else None,
+        "backdoor_success_median": bds or None,
     }
 
 

@@ -155,10 +155,12 @@ class Rule:
     variant: RoundFn | None = None
     bound: str = ""
     """The attackers the rule claims to bear (the table's 4-of-10 column)."""
-    centered: bool = field(init=False, default=False)
+    uses_center: bool = field(init=False, default=False)
+    """Whether the rule takes the previous step as its center (centered clipping, and
+    variants, which get it whether they use it or not)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "centered", self.variant is not None or (
+        object.__setattr__(self, "uses_center", self.variant is not None or (
             self.agg is not None and self.agg.rule == CENTERED_CLIP))
 
     def aggregate(self, updates: Mapping[bytes, Ints], reference: Ints, dims: int,
@@ -168,9 +170,9 @@ class Rule:
             return self.variant(updates, reference, dims, center)
         assert self.agg is not None
         ups = cast(Mapping[bytes, Sequence[int]], updates)
-        if self.centered and _accepts_center(fast.aggregate_round):
+        if self.uses_center and _accepts_center(fast.aggregate_round):
             result = fast.aggregate_round(self.agg, ups, reference, dims, center=center)
-        elif self.centered:  # fast path not there yet: the spec's reference
+        elif self.uses_center:  # fast path not there yet: the spec's reference
             result = rounds.aggregate_round(self.agg, ups, tuple(reference.tolist()), dims,
                                             center=tuple(center.tolist()))
         else:
@@ -183,7 +185,7 @@ class Rule:
         updates): ``fast.replay`` for project rules (it keeps centered clipping's center
         itself), the same loop here for variants."""
         fast_centers = _accepts_center(fast.aggregate_round)  # then fast.replay keeps it
-        if self.agg is not None and (not self.centered or fast_centers):
+        if self.agg is not None and (not self.uses_center or fast_centers):
             return np.array(fast.replay(self.agg, initial, inputs, without=without),
                             dtype=np.int64)
         model, center = initial.copy(), np.zeros_like(initial)
