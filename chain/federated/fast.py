@@ -34,6 +34,7 @@ from chain.federated.centered import lower_median, nearest
 from chain.federated.errors import FederatedError
 from chain.federated.fixed import MAX_DIMS, MAX_ROUND_PARTICIPANTS, Q_MAX, check_vector
 from chain.federated.fltrust import NORM_BITS, norm_factor, trust_from
+from chain.federated.history import REPLAY_QUANTUM
 from chain.federated.rewards import copy_discount, norm_outliers
 from chain.federated.robust import krum_selected
 from chain.federated.rounds import (
@@ -433,11 +434,34 @@ def _reward_weights(usable: Matrix, raw: list[int], n2s: list[int], m_max: int) 
     return copy_discount(ws, lambda i, j: pair[i, j])
 
 
+PREFILTER = 64
+"""[FED-REWARD.10] Columns compared first: only earlier updates within the quantum there
+are compared in full (the result is the same; honest updates differ early)."""
+
+
+def replay_rows(m: Matrix, earlier: Matrix | None) -> set[int]:
+    """[FED-REWARD.10] ``history.replays``: rows of ``m`` within one quantum of a row of
+    ``earlier`` in every column."""
+    out: set[int] = set()
+    if earlier is None or not len(earlier) or earlier.shape[1] != m.shape[1]:
+        return out
+    head = earlier[:, :PREFILTER]
+    for i in range(m.shape[0]):
+        near = np.flatnonzero(np.abs(head - m[i, :PREFILTER]).max(axis=1) <= REPLAY_QUANTUM)
+        if any(int(np.abs(earlier[k] - m[i]).max()) <= REPLAY_QUANTUM for k in near):
+            out.add(i)
+    return out
+
+
 def aggregate_round_array(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
                           reference: ArrayLike | None, dims: int,
-                          center: ArrayLike | None = None) -> tuple[Vector, RoundResult]:
-    """[FED-AGG.1] [FED-AGG.7] [FED-AGG.8] ``rounds.aggregate_round`` with the aggregate
-    also as an array: the same usable updates, void rounds, weights and copies."""
+                          center: ArrayLike | None = None,
+                          earlier: Sequence[ArrayLike] | Matrix | None = None
+                          ) -> tuple[Vector, RoundResult]:
+    """[FED-AGG.1] [FED-AGG.7] [FED-AGG.8] [FED-REWARD.10] ``rounds.aggregate_round`` with
+    the aggregate also as an array: the same usable updates, void rounds, weights, copies
+    and replays of ``earlier`` updates (vectors of any length: only ``dims`` long ones
+    can match)."""
     if len(updates) > MAX_ROUND_PARTICIPANTS:
         raise FederatedError("too_many_updates", f"{len(updates)} updates, at most "
                              f"{MAX_ROUND_PARTICIPANTS} per round", n=len(updates))
@@ -454,7 +478,8 @@ def aggregate_round_array(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
     n2s = square_norms(m, m_max)
     copies = _copies(m, n2s)
     dupes = tuple(a for i, a in enumerate(addrs) if i in copies)
-    keep = [i for i in range(len(addrs)) if i not in copies]
+    replayed = replay_rows(m, _earlier_matrix(earlier, dims)) - copies
+    keep = [i for i in range(len(addrs)) if i not in copies and i not in replayed]
     usable = m if len(keep) == len(addrs) else m[keep]
     weight: dict[bytes, int] = {}
     aggregate = zero
@@ -482,16 +507,27 @@ def aggregate_round_array(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
         ws = _reward_weights(usable, [weight[addrs[i]] for i in keep], [n2s[i] for i in keep],
                              m_max)
         weight = dict(zip((addrs[i] for i in keep), ws, strict=True))
-    result = RoundResult(to_tuple(aggregate), tuple((a, weight.get(a, 0)) for a in addrs),
-                         dupes)
+    result = RoundResult(to_tuple(aggregate),
+                         tuple((a, weight.get(a, 0)) for i, a in enumerate(addrs)
+                               if i not in replayed), dupes,
+                         tuple(a for i, a in enumerate(addrs) if i in replayed))
     return aggregate, result
+
+
+def _earlier_matrix(earlier: Sequence[ArrayLike] | Matrix | None, dims: int) -> Matrix | None:
+    """The earlier updates of ``dims`` coordinates as one matrix (others cannot match)."""
+    if earlier is None or isinstance(earlier, np.ndarray):
+        return earlier
+    rows = [np.asarray(v, dtype=np.int64) for v in earlier if len(v) == dims]
+    return np.stack(rows) if rows else None
 
 
 def aggregate_round(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
                     reference: ArrayLike | None, dims: int,
-                    center: ArrayLike | None = None) -> RoundResult:
+                    center: ArrayLike | None = None,
+                    earlier: Sequence[ArrayLike] | Matrix | None = None) -> RoundResult:
     """[FED-AGG.1] ``rounds.aggregate_round``, bit for bit."""
-    return aggregate_round_array(agg, updates, reference, dims, center)[1]
+    return aggregate_round_array(agg, updates, reference, dims, center, earlier)[1]
 
 
 def apply_aggregate_array(model: Vector, aggregate: Vector) -> Vector:

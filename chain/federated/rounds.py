@@ -19,6 +19,7 @@ from chain.federated.centered import centered_clip, model_step
 from chain.federated.errors import FederatedError
 from chain.federated.fixed import MAX_ROUND_PARTICIPANTS, check_vector, clamp
 from chain.federated.fltrust import dot, fltrust, square_norm, trust, trust_from
+from chain.federated.history import replays
 from chain.federated.rewards import copy_discount, norm_outliers
 from chain.federated.robust import median, multi_krum, trimmed_mean
 from chain.types import ADDRESS_LEN
@@ -85,6 +86,9 @@ class RoundResult:
     weights: tuple[tuple[bytes, int], ...]
     duplicates: tuple[bytes, ...]
     """Participants excluded for sending the same vector as another [FED-AGG.8]."""
+    replays: tuple[bytes, ...] = ()
+    """Participants left out for replaying an earlier update [FED-REWARD.10]: not named in
+    ``weights``."""
 
     @property
     def rejected(self) -> tuple[bytes, ...]:
@@ -111,11 +115,13 @@ def _ordered(updates: Mapping[bytes, Sequence[int]],
 
 def aggregate_round(agg: Aggregation, updates: Mapping[bytes, Sequence[int]],
                     reference: Sequence[int] | None, dims: int,
-                    center: Sequence[int] | None = None) -> RoundResult:
+                    center: Sequence[int] | None = None,
+                    earlier: Sequence[Sequence[int]] = ()) -> RoundResult:
     """[FED-AGG.1] [FED-AGG.7] [FED-AGG.8] One round, as every member computes it.
 
     1. Updates in ascending address order; each a valid vector of ``dims`` [FED-AGG.1].
-    2. Vectors sent by two or more addresses are all excluded, weight 0 [FED-AGG.8].
+    2. Vectors sent by two or more addresses are all excluded, weight 0 [FED-AGG.8]; of the
+       rest, replays of ``earlier`` updates are left out, not named [FED-REWARD.10].
     3. The rule on the rest: trimmed mean [FED-AGG.2], median [FED-AGG.3], Multi-Krum
        [FED-AGG.9], centered clipping around ``center`` [FED-AGG.10] (the last accepted
        round's step [FED-AGG.11]; None: zeros) or FLTrust against ``reference``
@@ -131,6 +137,8 @@ def aggregate_round(agg: Aggregation, updates: Mapping[bytes, Sequence[int]],
     counts = Counter(v for _, v in ordered)
     dupes = tuple(a for a, v in ordered if counts[v] > 1)
     usable = [(a, v) for a, v in ordered if counts[v] == 1]
+    replayed = replays(usable, earlier)
+    usable = [(a, v) for a, v in usable if a not in replayed]
     zero = (0,) * dims
     if agg.rule == FLTRUST and reference is not None:
         ref = check_vector(reference, "reference", dims)
@@ -158,7 +166,9 @@ def aggregate_round(agg: Aggregation, updates: Mapping[bytes, Sequence[int]],
         ws = copy_discount(ws, lambda i, j: trust_from(dot(vectors[i], vectors[j]),
                                                        n2s[i], n2s[j]))
         weight = dict(zip((a for a, _ in usable), ws, strict=True))
-    return RoundResult(aggregate, tuple((a, weight.get(a, 0)) for a, _ in ordered), dupes)
+    return RoundResult(aggregate, tuple((a, weight.get(a, 0)) for a, _ in ordered
+                                        if a not in replayed), dupes,
+                       tuple(a for a, _ in ordered if a in replayed))
 
 
 def apply_aggregate(model: Sequence[int], aggregate: Sequence[int]) -> tuple[int, ...]:

@@ -56,6 +56,13 @@ def matrices(draw: st.DrawFn, n_min: int = 1, n_max: int = 9,
     return [tuple(draw(v) for _ in range(dims)) for _ in range(n)]
 
 
+def hashlib_addr(name: str) -> bytes:
+    """tests/federated/test_federated_vectors.py's ``addr``: the vectors' participant names."""
+    import hashlib
+
+    return hashlib.sha256(f"address:{name}".encode()).digest()[:20]
+
+
 def arr(rows: list[tuple[int, ...]] | tuple[int, ...]) -> np.ndarray:
     return np.array(rows, dtype=np.int64)
 
@@ -172,7 +179,8 @@ def test_multi_krum_fast_equals_reference(rows: list[tuple[int, ...]], f: int) -
 @given(matrices(0, 9, 5), st.sampled_from(RULES), st.data())
 def test_aggregate_round_fast_equals_reference(rows: list[tuple[int, ...]], agg: Aggregation,
                                                data: st.DataObject) -> None:
-    """[FED-AGG.1] [FED-AGG.7] [FED-AGG.8] A whole round: copies (all senders excluded),
+    """[FED-AGG.1] [FED-AGG.7] [FED-AGG.8] [FED-REWARD.10] A whole round: copies (all senders
+    excluded), replays of earlier updates (left out),
     void rounds (too few updates, no reference), weights against the aggregate or the
     reference: aggregate, weights and duplicates equal the reference's, whatever the
     arrays' integer dtype."""
@@ -181,15 +189,18 @@ def test_aggregate_round_fast_equals_reference(rows: list[tuple[int, ...]], agg:
         rows = [*rows, rows[data.draw(st.integers(0, len(rows) - 1))]]
     ref = data.draw(st.one_of(st.none(), st.tuples(*[values] * dims)))
     center = data.draw(st.one_of(st.none(), st.tuples(*[values] * dims)))
+    earlier = [tuple(max(-Q_MAX, min(Q_MAX, x + data.draw(st.integers(-2, 2)))) for x in r)
+               for r in rows if data.draw(st.booleans())]  # replays within 1, and not
     updates = {bytes([i + 1]) * 20: r for i, r in enumerate(rows)}
-    want = aggregate_round(agg, updates, ref, dims, center)
+    want = aggregate_round(agg, updates, ref, dims, center, earlier)
     arrays = {a: np.array(v, dtype=data.draw(st.sampled_from([np.int64, np.int32])))
               for a, v in updates.items()}
     got_arr, got = fast.aggregate_round_array(agg, arrays, None if ref is None else arr(ref),
-                                              dims, None if center is None else arr(center))
+                                              dims, None if center is None else arr(center),
+                                              earlier)
     assert got == want
     assert fast.to_tuple(got_arr) == want.aggregate
-    assert fast.aggregate_round(agg, updates, ref, dims, center) == want
+    assert fast.aggregate_round(agg, updates, ref, dims, center, earlier) == want
 
 
 @SETTINGS
@@ -280,6 +291,12 @@ def test_committed_vectors_pass_through_the_fast_path() -> None:
         assert list(fast.trimmed_mean(arr(c["updates"]), c["trim"])) == c["aggregate"]
     for c in agg["median"]:
         assert list(fast.median(arr(c["updates"]))) == c["aggregate"]
+    rp = agg["replays"]
+    got_rp = fast.aggregate_round(Aggregation(*rp["rule"]),
+                                  {hashlib_addr(n): arr(u) for n, u in rp["updates"].items()},
+                                  None, 4, None, arr(rp["earlier"]))
+    assert list(got_rp.aggregate) == rp["aggregate"]
+    assert sorted(got_rp.replays) == sorted(hashlib_addr(n) for n in rp["replays"])
     for c in agg["centered_clip"]:
         if "step" in c:
             assert fast.model_step_array(arr(c["model_before"]),

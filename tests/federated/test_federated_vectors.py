@@ -423,6 +423,21 @@ def _centered_vectors() -> list[dict[str, Any]]:
     return out
 
 
+def _replay_vectors() -> dict[str, Any]:
+    """[FED-REWARD.10] A round of five under the plain mean with three earlier updates:
+    r1 repeats one exactly, r2 is within one quantum of another in every coordinate, n2
+    is two quanta off in one coordinate (no replay)."""
+    earlier = [(100, -40, 7, 9), (55, 60, -70, 80), (-3, 4, 5, -6)]
+    updates = {"h1": (90, -35, 10, 12), "h2": (80, -30, 5, 20), "r1": (100, -40, 7, 9),
+               "r2": (56, 59, -70, 81), "n2": (-3, 4, 7, -6)}
+    result = aggregate_round(Aggregation(TRIMMED_MEAN, 0),
+                             {addr(n): u for n, u in updates.items()}, None, 4, None, earlier)
+    who = {addr(n): n for n in updates}
+    return {"earlier": [_vec(v) for v in earlier],
+            "updates": {n: _vec(u) for n, u in updates.items()}, "rule": ["trimmed_mean", 0],
+            **_round_json(result, updates), "replays": sorted(who[a] for a in result.replays)}
+
+
 def build_vectors() -> dict[str, Any]:
     return {
         "about": "federated jobs (protocol_spec/federated.md): fixed-point quantisation and "
@@ -442,6 +457,7 @@ def build_vectors() -> dict[str, Any]:
                            for ups, f in KRUM_CASES],
             "fltrust": _fltrust_vectors(),
             "centered_clip": _centered_vectors(),
+            "replays": _replay_vectors(),
             "rounds": _round_vectors(),
         },
         "rewards": _reward_vectors(),
@@ -454,7 +470,7 @@ def test_federated_vectors_match_the_committed_file() -> None:
     """[FED-QUANT.2] [FED-QUANT.3] [FED-QUANT.5] [FED-MODEL.1] [FED-MODEL.2] [FED-COMMIT.1]
     [FED-AGG.1] [FED-AGG.2] [FED-AGG.3] [FED-AGG.4] [FED-AGG.5] [FED-AGG.6] [FED-AGG.7]
     [FED-AGG.8] [FED-AGG.9] [FED-AGG.10] [FED-AGG.11] [FED-MODEL.3] [FED-REWARD.1]
-    [FED-REWARD.2] [FED-REWARD.3]
+    [FED-REWARD.2] [FED-REWARD.3] [FED-REWARD.10]
     [FED-REWARD.4] [FED-REWARD.5] [FED-REWARD.7] [FED-REWARD.8] [FED-REWARD.9] [FED-END.5]
     [FED-SPEC.1] [FED-SPEC.2] [FED-SPEC.3] [FED-PRIV.1] [FED-PRIV.2] [FED-PRIV.3] [FED-PRIV.4]
     [FED-PRIV.5] Recomputed from the rules, the
@@ -476,6 +492,9 @@ def test_federated_vectors_match_the_committed_file() -> None:
     assert job["payout"]["paid"].get("free_rider", 0) == 0
     assert job["payout"]["paid"].get("sign_flipper", 0) == 0
     assert sum(job["payout"]["paid"].values()) == job["bounty"]
+    replayed = vectors["aggregation"]["replays"]
+    assert replayed["replays"] == ["r1", "r2"]
+    assert {w["name"] for w in replayed["weights"]} == {"h1", "h2", "n2"}
     krum = vectors["aggregation"]["multi_krum"]
     assert krum[0]["selected"] == [0, 1, 2, 3] and krum[1]["selected"] == [0, 1, 2]
     steps = vectors["rewards"]["weight_steps"]

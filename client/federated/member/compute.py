@@ -35,6 +35,8 @@ class RoundAggregate:
     weights: tuple[tuple[Address, int], ...]
     left_out: tuple[Address, ...]
     """Revealed participants whose blob did not decode or named another slot."""
+    replays: tuple[Address, ...] = ()
+    """Revealed participants left out for replaying an earlier update [FED-REWARD.10]."""
 
     @property
     def model_hash(self) -> Hash32:
@@ -58,10 +60,19 @@ def step_base(spec: FederatedSpec, earlier: Sequence[FedRound]) -> Hash32 | None
     return accepted[-2].model_blob if len(accepted) > 1 else spec.initial_model
 
 
-def needed_blobs(fed: FedJob, base: bytes | None = None) -> set[bytes]:
-    """The round's revealed update blobs, the current model and ``base`` (``step_base``)."""
+def earlier_updates(earlier: Sequence[FedRound]) -> tuple[tuple[int, Address, Hash32], ...]:
+    """[FED-REWARD.10] Every update revealed in an earlier round (accepted or void, the
+    owner's reference included): ``(round, participant, blob id)``."""
+    return tuple((r.round, u.participant, u.blob) for r in earlier for u in r.updates
+                 if u.blob is not None)
+
+
+def needed_blobs(fed: FedJob, base: bytes | None = None,
+                 history: Sequence[tuple[int, Address, Hash32]] = ()) -> set[bytes]:
+    """The round's revealed update blobs, the current model, ``base`` (``step_base``) and
+    the ``history`` of ``earlier_updates``."""
     return {bytes(fed.model_blob)} | {bytes(u.blob) for u in fed.updates if u.blob is not None} \
-        | ({bytes(base)} if base is not None else set())
+        | ({bytes(base)} if base is not None else set()) | {bytes(b) for _, _, b in history}
 
 
 def _decode(data: bytes | None, blob_id: bytes, job_id: bytes, round_no: int,
@@ -76,10 +87,13 @@ def _decode(data: bytes | None, blob_id: bytes, job_id: bytes, round_no: int,
 
 
 def round_aggregate(fed: FedJob, spec: FederatedSpec, blobs: Mapping[bytes, bytes],
-                    *, base: bytes | None = None, cheat: bool = False) -> RoundAggregate:
+                    *, base: bytes | None = None,
+                    history: Sequence[tuple[int, Address, Hash32]] = (),
+                    cheat: bool = False) -> RoundAggregate:
     """[FED-AGG.1] [FED-AGG.7] [FED-MODEL.3] The running round's aggregate from ``blobs``
     (every id of ``needed_blobs`` present: a missing one is a KeyError naming it); ``base``
-    is ``step_base`` [FED-AGG.11].
+    is ``step_base`` [FED-AGG.11], ``history`` ``earlier_updates`` [FED-REWARD.10] (one
+    that does not decode for its slot is no update and matches nothing).
 
     ``cheat`` (DEMO/TEST ONLY, a node's ``cheat_federated_aggregate``) shifts the first
     coordinate of the model by one: a wrong aggregate the vote must reject [FED-ROUND.5]."""
@@ -109,15 +123,19 @@ def round_aggregate(fed: FedJob, spec: FederatedSpec, blobs: Mapping[bytes, byte
             raise ValueError(f"model blob {base.hex()[:12]} does not match its bytes")
         center = fast.model_step_array(np.asarray(ModelBlob.from_bytes(before).values,
                                                   dtype=np.int64), start)
+    before_now = [blob.values for r, who, blob_id in history
+                  if (blob := _decode(blobs[bytes(blob_id)], blob_id, fed.job_id, r, who,
+                                      spec)) is not None]
     vector, result = fast.aggregate_round_array(spec.aggregation, updates, reference,
-                                                spec.dims, center)
+                                                spec.dims, center, before_now)
     new = fast.apply_aggregate_array(start, vector)
     if cheat:
         new = new.copy()
         new[0] = new[0] + 1 if new[0] < Q_MAX else new[0] - 1
     out = ModelBlob(model.scale_bits, fast.to_tuple(new)).to_bytes()
     weights = tuple(sorted((Address(a), w) for a, w in result.weights))
-    return RoundAggregate(out, weights, tuple(sorted(left_out)))
+    return RoundAggregate(out, weights, tuple(sorted(left_out)),
+                          tuple(Address(a) for a in result.replays))
 
 
 def first_draw(fed: FedJob, earlier: Sequence[FedRound]) -> bool:

@@ -43,6 +43,7 @@ from chain.jobspec import DataRef
 from chain.state import StateReader
 from client.federated.member.compute import (
     RoundAggregate,
+    earlier_updates,
     first_draw,
     matches,
     needed_blobs,
@@ -177,9 +178,10 @@ class Member:
             return self._computed[key]
         blobs = {}
         private = spec.privacy != "open"  # [FED-PRIV.9] unmasked from the public blobs
-        base = None if private else step_base(spec, fed_rounds(self.ports.state(), job_id))
+        earlier = [] if private else fed_rounds(self.ports.state(), job_id)
+        base, history = step_base(spec, earlier), earlier_updates(earlier)
         for blob_id in sorted(private_blobs(self.ports.state(), fed) if private
-                              else needed_blobs(fed, base)):
+                              else needed_blobs(fed, base, history)):
             data = self.ports.read_blob(blob_id)
             if data is None:
                 return "fetching"
@@ -189,7 +191,8 @@ class Member:
         if cheat:
             self._cheated.add(key)
         mine = private_aggregate(self.ports.state(), fed, spec, blobs, cheat=cheat) \
-            if private else round_aggregate(fed, spec, blobs, base=base, cheat=cheat)
+            if private else round_aggregate(fed, spec, blobs, base=base, history=history,
+                                            cheat=cheat)
         self._computed = {k: v for k, v in self._computed.items() if k[0] != job_id}
         self._computed[key] = mine
         return mine
