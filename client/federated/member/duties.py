@@ -41,6 +41,7 @@ from chain.federated.open.replay import end_models, replay_plan
 from chain.federated.spec import FederatedSpec
 from chain.jobspec import DataRef
 from chain.state import StateReader
+from chain.versions import REPLAY_VERSION
 from client.federated.member.compute import (
     RoundAggregate,
     earlier_updates,
@@ -178,8 +179,10 @@ class Member:
             return self._computed[key]
         blobs = {}
         private = spec.privacy != "open"  # [FED-PRIV.9] unmasked from the public blobs
-        earlier = [] if private else fed_rounds(self.ports.state(), job_id)
-        base, history = step_base(spec, earlier), earlier_updates(earlier)
+        state = self.ports.state()
+        earlier = [] if private else fed_rounds(state, job_id)
+        base = step_base(spec, earlier)
+        history = earlier_updates(earlier) if state.protocol_version >= REPLAY_VERSION else ()
         for blob_id in sorted(private_blobs(self.ports.state(), fed) if private
                               else needed_blobs(fed, base, history)):
             data = self.ports.read_blob(blob_id)
