@@ -217,14 +217,23 @@ def free_noise(view: RoundView, rng: np.random.Generator) -> Sent:
             for _ in view.attackers]
 
 
-def free_replay(view: RoundView, rng: np.random.Generator) -> Sent:
-    """No work: each attacker re-sends another (honest) owner's update of the round
-    before, a different one each (zeros in the first round)."""
-    d = view.honest.shape[1]
-    if view.previous is None:
-        return _same(view, np.zeros(d))
-    honest = [i for i in range(view.honest.shape[0]) if i not in view.attackers]
-    return [[view.previous[honest[j % len(honest)]].copy()] for j in range(len(view.attackers))]
+def free_replay(nudge: int) -> Attack:
+    """No work: each attacker re-sends another (honest) owner's update of the round before,
+    a different one each (zeros in the first round); ``nudge`` > 0 adds that many quanta to
+    one coordinate, just past [FED-REWARD.10]'s one-quantum match."""
+    def attack(view: RoundView, rng: np.random.Generator) -> Sent:
+        d = view.honest.shape[1]
+        if view.previous is None:
+            return _same(view, np.zeros(d))
+        honest = [i for i in range(view.honest.shape[0]) if i not in view.attackers]
+        out: Sent = []
+        for j in range(len(view.attackers)):
+            v = view.previous[honest[j % len(honest)]].copy()
+            if nudge:
+                v[int(rng.integers(d))] += nudge / SCALE
+            out.append([v])
+        return out
+    return attack
 
 
 SYBIL_MARGIN = 0.002
@@ -281,7 +290,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("on_off", on_off, "honest for rounds/3, then IPM ε = 10"),
     Family("free_zero", free_zero, "free-rider: zero update"),
     Family("free_noise", free_noise, "free-rider: noise, 0.1 × median honest norm"),
-    Family("free_replay", free_replay, "free-rider: another owner's previous update"),
+    Family("free_replay", free_replay(0), "free-rider: another owner's previous update"),
+    Family("free_replay_2q", free_replay(2),
+           "free-rider: another owner's previous update, one coordinate 2 quanta off"),
     Family("sybil3", sybil(3), "own honest update via 3 addresses, noise under COPY_TRUST",
            addresses=3),
     Family("absent", absent, "baseline: the coalition sends nothing", reference=True),

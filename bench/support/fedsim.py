@@ -141,8 +141,14 @@ RoundFn = Callable[[Mapping[bytes, Ints], Ints, int, Ints], tuple[Ints, dict[byt
 """An experimental rule: (updates, reference, dims, center) -> (aggregate, weights)."""
 
 
-def _accepts_center(fn: Callable[..., Any]) -> bool:
-    return "center" in inspect.signature(fn).parameters
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    return name in inspect.signature(fn).parameters
+
+
+_CENTERS = _accepts(fast.aggregate_round, "center")
+"""Whether fast.aggregate_round takes centered clipping's center (and fast.replay keeps it)."""
+_REPLAYS = _accepts(fast.aggregate_round, "earlier") and hasattr(fast, "replay_rows")
+"""Whether chain/federated leaves replays of earlier updates out [FED-REWARD.10]."""
 
 
 @dataclass(frozen=True)
@@ -164,19 +170,31 @@ class Rule:
             self.agg is not None and self.agg.rule == CENTERED_CLIP))
 
     def aggregate(self, updates: Mapping[bytes, Ints], reference: Ints, dims: int,
-                  center: Ints) -> tuple[Ints, dict[bytes, int]]:
-        """One round: the aggregate and each address's round weight [FED-AGG.7]."""
+                  center: Ints, earlier: Ints | None = None
+                  ) -> tuple[Ints, dict[bytes, int]]:
+        """One round: the aggregate and the round weight [FED-AGG.7] of each address the
+        round names; replays of ``earlier`` updates (every update and reference revealed
+        in an earlier round) are left out and not named [FED-REWARD.10] once
+        chain/federated has that rule."""
         if self.variant is not None:
+            if earlier is not None and _REPLAYS:
+                addrs = sorted(updates)
+                m = np.stack([updates[a] for a in addrs])
+                gone = {addrs[i] for i in fast.replay_rows(m, earlier)}
+                updates = {a: v for a, v in updates.items() if a not in gone}
             return self.variant(updates, reference, dims, center)
         assert self.agg is not None
         ups = cast(Mapping[bytes, Sequence[int]], updates)
-        if self.uses_center and _accepts_center(fast.aggregate_round):
-            result = fast.aggregate_round(self.agg, ups, reference, dims, center=center)
-        elif self.uses_center:  # fast path not there yet: the spec's reference
+        extra: dict[str, Any] = {}
+        if self.uses_center:
+            extra["center"] = center
+        if _REPLAYS and earlier is not None:
+            extra["earlier"] = earlier
+        if self.uses_center and not _CENTERS:  # fast path not there yet: the reference
             result = rounds.aggregate_round(self.agg, ups, tuple(reference.tolist()), dims,
                                             center=tuple(center.tolist()))
         else:
-            result = fast.aggregate_round(self.agg, ups, reference, dims)
+            result = fast.aggregate_round(self.agg, ups, reference, dims, **extra)
         return np.array(result.aggregate, dtype=np.int64), dict(result.weights)
 
     def replay(self, initial: Ints, inputs: Sequence[RoundInput],
@@ -184,8 +202,7 @@ class Rule:
         """[FED-REWARD.2] The model replayed from ``initial`` (without ``without``'s
         updates): ``fast.replay`` for project rules (it keeps centered clipping's center
         itself), the same loop here for variants."""
-        fast_centers = _accepts_center(fast.aggregate_round)  # then fast.replay keeps it
-        if self.agg is not None and (not self.uses_center or fast_centers):
+        if self.agg is not None and (not self.uses_center or _CENTERS):
             return np.array(fast.replay(self.agg, initial, inputs, without=without),
                             dtype=np.int64)
         model, center = initial.copy(), np.zeros_like(initial)
@@ -286,6 +303,7 @@ def run_job(data: Data, rule: Rule, family: Family | None, attackers: tuple[int,
     inputs: list[RoundInput] = []
     weights: list[dict[bytes, int]] = []
     round_acc: list[float] = []
+    history: list[Ints] = []
     agg_s = 0.0
     for r in range(n_rounds):
         honest = np.stack([train(model, shard, d, k) for shard in data.shards])
@@ -307,14 +325,17 @@ def run_job(data: Data, rule: Rule, family: Family | None, attackers: tuple[int,
         zero = np.zeros(dims, dtype=np.int64)
         previous = np.stack([sent.get(address(i), zero) for i in range(owners)]) / (
             1 << SCALE_BITS)
+        earlier = np.stack(history) if history else None
         t0 = time.perf_counter()
-        vec, w = rule.aggregate(sent, reference, dims, center)
+        vec, w = rule.aggregate(sent, reference, dims, center, earlier)
         agg_s += time.perf_counter() - t0
         new = fast.apply_aggregate_array(model, vec)
         center, model = fast.clamp(new - model), new
         weights.append(w)
-        inputs.append(RoundInput(cast(Mapping[bytes, Sequence[int]], sent),
+        named = {a: v for a, v in sent.items() if a in w}  # as the ledger records a round
+        inputs.append(RoundInput(cast(Mapping[bytes, Sequence[int]], named),
                                  cast(Sequence[int], reference)))
+        history += [*sent.values(), reference]
         round_acc.append(score(model, data.test, d, k)[0])
     paid = _payments(data, rule, initial, model, inputs, weights) if pay else None
     return JobResult(round_acc[-1], _hits(model, data), paid, agg_s / n_rounds, n_rounds,
