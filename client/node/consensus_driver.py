@@ -285,6 +285,14 @@ class ConsensusDriver:
         core = self.core
         if core is None:
             return
+        if core.height <= self.app.height():
+            # [CONS-CATCHUP.1] Block sync applied this height (and maybe more) before its
+            # Synced event came round: stepping the old core would have it propose or vote
+            # on a height already stored (a node restarted behind did, in the soak).
+            self.jump_after_sync()
+            if self.core is None or self.core.height <= self.app.height():
+                return
+            core = self.core
         if isinstance(event, PeerMessage):
             self._run_step(core, lambda c: c.on_message(
                 event.message, self.now(), event.peer, verified=event.verified))
@@ -297,9 +305,11 @@ class ConsensusDriver:
             self._run_step(core, lambda c: c.wake(self.now()))
         elif isinstance(event, RetryCommit):
             self._run_step(core, lambda c: c.retry_commit(self.now()))
-        elif isinstance(event, Synced) and core.height <= self.app.height():
-            log.info("consensus: jumping to height %d after sync", self.app.height() + 1)
-            self.start()
+
+    def jump_after_sync(self) -> None:
+        """[CONS-CATCHUP.1] Rebuilds the core at the ledger's next height."""
+        log.info("consensus: jumping to height %d after sync", self.app.height() + 1)
+        self.start()
 
     def on_gossip(self, data: bytes, sender: bytes | None) -> Verdict:
         """Topic validator of ``consensus`` [NODE-CONS.1/2]: check, queue, answer."""

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 
 from chain.consensus.actions import Action, Broadcast, PersistSigned
@@ -36,9 +38,8 @@ class SendsBeforeWal(ConsensusDriver):
 class IgnoresSync(ConsensusDriver):
     """A mutant: never rebuilds the core after block sync moved the ledger."""
 
-    def dispatch(self, event: object) -> None:
-        if not isinstance(event, Synced):
-            super().dispatch(event)  # type: ignore[arg-type]
+    def jump_after_sync(self) -> None:
+        return None
 
 
 class AppliesNothing(BlockSync):
@@ -138,3 +139,74 @@ def test_node_cons_3_gossip_check_only_queues_and_the_owner_alone_runs_the_core(
     assert calls[:2] == ["core", "validate"]
     assert core.first_proposal.get(0) == proposal.block_hash
     assert [decode_message(d).block_hash for d in sent] == [proposal.block_hash]  # its prevote
+
+
+class _StaleGuardApp:
+    """A ledger app reduced to what the driver asks: its height, and ``propose`` refusing a
+    height not next to it as ``LedgerApp.propose`` does."""
+
+    def __init__(self, height: int) -> None:
+        self.stored = height
+        self.ledger = type("L", (), {"state": type("S", (), {"time_ms": 0})()})()
+
+    def height(self) -> int:
+        return self.stored
+
+    def propose(self, height: int, round_: int, time_ms: int) -> None:
+        from client.node.ledger_app import NodeHalted
+
+        if height != self.stored + 1:
+            raise NodeHalted(f"asked to propose height {height} at committed height "
+                             f"{self.stored}")
+
+
+class _ProposingCore:
+    """A core that proposes on every step, recording the heights it was built at."""
+
+    built: ClassVar[list[int]] = []
+
+    def __init__(self, config: object, app: _StaleGuardApp, key: object, height: int,
+                 time_ms: int, **_: object) -> None:
+        self.app, self.height, self.round, self.step, self.at_rest = app, height, 0, "", True
+        _ProposingCore.built.append(int(height))
+
+    def start(self, now: int) -> list[Action]:
+        self.app.propose(self.height, 0, now)
+        return []
+
+    wake = start
+
+
+def test_cons_catchup_1_a_core_behind_block_sync_jumps_before_it_steps() -> None:
+    """[CONS-CATCHUP.1] Block sync stored heights 6 and 7 while the core was at 6 and the
+    Synced event still queued behind a Wake: the driver rebuilds the core at 8 before
+    stepping it, instead of having it propose height 6 at committed height 7 and halting
+    (a restarted validator did so in the one-hour soak)."""
+    from chain.consensus.config import ConsensusConfig
+    from client.node.consensus_driver import Wake
+
+    _ProposingCore.built = []
+    app = _StaleGuardApp(5)
+    driver = ConsensusDriver(app, None, ConsensusConfig(chain_id="t"),  # type: ignore[arg-type]
+                             _NullWal(), [], lambda data: None,
+                             core_class=_ProposingCore)  # type: ignore[arg-type]
+    driver.start()
+    assert _ProposingCore.built == [6] and driver.halted is None
+    app.stored = 7
+    driver.submit(Wake())
+    driver.submit(Synced())
+    driver.drain()
+    assert driver.halted is None, driver.halted
+    assert _ProposingCore.built == [6, 8] and driver.core is not None
+    assert driver.core.height == 8
+
+
+class _NullWal:
+    def append(self, record: object) -> None:
+        return None
+
+    def prune(self, keep_from_height: int) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
