@@ -227,8 +227,9 @@ def project_rules(cc_f: int) -> dict[str, Rule]:
         "fltrust": Rule("fltrust", Aggregation(rounds.FLTRUST), bound="root set"),
     }
     if CENTERED_CLIP is not None and CENTERED_CLIP in rounds.RULES:
-        out["centered_clip"] = Rule("centered_clip", Aggregation(CENTERED_CLIP, cc_f),
-                                    bound=f"f = {cc_f}")
+        f = cc_f if rounds.PARAMETER_MAX[CENTERED_CLIP] else 0  # [FED-AGG.10]: no parameter
+        out["centered_clip"] = Rule("centered_clip", Aggregation(CENTERED_CLIP, f),
+                                    bound="majority agreeing with the last step")
     return out
 
 

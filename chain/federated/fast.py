@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from chain.federated.centered import lower_median, nearest
+from chain.federated.centered import FAR_SQ, lower_median
 from chain.federated.errors import FederatedError
 from chain.federated.fixed import MAX_DIMS, MAX_ROUND_PARTICIPANTS, Q_MAX, check_vector
 from chain.federated.fltrust import NORM_BITS, norm_factor, trust_from
@@ -278,59 +278,39 @@ def median(updates: Sequence[ArrayLike] | Matrix) -> tuple[int, ...]:
 
 # ---------------------------------------------------------------- centered clipping
 
-def mix_nearest_array(m: Matrix, f: int, n2s: list[int] | None = None,
-                      m_max: int | None = None) -> Matrix:
-    """[FED-AGG.10] ``centered.mix_nearest``: each row replaced by ``rdiv`` of the sum of its
-    ``n - f`` nearest rows. The sums are one 0/1 selection matrix times the rows in float64:
-    exact, as every partial sum is an integer below 2**39 < 2**53 [FED-QUANT.4]."""
+def centered_clip_array(m: Matrix, center: Vector, m_max: int | None = None) -> Vector:
+    """[FED-AGG.10] ``centered.centered_clip``, bit for bit: the agreeing rows (exact dot
+    products with the center), their clamped differences from it and exact squared
+    norms, the far ones left out, the rest clipped to the median radius as FLTrust
+    rescales [FED-AGG.5], the center plus their mean."""
     n = m.shape[0]
-    keep = n - f
-    if keep == n:
-        return np.broadcast_to(rdiv(m.sum(axis=0, dtype=np.int64), n), m.shape).copy()
-    d = pair_distances(m, n2s, m_max)
-    select = np.zeros((n, n), dtype=np.float64)
-    for i in range(n):
-        select[i, nearest(d, i, keep)] = 1.0
-    return rdiv_exact_float(select @ m.astype(np.float64), keep)
-
-
-def rdiv_exact_float(s: npt.NDArray[np.float64], d: int) -> Vector:
-    """[FED-QUANT.2] ``rdiv`` of integer-valued float64 sums ``|s| < 2**40`` by ``d`` in
-    1..256, without numpy's slow int64 division: ``s / d`` is within ``2**-13`` of its
-    exact value, and a non-integer quotient is at least ``1/256`` from the next integer,
-    so its floor is exact; the remainder ``s - q·d`` is then an exact float too."""
-    q = np.floor(s / d)
-    r = s - q * d
-    up = (2 * r > d) | ((2 * r == d) & (np.fmod(q, 2) != 0))
-    return (q + up).astype(np.int64)
-
-
-def centered_clip_array(m: Matrix, center: Vector, f: int, n2s: list[int] | None = None,
-                        m_max: int | None = None) -> Vector:
-    """[FED-AGG.10] ``centered.centered_clip``, bit for bit: mixing, differences from the
-    center clamped, the squared radius the lower median of their exact squared norms, the
-    longer ones rescaled as FLTrust rescales [FED-AGG.5], the center plus their mean."""
-    n = m.shape[0]
-    if f < 0 or n < f + 1:
-        raise FederatedError("too_few_updates", f"centered clipping with f {f} needs at "
-                             f"least {f + 1} updates, got {n}", n=n, trim=f)
+    if n == 0:
+        raise FederatedError("too_few_updates", "centered clipping needs an update", n=0)
     if m.shape[1] != center.shape[0]:
         raise FederatedError("bad_dims", "every update needs the center's length",
                              dims=[m.shape[1]], expected=center.shape[0])
-    diffs = clamp(mix_nearest_array(m, f, n2s, m_max) - center)
+    counted = list(range(n))
+    if center.any():
+        agree = [i for i, d in enumerate(dots(m, center, m_max)) if d > 0]
+        counted = agree if 2 * len(agree) > n else counted
+    rows = m if len(counted) == n else m[counted]
+    diffs = clamp(rows - center)
     d2s = square_norms(diffs)
-    radius2 = lower_median(d2s)
+    near = FAR_SQ * lower_median(d2s)
+    kept = [x for x, d2 in enumerate(d2s) if d2 <= near]
+    radius2 = lower_median([d2s[x] for x in kept])
     total = np.zeros(center.shape[0], dtype=np.int64)
-    for row, d2 in zip(diffs, d2s, strict=True):
-        total += row if d2 <= radius2 else normalise_array(row, norm_factor(d2, radius2))
-    return clamp(center + rdiv(total, n))
+    for x in kept:
+        d2 = d2s[x]
+        total += diffs[x] if d2 <= radius2 else normalise_array(diffs[x],
+                                                                norm_factor(d2, radius2))
+    return clamp(center + rdiv(total, len(kept)))
 
 
-def centered_clip(updates: Sequence[ArrayLike] | Matrix, center: ArrayLike,
-                  f: int) -> tuple[int, ...]:
+def centered_clip(updates: Sequence[ArrayLike] | Matrix, center: ArrayLike) -> tuple[int, ...]:
     """[FED-AGG.10] ``centered.centered_clip``, bit for bit."""
     c = as_vector(center, "center")
-    return to_tuple(centered_clip_array(as_matrix(updates, len(c)), c, f))
+    return to_tuple(centered_clip_array(as_matrix(updates, len(c)), c))
 
 
 def model_step_array(before: Vector, after: Vector) -> Vector:
@@ -495,8 +475,7 @@ def aggregate_round_array(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
             aggregate = multi_krum_array(usable, agg.trim, [n2s[i] for i in keep], m_max)
         elif agg.rule == CENTERED_CLIP:
             c = zero if center is None else as_vector(center, "center", dims)
-            aggregate = centered_clip_array(usable, c, agg.trim, [n2s[i] for i in keep],
-                                            m_max)
+            aggregate = centered_clip_array(usable, c, m_max)
         else:
             aggregate = median_array(usable)
         a2 = square_norm(aggregate)

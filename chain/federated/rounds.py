@@ -35,15 +35,13 @@ MAX_TRIM = (MAX_ROUND_PARTICIPANTS - 2) // 2
 MAX_KRUM_F = MAX_ROUND_PARTICIPANTS - 4
 """[FED-AGG.9] Multi-Krum's f: f + 4 participants (f + 3 without any one) fit in a round."""
 PARAMETER_MAX = {TRIMMED_MEAN: MAX_TRIM, MULTI_KRUM: MAX_KRUM_F, MEDIAN: 0, FLTRUST: 0,
-                 CENTERED_CLIP: MAX_TRIM}
-"""[FED-AGG.10] Centered clipping's f: at most 127, so honest updates can be a majority."""
+                 CENTERED_CLIP: 0}
 
 
 @dataclass(frozen=True, slots=True)
 class Aggregation:
     """[FED-SPEC.2] A job's rule and its one parameter: ``trim`` (k) for the trimmed mean,
-    f (the attackers tolerated) for Multi-Krum [FED-AGG.9] and centered clipping
-    [FED-AGG.10], 0 for the others."""
+    f (the attackers tolerated) for Multi-Krum [FED-AGG.9], 0 for the others."""
 
     rule: str
     trim: int = 0
@@ -60,12 +58,8 @@ class Aggregation:
     @property
     def needs(self) -> int:
         """Fewest updates the rule aggregates: 2k + 1 for the trimmed mean, f + 3 for
-        Multi-Krum, f + 1 for centered clipping, else 1."""
-        if self.rule == MULTI_KRUM:
-            return self.trim + 3
-        if self.rule == CENTERED_CLIP:
-            return self.trim + 1
-        return 2 * self.trim + 1
+        Multi-Krum, else 1."""
+        return self.trim + 3 if self.rule == MULTI_KRUM else 2 * self.trim + 1
 
     def to_wire(self) -> list[Any]:
         return [self.rule, self.trim]
@@ -149,7 +143,7 @@ def aggregate_round(agg: Aggregation, updates: Mapping[bytes, Sequence[int]],
         vectors = [v for _, v in usable]
         if agg.rule == CENTERED_CLIP:
             c = zero if center is None else check_vector(center, "center", dims)
-            aggregate = centered_clip(vectors, c, agg.trim)
+            aggregate = centered_clip(vectors, c)
         elif agg.rule == TRIMMED_MEAN:
             aggregate = trimmed_mean(vectors, agg.trim)
         elif agg.rule == MULTI_KRUM:

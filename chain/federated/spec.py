@@ -20,7 +20,7 @@ from chain import fields as F
 from chain.errors import DecodeError
 from chain.federated.blobs import MAX_ROUNDS
 from chain.federated.fixed import MAX_DIMS, MAX_ROUND_PARTICIPANTS, SCALE_BITS_MAX, SCALE_BITS_MIN
-from chain.federated.rounds import CENTERED_CLIP, MULTI_KRUM, TRIMMED_MEAN, Aggregation
+from chain.federated.rounds import MULTI_KRUM, TRIMMED_MEAN, Aggregation
 from chain.train.holdout.spec import Holdout
 from chain.types import Hash32
 
@@ -98,10 +98,6 @@ class FederatedSpec:
                 and self.min_participants < 2 * agg.trim + 2:
             raise _bad("min_participants", f"a trimmed mean with trim {agg.trim} needs at "
                        f"least {2 * agg.trim + 2} participants (2k + 1 without any one of "
-                       f"them), got {self.min_participants}")
-        if agg.rule == CENTERED_CLIP and self.min_participants < agg.needs + 1:
-            raise _bad("min_participants", f"centered clipping with f {agg.trim} needs at "
-                       f"least {agg.needs + 1} participants (f + 1 without any one of "
                        f"them), got {self.min_participants}")
         if agg.rule == MULTI_KRUM and self.min_participants < agg.needs + 1:
             raise _bad("min_participants", f"Multi-Krum with f {agg.trim} needs at least "

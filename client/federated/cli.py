@@ -147,7 +147,7 @@ def show_lines(fed: dict[str, Any]) -> list[str]:
     weights, aggregator and verdict, the end ballot and the rewards (a banned address's
     marked burned)."""
     spec = fed["spec"]
-    param = {"trimmed_mean": "k", "multi_krum": "f", "centered_clip": "f"}.get(spec["rule"])
+    param = {"trimmed_mean": "k", "multi_krum": "f"}.get(spec["rule"])
     rule = spec["rule"] + (f" {param}={spec['trim']}" if param else "")
     lines = [f"job {fed['job_id']}: {fed['status']}, phase {fed['phase']}, round "
              f"{fed['round']} of {spec['rounds']} ({fed['rounds_done']} recorded)",

@@ -1,8 +1,9 @@
-"""Centered clipping after nearest-neighbour mixing [FED-AGG.10] and its center [FED-AGG.11]:
-the committed vectors against an implementation written from the spec's text alone, the
-bound the clipping promises, the protocol version that admits the rule [TX-FED.11], and a
-job on the ledger whose every round a member computes from the state and blobs exactly as
-the end's replay does (a void round between accepted ones included)."""
+"""Centered clipping around the last step [FED-AGG.10] and its center [FED-AGG.11]: the
+committed vectors against an implementation written from the spec's text alone, the bound
+the clipping promises, what the agreement and distance steps leave out, the protocol version
+that admits the rule [TX-FED.11], and a job on the ledger whose every round a member computes
+from the state and blobs exactly as the end's replay does (a void round between accepted
+ones included)."""
 
 from __future__ import annotations
 
@@ -53,28 +54,34 @@ def _spec_clamp(v: int) -> int:
     return -Q_MAX if v < -Q_MAX else Q_MAX if v > Q_MAX else v
 
 
-def _spec_centered_clip(g: list[list[int]], c: list[int], f: int) -> dict[str, object]:
+def _spec_lower_median(values: list[int]) -> int:
+    return sorted(values)[(len(values) - 1) // 2]
+
+
+def _spec_centered_clip(g: list[list[int]], c: list[int]) -> dict[str, object]:
     """federated.md [FED-AGG.10] steps 1-5, line by line."""
     n = len(g)
-    dist = [[sum((a - b) ** 2 for a, b in zip(g[i], g[j], strict=True)) for j in range(n)]
-            for i in range(n)]
-    mixed = []
-    for i in range(n):
-        near = sorted((dist[i][j], j) for j in range(n))[:n - f]
-        mixed.append([_spec_rdiv(sum(g[j][k] for _, j in near), n - f)
-                      for k in range(len(c))])
-    e = [[_spec_clamp(y - cj) for y, cj in zip(m, c, strict=True)] for m in mixed]
-    big_e = [sum(x * x for x in row) for row in e]
-    r = sorted(big_e)[(n - 1) // 2]
+    s = list(range(n))
+    if any(c):
+        a = [i for i in range(n) if sum(x * y for x, y in zip(g[i], c, strict=True)) > 0]
+        if 2 * len(a) > n:
+            s = a
+    e = {i: [_spec_clamp(x - y) for x, y in zip(g[i], c, strict=True)] for i in s}
+    big_e = {i: sum(x * x for x in e[i]) for i in s}
+    m = _spec_lower_median([big_e[i] for i in s])
+    t = [i for i in s if big_e[i] <= 9 * m]
+    r = _spec_lower_median([big_e[i] for i in t])
     z = []
-    for row, ei in zip(e, big_e, strict=True):
-        if ei <= r:
-            z.append(row)
+    for i in t:
+        if big_e[i] <= r:
+            z.append(e[i])
         else:
-            factor = math.isqrt((r << 64) // ei)
-            z.append([_spec_clamp(_spec_rdiv(x * factor, 1 << 32)) for x in row])
-    agg = [_spec_clamp(cj + _spec_rdiv(sum(zi[j] for zi in z), n)) for j, cj in enumerate(c)]
-    return {"mixed": mixed, "diffs": e, "square_norms": [str(x) for x in big_e],
+            factor = math.isqrt((r << 64) // big_e[i])
+            z.append([_spec_clamp(_spec_rdiv(x * factor, 1 << 32)) for x in e[i]])
+    agg = [_spec_clamp(cj + _spec_rdiv(sum(zi[j] for zi in z), len(t)))
+           for j, cj in enumerate(c)]
+    return {"counted": s, "diffs": {str(i): v for i, v in e.items()},
+            "square_norms": {str(i): str(v) for i, v in big_e.items()}, "kept": t,
             "radius2": str(r), "aggregate": agg}
 
 
@@ -82,25 +89,29 @@ def test_vectors_match_an_implementation_of_the_spec_text() -> None:
     """[FED-AGG.10] [FED-AGG.11] Every committed case, each intermediate included, from the
     spec text alone; and the reference rule gives the same aggregate."""
     cases = [c for c in VECTORS if "updates" in c]
-    assert len(cases) >= 5
+    assert len(cases) >= 6
     for c in cases:
-        got = _spec_centered_clip(c["updates"], c["center"], c["f"])
+        got = _spec_centered_clip(c["updates"], c["center"])
         assert got == {k: c[k] for k in got}, c
-        assert list(centered_clip(c["updates"], c["center"], c["f"])) == c["aggregate"]
+        assert list(centered_clip(c["updates"], c["center"])) == c["aggregate"]
     step = next(c for c in VECTORS if "step" in c)
     assert step["step"] == [_spec_clamp(a - b) for a, b in zip(
         step["model_after"], step["model_before"], strict=True)]
 
 
-def test_f_zero_is_the_plain_mean_and_a_far_attacker_is_clipped() -> None:
-    """[FED-AGG.10] f = 0 mixes everything: the plain mean. With f = 1, an update 100 times
-    farther than the others moves the aggregate by at most the radius over n."""
-    ups = [(10, 20), (12, 18), (9, 22), (11, 19), (-4000, -8000)]
-    assert centered_clip(ups, (0, 0), 0) == (_spec_rdiv(-3958, 5), _spec_rdiv(-7921, 5))
-    honest = centered_clip(ups[:4], (0, 0), 1)
-    attacked = centered_clip(ups, (0, 0), 1)
-    moved = math.dist(honest, attacked)
-    assert moved <= math.hypot(10, 20) * 2 / 5 + 2, (honest, attacked)
+def test_what_the_agreement_and_distance_steps_leave_out() -> None:
+    """[FED-AGG.10] Against a center most updates agree with, an update pointing the other
+    way is left out whole, and one agreeing but 23 times farther than the median as well;
+    with a zero center, one 400 times farther than the median is out (the aggregate is the
+    others'); without an agreeing majority, everything counts."""
+    c = _spec_centered_clip([[10, 20], [12, 18], [30, 70], [11, 19], [-40, -80]], [10, 21])
+    assert c["counted"] == [0, 1, 2, 3] and c["kept"] == [0, 1, 3]  # (30, 70): too far
+    far = _spec_centered_clip([[10, 20], [12, 18], [9, 22], [11, 19], [-4000, -8000]], [0, 0])
+    assert far["kept"] == [0, 1, 2, 3]
+    assert centered_clip([(10, 20), (12, 18), (9, 22), (11, 19), (-4000, -8000)], (0, 0)) == \
+        centered_clip([(10, 20), (12, 18), (9, 22), (11, 19)], (0, 0))
+    split = _spec_centered_clip([[1, 1], [3, -5], [-7, 2], [-2, -2]], [1, 1])
+    assert split["counted"] == [0, 1, 2, 3]
 
 
 values = st.integers(-(1 << 20), 1 << 20)
@@ -111,25 +122,26 @@ values = st.integers(-(1 << 20), 1 << 20)
 def test_aggregate_stays_within_the_radius_of_the_center(n: int, dims: int,
                                                          data: st.DataObject) -> None:
     """[FED-AGG.10] Every clipped difference is at most the radius long (plus rounding), so
-    the aggregate lies within the radius of the center, whatever the updates."""
-    f = data.draw(st.integers(0, n - 1))
+    the aggregate lies within the radius of the center, whatever the updates; the fast
+    path gives the same integers."""
     ups = [tuple(data.draw(values) for _ in range(dims)) for _ in range(n)]
     c = tuple(data.draw(values) for _ in range(dims))
-    radius2 = int(str(_spec_centered_clip([list(u) for u in ups], list(c), f)["radius2"]))
-    got = centered_clip(ups, c, f)
-    assert math.dist(got, c) <= math.sqrt(radius2) + dims
-    assert got == fast.centered_clip(np.array(ups, dtype=np.int64), np.array(c), f)
+    spec = _spec_centered_clip([list(u) for u in ups], list(c))
+    got = centered_clip(ups, c)
+    assert list(got) == spec["aggregate"]
+    assert math.dist(got, c) <= math.sqrt(int(str(spec["radius2"]))) + dims
+    assert got == fast.centered_clip(np.array(ups, dtype=np.int64), np.array(c))
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.lists(st.tuples(values, values, values), min_size=0, max_size=5),
-                min_size=1, max_size=4), st.integers(0, 2), st.data())
-def test_replay_carries_the_center_as_live_rounds_do(rounds: list[list[tuple[int, int, int]]],
-                                                     f: int, data: st.DataObject) -> None:
+                min_size=1, max_size=4))
+def test_replay_carries_the_center_as_live_rounds_do(
+        rounds: list[list[tuple[int, int, int]]]) -> None:
     """[FED-AGG.11] [FED-REWARD.2] Rounds computed one at a time with the center the last
     step (as members do live) reach the model the replay reaches, on both paths; a round
     too small for the rule [FED-AGG.1] steps by zero, so the next center is zero."""
-    agg = Aggregation(CENTERED_CLIP, f)
+    agg = Aggregation(CENTERED_CLIP, 0)
     model: tuple[int, ...] = (0, 0, 0)
     center: tuple[int, ...] = (0, 0, 0)
     inputs = []
@@ -149,7 +161,7 @@ def test_replay_carries_the_center_as_live_rounds_do(rounds: list[list[tuple[int
 def test_the_rule_needs_protocol_version_4() -> None:
     """[TX-FED.11] A job naming centered_clip is refused while version 3 is in force
     (``needs_protocol_version``) and posted under version 4."""
-    spec = fed_job_spec(aggregation=Aggregation(CENTERED_CLIP, 1), min_participants=3)
+    spec = fed_job_spec(aggregation=Aggregation(CENTERED_CLIP, 0), min_participants=3)
     old = FedStory(Chain(protocol_version=3))
     assert old.chain.reject(old.chain.tx("submitter", PostJob(spec))) == \
         "needs_protocol_version"
@@ -165,7 +177,7 @@ def test_members_compute_each_round_as_the_end_replays_it() -> None:
     (``step_base`` names the model two accepted rounds back, its blob is fetched with the
     round's), and the end's replay from the state and blobs reaches the same final hash."""
     s = FedStory(Chain(protocol_version=4))
-    s.post(fed_job_spec(aggregation=Aggregation(CENTERED_CLIP, 1), min_participants=3,
+    s.post(fed_job_spec(aggregation=Aggregation(CENTERED_CLIP, 0), min_participants=3,
                         rounds=4))
     s.publish()
     blobs = {blob_id_of_bytes(INITIAL.to_bytes()): INITIAL.to_bytes()}
@@ -205,19 +217,17 @@ def test_members_compute_each_round_as_the_end_replays_it() -> None:
 
 def test_cli_default_rule_is_centered_clipping_where_the_graph_has_it() -> None:
     """[FED-SPEC.2] [TX-FED.11] ``job submit --federated`` without ``--rule``: centered
-    clipping with f = (min participants - 1) // 2 on a version 4 graph (or one that does not
-    say); the plain mean on an older graph and in private mode; what is given, as given."""
+    clipping on a version 4 graph (or one that does not say); the plain mean on an older
+    graph and in private mode; what is given, as given."""
     from client.cli.job.federated import chosen_aggregation
 
     terms = {"min_participants": 10, "privacy": "open"}
-    assert chosen_aggregation(terms, 4) == Aggregation(CENTERED_CLIP, 4)
-    assert chosen_aggregation(terms, None) == Aggregation(CENTERED_CLIP, 4)
-    assert chosen_aggregation({**terms, "min_participants": 2}, 4) == \
-        Aggregation(CENTERED_CLIP, 0)
+    assert chosen_aggregation(terms, 4) == Aggregation(CENTERED_CLIP, 0)
+    assert chosen_aggregation(terms, None) == Aggregation(CENTERED_CLIP, 0)
     assert chosen_aggregation(terms, 3) == Aggregation("trimmed_mean", 0)
     assert chosen_aggregation({**terms, "privacy": "private"}, 4) == \
         Aggregation("trimmed_mean", 0)
     assert chosen_aggregation({**terms, "rule": "multi_krum", "trim": 2}, 4) == \
         Aggregation("multi_krum", 2)
-    assert chosen_aggregation({**terms, "rule": CENTERED_CLIP, "trim": 1}, 4) == \
-        Aggregation(CENTERED_CLIP, 1)
+    assert chosen_aggregation({**terms, "rule": "trimmed_mean"}, 4) == \
+        Aggregation("trimmed_mean", 0)

@@ -155,8 +155,7 @@ def test_fltrust_fast_equals_reference(rows: list[tuple[int, ...]],
 RULES = [Aggregation(TRIMMED_MEAN, 0), Aggregation(TRIMMED_MEAN, 1),
          Aggregation(TRIMMED_MEAN, 2), Aggregation(MEDIAN), Aggregation(FLTRUST),
          Aggregation(MULTI_KRUM, 0), Aggregation(MULTI_KRUM, 1), Aggregation(MULTI_KRUM, 2),
-         Aggregation(CENTERED_CLIP, 0), Aggregation(CENTERED_CLIP, 1),
-         Aggregation(CENTERED_CLIP, 3)]
+         Aggregation(CENTERED_CLIP, 0)]
 
 
 @SETTINGS
@@ -283,7 +282,7 @@ def _names(entries: list[dict[str, Any]]) -> dict[str, bytes]:
 def test_committed_vectors_pass_through_the_fast_path() -> None:
     """[FED-AGG.2] [FED-AGG.3] [FED-AGG.4] [FED-AGG.5] [FED-AGG.6] [FED-AGG.7] [FED-AGG.8]
     [FED-AGG.10] [FED-AGG.11] [FED-MODEL.3] [FED-MODEL.2] federated.json's trimmed means,
-    medians, centered clipping (each mix), FLTrust round (each
+    medians, centered clipping, FLTrust round (each
     update's squared norm, trust and normalised vector) and the six-update rounds under
     each rule (weights, copies, model step and hash) come out of the fast path unchanged."""
     agg = VECTORS["aggregation"]
@@ -302,9 +301,7 @@ def test_committed_vectors_pass_through_the_fast_path() -> None:
             assert fast.model_step_array(arr(c["model_before"]),
                                          arr(c["model_after"])).tolist() == c["step"]
             continue
-        m, f = arr(c["updates"]), c["f"]
-        assert fast.mix_nearest_array(m, f).tolist() == c["mixed"]
-        assert list(fast.centered_clip(m, arr(c["center"]), f)) == c["aggregate"]
+        assert list(fast.centered_clip(arr(c["updates"]), arr(c["center"]))) == c["aggregate"]
     fl = agg["fltrust"]
     ref = arr(fl["reference"])
     assert fast.square_norm(ref) == fl["reference_square_norm"]

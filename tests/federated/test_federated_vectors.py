@@ -22,7 +22,13 @@ from typing import Any
 from chain.encoding import decode, encode
 from chain.errors import DecodeError
 from chain.federated.blobs import ModelBlob, UpdateBlob, update_commitment, update_hash
-from chain.federated.centered import centered_clip, lower_median, mix_nearest, model_step
+from chain.federated.centered import (
+    FAR_SQ,
+    agreeing,
+    centered_clip,
+    lower_median,
+    model_step,
+)
 from chain.federated.errors import BlobError
 from chain.federated.fixed import Q_MAX, quantise, rdiv
 from chain.federated.fltrust import norm_factor, normalise, square_norm, trust
@@ -156,19 +162,21 @@ KRUM_CASES = [
     ([(5, 5, 5), (6, 4, 5), (5, 6, 4), (4, 5, 6), (-5, -5, -5), (50, 50, 50), (5, 5, 6)], 2),
 ]
 CENTERED_CASES = [
-    # f = 0: every mix is the mean, nothing clipped: the plain mean
-    ([(10, 20), (12, 18), (-400, -800)], (0, 0), 0),
-    # one far attacker of five around a zero center
-    ([(10, 20), (12, 18), (9, 22), (11, 19), (-400, -800)], (0, 0), 1),
-    # equal distances (ties by index), a non-zero center, rdiv ties
-    ([(1, 1), (3, 1), (1, 3), (3, 3), (2, 2), (-60, 90)], (1, -1), 2),
+    # a zero center: no agreement step; a far update (beyond 3 x the median distance) out
+    ([(10, 20), (12, 18), (9, 22), (11, 19), (-4000, -8000)], (0, 0)),
+    # a center most agree with: the one pointing against it is out, a far one too
+    ([(10, 20), (12, 18), (30, 70), (11, 19), (-40, -80)], (10, 21)),
+    # no majority agrees (2 of 4): everyone counts; rdiv ties
+    ([(1, 1), (3, -5), (-7, 2), (-2, -2)], (1, 1)),
     # coordinates at +-Q: the differences from the center clamp [FED-QUANT.3]
-    ([(Q_MAX, -Q_MAX, 7), (Q_MAX - 1, -Q_MAX, 9), (-Q_MAX, Q_MAX, 8)], (-Q_MAX, Q_MAX, 0), 1),
-    # most mixes equal the center: radius 0, the others clipped to nothing
-    ([(5, 5), (5, 5 + 0), (6, 5), (5, 6), (100, -100)], (5, 5), 3),
+    ([(Q_MAX, -Q_MAX, 7), (Q_MAX - 1, -Q_MAX, 9), (-Q_MAX, Q_MAX, 8)], (-Q_MAX, Q_MAX, 1)),
+    # most equal the center: radius 0, the others clipped to nothing
+    ([(5, 5), (5, 5), (6, 5), (5, 6), (100, -100)], (5, 5)),
+    # one update
+    ([(3, -4)], (1, 1)),
 ]
-"""[FED-AGG.10] (updates, center, f); the second row of case 5 repeats the first on
-purpose: centered_clip itself does not exclude copies (the round does, [FED-AGG.8])."""
+"""[FED-AGG.10] (updates, center); the first two rows of case 5 are equal on purpose:
+centered_clip itself does not exclude copies (the round does, [FED-AGG.8])."""
 MEDIAN_CASES = [
     [(5, 1), (-100, 2), (7, 3)],
     [(1, 2), (2, 3)],
@@ -220,7 +228,7 @@ def _round_vectors() -> list[dict[str, Any]]:
     center = (1, -1, 2, 0)
     for agg in (Aggregation(TRIMMED_MEAN, 1), Aggregation(MEDIAN), Aggregation(FLTRUST),
                 Aggregation(TRIMMED_MEAN, 0), Aggregation(MULTI_KRUM, 1),
-                Aggregation(CENTERED_CLIP, 1)):
+                Aggregation(CENTERED_CLIP, 0)):
         c = center if agg.rule == CENTERED_CLIP else None
         result = aggregate_round(agg, {addr(n): u for n, u in updates.items()},
                                  ref if agg.rule == FLTRUST else None, 4, c)
@@ -408,15 +416,19 @@ def _centered_vectors() -> list[dict[str, Any]]:
     """[FED-AGG.10] [FED-AGG.11] Each case with its intermediate values, so a second
     implementation finds the step where it differs; and a model step."""
     out: list[dict[str, Any]] = []
-    for ups, center, f in CENTERED_CASES:
-        mixed = mix_nearest(ups, f)
-        diffs = [tuple(max(-Q_MAX, min(Q_MAX, y - c))
-                       for y, c in zip(m, center, strict=True)) for m in mixed]
-        e2 = [square_norm(e) for e in diffs]
-        out.append({"updates": [_vec(u) for u in ups], "center": _vec(center), "f": f,
-                    "mixed": [_vec(m) for m in mixed], "diffs": [_vec(e) for e in diffs],
-                    "square_norms": [str(x) for x in e2], "radius2": str(lower_median(e2)),
-                    "aggregate": _vec(centered_clip(ups, center, f))})
+    for ups, center in CENTERED_CASES:
+        counted = agreeing(ups, center)
+        diffs = {i: tuple(max(-Q_MAX, min(Q_MAX, g - c)) for g, c in zip(ups[i], center,
+                                                                       strict=True))
+                 for i in counted}
+        e2 = {i: square_norm(e) for i, e in diffs.items()}
+        near = FAR_SQ * lower_median(list(e2.values()))
+        kept = [i for i in counted if e2[i] <= near]
+        out.append({"updates": [_vec(u) for u in ups], "center": _vec(center),
+                    "counted": counted, "diffs": {str(i): _vec(e) for i, e in diffs.items()},
+                    "square_norms": {str(i): str(x) for i, x in e2.items()}, "kept": kept,
+                    "radius2": str(lower_median([e2[i] for i in kept])),
+                    "aggregate": _vec(centered_clip(ups, center))})
     before, after = (0, Q_MAX, -Q_MAX, 5), (-Q_MAX, -Q_MAX, Q_MAX, 7)
     out.append({"model_before": _vec(before), "model_after": _vec(after),
                 "step": _vec(model_step(before, after))})

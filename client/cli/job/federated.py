@@ -71,8 +71,8 @@ FEDERATED_OPTIONS = [
                  "mode, which only sums)."),
     _option("--trim", type=click.IntRange(0, 252), default=None,
             help="federated: the rule's parameter: trimmed mean's k (updates cut at each end "
-                 "per coordinate), multi_krum's and centered_clip's f (updates assumed "
-                 "Byzantine). Default: centered_clip (min participants - 1) // 2, else 0."),
+                 "per coordinate), multi_krum's f (updates assumed Byzantine); 0 for the "
+                 "others, and by default."),
     _option("--target-accuracy", type=click.FloatRange(0, 1, min_open=True), default=None,
             help="federated: accuracy on the public part (0..1) that ends the job early."),
     _option("--scale-bits", type=click.IntRange(8, 24), default=16, show_default=True,
@@ -102,18 +102,15 @@ def federated_options(f: Any) -> Any:
 
 
 def chosen_aggregation(terms: Json, graph_version: int | None) -> Aggregation:
-    """[FED-SPEC.2] The rule a job names: ``--rule``/``--trim`` as given; with no ``--rule``,
-    centered clipping [FED-AGG.10] with f = (min participants - 1) // 2 (honest updates a
-    majority of every round, and of every round without any one owner), except in private
-    mode (the plain mean: only the sum is seen [FED-SPEC.3]) and on a graph whose protocol
-    version predates the rule [TX-FED.11] (the plain mean, as before version 4)."""
+    """[FED-SPEC.2] The rule a job names: ``--rule``/``--trim`` as given (``--trim`` 0 when
+    not); with no ``--rule``, centered clipping [FED-AGG.10], except in private mode (the
+    plain mean: only the sum is seen [FED-SPEC.3]) and on a graph whose protocol version
+    predates the rule [TX-FED.11] (the plain mean, as before version 4)."""
     rule, trim = terms.get("rule"), terms.get("trim")
     if rule is None:
         old = graph_version is not None and graph_version < CENTERED_CLIP_VERSION
         rule = TRIMMED_MEAN if terms.get("privacy") == PRIVATE or old else CENTERED_CLIP
-    if trim is None:
-        trim = (terms["min_participants"] - 1) // 2 if rule == CENTERED_CLIP else 0
-    return Aggregation(rule, trim)
+    return Aggregation(rule, 0 if trim is None else trim)
 
 
 def graph_version(client: ApiClient) -> int | None:
