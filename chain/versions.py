@@ -24,7 +24,8 @@ SUPPORTED_PROTOCOL_VERSIONS: dict[int, str] = {
        "only the genesis [STATE-ROOT.2] [SNAP-*]",
     4: "a federated job may name centered clipping after nearest-neighbour mixing "
        "(centered_clip), the CLI's default rule [FED-AGG.10] [FED-AGG.11] [TX-FED.11]; "
-       "members leave replays of earlier updates out of a round [FED-REWARD.10]",
+       "members leave replays of earlier updates out of a round [FED-REWARD.10] and "
+       "judge near-copies on running sums too [FED-REWARD.11]",
 }
 """[BLOCK-VERSION.2] Every version this software can validate and produce blocks for."""
 
@@ -47,4 +48,5 @@ CENTERED_CLIP_VERSION = 4
 """[TX-FED.11] The first version whose federated jobs may name ``centered_clip``."""
 
 REPLAY_VERSION = 4
-"""[FED-REWARD.10] The first version under which members leave replays out of a round."""
+"""[FED-REWARD.10] [FED-REWARD.11] The first version under which members leave replays
+out of a round and judge near-copies on running sums."""

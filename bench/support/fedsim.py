@@ -149,6 +149,8 @@ _CENTERS = _accepts(fast.aggregate_round, "center")
 """Whether fast.aggregate_round takes centered clipping's center (and fast.replay keeps it)."""
 _REPLAYS = _accepts(fast.aggregate_round, "earlier") and hasattr(fast, "replay_rows")
 """Whether chain/federated leaves replays of earlier updates out [FED-REWARD.10]."""
+_HISTORY = _accepts(fast.aggregate_round, "history")
+"""Whether near-copies are also judged on running sums [FED-REWARD.11]."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,8 @@ class Rule:
             self.agg is not None and self.agg.rule == CENTERED_CLIP))
 
     def aggregate(self, updates: Mapping[bytes, Ints], reference: Ints, dims: int,
-                  center: Ints, earlier: Ints | None = None
+                  center: Ints, earlier: Ints | None = None,
+                  sums: Mapping[bytes, Ints] | None = None
                   ) -> tuple[Ints, dict[bytes, int]]:
         """One round: the aggregate and the round weight [FED-AGG.7] of each address the
         round names; replays of ``earlier`` updates (every update and reference revealed
@@ -190,6 +193,8 @@ class Rule:
             extra["center"] = center
         if _REPLAYS and earlier is not None:
             extra["earlier"] = earlier
+        if _HISTORY and sums:
+            extra["history"] = dict(sums)
         if self.uses_center and not _CENTERS:  # fast path not there yet: the reference
             result = rounds.aggregate_round(self.agg, ups, tuple(reference.tolist()), dims,
                                             center=tuple(center.tolist()))
@@ -305,6 +310,7 @@ def run_job(data: Data, rule: Rule, family: Family | None, attackers: tuple[int,
     weights: list[dict[bytes, int]] = []
     round_acc: list[float] = []
     history: list[Ints] = []
+    sums: dict[bytes, Ints] = {}
     agg_s = 0.0
     for r in range(n_rounds):
         honest = np.stack([train(model, shard, d, k) for shard in data.shards])
@@ -328,7 +334,7 @@ def run_job(data: Data, rule: Rule, family: Family | None, attackers: tuple[int,
             1 << SCALE_BITS)
         earlier = np.stack(history) if history else None
         t0 = time.perf_counter()
-        vec, w = rule.aggregate(sent, reference, dims, center, earlier)
+        vec, w = rule.aggregate(sent, reference, dims, center, earlier, sums)
         agg_s += time.perf_counter() - t0
         new = fast.apply_aggregate_array(model, vec)
         center, model = fast.clamp(new - model), new
@@ -337,6 +343,8 @@ def run_job(data: Data, rule: Rule, family: Family | None, attackers: tuple[int,
         inputs.append(RoundInput(cast(Mapping[bytes, Sequence[int]], named),
                                  cast(Sequence[int], reference)))
         history += [*sent.values(), reference]
+        for a, v in sent.items():  # [FED-REWARD.11] each address's earlier updates, summed
+            sums[a] = sums[a] + v if a in sums else v.astype(np.int64)
         round_acc.append(score(model, data.test, d, k)[0])
     paid = _payments(data, rule, initial, model, inputs, weights) if pay else None
     return JobResult(round_acc[-1], _hits(model, data), paid, agg_s / n_rounds, n_rounds,

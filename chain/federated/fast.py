@@ -398,19 +398,34 @@ def _copies(m: Matrix, n2s: list[int]) -> set[int]:
     return out
 
 
-def _reward_weights(usable: Matrix, raw: list[int], n2s: list[int], m_max: int) -> list[int]:
-    """[FED-REWARD.7] [FED-REWARD.8] The rewards' steps on the raw weights, as
-    ``rounds.aggregate_round`` takes them: norm outliers to 0, then near-copies share one
-    weight. The pair trusts are computed only among the updates still of positive weight,
+def _pair_trusts(rows: Matrix, live: list[int], n2s: list[int],
+                 m_max: int) -> dict[tuple[int, int], int]:
+    """[FED-AGG.4] The trust of every pair of ``live`` rows (``rows`` holds just those),
     one row's exact dot products against the rows after it at a time."""
-    ws = norm_outliers(raw, n2s)
-    live = [i for i, w in enumerate(ws) if w > 0]
-    rows = usable if len(live) == len(ws) else usable[live]  # rows after x: views, no copies
     pair: dict[tuple[int, int], int] = {}
     for x, i in enumerate(live[:-1]):
         ds = dots(rows[x + 1:], rows[x], m_max, m_max)
         for j, d in zip(live[x + 1:], ds, strict=True):
             pair[i, j] = trust_from(d, n2s[i], n2s[j])
+    return pair
+
+
+def _reward_weights(usable: Matrix, raw: list[int], n2s: list[int], m_max: int,
+                    sums: Matrix | None = None) -> list[int]:
+    """[FED-REWARD.7] [FED-REWARD.8] [FED-REWARD.11] The rewards' steps on the raw weights,
+    as ``rounds.aggregate_round`` takes them: norm outliers to 0, then near-copies (in
+    this round's updates, or in their running ``sums``) share one weight. The pair trusts
+    are computed only among the updates still of positive weight."""
+    ws = norm_outliers(raw, n2s)
+    live = [i for i, w in enumerate(ws) if w > 0]
+    rows = usable if len(live) == len(ws) else usable[live]  # rows after x: views, no copies
+    pair = _pair_trusts(rows, live, n2s, m_max)
+    if sums is not None:
+        s_rows = sums if len(live) == len(ws) else sums[live]
+        s_max = _amax(sums)
+        s2s = square_norms(sums, s_max)
+        for key, t in _pair_trusts(s_rows, live, s2s, s_max).items():
+            pair[key] = max(pair[key], t)
     return copy_discount(ws, lambda i, j: pair[i, j])
 
 
@@ -436,7 +451,8 @@ def replay_rows(m: Matrix, earlier: Matrix | None) -> set[int]:
 def aggregate_round_array(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
                           reference: ArrayLike | None, dims: int,
                           center: ArrayLike | None = None,
-                          earlier: Sequence[ArrayLike] | Matrix | None = None
+                          earlier: Sequence[ArrayLike] | Matrix | None = None,
+                          history: Mapping[bytes, ArrayLike] | None = None
                           ) -> tuple[Vector, RoundResult]:
     """[FED-AGG.1] [FED-AGG.7] [FED-AGG.8] [FED-REWARD.10] ``rounds.aggregate_round`` with
     the aggregate also as an array: the same usable updates, void rounds, weights, copies
@@ -483,8 +499,15 @@ def aggregate_round_array(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
               for i, d in zip(keep, dots(usable, aggregate, m_max), strict=True)]
         weight = dict(zip((addrs[i] for i in keep), ts, strict=True))
     if weight:
+        sums = None
+        if history:
+            sums = usable.copy()
+            for x, i in enumerate(keep):
+                h = history.get(addrs[i])
+                if h is not None:
+                    sums[x] = clamp(sums[x] + np.asarray(h, dtype=np.int64))
         ws = _reward_weights(usable, [weight[addrs[i]] for i in keep], [n2s[i] for i in keep],
-                             m_max)
+                             m_max, sums)
         weight = dict(zip((addrs[i] for i in keep), ws, strict=True))
     result = RoundResult(to_tuple(aggregate),
                          tuple((a, weight.get(a, 0)) for i, a in enumerate(addrs)
@@ -504,9 +527,10 @@ def _earlier_matrix(earlier: Sequence[ArrayLike] | Matrix | None, dims: int) -> 
 def aggregate_round(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
                     reference: ArrayLike | None, dims: int,
                     center: ArrayLike | None = None,
-                    earlier: Sequence[ArrayLike] | Matrix | None = None) -> RoundResult:
+                    earlier: Sequence[ArrayLike] | Matrix | None = None,
+                    history: Mapping[bytes, ArrayLike] | None = None) -> RoundResult:
     """[FED-AGG.1] ``rounds.aggregate_round``, bit for bit."""
-    return aggregate_round_array(agg, updates, reference, dims, center, earlier)[1]
+    return aggregate_round_array(agg, updates, reference, dims, center, earlier, history)[1]
 
 
 def apply_aggregate_array(model: Vector, aggregate: Vector) -> Vector:

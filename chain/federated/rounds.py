@@ -110,7 +110,8 @@ def _ordered(updates: Mapping[bytes, Sequence[int]],
 def aggregate_round(agg: Aggregation, updates: Mapping[bytes, Sequence[int]],
                     reference: Sequence[int] | None, dims: int,
                     center: Sequence[int] | None = None,
-                    earlier: Sequence[Sequence[int]] = ()) -> RoundResult:
+                    earlier: Sequence[Sequence[int]] = (),
+                    history: Mapping[bytes, Sequence[int]] | None = None) -> RoundResult:
     """[FED-AGG.1] [FED-AGG.7] [FED-AGG.8] One round, as every member computes it.
 
     1. Updates in ascending address order; each a valid vector of ``dims`` [FED-AGG.1].
@@ -125,7 +126,9 @@ def aggregate_round(agg: Aggregation, updates: Mapping[bytes, Sequence[int]],
     4. Weights [FED-AGG.7]: FLTrust's trust; for the other rules the trust of the update
        against the round's aggregate (its agreement with the robust result).
     5. Norm outliers get weight 0 [FED-REWARD.7], then near-copies share one weight
-       [FED-REWARD.8]. The aggregate does not depend on steps 4-5.
+       [FED-REWARD.8], near in this round's updates or in their running sums with
+       ``history`` (each address's earlier revealed updates summed) [FED-REWARD.11]. The
+       aggregate does not depend on steps 4-5.
     """
     ordered = _ordered(updates, dims)
     counts = Counter(v for _, v in ordered)
@@ -157,12 +160,27 @@ def aggregate_round(agg: Aggregation, updates: Mapping[bytes, Sequence[int]],
         vectors = [v for _, v in usable]
         n2s = [square_norm(v) for v in vectors]
         ws = norm_outliers([weight[a] for a, _ in usable], n2s)
-        ws = copy_discount(ws, lambda i, j: trust_from(dot(vectors[i], vectors[j]),
-                                                       n2s[i], n2s[j]))
+        sums = running_sums(usable, history)
+        s2s = [square_norm(v) for v in sums]
+        ws = copy_discount(ws, lambda i, j: max(
+            trust_from(dot(vectors[i], vectors[j]), n2s[i], n2s[j]),
+            trust_from(dot(sums[i], sums[j]), s2s[i], s2s[j])))
         weight = dict(zip((a for a, _ in usable), ws, strict=True))
     return RoundResult(aggregate, tuple((a, weight.get(a, 0)) for a, _ in ordered
                                         if a not in replayed), dupes,
                        tuple(a for a, _ in ordered if a in replayed))
+
+
+def running_sums(usable: Sequence[tuple[bytes, Sequence[int]]],
+                 history: Mapping[bytes, Sequence[int]] | None) -> list[tuple[int, ...]]:
+    """[FED-REWARD.11] Each update plus its address's earlier revealed updates, clamped per
+    coordinate [FED-QUANT.3]; the update itself for an address with no history."""
+    out = []
+    for a, v in usable:
+        h = (history or {}).get(a)
+        out.append(tuple(v) if h is None else tuple(
+            clamp(x + y) for x, y in zip(v, h, strict=True)))
+    return out
 
 
 def apply_aggregate(model: Sequence[int], aggregate: Sequence[int]) -> tuple[int, ...]:

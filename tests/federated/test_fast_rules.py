@@ -178,8 +178,9 @@ def test_multi_krum_fast_equals_reference(rows: list[tuple[int, ...]], f: int) -
 @given(matrices(0, 9, 5), st.sampled_from(RULES), st.data())
 def test_aggregate_round_fast_equals_reference(rows: list[tuple[int, ...]], agg: Aggregation,
                                                data: st.DataObject) -> None:
-    """[FED-AGG.1] [FED-AGG.7] [FED-AGG.8] [FED-REWARD.10] A whole round: copies (all senders
-    excluded), replays of earlier updates (left out),
+    """[FED-AGG.1] [FED-AGG.7] [FED-AGG.8] [FED-REWARD.10] [FED-REWARD.11] A whole round:
+    copies (all senders excluded), replays of earlier updates (left out), running sums
+    (near-copies by history),
     void rounds (too few updates, no reference), weights against the aggregate or the
     reference: aggregate, weights and duplicates equal the reference's, whatever the
     arrays' integer dtype."""
@@ -191,15 +192,17 @@ def test_aggregate_round_fast_equals_reference(rows: list[tuple[int, ...]], agg:
     earlier = [tuple(max(-Q_MAX, min(Q_MAX, x + data.draw(st.integers(-2, 2)))) for x in r)
                for r in rows if data.draw(st.booleans())]  # replays within 1, and not
     updates = {bytes([i + 1]) * 20: r for i, r in enumerate(rows)}
-    want = aggregate_round(agg, updates, ref, dims, center, earlier)
+    history = {a: tuple(data.draw(values) * data.draw(st.integers(1, 3)) for _ in range(dims))
+               for a in updates if data.draw(st.booleans())}  # running sums [FED-REWARD.11]
+    want = aggregate_round(agg, updates, ref, dims, center, earlier, history)
     arrays = {a: np.array(v, dtype=data.draw(st.sampled_from([np.int64, np.int32])))
               for a, v in updates.items()}
     got_arr, got = fast.aggregate_round_array(agg, arrays, None if ref is None else arr(ref),
                                               dims, None if center is None else arr(center),
-                                              earlier)
+                                              earlier, history)
     assert got == want
     assert fast.to_tuple(got_arr) == want.aggregate
-    assert fast.aggregate_round(agg, updates, ref, dims, center, earlier) == want
+    assert fast.aggregate_round(agg, updates, ref, dims, center, earlier, history) == want
 
 
 @SETTINGS

@@ -450,6 +450,24 @@ def _replay_vectors() -> dict[str, Any]:
             **_round_json(result, updates), "replays": sorted(who[a] for a in result.replays)}
 
 
+def _history_vectors() -> dict[str, Any]:
+    """[FED-REWARD.11] Three updates of one round whose pairwise trusts are below the
+    near-copy bound, but s1's and s2's running sums (with their earlier updates) are near
+    copies: s1 and s2 share one weight; h keeps its own."""
+    updates = {"s1": (100, 40, -30, 5), "s2": (40, 100, 5, -30), "h": (-20, 90, 60, 10)}
+    history = {"s1": (900, 960, 10, 10), "s2": (960, 900, 10, 10), "h": (-300, 500, 400, 0)}
+    plain = aggregate_round(Aggregation(TRIMMED_MEAN, 0),
+                            {addr(n): u for n, u in updates.items()}, None, 4)
+    result = aggregate_round(Aggregation(TRIMMED_MEAN, 0),
+                             {addr(n): u for n, u in updates.items()}, None, 4, None, (),
+                             {addr(n): h for n, h in history.items()})
+    who = {addr(n): n for n in updates}
+    return {"updates": {n: _vec(u) for n, u in updates.items()},
+            "history": {n: _vec(h) for n, h in history.items()}, "rule": ["trimmed_mean", 0],
+            "weights_without_history": {who[a]: w for a, w in plain.weights},
+            **_round_json(result, updates)}
+
+
 def build_vectors() -> dict[str, Any]:
     return {
         "about": "federated jobs (protocol_spec/federated.md): fixed-point quantisation and "
@@ -470,6 +488,7 @@ def build_vectors() -> dict[str, Any]:
             "fltrust": _fltrust_vectors(),
             "centered_clip": _centered_vectors(),
             "replays": _replay_vectors(),
+            "history": _history_vectors(),
             "rounds": _round_vectors(),
         },
         "rewards": _reward_vectors(),
@@ -482,7 +501,7 @@ def test_federated_vectors_match_the_committed_file() -> None:
     """[FED-QUANT.2] [FED-QUANT.3] [FED-QUANT.5] [FED-MODEL.1] [FED-MODEL.2] [FED-COMMIT.1]
     [FED-AGG.1] [FED-AGG.2] [FED-AGG.3] [FED-AGG.4] [FED-AGG.5] [FED-AGG.6] [FED-AGG.7]
     [FED-AGG.8] [FED-AGG.9] [FED-AGG.10] [FED-AGG.11] [FED-MODEL.3] [FED-REWARD.1]
-    [FED-REWARD.2] [FED-REWARD.3] [FED-REWARD.10]
+    [FED-REWARD.2] [FED-REWARD.3] [FED-REWARD.10] [FED-REWARD.11]
     [FED-REWARD.4] [FED-REWARD.5] [FED-REWARD.7] [FED-REWARD.8] [FED-REWARD.9] [FED-END.5]
     [FED-SPEC.1] [FED-SPEC.2] [FED-SPEC.3] [FED-PRIV.1] [FED-PRIV.2] [FED-PRIV.3] [FED-PRIV.4]
     [FED-PRIV.5] Recomputed from the rules, the
@@ -504,6 +523,10 @@ def test_federated_vectors_match_the_committed_file() -> None:
     assert job["payout"]["paid"].get("free_rider", 0) == 0
     assert job["payout"]["paid"].get("sign_flipper", 0) == 0
     assert sum(job["payout"]["paid"].values()) == job["bounty"]
+    hist = vectors["aggregation"]["history"]
+    w = {e["name"]: e["weight"] for e in hist["weights"]}
+    assert w["s1"] < hist["weights_without_history"]["s1"]  # shared by history
+    assert w["h"] == hist["weights_without_history"]["h"]
     replayed = vectors["aggregation"]["replays"]
     assert replayed["replays"] == ["r1", "r2"]
     assert {w["name"] for w in replayed["weights"]} == {"h1", "h2", "n2"}

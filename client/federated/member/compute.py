@@ -123,11 +123,18 @@ def round_aggregate(fed: FedJob, spec: FederatedSpec, blobs: Mapping[bytes, byte
             raise ValueError(f"model blob {base.hex()[:12]} does not match its bytes")
         center = fast.model_step_array(np.asarray(ModelBlob.from_bytes(before).values,
                                                   dtype=np.int64), start)
-    before_now = [blob.values for r, who, blob_id in history
-                  if (blob := _decode(blobs[bytes(blob_id)], blob_id, fed.job_id, r, who,
-                                      spec)) is not None]
+    before_now = []
+    sums: dict[bytes, np.ndarray] = {}
+    for r, who, blob_id in history:
+        blob = _decode(blobs[bytes(blob_id)], blob_id, fed.job_id, r, who, spec)
+        if blob is None:
+            continue
+        before_now.append(blob.values)
+        if bytes(who) in updates:  # [FED-REWARD.11] the running sums of this round's senders
+            values = np.asarray(blob.values, dtype=np.int64)
+            sums[bytes(who)] = sums[bytes(who)] + values if bytes(who) in sums else values
     vector, result = fast.aggregate_round_array(spec.aggregation, updates, reference,
-                                                spec.dims, center, before_now)
+                                                spec.dims, center, before_now, sums)
     new = fast.apply_aggregate_array(start, vector)
     if cheat:
         new = new.copy()
