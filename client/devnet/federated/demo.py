@@ -162,7 +162,7 @@ def _run(root: Path, job_dir: Path, image_id: str, result: FedDemoResult, rounds
     job_id = result.job_id = posted.job_id
     initial, secret = posted.initial, posted.secret
     say(f"   job {job_id} in block {posted.height or '?'}: bounty {BOUNTY}, "
-        f"{rounds} rounds, trimmed mean k=1, {initial.dims} coordinates (MLP 64-{HIDDEN}-10), "
+        f"{rounds} rounds, centered clipping, {initial.dims} coordinates (MLP 64-{HIDDEN}-10), "
         f"hidden test set committed (pool of {secret.pool} shards, root "
         f"{bytes(secret.root).hex()[:16]}…)")
 
@@ -289,7 +289,7 @@ def _outcome(result: FedDemoResult, owner: Owner, root: Path, x: Any, y: Any,
 def write_report(result: FedDemoResult, out: Path, rounds: int) -> list[Path]:
     """The run's plot and Markdown report, in ``out`` only: their paths."""
     rows = result.table
-    title = (f"demo-federated: 6 non-IID owners, trimmed mean k=1, {rounds} rounds, "
+    title = (f"demo-federated: 6 non-IID owners, centered clipping, {rounds} rounds, "
              f"{len(result.layout.nodes)} validators + 6 owner nodes, {result.seconds:.0f} s")
     png, md = out / f"{REPORT}.png", out / f"{REPORT}.md"
     out.mkdir(parents=True, exist_ok=True)
@@ -327,7 +327,7 @@ def publish_docs(out: Path, docs: Path) -> list[Path]:
 def report_md(result: FedDemoResult, rounds: int) -> str:
     """The run's figures as Markdown (docs/federated_graph.md is one run's, published)."""
     lines = ["# `make demo-federated`: one run's figures", "",
-             f"6 data owners (non-IID digits shards), trimmed mean k = 1, {rounds} rounds, "
+             f"6 data owners (non-IID digits shards), centered clipping, {rounds} rounds, "
              f"4 validators (the first drawn aggregator cheats); {result.seconds:.0f} s on this "
              "machine. `make demo-federated` writes this report to its output folder "
              "(`.demo-federated/`); `make docs-federated` runs it and copies it here.", "",

@@ -104,12 +104,13 @@ def start_graph(root: Path, base_port: int,
 def federated_spec(image_id: str, initial_blob: bytes, initial: ModelBlob, holdout: Holdout,
                    rounds: int, expiry_ms: int) -> JobSpec:
     """[FED-SPEC.1] The open demo's federated/v1 spec: train/v1's common fields, then the
-    terms (trimmed mean k = 1, 4..6 participants, leave-one-out at 50 %)."""
+    terms (the default rule, centered clipping [FED-AGG.10], 4..6 participants,
+    leave-one-out at 50 %)."""
     digest = Hash32(bytes.fromhex(image_id.removeprefix("sha256:")))
     fed = FederatedSpec(
         initial_model=Hash32(initial_blob), dims=initial.dims, scale_bits=SCALE_BITS,
         rounds=rounds, min_participants=4, max_participants=len(OWNERS),
-        aggregation=Aggregation("trimmed_mean", 1), target_accuracy_ppm=None,
+        aggregation=Aggregation("centered_clip", 0), target_accuracy_ppm=None,
         holdout=replace(holdout, finalists=1, tie_tolerance=0.0), privacy="open",
         dp_clip=0, dp_noise_permille=0, commit_window_ms=WINDOWS_MS["commit"],
         reveal_window_ms=WINDOWS_MS["reveal"], aggregate_window_ms=WINDOWS_MS["aggregate"],
