@@ -23,7 +23,8 @@ SUPPORTED_PROTOCOL_VERSIONS: dict[int, str] = {
        "heights, the whole state's content: a new node starts from a snapshot, trusting "
        "only the genesis [STATE-ROOT.2] [SNAP-*]",
     4: "a federated job may name centered clipping after nearest-neighbour mixing "
-       "(centered_clip), the CLI's default rule [FED-AGG.10] [FED-AGG.11] [TX-FED.11]; "
+       "(centered_clip), the CLI's default rule, and FLTrust through it (['fltrust', 1]) "
+       "[FED-AGG.10-12] [TX-FED.11]; "
        "members leave replays of earlier updates out of a round [FED-REWARD.10] and "
        "judge near-copies on running sums too [FED-REWARD.11]",
 }

@@ -169,7 +169,7 @@ class Rule:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "uses_center", self.variant is not None or (
-            self.agg is not None and self.agg.rule == CENTERED_CLIP))
+            self.agg is not None and self.agg.uses_center))
 
     def aggregate(self, updates: Mapping[bytes, Ints], reference: Ints, dims: int,
                   center: Ints, earlier: Ints | None = None,
@@ -230,6 +230,9 @@ def project_rules(cc_f: int) -> dict[str, Rule]:
         "median": Rule("median", Aggregation(rounds.MEDIAN), bound="< n/2 (IID)"),
         "multi_krum": Rule("multi_krum", Aggregation(rounds.MULTI_KRUM, 3), bound="f = 3"),
         "fltrust": Rule("fltrust", Aggregation(rounds.FLTRUST), bound="root set"),
+        **({"fltrust_clip": Rule("fltrust_clip", Aggregation(rounds.FLTRUST, 1),
+                                 bound="root set, then centered clipping")}
+           if rounds.PARAMETER_MAX[rounds.FLTRUST] >= 1 else {}),
     }
     if CENTERED_CLIP is not None and CENTERED_CLIP in rounds.RULES:
         f = cc_f if rounds.PARAMETER_MAX[CENTERED_CLIP] else 0  # [FED-AGG.10]: no parameter

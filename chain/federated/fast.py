@@ -481,7 +481,16 @@ def aggregate_round_array(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
     aggregate = zero
     if agg.rule == FLTRUST and reference is not None:
         ref = as_vector(reference, "reference", dims)
-        if keep:
+        if keep and agg.trim == 1:  # [FED-AGG.12] the trusted updates, centered clipping
+            ref_n2 = square_norm(ref)
+            trusts = tuple(trust_from(d, n2s[i], ref_n2)
+                           for i, d in zip(keep, dots(usable, ref, m_max), strict=True))
+            trusted = [x for x, t in enumerate(trusts) if t > 0]
+            if trusted:
+                c = zero if center is None else as_vector(center, "center", dims)
+                aggregate = centered_clip_array(usable[trusted], c)
+            weight = dict(zip((addrs[i] for i in keep), trusts, strict=True))
+        elif keep:
             aggregate, trusts = fltrust_array(usable, ref, [n2s[i] for i in keep], m_max)
             weight = dict(zip((addrs[i] for i in keep), trusts, strict=True))
     elif agg.rule != FLTRUST and len(keep) >= agg.needs:

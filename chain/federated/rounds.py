@@ -34,14 +34,16 @@ RULES = (TRIMMED_MEAN, MEDIAN, FLTRUST, MULTI_KRUM, CENTERED_CLIP)
 MAX_TRIM = (MAX_ROUND_PARTICIPANTS - 2) // 2
 MAX_KRUM_F = MAX_ROUND_PARTICIPANTS - 4
 """[FED-AGG.9] Multi-Krum's f: f + 4 participants (f + 3 without any one) fit in a round."""
-PARAMETER_MAX = {TRIMMED_MEAN: MAX_TRIM, MULTI_KRUM: MAX_KRUM_F, MEDIAN: 0, FLTRUST: 0,
+PARAMETER_MAX = {TRIMMED_MEAN: MAX_TRIM, MULTI_KRUM: MAX_KRUM_F, MEDIAN: 0, FLTRUST: 1,
                  CENTERED_CLIP: 0}
+"""FLTrust's parameter 1 [FED-AGG.12]: its trusted updates through centered clipping."""
 
 
 @dataclass(frozen=True, slots=True)
 class Aggregation:
     """[FED-SPEC.2] A job's rule and its one parameter: ``trim`` (k) for the trimmed mean,
-    f (the attackers tolerated) for Multi-Krum [FED-AGG.9], 0 for the others."""
+    f (the attackers tolerated) for Multi-Krum [FED-AGG.9], 1 for FLTrust's trusted
+    updates through centered clipping [FED-AGG.12], 0 for the others."""
 
     rule: str
     trim: int = 0
@@ -60,6 +62,12 @@ class Aggregation:
         """Fewest updates the rule aggregates: 2k + 1 for the trimmed mean, f + 3 for
         Multi-Krum, else 1."""
         return self.trim + 3 if self.rule == MULTI_KRUM else 2 * self.trim + 1
+
+    @property
+    def uses_center(self) -> bool:
+        """[FED-AGG.11] Whether the rule clips around the last step: centered clipping and
+        FLTrust through it [FED-AGG.12]."""
+        return self.rule == CENTERED_CLIP or (self.rule == FLTRUST and self.trim == 1)
 
     def to_wire(self) -> list[Any]:
         return [self.rule, self.trim]
@@ -141,6 +149,10 @@ def aggregate_round(agg: Aggregation, updates: Mapping[bytes, Sequence[int]],
         ref = check_vector(reference, "reference", dims)
         vectors = [v for _, v in usable]
         aggregate, trusts = fltrust(vectors, ref) if vectors else (zero, ())
+        if agg.trim == 1:  # [FED-AGG.12]
+            trusted = [v for v, t in zip(vectors, trusts, strict=True) if t > 0]
+            c = zero if center is None else check_vector(center, "center", dims)
+            aggregate = centered_clip(trusted, c) if trusted else zero
         weight = dict(zip((a for a, _ in usable), trusts, strict=True))
     elif agg.rule != FLTRUST and len(usable) >= agg.needs:
         vectors = [v for _, v in usable]

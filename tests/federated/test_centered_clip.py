@@ -159,12 +159,15 @@ def test_replay_carries_the_center_as_live_rounds_do(
 # ------------------------------------------------------- the ledger [TX-FED.11]
 
 def test_the_rule_needs_protocol_version_4() -> None:
-    """[TX-FED.11] A job naming centered_clip is refused while version 3 is in force
-    (``needs_protocol_version``) and posted under version 4."""
+    """[TX-FED.11] A job naming centered_clip, or FLTrust through it, is refused while
+    version 3 is in force (``needs_protocol_version``); posted under version 4."""
     spec = fed_job_spec(aggregation=Aggregation(CENTERED_CLIP, 0), min_participants=3)
     old = FedStory(Chain(protocol_version=3))
     assert old.chain.reject(old.chain.tx("submitter", PostJob(spec))) == \
         "needs_protocol_version"
+    flt = fed_job_spec(aggregation=Aggregation("fltrust", 1), min_participants=3)
+    assert old.chain.reject(old.chain.tx("submitter", PostJob(flt))) == \
+        "needs_protocol_version"  # [FED-AGG.12]
     new = FedStory(Chain(protocol_version=4))
     new.post(spec)
     assert new.fed.round == 1
@@ -231,3 +234,22 @@ def test_cli_default_rule_is_centered_clipping_where_the_graph_has_it() -> None:
         Aggregation("multi_krum", 2)
     assert chosen_aggregation({**terms, "rule": "trimmed_mean"}, 4) == \
         Aggregation("trimmed_mean", 0)
+
+
+def test_members_fetch_the_step_base_for_every_rule_that_clips_around_it() -> None:
+    """[FED-AGG.11] [FED-AGG.12] ``step_base`` names the model before the last accepted round
+    for centered clipping and for FLTrust through it, and nothing for FLTrust as before."""
+    from chain.federated.open.records import FedRound
+    from chain.types import Hash32
+
+    rounds_done = [FedRound(1, "accepted", Hash32(b"\x01" * 32), Hash32(b"\x02" * 32)),
+                   FedRound(2, "void", None, Hash32(b"\x02" * 32)),
+                   FedRound(3, "accepted", Hash32(b"\x03" * 32), Hash32(b"\x04" * 32))]
+    for agg, want in ((Aggregation(CENTERED_CLIP, 0), b"\x02" * 32),
+                      (Aggregation("fltrust", 1), b"\x02" * 32),
+                      (Aggregation("fltrust", 0), None), (Aggregation("median", 0), None)):
+        spec = fed_job_spec(aggregation=agg, min_participants=3).federated
+        assert spec is not None
+        assert step_base(spec, rounds_done) == want, agg
+        assert step_base(spec, rounds_done[:1]) == (None if want is None
+                                                    else spec.initial_model)

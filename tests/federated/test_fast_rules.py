@@ -155,7 +155,7 @@ def test_fltrust_fast_equals_reference(rows: list[tuple[int, ...]],
 RULES = [Aggregation(TRIMMED_MEAN, 0), Aggregation(TRIMMED_MEAN, 1),
          Aggregation(TRIMMED_MEAN, 2), Aggregation(MEDIAN), Aggregation(FLTRUST),
          Aggregation(MULTI_KRUM, 0), Aggregation(MULTI_KRUM, 1), Aggregation(MULTI_KRUM, 2),
-         Aggregation(CENTERED_CLIP, 0)]
+         Aggregation(CENTERED_CLIP, 0), Aggregation(FLTRUST, 1)]
 
 
 @SETTINGS

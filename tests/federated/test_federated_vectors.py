@@ -228,8 +228,8 @@ def _round_vectors() -> list[dict[str, Any]]:
     center = (1, -1, 2, 0)
     for agg in (Aggregation(TRIMMED_MEAN, 1), Aggregation(MEDIAN), Aggregation(FLTRUST),
                 Aggregation(TRIMMED_MEAN, 0), Aggregation(MULTI_KRUM, 1),
-                Aggregation(CENTERED_CLIP, 0)):
-        c = center if agg.rule == CENTERED_CLIP else None
+                Aggregation(CENTERED_CLIP, 0), Aggregation(FLTRUST, 1)):
+        c = center if agg in (Aggregation(CENTERED_CLIP, 0), Aggregation(FLTRUST, 1)) else None
         result = aggregate_round(agg, {addr(n): u for n, u in updates.items()},
                                  ref if agg.rule == FLTRUST else None, 4, c)
         new = apply_aggregate(model, result.aggregate)
@@ -500,7 +500,7 @@ def build_vectors() -> dict[str, Any]:
 def test_federated_vectors_match_the_committed_file() -> None:
     """[FED-QUANT.2] [FED-QUANT.3] [FED-QUANT.5] [FED-MODEL.1] [FED-MODEL.2] [FED-COMMIT.1]
     [FED-AGG.1] [FED-AGG.2] [FED-AGG.3] [FED-AGG.4] [FED-AGG.5] [FED-AGG.6] [FED-AGG.7]
-    [FED-AGG.8] [FED-AGG.9] [FED-AGG.10] [FED-AGG.11] [FED-MODEL.3] [FED-REWARD.1]
+    [FED-AGG.8] [FED-AGG.9] [FED-AGG.10] [FED-AGG.11] [FED-AGG.12] [FED-MODEL.3] [FED-REWARD.1]
     [FED-REWARD.2] [FED-REWARD.3] [FED-REWARD.10] [FED-REWARD.11]
     [FED-REWARD.4] [FED-REWARD.5] [FED-REWARD.7] [FED-REWARD.8] [FED-REWARD.9] [FED-END.5]
     [FED-SPEC.1] [FED-SPEC.2] [FED-SPEC.3] [FED-PRIV.1] [FED-PRIV.2] [FED-PRIV.3] [FED-PRIV.4]

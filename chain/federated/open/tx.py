@@ -32,7 +32,7 @@ from chain.federated.open.steps import (
     return_reveal_deposit,
 )
 from chain.federated.private.tx import check_private_reveal
-from chain.federated.rounds import CENTERED_CLIP, FLTRUST
+from chain.federated.rounds import CENTERED_CLIP, FLTRUST, Aggregation
 from chain.federated.spec import OPEN, PRIVATE
 from chain.jobspec import FEDERATED_V1
 from chain.records import Job, JobStatus
@@ -57,10 +57,11 @@ def apply_post_job(view: Overlay, sender: Address, body: PostJob, ctx: TxContext
     fed = spec.federated
     if spec.kind != FEDERATED_V1 or fed is None:
         return
-    if fed.aggregation.rule == CENTERED_CLIP and view.protocol_version < CENTERED_CLIP_VERSION:
+    new_rule = fed.aggregation.rule == CENTERED_CLIP or fed.aggregation == Aggregation(FLTRUST, 1)
+    if new_rule and view.protocol_version < CENTERED_CLIP_VERSION:
         raise _reject("needs_protocol_version",  # [TX-FED.11]
-                      f"the rule {CENTERED_CLIP} needs protocol version {CENTERED_CLIP_VERSION}"
-                      f"; version {view.protocol_version} is in force")
+                      f"the rule {fed.aggregation.to_wire()} needs protocol version "
+                      f"{CENTERED_CLIP_VERSION}; version {view.protocol_version} is in force")
     holdout_rules.check_post(view, fed.holdout, spec.voting.max_turns, spec.voting.voter_reward)
     least = min(fed.commit_window_ms, fed.reveal_window_ms, fed.aggregate_window_ms)
     if least < view.params.min_window_ms:

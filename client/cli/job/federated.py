@@ -71,8 +71,9 @@ FEDERATED_OPTIONS = [
                  "mode, which only sums)."),
     _option("--trim", type=click.IntRange(0, 252), default=None,
             help="federated: the rule's parameter: trimmed mean's k (updates cut at each end "
-                 "per coordinate), multi_krum's f (updates assumed Byzantine); 0 for the "
-                 "others, and by default."),
+                 "per coordinate), multi_krum's f (updates assumed Byzantine), fltrust 1 for "
+                 "its trusted updates through centered clipping; 0 for the others, and by "
+                 "default."),
     _option("--target-accuracy", type=click.FloatRange(0, 1, min_open=True), default=None,
             help="federated: accuracy on the public part (0..1) that ends the job early."),
     _option("--scale-bits", type=click.IntRange(8, 24), default=16, show_default=True,

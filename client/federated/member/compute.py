@@ -22,7 +22,6 @@ from chain.federated.blobs import ModelBlob, UpdateBlob, model_hash
 from chain.federated.fixed import Q_MAX
 from chain.federated.open.records import FedJob, FedRound
 from chain.federated.open.steps import ACCEPT
-from chain.federated.rounds import CENTERED_CLIP
 from chain.federated.spec import FederatedSpec
 from chain.types import Address, Hash32
 
@@ -51,8 +50,8 @@ def step_base(spec: FederatedSpec, earlier: Sequence[FedRound]) -> Hash32 | None
     """[FED-AGG.11] The blob id of the model before the last accepted round (the initial
     model's when only one was accepted), whose step to the current model is centered
     clipping's center; None when no round was accepted yet (the center is zero) or the
-    rule is another."""
-    if spec.aggregation.rule != CENTERED_CLIP:
+    rule clips around no center [FED-AGG.12]."""
+    if not spec.aggregation.uses_center:
         return None
     accepted = [r for r in earlier if r.outcome == ACCEPT]
     if not accepted:
