@@ -346,8 +346,8 @@ def run_job(data: Data, rule: Rule, family: Family | None, attackers: tuple[int,
         inputs.append(RoundInput(cast(Mapping[bytes, Sequence[int]], named),
                                  cast(Sequence[int], reference)))
         history += [*sent.values(), reference]
-        for a, v in sent.items():  # [FED-REWARD.11] each address's earlier updates, summed
-            sums[a] = sums[a] + v if a in sums else v.astype(np.int64)
+        for who, q in sent.items():  # [FED-REWARD.11] each address's earlier updates, summed
+            sums[who] = sums[who] + q if who in sums else q.astype(np.int64)
         round_acc.append(score(model, data.test, d, k)[0])
     paid = _payments(data, rule, initial, model, inputs, weights) if pay else None
     return JobResult(round_acc[-1], _hits(model, data), paid, agg_s / n_rounds, n_rounds,
