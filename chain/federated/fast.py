@@ -290,21 +290,38 @@ def centered_clip_array(m: Matrix, center: Vector, m_max: int | None = None) -> 
         raise FederatedError("bad_dims", "every update needs the center's length",
                              dims=[m.shape[1]], expected=center.shape[0])
     counted = list(range(n))
-    if center.any():
-        agree = [i for i, d in enumerate(dots(m, center, m_max)) if d > 0]
+    m_max = _amax(m) if m_max is None else m_max
+    c_max = _amax(center)
+    if c_max:
+        agree = [i for i, d in enumerate(dots(m, center, m_max, c_max)) if d > 0]
         counted = agree if 2 * len(agree) > n else counted
     rows = m if len(counted) == n else m[counted]
-    diffs = clamp(rows - center)
-    d2s = square_norms(diffs)
+    diffs = rows - center
+    if m_max + c_max > Q_MAX:  # [FED-QUANT.3] only then can a difference leave the range
+        diffs = clamp(diffs)
+    d2s = square_norms(diffs, min(m_max + c_max, Q_MAX))
     near = FAR_SQ * lower_median(d2s)
     kept = [x for x, d2 in enumerate(d2s) if d2 <= near]
     radius2 = lower_median([d2s[x] for x in kept])
-    total = np.zeros(center.shape[0], dtype=np.int64)
+    whole = [x for x in kept if d2s[x] <= radius2]
+    total = diffs[whole].sum(axis=0, dtype=np.int64)
     for x in kept:
-        d2 = d2s[x]
-        total += diffs[x] if d2 <= radius2 else normalise_array(diffs[x],
-                                                                norm_factor(d2, radius2))
+        if d2s[x] > radius2:
+            total += _scale_down(diffs[x], norm_factor(d2s[x], radius2))
     return clamp(center + rdiv(total, len(kept)))
+
+
+def _scale_down(v: Vector, factor: int) -> Vector:
+    """[FED-AGG.5] ``normalise_array`` for a factor below 2**32 (a shrink): ``v · factor``
+    fits int64 and its nearest quotient by 2**32 is never farther from 0 than ``v``, so
+    no clamp is needed."""
+    if not 0 <= factor < 1 << NORM_BITS:
+        return normalise_array(v, factor)
+    p = v * np.int64(factor)
+    q = p >> NORM_BITS
+    twice = (p & np.int64((1 << NORM_BITS) - 1)) << 1
+    one = np.int64(1 << NORM_BITS)
+    return q + ((twice > one) | ((twice == one) & ((q & 1) == 1)))
 
 
 def centered_clip(updates: Sequence[ArrayLike] | Matrix, center: ArrayLike) -> tuple[int, ...]:
@@ -398,11 +415,25 @@ def _copies(m: Matrix, n2s: list[int]) -> set[int]:
     return out
 
 
+FLOAT_EXACT = 1 << 53
+"""Integers below this are exact in float64: a product of rows whose every partial sum stays
+below it is computed by BLAS without a rounding."""
+
+
 def _pair_trusts(rows: Matrix, live: list[int], n2s: list[int],
                  m_max: int) -> dict[tuple[int, int], int]:
-    """[FED-AGG.4] The trust of every pair of ``live`` rows (``rows`` holds just those),
-    one row's exact dot products against the rows after it at a time."""
+    """[FED-AGG.4] The trust of every pair of ``live`` rows (``rows`` holds just those).
+    When ``max|x|**2 · dims < 2**53`` every partial sum of a dot product is an integer
+    float64 holds exactly, so the whole Gram matrix is one BLAS product; otherwise one
+    row's exact dot products against the rows after it at a time."""
     pair: dict[tuple[int, int], int] = {}
+    if len(live) > 1 and m_max * m_max * rows.shape[1] < FLOAT_EXACT:
+        f = rows.astype(np.float64)
+        gram = (f @ f.T).astype(np.int64)
+        for x, i in enumerate(live[:-1]):
+            for y in range(x + 1, len(live)):
+                pair[i, live[y]] = trust_from(int(gram[x, y]), n2s[i], n2s[live[y]])
+        return pair
     for x, i in enumerate(live[:-1]):
         ds = dots(rows[x + 1:], rows[x], m_max, m_max)
         for j, d in zip(live[x + 1:], ds, strict=True):
