@@ -248,15 +248,18 @@ def _max_cosine(vs: Floats) -> float:
     return float(g.max())
 
 
-def split_with_noise(u: Floats, k: int, rng: np.random.Generator) -> list[Floats]:
+def split_with_noise(u: Floats, k: int, rng: np.random.Generator,
+                     fixed: Floats | None = None) -> list[Floats]:
     """``u`` through ``k`` addresses, each plus Gaussian noise scaled (by bisection) so
     the copies' largest pairwise cosine is just under the near-copy threshold
-    [FED-REWARD.8]: they keep k full weights instead of sharing one."""
+    [FED-REWARD.8]: they keep k full weights instead of sharing one. ``fixed``: the same
+    noise directions every round (against [FED-REWARD.11]'s running sums)."""
     if k == 1:
         return [u.copy()]
     target = COPY_TRUST / 65536 - SYBIL_MARGIN
     per_coordinate = float(np.linalg.norm(u)) / math.sqrt(len(u))
-    noise: Floats = rng.normal(size=(k, u.shape[0])) * per_coordinate
+    base = rng.normal(size=(k, u.shape[0])) if fixed is None else fixed
+    noise: Floats = base * per_coordinate
     lo, hi = 0.0, 4.0
     while _max_cosine(u + hi * noise) >= target and hi < 1e6:
         lo, hi = hi, 2 * hi
@@ -269,10 +272,16 @@ def split_with_noise(u: Floats, k: int, rng: np.random.Generator) -> list[Floats
     return [u + hi * noise[i] for i in range(k)]
 
 
-def sybil(k: int) -> Attack:
-    """Each attacker sends its own honest update through ``k`` addresses with noise."""
+def sybil(k: int, fixed: bool = False) -> Attack:
+    """Each attacker sends its own honest update through ``k`` addresses with noise: fresh
+    each round, or (``fixed``) the same directions every round, drawn once per attacker."""
     def attack(view: RoundView, rng: np.random.Generator) -> Sent:
-        return [split_with_noise(view.honest[a], k, rng) for a in view.attackers]
+        out = []
+        for a in view.attackers:
+            base = np.random.default_rng([a, k, 4911]).normal(
+                size=(k, view.honest.shape[1])) if fixed else None
+            out.append(split_with_noise(view.honest[a], k, rng, base))
+        return out
     return attack
 
 
@@ -294,6 +303,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("free_replay_2q", free_replay(2),
            "free-rider: another owner's previous update, one coordinate 2 quanta off"),
     Family("sybil3", sybil(3), "own honest update via 3 addresses, noise under COPY_TRUST",
+           addresses=3),
+    Family("sybil3_fixed", sybil(3, fixed=True),
+           "own honest update via 3 addresses, the same noise directions every round",
            addresses=3),
     Family("absent", absent, "baseline: the coalition sends nothing", reference=True),
 )}
