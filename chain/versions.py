@@ -22,7 +22,7 @@ SUPPORTED_PROTOCOL_VERSIONS: dict[int, str] = {
     3: "state roots commit to the block's changes, the next validator set and, every 100 "
        "heights, the whole state's content: a new node starts from a snapshot, trusting "
        "only the genesis [STATE-ROOT.2] [SNAP-*]",
-    4: "a federated job may name centered clipping after nearest-neighbour mixing "
+    4: "a federated job may name centered clipping around the last step "
        "(centered_clip), the CLI's default rule, and FLTrust through it (['fltrust', 1]) "
        "[FED-AGG.10-12] [TX-FED.11]; "
        "members leave replays of earlier updates out of a round [FED-REWARD.10] and "
