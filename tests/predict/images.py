@@ -41,10 +41,12 @@ def predict_image_present(client: docker.DockerClient) -> bool:
 
 
 def lock_file(client: docker.DockerClient) -> Path:
-    """One lock per engine (its API address), held shared by every test using the executor
-    image there, exclusively by the one removing it: a test on a private engine never
-    waits for, nor is kept from its clean-up by, tests on the host's engine."""
-    engine = hashlib.sha256(str(client.api.base_url).encode()).hexdigest()[:16]
+    """One lock per engine (its daemon ID: every unix-socket client's ``base_url`` is the
+    same ``http+docker://localhost``, so keying by it shared one lock between the host's
+    engine and every private one, and a host test holding it kept a private engine's test
+    from its clean-up), held shared by every test using the executor image there,
+    exclusively by the one removing it."""
+    engine = hashlib.sha256(str(client.info()["ID"]).encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"lc-test-predict-image-{engine}.lock"
 
 
