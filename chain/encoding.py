@@ -76,7 +76,11 @@ def _normalise_other(value: Any) -> Any:
 
 def encode(value: Any) -> bytes:
     """The canonical encoding of ``value`` (lists, tuples, dicts, scalars)."""
-    return msgpack.packb(_normalise(value), use_bin_type=True, use_single_float=False)
+    try:
+        normal = _normalise(value)
+    except RecursionError:  # a hostile input nested deeper than the stack: refused, not a crash
+        raise DecodeError("value nested too deeply", code="too_deep") from None
+    return msgpack.packb(normal, use_bin_type=True, use_single_float=False)
 
 
 def _reject_ext(code: int, data: bytes) -> Any:
