@@ -32,15 +32,11 @@ from collections.abc import Sequence
 from chain.federated.errors import FederatedError
 from chain.federated.fixed import clamp, rdiv
 from chain.federated.fltrust import dot, norm_factor, normalise, square_norm
+from chain.federated.rewards import lower_median
 
 FAR_SQ = 9
 """[FED-AGG.10] An update whose squared distance to the center exceeds 9 × the median one
 (its distance more than 3 × the median distance) is left out."""
-
-
-def lower_median(values: Sequence[int]) -> int:
-    """The element at index ``(n - 1) // 2`` of the values sorted ascending (n >= 1)."""
-    return sorted(values)[(len(values) - 1) // 2]
 
 
 def agreeing(updates: Sequence[Sequence[int]], center: Sequence[int]) -> list[int]:

@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from chain.federated.centered import FAR_SQ, lower_median
+from chain.federated.centered import FAR_SQ
 from chain.federated.errors import FederatedError
 from chain.federated.fixed import MAX_DIMS, MAX_ROUND_PARTICIPANTS, Q_MAX, check_vector
 from chain.federated.fltrust import NORM_BITS, norm_factor, trust_from
 from chain.federated.history import REPLAY_QUANTUM
-from chain.federated.rewards import copy_discount, norm_outliers
+from chain.federated.rewards import copy_discount, lower_median, norm_outliers
 from chain.federated.robust import krum_selected
 from chain.federated.rounds import (
     CENTERED_CLIP,

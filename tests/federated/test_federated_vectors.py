@@ -26,7 +26,6 @@ from chain.federated.centered import (
     FAR_SQ,
     agreeing,
     centered_clip,
-    lower_median,
     model_step,
 )
 from chain.federated.errors import BlobError
@@ -46,6 +45,7 @@ from chain.federated.rewards import (
     COPY_TRUST,
     NORM_OUTLIER_SQ,
     job_outliers,
+    lower_median,
     norm_outliers,
     payout,
     split,
