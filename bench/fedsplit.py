@@ -1,0 +1,157 @@
+"""Where a split owner's gain comes from, and what a participation fee or the
+leave-one-out share would do to it (issue 49 §2).
+
+    .venv/bin/python bench/fedsplit.py              # 10 seeds, centered_clip, 15 rounds
+    .venv/bin/python bench/fedsplit.py --quick      # 2 seeds, 4 rounds
+
+One owner of the benchmark's job (bench/fedpoison.py's data, rule and harness) sends its
+honest update through k = 2, 3, 5 addresses, each with noise that keeps every pair's
+cosine under the copy threshold [FED-REWARD.8]: *fresh* noise every round, or the *same*
+noise directions every round (``fixed``). Each run's payout inputs (recorded weights,
+final and leave-one-out losses) are captured once and paid again through
+``rewards.payout``
+
+- with the leave-one-out share ``loo_permille`` at 0, 500 (the CLI's default) and 1000;
+- with a participation fee of φ × (bounty / 10) per address paid into the job's pool
+  (the pool grows by the fees and is split as the bounty is), φ in 0, 0.25, 0.5, 1, 2.
+
+gain = the owner's total over its addresses (net of fees) / its pay as one address in the
+same seed's clean run. ``honest_net_over_gross_min`` is the lowest honest owner's net pay
+under the fee over its pay without one (what the fee costs the poorest honest owner).
+The last line is one JSON object (``JSON_KEYS``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.support import fedsim
+from bench.support.cli import emit, parse_args
+from bench.support.fedattacks import Family, sybil
+from bench.support.fedsim import address, load, project_rules, run_job
+from chain.federated.rewards import payout
+
+JSON_KEYS = ("gain_fresh", "gain_fixed", "gain_fixed_loo1000", "fee_gain_fixed",
+             "honest_net_over_gross_min", "seeds", "rounds", "rule")
+NEEDS_DOCKER = False
+QUICK = {"seeds": 2, "rounds": 4}
+SPLITS = (2, 3, 5)
+LAMBDAS = (0, 500, 1000)
+PHIS = (0.0, 0.25, 0.5, 1.0, 2.0)
+OWNERS = 10
+Captured = tuple[Sequence[Mapping[bytes, int]], int | None, Mapping[bytes, int] | None]
+
+
+def capture_runs(seed: int, rounds: int, rule_name: str) -> dict[Any, Any]:
+    """The clean run's and every split run's payout inputs for one seed."""
+    captured: list[Captured] = []
+    real = fedsim.payout
+
+    def spy(bounty: int, lam: int, weights: Any, final_loss: Any, loo: Any) -> Any:
+        captured.append((weights, final_loss, loo))
+        return real(bounty, lam, weights, final_loss, loo)
+
+    fedsim.payout = spy  # type: ignore[assignment]  # the harness calls payout by its module
+    try:
+        rule = project_rules(3)[rule_name]
+        data = load(seed, OWNERS)
+        clean = run_job(data, rule, None, (), rounds, seed, pay=True)
+        perm = np.random.default_rng([seed, 7]).permutation(OWNERS)
+        owner = next((int(i) for i in perm if (clean.paid or {}).get(int(i), 0) > 0),
+                     int(perm[0]))
+        out: dict[Any, Any] = {"owner": owner, "clean": captured[-1]}
+        for k in SPLITS:
+            for fixed in (False, True):
+                run_job(data, rule, Family(f"split{k}", sybil(k, fixed), "", addresses=k),
+                        (owner,), rounds, seed, pay=True)
+                out[(k, fixed)] = captured[-1]
+        return out
+    finally:
+        fedsim.payout = real
+
+
+def owner_net(cap: Captured, owner: int, k: int, lam: int, fee: int) -> int:
+    """The owner's pay over its k addresses, the pool grown by every address's fee, less
+    its own k fees."""
+    weights, final_loss, loo = cap
+    addresses = set(loo or {}) | {a for ws in weights for a in ws}
+    p = payout(fedsim.BOUNTY + len(addresses) * fee, lam, weights, final_loss, loo)
+    return sum(p.of(address(owner, c)) for c in range(k)) - k * fee
+
+
+def gains(runs: Sequence[dict[Any, Any]], k: int, fixed: bool, lam: int, fee: int) -> list[float]:
+    out = []
+    for run in runs:
+        single = owner_net(run["clean"], run["owner"], 1, lam, fee)
+        if single > 0:
+            out.append(owner_net(run[(k, fixed)], run["owner"], k, lam, fee) / single)
+    return out
+
+
+def honest_cost(runs: Sequence[dict[Any, Any]], fee: int) -> float:
+    """The lowest (over seeds and owners) net pay under the fee over the pay without it."""
+    worst = float("inf")
+    for run in runs:
+        weights, final_loss, loo = run["clean"]
+        gross = payout(fedsim.BOUNTY, fedsim.LOO_PERMILLE, weights, final_loss, loo)
+        for o in range(OWNERS):
+            g = gross.of(address(o, 0))
+            if g > 0:
+                worst = min(worst, owner_net(run["clean"], o, 1, fedsim.LOO_PERMILLE, fee) / g)
+    return worst
+
+
+def _med(xs: Sequence[float]) -> float | None:
+    return round(statistics.median(xs), 2) if xs else None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--rule", default="centered_clip")
+    args = parse_args(ap, QUICK, argv)
+    runs = [capture_runs(seed, args.rounds, args.rule) for seed in range(1, args.seeds + 1)]
+    print(f"{args.rule}, {args.seeds} seeds, {args.rounds} rounds: gain median (max)")
+    print("| loo_permille | " + " | ".join(f"k={k} {n}" for k in SPLITS
+                                          for n in ("fresh", "fixed")) + " |")
+    for lam in LAMBDAS:
+        cells = []
+        for k in SPLITS:
+            for fixed in (False, True):
+                g = gains(runs, k, fixed, lam, 0)
+                cells.append(f"{_med(g)} ({max(g):.2f})" if g else "-")
+        print(f"| {lam} | " + " | ".join(cells) + " |")
+    print("fee into the pool (loo_permille 500): gain median (max); lowest honest net/gross")
+    fee_fixed: dict[str, Any] = {}
+    honest: dict[str, float] = {}
+    for phi in PHIS:
+        fee = int(phi * fedsim.BOUNTY / OWNERS)
+        cells = []
+        for k in SPLITS:
+            g = gains(runs, k, True, fedsim.LOO_PERMILLE, fee)
+            fee_fixed[f"{phi}:{k}"] = _med(g)
+            cells.append(f"k={k} fixed {_med(g)} ({max(g):.2f})" if g else "-")
+        honest[str(phi)] = round(honest_cost(runs, fee), 2)
+        print(f"| φ={phi} | " + " | ".join(cells) + f" | honest {honest[str(phi)]} |")
+    lam0 = fedsim.LOO_PERMILLE
+    emit({
+        "gain_fresh": {k: _med(gains(runs, k, False, lam0, 0)) for k in SPLITS},
+        "gain_fixed": {k: _med(gains(runs, k, True, lam0, 0)) for k in SPLITS},
+        "gain_fixed_loo1000": {k: _med(gains(runs, k, True, 1000, 0)) for k in SPLITS},
+        "fee_gain_fixed": fee_fixed, "honest_net_over_gross_min": honest,
+        "seeds": args.seeds, "rounds": args.rounds, "rule": args.rule,
+    }, JSON_KEYS)
+
+
+if __name__ == "__main__":
+    main()
