@@ -31,6 +31,7 @@ from chain.predict.io import invalid_blob
 from chain.predict.model import InputSchema, OutputSchema
 from chain.predict.params import MAX_CKKS_FEATURES
 from sandbox.errors import SandboxError
+from sandbox.model_accepts import MAX_CKKS_HIDDEN
 from sandbox.model_format import Mlp, load_model_file
 
 BATCH_FORMAT = "ckks-batch/v1"
@@ -92,9 +93,6 @@ def parse_batch(blob: bytes) -> tuple[ts.Context, int, list[ts.CKKSVector]]:
     return ctx, rows, vectors
 
 
-MAX_CKKS_HIDDEN = 64
-"""[PRED-CKKS.3] Hidden units of a square MLP evaluated under CKKS (each costs F scalar
-products and one ciphertext square)."""
 
 
 def square_weights(model: Mlp) -> tuple[list[list[float]], list[float], list[float], float]:

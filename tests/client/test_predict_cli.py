@@ -101,6 +101,11 @@ def test_model_deploy_list_and_show(chain: ApiThread, tmp_path: Path) -> None:
         in listed
     shown = run(["model", "show", job_id.hex()], chain).output
     assert "2 × float32 → classes" in shown and "royalty 100‰" in shown
+    # [PRED-ACCEPTS.1] what it accepts, on each page
+    assert "accepts     labels · csv or npy rows · encrypted: no" in shown
+    assert "a classifier (3 labels) answers labels" in shown
+    assert "labels · csv or npy rows · encrypted: no" in listed
+    assert models[0]["accepts"]["modes"] == ["labels"]
     assert "serving" in listed and "status      serving" in shown
     again = deploy(chain, tmp_path, job_id, "--labels", "cat,dog,fish", code=1).output
     assert "already_deployed" in again
@@ -255,7 +260,29 @@ def test_bad_input_files_are_refused_before_anything_is_sent(chain: ApiThread,
         assert says in out and path.name in out, out
     out = run(["predict", job_id.hex(), "--input", str(cases[0][0]), "--encrypted", *alice],
               chain, code=1).output
-    assert "--encrypted needs a regression model" in out
+    assert "does not answer encrypted rows (a classifier" in out
+    assert chain.in_loop(lambda: chain.node.blob_store.blobs()) == blobs  # type: ignore
+    assert ApiClient(chain.url).model(job_id)["requests"]["total"] == 0
+
+
+def test_pred_accepts_1_encrypted_is_refused_before_any_fee_for_a_relu_mlp(
+        chain: ApiThread, tmp_path: Path) -> None:
+    """[PRED-ACCEPTS.1] A one-output regression whose file is a two-layer ReLU MLP: the
+    ledger would take a ciphertext request (one output, 2 features) and the executors would
+    answer ``schema``, spending the fee. ``predict --encrypted`` reads the model file first
+    and refuses, naming why; nothing is uploaded or sent. ``model show`` says the same."""
+    assert chain.node is not None
+    relu = export_mlp([(np.ones((3, 2)), np.zeros(3)), (np.ones((1, 3)), np.zeros(1))])
+    job_id = paid(chain, model=relu)
+    deploy(chain, tmp_path, job_id, "--outputs", "1")
+    shown = run(["model", "show", job_id.hex()], chain).output
+    assert "values · csv or npy rows · encrypted: no" in shown, shown
+    alice = key_file(tmp_path, chain.keys["alice"], "alice")
+    blobs = chain.in_loop(lambda: chain.node.blob_store.blobs())  # type: ignore[union-attr]
+    rows = csv_file(tmp_path, "1,2\n3,4\n")
+    out = run(["predict", job_id.hex(), "--input", str(rows), "--encrypted", *alice], chain,
+              code=1).output
+    assert "does not answer encrypted rows (not linear and not a two-layer square MLP" in out
     assert chain.in_loop(lambda: chain.node.blob_store.blobs()) == blobs  # type: ignore
     assert ApiClient(chain.url).model(job_id)["requests"]["total"] == 0
 

@@ -27,6 +27,7 @@ from chain.types import MAX_AMOUNT
 from client.api.openapi_types import (
     ADDRESS,
     AMOUNT,
+    BOOL,
     COUNT,
     HEIGHT_INT,
     HEX32,
@@ -43,6 +44,7 @@ from client.api.openapi_types import (
     text,
 )
 from client.api.predict.routes import MAX_MODEL_REQUESTS
+from sandbox.model_accepts import INPUT_FILES
 
 STATUS: S = {"enum": [str(s) for s in PredictionStatus],
              "description": "drawing → commit → reveal → agreed | no_majority; unserved: "
@@ -63,6 +65,14 @@ _MODEL_FIELDS: dict[str, S] = {
                       "takes requests"},
     "requests": obj({k: COUNT for k in ("total", "open", *(str(s) for s in PredictionStatus))},
                     description="How many requests named the model, by status"),
+    "accepts": obj({
+        "modes": {**array({"enum": list(MODES)}, len(MODES)),
+                  "description": "Request modes it answers usefully"},
+        "input_files": array({"enum": list(INPUT_FILES)}, len(INPUT_FILES)),
+        "encrypted": {**nullable(BOOL), "description": "Whether it answers encrypted (CKKS) "
+                      "rows; null while the model file is not on this node to read"},
+        "encrypted_why": text(400),
+    }, description="[PRED-ACCEPTS.1] What the model accepts"),
 }
 _SUMMARY: dict[str, S] = {
     "request_id": {**HEX32, "description": "The request_prediction transaction's id"},

@@ -13,6 +13,7 @@ height (cached), like ``/supply``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,6 +28,8 @@ from chain.predict.steps import agreement_of, deployed_model, prediction
 from client.api.json_forms import addr, parse_hash
 from client.api.predict.views import output_json
 from client.node.handle import NodeHandle
+from sandbox.model_accepts import Accepts, model_accepts
+from sandbox.model_format import MAX_MODEL_BYTES
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Json = dict[str, Any]
@@ -41,10 +44,10 @@ def not_found(code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=404)
 
 
-def model_json(model: DeployedModel, counts: dict[str, int]) -> Json:
+def model_json(model: DeployedModel, counts: dict[str, int], accepts: Accepts) -> Json:
     """[API-PREDICT.1] One deployed model and how many requests named it, by status;
     ``unservable_by``: the request whose agreed "does not load" answer closed the model
-    [PRED-UNLOADABLE.3], null while it takes requests."""
+    [PRED-UNLOADABLE.3], null while it takes requests; ``accepts`` [PRED-ACCEPTS.1]."""
     return {
         "job_id": model.job_id.hex(), "model_hash": model.model_hash.hex(),
         "format": model.format,
@@ -53,6 +56,7 @@ def model_json(model: DeployedModel, counts: dict[str, int]) -> Json:
         "royalty_permille": model.royalty_permille,
         "unservable_by": None if model.unservable_by is None else model.unservable_by.hex(),
         "requests": {k: counts.get(k, 0) for k in COUNT_KEYS},
+        "accepts": accepts.to_json(),
     }
 
 
@@ -113,6 +117,8 @@ class PredictRoutes:
     def __init__(self, node: NodeHandle) -> None:
         self.node = node
         self._index: tuple[tuple[int, bytes], dict[bytes, list[Prediction]]] | None = None
+        self._accepts: dict[bytes, Accepts] = {}
+        """[PRED-ACCEPTS.1] Per model hash, once known (a model file never changes)."""
 
     def routes(self) -> list[tuple[str, str, Handler]]:
         return [
@@ -136,6 +142,23 @@ class PredictRoutes:
             self._index = (key, index)
         return self._index[1]
 
+    async def _accepts_of(self, model: DeployedModel) -> Accepts:
+        """[PRED-ACCEPTS.1] Read from the model file when this node stores it (a bounded
+        parse, in a thread: nothing in it runs); unknown encryption until then."""
+        key = bytes(model.model_hash)
+        known = self._accepts.get(key)
+        if known is not None:
+            return known
+        path = self.node.blob_path(key)
+        data = None
+        if path is not None and path.stat().st_size <= MAX_MODEL_BYTES:
+            data = await asyncio.to_thread(path.read_bytes)
+        accepts = await asyncio.to_thread(model_accepts, model.format, model.input,
+                                          model.output, data)
+        if accepts.encrypted is not None:
+            self._accepts[key] = accepts
+        return accepts
+
     def _counts(self, recs: list[Prediction]) -> dict[str, int]:
         counts = {"total": len(recs), "open": sum(r.status in OPEN for r in recs)}
         for r in recs:
@@ -150,7 +173,8 @@ class PredictRoutes:
                   if m is not None]
         return web.json_response({
             "height": int(state.height),
-            "models": [model_json(m, self._counts(index.get(bytes(m.job_id), [])))
+            "models": [model_json(m, self._counts(index.get(bytes(m.job_id), [])),
+                                  await self._accepts_of(m))
                        for m in models]})
 
     async def get_model(self, request: web.Request) -> web.Response:
@@ -161,7 +185,7 @@ class PredictRoutes:
             return not_found("unknown_model", f"no deployed model {job_id.hex()}")
         recs = self._by_model().get(bytes(job_id), [])
         return web.json_response({
-            **model_json(model, self._counts(recs)),
+            **model_json(model, self._counts(recs), await self._accepts_of(model)),
             "predictions": [request_summary_json(r) for r in recs[:MAX_MODEL_REQUESTS]]})
 
     async def get_prediction(self, request: web.Request) -> web.Response:

@@ -49,7 +49,7 @@ from client.cli.predict.input import (
     plaintext_blob,
     read_rows,
 )
-from client.cli.predict.model import get_model, model
+from client.cli.predict.model import encrypted_support, get_model, model
 
 SECRET_DIR = Path(".learningchain") / "ckks"
 """Where an encrypted request's secret context is kept (mode 0600), named by input blob."""
@@ -171,7 +171,10 @@ def answer_of(client: ApiClient, rec: dict[str, Any], model: dict[str, Any],
                    "(words and numbers mixed, or 0,1,…,n-1) an error before anything is sent "
                    "[PRED-CSV.1].")
 @click.option("--encrypted", is_flag=True,
-              help="Encrypt the rows with CKKS (a linear regression model); the key stays here.")
+              help="Encrypt the rows with CKKS; the key stays here and the executors see only "
+                   "ciphertexts. The model must answer encrypted rows (model show: "
+                   "\"encrypted: yes\"): a linear model or a two-layer square-activation "
+                   "MLP, one output, at most 128 features; checked before any fee.")
 @click.option("--k", "k", type=click.IntRange(MIN_K, MAX_K), default=3, show_default=True,
               help="Executors drawn (odd); the answer needs k // 2 + 1 of them to agree.")
 @click.option("--fee", type=click.IntRange(1), help="Credits escrowed (default: the minimum, "
@@ -198,9 +201,14 @@ def predict(model_id: bytes, input_path: Path, header: bool | None, encrypted: b
     client = client_for(node_url)
     model = get_model(client, model_id)
     kind, schema = model["output"]["kind"], model["input"]
-    if encrypted and kind != "regression":
-        raise UserError("--encrypted needs a regression model with one output (a linear "
-                        f"score); this one is a {kind} model", code="not_ckks_model")
+    if encrypted:
+        accepts = encrypted_support(client, model)  # [PRED-ACCEPTS.1] before any fee
+        if not accepts.encrypted:
+            raise UserError(f"--encrypted: model {model_id.hex()[:16]}… does not answer "
+                            f"encrypted rows ({accepts.why}); encrypted requests need a "
+                            "linear model or a two-layer square MLP with one output "
+                            "(safetensors-mlp); ask without --encrypted",
+                            code="not_ckks_model")
     mode = "labels" if kind == "classes" else "ciphertext" if encrypted else "values"
     if tolerance and mode != "values":
         raise click.BadParameter("only a regression model's values take a tolerance",

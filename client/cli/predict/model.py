@@ -40,6 +40,7 @@ from client.cli.common import (
     wait_option,
 )
 from sandbox.deployable import check_model, detect_format
+from sandbox.model_accepts import Accepts, model_accepts
 from sandbox.model_format import MAX_MODEL_BYTES, ModelFormatError
 from sandbox.onnx_check import MAX_ONNX_BYTES
 
@@ -70,6 +71,31 @@ def serving_text(m: dict[str, Any], full: bool = False) -> str:
     return f"unservable (request {by if full else by[:16]} agreed it does not load)"
 
 
+def accepts_text(m: dict[str, Any]) -> str:
+    """[PRED-ACCEPTS.1] ``values, ciphertext · csv or npy rows · encrypted: yes``."""
+    a = m["accepts"]
+    enc = {True: "yes", False: "no", None: "unknown"}[a["encrypted"]]
+    return f"{', '.join(a['modes'])} · {' or '.join(a['input_files'])} rows · encrypted: {enc}"
+
+
+def encrypted_support(client: ApiClient, m: dict[str, Any]) -> Accepts:
+    """[PRED-ACCEPTS.1] Whether the model answers encrypted rows, decided here from its
+    public file (fetched, bounded, parsed; nothing in it runs), whatever the node says: the
+    answer decides whether a fee is spent on an answer that says nothing."""
+    schema = InputSchema(m["input"]["dtype"], int(m["input"]["features"]))
+    o = m["output"]
+    output = OutputSchema(o["kind"], tuple(o["labels"]), int(o["outputs"]),
+                          int(o["scale_exp"]))
+    first = model_accepts(m["format"], schema, output, None)
+    if first.encrypted is not None:
+        return first
+    with tempfile.TemporaryDirectory(prefix="lc-model-") as tmp:
+        path = Path(tmp) / "model"
+        with user_errors("cannot fetch the model file to check it answers encrypted rows: "):
+            client.download_blob(m["model_hash"], path, max_bytes=MAX_MODEL_BYTES)
+        return model_accepts(m["format"], schema, output, path.read_bytes())
+
+
 def get_model(client: ApiClient, model_id: bytes) -> dict[str, Any]:
     with user_errors():
         return client.model(model_id)
@@ -88,12 +114,13 @@ def model_list(node_url: str, as_json: bool) -> None:
         if not doc["models"]:
             out("no deployed models (learningchain model deploy JOB)")
             return
-        table(["MODEL", "SCHEMA", "OWNER", "ROYALTY", "REQUESTS", "OPEN", "AGREED", "STATUS"],
-              [[m["job_id"][:16], schema_text(m), short(m["owner"]),
+        table(["MODEL", "SCHEMA", "ACCEPTS", "OWNER", "ROYALTY", "REQUESTS", "OPEN", "AGREED",
+               "STATUS"],
+              [[m["job_id"][:16], schema_text(m), accepts_text(m), short(m["owner"]),
                 f"{m['royalty_permille'] / 10:g}%", m["requests"]["total"],
                 m["requests"]["open"], m["requests"]["agreed"], serving_text(m)]
                for m in doc["models"]],
-              right=(4, 5, 6))
+              right=(5, 6, 7))
 
     emit(doc, as_json, text)
 
@@ -110,6 +137,8 @@ def model_show(model_id: bytes, node_url: str, as_json: bool) -> None:
         out(f"model {m['job_id']}")
         out(f"  model hash  {m['model_hash']} ({m['format']})")
         out(f"  schema      {schema_text(m)}")
+        out(f"  accepts     {accepts_text(m)}")
+        out(f"              {m['accepts']['encrypted_why']}")
         out(f"  owner       {m['owner']}, royalty {m['royalty_permille']}‰")
         out(f"  status      {serving_text(m, full=True)}")
         counts = m["requests"]

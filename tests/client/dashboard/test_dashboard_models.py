@@ -82,8 +82,12 @@ def test_models_pages_show_models_requests_and_payouts(chain: ApiThread) -> None
             '[data-testid=model-requests]').textContent, r.textContent]; }""")
         assert row[0] == job_id.hex() and row[1] == "2"
         assert "3 classes (cat, dog, fish)" in row[2] and "10%" in row[2]
+        assert "labels · csv or npy rows · encrypted rows: no" in row[2]  # [PRED-ACCEPTS.1]
         page.locator("[data-testid=model-row] a").first.click()
         sync_api.expect(page.get_by_test_id("request-row")).to_have_count(2)
+        accepts = page.get_by_test_id("model-accepts")
+        assert accepts.get_attribute("data-encrypted") == "false"
+        assert "answers labels" in page.get_by_test_id("model-page").inner_text()
         rows = page.evaluate("""() => [...document.querySelectorAll(
             '[data-testid=request-row]')].map((r) => [r.dataset.request, r.dataset.status])""")
         status = dict(rows)  # the open one is drawn two blocks after it is included

@@ -37,6 +37,13 @@
       : `${shape} → ${o.outputs} value${o.outputs === 1 ? "" : "s"} (× 10^${o.scale_exp})`;
   }
 
+  function acceptsText(m) {  // [PRED-ACCEPTS.1] modes, row files, encrypted or not and why
+    const a = m.accepts;
+    const enc = a.encrypted === true ? "encrypted rows: yes" : a.encrypted === false ? "encrypted rows: no" : "encrypted rows: unknown";
+    return h("span", { testid: "model-accepts", dataset: { encrypted: String(a.encrypted) }, title: a.encrypted_why },
+      `${a.modes.join(", ")} · ${a.input_files.join(" or ")} rows · ${enc}`);
+  }
+
   function servable(m) {  // [PRED-UNLOADABLE.3] an agreed "does not load" closes the model
     return m.unservable_by
       ? h("span", { testid: "model-servable", dataset: { servable: "no" } },
@@ -48,7 +55,8 @@
   route("/models", "models", async () => {
     const list = await api("/models");
     const rows = list.models.map((m) => h("tr", { testid: "model-row", dataset: { model: m.job_id } },
-      h("td", {}, modelLink(m.job_id)), h("td", {}, schemaText(m)), h("td", {}, addressLink(m.owner)),
+      h("td", {}, modelLink(m.job_id)), h("td", {}, schemaText(m)), h("td", {}, acceptsText(m)),
+      h("td", {}, addressLink(m.owner)),
       h("td", { class: "num" }, `${m.royalty_permille / 10}%`), h("td", {}, servable(m)),
       h("td", { class: "num", testid: "model-requests" }, fmtInt(m.requests.total)),
       h("td", { class: "num" }, fmtInt(m.requests.open)),
@@ -56,7 +64,7 @@
     return h("div", { class: "page", testid: "models-page" },
       title("Models", h("span", { class: "muted" }, `${fmtInt(list.models.length)} deployed`)),
       section("Deployed models (a paid job's winning model answers prediction requests)",
-        table(["Model", "Schema", "Owner", "Royalty", "Status", "Requests", "Open", "Agreed"], rows,
+        table(["Model", "Schema", "Accepts", "Owner", "Royalty", "Status", "Requests", "Open", "Agreed"], rows,
               { empty: "no deployed model", testid: "models" })));
   });
 
@@ -79,6 +87,8 @@
         ["Model hash", hashText(m.model_hash)],
         ["Format", m.format],
         ["Schema", h("span", { testid: "model-schema" }, schemaText(m))],
+        ["Accepts", acceptsText(m)],
+        ["Encrypted rows", m.accepts.encrypted_why],
         ["Owner", addressLink(m.owner)],
         ["Royalty", `${m.royalty_permille}‰ of every agreed request's fee`],
         ["Status", servable(m)],
