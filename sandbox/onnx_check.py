@@ -208,6 +208,38 @@ def _value_shape(value: Any) -> tuple[int, list[Any]]:
     return t.elem_type, [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
 
 
+_TYPE_NAMES = {FLOAT: "float32", DOUBLE: "float64", 10: "float16", 16: "bfloat16", 6: "int32",
+               7: "int64", STRING: "string"}
+
+
+def _check_input(name: str, elem: int, dims: list[Any], schema: InputSchema) -> None:
+    """[JOB-EXPORT.7] The input is the schema's dtype, ``[batch, features]``, batch symbolic;
+    each mismatch refused with the hint for that mismatch, not a generic one."""
+    want = f"{schema.dtype} [batch, {schema.features}] with a symbolic batch dimension"
+    if elem != _SCHEMA_TYPES[schema.dtype]:
+        got = _TYPE_NAMES.get(elem, f"element type {elem}")
+        other = next((d for d, t in _SCHEMA_TYPES.items() if t == elem), None)
+        hint = (f"deploy with --dtype {other}, or export with {schema.dtype} rows "
+                f"(skl2onnx: to_onnx(model, X[:1].astype('{schema.dtype}')))"
+                if other else f"export with {schema.dtype} rows")
+        raise refuse("io", f"input {name!r} is {got}, the schema says {schema.dtype} "
+                           f"({hint})", [got, dims])
+    if len(dims) != 2 or (dims[1] is not None and dims[1] != schema.features):
+        raise refuse("io", f"input {name!r} has shape {dims}, the schema says [batch, "
+                           f"{schema.features}] (deploy with --features matching the "
+                           f"model, or export rows of {schema.features} features)",
+                     [_TYPE_NAMES[elem], dims])
+    if dims[1] is None:
+        raise refuse("io", f"input {name!r} has a symbolic feature dimension; it must be "
+                           f"{schema.features} (export with a fixed number of features)",
+                     [_TYPE_NAMES[elem], dims])
+    if dims[0] not in (None, 0):
+        raise refuse("io", f"input {name!r} has a fixed batch of {dims[0]}; it must be "
+                           f"{want} (torch.onnx: dynamic_axes={{'x': {{0: 'n'}}}}; "
+                           f"skl2onnx: the default)", [_TYPE_NAMES[elem], dims])
+
+
+
 def _io(model: Any, schema: InputSchema, output: OutputSchema) -> tuple[str, str, str, int]:
     """[JOB-EXPORT.7] One input ``[batch, features]`` of the schema's dtype; the scores
     output: the first float/double output ``[batch, width]``; every output a tensor."""
@@ -217,11 +249,7 @@ def _io(model: Any, schema: InputSchema, output: OutputSchema) -> tuple[str, str
     if len(inputs) != 1:
         raise refuse("io", "the model must take exactly one input", [v.name for v in inputs])
     elem, dims = _value_shape(inputs[0])
-    if elem != _SCHEMA_TYPES[schema.dtype] or len(dims) != 2 or dims[0] not in (None, 0) \
-            or dims[1] != schema.features:
-        raise refuse("io", f"input {inputs[0].name!r} must be {schema.dtype} [batch, "
-                           f"{schema.features}] with a symbolic batch dimension (torch.onnx: "
-                           f"dynamic_axes)", [elem, dims])
+    _check_input(inputs[0].name, elem, dims, schema)
     width = len(output.labels) if output.kind == "classes" else output.outputs
     if not len(graph.output):
         raise refuse("io", "the model has no output", [])

@@ -1,12 +1,16 @@
 """The job author's guide shows a scikit-learn model and a CNN exported to ONNX; both
 snippets, run as written (``/output/model.pt`` pointed at a temporary file), give files that
-pass the host's deploy check [JOB-EXPORT.4-7] and ``learningchain model check``."""
+pass the host's deploy check [JOB-EXPORT.4-7] and ``learningchain model check``; the guide's
+evaluate snippet reads each file from ``$LC_MODEL`` with ONNX Runtime (not ``torch.load``)."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
+from unittest import mock
 
+import numpy as np
 from click.testing import CliRunner
 
 from chain.predict.model import InputSchema, OutputSchema
@@ -37,7 +41,7 @@ def test_job_export_7_the_guides_sklearn_and_cnn_snippets_export_deployable_file
 
     x, y = load_digits(return_X_y=True)
     x = x / 16.0
-    sklearn, cnn = snippets()
+    sklearn, cnn, evaluate = snippets()
     namespaces = ({"clf": LogisticRegression(max_iter=200).fit(x[:500], y[:500]), "X": x},
                   {"net": FlatCnn()})
     for code, names in zip((sklearn, cnn), namespaces, strict=True):
@@ -48,3 +52,9 @@ def test_job_export_7_the_guides_sklearn_and_cnn_snippets_export_deployable_file
         said = CliRunner().invoke(cli, ["model", "check", str(target), "--features", "64",
                                         "--labels", ",".join(DIGITS_OUT.labels)])
         assert said.exit_code == 0 and "deployable as onnx" in said.output, said.output
+        # the guide's evaluate snippet reads that very file from $LC_MODEL and scores rows
+        scope: dict[str, object] = {"x": x[:7]}
+        with mock.patch.dict(os.environ, {"LC_MODEL": str(target)}):
+            exec(evaluate, scope)
+        scores = np.asarray(scope["scores"])
+        assert scores.shape == (7, 10) and np.isfinite(scores).all()

@@ -100,6 +100,32 @@ def test_job_export_7_schema_dtype_and_regression_width() -> None:
         "ok:scores"
 
 
+def test_job_export_7_each_input_mismatch_names_its_own_fix() -> None:
+    """[JOB-EXPORT.7] A float64 model (skl2onnx given float64 rows) checked as float32 is
+    told about the dtype, not about dynamic_axes; a wrong feature count names the counts; a
+    fixed batch names dynamic_axes; a symbolic feature dimension says it must be fixed."""
+    from onnx import TensorProto, helper
+
+    def refusal(model: object, schema: InputSchema = SCHEMA) -> str:
+        with pytest.raises(ModelFormatError) as e:
+            check_onnx(model.SerializeToString(), schema, LABELS)  # type: ignore[attr-defined]
+        assert e.value.rule == "io"
+        return str(e.value)
+
+    dtype = refusal(om.mlp64())
+    assert "is float64, the schema says float32" in dtype and "--dtype float64" in dtype
+    assert "dynamic_axes" not in dtype
+    width = refusal(om.mlp(), InputSchema("float32", om.IN + 1))
+    assert f"shape [None, {om.IN}], the schema says [batch, {om.IN + 1}]" in width
+    assert "dynamic_axes" not in width
+    fixed = om._model(om.mlp_nodes(), om.weights(), inputs=[
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, om.IN])])
+    assert "fixed batch of 2" in refusal(fixed) and "dynamic_axes" in refusal(fixed)
+    free = om._model(om.mlp_nodes(), om.weights(), inputs=[
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "f"])])
+    assert "symbolic feature dimension" in refusal(free)
+
+
 def test_job_export_1_detect_format_by_bytes_not_name() -> None:
     """[JOB-EXPORT.1] The file's bytes say its format: safetensors-mlp, ONNX; a torch zip and
     a pickle are refused naming what they are and the deployable formats."""
@@ -161,5 +187,17 @@ def test_job_export_7_model_check_command(tmp_path: Path) -> None:
     assert "safetensors-mlp/v1" in no.output and "ONNX" in no.output
     wrong = runner.invoke(cli, ["model", "check", str(good), "--features", "5", "--labels",
                                 "a,b,c"])
-    assert wrong.exit_code == 1 and "io: ONNX: input 'x' must be float32 [batch, 5]" in \
-        wrong.output
+    assert wrong.exit_code == 1 and "io: ONNX: input 'x' has shape [None, 4], the schema " \
+        "says [batch, 5]" in wrong.output
+    assert "it deploys only as /output/model.pt" not in ok.output
+    other = tmp_path / "model.onnx"  # a file by another name is never what a node deploys
+    other.write_bytes(good.read_bytes())
+    named = runner.invoke(cli, ["model", "check", str(other), "--features", "4", "--labels",
+                                "a,b,c"])
+    assert named.exit_code == 0 and "deployable as onnx" in named.output
+    assert "it deploys only as /output/model.pt" in named.output, named.output
+    as_json = runner.invoke(cli, ["model", "check", str(other), "--features", "4",
+                                  "--labels", "a,b,c", "--json"])
+    doc = json.loads(as_json.output)
+    assert doc["deployable"] is True and doc["deployed_path"] == "/output/model.pt"
+    assert doc["note"] and "model.onnx" in doc["note"]

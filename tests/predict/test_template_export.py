@@ -140,3 +140,39 @@ def test_job_export_1_job_submit_says_whether_the_export_deploys(tmp_path: Path)
     source = (Path(__file__).resolve().parents[2] / "client" / "cli" / "job"
               / "submit.py").read_text()
     assert source.index("note(export_note(job_dir))") < source.index("send(client, key, PostJob")
+
+
+def test_job_export_1_json_carries_the_note_and_an_onnx_job_whose_evaluate_torch_loads(
+        tmp_path: Path) -> None:
+    """[JOB-EXPORT.1] ``job submit --json``'s deployability (``export_facts``): a template
+    job's format; an own job that writes ONNX with skl2onnx is named ``onnx`` (it was null);
+    such a job whose evaluate calls ``torch.load`` is warned that every claim would fail,
+    and the warning is printed before the escrow moves; the template's own ONNX job (its
+    evaluate runs the file with onnxruntime) is not."""
+    from client.cli.job.export import export_facts
+
+    init_job(tmp_path / "onnx", export="onnx")
+    facts = export_facts(tmp_path / "onnx")
+    assert facts["deployable_export"] == "onnx" and facts["deployable_warning"] is None
+    assert "as onnx" in str(facts["deployable_note"])
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "train.py").write_text("from skl2onnx import to_onnx\n"
+                                  "onx = to_onnx(clf, X[:1])\n")
+    (own / "evaluate.py").write_text("import onnxruntime\nimport torch\n"
+                                     "# a checkpoint: torch.load(resume)\n")
+    facts = export_facts(own)
+    assert facts["deployable_export"] == "onnx" and facts["deployable_warning"] is None
+    assert "ONNX file as /output/model.pt" in str(facts["deployable_note"])
+    (own / "evaluate.py").write_text("import torch\nmodel = torch.load('/model/model.pt')\n")
+    warning = str(export_facts(own)["deployable_warning"])
+    assert "evaluate.py calls torch.load" in warning and "onnxruntime" in warning
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "evaluate.py").write_text("import torch\nmodel = torch.load('/model/model.pt')\n")
+    assert export_facts(plain) == {**export_facts(plain), "deployable_export": None,
+                                   "deployable_warning": None}
+    source = (Path(__file__).resolve().parents[2] / "client" / "cli" / "job"
+              / "submit.py").read_text()
+    assert source.index("export_warning(job_dir)") < source.index("send(client, key, PostJob")
+    assert "**export_facts(job_dir)" in source

@@ -44,7 +44,7 @@ from client.cli.common import (
 from client.cli.job import federated as job_federated
 from client.cli.job import holdout_duties
 from client.cli.job.describe import escrow_text
-from client.cli.job.export import export_note, template_export
+from client.cli.job.export import export_facts, export_note, export_warning
 from client.cli.job.image import choose_image
 from client.cli.job.transfer_progress import TransferProgress
 from sandbox.cli import job
@@ -283,6 +283,9 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
     _preflight(client, key.address, draft)
     if fed is None and not as_json:
         note(export_note(job_dir))  # [JOB-EXPORT.1] before any escrow moves
+        warning = export_warning(job_dir)
+        if warning:
+            note(f"warning: {warning}")
     with tempfile.TemporaryDirectory(prefix="lc-submit-") as tmp:
         data = None if fed else _pack_data(job_dir, job_file, Path(tmp))
         try:
@@ -319,7 +322,7 @@ def job_submit(job_dir: Path, bounty: int | None, expires_in: int | None, key_pa
                               "uploaded": role in uploaded} for role, d in spec.data},
               "voter_reward": spec.voting.voter_reward, "max_turns": spec.voting.max_turns,
               "expiry_ms": spec.expiry_ms, "height": info["height"] if info else None,
-              "deployable_export": template_export(job_dir)}
+              **export_facts(job_dir)}
     if spec.federated is not None:
         result["federated"] = {"initial_model": model_blob.hex(), "model_uploaded": model_sent,
                                "dims": spec.federated.dims, "rounds": spec.federated.rounds,

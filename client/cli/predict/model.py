@@ -44,6 +44,8 @@ from sandbox.model_accepts import Accepts, model_accepts
 from sandbox.model_format import MAX_MODEL_BYTES, ModelFormatError
 from sandbox.onnx_check import MAX_ONNX_BYTES
 
+DEPLOYED_NAME = "model.pt"
+"""[JOB-EXPORT.1] The one file of a job's output that deploys: /output/model.pt."""
 MAX_DEPLOYABLE_BYTES = max(MAX_MODEL_BYTES, MAX_ONNX_BYTES)
 """[NODE-READ.1] The most of a model file a command reads: the largest deploy format's
 bound (each format's own is checked after, on the bytes read)."""
@@ -277,5 +279,17 @@ def model_check(model_file: Path, features: int, dtype: str, labels: str | None,
         raise UserError(f"{model_file}: not deployable with the schema {features} × {dtype} "
                         f"→ {output.kind}: {e}", code="model_mismatch") from None
     size = len(data)
-    result = {"file": str(model_file), "format": fmt, "deployable": True, "bytes": size}
-    emit(result, as_json, lambda: out(f"{model_file}: deployable as {fmt} ({size} bytes)"))
+    note = None
+    if model_file.name != DEPLOYED_NAME:  # [JOB-EXPORT.1] only this name is ever deployed
+        note = (f"{model_file.name} is checked as if it were the job's /output/"
+                f"{DEPLOYED_NAME}: it deploys only as /output/{DEPLOYED_NAME}, so train "
+                f"must write these bytes there")
+    result = {"file": str(model_file), "format": fmt, "deployable": True, "bytes": size,
+              "deployed_path": f"/output/{DEPLOYED_NAME}", "note": note}
+
+    def text() -> None:
+        out(f"{model_file}: deployable as {fmt} ({size} bytes)")
+        if note:
+            out(f"note: {note}")
+
+    emit(result, as_json, text)
