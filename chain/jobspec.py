@@ -330,7 +330,7 @@ class JobSpec:
             raise DecodeError("bad field 'spec': expected a non-empty array", code="bad_field")
         kind = F.one_of(v[0], "spec.kind", JOB_KINDS)
         a = F.array(v, "spec", WIRE_LENGTHS[kind])
-        eps = a[4]
+        eps = a[4]  # [JOB-ENTRY.3] at most 8 names of 1..32 chars, argv 1..32 of <= 256 chars
         if not isinstance(eps, dict) or len(eps) > 8:
             raise DecodeError("bad field 'spec.entry_points': map of at most 8", code="bad_field")
         entry_points = tuple(

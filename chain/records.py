@@ -73,7 +73,7 @@ class Outcome(StrEnum):
     VALID = "valid"
     CHEAT = "cheat"
     FORFEIT = "forfeit"
-    """The claimer did not reveal in time (or was banned meanwhile)."""
+    """The claimer did not reveal in time (or was banned meanwhile) [JOB-FORFEIT.1]."""
     NO_QUORUM = "no_quorum"
     INCONCLUSIVE = "inconclusive"
     WITHDRAWN = "withdrawn"
@@ -158,7 +158,10 @@ class VoteRecord:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The end of one turn: whose claim, what happened, and how the votes fell."""
+    """The end of one turn: whose claim, what happened, and how the votes fell.
+
+    [VOTE-RECORD.1] ``invalid_votes`` is every opened voter vote not ``valid``, failed
+    evaluations included: not the I of [VOTE-VERDICT.2] (measured invalid votes only)."""
 
     claimer: Address
     outcome: Outcome

@@ -126,7 +126,8 @@ class BlockOutput:
 
 
 def validate_header(state: State, header: BlockHeader, tx_count: int) -> None:
-    """[BLOCK-APPLY.1] The header's checks, in the spec's order; each has its own code."""
+    """[BLOCK-APPLY.1] The header's checks, in the spec's order; each has its own code
+    ([BLOCK-APPLY.2] checks 1-8: the table of codes in ledger.md §7)."""
     if header.chain_id != state.chain_id:
         raise InvalidBlock("wrong_chain", f"block for chain {header.chain_id!r}")
     if header.height != state.height + 1:
@@ -202,7 +203,11 @@ def _output_v3(state: State, view: Overlay, height: Height, changes: list[Change
 
 
 def apply_block(state: State, block: Block, cache: SignatureCache | None = None) -> BlockOutput:
-    """[BLOCK-APPLY.1] Validates and executes ``block``; raises ``InvalidBlock`` on any fault."""
+    """[BLOCK-APPLY.1] Validates and executes ``block``; raises ``InvalidBlock`` on any fault.
+
+    [BLOCK-APPLY.2] The codes in check order: the header's (``validate_header``), then
+    ``block_too_large``, ``wrong_tx_root``, ``invalid_transaction`` (with ``tx_index``),
+    ``state_root_mismatch``; the first failing check decides."""
     header = block.header
     validate_header(state, header, len(block.txs))
     if body_size(block.txs) > state.params.max_block_bytes:

@@ -339,6 +339,10 @@ def _pay_bounty(view: Overlay, job: Job, claimer: Address) -> Job:
 
 def _end_turn(job: Job, outcome: Outcome, now: TimeMs,
               verified_loss: float | None = None) -> Job:
+    """[VOTE-RECORD.1] Appends the turn's Verdict: ``valid_votes`` the opened voter votes with
+    ``valid`` true, ``invalid_votes`` every other opened voter vote (evaluation-failed ones
+    included [VOTE-FAILED.1]), ``eligible`` E, ``time_ms`` this block's time, the revealed
+    ``model_hash`` (None before a reveal [JOB-FORFEIT.1]); the claimer joins ``tried``."""
     if job.current is None:
         raise ValueError("no turn in progress")
     votes = voter_votes(job)
@@ -355,6 +359,8 @@ def decide(view: Overlay, job: Job, now: TimeMs, height: Height) -> Job:
     on too little evidence. Voters that opened a vote, failed or not, keep their bonds
     [VOTE-NOSHOW.1]."""
     if job.current is None or view.account(job.current).banned:
+        # [JOB-FORFEIT.1] (c) banned since its reveal: a forfeit, none of the verdict runs
+        # (no voter paid, no no-show's bond burned); the record keeps the votes opened so far
         return start_turn(view, _end_turn(job, Outcome.FORFEIT, now), now)
     outcome, verified_loss = verdict_of(job)
     claimer = job.current
@@ -430,7 +436,10 @@ def _pay_voters(view: Overlay, job: Job, outcome: Outcome, *,
     the verdict (on an inconsistent job, every voter that opened a vote) and answered the
     challenge inside the agreeing group; [VOTE-REWARD.1] when no vote carries an answer.
     On a turn whose hidden part is live, the answers are the hidden challenge's
-    [HOLDOUT-VOTE-REWARD.1]. The claimer's own vote is never paid, nor a voter banned since."""
+    [HOLDOUT-VOTE-REWARD.1]. The claimer's own vote is never paid, nor a voter banned since.
+    [VOTE-FAILED.5] Agreement follows the ``valid`` flag alone: a failed vote (no measured
+    loss, ``valid`` false) agrees with cheat and withdrawn verdicts and is paid under
+    [VOTE-REWARD.1], under [VOTE-REWARD.2] only with a challenge answer in the group."""
     votes = voter_votes(job)
     state = view.holdout(job.job_id) if holdout_live(view, job) else None
     answers = holdout_rules.reward_answers(job, state, outcome, agreeing_valid) \
@@ -489,7 +498,7 @@ def tick_job(view: Overlay, job: Job, now: TimeMs, height: Height) -> Job:
         return start_turn(view, job, now)
     if job.status == JobStatus.REVEAL and (
         now >= job.phase_deadline_ms or (job.current and view.account(job.current).banned)
-    ):
+    ):  # [JOB-FORFEIT.1] (a) no reveal by the deadline, (b) the claimer banned meanwhile
         return start_turn(view, _end_turn(job, Outcome.FORFEIT, now), now)
     if job.status == JobStatus.VOTE_COMMIT and now >= job.phase_deadline_ms:
         return _open_vote_reveal(job, now)

@@ -119,10 +119,13 @@ def build_vectors() -> dict[str, Any]:
                               for rid in (agreed, split, unloadable)},
         "unloadable_answer": {"blob": UNLOADABLE_BLOB.hex(), "output_hash": UNLOADABLE_HASH.hex()},
         "final_model": {"model_id": model_id.hex(), "wire": encode(model.to_wire()).hex()},
-        "rejected_transactions": [{"name": "request_to_unservable_model",
-                                   "wire": closed.wire.hex(), "error": chain.reject(closed)},
-                                  {"name": "withdraw_twice", "wire": again.wire.hex(),
-                                   "error": chain.reject(again)}],
+        "rejected_transactions": [  # [BLOCK-APPLY.2] check 11 at height tip + 1, tip time + 1 s
+            {"name": "request_to_unservable_model", "wire": closed.wire.hex(),
+             "height": chain.state.height + 1, "time_ms": chain.state.time_ms + 1_000,
+             "error": chain.reject(closed, at=chain.state.time_ms + 1_000)},
+            {"name": "withdraw_twice", "wire": again.wire.hex(),
+             "height": chain.state.height + 1, "time_ms": chain.state.time_ms + 1_000,
+             "error": chain.reject(again, at=chain.state.time_ms + 1_000)}],
         "invalid_bodies": [{"name": n, "tag": t, "wire": encode(w).hex(),
                             "error": _rejected(t, w)} for n, (t, w) in invalid.items()],
     }

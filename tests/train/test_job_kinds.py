@@ -188,6 +188,30 @@ def test_job_kind_1_every_committed_vector_still_decodes_with_its_bytes() -> Non
 # -- the v2 vectors -----------------------------------------------------------------------------
 
 
+ENTRY_POINTS_AT_THE_BOUND: dict[str, list[str]] = {
+    "train": ["t" * 256] * 32, "evaluate": [""],
+    **{"e" * 32 if i == 0 else f"extra{i}": ["/job/x"] for i in range(6)}}
+"""[JOB-ENTRY.3] 8 names, a 32-character name, 32 arguments of 256 characters, an empty
+argument: every bound reached, none passed."""
+
+
+def _entry_point_cases() -> dict[str, dict[str, Any]]:
+    """[JOB-ENTRY.3] One step past each bound of ``entry_points``: each is ``bad_field``."""
+    ok = ENTRY_POINTS_AT_THE_BOUND
+    return {
+        "entry_points_nine_names": {**ok, "ninth": ["/job/x"]},
+        "entry_points_name_33_chars": {**{k: v for k, v in ok.items() if k != "e" * 32},
+                                       "e" * 33: ["/job/x"]},
+        "entry_points_empty_name": {**{k: v for k, v in ok.items() if k != "e" * 32},
+                                    "": ["/job/x"]},
+        "entry_points_33_args": {**ok, "train": ["t"] * 33},
+        "entry_points_arg_257_chars": {**ok, "train": ["t" * 257]},
+        "entry_points_empty_argv": {**ok, "extra1": []},
+        "entry_points_arg_not_text": {**ok, "extra1": [b"/job/x"]},
+        "entry_points_missing_evaluate": {k: v for k, v in ok.items() if k != "evaluate"},
+    }
+
+
 def build_vectors() -> dict[str, Any]:
     """jobspecs.json: v1 and v2 specs with their bytes, rejected v2 specs, a signed v2 post."""
     from chain.crypto import PrivateKey
@@ -195,7 +219,10 @@ def build_vectors() -> dict[str, Any]:
     valid = {"v1": job_spec(), "v2": v2_spec(),
              "v2_extra_role": v2_spec(data=(("train", DataRef(TRAIN_BLOB, 1)),
                                             ("valid", DataRef(VALID_BLOB, 2)),
-                                            ("test_public", DataRef(Hash32(b"\x23" * 32), 3))))}
+                                            ("test_public", DataRef(Hash32(b"\x23" * 32), 3)))),
+             "v2_entry_points_at_the_bound": JobSpec.from_wire(
+                 [*v2_spec().to_wire()[:4], ENTRY_POINTS_AT_THE_BOUND,
+                  *v2_spec().to_wire()[5:]])}
     base = v2_spec().to_wire()
     invalid = {
         "v2_without_data": base[:12],
@@ -206,6 +233,7 @@ def build_vectors() -> dict[str, Any]:
                                    "../etc": [VALID_BLOB, 1]}),
         "v2_nine_blobs": _with_data({"train": [TRAIN_BLOB, 1], "valid": [VALID_BLOB, 1],
                                      **{f"r{i}": [VALID_BLOB, 1] for i in range(7)}}),
+        **{name: [*base[:4], eps, *base[5:]] for name, eps in _entry_point_cases().items()},
     }
     key = PrivateKey.from_seed(b"alice")
     post = sign_transaction(key, CHAIN_ID, 0, PostJob(v2_spec()))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from chain.encoding import encode
 from chain.records import Claim, Job, JobStatus, Outcome, Verdict, VoteRecord
 from chain.train.challenge import ChallengeAnswer, turn_rewards
 from chain.train.verdict import agreement, unpaid_ending, verdict_of
@@ -140,6 +141,129 @@ def _vote(v: Vote | None) -> Any:
     return None if v is None else {"valid": v[0], "measured_loss": v[1]}
 
 
+# -- what a turn records and pays, through the ledger's own decide [VOTE-RECORD.1] ---------------
+
+MODEL = Hash32(b"\x3d" * 32)
+DECIDED_AT = TimeMs(1_700_000_050_000)
+AnsweredVote = tuple[bool, float | None, float | None]
+"""(valid, measured_loss, challenge_loss) of an opened voter vote."""
+RECORD_CASES: list[tuple[str, int, list[Vote], int, Vote | None, str]] = [
+    # name, eligible voters, opened voter votes, committed votes never opened, the claimer's
+    # own vote, how the turn ends: "judged" (step 8), "forfeit_reveal" (no reveal by the
+    # deadline [JOB-FORFEIT.1] (a)), "forfeit_banned" (claimer banned before the judgement (c))
+    ("eval_failed_all_failed", 3, [(False, None)] * 3, 0, None, "judged"),
+    ("eval_failed_one_measured_invalid", 4, [(False, None)] * 3 + [(False, 5.0)], 0,
+     (True, 0.2), "judged"),
+    ("eval_failed_one_valid", 4, [(False, None)] * 3 + [(True, 0.2)], 0, None, "judged"),
+    ("cheat_one_failed", 4, [(False, 5.0)] * 3 + [(False, None)], 0, (True, 0.2), "judged"),
+    ("valid_one_failed", 4, [(True, 0.2)] * 3 + [(False, None)], 0, (True, 0.2), "judged"),
+    ("inconsistent_two_failed", 4, [(False, 5.0)] * 2 + [(False, None)] * 2, 0, None,
+     "judged"),
+    ("no_quorum_one_failed_one_unopened", 5, [(False, None)], 1, None, "judged"),
+    ("claimer_failed_vote_not_counted", 4, [(True, 0.2)] * 4, 0, (False, None), "judged"),
+    ("forfeit_missed_reveal", 0, [], 0, None, "forfeit_reveal"),
+    ("forfeit_claimer_banned_before_judgement", 4, [(True, 0.2)] * 2 + [(False, None)], 1,
+     None, "forfeit_banned"),
+]
+FAILED_REWARD_CASES: list[tuple[str, list[AnsweredVote], Vote | None]] = [
+    # name, the opened votes of E = len(votes) eligible voters, the claimer's own vote;
+    # the pool is REWARD_POOL [VOTE-FAILED.5]
+    ("cheat_failed_vote_agrees_paid_without_answers",
+     [(False, 5.0, None)] * 3 + [(False, None, None)], (True, 0.2)),
+    ("cheat_failed_vote_unpaid_without_its_answer",
+     [(False, 5.0, 4.0)] * 3 + [(False, None, None)], (True, 0.2)),
+    ("cheat_failed_vote_with_an_answer_in_the_group_paid",
+     [(False, 5.0, 4.0)] * 3 + [(False, None, 4.0)], (True, 0.2)),
+    ("withdrawn_failed_vote_agrees_paid",
+     [(False, 5.0, None)] * 3 + [(False, None, None)], (False, 5.0)),
+    ("valid_failed_vote_disagrees_unpaid",
+     [(True, 0.2, None)] * 3 + [(False, None, None)], (True, 0.2)),
+    ("inconsistent_failed_votes_paid",
+     [(False, 5.0, None)] * 2 + [(False, None, None)] * 2, None),
+    ("eval_failed_pays_nobody", [(False, None, None)] * 3 + [(True, 0.2, None)], (True, 0.2)),
+]
+REWARD_POOL, BOUNTY_FOR_RECORDS = 12, 100
+
+
+def _ledger_job(eligible: int, votes: list[AnsweredVote], unopened: int,
+                own: Vote | None) -> Job:
+    """A train/v1 job in VOTE_REVEAL on CLAIMER's revealed MODEL, with the escrow of
+    ``job_spec`` (voter_reward REWARD_POOL, three turns)."""
+    voters = tuple(Address(bytes([i + 1]) * 20) for i in range(eligible))
+    records = [VoteRecord(voters[i], Hash32(b"\0" * 32), True, ok, loss, challenge_loss=c)
+               for i, (ok, loss, c) in enumerate(votes)]
+    records += [VoteRecord(voters[len(votes) + i], Hash32(b"\0" * 32))
+                for i in range(unopened)]
+    if own is not None:
+        records.append(VoteRecord(CLAIMER, Hash32(b"\0" * 32), True, own[0], own[1]))
+    spec = job_spec(BOUNTY_FOR_RECORDS, tolerance=TOLERANCE, quorum=QUORUM,
+                    supermajority=SUPERMAJORITY, voter_reward=REWARD_POOL)
+    return replace(
+        Job(Hash32(b"\1" * 32), Address(b"\5" * 20), spec, Height(1), TimeMs(0),
+            JobStatus.VOTE_REVEAL, spec.escrow),
+        claims=(Claim(CLAIMER, CLAIMED, Hash32(b"\2" * 32), Height(2), 0),),
+        current=CLAIMER, model_hash=MODEL, eligible_voters=voters, votes=tuple(records),
+        phase_deadline_ms=DECIDED_AT)
+
+
+def _end_in_ledger(job: Job, ending: str) -> tuple[Job, dict[Address, int]]:
+    """Runs the ledger's own step on ``job`` at DECIDED_AT: ``decide`` [VOTE-VERDICT.2], or
+    the tick of a REVEAL whose deadline passed [JOB-FORFEIT.1]; returns the job after it and
+    what each voter's balance gained."""
+    from chain.genesis import genesis_state
+    from chain.state import Overlay
+    from chain.train.rules import decide, tick_job
+    from tests.ledger.harness import make_genesis
+
+    state = genesis_state(make_genesis()[0])
+    view = Overlay(state)
+    if ending == "forfeit_banned":
+        view.put_account(CLAIMER, replace(view.account(CLAIMER), banned=True))
+    if ending == "forfeit_reveal":
+        job = replace(job, status=JobStatus.REVEAL, model_hash=None, votes=(),
+                      eligible_voters=())
+        after = tick_job(view, job, DECIDED_AT, Height(9))
+    else:
+        after = decide(view, job, DECIDED_AT, Height(9))
+    voters = [v.voter for v in job.votes if v.voter != CLAIMER]
+    return after, {v: view.account(v).balance for v in voters}
+
+
+def _records() -> list[dict[str, Any]]:
+    """[VOTE-RECORD.1] [JOB-FORFEIT.1] Each case: a turn's votes and the Verdict it appends."""
+    out = []
+    for name, eligible, votes, unopened, own, ending in RECORD_CASES:
+        job = _ledger_job(eligible, [(ok, loss, None) for ok, loss in votes], unopened, own)
+        verdict = _end_in_ledger(job, ending)[0].verdicts[-1]
+        out.append({"name": name, "eligible_voters": eligible,
+                    "opened_votes": [_vote(v) for v in votes], "unopened_votes": unopened,
+                    "claimer_vote": _vote(own), "ending": ending,
+                    "record": {"claimer": verdict.claimer.hex(), "outcome": str(verdict.outcome),
+                               "valid_votes": verdict.valid_votes,
+                               "invalid_votes": verdict.invalid_votes,
+                               "eligible": verdict.eligible, "time_ms": verdict.time_ms,
+                               "model_hash": None if verdict.model_hash is None
+                               else verdict.model_hash.hex(),
+                               "verified_loss": verdict.verified_loss},
+                    "record_wire": encode(verdict.to_wire()).hex()})
+    return out
+
+
+def _failed_vote_rewards() -> list[dict[str, Any]]:
+    """[VOTE-FAILED.5] Each case: a turn with failed votes, its outcome and what each opened
+    voter vote is paid (the ledger's decide on a one-validator genesis state)."""
+    out = []
+    for name, votes, own in FAILED_REWARD_CASES:
+        job = _ledger_job(len(votes), votes, 0, own)
+        after, balances = _end_in_ledger(job, "judged")
+        out.append({"name": name, "pool": REWARD_POOL,
+                    "opened_votes": [{"valid": ok, "measured_loss": loss, "challenge_loss": c}
+                                     for ok, loss, c in votes],
+                    "claimer_vote": _vote(own), "outcome": str(after.verdicts[-1].outcome),
+                    "paid": [balances[r.voter] for r in job.votes if r.voter != CLAIMER]})
+    return out
+
+
 def build_vectors() -> dict[str, Any]:
     agreements = []
     for losses, tolerance in AGREEMENT_CASES:
@@ -161,7 +285,9 @@ def build_vectors() -> dict[str, Any]:
             "reward_params": {"loss_tolerance": REWARD_TOLERANCE,
                               "supermajority_permille": REWARD_SUPERMAJORITY},
             "rewards": _rewards(),
-            "unpaid_endings": _endings()}
+            "unpaid_endings": _endings(),
+            "verdict_records": _records(),
+            "failed_vote_rewards": _failed_vote_rewards()}
 
 
 def test_vote_agree_1_and_vote_verdict_2_vectors_match_the_committed_file() -> None:

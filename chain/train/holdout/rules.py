@@ -160,7 +160,7 @@ def reward_answers(job: Job, state: HoldoutState, outcome: Outcome,
     any vote carries one, by [VOTE-REWARD.2] over the public answers. A hidden loss reported
     without evaluating the hidden part, or a vote that evaluated nothing
     ([THREAT-HOLDOUT-REWARD.1]), lands outside the honest answers' group."""
-    votes = voter_votes(job)
+    votes = voter_votes(job)  # [VOTE-FAILED.5] agreement by the ``valid`` flag alone
     agreeing = {v.voter for v in votes if agreeing_valid is None or v.valid == agreeing_valid}
     hidden = any(v.hidden_challenge_loss is not None for v in votes)
     public = any(v.challenge_loss is not None for v in votes)

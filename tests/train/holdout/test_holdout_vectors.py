@@ -159,9 +159,11 @@ def _refused_posts() -> list[dict[str, Any]]:
     cases = {"deposit_too_small": v3_spec(deposit=least - 1),
              "too_many_finalists": v3_spec(finalists=4)}
     out = []
+    at = chain.state.time_ms + 1_000  # the genesis time + 1 s, at height 1 [BLOCK-APPLY.2]
     for name, spec in cases.items():
         tx = chain.tx("submitter", PostJob(spec))
-        out.append({"name": name, "tx": tx.wire.hex(), "error": chain.reject(tx)})
+        out.append({"name": name, "tx": tx.wire.hex(), "height": chain.state.height + 1,
+                    "time_ms": at, "error": chain.reject(tx, at=at)})
     return out
 
 
