@@ -228,6 +228,10 @@ class ApiClient:
         """[API-JOBLOG.1] The node's own worker attempts on a job (failed ones with output)."""
         return dict(self.get(f"/jobs/{_hex(job_id)}/logs", tail=tail))
 
+    def job_queue(self, job_id: str | bytes) -> Json:
+        """[API-QUEUE.1] Where an open job stands in the workers' order, and why."""
+        return dict(self.get(f"/jobs/{_hex(job_id)}/queue"))
+
     def validators(self) -> Json:
         return dict(self.get("/validators"))
 

@@ -1,17 +1,15 @@
 """The OpenAPI 3.1 document of the node's HTTP API (served at ``/api/v1/openapi.json``).
 
-Written by hand, next to ``client.api.server`` and ``client.api.json_forms``: the tests
-check that every route the server registers is here and every route here is
-served, and validate real responses against these schemas (objects are
-closed with ``additionalProperties: false``, so an undocumented field fails).
+Written by hand, next to ``client.api.server`` and ``client.api.json_forms``: the tests check
+that every route the server registers is here and every route here is served, and validate
+real responses against these schemas (objects are closed, so an undocumented field fails).
 
 [API-DOC.2] Every schema states the protocol's own bounds (ledger.md, ``chain.fields``
 readers of ``chain.transactions`` and ``chain.jobspec``): a transfer ``amount`` and a
 ``bounty`` are at least 1, balances and escrow at most 2**63-1, windows, permilles,
 turns, resource limits, text lengths and list sizes as the decoders bound them, and
-every enum (job status, verdict outcome, parameter kind, governance action) is the
-chain's own list. ``tests/client/api/test_api_schema_bounds.py`` checks them against
-the decoders.
+every enum (job status, verdict outcome, parameter kind, governance action) is the chain's
+own list. ``tests/client/api/test_api_schema_bounds.py`` checks them against the decoders.
 """
 
 from __future__ import annotations
@@ -74,6 +72,7 @@ from client.api.openapi_types import (
 )
 from client.api.predict.openapi import PREDICT_SCHEMAS, predict_paths, predict_tx_bodies
 from client.api.progress_schema import RUN_PROGRESS
+from client.api.queue_openapi import QUEUE_SCHEMAS, queue_paths
 from client.worker.attempt_log import (
     EXCERPT_BYTES,
     FAULTS,
@@ -592,9 +591,10 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": API_PREFIX}],
         "paths": guard_writes({**_paths(), **predict_paths(_op, _json, _error, _path_param),
-                               **fed_paths(_op, _json, _error, _path_param)}, _error),
+                               **fed_paths(_op, _json, _error, _path_param),
+                               **queue_paths(_op, _json, _error, _path_param)}, _error),
         "components": {"securitySchemes": SECURITY_SCHEMES, "schemas": {
-            **SCHEMAS, **PREDICT_SCHEMAS, **FED_SCHEMAS,
+            **SCHEMAS, **PREDICT_SCHEMAS, **FED_SCHEMAS, **QUEUE_SCHEMAS,
             "TxBody": {"oneOf": [*SCHEMAS["TxBody"]["oneOf"], *predict_tx_bodies(_body),
                                  *fed_tx_bodies(_body)]}}},
     }

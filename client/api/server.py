@@ -88,6 +88,7 @@ from client.api.limits import (
 from client.api.openapi import openapi_document
 from client.api.predict.routes import PredictRoutes
 from client.api.problems import ApiProblem, error_response
+from client.api.queue_routes import QueueRoutes
 from client.api.state_routes import StateRoutes
 from client.api.upload_limits import UploadLimiter, UploadLimits
 from client.node.handle import CommittedBlock, NodeHandle
@@ -160,6 +161,7 @@ class ApiServer:
         self._recent: OrderedDict[bytes, None] = OrderedDict()
         self._listening = False
         self.state_routes = StateRoutes(node)
+        self.queue_routes = QueueRoutes(node)
         self.predict_routes = PredictRoutes(node)
         self.fed_routes = FedRoutes(node)
         self.blob_routes = BlobRoutes(node, UploadLimiter(limits), blob_fetch_timeout_s)
@@ -182,6 +184,7 @@ class ApiServer:
             ("GET", "/jobs/{job_id}", self.get_job),
             ("GET", "/jobs/{job_id}/leaderboard", self.get_leaderboard),
             ("GET", "/jobs/{job_id}/logs", self.get_job_logs),
+            *self.queue_routes.routes(),  # why a job has no claim yet [API-QUEUE.1]
             *self.state_routes.routes(),  # accounts, governance, genesis, supply
             *self.predict_routes.routes(),  # models, predictions [API-PREDICT.1-3]
             *self.fed_routes.routes(),  # federated jobs [API-FED.1-3]

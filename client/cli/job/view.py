@@ -43,6 +43,7 @@ from client.cli.job.describe import (
     time_left,
     winner_rule,
 )
+from client.cli.job.queue_text import job_queue, queue_lines
 from sandbox.cli import job
 
 STATUS_TAIL_BYTES = 2048
@@ -71,18 +72,22 @@ def node_attempts(client: ApiClient, job_id: bytes | str, tail: int) -> list[dic
 @json_option
 def job_status(job_id: bytes, node_url: str, as_json: bool) -> None:
     """A posted job: status, escrow, claims, the current turn, votes, verdicts, how it ended,
-    and why this node's worker's attempts on it failed."""
+    why this node's worker's attempts on it failed, and, while it has no claim, where it
+    stands in the order workers take open jobs and what would change it."""
     client = client_for(node_url)
     j = get_job(client, job_id)
     with user_errors():
         now = int(client.status()["time_ms"])
     attempts = node_attempts(client, job_id, STATUS_TAIL_BYTES)
+    queue = job_queue(client, j)  # [API-QUEUE.1] why no claim yet
 
     def text() -> None:
         for line in describe_job(j, now, attempts):
             out(line)
+        for line in queue_lines(queue) if queue else []:
+            out(line)
 
-    emit({**j, "attempts": attempts}, as_json, text)
+    emit({**j, "attempts": attempts, "queue": queue}, as_json, text)
 
 
 LIST_FILTERS = ("all", "open", "active", "settled", "paid", "refunded", "broken")

@@ -48,6 +48,7 @@ from client.cli.job.describe import (
     refund_reason,
 )
 from client.cli.job.holdout_duties import WatchDuties
+from client.cli.job.queue_text import job_queue, queue_lines
 from client.cli.job.run_progress import RunProgress
 from client.cli.job.view import get_job
 from sandbox.cli import job
@@ -139,6 +140,8 @@ def event_text(e: dict[str, Any], now: int) -> str:
     if kind == "attempt":
         line = attempt_line(e)
         return line + (f" | {e['last_line']}" if e.get("last_line") else "")
+    if kind == "waiting":
+        return "waiting " + "\n        ".join(queue_lines(e))
     if kind == "claim":
         return f"claim   {short(e['claimer'])} loss {e['loss']:.6g} (block {e['height']})"
     if kind == "status":
@@ -217,6 +220,7 @@ def _watch(client: ApiClient, job_id: bytes, deadline: float | None,
            duties: WatchDuties | None, as_json: bool, bars: RunProgress) -> None:
     old: dict[str, Any] | None = None
     seen: set[tuple[Any, ...]] = set()
+    waited: tuple[Any, ...] | None = None
     with user_errors():
         height = int(client.status()["height"])
     while True:
@@ -228,6 +232,10 @@ def _watch(client: ApiClient, job_id: bytes, deadline: float | None,
         attempts, progress = _attempts(client, job_id)
         bars.show(progress)
         events = [*head, *attempt_events(seen, attempts), *changes[len(head):]]
+        queue = job_queue(client, new)  # [API-QUEUE.1] said again when where it stands moves
+        if queue is not None and _standing(queue) != waited:
+            waited = _standing(queue)
+            events.append({"event": "waiting", **queue})
         if duties is not None and not new["settled"]:
             events.extend(duties.step(client, new, now))
         for event in events:
@@ -247,6 +255,11 @@ def _watch(client: ApiClient, job_id: bytes, deadline: float | None,
             if e.code != "busy":
                 raise UserError(one_line(e)) from None
             time.sleep(1.0)
+
+
+def _standing(queue: dict[str, Any]) -> tuple[Any, ...]:
+    """What a ``waiting`` event reports: said once, then when any of it changes."""
+    return (queue["position"], queue["ahead_count"], queue["default_skip"])
 
 
 def _attempts(client: ApiClient, job_id: bytes) -> tuple[list[dict[str, Any]], Any]:
