@@ -4,7 +4,9 @@ No registry is reachable from a build or a sandbox, so a package an image needs 
 base image's torch and numpy is copied from the host's own installed distribution: the files
 its ``RECORD`` lists (the exact version the host runs) go into one layer ``FROM`` the image,
 built with ``--network none``. The predict executor image [PRED-EXEC.1] and a job's
-``[python] packages`` [JOB-IMAGE.12] both use it. Copied extension modules are host builds,
+``[python] packages`` [JOB-IMAGE.12] both use it; for a job, which distributions to copy
+(the named ones and everything they require, less the base image's) is
+``sandbox.package_closure.resolve_closure``. Copied extension modules are host builds,
 so the host must run the image's Python (3.11) on x86_64.
 """
 

@@ -15,6 +15,7 @@ public half, the other half decides the winner (ledger.md §5b).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import hashlib
 import importlib.util
@@ -23,7 +24,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import docker
 
@@ -36,8 +37,9 @@ from sandbox.host_packages import (
     check_host_python,
     host_dist,
 )
-from sandbox.job_file import load_job_file
+from sandbox.job_file import JobFile, load_job_file
 from sandbox.job_sources import IMAGE_FILE, job_sources
+from sandbox.package_closure import Closure, PackageClosureError, resolve_closure
 
 TEMPLATE_PACKAGE = "sandbox.templates.digits"
 # (template file, file written in the job folder, mode)
@@ -132,15 +134,21 @@ def init_job(job_dir: Path, name: str = "digits-mlp", export: str = "safetensors
     return DataSplit(len(splits["train"]), len(valid), len(splits["test"]), len(shards))
 
 
-def build_job(client: docker.DockerClient, job_dir: Path, log: Log = print) -> BuiltJob:
-    """``docker build --network none`` the job folder; record and return its image id."""
+def build_job(client: docker.DockerClient, job_dir: Path, log: Log = print, *,
+              check_imports: bool = True) -> BuiltJob:
+    """``docker build --network none`` the job folder; record and return its image id.
+
+    ``[python] packages`` and what they require are copied from the host [JOB-IMAGE.12];
+    then, unless ``check_imports`` is False, the modules the job's entry points import are
+    imported in the built image, in the sandbox [JOB-IMAGE.15]. A refusal of either is a
+    ``JobDirError`` before anything is recorded (so ``job submit`` posts nothing)."""
     job = load_job_file(job_dir)
     if not (job_dir / "Dockerfile").is_file():
         raise JobDirError(f"{job_dir}: no Dockerfile")
     ensure_base_image(client, log=log)
     tag = f"learningchain/job-{_tag_safe(job.name)}:latest"
     sources = job_sources(job_dir)  # what this build reads, fingerprinted before it runs
-    dists = _host_dists(job.packages)  # refused before any build when one is missing
+    closure, dists = _host_dists(job.packages)  # refused before any build when one is missing
     image_id = build_image(client, job_dir, tag, log)
     record: dict[str, object] = {"image_id": image_id, "tag": tag,
                                  "sources": sources.to_json()}
@@ -149,25 +157,191 @@ def build_job(client: docker.DockerClient, job_dir: Path, log: Log = print) -> B
         files = [item for dist in dists for item in dist.files]
         log(f"  adding {', '.join(f'{d.name} {d.version}' for d in dists)} from the host "
             f"({sum(host.stat().st_size for _, host in files) / 1e6:.0f} MB)")
+        if closure.added:
+            log("  as dependencies: " + ", ".join(
+                f"{d.name} (required by {', '.join(d.required_by)})" for d in closure.added))
+        for mismatch in closure.mismatches:
+            log(f"  warning: {mismatch}; copied as installed")
         try:
             image_id = build_layer(client, image_id, files, tag, log)
         except SandboxError as e:
             raise SandboxError(f"{job_dir}: adding [python] packages failed: {e}") from e
         record["image_id"] = image_id
-        record["packages"] = [{"name": d.name, "version": d.version} for d in dists]
+        record["packages"] = [{"name": d.name, "version": d.version,
+                               "required_by": list(d.required_by)} for d in closure.dists]
+    if check_imports:
+        check_imports_in_image(client, image_id, job, log)
     (job_dir / IMAGE_FILE).write_text(json.dumps(record) + "\n")
     return BuiltJob(image_id, tag)
 
 
-def _host_dists(names: tuple[str, ...]) -> list[HostDist]:
-    """[JOB-IMAGE.12] The host's installed distributions a job's ``[python] packages`` names."""
+def _host_dists(names: tuple[str, ...]) -> tuple[Closure, list[HostDist]]:
+    """[JOB-IMAGE.12] The closure of a job's ``[python] packages`` on the host (the named
+    distributions and what they require, less the base image's) and each one's files."""
     if not names:
-        return []
+        return Closure((), ()), []
     try:
         check_host_python()
-        return [host_dist(name) for name in names]
-    except HostPackageError as e:
+        closure = resolve_closure(names)
+        return closure, [host_dist(d.name) for d in closure.dists]
+    except (HostPackageError, PackageClosureError) as e:
         raise JobDirError(f"[python] packages: {e}") from e
+
+
+IMPORT_CHECK_TIME_S = 120.0
+"""[JOB-IMAGE.15] Wall time of the import check (torch alone takes a few seconds)."""
+IMPORT_CHECK_ENTRY = "imports"
+"""The entry name the check's container is labelled with (never ``evaluate``: it runs under
+the node's training runtime)."""
+FAILED, WARNED, CHECKED = "LC-IMPORT-FAILED", "LC-IMPORT-WARNING", "LC-IMPORT-CHECKED"
+IMPORT_SCRIPT = f"""\
+import ast, importlib.util, os, sys
+FAILED, WARNED, CHECKED = {FAILED!r}, {WARNED!r}, {CHECKED!r}
+def say(*fields):
+    print("\\t".join(" ".join(str(f).split())[:300] for f in fields), flush=True)
+def python_file(path):
+    with open(path, "rb") as f:
+        first = f.readline(256)
+    return path.endswith(".py") or (first.startswith(b"#!") and b"python" in first)
+def own(folder, name):
+    top = os.path.join(folder, name.split(".")[0]) if folder else ""
+    return bool(top) and (os.path.isfile(top + ".py") or os.path.isdir(top))
+files = statements = 0
+for arg in sys.argv[1:]:
+    kind, _, value = arg.partition(":")
+    folder = ""
+    if kind == "module":
+        try:
+            spec = importlib.util.find_spec(value)
+        except BaseException as e:
+            spec, error = None, type(e).__name__ + ": " + str(e)
+        else:
+            error = "ModuleNotFoundError: No module named " + repr(value)
+        if spec is None:
+            say(FAILED, "-m " + value, "python3 -m " + value, error)
+            continue
+        path = spec.origin or ""
+    else:
+        path = value
+        if not os.path.isfile(path) or not python_file(path):
+            continue
+        folder = os.path.dirname(path)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    if not path.endswith(".py") and kind == "module":
+        continue
+    with open(path, "rb") as f:
+        source = f.read()
+    files += 1
+    try:
+        tree = ast.parse(source, path)
+    except SyntaxError as e:
+        say(FAILED, path, "(parse)", "SyntaxError: " + str(e))
+        continue
+    for node in tree.body:
+        if not isinstance(node, (ast.Import, ast.ImportFrom)) or getattr(node, "level", 0):
+            continue
+        statements += 1
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+        where = path + ":" + str(node.lineno)
+        try:
+            exec(compile(ast.Module([node], []), path, "exec"), {{"__name__": "lc_check"}})
+        except BaseException as e:
+            imported = isinstance(e, ImportError) or not any(own(folder, n) for n in names)
+            say(FAILED if imported else WARNED, where, ast.unparse(node),
+                type(e).__name__ + ": " + str(e))
+say(CHECKED, files, statements)
+"""
+"""[JOB-IMAGE.15] Run in the built image by the base image's ``python3``: each argument is
+``file:PATH`` (an entry point's file) or ``module:NAME`` (``python -m NAME``); every
+absolute import statement of the module body of each Python file found is executed, on
+its own, with the file's folder first on ``sys.path`` as when it runs; one tab-separated
+line per failure, then ``CHECKED`` with the counts."""
+
+
+def import_targets(job: JobFile) -> tuple[str, ...]:
+    """[JOB-IMAGE.15] What the import check reads in the image, from the entry points' argv:
+    ``file:PATH`` for each absolute path, ``module:NAME`` for ``-m NAME``; sorted, once."""
+    out: set[str] = set()
+    for _entry, argv in job.entry_points:
+        for i, arg in enumerate(argv):
+            if arg == "-m" and i + 1 < len(argv):
+                out.add(f"module:{argv[i + 1]}")
+            elif arg.startswith("/") and (i == 0 or argv[i - 1] != "-m"):
+                out.add(f"file:{PurePosixPath(arg)}")
+    return tuple(sorted(out))
+
+
+@dataclass(frozen=True, slots=True)
+class ImportCheck:
+    """What ``check_imports_in_image`` found: the failures refuse the job."""
+
+    files: int
+    statements: int
+    failed: tuple[tuple[str, str, str], ...]
+    """(where, statement, error) for each import that failed."""
+    warnings: tuple[tuple[str, str, str], ...]
+    """The job's own module failing with an error that is not an ImportError (it may need
+    the data or parameters of a real run): not a refusal."""
+    seconds: float
+
+
+def parse_import_check(logs: str, seconds: float) -> ImportCheck | None:
+    """The script's report in ``logs``; None when it did not finish (no ``CHECKED`` line)."""
+    failed: list[tuple[str, str, str]] = []
+    warned: list[tuple[str, str, str]] = []
+    counts = None
+    for line in logs.splitlines():
+        fields = line.split("\t")
+        if fields[0] in (FAILED, WARNED) and len(fields) == 4:
+            (failed if fields[0] == FAILED else warned).append((fields[1], fields[2], fields[3]))
+        elif fields[0] == CHECKED and len(fields) == 3:
+            counts = (int(fields[1]), int(fields[2]))
+    if counts is None:
+        return None
+    return ImportCheck(counts[0], counts[1], tuple(failed), tuple(warned), seconds)
+
+
+def check_imports_in_image(client: docker.DockerClient, image_id: str, job: JobFile,
+                           log: Log = print) -> ImportCheck:
+    """[JOB-IMAGE.15] Execute the module-level imports of the job's entry files in
+    ``image_id`` (``IMPORT_SCRIPT``), in a sandbox container exactly as a worker runs an
+    entry point (``SandboxRunner``: network none, the job's user, the seccomp launcher, the
+    node's default runtime, the job's memory and CPU; ``IMPORT_CHECK_TIME_S``, no GPU).
+    ``JobDirError`` names each import that fails and its error."""
+    import tempfile
+
+    from sandbox.results import is_job_fault
+    from sandbox.runner import SandboxRunner
+    from sandbox.runtime import resolve
+
+    limits = dataclasses.replace(job.limits, wall_time_s=IMPORT_CHECK_TIME_S, gpu_count=0,
+                                 gpu_memory_mb=0)
+    runner = SandboxRunner(client, node_id="job-build", runtime=resolve(client).name)
+    with tempfile.TemporaryDirectory(prefix="lc-imports-") as tmp:
+        result = runner.run_entry(image_id, IMPORT_CHECK_ENTRY,
+                                  ("python3", "-c", IMPORT_SCRIPT, *import_targets(job)), {},
+                                  limits, Path(tmp) / "output", collect=())
+    logs = result.logs.decode("utf-8", "replace")
+    check = parse_import_check(logs, result.seconds)
+    if check is None:
+        why = f"{result.reason}: {result.detail}; {logs.strip()[-500:]}"
+        if result.ok or is_job_fault(result.reason):
+            raise JobDirError(f"importing the job's modules in the built image failed "
+                              f"[JOB-IMAGE.15]: {why}")
+        raise SandboxError(f"the import check of the built image could not run: {why}")
+    for where, statement, error in check.warnings:
+        log(f"  warning: {where}: {statement}: {error} (the job's own module; not checked)")
+    if check.failed:
+        raise JobDirError(
+            "the job's code imports what its image lacks [JOB-IMAGE.15]: "
+            + "; ".join(f"{where}: {statement}: {error}" for where, statement, error
+                        in check.failed)
+            + ". List the distribution that provides it under [python] packages in job.toml "
+            "(installed on this host), or install it in the job's Dockerfile")
+    log(f"  imports checked in the image: {check.statements} import statements of "
+        f"{check.files} Python entry files, {check.seconds:.1f} s")
+    return check
 
 
 def template_data(job_dir: Path, work: Path, part: str = "public") -> dict[str, Path]:
