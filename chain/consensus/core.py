@@ -92,6 +92,9 @@ class ConsensusCore(RoundRules):
         self.at_rest = False
         """[CONS-PACE.1] Round 0 waits: the next block has nothing to record yet."""
         self.last_block_time = last_block_time
+        self.entered_ms: int | None = None
+        """[CONS-PACE.2] This node's clock when it committed the tip (or started at this
+        height): graph time is estimated as the tip's time plus what elapsed since."""
         self.vset: ValidatorSet = self.app.validators_at(height)
         self.me: Validator | None = self.vset.get(self.address) if self.address else None
         self.locked_round = Round(-1)
@@ -364,6 +367,7 @@ class ConsensusCore(RoundRules):
             return
         out.append(Commit(d))
         self._enter_height(Height(self.height + 1), d.time_ms)
+        self.entered_ms = now
         self._schedule(out, TimeoutKind.REBROADCAST, Round(0))
         # [CONS-TIMEOUT.2] always through a timer (possibly of 0 ms), so that one
         # validator alone commits one block per event instead of recursing.
@@ -385,8 +389,16 @@ class ConsensusCore(RoundRules):
         return (
             isinstance(self.app, Pacing)
             and not self._heard_of_height()
-            and not self.app.block_due(self.height, now)
+            and not self.app.block_due(self.height, self.graph_time(now))
         )
+
+    def graph_time(self, now: int) -> int:
+        """[CONS-PACE.2] ``max(now, tip time + (now - entered))``: a clock behind the one
+        that stamped the tip still finds a block due when its peers do, since what elapsed
+        on it since it committed the tip does not depend on its offset."""
+        if self.entered_ms is None:
+            self.entered_ms = now
+        return max(now, int(self.last_block_time) + (now - self.entered_ms))
 
     def _heard_of_height(self) -> bool:
         """[CONS-PACE.1] The round's proposer proposed, or validators with more than f power

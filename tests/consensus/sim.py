@@ -206,7 +206,7 @@ class SimNetwork:
         self.config = ConsensusConfig(
             chain_id=CHAIN_ID,
             timeouts=TimeoutConfig(**{**_fields(SIM_TIMEOUTS), "commit_ms": sc.commit_ms}),
-            clock_precision_ms=200, message_delay_ms=1000,
+            clock_precision_ms=sc.clock_precision_ms, message_delay_ms=sc.message_delay_ms,
         )
         self.driver_class: type[ConsensusDriver] = ConsensusDriver
         self.sync_class: type[BlockSync] = BlockSync

@@ -32,6 +32,9 @@ class Scenario:
     """Before GST, precommits get up to this much extra delay: a node may decide a block
     while the others time out of the round, the case locking exists for."""
     skew: dict[int, int] = field(default_factory=dict)
+    clock_precision_ms: int = 200
+    message_delay_ms: int = 1000
+    """[CONS-TIME.2] bounds; the genesis defaults of [CONS-TIME.3] for skews of seconds."""
     busy: dict[int, tuple[int, int]] = field(default_factory=dict)
     """node -> (from ms, until ms): its storage refuses commits ([CONS-COMMIT.2]); the node
     stays honest, it only stalls and retries."""
