@@ -93,6 +93,10 @@ def test_submit_rebuilds_when_the_jobs_sources_changed(chain: ApiThread, tmp_pat
     [base] = [i for i, line in enumerate(lines) if line.startswith("FROM ")]
     lines[base] = f"FROM {ROOTFS_TAG}"
     dockerfile.write_text("\n".join(lines) + "\n")
+    # ... and entry points that import only the standard library: `job build` imports what
+    # they import in the image [JOB-IMAGE.15], and the rootfs has no torch or numpy.
+    for entry in ("train", "evaluate"):
+        (folder / entry).write_text(f"#!/usr/bin/env python3\nimport json\n# {name}\n")
     submitter = key_file(tmp_path, chain.keys["submitter"], "submitter")
     images: set[str] = set()
     try:
