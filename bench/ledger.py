@@ -1,8 +1,12 @@
 """Applies one block of 10,000 signed transfers, signature checks included.
 
-Prints tx_per_s (block application, fresh signature cache: every signature is
-verified inside the block), verify_per_s (bare coincurve verify on the same
-machine in the same run) and their ratio. Target: ratio >= 0.5.
+Prints tx_per_s (block application as a node applies a block it has not seen, fresh
+signature cache: the node's parallel verifier [TX-SIG-CACHE.2] checks the block's
+signatures on every core, then the serial apply finds them), tx_per_s_one_thread (the
+same block with every signature checked inline, one at a time), verify_per_s (bare
+coincurve verify, one thread, on the same machine in the same run) and both ratios.
+Target (issue 51): ratio >= 0.9. Rounds are interleaved (serial, parallel, bare) and the
+best of each is kept, so a busy neighbour moves all three alike.
 Last line: one JSON object.
 
     .venv/bin/python bench/ledger.py [--txs 10000] [--senders 1000] [--quick]
@@ -25,9 +29,10 @@ from chain.genesis import Genesis, genesis_state
 from chain.transactions import Transfer, sign_transaction
 from chain.transition import SignatureCache, apply_block, build_block
 from chain.types import Amount
+from client.node.sig_batch import BatchVerifier
 
 JSON_KEYS = ("bench", "txs", "block_apply_s", "tx_per_s", "verify_per_s", "ratio",
-             "target_ratio")
+             "target_ratio", "tx_per_s_one_thread", "ratio_one_thread", "verify_threads")
 """Keys of the last line (tests/test_bench_quick.py)."""
 NEEDS_DOCKER = False
 """One process, no sockets, no files: CI may run it in parallel with other pure tests."""
@@ -72,14 +77,21 @@ def main() -> None:
                                     SignatureCache())
     if dropped or len(block.txs) != n_tx:
         raise SystemExit(f"block holds {len(block.txs)} of {n_tx} transfers, dropped {dropped}")
-    timings = []
+    verifier = BatchVerifier()
+    serial, parallel, bare = [], [], []
     for _ in range(args.repeats):
         start = time.perf_counter()
-        apply_block(state, block, SignatureCache())  # every signature verified again
-        timings.append(time.perf_counter() - start)
-    best = min(timings)
+        apply_block(state, block, SignatureCache())  # every signature verified inline
+        serial.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        cache = SignatureCache()  # as Ledger.apply does on a node [TX-SIG-CACHE.2]
+        verifier.prefill(block.txs, state.chain_id, cache)
+        apply_block(state, block, cache)
+        parallel.append(time.perf_counter() - start)
+        bare.append(bare_verify_rate(args.verifies))
+    verifier.close()
+    best, best_serial, verify_per_s = min(parallel), min(serial), max(bare)
     tx_per_s = n_tx / best
-    verify_per_s = bare_verify_rate(args.verifies)
     result = {
         "bench": "ledger",
         "txs": n_tx,
@@ -87,9 +99,13 @@ def main() -> None:
         "tx_per_s": round(tx_per_s),
         "verify_per_s": round(verify_per_s),
         "ratio": round(tx_per_s / verify_per_s, 3),
-        "target_ratio": 0.5,
+        "target_ratio": 0.9,
+        "tx_per_s_one_thread": round(n_tx / best_serial),
+        "ratio_one_thread": round(n_tx / best_serial / verify_per_s, 3),
+        "verify_threads": verifier.workers,
     }
-    print(f"applied {n_tx} transfers in {best:.3f}s; bare verify {verify_per_s:.0f}/s")
+    print(f"applied {n_tx} transfers in {best:.3f}s with {verifier.workers} verify threads "
+          f"({best_serial:.3f}s one thread); bare verify {verify_per_s:.0f}/s")
     emit(result, JSON_KEYS)
 
 

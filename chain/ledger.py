@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from chain.blocks import Block
 from chain.errors import ChainError
@@ -13,6 +13,9 @@ from chain.storage import Storage, StorageError
 from chain.transactions import SignedTransaction
 from chain.transition import BlockOutput, SignatureCache, advance, apply_block, build_block
 from chain.types import EMPTY_HASH, Address, Hash32, TimeMs
+
+Prefill = Callable[[Sequence[SignedTransaction], str, SignatureCache], int]
+"""[TX-SIG-CACHE.2] (transactions, chain id, cache) -> how many valid signatures it added."""
 
 
 class GenesisMismatch(ChainError):
@@ -27,6 +30,9 @@ class Ledger:
         self.state = state
         self.genesis = genesis
         self.signatures = SignatureCache()
+        self.prefill: Prefill | None = None
+        """[TX-SIG-CACHE.2] Set by a node: verifies a block's unchecked signatures in
+        parallel into ``signatures`` before the serial apply (which then finds them)."""
         self.last_output: BlockOutput | None = None
         """The committed tip's execution output (its root parts make a snapshot's manifest)."""
 
@@ -54,12 +60,18 @@ class Ledger:
 
     def apply(self, block: Block, certificate: bytes | None = None) -> BlockOutput:
         """Validate, execute, commit durably, then update memory; any failure changes nothing."""
+        self.prefill_signatures(block.txs)
         output = apply_block(self.state, block, self.signatures)
         self.storage.commit_block(block, output.changes, output.state_root, certificate,
                                   walk_entry(block, output, certificate))
         advance(self.state, block, output)
         self.last_output = output
         return output
+
+    def prefill_signatures(self, txs: Sequence[SignedTransaction]) -> None:
+        """[TX-SIG-CACHE.2] Hand ``txs`` to the node's parallel verifier, if it has one."""
+        if self.prefill is not None:
+            self.prefill(txs, self.state.chain_id, self.signatures)
 
     def commit_executed(self, block: Block, output: BlockOutput,
                         certificate: bytes | None = None) -> None:

@@ -168,6 +168,7 @@ class LedgerApp:
             return False
         if header.proposer not in state.validators():
             return False
+        self.ledger.prefill_signatures(decoded.txs)  # [TX-SIG-CACHE.2] on every core first
         try:
             output = apply_block(state, decoded, self.ledger.signatures)
         except ChainError as e:

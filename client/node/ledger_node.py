@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import time
@@ -48,6 +49,7 @@ from client.node.handle import BlockListener, CommittedBlock, NodeStatus, PeerIn
 from client.node.join_notice import JoinNotice
 from client.node.ledger_app import LedgerApp
 from client.node.pruning import BlockPruner
+from client.node.sig_batch import MIN_BATCH, BatchVerifier, remember
 from client.node.snapshots import SnapshotKeeper
 from client.node.state_sync import Restored, StateSyncFailed, state_sync
 from client.node.stored_chain import StoredChainReads
@@ -105,6 +107,8 @@ class LedgerNode(StoredChainReads):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.roles = config.roles
         self.ledger = Ledger.open(config.storage_url or sqlite_url(self.data_dir), self.genesis)
+        self.verifier = BatchVerifier()  # [TX-SIG-CACHE.2] signatures on every core
+        self.ledger.prefill = self.verifier.prefill
         self.mempool = Mempool(self.ledger.state, self.ledger.signatures, MEMPOOL_LIMITS)
         self.app = LedgerApp(self.ledger, self.mempool, self.key.address,
                              on_committed=self._on_committed, on_synced=self._on_synced,
@@ -246,6 +250,7 @@ class LedgerNode(StoredChainReads):
         self.driver.stop()
         await self.p2p.stop()
         self.ledger.close()
+        self.verifier.close()
         if self._stopped is not None:
             self._stopped.set()
 
@@ -284,8 +289,11 @@ class LedgerNode(StoredChainReads):
             return Verdict.REJECT
         now = self.now_ms()
         admitted: list[bytes] = []
-        for wire in wires:
-            result = self.mempool.add_bytes(wire, now)
+        parsed = self._parse_new(wires)
+        self.ledger.prefill_signatures([tx for tx in parsed if tx is not None])
+        for wire, tx in zip(wires, parsed, strict=True):
+            result = self.mempool.add(tx, now) if tx is not None \
+                else self.mempool.add_bytes(wire, now)
             self.admissions["gossip", result.code or result.status.value] += 1
             if result.accepted:
                 admitted.append(wire)
@@ -297,6 +305,25 @@ class LedgerNode(StoredChainReads):
         for wire in admitted:
             self._queue_tx(wire)
         return Verdict.IGNORE
+
+    def _parse_new(self, wires: list[bytes]) -> list[SignedTransaction | None]:
+        """Each wire not pending yet, decoded (None: pending, or it does not decode, which
+        ``add_bytes`` then answers as it always has)."""
+        out: list[SignedTransaction | None] = []
+        for wire in wires:
+            tx = None
+            if hashlib.sha256(wire).digest() not in self.mempool:
+                with contextlib.suppress(DecodeError):
+                    tx = SignedTransaction.decode(wire)
+            out.append(tx)
+        return out
+
+    async def prefill_signatures(self, txs: list[SignedTransaction]) -> None:
+        """[TX-SIG-CACHE.2] Off the event loop: verify in the pool, remember here."""
+        todo = self.verifier.unchecked(txs, self.ledger.signatures)
+        if len(todo) >= MIN_BATCH:
+            valid = await asyncio.to_thread(self.verifier.check, todo, self.ledger.state.chain_id)
+            remember(todo, valid, self.ledger.signatures)
 
     def _queue_tx(self, wire: bytes) -> None:
         if self._tx_batch_bytes + len(wire) + 8 > TX_BATCH_BYTES:
