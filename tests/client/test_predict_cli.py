@@ -122,7 +122,7 @@ def test_job_export_7_deploy_onnx_and_refuse_a_pickle_naming_the_formats(
     onnx_job = paid(chain, model=mlp().SerializeToString())
     out = run(["model", "deploy", onnx_job.hex(), "--features", "3", "--labels", "a,b,c",
                *key_file(tmp_path, chain.keys["submitter"], "submitter")], chain, code=1).output
-    assert "io: ONNX: input 'x' must be float32 [batch, 3]" in out
+    assert "io: ONNX: input 'x' has shape [None, 4], the schema says [batch, 3]" in out
     sent = json.loads(run(["model", "deploy", onnx_job.hex(), "--features", "4", "--labels",
                            "a,b,c", "--json",
                            *key_file(tmp_path, chain.keys["submitter"], "submitter")],
