@@ -15,8 +15,11 @@ once *this* node has reached the peer there itself:
   who it is. Unlike a dial-back over a second authenticated connection, the probe
   leaves the peer table alone (no duplicate to resolve, no churn for the services).
 
-A failed probe is retried after the address book's backoff, so a NATted peer that
-reconnects costs one failed probe per backoff period.
+A failed probe is retried after the address book's backoff, while the connection lives
+(at most ``PROBES_PER_CONNECTION`` in all: one probe timed out on a loaded machine left a
+reachable peer unverified for as long as it stayed connected, so the node handed on no
+peer at all) and when the peer connects again; a NATted peer costs one failed probe per
+backoff period.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 
 PROBE_SERVICE = "probe"
 """``GET /p2p/probe/<id hex>`` [WIRE-PEX.4]."""
+PROBES_PER_CONNECTION = 4
+"""[WIRE-PEX.4] Probes of one inbound connection's endpoint, the first included."""
 
 
 class NodeView(Protocol):
@@ -93,12 +98,25 @@ class Reachability:
         if self._next_probe.get(announced, 0.0) > self.node.now():
             return
         self._next_probe[announced] = self.node.now() + self.node.config.backoff_max
-        self.node.spawn(self._probe(peer, announced), name=f"probe-{announced}")
+        self.node.spawn(self._probe_while_connected(peer, announced), name=f"probe-{announced}")
 
-    async def _probe(self, peer: PeerConnection, endpoint: Endpoint) -> None:
+    async def _probe_while_connected(self, peer: PeerConnection, endpoint: Endpoint) -> None:
+        """[WIRE-PEX.4] Probe; after a failure wait out the backoff and probe again while
+        this very connection lives and the endpoint is still unverified."""
+        for _ in range(PROBES_PER_CONNECTION):
+            delay = await self._probe(peer, endpoint)
+            if delay is None:
+                return
+            await asyncio.sleep(delay)
+            if self.node.peers.get(peer.address) is not peer \
+                    or self.verified.get(endpoint) == peer.address:
+                return
+
+    async def _probe(self, peer: PeerConnection, endpoint: Endpoint) -> float | None:
+        """One probe; None when it reached the peer (or cannot run), else the backoff."""
         session = self.node.client_session
         if session is None:
-            return
+            return None
         host, port = endpoint
         url = f"http://{_url_host(host)}:{port}/p2p/{PROBE_SERVICE}/{probe_id(peer.session).hex()}"
         status = 0
@@ -111,7 +129,7 @@ class Reachability:
         if status == 204:
             self._verify(endpoint, peer.address)
             log.info("%r is reachable at %s:%s", peer, host, port)
-            return
+            return None
         failures = self._failures.get(endpoint, 0) + 1
         self._failures[endpoint] = failures
         cfg = self.node.config
@@ -119,6 +137,7 @@ class Reachability:
         self._next_probe[endpoint] = self.node.now() + delay
         log.info("%r announced %s:%s, which does not reach it (status %s): not shared",
                  peer, host, port, status or "none")
+        return delay
 
     def _verify(self, endpoint: Endpoint, address: Address) -> None:
         self.verified[endpoint] = address

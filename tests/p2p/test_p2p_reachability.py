@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from p2p_harness import start_node
@@ -44,6 +45,30 @@ async def test_wire_pex_4_reachable_inbound_peer_is_verified_and_shared() -> Non
         assert hub.reach.endpoint(inbound) == ("127.0.0.1", a.listen_port)
         b = await start_node(stack, "b", bootstrap=(hub.endpoint,))
         await wait_until_async(lambda: ("127.0.0.1", a.listen_port) in b.book.entries, timeout=20)
+
+
+async def test_wire_pex_4_a_failed_probe_is_retried_while_the_peer_stays_connected() -> None:
+    """A probe that times out once (a loaded machine: CI run 8's NAT scenario, where a node
+    then handed on no peer at all) is tried again after the backoff over the same live
+    connection, and the reachable peer is verified without reconnecting."""
+    async with AsyncExitStack() as stack:
+        hub = await start_node(stack, "hub")
+        real = hub.reach._probe
+        calls: list[int] = []
+
+        async def first_times_out(peer: Any, endpoint: Any) -> float | None:
+            calls.append(1)
+            if len(calls) == 1:
+                return 0.05  # as a timed-out probe reports its backoff
+            return await real(peer, endpoint)
+
+        hub.reach._probe = first_times_out  # type: ignore[method-assign]
+        a = await start_node(stack, "a", bootstrap=(hub.endpoint,))
+        await wait_until_async(lambda: a.address in hub.peers)
+        inbound = hub.peers[a.address]
+        await wait_until_async(lambda: hub.reach.endpoint(inbound) is not None)
+        assert len(calls) == 2 and hub.peers[a.address] is inbound  # same connection
+        assert hub.reach.endpoint(inbound) == ("127.0.0.1", a.listen_port)
 
 
 async def test_wire_pex_4_unreachable_peer_is_never_handed_on() -> None:
