@@ -48,8 +48,9 @@ from client.node.consensus_driver import CONSENSUS_TOPIC, ConsensusDriver
 from client.node.handle import BlockListener, CommittedBlock, NodeStatus, PeerInfo
 from client.node.join_notice import JoinNotice
 from client.node.ledger_app import LedgerApp
+from client.node.malloc_arenas import limit_malloc_arenas
 from client.node.pruning import BlockPruner
-from client.node.sig_batch import MIN_BATCH, BatchVerifier, remember
+from client.node.sig_batch import BatchVerifier
 from client.node.snapshots import SnapshotKeeper
 from client.node.state_sync import Restored, StateSyncFailed, state_sync
 from client.node.stored_chain import StoredChainReads
@@ -107,6 +108,7 @@ class LedgerNode(StoredChainReads):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.roles = config.roles
         self.ledger = Ledger.open(config.storage_url or sqlite_url(self.data_dir), self.genesis)
+        limit_malloc_arenas()  # before the verify threads: see client/node/malloc_arenas.py
         self.verifier = BatchVerifier()  # [TX-SIG-CACHE.2] signatures on every core
         self.ledger.prefill = self.verifier.prefill
         self.mempool = Mempool(self.ledger.state, self.ledger.signatures, MEMPOOL_LIMITS)
@@ -319,11 +321,9 @@ class LedgerNode(StoredChainReads):
         return out
 
     async def prefill_signatures(self, txs: list[SignedTransaction]) -> None:
-        """[TX-SIG-CACHE.2] Off the event loop: verify in the pool, remember here."""
-        todo = self.verifier.unchecked(txs, self.ledger.signatures)
-        if len(todo) >= MIN_BATCH:
-            valid = await asyncio.to_thread(self.verifier.check, todo, self.ledger.state.chain_id)
-            remember(todo, valid, self.ledger.signatures)
+        """[TX-SIG-CACHE.2] An API batch's signatures over the verify pool (the loop waits
+        for the pool's threads, as it would for the serial checks, but half as long)."""
+        self.ledger.prefill_signatures(txs)
 
     def _queue_tx(self, wire: bytes) -> None:
         if self._tx_batch_bytes + len(wire) + 8 > TX_BATCH_BYTES:

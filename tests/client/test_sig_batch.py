@@ -82,3 +82,15 @@ def test_tx_sig_cache_2_a_block_applies_to_the_same_root_and_a_bad_signature_is_
         assert e.value.code == "bad_signature"
     finally:
         verifier.close()
+
+
+def test_malloc_arenas_are_bounded_unless_the_operator_chose(monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """glibc's mallopt(M_ARENA_MAX) applies in a node process (this Debian's glibc), and an
+    operator's own MALLOC_ARENA_MAX is left alone."""
+    from client.node.malloc_arenas import limit_malloc_arenas
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert limit_malloc_arenas(8) is True  # 8: this test process's own bound stays loose
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False
