@@ -48,7 +48,6 @@ from client.node.consensus_driver import CONSENSUS_TOPIC, ConsensusDriver
 from client.node.handle import BlockListener, CommittedBlock, NodeStatus, PeerInfo
 from client.node.join_notice import JoinNotice
 from client.node.ledger_app import LedgerApp
-from client.node.malloc_arenas import limit_malloc_arenas
 from client.node.pruning import BlockPruner
 from client.node.sig_batch import BatchVerifier
 from client.node.snapshots import SnapshotKeeper
@@ -76,6 +75,7 @@ from p2p.node import Node
 from p2p.scoring import Offence
 from p2p.snapshots import SnapshotService
 from p2p.sync import BlockSync
+from p2p.tuning import limit_arenas
 from sandbox.errors import SandboxError
 
 log = logging.getLogger("learningchain.node")
@@ -108,7 +108,7 @@ class LedgerNode(StoredChainReads):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.roles = config.roles
         self.ledger = Ledger.open(config.storage_url or sqlite_url(self.data_dir), self.genesis)
-        limit_malloc_arenas()  # before the verify threads: see client/node/malloc_arenas.py
+        limit_arenas()  # before the verify threads: see p2p.tuning.limit_arenas
         self.verifier = BatchVerifier()  # [TX-SIG-CACHE.2] signatures on every core
         self.ledger.prefill = self.verifier.prefill
         self.mempool = Mempool(self.ledger.state, self.ledger.signatures, MEMPOOL_LIMITS)

@@ -88,9 +88,9 @@ def test_malloc_arenas_are_bounded_unless_the_operator_chose(monkeypatch: pytest
                                                              ) -> None:
     """glibc's mallopt(M_ARENA_MAX) applies in a node process (this Debian's glibc), and an
     operator's own MALLOC_ARENA_MAX is left alone."""
-    from client.node.malloc_arenas import limit_malloc_arenas
+    from p2p.tuning import limit_arenas
 
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    assert limit_malloc_arenas(8) is True  # 8: this test process's own bound stays loose
+    assert limit_arenas(8) is True  # 8: this test process's own bound stays loose
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    assert limit_malloc_arenas() is False
+    assert limit_arenas() is False
