@@ -11,6 +11,7 @@ Pure logic: no I/O, time is passed in.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -82,6 +83,19 @@ class Mempool:
         except DecodeError as e:
             return AddResult(Admission.REJECTED, e.code, e.message)
         return self.add(tx, now_ms)
+
+    def decode_new(self, wires: list[bytes]) -> list[SignedTransaction | None]:
+        """Each wire not pending yet, decoded, so a batch's signatures can be checked
+        together first [TX-SIG-CACHE.2]; None where it is pending or does not decode
+        (``add_bytes`` then answers it as it always has)."""
+        out: list[SignedTransaction | None] = []
+        for wire in wires:
+            tx = None
+            if hashlib.sha256(wire).digest() not in self._txs:
+                with contextlib.suppress(DecodeError):
+                    tx = SignedTransaction.decode(wire)
+            out.append(tx)
+        return out
 
     def add(self, tx: SignedTransaction, now_ms: int) -> AddResult:
         """[MEMPOOL-ADMIT.1] Accept a transaction that applies after everything pending."""

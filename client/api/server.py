@@ -31,7 +31,6 @@ the hashes submitted through this server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -403,7 +402,8 @@ class ApiServer:
         accepted = duplicates = 0
         rejected: list[dict[str, object]] = []
         mempool = getattr(self.node, "mempool", None)
-        parsed = _parse_batch(wires, mempool)
+        parsed: list[SignedTransaction | None] = (
+            mempool.decode_new(wires) if mempool is not None else [None] * len(wires))
         prefill = getattr(self.node, "prefill_signatures", None)
         if prefill is not None:  # [TX-SIG-CACHE.2] the batch's signatures on every core
             await prefill([tx for tx in parsed if isinstance(tx, SignedTransaction)])
@@ -573,15 +573,3 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     return str(value)
 
-
-def _parse_batch(wires: list[bytes], mempool: Any) -> list[SignedTransaction | None]:
-    """Each wire decoded, except those already pending and those that do not decode (None:
-    the admission loop answers them as before)."""
-    out: list[SignedTransaction | None] = []
-    for wire in wires:
-        tx = None
-        if mempool is None or hashlib.sha256(wire).digest() not in mempool:
-            with contextlib.suppress(DecodeError):
-                tx = SignedTransaction.decode(wire)
-        out.append(tx)
-    return out

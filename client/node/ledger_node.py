@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import time
@@ -291,7 +290,7 @@ class LedgerNode(StoredChainReads):
             return Verdict.REJECT
         now = self.now_ms()
         admitted: list[bytes] = []
-        parsed = self._parse_new(wires)
+        parsed = self.mempool.decode_new(wires)
         self.ledger.prefill_signatures([tx for tx in parsed if tx is not None])
         for wire, tx in zip(wires, parsed, strict=True):
             result = self.mempool.add(tx, now) if tx is not None \
@@ -307,18 +306,6 @@ class LedgerNode(StoredChainReads):
         for wire in admitted:
             self._queue_tx(wire)
         return Verdict.IGNORE
-
-    def _parse_new(self, wires: list[bytes]) -> list[SignedTransaction | None]:
-        """Each wire not pending yet, decoded (None: pending, or it does not decode, which
-        ``add_bytes`` then answers as it always has)."""
-        out: list[SignedTransaction | None] = []
-        for wire in wires:
-            tx = None
-            if hashlib.sha256(wire).digest() not in self.mempool:
-                with contextlib.suppress(DecodeError):
-                    tx = SignedTransaction.decode(wire)
-            out.append(tx)
-        return out
 
     async def prefill_signatures(self, txs: list[SignedTransaction]) -> None:
         """[TX-SIG-CACHE.2] An API batch's signatures over the verify pool (the loop waits
