@@ -20,9 +20,11 @@ What runs for ``--minutes`` (``bench/support/soakparts.py``):
 - jobs: the template job of ``job init`` (train/v2, a short training: tests/hosts/
   template_job.py), posted through v0 again as soon as the last one settled (while its
   claim window ends within the run); w5 trains, w4 and w6 verify. Its windows come from
-  one attempt timed here first (``--attempt-s`` skips the timing). No prediction requests
-  and no federated job: no existing helper makes them cheap on these hosts (see
-  docs/reliability.md, "Soak");
+  one attempt timed here first (``--attempt-s`` skips the timing);
+- predictions (``bench/support/soakpredict.py``): the first paid job's model deployed and
+  asked for 20 digits every ``--predict-every`` seconds (``predict --k 3``, through v0): the
+  three workers run with ``[worker] predict = true`` and answer each request. No federated
+  job yet (see docs/reliability.md, "Soak");
 - v3 stopped (SIGTERM) and started again on its data dir every ``--restart-every`` minutes,
   half a period in (at 5, 15, 25 ... minutes);
 - v2's host cut from every other host for ``--cut-seconds`` at 70 % of the run (no restart
@@ -41,12 +43,15 @@ when long enough); ``fd_growth``, the most descriptors gained over the same span
 ``disk_mb_per_hour``, the fastest-growing data directory after the warm-up; ``commit_p99_s``
 (transfer submit to final); ``stalls``, gaps between blocks over 5 median block intervals
 while a transfer of ours had waited that long; ``jobs_posted``, ``jobs_settled``,
-``credits_conserved`` and ``pass`` (RSS growth at most 10 %, descriptors up by at most
-``FD_SLACK``, no stall, every job settled, credits conserved, one state). The samples go to
+``predictions_asked``, ``predictions_agreed``, ``predict_p50_s`` (``predict`` to its agreed
+answer), ``credits_conserved`` and ``pass`` (RSS growth at most 10 %, descriptors up by at
+most ``FD_SLACK``, no stall, every job settled, every prediction agreed, and at least one
+in a run of 10 minutes or more, credits conserved, one state). The samples go to
 ``--csv`` and a plot of them to ``--svg`` (default: the CSV's name with .svg), for
 docs/reliability.md.
 
-``--quick``: 45 s of soak (v3 restarted once, v2 cut for 8 s, one job, sampled every 2 s,
+``--quick``: 45 s of soak (v3 restarted once, v2 cut for 8 s, one job and, once it is paid,
+one prediction, sampled every 2 s,
 the job's windows from an assumed 8 s attempt, not timed): under 2 minutes with set-up.
 Its figures mean little (the warm-up is 7.5 s); only their presence is checked.
 
@@ -73,6 +78,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.support import soakparts as parts
 from bench.support.cli import emit, parse_args
 from bench.support.hostruns import MADE, WAN_JITTER_MS, WAN_LOSS, WAN_RTT_MS, Signals, _bed
+from bench.support.soakpredict import PredictStream
 from client.api.http_client import ApiClient, ApiError
 from client.devnet.network import EMPTY_BLOCK_INTERVAL_ENV
 from sandbox.base_image import ensure_base_image
@@ -85,20 +91,23 @@ from tests.hosts.template_job import CONSENSUS, TRAIN, VERIFY, template_job
 JSON_KEYS = ("bench", "quick", "seed", "minutes", "hours", "rss_growth_pct_after_warmup",
              "fd_growth", "disk_mb_per_hour", "commit_p50_s", "commit_p99_s",
              "block_interval_s", "stalls", "transfers_sent", "transfers_final", "restarts",
-             "cuts", "jobs_posted", "jobs_settled", "jobs_paid", "credits_conserved",
+             "cuts", "jobs_posted", "jobs_settled", "jobs_paid", "predictions_asked",
+             "predictions_agreed", "predict_p50_s", "credits_conserved",
              "same_state", "csv", "svg", "left_behind", "failures", "pass")
 """Keys of the last line (tests/test_bench_quick.py)."""
 NEEDS_DOCKER = True
 """Starts node processes on emulated hosts (root: namespaces) and trains jobs on the
 machine's Docker engine: CI runs it serially, with the Docker and multi-process tests."""
 QUICK = {"minutes": 0.75, "restart_every": 0.5, "cut_seconds": 8.0, "sample_s": 2.0,
-         "attempt_s": 8.0, "drain_s": 45.0}
+         "attempt_s": 8.0, "drain_s": 100.0, "predict_every": 10.0}
 VALIDATORS = 4
 RESTARTED = 3
 """v3: the validator restarted every period."""
 CUT = 2
 """v2: the host cut and healed once."""
-WORKER_SETTINGS: dict[int, dict[str, Any]] = {4: VERIFY, 5: TRAIN, 6: VERIFY}
+WORKER_SETTINGS: dict[int, dict[str, Any]] = {4: {**VERIFY, "predict": True},
+                                              5: {**TRAIN, "predict": True},
+                                              6: {**VERIFY, "predict": True}}
 USERS = {"submitter": 1_000_000, **{f"u{i}": 10**9 for i in range(8)}}
 RSS_LIMIT_PCT = 10.0
 FD_SLACK = 4
@@ -148,6 +157,10 @@ class Soak:
         self.jobs = None if job_dir is None or job_windows is None else parts.JobStream(
             ApiClient(url, timeout=30), graph.users["submitter"], job_dir, job_windows,
             self.stop_posting, self.abort, self.elapsed, args.minutes * 60.0)
+        self.predictions = None if self.jobs is None or not args.predict_every else PredictStream(
+            ApiClient(url, timeout=30), graph.users["submitter"],
+            [graph.nodes[i].api for i in WORKER_SETTINGS], job_dir, job_dir.parent,
+            args.predict_every, self._paid_job, self.stop_posting, self.abort, self.elapsed)
         self.samples: list[parts.Sample] = []
         self.failures: list[str] = []
         self.restarts = self.cuts = 0
@@ -155,6 +168,11 @@ class Soak:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.begin
+
+    def _paid_job(self) -> str | None:
+        """The first job of the soak that was paid: the model the predictions ask."""
+        jobs = self.jobs.jobs if self.jobs is not None else []
+        return next((j.job_id for j in list(jobs) if j.status == "paid"), None)
 
     def log(self, text: str) -> None:
         print(f"[{self.elapsed() / 60:6.2f} min] {text}", flush=True)
@@ -195,6 +213,8 @@ class Soak:
         self.stream.start()
         if self.jobs is not None:
             self.jobs.start()
+        if self.predictions is not None:
+            self.predictions.start()
         next_sample = 0.0
         cut_host = graph.nodes[CUT].host
         while self.elapsed() < duration:
@@ -230,10 +250,11 @@ class Soak:
         self.drain()
 
     def drain(self) -> None:
-        """The last job gets up to ``--drain-s`` to settle (sampling goes on); the last
-        transfers 30 s to become final."""
+        """The last job and the last prediction get up to ``--drain-s`` to settle (sampling
+        goes on); the last transfers 30 s to become final."""
         deadline = time.monotonic() + (self.args.drain_s or math.inf)
-        while self.jobs is not None and self.jobs.is_alive() and time.monotonic() < deadline:
+        while any(t is not None and t.is_alive() for t in (self.jobs, self.predictions)) \
+                and time.monotonic() < deadline:
             self.check_alive()
             self.sample()
             time.sleep(self.args.sample_s)
@@ -247,7 +268,11 @@ class Soak:
     def _jobs_line(self) -> str:
         if self.jobs is None:
             return "off"
-        return f"{len(self.jobs.settled())}/{len(self.jobs.jobs)} settled"
+        line = f"{len(self.jobs.settled())}/{len(self.jobs.jobs)} settled"
+        if self.predictions is not None:
+            line += (f", predictions {len(self.predictions.answered())}/"
+                     f"{len(self.predictions.predictions)} agreed")
+        return line
 
 
 def final_checks(graph: HostGraph, supply_at_start: int) -> tuple[bool, bool, list[str]]:
@@ -303,6 +328,8 @@ def figures(soak: Soak, args: argparse.Namespace) -> dict[str, Any]:
           f"gaps {[round(g / 1000, 2) for g in longest]} s; stalls: "
           f"{[(g.after_height, round(g.seconds, 2), round(g.at_s)) for g in gaps]}", flush=True)
     jobs = soak.jobs.jobs if soak.jobs is not None else []
+    asked = soak.predictions.predictions if soak.predictions is not None else []
+    answer_s = [p.seconds for p in asked if p.status == "agreed" and p.seconds is not None]
     return {
         "hours": round(soak.end_s / 3600, 4),
         "rss_growth_pct_after_warmup": _r(max((g.rss_pct for g in grown), default=math.nan), 2),
@@ -317,10 +344,13 @@ def figures(soak: Soak, args: argparse.Namespace) -> dict[str, Any]:
         "jobs_posted": len(jobs),
         "jobs_settled": sum(1 for j in jobs if j.settled_s is not None),
         "jobs_paid": sum(1 for j in jobs if j.status == "paid"),
+        "predictions_asked": len(asked),
+        "predictions_agreed": len(answer_s),
+        "predict_p50_s": _r(parts.quantile(answer_s, 0.5)),
     }
 
 
-def verdict(result: dict[str, Any], jobs_on: bool) -> bool:
+def verdict(result: dict[str, Any], jobs_on: bool, predictions_on: bool) -> bool:
     def at_most(key: str, limit: float) -> bool:
         return result[key] is not None and result[key] <= limit
 
@@ -328,6 +358,8 @@ def verdict(result: dict[str, Any], jobs_on: bool) -> bool:
             and at_most("fd_growth", FD_SLACK) and result["stalls"] == 0
             and result["transfers_final"] == result["transfers_sent"] > 0
             and (not jobs_on or result["jobs_settled"] == result["jobs_posted"] > 0)
+            and result["predictions_agreed"] == result["predictions_asked"]
+            and (not predictions_on or result["predictions_asked"] > 0)
             and bool(result["credits_conserved"]) and bool(result["same_state"])
             and not result["failures"] and not result["left_behind"])
 
@@ -380,7 +412,8 @@ def soak_on_hosts(args: argparse.Namespace, work: Path, result: dict[str, Any]) 
             soak.abort.set()
             soak.stop_load.set()
             soak.stop_watch.set()
-        failures = soak.failures + problems + (soak.jobs.errors if soak.jobs else [])
+        failures = soak.failures + problems + (soak.jobs.errors if soak.jobs else []) + (
+            soak.predictions.errors if soak.predictions else [])
         result.update(figures(soak, args))
         result.update({"restarts": soak.restarts, "cuts": soak.cuts, "same_state": same,
                        "credits_conserved": conserved, "failures": failures})
@@ -402,6 +435,9 @@ def main() -> None:
     p.add_argument("--sample-s", type=float, default=10.0, help="seconds between samples")
     p.add_argument("--jobs", action=argparse.BooleanOptionalAction, default=True,
                    help="post the template job again and again (needs Docker)")
+    p.add_argument("--predict-every", type=float, default=60.0,
+                   help="seconds between prediction requests to the first paid job's model "
+                        "(0: none; needs --jobs)")
     p.add_argument("--attempt-s", type=float, default=None,
                    help="assume one job attempt takes this long (default: time one here)")
     p.add_argument("--drain-s", type=float, default=None,
@@ -439,7 +475,8 @@ def main() -> None:
             soak_on_hosts(args, Path(tmp), result)
         finally:
             result["left_behind"] = MADE.left()
-    result["pass"] = verdict(result, args.jobs)
+    result["pass"] = verdict(result, args.jobs,
+                             args.jobs and bool(args.predict_every) and args.minutes >= 10)
     for failure in result["failures"]:
         print(f"failure: {failure}", flush=True)
     emit(result, JSON_KEYS)

@@ -61,6 +61,7 @@ from client.node.upgrade import (
     write_upgrade_info,
 )
 from client.observe.dashboard import install_dashboard
+from client.observe.memory_trace import start_memory_trace, stop_memory_trace
 from client.observe.metrics import NodeMetrics, install_metrics
 from client.predict.executor.loop import Executor
 from client.predict.withdraw import PredictWithdrawal
@@ -545,7 +546,9 @@ async def run_node(config: NodeConfig, *, ready: Callable[[LedgerNode], None] | 
         return UPGRADE_EXIT_STATUS
     if ready is not None:
         ready(node)
+    memory_trace = start_memory_trace()  # LC_TRACEMALLOC_DIR: a diagnosis switch
     await node.wait_stopped()
+    await stop_memory_trace(memory_trace)
     if isinstance(node.exit_error, UpgradeRequired):  # [UPGRADE-HALT.1]
         error = node.exit_error
         log.error("node stopped at height %d: %s; its data is intact: install software that "
