@@ -48,6 +48,7 @@ from bench.support.fedattacks import FAMILIES, sybil_family
 from bench.support.fedpoison_variants import VARIANTS
 from bench.support.fedsim import (
     BOUNTY,
+    LATEST_RULES,
     LOO_PERMILLE,
     JobResult,
     Rule,
@@ -169,22 +170,27 @@ def _split_runs(data: Any, rule: Rule, seed: int, cfg: Config,
 
 def timed_round(rule: Rule, dims: int, seed: int = 1) -> float:
     """Seconds for one aggregation of 20 updates × ``dims`` by ``rule`` through
-    ``fast.aggregate_round`` (center = a previous step for centered clipping), median of
-    3 runs (the machine is shared)."""
+    ``fast.aggregate_round`` (center = a previous step for centered clipping; each
+    address's latest earlier update for [FED-REWARD.12] where chain/federated has it),
+    median of 3 runs (the machine is shared)."""
     rng = np.random.default_rng(seed)
     direction = rng.normal(size=dims) * 1e-2
     updates = {address(i): quantise(direction + rng.normal(size=dims) * 5e-3)
                for i in range(TIMING_PARTICIPANTS)}
     reference, center = quantise(direction), quantise(0.5 * direction)
+    extra: dict[str, Any] = {}
+    if LATEST_RULES:
+        extra["latest"] = {a: quantise(0.9 * direction + rng.normal(size=dims) * 5e-3)
+                           for a in updates}
     times = []
     for _ in range(REPEATS):
         t0 = time.perf_counter()
         if rule.agg is None:
             rule.aggregate(updates, reference, dims, center)
         elif rule.uses_center:
-            fast.aggregate_round(rule.agg, updates, reference, dims, center=center)
+            fast.aggregate_round(rule.agg, updates, reference, dims, center=center, **extra)
         else:
-            fast.aggregate_round(rule.agg, updates, reference, dims)
+            fast.aggregate_round(rule.agg, updates, reference, dims, **extra)
         times.append(time.perf_counter() - t0)
     return sorted(times)[len(times) // 2]
 

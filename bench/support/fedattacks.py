@@ -236,6 +236,16 @@ def free_replay(nudge: int) -> Attack:
     return attack
 
 
+def free_mean_replay(view: RoundView, rng: np.random.Generator) -> Sent:
+    """No work, and no omniscience: the mean of the updates revealed in the round before
+    (public blobs), which agrees with this round's direction better than most owners do,
+    yet is near no single earlier update (zeros in the first round)."""
+    d = view.honest.shape[1]
+    if view.previous is None:
+        return _same(view, np.zeros(d))
+    return _same(view, view.previous.mean(axis=0))
+
+
 SYBIL_MARGIN = 0.002
 """The copies' largest pairwise cosine stays this far below [FED-REWARD.8]'s threshold."""
 
@@ -302,6 +312,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("free_replay", free_replay(0), "free-rider: another owner's previous update"),
     Family("free_replay_2q", free_replay(2),
            "free-rider: another owner's previous update, one coordinate 2 quanta off"),
+    Family("free_mean_replay", free_mean_replay,
+           "free-rider: the mean of the round before's revealed updates"),
     Family("sybil3", sybil(3), "own honest update via 3 addresses, noise under COPY_TRUST",
            addresses=3),
     Family("sybil3_fixed", sybil(3, fixed=True),

@@ -151,6 +151,11 @@ _REPLAYS = _accepts(fast.aggregate_round, "earlier") and hasattr(fast, "replay_r
 """Whether chain/federated leaves replays of earlier updates out [FED-REWARD.10]."""
 _HISTORY = _accepts(fast.aggregate_round, "history")
 """Whether near-copies are also judged on running sums [FED-REWARD.11]."""
+LATEST_RULES = _accepts(fast.aggregate_round, "latest")
+"""Whether stale copies earn nothing and weights are capped at the median
+[FED-REWARD.12] [FED-REWARD.13] (given each address's latest earlier update)."""
+JOB_OWNER = hashlib.sha256(b"job owner").digest()[:20]
+"""The address the owner's FLTrust reference is revealed under (one of ``latest``)."""
 
 
 @dataclass(frozen=True)
@@ -173,7 +178,8 @@ class Rule:
 
     def aggregate(self, updates: Mapping[bytes, Ints], reference: Ints, dims: int,
                   center: Ints, earlier: Ints | None = None,
-                  sums: Mapping[bytes, Ints] | None = None
+                  sums: Mapping[bytes, Ints] | None = None,
+                  latest: Mapping[bytes, Ints] | None = None
                   ) -> tuple[Ints, dict[bytes, int]]:
         """One round: the aggregate and the round weight [FED-AGG.7] of each address the
         round names; replays of ``earlier`` updates (every update and reference revealed
@@ -195,6 +201,8 @@ class Rule:
             extra["earlier"] = earlier
         if _HISTORY and sums:
             extra["history"] = dict(sums)
+        if LATEST_RULES and latest is not None:
+            extra["latest"] = dict(latest)
         if self.uses_center and not _CENTERS:  # fast path not there yet: the reference
             result = rounds.aggregate_round(self.agg, ups, tuple(reference.tolist()), dims,
                                             center=tuple(center.tolist()))
@@ -314,6 +322,7 @@ def run_job(data: Data, rule: Rule, family: Family | None, attackers: tuple[int,
     round_acc: list[float] = []
     history: list[Ints] = []
     sums: dict[bytes, Ints] = {}
+    latest: dict[bytes, Ints] = {}
     agg_s = 0.0
     for r in range(n_rounds):
         honest = np.stack([train(model, shard, d, k) for shard in data.shards])
@@ -337,7 +346,7 @@ def run_job(data: Data, rule: Rule, family: Family | None, attackers: tuple[int,
             1 << SCALE_BITS)
         earlier = np.stack(history) if history else None
         t0 = time.perf_counter()
-        vec, w = rule.aggregate(sent, reference, dims, center, earlier, sums)
+        vec, w = rule.aggregate(sent, reference, dims, center, earlier, sums, latest)
         agg_s += time.perf_counter() - t0
         new = fast.apply_aggregate_array(model, vec)
         center, model = fast.clamp(new - model), new
@@ -346,6 +355,8 @@ def run_job(data: Data, rule: Rule, family: Family | None, attackers: tuple[int,
         inputs.append(RoundInput(cast(Mapping[bytes, Sequence[int]], named),
                                  cast(Sequence[int], reference)))
         history += [*sent.values(), reference]
+        latest.update(sent)  # [FED-REWARD.12] each address's latest revealed update
+        latest[JOB_OWNER] = reference
         for who, q in sent.items():  # [FED-REWARD.11] each address's earlier updates, summed
             sums[who] = sums[who] + q if who in sums else q.astype(np.int64)
         round_acc.append(score(model, data.test, d, k)[0])

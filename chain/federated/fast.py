@@ -25,17 +25,32 @@ with the reference on ties, extremes and overflow boundaries.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from chain.federated.centered import FAR_SQ
 from chain.federated.errors import FederatedError
-from chain.federated.fixed import MAX_DIMS, MAX_ROUND_PARTICIPANTS, Q_MAX, check_vector
+from chain.federated.fast_inputs import (
+    ArrayLike,
+    Matrix,
+    Vector,
+    as_matrix,
+    as_vector,
+    stack_checked,
+    to_tuple,
+)
+from chain.federated.fixed import MAX_ROUND_PARTICIPANTS, Q_MAX
 from chain.federated.fltrust import NORM_BITS, norm_factor, trust_from
 from chain.federated.history import REPLAY_QUANTUM
-from chain.federated.rewards import copy_discount, lower_median, norm_outliers
+from chain.federated.rewards import (
+    STALE_TRUST,
+    agreement_cap,
+    copy_discount,
+    lower_median,
+    norm_outliers,
+    stale_copies,
+)
 from chain.federated.robust import krum_selected
 from chain.federated.rounds import (
     CENTERED_CLIP,
@@ -48,76 +63,11 @@ from chain.federated.rounds import (
 )
 from chain.types import ADDRESS_LEN
 
-Vector = npt.NDArray[np.int64]
-Matrix = npt.NDArray[np.int64]
-ArrayLike = npt.NDArray[Any] | Sequence[int]
-
 INT64_MAX = (1 << 63) - 1
 CHUNK = 1 << 24
 """Columns per exact partial dot product: 2**24 · 2**32 < 2**57 even for the split halves."""
 _HALF = 16
 _LOW = (1 << _HALF) - 1
-
-
-# ---------------------------------------------------------------- inputs [FED-QUANT.3]
-
-def as_vector(v: ArrayLike, name: str, dims: int | None = None) -> Vector:
-    """[FED-QUANT.3] An int64 copy of a valid vector: integers in ``[-Q_MAX, Q_MAX]``,
-    1..MAX_DIMS of them (``dims`` when given); the reference's error codes otherwise.
-    A non-array goes through the reference's ``check_vector`` (it refuses floats and
-    bools, which numpy would convert silently)."""
-    if not isinstance(v, np.ndarray):
-        return np.array(check_vector(v, name, dims), dtype=np.int64)
-    if v.ndim != 1 or v.dtype.kind not in "iu":
-        raise FederatedError("bad_coordinate", f"{name} is not a 1-d integer array "
-                             f"(dtype {v.dtype}, shape {v.shape})", name=name,
-                             dtype=str(v.dtype), shape=v.shape)
-    if not 1 <= len(v) <= MAX_DIMS or (dims is not None and len(v) != dims):
-        raise FederatedError("bad_dims", f"{name} has {len(v)} coordinates, expected "
-                             f"{dims if dims is not None else f'1..{MAX_DIMS}'}",
-                             name=name, dims=len(v), expected=dims)
-    lo, hi = int(v.min()), int(v.max())
-    if lo < -Q_MAX or hi > Q_MAX:
-        j = int(np.argmax(v > Q_MAX)) if hi > Q_MAX else int(np.argmax(v < -Q_MAX))
-        raise FederatedError("bad_coordinate", f"{name}[{j}] = {int(v[j])} is not in "
-                             f"[-{Q_MAX}, {Q_MAX}]", name=name, index=j, value=int(v[j]))
-    return v.astype(np.int64, copy=False)
-
-
-def stack_checked(named: Sequence[tuple[str, ArrayLike]], dims: int | None = None) -> Matrix:
-    """[FED-QUANT.3] The vectors as one ``(n, dims)`` int64 matrix, each checked as
-    ``as_vector`` does. Fast when every one is a 1-d int8..int64 or uint8..uint32 array of
-    one length: copied into the matrix as they are and range-checked once, whole; any
-    other input, or a failed check, goes vector by vector for the reference's error."""
-    want = dims if dims is not None else (len(named[0][1]) if named else 0)
-    simple = 1 <= want <= MAX_DIMS and all(
-        isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == want
-        and (v.dtype.kind == "i" or (v.dtype.kind == "u" and v.dtype.itemsize < 8))
-        for _, v in named)
-    if simple and named:
-        m = np.empty((len(named), want), dtype=np.int64)
-        for i, (_, v) in enumerate(named):
-            m[i] = v
-        if int(m.min()) >= -Q_MAX and int(m.max()) <= Q_MAX:
-            return m
-    rows = [as_vector(v, name, dims) for name, v in named]
-    lengths = {len(r) for r in rows}
-    if len(lengths) > 1:
-        raise FederatedError("bad_dims", f"updates of different lengths {sorted(lengths)}",
-                             dims=sorted(lengths))
-    return np.stack(rows) if rows else np.zeros((0, max(want, 0)), dtype=np.int64)
-
-
-def as_matrix(updates: Sequence[ArrayLike] | Matrix, dims: int | None = None) -> Matrix:
-    """The updates as one ``(n, dims)`` int64 matrix, each row checked [FED-QUANT.3]."""
-    if not len(updates):
-        raise FederatedError("no_updates", "an aggregate needs at least one update", n=0)
-    return stack_checked([(f"update {i}", u) for i, u in enumerate(updates)], dims)
-
-
-def to_tuple(v: Vector) -> tuple[int, ...]:
-    """A vector as the reference's tuple of Python ints."""
-    return tuple(v.tolist())
 
 
 # ---------------------------------------------------------------- exact arithmetic
@@ -442,12 +392,18 @@ def _pair_trusts(rows: Matrix, live: list[int], n2s: list[int],
 
 
 def _reward_weights(usable: Matrix, raw: list[int], n2s: list[int], m_max: int,
-                    sums: Matrix | None = None) -> list[int]:
-    """[FED-REWARD.7] [FED-REWARD.8] [FED-REWARD.11] The rewards' steps on the raw weights,
-    as ``rounds.aggregate_round`` takes them: norm outliers to 0, then near-copies (in
-    this round's updates, or in their running ``sums``) share one weight. The pair trusts
-    are computed only among the updates still of positive weight."""
+                    sums: Matrix | None = None, owners: Sequence[bytes] = (),
+                    latest: Mapping[bytes, ArrayLike] | None = None) -> list[int]:
+    """[FED-REWARD.7] [FED-REWARD.8] [FED-REWARD.11] [FED-REWARD.12] [FED-REWARD.13] The
+    rewards' steps on the raw weights, as ``rounds.aggregate_round`` takes them: norm
+    outliers to 0; with ``latest`` (``owners``: each row's address), stale copies to 0 and
+    the cap at the median; then near-copies (in this round's updates, or in their running
+    ``sums``) share one weight. The pair trusts are computed only among the updates still
+    of positive weight."""
     ws = norm_outliers(raw, n2s)
+    if latest is not None:
+        now, before = _nearest_trusts(usable, ws, n2s, m_max, owners, latest)
+        ws = agreement_cap(stale_copies(ws, now, before))
     live = [i for i, w in enumerate(ws) if w > 0]
     rows = usable if len(live) == len(ws) else usable[live]  # rows after x: views, no copies
     pair = _pair_trusts(rows, live, n2s, m_max)
@@ -458,6 +414,38 @@ def _reward_weights(usable: Matrix, raw: list[int], n2s: list[int], m_max: int,
         for key, t in _pair_trusts(s_rows, live, s2s, s_max).items():
             pair[key] = max(pair[key], t)
     return copy_discount(ws, lambda i, j: pair[i, j])
+
+
+def _nearest_trusts(usable: Matrix, ws: list[int], n2s: list[int], m_max: int,
+                    owners: Sequence[bytes], latest: Mapping[bytes, ArrayLike]
+                    ) -> tuple[list[int], list[int]]:
+    """[FED-REWARD.12] ``rounds.nearest_trusts`` where it can matter: the trusts with the
+    latest earlier updates for the rows of positive weight, and the trusts with the
+    round's other updates only for the rows a stale copy could be (the others keep a
+    smaller ``now``, which ``stale_copies`` reads the same). Exact: ``dots``, one earlier
+    update at a time."""
+    dims = usable.shape[1]
+    now, before = [0] * len(ws), [0] * len(ws)
+    live = [i for i, w in enumerate(ws) if w > 0]
+    if not live:
+        return now, before
+    rows = usable[live]
+    for b, v in sorted(latest.items()):
+        if len(v) != dims:
+            continue
+        vec = as_vector(v, "earlier update", dims)
+        v2 = square_norm(vec)
+        for i, d in zip(live, dots(rows, vec, m_max), strict=True):
+            if owners[i] == b:
+                now[i] = max(now[i], trust_from(d, n2s[i], v2))
+            else:
+                before[i] = max(before[i], trust_from(d, n2s[i], v2))
+    for i in live:
+        if before[i] >= STALE_TRUST and before[i] > now[i]:
+            ts = [trust_from(d, n2s[i], n2s[j])
+                  for j, d in enumerate(dots(usable, usable[i], m_max, m_max)) if j != i]
+            now[i] = max([now[i], *ts])
+    return now, before
 
 
 PREFILTER = 64
@@ -483,12 +471,13 @@ def aggregate_round_array(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
                           reference: ArrayLike | None, dims: int,
                           center: ArrayLike | None = None,
                           earlier: Sequence[ArrayLike] | Matrix | None = None,
-                          history: Mapping[bytes, ArrayLike] | None = None
+                          history: Mapping[bytes, ArrayLike] | None = None,
+                          latest: Mapping[bytes, ArrayLike] | None = None
                           ) -> tuple[Vector, RoundResult]:
-    """[FED-AGG.1] [FED-AGG.7] [FED-AGG.8] [FED-REWARD.10] ``rounds.aggregate_round`` with
-    the aggregate also as an array: the same usable updates, void rounds, weights, copies
-    and replays of ``earlier`` updates (vectors of any length: only ``dims`` long ones
-    can match)."""
+    """[FED-AGG.1] [FED-AGG.7] [FED-AGG.8] [FED-REWARD.10] [FED-REWARD.12] ``rounds.
+    aggregate_round`` with the aggregate also as an array: the same usable updates, void
+    rounds, weights, copies and replays of ``earlier`` updates (vectors of any length:
+    only ``dims`` long ones can match); ``latest`` as the reference takes it."""
     if len(updates) > MAX_ROUND_PARTICIPANTS:
         raise FederatedError("too_many_updates", f"{len(updates)} updates, at most "
                              f"{MAX_ROUND_PARTICIPANTS} per round", n=len(updates))
@@ -547,7 +536,7 @@ def aggregate_round_array(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
                 if h is not None:
                     sums[x] = clamp(sums[x] + np.asarray(h, dtype=np.int64))
         ws = _reward_weights(usable, [weight[addrs[i]] for i in keep], [n2s[i] for i in keep],
-                             m_max, sums)
+                             m_max, sums, [addrs[i] for i in keep], latest)
         weight = dict(zip((addrs[i] for i in keep), ws, strict=True))
     result = RoundResult(to_tuple(aggregate),
                          tuple((a, weight.get(a, 0)) for i, a in enumerate(addrs)
@@ -568,9 +557,11 @@ def aggregate_round(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
                     reference: ArrayLike | None, dims: int,
                     center: ArrayLike | None = None,
                     earlier: Sequence[ArrayLike] | Matrix | None = None,
-                    history: Mapping[bytes, ArrayLike] | None = None) -> RoundResult:
+                    history: Mapping[bytes, ArrayLike] | None = None,
+                    latest: Mapping[bytes, ArrayLike] | None = None) -> RoundResult:
     """[FED-AGG.1] ``rounds.aggregate_round``, bit for bit."""
-    return aggregate_round_array(agg, updates, reference, dims, center, earlier, history)[1]
+    return aggregate_round_array(agg, updates, reference, dims, center, earlier, history,
+                                 latest)[1]
 
 
 def apply_aggregate_array(model: Vector, aggregate: Vector) -> Vector:

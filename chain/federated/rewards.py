@@ -1,4 +1,4 @@
-"""The bounty split of a federated job [FED-REWARD.1] [FED-REWARD.3-9].
+"""The bounty split of a federated job [FED-REWARD.1] [FED-REWARD.3-9] [FED-REWARD.12-13].
 
 Two measured contributions, nothing self-reported: each round's weights
 ([FED-AGG.7], from the revealed updates, with norm outliers zeroed and near-copies
@@ -28,6 +28,10 @@ NORM_OUTLIER_SQ = 100
 COPY_TRUST = 52429
 """[FED-REWARD.8] Two updates whose mutual trust [FED-AGG.4] is at least 52429 (cosine 0.8,
 in 1/2**16 units, rounded up) are near-copies."""
+STALE_TRUST = COPY_TRUST
+"""[FED-REWARD.12] An update whose trust with another address's latest earlier update is at
+least this (cosine 0.8, as [FED-REWARD.8]) and above its trust with every other update of
+its round is a stale copy."""
 JOB_OUTLIER_DIVISOR = 2
 """[FED-REWARD.9] A participant whose mean round weight is below 1/2 of the job's lower
 median mean round weight is an outlier of the job."""
@@ -85,6 +89,47 @@ def copy_discount(weights: Sequence[int], pair_trust: Callable[[int, int], int])
                 count[i] += 1
                 count[j] += 1
     return [w // count[i] if i in count else w for i, w in enumerate(weights)]
+
+
+def stale_copies(weights: Sequence[int], nearest_now: Sequence[int],
+                 nearest_earlier: Sequence[int]) -> list[int]:
+    """[FED-REWARD.12] The weights with stale copies set to 0: update i is one when
+    ``nearest_earlier[i]`` (its largest trust with the latest earlier update of any other
+    address) is ``>= STALE_TRUST`` and ``> nearest_now[i]`` (its largest trust with any other
+    update of its round and with its own address's latest earlier update; 0 for none).
+
+    Why: a free-rider that resends another owner's earlier update, shifted just past the
+    replay quantum [FED-REWARD.10], points where that owner pointed a round ago; its weight
+    and its leave-one-out improvement then pay the copy like the owner's own work, and
+    the copy discount [FED-REWARD.8] halves the owner. The owner's fresh update of this
+    round is a little further from its old one than the copy is, and nearer its own old
+    one than to the copy's old one (a replay of its update from the round before), so an
+    earlier copy cannot make the owner look stale. Honest owners of different data are
+    far apart (measured: trusts with other addresses' latest updates at most 0.72)."""
+    if not len(weights) == len(nearest_now) == len(nearest_earlier):
+        raise FederatedError("bad_dims", "one nearest trust of each kind per weight",
+                             dims=(len(weights), len(nearest_now), len(nearest_earlier)))
+    return [0 if e >= STALE_TRUST and e > now else w
+            for w, now, e in zip(weights, nearest_now, nearest_earlier, strict=True)]
+
+
+def agreement_cap(weights: Sequence[int]) -> list[int]:
+    """[FED-REWARD.13] Each weight capped at A, the lower median of the positive weights
+    (``min(w, A)``; no positive weight: unchanged).
+
+    Why: a round weight pays agreement with the round's direction, and nobody agrees with
+    it better than an update computed from the others' (their mean, or the mean shifted
+    inside their spread: the variance-hiding attack), which carries no data of its own.
+    On non-IID data honest owners point at their own classes, so their weights are modest
+    and such a copy earned up to twice the typical honest weight (measured: paid more
+    than the lowest honest owner in 3 seeds of 10). Capped at the typical weight, being
+    more agreeable than half the owners buys nothing; on IID data honest weights sit near
+    their median and the cap moves little."""
+    positive = [w for w in weights if w > 0]
+    if not positive:
+        return list(weights)
+    cap = lower_median(positive)
+    return [min(w, cap) for w in weights]
 
 
 def job_outliers(round_weights: Sequence[Mapping[bytes, int]]) -> set[bytes]:

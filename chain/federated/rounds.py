@@ -1,7 +1,7 @@
 """One round of a federated job: which updates count, the aggregate, each update's weight,
 the model step, and the leave-one-out models the rewards measure
 [FED-AGG.1] [FED-AGG.7] [FED-AGG.8] [FED-MODEL.3] [FED-REWARD.2] [FED-REWARD.7]
-[FED-REWARD.8].
+[FED-REWARD.8] [FED-REWARD.12] [FED-REWARD.13].
 
 Pure functions of the revealed blobs: any member recomputes an aggregator's
 result bit for bit and votes on it.
@@ -20,7 +20,7 @@ from chain.federated.errors import FederatedError
 from chain.federated.fixed import MAX_ROUND_PARTICIPANTS, check_vector, clamp
 from chain.federated.fltrust import dot, fltrust, square_norm, trust, trust_from
 from chain.federated.history import replays
-from chain.federated.rewards import copy_discount, norm_outliers
+from chain.federated.rewards import agreement_cap, copy_discount, norm_outliers, stale_copies
 from chain.federated.robust import median, multi_krum, trimmed_mean
 from chain.types import ADDRESS_LEN
 
@@ -119,7 +119,8 @@ def aggregate_round(agg: Aggregation, updates: Mapping[bytes, Sequence[int]],
                     reference: Sequence[int] | None, dims: int,
                     center: Sequence[int] | None = None,
                     earlier: Sequence[Sequence[int]] = (),
-                    history: Mapping[bytes, Sequence[int]] | None = None) -> RoundResult:
+                    history: Mapping[bytes, Sequence[int]] | None = None,
+                    latest: Mapping[bytes, Sequence[int]] | None = None) -> RoundResult:
     """[FED-AGG.1] [FED-AGG.7] [FED-AGG.8] One round, as every member computes it.
 
     1. Updates in ascending address order; each a valid vector of ``dims`` [FED-AGG.1].
@@ -133,10 +134,13 @@ def aggregate_round(agg: Aggregation, updates: Mapping[bytes, Sequence[int]],
        every weight 0.
     4. Weights [FED-AGG.7]: FLTrust's trust; for the other rules the trust of the update
        against the round's aggregate (its agreement with the robust result).
-    5. Norm outliers get weight 0 [FED-REWARD.7], then near-copies share one weight
-       [FED-REWARD.8], near in this round's updates or in their running sums with
-       ``history`` (each address's earlier revealed updates summed) [FED-REWARD.11]. The
-       aggregate does not depend on steps 4-5.
+    5. Norm outliers get weight 0 [FED-REWARD.7]; with ``latest`` (each address's latest
+       earlier revealed update; None before protocol version 4), stale copies get weight 0
+       [FED-REWARD.12] and every weight is capped at the lower median of the positive
+       ones [FED-REWARD.13]; then near-copies share one weight [FED-REWARD.8], near in
+       this round's updates or in their running sums with ``history`` (each address's
+       earlier revealed updates summed) [FED-REWARD.11]. The aggregate does not depend
+       on steps 4-5.
     """
     ordered = _ordered(updates, dims)
     counts = Counter(v for _, v in ordered)
@@ -172,6 +176,9 @@ def aggregate_round(agg: Aggregation, updates: Mapping[bytes, Sequence[int]],
         vectors = [v for _, v in usable]
         n2s = [square_norm(v) for v in vectors]
         ws = norm_outliers([weight[a] for a, _ in usable], n2s)
+        if latest is not None:
+            now, before = nearest_trusts(usable, n2s, latest)
+            ws = agreement_cap(stale_copies(ws, now, before))
         sums = running_sums(usable, history)
         s2s = [square_norm(v) for v in sums]
         ws = copy_discount(ws, lambda i, j: max(
@@ -181,6 +188,23 @@ def aggregate_round(agg: Aggregation, updates: Mapping[bytes, Sequence[int]],
     return RoundResult(aggregate, tuple((a, weight.get(a, 0)) for a, _ in ordered
                                         if a not in replayed), dupes,
                        tuple(a for a, _ in ordered if a in replayed))
+
+
+def nearest_trusts(usable: Sequence[tuple[bytes, Sequence[int]]], n2s: Sequence[int],
+                   latest: Mapping[bytes, Sequence[int]]) -> tuple[list[int], list[int]]:
+    """[FED-REWARD.12] For each usable update i, two largest trusts [FED-AGG.4]: with the
+    round's other updates and its own address's ``latest`` earlier update, and with the
+    ``latest`` earlier update of any other address (each 0 when there is none; a vector
+    of another length is no update)."""
+    now, before = [], []
+    for i, (a, v) in enumerate(usable):
+        mine = [trust(v, latest[a])] if a in latest and len(latest[a]) == len(v) else []
+        now.append(max((trust_from(dot(v, w), n2s[i], n2s[j])
+                        for j, (_, w) in enumerate(usable) if j != i), default=0))
+        now[-1] = max([now[-1], *mine])
+        before.append(max((trust(v, w) for b, w in latest.items()
+                           if b != a and len(w) == len(v)), default=0))
+    return now, before
 
 
 def running_sums(usable: Sequence[tuple[bytes, Sequence[int]]],

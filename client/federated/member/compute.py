@@ -88,11 +88,13 @@ def _decode(data: bytes | None, blob_id: bytes, job_id: bytes, round_no: int,
 def round_aggregate(fed: FedJob, spec: FederatedSpec, blobs: Mapping[bytes, bytes],
                     *, base: bytes | None = None,
                     history: Sequence[tuple[int, Address, Hash32]] = (),
-                    cheat: bool = False) -> RoundAggregate:
+                    stale_and_cap: bool = False, cheat: bool = False) -> RoundAggregate:
     """[FED-AGG.1] [FED-AGG.7] [FED-MODEL.3] The running round's aggregate from ``blobs``
     (every id of ``needed_blobs`` present: a missing one is a KeyError naming it); ``base``
     is ``step_base`` [FED-AGG.11], ``history`` ``earlier_updates`` [FED-REWARD.10] (one
-    that does not decode for its slot is no update and matches nothing).
+    that does not decode for its slot is no update and matches nothing). With
+    ``stale_and_cap`` (protocol version 4), each address's latest decodable earlier update
+    finds stale copies and the weights are capped [FED-REWARD.12] [FED-REWARD.13].
 
     ``cheat`` (DEMO/TEST ONLY, a node's ``cheat_federated_aggregate``) shifts the first
     coordinate of the model by one: a wrong aggregate the vote must reject [FED-ROUND.5]."""
@@ -124,16 +126,19 @@ def round_aggregate(fed: FedJob, spec: FederatedSpec, blobs: Mapping[bytes, byte
                                                   dtype=np.int64), start)
     before_now = []
     sums: dict[bytes, np.ndarray] = {}
+    latest: dict[bytes, tuple[int, ...]] = {}
     for r, who, blob_id in history:
         blob = _decode(blobs[bytes(blob_id)], blob_id, fed.job_id, r, who, spec)
         if blob is None:
             continue
         before_now.append(blob.values)
+        latest[bytes(who)] = blob.values  # history is in round order: the last one stays
         if bytes(who) in updates:  # [FED-REWARD.11] the running sums of this round's senders
             values = np.asarray(blob.values, dtype=np.int64)
             sums[bytes(who)] = sums[bytes(who)] + values if bytes(who) in sums else values
     vector, result = fast.aggregate_round_array(spec.aggregation, updates, reference,
-                                                spec.dims, center, before_now, sums)
+                                                spec.dims, center, before_now, sums,
+                                                latest if stale_and_cap else None)
     new = fast.apply_aggregate_array(start, vector)
     if cheat:
         new = new.copy()

@@ -195,6 +195,8 @@ class Member:
             self._cheated.add(key)
         mine = private_aggregate(self.ports.state(), fed, spec, blobs, cheat=cheat) \
             if private else round_aggregate(fed, spec, blobs, base=base, history=history,
+                                            stale_and_cap=state.protocol_version
+                                            >= REPLAY_VERSION,
                                             cheat=cheat)
         self._computed = {k: v for k, v in self._computed.items() if k[0] != job_id}
         self._computed[key] = mine
