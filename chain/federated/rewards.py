@@ -105,7 +105,7 @@ def stale_copies(weights: Sequence[int], nearest_now: Sequence[int],
     round is a little further from its old one than the copy is, and nearer its own old
     one than to the copy's old one (a replay of its update from the round before), so an
     earlier copy cannot make the owner look stale. Honest owners of different data are
-    far apart (measured: trusts with other addresses' latest updates at most 0.72)."""
+    far apart (measured: trusts with other addresses' latest updates at most 0.74)."""
     if not len(weights) == len(nearest_now) == len(nearest_earlier):
         raise FederatedError("bad_dims", "one nearest trust of each kind per weight",
                              dims=(len(weights), len(nearest_now), len(nearest_earlier)))

@@ -468,6 +468,37 @@ def _history_vectors() -> dict[str, Any]:
             **_round_json(result, updates)}
 
 
+def _stale_cap_vectors() -> list[dict[str, Any]]:
+    """[FED-REWARD.12] [FED-REWARD.13] Rounds under the plain mean with each address's
+    latest earlier update. 1: c resends h1's last update 2 quanta off (a stale copy: 0,
+    and h1 is not halved for it); m is the others' mean (capped at the median weight, as
+    is h1). 2: r copied h1's update of two rounds back and sends nothing now; h1 is
+    nearer its own last update, so it is not stale."""
+    cases = [
+        ({"h1": (1050, 230, -60, 80), "h2": (-60, 950, 280, 40), "h3": (120, -150, 1040, 310),
+          "c": (1002, 200, -100, 50), "m": (370, 343, 420, 143)},
+         {"h1": (1000, 200, -100, 50), "h2": (-100, 900, 300, 0), "h3": (100, -200, 1000, 300),
+          "c": (0, 0, 0, 1), "owner": (-500, 100, 0, 900)}),
+        ({"h1": (1100, 260, -20, 110), "h2": (-20, 1000, 260, 80), "h3": (140, -100, 1080, 320)},
+         {"h1": (1050, 230, -60, 80), "r": (1000, 200, -100, 50), "h2": (-60, 950, 280, 40),
+          "h3": (120, -150, 1040, 310)}),
+    ]
+    out = []
+    for updates, latest in cases:
+        ups = {addr(n): u for n, u in updates.items()}
+        rule = Aggregation(TRIMMED_MEAN, 0)
+        result = aggregate_round(rule, ups, None, 4, None, (), None,
+                                 {addr(n): v for n, v in latest.items()})
+        before = aggregate_round(rule, ups, None, 4)
+        who = {addr(n): n for n in updates}
+        out.append({"updates": {n: _vec(u) for n, u in updates.items()},
+                    "latest": {n: _vec(v) for n, v in latest.items()},
+                    "rule": ["trimmed_mean", 0],
+                    "weights_before_version_4": {who[a]: w for a, w in before.weights},
+                    **_round_json(result, updates)})
+    return out
+
+
 def build_vectors() -> dict[str, Any]:
     return {
         "about": "federated jobs (protocol_spec/federated.md): fixed-point quantisation and "
@@ -489,6 +520,7 @@ def build_vectors() -> dict[str, Any]:
             "centered_clip": _centered_vectors(),
             "replays": _replay_vectors(),
             "history": _history_vectors(),
+            "stale_and_cap": _stale_cap_vectors(),
             "rounds": _round_vectors(),
         },
         "rewards": _reward_vectors(),
@@ -501,8 +533,9 @@ def test_federated_vectors_match_the_committed_file() -> None:
     """[FED-QUANT.2] [FED-QUANT.3] [FED-QUANT.5] [FED-MODEL.1] [FED-MODEL.2] [FED-COMMIT.1]
     [FED-AGG.1] [FED-AGG.2] [FED-AGG.3] [FED-AGG.4] [FED-AGG.5] [FED-AGG.6] [FED-AGG.7]
     [FED-AGG.8] [FED-AGG.9] [FED-AGG.10] [FED-AGG.11] [FED-AGG.12] [FED-MODEL.3] [FED-REWARD.1]
-    [FED-REWARD.2] [FED-REWARD.3] [FED-REWARD.10] [FED-REWARD.11]
-    [FED-REWARD.4] [FED-REWARD.5] [FED-REWARD.7] [FED-REWARD.8] [FED-REWARD.9] [FED-END.5]
+    [FED-REWARD.2] [FED-REWARD.3] [FED-REWARD.10] [FED-REWARD.11] [FED-REWARD.12]
+    [FED-REWARD.13] [FED-REWARD.4] [FED-REWARD.5] [FED-REWARD.7] [FED-REWARD.8]
+    [FED-REWARD.9] [FED-END.5]
     [FED-SPEC.1] [FED-SPEC.2] [FED-SPEC.3] [FED-PRIV.1] [FED-PRIV.2] [FED-PRIV.3] [FED-PRIV.4]
     [FED-PRIV.5] Recomputed from the rules, the
     vectors equal protocol_spec/vectors/federated.json byte for byte; each refused blob and
@@ -527,6 +560,12 @@ def test_federated_vectors_match_the_committed_file() -> None:
     w = {e["name"]: e["weight"] for e in hist["weights"]}
     assert w["s1"] < hist["weights_without_history"]["s1"]  # shared by history
     assert w["h"] == hist["weights_without_history"]["h"]
+    stale = vectors["aggregation"]["stale_and_cap"]
+    w = {e["name"]: e["weight"] for e in stale[0]["weights"]}
+    old = stale[0]["weights_before_version_4"]
+    assert w["c"] == 0 < old["c"] and w["h1"] > old["h1"]  # the copy out, h1 not halved
+    assert w["m"] == w["h2"] < old["m"]  # capped at the median weight
+    assert all(e["weight"] > 0 for e in stale[1]["weights"])  # h1 not stale for r's copy
     replayed = vectors["aggregation"]["replays"]
     assert replayed["replays"] == ["r1", "r2"]
     assert {w["name"] for w in replayed["weights"]} == {"h1", "h2", "n2"}

@@ -43,9 +43,11 @@ def test_within_one_quantum_is_the_same_update() -> None:
 
 
 def _round(s: FedStory, r: int, sent: dict[str, tuple[int, ...]],
-           blobs: dict[bytes, bytes]) -> tuple[tuple[Address, ...], dict[str, int]]:
+           blobs: dict[bytes, bytes], stale_and_cap: bool = False
+           ) -> tuple[tuple[Address, ...], dict[str, int]]:
     """Round r with each owner's ``sent`` values: commits, reveals, the member's own
-    computation from the state and blobs (history included), posted, voted valid."""
+    computation from the state and blobs (history included; ``stale_and_cap``: with
+    [FED-REWARD.12] [FED-REWARD.13]), posted, voted valid."""
     tx = s.chain.tx
     made = {}
     for n, values in sent.items():
@@ -61,7 +63,8 @@ def _round(s: FedStory, r: int, sent: dict[str, tuple[int, ...]],
     earlier = fed_rounds(s.chain.state, s.job_id)
     base, history = step_base(spec, earlier), earlier_updates(earlier)
     assert needed_blobs(s.fed, base, history) <= set(blobs)
-    mine = round_aggregate(s.fed, spec, blobs, base=base, history=history)
+    mine = round_aggregate(s.fed, spec, blobs, base=base, history=history,
+                           stale_and_cap=stale_and_cap)
     s.post_aggregate(mine.model_blob, {Address(a): w for a, w in mine.weights})
     s.vote({n: (True, 700_000, None) for n in s.voters()})
     blobs[blob_id_of_bytes(mine.model_blob)] = mine.model_blob
