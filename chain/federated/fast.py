@@ -44,7 +44,6 @@ from chain.federated.fixed import MAX_ROUND_PARTICIPANTS, Q_MAX
 from chain.federated.fltrust import NORM_BITS, norm_factor, trust_from
 from chain.federated.history import REPLAY_QUANTUM
 from chain.federated.rewards import (
-    STALE_TRUST,
     agreement_cap,
     copy_discount,
     lower_median,
@@ -399,14 +398,18 @@ def _reward_weights(usable: Matrix, raw: list[int], n2s: list[int], m_max: int,
     outliers to 0; with ``latest`` (``owners``: each row's address), stale copies to 0 and
     the cap at the median; then near-copies (in this round's updates, or in their running
     ``sums``) share one weight. The pair trusts are computed only among the updates still
-    of positive weight."""
+    of positive weight (with ``latest``, among all, once, for both steps)."""
     ws = norm_outliers(raw, n2s)
+    every: dict[tuple[int, int], int] | None = None
     if latest is not None:
-        now, before = _nearest_trusts(usable, ws, n2s, m_max, owners, latest)
+        now, before, every = _nearest_trusts(usable, ws, n2s, m_max, owners, latest)
         ws = agreement_cap(stale_copies(ws, now, before))
     live = [i for i, w in enumerate(ws) if w > 0]
-    rows = usable if len(live) == len(ws) else usable[live]  # rows after x: views, no copies
-    pair = _pair_trusts(rows, live, n2s, m_max)
+    if every is not None:
+        pair = {(i, j): every[i, j] for x, i in enumerate(live) for j in live[x + 1:]}
+    else:
+        rows = usable if len(live) == len(ws) else usable[live]  # views, no copies
+        pair = _pair_trusts(rows, live, n2s, m_max)
     if sums is not None:
         s_rows = sums if len(live) == len(ws) else sums[live]
         s_max = _amax(sums)
@@ -418,34 +421,38 @@ def _reward_weights(usable: Matrix, raw: list[int], n2s: list[int], m_max: int,
 
 def _nearest_trusts(usable: Matrix, ws: list[int], n2s: list[int], m_max: int,
                     owners: Sequence[bytes], latest: Mapping[bytes, ArrayLike]
-                    ) -> tuple[list[int], list[int]]:
-    """[FED-REWARD.12] ``rounds.nearest_trusts`` where it can matter: the trusts with the
-    latest earlier updates for the rows of positive weight, and the trusts with the
-    round's other updates only for the rows a stale copy could be (the others keep a
-    smaller ``now``, which ``stale_copies`` reads the same). Exact: ``dots``, one earlier
-    update at a time."""
-    dims = usable.shape[1]
-    now, before = [0] * len(ws), [0] * len(ws)
-    live = [i for i, w in enumerate(ws) if w > 0]
-    if not live:
-        return now, before
-    rows = usable[live]
-    for b, v in sorted(latest.items()):
-        if len(v) != dims:
-            continue
-        vec = as_vector(v, "earlier update", dims)
-        v2 = square_norm(vec)
-        for i, d in zip(live, dots(rows, vec, m_max), strict=True):
-            if owners[i] == b:
-                now[i] = max(now[i], trust_from(d, n2s[i], v2))
-            else:
-                before[i] = max(before[i], trust_from(d, n2s[i], v2))
-    for i in live:
-        if before[i] >= STALE_TRUST and before[i] > now[i]:
-            ts = [trust_from(d, n2s[i], n2s[j])
-                  for j, d in enumerate(dots(usable, usable[i], m_max, m_max)) if j != i]
-            now[i] = max([now[i], *ts])
-    return now, before
+                    ) -> tuple[list[int], list[int], dict[tuple[int, int], int]]:
+    """[FED-REWARD.12] ``rounds.nearest_trusts`` for the rows of positive weight (the others
+    keep 0, which ``stale_copies`` reads the same), and every pair's trust, which the copy
+    discount reuses. Exact: two BLAS products on one float64 copy of the rows when every
+    partial sum is an integer float64 holds (as ``_pair_trusts``), else ``dots``."""
+    n, dims = usable.shape
+    named = sorted((b, v) for b, v in latest.items() if len(v) == dims)
+    now, before = [0] * n, [0] * n
+    if not named:
+        return now, before, _pair_trusts(usable, list(range(n)), n2s, m_max)
+    earlier = stack_checked([(f"earlier update of {b.hex()}", v) for b, v in named], dims)
+    e_max = _amax(earlier)
+    e2s = square_norms(earlier, e_max)
+    if max(m_max, e_max) ** 2 * dims < FLOAT_EXACT:
+        f = usable.astype(np.float64)
+        gram = (f @ f.T).astype(np.int64)
+        cross = (f @ earlier.astype(np.float64).T).astype(np.int64)
+        every = {(i, j): trust_from(int(gram[i, j]), n2s[i], n2s[j])
+                 for i in range(n) for j in range(i + 1, n)}
+        ds = [[int(d) for d in row] for row in cross]
+    else:
+        every = _pair_trusts(usable, list(range(n)), n2s, m_max)
+        by_earlier = [dots(usable, earlier[k], m_max, e_max) for k in range(len(named))]
+        ds = [[col[i] for col in by_earlier] for i in range(n)]
+    for i in (i for i, w in enumerate(ws) if w > 0):
+        mine = [trust_from(ds[i][k], n2s[i], e2s[k]) for k, (b, _) in enumerate(named)]
+        now[i] = max([every[min(i, j), max(i, j)] for j in range(n) if j != i]
+                     + [t for t, (b, _) in zip(mine, named, strict=True) if b == owners[i]],
+                     default=0)
+        before[i] = max((t for t, (b, _) in zip(mine, named, strict=True) if b != owners[i]),
+                        default=0)
+    return now, before, every
 
 
 PREFILTER = 64

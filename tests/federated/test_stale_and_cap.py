@@ -18,6 +18,7 @@ import numpy as np
 
 from chain.content import blob_id_of_bytes
 from chain.federated import fast
+from chain.federated.fixed import Q_MAX
 from chain.federated.open.reads import fed_rounds, part_body
 from chain.federated.open.records import FedPhase
 from chain.federated.rounds import CENTERED_CLIP, FLTRUST, MEDIAN, TRIMMED_MEAN, Aggregation
@@ -126,19 +127,24 @@ def test_fed_reward_13_a_consensus_copy_earns_no_more_than_the_median_owner() ->
 
 def test_stale_and_cap_fast_equal_reference() -> None:
     """[FED-REWARD.12] [FED-REWARD.13] Random rounds near one direction, with latest earlier
-    updates that are copies (±3 of a round's update, or of another's), under four rules:
-    the fast weights equal the reference's, and stale copies and capped weights occur."""
+    updates that are copies (±3 of a round's update, or of another's), under four rules,
+    a third of them with coordinates near 2**31 (the exact dot products, no BLAS): the
+    fast weights equal the reference's, and stale copies and capped weights occur."""
     rng = random.Random(49)
     stale = capped = 0
-    for _ in range(250):
+
+    def q(x: int) -> int:
+        return max(-Q_MAX, min(Q_MAX, x))
+    for t in range(250):
         n, dims = rng.randint(2, 7), rng.randint(2, 6)
-        base = [rng.randint(-60, 60) for _ in range(dims)]
-        ups = {bytes([i + 1]) * 20: tuple(b + rng.randint(-40, 40) for b in base)
+        scale = 30_000_000 if t % 3 == 0 else 1  # past 2**53: the exact dots path
+        base = [rng.randint(-60, 60) * scale for _ in range(dims)]
+        ups = {bytes([i + 1]) * 20: tuple(q(b + rng.randint(-40, 40) * scale) for b in base)
                for i in range(n)}
         latest = {}
         for _ in range(rng.randint(0, n + 2)):
             src = rng.choice(list(ups.values()))
-            latest[bytes([rng.randint(1, n + 2)]) * 20] = tuple(x + rng.randint(-3, 3)
+            latest[bytes([rng.randint(1, n + 2)]) * 20] = tuple(q(x + rng.randint(-3, 3))
                                                                 for x in src)
         agg = rng.choice([Aggregation(TRIMMED_MEAN, 0), Aggregation(MEDIAN),
                           Aggregation(CENTERED_CLIP), Aggregation(FLTRUST)])
