@@ -65,6 +65,7 @@ class Ledger:
         self.storage.commit_block(block, output.changes, output.state_root, certificate,
                                   walk_entry(block, output, certificate))
         advance(self.state, block, output)
+        self.signatures.forget(tx.hash for tx in block.txs)  # [TX-SIG-CACHE.1] spent nonces
         self.last_output = output
         return output
 
@@ -86,6 +87,7 @@ class Ledger:
         self.storage.commit_block(block, output.changes, output.state_root, certificate,
                                   walk_entry(block, output, certificate))
         advance(self.state, block, output)
+        self.signatures.forget(tx.hash for tx in block.txs)  # [TX-SIG-CACHE.1] spent nonces
         self.last_output = output
 
     def adopt_snapshot(self, state: State, walk: list[tuple[int, bytes]]) -> None:

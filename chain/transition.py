@@ -40,7 +40,10 @@ class SignatureCache:
     """Transaction ids whose signatures were already checked [TX-SIG-CACHE.1].
 
     The mempool verifies at admission; a block re-verifies only what it has not
-    seen. Bounded, oldest first out.
+    seen. A committed transaction's id is forgotten (``forget``): its nonce is spent, so
+    it can never apply again, and a node that kept it would grow by every transaction it
+    ever saw until the bound (200,000 ids, about 30 MiB; the one-hour soak's creep). What
+    stays is what is pending. Bounded, oldest first out.
     """
 
     def __init__(self, capacity: int = 200_000) -> None:
@@ -54,6 +57,14 @@ class SignatureCache:
         self._seen[tx_hash] = None
         if len(self._seen) > self.capacity:
             self._seen.popitem(last=False)
+
+    def forget(self, tx_hashes: Iterable[bytes]) -> None:
+        """[TX-SIG-CACHE.1] The ids of committed transactions."""
+        for tx_hash in tx_hashes:
+            self._seen.pop(tx_hash, None)
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
 
 def check_signature(tx: SignedTransaction, chain_id: str, cache: SignatureCache | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from chain.governance.bodies import GovernanceAction, GovernanceApprove, Governa
 from chain.jobspec import VotingParams
 from chain.mempool import Mempool
 from chain.records import JobStatus, Outcome
+from chain.storage import sqlite_url
 from chain.train.bodies import PostJob
 from chain.transactions import SignedTransaction, Transfer, sign_transaction
 from chain.transition import SignatureCache, apply_block, build_block
@@ -97,6 +99,30 @@ def test_tx_sig_cache_1_mempool_verifies_once_and_the_block_does_not_again(
     with pytest.raises(InvalidBlock) as raised:
         apply_block(chain.state, Block(header, (forged,)), SignatureCache())
     assert raised.value.code == "invalid_transaction"
+
+
+def test_tx_sig_cache_1_a_committed_transaction_is_forgotten(tmp_path: Path) -> None:
+    """[TX-SIG-CACHE.1] Ledger.apply forgets the ids of the block's transactions (their
+    nonces are spent) and keeps what is still pending: the memory does not grow with every
+    transaction a node ever saw. A committed transaction sent again is checked again and
+    refused for its nonce, as before."""
+    chain = Chain(url=sqlite_url(tmp_path))
+    assert chain.ledger is not None
+    cache = chain.ledger.signatures
+    pool = Mempool(chain.state, cache)
+    first = sign_transaction(chain.keys["alice"], "test-chain", 0,
+                             Transfer(chain.addr("bob"), Amount(1)))
+    pending = sign_transaction(chain.keys["alice"], "test-chain", 1,
+                               Transfer(chain.addr("bob"), Amount(1)))
+    assert pool.add(first, chain.now).accepted and pool.add(pending, chain.now).accepted
+    assert first.hash in cache and pending.hash in cache
+    block, _, _ = build_block(chain.state, [first], TimeMs(chain.now + 1_000),
+                              chain.addr("v0"), cache)
+    chain.ledger.apply(block)
+    assert first.hash not in cache and pending.hash in cache and len(cache) == 1
+    again = Mempool(chain.state, cache).add(first, chain.now)
+    assert not again.accepted and again.code == "bad_nonce", again
+    chain.ledger.close()
 
 
 @pytest.mark.parametrize(("index", "value"), [
