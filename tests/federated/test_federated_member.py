@@ -27,6 +27,7 @@ from chain.transactions import Body
 from client.federated.member.duties import Member, VoteStore
 from tests.federated.fed_ledger_story import BOUNTY, INITIAL, PARTICIPANTS, FedStory, conserved
 from tests.federated.test_federated_join import HarnessPorts
+from tests.ledger.harness import Chain
 
 
 def accuracy_of(values: Sequence[int]) -> int:
@@ -69,8 +70,8 @@ class MemberPorts(HarnessPorts):
 class Network:
     """The story's chain, a shared blob store and one Member loop per bonded verifier."""
 
-    def __init__(self, tmp: Path, cheat: str | None = None) -> None:
-        self.story = FedStory()
+    def __init__(self, tmp: Path, cheat: str | None = None, version: int | None = None) -> None:
+        self.story = FedStory(None if version is None else Chain(protocol_version=version))
         self.story.post()
         self.story.publish()
         self.blobs: dict[bytes, bytes] = {blob_id_of_bytes(INITIAL.to_bytes()):
@@ -158,6 +159,24 @@ def test_members_aggregate_vote_and_the_end_ballot_pays(tmp_path: Path) -> None:
     assert story.chain.job(story.job_id).status == JobStatus.PAID
     assert net.sent("submitter").count("vote_commit") == 2  # rounds; not the end ballot
     conserved(story.chain)
+
+
+def test_members_cap_weights_and_cut_stale_copies_from_version_4(tmp_path: Path) -> None:
+    """[FED-REWARD.12] [FED-REWARD.13] The member loops pass each address's latest earlier
+    update only from protocol version 4: round 1's recorded weights are the capped ones
+    there (the most agreeing participant is cut to the median) and the uncapped ones on a
+    chain at version 1."""
+    recorded = {}
+    for version in (1, 4):
+        net = Network(tmp_path / str(version), version=version)
+        net.participants_round()
+        net.run(_round_done(net, 1))
+        rec = fed_rounds(net.story.chain.state, net.story.job_id)[0]
+        assert rec.outcome == "accepted"
+        recorded[version] = {net.story.name(a): w for a, w in rec.weights}
+    capped, plain = recorded[4], recorded[1]
+    assert max(plain.values()) > max(capped.values()) == sorted(plain.values())[1]
+    assert {n: min(w, sorted(plain.values())[1]) for n, w in plain.items()} == capped
 
 
 def story_part(story: FedStory) -> Body:
