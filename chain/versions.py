@@ -26,7 +26,10 @@ SUPPORTED_PROTOCOL_VERSIONS: dict[int, str] = {
        "(centered_clip), the CLI's default rule, and FLTrust through it (['fltrust', 1]) "
        "[FED-AGG.10-12] [TX-FED.11]; "
        "members leave replays of earlier updates out of a round [FED-REWARD.10] and "
-       "judge near-copies on running sums too [FED-REWARD.11]",
+       "judge near-copies on running sums too [FED-REWARD.11]; an update nearer another "
+       "address's earlier update than anything of its own round or its own last update "
+       "earns nothing [FED-REWARD.12], and round weights are capped at the round's median "
+       "[FED-REWARD.13]",
 }
 """[BLOCK-VERSION.2] Every version this software can validate and produce blocks for."""
 
