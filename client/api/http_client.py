@@ -46,6 +46,9 @@ DOWNLOAD_MIN_RATE = 1024 * 1024
 at this many bytes a second."""
 MAX_DOWNLOAD_BYTES = 4 * 1024**3
 """[NODE-READ.2] A download without a tighter bound: the node's largest upload."""
+NONCE_ATTEMPTS = 5
+"""``sign_and_submit``: how often a transaction is signed again after losing its nonce to
+another client of the same key."""
 
 Json = dict[str, Any]
 Progress = Callable[[int, int], None]
@@ -367,6 +370,22 @@ class ApiClient:
         """Signs ``body`` for this chain with the key's next nonce (pending ones counted)."""
         nonce = int(self.account(key.address)["next_nonce"])
         return sign_transaction(key, self.chain_id(), nonce, body)
+
+    def sign_and_submit(self, key: PrivateKey, body: Body,
+                        attempts: int = NONCE_ATTEMPTS) -> SignedTransaction:
+        """``sign`` then ``submit``; signed again with the next nonce when another client of
+        the same key took this one between the two (``bad_nonce``: two terminals, a wallet
+        and a script). A transaction refused for its nonce is not pending anywhere, so the
+        new one cannot apply twice. Other rejections raise at once."""
+        for attempt in range(attempts):
+            tx = self.sign(key, body)
+            try:
+                self.submit(tx)
+                return tx
+            except ApiError as e:
+                if e.code != "bad_nonce" or attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def wait_for_tx(self, tx_hash: str | bytes, timeout: float = 60.0) -> Json:
         """Waits until a transaction is committed; returns its ``committed`` record.

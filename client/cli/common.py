@@ -265,13 +265,13 @@ DURATION = DurationType()
 def send(client: ApiClient, key: PrivateKey, body: Body, *, wait: bool,
          what: str = "transaction", timeout: float = 60.0) -> tuple[SignedTransaction,
                                                                     dict[str, Any] | None]:
-    """Signs with the next nonce, submits, and (``wait``) waits for the block.
+    """Signs with the next nonce, submits, and (``wait``) waits for the block. A nonce taken
+    meanwhile by another client of the same key is retried with the next (``sign_and_submit``).
 
     A rejection becomes ``Error: <what> rejected: <code>: <reason>`` (exit 1).
     """
     with user_errors(f"{what} rejected: "):
-        tx = client.sign(key, body)
-        client.submit(tx)
+        tx = client.sign_and_submit(key, body)
     if not wait:
         return tx, None
     with user_errors(f"{what} {tx.hash.hex()[:16]}…: "):
