@@ -3,6 +3,7 @@ under a steady load, with a validator restarted every 10 minutes and a host cut 
 
     sudo .venv/bin/python bench/soak.py [--minutes 60] [--restart-every 10] [--cut-seconds 60]
                                         [--tx-per-s 2] [--sample-s 10] [--no-jobs]
+                                        [--no-federated]
                                         [--csv test-artifacts/soak.csv] [--svg PATH]
                                         [--seed N] [--quick]
 
@@ -23,8 +24,16 @@ What runs for ``--minutes`` (``bench/support/soakparts.py``):
   one attempt timed here first (``--attempt-s`` skips the timing);
 - predictions (``bench/support/soakpredict.py``): the first paid job's model deployed and
   asked for 20 digits every ``--predict-every`` seconds (``predict --k 3``, through v0): the
-  three workers run with ``[worker] predict = true`` and answer each request. No federated
-  job yet (see docs/reliability.md, "Soak");
+  three workers run with ``[worker] predict = true`` and answer each request;
+- a federated job (``bench/support/soakfed.py``, ``--federated``, on by default, off in
+  ``--quick``): federated/v1 of 5 rounds posted through v0 by its owner early in the soak,
+  and once more after it is paid if the run has room for it; four data owners (alice, bob,
+  carol, dave) each run ``learningchain federated join`` on a node of their own, on a host
+  of their own (WAN links to every host), on their own non-IID shard; the owner publishes
+  the holdout's public part once the split is drawn and the hidden part at the end; w4-w6,
+  the bonded verifiers, aggregate and vote each round; the end ballot pays. The data
+  owners' nodes run only while a job runs, are sampled like the others, and are never
+  restarted nor cut;
 - v3 stopped (SIGTERM) and started again on its data dir every ``--restart-every`` minutes,
   half a period in (at 5, 15, 25 ... minutes);
 - v2's host cut from every other host for ``--cut-seconds`` at 70 % of the run (no restart
@@ -44,15 +53,17 @@ when long enough); ``fd_growth``, the most descriptors gained over the same span
 (transfer submit to final); ``stalls``, gaps between blocks over 5 median block intervals
 while a transfer of ours had waited that long; ``jobs_posted``, ``jobs_settled``,
 ``predictions_asked``, ``predictions_agreed``, ``predict_p50_s`` (``predict`` to its agreed
-answer), ``credits_conserved`` and ``pass`` (RSS growth at most 10 %, descriptors up by at
-most ``FD_SLACK``, no stall, every job settled, every prediction agreed, and at least one
-in a run of 10 minutes or more, credits conserved, one state). The samples go to
+answer), ``fed_jobs_posted``, ``fed_jobs_paid``, ``fed_rounds_accepted`` (null without
+``--federated``), ``credits_conserved`` and ``pass`` (RSS growth at most 10 %, descriptors up
+by at most ``FD_SLACK``, no stall, every job settled, every prediction agreed, and at least
+one in a run of 10 minutes or more, every federated job done and paid, credits conserved,
+one state). The samples go to
 ``--csv`` and a plot of them to ``--svg`` (default: the CSV's name with .svg), for
 docs/reliability.md.
 
 ``--quick``: 45 s of soak (v3 restarted once, v2 cut for 8 s, one job and, once it is paid,
-one prediction, sampled every 2 s,
-the job's windows from an assumed 8 s attempt, not timed): under 2 minutes with set-up.
+one prediction, sampled every 2 s, the job's windows from an assumed 8 s attempt, not
+timed; no federated job, whose rounds take minutes): under 2 minutes with set-up.
 Its figures mean little (the warm-up is 7.5 s); only their presence is checked.
 
 Needs root (namespaces) and the Docker engine with the base image. Cleans up every
@@ -75,6 +86,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.support import soakfed
 from bench.support import soakparts as parts
 from bench.support.cli import emit, parse_args
 from bench.support.hostruns import MADE, WAN_JITTER_MS, WAN_LOSS, WAN_RTT_MS, Signals, _bed
@@ -92,14 +104,15 @@ JSON_KEYS = ("bench", "quick", "seed", "minutes", "hours", "rss_growth_pct_after
              "fd_growth", "disk_mb_per_hour", "commit_p50_s", "commit_p99_s",
              "block_interval_s", "stalls", "transfers_sent", "transfers_final", "restarts",
              "cuts", "jobs_posted", "jobs_settled", "jobs_paid", "predictions_asked",
-             "predictions_agreed", "predict_p50_s", "credits_conserved",
+             "predictions_agreed", "predict_p50_s", "fed_jobs_posted", "fed_jobs_paid",
+             "fed_rounds_accepted", "credits_conserved",
              "same_state", "csv", "svg", "left_behind", "failures", "pass")
 """Keys of the last line (tests/test_bench_quick.py)."""
 NEEDS_DOCKER = True
 """Starts node processes on emulated hosts (root: namespaces) and trains jobs on the
 machine's Docker engine: CI runs it serially, with the Docker and multi-process tests."""
 QUICK = {"minutes": 0.75, "restart_every": 0.5, "cut_seconds": 8.0, "sample_s": 2.0,
-         "attempt_s": 8.0, "drain_s": 100.0, "predict_every": 10.0}
+         "attempt_s": 8.0, "drain_s": 100.0, "predict_every": 10.0, "federated": False}
 VALIDATORS = 4
 RESTARTED = 3
 """v3: the validator restarted every period."""
@@ -108,7 +121,7 @@ CUT = 2
 WORKER_SETTINGS: dict[int, dict[str, Any]] = {4: {**VERIFY, "predict": True},
                                               5: {**TRAIN, "predict": True},
                                               6: {**VERIFY, "predict": True}}
-USERS = {"submitter": 1_000_000, **{f"u{i}": 10**9 for i in range(8)}}
+USERS = {"submitter": 1_000_000, **{f"u{i}": 10**9 for i in range(8)}, **soakfed.USERS}
 RSS_LIMIT_PCT = 10.0
 FD_SLACK = 4
 """Descriptors a node may hold more at the end than after its warm-up and still count as
@@ -140,7 +153,8 @@ class Soak:
     """One soak on a built graph: the threads, the schedule, the samples."""
 
     def __init__(self, args: argparse.Namespace, graph: HostGraph, job_dir: Path | None,
-                 job_windows: JobWindows | None) -> None:
+                 job_windows: JobWindows | None,
+                 fed: tuple[soakfed.FedPrep, list[soakfed.DataOwner]] | None = None) -> None:
         self.args, self.graph = args, graph
         self.begin = time.monotonic()
         self.begin_wall = time.time()
@@ -157,10 +171,15 @@ class Soak:
         self.jobs = None if job_dir is None or job_windows is None else parts.JobStream(
             ApiClient(url, timeout=30), graph.users["submitter"], job_dir, job_windows,
             self.stop_posting, self.abort, self.elapsed, args.minutes * 60.0)
-        self.predictions = None if self.jobs is None or not args.predict_every else PredictStream(
+        self.predictions = None if job_dir is None or self.jobs is None \
+            or not args.predict_every else PredictStream(
             ApiClient(url, timeout=30), graph.users["submitter"],
             [graph.nodes[i].api for i in WORKER_SETTINGS], job_dir, job_dir.parent,
             args.predict_every, self._paid_job, self.stop_posting, self.abort, self.elapsed)
+        self.federated = None if fed is None else soakfed.FedStream(
+            ApiClient(url, timeout=30), graph.users, fed[1], fed[0], fed[0].job_dir.parent,
+            self.stop_posting, self.abort, self.elapsed, args.minutes * 60.0, self.log,
+            {n.layout.address: n.host.name for n in graph.nodes})
         self.samples: list[parts.Sample] = []
         self.failures: list[str] = []
         self.restarts = self.cuts = 0
@@ -183,6 +202,9 @@ class Soak:
             pid = node.proc.pid if node.proc is not None and node.proc.poll() is None else None
             rss, fds, disk = parts.sample_process(pid, node.layout.directory / "data")
             self.samples.append(parts.Sample(t, node.host.name, pid, rss, fds, disk))
+        for name, pid, data_dir in self.federated.processes() if self.federated else []:
+            rss, fds, disk = parts.sample_process(pid, data_dir)
+            self.samples.append(parts.Sample(t, name, pid, rss, fds, disk))
 
     def check_alive(self) -> None:
         """A node that exited by itself is a failure; it is started again so the soak goes
@@ -215,6 +237,8 @@ class Soak:
             self.jobs.start()
         if self.predictions is not None:
             self.predictions.start()
+        if self.federated is not None:
+            self.federated.start()
         next_sample = 0.0
         cut_host = graph.nodes[CUT].host
         while self.elapsed() < duration:
@@ -250,10 +274,11 @@ class Soak:
         self.drain()
 
     def drain(self) -> None:
-        """The last job and the last prediction get up to ``--drain-s`` to settle (sampling
-        goes on); the last transfers 30 s to become final."""
+        """The last job, prediction and federated job get up to ``--drain-s`` to settle
+        (sampling goes on); the last transfers 30 s to become final."""
         deadline = time.monotonic() + (self.args.drain_s or math.inf)
-        while any(t is not None and t.is_alive() for t in (self.jobs, self.predictions)) \
+        while any(t is not None and t.is_alive()
+                  for t in (self.jobs, self.predictions, self.federated)) \
                 and time.monotonic() < deadline:
             self.check_alive()
             self.sample()
@@ -266,12 +291,13 @@ class Soak:
         self.sample()
 
     def _jobs_line(self) -> str:
-        if self.jobs is None:
-            return "off"
-        line = f"{len(self.jobs.settled())}/{len(self.jobs.jobs)} settled"
+        line = "off" if self.jobs is None else \
+            f"{len(self.jobs.settled())}/{len(self.jobs.jobs)} settled"
         if self.predictions is not None:
             line += (f", predictions {len(self.predictions.answered())}/"
                      f"{len(self.predictions.predictions)} agreed")
+        if self.federated is not None:
+            line += f", {self.federated.line()}"
         return line
 
 
@@ -305,8 +331,11 @@ def warmup_s(minutes: float) -> float:
     return min(WARMUP_S, minutes * 60.0 / 6)
 
 
-def title(minutes: float) -> str:
-    return f"bench/soak.py --minutes {minutes:g}: 4 validators, 3 workers, WAN links"
+def title(minutes: float, header: list[str]) -> str:
+    """The chart's title; the data owners named when the record has their columns."""
+    owners = sum(1 for o in soakfed.OWNERS if f"rss_mib.{o}" in header)
+    return (f"bench/soak.py --minutes {minutes:g}: 4 validators, 3 workers"
+            f"{f', {owners} data owners' if owners else ''}, WAN links")
 
 
 def figures(soak: Soak, args: argparse.Namespace) -> dict[str, Any]:
@@ -330,6 +359,7 @@ def figures(soak: Soak, args: argparse.Namespace) -> dict[str, Any]:
     jobs = soak.jobs.jobs if soak.jobs is not None else []
     asked = soak.predictions.predictions if soak.predictions is not None else []
     answer_s = [p.seconds for p in asked if p.status == "agreed" and p.seconds is not None]
+    fed = soak.federated.jobs if soak.federated is not None else None
     return {
         "hours": round(soak.end_s / 3600, 4),
         "rss_growth_pct_after_warmup": _r(max((g.rss_pct for g in grown), default=math.nan), 2),
@@ -347,10 +377,14 @@ def figures(soak: Soak, args: argparse.Namespace) -> dict[str, Any]:
         "predictions_asked": len(asked),
         "predictions_agreed": len(answer_s),
         "predict_p50_s": _r(parts.quantile(answer_s, 0.5)),
+        "fed_jobs_posted": None if fed is None else len(fed),
+        "fed_jobs_paid": None if fed is None else sum(1 for j in fed if j.is_paid),
+        "fed_rounds_accepted": None if fed is None else sum(j.rounds_accepted for j in fed),
     }
 
 
-def verdict(result: dict[str, Any], jobs_on: bool, predictions_on: bool) -> bool:
+def verdict(result: dict[str, Any], jobs_on: bool, predictions_on: bool,
+            federated_on: bool = False) -> bool:
     def at_most(key: str, limit: float) -> bool:
         return result[key] is not None and result[key] <= limit
 
@@ -360,6 +394,8 @@ def verdict(result: dict[str, Any], jobs_on: bool, predictions_on: bool) -> bool
             and (not jobs_on or result["jobs_settled"] == result["jobs_posted"] > 0)
             and result["predictions_agreed"] == result["predictions_asked"]
             and (not predictions_on or result["predictions_asked"] > 0)
+            and (not federated_on
+                 or (result["fed_jobs_paid"] or 0) == (result["fed_jobs_posted"] or 0) > 0)
             and bool(result["credits_conserved"]) and bool(result["same_state"])
             and not result["failures"] and not result["left_behind"])
 
@@ -384,23 +420,30 @@ def prepare_job(args: argparse.Namespace, work: Path) -> tuple[Path | None, JobW
 def soak_on_hosts(args: argparse.Namespace, work: Path, result: dict[str, Any]) -> None:
     started = time.monotonic()
     job_dir, job_windows = prepare_job(args, work)
-    print(f"job built and timed in {time.monotonic() - started:.0f} s", flush=True)
+    fed_prep = soakfed.prepare(work / "federated") if args.federated else None
+    print(f"jobs built and timed in {time.monotonic() - started:.0f} s", flush=True)
     os.environ[EMPTY_BLOCK_INTERVAL_ENV] = str(args.empty_block_interval_ms)
     with _bed(args.seed) as bed:
         hosts = [bed.add_host(f"v{i}") for i in range(VALIDATORS)]
         hosts += [bed.add_host(f"w{i}") for i in range(VALIDATORS, VALIDATORS + 3)]
+        owner_hosts = soakfed.add_owner_hosts(bed) if fed_prep is not None else []
         links = bed.set_wan_links(hosts, seeds.rng("links"), rtt_ms=WAN_RTT_MS,
                                   jitter_ms=WAN_JITTER_MS, loss=WAN_LOSS)
-        print(f"links (ms RTT): { {f'{a}-{b}': round(v) for (a, b), v in links.items()} }",
-              flush=True)
+        soakfed.link_owner_hosts(bed, owner_hosts, hosts, seeds.rng("fed-links"),
+                                 rtt_ms=WAN_RTT_MS, jitter_ms=WAN_JITTER_MS, loss=WAN_LOSS)
+        print(f"links (ms RTT): { {f'{a}-{b}': round(v) for (a, b), v in links.items()} }; "
+              f"{len(owner_hosts)} data owners' hosts", flush=True)
         graph = HostGraph.create(bed, work / "net", hosts, validators=VALIDATORS, users=USERS,
                                  consensus=CONSENSUS, worker_settings=WORKER_SETTINGS)
+        fed = None if fed_prep is None else (fed_prep, soakfed.data_owners(
+            fed_prep, owner_hosts, graph.layout.genesis, graph.users,
+            [f"{n.host.public_address}:{n.layout.p2p_port}" for n in graph.nodes]))
         started = time.monotonic()
         graph.start_all(timeout=180)
         supply_at_start = int(graph.nodes[0].api.supply()["supply"])
         print(f"7 hosts at height 1 after {time.monotonic() - started:.0f} s; supply "
               f"{supply_at_start}", flush=True)
-        soak = Soak(args, graph, job_dir, job_windows)
+        soak = Soak(args, graph, job_dir, job_windows, fed)
         try:
             soak.run()
             same, conserved, problems = final_checks(graph, supply_at_start)
@@ -413,14 +456,16 @@ def soak_on_hosts(args: argparse.Namespace, work: Path, result: dict[str, Any]) 
             soak.stop_load.set()
             soak.stop_watch.set()
         failures = soak.failures + problems + (soak.jobs.errors if soak.jobs else []) + (
-            soak.predictions.errors if soak.predictions else [])
+            soak.predictions.errors if soak.predictions else []) + (
+            soak.federated.errors if soak.federated else [])
         result.update(figures(soak, args))
         result.update({"restarts": soak.restarts, "cuts": soak.cuts, "same_state": same,
                        "credits_conserved": conserved, "failures": failures})
         header, table = parts.rows(soak.samples, list(soak.stream.sent.values()),
                                    soak.begin_wall, args.sample_s)
         parts.write_csv(args.csv, header, table)
-        parts.plot(args.svg, header, table, title(args.minutes), warmup_s(args.minutes))
+        parts.plot(args.svg, header, table, title(args.minutes, header),
+                   warmup_s(args.minutes))
         graph.stop_all()
 
 
@@ -438,6 +483,9 @@ def main() -> None:
     p.add_argument("--predict-every", type=float, default=60.0,
                    help="seconds between prediction requests to the first paid job's model "
                         "(0: none; needs --jobs)")
+    p.add_argument("--federated", action=argparse.BooleanOptionalAction, default=True,
+                   help="post a federated job early (and again after it, if the run has "
+                        "room) with four data owners on hosts of their own (needs Docker)")
     p.add_argument("--attempt-s", type=float, default=None,
                    help="assume one job attempt takes this long (default: time one here)")
     p.add_argument("--drain-s", type=float, default=None,
@@ -453,7 +501,8 @@ def main() -> None:
     args = parse_args(p, QUICK)
     args.svg = args.svg or args.csv.with_suffix(".svg")
     if args.replot:
-        parts.plot(args.svg, *parts.read_csv(args.csv), title(args.minutes),
+        header, table = parts.read_csv(args.csv)
+        parts.plot(args.svg, header, table, title(args.minutes, header),
                    warmup_s(args.minutes))
         return
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
@@ -476,7 +525,8 @@ def main() -> None:
         finally:
             result["left_behind"] = MADE.left()
     result["pass"] = verdict(result, args.jobs,
-                             args.jobs and bool(args.predict_every) and args.minutes >= 10)
+                             args.jobs and bool(args.predict_every) and args.minutes >= 10,
+                             args.federated)
     for failure in result["failures"]:
         print(f"failure: {failure}", flush=True)
     emit(result, JSON_KEYS)

@@ -1,5 +1,6 @@
 """The figures of bench/soak.py (``bench/support/soakparts.py``) and its hand-written SVG
-chart (``bench/support/svgplot.py``), on made-up samples: no node, no namespace, no timing.
+chart (``bench/support/svgplot.py``), on made-up samples: no node, no namespace, no timing;
+and the federated job's terms and outcome (``bench/support/soakfed.py``).
 
 The soak's verdict rests on these: growth is measured per process life (a restarted
 validator's new process is not compared with its old one), from the warm-up to the end;
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bench.support import soakfed
 from bench.support.soakparts import (
     BlockSeen,
     Sample,
@@ -102,3 +105,67 @@ def test_the_chart_is_well_formed_svg_with_a_line_per_series() -> None:
     assert len(root.findall(f"{ns}polyline")) == 2
     texts = [t.text for t in root.iter(f"{ns}text")]
     assert "w<4>" in texts and "soak & test" in texts and "minutes" in texts
+
+
+# -- the federated job (bench/support/soakfed.py) ----------------------------------------
+
+def _demo_spec() -> Any:
+    from chain.federated.blobs import ModelBlob
+    from chain.jobspec import Holdout
+    from chain.types import Amount, Hash32
+    from client.devnet.federated.posting import federated_spec
+
+    holdout = Holdout(Hash32(b"\x21" * 32), 30, 500, 1, Amount(10), 60_000, 0.0)
+    return federated_spec("sha256:" + "ab" * 32, b"\x07" * 32, ModelBlob(16, (1, 2, 3)),
+                          holdout, soakfed.ROUNDS, 1_000_000)
+
+
+def test_the_soak_federated_terms_are_the_demo_spec_with_wan_windows_and_four_owners() -> None:
+    from chain.jobspec import JobSpec
+    from client.devnet.federated import posting
+
+    demo = _demo_spec()
+    spec = soakfed.soak_terms(demo)
+    fed = spec.federated
+    assert (fed.min_participants, fed.max_participants) == (3, 4) == (
+        soakfed.MIN_PARTICIPANTS, len(soakfed.OWNERS))
+    assert fed.commit_window_ms == soakfed.WINDOWS_MS["commit"]
+    assert fed.reveal_window_ms == soakfed.WINDOWS_MS["reveal"] > posting.WINDOWS_MS["reveal"]
+    assert spec.voting.vote_reveal_window_ms == soakfed.WINDOWS_MS["vote_reveal"]
+    assert spec.expiry_ms - demo.expiry_ms == soakfed.FIRST_COMMIT_MS - posting.FIRST_COMMIT_MS
+    assert (fed.rounds, fed.aggregation, spec.bounty) == (
+        demo.federated.rounds, demo.federated.aggregation, demo.bounty)
+    assert JobSpec.from_wire(spec.to_wire()) == spec  # within every bound of the wire
+    # a job fits a 10-minute soak once, an hour's twice (MAX_JOBS)
+    assert 5 * 60 < soakfed.expected_s() < 10 * 60
+    assert soakfed.FedStream.timeout_s() > soakfed.expected_s()
+
+
+def test_a_federated_job_counts_as_paid_only_done_with_credits_paid() -> None:
+    record = soakfed.FedRecord("ab" * 32, 1.0)
+    rounds = [{"verdict": v} for v in ("accepted", "void", "accepted", "rejected", None)]
+    soakfed.read_outcome(record, {"phase": "vote_commit", "rounds": rounds, "payout": None})
+    assert (record.rounds_recorded, record.rounds_accepted, record.paid) == (4, 2, 0)
+    assert not record.is_paid
+    paid = {"paid": [{"address": "a", "amount": "400"}, {"address": "b", "amount": 150}],
+            "refund": 50}
+    soakfed.read_outcome(record, {"phase": "done", "rounds": rounds, "payout": paid})
+    assert record.paid == 550 and record.is_paid
+    soakfed.read_outcome(record, {"phase": "done", "rounds": [], "payout": {"paid": []}})
+    assert not record.is_paid  # every round void: the bounty refunded, nobody paid
+
+
+def test_the_soak_passes_with_federated_on_only_if_every_posted_job_was_paid() -> None:
+    from bench.soak import JSON_KEYS, verdict
+
+    base = dict.fromkeys(JSON_KEYS)
+    base.update({"rss_growth_pct_after_warmup": 1.0, "fd_growth": 0.0, "stalls": 0,
+                 "transfers_sent": 10, "transfers_final": 10, "jobs_posted": 1,
+                 "jobs_settled": 1, "predictions_asked": 1, "predictions_agreed": 1,
+                 "credits_conserved": True, "same_state": True, "failures": [],
+                 "left_behind": []})
+    assert verdict(base, True, True)  # --no-federated: its figures null
+    assert not verdict(base, True, True, federated_on=True)
+    assert verdict({**base, "fed_jobs_posted": 2, "fed_jobs_paid": 2}, True, True, True)
+    assert not verdict({**base, "fed_jobs_posted": 2, "fed_jobs_paid": 1}, True, True, True)
+    assert not verdict({**base, "fed_jobs_posted": 0, "fed_jobs_paid": 0}, True, True, True)
