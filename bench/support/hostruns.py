@@ -179,6 +179,8 @@ class Load:
     senders: int
     batch: int
     rate_cap: int
+    drain_s: float = 15.0
+    """How long after the load the chain is followed for its last transactions."""
 
     def users(self) -> dict[str, int]:
         return {f"u{i}": 10**12 for i in range(self.senders)}
@@ -247,7 +249,7 @@ def tx_loopback(validators: int, load: Load, work: Path) -> TxFigures:
                                     seconds=load.seconds, per_sender=load.per_sender(),
                                     batch=load.batch)
                 loaders.append(start_loader(cfg))
-            run = follow(layout.nodes[0].api_url, loaders, load.seconds)
+            run = follow(layout.nodes[0].api_url, loaders, load.seconds, drain_s=load.drain_s)
         rss = {name: peak_rss_mib(pid) for name, pid in load_pids(root).items()}
     finally:
         _down(root)
@@ -274,7 +276,8 @@ def tx_hosts(validators: int, load: Load, work: Path, seed: int,
                                     seconds=load.seconds, per_sender=load.per_sender(),
                                     batch=load.batch)  # the node's API on its own host
                 loaders.append(start_loader(cfg, prefix=enter(node.host.ns)))
-            run = follow(graph.nodes[0].api.base_url, loaders, load.seconds)
+            run = follow(graph.nodes[0].api.base_url, loaders, load.seconds,
+                         drain_s=load.drain_s)
         rss = {node.name: peak_rss_mib(node.proc.pid) for node in graph.nodes
                if node.proc is not None}
         graph.same_state()
