@@ -72,12 +72,9 @@ def _round(s: FedStory, r: int, sent: dict[str, tuple[int, ...]],
     return mine.replays, {s.name(a): w for a, w in mine.weights}
 
 
-def test_a_replayed_update_is_left_out_and_paid_nothing() -> None:
-    """[FED-REWARD.10] [FED-REWARD.2] [FED-REWARD.5] Round 1: four honest owners. Round 2:
-    dave sends alice's round-1 update and carol sends bob's plus one quantum
-    in every coordinate; only alice and bob train. Both copies are left out of round 2 (not
-    named in its weights); the end's replay reaches the recorded hash; the payout gives the
-    two copiers round 1's shares only."""
+def two_round_job() -> tuple[FedStory, dict[bytes, bytes], dict[str, tuple[int, ...]]]:
+    """A version-4 trimmed-mean job of two rounds for the four owners, published; its blobs
+    so far and round 1's honest updates."""
     s = FedStory(Chain(protocol_version=4))
     s.post(fed_job_spec(aggregation=Aggregation("trimmed_mean", 0), min_participants=2,
                         max_participants=4, rounds=2))
@@ -85,6 +82,16 @@ def test_a_replayed_update_is_left_out_and_paid_nothing() -> None:
     blobs = {blob_id_of_bytes(INITIAL.to_bytes()): INITIAL.to_bytes()}
     first = {"alice": UPDATES["alice"], "bob": UPDATES["bob"], "carol": UPDATES["carol"],
              "dave": (1100, -250, 280, 50)}
+    return s, blobs, first
+
+
+def test_a_replayed_update_is_left_out_and_paid_nothing() -> None:
+    """[FED-REWARD.10] [FED-REWARD.2] [FED-REWARD.5] Round 1: four honest owners. Round 2:
+    dave sends alice's round-1 update and carol sends bob's plus one quantum
+    in every coordinate; only alice and bob train. Both copies are left out of round 2 (not
+    named in its weights); the end's replay reaches the recorded hash; the payout gives the
+    two copiers round 1's shares only."""
+    s, blobs, first = two_round_job()
     left, w1 = _round(s, 1, first, blobs)
     assert left == () and set(w1) == set(OWNERS) and all(w1.values())
     second = {"alice": (2100, -380, 590, 90), "bob": (2300, -220, 480, 130),

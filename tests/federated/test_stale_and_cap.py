@@ -16,16 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from chain.content import blob_id_of_bytes
 from chain.federated import fast
 from chain.federated.fixed import Q_MAX
 from chain.federated.open.reads import fed_rounds, part_body
 from chain.federated.open.records import FedPhase
 from chain.federated.rounds import CENTERED_CLIP, FLTRUST, MEDIAN, TRIMMED_MEAN, Aggregation
 from chain.federated.rounds import aggregate_round as reference_round
-from tests.federated.fed_ledger_story import INITIAL, UPDATES, FedStory, conserved, fed_job_spec
-from tests.federated.test_replays import _round
-from tests.ledger.harness import Chain
+from tests.federated.fed_ledger_story import UPDATES, FedStory, conserved
+from tests.federated.test_replays import _round, two_round_job
 
 VECTORS = json.loads((Path(__file__).resolve().parents[2] / "protocol_spec" / "vectors"
                       / "federated.json").read_text())["aggregation"]["stale_and_cap"]
@@ -160,13 +158,7 @@ def test_stale_and_cap_fast_equal_reference() -> None:
 
 
 def _stale_job() -> tuple[FedStory, dict[str, int], dict[str, int]]:
-    s = FedStory(Chain(protocol_version=4))
-    s.post(fed_job_spec(aggregation=Aggregation("trimmed_mean", 0), min_participants=2,
-                        max_participants=4, rounds=2))
-    s.publish()
-    blobs = {blob_id_of_bytes(INITIAL.to_bytes()): INITIAL.to_bytes()}
-    first = {"alice": UPDATES["alice"], "bob": UPDATES["bob"], "carol": UPDATES["carol"],
-             "dave": (1100, -250, 280, 50)}
+    s, blobs, first = two_round_job()
     _, w1 = _round(s, 1, first, blobs, stale_and_cap=True)
     copy = (UPDATES["alice"][0] + 2, *UPDATES["alice"][1:])
     second = {"alice": (2100, -380, 590, 90), "bob": (2300, -220, 480, 130),
