@@ -80,8 +80,9 @@ def two_round_job() -> tuple[FedStory, dict[bytes, bytes], dict[str, tuple[int, 
                         max_participants=4, rounds=2))
     s.publish()
     blobs = {blob_id_of_bytes(INITIAL.to_bytes()): INITIAL.to_bytes()}
-    first = {"alice": UPDATES["alice"], "bob": UPDATES["bob"], "carol": UPDATES["carol"],
-             "dave": (1100, -250, 280, 50)}
+    first: dict[str, tuple[int, ...]] = {
+        "alice": UPDATES["alice"], "bob": UPDATES["bob"], "carol": UPDATES["carol"],
+        "dave": (1100, -250, 280, 50)}
     return s, blobs, first
 
 
