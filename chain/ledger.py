@@ -62,11 +62,7 @@ class Ledger:
         """Validate, execute, commit durably, then update memory; any failure changes nothing."""
         self.prefill_signatures(block.txs)
         output = apply_block(self.state, block, self.signatures)
-        self.storage.commit_block(block, output.changes, output.state_root, certificate,
-                                  walk_entry(block, output, certificate))
-        advance(self.state, block, output)
-        self.signatures.forget(tx.hash for tx in block.txs)  # [TX-SIG-CACHE.1] spent nonces
-        self.last_output = output
+        self.commit_executed(block, output, certificate)
         return output
 
     def prefill_signatures(self, txs: Sequence[SignedTransaction]) -> None:

@@ -68,6 +68,19 @@ def test_off_unless_the_folder_is_named(monkeypatch: pytest.MonkeyPatch) -> None
     assert not tracemalloc.is_tracing()
 
 
+def test_a_bad_interval_leaves_tracing_off(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The switch is read after the node started: a typo must not stop a running node."""
+    monkeypatch.setenv(DIR_ENV, str(tmp_path / "memory"))
+    monkeypatch.setenv(EVERY_ENV, "five minutes")
+
+    async def run() -> None:
+        assert start_memory_trace() is None
+
+    asyncio.run(run())
+    assert not tracemalloc.is_tracing() and not (tmp_path / "memory").exists()
+
+
 def test_native_memory_reads_malloc_without_tracing() -> None:
     lines = native_memory()
     assert any(line.startswith("malloc: ") and "MiB in use" in line for line in lines), lines
