@@ -57,12 +57,22 @@ MAX_JOBS = 2
 MIN_PARTICIPANTS = 3
 """Updates a round needs [FED-ROUND.2]: one of the four owners may miss a commit window
 (a slow sandbox on a loaded machine) without voiding the round."""
-WINDOWS_MS = {"commit": 40_000, "reveal": 8_000, "aggregate": 12_000, "vote_commit": 8_000,
+OWNER_CPU_MILLIS = 250
+"""Each owner's local round gets a quarter of a core ([JOB-FED.1] runs under the job's
+``limits``): four owners then take at most one of the machine's two cores when their
+rounds start together, and the validators keep the other. At a full core each, four
+gVisor starts at once left the validators no CPU and stalled the chain 3.5-4.1 s (seed
+399004326, b35cc52). One round of the template takes 7.4-7.8 s alone at 1,000 millicores
+and 45-51 s at 250 (runsc, this machine)."""
+OWNER_TIME_S = 150
+"""The wall-clock limit of one owner's round: three times the 250-millicore round."""
+WINDOWS_MS = {"commit": 80_000, "reveal": 8_000, "aggregate": 12_000, "vote_commit": 8_000,
               "vote_reveal": 8_000}
 """The demo's windows (``posting.WINDOWS_MS``), the short ones doubled for WAN links (a
 transaction crosses 50-150 ms links to a block) and the commit window longer: four sandboxed
-trainings share 2 cores with 7 node processes and the template jobs' trainings."""
-FIRST_COMMIT_MS = 90_000
+trainings share 2 cores with 7 node processes and the template jobs' trainings, each
+capped at ``OWNER_CPU_MILLIS``: the window holds the 45-51 s round with room for a slow one."""
+FIRST_COMMIT_MS = 120_000
 """Round 1's commit window, from the post: the data owners' nodes start, sync the soak's
 chain so far over the WAN, and train once."""
 END_S = 60.0
@@ -85,8 +95,8 @@ def expected_s() -> float:
 
 def soak_terms(spec: JobSpec) -> JobSpec:
     """The demo's spec (``posting.federated_spec``) with the soak's windows (round 1's
-    commit window ``FIRST_COMMIT_MS`` from the post, not the demo's), four owners and
-    ``MIN_PARTICIPANTS``."""
+    commit window ``FIRST_COMMIT_MS`` from the post, not the demo's), four owners,
+    ``MIN_PARTICIPANTS`` and each owner's round capped at ``OWNER_CPU_MILLIS``."""
     assert spec.federated is not None
     fed = replace(spec.federated, min_participants=MIN_PARTICIPANTS,
                   max_participants=len(OWNERS), commit_window_ms=WINDOWS_MS["commit"],
@@ -96,7 +106,8 @@ def soak_terms(spec: JobSpec) -> JobSpec:
                      commit_window_ms=WINDOWS_MS["vote_commit"],
                      vote_reveal_window_ms=WINDOWS_MS["vote_reveal"])
     expiry = spec.expiry_ms + FIRST_COMMIT_MS - posting.FIRST_COMMIT_MS
-    return replace(spec, federated=fed, voting=voting, expiry_ms=TimeMs(expiry),
+    limits = replace(spec.limits, cpu_millis=OWNER_CPU_MILLIS, time_s=OWNER_TIME_S)
+    return replace(spec, federated=fed, voting=voting, expiry_ms=TimeMs(expiry), limits=limits,
                    description="soak: federated digits, four non-IID owners")
 
 
