@@ -5,7 +5,10 @@ next to the job profile compiled to BPF (``seccomp_bpf``), in a folder keyed by 
 ``$XDG_CACHE_HOME/learningchain/launcher/<key>/`` (``~/.cache`` by default). The runner
 mounts that folder read-only at ``MOUNT`` in every job container and runs
 ``MOUNT/lc-launch MOUNT/job.bpf ARGV...`` instead of ``ARGV``: the launcher installs the
-filter, then execs the entry point. ``make setup`` builds it (``learningchain sandbox
+filter, then execs the entry point. Beside them, ``lc-mapcache.so`` (``sandbox/mapcache.c``),
+which the runner preloads into every entry point ([JOB-MAPCACHE.1], ``PRELOAD``): it keeps
+small anonymous mappings a job gives back for reuse, since under gVisor each munmap costs
+a few hundred microseconds. ``make setup`` builds it (``learningchain sandbox
 base-image``); a runner on a machine where it is missing builds it at first use.
 """
 
@@ -25,10 +28,14 @@ from sandbox.seccomp import PROFILE_FILE, build_profile
 from sandbox.seccomp_bpf import compile_profile
 
 SOURCE = Path(__file__).with_name("launch.c")
+MAPCACHE_SOURCE = Path(__file__).with_name("mapcache.c")
 MOUNT = "/.learningchain"
 """Where the launcher folder appears in a job container (read-only)."""
 BINARY = "lc-launch"
 PROGRAM = "job.bpf"
+MAPCACHE = "lc-mapcache.so"
+PRELOAD = f"{MOUNT}/{MAPCACHE}"
+"""``LD_PRELOAD`` of every entry point [JOB-MAPCACHE.1]."""
 EXIT_LAUNCH_FAILED = 125
 """The launcher's status when it could not install the filter (the job never ran)."""
 COMPILE_TIMEOUT_S = 120.0
@@ -52,33 +59,36 @@ def argv(entry: Sequence[str]) -> list[str]:
 def folder() -> Path:
     """The launcher's folder on this machine, built first if missing (once per process)."""
     program = compile_profile(build_profile())
-    key = hashlib.sha256(SOURCE.read_bytes() + b"\0" + program).hexdigest()[:20]
+    key = hashlib.sha256(SOURCE.read_bytes() + b"\0" + MAPCACHE_SOURCE.read_bytes() + b"\0"
+                         + program).hexdigest()[:20]
     target = cache_root() / key
-    if (target / BINARY).is_file() and (target / PROGRAM).is_file():
+    if all((target / name).is_file() for name in (BINARY, PROGRAM, MAPCACHE)):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
     try:
-        _compile(staging / BINARY)
+        _compile(["-static", "-o", str(staging / BINARY), str(SOURCE)])
+        _compile(["-shared", "-fPIC", "-nostdlib", "-fno-builtin", "-fno-stack-protector",
+                  "-o", str(staging / MAPCACHE), str(MAPCACHE_SOURCE)])
         (staging / PROGRAM).write_bytes(program)
-        for path in (staging, staging / BINARY, staging / PROGRAM):
+        for path in (staging, staging / BINARY, staging / PROGRAM, staging / MAPCACHE):
             path.chmod(0o755 if path.is_dir() or path.name == BINARY else 0o644)
         try:
             staging.rename(target)  # atomic; another process may have won the race
         except OSError:
-            if not (target / BINARY).is_file():
+            if not all((target / name).is_file() for name in (BINARY, PROGRAM, MAPCACHE)):
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
-def _compile(output: Path) -> None:
+def _compile(arguments: Sequence[str]) -> None:
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         raise LauncherUnavailable("no C compiler to build the job launcher "
                                   f"({SOURCE}); `make setup` installs gcc [JOB-SECCOMP.5]")
-    command = [compiler, "-static", "-O2", "-Wall", "-Werror", "-o", str(output), str(SOURCE)]
+    command = [compiler, "-O2", "-Wall", "-Werror", *arguments]
     try:
         done = subprocess.run(command, capture_output=True, text=True,
                               timeout=COMPILE_TIMEOUT_S, check=False)
@@ -90,4 +100,4 @@ def _compile(output: Path) -> None:
                                   "install libc6-dev) [JOB-SECCOMP.5]")
 
 
-__all__ = ["MOUNT", "PROFILE_FILE", "LauncherUnavailable", "argv", "folder"]
+__all__ = ["MOUNT", "PRELOAD", "PROFILE_FILE", "LauncherUnavailable", "argv", "folder"]

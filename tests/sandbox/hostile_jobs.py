@@ -316,6 +316,8 @@ HOSTILE_SCRIPTS: dict[str, str] = {
             "argv": sys.argv, "uid": os.getuid(), "gid": os.getgid(), "cwd": os.getcwd(),
             "env": dict(os.environ), "hostname": socket.gethostname(),
             "root_writable": root_writable,
+            "preloaded": any(line.rstrip().endswith("/lc-mapcache.so")
+                             for line in open("/proc/self/maps")),
             "ifaces": sorted(name for _, name in socket.if_nameindex()),  # not sysfs (gVisor)
             "leftover": os.path.exists("/tmp/left-by-an-earlier-run"),
             "input": sorted(os.listdir("/input")) if os.path.isdir("/input") else None,
