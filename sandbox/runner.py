@@ -256,9 +256,7 @@ class SandboxRunner:
                 binds.update(watch.binds(Path(staging)))
                 env = {**watch.env(), **env}
             full_env = eval_env.ordered_env({
-                "HOME": policy.SCRATCH_DIR,
-                "LC_ENTRY": entry,
-                "LC_OUTPUT": policy.OUTPUT_DIR,
+                "HOME": policy.SCRATCH_DIR, "LC_ENTRY": entry, "LC_OUTPUT": policy.OUTPUT_DIR,
                 "LC_CPUS": str(max(1, math.ceil(limits.nano_cpus / 1e9))),
                 "LD_PRELOAD": launcher.PRELOAD,  # [JOB-MAPCACHE.1]
                 **({"LC_INPUT": policy.INPUT_MOUNT} if input_dir is not None else {}),
