@@ -9,6 +9,7 @@ so the block that is decided is committed without executing it twice.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,13 +28,10 @@ from chain.storage import StorageBusy, StorageError
 from chain.transition import BlockOutput, apply_block, build_block
 from chain.types import Address, Hash32, Height, Round, TimeMs
 from chain.versions import MAX_PROTOCOL_VERSION
+from client.node.proposal_size import ProposalSizer
 from p2p.sync import LocalApplyFailure
 
 log = logging.getLogger("learningchain.node")
-
-MAX_PROPOSAL_TXS = 4_000
-"""Bounds the time one block takes to execute and validate on a small machine (~0.2 s)."""
-
 
 class NodeHalted(Exception):
     """The node cannot continue safely (e.g. storage failed while committing a decided block)."""
@@ -80,6 +78,8 @@ class LedgerApp:
         """[UPGRADE-HALT.1] The newest version this software runs (lowered for rehearsals)."""
         self.empty_block_interval_ms = empty_block_interval_ms
         """[CONS-PACE.3] At most one empty block per interval on a graph at rest."""
+        self.sizer = ProposalSizer()
+        """How many transactions a proposal of this node carries (client/node/proposal_size)."""
         self._executed: dict[Hash32, _Executed] = {}
         self._sets: dict[tuple[int, Hash32], ValidatorSet] = {}
 
@@ -138,9 +138,11 @@ class LedgerApp:
         state = self.ledger.state
         if height != state.height + 1:
             raise NodeHalted(f"asked to propose height {height} at committed height {state.height}")
-        txs = self.mempool.reap(min(MAX_PROPOSAL_TXS, state.params.max_block_txs))
+        txs = self.mempool.reap(self.sizer.limit(round_, state.params.max_block_txs))
+        started = time.perf_counter()
         block, output, dropped = build_block(state, txs, time_ms, self.proposer,
                                              self.ledger.signatures)
+        self.sizer.observe(len(block.txs), time.perf_counter() - started)
         if dropped:
             log.info("proposal h=%d r=%d dropped %d invalid pending txs", height, round_,
                      len(dropped))
@@ -168,12 +170,14 @@ class LedgerApp:
             return False
         if header.proposer not in state.validators():
             return False
+        started = time.perf_counter()
         self.ledger.prefill_signatures(decoded.txs)  # [TX-SIG-CACHE.2] on every core first
         try:
             output = apply_block(state, decoded, self.ledger.signatures)
         except ChainError as e:
             log.info("proposal h=%d is invalid: %s", height, e)
             return False
+        self.sizer.observe(len(decoded.txs), time.perf_counter() - started)
         self._executed[block_hash] = _Executed(decoded, block, output)
         return True
 

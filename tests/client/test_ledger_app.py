@@ -17,6 +17,7 @@ from chain.mempool import Mempool
 from chain.storage import sqlite_url
 from chain.transactions import Transfer, sign_transaction
 from chain.types import Amount, Height, Round, TimeMs
+from client.node import proposal_size
 from client.node.ledger_app import LedgerApp, NodeHalted
 from tests.ledger.harness import GENESIS_TIME, make_genesis
 
@@ -154,3 +155,23 @@ def test_block_decode_reuses_known_transactions_only_for_identical_bytes(tmp_pat
     impostor = {txs[0].hash: txs[1]}  # a lookup that lies is not trusted
     again = Block.decode(block.encode(), known=impostor.get)
     assert again.txs[0] == txs[0] and again.txs[0] is not txs[1]
+
+
+def test_proposal_size_follows_the_measured_cost_and_halves_by_round(tmp_path: Path) -> None:
+    """A proposal reaps what its ``ProposalSizer`` allows (client/node/proposal_size.py):
+    at a measured 1 ms a transaction the 0.2 s budget gives the floor, halved per round
+    (round 4: floor >> 4 of 300 pending); with no measurement yet, the old 4,000, so all
+    300; and building that proposal is itself measured."""
+    app, keys = _app(tmp_path)
+    chain_id = app.ledger.state.chain_id
+    for nonce in range(300):
+        tx = sign_transaction(keys["alice"], chain_id, nonce,
+                              Transfer(keys["bob"].address, Amount(1)))
+        assert app.mempool.add(tx, GENESIS_TIME).accepted
+    app.sizer.per_tx_s = 1e-3
+    _, data = app.propose(Height(1), Round(4), TimeMs(GENESIS_TIME + 1000))
+    assert len(Block.decode(data).txs) == proposal_size.FLOOR >> 4
+    app.sizer.per_tx_s = None
+    _, data = app.propose(Height(1), Round(0), TimeMs(GENESIS_TIME + 2000))
+    assert len(Block.decode(data).txs) == 300
+    assert app.sizer.per_tx_s is not None and app.sizer.per_tx_s > 0
