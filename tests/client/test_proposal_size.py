@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from client.node.proposal_size import (BUDGET_S, CEILING, FLOOR, MIN_SAMPLE_TXS, START,
-                                       ProposalSizer)
+from client.node.proposal_size import BUDGET_S, CEILING, FLOOR, MIN_SAMPLE_TXS, START, ProposalSizer
 
 
 def test_before_any_measurement_the_old_cap_bounded_by_the_graph() -> None:
