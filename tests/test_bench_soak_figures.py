@@ -136,8 +136,12 @@ def test_the_soak_federated_terms_are_the_demo_spec_with_wan_windows_and_four_ow
     assert (fed.rounds, fed.aggregation, spec.bounty) == (
         demo.federated.rounds, demo.federated.aggregation, demo.bounty)
     assert JobSpec.from_wire(spec.to_wire()) == spec  # within every bound of the wire
-    # a job fits a 10-minute soak once, an hour's twice (MAX_JOBS)
-    assert 5 * 60 < soakfed.expected_s() < 10 * 60
+    # each owner's round at a quarter core, with its wall limit (the rest of the demo's)
+    assert (spec.limits.cpu_millis, spec.limits.time_s) == (
+        soakfed.OWNER_CPU_MILLIS, soakfed.OWNER_TIME_S)
+    assert spec.limits.memory_mb == demo.limits.memory_mb
+    # a job ends in the drain of a 10-minute soak, and an hour's holds two (MAX_JOBS)
+    assert 5 * 60 < soakfed.expected_s() < 12 * 60
     assert soakfed.FedStream.timeout_s() > soakfed.expected_s()
 
 
