@@ -61,6 +61,7 @@ from client.node.upgrade import (
     write_upgrade_info,
 )
 from client.observe.dashboard import install_dashboard
+from client.observe.loop_stall import start_loop_stall_watch
 from client.observe.memory_trace import start_memory_trace, stop_memory_trace
 from client.observe.metrics import NodeMetrics, install_metrics
 from client.predict.executor.loop import Executor
@@ -527,6 +528,7 @@ async def run_node(config: NodeConfig, *, ready: Callable[[LedgerNode], None] | 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, node.request_stop)
+    stall_watch = start_loop_stall_watch()  # names the code that blocks the loop
     try:
         await node.start()
     except SandboxError as e:  # [JOB-RUNTIME.2] e.g. runsc configured, the engine lacks it
@@ -549,6 +551,8 @@ async def run_node(config: NodeConfig, *, ready: Callable[[LedgerNode], None] | 
     memory_trace = start_memory_trace()  # LC_TRACEMALLOC_DIR: a diagnosis switch
     await node.wait_stopped()
     await stop_memory_trace(memory_trace)
+    if stall_watch is not None:
+        stall_watch.stop()
     if isinstance(node.exit_error, UpgradeRequired):  # [UPGRADE-HALT.1]
         error = node.exit_error
         log.error("node stopped at height %d: %s; its data is intact: install software that "

@@ -100,7 +100,8 @@ def test_readme_use_it_runs_as_written_from_a_fresh_directory(tmp_path: Path) ->
                 assert all(v["outcome"] != "no_quorum" for v in settled["verdicts"]), settled
                 assert (session.cwd / "model.bin").stat().st_size > 0
             done = session.run(line)
-            assert done.returncode == 0, "\n\n".join(session.transcript[-3:])
+            assert done.returncode == 0, ("\n\n".join(session.transcript[-3:])
+                                          + stalls_logged(graph))
             if "devnet up" in line:
                 graph = session.cwd / ".devnet"
                 assert session.cwd != CHECKOUT and CHECKOUT not in session.cwd.parents
@@ -124,6 +125,21 @@ def test_readme_use_it_runs_as_written_from_a_fresh_directory(tmp_path: Path) ->
             with contextlib.suppress(docker.errors.APIError):
                 engine.images.remove(tag)
         engine.close()
+
+
+def stalls_logged(graph: Path | None) -> str:
+    """The nodes' event-loop stall warnings with the stacks they name, to explain a line
+    that failed because a node did not answer (client/observe/loop_stall.py)."""
+    if graph is None:
+        return ""
+    found = []
+    for log in sorted(graph.glob("node*/node.log")):
+        with contextlib.suppress(OSError):
+            lines = log.read_text(errors="replace").splitlines()
+            for i, line in enumerate(lines):
+                if "event loop has not turned" in line or "turned again after" in line:
+                    found.append(f"{log.parent.name}: " + "\n".join(lines[i:i + 14]))
+    return "\n\nstalls the nodes logged:\n" + "\n".join(found[:12]) if found else ""
 
 
 def built_tags(root: Path) -> set[str]:

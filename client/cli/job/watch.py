@@ -5,6 +5,9 @@ failed attempts from the node's own worker, when it runs one
 [API-JOBLOG.1]. A settled job says how it ended and why (``job_describe``).
 Exit 0 when the job was paid, 1 when it ended refunded or broken (or the
 watch gave up), so ``job watch ID && job fetch-model ID`` works in a script.
+A node that stops answering is asked again every ``RETRY_S`` for up to
+``OUTAGE_LIMIT_S`` (a note on stderr says so), so one slow answer on a
+loaded machine does not end a watch that a script waits on.
 
 A train/v3 job's hidden test set is followed too: the split, both parts, the
 holdout status and each finalist's hidden loss (``holdout_events``). With
@@ -33,6 +36,7 @@ from client.cli.common import (
     key_option,
     load_key,
     node_option,
+    note,
     one_line,
     out,
     passphrase_option,
@@ -55,6 +59,10 @@ from sandbox.cli import job
 
 PROGRESS_POLL_S = 2.0
 """While this node's worker trains the job, ask again this often [API-PROGRESS.1]."""
+OUTAGE_LIMIT_S = 120.0
+"""How long a watch rides out a node that does not answer before it exits 1."""
+RETRY_S = 2.0
+"""While the node does not answer, ask again this often."""
 WATCH_TAIL_BYTES = 4096
 """Output of each failed attempt ``job watch`` asks for (it shows the last line)."""
 
@@ -206,7 +214,8 @@ def job_watch(job_id: bytes, timeout: int | None, node_url: str, key_path: Path 
 
     With --key, a train/v3 job's submitter also publishes the public part after the
     split and reveals the hidden part after expiry. Exit 0 when it was paid; 1 when it
-    ended refunded or broken, or on --timeout. With --json, one JSON event per line.
+    ended refunded or broken, or on --timeout. A node that stops answering is asked
+    again for up to 2 minutes. With --json, one JSON event per line.
     """
     client = client_for(node_url)
     duties = None if key_path is None else WatchDuties(load_key(key_path, passphrase_file),
@@ -218,43 +227,105 @@ def job_watch(job_id: bytes, timeout: int | None, node_url: str, key_path: Path 
 
 def _watch(client: ApiClient, job_id: bytes, deadline: float | None,
            duties: WatchDuties | None, as_json: bool, bars: RunProgress) -> None:
-    old: dict[str, Any] | None = None
-    seen: set[tuple[Any, ...]] = set()
-    waited: tuple[Any, ...] | None = None
-    with user_errors():
-        height = int(client.status()["height"])
+    follow = _Follow(client, job_id, duties, as_json, bars)
+    outage_since: float | None = None
     while True:
-        new = get_job(client, job_id)
+        try:
+            if follow.step():
+                return
+            left = 30.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                raise UserError(f"gave up watching; the job is still {follow.status}")
+            follow.wait(left)
+        except UserError as e:
+            if e.code != "unreachable":
+                raise
+            outage_since = _ride_out(e, outage_since, deadline)
+            continue
+        if outage_since is not None:
+            note(f"the node answers again (after {time.monotonic() - outage_since:.0f} s)")
+            outage_since = None
+
+
+def _ride_out(error: UserError, since: float | None, deadline: float | None) -> float:
+    """A node that does not answer (restarting, or a machine short of CPU) is asked again
+    every ``RETRY_S`` for up to ``OUTAGE_LIMIT_S`` (or to ``--timeout``); then the watch
+    gives up with the error. Returns when the outage began."""
+    now = time.monotonic()
+    if since is None:
+        note(f"{error.raw_message}; asking again for up to {OUTAGE_LIMIT_S:.0f} s")
+        since = now
+    limit = since + OUTAGE_LIMIT_S if deadline is None else min(since + OUTAGE_LIMIT_S,
+                                                                deadline)
+    if now >= limit:
+        raise UserError(f"{error.raw_message} (no answer for {now - since:.0f} s)",
+                        code=error.code) from None
+    time.sleep(min(RETRY_S, max(0.0, limit - now)))
+    return since
+
+
+class _Follow:
+    """One watch's view: what it has shown so far, and one poll of the node at a time.
+    A poll that fails part-way shows nothing and changes nothing, so the next one
+    repeats it whole."""
+
+    def __init__(self, client: ApiClient, job_id: bytes, duties: WatchDuties | None,
+                 as_json: bool, bars: RunProgress) -> None:
+        self.client = client
+        self.job_id = job_id
+        self.duties = duties
+        self.as_json = as_json
+        self.bars = bars
+        self.old: dict[str, Any] | None = None
+        self.seen: set[tuple[Any, ...]] = set()
+        self.waited: tuple[Any, ...] | None = None
+        self.height: int | None = None
+        self.progress: Any = None
+
+    @property
+    def status(self) -> str:
+        return str(self.old["status"]) if self.old is not None else "unknown"
+
+    def step(self) -> bool:
+        """Shows what changed; True once the job was paid (raises when it ended unpaid)."""
+        client = self.client
         with user_errors():
+            if self.height is None:
+                self.height = int(client.status()["height"])
+            new = get_job(client, self.job_id)
             now = int(client.status()["time_ms"])
-        changes = job_events(old, new)
-        head = changes[:1] if old is None else []  # the "job" line first, then what workers did
-        attempts, progress = _attempts(client, job_id)
-        bars.show(progress)
-        events = [*head, *attempt_events(seen, attempts), *changes[len(head):]]
+        changes = job_events(self.old, new)
+        head = changes[:1] if self.old is None else []  # the "job" line first, then workers
+        attempts, self.progress = _attempts(client, self.job_id)
+        self.bars.show(self.progress)
+        events = [*head, *attempt_events(self.seen, attempts), *changes[len(head):]]
         queue = job_queue(client, new)  # [API-QUEUE.1] said again when where it stands moves
-        if queue is not None and _standing(queue) != waited:
-            waited = _standing(queue)
+        if queue is not None and _standing(queue) != self.waited:
+            self.waited = _standing(queue)
             events.append({"event": "waiting", **queue})
-        if duties is not None and not new["settled"]:
-            events.extend(duties.step(client, new, now))
+        if self.duties is not None and not new["settled"]:
+            events.extend(self.duties.step(client, new, now))
         for event in events:
-            out(json.dumps(event) if as_json else event_text(event, now))
+            out(json.dumps(event) if self.as_json else event_text(event, now))
         if new["settled"]:
             if new["status"] != "paid":
                 raise UserError(f"the job was not paid: {outcome_text(new)}")
-            return
-        old = new
-        left = 30.0 if deadline is None else deadline - time.monotonic()
-        if left <= 0:
-            raise UserError(f"gave up watching; the job is still {new['status']}")
-        poll = PROGRESS_POLL_S if progress is not None else 30.0
+            return True
+        self.old = new
+        return False
+
+    def wait(self, left: float) -> None:
+        """Until the next block, or a short poll while this node's worker trains the job."""
+        assert self.height is not None
+        poll = PROGRESS_POLL_S if self.progress is not None else 30.0
         try:
-            height = max(height, int(client.wait(height + 1, timeout=min(left, poll))["height"]))
+            answer = self.client.wait(self.height + 1, timeout=min(left, poll))
         except ApiError as e:
             if e.code != "busy":
-                raise UserError(one_line(e)) from None
+                raise UserError(one_line(e), code=e.code) from None
             time.sleep(1.0)
+            return
+        self.height = max(self.height, int(answer["height"]))
 
 
 def _standing(queue: dict[str, Any]) -> tuple[Any, ...]:
