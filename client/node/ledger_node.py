@@ -52,7 +52,6 @@ from client.node.sig_batch import BatchVerifier
 from client.node.snapshots import SnapshotKeeper
 from client.node.state_sync import Restored, StateSyncFailed, state_sync
 from client.node.stored_chain import StoredChainReads
-from client.node.submit_window import SubmitWindow
 from client.node.upgrade import (
     UPGRADE_EXIT_STATUS,
     BadVersionOverride,
@@ -89,6 +88,10 @@ TX_FLUSH_SECONDS = 0.02
 MEMPOOL_LIMITS = MempoolLimits(max_txs=8_000, max_bytes=8 * 1024 * 1024, max_per_sender=2_000)
 """[NODE-MEMPOOL.1] About two blocks of work: beyond that, new transactions get 'full' (HTTP 503)
 and the sender retries, instead of the node falling behind consensus."""
+LOCAL_SUBMIT_LIMIT = 1_500
+"""[NODE-MEMPOOL.2] Transactions submitted here (API, worker) are refused with 'full' while this
+many are pending, leaving the rest of the pool for what peers gossip: a graph under load keeps
+its queue (and so the submit-to-final latency) short, and clients back off and retry."""
 FOLLOW_TICK_S = 1.0
 """Tick listeners run after this long without a committed block [CONS-PACE.1]."""
 _FATAL_TX_CODES = {"bad_signature", "decode_error", "bad_field", "non_canonical"}
@@ -110,7 +113,6 @@ class LedgerNode(StoredChainReads):
         self.verifier = BatchVerifier()  # [TX-SIG-CACHE.2] signatures on every core
         self.ledger.prefill = self.verifier.prefill
         self.mempool = Mempool(self.ledger.state, self.ledger.signatures, MEMPOOL_LIMITS)
-        self.submit_window = SubmitWindow()  # [NODE-MEMPOOL.2] what local clients may add
         self.app = LedgerApp(self.ledger, self.mempool, self.key.address,
                              on_committed=self._on_committed, on_synced=self._on_synced,
                              empty_block_interval_ms=self.genesis.timing(  # [CONS-PACE.3]
@@ -389,7 +391,6 @@ class LedgerNode(StoredChainReads):
             self._listener_queue.put_nowait(
                 CommittedBlock(block, certificate, int(block.header.time_ms)))
         txs = len(block.txs)
-        self.submit_window.committed(txs, time.monotonic())  # [NODE-MEMPOOL.2]
         if txs or block.header.height % 50 == 0:
             log.info("committed height %d (%d txs, %d pending)", block.header.height, txs,
                      len(self.mempool))
@@ -489,10 +490,7 @@ class LedgerNode(StoredChainReads):
                 "upgrade_required": None if upgrade is None else str(upgrade)}
 
     def submit(self, tx: SignedTransaction) -> AddResult:
-        """[NODE-MEMPOOL.2] Refused with 'full' while the local window's worth are pending,
-        leaving the rest of the pool to what peers gossip: clients back off and retry."""
-        if len(self.mempool) >= self.submit_window.limit and tx.hash not in self.mempool:
-            self.submit_window.refused()
+        if len(self.mempool) >= LOCAL_SUBMIT_LIMIT and tx.hash not in self.mempool:
             self.admissions["local", "mempool_full"] += 1
             return AddResult(Admission.FULL, "mempool_full",
                              f"{len(self.mempool)} transactions pending; retry shortly")

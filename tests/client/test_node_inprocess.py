@@ -16,7 +16,6 @@ from chain.types import Amount
 from client.devnet.network import create_network
 from client.node.config import NodeConfig
 from client.node.ledger_node import LedgerNode
-from client.node.submit_window import SubmitWindow
 from tests.framework.ports import free_base_port
 from tests.framework.wait import wait_until_async
 
@@ -42,8 +41,9 @@ async def test_validator_starting_late_still_gets_the_votes_it_missed(tmp_path: 
 
 
 async def test_local_submissions_are_refused_past_the_local_limit(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """[NODE-MEMPOOL.2] Past the local limit a client gets 'mempool_full' (and retries)."""
+    monkeypatch.setattr(node_module, "LOCAL_SUBMIT_LIMIT", 2)
     layout = create_network(tmp_path, validators=1, workers=0, base_port=free_base_port(1),
                             users={"alice": 100, "bob": 0},
                             consensus={"commit_ms": 60_000, "propose_ms": 60_000})
@@ -51,7 +51,6 @@ async def test_local_submissions_are_refused_past_the_local_limit(
     key = read_key_file(alice.key_file, alice.passphrase_file.read_text().strip())
     bob = next(u for u in layout.users if u.name == "bob")
     node = LedgerNode(NodeConfig.load(layout.nodes[0].config))
-    node.submit_window = SubmitWindow(limit=2, kept=2)
     await node.start()
     try:
         await wait_until_async(lambda: node.height >= 1, timeout=10)
