@@ -181,7 +181,18 @@ class LoadRun:
         return (f"sent {len(self.sent)} of {self.ready} signed, finalized {self.finalized()} "
                 f"(rejected {self.rejected}): {self.tx_per_s():.0f} tx/s over "
                 f"{self.window_s():.1f} s; submit->final p50 {self.latency_s(0.5):.3f} s, "
-                f"p99 {self.latency_s(0.99):.3f} s; {len(self.block_sizes)} non-empty blocks")
+                f"p99 {self.latency_s(0.99):.3f} s; {len(self.block_sizes)} non-empty blocks"
+                f"{self.sizes_by_quarter()}")
+
+    def sizes_by_quarter(self) -> str:
+        """The median block of each quarter of the run: how fast blocks grew to their size
+        ([NODE-MEMPOOL.2]'s window probes up from 1,500)."""
+        sizes = self.block_sizes
+        if len(sizes) < 4:
+            return ""
+        quarters = [sizes[len(sizes) * q // 4:len(sizes) * (q + 1) // 4] for q in range(4)]
+        return " (median txs per block by quarter " + " / ".join(
+            str(int(statistics.median(part))) for part in quarters) + ")"
 
 
 def quantile(values: Sequence[float], q: float) -> float:
