@@ -34,6 +34,7 @@ from sandbox.runtime import (
     GraphRuntimeUnavailable,
     RuntimeUnavailable,
     choose,
+    default,
 )
 from tests.client.cli.test_cli_chain import run
 from tests.framework.ports import free_base_port
@@ -188,7 +189,8 @@ def test_job_runtime_1_a_devnet_writes_the_workers_runtime(tmp_path: Path) -> No
                             worker_settings={1: {"runtime": RUNC, "max_attempts": 1}})
     loaded = [NodeConfig.load(node.config) for node in layout.nodes]
     assert [c.is_worker for c in loaded] == [True, True, False, True]
-    assert [c.worker.runtime for c in loaded] == [RUNSC, RUNC, "runc", RUNSC]
+    unwritten = default()  # $LC_WORKER_RUNTIME's, so LC_WORKER_RUNTIME=auto make test holds
+    assert [c.worker.runtime for c in loaded] == [RUNSC, RUNC, unwritten, RUNSC]
     assert "runtime" not in layout.nodes[2].config.read_text()  # not a worker: untouched
     assert loaded[1].worker.max_attempts == 1
     with pytest.raises(ValueError, match="runtime 'gvisor' is not one of auto, runsc, runc"):
@@ -201,7 +203,7 @@ def test_job_runtime_1_network_create_takes_the_runtime(tmp_path: Path) -> None:
                            "--validators", "2", "--workers", "1", "--runtime", AUTO, "--json",
                            "--base-port", str(free_base_port(2))]).stdout)
     runtimes = [NodeConfig.load(Path(n["config"])).worker.runtime for n in made["nodes"]]
-    assert runtimes == [AUTO, "runc"]  # node1 is no worker: the default, unwritten
+    assert runtimes == [AUTO, default()]  # node1 is no worker: the default, unwritten
     refused = run(["network", "create", "--out", str(tmp_path / "bad"), "--runtime", "kata"],
                   code=2)
     assert "'kata' is not one of 'auto', 'runsc', 'runc'" in refused.stderr
