@@ -40,6 +40,8 @@ UPLOAD_RETRIES = 3
 CHUNK = 1024 * 1024
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
 """[NODE-READ.2] The most of one JSON answer (or raw block) the client reads from a node."""
+UNREACHABLE_RETRY_S = 1.0
+"""``wait_for_tx``: while the node does not answer, ask again this often."""
 DOWNLOAD_BASE_S = 300.0
 DOWNLOAD_MIN_RATE = 1024 * 1024
 """[NODE-READ.2] A blob download's whole deadline: ``DOWNLOAD_BASE_S`` plus its size bound
@@ -391,24 +393,29 @@ class ApiClient:
         """Waits until a transaction is committed; returns its ``committed`` record.
 
         Raises ``ApiError`` (``tx_dropped``) when the node no longer knows it and
-        (``tx_timeout``) when it is still pending after ``timeout`` seconds.
+        (``tx_timeout``) when it is still pending after ``timeout`` seconds. A node that
+        does not answer for a while (a restart, a machine short of CPU) is asked again
+        until ``timeout``; then its ``unreachable`` error is raised.
         """
         deadline = time.monotonic() + timeout
         while True:
             try:
                 info = self.tx(tx_hash)
+                if info.get("status") == "committed":
+                    return info
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ApiError("tx_timeout", f"transaction {_hex(tx_hash)} still pending "
+                                                 f"after {timeout:g} s")
+                self.wait(int(info.get("chain_height", 0)) + 1, timeout=min(left, 10.0))
             except ApiError as e:
                 if e.code == "unknown_tx":
                     raise ApiError("tx_dropped", "the node dropped the transaction before it "
                                                  "was included (re-check and resend)") from None
-                raise
-            if info.get("status") == "committed":
-                return info
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ApiError("tx_timeout", f"transaction {_hex(tx_hash)} still pending after "
-                                             f"{timeout:g} s")
-            self.wait(int(info.get("chain_height", 0)) + 1, timeout=min(left, 10.0))
+                left = deadline - time.monotonic()
+                if e.code != "unreachable" or left <= 0:
+                    raise
+                time.sleep(min(UNREACHABLE_RETRY_S, left))
 
 
 def _hex(value: str | bytes) -> str:

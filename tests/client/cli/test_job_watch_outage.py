@@ -1,8 +1,8 @@
-"""``job watch`` rides out a node that stops answering for a while (a restart, a machine
-short of CPU: one CI run lost a README watch to a single 30 s timeout) and gives up, with
-the node's error, only when the outage outlasts its bound or ``--timeout``.
+"""``job watch`` and ``wait_for_tx`` ride out a node that stops answering for a while (a
+restart, a machine short of CPU: one CI run lost a README watch to a single 30 s timeout)
+and give up, with the node's error, only when the outage outlasts their bound.
 
-The node is real (a solo node and its API on 127.0.0.1); the watch reaches it through a
+The node is real (a solo node and its API on 127.0.0.1); the client reaches it through a
 loopback proxy the test cuts (connections closed, new ones refused) and heals.
 """
 
@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from client.api.http_client import ApiClient
+from chain.transactions import Transfer
+from chain.types import Amount
+from client.api.http_client import ApiClient, ApiError
 from client.cli.main import cli
 from tests.client.api.test_api_support import ApiThread
 from tests.client.cli.test_cli_job import post_job
@@ -83,3 +85,25 @@ def test_watch_gives_up_with_the_nodes_error_when_the_outage_outlasts_it(
     silent = re.search(r"\(no answer for (\d+) s\)", error["message"])
     assert silent, error
     assert int(silent.group(1)) < 120, error  # --timeout bounds the outage, not its 120 s
+
+
+def test_wait_for_tx_asks_again_while_the_node_does_not_answer(
+        chain: ApiThread, proxy: tuple[ProxyMesh, str]) -> None:
+    """``ApiClient.wait_for_tx`` (behind ``job submit``, ``transfer`` and every CLI line
+    that waits for its transaction) waits out an outage within its timeout."""
+    mesh, url = proxy
+    direct = ApiClient(chain.url)
+    tx = direct.sign(chain.keys["alice"], Transfer(chain.keys["bob"].address, Amount(1)))
+    direct.submit(tx)
+    mesh.cut(0, 1)
+    healer = threading.Timer(2.5, mesh.heal, (0, 1))
+    healer.start()
+    try:
+        committed = ApiClient(url).wait_for_tx(tx.hash, timeout=30)
+    finally:
+        healer.join()
+    assert committed["status"] == "committed", committed
+    mesh.cut(0, 1)  # for good: the node's own error once the timeout is spent
+    with pytest.raises(ApiError) as failed:
+        ApiClient(url).wait_for_tx(tx.hash, timeout=2)
+    assert failed.value.code == "unreachable", failed.value
