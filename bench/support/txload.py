@@ -185,8 +185,8 @@ class LoadRun:
                 f"{self.sizes_by_quarter()}")
 
     def sizes_by_quarter(self) -> str:
-        """The median block of each quarter of the run: how fast blocks grew to their size
-        ([NODE-MEMPOOL.2]'s window probes up from 1,500)."""
+        """The median block of each quarter of the run: whether blocks kept their size
+        from the start of the load to its end."""
         sizes = self.block_sizes
         if len(sizes) < 4:
             return ""

@@ -33,6 +33,7 @@ from p2p.sync import LocalApplyFailure
 
 log = logging.getLogger("learningchain.node")
 
+
 class NodeHalted(Exception):
     """The node cannot continue safely (e.g. storage failed while committing a decided block)."""
 

@@ -10,8 +10,8 @@ The loop stamps a heartbeat every ``BEAT_S``. A daemon thread checks it; when th
 older than ``LC_LOOP_STALL_S`` (default ``DEFAULT_STALL_S``) it logs one warning with the
 loop thread's stack at that moment (so the blocking line is named), and when the loop
 turns again, how long the stall lasted. On a machine short of CPU the stack shows the
-loop in ``select``: not blocked by code, starved. The longest stall is kept for the
-node's metrics. ``LC_LOOP_STALL_S=0`` turns the watchdog off.
+loop in ``select``: not blocked by code, starved. The count of stalls and the longest
+is kept in ``record``. ``LC_LOOP_STALL_S=0`` turns the watchdog off.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ STACK_FRAMES = 12
 
 @dataclass
 class StallRecord:
-    """What the watchdog saw; read by the metrics (written by one thread, read by any)."""
+    """What the watchdog saw (written by its thread, read by any)."""
 
     stalls: int = 0
     longest_s: float = 0.0

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 
@@ -28,16 +30,23 @@ async def blocked_then_free(watch: LoopStallWatch) -> None:
     watch.stop()
 
 
-def test_a_blocked_loop_is_reported_with_the_line_that_blocks_it(
-        caplog: pytest.LogCaptureFixture) -> None:
+def watched(story: Callable[[LoopStallWatch], Coroutine[Any, Any, None]], stall_s: float,
+            caplog: pytest.LogCaptureFixture) -> LoopStallWatch:
+    """Runs ``story`` on a fresh loop under a watchdog started on that loop; the watchdog."""
     loop = asyncio.new_event_loop()
     try:
-        watch = LoopStallWatch(loop, stall_s=0.5)
+        watch = LoopStallWatch(loop, stall_s=stall_s)
         with caplog.at_level(logging.WARNING, logger="client.observe.loop_stall"):
             loop.call_soon(watch.start)
-            loop.run_until_complete(blocked_then_free(watch))
+            loop.run_until_complete(story(watch))
     finally:
         loop.close()
+    return watch
+
+
+def test_a_blocked_loop_is_reported_with_the_line_that_blocks_it(
+        caplog: pytest.LogCaptureFixture) -> None:
+    watch = watched(blocked_then_free, 0.5, caplog)
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2, messages
     assert "has not turned for" in messages[0]
@@ -55,14 +64,7 @@ def test_a_loop_that_keeps_turning_is_never_reported(caplog: pytest.LogCaptureFi
             await asyncio.sleep(0)
         watch.stop()
 
-    loop = asyncio.new_event_loop()
-    try:
-        watch = LoopStallWatch(loop, stall_s=1.5)
-        with caplog.at_level(logging.WARNING, logger="client.observe.loop_stall"):
-            loop.call_soon(watch.start)
-            loop.run_until_complete(busy_but_cooperative(watch))
-    finally:
-        loop.close()
+    watch = watched(busy_but_cooperative, 1.5, caplog)
     assert not caplog.records
     assert watch.record.stalls == 0
 
