@@ -5,11 +5,13 @@ next to the job profile compiled to BPF (``seccomp_bpf``), in a folder keyed by 
 ``$XDG_CACHE_HOME/learningchain/launcher/<key>/`` (``~/.cache`` by default). The runner
 mounts that folder read-only at ``MOUNT`` in every job container and runs
 ``MOUNT/lc-launch MOUNT/job.bpf ARGV...`` instead of ``ARGV``: the launcher installs the
-filter, then execs the entry point. Beside them, ``lc-mapcache.so`` (``sandbox/mapcache.c``),
-which the runner preloads into every entry point ([JOB-MAPCACHE.1], ``PRELOAD``): it keeps
-small anonymous mappings a job gives back for reuse, since under gVisor each munmap costs
-a few hundred microseconds. ``make setup`` builds it (``learningchain sandbox
-base-image``); a runner on a machine where it is missing builds it at first use.
+filter, then execs the entry point. Beside them, ``lc-mapcache.so`` (``sandbox/mapcache.c``)
+and ``lc-statcache.so`` (``sandbox/statcache.c``), which the runner preloads into every
+entry point (``PRELOAD``): the first keeps small anonymous mappings a job gives back for
+reuse, since under gVisor each munmap costs a few hundred microseconds [JOB-MAPCACHE.1];
+the second answers repeated stat() calls of read-only files from memory [JOB-STATCACHE.1].
+``make setup`` builds them (``learningchain sandbox base-image``); a runner on a machine
+where they are missing builds them at first use.
 """
 
 from __future__ import annotations
@@ -29,13 +31,22 @@ from sandbox.seccomp_bpf import compile_profile
 
 SOURCE = Path(__file__).with_name("launch.c")
 MAPCACHE_SOURCE = Path(__file__).with_name("mapcache.c")
+STATCACHE_SOURCE = Path(__file__).with_name("statcache.c")
+PRELOAD_HEADER = Path(__file__).with_name("preload_sys.h")
 MOUNT = "/.learningchain"
 """Where the launcher folder appears in a job container (read-only)."""
 BINARY = "lc-launch"
 PROGRAM = "job.bpf"
 MAPCACHE = "lc-mapcache.so"
-PRELOAD = f"{MOUNT}/{MAPCACHE}"
-"""``LD_PRELOAD`` of every entry point [JOB-MAPCACHE.1]."""
+STATCACHE = "lc-statcache.so"
+PRELOAD = f"{MOUNT}/{MAPCACHE}:{MOUNT}/{STATCACHE}"
+"""``LD_PRELOAD`` of every entry point [JOB-MAPCACHE.1] [JOB-STATCACHE.1]."""
+MALLOC_TUNABLES = "glibc.malloc.trim_threshold=67108864:glibc.malloc.top_pad=16777216"
+"""``GLIBC_TUNABLES`` of every entry point [JOB-MALLOC.1]: the C library's heap grows 16 MiB
+ahead and gives memory back to the kernel only above 64 MiB free at its top, since under
+gVisor each shrink of touched memory costs a few hundred microseconds."""
+FILES = (BINARY, PROGRAM, MAPCACHE, STATCACHE)
+"""What the launcher folder holds."""
 EXIT_LAUNCH_FAILED = 125
 """The launcher's status when it could not install the filter (the job never ran)."""
 COMPILE_TIMEOUT_S = 120.0
@@ -59,24 +70,26 @@ def argv(entry: Sequence[str]) -> list[str]:
 def folder() -> Path:
     """The launcher's folder on this machine, built first if missing (once per process)."""
     program = compile_profile(build_profile())
-    key = hashlib.sha256(SOURCE.read_bytes() + b"\0" + MAPCACHE_SOURCE.read_bytes() + b"\0"
-                         + program).hexdigest()[:20]
+    sources = (SOURCE, MAPCACHE_SOURCE, STATCACHE_SOURCE, PRELOAD_HEADER)
+    key = hashlib.sha256(b"\0".join([*(s.read_bytes() for s in sources), program])
+                         ).hexdigest()[:20]
     target = cache_root() / key
-    if all((target / name).is_file() for name in (BINARY, PROGRAM, MAPCACHE)):
+    if all((target / name).is_file() for name in FILES):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
     try:
         _compile(["-static", "-o", str(staging / BINARY), str(SOURCE)])
-        _compile(["-shared", "-fPIC", "-nostdlib", "-fno-builtin", "-fno-stack-protector",
-                  "-o", str(staging / MAPCACHE), str(MAPCACHE_SOURCE)])
+        for library, source in ((MAPCACHE, MAPCACHE_SOURCE), (STATCACHE, STATCACHE_SOURCE)):
+            _compile(["-shared", "-fPIC", "-nostdlib", "-fno-builtin", "-fno-stack-protector",
+                      "-o", str(staging / library), str(source)])
         (staging / PROGRAM).write_bytes(program)
-        for path in (staging, staging / BINARY, staging / PROGRAM, staging / MAPCACHE):
+        for path in (staging, *(staging / name for name in FILES)):
             path.chmod(0o755 if path.is_dir() or path.name == BINARY else 0o644)
         try:
             staging.rename(target)  # atomic; another process may have won the race
         except OSError:
-            if not all((target / name).is_file() for name in (BINARY, PROGRAM, MAPCACHE)):
+            if not all((target / name).is_file() for name in FILES):
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -25,49 +25,13 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 
+#include "preload_sys.h"
+
 #define PAGE 4096u
 #define MAX_LEN (1u << 20)
 #define MAX_KEPT 16
 #define MAX_KEPT_BYTES (4u << 20)
 #define TRACKED 512
-#define SPINS_BEFORE_CHECK 4096
-
-extern int *__errno_location(void);
-
-#if defined(__x86_64__)
-static long sys6(long n, long a, long b, long c, long d, long e, long f) {
-    long ret;
-    register long r10 __asm__("r10") = d;
-    register long r8 __asm__("r8") = e;
-    register long r9 __asm__("r9") = f;
-    __asm__ volatile("syscall"
-                     : "=a"(ret)
-                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-                     : "rcx", "r11", "memory");
-    return ret;
-}
-#elif defined(__aarch64__)
-static long sys6(long n, long a, long b, long c, long d, long e, long f) {
-    register long x8 __asm__("x8") = n;
-    register long x0 __asm__("x0") = a;
-    register long x1 __asm__("x1") = b;
-    register long x2 __asm__("x2") = c;
-    register long x3 __asm__("x3") = d;
-    register long x4 __asm__("x4") = e;
-    register long x5 __asm__("x5") = f;
-    __asm__ volatile("svc 0"
-                     : "+r"(x0)
-                     : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
-                     : "memory");
-    return x0;
-}
-#else
-extern long syscall(long, ...);
-static long sys6(long n, long a, long b, long c, long d, long e, long f) {
-    long r = syscall(n, a, b, c, d, e, f);
-    return r == -1 ? -(long)*__errno_location() : r;
-}
-#endif
 
 struct region {
     uintptr_t addr;
@@ -80,14 +44,6 @@ static struct region kept[MAX_KEPT]; /* given back, still mapped, newest last */
 static unsigned kept_count;
 static size_t kept_bytes;
 static int lock_tid; /* the thread in the tables, 0 when none */
-
-static long finish(long r) {
-    if (r < 0 && r > -4096) {
-        *__errno_location() = (int)-r;
-        return -1;
-    }
-    return r;
-}
 
 static size_t pages(size_t len) { return (len + PAGE - 1) & ~(size_t)(PAGE - 1); }
 
@@ -107,29 +63,13 @@ static void forget_all(void) {
 }
 
 static int lock(void) {
-    int me = (int)sys6(SYS_gettid, 0, 0, 0, 0, 0, 0);
-    for (unsigned spins = 1;; spins++) {
-        int holder = 0;
-        if (__atomic_compare_exchange_n(&lock_tid, &holder, me, 0, __ATOMIC_ACQUIRE,
-                                        __ATOMIC_RELAXED))
-            return 1;
-        if (holder == me)
-            return 0;
-        if (spins % 64 == 0)
-            sys6(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
-        if (spins % SPINS_BEFORE_CHECK == 0) {
-            long pid = sys6(SYS_getpid, 0, 0, 0, 0, 0, 0);
-            if (sys6(SYS_tgkill, pid, holder, 0, 0, 0, 0) == -ESRCH &&
-                __atomic_compare_exchange_n(&lock_tid, &holder, me, 0, __ATOMIC_ACQUIRE,
-                                            __ATOMIC_RELAXED)) {
-                forget_all();
-                return 1;
-            }
-        }
-    }
+    enum lock_result got = tid_lock(&lock_tid);
+    if (got == LOCK_TAKEN_OVER)
+        forget_all();
+    return got != LOCK_BUSY_SELF;
 }
 
-static void unlock(void) { __atomic_store_n(&lock_tid, 0, __ATOMIC_RELEASE); }
+static void unlock(void) { tid_unlock(&lock_tid); }
 
 /* Forget every tracked mapping that [addr, addr + len) touches; a kept one there was
  * unmapped or replaced by the program (it gave it back earlier), so it is dropped too. */

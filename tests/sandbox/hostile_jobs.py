@@ -306,7 +306,29 @@ HOSTILE_SCRIPTS: dict[str, str] = {
             json.dump({"loss": 0.25 if time.time() < fires_at else 0.75}, f)
     """,
     "entry_probe": """
-        import json, os, socket, sys
+        import ctypes, json, os, socket, sys
+        libc = ctypes.CDLL(None)
+        def statcache_hits():
+            try:
+                return ctypes.c_ulong.in_dll(libc, "lc_statcache_hits").value
+            except ValueError:
+                return None
+        def heap_kept_mib():
+            # 32 MiB of blocks (past the 16 MiB the heap grows ahead) freed again, top
+            # first: the heap shrinks back unless the C library keeps up to 64 MiB at its
+            # top [JOB-MALLOC.1] (the pointers sit in an array made before, below them)
+            libc.sbrk.restype = ctypes.c_void_p
+            libc.malloc.restype = ctypes.c_void_p
+            libc.free.argtypes = [ctypes.c_void_p]
+            blocks = (ctypes.c_void_p * 8192)()
+            start = libc.sbrk(0)
+            for i in range(8192):
+                blocks[i] = libc.malloc(4096)
+            for i in reversed(range(8192)):
+                libc.free(blocks[i])
+            return (libc.sbrk(0) - start) / 2**20
+        hits_before = statcache_hits()
+        os.stat("/usr/lib"), os.stat("/usr/lib")
         try:
             open("/probe-root", "w")
             root_writable = True
@@ -318,6 +340,8 @@ HOSTILE_SCRIPTS: dict[str, str] = {
             "root_writable": root_writable,
             "preloaded": any(line.rstrip().endswith("/lc-mapcache.so")
                              for line in open("/proc/self/maps")),
+            "statcache_hits": None if hits_before is None else statcache_hits() - hits_before,
+            "heap_kept_mib": heap_kept_mib(),
             "ifaces": sorted(name for _, name in socket.if_nameindex()),  # not sysfs (gVisor)
             "leftover": os.path.exists("/tmp/left-by-an-earlier-run"),
             "input": sorted(os.listdir("/input")) if os.path.isdir("/input") else None,

@@ -141,8 +141,9 @@ def test_job_entry_1_the_argv_is_the_jobs_command_with_nothing_added(
 
 def test_job_entry_2_every_entry_point_sees_the_contract_and_a_fresh_container(
         runner: SandboxRunner, hostile_image: str, tmp_path: Path) -> None:
-    """[JOB-ENTRY.2] nobody, cwd and HOME /tmp, LC_* over the image's ENV, the mapping cache
-    preloaded [JOB-MAPCACHE.1], read-only root,
+    """[JOB-ENTRY.2] nobody, cwd and HOME /tmp, LC_* over the image's ENV, the mapping and
+    stat caches preloaded [JOB-MAPCACHE.1] [JOB-STATCACHE.1], the heap kept
+    [JOB-MALLOC.1], read-only root,
     loopback only, ``/input`` and ``/model`` read-only; nothing persists between runs."""
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "eval.csv").write_text("1\n")
@@ -162,6 +163,9 @@ def test_job_entry_2_every_entry_point_sees_the_contract_and_a_fresh_container(
         assert env["IMAGE_ONLY"] == "kept"  # the image's own ENV, overridden only by LC_*
         assert env["LC_CPUS"] == str(-(-LIMITS.nano_cpus // 10**9))
         assert env["LD_PRELOAD"] == launcher.PRELOAD and probe["preloaded"]  # [JOB-MAPCACHE.1]
+        assert probe["statcache_hits"] >= 1, probe  # [JOB-STATCACHE.1] the read-only root
+        assert env["GLIBC_TUNABLES"] == launcher.MALLOC_TUNABLES  # [JOB-MALLOC.1]
+        assert probe["heap_kept_mib"] >= 8, probe  # the C library honours it
         assert probe["hostname"] == env["HOSTNAME"] == HOSTNAME
         assert not probe["root_writable"] and probe["ifaces"] == ["lo"]
         assert probe["tmp_bytes"] == LIMITS.tmp_bytes
