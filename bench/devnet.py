@@ -1,6 +1,6 @@
 """Devnet bench: finalized transfers per second on a 4-validator graph of real processes.
 
-    .venv/bin/python bench/devnet.py [--seconds 30] [--senders 64] [--quick]
+    .venv/bin/python bench/devnet.py [--seconds 30] [--senders 64] [--commit-ms 100] [--quick]
 
 Starts 4 validator processes on 127.0.0.1 (``client.devnet.processes``), then a
 separate load process (``bench/support/txload.py``, shared with bench/hosts.py) that
@@ -75,6 +75,8 @@ def main() -> None:
     p.add_argument("--rate-cap", type=int, default=6000, help="txs signed per second of load")
     p.add_argument("--base-port", type=int, default=None,
                    help="first p2p port (API ports at +100); default: free ones")
+    p.add_argument("--commit-ms", type=int, default=100,
+                   help="[CONS-TIMEOUT.2] the validators' wait after a commit")
     p.add_argument("--verify-seconds", type=float, default=1.0,
                    help="how long the bare verify rate is measured")
     args = parse_args(p, QUICK)
@@ -85,7 +87,7 @@ def main() -> None:
         root = Path(tmp)
         users = {f"u{i}": 10**12 for i in range(args.senders)}
         layout = up(root, validators=4, workers=0, base_port=args.base_port, users=users,
-                    consensus={"commit_ms": 100}, log_level="warning")
+                    consensus={"commit_ms": args.commit_ms}, log_level="warning")
         try:
             per_sender = min(1900, int(args.rate_cap * args.seconds / args.senders) + 1)
             cfg = loader_config(layout.chain_id, layout.users,
