@@ -34,10 +34,13 @@ it; a runtime not measured is null):
 ``platform`` is gVisor's (``sandbox.runtime.RUNSC_PLATFORM``).
 Last line: one JSON object with these figures (keys ``JSON_KEYS``).
 
-``--quick``: one run of each (``--repeats 1``), one epoch, one warm request; the
-unprefixed runc figures are runc's own runs below (not a second train and empty container
-under runc), so each runtime costs a train, an empty container, an evaluation and a warm
-prediction sandbox, and the host runs the script once.
+The rounds are interleaved: each of ``--repeats`` runs the host script, then under each
+runtime a train, an empty container and an evaluation, so that a machine whose pace
+drifts (a shared VM: the host's own time moved by a third within minutes) moves both
+sides of every ratio alike; each figure is the best of its rounds. The unprefixed figures
+are runc's runs of those rounds (runc is measured even when ``--runtimes`` leaves it out).
+
+``--quick``: one round (``--repeats 1``), one epoch, one warm request.
 
     flock /tmp/lc-heavy.lock .venv/bin/python bench/sandbox.py [--repeats 4] [--epochs 400]
         [--requests 50] [--runtimes runc,runsc] [--quick]
@@ -53,6 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -198,9 +202,12 @@ def main() -> None:
     print(f"base image {base.tag} ({'built' if base.built else 'present'}, {base.seconds:.1f} s)")
     runtimes = tuple(args.runtimes.split(",")) if args.runtimes else tuple(
         r for r in RUNTIMES if r in registered(client.info()))
-    runner = SandboxRunner(client, node_id="bench", runtime=RUNC)
-    per: dict[str, dict[str, float]] = {}
+    measured = (RUNC, *(r for r in runtimes if r != RUNC))  # runc's give the unprefixed
+    runners = {r: SandboxRunner(client, node_id="bench", runtime=r) for r in measured}
+    rounds = {r: Rounds() for r in measured}
     losses: set[str] = set()
+    host: list[float] = []
+    host_loop: list[float] = []
     with tempfile.TemporaryDirectory(prefix="lc-bench-") as tmp:
         scratch = Path(tmp)
         job_dir = scratch / "job"
@@ -210,34 +217,25 @@ def main() -> None:
         # the blobs a node would mount [JOB-DATA.3]; valid: the public part of the template's
         # hidden-test-set pool, split locally (train/v3 [HOLDOUT-BLOB.6])
         data = template_data(job_dir, data_root)
-        host: list[float] = []
-        host_loop: list[float] = []
-        inside: list[float] = []
-        total: list[float] = []
-        empty: list[float] = []
-        # quick: runc's own runs below give the unprefixed figures (no second set of them)
-        reuse = args.quick and RUNC in runtimes
+        # interleaved: each round runs the host and every runtime once, so that a machine
+        # whose pace drifts (a shared VM) moves the ratio's both sides alike
         for i in range(args.repeats):
             seconds, loop = host_train(job_dir, scratch, data_root, params)
             host.append(seconds)
             host_loop.extend([loop] if loop is not None else [])
-            if reuse:
-                print(f"run {i + 1}: host {host[-1]:.2f} s")
-                continue
-            sandbox_s, sandbox_total, _, _ = sandbox_train(runner, image_id, scratch, data,
-                                                           params)
-            inside.append(sandbox_s)
-            total.append(sandbox_total)
-            empty.append(start_teardown(runner, image_id, scratch))
-            print(f"run {i + 1}: host {host[-1]:.2f} s, sandbox {inside[-1]:.2f} s "
-                  f"(whole call {total[-1]:.2f} s), empty container {empty[-1]:.2f} s")
-        for runtime in runtimes:
-            runs = (inside, total, empty) if reuse and runtime == RUNC else None
-            per[runtime] = each_runtime(SandboxRunner(client, node_id="bench", runtime=runtime),
-                                        image_id, scratch, data, params, args.repeats,
-                                        args.requests, losses, runs)
-            per[runtime]["ratio"] = round(per[runtime]["sandbox_s"] / min(host), 3)
-            print(f"{runtime}: " + ", ".join(f"{k} {v}" for k, v in per[runtime].items()))
+            line = [f"run {i + 1}: host {seconds:.2f} s"]
+            for runtime in measured:
+                rounds[runtime].run(runners[runtime], image_id, scratch, data, params, losses)
+                line.append(f"{runtime} {rounds[runtime].inside[-1]:.2f} s (whole call "
+                            f"{rounds[runtime].total[-1]:.2f} s, empty container "
+                            f"{rounds[runtime].empty[-1]:.2f} s)")
+            print(", ".join(line), flush=True)
+        per = {runtime: rounds[runtime].summary(runners[runtime], image_id, scratch,
+                                                args.requests, min(host))
+               for runtime in runtimes}
+        for runtime, figures_of in per.items():
+            print(f"{runtime}: " + ", ".join(f"{k} {v}" for k, v in figures_of.items()))
+    inside, total, empty = rounds[RUNC].inside, rounds[RUNC].total, rounds[RUNC].empty
     figures = {
         "host_s": round(min(host), 3),
         "sandbox_s": round(min(inside), 3),
@@ -266,38 +264,40 @@ def empty_run_ratio(per: dict[str, dict[str, Any]]) -> float | None:
     return round(runsc / runc, 3) if runsc and runc else None
 
 
-def each_runtime(runner: SandboxRunner, image_id: str, scratch: Path, data: dict[str, Path],
-                 params: TrainParams, repeats: int, requests: int, losses: set[str],
-                 runs: tuple[list[float], list[float], list[float]] | None = None
-                 ) -> dict[str, Any]:
-    """Train, start and teardown, evaluate, a warm prediction, a chunk cycle: best of
-    ``repeats``. With
-    ``runs`` (three lists), each train's time, whole call and empty container's time are
-    appended to them too."""
-    inside: list[float] = []
-    total: list[float] = []
-    empty: list[float] = []
-    evaluate: list[float] = []
-    loops: list[float] = []
-    for _ in range(repeats):
+@dataclass
+class Rounds:
+    """One runtime's measurements, a round at a time: train, empty container, evaluate."""
+
+    inside: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
+    empty: list[float] = field(default_factory=list)
+    evaluate: list[float] = field(default_factory=list)
+    loops: list[float] = field(default_factory=list)
+
+    def run(self, runner: SandboxRunner, image_id: str, scratch: Path, data: dict[str, Path],
+            params: TrainParams, losses: set[str]) -> None:
         sandbox_s, sandbox_total, model, loop = sandbox_train(runner, image_id, scratch, data,
                                                               params)
-        loops.extend([loop] if loop is not None else [])
-        inside.append(sandbox_s)
-        total.append(sandbox_total)
-        empty.append(start_teardown(runner, image_id, scratch))
+        self.loops.extend([loop] if loop is not None else [])
+        self.inside.append(sandbox_s)
+        self.total.append(sandbox_total)
+        self.empty.append(start_teardown(runner, image_id, scratch))
         seconds, loss = sandbox_evaluate(runner, image_id, model, data)
-        evaluate.append(seconds)
+        self.evaluate.append(seconds)
         losses.add(loss)
-    if runs is not None:
-        for into, measured in zip(runs, (inside, total, empty), strict=True):
-            into.extend(measured)
-    start, warm = warm_prediction(runner, requests)
-    return {"sandbox_s": round(min(inside), 3), "sandbox_total_s": round(min(total), 3),
-            "start_teardown_s": round(min(empty), 3), "evaluate_s": round(min(evaluate), 3),
-            "predict_start_s": round(start, 3), "predict_warm_s": round(warm, 5),
-            "loop_s": round(min(loops), 3) if loops else None,
-            "chunk_cycle_us": chunk_cycle(runner, image_id, scratch)}
+
+    def summary(self, runner: SandboxRunner, image_id: str, scratch: Path, requests: int,
+                host_s: float) -> dict[str, Any]:
+        """Best of the rounds, then a warm prediction and a chunk cycle (measured once)."""
+        start, warm = warm_prediction(runner, requests)
+        return {"sandbox_s": round(min(self.inside), 3),
+                "sandbox_total_s": round(min(self.total), 3),
+                "ratio": round(min(self.inside) / host_s, 3),
+                "start_teardown_s": round(min(self.empty), 3),
+                "evaluate_s": round(min(self.evaluate), 3),
+                "predict_start_s": round(start, 3), "predict_warm_s": round(warm, 5),
+                "loop_s": round(min(self.loops), 3) if self.loops else None,
+                "chunk_cycle_us": chunk_cycle(runner, image_id, scratch)}
 
 
 def warm_prediction(runner: SandboxRunner, requests: int) -> tuple[float, float]:
