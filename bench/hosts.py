@@ -2,14 +2,15 @@
 on 127.0.0.1, in one run.
 
     sudo .venv/bin/python bench/hosts.py [--seconds 15] [--validators 16,64] [--blob-mib 8]
-                                         [--rounds 2] [--no-job] [--seed N] [--quick]
+                                         [--rounds 2] [--no-job] [--seed N] [--loss 0.01]
+                                         [--quick]
 
 Every host is a network namespace of the test bed (tests/hosts/, docs/testbed.md): an
 address of its own, every TCP connection to another host through the emulated switch,
 whose links get a round trip drawn from 50-150 ms per pair, 10 ms jitter each way and
-1 % segment loss (issue 31 §6). The loopback reference is the same graph as node
-processes on 127.0.0.1 (``client.devnet.processes``), measured in the same run by the
-same code (``bench/support/hostruns.py``):
+1 % segment loss (issue 31 §6; ``--loss`` sets the 4-validator graph's). The loopback
+reference is the same graph as node processes on 127.0.0.1 (``client.devnet.processes``),
+measured in the same run by the same code (``bench/support/hostruns.py``):
 
 - **finalized tx/s** of 4 validators under bench/devnet.py's load (pre-signed transfers
   posted in batches, ``bench/support/txload.py``; on the hosts each loader runs on a host
@@ -141,7 +142,7 @@ def run_tx(args: argparse.Namespace, load: Load, work: Path,
            result: dict[str, Any]) -> None:
     loopback = tx_loopback(4, load, work)
     print(f"loopback  {loopback.summary()}", flush=True)
-    hosts, rtts = tx_hosts(4, load, work, args.seed, seeds.rng("links"))
+    hosts, rtts = tx_hosts(4, load, work, args.seed, seeds.rng("links"), args.loss)
     print(f"hosts     {hosts.summary()}; links (ms RTT) "
           f"{ {f'{a}-{b}': round(v) for (a, b), v in rtts.items()} }", flush=True)
     tps_h, tps_l = _r(hosts.run.tx_per_s(), 1), _r(loopback.run.tx_per_s(), 1)
@@ -269,6 +270,9 @@ def main() -> None:
     p.add_argument("--job", action=argparse.BooleanOptionalAction, default=True,
                    help="time the template job from submit to paid (needs Docker)")
     p.add_argument("--seed", type=int, default=None, help="links' random draws (LC_SEED)")
+    p.add_argument("--loss", type=float, default=LOSS,
+                   help="segment loss of the 4-validator graph's WAN links (0: how much of "
+                        "hosts_over_loopback the loss costs)")
     args = parse_args(p, QUICK)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s: %(message)s")  # progress, on stderr
@@ -278,12 +282,12 @@ def main() -> None:
     Signals.install()
     MADE.begin()
     print(f"seed {args.seed} (re-run with --seed {args.seed}); links {RTT_MS[0]:.0f}-"
-          f"{RTT_MS[1]:.0f} ms RTT, {JITTER_MS:.0f} ms jitter, {LOSS:.0%} loss", flush=True)
+          f"{RTT_MS[1]:.0f} ms RTT, {JITTER_MS:.0f} ms jitter, {args.loss:.0%} loss", flush=True)
     load = Load(args.seconds, args.senders, args.batch, args.rate_cap)
     result: dict[str, Any] = {key: None for key in JSON_KEYS}
     result.update({"bench": "hosts", "quick": args.quick, "seed": args.seed, "validators": 4,
                    "load_seconds": args.seconds, "rtt_ms": list(RTT_MS),
-                   "jitter_ms": JITTER_MS, "loss": LOSS, "blob_mib": args.blob_mib,
+                   "jitter_ms": JITTER_MS, "loss": args.loss, "blob_mib": args.blob_mib,
                    "large_validators": sizes(args.validators) or None})
     because: dict[str, str] = {}
     started = time.monotonic()

@@ -256,14 +256,14 @@ def tx_loopback(validators: int, load: Load, work: Path) -> TxFigures:
     return TxFigures(validators, run, rss, start_s)
 
 
-def tx_hosts(validators: int, load: Load, work: Path, seed: int,
-             links: random.Random) -> tuple[TxFigures, dict[tuple[str, str], float]]:
-    """``validators`` nodes, each on a host of its own, every link a WAN one, under load;
-    also each link's drawn round trip."""
+def tx_hosts(validators: int, load: Load, work: Path, seed: int, links: random.Random,
+             loss: float = WAN_LOSS) -> tuple[TxFigures, dict[tuple[str, str], float]]:
+    """``validators`` nodes, each on a host of its own, every link a WAN one (segment loss
+    ``loss``), under load; also each link's drawn round trip."""
     with _bed(seed) as bed:
         hosts = [bed.add_host(f"v{i}") for i in range(validators)]
         rtts = bed.set_wan_links(hosts, links, rtt_ms=WAN_RTT_MS, jitter_ms=WAN_JITTER_MS,
-                                 loss=WAN_LOSS)
+                                 loss=loss)
         graph = HostGraph.create(bed, work / f"hosts-{validators}", hosts, users=load.users(),
                                  consensus=TX_CONSENSUS, log_level="warning")
         started = time.monotonic()
