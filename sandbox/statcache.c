@@ -285,13 +285,22 @@ static void add(const char *p, size_t len, uint64_t h, const struct stat *st, in
         copy(e->path, p, len);
         e->path[len] = '\0';
         uint32_t at = arena_used, i = (uint32_t)h & (SLOTS - 1);
-        arena_used += (uint32_t)size; /* before publishing: a fork() in between only wastes */
-        filled++;
+        /* before publishing: a fork() in between only wastes the space */
+        __atomic_store_n(&arena_used, at + (uint32_t)size, __ATOMIC_RELAXED);
+        __atomic_store_n(&filled, filled + 1, __ATOMIC_RELAXED);
         while (slots[i] != 0)
             i = (i + 1) & (SLOTS - 1);
         __atomic_store_n(&slots[i], at + 1, __ATOMIC_RELEASE);
     }
     tid_unlock(&lock_tid);
+}
+
+/* No room for another entry of the longest path (read without the lock: a stale answer
+ * only sends one more call to the kernel, and add() checks again under it). */
+static int full(void) {
+    return __atomic_load_n(&filled, __ATOMIC_RELAXED) >= SLOTS / 2 ||
+           __atomic_load_n(&arena_used, __ATOMIC_RELAXED) + sizeof(struct entry) + MAX_PATH + 8 >
+               ARENA_BYTES;
 }
 
 static long kernel_stat(int dirfd, const char *p, struct stat *st, int flags) {
@@ -312,8 +321,8 @@ static const struct entry *lookup(const char *p, size_t len) {
     const struct entry *e = find(p, len, h);
     if (e != NULL)
         return e;
-    if (!on_cacheable_mount(p, len) || (len > 1 && !is_dir(lookup(p, 1))))
-        return NULL;
+    if (full() || !on_cacheable_mount(p, len) || (len > 1 && !is_dir(lookup(p, 1))))
+        return NULL; /* full: a new path costs one call to the kernel, not two */
     for (size_t i = 1; i < len; i++)
         if (p[i] == '/') {
             if (!is_dir(lookup(p, i)))

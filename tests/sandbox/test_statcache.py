@@ -98,6 +98,13 @@ CHILD = textwrap.dedent('''
     for t in threads:
         t.join()
     out["threads_wrong"] = len(wrong)
+    # past the table's 8,192 paths: still the kernel's answers, at one call each
+    many = sorted(os.listdir(f"{ro}/many"))
+    before_misses = ctypes.c_ulong.in_dll(lib, "lc_statcache_misses").value
+    out["many_wrong"] = sum(not same(mine(f"{ro}/many/{n}"), kernel(f"{ro}/many/{n}"))
+                            for n in many for _ in range(2))
+    out["many_asked"] = ctypes.c_ulong.in_dll(lib, "lc_statcache_misses").value - before_misses
+    out["many"] = len(many)
     print(json.dumps(out))
 ''')
 
@@ -111,6 +118,9 @@ def run_in_namespace(tmp_path: Path) -> dict[str, object]:
     (ro / "dir" / "file").write_text("abc")
     for i in range(40):
         (ro / "dir" / f"f{i}").write_text("x" * i)
+    (ro / "many").mkdir()
+    for i in range(9_000):
+        (ro / "many" / f"m{i}").touch()
     (ro / "link").symlink_to(rw / "target")
     (ro / "dirlink").symlink_to(rw)
     (tmp_path / "child.py").write_text(CHILD)
@@ -147,6 +157,9 @@ def test_job_statcache_1_answers_read_only_paths_from_memory_and_nothing_stale(
     assert out["through_link_fresh"] and out["through_dir_link_fresh"], out
     assert out["inner_fresh"] and out["inner_hits"] == 0, out
     assert out["fork_child"] == 0 and out["threads_wrong"] == 0, out
+    # a full table sends new paths to the kernel once per call, and answers them rightly
+    assert out["many"] == 9_000 and out["many_wrong"] == 0, out
+    assert out["many_asked"] < 9_000, out  # the kernel was not asked for every one twice
 
 
 def test_job_statcache_1_a_writable_root_keeps_nothing(tmp_path: Path) -> None:
