@@ -10,20 +10,24 @@ from .messages import (
     MAX_MESSAGE_BYTES,
     VOTE_KINDS,
     Proposal,
+    ProposalRefs,
     Vote,
     proposal_from_wire,
+    proposal_refs_from_wire,
     vote_from_wire,
 )
 
 ConsensusMessage = Proposal | Vote
+WireMessage = Proposal | Vote | ProposalRefs
+"""What the consensus topic carries; a ``ProposalRefs`` never reaches the core."""
 
 
-def encode_message(message: ConsensusMessage) -> bytes:
+def encode_message(message: WireMessage) -> bytes:
     """Canonical bytes of a Proposal or Vote."""
     return encode(message.to_wire())
 
 
-def decode_message(data: bytes) -> ConsensusMessage:
+def decode_message(data: bytes) -> WireMessage:
     """Decodes a Proposal or Vote; raises ``InvalidMessage``/``DecodeError``."""
     try:
         fields = decode(data, max_size=MAX_MESSAGE_BYTES)
@@ -36,4 +40,6 @@ def decode_message(data: bytes) -> ConsensusMessage:
         return proposal_from_wire(fields)
     if tag in VOTE_KINDS:
         return vote_from_wire(fields)
+    if tag == "proposal-refs":
+        return proposal_refs_from_wire(fields)
     raise InvalidMessage("unknown_tag", f"unknown consensus message tag {tag!r}")

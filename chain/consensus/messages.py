@@ -109,6 +109,44 @@ class Proposal:
         ]
 
 
+MAX_REFS = 1 << 20
+"""A proposal by reference names at most this many transactions (the block's own bound)."""
+MAX_HEAD_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalRefs:
+    """A proposal sent by reference [CONS-MSG.3] (EXPERIMENT): the block's head (the
+    application's bytes of its header) and its transactions' hashes instead of the block.
+    The signature is the proposal's own; a receiver rebuilds the block from its mempool."""
+
+    height: Height
+    round: Round
+    pol_round: Round
+    block_hash: Hash32
+    time_ms: TimeMs
+    head: bytes
+    refs: tuple[Hash32, ...]
+    proposer: Address
+    signature: Signature
+
+    def shell(self) -> Proposal:
+        """The proposal without its block: its digest and content id are the same."""
+        return Proposal(self.height, self.round, self.pol_round, self.block_hash,
+                        self.time_ms, b"", self.proposer, self.signature)
+
+    def digest(self, chain_id: str) -> Hash32:
+        return self.shell().digest(chain_id)
+
+    def with_block(self, block: bytes) -> Proposal:
+        return Proposal(self.height, self.round, self.pol_round, self.block_hash,
+                        self.time_ms, block, self.proposer, self.signature)
+
+    def to_wire(self) -> list[Any]:
+        return ["proposal-refs", self.height, self.round, self.pol_round, self.block_hash,
+                self.time_ms, self.head, list(self.refs), self.proposer, self.signature]
+
+
 @dataclass(frozen=True, slots=True)
 class Vote:
     """A prevote or precommit for a block hash, or for nil (``block_hash is None``)."""
@@ -173,14 +211,20 @@ def _bytes(value: Any, name: str, length: int) -> bytes:
         raise InvalidMessage("bad_field", str(e)) from None
 
 
-def proposal_from_wire(fields: list[Any]) -> Proposal:
-    if len(fields) != 9 or fields[0] != "proposal":
-        raise InvalidMessage("bad_shape", "proposal must have 9 fields")
-    height = _int(fields[1], "height", 1, MAX_HEIGHT)
+def _rounds(fields: list[Any]) -> tuple[int, int]:
+    """A proposal's round and pol_round (fields 2 and 3), -1 <= pol_round < round."""
     round_ = _int(fields[2], "round", 0, MAX_ROUND)
     pol_round = _int(fields[3], "pol_round", -1, MAX_ROUND)
     if pol_round >= round_:
         raise InvalidMessage("bad_pol_round", "pol_round must be -1 or below round")
+    return round_, pol_round
+
+
+def proposal_from_wire(fields: list[Any]) -> Proposal:
+    if len(fields) != 9 or fields[0] != "proposal":
+        raise InvalidMessage("bad_shape", "proposal must have 9 fields")
+    height = _int(fields[1], "height", 1, MAX_HEIGHT)
+    round_, pol_round = _rounds(fields)
     block = fields[6]
     if not isinstance(block, bytes) or len(block) > MAX_BLOCK_BYTES:
         raise InvalidMessage("bad_field", f"block must be bytes of at most {MAX_BLOCK_BYTES}")
@@ -194,6 +238,25 @@ def proposal_from_wire(fields: list[Any]) -> Proposal:
         Address(_bytes(fields[7], "proposer", ADDRESS_LEN)),
         Signature(_bytes(fields[8], "signature", SIGNATURE_LEN)),
     )
+
+
+def proposal_refs_from_wire(fields: list[Any]) -> ProposalRefs:
+    if len(fields) != 10 or fields[0] != "proposal-refs":
+        raise InvalidMessage("bad_shape", "a proposal by reference must have 10 fields")
+    round_, pol_round = _rounds(fields)
+    head = fields[6]
+    if not isinstance(head, bytes) or len(head) > MAX_HEAD_BYTES:
+        raise InvalidMessage("bad_field", f"head must be bytes of at most {MAX_HEAD_BYTES}")
+    refs = fields[7]
+    if not isinstance(refs, list) or len(refs) > MAX_REFS:
+        raise InvalidMessage("bad_field", f"refs must be a list of at most {MAX_REFS}")
+    return ProposalRefs(
+        Height(_int(fields[1], "height", 1, MAX_HEIGHT)), Round(round_), Round(pol_round),
+        Hash32(_bytes(fields[4], "block_hash", HASH_LEN)),
+        TimeMs(_int(fields[5], "time_ms", 0, MAX_TIME_MS)), head,
+        tuple(Hash32(_bytes(r, "ref", HASH_LEN)) for r in refs),
+        Address(_bytes(fields[8], "proposer", ADDRESS_LEN)),
+        Signature(_bytes(fields[9], "signature", SIGNATURE_LEN)))
 
 
 def vote_from_wire(fields: list[Any]) -> Vote:

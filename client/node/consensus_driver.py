@@ -49,7 +49,7 @@ from chain.consensus.config import ConsensusConfig
 from chain.consensus.core import ConsensusCore, SignatureCheck
 from chain.consensus.errors import ConsensusError
 from chain.consensus.evidence import DuplicateVoteEvidence
-from chain.consensus.messages import MAX_MESSAGE_BYTES, Proposal, Vote
+from chain.consensus.messages import MAX_MESSAGE_BYTES, Proposal, ProposalRefs, Vote
 from chain.consensus.timeouts import Timeout
 from chain.consensus.validators import ValidatorSet
 from chain.consensus.wal import SignedRecord
@@ -68,6 +68,9 @@ _RETRY_MAX = 4.0
 CONSENSUS_TOPIC = "consensus"
 MAX_PAYLOAD_BYTES = MAX_MESSAGE_BYTES
 WAL_PRUNE_EVERY = 64
+REFS_WAIT_S = 2.0
+"""How long a proposal by reference waits for its missing transactions."""
+REFS_RETRY_S = 0.01
 
 
 # -- injected time, timers and log --------------------------------------------------
@@ -152,12 +155,13 @@ class Wake:
 Event = PeerMessage | TimerFired | RetryCommit | Synced | Wake
 
 
-def content_id(message: Proposal | Vote, chain_id: str) -> Hash32:
-    """[NODE-CONS.2] Who signed what: SHA-256 of (signer, signed digest).
+def content_id(message: Proposal | Vote | ProposalRefs, chain_id: str) -> Hash32:
+    """[NODE-CONS.2] Who signed what: SHA-256 of (signer, signed digest); a proposal by
+    reference has its proposal's [CONS-MSG.3].
 
     Not the payload's hash: a validator can sign the same content many times
     (ECDSA nonces), and only the first copy is news."""
-    signer = message.proposer if isinstance(message, Proposal) else message.validator
+    signer = message.validator if isinstance(message, Vote) else message.proposer
     return sha256(encode([signer, message.digest(chain_id)]))
 
 
@@ -215,6 +219,14 @@ class ConsensusDriver:
         """[CONS-COMMIT.2] Why the decided block is not stored yet (e.g. a locked database)."""
         self._stalled_since = 0.0
         self._retry_delay = _RETRY_FIRST
+        self.before_proposal: Callable[[], None] | None = None
+        """Called before a proposal is sent by reference (flushes the node's tx gossip)."""
+        self.compact: Callable[[], bool] = lambda: False
+        """Whether to send own proposals by reference first [NODE-CONS.4]: the node answers
+        true while every peer it has said it reads them."""
+        self._refs_sent: set[Hash32] = set()
+        self._refs_pending: dict[Hash32, tuple[ProposalRefs, bytes | None, float]] = {}
+        self._refs_timer: TimerHandle | None = None
 
     def now(self) -> int:
         return self.clock.now_ms()
@@ -317,7 +329,10 @@ class ConsensusDriver:
             message = decode_message(data) if len(data) <= MAX_PAYLOAD_BYTES else None
         except (ConsensusError, DecodeError):
             message = None
-        verdict = Verdict.REJECT if message is None else self.receive(message, sender)
+        if isinstance(message, ProposalRefs):
+            verdict = self.receive_refs(message, sender)
+        else:
+            verdict = Verdict.REJECT if message is None else self.receive(message, sender)
         self.stats[f"gossip:{verdict.value}"] += 1
         return verdict
 
@@ -355,6 +370,55 @@ class ConsensusDriver:
             return Verdict.IGNORE
         self.submit(PeerMessage(message, sender, verified=True))
         return Verdict.ACCEPT
+
+    def receive_refs(self, refs: ProposalRefs, sender: bytes | None) -> Verdict:
+        """A proposal by reference: checked as far as it can be without its transactions,
+        then expanded from the mempool now or as its missing transactions arrive."""
+        core = self.core
+        if core is None or self.halted is not None:
+            return Verdict.IGNORE
+        if not core.height <= refs.height <= core.height + 1:
+            return Verdict.IGNORE
+        shell = refs.shell()
+        cid = content_id(shell, self.config.chain_id)
+        if cid in self._known or cid in self._refs_pending:
+            return Verdict.IGNORE
+        vset = self._set_of(refs.height)
+        if vset is None:
+            return Verdict.IGNORE
+        member = vset.proposer(shell.height, shell.round)
+        if member.address != shell.proposer or not self.app.refs_consistent(refs):
+            return Verdict.REJECT
+        if not self.check_signature(member.public_key, shell.digest(self.config.chain_id),
+                                    shell.signature):
+            return Verdict.REJECT
+        full = self.app.expand(refs)
+        if full is not None:
+            self.stats["refs:expanded"] += 1
+            self.receive(full, sender)
+            return Verdict.ACCEPT
+        self.stats["refs:waiting"] += 1
+        self._refs_pending[cid] = (refs, sender, self.clock.monotonic() + REFS_WAIT_S)
+        self._arm_refs_timer()
+        return Verdict.ACCEPT
+
+    def _arm_refs_timer(self) -> None:
+        if self._refs_timer is None and self._refs_pending:
+            self._refs_timer = self.scheduler.call_later(REFS_RETRY_S, self._retry_refs)
+
+    def _retry_refs(self) -> None:
+        self._refs_timer = None
+        now = self.clock.monotonic()
+        for cid, (refs, sender, until) in list(self._refs_pending.items()):
+            full = self.app.expand(refs)
+            if full is not None:
+                del self._refs_pending[cid]
+                self.stats["refs:expanded_late"] += 1
+                self.receive(full, sender)
+            elif now > until or self.core is None or refs.height < self.core.height:
+                del self._refs_pending[cid]
+                self.stats["refs:gave_up"] += 1
+        self._arm_refs_timer()
 
     def _set_of(self, height: int) -> ValidatorSet | None:
         try:
@@ -423,7 +487,16 @@ class ConsensusDriver:
     def _send(self, message: Proposal | Vote) -> None:
         """[NODE-CONS.1] The payload is the message itself; a repeat [CONS-GOSSIP.1] is the
         same payload, which the gossip layer re-sends to peers [WIRE-GOSSIP.10]."""
-        self._known.setdefault(content_id(message, self.config.chain_id), int(message.height))
+        cid = content_id(message, self.config.chain_id)
+        self._known.setdefault(cid, int(message.height))
+        if isinstance(message, Proposal) and cid not in self._refs_sent and self.compact():
+            refs = self.app.compact(message)
+            if refs is not None:  # first send by reference; a repeat in full
+                self._refs_sent.add(cid)
+                if self.before_proposal is not None:
+                    self.before_proposal()
+                self.publish(encode_message(refs))
+                return
         self.publish(encode_message(message))
 
     def _schedule(self, action: ScheduleTimeout) -> None:

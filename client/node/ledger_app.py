@@ -13,11 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chain.blocks import BLOCK_FRAMING_ROOM, Block
+from chain.blocks import BLOCK_FRAMING_ROOM, Block, BlockHeader, merkle_root
 from chain.consensus.actions import CommitDeferred
 from chain.consensus.certificate import Decision, decode_certificate, verify_certificate
 from chain.consensus.errors import InvalidCertificate
+from chain.consensus.messages import MAX_HEAD_BYTES, Proposal, ProposalRefs
 from chain.consensus.validators import ValidatorSet
+from chain.encoding import decode, encode
 from chain.errors import ChainError
 from chain.governance.rules import apply_validator_changes
 from chain.ledger import Ledger
@@ -181,6 +183,38 @@ class LedgerApp:
         self.sizer.observe(len(decoded.txs), time.perf_counter() - started)
         self._executed[block_hash] = _Executed(decoded, block, output)
         return True
+
+    def compact(self, proposal: Proposal) -> ProposalRefs | None:
+        """[CONS-MSG.3] ``proposal`` by reference, if this node executed its block."""
+        found = self._executed.get(proposal.block_hash)
+        if found is None:
+            return None
+        block = found.block
+        return ProposalRefs(proposal.height, proposal.round, proposal.pol_round,
+                            proposal.block_hash, proposal.time_ms,
+                            encode(block.header.to_wire()), tuple(tx.hash for tx in block.txs),
+                            proposal.proposer, proposal.signature)
+
+    def refs_consistent(self, refs: ProposalRefs) -> bool:
+        """The head is a header hashing to the signed block hash, whose transaction root
+        is that of the hashes: what can be checked before the transactions are here."""
+        try:
+            header = BlockHeader.from_wire(decode(refs.head, max_size=MAX_HEAD_BYTES))
+        except ChainError:
+            return False
+        return header.hash == refs.block_hash and \
+            merkle_root(list(refs.refs)) == header.tx_root
+
+    def expand(self, refs: ProposalRefs) -> Proposal | None:
+        """The full proposal from this node's mempool, None while a transaction is missing."""
+        txs = []
+        for tx_hash in refs.refs:
+            tx = self.mempool.get(tx_hash)
+            if tx is None:
+                return None
+            txs.append(tx.wire)
+        header = decode(refs.head, max_size=MAX_HEAD_BYTES)
+        return refs.with_block(encode([header, txs]))
 
     def block_matches(self, block_hash: Hash32, block: bytes) -> bool:
         """[NODE-CONS.2] ``block`` decodes to a block whose hash is ``block_hash``.

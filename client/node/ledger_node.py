@@ -82,6 +82,9 @@ from sandbox.errors import SandboxError
 log = logging.getLogger("learningchain.node")
 
 TX_TOPIC = "tx"
+REFS_CAPABILITY = "consensus-refs"
+"""[NODE-CONS.4] Announced among the handshake's topics: this node reads proposals sent by
+reference. No message is ever published on it."""
 TX_BATCH_BYTES = 60 * 1024
 """[NODE-TX.1] New transactions are gossiped in batches: a msgpack list of tx wires."""
 TX_FLUSH_SECONDS = 0.02
@@ -123,6 +126,7 @@ class LedgerNode(StoredChainReads):
             is_admitted=self._is_admitted,
             gossip=GossipParams(max_message_size=((TX_TOPIC, 64 * 1024),
                                                   (CONSENSUS_TOPIC, 3 * 1024**2))),
+            topics=(TX_TOPIC, CONSENSUS_TOPIC, REFS_CAPABILITY),
         ))
         self.gossip = Gossip(self.p2p)
         self.gossip.subscribe(TX_TOPIC, self._on_tx_gossip)
@@ -161,6 +165,9 @@ class LedgerNode(StoredChainReads):
             on_halt=self._on_halt,
         )
         self.gossip.subscribe(CONSENSUS_TOPIC, self.driver.on_gossip)
+        self.driver.before_proposal = self._flush_txs
+        if os.environ.get("LC_COMPACT_PROPOSALS", "1") != "0":
+            self.driver.compact = self._peers_read_refs
         self.api: ApiServer | None = None
         self.worker: Worker | None = None
         self.federated: FederatedMember | None = None
@@ -330,6 +337,11 @@ class LedgerNode(StoredChainReads):
         if self._tx_batch:
             batch, self._tx_batch, self._tx_batch_bytes = self._tx_batch, [], 0
             self.gossip.publish(TX_TOPIC, encode(batch))
+
+    def _peers_read_refs(self) -> bool:
+        """[NODE-CONS.4] Every connected peer announced ``consensus-refs``."""
+        return all(REFS_CAPABILITY in conn.identity.topics
+                   for conn in self.p2p.peers.values())
 
     def _publish_consensus(self, data: bytes) -> None:
         self.gossip.publish(CONSENSUS_TOPIC, data)

@@ -113,3 +113,38 @@ async def test_node_mempool_1_a_full_mempool_refuses_gossip_and_answers_503(
         assert (refused.value.status, refused.value.code) == (503, "mempool_full")
     finally:
         await node.stop()
+
+
+async def test_node_cons_4_validators_propose_by_reference_and_commit_every_transfer(
+        tmp_path: Path) -> None:
+    """[NODE-CONS.4] Three validators on real sockets announce ``consensus-refs``, so
+    each sends its proposals' first copies by reference; the others rebuild them from
+    their mempools (transfers submitted to node 0 reach the rest by gossip first) and
+    every transfer is committed on every node."""
+    layout = create_network(tmp_path, validators=3, workers=0, base_port=free_base_port(3),
+                            users={"alice": 1_000, "bob": 0}, consensus={"commit_ms": 100})
+    alice = next(u for u in layout.users if u.name == "alice")
+    key = read_key_file(alice.key_file, alice.passphrase_file.read_text().strip())
+    bob = next(u for u in layout.users if u.name == "bob")
+    nodes = [LedgerNode(NodeConfig.load(n.config)) for n in layout.nodes]
+    for n in nodes:
+        await n.start()
+    try:
+        await wait_until_async(lambda: min(n.height for n in nodes) >= 1, timeout=20)
+        from chain.crypto import address_from_text
+
+        to = address_from_text(bob.address)
+        for nonce in range(30):
+            tx = sign_transaction(key, layout.chain_id, nonce, Transfer(to, Amount(1)))
+            result = nodes[0].submit(tx)
+            assert result.status == Admission.ACCEPTED, result
+            await asyncio.sleep(0.02)
+        await wait_until_async(
+            lambda: all(n.ledger.state.account(to).balance == 30 for n in nodes), timeout=30)
+        expanded = sum(n.driver.stats["refs:expanded"] + n.driver.stats["refs:expanded_late"]
+                       for n in nodes)
+        assert expanded >= 1, [dict(n.driver.stats) for n in nodes]
+        assert all(n.driver.stats["gossip:reject"] == 0 for n in nodes)
+    finally:
+        for n in nodes:
+            await n.stop()
