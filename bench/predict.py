@@ -93,6 +93,7 @@ from client.cli.common import load_key  # noqa: E402
 from client.devnet.processes import down, up  # noqa: E402
 from client.predict.ckks import CkksKeys  # noqa: E402
 from sandbox.engine import connect  # noqa: E402
+from sandbox.job_file import load_job_file  # noqa: E402
 from sandbox.model_format import load_model  # noqa: E402
 from sandbox.predict_eval import answer_labels  # noqa: E402
 from sandbox.predict_image import ensure_predict_image  # noqa: E402
@@ -227,13 +228,21 @@ def build(jobs: dict[str, Path]) -> None:
         cli("job", "build", str(job_dir), env={})  # built once: the probe and the post use it
 
 
+VALIDATORS = 4
+"""The graph's validators, each a worker and a voter on this machine."""
+
+
 def measured_windows(jobs: dict[str, Path], quick: bool = False) -> dict[str, JobWindows]:
     """Each job's windows from this machine's speed now, the graph running: one attempt of
     the built job timed in the sandbox and the windows sized from it, times
     ``LC_TIMEOUT_FACTOR`` (``tests.framework.job_windows``, as the graph tests do). With
     ``quick``, only the digits job (the slower one) is timed and its windows serve both."""
     probed = {"digits": jobs["digits"]} if quick else jobs
-    measured = {name: windows(measure_attempt(job_dir)) for name, job_dir in probed.items()}
+    # every member evaluates the claim at once on this machine: the vote windows hold
+    # that (a CI run's four evaluations missed a 21 s window sized for one)
+    measured = {name: windows(measure_attempt(job_dir), voters=VALIDATORS,
+                              nano_cpus=load_job_file(job_dir).limits.nano_cpus)
+                for name, job_dir in probed.items()}
     out = {name: measured.get(name, measured["digits"]) for name in jobs}
     for name, job_windows in out.items():
         print(f"job {name} windows: {job_windows}", flush=True)
@@ -416,7 +425,7 @@ def main() -> None:
         jobs = {"digits": work / "digits", "zero": work / "zero"}
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             built = pool.submit(build, jobs)  # while the graph starts
-            layout = up(root, validators=4, workers=4, base_port=base,
+            layout = up(root, validators=VALIDATORS, workers=VALIDATORS, base_port=base,
                         worker_settings={0: trainer, 1: serve, 2: serve, 3: serve},
                         users={"submitter": 5_000, **{r: 1_000_000 for r in REQUESTERS}},
                         consensus={"commit_ms": args.commit_ms}, timeout=90)

@@ -89,9 +89,12 @@ def claim_window_s(attempt_s: float, *, minimum_s: float = 30.0, factor: float =
     return math.ceil(factor * max(minimum_s, PICKUP_S + attempts * attempt_s))
 
 
-def vote_window_s(attempt_s: float, *, minimum_s: float = 20.0, factor: float = 1.0) -> int:
+def vote_window_s(attempt_s: float, *, minimum_s: float = 20.0, factor: float = 1.0,
+                  contended: float = 1.0) -> int:
     """A reveal, vote-commit or vote-reveal window for a job whose one attempt takes
-    ``attempt_s`` here: ``VOTE_MARGIN`` attempts, at least ``minimum_s``, times ``factor``.
-    These windows end as soon as every member has acted, so a long one costs nothing when
-    nobody is late."""
-    return math.ceil(factor * max(minimum_s, VOTE_MARGIN * attempt_s))
+    ``attempt_s`` here alone: the larger of ``VOTE_MARGIN`` attempts and ``LOAD_MARGIN``
+    attempts slowed ``contended`` times (the members evaluating at once on this machine,
+    ``contention``), at least ``minimum_s``, times ``factor``. These windows end as soon as
+    every member has acted, so a long one costs nothing when nobody is late."""
+    attempts = max(VOTE_MARGIN, LOAD_MARGIN * contended)
+    return math.ceil(factor * max(minimum_s, attempts * attempt_s))

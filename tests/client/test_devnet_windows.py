@@ -58,3 +58,6 @@ def test_turn_windows_hold_four_attempts_and_a_minimum() -> None:
     assert vote_window_s(17.5, minimum_s=60.0) == 70
     assert vote_window_s(5.0, minimum_s=60.0) == 60
     assert vote_window_s(5.0) == 20
+    # four members evaluating at once on 2 cores with 2-core containers: LOAD_MARGIN
+    # attempts slowed 4 times (a CI run's four evaluations missed a window sized for one)
+    assert vote_window_s(5.0, contended=contention(4, TWO_CORES, cpus=2)) == 40

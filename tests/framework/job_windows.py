@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from client.devnet.network import NetworkLayout
-from client.devnet.windows import claim_window_s, measure_attempt, vote_window_s
+from client.devnet.windows import claim_window_s, contention, measure_attempt, vote_window_s
 
 __all__ = ["JobWindows", "job_log_lines", "measure_attempt", "windows"]
 from tests.framework.wait import timeout_factor
@@ -58,14 +58,17 @@ class JobWindows:
 
 
 def windows(attempt_s: float, *, min_expires_s: float = 30.0,
-            min_window_s: float = 20.0) -> JobWindows:
+            min_window_s: float = 20.0, voters: int = 0, nano_cpus: int = 0) -> JobWindows:
     """Windows for a job whose one attempt takes ``attempt_s`` here: the claim window holds
     the pickup and ``ATTEMPT_MARGIN`` attempts (at least ``min_expires_s``), every other
-    window ``VOTE_MARGIN`` attempts (at least ``min_window_s``); all times the timeout
-    factor."""
+    window ``VOTE_MARGIN`` attempts, or more when ``voters`` members evaluate at once on
+    this machine with containers of ``nano_cpus`` (``contention``), at least
+    ``min_window_s``; all times the timeout factor."""
     factor = timeout_factor()
     expires = claim_window_s(attempt_s, minimum_s=min_expires_s, factor=factor)
-    window = vote_window_s(attempt_s, minimum_s=min_window_s, factor=factor)
+    contended = contention(voters, nano_cpus) if voters else 1.0
+    window = vote_window_s(attempt_s, minimum_s=min_window_s, factor=factor,
+                           contended=contended)
     return JobWindows(attempt_s, expires, window, window, window)
 
 
