@@ -327,6 +327,17 @@ HOSTILE_SCRIPTS: dict[str, str] = {
             for i in reversed(range(8192)):
                 libc.free(blocks[i])
             return (libc.sbrk(0) - start) / 2**20
+        def blocks_mapped():
+            # 48 blocks of 1 MiB, past the 16 MiB the heap grows ahead: each one glibc
+            # gives a mapping of its own has the IS_MMAPPED bit (2) in its chunk's size
+            # word, just before it; none should under [JOB-MALLOC.1]'s mapping threshold
+            libc.malloc.restype = ctypes.c_void_p
+            libc.free.argtypes = [ctypes.c_void_p]
+            blocks = [libc.malloc(1 << 20) for _ in range(48)]
+            mapped = sum(ctypes.c_size_t.from_address(b - 8).value & 2 != 0 for b in blocks)
+            for b in blocks:
+                libc.free(b)
+            return mapped
         hits_before = statcache_hits()
         os.stat("/usr/lib"), os.stat("/usr/lib")
         try:
@@ -342,6 +353,7 @@ HOSTILE_SCRIPTS: dict[str, str] = {
                              for line in open("/proc/self/maps")),
             "statcache_hits": None if hits_before is None else statcache_hits() - hits_before,
             "heap_kept_mib": heap_kept_mib(),
+            "blocks_mapped": blocks_mapped(),
             "ifaces": sorted(name for _, name in socket.if_nameindex()),  # not sysfs (gVisor)
             "leftover": os.path.exists("/tmp/left-by-an-earlier-run"),
             "input": sorted(os.listdir("/input")) if os.path.isdir("/input") else None,

@@ -166,6 +166,7 @@ def test_job_entry_2_every_entry_point_sees_the_contract_and_a_fresh_container(
         assert probe["statcache_hits"] >= 1, probe  # [JOB-STATCACHE.1] the read-only root
         assert env["GLIBC_TUNABLES"] == launcher.MALLOC_TUNABLES  # [JOB-MALLOC.1]
         assert probe["heap_kept_mib"] >= 8, probe  # the C library honours it
+        assert probe["blocks_mapped"] == 0, probe  # 1 MiB blocks come from the heap
         assert probe["hostname"] == env["HOSTNAME"] == HOSTNAME
         assert not probe["root_writable"] and probe["ifaces"] == ["lo"]
         assert probe["tmp_bytes"] == LIMITS.tmp_bytes
