@@ -27,10 +27,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import numpy.typing as npt
 
 from chain.federated.centered import FAR_SQ
 from chain.federated.errors import FederatedError
+from chain.federated.fast_exact import (  # noqa: F401 (re-exported: fast.X)
+    CHUNK,
+    FLOAT_EXACT,
+    GRAM_COLUMNS,
+    INT64_MAX,
+    amax,
+    clamp,
+    dot,
+    dots,
+    float_products,
+    rdiv,
+    rowdot,
+    square_norm,
+    square_norms,
+    trusts_against,
+)
 from chain.federated.fast_inputs import (
     ArrayLike,
     Matrix,
@@ -61,91 +76,6 @@ from chain.federated.rounds import (
     RoundResult,
 )
 from chain.types import ADDRESS_LEN
-
-INT64_MAX = (1 << 63) - 1
-CHUNK = 1 << 24
-"""Columns per exact partial dot product: 2**24 · 2**32 < 2**57 even for the split halves."""
-_HALF = 16
-_LOW = (1 << _HALF) - 1
-
-
-# ---------------------------------------------------------------- exact arithmetic
-
-def rdiv(n: Vector, d: int) -> Vector:
-    """[FED-QUANT.2] Element-wise ``rdiv``: nearest, ties to even. numpy's integer floor
-    division and remainder follow Python's signs, so ``q, r`` are the reference's.
-    ``|n| + d`` must fit int64 (every caller's sums are < 2**56)."""
-    if d <= 0:
-        raise FederatedError("bad_divisor", f"rdiv needs a positive divisor, got {d}", d=d)
-    q, r = np.divmod(n, np.int64(d))
-    twice = 2 * r
-    up = (twice > d) | ((twice == d) & ((q & 1) == 1))
-    return q + up.astype(np.int64)
-
-
-def clamp(v: Vector) -> Vector:
-    """[FED-QUANT.3] Saturate to ``[-Q_MAX, Q_MAX]``."""
-    return np.clip(v, -Q_MAX, Q_MAX)
-
-
-def _amax(a: npt.NDArray[np.int64]) -> int:
-    return max(int(a.max()), -int(a.min())) if a.size else 0
-
-
-def _rowdot(a: Matrix, b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Row-wise int64 dot products of ``a`` with ``b`` (a vector, or a matrix row by row)."""
-    if b.ndim == 1:
-        return a @ b
-    return np.einsum("ij,ij->i", a, b)
-
-
-def dots(a: Matrix, b: npt.NDArray[np.int64], a_max: int | None = None,
-         b_max: int | None = None) -> list[int]:
-    """[FED-AGG.4] Exact ``sum_j a_ij · b_j`` for each row i (``b`` a vector, or a matrix of
-    ``a``'s shape for row-by-row products) as Python ints, whatever the magnitudes
-    [FED-QUANT.4]: int64 when ``max|a| · max|b| · dims < 2**63``, else 16-bit halves.
-    ``a_max``/``b_max``: those maxima when the caller knows them (or a bound on them)."""
-    dims = a.shape[1]
-    a_max = _amax(a) if a_max is None else a_max
-    b_max = (a_max if b is a else _amax(b)) if b_max is None else b_max
-    if a_max * b_max * dims <= INT64_MAX:
-        return [int(x) for x in _rowdot(a, b)]
-    total = [0] * a.shape[0]
-    for start in range(0, dims, CHUNK):
-        ac, bc = a[:, start:start + CHUNK], b[..., start:start + CHUNK]
-        ah, al = ac >> _HALF, ac & _LOW   # ac == ah · 2**16 + al, |ah| <= 2**15, 0 <= al
-        bh, bl = bc >> _HALF, bc & _LOW
-        hh = _rowdot(ah, bh)                        # each product <= 2**30
-        mid = _rowdot(ah, bl) + _rowdot(al, bh)     # each product < 2**31
-        ll = _rowdot(al, bl)                        # each product < 2**32
-        for i in range(len(total)):
-            total[i] += (int(hh[i]) << (2 * _HALF)) + (int(mid[i]) << _HALF) + int(ll[i])
-    return total
-
-
-def square_norms(a: Matrix, a_max: int | None = None) -> list[int]:
-    """[FED-AGG.4] Exact ``sum_j a_ij ** 2`` for each row."""
-    return dots(a, a, a_max, a_max)
-
-
-def dot(a: Vector, b: Vector) -> int:
-    """[FED-AGG.4] Exact ``sum_j a_j · b_j``."""
-    if a.shape != b.shape:
-        raise FederatedError("bad_dims", f"dot of {len(a)} and {len(b)} coordinates",
-                             dims=(len(a), len(b)))
-    return dots(a[None, :], b)[0]
-
-
-def square_norm(v: Vector) -> int:
-    """[FED-AGG.4] Exact ``sum_j v_j ** 2``."""
-    return dots(v[None, :], v)[0]
-
-
-def trusts_against(a: Matrix, b: Vector) -> list[int]:
-    """[FED-AGG.4] [FED-AGG.7] The trust of each row of ``a`` against ``b``."""
-    b2 = square_norm(b)
-    return [trust_from(d, n2, b2) for d, n2 in zip(dots(a, b), square_norms(a), strict=True)]
-
 
 # ---------------------------------------------------------------- coordinate-wise rules
 
@@ -179,7 +109,7 @@ def pair_distances(m: Matrix, n2s: list[int] | None = None,
     """[FED-AGG.9] [FED-AGG.10] Exact squared distances of every pair of rows:
     ``n2_i + n2_j - 2·dot_ij``, one row against the rows after it at a time (views)."""
     n = m.shape[0]
-    m_max = _amax(m) if m_max is None else m_max
+    m_max = amax(m) if m_max is None else m_max
     n2s = square_norms(m, m_max) if n2s is None else n2s
     d = [[0] * n for _ in range(n)]
     for i in range(n - 1):
@@ -239,8 +169,8 @@ def centered_clip_array(m: Matrix, center: Vector, m_max: int | None = None) -> 
         raise FederatedError("bad_dims", "every update needs the center's length",
                              dims=[m.shape[1]], expected=center.shape[0])
     counted = list(range(n))
-    m_max = _amax(m) if m_max is None else m_max
-    c_max = _amax(center)
+    m_max = amax(m) if m_max is None else m_max
+    c_max = amax(center)
     if c_max:
         agree = [i for i, d in enumerate(dots(m, center, m_max, c_max)) if d > 0]
         counted = agree if 2 * len(agree) > n else counted
@@ -323,7 +253,7 @@ def fltrust_array(m: Matrix, ref: Vector, n2s: list[int] | None = None,
         raise FederatedError("bad_dims", "every update needs the reference's length",
                              dims=[m.shape[1]], expected=ref.shape[0])
     ref_n2 = square_norm(ref)
-    m_max = _amax(m) if m_max is None else m_max
+    m_max = amax(m) if m_max is None else m_max
     n2s = square_norms(m, m_max) if n2s is None else n2s
     trusts = tuple(trust_from(d, n2, ref_n2)
                    for d, n2 in zip(dots(m, ref, m_max), n2s, strict=True))
@@ -364,11 +294,6 @@ def _copies(m: Matrix, n2s: list[int]) -> set[int]:
     return out
 
 
-FLOAT_EXACT = 1 << 53
-"""Integers below this are exact in float64: a product of rows whose every partial sum stays
-below it is computed by BLAS without a rounding."""
-
-
 def _pair_trusts(rows: Matrix, live: list[int], n2s: list[int],
                  m_max: int) -> dict[tuple[int, int], int]:
     """[FED-AGG.4] The trust of every pair of ``live`` rows (``rows`` holds just those).
@@ -377,8 +302,7 @@ def _pair_trusts(rows: Matrix, live: list[int], n2s: list[int],
     row's exact dot products against the rows after it at a time."""
     pair: dict[tuple[int, int], int] = {}
     if len(live) > 1 and m_max * m_max * rows.shape[1] < FLOAT_EXACT:
-        f = rows.astype(np.float64)
-        gram = (f @ f.T).astype(np.int64)
+        gram, _ = float_products(rows)
         for x, i in enumerate(live[:-1]):
             for y in range(x + 1, len(live)):
                 pair[i, live[y]] = trust_from(int(gram[x, y]), n2s[i], n2s[live[y]])
@@ -412,7 +336,7 @@ def _reward_weights(usable: Matrix, raw: list[int], n2s: list[int], m_max: int,
         pair = _pair_trusts(rows, live, n2s, m_max)
     if sums is not None:
         s_rows = sums if len(live) == len(ws) else sums[live]
-        s_max = _amax(sums)
+        s_max = amax(sums)
         s2s = square_norms(sums, s_max)
         for key, t in _pair_trusts(s_rows, live, s2s, s_max).items():
             pair[key] = max(pair[key], t)
@@ -432,12 +356,11 @@ def _nearest_trusts(usable: Matrix, ws: list[int], n2s: list[int], m_max: int,
     if not named:
         return now, before, _pair_trusts(usable, list(range(n)), n2s, m_max)
     earlier = stack_checked([(f"earlier update of {b.hex()}", v) for b, v in named], dims)
-    e_max = _amax(earlier)
+    e_max = amax(earlier)
     e2s = square_norms(earlier, e_max)
     if max(m_max, e_max) ** 2 * dims < FLOAT_EXACT:
-        f = usable.astype(np.float64)
-        gram = (f @ f.T).astype(np.int64)
-        cross = (f @ earlier.astype(np.float64).T).astype(np.int64)
+        gram, cross = float_products(usable, earlier)
+        assert cross is not None
         every = {(i, j): trust_from(int(gram[i, j]), n2s[i], n2s[j])
                  for i in range(n) for j in range(i + 1, n)}
         ds = [[int(d) for d in row] for row in cross]
@@ -497,7 +420,7 @@ def aggregate_round_array(agg: Aggregation, updates: Mapping[bytes, ArrayLike],
     zero = np.zeros(dims, dtype=np.int64)
     if not addrs:
         return zero, RoundResult(to_tuple(zero), (), ())
-    m_max = _amax(m)
+    m_max = amax(m)
     n2s = square_norms(m, m_max)
     copies = _copies(m, n2s)
     dupes = tuple(a for i, a in enumerate(addrs) if i in copies)

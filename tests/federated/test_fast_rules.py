@@ -12,6 +12,7 @@ executable definition; chain/federated/fast.py must never differ from it.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -352,3 +353,21 @@ def test_replay_fast_equals_reference(rounds: list[list[tuple[int, ...]]], agg: 
         inputs.append(RoundInput({bytes([i + 1]) * 20: r for i, r in enumerate(rows3)}, ref))
     without = data.draw(st.one_of(st.none(), st.just(bytes([1]) * 20)))
     assert fast.replay(agg, initial, inputs, without) == replay(agg, initial, inputs, without)
+
+
+def test_fed_agg_4_float_products_are_exact_across_column_blocks() -> None:
+    """[FED-AGG.4] The Gram and cross products that the rewards' trusts read, built from
+    float64 column blocks, equal the exact integer products at the largest magnitudes the
+    float path admits (``max|x|**2 · dims < 2**53``), with a partial last block."""
+    rng = np.random.default_rng(7)
+    dims = 2 * fast.GRAM_COLUMNS + 123
+    bound = math.isqrt((fast.FLOAT_EXACT - 1) // dims)
+    a = rng.integers(-bound, bound + 1, size=(5, dims), dtype=np.int64)
+    a[0, :] = bound  # the extreme: every partial sum of row 0's square is at its largest
+    b = rng.integers(-bound, bound + 1, size=(3, dims), dtype=np.int64)
+    gram, cross = fast.float_products(a, b)
+    exact_a, exact_b = a.astype(object), b.astype(object)
+    assert gram.tolist() == (exact_a @ exact_a.T).tolist()
+    assert cross is not None and cross.tolist() == (exact_a @ exact_b.T).tolist()
+    assert int(gram[0, 0]) == bound * bound * dims
+    assert fast.float_products(a)[1] is None
