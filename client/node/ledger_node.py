@@ -42,6 +42,7 @@ from chain.transactions import SignedTransaction, sign_transaction
 from chain.types import Address
 from client.api.server import ApiServer
 from client.federated.member.node_loop import FederatedMember
+from client.node import submit_window
 from client.node.config import NodeConfig
 from client.node.consensus_driver import CONSENSUS_TOPIC, ConsensusDriver
 from client.node.handle import BlockListener, CommittedBlock, NodeStatus, PeerInfo
@@ -91,10 +92,11 @@ TX_FLUSH_SECONDS = 0.02
 MEMPOOL_LIMITS = MempoolLimits(max_txs=8_000, max_bytes=8 * 1024 * 1024, max_per_sender=2_000)
 """[NODE-MEMPOOL.1] About two blocks of work: beyond that, new transactions get 'full' (HTTP 503)
 and the sender retries, instead of the node falling behind consensus."""
-LOCAL_SUBMIT_LIMIT = 1_500
+LOCAL_SUBMIT_LIMIT = submit_window.FLOOR
 """[NODE-MEMPOOL.2] Transactions submitted here (API, worker) are refused with 'full' while this
-many are pending, leaving the rest of the pool for what peers gossip: a graph under load keeps
-its queue (and so the submit-to-final latency) short, and clients back off and retry."""
+many are pending (grown up to ``submit_window.CEILING`` while the node's loop is idle), leaving
+the rest of the pool for what peers gossip: a graph under load keeps its queue (and so the
+submit-to-final latency) short, and clients back off and retry."""
 FOLLOW_TICK_S = 1.0
 """Tick listeners run after this long without a committed block [CONS-PACE.1]."""
 _FATAL_TX_CODES = {"bad_signature", "decode_error", "bad_field", "non_canonical"}
@@ -179,6 +181,7 @@ class LedgerNode(StoredChainReads):
         self.metrics: NodeMetrics | None = None
         """Prometheus counters the node's parts bump, once the API runs."""
         self.admissions: Counter[tuple[str, str]] = Counter()
+        self.submit_window = submit_window.SubmitWindow(floor=LOCAL_SUBMIT_LIMIT)
         """Metrics: mempool admissions by (``local``/``gossip``, ``accepted`` or the code)."""
         self._listeners: list[BlockListener] = []
         self._tick_listeners: list[Callable[[], None]] = []
@@ -212,6 +215,8 @@ class LedgerNode(StoredChainReads):
         # [NODE-CONS.3] the one owner of consensus state; cancelled in stop() with the others
         self._tasks.append(asyncio.create_task(self.driver.run(), name="consensus"))
         self._tasks.append(asyncio.create_task(self._deliver_blocks(), name="block-listeners"))
+        self._tasks.append(asyncio.create_task(submit_window.probe_lag(self.submit_window),
+                                               name="loop-lag"))  # [NODE-MEMPOOL.2]
         if self.sync.held:
             try:
                 await self._state_sync()
@@ -396,6 +401,7 @@ class LedgerNode(StoredChainReads):
                                   f"{policy.patience_s} s; the database is still at genesis")
 
     def _on_committed(self, block: Block, certificate: bytes) -> None:
+        self.submit_window.committed()  # [NODE-MEMPOOL.2]
         self.snapshots.after_commit(block, certificate)
         self.pruner.after_commit(int(block.header.height))  # before the status: its base
         self.sync.notify_height()
@@ -502,7 +508,7 @@ class LedgerNode(StoredChainReads):
                 "upgrade_required": None if upgrade is None else str(upgrade)}
 
     def submit(self, tx: SignedTransaction) -> AddResult:
-        if len(self.mempool) >= LOCAL_SUBMIT_LIMIT and tx.hash not in self.mempool:
+        if tx.hash not in self.mempool and not self.submit_window.admits(len(self.mempool)):
             self.admissions["local", "mempool_full"] += 1
             return AddResult(Admission.FULL, "mempool_full",
                              f"{len(self.mempool)} transactions pending; retry shortly")
