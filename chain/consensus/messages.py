@@ -116,7 +116,7 @@ MAX_HEAD_BYTES = 64 * 1024
 
 @dataclass(frozen=True, slots=True)
 class ProposalRefs:
-    """A proposal sent by reference [CONS-MSG.3] (EXPERIMENT): the block's head (the
+    """A proposal sent by reference [CONS-MSG.3] [NODE-CONS.4]: the block's head (the
     application's bytes of its header) and its transactions' hashes instead of the block.
     The signature is the proposal's own; a receiver rebuilds the block from its mempool."""
 
