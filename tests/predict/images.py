@@ -41,12 +41,16 @@ def predict_image_present(client: docker.DockerClient) -> bool:
 
 
 def lock_file(client: docker.DockerClient) -> Path:
-    """One lock per engine (its daemon ID: every unix-socket client's ``base_url`` is the
-    same ``http+docker://localhost``, so keying by it shared one lock between the host's
-    engine and every private one, and a host test holding it kept a private engine's test
-    from its clean-up), held shared by every test using the executor image there,
-    exclusively by the one removing it."""
-    engine = hashlib.sha256(str(client.info()["ID"]).encode()).hexdigest()[:16]
+    """One lock per engine, held shared by every test using the executor image there,
+    exclusively by the one removing it. Keyed by the engine's data root as well as its
+    ID: every unix-socket client's ``base_url`` is the same ``http+docker://localhost``
+    (keying by it shared one lock between the host's engine and every private one), and
+    this Docker's ID comes from the host's ``/etc/docker/key.json``, the same for every
+    dockerd on the machine, so keyed by the ID alone a test in the other xdist process,
+    using the image on its own engine, kept this one's builder from its clean-up (CI,
+    2026-11-26: the image of a private engine's test left behind)."""
+    info = client.info()
+    engine = hashlib.sha256(f"{info['ID']}|{info['DockerRootDir']}".encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"lc-test-predict-image-{engine}.lock"
 
 

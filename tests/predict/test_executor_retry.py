@@ -25,12 +25,13 @@ from chain.predict.records import PredictionStatus
 from client.predict.executor.loop import RETRY_MAX_S, Executor
 from client.predict.executor.predictors import PredictorPool
 from sandbox.cleanup import cleanup_containers
+from sandbox.engine import connect
 from sandbox.predict_image import ensure_predict_image
 from sandbox.predict_sandbox import PredictAnswer
 from sandbox.predict_session import PredictSandboxError
 from tests.framework.dockerd import PrivateDockerd
 from tests.ledger.harness import Chain
-from tests.predict.images import predict_image_for_test
+from tests.predict.images import lock_file, predict_image_for_test
 from tests.predict.ledger_story import EXECUTORS, RIGHT, deploy, paid_job, record, send_request
 from tests.predict.test_executor import LedgerView, _step
 from tests.predict.test_predict_unloadable_executor import _executor as executor_on_pool
@@ -187,3 +188,17 @@ def test_the_test_that_built_the_executor_image_leaves_it_while_another_test_use
         assert engine.images.get(alone).id == alone
     with pytest.raises(docker.errors.ImageNotFound):
         engine.images.get(alone)
+
+
+@pytest.mark.docker
+def test_each_engine_has_a_lock_of_its_own_though_the_machine_gives_them_one_id(
+        private_dockerd: PrivateDockerd) -> None:
+    """The turns above are per engine: a test using the image on the host's engine (or on
+    another process's private one) must not keep a private engine's builder from its
+    clean-up. Docker 20.10 gives every dockerd on the machine the ID of the host's
+    /etc/docker/key.json (a newer one keeps it in the data root, which a seeded private
+    engine clones), so the lock is keyed by the data root too (a CI run of 2026-11-26
+    left the image behind when keyed by the ID alone)."""
+    engine, host = private_dockerd.client(), connect()
+    assert lock_file(engine) != lock_file(host)
+    assert lock_file(engine) == lock_file(private_dockerd.client())
