@@ -30,18 +30,14 @@ import numpy as np
 
 from chain.federated.centered import FAR_SQ
 from chain.federated.errors import FederatedError
-from chain.federated.fast_exact import (  # noqa: F401 (re-exported: fast.X)
-    CHUNK,
+from chain.federated.fast_exact import (  # noqa: F401 (some re-exported: fast.X)
     FLOAT_EXACT,
-    GRAM_COLUMNS,
-    INT64_MAX,
     amax,
     clamp,
     dot,
     dots,
     float_products,
     rdiv,
-    rowdot,
     square_norm,
     square_norms,
     trusts_against,

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.federated import fast
+from chain.federated import fast, fast_exact
 from chain.federated.blobs import ModelBlob
 from chain.federated.errors import FederatedError
 from chain.federated.fixed import Q_MAX, rdiv
@@ -112,7 +112,7 @@ def test_dots_across_chunk_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
     """[FED-QUANT.4] The split path sums 2**24-column chunks; with chunks of 3 columns an
     extreme 10-column vector crosses three boundaries and is still exact, as is the
     int64 path on small values."""
-    monkeypatch.setattr(fast, "CHUNK", 3)
+    monkeypatch.setattr(fast_exact, "CHUNK", 3)  # where dots reads it
     rows = [tuple([Q_MAX] * 10), tuple([-Q_MAX, Q_MAX] * 5), tuple(range(-5, 5))]
     m = arr(rows)
     assert fast.square_norms(m) == [square_norm(r) for r in rows]
@@ -360,14 +360,14 @@ def test_fed_agg_4_float_products_are_exact_across_column_blocks() -> None:
     float64 column blocks, equal the exact integer products at the largest magnitudes the
     float path admits (``max|x|**2 · dims < 2**53``), with a partial last block."""
     rng = np.random.default_rng(7)
-    dims = 2 * fast.GRAM_COLUMNS + 123
-    bound = math.isqrt((fast.FLOAT_EXACT - 1) // dims)
+    dims = 2 * fast_exact.GRAM_COLUMNS + 123
+    bound = math.isqrt((fast_exact.FLOAT_EXACT - 1) // dims)
     a = rng.integers(-bound, bound + 1, size=(5, dims), dtype=np.int64)
     a[0, :] = bound  # the extreme: every partial sum of row 0's square is at its largest
     b = rng.integers(-bound, bound + 1, size=(3, dims), dtype=np.int64)
-    gram, cross = fast.float_products(a, b)
+    gram, cross = fast_exact.float_products(a, b)
     exact_a, exact_b = a.astype(object), b.astype(object)
     assert gram.tolist() == (exact_a @ exact_a.T).tolist()
     assert cross is not None and cross.tolist() == (exact_a @ exact_b.T).tolist()
     assert int(gram[0, 0]) == bound * bound * dims
-    assert fast.float_products(a)[1] is None
+    assert fast_exact.float_products(a)[1] is None
