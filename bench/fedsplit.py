@@ -41,7 +41,7 @@ from bench.support.fedsim import address, load, project_rules, run_job
 from chain.federated.rewards import payout
 
 JSON_KEYS = ("gain_fresh", "gain_fixed", "gain_fixed_loo1000", "fee_gain_fixed",
-             "honest_net_over_gross_min", "seeds", "rounds", "rule")
+             "honest_net_over_gross_min", "seeds", "rounds", "rule", "job_copies")
 NEEDS_DOCKER = False
 QUICK = {"seeds": 2, "rounds": 4}
 SPLITS = (2, 3, 5)
@@ -119,7 +119,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--rule", default="centered_clip")
+    ap.add_argument("--without-job-copies", action="store_true",
+                    help="the end votes of protocol version 4, before [FED-REWARD.14]")
     args = parse_args(ap, QUICK, argv)
+    fedsim.JOB_COPIES = not args.without_job_copies
     runs = [capture_runs(seed, args.rounds, args.rule) for seed in range(1, args.seeds + 1)]
     print(f"{args.rule}, {args.seeds} seeds, {args.rounds} rounds: gain median (max)")
     print("| loo_permille | " + " | ".join(f"k={k} {n}" for k in SPLITS
@@ -150,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "gain_fixed_loo1000": {k: _med(gains(runs, k, True, 1000, 0)) for k in SPLITS},
         "fee_gain_fixed": fee_fixed, "honest_net_over_gross_min": honest,
         "seeds": args.seeds, "rounds": args.rounds, "rule": args.rule,
+        "job_copies": fedsim.JOB_COPIES,
     }, JSON_KEYS)
 
 

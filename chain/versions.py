@@ -30,6 +30,8 @@ SUPPORTED_PROTOCOL_VERSIONS: dict[int, str] = {
        "address's earlier update than anything of its own round or its own last update "
        "earns nothing [FED-REWARD.12], and round weights are capped at the round's median "
        "[FED-REWARD.13]",
+    5: "members vote each end-ballot participant's leave-one-out improvement divided "
+       "among the participants whose job sums are near-copies of its own [FED-REWARD.14]",
 }
 """[BLOCK-VERSION.2] Every version this software can validate and produce blocks for."""
 
@@ -54,3 +56,7 @@ CENTERED_CLIP_VERSION = 4
 REPLAY_VERSION = 4
 """[FED-REWARD.10] [FED-REWARD.11] The first version under which members leave replays
 out of a round and judge near-copies on running sums."""
+
+JOB_COPY_VERSION = 5
+"""[FED-REWARD.14] The first version under which members divide a leave-one-out improvement
+among copies over the job."""

@@ -27,7 +27,8 @@ from bench.federated import SCALE_BITS, dirichlet_shards, evaluate, local_update
 from bench.support.fedattacks import Family, RoundView
 from chain.federated import fast, rounds
 from chain.federated.fixed import Q_MAX
-from chain.federated.rewards import copy_discount, norm_outliers, payout
+from chain.federated.job_copies import copy_counts_array, credited_losses
+from chain.federated.rewards import copy_discount, job_outliers, norm_outliers, payout
 from chain.federated.rounds import Aggregation, RoundInput
 
 Ints = npt.NDArray[np.int64]
@@ -50,6 +51,9 @@ TARGET = 0
 """The backdoor's target class."""
 MAX_COPIES = 8
 """Addresses one owner may send through (sybil runs use up to 5)."""
+JOB_COPIES = True
+"""Whether the end's losses are credited as members vote them from protocol version 5
+[FED-REWARD.14] (False: the version-4 votes, for a before-and-after)."""
 CENTERED_CLIP: str | None = getattr(rounds, "CENTERED_CLIP", None)
 """The centered-clipping rule once chain/federated has it [FED-AGG.10]; None before."""
 
@@ -393,6 +397,12 @@ def _payments(data: Data, rule: Rule, initial: Ints, final: Ints,
     final_loss = score(final, data.test, d, k)[1]
     addrs = sorted({a for r in inputs for a in r.updates})
     loo = {a: score(rule.replay(initial, inputs, a), data.test, d, k)[1] for a in addrs}
+    if JOB_COPIES:  # [FED-REWARD.14] as members vote: over the end ballot's participants
+        gone = job_outliers(weights)
+        ballot = sorted({a for ws in weights for a, w in ws.items() if w > 0} - gone)
+        credited = credited_losses(final_loss, [loo[a] for a in ballot],
+                                   copy_counts_array(inputs, ballot))
+        loo.update(zip(ballot, credited, strict=True))
     p = payout(BOUNTY, LOO_PERMILLE, weights, final_loss, loo)
     owners = len(data.shards)
     lookup = {address(i, c): i for i in range(owners) for c in range(MAX_COPIES)}

@@ -310,6 +310,12 @@ def _pair_trusts(rows: Matrix, live: list[int], n2s: list[int],
     return pair
 
 
+def pair_trusts(rows: Matrix, live: list[int], n2s: list[int]) -> dict[tuple[int, int], int]:
+    """[FED-AGG.4] The trust of every pair of ``live`` rows: ``rows`` holds just those, in
+    order, and ``n2s`` every row's squared norm by its index in ``live``'s numbering."""
+    return _pair_trusts(rows, live, n2s, amax(rows))
+
+
 def _reward_weights(usable: Matrix, raw: list[int], n2s: list[int], m_max: int,
                     sums: Matrix | None = None, owners: Sequence[bytes] = (),
                     latest: Mapping[bytes, ArrayLike] | None = None) -> list[int]:

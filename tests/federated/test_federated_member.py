@@ -16,7 +16,7 @@ from pathlib import Path
 
 from chain.content import blob_id_of_bytes
 from chain.federated.blobs import ModelBlob
-from chain.federated.open.reads import fed_rounds, part_body, update_bodies
+from chain.federated.open.reads import END_ROUND, fed_rounds, part_body, update_bodies
 from chain.federated.open.records import DepositStatus, FedPhase
 from chain.federated.open.replay import end_models, replay_plan
 from chain.federated.rewards import payout
@@ -177,6 +177,48 @@ def test_members_cap_weights_and_cut_stale_copies_from_version_4(tmp_path: Path)
     capped, plain = recorded[4], recorded[1]
     assert max(plain.values()) > max(capped.values()) == sorted(plain.values())[1]
     assert {n: min(w, sorted(plain.values())[1]) for n, w in plain.items()} == capped
+
+
+class RisingEvaluator(FixedEvaluator):
+    """Losses chosen so every leave-one-out model is worse than the final one: 1,000 for
+    the final model, then 1,300, 1,600, … (the same on every member)."""
+
+    def losses(self, job_id: bytes, spec: FederatedSpec, part: DataRef,
+               models: Sequence[tuple[int, ...]]) -> list[int] | bool:
+        return [1_000 + 300 * i for i in range(len(models))]
+
+
+def test_members_share_improvements_of_copies_over_the_job_from_version_5(
+        tmp_path: Path) -> None:
+    """[FED-REWARD.14] [FED-END.1] The story's three participants send alike updates (their
+    job sums are near-copies, each counts 3): from protocol version 5 every member votes
+    each improvement divided by 3 (its vote holds the credited losses) and the agreed
+    losses pay by them; at version 4 the raw losses. Fails if members credit at neither
+    version or at both."""
+    for version in (4, 5):
+        net = Network(tmp_path / str(version), version=version)
+        for m in net.members.values():
+            m.evaluator = RisingEvaluator()
+        story = net.story
+        for r in (1, 2):
+            net.participants_round()
+            net.run(_round_done(net, r))
+        story.chain.block(story.chain.tx("submitter", story_part(story)))
+        net.run(lambda: story.fed.phase == FedPhase.END_REVEAL)  # noqa: B023 (this net)
+        records = [m.store.get(story.job_id, END_ROUND, 0) for m in net.members.values()]
+        votes = {r.losses for r in records if r is not None}
+        net.run(lambda: story.fed.phase == FedPhase.DONE)  # noqa: B023 (this loop's net)
+        fed = story.fed
+        rounds = [dict(x.weights) for x in fed_rounds(story.chain.state, story.job_id)]
+        n = len(fed.loo_participants)
+        assert n == 3
+        raw = [1_000 + 300 * i for i in range(1, n + 1)]
+        credited = [1_000 + (x - 1_000) // 3 for x in raw] if version == 5 else raw
+        expected = payout(BOUNTY, 500, rounds, 1_000,
+                          dict(zip(fed.loo_participants, credited, strict=True)))
+        assert fed.paid == expected.paid
+        assert votes == {(1_000, *credited)}
+        conserved(story.chain)
 
 
 def story_part(story: FedStory) -> Body:

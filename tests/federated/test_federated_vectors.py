@@ -65,6 +65,7 @@ from chain.federated.spec import PRIVATE, FederatedSpec
 from chain.jobspec import Holdout
 from chain.types import Amount, Hash32
 from tests.federated import toy
+from tests.federated.test_job_copies import job_copy_vectors
 from tests.ledger.vector_files import check_vector_file
 
 
@@ -523,7 +524,7 @@ def build_vectors() -> dict[str, Any]:
             "stale_and_cap": _stale_cap_vectors(),
             "rounds": _round_vectors(),
         },
-        "rewards": _reward_vectors(),
+        "rewards": {**_reward_vectors(), "job_copies": job_copy_vectors()},
         "spec": _spec_vectors(),
         "private": _private_vectors(),
     }
@@ -534,7 +535,7 @@ def test_federated_vectors_match_the_committed_file() -> None:
     [FED-AGG.1] [FED-AGG.2] [FED-AGG.3] [FED-AGG.4] [FED-AGG.5] [FED-AGG.6] [FED-AGG.7]
     [FED-AGG.8] [FED-AGG.9] [FED-AGG.10] [FED-AGG.11] [FED-AGG.12] [FED-MODEL.3] [FED-REWARD.1]
     [FED-REWARD.2] [FED-REWARD.3] [FED-REWARD.10] [FED-REWARD.11] [FED-REWARD.12]
-    [FED-REWARD.13] [FED-REWARD.4] [FED-REWARD.5] [FED-REWARD.7] [FED-REWARD.8]
+    [FED-REWARD.13] [FED-REWARD.14] [FED-REWARD.4] [FED-REWARD.5] [FED-REWARD.7] [FED-REWARD.8]
     [FED-REWARD.9] [FED-END.5]
     [FED-SPEC.1] [FED-SPEC.2] [FED-SPEC.3] [FED-PRIV.1] [FED-PRIV.2] [FED-PRIV.3] [FED-PRIV.4]
     [FED-PRIV.5] Recomputed from the rules, the

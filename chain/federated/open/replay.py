@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from chain.federated import fast
 from chain.federated.blobs import ModelBlob, UpdateBlob
 from chain.federated.errors import FederatedError
+from chain.federated.job_copies import copy_counts_array
 from chain.federated.open.reads import fed_job, fed_rounds
 from chain.federated.open.records import FedRound
 from chain.federated.open.steps import ACCEPT
@@ -100,3 +101,10 @@ def end_models(plan: ReplayPlan, blobs: Mapping[bytes, bytes]
     final = fast.replay(agg, start, inputs)
     return final, {a: fast.replay(agg, start, inputs, without=a)
                    for a in plan.loo_participants}
+
+
+def end_copy_counts(plan: ReplayPlan, blobs: Mapping[bytes, bytes]) -> list[int]:
+    """[FED-REWARD.14] Each end-ballot participant's copy count over the job (its job sum's
+    near-copies among the participants', plus 1), in ``loo_participants`` order."""
+    return copy_counts_array(round_inputs(plan, blobs),
+                             [bytes(a) for a in plan.loo_participants])

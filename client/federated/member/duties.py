@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from chain.federated.blobs import ModelBlob, model_hash
+from chain.federated.job_copies import credited_losses
 from chain.federated.open.reads import (
     END_ROUND,
     FedPhase,
@@ -37,11 +38,11 @@ from chain.federated.open.reads import (
     vote_bodies,
 )
 from chain.federated.open.records import FedJob
-from chain.federated.open.replay import end_models, replay_plan
+from chain.federated.open.replay import end_copy_counts, end_models, replay_plan
 from chain.federated.spec import FederatedSpec
 from chain.jobspec import DataRef
 from chain.state import StateReader
-from chain.versions import REPLAY_VERSION
+from chain.versions import JOB_COPY_VERSION, REPLAY_VERSION
 from client.federated.member.compute import (
     RoundAggregate,
     earlier_updates,
@@ -260,6 +261,9 @@ class Member:
             losses = self.evaluator.losses(job_id, spec, fed.hidden, models)
             if losses is True:
                 return "evaluating"
+            if isinstance(losses, list) and state.protocol_version >= JOB_COPY_VERSION:
+                losses = [losses[0], *credited_losses(losses[0], losses[1:],
+                                                      end_copy_counts(plan, blobs))]
             valid = isinstance(losses, list)
             record = VoteRecord(END_ROUND, 0, valid, None,
                                 tuple(losses) if isinstance(losses, list) else None,
