@@ -70,8 +70,13 @@ def copy_counts_array(inputs: Sequence[RoundInput], participants: Sequence[bytes
     sums = np.zeros((len(present), dims), dtype=np.int64)
     for i, a in enumerate(present):
         for r in inputs:
-            if a in r.updates:
-                sums[i] += fast.as_vector(r.updates[a], "update", dims)
+            if a in r.updates:  # decoded blobs, valid [FED-QUANT.5]: only the length to check
+                v = np.asarray(r.updates[a], dtype=np.int64)
+                if v.shape != (dims,):
+                    raise FederatedError("bad_dims", f"an update of {a.hex()} has "
+                                         f"{v.shape} coordinates, expected {dims}",
+                                         dims=(v.shape, dims))
+                sums[i] += v
     sums = fast.clamp(sums)
     n2s = fast.square_norms(sums)
     live = [i for i, n2 in enumerate(n2s) if n2 > 0]
