@@ -24,6 +24,7 @@ from chain.federated.job_copies import (
     job_sums,
 )
 from chain.federated.rounds import RoundInput
+from tests.federated.test_stale_and_cap import _trust  # [FED-AGG.4] from the spec's text
 
 VECTORS_FILE = (Path(__file__).resolve().parents[2] / "protocol_spec" / "vectors"
                 / "federated.json")
@@ -91,15 +92,6 @@ def job_copy_vectors() -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------ the spec's text, written out again
-
-def _trust(a: list[int], b: list[int]) -> int:
-    """[FED-AGG.4] isqrt(2^32 · d² // (n_a² · n_b²)), 0 when d <= 0 or a norm is 0."""
-    d = sum(x * y for x, y in zip(a, b, strict=True))
-    na, nb = sum(x * x for x in a), sum(y * y for y in b)
-    if d <= 0 or na == 0 or nb == 0:
-        return 0
-    return math.isqrt((1 << 32) * d * d // (na * nb))
-
 
 def _spec_credited(case: dict[str, Any], clamp: str = "after", transitive: bool = False
                    ) -> dict[str, int]:
