@@ -31,6 +31,15 @@ it; a runtime not measured is null):
     runsc_empty_run_ratio  runsc_start_teardown_s / runc_start_teardown_s (the empty
                         entry point ``true``: start, exec, copy-out, teardown)
 
+Warm starts [JOB-WARM.*], where the engine has checkpoints (``make system``): each round
+also trains under runsc restored from the zygote's checkpoint (made before the rounds):
+
+    runsc_warm_sandbox_s, runsc_warm_sandbox_total_s   as above, warm
+    runsc_warm_ratio    runsc_warm_sandbox_s / host_s
+    runsc_warm_total_ratio  the whole warm call (restore included) / host_s
+    runsc_total_ratio   the whole cold runsc call / host_s: what the warm one is compared to
+    warm_models_equal   every cold and warm runsc round trained the same model, byte for byte
+
 ``platform`` is gVisor's (``sandbox.runtime.RUNSC_PLATFORM``).
 Last line: one JSON object with these figures (keys ``JSON_KEYS``).
 
@@ -69,6 +78,7 @@ from sandbox.job_template import build_job, init_job, template_data
 from sandbox.limits import MIB, ResourceLimits, TrainParams
 from sandbox.runner import SandboxRunner
 from sandbox.runtime import RUNC, RUNSC, RUNSC_PLATFORM, registered
+from sandbox.warm import engine_support
 
 RUNTIMES = (RUNC, RUNSC)
 PER_RUNTIME = ("sandbox_s", "sandbox_total_s", "ratio", "start_teardown_s", "evaluate_s",
@@ -80,10 +90,12 @@ RUNSC_KEYS = ("runsc_sandbox_s", "runsc_sandbox_total_s", "runsc_ratio",
               "runsc_start_teardown_s", "runsc_evaluate_s", "runsc_predict_start_s",
               "runsc_predict_warm_s", "runsc_loop_s", "runsc_chunk_cycle_us")
 """``PER_RUNTIME`` for each runtime, written out: tests/test_bench_quick.py reads literals."""
+WARM_KEYS = ("runsc_total_ratio", "runsc_warm_sandbox_s", "runsc_warm_sandbox_total_s",
+             "runsc_warm_ratio", "runsc_warm_total_ratio", "warm_models_equal")
 JSON_KEYS = ("host_s", "sandbox_s", "ratio", "sandbox_total_s", "ratio_with_start_teardown",
              "start_teardown_s", "start_teardown_median_s", "repeats", "targets_met",
              "runtimes", "platform", "eval_losses_equal", "host_loop_s",
-             "runsc_empty_run_ratio", *RUNC_KEYS, *RUNSC_KEYS)
+             "runsc_empty_run_ratio", *RUNC_KEYS, *RUNSC_KEYS, *WARM_KEYS)
 """Keys of the last line (tests/test_bench_quick.py)."""
 NEEDS_DOCKER = True
 """Builds a job image and runs containers on the host engine: CI runs it serially."""
@@ -203,7 +215,14 @@ def main() -> None:
     runtimes = tuple(args.runtimes.split(",")) if args.runtimes else tuple(
         r for r in RUNTIMES if r in registered(client.info()))
     measured = (RUNC, *(r for r in runtimes if r != RUNC))  # runc's give the unprefixed
-    runners = {r: SandboxRunner(client, node_id="bench", runtime=r) for r in measured}
+    runners = {r: SandboxRunner(client, node_id="bench", runtime=r, warm_start=False)
+               for r in measured}
+    # [JOB-WARM.*] the same training restored from a checkpoint, where the engine allows
+    warm = (SandboxRunner(client, node_id="bench", runtime=RUNSC, warm_start=True)
+            if RUNSC in measured and engine_support(client.info()) is None else None)
+    warm_inside: list[float] = []
+    warm_total: list[float] = []
+    models: dict[str, set[bytes]] = {"cold": set(), "warm": set()}
     rounds = {r: Rounds() for r in measured}
     losses: set[str] = set()
     host: list[float] = []
@@ -217,6 +236,8 @@ def main() -> None:
         # the blobs a node would mount [JOB-DATA.3]; valid: the public part of the template's
         # hidden-test-set pool, split locally (train/v3 [HOLDOUT-BLOB.6])
         data = template_data(job_dir, data_root)
+        if warm is not None:  # its checkpoint, made once per machine, is not what is timed
+            sandbox_train(warm, image_id, scratch, data, params)
         # interleaved: each round runs the host and every runtime once, so that a machine
         # whose pace drifts (a shared VM) moves the ratio's both sides alike
         for i in range(args.repeats):
@@ -229,6 +250,13 @@ def main() -> None:
                 line.append(f"{runtime} {rounds[runtime].inside[-1]:.2f} s (whole call "
                             f"{rounds[runtime].total[-1]:.2f} s, empty container "
                             f"{rounds[runtime].empty[-1]:.2f} s)")
+            if warm is not None:
+                models["cold"].add(rounds[RUNSC].model)
+                in_s, call_s, model, _loop = sandbox_train(warm, image_id, scratch, data, params)
+                warm_inside.append(in_s)
+                warm_total.append(call_s)
+                models["warm"].add(model.read_bytes())
+                line.append(f"runsc warm {in_s:.2f} s (whole call {call_s:.2f} s)")
             print(", ".join(line), flush=True)
         per = {runtime: rounds[runtime].summary(runners[runtime], image_id, scratch,
                                                 args.requests, min(host))
@@ -251,6 +279,14 @@ def main() -> None:
                    eval_losses_equal=len(losses) == 1,
                    host_loop_s=round(min(host_loop), 3) if host_loop else None,
                    runsc_empty_run_ratio=empty_run_ratio(per))
+    runsc_total = per.get(RUNSC, {}).get("sandbox_total_s")
+    figures.update(
+        runsc_total_ratio=round(runsc_total / min(host), 3) if runsc_total else None,
+        runsc_warm_sandbox_s=round(min(warm_inside), 3) if warm_inside else None,
+        runsc_warm_sandbox_total_s=round(min(warm_total), 3) if warm_total else None,
+        runsc_warm_ratio=round(min(warm_inside) / min(host), 3) if warm_inside else None,
+        runsc_warm_total_ratio=round(min(warm_total) / min(host), 3) if warm_total else None,
+        warm_models_equal=(len(models["cold"] | models["warm"]) == 1) if warm_total else None)
     for runtime, keys in ((RUNC, RUNC_KEYS), (RUNSC, RUNSC_KEYS)):
         for key, name in zip(PER_RUNTIME, keys, strict=True):
             assert name == f"{runtime}_{key}", name
@@ -273,12 +309,15 @@ class Rounds:
     empty: list[float] = field(default_factory=list)
     evaluate: list[float] = field(default_factory=list)
     loops: list[float] = field(default_factory=list)
+    model: bytes = b""
+    """The last round's trained model."""
 
     def run(self, runner: SandboxRunner, image_id: str, scratch: Path, data: dict[str, Path],
             params: TrainParams, losses: set[str]) -> None:
         sandbox_s, sandbox_total, model, loop = sandbox_train(runner, image_id, scratch, data,
                                                               params)
         self.loops.extend([loop] if loop is not None else [])
+        self.model = model.read_bytes()
         self.inside.append(sandbox_s)
         self.total.append(sandbox_total)
         self.empty.append(start_teardown(runner, image_id, scratch))

@@ -216,6 +216,14 @@ def _short(error: BaseException) -> str:
 
 
 
+def still_running(container: Any) -> bool:
+    try:
+        container.reload()
+    except EngineErrors:
+        return False
+    return bool(container.attrs.get("State", {}).get("Running"))
+
+
 def kill(container: Any) -> None:
     with contextlib.suppress(*EngineErrors):  # already dead
         container.kill()

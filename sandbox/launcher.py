@@ -33,12 +33,17 @@ SOURCE = Path(__file__).with_name("launch.c")
 MAPCACHE_SOURCE = Path(__file__).with_name("mapcache.c")
 STATCACHE_SOURCE = Path(__file__).with_name("statcache.c")
 PRELOAD_HEADER = Path(__file__).with_name("preload_sys.h")
+WARM_SOURCE = Path(__file__).with_name("warm_zygote.py")
 MOUNT = "/.learningchain"
 """Where the launcher folder appears in a job container (read-only)."""
 BINARY = "lc-launch"
 PROGRAM = "job.bpf"
 MAPCACHE = "lc-mapcache.so"
 STATCACHE = "lc-statcache.so"
+WARM = "lc-warm.py"
+"""[JOB-WARM.2] The zygote and its client (``sandbox/warm_zygote.py``), run by the image's
+own python3."""
+WARM_PYTHON = "/usr/bin/python3"
 PRELOAD = f"{MOUNT}/{MAPCACHE}:{MOUNT}/{STATCACHE}"
 """``LD_PRELOAD`` of every entry point [JOB-MAPCACHE.1] [JOB-STATCACHE.1]."""
 MALLOC_TUNABLES = ("glibc.malloc.trim_threshold=67108864:glibc.malloc.top_pad=16777216:"
@@ -50,7 +55,7 @@ gVisor each shrink of touched memory costs a few hundred microseconds; and block
 turns off glibc's adaptive mapping threshold, which would leave it at 128 KiB, so every
 larger block (a tensor) would get a mapping of its own, faulted in and unmapped each time
 (a CPU training loop of 4 MiB tensors: 1.8x slower, 4x the page faults)."""
-FILES = (BINARY, PROGRAM, MAPCACHE, STATCACHE)
+FILES = (BINARY, PROGRAM, MAPCACHE, STATCACHE, WARM)
 """What the launcher folder holds."""
 EXIT_LAUNCH_FAILED = 125
 """The launcher's status when it could not install the filter (the job never ran)."""
@@ -71,11 +76,24 @@ def argv(entry: Sequence[str]) -> list[str]:
     return [f"{MOUNT}/{BINARY}", f"{MOUNT}/{PROGRAM}", *entry]
 
 
+def warm_argv(entry: Sequence[str]) -> list[str]:
+    """[JOB-WARM.4] The exec's argv in a restored container: the launcher and its filter, as
+    ever, then the warm client, which hands ``entry`` to the restored zygote (or execs it
+    where none listens)."""
+    return argv([WARM_PYTHON, "-I", "-S", f"{MOUNT}/{WARM}", *entry])
+
+
+def zygote_init_argv() -> list[str]:
+    """[JOB-WARM.2] PID 1 of the checkpointed container (which forks the zygote), under the
+    same launcher and filter as any entry point."""
+    return argv([WARM_PYTHON, f"{MOUNT}/{WARM}", "--init"])
+
+
 @cache
 def folder() -> Path:
     """The launcher's folder on this machine, built first if missing (once per process)."""
     program = compile_profile(build_profile())
-    sources = (SOURCE, MAPCACHE_SOURCE, STATCACHE_SOURCE, PRELOAD_HEADER)
+    sources = (SOURCE, MAPCACHE_SOURCE, STATCACHE_SOURCE, PRELOAD_HEADER, WARM_SOURCE)
     key = hashlib.sha256(b"\0".join([*(s.read_bytes() for s in sources), program])
                          ).hexdigest()[:20]
     target = cache_root() / key
@@ -89,6 +107,7 @@ def folder() -> Path:
             _compile(["-shared", "-fPIC", "-nostdlib", "-fno-builtin", "-fno-stack-protector",
                       "-o", str(staging / library), str(source)])
         (staging / PROGRAM).write_bytes(program)
+        shutil.copyfile(WARM_SOURCE, staging / WARM)
         for path in (staging, *(staging / name for name in FILES)):
             path.chmod(0o755 if path.is_dir() or path.name == BINARY else 0o644)
         try:
@@ -118,4 +137,5 @@ def _compile(arguments: Sequence[str]) -> None:
                                   "install libc6-dev) [JOB-SECCOMP.5]")
 
 
-__all__ = ["MOUNT", "PRELOAD", "PROFILE_FILE", "LauncherUnavailable", "argv", "folder"]
+__all__ = ["MOUNT", "PRELOAD", "PROFILE_FILE", "LauncherUnavailable", "argv", "folder",
+           "warm_argv", "zygote_init_argv"]

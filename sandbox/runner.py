@@ -50,6 +50,7 @@ from sandbox.output import (
     extract_output,
 )
 from sandbox.results import EvalResult, FailureReason, RunResult
+from sandbox.warm import WarmStarts
 
 TRAIN_ARGV = ("/job/train",)
 """Default train entry point [JOB-ENTRY.1]."""
@@ -107,7 +108,7 @@ class SandboxRunner:
 
     def __init__(self, client: docker.DockerClient | None = None, node_id: str = "local",
                  self_test_image: str | None = None, runtime: str | None = None,
-                 eval_runtime: str | None = None) -> None:
+                 eval_runtime: str | None = None, warm_start: bool | None = None) -> None:
         self.client = client if client is not None else connect()
         self.node_id = node_id
         self.runtime = runtime
@@ -116,6 +117,8 @@ class SandboxRunner:
         """[JOB-RUNTIME.13] The graph's runtime for ``evaluate``; None: ``runtime``."""
         self.self_test_image = self_test_image
         """Known-good image for [JOB-EXIT.5]'s confirmation; default: the base image."""
+        self.warm = WarmStarts(self.client, node_id, warm_start)
+        """[JOB-WARM.*] Restored sandboxes with torch imported (runsc; None: ``$LC_WARM_START``)."""
 
     # -- the entry points of the job contract --------------------------------------------
 
@@ -281,13 +284,14 @@ class SandboxRunner:
                         env: Mapping[str, str], limits: ResourceLimits, output_dir: Path,
                         binds: Mapping[str, Path], job_id: str, variant: int,
                         collect: Any, watch: RunWatch | None = None) -> RunResult:
+        runtime = self.eval_runtime if entry == "evaluate" else self.runtime
         kwargs = policy.container_kwargs(image_id, limits,
                                          policy.labels_for(job_id, self.node_id, entry), binds,
                                          name=_container_name(entry, job_id, variant),
-                                         runtime=(self.eval_runtime if entry == "evaluate"
-                                                  else self.runtime))
+                                         runtime=runtime)
         if watch is not None:  # [JOB-CHECKPOINT.1] the checkpoint tmpfs
             kwargs["mounts"] = [*kwargs["mounts"], *watch.mounts()]
+        warm = self.warm.checkpoint_for(entry, image_id, env, limits, runtime)
         try:
             container = self.client.containers.create(**kwargs)
         except docker.errors.ImageNotFound:
@@ -298,12 +302,12 @@ class SandboxRunner:
                                   f"could not create container: {e}")
         try:
             try:
-                container.start()
+                container, exec_argv = self.warm.start(container, kwargs, warm)
             except EngineErrors as e:
                 return self._blame(container, "start", e, output_dir)
             if watch is not None:
                 watch.start(self.client, container)
-            return self._run_in(container, argv, env, limits, output_dir, collect)
+            return self._run_in(container, exec_argv(argv), env, limits, output_dir, collect)
         except EngineErrors as e:
             return self._blame(container, "run", e, output_dir)
         finally:
@@ -401,7 +405,7 @@ class SandboxRunner:
             self.client.ping()
         except EngineErrors:
             return FailureReason.ENGINE_ERROR
-        if not _still_running(container):
+        if not ops.still_running(container):
             return FailureReason.ENGINE_ERROR
         return FailureReason.HOST_ERROR
 
@@ -423,7 +427,7 @@ class SandboxRunner:
         except EngineErrors as e:
             return _early_failure(FailureReason.ENGINE_ERROR, output_dir,
                                   f"engine does not answer ({_short(e)}) after {what}")
-        if stage == "run" and not _still_running(container):
+        if stage == "run" and not ops.still_running(container):
             return _early_failure(FailureReason.ENGINE_ERROR, output_dir,
                                   f"container was stopped or removed from outside; {what}")
         problem = self._engine_self_test()
@@ -460,7 +464,7 @@ class SandboxRunner:
     def _exec(self, container: Any, argv: Sequence[str], env: Mapping[str, str],
               limits: ResourceLimits) -> _Exec:
         api = self.client.api
-        exec_id = api.exec_create(container.id, launcher.argv(argv), user=policy.JOB_USER,
+        exec_id = api.exec_create(container.id, list(argv), user=policy.JOB_USER,
                                   environment=[f"{k}={v}" for k, v in env.items()],
                                   workdir=policy.SCRATCH_DIR)["Id"]
         started = time.monotonic()
@@ -569,14 +573,6 @@ def _archive_target(path: str, output_dir: Path) -> tuple[str, Path]:
     if len(parts) == 1:
         return ARCHIVE_ROOT, output_dir
     return NO_ROOT, output_dir.joinpath(*parts[1:-1])
-
-
-def _still_running(container: Any) -> bool:
-    try:
-        container.reload()
-    except EngineErrors:
-        return False
-    return bool(container.attrs.get("State", {}).get("Running"))
 
 
 def _container_name(entry: str, job_id: str, variant: int) -> str:

@@ -1,0 +1,326 @@
+"""Warm starts under gVisor [JOB-WARM.*]: a job container restored from a checkpoint of a
+sandbox that has already imported torch.
+
+Under runsc most of an entry point's start is ``import torch`` reaching about 1,800 files
+through the Sentry (testbed.md). A sandbox checkpointed once, right after that import,
+restores in a fraction of it, and the entry point then runs in a child of the restored
+zygote (``sandbox/warm_zygote.py``) instead of a fresh interpreter. Three parts:
+
+- **The checkpoint** (``WarmStarts.checkpoint_for``), once per machine and per *flavour*
+  (the entry's import-time variables, [JOB-WARM.3]): a container of the base image whose
+  PID 1 forks the zygote under the job's filter and user, ``docker checkpoint create``
+  once its log says ready, the files copied to
+  ``$XDG_CACHE_HOME/learningchain/warm/<key>/``. The key names everything the restored
+  state depends on (base image id, launcher folder, runsc release and flags, flavour).
+- **Eligibility** (``image_eligible``): the job image is the base image plus layers that
+  only add files under ``/job``, with the base's ``ENV``; anything else (a layer that
+  touches the interpreter or torch, another base) starts cold, since the zygote's
+  modules would not be the image's.
+- **The restore** (``WarmStarts.restore``): the checkpoint linked into the new
+  container's checkpoint folder and ``start?checkpoint=``; the runner then execs the warm
+  client instead of the entry point (``launcher.warm_argv``).
+
+Needs an engine with experimental features (``docker checkpoint``), the overlay2 storage
+driver and its data root writable by this process (the engine takes a restore's checkpoint
+only from the container's own folder); anything else, or any failure, is a cold start,
+which is always correct. Never with GPUs (runsc does not run them here).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sandbox import launcher, policy
+from sandbox.container_ops import EngineErrors
+from sandbox.errors import SandboxError
+from sandbox.limits import MIB, ResourceLimits
+from sandbox.runtime import RUNSC, RUNSC_ARGS, RUNSC_PACKAGE_VERSION
+from sandbox.warm_zygote import READY, import_relevant
+
+log = logging.getLogger("learningchain.sandbox")
+
+WARM_VERSION = 1
+"""Bumped whenever what a checkpoint holds changes in a way its key does not name."""
+CHECKPOINT_NAME = "lc-warm"
+WARM_ENTRIES = ("train", "federate")
+"""[JOB-WARM.1] Entry points that start warm: the ones that train, which import torch.
+``evaluate`` starts cold: the template's imports numpy alone (an evaluation runs in every
+vote), and a restore costs more than that import."""
+JOB_FOLDER = "job"
+"""[JOB-WARM.5] The only top-level folder a warm image's own layers may add to."""
+TEMPLATE_LIMITS = ResourceLimits(memory_bytes=2048 * MIB, nano_cpus=1_000_000_000, pids=64,
+                                 wall_time_s=120.0, tmp_bytes=64 * MIB, output_bytes=MIB,
+                                 model_bytes=MIB, log_bytes=4096)
+"""The checkpointed container's limits: the restored container's own replace them."""
+INIT_USER = "0:0"
+INIT_CAPABILITIES = ("SETUID", "SETGID")
+"""[JOB-WARM.2] The checkpointed PID 1's user and its only capabilities: enough to give the
+zygote the job's user, and then used for nothing."""
+ZYGOTE_START_S = 120.0
+KEEP_CHECKPOINTS = 4
+"""Checkpoints kept on disk (about 30 MB each): two flavours of two base images."""
+ENV_WARM = "LC_WARM_START"
+"""[JOB-WARM.1] ``1`` turns warm starts on for a node (its runners' default); off unless
+set, since a job's own settings of import-time variables made before it imports torch or
+numpy have no effect in a warm start (they are imported before it runs)."""
+
+
+class WarmUnavailable(SandboxError):
+    """A checkpoint could not be made; the message says why (then every run starts cold)."""
+
+
+def cache_root() -> Path:
+    return launcher.cache_root().parent / "warm"
+
+
+def engine_support(info: Mapping[str, Any]) -> str | None:
+    """[JOB-WARM.6] Why the engine ``info`` describes cannot restore warm containers; None
+    when it can."""
+    if not info.get("ExperimentalBuild"):
+        return "the engine runs without experimental features (docker checkpoint)"
+    if info.get("Driver") != "overlay2":
+        return f"the engine's storage driver is {info.get('Driver')!r}, not overlay2"
+    containers = Path(str(info.get("DockerRootDir") or "/var/lib/docker")) / "containers"
+    if not os.access(containers, os.W_OK | os.X_OK):
+        return f"{containers} is not writable by this process"
+    return None
+
+
+def image_eligible(client: Any, image_id: str, base_ref: str) -> str | None:
+    """[JOB-WARM.5] Why ``image_id`` cannot start warm from the zygote of ``base_ref``; None
+    when it can: the base's layers first, the base's ``ENV``, and every layer of its own
+    (read in the overlay2 folders) adding only files and folders under ``/job``."""
+    try:
+        image = client.api.inspect_image(image_id)
+        base = client.api.inspect_image(base_ref)
+    except EngineErrors as e:
+        return f"cannot inspect the images: {e}"
+    layers = list((image.get("RootFS") or {}).get("Layers") or [])
+    base_layers = list((base.get("RootFS") or {}).get("Layers") or [])
+    if not base_layers or layers[:len(base_layers)] != base_layers:
+        return "not built on the base image"
+    if (image.get("Config") or {}).get("Env") != (base.get("Config") or {}).get("Env"):
+        return "its ENV differs from the base image's"
+    own = len(layers) - len(base_layers)
+    if own == 0:
+        return None
+    driver = image.get("GraphDriver") or {}
+    data = driver.get("Data") or {}
+    if driver.get("Name") != "overlay2" or not data.get("UpperDir"):
+        return "its layers are not overlay2 folders"
+    folders = [str(data["UpperDir"]), *str(data.get("LowerDir") or "").split(":")][:own]
+    for folder in folders:
+        problem = _layer_outside_job(Path(folder))
+        if problem:
+            return problem
+    return None
+
+
+def _layer_outside_job(diff: Path) -> str | None:
+    try:
+        top = sorted(os.listdir(diff))
+    except OSError as e:
+        return f"cannot read layer folder {diff}: {e}"
+    for name in top:
+        if name != JOB_FOLDER:
+            return f"a layer of its own adds /{name}"
+    for here, dirs, files in os.walk(diff / JOB_FOLDER, followlinks=False):
+        for name in (*dirs, *files):
+            path = Path(here) / name
+            if not (path.is_symlink() or path.is_dir() or path.is_file()):
+                return f"a layer of its own holds {path.relative_to(diff)}, not a plain file"
+    return None
+
+
+def prune(folder: Path, keep: int) -> list[Path]:
+    """[JOB-WARM.2] Remove all but the ``keep`` most recently used checkpoints (by their
+    folder's time, which each process touches at its first use): a new base image or
+    launcher makes a new key, and the old ones would otherwise stay for ever. A restore
+    already linked keeps its files; one that loses the race starts cold."""
+    folders = sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                     key=lambda p: p.stat().st_mtime, reverse=True)
+    removed = folders[keep:]
+    for old in removed:
+        shutil.rmtree(old, ignore_errors=True)
+        (folder / f"{old.name}.lock").unlink(missing_ok=True)
+    return removed
+
+
+def checkpoint_key(base_id: str, env: Mapping[str, str]) -> str:
+    """Names everything a checkpoint's state depends on."""
+    parts = {"base": base_id, "launcher": launcher.folder().name, "runsc":
+             [RUNSC_PACKAGE_VERSION, *RUNSC_ARGS], "flavour": sorted(flavour(env).items()),
+             "version": WARM_VERSION}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def flavour(env: Mapping[str, str]) -> dict[str, str]:
+    """[JOB-WARM.3] The variables of ``env`` that change what an import does."""
+    return import_relevant(dict(env))
+
+
+class WarmStarts:
+    """One runner's warm starts: engine support asked once, checkpoints made on first need,
+    images judged once each. Thread-safe; a failure is remembered, never retried per run."""
+
+    def __init__(self, client: Any, node_id: str, enabled: bool | None = None) -> None:
+        self.client = client
+        self.node_id = node_id
+        self.enabled = os.environ.get(ENV_WARM, "") == "1" if enabled is None else enabled
+        self._lock = threading.Lock()
+        self._support: str | bool | None = False  # False: not asked yet
+        self._root = Path("/var/lib/docker")
+        self._eligible: dict[str, str | None] = {}
+        self._failed: dict[str, str] = {}
+        self._used: set[str] = set()
+
+    def checkpoint_for(self, entry: str, image_id: str, env: Mapping[str, str],
+                       limits: ResourceLimits, runtime: str | None) -> Path | None:
+        """[JOB-WARM.1] The checkpoint a container of ``image_id`` running ``entry`` starts
+        warm from; None: it starts cold."""
+        if (not self.enabled or entry not in WARM_ENTRIES or runtime != RUNSC
+                or limits.gpu_count):
+            return None
+        with self._lock:
+            if self._unsupported():
+                return None
+            from sandbox.base_image import BASE_TAG
+
+            if image_id not in self._eligible:
+                self._eligible[image_id] = image_eligible(self.client, image_id, BASE_TAG)
+                if self._eligible[image_id]:
+                    log.info("image %s starts cold: %s", image_id[:19], self._eligible[image_id])
+            if self._eligible[image_id]:
+                return None
+            try:
+                base_id = self.client.api.inspect_image(BASE_TAG)["Id"]
+            except EngineErrors:
+                return None
+            key = checkpoint_key(base_id, env)
+            if key in self._failed:
+                return None
+            target = cache_root() / key
+            if (target / CHECKPOINT_NAME).is_dir():
+                if key not in self._used:  # kept by its last use [JOB-WARM.2]
+                    self._used.add(key)
+                    with contextlib.suppress(OSError):
+                        os.utime(target)
+                return target / CHECKPOINT_NAME
+            try:
+                return self._create(base_id, env, target)
+            except (WarmUnavailable, *EngineErrors) as e:
+                self._failed[key] = str(e)
+                log.warning("warm starts off for this flavour, every run starts cold: %s", e)
+                return None
+
+    def restore(self, container: Any, checkpoint: Path) -> None:
+        """[JOB-WARM.4] Start ``container`` (created, never started) from ``checkpoint``.
+        Raises what the engine or the file system raise; the caller then starts cold."""
+        folder = self._root / "containers" / container.id / "checkpoints" / CHECKPOINT_NAME
+        folder.mkdir(parents=True, exist_ok=True)
+        for item in checkpoint.iterdir():
+            try:
+                os.link(item, folder / item.name)
+            except OSError:
+                shutil.copyfile(item, folder / item.name)
+        api = self.client.api
+        response = api._post(api._url("/containers/{0}/start", container.id),
+                             params={"checkpoint": CHECKPOINT_NAME})
+        api._raise_for_status(response)
+
+    def start(self, container: Any, kwargs: dict[str, Any], warm: Path | None
+              ) -> tuple[Any, Callable[[Sequence[str]], list[str]]]:
+        """Start ``container`` (made from ``kwargs``): restored from ``warm`` [JOB-WARM.4], or
+        cold, also when the restore fails (then in a fresh container made from ``kwargs``).
+        Returns the started container and what turns an entry's argv into the exec's."""
+        if warm is not None:
+            try:
+                self.restore(container, warm)
+                return container, launcher.warm_argv
+            except (*EngineErrors, OSError) as e:
+                log.warning("warm start failed, starting cold: %s", str(e)[:300])
+                with contextlib.suppress(*EngineErrors):
+                    container.remove(force=True, v=True)
+                container = self.client.containers.create(**kwargs)
+        container.start()
+        return container, launcher.argv
+
+    def _unsupported(self) -> bool:
+        if self._support is False:
+            try:
+                info = self.client.info()
+            except EngineErrors as e:
+                info = {}
+                log.debug("engine info failed: %s", e)
+            self._support = engine_support(info)
+            self._root = Path(str(info.get("DockerRootDir") or self._root))
+            if self._support:
+                log.info("runsc containers start cold: %s", self._support)
+        return bool(self._support)
+
+    def _create(self, base_id: str, env: Mapping[str, str], target: Path) -> Path:
+        """[JOB-WARM.2] Make the checkpoint at ``target`` (another process may be making the
+        same one: a lock file, then a second look)."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target.parent / f"{target.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if (target / CHECKPOINT_NAME).is_dir():
+                return target / CHECKPOINT_NAME
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+            try:
+                self._checkpoint_zygote(base_id, env, staging)
+                staging.rename(target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        log.info("warm start checkpoint made: %s", target)
+        prune(target.parent, keep=KEEP_CHECKPOINTS)
+        return target / CHECKPOINT_NAME
+
+    def _checkpoint_zygote(self, base_id: str, env: Mapping[str, str], staging: Path) -> None:
+        """[JOB-WARM.2] A container of the base image whose PID 1 is the zygote's init (root
+        with CAP_SETUID and CAP_SETGID alone, to hand the zygote the job's user), under the
+        ordinary policy otherwise; checkpointed once its log says ready."""
+        kwargs = policy.container_kwargs(
+            base_id, TEMPLATE_LIMITS, policy.labels_for("", self.node_id, "warm-template"),
+            {launcher.MOUNT: launcher.folder()}, runtime=RUNSC)
+        kwargs.update(command=launcher.zygote_init_argv(), user=INIT_USER,
+                      cap_add=list(INIT_CAPABILITIES),
+                      environment={"HOME": policy.SCRATCH_DIR, **flavour(env)})
+        container = self.client.containers.create(**kwargs)
+        try:
+            container.start()
+            said = b""
+            deadline = time.monotonic() + ZYGOTE_START_S
+            while READY not in said and time.monotonic() < deadline:
+                time.sleep(0.1)
+                said = container.logs(stdout=True, stderr=True)
+                if b"failed" in said:
+                    break
+            if READY not in said:
+                raise WarmUnavailable(f"the zygote did not start within {ZYGOTE_START_S:g} s: "
+                                      f"{said[-500:]!r}")
+            api = self.client.api
+            response = api._post_json(api._url("/containers/{0}/checkpoints", container.id),
+                                      data={"CheckpointID": CHECKPOINT_NAME, "Exit": True})
+            api._raise_for_status(response)
+            made = self._root / "containers" / container.id / "checkpoints" / CHECKPOINT_NAME
+            shutil.copytree(made, staging / CHECKPOINT_NAME)
+        finally:
+            with contextlib.suppress(*EngineErrors):
+                container.remove(force=True, v=True)
+
+
+__all__ = ["CHECKPOINT_NAME", "ENV_WARM", "WARM_ENTRIES", "WarmStarts", "WarmUnavailable",
+           "checkpoint_key", "engine_support", "flavour", "image_eligible", "prune"]

@@ -1,0 +1,234 @@
+"""Warm starts under gVisor [JOB-WARM.*]: a restored sandbox runs the entry point as a cold
+one would, bit for bit, with torch already imported, and starts cold wherever it cannot.
+
+The engine tests need the host engine's experimental features (``docker checkpoint``):
+``make system`` turns them on before it starts the engine. An engine without them fails
+these tests with that message, never skips them.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import docker
+import pytest
+
+from sandbox import warm_zygote
+from sandbox.base_image import BASE_TAG, build_image
+from sandbox.job_file import load_job_file
+from sandbox.job_template import BuiltJob
+from sandbox.limits import MIB, ResourceLimits, TrainParams
+from sandbox.results import FailureReason
+from sandbox.runner import SandboxRunner
+from sandbox.runtime import RUNC, RUNSC
+from sandbox.warm import (
+    WARM_ENTRIES,
+    WarmStarts,
+    engine_support,
+    flavour,
+    image_eligible,
+    prune,
+)
+from tests.sandbox.conftest import NODE_ID
+
+ZYGOTE = Path(warm_zygote.__file__)
+LIMITS = ResourceLimits(memory_bytes=1024 * MIB, pids=64, wall_time_s=120.0, tmp_bytes=MIB,
+                        output_bytes=2 * MIB, model_bytes=MIB, log_bytes=64 * 1024)
+PARAMS = TrainParams(seed=5, hyperparameters={"learning_rate": 0.01, "hidden_size": 32,
+                                              "epochs": 4})
+
+
+# -- pure parts --------------------------------------------------------------------------
+
+
+def test_job_warm_3_import_time_variables_are_the_ones_an_import_reads() -> None:
+    env = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "LD_PRELOAD": "/x.so",
+           "PYTHONHASHSEED": "0", "GLIBC_TUNABLES": "t", "LANG": "C.UTF-8",
+           "LC_PARAMS": "{}", "LC_SEED": "3", "HOME": "/tmp", "PATH": "/usr/bin"}
+    assert flavour(env) == {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                            "LD_PRELOAD": "/x.so", "PYTHONHASHSEED": "0",
+                            "GLIBC_TUNABLES": "t", "LANG": "C.UTF-8"}
+
+
+def test_job_warm_1_only_the_training_entries_start_warm() -> None:
+    assert WARM_ENTRIES == ("train", "federate")
+    warm = WarmStarts(client=None, node_id="x", enabled=True)
+    for entry in ("evaluate", "predict", "chunk"):
+        assert warm.checkpoint_for(entry, "sha256:x", {}, LIMITS, RUNSC) is None
+    assert warm.checkpoint_for("train", "sha256:x", {}, LIMITS, RUNC) is None
+    gpu = ResourceLimits(gpu_count=1)
+    assert warm.checkpoint_for("train", "sha256:x", {}, gpu, RUNSC) is None
+    off = WarmStarts(client=None, node_id="x", enabled=False)
+    assert off.checkpoint_for("train", "sha256:x", {}, LIMITS, RUNSC) is None
+
+
+def test_job_warm_1_off_unless_the_node_asks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LC_WARM_START", raising=False)
+    assert WarmStarts(None, "x").enabled is False
+    monkeypatch.setenv("LC_WARM_START", "1")
+    assert WarmStarts(None, "x").enabled is True
+
+
+def test_job_warm_6_an_engine_without_checkpoints_starts_everything_cold(tmp_path: Path) -> None:
+    assert "experimental" in (engine_support({"Driver": "overlay2"}) or "")
+    assert "overlay2" in (engine_support({"ExperimentalBuild": True, "Driver": "btrfs"}) or "")
+    missing = tmp_path / "nowhere"
+    assert "not writable" in (engine_support({"ExperimentalBuild": True, "Driver": "overlay2",
+                                              "DockerRootDir": str(missing)}) or "")
+    (tmp_path / "containers").mkdir()
+    assert engine_support({"ExperimentalBuild": True, "Driver": "overlay2",
+                           "DockerRootDir": str(tmp_path)}) is None
+
+
+def test_job_warm_2_old_checkpoints_are_pruned_by_last_use(tmp_path: Path) -> None:
+    for age, name in enumerate(("newest", "second", "third", "oldest")):
+        (tmp_path / name / "lc-warm").mkdir(parents=True)
+        (tmp_path / f"{name}.lock").write_text("")
+        os.utime(tmp_path / name, (1_000_000 - age * 10, 1_000_000 - age * 10))
+    (tmp_path / ".staging-x").mkdir()  # a checkpoint being made is never touched
+    removed = prune(tmp_path, keep=2)
+    assert sorted(p.name for p in removed) == ["oldest", "third"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".staging-x", "newest", "newest.lock", "second", "second.lock"]
+
+
+def test_job_warm_4_what_runs_in_process_and_what_is_execed(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """Python 3 scripts of the zygote's interpreter (by shebang, or ``python3 SCRIPT``,
+    or ``python3 -c``) run in the child; anything else is exec'd as lc-launch would."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(sys.executable)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    path = str(bin_dir)
+
+    def script(name: str, first: str) -> str:
+        file = tmp_path / name
+        file.write_text(f"{first}\nprint(1)\n")
+        file.chmod(0o755)
+        return str(file)
+
+    ours = script("train", "#!/usr/bin/env python3")
+    shell = script("run.sh", "#!/bin/sh")
+    flagged = script("flagged", "#!/usr/bin/env -S python3 -u")
+    find = warm_zygote._python_script
+    assert find([ours, "--x"], path) == (ours, None, [ours, "--x"])
+    assert find(["python3", ours, "a"], path) == (ours, None, [ours, "a"])
+    assert find(["python3", "-c", "print(2)", "a"], path) == (None, "print(2)", ["-c", "a"])
+    assert find(["python3", "-u", ours], path) is None
+    assert find([shell], path) is None
+    assert find([flagged], path) is None
+    assert find([str(tmp_path / "absent")], path) is None
+
+
+def test_job_warm_4_the_client_without_a_zygote_execs_the_entry(tmp_path: Path) -> None:
+    """A warm argv in a container with no zygote is an ordinary cold start."""
+    done = subprocess.run([sys.executable, "-I", "-S", str(ZYGOTE), "/bin/sh", "-c",
+                           "echo cold $0; exit 7", "x"], capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert (done.returncode, done.stdout) == (7, "cold x\n")
+    missing = subprocess.run([sys.executable, "-I", "-S", str(ZYGOTE), str(tmp_path / "none")],
+                             capture_output=True, text=True, timeout=30, check=False)
+    assert missing.returncode == 127 and "cannot run" in missing.stderr
+
+
+# -- a real engine, under runsc ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def warm_runner(docker_client: docker.DockerClient, base_image: str) -> SandboxRunner:
+    problem = engine_support(docker_client.info())
+    assert problem is None, (f"warm starts need the engine's checkpoints: {problem} "
+                             "(`make system` turns experimental features on before it starts "
+                             "dockerd; restart an engine started before that)")
+    return SandboxRunner(docker_client, node_id=NODE_ID, runtime=RUNSC, warm_start=True)
+
+
+@pytest.fixture(scope="module")
+def cold_runner(docker_client: docker.DockerClient, base_image: str) -> SandboxRunner:
+    return SandboxRunner(docker_client, node_id=NODE_ID, runtime=RUNSC, warm_start=False)
+
+
+PROBE = ("import os, sys\n"
+         "print('torch before the entry:', 'torch' in sys.modules)\n"
+         "print('argv', sys.argv, 'cwd', os.getcwd(), 'uid', os.getuid())\n"
+         "print('seed', os.environ['LC_SEED'], 'pid1 uid', open('/proc/1/status').read()"
+         ".split('Uid:')[1].split()[0])\n"
+         "import signal\n"
+         "try:\n    os.kill(1, signal.SIGKILL)\nexcept PermissionError:\n"
+         "    print('pid 1: EPERM')\n"
+         "sys.exit(3)\n")
+
+
+@pytest.mark.docker
+def test_job_warm_2_4_a_restored_sandbox_runs_the_entry_with_torch_imported(
+        warm_runner: SandboxRunner, cold_runner: SandboxRunner, template_job: BuiltJob,
+        tmp_path: Path) -> None:
+    """The same probe in a warm and a cold container: same argv, folder, user, variables and
+    exit status; torch already there only in the warm one; PID 1 out of the job's reach in
+    both [JOB-SANDBOX.5]."""
+    logs = {}
+    for name, runner in (("warm", warm_runner), ("cold", cold_runner)):
+        result = runner.run_entry(template_job.image_id, "train", ["python3", "-c", PROBE],
+                                  {"LC_SEED": "9"}, LIMITS, tmp_path / name, job_id="warm")
+        assert result.reason is FailureReason.NONZERO_EXIT and result.exit_code == 3, result
+        logs[name] = result.logs.decode()
+    assert "torch before the entry: True" in logs["warm"], logs["warm"]
+    assert "torch before the entry: False" in logs["cold"], logs["cold"]
+    rest = {name: text.split("\n", 1)[1] for name, text in logs.items()}
+    assert rest["warm"].replace("pid1 uid 0", "pid1 uid X") == \
+        rest["cold"].replace("pid1 uid 65533", "pid1 uid X"), rest
+    assert "argv ['-c'] cwd /tmp uid 65534" in rest["warm"] and "pid 1: EPERM" in rest["warm"]
+
+
+@pytest.mark.docker
+def test_job_warm_2_a_warm_training_gives_the_cold_ones_model_bit_for_bit(
+        warm_runner: SandboxRunner, cold_runner: SandboxRunner, template_job: BuiltJob,
+        template_dir: Path, template_data_dirs: dict[str, Path], tmp_path: Path) -> None:
+    limits = load_job_file(template_dir).limits
+    models = {}
+    for name, runner in (("warm", warm_runner), ("cold", cold_runner), ("warm2", warm_runner)):
+        result = runner.train(template_job.image_id, PARAMS, limits, None, tmp_path / name,
+                              job_id="warm", data=template_data_dirs)
+        assert result.ok and result.model_path is not None, (name, result.reason,
+                                                             result.log_tail)
+        models[name] = result.model_path.read_bytes()
+    assert models["warm"] == models["cold"] == models["warm2"]
+
+
+@pytest.mark.docker
+def test_job_warm_5_an_image_that_changes_more_than_job_starts_cold(
+        warm_runner: SandboxRunner, docker_client: docker.DockerClient,
+        template_job: BuiltJob, tmp_path: Path) -> None:
+    context = tmp_path / "outside"
+    context.mkdir()
+    (context / "marker").write_text("x\n")
+    (context / "Dockerfile").write_text(textwrap.dedent(f"""\
+        FROM {BASE_TAG}
+        COPY marker /etc/lc-warm-marker
+        USER 65534:65534
+        """))
+    outside = build_image(docker_client, context, "learningchain/test-warm-outside:latest",
+                          lambda _m: None)
+    assert image_eligible(docker_client, template_job.image_id, BASE_TAG) is None
+    assert "adds /etc" in (image_eligible(docker_client, outside, BASE_TAG) or "")
+    result = warm_runner.run_entry(outside, "train", ["python3", "-c", PROBE], {"LC_SEED": "1"},
+                                   LIMITS, tmp_path / "out", job_id="warm")
+    assert result.exit_code == 3 and "torch before the entry: False" in result.logs.decode()
+
+
+def test_job_warm_the_zygote_source_is_standard_library_only() -> None:
+    """It runs under the image's own python3, which has no project packages (torch aside,
+    the point of the zygote)."""
+    tree = ast.parse(ZYGOTE.read_text())
+    names = {alias.name.split(".")[0] for node in ast.walk(tree)
+             if isinstance(node, ast.Import) for alias in node.names}
+    names |= {str(node.module).split(".")[0] for node in ast.walk(tree)
+              if isinstance(node, ast.ImportFrom) and node.module != "__future__"}
+    assert names - {"torch"} <= set(sys.stdlib_module_names), names
