@@ -12,12 +12,15 @@ import already done.
 
 ``lc-warm.py ENTRY [ARGS...]``: the *client*, what the runner execs in a restored container
 instead of the entry point. It hands the zygote its three standard streams (SCM_RIGHTS),
-its argv, environment and working folder, and exits with the status the zygote reports.
-The zygote forks once; the child takes the streams, the folder and the environment, and
-runs ``ENTRY`` with ``runpy`` as ``__main__`` when it is a Python 3 script of this image's
-interpreter whose import-time variables match the zygote's [JOB-WARM.3]; otherwise it
-execs ``ENTRY`` as a cold start would. Without a zygote (nothing listens) the client
-itself execs ``ENTRY``: a warm argv is always safe in a cold container.
+its argv, environment and working folder, and exits with the status PID 1 reports. The
+zygote hands the connection to PID 1 and *becomes* the job, without a fork (a fork of a
+process holding torch costs gVisor 0.13-0.26 s, and its copied pages would count twice):
+it takes the streams, the folder and the environment, and runs ``ENTRY`` with ``runpy``
+as ``__main__`` when it is a Python 3 script of this image's interpreter whose
+import-time variables match the zygote's [JOB-WARM.3]; otherwise it execs ``ENTRY`` in
+its own place, as a cold start would. When that process ends, PID 1, its parent, sends
+its status. Without a zygote (nothing listens) the client itself execs ``ENTRY``: a warm
+argv is always safe in a cold container.
 """
 
 from __future__ import annotations
@@ -53,37 +56,59 @@ def import_relevant(env: dict[str, str]) -> dict[str, str]:
 
 
 def init() -> int:
-    """PID 1 of the checkpointed container: fork the zygote, say whether it is ready, wait.
+    """PID 1 of the checkpointed container: fork the zygote, say whether it is ready, then
+    report the job's end to the client.
 
     It runs as root holding only CAP_SETUID and CAP_SETGID, already under the job's filter
     (``lc-launch``), and never runs anything else: the zygote, its child, drops to the
     job's user before it imports anything, so a job can signal neither PID 1 (as with
     ``policy.HOLD_USER`` in a cold container, [JOB-SANDBOX.5]) nor anything but its own
-    processes and the zygote. The zygote must be PID 1's child: gVisor restores the
-    init's tree but not processes started by ``docker exec`` nor their orphans."""
+    processes. The zygote must be PID 1's child: gVisor restores the init's tree but not
+    processes started by ``docker exec`` nor their orphans. In the job's container (the
+    zygote returns from here only there, as the job) PID 1 gets the client's connection
+    from the zygote and answers it with the job's status when the job's process ends."""
     ready_r, ready_w = os.pipe()
-    if os.fork() == 0:
+    report, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:
         os.close(ready_r)
-        code = 1
-        try:
-            code = _zygote(ready_w)
-        finally:
-            os._exit(code)
+        report.close()
+        return _zygote(ready_w, zygote_end)  # returns in the job: its exit status
     os.close(ready_w)
+    zygote_end.close()
     said = os.read(ready_r, 1)
     os.close(ready_r)
     sys.stdout.buffer.write(READY if said == b"1" else b"lc-warm zygote failed\n")
     sys.stdout.flush()
+    _report(pid, report)
+    return 0  # never reached
+
+
+def _report(pid: int, report: socket.socket) -> NoReturn:
+    """[JOB-WARM.4] PID 1's duty: take the client's connection, wait for the job's process
+    (the zygote become the job) to end, send its status; then only reap."""
+    conn: socket.socket | None = None
+    with contextlib.suppress(OSError, ValueError):
+        _msg, fds, _flags, _addr = socket.recv_fds(report, 16, 1)
+        conn = socket.socket(fileno=fds[0]) if fds else None
     while True:
         try:
-            os.wait()
+            ended, status = os.wait()
         except ChildProcessError:
             signal.pause()
+            continue
+        if ended == pid and conn is not None:
+            reply = ({"signal": os.WTERMSIG(status)} if os.WIFSIGNALED(status)
+                     else {"exit": os.waitstatus_to_exitcode(status)})
+            with contextlib.suppress(OSError):
+                conn.sendall(json.dumps(reply).encode())
+                conn.close()
+            conn = None
 
 
-def _zygote(ready_w: int) -> int:
-    """Drop to the job's user, take /dev/null for the streams, import, listen, say ready,
-    serve one request."""
+def _zygote(ready_w: int, report: socket.socket) -> int:
+    """Drop to the job's user, take /dev/null for the streams, import, listen, say ready;
+    then, restored in a job's container, take one request and become that job."""
     os.setgroups([])
     os.setresgid(JOB_ID, JOB_ID, JOB_ID)
     os.setresuid(JOB_ID, JOB_ID, JOB_ID)
@@ -98,11 +123,6 @@ def _zygote(ready_w: int) -> int:
     listener.listen(1)
     os.write(ready_w, b"1")
     os.close(ready_w)
-    return _serve_one(listener)
-
-
-def _serve_one(listener: socket.socket) -> int:
-    """[JOB-WARM.4] One request: fork the entry's child, wait for it, report its status."""
     conn, _ = listener.accept()
     listener.close()
     try:
@@ -110,18 +130,10 @@ def _serve_one(listener: socket.socket) -> int:
     except (OSError, ValueError) as e:
         conn.sendall(json.dumps({"error": str(e)[:500]}).encode())
         return 1
-    pid = os.fork()
-    if pid == 0:
-        conn.close()
-        _child(fds, request)  # never returns
-    for fd in fds:
-        os.close(fd)
-    _, status = os.waitpid(pid, 0)
-    reply = ({"signal": os.WTERMSIG(status)} if os.WIFSIGNALED(status)
-             else {"exit": os.waitstatus_to_exitcode(status)})
-    conn.sendall(json.dumps(reply).encode())
+    socket.send_fds(report, [b"c"], [conn.fileno()])  # PID 1 answers it when we end
+    report.close()
     conn.close()
-    return 0
+    return _become(fds, request)
 
 
 def _receive(conn: socket.socket) -> tuple[list[int], dict[str, object]]:
@@ -139,37 +151,57 @@ def _receive(conn: socket.socket) -> tuple[list[int], dict[str, object]]:
     return list(fds), request
 
 
-def _child(fds: list[int], request: dict[str, object]) -> None:
-    code = 1
+def _become(fds: list[int], request: dict[str, object]) -> int:
+    """[JOB-WARM.4] Take the client's streams, folder and environment, then run the entry:
+    in this process when [JOB-WARM.3] holds and it is Python this interpreter would run,
+    else exec'd in its place. Returns the exit status of an in-process run; its own
+    exceptions are printed as python3 prints them (from the script's frame on)."""
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    raw_argv, raw_env = request.get("argv"), request.get("env")
+    if not isinstance(raw_argv, list) or not raw_argv or not isinstance(raw_env, dict):
+        print("lc-warm: a request needs a non-empty argv and an environment", file=sys.stderr)
+        return 1
+    argv = [str(a) for a in raw_argv]
+    env = {str(k): str(v) for k, v in raw_env.items()}
+    os.chdir(str(request.get("cwd", "/")))
+    zygote_env = import_relevant(dict(os.environ))
+    os.environ.clear()
+    os.environ.update(env)
+    found = _python_script(argv, env.get("PATH", os.defpath))
+    if found is None or import_relevant(env) != zygote_env:
+        _exec(argv, env)  # a cold start, in this warm container
+    script, code_text, args = found
+    sys.argv = args
+    sys.path[0] = os.path.dirname(os.path.abspath(script)) if script else ""
     try:
-        for target, fd in enumerate(fds):
-            os.dup2(fd, target)
-            os.close(fd)
-        raw_argv, raw_env = request["argv"], request["env"]
-        if not isinstance(raw_argv, list) or not raw_argv or not isinstance(raw_env, dict):
-            raise ValueError("a warm request needs a non-empty argv and an environment")
-        argv = [str(a) for a in raw_argv]
-        env = {str(k): str(v) for k, v in raw_env.items()}
-        os.chdir(str(request["cwd"]))
-        zygote_env = import_relevant(dict(os.environ))
-        os.environ.clear()
-        os.environ.update(env)
-        script = _python_script(argv, env.get("PATH", os.defpath))
-        if script is None or import_relevant(env) != zygote_env:
-            _exec(argv, env)  # a cold start, in this warm container
-        code = _run_python(*script)
-    except SystemExit as e:
-        code = _exit_code(e.code)
-    except BaseException:  # the job's own error, printed as python3 would
-        import traceback
+        if script is not None:
+            import runpy
 
-        traceback.print_exc()
-        code = 1
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError):
-                stream.flush()
-        os._exit(code)
+            runpy.run_path(script, run_name="__main__")
+        else:
+            import types
+
+            main = types.ModuleType("__main__")
+            sys.modules["__main__"] = main
+            exec(compile(code_text or "", "<string>", "exec"), main.__dict__)
+    except SystemExit:
+        raise
+    except BaseException as e:  # the job's own error
+        _print_from(e, script or "<string>")
+        return 1
+    return 0
+
+
+def _print_from(error: BaseException, filename: str) -> None:
+    """The traceback python3 would print: from the job's own first frame on."""
+    import traceback
+
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != filename:
+        tb = tb.tb_next
+    traceback.print_exception(type(error), error, tb or error.__traceback__)
 
 
 def _exec(argv: list[str], env: dict[str, str]) -> NoReturn:
@@ -195,45 +227,6 @@ def _python_script(argv: list[str], path: str) -> tuple[str | None, str | None, 
             return argv[1], None, argv[1:]
         return None
     return (found, None, [found, *argv[1:]]) if _ours(found) else None
-
-
-def _run_python(script: str | None, code_text: str | None, args: list[str]) -> int:
-    """The entry as ``python3 SCRIPT ARGS`` (or ``-c``) would run it: ``__main__``, the
-    script's folder (or "") first on the path, its argv; atexit handlers run at the end."""
-    import atexit
-    import runpy
-
-    sys.argv = args
-    sys.path[0] = os.path.dirname(os.path.abspath(script)) if script else ""
-    try:
-        if script is not None:
-            runpy.run_path(script, run_name="__main__")
-        else:
-            import types
-
-            main = types.ModuleType("__main__")
-            sys.modules["__main__"] = main
-            exec(compile(code_text or "", "<string>", "exec"), main.__dict__)
-        code = 0
-    except SystemExit as e:
-        code = _exit_code(e.code)
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-        code = 1
-    with contextlib.suppress(BaseException):
-        atexit._run_exitfuncs()
-    return code
-
-
-def _exit_code(value: object) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, int):
-        return value & 0xFF
-    print(value, file=sys.stderr)
-    return 1
 
 
 def _resolve(name: str, path: str) -> str | None:

@@ -188,6 +188,24 @@ def test_job_warm_2_4_a_restored_sandbox_runs_the_entry_with_torch_imported(
 
 
 @pytest.mark.docker
+@pytest.mark.parametrize("code", ["raise ValueError('boom')",
+                                  "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+                                  "import os; os._exit(42)",
+                                  "import sys; print('out'); sys.exit('bye')"])
+def test_job_warm_4_errors_signals_and_exits_end_a_warm_run_as_a_cold_one(
+        code: str, warm_runner: SandboxRunner, cold_runner: SandboxRunner,
+        template_job: BuiltJob, tmp_path: Path) -> None:
+    """The same status and the same output, the traceback from the job's own frame on."""
+    ends = {}
+    for name, runner in (("warm", warm_runner), ("cold", cold_runner)):
+        result = runner.run_entry(template_job.image_id, "train", ["python3", "-c", code], {},
+                                  LIMITS, tmp_path / name, job_id="warm")
+        ends[name] = (result.exit_code, result.reason, result.logs.decode())
+    assert ends["warm"] == ends["cold"], ends
+    assert ends["warm"][0] != 0
+
+
+@pytest.mark.docker
 def test_job_warm_2_a_warm_training_gives_the_cold_ones_model_bit_for_bit(
         warm_runner: SandboxRunner, cold_runner: SandboxRunner, template_job: BuiltJob,
         template_dir: Path, template_data_dirs: dict[str, Path], tmp_path: Path) -> None:
