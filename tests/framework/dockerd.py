@@ -56,11 +56,12 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def engine_config() -> dict[str, object]:
-    """The private engine's ``daemon.json``: empty but for gVisor's runtime where it is
-    installed, so a worker on it gets runsc as on the host engine [JOB-RUNTIME.4]."""
+    """The private engine's ``daemon.json``, as ``make system`` configures the host's:
+    experimental features (``docker checkpoint``, for warm starts [JOB-WARM.6]), and gVisor's
+    runtime where it is installed, so a worker on it gets runsc [JOB-RUNTIME.4]."""
     if not Path(RUNSC_PATH).exists():
-        return {}
-    return {"runtimes": {RUNSC: runsc_entry()}}
+        return {"experimental": True}
+    return {"experimental": True, "runtimes": {RUNSC: runsc_entry()}}
 
 
 def _new_root() -> Path:
@@ -182,10 +183,17 @@ class PrivateDockerd:
             for container in client.containers.list(ignore_removed=True, all=True):
                 with contextlib.suppress(docker.errors.NotFound):
                     container.remove(force=True, v=True)
-            for image in client.images.list(all=True):
-                if image.id not in keep_images:
-                    with contextlib.suppress(docker.errors.ImageNotFound):
-                        client.images.remove(image.id, force=True)
+            # children first: a built image's intermediate parents refuse removal (409)
+            # while a child stands, and go with the child's removal (untagged parents)
+            for _ in range(8):
+                others = [image.id for image in client.images.list(all=True)
+                          if image.id not in keep_images]
+                if not others:
+                    break
+                for image_id in others:
+                    with contextlib.suppress(docker.errors.ImageNotFound,
+                                             docker.errors.APIError):
+                        client.images.remove(image_id, force=True)
             left = {image.id for image in client.images.list(all=True)} - keep_images
             if left or client.containers.list(ignore_removed=True, all=True):
                 raise PrivateDockerdError(f"private dockerd {self.name} not reset: "

@@ -1,9 +1,9 @@
 """Warm starts under gVisor [JOB-WARM.*]: a restored sandbox runs the entry point as a cold
 one would, bit for bit, with torch already imported, and starts cold wherever it cannot.
 
-The engine tests need the host engine's experimental features (``docker checkpoint``):
-``make system`` turns them on before it starts the engine. An engine without them fails
-these tests with that message, never skips them.
+The engine tests run on a private engine (``private_dockerd``) with experimental features
+(``docker checkpoint``), as ``make system`` configures the host's: they do not depend on
+how the host's engine was started, and they link checkpoints into an engine of their own.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 from sandbox import warm_zygote
 from sandbox.base_image import BASE_TAG, build_image
 from sandbox.job_file import load_job_file
-from sandbox.job_template import BuiltJob
+from sandbox.job_template import build_job
 from sandbox.limits import MIB, ResourceLimits, TrainParams
 from sandbox.results import FailureReason
 from sandbox.runner import SandboxRunner
@@ -34,6 +34,7 @@ from sandbox.warm import (
     image_eligible,
     prune,
 )
+from tests.framework.dockerd import PrivateDockerd
 from tests.sandbox.conftest import NODE_ID
 
 ZYGOTE = Path(warm_zygote.__file__)
@@ -141,18 +142,28 @@ def test_job_warm_4_the_client_without_a_zygote_execs_the_entry(tmp_path: Path) 
 # -- a real engine, under runsc ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def warm_runner(docker_client: docker.DockerClient, base_image: str) -> SandboxRunner:
-    problem = engine_support(docker_client.info())
-    assert problem is None, (f"warm starts need the engine's checkpoints: {problem} "
-                             "(`make system` turns experimental features on before it starts "
-                             "dockerd; restart an engine started before that)")
-    return SandboxRunner(docker_client, node_id=NODE_ID, runtime=RUNSC, warm_start=True)
+@pytest.fixture
+def engine(private_dockerd: PrivateDockerd) -> docker.DockerClient:
+    """A private engine, with checkpoints as ``make system`` gives the host's."""
+    client = private_dockerd.client(timeout=180)
+    problem = engine_support(client.info())
+    assert problem is None, f"warm starts need the engine's checkpoints: {problem}"
+    return client
 
 
-@pytest.fixture(scope="module")
-def cold_runner(docker_client: docker.DockerClient, base_image: str) -> SandboxRunner:
-    return SandboxRunner(docker_client, node_id=NODE_ID, runtime=RUNSC, warm_start=False)
+@pytest.fixture
+def job_image(engine: docker.DockerClient, template_dir: Path) -> str:
+    return build_job(engine, template_dir, log=lambda _m: None).image_id
+
+
+@pytest.fixture
+def warm_runner(engine: docker.DockerClient) -> SandboxRunner:
+    return SandboxRunner(engine, node_id=NODE_ID, runtime=RUNSC, warm_start=True)
+
+
+@pytest.fixture
+def cold_runner(engine: docker.DockerClient) -> SandboxRunner:
+    return SandboxRunner(engine, node_id=NODE_ID, runtime=RUNSC, warm_start=False)
 
 
 PROBE = ("import os, sys\n"
@@ -168,14 +179,14 @@ PROBE = ("import os, sys\n"
 
 @pytest.mark.docker
 def test_job_warm_2_4_a_restored_sandbox_runs_the_entry_with_torch_imported(
-        warm_runner: SandboxRunner, cold_runner: SandboxRunner, template_job: BuiltJob,
+        warm_runner: SandboxRunner, cold_runner: SandboxRunner, job_image: str,
         tmp_path: Path) -> None:
     """The same probe in a warm and a cold container: same argv, folder, user, variables and
     exit status; torch already there only in the warm one; PID 1 out of the job's reach in
     both [JOB-SANDBOX.5]."""
     logs = {}
     for name, runner in (("warm", warm_runner), ("cold", cold_runner)):
-        result = runner.run_entry(template_job.image_id, "train", ["python3", "-c", PROBE],
+        result = runner.run_entry(job_image, "train", ["python3", "-c", PROBE],
                                   {"LC_SEED": "9"}, LIMITS, tmp_path / name, job_id="warm")
         assert result.reason is FailureReason.NONZERO_EXIT and result.exit_code == 3, result
         logs[name] = result.logs.decode()
@@ -194,25 +205,30 @@ def test_job_warm_2_4_a_restored_sandbox_runs_the_entry_with_torch_imported(
                                   "import sys; print('out'); sys.exit('bye')"])
 def test_job_warm_4_errors_signals_and_exits_end_a_warm_run_as_a_cold_one(
         code: str, warm_runner: SandboxRunner, cold_runner: SandboxRunner,
-        template_job: BuiltJob, tmp_path: Path) -> None:
+        job_image: str, tmp_path: Path) -> None:
     """The same status and the same output, the traceback from the job's own frame on."""
     ends = {}
     for name, runner in (("warm", warm_runner), ("cold", cold_runner)):
-        result = runner.run_entry(template_job.image_id, "train", ["python3", "-c", code], {},
+        result = runner.run_entry(job_image, "train", ["python3", "-c", code], {},
                                   LIMITS, tmp_path / name, job_id="warm")
-        ends[name] = (result.exit_code, result.reason, result.logs.decode())
+        # lines sorted: the engine reads stdout and stderr as two pipes, in either order
+        ends[name] = (result.exit_code, result.reason,
+                      sorted(result.logs.decode().splitlines()))
     assert ends["warm"] == ends["cold"], ends
     assert ends["warm"][0] != 0
 
 
 @pytest.mark.docker
 def test_job_warm_2_a_warm_training_gives_the_cold_ones_model_bit_for_bit(
-        warm_runner: SandboxRunner, cold_runner: SandboxRunner, template_job: BuiltJob,
-        template_dir: Path, template_data_dirs: dict[str, Path], tmp_path: Path) -> None:
+        warm_runner: SandboxRunner, cold_runner: SandboxRunner, job_image: str,
+        template_dir: Path, template_data_dirs: dict[str, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """From a checkpoint made here (a fresh cache: [JOB-WARM.2] end to end)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     limits = load_job_file(template_dir).limits
     models = {}
     for name, runner in (("warm", warm_runner), ("cold", cold_runner), ("warm2", warm_runner)):
-        result = runner.train(template_job.image_id, PARAMS, limits, None, tmp_path / name,
+        result = runner.train(job_image, PARAMS, limits, None, tmp_path / name,
                               job_id="warm", data=template_data_dirs)
         assert result.ok and result.model_path is not None, (name, result.reason,
                                                              result.log_tail)
@@ -222,8 +238,8 @@ def test_job_warm_2_a_warm_training_gives_the_cold_ones_model_bit_for_bit(
 
 @pytest.mark.docker
 def test_job_warm_5_an_image_that_changes_more_than_job_starts_cold(
-        warm_runner: SandboxRunner, docker_client: docker.DockerClient,
-        template_job: BuiltJob, tmp_path: Path) -> None:
+        warm_runner: SandboxRunner, engine: docker.DockerClient, job_image: str,
+        tmp_path: Path) -> None:
     context = tmp_path / "outside"
     context.mkdir()
     (context / "marker").write_text("x\n")
@@ -232,10 +248,10 @@ def test_job_warm_5_an_image_that_changes_more_than_job_starts_cold(
         COPY marker /etc/lc-warm-marker
         USER 65534:65534
         """))
-    outside = build_image(docker_client, context, "learningchain/test-warm-outside:latest",
+    outside = build_image(engine, context, "learningchain/test-warm-outside:latest",
                           lambda _m: None)
-    assert image_eligible(docker_client, template_job.image_id, BASE_TAG) is None
-    assert "adds /etc" in (image_eligible(docker_client, outside, BASE_TAG) or "")
+    assert image_eligible(engine, job_image, BASE_TAG) is None
+    assert "adds /etc" in (image_eligible(engine, outside, BASE_TAG) or "")
     result = warm_runner.run_entry(outside, "train", ["python3", "-c", PROBE], {"LC_SEED": "1"},
                                    LIMITS, tmp_path / "out", job_id="warm")
     assert result.exit_code == 3 and "torch before the entry: False" in result.logs.decode()
