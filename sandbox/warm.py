@@ -42,6 +42,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sandbox import container_ops as ops
 from sandbox import launcher, policy
 from sandbox.container_ops import EngineErrors
 from sandbox.errors import SandboxError
@@ -251,8 +252,7 @@ class WarmStarts:
                 return container, launcher.warm_argv
             except (*EngineErrors, OSError) as e:
                 log.warning("warm start failed, starting cold: %s", str(e)[:300])
-                with contextlib.suppress(*EngineErrors):
-                    container.remove(force=True, v=True)
+                ops.remove(container)
                 container = self.client.containers.create(**kwargs)
         container.start()
         return container, launcher.argv
@@ -318,8 +318,7 @@ class WarmStarts:
             made = self._root / "containers" / container.id / "checkpoints" / CHECKPOINT_NAME
             shutil.copytree(made, staging / CHECKPOINT_NAME)
         finally:
-            with contextlib.suppress(*EngineErrors):
-                container.remove(force=True, v=True)
+            ops.remove(container)
 
 
 __all__ = ["CHECKPOINT_NAME", "ENV_WARM", "WARM_ENTRIES", "WarmStarts", "WarmUnavailable",
