@@ -173,6 +173,7 @@ def _become(fds: list[int], request: dict[str, object]) -> int:
     if found is None or import_relevant(env) != zygote_env:
         _exec(argv, env)  # a cold start, in this warm container
     script, code_text, args = found
+    _fresh_randomness()
     sys.argv = args
     sys.path[0] = os.path.dirname(os.path.abspath(script)) if script else ""
     try:
@@ -192,6 +193,28 @@ def _become(fds: list[int], request: dict[str, object]) -> int:
         _print_from(e, script or "<string>")
         return 1
     return 0
+
+
+def _fresh_randomness() -> None:
+    """[JOB-WARM.4] Every warm job is restored from the same checkpoint, so whatever the
+    zygote's imports seeded from the system's entropy would be the same in each: ``random``'s
+    generator (torch imports it), numpy's global one if imported, a temporary name sequence
+    if made, and ``multiprocessing``'s authentication key. Each is drawn again here, as a
+    cold start's imports would draw it. The string hash secret cannot be: every warm job
+    has the checkpoint's."""
+    modules = sys.modules
+    random = modules.get("random")
+    if random is not None:
+        random.seed()
+    numpy_random = modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed()
+    tempfile = modules.get("tempfile")
+    if tempfile is not None:
+        tempfile._name_sequence = None  # type: ignore[attr-defined]  # made anew on first use
+    process = modules.get("multiprocessing.process")
+    if process is not None:
+        process.current_process().authkey = os.urandom(32)
 
 
 def _print_from(error: BaseException, filename: str) -> None:

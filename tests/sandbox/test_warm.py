@@ -211,11 +211,33 @@ def test_job_warm_4_errors_signals_and_exits_end_a_warm_run_as_a_cold_one(
     for name, runner in (("warm", warm_runner), ("cold", cold_runner)):
         result = runner.run_entry(job_image, "train", ["python3", "-c", code], {},
                                   LIMITS, tmp_path / name, job_id="warm")
-        # lines sorted: the engine reads stdout and stderr as two pipes, in either order
-        ends[name] = (result.exit_code, result.reason,
-                      sorted(result.logs.decode().splitlines()))
+        # the bytes sorted: the engine reads stdout and stderr as two pipes, and their
+        # chunks interleave in any order, even within a line (python3 writes sys.exit's
+        # message and its newline as two writes: a cold run once logged "byeout\n\n")
+        ends[name] = (result.exit_code, result.reason, bytes(sorted(result.logs)))
     assert ends["warm"] == ends["cold"], ends
     assert ends["warm"][0] != 0
+
+
+RANDOMNESS = ("import multiprocessing, random, tempfile\n"
+              "print(random.getrandbits(64), next(tempfile._get_candidate_names()),\n"
+              "      multiprocessing.current_process().authkey.hex())\n")
+
+
+@pytest.mark.docker
+def test_job_warm_4_every_warm_job_draws_fresh_randomness(
+        warm_runner: SandboxRunner, job_image: str, tmp_path: Path) -> None:
+    """Every warm job is restored from one checkpoint, whose ``random`` (imported by torch)
+    was seeded once, at the zygote's import, as was ``multiprocessing``'s key: unless the
+    zygote draws them again, two jobs get the same "random" numbers and keys, where two
+    cold starts never do. (Before the fix: the same ``getrandbits(64)`` in both.)"""
+    draws = []
+    for run in range(2):
+        result = warm_runner.run_entry(job_image, "train", ["python3", "-c", RANDOMNESS], {},
+                                       LIMITS, tmp_path / str(run), job_id="warm")
+        assert result.ok, result
+        draws.append(result.logs.decode().split())
+    assert all(first != second for first, second in zip(*draws, strict=True)), draws
 
 
 @pytest.mark.docker
