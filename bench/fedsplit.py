@@ -34,14 +34,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.support import fedsim
+from bench.support import fedsep, fedsim
 from bench.support.cli import emit, parse_args
 from bench.support.fedattacks import Family, sybil
 from bench.support.fedsim import address, load, project_rules, run_job
 from chain.federated.rewards import payout
 
 JSON_KEYS = ("gain_fresh", "gain_fixed", "gain_fixed_loo1000", "fee_gain_fixed",
-             "honest_net_over_gross_min", "seeds", "rounds", "rule", "job_copies")
+             "honest_net_over_gross_min", "seeds", "rounds", "rule", "job_copies",
+             "separability")
 NEEDS_DOCKER = False
 QUICK = {"seeds": 2, "rounds": 4}
 SPLITS = (2, 3, 5)
@@ -64,16 +65,21 @@ def capture_runs(seed: int, rounds: int, rule_name: str) -> dict[Any, Any]:
     try:
         rule = project_rules(3)[rule_name]
         data = load(seed, OWNERS)
-        clean = run_job(data, rule, None, (), rounds, seed, pay=True)
+        revealed: list[Mapping[bytes, Any]] = []
+        clean = run_job(data, rule, None, (), rounds, seed, pay=True, observe=revealed.append)
         perm = np.random.default_rng([seed, 7]).permutation(OWNERS)
         owner = next((int(i) for i in perm if (clean.paid or {}).get(int(i), 0) > 0),
                      int(perm[0]))
-        out: dict[Any, Any] = {"owner": owner, "clean": captured[-1]}
+        out: dict[Any, Any] = {"owner": owner, "clean": captured[-1],
+                               ("pairs", "honest"): fedsep.pairs(revealed)}
         for k in SPLITS:
             for fixed in (False, True):
+                revealed = []
                 run_job(data, rule, Family(f"split{k}", sybil(k, fixed), "", addresses=k),
-                        (owner,), rounds, seed, pay=True)
+                        (owner,), rounds, seed, pay=True, observe=revealed.append)
                 out[(k, fixed)] = captured[-1]
+                out[("pairs", k, fixed)] = fedsep.pairs(
+                    revealed, within=[address(owner, c) for c in range(k)])
         return out
     finally:
         fedsim.payout = real
@@ -146,6 +152,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             cells.append(f"k={k} fixed {_med(g)} ({max(g):.2f})" if g else "-")
         honest[str(phi)] = round(honest_cost(runs, fee), 2)
         print(f"| φ={phi} | " + " | ".join(cells) + f" | honest {honest[str(phi)]} |")
+    separability = {"honest_max": fedsep.extreme(
+        [p for run in runs for p in run[("pairs", "honest")]], highest=True)}
+    for fixed in (False, True):
+        separability[f"{'fixed' if fixed else 'fresh'}_split_min"] = fedsep.extreme(
+            [p for run in runs for k in SPLITS for p in run[("pairs", k, fixed)]],
+            highest=False)
+    print("pairs' update histories (bench/support/fedsep.py): honest owners' largest, "
+          "the splits' smallest")
+    print("| pairs | " + " | ".join(fedsep.STATISTICS) + " |")
+    for name, values in separability.items():
+        print(f"| {name} | " + " | ".join(str(values[s]) for s in fedsep.STATISTICS) + " |")
     lam0 = fedsim.LOO_PERMILLE
     emit({
         "gain_fresh": {k: _med(gains(runs, k, False, lam0, 0)) for k in SPLITS},
@@ -153,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "gain_fixed_loo1000": {k: _med(gains(runs, k, True, 1000, 0)) for k in SPLITS},
         "fee_gain_fixed": fee_fixed, "honest_net_over_gross_min": honest,
         "seeds": args.seeds, "rounds": args.rounds, "rule": args.rule,
-        "job_copies": fedsim.JOB_COPIES,
+        "job_copies": fedsim.JOB_COPIES, "separability": separability,
     }, JSON_KEYS)
 
 

@@ -309,10 +309,12 @@ def _rng(seed: int, name: str, attackers: int) -> np.random.Generator:
 
 
 def run_job(data: Data, rule: Rule, family: Family | None, attackers: tuple[int, ...],
-            n_rounds: int, seed: int, pay: bool) -> JobResult:
+            n_rounds: int, seed: int, pay: bool,
+            observe: Callable[[Mapping[bytes, Ints]], None] | None = None) -> JobResult:
     """A job of ``n_rounds`` rounds from the zero model: every honest owner trains and
     sends its quantised update, the coalition sends what ``family`` computes, the round is
-    aggregated by ``rule``; with ``pay``, the bounty is split as the chain splits it."""
+    aggregated by ``rule``; with ``pay``, the bounty is split as the chain splits it.
+    ``observe`` sees each round's revealed updates, by address."""
     d, k = data.d, data.k
     dims = d * k + k
     rng = _rng(seed, family.name if family else "clean", len(attackers))
@@ -349,6 +351,8 @@ def run_job(data: Data, rule: Rule, family: Family | None, attackers: tuple[int,
         previous = np.stack([sent.get(address(i), zero) for i in range(owners)]) / (
             1 << SCALE_BITS)
         earlier = np.stack(history) if history else None
+        if observe is not None:
+            observe(sent)
         t0 = time.perf_counter()
         vec, w = rule.aggregate(sent, reference, dims, center, earlier, sums, latest)
         agg_s += time.perf_counter() - t0
