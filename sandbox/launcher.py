@@ -55,6 +55,9 @@ gVisor each shrink of touched memory costs a few hundred microseconds; and block
 turns off glibc's adaptive mapping threshold, which would leave it at 128 KiB, so every
 larger block (a tensor) would get a mapping of its own, faulted in and unmapped each time
 (a CPU training loop of 4 MiB tensors: 1.8x slower, 4x the page faults)."""
+ENTRY_ENV = {"LD_PRELOAD": PRELOAD, "GLIBC_TUNABLES": MALLOC_TUNABLES}
+"""What every entry point's environment gets from the launcher; the only import-time
+variables [JOB-WARM.3] a training run has unless its caller adds some."""
 FILES = (BINARY, PROGRAM, MAPCACHE, STATCACHE, WARM)
 """What the launcher folder holds."""
 EXIT_LAUNCH_FAILED = 125

@@ -261,8 +261,7 @@ class SandboxRunner:
             full_env = eval_env.ordered_env({
                 "HOME": policy.SCRATCH_DIR, "LC_ENTRY": entry, "LC_OUTPUT": policy.OUTPUT_DIR,
                 "LC_CPUS": str(max(1, math.ceil(limits.nano_cpus / 1e9))),
-                "LD_PRELOAD": launcher.PRELOAD,  # [JOB-MAPCACHE.1]
-                "GLIBC_TUNABLES": launcher.MALLOC_TUNABLES,  # [JOB-MALLOC.1]
+                **launcher.ENTRY_ENV,  # [JOB-MAPCACHE.1] [JOB-STATCACHE.1] [JOB-MALLOC.1]
                 **({"LC_INPUT": policy.INPUT_MOUNT} if input_dir is not None else {}),
                 **({"LC_DATA": policy.DATA_MOUNT} if data else {}),
                 **env,

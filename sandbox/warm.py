@@ -173,8 +173,9 @@ def flavour(env: Mapping[str, str]) -> dict[str, str]:
 
 
 class WarmStarts:
-    """One runner's warm starts: engine support asked once, checkpoints made on first need,
-    images judged once each. Thread-safe; a failure is remembered, never retried per run."""
+    """One runner's warm starts: engine support asked once, checkpoints made at start
+    (``prepare``) or on first need, images judged once each. Thread-safe; a failure is
+    remembered, never retried per run."""
 
     def __init__(self, client: Any, node_id: str, enabled: bool | None = None) -> None:
         self.client = client
@@ -186,6 +187,8 @@ class WarmStarts:
         self._eligible: dict[str, str | None] = {}
         self._failed: dict[str, str] = {}
         self._used: set[str] = set()
+        self._making: set[str] = set()
+        """Keys whose checkpoint a thread of this runner is making now."""
 
     def checkpoint_for(self, entry: str, image_id: str, env: Mapping[str, str],
                        limits: ResourceLimits, runtime: str | None) -> Path | None:
@@ -205,26 +208,74 @@ class WarmStarts:
                     log.info("image %s starts cold: %s", image_id[:19], self._eligible[image_id])
             if self._eligible[image_id]:
                 return None
-            try:
-                base_id = self.client.api.inspect_image(BASE_TAG)["Id"]
-            except EngineErrors:
+        return self._checkpoint(env)
+
+    def prepare(self, runtime: str | None, env: Mapping[str, str] = launcher.ENTRY_ENV
+                ) -> Path | None:
+        """[JOB-WARM.2] Find or make, before any job needs it, the checkpoint that runs with
+        ``env``'s import-time variables restore (by default a training run's): a worker calls
+        it once at start, in the background, so that its first job restores the checkpoint
+        instead of waiting for it to be made. None when warm starts are off, unsupported or
+        failed, or the base image is not loaded yet (the first run then makes it)."""
+        if not self.enabled or runtime != RUNSC:
+            return None
+        with self._lock:
+            if self._unsupported():
                 return None
-            key = checkpoint_key(base_id, env)
-            if key in self._failed:
+        return self._checkpoint(env)
+
+    def prepare_in_background(self, runtime: str | None) -> threading.Thread | None:
+        """``prepare`` on a thread of its own (a checkpoint takes 10-20 s to make); None when
+        warm starts are off or ``runtime`` is not runsc. Call it after the node has removed
+        its leftover containers: the template container carries the node's labels."""
+        if not self.enabled or runtime != RUNSC:
+            return None
+        thread = threading.Thread(target=self._prepare_logged, args=(runtime,),
+                                  name="lc-warm-prepare", daemon=True)
+        thread.start()
+        return thread
+
+    def _prepare_logged(self, runtime: str | None) -> None:
+        try:
+            made = self.prepare(runtime)
+        except Exception:  # a background thread: say what went wrong, runs start cold
+            log.exception("preparing the warm start checkpoint failed")
+            return
+        if made is not None:
+            log.info("warm starts ready: %s", made.parent.name)
+
+    def _checkpoint(self, env: Mapping[str, str]) -> Path | None:
+        """The checkpoint for ``env``'s flavour, made here if missing. None (a cold start)
+        while another thread of this runner is making it: a run does not wait 10-20 s for
+        what saves it 2-3."""
+        from sandbox.base_image import BASE_TAG
+
+        try:
+            base_id = self.client.api.inspect_image(BASE_TAG)["Id"]
+        except EngineErrors:
+            return None
+        key = checkpoint_key(base_id, env)
+        target = cache_root() / key
+        with self._lock:
+            if key in self._failed or key in self._making:
                 return None
-            target = cache_root() / key
             if (target / CHECKPOINT_NAME).is_dir():
                 if key not in self._used:  # kept by its last use [JOB-WARM.2]
                     self._used.add(key)
                     with contextlib.suppress(OSError):
                         os.utime(target)
                 return target / CHECKPOINT_NAME
-            try:
-                return self._create(base_id, env, target)
-            except (WarmUnavailable, *EngineErrors) as e:
+            self._making.add(key)
+        try:
+            return self._create(base_id, env, target)
+        except (WarmUnavailable, *EngineErrors) as e:
+            with self._lock:
                 self._failed[key] = str(e)
-                log.warning("warm starts off for this flavour, every run starts cold: %s", e)
-                return None
+            log.warning("warm starts off for this flavour, every run starts cold: %s", e)
+            return None
+        finally:
+            with self._lock:
+                self._making.discard(key)
 
     def restore(self, container: Any, checkpoint: Path) -> None:
         """[JOB-WARM.4] Start ``container`` (created, never started) from ``checkpoint``.
@@ -278,6 +329,8 @@ class WarmStarts:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if (target / CHECKPOINT_NAME).is_dir():
                 return target / CHECKPOINT_NAME
+            for stale in target.parent.glob(f".{target.name}-*"):  # a process that died making it
+                shutil.rmtree(stale, ignore_errors=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
             try:
                 self._checkpoint_zygote(base_id, env, staging)

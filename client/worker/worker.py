@@ -111,6 +111,7 @@ class Worker:
 
     async def start(self) -> None:
         """Resume the persisted state, clean up leftover containers, follow the chain."""
+        own_runner = self._runner is None
         if self._runner is None:
             client = await asyncio.to_thread(connect)
             # [JOB-RUNTIME.1-2] runsc where installed; a runtime the engine lacks refuses
@@ -149,6 +150,8 @@ class Worker:
         if leftovers:
             log.info("removed %d job containers left by an earlier run: %s", len(leftovers),
                      ", ".join(leftovers))
+        if own_runner:  # [JOB-WARM.2] the first job restores the checkpoint, not makes it
+            self.runner.warm.prepare_in_background(self.runner.runtime)
         claims = sum(len(p.claims) for p in state.jobs.values())
         log.info("worker %s starting (state %s: %d jobs, %d claims, %d votes)",
                  self.address_text, self.store.path, len(state.jobs), claims, len(state.votes))

@@ -13,12 +13,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import docker
 import pytest
 
-from sandbox import warm_zygote
+from sandbox import launcher, warm_zygote
 from sandbox.base_image import BASE_TAG, build_image
 from sandbox.job_file import load_job_file
 from sandbox.job_template import build_job
@@ -29,6 +30,8 @@ from sandbox.runtime import RUNC, RUNSC
 from sandbox.warm import (
     WARM_ENTRIES,
     WarmStarts,
+    cache_root,
+    checkpoint_key,
     engine_support,
     flavour,
     image_eligible,
@@ -66,6 +69,46 @@ def test_job_warm_1_only_the_training_entries_start_warm() -> None:
     assert warm.checkpoint_for("train", "sha256:x", {}, gpu, RUNSC) is None
     off = WarmStarts(client=None, node_id="x", enabled=False)
     assert off.checkpoint_for("train", "sha256:x", {}, LIMITS, RUNSC) is None
+
+
+def test_job_warm_2_nothing_is_prepared_where_warm_starts_are_off() -> None:
+    """A worker's start-up ``prepare`` touches no engine unless warm starts are on and the
+    runtime is runsc (the client here would fail any call)."""
+    assert WarmStarts(object(), NODE_ID, enabled=False).prepare(RUNSC) is None
+    assert WarmStarts(object(), NODE_ID, enabled=True).prepare(RUNC) is None
+    assert WarmStarts(object(), NODE_ID, enabled=False).prepare_in_background(RUNSC) is None
+    assert WarmStarts(object(), NODE_ID, enabled=True).prepare_in_background(None) is None
+
+
+class _Api:
+    def inspect_image(self, _ref: str) -> dict[str, str]:
+        return {"Id": "sha256:" + "b" * 64}
+
+
+def test_job_warm_2_a_run_during_the_making_starts_cold_and_the_next_restores(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the worker's start-up thread makes the checkpoint, a run starts cold instead of
+    waiting for it; once made, runs get it. (The engine is faked: only the lock and the
+    bookkeeping around ``_create`` are under test here; the engine tests make real ones.)"""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    started, release = threading.Event(), threading.Event()
+
+    def slow_create(self: WarmStarts, _base: str, _env: object, target: Path) -> Path:
+        started.set()
+        assert release.wait(10)
+        (target / "lc-warm").mkdir(parents=True)
+        return target / "lc-warm"
+
+    monkeypatch.setattr(WarmStarts, "_create", slow_create)
+    monkeypatch.setattr(WarmStarts, "_unsupported", lambda self: False)
+    warm = WarmStarts(type("Client", (), {"api": _Api()})(), NODE_ID, enabled=True)
+    thread = warm.prepare_in_background(RUNSC)
+    assert thread is not None and started.wait(10)
+    assert warm.prepare(RUNSC) is None  # being made: cold, at once
+    release.set()
+    thread.join(10)
+    made = warm.prepare(RUNSC)
+    assert made is not None and made.is_dir() and made.parent.parent == cache_root()
 
 
 def test_job_warm_1_off_unless_the_node_asks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -242,11 +285,20 @@ def test_job_warm_4_every_warm_job_draws_fresh_randomness(
 
 @pytest.mark.docker
 def test_job_warm_2_a_warm_training_gives_the_cold_ones_model_bit_for_bit(
-        warm_runner: SandboxRunner, cold_runner: SandboxRunner, job_image: str,
+        warm_runner: SandboxRunner, cold_runner: SandboxRunner, engine: docker.DockerClient,
+        job_image: str,
         template_dir: Path, template_data_dirs: dict[str, Path], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """From a checkpoint made here (a fresh cache: [JOB-WARM.2] end to end)."""
+    """From a checkpoint made here (a fresh cache: [JOB-WARM.2] end to end), by ``prepare``
+    as a worker makes it at start: the training runs restore that very checkpoint (no
+    second one is made), and a staging folder left by a process that died is cleared."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    key = checkpoint_key(engine.api.inspect_image(BASE_TAG)["Id"], launcher.ENTRY_ENV)
+    stale = cache_root() / f".{key}-died"
+    stale.mkdir(parents=True)
+    prepared = warm_runner.warm.prepare(RUNSC)
+    assert prepared is not None and prepared.is_dir() and prepared.parent.name == key
+    assert not stale.exists()
     limits = load_job_file(template_dir).limits
     models = {}
     for name, runner in (("warm", warm_runner), ("cold", cold_runner), ("warm2", warm_runner)):
@@ -256,6 +308,7 @@ def test_job_warm_2_a_warm_training_gives_the_cold_ones_model_bit_for_bit(
                                                              result.log_tail)
         models[name] = result.model_path.read_bytes()
     assert models["warm"] == models["cold"] == models["warm2"]
+    assert [p.name for p in cache_root().iterdir() if p.is_dir()] == [key]
 
 
 @pytest.mark.docker

@@ -96,6 +96,7 @@ class SandboxTrainer:
                                                        choice.describe())
         self.runner = SandboxRunner(self.client, node_id=f"fed-{node.key.address.hex()[:12]}",
                                     runtime=choice.name)
+        self.runner.warm.prepare_in_background(choice.name)  # [JOB-WARM.2] before round 1
         self.ready: dict[int, UpdateBlob] = {}
         self.failures: dict[int, str] = {}
         self.tries: dict[int, int] = {}
