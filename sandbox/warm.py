@@ -38,7 +38,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,8 @@ log = logging.getLogger("learningchain.sandbox")
 WARM_VERSION = 1
 """Bumped whenever what a checkpoint holds changes in a way its key does not name."""
 CHECKPOINT_NAME = "lc-warm"
+RESTORE_LOCK = "restore.lock"
+"""In a checkpoint's folder: held while a run restores it [JOB-WARM.4]."""
 WARM_ENTRIES = ("train", "federate")
 """[JOB-WARM.1] Entry points that start warm: the ones that train, which import torch.
 ``evaluate`` starts cold: the template's imports numpy alone (an evaluation runs in every
@@ -143,6 +145,28 @@ def _layer_outside_job(diff: Path) -> str | None:
             if not (path.is_symlink() or path.is_dir() or path.is_file()):
                 return f"a layer of its own holds {path.relative_to(diff)}, not a plain file"
     return None
+
+
+@contextlib.contextmanager
+def _restore_slot(checkpoint: Path) -> Iterator[bool]:
+    """[JOB-WARM.4] One restore of a checkpoint at a time on this machine; yields whether
+    this run holds the slot (False at once when another does). dockerd uploads the
+    checkpoint into containerd's content store for each restore, and two uploads of the
+    same content at once both failed ("failed to upload checkpoint to containerd: commit
+    failed"; two workers of a demo graph on one engine, 2026-11-27), each then starting cold
+    after the 2-3 s the restore had cost."""
+    try:
+        slot = open(checkpoint.parent / RESTORE_LOCK, "w")  # noqa: SIM115  (closed below)
+    except OSError:
+        yield True  # no lock to be had: restore, as before
+        return
+    with slot:
+        try:
+            fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
 
 
 def prune(folder: Path, keep: int) -> list[Path]:
@@ -298,13 +322,21 @@ class WarmStarts:
         cold, also when the restore fails (then in a fresh container made from ``kwargs``).
         Returns the started container and what turns an entry's argv into the exec's."""
         if warm is not None:
-            try:
-                self.restore(container, warm)
-                return container, launcher.warm_argv
-            except (*EngineErrors, OSError) as e:
-                log.warning("warm start failed, starting cold: %s", str(e)[:300])
-                ops.remove(container)
-                container = self.client.containers.create(**kwargs)
+            with _restore_slot(warm) as free:
+                if not free:
+                    log.info("checkpoint %s is being restored by another run: starting cold",
+                             warm.parent.name)
+                else:
+                    try:
+                        began = time.monotonic()
+                        self.restore(container, warm)
+                        log.info("restored checkpoint %s in %.2f s", warm.parent.name,
+                                 time.monotonic() - began)
+                        return container, launcher.warm_argv
+                    except (*EngineErrors, OSError) as e:
+                        log.warning("warm start failed, starting cold: %s", str(e)[:600])
+                        ops.remove(container)
+                        container = self.client.containers.create(**kwargs)
         container.start()
         return container, launcher.argv
 

@@ -9,6 +9,7 @@ how the host's engine was started, and they link checkpoints into an engine of t
 from __future__ import annotations
 
 import ast
+import logging
 import os
 import subprocess
 import sys
@@ -101,6 +102,8 @@ def test_job_warm_2_a_run_during_the_making_starts_cold_and_the_next_restores(
 
     monkeypatch.setattr(WarmStarts, "_create", slow_create)
     monkeypatch.setattr(WarmStarts, "_unsupported", lambda self: False)
+    # the key names the launcher folder, built and cached per process: not from a test's cache
+    monkeypatch.setattr("sandbox.warm.checkpoint_key", lambda base, env: "k" * 24)
     warm = WarmStarts(type("Client", (), {"api": _Api()})(), NODE_ID, enabled=True)
     thread = warm.prepare_in_background(RUNSC)
     assert thread is not None and started.wait(10)
@@ -281,6 +284,37 @@ def test_job_warm_4_every_warm_job_draws_fresh_randomness(
         assert result.ok, result
         draws.append(result.logs.decode().split())
     assert all(first != second for first, second in zip(*draws, strict=True)), draws
+
+
+@pytest.mark.docker
+def test_job_warm_4_two_runs_at_once_restore_one_at_a_time(
+        warm_runner: SandboxRunner, job_image: str, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Two runs that start together on one engine: one restores, the other starts cold at
+    once, both end as the probe says. Before the restore slot, both restores failed
+    (containerd refused the second upload of the same checkpoint) and both started cold
+    after a warning (a demo graph's two workers, 2026-11-27)."""
+    caplog.set_level(logging.INFO, logger="learningchain.sandbox")
+    warm_runner.warm.prepare(RUNSC)  # made before, so that the two runs race the restore
+    go = threading.Barrier(2)
+    results: dict[int, object] = {}
+
+    def run(n: int) -> None:
+        go.wait()
+        results[n] = warm_runner.run_entry(job_image, "train", ["python3", "-c", PROBE],
+                                           {"LC_SEED": str(n)}, LIMITS, tmp_path / str(n),
+                                           job_id="warm")
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    logs = [results[n].logs.decode() for n in range(2)]  # type: ignore[attr-defined]
+    assert all(results[n].exit_code == 3 for n in range(2)), results  # type: ignore[attr-defined]
+    assert sum("torch before the entry: True" in text for text in logs) >= 1, logs
+    assert not [r for r in caplog.records if "warm start failed" in r.getMessage()], \
+        [r.getMessage() for r in caplog.records]
 
 
 @pytest.mark.docker
