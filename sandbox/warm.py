@@ -52,7 +52,7 @@ from sandbox.warm_zygote import READY, import_relevant
 
 log = logging.getLogger("learningchain.sandbox")
 
-WARM_VERSION = 1
+WARM_VERSION = 2
 """Bumped whenever what a checkpoint holds changes in a way its key does not name."""
 CHECKPOINT_NAME = "lc-warm"
 RESTORE_LOCK = "restore.lock"
@@ -68,9 +68,9 @@ TEMPLATE_LIMITS = ResourceLimits(memory_bytes=2048 * MIB, nano_cpus=1_000_000_00
                                  model_bytes=MIB, log_bytes=4096)
 """The checkpointed container's limits: the restored container's own replace them."""
 INIT_USER = "0:0"
-INIT_CAPABILITIES = ("SETUID", "SETGID")
-"""[JOB-WARM.2] The checkpointed PID 1's user and its only capabilities: enough to give the
-zygote the job's user, and then used for nothing."""
+INIT_CAPABILITIES = ("SETUID", "SETGID", "SETPCAP")
+"""[JOB-WARM.2] The checkpointed PID 1's user and its only capabilities: enough for the
+zygote to empty its bounding set (SETPCAP) and take the job's user, then used for nothing."""
 ZYGOTE_START_S = 120.0
 KEEP_CHECKPOINTS = 4
 """Checkpoints kept on disk (about 30 MB each): two flavours of two base images."""
@@ -375,8 +375,9 @@ class WarmStarts:
 
     def _checkpoint_zygote(self, base_id: str, env: Mapping[str, str], staging: Path) -> None:
         """[JOB-WARM.2] A container of the base image whose PID 1 is the zygote's init (root
-        with CAP_SETUID and CAP_SETGID alone, to hand the zygote the job's user), under the
-        ordinary policy otherwise; checkpointed once its log says ready."""
+        with ``INIT_CAPABILITIES`` alone, for the zygote to give up its bounding set and take
+        the job's user), under the ordinary policy otherwise; checkpointed once its log says
+        ready."""
         kwargs = policy.container_kwargs(
             base_id, TEMPLATE_LIMITS, policy.labels_for("", self.node_id, "warm-template"),
             {launcher.MOUNT: launcher.folder()}, runtime=RUNSC)

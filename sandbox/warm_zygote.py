@@ -26,6 +26,7 @@ argv is always safe in a cold container.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -36,6 +37,7 @@ from typing import NoReturn
 SOCKET = b"\0learningchain-warm-zygote"
 """Abstract: no file anywhere, nothing for the job's mounts to hide or expose."""
 READY = b"lc-warm ready\n"
+PR_CAPBSET_DROP = 24
 JOB_ID = 65534
 """``policy.JOB_USER``'s uid and gid: the zygote and every job it starts run as them."""
 REQUEST_MAX = 4 * 1024 * 1024
@@ -59,12 +61,13 @@ def init() -> int:
     """PID 1 of the checkpointed container: fork the zygote, say whether it is ready, then
     report the job's end to the client.
 
-    It runs as root holding only CAP_SETUID and CAP_SETGID, already under the job's filter
-    (``lc-launch``), and never runs anything else: the zygote, its child, drops to the
-    job's user before it imports anything, so a job can signal neither PID 1 (as with
-    ``policy.HOLD_USER`` in a cold container, [JOB-SANDBOX.5]) nor anything but its own
-    processes. The zygote must be PID 1's child: gVisor restores the init's tree but not
-    processes started by ``docker exec`` nor their orphans. In the job's container (the
+    It runs as root holding only CAP_SETUID, CAP_SETGID and CAP_SETPCAP, already under the
+    job's filter (``lc-launch``), and never runs anything else: the zygote, its child,
+    empties its bounding set and drops to the job's user before it imports anything, so a
+    job can signal neither PID 1 (as with ``policy.HOLD_USER`` in a cold container,
+    [JOB-SANDBOX.5]) nor anything but its own processes. The zygote must be PID 1's
+    child: gVisor restores the init's tree but not processes started by ``docker exec``
+    nor their orphans. In the job's container (the
     zygote returns from here only there, as the job) PID 1 gets the client's connection
     from the zygote and answers it with the job's status when the job's process ends."""
     ready_r, ready_w = os.pipe()
@@ -109,6 +112,7 @@ def _report(pid: int, report: socket.socket) -> NoReturn:
 def _zygote(ready_w: int, report: socket.socket) -> int:
     """Drop to the job's user, take /dev/null for the streams, import, listen, say ready;
     then, restored in a job's container, take one request and become that job."""
+    _empty_bounding_set()
     os.setgroups([])
     os.setresgid(JOB_ID, JOB_ID, JOB_ID)
     os.setresuid(JOB_ID, JOB_ID, JOB_ID)
@@ -134,6 +138,20 @@ def _zygote(ready_w: int, report: socket.socket) -> int:
     report.close()
     conn.close()
     return _become(fds, request)
+
+
+def _empty_bounding_set() -> None:
+    """[JOB-WARM.2] Give up every capability for good before taking the job's user: PID 1's
+    two (and CAP_SETPCAP, which this needs) would otherwise stay in the bounding set the
+    job inherits, where a cold job's is empty. A failure ends the zygote: no checkpoint."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in range(64):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            err = ctypes.get_errno()
+            if err != errno.EINVAL:  # EINVAL: past the kernel's last capability
+                raise OSError(err, f"prctl(PR_CAPBSET_DROP, {cap}): {os.strerror(err)}")
 
 
 def _receive(conn: socket.socket) -> tuple[list[int], dict[str, object]]:

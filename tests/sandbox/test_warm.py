@@ -215,6 +215,7 @@ def cold_runner(engine: docker.DockerClient) -> SandboxRunner:
 PROBE = ("import os, sys\n"
          "print('torch before the entry:', 'torch' in sys.modules)\n"
          "print('argv', sys.argv, 'cwd', os.getcwd(), 'uid', os.getuid())\n"
+         "print([l.strip() for l in open('/proc/self/status') if l.startswith('Cap')])\n"
          "print('seed', os.environ['LC_SEED'], 'pid1 uid', open('/proc/1/status').read()"
          ".split('Uid:')[1].split()[0])\n"
          "import signal\n"
