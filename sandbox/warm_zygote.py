@@ -113,7 +113,7 @@ def _zygote(ready_w: int, report: socket.socket) -> int:
     """Drop to the job's user, take /dev/null for the streams, import, listen, say ready;
     then, restored in a job's container, take one request and become that job."""
     _empty_bounding_set()
-    os.setgroups([])
+    os.setgroups([JOB_ID])  # what the engine gives a cold job of user 65534:65534
     os.setresgid(JOB_ID, JOB_ID, JOB_ID)
     os.setresuid(JOB_ID, JOB_ID, JOB_ID)
     null = os.open("/dev/null", os.O_RDWR)

@@ -215,7 +215,10 @@ def cold_runner(engine: docker.DockerClient) -> SandboxRunner:
 PROBE = ("import os, sys\n"
          "print('torch before the entry:', 'torch' in sys.modules)\n"
          "print('argv', sys.argv, 'cwd', os.getcwd(), 'uid', os.getuid())\n"
-         "print([l.strip() for l in open('/proc/self/status') if l.startswith('Cap')])\n"
+         "print([l.strip() for l in open('/proc/self/status') if l.split(':')[0] in (\n"
+         "    'Umask', 'Uid', 'Gid', 'Groups', 'CapInh', 'CapPrm', 'CapEff', 'CapBnd',\n"
+         "    'CapAmb', 'NoNewPrivs', 'Seccomp', 'Seccomp_filters')])\n"
+         "print(open('/proc/self/limits').read())\n"
          "print('seed', os.environ['LC_SEED'], 'pid1 uid', open('/proc/1/status').read()"
          ".split('Uid:')[1].split()[0])\n"
          "import signal\n"
@@ -228,9 +231,10 @@ PROBE = ("import os, sys\n"
 def test_job_warm_2_4_a_restored_sandbox_runs_the_entry_with_torch_imported(
         warm_runner: SandboxRunner, cold_runner: SandboxRunner, job_image: str,
         tmp_path: Path) -> None:
-    """The same probe in a warm and a cold container: same argv, folder, user, variables and
-    exit status; torch already there only in the warm one; PID 1 out of the job's reach in
-    both [JOB-SANDBOX.5]."""
+    """The same probe in a warm and a cold container: same argv, folder, ids, groups, umask,
+    capability sets, seccomp state, resource limits, variables and exit status; torch
+    already there only in the warm one; PID 1 out of the job's reach in both
+    [JOB-SANDBOX.5]."""
     logs = {}
     for name, runner in (("warm", warm_runner), ("cold", cold_runner)):
         result = runner.run_entry(job_image, "train", ["python3", "-c", PROBE],
