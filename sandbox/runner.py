@@ -292,7 +292,7 @@ class SandboxRunner:
             kwargs["mounts"] = [*kwargs["mounts"], *watch.mounts()]
         warm = self.warm.checkpoint_for(entry, image_id, env, limits, runtime)
         try:
-            container = self.client.containers.create(**kwargs)
+            container = self.client.containers.create(**self.warm.container_kwargs(kwargs, warm))
         except docker.errors.ImageNotFound:
             return _early_failure(FailureReason.IMAGE_MISSING, output_dir,
                                   f"image {image_id} is not loaded in the engine")

@@ -371,6 +371,49 @@ def test_job_warm_5_an_image_that_changes_more_than_job_starts_cold(
     assert result.exit_code == 3 and "torch before the entry: False" in result.logs.decode()
 
 
+@pytest.mark.docker
+def test_job_warm_5_an_image_whose_code_never_imports_torch_starts_cold(
+        warm_runner: SandboxRunner, engine: docker.DockerClient, tmp_path: Path) -> None:
+    """A job near its memory limit that never imports torch: warm, the zygote's torch came
+    with it and the job was killed for memory (256 MiB, a 120 MiB buffer: 'oom' warm,
+    exit 0 cold); its image now starts cold."""
+    context = tmp_path / "plain"
+    (context / "job").mkdir(parents=True)
+    (context / "job" / "fill.py").write_text(
+        "import sys\nprint('torch before the entry:', 'torch' in sys.modules)\n"
+        "buffer = bytearray(120 * 2**20)\nprint(sum(buffer[::4096]))\n")
+    (context / "Dockerfile").write_text(textwrap.dedent(f"""\
+        FROM {BASE_TAG}
+        COPY job /job
+        """))
+    plain = build_image(engine, context, "learningchain/test-warm-plain:latest",
+                        lambda _m: None)
+    assert "imports torch" in (image_eligible(engine, plain, BASE_TAG) or "")
+    small = ResourceLimits(memory_bytes=256 * MIB, pids=32, wall_time_s=60.0, tmp_bytes=MIB,
+                           output_bytes=MIB, model_bytes=MIB, log_bytes=64 * 1024)
+    result = warm_runner.run_entry(plain, "train", ["python3", "/job/fill.py"], {}, small,
+                                   tmp_path / "out", job_id="warm")
+    assert result.ok, result
+    assert result.logs.decode().split() == ["torch", "before", "the", "entry:", "False", "0"]
+
+
+@pytest.mark.docker
+def test_job_warm_4_a_warm_job_has_at_least_the_cold_ones_memory(
+        warm_runner: SandboxRunner, job_image: str, tmp_path: Path) -> None:
+    """1 GiB, ``import torch`` then an 850 MiB buffer filled: a cold run finishes it; warm
+    without ``WARM_EXTRA_MEMORY`` it was killed for memory (800 MiB passed)."""
+    warm_runner.warm.prepare(RUNSC)
+    limits = ResourceLimits(memory_bytes=1024 * MIB, pids=64, wall_time_s=60.0,
+                            tmp_bytes=MIB, output_bytes=MIB, model_bytes=MIB,
+                            log_bytes=64 * 1024)
+    code = ("import sys\nprint('warm' if 'torch' in sys.modules else 'cold')\nimport torch\n"
+            "buffer = bytearray(850 * 2**20)\nprint(sum(buffer[::4096]))\n")
+    result = warm_runner.run_entry(job_image, "train", ["python3", "-c", code], {}, limits,
+                                   tmp_path / "out", job_id="warm")
+    assert result.ok, (result.reason, result.detail, result.log_tail)
+    assert result.logs.decode().split() == ["warm", "0"]
+
+
 def test_job_warm_the_zygote_source_is_standard_library_only() -> None:
     """It runs under the image's own python3, which has no project packages (torch aside,
     the point of the zygote)."""
