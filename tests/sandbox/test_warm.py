@@ -398,6 +398,24 @@ def test_job_warm_5_an_image_whose_code_never_imports_torch_starts_cold(
 
 
 @pytest.mark.docker
+def test_job_warm_4_a_warm_job_past_its_time_is_killed_as_a_cold_one(
+        warm_runner: SandboxRunner, engine: docker.DockerClient, job_image: str,
+        tmp_path: Path) -> None:
+    """[JOB-SANDBOX.3] The node's clock ends a warm run too: the restore is not counted, the
+    job's own seconds are, and no container is left on the engine."""
+    warm_runner.warm.prepare(RUNSC)
+    limits = ResourceLimits(memory_bytes=1024 * MIB, pids=64, wall_time_s=3.0, tmp_bytes=MIB,
+                            output_bytes=MIB, model_bytes=MIB, log_bytes=64 * 1024)
+    code = "import sys, time\nprint('torch' in sys.modules, flush=True)\ntime.sleep(60)\n"
+    result = warm_runner.run_entry(job_image, "train", ["python3", "-c", code], {}, limits,
+                                   tmp_path / "out", job_id="warm")
+    assert result.reason is FailureReason.TIMEOUT, (result.reason, result.detail)
+    assert result.logs.decode().split() == ["True"]
+    assert 3.0 <= result.seconds < 6.0, result.seconds
+    assert engine.containers.list(all=True) == []
+
+
+@pytest.mark.docker
 def test_job_warm_4_a_warm_job_has_at_least_the_cold_ones_memory(
         warm_runner: SandboxRunner, job_image: str, tmp_path: Path) -> None:
     """1 GiB, ``import torch`` then an 850 MiB buffer filled: a cold run finishes it; warm
