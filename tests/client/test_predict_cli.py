@@ -203,7 +203,9 @@ def test_predict_follows_the_request_to_the_agreed_labels(chain: ApiThread,
     thread.join(timeout=60)
     result: Result = box["result"]
     assert result.exit_code == 0, result.output
-    assert "executors drawn at height" in result.stderr and "commit: 0/3" in result.stderr
+    # not "commit: 0/3": that progress line shows only if the CLI polled while the request
+    # was in its commit phase, which on a loaded machine it may not (CI, 2026-11-27)
+    assert "executors drawn at height" in result.stderr and "settled: agreed" in result.stderr
     assert [line for line in result.stdout.splitlines() if line.startswith("row ")] == [
         "row 1: cat", "row 2: fish", "row 3: dog", "row 4: dog"]
     assert "fee paid 11 credits (refunded 1)" in result.stdout  # 12 - 5 - 5 - royalty 1

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -85,21 +86,25 @@ def test_upgrade_halt_1_old_software_stops_at_h_and_new_software_carries_on(
         assert _status(apis[3])["protocol"]["max_known_version"] == 1
 
         # The plan passes through the CLI: v0 proposes, v1 and v2 approve (3 of 4 power).
-        height = apis[0].status()["height"] + 100  # room for three CLI calls under load
+        # Room for the CLI calls under load: the plan must pass 10 blocks before its height
+        # [UPGRADE-PLAN.2]; with +100, CI (2026-11-27, 3 test processes on 2 cores) saw the
+        # approval land at block 138 for a plan at 119. The two approvals run side by side.
+        height = apis[0].status()["height"] + 250
         keys = [_key_args(n.config) for n in layout.nodes]
         proposed = _cli("governance", "upgrade", PLAN, "--version", "2", "--height",
                         str(height), *keys[0], "--node", layout.nodes[0].api_url)
         assert proposed["state"] == "pending", proposed
-        for i in (1, 2):
-            _cli("governance", "approve", proposed["proposal_id"], *keys[i],
-                 "--node", layout.nodes[i].api_url)
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda i: _cli("governance", "approve", proposed["proposal_id"],
+                                         *keys[i], "--node", layout.nodes[i].api_url),
+                          (1, 2)))
         plan = {"name": PLAN, "version": 2, "height": height}
         wait_until(lambda: _status(apis[3]).get("protocol", {}).get("upgrade_plan") == plan,
                    what="the plan seen by the old node")
         assert apis[3].status()["protocol"]["version"] == 1
 
         # The old node stops at H: status 4, the message, upgrade-info.json, blocks to H-1.
-        code = _wait_exit(pids[old.name], f"old node3 to stop at height {height}", 120)
+        code = _wait_exit(pids[old.name], f"old node3 to stop at height {height}", 300)
         assert code == UPGRADE_EXIT_STATUS
         log = (old.directory / "node.log").read_text()
         assert (f"upgrade required: plan '{PLAN}' needs protocol version 2 at height "
