@@ -49,6 +49,7 @@ from sandbox.container_ops import EngineErrors
 from sandbox.errors import SandboxError
 from sandbox.limits import MIB, ResourceLimits
 from sandbox.runtime import RUNSC, RUNSC_ARGS, RUNSC_PACKAGE_VERSION
+from sandbox.warm_staging import remove_copies, staging_parents
 from sandbox.warm_zygote import READY, import_relevant
 
 log = logging.getLogger("learningchain.sandbox")
@@ -283,7 +284,12 @@ class WarmStarts:
         with self._lock:
             if self._unsupported():
                 return None
-        return self._checkpoint(env)
+        checkpoint = self._checkpoint(env)
+        if checkpoint is not None:  # [JOB-WARM.7] what a run that died mid-restore left
+            with _restore_slot(checkpoint) as free:
+                if free:
+                    remove_copies(checkpoint, staging_parents())
+        return checkpoint
 
     def prepare_in_background(self, runtime: str | None) -> threading.Thread | None:
         """``prepare`` on a thread of its own (a checkpoint takes 10-20 s to make); None when
@@ -386,6 +392,8 @@ class WarmStarts:
                         log.warning("warm start failed, starting cold: %s", str(e)[:600])
                         ops.remove(container)
                         container = self.client.containers.create(**kwargs)
+                    finally:  # [JOB-WARM.7] still in the slot: no restore reads them
+                        remove_copies(warm, staging_parents())
         container.start()
         return container, launcher.argv
 

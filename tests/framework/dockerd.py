@@ -120,6 +120,21 @@ class PrivateDockerd:
             f"--cgroup-parent=/{self.name}", "--shutdown-timeout=5", "--log-level=warn",
         ]
 
+    @property
+    def temp_dir(self) -> Path:
+        """The engine's (and its containerd's) temporary folder, under its own root: what
+        they leave there, a restore's checkpoint copy [JOB-WARM.7] among it, goes with the
+        root instead of staying in the machine's ``/tmp``."""
+        return self.root / "tmp"
+
+    def environment(self) -> dict[str, str]:
+        """The caller's environment with ``TMPDIR`` this engine's own (and no
+        ``XDG_RUNTIME_DIR``, which containerd would prefer to it)."""
+        self.temp_dir.mkdir(exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+        env["TMPDIR"] = str(self.temp_dir)
+        return env
+
     # -- life cycle ------------------------------------------------------------------------
 
     def start(self, timeout: float = 60.0) -> None:
@@ -130,7 +145,8 @@ class PrivateDockerd:
             # close_fds (the default) matters: dockerd must not inherit the flock
             # of a caller's `flock LOCK pytest`, or the lock outlives the run.
             self._proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)
+                                          stdin=subprocess.DEVNULL, start_new_session=True,
+                                          env=self.environment())
         wait_until(self._answers, timeout=timeout,
                    what=f"the private dockerd {self.name} to answer", step=0.2,
                    detail=self.log_tail)

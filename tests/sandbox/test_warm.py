@@ -250,6 +250,24 @@ def test_job_warm_2_4_a_restored_sandbox_runs_the_entry_with_torch_imported(
 
 
 @pytest.mark.docker
+def test_job_warm_7_no_copy_of_the_checkpoint_is_left_after_restores(
+        private_dockerd: PrivateDockerd, warm_runner: SandboxRunner, job_image: str,
+        tmp_path: Path) -> None:
+    """containerd unpacks the checkpoint into a new ``ctrd-checkpoint*`` folder of its
+    temporary folder for every restore and never removes it (150 MiB each); after two
+    warm runs none is left there (before the rule, two)."""
+    staging = private_dockerd.temp_dir
+    for round_ in range(2):
+        result = warm_runner.run_entry(
+            job_image, "train", ["python3", "-c", "import sys; print('torch', 'torch' in "
+                                                  "sys.modules)"],
+            {}, LIMITS, tmp_path / str(round_), job_id="warm")
+        assert result.exit_code == 0 and b"torch True" in result.logs, result
+        assert not list(staging.glob("ctrd-checkpoint*")), sorted(staging.iterdir())
+    assert staging.is_dir() and private_dockerd.pid is not None
+
+
+@pytest.mark.docker
 @pytest.mark.parametrize("code", ["raise ValueError('boom')",
                                   "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
                                   "import os; os._exit(42)",

@@ -1,0 +1,116 @@
+"""The copies of a checkpoint that containerd leaves behind at each restore [JOB-WARM.7].
+
+``docker start --checkpoint`` uploads the checkpoint into containerd's content store, and
+containerd's task service unpacks it into a fresh ``ctrd-checkpoint*`` folder (Go's
+``os.MkdirTemp`` in ``$XDG_RUNTIME_DIR``, else ``$TMPDIR``, else ``/tmp``) for the runtime
+to restore from, and never removes it. With the zygote's 150 MiB of pages that was 150 MiB
+of disk per warm job: 314 folders, 9.2 GiB of ``/tmp``, after one day of this project's
+tests (2026-11-27). A worker that runs for months would fill its disk.
+
+A folder is ours when its ``checkpoint.img`` has the bytes of our checkpoint's: that file
+holds the sandbox's kernel state (its pids, its mounts, its sockets), so two different
+checkpoints never share it, and nothing else of containerd's looks like it. It is removed
+while its checkpoint's restore slot is held, so no restore of the same checkpoint is
+reading it; a restored sandbox has its files open already, and an unlinked open file
+lives until it is closed.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+STAGING_PREFIX = "ctrd-checkpoint"
+"""containerd's name for the folder it unpacks a checkpoint into (``os.MkdirTemp``)."""
+STATE_FILE = "checkpoint.img"
+"""runsc's file of the sandbox's state, in every checkpoint."""
+
+
+def staging_parents(proc: Path = Path("/proc")) -> list[Path]:
+    """Where this machine's containerd daemons unpack a restore's checkpoint: each one's
+    ``XDG_RUNTIME_DIR``, else ``TMPDIR``, else ``/tmp`` (as Go's ``os.MkdirTemp`` with
+    containerd's arguments chooses). ``/tmp`` when no daemon's environment can be read."""
+    found: list[Path] = []
+    for entry in _processes(proc):
+        try:
+            if (entry / "comm").read_text().strip() != "containerd":
+                continue
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        values = dict(item.split(b"=", 1) for item in environ if b"=" in item)
+        chosen = values.get(b"XDG_RUNTIME_DIR") or values.get(b"TMPDIR") or b"/tmp"
+        parent = Path(os.fsdecode(chosen))
+        if parent not in found:
+            found.append(parent)
+    return found or [Path("/tmp")]
+
+
+def _processes(proc: Path) -> Iterable[Path]:
+    try:
+        return [entry for entry in proc.iterdir() if entry.name.isdigit()]
+    except OSError:
+        return []
+
+
+def fingerprint(checkpoint: Path) -> tuple[int, bytes] | None:
+    """Size and SHA-256 of ``checkpoint``'s state file; None when it has none."""
+    try:
+        data = (checkpoint / STATE_FILE).read_bytes()
+    except OSError:
+        return None
+    return len(data), hashlib.sha256(data).digest()
+
+
+@functools.lru_cache(maxsize=8)
+def _own_fingerprint(checkpoint: Path, mtime_ns: int, size: int) -> tuple[int, bytes] | None:
+    """A checkpoint's own fingerprint, read once per version of its state file (up to 30
+    MiB; a checkpoint is never rewritten in place, only made again under a new key)."""
+    return fingerprint(checkpoint)
+
+
+def remove_copies(checkpoint: Path, parents: Iterable[Path]) -> list[Path]:
+    """Remove every ``ctrd-checkpoint*`` folder under ``parents`` that holds a copy of
+    ``checkpoint``; returns the folders removed. A folder this process may not read or
+    remove is left, with a warning that names it."""
+    try:
+        stat = (checkpoint / STATE_FILE).stat()
+    except OSError:
+        return []
+    mine = _own_fingerprint(checkpoint, stat.st_mtime_ns, stat.st_size)
+    if mine is None:
+        return []
+    removed: list[Path] = []
+    for parent in parents:
+        try:
+            candidates = sorted(parent.glob(STAGING_PREFIX + "*"))
+        except OSError:
+            continue
+        for folder in candidates:
+            state = folder / STATE_FILE
+            try:
+                if state.stat().st_size != mine[0] or fingerprint(folder) != mine:
+                    continue
+                shutil.rmtree(folder)
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                log.warning("cannot remove %s, a copy of warm start checkpoint %s that "
+                            "containerd left (%s): remove it as root", folder,
+                            checkpoint.parent.name, e)
+                continue
+            removed.append(folder)
+    if removed:
+        log.info("removed %d copies of checkpoint %s that containerd left after restores",
+                 len(removed), checkpoint.parent.name)
+    return removed
+
+
+__all__ = ["STAGING_PREFIX", "STATE_FILE", "fingerprint", "remove_copies", "staging_parents"]
