@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.support.cli import emit, parse_args  # noqa: E402
 from bench.support.txload import (  # noqa: E402
+    cpu_seconds,
     follow,
     loader_config,
     peak_rss_mib,
@@ -45,7 +46,8 @@ from tests.framework.ports import free_base_port  # noqa: E402
 
 JSON_KEYS = ("bench", "validators", "seconds", "sent", "finalized", "finalized_tx_per_s",
              "p50_submit_to_final_s", "p99_submit_to_final_s", "peak_rss_mib",
-             "bare_verify_per_s", "ratio_to_bare_verify", "pass")
+             "bare_verify_per_s", "ratio_to_bare_verify", "node_cpu_us_per_tx",
+             "node_cpu_per_tx_in_verifies", "pass")
 """Keys of the last line (tests/test_bench_quick.py)."""
 NEEDS_DOCKER = True
 """Starts 4 validator processes and a load process: CI runs it serially, with the Docker
@@ -93,17 +95,28 @@ def main() -> None:
             cfg = loader_config(layout.chain_id, layout.users,
                                 [n.api_url for n in layout.nodes], seconds=args.seconds,
                                 per_sender=per_sender, batch=args.batch)
-            run = follow(layout.nodes[0].api_url, [start_loader(cfg)], args.seconds)
             pids = load_pids(root)
+            cpu_at_go: dict[str, float] = {}
+            run = follow(layout.nodes[0].api_url, [start_loader(cfg)], args.seconds,
+                         on_go=lambda: cpu_at_go.update(
+                             {name: cpu_seconds(pid) for name, pid in pids.items()}))
+            cpu = {name: cpu_seconds(pid) - cpu_at_go[name] for name, pid in pids.items()}
             rss = {name: round(peak_rss_mib(pid), 1) for name, pid in pids.items()}
         finally:
             down(root)
     tps, window = run.tx_per_s(), run.window_s()
+    # A node's CPU (all its threads) per finalized transfer, from "go" to the last commit;
+    # in bare verifies it reads the same on a fast or a slow machine, and 1.0 is the floor:
+    # every validator checks every signature once.
+    cpu_us = statistics.mean(cpu.values()) / max(1, run.finalized()) * 1e6
     p50, p99 = run.latency_s(0.5), run.latency_s(0.99)
     print(f"signed {run.ready} transfers from {args.senders} accounts; "
           f"sent {len(run.sent)}, finalized {run.finalized()} (rejected {run.rejected})")
     print(f"finalized {tps:.0f} tx/s over {window:.1f}s; submit->final p50 {p50:.3f}s "
           f"p99 {p99:.3f}s; peak RSS MiB {rss}; bare verify {bare_verify:.0f}/s")
+    print(f"node CPU per finalized transfer: {cpu_us:.0f} us "
+          f"({cpu_us * bare_verify / 1e6:.2f} bare verifies); per node, s: "
+          f"{ {k: round(v, 1) for k, v in cpu.items()} }")
     if run.block_sizes:
         print(f"{len(run.block_sizes)} non-empty blocks, "
               f"{statistics.mean(run.block_sizes):.0f} txs on average, largest "
@@ -115,6 +128,8 @@ def main() -> None:
         "p50_submit_to_final_s": round(p50, 3), "p99_submit_to_final_s": round(p99, 3),
         "peak_rss_mib": rss, "bare_verify_per_s": round(bare_verify),
         "ratio_to_bare_verify": round(tps / bare_verify, 3),
+        "node_cpu_us_per_tx": round(cpu_us, 1),
+        "node_cpu_per_tx_in_verifies": round(cpu_us * bare_verify / 1e6, 2),
         "pass": tps >= 3000 and p50 <= 1.5,
     }, JSON_KEYS)
 

@@ -11,7 +11,6 @@ Pure logic: no I/O, time is passed in.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -89,11 +88,14 @@ class Mempool:
         together first [TX-SIG-CACHE.2]; None where it is pending or does not decode
         (``add_bytes`` then answers it as it always has)."""
         out: list[SignedTransaction | None] = []
+        pending = self._txs
         for wire in wires:
             tx = None
-            if hashlib.sha256(wire).digest() not in self._txs:
-                with contextlib.suppress(DecodeError):
+            if hashlib.sha256(wire).digest() not in pending:
+                try:  # not contextlib.suppress: a context object per transaction
                     tx = SignedTransaction.decode(wire)
+                except DecodeError:
+                    tx = None
             out.append(tx)
         return out
 

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import statistics
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,15 @@ def block_tx_ids(api: str, height: int) -> list[str]:
         data, _certificate = decode(r.read(), max_size=MAX_BLOCK)
     _header, wires = decode(data, max_size=MAX_BLOCK)
     return [hashlib.sha256(w).hexdigest() for w in wires]
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's user plus system CPU time so far (``/proc/<pid>/stat``); NaN when gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -203,14 +213,18 @@ def quantile(values: Sequence[float], q: float) -> float:
 
 
 def follow(api: str, loaders: Sequence[subprocess.Popen[str]], seconds: float,
-           drain_s: float = 15.0) -> LoadRun:
+           drain_s: float = 15.0, on_go: Callable[[], None] | None = None) -> LoadRun:
     """Starts the (ready) loaders and follows ``api``'s chain until they are done and every
     transaction they sent is committed, or ``drain_s`` after the load's ``seconds`` at the
     latest; the loaders' results merged.
 
     Each loader's last line (every sent transaction: hundreds of kilobytes) is read while
     the chain is followed: unread, it filled the pipe, the loader never exited, and every
-    run followed the chain for the whole ``drain_s`` after its load."""
+    run followed the chain for the whole ``drain_s`` after its load.
+
+    ``on_go`` is called once every loader is ready, just before they are told to go (the
+    devnet bench reads the nodes' CPU clocks there, so the loaders' signing is not
+    counted)."""
     ready = 0
     for loader in loaders:
         assert loader.stdout is not None
@@ -230,6 +244,8 @@ def follow(api: str, loaders: Sequence[subprocess.Popen[str]], seconds: float,
                for i, loader in enumerate(loaders)]
     for reader in readers:
         reader.start()
+    if on_go is not None:
+        on_go()
     for loader in loaders:
         assert loader.stdin is not None
         loader.stdin.write("go\n")
