@@ -265,6 +265,16 @@ def test_job_warm_7_no_copy_of_the_checkpoint_is_left_after_restores(
         assert result.exit_code == 0 and b"torch True" in result.logs, result
         assert not list(staging.glob("ctrd-checkpoint*")), sorted(staging.iterdir())
     assert staging.is_dir() and private_dockerd.pid is not None
+    # Nor anywhere else of the engine's: no container's checkpoint folder (the runs'
+    # containers are gone) and no checkpoint upload kept in containerd's content store.
+    data = private_dockerd.root / "data"
+    assert not list((data / "containers").glob("*/checkpoints/*")), \
+        list((data / "containers").glob("*/checkpoints/*"))
+    store = data / "containerd" / "daemon" / "io.containerd.content.v1.content"
+    assert store.is_dir(), sorted((data / "containerd").rglob("*"))[:20]
+    blobs = [p for p in store.rglob("blobs/sha256/*") if p.is_file()]
+    assert all(p.stat().st_size < 8 * MIB for p in blobs), \
+        [(p.name, p.stat().st_size) for p in blobs]
 
 
 @pytest.mark.docker
