@@ -8,10 +8,12 @@ pre-signs transfers from many funded accounts and posts them in batches
 (``POST /api/v1/txs/batch``) round-robin to the nodes, as fast as they accept them,
 for ``--seconds``. This process follows node0's chain (``/api/v1/wait`` +
 ``/api/v1/blocks/{h}``) and times each transfer from its submit to the moment its
-block is committed. Also reported: peak RSS per node (VmHWM) and the bare
-signature-verify rate of this machine measured in the same run, and the ratio of the
-two (tx/s over verify/s: the figure to compare across machines and loads). Last line:
-one JSON object.
+block is committed. Also reported: peak RSS per node (VmHWM), the bare
+signature-verify rate of this machine measured in the same run (the best of short rounds
+before and after the graph), the ratio of the two (tx/s over verify/s: the figure to
+compare across machines and loads), and each node's CPU time per finalized transfer from
+the loaders' start to the last commit, in microseconds and in bare verifies (1.0 is the
+floor: every validator checks every signature once). Last line: one JSON object.
 Targets: >= 3,000 tx/s finalized, p50 submit->final <= 1.5 s.
 
 ``--quick``: the same graph and load process, 4 senders for 1 s (about a thousand
@@ -56,6 +58,12 @@ temp dir)."""
 QUICK = {"seconds": 1.0, "senders": 4, "batch": 100, "rate_cap": 1000, "verify_seconds": 0.2}
 
 
+def best_verify_rate(seconds: float, rounds: int = 5) -> float:
+    """The best of ``rounds`` short measurements: on a shared machine a neighbour's burst
+    lowers one round, not the best, so the reference does not move with the load."""
+    return max(verify_rate(seconds / rounds) for _ in range(rounds))
+
+
 def verify_rate(seconds: float = 1.0) -> float:
     key = PrivateKey.from_seed(b"bench-verify")
     digest = os.urandom(32)
@@ -84,7 +92,7 @@ def main() -> None:
     args = parse_args(p, QUICK)
     if args.base_port is None:
         args.base_port = free_base_port(4)
-    bare_verify = verify_rate(args.verify_seconds)
+    before = best_verify_rate(args.verify_seconds)
     with tempfile.TemporaryDirectory(prefix="lc-bench-devnet-") as tmp:
         root = Path(tmp)
         users = {f"u{i}": 10**12 for i in range(args.senders)}
@@ -104,6 +112,7 @@ def main() -> None:
             rss = {name: round(peak_rss_mib(pid), 1) for name, pid in pids.items()}
         finally:
             down(root)
+    bare_verify = max(before, best_verify_rate(args.verify_seconds))  # before and after
     tps, window = run.tx_per_s(), run.window_s()
     # A node's CPU (all its threads) per finalized transfer, from "go" to the last commit;
     # in bare verifies it reads the same on a fast or a slow machine, and 1.0 is the floor:
