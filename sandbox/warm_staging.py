@@ -108,8 +108,9 @@ def remove_copies(checkpoint: Path, parents: Iterable[Path]) -> list[Path]:
                 continue
             removed.append(folder)
     if removed:
-        log.info("removed %d copies of checkpoint %s that containerd left after restores",
-                 len(removed), checkpoint.parent.name)
+        log.info("removed %d %s of checkpoint %s that containerd left after restores",
+                 len(removed), "copy" if len(removed) == 1 else "copies",
+                 checkpoint.parent.name)
     return removed
 
 
