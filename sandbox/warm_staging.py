@@ -35,8 +35,9 @@ STATE_FILE = "checkpoint.img"
 
 def staging_parents(proc: Path = Path("/proc")) -> list[Path]:
     """Where this machine's containerd daemons unpack a restore's checkpoint: each one's
-    ``XDG_RUNTIME_DIR``, else ``TMPDIR``, else ``/tmp`` (as Go's ``os.MkdirTemp`` with
-    containerd's arguments chooses). ``/tmp`` when no daemon's environment can be read."""
+    ``XDG_RUNTIME_DIR`` (containerd 1.5 on) and its ``TMPDIR``, else ``/tmp`` (Go's
+    ``os.TempDir``, where containerd before 1.5, or with ``XDG_RUNTIME_DIR`` unset, puts
+    it). ``/tmp`` when no daemon's environment can be read."""
     found: list[Path] = []
     for entry in _processes(proc):
         try:
@@ -46,10 +47,10 @@ def staging_parents(proc: Path = Path("/proc")) -> list[Path]:
         except OSError:
             continue
         values = dict(item.split(b"=", 1) for item in environ if b"=" in item)
-        chosen = values.get(b"XDG_RUNTIME_DIR") or values.get(b"TMPDIR") or b"/tmp"
-        parent = Path(os.fsdecode(chosen))
-        if parent not in found:
-            found.append(parent)
+        for chosen in (values.get(b"XDG_RUNTIME_DIR"), values.get(b"TMPDIR") or b"/tmp"):
+            parent = Path(os.fsdecode(chosen)) if chosen else None
+            if parent is not None and parent not in found:
+                found.append(parent)
     return found or [Path("/tmp")]
 
 

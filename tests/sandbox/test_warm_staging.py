@@ -75,18 +75,20 @@ def _process(proc: Path, pid: int, comm: str, environ: dict[str, str] | None) ->
 
 
 def test_job_warm_7_containerds_choice_of_folder(tmp_path: Path) -> None:
-    """As Go's ``os.MkdirTemp(os.Getenv("XDG_RUNTIME_DIR"), …)``: that variable, else
-    ``TMPDIR``, else ``/tmp``; each containerd once; other processes ignored."""
+    """As Go's ``os.MkdirTemp(os.Getenv("XDG_RUNTIME_DIR"), …)`` (containerd 1.5 on) and
+    ``os.MkdirTemp("", …)`` (before): that variable and ``TMPDIR``, else ``/tmp``; each
+    folder once; other processes ignored."""
     proc = tmp_path / "proc"
     _process(proc, 10, "containerd", {"PATH": "/bin"})
     _process(proc, 11, "containerd", {"TMPDIR": "/srv/tmp", "PATH": "/bin"})
     _process(proc, 12, "containerd", {"TMPDIR": "/srv/tmp", "XDG_RUNTIME_DIR": "/run/user/0"})
+    _process(proc, 16, "containerd", {"XDG_RUNTIME_DIR": "/run/user/1000"})
     _process(proc, 13, "containerd", {"TMPDIR": "/srv/tmp"})
     _process(proc, 14, "dockerd", {"TMPDIR": "/elsewhere"})
     _process(proc, 15, "containerd", None)  # environ unreadable (another user's)
     (proc / "self").mkdir()
     assert sorted(staging_parents(proc)) == sorted(
-        [Path("/tmp"), Path("/srv/tmp"), Path("/run/user/0")])
+        [Path("/tmp"), Path("/srv/tmp"), Path("/run/user/0"), Path("/run/user/1000")])
 
 
 def test_job_warm_7_no_containerd_readable_means_tmp(tmp_path: Path) -> None:
