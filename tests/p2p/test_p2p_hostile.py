@@ -16,6 +16,15 @@ from p2p_hostile import SecureWS, handshake, open_ws, recv, secure_handshake
 from p2p.wire import MAX_FRAME_SIZE, Publish, encode_frame
 from tests.framework.p2p_node import signed_tx
 
+SLOW_CUT_BOUND_S = 60
+"""How long the slow clients below wait for the cut. The victim cuts them at its 3 s
+handshake timeout plus its 1 s close wait (4.0 s on an idle machine), but this wait runs on
+the test's own event loop, which also signs, floods and waits: on a loaded CI machine
+(load average 7 on 2 cores) a 15 s wait once expired before the loop read the close that
+had come. The bound still fails a victim that never cuts: neither dribble completes its
+request or frame (the frame's 4,096 bytes come one a second, the header block never
+ends)."""
+
 
 async def closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
     """True when the server closes the connection within ``seconds``."""
@@ -40,7 +49,7 @@ async def slow_http_headers(endpoint: str) -> bool:
 
     task = asyncio.create_task(dribble())
     try:
-        return await closed_within(reader, 15)
+        return await closed_within(reader, SLOW_CUT_BOUND_S)
     finally:
         task.cancel()
         writer.close()
@@ -68,7 +77,7 @@ async def slow_websocket_frame(endpoint: str) -> bool:
 
     task = asyncio.create_task(dribble())
     try:
-        return await closed_within(reader, 15)
+        return await closed_within(reader, SLOW_CUT_BOUND_S)
     finally:
         task.cancel()
         writer.close()
