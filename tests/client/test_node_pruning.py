@@ -168,7 +168,9 @@ async def test_store_prune_3_a_pruning_validator_keeps_committing_serves_and_res
         _, listing = await _get(node, "/blocks?order=asc&from=1&limit=5")
         assert base <= listing["base_height"] <= node.base_height
         assert [b["height"] for b in listing["blocks"]][:1] == [listing["base_height"]]
-        stopped_base = node.base_height
+    # Read once it has stopped: read before, a commit on the way out (the transfers still
+    # flowing) pruned on (22 read, 25 after the restart, in a CI run on a loaded machine).
+    stopped_base = node.base_height
     async with _running(config) as node, _transfers(layout, node):
         assert node.base_height == stopped_base
         height = node.height
