@@ -1,9 +1,11 @@
 """Devnet bench: finalized transfers per second on a 4-validator graph of real processes.
 
-    .venv/bin/python bench/devnet.py [--seconds 30] [--senders 64] [--commit-ms 100] [--quick]
+    .venv/bin/python bench/devnet.py [--seconds 30] [--senders 64] [--commit-ms 100]
+                                     [--validators 4] [--loaders 1] [--quick]
 
-Starts 4 validator processes on 127.0.0.1 (``client.devnet.processes``), then a
-separate load process (``bench/support/txload.py``, shared with bench/hosts.py) that
+Starts 4 validator processes (``--validators``) on 127.0.0.1 (``client.devnet.processes``),
+then a separate load process (``bench/support/txload.py``, shared with bench/hosts.py;
+``--loaders`` of them, each with its share of the senders and of the nodes) that
 pre-signs transfers from many funded accounts and posts them in batches
 (``POST /api/v1/txs/batch``) round-robin to the nodes, as fast as they accept them,
 for ``--seconds``. This process follows node0's chain (``/api/v1/wait`` +
@@ -13,7 +15,12 @@ signature-verify rate of this machine measured in the same run (the best of shor
 before and after the graph), the ratio of the two (tx/s over verify/s: the figure to
 compare across machines and loads), and each node's CPU time per finalized transfer from
 the loaders' start to the last commit, in microseconds and in bare verifies (1.0 is the
-floor: every validator checks every signature once). Last line: one JSON object.
+floor: every validator checks every signature once), and how busy each node's event loop
+thread was over the same span (``node_loop_busy``: its CPU seconds over the wall seconds,
+the busiest node's; near 1.0 the loop's one core, not the machine, bounds the graph, since
+only signature checks run on other threads [TX-SIG-CACHE.2]), and what consensus needed
+(``rounds_above_zero``, ``timeouts``: summed over the nodes' ``/metrics``; a graph that
+waits out rounds is bound by neither). Last line: one JSON object.
 Targets: >= 3,000 tx/s finalized, p50 submit->final <= 1.5 s.
 
 ``--quick``: the same graph and load process, 4 senders for 1 s (about a thousand
@@ -29,7 +36,9 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -49,7 +58,8 @@ from tests.framework.ports import free_base_port  # noqa: E402
 JSON_KEYS = ("bench", "validators", "seconds", "sent", "finalized", "finalized_tx_per_s",
              "p50_submit_to_final_s", "p99_submit_to_final_s", "peak_rss_mib",
              "bare_verify_per_s", "ratio_to_bare_verify", "node_cpu_us_per_tx",
-             "node_cpu_per_tx_in_verifies", "pass")
+             "node_cpu_per_tx_in_verifies", "node_loop_busy", "rounds_above_zero", "timeouts",
+             "pass")
 """Keys of the last line (tests/test_bench_quick.py)."""
 NEEDS_DOCKER = True
 """Starts 4 validator processes and a load process: CI runs it serially, with the Docker
@@ -77,6 +87,30 @@ def verify_rate(seconds: float = 1.0) -> float:
     return n / (time.perf_counter() - start)
 
 
+def consensus_counts(apis: list[str]) -> dict[str, Any]:
+    """Rounds above 0 and timeouts by step, summed over the nodes' Prometheus ``/metrics``
+    (``learningchain_consensus_rounds_above_zero``, ``..._consensus_timeouts{step}``)."""
+    rounds = 0
+    timeouts: dict[str, int] = {}
+    for api in apis:
+        with urllib.request.urlopen(f"{api}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        for line in text.splitlines():
+            name, _, value = line.rpartition(" ")
+            if name == "learningchain_consensus_rounds_above_zero_total":
+                rounds += int(float(value))
+            elif name.startswith("learningchain_consensus_timeouts_total{step=\""):
+                step = name.split('"')[1]
+                timeouts[step] = timeouts.get(step, 0) + int(float(value))
+    return {"rounds_above_zero": rounds, "timeouts": timeouts}
+
+
+def _clocks(pid: int) -> tuple[float, float, float]:
+    """A node's CPU seconds (all threads), its main thread's (the event loop's), and the
+    wall clock, read together."""
+    return cpu_seconds(pid), cpu_seconds(pid, thread=pid), time.monotonic()
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=30.0)
@@ -89,27 +123,42 @@ def main() -> None:
                    help="[CONS-TIMEOUT.2] the validators' wait after a commit")
     p.add_argument("--verify-seconds", type=float, default=1.0,
                    help="how long the bare verify rate is measured")
+    p.add_argument("--validators", type=int, default=4, help="validator processes")
+    p.add_argument("--entry-nodes", type=int, default=None,
+                   help="how many nodes take the load's posts (default: every node, as "
+                        "wallets spread over a graph do)")
+    p.add_argument("--loaders", type=int, default=1,
+                   help="load processes (one signs and posts on one core: a many-core "
+                        "machine's graph can outrun it)")
     args = parse_args(p, QUICK)
     if args.base_port is None:
-        args.base_port = free_base_port(4)
+        args.base_port = free_base_port(args.validators)
     before = best_verify_rate(args.verify_seconds)
     with tempfile.TemporaryDirectory(prefix="lc-bench-devnet-") as tmp:
         root = Path(tmp)
         users = {f"u{i}": 10**12 for i in range(args.senders)}
-        layout = up(root, validators=4, workers=0, base_port=args.base_port, users=users,
-                    consensus={"commit_ms": args.commit_ms}, log_level="warning")
+        layout = up(root, validators=args.validators, workers=0, base_port=args.base_port,
+                    users=users, consensus={"commit_ms": args.commit_ms}, log_level="warning",
+                    timeout=60 + 10 * args.validators)
         try:
             per_sender = min(1900, int(args.rate_cap * args.seconds / args.senders) + 1)
-            cfg = loader_config(layout.chain_id, layout.users,
-                                [n.api_url for n in layout.nodes], seconds=args.seconds,
-                                per_sender=per_sender, batch=args.batch)
+            entries = layout.nodes[:args.entry_nodes or args.validators]
+            parts = max(1, min(args.loaders, args.senders, len(entries)))
+            loaders = [start_loader(loader_config(
+                layout.chain_id, layout.users[i::parts],
+                [n.api_url for n in entries[i::parts]], seconds=args.seconds,
+                per_sender=per_sender, batch=args.batch)) for i in range(parts)]
             pids = load_pids(root)
-            cpu_at_go: dict[str, float] = {}
-            run = follow(layout.nodes[0].api_url, [start_loader(cfg)], args.seconds,
-                         on_go=lambda: cpu_at_go.update(
-                             {name: cpu_seconds(pid) for name, pid in pids.items()}))
-            cpu = {name: cpu_seconds(pid) - cpu_at_go[name] for name, pid in pids.items()}
+            at_go: dict[str, tuple[float, float, float]] = {}
+            run = follow(layout.nodes[0].api_url, loaders, args.seconds,
+                         on_go=lambda: at_go.update(
+                             {name: _clocks(pid) for name, pid in pids.items()}))
+            at_end = {name: _clocks(pid) for name, pid in pids.items()}
+            cpu = {name: at_end[name][0] - at_go[name][0] for name in pids}
+            loop_busy = {name: (at_end[name][1] - at_go[name][1])
+                         / max(1e-9, at_end[name][2] - at_go[name][2]) for name in pids}
             rss = {name: round(peak_rss_mib(pid), 1) for name, pid in pids.items()}
+            rounds = consensus_counts([n.api_url for n in layout.nodes])
         finally:
             down(root)
     bare_verify = max(before, best_verify_rate(args.verify_seconds))  # before and after
@@ -125,13 +174,16 @@ def main() -> None:
           f"p99 {p99:.3f}s; peak RSS MiB {rss}; bare verify {bare_verify:.0f}/s")
     print(f"node CPU per finalized transfer: {cpu_us:.0f} us "
           f"({cpu_us * bare_verify / 1e6:.2f} bare verifies); per node, s: "
-          f"{ {k: round(v, 1) for k, v in cpu.items()} }")
+          f"{ {k: round(v, 1) for k, v in cpu.items()} }; event loop thread busy "
+          f"{ {k: round(v, 2) for k, v in loop_busy.items()} }")
+    print(f"consensus, summed over the nodes: {rounds['rounds_above_zero']} rounds above 0, "
+          f"timeouts {rounds['timeouts']}")
     if run.block_sizes:
         print(f"{len(run.block_sizes)} non-empty blocks, "
               f"{statistics.mean(run.block_sizes):.0f} txs on average, largest "
               f"{max(run.block_sizes)}")
     emit({
-        "bench": "devnet", "validators": 4, "seconds": args.seconds,
+        "bench": "devnet", "validators": args.validators, "seconds": args.seconds,
         "sent": len(run.sent), "finalized": run.finalized(),
         "finalized_tx_per_s": round(tps, 1),
         "p50_submit_to_final_s": round(p50, 3), "p99_submit_to_final_s": round(p99, 3),
@@ -139,6 +191,8 @@ def main() -> None:
         "ratio_to_bare_verify": round(tps / bare_verify, 3),
         "node_cpu_us_per_tx": round(cpu_us, 1),
         "node_cpu_per_tx_in_verifies": round(cpu_us * bare_verify / 1e6, 2),
+        "node_loop_busy": round(max(loop_busy.values()), 3),
+        "rounds_above_zero": rounds["rounds_above_zero"], "timeouts": rounds["timeouts"],
         "pass": tps >= 3000 and p50 <= 1.5,
     }, JSON_KEYS)
 

@@ -117,10 +117,13 @@ def block_tx_ids(api: str, height: int) -> list[str]:
     return [hashlib.sha256(w).hexdigest() for w in wires]
 
 
-def cpu_seconds(pid: int) -> float:
-    """The process's user plus system CPU time so far (``/proc/<pid>/stat``); NaN when gone."""
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """The process's user plus system CPU time so far (``/proc/<pid>/stat``), or one of its
+    threads' (``/proc/<pid>/task/<thread>/stat``; the main thread's id is the pid); NaN
+    when gone."""
+    stat = Path(f"/proc/{pid}/stat") if thread is None else Path(f"/proc/{pid}/task/{thread}/stat")
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = stat.read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
