@@ -40,6 +40,10 @@ class GossipParams:
     max_message_size: tuple[tuple[str, int], ...] = (("tx", 64 * 1024), ("consensus", 3 * 1024**2))
     """[WIRE-GOSSIP.6] Per-topic payload limits; larger messages are rejected unread."""
 
+    urgent_topics: tuple[str, ...] = ("consensus",)
+    """[WIRE-GOSSIP.11] Topics whose messages leave ahead of every other frame queued for
+    the same peer (a vote behind megabytes of transaction batches waited seconds)."""
+
     def size_limit(self, topic: str, default: int) -> int:
         return dict(self.max_message_size).get(topic, default)
 

@@ -184,8 +184,9 @@ class Gossip:
                 continue
             if isinstance(action, SendFull):
                 payload = self._payloads.get(action.msg_id)
-                if payload is not None:
-                    peer.send_frame_nowait(payload.frame)
+                if payload is not None:  # [WIRE-GOSSIP.11] consensus ahead of the rest
+                    peer.send_frame_nowait(payload.frame,
+                                           urgent=payload.topic in self.params.urgent_topics)
             elif isinstance(action, SendIHave):
                 peer.send_nowait(IHave(action.topic, list(action.ids)))
             elif isinstance(action, SendIWant):

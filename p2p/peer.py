@@ -1,15 +1,16 @@
 """One authenticated connection: a bounded send queue, its writer, and frame receipt.
 
 Every frame leaves as one sealed record of the connection's secure channel
-[WIRE-SECURE.4]; ``open_record`` is its receiving half.
+[WIRE-SECURE.4]; ``open_record`` is its receiving half. The queue has two lanes
+[WIRE-GOSSIP.11]: frames sent ``urgent`` (consensus gossip) leave before everything else
+queued, so a vote does not wait behind megabytes of transaction batches to a slow peer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 
 import aiohttp
@@ -94,9 +95,16 @@ class PeerConnection:
         self.score = PeerScore()
         self.msg_bucket = TokenBucket(rate_msgs, rate_burst)
         self.byte_bucket = TokenBucket(rate_bytes, rate_bytes)
-        self._queue: asyncio.Queue[bytes | bytearray | None] = asyncio.Queue(queue_size)
+        self._urgent: deque[bytes | bytearray] = deque()
+        """[WIRE-GOSSIP.11] Frames that leave before any in ``_bulk``."""
+        self._bulk: deque[bytes | bytearray] = deque()
+        self._queue_size = queue_size
+        """Frames queued at most, both lanes together."""
         self._queue_bytes_limit = queue_bytes
         self._queued_bytes = 0
+        self._ready = asyncio.Event()
+        """Set while a frame waits or the writer should stop."""
+        self._stopping = False
         self._space = asyncio.Event()
         self._space.set()
         self.closed = asyncio.Event()
@@ -121,43 +129,62 @@ class PeerConnection:
         """Queues a message, waiting while the queue is full (back-pressure)."""
         await self.send_frame(encode_frame(message))
 
+    @property
+    def queued_frames(self) -> int:
+        return len(self._urgent) + len(self._bulk)
+
+    def _full(self) -> bool:
+        return self._queued_bytes >= self._queue_bytes_limit or \
+            self.queued_frames >= self._queue_size
+
+    def _enqueue(self, frame: bytes | bytearray, urgent: bool) -> None:
+        (self._urgent if urgent else self._bulk).append(frame)
+        self._queued_bytes += len(frame)
+        self._ready.set()
+
     async def send_frame(self, frame: bytes | bytearray) -> None:
-        """Waits while the peer has more than ``queue_bytes`` unsent (it reads too slowly)."""
-        while self._queued_bytes >= self._queue_bytes_limit and not self.closed.is_set():
+        """Waits while the peer has more than ``queue_bytes`` (or ``queue_size`` frames)
+        unsent: it reads too slowly. Bulk lane: requests' answers, blobs, blocks."""
+        while self._full() and not self.closed.is_set():
             self._space.clear()
             await self._space.wait()
         if self.closed.is_set():
             raise ConnectionClosed("peer closed")
-        await self._queue.put(frame)
-        self._queued_bytes += len(frame)
+        self._enqueue(frame, urgent=False)
 
     def send_nowait(self, message: Message) -> bool:
         return self.send_frame_nowait(encode_frame(message))
 
-    def send_frame_nowait(self, frame: bytes) -> bool:
-        """Queues without waiting; drops (returns False) when the peer cannot keep up."""
-        if self.closed.is_set() or self._queued_bytes >= self._queue_bytes_limit:
+    def send_frame_nowait(self, frame: bytes | bytearray, *, urgent: bool = False) -> bool:
+        """Queues without waiting; drops (returns False) when the peer cannot keep up.
+        ``urgent``: ahead of every frame queued in the bulk lane [WIRE-GOSSIP.11]."""
+        if self.closed.is_set() or self._full():
             return False
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            return False
-        self._queued_bytes += len(frame)
+        self._enqueue(frame, urgent)
         return True
 
     async def writer_loop(self) -> None:
-        """Sends queued frames in order until ``close``."""
+        """Sends queued frames, the urgent lane first, each lane in order, until ``close``
+        (what was queued before it still leaves)."""
         try:
             while True:
-                frame = await self._queue.get()
-                if frame is None or self.ws.closed:
+                if not self._urgent and not self._bulk:
+                    if self._stopping:
+                        return
+                    self._ready.clear()
+                    await self._ready.wait()
+                    continue
+                if self.ws.closed:
                     return
+                frame = self._urgent.popleft() if self._urgent else self._bulk.popleft()
+                if not self._full():  # a frame's place is free once taken, its bytes once sent
+                    self._space.set()
                 # [WIRE-SECURE.4] sealed here, in send order: the counter is the order
                 await self.ws.send_bytes(self.session.send.seal(frame))
                 self.stats["bytes_sent"] += len(frame)
                 self.stats["frames_sent"] += 1
                 self._queued_bytes -= len(frame)
-                if self._queued_bytes < self._queue_bytes_limit:
+                if not self._full():
                     self._space.set()
         except (ConnectionError, aiohttp.ClientError, RuntimeError) as e:
             log.debug("%r: send failed: %s", self, e)
@@ -176,8 +203,8 @@ class PeerConnection:
 
     async def close(self, timeout: float = 2.0) -> None:
         self.mark_closed()
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)
+        self._stopping = True
+        self._ready.set()
         try:
             async with asyncio.timeout(timeout):
                 await self.ws.close()
