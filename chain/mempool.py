@@ -6,6 +6,8 @@ the transactions already pending (an ``Overlay``), so only transactions that
 would apply in that order are kept, and so gossiped. Signatures are checked
 once here and remembered in the ledger's ``SignatureCache``. After each
 committed block the pool drops what was included and re-checks the rest.
+Transactions refused only for room or order are held aside, bounded, so that a
+proposal naming them can still be rebuilt here [MEMPOOL-HOLD.1].
 Pure logic: no I/O, time is passed in.
 """
 
@@ -52,12 +54,51 @@ class MempoolLimits:
     """[MEMPOOL-LIMIT.2] Pending transactions of one sender at most."""
 
 
+HOLD_CODES = frozenset({"mempool_full", "sender_limit", "bad_nonce"})
+"""[MEMPOOL-HOLD.1] Refusals that say nothing against the transaction itself: no room,
+or a nonce that comes after one this pool refused (or before one already spent)."""
+
+
+class HeldTransactions:
+    """[MEMPOOL-HOLD.1] Validly signed transactions the pool refused for room or order,
+    oldest out first past ``max_txs`` or ``max_bytes``: only read, never proposed."""
+
+    def __init__(self, max_txs: int = 16_384, max_bytes: int = 8 * 1024 * 1024) -> None:
+        self.max_txs = max_txs
+        self.max_bytes = max_bytes
+        self._txs: OrderedDict[bytes, SignedTransaction] = OrderedDict()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._txs)
+
+    def get(self, tx_hash: bytes) -> SignedTransaction | None:
+        return self._txs.get(tx_hash)
+
+    def put(self, tx: SignedTransaction) -> None:
+        if tx.hash in self._txs:
+            self._txs.move_to_end(tx.hash)
+            return
+        self._txs[tx.hash] = tx
+        self._bytes += len(tx.wire)
+        while len(self._txs) > self.max_txs or self._bytes > self.max_bytes:
+            _, old = self._txs.popitem(last=False)
+            self._bytes -= len(old.wire)
+
+    def discard(self, tx_hash: bytes) -> None:
+        tx = self._txs.pop(tx_hash, None)
+        if tx is not None:
+            self._bytes -= len(tx.wire)
+
+
 class Mempool:
     def __init__(self, state: State, signatures: SignatureCache,
                  limits: MempoolLimits | None = None) -> None:
         self.state = state
         self.signatures = signatures
         self.limits = limits or MempoolLimits()
+        self.held = HeldTransactions()
+        """[MEMPOOL-HOLD.1] What was refused for room or order, for ``known``."""
         self._txs: OrderedDict[bytes, SignedTransaction] = OrderedDict()
         self._per_sender: dict[Address, int] = {}
         self._bytes = 0
@@ -69,6 +110,11 @@ class Mempool:
     def get(self, tx_hash: bytes) -> SignedTransaction | None:
         """The pending transaction with this hash, if any."""
         return self._txs.get(tx_hash)
+
+    def known(self, tx_hash: bytes) -> SignedTransaction | None:
+        """[MEMPOOL-HOLD.1] Pending or held: what a proposal by reference may name."""
+        tx = self._txs.get(tx_hash)
+        return tx if tx is not None else self.held.get(tx_hash)
 
     def __contains__(self, tx_hash: bytes) -> bool:
         return tx_hash in self._txs
@@ -105,17 +151,29 @@ class Mempool:
             return AddResult(Admission.DUPLICATE, "duplicate", "already pending", tx)
         if len(self._txs) >= self.limits.max_txs or \
                 self._bytes + len(tx.wire) > self.limits.max_bytes:
+            self._hold(tx)
             return AddResult(Admission.FULL, "mempool_full", "the mempool is full; retry later")
         if self._per_sender.get(tx.sender, 0) >= self.limits.max_per_sender:
+            self._hold(tx)
             return AddResult(Admission.FULL, "sender_limit",
                              f"at most {self.limits.max_per_sender} pending per sender")
         error = self._try_apply(tx, now_ms)
         if error is not None:
+            if error.code in HOLD_CODES:  # the signature was checked first [TX-APPLY.1]
+                self.held.put(tx)
             return AddResult(Admission.REJECTED, error.code, error.message, tx)
+        self.held.discard(tx.hash)
         self._txs[tx.hash] = tx
         self._per_sender[tx.sender] = self._per_sender.get(tx.sender, 0) + 1
         self._bytes += len(tx.wire)
         return AddResult(Admission.ACCEPTED, tx=tx)
+
+    def _hold(self, tx: SignedTransaction) -> None:
+        """[MEMPOOL-HOLD.1] Held only with a valid signature (usually already checked, in
+        a batch, before admission [TX-SIG-CACHE.2])."""
+        if tx.hash in self.signatures or tx.signature_valid(self.state.chain_id):
+            self.signatures.add(tx.hash)
+            self.held.put(tx)
 
     def _try_apply(self, tx: SignedTransaction, now_ms: int) -> ChainError | None:
         time_ms = TimeMs(max(now_ms, self.state.time_ms + 1))
@@ -148,6 +206,7 @@ class Mempool:
         Returns the transactions that became invalid and were evicted.
         """
         for tx in included:
+            self.held.discard(tx.hash)
             if tx.hash in self._txs:
                 self._forget(self._txs[tx.hash])
         remaining = list(self._txs.values())

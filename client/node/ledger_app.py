@@ -164,7 +164,7 @@ class LedgerApp:
             return known.data == block and header.height == height and header.time_ms == time_ms
         try:
             limit = state.params.max_block_bytes + BLOCK_FRAMING_ROOM
-            decoded = Block.decode(block, max_size=limit, known=self.mempool.get)
+            decoded = Block.decode(block, max_size=limit, known=self.mempool.known)
         except ChainError as e:
             log.info("proposal h=%d does not decode: %s", height, e)
             return False
@@ -206,10 +206,11 @@ class LedgerApp:
             merkle_root(list(refs.refs)) == header.tx_root
 
     def expand(self, refs: ProposalRefs) -> Proposal | None:
-        """The full proposal from this node's mempool, None while a transaction is missing."""
+        """The full proposal from this node's mempool (pending or held [MEMPOOL-HOLD.1]),
+        None while a transaction is missing."""
         txs = []
         for tx_hash in refs.refs:
-            tx = self.mempool.get(tx_hash)
+            tx = self.mempool.known(tx_hash)
             if tx is None:
                 return None
             txs.append(tx.wire)
@@ -226,7 +227,7 @@ class LedgerApp:
             return self._executed[block_hash].data == block
         limit = self.ledger.state.params.max_block_bytes + BLOCK_FRAMING_ROOM
         try:
-            return Block.decode(block, max_size=limit, known=self.mempool.get).hash == block_hash
+            return Block.decode(block, max_size=limit, known=self.mempool.known).hash == block_hash
         except ChainError:
             return False
 

@@ -15,7 +15,7 @@ from chain.consensus.messages import Proposal, ProposalRefs, sign_proposal
 from chain.crypto import PrivateKey, sha256
 from chain.encoding import decode, encode
 from chain.transactions import Transfer, sign_transaction
-from chain.types import Address, Hash32, Height, Round
+from chain.types import Address, Amount, Hash32, Height, Round
 from client.node.consensus_driver import ConsensusDriver
 from p2p.gossip_core import Verdict
 from tests.consensus.helpers import CHAIN, KEYS, T0
@@ -190,3 +190,22 @@ if __name__ == "__main__":  # regenerate: python -m tests.consensus.test_proposa
                  "(hex of the canonical msgpack); rebuilding the block from the two "
                  "transactions gives the full proposal's bytes",
         "cases": [vector_case()]}, indent=1) + "\n")
+
+
+def test_mempool_hold_1_a_proposal_naming_a_transaction_the_pool_refused_is_rebuilt() -> None:
+    """[MEMPOOL-HOLD.1] The receiver's pool is full and refuses a transfer the proposer
+    had room for; the proposal naming it is still rebuilt here, with its bytes."""
+    from dataclasses import replace
+
+    from chain.mempool import MempoolLimits
+    from tests.consensus.sim import CHAIN_ID
+
+    _, receiver, refs = _booted()
+    pool = receiver.app.mempool
+    tx = sign_transaction(KEYS[1], CHAIN_ID, 0, Transfer(Address(bytes(20)), Amount(1)))
+    naming = replace(refs, refs=(tx.hash,))
+    assert receiver.app.expand(naming) is None
+    pool.limits = MempoolLimits(max_txs=0)
+    assert pool.add(tx, T0).code == "mempool_full"
+    rebuilt = receiver.app.expand(naming)
+    assert rebuilt is not None and tx.wire in decode(rebuilt.block)[1]
