@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 WebSocket = aiohttp.ClientWebSocketResponse | web.WebSocketResponse
 
+URGENT_RUN = 8
+"""[WIRE-GOSSIP.11] Urgent frames written in a row before a waiting bulk frame goes."""
+
 
 class ConnectionClosed(P2PError):
     """The WebSocket closed or failed while we waited on it."""
@@ -102,6 +105,8 @@ class PeerConnection:
         """Frames queued at most, both lanes together."""
         self._queue_bytes_limit = queue_bytes
         self._queued_bytes = 0
+        self._urgent_run = 0
+        """Urgent frames written in a row while a bulk frame waited [WIRE-GOSSIP.11]."""
         self._ready = asyncio.Event()
         """Set while a frame waits or the writer should stop."""
         self._stopping = False
@@ -163,6 +168,16 @@ class PeerConnection:
         self._enqueue(frame, urgent)
         return True
 
+    def _next_frame(self) -> bytes | bytearray:
+        """[WIRE-GOSSIP.11] The urgent lane's first frame, except that after
+        ``URGENT_RUN`` of them in a row a waiting bulk frame goes: a steady flow of votes
+        (64 validators, their repeats) never starves block sync or transactions."""
+        if self._urgent and (not self._bulk or self._urgent_run < URGENT_RUN):
+            self._urgent_run = self._urgent_run + 1 if self._bulk else 0
+            return self._urgent.popleft()
+        self._urgent_run = 0
+        return self._bulk.popleft()
+
     async def writer_loop(self) -> None:
         """Sends queued frames, the urgent lane first, each lane in order, until ``close``
         (what was queued before it still leaves)."""
@@ -176,7 +191,7 @@ class PeerConnection:
                     continue
                 if self.ws.closed:
                     return
-                frame = self._urgent.popleft() if self._urgent else self._bulk.popleft()
+                frame = self._next_frame()
                 if not self._full():  # a frame's place is free once taken, its bytes once sent
                     self._space.set()
                 # [WIRE-SECURE.4] sealed here, in send order: the counter is the order

@@ -151,3 +151,22 @@ async def test_wire_gossip_11_close_sends_what_was_queued_then_stops() -> None:
     assert not conn.send_frame_nowait(b"after", urgent=True)
     with pytest.raises(ConnectionClosed):
         await conn.send_frame(b"after")
+
+
+async def test_wire_gossip_11_a_steady_flow_of_votes_lets_one_bulk_frame_through_every_8() -> None:
+    ws = _HeldSocket()
+    conn = _connection(ws)
+    writer = asyncio.create_task(conn.writer_loop())
+    conn.send_frame_nowait(b"first")
+    await _settle()  # the writer holds it
+    for i in range(3):
+        conn.send_frame_nowait(b"bulk%d" % i)
+    for i in range(20):
+        conn.send_frame_nowait(b"vote%02d" % i, urgent=True)
+    ws.release(24)
+    await _settle()
+    votes = [b"vote%02d" % i for i in range(20)]
+    assert ws.sent == [b"first", *votes[:8], b"bulk0", *votes[8:16], b"bulk1", *votes[16:],
+                       b"bulk2"]
+    await conn.close(timeout=0.1)
+    await asyncio.wait_for(writer, 5)
