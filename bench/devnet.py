@@ -40,6 +40,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -94,14 +96,13 @@ def consensus_counts(apis: list[str]) -> dict[str, Any]:
     timeouts: dict[str, int] = {}
     for api in apis:
         with urllib.request.urlopen(f"{api}/metrics", timeout=10) as r:
-            text = r.read().decode()
-        for line in text.splitlines():
-            name, _, value = line.rpartition(" ")
-            if name == "learningchain_consensus_rounds_above_zero_total":
-                rounds += int(float(value))
-            elif name.startswith("learningchain_consensus_timeouts_total{step=\""):
-                step = name.split('"')[1]
-                timeouts[step] = timeouts.get(step, 0) + int(float(value))
+            families = text_string_to_metric_families(r.read().decode())
+        for sample in (s for family in families for s in family.samples):
+            if sample.name == "learningchain_consensus_rounds_above_zero_total":
+                rounds += int(sample.value)
+            elif sample.name == "learningchain_consensus_timeouts_total":
+                step = sample.labels["step"]
+                timeouts[step] = timeouts.get(step, 0) + int(sample.value)
     return {"rounds_above_zero": rounds, "timeouts": timeouts}
 
 

@@ -22,7 +22,12 @@ from chain.context import TxContext
 from chain.errors import ChainError, DecodeError, InvalidTransaction
 from chain.state import Overlay, State
 from chain.transactions import SignedTransaction
-from chain.transition import SignatureCache, apply_transaction, preview_next_block
+from chain.transition import (
+    SignatureCache,
+    apply_transaction,
+    check_signature,
+    preview_next_block,
+)
 from chain.types import Address, Height, TimeMs
 
 
@@ -52,11 +57,6 @@ class MempoolLimits:
     max_bytes: int = 64 * 1024 * 1024
     max_per_sender: int = 2_000
     """[MEMPOOL-LIMIT.2] Pending transactions of one sender at most."""
-
-
-HOLD_CODES = frozenset({"mempool_full", "sender_limit", "bad_nonce"})
-"""[MEMPOOL-HOLD.1] Refusals that say nothing against the transaction itself: no room,
-or a nonce that comes after one this pool refused (or before one already spent)."""
 
 
 class HeldTransactions:
@@ -159,8 +159,8 @@ class Mempool:
                              f"at most {self.limits.max_per_sender} pending per sender")
         error = self._try_apply(tx, now_ms)
         if error is not None:
-            if error.code in HOLD_CODES:  # the signature was checked first [TX-APPLY.1]
-                self.held.put(tx)
+            if error.code == "bad_nonce":  # [MEMPOOL-HOLD.1] order, not the tx itself;
+                self.held.put(tx)  # its signature was checked first [TX-APPLY.1]
             return AddResult(Admission.REJECTED, error.code, error.message, tx)
         self.held.discard(tx.hash)
         self._txs[tx.hash] = tx
@@ -171,9 +171,11 @@ class Mempool:
     def _hold(self, tx: SignedTransaction) -> None:
         """[MEMPOOL-HOLD.1] Held only with a valid signature (usually already checked, in
         a batch, before admission [TX-SIG-CACHE.2])."""
-        if tx.hash in self.signatures or tx.signature_valid(self.state.chain_id):
-            self.signatures.add(tx.hash)
-            self.held.put(tx)
+        try:
+            check_signature(tx, self.state.chain_id, self.signatures)
+        except InvalidTransaction:
+            return
+        self.held.put(tx)
 
     def _try_apply(self, tx: SignedTransaction, now_ms: int) -> ChainError | None:
         time_ms = TimeMs(max(now_ms, self.state.time_ms + 1))
