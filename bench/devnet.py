@@ -20,7 +20,9 @@ thread was over the same span (``node_loop_busy``: its CPU seconds over the wall
 the busiest node's; near 1.0 the loop's one core, not the machine, bounds the graph, since
 only signature checks run on other threads [TX-SIG-CACHE.2]), and what consensus needed
 (``rounds_above_zero``, ``timeouts``: summed over the nodes' ``/metrics``; a graph that
-waits out rounds is bound by neither). Last line: one JSON object.
+waits out rounds is bound by neither), and the p2p bytes the nodes sent per finalized
+transfer (``p2p_bytes_per_tx``: what gossip costs the links, whatever the machine's pace).
+Last line: one JSON object.
 Targets: >= 3,000 tx/s finalized, p50 submit->final <= 1.5 s.
 
 ``--quick``: the same graph and load process, 4 senders for 1 s (about a thousand
@@ -61,7 +63,7 @@ JSON_KEYS = ("bench", "validators", "seconds", "sent", "finalized", "finalized_t
              "p50_submit_to_final_s", "p99_submit_to_final_s", "peak_rss_mib",
              "bare_verify_per_s", "ratio_to_bare_verify", "node_cpu_us_per_tx",
              "node_cpu_per_tx_in_verifies", "node_loop_busy", "rounds_above_zero", "timeouts",
-             "pass")
+             "p2p_bytes_per_tx", "pass")
 """Keys of the last line (tests/test_bench_quick.py)."""
 NEEDS_DOCKER = True
 """Starts 4 validator processes and a load process: CI runs it serially, with the Docker
@@ -90,9 +92,10 @@ def verify_rate(seconds: float = 1.0) -> float:
 
 
 def consensus_counts(apis: list[str]) -> dict[str, Any]:
-    """Rounds above 0 and timeouts by step, summed over the nodes' Prometheus ``/metrics``
-    (``learningchain_consensus_rounds_above_zero``, ``..._consensus_timeouts{step}``)."""
-    rounds = 0
+    """Rounds above 0, timeouts by step and p2p bytes sent, summed over the nodes'
+    Prometheus ``/metrics`` (``learningchain_consensus_rounds_above_zero``,
+    ``..._consensus_timeouts{step}``, ``..._p2p_sent_bytes``)."""
+    rounds = sent = 0
     timeouts: dict[str, int] = {}
     for api in apis:
         with urllib.request.urlopen(f"{api}/metrics", timeout=10) as r:
@@ -103,7 +106,9 @@ def consensus_counts(apis: list[str]) -> dict[str, Any]:
             elif sample.name == "learningchain_consensus_timeouts_total":
                 step = sample.labels["step"]
                 timeouts[step] = timeouts.get(step, 0) + int(sample.value)
-    return {"rounds_above_zero": rounds, "timeouts": timeouts}
+            elif sample.name == "learningchain_p2p_sent_bytes_total":
+                sent += int(sample.value)
+    return {"rounds_above_zero": rounds, "timeouts": timeouts, "p2p_sent_bytes": sent}
 
 
 def _clocks(pid: int) -> tuple[float, float, float]:
@@ -177,8 +182,10 @@ def main() -> None:
           f"({cpu_us * bare_verify / 1e6:.2f} bare verifies); per node, s: "
           f"{ {k: round(v, 1) for k, v in cpu.items()} }; event loop thread busy "
           f"{ {k: round(v, 2) for k, v in loop_busy.items()} }")
+    bytes_per_tx = rounds["p2p_sent_bytes"] / max(1, run.finalized())
     print(f"consensus, summed over the nodes: {rounds['rounds_above_zero']} rounds above 0, "
-          f"timeouts {rounds['timeouts']}")
+          f"timeouts {rounds['timeouts']}; p2p bytes sent per finalized transfer, all nodes: "
+          f"{bytes_per_tx:.0f}")
     if run.block_sizes:
         print(f"{len(run.block_sizes)} non-empty blocks, "
               f"{statistics.mean(run.block_sizes):.0f} txs on average, largest "
@@ -194,6 +201,7 @@ def main() -> None:
         "node_cpu_per_tx_in_verifies": round(cpu_us * bare_verify / 1e6, 2),
         "node_loop_busy": round(max(loop_busy.values()), 3),
         "rounds_above_zero": rounds["rounds_above_zero"], "timeouts": rounds["timeouts"],
+        "p2p_bytes_per_tx": round(bytes_per_tx),
         "pass": tps >= 3000 and p50 <= 1.5,
     }, JSON_KEYS)
 

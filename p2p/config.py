@@ -44,6 +44,13 @@ class GossipParams:
     """[WIRE-GOSSIP.11] Topics whose messages leave ahead of every other frame queued for
     the same peer (a vote behind megabytes of transaction batches waited seconds)."""
 
+    held_relay_topics: tuple[str, ...] = ("tx",)
+    """[WIRE-GOSSIP.12] Topics whose relayed messages are announced to the mesh at once and
+    sent in full only ``relay_hold_heartbeats`` later, to the mesh peers that did not
+    announce them meanwhile (bulk that every peer mostly has from its author already)."""
+    relay_hold_heartbeats: int = 2
+    """[WIRE-GOSSIP.12] Heartbeats a relayed message of a held topic waits before its push."""
+
     def size_limit(self, topic: str, default: int) -> int:
         return dict(self.max_message_size).get(topic, default)
 

@@ -104,6 +104,9 @@ class _Wanted:
     peer: PeerId
     deadline: float
     alternates: list[PeerId] = field(default_factory=list)
+    asked: bool = True
+    """False while a held topic's mesh announcement waits for the push [WIRE-GOSSIP.12]:
+    ``peer`` is asked only if the message has not come by ``deadline``."""
 
 
 class GossipCore:
@@ -120,6 +123,10 @@ class GossipCore:
         self.cache: dict[MsgId, _Cached] = {}
         self._windows: deque[list[MsgId]] = deque([[]])
         self.wanted: dict[MsgId, _Wanted] = {}
+        self._beats = 0
+        """Heartbeats so far: when a held relay is due [WIRE-GOSSIP.12]."""
+        self._held: deque[tuple[int, MsgId]] = deque()
+        """Relayed messages of held topics and the heartbeat of their push."""
 
     # -- peers -------------------------------------------------------------
 
@@ -226,7 +233,34 @@ class GossipCore:
         if verdict is not Verdict.ACCEPT:
             del self.cache[msg_id]
             return [Forget(msg_id)]
+        if cached.topic in self.params.held_relay_topics:
+            return self._announce_and_hold(msg_id)
         return self._forward(msg_id)
+
+    def _announce_and_hold(self, msg_id: MsgId) -> list[Action]:
+        """[WIRE-GOSSIP.12] A relayed message of a held topic: ``ihave`` to the mesh peers
+        not known to have it now, the full message to those still not known to have it
+        ``relay_hold_heartbeats`` heartbeats later. In a well-connected graph each peer
+        got it from its author already and says so with its own ``ihave``: the push of
+        every relay (two thirds of the transaction bytes of a 4-validator graph) is saved."""
+        cached = self.cache[msg_id]
+        cached.accepted = True
+        self._windows[0].append(msg_id)
+        self._held.append((self._beats + self.params.relay_hold_heartbeats, msg_id))
+        return [SendIHave(peer, cached.topic, (msg_id,))
+                for peer in sorted(self.mesh[cached.topic] - cached.holders)]
+
+    def _push_held(self) -> list[Action]:
+        actions: list[Action] = []
+        while self._held and self._held[0][0] <= self._beats:
+            _, msg_id = self._held.popleft()
+            cached = self.cache.get(msg_id)
+            if cached is None:
+                continue
+            for peer in sorted(self.mesh[cached.topic] - cached.holders):
+                cached.holders.add(peer)
+                actions.append(SendFull(peer, msg_id))
+        return actions
 
     def _forward(self, msg_id: MsgId) -> list[Action]:
         cached = self.cache[msg_id]
@@ -249,6 +283,7 @@ class GossipCore:
         if peer not in self.peers or topic not in self.peers[peer]:
             return []
         want: list[MsgId] = []
+        held = topic in self.params.held_relay_topics
         for msg_id in ids[:MAX_IDS]:
             cached = self.cache.get(msg_id)
             if cached is not None:
@@ -261,9 +296,17 @@ class GossipCore:
                 if pending.peer != peer and peer not in pending.alternates:
                     pending.alternates.append(peer)
                 continue
+            if held and peer in self.mesh[topic]:  # [WIRE-GOSSIP.12] its push is on the way
+                self.wanted[msg_id] = _Wanted(peer, now + self._held_wait(), asked=False)
+                continue
             self.wanted[msg_id] = _Wanted(peer, now + self.params.iwant_timeout)
             want.append(msg_id)
         return [SendIWant(peer, tuple(want))] if want else []
+
+    def _held_wait(self) -> float:
+        """[WIRE-GOSSIP.12] How long a mesh announcement of a held topic waits for the
+        push: the hold and one heartbeat more."""
+        return (self.params.relay_hold_heartbeats + 1) * self.params.heartbeat
 
     def on_iwant(self, peer: PeerId, ids: list[MsgId]) -> list[Action]:
         """[WIRE-GOSSIP.4] Serve accepted cached messages, ``max_iwant_serve`` times at most."""
@@ -284,7 +327,8 @@ class GossipCore:
 
     def heartbeat(self, now: float) -> list[Action]:
         """Mesh upkeep, IHAVE emission, cache shift, expiry of seen ids and IWANT retries."""
-        actions: list[Action] = []
+        self._beats += 1
+        actions: list[Action] = self._push_held()
         for topic in sorted(self.topics):
             actions.extend(self._maintain_mesh(topic))
             actions.extend(self._emit_ihave(topic))
@@ -344,6 +388,11 @@ class GossipCore:
         actions: list[Action] = []
         for msg_id, pending in list(self.wanted.items()):
             if pending.deadline > now:
+                continue
+            if not pending.asked and msg_id not in self.seen and pending.peer in self.peers:
+                pending.asked = True  # [WIRE-GOSSIP.12] the push did not come: ask for it
+                pending.deadline = now + self.params.iwant_timeout
+                actions.append(SendIWant(pending.peer, (msg_id,)))
                 continue
             alternates = [p for p in pending.alternates if p in self.peers]
             if msg_id in self.seen or not alternates:

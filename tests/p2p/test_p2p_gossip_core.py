@@ -74,14 +74,14 @@ def test_wire_gossip_5_forward_once_excluding_source() -> None:
     c = core()
     for i in range(4):
         c.add_peer(peer(i), TOPICS)
-    source = sorted(c.mesh["tx"])[0]
-    assert c.on_receive(source, "tx", mid(1), now=0.0) is Receipt.NEW
+    source = sorted(c.mesh["consensus"])[0]
+    assert c.on_receive(source, "consensus", mid(1), now=0.0) is Receipt.NEW
     actions = c.on_validated(mid(1), Verdict.ACCEPT)
     targets = {a.peer for a in actions if isinstance(a, SendFull)}
-    assert targets == c.mesh["tx"] - {source}
+    assert targets == c.mesh["consensus"] - {source}
     # A second copy from another peer is a duplicate and forwards nothing.
-    other = sorted(c.mesh["tx"])[1]
-    assert c.on_receive(other, "tx", mid(1), now=0.1) is Receipt.DUPLICATE
+    other = sorted(c.mesh["consensus"])[1]
+    assert c.on_receive(other, "consensus", mid(1), now=0.1) is Receipt.DUPLICATE
     assert c.on_validated(mid(1), Verdict.ACCEPT) == []
 
 
@@ -116,8 +116,8 @@ def test_wire_gossip_4_iwant_once_then_retry_another_announcer() -> None:
     c = core()
     for i in range(3):
         c.add_peer(peer(i), TOPICS)
-    assert c.on_ihave(peer(0), "tx", [mid(5)], 0.0) == [SendIWant(peer(0), (mid(5),))]
-    assert c.on_ihave(peer(1), "tx", [mid(5)], 0.1) == []
+    assert c.on_ihave(peer(0), "consensus", [mid(5)], 0.0) == [SendIWant(peer(0), (mid(5),))]
+    assert c.on_ihave(peer(1), "consensus", [mid(5)], 0.1) == []
     retry = [a for a in c.heartbeat(P.iwant_timeout + 0.01) if isinstance(a, SendIWant)]
     assert retry == [SendIWant(peer(1), (mid(5),))]
 
@@ -144,8 +144,10 @@ def test_wire_gossip_cache_expiry_forgets_payloads() -> None:
     assert forgotten == [Forget(mid(1))]
 
 
-def simulate(n: int, degree: int, messages: int, seed: int) -> tuple[int, dict[int, int]]:
-    """Runs cores over a random graph with FIFO links; returns (nodes reached min, copies)."""
+def simulate(n: int, degree: int, messages: int, seed: int,
+             topic: str = "tx") -> tuple[int, dict[int, int]]:
+    """Runs cores over a random graph with FIFO links (``degree`` = n - 1: every pair
+    linked); returns (nodes reached min, copies)."""
     rng = random.Random(seed)
     cores = [GossipCore(P, TOPICS, random.Random(rng.random())) for _ in range(n)]
     links: set[tuple[int, int]] = set()
@@ -176,7 +178,7 @@ def simulate(n: int, degree: int, messages: int, seed: int) -> tuple[int, dict[i
                 c.on_prune(peer(src), a.topic)
             elif isinstance(a, SendFull):
                 copies[a.msg_id[0]] += 1
-                if c.on_receive(peer(src), "tx", a.msg_id, now) is Receipt.NEW:
+                if c.on_receive(peer(src), topic, a.msg_id, now) is Receipt.NEW:
                     reached[a.msg_id[0]].add(dst)
                     run(dst, c.on_validated(a.msg_id, Verdict.ACCEPT))
             elif isinstance(a, SendIHave):
@@ -188,9 +190,9 @@ def simulate(n: int, degree: int, messages: int, seed: int) -> tuple[int, dict[i
     for k in range(messages):
         origin = rng.randrange(n)
         reached[k].add(origin)
-        run(origin, cores[origin].publish("tx", mid(k), now))
+        run(origin, cores[origin].publish(topic, mid(k), now))
         drain()
-        for _ in range(3):
+        for _ in range(3 if k < messages - 1 else 12):  # the last: until every hold is over
             now += P.heartbeat
             for i, c in enumerate(cores):
                 run(i, c.heartbeat(now))
@@ -200,10 +202,63 @@ def simulate(n: int, degree: int, messages: int, seed: int) -> tuple[int, dict[i
 
 def test_wire_gossip_sim_32_nodes_all_reached_with_few_copies() -> None:
     n, messages = 32, 50
-    reached, copies = simulate(n, degree=4, messages=messages, seed=7)
+    for topic in TOPICS:  # held relay [WIRE-GOSSIP.12] and eager relay
+        reached, copies = simulate(n, degree=4, messages=messages, seed=7, topic=topic)
+        assert reached == n, topic
+        per_node = sum(copies.values()) / (messages * (n - 1))
+        assert per_node <= 3.0, topic
+
+
+def test_wire_gossip_12_held_relay_saves_the_relays_pushes() -> None:
+    """[WIRE-GOSSIP.12] Every pair linked (4 validators): a held topic's message reaches
+    each node once, from its author; the eager topic's relays push it again. On a sparse
+    graph the held topic still reaches everyone, with fewer copies than the eager one."""
+    n, messages = 4, 30
+    reached, held = simulate(n, degree=n - 1, messages=messages, seed=3, topic="tx")
     assert reached == n
-    per_node = sum(copies.values()) / (messages * (n - 1))
-    assert per_node <= 3.0
+    assert sum(held.values()) == messages * (n - 1)
+    reached, eager = simulate(n, degree=n - 1, messages=messages, seed=3, topic="consensus")
+    assert reached == n
+    assert sum(eager.values()) > 1.5 * messages * (n - 1)
+    sparse_held = simulate(32, degree=4, messages=50, seed=11, topic="tx")
+    sparse_eager = simulate(32, degree=4, messages=50, seed=11, topic="consensus")
+    assert sparse_held[0] == sparse_eager[0] == 32
+    assert sum(sparse_held[1].values()) < sum(sparse_eager[1].values())
+
+
+def test_wire_gossip_12_held_push_waits_for_the_hold_and_skips_announcers() -> None:
+    c = core()
+    for i in range(4):
+        c.add_peer(peer(i), TOPICS)
+    mesh = sorted(c.mesh["tx"])
+    assert len(mesh) == 3
+    source, announcer, silent = mesh
+    assert c.on_receive(source, "tx", mid(1), 0.0) is Receipt.NEW
+    first = c.on_validated(mid(1), Verdict.ACCEPT)
+    assert first == [SendIHave(announcer, "tx", (mid(1),)), SendIHave(silent, "tx", (mid(1),))]
+    assert c.on_ihave(announcer, "tx", [mid(1)], 0.05) == []  # it has it: no push to it
+    pushes = []
+    for beat in range(1, P.relay_hold_heartbeats + 1):
+        pushes.append([a for a in c.heartbeat(beat * P.heartbeat) if isinstance(a, SendFull)])
+    assert pushes[:-1] == [[]] * (P.relay_hold_heartbeats - 1)
+    assert pushes[-1] == [SendFull(silent, mid(1))]
+    assert c.on_iwant(silent, [mid(1)]) == [SendFull(silent, mid(1))]  # still servable
+
+
+def test_wire_gossip_12_mesh_announcement_asks_only_if_the_push_does_not_come() -> None:
+    c = core()
+    for i in range(3):
+        c.add_peer(peer(i), TOPICS)
+    relay = sorted(c.mesh["tx"])[0]
+    assert c.on_ihave(relay, "tx", [mid(5), mid(6)], 0.0) == []
+    assert c.on_receive(relay, "tx", mid(6), 0.1) is Receipt.NEW  # the push came
+    wait = (P.relay_hold_heartbeats + 1) * P.heartbeat
+    asked = [a for a in c.heartbeat(wait - 0.01) if isinstance(a, SendIWant)]
+    assert asked == []
+    asked = [a for a in c.heartbeat(wait + 0.01) if isinstance(a, SendIWant)]
+    assert asked == [SendIWant(relay, (mid(5),))]
+    # An eager topic's announcement is asked for at once, mesh peer or not.
+    assert c.on_ihave(relay, "consensus", [mid(7)], 0.0) == [SendIWant(relay, (mid(7),))]
 
 
 def test_wire_gossip_10_own_repeat_goes_to_every_peer_once_the_caches_forgot_it() -> None:
