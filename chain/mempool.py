@@ -72,6 +72,9 @@ class HeldTransactions:
     def __len__(self) -> int:
         return len(self._txs)
 
+    def hashes(self) -> list[bytes]:
+        return list(self._txs)
+
     def get(self, tx_hash: bytes) -> SignedTransaction | None:
         return self._txs.get(tx_hash)
 
@@ -118,6 +121,18 @@ class Mempool:
 
     def __contains__(self, tx_hash: bytes) -> bool:
         return tx_hash in self._txs
+
+    def known_by_prefix(self, length: int) -> dict[bytes, list[bytes]]:
+        """[CONS-MSG.4] The hashes of every pending or held transaction by their first
+        ``length`` bytes (usually one per prefix): what a proposal by short ids names."""
+        index: dict[bytes, list[bytes]] = {}
+        for tx_hash in (*self._txs, *self.held.hashes()):
+            found = index.get(tx_hash[:length])
+            if found is None:
+                index[tx_hash[:length]] = [tx_hash]
+            elif tx_hash not in found:
+                found.append(tx_hash)
+        return index
 
     def add_bytes(self, data: bytes, now_ms: int) -> AddResult:
         pending = self._txs.get(hashlib.sha256(data).digest())

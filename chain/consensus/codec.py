@@ -13,6 +13,7 @@ from .messages import (
     ProposalRefs,
     Vote,
     proposal_from_wire,
+    proposal_ids_from_wire,
     proposal_refs_from_wire,
     vote_from_wire,
 )
@@ -42,4 +43,6 @@ def decode_message(data: bytes) -> WireMessage:
         return vote_from_wire(fields)
     if tag == "proposal-refs":
         return proposal_refs_from_wire(fields)
+    if tag == "proposal-ids":
+        return proposal_ids_from_wire(fields)
     raise InvalidMessage("unknown_tag", f"unknown consensus message tag {tag!r}")

@@ -16,7 +16,7 @@ Wire forms (canonical msgpack arrays, first element a tag) [CONS-MSG.1]:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from chain import fields
@@ -112,6 +112,8 @@ class Proposal:
 MAX_REFS = 1 << 20
 """A proposal by reference names at most this many transactions (the block's own bound)."""
 MAX_HEAD_BYTES = 64 * 1024
+SHORT_ID_LEN = 8
+"""[CONS-MSG.4] A short id is the first 8 bytes of a transaction's hash."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +128,12 @@ class ProposalRefs:
     block_hash: Hash32
     time_ms: TimeMs
     head: bytes
-    refs: tuple[Hash32, ...]
+    refs: tuple[bytes, ...]
+    """Transaction hashes (32 bytes each) or, when ``short``, short ids [CONS-MSG.4]."""
     proposer: Address
     signature: Signature
+    short: bool = False
+    """[CONS-MSG.4] ``refs`` are short ids: the form ``proposal-ids``."""
 
     def shell(self) -> Proposal:
         """The proposal without its block: its digest and content id are the same."""
@@ -142,7 +147,15 @@ class ProposalRefs:
         return Proposal(self.height, self.round, self.pol_round, self.block_hash,
                         self.time_ms, block, self.proposer, self.signature)
 
+    def to_short(self) -> ProposalRefs:
+        """[CONS-MSG.4] The same proposal naming each transaction by its short id."""
+        return replace(self, refs=tuple(r[:SHORT_ID_LEN] for r in self.refs), short=True)
+
     def to_wire(self) -> list[Any]:
+        if self.short:
+            return ["proposal-ids", self.height, self.round, self.pol_round, self.block_hash,
+                    self.time_ms, self.head, b"".join(self.refs), self.proposer,
+                    self.signature]
         return ["proposal-refs", self.height, self.round, self.pol_round, self.block_hash,
                 self.time_ms, self.head, list(self.refs), self.proposer, self.signature]
 
@@ -257,6 +270,20 @@ def proposal_refs_from_wire(fields: list[Any]) -> ProposalRefs:
         tuple(Hash32(_bytes(r, "ref", HASH_LEN)) for r in refs),
         Address(_bytes(fields[8], "proposer", ADDRESS_LEN)),
         Signature(_bytes(fields[9], "signature", SIGNATURE_LEN)))
+
+
+def proposal_ids_from_wire(fields: list[Any]) -> ProposalRefs:
+    """[CONS-MSG.4] ``proposal-ids``: the refs field is one byte string of short ids."""
+    if len(fields) != 10 or fields[0] != "proposal-ids":
+        raise InvalidMessage("bad_shape", "a proposal by short ids must have 10 fields")
+    ids = fields[7]
+    if not isinstance(ids, bytes) or len(ids) % SHORT_ID_LEN or \
+            len(ids) > MAX_REFS * SHORT_ID_LEN:
+        raise InvalidMessage("bad_field", f"ids must be bytes, {SHORT_ID_LEN} per "
+                                          f"transaction, at most {MAX_REFS} of them")
+    full = proposal_refs_from_wire(["proposal-refs", *fields[1:7], [], *fields[8:]])
+    return replace(full, refs=tuple(ids[i:i + SHORT_ID_LEN]
+                                    for i in range(0, len(ids), SHORT_ID_LEN)), short=True)
 
 
 def vote_from_wire(fields: list[Any]) -> Vote:

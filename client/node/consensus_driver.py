@@ -224,6 +224,9 @@ class ConsensusDriver:
         self.compact: Callable[[], bool] = lambda: False
         """Whether to send own proposals by reference first [NODE-CONS.4]: the node answers
         true while every peer it has said it reads them."""
+        self.short_ids: Callable[[], bool] = lambda: False
+        """Whether that first copy names transactions by short ids [CONS-MSG.4]: true while
+        every peer said it reads those too."""
         self._refs_sent: set[Hash32] = set()
         self._refs_pending: dict[Hash32, tuple[ProposalRefs, bytes | None, float]] = {}
         self._refs_timer: TimerHandle | None = None
@@ -492,6 +495,8 @@ class ConsensusDriver:
         if isinstance(message, Proposal) and cid not in self._refs_sent and self.compact():
             refs = self.app.compact(message)
             if refs is not None:  # first send by reference; a repeat in full
+                if self.short_ids():
+                    refs = refs.to_short()
                 self._refs_sent.add(cid)
                 if self.before_proposal is not None:
                     self.before_proposal()

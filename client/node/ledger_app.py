@@ -8,6 +8,7 @@ so the block that is decided is committed without executing it twice.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from chain.blocks import BLOCK_FRAMING_ROOM, Block, BlockHeader, merkle_root
 from chain.consensus.actions import CommitDeferred
 from chain.consensus.certificate import Decision, decode_certificate, verify_certificate
 from chain.consensus.errors import InvalidCertificate
-from chain.consensus.messages import MAX_HEAD_BYTES, Proposal, ProposalRefs
+from chain.consensus.messages import MAX_HEAD_BYTES, SHORT_ID_LEN, Proposal, ProposalRefs
 from chain.consensus.validators import ValidatorSet
 from chain.encoding import decode, encode
 from chain.errors import ChainError
@@ -34,6 +35,12 @@ from client.node.proposal_size import ProposalSizer
 from p2p.sync import LocalApplyFailure
 
 log = logging.getLogger("learningchain.node")
+
+SHORT_ID_TRIES = 8
+"""[CONS-MSG.4] Combinations of known transactions tried where short ids are shared."""
+SHORT_INDEX_REUSE_S = 0.05
+"""While one proposal by short ids waits for transactions, the index of the mempool by
+prefix is rebuilt at most this often (its retries come every 10 ms)."""
 
 
 class NodeHalted(Exception):
@@ -84,6 +91,8 @@ class LedgerApp:
         self.sizer = ProposalSizer()
         """How many transactions a proposal of this node carries (client/node/proposal_size)."""
         self._executed: dict[Hash32, _Executed] = {}
+        self._short_index: tuple[Hash32, float, dict[bytes, list[bytes]]] | None = None
+        """[CONS-MSG.4] The last index of the mempool by prefix: (block hash, built at, index)."""
         self._sets: dict[tuple[int, Hash32], ValidatorSet] = {}
 
     # -- Application ---------------------------------------------------------
@@ -197,25 +206,58 @@ class LedgerApp:
 
     def refs_consistent(self, refs: ProposalRefs) -> bool:
         """The head is a header hashing to the signed block hash, whose transaction root
-        is that of the hashes: what can be checked before the transactions are here."""
+        is that of the hashes: what can be checked before the transactions are here (of
+        short ids [CONS-MSG.4], only the first: the root is checked as they are resolved)."""
         try:
             header = BlockHeader.from_wire(decode(refs.head, max_size=MAX_HEAD_BYTES))
         except ChainError:
             return False
         return header.hash == refs.block_hash and \
-            merkle_root(list(refs.refs)) == header.tx_root
+            (refs.short or merkle_root(list(refs.refs)) == header.tx_root)
 
     def expand(self, refs: ProposalRefs) -> Proposal | None:
         """The full proposal from this node's mempool (pending or held [MEMPOOL-HOLD.1]),
         None while a transaction is missing."""
+        hashes = self._resolve_short_ids(refs) if refs.short else refs.refs
+        if hashes is None:
+            return None
         txs = []
-        for tx_hash in refs.refs:
+        for tx_hash in hashes:
             tx = self.mempool.known(tx_hash)
             if tx is None:
                 return None
             txs.append(tx.wire)
         header = decode(refs.head, max_size=MAX_HEAD_BYTES)
         return refs.with_block(encode([header, txs]))
+
+    def _resolve_short_ids(self, refs: ProposalRefs) -> tuple[bytes, ...] | None:
+        """[CONS-MSG.4] The hashes the short ids stand for: the one combination of known
+        transactions whose Merkle root is the head's ``tx_root`` (at most
+        ``SHORT_ID_TRIES`` combinations tried where prefixes are shared); None while an id
+        names nothing known, or when no combination (or more than that many) fits."""
+        tx_root = BlockHeader.from_wire(decode(refs.head, max_size=MAX_HEAD_BYTES)).tx_root
+        now = time.monotonic()
+        cached = self._short_index
+        if cached is not None and cached[0] == refs.block_hash and \
+                now - cached[1] < SHORT_INDEX_REUSE_S:
+            index = cached[2]
+        else:
+            index = self.mempool.known_by_prefix(SHORT_ID_LEN)
+            self._short_index = (refs.block_hash, now, index)
+        choices: list[list[bytes]] = []
+        combinations = 1
+        for short_id in refs.refs:
+            found = index.get(short_id)
+            if found is None:
+                return None
+            choices.append(found)
+            combinations *= len(found)
+            if combinations > SHORT_ID_TRIES:
+                return None
+        for hashes in itertools.product(*choices):
+            if merkle_root(list(hashes)) == tx_root:
+                return hashes
+        return None
 
     def block_matches(self, block_hash: Hash32, block: bytes) -> bool:
         """[NODE-CONS.2] ``block`` decodes to a block whose hash is ``block_hash``.
@@ -255,6 +297,7 @@ class LedgerApp:
         except ChainError as e:
             raise NodeHalted(f"cannot commit decided block {decision.height}: {e}") from e
         self._executed.clear()
+        self._short_index = None
         self._after_commit(block, certificate)
 
     # -- BlockSource (p2p.sync) ----------------------------------------------
@@ -295,6 +338,7 @@ class LedgerApp:
         except StorageError as e:  # our disk or database, not the peer's block
             raise LocalApplyFailure(f"cannot store block {height}: {e}") from e
         self._executed.clear()
+        self._short_index = None
         self._after_commit(decoded, certificate)
         if self.on_synced is not None:
             self.on_synced()

@@ -86,6 +86,8 @@ TX_TOPIC = "tx"
 REFS_CAPABILITY = "consensus-refs"
 """[NODE-CONS.4] Announced among the handshake's topics: this node reads proposals sent by
 reference. No message is ever published on it."""
+IDS_CAPABILITY = "consensus-ids"
+"""[NODE-CONS.4] Announced as well: this node reads proposals by short ids [CONS-MSG.4]."""
 TX_BATCH_BYTES = 60 * 1024
 """[NODE-TX.1] New transactions are gossiped in batches: a msgpack list of tx wires."""
 TX_FLUSH_SECONDS = 0.02
@@ -128,7 +130,7 @@ class LedgerNode(StoredChainReads):
             is_admitted=self._is_admitted,
             gossip=GossipParams(max_message_size=((TX_TOPIC, 64 * 1024),
                                                   (CONSENSUS_TOPIC, 3 * 1024**2))),
-            topics=(TX_TOPIC, CONSENSUS_TOPIC, REFS_CAPABILITY),
+            topics=(TX_TOPIC, CONSENSUS_TOPIC, REFS_CAPABILITY, IDS_CAPABILITY),
         ))
         self.gossip = Gossip(self.p2p)
         self.gossip.subscribe(TX_TOPIC, self._on_tx_gossip)
@@ -168,8 +170,11 @@ class LedgerNode(StoredChainReads):
         )
         self.gossip.subscribe(CONSENSUS_TOPIC, self.driver.on_gossip)
         self.driver.before_proposal = self._flush_txs
-        if os.environ.get("LC_COMPACT_PROPOSALS", "1") != "0":
+        compact = os.environ.get("LC_COMPACT_PROPOSALS", "1")
+        if compact != "0":  # "refs": by hashes only, not by short ids
             self.driver.compact = self._peers_read_refs
+            if compact != "refs":
+                self.driver.short_ids = self._peers_read_ids
         self.api: ApiServer | None = None
         self.worker: Worker | None = None
         self.federated: FederatedMember | None = None
@@ -346,6 +351,11 @@ class LedgerNode(StoredChainReads):
     def _peers_read_refs(self) -> bool:
         """[NODE-CONS.4] Every connected peer announced ``consensus-refs``."""
         return all(REFS_CAPABILITY in conn.identity.topics
+                   for conn in self.p2p.peers.values())
+
+    def _peers_read_ids(self) -> bool:
+        """[NODE-CONS.4] Every connected peer announced ``consensus-ids``."""
+        return all(IDS_CAPABILITY in conn.identity.topics
                    for conn in self.p2p.peers.values())
 
     def _publish_consensus(self, data: bytes) -> None:

@@ -11,7 +11,7 @@ import pytest
 from chain.blocks import Block, BlockHeader, tx_root
 from chain.consensus.codec import decode_message, encode_message
 from chain.consensus.errors import InvalidMessage
-from chain.consensus.messages import Proposal, ProposalRefs, sign_proposal
+from chain.consensus.messages import SHORT_ID_LEN, Proposal, ProposalRefs, sign_proposal
 from chain.crypto import PrivateKey, sha256
 from chain.encoding import decode, encode
 from chain.transactions import Transfer, sign_transaction
@@ -51,16 +51,19 @@ def test_cons_msg_3_roundtrip_and_malformed_refs() -> None:
             decode_message(encode(broken))
 
 
-def test_cons_msg_3_a_proposal_by_reference_reaches_the_core_whole() -> None:
-    proposer, receiver, refs = _booted()
+@pytest.mark.parametrize("short", [False, True], ids=["hashes", "short-ids"])
+def test_cons_msg_3_a_proposal_by_reference_reaches_the_core_whole(short: bool) -> None:
+    """By hashes [CONS-MSG.3] or by short ids [CONS-MSG.4]: rebuilt from the pool."""
+    proposer, receiver, refs = _booted_with_txs()
     core = receiver.core
     assert core is not None and 0 not in core.first_proposal
-    assert receiver.on_gossip(encode_message(refs), proposer.key.address) is Verdict.ACCEPT
+    sent, other = (refs.to_short(), refs) if short else (refs, refs.to_short())
+    assert receiver.on_gossip(encode_message(sent), proposer.key.address) is Verdict.ACCEPT
     receiver.drain()
     assert core.first_proposal.get(0) == refs.block_hash
     assert receiver.stats["refs:expanded"] == 1
-    # the same proposal again, in full or by reference: already held
-    assert receiver.on_gossip(encode_message(refs), proposer.key.address) is Verdict.IGNORE
+    # the same proposal again, in either form: already held
+    assert receiver.on_gossip(encode_message(other), proposer.key.address) is Verdict.IGNORE
 
 
 def test_cons_msg_3_a_head_that_does_not_match_its_hash_or_hashes_is_rejected() -> None:
@@ -111,38 +114,127 @@ def test_cons_msg_3_a_proposal_never_completed_is_dropped_and_the_full_one_still
     assert receiver.core is not None and receiver.core.first_proposal.get(0) == refs.block_hash
 
 
-def test_node_cons_4_the_proposer_sends_by_reference_once_then_in_full() -> None:
-    """[NODE-CONS.4] The first copy by reference (when every peer reads them), every
-    repeat in full; a node that may not send them sends only full proposals."""
+@pytest.mark.parametrize("short", [False, True], ids=["hashes", "short-ids"])
+def test_node_cons_4_the_proposer_sends_by_reference_once_then_in_full(short: bool) -> None:
+    """[NODE-CONS.4] The first copy by reference (when every peer reads them; by short ids
+    [CONS-MSG.4] when every peer reads those), every repeat in full; a node that may not
+    send them sends only full proposals."""
     proposer, _, refs = _booted()
     assert proposer.core is not None
     full = proposer.core.proposals[0][proposer.core.first_proposal[0]]
     sent: list[bytes] = []
     proposer.publish = sent.append
     proposer.compact = lambda: True
+    proposer.short_ids = lambda: short
     proposer._known.clear()
     proposer._send(full)
     proposer._send(full)
     assert [type(decode_message(d)).__name__ for d in sent] == ["ProposalRefs", "Proposal"]
-    assert decode_message(sent[0]) == refs
+    assert decode_message(sent[0]) == (refs.to_short() if short else refs)
     _, other, _ = _booted()
     assert other.compact() is False  # the driver's default: full proposals only
+    assert other.short_ids() is False
+
+
+def _node_with_peers(*peer_topics: tuple[str, ...]) -> object:
+    """A stand-in for a ``LedgerNode`` whose peers announced these topics."""
+    from types import SimpleNamespace
+
+    peers = {i: SimpleNamespace(identity=SimpleNamespace(topics=t))
+             for i, t in enumerate(peer_topics)}
+    return SimpleNamespace(p2p=SimpleNamespace(peers=peers))
 
 
 def test_node_cons_4_refs_only_while_every_peer_announced_it() -> None:
     """[NODE-CONS.4] A node announces ``consensus-refs`` and sends by reference only
     while every connected peer announced it too."""
-    from types import SimpleNamespace
-
     from client.node.ledger_node import REFS_CAPABILITY, LedgerNode
 
-    def node(*peer_topics: tuple[str, ...]) -> object:
-        peers = {i: SimpleNamespace(identity=SimpleNamespace(topics=t))
-                 for i, t in enumerate(peer_topics)}
-        return SimpleNamespace(p2p=SimpleNamespace(peers=peers))
+    node = _node_with_peers
     reads = ("tx", "consensus", REFS_CAPABILITY)
     assert LedgerNode._peers_read_refs(node(reads, reads))  # type: ignore[arg-type]
     assert not LedgerNode._peers_read_refs(node(reads, ("tx", "consensus")))  # type: ignore[arg-type]
+
+
+# -- [CONS-MSG.4] short ids ----------------------------------------------------------------
+
+
+def _booted_with_txs(count: int = 3) -> tuple[ConsensusDriver, ConsensusDriver, ProposalRefs]:
+    """As ``_booted``, with ``count`` transfers pending in both nodes' pools and a round-0
+    proposal of a block that carries them."""
+    from tests.consensus.sim import CHAIN_ID
+
+    proposer, receiver, first = _booted()
+    key = proposer.key
+    txs = [sign_transaction(key, CHAIN_ID, n, Transfer(Address(b"\x07" * 20), Amount(5 + n)))
+           for n in range(count)]
+    for driver in (proposer, receiver):
+        for tx in txs:
+            assert driver.app.mempool.add(tx, first.time_ms).accepted
+    block_hash, block = proposer.app.propose(first.height, first.round, first.time_ms)
+    proposal = sign_proposal(key, CHAIN_ID, first.height, first.round, first.pol_round,
+                             block_hash, first.time_ms, block)
+    refs = proposer.app.compact(proposal)
+    assert refs is not None and set(refs.refs) == {tx.hash for tx in txs}
+    return proposer, receiver, refs
+
+
+def test_cons_msg_4_roundtrip_and_malformed_ids() -> None:
+    _, _, refs = _booted_with_txs()
+    short = refs.to_short()
+    assert all(len(r) == SHORT_ID_LEN for r in short.refs) and short.short
+    data = encode_message(short)
+    assert decode_message(data) == short
+    assert len(data) < len(encode_message(refs))
+    wire = short.to_wire()
+    assert wire[0] == "proposal-ids" and isinstance(wire[7], bytes)
+    for broken in (wire[:9], [*wire[:7], wire[7] + b"\x01", *wire[8:]],
+                   [*wire[:7], [wire[7]], *wire[8:]], [*wire[:6], "head", *wire[7:]]):
+        with pytest.raises(InvalidMessage):
+            decode_message(encode(broken))
+
+
+def test_cons_msg_4_shared_prefixes_are_told_apart_by_the_root() -> None:
+    """Two known transactions whose hashes share the first 8 bytes: the combination whose
+    Merkle root is the head's is taken; an id naming nothing known waits; too many
+    combinations, or none that fits, wait as well (the full repeat still counts)."""
+    proposer, receiver, refs = _booted_with_txs()
+    app = receiver.app
+    hashes = list(refs.refs)
+    real = app.mempool.known_by_prefix(SHORT_ID_LEN)
+    twin = hashes[0][:SHORT_ID_LEN] + b"\xee" * (32 - SHORT_ID_LEN)
+
+    def with_twins(n_twins: int) -> dict[bytes, list[bytes]]:
+        index = {k: list(v) for k, v in real.items()}
+        index[hashes[0][:SHORT_ID_LEN]].append(twin)
+        for i in range(1, n_twins):
+            index[hashes[i % len(hashes)][:SHORT_ID_LEN]].append(sha256(bytes([i])))
+        return index
+
+    short = refs.to_short()
+    app.mempool.known_by_prefix = lambda n: with_twins(1)  # type: ignore[method-assign]
+    assert app._resolve_short_ids(short) == tuple(hashes)
+    app._short_index = None
+    app.mempool.known_by_prefix = lambda n: with_twins(4)  # type: ignore[method-assign]
+    assert app._resolve_short_ids(short) is None  # 2**4 > SHORT_ID_TRIES combinations
+    app._short_index = None
+    app.mempool.known_by_prefix = lambda n: {}  # type: ignore[method-assign]
+    assert app._resolve_short_ids(short) is None  # nothing known: wait
+    app._short_index = None
+    wrong = {k: [twin] if k == hashes[0][:SHORT_ID_LEN] else v for k, v in real.items()}
+    app.mempool.known_by_prefix = lambda n: wrong  # type: ignore[method-assign]
+    assert app._resolve_short_ids(short) is None  # only a stranger with that prefix
+
+
+def test_node_cons_4_short_ids_only_while_every_peer_announced_them() -> None:
+    from client.node.ledger_node import IDS_CAPABILITY, REFS_CAPABILITY, LedgerNode
+
+    node = _node_with_peers
+    both = ("tx", "consensus", REFS_CAPABILITY, IDS_CAPABILITY)
+    refs_only = ("tx", "consensus", REFS_CAPABILITY)
+    assert LedgerNode._peers_read_ids(node(both, both))  # type: ignore[arg-type]
+    assert not LedgerNode._peers_read_ids(node(both, refs_only))  # type: ignore[arg-type]
+    assert LedgerNode._peers_read_refs(node(both, refs_only))  # type: ignore[arg-type]
 
 
 # -- vectors: protocol_spec/vectors/proposal_refs.json ---------------------------------
@@ -166,6 +258,7 @@ def vector_case() -> dict[str, str]:
                         full.time_ms, header.encode(), tuple(tx.hash for tx in txs),
                         full.proposer, full.signature)
     return {"proposal": encode_message(full).hex(), "proposal_refs": encode_message(refs).hex(),
+            "proposal_ids": encode_message(refs.to_short()).hex(),
             "block_hash": block.hash.hex()}
 
 
@@ -182,13 +275,18 @@ def test_cons_msg_3_vectors() -> None:
     pool = {tx.hash: tx for tx in block.txs}
     rebuilt = refs.with_block(encode([decode(refs.head), [pool[h].wire for h in refs.refs]]))
     assert encode_message(rebuilt) == bytes.fromhex(case["proposal"])
+    ids = decode_message(bytes.fromhex(case["proposal_ids"]))  # [CONS-MSG.4]
+    assert isinstance(ids, ProposalRefs) and ids.short
+    assert ids.refs == tuple(h[:SHORT_ID_LEN] for h in refs.refs)
+    assert ids.shell() == refs.shell()
 
 
 if __name__ == "__main__":  # regenerate: python -m tests.consensus.test_proposal_refs
     VECTORS.write_text(json.dumps({
-        "about": "[CONS-MSG.3] a proposal by reference: the full proposal and its refs form "
-                 "(hex of the canonical msgpack); rebuilding the block from the two "
-                 "transactions gives the full proposal's bytes",
+        "about": "[CONS-MSG.3] a proposal by reference: the full proposal, its refs form "
+                 "and [CONS-MSG.4] its short-ids form (hex of the canonical msgpack); "
+                 "rebuilding the block from the two transactions gives the full proposal's "
+                 "bytes",
         "cases": [vector_case()]}, indent=1) + "\n")
 
 
