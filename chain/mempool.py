@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
 from chain.context import TxContext
 from chain.errors import ChainError, DecodeError, InvalidTransaction
+from chain.mempool_recheck import untouched
 from chain.state import Overlay, State
 from chain.transactions import SignedTransaction
 from chain.transition import (
@@ -217,29 +219,50 @@ class Mempool:
         """The nonce a new transaction from ``address`` should carry now."""
         return self._view.account(address).nonce
 
-    def update(self, included: list[SignedTransaction], now_ms: int) -> list[SignedTransaction]:
+    def update(self, included: list[SignedTransaction], now_ms: int,
+               written: Collection[tuple[str, bytes]] | None = None
+               ) -> list[SignedTransaction]:
         """[MEMPOOL-RECHECK.1] After a block: drop included, re-check the rest, in order.
 
-        Returns the transactions that became invalid and were evicted.
+        ``written``: the block's (table, key) writes, when known: pending transfers that
+        none of them (nor the next block's begin steps) can reach keep their results
+        without being applied again [MEMPOOL-RECHECK.2]. Returns the transactions that
+        became invalid and were evicted.
         """
         for tx in included:
             self.held.discard(tx.hash)
             if tx.hash in self._txs:
                 self._forget(self._txs[tx.hash])
         remaining = list(self._txs.values())
+        old_view = self._view
         self._txs.clear()
         self._per_sender.clear()
         self._bytes = 0
         self._view = preview_next_block(self.state, now_ms)
+        keep = self._unchanged(remaining, old_view, written)
         evicted = []
         for tx in remaining:
-            if self._try_apply(tx, now_ms) is None:
+            if tx.hash in keep or self._try_apply(tx, now_ms) is None:
                 self._txs[tx.hash] = tx
                 self._per_sender[tx.sender] = self._per_sender.get(tx.sender, 0) + 1
                 self._bytes += len(tx.wire)
             else:
                 evicted.append(tx)
         return evicted
+
+    def _unchanged(self, remaining: list[SignedTransaction], old_view: Overlay,
+                   written: Collection[tuple[str, bytes]] | None) -> frozenset[bytes]:
+        """[MEMPOOL-RECHECK.2] The pending transfers whose accounts neither the block nor
+        the new view's begin steps wrote: their accounts' values are carried from the old
+        view into the new one, and they are not applied again."""
+        if written is None or old_view.protocol_version != self._view.protocol_version:
+            return frozenset()
+        found = untouched(remaining, [*written, *self._view.writes])
+        if found is None:
+            return frozenset()
+        for address in found.accounts:
+            self._view.put_account(address, old_view.account(address))
+        return found.tx_hashes
 
     def _forget(self, tx: SignedTransaction) -> None:
         del self._txs[tx.hash]

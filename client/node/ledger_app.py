@@ -344,6 +344,8 @@ class LedgerApp:
             self.on_synced()
 
     def _after_commit(self, block: Block, certificate: bytes) -> None:
-        self.mempool.update(list(block.txs), int(block.header.time_ms))
+        output = self.ledger.last_output  # [MEMPOOL-RECHECK.2] what the block wrote
+        written = output.overlay.writes if output is not None else None
+        self.mempool.update(list(block.txs), int(block.header.time_ms), written)
         if self.on_committed is not None:
             self.on_committed(block, certificate)
