@@ -254,8 +254,10 @@ class Mempool:
                    written: Collection[tuple[str, bytes]] | None) -> frozenset[bytes]:
         """[MEMPOOL-RECHECK.2] The pending transfers whose accounts neither the block nor
         the new view's begin steps wrote: their accounts' values are carried from the old
-        view into the new one, and they are not applied again."""
-        if written is None or old_view.protocol_version != self._view.protocol_version:
+        view into the new one, and they are not applied again. (The old view's base is
+        the state the block has advanced: only the accounts its pending transfers wrote,
+        which it holds itself, are read from it.)"""
+        if written is None:
             return frozenset()
         found = untouched(remaining, [*written, *self._view.writes])
         if found is None:

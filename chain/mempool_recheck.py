@@ -10,8 +10,9 @@ pool's view may keep as they are.
 Accounts linked by pending transfers form groups (union-find over sender and
 recipient). A group is *touched* when the block, or the next block's begin steps
 (the new view's own writes), wrote one of its accounts; every other group's
-transfers keep their results. Anything but a transfer, or a change of protocol
-version, makes the caller re-check everything. Pure: no I/O.
+transfers keep their results. Anything but a transfer, or a write of the protocol
+version (a transfer's one other input, [TX-TRANSFER.2]), makes the caller re-check
+everything. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from chain.state import META_PROTOCOL_VERSION
 from chain.transactions import SignedTransaction, Transfer
 from chain.types import Address
 
 ACCOUNT = "account"
+META = "meta"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +40,10 @@ class Untouched:
 def untouched(pending: Sequence[SignedTransaction],
               written: Collection[tuple[str, bytes]]) -> Untouched | None:
     """[MEMPOOL-RECHECK.2] The pending transfers no write in ``written`` can reach;
-    None when some pending transaction is not a plain transfer (re-check all)."""
+    None when some pending transaction is not a plain transfer, or ``written`` changes
+    the protocol version (re-check all)."""
+    if (META, META_PROTOCOL_VERSION) in written:
+        return None
     parent: dict[bytes, bytes] = {}
 
     def find(a: bytes) -> bytes:

@@ -10,6 +10,7 @@ import pytest
 
 from chain.mempool import Mempool
 from chain.mempool_recheck import untouched
+from chain.state import META_PROTOCOL_VERSION
 from chain.transactions import SignedTransaction, Transfer, sign_transaction
 from chain.transition import advance, apply_block, build_block
 from chain.types import Address, Amount
@@ -89,3 +90,4 @@ def test_mempool_recheck_2_groups_follow_the_links_between_accounts() -> None:
     assert untouched([ab], [("account", Address(b"\x00" * 20))]) is not None
     join = sign_transaction(chain.keys["erin"], "test-chain", 0, VerifierJoin())
     assert untouched([ab, join], []) is None  # not a plain transfer: re-check everything
+    assert untouched([ab], [("meta", META_PROTOCOL_VERSION)]) is None  # an upgrade height
