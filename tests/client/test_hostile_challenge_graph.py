@@ -40,6 +40,7 @@ from pathlib import Path
 import pytest
 
 from client.api.http_client import ApiClient
+from client.devnet.network import NetworkLayout
 from client.devnet.processes import down, up
 from client.worker.attempt_log import EXCERPT_BYTES
 from sandbox.base_image import BASE_TAG
@@ -135,6 +136,18 @@ def write_job(job_dir: Path, name: str, train: str, evaluate: str) -> None:
         (job_dir / entry).chmod(0o755)
 
 
+def vote_log_lines(layout: NetworkLayout, job_id: str) -> list[str]:
+    """What each node logged about its votes on ``job_id``: on a failure, why a vote had
+    no measured loss (the fetch, the evaluation, or the commit window [VOTE-FAILED.3])."""
+    lines = []
+    for node in layout.nodes:
+        log_file = node.directory / "node.log"
+        text = log_file.read_text(errors="replace") if log_file.exists() else ""
+        lines += [f"{node.name}: {line[-400:]}" for line in text.splitlines()
+                  if job_id[:8] in line and any(w in line for w in ("vot", "evaluat", "verif"))]
+    return lines[-40:]
+
+
 def leaked_strings() -> list[str]:
     """What a served log must not hold: each weight's 4 significant digits, and the packed
     model's hex and bytes (the first 8 bytes)."""
@@ -199,7 +212,8 @@ def test_issue_30_claimer_runs_look_like_voters_and_failed_runs_leak_no_model(
         # the liar is still banned and slashed; an honest claim is paid
         honest = settled["honest"]
         outcomes = {v["claimer"]: v["outcome"] for v in honest["verdicts"]}
-        assert outcomes.get(address[CHEATER]) == "cheat", honest["verdicts"]
+        assert outcomes.get(address[CHEATER]) == "cheat", (
+            honest["verdicts"], vote_log_lines(layout, jobs["honest"]))
         assert accounts[CHEATER]["banned"] and accounts[CHEATER]["balance"] == 0
         assert honest["status"] == "paid", honest
         assert honest["winner"] in {address[i] for i in HONEST}, honest
