@@ -146,15 +146,22 @@ class Mempool:
             return AddResult(Admission.REJECTED, e.code, e.message)
         return self.add(tx, now_ms)
 
-    def decode_new(self, wires: list[bytes]) -> list[SignedTransaction | None]:
+    def decode_new(self, wires: list[bytes],
+                   limit: int | None = None) -> list[SignedTransaction | None]:
         """Each wire not pending yet, decoded, so a batch's signatures can be checked
         together first [TX-SIG-CACHE.2]; None where it is pending or does not decode
-        (``add_bytes`` then answers it as it always has)."""
+        (``add_bytes`` then answers it as it always has). With ``limit``, it stops before
+        the wire that would be the ``limit + 1``-th new one: the answer is then shorter
+        than ``wires``, and the rest was not parsed ([API-BATCH.1])."""
         out: list[SignedTransaction | None] = []
         pending = self._txs
+        new = 0
         for wire in wires:
             tx = None
             if hashlib.sha256(wire).digest() not in pending:
+                if limit is not None and new >= limit:
+                    break
+                new += 1
                 try:  # not contextlib.suppress: a context object per transaction
                     tx = SignedTransaction.decode(wire)
                 except DecodeError:

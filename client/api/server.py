@@ -402,13 +402,21 @@ class ApiServer:
         accepted = duplicates = 0
         rejected: list[dict[str, object]] = []
         mempool = getattr(self.node, "mempool", None)
+        room = getattr(self.node, "submit_room", None)
+        # [API-BATCH.1] Parse (and check the signatures of) only as many new transactions
+        # as the submission window still admits: the rest would be answered 'full' after
+        # costing the node their decoding and their signatures, batch after re-sent batch.
         parsed: list[SignedTransaction | None] = (
-            mempool.decode_new(wires) if mempool is not None else [None] * len(wires))
+            mempool.decode_new(wires, limit=room() if room is not None else None)
+            if mempool is not None else [None] * len(wires))
         prefill = getattr(self.node, "prefill_signatures", None)
         if prefill is not None:  # [TX-SIG-CACHE.2] the batch's signatures on every core
             await prefill([tx for tx in parsed if isinstance(tx, SignedTransaction)])
         full: dict[str, object] | None = None
         for index, wire in enumerate(wires):
+            if full is None and index >= len(parsed):  # [API-BATCH.1] past the window's room
+                full = {"status": str(Admission.FULL), "code": "mempool_full",
+                        "message": f"{len(mempool or ())} transactions pending; retry shortly"}
             if full is not None and mempool is not None:
                 # The pool stays full for the rest of this batch (nothing leaves it while we
                 # run): answer each new transaction 'full' from its hash, without parsing

@@ -517,6 +517,11 @@ class LedgerNode(StoredChainReads):
                     "name": plan.name, "version": plan.version, "height": plan.height},
                 "upgrade_required": None if upgrade is None else str(upgrade)}
 
+    def submit_room(self) -> int:
+        """How many new transactions this node's clients may still add before its
+        submission window answers 'full' [NODE-MEMPOOL.2]: what a batch parses [API-BATCH.1]."""
+        return max(0, self.submit_window.size - len(self.mempool))
+
     def submit(self, tx: SignedTransaction) -> AddResult:
         if tx.hash not in self.mempool and not self.submit_window.admits(len(self.mempool)):
             self.admissions["local", "mempool_full"] += 1

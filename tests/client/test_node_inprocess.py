@@ -148,3 +148,63 @@ async def test_node_cons_4_validators_propose_by_reference_and_commit_every_tran
     finally:
         for n in nodes:
             await n.stop()
+
+
+async def test_api_batch_1_parses_only_what_the_submission_window_admits(
+        tmp_path: Path) -> None:
+    """[API-BATCH.1] [NODE-MEMPOOL.2] A batch larger than the room the node's submission
+    window leaves is decoded and signature-checked only up to that room; the rest is
+    answered 'full' from its hashes (pending ones as duplicates). A load generator re-sends
+    its batch tail to a busy node many times, and each time paid the node every signature.
+    Consensus is paused so nothing leaves the pool."""
+    import aiohttp
+
+    from chain.crypto import address_from_text
+    from chain.encoding import encode
+    from chain.transactions import SignedTransaction
+
+    layout = create_network(tmp_path, validators=1, workers=0, base_port=free_base_port(1),
+                            users={"alice": 100, "bob": 0},
+                            consensus={"commit_ms": 600_000, "propose_ms": 600_000})
+    alice = next(u for u in layout.users if u.name == "alice")
+    key = read_key_file(alice.key_file, alice.passphrase_file.read_text().strip())
+    bob = address_from_text(next(u.address for u in layout.users if u.name == "bob"))
+    txs = [sign_transaction(key, layout.chain_id, n, Transfer(bob, Amount(1))) for n in range(6)]
+    node = LedgerNode(NodeConfig.load(layout.nodes[0].config))
+    await node.start()
+    try:
+        await wait_until_async(lambda: node.height >= 1, timeout=10)
+        checked: list[int] = []
+        prefill = node.prefill_signatures
+
+        async def counting_prefill(batch: list[SignedTransaction]) -> None:
+            checked.append(len(batch))
+            await prefill(batch)
+
+        node.prefill_signatures = counting_prefill  # type: ignore[method-assign]
+        url = f"http://{node.api_endpoint}/api/v1/txs/batch"
+
+        async def post(wires: list[bytes]) -> dict[str, object]:
+            async with aiohttp.ClientSession() as s, s.post(
+                    url, data=encode(wires),
+                    headers={"Content-Type": "application/octet-stream"}) as r:
+                assert r.status == 200, await r.text()
+                answer: dict[str, object] = await r.json()
+                return answer
+
+        node.submit_window.size = 2
+        answer = await post([tx.wire for tx in txs[:5]])
+        assert (answer["accepted"], answer["duplicates"]) == (2, 0)
+        assert [(r["index"], r["status"], r["code"]) for r in answer["rejected"]] == [  # type: ignore[attr-defined, index]
+            (2, "full", "mempool_full"), (3, "full", "mempool_full"),
+            (4, "full", "mempool_full")]
+        assert checked == [2] and node.submit_room() == 0
+
+        node.submit_window.size = 4  # room for two more; the re-sent head is pending
+        answer = await post([tx.wire for tx in txs])
+        assert (answer["accepted"], answer["duplicates"]) == (2, 2)
+        assert [r["index"] for r in answer["rejected"]] == [4, 5]  # type: ignore[attr-defined, index]
+        assert checked == [2, 2]
+        assert [tx.hash for tx in node.mempool.reap(10)] == [tx.hash for tx in txs[:4]]
+    finally:
+        await node.stop()
