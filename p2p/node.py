@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import aiohttp
@@ -166,7 +166,12 @@ class Node:
             except Exception:
                 log.exception("background task %s failed", name)
 
-        return self._tg.create_task(guarded(), name=name)
+        task = self._tg.create_task(guarded(), name=name)
+        if isinstance(coro, Coroutine):
+            # A task cancelled before its first step (the node stopping) never awaits
+            # ``coro``: close it, or Python warns that it was never awaited.
+            task.add_done_callback(lambda _task: coro.close())
+        return task
 
     def now(self) -> float:
         return time.monotonic()
