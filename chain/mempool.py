@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -108,6 +108,10 @@ class Mempool:
         self._per_sender: dict[Address, int] = {}
         self._bytes = 0
         self._view: Overlay = preview_next_block(state, state.time_ms + 1)
+        self._prefixes: dict[bytes, list[bytes]] | None = None
+        """[CONS-MSG.4] ``known_by_prefix``'s index, kept up to date on each arrival once
+        built, dropped after each block (``update``) and when stale entries outgrow it."""
+        self._prefix_len = 0
 
     def __len__(self) -> int:
         return len(self._txs)
@@ -124,17 +128,32 @@ class Mempool:
     def __contains__(self, tx_hash: bytes) -> bool:
         return tx_hash in self._txs
 
-    def known_by_prefix(self, length: int) -> dict[bytes, list[bytes]]:
+    def known_by_prefix(self, length: int) -> Mapping[bytes, list[bytes]]:
         """[CONS-MSG.4] The hashes of every pending or held transaction by their first
-        ``length`` bytes (usually one per prefix): what a proposal by short ids names."""
-        index: dict[bytes, list[bytes]] = {}
-        for tx_hash in (*self._txs, *self.held.hashes()):
-            found = index.get(tx_hash[:length])
-            if found is None:
-                index[tx_hash[:length]] = [tx_hash]
-            elif tx_hash not in found:
-                found.append(tx_hash)
-        return index
+        ``length`` bytes (usually one per prefix): what a proposal by short ids names.
+
+        Built once, then kept: each transaction that becomes pending or held is added as
+        it arrives, so a proposal waiting for its last transactions looks them up again
+        without a rebuild over the whole pool (on a WAN graph the rebuilds took 2 % of a
+        node's CPU). It may also name hashes that have since left the pool, until the next
+        block; whoever resolves ids reads the transactions with ``known``, which does not."""
+        stale_room = 2 * (len(self._txs) + len(self.held)) + 4096
+        if self._prefixes is None or self._prefix_len != length or \
+                len(self._prefixes) > stale_room:
+            self._prefixes, self._prefix_len = {}, length
+            for tx_hash in (*self._txs, *self.held.hashes()):
+                self._index_prefix(tx_hash)
+        return self._prefixes
+
+    def _index_prefix(self, tx_hash: bytes) -> None:
+        """One arrival into ``known_by_prefix``'s index, while there is one."""
+        if self._prefixes is None:
+            return
+        found = self._prefixes.get(tx_hash[:self._prefix_len])
+        if found is None:
+            self._prefixes[tx_hash[:self._prefix_len]] = [tx_hash]
+        elif tx_hash not in found:
+            found.append(tx_hash)
 
     def add_bytes(self, data: bytes, now_ms: int) -> AddResult:
         pending = self._txs.get(hashlib.sha256(data).digest())
@@ -185,9 +204,11 @@ class Mempool:
         if error is not None:
             if error.code == "bad_nonce":  # [MEMPOOL-HOLD.1] order, not the tx itself;
                 self.held.put(tx)  # its signature was checked first [TX-APPLY.1]
+                self._index_prefix(tx.hash)
             return AddResult(Admission.REJECTED, error.code, error.message, tx)
         self.held.discard(tx.hash)
         self._txs[tx.hash] = tx
+        self._index_prefix(tx.hash)
         self._per_sender[tx.sender] = self._per_sender.get(tx.sender, 0) + 1
         self._bytes += len(tx.wire)
         return AddResult(Admission.ACCEPTED, tx=tx)
@@ -200,6 +221,7 @@ class Mempool:
         except InvalidTransaction:
             return
         self.held.put(tx)
+        self._index_prefix(tx.hash)
 
     def _try_apply(self, tx: SignedTransaction, now_ms: int) -> ChainError | None:
         time_ms = TimeMs(max(now_ms, self.state.time_ms + 1))
@@ -236,6 +258,7 @@ class Mempool:
         without being applied again [MEMPOOL-RECHECK.2]. Returns the transactions that
         became invalid and were evicted.
         """
+        self._prefixes = None  # [CONS-MSG.4] rebuilt for the next proposal, without stale ids
         for tx in included:
             self.held.discard(tx.hash)
             if tx.hash in self._txs:

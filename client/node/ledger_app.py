@@ -38,9 +38,6 @@ log = logging.getLogger("learningchain.node")
 
 SHORT_ID_TRIES = 8
 """[CONS-MSG.4] Combinations of known transactions tried where short ids are shared."""
-SHORT_INDEX_REUSE_S = 0.05
-"""While one proposal by short ids waits for transactions, the index of the mempool by
-prefix is rebuilt at most this often (its retries come every 10 ms)."""
 
 
 class NodeHalted(Exception):
@@ -91,7 +88,6 @@ class LedgerApp:
         self.sizer = ProposalSizer()
         """How many transactions a proposal of this node carries (client/node/proposal_size)."""
         self._executed: dict[Hash32, _Executed] = {}
-        self._short_index: tuple[Hash32, float, dict[bytes, list[bytes]]] | None = None
         """[CONS-MSG.4] The last index of the mempool by prefix: (block hash, built at, index)."""
         self._sets: dict[tuple[int, Hash32], ValidatorSet] = {}
 
@@ -236,14 +232,7 @@ class LedgerApp:
         ``SHORT_ID_TRIES`` combinations tried where prefixes are shared); None while an id
         names nothing known, or when no combination (or more than that many) fits."""
         tx_root = BlockHeader.from_wire(decode(refs.head, max_size=MAX_HEAD_BYTES)).tx_root
-        now = time.monotonic()
-        cached = self._short_index
-        if cached is not None and cached[0] == refs.block_hash and \
-                now - cached[1] < SHORT_INDEX_REUSE_S:
-            index = cached[2]
-        else:
-            index = self.mempool.known_by_prefix(SHORT_ID_LEN)
-            self._short_index = (refs.block_hash, now, index)
+        index = self.mempool.known_by_prefix(SHORT_ID_LEN)  # kept by the pool, not rebuilt
         choices: list[list[bytes]] = []
         combinations = 1
         for short_id in refs.refs:
@@ -297,7 +286,6 @@ class LedgerApp:
         except ChainError as e:
             raise NodeHalted(f"cannot commit decided block {decision.height}: {e}") from e
         self._executed.clear()
-        self._short_index = None
         self._after_commit(block, certificate)
 
     # -- BlockSource (p2p.sync) ----------------------------------------------
@@ -338,7 +326,6 @@ class LedgerApp:
         except StorageError as e:  # our disk or database, not the peer's block
             raise LocalApplyFailure(f"cannot store block {height}: {e}") from e
         self._executed.clear()
-        self._short_index = None
         self._after_commit(decoded, certificate)
         if self.on_synced is not None:
             self.on_synced()

@@ -214,13 +214,10 @@ def test_cons_msg_4_shared_prefixes_are_told_apart_by_the_root() -> None:
     short = refs.to_short()
     app.mempool.known_by_prefix = lambda n: with_twins(1)  # type: ignore[method-assign]
     assert app._resolve_short_ids(short) == tuple(hashes)
-    app._short_index = None
     app.mempool.known_by_prefix = lambda n: with_twins(4)  # type: ignore[method-assign]
     assert app._resolve_short_ids(short) is None  # 2**4 > SHORT_ID_TRIES combinations
-    app._short_index = None
     app.mempool.known_by_prefix = lambda n: {}  # type: ignore[method-assign]
     assert app._resolve_short_ids(short) is None  # nothing known: wait
-    app._short_index = None
     wrong = {k: [twin] if k == hashes[0][:SHORT_ID_LEN] else v for k, v in real.items()}
     app.mempool.known_by_prefix = lambda n: wrong  # type: ignore[method-assign]
     assert app._resolve_short_ids(short) is None  # only a stranger with that prefix

@@ -96,3 +96,43 @@ def test_mempool_hold_1_the_store_is_bounded_oldest_out_first() -> None:
     by_bytes.discard(txs[4].hash)
     by_bytes.discard(txs[4].hash)
     assert len(by_bytes) == 1
+
+
+def test_cons_msg_4_the_prefix_index_kept_on_arrival_finds_what_a_rebuild_finds() -> None:
+    """[CONS-MSG.4] ``known_by_prefix`` is built once and then kept as transactions arrive
+    (pending, held for room, held for order), dropped at each block: after every step of a
+    random run it names every pending or held hash under its prefix, as a fresh build does,
+    and anything else it names left the pool since the last block."""
+    import random
+
+    rng = random.Random(4)
+    chain = Chain()
+    pool = Mempool(chain.state, chain.cache, MempoolLimits(max_txs=12, max_per_sender=4))
+    senders = ["alice", "bob"]
+    nonce = dict.fromkeys(senders, 0)
+    seen_since_block: set[bytes] = set()
+    for step in range(300):
+        action = rng.random()
+        sender = rng.choice(senders)
+        if action < 0.7:  # next nonce, or a gap (held for order), past limits (held for room)
+            tx = _transfer(chain, sender, nonce[sender] + rng.choice((0, 0, 0, 1, 2)))
+            if pool.add(tx, chain.now).accepted:
+                nonce[sender] += 1
+            seen_since_block.add(tx.hash)
+        elif action < 0.8 and len(pool):  # a block of some of what is pending
+            txs = pool.reap(rng.randint(1, len(pool)))
+            block, _, dropped = build_block(chain.state, txs, chain.now + 1000,
+                                            chain.addr("v0"), chain.cache)
+            assert not dropped
+            advance(chain.state, block, apply_block(chain.state, block, chain.cache))
+            pool.update(list(block.txs), chain.now)
+            seen_since_block = set()
+        index = pool.known_by_prefix(8)
+        rebuilt: dict[bytes, list[bytes]] = {}
+        for tx_hash in (*[tx.hash for tx in pool.reap(10_000)], *pool.held.hashes()):
+            rebuilt.setdefault(tx_hash[:8], []).append(tx_hash)
+        for prefix, hashes in rebuilt.items():
+            assert set(hashes) <= set(index.get(prefix, ())), step
+        stale = {h for hashes in index.values() for h in hashes} - \
+            {h for hashes in rebuilt.values() for h in hashes}
+        assert stale <= seen_since_block, step
