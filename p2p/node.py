@@ -167,9 +167,7 @@ class Node:
                 log.exception("background task %s failed", name)
 
         task = self._tg.create_task(guarded(), name=name)
-        if isinstance(coro, Coroutine):
-            # A task cancelled before its first step (the node stopping) never awaits
-            # ``coro``: close it, or Python warns that it was never awaited.
+        if isinstance(coro, Coroutine):  # cancelled before its first step: never awaited
             task.add_done_callback(lambda _task: coro.close())
         return task
 

@@ -494,8 +494,7 @@ def _paths() -> dict[str, S]:
             "Submit transactions in a batch",
             {"200": _json(ref("BatchResult"),
                           "Each admitted in order; the others listed (after the first "
-                          "mempool_full, or past the room the node's submission window "
-                          "leaves, the rest: full or duplicate; re-send those)"),
+                          "mempool_full or the window's room, the rest: full or duplicate)"),
              "400": _error("Not a msgpack array of byte strings, or too many"),
              "413": _error("Body too large"), "415": _error("Wrong content type")},
             body={"required": True, "content": OCTET}, tags=("chain",))},
