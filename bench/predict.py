@@ -90,7 +90,7 @@ from chain.predict.request import PredictionRequest  # noqa: E402
 from chain.types import Address, Amount, Hash32  # noqa: E402
 from client.api.http_client import ApiClient  # noqa: E402
 from client.cli.common import load_key  # noqa: E402
-from client.devnet.processes import down, up  # noqa: E402
+from client.devnet.processes import PortInUse, down, up  # noqa: E402
 from client.predict.ckks import CkksKeys  # noqa: E402
 from sandbox.engine import connect  # noqa: E402
 from sandbox.job_file import load_job_file  # noqa: E402
@@ -417,7 +417,6 @@ def main() -> None:
         # benches and the graph tests draw theirs. A base drawn anywhere in 20000-40000 took
         # the other test process's ports (run 3 of a make test-repeat, 2026-11-25: "port
         # 30250 (node0 p2p) ... is already in use").
-        base = free_base_port(4)
         serve = {"max_attempts": 0, "predict": True}
         trainer = {"max_attempts": 1, "min_time_left_s": 5, "max_memory_mb": 1024,
                    "max_disk_mb": 64, "max_time_s": 120}
@@ -425,10 +424,23 @@ def main() -> None:
         jobs = {"digits": work / "digits", "zero": work / "zero"}
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             built = pool.submit(build, jobs)  # while the graph starts
-            layout = up(root, validators=VALIDATORS, workers=VALIDATORS, base_port=base,
-                        worker_settings={0: trainer, 1: serve, 2: serve, 3: serve},
-                        users={"submitter": 5_000, **{r: 1_000_000 for r in REQUESTERS}},
-                        consensus={"commit_ms": args.commit_ms}, timeout=90)
+            for attempt in range(3):
+                # A port checked free can be bound by another process before ``up`` checks
+                # it again (a make test CI run, 2026-11-27: "port 24083 (node2 p2p) ... is
+                # already in use"); ``up`` says so before it writes or starts anything, so
+                # another block is drawn.
+                try:
+                    layout = up(root, validators=VALIDATORS, workers=VALIDATORS,
+                                base_port=free_base_port(4),
+                                worker_settings={0: trainer, 1: serve, 2: serve, 3: serve},
+                                users={"submitter": 5_000,
+                                       **{r: 1_000_000 for r in REQUESTERS}},
+                                consensus={"commit_ms": args.commit_ms}, timeout=90)
+                    break
+                except PortInUse as e:
+                    if attempt == 2:
+                        raise
+                    print(f"{e}; drawing other ports", flush=True)
             try:
                 built.result()
                 figures = _bench(layout, work, test_csv, args, jobs,
