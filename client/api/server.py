@@ -414,9 +414,9 @@ class ApiServer:
             await prefill([tx for tx in parsed if isinstance(tx, SignedTransaction)])
         full: dict[str, object] | None = None
         for index, wire in enumerate(wires):
-            if full is None and index >= len(parsed):  # [API-BATCH.1] past the window's room
+            if full is None and mempool is not None and index >= len(parsed):  # [API-BATCH.1]
                 full = {"status": str(Admission.FULL), "code": "mempool_full",
-                        "message": f"{len(mempool or ())} transactions pending; retry shortly"}
+                        "message": f"{len(mempool)} transactions pending; retry shortly"}
             if full is not None and mempool is not None:
                 # The pool stays full for the rest of this batch (nothing leaves it while we
                 # run): answer each new transaction 'full' from its hash, without parsing

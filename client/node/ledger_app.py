@@ -88,7 +88,6 @@ class LedgerApp:
         self.sizer = ProposalSizer()
         """How many transactions a proposal of this node carries (client/node/proposal_size)."""
         self._executed: dict[Hash32, _Executed] = {}
-        """[CONS-MSG.4] The last index of the mempool by prefix: (block hash, built at, index)."""
         self._sets: dict[tuple[int, Hash32], ValidatorSet] = {}
 
     # -- Application ---------------------------------------------------------
