@@ -21,7 +21,11 @@ the busiest node's; near 1.0 the loop's one core, not the machine, bounds the gr
 only signature checks run on other threads [TX-SIG-CACHE.2]), and what consensus needed
 (``rounds_above_zero``, ``timeouts``: summed over the nodes' ``/metrics``; a graph that
 waits out rounds is bound by neither), and the p2p bytes the nodes sent per finalized
-transfer (``p2p_bytes_per_tx``: what gossip costs the links, whatever the machine's pace).
+transfer (``p2p_bytes_per_tx``: what gossip costs the links, whatever the machine's pace),
+and where a height's time went: the mean time a node's consensus spent in each step
+(``step_mean_ms``: propose, prevote, precommit, commit, new_height, from the nodes'
+``learningchain_consensus_step_duration_seconds``) and what became of the proposals by
+reference (``proposal_refs``: expanded at once, waiting for transactions, ...).
 Last line: one JSON object.
 Targets: >= 3,000 tx/s finalized, p50 submit->final <= 1.5 s.
 
@@ -63,7 +67,7 @@ JSON_KEYS = ("bench", "validators", "seconds", "sent", "finalized", "finalized_t
              "p50_submit_to_final_s", "p99_submit_to_final_s", "peak_rss_mib",
              "bare_verify_per_s", "ratio_to_bare_verify", "node_cpu_us_per_tx",
              "node_cpu_per_tx_in_verifies", "node_loop_busy", "rounds_above_zero", "timeouts",
-             "p2p_bytes_per_tx", "pass")
+             "p2p_bytes_per_tx", "step_mean_ms", "proposal_refs", "pass")
 """Keys of the last line (tests/test_bench_quick.py)."""
 NEEDS_DOCKER = True
 """Starts 4 validator processes and a load process: CI runs it serially, with the Docker
@@ -91,24 +95,45 @@ def verify_rate(seconds: float = 1.0) -> float:
     return n / (time.perf_counter() - start)
 
 
-def consensus_counts(apis: list[str]) -> dict[str, Any]:
-    """Rounds above 0, timeouts by step and p2p bytes sent, summed over the nodes'
-    Prometheus ``/metrics`` (``learningchain_consensus_rounds_above_zero``,
-    ``..._consensus_timeouts{step}``, ``..._p2p_sent_bytes``)."""
+def consensus_counts(apis: list[str], since: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Summed over the nodes' Prometheus ``/metrics``: rounds above 0, timeouts by step,
+    p2p bytes sent (``learningchain_consensus_rounds_above_zero``,
+    ``..._consensus_timeouts{step}``, ``..._p2p_sent_bytes``); and, since ``since`` (an
+    earlier answer of this function: the start-up's first height left out), the mean time
+    a node spent in each consensus step, in ms, the idle ``rest`` left out
+    (``..._step_duration_seconds``), and proposals by reference by outcome
+    (``..._consensus_proposal_refs{outcome}``)."""
     rounds = sent = 0
     timeouts: dict[str, int] = {}
+    raw: dict[str, float] = {}
     for api in apis:
         with urllib.request.urlopen(f"{api}/metrics", timeout=10) as r:
             families = text_string_to_metric_families(r.read().decode())
         for sample in (s for family in families for s in family.samples):
-            if sample.name == "learningchain_consensus_rounds_above_zero_total":
+            name, labels = sample.name, sample.labels
+            if name == "learningchain_consensus_rounds_above_zero_total":
                 rounds += int(sample.value)
-            elif sample.name == "learningchain_consensus_timeouts_total":
-                step = sample.labels["step"]
-                timeouts[step] = timeouts.get(step, 0) + int(sample.value)
-            elif sample.name == "learningchain_p2p_sent_bytes_total":
+            elif name == "learningchain_consensus_timeouts_total":
+                timeouts[labels["step"]] = timeouts.get(labels["step"], 0) + int(sample.value)
+            elif name == "learningchain_p2p_sent_bytes_total":
                 sent += int(sample.value)
-    return {"rounds_above_zero": rounds, "timeouts": timeouts, "p2p_sent_bytes": sent}
+            elif name == "learningchain_consensus_proposal_refs_total" or (
+                    name.startswith("learningchain_consensus_step_duration_seconds_")
+                    and not name.endswith("_bucket")):
+                key = f"{name} {labels.get('outcome') or labels.get('step')}"
+                raw[key] = raw.get(key, 0.0) + sample.value
+    before = since["raw"] if since is not None else {}
+    delta = {key: value - before.get(key, 0.0) for key, value in raw.items()}
+    steps = {}
+    for key, count in sorted(delta.items()):
+        name, label = key.split(" ")
+        if name.endswith("_count") and count and label != "rest":
+            total = delta[f"{name.removesuffix('_count')}_sum {label}"]
+            steps[label] = round(total / count * 1000, 1)
+    refs = {key.split(" ")[1]: int(value) for key, value in delta.items()
+            if key.startswith("learningchain_consensus_proposal_refs_total ")}
+    return {"rounds_above_zero": rounds, "timeouts": timeouts, "p2p_sent_bytes": sent,
+            "step_mean_ms": steps, "proposal_refs": refs, "raw": raw}
 
 
 def _clocks(pid: int) -> tuple[float, float, float]:
@@ -156,15 +181,20 @@ def main() -> None:
                 per_sender=per_sender, batch=args.batch)) for i in range(parts)]
             pids = load_pids(root)
             at_go: dict[str, tuple[float, float, float]] = {}
-            run = follow(layout.nodes[0].api_url, loaders, args.seconds,
-                         on_go=lambda: at_go.update(
-                             {name: _clocks(pid) for name, pid in pids.items()}))
+            apis = [n.api_url for n in layout.nodes]
+            steps_at_go: dict[str, Any] = {}
+
+            def on_go() -> None:
+                steps_at_go.update(consensus_counts(apis))
+                at_go.update({name: _clocks(pid) for name, pid in pids.items()})
+
+            run = follow(layout.nodes[0].api_url, loaders, args.seconds, on_go=on_go)
             at_end = {name: _clocks(pid) for name, pid in pids.items()}
             cpu = {name: at_end[name][0] - at_go[name][0] for name in pids}
             loop_busy = {name: (at_end[name][1] - at_go[name][1])
                          / max(1e-9, at_end[name][2] - at_go[name][2]) for name in pids}
             rss = {name: round(peak_rss_mib(pid), 1) for name, pid in pids.items()}
-            rounds = consensus_counts([n.api_url for n in layout.nodes])
+            rounds = consensus_counts(apis, since=steps_at_go)
         finally:
             down(root)
     bare_verify = max(before, best_verify_rate(args.verify_seconds))  # before and after
@@ -186,6 +216,8 @@ def main() -> None:
     print(f"consensus, summed over the nodes: {rounds['rounds_above_zero']} rounds above 0, "
           f"timeouts {rounds['timeouts']}; p2p bytes sent per finalized transfer, all nodes: "
           f"{bytes_per_tx:.0f}")
+    print(f"mean ms a node spent in each consensus step: {rounds['step_mean_ms']}; "
+          f"proposals by reference: {rounds['proposal_refs']}")
     if run.block_sizes:
         print(f"{len(run.block_sizes)} non-empty blocks, "
               f"{statistics.mean(run.block_sizes):.0f} txs on average, largest "
@@ -202,6 +234,7 @@ def main() -> None:
         "node_loop_busy": round(max(loop_busy.values()), 3),
         "rounds_above_zero": rounds["rounds_above_zero"], "timeouts": rounds["timeouts"],
         "p2p_bytes_per_tx": round(bytes_per_tx),
+        "step_mean_ms": rounds["step_mean_ms"], "proposal_refs": rounds["proposal_refs"],
         "pass": tps >= 3000 and p50 <= 1.5,
     }, JSON_KEYS)
 

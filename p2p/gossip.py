@@ -72,6 +72,7 @@ class Gossip:
             self.params, node.config.topics, rng or random.Random(node.rng.random())
         )
         self._validators: dict[str, Validator] = {}
+        self._after_accept: dict[str, Callable[[], None]] = {}
         self._payloads: dict[bytes, _Payload] = {}
         self.on_receive: ReceiveHook | None = None
         """Observer of every full message received (benches count copies with it)."""
@@ -89,6 +90,11 @@ class Gossip:
         if topic not in self.core.topics:
             raise ValueError(f"topic {topic!r} is not in the node config's topics")
         self._validators[topic] = validate
+
+    def after_accept(self, topic: str, hook: Callable[[], None]) -> None:
+        """``hook()`` once a message of ``topic`` was accepted and forwarded: what the
+        validator queued can be handled now, without delaying the forward [NODE-CONS.3]."""
+        self._after_accept[topic] = hook
 
     def start(self) -> None:
         """Starts the heartbeat; it belongs to the node and ends with ``node.stop``."""
@@ -140,6 +146,9 @@ class Gossip:
             sent = sum(1 for a in actions if isinstance(a, SendFull))
             self.on_forward(message.topic, message.data, sent)
         self._execute(actions)
+        hook = self._after_accept.get(message.topic)
+        if hook is not None and verdict is Verdict.ACCEPT:
+            hook()
 
     async def _validate(self, topic: str, data: bytes, sender: Address) -> Verdict:
         validator = self._validators.get(topic)

@@ -164,11 +164,11 @@ class LedgerNode(StoredChainReads):
             wal,
             wal_history,
             self._publish_consensus,
-            on_evidence=self._on_evidence,
-            on_misbehaviour=self._on_misbehaviour,
+            on_evidence=self._on_evidence, on_misbehaviour=self._on_misbehaviour,
             on_halt=self._on_halt,
         )
         self.gossip.subscribe(CONSENSUS_TOPIC, self.driver.on_gossip)
+        self.gossip.after_accept(CONSENSUS_TOPIC, self.driver.drain_now)  # [NODE-CONS.3]
         self.driver.before_proposal = self._flush_txs
         compact = os.environ.get("LC_COMPACT_PROPOSALS", "1")
         if compact != "0":  # "refs": by hashes only, not by short ids

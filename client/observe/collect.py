@@ -22,6 +22,9 @@ from p2p.scoring import Offence
 P = "learningchain_"
 TIMEOUT_STEPS = ("propose", "prevote", "precommit")
 """Timeouts that cost a step (NEW_HEIGHT pacing and rebroadcasts are routine, not counted)."""
+REFS_OUTCOMES = ("expanded", "waiting", "expanded_late", "gave_up")
+"""``ConsensusDriver.stats["refs:<outcome>"]``: a waiting proposal ends expanded_late or
+gave_up (or superseded by its height's decision)."""
 BLOB_FAILURES = {
     "BlobUnavailable": "unavailable",
     "BlobTooLarge": "too_large",
@@ -103,6 +106,13 @@ class NodeCollector(Collector):
                                 "Timeouts that moved this node's consensus on, by step.",
                                 labels=("step",)),
             (((step,), stats[f"timeout:{step}"]) for step in TIMEOUT_STEPS))
+        yield _labelled(
+            CounterMetricFamily(P + "consensus_proposal_refs",
+                                "Proposals by reference [NODE-CONS.4] this node received, by "
+                                "outcome: expanded from the mempool at once, waiting for "
+                                "transactions, expanded_late once they came, gave_up.",
+                                labels=("outcome",)),
+            (((outcome,), stats[f"refs:{outcome}"]) for outcome in REFS_OUTCOMES))
 
     def _mempool(self) -> Iterator[Metric]:
         mempool = self.node.mempool

@@ -9,8 +9,8 @@ process may run several nodes):
   ``p2p.Node.stats``, ``BlobService.stats``, ``ConsensusDriver.stats``, the
   worker's outbox and verifier). Nothing is copied, so nothing can drift.
 * **Observed as they happen** (this module): events that carry a value a
-  counter cannot hold — commit latency and sandbox run durations
-  (histograms) — and committed blocks, heard as a block listener.
+  counter cannot hold — commit latency, the time in each consensus step and sandbox
+  run durations (histograms) — and committed blocks, heard as a block listener.
 
 Every name starts with ``learningchain_``; ``METRIC_NAMES`` lists them all,
 and each metric's HELP text says what it means.
@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from client.node.handle import CommittedBlock
+from client.node.step_times import STEP_TIMES
 from client.observe.collect import NodeCollector
 from client.observe.observed import ObservedNode
 from client.worker.worker import Worker
@@ -37,6 +38,9 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 """``text/plain; version=0.0.4; charset=utf-8``: what every Prometheus server reads."""
 
 COMMIT_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+STEP_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Seconds in one consensus step: a proposal or a vote quorum on 127.0.0.1 takes
+milliseconds, a WAN round trip tenths, a timeout seconds."""
 """Seconds; a healthy local graph commits in well under a second, a struggling one in rounds."""
 RUN_SECONDS_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 """Seconds of one sandbox entry point run (train or evaluate)."""
@@ -51,8 +55,9 @@ METRIC_NAMES = tuple("learningchain_" + name for name in (
     # consensus
     "consensus_height", "consensus_round", "last_block_time_seconds", "last_block_age_seconds",
     "consensus_halted", "consensus_commit_stalled", "consensus_rounds_above_zero",
-    "consensus_timeouts",
-    "consensus_commit_latency_seconds", "blocks_committed", "txs_committed",
+    "consensus_timeouts", "consensus_proposal_refs",
+    "consensus_commit_latency_seconds", "consensus_step_duration_seconds",
+    "blocks_committed", "txs_committed",
     # mempool
     "mempool_txs", "mempool_bytes", "mempool_admitted", "mempool_rejected",
     # peers
@@ -91,6 +96,16 @@ class NodeMetrics:
             "learningchain_consensus_commit_latency_seconds",
             "Seconds from entering a height to this node's consensus deciding it.",
             buckets=COMMIT_LATENCY_BUCKETS, registry=registry)
+        self.step_seconds = Histogram(
+            "learningchain_consensus_step_duration_seconds",
+            "Seconds this node's consensus spent in a step before leaving it, by step: "
+            "propose (waiting for the proposal and its transactions, then executing it), "
+            "prevote and precommit (waiting for a quorum of votes), commit (storing the "
+            "decided block), new_height (the wait after a commit), rest (no transaction to "
+            "record). Between two decisions all but rest add up to the commit latency.",
+            ("step",), buckets=STEP_SECONDS_BUCKETS, registry=registry)
+        for step in STEP_TIMES:
+            self.step_seconds.labels(step)
         self.runs_finished = Counter(
             "learningchain_worker_runs_finished",
             "Sandbox runs of the worker that finished, by kind (train/evaluate) and outcome "
@@ -116,6 +131,10 @@ class NodeMetrics:
     def on_commit_latency(self, seconds: float) -> None:
         """``ConsensusDriver.on_commit_latency``: a height was decided ``seconds`` after entry."""
         self.commit_latency.observe(max(0.0, seconds))
+
+    def on_step_time(self, step: str, seconds: float) -> None:
+        """``ConsensusDriver.step_times``: the core left ``step`` after ``seconds``."""
+        self.step_seconds.labels(step).observe(max(0.0, seconds))
 
     def on_sandbox_result(self, name: str, result: object) -> None:
         """``Threads.on_result``: a worker thread returned; runs are counted by kind and outcome.
@@ -150,6 +169,7 @@ def install_metrics(app: web.Application, node: ObservedNode) -> NodeMetrics:
     app.router.add_get(METRICS_PATH, metrics.handle)
     node.add_block_listener(metrics.on_block)
     node.driver.on_commit_latency = metrics.on_commit_latency
+    node.driver.step_times.on_time = metrics.on_step_time
     if node.worker is not None:
         metrics.attach_worker(node.worker)
     return metrics

@@ -107,7 +107,8 @@ async def test_metrics_single_node_scrape_lists_every_metric_and_counts_a_transf
         tmp_path: Path) -> None:
     """[NODE-METRICS.1] ``GET /metrics`` over HTTP: text format 0.0.4 that the Prometheus
     parser reads, exactly the names of ``METRIC_NAMES``, values read at scrape time that
-    move with a transfer, and the commit latency as a histogram."""
+    move with a transfer, and the commit latency and the time in each consensus step as
+    histograms."""
     layout = network(tmp_path, validators=1)
     node = local_node(layout, 0)
     await node.start()
@@ -138,7 +139,15 @@ async def test_metrics_single_node_scrape_lists_every_metric_and_counts_a_transf
         assert value(after, "learningchain_mempool_txs") == 0
         assert value(after, "learningchain_consensus_height") > start_height
         assert value(after, "learningchain_blocks_committed_total") > start_blocks
-        assert value(after, "learningchain_consensus_commit_latency_seconds_count") >= 1
+        decided = value(after, "learningchain_consensus_commit_latency_seconds_count")
+        assert decided >= 1
+        # Every decision stored once, each in a step of its own [the step histogram]
+        assert value(after, "learningchain_consensus_step_duration_seconds_count",
+                     step="commit") == decided
+        assert value(after, "learningchain_consensus_step_duration_seconds_sum",
+                     step="commit") > 0
+        assert value(after, "learningchain_consensus_proposal_refs_total",
+                     outcome="gave_up") == 0  # alone: its own proposals are never by reference
         assert value(after, "learningchain_last_block_time_seconds") > 0
     finally:
         await node.stop()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import ClassVar
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from chain.consensus.actions import Action, Broadcast, PersistSigned
 from chain.consensus.codec import decode_message, encode_message
 from client.node.consensus_driver import ConsensusDriver, Synced
-from client.node.ledger_app import LedgerApp
+from client.node.ledger_app import LedgerApp, NodeHalted
 from p2p.gossip_core import Verdict
 from p2p.sync import BlockSync, _CatchUp
 from tests.consensus.sim import InvariantViolation, Scenario, SimNetwork, lagging_scenario
@@ -110,10 +111,10 @@ def test_wire_sync_6_sim_fails_a_block_sync_that_serves_the_wrong_range() -> Non
         net.run()
 
 
-def test_node_cons_3_gossip_check_only_queues_and_the_owner_alone_runs_the_core() -> None:
-    """[NODE-CONS.3] On the gossip read path the driver checks a valid proposal and
-    answers ACCEPT without touching the core or executing the block; only ``drain``
-    (the owner) hands it to the core, which validates the block and prevotes there."""
+def _receiver_of_a_proposal() -> tuple[ConsensusDriver, bytes, list[str], list[bytes]]:
+    """Four booted sim nodes; a validator that has not seen round 0's proposal yet, the
+    proposal's gossip payload and its proposer's address, and what the receiver's core and
+    ledger app are asked (``calls``) and what it sends (``sent``)."""
     net = SimNetwork(Scenario(seed=13, n=4, fast=False))
     for node in net.nodes:
         net._boot(node)
@@ -122,7 +123,7 @@ def test_node_cons_3_gossip_check_only_queues_and_the_owner_alone_runs_the_core(
     proposer = next(d for d in drivers if d is not None and d.core is not None
                     and 0 in d.core.first_proposal and d.core.me is not None
                     and d.core.vset.proposer(d.core.height, d.core.round) == d.core.me)
-    assert proposer.core is not None
+    assert proposer.core is not None and proposer.key is not None
     proposal = proposer.core.proposals[0][proposer.core.first_proposal[0]]
     receiver = next(d for d in drivers if d is not None and d is not proposer)
     core = receiver.core
@@ -134,11 +135,50 @@ def test_node_cons_3_gossip_check_only_queues_and_the_owner_alone_runs_the_core(
     sent: list[bytes] = []
     receiver.publish = sent.append
     assert receiver.on_gossip(encode_message(proposal), proposer.key.address) is Verdict.ACCEPT
+    return receiver, proposal.block_hash, calls, sent
+
+
+def test_node_cons_3_gossip_check_only_queues_and_the_owner_alone_runs_the_core() -> None:
+    """[NODE-CONS.3] On the gossip read path the driver checks a valid proposal and
+    answers ACCEPT without touching the core or executing the block; only ``drain``
+    (the owner) hands it to the core, which validates the block and prevotes there."""
+    receiver, block_hash, calls, sent = _receiver_of_a_proposal()
+    core = receiver.core
+    assert core is not None
     assert calls == [] and sent == [] and 0 not in core.first_proposal
     receiver.drain()
     assert calls[:2] == ["core", "validate"]
-    assert core.first_proposal.get(0) == proposal.block_hash
-    assert [decode_message(d).block_hash for d in sent] == [proposal.block_hash]  # its prevote
+    assert core.first_proposal.get(0) == block_hash
+    assert [decode_message(d).block_hash for d in sent] == [block_hash]  # its prevote
+
+
+def test_node_cons_3_drain_now_runs_the_queue_at_once_only_while_the_owner_runs() -> None:
+    """[NODE-CONS.3] ``drain_now`` (what the gossip layer calls once it forwarded a
+    consensus message, and a timer as it fires) hands the queue to the core in that very
+    callback, but only while the owner task runs (its wake event exists) and never inside
+    a drain; a step that fails there halts the driver, with the error, instead of raising
+    into the gossip read loop."""
+    receiver, block_hash, calls, sent = _receiver_of_a_proposal()
+    receiver.drain_now()  # no owner task (a node not started, the simulator): queued
+    assert calls == [] and sent == []
+    receiver._wake = asyncio.Event()  # as ``run`` makes it
+    receiver._draining = True
+    receiver.drain_now()
+    assert calls == []
+    receiver._draining = False
+    receiver.drain_now()
+    assert calls[:2] == ["core", "validate"]
+    assert [decode_message(d).block_hash for d in sent] == [block_hash]
+
+    failing, _, _, _ = _receiver_of_a_proposal()
+    failing._wake = asyncio.Event()
+
+    def broken(event: object) -> None:
+        raise RuntimeError("a bug in a step")
+
+    failing.dispatch = broken  # type: ignore[method-assign]
+    failing.drain_now()
+    assert isinstance(failing.halted, NodeHalted) and "a bug in a step" in str(failing.halted)
 
 
 class _StaleGuardApp:
@@ -210,3 +250,46 @@ class _NullWal:
 
     def close(self) -> None:
         return None
+
+
+class StepTimed(ConsensusDriver):
+    """The production driver with its ``step_times`` hook recording (step, seconds)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.recorded: list[tuple[str, float]] = []
+        self.step_times.on_time = lambda step, seconds: self.recorded.append((step, seconds))
+
+
+@pytest.mark.parametrize("scenario", [
+    Scenario(seed=5, n=4, new_blocks_after_gst=6, delay_range=(5, 40), delta=40, commit_ms=30),
+    Scenario(seed=9, n=7, new_blocks_after_gst=5, delay_range=(5, 120), delta=120,
+             p_drop=0.05, commit_ms=0),
+    Scenario(seed=32, n=4, empty_block_interval_ms=3_600_000, transfers=[(20_000, 2)],
+             run_until_ms=60_000, new_blocks_after_gst=1),  # rests, wakes, rests again
+])
+def test_step_times_add_up_to_each_nodes_commit_latency(scenario: Scenario) -> None:
+    """``learningchain_consensus_step_duration_seconds`` (the driver's ``step_times``):
+    between two decisions the steps a node left add up to its commit latency, rounds above
+    0 and their timeouts included, so the histogram says where a height's time went; on
+    simulated time the sums are exact."""
+    net = SimNetwork(scenario)
+    net.driver_class = StepTimed
+    net.run()
+    assert net.max_height() >= scenario.new_blocks_after_gst
+    resting = scenario.empty_block_interval_ms > 0
+    for node in net.nodes:
+        driver = node.driver
+        assert isinstance(driver, StepTimed) and node.synced_blocks == 0
+        steps = {step for step, _ in driver.recorded}
+        assert {"prevote", "precommit", "commit"} <= steps, steps  # a step left at once
+        # (a proposer, a proposal already here) is not one the node waited in
+        assert ("rest" in steps) is resting
+        assert all(seconds >= 0 for _, seconds in driver.recorded)
+        decided = [i for i, (step, _) in enumerate(driver.recorded) if step == "commit"]
+        assert len(decided) == len(driver.commit_latencies_ms) >= scenario.new_blocks_after_gst
+        start = 0
+        for end, latency_ms in zip(decided, driver.commit_latencies_ms, strict=True):
+            spent = sum(s for step, s in driver.recorded[start:end + 1] if step != "rest")
+            assert spent * 1000 == pytest.approx(latency_ms, abs=1e-6), (node.index, end)
+            start = end + 1

@@ -82,6 +82,47 @@ async def test_wire_gossip_8_rejected_messages_stop_and_cost_the_sender() -> Non
         assert nodes[1].peers[nodes[0].address].score.value < 0
 
 
+async def test_node_cons_3_after_accept_runs_once_a_message_is_forwarded() -> None:
+    """[NODE-CONS.3] ``Gossip.after_accept``: on real sockets, a relay's hook for a topic
+    runs once per accepted message of it, after the validator and after the message went
+    to its other peer (``on_forward`` reports the forward first); never for a rejected
+    message, nor for another topic."""
+    async with AsyncExitStack() as stack:
+        nodes: list[Node] = []
+        gossips: list[Gossip] = []
+        order: list[str] = []
+        received: list[bytes] = []
+        for i in range(3):
+            boot = (nodes[-1].endpoint,) if nodes else ()
+            node = await start_node(stack, f"h{i}", bootstrap=boot)
+            gossip = Gossip(node)
+
+            def validate(data: bytes, sender: object, i: int = i) -> Verdict:
+                if i == 1:
+                    order.append(f"validate {data.decode()}")
+                if i == 2:
+                    received.append(data)
+                return Verdict.REJECT if data.startswith(b"bad") else Verdict.ACCEPT
+
+            for topic in ("tx", "consensus"):
+                gossip.subscribe(topic, validate)
+            gossip.start()
+            nodes.append(node)
+            gossips.append(gossip)
+        relay = gossips[1]
+        relay.on_forward = lambda topic, data, sent: order.append(f"forward {data.decode()} {sent}")
+        relay.after_accept("consensus", lambda: order.append("after"))
+        await wait_until_async(lambda: len(nodes[1].peers) == 2)
+        gossips[0].publish("consensus", b"bad vote")
+        gossips[0].publish("consensus", b"vote")
+        gossips[0].publish("tx", b"transfer")
+        await wait_until_async(lambda: b"vote" in received)
+        await asyncio.sleep(0.3)  # the held tx relay [WIRE-GOSSIP.12] is not the hook's
+        assert order[:2] == ["validate bad vote", "validate vote"], order
+        assert order[2].startswith("forward vote ") and order[3] == "after", order
+        assert order.count("after") == 1 and b"bad vote" not in received, order
+
+
 async def test_wire_node_stop_leaves_no_task_behind() -> None:
     before = set(asyncio.all_tasks())
     async with AsyncExitStack() as stack:
