@@ -17,11 +17,14 @@ measured in the same run by the same code (``bench/support/hostruns.py``):
   and posts to that host's node), with submit-to-final p50/p99 and peak RSS per node;
   ``--tx-rounds`` rounds, each 127.0.0.1 then the hosts on the same links, and the best
   round of each side (every round's tx/s under ``tx_rounds``), so that a machine whose
-  pace drifts moves both sides of ``hosts_over_loopback`` alike;
+  pace drifts moves both sides of ``hosts_over_loopback`` alike; and where a height's
+  time went on each (``step_mean_ms_hosts``, ``step_mean_ms_loopback``: the mean ms a
+  node spent in each consensus step under the load, ``bench/support/consensus_metrics.py``);
 - **the large runs**: for each size of ``--validators`` (default 16 and 64), that many
   validators on as many hosts under the same load (over 16 validators a light one,
   ``LIGHT_LOAD``: 100 transfers a second): finalized tx/s, commit latency (submit
-  to committed) p50/p99, the block interval and peak RSS (``VmHWM``) per node, and, up to
+  to committed) p50/p99, the block interval, the steps' mean ms and peak RSS (``VmHWM``)
+  per node, and, up to
   ``LOOPBACK_UP_TO`` validators, the same graph on 127.0.0.1 (64 node processes on
   127.0.0.1 of a 2-core machine measure the machine, not the network). Stable keys for 16
   and 64 (``tx_per_s_16``, ``commit_p50_s_16``, ``commit_p50_s_64``, ``rss_mib_64``: the
@@ -96,6 +99,7 @@ JSON_KEYS = ("bench", "quick", "seed", "validators", "load_seconds", "rtt_ms", "
              "hosts_over_loopback", "tx_rounds",
              "p50_submit_to_final_s_hosts", "p50_submit_to_final_s_loopback",
              "p99_submit_to_final_s_hosts", "p99_submit_to_final_s_loopback",
+             "step_mean_ms_hosts", "step_mean_ms_loopback",
              "peak_rss_mib_per_node_hosts", "peak_rss_mib_per_node_loopback",
              "submit_to_paid_s_hosts", "submit_to_paid_s_loopback",
              "submit_to_paid_ratio_hosts_to_loopback", "job_windows_s", "job_hosts_setup_s",
@@ -169,6 +173,7 @@ def run_tx(args: argparse.Namespace, load: Load, work: Path,
         "p50_submit_to_final_s_loopback": _r(loopback.run.latency_s(0.5)),
         "p99_submit_to_final_s_hosts": _r(hosts.run.latency_s(0.99)),
         "p99_submit_to_final_s_loopback": _r(loopback.run.latency_s(0.99)),
+        "step_mean_ms_hosts": hosts.step_mean_ms, "step_mean_ms_loopback": loopback.step_mean_ms,
         "peak_rss_mib_per_node_hosts": _mib(hosts.peak_rss_mib),
         "peak_rss_mib_per_node_loopback": _mib(loopback.peak_rss_mib),
     })
@@ -185,6 +190,7 @@ def run_large(size: int, load: Load, work: Path, seed: int,
         "commit_p50_s": _r(hosts.run.latency_s(0.5)),
         "commit_p99_s": _r(hosts.run.latency_s(0.99)),
         "block_interval_p50_s": _r(_median(hosts.run.block_intervals())),
+        "step_mean_ms": hosts.step_mean_ms,
         "rss_mib_max": _r(max(hosts.peak_rss_mib.values(), default=math.nan), 1),
         "rss_mib_median": _r(_median(list(hosts.peak_rss_mib.values())), 1),
         "start_s": _r(hosts.start_s, 1),

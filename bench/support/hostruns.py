@@ -38,6 +38,7 @@ from types import FrameType
 from typing import Any
 
 from bench.blobs import SENDER, blob_fetch, make_file, raw_tcp_copy, receive, server_argv
+from bench.support.consensus_metrics import consensus_counts
 from bench.support.txload import LoadRun, follow, loader_config, peak_rss_mib, start_loader
 from client.api.http_client import ApiClient
 from client.devnet.processes import down, load_pids, up
@@ -198,11 +199,14 @@ class TxFigures:
     peak_rss_mib: dict[str, float]
     start_s: float
     """Seconds from starting the node processes to every node at height 1."""
+    step_mean_ms: dict[str, float]
+    """The mean ms a node spent in each consensus step under the load (rest left out)."""
 
     def summary(self) -> str:
         intervals = self.run.block_intervals()
         return (f"{self.validators} validators: {self.run.describe()}; block interval p50 "
-                f"{_median(intervals):.3f} s; peak RSS MiB per node "
+                f"{_median(intervals):.3f} s; mean ms in each consensus step "
+                f"{self.step_mean_ms}; peak RSS MiB per node "
                 f"{_spread(self.peak_rss_mib)}; started in {self.start_s:.0f} s")
 
 
@@ -243,17 +247,21 @@ def tx_loopback(validators: int, load: Load, work: Path) -> TxFigures:
                     consensus=TX_CONSENSUS, log_level="warning", timeout=60 + 10 * validators)
         start_s = time.monotonic() - started
         groups = _split(layout.users, min(LOADERS, validators))
+        apis = [node.api_url for node in layout.nodes]
+        at_go: dict[str, Any] = {}
         with _killing([]) as loaders:
             for node, users in zip(layout.nodes, groups, strict=False):
                 cfg = loader_config(layout.chain_id, users, [node.api_url],
                                     seconds=load.seconds, per_sender=load.per_sender(),
                                     batch=load.batch)
                 loaders.append(start_loader(cfg))
-            run = follow(layout.nodes[0].api_url, loaders, load.seconds, drain_s=load.drain_s)
+            run = follow(layout.nodes[0].api_url, loaders, load.seconds, drain_s=load.drain_s,
+                         on_go=lambda: at_go.update(consensus_counts(apis)))
+        steps = consensus_counts(apis, since=at_go)["step_mean_ms"]
         rss = {name: peak_rss_mib(pid) for name, pid in load_pids(root).items()}
     finally:
         _down(root)
-    return TxFigures(validators, run, rss, start_s)
+    return TxFigures(validators, run, rss, start_s, steps)
 
 
 def tx_hosts(validators: int, load: Load, work: Path, seed: int, links: random.Random,
@@ -270,6 +278,8 @@ def tx_hosts(validators: int, load: Load, work: Path, seed: int, links: random.R
         graph.start_all(timeout=60 + 15 * validators)
         start_s = time.monotonic() - started
         groups = _split(graph.layout.users, min(LOADERS, validators))
+        apis = [node.api.base_url for node in graph.nodes]
+        at_go: dict[str, Any] = {}
         with _killing([]) as loaders:
             for node, users in zip(graph.nodes, groups, strict=False):
                 cfg = loader_config(graph.layout.chain_id, users, [node.layout.api_url],
@@ -277,12 +287,13 @@ def tx_hosts(validators: int, load: Load, work: Path, seed: int, links: random.R
                                     batch=load.batch)  # the node's API on its own host
                 loaders.append(start_loader(cfg, prefix=enter(node.host.ns)))
             run = follow(graph.nodes[0].api.base_url, loaders, load.seconds,
-                         drain_s=load.drain_s)
+                         drain_s=load.drain_s, on_go=lambda: at_go.update(consensus_counts(apis)))
+        steps = consensus_counts(apis, since=at_go)["step_mean_ms"]
         rss = {node.name: peak_rss_mib(node.proc.pid) for node in graph.nodes
                if node.proc is not None}
         graph.same_state()
         graph.stop_all()
-    return TxFigures(validators, run, rss, start_s), rtts
+    return TxFigures(validators, run, rss, start_s, steps), rtts
 
 
 @dataclass(frozen=True)
