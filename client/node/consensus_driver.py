@@ -52,7 +52,7 @@ from chain.consensus.core import ConsensusCore, SignatureCheck
 from chain.consensus.errors import ConsensusError
 from chain.consensus.evidence import DuplicateVoteEvidence
 from chain.consensus.messages import MAX_MESSAGE_BYTES, Proposal, ProposalRefs, Vote
-from chain.consensus.timeouts import Timeout
+from chain.consensus.timeouts import Timeout, TimeoutKind
 from chain.consensus.validators import ValidatorSet
 from chain.consensus.wal import SignedRecord
 from chain.crypto import PrivateKey, sha256, verify
@@ -480,8 +480,8 @@ class ConsensusDriver:
         if core.round > 0 and (core.height, core.round) != position:
             self.stats["rounds_above_zero"] += 1
         if core is self.core:
-            try:
-                self._execute(actions)
+            try:  # a step that decided: the pause after it counts from its start
+                self._execute(actions, started if core.height != position[0] else None)
             except OSError as e:  # e.g. the disk is full: the WAL cannot be made durable
                 self._halt(NodeHalted(f"cannot write the consensus WAL: {e}; "
                                       "nothing was signed past it, restart once fixed"))
@@ -498,7 +498,7 @@ class ConsensusDriver:
 
     # -- actions ---------------------------------------------------------------
 
-    def _execute(self, actions: list[Action]) -> None:
+    def _execute(self, actions: list[Action], decided_at: float | None = None) -> None:
         """Carries out one step's actions in order, each complete before the next [CONS-WAL.1]."""
         for action in actions:
             if isinstance(action, PersistSigned):
@@ -506,7 +506,7 @@ class ConsensusDriver:
             elif isinstance(action, Broadcast):
                 self._send(action.message)
             elif isinstance(action, ScheduleTimeout):
-                self._schedule(action)
+                self._schedule(action, decided_at)
             elif isinstance(action, Commit):
                 self._on_commit(action)
             elif isinstance(action, CommitStalled):
@@ -533,10 +533,14 @@ class ConsensusDriver:
                 return
         self.publish(encode_message(message))
 
-    def _schedule(self, action: ScheduleTimeout) -> None:
+    def _schedule(self, action: ScheduleTimeout, decided_at: float | None = None) -> None:
+        delay = action.delay_ms / 1000
+        if decided_at is not None and action.timeout.kind is TimeoutKind.NEW_HEIGHT:
+            # [CONS-TIMEOUT.2] the pause counts from the decision, as CometBFT's
+            # timeout_commit from its CommitTime: storing the block is part of it
+            delay = max(0.0, delay - (self.clock.monotonic() - decided_at))
         box: list[TimerHandle] = []
-        handle = self.scheduler.call_later(
-            action.delay_ms / 1000, lambda: self._on_timer(box, action.timeout))
+        handle = self.scheduler.call_later(delay, lambda: self._on_timer(box, action.timeout))
         box.append(handle)
         self._timers.add(handle)
 

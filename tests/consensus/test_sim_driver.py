@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import ClassVar
 
 import pytest
 
 from chain.consensus.actions import Action, Broadcast, PersistSigned
+from chain.consensus.certificate import Decision
 from chain.consensus.codec import decode_message, encode_message
-from client.node.consensus_driver import ConsensusDriver, Synced
+from client.node.consensus_driver import ConsensusDriver, Synced, TimerHandle
 from client.node.ledger_app import LedgerApp, NodeHalted
 from p2p.gossip_core import Verdict
 from p2p.sync import BlockSync, _CatchUp
@@ -21,7 +23,7 @@ from tests.consensus.sim_sync import SimSyncTransport
 class SendsBeforeWal(ConsensusDriver):
     """A mutant: carries out each Broadcast before the PersistSigned that precedes it."""
 
-    def _execute(self, actions: list[Action]) -> None:
+    def _execute(self, actions: list[Action], decided_at: float | None = None) -> None:
         reordered: list[Action] = []
         held: list[Action] = []
         for action in actions:
@@ -33,7 +35,7 @@ class SendsBeforeWal(ConsensusDriver):
                 held.clear()
             else:
                 reordered.append(action)
-        super()._execute(reordered + held)
+        super()._execute(reordered + held, decided_at)
 
 
 class IgnoresSync(ConsensusDriver):
@@ -293,3 +295,61 @@ def test_step_times_add_up_to_each_nodes_commit_latency(scenario: Scenario) -> N
             spent = sum(s for step, s in driver.recorded[start:end + 1] if step != "rest")
             assert spent * 1000 == pytest.approx(latency_ms, abs=1e-6), (node.index, end)
             start = end + 1
+
+
+class SlowStore(ConsensusDriver):
+    """The production driver whose ledger takes ``STORE_S`` of its (monotonic) clock to
+    store each decided block; records every timer delay it asks for."""
+
+    STORE_S = 0.06
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.spent = 0.0
+        self.delays: list[float] = []
+        clock, scheduler, decided = self.clock, self.scheduler, self.app.decided
+        driver = self
+
+        class StoringClock:
+            def now_ms(self) -> int:
+                return clock.now_ms()
+
+            def monotonic(self) -> float:
+                return clock.monotonic() + driver.spent
+
+        class RecordingScheduler:
+            def call_later(self, delay_s: float, callback: Callable[[], None]) -> TimerHandle:
+                driver.delays.append(delay_s)
+                return scheduler.call_later(delay_s, callback)
+
+        def slow_decided(decision: Decision) -> None:
+            decided(decision)
+            driver.spent += self.STORE_S
+
+        self.clock, self.scheduler = StoringClock(), RecordingScheduler()
+        self.app.decided = slow_decided  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("store_s", [0.06, 0.15])
+def test_cons_timeout_2_the_pause_after_a_commit_counts_from_the_decision(
+        store_s: float) -> None:
+    """[CONS-TIMEOUT.2] The pause after a commit (``COMMIT_MS``, 100 ms here) counts from
+    the step that decided, as CometBFT's timeout_commit counts from its CommitTime: a
+    ledger that takes 60 ms to store the block leaves 40 ms of timer, one that takes 150 ms
+    a timer of 0 (still a timer). No other timer is shortened."""
+    SlowStore.STORE_S = store_s
+    net = SimNetwork(Scenario(seed=5, n=4, new_blocks_after_gst=4, commit_ms=100))
+    net.driver_class = SlowStore
+    net.run()
+    expected = max(0.0, 0.1 - store_s)
+    for node in net.nodes:
+        driver = node.driver
+        assert isinstance(driver, SlowStore)
+        decisions = len(driver.commit_latencies_ms)
+        assert decisions >= 4
+        pauses = [d for d in driver.delays if d == pytest.approx(expected, abs=1e-9)]
+        assert len(pauses) == decisions, (node.index, driver.delays)
+        assert not any(d == pytest.approx(0.1) for d in driver.delays), driver.delays
+        # every other timer is one of SIM_TIMEOUTS' (200 ms and more), whole
+        assert all(d >= 0.2 or d == pytest.approx(expected, abs=1e-9)
+                   for d in driver.delays), driver.delays
