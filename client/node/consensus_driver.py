@@ -310,8 +310,8 @@ class ConsensusDriver:
         """[NODE-CONS.3] Drains in the caller's callback (a timer's, or the gossip layer's
         once it forwarded a consensus message) instead of a loop turn later in the owner
         task: under load one turn of the event loop runs every ready callback, and the wait
-        after a commit [CONS-TIMEOUT.2] took 250-310 ms instead of its 100 ms (4 validators
-        on 2 cores, ``bench/devnet.py``'s ``step_mean_ms``; 140-160 ms drained at once).
+        after a commit [CONS-TIMEOUT.2] took 242-308 ms instead of its 100 ms (4 validators
+        on 2 cores, ``bench/devnet.py``'s ``step_mean_ms``; 140-158 ms drained at once).
         Only while the owner runs, and never inside a drain."""
         if self._wake is None or self._draining:
             return
