@@ -54,17 +54,20 @@ def base_image_cmd(as_json: bool) -> None:
 @click.option("--node", "node_id", default=None,
               help="Remove every container of this node (label learningchain.node), running "
                    "ones too: only for a node you know is not running.")
+@click.option("--grace-s", type=click.FloatRange(min=0), default=None,
+              help="Without --node: seconds a stopped or never-started container is left to "
+                   "its node (default 120).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def cleanup_cmd(node_id: str | None, as_json: bool) -> None:
+def cleanup_cmd(node_id: str | None, grace_s: float | None, as_json: bool) -> None:
     """Remove job containers left behind by a crash.
 
     Without --node: only stopped or never-started ones (no node can be using
     them); running ones are kept and listed, since their node may be alive."""
-    from sandbox.cleanup import sweep
+    from sandbox.cleanup import GRACE_S, sweep
     from sandbox.engine import connect
 
     try:
-        done = sweep(connect(), node_id)
+        done = sweep(connect(), node_id, grace_s=GRACE_S if grace_s is None else grace_s)
     except SandboxError as e:
         _fail(e)
         return
