@@ -90,7 +90,7 @@ from chain.predict.request import PredictionRequest  # noqa: E402
 from chain.types import Address, Amount, Hash32  # noqa: E402
 from client.api.http_client import ApiClient  # noqa: E402
 from client.cli.common import load_key  # noqa: E402
-from client.devnet.processes import PortInUse, down, up  # noqa: E402
+from client.devnet.processes import down  # noqa: E402
 from client.predict.ckks import CkksKeys  # noqa: E402
 from sandbox.engine import connect  # noqa: E402
 from sandbox.job_file import load_job_file  # noqa: E402
@@ -98,13 +98,13 @@ from sandbox.model_format import load_model  # noqa: E402
 from sandbox.predict_eval import answer_labels  # noqa: E402
 from sandbox.predict_image import ensure_predict_image  # noqa: E402
 from sandbox.predict_sandbox import WarmPredictor  # noqa: E402
+from tests.framework.devnet_up import up_on_free_ports  # noqa: E402
 from tests.framework.job_windows import (  # noqa: E402
     JobWindows,
     job_log_lines,
     measure_attempt,
     windows,
 )
-from tests.framework.ports import free_base_port  # noqa: E402
 
 CKKS_KEYS = ("ckks_p50_s", "ckks_p99_s", "ckks_requests_per_s", "ckks_requests",
              "ckks_batch_bytes", "ckks_max_error", "ckks_first_request_s")
@@ -424,23 +424,14 @@ def main() -> None:
         jobs = {"digits": work / "digits", "zero": work / "zero"}
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             built = pool.submit(build, jobs)  # while the graph starts
-            for attempt in range(3):
-                # A port checked free can be bound by another process before ``up`` checks
-                # it again (a make test CI run, 2026-11-27: "port 24083 (node2 p2p) ... is
-                # already in use"); ``up`` says so before it writes or starts anything, so
-                # another block is drawn.
-                try:
-                    layout = up(root, validators=VALIDATORS, workers=VALIDATORS,
-                                base_port=free_base_port(4),
-                                worker_settings={0: trainer, 1: serve, 2: serve, 3: serve},
-                                users={"submitter": 5_000,
-                                       **{r: 1_000_000 for r in REQUESTERS}},
-                                consensus={"commit_ms": args.commit_ms}, timeout=90)
-                    break
-                except PortInUse as e:
-                    if attempt == 2:
-                        raise
-                    print(f"{e}; drawing other ports", flush=True)
+            # A port checked free can be bound by another process before ``up`` checks it
+            # again (a make test CI run, 2026-11-27: "port 24083 (node2 p2p) ... is already
+            # in use"): ``up_on_free_ports`` draws another block then.
+            layout = up_on_free_ports(root, validators=VALIDATORS, workers=VALIDATORS,
+                                      worker_settings={0: trainer, 1: serve, 2: serve, 3: serve},
+                                      users={"submitter": 5_000,
+                                             **{r: 1_000_000 for r in REQUESTERS}},
+                                      consensus={"commit_ms": args.commit_ms}, timeout=90)
             try:
                 built.result()
                 figures = _bench(layout, work, test_csv, args, jobs,

@@ -55,6 +55,7 @@ os.environ.setdefault("LC_EMPTY_BLOCK_INTERVAL_MS", "200")
 SERIAL_MODULES = frozenset({
     "tests/client/test_devnet_processes.py",      # 4 node processes, SIGKILL and rejoin
     "tests/client/test_devnet_newcomer.py",       # devnet up/down of node processes
+    "tests/framework/test_devnet_up.py",          # a node process, ports taken and drawn again
     "tests/client/test_pacing_graph.py",          # 4 node processes resting, then woken
     "tests/client/test_state_sync_graph.py",      # 4 node processes, one restored late
     "tests/client/dashboard/test_dashboard_browser.py",     # Chromium against a live node

@@ -42,6 +42,7 @@ from bench.support.consensus_metrics import consensus_counts
 from bench.support.txload import LoadRun, follow, loader_config, peak_rss_mib, start_loader
 from client.api.http_client import ApiClient
 from client.devnet.processes import down, load_pids, up
+from tests.framework.devnet_up import up_on_free_ports
 from tests.framework.job_windows import JobWindows
 from tests.framework.ports import free_base_port
 from tests.hosts.graph import HostGraph
@@ -399,8 +400,8 @@ def job_loopback(job_dir: Path, image_id: str, job_windows: JobWindows, work: Pa
     workers as on the hosts: node2 trains, the others verify): submit to paid, seconds."""
     root = work / "job-loopback"
     try:
-        layout = up(root, validators=4, workers=4, base_port=free_base_port(4), users=USERS,
-                    worker_settings=WORKER_SETTINGS, consensus=CONSENSUS, timeout=120)
+        layout = up_on_free_ports(root, validators=4, workers=4, users=USERS,
+                                  worker_settings=WORKER_SETTINGS, consensus=CONSENSUS, timeout=120)
         submitter = next(u for u in layout.users if u.name == "submitter")
         _job_id, _job, seconds = post_and_settle(ApiClient(layout.nodes[0].api_url, timeout=10),
                                                  submitter, layout, job_dir, image_id,

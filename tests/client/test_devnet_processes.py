@@ -11,8 +11,8 @@ from chain.keyfile import read_key_file
 from chain.transactions import Transfer
 from chain.types import Amount
 from client.api.http_client import ApiClient
-from client.devnet.processes import down, load_pids, start_node_process, up
-from tests.framework.ports import free_base_port
+from client.devnet.processes import down, load_pids, start_node_process
+from tests.framework.devnet_up import up_on_free_ports
 from tests.framework.wait import wait_until
 
 
@@ -20,8 +20,8 @@ def test_devnet_transfer_sigkill_rejoin_and_graceful_stop(tmp_path: Path) -> Non
     """[NODE-RESTART.1] A validator process SIGKILLed while the others commit, restarted on
     its data dir: it syncs what it missed and follows to the same blocks and state."""
     root = tmp_path / "net"
-    layout = up(root, validators=4, workers=0, base_port=free_base_port(4),
-                users={"alice": 1_000, "bob": 0}, consensus={"commit_ms": 100})
+    layout = up_on_free_ports(root, validators=4, workers=0,
+                              users={"alice": 1_000, "bob": 0}, consensus={"commit_ms": 100})
     try:
         apis = [ApiClient(n.api_url) for n in layout.nodes]
         alice = next(u for u in layout.users if u.name == "alice")

@@ -29,10 +29,10 @@ from typing import Any
 import pytest
 
 from client.api.http_client import ApiClient
-from client.devnet.processes import REPO_ROOT, down, up
+from client.devnet.processes import REPO_ROOT, down
 from sandbox.holdout_config import HoldoutConfig
 from sandbox.job_file import load_job_file
-from tests.framework.ports import free_base_port
+from tests.framework.devnet_up import up_on_free_ports
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -96,8 +96,8 @@ def test_overfitting_worker_wins_the_public_race_and_loses_on_the_hidden_set(
     root = tmp_path / "graph"
     quick = {"max_attempts": 1, "min_time_left_s": 5, "max_memory_mb": 1024,
              "max_disk_mb": 64, "max_time_s": 120}
-    layout = up(
-        root, validators=4, workers=4, base_port=free_base_port(4),
+    layout = up_on_free_ports(
+        root, validators=4, workers=4,
         worker_settings={HONEST: quick, OVERFITTER: {**quick, "overfit_public": True},
                          2: {"max_attempts": 0}, 3: {"max_attempts": 0}},
         users={"submitter": 5_000}, consensus={"commit_ms": 100}, timeout=90)

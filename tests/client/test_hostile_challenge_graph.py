@@ -41,11 +41,11 @@ import pytest
 
 from client.api.http_client import ApiClient
 from client.devnet.network import NetworkLayout
-from client.devnet.processes import down, up
+from client.devnet.processes import down
 from client.worker.attempt_log import EXCERPT_BYTES
 from sandbox.base_image import BASE_TAG
 from tests.client.test_hostile_submitter_graph import cli, wait_settled
-from tests.framework.ports import free_base_port
+from tests.framework.devnet_up import up_on_free_ports
 
 pytestmark = pytest.mark.docker
 
@@ -166,8 +166,8 @@ def test_issue_30_claimer_runs_look_like_voters_and_failed_runs_leak_no_model(
     root = tmp_path / "graph"
     quick = {"max_attempts": 1, "min_time_left_s": 5, "max_memory_mb": 1024,
              "max_disk_mb": 64, "max_time_s": 60}
-    layout = up(
-        root, validators=4, workers=4, base_port=free_base_port(4),
+    layout = up_on_free_ports(
+        root, validators=4, workers=4,
         worker_settings={0: {**quick, "runtime": "runsc"}, 1: quick,
                          CHEATER: {**quick, "cheat_loss_factor": 0.5},
                          VERIFIER: {"max_attempts": 0}},

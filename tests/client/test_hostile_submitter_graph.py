@@ -32,9 +32,9 @@ from typing import Any
 import pytest
 
 from client.api.http_client import ApiClient, ApiError
-from client.devnet.processes import REPO_ROOT, down, up
+from client.devnet.processes import REPO_ROOT, down
 from sandbox.base_image import BASE_TAG
-from tests.framework.ports import free_base_port
+from tests.framework.devnet_up import up_on_free_ports
 from tests.framework.wait import scaled
 
 pytestmark = pytest.mark.docker
@@ -144,8 +144,8 @@ def test_issue_13_time_bomb_submitter_cannot_get_honest_workers_banned_liar_stil
     root = tmp_path / "graph"
     quick = {"max_attempts": 1, "min_time_left_s": 5, "max_memory_mb": 1024,
              "max_disk_mb": 64, "max_time_s": 60}
-    layout = up(
-        root, validators=4, workers=4, base_port=free_base_port(4),
+    layout = up_on_free_ports(
+        root, validators=4, workers=4,
         worker_settings={0: quick, 1: quick, CHEATER: {**quick, "cheat_loss_factor": 0.5},
                          VERIFIER: {"max_attempts": 0}},
         users={"submitter": 5_000}, consensus={"commit_ms": 100}, timeout=90)

@@ -16,8 +16,8 @@ from chain.pacing import DEFAULT_EMPTY_BLOCK_INTERVAL_MS
 from chain.transactions import Transfer
 from chain.types import Amount
 from client.api.http_client import ApiClient
-from client.devnet.processes import down, up
-from tests.framework.ports import free_base_port
+from client.devnet.processes import down
+from tests.framework.devnet_up import up_on_free_ports
 from tests.framework.wait import wait_until
 
 REST_S = 8.0
@@ -41,9 +41,9 @@ def _heights(apis: list[ApiClient]) -> list[int]:
 def test_cons_pace_1_real_graph_rests_wakes_on_a_transfer_and_rests_again(
         tmp_path: Path) -> None:
     root = tmp_path / "net"
-    layout = up(root, validators=4, workers=0, base_port=free_base_port(4),
-                users={"alice": 1_000, "bob": 0}, consensus={"commit_ms": 100},
-                empty_block_interval_ms=DEFAULT_EMPTY_BLOCK_INTERVAL_MS)
+    layout = up_on_free_ports(root, validators=4, workers=0,
+                              users={"alice": 1_000, "bob": 0}, consensus={"commit_ms": 100},
+                              empty_block_interval_ms=DEFAULT_EMPTY_BLOCK_INTERVAL_MS)
     try:
         apis = [ApiClient(n.api_url) for n in layout.nodes]
         wait_until(lambda: min(_heights(apis)) >= 1, what="the graph's first block")

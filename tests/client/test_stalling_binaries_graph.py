@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from client.api.http_client import ApiClient
-from client.devnet.processes import down, up
+from client.devnet.processes import down
 from sandbox.base_image import BASE_TAG
 from tests.client.test_hostile_challenge_graph import JOB_TOML
 from tests.client.test_hostile_submitter_graph import cli, wait_settled
-from tests.framework.ports import free_base_port
+from tests.framework.devnet_up import up_on_free_ports
 
 pytestmark = pytest.mark.docker
 
@@ -82,8 +82,8 @@ def test_issue_30_stalling_image_binaries_get_no_voter_stuck_and_no_bond_burned(
     root = tmp_path / "graph"
     quick = {"max_attempts": 1, "min_time_left_s": 5, "max_memory_mb": 1024,
              "max_disk_mb": 64, "max_time_s": 60}
-    layout = up(
-        root, validators=4, workers=4, base_port=free_base_port(4),
+    layout = up_on_free_ports(
+        root, validators=4, workers=4,
         worker_settings={0: quick, 1: quick, 2: {"max_attempts": 0}, 3: {"max_attempts": 0}},
         users={"submitter": 5_000}, consensus={"commit_ms": 100}, timeout=90)
     try:

@@ -33,12 +33,12 @@ from typing import Any
 import pytest
 
 from client.api.http_client import ApiClient
-from client.devnet.processes import REPO_ROOT, down, up
+from client.devnet.processes import REPO_ROOT, down
 from sandbox.base_image import BASE_TAG
 from sandbox.engine import connect
 from tests.client.image_layers_graph import fetched_bytes, node_log
+from tests.framework.devnet_up import up_on_free_ports
 from tests.framework.dockerd import PrivateDockerd
-from tests.framework.ports import free_base_port
 from tests.framework.wait import scaled
 
 # ~2 min, so `make test-slow`: test_image_layers_docker proves the layer fetch in CI.
@@ -117,11 +117,12 @@ def test_two_workers_on_engines_of_their_own_fetch_the_template_by_layer_one_is_
         quick = {"max_attempts": 1, "min_time_left_s": 5, "max_memory_mb": 1024,
                  "max_disk_mb": 64, "max_time_s": 120}
         root = tmp_path / "graph"
-        layout = up(root, validators=3, workers=3, base_port=free_base_port(3),
-                    worker_settings={SUBMIT_NODE: {"max_attempts": 0},
-                                     WORKERS[0]: quick, WORKERS[1]: quick},
-                    users={"submitter": 5_000}, consensus={"commit_ms": 100}, timeout=90,
-                    node_env={i: {"DOCKER_HOST": e.host} for i, e in engines.items()})
+        layout = up_on_free_ports(root, validators=3, workers=3,
+                                  worker_settings={SUBMIT_NODE: {"max_attempts": 0},
+                                                   WORKERS[0]: quick, WORKERS[1]: quick},
+                                  users={"submitter": 5_000}, consensus={"commit_ms": 100},
+                                  timeout=90,
+                                  node_env={i: {"DOCKER_HOST": e.host} for i, e in engines.items()})
         watcher: subprocess.Popen[str] | None = None
         try:
             api = ApiClient(layout.nodes[SUBMIT_NODE].api_url)

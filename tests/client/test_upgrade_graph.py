@@ -25,10 +25,10 @@ from chain.storage import Storage, sqlite_url
 from chain.transactions import Transfer
 from chain.types import Amount
 from client.api.http_client import ApiClient
-from client.devnet.processes import REPO_ROOT, down, load_pids, start_node_process, up
+from client.devnet.processes import REPO_ROOT, down, load_pids, start_node_process
 from client.node.config import NodeConfig
 from client.node.upgrade import MAX_VERSION_ENV, UPGRADE_EXIT_STATUS, UPGRADE_INFO_FILE
-from tests.framework.ports import free_base_port
+from tests.framework.devnet_up import up_on_free_ports
 from tests.framework.traffic import TransferStream
 from tests.framework.wait import wait_until
 
@@ -62,9 +62,9 @@ def test_upgrade_halt_1_old_software_stops_at_h_and_new_software_carries_on(
     signs and applies nothing of H, exits 4 naming the version and height, keeps blocks
     1..H-1; restarted with software that knows version 2 it follows from H, same roots."""
     root = tmp_path / "net"
-    layout = up(root, validators=4, workers=0, base_port=free_base_port(4),
-                users={"alice": 100_000, "bob": 0}, consensus={"commit_ms": 100},
-                protocol_version=1)
+    layout = up_on_free_ports(root, validators=4, workers=0,
+                              users={"alice": 100_000, "bob": 0}, consensus={"commit_ms": 100},
+                              protocol_version=1)
     traffic: TransferStream | None = None
     try:
         apis = [ApiClient(n.api_url) for n in layout.nodes]

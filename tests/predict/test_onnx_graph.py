@@ -40,12 +40,12 @@ from chain.predict.request import PredictionRequest
 from chain.types import Amount, Hash32
 from client.api.http_client import ApiClient
 from client.cli.common import load_key
-from client.devnet.processes import down, up
+from client.devnet.processes import down
 from sandbox.engine import connect
 from sandbox.onnx_eval import OnnxScorer
 from sandbox.predict_eval import answer_labels
+from tests.framework.devnet_up import up_on_free_ports
 from tests.framework.job_windows import job_log_lines, measure_attempt, windows
-from tests.framework.ports import free_base_port
 from tests.framework.template_v2 import make_v2
 from tests.predict.images import predict_image_for_test
 from tests.predict.test_predict_graph import (
@@ -140,9 +140,10 @@ def test_onnx_cnn_and_sklearn_jobs_answer_on_a_graph_as_local_onnx_runtime(
                  "max_disk_mb": 64, "max_time_s": 120}
         serve = {"max_attempts": 0, "predict": True}
         root = tmp_path / "graph"
-        layout = up(root, validators=4, workers=4, base_port=free_base_port(4),
-                    worker_settings={TRAINER: quick, 1: serve, 2: serve, 3: serve},
-                    users={"submitter": 5_000}, consensus={"commit_ms": 100}, timeout=90)
+        layout = up_on_free_ports(root, validators=4, workers=4,
+                                  worker_settings={TRAINER: quick, 1: serve, 2: serve, 3: serve},
+                                  users={"submitter": 5_000}, consensus={"commit_ms": 100},
+                                  timeout=90)
         try:
             _run(layout, jobs, started)
         finally:

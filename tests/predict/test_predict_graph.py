@@ -51,14 +51,14 @@ from chain.storage import sqlite_url
 from chain.types import Amount, Hash32
 from client.api.http_client import ApiClient
 from client.cli.common import load_key
-from client.devnet.processes import REPO_ROOT, down, up
+from client.devnet.processes import REPO_ROOT, down
 from sandbox.cleanup import cleanup_containers
 from sandbox.engine import connect
 from sandbox.model_format import load_model
 from sandbox.policy import LABEL_NODE
 from sandbox.predict_eval import answer_labels
+from tests.framework.devnet_up import up_on_free_ports
 from tests.framework.job_windows import job_log_lines, measure_attempt, windows
-from tests.framework.ports import free_base_port
 from tests.framework.template_v2 import make_v2
 from tests.predict.images import predict_image_for_test
 
@@ -125,10 +125,11 @@ def test_paid_model_answers_k3_one_wrong_executor_is_outvoted(tmp_path: Path) ->
                  "max_disk_mb": 64, "max_time_s": 120}
         serve = {"max_attempts": 0, "predict": True}
         root = tmp_path / "graph"
-        layout = up(root, validators=4, workers=4, base_port=free_base_port(4),
-                    worker_settings={TRAINER: quick, 1: serve, 2: serve,
-                                     CHEATER: {**serve, "cheat_predictions": True}},
-                    users={"submitter": 5_000}, consensus={"commit_ms": 100}, timeout=90)
+        layout = up_on_free_ports(root, validators=4, workers=4,
+                                  worker_settings={TRAINER: quick, 1: serve, 2: serve,
+                                                   CHEATER: {**serve, "cheat_predictions": True}},
+                                  users={"submitter": 5_000}, consensus={"commit_ms": 100},
+                                  timeout=90)
         try:
             _run(layout, job_dir, started)
         finally:

@@ -48,12 +48,12 @@ from chain.crypto import address_from_text
 from chain.predict.io import encode_rows
 from chain.predict.model import InputSchema, OutputSchema
 from client.api.http_client import ApiClient
-from client.devnet.processes import down, up
+from client.devnet.processes import down
 from sandbox.engine import connect
 from sandbox.model_format import load_model
 from sandbox.policy import LABEL_NODE
+from tests.framework.devnet_up import up_on_free_ports
 from tests.framework.job_windows import JobWindows, job_log_lines, measure_attempt, windows
-from tests.framework.ports import free_base_port
 from tests.predict.images import predict_image_for_test
 from tests.predict.plaintext_scan import Forms, found_in, plaintext_forms, scan_files
 from tests.predict.test_ckks import TOLERANCE
@@ -127,9 +127,10 @@ def test_encrypted_request_on_a_graph_leaves_no_plaintext_feature(tmp_path: Path
                  "max_disk_mb": 64, "max_time_s": 120}
         serve = {"max_attempts": 0, "predict": True}
         root = tmp_path / "graph"
-        layout = up(root, validators=4, workers=4, base_port=free_base_port(4),
-                    worker_settings={TRAINER: quick, **{i: serve for i in EXECUTORS}},
-                    users={"submitter": 5_000}, consensus={"commit_ms": 100}, timeout=90)
+        layout = up_on_free_ports(root, validators=4, workers=4,
+                                  worker_settings={TRAINER: quick, **{i: serve for i in EXECUTORS}},
+                                  users={"submitter": 5_000}, consensus={"commit_ms": 100},
+                                  timeout=90)
         try:
             job_id, job_windows = _paid_and_deployed(layout, tmp_path)
             drawn_at = time.time()

@@ -20,8 +20,8 @@ from chain.keyfile import read_key_file
 from chain.transactions import Transfer
 from chain.types import Amount
 from client.api.http_client import ApiClient, ApiError
-from client.devnet.processes import down, load_pids, start_node_process, up
-from tests.framework.ports import free_base_port
+from client.devnet.processes import down, load_pids, start_node_process
+from tests.framework.devnet_up import up_on_free_ports
 from tests.framework.wait import wait_until
 
 if os.geteuid() != 0:
@@ -60,8 +60,8 @@ def test_disk_full_stops_the_node_cleanly_and_restart_recovers(tmp_path: Path) -
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)], check=True)
     root = mount / "net"
     try:
-        layout = up(root, validators=1, workers=0, base_port=free_base_port(1),
-                    users={"alice": 100_000, "bob": 0}, consensus={"commit_ms": 50})
+        layout = up_on_free_ports(root, validators=1, workers=0,
+                                  users={"alice": 100_000, "bob": 0}, consensus={"commit_ms": 50})
         node = layout.nodes[0]
         api = ApiClient(node.api_url, timeout=5)
         alice = next(u for u in layout.users if u.name == "alice")
@@ -126,8 +126,8 @@ def test_locked_database_stalls_commits_reports_it_and_recovers(tmp_path: Path) 
     import urllib.request
 
     root = tmp_path / "net"
-    layout = up(root, validators=1, workers=0, base_port=free_base_port(1),
-                users={"alice": 100_000, "bob": 0}, consensus={"commit_ms": 50})
+    layout = up_on_free_ports(root, validators=1, workers=0,
+                              users={"alice": 100_000, "bob": 0}, consensus={"commit_ms": 50})
     try:
         node = layout.nodes[0]
         pid = load_pids(root)[node.name]

@@ -40,10 +40,10 @@ from chain.types import Hash32
 from chain.verifiers.bodies import VerifierJoin
 from client.api.http_client import ApiClient
 from client.devnet.network import NetworkLayout
-from client.devnet.processes import down, up
+from client.devnet.processes import down
 from tests.client.browser import headless_page, require_browser
 from tests.client.dashboard_driver import Driver, load_keys
-from tests.framework.ports import free_base_port
+from tests.framework.devnet_up import up_on_free_ports
 from tests.ledger.harness import job_spec
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "dashboard"
@@ -56,9 +56,10 @@ VOTERS = ("node0", "alice", "bob", "dave")
 
 @contextlib.contextmanager
 def devnet(root: Path) -> Iterator[NetworkLayout]:
-    layout = up(root, validators=1, workers=0, base_port=free_base_port(1),
-                users={"submitter": 10_000, "alice": 100, "bob": 100, "carol": 100, "dave": 100},
-                timeout=60)
+    layout = up_on_free_ports(root, validators=1, workers=0,
+                              users={"submitter": 10_000, "alice": 100, "bob": 100,
+                                     "carol": 100, "dave": 100},
+                              timeout=60)
     try:
         yield layout
     finally:

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from client.devnet.processes import down, up
+from client.devnet.processes import down
 from sandbox.job_template import init_job
 from tests.client.browser import headless_page
 from tests.client.worker.test_worker_resume_sigkill import SEARCH_SPACE, cli
-from tests.framework.ports import free_base_port
+from tests.framework.devnet_up import up_on_free_ports
 from tests.framework.template_v2 import make_v2
 
 pytestmark = pytest.mark.docker
@@ -33,9 +33,9 @@ def test_dashboard_worker_panel_shows_rising_training_progress(tmp_path: Path) -
     root = tmp_path / "graph"
     trainer = {"max_attempts": 1, "min_time_left_s": 5, "max_memory_mb": 2048,
                "max_disk_mb": 128, "max_time_s": 120}
-    layout = up(root, validators=1, workers=1, base_port=free_base_port(1),
-                worker_settings={0: trainer}, users={"submitter": 5_000},
-                consensus={"commit_ms": 100}, timeout=60)
+    layout = up_on_free_ports(root, validators=1, workers=1,
+                              worker_settings={0: trainer}, users={"submitter": 5_000},
+                              consensus={"commit_ms": 100}, timeout=60)
     node = layout.nodes[0]
     try:
         job_dir = tmp_path / "job"

@@ -50,9 +50,9 @@ from chain.types import Hash32
 from chain.verifiers.bodies import VerifierJoin
 from client.api.http_client import ApiClient
 from client.devnet.network import NetworkLayout
-from client.devnet.processes import down, up
+from client.devnet.processes import down
 from tests.client.dashboard_driver import Driver, load_keys
-from tests.framework.ports import free_base_port
+from tests.framework.devnet_up import up_on_free_ports
 from tests.ledger.harness import job_spec
 
 CHROMIUM = Path(os.environ.get("LC_CHROMIUM", "/usr/bin/chromium"))
@@ -109,8 +109,8 @@ def loading_page_size(base_url: str, tmp_path: Path) -> int:
 def devnet(root: Path) -> Iterator[NetworkLayout]:
     users = {"submitter": 10_000, "alice": 100, "bob": 100, "carol": 100, "dave": 100,
              "erin": 100}
-    layout = up(root, validators=1, workers=1, base_port=free_base_port(1), users=users,
-                worker_settings={0: {"min_bounty": 1_000_000}}, timeout=60)
+    layout = up_on_free_ports(root, validators=1, workers=1, users=users,
+                              worker_settings={0: {"min_bounty": 1_000_000}}, timeout=60)
     try:
         yield layout
     finally:

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 
 from client.api.http_client import ApiClient, ApiError
-from client.devnet.processes import REPO_ROOT, down, load_pids, start_node_process, up
+from client.devnet.processes import REPO_ROOT, down, load_pids, start_node_process
 from sandbox.checkpoints import kept_checkpoint
 from sandbox.job_template import init_job
-from tests.framework.ports import free_base_port
+from tests.framework.devnet_up import up_on_free_ports
 from tests.framework.template_v2 import make_v2
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -87,10 +87,10 @@ def test_node_sigkilled_mid_training_resumes_from_its_checkpoint_and_is_paid(
     root = tmp_path / "graph"
     trainer = {"max_attempts": 1, "min_time_left_s": 5, "max_memory_mb": 2048,
                "max_disk_mb": 128, "max_time_s": 120}
-    layout = up(root, validators=4, workers=4, base_port=free_base_port(4),
-                worker_settings={0: trainer, 1: {"max_attempts": 0}, 2: {"max_attempts": 0},
-                                 3: {"max_attempts": 0}},
-                users={"submitter": 5_000}, consensus={"commit_ms": 100}, timeout=90)
+    layout = up_on_free_ports(root, validators=4, workers=4,
+                              worker_settings={0: trainer, 1: {"max_attempts": 0},
+                                               2: {"max_attempts": 0}, 3: {"max_attempts": 0}},
+                              users={"submitter": 5_000}, consensus={"commit_ms": 100}, timeout=90)
     node0 = layout.nodes[0]
     log = node0.directory / "node.log"
     try:
