@@ -29,11 +29,10 @@ from sandbox.policy import LABEL_JOB, LABEL_MANAGED, LABEL_NODE
 LEFTOVER_STATES = frozenset({"exited", "dead", "created"})
 """States in which no node is using a container (a ``created`` one only after the grace)."""
 GRACE_S = 120.0
-"""How long a stopped or never-started container is left to its node. 10 s was too short:
-under a load average of 10 (CI, 2026-11-28) a node creating, starting or copying out of a
-container, and the CLI's own start, each took seconds; a node that loses its container
-mid-run fails the run."""
-"""A stopped or never-started container this young may still be in a live node's hands."""
+"""A stopped or never-started container this young may still be in a live node's hands. 10 s
+was too short: under a load average of 10 (CI, 2026-11-28) a node creating, starting or
+copying out of a container, and the CLI's own start, each took seconds; a node that loses
+its container mid-run fails the run."""
 
 
 @dataclass(frozen=True, slots=True)
