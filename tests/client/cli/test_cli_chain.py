@@ -190,7 +190,7 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tupl
 
 
 def test_every_command_has_help() -> None:
-    paths = list(_commands(cli))
+    paths = list(_commands(cli.load_all()))
     assert ("job", "submit") in paths and ("network", "create") in paths
     for path in paths:
         result = CliRunner().invoke(cli, [*path, "--help"])

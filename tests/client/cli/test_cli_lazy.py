@@ -1,0 +1,74 @@
+"""The ``learningchain`` root imports a subsystem's commands only when one is named
+(``client.cli.main.SUBCOMMANDS``): every call used to import all of them, 1.8 s of CPU
+before ``balance`` or ``keys`` did anything. Checked by what a fresh process imported,
+never by timing it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from client.cli.main import SUBCOMMANDS, cli
+
+HEAVY = ("sqlalchemy", "docker", "numpy", "torch", "aiohttp")
+"""What a key or chain read command never needs (the node, the sandbox, the models)."""
+
+
+def _imported_after(args: list[str]) -> set[str]:
+    """Top-level packages a fresh interpreter imported to run ``learningchain ARGS``."""
+    script = (
+        "import sys\nfrom click.testing import CliRunner\nfrom client.cli.main import cli\n"
+        f"result = CliRunner().invoke(cli, {args!r})\n"
+        "assert result.exit_code == 0, result.output\n"
+        "import json; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+@pytest.mark.parametrize("args", [["balance", "--help"], ["keys", "new", "--help"],
+                                  ["chain", "status", "--help"], ["--version"]])
+def test_light_commands_import_no_heavy_package(args: list[str]) -> None:
+    imported = _imported_after(args)
+    assert not imported & set(HEAVY), f"{args} imported {sorted(imported & set(HEAVY))}"
+
+
+def test_a_named_command_loads_only_its_modules() -> None:
+    """``node`` loads the node's modules, not the federated or prediction CLIs."""
+    script = ("import sys\nfrom click.testing import CliRunner\nfrom client.cli.main import cli\n"
+              "CliRunner().invoke(cli, ['node', '--help'])\n"
+              "print(sorted(m for m in sys.modules if m.startswith('client.')))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert "client.cli.node.init" in done.stdout
+    assert "client.federated.cli" not in done.stdout
+    assert "client.cli.predict.commands" not in done.stdout
+
+
+def test_every_listed_command_loads_and_the_help_lists_them_all() -> None:
+    """The table and the modules agree: each name loads a command of that name, the merged
+    groups keep every module's subcommands, and ``--help`` shows each name once."""
+    ctx = click.Context(cli)
+    for name in SUBCOMMANDS:
+        command = cli.get_command(ctx, name)
+        assert command is not None and command.name == name, name
+    job, node = cli.commands["job"], cli.commands["node"]
+    assert isinstance(job, click.Group) and isinstance(node, click.Group)
+    assert {"init", "submit", "status", "watch", "holdout"} <= set(job.commands)
+    assert {"init", "start", "status", "token"} <= set(node.commands)
+    shown = CliRunner().invoke(cli, ["--help"]).output
+    listed = [line.split()[0] for line in shown.split("Commands:")[1].splitlines()
+              if line.strip()]
+    assert listed == sorted(SUBCOMMANDS)
+
+
+def test_an_unknown_command_is_a_usage_error_naming_it() -> None:
+    result = CliRunner().invoke(cli, ["balanse"])
+    assert result.exit_code == 2
+    assert "No such command 'balanse'" in result.output
