@@ -130,8 +130,10 @@ def _compile(arguments: Sequence[str]) -> None:
                                   f"({SOURCE}); `make setup` installs gcc [JOB-SECCOMP.5]")
     command = [compiler, "-O2", "-Wall", "-Werror", *arguments]
     try:
+        # Its own session: a Ctrl-C or a SIGTERM to the node's process group would kill the
+        # compiler mid-build and turn a stop into "install libc6-dev"; the node stops itself.
         done = subprocess.run(command, capture_output=True, text=True,
-                              timeout=COMPILE_TIMEOUT_S, check=False)
+                              timeout=COMPILE_TIMEOUT_S, check=False, start_new_session=True)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise LauncherUnavailable(f"building the job launcher failed: {e}") from e
     if done.returncode != 0:

@@ -196,6 +196,7 @@ class LedgerNode(StoredChainReads):
         self._flush_handle: asyncio.TimerHandle | None = None
         self._resync_pending = False
         self._stopped: asyncio.Event | None = None
+        self.stop_requested = False  # by a signal: a start it cuts short is no fault
         self.exit_error: BaseException | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -286,6 +287,7 @@ class LedgerNode(StoredChainReads):
         await self._stopped.wait()
 
     def request_stop(self) -> None:
+        self.stop_requested = True
         if self._stopped is not None and not self._stopped.is_set():
             asyncio.get_running_loop().create_task(self.stop())
 
@@ -564,15 +566,14 @@ async def run_node(config: NodeConfig, *, ready: Callable[[LedgerNode], None] | 
     stall_watch = start_loop_stall_watch()  # names the code that blocks the loop
     try:
         await node.start()
-    except SandboxError as e:  # [JOB-RUNTIME.2] e.g. runsc configured, the engine lacks it
-        log.error("node not started: %s", e)
+    except (SandboxError, StateSyncFailed) as e:
+        # [JOB-RUNTIME.2] no runsc; [SNAP-*] nothing restored; or a stop cut the start short
         with contextlib.suppress(Exception):
             await node.stop()
-        return 1
-    except StateSyncFailed as e:  # [SNAP-*] --state-sync and nothing could be restored
+        if node.stop_requested:
+            log.info("node stopped while starting (a stop signal cut short: %s)", e)
+            return 0
         log.error("node not started: %s", e)
-        with contextlib.suppress(Exception):
-            await node.stop()
         return 1
     except UpgradeRequired as e:  # [UPGRADE-HALT.1] restarted with the same old software
         log.error("node not started: %s; install software that knows version %d "
