@@ -70,8 +70,9 @@ class JsonErrorsGroup(click.Group):
 
     def load_all(self) -> click.Group:
         """Every command imported (for code that walks ``commands``, such as tests)."""
+        ctx = click.Context(self)
         for name in SUBCOMMANDS:
-            self.get_command(click.Context(self), name)
+            self.get_command(ctx, name)
         return self
 
     def _load(self, name: str) -> None:

@@ -27,15 +27,8 @@ from client.node.ledger_node import run_node
 from sandbox import launcher
 from sandbox.runtime import RUNC, RUNSC
 from tests.client.cli.test_cli_chain import run
+from tests.client.worker.test_worker_runtime import _Engine
 from tests.framework.ports import free_base_port
-
-
-class _Engine:
-    """An engine that answers ``docker info`` only: the worker's start goes no further
-    than its launcher."""
-
-    def info(self) -> dict[str, Any]:
-        return {"Runtimes": {name: {"path": name} for name in (RUNC, RUNSC)}}
 
 
 def _worker_config(tmp_path: Path) -> NodeConfig:
@@ -64,7 +57,7 @@ def _launcher_killed(signalled: bool) -> Any:
 async def test_a_start_cut_short_by_sigterm_exits_0_and_a_real_fault_exits_1(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
         signalled: bool) -> None:
-    monkeypatch.setattr(worker_module, "connect", _Engine)
+    monkeypatch.setattr(worker_module, "connect", lambda: _Engine((RUNC, RUNSC)))
     monkeypatch.setattr(launcher, "folder", _launcher_killed(signalled))
     caplog.set_level(logging.INFO, logger="learningchain.node")
     code = await run_node(_worker_config(tmp_path))
