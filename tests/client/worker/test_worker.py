@@ -499,8 +499,11 @@ async def test_a_model_that_cannot_be_evaluated_or_fetched_is_an_evaluation_fail
         supply = node.state.total_credits()
         put_template(node, template)
         # The commit window must hold v0's whole evaluation (data fetch and unpack, a fresh
-        # container) under a loaded CI machine: 15 s was missed once, voting nothing.
-        spec = template_spec(template, node.now_ms(), expiry_s=3, commit_window_ms=40_000)
+        # container) under a loaded CI machine: 15 s was missed once, voting nothing. The
+        # claim window is waited out by moving the clock once both claims are on chain: a
+        # 3 s window in wall time was once past before the first block (the loaded CI
+        # machine stalled this process), and neither claimer ever got a turn.
+        spec = template_spec(template, node.now_ms(), expiry_s=120, commit_window_ms=40_000)
         spec = replace(spec, voting=replace(spec.voting, reveal_window_ms=5_000))
         escrow, burned = spec.escrow, node.state.burned  # [JOB-POST-ESCROW.1]
         submitter = node.state.account(keys["submitter"].address).balance - escrow
@@ -518,6 +521,14 @@ async def test_a_model_that_cannot_be_evaluated_or_fetched_is_an_evaluation_fail
             commitment = model_commitment(job_id, key.address, models[key.address],
                                           salts[key.address])
             send(node, key, ClaimLoss(Hash32(job_id), loss, commitment))
+
+        def both_claims_on_chain() -> bool:
+            job = node.state.job(job_id)
+            return job is not None and all(job.claim_of(k.address) is not None
+                                           for k in (alice, bob))
+
+        await wait_until(both_claims_on_chain, 90, "both claims on chain", [])
+        node.skip_to(job_of(node, job_id).spec.expiry_ms)
         verifier = Worker(node, VERIFIER, runner=runner(docker_client, "v0"))
         async with running(verifier):
             for key in (alice, bob):
