@@ -23,6 +23,7 @@ from sandbox.image_blob import (
 )
 from sandbox.limits import MIB, ResourceLimits
 from sandbox.runner import SandboxRunner
+from tests.framework.image_export import cached_export
 
 SMALL_LIMITS = ResourceLimits(memory_bytes=128 * MIB, pids=16, wall_time_s=20, tmp_bytes=MIB,
                               output_bytes=MIB, model_bytes=MIB)
@@ -117,3 +118,28 @@ def test_job_image_3_tampered_blob_is_refused(
     assert blob_image_id(tampered) != small_image
     with pytest.raises(ImageDigestMismatch):
         load_image(docker_client, tampered, small_image)
+
+
+@pytest.mark.docker
+def test_the_suites_export_cache_saves_an_image_once_and_again_after_a_change(
+        docker_client: docker.DockerClient, small_image: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """tests/framework/image_export.py: the worker stories' template is saved once per
+    machine; a cached tar changed since (a hard link of it in a node's blob store) is saved
+    again, never handed out as it is."""
+    monkeypatch.setenv("LC_TEST_CACHE", str(tmp_path / "cache"))
+    first = cached_export(docker_client, small_image)
+    assert first.image_id == small_image == blob_image_id(first.path)
+    assert first.blob_id == blob_id_of_file(first.path) and first.size == first.path.stat().st_size
+    saved_at = first.path.stat().st_mtime_ns
+    again = cached_export(docker_client, small_image.removeprefix("sha256:"))
+    assert again == first and again.path.stat().st_mtime_ns == saved_at  # not saved again
+    with open(first.path, "r+b") as tar:  # what a test tampering with a stored blob does
+        tar.seek(first.size // 2)
+        tar.write(b"\xff" * 16)
+    redone = cached_export(docker_client, small_image)
+    assert redone.path == first.path and redone.blob_id == blob_id_of_file(redone.path)
+    assert blob_image_id(redone.path) == small_image
+    sidecar = first.path.with_name(first.path.name + ".json")
+    sidecar.write_text("not json")
+    assert cached_export(docker_client, small_image).blob_id == blob_id_of_file(first.path)

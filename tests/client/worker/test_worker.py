@@ -46,6 +46,7 @@ from sandbox.policy import LABEL_MANAGED, LABEL_NODE
 from sandbox.runner import SandboxRunner
 from tests.framework import host_engine
 from tests.framework.dockerd import PrivateDockerd
+from tests.framework.image_export import cached_export
 from tests.framework.solo import SoloNode
 from tests.framework.template_v2 import make_v2
 from tests.framework.wait import wait_until_async
@@ -100,7 +101,8 @@ def docker_client() -> docker.DockerClient:
 @pytest.fixture(scope="session")
 def template(docker_client: docker.DockerClient,
              tmp_path_factory: pytest.TempPathFactory) -> TemplateImage:
-    """The template job built (cached layers: seconds) and saved to a blob file once, with
+    """The template job built (cached layers: seconds) and saved to a blob file once per
+    machine (``tests.framework.image_export``: every module importing this fixture ran it), with
     its data packed as train/v2 blobs: ``job init`` writes a train/v3 job whose validation
     rows are a hidden-test-set pool; ``make_v2`` joins them back into data/valid.csv,
     which is packed below as the ``valid`` blob of ``template_spec``'s train/v2 job."""
@@ -110,7 +112,7 @@ def template(docker_client: docker.DockerClient,
     make_v2(job_dir)
     built = build_job(docker_client, job_dir, log=_quiet)
     folder = tmp_path_factory.mktemp("worker-blob")
-    blob = export_image(docker_client, built.image_id, folder / "image.tar")
+    blob = cached_export(docker_client, built.image_id)
     job = load_job_file(job_dir)
     data = []
     for role, path in job.data_paths(job_dir).items():
