@@ -37,6 +37,7 @@ from sandbox.host_packages import (
     check_host_python,
     host_dist,
 )
+from sandbox.import_check_cache import cache_root, check_key, recall, remember
 from sandbox.job_file import JobFile, load_job_file
 from sandbox.job_sources import IMAGE_FILE, job_sources
 from sandbox.package_closure import Closure, PackageClosureError, resolve_closure
@@ -317,10 +318,21 @@ def check_imports_in_image(client: docker.DockerClient, image_id: str, job: JobF
 
     limits = dataclasses.replace(job.limits, wall_time_s=IMPORT_CHECK_TIME_S, gpu_count=0,
                                  gpu_memory_mb=0)
-    runner = SandboxRunner(client, node_id="job-build", runtime=resolve(client).name)
+    runtime, targets = resolve(client).name, import_targets(job)
+    key = check_key(image_id, runtime, targets, IMPORT_SCRIPT,
+                    (job.limits.memory_bytes, job.limits.nano_cpus))
+    passed = _recalled(key)
+    if passed is not None:
+        for where, statement, error in passed.warnings:
+            log(f"  warning: {where}: {statement}: {error} (the job's own module; not checked)")
+        log(f"  imports checked in the image: {passed.statements} import statements of "
+            f"{passed.files} Python entry files (passed in this image before, remembered "
+            f"in {cache_root()})")
+        return passed
+    runner = SandboxRunner(client, node_id="job-build", runtime=runtime)
     with tempfile.TemporaryDirectory(prefix="lc-imports-") as tmp:
         result = runner.run_entry(image_id, IMPORT_CHECK_ENTRY,
-                                  ("python3", "-c", IMPORT_SCRIPT, *import_targets(job)), {},
+                                  ("python3", "-c", IMPORT_SCRIPT, *targets), {},
                                   limits, Path(tmp) / "output", collect=())
     logs = result.logs.decode("utf-8", "replace")
     check = parse_import_check(logs, result.seconds)
@@ -341,7 +353,22 @@ def check_imports_in_image(client: docker.DockerClient, image_id: str, job: JobF
             "(installed on this host), or install it in the job's Dockerfile")
     log(f"  imports checked in the image: {check.statements} import statements of "
         f"{check.files} Python entry files, {check.seconds:.1f} s")
+    remember(key, {"files": check.files, "statements": check.statements,
+                   "warnings": [list(w) for w in check.warnings], "seconds": check.seconds})
     return check
+
+
+def _recalled(key: str) -> ImportCheck | None:
+    """A remembered passed check (``sandbox.import_check_cache``), or None."""
+    found = recall(key)
+    if found is None:
+        return None
+    try:
+        warnings = tuple((str(a), str(b), str(c)) for a, b, c in found["warnings"])
+        return ImportCheck(int(found["files"]), int(found["statements"]), (), warnings,
+                           float(found["seconds"]))
+    except (KeyError, TypeError, ValueError):
+        return None  # a report of another form: check again
 
 
 def template_data(job_dir: Path, work: Path, part: str = "public") -> dict[str, Path]:

@@ -25,6 +25,7 @@ import pytest
 
 from sandbox.base_image import BASE_TAG
 from sandbox.errors import JobDirError
+from sandbox.import_check_cache import CACHE_ENV
 from sandbox.job_sources import IMAGE_FILE
 from sandbox.job_template import build_job, init_job
 from sandbox.package_closure import BASE_IMAGE_DISTRIBUTIONS
@@ -39,6 +40,15 @@ SKLEARN_TRAIN = """\
 
     print(sklearn.__version__, scipy.sparse.csr_matrix((2, 2)).shape, LogisticRegression)
     """
+
+
+@pytest.fixture(autouse=True)
+def fresh_import_check_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every check here runs in a container: a passed one remembered by an earlier run on
+    this machine (``sandbox.import_check_cache``) would skip it."""
+    root = tmp_path / "import-checks"
+    monkeypatch.setenv(CACHE_ENV, str(root))
+    return root
 
 
 @pytest.fixture
@@ -130,3 +140,30 @@ def test_job_image_12_base_image_distributions_are_what_the_base_image_holds(
     out = docker_client.containers.run(BASE_TAG, ["python3", "-c", script],
                                        network_mode="none", remove=True)
     assert set(out.decode().split()) == BASE_IMAGE_DISTRIBUTIONS
+
+
+def test_job_image_15_a_passed_check_is_remembered_for_the_same_image_a_failure_never(
+        docker_client: docker.DockerClient, base_image: str, tmp_path: Path,
+        made_tags: list[str], fresh_import_check_cache: Path) -> None:
+    """[JOB-IMAGE.15] The second build of an unchanged job gives the same image, and its
+    passed check is read back (the remembered counts, no container); a refused check leaves
+    nothing behind, so the same refusal runs again and says the same."""
+    job_dir = _job(tmp_path, "pytest-imports-remembered", "#!/usr/bin/env python3\nimport json\n")
+    made_tags.append("learningchain/job-pytest-imports-remembered:latest")
+    first: list[str] = []
+    built = build_job(docker_client, job_dir, log=first.append)
+    ran = next(line for line in first if "imports checked in the image" in line)
+    assert "remembered" not in ran and len(list(fresh_import_check_cache.glob("*.json"))) == 1
+    again: list[str] = []
+    assert build_job(docker_client, job_dir, log=again.append).image_id == built.image_id
+    recalled = next(line for line in again if "imports checked in the image" in line)
+    assert "passed in this image before, remembered" in recalled, again
+    assert ran.split(" Python entry files")[0] == recalled.split(" Python entry files")[0]
+
+    refused_dir = _job(tmp_path, "pytest-imports-refused-twice",
+                       "#!/usr/bin/env python3\nimport lc_no_such_module_anywhere\n")
+    made_tags.append("learningchain/job-pytest-imports-refused-twice:latest")
+    for _ in range(2):
+        with pytest.raises(JobDirError, match="lc_no_such_module_anywhere"):
+            build_job(docker_client, refused_dir, log=lambda _m: None)
+    assert len(list(fresh_import_check_cache.glob("*.json"))) == 1
