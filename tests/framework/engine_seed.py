@@ -43,9 +43,10 @@ def seed_path(cache: Path, key: str) -> Path:
 
 
 @contextlib.contextmanager
-def _locked(path: Path, *, shared: bool = False) -> Iterator[None]:
+def file_lock(path: Path, *, shared: bool = False) -> Iterator[None]:
     """A lock on ``path``: exclusive to build a seed (two xdist processes may want the same
-    seed at once), shared while a seed is cloned, so that no process removes it meanwhile."""
+    seed at once), shared while a seed is cloned, so that no process removes it meanwhile;
+    exclusive to save a cached image once (``tests.framework.image_export``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
@@ -60,7 +61,7 @@ def ensure_seed(cache: Path, key: str, build: Callable[[Path], None]) -> Path:
     none yet. ``build`` gets a fresh folder to use as a stopped engine's data root; the
     seed appears only once it returned, so a build cut short leaves no seed behind."""
     seed = seed_path(cache, key)
-    with _locked(seed.with_name(seed.name + ".lock")):
+    with file_lock(seed.with_name(seed.name + ".lock")):
         if (seed / "complete").exists():
             return seed
         shutil.rmtree(seed, ignore_errors=True)
@@ -105,7 +106,7 @@ def clone_seed(seed: Path, data_root: Path) -> int:
     layer entries linked. Holds the seed's lock shared throughout: a process that builds a
     seed of another key removes the seeds nobody holds (``_remove_other_seeds``), and one
     removed under a clone made a run fail with a file gone mid-walk."""
-    with _locked(seed.with_name(seed.name + ".lock"), shared=True):
+    with file_lock(seed.with_name(seed.name + ".lock"), shared=True):
         return _clone(seed, data_root)
 
 

@@ -13,10 +13,7 @@ changed a hard link of it in a node's blob store) is saved again.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -24,6 +21,7 @@ import docker
 from sandbox.errors import ImageBlobError
 from sandbox.image_blob import ImageBlob, blob_image_id, export_image, normalize_image_id
 from tests.framework.dockerd import cache_dir
+from tests.framework.engine_seed import file_lock
 
 
 def cached_export(client: docker.DockerClient, image_id: str) -> ImageBlob:
@@ -32,7 +30,7 @@ def cached_export(client: docker.DockerClient, image_id: str) -> ImageBlob:
     hex_id = image_id.removeprefix("sha256:")
     path = cache_dir() / f"export-{hex_id}.tar"
     sidecar = path.with_name(path.name + ".json")
-    with _locked(path.with_name(path.name + ".lock")):
+    with file_lock(path.with_name(path.name + ".lock")):
         found = _checked(path, sidecar, image_id)
         if found is not None:
             return found
@@ -59,12 +57,3 @@ def _checked(path: Path, sidecar: Path, image_id: str) -> ImageBlob | None:
     except (ImageBlobError, KeyError, ValueError, TypeError, OSError):
         return None  # not a saved image any more, or a sidecar of another form
 
-
-@contextlib.contextmanager
-def _locked(lock: Path) -> Iterator[None]:
-    with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

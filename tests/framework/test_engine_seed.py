@@ -171,7 +171,7 @@ def test_a_seed_being_cloned_is_never_removed_for_another_images_seed(tmp_path: 
     cache = tmp_path / "cache"
     seed = engine_seed.ensure_seed(cache, "base", lambda data: (data.mkdir(parents=True),
                                                                 (data / "f").write_text("x")))
-    with engine_seed._locked(seed.with_name("base.lock"), shared=True):  # as clone_seed
+    with engine_seed.file_lock(seed.with_name("base.lock"), shared=True):  # as clone_seed
         engine_seed._remove_other_seeds(cache, keep="other")
         assert (seed / "data" / "f").read_text() == "x"
     assert engine_seed.clone_seed(seed, tmp_path / "clone") == 0
