@@ -26,6 +26,12 @@ and where a height's time went: the mean time a node's consensus spent in each s
 (``step_mean_ms``: propose, prevote, precommit, commit, new_height, from the nodes'
 ``learningchain_consensus_step_duration_seconds``) and what became of the proposals by
 reference (``proposal_refs``: expanded at once, waiting for transactions, ...).
+Before the load, the graph idles for ``--idle-seconds`` at ``--empty-block-ms`` [CONS-PACE.3]
+(200 ms, the test suite's pace): ``idle_cpu_ms_per_block`` is a node's CPU (all threads, the
+mean over the nodes) per empty block committed, ``idle_cpu_per_block_in_verifies`` the same
+in bare verifies, and ``idle_cores`` what the idle graph takes of the machine. A graph that
+runs for years is idle most of the time, and every graph story of ``make test`` idles
+while it waits out windows.
 Last line: one JSON object.
 Targets: >= 3,000 tx/s finalized, p50 submit->final <= 1.5 s.
 
@@ -37,11 +43,13 @@ verifies: a few seconds beside the 4 node processes' start.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -65,13 +73,15 @@ JSON_KEYS = ("bench", "validators", "seconds", "sent", "finalized", "finalized_t
              "p50_submit_to_final_s", "p99_submit_to_final_s", "peak_rss_mib",
              "bare_verify_per_s", "ratio_to_bare_verify", "node_cpu_us_per_tx",
              "node_cpu_per_tx_in_verifies", "node_loop_busy", "rounds_above_zero", "timeouts",
-             "p2p_bytes_per_tx", "step_mean_ms", "proposal_refs", "pass")
+             "p2p_bytes_per_tx", "step_mean_ms", "proposal_refs", "idle_cpu_ms_per_block",
+             "idle_cpu_per_block_in_verifies", "idle_cores", "pass")
 """Keys of the last line (tests/test_bench_quick.py)."""
 NEEDS_DOCKER = True
 """Starts 4 validator processes and a load process: CI runs it serially, with the Docker
 and multi-process tests (ports: free ones drawn by tests/framework/ports; files in a
 temp dir)."""
-QUICK = {"seconds": 1.0, "senders": 4, "batch": 100, "rate_cap": 1000, "verify_seconds": 0.2}
+QUICK = {"seconds": 1.0, "senders": 4, "batch": 100, "rate_cap": 1000, "verify_seconds": 0.2,
+         "idle_seconds": 2.0}
 
 
 def best_verify_rate(seconds: float, rounds: int = 5) -> float:
@@ -99,6 +109,28 @@ def _clocks(pid: int) -> tuple[float, float, float]:
     return cpu_seconds(pid), cpu_seconds(pid, thread=pid), time.monotonic()
 
 
+IDLE_SETTLE_S = 3.0
+
+
+def idle_phase(api_url: str, pids: dict[str, int], seconds: float) -> tuple[float, float, int]:
+    """The idle graph over ``seconds``: a node's mean CPU seconds per committed height, the
+    cores all nodes took, and the heights committed (node0's). The first seconds after the
+    start (connections, first proposals) are let pass."""
+    time.sleep(IDLE_SETTLE_S)
+    start_cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    start_height, start = _height(api_url), time.monotonic()
+    time.sleep(seconds)
+    heights = _height(api_url) - start_height
+    wall = time.monotonic() - start
+    used = [cpu_seconds(pid) - start_cpu[name] for name, pid in pids.items()]
+    return statistics.mean(used) / max(1, heights), sum(used) / wall, heights
+
+
+def _height(api_url: str) -> int:
+    with urllib.request.urlopen(f"{api_url}/api/v1/status", timeout=10) as response:
+        return int(json.load(response)["height"])
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=30.0)
@@ -109,6 +141,10 @@ def main() -> None:
                    help="first p2p port (API ports at +100); default: free ones")
     p.add_argument("--commit-ms", type=int, default=100,
                    help="[CONS-TIMEOUT.2] the validators' wait after a commit")
+    p.add_argument("--idle-seconds", type=float, default=20.0,
+                   help="how long the idle graph is measured before the load")
+    p.add_argument("--empty-block-ms", type=int, default=200,
+                   help="[CONS-PACE.3] the genesis's empty-block interval")
     p.add_argument("--verify-seconds", type=float, default=1.0,
                    help="how long the bare verify rate is measured")
     p.add_argument("--validators", type=int, default=4, help="validator processes")
@@ -127,8 +163,11 @@ def main() -> None:
         users = {f"u{i}": 10**12 for i in range(args.senders)}
         layout = up(root, validators=args.validators, workers=0, base_port=args.base_port,
                     users=users, consensus={"commit_ms": args.commit_ms}, log_level="warning",
-                    timeout=60 + 10 * args.validators)
+                    timeout=60 + 10 * args.validators,
+                    empty_block_interval_ms=args.empty_block_ms)
         try:
+            idle_cpu_s, idle_cores, idle_heights = idle_phase(
+                layout.nodes[0].api_url, load_pids(root), args.idle_seconds)
             per_sender = min(1900, int(args.rate_cap * args.seconds / args.senders) + 1)
             entries = layout.nodes[:args.entry_nodes or args.validators]
             parts = max(1, min(args.loaders, args.senders, len(entries)))
@@ -175,6 +214,9 @@ def main() -> None:
           f"{bytes_per_tx:.0f}")
     print(f"mean ms a node spent in each consensus step: {rounds['step_mean_ms']}; "
           f"proposals by reference: {rounds['proposal_refs']}")
+    print(f"idle graph ({args.empty_block_ms} ms empty blocks, {args.idle_seconds:.0f} s, "
+          f"{idle_heights} heights): {idle_cpu_s * 1e3:.2f} ms of a node's CPU per block "
+          f"({idle_cpu_s * bare_verify:.0f} bare verifies), {idle_cores:.3f} cores in all")
     if run.block_sizes:
         print(f"{len(run.block_sizes)} non-empty blocks, "
               f"{statistics.mean(run.block_sizes):.0f} txs on average, largest "
@@ -192,6 +234,9 @@ def main() -> None:
         "rounds_above_zero": rounds["rounds_above_zero"], "timeouts": rounds["timeouts"],
         "p2p_bytes_per_tx": round(bytes_per_tx),
         "step_mean_ms": rounds["step_mean_ms"], "proposal_refs": rounds["proposal_refs"],
+        "idle_cpu_ms_per_block": round(idle_cpu_s * 1e3, 2),
+        "idle_cpu_per_block_in_verifies": round(idle_cpu_s * bare_verify),
+        "idle_cores": round(idle_cores, 3),
         "pass": tps >= 3000 and p50 <= 1.5,
     }, JSON_KEYS)
 
