@@ -44,6 +44,30 @@ neighbours), one of them 0.3-1.4 s, and every ``learningchain`` call and node st
 paid the whole."""
 
 
+SUMMARIES: dict[str, str] = {
+    "balance": "Show the balance (and nonce, membership) of ADDRESS or of --key's address.",
+    "chain": "Read the chain through a node: status, blocks, transactions.",
+    "devnet": "A local graph of node processes on 127.0.0.1, one command.",
+    "federated": "Take part in federated jobs with data that stays on this machine.",
+    "governance": "Pending governance proposals: list and approve them.",
+    "job": "Training jobs: create from the template, build offline.",
+    "keys": "Identities: secp256k1 keys in passphrase-encrypted files (mode 0600).",
+    "member": "Graph membership: admitted members may post, claim and vote.",
+    "model": "Deployed models: list, show, deploy a paid job's winning model.",
+    "network": "Create the files of a new graph (genesis, one directory per node).",
+    "node": "Run a node of a graph.",
+    "predict": "Ask a deployed model (MODEL: its job id) for predictions on the rows of FILE.",
+    "sandbox": "Docker sandbox for untrusted jobs: base image, cleanup.",
+    "transfer": "Send AMOUNT credits to the address TO, signed with --key.",
+    "validator": "The validator set: propose additions and removals, list it.",
+    "verifier": "Verify other members' claims: opt in (bond), opt out, list.",
+}
+"""The first paragraph of each command's help, for ``learningchain --help``: listing the
+commands from their modules imported every one of them (2.4 s of CPU on a 2-core machine,
+the first command a newcomer types), to read one line each. A test keeps these equal to
+the commands' own help (tests/client/cli/test_cli_lazy.py)."""
+
+
 class JsonErrorsGroup(click.Group):
     """The root group: turns any error of a ``--json`` command line into a ``JsonError``,
     and imports a subsystem's commands only when one of them is named (``SUBCOMMANDS``)."""
@@ -67,6 +91,24 @@ class JsonErrorsGroup(click.Group):
         if cmd_name not in self.commands and cmd_name in SUBCOMMANDS:
             self._load(cmd_name)
         return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command table as click writes it, each line from ``SUMMARIES`` unless its
+        command is loaded already (then from the command, as click would)."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            command = self.commands.get(name)
+            if command is None:  # shortened by click's own rule, as the command's help
+                command = (click.Command(name, help=SUMMARIES[name]) if name in SUMMARIES
+                           else self.get_command(ctx, name))
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def load_all(self) -> click.Group:
         """Every command imported (for code that walks ``commands``, such as tests)."""
