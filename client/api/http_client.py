@@ -34,7 +34,7 @@ from client.api.fetch import FetchError, fetch
 DEFAULT_NODE = "http://127.0.0.1:8601"
 NODE_ENV = "LC_NODE"
 TOKEN_ENV = "LC_API_TOKEN"
-"""The node's API token (``client.api.access.TOKEN_ENV``; never taken from argv)."""
+"""The node's API token (``client.api.token_file.TOKEN_ENV``; never taken from argv)."""
 UPLOAD_RETRY_MAX_S = 120
 UPLOAD_RETRIES = 3
 CHUNK = 1024 * 1024

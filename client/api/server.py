@@ -47,14 +47,7 @@ from chain.errors import DecodeError
 from chain.mempool import Admission
 from chain.records import SETTLED
 from chain.transactions import SignedTransaction
-from client.api.access import (
-    AUTHORIZED,
-    TokenError,
-    auth_middleware,
-    check_token,
-    is_loopback_host,
-    no_token_message,
-)
+from client.api.access import AUTHORIZED, auth_middleware
 from client.api.blob_routes import BlobRoutes
 from client.api.federated.routes import FedRoutes
 from client.api.json_forms import (
@@ -90,6 +83,7 @@ from client.api.predict.routes import PredictRoutes
 from client.api.problems import ApiProblem, error_response
 from client.api.queue_routes import QueueRoutes
 from client.api.state_routes import StateRoutes
+from client.api.token_file import TokenError, check_token, is_loopback_host, no_token_message
 from client.api.upload_limits import UploadLimiter, UploadLimits
 from client.node.handle import CommittedBlock, NodeHandle
 from client.worker.attempt_log import LOG_TAIL_BYTES, job_attempts

@@ -87,9 +87,9 @@ from chain.local_file import (
     LocalFileError,
     read_local_text,
 )
-from client.api.access import TokenError, is_loopback_host, no_token_message, read_token_file
+from client.api.token_file import TokenError, is_loopback_host, no_token_message, read_token_file
 from client.api.upload_limits import MIB, UPLOAD_MB_PER_HOUR, UPLOADS_PER_MINUTE, UploadLimits
-from client.node.pruning import min_retain_blocks, retain_reason
+from client.node.retention import min_retain_blocks, retain_reason
 from client.node.statesync_policy import MODES as STATE_SYNC_MODES
 from client.node.statesync_policy import StateSyncPolicy
 from sandbox.runtime import CHOICES as RUNTIME_CHOICES
@@ -235,7 +235,7 @@ class NodeConfig:
     storage_url: str = ""
     retain_blocks: int = 0
     """[STORE-PRUNE.1] Keep only the newest this many blocks (0: all); checked at load against
-    ``client.node.pruning.min_retain_blocks`` of the roles."""
+    ``client.node.retention.min_retain_blocks`` of the roles."""
     consensus: ConsensusTimeouts = field(default_factory=ConsensusTimeouts)
     worker: WorkerPolicy = field(default_factory=WorkerPolicy)
     statesync: StateSyncPolicy = field(default_factory=StateSyncPolicy)

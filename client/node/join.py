@@ -24,8 +24,8 @@ from chain.errors import ChainError, InvalidGenesis
 from chain.genesis import Genesis
 from chain.keyfile import write_key_file
 from chain.local_file import LocalFileError, read_local_file
-from client.api.access import is_loopback_host, write_token_file
 from client.api.fetch import FetchError, fetch
+from client.api.token_file import is_loopback_host, write_token_file
 from client.node.config import ConfigError, NodeConfig, render_config
 
 GENESIS_API_PATH = "/api/v1/genesis"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from client.api.access import TOKEN_ENV, write_token_file
+from client.api.token_file import TOKEN_ENV, write_token_file
 from client.cli.common import UserError, emit, json_option, node_option, out
 from client.node.config import ConfigError, NodeConfig
 from client.observe.logs import LEVELS, setup_logging

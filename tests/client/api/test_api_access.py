@@ -24,9 +24,10 @@ from chain.content import blob_id_of_bytes
 from chain.encoding import encode
 from chain.transactions import Transfer, sign_transaction
 from chain.types import Amount
-from client.api.access import SAFE_METHODS, TokenError, is_loopback_host
+from client.api.access import SAFE_METHODS
 from client.api.openapi import openapi_document
 from client.api.server import ApiServer
+from client.api.token_file import TokenError, is_loopback_host
 from client.observe.dashboard import install_dashboard
 from tests.client.api.test_api_errors import DOC, ERROR
 from tests.client.api.test_api_support import Api, check_schema, running_api

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from client.api import access, http_client
+from client.api import http_client, token_file
 from client.cli.main import cli as cli_root
 from client.devnet.network import create_network
 from tests.framework.ports import free_base_port
@@ -40,7 +40,7 @@ def test_api_auth_6_the_cli_sends_lc_api_token_to_a_node_bound_off_loopback(
     token``: ``balance`` works without a token; ``transfer`` without ``$LC_API_TOKEN`` is
     one error line saying the token is needed and the variable is not set, with a wrong
     token ``bad_token``, and with the node's token it is committed."""
-    assert http_client.TOKEN_ENV == access.TOKEN_ENV == "LC_API_TOKEN"  # one name, two ends
+    assert http_client.TOKEN_ENV == token_file.TOKEN_ENV == "LC_API_TOKEN"  # one name, two ends
     layout = create_network(tmp_path / "net", validators=1, workers=0,
                             base_port=free_base_port(1), users={"alice": 1_000, "bob": 0},
                             consensus={"commit_ms": 100})
