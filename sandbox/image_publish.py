@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from chain.content import CHUNK_SIZE, blob_id, blob_id_of_bytes
+from sandbox.blob_file import BlobFile
 from sandbox.errors import ImageBlobError, SandboxError
 from sandbox.image_cache_prune import CacheLimits, Removal, prune, touch
 from sandbox.image_check import ImageSizes, unpacked_layers
@@ -52,17 +53,6 @@ def default_cache() -> Path:
     """``LC_IMAGE_CACHE``, or ``~/.cache/learningchain/images``."""
     configured = os.environ.get(CACHE_ENV)
     return Path(configured) if configured else Path.home() / ".cache/learningchain/images"
-
-
-@dataclass(frozen=True, slots=True)
-class BlobFile:
-    """One file to publish as a blob."""
-
-    path: Path
-    blob: bytes
-    size: int
-    what: str
-    """``manifest``, ``config`` or ``layer <n>``: for progress and messages."""
 
 
 @dataclass(frozen=True, slots=True)

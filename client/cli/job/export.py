@@ -12,8 +12,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sandbox.model_format import DEPLOYABLE_FORMATS
-
 _TEMPLATE_FORMAT = re.compile(r'^EXPORT_FORMAT = "(safetensors-mlp|onnx)"$', re.MULTILINE)
 
 
@@ -92,6 +90,8 @@ def export_note(job_dir: Path) -> str:
         return ("deployable if train writes its ONNX file as /output/model.pt "
                 "[JOB-EXPORT.1]; check a local run's file first: learningchain model check "
                 "model.pt --features N --labels A,B,…")
+    from sandbox.model_format import DEPLOYABLE_FORMATS  # numpy: only for this line
+
     return ("deployable only if train writes /output/model.pt as "
             f"{DEPLOYABLE_FORMATS.split(', written')[0]} [JOB-EXPORT.1] (a torch.save "
             "pickle is paid but never deployable); check a local run's file first: "

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox.blob_file import BlobFile
 from sandbox.image_check import ImageSizes
-from sandbox.image_publish import BlobFile
 from sandbox.job_sources import job_sources, read_record, why_rebuild
 
 Note = Callable[[str], None]

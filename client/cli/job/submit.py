@@ -47,10 +47,10 @@ from client.cli.job.describe import escrow_text
 from client.cli.job.export import export_facts, export_note, export_warning
 from client.cli.job.image import choose_image
 from client.cli.job.transfer_progress import TransferProgress
+from sandbox.blob_file import BlobFile
 from sandbox.cli import job
 from sandbox.errors import SandboxError
 from sandbox.image_check import ImageSizes
-from sandbox.image_publish import BlobFile
 from sandbox.job_file import JOB_FILE, JobFile, load_job_file
 
 DEFAULT_PERMILLE = 667
