@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -30,9 +30,11 @@ from client.cli.common import (
     user_errors,
 )
 from client.node.config import ConfigError, NodeConfig
-from client.node.handle import CommittedBlock, NodeHandle
 from client.observe.logs import LEVELS, setup_logging
 from sandbox.errors import SandboxError
+
+if TYPE_CHECKING:  # the node's interface pulls in the ledger (numpy): not for --help
+    from client.node.handle import CommittedBlock, NodeHandle
 
 log = logging.getLogger("learningchain.federated")
 
