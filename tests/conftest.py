@@ -44,6 +44,7 @@ from xdist.remote import Producer
 from tests.framework import host_engine
 from tests.framework import seed as seeds
 from tests.framework.dockerd import PrivateDockerd
+from tests.framework.engine_seed import file_lock
 from tests.framework.scheduling import StoriesTogetherScheduling
 from tests.framework.wait import TIMEOUT_FACTOR_ENV, timeout_factor
 
@@ -120,6 +121,23 @@ HOST_KEY = pytest.StashKey[host_engine.HostEngine | None]()
 def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"random seeds: one per test, re-run one with {seeds.SEED_ENV}=N "
             f"(N printed with each failure); {TIMEOUT_FACTOR_ENV}={timeout_factor():g}"]
+
+
+POSTGRES_LOCK = Path("/tmp/lc-test-postgres.lock")
+
+
+@pytest.fixture(autouse=True)
+def postgres_one_at_a_time(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Cases marked ``postgres`` share one database (``lc_test``) and drop its tables, so
+    they run one at a time across the xdist processes (a machine-wide lock). Two modules
+    (test_storage_prune's and test_predict_ledger's PostgreSQL cases) once ran in the same
+    second of a CI run: one's CREATE TABLE hit the other's (duplicate pg_type), the other
+    reopened a ledger whose tables had been dropped under it."""
+    if request.node.get_closest_marker("postgres") is None:
+        yield
+        return
+    with file_lock(POSTGRES_LOCK):
+        yield
 
 
 @pytest.fixture(autouse=True)
