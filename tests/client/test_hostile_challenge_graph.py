@@ -187,7 +187,9 @@ def test_issue_30_claimer_runs_look_like_voters_and_failed_runs_leak_no_model(
             write_job(tmp_path / name, name, train, evaluate)
             posted = cli("job", "submit", str(tmp_path / name), "--bounty", str(BOUNTY),
                          "--expires-in", "40s", "--reveal-window", "20s",
-                         "--commit-window", "20s", "--vote-reveal-window", "20s",
+                         # 40 s: in a CI run (3 processes on 2 cores) every voter's
+                         # gVisor evaluation of the liar's claim missed a 20 s window
+                         "--commit-window", "40s", "--vote-reveal-window", "20s",
                          "--voter-reward", str(REWARD), "--quorum", "500",
                          "--supermajority", "667", "--max-turns", "3",
                          "--key", str(submitter.key_file),
