@@ -101,11 +101,9 @@ class JsonErrorsGroup(click.Group):
         limit = formatter.width - 6 - max(len(name) for name in names)
         rows = []
         for name in names:
-            command = self.commands.get(name)
-            if command is None:  # shortened by click's own rule, as the command's help
-                command = (click.Command(name, help=SUMMARIES[name]) if name in SUMMARIES
-                           else self.get_command(ctx, name))
-            if command is not None and not command.hidden:
+            # not loaded: its summary, shortened by click's own rule as the command's help
+            command = self.commands.get(name) or click.Command(name, help=SUMMARIES[name])
+            if not command.hidden:
                 rows.append((name, command.get_short_help_str(limit)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)

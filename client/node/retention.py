@@ -11,7 +11,7 @@ from chain.governance.evidence import EVIDENCE_MAX_AGE
 MIN_RETAIN_BLOCKS = 1_000
 """[STORE-PRUNE.1] Any pruning node keeps at least this many: peers a few minutes behind
 (a restart, a short partition) can still catch up from it; far above the consensus WAL's
-window (``WAL_PRUNE_EVERY`` = 64 heights) and ``PRUNE_EVERY``."""
+window (``WAL_PRUNE_EVERY`` = 64 heights) and ``client.node.pruning.PRUNE_EVERY``."""
 WORKER_MIN_RETAIN_BLOCKS = 10_000
 """[STORE-PRUNE.1] A worker reads the block that revealed a model to draw its challenge
 seed, searching back at most 10,000 blocks ([VOTE-CHALLENGE.1], ``client/worker/votes.py``)."""
