@@ -17,16 +17,24 @@ final and leave-one-out losses) are captured once and paid again through
 
 gain = the owner's total over its addresses (net of fees) / its pay as one address in the
 same seed's clean run. ``honest_net_over_gross_min`` is the lowest honest owner's net pay
-under the fee over its pay without one (what the fee costs the poorest honest owner).
+under the fee over its pay without one (what the fee costs the poorest honest owner);
+``honest_unpaid`` counts the clean runs' honest owners paid nothing (of seeds × 10).
+
+Two levers, measured rather than built (docs/federated.md, "Splitting"):
+``--copy-trust C`` moves the near-copy threshold of [FED-REWARD.8] [FED-REWARD.14] to
+cosine C, and the split's noise is sized to stay under it; ``--round-weights nnls`` pays
+each round by ``bench/support/fedweights.py``'s least-squares shares of the root update.
 The last line is one JSON object (``JSON_KEYS``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import statistics
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +42,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.support import fedsep, fedsim
+from bench.support import fedattacks, fedsep, fedsim
 from bench.support.cli import emit, parse_args
 from bench.support.fedattacks import Family, sybil
 from bench.support.fedsim import address, load, project_rules, run_job
+from bench.support.fedweights import nnls_weights
+from chain.federated import job_copies, rewards
 from chain.federated.rewards import payout
 
 JSON_KEYS = ("gain_fresh", "gain_fixed", "gain_fixed_loo1000", "fee_gain_fixed",
-             "honest_net_over_gross_min", "seeds", "rounds", "rule", "job_copies",
-             "separability")
+             "honest_net_over_gross_min", "honest_unpaid", "seeds", "rounds", "rule",
+             "job_copies", "copy_trust", "round_weights", "separability")
 NEEDS_DOCKER = False
 QUICK = {"seeds": 2, "rounds": 4}
 SPLITS = (2, 3, 5)
@@ -52,7 +62,24 @@ OWNERS = 10
 Captured = tuple[Sequence[Mapping[bytes, int]], int | None, Mapping[bytes, int] | None]
 
 
-def capture_runs(seed: int, rounds: int, rule_name: str) -> dict[Any, Any]:
+@contextlib.contextmanager
+def copy_trust(cosine: float | None) -> Iterator[None]:
+    """The near-copy threshold of [FED-REWARD.8] and [FED-REWARD.14] at ``cosine`` (the
+    splits' noise sized to it too) for the runs inside; ``None``: the chain's."""
+    modules = (rewards, job_copies, fedattacks)
+    saved = [m.COPY_TRUST for m in modules]
+    if cosine is not None:
+        for m in modules:
+            m.COPY_TRUST = round(cosine * 65536)
+    try:
+        yield
+    finally:
+        for m, value in zip(modules, saved, strict=True):
+            m.COPY_TRUST = value
+
+
+def capture_runs(seed: int, rounds: int, rule_name: str,
+                 round_weights: str = "chain") -> dict[Any, Any]:
     """The clean run's and every split run's payout inputs for one seed."""
     captured: list[Captured] = []
     real = fedsim.payout
@@ -64,6 +91,8 @@ def capture_runs(seed: int, rounds: int, rule_name: str) -> dict[Any, Any]:
     fedsim.payout = spy  # type: ignore[assignment]  # the harness calls payout by its module
     try:
         rule = project_rules(3)[rule_name]
+        if round_weights == "nnls":
+            rule = dataclasses.replace(rule, reweigh=nnls_weights)
         data = load(seed, OWNERS)
         revealed: list[Mapping[bytes, Any]] = []
         clean = run_job(data, rule, None, (), rounds, seed, pay=True, observe=revealed.append)
@@ -116,6 +145,12 @@ def honest_cost(runs: Sequence[dict[Any, Any]], fee: int) -> float:
     return worst
 
 
+def honest_unpaid(runs: Sequence[dict[Any, Any]]) -> int:
+    """How many (seed, owner) of the clean runs the default payout pays nothing."""
+    return sum(1 for run in runs for o in range(OWNERS)
+               if payout(fedsim.BOUNTY, fedsim.LOO_PERMILLE, *run["clean"]).of(address(o, 0)) == 0)
+
+
 def _med(xs: Sequence[float]) -> float | None:
     return round(statistics.median(xs), 2) if xs else None
 
@@ -127,10 +162,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--rule", default="centered_clip")
     ap.add_argument("--without-job-copies", action="store_true",
                     help="the end votes of protocol version 4, before [FED-REWARD.14]")
+    ap.add_argument("--copy-trust", type=float, default=None,
+                    help="near-copy threshold as a cosine (default: the chain's, 0.8)")
+    ap.add_argument("--round-weights", choices=("chain", "nnls"), default="chain",
+                    help="nnls: round weights from bench/support/fedweights.py")
     args = parse_args(ap, QUICK, argv)
     fedsim.JOB_COPIES = not args.without_job_copies
-    runs = [capture_runs(seed, args.rounds, args.rule) for seed in range(1, args.seeds + 1)]
-    print(f"{args.rule}, {args.seeds} seeds, {args.rounds} rounds: gain median (max)")
+    with copy_trust(args.copy_trust):
+        runs = [capture_runs(seed, args.rounds, args.rule, args.round_weights)
+                for seed in range(1, args.seeds + 1)]
+        trust = rewards.COPY_TRUST / 65536
+        _report(args, runs, trust)
+
+
+def _report(args: argparse.Namespace, runs: Sequence[dict[Any, Any]], trust: float) -> None:
+    print(f"{args.rule}, {args.seeds} seeds, {args.rounds} rounds, copy trust {trust:.3f}, "
+          f"{args.round_weights} round weights: gain median (max)")
     print("| loo_permille | " + " | ".join(f"k={k} {n}" for k in SPLITS
                                           for n in ("fresh", "fixed")) + " |")
     for lam in LAMBDAS:
@@ -169,8 +216,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "gain_fixed": {k: _med(gains(runs, k, True, lam0, 0)) for k in SPLITS},
         "gain_fixed_loo1000": {k: _med(gains(runs, k, True, 1000, 0)) for k in SPLITS},
         "fee_gain_fixed": fee_fixed, "honest_net_over_gross_min": honest,
+        "honest_unpaid": honest_unpaid(runs),
         "seeds": args.seeds, "rounds": args.rounds, "rule": args.rule,
-        "job_copies": fedsim.JOB_COPIES, "separability": separability,
+        "job_copies": fedsim.JOB_COPIES, "copy_trust": round(trust, 4),
+        "round_weights": args.round_weights, "separability": separability,
     }, JSON_KEYS)
 
 

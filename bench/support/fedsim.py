@@ -143,6 +143,8 @@ def score(model: Ints, data: Split, d: int, k: int) -> tuple[float, int]:
 
 RoundFn = Callable[[Mapping[bytes, Ints], Ints, int, Ints], tuple[Ints, dict[bytes, int]]]
 """An experimental rule: (updates, reference, dims, center) -> (aggregate, weights)."""
+Reweigh = Callable[[Mapping[bytes, Ints], Ints, dict[bytes, int]], dict[bytes, int]]
+"""Experimental round weights: (updates, reference, the rule's weights) -> weights."""
 
 
 def _accepts(fn: Callable[..., Any], name: str) -> bool:
@@ -172,6 +174,9 @@ class Rule:
     variant: RoundFn | None = None
     bound: str = ""
     """The attackers the rule claims to bear (the table's 4-of-10 column)."""
+    reweigh: Reweigh | None = None
+    """Replaces each round's weights after the rule has computed them (an experiment of
+    bench/fedsplit.py ``--round-weights``); the aggregate is the rule's."""
     uses_center: bool = field(init=False, default=False)
     """Whether the rule takes the previous step as its center (centered clipping, and
     variants, which get it whether they use it or not)."""
@@ -189,6 +194,14 @@ class Rule:
         round names; replays of ``earlier`` updates (every update and reference revealed
         in an earlier round) are left out and not named [FED-REWARD.10] once
         chain/federated has that rule."""
+        vec, weights = self._aggregate(updates, reference, dims, center, earlier, sums, latest)
+        if self.reweigh is not None:
+            weights = self.reweigh(updates, reference, weights)
+        return vec, weights
+
+    def _aggregate(self, updates: Mapping[bytes, Ints], reference: Ints, dims: int,
+                   center: Ints, earlier: Ints | None, sums: Mapping[bytes, Ints] | None,
+                   latest: Mapping[bytes, Ints] | None) -> tuple[Ints, dict[bytes, int]]:
         if self.variant is not None:
             if earlier is not None and _REPLAYS:
                 addrs = sorted(updates)

@@ -1,0 +1,36 @@
+"""Experimental round weights for bench/fedsplit.py (issue 49 §2): measured, not protocol.
+
+``nnls_weights`` pays a round by how much of the job owner's root update
+([FED-AGG.5]'s reference, revealed every round) each update is needed to rebuild: the
+non-negative least-squares coefficients ``α`` of ``reference ≈ Σ αᵢ uᵢ``. k noisy copies
+of one update are collinear in their signal, so the fit shares one coefficient among them
+(their noise only worsens it), where the chain's weights [FED-AGG.7] pay each copy for its
+own agreement with the round. The fit is sparse: an update the others already explain
+gets 0, whoever sent it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import nnls
+
+Ints = npt.NDArray[np.int64]
+SCALE = 1 << 16
+"""Coefficients as integers, 1.0 = 65,536 (the unit of a round weight's trust)."""
+
+
+def nnls_weights(updates: Mapping[bytes, Ints], reference: Ints,
+                 weights: dict[bytes, int]) -> dict[bytes, int]:
+    """Each address the rule named, weighted ``round(αᵢ · 2¹⁶)``; an address the rule left at
+    weight 0 (an outlier, a replay) stays at 0 and takes no part in the fit."""
+    named = [a for a in sorted(weights) if weights[a] > 0]
+    out = dict.fromkeys(weights, 0)
+    if not named:
+        return out
+    basis = np.stack([updates[a] for a in named]).astype(np.float64).T
+    alpha, _ = nnls(basis, reference.astype(np.float64), maxiter=50 * len(named))
+    out.update({a: round(float(x) * SCALE) for a, x in zip(named, alpha, strict=True)})
+    return out

@@ -1,0 +1,67 @@
+"""The two split levers bench/fedsplit.py measures (issue 49 §2): least-squares round
+weights (bench/support/fedweights.py) and a moved near-copy threshold."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench import fedsplit
+from bench.support import fedattacks
+from bench.support.fedweights import SCALE, nnls_weights
+from chain.federated import job_copies, rewards
+
+RNG = np.random.default_rng(49)
+DIMS = 400
+
+
+def _vec(scale: float = 10_000.0) -> np.ndarray:
+    return np.rint(RNG.normal(size=DIMS) * scale).astype(np.int64)
+
+
+def test_copies_of_one_update_share_the_coefficient_one_address_would_get() -> None:
+    u = _vec()
+    alone = nnls_weights({b"a": u}, u, {b"a": 1})
+    assert abs(alone[b"a"] - SCALE) <= 1
+    noise = [_vec(3_000.0) for _ in range(3)]
+    split = {bytes([65 + i]): u + n for i, n in enumerate(noise)}
+    shared = nnls_weights(split, u, dict.fromkeys(split, 1))
+    assert 0 < sum(shared.values()) <= alone[b"a"]  # k copies: one share, noise costs it
+    assert all(w > 0 for w in shared.values())
+
+
+def test_owners_of_different_directions_keep_their_own_coefficients() -> None:
+    u1, u2 = _vec(), _vec()
+    got = nnls_weights({b"x": u1, b"y": u2}, u1 + 2 * u2, {b"x": 5, b"y": 5})
+    assert abs(got[b"x"] - SCALE) < SCALE // 100
+    assert abs(got[b"y"] - 2 * SCALE) < SCALE // 100
+
+
+def test_an_update_the_rule_left_at_weight_0_stays_0_and_is_not_fitted() -> None:
+    u = _vec()
+    got = nnls_weights({b"good": u, b"out": u}, u, {b"good": 3, b"out": 0})
+    assert got[b"out"] == 0
+    assert abs(got[b"good"] - SCALE) <= 1
+    assert nnls_weights({b"out": u}, u, {b"out": 0}) == {b"out": 0}
+
+
+def test_copy_trust_moves_every_reader_of_the_threshold_and_puts_it_back() -> None:
+    before = rewards.COPY_TRUST
+    with fedsplit.copy_trust(0.7):
+        assert rewards.COPY_TRUST == job_copies.COPY_TRUST == fedattacks.COPY_TRUST == 45875
+    assert rewards.COPY_TRUST == job_copies.COPY_TRUST == fedattacks.COPY_TRUST == before
+    with pytest.raises(RuntimeError), fedsplit.copy_trust(0.6):
+        raise RuntimeError("a failed run")
+    assert before == rewards.COPY_TRUST
+
+
+def test_fedsplit_quick_with_both_levers_reports_them(capsys: pytest.CaptureFixture[str]) -> None:
+    fedsplit.main(["--quick", "--seeds", "1", "--round-weights", "nnls", "--copy-trust", "0.7"])
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["round_weights"] == "nnls"
+    assert last["copy_trust"] == 0.7
+    assert 0 <= last["honest_unpaid"] <= 10
+    assert set(last["gain_fixed"]) == {"2", "3", "5"}
+    assert rewards.COPY_TRUST == 52429
