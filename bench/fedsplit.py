@@ -23,7 +23,9 @@ under the fee over its pay without one (what the fee costs the poorest honest ow
 Two levers, measured rather than built (docs/federated.md, "Splitting"):
 ``--copy-trust C`` moves the near-copy threshold of [FED-REWARD.8] [FED-REWARD.14] to
 cosine C, and the split's noise is sized to stay under it; ``--round-weights nnls`` pays
-each round by ``bench/support/fedweights.py``'s least-squares shares of the root update.
+each round by ``bench/support/fedweights.py``'s least-squares shares of the root update,
+``--chain-share S`` pays a share S of each round by the chain's weights instead, and
+``--without-job-outliers`` lifts [FED-REWARD.9].
 The last line is one JSON object (``JSON_KEYS``).
 """
 
@@ -46,13 +48,14 @@ from bench.support import fedattacks, fedsep, fedsim
 from bench.support.cli import emit, parse_args
 from bench.support.fedattacks import Family, sybil
 from bench.support.fedsim import address, load, project_rules, run_job
-from bench.support.fedweights import nnls_weights
+from bench.support.fedweights import mixed_weights, nnls_weights
 from chain.federated import job_copies, rewards
 from chain.federated.rewards import payout
 
 JSON_KEYS = ("gain_fresh", "gain_fixed", "gain_fixed_loo1000", "fee_gain_fixed",
              "honest_net_over_gross_min", "honest_unpaid", "seeds", "rounds", "rule",
-             "job_copies", "copy_trust", "round_weights", "separability")
+             "job_copies", "copy_trust", "round_weights", "chain_share", "job_outliers",
+             "separability")
 NEEDS_DOCKER = False
 QUICK = {"seeds": 2, "rounds": 4}
 SPLITS = (2, 3, 5)
@@ -78,8 +81,21 @@ def copy_trust(cosine: float | None) -> Iterator[None]:
             m.COPY_TRUST = value
 
 
-def capture_runs(seed: int, rounds: int, rule_name: str,
-                 round_weights: str = "chain") -> dict[Any, Any]:
+@contextlib.contextmanager
+def without_job_outliers(lifted: bool) -> Iterator[None]:
+    """With ``lifted``, no participant is an outlier of the job [FED-REWARD.9] (in the
+    payout and in the end ballot) for the runs inside."""
+    saved = rewards.job_outliers, fedsim.job_outliers
+    if lifted:
+        rewards.job_outliers = fedsim.job_outliers = lambda weights: set()
+    try:
+        yield
+    finally:
+        rewards.job_outliers, fedsim.job_outliers = saved
+
+
+def capture_runs(seed: int, rounds: int, rule_name: str, round_weights: str = "chain",
+                 chain_share: float = 0.0) -> dict[Any, Any]:
     """The clean run's and every split run's payout inputs for one seed."""
     captured: list[Captured] = []
     real = fedsim.payout
@@ -92,7 +108,8 @@ def capture_runs(seed: int, rounds: int, rule_name: str,
     try:
         rule = project_rules(3)[rule_name]
         if round_weights == "nnls":
-            rule = dataclasses.replace(rule, reweigh=nnls_weights)
+            rule = dataclasses.replace(rule, reweigh=mixed_weights(chain_share)
+                                       if chain_share else nnls_weights)
         data = load(seed, OWNERS)
         revealed: list[Mapping[bytes, Any]] = []
         clean = run_job(data, rule, None, (), rounds, seed, pay=True, observe=revealed.append)
@@ -166,18 +183,24 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="near-copy threshold as a cosine (default: the chain's, 0.8)")
     ap.add_argument("--round-weights", choices=("chain", "nnls"), default="chain",
                     help="nnls: round weights from bench/support/fedweights.py")
+    ap.add_argument("--chain-share", type=float, default=0.0,
+                    help="with --round-weights nnls: this share of each round by the "
+                         "chain's weights, the rest by the fit")
+    ap.add_argument("--without-job-outliers", action="store_true",
+                    help="no participant is an outlier of the job [FED-REWARD.9]")
     args = parse_args(ap, QUICK, argv)
     fedsim.JOB_COPIES = not args.without_job_copies
-    with copy_trust(args.copy_trust):
-        runs = [capture_runs(seed, args.rounds, args.rule, args.round_weights)
-                for seed in range(1, args.seeds + 1)]
+    with copy_trust(args.copy_trust), without_job_outliers(args.without_job_outliers):
+        runs = [capture_runs(seed, args.rounds, args.rule, args.round_weights,
+                             args.chain_share) for seed in range(1, args.seeds + 1)]
         trust = rewards.COPY_TRUST / 65536
         _report(args, runs, trust)
 
 
 def _report(args: argparse.Namespace, runs: Sequence[dict[Any, Any]], trust: float) -> None:
     print(f"{args.rule}, {args.seeds} seeds, {args.rounds} rounds, copy trust {trust:.3f}, "
-          f"{args.round_weights} round weights: gain median (max)")
+          f"{args.round_weights} round weights (chain share {args.chain_share}), job outliers "
+          f"{'lifted' if args.without_job_outliers else 'kept'}: gain median (max)")
     print("| loo_permille | " + " | ".join(f"k={k} {n}" for k in SPLITS
                                           for n in ("fresh", "fixed")) + " |")
     for lam in LAMBDAS:
@@ -219,7 +242,8 @@ def _report(args: argparse.Namespace, runs: Sequence[dict[Any, Any]], trust: flo
         "honest_unpaid": honest_unpaid(runs),
         "seeds": args.seeds, "rounds": args.rounds, "rule": args.rule,
         "job_copies": fedsim.JOB_COPIES, "copy_trust": round(trust, 4),
-        "round_weights": args.round_weights, "separability": separability,
+        "round_weights": args.round_weights, "chain_share": args.chain_share,
+        "job_outliers": not args.without_job_outliers, "separability": separability,
     }, JSON_KEYS)
 
 

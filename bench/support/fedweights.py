@@ -11,7 +11,7 @@ gets 0, whoever sent it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +20,8 @@ from scipy.optimize import nnls
 Ints = npt.NDArray[np.int64]
 SCALE = 1 << 16
 """Coefficients as integers, 1.0 = 65,536 (the unit of a round weight's trust)."""
+MIX_UNIT = 1 << 32
+"""A mixed weight's unit: the whole round is 2³² (within [FED-REWARD.5]'s weight bound)."""
 
 
 def nnls_weights(updates: Mapping[bytes, Ints], reference: Ints,
@@ -34,3 +36,20 @@ def nnls_weights(updates: Mapping[bytes, Ints], reference: Ints,
     alpha, _ = nnls(basis, reference.astype(np.float64), maxiter=50 * len(named))
     out.update({a: round(float(x) * SCALE) for a, x in zip(named, alpha, strict=True)})
     return out
+
+
+def mixed_weights(chain_share: float) -> Callable[[Mapping[bytes, Ints], Ints, dict[bytes, int]],
+                                                 dict[bytes, int]]:
+    """Round weights ``(1 − s) · nnls share + s · the chain's share`` (each normalised over
+    the round, in units of 2⁻³²): the chain's part keeps every owner the fit leaves out
+    paid something, and is what a split can multiply."""
+    def weigh(updates: Mapping[bytes, Ints], reference: Ints,
+              weights: dict[bytes, int]) -> dict[bytes, int]:
+        fit = nnls_weights(updates, reference, weights)
+        fit_sum, chain_sum = sum(fit.values()), sum(w for w in weights.values() if w > 0)
+        if fit_sum <= 0 or chain_sum <= 0:
+            return dict(weights)
+        return {a: round(((1 - chain_share) * fit[a] / fit_sum
+                          + chain_share * max(w, 0) / chain_sum) * MIX_UNIT)
+                for a, w in weights.items()}
+    return weigh

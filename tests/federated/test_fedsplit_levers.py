@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from bench import fedsplit
-from bench.support import fedattacks
-from bench.support.fedweights import SCALE, nnls_weights
+from bench.support import fedattacks, fedsim
+from bench.support.fedweights import MIX_UNIT, SCALE, mixed_weights, nnls_weights
 from chain.federated import job_copies, rewards
 
 RNG = np.random.default_rng(49)
@@ -47,6 +47,27 @@ def test_an_update_the_rule_left_at_weight_0_stays_0_and_is_not_fitted() -> None
     assert nnls_weights({b"out": u}, u, {b"out": 0}) == {b"out": 0}
 
 
+def test_a_chain_share_pays_an_owner_the_fit_leaves_out() -> None:
+    u = _vec()
+    updates = {b"fit": u, b"left": u + _vec(20_000.0)}
+    chain_weights = {b"fit": 30_000, b"left": 10_000}
+    assert nnls_weights(updates, u, chain_weights)[b"left"] < SCALE // 100
+    got = mixed_weights(0.1)(updates, u, chain_weights)
+    assert got[b"left"] >= round(0.1 * 0.25 * MIX_UNIT) - 1  # its share of the chain's tenth
+    assert abs(sum(got.values()) - MIX_UNIT) <= 2
+
+
+def test_lifting_job_outliers_applies_inside_and_is_undone() -> None:
+    before = rewards.job_outliers, fedsim.job_outliers
+    low = [{b"a": 100, b"b": 100, b"c": 1}]
+    assert rewards.job_outliers(low) == {b"c"}
+    with fedsplit.without_job_outliers(True):
+        assert rewards.job_outliers(low) == set() == fedsim.job_outliers(low)
+    with fedsplit.without_job_outliers(False):
+        assert rewards.job_outliers(low) == {b"c"}
+    assert (rewards.job_outliers, fedsim.job_outliers) == before
+
+
 def test_copy_trust_moves_every_reader_of_the_threshold_and_puts_it_back() -> None:
     before = rewards.COPY_TRUST
     with fedsplit.copy_trust(0.7):
@@ -58,10 +79,13 @@ def test_copy_trust_moves_every_reader_of_the_threshold_and_puts_it_back() -> No
 
 
 def test_fedsplit_quick_with_both_levers_reports_them(capsys: pytest.CaptureFixture[str]) -> None:
-    fedsplit.main(["--quick", "--seeds", "1", "--round-weights", "nnls", "--copy-trust", "0.7"])
+    fedsplit.main(["--quick", "--seeds", "1", "--round-weights", "nnls", "--copy-trust", "0.7",
+                   "--chain-share", "0.1", "--without-job-outliers"])
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["round_weights"] == "nnls"
     assert last["copy_trust"] == 0.7
+    assert last["chain_share"] == 0.1
+    assert last["job_outliers"] is False
     assert 0 <= last["honest_unpaid"] <= 10
     assert set(last["gain_fixed"]) == {"2", "3", "5"}
     assert rewards.COPY_TRUST == 52429
