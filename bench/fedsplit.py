@@ -164,8 +164,8 @@ def honest_cost(runs: Sequence[dict[Any, Any]], fee: int) -> float:
 
 def honest_unpaid(runs: Sequence[dict[Any, Any]]) -> int:
     """How many (seed, owner) of the clean runs the default payout pays nothing."""
-    return sum(1 for run in runs for o in range(OWNERS)
-               if payout(fedsim.BOUNTY, fedsim.LOO_PERMILLE, *run["clean"]).of(address(o, 0)) == 0)
+    paid = [payout(fedsim.BOUNTY, fedsim.LOO_PERMILLE, *run["clean"]) for run in runs]
+    return sum(1 for p in paid for o in range(OWNERS) if p.of(address(o, 0)) == 0)
 
 
 def _med(xs: Sequence[float]) -> float | None:

@@ -11,13 +11,13 @@ gets 0, whoever sent it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
-import numpy.typing as npt
 from scipy.optimize import nnls
 
-Ints = npt.NDArray[np.int64]
+from bench.support.fedsim import Ints, Reweigh
+
 SCALE = 1 << 16
 """Coefficients as integers, 1.0 = 65,536 (the unit of a round weight's trust)."""
 MIX_UNIT = 1 << 32
@@ -38,8 +38,7 @@ def nnls_weights(updates: Mapping[bytes, Ints], reference: Ints,
     return out
 
 
-def mixed_weights(chain_share: float) -> Callable[[Mapping[bytes, Ints], Ints, dict[bytes, int]],
-                                                 dict[bytes, int]]:
+def mixed_weights(chain_share: float) -> Reweigh:
     """Round weights ``(1 − s) · nnls share + s · the chain's share`` (each normalised over
     the round, in units of 2⁻³²): the chain's part keeps every owner the fit leaves out
     paid something, and is what a split can multiply."""
