@@ -32,6 +32,8 @@ SUPPORTED_PROTOCOL_VERSIONS: dict[int, str] = {
        "[FED-REWARD.13]",
     5: "members vote each end-ballot participant's leave-one-out improvement divided "
        "among the participants whose job sums are near-copies of its own [FED-REWARD.14]",
+    6: "a federated job may name its cohort, the only addresses that may commit updates "
+       "to it [FED-SPEC.4] [TX-FED.2] [TX-FED.12]",
 }
 """[BLOCK-VERSION.2] Every version this software can validate and produce blocks for."""
 
@@ -60,3 +62,6 @@ out of a round and judge near-copies on running sums."""
 JOB_COPY_VERSION = 5
 """[FED-REWARD.14] The first version under which members divide a leave-one-out improvement
 among copies over the job."""
+
+COHORT_VERSION = 6
+"""[TX-FED.12] The first version whose federated jobs may name a cohort [FED-SPEC.4]."""

@@ -12,6 +12,7 @@ that exists is valid, whether decoded or constructed.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -22,13 +23,14 @@ from chain.federated.blobs import MAX_ROUNDS
 from chain.federated.fixed import MAX_DIMS, MAX_ROUND_PARTICIPANTS, SCALE_BITS_MAX, SCALE_BITS_MIN
 from chain.federated.rounds import MULTI_KRUM, TRIMMED_MEAN, Aggregation
 from chain.train.holdout.spec import Holdout
-from chain.types import Hash32
+from chain.types import Address, Hash32
 
 FEDERATED_V1 = "federated/v1"
 OPEN = "open"
 PRIVATE = "private"
 PRIVACY_MODES = (OPEN, PRIVATE)
 WIRE_LENGTH = 13
+"""[FED-SPEC.1] Elements of a spec without a cohort; with one, a 14th [FED-SPEC.4]."""
 DAY_MS = 24 * 3600 * 1000
 MAX_DP_CLIP = 1 << 43
 """[FED-SPEC.3] The largest L2 norm of a model vector: sqrt(2**24) × 2**31."""
@@ -73,6 +75,9 @@ class FederatedSpec:
     aggregate_window_ms: int
     loo_permille: int
     """Share of the bounty paid by leave-one-out improvement [FED-REWARD.5]; private: 0."""
+    cohort: tuple[Address, ...] = ()
+    """[FED-SPEC.4] The only addresses that may commit updates, ascending; empty: any
+    admitted member. The submitter's answer to splitting: one data owner, one address."""
 
     def __post_init__(self) -> None:
         self._check()
@@ -103,6 +108,7 @@ class FederatedSpec:
             raise _bad("min_participants", f"Multi-Krum with f {agg.trim} needs at least "
                        f"{agg.needs + 1} participants (f + 3 without any one of them), got "
                        f"{self.min_participants}")
+        self._check_cohort()
         h = self.holdout
         if h.finalists != 1 or h.tie_tolerance != 0.0 or math.copysign(1, h.tie_tolerance) < 0:
             raise _bad("holdout", "a federated job has no finalists or tie tolerance: "
@@ -122,19 +128,44 @@ class FederatedSpec:
             raise _bad("loo_permille", "private mode has no single update to leave out: 0, "
                        f"got {self.loo_permille}")
 
+    def _check_cohort(self) -> None:
+        """[FED-SPEC.4] Distinct addresses in ascending order (one encoding per set), at
+        most 256, and at least ``min_participants`` (fewer could never fill a round)."""
+        if not self.cohort:
+            return
+        F.array(list(self.cohort), "federated.cohort", max_len=MAX_ROUND_PARTICIPANTS)
+        for i, a in enumerate(self.cohort):
+            F.address(a, f"federated.cohort[{i}]")
+        if any(a >= b for a, b in itertools.pairwise(self.cohort)):
+            raise _bad("cohort", "addresses strictly ascending (sorted, no repeats)")
+        if len(self.cohort) < self.min_participants:
+            raise _bad("cohort", f"{len(self.cohort)} addresses cannot fill a round of "
+                                 f"min_participants {self.min_participants}")
+
     def to_wire(self) -> list[Any]:
-        """[FED-SPEC.1] The 13-element array (protocol_spec/federated.md §5)."""
+        """[FED-SPEC.1] The 13-element array (protocol_spec/federated.md §5), and the cohort
+        as a 14th element when there is one [FED-SPEC.4]."""
+        cohort: list[Any] = [list(self.cohort)] if self.cohort else []
         return [self.initial_model, self.dims, self.scale_bits, self.rounds,
                 self.min_participants, self.max_participants, self.aggregation.to_wire(),
                 self.target_accuracy_ppm, self.holdout.to_wire(), self.privacy,
                 [self.dp_clip, self.dp_noise_permille],
                 [self.commit_window_ms, self.reveal_window_ms, self.aggregate_window_ms],
-                self.loo_permille]
+                self.loo_permille, *cohort]
 
     @classmethod
     def from_wire(cls, v: Any) -> FederatedSpec:
-        """[FED-SPEC.1] Strict: exactly 13 elements of the stated types; bounds as built."""
-        a = F.array(v, "federated", WIRE_LENGTH)
+        """[FED-SPEC.1] Strict: exactly 13 elements of the stated types, or 14 with a
+        non-empty cohort [FED-SPEC.4]; bounds as built."""
+        a = F.array(v, "federated", max_len=WIRE_LENGTH + 1)
+        if len(a) == WIRE_LENGTH + 1:
+            raw = F.array(a[WIRE_LENGTH], "federated.cohort", max_len=MAX_ROUND_PARTICIPANTS)
+            if not raw:
+                raise _bad("cohort", "an empty cohort is written by leaving the element out")
+            cohort = tuple(F.address(x, f"federated.cohort[{i}]") for i, x in enumerate(raw))
+        else:
+            F.array(a, "federated", WIRE_LENGTH)
+            cohort = ()
         dp = F.array(a[10], "federated.dp", 2)
         windows = F.array(a[11], "federated.windows", 3)
         return cls(
@@ -155,6 +186,7 @@ class FederatedSpec:
             reveal_window_ms=F.uint(windows[1], "federated.reveal_window_ms"),
             aggregate_window_ms=F.uint(windows[2], "federated.aggregate_window_ms"),
             loo_permille=F.uint(a[12], "federated.loo_permille"),
+            cohort=cohort,
         )
 
     @property

@@ -159,6 +159,10 @@ def show_lines(fed: dict[str, Any]) -> list[str]:
              f"{_pct(spec['target_accuracy_ppm'])}, holdout deposit "
              f"{spec['holdout']['deposit']}",
              f"owner {fed['owner']}; model {fed['model_hash'] or '(initial)'}"]
+    cohort = spec.get("cohort") or []
+    if cohort:  # [FED-SPEC.4]
+        lines.append(f"cohort: only these {len(cohort)} addresses may commit: "
+                     + ", ".join(cohort))
     for r in fed["rounds"]:
         verdict = r["verdict"] or f"running ({r['phase']})"
         lines.append(f"round {r['round']}: {verdict}, aggregator {r['aggregator'] or '-'}, "

@@ -208,3 +208,58 @@ def test_submit_federated_multi_krum_parameter(chain: ApiThread, tmp_path: Path)
                     "--json")
     spec = ApiClient(chain.url).federated_job(posted["job_id"])["spec"]
     assert (spec["rule"], spec["trim"], spec["min_participants"]) == ("multi_krum", 1, 5)
+
+
+def test_submit_federated_cohort(tmp_path: Path) -> None:
+    """[FED-SPEC.4] [TX-FED.2] [TX-FED.12] [API-FED.2] ``--cohort`` (repeated or comma
+    separated) posts the ascending addresses; ``federated show`` prints them and the API's
+    JSON lists them. A member outside the cohort is refused ``not_in_cohort`` by the node,
+    and ``federated join`` refuses to start for it. A mistyped or repeated address, and a
+    graph older than version 6, are refused before anything is posted."""
+    from chain.crypto import address_to_text
+    from chain.versions import COHORT_VERSION
+    from client.cli.common import UserError
+    from client.federated.participant.node_loop import FederatedJoin
+
+    folder = v3_job_dir(tmp_path)
+    with ApiThread(tmp_path / "old", block_interval=0.1) as old:
+        alice = address_to_text(old.keys["alice"].address)
+        refused = submit(old, tmp_path, folder, *FED_ARGS, "--cohort", alice, code=1)
+        assert "--cohort needs protocol version 6" in refused.output, refused.output
+    with ApiThread(tmp_path / "new", block_interval=0.1,
+                   protocol_version=COHORT_VERSION) as chain:
+        alice, bob, carol = (address_to_text(chain.keys[n].address)
+                             for n in ("alice", "bob", "carol"))
+        for args, message in (((alice[:-1] + "0",), "checksum"),
+                              ((f"{alice},{alice}",), f"names {alice} twice"),
+                              ((alice,), "cannot fill a round of min_participants 2")):
+            result = submit(chain, tmp_path, folder, *FED_ARGS, "--cohort", *args, code=1)
+            assert message in result.output, (args, result.output)
+        api = ApiClient(chain.url)
+        assert api.federated_jobs()["jobs"] == []
+        posted = submit(chain, tmp_path, folder, *FED_ARGS, "--cohort", f"{bob},{alice}",
+                        "--json")
+        job_id = posted["job_id"]
+        spec = api.federated_job(job_id)["spec"]
+        assert spec["cohort"] == sorted([alice, bob], key=lambda t: t[3:43])
+        shown = run(["federated", "show", job_id], chain).stdout
+        assert f"cohort: only these 2 addresses may commit: {', '.join(spec['cohort'])}" \
+            in shown, shown
+        dims, job = spec["dims"], Hash32(bytes.fromhex(job_id))
+        for name, ok in (("carol", False), ("alice", True)):
+            key = chain.keys[name]
+            blob = UpdateBlob(job, 1, key.address, 16, (0,) * dims).to_bytes()
+            commit = update_bodies(job, 1, key.address, blob, b"\x05" * 32).commit
+            if ok:
+                send(api, key, commit, wait=True, what="fed_commit")
+                continue
+            with pytest.raises(UserError) as e:
+                send(api, key, commit, wait=True, what="fed_commit")
+            assert "not_in_cohort" in str(e.value), e.value
+        fed = api.federated_job(job_id)
+        assert [p["address"] for p in fed["rounds"][0]["participants"]] == [alice]
+        assert carol not in spec["cohort"]
+        node = chain.node
+        assert node is not None
+        with pytest.raises(ValueError, match="not in the cohort"):
+            FederatedJoin(node, bytes.fromhex(job_id), tmp_path)  # v0: not named

@@ -345,6 +345,9 @@ def _spec_vectors() -> dict[str, Any]:
                                "aggregation": Aggregation(TRIMMED_MEAN, 0),
                                "target_accuracy_ppm": None})
     wire = open_spec.to_wire()
+    cohort = sorted(addr(n) for n in ("o1", "o2", "o3", "o4", "o5"))
+    named = FederatedSpec(**{**{f: getattr(open_spec, f) for f in open_spec.__slots__},
+                             "cohort": tuple(cohort)})  # [FED-SPEC.4]
     invalid = {
         "twelve_elements": wire[:12],
         "trim_2_with_min_4": [*wire[:6], ["trimmed_mean", 2], *wire[7:]],
@@ -355,6 +358,12 @@ def _spec_vectors() -> dict[str, Any]:
         "two_finalists": [*wire[:8], [*wire[8][:3], 2, *wire[8][4:]], *wire[9:]],
         "scale_bits_25": [*wire[:2], 25, *wire[3:]],
         "accuracy_as_float": [*wire[:7], 0.95, *wire[8:]],
+        "cohort_empty": [*wire, []],
+        "cohort_unsorted": [*wire, [cohort[1], cohort[0], *cohort[2:]]],
+        "cohort_repeated": [*wire, [cohort[0], *cohort[:4]]],
+        "cohort_below_min_participants": [*wire, cohort[:3]],
+        "cohort_short_address": [*wire, [cohort[0][:19], *cohort[1:]]],
+        "fifteen_elements": [*named.to_wire(), 0],
     }
     out = []
     for name, w in invalid.items():
@@ -365,6 +374,8 @@ def _spec_vectors() -> dict[str, Any]:
             continue
         raise AssertionError(f"accepted {name}")
     return {"open": encode(wire).hex(), "private": encode(private.to_wire()).hex(),
+            "cohort": {"names": ["o1", "o2", "o3", "o4", "o5"],
+                       "spec": encode(named.to_wire()).hex()},
             "invalid": out}
 
 
@@ -579,6 +590,8 @@ def test_federated_vectors_match_the_committed_file() -> None:
     assert steps["job"]["outliers"] == ["d"] and steps["job"]["paid"]["d"] == 0
     assert steps["job"]["end_ballot"] == ["a", "b", "c", "e"]  # d: the job's outlier
     assert {c["error"] for c in vectors["spec"]["invalid"]} == {"bad_field"}
+    named = FederatedSpec.from_wire(decode(bytes.fromhex(vectors["spec"]["cohort"]["spec"])))
+    assert list(named.cohort) == sorted(addr(n) for n in vectors["spec"]["cohort"]["names"])
     private = vectors["private"]["round"]
     assert private["unmasked_sum"] == [100 - (1 << 31) + 1, -2, 3]  # p1 + p2; p3 dropped
     check_vector_file("federated.json", vectors)

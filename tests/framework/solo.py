@@ -32,6 +32,7 @@ from chain.mempool import AddResult, Mempool
 from chain.storage import sqlite_url
 from chain.transactions import SignedTransaction
 from chain.types import TimeMs
+from chain.versions import MAX_PROTOCOL_VERSION
 from client.node.handle import BlockListener, CommittedBlock, NodeStatus
 from client.node.stored_chain import StoredChainReads
 from p2p.blobstore import BlobStore, BlobUnavailable
@@ -127,6 +128,9 @@ class SoloNode(StoredChainReads):
             last_block_hash=self.state.block_hash if height else None,
             state_root=self.state.state_root, caught_up=True, consensus_round=0,
             mempool_txs=len(self.mempool), peers=(), p2p_endpoint="", api_endpoint="",
+            protocol={"version": self.state.protocol_version,
+                      "max_known_version": MAX_PROTOCOL_VERSION, "upgrade_plan": None,
+                      "upgrade_required": None},
         )
 
     def submit(self, tx: SignedTransaction) -> AddResult:

@@ -40,7 +40,7 @@ from chain.state import Overlay
 from chain.train.bodies import PostJob
 from chain.train.holdout import rules as holdout_rules
 from chain.types import Address, Hash32, TimeMs
-from chain.versions import CENTERED_CLIP_VERSION
+from chain.versions import CENTERED_CLIP_VERSION, COHORT_VERSION
 
 
 def _reject(code: str, message: str) -> InvalidTransaction:
@@ -49,7 +49,8 @@ def _reject(code: str, message: str) -> InvalidTransaction:
 
 def apply_post_job(view: Overlay, sender: Address, body: PostJob, ctx: TxContext) -> None:
     """[TX-FED.1] for federated/v1, after [JOB-POST.1] posted the job (the registry runs
-    both, in that order): the rule's protocol version [TX-FED.11], the holdout deposit's
+    both, in that order): the rule's protocol version [TX-FED.11], the cohort's
+    [TX-FED.12], the holdout deposit's
     bound [HOLDOUT-POST.1]
     (``deposit_too_small``, ``window_too_short``), the round windows (``window_too_short``);
     the job runs rounds (status ``federated``), not a race."""
@@ -62,6 +63,10 @@ def apply_post_job(view: Overlay, sender: Address, body: PostJob, ctx: TxContext
         raise _reject("needs_protocol_version",  # [TX-FED.11]
                       f"the rule {fed.aggregation.to_wire()} needs protocol version "
                       f"{CENTERED_CLIP_VERSION}; version {view.protocol_version} is in force")
+    if fed.cohort and view.protocol_version < COHORT_VERSION:
+        raise _reject("needs_protocol_version",  # [TX-FED.12]
+                      f"a cohort needs protocol version {COHORT_VERSION}; version "
+                      f"{view.protocol_version} is in force")
     holdout_rules.check_post(view, fed.holdout, spec.voting.max_turns, spec.voting.voter_reward)
     least = min(fed.commit_window_ms, fed.reveal_window_ms, fed.aggregate_window_ms)
     if least < view.params.min_window_ms:
@@ -123,8 +128,9 @@ def _round(fed: FedJob, round: int) -> None:
 
 
 def apply_fed_commit(view: Overlay, sender: Address, body: FedCommit, ctx: TxContext) -> None:
-    """[TX-FED.2] A member other than the owner commits its update; under FLTrust the owner
-    commits its reference the same way. The first ``max_participants`` (block order) are
+    """[TX-FED.2] A member other than the owner, and in the job's cohort when it names one
+    [FED-SPEC.4], commits its update; under FLTrust the owner commits its reference the
+    same way. The first ``max_participants`` (block order) are
     the round's participants [FED-ROUND.2]."""
     job, fed = _require(view, body.job_id)
     _round(fed, body.round)
@@ -134,6 +140,10 @@ def apply_fed_commit(view: Overlay, sender: Address, body: FedCommit, ctx: TxCon
     spec = fed_spec(job)
     if sender == fed.owner and spec.aggregation.rule != FLTRUST:
         raise _reject("owner_cannot_participate", "the owner sends only an FLTrust reference")
+    if spec.cohort and sender != fed.owner and sender not in spec.cohort:
+        raise _reject("not_in_cohort",  # [FED-SPEC.4]
+                      f"{address_to_text(sender)} is not in the job's cohort of "
+                      f"{len(spec.cohort)} addresses")
     if fed.update_of(sender) is not None:
         raise _reject("already_committed", "this address already committed in this round")
     others = sum(1 for u in fed.updates if u.participant != fed.owner)

@@ -85,6 +85,8 @@ _SPEC = obj({
     "dp_clip": bounded(0, MAX_DP_CLIP), "dp_noise_permille": bounded(0, MAX_NOISE_PERMILLE),
     "commit_window_ms": COUNT, "reveal_window_ms": COUNT, "aggregate_window_ms": COUNT,
     "loo_permille": bounded(0, 1000),
+    "cohort": {**array(ADDRESS, N), "description": "[FED-SPEC.4] The only addresses that "
+               "may commit updates; empty: any admitted member"},
 }, description="[FED-SPEC.1] The job's federated terms")
 
 FED_SCHEMAS: dict[str, S] = {

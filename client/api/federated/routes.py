@@ -47,6 +47,7 @@ def fed_spec_json(spec: FederatedSpec) -> Json:
         "dp_clip": spec.dp_clip, "dp_noise_permille": spec.dp_noise_permille,
         "commit_window_ms": spec.commit_window_ms, "reveal_window_ms": spec.reveal_window_ms,
         "aggregate_window_ms": spec.aggregate_window_ms, "loo_permille": spec.loo_permille,
+        "cohort": [addr(a) for a in spec.cohort],
     }
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import click
 
-from chain.crypto import PrivateKey
-from chain.errors import DecodeError
+from chain.crypto import PrivateKey, address_from_text
+from chain.errors import DecodeError, InvalidAddress
 from chain.federated.blobs import MODEL_HEADER, ModelBlob
 from chain.federated.fixed import MAX_DIMS
 from chain.federated.open.reads import part_body
@@ -30,8 +30,8 @@ from chain.federated.rounds import CENTERED_CLIP, RULES, TRIMMED_MEAN, Aggregati
 from chain.federated.spec import FEDERATED_V1, OPEN, PRIVATE, FederatedSpec
 from chain.jobspec import DataRef, JobSpec
 from chain.local_file import LocalFileError, read_local_file
-from chain.types import Hash32
-from chain.versions import CENTERED_CLIP_VERSION
+from chain.types import Address, Hash32
+from chain.versions import CENTERED_CLIP_VERSION, COHORT_VERSION
 from client.api.http_client import ApiClient, ApiError
 from client.cli.common import DURATION, UserError, send, user_errors
 from sandbox.errors import SandboxError
@@ -93,6 +93,11 @@ FEDERATED_OPTIONS = [
             help="federated: time the drawn aggregator has to post."),
     _option("--loo-permille", type=click.IntRange(0, 1000), default=500, show_default=True,
             help="federated: the leave-one-out share of the bounty [FED-REWARD.5]."),
+    _option("--cohort", multiple=True, metavar="ADDRESS[,ADDRESS...]",
+            help="federated: take updates only from these addresses (repeat the option or "
+                 "separate with commas), one per data owner you know, so that no owner can "
+                 "join through several [FED-SPEC.4]; needs protocol version 6. Default: any "
+                 "admitted member."),
 ]
 
 
@@ -112,6 +117,27 @@ def chosen_aggregation(terms: Json, graph_version: int | None) -> Aggregation:
         old = graph_version is not None and graph_version < CENTERED_CLIP_VERSION
         rule = TRIMMED_MEAN if terms.get("privacy") == PRIVATE or old else CENTERED_CLIP
     return Aggregation(rule, 0 if trim is None else trim)
+
+
+def chosen_cohort(terms: Json) -> tuple[Address, ...]:
+    """[FED-SPEC.4] ``--cohort``'s addresses, ascending: each a checked text address, none
+    twice, and only on a graph that knows cohorts [TX-FED.12] (refused here, before any
+    upload, rather than by the chain after it)."""
+    texts = [t for value in terms.get("cohort") or () for t in value.split(",") if t.strip()]
+    if not texts:
+        return ()
+    try:
+        cohort = [address_from_text(t) for t in texts]
+    except InvalidAddress as e:
+        raise UserError(f"--cohort: {e}", code="bad_cohort") from None
+    if len(set(cohort)) != len(cohort):
+        twice = next(t for t, a in zip(texts, cohort, strict=True) if cohort.count(a) > 1)
+        raise UserError(f"--cohort names {twice.strip()} twice", code="bad_cohort")
+    version = terms.get("graph_version")
+    if version is not None and version < COHORT_VERSION:
+        raise UserError(f"--cohort needs protocol version {COHORT_VERSION}; this graph runs "
+                        f"version {version} [TX-FED.12]", code="needs_protocol_version")
+    return tuple(sorted(cohort))
 
 
 def graph_version(client: ApiClient) -> int | None:
@@ -190,7 +216,8 @@ def _federated(spec: JobSpec, terms: Json, model: ModelBlob, blob_id: bytes,
         dp_noise_permille=terms["dp_noise_permille"],
         commit_window_ms=terms["round_commit_window"],
         reveal_window_ms=terms["round_reveal_window"],
-        aggregate_window_ms=terms["aggregate_window"], loo_permille=terms["loo_permille"])
+        aggregate_window_ms=terms["aggregate_window"], loo_permille=terms["loo_permille"],
+        cohort=chosen_cohort(terms))
     return replace(spec, kind=FEDERATED_V1, federated=fed, holdout=None, data=())
 
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from chain.crypto import address_to_text
 from chain.federated.blobs import ModelBlob, UpdateBlob
 from chain.jobspec import JobSpec
 from chain.state import StateReader
@@ -153,6 +154,11 @@ class FederatedJoin:
         job = node.state.job(job_id)
         if job is None:
             raise ValueError(f"no job {job_id.hex()} on this chain")
+        cohort = job.spec.federated.cohort if job.spec.federated is not None else ()
+        if cohort and node.key.address not in cohort:  # [FED-SPEC.4] [TX-FED.2]
+            raise ValueError(f"{address_to_text(node.key.address)} is not in the cohort of "
+                             f"job {job_id.hex()}: its owner takes updates only from "
+                             f"{len(cohort)} named addresses (not_in_cohort)")
         folder = node.data_dir / "federated" / job_id.hex()
         folder.mkdir(parents=True, exist_ok=True)
         self.node, self.job_id = node, job_id

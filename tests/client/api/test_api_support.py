@@ -67,8 +67,10 @@ class ApiThread:
     """A solo node and its API in a background thread (own event loop, timed blocks)."""
 
     def __init__(self, tmp_path: Path, *, validators: int = 1, block_interval: float = 0.1,
-                 host: str = "127.0.0.1", **server_kw: Any) -> None:
-        self.genesis, self.keys = make_genesis(validators=validators)
+                 host: str = "127.0.0.1", protocol_version: int = 1,
+                 **server_kw: Any) -> None:
+        self.genesis, self.keys = make_genesis(validators=validators,
+                                               protocol_version=protocol_version)
         self._host = host
         self._server_kw = server_kw
         self._tmp = tmp_path

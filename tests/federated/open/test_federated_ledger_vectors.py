@@ -11,6 +11,8 @@ and carol commit and reveal (each commitment locks the reveal deposit of 50 cred
 reveal returns it [FED-DEPOSIT.1]); round 1 accepted; round 2's first aggregator posts a wrong
 model, is voted invalid by all, banned; the next aggregator's honest one is accepted; the
 owner names its hidden part; the end ballot agrees the losses; the bounty is paid.
+``cohort``: a second, short story at protocol version 6 whose job names alice and bob as
+its cohort [FED-SPEC.4]: carol's commitment is refused, and so is the post at version 5.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 from chain.blocks import Block
+from chain.context import TxContext
 from chain.encoding import decode, encode
-from chain.errors import DecodeError
+from chain.errors import DecodeError, InvalidTransaction
 from chain.federated.blobs import update_commitment
 from chain.federated.open.bodies import fed_vote_commitment
 from chain.federated.open.reads import fed_rounds
@@ -27,10 +30,15 @@ from chain.federated.open.records import FedPhase
 from chain.federated.open.steps import aggregator_seed, reveal_deposit
 from chain.genesis import Genesis, genesis_state
 from chain.jobspec import FEDERATED_V1, JobSpec
+from chain.state import Overlay
+from chain.train.bodies import PostJob
 from chain.transactions import BODY_TYPES, SignedTransaction
-from chain.transition import advance, apply_block
-from tests.federated.fed_ledger_story import FedStory, fed_spec
+from chain.transition import advance, apply_block, apply_transaction
+from chain.types import Height, TimeMs
+from chain.versions import COHORT_VERSION
+from tests.federated.fed_ledger_story import FedStory, fed_job_spec, fed_spec
 from tests.federated.open.test_federated_ledger import LOSSES, two_rounds_with_a_cheat
+from tests.ledger.harness import Chain
 from tests.ledger.vector_files import check_vector_file
 
 
@@ -44,6 +52,39 @@ def _rejected(tag: str, body: list[Any]) -> str:
 
 def _txs(story: FedStory, tag: str) -> list[Any]:
     return [tx.body for b in story.chain.blocks for tx in b.txs if tag == tx.body.TAG]
+
+
+def cohort_vectors() -> dict[str, Any]:
+    """[FED-SPEC.4] [TX-FED.2] [TX-FED.12] A job naming alice and bob as its cohort, at
+    protocol version 6: posted, public part named, carol's commitment refused, alice's and
+    bob's in one block; and the same post refused on a version-5 chain."""
+    old = FedStory(Chain(protocol_version=COHORT_VERSION - 1))
+    story = FedStory(Chain(protocol_version=COHORT_VERSION))
+    chain = story.chain
+    spec = fed_job_spec(cohort=tuple(sorted(chain.addr(n) for n in ("alice", "bob"))))
+    early = old.chain.tx("submitter", PostJob(spec))
+    refused_post = {"genesis": old.chain.genesis.to_json(), "tx": early.wire.hex(),
+                    "time_ms": old.chain.now + 1_000, "error": old.chain.reject(early)}
+    story.post(spec)
+    story.publish()
+    carol = chain.tx("carol", story.bodies("carol", 1).commit)
+    refused_commit = {"after_height": chain.state.height, "tx": carol.wire.hex(),
+                      "time_ms": chain.now + 1_000, "error": chain.reject(carol)}
+    chain.block(*(chain.tx(n, story.bodies(n, 1).commit) for n in ("alice", "bob")))
+    return {
+        "about": "a job whose cohort is alice and bob (protocol version 6): replay 'blocks' "
+                 "from 'genesis'; 'refused_commit' (carol, an admitted member) applied "
+                 "after block 'after_height' at 'time_ms' fails with 'error'; "
+                 "'refused_post' is the same post on a version-5 chain's first block.",
+        "genesis": chain.genesis.to_json(),
+        "job_id": story.job_id.hex(),
+        "cohort": [a.hex() for a in sorted(chain.addr(n) for n in ("alice", "bob"))],
+        "blocks": [{"height": b.header.height, "wire": b.encode().hex(),
+                    "state_root": b.header.state_root.hex()} for b in chain.blocks],
+        "refused_commit": refused_commit,
+        "refused_post": refused_post,
+        "participants": [u.participant.hex() for u in story.fed.updates],
+    }
 
 
 def build_vectors() -> dict[str, Any]:
@@ -108,6 +149,7 @@ def build_vectors() -> dict[str, Any]:
                             (10**12, 1000, 256))],
         "invalid_bodies": [{"name": n, "tag": t, "wire": encode(w).hex(),
                             "error": _rejected(t, w)} for n, (t, w) in invalid.items()],
+        "cohort": cohort_vectors(),
     }
 
 
@@ -149,3 +191,33 @@ def test_federated_story_replays_from_its_bytes() -> None:
         vectors["final_rounds"]
     assert state.account(bytes.fromhex(vectors["cheat"])).banned  # type: ignore[arg-type]
     assert state.total_credits() == state.supply
+
+
+def test_cohort_story_replays_from_its_bytes() -> None:
+    """[FED-SPEC.4] [TX-FED.2] [TX-FED.12] The cohort's blocks reach their roots on a fresh
+    state; carol's committed bytes are refused there with ``not_in_cohort``, the post on a
+    version-5 genesis with ``needs_protocol_version``; only the cohort took part."""
+    case = build_vectors()["cohort"]
+    assert case["refused_commit"]["error"] == "not_in_cohort"
+    assert case["refused_post"]["error"] == "needs_protocol_version"
+    assert sorted(case["participants"]) == case["cohort"]
+    state = genesis_state(Genesis.from_json(case["genesis"]))
+    for b in case["blocks"]:
+        block = Block.decode(bytes.fromhex(b["wire"]))
+        advance(state, block, apply_block(state, block))
+        assert state.state_root.hex() == b["state_root"]
+        if block.header.height == case["refused_commit"]["after_height"]:
+            assert _refusal(state, case["refused_commit"]) == "not_in_cohort"
+    old = genesis_state(Genesis.from_json(case["refused_post"]["genesis"]))
+    assert _refusal(old, case["refused_post"]) == "needs_protocol_version"
+
+
+def _refusal(state: Any, case: dict[str, Any]) -> str:
+    tx = SignedTransaction.decode(bytes.fromhex(case["tx"]))
+    ctx = TxContext(state.chain_id, Height(state.height + 1), TimeMs(case["time_ms"]), 0,
+                    tx.hash)
+    try:
+        apply_transaction(Overlay(state), tx, ctx, None)
+    except InvalidTransaction as e:
+        return e.code
+    raise AssertionError("accepted")

@@ -114,6 +114,8 @@
         ["Current model", j.model_hash ? hashText(j.model_hash) : "initial"],
         ["Target accuracy", pct(s.target_accuracy_ppm)],
         ["Bounty", credits(j.bounty)], ["Leave-one-out share", `${s.loo_permille}‰`],
+        ["Cohort", (s.cohort || []).length ? `${s.cohort.length} named addresses: ${s.cohort.join(", ")}`
+          : "any admitted member"],
       ])),
       section("Agreed accuracy per round", h("div", { class: "fed-chart" },
         accuracyChart(j.rounds, j.rounds_total))),
