@@ -61,3 +61,27 @@ def test_turn_windows_hold_four_attempts_and_a_minimum() -> None:
     # four members evaluating at once on 2 cores with 2-core containers: LOAD_MARGIN
     # attempts slowed 4 times (a CI run's four evaluations missed a window sized for one)
     assert vote_window_s(5.0, contended=contention(4, TWO_CORES, cpus=2)) == 40
+
+
+def test_the_federated_demo_commit_window_holds_six_contended_rounds() -> None:
+    """``client.devnet.federated.round_window``: six owners of one core each on 2 cores run
+    3 times slower than the probe alone; the window holds the pickup and 2 such rounds,
+    never under the 30 s that held on a quiet machine, and round 1 adds the image check.
+    The run that needed it (2026-11-28): rounds of 50-56 s side by side, a 30 s window, every
+    round void."""
+    from chain.jobspec import ResourceLimits
+    from client.devnet.federated.round_window import (
+        IMAGE_CHECK_MS,
+        MIN_COMMIT_MS,
+        ROUND_MARGIN,
+        round_windows,
+    )
+
+    one_core = ResourceLimits(memory_mb=1024, cpu_millis=1000, time_s=180, disk_mb=64)
+    slow = round_windows(17.0, 6, one_core, cpus=2)
+    assert slow.commit_ms == 1000 * (PICKUP_S + ROUND_MARGIN * 3.0 * 17.0) == 112_000
+    assert slow.commit_ms > 56_000  # the contended rounds of the failing run fit
+    assert slow.first_commit_ms == slow.commit_ms + IMAGE_CHECK_MS
+    quick = round_windows(3.0, 6, one_core, cpus=16)
+    assert quick.commit_ms == MIN_COMMIT_MS  # enough cores: the old window
+    assert round_windows(17.0, 1, one_core, cpus=2).commit_ms == 44_000  # alone, no contention

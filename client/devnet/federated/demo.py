@@ -54,13 +54,16 @@ from client.api.http_client import ApiError
 from client.devnet.federated import setup as fed_setup
 from client.devnet.federated.posting import (
     BOUNTY,
+    FIRST_COMMIT_MS,
     HIDDEN,
     OWNERS,
     VERIFIERS,
+    WINDOWS_MS,
     Owner,
     balances,
     hidden_rows,
     job_owner,
+    measured_windows,
     model_row,
     post_federated_job,
     publish_part,
@@ -156,8 +159,12 @@ def _run(root: Path, job_dir: Path, image_id: str, result: FedDemoResult, rounds
         role = "verifier" if i < VERIFIERS else "validator"
         say(f"   {n.name} {role:17s} {n.api_url}  {n.address}")
 
+    windows = measured_windows(image_id, result.shards)
+    say(f"   one local round took {windows.round_s:.1f} s here alone: commit windows of "
+        f"{windows.commit_ms / 1000:.0f} s ({windows.first_commit_ms / 1000:.0f} s in round "
+        f"1) for {len(OWNERS)} owners training at once")
     say("== 3. the owner posts the federated job")
-    posted = post_federated_job(owner, root, job_dir, image_id, rounds)
+    posted = post_federated_job(owner, root, job_dir, image_id, rounds, windows=windows)
     result.balances_before = posted.balances_before
     job_id = result.job_id = posted.job_id
     initial, secret = posted.initial, posted.secret
@@ -178,6 +185,9 @@ def _run(root: Path, job_dir: Path, image_id: str, result: FedDemoResult, rounds
     say(f"   the owner published the public part (blob {blob[:16]}…)")
 
     say("== 5. rounds: train locally, commit, reveal; a verifier aggregates, the rest vote")
+    # the rounds' windows grew with the measured round: the budget grows with them
+    timeout_s += (rounds * (windows.commit_ms - WINDOWS_MS["commit"])
+                  + windows.first_commit_ms - FIRST_COMMIT_MS) / 1000
     deadline = time.monotonic() + timeout_s
     shown = 0
     revealed = False

@@ -20,18 +20,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from chain.crypto import PrivateKey
+from chain.crypto import PrivateKey, address_from_text
 from chain.federated.blobs import ModelBlob
 from chain.federated.rounds import Aggregation
 from chain.federated.spec import FEDERATED_V1, FederatedSpec
 from chain.jobspec import Holdout, JobSpec, ParamSpec, ResourceLimits, VotingParams
 from chain.keyfile import read_key_file
 from chain.train.bodies import PostJob
-from chain.types import Amount, Hash32, TimeMs
+from chain.types import Address, Amount, Hash32, TimeMs
 from client.api.http_client import ApiClient, ApiError
 from client.cli.common import send
 from client.cli.job.holdout_duties import commit_pool, keep_secret
 from client.devnet.federated import setup as fed_setup
+from client.devnet.federated.round_window import RoundWindows, measure_round, round_windows
 from client.devnet.federated.setup import OwnerNode, Shard
 from client.devnet.network import NetworkLayout
 from client.devnet.processes import REPO_ROOT, check_ports, down, load_pids, up
@@ -52,7 +53,11 @@ OWNER_CREDITS = 100
 ``BOUNTY // (ROUNDS × 6)`` = 10 credits until its reveal [FED-DEPOSIT.1]."""
 FIRST_COMMIT_MS = 60_000
 """Round 1's commit window runs from the post to the expiry [TX-FED.1]: the owners' nodes
-start, sync, and train once."""
+start, sync, and train once. The demos size both from a measured local round
+(``round_window``); these are the sizes on a quiet 2-core machine."""
+JOB_LIMITS = ResourceLimits(memory_mb=1024, cpu_millis=1000, time_s=180, disk_mb=64)
+"""Each local round's container: one core, and time for six of them side by side on two
+cores under gVisor (each took up to 56 s of the 60 s this was before)."""
 
 
 def say(text: str = "") -> None:
@@ -89,6 +94,17 @@ def template_and_shards(root: Path) -> tuple[Path, str, list[Shard]]:
     return job_dir, image_id, shards
 
 
+def measured_windows(image_id: str, shards: list[Shard]) -> RoundWindows:
+    """The commit windows for ``OWNERS`` training at once, from one local round of the
+    first shard timed here now, under the runtime the owners' nodes resolve (``auto``)."""
+    from sandbox.engine import connect
+    from sandbox.runtime import resolve
+
+    runtime = resolve(connect(), None).name
+    round_s = measure_round(image_id, shards[0].folder, JOB_LIMITS, HIDDEN, SCALE_BITS, runtime)
+    return round_windows(round_s, len(OWNERS), JOB_LIMITS)
+
+
 def start_graph(root: Path, base_port: int,
                 worker_settings: dict[int, dict[str, Any]] | None = None) -> NetworkLayout:
     """4 validators, node0-2 bonded verifiers (``worker_settings`` theirs), the job owner and
@@ -102,24 +118,25 @@ def start_graph(root: Path, base_port: int,
 
 
 def federated_spec(image_id: str, initial_blob: bytes, initial: ModelBlob, holdout: Holdout,
-                   rounds: int, expiry_ms: int) -> JobSpec:
+                   rounds: int, expiry_ms: int, cohort: tuple[Address, ...] = (),
+                   commit_window_ms: int = WINDOWS_MS["commit"]) -> JobSpec:
     """[FED-SPEC.1] The open demo's federated/v1 spec: train/v1's common fields, then the
     terms (the default rule, centered clipping [FED-AGG.10], 4..6 participants,
-    leave-one-out at 50 %)."""
+    leave-one-out at 50 %, and ``cohort``, the data owners' addresses [FED-SPEC.4])."""
     digest = Hash32(bytes.fromhex(image_id.removeprefix("sha256:")))
     fed = FederatedSpec(
         initial_model=Hash32(initial_blob), dims=initial.dims, scale_bits=SCALE_BITS,
         rounds=rounds, min_participants=4, max_participants=len(OWNERS),
         aggregation=Aggregation("centered_clip", 0), target_accuracy_ppm=None,
         holdout=replace(holdout, finalists=1, tie_tolerance=0.0), privacy="open",
-        dp_clip=0, dp_noise_permille=0, commit_window_ms=WINDOWS_MS["commit"],
+        dp_clip=0, dp_noise_permille=0, commit_window_ms=commit_window_ms,
         reveal_window_ms=WINDOWS_MS["reveal"], aggregate_window_ms=WINDOWS_MS["aggregate"],
-        loo_permille=500)
+        loo_permille=500, cohort=tuple(sorted(cohort)))
     return JobSpec(
         kind=FEDERATED_V1, image_digest=digest, image_blob=digest,
         image_ref="learningchain/job-digits-federated",
         entry_points=(("evaluate", ("/job/evaluate",)), ("train", ("/job/train",))),
-        limits=ResourceLimits(memory_mb=1024, cpu_millis=1000, time_s=60, disk_mb=64),
+        limits=JOB_LIMITS,
         search_space=(ParamSpec("hidden_size", "choice", (HIDDEN,)),),
         bounty=Amount(BOUNTY), expiry_ms=TimeMs(expiry_ms), loss_tolerance=0.0,
         voting=VotingParams(WINDOWS_MS["vote_commit"], WINDOWS_MS["vote_commit"],
@@ -160,10 +177,12 @@ class PostedJob:
 
 
 def post_federated_job(owner: Owner, root: Path, job_dir: Path, image_id: str, rounds: int,
-                       terms: Callable[[JobSpec], JobSpec] = lambda spec: spec) -> PostedJob:
+                       terms: Callable[[JobSpec], JobSpec] = lambda spec: spec,
+                       windows: RoundWindows | None = None) -> PostedJob:
     """Upload the initial model (kept as ``root/initial-model.blob``), commit the template's
     holdout pool [HOLDOUT-POOL.1] and keep its secret, read every balance, then post
-    ``terms(federated_spec(...))`` (round 1's commit window ``FIRST_COMMIT_MS``) and wait
+    ``terms(federated_spec(...))`` with the cohort of the owners [FED-SPEC.4] and
+    ``windows``' commit windows (None: ``WINDOWS_MS`` and ``FIRST_COMMIT_MS``), and wait
     for its block."""
     from sandbox.job_file import load_job_file
 
@@ -177,8 +196,11 @@ def post_federated_job(owner: Owner, root: Path, job_dir: Path, image_id: str, r
     secret, holdout = commit_pool(job_dir, job_file.holdout)
     keep_secret(job_dir, secret)
     before = balances(api, owner.names)
+    cohort = tuple(address_from_text(a) for a, name in owner.names.items() if name in OWNERS)
+    first_ms = FIRST_COMMIT_MS if windows is None else windows.first_commit_ms
+    commit_ms = WINDOWS_MS["commit"] if windows is None else windows.commit_ms
     spec = terms(federated_spec(image_id, blob, initial, holdout, rounds,
-                                int(api.status()["time_ms"]) + FIRST_COMMIT_MS))
+                                int(api.status()["time_ms"]) + first_ms, cohort, commit_ms))
     tx, info = send(api, owner.key, PostJob(spec), wait=True, what="post_job")
     return PostedJob(tx.hash.hex(), info["height"] if info else None, spec, initial, secret,
                      holdout, job_file.holdout.pool_path(job_dir), before)
