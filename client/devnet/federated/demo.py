@@ -54,13 +54,12 @@ from client.api.http_client import ApiError
 from client.devnet.federated import setup as fed_setup
 from client.devnet.federated.posting import (
     BOUNTY,
-    FIRST_COMMIT_MS,
     HIDDEN,
     OWNERS,
     VERIFIERS,
-    WINDOWS_MS,
     Owner,
     balances,
+    grown_budget_s,
     hidden_rows,
     job_owner,
     measured_windows,
@@ -185,9 +184,7 @@ def _run(root: Path, job_dir: Path, image_id: str, result: FedDemoResult, rounds
     say(f"   the owner published the public part (blob {blob[:16]}…)")
 
     say("== 5. rounds: train locally, commit, reveal; a verifier aggregates, the rest vote")
-    # the rounds' windows grew with the measured round: the budget grows with them
-    timeout_s += (rounds * (windows.commit_ms - WINDOWS_MS["commit"])
-                  + windows.first_commit_ms - FIRST_COMMIT_MS) / 1000
+    timeout_s = grown_budget_s(timeout_s, windows, rounds)
     deadline = time.monotonic() + timeout_s
     shown = 0
     revealed = False

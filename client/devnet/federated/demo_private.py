@@ -51,12 +51,12 @@ from client.api.http_client import ApiClient, ApiError
 from client.devnet.federated.demo import FedDemoResult
 from client.devnet.federated.posting import (
     BOUNTY,
-    FIRST_COMMIT_MS,
     SCALE_BITS,
     VERIFIERS,
     WINDOWS_MS,
     Owner,
     balances,
+    grown_budget_s,
     hidden_rows,
     job_owner,
     measured_windows,
@@ -200,8 +200,7 @@ def _run(root: Path, job_dir: Path, image_id: str, result: PrivateDemoResult, ro
     publish_part(owner, posted, fed, "public", root)
 
     say("== 5. rounds: keys, shares, masked reveals, unmask blobs; a verifier unmasks the sum")
-    timeout_s += (rounds * (windows.commit_ms - WINDOWS_MS["commit"])
-                  + windows.first_commit_ms - FIRST_COMMIT_MS) / 1000  # as the windows grew
+    timeout_s = grown_budget_s(timeout_s, windows, rounds)
     deadline = time.monotonic() + timeout_s
     shown = seen_height = 0
     share_blob = ""

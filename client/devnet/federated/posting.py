@@ -105,6 +105,13 @@ def measured_windows(image_id: str, shards: list[Shard]) -> RoundWindows:
     return round_windows(round_s, len(OWNERS), JOB_LIMITS)
 
 
+def grown_budget_s(timeout_s: float, windows: RoundWindows, rounds: int) -> float:
+    """A demo's wait for its rounds, ``timeout_s`` on a quiet machine, grown by what the
+    measured windows add to the quiet-machine ones (``WINDOWS_MS``, ``FIRST_COMMIT_MS``)."""
+    return timeout_s + (rounds * (windows.commit_ms - WINDOWS_MS["commit"])
+                        + windows.first_commit_ms - FIRST_COMMIT_MS) / 1000
+
+
 def start_graph(root: Path, base_port: int,
                 worker_settings: dict[int, dict[str, Any]] | None = None) -> NetworkLayout:
     """4 validators, node0-2 bonded verifiers (``worker_settings`` theirs), the job owner and
