@@ -82,7 +82,7 @@ def write_pool(rows: list[list[str]], folder: Path) -> PoolSecret:
 
 
 def v3_spec(template: TemplateImage, secret: PoolSecret, now_ms: int) -> JobSpec:
-    base_spec = template_spec(template, now_ms, expiry_s=90, commit_window_ms=60_000)
+    base_spec = template_spec(template, now_ms, expiry_s=90, commit_window_ms=120_000)
     train = next((r, ref) for r, _p, ref in template.data if r == "train")
     return dataclasses.replace(
         base_spec, kind=TRAIN_V3, data=(train,),
