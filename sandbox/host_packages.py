@@ -26,6 +26,7 @@ import docker
 
 from sandbox.base_image import build_image
 from sandbox.errors import SandboxError
+from sandbox.layer_bytecode import BYTECODE_FORMAT, compile_layer
 
 IMAGE_PYTHON = (3, 11)
 """The base image's Python (Debian bookworm's 3.11): copied extension modules are cp311."""
@@ -76,8 +77,9 @@ def check_host_python() -> None:
 
 
 def files_digest(base_id: str, files: Iterable[tuple[str, Path]]) -> str:
-    """sha256 hex of the image id below and every copied file (path and content)."""
-    digest = hashlib.sha256(base_id.encode())
+    """sha256 hex of the image id below, every copied file (path and content) and the byte
+    code's format (a layer built before its byte code was compiled gets another tag)."""
+    digest = hashlib.sha256(base_id.encode() + b"\0" + BYTECODE_FORMAT.encode())
     for rel, host in files:
         digest.update(rel.encode() + b"\0" + hashlib.sha256(host.read_bytes()).digest())
     return digest.hexdigest()
@@ -85,12 +87,17 @@ def files_digest(base_id: str, files: Iterable[tuple[str, Path]]) -> str:
 
 def build_layer(client: docker.DockerClient, base: str, files: Iterable[tuple[str, Path]],
                 tag: str, log: Callable[[str], None] = lambda _line: None) -> str:
-    """``FROM base`` plus ``files`` under ``SITE_DIR``, built offline; returns the image id."""
+    """``FROM base`` plus ``files`` under ``SITE_DIR`` and their byte code
+    (``sandbox.layer_bytecode``), built offline; returns the image id."""
     with tempfile.TemporaryDirectory(prefix="lc-host-packages-") as tmp:
         context = Path(tmp)
+        files = list(files)
         for rel, host in files:
             dest = context / "site" / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(host, dest)
+        made = compile_layer(context / "site", SITE_DIR, dict(files))
+        log(f"  byte code for {made.compiled} Python files ({made.reused} from the host's, "
+            f"{made.compiled - made.reused} compiled; {made.skipped} left to compile at import)")
         (context / "Dockerfile").write_text(f"FROM {base}\nCOPY site/ {SITE_DIR}/\n")
         return build_image(client, context, tag, log)

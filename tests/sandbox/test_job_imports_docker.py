@@ -25,6 +25,7 @@ import pytest
 
 from sandbox.base_image import BASE_TAG
 from sandbox.errors import JobDirError
+from sandbox.host_packages import SITE_DIR
 from sandbox.import_check_cache import CACHE_ENV
 from sandbox.job_sources import IMAGE_FILE
 from sandbox.job_template import build_job, init_job
@@ -99,8 +100,21 @@ def test_job_image_12_15_scikit_learn_brings_scipy_and_the_imports_pass(
     assert re.search(r"\d+ import statements of 2 Python entry files", checked), checked
     print(f"built with the closure and the import check in {took:.1f} s: {checked.strip()}")
     out = docker_client.containers.run(built.image_id, ["python3", "/job/train"],
-                                       network_mode="none", remove=True)
+                                       network_mode="none", remove=True, read_only=True)
     assert b"(2, 2)" in out
+    # [JOB-IMAGE.16] With a read-only root, every copied module the job imports loads from
+    # the byte code compiled at the build: none is compiled from its source (python3 -v
+    # names each code object's origin).
+    compiled_note = next(line for line in lines if "byte code for" in line)
+    assert re.search(r"byte code for \d{3,} Python files \(\d{3,} from the host's",
+                     compiled_note), compiled_note
+    verbose = docker_client.containers.run(
+        built.image_id, ["python3", "-v", "-c", "import sklearn.linear_model, scipy.sparse"],
+        network_mode="none", remove=True, read_only=True, stdout=False, stderr=True)
+    origins = re.findall(rf"# code object from '?({SITE_DIR}/(?:sklearn|scipy)/[^'\s]+)",
+                         verbose.decode(errors="replace"))
+    from_source = [path for path in origins if path.endswith(".py")]
+    assert len(origins) > 100 and not from_source, (len(origins), from_source[:5])
 
 
 @pytest.mark.parametrize("name,train,statement,error", [
