@@ -20,11 +20,13 @@ same seed's clean run. ``honest_net_over_gross_min`` is the lowest honest owner'
 under the fee over its pay without one (what the fee costs the poorest honest owner);
 ``honest_unpaid`` counts the clean runs' honest owners paid nothing (of seeds × 10).
 
-Two levers, measured rather than built (docs/federated.md, "Splitting"):
+Levers measured rather than built (docs/federated.md, "Splitting"):
 ``--copy-trust C`` moves the near-copy threshold of [FED-REWARD.8] [FED-REWARD.14] to
 cosine C, and the split's noise is sized to stay under it; ``--round-weights nnls`` pays
 each round by ``bench/support/fedweights.py``'s least-squares shares of the root update,
-``--chain-share S`` pays a share S of each round by the chain's weights instead, and
+``--chain-share S`` pays a share S of each round by the chain's weights instead,
+``--round-weights shapley`` pays each round by exact Shapley values of the addresses
+(how much closer each brings a coalition's mean to the root update), and
 ``--without-job-outliers`` lifts [FED-REWARD.9].
 The last line is one JSON object (``JSON_KEYS``).
 """
@@ -48,7 +50,7 @@ from bench.support import fedattacks, fedsep, fedsim
 from bench.support.cli import emit, parse_args
 from bench.support.fedattacks import Family, sybil
 from bench.support.fedsim import address, load, project_rules, run_job
-from bench.support.fedweights import mixed_weights, nnls_weights
+from bench.support.fedweights import mixed_weights, nnls_weights, shapley_weights
 from chain.federated import job_copies, rewards
 from chain.federated.rewards import payout
 
@@ -110,6 +112,8 @@ def capture_runs(seed: int, rounds: int, rule_name: str, round_weights: str = "c
         if round_weights == "nnls":
             rule = dataclasses.replace(rule, reweigh=mixed_weights(chain_share)
                                        if chain_share else nnls_weights)
+        elif round_weights == "shapley":
+            rule = dataclasses.replace(rule, reweigh=shapley_weights)
         data = load(seed, OWNERS)
         revealed: list[Mapping[bytes, Any]] = []
         clean = run_job(data, rule, None, (), rounds, seed, pay=True, observe=revealed.append)
@@ -181,8 +185,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="the end votes of protocol version 4, before [FED-REWARD.14]")
     ap.add_argument("--copy-trust", type=float, default=None,
                     help="near-copy threshold as a cosine (default: the chain's, 0.8)")
-    ap.add_argument("--round-weights", choices=("chain", "nnls"), default="chain",
-                    help="nnls: round weights from bench/support/fedweights.py")
+    ap.add_argument("--round-weights", choices=("chain", "nnls", "shapley"),
+                    default="chain",
+                    help="nnls, shapley: round weights from bench/support/fedweights.py")
     ap.add_argument("--chain-share", type=float, default=0.0,
                     help="with --round-weights nnls: this share of each round by the "
                          "chain's weights, the rest by the fit")

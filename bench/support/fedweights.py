@@ -11,6 +11,7 @@ gets 0, whoever sent it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -52,3 +53,45 @@ def mixed_weights(chain_share: float) -> Reweigh:
                           + chain_share * max(w, 0) / chain_sum) * MIX_UNIT)
                 for a, w in weights.items()}
     return weigh
+
+
+def shapley_weights(updates: Mapping[bytes, Ints], reference: Ints,
+                    weights: dict[bytes, int]) -> dict[bytes, int]:
+    """Each named address's exact Shapley value in the round's game ``U(S) = ‖r‖² − ‖r −
+    mean(S)‖²`` (``r`` the job owner's root update [FED-AGG.5], ``U(∅) = 0``: how much
+    closer the mean of a coalition's updates comes to the owner's direction), negative
+    values paid 0, as shares of the round in units of 2⁻³². Shapley pays substitutes
+    less: a second copy of an update barely moves a coalition's mean. The mean stands
+    for the rule's aggregate (centered clipping moves it little for updates the round
+    accepts). Exact over every coalition: 2ⁿ of them, for at most 16 named addresses."""
+    named = [a for a in sorted(weights) if weights[a] > 0]
+    out = dict.fromkeys(weights, 0)
+    n = len(named)
+    if n == 0:
+        return out
+    if n > 16:
+        raise ValueError(f"exact Shapley over {n} addresses: at most 16")
+    ups = np.stack([updates[a] for a in named]).astype(np.float64)
+    ref = reference.astype(np.float64)
+    masks = np.arange(1 << n)
+    member = ((masks[:, None] >> np.arange(n)[None, :]) & 1).astype(np.float64)
+    sizes = member.sum(axis=1)
+    sums = member @ ups
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(sizes[:, None] > 0, sums / np.maximum(sizes, 1)[:, None], 0.0)
+    utility = float(ref @ ref) - ((ref[None, :] - means) ** 2).sum(axis=1)
+    utility[0] = 0.0
+    by_size = np.array([math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n)
+                        for k in range(n)])
+    phi = np.zeros(n)
+    for i in range(n):
+        without = masks[(masks >> i) & 1 == 0]
+        coef = by_size[sizes[without].astype(int)]
+        phi[i] = float((coef * (utility[without | (1 << i)] - utility[without])).sum())
+    positive = np.maximum(phi, 0.0)
+    total = positive.sum()
+    if total <= 0:
+        return out
+    out.update({a: round(float(p) / total * MIX_UNIT) for a, p in zip(named, positive,
+                                                                     strict=True)})
+    return out

@@ -1,8 +1,9 @@
-"""The two split levers bench/fedsplit.py measures (issue 49 §2): least-squares round
-weights (bench/support/fedweights.py) and a moved near-copy threshold."""
+"""The split levers bench/fedsplit.py measures (issue 49 §2): least-squares and Shapley
+round weights (bench/support/fedweights.py) and a moved near-copy threshold."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -10,7 +11,13 @@ import pytest
 
 from bench import fedsplit
 from bench.support import fedattacks, fedsim
-from bench.support.fedweights import MIX_UNIT, SCALE, mixed_weights, nnls_weights
+from bench.support.fedweights import (
+    MIX_UNIT,
+    SCALE,
+    mixed_weights,
+    nnls_weights,
+    shapley_weights,
+)
 from chain.federated import job_copies, rewards
 
 RNG = np.random.default_rng(49)
@@ -89,3 +96,45 @@ def test_fedsplit_quick_with_both_levers_reports_them(capsys: pytest.CaptureFixt
     assert 0 <= last["honest_unpaid"] <= 10
     assert set(last["gain_fixed"]) == {"2", "3", "5"}
     assert rewards.COPY_TRUST == 52429
+
+
+def _permutation_shapley(updates: list[np.ndarray], ref: np.ndarray) -> list[float]:
+    """Shapley values by their definition (each order of arrival, the marginal gain of
+    ``U(S) = ‖r‖² − ‖r − mean(S)‖²``): an independent check of the subset sum."""
+    def utility(members: tuple[int, ...]) -> float:
+        if not members:
+            return 0.0
+        mean = np.mean([updates[i] for i in members], axis=0)
+        return float(ref @ ref - (ref - mean) @ (ref - mean))
+    n = len(updates)
+    phi = [0.0] * n
+    orders = list(itertools.permutations(range(n)))
+    for order in orders:
+        for k, i in enumerate(order):
+            phi[i] += utility(tuple(sorted(order[:k + 1]))) - utility(tuple(sorted(order[:k])))
+    return [v / len(orders) for v in phi]
+
+
+def test_shapley_weights_are_the_shapley_values_of_the_round_game_paid_as_shares() -> None:
+    ref = _vec().astype(np.float64)
+    updates = [ref + _vec(8_000.0), ref + _vec(12_000.0), 0.5 * ref + _vec(5_000.0),
+               -ref + _vec(1_000.0)]
+    ints = [np.rint(u).astype(np.int64) for u in updates]
+    names = [b"a", b"b", b"c", b"d"]
+    got = shapley_weights(dict(zip(names, ints, strict=True)), np.rint(ref).astype(np.int64),
+                          dict.fromkeys(names, 1))
+    phi = _permutation_shapley([u.astype(np.float64) for u in ints], np.rint(ref))
+    assert phi[3] < 0 and got[b"d"] == 0  # away from the owner's direction: paid nothing
+    positive = sum(max(v, 0.0) for v in phi)
+    for name, value in zip(names[:3], phi[:3], strict=True):
+        assert abs(got[name] - value / positive * MIX_UNIT) <= 2
+    assert abs(sum(got.values()) - MIX_UNIT) <= 3
+
+
+def test_shapley_weights_leave_out_addresses_at_weight_0_and_refuse_17() -> None:
+    u = _vec()
+    got = shapley_weights({b"in": u, b"out": u}, u, {b"in": 1, b"out": 0})
+    assert got == {b"in": MIX_UNIT, b"out": 0}
+    many = {bytes([i]): _vec() for i in range(17)}
+    with pytest.raises(ValueError, match="at most 16"):
+        shapley_weights(many, u, dict.fromkeys(many, 1))
