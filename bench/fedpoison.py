@@ -33,7 +33,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ from bench.support.fedsim import (
     quantise,
     run_job,
 )
+from bench.support.fedweights import REWEIGHS, without_job_outliers
 from chain.federated import fast
 
 JSON_KEYS = ("clean_acc_default", "clean_acc_mean", "worst_median_drop_pts_default",
@@ -90,11 +91,17 @@ class Config:
     rounds: int
     owners: int
     cc_f: int
+    round_weights: str = "chain"
+    """An experiment's round weights (``fedweights.REWEIGHS``) for every rule."""
+    job_outliers: bool = True
+    """False: no participant is an outlier of the job [FED-REWARD.9] (an experiment)."""
 
 
 def rules_of(cfg: Config) -> list[Rule]:
     known = project_rules(cfg.cc_f)
-    return [parse_rule(s, known, VARIANTS) for s in cfg.rules]
+    rules = [parse_rule(s, known, VARIANTS) for s in cfg.rules]
+    reweigh = REWEIGHS[cfg.round_weights]
+    return rules if reweigh is None else [replace(r, reweigh=reweigh) for r in rules]
 
 
 def attackers_of(seed: int, owners: int, count: int) -> tuple[int, ...]:
@@ -130,6 +137,11 @@ def _record(rule: str, family: str, attackers: tuple[int, ...], seed: int,
 def seed_runs(seed: int, cfg: Config) -> list[dict[str, Any]]:
     """Every run of one seed: each rule's clean job, each family at each attacker count,
     and the default rule's split runs (one owner through k addresses)."""
+    with without_job_outliers(not cfg.job_outliers):
+        return _seed_runs(seed, cfg)
+
+
+def _seed_runs(seed: int, cfg: Config) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     data = load(seed, cfg.owners)
     out = []
@@ -349,6 +361,11 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (one seed each)")
     ap.add_argument("--timing-dims", type=int, default=1_000_000)
     ap.add_argument("--save-records", type=Path, help="write every run's record (JSON)")
+    ap.add_argument("--round-weights", choices=tuple(REWEIGHS), default="chain",
+                    help="an experiment's round weights for every rule (bench/fedsplit.py)")
+    ap.add_argument("--without-job-outliers", action="store_true",
+                    help="an experiment: no participant is an outlier of the job "
+                         "[FED-REWARD.9]")
     ap.add_argument("--write-docs", action="store_true",
                     help="write the tables into docs/federated.md (full runs only)")
     args = parse_args(ap, QUICK)
@@ -360,7 +377,10 @@ def main() -> None:
             raise SystemExit(f"unknown family {f!r}: {', '.join(FAMILIES)}")
     default = "centered_clip" if "centered_clip" in known else "trimmed_mean"
     cfg = Config(rules, families, _ints(args.attackers), _ints(args.pay_attackers),
-                 _ints(args.splits), default, args.rounds, args.owners, args.cc_f)
+                 _ints(args.splits), default, args.rounds, args.owners, args.cc_f,
+                 args.round_weights, not args.without_job_outliers)
+    if args.write_docs and (args.round_weights != "chain" or args.without_job_outliers):
+        raise SystemExit("--write-docs records the chain's rules, not an experiment's")
     for r in rules_of(cfg):  # unknown names fail before any run
         print(f"rule {r.name}: {r.agg or 'experimental variant'}, bound {r.bound}")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))

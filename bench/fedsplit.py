@@ -50,7 +50,11 @@ from bench.support import fedattacks, fedsep, fedsim
 from bench.support.cli import emit, parse_args
 from bench.support.fedattacks import Family, sybil
 from bench.support.fedsim import address, load, project_rules, run_job
-from bench.support.fedweights import mixed_weights, nnls_weights, shapley_weights
+from bench.support.fedweights import (
+    REWEIGHS,
+    mixed_weights,
+    without_job_outliers,
+)
 from chain.federated import job_copies, rewards
 from chain.federated.rewards import payout
 
@@ -83,19 +87,6 @@ def copy_trust(cosine: float | None) -> Iterator[None]:
             m.COPY_TRUST = value
 
 
-@contextlib.contextmanager
-def without_job_outliers(lifted: bool) -> Iterator[None]:
-    """With ``lifted``, no participant is an outlier of the job [FED-REWARD.9] (in the
-    payout and in the end ballot) for the runs inside."""
-    saved = rewards.job_outliers, fedsim.job_outliers
-    if lifted:
-        rewards.job_outliers = fedsim.job_outliers = lambda weights: set()
-    try:
-        yield
-    finally:
-        rewards.job_outliers, fedsim.job_outliers = saved
-
-
 def capture_runs(seed: int, rounds: int, rule_name: str, round_weights: str = "chain",
                  chain_share: float = 0.0) -> dict[Any, Any]:
     """The clean run's and every split run's payout inputs for one seed."""
@@ -109,11 +100,10 @@ def capture_runs(seed: int, rounds: int, rule_name: str, round_weights: str = "c
     fedsim.payout = spy  # type: ignore[assignment]  # the harness calls payout by its module
     try:
         rule = project_rules(3)[rule_name]
-        if round_weights == "nnls":
-            rule = dataclasses.replace(rule, reweigh=mixed_weights(chain_share)
-                                       if chain_share else nnls_weights)
-        elif round_weights == "shapley":
-            rule = dataclasses.replace(rule, reweigh=shapley_weights)
+        if round_weights == "nnls" and chain_share:
+            rule = dataclasses.replace(rule, reweigh=mixed_weights(chain_share))
+        elif REWEIGHS[round_weights] is not None:
+            rule = dataclasses.replace(rule, reweigh=REWEIGHS[round_weights])
         data = load(seed, OWNERS)
         revealed: list[Mapping[bytes, Any]] = []
         clean = run_job(data, rule, None, (), rounds, seed, pay=True, observe=revealed.append)
@@ -185,8 +175,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="the end votes of protocol version 4, before [FED-REWARD.14]")
     ap.add_argument("--copy-trust", type=float, default=None,
                     help="near-copy threshold as a cosine (default: the chain's, 0.8)")
-    ap.add_argument("--round-weights", choices=("chain", "nnls", "shapley"),
-                    default="chain",
+    ap.add_argument("--round-weights", choices=tuple(REWEIGHS), default="chain",
                     help="nnls, shapley: round weights from bench/support/fedweights.py")
     ap.add_argument("--chain-share", type=float, default=0.0,
                     help="with --round-weights nnls: this share of each round by the "
