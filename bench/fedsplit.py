@@ -102,8 +102,8 @@ def capture_runs(seed: int, rounds: int, rule_name: str, round_weights: str = "c
         rule = project_rules(3)[rule_name]
         if round_weights == "nnls" and chain_share:
             rule = dataclasses.replace(rule, reweigh=mixed_weights(chain_share))
-        elif REWEIGHS[round_weights] is not None:
-            rule = dataclasses.replace(rule, reweigh=REWEIGHS[round_weights])
+        elif (reweigh := REWEIGHS[round_weights]) is not None:
+            rule = dataclasses.replace(rule, reweigh=reweigh)
         data = load(seed, OWNERS)
         revealed: list[Mapping[bytes, Any]] = []
         clean = run_job(data, rule, None, (), rounds, seed, pay=True, observe=revealed.append)

@@ -5,7 +5,8 @@ own ``/usr/bin/python3``, always under ``lc-launch`` and its seccomp filter.
 
 ``lc-warm.py --init``: PID 1 of the container ``sandbox/warm.py`` checkpoints, once per
 machine. It forks the *zygote*, which takes the job's user, points its standard streams at
-``/dev/null``, imports ``torch`` (and with it numpy) and waits for one connection on the
+``/dev/null``, imports ``PREIMPORTED`` (torch, numpy with it, and what a training's
+optimizer imports next) and waits for one connection on the
 abstract socket ``SOCKET``; PID 1 then prints ``lc-warm ready`` to the container's log.
 Every warm job container is restored from that checkpoint, zygote included, with the
 import already done.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib
 import json
 import os
 import signal
@@ -49,6 +51,11 @@ IMPORT_PREFIXES = ("LD_", "GLIBC_", "MALLOC_", "PYTHON", "OMP_", "KMP_", "GOMP_"
 """[JOB-WARM.3] Variables that change what an import does (a library's threads, the loader,
 the interpreter, the C library's heap, numpy's and torch's switches). A warm child runs
 in-process only when the request has exactly the zygote's values of these."""
+PREIMPORTED = ("torch", "torch._dynamo", "torch._inductor.config")
+"""[JOB-WARM.2] What the zygote imports before the checkpoint: torch (numpy with it), then
+what a training imports next: ``torch._dynamo`` (every ``torch.optim`` optimizer's first
+``add_param_group`` imports it: 840 modules, sympy among them, 1.7 s under runsc) and
+``torch._inductor.config`` (``torch.use_deterministic_algorithms`` imports it)."""
 PYTHON_SHEBANGS = (b"#!/usr/bin/env python3", b"#!/usr/bin/python3",
                    b"#!/usr/bin/env python3.11", b"#!/usr/bin/python3.11")
 
@@ -120,7 +127,10 @@ def _zygote(ready_w: int, report: socket.socket) -> int:
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     os.close(null)
+    imported_with = import_relevant(dict(os.environ))  # before the imports change it
     import torch  # noqa: F401  (the point of the zygote)
+    for module in PREIMPORTED[1:]:
+        importlib.import_module(module)
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(SOCKET)
@@ -137,7 +147,7 @@ def _zygote(ready_w: int, report: socket.socket) -> int:
     socket.send_fds(report, [b"c"], [conn.fileno()])  # PID 1 answers it when we end
     report.close()
     conn.close()
-    return _become(fds, request)
+    return _become(fds, request, imported_with)
 
 
 def _empty_bounding_set() -> None:
@@ -169,11 +179,14 @@ def _receive(conn: socket.socket) -> tuple[list[int], dict[str, object]]:
     return list(fds), request
 
 
-def _become(fds: list[int], request: dict[str, object]) -> int:
+def _become(fds: list[int], request: dict[str, object], imported_with: dict[str, str]) -> int:
     """[JOB-WARM.4] Take the client's streams, folder and environment, then run the entry:
     in this process when [JOB-WARM.3] holds and it is Python this interpreter would run,
     else exec'd in its place. Returns the exit status of an in-process run; its own
-    exceptions are printed as python3 prints them (from the script's frame on)."""
+    exceptions are printed as python3 prints them (from the script's frame on).
+    ``imported_with``: the zygote's import-time variables before its imports (which set some:
+    ``torch._dynamo`` sets ``TORCHINDUCTOR_CACHE_DIR``); the job gets the client's variables
+    only, as a cold process has before its own imports."""
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
@@ -184,11 +197,10 @@ def _become(fds: list[int], request: dict[str, object]) -> int:
     argv = [str(a) for a in raw_argv]
     env = {str(k): str(v) for k, v in raw_env.items()}
     os.chdir(str(request.get("cwd", "/")))
-    zygote_env = import_relevant(dict(os.environ))
     os.environ.clear()
     os.environ.update(env)
     found = _python_script(argv, env.get("PATH", os.defpath))
-    if found is None or import_relevant(env) != zygote_env:
+    if found is None or import_relevant(env) != imported_with:
         _exec(argv, env)  # a cold start, in this warm container
     script, code_text, args = found
     _fresh_randomness()

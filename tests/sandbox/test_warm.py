@@ -213,7 +213,8 @@ def cold_runner(engine: docker.DockerClient) -> SandboxRunner:
 
 
 PROBE = ("import os, sys\n"
-         "print('torch before the entry:', 'torch' in sys.modules)\n"
+         "print('torch before the entry:', 'torch' in sys.modules,\n"
+         "      [m for m in ('torch._dynamo', 'torch._inductor.config') if m in sys.modules])\n"
          "print('argv', sys.argv, 'cwd', os.getcwd(), 'uid', os.getuid())\n"
          "print([l.strip() for l in open('/proc/self/status') if l.split(':')[0] in (\n"
          "    'Umask', 'Uid', 'Gid', 'Groups', 'CapInh', 'CapPrm', 'CapEff', 'CapBnd',\n"
@@ -221,6 +222,7 @@ PROBE = ("import os, sys\n"
          "print(open('/proc/self/limits').read())\n"
          "print('seed', os.environ['LC_SEED'], 'pid1 uid', open('/proc/1/status').read()"
          ".split('Uid:')[1].split()[0])\n"
+         "print('environment', sorted(os.environ.items()), 'tmp', sorted(os.listdir('/tmp')))\n"
          "import signal\n"
          "try:\n    os.kill(1, signal.SIGKILL)\nexcept PermissionError:\n"
          "    print('pid 1: EPERM')\n"
@@ -232,21 +234,24 @@ def test_job_warm_2_4_a_restored_sandbox_runs_the_entry_with_torch_imported(
         warm_runner: SandboxRunner, cold_runner: SandboxRunner, job_image: str,
         tmp_path: Path) -> None:
     """The same probe in a warm and a cold container: same argv, folder, ids, groups, umask,
-    capability sets, seccomp state, resource limits, variables and exit status; torch
-    already there only in the warm one; PID 1 out of the job's reach in both
-    [JOB-SANDBOX.5]."""
+    capability sets, seccomp state, resource limits, variables (the whole environment:
+    none of the zygote's imports' own, such as ``TORCHINDUCTOR_CACHE_DIR``), scratch folder
+    and exit status; torch and what an optimizer imports next already there only in the
+    warm one [JOB-WARM.2]; PID 1 out of the job's reach in both [JOB-SANDBOX.5]."""
     logs = {}
     for name, runner in (("warm", warm_runner), ("cold", cold_runner)):
         result = runner.run_entry(job_image, "train", ["python3", "-c", PROBE],
                                   {"LC_SEED": "9"}, LIMITS, tmp_path / name, job_id="warm")
         assert result.reason is FailureReason.NONZERO_EXIT and result.exit_code == 3, result
         logs[name] = result.logs.decode()
-    assert "torch before the entry: True" in logs["warm"], logs["warm"]
-    assert "torch before the entry: False" in logs["cold"], logs["cold"]
+    assert "torch before the entry: True ['torch._dynamo', 'torch._inductor.config']" \
+        in logs["warm"], logs["warm"]
+    assert "torch before the entry: False []" in logs["cold"], logs["cold"]
     rest = {name: text.split("\n", 1)[1] for name, text in logs.items()}
     assert rest["warm"].replace("pid1 uid 0", "pid1 uid X") == \
         rest["cold"].replace("pid1 uid 65533", "pid1 uid X"), rest
     assert "argv ['-c'] cwd /tmp uid 65534" in rest["warm"] and "pid 1: EPERM" in rest["warm"]
+    assert "('LC_SEED', '9')" in rest["warm"] and "TORCHINDUCTOR" not in rest["warm"], rest
 
 
 @pytest.mark.docker
