@@ -82,9 +82,26 @@ ZYGOTE_START_S = 120.0
 KEEP_CHECKPOINTS = 4
 """Checkpoints kept on disk (about 30 MB each): two flavours of two base images."""
 ENV_WARM = "LC_WARM_START"
-"""[JOB-WARM.1] ``1`` turns warm starts on for a node (its runners' default); off unless
-set, since a job's own settings of import-time variables made before it imports torch or
-numpy have no effect in a warm start (they are imported before it runs)."""
+"""[JOB-WARM.1] A node's choice (its runners' default): unset or empty, warm starts for the
+images whose author declares them (``WARM_LABEL``); ``1``, for every image that can start
+warm; ``0``, none. The author decides by default because what differs is in the job's own
+code: an import-time variable it sets in its own process before it imports torch has no
+effect in a warm start (torch is imported before it runs)."""
+WARM_LABEL = "org.learningchain.warm-start"
+"""[JOB-WARM.1] The image label (value ``1``) by which a job says its code may start warm:
+the template's Dockerfile sets it."""
+OFF, DECLARED, ALL = "off", "declared", "all"
+"""[JOB-WARM.1] Which images a runner starts warm: none, those with ``WARM_LABEL``, all."""
+_MODES = {"0": OFF, "": DECLARED, "1": ALL}
+
+
+def warm_mode(value: str | None) -> str:
+    """[JOB-WARM.1] The mode ``LC_WARM_START``'s ``value`` names (None: unset)."""
+    mode = _MODES.get((value or "").strip())
+    if mode is None:
+        raise ValueError(f"{ENV_WARM}={value!r}: use 1 (every image that can), 0 (none), or "
+                         f"leave it unset (the images labelled {WARM_LABEL}=1)")
+    return mode
 
 
 class WarmUnavailable(SandboxError):
@@ -108,15 +125,19 @@ def engine_support(info: Mapping[str, Any]) -> str | None:
     return None
 
 
-def image_eligible(client: Any, image_id: str, base_ref: str) -> str | None:
+def image_eligible(client: Any, image_id: str, base_ref: str, declared_only: bool = False
+                   ) -> str | None:
     """[JOB-WARM.5] Why ``image_id`` cannot start warm from the zygote of ``base_ref``; None
     when it can: the base's layers first, the base's ``ENV``, and every layer of its own
-    (read in the overlay2 folders) adding only files and folders under ``/job``."""
+    (read in the overlay2 folders) adding only files and folders under ``/job``; with
+    ``declared_only`` [JOB-WARM.1], also its label ``WARM_LABEL`` set to ``1``."""
     try:
         image = client.api.inspect_image(image_id)
         base = client.api.inspect_image(base_ref)
     except EngineErrors as e:
         return f"cannot inspect the images: {e}"
+    if declared_only and ((image.get("Config") or {}).get("Labels") or {}).get(WARM_LABEL) != "1":
+        return f"its image does not declare warm starts (label {WARM_LABEL}=1)"
     layers = list((image.get("RootFS") or {}).get("Layers") or [])
     base_layers = list((base.get("RootFS") or {}).get("Layers") or [])
     if not base_layers or layers[:len(base_layers)] != base_layers:
@@ -240,9 +261,13 @@ class WarmStarts:
     remembered, never retried per run."""
 
     def __init__(self, client: Any, node_id: str, enabled: bool | None = None) -> None:
+        """``enabled``: True, every image that can start warm; False, none; None, as the
+        node's ``LC_WARM_START`` says (unset: the images that declare it) [JOB-WARM.1]."""
         self.client = client
         self.node_id = node_id
-        self.enabled = os.environ.get(ENV_WARM, "") == "1" if enabled is None else enabled
+        self.mode = warm_mode(os.environ.get(ENV_WARM)) if enabled is None else \
+            ALL if enabled else OFF
+        self.enabled = self.mode != OFF
         self._lock = threading.Lock()
         self._support: str | bool | None = False  # False: not asked yet
         self._root = Path("/var/lib/docker")
@@ -265,7 +290,8 @@ class WarmStarts:
             from sandbox.base_image import BASE_TAG
 
             if image_id not in self._eligible:
-                self._eligible[image_id] = image_eligible(self.client, image_id, BASE_TAG)
+                self._eligible[image_id] = image_eligible(self.client, image_id, BASE_TAG,
+                                                          self.mode == DECLARED)
                 if self._eligible[image_id]:
                     log.info("image %s starts cold: %s", image_id[:19], self._eligible[image_id])
             if self._eligible[image_id]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -29,7 +30,11 @@ from sandbox.results import FailureReason
 from sandbox.runner import SandboxRunner
 from sandbox.runtime import RUNC, RUNSC
 from sandbox.warm import (
+    ALL,
+    DECLARED,
+    OFF,
     WARM_ENTRIES,
+    WARM_LABEL,
     WarmStarts,
     cache_root,
     checkpoint_key,
@@ -114,11 +119,24 @@ def test_job_warm_2_a_run_during_the_making_starts_cold_and_the_next_restores(
     assert made is not None and made.is_dir() and made.parent.parent == cache_root()
 
 
-def test_job_warm_1_off_unless_the_node_asks(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_job_warm_1_the_images_that_declare_it_unless_the_node_says_otherwise(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LC_WARM_START", raising=False)
-    assert WarmStarts(None, "x").enabled is False
-    monkeypatch.setenv("LC_WARM_START", "1")
-    assert WarmStarts(None, "x").enabled is True
+    assert (WarmStarts(None, "x").mode, WarmStarts(None, "x").enabled) == (DECLARED, True)
+    for value, mode in (("", DECLARED), ("1", ALL), ("0", OFF), (" 1 ", ALL)):
+        monkeypatch.setenv("LC_WARM_START", value)
+        assert WarmStarts(None, "x").mode == mode, value
+    assert WarmStarts(None, "x", enabled=False).enabled is False
+    assert WarmStarts(None, "x", enabled=True).mode == ALL
+    monkeypatch.setenv("LC_WARM_START", "yes")
+    with pytest.raises(ValueError, match="LC_WARM_START='yes': use 1"):
+        WarmStarts(None, "x")
+
+
+def test_job_warm_1_the_template_declares_warm_starts(template_dir: Path) -> None:
+    """The template's code sets no import-time variable before it imports torch; its
+    Dockerfile says so with the label a node's default reads."""
+    assert f'LABEL {WARM_LABEL}="1"' in (template_dir / "Dockerfile").read_text()
 
 
 def test_job_warm_6_an_engine_without_checkpoints_starts_everything_cold(tmp_path: Path) -> None:
@@ -402,6 +420,35 @@ def test_job_warm_5_an_image_that_changes_more_than_job_starts_cold(
     result = warm_runner.run_entry(outside, "train", ["python3", "-c", PROBE], {"LC_SEED": "1"},
                                    LIMITS, tmp_path / "out", job_id="warm")
     assert result.exit_code == 3 and "torch before the entry: False" in result.logs.decode()
+
+
+@pytest.mark.docker
+def test_job_warm_1_by_default_only_an_image_that_declares_it_starts_warm(
+        engine: docker.DockerClient, job_image: str, template_dir: Path,
+        tmp_path: Path) -> None:
+    """A node that says nothing (``LC_WARM_START`` unset) restores the template's image,
+    whose Dockerfile declares warm starts, and starts the same code built without the
+    label cold."""
+    unlabelled_dir = tmp_path / "unlabelled"
+    shutil.copytree(template_dir, unlabelled_dir)
+    job_toml = unlabelled_dir / "job.toml"  # its own tag: the template's stays on job_image
+    job_toml.write_text(job_toml.read_text().replace('name = "pytest-digits"',
+                                                     'name = "pytest-digits-unlabelled"'))
+    dockerfile = unlabelled_dir / "Dockerfile"
+    dockerfile.write_text("".join(line for line in dockerfile.read_text().splitlines(True)
+                                  if WARM_LABEL not in line))
+    unlabelled = build_job(engine, unlabelled_dir, log=lambda _m: None).image_id
+    default = SandboxRunner(engine, node_id=NODE_ID, runtime=RUNSC)
+    assert default.warm.mode == DECLARED
+    assert image_eligible(engine, job_image, BASE_TAG, declared_only=True) is None
+    assert "does not declare" in (image_eligible(engine, unlabelled, BASE_TAG,
+                                                 declared_only=True) or "")
+    assert image_eligible(engine, unlabelled, BASE_TAG) is None  # LC_WARM_START=1 would
+    for image, imported in ((job_image, True), (unlabelled, False)):
+        result = default.run_entry(image, "train", ["python3", "-c", PROBE], {"LC_SEED": "1"},
+                                   LIMITS, tmp_path / image[7:19], job_id="warm")
+        assert result.exit_code == 3, result
+        assert f"torch before the entry: {imported}" in result.logs.decode(), result.logs
 
 
 @pytest.mark.docker
