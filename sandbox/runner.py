@@ -50,7 +50,7 @@ from sandbox.output import (
     extract_output,
 )
 from sandbox.results import EvalResult, FailureReason, RunResult
-from sandbox.warm import WarmStarts
+from sandbox.warm import WarmStarts, extra_volumes
 
 TRAIN_ARGV = ("/job/train",)
 """Default train entry point [JOB-ENTRY.1]."""
@@ -290,7 +290,8 @@ class SandboxRunner:
                                          runtime=runtime)
         if watch is not None:  # [JOB-CHECKPOINT.1] the checkpoint tmpfs
             kwargs["mounts"] = [*kwargs["mounts"], *watch.mounts()]
-        warm = self.warm.checkpoint_for(entry, image_id, env, limits, runtime)
+        warm = self.warm.checkpoint_for(entry, image_id, env, limits, runtime,
+                                        extra_volumes(kwargs))
         try:
             container = self.client.containers.create(**self.warm.container_kwargs(kwargs, warm))
         except docker.errors.ImageNotFound:

@@ -242,12 +242,23 @@ def prune(folder: Path, keep: int) -> list[Path]:
     return removed
 
 
-def checkpoint_key(base_id: str, env: Mapping[str, str]) -> str:
+def checkpoint_key(base_id: str, env: Mapping[str, str], volumes: Sequence[str] = ()) -> str:
     """Names everything a checkpoint's state depends on."""
     parts = {"base": base_id, "launcher": launcher.folder().name, "runsc":
              [RUNSC_PACKAGE_VERSION, *RUNSC_ARGS], "flavour": sorted(flavour(env).items()),
              "version": WARM_VERSION}
+    if volumes:  # keys made before [JOB-WARM.8] stay those of the runs without one
+        parts["volumes"] = sorted(volumes)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def extra_volumes(kwargs: Mapping[str, Any]) -> tuple[str, ...]:
+    """[JOB-WARM.8] The writable volumes of a container's creation arguments besides every
+    run's /tmp and /output (a training's /checkpoint [JOB-CHECKPOINT.1]), sorted."""
+    return tuple(sorted(
+        str(m["Target"]) for m in kwargs.get("mounts") or ()
+        if m.get("Type") == "volume" and not m.get("ReadOnly")
+        and m["Target"] not in (policy.SCRATCH_DIR, policy.OUTPUT_DIR)))
 
 
 def flavour(env: Mapping[str, str]) -> dict[str, str]:
@@ -278,9 +289,11 @@ class WarmStarts:
         """Keys whose checkpoint a thread of this runner is making now."""
 
     def checkpoint_for(self, entry: str, image_id: str, env: Mapping[str, str],
-                       limits: ResourceLimits, runtime: str | None) -> Path | None:
-        """[JOB-WARM.1] The checkpoint a container of ``image_id`` running ``entry`` starts
-        warm from; None: it starts cold."""
+                       limits: ResourceLimits, runtime: str | None,
+                       volumes: Sequence[str] = ()) -> Path | None:
+        """[JOB-WARM.1] The checkpoint a container of ``image_id`` running ``entry`` with the
+        writable ``volumes`` of ``extra_volumes`` [JOB-WARM.8] starts warm from; None: it
+        starts cold."""
         if (not self.enabled or entry not in WARM_ENTRIES or runtime != RUNSC
                 or limits.gpu_count):
             return None
@@ -296,48 +309,50 @@ class WarmStarts:
                     log.info("image %s starts cold: %s", image_id[:19], self._eligible[image_id])
             if self._eligible[image_id]:
                 return None
-        return self._checkpoint(env)
+        return self._checkpoint(env, volumes)
 
-    def prepare(self, runtime: str | None, env: Mapping[str, str] = launcher.ENTRY_ENV
-                ) -> Path | None:
+    def prepare(self, runtime: str | None, env: Mapping[str, str] = launcher.ENTRY_ENV,
+                volumes: Sequence[str] = ()) -> Path | None:
         """[JOB-WARM.2] Find or make, before any job needs it, the checkpoint that runs with
         ``env``'s import-time variables restore (by default a training run's): a worker calls
         it once at start, in the background, so that its first job restores the checkpoint
-        instead of waiting for it to be made. None when warm starts are off, unsupported or
-        failed, or the base image is not loaded yet (the first run then makes it)."""
+        instead of waiting for it to be made; ``volumes`` as its runs will have them
+        [JOB-WARM.8] (a worker's: /checkpoint). None when warm starts are off, unsupported
+        or failed, or the base image is not loaded yet (the first run then makes it)."""
         if not self.enabled or runtime != RUNSC:
             return None
         with self._lock:
             if self._unsupported():
                 return None
-        checkpoint = self._checkpoint(env)
+        checkpoint = self._checkpoint(env, volumes)
         if checkpoint is not None:  # [JOB-WARM.7] what a run that died mid-restore left
             with _restore_slot(checkpoint) as free:
                 if free:
                     remove_copies(checkpoint, staging_parents())
         return checkpoint
 
-    def prepare_in_background(self, runtime: str | None) -> threading.Thread | None:
+    def prepare_in_background(self, runtime: str | None, volumes: Sequence[str] = ()
+                              ) -> threading.Thread | None:
         """``prepare`` on a thread of its own (a checkpoint takes 10-20 s to make); None when
         warm starts are off or ``runtime`` is not runsc. Call it after the node has removed
         its leftover containers: the template container carries the node's labels."""
         if not self.enabled or runtime != RUNSC:
             return None
-        thread = threading.Thread(target=self._prepare_logged, args=(runtime,),
+        thread = threading.Thread(target=self._prepare_logged, args=(runtime, volumes),
                                   name="lc-warm-prepare", daemon=True)
         thread.start()
         return thread
 
-    def _prepare_logged(self, runtime: str | None) -> None:
+    def _prepare_logged(self, runtime: str | None, volumes: Sequence[str]) -> None:
         try:
-            made = self.prepare(runtime)
+            made = self.prepare(runtime, volumes=volumes)
         except Exception:  # a background thread: say what went wrong, runs start cold
             log.exception("preparing the warm start checkpoint failed")
             return
         if made is not None:
             log.info("warm starts ready: %s", made.parent.name)
 
-    def _checkpoint(self, env: Mapping[str, str]) -> Path | None:
+    def _checkpoint(self, env: Mapping[str, str], volumes: Sequence[str] = ()) -> Path | None:
         """The checkpoint for ``env``'s flavour, made here if missing. None (a cold start)
         while another thread of this runner is making it: a run does not wait 10-20 s for
         what saves it 2-3."""
@@ -347,7 +362,7 @@ class WarmStarts:
             base_id = self.client.api.inspect_image(BASE_TAG)["Id"]
         except EngineErrors:
             return None
-        key = checkpoint_key(base_id, env)
+        key = checkpoint_key(base_id, env, volumes)
         target = cache_root() / key
         with self._lock:
             if key in self._failed or key in self._making:
@@ -360,7 +375,7 @@ class WarmStarts:
                 return target / CHECKPOINT_NAME
             self._making.add(key)
         try:
-            return self._create(base_id, env, target)
+            return self._create(base_id, env, target, volumes)
         except (WarmUnavailable, *EngineErrors) as e:
             with self._lock:
                 self._failed[key] = str(e)
@@ -436,7 +451,8 @@ class WarmStarts:
                 log.info("runsc containers start cold: %s", self._support)
         return bool(self._support)
 
-    def _create(self, base_id: str, env: Mapping[str, str], target: Path) -> Path:
+    def _create(self, base_id: str, env: Mapping[str, str], target: Path,
+                volumes: Sequence[str] = ()) -> Path:
         """[JOB-WARM.2] Make the checkpoint at ``target`` (another process may be making the
         same one: a lock file, then a second look)."""
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -448,7 +464,7 @@ class WarmStarts:
                 shutil.rmtree(stale, ignore_errors=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
             try:
-                self._checkpoint_zygote(base_id, env, staging)
+                self._checkpoint_zygote(base_id, env, staging, volumes)
                 staging.rename(target)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -456,7 +472,8 @@ class WarmStarts:
         prune(target.parent, keep=KEEP_CHECKPOINTS)
         return target / CHECKPOINT_NAME
 
-    def _checkpoint_zygote(self, base_id: str, env: Mapping[str, str], staging: Path) -> None:
+    def _checkpoint_zygote(self, base_id: str, env: Mapping[str, str], staging: Path,
+                           volumes: Sequence[str] = ()) -> None:
         """[JOB-WARM.2] A container of the base image whose PID 1 is the zygote's init (root
         with ``INIT_CAPABILITIES`` alone, for the zygote to give up its bounding set and take
         the job's user), under the ordinary policy otherwise; checkpointed once its log says
@@ -464,6 +481,10 @@ class WarmStarts:
         kwargs = policy.container_kwargs(
             base_id, TEMPLATE_LIMITS, policy.labels_for("", self.node_id, "warm-template"),
             {launcher.MOUNT: launcher.folder()}, runtime=RUNSC)
+        # [JOB-WARM.8] gVisor restores the checkpoint's mount table: a writable volume the
+        # restored container has must be a mount of the checkpointed one too
+        kwargs["mounts"] = [*kwargs["mounts"], *(
+            policy.tmpfs_volume(target, MIB, policy.OWNED_BY_JOB) for target in volumes)]
         kwargs.update(command=launcher.zygote_init_argv(), user=INIT_USER,
                       cap_add=list(INIT_CAPABILITIES),
                       environment={"HOME": policy.SCRATCH_DIR, **flavour(env)})

@@ -49,6 +49,7 @@ from client.worker.votes import Verifier
 from p2p.blobstore import BlobError
 from sandbox import launcher
 from sandbox import runtime as sandbox_runtime
+from sandbox.checkpoints import CHECKPOINT_DIR
 from sandbox.engine import connect
 from sandbox.runner import SandboxRunner
 
@@ -151,7 +152,8 @@ class Worker:
             log.info("removed %d job containers left by an earlier run: %s", len(leftovers),
                      ", ".join(leftovers))
         if own_runner:  # [JOB-WARM.2] the first job restores the checkpoint, not makes it
-            self.runner.warm.prepare_in_background(self.runner.runtime)
+            self.runner.warm.prepare_in_background(  # its runs keep checkpoints [JOB-WARM.8]
+                self.runner.runtime, volumes=(CHECKPOINT_DIR,))
         claims = sum(len(p.claims) for p in state.jobs.values())
         log.info("worker %s starting (state %s: %d jobs, %d claims, %d votes)",
                  self.address_text, self.store.path, len(state.jobs), claims, len(state.votes))

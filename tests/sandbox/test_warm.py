@@ -23,6 +23,7 @@ import pytest
 
 from sandbox import launcher, warm_zygote
 from sandbox.base_image import BASE_TAG, build_image
+from sandbox.checkpoints import CHECKPOINT_DIR, RunWatch
 from sandbox.job_file import load_job_file
 from sandbox.job_template import build_job
 from sandbox.limits import MIB, ResourceLimits, TrainParams
@@ -51,6 +52,9 @@ LIMITS = ResourceLimits(memory_bytes=1024 * MIB, pids=64, wall_time_s=120.0, tmp
                         output_bytes=2 * MIB, model_bytes=MIB, log_bytes=64 * 1024)
 PARAMS = TrainParams(seed=5, hyperparameters={"learning_rate": 0.01, "hidden_size": 32,
                                               "epochs": 4})
+LONGER = TrainParams(seed=5, hyperparameters={"learning_rate": 0.01, "hidden_size": 32,
+                                              "epochs": 40})
+"""Long enough for a watch polling every 0.1 s to keep a checkpoint."""
 
 
 # -- pure parts --------------------------------------------------------------------------
@@ -99,7 +103,8 @@ def test_job_warm_2_a_run_during_the_making_starts_cold_and_the_next_restores(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     started, release = threading.Event(), threading.Event()
 
-    def slow_create(self: WarmStarts, _base: str, _env: object, target: Path) -> Path:
+    def slow_create(self: WarmStarts, _base: str, _env: object, target: Path,
+                    _volumes: object = ()) -> Path:
         started.set()
         assert release.wait(10)
         (target / "lc-warm").mkdir(parents=True)
@@ -108,7 +113,7 @@ def test_job_warm_2_a_run_during_the_making_starts_cold_and_the_next_restores(
     monkeypatch.setattr(WarmStarts, "_create", slow_create)
     monkeypatch.setattr(WarmStarts, "_unsupported", lambda self: False)
     # the key names the launcher folder, built and cached per process: not from a test's cache
-    monkeypatch.setattr("sandbox.warm.checkpoint_key", lambda base, env: "k" * 24)
+    monkeypatch.setattr("sandbox.warm.checkpoint_key", lambda base, env, volumes=(): "k" * 24)
     warm = WarmStarts(type("Client", (), {"api": _Api()})(), NODE_ID, enabled=True)
     thread = warm.prepare_in_background(RUNSC)
     assert thread is not None and started.wait(10)
@@ -399,6 +404,39 @@ def test_job_warm_2_a_warm_training_gives_the_cold_ones_model_bit_for_bit(
         models[name] = result.model_path.read_bytes()
     assert models["warm"] == models["cold"] == models["warm2"]
     assert [p.name for p in cache_root().iterdir() if p.is_dir()] == [key]
+
+
+@pytest.mark.docker
+def test_job_warm_8_a_workers_training_keeps_its_checkpoints_warm(
+        warm_runner: SandboxRunner, cold_runner: SandboxRunner, engine: docker.DockerClient,
+        job_image: str, template_dir: Path, template_data_dirs: dict[str, Path],
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A worker's training has the checkpoint tmpfs [JOB-CHECKPOINT.1], which the zygote's
+    container lacked: restored, /checkpoint was the read-only root's folder and the
+    template failed writing its first checkpoint (EROFS; every warm training of a graph).
+    Prepared as a worker prepares it, the checkpoint has that volume too; the warm run
+    restores it, its checkpoints are kept as a cold run's are, and the models are equal."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    base_id = engine.api.inspect_image(BASE_TAG)["Id"]
+    assert checkpoint_key(base_id, launcher.ENTRY_ENV, (CHECKPOINT_DIR,)) != \
+        checkpoint_key(base_id, launcher.ENTRY_ENV)
+    prepared = warm_runner.warm.prepare(RUNSC, volumes=(CHECKPOINT_DIR,))
+    assert prepared is not None
+    limits = load_job_file(template_dir).limits
+    kept, models = {}, {}
+    caplog.set_level(logging.INFO, logger="learningchain.sandbox")
+    for name, runner in (("warm", warm_runner), ("cold", cold_runner)):
+        caplog.clear()
+        watch = RunWatch(tmp_path / f"keep-{name}", 4 * MIB, lambda _p: None, poll_s=0.1)
+        result = runner.train(job_image, LONGER, limits, None, tmp_path / name, job_id="warm",
+                              data=template_data_dirs, watch=watch)
+        assert result.ok and result.model_path is not None, (name, result.reason,
+                                                             result.log_tail)
+        assert ("restored checkpoint" in caplog.text) is (name == "warm"), caplog.text
+        kept[name], models[name] = watch.kept_step, result.model_path.read_bytes()
+    assert models["warm"] == models["cold"]
+    assert min(kept.values()) >= 0, kept  # which step the poll saw last depends on the pace
 
 
 @pytest.mark.docker
