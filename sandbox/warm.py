@@ -278,7 +278,6 @@ class WarmStarts:
         self.node_id = node_id
         self.mode = warm_mode(os.environ.get(ENV_WARM)) if enabled is None else \
             ALL if enabled else OFF
-        self.enabled = self.mode != OFF
         self._lock = threading.Lock()
         self._support: str | bool | None = False  # False: not asked yet
         self._root = Path("/var/lib/docker")
@@ -287,6 +286,11 @@ class WarmStarts:
         self._used: set[str] = set()
         self._making: set[str] = set()
         """Keys whose checkpoint a thread of this runner is making now."""
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any image of this runner may start warm."""
+        return self.mode != OFF
 
     def checkpoint_for(self, entry: str, image_id: str, env: Mapping[str, str],
                        limits: ResourceLimits, runtime: str | None,
