@@ -39,7 +39,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ from sandbox.container_ops import EngineErrors
 from sandbox.errors import SandboxError
 from sandbox.limits import MIB, ResourceLimits
 from sandbox.runtime import RUNSC, RUNSC_ARGS, RUNSC_PACKAGE_VERSION
-from sandbox.warm_staging import remove_copies, staging_parents
+from sandbox.warm_staging import RESTORE_MARK, remove_copies, staging_parents
 from sandbox.warm_zygote import READY, import_relevant
 
 log = logging.getLogger("learningchain.sandbox")
@@ -57,8 +57,6 @@ log = logging.getLogger("learningchain.sandbox")
 WARM_VERSION = 2
 """Bumped whenever what a checkpoint holds changes in a way its key does not name."""
 CHECKPOINT_NAME = "lc-warm"
-RESTORE_LOCK = "restore.lock"
-"""In a checkpoint's folder: held while a run restores it [JOB-WARM.4]."""
 WARM_ENTRIES = ("train", "federate")
 """[JOB-WARM.1] Entry points that start warm: the ones that train, which import torch.
 ``evaluate`` starts cold: the template's imports numpy alone (an evaluation runs in every
@@ -206,28 +204,6 @@ def _layer_outside_job(diff: Path) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def _restore_slot(checkpoint: Path) -> Iterator[bool]:
-    """[JOB-WARM.4] One restore of a checkpoint at a time on this machine; yields whether
-    this run holds the slot (False at once when another does). dockerd uploads the
-    checkpoint into containerd's content store for each restore, and two uploads of the
-    same content at once both failed ("failed to upload checkpoint to containerd: commit
-    failed"; two workers of a demo graph on one engine, 2026-11-27), each then starting cold
-    after the 2-3 s the restore had cost."""
-    try:
-        slot = open(checkpoint.parent / RESTORE_LOCK, "w")  # noqa: SIM115  (closed below)
-    except OSError:
-        yield True  # no lock to be had: restore, as before
-        return
-    with slot:
-        try:
-            fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-
-
 def prune(folder: Path, keep: int) -> list[Path]:
     """[JOB-WARM.2] Remove all but the ``keep`` most recently used checkpoints (by their
     folder's time, which each process touches at its first use): a new base image or
@@ -330,9 +306,7 @@ class WarmStarts:
                 return None
         checkpoint = self._checkpoint(env, volumes)
         if checkpoint is not None:  # [JOB-WARM.7] what a run that died mid-restore left
-            with _restore_slot(checkpoint) as free:
-                if free:
-                    remove_copies(checkpoint, staging_parents())
+            remove_copies(checkpoint, staging_parents())
         return checkpoint
 
     def prepare_in_background(self, runtime: str | None, volumes: Sequence[str] = ()
@@ -390,8 +364,10 @@ class WarmStarts:
                 self._making.discard(key)
 
     def restore(self, container: Any, checkpoint: Path) -> None:
-        """[JOB-WARM.4] Start ``container`` (created, never started) from ``checkpoint``.
-        Raises what the engine or the file system raise; the caller then starts cold."""
+        """[JOB-WARM.4] Start ``container`` (created, never started) from ``checkpoint``, in
+        a copy of it that carries ``RESTORE_MARK`` (the container's id), so that restores
+        of one checkpoint can run at once. Raises what the engine or the file system
+        raise; the caller then starts cold."""
         folder = self._root / "containers" / container.id / "checkpoints" / CHECKPOINT_NAME
         folder.mkdir(parents=True, exist_ok=True)
         for item in checkpoint.iterdir():
@@ -399,6 +375,7 @@ class WarmStarts:
                 os.link(item, folder / item.name)
             except OSError:
                 shutil.copyfile(item, folder / item.name)
+        (folder / RESTORE_MARK).write_text(container.id)
         api = self.client.api
         response = api._post(api._url("/containers/{0}/start", container.id),
                              params={"checkpoint": CHECKPOINT_NAME})
@@ -420,25 +397,19 @@ class WarmStarts:
         checkpoint is busy or the restore fails. Returns the started container and what
         turns an entry's argv into the exec's."""
         if warm is not None:
-            with _restore_slot(warm) as free:
-                if not free:
-                    log.info("checkpoint %s is being restored by another run: starting cold",
-                             warm.parent.name)
-                    ops.remove(container)
-                    container = self.client.containers.create(**kwargs)
-                else:
-                    try:
-                        began = time.monotonic()
-                        self.restore(container, warm)
-                        log.info("restored checkpoint %s in %.2f s", warm.parent.name,
-                                 time.monotonic() - began)
-                        return container, launcher.warm_argv
-                    except (*EngineErrors, OSError) as e:
-                        log.warning("warm start failed, starting cold: %s", str(e)[:600])
-                        ops.remove(container)
-                        container = self.client.containers.create(**kwargs)
-                    finally:  # [JOB-WARM.7] still in the slot: no restore reads them
-                        remove_copies(warm, staging_parents())
+            restoring = container.id
+            try:
+                began = time.monotonic()
+                self.restore(container, warm)
+                log.info("restored checkpoint %s in %.2f s", warm.parent.name,
+                         time.monotonic() - began)
+                return container, launcher.warm_argv
+            except (*EngineErrors, OSError) as e:
+                log.warning("warm start failed, starting cold: %s", str(e)[:600])
+                ops.remove(container)
+                container = self.client.containers.create(**kwargs)
+            finally:  # [JOB-WARM.7] the engine has answered: this restore's copy is read
+                remove_copies(warm, staging_parents(), mark=restoring)
         container.start()
         return container, launcher.argv
 

@@ -7,12 +7,15 @@ to restore from, and never removes it. With the zygote's 150 MiB of pages that w
 of disk per warm job: 314 folders, 9.2 GiB of ``/tmp``, after one day of this project's
 tests (2026-11-27). A worker that runs for months would fill its disk.
 
-A folder is ours when its ``checkpoint.img`` has the bytes of our checkpoint's: that file
-holds the sandbox's kernel state (its pids, its mounts, its sockets), so two different
-checkpoints never share it, and nothing else of containerd's looks like it. It is removed
-while its checkpoint's restore slot is held, so no restore of the same checkpoint is
-reading it; a restored sandbox has its files open already, and an unlinked open file
-lives until it is closed.
+Each restore's copy carries ``RESTORE_MARK``, the restored container's id, which the node
+writes beside the checkpoint's files in the container's own folder: the restore that made
+a copy removes it as soon as the engine answers (a restored sandbox has its files open
+already, and an unlinked open file lives until it is closed), and no other restore's copy
+is touched while it may still be read. A copy whose restore died with its process is
+removed once it is ``STALE_COPY_S`` old, when it is a copy of ours: its ``checkpoint.img``
+has the bytes of our checkpoint's. That file holds the sandbox's kernel state (its pids,
+its mounts, its sockets), so two different checkpoints never share it, and nothing else
+of containerd's looks like it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import hashlib
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -31,6 +35,14 @@ STAGING_PREFIX = "ctrd-checkpoint"
 """containerd's name for the folder it unpacks a checkpoint into (``os.MkdirTemp``)."""
 STATE_FILE = "checkpoint.img"
 """runsc's file of the sandbox's state, in every checkpoint."""
+RESTORE_MARK = "lc-restore"
+"""[JOB-WARM.4] The file, in a restore's copy of a checkpoint, that holds the restored
+container's id: it makes each restore's upload distinct content for containerd, so that
+restores of one checkpoint may run at once, and it names the copy containerd unpacks."""
+STALE_COPY_S = 600.0
+"""[JOB-WARM.7] Age past which a copy of our checkpoint that no restore removed (its
+process died mid-restore) is removed by any other: a restore reads its copy within
+seconds."""
 
 
 def staging_parents(proc: Path = Path("/proc")) -> list[Path]:
@@ -77,17 +89,13 @@ def _own_fingerprint(checkpoint: Path, mtime_ns: int, size: int) -> tuple[int, b
     return fingerprint(checkpoint)
 
 
-def remove_copies(checkpoint: Path, parents: Iterable[Path]) -> list[Path]:
-    """Remove every ``ctrd-checkpoint*`` folder under ``parents`` that holds a copy of
-    ``checkpoint``; returns the folders removed. A folder this process may not read or
-    remove is left, with a warning that names it."""
-    try:
-        stat = (checkpoint / STATE_FILE).stat()
-    except OSError:
-        return []
-    mine = _own_fingerprint(checkpoint, stat.st_mtime_ns, stat.st_size)
-    if mine is None:
-        return []
+def remove_copies(checkpoint: Path, parents: Iterable[Path], mark: str | None = None,
+                  now: float | None = None) -> list[Path]:
+    """Remove the ``ctrd-checkpoint*`` folders under ``parents`` that are the copy of the
+    restore ``mark`` names (its ``RESTORE_MARK``) or a copy of ``checkpoint`` at least
+    ``STALE_COPY_S`` old; returns the folders removed. A folder this process may not read
+    or remove is left, with a warning that names it."""
+    now = time.time() if now is None else now
     removed: list[Path] = []
     for parent in parents:
         try:
@@ -95,9 +103,10 @@ def remove_copies(checkpoint: Path, parents: Iterable[Path]) -> list[Path]:
         except OSError:
             continue
         for folder in candidates:
-            state = folder / STATE_FILE
             try:
-                if state.stat().st_size != mine[0] or fingerprint(folder) != mine:
+                if not (_is_marked(folder, mark) or (
+                        now - folder.stat().st_mtime >= STALE_COPY_S
+                        and _same_state(folder, checkpoint))):
                     continue
                 shutil.rmtree(folder)
             except FileNotFoundError:
@@ -115,4 +124,32 @@ def remove_copies(checkpoint: Path, parents: Iterable[Path]) -> list[Path]:
     return removed
 
 
-__all__ = ["STAGING_PREFIX", "STATE_FILE", "fingerprint", "remove_copies", "staging_parents"]
+def _is_marked(folder: Path, mark: str | None) -> bool:
+    if mark is None:
+        return False
+    try:
+        return (folder / RESTORE_MARK).read_text() == mark
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _same_state(folder: Path, checkpoint: Path) -> bool:
+    """Whether ``folder``'s state file has ``checkpoint``'s bytes (size first: cheap)."""
+    try:
+        stat = (checkpoint / STATE_FILE).stat()
+        size = (folder / STATE_FILE).stat().st_size
+    except OSError:
+        return False
+    mine = _own_fingerprint(checkpoint, stat.st_mtime_ns, stat.st_size)
+    return mine is not None and size == mine[0] and fingerprint(folder) == mine
+
+
+__all__ = [
+    "RESTORE_MARK",
+    "STAGING_PREFIX",
+    "STALE_COPY_S",
+    "STATE_FILE",
+    "fingerprint",
+    "remove_copies",
+    "staging_parents",
+]
