@@ -163,6 +163,9 @@ def show_lines(fed: dict[str, Any]) -> list[str]:
     if cohort:  # [FED-SPEC.4]
         lines.append(f"cohort: only these {len(cohort)} addresses may commit: "
                      + ", ".join(cohort))
+    else:
+        lines.append("cohort: none; any admitted member may commit, and one member may join "
+                     "through several addresses [FED-SPEC.4]")
     for r in fed["rounds"]:
         verdict = r["verdict"] or f"running ({r['phase']})"
         lines.append(f"round {r['round']}: {verdict}, aggregator {r['aggregator'] or '-'}, "

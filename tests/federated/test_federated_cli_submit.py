@@ -97,6 +97,8 @@ def test_submit_federated_posts_the_terms_and_names_the_public_part(
     assert "target 90.0%" in shown and "leave-one-out 400‰" in shown
     assert "round 1: running (commit)" in shown
     assert "committed, trust weight -" in shown
+    assert "cohort: none; any admitted member may commit, and one member may join " \
+        "through several addresses [FED-SPEC.4]" in shown
     as_json = json.loads(run(["federated", "show", job_id, "--json"], chain).stdout)
     current = api.federated_job(job_id)
     assert as_json["job_id"] == job_id and as_json["rounds"] == current["rounds"]
@@ -143,6 +145,24 @@ def test_part_hidden_outside_its_window_is_refused_with_the_ledger_code(
     assert "not_in_hidden_window" in result.output, result.output
     wait_until(lambda: ApiClient(chain.url).federated_job(posted["job_id"])["phase"] ==
                "commit", timeout=5)
+
+
+def test_the_owner_of_an_open_job_is_told_that_splitting_pays_there() -> None:
+    """[FED-SPEC.4] A job posted without a cohort is open to every admitted member, where a
+    member joining through several addresses is paid for each (docs/federated.md,
+    "Splitting"): its owner's next steps say so and name ``--cohort``; with a cohort, they
+    do not."""
+    from chain.crypto import PrivateKey
+    from client.cli.job.federated import OPEN_JOB_NOTE, next_steps
+    from tests.federated.fed_ledger_story import fed_job_spec
+
+    published = {"blob": "ab" * 32, "size": 10, "height": 3}
+    open_steps = next_steps("cd" * 32, fed_job_spec(), published)
+    assert open_steps[1] == OPEN_JOB_NOTE and "--cohort" in OPEN_JOB_NOTE
+    assert "several addresses and be paid for each" in OPEN_JOB_NOTE
+    members = tuple(sorted(PrivateKey.generate().address for _ in range(2)))
+    closed = next_steps("cd" * 32, fed_job_spec(cohort=members), published)
+    assert OPEN_JOB_NOTE not in closed and closed == [open_steps[0], *open_steps[2:]]
 
 
 def test_show_prints_weights_slashes_and_rewards_of_a_finished_job() -> None:

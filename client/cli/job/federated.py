@@ -290,12 +290,22 @@ def name_part(client: ApiClient, key: PrivateKey, fed: Json, job_dir: Path, whic
             "height": info["height"] if info else None}
 
 
+OPEN_JOB_NOTE = ("open to every admitted member: one member may join through several "
+                 "addresses and be paid for each (docs/federated.md, \"Splitting\"); to "
+                 "prevent it, post with --cohort naming each data owner once [FED-SPEC.4]")
+"""What the owner of a job without a cohort is told when it posts: the splitting gain that
+no payout rule removes on open jobs is the submitter's to accept or to close."""
+
+
 def next_steps(job_id: str, spec: JobSpec, published: Json) -> list[str]:
     """What the owner of a just-posted federated job does next, in order."""
     fed = spec.federated
     assert fed is not None
-    return [f"public part: blob {published['blob']} ({published['size']} bytes) named in "
-            f"block {published['height']}",
+    opening = [f"public part: blob {published['blob']} ({published['size']} bytes) named "
+               f"in block {published['height']}"]
+    if not fed.cohort:
+        opening.append(OPEN_JOB_NOTE)
+    return [*opening,
             f"data owners join with: learningchain federated join {job_id} --data DIR "
             "--config NODE.toml (each commitment locks a reveal deposit of "
             f"{reveal_deposit(spec.bounty, fed)} credits "
