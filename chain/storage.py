@@ -102,9 +102,12 @@ VACUUM_SLACK_PAGES = 1_024
 to the file system (``incremental_vacuum``) on databases created with auto_vacuum."""
 
 BUSY_TIMEOUT_SECONDS = 2.0
-"""How long one SQLite statement waits for a lock held elsewhere. Writes run on
-the node's event loop, so this bounds how long a foreign lock can freeze it
-per attempt; consensus retries a deferred commit later [CONS-COMMIT.2]."""
+"""How long one statement waits for a lock held elsewhere (SQLite's busy timeout,
+PostgreSQL's ``lock_timeout``). Writes run on the node's event loop, so this bounds how
+long a foreign lock can freeze it per attempt; consensus retries a deferred commit later
+[CONS-COMMIT.2]. PostgreSQL's own default is to wait for ever: a table locked by an
+operator's ``LOCK TABLE``, ``VACUUM FULL`` or migration froze the node, API included,
+until it was released."""
 
 
 def _is_busy(error: sa.exc.SQLAlchemyError) -> bool:
@@ -133,7 +136,21 @@ def _make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=_postgres_args(url))
+
+
+def _postgres_args(url: str) -> dict[str, Any]:
+    """libpq's start-up ``options`` with ``lock_timeout`` (a session setting from the first
+    statement on, which no rollback undoes), after any the URL's own ``options`` give;
+    nothing for a driver that does not take them."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "postgresql" or \
+            parsed.get_driver_name() not in ("psycopg2", "psycopg"):  # both pass libpq's
+        return {}
+    own = parsed.query.get("options", "")
+    own = " ".join(own) if isinstance(own, tuple) else own
+    lock = f"-c lock_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}"
+    return {"options": f"{own} {lock}".strip()}
 
 
 def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:

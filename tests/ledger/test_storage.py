@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,14 @@ import sqlalchemy as sa
 
 from chain.genesis import genesis_state
 from chain.ledger import GenesisMismatch, Ledger
-from chain.storage import Storage, StorageError, metadata, sqlite_url
+from chain.storage import (
+    BUSY_TIMEOUT_SECONDS,
+    Storage,
+    StorageBusy,
+    StorageError,
+    metadata,
+    sqlite_url,
+)
 from chain.train.bodies import PostJob
 from chain.transactions import Transfer
 from chain.transition import advance, apply_block, build_block
@@ -93,6 +103,79 @@ def test_failed_commit_leaves_no_half_block(db_url: str) -> None:
     assert chain.ledger.storage.block(block.header.height) is None
     chain.ledger.apply(block)  # and the same block applies once the fault is gone
     assert chain.state.height == before[0] + 1
+
+
+@contextmanager
+def foreign_lock(db_url: str) -> Iterator[None]:
+    """Another client holding the whole database (SQLite) or the state table (PostgreSQL:
+    ``ACCESS EXCLUSIVE``, what ``VACUUM FULL`` or an ``ALTER TABLE`` takes) until the end."""
+    if db_url.startswith("sqlite"):
+        locker = sqlite3.connect(sa.engine.make_url(db_url).database, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            locker.rollback()
+            locker.close()
+        return
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn, conn.begin() as held:
+            conn.exec_driver_sql("LOCK TABLE state IN ACCESS EXCLUSIVE MODE")
+            yield
+            held.rollback()
+    finally:
+        engine.dispose()
+
+
+def test_a_foreign_lock_defers_a_commit_and_changes_nothing(db_url: str) -> None:
+    """[CONS-COMMIT.2] A block's write that meets a lock held by another client gives up
+    after ``BUSY_TIMEOUT_SECONDS`` with ``StorageBusy`` (consensus retries it later), in
+    memory and on disk nothing changed, and the same block commits once the lock is gone.
+    On PostgreSQL the write waited for ever before the node set ``lock_timeout``: the
+    node's event loop, API included, froze while an operator's lock lasted."""
+    chain = Chain(url=db_url)
+    assert chain.ledger is not None
+    ledger = chain.ledger
+    chain.block(chain.tx("alice", Transfer(chain.addr("bob"), Amount(1))))
+    before = (chain.state.height, chain.state.digest())
+    tx = chain.tx("bob", Transfer(chain.addr("carol"), Amount(2)))
+    block, _, _ = build_block(chain.state, [tx], chain.now + 1000, chain.addr("v0"),
+                              chain.cache)
+    outcome: list[BaseException | None] = []
+
+    def commit() -> None:
+        try:
+            ledger.apply(block)
+            outcome.append(None)
+        except BaseException as e:  # reported to the test's thread below
+            outcome.append(e)
+
+    with foreign_lock(db_url):
+        writer = threading.Thread(target=commit, daemon=True)
+        writer.start()
+        writer.join(60)  # liveness, not timing: a write that waits for ever never returns
+        assert outcome, "the write is still waiting on the foreign lock"
+        assert isinstance(outcome[0], StorageBusy), outcome
+        assert (chain.state.height, chain.state.digest()) == before  # memory untouched
+    fresh = ledger.storage.load_state()
+    assert (fresh.height, fresh.digest()) == before  # disk untouched
+    assert ledger.storage.block(block.header.height) is None
+    ledger.apply(block)
+    assert chain.state.height == before[0] + 1
+
+
+def test_postgres_lock_timeout_joins_the_urls_own_options() -> None:
+    """The URL's own libpq ``options`` are kept, ``lock_timeout`` after them; SQLite and
+    other PostgreSQL drivers get no such argument."""
+    from chain.storage import _postgres_args
+
+    assert _postgres_args("postgresql+psycopg2://u:p@h/db") == {
+        "options": f"-c lock_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}"}
+    assert _postgres_args("postgresql://u:p@h/db?options=-c%20search_path%3Dlc")["options"] \
+        == f"-c search_path=lc -c lock_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}"
+    assert _postgres_args("sqlite:///x.db") == {}
+    assert _postgres_args("postgresql+pg8000://u:p@h/db") == {}
 
 
 def test_unreachable_database_is_a_clear_error() -> None:
