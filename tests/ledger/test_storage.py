@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,11 +28,10 @@ from chain.train.bodies import PostJob
 from chain.transactions import Transfer
 from chain.transition import advance, apply_block, build_block
 from chain.types import Amount
+from tests.framework.db_lock import PG_URL, foreign_lock
 from tests.ledger.harness import Chain, job_spec, make_genesis
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_URL = os.environ.get("LC_TEST_POSTGRES_URL",
-                        "postgresql+psycopg2://lc:lc@127.0.0.1:5432/lc_test")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -103,29 +99,6 @@ def test_failed_commit_leaves_no_half_block(db_url: str) -> None:
     assert chain.ledger.storage.block(block.header.height) is None
     chain.ledger.apply(block)  # and the same block applies once the fault is gone
     assert chain.state.height == before[0] + 1
-
-
-@contextmanager
-def foreign_lock(db_url: str) -> Iterator[None]:
-    """Another client holding the whole database (SQLite) or the state table (PostgreSQL:
-    ``ACCESS EXCLUSIVE``, what ``VACUUM FULL`` or an ``ALTER TABLE`` takes) until the end."""
-    if db_url.startswith("sqlite"):
-        locker = sqlite3.connect(sa.engine.make_url(db_url).database, isolation_level=None)
-        locker.execute("BEGIN EXCLUSIVE")
-        try:
-            yield
-        finally:
-            locker.rollback()
-            locker.close()
-        return
-    engine = sa.create_engine(db_url)
-    try:
-        with engine.connect() as conn, conn.begin() as held:
-            conn.exec_driver_sql("LOCK TABLE state IN ACCESS EXCLUSIVE MODE")
-            yield
-            held.rollback()
-    finally:
-        engine.dispose()
 
 
 def test_a_foreign_lock_defers_a_commit_and_changes_nothing(db_url: str) -> None:

@@ -1,8 +1,9 @@
-"""Resource faults on a real node process: the disk fills up while it commits.
+"""Resource faults on a real node process: the disk fills up while it commits, or another
+client locks its database (SQLite or PostgreSQL).
 
-The node must say so and stop (exit code 3, a one-line reason in its log)
-rather than run on half-written; every transaction it acknowledged stays
-committed; once space is freed a restart recovers and the chain goes on.
+On a full disk the node must say so and stop (exit code 3, a one-line reason in its log)
+rather than run on half-written; every transaction it acknowledged stays committed; once
+space is freed a restart recovers and the chain goes on. A lock it rides out.
 """
 
 from __future__ import annotations
@@ -14,14 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from chain.crypto import address_from_text
 from chain.keyfile import read_key_file
+from chain.storage import metadata
 from chain.transactions import Transfer
 from chain.types import Amount
 from client.api.http_client import ApiClient, ApiError
+from client.devnet.network import NetworkLayout, create_network
 from client.devnet.processes import down, load_pids, start_node_process
+from tests.framework.db_lock import PG_URL, foreign_lock
 from tests.framework.devnet_up import up_on_free_ports
+from tests.framework.ports import free_base_port
 from tests.framework.wait import wait_until
 
 if os.geteuid() != 0:
@@ -116,62 +122,91 @@ def test_disk_full_stops_the_node_cleanly_and_restart_recovers(tmp_path: Path) -
 
 
 def test_locked_database_stalls_commits_reports_it_and_recovers(tmp_path: Path) -> None:
-    """Another process holds an exclusive lock on the node's SQLite file for a while.
+    """[NODE-APP.3] Another process holds an exclusive lock on the node's SQLite file.
 
     The node must not exit or lose anything: it reports the lock (status, metrics,
     log), keeps answering its API, keeps accepting transactions, and commits them
     as soon as the lock is released [CONS-COMMIT.2], [NODE-APP.3].
     """
-    import sqlite3
-    import urllib.request
-
     root = tmp_path / "net"
-    layout = up_on_free_ports(root, validators=1, workers=0,
-                              users={"alice": 100_000, "bob": 0}, consensus={"commit_ms": 50})
+    layout = up_on_free_ports(root, validators=1, workers=0, users=USERS,
+                              consensus={"commit_ms": 50})
     try:
-        node = layout.nodes[0]
-        pid = load_pids(root)[node.name]
-        api = ApiClient(node.api_url, timeout=10)
-        alice = next(u for u in layout.users if u.name == "alice")
-        bob = address_from_text(next(u for u in layout.users if u.name == "bob").address)
-        key = read_key_file(alice.key_file, alice.passphrase_file.read_text().strip())
-
-        def send() -> bytes:
-            tx = api.sign(key, Transfer(bob, Amount(1)))
-            api.submit(tx)
-            return tx.hash
-
-        before = [send() for _ in range(3)]
-        for tx_hash in before:
-            api.wait_for_tx(tx_hash, timeout=20)
-        (database,) = node.directory.rglob("chain.sqlite3")
-        locker = sqlite3.connect(database, isolation_level=None)
-        locker.execute("BEGIN EXCLUSIVE")
-        try:
-            during = [send() for _ in range(3)]
-            status = wait_until(lambda: s if (s := _status(api)).get("storage_problem") else None,
-                                timeout=20, step=0.2, what="the node to report the lock")
-            assert "locked" in status["storage_problem"], status
-            stalled_height = status["height"]
-            with urllib.request.urlopen(f"{node.api_url}/metrics", timeout=10) as response:
-                metrics = response.read().decode()
-            assert "learningchain_consensus_commit_stalled 1.0" in metrics
-            for tx_hash in during:
-                assert api.tx(tx_hash)["status"] == "pending"
-            time.sleep(3)  # hold the lock over several retries
-            assert _exit_code(pid, 0) is None, "the node must ride out a lock, not exit"
-            assert api.status()["height"] == stalled_height
-        finally:
-            locker.rollback()
-            locker.close()
-        for tx_hash in [*before, *during]:
-            assert api.wait_for_tx(tx_hash, timeout=30)["status"] == "committed"
-        assert api.status()["storage_problem"] is None
-        assert api.account(bob)["balance"] == 6
-        after = send()
-        assert api.wait_for_tx(after, timeout=30)["status"] == "committed"
-        assert _exit_code(pid, 0) is None
-        log = (node.directory / "node.log").read_text(errors="replace")
-        assert "cannot store decided block" in log and "stored after" in log, log[-3000:]
+        (database,) = layout.nodes[0].directory.rglob("chain.sqlite3")
+        _rides_out_a_foreign_lock(root, layout, f"sqlite:///{database}", "locked")
     finally:
         down(root)
+
+
+@pytest.mark.postgres
+def test_a_node_on_postgres_rides_out_a_foreign_table_lock(tmp_path: Path) -> None:
+    """[NODE-APP.3] The same on PostgreSQL: another client holds ``LOCK TABLE state IN
+    ACCESS EXCLUSIVE MODE`` (what ``VACUUM FULL`` or an ``ALTER TABLE`` takes) on the node's
+    database. Before the node set ``lock_timeout`` its commit waited for ever on the event
+    loop: no status, no API, nothing reported, until the lock was released."""
+    engine = sa.create_engine(PG_URL)
+    metadata.drop_all(engine)  # a clean database (cases marked postgres take it in turn)
+    engine.dispose()
+    root = tmp_path / "net"
+    layout = create_network(root, validators=1, workers=0, users=USERS,
+                            base_port=free_base_port(1), consensus={"commit_ms": 50})
+    with layout.nodes[0].config.open("a") as config:
+        config.write(f'\n[storage]\nurl = "{PG_URL}"\n')
+    try:
+        layout = up_on_free_ports(root, validators=1)
+        _rides_out_a_foreign_lock(root, layout, PG_URL, "lock timeout")
+    finally:
+        down(root)
+        engine = sa.create_engine(PG_URL)
+        metadata.drop_all(engine)
+        engine.dispose()
+
+
+USERS = {"alice": 100_000, "bob": 0}
+
+
+def _rides_out_a_foreign_lock(root: Path, layout: NetworkLayout, db_url: str,
+                              reported: str) -> None:
+    """Transactions sent while ``db_url`` is locked elsewhere stay pending; the node reports
+    ``reported`` (status, metrics, log), keeps answering and does not exit; after the
+    release every transaction commits and the chain goes on."""
+    import urllib.request
+
+    node = layout.nodes[0]
+    pid = load_pids(root)[node.name]
+    api = ApiClient(node.api_url, timeout=10)
+    alice = next(u for u in layout.users if u.name == "alice")
+    bob = address_from_text(next(u for u in layout.users if u.name == "bob").address)
+    key = read_key_file(alice.key_file, alice.passphrase_file.read_text().strip())
+
+    def send() -> bytes:
+        tx = api.sign(key, Transfer(bob, Amount(1)))
+        api.submit(tx)
+        return tx.hash
+
+    before = [send() for _ in range(3)]
+    for tx_hash in before:
+        api.wait_for_tx(tx_hash, timeout=20)
+    with foreign_lock(db_url):
+        during = [send() for _ in range(3)]
+        status = wait_until(lambda: s if (s := _status(api)).get("storage_problem") else None,
+                            timeout=20, step=0.2, what="the node to report the lock")
+        assert reported in status["storage_problem"], status
+        stalled_height = status["height"]
+        with urllib.request.urlopen(f"{node.api_url}/metrics", timeout=10) as response:
+            metrics = response.read().decode()
+        assert "learningchain_consensus_commit_stalled 1.0" in metrics
+        for tx_hash in during:
+            assert api.tx(tx_hash)["status"] == "pending"
+        time.sleep(3)  # hold the lock over several retries
+        assert _exit_code(pid, 0) is None, "the node must ride out a lock, not exit"
+        assert api.status()["height"] == stalled_height
+    for tx_hash in [*before, *during]:
+        assert api.wait_for_tx(tx_hash, timeout=30)["status"] == "committed"
+    assert api.status()["storage_problem"] is None
+    assert api.account(bob)["balance"] == 6
+    after = send()
+    assert api.wait_for_tx(after, timeout=30)["status"] == "committed"
+    assert _exit_code(pid, 0) is None
+    log = (node.directory / "node.log").read_text(errors="replace")
+    assert "cannot store decided block" in log and "stored after" in log, log[-3000:]
