@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import time
 from collections.abc import Callable
@@ -117,6 +118,43 @@ def remove_containers(client: docker.DockerClient, node_id: str, address: bytes)
             container.remove(force=True, v=True)  # its tmpfs volumes [JOB-OUT.6]
             removed.append(str(container.name))
     return removed
+
+
+def remove_stopped_before(client: docker.DockerClient, node_id: str, address: bytes,
+                          before: float) -> list[str]:
+    """[VOTE-FAILED.6] Remove the job containers of this worker that an engine outage left
+    behind: exited or dead, created before ``before`` (epoch seconds, when the outage was
+    seen). A container made since, or still running (an engine with live restore keeps
+    them), belongs to a run in progress and is left alone; names of those removed."""
+    removed: list[str] = []
+    suffix = "-" + address.hex()[:12]
+    try:
+        found = client.containers.list(
+            all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_NODE}={node_id}"],
+                               "status": ["exited", "dead"]}, ignore_removed=True)
+    except EngineErrors as e:
+        log.warning("could not list job containers to clean up: %s", e)
+        return removed
+    for container in found:
+        created = _created_epoch(container.attrs.get("Created", ""))
+        if not str(container.labels.get(LABEL_JOB, "")).endswith(suffix) or \
+                created is None or created >= before:
+            continue
+        with contextlib.suppress(*EngineErrors):
+            container.remove(force=True, v=True)
+            removed.append(str(container.name))
+    return removed
+
+
+def _created_epoch(text: str) -> float | None:
+    """The engine's ``Created`` (RFC 3339, nanoseconds) as epoch seconds; None if unreadable."""
+    try:
+        whole, _, rest = text.partition(".")
+        fraction = rest.rstrip("Z").split("+")[0].split("-")[0]
+        moment = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.UTC)
+        return moment.timestamp() + (float(f"0.{fraction}") if fraction.isdigit() else 0.0)
+    except ValueError:
+        return None
 
 
 def has_image(client: docker.DockerClient, image_id: str) -> bool:

@@ -10,7 +10,9 @@ bad metrics, a timeout, bad output...), or that has not returned in time to comm
 is voted *invalid* with no measured loss: "evaluation failed", which never counts
 against the claimer [VOTE-FAILED.1]. Only a failure on our side (``WORKER_FAULTS``
 [JOB-EXIT.5]: the engine confirmed failing, the image missing, the host) says nothing
-about the model, and then the verifier abstains rather than accuse. Every evaluation uses the
+about the model, and then the verifier abstains rather than accuse, once a missing image
+has been loaded again [VOTE-FAILED.4] or a failed engine waited for [VOTE-FAILED.6] and
+the evaluation run once more within the commit window. Every evaluation uses the
 job's evaluation seed [EVAL-ENV.2] and its declared limits [EVAL-ENV.6], and is built
 by the one builder the claimer's self-check uses too [EVAL-SAME.1].
 
@@ -46,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -72,7 +75,12 @@ from client.worker.policy import (
     should_vote,
     vote_valid,
 )
-from client.worker.sandboxing import ImageCache, ImageUnavailable, Threads
+from client.worker.sandboxing import (
+    ImageCache,
+    ImageUnavailable,
+    Threads,
+    remove_stopped_before,
+)
 from client.worker.state import VoteSecret, WorkerStore
 from p2p.blobstore import BlobError
 from sandbox.results import WORKER_FAULTS, EvalResult, FailureReason
@@ -85,6 +93,8 @@ OUR_SIDE = WORKER_FAULTS
 abstains. Every other failure is the model's or the job's: an invalid vote."""
 
 
+ENGINE_POLL_S = 2.0
+"""[VOTE-FAILED.6] Seconds between pings of an engine that failed during an evaluation."""
 COMMIT_MARGIN_S = 10.0
 """[VOTE-FAILED.3] At most this much of a vote commit window is kept for the commitment to
 reach a block after the evaluation (a quarter of what is left, when less)."""
@@ -113,6 +123,8 @@ class Verifier:
         self.task: asyncio.Task[None] | None = None
         self.now: dict[str, object] | None = None
         """What the verification in progress is doing (for the summary)."""
+        self.engine_problem: str | None = None
+        """Why the verification in progress waits: the engine failed [VOTE-FAILED.6]."""
         self.abstained: dict[tuple[bytes, bytes], str] = {}
         self.votes: Counter[tuple[str, bool]] = Counter()
         """Metrics: votes sent by (``commit``/``reveal``, valid)."""
@@ -372,6 +384,9 @@ class Verifier:
         [VOTE-NOSHOW.1]. The image is fetched and loaded again from its blob first
         [JOB-IMAGE.3], within the commit window."""
         result = await self._evaluate(job, image_id, model, inputs)
+        if result is not None and result.reason == FailureReason.ENGINE_ERROR and \
+                await self._wait_for_engine(job, result.detail):
+            result = await self._evaluate(job, image_id, model, inputs)
         if result is None or result.reason != FailureReason.IMAGE_MISSING:
             return result
         label = short(job.job_id)
@@ -386,6 +401,39 @@ class Verifier:
                         image_id[:19], e or "not before the vote window closes")
             return result
         return await self._evaluate(job, image_id, model, inputs)
+
+    async def _wait_for_engine(self, job: Job, failure: str) -> bool:
+        """[VOTE-FAILED.6] Our Docker engine failed during the evaluation (stopped, restarted
+        by an upgrade or an operator): that says nothing about the model, and abstaining
+        would burn our bond [VOTE-NOSHOW.1]. Ping it every ``ENGINE_POLL_S`` while the
+        commit window leaves time to evaluate; True once it answers (what the outage left
+        of our containers removed), False when the window runs out first."""
+        label = short(job.job_id)
+        seen = time.time()
+        self.engine_problem = failure
+        if self.now is not None:
+            self.now["phase"] = "waiting for the Docker engine"
+        log.error("job %s: the Docker engine failed during our evaluation (%s); waiting for it "
+                  "to evaluate once more before the vote window closes [VOTE-FAILED.6]",
+                  label, failure)
+        try:
+            while seconds_until(self.node, job.phase_deadline_ms) > COMMIT_MARGIN_S + 1:
+                try:
+                    await self.threads.run(self.runner.client.ping)
+                except Exception as e:  # docker raises a zoo of types for a dead socket
+                    self.engine_problem = f"{failure}; ping: {type(e).__name__}"
+                    await asyncio.sleep(ENGINE_POLL_S)
+                    continue
+                log.warning("job %s: the Docker engine answers again after %.0f s; evaluating "
+                            "once more", label, time.time() - seen)
+                await asyncio.to_thread(remove_stopped_before, self.runner.client,
+                                        self.runner.node_id, self.address, seen)
+                return True
+            log.error("job %s: the Docker engine did not answer before the vote window "
+                      "closes", label)
+            return False
+        finally:
+            self.engine_problem = None
 
     def _challenge_seed(self, job: Job) -> bytes | None:
         """[VOTE-CHALLENGE.1] This turn's challenge seed, from the block that included the

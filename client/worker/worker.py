@@ -107,8 +107,11 @@ class Worker:
 
     @property
     def engine_problem(self) -> str | None:
-        """Why job work is paused: the Docker engine failed and does not answer yet."""
-        return self.trainer.engine_problem if self.trainer is not None else None
+        """Why job work is paused: the Docker engine failed and does not answer yet (during
+        a training, or a verification [VOTE-FAILED.6])."""
+        training = self.trainer.engine_problem if self.trainer is not None else None
+        return training or (self.verifier.engine_problem if self.verifier is not None
+                            else None)
 
     async def start(self) -> None:
         """Resume the persisted state, clean up leftover containers, follow the chain."""
