@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -172,24 +172,37 @@ class Member:
         for blob_id in sorted(private_blobs(self.ports.state(), fed)):
             self.ports.read_blob(blob_id)
 
+    def _read_all(self, blob_ids: Iterable[bytes]) -> dict[bytes, bytes] | None:
+        """Every blob's bytes, or None while any is missing, with a fetch started for each
+        missing one at once: stopping at the first made a round's blobs arrive one per step
+        (a step a second on a graph at rest), and 6 owners' updates took about 10 s, the
+        whole of an attempt's window, so every first attempt went unvoted in ``make
+        demo-federated`` (2026-11-29)."""
+        found: dict[bytes, bytes] = {}
+        missing = False
+        for blob_id in sorted(blob_ids):
+            data = self.ports.read_blob(blob_id)
+            if data is None:
+                missing = True
+            else:
+                found[blob_id] = data
+        return None if missing else found
+
     # --- aggregator -------------------------------------------------------------------
     def _aggregate(self, job_id: bytes, fed: FedJob, spec: FederatedSpec
                    ) -> RoundAggregate | str:
         key = (job_id, fed.round, fed.attempt)
         if key in self._computed:
             return self._computed[key]
-        blobs = {}
         private = spec.privacy != "open"  # [FED-PRIV.9] unmasked from the public blobs
         state = self.ports.state()
         earlier = [] if private else fed_rounds(state, job_id)
         base = step_base(spec, earlier)
         history = earlier_updates(earlier) if state.protocol_version >= REPLAY_VERSION else ()
-        for blob_id in sorted(private_blobs(self.ports.state(), fed) if private
-                              else needed_blobs(fed, base, history)):
-            data = self.ports.read_blob(blob_id)
-            if data is None:
-                return "fetching"
-            blobs[blob_id] = data
+        blobs = self._read_all(private_blobs(self.ports.state(), fed) if private
+                               else needed_blobs(fed, base, history))
+        if blobs is None:
+            return "fetching"
         cheat = fed.aggregator == self.address and (self.cheat_aggregate or (
             self.cheat_first_draw and first_draw(fed, fed_rounds(self.ports.state(), job_id))))
         if cheat:
@@ -246,12 +259,9 @@ class Member:
             plan = replay_plan(state, job_id)
             if plan is None or fed.hidden is None:
                 return "wait"
-            blobs = {}
-            for blob_id in sorted(plan.blobs()):
-                data = self.ports.read_blob(blob_id)
-                if data is None:
-                    return "fetching"
-                blobs[blob_id] = data
+            blobs = self._read_all(plan.blobs())
+            if blobs is None:
+                return "fetching"
             final, loo = end_models(plan, blobs)
             if fed.model_hash is not None and \
                     model_hash(ModelBlob(spec.scale_bits, final).to_bytes()) != fed.model_hash:

@@ -175,7 +175,12 @@ class FederatedJoin:
         self.finished = asyncio.Event()
 
     def start(self) -> None:
+        """Step on every block and on every quiet second [CONS-PACE.1]: a graph at rest
+        commits no block for minutes, and a model blob fetched in between (each round's new
+        global model) would otherwise wait for the window's closing block, which made every
+        round after an accepted one void in ``make demo-federated``."""
         self.node.add_block_listener(self._on_block)
+        self.node.add_tick_listener(self._wake)
         self._wake()
 
     def _on_block(self, _event: CommittedBlock) -> None:
