@@ -552,9 +552,11 @@ def test_job_warm_4_a_warm_job_past_its_time_is_killed_as_a_cold_one(
 def test_job_warm_4_a_warm_job_has_at_least_the_cold_ones_memory(
         warm_runner: SandboxRunner, job_image: str, tmp_path: Path) -> None:
     """1 GiB, ``import torch`` then an 850 MiB buffer filled: a cold run finishes it; warm
-    without ``WARM_EXTRA_MEMORY`` it was killed for memory (800 MiB passed)."""
+    without ``WARM_EXTRA_MEMORY`` it was killed for memory (800 MiB passed). The wall time
+    is generous because the question is memory: 8 s alone, but once (CI at e6a829a, the
+    graph tests' sandboxes restoring beside it) the run near its limit passed 60 s."""
     warm_runner.warm.prepare(RUNSC)
-    limits = ResourceLimits(memory_bytes=1024 * MIB, pids=64, wall_time_s=60.0,
+    limits = ResourceLimits(memory_bytes=1024 * MIB, pids=64, wall_time_s=180.0,
                             tmp_bytes=MIB, output_bytes=MIB, model_bytes=MIB,
                             log_bytes=64 * 1024)
     code = ("import sys\nprint('warm' if 'torch' in sys.modules else 'cold')\nimport torch\n"
