@@ -18,32 +18,16 @@ from chain.federated.open.records import FedPhase
 from client.federated.member.duties import Member, VoteStore
 from tests.federated.fed_ledger_story import INITIAL, PARTICIPANTS, FedStory
 from tests.federated.test_federated_member import FixedEvaluator
+from tests.federated.test_member_prefetch import RecordingPorts
 
 
-class AskingPorts:
-    """A member's ports that hold the model alone and record every other blob asked for."""
-
-    def __init__(self, story: FedStory) -> None:
-        self.story = story
-        self.asked: list[bytes] = []
-
-    def state(self):  # type: ignore[no-untyped-def]
-        return self.story.chain.state
-
-    def now_ms(self) -> int:
-        return self.story.chain.now
-
-    def submit(self, body: object, what: str) -> bool:
-        raise AssertionError(f"nothing to send without the updates: {what}")
+class AskingPorts(RecordingPorts):
+    """``RecordingPorts`` that hold round 1's model, so only the updates are asked for."""
 
     def read_blob(self, blob_id: bytes) -> bytes | None:
         if bytes(blob_id) == bytes(self.story.fed.model_blob):
-            return INITIAL.to_bytes()  # round 1's model
-        self.asked.append(bytes(blob_id))
-        return None
-
-    def put_blob(self, data: bytes) -> bytes:
-        raise AssertionError("nothing to store")
+            return INITIAL.to_bytes()
+        return super().read_blob(blob_id)
 
 
 def test_a_drawn_aggregator_asks_for_every_update_in_one_step(tmp_path: Path) -> None:

@@ -553,8 +553,9 @@ def test_job_warm_4_a_warm_job_has_at_least_the_cold_ones_memory(
         warm_runner: SandboxRunner, job_image: str, tmp_path: Path) -> None:
     """1 GiB, ``import torch`` then an 850 MiB buffer filled: a cold run finishes it; warm
     without ``WARM_EXTRA_MEMORY`` it was killed for memory (800 MiB passed). The wall time
-    is generous because the question is memory: 8 s alone, but once (CI at e6a829a, the
-    graph tests' sandboxes restoring beside it) the run near its limit passed 60 s."""
+    is generous because the question is memory: 8 s alone. Open (2026-11-29): in the full
+    CI run at e6a829a and 61c2325 it hung past 60 s and then past 180 s, near its limit,
+    beside the suite's other sandboxes; not reproduced beside test_federated_join_node."""
     warm_runner.warm.prepare(RUNSC)
     limits = ResourceLimits(memory_bytes=1024 * MIB, pids=64, wall_time_s=180.0,
                             tmp_bytes=MIB, output_bytes=MIB, model_bytes=MIB,
