@@ -39,6 +39,7 @@ from sandbox.container_ops import EngineErrors
 from sandbox.engine import connect
 from sandbox.job_json import MAX_JSON_BYTES, JobJsonError, parse_metrics
 from sandbox.limits import MIB, ResourceLimits, TrainParams
+from sandbox.oom_watch import OomWatch, oom_killed
 from sandbox.output import (
     ARCHIVE_ROOT,
     NO_ROOT,
@@ -63,8 +64,6 @@ METRICS_FILE = "metrics.json"
 EXIT_BAD_PARAMS = 2
 EXIT_INVALID_MODEL = 3
 KILL_GRACE_S = 10.0
-OOM_EVENT_WAIT_S = 0.3
-"""The engine's oom event can trail the killed process's exit by a moment."""
 POLL_S = 0.05
 POLL_MAX_S = 1.0
 """The slowest poll of an exec whose output is open: each poll costs 2-3 ms of CPU."""
@@ -101,6 +100,8 @@ class _Exec:
     """Epoch seconds at the exec's start, to ask the engine for events since."""
     stray: bool
     """The entry point exited but processes it left behind still held its output open."""
+    oom: bool = False
+    """The node killed it after the kernel's OOM kill of one of its processes [JOB-EXIT.6]."""
 
 
 class SandboxRunner:
@@ -323,12 +324,16 @@ class SandboxRunner:
         if done.log_overflow:
             return _fail_like(base, FailureReason.LOG_TOO_LARGE,
                               f"printed more than {limits.log_bytes} bytes; killed")
+        if done.oom:
+            return _fail_like(base, FailureReason.OOM,
+                              f"exceeded its {limits.memory_bytes} byte memory limit; killed "
+                              "(the kernel killed one of its processes) [JOB-EXIT.6]")
         if done.timed_out:
             return _fail_like(base, FailureReason.TIMEOUT,
                               f"ran past its {limits.wall_time_s:g} s limit; killed")
         # Any nonzero end: under runc the OOM-killed entry point ends with SIGKILL (137), under
         # runsc 20240729 with status 1 (the Sentry's own answer) [JOB-RUNTIME.3]
-        if done.exit_code != 0 and self._oom_killed(container, done.started):
+        if done.exit_code != 0 and oom_killed(self.client, container, done.started):
             return _fail_like(base, FailureReason.OOM,
                               f"exceeded its {limits.memory_bytes} byte memory limit; killed")
         if done.stray:
@@ -477,53 +482,22 @@ class SandboxRunner:
                                   on_overflow=lambda: ops.kill_in_background(container))
         reader.start()
         deadline = started + limits.wall_time_s
-        timed_out = False
-        # Wait for the process, not for its output: a job may close stdout and run on.
-        # Polls back off while the output is open, never waiting past the deadline.
-        poll = POLL_S
-        while True:
-            wait = max(0.0, min(poll, deadline - time.monotonic()))
-            if reader.is_alive():
-                reader.join(wait)
-                poll = min(poll * 2, POLL_MAX_S) if reader.is_alive() else POLL_S
-            else:
-                time.sleep(wait)
-                poll = min(poll * 2, POLL_MAX_S)
-            if not ops.exec_state(api, exec_id)[0]:
-                reader.join(1.0)  # the last bytes of output are on their way
-                break
-            if time.monotonic() >= deadline:
-                timed_out = True
-                ops.kill(container)
-                break
+        watch = OomWatch(self.client, container.id, wall_started).start()
+        try:
+            timed_out, oom = _wait_for_exec(api, exec_id, container, reader, deadline, watch)
+        finally:
+            watch.close()
         seconds = time.monotonic() - started
         stray = False
         if reader.is_alive():  # background children still hold stdout open
-            stray = not timed_out
+            stray = not (timed_out or oom)
             ops.kill(container)
             reader.join(KILL_GRACE_S)
         exit_code = ops.exec_state(api, exec_id)[1]
         with contextlib.suppress(OSError):
             sock.close()
         return _Exec(exit_code, seconds, reader.data(), reader.overflow, timed_out, wall_started,
-                     stray)
-
-    def _oom_killed(self, container: Any, since: float) -> bool:
-        """Did the kernel OOM-kill anything in the container since ``since`` (epoch s)?
-
-        ``State.OOMKilled`` only covers PID 1, and the entry point is an exec,
-        so the engine's ``oom`` event for the container is asked for as well.
-        """
-        try:
-            container.reload()
-            if container.attrs.get("State", {}).get("OOMKilled"):
-                return True
-            events = self.client.events(since=since - 1, until=time.time() + OOM_EVENT_WAIT_S,
-                                        filters={"container": container.id, "event": "oom"},
-                                        decode=True)
-            return any(True for _ in events)
-        except EngineErrors:
-            return False
+                     stray, oom)
 
     def _why_nonzero(self, container: Any, code: int, env: Mapping[str, str],
                      limits: ResourceLimits) -> tuple[FailureReason, str]:
@@ -585,6 +559,30 @@ def _container_name(entry: str, job_id: str, variant: int) -> str:
 def _short(error: BaseException) -> str:
     text = f"{type(error).__name__}: {error}"
     return text if len(text) <= 300 else text[:300] + "..."
+
+
+def _wait_for_exec(api: Any, exec_id: str, container: Any, reader: ops.CappedReader,
+                   deadline: float, watch: OomWatch) -> tuple[bool, bool]:
+    """Wait for the process, not for its output: a job may close stdout and run on. Polls
+    back off while the output is open, never waiting past the deadline. Kills the container
+    at the deadline, or once an OOM kill is ``OOM_GRACE_S`` old [JOB-EXIT.6]; returns
+    (timed out, killed after an OOM kill)."""
+    poll = POLL_S
+    while True:
+        wait = max(0.0, min(poll, deadline - time.monotonic()))
+        if reader.is_alive():
+            reader.join(wait)
+            poll = min(poll * 2, POLL_MAX_S) if reader.is_alive() else POLL_S
+        else:
+            time.sleep(wait)
+            poll = min(poll * 2, POLL_MAX_S)
+        if not ops.exec_state(api, exec_id)[0]:
+            reader.join(1.0)  # the last bytes of output are on their way
+            return False, False
+        now = time.monotonic()
+        if now >= deadline or watch.overdue(now):
+            ops.kill(container)
+            return now >= deadline, watch.seen_at() is not None
 
 
 def _fail_like(result: RunResult, reason: FailureReason, detail: str) -> RunResult:

@@ -71,11 +71,14 @@ INIT_USER = "0:0"
 INIT_CAPABILITIES = ("SETUID", "SETGID", "SETPCAP")
 """[JOB-WARM.2] The checkpointed PID 1's user and its only capabilities: enough for the
 zygote to empty its bounding set (SETPCAP) and take the job's user, then used for nothing."""
-WARM_EXTRA_MEMORY = 128 * MIB
+WARM_EXTRA_MEMORY = 192 * MIB
 """[JOB-WARM.4] Added to a warm container's memory limit: its PID 1 and the waiting client
-are Python processes where a cold one's are ``sleep``, and the restored zygote's memory is
-accounted otherwise than an import's. Measured (1 GiB, ``import torch`` then a buffer
-filled): cold ran 850 MiB, warm without it was killed at 850 and ran 800."""
+are Python processes where a cold one's are ``sleep``, the zygote's preloaded modules hold
+more than ``import torch`` alone, and the restored Sentry's heap is larger. Measured (the
+container's peak, 1 GiB, ``import torch`` then an 850 MiB buffer): cold 1,026 of 1,056 MiB;
+warm 1,174 (shared memory +81 MiB, the Sentry +70 MiB), so 128 MiB left 10 MiB spare and
+120 was killed; with 192, 74 MiB spare, and 900 MiB passes with 29 spare, as much as cold
+has at 850."""
 ZYGOTE_START_S = 120.0
 KEEP_CHECKPOINTS = 4
 """Checkpoints kept on disk (about 30 MB each): two flavours of two base images."""

@@ -79,6 +79,15 @@ HOSTILE_SCRIPTS: dict[str, str] = {
         while True:
             hog.append(b"x" * (1 << 20))
     """,
+    "memory_bomb_in_a_child": """
+        import os, time
+        if os.fork() == 0:
+            hog = []
+            while True:
+                hog.append(b"x" * (1 << 20))
+        os.wait()  # the child's death is ignored: the job would run on to its deadline
+        time.sleep(600)
+    """,
     "fill_tmp": """
         with open("/tmp/fill", "wb") as f:
             while True:

@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -169,6 +170,18 @@ def test_memory_bomb_is_killed_as_oom(runner: SandboxRunner, hostile_image: str,
                             model_bytes=MIB, log_bytes=64 * 1024)
     result = run_hostile(runner, hostile_image, tmp_path, "memory_bomb", limits=limits)
     assert_contained(result, FailureReason.OOM)
+
+
+def test_a_memory_bomb_in_a_child_ends_the_run_as_oom_at_once(
+        runner: SandboxRunner, hostile_image: str, tmp_path: Path) -> None:
+    """[JOB-EXIT.6] The kernel's OOM kill of any process of the container ends the run as
+    ``oom`` without waiting for its deadline, under both runtimes: the parent here lives on
+    (under runsc the killed process may be one of gVisor's own, which leaves the sandbox
+    hanging)."""
+    limits = replace(TINY, memory_bytes=96 * MIB, wall_time_s=60.0)
+    result = run_hostile(runner, hostile_image, tmp_path, "memory_bomb_in_a_child",
+                         limits=limits)
+    assert_contained(result, FailureReason.OOM)  # not ``timeout``: it did not wait for 60 s
 
 
 def test_filling_tmp_hits_the_scratch_limit(runner: SandboxRunner, hostile_image: str,
