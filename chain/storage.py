@@ -94,6 +94,14 @@ class StorageBusy(StorageError):
     code = "storage_busy"
 
 
+class StorageFull(StorageBusy):
+    """The disk (or the database's quota) is full; nothing was written, try again once
+    space is freed [NODE-APP.3]. A ``StorageBusy``: every caller that waits out a lock
+    waits out a full disk the same way."""
+
+    code = "storage_full"
+
+
 PRUNE_BATCH_HEIGHTS = 1_000
 """[STORE-PRUNE.3] Heights deleted per database transaction: about 1 MB of empty blocks, a
 few milliseconds on SQLite, so a prune never holds the write lock a commit waits for long."""
@@ -108,6 +116,16 @@ long a foreign lock can freeze it per attempt; consensus retries a deferred comm
 [CONS-COMMIT.2]. PostgreSQL's own default is to wait for ever: a table locked by an
 operator's ``LOCK TABLE``, ``VACUUM FULL`` or migration froze the node, API included,
 until it was released."""
+
+
+def _is_full(error: sa.exc.SQLAlchemyError) -> bool:
+    """SQLite's ``SQLITE_FULL``; PostgreSQL's ``disk_full`` (SQLSTATE 53100) or a file it
+    could not extend."""
+    orig = getattr(error, "orig", error)
+    text = str(orig).lower()
+    return (getattr(orig, "sqlstate", None) == "53100" or getattr(orig, "pgcode", None) == "53100"
+            or type(orig).__name__ == "DiskFull"
+            or "database or disk is full" in text or "no space left on device" in text)
 
 
 def _is_busy(error: sa.exc.SQLAlchemyError) -> bool:
@@ -200,7 +218,8 @@ class Storage:
             with self.engine.begin() as conn:
                 yield conn
         except sa.exc.SQLAlchemyError as e:
-            kind = StorageBusy if _is_busy(e) else StorageError
+            kind = (StorageFull if _is_full(e) else StorageBusy if _is_busy(e)
+                    else StorageError)
             raise kind(f"database write failed, nothing was committed: "
                        f"{str(e).splitlines()[0]}") from e
 

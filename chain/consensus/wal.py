@@ -20,13 +20,14 @@ and is cut off; a bad record followed by more data is corruption and raises
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from chain.encoding import decode, encode
 from chain.errors import DecodeError
@@ -106,7 +107,7 @@ def parse(data: bytes) -> tuple[list[SignedRecord], int]:
 class WriteAheadLog:
     """An append-only, fsynced file of ``SignedRecord`` [CONS-WAL.1]. Not thread-safe."""
 
-    def __init__(self, path: Path, file: BinaryIO) -> None:
+    def __init__(self, path: Path, file: IO[bytes]) -> None:
         self.path = path
         self._file = file
 
@@ -116,7 +117,8 @@ class WriteAheadLog:
         path = Path(path)
         data = path.read_bytes() if path.exists() else b""
         records, good = parse(data)
-        file = open(path, "r+b" if path.exists() else "w+b")  # noqa: SIM115 - owned by the log
+        # unbuffered: a failed append leaves nothing behind in a buffer [CONS-WAL.3]
+        file = open(path, "r+b" if path.exists() else "w+b", buffering=0)  # noqa: SIM115
         if good != len(data):
             file.truncate(good)
         file.seek(good)
@@ -126,29 +128,50 @@ class WriteAheadLog:
         return cls(path, file), records
 
     def append(self, record: SignedRecord) -> None:
-        """Appends and fsyncs; returns only once the record is durable."""
-        self._file.write(frame(record))
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        """Appends and fsyncs; returns only once the record is durable. [CONS-WAL.3] When
+        the write fails (a full disk: ``OSError``), the file is cut back to what it held, so
+        the same record can be appended again later and the log stays readable."""
+        fd = self._file.fileno()
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            _write_all(fd, frame(record))
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):  # cutting back frees space: it works when full
+                os.ftruncate(fd, start)
+                os.lseek(fd, start, os.SEEK_SET)
+            raise
 
     def prune(self, keep_from_height: int) -> None:
-        """Drops records below ``keep_from_height`` (decided heights), atomically."""
+        """Drops records below ``keep_from_height`` (decided heights), atomically: a copy
+        that cannot be written (a full disk) is removed and the log is left as it was."""
         self._file.seek(0)
         records, _ = parse(self._file.read())
         kept = [r for r in records if r.message.height >= keep_from_height]
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        with open(tmp, "wb") as out:
-            out.write(b"".join(frame(r) for r in kept))
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            with open(tmp, "wb") as out:
+                out.write(b"".join(frame(r) for r in kept))
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            self._file.seek(0, os.SEEK_END)
+            raise
         os.replace(tmp, self.path)
         _fsync_dir(self.path.parent)
         self._file.close()
-        self._file = open(self.path, "r+b")  # noqa: SIM115
+        self._file = open(self.path, "r+b", buffering=0)  # noqa: SIM115
         self._file.seek(0, os.SEEK_END)
 
     def close(self) -> None:
         self._file.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -30,11 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from chain.consensus.actions import (
     Action,
@@ -59,14 +57,14 @@ from chain.crypto import PrivateKey, sha256, verify
 from chain.encoding import encode
 from chain.errors import DecodeError
 from chain.types import Hash32, Height, TimeMs
+from client.node.driver_io import Clock, LoopScheduler, Scheduler, SignedLog, SystemClock
+from client.node.driver_io import TimerHandle as TimerHandle
 from client.node.ledger_app import LedgerApp, NodeHalted
 from client.node.step_times import StepTimes
+from client.node.write_stall import WriteStall
 from p2p.gossip_core import Verdict
 
 log = logging.getLogger("learningchain.consensus")
-_RETRY_FIRST = 0.25
-_RETRY_MAX = 4.0
-"""Seconds between attempts to store a deferred decision (doubling)."""
 
 CONSENSUS_TOPIC = "consensus"
 MAX_PAYLOAD_BYTES = MAX_MESSAGE_BYTES
@@ -74,54 +72,6 @@ WAL_PRUNE_EVERY = 64
 REFS_WAIT_S = 2.0
 """How long a proposal by reference waits for its missing transactions."""
 REFS_RETRY_S = 0.01
-
-
-# -- injected time, timers and log --------------------------------------------------
-
-
-class Clock(Protocol):
-    def now_ms(self) -> int:
-        """Wall-clock milliseconds since the Unix epoch (block times, [CONS-TIME.2])."""
-        ...
-
-    def monotonic(self) -> float:
-        """Seconds on a clock that never goes back (latencies)."""
-        ...
-
-
-class TimerHandle(Protocol):
-    def cancel(self) -> None: ...
-
-
-class Scheduler(Protocol):
-    def call_later(self, delay_s: float, callback: Callable[[], None]) -> TimerHandle:
-        """Runs ``callback`` once after ``delay_s`` seconds of the clock's time."""
-        ...
-
-
-class SignedLog(Protocol):
-    """The write-ahead log [CONS-WAL.1]: ``chain.consensus.wal.WriteAheadLog`` in a node."""
-
-    def append(self, record: SignedRecord) -> None: ...
-
-    def prune(self, keep_from_height: int) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class SystemClock:
-    def now_ms(self) -> int:
-        return int(time.time() * 1000)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-
-class LoopScheduler:
-    """Timers on the running asyncio loop."""
-
-    def call_later(self, delay_s: float, callback: Callable[[], None]) -> TimerHandle:
-        return asyncio.get_running_loop().call_later(delay_s, callback)
 
 
 # -- events ---------------------------------------------------------------------------
@@ -221,10 +171,12 @@ class ConsensusDriver:
         ``gossip:<verdict>`` of the consensus topic."""
         self._height_started = self.clock.monotonic()
         self.halted: BaseException | None = None
-        self.commit_stalled: str | None = None
-        """[CONS-COMMIT.2] Why the decided block is not stored yet (e.g. a locked database)."""
-        self._stalled_since = 0.0
-        self._retry_delay = _RETRY_FIRST
+        self.commit_stall = WriteStall()
+        """[CONS-COMMIT.2] The decided block the database refuses (a lock, a full disk)."""
+        self.wal_stall = WriteStall()
+        """[CONS-WAL.3] The signed message the WAL cannot take (a full disk)."""
+        self._held: tuple[list[Action], float | None] | None = None
+        """[CONS-WAL.3] A step's actions from the unwritten ``PersistSigned`` on."""
         self.before_proposal: Callable[[], None] | None = None
         """Called before a proposal is sent by reference (flushes the node's tx gossip)."""
         self.compact: Callable[[], bool] = lambda: False
@@ -239,6 +191,16 @@ class ConsensusDriver:
 
     def now(self) -> int:
         return self.clock.now_ms()
+
+    @property
+    def commit_stalled(self) -> str | None:
+        """[CONS-COMMIT.2] Why the decided block is not stored yet (e.g. a locked database)."""
+        return self.commit_stall.reason
+
+    @property
+    def wal_blocked(self) -> str | None:
+        """[CONS-WAL.3] Why what this node signed cannot be written to its WAL yet."""
+        return self.wal_stall.reason
 
     @property
     def round(self) -> int:
@@ -301,7 +263,7 @@ class ConsensusDriver:
         """Handles every queued event, in order. The only code that touches the core."""
         self._draining = True
         try:
-            while self._inbox and self.halted is None:
+            while self._inbox and self.halted is None and self._held is None:
                 self.dispatch(self._inbox.popleft())
         finally:
             self._draining = False
@@ -365,9 +327,11 @@ class ConsensusDriver:
         return verdict
 
     def receive(self, message: Proposal | Vote, sender: bytes | None) -> Verdict:
-        """[NODE-CONS.2] Checks a peer's message without the core, queues it if valid and new."""
+        """[NODE-CONS.2] Checks a peer's message without the core, queues it if valid and new.
+        Nothing is queued while the WAL holds a step back [CONS-WAL.3]: the inbox stays
+        bounded, and what was missed comes again [CONS-GOSSIP.1] or by block sync."""
         core = self.core
-        if core is None or self.halted is not None:
+        if core is None or self.halted is not None or self._held is not None:
             return Verdict.IGNORE
         if not core.height <= message.height <= core.height + 1:
             return Verdict.IGNORE  # decided or far ahead: block sync serves those heights
@@ -403,7 +367,7 @@ class ConsensusDriver:
         """A proposal by reference: checked as far as it can be without its transactions,
         then expanded from the mempool now or as its missing transactions arrive."""
         core = self.core
-        if core is None or self.halted is not None:
+        if core is None or self.halted is not None or self._held is not None:
             return Verdict.IGNORE
         if not core.height <= refs.height <= core.height + 1:
             return Verdict.IGNORE
@@ -479,12 +443,8 @@ class ConsensusDriver:
             self._height_started = self.clock.monotonic()  # latency counts from the start
         if core.round > 0 and (core.height, core.round) != position:
             self.stats["rounds_above_zero"] += 1
-        if core is self.core:
-            try:  # a step that decided: the pause after it counts from its start
-                self._execute(actions, started if core.height != position[0] else None)
-            except OSError as e:  # e.g. the disk is full: the WAL cannot be made durable
-                self._halt(NodeHalted(f"cannot write the consensus WAL: {e}; "
-                                      "nothing was signed past it, restart once fixed"))
+        if core is self.core:  # a step that decided: the pause after it counts from its start
+            self._execute(actions, started if core.height != position[0] else None)
         self.step_times.after(core, position[0], started, self.clock.monotonic())
         if self.core is not None and self.core.height != position[0]:
             self._forget_known_below(self.core.height)
@@ -499,10 +459,15 @@ class ConsensusDriver:
     # -- actions ---------------------------------------------------------------
 
     def _execute(self, actions: list[Action], decided_at: float | None = None) -> None:
-        """Carries out one step's actions in order, each complete before the next [CONS-WAL.1]."""
-        for action in actions:
+        """Carries out one step's actions in order, each complete before the next [CONS-WAL.1].
+        A record the WAL cannot take holds it and every later action back [CONS-WAL.3]."""
+        for index, action in enumerate(actions):
             if isinstance(action, PersistSigned):
-                self._persist(action.record)
+                try:
+                    self._persist(action.record)
+                except OSError as e:  # e.g. the disk is full: nothing signed leaves unwritten
+                    self._hold(actions[index:], decided_at, e)
+                    return
             elif isinstance(action, Broadcast):
                 self._send(action.message)
             elif isinstance(action, ScheduleTimeout):
@@ -548,30 +513,37 @@ class ConsensusDriver:
         self.wal.append(record)
         self._history.append(record)
 
+    def _hold(self, actions: list[Action], decided_at: float | None, error: OSError) -> None:
+        """[CONS-WAL.3] Stop stepping the core, say why, and write the record again later."""
+        self._held = (actions, decided_at)
+        self.stats["wal_deferred"] += 1
+        delay = self.wal_stall.failed("a signed message",
+                                      f"cannot write the consensus WAL: {error}",
+                                      self.clock.monotonic())
+        self._timers.add(self.scheduler.call_later(delay, self._retry_held))
+
+    def _retry_held(self) -> None:
+        held, self._held = self._held, None
+        if held is None or self.halted is not None:
+            return
+        self._execute(*held)  # holds again while the disk is still full
+        if self._held is None:
+            self.wal_stall.stored("a signed message", self.clock.monotonic())
+            if self._wake is not None:
+                self._wake.set()  # the owner takes what was queued meanwhile
+            self.drain_now()
+
     def _on_commit_stalled(self, action: CommitStalled) -> None:
         """[CONS-COMMIT.2] Say why, keep serving, and offer the decision again later."""
-        now = self.clock.monotonic()
-        if self.commit_stalled is None:
-            self._stalled_since = now
-            self._retry_delay = _RETRY_FIRST
-            log.error("cannot store decided block %d yet: %s; retrying, the node keeps serving",
-                      action.height, action.reason)
-        elif action.reason != self.commit_stalled:
-            log.error("block %d still not stored after %.1f s: %s", action.height,
-                      now - self._stalled_since, action.reason)
-        self.commit_stalled = action.reason
         self.stats["commit_deferred"] += 1
-        handle = self.scheduler.call_later(self._retry_delay, lambda: self.submit(RetryCommit()))
-        self._timers.add(handle)
-        self._retry_delay = min(_RETRY_MAX, self._retry_delay * 2)
+        delay = self.commit_stall.failed(f"decided block {action.height}", action.reason,
+                                         self.clock.monotonic())
+        self._timers.add(self.scheduler.call_later(delay, lambda: self.submit(RetryCommit())))
 
     def _on_commit(self, action: Commit) -> None:
         height = int(action.decision.height)
         now = self.clock.monotonic()
-        if self.commit_stalled is not None:
-            log.warning("decided block %d stored after %.1f s of waiting", height,
-                        now - self._stalled_since)
-            self.commit_stalled = None
+        self.commit_stall.stored(f"decided block {height}", now)
         elapsed = (now - self._height_started) * 1000
         self.commit_latencies_ms.append(elapsed)
         if self.on_commit_latency is not None:
@@ -580,5 +552,8 @@ class ConsensusDriver:
         self._height_started = now
         self._history = [r for r in self._history if r.message.height > height]
         if height - self._pruned_at >= WAL_PRUNE_EVERY:
-            self.wal.prune(height + 1)
-            self._pruned_at = height
+            try:
+                self.wal.prune(height + 1)
+                self._pruned_at = height
+            except OSError as e:  # a full disk: the log is as it was, pruned at a later height
+                log.warning("cannot prune the consensus WAL yet: %s", e)

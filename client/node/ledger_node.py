@@ -504,7 +504,7 @@ class LedgerNode(StoredChainReads):
             caught_up=self.sync.caught_up.is_set() or not self.p2p.peers,
             consensus_round=self.driver.round, mempool_txs=len(self.mempool), peers=peers,
             p2p_endpoint=self.p2p.endpoint, api_endpoint=self.api_endpoint, worker=worker,
-            storage_problem=self.driver.commit_stalled,
+            storage_problem=self.driver.commit_stalled or self.driver.wal_blocked,
             base_height=self.ledger.storage.base_height(), sync_missing=self.sync.missing,
         )
 

@@ -97,6 +97,9 @@ class NodeCollector(Collector):
         yield _gauge("consensus_commit_stalled",
                      "1 while a decided block waits to be stored (e.g. database locked).",
                      1 if driver.commit_stalled is not None else 0)
+        yield _gauge("consensus_wal_blocked",
+                     "1 while a signed message waits to be written to the WAL (disk full).",
+                     1 if driver.wal_blocked is not None else 0)
         stats = driver.stats
         yield _counter("consensus_rounds_above_zero",
                        "Rounds above 0 this node entered: a height needed more than one round.",

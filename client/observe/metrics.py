@@ -54,7 +54,8 @@ METRIC_NAMES = tuple("learningchain_" + name for name in (
     "node_info", "validators", "members", "sync_caught_up",
     # consensus
     "consensus_height", "consensus_round", "last_block_time_seconds", "last_block_age_seconds",
-    "consensus_halted", "consensus_commit_stalled", "consensus_rounds_above_zero",
+    "consensus_halted", "consensus_commit_stalled", "consensus_wal_blocked",
+    "consensus_rounds_above_zero",
     "consensus_timeouts", "consensus_proposal_refs",
     "consensus_commit_latency_seconds", "consensus_step_duration_seconds",
     "blocks_committed", "txs_committed",

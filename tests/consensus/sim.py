@@ -21,6 +21,7 @@ the invariant checker still verify every certificate with real signatures.
 
 from __future__ import annotations
 
+import errno
 import heapq
 import random
 from collections.abc import Callable
@@ -97,6 +98,9 @@ class SimWal:
 
     def append(self, record: SignedRecord) -> None:
         self.node.fault_point()
+        window = self.net.sc.wal_full.get(self.node.index)
+        if window is not None and window[0] <= self.net.now < window[1]:
+            raise OSError(errno.ENOSPC, "No space left on device (simulated)")
         if self.node.wal_file is not None:
             self.node.wal_file.append(record)
         self.node.wal.append(record)
@@ -497,6 +501,12 @@ class SimNetwork:
     def stalls(self) -> int:
         return sum(1 for x in self.nodes if x.driver is not None
                    and x.driver.stats["commit_deferred"])
+
+    @property
+    def wal_holds(self) -> int:
+        """Nodes whose driver held a step back on a WAL that refused an append."""
+        return sum(1 for x in self.nodes if x.driver is not None
+                   and x.driver.stats["wal_deferred"])
 
 
 def _fields(obj: Any) -> dict[str, Any]:

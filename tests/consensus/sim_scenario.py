@@ -38,6 +38,9 @@ class Scenario:
     busy: dict[int, tuple[int, int]] = field(default_factory=dict)
     """node -> (from ms, until ms): its storage refuses commits ([CONS-COMMIT.2]); the node
     stays honest, it only stalls and retries."""
+    wal_full: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """node -> (from ms, until ms): its WAL refuses appends (a full disk, [CONS-WAL.3]); the
+    node stays honest, it holds its step back and retries."""
     powers: dict[int, int] = field(default_factory=dict)
     """Voting power from genesis on (absent: 1)."""
     commit_ms: int = 0
@@ -65,6 +68,7 @@ class Scenario:
             times.append(self.partition[2])
         times.extend(c[2] for c in self.crashes)
         times.extend(until for _, until in self.busy.values())
+        times.extend(until for _, until in self.wal_full.values())
         return max(times)
 
 

@@ -158,3 +158,45 @@ def test_cons_wal_1_crash_between_persist_and_broadcast_is_safe(tmp_path: Path) 
     sent = [a.message for a in out if isinstance(a, Broadcast)]
     assert persist[0].record.message in sent
     assert not any(isinstance(a, PersistSigned) and a.record.message.kind == PREVOTE for a in out)  # type: ignore[union-attr]
+
+
+FULL_DISK_CHILD = """
+import os, resource, signal, sys
+from pathlib import Path
+from chain.consensus.wal import WriteAheadLog, frame
+from tests.consensus.test_wal import records
+
+path = Path(sys.argv[1])
+wal, _ = WriteAheadLog.open(path)
+for r in records(3):
+    wal.append(r)
+size = path.stat().st_size
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (size + len(frame(records(4)[3])) // 2, hard))
+try:
+    wal.append(records(4)[3])
+except OSError as e:
+    print("refused", e.errno, path.stat().st_size - size)
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+wal.append(records(4)[3])
+wal.close()
+"""
+
+
+def test_cons_wal_3_a_refused_append_leaves_the_log_as_it_was(tmp_path: Path) -> None:
+    """[CONS-WAL.3] The kernel refuses the write half-way (the file size limit stands in
+    for a full disk: the first half of the record is written, then ``EFBIG``): the log is
+    cut back to its three records, the same record is appended once there is room, and the
+    log reads back whole (before, the half record stayed in front of the next append, a
+    bad record in the middle: the node would refuse to start, [CONS-WAL.1])."""
+    import errno
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", FULL_DISK_CHILD, str(tmp_path / "wal")],
+                          capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.split() == ["refused", str(errno.EFBIG), "0"], done.stdout + done.stderr
+    _, replayed = WriteAheadLog.open(tmp_path / "wal")
+    assert replayed == records(4)

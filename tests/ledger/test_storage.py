@@ -138,6 +138,31 @@ def test_a_foreign_lock_defers_a_commit_and_changes_nothing(db_url: str) -> None
     assert chain.state.height == before[0] + 1
 
 
+def test_a_full_disk_is_storage_full_a_kind_of_busy() -> None:
+    """[NODE-APP.3] SQLite's ``SQLITE_FULL`` and PostgreSQL's ``disk_full`` (53100) are
+    ``StorageFull``, a ``StorageBusy``: nothing was written and consensus waits it out as a
+    lock (the real disk: tests/reliability/test_resource_faults.py, a 48 MiB tmpfs filled
+    under a node); any other failure stays a ``StorageError``."""
+    import sqlite3
+
+    import psycopg2.errors
+
+    from chain.storage import StorageFull
+
+    storage = Storage("sqlite://")
+
+    def failing(orig: Exception) -> type[StorageError]:
+        with pytest.raises(StorageError) as caught, storage._write():
+            raise sa.exc.OperationalError("INSERT", {}, orig)
+        return type(caught.value)
+
+    assert failing(sqlite3.OperationalError("database or disk is full")) is StorageFull
+    assert failing(psycopg2.errors.DiskFull("could not extend file")) is StorageFull
+    assert failing(sqlite3.OperationalError("database is locked")) is StorageBusy
+    assert failing(sqlite3.OperationalError("disk I/O error")) is StorageError
+    assert issubclass(StorageFull, StorageBusy)
+
+
 def test_postgres_lock_timeout_joins_the_urls_own_options() -> None:
     """The URL's own libpq ``options`` are kept, ``lock_timeout`` after them; SQLite and
     other PostgreSQL drivers get no such argument."""
