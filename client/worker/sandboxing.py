@@ -120,6 +120,28 @@ def remove_containers(client: docker.DockerClient, node_id: str, address: bytes)
     return removed
 
 
+ENGINE_POLL_S = 2.0
+"""Seconds between pings of a Docker engine that failed ([VOTE-FAILED.6], a training's
+attempt given back)."""
+
+
+async def wait_for_engine(threads: Threads, client: docker.DockerClient,
+                          time_left: Callable[[], bool],
+                          report: Callable[[str], None]) -> float | None:
+    """Ping the engine every ``ENGINE_POLL_S`` while ``time_left()``; the seconds it took to
+    answer, or None when time ran out first. ``report`` gets the latest ping's failure."""
+    started = time.monotonic()
+    while time_left():
+        try:
+            await threads.run(client.ping)
+        except Exception as e:  # docker raises a zoo of types for a dead socket
+            report(type(e).__name__)
+            await asyncio.sleep(ENGINE_POLL_S)
+            continue
+        return time.monotonic() - started
+    return None
+
+
 def remove_stopped_before(client: docker.DockerClient, node_id: str, address: bytes,
                           before: float) -> list[str]:
     """[VOTE-FAILED.6] Remove the job containers of this worker that an engine outage left

@@ -63,6 +63,7 @@ from client.worker.sandboxing import (
     Threads,
     container_label,
     remove_containers,
+    wait_for_engine,
 )
 from client.worker.selfcheck import VARIANTS, CheckOutcome, SelfCheck, judge
 from client.worker.state import ClaimSecret, WorkerStore
@@ -76,8 +77,6 @@ log = logging.getLogger("learningchain.worker")
 
 IMAGE_RETRY_S = 30.0
 """A job whose image blob could not be fetched is tried again after this long."""
-ENGINE_POLL_S = 2.0
-"""Seconds between pings of a Docker engine that failed during a run."""
 
 
 class Trainer:
@@ -317,17 +316,14 @@ class Trainer:
         self._set_phase("waiting for the Docker engine")
         log.error("job %s paused: the Docker engine failed (%s); the attempt is given back "
                   "and runs again once the engine answers", label, failure)
-        started = time.monotonic()
         try:
-            while self.node.now_ms() < job.spec.expiry_ms:
-                try:
-                    await self.threads.run(self.runner.client.ping)
-                except Exception as e:  # docker raises a zoo of types for a dead socket
-                    self.engine_problem = f"{failure}; ping: {type(e).__name__}"
-                    await asyncio.sleep(ENGINE_POLL_S)
-                    continue
+            waited = await wait_for_engine(
+                self.threads, self.runner.client,
+                lambda: self.node.now_ms() < job.spec.expiry_ms,
+                lambda ping: setattr(self, "engine_problem", f"{failure}; ping: {ping}"))
+            if waited is not None:
                 log.warning("the Docker engine answers again after %.0f s; job %s resumes",
-                            time.monotonic() - started, label)
+                            waited, label)
                 # a restarted engine remembers the containers it had to stop
                 await asyncio.to_thread(remove_containers, self.runner.client,
                                         self.runner.node_id, self.address)

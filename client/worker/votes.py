@@ -80,6 +80,7 @@ from client.worker.sandboxing import (
     ImageUnavailable,
     Threads,
     remove_stopped_before,
+    wait_for_engine,
 )
 from client.worker.state import VoteSecret, WorkerStore
 from p2p.blobstore import BlobError
@@ -93,8 +94,6 @@ OUR_SIDE = WORKER_FAULTS
 abstains. Every other failure is the model's or the job's: an invalid vote."""
 
 
-ENGINE_POLL_S = 2.0
-"""[VOTE-FAILED.6] Seconds between pings of an engine that failed during an evaluation."""
 COMMIT_MARGIN_S = 10.0
 """[VOTE-FAILED.3] At most this much of a vote commit window is kept for the commitment to
 reach a block after the evaluation (a quarter of what is left, when less)."""
@@ -417,15 +416,13 @@ class Verifier:
                   "to evaluate once more before the vote window closes [VOTE-FAILED.6]",
                   label, failure)
         try:
-            while seconds_until(self.node, job.phase_deadline_ms) > COMMIT_MARGIN_S + 1:
-                try:
-                    await self.threads.run(self.runner.client.ping)
-                except Exception as e:  # docker raises a zoo of types for a dead socket
-                    self.engine_problem = f"{failure}; ping: {type(e).__name__}"
-                    await asyncio.sleep(ENGINE_POLL_S)
-                    continue
+            waited = await wait_for_engine(
+                self.threads, self.runner.client,
+                lambda: seconds_until(self.node, job.phase_deadline_ms) > COMMIT_MARGIN_S + 1,
+                lambda ping: setattr(self, "engine_problem", f"{failure}; ping: {ping}"))
+            if waited is not None:
                 log.warning("job %s: the Docker engine answers again after %.0f s; evaluating "
-                            "once more", label, time.time() - seen)
+                            "once more", label, waited)
                 await asyncio.to_thread(remove_stopped_before, self.runner.client,
                                         self.runner.node_id, self.address, seen)
                 return True

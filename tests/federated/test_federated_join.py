@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from chain.content import blob_id_of_bytes
 from chain.federated.blobs import ModelBlob, UpdateBlob
 from chain.federated.open.reads import fed_rounds
@@ -128,3 +130,38 @@ def test_a_participant_waits_for_the_model_and_does_not_resend_at_once(tmp_path:
     assert loop.step() == "committed"
     assert loop.step() == "sent_recently"
     assert ports.sent == ["commit"] and calls == [1]
+
+
+def test_a_training_participant_reads_and_checks_the_global_model_once(
+        tmp_path: Path) -> None:
+    """[TX-FED.2] While its trainer runs (``None``: not done yet) the loop steps every quiet
+    second; the global model's blob is read, hashed and parsed once, not at every step,
+    and a blob whose bytes do not match its id is still refused."""
+    story = FedStory()
+    story.post()
+    story.publish()
+    model = INITIAL.to_bytes()
+    blobs = {blob_id_of_bytes(model): model}
+    reads: list[bytes] = []
+
+    class CountingPorts(HarnessPorts):
+        def read_blob(self, blob_id: bytes) -> bytes | None:
+            reads.append(blob_id)
+            return super().read_blob(blob_id)
+
+    seen: list[ModelBlob] = []
+
+    def slow_train(global_model: ModelBlob, r: int) -> UpdateBlob | None:
+        seen.append(global_model)
+        return None if len(seen) < 4 else _trainer(story, "alice", [])(global_model, r)
+
+    ports = CountingPorts(story, "alice", blobs, [])
+    loop = Participant(story.job_id, story.chain.addr("alice"), ports, slow_train,
+                       RoundStore(tmp_path / "alice"))
+    assert [loop.step() for _ in range(4)] == ["training"] * 3 + ["committed"]
+    assert reads == [blob_id_of_bytes(model)] and len(seen) == 4
+    liar = Participant(story.job_id, story.chain.addr("alice"), ports, slow_train,
+                       RoundStore(tmp_path / "liar"))
+    blobs[blob_id_of_bytes(model)] = model + b"x"
+    with pytest.raises(ValueError, match="does not match its bytes"):
+        liar.step()

@@ -107,6 +107,10 @@ class Participant:
         self.train, self.store, self.log = train, store, log
         self._sent: dict[tuple[int, str], int] = {}
         self.private = private
+        self._model: tuple[bytes, ModelBlob] | None = None
+        """The last global model read and checked against its blob id: a step comes every
+        quiet second while the trainer runs, and a large model is read, hashed and parsed
+        once a round, not once a step."""
 
     def step(self) -> str:
         """Do what the state asks of us now; returns what was done or waited for:
@@ -141,12 +145,9 @@ class Participant:
     def _commit(self, round_no: int, model_blob: bytes) -> str:
         record = self.store.get(round_no)
         if record is None:
-            data = self.ports.read_blob(model_blob)
-            if data is None:
+            model = self._global_model(model_blob)
+            if model is None:
                 return "model_missing"
-            if blob_id_of_bytes(data) != model_blob:
-                raise ValueError(f"model blob {model_blob.hex()[:12]} does not match its bytes")
-            model = ModelBlob.from_bytes(data)
             update = self.train(model, round_no)
             if update is None:
                 return "training"
@@ -156,6 +157,18 @@ class Participant:
             self.store.put(record)  # before the commitment leaves [FED-COMMIT.1]
             self.log(f"round {round_no}: trained, update of {update.dims} coordinates")
         return self._send(record, "commit")
+
+    def _global_model(self, model_blob: bytes) -> ModelBlob | None:
+        if self._model is not None and self._model[0] == model_blob:
+            return self._model[1]
+        data = self.ports.read_blob(model_blob)
+        if data is None:
+            return None
+        if blob_id_of_bytes(data) != model_blob:
+            raise ValueError(f"model blob {model_blob.hex()[:12]} does not match its bytes")
+        model = ModelBlob.from_bytes(data)
+        self._model = (model_blob, model)
+        return model
 
     def _send(self, record: RoundRecord, what: str) -> str:
         now = self.ports.now_ms()
