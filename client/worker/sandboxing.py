@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -139,6 +140,26 @@ async def wait_for_engine(threads: Threads, client: docker.DockerClient,
             await asyncio.sleep(ENGINE_POLL_S)
             continue
         return time.monotonic() - started
+    return None
+
+
+def disk_room(spec: JobSpec) -> int:
+    """[WORK-DISK.1] Bytes a job's run may write on this machine's disk: its output and a
+    kept model (``disk_mb`` + ``model_mb``)."""
+    return (spec.limits.disk_mb + spec.limits.model_mb) * MIB
+
+
+async def wait_for_disk(folder: Path, need: int, time_left: Callable[[], bool],
+                        report: Callable[[str], None]) -> float | None:
+    """[WORK-DISK.1] Poll ``folder``'s file system every ``ENGINE_POLL_S`` while
+    ``time_left()`` until ``need`` bytes are free; the seconds it took, or None."""
+    started = time.monotonic()
+    while time_left():
+        free = shutil.disk_usage(folder).free
+        if free >= need:
+            return time.monotonic() - started
+        report(f"{free // MIB} MiB free in {folder}, the job needs {need // MIB} MiB")
+        await asyncio.sleep(ENGINE_POLL_S)
     return None
 
 

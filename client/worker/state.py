@@ -207,10 +207,14 @@ class WorkerStore:
         """Atomically replace the state file: temp file, fsync, rename, fsync the folder."""
         data = json.dumps(self.state.to_json(), indent=1, sort_keys=True).encode()
         tmp = self.dir / f".{STATE_FILE}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError:  # a full disk: the old file stands, the partial copy goes
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, self.path)
         fsync_dir(self.dir)
 

@@ -62,13 +62,16 @@ from client.worker.sandboxing import (
     ImageUnavailable,
     Threads,
     container_label,
+    disk_room,
     remove_containers,
+    wait_for_disk,
     wait_for_engine,
 )
 from client.worker.selfcheck import VARIANTS, CheckOutcome, SelfCheck, judge
 from client.worker.state import ClaimSecret, WorkerStore
 from client.worker.votes import seconds_until
 from sandbox.checkpoints import RunWatch, kept_checkpoint, resumed_wall_time, train_split
+from sandbox.limits import MIB
 from sandbox.progress import Progress
 from sandbox.results import WORKER_FAULTS, EvalResult, FailureReason
 from sandbox.runner import SandboxRunner
@@ -274,22 +277,27 @@ class Trainer:
                 progress.attempts += 1
                 progress.runs += 1
                 progress.running = progress.attempts  # [WORK-RESUME.1] set until it ends
-                self.store.save()  # a crash mid-run repeats neither this seed nor this run
+                # a crash mid-run repeats neither this seed nor this run
+                if not await self._save(job):
+                    why = "expired while the disk was full"
+                    return
                 engine_failure = await self._attempt(job, progress.attempts, image_id)
                 progress.running = 0
-                self.store.save()
                 if engine_failure is not None:
                     # this node failed, not the job: the attempt (same seed) runs again, while
                     # the absolute bound on runs [WORK-ATTEMPTS.1] allows
                     progress.attempts -= 1
-                    self.store.save()
+                if not await self._save(job):
+                    why = "expired while the disk was full"
+                    return
+                if engine_failure is not None:
                     if progress.runs >= max_runs(self.policy):
                         why = (f"{progress.runs} runs, the bound of max_attempts + "
                                f"max_given_back; last failure: {engine_failure}")
                         log.error("job %s: given up: %s", label, why)
                         return
-                    if not await self._wait_for_engine(job, engine_failure):
-                        why = "expired while the Docker engine was unavailable"
+                    if not await self._wait_for_host(job, engine_failure):
+                        why = "expired while this machine could not run it"
                         return
         except asyncio.CancelledError:
             raise
@@ -308,6 +316,46 @@ class Trainer:
             self.now["phase"] = phase
             if attempt is not None:
                 self.now["attempt"] = attempt
+
+    async def _save(self, job: Job) -> bool:
+        """Save the worker's state; on a full disk wait for room and save again [WORK-DISK.1].
+        False when the job expired first."""
+        while True:
+            try:
+                await asyncio.to_thread(self.store.save)
+                return True
+            except OSError as e:
+                if not await self._wait_for_disk(job, f"cannot save the worker's state: {e}"):
+                    return False
+
+    async def _wait_for_host(self, job: Job, failure: str) -> bool:
+        """A run failed because of this machine: wait for the disk when the host failed
+        (``host_error``: an output or a model that could not be written) and the disk lacks
+        the job's room [WORK-DISK.1], else for the engine."""
+        if FailureReason.HOST_ERROR in failure \
+                and shutil.disk_usage(self.store.dir).free < disk_room(job.spec):
+            return await self._wait_for_disk(job, failure)
+        return await self._wait_for_engine(job, failure)
+
+    async def _wait_for_disk(self, job: Job, failure: str) -> bool:
+        """[WORK-DISK.1] Pause the job until this worker's disk has its room again."""
+        label = short(job.job_id)
+        self.engine_problem = failure
+        self._set_phase("waiting for disk space")
+        log.error("job %s paused: %s; the attempt is given back and runs again once the disk "
+                  "has %d MiB free", label, failure, disk_room(job.spec) // MIB)
+        try:
+            waited = await wait_for_disk(
+                self.store.dir, disk_room(job.spec),
+                lambda: self.node.now_ms() < job.spec.expiry_ms,
+                lambda free: setattr(self, "engine_problem", f"{failure}; {free}"))
+            if waited is None:
+                log.error("job %s expired while the disk was full", label)
+                return False
+            log.warning("the disk has room again after %.0f s; job %s resumes", waited, label)
+            return True
+        finally:
+            self.engine_problem = None
 
     async def _wait_for_engine(self, job: Job, failure: str) -> bool:
         """Pause job work until the Docker engine answers again; False if the job expired."""
@@ -430,7 +478,11 @@ class Trainer:
                 progress.best_measured = measured
             log.info("job %s: attempt %d: %s -> loss %r (train %.1f s; self-check %s)", label,
                      attempt, dict(params.hyperparameters), measured, trained.seconds, check.why)
-            await self._claim(job.job_id, attempt, measured, trained.model_path)
+            try:
+                await self._claim(job.job_id, attempt, measured, trained.model_path)
+            except OSError as e:  # [WORK-DISK.1] the model or its salt could not be kept
+                record("claim", FailureReason.HOST_ERROR, "worker", detail=str(e))
+                return f"claim: {FailureReason.HOST_ERROR}: cannot keep the model: {e}"
             return None
         finally:
             self.last_attempt_ms[job.job_id] = (time.monotonic() - started) * 1000
@@ -500,7 +552,13 @@ class Trainer:
                              model_hash.hex(), salt.hex(), commitment.hex())
         progress = self.store.state.job(job_id)
         progress.claims.append(secret)
-        self.store.save()  # write-ahead: we can open the commitment before anyone sees it
+        try:
+            self.store.save()  # write-ahead: we can open the commitment before anyone sees it
+        except OSError:  # [WORK-DISK.1] nothing was claimed: forget it, in memory and on disk
+            progress.claims.remove(secret)
+            with contextlib.suppress(OSError):
+                kept.unlink()
+            raise
         if self.policy.cheat_loss_factor > 0:
             log.warning("job %s: CHEATING (demo): claiming loss %r although we measured %r",
                         label, loss, measured)

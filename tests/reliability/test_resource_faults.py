@@ -27,6 +27,7 @@ from client.devnet.network import NetworkLayout, create_network
 from client.devnet.processes import down, load_pids
 from tests.framework.db_lock import PG_URL, foreign_lock
 from tests.framework.devnet_up import up_on_free_ports
+from tests.framework.disk_fill import fill
 from tests.framework.ports import free_base_port
 from tests.framework.wait import wait_until
 
@@ -88,14 +89,7 @@ def test_a_full_disk_stalls_the_node_and_it_goes_on_once_space_is_freed(
         before = [send() for _ in range(5)]
         for tx_hash in before:
             api.wait_for_tx(tx_hash, timeout=20)
-        filler = mount / "filler"
-        with filler.open("wb") as f:
-            try:
-                while True:
-                    f.write(b"\0" * (1 << 20))
-                    f.flush()
-            except OSError:
-                pass
+        filler = fill(mount)
         during = [send()]
         status = wait_until(
             lambda: s if (s := _status(api)).get("storage_problem") else (during.append(send())
