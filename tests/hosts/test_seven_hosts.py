@@ -164,7 +164,16 @@ def _newcomer_verifies(graph: HostGraph, home: Host, tmp_path: Path) -> Newcomer
 
     wait_until(verifies, timeout=60, step=1.0, what="w6 to opt in as a verifier",
                detail=lambda: newcomer.log_text()[-1500:])
-    log.info("w6 opted in as a verifier [WORK-VERIFY.1]: %s",
+    def offered() -> bool:  # its prediction offer's bond, paid before earnings are counted
+        account = newcomer.api.account(newcomer.address)
+        return "offer_prediction sent" in newcomer.log_text() \
+            and account["nonce"] == account["next_nonce"]
+
+    # 2026-11-29: the offer came 6 s after the opt-in, after the balance the test counts
+    # earnings from was read: 'earned' -98 (+2 for the vote, -100 for the offer's bond)
+    wait_until(offered, timeout=60, step=0.5, what="w6's prediction offer to be committed",
+               detail=lambda: newcomer.log_text()[-1500:])
+    log.info("w6 opted in as a verifier [WORK-VERIFY.1] and offered predictions: %s",
              newcomer.api.account(newcomer.address))
     # its executor waited for the prediction bond too, rather than being refused
     assert "offer_prediction rejected" not in newcomer.log_text(), newcomer.log_text()[-3000:]
