@@ -48,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -80,6 +81,7 @@ from client.worker.sandboxing import (
     ImageUnavailable,
     Threads,
     remove_stopped_before,
+    wait_for_disk,
     wait_for_engine,
 )
 from client.worker.state import VoteSecret, WorkerStore
@@ -89,6 +91,9 @@ from sandbox.runner import SandboxRunner
 
 log = logging.getLogger("learningchain.worker")
 
+EVAL_SCRATCH_BYTES = 4 << 20
+"""[VOTE-FAILED.7] Room beyond the evaluation's output cap: its challenge file and the
+copy's staging."""
 OUR_SIDE = WORKER_FAULTS
 """[JOB-EXIT.5] Evaluation failures that say nothing about the model: the verifier
 abstains. Every other failure is the model's or the job's: an invalid vote."""
@@ -374,6 +379,9 @@ class Verifier:
                                               inputs)
         except TimeoutError:
             return None
+        except OSError as e:  # our temporary folder (its challenge file): a full disk
+            return EvalResult(ok=False, reason=FailureReason.HOST_ERROR, loss=None,
+                              detail=f"host could not write the evaluation's files: {e}")
 
     async def _evaluate_reloading(self, job: Job, image_id: str, model: Path,
                                   inputs: EvaluationInputs) -> EvalResult | None:
@@ -385,6 +393,9 @@ class Verifier:
         result = await self._evaluate(job, image_id, model, inputs)
         if result is not None and result.reason == FailureReason.ENGINE_ERROR and \
                 await self._wait_for_engine(job, result.detail):
+            result = await self._evaluate(job, image_id, model, inputs)
+        if result is not None and result.reason == FailureReason.HOST_ERROR and \
+                await self._wait_for_room(job, result.detail, inputs.limits.output_bytes):
             result = await self._evaluate(job, image_id, model, inputs)
         if result is None or result.reason != FailureReason.IMAGE_MISSING:
             return result
@@ -400,6 +411,34 @@ class Verifier:
                         image_id[:19], e or "not before the vote window closes")
             return result
         return await self._evaluate(job, image_id, model, inputs)
+
+    async def _wait_for_room(self, job: Job, failure: str, output_bytes: int) -> bool:
+        """[VOTE-FAILED.7] Our disk could not take the evaluation's files (``host_error``):
+        that says nothing about the model either. Wait, while the commit window leaves time
+        to evaluate, until the temporary folder has room for them; True once it has."""
+        label = short(job.job_id)
+        folder = Path(tempfile.gettempdir())
+        need = output_bytes + EVAL_SCRATCH_BYTES
+        self.engine_problem = failure
+        if self.now is not None:
+            self.now["phase"] = "waiting for disk space"
+        log.error("job %s: our evaluation could not write its files (%s); waiting for %d MiB "
+                  "free in %s to evaluate once more before the vote window closes "
+                  "[VOTE-FAILED.7]", label, failure, need >> 20, folder)
+        try:
+            waited = await wait_for_disk(
+                folder, need,
+                lambda: seconds_until(self.node, job.phase_deadline_ms) > COMMIT_MARGIN_S + 1,
+                lambda free: setattr(self, "engine_problem", f"{failure}; {free}"))
+            if waited is None:
+                log.error("job %s: no room for the evaluation before the vote window closes",
+                          label)
+                return False
+            log.warning("job %s: the disk has room again after %.0f s; evaluating once more",
+                        label, waited)
+            return True
+        finally:
+            self.engine_problem = None
 
     async def _wait_for_engine(self, job: Job, failure: str) -> bool:
         """[VOTE-FAILED.6] Our Docker engine failed during the evaluation (stopped, restarted

@@ -1,11 +1,18 @@
-"""[WORK-DISK.1] A worker whose disk fills up while it trains waits for room, then is paid.
+"""[WORK-DISK.1] [VOTE-FAILED.7] A worker whose disk fills up waits for room instead of
+giving up: a trainer then trains again and is paid, a verifier votes.
 
-The worker's folder (state file, run outputs, kept models) is a tmpfs of this test's own;
-the job's output cannot be copied out of the container once it is full (``host_error``,
-the node's fault [JOB-EXIT.5]). Before, the attempt was given back and the worker, finding
-the engine answering, ran it again at once, failing the same way until its bound on runs
-[WORK-ATTEMPTS.1] made it give the job up; and a state file it could not save ended the
-job for good. Needs root (the mount), as CI runs.
+The trainer's case: the worker's folder (state file, run outputs, kept models) is a tmpfs of
+this test's own; the job's output cannot be copied out of the container once it is full
+(``host_error``, the node's fault [JOB-EXIT.5]). Before, the attempt was given back and the
+worker, finding the engine answering, ran it again at once, failing the same way until its
+bound on runs [WORK-ATTEMPTS.1] made it give the job up; and a state file it could not save
+ended the job for good.
+
+The verifier's case: the evaluation's files (its ``challenge.json``, the copy of its
+output) go to the temporary folder, here a tmpfs of this test's own, filled after alice's
+claim. Before, the evaluation failed with ``host_error`` and both voters (alice's own vote
+included) abstained at once, burning their bonds [VOTE-NOSHOW.1] for a disk that says
+nothing about the model. Needs root (the mounts), as CI runs.
 """
 
 from __future__ import annotations
@@ -13,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import docker
 import pytest
 
-from chain.records import JobStatus
+from chain.records import JobStatus, Outcome
 from client.worker.worker import Worker
 from tests.client.worker import test_worker as base
 from tests.client.worker.test_worker import (
@@ -57,6 +65,8 @@ TMPFS_MB = 160
 """Room for the template job's 64 + 64 MiB [WORK-DISK.1] once the filler is gone."""
 FULL_S = 4.0
 """How long the disk stays full once the worker reported it: several of its polls."""
+COMMIT_WINDOW_MS = 240_000
+"""Room for the disk to stay full a while and both voters to evaluate on a busy machine."""
 
 
 async def test_work_disk_1_a_full_disk_pauses_the_job_and_it_is_paid_once_freed(
@@ -104,3 +114,56 @@ async def test_work_disk_1_a_full_disk_pauses_the_job_and_it_is_paid_once_freed(
     assert "host_error" in str(problem) or "cannot save" in str(problem), problem
     assert "the disk has room again" in text, text[-3000:]
     assert host_engine.changes(host_before, host_engine.fingerprint()) == []
+
+
+async def test_vote_failed_7_a_full_disk_at_the_vote_is_waited_for_and_voted_on(
+        tmp_path: Path, docker_client: docker.DockerClient, template: TemplateImage,
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(scratch)],
+                   check=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    try:
+        genesis, keys = make_genesis(members=("submitter", "alice"))
+        async with SoloNode(genesis, keys["v0"], tmp_path / "node") as node:
+            put_template(node, template)
+            job_id = post_job(node, keys["submitter"], template_spec(
+                template, node.now_ms(), expiry_s=CLAIM_WINDOW_S,
+                commit_window_ms=COMMIT_WINDOW_MS))
+            alice = Worker(node, TRAINER, runner=runner(docker_client, "alice"),
+                           key=keys["alice"])
+            voter = Worker(node, VERIFIER, runner=runner(docker_client, "v0"))
+            async with running(alice, voter):
+                def claimed() -> bool:
+                    job = node.state.job(job_id)
+                    return job is not None and job.claim_of(alice.address) is not None \
+                        and alice.summary()["training"] is None
+
+                await wait_until(claimed, CLAIM_WINDOW_S, "alice's claim", [alice, voter])
+                spec = job_of(node, job_id).spec
+                assert await voter.images.ensure(spec, "prefetch", job_id) == template.image_id
+                filler = await asyncio.to_thread(fill, scratch)
+                node.skip_to(spec.expiry_ms)  # the claim window's rest would pass idle
+                problem = await wait_until(
+                    lambda: (p := voter.engine_problem) and "MiB free" in p and p, 120,
+                    "the voter to report the full disk", [alice, voter])
+                await asyncio.sleep(FULL_S)
+                job = job_of(node, job_id)
+                assert job.status == JobStatus.VOTE_COMMIT and job.vote_of(voter.address) \
+                    is None, job.status
+                filler.unlink()
+                settle_s = 30 + COMMIT_WINDOW_MS / 1000 + 60
+                job = await wait_until(lambda: settled(node, job_id), settle_s,
+                                       "the job to settle", [alice, voter])
+                assert voter.engine_problem is None and alice.engine_problem is None
+    finally:
+        subprocess.run(["umount", "-l", str(scratch)], check=False)
+    assert "host_error" in str(problem) or "could not write" in str(problem), problem
+    assert job.status == JobStatus.PAID and job.winner == keys["alice"].address
+    [verdict] = job.verdicts
+    assert verdict.outcome == Outcome.VALID and verdict.valid_votes >= 1, verdict
+    assert verdict.invalid_votes == 0, verdict
+    text = caplog.text
+    assert "[VOTE-FAILED.7]" in text and "the disk has room again" in text, text[-4000:]
+    assert "our sandbox failed" not in text
