@@ -23,6 +23,7 @@ from tests.client.worker.test_worker import (
     TRAINER,
     VERIFIER,
     TemplateImage,
+    claimed_then_prefetched,
     job_of,
     post_job,
     put_template,
@@ -69,15 +70,7 @@ async def test_vote_failed_6_an_engine_stopped_before_the_vote_is_waited_for_and
         alice = Worker(node, TRAINER, runner=runner(engine, "alice"), key=keys["alice"])
         voter = Worker(node, VERIFIER, runner=runner(engine, "v0"))
         async with running(alice, voter):
-            def claimed() -> bool:
-                job = node.state.job(job_id)
-                return job is not None and job.claim_of(alice.address) is not None \
-                    and alice.summary()["training"] is None
-
-            await wait_until(claimed, CLAIM_WINDOW_S, "alice's claim", [alice, voter])
-            spec = job_of(node, job_id).spec
-            # the voter checks the image now, as one that fetched it ahead of the vote does
-            assert await voter.images.ensure(spec, "prefetch", job_id) == template.image_id
+            spec = await claimed_then_prefetched(node, job_id, alice, voter, template)
             await asyncio.to_thread(private_dockerd.stop)  # SIGTERM, as an init system does
             assert private_dockerd.pid is None
             node.skip_to(spec.expiry_ms)  # the claim window's rest would pass idle

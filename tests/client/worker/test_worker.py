@@ -248,6 +248,20 @@ async def running(*workers: Worker) -> Any:
             await worker.stop()
 
 
+async def claimed_then_prefetched(node: SoloNode, job_id: bytes, trainer: Worker,
+                                  voter: Worker, template: TemplateImage) -> JobSpec:
+    """Waits for ``trainer``'s claim (its training over), then has ``voter`` check the job's
+    image as one that fetched it ahead of the vote does; the job's spec."""
+    def claimed() -> bool:
+        job = node.state.job(job_id)
+        return job is not None and job.claim_of(trainer.address) is not None \
+            and trainer.summary()["training"] is None
+
+    await wait_until(claimed, CLAIM_WINDOW_S, "alice's claim", [trainer, voter])
+    spec = job_of(node, job_id).spec
+    assert await voter.images.ensure(spec, "prefetch", job_id) == template.image_id
+    return spec
+
 async def test_honest_worker_claims_reveals_is_verified_and_paid(
         tmp_path: Path, docker_client: docker.DockerClient, template: TemplateImage,
         caplog: pytest.LogCaptureFixture) -> None:

@@ -35,6 +35,7 @@ from tests.client.worker.test_worker import (
     TRAINER,
     VERIFIER,
     TemplateImage,
+    claimed_then_prefetched,
     expire_once_claimed,
     job_of,
     post_job,
@@ -135,14 +136,7 @@ async def test_vote_failed_7_a_full_disk_at_the_vote_is_waited_for_and_voted_on(
                            key=keys["alice"])
             voter = Worker(node, VERIFIER, runner=runner(docker_client, "v0"))
             async with running(alice, voter):
-                def claimed() -> bool:
-                    job = node.state.job(job_id)
-                    return job is not None and job.claim_of(alice.address) is not None \
-                        and alice.summary()["training"] is None
-
-                await wait_until(claimed, CLAIM_WINDOW_S, "alice's claim", [alice, voter])
-                spec = job_of(node, job_id).spec
-                assert await voter.images.ensure(spec, "prefetch", job_id) == template.image_id
+                spec = await claimed_then_prefetched(node, job_id, alice, voter, template)
                 filler = await asyncio.to_thread(fill, scratch)
                 node.skip_to(spec.expiry_ms)  # the claim window's rest would pass idle
                 problem = await wait_until(
