@@ -64,16 +64,29 @@ from chain.federated import fast
 
 JSON_KEYS = ("clean_acc_default", "clean_acc_mean", "worst_median_drop_pts_default",
              "seeds_over_3pts_default", "attackers_over_honest_min_max", "sybil_gain_max",
-             "agg_s_per_round_1m", "agg_dims", "default_rule", "worst_family_default",
+             "agg_s_per_round_1m", "attackers_below_honest_seeds_min",
+             "any_member_attackers_over_honest_min_max", "any_member_sybil_gain_max",
+             "agg_dims", "default_rule", "worst_family_default", "worst_pay_family_default",
              "per_rule", "sybil_gain", "seeds", "rounds", "owners", "attacker_counts",
              "families", "elapsed_s")
-"""The last line's keys (tests/test_bench_quick.py); the issue's seven first."""
+"""The last line's keys (tests/test_bench_quick.py); the issue's seven first, then the
+figures of a job open to any member beside them. The ``_default`` figures are the default
+rule's in a job that names its cohort [FED-SPEC.4]: there a splitting family's extra
+addresses are refused, so its attackers are owners paid once for their own data, judged by
+the split's gain (``sybil_gain_max``), not by the pay ratio of the attacks."""
+HEADLINE = 10
+"""The keys shown in docs/federated.md's headline block."""
 NEEDS_DOCKER = False
 """One process (or a pool of them), no sockets, no files: runs beside other pure tests."""
 QUICK = {"seeds": 1, "rounds": 4, "attackers": "2", "splits": "3", "timing_dims": 20_000}
 CC_F = 3
 """centered_clip's f: the attackers it is asked to bear (Multi-Krum's here too)."""
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "federated.md"
+COHORT = "@cohort"
+"""The suffix of a splitting family's runs in a job that names its cohort [FED-SPEC.4]."""
+ADMISSIONS = ("cohort", "any_member")
+"""Who may commit: the job's named owners (``--cohort``, the default) or any member."""
+NOISES = ("fresh", "fixed")
 TIMING_PARTICIPANTS = 20
 REPEATS = 3
 
@@ -159,24 +172,51 @@ def _seed_runs(seed: int, cfg: Config) -> list[dict[str, Any]]:
                                        attackers))
                 out.append(rec)
         if rule.name == cfg.default:
+            out += _cohort_runs(data, rule, seed, cfg, clean.paid or {})
             out += _split_runs(data, rule, seed, cfg, clean.paid or {})
     print(f"seed {seed}: {len(out)} runs in {time.perf_counter() - t0:.1f} s", flush=True)
+    return out
+
+
+def _cohort_runs(data: Any, rule: Rule, seed: int, cfg: Config,
+                 clean: dict[int, int]) -> list[dict[str, Any]]:
+    """The splitting families again, in a job that names its cohort [FED-SPEC.4] (the
+    default of ``job submit --federated``): each extra address is refused, so each attacker
+    commits once, through the address the job named. Recorded as ``FAMILY@cohort``."""
+    out = []
+    for count in cfg.counts:
+        attackers = attackers_of(seed, cfg.owners, count)
+        for name in cfg.families:
+            fam = FAMILIES[name]
+            if fam.addresses == 1:
+                continue
+            r = run_job(data, rule, fam, attackers, cfg.rounds, seed,
+                        pay=count in cfg.pay_counts, cohort=True)
+            rec = _record(rule.name, f"{name}{COHORT}", attackers, seed, r)
+            rec.update(_pay_fields(r.paid, clean, attackers))
+            out.append(rec)
     return out
 
 
 def _split_runs(data: Any, rule: Rule, seed: int, cfg: Config,
                 clean: dict[int, int]) -> list[dict[str, Any]]:
     """One owner (the seed's first coalition member paid in the clean run) sends its honest
-    update through k addresses; gain = its total pay / its clean pay as one address."""
+    update through k addresses, with fresh or fixed noise, in a job open to any member and
+    in one that names its cohort; gain = its total pay / its clean pay as one address."""
     perm = np.random.default_rng([seed, 7]).permutation(cfg.owners)
     owner = next((int(i) for i in perm if clean.get(int(i), 0) > 0), int(perm[0]))
     out = []
-    for k in cfg.splits:
-        r = run_job(data, rule, sybil_family(k), (owner,), cfg.rounds, seed, pay=True)
-        rec = _record(rule.name, f"split{k}", (owner,), seed, r)
-        rec["split"] = k
-        rec["gain"] = (r.paid or {})[owner] / clean[owner] if clean.get(owner) else None
-        out.append(rec)
+    for admission in ADMISSIONS:
+        for noise in NOISES:
+            for k in cfg.splits:
+                fam = sybil_family(k, fixed=noise == "fixed")
+                r = run_job(data, rule, fam, (owner,), cfg.rounds, seed, pay=True,
+                            cohort=admission == "cohort")
+                rec = _record(rule.name, f"split{k}", (owner,), seed, r)
+                rec.update(split=k, noise=noise, admission=admission)
+                rec["gain"] = ((r.paid or {})[owner] / clean[owner] if clean.get(owner)
+                               else None)
+                out.append(rec)
     return out
 
 
@@ -287,7 +327,7 @@ def docs_body(records: list[dict[str, Any]], cfg: Config, result: dict[str, Any]
         f"### Splitting one owner into k addresses ({cfg.default})", "",
         *report.sybil_lines(records), "",
         "### Headline figures", "", "```json",
-        json.dumps({k: result[k] for k in JSON_KEYS[:7]}, indent=1), "```", "",
+        json.dumps({k: result[k] for k in JSON_KEYS[:HEADLINE]}, indent=1), "```", "",
         "Per rule (worst family over the attacks, the absent baseline left out; the bound "
         "each rule claims):", "",
         "| rule | bound | " + " | ".join(
@@ -315,23 +355,28 @@ def summarise(records: list[dict[str, Any]], cfg: Config, agg_s: float, dims: in
                           "agg_ms_per_round": round(statistics.median(ms), 2)}
         for a in cfg.counts:
             per_rule[rule][str(a)] = report.summary(records, rule, cfg.families, acc_fams, a)
-    gains: dict[str, Any] = {}
-    for k in cfg.splits:
-        gs = [r["gain"] for r in records if r.get("split") == k and r["gain"] is not None]
-        gains[str(k)] = {"median": round(statistics.median(gs), 3) if gs else None,
-                         "max": round(max(gs), 3) if gs else None}
-    two = str(2 if 2 in cfg.counts else cfg.counts[0])
-    d = per_rule.get(cfg.default, {}).get(two, {})
-    medians = [g["median"] for g in gains.values() if g["median"] is not None]
+    gains = report.split_gains(records)
+    two = 2 if 2 in cfg.counts else cfg.counts[0]
+    d = per_rule.get(cfg.default, {}).get(str(two), {})  # every address may commit
+    single = [f for f in cfg.families if FAMILIES[f].addresses == 1]
+    named = single + [f + COHORT for f in cfg.families if FAMILIES[f].addresses > 1]
+    c = report.summary(records, cfg.default, named,
+                       [f for f in named if f.removesuffix(COHORT) in acc_fams], two,
+                       pay_families=single)
     return {
         "clean_acc_default": per_rule.get(cfg.default, {}).get("clean_acc"),
         "clean_acc_mean": per_rule.get("mean", {}).get("clean_acc"),
-        "worst_median_drop_pts_default": d.get("worst_median_drop_pts"),
-        "seeds_over_3pts_default": d.get("seeds_over_3pts"),
-        "attackers_over_honest_min_max": d.get("attackers_over_honest_min_max"),
-        "sybil_gain_max": max(medians) if medians else None,
-        "agg_s_per_round_1m": round(agg_s, 4), "agg_dims": dims,
-        "default_rule": cfg.default, "worst_family_default": d.get("worst_family"),
+        "worst_median_drop_pts_default": c.get("worst_median_drop_pts"),
+        "seeds_over_3pts_default": c.get("seeds_over_3pts"),
+        "attackers_over_honest_min_max": c.get("attackers_over_honest_min_max"),
+        "sybil_gain_max": report.worst_gain(gains, "cohort"),
+        "agg_s_per_round_1m": round(agg_s, 4),
+        "attackers_below_honest_seeds_min": c.get("attackers_below_every_honest_seeds_min"),
+        "any_member_attackers_over_honest_min_max": d.get("attackers_over_honest_min_max"),
+        "any_member_sybil_gain_max": report.worst_gain(gains, "any_member"),
+        "agg_dims": dims, "default_rule": cfg.default,
+        "worst_family_default": c.get("worst_family"),
+        "worst_pay_family_default": c.get("worst_pay_family"),
         "per_rule": per_rule, "sybil_gain": gains, "seeds": seeds, "rounds": cfg.rounds,
         "owners": cfg.owners, "attacker_counts": list(cfg.counts),
         "families": list(cfg.families), "elapsed_s": round(elapsed, 1),

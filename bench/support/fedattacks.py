@@ -324,6 +324,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
 """The families of issue 49 §3, in table order."""
 
 
-def sybil_family(k: int) -> Family:
-    """One owner split into ``k`` addresses (the sybil-gain runs)."""
-    return Family(f"sybil{k}", sybil(k), f"own update via {k} addresses", addresses=k)
+def sybil_family(k: int, fixed: bool = False) -> Family:
+    """One owner split into ``k`` addresses (the sybil-gain runs): fresh noise each round,
+    or (``fixed``) the same directions every round."""
+    return Family(f"sybil{k}" + ("_fixed" if fixed else ""), sybil(k, fixed),
+                  f"own update via {k} addresses", addresses=k)

@@ -151,29 +151,61 @@ def clean_line(records: Sequence[Record], rules: Sequence[str]) -> list[str]:
 
 
 def sybil_lines(records: Sequence[Record]) -> list[str]:
-    """Markdown rows: the gain of one owner split into k addresses (default rule)."""
-    ks = sorted({r["split"] for r in records if r["family"].startswith("split")})
-    lines = ["| addresses | gain (median) | min | max |", "|---|---|---|---|"]
-    for k in ks:
-        gs = [r["gain"] for r in records if r["family"].startswith("split")
-              and r["split"] == k and r.get("gain") is not None]
-        if gs:
-            lines.append(f"| {k} | {statistics.median(gs):.2f} | {min(gs):.2f} | "
-                         f"{max(gs):.2f} |")
+    """Markdown rows: the gain of one owner split into k addresses (default rule), with
+    fresh and fixed noise, in a job that names its cohort and in one open to any member."""
+    splits = [r for r in records if r["family"].startswith("split")
+              and r.get("gain") is not None]
+    ks = sorted({r["split"] for r in splits})
+    lines = ["| job | noise | addresses | gain (median) | min | max |",
+             "|---|---|---|---|---|---|"]
+    for admission, label in (("cohort", "cohort named (`--cohort`)"),
+                             ("any_member", "any member (`--any-member`)")):
+        for noise in ("fresh", "fixed"):
+            for k in ks:
+                gs = [r["gain"] for r in splits if r["split"] == k
+                      and r.get("admission", "any_member") == admission
+                      and r.get("noise", "fresh") == noise]
+                if gs:
+                    lines.append(f"| {label} | {noise} | {k} | {statistics.median(gs):.2f} "
+                                 f"| {min(gs):.2f} | {max(gs):.2f} |")
     return lines
 
 
+def split_gains(records: Sequence[Record]) -> dict[str, Any]:
+    """``{admission: {noise: {k: {median, max}}}}`` of the split runs' gains."""
+    out: dict[str, Any] = {}
+    for r in records:
+        if r["family"].startswith("split") and r.get("gain") is not None:
+            key = (r.get("admission", "any_member"), r.get("noise", "fresh"), str(r["split"]))
+            out.setdefault(key, []).append(r["gain"])
+    nested: dict[str, Any] = {}
+    for (admission, noise, k), gs in sorted(out.items()):
+        nested.setdefault(admission, {}).setdefault(noise, {})[k] = {
+            "median": round(statistics.median(gs), 3), "max": round(max(gs), 3)}
+    return nested
+
+
+def worst_gain(gains: dict[str, Any], admission: str) -> float | None:
+    """The largest median gain over noise kinds and address counts of one admission."""
+    ms = [g["median"] for by_k in gains.get(admission, {}).values() for g in by_k.values()]
+    return max(ms) if ms else None
+
+
 def summary(records: Sequence[Record], rule: str, families: Sequence[str],
-            attack_families: Sequence[str], count: int) -> dict[str, Any]:
+            attack_families: Sequence[str], count: int,
+            pay_families: Sequence[str] | None = None) -> dict[str, Any]:
     """The issue's figures for one rule at ``count`` attackers: worst median drop (over
     the families that aim at accuracy), the most seeds over 3 points, the worst median
-    pay ratio and the fewest seeds with every attacker below every honest owner."""
+    pay ratio and the fewest seeds with every attacker below every honest owner (over
+    ``pay_families``, by default every family)."""
     cs = cells(records)
     mine = {f: cs[(rule, f, count)] for f in families if (rule, f, count) in cs}
     drops = {f: c.median_drop for f, c in mine.items()
              if f in attack_families and c.median_drop is not None}
-    ratios = {f: c.ratio for f, c in mine.items() if c.ratio is not None}
-    belows = {f: c.below for f, c in mine.items() if c.below is not None}
+    paying = mine if pay_families is None else {f: c for f, c in mine.items()
+                                                if f in pay_families}
+    ratios = {f: c.ratio for f, c in paying.items() if c.ratio is not None}
+    belows = {f: c.below for f, c in paying.items() if c.below is not None}
     worst = max(drops, key=lambda f: drops[f]) if drops else None
     bds = {f: round(c.backdoor, 3) for f, c in mine.items() if c.backdoor is not None}
     return {

@@ -30,6 +30,7 @@ from chain.federated.fixed import Q_MAX
 from chain.federated.job_copies import copy_counts_array, credited_losses
 from chain.federated.rewards import copy_discount, job_outliers, norm_outliers, payout
 from chain.federated.rounds import Aggregation, RoundInput
+from chain.federated.spec import cohort_admits
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -323,11 +324,14 @@ def _rng(seed: int, name: str, attackers: int) -> np.random.Generator:
 
 def run_job(data: Data, rule: Rule, family: Family | None, attackers: tuple[int, ...],
             n_rounds: int, seed: int, pay: bool,
-            observe: Callable[[Mapping[bytes, Ints]], None] | None = None) -> JobResult:
+            observe: Callable[[Mapping[bytes, Ints]], None] | None = None,
+            cohort: bool = False) -> JobResult:
     """A job of ``n_rounds`` rounds from the zero model: every honest owner trains and
     sends its quantised update, the coalition sends what ``family`` computes, the round is
     aggregated by ``rule``; with ``pay``, the bounty is split as the chain splits it.
-    ``observe`` sees each round's revealed updates, by address."""
+    ``observe`` sees each round's revealed updates, by address. ``cohort``: the job names
+    each owner's one address [FED-SPEC.4], so an extra (sybil) address is refused before
+    it commits; else any address may commit."""
     d, k = data.d, data.k
     dims = d * k + k
     rng = _rng(seed, family.name if family else "clean", len(attackers))
@@ -335,6 +339,7 @@ def run_job(data: Data, rule: Rule, family: Family | None, attackers: tuple[int,
     model, center = initial.copy(), initial.copy()
     owners = len(data.shards)
     attacking = family is not None and bool(attackers)
+    named = frozenset(address(i) for i in range(owners)) if cohort else frozenset()
     previous: Floats | None = None
     inputs: list[RoundInput] = []
     weights: list[dict[bytes, int]] = []
@@ -360,6 +365,8 @@ def run_job(data: Data, rule: Rule, family: Family | None, attackers: tuple[int,
                     sent[address(i, c)] = quantise(v)
                     mine.append(address(i, c))
             _distinct(sent, mine, rng)
+            if cohort:  # the chain's own test: an address outside the cohort never commits
+                sent = {a: v for a, v in sent.items() if cohort_admits(named, a, JOB_OWNER)}
         zero = np.zeros(dims, dtype=np.int64)
         previous = np.stack([sent.get(address(i), zero) for i in range(owners)]) / (
             1 << SCALE_BITS)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,13 @@ PPM = 1_000_000
 
 def _bad(field: str, why: str) -> DecodeError:
     return DecodeError(f"bad field 'federated.{field}': {why}", code="bad_field")
+
+
+def cohort_admits(cohort: Collection[bytes], sender: bytes, owner: bytes) -> bool:
+    """[FED-SPEC.4] Whether ``sender`` may commit to a job whose owner is ``owner``: anyone
+    when ``cohort`` is empty; else its addresses, and the owner (its FLTrust reference).
+    Membership [TX-FED.2] is checked apart."""
+    return not cohort or sender == owner or sender in cohort
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +149,10 @@ class FederatedSpec:
         if len(self.cohort) < self.min_participants:
             raise _bad("cohort", f"{len(self.cohort)} addresses cannot fill a round of "
                                  f"min_participants {self.min_participants}")
+
+    def admits(self, sender: Address, owner: Address) -> bool:
+        """[FED-SPEC.4] Whether ``sender`` may commit to this job (``cohort_admits``)."""
+        return cohort_admits(self.cohort, sender, owner)
 
     def to_wire(self) -> list[Any]:
         """[FED-SPEC.1] The 13-element array (protocol_spec/federated.md §5), and the cohort

@@ -27,11 +27,13 @@ from tests.client.cli.test_cli_job import saved_image
 from tests.client.test_holdout_cli import v3_job_dir
 from tests.framework.wait import wait_until
 
-FED_ARGS = ["--federated", "--initial-model", "digits:4", "--rounds", "2",
+FED_TERMS = ["--federated", "--initial-model", "digits:4", "--rounds", "2",
             "--min-participants", "2", "--max-participants", "3", "--rule", "trimmed_mean",
             "--trim", "0", "--target-accuracy", "0.9", "--round-commit-window", "20s",
             "--round-reveal-window", "10s", "--aggregate-window", "10s",
             "--loo-permille", "400", "--bounty", "60", "--expires-in", "10m"]
+"""A federated job's terms, without saying who may send updates [FED-SPEC.4]."""
+FED_ARGS = [*FED_TERMS, "--any-member"]
 
 
 @pytest.fixture
@@ -234,8 +236,9 @@ def test_submit_federated_cohort(tmp_path: Path) -> None:
     """[FED-SPEC.4] [TX-FED.2] [TX-FED.12] [API-FED.2] ``--cohort`` (repeated or comma
     separated) posts the ascending addresses; ``federated show`` prints them and the API's
     JSON lists them. A member outside the cohort is refused ``not_in_cohort`` by the node,
-    and ``federated join`` refuses to start for it. A mistyped or repeated address, and a
-    graph older than version 6, are refused before anything is posted."""
+    and ``federated join`` refuses to start for it. A mistyped or repeated address, a
+    graph older than version 6, a job that names neither a cohort nor ``--any-member``,
+    and one that names both are refused before anything is posted."""
     from chain.crypto import address_to_text
     from chain.versions import COHORT_VERSION
     from client.cli.common import UserError
@@ -244,8 +247,11 @@ def test_submit_federated_cohort(tmp_path: Path) -> None:
     folder = v3_job_dir(tmp_path)
     with ApiThread(tmp_path / "old", block_interval=0.1) as old:
         alice = address_to_text(old.keys["alice"].address)
-        refused = submit(old, tmp_path, folder, *FED_ARGS, "--cohort", alice, code=1)
+        refused = submit(old, tmp_path, folder, *FED_TERMS, "--cohort", alice, code=1)
         assert "--cohort needs protocol version 6" in refused.output, refused.output
+        refused = submit(old, tmp_path, folder, *FED_TERMS, code=1)
+        assert "has no cohorts" in refused.output and "--any-member" in refused.output, \
+            refused.output
     with ApiThread(tmp_path / "new", block_interval=0.1,
                    protocol_version=COHORT_VERSION) as chain:
         alice, bob, carol = (address_to_text(chain.keys[n].address)
@@ -253,11 +259,16 @@ def test_submit_federated_cohort(tmp_path: Path) -> None:
         for args, message in (((alice[:-1] + "0",), "checksum"),
                               ((f"{alice},{alice}",), f"names {alice} twice"),
                               ((alice,), "cannot fill a round of min_participants 2")):
-            result = submit(chain, tmp_path, folder, *FED_ARGS, "--cohort", *args, code=1)
+            result = submit(chain, tmp_path, folder, *FED_TERMS, "--cohort", *args, code=1)
+            assert message in result.output, (args, result.output)
+        for args, message in (((), "names who may send updates: --cohort"),
+                              (("--cohort", f"{alice},{bob}", "--any-member"),
+                               "--cohort and --any-member exclude each other")):
+            result = submit(chain, tmp_path, folder, *FED_TERMS, *args, code=1)
             assert message in result.output, (args, result.output)
         api = ApiClient(chain.url)
         assert api.federated_jobs()["jobs"] == []
-        posted = submit(chain, tmp_path, folder, *FED_ARGS, "--cohort", f"{bob},{alice}",
+        posted = submit(chain, tmp_path, folder, *FED_TERMS, "--cohort", f"{bob},{alice}",
                         "--json")
         job_id = posted["job_id"]
         spec = api.federated_job(job_id)["spec"]

@@ -140,7 +140,7 @@ def apply_fed_commit(view: Overlay, sender: Address, body: FedCommit, ctx: TxCon
     spec = fed_spec(job)
     if sender == fed.owner and spec.aggregation.rule != FLTRUST:
         raise _reject("owner_cannot_participate", "the owner sends only an FLTrust reference")
-    if spec.cohort and sender != fed.owner and sender not in spec.cohort:
+    if not spec.admits(sender, fed.owner):
         raise _reject("not_in_cohort",  # [FED-SPEC.4]
                       f"{address_to_text(sender)} is not in the job's cohort of "
                       f"{len(spec.cohort)} addresses")

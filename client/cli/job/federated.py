@@ -96,8 +96,12 @@ FEDERATED_OPTIONS = [
     _option("--cohort", multiple=True, metavar="ADDRESS[,ADDRESS...]",
             help="federated: take updates only from these addresses (repeat the option or "
                  "separate with commas), one per data owner you know, so that no owner can "
-                 "join through several [FED-SPEC.4]; needs protocol version 6. Default: any "
-                 "admitted member."),
+                 "join through several [FED-SPEC.4]; needs protocol version 6. A job "
+                 "names a cohort or says --any-member."),
+    _option("--any-member", is_flag=True,
+            help="federated: take updates from any admitted member (no cohort). One member "
+                 "may then join through several addresses and be paid for each, 1.6-2 "
+                 "times one address's pay (docs/federated.md, \"Splitting\")."),
 ]
 
 
@@ -119,13 +123,33 @@ def chosen_aggregation(terms: Json, graph_version: int | None) -> Aggregation:
     return Aggregation(rule, 0 if trim is None else trim)
 
 
+COHORT_OR_ANY_MEMBER = (
+    "a federated job names who may send updates: --cohort ADDRESS,... (one address per data "
+    "owner you pay, so that nobody is paid twice) or --any-member (any admitted member; one "
+    "member may then join through several addresses and be paid for each: "
+    "docs/federated.md, \"Splitting\") [FED-SPEC.4]")
+
+
 def chosen_cohort(terms: Json) -> tuple[Address, ...]:
     """[FED-SPEC.4] ``--cohort``'s addresses, ascending: each a checked text address, none
     twice, and only on a graph that knows cohorts [TX-FED.12] (refused here, before any
-    upload, rather than by the chain after it)."""
+    upload, rather than by the chain after it). A job without a cohort must say
+    ``--any-member``: such a job lets one owner be paid for each of several addresses,
+    which no rule reading updates can stop, so the submitter chooses it knowingly."""
     texts = [t for value in terms.get("cohort") or () for t in value.split(",") if t.strip()]
-    if not texts:
+    version = terms.get("graph_version")
+    if terms.get("any_member"):
+        if texts:
+            raise UserError("--cohort and --any-member exclude each other: a cohort closes "
+                            "the job to every other address", code="bad_cohort")
         return ()
+    if not texts:
+        if version is not None and version < COHORT_VERSION:
+            raise UserError(f"this graph runs protocol version {version}, which has no "
+                            f"cohorts (version {COHORT_VERSION} [TX-FED.12]): post the job "
+                            "with --any-member (any admitted member may send updates)",
+                            code="needs_cohort")
+        raise UserError(COHORT_OR_ANY_MEMBER, code="needs_cohort")
     try:
         cohort = [address_from_text(t) for t in texts]
     except InvalidAddress as e:
@@ -133,7 +157,6 @@ def chosen_cohort(terms: Json) -> tuple[Address, ...]:
     if len(set(cohort)) != len(cohort):
         twice = next(t for t, a in zip(texts, cohort, strict=True) if cohort.count(a) > 1)
         raise UserError(f"--cohort names {twice.strip()} twice", code="bad_cohort")
-    version = terms.get("graph_version")
     if version is not None and version < COHORT_VERSION:
         raise UserError(f"--cohort needs protocol version {COHORT_VERSION}; this graph runs "
                         f"version {version} [TX-FED.12]", code="needs_protocol_version")
@@ -291,8 +314,9 @@ def name_part(client: ApiClient, key: PrivateKey, fed: Json, job_dir: Path, whic
 
 
 OPEN_JOB_NOTE = ("open to every admitted member: one member may join through several "
-                 "addresses and be paid for each (docs/federated.md, \"Splitting\"); to "
-                 "prevent it, post with --cohort naming each data owner once [FED-SPEC.4]")
+                 "addresses and be paid for each (docs/federated.md, \"Splitting\"), as "
+                 "--any-member accepted; --cohort naming each data owner once prevents it "
+                 "[FED-SPEC.4]")
 """What the owner of a job without a cohort is told when it posts: the splitting gain that
 no payout rule removes on open jobs is the submitter's to accept or to close."""
 
