@@ -324,9 +324,25 @@ def docs_body(records: list[dict[str, Any]], cfg: Config, result: dict[str, Any]
         "the damage done from the data the coalition withholds.", "",
         "### Clean accuracy", "", *report.clean_line(records, rules), "",
         *tables(records, cfg), "",
+        f"### Splitting families in a job that names its cohort ({cfg.default})", "",
+        "The tables above run every family in a job open to any member. A job that names "
+        "its cohort [FED-SPEC.4] refuses every address it did not name (`cohort_admits`, "
+        "the chain's own test), so a splitting coalition commits once per owner, through "
+        "the address the job named, with the noise it meant for the split:", "",
+        *report.cohort_lines(records, cfg.default, list(cfg.counts), COHORT), "",
         f"### Splitting one owner into k addresses ({cfg.default})", "",
         *report.sybil_lines(records), "",
-        "### Headline figures", "", "```json",
+        "### Headline figures", "",
+        f"The `_default` figures are `{cfg.default}`'s in a job that names its cohort, "
+        "the job a submitter who knows its data owners posts (`job submit --federated "
+        "--cohort`; with neither `--cohort` nor `--any-member` the client refuses to "
+        "post). There the splitting families are owners paid once for their own data: "
+        "they are judged by the split's gain (`sybil_gain_max`, the largest median over "
+        "k = 2, 3, 5 and fresh or fixed noise), and the pay figures "
+        "(`attackers_over_honest_min_max`, `attackers_below_honest_seeds_min`) cover "
+        "the other families. The `any_member_` figures are the same job open to any "
+        "member (`--any-member`), every family included: what a submitter accepts there.",
+        "", "```json",
         json.dumps({k: result[k] for k in JSON_KEYS[:HEADLINE]}, indent=1), "```", "",
         "Per rule (worst family over the attacks, the absent baseline left out; the bound "
         "each rule claims):", "",

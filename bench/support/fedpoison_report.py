@@ -139,6 +139,27 @@ def extras(records: Sequence[Record], rules: Sequence[str],
     return lines
 
 
+def cohort_lines(records: Sequence[Record], rule: str, counts: Sequence[int],
+                 suffix: str) -> list[str]:
+    """Markdown rows: each splitting family in a job open to any member and in one that
+    names its cohort (``FAMILY`` + ``suffix``): median drop (seeds over 3 points) and the
+    attackers' gain over their pay as one address (median)."""
+    cs = cells(records)
+    fams = sorted({f.removesuffix(suffix) for (r, f, _) in cs if r == rule
+                   and f.endswith(suffix)})
+    lines = ["| family | attackers | job | median drop (seeds > 3 pts) | gain (median) |",
+             "|---|---|---|---|---|"]
+    for fam in fams:
+        for a in counts:
+            for label, name in (("any member", fam), ("cohort named", fam + suffix)):
+                c = cs.get((rule, name, a))
+                if c is not None:
+                    lines.append(f"| {fam} | {a}/10 | {label} | "
+                                 f"{_f(c.median_drop, '.1f')} ({c.over}) | "
+                                 f"{_f(c.gain, '.2f')} |")
+    return lines
+
+
 def clean_line(records: Sequence[Record], rules: Sequence[str]) -> list[str]:
     """Markdown rows: each rule's clean accuracy (median, min, max over seeds)."""
     lines = ["| rule | clean accuracy (median) | min | max |", "|---|---|---|---|"]
