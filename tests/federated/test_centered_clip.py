@@ -221,7 +221,8 @@ def test_members_compute_each_round_as_the_end_replays_it() -> None:
 def test_cli_default_rule_is_centered_clipping_where_the_graph_has_it() -> None:
     """[FED-SPEC.2] [TX-FED.11] ``job submit --federated`` without ``--rule``: centered
     clipping on a version 4 graph (or one that does not say); the plain mean on an older
-    graph and in private mode; what is given, as given."""
+    graph and in private mode; FLTrust through centered clipping for ``--rule fltrust``
+    [FED-AGG.12] where the graph has it; what is given, as given."""
     from client.cli.job.federated import chosen_aggregation
 
     terms = {"min_participants": 10, "privacy": "open"}
@@ -234,6 +235,12 @@ def test_cli_default_rule_is_centered_clipping_where_the_graph_has_it() -> None:
         Aggregation("multi_krum", 2)
     assert chosen_aggregation({**terms, "rule": "trimmed_mean"}, 4) == \
         Aggregation("trimmed_mean", 0)
+    # [FED-AGG.12] FLTrust through centered clipping unless told otherwise, where it exists
+    assert chosen_aggregation({**terms, "rule": "fltrust"}, 4) == Aggregation("fltrust", 1)
+    assert chosen_aggregation({**terms, "rule": "fltrust"}, None) == Aggregation("fltrust", 1)
+    assert chosen_aggregation({**terms, "rule": "fltrust"}, 3) == Aggregation("fltrust", 0)
+    assert chosen_aggregation({**terms, "rule": "fltrust", "trim": 0}, 4) == \
+        Aggregation("fltrust", 0)
 
 
 def test_members_fetch_the_step_base_for_every_rule_that_clips_around_it() -> None:

@@ -26,7 +26,7 @@ from chain.federated.blobs import MODEL_HEADER, ModelBlob
 from chain.federated.fixed import MAX_DIMS
 from chain.federated.open.reads import part_body
 from chain.federated.open.steps import reveal_deposit
-from chain.federated.rounds import CENTERED_CLIP, RULES, TRIMMED_MEAN, Aggregation
+from chain.federated.rounds import CENTERED_CLIP, FLTRUST, RULES, TRIMMED_MEAN, Aggregation
 from chain.federated.spec import FEDERATED_V1, OPEN, PRIVATE, FederatedSpec
 from chain.jobspec import DataRef, JobSpec
 from chain.local_file import LocalFileError, read_local_file
@@ -72,8 +72,8 @@ FEDERATED_OPTIONS = [
     _option("--trim", type=click.IntRange(0, 252), default=None,
             help="federated: the rule's parameter: trimmed mean's k (updates cut at each end "
                  "per coordinate), multi_krum's f (updates assumed Byzantine), fltrust 1 for "
-                 "its trusted updates through centered clipping; 0 for the others, and by "
-                 "default."),
+                 "its trusted updates through centered clipping (its default from protocol "
+                 "version 4) or 0 for FLTrust's weighted mean; 0 for the others."),
     _option("--target-accuracy", type=click.FloatRange(0, 1, min_open=True), default=None,
             help="federated: accuracy on the public part (0..1) that ends the job early."),
     _option("--scale-bits", type=click.IntRange(8, 24), default=16, show_default=True,
@@ -115,12 +115,17 @@ def chosen_aggregation(terms: Json, graph_version: int | None) -> Aggregation:
     """[FED-SPEC.2] The rule a job names: ``--rule``/``--trim`` as given (``--trim`` 0 when
     not); with no ``--rule``, centered clipping [FED-AGG.10], except in private mode (the
     plain mean: only the sum is seen [FED-SPEC.3]) and on a graph whose protocol version
-    predates the rule [TX-FED.11] (the plain mean, as before version 4)."""
+    predates the rule [TX-FED.11] (the plain mean, as before version 4). ``--rule fltrust``
+    without ``--trim`` is FLTrust through centered clipping [FED-AGG.12] where the graph
+    has it: plain FLTrust lets a trigger backdoor through (success 1.00 against 0.00,
+    docs/federated.md), at the same clean accuracy."""
     rule, trim = terms.get("rule"), terms.get("trim")
+    old = graph_version is not None and graph_version < CENTERED_CLIP_VERSION
     if rule is None:
-        old = graph_version is not None and graph_version < CENTERED_CLIP_VERSION
         rule = TRIMMED_MEAN if terms.get("privacy") == PRIVATE or old else CENTERED_CLIP
-    return Aggregation(rule, 0 if trim is None else trim)
+    if trim is None:
+        trim = 1 if rule == FLTRUST and not old else 0
+    return Aggregation(rule, trim)
 
 
 COHORT_OR_ANY_MEMBER = (
