@@ -47,7 +47,7 @@ class HarnessPorts:
     def read_blob(self, blob_id: bytes) -> bytes | None:
         return self.blobs.get(blob_id)
 
-    def put_blob(self, data: bytes) -> bytes:
+    def put_blob(self, data: bytes, source: Path | None = None) -> bytes:
         blob_id = blob_id_of_bytes(data)
         self.blobs[blob_id] = data
         return blob_id

@@ -62,8 +62,8 @@ class MemberPorts(HarnessPorts):
         super().__init__(*args)  # type: ignore[arg-type]
         self.served: set[bytes] = set()
 
-    def put_blob(self, data: bytes) -> bytes:
-        self.served.add(super().put_blob(data))
+    def put_blob(self, data: bytes, source: Path | None = None) -> bytes:
+        self.served.add(super().put_blob(data, source))
         return blob_id_of_bytes(data)
 
 

@@ -32,7 +32,7 @@ class RecordingPorts:
         self.asked.append(bytes(blob_id))
         return None
 
-    def put_blob(self, data: bytes) -> bytes:
+    def put_blob(self, data: bytes, source: Path | None = None) -> bytes:
         raise AssertionError("nothing to store")
 
 

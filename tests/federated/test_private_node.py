@@ -75,7 +75,7 @@ class KeyPorts:
         path = self.node.blob_path(blob_id)
         return None if path is None else path.read_bytes()
 
-    def put_blob(self, data: bytes) -> bytes:
+    def put_blob(self, data: bytes, source: Path | None = None) -> bytes:
         path = self.folder / f"blob-{len(list(self.folder.iterdir()))}"
         path.write_bytes(data)
         return self.node.put_blob_file(path)

@@ -19,6 +19,7 @@ so a node restarted between commit and reveal opens what it committed.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -108,11 +109,15 @@ class VoteStore:
         path = self._path(job_id, record.round, record.attempt)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({
-            "valid": record.valid, "accuracy_ppm": record.accuracy_ppm,
-            "losses": None if record.losses is None else list(record.losses),
-            "salt": record.salt.hex()}))
-        os.replace(tmp, path)
+        try:  # a failed write (a full disk) leaves no partial copy [WORK-FED.2]
+            tmp.write_text(json.dumps({
+                "valid": record.valid, "accuracy_ppm": record.accuracy_ppm,
+                "losses": None if record.losses is None else list(record.losses),
+                "salt": record.salt.hex()}))
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 class Member:
@@ -127,6 +132,8 @@ class Member:
         self._cheated: set[tuple[bytes, int, int]] = set()
         self._sent: dict[tuple[bytes, int, int, str], int] = {}
         self._computed: dict[tuple[bytes, int, int], RoundAggregate] = {}
+        self.disk_problem: str | None = None
+        """The last full-disk failure of a step [WORK-FED.2], kept to say it once."""
 
     def step_all(self) -> dict[bytes, str]:
         """``step`` every running federated job (``active_fed``, job id order)."""
@@ -137,7 +144,24 @@ class Member:
         """Do what the state asks of this member for ``job_id`` now; returns what was done
         or waited for: ``no_job``, ``done``, ``wait``,
         ``fetching``, ``evaluating``, ``aggregated``, ``vote_committed``, ``vote_revealed``,
-        ``lost_vote`` (a reveal is due but the store lost the vote) or ``sent_recently``."""
+        ``lost_vote`` (a reveal is due but the store lost the vote), ``sent_recently`` or
+        ``disk_full`` (a vote or model blob could not be written; nothing was sent, and the
+        next step tries again [WORK-FED.2])."""
+        try:
+            done = self._step(job_id)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            why = f"job {job_id.hex()[:12]}: cannot write: {e}"
+            if self.disk_problem != why:
+                self.log(f"{why}; nothing sent, trying again")
+            self.disk_problem = why
+            return "disk_full"
+        if self.disk_problem is not None and job_id.hex()[:12] in self.disk_problem:
+            self.disk_problem = None
+        return done
+
+    def _step(self, job_id: bytes) -> str:
         state = self.ports.state()
         fed = fed_job(state, job_id)
         job = state.job(job_id)

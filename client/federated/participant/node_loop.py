@@ -66,10 +66,19 @@ class NodePorts:
                 self.node.fetch_blob(blob_id))
         return None
 
-    def put_blob(self, data: bytes) -> bytes:
-        path = self.folder / f"blob-{hashlib.sha256(data).hexdigest()[:16]}"
-        path.write_bytes(data)
-        return self.node.put_blob_file(path)
+    def put_blob(self, data: bytes, source: Path | None = None) -> bytes:
+        """Into the node's blob store, hard-linked where it can: ``source`` as it is (a
+        kept round file: no new bytes on a full disk [WORK-FED.2]), else a copy of
+        ``data`` that is removed once linked (before, every posted model and revealed
+        update left one in the job's folder for good)."""
+        if source is not None:
+            return self.node.put_blob_file(source)
+        path = self.folder / f".blob-{hashlib.sha256(data).hexdigest()[:16]}.tmp"
+        try:
+            path.write_bytes(data)
+            return self.node.put_blob_file(path)
+        finally:
+            path.unlink(missing_ok=True)
 
 
 MAX_TRIES = 3

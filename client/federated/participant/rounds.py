@@ -53,8 +53,10 @@ class Ports(Protocol):
         """The blob's bytes if held locally; None (and a fetch started) otherwise."""
         ...
 
-    def put_blob(self, data: bytes) -> bytes:
-        """Store and announce ``data``; its blob id."""
+    def put_blob(self, data: bytes, source: Path | None = None) -> bytes:
+        """Store and announce ``data``; its blob id. ``source``: a file holding exactly
+        ``data``, linked into the store rather than written again where the store can (a
+        reveal on a full disk [WORK-FED.2])."""
         ...
 
 
@@ -88,13 +90,23 @@ class RoundStore:
         salt = bytes.fromhex(json.loads(meta.read_text())["salt"])
         return RoundRecord(round_no, salt, blob.read_bytes())
 
+    def blob_path(self, round_no: int) -> Path:
+        """The file of round ``round_no``'s update blob (present once ``put``)."""
+        return self.folder / f"round-{round_no}.blob"
+
     def put(self, record: RoundRecord) -> None:
+        """Raises ``OSError`` when a write fails (a full disk), leaving no partial copy:
+        ``get`` then finds no record, since it needs both files [WORK-FED.2]."""
         for name, data in ((f"round-{record.round}.blob", record.blob),
                            (f"round-{record.round}.json",
                             json.dumps({"salt": record.salt.hex()}).encode())):
             tmp = self.folder / f".{name}.tmp"
-            tmp.write_bytes(data)
-            os.replace(tmp, self.folder / name)
+            try:
+                tmp.write_bytes(data)
+                os.replace(tmp, self.folder / name)
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                raise
 
 
 class Participant:
@@ -111,12 +123,19 @@ class Participant:
         """The last global model read and checked against its blob id: a step comes every
         quiet second while the trainer runs, and a large model is read, hashed and parsed
         once a round, not once a step."""
+        self._unstored: dict[int, RoundRecord] = {}
+        """A trained round the store refused (a full disk): kept here, not trained again,
+        and stored before its commitment is sent [WORK-FED.2]."""
+        self.disk_problem: str | None = None
+        """Why the last store or reveal failed, while it fails; None once one succeeds."""
 
     def step(self) -> str:
         """Do what the state asks of us now; returns what was done or waited for:
         ``no_job``, ``done``, ``wait``, ``model_missing``, ``training``, ``committed``,
         ``revealed``,
-        ``lost_update`` (a reveal is due but the store lost the blob) or ``sent_recently``."""
+        ``lost_update`` (a reveal is due but the store lost the blob), ``sent_recently`` or
+        ``cannot_store`` (the round's files could not be written, as on a full disk;
+        tried again next step)."""
         state = self.ports.state()
         fed = fed_job(state, self.job_id)
         if fed is None:
@@ -143,7 +162,7 @@ class Participant:
         return "wait"
 
     def _commit(self, round_no: int, model_blob: bytes) -> str:
-        record = self.store.get(round_no)
+        record = self.store.get(round_no) or self._unstored.get(round_no)
         if record is None:
             model = self._global_model(model_blob)
             if model is None:
@@ -152,11 +171,23 @@ class Participant:
             if update is None:
                 return "training"
             update.check_for(self.job_id, round_no, self.address, model.dims, model.scale_bits)
-            blob = update.to_bytes()
-            record = RoundRecord(round_no, os.urandom(32), blob)
-            self.store.put(record)  # before the commitment leaves [FED-COMMIT.1]
+            record = RoundRecord(round_no, os.urandom(32), update.to_bytes())
+            self._unstored = {round_no: record}
             self.log(f"round {round_no}: trained, update of {update.dims} coordinates")
+        if round_no in self._unstored:
+            try:  # before the commitment leaves [FED-COMMIT.1] [WORK-FED.2]
+                self.store.put(record)
+            except OSError as e:
+                return self._cannot_store(f"cannot keep round {round_no}'s update: {e}")
+            del self._unstored[round_no]
         return self._send(record, "commit")
+
+    def _cannot_store(self, why: str) -> str:
+        """[WORK-FED.2] Nothing is sent that the disk could not keep; said once per cause."""
+        if why != self.disk_problem:
+            self.log(f"{why}; nothing sent, trying again")
+        self.disk_problem = why
+        return "cannot_store"
 
     def _global_model(self, model_blob: bytes) -> ModelBlob | None:
         if self._model is not None and self._model[0] == model_blob:
@@ -178,7 +209,11 @@ class Participant:
         bodies = update_bodies(self.job_id, record.round, self.address, record.blob,
                                record.salt)
         if what == "reveal":
-            self.ports.put_blob(record.blob)
+            try:  # the kept file, linked: a full disk needs no new bytes [WORK-FED.2]
+                self.ports.put_blob(record.blob, self.store.blob_path(record.round))
+            except OSError as e:
+                return self._cannot_store(f"cannot serve round {record.round}'s update: {e}")
+        self.disk_problem = None
         if self.ports.submit(bodies.commit if what == "commit" else bodies.reveal, what):
             self._sent[(record.round, what)] = now
             self.log(f"round {record.round}: {what} sent")
