@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from chain.content import blob_id, chunk_count
 from chain.types import Address
-from p2p.blobstore import BlobStore, BlobTooLarge, BlobUnavailable
+from p2p.blobstore import BlobError, BlobStore, BlobTooLarge, BlobUnavailable, BlobWriteFailed
 from p2p.bulk import (
     BULK_SERVICE,
     RUN_CHUNKS,
@@ -237,11 +237,16 @@ class BlobService:
                     return seal_chunk(aead, index, os.pread(fd, CHUNK_SIZE, index * CHUNK_SIZE))
 
                 ahead = loop.run_in_executor(None, sealed, first)
-                for index in range(first, first + count):
-                    data = await ahead
-                    if index + 1 < first + count:
-                        ahead = loop.run_in_executor(None, sealed, index + 1)
-                    await response.write(data)
+                try:
+                    for index in range(first, first + count):
+                        data = await ahead
+                        if index + 1 < first + count:
+                            ahead = loop.run_in_executor(None, sealed, index + 1)
+                        await response.write(data)
+                finally:  # a fetcher gone mid-stream: never close the file under a read
+                    await asyncio.wait([ahead])  # in flight (its fd could be reused)
+                    if not ahead.cancelled():
+                        ahead.exception()  # retrieved, so nothing is logged as lost
             await response.write_eof()
             self.stats["bulk_streams_served"] += 1
             self.stats["bytes_served"] += response.content_length or 0
@@ -378,32 +383,10 @@ class _Transfer:
             self.progress(self.received, self.size)
         loop = asyncio.get_running_loop()
         self.fd = os.open(self.part, os.O_RDWR)
-        per_peer = self.service.bulk_streams if self.service.bulk else self.service.window
         try:
-            async with asyncio.TaskGroup() as tg:
-                idle_since = loop.time()
-                while len(self.done) < len(self.hashes):
-                    announced = self.service.announcers.get(self.blob, set())
-                    joining = [
-                        peer for address in sorted((sources | announced) - set(self.active)
-                                                   - self.excluded)
-                        if (peer := self.node.peers.get(address)) is not None
-                    ]
-                    if joining and self.missing:
-                        for peer in joining:
-                            self.active[peer.address] += per_peer
-                        # round-robin, so the first chunks are spread over every source
-                        for _ in range(per_peer):
-                            for peer in joining:
-                                tg.create_task(self._worker(peer))
-                    if self.active:
-                        idle_since = loop.time()
-                    elif loop.time() - idle_since > patience:
-                        raise BlobUnavailable(f"every source of {self.blob.hex()} is gone")
-                    self.service._changed.clear()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(0.5):
-                            await self.service._changed.wait()
+            await self._run(sources, patience, loop)
+        except BaseExceptionGroup as group:  # the TaskGroup's: one error, as callers expect
+            raise _first_blob_error(group) from None
         finally:
             self.cancelled.set()
             for task in self.tokens.values():
@@ -412,6 +395,34 @@ class _Transfer:
                 self._closing.wait_for(lambda: self._writers == 0)
                 os.close(self.fd)
                 self.fd = -1
+
+    async def _run(self, sources: set[Address], patience: float,
+                   loop: asyncio.AbstractEventLoop) -> None:
+        per_peer = self.service.bulk_streams if self.service.bulk else self.service.window
+        async with asyncio.TaskGroup() as tg:
+            idle_since = loop.time()
+            while len(self.done) < len(self.hashes):
+                announced = self.service.announcers.get(self.blob, set())
+                joining = [
+                    peer for address in sorted((sources | announced) - set(self.active)
+                                               - self.excluded)
+                    if (peer := self.node.peers.get(address)) is not None
+                ]
+                if joining and self.missing:
+                    for peer in joining:
+                        self.active[peer.address] += per_peer
+                    # round-robin, so the first chunks are spread over every source
+                    for _ in range(per_peer):
+                        for peer in joining:
+                            tg.create_task(self._worker(peer))
+                if self.active:
+                    idle_since = loop.time()
+                elif loop.time() - idle_since > patience:
+                    raise BlobUnavailable(f"every source of {self.blob.hex()} is gone")
+                self.service._changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.5):
+                        await self.service._changed.wait()
 
     async def _worker(self, peer: PeerConnection) -> None:
         """Pulls chunks from one peer until none are missing or the peer fails."""
@@ -539,6 +550,9 @@ class _Transfer:
             _pwrite_all(self.fd, data, offset)
             start_writeback(self.fd, offset, len(data))
             return True
+        except OSError as e:  # [WIRE-BLOB.11] our disk, not the sender's chunk
+            raise BlobWriteFailed(f"cannot write blob {self.blob.hex()} here: {e}",
+                                  e.errno) from e
         finally:
             with self._closing:
                 self._writers -= 1
@@ -555,6 +569,16 @@ class _Transfer:
             self.progress(self.received, self.size)
         if len(self.done) == len(self.hashes):
             self.service._changed.set()
+
+
+def _first_blob_error(group: BaseExceptionGroup) -> BaseException:
+    """[WIRE-BLOB.11] The fetch's one error out of its TaskGroup's group: a blob error
+    (this node's write refused, every source gone) as itself; anything else, the group."""
+    for e in group.exceptions:
+        found = _first_blob_error(e) if isinstance(e, BaseExceptionGroup) else e
+        if isinstance(found, BlobError):
+            return found
+    return group
 
 
 def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:

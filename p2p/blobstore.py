@@ -23,6 +23,7 @@ from p2p.errors import P2PError
 
 __all__ = [
     "BlobCorrupt", "BlobError", "BlobStore", "BlobTooLarge", "BlobUnavailable",
+    "BlobWriteFailed",
     "blob_id", "chunk_count",
 ]
 
@@ -47,6 +48,17 @@ class BlobUnavailable(BlobError):
     """No peer could serve the blob."""
 
     code = "blob_unavailable"
+
+
+class BlobWriteFailed(BlobError):
+    """[WIRE-BLOB.11] This node could not write a checked chunk (a full disk): the fault is
+    ours, not the sender's. ``errno`` is the file system's."""
+
+    code = "blob_write_failed"
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
 
 
 class BlobStore:

@@ -515,20 +515,18 @@ class Node:
             try:
                 message = decode_frame(plain)
             except MalformedFrame as e:
-                self.penalize(
-                    peer,
-                    Offence.OVERSIZED_FRAME if e.code == "oversized" else Offence.MALFORMED_FRAME,
-                )
+                self.penalize(peer, Offence.OVERSIZED_FRAME if e.code == "oversized"
+                              else Offence.MALFORMED_FRAME)
                 continue
             await self._dispatch(peer, message)
 
     async def _dispatch(self, peer: PeerConnection, message: Message) -> None:
         if isinstance(message, RESPONSE_TYPES):
             fut = peer.pending.pop(message.req_id, None)
-            if fut is None or fut.done():
-                self.penalize(peer, Offence.UNSOLICITED)
-            else:
+            if fut is not None and not fut.done():
                 fut.set_result(message)
+            elif not peer.answered_late(message.req_id):
+                self.penalize(peer, Offence.UNSOLICITED)  # [WIRE-REQ.3] late is no offence
             return
         handler = self._handlers.get(type(message))
         if handler is None:
@@ -558,8 +556,9 @@ class Node:
             raise RequestFailed(f"{message.TAG} to {peer!r} timed out") from e
         except ConnectionClosed as e:
             raise RequestFailed(str(e)) from e
-        finally:
-            peer.pending.pop(req_id, None)
+        finally:  # timed out or cancelled: its answer may still come [WIRE-REQ.3]
+            if peer.pending.pop(req_id, None) is not None:  # not answered
+                peer.abandon(req_id)
 
     # -- peer exchange -------------------------------------------------------
 

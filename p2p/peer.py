@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 
 import aiohttp
@@ -29,6 +29,8 @@ WebSocket = aiohttp.ClientWebSocketResponse | web.WebSocketResponse
 
 URGENT_RUN = 8
 """[WIRE-GOSSIP.11] Urgent frames written in a row before a waiting bulk frame goes."""
+ABANDONED_KEPT = 256
+"""[WIRE-REQ.3] Abandoned request ids remembered per connection (the oldest forgotten)."""
 
 
 class ConnectionClosed(P2PError):
@@ -115,10 +117,25 @@ class PeerConnection:
         self.closed = asyncio.Event()
         self.pending: dict[int, asyncio.Future[Message]] = {}
         """Our requests on this connection awaiting a response, by ``req_id``."""
+        self.abandoned: OrderedDict[int, None] = OrderedDict()
+        """[WIRE-REQ.3] The last ``ABANDONED_KEPT`` requests we stopped waiting for (timed
+        out, or their fetch ended): a late answer to one is dropped, not charged."""
 
     @property
     def address(self) -> Address:
         return self.identity.address
+
+    def abandon(self, req_id: int) -> None:
+        """[WIRE-REQ.3] We stopped waiting for ``req_id``: its answer, if it comes, is late,
+        not unsolicited. The last ``ABANDONED_KEPT`` are remembered."""
+        self.abandoned[req_id] = None
+        while len(self.abandoned) > ABANDONED_KEPT:
+            self.abandoned.popitem(last=False)
+
+    def answered_late(self, req_id: int) -> bool:
+        """[WIRE-REQ.3] Whether a response to no pending request answers an abandoned one
+        (forgotten then: a second answer to it is unsolicited)."""
+        return self.abandoned.pop(req_id, False) is None
 
     @property
     def listen_endpoint(self) -> tuple[str, int] | None:

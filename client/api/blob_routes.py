@@ -24,7 +24,7 @@ from client.api.limits import MAX_UPLOADS, UPLOAD_CHUNK
 from client.api.problems import ApiProblem
 from client.api.upload_limits import Refused, UploadLimiter, client_of
 from client.node.handle import NodeHandle
-from p2p.blobstore import BlobError, BlobTooLarge
+from p2p.blobstore import BlobError, BlobTooLarge, BlobWriteFailed
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -125,6 +125,10 @@ class BlobRoutes:
             try:
                 async with asyncio.timeout(self.blob_fetch_timeout_s):
                     path = await self.node.fetch_blob(blob)
+            except BlobWriteFailed as e:  # [WIRE-BLOB.11] our disk, not the peers
+                raise ApiProblem(507, "storage_full",
+                                 f"blob {blob.hex()} is not here and this node cannot store "
+                                 f"it: {e}") from None
             except (BlobError, TimeoutError) as e:
                 raise ApiProblem(404, "blob_unavailable",
                                  f"blob {blob.hex()} is not here and no peer served it"

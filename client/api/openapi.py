@@ -547,7 +547,9 @@ def _paths() -> dict[str, S]:
         "/blobs/{blob}": {"get": _op(
             "Download blob",
             {"200": {"description": "The blob's bytes", "content": OCTET}, **BAD,
-             "404": _error("Not stored here and no peer could serve it")},
+             "404": _error("Not stored here and no peer could serve it"),
+             "507": _error("Not stored here, and this node's disk refused the copy being "
+                           "fetched from peers (code storage_full) [WIRE-BLOB.11]")},
             params=[_path_param("blob", HEX32, "Blob id (chain.content)")],
             tags=("blobs",))},
         "/blobs/{blob}/info": {"get": _op(

@@ -405,6 +405,29 @@ async def test_wire_req_1_2_answers_echo_the_req_id_and_unservable_ones_are_notf
     assert P2PConfig(chain_id="x").request_timeout == 10.0
 
 
+async def test_wire_req_3_a_late_answer_to_a_request_given_up_is_not_charged() -> None:
+    """[WIRE-REQ.3] The node's request to us times out; our answer arriving after that is
+    dropped uncharged (before, an honest but slow peer, or one whose chunk a finished fetch
+    no longer wanted, lost 5 points an answer); a second answer to the same id is
+    unsolicited."""
+    async with AsyncExitStack() as stack:
+        node = await start_node(stack, "victim", request_timeout=1.0)
+        chain = HashChain(CHAIN_ID, {bytes(VALIDATOR.public_key)})
+        BlockSync(node, chain).start()
+        async with hostile(node, "slow") as ws:
+            await ws.send_bytes(encode_frame(Status(3)))
+            ask = await expect(ws, GetBlocks)
+            again = await expect(ws, GetBlocks, timeout=10)  # timed out after 1 s
+            assert again.req_id != ask.req_id
+            await ws.send_bytes(encode_frame(Blocks(ask.req_id, ask.start, [])))
+            await ws.send_bytes(encode_frame(NotFound(again.req_id)))  # answered in time
+            await ws.send_bytes(encode_frame(NotFound(5)))  # a marker: to nothing at all
+            await charged(node, Offence.UNSOLICITED)
+            assert charges(node, Offence.UNSOLICITED) == 1, "the late answer was charged"
+            await ws.send_bytes(encode_frame(Blocks(ask.req_id, ask.start, [])))
+            await charged(node, Offence.UNSOLICITED, 2)
+
+
 # -- gossip -------------------------------------------------------------------------------
 
 

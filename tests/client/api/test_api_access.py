@@ -29,6 +29,7 @@ from client.api.openapi import openapi_document
 from client.api.server import ApiServer
 from client.api.token_file import TokenError, is_loopback_host
 from client.observe.dashboard import install_dashboard
+from p2p.blobstore import BlobWriteFailed
 from tests.client.api.test_api_errors import DOC, ERROR
 from tests.client.api.test_api_support import Api, check_schema, running_api
 from tests.framework.solo import SoloNode
@@ -213,7 +214,9 @@ async def test_api_auth_3_the_token_is_compared_in_constant_time(
 async def test_api_auth_4_a_peer_fetch_of_a_missing_blob_needs_the_token(
         tmp_path: Path) -> None:
     """[API-AUTH.4] A stored blob is served to anyone; for one the node lacks, a request
-    without the token gets 401 and the node asks no peer; with it, the peers are asked."""
+    without the token gets 401 and the node asks no peer; with it, the peers are asked.
+    [WIRE-BLOB.11] A fetch our disk refused is 507 ``storage_full``, not 404 (the fetch's
+    failure itself is tested in tests/p2p/test_p2p_blob_disk_full.py)."""
     async with open_node(tmp_path) as (api, server), aiohttp.ClientSession() as s:
         asked: list[bytes] = []
         real_fetch = api.node.fetch_blob
@@ -244,6 +247,15 @@ async def test_api_auth_4_a_peer_fetch_of_a_missing_blob_needs_the_token(
         assert asked == [bytes.fromhex(missing)]
         status, _, doc = await answer(s, "GET", base + missing + "/info")
         assert (status, doc["error"]["code"]) == (404, "blob_not_here")
+
+        async def full_disk(blob: bytes, progress: Any = None) -> Path:  # [WIRE-BLOB.11]
+            raise BlobWriteFailed(f"cannot write blob {blob.hex()} here: [Errno 28]", 28)
+
+        api.node.fetch_blob = full_disk  # type: ignore[method-assign]
+        status, _, doc = await answer(s, "GET", base + missing,
+                                      headers={"Authorization": f"Bearer {TOKEN}"})
+        assert (status, doc["error"]["code"]) == (507, "storage_full"), doc
+        assert "[Errno 28]" in doc["error"]["message"]
 
 
 def test_api_auth_3_the_openapi_document_declares_the_token_on_every_write() -> None:
