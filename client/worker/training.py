@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from chain.content import blob_id_of_file
@@ -77,6 +77,20 @@ from sandbox.results import WORKER_FAULTS, EvalResult, FailureReason
 from sandbox.runner import SandboxRunner
 
 log = logging.getLogger("learningchain.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerFault:
+    """Why a run failed on this machine's side (``WORKER_FAULTS``): the attempt is given
+    back [WORK-ATTEMPTS.1]. ``reason`` says which wait comes next: the disk's room for a
+    ``host_error`` [WORK-DISK.1], else the engine."""
+
+    reason: str | None
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
 
 IMAGE_RETRY_S = 30.0
 """A job whose image blob could not be fetched is tried again after this long."""
@@ -328,14 +342,14 @@ class Trainer:
                 if not await self._wait_for_disk(job, f"cannot save the worker's state: {e}"):
                     return False
 
-    async def _wait_for_host(self, job: Job, failure: str) -> bool:
+    async def _wait_for_host(self, job: Job, fault: WorkerFault) -> bool:
         """A run failed because of this machine: wait for the disk when the host failed
         (``host_error``: an output or a model that could not be written) and the disk lacks
         the job's room [WORK-DISK.1], else for the engine."""
-        if FailureReason.HOST_ERROR in failure \
+        if fault.reason == FailureReason.HOST_ERROR \
                 and shutil.disk_usage(self.store.dir).free < disk_room(job.spec):
-            return await self._wait_for_disk(job, failure)
-        return await self._wait_for_engine(job, failure)
+            return await self._wait_for_disk(job, str(fault))
+        return await self._wait_for_engine(job, str(fault))
 
     async def _wait_for_disk(self, job: Job, failure: str) -> bool:
         """[WORK-DISK.1] Pause the job until this worker's disk has its room again."""
@@ -381,7 +395,7 @@ class Trainer:
         finally:
             self.engine_problem = None
 
-    async def _attempt(self, job: Job, attempt: int, image_id: str) -> str | None:
+    async def _attempt(self, job: Job, attempt: int, image_id: str) -> WorkerFault | None:
         """One training run: sample, train, self-check, and claim when it is worth it.
 
         Returns why, when the run failed because of this node (``WORKER_FAULTS``) rather
@@ -451,7 +465,8 @@ class Trainer:
                 if trained.reason == FailureReason.IMAGE_MISSING:
                     self.images.forget(image_id)
                 if trained.reason in WORKER_FAULTS:
-                    return f"training: {trained.reason}: {trained.detail}"
+                    return WorkerFault(trained.reason,
+                                       f"training: {trained.reason}: {trained.detail}")
                 keep_checkpoint = False
                 return None  # the job's fault [JOB-EXIT.5]: the attempt is used up
             self._set_phase("self-check", attempt)
@@ -463,7 +478,7 @@ class Trainer:
                        exit_code=failed.exit_code if failed else None, detail=check.why,
                        output=failed.logs if failed else b"")
                 self.images.forget(image_id)
-                return f"self-check: {check.why}"
+                return WorkerFault(failed.reason if failed else None, f"self-check: {check.why}")
             keep_checkpoint = False  # the model exists: the attempt will not train again
             if check.outcome == CheckOutcome.INCONSISTENT or check.loss is None:
                 record("self-check", failed.reason if failed else "inconsistent", "job",
@@ -482,7 +497,8 @@ class Trainer:
                 await self._claim(job.job_id, attempt, measured, trained.model_path)
             except OSError as e:  # [WORK-DISK.1] the model or its salt could not be kept
                 record("claim", FailureReason.HOST_ERROR, "worker", detail=str(e))
-                return f"claim: {FailureReason.HOST_ERROR}: cannot keep the model: {e}"
+                why = f"claim: {FailureReason.HOST_ERROR}: cannot keep the model: {e}"
+                return WorkerFault(FailureReason.HOST_ERROR, why)
             return None
         finally:
             self.last_attempt_ms[job.job_id] = (time.monotonic() - started) * 1000
