@@ -122,6 +122,8 @@ class Executor:
         self._stopped = False
         self.problem: str | None = None
         """Why the executor did not start (no engine, no base image), else None."""
+        self.store_problem: str | None = None
+        """[PRED-EXEC.8] Why the last answer could not be kept (a full disk), until one is."""
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -365,7 +367,16 @@ class Executor:
         secret = AnswerSecret(answer.output_hash.hex(), os.urandom(SALT_LEN).hex(),
                               None if answer.values is None else list(answer.values),
                               answer.invalid, wrong)
-        self.store.keep(request_id, secret, None if answer.values is not None else answer.blob)
+        try:
+            self.store.keep(request_id, secret,
+                            None if answer.values is not None else answer.blob)
+        except OSError as e:  # [PRED-EXEC.8] an answer we cannot keep is never committed
+            log.error("request %s: cannot keep our answer (%s); not committing",
+                      short(request_id), e)
+            self.store_problem = str(e)
+            self._failed(request_id)
+            return
+        self.store_problem = None
         self.counters["answered"] += 1
         log.info("request %s: answered %d rows in %.1f ms (%s%s); committing",
                  short(request_id), req.rows, answer.seconds * 1000, req.mode,
@@ -391,7 +402,7 @@ class Executor:
         """JSON-able progress for logs, the node status and tests."""
         return {"address": address_to_text(self.address),
                 "running": self._main is not None and not self._stopped,
-                "problem": self.problem,
+                "problem": self.problem, "store_problem": self.store_problem,
                 "cheating": self.policy.cheat_predictions,
                 "offering": self.node.state.get("predictor", self.address) is not None,
                 "in_hand": sorted(self.store.answers), "warm_started":

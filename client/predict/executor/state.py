@@ -12,9 +12,12 @@ different bytes.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+log = logging.getLogger("learningchain.predict")
 
 STATE_FILE = "state.json"
 ANSWERS_DIR = "answers"
@@ -52,28 +55,45 @@ class ExecutorStore:
         return self.answers_dir / f"{request_id.hex()}.bin"
 
     def keep(self, request_id: bytes, secret: AnswerSecret, blob: bytes | None) -> None:
-        """Write the answer blob, then the secret: both durable before the commit is sent."""
-        if blob is not None:
-            _write_durably(self.blob_path(request_id), blob)
-        self.answers[request_id.hex()] = secret
-        self._save()
+        """Write the answer blob, then the secret: both durable before the commit is sent.
+        [PRED-EXEC.8] A write the disk refuses raises ``OSError`` with nothing kept: the
+        secret is not held in memory (so no commit can go out for it) and no file is
+        left."""
+        answers = {**self.answers, request_id.hex(): secret}
+        try:
+            if blob is not None:
+                _write_durably(self.blob_path(request_id), blob)
+            self._save(answers)
+        except OSError:
+            self.blob_path(request_id).unlink(missing_ok=True)
+            raise
+        self.answers = answers
 
     def forget(self, request_id: bytes) -> None:
+        """Drop a settled answer. On a full disk the file still lists it: a restart settles
+        it again and forgets it then, so the failure is logged, not raised."""
         if self.answers.pop(request_id.hex(), None) is not None:
-            self._save()
+            try:
+                self._save(self.answers)
+            except OSError as e:
+                log.warning("cannot rewrite %s without a settled answer: %s", self.path, e)
         self.blob_path(request_id).unlink(missing_ok=True)
 
-    def _save(self) -> None:
-        doc = {"answers": {k: asdict(v) for k, v in sorted(self.answers.items())}}
+    def _save(self, answers: dict[str, AnswerSecret]) -> None:
+        doc = {"answers": {k: asdict(v) for k, v in sorted(answers.items())}}
         _write_durably(self.path, json.dumps(doc, indent=1).encode())
 
 
 def _write_durably(path: Path, data: bytes) -> None:
     """A reader (or a restart) sees the old or the new bytes, never half: temp, fsync,
-    rename."""
+    rename; a write that fails removes its temp file."""
     temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
