@@ -165,22 +165,31 @@ class BlobStore:
             raise BlobTooLarge(f"{source} exceeds {self.max_blob_size} bytes")
         tmp = self.root / "tmp" / f"put-{os.getpid()}-{source.name}"
         tmp.unlink(missing_ok=True)
-        if link:
-            os.link(source, tmp)
-        else:
-            shutil.copyfile(source, tmp)
+        try:
+            if link:
+                os.link(source, tmp)
+            else:
+                shutil.copyfile(source, tmp)
+        except BaseException:  # a copy cut short (a full disk) is not left to hold its bytes
+            tmp.unlink(missing_ok=True)
+            raise
         return self.adopt(tmp)
 
     def adopt(self, tmp: Path, *, expected: bytes | None = None) -> bytes:
-        """[WIRE-BLOB.7] Hash a finished temp file, then rename it under its name (or delete it)."""
-        blob, size, hashes = hash_file(tmp)
-        if expected is not None and blob != expected:
+        """[WIRE-BLOB.7] Hash a finished temp file, then rename it under its name (or delete
+        it: also when a step fails, a full disk's manifest, so that no temp file keeps the
+        blob's bytes)."""
+        try:
+            blob, size, hashes = hash_file(tmp)
+            if expected is not None and blob != expected:
+                raise BlobCorrupt(f"content hashes to {blob.hex()}, expected {expected.hex()}")
+            with tmp.open("rb+") as f:
+                os.fsync(f.fileno())
+            (self.root / "manifests" / blob.hex()).write_bytes(encode([size, hashes]))
+            os.replace(tmp, self.path(blob))
+        except BaseException:
             tmp.unlink(missing_ok=True)
-            raise BlobCorrupt(f"content hashes to {blob.hex()}, expected {expected.hex()}")
-        with tmp.open("rb+") as f:
-            os.fsync(f.fileno())
-        (self.root / "manifests" / blob.hex()).write_bytes(encode([size, hashes]))
-        os.replace(tmp, self.path(blob))
+            raise
         self._manifests[blob] = (size, hashes)
         return blob
 

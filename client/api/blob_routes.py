@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Awaitable, Callable
@@ -86,6 +87,11 @@ class BlobRoutes:
                 blob = self.node.put_blob_file(tmp)
             except BlobTooLarge as e:
                 raise ApiProblem(413, "too_large", str(e)) from None
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise ApiProblem(507, "storage_full",  # [API-UPLOAD.5] nothing of it is kept
+                             f"this node cannot store the upload: {e.strerror}") from None
         finally:
             self.uploads -= 1
             self.limiter.finish(client)

@@ -451,7 +451,7 @@ BAD = {"400": _error("Malformed input")}
 NOT_FOUND = _error("Not found")
 PRUNED = _error("Below the base height: pruned here ([storage] retain_blocks); code pruned_block")
 OCTET = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
-FETCH_FULL = _error("Not here; this node's disk refused the peers' copy: storage_full")
+STORAGE_FULL = _error("This node's disk is full: nothing kept (code storage_full)")
 
 
 def _paths() -> dict[str, S]:
@@ -542,12 +542,12 @@ def _paths() -> dict[str, S]:
         "/blobs": {"post": _op(
             "Upload blob",
             {"201": _json(ref("BlobInfo"), "Stored; the id is its content address"),
-             **BAD, "413": _error("Larger than the node accepts"),
+             **BAD, "413": _error("Larger than the node accepts"), "507": STORAGE_FULL,
              "415": _error("Wrong content type"), "503": _error("Too many uploads at once")},
             body={"required": True, "content": OCTET}, tags=("blobs",))},
         "/blobs/{blob}": {"get": _op("Download blob", {
             "200": {"description": "The blob's bytes", "content": OCTET}, **BAD,
-             "404": _error("Not stored here and no peer could serve it"), "507": FETCH_FULL},
+             "404": _error("Not stored here and no peer could serve it"), "507": STORAGE_FULL},
             params=[_path_param("blob", HEX32, "Blob id (chain.content)")],
             tags=("blobs",))},
         "/blobs/{blob}/info": {"get": _op(
