@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from client.federated.participant.rounds import Participant, RoundStore
 from tests.federated.fed_ledger_story import INITIAL, PARTICIPANTS, FedStory
 from tests.federated.test_federated_join import HarnessPorts, _trainer
 from tests.federated.test_federated_member import FixedEvaluator, Network
-from tests.framework.disk_fill import fill
+from tests.framework.disk_fill import fill, tmpfs
 from tests.framework.solo import SoloNode
 from tests.ledger.harness import make_genesis
 
@@ -48,14 +47,8 @@ ROOM = 16 * 1024
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs of this test's own, unmounted (with whatever is on it) at the end."""
-    folder = tmp_path / "small"
-    folder.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS}", "tmpfs", str(folder)],
-                   check=True)
-    try:
+    with tmpfs(tmp_path / "small", TMPFS) as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
 def _files(folder: Path) -> list[str]:

@@ -16,7 +16,6 @@ import asyncio
 import errno
 import gc
 import os
-import subprocess
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -28,7 +27,7 @@ from p2p_harness import start_node
 from chain.content import CHUNK_SIZE, blob_id_of_bytes
 from p2p.blobs import BlobService, _first_blob_error
 from p2p.blobstore import BlobStore, BlobUnavailable, BlobWriteFailed
-from tests.framework.disk_fill import fill
+from tests.framework.disk_fill import fill, tmpfs
 from tests.framework.wait import wait_until_async
 
 if os.geteuid() != 0:
@@ -43,14 +42,8 @@ BLOB = blob_id_of_bytes(DATA)
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "small"
-    folder.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)],
-                   check=True)
-    try:
+    with tmpfs(tmp_path / "small", "8m") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
 @pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "getchunk"])

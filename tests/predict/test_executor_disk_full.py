@@ -11,8 +11,8 @@ left its temporary file. Needs root (the mounts), as CI runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import pytest
 
 from chain.predict.bodies import OfferPrediction, PredictCommit
 from chain.predict.records import PredictionStatus
-from tests.framework.disk_fill import fill
+from tests.framework.disk_fill import fill, tmpfs
 from tests.ledger.harness import Chain
 from tests.predict.ledger_story import EXECUTORS, deploy, paid_job, record, send_request
 from tests.predict.test_executor import _executor, _step
@@ -32,24 +32,14 @@ if os.geteuid() != 0:
 
 
 @pytest.fixture
-def mounts() -> Iterator[list[Path]]:
-    """Folders this test mounted (a tmpfs each), unmounted at the end."""
-    made: list[Path] = []
-    yield made
-    for folder in made:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
-
-
-def _small_disk(folder: Path, mounts: list[Path]) -> Path:
-    folder.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
-                   check=True)
-    mounts.append(folder)
-    return folder
+def mounts() -> Iterator[contextlib.ExitStack]:
+    """The tmpfs mounts this test makes, each unmounted at the end."""
+    with contextlib.ExitStack() as stack:
+        yield stack
 
 
 def test_pred_exec_8_no_commitment_for_an_answer_the_disk_refused(
-        tmp_path: Path, mounts: list[Path]) -> None:
+        tmp_path: Path, mounts: contextlib.ExitStack) -> None:
     """Every executor's answer folder is full when the request is drawn: the drawn ones
     run the model, keep nothing (no secret in memory, no file), send no commitment and
     say why; freed within the commit window, the next try answers, commits, and the
@@ -58,7 +48,8 @@ def test_pred_exec_8_no_commitment_for_an_answer_the_disk_refused(
     job_id = paid_job(chain)
     chain.block(chain.tx("submitter", deploy(job_id)),
                 *(chain.tx(n, OfferPrediction()) for n in EXECUTORS))
-    stores = {n: _small_disk(tmp_path / n / "executor", mounts) for n in EXECUTORS}
+    stores = {n: mounts.enter_context(tmpfs(tmp_path / n / "executor", "1m"))
+              for n in EXECUTORS}
     running = {n: _executor(chain, n, tmp_path / n) for n in EXECUTORS}
     fillers = {n: fill(folder) for n, folder in stores.items()}
     request_id = send_request(chain, job_id)

@@ -9,7 +9,6 @@ kept the whole upload's bytes on the disk for good. Needs root (the mount), as C
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import aiohttp
 import pytest
 
 from tests.client.api.test_api_access import TOKEN, answer, open_node
-from tests.framework.disk_fill import fill
+from tests.framework.disk_fill import fill, tmpfs
 
 if os.geteuid() != 0:
     if os.environ.get("CI"):
@@ -29,14 +28,8 @@ ROOM = 64 * 1024
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "small"
-    folder.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(folder)],
-                   check=True)
-    try:
+    with tmpfs(tmp_path / "small", "32m") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
 def _left(folder: Path) -> list[str]:
