@@ -55,6 +55,7 @@ from client.federated.member.compute import (
 )
 from client.federated.member.private import private_aggregate, private_blobs
 from client.federated.participant.rounds import RESEND_MS, Ports
+from client.node.atomic_write import write_replacing
 
 PREFETCH_PHASES = (FedPhase.SHARES, FedPhase.REVEAL, FedPhase.UNMASK)
 """A private round's phases in which members fetch the blobs named so far [FED-PRIV.9]."""
@@ -108,16 +109,10 @@ class VoteStore:
     def put(self, job_id: bytes, record: VoteRecord) -> None:
         path = self._path(job_id, record.round, record.attempt)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        try:  # a failed write (a full disk) leaves no partial copy [WORK-FED.2]
-            tmp.write_text(json.dumps({
-                "valid": record.valid, "accuracy_ppm": record.accuracy_ppm,
-                "losses": None if record.losses is None else list(record.losses),
-                "salt": record.salt.hex()}))
-            os.replace(tmp, path)
-        except OSError:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_replacing(path, json.dumps({  # a full disk leaves no partial copy [WORK-FED.2]
+            "valid": record.valid, "accuracy_ppm": record.accuracy_ppm,
+            "losses": None if record.losses is None else list(record.losses),
+            "salt": record.salt.hex()}).encode())
 
 
 class Member:

@@ -31,6 +31,7 @@ from chain.federated.open.records import FedJob
 from chain.federated.spec import PRIVATE, FederatedSpec
 from chain.state import StateReader
 from chain.transactions import Body
+from client.node.atomic_write import write_replacing
 
 RESEND_MS = 10_000
 """A commit or reveal not yet in a block is sent again after this long (a lost tx)."""
@@ -97,16 +98,9 @@ class RoundStore:
     def put(self, record: RoundRecord) -> None:
         """Raises ``OSError`` when a write fails (a full disk), leaving no partial copy:
         ``get`` then finds no record, since it needs both files [WORK-FED.2]."""
-        for name, data in ((f"round-{record.round}.blob", record.blob),
-                           (f"round-{record.round}.json",
-                            json.dumps({"salt": record.salt.hex()}).encode())):
-            tmp = self.folder / f".{name}.tmp"
-            try:
-                tmp.write_bytes(data)
-                os.replace(tmp, self.folder / name)
-            except OSError:
-                tmp.unlink(missing_ok=True)
-                raise
+        write_replacing(self.blob_path(record.round), record.blob)
+        write_replacing(self.folder / f"round-{record.round}.json",
+                        json.dumps({"salt": record.salt.hex()}).encode())
 
 
 class Participant:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from client.node.atomic_write import write_replacing
 
 log = logging.getLogger("learningchain.predict")
 
@@ -62,7 +63,7 @@ class ExecutorStore:
         answers = {**self.answers, request_id.hex(): secret}
         try:
             if blob is not None:
-                _write_durably(self.blob_path(request_id), blob)
+                write_replacing(self.blob_path(request_id), blob, durable=True)
             self._save(answers)
         except OSError:
             self.blob_path(request_id).unlink(missing_ok=True)
@@ -81,19 +82,5 @@ class ExecutorStore:
 
     def _save(self, answers: dict[str, AnswerSecret]) -> None:
         doc = {"answers": {k: asdict(v) for k, v in sorted(answers.items())}}
-        _write_durably(self.path, json.dumps(doc, indent=1).encode())
+        write_replacing(self.path, json.dumps(doc, indent=1).encode(), durable=True)
 
-
-def _write_durably(path: Path, data: bytes) -> None:
-    """A reader (or a restart) sees the old or the new bytes, never half: temp, fsync,
-    rename; a write that fails removes its temp file."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temporary, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except OSError:
-        temporary.unlink(missing_ok=True)
-        raise
